@@ -1,0 +1,5 @@
+"""``python -m softmaxkit`` runs the command-line interface."""
+
+from softmaxkit.cli import main
+
+raise SystemExit(main())

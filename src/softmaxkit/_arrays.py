@@ -1,0 +1,65 @@
+"""Array plumbing shared by the public ops: backend detection, the class axis,
+and the compute dtype.
+
+Kept apart from :mod:`softmaxkit.functional` so the ops there read as
+"validate, reshape, call a kernel, reduce" and nothing else.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any, Callable
+
+import numpy as np
+
+from softmaxkit._validation import check_floating
+
+
+def is_torch_tensor(x: Any) -> bool:
+    """True if ``x`` is a ``torch.Tensor``, without importing torch.
+
+    If torch was never imported, no object can be a tensor, so the check costs
+    nothing for NumPy users.
+    """
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(x, torch.Tensor)
+
+
+def compute_dtype(dtype: np.dtype) -> np.dtype:
+    """float64 stays float64; everything narrower is computed in float32."""
+    return np.dtype(np.float64) if dtype == np.float64 else np.dtype(np.float32)
+
+
+def as_float_array(x: Any, name: str) -> np.ndarray:
+    """``np.asarray(x)`` that refuses integer, bool and object input with a TypeError."""
+    arr = np.asarray(x)
+    check_floating(arr, name)
+    return arr
+
+
+def to_rows(x: np.ndarray, axis: int, dtype: np.dtype | None = None) -> np.ndarray:
+    """View or copy ``x`` as a C-contiguous ``(N, C)`` array with the class axis last.
+
+    No copy is made when ``axis`` is already last, ``x`` is C-contiguous and
+    already in ``dtype``.
+    """
+    moved = np.moveaxis(x, axis, -1)
+    n_classes = moved.shape[-1]
+    return np.ascontiguousarray(moved.reshape(-1, n_classes), dtype=dtype or x.dtype)
+
+
+def from_rows(rows: np.ndarray, shape: tuple[int, ...], axis: int, dtype: np.dtype) -> np.ndarray:
+    """Inverse of :func:`to_rows`: back to ``shape`` (the original layout) and ``dtype``."""
+    moved_shape = tuple(s for i, s in enumerate(shape) if i != axis) + (shape[axis],)
+    return np.moveaxis(rows.reshape(moved_shape), -1, axis).astype(dtype, copy=False)
+
+
+def torch_functional() -> Any:
+    """The torch implementation of the public ops (imports torch on first use)."""
+    from softmaxkit.torch import functional
+
+    return functional
+
+
+def dispatch_torch(name: str) -> Callable[..., Any]:
+    return getattr(torch_functional(), name)

@@ -1,0 +1,219 @@
+"""Input checks with precise messages.
+
+Every public entry point validates here, before any kernel runs, so a bad input
+fails with a ``ValueError`` or ``TypeError`` that names the argument, what was
+expected and what arrived, and never with a traceback from deep inside NumPy.
+The checks are array-library agnostic where they can be (they read ``.shape``
+and ``.dtype``) so the torch path reuses them.
+"""
+
+from __future__ import annotations
+
+import numbers
+from typing import Any
+
+import numpy as np
+
+from softmaxkit._options import REDUCTIONS, CrossEntropyOptions
+
+#: Floating dtypes accepted for logits (torch's names map onto these by ``str``).
+_FLOAT_KINDS = "f"
+
+
+def dtype_name(dtype: Any) -> str:
+    """A short dtype name that reads the same for NumPy and torch dtypes."""
+    return str(dtype).replace("torch.", "")
+
+
+def is_floating_dtype(dtype: Any) -> bool:
+    """True for float16/bfloat16/float32/float64 in NumPy or torch."""
+    name = dtype_name(dtype)
+    return name.startswith(("float", "bfloat", "half", "double"))
+
+
+def is_integer_dtype(dtype: Any) -> bool:
+    name = dtype_name(dtype)
+    return name.startswith(("int", "uint", "long", "short")) or name == "bool"
+
+
+def check_floating(x: Any, name: str) -> None:
+    """Raise ``TypeError`` unless ``x`` has a floating dtype."""
+    dtype = getattr(x, "dtype", None)
+    if dtype is None or not is_floating_dtype(dtype):
+        raise TypeError(
+            f"{name} must have a floating dtype (float16, bfloat16, float32 or float64), "
+            f"got {dtype_name(dtype) if dtype is not None else type(x).__name__}"
+        )
+
+
+def normalize_axis(axis: Any, ndim: int, name: str = "axis") -> int:
+    """Return ``axis`` as a non-negative int, with a clear error when out of range."""
+    if not isinstance(axis, numbers.Integral) or isinstance(axis, bool):
+        raise TypeError(f"{name} must be an int, got {type(axis).__name__}")
+    if ndim == 0:
+        raise ValueError(f"logits must have at least 1 dimension (the class axis), got a scalar")
+    if not -ndim <= axis < ndim:
+        raise ValueError(f"{name}={axis} is out of range for logits with {ndim} dimension(s)")
+    return int(axis) % ndim
+
+
+def check_reduction(reduction: Any) -> str:
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
+    return reduction
+
+
+def check_unit_interval(value: Any, name: str) -> float:
+    """A float in [0, 1] (label smoothing)."""
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be a float in [0, 1], got {value!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"{name} must be in [0, 1], got {value!r}")
+    return value
+
+
+def check_non_negative(value: Any, name: str) -> float:
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be a non-negative float, got {value!r}") from None
+    if not value >= 0.0 or value == float("inf"):
+        raise ValueError(f"{name} must be a finite value >= 0, got {value!r}")
+    return value
+
+
+def check_positive_or_none(value: Any, name: str) -> float | None:
+    if value is None:
+        return None
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be a positive float or None, got {value!r}") from None
+    if not value > 0.0 or value == float("inf"):
+        raise ValueError(f"{name} must be a finite value > 0 or None, got {value!r}")
+    return value
+
+
+def check_temperature(temperature: Any) -> float:
+    try:
+        temperature = float(temperature)
+    except (TypeError, ValueError):
+        raise TypeError(f"temperature must be a positive float, got {temperature!r}") from None
+    if not temperature > 0.0 or temperature == float("inf"):
+        raise ValueError(f"temperature must be a finite value > 0, got {temperature!r}")
+    return temperature
+
+
+def check_class_weight(weight: Any, n_classes: int, name: str = "weight") -> np.ndarray | None:
+    """Validate class weights: shape (C,), finite, non-negative.
+
+    Returns a float64 NumPy copy (or None); callers cast to their compute dtype.
+    """
+    if weight is None:
+        return None
+    w = to_numpy(weight)
+    if w.ndim != 1 or w.shape[0] != n_classes:
+        raise ValueError(
+            f"{name} must have shape ({n_classes},) (one entry per class), got {tuple(w.shape)}"
+        )
+    if not (w.dtype.kind in "fiu"):
+        raise TypeError(f"{name} must be numeric, got dtype {w.dtype}")
+    w = w.astype(np.float64)
+    bad = np.flatnonzero(~np.isfinite(w) | (w < 0))
+    if bad.size:
+        i = int(bad[0])
+        raise ValueError(
+            f"{name} must be finite and non-negative; {name}[{i}] = {w[i]!r}"
+        )
+    return w
+
+
+def to_numpy(x: Any) -> np.ndarray:
+    """A NumPy view of ``x`` (array, list, or CPU torch tensor) for validation."""
+    if hasattr(x, "detach") and hasattr(x, "cpu"):  # torch tensor, without importing torch
+        x = x.detach().cpu()
+        if dtype_name(x.dtype) == "bfloat16":
+            x = x.float()
+        return x.numpy()
+    return np.asarray(x)
+
+
+def _position(flat_index: int, shape: tuple[int, ...]) -> str:
+    if len(shape) <= 1:
+        return f"[{flat_index}]"
+    return str(tuple(int(i) for i in np.unravel_index(flat_index, shape)))
+
+
+def check_hard_target(
+    target: Any, expected_shape: tuple[int, ...], n_classes: int, ignore_index: int
+) -> None:
+    """Check integer class targets: shape and range.
+
+    The message names the first offending value and its position in ``target``.
+    """
+    shape = tuple(target.shape)
+    if shape != tuple(expected_shape):
+        raise ValueError(
+            "target of class indices must have the logits' shape without the class axis: "
+            f"expected {tuple(expected_shape)}, got {shape}"
+        )
+    t = to_numpy(target).reshape(-1)
+    if t.size == 0:
+        return
+    bad = (t < 0) | (t >= n_classes)
+    if ignore_index is not None:
+        bad &= t != ignore_index
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise ValueError(
+            f"target contains class index {int(t[i])} at position {_position(i, shape)}, "
+            f"but logits have {n_classes} classes (valid: 0..{n_classes - 1}"
+            f"{f' or ignore_index={ignore_index}' if ignore_index is not None else ''})"
+        )
+
+
+def check_soft_target(target: Any, logits_shape: tuple[int, ...]) -> None:
+    """Check probability targets: same shape as the logits, no negative values."""
+    shape = tuple(target.shape)
+    if shape != tuple(logits_shape):
+        raise ValueError(
+            "target of probabilities must have the same shape as logits: "
+            f"expected {tuple(logits_shape)}, got {shape}"
+        )
+    t = to_numpy(target)
+    neg = t < 0
+    if neg.any():
+        i = int(np.argmax(neg.reshape(-1)))
+        raise ValueError(
+            f"target probabilities must be >= 0; found {t.reshape(-1)[i]!r} "
+            f"at position {_position(i, shape)}"
+        )
+
+
+def check_ignore_index(ignore_index: Any) -> int:
+    if not isinstance(ignore_index, numbers.Integral) or isinstance(ignore_index, bool):
+        raise TypeError(f"ignore_index must be an int, got {ignore_index!r}")
+    return int(ignore_index)
+
+
+def cross_entropy_options(
+    *,
+    n_classes: int,
+    weight: Any = None,
+    ignore_index: Any = -100,
+    reduction: Any = "mean",
+    label_smoothing: Any = 0.0,
+    z_loss: Any = 0.0,
+    softcap: Any = None,
+) -> CrossEntropyOptions:
+    """Validate the scalar options and class weights into a :class:`CrossEntropyOptions`."""
+    return CrossEntropyOptions(
+        weight=check_class_weight(weight, n_classes),
+        ignore_index=check_ignore_index(ignore_index),
+        reduction=check_reduction(reduction),
+        label_smoothing=check_unit_interval(label_smoothing, "label_smoothing"),
+        z_loss=check_non_negative(z_loss, "z_loss"),
+        softcap=check_positive_or_none(softcap, "softcap"),
+    )

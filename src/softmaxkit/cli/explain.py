@@ -1,0 +1,78 @@
+"""``softmaxkit explain``: what softmax does to a handful of logits."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "explain",
+        help="show softmax probabilities for a few logits",
+        description=(
+            "Print the softmax probabilities and log-probabilities of the given logits, "
+            "their sums, and the logistic form when there are two classes."
+        ),
+    )
+    p.add_argument("logits", nargs="+", type=float, metavar="LOGIT", help="raw scores, one per class")
+    p.add_argument("--labels", help="comma-separated class names (default: 0,1,...)")
+    p.add_argument("--temperature", type=float, default=1.0, help="divide the logits by T first")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(run=run)
+
+
+def explain(logits: list[float], labels: list[str], temperature: float) -> dict:
+    """The numbers ``explain`` prints, as a dict (also its ``--json`` output)."""
+    import numpy as np
+
+    from softmaxkit import log_softmax, softmax
+
+    x = np.asarray(logits, dtype=np.float64)
+    probs = softmax(x, temperature=temperature)
+    log_probs = log_softmax(x, temperature=temperature)
+    result = {
+        "labels": labels,
+        "logits": x.tolist(),
+        "temperature": temperature,
+        "logit_sum": float(np.sum(x)),
+        "probabilities": probs.tolist(),
+        "probability_sum": float(np.sum(probs)),
+        "log_probabilities": log_probs.tolist(),
+    }
+    if len(x) == 2:
+        # softmax([a, b])[1] == sigmoid((b - a) / T): softmax generalises the logistic function.
+        result["logistic"] = {"z": float((x[1] - x[0]) / temperature), "sigmoid_z": float(probs[1])}
+    return result
+
+
+def run(args: argparse.Namespace) -> int:
+    from softmaxkit.cli import CLIError
+
+    labels = args.labels.split(",") if args.labels else [str(i) for i in range(len(args.logits))]
+    if len(labels) != len(args.logits):
+        raise CLIError(f"--labels names {len(labels)} classes but {len(args.logits)} logits were given")
+    if not all(math.isfinite(v) for v in args.logits):
+        raise CLIError("logits must be finite numbers")
+    if not (args.temperature > 0 and math.isfinite(args.temperature)):
+        raise CLIError(f"--temperature must be a finite value > 0, got {args.temperature}")
+    res = explain(args.logits, labels, args.temperature)
+    if args.json:
+        print(json.dumps(res, indent=2))
+        return 0
+    width = max(len(s) for s in labels + ["class"])
+    print(f"logits {res['logits']} sum to {res['logit_sum']:.4g}: not a probability distribution.")
+    t = f" / T={args.temperature:g}" if args.temperature != 1.0 else ""
+    print(f"softmax(x{t}) = exp(x{t}) / sum(exp(x{t})):\n")
+    print(f"  {'class':<{width}}  {'logit':>9}  {'probability':>11}  {'log-prob':>9}")
+    for name, z, p, lp in zip(labels, res["logits"], res["probabilities"], res["log_probabilities"]):
+        print(f"  {name:<{width}}  {z:>9.4f}  {p:>11.4f}  {lp:>9.4f}")
+    print(f"  {'sum':<{width}}  {res['logit_sum']:>9.4f}  {res['probability_sum']:>11.4f}")
+    if "logistic" in res:
+        lg = res["logistic"]
+        print(
+            f"\nTwo classes: softmax is the logistic function. "
+            f"P({labels[1]}) = sigmoid({labels[1]} - {labels[0]}{t}) = sigmoid({lg['z']:.4f}) = {lg['sigmoid_z']:.4f}"
+        )
+    return 0

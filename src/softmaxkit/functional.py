@@ -1,0 +1,528 @@
+"""The public ops: validate, put the class axis last, call a kernel, reduce.
+
+Each op accepts a NumPy array (or anything ``np.asarray`` takes) and returns
+NumPy, or a ``torch.Tensor`` and returns torch with autograd (delegated to
+:mod:`softmaxkit.torch.functional`, imported only when a tensor arrives).
+No math lives here: it is in :mod:`softmaxkit.kernels`.
+
+Semantics shared by every op (decided in DESIGN.md):
+
+* float16 input is computed in float32 and returned as float16; float32 and
+  float64 are computed in their own precision with float64 row accumulators;
+* a row of all ``-inf`` has softmax 0, log-softmax ``-inf`` and logsumexp
+  ``-inf``, never NaN;
+* NaN propagates, and so does ``+inf``: the row becomes NaN (as in JAX).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from softmaxkit import kernels
+from softmaxkit._arrays import (
+    as_float_array,
+    compute_dtype,
+    dispatch_torch,
+    from_rows,
+    is_torch_tensor,
+    to_rows,
+)
+from softmaxkit._options import CrossEntropyOptions
+from softmaxkit._validation import (
+    check_floating,
+    check_hard_target,
+    check_reduction,
+    check_soft_target,
+    check_temperature,
+    cross_entropy_options,
+    is_floating_dtype,
+    is_integer_dtype,
+    normalize_axis,
+)
+
+__all__ = [
+    "softmax",
+    "log_softmax",
+    "logsumexp",
+    "sigmoid",
+    "log_sigmoid",
+    "cross_entropy",
+    "cross_entropy_and_grad",
+    "binary_cross_entropy_with_logits",
+]
+
+
+# --------------------------------------------------------------------------- softmax family
+
+
+def _softmax_impl(x: Any, axis: int, temperature: float, out: Any, *, log: bool) -> np.ndarray:
+    x = as_float_array(x, "x")
+    axis = normalize_axis(axis, x.ndim)
+    inv_t = 1.0 / check_temperature(temperature)
+    if out is not None:
+        if not isinstance(out, np.ndarray) or out.shape != x.shape:
+            raise ValueError(
+                f"out must be a NumPy array of shape {x.shape}, got "
+                f"{getattr(out, 'shape', type(out).__name__)}"
+            )
+        check_floating(out, "out")
+    rows = to_rows(x, axis, compute_dtype(x.dtype))
+    res = np.empty_like(rows)
+    if rows.size:
+        kernels.select(rows.size).softmax_2d(rows, res, inv_temperature=inv_t, log=log)
+    result = from_rows(res, x.shape, axis, x.dtype)
+    if out is None:
+        return result
+    out[...] = result
+    return out
+
+
+def softmax(x: Any, axis: int = -1, *, temperature: float = 1.0, out: Any = None) -> Any:
+    r"""Softmax along ``axis``: ``p_i = exp(x_i / T) / sum_j exp(x_j / T)``.
+
+    Softmax generalises the logistic function: ``softmax([0, z])[1] == sigmoid(z)``.
+
+    Parameters
+    ----------
+    x : array_like or torch.Tensor of shape (..., C, ...)
+        Logits, floating dtype.
+    axis : int, default -1
+        The class axis.
+    temperature : float > 0, keyword-only
+        Divides the logits first. ``T > 1`` softens, ``T < 1`` sharpens; the
+        argmax never changes.
+    out : ndarray, keyword-only, optional
+        Receives the result (same shape as ``x``).
+
+    Returns
+    -------
+    ndarray or torch.Tensor
+        Same shape and dtype as ``x``; every row sums to 1.
+
+    Raises
+    ------
+    TypeError
+        Integer or non-numeric ``x``.
+    ValueError
+        ``axis`` out of range, ``temperature <= 0``, ``out`` of the wrong shape.
+
+    Notes
+    -----
+    Computed as ``exp(x - max) / sum(exp(x - max))`` with the sum in float64,
+    so nothing overflows and row sums stay within 1e-6 of 1 in float32 even at
+    262,144 classes. A row of all ``-inf`` gives zeros; NaN or ``+inf`` in a
+    row makes that row NaN.
+
+    Examples
+    --------
+    >>> import softmaxkit as sk
+    >>> sk.softmax([0.03, 1.92]).round(3)
+    array([0.131, 0.869])
+    """
+    if is_torch_tensor(x):
+        return dispatch_torch("softmax")(x, axis, temperature=temperature, out=out)
+    return _softmax_impl(x, axis, temperature, out, log=False)
+
+
+def log_softmax(x: Any, axis: int = -1, *, temperature: float = 1.0, out: Any = None) -> Any:
+    r"""Log-softmax along ``axis``: ``x_i / T - logsumexp(x / T)``.
+
+    Parameters and returns as :func:`softmax`.
+
+    Notes
+    -----
+    Computed as ``(x - max) - log(sum(exp(x - max)))``: no ``log(softmax(x))``
+    round trip, so very negative log-probabilities stay exact instead of
+    becoming ``-inf``. A row of all ``-inf`` gives ``-inf``.
+
+    Examples
+    --------
+    >>> import softmaxkit as sk
+    >>> sk.log_softmax([0.0, 0.0]).round(4)
+    array([-0.6931, -0.6931])
+    """
+    if is_torch_tensor(x):
+        return dispatch_torch("log_softmax")(x, axis, temperature=temperature, out=out)
+    return _softmax_impl(x, axis, temperature, out, log=True)
+
+
+def logsumexp(x: Any, axis: int = -1, *, keepdims: bool = False) -> Any:
+    r"""``log(sum(exp(x)))`` along ``axis``, without overflow.
+
+    Returns
+    -------
+    ndarray or torch.Tensor
+        ``x``'s shape without ``axis`` (kept with size 1 if ``keepdims``), in
+        ``x``'s dtype. ``-inf`` for a row of all ``-inf`` (and for an empty
+        class axis), NaN for a row with NaN or ``+inf``.
+
+    Examples
+    --------
+    >>> import softmaxkit as sk
+    >>> float(sk.logsumexp([1000.0, 1000.0]))
+    1000.6931471805599
+    """
+    if is_torch_tensor(x):
+        return dispatch_torch("logsumexp")(x, axis, keepdims=keepdims)
+    x = as_float_array(x, "x")
+    axis = normalize_axis(axis, x.ndim)
+    rows = to_rows(x, axis, compute_dtype(x.dtype))
+    if rows.shape[1] == 0:
+        res = np.full(rows.shape[0], -np.inf)
+    else:
+        res = kernels.select(rows.size).logsumexp_2d(rows) if rows.size else np.empty(0)
+    res = res.astype(x.dtype).reshape(tuple(s for i, s in enumerate(x.shape) if i != axis))
+    return np.expand_dims(res, axis) if keepdims else res
+
+
+def sigmoid(x: Any) -> Any:
+    """Logistic function ``1 / (1 + exp(-x))``, elementwise and overflow-free.
+
+    Examples
+    --------
+    >>> import softmaxkit as sk
+    >>> sk.sigmoid([0.0, 1000.0, -1000.0])
+    array([0.5, 1. , 0. ])
+    """
+    if is_torch_tensor(x):
+        return dispatch_torch("sigmoid")(x)
+    x = as_float_array(x, "x")
+    return kernels.reference.sigmoid(x.astype(compute_dtype(x.dtype))).astype(x.dtype)
+
+
+def log_sigmoid(x: Any) -> Any:
+    """``log(sigmoid(x)) = min(x, 0) - log1p(exp(-|x|))``, exact for large ``|x|``.
+
+    Examples
+    --------
+    >>> import softmaxkit as sk
+    >>> sk.log_sigmoid([-1000.0])
+    array([-1000.])
+    """
+    if is_torch_tensor(x):
+        return dispatch_torch("log_sigmoid")(x)
+    x = as_float_array(x, "x")
+    return kernels.reference.log_sigmoid(x.astype(compute_dtype(x.dtype))).astype(x.dtype)
+
+
+# --------------------------------------------------------------------------- cross-entropy
+
+
+def prepare_target(target: Any, logits_shape: tuple[int, ...], axis: int, ignore_index: int):
+    """Validate ``target`` against the logits and classify it as hard or soft.
+
+    Returns ``(target_array, is_soft)``. Integer targets must have the logits'
+    shape without ``axis``; floating targets the logits' shape.
+    """
+    t = np.asarray(target)
+    if is_integer_dtype(t.dtype) and t.dtype != bool:
+        batch_shape = tuple(s for i, s in enumerate(logits_shape) if i != axis)
+        check_hard_target(t, batch_shape, logits_shape[axis], ignore_index)
+        return t, False
+    if is_floating_dtype(t.dtype):
+        check_soft_target(t, logits_shape)
+        if not np.all(np.isfinite(t)):
+            bad = int(np.argmax(~np.isfinite(t).reshape(-1)))
+            raise ValueError(
+                f"target probabilities must be finite; found {t.reshape(-1)[bad]!r} "
+                f"at flat position {bad}"
+            )
+        return t, True
+    raise TypeError(
+        "target must hold integer class indices or floating probabilities, "
+        f"got dtype {t.dtype}"
+    )
+
+
+def row_weights(target_rows: np.ndarray, options: CrossEntropyOptions, soft: bool) -> np.ndarray:
+    """The weight each row carries in the ``"mean"`` denominator, shape (N,), float64.
+
+    Hard targets: ``weight[y]`` (1 without weights), 0 for ignored rows, as torch.
+    Soft targets: 1 per row (torch divides the soft-target mean by the batch size).
+    """
+    if soft:
+        return np.ones(target_rows.shape[0])
+    active = target_rows != options.ignore_index
+    if options.weight is None:
+        return active.astype(np.float64)
+    return np.where(active, options.weight[np.where(active, target_rows, 0)], 0.0)
+
+
+def gradient_row_scale(
+    row_w: np.ndarray, reduction: str, grad_output: Any = None
+) -> tuple[np.ndarray, float]:
+    """Per-row gradient multipliers and the ``"mean"`` denominator.
+
+    ``"mean"`` divides by ``sum(row_w)``; if that is 0 (every target ignored,
+    or an empty batch) the loss is 0 and the gradient 0 (torch gives NaN).
+    """
+    n = row_w.shape[0]
+    if reduction == "mean":
+        denom = float(np.sum(row_w))
+        scale = 1.0 / denom if denom > 0 else 0.0
+        g = 1.0 if grad_output is None else float(np.asarray(grad_output))
+        return np.full(n, scale * g), denom
+    if reduction == "sum":
+        g = 1.0 if grad_output is None else float(np.asarray(grad_output))
+        return np.full(n, g), 1.0
+    if grad_output is None:
+        return np.ones(n), 1.0
+    return np.asarray(grad_output, dtype=np.float64).reshape(n), 1.0
+
+
+def _cross_entropy_numpy(
+    logits: Any,
+    target: Any,
+    *,
+    axis: int,
+    want_grad: bool,
+    grad_output: Any = None,
+    **options: Any,
+):
+    logits = as_float_array(logits, "logits")
+    axis = normalize_axis(axis, logits.ndim)
+    n_classes = logits.shape[axis]
+    if n_classes == 0:
+        raise ValueError(f"logits must have at least 1 class along axis {axis}, got shape {logits.shape}")
+    opts = cross_entropy_options(n_classes=n_classes, **options)
+    t, soft = prepare_target(target, logits.shape, axis, opts.ignore_index)
+
+    cdtype = compute_dtype(logits.dtype)
+    x = to_rows(logits, axis, cdtype)  # (N, C)
+    t_rows = to_rows(t, axis, cdtype) if soft else t.reshape(-1).astype(np.int64)
+    row_w = row_weights(t_rows, opts, soft)
+    row_scale, denom = gradient_row_scale(row_w, opts.reduction, grad_output)
+    grad = np.empty_like(x) if want_grad else None
+    kernel = kernels.select(x.size)
+    row_loss = (
+        kernel.cross_entropy_2d(x, t_rows, opts, row_scale=row_scale, grad_out=grad)
+        if x.shape[0]
+        else np.zeros(0)
+    )
+
+    batch_shape = tuple(s for i, s in enumerate(logits.shape) if i != axis)
+    if opts.reduction == "none":
+        loss = row_loss.reshape(batch_shape).astype(logits.dtype)
+    elif opts.reduction == "sum":
+        loss = logits.dtype.type(np.sum(row_loss))
+    else:
+        loss = logits.dtype.type(np.sum(row_loss) / denom if denom > 0 else 0.0)
+    if not want_grad:
+        return loss, None
+    return loss, from_rows(grad, logits.shape, axis, logits.dtype)
+
+
+def cross_entropy(
+    logits: Any,
+    target: Any,
+    *,
+    axis: int = -1,
+    weight: Any = None,
+    ignore_index: int = -100,
+    reduction: str = "mean",
+    label_smoothing: float = 0.0,
+    z_loss: float = 0.0,
+    softcap: float | None = None,
+) -> Any:
+    r"""Cross-entropy (log-loss) between softmax(logits) and a target.
+
+    Minimising it is maximum-likelihood estimation of a categorical model.
+
+    Parameters
+    ----------
+    logits : array_like or torch.Tensor of shape (..., C, ...)
+        Floating logits; the class axis is ``axis``.
+    target : array_like or torch.Tensor
+        Either integer class indices with the logits' shape without ``axis``,
+        or floating probabilities (soft labels, normalised counts) with the
+        logits' shape.
+    axis : int, default -1, keyword-only
+    weight : array_like of shape (C,), optional
+        Non-negative class weights (torch's ``weight``).
+    ignore_index : int, default -100
+        Hard targets with this value contribute neither loss nor gradient.
+    reduction : {"mean", "sum", "none"}
+        ``"mean"`` divides by the summed target weights (the number of
+        non-ignored rows without ``weight``), as torch; for soft targets by the
+        number of rows.
+    label_smoothing : float in [0, 1]
+        torch's formula: ``(1 - eps) * nll + eps / C * sum_c w_c * (-log p_c)``.
+    z_loss : float >= 0
+        Adds ``z_loss * lse**2`` per row (PaLM), weighted like the row's NLL
+        term so that ``"mean"`` is still ``sum(none) / sum(weights)``.
+    softcap : float > 0, optional
+        Replaces logits by ``softcap * tanh(logits / softcap)`` first (Gemma 2).
+
+    Returns
+    -------
+    loss : scalar or ndarray (torch.Tensor for tensor input)
+        In the logits' dtype; shape of the target's batch for ``"none"``.
+
+    Raises
+    ------
+    TypeError
+        Integer logits, a target that is neither integer nor floating.
+    ValueError
+        A label out of range (the message gives the first bad value and its
+        position), a negative or mis-shaped weight, smoothing outside [0, 1],
+        an unknown reduction, a target of the wrong shape.
+
+    Notes
+    -----
+    Per row the loss is assembled in float64 as ``(max - x_y) + log(sum
+    exp(x - max))``, which is exact to float64 rounding of the float32 input.
+    Deliberate differences from ``torch.nn.functional.cross_entropy``:
+
+    * if every target is ignored (or the batch is empty), ``"mean"`` gives
+      0.0 with zero gradient instead of NaN;
+    * a soft target of 0 on a class whose logit is ``-inf`` contributes 0,
+      not NaN;
+    * a non-ignored target on a row of all ``-inf`` gives ``+inf``.
+
+    References
+    ----------
+    Chowdhery et al., "PaLM", 2022 (z-loss). Gemma Team, "Gemma 2", 2024 (softcap).
+
+    Examples
+    --------
+    >>> import numpy as np, softmaxkit as sk
+    >>> round(float(sk.cross_entropy(np.array([[0.03, 1.92]]), np.array([1]))), 4)
+    0.1407
+    """
+    options = dict(
+        weight=weight,
+        ignore_index=ignore_index,
+        reduction=reduction,
+        label_smoothing=label_smoothing,
+        z_loss=z_loss,
+        softcap=softcap,
+    )
+    if is_torch_tensor(logits):
+        return dispatch_torch("cross_entropy")(logits, target, axis=axis, **options)
+    loss, _ = _cross_entropy_numpy(logits, target, axis=axis, want_grad=False, **options)
+    return loss
+
+
+def cross_entropy_and_grad(
+    logits: Any,
+    target: Any,
+    *,
+    axis: int = -1,
+    weight: Any = None,
+    ignore_index: int = -100,
+    reduction: str = "mean",
+    label_smoothing: float = 0.0,
+    z_loss: float = 0.0,
+    softcap: float | None = None,
+    grad_output: Any = None,
+) -> tuple[Any, Any]:
+    """Loss and its gradient with respect to the logits, in one pass.
+
+    Options as :func:`cross_entropy`, plus:
+
+    grad_output : scalar or array_like, optional
+        The upstream gradient: a scalar for ``"mean"``/``"sum"``, an array of
+        the loss's shape for ``"none"``. Default 1 (for ``"none"``: the
+        gradient of ``loss.sum()``).
+
+    Returns
+    -------
+    loss : as :func:`cross_entropy`
+    grad_logits : ndarray of the logits' shape and dtype
+        ``grad_output * d loss / d logits``.
+
+    Notes
+    -----
+    For hard targets without options the gradient row is ``(p - onehot(y)) *
+    scale``; the ``p_y - 1`` term is formed in float32 or wider, never in the
+    input's low precision.
+    """
+    options = dict(
+        weight=weight,
+        ignore_index=ignore_index,
+        reduction=reduction,
+        label_smoothing=label_smoothing,
+        z_loss=z_loss,
+        softcap=softcap,
+    )
+    if is_torch_tensor(logits):
+        return dispatch_torch("cross_entropy_and_grad")(
+            logits, target, axis=axis, grad_output=grad_output, **options
+        )
+    return _cross_entropy_numpy(
+        logits, target, axis=axis, want_grad=True, grad_output=grad_output, **options
+    )
+
+
+def binary_cross_entropy_with_logits(
+    logits: Any,
+    target: Any,
+    *,
+    weight: Any = None,
+    pos_weight: Any = None,
+    reduction: str = "mean",
+) -> Any:
+    r"""Binary cross-entropy on logits, elementwise (torch's formula).
+
+    ``loss = -w * [pos_weight * y * log(sigmoid(x)) + (1 - y) * log(1 - sigmoid(x))]``,
+    computed as ``w * [(1 - y) * x - (1 + (pos_weight - 1) * y) * log_sigmoid(x)]``
+    so no ``log(0)`` appears for large ``|x|``.
+
+    Parameters
+    ----------
+    logits : array_like of shape (...)
+    target : array_like of the same shape, values in [0, 1]
+    weight : array_like broadcastable to ``logits``, optional
+    pos_weight : array_like broadcastable to the last axis, optional
+    reduction : {"mean", "sum", "none"}
+        ``"mean"`` averages over all elements.
+
+    Examples
+    --------
+    >>> import softmaxkit as sk
+    >>> round(float(sk.binary_cross_entropy_with_logits([1.89], [1.0])), 4)
+    0.1407
+    """
+    if is_torch_tensor(logits):
+        return dispatch_torch("binary_cross_entropy_with_logits")(
+            logits, target, weight=weight, pos_weight=pos_weight, reduction=reduction
+        )
+    x = as_float_array(logits, "logits")
+    reduction = check_reduction(reduction)
+    y = np.asarray(target)
+    if y.shape != x.shape:
+        raise ValueError(f"target must have the logits' shape {x.shape}, got {y.shape}")
+    if not (is_floating_dtype(y.dtype) or is_integer_dtype(y.dtype)):
+        raise TypeError(f"target must be numeric, got dtype {y.dtype}")
+    cdtype = compute_dtype(x.dtype)
+    xc = x.astype(cdtype)
+    yc = y.astype(cdtype)
+    with np.errstate(invalid="ignore", over="ignore"):
+        log_p = kernels.reference.log_sigmoid(xc)
+        if pos_weight is None:
+            coef = np.ones((), cdtype)
+        else:
+            pw = _broadcast_weight(pos_weight, x.shape[-1:] if x.ndim else (), "pos_weight", cdtype)
+            coef = 1 + (pw - 1) * yc
+        loss = (1 - yc) * xc - coef * log_p
+    if weight is not None:
+        loss = loss * _broadcast_weight(weight, x.shape, "weight", cdtype)
+    if reduction == "none":
+        return loss.astype(x.dtype)
+    total = np.sum(loss, dtype=np.float64)
+    if reduction == "mean":
+        total = total / loss.size if loss.size else 0.0
+    return x.dtype.type(total)
+
+
+def _broadcast_weight(w: Any, shape: tuple[int, ...], name: str, dtype: np.dtype) -> np.ndarray:
+    arr = np.asarray(w, dtype=dtype)
+    try:
+        np.broadcast_shapes(arr.shape, shape)
+    except ValueError:
+        raise ValueError(f"{name} of shape {arr.shape} cannot broadcast to {shape}") from None
+    if np.any(arr < 0) or not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} must be finite and non-negative")
+    return arr
