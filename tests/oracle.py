@@ -12,13 +12,21 @@ import math
 import numpy as np
 
 
-def _row_lse(row: np.ndarray) -> float:
+def _row_shift_and_log_sum(row: np.ndarray) -> tuple[float, float]:
+    """``(m, log(sum(exp(row - m))))`` with ``m`` the row max; lse = m + second."""
     m = float(np.max(row))
     if m == -math.inf:
-        return -math.inf
+        return 0.0, -math.inf
     if math.isnan(m) or m == math.inf or np.isnan(row).any():
-        return math.nan
-    return m + math.log(math.fsum(math.exp(v - m) for v in row.tolist()))
+        return math.nan, math.nan
+    values = row.tolist()
+    values.remove(m)  # the max contributes exactly exp(0) = 1: log1p keeps confident rows exact
+    return m, math.log1p(math.fsum(math.exp(v - m) for v in values))
+
+
+def _row_lse(row: np.ndarray) -> float:
+    m, log_sum = _row_shift_and_log_sum(row)
+    return m + log_sum
 
 
 def logsumexp(x, axis=-1) -> np.ndarray:
@@ -32,8 +40,9 @@ def log_softmax(x, axis=-1, temperature=1.0) -> np.ndarray:
     flat = x.reshape(-1, x.shape[-1])
     out = np.empty_like(flat)
     for i, r in enumerate(flat):
-        lse = _row_lse(r)
-        out[i] = -math.inf if lse == -math.inf else r - lse
+        m, log_sum = _row_shift_and_log_sum(r)
+        # (x - m) - log_sum, never x - lse: m + log_sum would round away a tiny log_sum
+        out[i] = -math.inf if log_sum == -math.inf else (r - m) - log_sum
     return np.moveaxis(out.reshape(x.shape), -1, axis)
 
 
@@ -62,8 +71,9 @@ def cross_entropy_rows(
     soft = target.ndim == 2
     losses, row_w = [], []
     for i in range(n):
-        lse = _row_lse(x[i])
-        neg_logp = [lse - v if not (lse == -math.inf and v == -math.inf) else math.inf for v in x[i]]
+        m, log_sum = _row_shift_and_log_sum(x[i])
+        lse = m + log_sum
+        neg_logp = [(m - v) + log_sum if log_sum != -math.inf else math.inf for v in x[i]]
         if soft:
             t = (1 - eps) * target[i].astype(np.float64) + eps / c
             loss = math.fsum(w[j] * t[j] * neg_logp[j] for j in range(c) if w[j] * t[j] != 0)

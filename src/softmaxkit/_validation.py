@@ -125,7 +125,7 @@ def check_class_weight(weight: Any, n_classes: int, name: str = "weight") -> np.
     if bad.size:
         i = int(bad[0])
         raise ValueError(
-            f"{name} must be finite and non-negative; {name}[{i}] = {w[i]!r}"
+            f"{name} must be finite and non-negative; {name}[{i}] = {float(w[i])!r}"
         )
     return w
 
@@ -187,7 +187,7 @@ def check_soft_target(target: Any, logits_shape: tuple[int, ...]) -> None:
     if neg.any():
         i = int(np.argmax(neg.reshape(-1)))
         raise ValueError(
-            f"target probabilities must be >= 0; found {t.reshape(-1)[i]!r} "
+            f"target probabilities must be >= 0; found {float(t.reshape(-1)[i])!r} "
             f"at position {_position(i, shape)}"
         )
 

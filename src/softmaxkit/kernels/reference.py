@@ -44,13 +44,28 @@ def _safe_row_max(x: np.ndarray) -> np.ndarray:
 
 
 def _shifted_exp(x: np.ndarray):
-    """Return ``(m, z, e, s)``: max shift, ``z = x - m``, ``e = exp(z)`` and the
-    float64 row sums ``s`` of ``e`` (shape ``(n,)``)."""
+    """Return ``(m, z, e, s, log_s)``: max shift, ``z = x - m``, ``e = exp(z)``,
+    the float64 row sums ``s`` of ``e`` and ``log(s)``, all rows ``(n,)``.
+
+    ``log_s`` is ``log1p`` of the sum without the max's own ``exp(0) = 1``, so
+    a confident row (``s = 1 + tiny``) keeps full relative precision in
+    ``log p_max = -log_s``.
+    """
     m = _safe_row_max(x)
     z = x - m  # (n, C); NaN where x is NaN or where m is +inf, by design
     e = np.exp(z)
     s = np.sum(e, axis=1, dtype=np.float64)
-    return m, z, e, s
+    at_max = z == 0
+    rest = np.sum(np.where(at_max, 0, e), axis=1, dtype=np.float64)
+    rest += np.maximum(np.count_nonzero(at_max, axis=1) - 1, 0)  # ties beyond the first max
+    log_s = np.where(s == 0.0, -np.inf, np.log1p(rest))
+    log_s = np.where(np.isnan(s), np.nan, log_s)
+    return m, z, e, s, log_s
+
+
+def _safe_reciprocal(s: np.ndarray) -> np.ndarray:
+    """``1 / s`` with 0 for ``s == 0`` (all -inf rows) and NaN kept for NaN sums."""
+    return np.where(s == 0.0, 0.0, 1.0 / np.where(s == 0.0, 1.0, s))
 
 
 def softmax_2d(
@@ -66,14 +81,13 @@ def softmax_2d(
             xb = x[rows]
             if inv_temperature != 1.0:
                 xb = xb * x.dtype.type(inv_temperature)
-            m, z, e, s = _shifted_exp(xb)
+            m, z, e, s, log_s = _shifted_exp(xb)
             if log:
-                log_s = np.log(s).astype(x.dtype)[:, None]
-                res = z - log_s
+                res = z - log_s.astype(x.dtype)[:, None]
                 # all -inf rows: z = -inf - 0 = -inf and log_s = -inf -> NaN; define -inf
                 res = np.where((s == 0.0)[:, None], -np.inf, res)
             else:
-                inv_s = np.where(s > 0.0, 1.0 / np.where(s > 0.0, s, 1.0), 0.0)
+                inv_s = _safe_reciprocal(s)
                 res = e * inv_s.astype(x.dtype)[:, None]
             out[rows] = res
     return out
@@ -85,8 +99,8 @@ def logsumexp_2d(x: np.ndarray) -> np.ndarray:
     res = np.empty(n, dtype=np.float64)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         for rows in _row_blocks(n, c):
-            m, _, _, s = _shifted_exp(x[rows])
-            res[rows] = m[:, 0].astype(np.float64) + np.log(s)
+            m, _, _, _, log_s = _shifted_exp(x[rows])
+            res[rows] = m[:, 0].astype(np.float64) + log_s
     return res
 
 
@@ -153,8 +167,7 @@ def cross_entropy_2d(
             if cap is not None:
                 tanh_b = np.tanh(xb / dtype.type(cap))
                 xb = dtype.type(cap) * tanh_b
-            m, z, e, s = _shifted_exp(xb)  # z = x' - m, (b, C)
-            log_s = np.log(s)  # (b,) float64; -inf on all -inf rows
+            m, z, e, s, log_s = _shifted_exp(xb)  # z = x' - m, (b, C); log_s -inf on all -inf rows
             lse = m[:, 0].astype(np.float64) + log_s
             # neg_z = m - x'_c >= 0: the loss terms are sums of non-negatives.
             if soft:
@@ -182,13 +195,16 @@ def cross_entropy_2d(
                     row_loss = row_loss + (eps / c) * smooth
                 if zeta > 0.0:
                     row_loss = row_loss + zeta * w_y * lse**2
-                row_loss = np.where(active, row_loss, 0.0)
                 row_w = w_y
+            # A row of all -inf (s == 0) has lse = -inf: any target there is impossible.
+            row_loss = np.where(s == 0.0, np.inf, row_loss)
+            if not soft:
+                row_loss = np.where(active, row_loss, 0.0)
             loss[rows] = row_loss
 
             if grad_out is None:
                 continue
-            inv_s = np.where(s > 0.0, 1.0 / np.where(s > 0.0, s, 1.0), 0.0)
+            inv_s = _safe_reciprocal(s)
             p = e * inv_s.astype(dtype)[:, None]  # (b, C)
             # lse term of the z-loss only where p > 0 (all -inf rows have p = 0).
             lse_term = np.where(np.isfinite(lse), 2.0 * zeta * lse, 0.0)

@@ -1,0 +1,335 @@
+"""The public NumPy ops against the float64 oracle, torch, and finite differences.
+
+Every semantic rule of DESIGN.md has a test here (or in test_validation.py /
+test_properties.py); the test names say which rule.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+
+import oracle
+import softmaxkit as sk
+from conftest import tol
+
+torch = pytest.importorskip("torch")
+F = torch.nn.functional
+
+# --------------------------------------------------------------------------- oracle agreement
+
+
+@pytest.mark.parametrize("temperature", [1.0, 0.5, 3.0])
+def test_softmax_family_matches_oracle(rng, float_dtype, temperature):
+    x = (rng.standard_normal((7, 11)) * 5).astype(float_dtype)
+    np.testing.assert_allclose(sk.softmax(x, temperature=temperature), oracle.softmax(x, temperature=temperature), **tol(float_dtype))
+    np.testing.assert_allclose(sk.log_softmax(x, temperature=temperature), oracle.log_softmax(x, temperature=temperature), **tol(float_dtype))
+    np.testing.assert_allclose(sk.logsumexp(x), oracle.logsumexp(x), **tol(float_dtype))
+    assert sk.softmax(x).dtype == float_dtype
+
+
+@pytest.mark.parametrize("axis", [0, 1, 2, -1, -2])
+def test_any_class_axis(rng, axis):
+    x = rng.standard_normal((3, 4, 5))
+    np.testing.assert_allclose(sk.softmax(x, axis), oracle.softmax(x, axis), rtol=1e-12)
+    np.testing.assert_allclose(sk.logsumexp(x, axis), oracle.logsumexp(x, axis), rtol=1e-12)
+    assert sk.logsumexp(x, axis, keepdims=True).shape == tuple(1 if i == axis % 3 else s for i, s in enumerate(x.shape))
+    c = x.shape[axis]
+    target_shape = tuple(s for i, s in enumerate(x.shape) if i != axis % 3)
+    y = rng.integers(0, c, size=target_shape)
+    for reduction in ["mean", "sum", "none"]:
+        got = sk.cross_entropy(x, y, axis=axis, reduction=reduction)
+        want = oracle.cross_entropy(x, y, axis=axis, reduction=reduction)
+        np.testing.assert_allclose(got, want, rtol=1e-12)
+    soft = oracle.softmax(rng.standard_normal(x.shape), axis)
+    np.testing.assert_allclose(
+        sk.cross_entropy(x, soft, axis=axis), oracle.cross_entropy(x, soft, axis=axis), rtol=1e-12
+    )
+
+
+def test_non_contiguous_input(rng):
+    base = rng.standard_normal((12, 20)).astype(np.float32)
+    x = base[::2, ::3]  # strided view
+    assert not x.flags.c_contiguous
+    np.testing.assert_allclose(sk.softmax(x), oracle.softmax(x), **tol(np.float32))
+    y = rng.integers(0, x.shape[1], size=x.shape[0])
+    loss, grad = sk.cross_entropy_and_grad(x, y)
+    np.testing.assert_allclose(loss, oracle.cross_entropy(x, y), rtol=1e-6)
+    assert grad.shape == x.shape
+    np.testing.assert_allclose(sk.softmax(base.T, axis=0), oracle.softmax(base.T, axis=0), **tol(np.float32))
+
+
+def test_float16_computed_in_float32_and_returned_as_float16(rng):
+    x = (rng.standard_normal((6, 9)) * 3).astype(np.float16)
+    p = sk.softmax(x)
+    assert p.dtype == np.float16
+    # float16 output rounding is the only error: the computation itself is float32.
+    want = oracle.softmax(x.astype(np.float64)).astype(np.float16)
+    np.testing.assert_array_equal(p, want)
+    y = rng.integers(0, 9, size=6)
+    loss, grad = sk.cross_entropy_and_grad(x, y)
+    assert loss.dtype == np.float16 and grad.dtype == np.float16
+    np.testing.assert_allclose(float(loss), oracle.cross_entropy(x, y), rtol=1e-3)
+
+
+def test_empty_batch():
+    x = np.zeros((0, 5), np.float32)
+    assert sk.softmax(x).shape == (0, 5)
+    assert sk.logsumexp(x).shape == (0,)
+    assert float(sk.cross_entropy(x, np.zeros(0, np.int64))) == 0.0
+    assert sk.cross_entropy(x, np.zeros(0, np.int64), reduction="none").shape == (0,)
+    loss, grad = sk.cross_entropy_and_grad(x, np.zeros(0, np.int64), reduction="sum")
+    assert float(loss) == 0.0 and grad.shape == (0, 5)
+
+
+def test_out_argument(rng):
+    x = rng.standard_normal((4, 6)).astype(np.float32)
+    out = np.empty_like(x)
+    res = sk.softmax(x, out=out)
+    assert res is out
+    np.testing.assert_allclose(out, oracle.softmax(x), **tol(np.float32))
+    out2 = np.empty_like(x)
+    assert sk.log_softmax(x, out=out2) is out2
+
+
+@pytest.mark.parametrize("n_classes", [131_072, 262_144])
+def test_float32_row_sums_at_large_class_counts(rng, n_classes):
+    x = (rng.standard_normal((2, n_classes)) * 4).astype(np.float32)
+    p = sk.softmax(x)
+    sums = np.sum(p.astype(np.float64), axis=1)
+    assert np.max(np.abs(sums - 1.0)) < 1e-6
+    y = rng.integers(0, n_classes, size=2)
+    want = oracle.cross_entropy(x, y)
+    assert abs(float(sk.cross_entropy(x, y)) - want) <= 1e-6 * abs(want)
+
+
+# --------------------------------------------------------------------------- torch parity grid
+
+OPTION_GRID = list(
+    itertools.product(
+        ["mean", "sum", "none"],  # reduction
+        [None, "w"],  # weight
+        [0.0, 0.25],  # label smoothing
+        [False, True],  # with ignored rows
+    )
+)
+
+
+@pytest.mark.parametrize("reduction,weight,smoothing,with_ignored", OPTION_GRID)
+def test_hard_targets_match_torch_float64(rng, reduction, weight, smoothing, with_ignored):
+    n, c = 9, 6
+    x = rng.standard_normal((n, c)) * 2
+    y = rng.integers(0, c, size=n)
+    if with_ignored:
+        y[[1, 4]] = -100
+    w = rng.uniform(0.2, 2.0, size=c) if weight else None
+    upstream = rng.standard_normal(n) if reduction == "none" else 1.7
+    xt = torch.tensor(x, requires_grad=True)
+    want = F.cross_entropy(
+        xt, torch.tensor(y), weight=None if w is None else torch.tensor(w),
+        reduction=reduction, label_smoothing=smoothing,
+    )
+    want.backward(torch.as_tensor(upstream, dtype=torch.float64))
+    loss, grad = sk.cross_entropy_and_grad(
+        x, y, weight=w, reduction=reduction, label_smoothing=smoothing, grad_output=upstream
+    )
+    np.testing.assert_allclose(loss, want.detach().numpy(), rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(grad, xt.grad.numpy(), rtol=1e-10, atol=1e-14)
+    np.testing.assert_allclose(
+        sk.cross_entropy(x, y, weight=w, reduction=reduction, label_smoothing=smoothing), loss, rtol=1e-15
+    )
+
+
+@pytest.mark.parametrize("reduction,weight,smoothing", [(r, w, s) for r, w, s, _ in OPTION_GRID[::2]])
+def test_soft_targets_match_torch_float64(rng, reduction, weight, smoothing):
+    n, c = 7, 5
+    x = rng.standard_normal((n, c)) * 2
+    t = rng.dirichlet(np.ones(c), size=n)
+    w = rng.uniform(0.2, 2.0, size=c) if weight else None
+    xt = torch.tensor(x, requires_grad=True)
+    want = F.cross_entropy(
+        xt, torch.tensor(t), weight=None if w is None else torch.tensor(w),
+        reduction=reduction, label_smoothing=smoothing,
+    )
+    want.sum().backward()
+    loss, grad = sk.cross_entropy_and_grad(x, t, weight=w, reduction=reduction, label_smoothing=smoothing)
+    np.testing.assert_allclose(loss, want.detach().numpy(), rtol=1e-12)
+    np.testing.assert_allclose(grad, xt.grad.numpy(), rtol=1e-10, atol=1e-14)
+
+
+def test_softmax_matches_torch_float64(rng):
+    x = rng.standard_normal((5, 4, 3)) * 10
+    for axis in range(3):
+        # torch forms log(1 + tiny) without log1p, so near-zero log-probs differ in absolute 1e-16
+        np.testing.assert_allclose(sk.softmax(x, axis), F.softmax(torch.tensor(x), dim=axis).numpy(), rtol=1e-13)
+        np.testing.assert_allclose(
+            sk.log_softmax(x, axis), F.log_softmax(torch.tensor(x), dim=axis).numpy(), rtol=1e-13, atol=1e-15
+        )
+        np.testing.assert_allclose(sk.log_softmax(x, axis), oracle.log_softmax(x, axis), rtol=1e-14)
+
+
+def test_binary_cross_entropy_matches_torch(rng):
+    x = rng.standard_normal((6, 3)) * 4
+    y = rng.uniform(size=(6, 3))
+    w = rng.uniform(0.5, 2, size=(6, 3))
+    pw = rng.uniform(0.5, 3, size=3)
+    for reduction in ["mean", "sum", "none"]:
+        want = F.binary_cross_entropy_with_logits(
+            torch.tensor(x), torch.tensor(y), weight=torch.tensor(w), pos_weight=torch.tensor(pw), reduction=reduction
+        )
+        got = sk.binary_cross_entropy_with_logits(x, y, weight=w, pos_weight=pw, reduction=reduction)
+        np.testing.assert_allclose(got, want.numpy(), rtol=1e-12)
+
+
+# --------------------------------------------------------------------------- extras beyond torch
+
+
+def test_z_loss_adds_weighted_lse_squared(rng):
+    x = rng.standard_normal((6, 4))
+    y = np.array([0, 1, 2, 3, -100, 1])
+    w = np.array([1.0, 2.0, 0.5, 1.5])
+    base = sk.cross_entropy(x, y, weight=w, reduction="none")
+    with_z = sk.cross_entropy(x, y, weight=w, reduction="none", z_loss=1e-2)
+    lse = oracle.logsumexp(x)
+    w_y = np.where(y >= 0, w[np.maximum(y, 0)], 0.0)
+    np.testing.assert_allclose(with_z - base, 1e-2 * w_y * lse**2, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(
+        sk.cross_entropy(x, y, weight=w, z_loss=1e-2), np.sum(with_z) / np.sum(w_y), rtol=1e-12
+    )
+
+
+def test_softcap_applies_tanh_before_softmax(rng):
+    x = rng.standard_normal((5, 7)) * 30
+    y = rng.integers(0, 7, size=5)
+    capped = 10.0 * np.tanh(x / 10.0)
+    np.testing.assert_allclose(
+        sk.cross_entropy(x, y, softcap=10.0), F.cross_entropy(torch.tensor(capped), torch.tensor(y)).item(), rtol=1e-12
+    )
+
+
+# --------------------------------------------------------------------------- finite differences
+
+
+def _numeric_grad(f, x, h=1e-6):
+    g = np.zeros_like(x)
+    for idx in np.ndindex(x.shape):
+        xp, xm = x.copy(), x.copy()
+        xp[idx] += h
+        xm[idx] -= h
+        g[idx] = (f(xp) - f(xm)) / (2 * h)
+    return g
+
+
+FD_CASES = [
+    dict(),
+    dict(weight="w"),
+    dict(label_smoothing=0.3),
+    dict(label_smoothing=0.3, weight="w"),
+    dict(z_loss=0.05),
+    dict(z_loss=0.05, weight="w"),
+    dict(softcap=2.0),
+    dict(softcap=2.0, label_smoothing=0.1, z_loss=0.02, weight="w"),
+    dict(ignore=True),
+    dict(soft=True),
+    dict(soft=True, weight="w", label_smoothing=0.2, z_loss=0.03, softcap=3.0),
+]
+
+
+@pytest.mark.parametrize("case", FD_CASES, ids=[str(c) for c in FD_CASES])
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_gradient_by_finite_differences(rng, case, reduction):
+    case = dict(case)
+    n, c = 4, 5
+    x = rng.standard_normal((n, c)) * 1.5
+    soft = case.pop("soft", False)
+    ignore = case.pop("ignore", False)
+    if case.get("weight") == "w":
+        case["weight"] = rng.uniform(0.3, 2.0, size=c)
+    y = rng.dirichlet(np.ones(c), size=n) if soft else rng.integers(0, c, size=n)
+    if ignore:
+        y[2] = -100
+    upstream = rng.standard_normal(n) if reduction == "none" else 0.7
+    _, grad = sk.cross_entropy_and_grad(x, y, reduction=reduction, grad_output=upstream, **case)
+
+    def scalar_loss(z):
+        return float(np.sum(np.asarray(sk.cross_entropy(z, y, reduction=reduction, **case)) * upstream))
+
+    np.testing.assert_allclose(grad, _numeric_grad(scalar_loss, x), rtol=1e-5, atol=1e-8)
+
+
+# --------------------------------------------------------------------------- decided differences from torch
+
+
+def test_all_targets_ignored_mean_is_zero_with_zero_grad():
+    x = np.random.default_rng(0).standard_normal((3, 4))
+    y = np.full(3, -100)
+    loss, grad = sk.cross_entropy_and_grad(x, y)
+    assert float(loss) == 0.0
+    assert np.all(grad == 0.0)
+    assert np.isnan(F.cross_entropy(torch.tensor(x), torch.tensor(y)).item())  # torch differs
+
+
+def test_soft_target_zero_on_minus_inf_logit_contributes_zero():
+    x = np.array([[0.0, -np.inf, 1.0]])
+    t = np.array([[0.5, 0.0, 0.5]])
+    loss, grad = sk.cross_entropy_and_grad(x, t)
+    want = oracle.cross_entropy(x, t)
+    assert np.isfinite(loss) and abs(float(loss) - want) < 1e-12
+    assert np.all(np.isfinite(grad)) and grad[0, 1] == 0.0
+    assert np.isnan(F.cross_entropy(torch.tensor(x), torch.tensor(t)).item())  # torch differs
+
+
+def test_all_minus_inf_row():
+    x = np.array([[-np.inf, -np.inf, -np.inf], [0.0, 1.0, 2.0]])
+    p = sk.softmax(x)
+    assert np.all(p[0] == 0.0) and not np.isnan(p).any()
+    assert np.all(sk.log_softmax(x)[0] == -np.inf)
+    assert sk.logsumexp(x)[0] == -np.inf
+    losses = sk.cross_entropy(x, np.array([1, 2]), reduction="none")
+    assert losses[0] == np.inf and np.isfinite(losses[1])
+    # an ignored target on such a row is simply ignored
+    assert np.isfinite(sk.cross_entropy(x, np.array([-100, 2])))
+
+
+def test_minus_inf_mask_is_exact(rng):
+    x = rng.standard_normal((4, 6))
+    x[:, [1, 4]] = -np.inf
+    p = sk.softmax(x)
+    assert np.all(p[:, [1, 4]] == 0.0)
+    np.testing.assert_allclose(p[:, [0, 2, 3, 5]], oracle.softmax(x[:, [0, 2, 3, 5]]), rtol=1e-13)
+    y = np.array([0, 2, 3, 5])
+    loss, grad = sk.cross_entropy_and_grad(x, y)
+    np.testing.assert_allclose(loss, oracle.cross_entropy(x[:, [0, 2, 3, 5]], np.array([0, 1, 2, 3])), rtol=1e-13)
+    assert np.all(grad[:, [1, 4]] == 0.0)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_nan_and_plus_inf_make_the_row_nan(bad):
+    x = np.array([[0.0, bad, 1.0], [0.0, 1.0, 2.0]])
+    for op in (sk.softmax, sk.log_softmax):
+        r = op(x)
+        assert np.all(np.isnan(r[0])) and not np.isnan(r[1]).any()
+    assert np.isnan(sk.logsumexp(x)[0])
+    losses, grad = sk.cross_entropy_and_grad(x, np.array([0, 1]), reduction="none")
+    assert np.isnan(losses[0]) and np.isfinite(losses[1])
+    assert np.all(np.isnan(grad[0])) and np.all(np.isfinite(grad[1]))
+
+
+def test_extreme_logits_stay_finite():
+    x = np.array([[1e4, -1e4, 0.0], [-1e4, -1e4, -1e4]], dtype=np.float32)
+    p = sk.softmax(x)
+    assert np.all(np.isfinite(p))
+    np.testing.assert_allclose(p.sum(axis=1), 1.0, rtol=1e-6)
+    loss = sk.cross_entropy(x, np.array([1, 0]), reduction="none")
+    np.testing.assert_allclose(loss, [2e4, np.log(3.0)], rtol=1e-6)
+    assert np.all(np.isfinite(sk.log_softmax(x)))
+
+
+def test_sigmoid_and_log_sigmoid_extremes():
+    x = np.array([-1e4, -50.0, 0.0, 50.0, 1e4])
+    from scipy.special import expit
+
+    np.testing.assert_allclose(sk.sigmoid(x), expit(x), rtol=1e-15)
+    np.testing.assert_allclose(sk.log_sigmoid(x), [-1e4, -50.0, -np.log(2.0), -np.exp(-50.0), 0.0], rtol=1e-12)
