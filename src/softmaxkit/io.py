@@ -149,6 +149,8 @@ def read_state(path: str | os.PathLike) -> tuple[str, dict[str, Any], dict[str, 
             if record is None:
                 raise ModelFileError(f"{path}: not a softmaxkit model (no metadata record)")
         else:
+            if not zipfile.is_zipfile(path):
+                raise ModelFileError(f"{path}: corrupted or not a softmaxkit model (not an .npz archive)")
             with np.load(path, allow_pickle=False) as data:
                 if _META_KEY not in data.files:
                     raise ModelFileError(f"{path}: not a softmaxkit model (no metadata record)")
