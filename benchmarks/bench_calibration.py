@@ -1,0 +1,182 @@
+"""Calibration speed: temperature fitting and the ECE with its bootstrap interval.
+
+Claims under test (issue 7), same run, same threads:
+
+* temperature fit on 50,000 x 1000 float32 logits in at most 0.5 s, and at
+  least 10x faster than scikit-learn's ``CalibratedClassifierCV(method=
+  "temperature")`` on the same held-out logits (netcal's
+  ``TemperatureScaling`` too, if installed);
+* top-label ECE with a 1000-resample bootstrap interval at n = 50,000 in at
+  most 1 s (shown with and without the noise floor), next to torchmetrics'
+  and netcal's ECE, which compute the point estimate only.
+
+Every implementation gets the same data: logits ``z`` whose labels are drawn
+from ``softmax(z)`` by the Gumbel-max trick, then sharpened 2.5x (an
+over-confident model, fitted temperature ~2.5). scikit-learn gets the logits
+through a frozen pass-through classifier whose ``decision_function`` returns
+them (the documented ``FrozenEstimator`` route); netcal takes probabilities,
+so it gets ``softmax(z)`` (computed outside the timing; its temperature fit
+gets float64, since netcal 1.4 silently skips the fit on float32 input and
+returns T = 1). The fitted
+temperatures and ECE values are printed next to the times, as a check that
+the rows compute the same thing.
+
+Times are medians over repeats after one warm-up call (numba compiles on its
+first call; that compile is cached on disk afterwards).
+
+Usage::
+
+    python benchmarks/bench_calibration.py            # 50,000 x 1000, 5 repeats
+    python benchmarks/bench_calibration.py --quick    # 10,000 x 1000, fewer repeats
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+import warnings
+
+import numpy as np
+
+
+def make_logits(n: int, c: int, *, sharpen: float = 2.5, seed: int = 0):
+    """``(sharpen * z, y)`` with ``y ~ softmax(z)`` per row, float32 logits."""
+    rng = np.random.default_rng(seed)
+    z = rng.standard_normal((n, c), dtype=np.float32) * np.float32(2.0)
+    y = np.argmax(z + rng.gumbel(size=(n, c)).astype(np.float32), axis=1)  # Gumbel-max: y ~ softmax(z)
+    return z * np.float32(sharpen), y
+
+
+def softmax32(z: np.ndarray) -> np.ndarray:
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def timed(fn, repeats: int, warmup: bool = True):
+    """(median seconds, last result)."""
+    if warmup:
+        fn()
+    times, out = [], None
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        out = fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times), out
+
+
+def sklearn_temperature(z: np.ndarray, y: np.ndarray) -> float:
+    from sklearn.base import BaseEstimator, ClassifierMixin
+    from sklearn.calibration import CalibratedClassifierCV
+    from sklearn.frozen import FrozenEstimator
+
+    class Passthrough(ClassifierMixin, BaseEstimator):
+        def fit(self, X, y):
+            self.classes_ = np.arange(X.shape[1])
+            return self
+
+        def decision_function(self, X):
+            return X
+
+        def predict(self, X):
+            return np.argmax(X, axis=1)
+
+    cal = CalibratedClassifierCV(FrozenEstimator(Passthrough().fit(z, y)), method="temperature").fit(z, y)
+    return 1.0 / float(cal.calibrated_classifiers_[0].calibrators[0].beta_)
+
+
+def netcal_temperature(p: np.ndarray, y: np.ndarray) -> float:
+    from netcal.scaling import TemperatureScaling
+
+    ts = TemperatureScaling()
+    ts.fit(p, y, tensorboard=False)
+    return 1.0 / float(np.ravel(ts.temperature)[0])  # netcal's "temperature" multiplies the logits
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true", help="10,000 rows and fewer repeats (a smoke run)")
+    ap.add_argument("--n", type=int, default=None, help="rows (default 50,000; 10,000 with --quick)")
+    ap.add_argument("--classes", type=int, default=1000)
+    ap.add_argument("--repeats", type=int, default=None)
+    args = ap.parse_args(argv)
+    n = args.n or (10_000 if args.quick else 50_000)
+    repeats = args.repeats or (2 if args.quick else 5)
+    peer_repeats = 1 if args.quick else 2  # scikit-learn takes tens of seconds per fit
+
+    import numba
+
+    from softmaxkit.calibration import TemperatureScaling
+    from softmaxkit.metrics import expected_calibration_error
+
+    print(f"# bench_calibration: n={n:,} classes={args.classes:,} float32, numba threads={numba.get_num_threads()}")
+    z, y = make_logits(n, args.classes)
+    p = softmax32(z)
+    rows = []  # (task, implementation, seconds, value)
+
+    # ---------------------------------------------------------------- temperature
+    t, ts = timed(lambda: TemperatureScaling().fit(z, y), repeats)
+    rows.append(("temperature fit", "softmaxkit", t, f"T={ts.temperature_:.6f} ({ts.n_iter_} passes)"))
+    try:
+        t, temp = timed(lambda: sklearn_temperature(z, y), peer_repeats, warmup=False)
+        rows.append(("temperature fit", "scikit-learn (method='temperature')", t, f"T={temp:.6f}"))
+    except ImportError as exc:
+        rows.append(("temperature fit", f"scikit-learn: not available ({exc})", float("nan"), ""))
+    try:
+        import netcal  # noqa: F401
+
+        # netcal 1.4 silently returns its initial temperature (1.0) for float32 input.
+        p64 = p.astype(np.float64)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            t, temp = timed(lambda: netcal_temperature(p64, y), peer_repeats, warmup=False)
+        del p64
+        rows.append(("temperature fit", "netcal TemperatureScaling", t, f"T={temp:.6f}"))
+    except ImportError:
+        rows.append(("temperature fit", "netcal: not installed", float("nan"), ""))
+
+    # ---------------------------------------------------------------- ECE
+    def ours(**kw):
+        return expected_calibration_error(y, p, n_bins=15, random_state=0, **kw)
+
+    t, r = timed(lambda: ours(ci=0.95, n_bootstrap=1000, noise_floor=False), repeats)
+    rows.append(("ECE, 15 bins", "softmaxkit + 1000-resample CI", t, f"{r.value:.6f} [{r.ci_low:.4f}, {r.ci_high:.4f}]"))
+    t, r = timed(lambda: ours(ci=0.95, n_bootstrap=1000, noise_floor=True), repeats)
+    rows.append(("ECE, 15 bins", "softmaxkit + CI + noise floor", t, f"{r.value:.6f} floor {r.noise_floor:.4f}"))
+    t, r = timed(lambda: ours(ci=None, noise_floor=False), repeats)
+    rows.append(("ECE, 15 bins", "softmaxkit, point estimate", t, f"{r.value:.6f}"))
+    try:
+        import torch
+        from torchmetrics.functional.classification import multiclass_calibration_error
+
+        pt, yt = torch.from_numpy(p), torch.from_numpy(y)
+        t, v = timed(lambda: multiclass_calibration_error(pt, yt, num_classes=args.classes, n_bins=15).item(), repeats)
+        rows.append(("ECE, 15 bins", "torchmetrics (no CI)", t, f"{v:.6f}"))
+    except ImportError:
+        rows.append(("ECE, 15 bins", "torchmetrics: not installed", float("nan"), ""))
+    try:
+        from netcal.metrics import ECE
+
+        t, v = timed(lambda: float(ECE(bins=15).measure(p, y)), repeats)
+        rows.append(("ECE, 15 bins", "netcal ECE (no CI)", t, f"{v:.6f}"))
+    except ImportError:
+        rows.append(("ECE, 15 bins", "netcal: not installed", float("nan"), ""))
+
+    # ---------------------------------------------------------------- table
+    base = {}  # the first softmaxkit row of each task is the reference
+    for task, impl, s, _ in rows:
+        if impl.startswith("softmaxkit") and task not in base:
+            base[task] = s
+    w = max(len(r[1]) for r in rows)
+    print(f"\n{'task':<16} {'implementation':<{w}} {'median s':>9} {'x softmaxkit':>13}  value")
+    for task, impl, s, value in rows:
+        ratio = s / base[task] if np.isfinite(s) else float("nan")
+        print(f"{task:<16} {impl:<{w}} {s:9.3f} {ratio:13.1f}  {value}")
+    print(
+        "\nGoals: temperature <= 0.5 s and >= 10x faster than scikit-learn; ECE + 1000-resample CI <= 1 s "
+        f"(at n=50,000 x 1000{'; this was a --quick run' if args.quick else ''})."
+    )
+
+
+if __name__ == "__main__":
+    main()

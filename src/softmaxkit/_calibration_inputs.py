@@ -1,0 +1,156 @@
+"""Input checks shared by :mod:`softmaxkit.metrics`, :mod:`softmaxkit.calibration`
+and :mod:`softmaxkit.plot`: labels, probabilities, logits, sample weights.
+
+Messages follow the project rule: name the argument, what was expected and
+what arrived, and for labels the first offending value and its position.
+"""
+
+from __future__ import annotations
+
+import numbers
+from typing import Any
+
+import numpy as np
+
+from softmaxkit._validation import check_floating, to_numpy
+
+#: How far a row of ``probs`` may sum from 1 (float32 rows at 1000 classes drift ~1e-5).
+ROW_SUM_ATOL = 1e-3
+
+
+def check_n_rows(n: int, other: int, name: str, other_name: str) -> None:
+    if n != other:
+        raise ValueError(f"{name} has {n} rows but {other_name} has {other}; they must match")
+
+
+def check_labels(y: Any, n_classes: int, n_rows: int, name: str = "y") -> np.ndarray:
+    """Integer class indices of shape ``(n_rows,)`` in ``[0, n_classes)``, as int64."""
+    arr = to_numpy(y)
+    if arr.ndim != 1:
+        raise ValueError(f"{name} must be 1-D class indices of shape ({n_rows},), got shape {arr.shape}")
+    if arr.dtype.kind == "f" and arr.size and np.all(np.isfinite(arr)) and np.all(arr == np.round(arr)):
+        arr = arr.astype(np.int64)  # integral floats, e.g. from a CSV reader
+    if arr.dtype.kind not in "iu":
+        raise TypeError(f"{name} must hold integer class indices 0..C-1, got dtype {arr.dtype}")
+    check_n_rows(arr.shape[0], n_rows, name, "the predictions")
+    bad = (arr < 0) | (arr >= n_classes)
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise ValueError(
+            f"{name} contains class index {int(arr[i])} at position [{i}], but the predictions "
+            f"have {n_classes} classes (valid: 0..{n_classes - 1})"
+        )
+    return arr.astype(np.int64, copy=False)
+
+
+def check_sample_weight(sample_weight: Any, n_rows: int) -> np.ndarray:
+    """Finite, non-negative weights of shape ``(n_rows,)`` with a positive sum, float64."""
+    if sample_weight is None:
+        return np.ones(n_rows)
+    w = to_numpy(sample_weight)
+    if w.dtype.kind not in "fiub":
+        raise TypeError(f"sample_weight must be numeric, got dtype {w.dtype}")
+    w = w.astype(np.float64)
+    if w.shape != (n_rows,):
+        raise ValueError(f"sample_weight must have shape ({n_rows},), got {w.shape}")
+    bad = ~np.isfinite(w) | (w < 0)
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise ValueError(f"sample_weight must be finite and non-negative; sample_weight[{i}] = {float(w[i])!r}")
+    if n_rows and not np.sum(w) > 0:
+        raise ValueError("sample_weight sums to 0: there is nothing to evaluate")
+    return w
+
+
+def check_probs(probs: Any, name: str = "probs") -> np.ndarray:
+    """Class probabilities as a float ``(N, C)`` array.
+
+    A 1-D array is read as the positive-class probability of a binary problem
+    and becomes ``[1 - p, p]``. Values must be finite and in [0, 1] and rows
+    must sum to 1 (within :data:`ROW_SUM_ATOL`).
+    """
+    p = to_numpy(probs)
+    check_floating(p, name)
+    if p.ndim == 1:
+        p = np.stack([1.0 - p, p], axis=1)
+    if p.ndim != 2:
+        raise ValueError(f"{name} must have shape (n_samples, n_classes) or (n_samples,), got {p.shape}")
+    if p.shape[1] == 0:
+        raise ValueError(f"{name} must have at least 1 class, got shape {p.shape}")
+    # Two reductions on the happy path (NaN propagates through min and max);
+    # the elementwise search runs only to name the offending entry.
+    if p.size and not (np.min(p) >= 0 and np.max(p) <= 1):
+        bad = ~((p >= 0) & (p <= 1))
+        i, j = (int(v) for v in np.unravel_index(int(np.argmax(bad)), p.shape))
+        raise ValueError(
+            f"{name} must be finite probabilities in [0, 1]; found {float(p[i, j])!r} at position ({i}, {j})"
+        )
+    dev = np.abs(np.sum(p, axis=1, dtype=np.float64) - 1.0)
+    if p.shape[0] and dev.max() > ROW_SUM_ATOL:
+        i = int(np.argmax(dev))
+        raise ValueError(
+            f"rows of {name} must sum to 1; row {i} sums to {float(np.sum(p[i], dtype=np.float64))!r} "
+            "(logits? pass them as logits= or apply softmaxkit.softmax first)"
+        )
+    return p
+
+
+def check_logits(logits: Any, name: str = "logits", *, min_classes: int = 2, return_row_max: bool = False):
+    """Floating logits of shape ``(N, C)`` with no NaN and no ``+inf``.
+
+    ``-inf`` is allowed (a class with probability 0, e.g. from ``log(0)``), but
+    not a whole row of it. With ``return_row_max`` also returns the row maxima
+    (float64, finite), which the check computes anyway: NaN and ``+inf``
+    propagate into the max and an all ``-inf`` row has max ``-inf``, so one pass
+    over the logits finds every bad row.
+    """
+    x = to_numpy(logits)
+    check_floating(x, name)
+    if x.ndim != 2:
+        raise ValueError(f"{name} must have shape (n_samples, n_classes), got {x.shape}")
+    if x.shape[1] < min_classes:
+        raise ValueError(f"{name} must have at least {min_classes} classes (columns), got shape {x.shape}")
+    if x.dtype not in (np.float32, np.float64):
+        x = x.astype(np.float32)
+    row_max = np.max(x, axis=1).astype(np.float64) if x.shape[0] else np.zeros(0)
+    bad_rows = ~np.isfinite(row_max)
+    if bad_rows.any():
+        i = int(np.argmax(bad_rows))
+        row = x[i]
+        bad = np.isnan(row) | (row == np.inf)
+        if bad.any():
+            j = int(np.argmax(bad))
+            raise ValueError(f"{name} must not contain NaN or +inf; found {float(row[j])!r} at position ({i}, {j})")
+        raise ValueError(f"{name} row {i} is all -inf: it assigns no probability to any class")
+    return (x, row_max) if return_row_max else x
+
+
+def log_probs(probs: Any, *, eps: float | None, name: str = "probs") -> np.ndarray:
+    """``log(p)`` for probability input (zeros give ``-inf`` unless ``eps`` is given).
+
+    With ``eps``, probabilities are clipped to ``[eps, 1]`` first (not renormalised).
+    """
+    p = check_probs(probs, name)
+    if eps is not None:
+        eps = check_eps(eps)
+        p = np.maximum(p, eps)
+    with np.errstate(divide="ignore"):
+        return np.log(p)
+
+
+def check_eps(eps: Any) -> float:
+    if not isinstance(eps, numbers.Real) or isinstance(eps, bool) or not 0.0 < float(eps) < 1.0:
+        raise ValueError(f"eps must be a float in (0, 1) or None, got {eps!r}")
+    return float(eps)
+
+
+def check_n_bins(n_bins: Any) -> int:
+    if not isinstance(n_bins, numbers.Integral) or isinstance(n_bins, bool) or n_bins < 1:
+        raise ValueError(f"n_bins must be an int >= 1, got {n_bins!r}")
+    return int(n_bins)
+
+
+def check_choice(value: Any, choices: tuple[str, ...], name: str) -> str:
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {choices}, got {value!r}")
+    return value

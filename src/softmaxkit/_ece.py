@@ -1,0 +1,103 @@
+"""The calibration-error estimator, its bootstrap interval and its noise floor.
+
+Everything works on per-bin sums ``S[..., g, b, :] = [sum w, sum w*conf,
+sum w*hit]`` (see :func:`softmaxkit._binning.bin_sums`), so the point
+estimate, each bootstrap resample and each simulated perfectly calibrated
+data set go through the one function :func:`error_from_sums`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+NORMS = ("l1", "l2", "max")
+
+
+def error_from_sums(sums: np.ndarray, *, norm: str, debias: bool) -> np.ndarray:
+    """Calibration error from bin sums of shape ``(..., G, B, 3)``; returns shape ``(...)``.
+
+    With ``W_b, C_b, H_b`` the bin sums of weight, weighted confidence and
+    weighted hits, ``W`` their total per group, ``acc_b = H_b / W_b`` and
+    ``conf_b = C_b / W_b``:
+
+    * ``l1``:  ``sum_b (W_b / W) |acc_b - conf_b|`` (Naeini et al. 2015; Guo et al. 2017);
+    * ``l2``:  ``sqrt(sum_b (W_b / W) [(acc_b - conf_b)^2 - d_b])`` with the
+      Kumar et al. (2019) debiasing term ``d_b = acc_b (1 - acc_b) / (W_b - 1)``
+      (0 when ``W_b <= 1`` or ``debias`` is false); a negative total gives 0;
+    * ``max``: ``max_b |acc_b - conf_b|`` over non-empty bins (MCE).
+
+    Groups (classes, in classwise mode) are averaged: ``l1`` and the squared
+    ``l2`` are means over ``G`` (Kull et al. 2019's classwise-ECE; Kumar et al.'s
+    marginal calibration error), ``max`` is the max over groups.
+    """
+    w = sums[..., 0]
+    nonempty = w > 0
+    safe_w = np.where(nonempty, w, 1.0)
+    diff = (sums[..., 2] - sums[..., 1]) / safe_w  # acc_b - conf_b, (..., G, B)
+    total = np.sum(w, axis=-1)  # (..., G)
+    safe_total = np.where(total > 0, total, 1.0)
+    if norm == "max":
+        return np.max(np.where(nonempty, np.abs(diff), 0.0), axis=(-2, -1))
+    if norm == "l1":
+        per_group = np.sum(w * np.abs(diff), axis=-1) / safe_total
+        return np.mean(per_group, axis=-1)
+    sq = diff * diff
+    if debias:
+        acc = sums[..., 2] / safe_w
+        big = w > 1
+        sq = sq - np.where(big, acc * (1 - acc) / np.where(big, w - 1, 1.0), 0.0)
+    per_group = np.sum(w * sq, axis=-1) / safe_total
+    return np.sqrt(np.maximum(np.mean(per_group, axis=-1), 0.0))
+
+
+def bootstrap_errors(
+    bins: np.ndarray,
+    conf: np.ndarray,
+    hit: np.ndarray,
+    weight: np.ndarray,
+    *,
+    n_bins: int,
+    n_resamples: int,
+    seed: int,
+    norm: str,
+    debias: bool,
+) -> np.ndarray:
+    """The estimator on ``n_resamples`` bootstrap resamples of the rows, shape ``(R,)``.
+
+    Bin edges stay those of the full sample (re-placing quantile edges per
+    resample would cost a sort each and barely moves the interval).
+    """
+    from softmaxkit.kernels import calibration as kernels  # numba: loaded on first use
+
+    # Each row is a hit in at most one group (top-label: the prediction; classwise: its label).
+    hit_group = np.where(hit.any(axis=1), np.argmax(hit, axis=1), -1).astype(np.int64)
+    small_bins = bins.astype(np.uint8 if n_bins <= 256 else np.int32)  # fewer bytes to stream
+    sums = kernels.bootstrap_bin_sums(small_bins, conf, hit_group, weight, n_bins, n_resamples, seed)
+    return error_from_sums(sums, norm=norm, debias=debias)
+
+
+def noise_floor(
+    bins: np.ndarray,
+    conf: np.ndarray,
+    weight: np.ndarray,
+    sums: np.ndarray,
+    *,
+    n_bins: int,
+    n_sims: int,
+    seed: int,
+    norm: str,
+    debias: bool,
+    categorical: bool,
+) -> float:
+    """Mean estimator over ``n_sims`` perfectly calibrated worlds with these confidences.
+
+    Labels are redrawn from the predicted probabilities themselves (so the
+    model is calibrated by construction), the bins and their weight and
+    confidence sums are kept, and only the hit sums change.
+    """
+    from softmaxkit.kernels import calibration as kernels
+
+    hits = kernels.simulated_hit_sums(bins, conf, weight, n_bins, n_sims, seed, categorical)
+    sim = np.broadcast_to(sums, (n_sims,) + sums.shape).copy()  # (S, G, B, 3)
+    sim[..., 2] = hits
+    return float(np.mean(error_from_sums(sim, norm=norm, debias=debias)))

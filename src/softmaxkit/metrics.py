@@ -1,0 +1,602 @@
+"""Probabilistic metrics: log-loss, Brier score, the ECE family and reliability curves.
+
+Every function takes integer class labels ``y`` of shape (N,) and predictions
+of shape (N, C): ``probs`` (rows summing to 1; a 1-D array is read as the
+positive-class probability of a binary problem) or, for :func:`log_loss`,
+``logits``. ``sample_weight`` are frequency weights: an integer weight behaves
+exactly like repeating the row (for every point estimate and per-bin number).
+
+This module imports NumPy and the numba kernels only; it never imports
+scikit-learn, SciPy or matplotlib.
+"""
+
+from __future__ import annotations
+
+import numbers
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from softmaxkit import _ece
+from softmaxkit._binning import BINNINGS, assign_bins, bin_edges, bin_sums
+from softmaxkit._calibration_inputs import (
+    check_choice,
+    check_eps,
+    check_labels,
+    check_logits,
+    check_n_bins,
+    check_probs,
+    check_sample_weight,
+)
+
+__all__ = [
+    "log_loss",
+    "brier_score",
+    "expected_calibration_error",
+    "reliability_curve",
+    "ECEResult",
+    "ReliabilityCurve",
+]
+
+MODES = ("top_label", "classwise")
+
+
+# --------------------------------------------------------------------------- result bundles
+
+
+@dataclass(frozen=True)
+class ReliabilityCurve:
+    """Per-bin calibration data for one view (top-label, or one class vs rest).
+
+    Attributes
+    ----------
+    edges : ndarray of shape (B + 1,)
+        Increasing bin edges, ``edges[0] == 0`` and ``edges[-1] == 1``; bins are
+        ``[e_b, e_{b+1})`` and the last is closed, so 1.0 is in the last bin.
+    counts : ndarray of shape (B,), int64
+        Number of rows (of positive weight) in each bin.
+    weights : ndarray of shape (B,)
+        Sum of sample weights in each bin (equals ``counts`` without weights).
+    mean_confidence : ndarray of shape (B,)
+        Weighted mean predicted confidence per bin; NaN for empty bins.
+    accuracy : ndarray of shape (B,)
+        Weighted fraction of hits per bin (top-label: prediction correct; class
+        ``k``: label is ``k``); NaN for empty bins.
+    class_index : int or None
+        None for the top-label view, else the class of this one-vs-rest view.
+    """
+
+    edges: np.ndarray
+    counts: np.ndarray
+    weights: np.ndarray
+    mean_confidence: np.ndarray
+    accuracy: np.ndarray
+    class_index: int | None = None
+
+    @property
+    def n_bins(self) -> int:
+        return int(self.edges.size - 1)
+
+    @property
+    def nonempty(self) -> np.ndarray:
+        """Boolean mask of bins holding positive weight."""
+        return self.weights > 0
+
+    @property
+    def gap(self) -> np.ndarray:
+        """``accuracy - mean_confidence`` per bin (negative: over-confident); NaN if empty."""
+        return self.accuracy - self.mean_confidence
+
+    @property
+    def proportions(self) -> np.ndarray:
+        """Fraction of the total weight in each bin."""
+        total = float(np.sum(self.weights))
+        return self.weights / total if total > 0 else np.zeros_like(self.weights)
+
+
+@dataclass(frozen=True)
+class ECEResult:
+    """An expected calibration error with its uncertainty and per-bin data.
+
+    Attributes
+    ----------
+    value : float
+        The estimate (see :func:`expected_calibration_error` for the formula).
+    ci_low, ci_high : float
+        Bias-corrected percentile bootstrap interval at ``confidence_level``
+        (NaN if ``ci=None``).
+    confidence_level : float or None
+    noise_floor : float
+        Mean estimate over data sets whose labels are drawn from the predicted
+        probabilities themselves: what a *perfectly calibrated* model with these
+        confidences scores at this ``n`` and binning (NaN if not computed). An
+        estimate near the floor is indistinguishable from perfect calibration.
+    norm, mode, binning : str
+    n_bins : int
+        Bins requested (quantile binning may merge tied bins; see ``curves``).
+    n_samples : int
+    n_bootstrap : int
+    curves : tuple of ReliabilityCurve
+        One (top-label) or one per class (classwise).
+    """
+
+    value: float
+    ci_low: float
+    ci_high: float
+    confidence_level: float | None
+    noise_floor: float
+    norm: str
+    mode: str
+    binning: str
+    n_bins: int
+    n_samples: int
+    n_bootstrap: int
+    curves: tuple[ReliabilityCurve, ...]
+
+    def __float__(self) -> float:
+        return float(self.value)
+
+    @property
+    def curve(self) -> ReliabilityCurve:
+        """The single curve of a top-label result."""
+        if len(self.curves) != 1:
+            raise ValueError("a classwise result has one curve per class: use .curves[k]")
+        return self.curves[0]
+
+    @property
+    def edges(self) -> np.ndarray:
+        """Bin edges of the top-label curve (classwise: use ``curves[k].edges``)."""
+        return self.curve.edges
+
+
+# --------------------------------------------------------------------------- log-loss, Brier
+
+
+def log_loss(
+    y: Any,
+    *,
+    logits: Any = None,
+    probs: Any = None,
+    sample_weight: Any = None,
+    eps: float | None = None,
+) -> float:
+    r"""Mean negative log-likelihood of the true class (cross-entropy, log-loss).
+
+    ``log_loss = sum_i w_i (-log p_i[y_i]) / sum_i w_i``.
+
+    Parameters
+    ----------
+    y : array_like of shape (N,)
+        Integer class indices.
+    logits : array_like of shape (N, C), keyword-only
+        Raw scores; ``-log p_y`` is computed exactly as ``logsumexp(x) - x_y``
+        (via :func:`softmaxkit.cross_entropy`), so it never under- or overflows.
+    probs : array_like of shape (N, C) or (N,), keyword-only
+        Probabilities instead of logits (1-D: positive-class probability).
+    sample_weight : array_like of shape (N,), optional
+    eps : float in (0, 1), optional
+        Only with ``probs``: clip the true-class probability to ``>= eps``.
+        Without it nothing is clipped.
+
+    Returns
+    -------
+    float
+        In ``[0, inf]``. ``inf`` when a true class has probability 0 (from
+        ``probs`` without ``eps``, or a ``-inf`` logit).
+
+    Raises
+    ------
+    ValueError
+        Both or neither of ``logits``/``probs``; bad shapes; labels out of range;
+        NaN; probability rows not summing to 1; ``eps`` with ``logits``.
+
+    Notes
+    -----
+    scikit-learn's ``log_loss`` silently clips probabilities to ``[eps, 1 -
+    eps]`` (and in float32 uses float32's eps), which hides a model that puts
+    zero probability on what happened and biases the loss. Here a zero gives
+    ``inf`` unless the caller asks for clipping.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from softmaxkit.metrics import log_loss
+    >>> round(log_loss(np.array([1]), logits=np.array([[0.0, 2.0]])), 4)
+    0.1269
+    >>> log_loss(np.array([0]), probs=np.array([[0.0, 1.0]]))
+    inf
+    """
+    if (logits is None) == (probs is None):
+        raise ValueError("pass exactly one of logits= or probs=")
+    if logits is not None:
+        if eps is not None:
+            raise ValueError("eps only applies to probs=; logits never need clipping")
+        from softmaxkit.functional import cross_entropy
+
+        x = check_logits(logits, min_classes=1)
+        labels = check_labels(y, x.shape[1], x.shape[0])
+        w = check_sample_weight(sample_weight, x.shape[0])
+        # Per-row loss in the logits' precision (float64 accumulators inside), summed in float64.
+        row_loss = np.asarray(cross_entropy(x, labels, reduction="none"), dtype=np.float64)
+    else:
+        p = check_probs(probs)
+        labels = check_labels(y, p.shape[1], p.shape[0])
+        w = check_sample_weight(sample_weight, p.shape[0])
+        p_true = p[np.arange(p.shape[0]), labels].astype(np.float64)
+        if eps is not None:
+            p_true = np.maximum(p_true, check_eps(eps))
+        with np.errstate(divide="ignore"):
+            row_loss = -np.log(p_true)
+    if row_loss.size == 0:
+        raise ValueError("log_loss needs at least one sample")
+    with np.errstate(invalid="ignore"):
+        # 0 * inf: a zero-weight row with an infinite loss contributes nothing.
+        terms = np.where(w > 0, w * row_loss, 0.0)
+    return float(np.sum(terms) / np.sum(w))
+
+
+def brier_score(y: Any, probs: Any, *, sample_weight: Any = None) -> float:
+    r"""Multiclass Brier score: ``mean_i sum_k (p_ik - [y_i = k])^2``, in [0, 2].
+
+    Parameters
+    ----------
+    y : array_like of shape (N,)
+    probs : array_like of shape (N, C) or (N,)
+    sample_weight : array_like of shape (N,), optional
+
+    Returns
+    -------
+    float
+        0 for a perfect, certain forecast; 2 for a certain, wrong one.
+
+    Notes
+    -----
+    This is Brier's original (1950) definition, a sum over all classes. For a
+    binary problem it is exactly twice scikit-learn's ``brier_score_loss``
+    (which scores only the positive class, ``(p - y)^2``, in [0, 1]) and equals
+    ``brier_score_loss(..., scale_by_half=False)``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from softmaxkit.metrics import brier_score
+    >>> round(brier_score(np.array([1]), np.array([[0.2, 0.8]])), 6)
+    0.08
+    """
+    p = check_probs(probs)
+    labels = check_labels(y, p.shape[1], p.shape[0])
+    w = check_sample_weight(sample_weight, p.shape[0])
+    if p.shape[0] == 0:
+        raise ValueError("brier_score needs at least one sample")
+    p = p.astype(np.float64)
+    rows = np.arange(p.shape[0])
+    # sum_k p_k^2 - 2 p_y + 1, without materialising the one-hot matrix.
+    per_row = np.einsum("ij,ij->i", p, p) - 2.0 * p[rows, labels] + 1.0
+    return float(np.sum(w * per_row) / np.sum(w))
+
+
+# --------------------------------------------------------------------------- the ECE family
+
+
+def _views(y: np.ndarray, p: np.ndarray, classes: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """Confidences and hits of each view, both (N, G) float64.
+
+    top-label (``classes`` None, G = 1): confidence ``max_k p_k`` (on binary
+    problems ``max(p, 1 - p)``), hit ``argmax_k p_k == y`` (ties resolve to the
+    first class, as ``np.argmax``); one-vs-rest views of ``classes`` (G =
+    len(classes)): confidence ``p_k``, hit ``y == k``.
+    """
+    if classes is None:
+        pred = np.argmax(p, axis=1)
+        conf = p[np.arange(p.shape[0]), pred].astype(np.float64)[:, None]
+        hit = (pred == y).astype(np.float64)[:, None]
+        return conf, hit
+    conf = p[:, classes].astype(np.float64)
+    hit = (y[:, None] == classes[None, :]).astype(np.float64)
+    return conf, hit
+
+
+def _curve(edges, bins, conf, hit, w, class_index) -> tuple[ReliabilityCurve, np.ndarray]:
+    n_bins = edges.size - 1
+    sums = bin_sums(bins, conf, hit, w, n_bins)  # (B, 3)
+    counts = np.bincount(bins[w > 0], minlength=n_bins).astype(np.int64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean_conf = np.where(sums[:, 0] > 0, sums[:, 1] / sums[:, 0], np.nan)
+        acc = np.where(sums[:, 0] > 0, sums[:, 2] / sums[:, 0], np.nan)
+    curve = ReliabilityCurve(edges, counts, sums[:, 0], mean_conf, acc, class_index)
+    return curve, sums
+
+
+@dataclass(frozen=True)
+class _Binned:
+    """Validated inputs and their binning, shared by the ECE, its interval and its floor."""
+
+    probs: np.ndarray  # (N, C)
+    weight: np.ndarray  # (N,)
+    conf: np.ndarray  # (N, G)
+    hit: np.ndarray  # (N, G)
+    bins: np.ndarray  # (N, G) int64
+    sums: np.ndarray  # (G, n_bins, 3); views with merged quantile bins are zero-padded
+    curves: tuple[ReliabilityCurve, ...]
+    n_bins: int
+
+
+def _binned(y, probs, *, n_bins, binning, sample_weight, classes="top_label") -> _Binned:
+    """Validate and bin. ``classes``: "top_label", "all" (classwise) or one class index."""
+    p = check_probs(probs)
+    labels = check_labels(y, p.shape[1], p.shape[0])
+    w = check_sample_weight(sample_weight, p.shape[0])
+    n_bins = check_n_bins(n_bins)
+    check_choice(binning, BINNINGS, "binning")
+    if p.shape[0] == 0:
+        raise ValueError("a calibration error needs at least one sample")
+    if classes == "top_label":
+        ks = None
+    elif classes == "all":
+        ks = np.arange(p.shape[1])
+    else:
+        if not isinstance(classes, numbers.Integral) or isinstance(classes, bool) or not 0 <= classes < p.shape[1]:
+            raise ValueError(f"class_index must be an int in [0, {p.shape[1]}), got {classes!r}")
+        ks = np.array([int(classes)])
+    conf, hit = _views(labels, p, ks)
+    n, g = conf.shape
+    curves, bins = [], np.empty((n, g), dtype=np.int64)
+    sums = np.zeros((g, n_bins, 3))
+    for j in range(g):
+        edges = bin_edges(conf[:, j], w, n_bins=n_bins, binning=binning)
+        bins[:, j] = assign_bins(conf[:, j], edges)
+        curve, s = _curve(edges, bins[:, j], conf[:, j], hit[:, j], w, None if ks is None else int(ks[j]))
+        curves.append(curve)
+        sums[j, : s.shape[0]] = s
+    return _Binned(p, w, conf, hit, bins, sums, tuple(curves), n_bins)
+
+
+def _check_ci(ci: Any) -> float | None:
+    if ci is None:
+        return None
+    if not isinstance(ci, numbers.Real) or isinstance(ci, bool) or not 0.0 < float(ci) < 1.0:
+        raise ValueError(f"ci must be a confidence level in (0, 1) or None, got {ci!r}")
+    return float(ci)
+
+
+#: Simulated data sets behind ``noise_floor=True``: the floor is a mean, so its Monte
+#: Carlo error shrinks like 1/sqrt(n) and 200 puts it near 1% of the floor itself.
+DEFAULT_NOISE_SIMS = 200
+
+
+def _n_sims(noise_floor: Any) -> int:
+    if noise_floor is True:
+        return DEFAULT_NOISE_SIMS
+    if noise_floor is False or noise_floor is None:
+        return 0
+    if isinstance(noise_floor, numbers.Integral) and noise_floor >= 1:
+        return int(noise_floor)
+    raise ValueError(f"noise_floor must be a bool or a number of simulations >= 1, got {noise_floor!r}")
+
+
+def _seed(random_state: Any) -> int:
+    """A 63-bit seed from None, an int or a ``np.random.Generator``."""
+    if isinstance(random_state, np.random.Generator):
+        return int(random_state.integers(0, 2**63 - 1))
+    if random_state is None:
+        return int(np.random.default_rng().integers(0, 2**63 - 1))
+    if isinstance(random_state, numbers.Integral) and not isinstance(random_state, bool) and random_state >= 0:
+        return int(random_state)
+    raise ValueError(f"random_state must be None, a non-negative int or a numpy Generator, got {random_state!r}")
+
+
+def expected_calibration_error(
+    y: Any,
+    probs: Any,
+    *,
+    n_bins: int = 15,
+    binning: str = "uniform",
+    norm: str = "l1",
+    mode: str = "top_label",
+    sample_weight: Any = None,
+    debias: bool = True,
+    ci: float | None = 0.95,
+    n_bootstrap: int = 1000,
+    noise_floor: bool | int = True,
+    random_state: Any = 0,
+) -> ECEResult:
+    r"""Binned expected calibration error, with a bootstrap interval and a noise floor.
+
+    Parameters
+    ----------
+    y : array_like of shape (N,)
+        Integer class indices.
+    probs : array_like of shape (N, C) or (N,)
+        Predicted probabilities (1-D: positive-class probability of a binary problem).
+    n_bins : int, default 15
+    binning : {"uniform", "quantile"}
+        Equal-width bins on [0, 1], or equal-mass bins (Nixon et al. 2019's
+        adaptive ECE); see Notes for the edges.
+    norm : {"l1", "l2", "max"}
+        ``l1`` is the usual ECE, ``l2`` the (debiased) root-mean-square
+        calibration error, ``max`` the maximum calibration error (MCE).
+    mode : {"top_label", "classwise"}
+        Calibration of the predicted class's probability (Guo et al. 2017), or
+        of every class's probability, averaged over classes (Kull et al. 2019).
+    sample_weight : array_like of shape (N,), optional
+        Frequency weights.
+    debias : bool, default True
+        ``l2`` only: subtract each bin's sampling variance (Kumar et al. 2019).
+    ci : float in (0, 1) or None, default 0.95
+        Level of the bootstrap interval (see Notes); None skips the bootstrap.
+    n_bootstrap : int, default 1000
+        Bootstrap resamples.
+    noise_floor : bool or int, default True
+        Compute :attr:`ECEResult.noise_floor` from 200 simulated data sets (an
+        int: from that many; False: skip).
+    random_state : None, int or numpy Generator, default 0
+        Seeds the bootstrap and the simulation (results are reproducible and
+        independent of the thread count).
+
+    Returns
+    -------
+    ECEResult
+        ``value``, ``ci_low``, ``ci_high``, ``noise_floor`` and per-bin ``curves``.
+
+    Raises
+    ------
+    ValueError, TypeError
+        Bad shapes, NaN or values outside [0, 1] in ``probs``, rows not summing
+        to 1, labels out of range, negative weights, unknown options.
+
+    Notes
+    -----
+    With bins ``B_b``, weights ``w``, ``W = sum w``, the top-label view has
+    confidence ``c_i = max_k p_ik`` and hit ``h_i = [argmax_k p_ik = y_i]``; on a
+    binary problem the confidence is therefore ``max(p, 1 - p)`` (netcal uses
+    the positive-class probability instead, which measures something else).
+    Per bin ``acc_b = sum_{B_b} w h / W_b`` and ``conf_b = sum_{B_b} w c / W_b``,
+    and ``ECE_l1 = sum_b (W_b / W) |acc_b - conf_b|``. See
+    :func:`softmaxkit._ece.error_from_sums` for ``l2``, ``max`` and classwise.
+
+    *Bin edges.* Bins are ``[e_b, e_{b+1})`` with the last one closed: 0.0 falls
+    in the first bin and 1.0 in the last. Uniform edges are ``linspace(0, 1,
+    n_bins + 1)``. Quantile edges are weighted inverted-CDF quantiles of the
+    confidences (observed values), de-duplicated, so tied confidences merge
+    bins instead of producing empty or zero-width ones: every quantile bin is
+    non-empty, and there may be fewer than ``n_bins``.
+
+    *Difference from torchmetrics.* torchmetrics' ``CalibrationError`` bins
+    with ``bucketize(right=True)`` on the same uniform edges, so it agrees
+    with this function except that a confidence of exactly 1.0 lands in an
+    extra (16th) bin of its own. Results coincide when no confidence is
+    exactly 1.0.
+
+    *Uncertainty.* The interval resamples rows with replacement (keeping each
+    row's weight) with the bin edges fixed. Resampling adds binning noise of
+    its own, so the resampled estimates sit above the estimate by about the
+    noise floor; the reported interval is the percentile interval shifted down
+    by that bootstrap bias (mean of resamples minus estimate) and clipped at
+    0. It describes the sampling spread of the estimate at this ``n``; compare
+    it with the noise floor to judge calibration. The noise floor re-draws
+    the labels from ``probs`` itself (top-label: hit ~ Bernoulli(confidence);
+    classwise: y ~ Categorical(p_i)) and averages the estimate over such
+    perfectly calibrated data sets. The binned ``l1`` ECE is biased upward by
+    sampling noise, by roughly this floor; the debiased ``l2`` has a floor near
+    0. Both treat rows as the units, so unlike the point estimate they are not
+    repetition-invariant.
+
+    Cost: O(N C) to read ``probs`` and O(N log N) to bin, plus O(N G
+    n_bootstrap) for the interval and O(N G 200) for the floor (G = 1
+    top-label, C classwise), in parallel numba loops: at N = 50,000 top-label
+    the interval is a fraction of a second, but classwise over 1000 classes it
+    is minutes, so pass ``ci=None, noise_floor=False`` (or fewer resamples)
+    there.
+
+    References
+    ----------
+    Naeini, Cooper & Hauskrecht, "Obtaining well calibrated probabilities using
+    Bayesian binning", AAAI 2015. Guo, Pleiss, Sun & Weinberger, "On
+    calibration of modern neural networks", ICML 2017. Kumar, Liang & Ma,
+    "Verified uncertainty calibration", NeurIPS 2019. Kull et al., "Beyond
+    temperature scaling", NeurIPS 2019. Nixon et al., "Measuring calibration
+    in deep learning", CVPR Workshops 2019.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from softmaxkit.metrics import expected_calibration_error
+    >>> p = np.array([[0.9, 0.1], [0.8, 0.2], [0.3, 0.7], [0.6, 0.4]])
+    >>> res = expected_calibration_error(np.array([0, 1, 1, 0]), p, ci=None, noise_floor=False)
+    >>> round(res.value, 4)  # (|1 - 0.9| + |0 - 0.8| + |1 - 0.7| + |1 - 0.6|) / 4
+    0.4
+    """
+    check_choice(norm, _ece.NORMS, "norm")
+    level = _check_ci(ci)
+    if not isinstance(n_bootstrap, numbers.Integral) or isinstance(n_bootstrap, bool) or n_bootstrap < 1:
+        raise ValueError(f"n_bootstrap must be an int >= 1, got {n_bootstrap!r}")
+    check_choice(mode, MODES, "mode")
+    b = _binned(
+        y, probs, n_bins=n_bins, binning=binning, sample_weight=sample_weight,
+        classes="top_label" if mode == "top_label" else "all",
+    )
+    value = float(_ece.error_from_sums(b.sums, norm=norm, debias=debias))
+    seed = _seed(random_state)
+    ci_low = ci_high = floor = float("nan")
+    if level is not None:
+        boot = _ece.bootstrap_errors(
+            b.bins, b.conf, b.hit, b.weight,
+            n_bins=b.n_bins, n_resamples=int(n_bootstrap), seed=seed, norm=norm, debias=debias,
+        )
+        alpha = (1.0 - level) / 2.0
+        # Resampling adds its own binning noise on top of the estimate's, so the raw
+        # percentiles sit above the estimate; remove the bootstrap's bias estimate
+        # (mean of resamples minus estimate; Efron & Tibshirani 1993, section 10.6).
+        shift = float(np.mean(boot)) - value
+        lo, hi = np.quantile(boot, [alpha, 1.0 - alpha]) - shift
+        ci_low, ci_high = max(float(lo), 0.0), max(float(hi), 0.0)
+    n_sims = _n_sims(noise_floor)
+    if n_sims:
+        floor = _ece.noise_floor(
+            b.bins,
+            b.conf,
+            b.weight,
+            b.sums,
+            n_bins=b.n_bins,
+            n_sims=n_sims,
+            seed=seed ^ 0x5DEECE66D,  # a stream unrelated to the bootstrap's
+            norm=norm,
+            debias=debias,
+            categorical=mode == "classwise",
+        )
+    return ECEResult(
+        value=value,
+        ci_low=ci_low,
+        ci_high=ci_high,
+        confidence_level=level,
+        noise_floor=floor,
+        norm=norm,
+        mode=mode,
+        binning=binning,
+        n_bins=b.n_bins,
+        n_samples=int(b.conf.shape[0]),
+        n_bootstrap=int(n_bootstrap),
+        curves=b.curves,
+    )
+
+
+def reliability_curve(
+    y: Any,
+    probs: Any,
+    *,
+    n_bins: int = 15,
+    binning: str = "uniform",
+    class_index: int | None = None,
+    sample_weight: Any = None,
+) -> ReliabilityCurve:
+    """Per-bin counts, mean confidence and accuracy: the data of a reliability diagram.
+
+    Parameters
+    ----------
+    y : array_like of shape (N,)
+    probs : array_like of shape (N, C) or (N,)
+    n_bins : int, default 15
+    binning : {"uniform", "quantile"}
+        Edges as in :func:`expected_calibration_error`.
+    class_index : int, optional
+        None: the top-label view (confidence of the predicted class, accuracy of
+        the prediction). An int ``k``: class ``k`` against the rest (confidence
+        ``p_k``, "accuracy" = fraction of rows whose label is ``k``).
+    sample_weight : array_like of shape (N,), optional
+
+    Returns
+    -------
+    ReliabilityCurve
+        Empty bins have count 0 and NaN confidence and accuracy.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from softmaxkit.metrics import reliability_curve
+    >>> c = reliability_curve(np.array([0, 1]), np.array([[0.9, 0.1], [0.3, 0.7]]), n_bins=5)
+    >>> c.counts
+    array([0, 0, 0, 1, 1])
+    """
+    classes = "top_label" if class_index is None else class_index
+    return _binned(y, probs, n_bins=n_bins, binning=binning, sample_weight=sample_weight, classes=classes).curves[0]

@@ -1,0 +1,211 @@
+"""Reliability diagrams: a Display object in the style of scikit-learn's ``CalibrationDisplay``.
+
+matplotlib is imported only when something is drawn, so ``import
+softmaxkit.plot`` stays light. Build a diagram with
+:meth:`ReliabilityDiagram.from_predictions` or
+:meth:`ReliabilityDiagram.from_estimator`; re-draw it with :meth:`plot`;
+embed it with :meth:`to_png_bytes`.
+"""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import numpy as np
+
+from softmaxkit.metrics import ECEResult, ReliabilityCurve, expected_calibration_error, reliability_curve
+
+__all__ = ["ReliabilityDiagram"]
+
+
+class ReliabilityDiagram:
+    """Reliability diagram: per-bin accuracy against confidence, gaps and a confidence histogram.
+
+    Top panel: one bar per non-empty bin spanning the bin's edges up to its
+    accuracy, a gap bar from the accuracy to the bin's mean confidence (red
+    hatched where the model is over-confident, blue where under-confident),
+    and the diagonal of perfect calibration. Bottom panel: how many samples
+    each bin holds, with the count written on each bar. Empty bins draw
+    nothing (no zero-height bars pretending to be evidence).
+
+    Parameters
+    ----------
+    curve : ReliabilityCurve
+        Per-bin data (see :func:`softmaxkit.metrics.reliability_curve`).
+    ece : ECEResult, optional
+        Shown in the legend with its interval and noise floor.
+    name : str, optional
+        Legend label of the model.
+
+    Attributes
+    ----------
+    ax_ : matplotlib Axes
+        The reliability panel.
+    hist_ax_ : matplotlib Axes or None
+        The confidence histogram.
+    figure_ : matplotlib Figure
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from softmaxkit.plot import ReliabilityDiagram
+    >>> p = np.array([[0.9, 0.1], [0.3, 0.7], [0.6, 0.4]])
+    >>> d = ReliabilityDiagram.from_predictions(np.array([0, 1, 1]), p, n_bins=5)  # doctest: +SKIP
+    >>> png = d.to_png_bytes()  # doctest: +SKIP
+    """
+
+    def __init__(self, *, curve: ReliabilityCurve, ece: ECEResult | None = None, name: str | None = None) -> None:
+        self.curve = curve
+        self.ece = ece
+        self.name = name
+
+    # ------------------------------------------------------------------ constructors
+
+    @classmethod
+    def from_predictions(
+        cls,
+        y: Any,
+        probs: Any,
+        *,
+        n_bins: int = 15,
+        binning: str = "uniform",
+        class_index: int | None = None,
+        sample_weight: Any = None,
+        ci: float | None = 0.95,
+        name: str | None = None,
+        ax: Any = None,
+        show_gaps: bool = True,
+        show_histogram: bool = True,
+        random_state: Any = 0,
+    ) -> "ReliabilityDiagram":
+        """Compute the curve (and the L1 ECE) from labels and probabilities, then plot.
+
+        Parameters
+        ----------
+        y : array_like of shape (N,)
+            Integer class indices.
+        probs : array_like of shape (N, C) or (N,)
+        n_bins, binning, sample_weight
+            As :func:`softmaxkit.metrics.expected_calibration_error`.
+        class_index : int, optional
+            None: the top-label view (confidence of the predicted class). An
+            int ``k``: the per-class view of class ``k`` against the rest.
+        ci : float or None, default 0.95
+            Interval shown for the ECE (None: no bootstrap).
+        name : str, optional
+        ax : matplotlib Axes, optional
+            Where to draw; a new figure otherwise.
+        show_gaps, show_histogram : bool
+        random_state : None, int or Generator
+            Seeds the ECE's bootstrap.
+
+        Returns
+        -------
+        ReliabilityDiagram
+        """
+        curve = reliability_curve(
+            y, probs, n_bins=n_bins, binning=binning, class_index=class_index, sample_weight=sample_weight
+        )
+        ece = None
+        if class_index is None:
+            ece = expected_calibration_error(
+                y, probs, n_bins=n_bins, binning=binning, sample_weight=sample_weight, ci=ci,
+                random_state=random_state,
+            )
+        return cls(curve=curve, ece=ece, name=name).plot(
+            ax=ax, show_gaps=show_gaps, show_histogram=show_histogram
+        )
+
+    @classmethod
+    def from_estimator(cls, estimator: Any, X: Any, y: Any, *, name: str | None = None, **kwargs: Any) -> "ReliabilityDiagram":
+        """Plot a fitted classifier's ``predict_proba(X)`` against ``y``.
+
+        ``y`` may hold the estimator's class labels (mapped to column indices
+        through ``estimator.classes_``) or column indices. Other keyword
+        arguments go to :meth:`from_predictions`.
+        """
+        if not hasattr(estimator, "predict_proba"):
+            raise TypeError(f"{type(estimator).__name__} has no predict_proba; use from_predictions")
+        probs = np.asarray(estimator.predict_proba(X))
+        y = np.asarray(y)
+        classes = getattr(estimator, "classes_", None)
+        if classes is not None:
+            lookup = {c: i for i, c in enumerate(np.asarray(classes).tolist())}
+            try:
+                y = np.fromiter((lookup[v] for v in y.tolist()), dtype=np.int64, count=y.shape[0])
+            except KeyError as exc:
+                raise ValueError(
+                    f"y contains {exc.args[0]!r}, which is not among the estimator's classes_ {list(lookup)}"
+                ) from None
+        return cls.from_predictions(y, probs, name=name or type(estimator).__name__, **kwargs)
+
+    # ------------------------------------------------------------------ drawing
+
+    def plot(self, ax: Any = None, *, show_gaps: bool = True, show_histogram: bool = True, name: str | None = None) -> "ReliabilityDiagram":
+        """Draw on ``ax`` (a new figure if None); returns ``self``."""
+        import matplotlib.pyplot as plt
+
+        if ax is None:
+            fig, ax = plt.subplots(figsize=(5.0, 5.5))
+        fig = ax.figure
+        c = self.curve
+        keep = c.nonempty
+        left, right = c.edges[:-1][keep], c.edges[1:][keep]
+        width, acc, conf = right - left, c.accuracy[keep], c.mean_confidence[keep]
+        label = name or self.name
+        what = "accuracy" if c.class_index is None else f"frequency of class {c.class_index}"
+
+        ax.plot([0, 1], [0, 1], linestyle="--", color="0.5", linewidth=1, label="perfectly calibrated")
+        ax.bar(left, acc, width=width, align="edge", color="#4c72b0", edgecolor="white", linewidth=0.6,
+               label=label or what)
+        if show_gaps and keep.any():
+            over = conf > acc  # over-confident bins
+            bottom = np.minimum(acc, conf)
+            height = np.abs(conf - acc)
+            for mask, color, text in ((over, "#c44e52", "gap (over-confident)"), (~over, "#55a868", "gap (under-confident)")):
+                if mask.any():
+                    ax.bar(left[mask], height[mask], bottom=bottom[mask], width=width[mask], align="edge",
+                           color=color, alpha=0.35, edgecolor=color, hatch="//", linewidth=0.6, label=text)
+            ax.plot(0.5 * (left + right), conf, linestyle="none", marker="_", color="k", markersize=8)
+        if self.ece is not None and np.isfinite(self.ece.value):
+            e = self.ece
+            text = f"ECE = {e.value:.4f}"
+            if np.isfinite(e.ci_low):
+                text += f" [{e.ci_low:.4f}, {e.ci_high:.4f}]"
+            if np.isfinite(e.noise_floor):
+                text += f"\nnoise floor = {e.noise_floor:.4f}"
+            ax.text(0.03, 0.97, text, transform=ax.transAxes, va="top", ha="left", fontsize=9,
+                    bbox=dict(boxstyle="round", facecolor="white", alpha=0.8, edgecolor="0.8"))
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1)
+        ax.set_ylabel(what)
+        ax.set_title("Reliability diagram" + ("" if c.class_index is None else f" (class {c.class_index} vs rest)"))
+        ax.legend(loc="lower right", fontsize=8)
+
+        self.hist_ax_ = None
+        if show_histogram:
+            from mpl_toolkits.axes_grid1 import make_axes_locatable
+
+            hax = make_axes_locatable(ax).append_axes("bottom", size="28%", pad=0.1, sharex=ax)
+            counts = c.counts[keep]
+            bars = hax.bar(left, counts, width=width, align="edge", color="0.6", edgecolor="white", linewidth=0.6)
+            hax.bar_label(bars, labels=[str(int(v)) for v in counts], fontsize=7, padding=1)
+            hax.set_ylim(0, max(1, int(counts.max()) if counts.size else 1) * 1.25)
+            hax.set_xlim(0, 1)
+            hax.set_ylabel("count")
+            hax.set_xlabel("confidence" if c.class_index is None else f"predicted probability of class {c.class_index}")
+            ax.tick_params(labelbottom=False)
+            self.hist_ax_ = hax
+        else:
+            ax.set_xlabel("confidence")
+        self.ax_, self.figure_ = ax, fig
+        return self
+
+    def to_png_bytes(self, *, dpi: int = 100) -> bytes:
+        """The figure as PNG bytes (for an HTML report: base64 them into an ``<img>``)."""
+        if not hasattr(self, "figure_"):
+            self.plot()
+        buf = io.BytesIO()
+        self.figure_.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+        return buf.getvalue()

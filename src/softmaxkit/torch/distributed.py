@@ -1,0 +1,882 @@
+"""Class-parallel cross-entropy over ``torch.distributed``: each rank holds a
+slice of the classes, and the loss is still exactly the full-softmax loss.
+
+When a vocabulary outgrows one device, rank ``r`` of a process group keeps the
+classes ``[start_r, start_r + V_r)``: a column slice of the logits, or a row
+slice of the output weight matrix. Every rank holds the same rows (tokens) and
+the same targets. The softmax over all ``V = sum_r V_r`` classes needs only
+per-row numbers from the other ranks, so each forward exchanges two small
+``(N, k)`` buffers and never the logits:
+
+1. an all-reduce ``MAX`` of the per-row local maxima (the shift that keeps
+   every ``exp`` from overflowing);
+2. one packed all-reduce ``SUM`` of every per-row partial sum the loss needs:
+   ``sum exp``, the target's shifted logit, the target's class weight, the
+   label-smoothing sum and the soft-target sums.
+
+The gradient of the local logits then needs nothing from the other ranks.
+
+This module owns the split of the math into rank-local partial sums and their
+combination. Validation reuses :mod:`softmaxkit._validation`; the formulas are
+those of :func:`softmaxkit.kernels.reference.cross_entropy_2d`, regrouped so
+that every global quantity is a sum over classes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import numbers
+from typing import Any
+
+import torch
+import torch.distributed as dist
+
+from softmaxkit._options import CrossEntropyOptions
+from softmaxkit._validation import (
+    check_class_weight,
+    check_floating,
+    check_hard_target,
+    check_soft_target,
+    cross_entropy_options,
+    is_floating_dtype,
+    is_integer_dtype,
+)
+from softmaxkit.linear import CHUNK_BYTES, chunk_rows
+
+__all__ = ["class_parallel_cross_entropy", "class_parallel_linear_cross_entropy"]
+
+#: ``(chunk, V_local)`` arrays alive at once in the linear path (logits, tanh,
+#: shifted logits, exp / gradient, a product), so that all of them together,
+#: not just the logits, stay within :data:`softmaxkit.linear.CHUNK_BYTES`.
+_LIVE_CHUNK_ARRAYS = 5
+
+
+# --------------------------------------------------------------------------- process group
+
+
+@dataclasses.dataclass(frozen=True)
+class _Comm:
+    """The process group, this rank's place in it, and the two collectives used.
+
+    Without an initialised default group (and with ``group=None``) the call
+    runs as a group of one and issues no collectives at all.
+    """
+
+    group: Any
+    rank: int
+    world: int
+    active: bool
+
+    @classmethod
+    def of(cls, group: Any) -> _Comm:
+        if group is None and not (dist.is_available() and dist.is_initialized()):
+            return cls(None, 0, 1, False)
+        return cls(group, dist.get_rank(group), dist.get_world_size(group), True)
+
+    def all_reduce(self, buf: torch.Tensor, op: Any) -> torch.Tensor:
+        # Looked up on ``dist`` at call time so tests can count the calls.
+        if self.active:
+            dist.all_reduce(buf, op=op, group=self.group)
+        return buf
+
+
+@dataclasses.dataclass(frozen=True)
+class _Layout:
+    """Where this rank's classes sit among the ``n_classes`` global ones."""
+
+    start: int
+    width: int
+    n_classes: int
+
+
+def _resolve_layout(slots: torch.Tensor, comm: _Comm, width: int) -> _Layout:
+    """Turn the all-reduced ``(2, world)`` slots into this rank's layout.
+
+    Row 0 holds every rank's width, row 1 every rank's ``class_start + 1`` (0
+    where a rank did not pass one). Every rank sees the same slots, so a
+    mismatch raises the same ``ValueError`` on all ranks rather than leaving
+    some of them waiting in the next collective.
+    """
+    widths = [int(v) for v in slots[0].tolist()]
+    starts_plus_one = [int(v) for v in slots[1].tolist()]
+    n_classes = sum(widths)
+    given = [s > 0 for s in starts_plus_one]
+    if not any(given):  # derived: ranks own consecutive slices in rank order
+        starts = [sum(widths[:r]) for r in range(comm.world)]
+    elif all(given):
+        starts = [s - 1 for s in starts_plus_one]
+        covered = sorted((s, s + w) for s, w in zip(starts, widths) if w > 0)
+        end = 0
+        for lo, hi in covered:
+            if lo != end:
+                raise ValueError(
+                    "the class slices (class_start, width) of the ranks must tile "
+                    f"[0, {n_classes}) without gaps or overlaps; got starts {starts} "
+                    f"and widths {widths}"
+                )
+            end = hi
+    else:
+        raise ValueError(
+            "class_start must be given on every rank or on none; ranks "
+            f"{[r for r, g in enumerate(given) if not g]} passed None"
+        )
+    return _Layout(start=starts[comm.rank], width=width, n_classes=n_classes)
+
+
+# --------------------------------------------------------------------------- per-row math
+
+
+@dataclasses.dataclass
+class _RowStats:
+    """Per-row results of the two collectives, shape ``(n,)`` each.
+
+    ``shift`` is the global row max (0 on rows of all ``-inf``) and
+    ``log_s = log(sum_c exp(x'_c - shift))`` (0 where that sum is 0, so that
+    ``exp(x' - shift - log_s)`` gives ``p = 0`` rather than NaN there).
+    ``coef`` multiplies ``p`` in the gradient; ``y_coef`` is subtracted at the
+    target column on the rank that owns it.
+    """
+
+    loss: torch.Tensor  # float64, per row, before the reduction
+    row_w: torch.Tensor  # float64, the row's weight in the "mean" denominator
+    shift: torch.Tensor  # compute dtype
+    log_s: torch.Tensor  # compute dtype
+    coef: torch.Tensor  # compute dtype
+    y_coef: torch.Tensor | None  # compute dtype; hard targets only
+
+    @staticmethod
+    def cat(parts: list[_RowStats]) -> _RowStats:
+        if len(parts) == 1:
+            return parts[0]
+        fields = {}
+        for f in dataclasses.fields(_RowStats):
+            vals = [getattr(p, f.name) for p in parts]
+            fields[f.name] = None if vals[0] is None else torch.cat(vals)
+        return _RowStats(**fields)
+
+    def rows(self, sl: slice) -> _RowStats:
+        return _RowStats(
+            **{
+                f.name: None if getattr(self, f.name) is None else getattr(self, f.name)[sl]
+                for f in dataclasses.fields(_RowStats)
+            }
+        )
+
+
+def _apply_softcap(x: torch.Tensor, cap: float | None):
+    """``cap * tanh(x / cap)`` (Gemma 2) and the tanh kept for ``dx'/dx = 1 - tanh^2``."""
+    if cap is None:
+        return x, None
+    t = torch.tanh(x / cap)
+    return t * cap, t
+
+
+def _owned_targets(target: torch.Tensor, opts: CrossEntropyOptions, layout: _Layout):
+    """``(active, owned, local_index)`` for hard targets, each ``(n,)``.
+
+    ``owned`` marks the rows whose (non-ignored) target class lives on this
+    rank; ``local_index`` is its column here (0 elsewhere, masked by ``owned``).
+    """
+    active = target != opts.ignore_index
+    local = target - layout.start
+    owned = active & (local >= 0) & (local < layout.width)
+    return active, owned, torch.where(owned, local, torch.zeros_like(local))
+
+
+def _masked_neg_sum(w: torch.Tensor | None, z: torch.Tensor) -> torch.Tensor:
+    """``sum_c w_c * (-z_c)``, as float64, with ``0 * inf := 0`` where ``w_c = 0``.
+
+    ``-z = shift - x' >= 0``, so this is a sum of non-negative terms and the
+    ``-inf`` logits of classes with zero weight contribute nothing.
+    """
+    if w is None:
+        return torch.sum(z, dim=1).neg_().to(torch.float64)
+    terms = torch.where(w == 0, torch.zeros((), dtype=z.dtype, device=z.device), w * z)
+    return torch.sum(terms, dim=1).neg_().to(torch.float64)
+
+
+def _forward_rows(
+    x: torch.Tensor,
+    target: torch.Tensor,
+    weight: torch.Tensor | None,
+    opts: CrossEntropyOptions,
+    comm: _Comm,
+    layout_or_slots: _Layout | tuple[int, int | None],
+    all_targets: torch.Tensor | None = None,
+):
+    """Loss and gradient statistics of a block of rows: exactly two all-reduces.
+
+    Parameters
+    ----------
+    x : Tensor of shape (n, V_local)
+        Local logits after the softcap, in the compute dtype.
+    target : Tensor of shape (n,) int64, or (n, V_local) probabilities
+    weight : Tensor of shape (V_local,) or None
+        This rank's slice of the class weights, compute dtype.
+    layout_or_slots : _Layout, or ``(width, class_start)`` on the first call
+        On the first call the widths and starts of all ranks ride along the
+        ``MAX`` all-reduce (rank ``r`` writes slot ``r``, the others write 0),
+        which resolves the layout without a separate all-gather.
+    all_targets : Tensor of shape (N,), optional
+        Every hard label of the call, range-checked once the global class
+        count is known (on the first call only).
+
+    Returns
+    -------
+    stats : _RowStats
+    layout : _Layout
+    e : Tensor of shape (n, V_local)
+        ``exp(x' - shift)``, a fresh buffer the gradient may overwrite.
+    """
+    n, width = x.shape
+    dev, cdtype, f64 = x.device, x.dtype, torch.float64
+    soft = target.dtype.is_floating_point
+    eps, zeta = opts.label_smoothing, opts.z_loss
+
+    # ---- collective 1: MAX of the row maxima (+ the layout slots on the first call)
+    resolve = not isinstance(layout_or_slots, _Layout)
+    n_slots = 2 * comm.world if resolve else 0
+    buf = torch.zeros(n + n_slots, dtype=f64, device=dev)
+    buf[:n] = x.amax(dim=1) if width else -math.inf
+    if resolve:
+        start = layout_or_slots[1]
+        buf[n + comm.rank] = width
+        buf[n + comm.world + comm.rank] = 0 if start is None else start + 1
+    comm.all_reduce(buf, dist.ReduceOp.MAX)
+    layout = (
+        _resolve_layout(buf[n:].view(2, comm.world), comm, width) if resolve else layout_or_slots
+    )
+    row_max = buf[:n]
+    # Rows of all -inf get shift 0: (-inf) - (-inf) would be NaN.
+    shift = torch.where(row_max == -math.inf, torch.zeros_like(row_max), row_max).to(cdtype)
+
+    if all_targets is not None and not soft:
+        # Needs the global class count, known only now; every rank holds the same
+        # target, so a bad label raises on all of them before the next collective.
+        shape = tuple(all_targets.shape)
+        check_hard_target(all_targets, shape, layout.n_classes, opts.ignore_index)
+
+    # ---- local partial sums, one column each, packed for collective 2
+    # z = x' - shift <= 0 is kept only where a sum over classes needs it.
+    z = x - shift[:, None] if (soft or eps > 0.0) else None  # (n, V_local)
+    e = torch.exp(z) if z is not None else (x - shift[:, None]).exp_()
+    # Row sums in the compute dtype: torch's cascade summation keeps float32
+    # within a few ulps at 10^5 classes, and a float64 cast would cost a copy.
+    cols = [torch.sum(e, dim=1).to(f64)]  # S: sum-exp
+    if soft:
+        wt = target if weight is None else target * weight  # (n, V_local) w_c t_c
+        cols.append(torch.sum(wt, dim=1).to(f64))  # A = sum w_c t_c
+        cols.append(_masked_neg_sum(wt, z))  # B = sum w_c t_c (shift - x'_c)
+    else:
+        active, owned, idx = _owned_targets(target, opts, layout)
+        x_y = x.gather(1, idx[:, None])[:, 0] if width else torch.zeros(n, dtype=cdtype, device=dev)
+        d_y = shift - x_y
+        cols.append(torch.where(owned, d_y, torch.zeros_like(d_y)).to(f64))  # shift - x'_y
+        if weight is not None:
+            w_y = weight[idx] if width else torch.zeros(n, dtype=cdtype, device=dev)
+            cols.append(torch.where(owned, w_y, torch.zeros_like(w_y)).to(f64))  # w_y
+    if eps > 0.0:
+        cols.append(_masked_neg_sum(weight, z))  # Bs = sum w_c (shift - x'_c)
+    tail = []
+    if eps > 0.0 and weight is not None:
+        tail.append(torch.sum(weight, dtype=f64).reshape(1))  # W = sum_c w_c
+    packed = torch.cat([torch.stack(cols, dim=1).reshape(-1)] + tail)
+
+    # ---- collective 2: SUM of everything above, in one call
+    comm.all_reduce(packed, dist.ReduceOp.SUM)
+    k = len(cols)
+    g = packed[: n * k].view(n, k)
+    v = float(layout.n_classes)
+    w_total = packed[n * k] if tail else torch.tensor(v, dtype=f64, device=dev)
+
+    s = g[:, 0]
+    has_mass = s > 0
+    log_s = torch.log(s)  # -inf on rows of all -inf
+    lse = shift.to(f64) + log_s
+    lse_term = torch.where(torch.isfinite(lse), 2.0 * zeta * lse, torch.zeros_like(lse))
+    smooth = None
+    if eps > 0.0:
+        smooth = (eps / v) * (g[:, -1] + w_total * log_s)  # eps/V sum_c w_c (lse - x'_c)
+
+    if soft:
+        a, b = g[:, 1], g[:, 2]
+        loss = (1.0 - eps) * (b + a * log_s) if eps < 1.0 else torch.zeros_like(s)
+        if smooth is not None:
+            loss = loss + smooth
+        if zeta > 0.0:
+            loss = loss + zeta * lse**2
+        row_w = torch.ones_like(s)
+        coef = (1.0 - eps) * a + (eps / v) * w_total + lse_term
+        y_coef = None
+    else:
+        d_y = g[:, 1]
+        w_y = g[:, 2] if weight is not None else torch.ones_like(s)
+        w_y = torch.where(active, w_y, torch.zeros_like(w_y))
+        # A target on a row of all -inf: -log p_y = +inf, not inf - inf.
+        nll = torch.where(has_mass, d_y + log_s, torch.full_like(s, math.inf))
+        loss = (1.0 - eps) * w_y * nll if eps < 1.0 else torch.zeros_like(s)
+        if smooth is not None:
+            loss = loss + smooth
+        if zeta > 0.0:
+            loss = loss + zeta * w_y * lse**2
+        loss = torch.where(active, loss, torch.zeros_like(loss))
+        row_w = w_y
+        coef = (1.0 - eps) * w_y + (eps / v) * w_total + lse_term * w_y
+        y_coef = ((1.0 - eps) * w_y).to(cdtype)
+
+    stats = _RowStats(
+        loss=loss,
+        row_w=row_w,
+        shift=shift,
+        log_s=torch.where(has_mass, log_s, torch.zeros_like(log_s)).to(cdtype),
+        coef=coef.to(cdtype),
+        y_coef=y_coef,
+    )
+    return stats, layout, e
+
+
+def _grad_rows(
+    x: torch.Tensor,
+    tanh: torch.Tensor | None,
+    target: torch.Tensor,
+    weight: torch.Tensor | None,
+    opts: CrossEntropyOptions,
+    layout: _Layout,
+    stats: _RowStats,
+    row_scale: torch.Tensor,
+    e: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """``row_scale * d loss / d x`` for a block of rows, from local data only.
+
+    With ``p = exp(x' - shift - log_s)`` (the global softmax restricted to this
+    rank's columns), ``V`` global classes and ``eps`` the smoothing::
+
+        hard:  g_j = p_j coef - (1-eps) w_y [j = y] - eps w_j / V
+        soft:  g_j = p_j coef - w_j ((1-eps) t_j + eps / V)
+
+    then ``g *= 1 - tanh^2`` under a softcap. ``coef`` carries the global sums
+    (see :func:`_forward_rows`), so no communication is needed here.
+    """
+    eps, v = opts.label_smoothing, float(layout.n_classes)
+    # Every per-row factor folded into one (n,) vector, so the (n, V_local)
+    # buffer is touched once for p * coef and once per correction term.
+    rs = row_scale.to(x.dtype)
+    g = (x - stats.shift[:, None]).exp_() if e is None else e  # e: forward's buffer
+    g *= (torch.exp(-stats.log_s) * stats.coef * rs)[:, None]  # p_j coef, scaled
+    if target.dtype.is_floating_point:
+        t = target if eps == 0.0 else target * (1.0 - eps) + eps / v
+        g.addcmul_(t if weight is None else t * weight, rs[:, None], value=-1.0)
+    else:
+        active, owned, idx = _owned_targets(target, opts, layout)
+        if eps > 0.0:  # g -= eps / V * rs w^T, an outer product added in place
+            w = torch.ones_like(g[0]) if weight is None else weight
+            g.addr_(rs, w, alpha=-eps / v)
+        if layout.width:
+            # (p_y - 1)-style correction in the compute dtype (>= float32).
+            y_term = torch.where(owned, -stats.y_coef * rs, torch.zeros_like(rs))
+            g.scatter_add_(1, idx[:, None], y_term[:, None])
+        if not bool(active.all()):  # ignored rows are exactly 0, even with NaN logits
+            g.masked_fill_(~active[:, None], 0.0)
+    if tanh is not None:
+        g *= tanh.square_().neg_().add_(1.0)  # 1 - tanh^2; the tanh is not used again
+    return g
+
+
+def _reduce(stats: _RowStats, reduction: str, batch_shape: tuple[int, ...], dtype):
+    """The reduced loss and the gradient multiplier that goes with it.
+
+    ``"mean"`` divides by the summed row weights (target class weights; 1 per
+    soft row). If that is 0 (every target ignored) the loss is 0 with zero
+    gradient, where torch gives NaN.
+    """
+    if reduction == "none":
+        return stats.loss.reshape(batch_shape).to(dtype), 1.0
+    total = stats.loss.sum()
+    if reduction == "sum":
+        return total.to(dtype), 1.0
+    denom = float(stats.row_w.sum())
+    scale = 1.0 / denom if denom > 0 else 0.0
+    return (total * scale).to(dtype), scale
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
+    """float64 stays; float32, bfloat16 and float16 are computed in float32."""
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
+def _check_class_start(class_start: Any) -> int | None:
+    if class_start is None:
+        return None
+    if not isinstance(class_start, numbers.Integral) or isinstance(class_start, bool):
+        raise TypeError(f"class_start must be an int or None, got {class_start!r}")
+    if class_start < 0:
+        raise ValueError(f"class_start must be >= 0, got {class_start}")
+    return int(class_start)
+
+
+def _prepare(
+    local_shape: tuple[int, ...],
+    target: Any,
+    device: torch.device,
+    cdtype: torch.dtype,
+    ce_options: dict,
+):
+    """Validate everything that needs no other rank.
+
+    Returns ``(options, target_rows, weight)``: the options with the weight
+    removed, targets as ``(N,)`` int64 or ``(N, V_local)`` compute-dtype
+    probabilities, and the local class weights as a compute-dtype tensor.
+    Hard labels are range-checked later, once the global class count is known.
+    """
+    width = local_shape[-1]
+    weight = ce_options.pop("weight", None)
+    known = {"ignore_index", "reduction", "label_smoothing", "z_loss", "softcap"}
+    unknown = set(ce_options) - known
+    if unknown:
+        raise TypeError(f"unexpected keyword argument(s): {sorted(unknown)}")
+    opts = cross_entropy_options(n_classes=width, **ce_options)
+    w = check_class_weight(weight, width, name="weight (this rank's slice of the class weights)")
+    weight_t = None if w is None else torch.as_tensor(w, dtype=cdtype, device=device)
+
+    if not isinstance(target, torch.Tensor):
+        target = torch.as_tensor(target)
+    if is_integer_dtype(target.dtype) and target.dtype != torch.bool:
+        batch = local_shape[:-1]
+        if tuple(target.shape) != tuple(batch):
+            raise ValueError(
+                "target of class indices must have the logits' shape without the class axis: "
+                f"expected {tuple(batch)}, got {tuple(target.shape)}"
+            )
+        target = target.reshape(-1).to(device=device, dtype=torch.int64)
+    elif is_floating_dtype(target.dtype):
+        check_soft_target(target, local_shape)
+        if not bool(torch.isfinite(target).all()):
+            raise ValueError("target probabilities must be finite")
+        target = target.reshape(math.prod(local_shape[:-1]), width).to(device=device, dtype=cdtype)
+    else:
+        raise TypeError(
+            f"target must hold integer class indices or floating probabilities, got {target.dtype}"
+        )
+    return dataclasses.replace(opts, weight=None), target, weight_t
+
+
+# --------------------------------------------------------------------------- autograd Functions
+
+
+class _ClassParallelCrossEntropy(torch.autograd.Function):
+    """Forward: two all-reduces. Backward: local, from the saved row statistics."""
+
+    @staticmethod
+    def forward(ctx, local_logits, target, weight, opts, comm, class_start):
+        batch_shape = tuple(local_logits.shape[:-1])
+        width = local_logits.shape[-1]
+        # Explicit row count: reshape(-1, 0) is ambiguous for an empty slice.
+        x = local_logits.reshape(math.prod(batch_shape), width)
+        x = x.to(_compute_dtype(local_logits.dtype))
+        x, tanh = _apply_softcap(x, opts.softcap)
+        stats, layout, _ = _forward_rows(
+            x, target, weight, opts, comm, (width, class_start), all_targets=target
+        )
+        loss, scale = _reduce(stats, opts.reduction, batch_shape, local_logits.dtype)
+        ctx.save_for_backward(local_logits, target, weight)
+        ctx.stats, ctx.opts, ctx.layout, ctx.scale = stats, opts, layout, scale
+        return loss
+
+    @staticmethod
+    def backward(ctx, grad_loss):
+        local_logits, target, weight = ctx.saved_tensors
+        opts, stats = ctx.opts, ctx.stats
+        x = local_logits.reshape(stats.loss.shape[0], local_logits.shape[-1])
+        x, tanh = _apply_softcap(x.to(_compute_dtype(local_logits.dtype)), opts.softcap)
+        # "none": the upstream gradient is per row; "mean"/"sum": a scalar.
+        row_scale = (grad_loss.reshape(-1).to(torch.float64) * ctx.scale).expand(x.shape[0])
+        g = _grad_rows(x, tanh, target, weight, opts, ctx.layout, stats, row_scale)
+        return g.reshape(local_logits.shape).to(local_logits.dtype), None, None, None, None, None
+
+
+def class_parallel_cross_entropy(
+    local_logits: torch.Tensor,
+    target: Any,
+    *,
+    group: Any = None,
+    class_start: int | None = None,
+    **ce_options: Any,
+) -> torch.Tensor:
+    r"""Cross-entropy over classes split across the ranks of a process group.
+
+    Rank ``r`` holds the logits of the classes ``[start_r, start_r + V_r)``;
+    the result equals :func:`softmaxkit.cross_entropy` of the full ``(N, V)``
+    logits on every rank, and the gradient of ``local_logits`` is exactly this
+    rank's columns of the full gradient.
+
+    Parameters
+    ----------
+    local_logits : Tensor of shape (..., V_local)
+        This rank's class slice of the logits, class axis last. The slices may
+        have different widths (even 0) on different ranks. float32 and float64
+        are computed in their own precision; float16 and bfloat16 in float32
+        and returned in the input dtype.
+    target : Tensor
+        Either integer class indices of shape ``(...)`` in *global* class
+        numbering, identical on every rank; or probabilities of shape
+        ``(..., V_local)``: this rank's columns of the full soft target.
+        Soft targets receive no gradient.
+    group : ProcessGroup, optional, keyword-only
+        Default: the default group. If ``torch.distributed`` is not
+        initialised, the call runs as a single rank that holds every class.
+    class_start : int, optional, keyword-only
+        Global index of this rank's first class. If None on every rank, rank
+        ``r`` owns the slice that follows those of ranks ``0..r-1``. Given on
+        every rank, the slices may sit in any order but must tile ``[0, V)``.
+    **ce_options
+        ``weight``, ``ignore_index``, ``reduction``, ``label_smoothing``,
+        ``z_loss``, ``softcap`` as in :func:`softmaxkit.cross_entropy`, with
+        one difference: ``weight`` is **this rank's slice** of the class
+        weights, shape ``(V_local,)``, like the logits. Each rank thus stores
+        only what it owns; the target's weight and ``sum(weight)`` travel in
+        the packed all-reduce.
+
+    Returns
+    -------
+    loss : Tensor
+        A scalar for ``"mean"``/``"sum"``, shape ``(...)`` for ``"none"``; the
+        same value on every rank, in the logits' dtype.
+
+    Raises
+    ------
+    TypeError, ValueError
+        As :func:`softmaxkit.cross_entropy`. A label outside ``[0, V)`` or
+        slices that do not tile ``[0, V)`` raise on every rank at once. Checks
+        of purely local inputs (the local weight slice, a local soft-target
+        slice) raise before any collective on the rank that holds the bad
+        input; the other ranks then wait in the first all-reduce, as with any
+        mismatched collective.
+
+    Notes
+    -----
+    With the softcapped logits ``x'``, the global row max ``m``, the global
+    sums over all ``V`` classes ``S = sum_c exp(x'_c - m)``, and
+    ``log p_c = x'_c - m - log S``, the per-row hard-target loss is::
+
+        (1 - eps) w_y (m - x'_y + log S)
+          + eps / V * (sum_c w_c (m - x'_c) + W log S)     # W = sum_c w_c
+          + z_loss * w_y * (m + log S)**2
+
+    which is torch's label smoothing (weights included; Megatron-LM's
+    vocab-parallel loss used the local class count here, its issue 737) plus
+    the PaLM z-loss. Every global quantity is a sum over classes, so each rank
+    contributes its columns' partial sums.
+
+    Collectives per forward, **exactly 2 all-reduces and nothing else**:
+
+    1. ``MAX`` of an ``(N + 2 * world,)`` float64 buffer: the local row
+       maxima, plus each rank's width and class start in its own slots (the
+       other ranks write 0), which gives every rank the global class count
+       and, when ``class_start`` is None, its offset. No all-gather is needed.
+    2. ``SUM`` of an ``(N * k [+ 1],)`` float64 buffer with ``k`` per-row
+       columns: ``S``; for hard targets ``m - x'_y`` (from the rank that owns
+       ``y``) and ``w_y`` (with weights); for soft targets ``sum_c w_c t_c``
+       and ``sum_c w_c t_c (m - x'_c)``; with smoothing ``sum_c w_c (m - x'_c)``;
+       and with weights and smoothing one scalar ``W``. ``k <= 4``.
+
+    The backward pass issues no collective: ``p`` restricted to the local
+    columns is ``exp(x' - m - log S)`` from the saved row statistics.
+
+    If the logits come from a replicated ``hidden`` (``local_logits = hidden
+    @ local_weight.T``), the gradient of ``hidden`` is a partial sum on each
+    rank and must be all-reduced (Megatron's "copy to model-parallel region");
+    :func:`class_parallel_linear_cross_entropy` does that for you.
+
+    Rows of all ``-inf`` give ``+inf`` for a non-ignored hard target, and the
+    ``"mean"`` of a batch whose targets are all ignored is 0 with zero
+    gradient, as in :func:`softmaxkit.cross_entropy`. Tested on the ``gloo``
+    backend; ``nccl`` uses the same two calls and is untested here.
+
+    References
+    ----------
+    Shoeybi et al., "Megatron-LM: Training Multi-Billion Parameter Language
+    Models Using Model Parallelism", 2019 (vocab-parallel cross-entropy).
+    NVIDIA/Megatron-LM issue 737 (label smoothing with sharded classes).
+
+    Examples
+    --------
+    Without a process group, one rank holds every class:
+
+    >>> import torch
+    >>> from softmaxkit.torch.distributed import class_parallel_cross_entropy
+    >>> loss = class_parallel_cross_entropy(torch.tensor([[0.03, 1.92]]), torch.tensor([1]))
+    >>> round(float(loss), 4)
+    0.1407
+
+    On each of two ranks (``torchrun --nproc-per-node 2``), rank ``r`` holding
+    classes ``[4 r, 4 r + 4)`` of 8::
+
+        local = full_logits[:, 4 * rank : 4 * rank + 4].requires_grad_()
+        loss = class_parallel_cross_entropy(local, target, label_smoothing=0.1)
+        loss.backward()        # local.grad == full_grad[:, 4 * rank : 4 * rank + 4]
+    """
+    check_floating(local_logits, "local_logits")
+    if local_logits.ndim < 1:
+        raise ValueError("local_logits must have at least 1 dimension (the class axis)")
+    class_start = _check_class_start(class_start)
+    cdtype = _compute_dtype(local_logits.dtype)
+    opts, target_rows, weight = _prepare(
+        tuple(local_logits.shape), target, local_logits.device, cdtype, dict(ce_options)
+    )
+    comm = _Comm.of(group)
+    return _ClassParallelCrossEntropy.apply(
+        local_logits, target_rows, weight, opts, comm, class_start
+    )
+
+
+# --------------------------------------------------------------------------- linear + CE
+
+
+def _chunk_rows(n_rows: int, width: int, itemsize: int, chunk_size: Any) -> int:
+    """Token rows per chunk: ``chunk_size``, or the single-process memory budget."""
+    if chunk_size is None:
+        return chunk_rows(n_rows, width, itemsize * _LIVE_CHUNK_ARRAYS, CHUNK_BYTES)
+    if not isinstance(chunk_size, numbers.Integral) or isinstance(chunk_size, bool):
+        raise TypeError(f"chunk_size must be a positive int or None, got {chunk_size!r}")
+    if chunk_size < 1:
+        raise ValueError(f"chunk_size must be a positive int or None, got {chunk_size!r}")
+    return int(chunk_size)
+
+
+def _local_logits(h: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None, cdtype, cap):
+    """``softcap(h @ w.T + b)`` for one chunk, in the compute dtype, and its tanh."""
+    z = h @ w.t() if b is None else torch.addmm(b, h, w.t())
+    return _apply_softcap(z.to(cdtype), cap)
+
+
+class _LinearPass:
+    """One chunked sweep over the tokens; gradients into preallocated buffers.
+
+    ``grad_hidden`` is a partial sum over this rank's classes; the caller
+    all-reduces it once after the sweep. ``grad_weight``/``grad_bias`` are
+    accumulated in float32 (float64 for float64 input) across chunks.
+    """
+
+    def __init__(self, hidden, weight, bias, want):
+        n, d = hidden.shape
+        width = weight.shape[0]
+        self.acc_dtype = _compute_dtype(hidden.dtype)
+        dev = hidden.device
+        self.gh = torch.zeros(n, d, dtype=self.acc_dtype, device=dev) if want[0] else None
+        self.gw = torch.zeros(width, d, dtype=self.acc_dtype, device=dev) if want[1] else None
+        self.gb = (
+            torch.zeros(width, dtype=self.acc_dtype, device=dev)
+            if want[2] and bias is not None
+            else None
+        )
+        self.hidden, self.weight = hidden, weight
+
+    def add(self, rows: slice, g: torch.Tensor) -> None:
+        """Accumulate the gradients of the chunk ``rows`` with logits gradient ``g``."""
+        h, w = self.hidden[rows], self.weight
+        gl = g.to(h.dtype)  # low-precision GEMMs run in the input dtype (AMX on bf16)
+        if self.gh is not None:
+            self.gh[rows] = gl @ w
+        if self.gw is not None:
+            if gl.dtype == self.acc_dtype:
+                self.gw.addmm_(gl.t(), h)
+            else:
+                self.gw += (gl.t() @ h).to(self.acc_dtype)
+        if self.gb is not None:
+            self.gb += g.sum(dim=0, dtype=self.acc_dtype)
+
+
+class _ClassParallelLinearCrossEntropy(torch.autograd.Function):
+    """Chunked ``hidden @ local_weight.T`` + class-parallel CE.
+
+    ``"mean"``/``"sum"``: the gradients are computed in the forward (the
+    upstream gradient is a scalar, so backward only scales them).
+    ``"none"``: the forward keeps only per-row statistics and the backward
+    recomputes each chunk's logits with the per-row upstream gradient, because
+    ``grad_weight = sum_i g_i (dl_i/dz_i) h_i^T`` cannot be rescaled per row
+    after the sum, and keeping per-row gradients would take ``(N, V_local)``
+    memory. That costs one extra GEMM per chunk and no extra collective for the
+    statistics (they are the global ones of the forward).
+    """
+
+    @staticmethod
+    def forward(ctx, hidden, weight, bias, target, cweight, opts, comm, class_start, rows, want):
+        n = hidden.shape[0]
+        cdtype = _compute_dtype(hidden.dtype)
+        eager = opts.reduction != "none" and any(want)
+        acc = _LinearPass(hidden, weight, bias, want) if eager else None
+        layout_or_slots: Any = (weight.shape[0], class_start)
+        parts = []
+        for lo in range(0, max(n, 1), rows):
+            sl = slice(lo, min(lo + rows, n))
+            x, tanh = _local_logits(hidden[sl], weight, bias, cdtype, opts.softcap)
+            check = target if lo == 0 else None  # labels are range-checked once
+            stats, layout_or_slots, e = _forward_rows(
+                x, target[sl], cweight, opts, comm, layout_or_slots, all_targets=check
+            )
+            parts.append(stats)
+            if acc is not None:
+                ones = torch.ones(x.shape[0], dtype=cdtype, device=x.device)
+                g = _grad_rows(x, tanh, target[sl], cweight, opts, layout_or_slots, stats, ones, e)
+                acc.add(sl, g)
+            del x, tanh, e
+        stats = _RowStats.cat(parts)
+        loss, scale = _reduce(stats, opts.reduction, (n,), hidden.dtype)
+        if acc is not None:
+            for buf in (acc.gh, acc.gw, acc.gb):
+                if buf is not None and scale != 1.0:
+                    buf *= scale
+            if acc.gh is not None:
+                comm.all_reduce(acc.gh, dist.ReduceOp.SUM)  # the one grad_hidden all-reduce
+            ctx.grads = (acc.gh, acc.gw, acc.gb)
+            ctx.save_for_backward()
+        else:
+            ctx.save_for_backward(hidden, weight, bias, target, cweight)
+        ctx.stats, ctx.opts, ctx.layout, ctx.comm = stats, opts, layout_or_slots, comm
+        ctx.rows, ctx.want, ctx.dtypes = rows, want, (hidden.dtype, weight.dtype)
+        return loss
+
+    @staticmethod
+    def backward(ctx, grad_loss):
+        if ctx.opts.reduction != "none":
+            gh, gw, gb = ctx.grads
+            s = grad_loss.to(gh.dtype if gh is not None else (gw if gw is not None else gb).dtype)
+            grads = [None if t is None else (t * s) for t in (gh, gw, gb)]
+        else:
+            hidden, weight, bias, target, cweight = ctx.saved_tensors
+            acc = _LinearPass(hidden, weight, bias, ctx.want)
+            cdtype = _compute_dtype(hidden.dtype)
+            row_scale = grad_loss.reshape(-1).to(cdtype)
+            n = hidden.shape[0]
+            for lo in range(0, n, ctx.rows):
+                sl = slice(lo, min(lo + ctx.rows, n))
+                x, tanh = _local_logits(hidden[sl], weight, bias, cdtype, ctx.opts.softcap)
+                stats = ctx.stats.rows(sl)
+                g = _grad_rows(
+                    x, tanh, target[sl], cweight, ctx.opts, ctx.layout, stats, row_scale[sl]
+                )
+                acc.add(sl, g)
+            if acc.gh is not None:
+                ctx.comm.all_reduce(acc.gh, dist.ReduceOp.SUM)  # the one grad_hidden all-reduce
+            grads = [acc.gh, acc.gw, acc.gb]
+        h_dtype, w_dtype = ctx.dtypes
+        out = [
+            None if grads[0] is None else grads[0].to(h_dtype),
+            None if grads[1] is None else grads[1].to(w_dtype),
+            None if grads[2] is None else grads[2].to(w_dtype),
+        ]
+        return (*out, None, None, None, None, None, None, None)
+
+
+def class_parallel_linear_cross_entropy(
+    hidden: torch.Tensor,
+    local_weight: torch.Tensor,
+    target: Any,
+    *,
+    local_bias: torch.Tensor | None = None,
+    group: Any = None,
+    class_start: int | None = None,
+    chunk_size: int | None = None,
+    **ce_options: Any,
+) -> torch.Tensor:
+    r"""``class_parallel_cross_entropy(hidden @ local_weight.T + local_bias, target)``
+    without ever holding the ``(N, V_local)`` logits.
+
+    Parameters
+    ----------
+    hidden : Tensor of shape (N, D)
+        The same on every rank (the output of a replicated trunk).
+    local_weight : Tensor of shape (V_local, D)
+        This rank's rows of the ``(V, D)`` output weight; same dtype as ``hidden``.
+    target : Tensor of shape (N,) int, or (N, V_local) probabilities
+        As :func:`class_parallel_cross_entropy`.
+    local_bias : Tensor of shape (V_local,), optional, keyword-only
+    group, class_start : keyword-only
+        As :func:`class_parallel_cross_entropy`.
+    chunk_size : int, optional, keyword-only
+        Token rows per chunk. Default: as many as keep one chunk's local
+        logits and their temporaries within :data:`softmaxkit.linear.CHUNK_BYTES`
+        (32 MiB), the budget of the single-process fused loss.
+    **ce_options
+        As :func:`class_parallel_cross_entropy` (``weight`` is the local slice).
+
+    Returns
+    -------
+    loss : Tensor
+        As :func:`softmaxkit.linear_cross_entropy` of the full weight, on every
+        rank; in ``hidden``'s dtype.
+
+    Notes
+    -----
+    Per token chunk of ``c`` rows, each rank computes its ``(c, V_local)``
+    logits, runs the two all-reduces of :func:`class_parallel_cross_entropy`
+    on them, and (for ``"mean"``/``"sum"``) turns them straight into its
+    gradient contributions::
+
+        grad_hidden[chunk] = g @ local_weight          # partial: local classes only
+        grad_weight       += g.T @ hidden[chunk]        # float32 accumulator
+        grad_bias         += g.sum(0)
+
+    Collectives per call, with ``K = ceil(N / chunk)`` chunks:
+
+    * forward: ``2 K`` all-reduces of ``O(chunk)`` floats (row max; packed sums),
+      plus for ``"mean"``/``"sum"`` **one** ``SUM`` all-reduce of the
+      ``(N, D)`` partial ``grad_hidden`` (only if ``hidden`` requires grad);
+    * backward: none for ``"mean"``/``"sum"`` (the saved gradients are scaled
+      by the upstream scalar); for ``"none"`` the backward recomputes the
+      chunks with the per-row upstream gradient and issues the one
+      ``grad_hidden`` all-reduce there.
+
+    So ``grad_hidden`` is complete and identical on every rank, and a
+    replicated trunk below it stays in sync without further communication.
+    Every rank must run the backward (the ``grad_hidden`` all-reduce is
+    collective). Memory beyond the gradients is one chunk's logits and
+    temporaries. Gradients are computed only when grad mode is on and the
+    input requires grad; ``"none"`` pays one extra GEMM per chunk in the
+    backward. Tested on ``gloo``; ``nccl`` untested here.
+
+    References
+    ----------
+    Shoeybi et al., 2019 (Megatron-LM); Wijmans et al., "Cut Your Losses in
+    Large-Vocabulary Language Models", 2024 (never materialise the logits).
+    """
+    for name, t in (("hidden", hidden), ("local_weight", local_weight)):
+        check_floating(t, name)
+        if t.ndim != 2:
+            raise ValueError(f"{name} must be 2-D, got shape {tuple(t.shape)}")
+    if hidden.shape[1] != local_weight.shape[1]:
+        raise ValueError(
+            f"hidden (N, D) and local_weight (V_local, D) must share D: got "
+            f"{tuple(hidden.shape)} and {tuple(local_weight.shape)}"
+        )
+    if hidden.dtype != local_weight.dtype:
+        raise TypeError(
+            f"hidden and local_weight must have the same dtype, got {hidden.dtype} and "
+            f"{local_weight.dtype}"
+        )
+    if local_bias is not None and tuple(local_bias.shape) != (local_weight.shape[0],):
+        raise ValueError(
+            f"local_bias must have shape ({local_weight.shape[0]},), got {tuple(local_bias.shape)}"
+        )
+    class_start = _check_class_start(class_start)
+    width = local_weight.shape[0]
+    cdtype = _compute_dtype(hidden.dtype)
+    opts, target_rows, cweight = _prepare(
+        (hidden.shape[0], width), target, hidden.device, cdtype, dict(ce_options)
+    )
+    if local_bias is not None:
+        local_bias = local_bias.to(hidden.dtype)
+    grad_on = torch.is_grad_enabled()
+    want = tuple(
+        bool(grad_on and t is not None and t.requires_grad)
+        for t in (hidden, local_weight, local_bias)
+    )
+    rows = _chunk_rows(hidden.shape[0], width, torch.finfo(cdtype).bits // 8, chunk_size)
+    return _ClassParallelLinearCrossEntropy.apply(
+        hidden, local_weight, local_bias, target_rows, cweight, opts, _Comm.of(group),
+        class_start, rows, want,
+    )

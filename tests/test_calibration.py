@@ -1,0 +1,293 @@
+"""softmaxkit.calibration: temperature, vector and matrix scaling.
+
+Peers: scikit-learn 1.9's ``CalibratedClassifierCV(method="temperature")`` on
+the same held-out logits; digits with GaussianNB and a random forest.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+import softmaxkit as sk
+from softmaxkit.calibration import CalibrationWarning, MatrixScaling, TemperatureScaling, VectorScaling
+from softmaxkit.metrics import expected_calibration_error, log_loss
+
+CALIBRATORS = [TemperatureScaling, VectorScaling, MatrixScaling]
+
+
+def _softmax(z):
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def _data(rng, n=3000, k=5, sharpen=3.0, dtype=np.float64):
+    """Labels drawn from softmax(z); the model reports sharpen * z (over-confident)."""
+    z = rng.standard_normal((n, k)) * 1.5
+    u = rng.random(n)[:, None]
+    y = np.minimum((u > np.cumsum(_softmax(z), axis=1)).sum(axis=1), k - 1)
+    return (sharpen * z).astype(dtype), y
+
+
+def _sklearn_beta(logits, y, sample_weight=None):
+    """sklearn's temperature on precomputed logits: a frozen pass-through classifier."""
+    from sklearn.base import BaseEstimator, ClassifierMixin
+    from sklearn.calibration import CalibratedClassifierCV
+    from sklearn.frozen import FrozenEstimator
+
+    class Passthrough(ClassifierMixin, BaseEstimator):
+        def fit(self, X, y):
+            self.classes_ = np.arange(X.shape[1])
+            return self
+
+        def decision_function(self, X):
+            return X
+
+        def predict(self, X):
+            return np.argmax(X, axis=1)
+
+    cal = CalibratedClassifierCV(FrozenEstimator(Passthrough().fit(logits, y)), method="temperature")
+    cal.fit(logits, y, sample_weight=sample_weight)
+    return float(cal.calibrated_classifiers_[0].calibrators[0].beta_)
+
+
+# --------------------------------------------------------------------------- temperature
+
+
+@pytest.mark.filterwarnings("ignore:Since FrozenEstimator does not appear to accept sample_weight")
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_temperature_matches_sklearn(rng, weighted, dtype):
+    pytest.importorskip("sklearn")
+    z, y = _data(rng, n=2000, k=6, dtype=dtype)
+    w = rng.uniform(0.2, 3.0, z.shape[0]) if weighted else None
+    ours = TemperatureScaling().fit(z, y, sample_weight=w)
+    assert ours.converged_
+    assert ours.beta_ == pytest.approx(_sklearn_beta(z, y, w), rel=1e-3)
+    assert ours.beta_ == pytest.approx(1 / 3.0, rel=0.1)  # undoes the sharpening
+
+
+def test_temperature_is_the_nll_minimum(rng):
+    z, y = _data(rng)
+    ts = TemperatureScaling().fit(z, y)
+    nll = lambda b: log_loss(y, logits=b * z)  # noqa: E731
+    assert ts.nll_ == pytest.approx(nll(ts.beta_), rel=1e-9)
+    for f in (0.99, 1.01):
+        assert nll(ts.beta_) < nll(f * ts.beta_)
+
+
+def test_temperature_warm_start_path_on_large_input(rng):
+    """More than 2 x 4096 rows: the subsample warm start, then a few full passes."""
+    z, y = _data(rng, n=12000, k=20, dtype=np.float32)
+    ts = TemperatureScaling().fit(z, y)
+    assert ts.converged_ and ts.n_iter_ <= 4
+    assert ts.beta_ == pytest.approx(TemperatureScaling().fit(z.astype(np.float64), y).beta_, rel=1e-6)
+
+
+def test_temperature_keeps_argmax_and_transform_is_scaling(rng):
+    z, y = _data(rng)
+    ts = TemperatureScaling().fit(z, y)
+    np.testing.assert_allclose(ts.transform(z), ts.beta_ * z)
+    p = ts.predict_proba(z)
+    np.testing.assert_allclose(p.sum(axis=1), 1.0, atol=1e-12)
+    np.testing.assert_array_equal(p.argmax(axis=1), z.argmax(axis=1))
+    assert ts.temperature_ == pytest.approx(1 / ts.beta_)
+    assert ts.transform(z.astype(np.float32)).dtype == np.float32
+
+
+def test_integer_weights_behave_like_repetitions(rng):
+    z, y = _data(rng, n=500)
+    w = rng.integers(0, 4, 500)
+    rep = np.repeat(np.arange(500), w)
+    for cls in CALIBRATORS:
+        a = cls().fit(z, y, sample_weight=w)
+        b = cls().fit(z[rep], y[rep])
+        np.testing.assert_allclose(a.predict_proba(z), b.predict_proba(z), atol=1e-5, err_msg=cls.__name__)
+
+
+def test_separable_set_stays_bounded_and_warns():
+    z = np.array([[5.0, 0.0, 0.0], [0.0, 5.0, 0.0], [0.0, 0.0, 5.0], [2.0, 1.0, 0.0]])
+    y = np.array([0, 1, 2, 0])
+    with pytest.warns(CalibrationWarning, match="separable"):
+        ts = TemperatureScaling().fit(z, y)
+    assert np.isfinite(ts.beta_) and ts.beta_ == TemperatureScaling().beta_bounds[1]
+    assert not ts.converged_
+    assert np.all(np.isfinite(ts.predict_proba(z)))
+    with pytest.warns(CalibrationWarning, match="bound"):
+        TemperatureScaling(beta_bounds=(0.01, 0.1)).fit(np.vstack([z, [[0.0, 1.0, 0.0]]]), np.append(y, 0))
+
+
+def test_uninformative_logits_hit_the_lower_bound_and_warn(rng):
+    z = rng.standard_normal((300, 3))
+    y = np.argmin(z, axis=1)  # the logits point away from the truth: optimum at beta < 0
+    with pytest.warns(CalibrationWarning, match="bound"):
+        ts = TemperatureScaling().fit(z, y)
+    assert ts.beta_ == TemperatureScaling().beta_bounds[0]
+
+
+def test_probability_input_uses_log_p(rng):
+    z, y = _data(rng)
+    p = _softmax(z)
+    a = TemperatureScaling().fit(z, y)
+    b = TemperatureScaling(input="probs").fit(p, y)
+    assert b.beta_ == pytest.approx(a.beta_, rel=1e-8)
+    np.testing.assert_allclose(b.predict_proba(p), a.predict_proba(z), atol=1e-10)
+    # A zero probability is -inf: it stays 0 after scaling.
+    p0 = np.array([[0.0, 0.1, 0.2, 0.3, 0.4], [0.2, 0.2, 0.2, 0.2, 0.2]])
+    assert b.predict_proba(p0)[0, 0] == 0.0
+    # ... and a zero on a true class has likelihood 0 at every temperature.
+    with pytest.raises(ValueError, match="probability 0 to its true class 0.*eps"):
+        TemperatureScaling(input="probs").fit(p0, np.array([0, 4]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CalibrationWarning)  # two rows say little
+        TemperatureScaling(input="probs", eps=1e-6).fit(p0, np.array([0, 4]))
+    with pytest.raises(ValueError, match="eps"):
+        VectorScaling(input="probs").fit(p0, np.array([1, 4]))
+
+
+# --------------------------------------------------------------------------- vector / matrix
+
+
+@pytest.mark.parametrize("cls", [VectorScaling, MatrixScaling])
+def test_affine_scalings_reduce_nll(rng, cls):
+    z, y = _data(rng, n=2000, k=4)
+    # A class-dependent distortion temperature scaling cannot undo.
+    z = z * np.array([1.0, 3.0, 0.5, 2.0]) + np.array([0.5, -1.0, 0.0, 1.0])
+    ts = TemperatureScaling().fit(z, y)
+    cal = cls().fit(z, y)
+    assert cal.converged_
+    assert cal.nll_ < ts.nll_ < log_loss(y, logits=z)
+    assert log_loss(y, logits=cal.transform(z)) < ts.nll_
+    np.testing.assert_allclose(cal.predict_proba(z).sum(axis=1), 1.0, atol=1e-12)
+
+
+def test_vector_scaling_shapes_and_formula(rng):
+    z, y = _data(rng, k=4)
+    vs = VectorScaling().fit(z, y)
+    assert vs.coef_.shape == (4,) and vs.intercept_.shape == (4,)
+    np.testing.assert_allclose(vs.transform(z), z * vs.coef_ + vs.intercept_)
+
+
+def test_matrix_scaling_odir_shrinks_off_diagonal(rng):
+    z, y = _data(rng, n=1000, k=4)
+    free = MatrixScaling(off_diagonal_reg=0.0, intercept_reg=0.0).fit(z, y)
+    tight = MatrixScaling(off_diagonal_reg=1e4, intercept_reg=1e4).fit(z, y)
+    off = lambda w: np.abs(w - np.diag(np.diag(w))).max()  # noqa: E731
+    assert off(tight.coef_) < 0.05 * off(free.coef_)
+    assert np.abs(tight.intercept_).max() < 0.05 * max(np.abs(free.intercept_).max(), 1e-3)
+    np.testing.assert_allclose(tight.transform(z), z @ tight.coef_.T + tight.intercept_)
+
+
+# --------------------------------------------------------------------------- digits
+
+
+@pytest.fixture(scope="module")
+def digits_split():
+    pytest.importorskip("sklearn")
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    X, y = load_digits(return_X_y=True)
+    X_rest, X_test, y_rest, y_test = train_test_split(X, y, test_size=0.25, random_state=0, stratify=y)
+    X_tr, X_cal, y_tr, y_cal = train_test_split(X_rest, y_rest, test_size=0.5, random_state=0, stratify=y_rest)
+    return X_tr, y_tr, X_cal, y_cal, X_test, y_test
+
+
+def test_digits_gaussian_nb(digits_split):
+    """GaussianNB's probabilities are 0/1 almost everywhere: temperature on log p fixes most of it.
+
+    As scikit-learn does, probabilities are clipped at 1e-15 before the log.
+    """
+    from sklearn.naive_bayes import GaussianNB
+
+    X_tr, y_tr, X_cal, y_cal, X_te, y_te = digits_split
+    nb = GaussianNB().fit(X_tr, y_tr)
+    p_cal, p_te = nb.predict_proba(X_cal), nb.predict_proba(X_te)
+    ts = TemperatureScaling(input="probs", eps=1e-15).fit(p_cal, y_cal)
+    before = log_loss(y_te, probs=p_te, eps=1e-15)
+    after = log_loss(y_te, logits=ts.transform(p_te))
+    assert before > 2.5 and after < 0.8  # about 3.5 -> 0.6
+    ece_before = expected_calibration_error(y_te, p_te, ci=None, noise_floor=False).value
+    ece_after = expected_calibration_error(y_te, ts.predict_proba(p_te), ci=None, noise_floor=False).value
+    assert ece_after < 0.5 * ece_before
+    assert log_loss(y_te, probs=p_te) == np.inf  # unclipped, the model is infinitely wrong
+
+
+def test_digits_random_forest(digits_split):
+    """A forest's vote fractions are under-confident: temperature sharpens them (T < 1)."""
+    from sklearn.ensemble import RandomForestClassifier
+
+    X_tr, y_tr, X_cal, y_cal, X_te, y_te = digits_split
+    rf = RandomForestClassifier(n_estimators=50, random_state=0).fit(X_tr, y_tr)
+    p_cal, p_te = rf.predict_proba(X_cal), rf.predict_proba(X_te)
+    ts = TemperatureScaling(input="probs", eps=1e-3).fit(p_cal, y_cal)
+    assert ts.temperature_ < 1
+    assert log_loss(y_te, logits=ts.transform(p_te)) < log_loss(y_te, probs=p_te, eps=1e-3)
+    ece_before = expected_calibration_error(y_te, p_te, ci=None, noise_floor=False).value
+    ece_after = expected_calibration_error(y_te, ts.predict_proba(p_te), ci=None, noise_floor=False).value
+    assert ece_after < 0.5 * ece_before
+
+
+# --------------------------------------------------------------------------- persistence and errors
+
+
+@pytest.mark.parametrize("cls", CALIBRATORS)
+@pytest.mark.parametrize("suffix", [".npz", ".safetensors"])
+def test_save_load_roundtrip(tmp_path, rng, cls, suffix):
+    if suffix == ".safetensors":
+        pytest.importorskip("safetensors")
+    z, y = _data(rng, n=400, k=3)
+    cal = cls(input="logits").fit(z, y)
+    path = cal.save(tmp_path / f"cal{suffix}")
+    back = sk.load(path)
+    assert type(back) is cls
+    assert back.get_params() == cal.get_params()
+    np.testing.assert_array_equal(back.predict_proba(z), cal.predict_proba(z))
+    assert back.n_classes_ == 3
+
+
+def test_load_refuses_corrupt_state(tmp_path, rng):
+    from softmaxkit.io import ModelFileError, save_state
+
+    z, y = _data(rng, n=200, k=3)
+    meta, arrays = TemperatureScaling().fit(z, y)._get_state()
+    meta["fitted"]["beta_"] = -1.0
+    save_state(tmp_path / "bad.npz", kind="TemperatureScaling", meta=meta, arrays=arrays)
+    with pytest.raises(ModelFileError, match="beta_"):
+        sk.load(tmp_path / "bad.npz")
+
+
+@pytest.mark.parametrize("cls", CALIBRATORS)
+def test_errors(rng, cls):
+    z, y = _data(rng, n=50, k=3)
+    with pytest.raises(ValueError, match="not fitted"):
+        cls().transform(z)
+    with pytest.raises(ValueError, match="class index 3 at position"):
+        cls().fit(z, np.where(np.arange(50) == 7, 3, y))
+    with pytest.raises(ValueError, match=r"NaN or \+inf; found nan at position \(1, 2\)"):
+        bad = z.copy()
+        bad[1, 2] = np.nan
+        cls().fit(bad, y)
+    with pytest.raises(ValueError, match="at least 2 classes"):
+        cls().fit(z[:, :1], np.zeros(50, int))
+    with pytest.raises(ValueError, match="rows"):
+        cls().fit(z, y[:-1])
+    with pytest.raises(TypeError, match="floating"):
+        cls().fit(z.astype(int), y)
+    with pytest.raises(ValueError, match="input"):
+        cls(input="scores").fit(z, y)
+    with pytest.raises(ValueError, match="eps only applies"):
+        cls(eps=1e-3).fit(z, y)
+    fitted = cls().fit(z, y)
+    with pytest.raises(ValueError, match="fitted on 3"):
+        fitted.transform(np.zeros((2, 4)))
+
+
+def test_single_class_labels_are_separable_for_temperature():
+    z = np.array([[3.0, 0.0], [2.0, 1.0], [5.0, -1.0]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        with pytest.warns(CalibrationWarning, match="separable"):
+            TemperatureScaling().fit(z, np.zeros(3, int))

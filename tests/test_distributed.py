@@ -1,0 +1,435 @@
+"""Class-parallel cross-entropy (softmaxkit.torch.distributed) on real gloo groups.
+
+One process group of 2 and one of 3 CPU processes is spawned per test session
+(each spawn of a torch process costs seconds); every case below runs inside
+that group, rank by rank in the same order, and records pass/fail. The pytest
+items then only read those records, so each case still shows up by name.
+
+The reference is the single-process softmaxkit result on the full ``(N, V)``
+problem (:func:`softmaxkit.cross_entropy_and_grad`, itself tested against the
+float64 oracle), computed in float64 from the very values each rank sees;
+where ``torch.nn.functional.cross_entropy`` defines the case, it is checked
+against that too. Linear cases compare the loss and all three gradients with
+the dense ``hidden @ W.T + b`` of the full weight.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import socket
+import traceback
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+import torch.distributed as dist  # noqa: E402
+import torch.multiprocessing as mp  # noqa: E402
+
+import softmaxkit as sk  # noqa: E402
+from softmaxkit.torch.distributed import (  # noqa: E402
+    class_parallel_cross_entropy,
+    class_parallel_linear_cross_entropy,
+)
+
+#: Tolerance per input dtype, relative and absolute (the issue's contract).
+TOL = {torch.float64: 1e-6, torch.float32: 1e-5, torch.bfloat16: 2e-2}
+
+#: Class widths per rank: uneven on purpose, one layout with an empty slice.
+WIDTHS = {2: {"uneven": [4, 9], "even": [6, 6]}, 3: {"uneven": [2, 7, 4], "empty": [5, 0, 8]}}
+
+N_ROWS, HIDDEN = 9, 6
+
+# name -> options; weights are drawn per case, "weight": True marks "use them".
+OPTION_SETS = {
+    "plain": {},
+    "weight": {"weight": True},
+    "ignore": {"ignore_index": -100, "_ignore_rows": 3},
+    "ignore_valid_class": {"ignore_index": 2, "_ignore_rows": 2},
+    "smoothing": {"label_smoothing": 0.1},
+    "smoothing_weight_ignore": {"label_smoothing": 0.2, "weight": True, "_ignore_rows": 2},
+    "smoothing_one": {"label_smoothing": 1.0, "weight": True},
+    "z_loss_weight": {"z_loss": 0.05, "weight": True},
+    "softcap": {"softcap": 2.0},
+    "everything": {
+        "weight": True, "label_smoothing": 0.15, "z_loss": 0.02, "softcap": 3.0, "_ignore_rows": 2,
+    },
+    "sum": {"reduction": "sum", "weight": True, "label_smoothing": 0.1},
+    "none": {"reduction": "none", "weight": True, "label_smoothing": 0.1, "_ignore_rows": 2},
+    "all_ignored_mean": {"_ignore_rows": N_ROWS, "weight": True},
+    "soft": {"_soft": True},
+    "soft_everything": {
+        "_soft": True, "weight": True, "label_smoothing": 0.1, "z_loss": 0.01, "softcap": 4.0,
+    },
+    "soft_none": {"_soft": True, "reduction": "none", "weight": True},
+    "masked_logits": {"_mask": True, "weight": True},
+}
+
+
+def _layouts(world: int) -> list[str]:
+    # "given" passes class_start explicitly, with the slices in reverse rank order.
+    return [*WIDTHS[world], "given"]
+
+
+def case_names(world: int) -> list[str]:
+    names = []
+    for kind in ("ce", "linear"):
+        for opt in OPTION_SETS:
+            for dt in ("f64", "f32"):
+                names.append(f"{kind}-{opt}-{dt}-{_layouts(world)[0]}")
+        for layout in _layouts(world)[1:]:
+            names.append(f"{kind}-everything-f64-{layout}")
+            names.append(f"{kind}-soft_everything-f32-{layout}")
+        names.append(f"{kind}-everything-bf16-{_layouts(world)[0]}")
+    names.append("linear-everything-f64-uneven-nohiddengrad")
+    names += ["errors-bad_label", "errors-mixed_class_start", "errors-gap", "count"]
+    return names
+
+
+# --------------------------------------------------------------------------- one case
+
+
+def _problem(name: str, world: int, rank: int):
+    """The full problem of a case (same on every rank) and this rank's slice of it."""
+    kind, opt, dt, layout, *extra = name.split("-")
+    spec = dict(OPTION_SETS[opt])
+    widths = WIDTHS[world]["uneven" if layout == "given" else layout]
+    if layout == "given":
+        widths = widths[::-1]  # rank r holds the (world-1-r)-th block
+    v = sum(widths)
+    starts = np.concatenate([[0], np.cumsum(widths)[:-1]]).astype(int)
+    slot = world - 1 - rank if layout == "given" else rank
+    start, width = int(starts[slot]), widths[slot]
+
+    rng = np.random.default_rng(_seed(name, world))  # same problem on every rank
+    logits = rng.normal(scale=2.0, size=(N_ROWS, v))
+    if spec.pop("_mask", False):
+        logits[:, 1] = -np.inf  # a masked class: never a target, zero soft mass
+    target = rng.integers(0, v, N_ROWS)
+    if "masked_logits" in name:
+        target = np.where(target == 1, 0, target)
+    n_ignored = spec.pop("_ignore_rows", 0)
+    ignore_index = spec.get("ignore_index", -100)
+    if n_ignored:
+        target[:n_ignored] = ignore_index
+    soft = spec.pop("_soft", False)
+    if soft:
+        target = rng.dirichlet(np.ones(v), N_ROWS)
+        target[0, : v // 2] = 0.0  # zero target mass on some classes
+    weight = rng.uniform(0.2, 2.0, v) if spec.pop("weight", False) else None
+    if weight is not None and ignore_index == 2:
+        weight[2] = 0.0  # a zero class weight, and a valid class used as ignore_index
+    hidden = rng.normal(size=(N_ROWS, HIDDEN))
+    w_full = rng.normal(scale=0.7, size=(v, HIDDEN))
+    b_full = rng.normal(size=v)
+    grad_out = rng.normal(size=N_ROWS) if spec.get("reduction") == "none" else 1.3
+    return dict(
+        kind=kind, dtype={"f64": torch.float64, "f32": torch.float32, "bf16": torch.bfloat16}[dt],
+        spec=spec, layout=layout, start=start, width=width, logits=logits, target=target,
+        soft=soft, weight=weight, hidden=hidden, w_full=w_full, b_full=b_full,
+        grad_out=grad_out, no_hidden_grad="nohiddengrad" in extra,
+    )
+
+
+def _seed(name: str, world: int) -> int:
+    # Not hash(): string hashing is salted per process.
+    return sum(ord(c) * (i + 1) for i, c in enumerate(name)) * 7919 + world
+
+
+def _round(a: np.ndarray, dtype) -> np.ndarray:
+    """The float64 values of ``a`` after rounding to ``dtype`` (what the ranks see)."""
+    return torch.tensor(a, dtype=dtype).to(torch.float64).numpy()
+
+
+def _check(label, got, ref, tol, errors):
+    got = np.asarray(got, dtype=np.float64)
+    ref = np.asarray(ref, dtype=np.float64)
+    if got.shape != ref.shape:
+        errors.append(f"{label}: shape {got.shape} != {ref.shape}")
+        return
+    if not np.allclose(got, ref, rtol=tol, atol=tol, equal_nan=False):
+        err = np.max(np.abs(got - ref) / (tol + tol * np.abs(ref)))
+        errors.append(f"{label}: max error {err:.3g} x tolerance")
+
+
+def _run_case(name: str, world: int, rank: int, group=None) -> None:
+    p = _problem(name, world, rank)
+    dtype, spec = p["dtype"], p["spec"]
+    sl = slice(p["start"], p["start"] + p["width"])
+    ref_opts = dict(spec, weight=p["weight"])
+    local_opts = dict(spec)
+    if p["weight"] is not None:
+        local_opts["weight"] = torch.tensor(p["weight"][sl])  # this rank's slice
+    if p["layout"] == "given":
+        local_opts["class_start"] = p["start"]
+    tgt = p["target"]
+    if p["soft"]:
+        tgt_ref = _round(tgt, dtype)
+        tgt_local = torch.tensor(tgt[:, sl], dtype=dtype)
+    else:
+        tgt_ref, tgt_local = tgt, torch.tensor(tgt)
+    grad_out = p["grad_out"]
+    errors: list[str] = []
+    tol = TOL[dtype]
+
+    if p["kind"] == "ce":
+        full = _round(p["logits"], dtype)
+        ref_loss, ref_grad = sk.cross_entropy_and_grad(
+            full, tgt_ref, grad_output=grad_out, **ref_opts
+        )
+        local = torch.tensor(p["logits"][:, sl], dtype=dtype, requires_grad=True)
+        loss = class_parallel_cross_entropy(local, tgt_local, group=group, **local_opts)
+        loss.backward(torch.as_tensor(grad_out, dtype=torch.float64).to(dtype).expand_as(loss))
+        _check("loss", loss.detach().double().numpy(), ref_loss, tol, errors)
+        _check("grad_logits", local.grad.double().numpy(), ref_grad[:, sl], tol, errors)
+        if _torch_defines(name, spec):  # a second, independent reference
+            t_loss, t_grad = _torch_reference(full, tgt_ref, p["weight"], spec, grad_out)
+            _check("loss vs torch", loss.detach().double().numpy(), t_loss, tol, errors)
+            _check("grad vs torch", local.grad.double().numpy(), t_grad[:, sl], tol, errors)
+    else:
+        h, w, b = (_round(p[k], dtype) for k in ("hidden", "w_full", "b_full"))
+        ref_loss, g = sk.cross_entropy_and_grad(  # g: gradient of the full logits
+            h @ w.T + b, tgt_ref, grad_output=grad_out, **ref_opts
+        )
+        ht = torch.tensor(h, dtype=dtype, requires_grad=not p["no_hidden_grad"])
+        wt = torch.tensor(w[sl], dtype=dtype, requires_grad=True)
+        bt = torch.tensor(b[sl], dtype=dtype, requires_grad=True)
+        loss = class_parallel_linear_cross_entropy(
+            ht, wt, tgt_local, local_bias=bt, group=group, chunk_size=4, **local_opts
+        )
+        loss.backward(torch.as_tensor(grad_out, dtype=torch.float64).to(dtype).expand_as(loss))
+        _check("loss", loss.detach().double().numpy(), ref_loss, tol, errors)
+        if p["no_hidden_grad"]:
+            if ht.grad is not None:
+                errors.append("hidden.grad should be None")
+        else:
+            _check("grad_hidden", ht.grad.double().numpy(), g @ w, tol, errors)
+        _check("grad_weight", wt.grad.double().numpy(), (g.T @ h)[sl], tol, errors)
+        _check("grad_bias", bt.grad.double().numpy(), g.sum(0)[sl], tol, errors)
+    if "all_ignored" in name and float(loss.detach()) != 0.0:
+        errors.append(f"all-ignored mean loss is {float(loss.detach())}, expected 0")
+    if errors:
+        raise AssertionError("; ".join(errors))
+
+
+def _torch_defines(name: str, spec: dict) -> bool:
+    """Whether ``F.cross_entropy`` covers the case (no extras, no NaN by design)."""
+    return not ({"z_loss", "softcap"} & set(spec)) and "all_ignored" not in name
+
+
+def _torch_reference(logits, target, weight, spec, grad_out):
+    """Loss and logits gradient from ``torch.nn.functional.cross_entropy`` in float64."""
+    x = torch.tensor(logits, requires_grad=True)
+    t = torch.tensor(target)
+    w = None if weight is None else torch.tensor(weight)
+    loss = torch.nn.functional.cross_entropy(x, t, weight=w, **spec)
+    loss.backward(torch.as_tensor(grad_out, dtype=torch.float64).expand_as(loss))
+    return loss.detach().numpy(), x.grad.numpy()
+
+
+def _run_errors(name: str, world: int, rank: int) -> None:
+    """Misuse that must raise the same ValueError on every rank (no rank left waiting)."""
+    x = torch.zeros(3, 2 + rank)
+    v = sum(2 + r for r in range(world))
+    try:
+        if name == "errors-bad_label":
+            class_parallel_cross_entropy(x, torch.tensor([0, v, 1]))
+        elif name == "errors-mixed_class_start":
+            start = 0 if rank else None
+            class_parallel_cross_entropy(x, torch.tensor([0, 1, 1]), class_start=start)
+        elif name == "errors-gap":
+            starts = np.concatenate([[0], np.cumsum([2 + r for r in range(world)])[:-1]])
+            start = int(starts[rank]) + (1 if rank == world - 1 else 0)
+            class_parallel_cross_entropy(x, torch.tensor([0, 1, 1]), class_start=start)
+    except ValueError as exc:
+        msg = str(exc)
+        expected = {"errors-bad_label": str(v), "errors-mixed_class_start": "every rank",
+                    "errors-gap": "tile"}[name]
+        if expected not in msg:
+            raise AssertionError(f"message lacks {expected!r}: {msg}") from None
+        return
+    raise AssertionError("no ValueError raised")
+
+
+def _count_collectives(world: int, rank: int) -> dict:
+    """Collective calls per forward and backward, counted by wrapping torch.distributed."""
+    names = ("all_reduce", "all_gather", "all_gather_into_tensor", "broadcast",
+             "reduce_scatter", "reduce_scatter_tensor", "all_to_all", "send", "recv", "barrier")
+    counts: dict[str, int] = {}
+    originals = {n: getattr(dist, n) for n in names}
+
+    def wrap(n):
+        def counted(*args, **kwargs):
+            counts[n] = counts.get(n, 0) + 1
+            return originals[n](*args, **kwargs)
+        return counted
+
+    def measure(fn):
+        counts.clear()
+        out = fn()
+        return dict(counts), out
+
+    rng = np.random.default_rng(rank)
+    width, n, d = 3 + rank, 10, 4
+    res = {}
+    for n_ in names:
+        setattr(dist, n_, wrap(n_))
+    try:
+        x = torch.tensor(rng.normal(size=(n, width)), requires_grad=True)
+        y = torch.arange(n) % (sum(3 + r for r in range(world)))
+        opts = dict(weight=torch.ones(width), label_smoothing=0.1, z_loss=0.01, softcap=5.0)
+        res["ce_forward"], loss = measure(lambda: class_parallel_cross_entropy(x, y, **opts))
+        res["ce_backward"], _ = measure(lambda: loss.backward())
+        h = torch.tensor(rng.normal(size=(n, d)), requires_grad=True)
+        w = torch.tensor(rng.normal(size=(width, d)), requires_grad=True)
+        for red in ("mean", "none"):
+            res[f"linear_{red}_forward"], loss = measure(
+                lambda: class_parallel_linear_cross_entropy(
+                    h, w, y, chunk_size=4, reduction=red, **opts
+                )
+            )
+            res[f"linear_{red}_backward"], _ = measure(lambda: loss.sum().backward())
+        res["linear_eval_forward"], _ = measure(
+            lambda: class_parallel_linear_cross_entropy(h.detach(), w.detach(), y, chunk_size=4)
+        )
+    finally:
+        for n_, f in originals.items():
+            setattr(dist, n_, f)
+    return res
+
+
+def _worker(rank: int, world: int, port: int, out_dir: str) -> None:
+    os.environ["GLOO_SOCKET_IFNAME"] = "lo"  # loopback only
+    torch.set_num_threads(1)  # the test machine is shared
+    dist.init_process_group(
+        "gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world,
+        timeout=datetime.timedelta(seconds=60),
+    )
+    results = {}
+    for name in case_names(world):
+        try:
+            if name == "count":
+                results[name] = {"ok": True, "counts": _count_collectives(world, rank)}
+                continue
+            if name.startswith("errors-"):
+                _run_errors(name, world, rank)
+            else:
+                _run_case(name, world, rank)
+            results[name] = {"ok": True}
+        except Exception as exc:  # recorded and reported by the pytest item
+            results[name] = {"ok": False, "error": f"{exc!r}\n{traceback.format_exc()}"}
+    with open(os.path.join(out_dir, f"rank{rank}.json"), "w") as f:
+        json.dump(results, f)
+    dist.destroy_process_group()
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module", params=[2, 3], ids=["world2", "world3"])
+def group_results(request, tmp_path_factory):
+    world = request.param
+    out = tmp_path_factory.mktemp(f"world{world}")
+    mp.start_processes(_worker, args=(world, _free_port(), str(out)), nprocs=world,
+                       start_method="spawn")
+    ranks = []
+    for r in range(world):
+        with open(out / f"rank{r}.json") as f:
+            ranks.append(json.load(f))
+    return world, ranks
+
+
+ALL_CASES = sorted((set(case_names(2)) | set(case_names(3))) - {"count"})
+
+
+@pytest.mark.parametrize("case", ALL_CASES)
+def test_matches_single_process(group_results, case):
+    world, ranks = group_results
+    if case not in case_names(world):
+        pytest.skip(f"layout not used with {world} ranks")
+    failed = [f"rank {r}: {res[case]['error']}" for r, res in enumerate(ranks)
+              if not res[case]["ok"]]
+    assert not failed, "\n".join(failed)
+
+
+def test_collective_count(group_results):
+    """Forward: 2 all-reduces per row block; backward: none; linear: + 1 for grad_hidden."""
+    world, ranks = group_results
+    for r, res in enumerate(ranks):
+        assert res["count"]["ok"], res["count"]
+        c = res["count"]["counts"]
+        chunks = 3  # 10 rows in chunks of 4
+        assert c["ce_forward"] == {"all_reduce": 2}, (r, c)
+        assert c["ce_backward"] == {}, (r, c)
+        assert c["linear_mean_forward"] == {"all_reduce": 2 * chunks + 1}, (r, c)
+        assert c["linear_mean_backward"] == {}, (r, c)
+        assert c["linear_none_forward"] == {"all_reduce": 2 * chunks}, (r, c)
+        assert c["linear_none_backward"] == {"all_reduce": 1}, (r, c)
+        assert c["linear_eval_forward"] == {"all_reduce": 2 * chunks}, (r, c)
+
+
+# --------------------------------------------------------------------------- single process
+
+
+def test_without_process_group_is_the_full_loss():
+    """No initialised group: one rank holding every class, no collectives."""
+    assert not dist.is_initialized()
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(5, 7))
+    y = np.array([0, 6, -100, 3, 3])
+    w = rng.uniform(0.5, 2, 7)
+    ref_loss, ref_grad = sk.cross_entropy_and_grad(x, y, weight=w, label_smoothing=0.1)
+    xt = torch.tensor(x, requires_grad=True)
+    loss = class_parallel_cross_entropy(
+        xt, torch.tensor(y), weight=torch.tensor(w), label_smoothing=0.1
+    )
+    loss.backward()
+    np.testing.assert_allclose(float(loss.detach()), ref_loss, rtol=1e-12)
+    np.testing.assert_allclose(xt.grad.numpy(), ref_grad, rtol=1e-12, atol=1e-15)
+
+
+def test_batch_dims_and_dtype():
+    x = torch.randn(2, 3, 5, dtype=torch.bfloat16, requires_grad=True)
+    y = torch.randint(0, 5, (2, 3))
+    loss = class_parallel_cross_entropy(x, y, reduction="none")
+    assert loss.shape == (2, 3) and loss.dtype == torch.bfloat16
+    loss.sum().backward()
+    assert x.grad.dtype == torch.bfloat16 and x.grad.shape == x.shape
+
+
+@pytest.mark.parametrize(
+    "kwargs, exc, match",
+    [
+        ({"weight": torch.ones(3)}, ValueError, r"this rank's slice"),
+        ({"reduction": "avg"}, ValueError, "reduction"),
+        ({"label_smoothing": 1.5}, ValueError, "label_smoothing"),
+        ({"class_start": -1}, ValueError, "class_start"),
+        ({"class_start": 1.5}, TypeError, "class_start"),
+        ({"axis": 0}, TypeError, "axis"),
+    ],
+)
+def test_bad_options(kwargs, exc, match):
+    with pytest.raises(exc, match=match):
+        class_parallel_cross_entropy(torch.zeros(2, 4), torch.tensor([0, 1]), **kwargs)
+
+
+def test_bad_inputs():
+    with pytest.raises(ValueError, match=r"class index 9 at position \[1\]"):
+        class_parallel_cross_entropy(torch.zeros(2, 4), torch.tensor([0, 9]))
+    with pytest.raises(TypeError, match="floating"):
+        class_parallel_cross_entropy(torch.zeros(2, 4, dtype=torch.int64), torch.tensor([0, 1]))
+    with pytest.raises(ValueError, match=">= 0"):
+        class_parallel_cross_entropy(torch.zeros(1, 2), torch.tensor([[-0.5, 1.5]]))
+    with pytest.raises(ValueError, match="share D"):
+        class_parallel_linear_cross_entropy(
+            torch.zeros(2, 3), torch.zeros(4, 5), torch.tensor([0, 1])
+        )
+    with pytest.raises(TypeError, match="same dtype"):
+        class_parallel_linear_cross_entropy(
+            torch.zeros(2, 3), torch.zeros(4, 3, dtype=torch.float64), torch.tensor([0, 1])
+        )

@@ -1,0 +1,376 @@
+"""softmaxkit.metrics: log-loss, Brier, the ECE family, reliability curves.
+
+Peers on the same data: torchmetrics' top-label calibration error (to 1e-6)
+and scikit-learn's log_loss / brier_score_loss; properties with hypothesis.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from softmaxkit.metrics import (
+    ECEResult,
+    brier_score,
+    expected_calibration_error,
+    log_loss,
+    reliability_curve,
+)
+import oracle
+
+
+def _softmax(z):
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def _calibrated(rng, n, k, scale=2.0, dtype=np.float64):
+    """Probabilities and labels drawn from them: a perfectly calibrated model."""
+    p = _softmax(rng.standard_normal((n, k)) * scale).astype(dtype)
+    p = p / p.sum(axis=1, keepdims=True, dtype=np.float64).astype(dtype)
+    u = rng.random(n)[:, None]
+    y = np.minimum((u > np.cumsum(p, axis=1, dtype=np.float64)).sum(axis=1), k - 1)
+    return y, p
+
+
+def _fast(**kw):
+    return dict(ci=None, noise_floor=False, **kw)
+
+
+# --------------------------------------------------------------------------- torchmetrics parity
+
+
+@pytest.fixture(scope="module")
+def tm():
+    pytest.importorskip("torch")
+    return pytest.importorskip("torchmetrics.functional.classification")
+
+
+@pytest.mark.parametrize("norm", ["l1", "max", "l2"])
+def test_top_label_matches_torchmetrics_multiclass(tm, norm, rng):
+    import torch
+
+    y, p = _calibrated(rng, 5000, 10, dtype=np.float32)
+    p = p * np.float32(0.999) + np.float32(0.0001)  # no confidence is exactly 1.0
+    ours = expected_calibration_error(y, p, norm=norm, debias=False, **_fast()).value
+    theirs = tm.multiclass_calibration_error(
+        torch.from_numpy(p), torch.from_numpy(y), num_classes=10, n_bins=15, norm=norm
+    ).item()
+    assert ours == pytest.approx(theirs, abs=1e-6)
+
+
+def test_top_label_binary_matches_torchmetrics_two_column_form(tm, rng):
+    """Top-label on a binary problem is max(p, 1-p): torchmetrics' multiclass form with 2 columns."""
+    import torch
+
+    p1 = rng.uniform(0.001, 0.999, 4000).astype(np.float32)
+    y = (rng.random(4000) < p1 ** 1.5).astype(np.int64)  # miscalibrated
+    ours = expected_calibration_error(y, p1, **_fast()).value  # 1-D input: positive-class probability
+    two = torch.from_numpy(np.stack([1 - p1, p1], axis=1))
+    theirs = tm.multiclass_calibration_error(two, torch.from_numpy(y), num_classes=2, n_bins=15).item()
+    assert ours == pytest.approx(theirs, abs=1e-6)
+
+
+def test_binary_positive_class_convention_is_the_class_1_view(tm, rng):
+    """torchmetrics' (and netcal's) binary ECE bins p(class 1), not the top-label confidence.
+
+    That is our one-vs-rest view of class 1; it differs from the top-label ECE.
+    """
+    import torch
+
+    p1 = rng.uniform(0.001, 0.999, 4000).astype(np.float32)
+    y = (rng.random(4000) < p1 ** 1.5).astype(np.int64)
+    curve = reliability_curve(y, p1, class_index=1)
+    ours = float(np.nansum(curve.proportions * np.abs(curve.gap)))
+    theirs = tm.binary_calibration_error(torch.from_numpy(p1), torch.from_numpy(y), n_bins=15).item()
+    assert ours == pytest.approx(theirs, abs=1e-6)
+    top = expected_calibration_error(y, p1, **_fast()).value
+    assert abs(top - theirs) > 1e-3
+
+
+def test_confidence_exactly_one_differs_from_torchmetrics_by_its_extra_bin(tm):
+    """We put conf == 1.0 in the last bin; torchmetrics gives it a 16th bin of its own."""
+    import torch
+
+    p1 = np.array([0.95, 0.95, 1.0, 1.0], dtype=np.float32)
+    y = np.array([1, 1, 0, 1])
+    ours = expected_calibration_error(y, p1, **_fast())
+    # One bin [14/15, 1]: accuracy 3/4, mean confidence 0.975.
+    assert ours.curve.counts[-1] == 4
+    assert ours.value == pytest.approx(0.225, abs=1e-6)
+    theirs = tm.multiclass_calibration_error(
+        torch.from_numpy(np.stack([1 - p1, p1], 1)), torch.from_numpy(y), num_classes=2, n_bins=15
+    ).item()
+    # torchmetrics: the 0.95s alone (gap 0.05) and the 1.0s alone (gap 0.5), half the weight each.
+    assert theirs == pytest.approx(0.5 * 0.05 + 0.5 * 0.5, abs=1e-6)
+    # Without a confidence of exactly 1.0 the two agree.
+    q1 = np.where(p1 == 1.0, np.float32(0.99), p1)
+    theirs_q = tm.multiclass_calibration_error(
+        torch.from_numpy(np.stack([1 - q1, q1], 1)), torch.from_numpy(y), num_classes=2, n_bins=15
+    ).item()
+    assert expected_calibration_error(y, q1, **_fast()).value == pytest.approx(theirs_q, abs=1e-6)
+
+
+def test_top_label_matches_netcal_and_its_binary_convention_is_class_1(rng):
+    """netcal (optional peer): same multiclass top-label ECE; binary input means p(class 1)."""
+    netcal_metrics = pytest.importorskip("netcal.metrics")
+    y, p = _calibrated(rng, 3000, 5)
+    p = p * 0.999 + 0.0002
+    ece = netcal_metrics.ECE(bins=15)
+    assert expected_calibration_error(y, p, **_fast()).value == pytest.approx(float(ece.measure(p, y)), abs=1e-6)
+    p1 = rng.uniform(0.001, 0.999, 3000)
+    y1 = (rng.random(3000) < p1**1.5).astype(np.int64)
+    curve = reliability_curve(y1, p1, class_index=1)
+    positive_class = float(np.nansum(curve.proportions * np.abs(curve.gap)))
+    assert float(ece.measure(p1, y1)) == pytest.approx(positive_class, abs=1e-6)
+    assert abs(expected_calibration_error(y1, p1, **_fast()).value - positive_class) > 1e-3
+
+
+# --------------------------------------------------------------------------- binning
+
+
+def test_uniform_edges_put_zero_first_and_one_last():
+    y = np.array([0, 1, 1, 0])
+    p1 = np.array([0.0, 1.0, 1 / 15, 0.5])
+    c = reliability_curve(y, p1, n_bins=15, class_index=1)
+    np.testing.assert_allclose(c.edges, np.linspace(0, 1, 16))
+    assert c.counts[0] == 1 and c.counts[-1] == 1  # 0.0 first, 1.0 last
+    assert c.counts[1] == 1  # an edge value opens its bin: [1/15, 2/15)
+    assert c.counts.sum() == 4
+    assert np.isnan(c.accuracy[2]) and np.isnan(c.mean_confidence[2]) and c.weights[2] == 0
+
+
+def test_quantile_bins_never_collapse_on_ties(rng):
+    conf = np.concatenate([np.full(700, 0.9), rng.uniform(0.5, 1.0, 300)])
+    p = np.stack([1 - conf, conf], axis=1)
+    y = rng.integers(0, 2, conf.size)
+    res = expected_calibration_error(y, p, binning="quantile", n_bins=10, **_fast())
+    c = res.curve
+    assert np.all(np.diff(c.edges) > 0)
+    assert c.edges[0] == 0.0 and c.edges[-1] == 1.0
+    assert c.n_bins < 10  # the 70% tie merged bins
+    assert np.all(c.counts > 0)  # and none is empty
+    assert c.counts.sum() == conf.size
+    # All-identical confidences: one bin holding everything.
+    one = expected_calibration_error(y, np.tile([0.3, 0.7], (conf.size, 1)), binning="quantile", **_fast())
+    assert one.curve.n_bins == 1 and one.curve.counts[0] == conf.size
+
+
+def test_quantile_bins_have_roughly_equal_mass(rng):
+    y, p = _calibrated(rng, 3000, 5)
+    c = expected_calibration_error(y, p, binning="quantile", n_bins=10, **_fast()).curve
+    assert c.n_bins == 10
+    assert c.counts.min() >= 290 and c.counts.max() <= 310
+
+
+# --------------------------------------------------------------------------- estimators
+
+
+def test_l1_ece_by_hand():
+    p = np.array([[0.9, 0.1], [0.8, 0.2], [0.3, 0.7], [0.6, 0.4]])
+    y = np.array([0, 1, 1, 0])
+    # conf 0.9, 0.8, 0.7, 0.6 in bins 13, 12, 10, 9; hits 1, 0, 1, 1.
+    expected = (abs(1 - 0.9) + abs(0 - 0.8) + abs(1 - 0.7) + abs(1 - 0.6)) / 4
+    assert expected_calibration_error(y, p, **_fast()).value == pytest.approx(expected)
+    assert expected_calibration_error(y, p, norm="max", **_fast()).value == pytest.approx(0.8)
+
+
+def test_debiased_l2_is_kumar_et_al(rng):
+    y, p = _calibrated(rng, 400, 3)
+    c = expected_calibration_error(y, p, n_bins=5, **_fast()).curve
+    keep = c.weights > 0
+    n_b, acc, conf = c.weights[keep], c.accuracy[keep], c.mean_confidence[keep]
+    sq = (acc - conf) ** 2 - np.where(n_b > 1, acc * (1 - acc) / np.maximum(n_b - 1, 1), 0.0)
+    expected = np.sqrt(max(np.sum(n_b / n_b.sum() * sq), 0.0))
+    plugin = np.sqrt(np.sum(n_b / n_b.sum() * (acc - conf) ** 2))
+    got = expected_calibration_error(y, p, n_bins=5, norm="l2", **_fast()).value
+    assert got == pytest.approx(expected, abs=1e-12)
+    assert expected_calibration_error(y, p, n_bins=5, norm="l2", debias=False, **_fast()).value == pytest.approx(plugin)
+
+
+def test_debiased_l2_removes_most_of_the_noise_bias(rng):
+    """On calibrated data the plug-in L2 is pure noise; the debiased one is near 0 on average."""
+    plug, deb = [], []
+    for _ in range(20):
+        y, p = _calibrated(rng, 2000, 4)
+        plug.append(expected_calibration_error(y, p, norm="l2", debias=False, **_fast()).value ** 2)
+        r = expected_calibration_error(y, p, norm="l2", **_fast()).value
+        deb.append(r**2)
+    assert np.mean(deb) < 0.25 * np.mean(plug)
+
+
+def test_classwise_is_the_mean_of_one_vs_rest_errors(rng):
+    y, p = _calibrated(rng, 1500, 4)
+    res = expected_calibration_error(y, p, mode="classwise", **_fast())
+    assert len(res.curves) == 4
+    per_class = [np.nansum(c.proportions * np.abs(c.gap)) for c in res.curves]
+    assert res.value == pytest.approx(np.mean(per_class))
+    with pytest.raises(ValueError, match="curves"):
+        res.curve
+
+
+def test_perfectly_calibrated_model_scores_within_its_interval_and_at_the_floor(rng):
+    y, p = _calibrated(rng, 20000, 10)
+    res = expected_calibration_error(y, p, random_state=1)
+    assert isinstance(res, ECEResult)
+    assert res.ci_low <= res.value <= res.ci_high
+    # Indistinguishable from perfect: the floor lies inside the interval.
+    assert res.ci_low <= res.noise_floor <= res.ci_high
+    assert 0 < res.noise_floor < 0.02
+
+
+def test_miscalibrated_model_is_above_its_noise_floor(rng):
+    y, p = _calibrated(rng, 20000, 10)
+    sharp = _softmax(np.log(p) * 2.0)  # over-confident
+    res = expected_calibration_error(y, sharp, random_state=1)
+    assert res.ci_low <= res.value <= res.ci_high
+    assert res.noise_floor < res.ci_low
+
+
+@pytest.mark.parametrize("norm", ["l1", "l2", "max"])
+@pytest.mark.parametrize("mode", ["top_label", "classwise"])
+def test_interval_and_floor_for_every_norm_and_mode(rng, norm, mode):
+    y, p = _calibrated(rng, 3000, 4)
+    res = expected_calibration_error(y, p, norm=norm, mode=mode, n_bootstrap=200, random_state=3)
+    assert 0.0 <= res.ci_low <= res.ci_high
+    assert np.isfinite(res.noise_floor) and res.noise_floor >= 0
+    again = expected_calibration_error(y, p, norm=norm, mode=mode, n_bootstrap=200, random_state=3)
+    assert (again.ci_low, again.ci_high, again.noise_floor) == (res.ci_low, res.ci_high, res.noise_floor)
+
+
+def test_integer_weights_behave_like_repetitions(rng):
+    y, p = _calibrated(rng, 600, 4)
+    w = rng.integers(0, 4, 600)
+    rep = np.repeat(np.arange(600), w)
+    for kw in [
+        dict(),
+        dict(binning="quantile"),
+        dict(norm="l2"),
+        dict(norm="max"),
+        dict(mode="classwise"),
+        dict(mode="classwise", binning="quantile", norm="l2"),
+    ]:
+        a = expected_calibration_error(y, p, sample_weight=w, **_fast(**kw))
+        b = expected_calibration_error(y[rep], p[rep], **_fast(**kw))
+        assert a.value == pytest.approx(b.value, abs=1e-12), kw
+        for ca, cb in zip(a.curves, b.curves):
+            np.testing.assert_allclose(ca.edges, cb.edges)
+            np.testing.assert_allclose(ca.weights, cb.counts)
+            np.testing.assert_allclose(ca.accuracy, cb.accuracy, equal_nan=True)
+            np.testing.assert_allclose(ca.mean_confidence, cb.mean_confidence, equal_nan=True)
+    assert log_loss(y, probs=p, sample_weight=w) == pytest.approx(log_loss(y[rep], probs=p[rep]))
+    assert brier_score(y, p, sample_weight=w) == pytest.approx(brier_score(y[rep], p[rep]))
+
+
+@given(st.integers(0, 2**31), st.integers(1, 40), st.integers(2, 6), st.sampled_from(["uniform", "quantile"]))
+def test_ece_properties(seed, n, k, binning):
+    rng = np.random.default_rng(seed)
+    y, p = _calibrated(rng, n, k)
+    res = expected_calibration_error(y, p, binning=binning, **_fast())
+    assert 0.0 <= res.value <= 1.0
+    assert res.curve.counts.sum() == n
+    perm = rng.permutation(n)
+    assert expected_calibration_error(y[perm], p[perm], binning=binning, **_fast()).value == pytest.approx(res.value)
+
+
+# --------------------------------------------------------------------------- log-loss, Brier
+
+
+def test_log_loss_from_logits_is_exact(rng, float_dtype):
+    z = (rng.standard_normal((200, 7)) * 5).astype(float_dtype)
+    y = rng.integers(0, 7, 200)
+    ref = np.mean(oracle.logsumexp(z) - z.astype(np.float64)[np.arange(200), y])
+    assert log_loss(y, logits=z) == pytest.approx(ref, rel=1e-6)
+    # Far beyond float underflow of the probabilities: still exact.
+    big = np.array([[0.0, 1000.0]], dtype=float_dtype)
+    assert log_loss(np.array([0]), logits=big) == pytest.approx(1000.0, rel=1e-6)
+
+
+def test_log_loss_never_clips_silently():
+    p = np.array([[1.0, 0.0], [0.5, 0.5]])
+    y = np.array([1, 0])
+    assert log_loss(y, probs=p) == np.inf
+    assert log_loss(y, probs=p, eps=1e-15) == pytest.approx((-np.log(1e-15) - np.log(0.5)) / 2)
+    assert log_loss(y, logits=np.array([[0.0, -np.inf], [0.0, 0.0]])) == np.inf
+    # A zero-weight row may be infinite without poisoning the mean.
+    assert log_loss(y, probs=p, sample_weight=[0, 1]) == pytest.approx(np.log(2))
+
+
+def test_log_loss_matches_sklearn_where_it_does_not_clip(rng):
+    sk = pytest.importorskip("sklearn.metrics")
+    y, p = _calibrated(rng, 500, 5)
+    w = rng.uniform(0.1, 2, 500)
+    assert log_loss(y, probs=p, sample_weight=w) == pytest.approx(sk.log_loss(y, p, sample_weight=w, labels=range(5)))
+    assert log_loss(y, logits=np.log(p)) == pytest.approx(sk.log_loss(y, p, labels=range(5)))
+
+
+def test_brier_scale_and_sklearn(rng):
+    sk = pytest.importorskip("sklearn.metrics")
+    y, p = _calibrated(rng, 500, 5)
+    assert brier_score(y, p) == pytest.approx(sk.brier_score_loss(y, p, scale_by_half=False, labels=range(5)))
+    p1 = rng.random(300)
+    y1 = rng.integers(0, 2, 300)
+    assert brier_score(y1, p1) == pytest.approx(2 * sk.brier_score_loss(y1, p1))
+    assert brier_score(np.array([0]), np.array([[0.0, 1.0]])) == pytest.approx(2.0)
+    assert brier_score(np.array([1]), np.array([[0.0, 1.0]])) == 0.0
+
+
+# --------------------------------------------------------------------------- errors
+
+
+@pytest.mark.parametrize(
+    "call, exc, match",
+    [
+        (lambda: expected_calibration_error([0, 3], np.full((2, 3), 1 / 3)), ValueError, r"class index 3 at position \[1\]"),
+        (lambda: expected_calibration_error([0, -1], np.full((2, 3), 1 / 3)), ValueError, r"-1 at position \[1\]"),
+        (lambda: expected_calibration_error([0, 1, 1], np.full((2, 3), 1 / 3)), ValueError, "rows"),
+        (lambda: expected_calibration_error([0, 1], np.array([[0.5, np.nan], [0.5, 0.5]])), ValueError, r"nan at position \(0, 1\)"),
+        (lambda: expected_calibration_error([0, 1], np.array([[2.0, -1.0], [0.5, 0.5]])), ValueError, r"\[0, 1\]"),
+        (lambda: expected_calibration_error([0, 1], np.array([[3.0, 1.0], [0.5, 0.5]])), ValueError, "in \\[0, 1\\]"),
+        (lambda: expected_calibration_error([0, 1], np.array([[0.2, 0.2], [0.5, 0.5]])), ValueError, "sum to 1.*logits"),
+        (lambda: expected_calibration_error([0, 1], np.ones((2, 2, 2)) / 2), ValueError, "shape"),
+        (lambda: expected_calibration_error([0, 1], np.array([[1, 0], [0, 1]])), TypeError, "floating"),
+        (lambda: expected_calibration_error([0.5, 1], np.full((2, 2), 0.5)), TypeError, "integer"),
+        (lambda: expected_calibration_error([0, 1], np.full((2, 2), 0.5), n_bins=0), ValueError, "n_bins"),
+        (lambda: expected_calibration_error([0, 1], np.full((2, 2), 0.5), norm="l3"), ValueError, "norm"),
+        (lambda: expected_calibration_error([0, 1], np.full((2, 2), 0.5), binning="log"), ValueError, "binning"),
+        (lambda: expected_calibration_error([0, 1], np.full((2, 2), 0.5), mode="x"), ValueError, "mode"),
+        (lambda: expected_calibration_error([0, 1], np.full((2, 2), 0.5), ci=1.5), ValueError, "ci"),
+        (lambda: expected_calibration_error([0, 1], np.full((2, 2), 0.5), sample_weight=[1, -1]), ValueError, r"sample_weight\[1\]"),
+        (lambda: expected_calibration_error([0, 1], np.full((2, 2), 0.5), sample_weight=[0, 0]), ValueError, "sums to 0"),
+        (lambda: expected_calibration_error([0, 1], np.full((2, 2), 0.5), sample_weight=[1]), ValueError, r"shape \(2,\)"),
+        (lambda: expected_calibration_error(np.zeros(0, int), np.zeros((0, 2))), ValueError, "at least one"),
+        (lambda: reliability_curve([0, 1], np.full((2, 2), 0.5), class_index=2), ValueError, "class_index"),
+        (lambda: log_loss([0, 1]), ValueError, "exactly one"),
+        (lambda: log_loss([0, 1], logits=np.zeros((2, 2)), probs=np.full((2, 2), 0.5)), ValueError, "exactly one"),
+        (lambda: log_loss([0, 1], logits=np.zeros((2, 2)), eps=1e-3), ValueError, "eps"),
+        (lambda: log_loss([0, 2], logits=np.zeros((2, 2))), ValueError, "class index 2"),
+        (lambda: log_loss([0, 1], logits=np.array([[0.0, np.nan], [0, 0]])), ValueError, "NaN"),
+        (lambda: log_loss([0, 1], probs=np.full((2, 2), 0.5), eps=2.0), ValueError, "eps"),
+        (lambda: brier_score([0, 1], np.full((3, 2), 0.5)), ValueError, "rows"),
+    ],
+)
+def test_bad_input_raises_clear_errors(call, exc, match):
+    with pytest.raises(exc, match=match):
+        call()
+
+
+def test_single_class_is_fine():
+    y = np.zeros(5, dtype=int)
+    p = np.ones((5, 1))
+    assert expected_calibration_error(y, p, **_fast()).value == 0.0
+    assert log_loss(y, probs=p) == 0.0
+
+
+def test_import_is_light():
+    code = (
+        "import sys, softmaxkit.metrics;"
+        "bad = [m for m in ('matplotlib', 'sklearn', 'scipy', 'numba', 'torch') if m in sys.modules];"
+        "assert not bad, bad"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
