@@ -77,7 +77,8 @@ def cross_entropy_rows(
         if soft:
             t = (1 - eps) * target[i].astype(np.float64) + eps / c
             loss = math.fsum(w[j] * t[j] * neg_logp[j] for j in range(c) if w[j] * t[j] != 0)
-            loss += z_loss * lse**2
+            if z_loss:  # never 0 * inf on an all -inf row
+                loss += z_loss * lse**2
             losses.append(loss)
             row_w.append(1.0)
             continue
@@ -89,7 +90,8 @@ def cross_entropy_rows(
         loss = (1 - eps) * w[y] * neg_logp[y] if eps < 1 else 0.0
         if eps > 0:
             loss += eps / c * math.fsum(w[j] * neg_logp[j] for j in range(c) if w[j] != 0)
-        loss += z_loss * w[y] * lse**2
+        if z_loss:
+            loss += z_loss * w[y] * lse**2
         losses.append(loss)
         row_w.append(w[y])
     return np.array(losses), np.array(row_w)

@@ -69,14 +69,31 @@ def _softmax_impl(x: Any, axis: int, temperature: float, out: Any, *, log: bool)
             )
         check_floating(out, "out")
     rows = to_rows(x, axis, compute_dtype(x.dtype))
-    res = np.empty_like(rows)
+    direct = None if out is None else _rows_view(out, axis, rows.dtype)
+    res = np.empty_like(rows) if direct is None else direct
     if rows.size:
         kernels.select(rows.size).softmax_2d(rows, res, inv_temperature=inv_t, log=log)
+    if direct is not None:
+        return out  # the kernel wrote straight into out
     result = from_rows(res, x.shape, axis, x.dtype)
     if out is None:
         return result
     out[...] = result
     return out
+
+
+def _rows_view(arr: np.ndarray, axis: int, dtype: np.dtype) -> np.ndarray | None:
+    """``arr`` as an ``(N, C)`` view a kernel can write into, or None if it needs a copy.
+
+    True when the class axis is last, ``arr`` is C-contiguous, writeable and
+    already in the compute ``dtype``: then ``out=`` / ``grad_out=`` cost no
+    extra pass over memory.
+    """
+    if arr.ndim == 0 or axis != arr.ndim - 1 or arr.dtype != dtype:
+        return None
+    if not (arr.flags.c_contiguous and arr.flags.writeable):
+        return None
+    return arr.reshape(-1, arr.shape[-1])
 
 
 def softmax(x: Any, axis: int = -1, *, temperature: float = 1.0, out: Any = None) -> Any:
@@ -279,6 +296,7 @@ def _cross_entropy_numpy(
     axis: int,
     want_grad: bool,
     grad_output: Any = None,
+    grad_out: Any = None,
     **options: Any,
 ):
     logits = as_float_array(logits, "logits")
@@ -294,7 +312,11 @@ def _cross_entropy_numpy(
     t_rows = to_rows(t, axis, cdtype) if soft else t.reshape(-1).astype(np.int64)
     row_w = row_weights(t_rows, opts, soft)
     row_scale, denom = gradient_row_scale(row_w, opts.reduction, grad_output)
-    grad = np.empty_like(x) if want_grad else None
+    direct = None
+    if grad_out is not None:
+        _check_grad_out(grad_out, logits)
+        direct = _rows_view(grad_out, axis, cdtype)
+    grad = (np.empty_like(x) if direct is None else direct) if want_grad else None
     kernel = kernels.select(x.size)
     row_loss = (
         kernel.cross_entropy_2d(x, t_rows, opts, row_scale=row_scale, grad_out=grad)
@@ -311,7 +333,23 @@ def _cross_entropy_numpy(
         loss = logits.dtype.type(np.sum(row_loss) / denom if denom > 0 else 0.0)
     if not want_grad:
         return loss, None
-    return loss, from_rows(grad, logits.shape, axis, logits.dtype)
+    if direct is not None:
+        return loss, grad_out  # the kernel wrote straight into grad_out
+    grad = from_rows(grad, logits.shape, axis, logits.dtype)
+    if grad_out is None:
+        return loss, grad
+    grad_out[...] = grad
+    return loss, grad_out
+
+
+def _check_grad_out(grad_out: Any, logits: np.ndarray) -> None:
+    if not isinstance(grad_out, np.ndarray) or grad_out.shape != logits.shape:
+        raise ValueError(
+            f"grad_out must be a NumPy array of shape {logits.shape}, got "
+            f"{getattr(grad_out, 'shape', type(grad_out).__name__)}"
+        )
+    if grad_out.dtype != logits.dtype:
+        raise TypeError(f"grad_out must have the logits' dtype {logits.dtype}, got {grad_out.dtype}")
 
 
 def cross_entropy(
@@ -417,6 +455,7 @@ def cross_entropy_and_grad(
     z_loss: float = 0.0,
     softcap: float | None = None,
     grad_output: Any = None,
+    grad_out: Any = None,
 ) -> tuple[Any, Any]:
     """Loss and its gradient with respect to the logits, in one pass.
 
@@ -426,12 +465,18 @@ def cross_entropy_and_grad(
         The upstream gradient: a scalar for ``"mean"``/``"sum"``, an array of
         the loss's shape for ``"none"``. Default 1 (for ``"none"``: the
         gradient of ``loss.sum()``).
+    grad_out : ndarray of the logits' shape and dtype, optional
+        Receives the gradient, which is then returned. It may be ``logits``
+        itself: the gradient then overwrites the logits (each row is read
+        before it is overwritten), so no second ``(N, C)`` buffer is needed.
+        Written without an extra copy when the class axis is last and the
+        array is C-contiguous float32 or float64.
 
     Returns
     -------
     loss : as :func:`cross_entropy`
     grad_logits : ndarray of the logits' shape and dtype
-        ``grad_output * d loss / d logits``.
+        ``grad_output * d loss / d logits`` (the ``grad_out`` array if given).
 
     Notes
     -----
@@ -448,11 +493,19 @@ def cross_entropy_and_grad(
         softcap=softcap,
     )
     if is_torch_tensor(logits):
+        if grad_out is not None:
+            raise TypeError("grad_out is only supported for NumPy logits")
         return dispatch_torch("cross_entropy_and_grad")(
             logits, target, axis=axis, grad_output=grad_output, **options
         )
     return _cross_entropy_numpy(
-        logits, target, axis=axis, want_grad=True, grad_output=grad_output, **options
+        logits,
+        target,
+        axis=axis,
+        want_grad=True,
+        grad_output=grad_output,
+        grad_out=grad_out,
+        **options,
     )
 
 

@@ -43,7 +43,7 @@ def _safe_row_max(x: np.ndarray) -> np.ndarray:
     return np.where(m == -np.inf, np.zeros((), m.dtype), m)
 
 
-def _shifted_exp(x: np.ndarray):
+def _shifted_exp(x: np.ndarray, inv_temperature: float = 1.0):
     """Return ``(m, z, e, s, log_s)``: max shift, ``z = x - m``, ``e = exp(z)``,
     the float64 row sums ``s`` of ``e`` and ``log(s)``, all rows ``(n,)``.
 
@@ -53,6 +53,10 @@ def _shifted_exp(x: np.ndarray):
     """
     m = _safe_row_max(x)
     z = x - m  # (n, C); NaN where x is NaN or where m is +inf, by design
+    if inv_temperature != 1.0:
+        # scale after the shift: (x - m) / T is exact-ish, x / T would round large x first
+        z = z * x.dtype.type(inv_temperature)
+        m = m * x.dtype.type(inv_temperature)
     e = np.exp(z)
     s = np.sum(e, axis=1, dtype=np.float64)
     at_max = z == 0
@@ -78,10 +82,7 @@ def softmax_2d(
     n, c = x.shape
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         for rows in _row_blocks(n, c):
-            xb = x[rows]
-            if inv_temperature != 1.0:
-                xb = xb * x.dtype.type(inv_temperature)
-            m, z, e, s, log_s = _shifted_exp(xb)
+            m, z, e, s, log_s = _shifted_exp(x[rows], inv_temperature)
             if log:
                 res = z - log_s.astype(x.dtype)[:, None]
                 # all -inf rows: z = -inf - 0 = -inf and log_s = -inf -> NaN; define -inf

@@ -1,0 +1,291 @@
+"""Claim: softmaxkit's CPU kernels run softmax, log-softmax and cross-entropy
+forward+backward near memory speed, far ahead of torch, scipy and NumPy.
+
+Measures, in one run and on the same arrays (float32, medians of repeats,
+``time.perf_counter``, after warm-up):
+
+* copy bandwidth: ``torch.Tensor.copy_`` and a numba ``prange`` row copy on the
+  same thread count (the faster is the "copy" reference);
+* softmaxkit (allocating, and with ``out=`` / ``grad_out=``);
+* torch allocating and preallocated: ``torch.softmax``, ``F.log_softmax``,
+  ``F.cross_entropy`` + ``backward()``; preallocated CE is the best torch can do
+  with ``out=`` buffers (``log_softmax(out=)``, ``exp(out=)``, an in-place
+  one-hot correction);
+* ``scipy.special.softmax`` / ``log_softmax``;
+* naive NumPy (``exp(x - max) / sum``).
+
+Shapes (4096, 1000), (1024, 32768), (256, 131072) on 1 and 2 threads (set
+with ``torch.set_num_threads`` and ``numba.set_num_threads``). Every op moves
+at least ``2 * x.nbytes`` (read the logits, write the output or gradient); GB/s
+is that over the median time, "copy" is the fraction of copy bandwidth, and
+"sk x" is how many times faster softmaxkit is than that row (softmaxkit's
+preallocated variant against preallocated peers, its allocating variant
+against the rest). The goals of issue 3 are checked at the end.
+
+Usage::
+
+    python benchmarks/bench_ops.py            # full run (a few minutes)
+    python benchmarks/bench_ops.py --quick    # fewer repeats, for a smoke test
+    python benchmarks/bench_ops.py --threads 2 --shapes 1024x32768
+
+Timings on a shared or busy machine are noisy; compare only rows of one run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from dataclasses import dataclass
+
+import numba
+import numpy as np
+import scipy.special
+import torch
+import torch.nn.functional as F
+
+import softmaxkit as sk
+
+SHAPES = ((4096, 1000), (1024, 32768), (256, 131072))
+
+
+@numba.njit(parallel=True, cache=True)
+def _numba_copy(src, dst):
+    for i in numba.prange(src.shape[0]):
+        dst[i, :] = src[i, :]
+
+
+def median_ms(fn, *, repeats: int, warmup: int) -> float:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return 1e3 * statistics.median(times)
+
+
+@dataclass
+class Row:
+    op: str
+    shape: tuple[int, int]
+    threads: int
+    impl: str
+    ms: float
+    prealloc: bool = False
+
+
+# --------------------------------------------------------------------------- implementations
+
+
+def _naive_softmax(x):
+    e = np.exp(x - x.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def _naive_log_softmax(x):
+    z = x - x.max(axis=1, keepdims=True)
+    return z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+
+
+def _naive_ce_and_grad(x, y):
+    n = x.shape[0]
+    lsm = _naive_log_softmax(x)
+    rows = np.arange(n)
+    loss = -lsm[rows, y].mean()
+    grad = np.exp(lsm)
+    grad[rows, y] -= 1.0
+    grad /= n
+    return loss, grad
+
+
+def _torch_ce_alloc(xt, yt):
+    xt.grad = None
+    loss = F.cross_entropy(xt, yt)
+    loss.backward()
+    return loss
+
+
+def _torch_ce_prealloc(xt, yt, lsm, grad, rows, inv_n):
+    # The forward+backward of F.cross_entropy with every buffer preallocated.
+    torch.log_softmax(xt, -1, out=lsm)
+    loss = -lsm.gather(1, yt[:, None]).sum() * inv_n
+    torch.exp(lsm, out=grad)
+    grad.mul_(inv_n)
+    grad.index_put_((rows, yt), torch.tensor(-inv_n), accumulate=True)
+    return loss
+
+
+def cases(x: np.ndarray, y: np.ndarray):
+    """``(op, impl, prealloc, fn)`` for every measured call on ``x``, ``y``."""
+    out = np.empty_like(x)
+    grad = np.empty_like(x)
+    scratch = x.copy()
+    xt = torch.from_numpy(x)
+    yt = torch.from_numpy(y)
+    ot = torch.from_numpy(out)
+    xg = xt.clone().requires_grad_(True)
+    lsm_t = torch.empty_like(xt)
+    grad_t = torch.empty_like(xt)
+    rows_t = torch.arange(x.shape[0])
+    inv_n = 1.0 / x.shape[0]
+
+    yield "copy", "torch copy_", True, lambda: ot.copy_(xt)
+    yield "copy", "numba prange", True, lambda: _numba_copy(x, out)
+
+    yield "softmax", "softmaxkit", False, lambda: sk.softmax(x)
+    yield "softmax", "softmaxkit", True, lambda: sk.softmax(x, out=out)
+    yield "softmax", "torch", False, lambda: torch.softmax(xt, -1)
+    yield "softmax", "torch", True, lambda: torch.softmax(xt, -1, out=ot)
+    yield "softmax", "scipy.special", False, lambda: scipy.special.softmax(x, axis=1)
+    yield "softmax", "naive numpy", False, lambda: _naive_softmax(x)
+
+    yield "log_softmax", "softmaxkit", False, lambda: sk.log_softmax(x)
+    yield "log_softmax", "softmaxkit", True, lambda: sk.log_softmax(x, out=out)
+    yield "log_softmax", "torch", False, lambda: F.log_softmax(xt, -1)
+    yield "log_softmax", "torch", True, lambda: torch.log_softmax(xt, -1, out=ot)
+    yield "log_softmax", "scipy.special", False, lambda: scipy.special.log_softmax(x, axis=1)
+    yield "log_softmax", "naive numpy", False, lambda: _naive_log_softmax(x)
+
+    yield "ce fwd+bwd", "softmaxkit", False, lambda: sk.cross_entropy_and_grad(x, y)
+    yield "ce fwd+bwd", "softmaxkit", True, lambda: sk.cross_entropy_and_grad(x, y, grad_out=grad)
+    # In place: the gradient overwrites the logits (here a scratch copy, so after
+    # the first call it holds gradients; the work per call is the same).
+    yield "ce fwd+bwd", "sk in-place", True, lambda: sk.cross_entropy_and_grad(
+        scratch, y, grad_out=scratch
+    )
+    yield "ce fwd+bwd", "torch", False, lambda: _torch_ce_alloc(xg, yt)
+    yield "ce fwd+bwd", "torch", True, lambda: _torch_ce_prealloc(
+        xt, yt, lsm_t, grad_t, rows_t, inv_n
+    )
+    yield "ce fwd+bwd", "naive numpy", False, lambda: _naive_ce_and_grad(x, y)
+
+
+# --------------------------------------------------------------------------- reporting
+
+
+def _sk_ms(rows: list[Row], r: Row) -> float | None:
+    """softmaxkit's time for the same op/shape/threads, same allocation mode if measured."""
+    group = [q for q in rows if (q.op, q.shape, q.threads) == (r.op, r.shape, r.threads)]
+    sk_rows = [q for q in group if q.impl == "softmaxkit"]
+    same = [q for q in sk_rows if q.prealloc == r.prealloc]
+    pick = same or sk_rows
+    return pick[0].ms if pick else None
+
+
+def _copy_ms(rows: list[Row], shape, threads) -> float:
+    return min(q.ms for q in rows if q.op == "copy" and q.shape == shape and q.threads == threads)
+
+
+def print_table(rows: list[Row]) -> None:
+    header = (
+        f"{'op':<12} {'shape':>12} {'thr':>3} {'impl':<15} {'alloc':<8} "
+        f"{'ms':>9} {'GB/s':>7} {'copy':>5} {'sk x':>6}"
+    )
+    print(header)
+    print("-" * len(header))
+    last = None
+    for r in rows:
+        key = (r.shape, r.threads, r.op)
+        if last is not None and key != last:
+            print()
+        last = key
+        nbytes = 2 * r.shape[0] * r.shape[1] * 4  # read logits + write result, float32
+        gbs = nbytes / (r.ms * 1e-3) / 1e9
+        frac = _copy_ms(rows, r.shape, r.threads) / r.ms
+        sk_ms = _sk_ms(rows, r)
+        ours = r.impl in ("softmaxkit", "sk in-place")
+        speedup = "" if r.op == "copy" or ours or sk_ms is None else f"{r.ms / sk_ms:.1f}"
+        shape = f"{r.shape[0]}x{r.shape[1]}"
+        mode = "in-place" if r.impl == "sk in-place" else "prealloc" if r.prealloc else "alloc"
+        print(
+            f"{r.op:<12} {shape:>12} {r.threads:>3} {r.impl:<15} {mode:<8} "
+            f"{r.ms:>9.2f} {gbs:>7.1f} {frac:>5.2f} {speedup:>6}"
+        )
+
+
+def check_goals(rows: list[Row], threads: int = 2) -> None:
+    """Print whether each goal of issue 3 is met (float32, ``threads`` threads)."""
+    rows = [r for r in rows if r.threads == threads]
+    if not rows:
+        return
+    print(f"\nGoals of issue 3 ({threads} threads, this run):")
+
+    def get(op, impl, shape, prealloc):
+        hit = [r for r in rows if (r.op, r.impl, r.shape, r.prealloc) == (op, impl, shape, prealloc)]
+        return hit[0].ms if hit else None
+
+    def report(name, ok, detail):
+        print(f"  [{'MET' if ok else 'NOT MET':>7}] {name}: {detail}")
+
+    shapes = list(dict.fromkeys(r.shape for r in rows))
+    for shape in shapes:
+        s = f"{shape[0]}x{shape[1]}"
+        copy = _copy_ms(rows, shape, threads)
+        sk_ce = get("ce fwd+bwd", "softmaxkit", shape, True)  # gradient written to grad_out=
+        torch_ce = get("ce fwd+bwd", "torch", shape, False)  # F.cross_entropy + backward()
+        if sk_ce and torch_ce:
+            report(f"CE fwd+bwd (grad_out=) >= 5x F.cross_entropy+backward @ {s}",
+                   torch_ce / sk_ce >= 5, f"{torch_ce / sk_ce:.1f}x")
+            sk_alloc = get("ce fwd+bwd", "softmaxkit", shape, False)
+            torch_pre = get("ce fwd+bwd", "torch", shape, True)
+            print(f"  [   info] CE alloc vs alloc {torch_ce / sk_alloc:.1f}x; grad_out= vs torch "
+                  f"hand-fused with out= buffers {torch_pre / sk_ce:.1f}x")
+        if sk_ce and shape == (1024, 32768):
+            report(f"CE fwd+bwd >= 0.5 copy @ {s}", copy / sk_ce >= 0.5, f"{copy / sk_ce:.2f}")
+        for op in ("softmax", "log_softmax"):
+            sk_p = get(op, "softmaxkit", shape, True)
+            sk_a = get(op, "softmaxkit", shape, False)
+            tp = get(op, "torch", shape, True)
+            sp = get(op, "scipy.special", shape, False)
+            if sk_p:
+                report(f"{op} (out=) >= 0.6 copy @ {s}", copy / sk_p >= 0.6, f"{copy / sk_p:.2f}")
+            if sk_p and tp:
+                report(f"{op} (out=) not slower than torch out= @ {s}", sk_p <= tp, f"{tp / sk_p:.1f}x")
+            if op == "softmax" and sp and sk_a:
+                report(f"softmax >= 8x scipy.special (both allocating) @ {s}", sp / sk_a >= 8, f"{sp / sk_a:.1f}x")
+                if sk_p:
+                    print(f"  [   info] softmax out= vs scipy.special {sp / sk_p:.1f}x")
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true", help="fewer repeats (smoke test)")
+    ap.add_argument("--threads", default="1,2", help="comma-separated thread counts")
+    ap.add_argument("--shapes", default=None, help="e.g. 1024x32768,256x131072")
+    args = ap.parse_args(argv)
+
+    shapes = SHAPES
+    if args.shapes:
+        shapes = tuple(tuple(int(v) for v in s.split("x")) for s in args.shapes.split(","))
+    threads = [int(t) for t in args.threads.split(",")]
+    repeats, warmup = (3, 1) if args.quick else (9, 2)
+
+    rng = np.random.default_rng(0)
+    rows: list[Row] = []
+    # Compile (or load from cache) before timing anything.
+    for shape in shapes:
+        x = (2.0 * rng.standard_normal(shape)).astype(np.float32)
+        y = rng.integers(0, shape[1], shape[0])
+        for op, impl, prealloc, fn in cases(x[:64], y[:64]):
+            fn()
+        for k in threads:
+            torch.set_num_threads(k)
+            numba.set_num_threads(k)
+            for op, impl, prealloc, fn in cases(x, y):
+                ms = median_ms(fn, repeats=repeats, warmup=warmup)
+                rows.append(Row(op, shape, k, impl, ms, prealloc))
+    print(
+        f"numba {numba.__version__} ({numba.threading_layer()} threading layer), "
+        f"torch {torch.__version__}, float32, median of {repeats} after {warmup} warm-up; "
+        "GB/s counts 2 * x.nbytes per call"
+    )
+    rows.sort(key=lambda r: (r.threads, shapes.index(r.shape), r.op != "copy", r.op))
+    print_table(rows)
+    for k in threads:
+        check_goals(rows, k)
+
+
+if __name__ == "__main__":
+    main()

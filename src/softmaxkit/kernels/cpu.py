@@ -1,0 +1,561 @@
+"""Multi-threaded numba CPU kernels, bound by memory bandwidth rather than ``exp``.
+
+Same functions, signatures and semantics as :mod:`softmaxkit.kernels.reference`
+(read its module docstring for the kernel contract): ``softmax_2d``,
+``logsumexp_2d``, ``cross_entropy_2d``, plus the elementwise ``sigmoid`` and
+``log_sigmoid`` re-exported from the reference. :func:`softmaxkit.kernels.select`
+routes large inputs here; tests compare both backends with the float64 oracle.
+
+Per row, with ``C`` classes (a row of 32,768 float32 is 128 KiB and stays in a
+1-2 MiB L2 cache between passes, so DRAM sees each logit read once and each
+output written once)::
+
+    pass 1  m = max(x)                  llvm.maximum reduction: NaN/+inf propagate
+    pass 2  e = exp(x - m), s = sum(e)  e stored into the output (softmax, CE grad)
+    pass 3  out = e / s                 or the CE gradient; log-softmax stores
+                                        x - m in pass 2 and subtracts log(s) here
+
+* ``exp`` is the vectorised polynomial of :mod:`._vecmath` (no SVML here),
+  computed once per element: stored while summing, then scaled. Row loops ask
+  LLVM for 512-bit vectors (``prefer_wide_vectors``): about 1.7x the ``exp``
+  throughput of LLVM's default 256-bit code on AVX-512 CPUs.
+* In place (``out is x``, ``grad_out is x``) runs at full speed: the loops
+  that read one buffer and write another are specialised for the exact alias
+  (see ``_aliasable``), which LLVM's runtime overlap check would reject.
+* Fast-math (``reassoc`` etc., never ``nnan``/``ninf``) is confined to the row
+  loops; the per-row scalar arithmetic (``log1p``, loss assembly) is strict
+  IEEE, because numba spreads a function's flags over everything inlined
+  into it.
+* Row sums are accumulated in float32 over chunks of ``_CHUNK`` elements
+  (split over the vector lanes, so each float32 partial sum adds only a
+  handful of terms) and the chunk sums in float64: float32 row sums stay
+  within 1e-6 of 1 at 262,144 classes, at float32 vector speed.
+* Next to ``s``, the exp pass sums ``rest``, the terms other than the max's
+  exact ``exp(0) = 1``, and ``log(s) = log1p(rest + n_max - 1)``: ``-log p_max``
+  of a confident row keeps full relative precision (as in the reference),
+  at the cost of one compare and one masked add per vector, with no second pass.
+* The CE loss is assembled per row in float64 as ``(m - x_y) + log(s)``.
+* A row whose max is ``-inf`` uses the shift 0, never ``(-inf) - (-inf)``.
+* Offsets are numba's ``intp`` (int64): ``row * C`` cannot overflow.
+* No ``nnan``/``ninf`` fast-math flags: NaN and ``+inf`` rows become NaN, all
+  ``-inf`` rows give softmax 0, log-softmax and logsumexp ``-inf``, CE ``+inf``.
+
+Threads: rows are split over numba's thread pool (``prange``). The count is
+numba's: ``NUMBA_NUM_THREADS`` at startup (default: all cores), lowered at run
+time with ``numba.set_num_threads(k)`` (per calling thread). For one row of
+many classes only one thread works. Calling these kernels from several Python
+threads at once is safe with numba's ``omp`` or ``tbb`` threading layer.
+
+Compilation is lazy (first call, one specialisation per dtype: float32 and
+float64) and cached on disk (``cache=True``, in ``__pycache__`` or numba's
+``NUMBA_CACHE_DIR``), so the JIT cost (tens of seconds for all kernels) is
+paid once per machine. Importing this module imports numba and compiles
+nothing. numba's cache is keyed on this file only: after editing
+``_vecmath.py``, touch this file (or delete ``__pycache__/*.nbi``/``*.nbc``).
+
+float32 ``exp`` flushes results below ``FLT_MIN`` (arguments under -87.3, i.e.
+probabilities under 1.2e-38 relative to the max) to 0; the softcap uses the
+scalar ``math.tanh``, so softcapped CE runs at ``tanh`` speed.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit, prange
+
+from softmaxkit._options import CrossEntropyOptions
+from softmaxkit.kernels._vecmath import LOOP_FASTMATH, like, nan_max, prefer_wide_vectors, vexp
+from softmaxkit.kernels.reference import log_sigmoid, sigmoid
+
+__all__ = ["softmax_2d", "logsumexp_2d", "cross_entropy_2d", "sigmoid", "log_sigmoid"]
+
+#: Elements summed in the input precision before adding to the float64 total.
+_CHUNK = 512
+
+_FLAGS = set(LOOP_FASTMATH)
+
+
+def _inner(fn):
+    """Loops over one row, with fast-math so LLVM vectorises their sums.
+
+    numba applies a function's fast-math flags to everything inlined into it,
+    so these helpers only ever call ``_vecmath`` primitives (which are written
+    to stay exact under these flags), never a ``_scalar`` helper.
+    """
+    return njit(fastmath=_FLAGS, cache=True, nogil=True)(fn)
+
+
+def _scalar(fn):
+    """Per-row scalar arithmetic, strict IEEE (see ``_log1p_rest``); may call ``_inner``."""
+    return njit(cache=True, nogil=True)(fn)
+
+
+def _aliasable(fn):
+    """A loop that reads ``v`` and writes ``dst``, where ``dst`` may be ``v`` (in place).
+
+    Two distinct pointers to one buffer fail LLVM's runtime overlap check, and
+    the loop falls back to scalar code (5x slower). So the loop is inlined at
+    numba level into an ``_in_place`` wrapper that passes one array as both:
+    LLVM sees the exact alias and vectorises. A ``_scalar`` dispatcher picks
+    the wrapper by comparing data pointers.
+    """
+    return njit(fastmath=_FLAGS, cache=True, nogil=True, inline="always")(fn)
+
+
+def _outer(fn):
+    """Row-parallel entry points (one compiled specialisation per dtype).
+
+    Strict IEEE for their own scalar code; the loops they call keep their
+    fast-math flags (flags are per instruction), also once inlined here.
+    """
+    return njit(cache=True, nogil=True, parallel=True)(fn)
+
+
+# --------------------------------------------------------------------------- row passes
+
+
+@_inner
+def _row_max(v):
+    prefer_wide_vectors()
+    m = like(v, -np.inf)
+    for j in range(v.shape[0]):
+        m = nan_max(m, v[j])
+    return m
+
+
+@_scalar
+def _shift_of(v, m):
+    """The max shift, 0 for an all -inf row so ``x - shift`` is never NaN there."""
+    return like(v, 0.0) if m == -np.inf else m
+
+
+@_inner
+def _exp_sum_block(v, shift, it):
+    prefer_wide_vectors()
+    one = like(v, 1.0)
+    zero = like(v, 0.0)
+    acc = zero
+    rest = zero
+    for j in range(v.shape[0]):
+        e = vexp((v[j] - shift) * it)
+        acc += e
+        rest += zero if e == one else e
+    return acc, rest
+
+
+@_inner
+def _exp_sum(v, shift, it):
+    """``(s, rest)``: ``s = sum(e)`` and ``rest = sum(e[e != 1])`` with ``e = exp((v - shift) * it)``.
+
+    float32 chunk sums, float64 totals (see ``_CHUNK``); ``rest`` leaves out the
+    max's exact ``exp(0) = 1`` so :func:`_log_sum` keeps ``log(s)`` exact for
+    confident rows.
+    """
+    n = v.shape[0]
+    total = 0.0
+    rest = 0.0
+    for start in range(0, n, _CHUNK):
+        # Slices, so every loop index starts at 0: numba's negative-index
+        # wraparound then folds away, and LLVM vectorises (a loop over
+        # range(start, stop) on the whole row stays scalar).
+        acc, acc_rest = _exp_sum_block(v[start : start + _CHUNK], shift, it)
+        total += acc
+        rest += acc_rest
+    return total, rest
+
+
+@_aliasable
+def _exp_store_block(v, dst, shift, it, with_rest, store_z):
+    prefer_wide_vectors()
+    one = like(v, 1.0)
+    zero = like(v, 0.0)
+    acc = zero
+    rest = zero
+    for j in range(v.shape[0]):
+        z = (v[j] - shift) * it
+        e = vexp(z)
+        dst[j] = z if store_z else e  # the flags are loop-invariant: LLVM unswitches
+        acc += e
+        if with_rest:
+            rest += zero if e == one else e
+    return acc, rest
+
+
+@_inner
+def _exp_in_place(buf, shift, it, with_rest, store_z):
+    total = 0.0
+    rest = 0.0
+    for start in range(0, buf.shape[0], _CHUNK):
+        chunk = buf[start : start + _CHUNK]  # one view passed twice: an exact alias
+        acc, acc_rest = _exp_store_block(chunk, chunk, shift, it, with_rest, store_z)
+        total += acc
+        rest += acc_rest
+    return total, rest
+
+
+@_inner
+def _exp_apart(v, dst, shift, it, with_rest, store_z):
+    total = 0.0
+    rest = 0.0
+    for start in range(0, v.shape[0], _CHUNK):
+        stop = start + _CHUNK
+        acc, acc_rest = _exp_store_block(
+            v[start:stop], dst[start:stop], shift, it, with_rest, store_z
+        )
+        total += acc
+        rest += acc_rest
+    return total, rest
+
+
+@_scalar
+def _exp_into(v, dst, shift, it, with_rest, store_z):
+    """One pass: ``(s, rest)`` as :func:`_exp_sum`, storing ``e`` or ``z`` into ``dst``.
+
+    ``z = (v - shift) * it`` and ``e = exp(z)``; ``dst`` receives ``e``
+    (softmax, CE gradient) or, with ``store_z``, ``z`` (log-softmax, which then
+    only subtracts ``log(s)``). ``dst`` may be ``v``'s memory (in place).
+    ``rest`` is 0 unless ``with_rest``.
+    """
+    if v.ctypes.data == dst.ctypes.data:
+        return _exp_in_place(dst, shift, it, with_rest, store_z)
+    return _exp_apart(v, dst, shift, it, with_rest, store_z)
+
+
+@_scalar
+def _log_sum(s, rest):
+    """``log(s)`` to full relative precision, also for a confident row (``s ~ 1``).
+
+    Every max element contributes exactly ``exp(0) = 1``, so ``s = n_max + rest``
+    and ``log(s) = log1p(rest + (n_max - 1))``: ``-log p_max`` keeps its
+    relative precision where ``log(1 + tiny)`` would round ``tiny`` away (the
+    reference does the same). ``-inf`` for an all -inf row (``s == 0``), NaN
+    stays NaN. Strict IEEE: reassociated as ``(rest + n_max) - 1`` it would
+    round ``rest`` away again.
+    """
+    if not s > 0.0:
+        return -np.inf if s == 0.0 else s
+    n_max = np.round(s - rest)  # an exact small integer: rest is off by < 1e-6
+    return math.log1p(rest + (n_max - 1.0))
+
+
+@_inner
+def _scale(dst, a):
+    prefer_wide_vectors()
+    for j in range(dst.shape[0]):
+        dst[j] *= a
+
+
+@_inner
+def _scale_minus_weighted(dst, a, b, w, has_weight):
+    """``dst = dst * a - b * w`` (``w`` all ones unless ``has_weight``)."""
+    prefer_wide_vectors()
+    if has_weight:
+        for j in range(dst.shape[0]):
+            dst[j] = dst[j] * a - b * w[j]
+    else:
+        for j in range(dst.shape[0]):
+            dst[j] = dst[j] * a - b
+
+
+@_inner
+def _subtract(dst, c):
+    prefer_wide_vectors()
+    for j in range(dst.shape[0]):
+        dst[j] -= c
+
+
+@_inner
+def _neg_shift_dot(v, w, has_weight, shift):
+    """``sum_c w_c (shift - v_c)`` in float64; terms with ``w_c == 0`` are 0 even at ``-inf``."""
+    prefer_wide_vectors()
+    acc = 0.0
+    if has_weight:
+        zero = like(v, 0.0)
+        for j in range(v.shape[0]):
+            wj = w[j]
+            term = wj * (shift - v[j])
+            acc += np.float64(zero if wj == zero else term)
+    else:
+        for j in range(v.shape[0]):
+            acc += np.float64(shift - v[j])
+    return acc
+
+
+@_inner
+def _soft_target_sums(v, t, w, has_weight, keep, add, shift):
+    """``(sum_c wt_c (shift - v_c), sum_c wt_c)`` with ``wt = w * (keep * t + add)``.
+
+    A zero ``wt_c`` contributes exactly 0, also where ``v_c = -inf``.
+    """
+    prefer_wide_vectors()
+    dot = 0.0
+    total = 0.0
+    zero = like(v, 0.0)
+    for j in range(v.shape[0]):
+        wt = keep * t[j] + add
+        if has_weight:
+            wt = wt * w[j]
+        term = wt * (shift - v[j])
+        dot += np.float64(zero if wt == zero else term)
+        total += np.float64(wt)
+    return dot, total
+
+
+@_inner
+def _soft_target_grad(dst, a, b, t, w, has_weight, keep, add):
+    """``dst = dst * a - b * w * (keep * t + add)``: ``p * coef - wt``, scaled."""
+    prefer_wide_vectors()
+    for j in range(dst.shape[0]):
+        wt = keep * t[j] + add
+        if has_weight:
+            wt = wt * w[j]
+        dst[j] = dst[j] * a - b * wt
+
+
+@_inner
+def _softcap(v, dst, cap):
+    """``dst = cap * tanh(v / cap)`` (Gemma 2); scalar ``tanh``."""
+    prefer_wide_vectors()
+    inv = like(v, 1.0) / cap
+    for j in range(v.shape[0]):
+        dst[j] = cap * math.tanh(v[j] * inv)
+
+
+@_inner
+def _softcap_grad(dst, capped, cap):
+    """Chain rule through the softcap: ``d/dx cap tanh(x/cap) = 1 - (x'/cap)**2``."""
+    prefer_wide_vectors()
+    inv = like(dst, 1.0) / cap
+    one = like(dst, 1.0)
+    for j in range(dst.shape[0]):
+        u = capped[j] * inv
+        dst[j] *= one - u * u
+
+
+# --------------------------------------------------------------------------- entry points
+
+
+@_outer
+def _softmax_rows(x, out, it, log):
+    for i in prange(x.shape[0]):
+        xr = x[i]
+        orow = out[i]
+        shift = _shift_of(xr, _row_max(xr))
+        if log:
+            s, rest = _exp_into(xr, orow, shift, it, True, True)  # orow = (x - m) / T
+            if s == 0.0:
+                orow[:] = -np.inf  # all -inf row
+            else:
+                _subtract(orow, like(xr, _log_sum(s, rest)))
+        else:
+            s, _ = _exp_into(xr, orow, shift, it, False, False)  # orow = exp((x - m) / T)
+            _scale(orow, like(xr, 0.0 if s == 0.0 else 1.0 / s))
+
+
+@_outer
+def _logsumexp_rows(x, res):
+    for i in prange(x.shape[0]):
+        xr = x[i]
+        shift = _shift_of(xr, _row_max(xr))
+        one = like(xr, 1.0)
+        s, rest = _exp_sum(xr, shift, one)
+        res[i] = np.float64(shift) + _log_sum(s, rest)
+
+
+@_scalar
+def _ce_row_grad_scale(s, lse, coef, zeta, weight_of_lse, scale):
+    """``scale * d loss / d x'_j`` is ``e_j * a - ...``; returns ``a`` (float64).
+
+    ``a = scale * (coef + 2 zeta w lse) / s``; the z-loss term only on finite
+    ``lse`` (an all -inf row has ``p = 0`` and ``1/s := 0``).
+    """
+    inv_s = 0.0 if s == 0.0 else 1.0 / s
+    lse_term = 2.0 * zeta * lse if math.isfinite(lse) else 0.0
+    return scale * (coef + lse_term * weight_of_lse) * inv_s
+
+
+@_outer
+def _ce_hard_rows(
+    x, target, w, w64, has_weight, w_sum, ignore_index, eps, zeta, cap, row_scale, g, want_grad, loss
+):
+    n, c = x.shape
+    for i in prange(n):
+        y = target[i]
+        if y == ignore_index:
+            loss[i] = 0.0
+            if want_grad:
+                g[i, :] = 0.0
+            continue
+        xr = x[i]
+        if cap > 0.0:
+            src = np.empty(c, dtype=x.dtype)  # x' = cap * tanh(x / cap), kept for the chain rule
+            _softcap(xr, src, like(xr, cap))
+        else:
+            src = xr
+        shift = _shift_of(src, _row_max(src))
+        shift64 = np.float64(shift)
+        one = like(src, 1.0)
+        w_y = w64[y] if has_weight else 1.0
+        # Everything that reads the logits happens before the gradient may overwrite them.
+        neg_z_y = shift64 - np.float64(src[y])
+        smooth = _neg_shift_dot(src, w, has_weight, shift) if eps > 0.0 else 0.0
+        if want_grad:
+            gr = g[i]
+            s, rest = _exp_into(src, gr, shift, one, True, False)
+        else:
+            s, rest = _exp_sum(src, shift, one)
+        log_s = _log_sum(s, rest)
+        lse = shift64 + log_s
+        if s == 0.0:
+            row = np.inf  # all -inf row: the target is impossible
+        else:
+            row = (1.0 - eps) * w_y * (log_s + neg_z_y) if eps < 1.0 else 0.0
+            if eps > 0.0:
+                row += eps / c * (smooth + w_sum * log_s)
+            if zeta > 0.0:
+                row += zeta * w_y * lse * lse
+        loss[i] = row
+        if not want_grad:
+            continue
+        scale = row_scale[i]
+        coef = (1.0 - eps) * w_y + eps * w_sum / c
+        a = like(src, _ce_row_grad_scale(s, lse, coef, zeta, w_y, scale))
+        if eps > 0.0:
+            _scale_minus_weighted(gr, a, like(src, eps / c * scale), w, has_weight)
+        else:
+            _scale(gr, a)
+        # (p_y - 1)-style correction in the compute dtype (float32 or wider).
+        gr[y] -= like(src, (1.0 - eps) * w_y * scale)
+        if cap > 0.0:
+            _softcap_grad(gr, src, like(src, cap))
+
+
+@_outer
+def _ce_soft_rows(x, target, w, has_weight, eps, zeta, cap, row_scale, g, want_grad, loss):
+    n, c = x.shape
+    for i in prange(n):
+        xr = x[i]
+        tr = target[i]
+        if cap > 0.0:
+            src = np.empty(c, dtype=x.dtype)
+            _softcap(xr, src, like(xr, cap))
+        else:
+            src = xr
+        shift = _shift_of(src, _row_max(src))
+        one = like(src, 1.0)
+        keep = like(src, 1.0 - eps)
+        add = like(src, eps / c)
+        dot, wt_sum = _soft_target_sums(src, tr, w, has_weight, keep, add, shift)
+        if want_grad:
+            gr = g[i]
+            s, rest = _exp_into(src, gr, shift, one, True, False)
+        else:
+            s, rest = _exp_sum(src, shift, one)
+        log_s = _log_sum(s, rest)
+        lse = np.float64(shift) + log_s
+        loss[i] = np.inf if s == 0.0 else dot + wt_sum * log_s + zeta * lse * lse
+        if not want_grad:
+            continue
+        scale = row_scale[i]
+        a = like(src, _ce_row_grad_scale(s, lse, wt_sum, zeta, 1.0, scale))
+        _soft_target_grad(gr, a, like(src, scale), tr, w, has_weight, keep, add)
+        if cap > 0.0:
+            _softcap_grad(gr, src, like(src, cap))
+
+
+# --------------------------------------------------------------------------- public kernels
+
+
+def softmax_2d(
+    x: np.ndarray, out: np.ndarray, *, inv_temperature: float = 1.0, log: bool = False
+) -> np.ndarray:
+    """Row-wise (log-)softmax of ``x * inv_temperature`` written into ``out``.
+
+    Parameters
+    ----------
+    x : ndarray of shape (N, C), float32 or float64, C-contiguous
+    out : ndarray like ``x``
+        May be ``x`` itself (in-place).
+    inv_temperature : float > 0
+    log : bool
+        Log-softmax instead of softmax.
+
+    Returns
+    -------
+    out : ndarray of shape (N, C)
+
+    Notes
+    -----
+    ``softmax = e / s`` with ``e = exp((x - m) / T)`` computed once and
+    ``s = sum(e)``; ``log_softmax = (x - m) / T - log(s)``. Rows of all ``-inf``
+    give 0 (softmax) or ``-inf`` (log-softmax); NaN or ``+inf`` make the row NaN.
+    """
+    _softmax_rows(x, out, x.dtype.type(inv_temperature), bool(log))
+    return out
+
+
+def logsumexp_2d(x: np.ndarray) -> np.ndarray:
+    """Row-wise ``m + log(sum(exp(x - m)))`` in float64, shape ``(N,)``.
+
+    ``-inf`` for a row of all ``-inf``, NaN for a row with NaN or ``+inf``.
+    """
+    res = np.empty(x.shape[0], dtype=np.float64)
+    _logsumexp_rows(x, res)
+    return res
+
+
+def cross_entropy_2d(
+    x: np.ndarray,
+    target: np.ndarray,
+    options: CrossEntropyOptions,
+    *,
+    row_scale: np.ndarray | None = None,
+    grad_out: np.ndarray | None = None,
+) -> np.ndarray:
+    """Per-row cross-entropy and, with ``grad_out``, its gradient: one pass per row.
+
+    Parameters, returns and formulas exactly as
+    :func:`softmaxkit.kernels.reference.cross_entropy_2d`; ``grad_out`` may be
+    ``x`` itself (the logits are then overwritten by the gradient, row by row,
+    after each row's loss terms are read).
+
+    Notes
+    -----
+    Hard targets, per row: ``max``; the smoothing sum ``sum_c w_c (m - x'_c)``
+    only with label smoothing; ``e = exp(x' - m)`` stored into ``grad_out``
+    while summing; then ``grad = e * a - b * w`` and ``grad[y] -= (1 - eps) w_y``,
+    all scaled by ``row_scale``. Soft targets add one pass for
+    ``sum_c w_c t'_c (m - x'_c)`` and ``sum_c w_c t'_c``.
+    """
+    n, c = x.shape
+    dtype = x.dtype
+    eps = float(options.label_smoothing)
+    zeta = float(options.z_loss)
+    cap = 0.0 if options.softcap is None else float(options.softcap)
+    has_weight = options.weight is not None
+    if has_weight:
+        w64 = np.ascontiguousarray(options.weight, dtype=np.float64)
+        w = w64.astype(dtype)
+        w_sum = float(np.sum(w64))
+    else:
+        w64 = np.ones(1)
+        w = np.ones(1, dtype=dtype)
+        w_sum = float(c)
+    want_grad = grad_out is not None
+    g = grad_out if want_grad else np.empty((0, 0), dtype=dtype)
+    scale = (
+        np.ascontiguousarray(row_scale, dtype=np.float64) if want_grad else np.empty(0)
+    )
+    loss = np.empty(n, dtype=np.float64)
+    if target.ndim == 2:
+        t = np.ascontiguousarray(target, dtype=dtype)
+        _ce_soft_rows(x, t, w, has_weight, eps, zeta, cap, scale, g, want_grad, loss)
+    else:
+        t = np.ascontiguousarray(target, dtype=np.int64)
+        ignore = int(options.ignore_index)
+        _ce_hard_rows(
+            x, t, w, w64, has_weight, w_sum, ignore, eps, zeta, cap, scale, g, want_grad, loss
+        )
+    return loss
