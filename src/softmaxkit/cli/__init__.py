@@ -5,18 +5,22 @@ and ``run(args) -> int`` and keeps heavy imports inside ``run``, so
 ``softmaxkit --help`` stays instant.
 
 Exit codes: 0 success, 1 failure (a one-line ``softmaxkit: error: ...``, no
-traceback), 2 usage error (argparse).
+traceback), 2 usage error (argparse). Warnings print as one line too
+(``softmaxkit: warning: ...``). Set ``SOFTMAXKIT_DEBUG=1`` to get the
+traceback of a failure instead.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
+import warnings
 from typing import Sequence
 
 #: Command modules, in the order ``--help`` lists them.
-COMMANDS = ("explain",)
+COMMANDS = ("demo", "fit", "predict", "calibrate", "evaluate", "explain", "bench")
 
 
 class CLIError(Exception):
@@ -43,11 +47,49 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return int(args.run(args) or 0)
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_warning
+            return int(args.run(args) or 0)
+    except BrokenPipeError:
+        # `softmaxkit ... | head`: the reader left; stop quietly like other Unix tools.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
+    except ImportError as exc:
+        if os.environ.get("SOFTMAXKIT_DEBUG"):
+            raise
+        print(f"softmaxkit: error: {_missing_dependency(exc)}", file=sys.stderr)
+        return 1
     except (CLIError, ValueError, TypeError, OSError) as exc:
-        message = str(exc) or type(exc).__name__
-        print(f"softmaxkit: error: {message}", file=sys.stderr)
+        if os.environ.get("SOFTMAXKIT_DEBUG"):
+            raise
+        print(f"softmaxkit: error: {_one_line(exc)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("softmaxkit: interrupted", file=sys.stderr)
         return 130
+
+
+def _one_line(exc: BaseException) -> str:
+    """The first line of an error's message (library messages can run to several)."""
+    lines = str(exc).strip().splitlines()
+    if isinstance(exc, OSError) and exc.filename and exc.strerror:
+        return f"{exc.filename}: {exc.strerror}"  # "[Errno 2] No such file..." reads worse
+    return lines[0] if lines else type(exc).__name__
+
+
+#: Optional dependency -> the extra that installs it (pyproject's optional-dependencies).
+_EXTRAS = {"matplotlib": "plot", "pyarrow": "io", "safetensors": "io", "torch": "torch"}
+
+
+def _missing_dependency(exc: ImportError) -> str:
+    """'needs X: pip install softmaxkit[extra]' for an optional package that is not installed."""
+    name = (exc.name or "").split(".")[0]
+    if name in _EXTRAS:
+        return f"this command needs {name}, which is not installed: pip install 'softmaxkit[{_EXTRAS[name]}]'"
+    return _one_line(exc)
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001
+    """Replacement for ``warnings.showwarning``: one line, no source excerpt."""
+    text = str(message).strip().splitlines()
+    print(f"softmaxkit: warning: {text[0] if text else category.__name__}", file=sys.stderr)

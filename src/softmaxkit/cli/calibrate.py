@@ -1,0 +1,120 @@
+"""``softmaxkit calibrate``: fit a calibrator on logits from any framework."""
+
+from __future__ import annotations
+
+import argparse
+
+from softmaxkit.cli._common import add_output_options, fraction
+
+CALIBRATOR_SUFFIXES = (".npz", ".safetensors")
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    from softmaxkit.cli._adapters import CALIBRATORS
+
+    p = sub.add_parser(
+        "calibrate",
+        help="fit temperature/vector/matrix scaling on your own network's logits",
+        description=(
+            "Fit a calibrator on held-out logits (one column per class, from any framework) and their "
+            "integer labels, save it, and report accuracy, log-loss, Brier score and ECE before and after."
+        ),
+    )
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--logits", metavar="FILE",
+                        help="logits, one column per class (or one column: a binary problem's log-odds)")
+    source.add_argument("--probs", metavar="FILE",
+                        help="probabilities instead of logits (calibrated through log p; a zero probability "
+                        "on a true class cannot be calibrated)")
+    p.add_argument("--labels", required=True, metavar="FILE", help="class indices 0..K-1, one per row")
+    p.add_argument("--label-column", metavar="COL", help="the labels' column when FILE has several")
+    p.add_argument("--method", choices=tuple(CALIBRATORS), default="temperature",
+                   help="calibration map (default: %(default)s)")
+    p.add_argument("--out", required=True, metavar="CALIBRATOR", help="calibrator file (.npz or .safetensors)")
+    p.add_argument("--holdout", type=fraction, metavar="FRACTION",
+                   help="measure before/after on this share of rows, not used for fitting "
+                   "(default: measure on the fitting rows, which flatters vector and matrix scaling)")
+    p.add_argument("--report", metavar="DIR", help="also write metrics.json, diagrams and report.html here")
+    p.add_argument("--seed", type=int, default=0, help="random seed of --holdout's split (default: 0)")
+    add_output_options(p)
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from softmaxkit.cli import _adapters
+    from softmaxkit.cli._common import (
+        Printer, check_output, check_probabilities, check_same_length, progress, require_two_classes,
+        two_class_scores,
+    )
+    from softmaxkit.cli._evaluation import metrics_by_key, print_comparison, score, verdict
+    from softmaxkit.data import read_labels, read_matrix
+
+    say = Printer(args)
+    source = args.logits or args.probs
+    kind = "logit" if args.logits else "probability"
+    inputs = (source, args.labels)
+    check_output(args.out, inputs=inputs, suffixes=CALIBRATOR_SUFFIXES)
+    scores = two_class_scores(read_matrix(source, what=kind, binary_column=True), kind=kind)
+    if args.probs:
+        check_probabilities(source, scores)
+    labels = read_labels(args.labels, column=args.label_column, n_classes=scores.shape[1])
+    check_same_length(source, len(scores), args.labels, len(labels))
+    require_two_classes(labels, where=args.labels)
+
+    fit_rows = eval_rows = np.arange(len(labels))
+    if args.holdout:
+        from sklearn.model_selection import train_test_split
+
+        fit_rows, eval_rows = train_test_split(fit_rows, test_size=args.holdout, random_state=args.seed)
+    y = labels[eval_rows]
+    plot = args.report is not None
+    where = "held-out" if args.holdout else "fitting"
+    what = f" ({len(y)} {where} rows)"
+    with progress(say, "calibrate", total=3) as bar:
+        calibrator = _adapters.fit_calibrator(args.method, scores[fit_rows], labels[fit_rows],
+                                              probs=args.probs is not None)
+        calibrator.save(args.out)
+        params = _adapters.calibrator_params(calibrator)
+        bar.advance(1, step="scoring before")
+        given = {"logits": scores[eval_rows]} if args.logits else {"probs": scores[eval_rows]}
+        scored = [score(y, key="uncalibrated", name="Before", plot=plot, what=what, **given)]
+        bar.advance(1, step="scoring after")
+        transform = _adapters.calibrated_logits if args.logits else _adapters.calibrated_from_probs
+        after = transform(calibrator, scores[eval_rows])
+        scored.append(score(y, key="calibrated", name=f"After {args.method} scaling", logits=after, plot=plot,
+                            what=what))
+        bar.advance(1)
+    note = verdict(scored[0].summary, scored[1].summary, change=f"{args.method} scaling")
+    metrics = {"source": source, "kind": kind, "labels": args.labels, "n_classes": int(scores.shape[1]),
+               "n_fit": int(len(fit_rows)), "n_evaluated": int(len(y)), "evaluated_on": where,
+               "calibrator": {**params, "path": args.out}, "metrics": metrics_by_key(scored), "verdict": note[0]}
+    if args.report:
+        from softmaxkit.cli._evaluation import comparison_section
+        from softmaxkit.report import Headline, Report, glossary_section, write_report
+
+        b, a = scored[0].summary, scored[1].summary
+        headlines = [Headline("ECE before", f"{b['ece']:.3f}", f"95% CI {b['ece_ci'][0]:.3f}-{b['ece_ci'][1]:.3f}"),
+                     Headline("ECE after", f"{a['ece']:.3f}", f"95% CI {a['ece_ci'][0]:.3f}-{a['ece_ci'][1]:.3f}",
+                              note[1]),
+                     Headline("Log-loss", f"{a['log_loss']:.3f}", f"was {b['log_loss']:.3f}")]
+        if "temperature" in params:
+            headlines.append(Headline("Temperature", f"T = {params['temperature']:.3f}", "logits are divided by T"))
+        intro = (f"{args.method.capitalize()} scaling fitted on {len(fit_rows)} rows of {source}; measured on "
+                 f"{len(y)} {where} rows.")
+        report = Report(title=f"softmaxkit calibrate: {args.method} scaling", subtitle=f"{source} + {args.labels}",
+                        headlines=headlines,
+                        sections=[comparison_section(scored, title="Before and after calibration", intro=intro,
+                                                     note=note), glossary_section()],
+                        footer="Generated by softmaxkit calibrate", metrics=metrics)
+        metrics["report"] = str(write_report(args.report, report, inputs=inputs)["report"])
+
+    extra = f", T = {params['temperature']:.4f}" if "temperature" in params else ""
+    say(f"Fitted {args.method} scaling on {len(fit_rows)} rows{extra}; saved {args.out}", "")
+    print_comparison(say, scored, heading=f"Metrics on {len(y)} {where} rows:")
+    say(note[0])
+    if args.report:
+        say(f"Report: {metrics['report']}")
+    say.result(metrics)
+    return 0

@@ -1,0 +1,198 @@
+"""``softmaxkit fit``: train a SoftmaxClassifier on a data file, save it and a report."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from softmaxkit.cli._common import add_output_options, fraction, hidden_sizes, positive_int
+
+MODEL_SUFFIXES = (".npz", ".safetensors")
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    from softmaxkit.cli._adapters import CALIBRATORS
+
+    p = sub.add_parser(
+        "fit",
+        help="train a classifier on a CSV/Parquet/npy/npz/safetensors file",
+        description=(
+            "Train a SoftmaxClassifier by maximum likelihood (log-loss) on DATA, holding out part of it "
+            "to measure the model (and to fit a calibrator with --calibrate). Saves the model (.npz or "
+            ".safetensors, never pickle) and a report directory with metrics.json, reliability diagrams "
+            "and report.html."
+        ),
+    )
+    p.add_argument("data", metavar="DATA", help="training data: .csv, .tsv, .parquet, .npy, .npz or .safetensors")
+    p.add_argument("--target", required=True, metavar="COL", help="label column: a name, or a position such as -1")
+    p.add_argument("--out", required=True, metavar="MODEL", help="model file to write (.npz or .safetensors)")
+    p.add_argument("--hidden", type=hidden_sizes, default=(), metavar="SIZES",
+                   help="hidden layer sizes, e.g. 128,64 (default: none, i.e. multinomial logistic regression)")
+    p.add_argument("--alpha", type=float, default=1e-4, help="L2 regularisation strength (default: %(default)s)")
+    p.add_argument("--max-iter", type=positive_int, default=200, help="training iterations (default: %(default)s)")
+    p.add_argument("--calibrate", choices=tuple(CALIBRATORS), help="also fit this calibrator on held-out data")
+    p.add_argument("--holdout", type=fraction, default=0.25, metavar="FRACTION",
+                   help="share of rows held out from training (default: %(default)s); with --calibrate, "
+                   "half fits the calibrator and half measures the result")
+    p.add_argument("--report", metavar="DIR", help="report directory (default: MODEL's name + '-report')")
+    p.add_argument("--no-report", action="store_true", help="write no report")
+    p.add_argument("--seed", type=int, default=0, help="random seed of the split and the model (default: 0)")
+    add_output_options(p)
+    p.set_defaults(run=run)
+
+
+def calibrator_path(model_path: str) -> Path:
+    """Where ``fit --calibrate`` puts the calibrator: ``model.npz`` -> ``model.calibrator.npz``."""
+    path = Path(model_path)
+    return path.with_name(f"{path.stem}.calibrator{path.suffix}")
+
+
+def _split(y, holdout: float, seed: int):
+    """Stratified when every class has two rows or more (so each side sees each class)."""
+    import numpy as np
+    from sklearn.model_selection import train_test_split
+
+    _, counts = np.unique(y, return_counts=True)
+    idx = np.arange(len(y))
+    n_hold = max(1, int(round(holdout * len(y))))
+    stratify = y if counts.min() >= 2 and n_hold >= len(counts) and len(y) - n_hold >= len(counts) else None
+    return train_test_split(idx, test_size=n_hold, stratify=stratify, random_state=seed)
+
+
+def run(args: argparse.Namespace) -> int:
+    import sys
+    import warnings
+
+    import numpy as np
+
+    from softmaxkit.cli import CLIError, _adapters
+    from softmaxkit.cli._common import Printer, check_output, encode_labels, progress, require_two_classes
+    from softmaxkit.cli._evaluation import metrics_by_key, print_comparison, score
+    from softmaxkit.data import read_features
+
+    say = Printer(args)
+    check_output(args.out, inputs=(args.data,), suffixes=MODEL_SUFFIXES)
+    cal_out = calibrator_path(args.out) if args.calibrate else None
+    if cal_out is not None:
+        check_output(str(cal_out), inputs=(args.data,), option="calibrator file")
+    start = time.perf_counter()
+
+    data = read_features(args.data, target=args.target)
+    require_two_classes(data.y, where=f"{args.data}: column {data.target_name!r}")
+    if data.y.dtype.kind not in "biuf" and Path(args.out).suffix.lower() == ".safetensors":
+        # safetensors stores numeric tensors only; the model must keep its class names.
+        raise CLIError(
+            f"{args.data}: column {data.target_name!r} holds text labels, which a .safetensors model cannot "
+            "store; save the model as .npz"
+        )
+    if len(data.y) < 4:
+        raise CLIError(f"{args.data}: only {len(data.y)} rows; need at least 4 to train and hold out")
+    train, held = _split(data.y, args.holdout, args.seed)
+    if len(np.unique(data.y[train])) < 2:
+        raise CLIError(f"{args.data}: the training split has a single class; use more data or a smaller --holdout")
+
+    show_bar = not say.quiet and sys.stderr.isatty()  # the model's own training bar
+    model = _adapters.new_classifier(
+        hidden=args.hidden, alpha=args.alpha, max_iter=args.max_iter, random_state=args.seed, verbose=show_bar
+    )
+    t0 = time.perf_counter()
+    model.fit(data.X[train], data.y[train])
+    fit_seconds = time.perf_counter() - t0
+    classes = _adapters.model_classes(model)
+
+    # A class with a single row cannot be on both sides of the split; held-out rows of a class the
+    # model never saw cannot be scored, so leave them out of the scores and say so.
+    seen = np.isin(data.y[held], classes)
+    if not seen.all():
+        warnings.warn(f"{args.data}: {int((~seen).sum())} held-out rows belong to classes with too few rows to "
+                      "train on; they are left out of the held-out scores")
+        held = held[seen]
+    y_held_idx = encode_labels(data.y[held], classes, path=args.data, column=data.target_name, rows=held)
+    if args.calibrate:
+        half = len(held) // 2
+        cal_rows, test_rows = np.arange(half), np.arange(half, len(held))
+    else:
+        cal_rows, test_rows = np.arange(0), np.arange(len(held))
+    logits = _adapters.class_logits(model, data.X[held])
+    what = f" ({len(test_rows)} held-out rows)"
+    plot = not args.no_report
+    with progress(say, "scoring", total=None):
+        y_test = y_held_idx[test_rows]
+        scored = [score(y_test, key="model", name="Model", logits=logits[test_rows], plot=plot, what=what)]
+        params = {}
+        if args.calibrate:
+            calibrator = _adapters.fit_calibrator(args.calibrate, logits[cal_rows], y_held_idx[cal_rows])
+            params = _adapters.calibrator_params(calibrator)
+            cal_logits = _adapters.calibrated_logits(calibrator, logits[test_rows])
+            scored.append(score(y_test, key="calibrated", name=f"With {args.calibrate} scaling",
+                                logits=cal_logits, plot=plot, what=what))
+
+    model.save(args.out)
+    if cal_out is not None:
+        calibrator.save(cal_out)
+
+    metrics = {
+        "data": str(args.data),
+        "target": data.target_name,
+        "classes": [c.item() if hasattr(c, "item") else c for c in classes],
+        "n_features": int(data.X.shape[1]),
+        "n_train": int(len(train)),
+        "n_calibration": int(len(cal_rows)),
+        "n_test": int(len(test_rows)),
+        "model": {"hidden_layer_sizes": list(args.hidden), "alpha": args.alpha, "max_iter": args.max_iter,
+                  "fit_seconds": fit_seconds, "path": str(args.out)},
+        "calibrator": ({**params, "path": str(cal_out)} if cal_out else None),
+        "held_out": metrics_by_key(scored),
+    }
+    written = {}
+    if not args.no_report:
+        report_dir = args.report or str(Path(args.out).with_name(Path(args.out).stem + "-report"))
+        written = _write_report(report_dir, args, data, metrics, scored, inputs=(args.data,))
+        metrics["report"] = str(written["report"])
+    metrics["seconds"] = time.perf_counter() - start
+
+    say(
+        f"Trained on {len(train)} rows x {data.X.shape[1]} features, {len(classes)} classes "
+        f"({fit_seconds:.2f} s); saved {args.out}",
+    )
+    if cal_out is not None:
+        say(f"Fitted {args.calibrate} scaling on {len(cal_rows)} held-out rows; saved {cal_out}",
+            f"  use it with: softmaxkit predict {args.out} DATA --calibrator {cal_out} --out PROBS")
+    say("")
+    print_comparison(say, scored, heading=f"Held-out metrics ({len(test_rows)} rows):")
+    if written:
+        say(f"Report: {written['report']}")
+    say.result(metrics)
+    return 0
+
+
+def _write_report(report_dir, args, data, metrics, scored, *, inputs):
+    from softmaxkit.cli._evaluation import comparison_section, verdict
+    from softmaxkit.report import Headline, Paragraph, Report, Section, glossary_section, write_report
+
+    last = scored[-1].summary
+    headlines = [
+        Headline("Held-out accuracy", f"{last['accuracy'] * 100:.1f}%", f"{last['n']} rows not used for training",
+                 "good"),
+        Headline("Log-loss", f"{last['log_loss']:.3f}", "lower is better"),
+        Headline("ECE", f"{last['ece']:.3f}", f"95% CI {last['ece_ci'][0]:.3f}-{last['ece_ci'][1]:.3f}"),
+    ]
+    note = verdict(scored[0].summary, last, change=f"{args.calibrate} scaling") if len(scored) > 1 else None
+    hidden = ",".join(map(str, args.hidden)) or "none (multinomial logistic regression)"
+    sections = [
+        Section("Training", [Paragraph(
+            f"Trained on {metrics['n_train']} rows of {args.data} ({metrics['n_features']} features, target column "
+            f"{data.target_name!r}, classes {', '.join(map(str, metrics['classes']))}); hidden layers: {hidden}; "
+            f"alpha = {args.alpha}. {metrics['n_test']} held-out rows measure the model"
+            + (f" and {metrics['n_calibration']} more fitted the {args.calibrate} calibrator."
+               if args.calibrate else ".")
+        )]),
+        comparison_section(scored, title="Held-out performance", intro=(
+            "Measured on rows the model never trained on. Log-loss and Brier score reward honest probabilities; "
+            "ECE measures the gap between stated confidence and observed accuracy."), note=note),
+        glossary_section(),
+    ]
+    report = Report(title=f"softmaxkit fit: {Path(args.out).name}", subtitle=f"trained on {args.data}",
+                    headlines=headlines, sections=sections, footer="Generated by softmaxkit fit", metrics=metrics)
+    return write_report(report_dir, report, inputs=inputs)

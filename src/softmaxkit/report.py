@@ -1,0 +1,406 @@
+"""Reports: ``metrics.json`` plus one self-contained ``report.html`` with its PNG plots.
+
+A report is built from a few plain dataclasses (:class:`Report` holding
+:class:`Headline` cards and :class:`Section` s of :class:`Paragraph`,
+:class:`Table`, :class:`Figure` and :class:`Note` blocks) and rendered to a
+single HTML file: CSS inline, images embedded as base64 ``data:`` URIs, no
+scripts and no external assets, so it opens the same from an email attachment,
+a CI artifact or a laptop without network. All text is HTML-escaped.
+
+:func:`metrics_table` and :data:`GLOSSARY` are the parts every softmaxkit
+report shares: the before/after numbers and what they mean in plain words.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Sequence, Union
+
+# --------------------------------------------------------------------------- document model
+
+
+@dataclass(frozen=True)
+class Headline:
+    """A big number at the top of the page: ``value`` with a ``label`` and a short ``detail``."""
+
+    label: str
+    value: str
+    detail: str = ""
+    tone: str = "neutral"  # "good", "warn" or "neutral": the card's accent colour
+
+
+@dataclass(frozen=True)
+class Paragraph:
+    text: str
+
+
+@dataclass(frozen=True)
+class Note:
+    """A highlighted callout (a verdict, a caveat)."""
+
+    text: str
+    tone: str = "neutral"  # "good", "warn" or "neutral"
+
+
+@dataclass(frozen=True)
+class Cell:
+    """A table cell with an optional tone ("good", "warn", "muted", "strong")."""
+
+    text: str
+    tone: str = ""
+
+
+@dataclass(frozen=True)
+class Table:
+    columns: Sequence[str]
+    rows: Sequence[Sequence[Union[str, Cell]]]
+    caption: str = ""
+
+
+@dataclass(frozen=True)
+class Figure:
+    """A PNG image; ``name`` is also its file name next to the report."""
+
+    name: str
+    png: bytes
+    title: str
+    caption: str = ""
+
+
+Block = Union[Paragraph, Note, Table, Figure]
+
+
+@dataclass(frozen=True)
+class Section:
+    title: str
+    blocks: Sequence[Block] = ()
+    figures_side_by_side: bool = True
+
+
+@dataclass(frozen=True)
+class Report:
+    title: str
+    subtitle: str = ""
+    headlines: Sequence[Headline] = ()
+    sections: Sequence[Section] = ()
+    footer: str = ""  # rendered as "<footer>, version X.Y.Z."
+    metrics: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def figures(self) -> list[Figure]:
+        return [b for s in self.sections for b in s.blocks if isinstance(b, Figure)]
+
+
+# --------------------------------------------------------------------------- shared content
+
+#: Plain-language meaning of every number a softmaxkit report shows.
+GLOSSARY: tuple[tuple[str, str], ...] = (
+    (
+        "Logits",
+        "The raw scores a classifier produces, one per class. They can be any real number and do not "
+        "sum to 1, so on their own they are not probabilities.",
+    ),
+    (
+        "Softmax",
+        "Turns logits into probabilities: exp(score) divided by the sum of exp(score) over the classes. "
+        "The results are positive and sum to 1. With two classes it is the logistic (sigmoid) function "
+        "of the difference of the two scores.",
+    ),
+    (
+        "Log-loss",
+        "The average of -log(probability given to the true class). 0 is perfect; a confident wrong "
+        "answer is punished hard. Training to minimise it is maximum-likelihood estimation, which is "
+        "why the probabilities can mean what they say. Lower is better.",
+    ),
+    (
+        "Brier score",
+        "The mean squared difference between the predicted probability vector and the one-hot truth, "
+        "summed over classes (0 is perfect, 2 is the worst). Lower is better.",
+    ),
+    (
+        "ECE (expected calibration error)",
+        "Group predictions by confidence; in each group compare the average confidence with the share "
+        "that was right; average the gaps. An ECE of 0.03 means the stated confidence is off by about "
+        "3 percentage points on average. The interval is a bootstrap 95% confidence interval, and the "
+        "noise floor is the ECE a perfectly calibrated model would still show on this many cases: "
+        "differences below it are not meaningful.",
+    ),
+    (
+        "Temperature scaling",
+        "Divides all logits by one number T fitted on held-out data. T > 1 softens over-confident "
+        "probabilities, T < 1 sharpens timid ones. It never changes which class is predicted, so "
+        "accuracy is unchanged.",
+    ),
+    (
+        "Reliability diagram",
+        "Bars show the observed accuracy in each confidence bin; the diagonal is perfect calibration. "
+        "Bars below the diagonal mean over-confidence, bars above it under-confidence.",
+    ),
+)
+
+
+def glossary_section(title: str = "What the numbers mean") -> Section:
+    rows = [[Cell(term, "strong"), text] for term, text in GLOSSARY]
+    return Section(title, [Table(["Term", "Meaning"], rows)])
+
+
+def fmt(value: Any, digits: int = 4) -> str:
+    """Format a number for a report: ``nan`` for missing, fixed digits otherwise."""
+    if value is None:
+        return "n/a"
+    if isinstance(value, (int,)) and not isinstance(value, bool):
+        return f"{value:,}"
+    value = float(value)
+    if math.isnan(value):
+        return "n/a"
+    if math.isinf(value):
+        return "inf" if value > 0 else "-inf"
+    return f"{value:.{digits}f}"
+
+
+def ece_text(m: Mapping[str, Any]) -> str:
+    """``0.0312 [0.0201, 0.0455]`` from a metrics summary with ``ece`` and ``ece_ci``."""
+    ci = m.get("ece_ci")
+    text = fmt(m.get("ece"))
+    if ci:
+        text += f" [{fmt(ci[0])}, {fmt(ci[1])}]"
+    return text
+
+
+#: (key, row label, lower is better?) of the rows :func:`metrics_table` shows.
+_METRIC_ROWS = (
+    ("accuracy", "Accuracy", False),
+    ("log_loss", "Log-loss", True),
+    ("brier", "Brier score", True),
+    ("ece", "ECE [95% CI]", True),
+    ("ece_noise_floor", "ECE noise floor", None),
+)
+
+
+def metrics_table(columns: Mapping[str, Mapping[str, Any]], *, caption: str = "") -> Table:
+    """A metrics comparison table, one column per model, the best value of each row marked.
+
+    Parameters
+    ----------
+    columns : mapping of str to metrics summary
+        Column title -> dict with ``accuracy``, ``log_loss``, ``brier``, ``ece``,
+        ``ece_ci`` and ``ece_noise_floor`` (missing keys show as n/a).
+    """
+    names = list(columns)
+    rows = []
+    for key, label, lower_better in _METRIC_ROWS:
+        values = [columns[n].get(key) for n in names]
+        finite = [v for v in values if v is not None and math.isfinite(float(v))]
+        best = None
+        if lower_better is not None and len(names) > 1 and finite and min(finite) != max(finite):
+            best = min(finite) if lower_better else max(finite)
+        row: list[Union[str, Cell]] = [Cell(label, "strong")]
+        for name, value in zip(names, values):
+            text = ece_text(columns[name]) if key == "ece" else fmt(value)
+            row.append(Cell(text, "good" if best is not None and value == best else ""))
+        rows.append(row)
+    return Table(["Metric", *names], rows, caption)
+
+
+# --------------------------------------------------------------------------- rendering
+
+_CSS = """
+:root { --ink:#1d2433; --muted:#5b6475; --line:#e3e7ee; --bg:#f6f8fb; --card:#fff;
+        --good:#1a7f4b; --good-bg:#e8f6ee; --warn:#a35200; --warn-bg:#fff3e3; --accent:#2f5fd0; }
+* { box-sizing: border-box; }
+body { margin:0; background:var(--bg); color:var(--ink);
+       font: 16px/1.55 -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif; }
+main { max-width: 1080px; margin: 0 auto; padding: 32px 28px 48px; }
+header.top { background: linear-gradient(120deg, #1f3b82, #2f5fd0); color:#fff; padding: 34px 0 30px; }
+header.top .inner { max-width:1080px; margin:0 auto; padding:0 28px; }
+header.top h1 { margin:0 0 6px; font-size: 30px; letter-spacing:-0.01em; }
+header.top p { margin:0; opacity:.9; }
+.cards { display:grid; grid-template-columns: repeat(auto-fit, minmax(190px, 1fr)); gap:14px; margin: -8px 0 26px; }
+.card { background:var(--card); border:1px solid var(--line); border-top:4px solid var(--accent);
+        border-radius:10px; padding:14px 16px; box-shadow: 0 1px 2px rgba(0,0,0,.04); }
+.card.good { border-top-color: var(--good); } .card.warn { border-top-color: var(--warn); }
+.card .label { color:var(--muted); font-size:13px; text-transform:uppercase; letter-spacing:.04em; }
+.card .value { font-size:28px; font-weight:650; margin:2px 0; font-variant-numeric: tabular-nums; }
+.card .detail { color:var(--muted); font-size:13.5px; }
+section { background:var(--card); border:1px solid var(--line); border-radius:12px; padding: 20px 24px;
+          margin: 0 0 20px; }
+section h2 { margin: 0 0 12px; font-size: 21px; }
+p { margin: 0 0 12px; }
+.note { border-left:4px solid var(--accent); background:#eef3ff; padding:10px 14px; border-radius:6px;
+        margin:0 0 14px; }
+.note.good { border-color: var(--good); background: var(--good-bg); }
+.note.warn { border-color: var(--warn); background: var(--warn-bg); }
+table { border-collapse: collapse; width:100%; margin: 4px 0 14px; font-size: 15px; }
+th, td { padding: 7px 10px; border-bottom: 1px solid var(--line); text-align: left; vertical-align: top; }
+th { background:#f0f3f8; font-weight:600; font-size:13.5px; color:#39425a; }
+td.num, th.num { text-align:right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+tbody tr:nth-child(even) td { background:#fafbfd; }
+td.good { color:var(--good); font-weight:650; } td.warn { color:var(--warn); font-weight:650; }
+td.muted { color:var(--muted); } td.strong { font-weight:600; }
+caption { caption-side: bottom; text-align:left; color:var(--muted); font-size:13.5px; padding-top:6px; }
+.figs { display:grid; grid-template-columns: repeat(auto-fit, minmax(380px, 1fr)); gap: 16px; }
+figure { margin:0 0 8px; } figure img { width:100%; height:auto; border:1px solid var(--line); border-radius:8px; }
+figcaption { color:var(--muted); font-size:13.5px; margin-top:4px; }
+figcaption b { color: var(--ink); }
+footer { color:var(--muted); font-size:13px; text-align:center; margin-top: 24px; }
+@media print { body { background:#fff; } section, .card { break-inside: avoid; } }
+"""
+
+
+def _esc(text: Any) -> str:
+    return html.escape(str(text), quote=True)
+
+
+def _looks_numeric(text: str) -> bool:
+    head = text.strip().split(" ")[0].replace(",", "").replace("%", "")
+    try:
+        float(head)
+    except ValueError:
+        return head in ("n/a", "inf", "-inf")
+    return True
+
+
+def _render_table(table: Table) -> str:
+    out = ["<table>"]
+    if table.caption:
+        out.append(f"<caption>{_esc(table.caption)}</caption>")
+    # A column is right-aligned when all its body cells are numbers.
+    numeric = [
+        bool(table.rows) and all(_looks_numeric(_cell(r[j])[0]) for r in table.rows if j < len(r))
+        for j in range(len(table.columns))
+    ]
+    out.append("<thead><tr>")
+    out += [f'<th{" class=num" if numeric[j] else ""}>{_esc(c)}</th>' for j, c in enumerate(table.columns)]
+    out.append("</tr></thead><tbody>")
+    for row in table.rows:
+        out.append("<tr>")
+        for j, cell in enumerate(row):
+            text, tone = _cell(cell)
+            classes = " ".join(c for c in (tone, "num" if j < len(numeric) and numeric[j] else "") if c)
+            out.append(f'<td{f" class={chr(34)}{classes}{chr(34)}" if classes else ""}>{_esc(text)}</td>')
+        out.append("</tr>")
+    out.append("</tbody></table>")
+    return "".join(out)
+
+
+def _cell(cell: Union[str, Cell]) -> tuple[str, str]:
+    return (cell.text, cell.tone) if isinstance(cell, Cell) else (str(cell), "")
+
+
+def _render_figure(fig: Figure) -> str:
+    data = base64.b64encode(fig.png).decode("ascii")
+    caption = f"<b>{_esc(fig.title)}</b>" + (f" {_esc(fig.caption)}" if fig.caption else "")
+    return (
+        f'<figure><img src="data:image/png;base64,{data}" alt="{_esc(fig.title)}">'
+        f"<figcaption>{caption}</figcaption></figure>"
+    )
+
+
+def _render_section(section: Section) -> str:
+    out = [f"<section><h2>{_esc(section.title)}</h2>"]
+    figures: list[str] = []
+
+    def flush() -> None:
+        if figures:
+            out.append(f'<div class="{"figs" if section.figures_side_by_side else ""}">{"".join(figures)}</div>')
+            figures.clear()
+
+    for block in section.blocks:
+        if isinstance(block, Figure):
+            figures.append(_render_figure(block))
+            continue
+        flush()
+        if isinstance(block, Paragraph):
+            out.append(f"<p>{_esc(block.text)}</p>")
+        elif isinstance(block, Note):
+            out.append(f'<div class="note {_esc(block.tone)}">{_esc(block.text)}</div>')
+        elif isinstance(block, Table):
+            out.append(_render_table(block))
+        else:  # pragma: no cover - a programming error, not user input
+            raise TypeError(f"unknown report block {type(block).__name__}")
+    flush()
+    out.append("</section>")
+    return "".join(out)
+
+
+def render_html(report: Report) -> str:
+    """The report as one self-contained HTML page (inline CSS, embedded PNGs, no scripts)."""
+    cards = "".join(
+        f'<div class="card {_esc(h.tone)}"><div class="label">{_esc(h.label)}</div>'
+        f'<div class="value">{_esc(h.value)}</div><div class="detail">{_esc(h.detail)}</div></div>'
+        for h in report.headlines
+    )
+    subtitle = f"<p>{_esc(report.subtitle)}</p>" if report.subtitle else ""
+    from softmaxkit import __version__
+
+    # Every page names the version that made it: numbers are only comparable within one.
+    footer = f"<footer>{_esc(report.footer or 'Generated by softmaxkit')}, version {_esc(__version__)}.</footer>"
+    return (
+        "<!DOCTYPE html>\n"
+        '<html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{_esc(report.title)}</title><style>{_CSS}</style></head><body>"
+        f'<header class="top"><div class="inner"><h1>{_esc(report.title)}</h1>{subtitle}</div></header>'
+        f"<main>{f'<div class=cards>{cards}</div>' if cards else ''}"
+        + "".join(_render_section(s) for s in report.sections)
+        + f"{footer}</main></body></html>\n"
+    )
+
+
+# --------------------------------------------------------------------------- writing
+
+
+def _json_default(value: Any) -> Any:
+    # NumPy scalars and arrays, Paths: everything a metrics dict may carry.
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    raise TypeError(f"cannot write {type(value).__name__} to metrics.json")
+
+
+def _finite_or_none(value: Any) -> Any:
+    """JSON has no NaN/Infinity: write them as null (strict parsers reject the bare tokens)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite_or_none(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite_or_none(v) for v in value]
+    return value
+
+
+def metrics_json(metrics: Mapping[str, Any]) -> str:
+    """``metrics`` as indented, strict JSON (NumPy values converted, NaN/inf as null)."""
+    plain = json.loads(json.dumps(metrics, default=_json_default))
+    return json.dumps(_finite_or_none(plain), indent=2, allow_nan=False) + "\n"
+
+
+def write_report(
+    out_dir: str | os.PathLike, report: Report, *, inputs: tuple[str | os.PathLike, ...] = ()
+) -> dict[str, Path]:
+    """Write ``metrics.json``, each figure as ``<name>.png`` and ``report.html`` into ``out_dir``.
+
+    Each file is written atomically; ``inputs`` are never overwritten.
+
+    Returns
+    -------
+    dict
+        ``{"metrics": path, "report": path, <figure name>: path, ...}``.
+    """
+    from softmaxkit.io import write_bytes_atomic, write_text_atomic
+
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"{out}: exists and is not a directory; choose another report directory")
+    written = {"metrics": write_text_atomic(out / "metrics.json", metrics_json(report.metrics), inputs=inputs)}
+    for fig in report.figures:
+        written[fig.name] = write_bytes_atomic(out / f"{fig.name}.png", fig.png, inputs=inputs)
+    written["report"] = write_text_atomic(out / "report.html", render_html(report), inputs=inputs)
+    return written

@@ -1,0 +1,557 @@
+"""The command line: every command through ``main([...])`` and the console script, and every bad input.
+
+Kept fast: the small breast-cancer data, few iterations, and one demo run per
+entry point shared by the tests that inspect its outputs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from softmaxkit.cli import COMMANDS, main
+from softmaxkit.data import read_columns, write_columns
+
+ENV = {**os.environ, "PYTHONWARNINGS": "ignore"}
+
+
+def console_script() -> list[str]:
+    """The installed ``softmaxkit`` entry point next to this interpreter, else ``python -m softmaxkit``."""
+    found = shutil.which("softmaxkit", path=str(Path(sys.executable).parent))
+    return [found] if found else [sys.executable, "-m", "softmaxkit"]
+
+
+def run_cli(*argv: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([*console_script(), *argv], capture_output=True, text=True, timeout=300, cwd=cwd, env=ENV)
+
+
+def call(capsys, *argv: str) -> tuple[int, str, str]:
+    rc = main(list(argv))
+    captured = capsys.readouterr()
+    return rc, captured.out, captured.err
+
+
+def error_line(err: str) -> str:
+    """The single ``softmaxkit: error:`` line (library warnings, one line each, may precede it)."""
+    assert "Traceback" not in err
+    lines = [line for line in err.strip().splitlines() if not line.startswith("softmaxkit: warning:")]
+    assert len(lines) == 1, err
+    assert lines[0].startswith("softmaxkit: error: ")
+    return lines[0]
+
+
+class _Evil:
+    """Unpickling this creates ``path``: proof that code ran."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def __reduce__(self):
+        return (open, (self.path, "w"))
+
+
+# --------------------------------------------------------------------------- shared data
+
+
+@pytest.fixture(scope="module")
+def work(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("cli")
+
+
+@pytest.fixture(scope="module")
+def bc_csv(work) -> Path:
+    """Breast-cancer features with a text target column, as a user would have it."""
+    from sklearn.datasets import load_breast_cancer
+
+    raw = load_breast_cancer()
+    cols = {name.replace(" ", "_"): raw.data[:, j] for j, name in enumerate(raw.feature_names)}
+    cols["diagnosis"] = np.where(raw.target == 1, "benign", "malignant")
+    return write_columns(work / "bc.csv", cols)
+
+
+@pytest.fixture(scope="module")
+def bc_features(work, bc_csv) -> Path:
+    """The first 40 rows without the label, as Parquet."""
+    cols = {k: v.to_numpy(zero_copy_only=False)[:40] for k, v in read_columns(bc_csv).items() if k != "diagnosis"}
+    return write_columns(work / "bc_x.parquet", cols)
+
+
+@pytest.fixture(scope="module")
+def fitted(work, bc_csv) -> dict:
+    """One ``fit --calibrate temperature`` run shared by the predict tests."""
+    model = work / "model.npz"
+    rc = main(["fit", str(bc_csv), "--target", "diagnosis", "--max-iter", "50", "--calibrate", "temperature",
+               "--out", str(model), "--quiet"])
+    assert rc == 0
+    return {"model": model, "calibrator": work / "model.calibrator.npz", "report": work / "model-report"}
+
+
+@pytest.fixture(scope="module")
+def scores(work) -> dict:
+    """Over-confident 3-class logits and their labels, as a framework would export them."""
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 3, 300)
+    logits = rng.normal(size=(300, 3)) * 3
+    logits[np.arange(300), y] += 2.0
+    np.save(work / "logits.npy", logits)
+    probs = np.exp(logits - logits.max(1, keepdims=True))
+    probs /= probs.sum(1, keepdims=True)
+    write_columns(work / "probs.csv", {f"p{j}": probs[:, j] for j in range(3)})
+    write_columns(work / "labels.csv", {"label": y})
+    return {"logits": work / "logits.npy", "probs": work / "probs.csv", "labels": work / "labels.csv"}
+
+
+# --------------------------------------------------------------------------- help and usage
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_help_on_every_command(capsys, command):
+    with pytest.raises(SystemExit) as exc:
+        main([command, "--help"])
+    assert exc.value.code == 0
+    assert "usage: softmaxkit " + command in capsys.readouterr().out
+
+
+def test_console_script_help_lists_every_command():
+    res = run_cli("--help")
+    assert res.returncode == 0
+    for command in COMMANDS:
+        assert command in res.stdout
+
+
+def test_help_imports_nothing_heavy():
+    """``softmaxkit --help`` stays instant: building the parser imports no heavy dependency."""
+    probe = ("import sys, json; from softmaxkit.cli import build_parser; build_parser(); "
+             "print(json.dumps([m for m in ('torch', 'numba', 'sklearn', 'matplotlib', 'scipy', 'pyarrow', 'rich') "
+             "if m in sys.modules]))")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert json.loads(out.stdout) == []
+
+
+def test_usage_error_exits_2(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["fit", "data.csv"])  # --target and --out missing
+    assert exc.value.code == 2
+    assert "required" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- demo
+
+
+@pytest.fixture(scope="module")
+def demo_dir(work) -> Path:
+    """The demo run once through the installed console script, with its default options."""
+    res = run_cli("demo", cwd=work)
+    assert res.returncode == 0, res.stderr
+    (work / "demo_stdout.txt").write_text(res.stdout)
+    return work / "softmaxkit-demo"
+
+
+def test_demo_prints_cases_metrics_and_recovery(demo_dir):
+    out = (demo_dir.parent / "demo_stdout.txt").read_text()
+    assert "Breast cancer" in out and "log-loss" in out
+    assert "P(malignant)" in out and "P(benign)" in out
+    assert "Before (raw softmax)" in out and "After temperature scaling" in out
+    assert "ECE [95% CI]" in out and "Frequency recovery" in out
+    assert "report.html" in out
+
+
+def test_demo_outputs(demo_dir):
+    metrics = json.loads((demo_dir / "metrics.json").read_text())
+    for case in metrics["cases"]:
+        assert abs(case["probability_sum"] - 1.0) < 1e-12
+        assert abs(sum(case["probabilities"]) - 1.0) < 1e-12
+        true = ["malignant", "benign"].index(case["truth"])
+        assert case["log_loss"] == pytest.approx(-np.log(case["probabilities"][true]), rel=1e-6, abs=1e-9)
+    before, after = metrics["test"]["uncalibrated"], metrics["test"]["temperature_scaled"]
+    assert before["accuracy"] == after["accuracy"] > 0.85  # temperature scaling keeps the argmax
+    assert before["ece_ci"][0] <= before["ece"] <= before["ece_ci"][1]
+    assert metrics["temperature"] > 0
+    assert metrics["frequency_recovery"]["max_abs_error"] < 5e-3
+    for name in ("report.html", "metrics.json", "reliability_uncalibrated.png", "reliability_temperature_scaled.png"):
+        assert (demo_dir / name).stat().st_size > 0
+
+
+def test_demo_report_sections_and_embedded_images(demo_dir):
+    page = (demo_dir / "report.html").read_text()
+    for heading in ("What this page shows", "Individual test patients", "before and after temperature scaling",
+                    "Frequency recovery", "What the numbers mean", "How this was made"):
+        assert heading in page
+    assert len(re.findall(r'<img src="data:image/png;base64,', page)) == 2
+    assert "<script" not in page and "https://" not in page
+
+
+@pytest.mark.slow
+def test_demo_json_digits(capsys, tmp_path):
+    rc, out, err = call(capsys, "demo", "--dataset", "digits", "--out", str(tmp_path / "d"), "--json")
+    assert rc == 0, err
+    metrics = json.loads(out)
+    assert metrics["dataset"] == "digits" and len(metrics["classes"]) == 10
+    assert metrics["frequency_recovery"]["n_classes"] == 3
+    assert (tmp_path / "d" / "report.html").exists()
+
+
+# --------------------------------------------------------------------------- fit / predict
+
+
+def test_fit_writes_model_calibrator_and_report(fitted):
+    assert fitted["model"].exists() and fitted["calibrator"].exists()
+    metrics = json.loads((fitted["report"] / "metrics.json").read_text())
+    assert metrics["classes"] == ["benign", "malignant"]
+    assert set(metrics["held_out"]) == {"model", "calibrated"}
+    assert "Held-out performance" in (fitted["report"] / "report.html").read_text()
+
+
+def test_fit_json_through_console_script(work, bc_csv):
+    data = np.column_stack([np.asarray(c, dtype=float) for c in list(read_columns(bc_csv).values())[:5]])
+    data = np.column_stack([data, np.asarray(read_columns(bc_csv)["diagnosis"]) == "benign"])
+    np.save(work / "numeric.npy", data)
+    res = run_cli("fit", str(work / "numeric.npy"), "--target", "-1", "--hidden", "8", "--max-iter", "20",
+                  "--no-report", "--out", str(work / "mlp.safetensors"), "--json")
+    assert res.returncode == 0, res.stderr
+    payload = json.loads(res.stdout)
+    assert payload["model"]["hidden_layer_sizes"] == [8] and payload["n_features"] == 5
+    assert payload["classes"] == [0, 1]
+    assert (work / "mlp.safetensors").exists() and "report" not in payload
+
+
+def test_text_labels_need_an_npz_model(capsys, bc_csv, tmp_path):
+    rc, _, err = call(capsys, "fit", str(bc_csv), "--target", "diagnosis", "--out", str(tmp_path / "m.safetensors"))
+    assert rc == 1 and "holds text labels, which a .safetensors model cannot store" in error_line(err)
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet", ".npz"])
+def test_predict_formats(capsys, fitted, bc_features, tmp_path, suffix):
+    out = tmp_path / f"probs{suffix}"
+    rc, stdout, err = call(capsys, "predict", str(fitted["model"]), str(bc_features), "--out", str(out))
+    assert rc == 0, err
+    cols = read_columns(out)
+    assert list(cols) == ["p_benign", "p_malignant", "prediction"]
+    p = np.column_stack([np.asarray(cols["p_benign"]), np.asarray(cols["p_malignant"])]).astype(float)
+    np.testing.assert_allclose(p.sum(axis=1), 1.0, atol=1e-12)
+    assert "Wrote 40 rows x 2 class probabilities" in stdout
+
+
+def test_predict_npy_has_probabilities_only(capsys, fitted, bc_features, tmp_path):
+    rc, _, err = call(capsys, "predict", str(fitted["model"]), str(bc_features), "--out", str(tmp_path / "p.npy"))
+    assert rc == 0, err
+    assert np.load(tmp_path / "p.npy").shape == (40, 2)
+
+
+def test_predict_with_calibrator_and_target_scores(capsys, fitted, bc_csv, tmp_path):
+    rc, out, err = call(capsys, "predict", str(fitted["model"]), str(bc_csv), "--target", "diagnosis",
+                        "--calibrator", str(fitted["calibrator"]), "--out", str(tmp_path / "p.csv"), "--json")
+    assert rc == 0, err
+    payload = json.loads(out)
+    assert payload["calibrated"] and payload["rows"] == 569 and payload["metrics"]["accuracy"] > 0.85
+
+
+def test_predict_through_console_script(fitted, bc_features, tmp_path):
+    res = run_cli("predict", str(fitted["model"]), str(bc_features), "--out", str(tmp_path / "p.csv"), "--quiet")
+    assert res.returncode == 0, res.stderr
+    assert res.stdout == "" and (tmp_path / "p.csv").exists()
+
+
+# --------------------------------------------------------------------------- calibrate / evaluate
+
+
+@pytest.mark.parametrize("method", ["temperature", "vector", "matrix"])
+def test_calibrate_methods(capsys, scores, tmp_path, method):
+    rc, out, err = call(capsys, "calibrate", "--logits", str(scores["logits"]), "--labels", str(scores["labels"]),
+                        "--method", method, "--out", str(tmp_path / "cal.npz"), "--holdout", "0.3", "--json")
+    assert rc == 0, err
+    payload = json.loads(out)
+    assert payload["evaluated_on"] == "held-out" and payload["n_evaluated"] == 90
+    before, after = payload["metrics"]["uncalibrated"], payload["metrics"]["calibrated"]
+    assert after["log_loss"] < before["log_loss"]  # these logits are badly over-confident
+    assert (tmp_path / "cal.npz").exists()
+
+
+def test_calibrate_report_through_console_script(scores, tmp_path):
+    res = run_cli("calibrate", "--logits", str(scores["logits"]), "--labels", str(scores["labels"]),
+                  "--out", str(tmp_path / "t.npz"), "--report", str(tmp_path / "rep"))
+    assert res.returncode == 0, res.stderr
+    assert "T = " in res.stdout and "After temperature scaling" in res.stdout
+    page = (tmp_path / "rep" / "report.html").read_text()
+    assert "Before and after calibration" in page and page.count("data:image/png;base64,") == 2
+
+
+def test_evaluate_logits_and_probs_agree(capsys, scores):
+    labels = str(scores["labels"])
+    rc, out, err = call(capsys, "evaluate", "--logits", str(scores["logits"]), "--labels", labels, "--json")
+    assert rc == 0, err
+    from_logits = json.loads(out)["metrics"]
+    rc, out, err = call(capsys, "evaluate", "--probs", str(scores["probs"]), "--labels", labels, "--json")
+    assert rc == 0, err
+    from_probs = json.loads(out)["metrics"]
+    assert from_probs["log_loss"] == pytest.approx(from_logits["log_loss"], rel=1e-9)
+    assert from_probs["ece"] == pytest.approx(from_logits["ece"], rel=1e-9)
+
+
+def test_evaluate_report_through_console_script(scores, tmp_path):
+    res = run_cli("evaluate", "--logits", str(scores["logits"]), "--labels", str(scores["labels"]),
+                  "--report", str(tmp_path / "rep"))
+    assert res.returncode == 0, res.stderr
+    assert "ECE [95% CI]" in res.stdout
+    assert (tmp_path / "rep" / "reliability_predictions.png").exists()
+
+
+# --------------------------------------------------------------------------- bench
+
+
+def _bench_dir(tmp_path: Path) -> Path:
+    folder = tmp_path / "benchmarks"
+    folder.mkdir()
+    (folder / "bench_ops.py").write_text(
+        "import sys\nprint('op      ours   torch  ratio')\nprint('softmax 1.0    2.0    2.0x', '--quick' in sys.argv)\n"
+    )
+    (folder / "bench_calibration.py").write_text("raise SystemExit(3)\n")
+    return folder
+
+
+def test_bench_runs_scripts_and_skips_missing(capsys, tmp_path):
+    folder = _bench_dir(tmp_path)
+    rc, out, err = call(capsys, "bench", "--quick", "--dir", str(folder), "--only", "ops", "--only", "linear_ce")
+    assert rc == 0, err
+    assert "softmax 1.0    2.0    2.0x True" in out
+    assert "bench_linear_ce.py: skipped, not found" in out
+
+
+def test_bench_reports_a_failing_script(capsys, tmp_path):
+    folder = _bench_dir(tmp_path)
+    rc, out, err = call(capsys, "bench", "--dir", str(folder), "--json")
+    assert rc == 1
+    payload = json.loads(out)
+    codes = {r["script"]: r.get("returncode") for r in payload["results"]}
+    assert codes["bench_ops.py"] == 0 and codes["bench_calibration.py"] == 3
+    assert "bench_calibration.py" in error_line(err)
+
+
+def test_bench_console_script(tmp_path):
+    res = run_cli("bench", "--dir", str(_bench_dir(tmp_path)), "--only", "bench_ops.py")
+    assert res.returncode == 0 and "ratio" in res.stdout
+
+
+# ------------------------------------------------------------------ bad input: one line naming file, row, column
+
+
+def _csv(path: Path, text: str) -> str:
+    path.write_text(text)
+    return str(path)
+
+
+def test_missing_data_file(capsys, tmp_path):
+    rc, _, err = call(capsys, "fit", str(tmp_path / "nope.csv"), "--target", "y", "--out", str(tmp_path / "m.npz"))
+    assert rc == 1 and "nope.csv: no such file" in error_line(err)
+
+
+def test_missing_target_column(capsys, bc_csv, tmp_path):
+    rc, _, err = call(capsys, "fit", str(bc_csv), "--target", "label", "--out", str(tmp_path / "m.npz"))
+    assert rc == 1 and re.search(r"bc\.csv: no column 'label' for --target \(columns: 'mean_radius'", error_line(err))
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("a,b,y\n1,2,0\n3,oops,1\n", r"d\.csv: row 2 \(line 3\), column 'b': non-numeric value 'oops'"),
+        ("a,b,y\n1,2,0\n3,inf,1\n", r"d\.csv: row 2 \(line 3\), column 'b': non-finite value inf"),
+        ("a,b,y\n1,2,0\nnan,4,1\n", r"d\.csv: row 2 \(line 3\), column 'a': missing value"),
+        ("a,b,y\n1,2,0\n3,4,0\n5,6,0\n7,8,0\n", r"d\.csv: column 'y': every label is 0; at least 2 classes"),
+        ("", r"d\.csv: the file is empty"),
+        ("a,b,y\n", r"d\.csv: the file has no data rows"),
+    ],
+    ids=["non-numeric", "non-finite", "missing", "single-class", "empty", "header-only"],
+)
+def test_bad_training_data(capsys, tmp_path, text, expected):
+    data = _csv(tmp_path / "d.csv", text)
+    rc, _, err = call(capsys, "fit", data, "--target", "y", "--out", str(tmp_path / "m.npz"))
+    assert rc == 1 and re.search(expected, error_line(err))
+    assert not (tmp_path / "m.npz").exists()
+
+
+def test_logits_and_labels_of_different_lengths(capsys, scores, tmp_path):
+    write_columns(tmp_path / "short.csv", {"label": np.array([0, 1, 2])})
+    for command in (["evaluate"], ["calibrate", "--out", str(tmp_path / "c.npz")]):
+        rc, _, err = call(capsys, *command, "--logits", str(scores["logits"]), "--labels", str(tmp_path / "short.csv"))
+        assert rc == 1
+        assert "logits.npy has 300 rows but" in error_line(err) and "short.csv has 3" in err
+
+
+def test_label_out_of_range_of_the_logits(capsys, scores, tmp_path):
+    write_columns(tmp_path / "y.csv", {"label": np.r_[np.zeros(299, int), 5]})
+    rc, _, err = call(capsys, "evaluate", "--logits", str(scores["logits"]), "--labels", str(tmp_path / "y.csv"))
+    assert rc == 1
+    expected = r"y\.csv: row 300 \(line 301\), column 'label': label 5 is not a class of the 3-class"
+    assert re.search(expected, error_line(err))
+
+
+def test_label_not_seen_in_training(capsys, fitted, bc_csv, tmp_path):
+    cols = {k: v.to_numpy(zero_copy_only=False)[:5] for k, v in read_columns(bc_csv).items()}
+    cols["diagnosis"] = np.array(["benign", "benign", "unknown", "malignant", "benign"])
+    data = write_columns(tmp_path / "new.csv", cols)
+    rc, _, err = call(capsys, "predict", str(fitted["model"]), str(data), "--target", "diagnosis",
+                      "--out", str(tmp_path / "p.csv"))
+    assert rc == 1
+    assert re.search(r"new\.csv: row 3 \(line 4\), column 'diagnosis': label 'unknown' was not seen in training",
+                     error_line(err))
+
+
+def test_single_class_labels_for_calibration(capsys, scores, tmp_path):
+    write_columns(tmp_path / "y.csv", {"label": np.ones(300, int)})
+    rc, _, err = call(capsys, "calibrate", "--logits", str(scores["logits"]), "--labels", str(tmp_path / "y.csv"),
+                      "--out", str(tmp_path / "c.npz"))
+    assert rc == 1 and "y.csv: every label is 1; at least 2 classes" in error_line(err)
+
+
+def test_probabilities_that_do_not_sum_to_one(capsys, scores, tmp_path):
+    write_columns(tmp_path / "p.csv", {"a": np.array([0.5, 0.2]), "b": np.array([0.5, 0.3])})
+    write_columns(tmp_path / "y.csv", {"label": np.array([0, 1])})
+    rc, _, err = call(capsys, "evaluate", "--probs", str(tmp_path / "p.csv"), "--labels", str(tmp_path / "y.csv"))
+    assert rc == 1 and "p.csv: row 2: probabilities sum to 0.5, not 1" in error_line(err)
+
+
+def test_wrong_number_of_features(capsys, fitted, bc_csv, tmp_path):
+    rc, _, err = call(capsys, "predict", str(fitted["model"]), str(bc_csv), "--out", str(tmp_path / "p.csv"))
+    assert rc == 1
+    assert "bc.csv: has 31 feature columns but the model expects 30" in error_line(err) and "--target COL" in err
+
+
+def test_corrupted_model_file(capsys, fitted, bc_features, tmp_path):
+    broken = tmp_path / "broken.npz"
+    broken.write_bytes(fitted["model"].read_bytes()[:200])
+    rc, _, err = call(capsys, "predict", str(broken), str(bc_features), "--out", str(tmp_path / "p.csv"))
+    assert rc == 1 and "broken.npz: corrupted or not a softmaxkit model" in error_line(err)
+
+
+@pytest.mark.parametrize("layout", ["pickled-metadata", "pickled-array", "raw-pickle"])
+def test_crafted_model_file_is_refused_without_running_code(capsys, bc_features, tmp_path, layout):
+    marker = tmp_path / "code-ran"
+    evil = np.array([_Evil(str(marker))], dtype=object)
+    model = tmp_path / "crafted.npz"
+    if layout == "pickled-metadata":
+        np.savez(model, __softmaxkit_metadata__=evil)
+    elif layout == "pickled-array":
+        record = json.dumps({"kind": "SoftmaxClassifier", "format_version": 1, "meta": {}}).encode()
+        np.savez(model, coef_0=evil, __softmaxkit_metadata__=np.frombuffer(record, dtype=np.uint8))
+    else:
+        model.write_bytes(pickle.dumps(_Evil(str(marker))))
+    rc, _, err = call(capsys, "predict", str(model), str(bc_features), "--out", str(tmp_path / "p.csv"))
+    assert rc == 1
+    line = error_line(err)
+    assert "crafted.npz" in line and ("refused" in line or "corrupted or not a softmaxkit model" in line)
+    assert not marker.exists()
+
+
+def test_wrong_kind_of_model_file(capsys, fitted, bc_features, tmp_path):
+    rc, _, err = call(capsys, "predict", str(fitted["calibrator"]), str(bc_features), "--out", str(tmp_path / "p.csv"))
+    assert rc == 1 and "holds a TemperatureScaling, but MODEL needs a SoftmaxClassifier" in error_line(err)
+
+
+def test_input_is_never_overwritten(capsys, fitted, bc_features):
+    before = bc_features.read_bytes()
+    rc, _, err = call(capsys, "predict", str(fitted["model"]), str(bc_features), "--out", str(bc_features))
+    assert rc == 1 and "refusing to overwrite" in error_line(err)
+    assert bc_features.read_bytes() == before
+
+
+def test_bad_output_extension(capsys, bc_csv, tmp_path):
+    rc, _, err = call(capsys, "fit", str(bc_csv), "--target", "diagnosis", "--out", str(tmp_path / "m.pkl"))
+    assert rc == 1 and "unsupported extension '.pkl'" in error_line(err)
+
+
+def test_errors_through_console_script(tmp_path):
+    res = run_cli("evaluate", "--logits", str(tmp_path / "missing.npy"), "--labels", str(tmp_path / "y.csv"))
+    assert res.returncode == 1
+    assert res.stderr.strip() == f"softmaxkit: error: {tmp_path / 'missing.npy'}: no such file"
+
+
+def test_missing_optional_dependency_is_one_line(capsys, scores, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib now raises ImportError
+    rc, _, err = call(capsys, "evaluate", "--logits", str(scores["logits"]), "--labels", str(scores["labels"]),
+                      "--report", str(tmp_path / "rep"))
+    assert rc == 1
+    assert "needs matplotlib, which is not installed: pip install 'softmaxkit[plot]'" in error_line(err)
+
+
+def test_quiet_prints_nothing(capsys, scores):
+    rc, out, err = call(capsys, "evaluate", "--logits", str(scores["logits"]), "--labels", str(scores["labels"]), "-q")
+    assert rc == 0 and out == ""
+
+
+# --------------------------------------------------------------------------- the plain-language verdict
+
+
+def _summary(ece, lo, hi, floor, loss, n=100):
+    return {"n": n, "ece": ece, "ece_ci": [lo, hi], "ece_noise_floor": floor, "log_loss": loss}
+
+
+@pytest.mark.parametrize(
+    "before, after, start, tone",
+    [
+        (_summary(0.01, 0.0, 0.02, 0.02, 0.30), _summary(0.01, 0.0, 0.02, 0.02, 0.29), "Already calibrated", "good"),
+        (_summary(0.10, 0.08, 0.12, 0.02, 0.50), _summary(0.01, 0.0, 0.03, 0.02, 0.30), "Temperature scaling brought",
+         "good"),
+        (_summary(0.05, 0.03, 0.07, 0.02, 0.30), _summary(0.049, 0.03, 0.07, 0.02, 0.29), "ECE 0.0500 -> 0.0490",
+         "neutral"),
+        (_summary(0.20, 0.17, 0.23, 0.02, 0.90), _summary(0.08, 0.06, 0.10, 0.02, 0.40), "Temperature scaling lowered",
+         "good"),
+        (_summary(0.05, 0.04, 0.06, 0.02, 0.30), _summary(0.15, 0.13, 0.17, 0.02, 0.60), "Temperature scaling raised",
+         "warn"),
+    ],
+)
+def test_verdict_readings(before, after, start, tone):
+    from softmaxkit.cli._evaluation import verdict
+
+    text, got = verdict(before, after, change="temperature scaling")
+    assert text.startswith(start) and got == tone
+    assert "Log-loss went from" in text
+
+
+def test_single_column_binary_scores(capsys, tmp_path):
+    rng = np.random.default_rng(1)
+    z = rng.normal(size=200) * 2
+    y = (rng.random(200) < 1 / (1 + np.exp(-z))).astype(int)
+    write_columns(tmp_path / "z.csv", {"log_odds": z})
+    write_columns(tmp_path / "p.csv", {"p1": 1 / (1 + np.exp(-z))})
+    write_columns(tmp_path / "y.csv", {"label": y})
+    rc, out, err = call(capsys, "evaluate", "--logits", str(tmp_path / "z.csv"), "--labels", str(tmp_path / "y.csv"),
+                        "--json")
+    assert rc == 0, err
+    from_logits = json.loads(out)["metrics"]
+    rc, out, err = call(capsys, "evaluate", "--probs", str(tmp_path / "p.csv"), "--labels", str(tmp_path / "y.csv"),
+                        "--json")
+    assert rc == 0, err
+    assert json.loads(out)["metrics"]["log_loss"] == pytest.approx(from_logits["log_loss"], rel=1e-9)
+    rc, _, err = call(capsys, "calibrate", "--logits", str(tmp_path / "z.csv"), "--labels", str(tmp_path / "y.csv"),
+                      "--out", str(tmp_path / "t.npz"), "-q")
+    assert rc == 0, err
+
+
+def test_calibrate_from_probabilities(capsys, scores, fitted, bc_csv, tmp_path):
+    rc, out, err = call(capsys, "calibrate", "--probs", str(scores["probs"]), "--labels", str(scores["labels"]),
+                        "--out", str(tmp_path / "cal.npz"), "--json")
+    assert rc == 0, err
+    payload = json.loads(out)
+    assert payload["kind"] == "probability"
+    assert payload["metrics"]["calibrated"]["log_loss"] < payload["metrics"]["uncalibrated"]["log_loss"]
+    # A calibrator fitted on probabilities also serves predict, which feeds it the model's softmax.
+    rng = np.random.default_rng(0)
+    p1 = rng.uniform(0.05, 0.95, 200)
+    write_columns(tmp_path / "p.csv", {"p1": p1})
+    write_columns(tmp_path / "y.csv", {"label": (rng.random(200) < p1).astype(int)})
+    rc, _, err = call(capsys, "calibrate", "--probs", str(tmp_path / "p.csv"), "--labels", str(tmp_path / "y.csv"),
+                      "--out", str(tmp_path / "bin.npz"), "-q")
+    assert rc == 0, err
+    rc, out, err = call(capsys, "predict", str(fitted["model"]), str(bc_csv), "--target", "diagnosis",
+                        "--calibrator", str(tmp_path / "bin.npz"), "--out", str(tmp_path / "out.csv"), "--json")
+    assert rc == 0, err
+    assert json.loads(out)["calibrated"]

@@ -1,0 +1,216 @@
+"""softmaxkit.data (file readers and writers) and softmaxkit.datasets."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from softmaxkit.data import (
+    DataFileError,
+    read_columns,
+    read_features,
+    read_labels,
+    read_matrix,
+    write_columns,
+)
+from softmaxkit.datasets import class_rate_data, load_dataset
+
+FORMATS = [".csv", ".tsv", ".parquet", ".npz", ".safetensors"]
+
+
+def _write(path, text: str):
+    path.write_text(text)
+    return path
+
+
+# --------------------------------------------------------------------------- round trips
+
+
+@pytest.mark.parametrize("suffix", FORMATS)
+def test_round_trip_features_and_target(tmp_path, suffix):
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(7, 3))
+    y = np.array([0, 1, 2, 0, 1, 2, 1])
+    path = write_columns(tmp_path / f"d{suffix}", {"a": X[:, 0], "b": X[:, 1], "c": X[:, 2], "label": y})
+    data = read_features(path, target="label")
+    np.testing.assert_allclose(data.X, X, rtol=1e-15)
+    np.testing.assert_array_equal(data.y, y)
+    assert data.feature_names == ["a", "b", "c"] and data.target_name == "label"
+
+
+def test_npy_columns_by_position(tmp_path):
+    arr = np.column_stack([np.arange(5.0), np.arange(5.0) * 2, [0, 1, 0, 1, 1]])
+    np.save(tmp_path / "d.npy", arr)
+    data = read_features(tmp_path / "d.npy", target="-1")
+    assert data.X.shape == (5, 2) and data.y.tolist() == [0, 1, 0, 1, 1]
+    assert data.y.dtype.kind == "i"  # integral floats become class integers
+
+
+def test_npz_with_X_and_y_arrays(tmp_path):
+    np.savez(tmp_path / "d.npz", X=np.ones((4, 3)), y=np.array([0, 1, 1, 0]))
+    data = read_features(tmp_path / "d.npz", target="y")
+    assert data.X.shape == (4, 3) and data.feature_names == ["X[0]", "X[1]", "X[2]"]
+
+
+def test_string_labels_are_kept(tmp_path):
+    path = _write(tmp_path / "d.csv", "x,diagnosis\n1.5,benign\n2.5,malignant\n")
+    data = read_features(path, target="diagnosis")
+    assert data.y.tolist() == ["benign", "malignant"]
+
+
+def test_optional_target_may_be_absent(tmp_path):
+    path = _write(tmp_path / "d.csv", "x,z\n1,2\n3,4\n")
+    data = read_features(path, target="label", require_target=False)
+    assert data.y is None and data.X.shape == (2, 2)
+
+
+def test_read_matrix_and_labels(tmp_path):
+    logits = np.arange(12.0).reshape(4, 3)
+    np.save(tmp_path / "z.npy", logits)
+    write_columns(tmp_path / "y.csv", {"label": np.array([0, 2, 1, 0])})
+    np.testing.assert_array_equal(read_matrix(tmp_path / "z.npy"), logits)
+    assert read_labels(tmp_path / "y.csv", n_classes=3).tolist() == [0, 2, 1, 0]
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet", ".npz"])
+def test_writer_keeps_text_columns(tmp_path, suffix):
+    path = write_columns(tmp_path / f"p{suffix}", {"p_a": np.array([0.25, 0.5]), "prediction": np.array(["a", "b"])})
+    cols = read_columns(path)
+    assert list(cols) == ["p_a", "prediction"]
+
+
+@pytest.mark.parametrize("suffix", [".npy", ".safetensors"])
+def test_numeric_only_formats_refuse_text(tmp_path, suffix):
+    with pytest.raises(DataFileError, match=r"column 'prediction' holds text"):
+        write_columns(tmp_path / f"p{suffix}", {"p": np.array([0.5]), "prediction": np.array(["a"])})
+
+
+def test_writer_never_overwrites_an_input(tmp_path):
+    src = write_columns(tmp_path / "in.csv", {"a": np.array([1.0])})
+    with pytest.raises(ValueError, match="refusing to overwrite the input"):
+        write_columns(src, {"a": np.array([2.0])}, inputs=(src,))
+    assert read_matrix_first(src) == 1.0
+
+
+def read_matrix_first(path) -> float:
+    return float(read_features(path).X[0, 0])
+
+
+# --------------------------------------------------------------------------- errors: one line naming file, row, column
+
+
+@pytest.mark.parametrize(
+    "text, pattern",
+    [
+        ("a,b\n1,2\n3,abc\n", r"d\.csv: row 2 \(line 3\), column 'b': non-numeric value 'abc'"),
+        ("a,b\n1,inf\n3,4\n", r"d\.csv: row 1 \(line 2\), column 'b': non-finite value inf"),
+        ("a,b\n1,2\n,4\n", r"d\.csv: row 2 \(line 3\), column 'a': missing value"),
+        ("a,b\n1,2\n3\n", r"d\.csv: cannot be read as csv: CSV parse error"),
+        ("a,b\n", r"d\.csv: the file has no data rows"),
+        ("", r"d\.csv: the file is empty"),
+    ],
+)
+def test_bad_csv_messages(tmp_path, text, pattern):
+    path = _write(tmp_path / "d.csv", text)
+    with pytest.raises(DataFileError, match=pattern) as exc:
+        read_features(path)
+    assert "\n" not in str(exc.value)
+
+
+def test_first_bad_cell_in_reading_order(tmp_path):
+    path = _write(tmp_path / "d.csv", "a,b\n1,2\n3,x\ny,4\n")
+    with pytest.raises(DataFileError, match=r"row 2 \(line 3\), column 'b'"):
+        read_features(path)
+
+
+def test_missing_file_and_column(tmp_path):
+    with pytest.raises(DataFileError, match=r"nope\.csv: no such file"):
+        read_features(tmp_path / "nope.csv")
+    path = _write(tmp_path / "d.csv", "a,b\n1,2\n")
+    with pytest.raises(DataFileError, match=r"d\.csv: no column 'label' for --target \(columns: 'a', 'b'\)"):
+        read_features(path, target="label")
+
+
+def test_unsupported_extension(tmp_path):
+    with pytest.raises(DataFileError, match=r"unsupported file type '\.xlsx'"):
+        read_features(_write(tmp_path / "d.xlsx", "x"))
+
+
+def test_pickled_npy_is_refused_without_running_it(tmp_path):
+    marker = tmp_path / "ran"
+    np.save(tmp_path / "evil.npy", np.array([_Evil(str(marker))], dtype=object), allow_pickle=True)
+    with pytest.raises(DataFileError, match="refused: the file holds pickled Python objects"):
+        read_matrix(tmp_path / "evil.npy")
+    assert not marker.exists()
+
+
+class _Evil:
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def __reduce__(self):
+        return (open, (self.path, "w"))
+
+
+def test_corrupted_npz(tmp_path):
+    (tmp_path / "d.npz").write_bytes(b"PK\x03\x04 not really a zip")
+    with pytest.raises(DataFileError, match=r"d\.npz: not a valid \.npz file"):
+        read_features(tmp_path / "d.npz")
+
+
+def test_unequal_array_lengths(tmp_path):
+    np.savez(tmp_path / "d.npz", X=np.ones((4, 2)), y=np.zeros(3))
+    with pytest.raises(DataFileError, match=r"column 'X\[0\]' has 4 rows but column 'y' has 3"):
+        read_features(tmp_path / "d.npz", target="y")
+
+
+def test_three_dimensional_array(tmp_path):
+    np.save(tmp_path / "d.npy", np.ones((2, 2, 2)))
+    with pytest.raises(DataFileError, match=r"shape \(2, 2, 2\); expected 1 or 2 dimensions"):
+        read_matrix(tmp_path / "d.npy")
+
+
+def test_label_errors(tmp_path):
+    path = _write(tmp_path / "y.csv", "label\n0\n1\n7\n")
+    with pytest.raises(DataFileError, match=r"y\.csv: row 3 \(line 4\), column 'label': label 7 is not a class"):
+        read_labels(path, n_classes=3)
+    path = _write(tmp_path / "s.csv", "label\n0\ncat\n")
+    with pytest.raises(DataFileError, match=r"row 2 \(line 3\), column 'label': label 'cat' is not an integer"):
+        read_labels(path)
+    path = _write(tmp_path / "two.csv", "a,b\n0,1\n")
+    with pytest.raises(DataFileError, match="has 2 columns; labels need exactly one"):
+        read_labels(path)
+    assert read_labels(path, column="b").tolist() == [1]
+
+
+def test_matrix_needs_two_columns(tmp_path):
+    np.save(tmp_path / "z.npy", np.ones(5))
+    with pytest.raises(DataFileError, match="need one column per class"):
+        read_matrix(tmp_path / "z.npy")
+
+
+# --------------------------------------------------------------------------- datasets
+
+
+def test_bundled_datasets():
+    bc = load_dataset("breast_cancer")
+    assert bc.X.shape == (569, 30) and bc.class_names == ["malignant", "benign"] and bc.unit == "patient"
+    digits = load_dataset("digits")
+    assert digits.X.shape == (1797, 64) and len(digits.class_names) == 10
+    with pytest.raises(ValueError, match="unknown dataset 'iris'"):
+        load_dataset("iris")
+
+
+def test_class_rate_data():
+    rates = np.array([[0.2, 0.8], [0.9, 0.1]])
+    X, y = class_rate_data(rates, repeats=5000, random_state=1)
+    assert X.shape == (10000, 2) and y.shape == (10000,)
+    np.testing.assert_allclose([y[:5000].mean(), y[5000:].mean()], [0.8, 0.1], atol=0.02)
+    with pytest.raises(ValueError, match="probability rows"):
+        class_rate_data(np.array([[0.5, 0.6]]), repeats=2)
+
+
+def test_duplicate_column_names(tmp_path):
+    path = _write(tmp_path / "d.csv", "a,a\n1,2\n")
+    with pytest.raises(DataFileError, match="the column name 'a' appears twice"):
+        read_features(path)
