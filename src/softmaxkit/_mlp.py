@@ -1,0 +1,186 @@
+"""The network math of :class:`~softmaxkit.SoftmaxClassifier`, written once for
+every engine: a stack of dense layers ending in softmax logits, its forward
+pass, manual backpropagation and the L2 penalty.
+
+All parameters live in one flat vector ``theta`` so that L-BFGS (which wants a
+vector) and Adam (which updates every entry the same way) share it; each layer's
+``W`` and ``b`` are views into it. The layout, layer by layer, is
+``[W_1.ravel(), b_1, W_2.ravel(), b_2, ...]`` with ``W_l`` of shape
+``(fan_in, fan_out)`` in C order, so ``hidden = x @ W + b`` as in
+scikit-learn's ``MLPClassifier.coefs_``.
+
+Every function takes the engine ``xp`` (:mod:`softmaxkit._engine`) and uses
+only its methods and the operators NumPy and torch share, which is why one copy
+serves both engines. The loss and its gradient with respect to the logits come
+from softmaxkit's fused cross-entropy (through ``xp.cross_entropy_and_grad``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+ACTIVATIONS = ("relu", "tanh")
+
+
+@dataclass(frozen=True)
+class Network:
+    """Shapes of a dense network; holds no parameters.
+
+    Attributes
+    ----------
+    layer_sizes : tuple of int
+        ``(n_features, *hidden_layer_sizes, n_classes)``; two entries is
+        multinomial logistic regression.
+    activation : {"relu", "tanh"}
+        Hidden-layer nonlinearity (unused without hidden layers).
+    """
+
+    layer_sizes: tuple[int, ...]
+    activation: str = "relu"
+
+    @property
+    def n_layers(self) -> int:
+        """Number of weight matrices (1 for the linear model)."""
+        return len(self.layer_sizes) - 1
+
+    def _offsets(self) -> list[tuple[int, int, int]]:
+        """``(start of W, start of b, end of b)`` of every layer in ``theta``."""
+        out, pos = [], 0
+        for fan_in, fan_out in zip(self.layer_sizes[:-1], self.layer_sizes[1:]):
+            w_end = pos + fan_in * fan_out
+            out.append((pos, w_end, w_end + fan_out))
+            pos = w_end + fan_out
+        return out
+
+    @property
+    def n_params(self) -> int:
+        return self._offsets()[-1][2]
+
+    def unpack(self, theta: Any) -> list[tuple[Any, Any]]:
+        """Views ``[(W_1, b_1), ...]`` into a flat NumPy array or torch tensor."""
+        layers = []
+        for (start, w_end, b_end), fan_in, fan_out in zip(
+            self._offsets(), self.layer_sizes[:-1], self.layer_sizes[1:]
+        ):
+            layers.append((theta[start:w_end].reshape(fan_in, fan_out), theta[w_end:b_end]))
+        return layers
+
+    def pack(self, layers: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
+        """Inverse of :meth:`unpack` for NumPy arrays (float64)."""
+        return np.concatenate([np.concatenate([w.ravel(), b.ravel()]) for w, b in layers]).astype(np.float64)
+
+    def init(self, rng: np.random.RandomState) -> np.ndarray:
+        """Initial ``theta`` (float64).
+
+        The linear model starts at 0: the problem is convex, and a fixed start
+        makes the fit independent of ``random_state``. An MLP draws every
+        ``W_l`` from Glorot & Bengio's (2010) uniform ``+-sqrt(6 / (fan_in +
+        fan_out))`` (scikit-learn's choice for relu and tanh) with zero biases.
+        """
+        theta = np.zeros(self.n_params)
+        if self.n_layers == 1:
+            return theta
+        for w, _ in self.unpack(theta):
+            fan_in, fan_out = w.shape
+            bound = np.sqrt(6.0 / (fan_in + fan_out))
+            w[...] = rng.uniform(-bound, bound, size=w.shape)
+        return theta
+
+    def penalty_weights(self, first_layer_scale: np.ndarray) -> np.ndarray:
+        """Per-entry multipliers ``r`` of the penalty ``(alpha / 2) * sum(r * theta**2)``.
+
+        Biases are not penalised (``r = 0``). The first layer's row ``j`` gets
+        ``first_layer_scale[j]`` (``1 / s_j**2`` when the features were
+        preconditioned, so that the penalty falls on the weights of the raw
+        features; see :class:`~softmaxkit.SoftmaxClassifier`), every other
+        weight 1.
+        """
+        r = np.zeros(self.n_params)
+        for layer, (w, _) in enumerate(self.unpack(r)):
+            w[...] = first_layer_scale[:, None] if layer == 0 else 1.0
+        return r
+
+
+def _activate(xp: Any, z: Any, activation: str) -> Any:
+    return xp.relu(z) if activation == "relu" else xp.tanh(z)
+
+
+def _activation_grad(a: Any, activation: str) -> Any:
+    """d activation / d z written in terms of the output ``a`` (saves keeping ``z``)."""
+    return a > 0 if activation == "relu" else 1 - a * a
+
+
+def forward(net: Network, xp: Any, theta: Any, X: Any) -> tuple[Any, list[Any]]:
+    """Logits ``(N, K)`` and the inputs of every layer (``[X, h_1, ...]``)."""
+    inputs = [X]
+    layers = net.unpack(theta)
+    a = X
+    for layer, (w, b) in enumerate(layers):
+        z = a @ w + b  # (N, fan_out)
+        if layer == len(layers) - 1:
+            return z, inputs
+        a = _activate(xp, z, net.activation)
+        inputs.append(a)
+    raise AssertionError("unreachable: a network has at least one layer")
+
+
+def loss_and_grad(
+    net: Network,
+    xp: Any,
+    theta: Any,
+    X: Any,
+    target: Any,
+    row_scale: Any,
+    *,
+    penalty: Any,
+    alpha: float,
+) -> tuple[float, Any]:
+    r"""Objective and its gradient with respect to ``theta``, by manual backprop.
+
+    .. math::
+
+        f(\theta) = \sum_i s_i \, \mathrm{CE}(\mathrm{softmax}(z_i), t_i)
+                    + \tfrac{\alpha}{2} \sum_j r_j \theta_j^2
+
+    Parameters
+    ----------
+    net : Network
+    xp : engine
+    theta : array of shape (n_params,), engine dtype
+    X : array of shape (N, n_features)
+    target : array of shape (N,) int64 labels or (N, K) probabilities
+    row_scale : array of shape (N,)
+        ``s_i``: the row's sample weight divided by the total weight, so the
+        data term is a weighted mean.
+    penalty : array of shape (n_params,)
+        ``r`` from :meth:`Network.penalty_weights`.
+    alpha : float
+        The penalty coefficient already divided by the total weight.
+
+    Returns
+    -------
+    loss : float
+    grad : array of shape (n_params,), engine dtype
+    """
+    logits, inputs = forward(net, xp, theta, X)
+    # One fused pass: per-row loss and s_i * dCE_i/dlogits.
+    row_loss, delta = xp.cross_entropy_and_grad(logits, target, row_scale)  # (N,), (N, K)
+    loss = xp.dot(row_loss, row_scale)
+    grad = xp.zeros(theta.shape)
+    layers = net.unpack(theta)
+    grads = net.unpack(grad)
+    for layer in range(len(layers) - 1, -1, -1):
+        a = inputs[layer]
+        gw, gb = grads[layer]
+        gw[...] = a.T @ delta  # (fan_in, fan_out)
+        gb[...] = xp.sum_rows(delta)
+        if layer:
+            delta = (delta @ layers[layer][0].T) * _activation_grad(a, net.activation)
+    if alpha:
+        shrink = penalty * theta
+        loss += 0.5 * alpha * xp.dot(shrink, theta)
+        grad += alpha * shrink
+    return loss, grad

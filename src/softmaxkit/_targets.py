@@ -1,0 +1,207 @@
+"""Turn a classifier's ``y`` (labels, probabilities or counts) and
+``sample_weight`` into what the loss needs: targets and row weights.
+
+The three accepted forms of ``y`` and what they become:
+
+=====================  =============================  ==========================
+``y``                  target row                     row weight
+=====================  =============================  ==========================
+labels, shape (n,)     class index                    ``sample_weight``
+probabilities (n, K)   the row (rows sum to 1)        ``sample_weight``
+counts (n, K)          ``row / row.sum()``            ``sample_weight * row.sum()``
+=====================  =============================  ==========================
+
+The rule that tells probabilities from counts: a non-negative (n, K) matrix
+whose every row sums to 1 (within ``sqrt(eps)`` of its dtype) holds
+probabilities; otherwise every entry must be a whole number and the rows are
+counts (a row of zeros is an input never observed: weight 0). Anything else,
+a fractional row that does not sum to 1, is refused: it is neither a
+distribution nor a count, and guessing would silently reweight the data. For
+weighted probabilities pass the probabilities and ``sample_weight``.
+
+Why counts are weights: ``m`` observations of one input with class counts
+``c`` contribute ``-sum_c c_c log p_c = m * CE(c / m, p)`` to the
+log-likelihood, which is exactly ``m`` repeated rows or one row of
+``sample_weight=m``. The objective divides by the total weight, so all three
+forms give the same objective, not just proportional ones.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Targets:
+    """Encoded targets.
+
+    Attributes
+    ----------
+    classes : ndarray of shape (K,)
+        Sorted class labels; column ``k`` of the model is ``classes[k]``.
+    target : ndarray of shape (n,) int64 or (n, K) float64
+        Class indices, or probabilities whose rows sum to 1.
+    weight : ndarray of shape (n,) float64
+        Non-negative row weights (sample weight times count total).
+    labels : ndarray of shape (n,) or None
+        Class indices for stratified splitting; None for soft targets.
+    """
+
+    classes: np.ndarray
+    target: np.ndarray
+    weight: np.ndarray
+    labels: np.ndarray | None
+
+    def subset(self, rows: np.ndarray) -> "Targets":
+        labels = None if self.labels is None else self.labels[rows]
+        return Targets(self.classes, self.target[rows], self.weight[rows], labels)
+
+
+def _show(value: Any) -> str:
+    """``repr`` of a value, without NumPy's scalar wrapper (``2``, not ``np.int64(2)``)."""
+    return repr(value.item() if isinstance(value, np.generic) else value)
+
+
+def label_indices(y: np.ndarray, classes: np.ndarray, *, name: str = "y") -> np.ndarray:
+    """Index of each label of ``y`` in the sorted ``classes``.
+
+    Raises
+    ------
+    ValueError
+        A label not in ``classes``; the message gives the first one and its position.
+    """
+    idx = np.searchsorted(classes, y)
+    idx_clipped = np.minimum(idx, len(classes) - 1)
+    unseen = classes[idx_clipped] != y
+    if np.any(unseen):
+        pos = int(np.argmax(unseen))
+        raise ValueError(
+            f"{name} contains a label not among the classes {classes.tolist()}: "
+            f"{_show(y[pos])} at position {pos}"
+        )
+    return idx_clipped.astype(np.int64)
+
+
+def check_sample_weight(sample_weight: Any, n_samples: int) -> np.ndarray:
+    """``sample_weight`` as a float64 (n,) array of finite non-negative values (ones if None)."""
+    if sample_weight is None:
+        return np.ones(n_samples)
+    sw = np.asarray(sample_weight, dtype=np.float64)
+    if sw.ndim == 0:
+        sw = np.full(n_samples, float(sw))
+    if sw.shape != (n_samples,):
+        raise ValueError(f"sample_weight must have shape ({n_samples},), got {sw.shape}")
+    bad = ~np.isfinite(sw) | (sw < 0)
+    if np.any(bad):
+        pos = int(np.argmax(bad))
+        raise ValueError(
+            f"sample_weight must be finite and non-negative; found {_show(sw[pos])} at position {pos}"
+        )
+    if n_samples and not np.any(sw > 0):
+        raise ValueError("sample_weight: every weight is zero; at least one must be positive")
+    return sw
+
+
+def _soft_targets(y: np.ndarray, classes: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Classes, probabilities and count totals of an (n, K) soft or count ``y``."""
+    n_classes = y.shape[1]
+    if classes is None:
+        classes = np.arange(n_classes)
+    else:
+        classes = np.asarray(classes)
+        if classes.shape != (n_classes,) or len(np.unique(classes)) != n_classes:
+            raise ValueError(
+                f"classes must list {n_classes} distinct labels, one per column of y; got {classes.tolist()}"
+            )
+        if np.any(classes[:-1] > classes[1:]):
+            raise ValueError(f"classes must be sorted to label the columns of y, got {classes.tolist()}")
+    if y.dtype.kind not in "fiub":
+        raise TypeError(f"a 2-D y must hold probabilities or counts, got dtype {y.dtype}")
+    t = y.astype(np.float64)
+    bad = ~np.isfinite(t) | (t < 0)
+    if np.any(bad):
+        row, col = np.unravel_index(int(np.argmax(bad)), t.shape)
+        raise ValueError(
+            "y probabilities/counts must be finite and non-negative; "
+            f"found {_show(t[row, col])} at ({row}, {col})"
+        )
+    totals = t.sum(axis=1)
+    eps = np.finfo(y.dtype).eps if y.dtype.kind == "f" else np.finfo(np.float64).eps
+    if np.all(np.abs(totals - 1.0) <= np.sqrt(eps)):
+        return classes, t / totals[:, None], np.ones(len(t))
+    if not np.all(t == np.round(t)):
+        row = int(np.argmax(np.abs(totals - 1.0) > np.sqrt(eps)))
+        raise ValueError(
+            "y given as an (n, K) matrix must hold probabilities (every row sums to 1) or whole-number "
+            f"counts; row {row} sums to {totals[row]:.6g} and is not a count. For weighted "
+            "probabilities pass the probabilities and sample_weight."
+        )
+    # Counts: a row of zeros (never observed) gets weight 0; give it a valid
+    # distribution so that nothing divides by zero.
+    safe = np.where(totals > 0, totals, 1.0)
+    probs = np.where(totals[:, None] > 0, t / safe[:, None], 1.0 / n_classes)
+    return classes, probs, totals
+
+
+def encode_targets(y: Any, *, classes: Any = None, sample_weight: Any = None, n_samples: int) -> Targets:
+    """Validate ``y`` and ``sample_weight`` and encode them (see the module docstring).
+
+    Parameters
+    ----------
+    y : array_like of shape (n,), (n, 1) or (n, K)
+    classes : array_like of shape (K,), optional
+        The class labels. With label ``y`` they may include classes absent
+        from ``y``; with an (n, K) ``y`` they name its columns (default 0..K-1).
+    sample_weight : array_like of shape (n,), optional
+    n_samples : int
+        Rows of ``X``.
+
+    Raises
+    ------
+    ValueError
+        ``y`` is None, has the wrong length, holds continuous labels, labels
+        outside ``classes``, a row that is neither probabilities nor counts, or
+        fewer than two classes carry positive weight.
+    """
+    from sklearn.utils.multiclass import check_classification_targets
+    from sklearn.utils.validation import column_or_1d
+
+    if y is None:
+        raise ValueError("SoftmaxClassifier requires y to be passed, but the target y is None")
+    y = np.asarray(y)
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = column_or_1d(y, warn=True)
+    if y.ndim not in (1, 2):
+        raise ValueError(f"y must be labels of shape (n,) or targets of shape (n, K), got shape {y.shape}")
+    if y.shape[0] != n_samples:
+        raise ValueError(f"X and y have different numbers of samples: {n_samples} and {y.shape[0]}")
+    weight = check_sample_weight(sample_weight, n_samples)
+
+    if y.ndim == 1:
+        check_classification_targets(y)
+        if classes is None:
+            classes_ = np.unique(y)
+        else:
+            classes_ = np.unique(np.asarray(classes))
+        labels = label_indices(y, classes_)
+        target, totals = labels, None
+    else:
+        classes_, target, totals = _soft_targets(y, classes)
+        labels = None
+        weight = weight * totals
+
+    mass = (
+        np.bincount(labels, weights=weight, minlength=len(classes_))
+        if labels is not None
+        else weight @ target
+    )
+    present = classes_[mass > 0]
+    if len(present) < 2:
+        raise ValueError(
+            "a classifier needs samples of at least 2 classes with positive weight; "
+            f"got {len(present)} class{'es' if len(present) != 1 else ''}: {present.tolist()}"
+        )
+    return Targets(classes_, target, weight, labels)

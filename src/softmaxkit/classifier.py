@@ -1,0 +1,546 @@
+"""SoftmaxClassifier: a scikit-learn estimator whose probabilities are a
+maximum-likelihood fit, linear (multinomial logistic regression) or an MLP.
+
+This module is the estimator shell: parameter checks, the data contract,
+solver choice, the conversion between raw and preconditioned coordinates, the
+prediction methods and persistence. The math lives elsewhere:
+
+* :mod:`softmaxkit._targets`  labels / probabilities / counts -> targets and weights;
+* :mod:`softmaxkit._mlp`      forward pass, manual backprop and penalty, once for all engines;
+* :mod:`softmaxkit._engine`   the NumPy and torch array engines;
+* :mod:`softmaxkit._optim`    L-BFGS, Adam, early stopping;
+* :mod:`softmaxkit._progress` the progress bar.
+"""
+
+from __future__ import annotations
+
+import numbers
+import warnings
+from typing import Any
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils import check_random_state
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from softmaxkit import _mlp, _optim
+from softmaxkit._engine import NumpyEngine, make_engine
+from softmaxkit._progress import progress
+from softmaxkit._targets import Targets, encode_targets, label_indices
+from softmaxkit.functional import log_softmax, softmax
+from softmaxkit.io import Persistable
+
+__all__ = ["SoftmaxClassifier"]
+
+_SOLVERS = ("auto", "lbfgs", "adam")
+_DTYPES = {"float32": np.dtype(np.float32), "float64": np.dtype(np.float64)}
+
+
+class SoftmaxClassifier(Persistable, ClassifierMixin, BaseEstimator):
+    r"""Softmax classifier trained by maximum likelihood (log-loss), linear or MLP.
+
+    ``hidden_layer_sizes=()`` is multinomial logistic regression; each entry
+    adds a dense hidden layer. Whatever the architecture, the output is a
+    softmax layer fitted by minimising the (weighted, L2-penalised)
+    cross-entropy, so ``predict_proba`` estimates the conditional class
+    frequencies: an input seen with class ``a`` 30% of the time and ``b`` 70%
+    gets 0.3 / 0.7.
+
+    Parameters
+    ----------
+    hidden_layer_sizes : tuple of int, default=()
+        Widths of the hidden layers; ``()`` is the linear model.
+    activation : {"relu", "tanh"}, default="relu"
+        Hidden-layer nonlinearity.
+    alpha : float >= 0, default=1e-4
+        L2 penalty on the weights (not the biases), scaled like
+        scikit-learn's ``MLPClassifier``: see Notes for the exact objective
+        and how to match ``LogisticRegression(C=...)``.
+    solver : {"auto", "lbfgs", "adam"}, default="auto"
+        ``"lbfgs"``: SciPy's L-BFGS-B on all parameters, full batch.
+        ``"adam"``: minibatch Adam. ``"auto"``: L-BFGS for the linear model
+        (convex: full-batch quasi-Newton reaches the optimum in few passes)
+        and Adam for MLPs (scikit-learn's default there: with a small
+        ``alpha``, running L-BFGS to convergence drives an MLP to near-zero
+        training loss and over-confident test probabilities, while Adam's
+        stop on the training-loss plateau acts as a mild regulariser).
+    max_iter : int, default=200
+        L-BFGS iterations, or Adam epochs.
+    tol : float >= 0, default=1e-4
+        L-BFGS: stop when every gradient entry of the objective is below
+        ``tol``. Adam and early stopping: an improvement of the monitored loss
+        smaller than ``tol`` counts as none.
+    batch_size : int or "auto", default="auto"
+        Adam minibatch size; "auto" is ``min(200, n_samples)``.
+    learning_rate : float > 0, default=1e-3
+        Adam step size.
+    early_stopping : bool, default=False
+        Hold out ``validation_fraction`` of the rows (stratified for labels),
+        stop when the validation log-loss has not improved by ``tol`` for
+        ``n_iter_no_change`` iterations/epochs, and keep the best parameters.
+    validation_fraction : float in (0, 1), default=0.1
+    n_iter_no_change : int, default=10
+        Patience of early stopping, and of Adam's stop on the training loss.
+    classes : array_like, default=None
+        The class labels. With label ``y`` they may include classes absent
+        from the data; with an (n, K) ``y`` they name its columns (default
+        ``0..K-1``).
+    dtype : {"float32", "float64"} or None, default=None
+        Training precision. None: float32 if ``X`` is float32, else float64.
+        Predictions are always computed in float64.
+    device : str, default="cpu"
+        ``"cpu"`` trains with NumPy; ``"cpu:torch"``, ``"cuda"`` or
+        ``"cuda:N"`` run the same math on torch (needs ``softmaxkit[torch]``).
+        The fitted model is NumPy either way.
+    random_state : int, RandomState or None, default=None
+        Seeds MLP initialisation, Adam's shuffling and the validation split.
+        The linear model starts from zero and with L-BFGS needs no randomness.
+    verbose : int, default=0
+        If positive, show a progress bar (rich, on stderr) with the loss.
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (K,)
+    n_features_in_ : int
+    feature_names_in_ : ndarray of str
+        Only when ``X`` had string column names.
+    coefs_ : list of ndarray
+        ``coefs_[l]`` has shape ``(fan_in, fan_out)``, in raw-feature
+        coordinates (the preconditioning folded back in).
+    intercepts_ : list of ndarray
+    loss_curve_ : list of float
+        The training objective (penalty included) after each iteration/epoch.
+    validation_loss_curve_ : list of float or None
+        Validation log-loss per iteration/epoch with ``early_stopping``.
+    best_validation_loss_ : float or None
+    n_iter_ : int
+        L-BFGS iterations or Adam epochs run.
+
+    Notes
+    -----
+    **Objective.** With row weights :math:`s_i` (``sample_weight``, times the
+    row total for count targets), :math:`S = \sum_i s_i`, targets :math:`t_i`
+    (one-hot or probabilities) and weight matrices :math:`W_l`:
+
+    .. math::
+
+        L(\theta) = \frac{1}{S}\Big[\sum_i s_i\,\mathrm{CE}\big(\mathrm{softmax}(f_\theta(x_i)), t_i\big)
+                    + \frac{\alpha}{2}\sum_l \lVert W_l\rVert_F^2\Big].
+
+    Because the sum is normalised by :math:`S` and not by the row count,
+    repeated rows, integer ``sample_weight`` and count targets give the same
+    objective, hence the same fit. Matching scikit-learn:
+
+    * ``MLPClassifier(alpha=a, solver="lbfgs")``: ``alpha=a`` (the same formula);
+    * ``LogisticRegression(C=c)`` with 3 or more classes: ``alpha=1/c``;
+    * ``LogisticRegression(C=c)`` with 2 classes: ``alpha=2/c``. Two softmax
+      columns ``w_0, w_1`` replace LR's single ``w = w_1 - w_0``; at the
+      optimum ``w_1 = -w_0 = w/2`` and the penalty is
+      :math:`\tfrac{\alpha}{2}(\lVert w_0\rVert^2 + \lVert w_1\rVert^2) = \tfrac{\alpha}{4}\lVert w\rVert^2`,
+      which is LR's :math:`\lVert w\rVert^2 / (2c)` for :math:`\alpha = 2/c`;
+    * ``MLPClassifier(alpha=a, solver="adam", batch_size=B)``: about
+      ``alpha=a*n/B``, because scikit-learn divides the penalty by the batch
+      weight under Adam; here Adam minimises the same objective as L-BFGS.
+
+    **Preconditioning.** ``fit`` trains in the coordinates
+    :math:`\tilde x_j = (x_j - \mu_j)/s_j` with :math:`s_j = \sqrt{\mathrm{var}_j + \alpha/S}`
+    (weighted moments) and penalises :math:`\tilde W_1/s`, which is the
+    raw-coordinate weight. This is an exact reparametrisation, so the optimum
+    is unchanged; it only bounds the curvature of every first-layer weight,
+    which makes L-BFGS converge in far fewer iterations on unscaled data.
+    ``coefs_`` and ``intercepts_`` are in raw coordinates.
+
+    **Targets.** ``y`` may be labels, an (n, K) matrix of probabilities (rows
+    sum to 1) or of whole-number counts (rows normalised, the row total
+    becomes a weight); a fractional row that does not sum to 1 is an error.
+
+    **Binary problems.** ``decision_function`` returns the 1-D log-odds
+    ``z_1 - z_0`` (scikit-learn's convention); the K logits of any problem
+    are ``predict_log_proba`` up to a per-row constant.
+
+    References
+    ----------
+    Bishop, "Pattern Recognition and Machine Learning", 2006, sec. 4.3.4 (multiclass logistic regression).
+    Nocedal, "Updating quasi-Newton matrices with limited storage", Math. Comp., 1980.
+    Kingma & Ba, "Adam: a method for stochastic optimization", ICLR 2015.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_iris
+    >>> from softmaxkit import SoftmaxClassifier
+    >>> X, y = load_iris(return_X_y=True)
+    >>> clf = SoftmaxClassifier(alpha=1.0).fit(X, y)
+    >>> clf.predict_proba(X[:1]).round(3).tolist()
+    [[0.982, 0.018, 0.0]]
+    """
+
+    def __init__(
+        self,
+        *,
+        hidden_layer_sizes: tuple[int, ...] = (),
+        activation: str = "relu",
+        alpha: float = 1e-4,
+        solver: str = "auto",
+        max_iter: int = 200,
+        tol: float = 1e-4,
+        batch_size: int | str = "auto",
+        learning_rate: float = 1e-3,
+        early_stopping: bool = False,
+        validation_fraction: float = 0.1,
+        n_iter_no_change: int = 10,
+        classes: Any = None,
+        dtype: str | None = None,
+        device: str = "cpu",
+        random_state: Any = None,
+        verbose: int = 0,
+    ) -> None:
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.alpha = alpha
+        self.solver = solver
+        self.max_iter = max_iter
+        self.tol = tol
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.classes = classes
+        self.dtype = dtype
+        self.device = device
+        self.random_state = random_state
+        self.verbose = verbose
+
+    # ------------------------------------------------------------------ parameters
+
+    def _hidden_sizes(self) -> tuple[int, ...]:
+        sizes = self.hidden_layer_sizes
+        if isinstance(sizes, numbers.Integral):
+            sizes = (sizes,)
+        sizes = tuple(sizes)
+        if not all(isinstance(s, numbers.Integral) and not isinstance(s, bool) and s > 0 for s in sizes):
+            raise ValueError(f"hidden_layer_sizes must be positive integers, got {self.hidden_layer_sizes!r}")
+        return tuple(int(s) for s in sizes)
+
+    def _check_params(self) -> None:
+        """Raise ValueError naming the first invalid parameter (scikit-learn checks at fit)."""
+
+        def real(name: str, low: float, high: float = np.inf, *, open_low=False, open_high=False) -> None:
+            value = getattr(self, name)
+            ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and np.isfinite(value)
+            ok = ok and (value > low if open_low else value >= low)
+            ok = ok and (value < high if open_high else value <= high)
+            if not ok:
+                interval = f"{'(' if open_low else '['}{low}, {high}{')' if open_high else ']'}"
+                raise ValueError(f"{name} must be a real number in {interval}, got {value!r}")
+
+        def integer(name: str, low: int) -> None:
+            value = getattr(self, name)
+            if not (isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= low):
+                raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+
+        self._hidden_sizes()
+        if self.activation not in _mlp.ACTIVATIONS:
+            raise ValueError(f"activation must be one of {_mlp.ACTIVATIONS}, got {self.activation!r}")
+        if self.solver not in _SOLVERS:
+            raise ValueError(f"solver must be one of {_SOLVERS}, got {self.solver!r}")
+        real("alpha", 0.0)
+        real("tol", 0.0)
+        real("learning_rate", 0.0, open_low=True)
+        real("validation_fraction", 0.0, 1.0, open_low=True, open_high=True)
+        integer("max_iter", 1)
+        integer("n_iter_no_change", 1)
+        if self.batch_size != "auto":
+            integer("batch_size", 1)
+        if self.dtype is not None:
+            try:
+                name = np.dtype(self.dtype).name
+            except TypeError:
+                name = None
+            if name not in _DTYPES:
+                raise ValueError(f"dtype must be None, 'float32' or 'float64', got {self.dtype!r}")
+        if not isinstance(self.early_stopping, (bool, np.bool_)):
+            raise ValueError(f"early_stopping must be a bool, got {self.early_stopping!r}")
+
+    def _compute_dtype(self, X: np.ndarray) -> np.dtype:
+        if self.dtype is not None:
+            return np.dtype(self.dtype)
+        return np.dtype(np.float32) if X.dtype == np.float32 else np.dtype(np.float64)
+
+    def _resolve_solver(self) -> str:
+        if self.solver != "auto":
+            return self.solver
+        return "adam" if self._hidden_sizes() else "lbfgs"
+
+    # ------------------------------------------------------------------ fit
+
+    def fit(self, X: Any, y: Any, sample_weight: Any = None) -> "SoftmaxClassifier":
+        """Fit by minimising the penalised weighted log-loss (see Notes).
+
+        Parameters
+        ----------
+        X : array_like of shape (n_samples, n_features)
+            Finite real features (NaN or inf raise ValueError).
+        y : array_like of shape (n_samples,) or (n_samples, K)
+            Class labels, or per-row class probabilities or counts.
+        sample_weight : array_like of shape (n_samples,), optional
+            Non-negative row weights; an integer weight ``k`` is exactly ``k``
+            repeated rows.
+
+        Returns
+        -------
+        self
+
+        Raises
+        ------
+        ValueError
+            Invalid parameters, NaN/inf in ``X``, mismatched lengths,
+            continuous labels, labels outside ``classes``, an (n, K) ``y``
+            whose rows are neither probabilities nor counts, fewer than two
+            classes with positive weight.
+        """
+        self._check_params()
+        X = validate_data(self, X, reset=True, dtype=(np.float64, np.float32))
+        targets = encode_targets(y, classes=self.classes, sample_weight=sample_weight, n_samples=X.shape[0])
+        cdtype = self._compute_dtype(X)
+        rng = check_random_state(self.random_state)
+        xp = make_engine(self.device, cdtype)
+
+        train, valid = self._split(targets, rng)
+        fit_targets = targets.subset(train) if valid is not None else targets
+        X_fit = X[train] if valid is not None else X
+        mean, scale = _preconditioner(X_fit, fit_targets.weight, float(self.alpha))
+        net = _mlp.Network((X.shape[1], *self._hidden_sizes(), len(targets.classes)), self.activation)
+        penalty = xp.asarray(net.penalty_weights(1.0 / scale**2))
+
+        shift, inv_scale = mean.astype(cdtype), (1.0 / scale).astype(cdtype)
+
+        def problem(rows_X: np.ndarray, t: Targets, alpha: float) -> _optim.Problem:
+            Xs = np.subtract(rows_X, shift, dtype=cdtype)  # (n, d) in the compute dtype, one copy
+            Xs *= inv_scale
+            Xs = xp.asarray(Xs)
+            return _optim.Problem(net, xp, Xs, xp.asarray(t.target), t.weight, penalty, alpha)
+
+        train_problem = problem(X_fit, fit_targets, float(self.alpha))
+        # Early stopping watches the plain validation log-loss, without the penalty.
+        valid_problem = problem(X[valid], targets.subset(valid), 0.0) if valid is not None else None
+        solver = self._resolve_solver()
+        theta0 = net.init(rng)
+
+        with progress(
+            self.max_iter, description=f"SoftmaxClassifier ({solver})", enabled=bool(self.verbose)
+        ) as tracker:
+            monitor = _optim.Monitor(
+                tracker=tracker,
+                validation=valid_problem,
+                tol=float(self.tol),
+                n_iter_no_change=int(self.n_iter_no_change),
+                patience_on_train=solver == "adam" and valid_problem is None,
+            )
+            if solver == "lbfgs":
+                result = _optim.lbfgs(
+                    train_problem, theta0, max_iter=int(self.max_iter), tol=float(self.tol), monitor=monitor
+                )
+            else:
+                batch = min(200 if self.batch_size == "auto" else int(self.batch_size), X_fit.shape[0])
+                result = _optim.adam(
+                    train_problem,
+                    theta0,
+                    max_iter=int(self.max_iter),
+                    batch_size=batch,
+                    learning_rate=float(self.learning_rate),
+                    rng=rng,
+                    monitor=monitor,
+                )
+        if not result.converged:
+            warnings.warn(
+                f"SoftmaxClassifier: {solver} reached max_iter={self.max_iter} before converging "
+                f"(tol={self.tol}); increase max_iter or tol.",
+                ConvergenceWarning,
+                stacklevel=2,
+            )
+        theta = monitor.best_theta if monitor.best_theta is not None else result.theta
+        self.classes_ = targets.classes
+        self.coefs_, self.intercepts_ = _to_raw_coordinates(net, theta, mean, scale)
+        self.loss_curve_ = monitor.loss_curve
+        self.validation_loss_curve_ = monitor.validation_curve if valid is not None else None
+        self.best_validation_loss_ = float(monitor.best) if valid is not None else None
+        self.n_iter_ = result.n_iter
+        return self
+
+    def _split(self, targets: Targets, rng: np.random.RandomState) -> tuple[np.ndarray, np.ndarray | None]:
+        """Training and validation row indices (stratified for labels) when early stopping."""
+        n = targets.weight.shape[0]
+        if not self.early_stopping:
+            return np.arange(n), None
+        from sklearn.model_selection import train_test_split
+
+        train, valid = train_test_split(
+            np.arange(n),
+            test_size=self.validation_fraction,
+            random_state=rng,
+            stratify=targets.labels,
+        )
+        return np.sort(train), np.sort(valid)
+
+    # ------------------------------------------------------------------ predict
+
+    def _network(self) -> _mlp.Network:
+        sizes = (self.n_features_in_, *(w.shape[1] for w in self.coefs_))
+        return _mlp.Network(tuple(int(s) for s in sizes), self.activation)
+
+    def _logits(self, X: Any) -> np.ndarray:
+        """Raw logits ``(n, K)`` in float64 (the same forward pass as training)."""
+        check_is_fitted(self)
+        X = validate_data(self, X, reset=False, dtype=(np.float64, np.float32))
+        net = self._network()
+        theta = net.pack(list(zip(self.coefs_, self.intercepts_)))
+        logits, _ = _mlp.forward(net, NumpyEngine(np.float64), theta, X.astype(np.float64, copy=False))
+        return logits
+
+    def decision_function(self, X: Any) -> np.ndarray:
+        """Logits: shape (n, K), or for two classes the 1-D log-odds ``z_1 - z_0``.
+
+        Returns
+        -------
+        ndarray of shape (n_samples,) if binary else (n_samples, K)
+        """
+        logits = self._logits(X)
+        if logits.shape[1] == 2:
+            return logits[:, 1] - logits[:, 0]
+        return logits
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """Class probabilities ``softmax(logits)``, shape (n_samples, K), columns as ``classes_``."""
+        return softmax(self._logits(X), axis=1)
+
+    def predict_log_proba(self, X: Any) -> np.ndarray:
+        """``log_softmax(logits)``: exact, finite even where ``predict_proba`` underflows to 0."""
+        return log_softmax(self._logits(X), axis=1)
+
+    def predict(self, X: Any) -> np.ndarray:
+        """The most probable class label of each row, shape (n_samples,)."""
+        logits = self._logits(X)  # first: an unfitted model raises NotFittedError here
+        return self.classes_[np.argmax(logits, axis=1)]
+
+    def score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
+        """Mean accuracy on ``(X, y)``.
+
+        Raises
+        ------
+        ValueError
+            ``y`` contains a label the model was not fitted with (it could
+            never be predicted; this is usually a label-encoding mistake).
+        """
+        check_is_fitted(self)
+        y_arr = np.asarray(y)
+        if y_arr.ndim == 1:
+            label_indices(y_arr, self.classes_)
+        return super().score(X, y, sample_weight=sample_weight)
+
+    # ------------------------------------------------------------------ persistence
+
+    def _get_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        check_is_fitted(self)
+        params = self.get_params()
+        classes_param = params.pop("classes")
+        random_state = params.pop("random_state")
+        params["hidden_layer_sizes"] = list(self._hidden_sizes())
+        params["dtype"] = None if self.dtype is None else str(np.dtype(self.dtype))
+        params["random_state"] = random_state if isinstance(random_state, (int, type(None))) else None
+        meta = {
+            "params": params,
+            # Labels go in the JSON record: safetensors stores numbers only.
+            "classes": _labels_to_json(self.classes_),
+            "classes_param": None if classes_param is None else _labels_to_json(np.asarray(classes_param)),
+            "n_features_in": int(self.n_features_in_),
+            "n_iter": int(self.n_iter_),
+            "n_layers": len(self.coefs_),
+            "best_validation_loss": self.best_validation_loss_,
+            "feature_names_in": getattr(self, "feature_names_in_", np.array([])).tolist() or None,
+        }
+        arrays = {"loss_curve": np.asarray(self.loss_curve_, dtype=np.float64)}
+        if self.validation_loss_curve_ is not None:
+            arrays["validation_loss_curve"] = np.asarray(self.validation_loss_curve_)
+        for i, (w, b) in enumerate(zip(self.coefs_, self.intercepts_)):
+            arrays[f"coef_{i}"] = w
+            arrays[f"intercept_{i}"] = b
+        return meta, arrays
+
+    @classmethod
+    def _from_state(cls, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> "SoftmaxClassifier":
+        params = dict(meta["params"])
+        params["hidden_layer_sizes"] = tuple(params["hidden_layer_sizes"])
+        classes_param = meta.get("classes_param")
+        model = cls(**params, classes=None if classes_param is None else _labels_from_json(classes_param))
+        model.classes_ = _labels_from_json(meta["classes"])
+        model.n_features_in_ = int(meta["n_features_in"])
+        if meta.get("feature_names_in"):
+            model.feature_names_in_ = np.asarray(meta["feature_names_in"], dtype=object)
+        n_layers = int(meta["n_layers"])
+        model.coefs_ = [np.asarray(arrays[f"coef_{i}"], dtype=np.float64) for i in range(n_layers)]
+        model.intercepts_ = [np.asarray(arrays[f"intercept_{i}"], dtype=np.float64) for i in range(n_layers)]
+        model.loss_curve_ = arrays["loss_curve"].tolist()
+        curve = arrays.get("validation_loss_curve")
+        model.validation_loss_curve_ = None if curve is None else curve.tolist()
+        model.best_validation_loss_ = meta.get("best_validation_loss")
+        model.n_iter_ = int(meta["n_iter"])
+        expected = (model.n_features_in_, *model._hidden_sizes(), len(model.classes_))
+        if model._network().layer_sizes != expected:
+            raise ValueError(f"layer shapes {model._network().layer_sizes} do not match {expected}")
+        return model
+
+
+def _labels_to_json(labels: np.ndarray) -> dict[str, Any]:
+    """Class labels as JSON: the values (Python scalars) and whether the array was ``object``."""
+    values = labels.tolist()
+    if not all(isinstance(v, (str, int, float, bool)) for v in values):
+        raise TypeError(f"class labels must be str, int, float or bool to be saved, got {labels.dtype}")
+    return {"values": values, "object": labels.dtype == object}
+
+
+def _labels_from_json(record: dict[str, Any]) -> np.ndarray:
+    return np.asarray(record["values"], dtype=object if record["object"] else None)
+
+
+def _preconditioner(X: np.ndarray, weight: np.ndarray, alpha: float) -> tuple[np.ndarray, np.ndarray]:
+    """Feature centres ``mu`` and scales ``s`` of the fitting coordinates.
+
+    ``s_j = sqrt(var_j + alpha / S)`` with the weighted variance ``var_j``
+    and total weight ``S``. In the coordinates ``(x - mu) / s`` the curvature
+    of the objective along a first-layer weight is roughly ``(c var_j +
+    alpha / S) / s_j**2`` (``c <= 1/4`` from the softmax), which this choice
+    keeps between ``c`` and 1 for every feature: plain standardisation would
+    leave the penalty term, ``alpha / (S sigma_j**2)``, unbounded for features
+    of small variance. A feature with no variance and no penalty keeps
+    ``s = 1``. Moments are weighted so that zero and integer weights act
+    exactly like removed and repeated rows.
+    """
+    total = float(np.sum(weight))
+    # BLAS products in X's own dtype (a float64 weight against float32 X would
+    # take NumPy's slow mixed-dtype path); any centre and scale give the same
+    # optimum, so float32 moments are accurate enough.
+    w = (weight / total).astype(X.dtype)
+    mean = w @ X  # (d,)
+    centred = X - mean  # (n, d) temporary
+    np.multiply(centred, centred, out=centred)
+    var = (w @ centred).astype(np.float64)
+    scale = np.sqrt(var + alpha / total)
+    # A (numerically) constant, unpenalised feature carries nothing to rescale.
+    tiny = np.finfo(np.float64).eps * np.maximum(np.abs(mean), 1.0) * 8
+    scale = np.where(scale > tiny, scale, 1.0)
+    return mean.astype(np.float64), scale.astype(np.float64)
+
+
+def _to_raw_coordinates(
+    net: _mlp.Network, theta: np.ndarray, mean: np.ndarray, scale: np.ndarray
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Fold the preconditioning (centre and scale) into the first layer.
+
+    ``((x - mu) / s) @ W + b = x @ (W / s[:, None]) + (b - (mu / s) @ W)``.
+    """
+    layers = [(np.array(w, dtype=np.float64), np.array(b, dtype=np.float64)) for w, b in net.unpack(theta)]
+    w1, b1 = layers[0]
+    layers[0] = (w1 / scale[:, None], b1 - (mean / scale) @ w1)
+    return [w for w, _ in layers], [b for _, b in layers]

@@ -1,0 +1,481 @@
+"""SoftmaxClassifier: the maximum-likelihood promise, the scikit-learn
+contract, both engines, errors, persistence and the progress bar (issue 6)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from sklearn.datasets import load_breast_cancer, load_iris
+from sklearn.exceptions import NotFittedError
+from sklearn.linear_model import LogisticRegression
+from sklearn.preprocessing import StandardScaler
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+import softmaxkit as sk
+from softmaxkit import SoftmaxClassifier, _mlp
+from softmaxkit._engine import NumpyEngine, make_engine
+from softmaxkit.io import ModelFileError
+
+# Many tests cap max_iter to stay fast; the warning itself is tested once below.
+pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+
+#: Settings that drive L-BFGS to the optimum, for tests that compare optima.
+TIGHT = dict(dtype="float64", tol=1e-10, max_iter=5000)
+
+
+def _counts_data(rng: np.random.Generator, n_inputs: int = 25, n_features: int = 4, n_classes: int = 3):
+    X = rng.normal(size=(n_inputs, n_features))
+    counts = rng.integers(0, 5, size=(n_inputs, n_classes))
+    counts[3] = 0  # an input never observed: weight 0 / absent from the repeated data
+    return X, counts
+
+
+# --------------------------------------------------------------------------- the MLE promise
+
+
+def test_frequency_recovery_one_hot_inputs():
+    """K distinct inputs repeated many times: predict_proba -> the empirical class frequencies."""
+    rng = np.random.default_rng(0)
+    n_inputs, n_classes, reps = 6, 4, 3000
+    rates = rng.dirichlet(np.full(n_classes, 3.0), size=n_inputs)
+    X = np.repeat(np.eye(n_inputs), reps, axis=0)
+    y = np.concatenate([rng.choice(n_classes, size=reps, p=p) for p in rates])
+    per_input = y.reshape(n_inputs, reps)
+    empirical = np.stack([np.bincount(row, minlength=n_classes) / reps for row in per_input])
+
+    clf = SoftmaxClassifier(alpha=1e-8, **TIGHT).fit(X, y)
+    np.testing.assert_allclose(clf.predict_proba(np.eye(n_inputs)), empirical, atol=2e-3)
+
+
+@pytest.mark.parametrize("hidden, max_iter", [((), 5000), ((5,), 30)], ids=["linear", "mlp"])
+def test_three_equivalent_data_forms(hidden, max_iter):
+    """Repeated rows, integer sample_weight and count targets give the same probabilities.
+
+    The three objectives are equal, so the linear (convex) fits reach the same
+    optimum. An MLP is not convex: the same start gives the same L-BFGS path
+    while rounding differences in row sums stay small (dozens of iterations
+    here), after which the paths may reach different local optima; the MLP
+    case therefore compares a fixed number of iterations.
+    """
+    X, counts = _counts_data(np.random.default_rng(1))
+    n, k = counts.shape
+    pair_x = np.repeat(X, k, axis=0)  # one row per (input, class) pair
+    pair_y = np.tile(np.arange(k), n)
+    pair_w = counts.reshape(-1)
+
+    kw = dict(hidden_layer_sizes=hidden, alpha=1e-2, random_state=0, **{**TIGHT, "max_iter": max_iter})
+    repeated = SoftmaxClassifier(**kw).fit(np.repeat(pair_x, pair_w, axis=0), np.repeat(pair_y, pair_w))
+    weighted = SoftmaxClassifier(**kw).fit(pair_x, pair_y, sample_weight=pair_w)
+    as_counts = SoftmaxClassifier(**kw).fit(X, counts)
+    p = repeated.predict_proba(X)
+    np.testing.assert_allclose(weighted.predict_proba(X), p, atol=1e-6)
+    np.testing.assert_allclose(as_counts.predict_proba(X), p, atol=1e-6)
+
+
+def test_probabilities_with_weights_equal_counts():
+    X, counts = _counts_data(np.random.default_rng(2))
+    totals = counts.sum(axis=1)
+    keep = totals > 0
+    probs = counts[keep] / totals[keep, None]
+    a = SoftmaxClassifier(alpha=1e-2, **TIGHT).fit(X, counts)
+    b = SoftmaxClassifier(alpha=1e-2, **TIGHT).fit(X[keep], probs, sample_weight=totals[keep])
+    np.testing.assert_allclose(a.predict_proba(X), b.predict_proba(X), atol=1e-6)
+
+
+def test_binary_matches_logistic_regression():
+    """Two classes: LogisticRegression(C) is alpha = 2 / C (see the class Notes)."""
+    X, y = load_breast_cancer(return_X_y=True)
+    X = StandardScaler().fit_transform(X)
+    C = 0.5
+    lr = LogisticRegression(C=C, tol=1e-12, max_iter=10_000).fit(X, y)
+    clf = SoftmaxClassifier(alpha=2.0 / C, **TIGHT).fit(X, y)
+    np.testing.assert_allclose(clf.predict_proba(X), lr.predict_proba(X), atol=1e-4)
+    np.testing.assert_allclose(clf.decision_function(X), lr.decision_function(X), atol=1e-3)
+
+
+def test_multiclass_matches_logistic_regression():
+    """Three or more classes: LogisticRegression(C) is alpha = 1 / C."""
+    X, y = load_iris(return_X_y=True)
+    C = 2.0
+    lr = LogisticRegression(C=C, tol=1e-12, max_iter=10_000).fit(X, y)
+    clf = SoftmaxClassifier(alpha=1.0 / C, **TIGHT).fit(X, y)
+    np.testing.assert_allclose(clf.predict_proba(X), lr.predict_proba(X), atol=1e-4)
+
+
+# --------------------------------------------------------------------------- scikit-learn contract
+
+
+@parametrize_with_checks(
+    [
+        SoftmaxClassifier(),
+        SoftmaxClassifier(hidden_layer_sizes=(8,), solver="lbfgs", max_iter=100, random_state=0),
+        SoftmaxClassifier(hidden_layer_sizes=(8,), learning_rate=1e-2, max_iter=50, random_state=0),
+    ]
+)
+def test_sklearn_estimator_checks(estimator, check):
+    check(estimator)
+
+
+def test_import_is_lazy():
+    code = "import sys, softmaxkit; assert 'sklearn' not in sys.modules and 'torch' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_fitted_attributes_and_methods():
+    X, y = load_iris(return_X_y=True)
+    clf = SoftmaxClassifier(hidden_layer_sizes=(6, 4), random_state=0).fit(X, y)
+    assert clf.n_features_in_ == 4
+    np.testing.assert_array_equal(clf.classes_, [0, 1, 2])
+    assert [w.shape for w in clf.coefs_] == [(4, 6), (6, 4), (4, 3)]
+    assert clf.n_iter_ == len(clf.loss_curve_) and clf.n_iter_ > 0
+    assert clf.validation_loss_curve_ is None
+    logits = clf.decision_function(X)
+    np.testing.assert_allclose(clf.predict_proba(X), sk.softmax(logits, axis=1))
+    np.testing.assert_allclose(clf.predict_log_proba(X), sk.log_softmax(logits, axis=1))
+    np.testing.assert_array_equal(clf.predict(X), clf.classes_[logits.argmax(axis=1)])
+
+
+def test_binary_decision_function_is_log_odds():
+    X, y = load_breast_cancer(return_X_y=True)
+    clf = SoftmaxClassifier(alpha=1.0).fit(X, y)
+    d = clf.decision_function(X)
+    assert d.shape == (len(X),)
+    log_p = clf.predict_log_proba(X)
+    np.testing.assert_allclose(d, log_p[:, 1] - log_p[:, 0], atol=1e-9)
+
+
+def test_predict_log_proba_is_exact_where_proba_underflows():
+    X = np.array([[-50.0], [-49.0], [49.0], [50.0]])
+    y = np.array([0, 0, 1, 1])
+    clf = SoftmaxClassifier(alpha=0.0, dtype="float64", max_iter=50).fit(X, y)
+    far = np.array([[1e4]])
+    assert clf.predict_proba(far)[0, 0] == 0.0
+    log_p = clf.predict_log_proba(far)
+    assert np.all(np.isfinite(log_p)) and log_p[0, 0] < -700
+
+
+def test_random_state_reproducible():
+    X, y = load_iris(return_X_y=True)
+    kw = dict(hidden_layer_sizes=(10,), solver="adam", max_iter=30, learning_rate=1e-2)
+    a = SoftmaxClassifier(random_state=3, **kw).fit(X, y).predict_proba(X)
+    b = SoftmaxClassifier(random_state=3, **kw).fit(X, y).predict_proba(X)
+    c = SoftmaxClassifier(random_state=4, **kw).fit(X, y).predict_proba(X)
+    np.testing.assert_array_equal(a, b)
+    assert not np.allclose(a, c)
+
+
+@pytest.mark.parametrize("solver", ["lbfgs", "adam"])
+def test_early_stopping(solver):
+    X, y = load_iris(return_X_y=True)
+    clf = SoftmaxClassifier(
+        hidden_layer_sizes=(10,), solver=solver, early_stopping=True, n_iter_no_change=3,
+        learning_rate=1e-2, max_iter=500, random_state=0,
+    ).fit(X, y)
+    curve = clf.validation_loss_curve_
+    assert len(curve) == clf.n_iter_ == len(clf.loss_curve_)
+    assert clf.best_validation_loss_ == pytest.approx(min(curve))
+
+
+def test_convergence_warning_at_max_iter():
+    from sklearn.exceptions import ConvergenceWarning
+
+    X, y = load_iris(return_X_y=True)
+    with pytest.warns(ConvergenceWarning, match="max_iter=2"):
+        SoftmaxClassifier(alpha=1e-3, max_iter=2).fit(X, y)
+
+
+def test_solver_auto():
+    assert SoftmaxClassifier(hidden_layer_sizes=(4,))._resolve_solver() == "adam"
+    assert SoftmaxClassifier()._resolve_solver() == "lbfgs"
+    assert SoftmaxClassifier(hidden_layer_sizes=(4,), solver="lbfgs")._resolve_solver() == "lbfgs"
+
+
+def test_float32_training():
+    X, y = load_iris(return_X_y=True)
+    a = SoftmaxClassifier(alpha=1.0, dtype="float32", tol=1e-6).fit(X.astype(np.float32), y)
+    b = SoftmaxClassifier(alpha=1.0, **TIGHT).fit(X, y)
+    np.testing.assert_allclose(a.predict_proba(X), b.predict_proba(X), atol=1e-3)
+
+
+def test_gradient_matches_finite_differences():
+    rng = np.random.default_rng(5)
+    net = _mlp.Network((3, 4, 2, 3), "tanh")
+    xp = NumpyEngine(np.float64)
+    X = rng.normal(size=(7, 3))
+    target = rng.dirichlet(np.ones(3), size=7)
+    scale = rng.uniform(0.5, 2.0, size=7) / 7
+    penalty = net.penalty_weights(np.array([1.0, 2.0, 0.5]))
+    theta = rng.normal(size=net.n_params)
+
+    def f(t):
+        return _mlp.loss_and_grad(net, xp, t, X, target, scale, penalty=penalty, alpha=0.3)
+
+    _, grad = f(theta)
+    h = 1e-6
+    numeric = np.array([(f(theta + h * e)[0] - f(theta - h * e)[0]) / (2 * h) for e in np.eye(net.n_params)])
+    np.testing.assert_allclose(grad, numeric, rtol=1e-6, atol=1e-8)
+
+
+# --------------------------------------------------------------------------- engines
+
+
+def _torch_engine():
+    pytest.importorskip("torch")
+    return make_engine("cpu:torch", np.dtype(np.float64))
+
+
+@pytest.mark.parametrize("soft", [False, True], ids=["labels", "soft"])
+@pytest.mark.parametrize("activation", ["relu", "tanh"])
+def test_torch_engine_same_loss_and_grad(soft, activation):
+    tx = _torch_engine()
+    rng = np.random.default_rng(6)
+    net = _mlp.Network((5, 7, 3), activation)
+    X = rng.normal(size=(40, 5))
+    target = rng.dirichlet(np.ones(3), size=40) if soft else rng.integers(0, 3, size=40)
+    scale = np.full(40, 1 / 40)
+    penalty = net.penalty_weights(np.ones(5))
+    theta = net.init(np.random.RandomState(0)) + 0.1
+    nx = NumpyEngine(np.float64)
+    loss_np, g_np = _mlp.loss_and_grad(net, nx, theta, X, target, scale, penalty=penalty, alpha=0.1)
+    loss_t, g_t = _mlp.loss_and_grad(
+        net, tx, tx.asarray(theta), tx.asarray(X), tx.asarray(target), tx.asarray(scale),
+        penalty=tx.asarray(penalty), alpha=0.1,
+    )
+    assert loss_t == pytest.approx(loss_np, rel=1e-12)
+    np.testing.assert_allclose(tx.to_numpy(g_t), g_np, rtol=1e-10, atol=1e-14)
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [
+        dict(alpha=1e-2, **TIGHT),
+        dict(hidden_layer_sizes=(8,), solver="lbfgs", max_iter=15, dtype="float64", random_state=0),
+        dict(hidden_layer_sizes=(8,), solver="adam", max_iter=5, dtype="float64", random_state=0),
+    ],
+    ids=["linear", "mlp-lbfgs", "mlp-adam"],
+)
+@pytest.mark.parametrize("device", ["cpu:torch", "cuda"])
+def test_torch_engine_same_fit(kw, device):
+    _torch_engine()
+    import torch
+
+    if device == "cuda" and not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    X, y = load_iris(return_X_y=True)
+    a = SoftmaxClassifier(**kw).fit(X, y)
+    b = SoftmaxClassifier(device=device, **kw).fit(X, y)
+    np.testing.assert_allclose(b.predict_proba(X), a.predict_proba(X), atol=1e-7)
+
+
+def test_cuda_device_without_cuda():
+    torch = pytest.importorskip("torch")
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA device is present")
+    X, y = load_iris(return_X_y=True)
+    with pytest.raises(RuntimeError, match="no CUDA device"):
+        SoftmaxClassifier(device="cuda").fit(X, y)
+
+
+def test_unknown_device():
+    X, y = load_iris(return_X_y=True)
+    with pytest.raises(ValueError, match="device"):
+        SoftmaxClassifier(device="tpu").fit(X, y)
+
+
+# --------------------------------------------------------------------------- errors
+
+
+def test_error_single_class():
+    with pytest.raises(ValueError, match="at least 2 classes"):
+        SoftmaxClassifier().fit(np.ones((5, 2)), np.zeros(5))
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_error_non_finite_X(bad):
+    X, y = load_iris(return_X_y=True)
+    X = X.copy()
+    X[3, 1] = bad
+    with pytest.raises(ValueError, match="NaN|infinity"):
+        SoftmaxClassifier().fit(X, y)
+    clf = SoftmaxClassifier().fit(*load_iris(return_X_y=True))
+    with pytest.raises(ValueError, match="NaN|infinity"):
+        clf.predict_proba(X)
+
+
+def test_error_soft_targets_not_summing_to_one():
+    X = np.random.default_rng(0).normal(size=(4, 2))
+    y = np.array([[0.5, 0.5], [0.2, 0.7], [1.0, 0.0], [0.3, 0.7]])  # row 1 sums to 0.9
+    with pytest.raises(ValueError, match="row 1 sums to 0.9"):
+        SoftmaxClassifier().fit(X, y)
+    with pytest.raises(ValueError, match="non-negative"):
+        SoftmaxClassifier().fit(X, np.array([[1.5, -0.5], [0.5, 0.5], [0.5, 0.5], [0.5, 0.5]]))
+
+
+def test_count_targets_are_accepted():
+    X = np.random.default_rng(0).normal(size=(4, 2))
+    clf = SoftmaxClassifier(classes=["a", "b"]).fit(X, np.array([[3, 1], [0, 2], [5, 5], [1, 0]]))
+    np.testing.assert_array_equal(clf.classes_, ["a", "b"])
+
+
+def test_error_unseen_labels():
+    X, y = load_iris(return_X_y=True)
+    with pytest.raises(ValueError, match=r"label not among the classes \[0, 1\]: 2 at position 100"):
+        SoftmaxClassifier(classes=[0, 1]).fit(X, y)
+    clf = SoftmaxClassifier().fit(X, y)
+    y_bad = y.copy()
+    y_bad[7] = 9
+    with pytest.raises(ValueError, match="at position 7"):
+        clf.score(X, y_bad)
+
+
+def test_classes_may_include_absent_labels():
+    X, y = load_iris(return_X_y=True)
+    clf = SoftmaxClassifier(classes=[0, 1, 2, 3], alpha=1.0).fit(X, y)
+    assert clf.predict_proba(X).shape == (150, 4)
+    assert clf.predict_proba(X)[:, 3].max() < 0.05
+
+
+def test_error_mismatched_lengths():
+    X, y = load_iris(return_X_y=True)
+    with pytest.raises(ValueError, match="different numbers of samples"):
+        SoftmaxClassifier().fit(X, y[:-1])
+    with pytest.raises(ValueError, match="sample_weight"):
+        SoftmaxClassifier().fit(X, y, sample_weight=np.ones(3))
+    with pytest.raises(ValueError, match="classes must list 3"):
+        SoftmaxClassifier(classes=[0, 1]).fit(X[:3], np.eye(3))
+
+
+@pytest.mark.parametrize(
+    "params, match",
+    [
+        (dict(solver="sgd"), "solver"),
+        (dict(alpha=-1.0), "alpha"),
+        (dict(hidden_layer_sizes=(0,)), "hidden_layer_sizes"),
+        (dict(activation="gelu"), "activation"),
+        (dict(validation_fraction=1.0), "validation_fraction"),
+        (dict(dtype="float16"), "dtype"),
+    ],
+)
+def test_error_bad_params(params, match):
+    X, y = load_iris(return_X_y=True)
+    with pytest.raises(ValueError, match=match):
+        SoftmaxClassifier(**params).fit(X, y)
+
+
+def test_error_unfitted():
+    with pytest.raises(NotFittedError):
+        SoftmaxClassifier().predict_proba(np.ones((2, 2)))
+
+
+# --------------------------------------------------------------------------- persistence
+
+
+def _has_safetensors() -> bool:
+    try:
+        import safetensors  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize("suffix", [".npz", ".safetensors"])
+def test_save_load_roundtrip(tmp_path, suffix):
+    if suffix == ".safetensors" and not _has_safetensors():
+        pytest.skip("safetensors not installed")
+    X, y = load_iris(return_X_y=True)
+    labels = np.array(["setosa", "versicolor", "virginica"])[y]
+    clf = SoftmaxClassifier(hidden_layer_sizes=(5,), early_stopping=True, random_state=0).fit(X, labels)
+    path = clf.save(tmp_path / f"model{suffix}")
+    loaded = sk.load(path)
+    assert isinstance(loaded, SoftmaxClassifier)
+    assert loaded.get_params() == clf.get_params()
+    np.testing.assert_array_equal(loaded.classes_, clf.classes_)
+    np.testing.assert_array_equal(loaded.predict_proba(X), clf.predict_proba(X))
+    np.testing.assert_array_equal(loaded.predict(X), clf.predict(X))
+    assert loaded.loss_curve_ == clf.loss_curve_ and loaded.n_iter_ == clf.n_iter_
+    assert loaded.validation_loss_curve_ == clf.validation_loss_curve_
+
+
+class _Payload:
+    """Unpickling this object would create the marker file: proof that code ran."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def test_load_refuses_pickled_objects(tmp_path):
+    X, y = load_iris(return_X_y=True)
+    good = SoftmaxClassifier().fit(X, y).save(tmp_path / "good.npz")
+    marker = tmp_path / "pwned"
+    evil = tmp_path / "evil.npz"
+    with np.load(good) as data:
+        arrays = {k: data[k] for k in data.files}
+    arrays["classes"] = np.array([_Payload(marker)], dtype=object)  # saved with pickle
+    np.savez(evil, **arrays)
+    with pytest.raises(ModelFileError, match="pickle"):
+        sk.load(evil)
+    assert not marker.exists()
+
+
+# --------------------------------------------------------------------------- progress bar
+
+
+def test_progress_bar_when_verbose(capsys):
+    X, y = load_iris(return_X_y=True)
+    SoftmaxClassifier(verbose=1).fit(X, y)
+    err = capsys.readouterr().err
+    assert "SoftmaxClassifier (lbfgs)" in err and "loss" in err
+    SoftmaxClassifier(verbose=0).fit(X, y)
+    captured = capsys.readouterr()
+    assert captured.err == "" and captured.out == ""
+
+
+def test_progress_helper_is_generic(capsys):
+    from softmaxkit._progress import progress
+
+    with progress(4, description="batches", enabled=True) as bar:
+        for i in range(4):
+            bar.advance(loss=1.0 / (i + 1), rows=10)
+    err = capsys.readouterr().err
+    assert "batches" in err and "4/4" in err and "loss 0.25" in err and "rows 10" in err
+    with progress(4, description="silent", enabled=False) as bar:
+        bar.advance(loss=1.0)
+        bar.finish()
+    assert capsys.readouterr().err == ""
+
+
+@pytest.mark.parametrize("solver", ["lbfgs", "adam"])
+def test_float32_fit_stays_float32(solver):
+    """The engine dtype survives every update (a NumPy float64 scalar would promote it)."""
+    from softmaxkit import _optim
+
+    rng = np.random.default_rng(7)
+    net = _mlp.Network((4, 5, 3))
+    xp = NumpyEngine(np.float32)
+    X, y = rng.normal(size=(50, 4)), rng.integers(0, 3, size=50)
+    penalty = xp.asarray(net.penalty_weights(np.ones(4)))
+    problem = _optim.Problem(net, xp, xp.asarray(X), xp.asarray(y), np.ones(50), penalty, 0.1)
+    seen = []
+
+    class Spy:
+        stopped_early = False
+
+        def __call__(self, theta, loss):
+            seen.append(theta.dtype)
+            return False
+
+    theta0 = net.init(np.random.RandomState(0))
+    if solver == "lbfgs":
+        _optim.lbfgs(problem, theta0, max_iter=3, tol=0.0, monitor=Spy())
+    else:
+        _optim.adam(
+            problem, theta0, max_iter=3, batch_size=16, learning_rate=1e-2,
+            rng=np.random.RandomState(0), monitor=Spy(),
+        )
+    assert seen and set(seen) == {np.dtype(np.float32)}
