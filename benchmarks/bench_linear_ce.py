@@ -1,0 +1,286 @@
+"""Fused linear + cross-entropy: time and peak extra memory, forward + backward.
+
+Claim (issue 4): softmaxkit's chunked linear cross-entropy runs within 1.05x
+of the three GEMMs a dense forward + backward needs, with at most 64 MiB of
+memory beyond the gradient outputs, and bfloat16 is >= 3x faster than
+float32 with a loss error no worse than torch's dense bfloat16 error.
+
+Every variant runs in a fresh subprocess (so one variant's allocator state or
+thread pools cannot affect another, and peak memory is that variant's own),
+in the same run, on the same inputs (seeded):
+
+* ``floor``      the three dense GEMMs (logits, grad_hidden, grad_weight) into
+  preallocated outputs, no CE;
+* ``dense``      ``F.cross_entropy(F.linear(h, W), y)`` + backward;
+* ``torch_lce``  torch's ``F.linear_cross_entropy(..., options=LinearCrossEntropyOptions())``
+  (skipped if this torch lacks it);
+* ``cce``        ``cut_cross_entropy.linear_cross_entropy(..., impl="torch_compile")``
+  (skipped if not installed or if it fails on this machine);
+* ``sk``         ``softmaxkit.linear_cross_entropy`` (float32);
+* ``sk_bf16``    the same on bfloat16 inputs; ``dense_bf16`` is torch dense in bfloat16,
+  the error bar for it.
+
+Time is the median over ``--repeats`` runs after one warm-up. Peak extra
+memory is the largest resident-set growth seen by a 0.5 ms sampler during
+the timed runs, minus the gradient outputs (``grad_hidden`` + ``grad_weight``
+in the input dtype), which every variant must produce. Loss error is relative
+to a float64 reference computed by softmaxkit's chunked NumPy path.
+
+Usage::
+
+    python benchmarks/bench_linear_ce.py            # N=4096,D=1024,V=32768 and N=2048,D=1024,V=131072
+    python benchmarks/bench_linear_ce.py --quick    # small shapes, 1 repeat: checks that it runs
+    python benchmarks/bench_linear_ce.py --threads 2 --variants floor,sk
+    python benchmarks/bench_linear_ce.py --variants floor,sk --chunk-mib 48   # tune the budget
+
+Caveats: on a shared machine the times are noisy; compare ratios from one run.
+Whether bf16 is fast depends on the CPU: with AMX or AVX512-BF16 the GEMMs
+run in bf16, otherwise softmaxkit runs them in float32 (see
+``softmaxkit.torch._linear``) and bf16 cannot be faster than float32.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import threading
+import time
+
+SHAPES = [(4096, 1024, 32768), (2048, 1024, 131072)]
+QUICK_SHAPES = [(512, 256, 8192), (256, 256, 32768)]
+VARIANTS = ["floor", "dense", "torch_lce", "cce", "sk", "dense_bf16", "sk_bf16"]
+MiB = 1 << 20
+
+
+# --------------------------------------------------------------------------- worker side
+
+
+def _rss() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+class PeakSampler:
+    """Largest RSS seen while active (a thread reading /proc/self/statm every 0.5 ms)."""
+
+    def __enter__(self):
+        self.peak = _rss()
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def _run(self):
+        while not self._done.is_set():
+            self.peak = max(self.peak, _rss())
+            time.sleep(0.0005)
+
+    def __exit__(self, *exc):
+        self._done.set()
+        self._thread.join()
+        self.peak = max(self.peak, _rss())
+
+
+def _inputs(n, d, v, dtype):
+    import torch
+
+    g = torch.Generator().manual_seed(0)
+    h = torch.randn(n, d, generator=g)
+    w = torch.randn(v, d, generator=g) / d**0.5  # logits of unit scale
+    y = torch.randint(0, v, (n,), generator=g)
+    return h.to(dtype), w.to(dtype), y
+
+
+def _step_fn(variant, h, w, y):
+    """A callable running forward + backward and returning the loss (a float)."""
+    import torch
+    import torch.nn.functional as F
+
+    if variant == "floor":
+        hd, wd = h.detach(), w.detach()
+        # Preallocated outputs: the floor is the GEMM arithmetic, not page faults.
+        logits = torch.empty(h.shape[0], w.shape[0], dtype=h.dtype)
+        gh, gw = torch.empty_like(hd), torch.empty_like(wd)
+
+        def step():
+            torch.mm(hd, wd.T, out=logits)  # GEMM 1: (N, V)
+            torch.mm(logits, wd, out=gh)  # GEMM 2 (logits stand in for their gradient)
+            torch.mm(logits.T, hd, out=gw)  # GEMM 3
+            return float("nan")
+        return step
+    if variant in ("dense", "dense_bf16"):
+        def step():
+            loss = F.cross_entropy(F.linear(h, w), y)
+            loss.backward()
+            return float(loss)
+        return step
+    if variant == "torch_lce":
+        if not hasattr(F, "linear_cross_entropy") or not hasattr(torch.nn, "LinearCrossEntropyOptions"):
+            raise RuntimeError(f"torch {torch.__version__} has no F.linear_cross_entropy")
+        opts = torch.nn.LinearCrossEntropyOptions()
+
+        def step():
+            loss = F.linear_cross_entropy(h, w, y, options=opts)
+            loss.backward()
+            return float(loss)
+        return step
+    if variant == "cce":
+        from cut_cross_entropy import linear_cross_entropy as cce
+
+        def step():
+            loss = cce(h, w, y, impl="torch_compile")
+            loss.backward()
+            return float(loss)
+        return step
+    if variant in ("sk", "sk_bf16"):
+        import softmaxkit.torch as skt
+
+        def step():
+            loss = skt.linear_cross_entropy(h, w, y)
+            loss.backward()
+            return float(loss)
+        return step
+    raise ValueError(f"unknown variant {variant!r}")
+
+
+def worker(variant, n, d, v, repeats, threads):
+    import torch
+
+    import softmaxkit.linear
+
+    torch.set_num_threads(threads)
+    if os.environ.get("SK_CHUNK_MIB"):
+        softmaxkit.linear.CHUNK_BYTES = int(float(os.environ["SK_CHUNK_MIB"]) * MiB)
+    dtype = torch.bfloat16 if variant.endswith("bf16") else torch.float32
+    h, w, y = _inputs(n, d, v, dtype)
+    if variant != "floor":
+        h.requires_grad_()
+        w.requires_grad_()
+    step = _step_fn(variant, h, w, y)
+    loss = step()  # warm-up: JIT / compile, thread pools, allocator
+    h.grad = w.grad = None
+    outputs = (n * d + v * d) * h.element_size()
+    base = _rss()
+    times = []
+    with PeakSampler() as sampler:
+        for _ in range(repeats):
+            h.grad = w.grad = None
+            t0 = time.perf_counter()
+            loss = step()
+            times.append(time.perf_counter() - t0)
+    extra = sampler.peak - base - (0 if variant == "floor" else outputs)
+    return {"time": statistics.median(times), "times": times, "peak_extra": extra, "loss": loss}
+
+
+def reference_loss(n, d, v, threads):
+    """float64 loss of the same inputs (softmaxkit's chunked NumPy path: no (N, V) array)."""
+    import torch
+
+    import softmaxkit as sk
+
+    torch.set_num_threads(threads)
+    h, w, y = _inputs(n, d, v, torch.float32)
+    return {"loss": float(sk.linear_cross_entropy(h.double().numpy(), w.double().numpy(), y.numpy()))}
+
+
+def reference_loss_bf16(n, d, v, threads):
+    """float64 loss of the bf16-rounded inputs: the target for the bf16 variants."""
+    import torch
+
+    import softmaxkit as sk
+
+    torch.set_num_threads(threads)
+    h, w, y = _inputs(n, d, v, torch.bfloat16)
+    return {"loss": float(sk.linear_cross_entropy(h.double().numpy(), w.double().numpy(), y.numpy()))}
+
+
+# --------------------------------------------------------------------------- driver side
+
+
+def run_subprocess(args, kind, n, d, v, timeout):
+    env = dict(os.environ)
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        env[var] = str(args.threads)
+    if args.chunk_mib:
+        env["SK_CHUNK_MIB"] = str(args.chunk_mib)
+    cmd = [sys.executable, __file__, "--worker", kind, str(n), str(d), str(v), str(args.repeats), str(args.threads)]
+    try:
+        res = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return {"error": f"timed out after {timeout} s"}
+    if res.returncode != 0:
+        last = (res.stderr.strip().splitlines() or ["?"])[-1]
+        return {"error": last[:120]}
+    return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--quick", action="store_true", help="small shapes, 1 repeat")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--repeats", type=int, default=None)
+    p.add_argument("--variants", default=",".join(VARIANTS))
+    p.add_argument("--shape", action="append", default=None, help="N,D,V (repeatable)")
+    p.add_argument("--timeout", type=int, default=1800, help="seconds per variant")
+    p.add_argument("--chunk-mib", type=float, default=None,
+                   help="softmaxkit chunk budget in MiB (default: softmaxkit.linear.CHUNK_BYTES)")
+    p.add_argument("--worker", nargs=6, help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+
+    if args.worker:
+        kind, n, d, v, repeats, threads = args.worker
+        n, d, v, repeats, threads = int(n), int(d), int(v), int(repeats), int(threads)
+        if kind == "reference":
+            out = reference_loss(n, d, v, threads)
+        elif kind == "reference_bf16":
+            out = reference_loss_bf16(n, d, v, threads)
+        else:
+            out = worker(kind, n, d, v, repeats, threads)
+        print(json.dumps(out))
+        return
+
+    if args.repeats is None:
+        args.repeats = 1 if args.quick else 3
+    shapes = [tuple(int(s) for s in sh.split(",")) for sh in args.shape] if args.shape else (
+        QUICK_SHAPES if args.quick else SHAPES
+    )
+    variants = [v for v in args.variants.split(",") if v]
+    print(f"linear cross-entropy, forward + backward, {args.threads} threads, median of {args.repeats}")
+    for n, d, v in shapes:
+        ref = run_subprocess(args, "reference", n, d, v, args.timeout)
+        ref_bf16 = run_subprocess(args, "reference_bf16", n, d, v, args.timeout) if any(
+            x.endswith("bf16") for x in variants) else {}
+        results = {k: run_subprocess(args, k, n, d, v, args.timeout) for k in variants}
+        for name, r in (("reference", ref), ("reference_bf16", ref_bf16)):
+            if "error" in r:
+                print(f"({name} loss failed: {r['error']}; no loss errors for it)")
+        floor = results.get("floor", {}).get("time")
+        sk32 = results.get("sk", {}).get("time")
+        print(f"\nN={n} D={d} V={v}   (dense float32 logits: {n * v * 4 / MiB:.0f} MiB)")
+        print(f"{'variant':<12}{'time s':>9}{'x floor':>9}{'peak extra MiB':>16}{'loss rel err':>14}  note")
+        for k in variants:
+            r = results[k]
+            if "error" in r:
+                print(f"{k:<12}{'-':>9}{'-':>9}{'-':>16}{'-':>14}  skipped: {r['error']}")
+                continue
+            ratio = f"{r['time'] / floor:.2f}" if floor else "-"
+            target = ref_bf16 if k.endswith("bf16") else ref
+            err = "-"
+            if k != "floor" and "loss" in target:
+                err = f"{abs(r['loss'] - target['loss']) / abs(target['loss']):.1e}"
+            note = ""
+            if k == "sk_bf16" and sk32:
+                note = f"{sk32 / r['time']:.2f}x faster than sk fp32"
+            if k == "floor":
+                note = "outputs preallocated before measuring; memory not comparable"
+            print(f"{k:<12}{r['time']:>9.3f}{ratio:>9}{r['peak_extra'] / MiB:>16.1f}{err:>14}  {note}")
+    print("\npeak extra = RSS growth beyond the gradient outputs (grad_hidden + grad_weight).")
+    print("bf16 loss errors are against float64 on the bf16-rounded inputs.")
+
+
+if __name__ == "__main__":
+    main()

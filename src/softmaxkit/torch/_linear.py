@@ -1,0 +1,251 @@
+"""Fused linear + cross-entropy for tensors: the torch backend of the chunk
+loop in :mod:`softmaxkit.linear`, and its autograd Function.
+
+Precision policy (per input dtype):
+
+=========  ===============  ===========  ================================
+input      GEMMs            CE kernel    weight/bias gradient accumulator
+=========  ===============  ===========  ================================
+float64    float64          float64      float64 (the output itself)
+float32    float32          float32      float32 (the output itself)
+bfloat16   bf16 if native,  float32      float32, cast to bf16 at the end
+float16    else float32     float32      float32, cast at the end
+=========  ===============  ===========  ================================
+
+"Native" means CUDA, or a CPU with AMX-BF16 / AVX512-BF16 (read from
+``/proc/cpuinfo``; :data:`NATIVE_BF16_GEMM` overrides). Without them torch
+runs bf16 GEMMs by emulation, several times slower than float32, so the
+weight is upcast once (``V * D * 4`` bytes) and the GEMMs run in float32.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch.autograd.function import once_differentiable
+
+from softmaxkit._validation import cross_entropy_options, to_numpy
+from softmaxkit.linear import _ce_options, _check_chunk_size, check_linear_inputs, chunk_rows, run_chunks
+from softmaxkit.torch import _backend
+from softmaxkit.torch._cross_entropy import Problem, reduce_rows, row_scale
+from softmaxkit.torch._tensors import compute_dtype
+
+#: None: detect; True/False: force bf16 GEMMs for bfloat16 input on CPU on/off.
+NATIVE_BF16_GEMM: bool | None = None
+
+#: Rows of the weight gradient updated per low-precision GEMM (keeps its
+#: 16-bit temporary, ``_WGRAD_BLOCK * D`` elements, in L2; CPU torch has no
+#: bf16 x bf16 -> float32 GEMM to accumulate into float32 directly).
+_WGRAD_BLOCK = 1024
+
+
+@functools.lru_cache(maxsize=1)
+def _cpu_has_bf16_gemm() -> bool:
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = f.read()
+    except OSError:
+        return False
+    return "amx_bf16" in flags or "avx512_bf16" in flags
+
+
+def gemm_dtype(dtype: torch.dtype, device: torch.device) -> torch.dtype:
+    """The dtype the three GEMMs run in for ``dtype`` input on ``device``."""
+    if dtype in (torch.float32, torch.float64):
+        return dtype
+    if device.type != "cpu":
+        return dtype
+    native = _cpu_has_bf16_gemm() if NATIVE_BF16_GEMM is None else NATIVE_BF16_GEMM
+    return dtype if (dtype == torch.bfloat16 and native) else torch.float32
+
+
+@dataclass(frozen=True)
+class LinearProblem:
+    """A validated linear cross-entropy call."""
+
+    problem: Problem  # options and target kind (axis is the last one)
+    n_rows: int
+    rows_per_chunk: int
+
+
+class _TorchOps:
+    """The torch backend of :func:`softmaxkit.linear.run_chunks`.
+
+    Owns one ``(rows, V)`` compute-dtype buffer (plus, for native 16-bit
+    GEMMs, one 16-bit buffer of the same shape) and the gradient outputs.
+    """
+
+    def __init__(self, h, w, b, t_rows, problem, scale, rows, needs):
+        self.cdtype = compute_dtype(h.dtype)
+        self.gdtype = gemm_dtype(h.dtype, h.device)
+        self.h, self.t, self.options, self.scale = h, t_rows, problem.options, scale
+        self.w = w if w.dtype == self.gdtype else w.to(self.gdtype)  # (V, D), one upcast if any
+        self.b = None if b is None else b.to(self.cdtype)
+        v = w.shape[0]
+        self.buf = torch.empty(rows, v, dtype=self.cdtype, device=h.device)  # reused every chunk
+        self.low = None
+        if self.gdtype != self.cdtype:
+            self.low = torch.empty(rows, v, dtype=self.gdtype, device=h.device)
+        need_h, need_w, need_b = needs
+        self.want_grads = any(needs)
+        self.grad_h = torch.empty_like(h) if need_h else None  # (N, D)
+        # Accumulators in the compute dtype (float32/float64), across chunks.
+        self.grad_w = torch.zeros(w.shape, dtype=self.cdtype, device=h.device) if need_w else None
+        self.grad_b = (
+            torch.zeros(v, dtype=torch.float64, device=h.device) if (need_b and b is not None) else None
+        )
+        self._h_c = None
+
+    def logits(self, start, stop):
+        h_c = self.h[start:stop]
+        self._h_c = h_c if h_c.dtype == self.gdtype else h_c.to(self.gdtype)  # (rows, D)
+        out = self.buf[: stop - start]
+        if self.low is None:
+            if self.b is None:
+                torch.mm(self._h_c, self.w.T, out=out)
+            else:
+                torch.addmm(self.b, self._h_c, self.w.T, out=out)
+            return out
+        low = self.low[: stop - start]
+        torch.mm(self._h_c, self.w.T, out=low)
+        out.copy_(low)
+        if self.b is not None:
+            out += self.b
+        return out
+
+    def cross_entropy(self, buf, start, stop):
+        return _backend.cross_entropy_2d(
+            buf, self.t[start:stop], self.options, row_scale=self.scale[start:stop],
+            grad_out=buf if self.want_grads else None,
+        )
+
+    def accumulate_grads(self, g, start, stop):
+        h_c = self._h_c
+        g_g = g
+        if self.low is not None:
+            # p_y - 1 was formed in float32 by the kernel; only now round to 16 bits.
+            g_g = self.low[: stop - start].copy_(g)
+        if self.grad_h is not None:
+            dst = self.grad_h[start:stop]
+            if dst.dtype == g_g.dtype:
+                torch.mm(g_g, self.w, out=dst)
+            else:
+                dst.copy_(torch.mm(g_g, self.w))  # (rows, D) temporary
+        if self.grad_w is not None:
+            if g_g.dtype == self.grad_w.dtype:
+                self.grad_w.addmm_(g_g.T, h_c)  # (V, D) += (V, rows) @ (rows, D)
+            else:
+                for v0 in range(0, self.grad_w.shape[0], _WGRAD_BLOCK):
+                    blk = slice(v0, v0 + _WGRAD_BLOCK)
+                    self.grad_w[blk] += torch.mm(g_g[:, blk].T, h_c)
+        if self.grad_b is not None:
+            self.grad_b += g.sum(dim=0, dtype=torch.float64)
+
+
+def prepare(hidden, weight, bias, target, chunk_size, ce_options) -> tuple[LinearProblem, torch.Tensor]:
+    """Validate a call; return the problem and the flattened targets (on ``hidden``'s device)."""
+    from softmaxkit.functional import prepare_target
+
+    t = target if isinstance(target, torch.Tensor) else torch.as_tensor(target)
+    if t.requires_grad:
+        # silently returning no gradient would be wrong; say so instead
+        raise ValueError(
+            "linear_cross_entropy is not differentiable with respect to target; pass target.detach() "
+            "(softmaxkit.torch.cross_entropy on explicit logits does differentiate soft targets)"
+        )
+    n, _, v = check_linear_inputs(hidden, weight, bias, t)
+    opts = cross_entropy_options(n_classes=v, **_ce_options(ce_options))
+    batch = tuple(hidden.shape[:-1])
+    _, soft = prepare_target(to_numpy(t), batch + (v,), len(batch), opts.ignore_index)
+    cdtype = compute_dtype(hidden.dtype)
+    if chunk_size is None:
+        gdtype = gemm_dtype(hidden.dtype, hidden.device)
+        per_logit = cdtype.itemsize + (gdtype.itemsize if gdtype != cdtype else 0)
+        rows = chunk_rows(n, v, per_logit)
+    else:
+        rows = _check_chunk_size(chunk_size, n)
+    t = t.to(hidden.device)
+    t_rows = t.reshape(n, v).to(cdtype).contiguous() if soft else t.reshape(n).to(torch.int64)
+    return LinearProblem(Problem(-1, opts, soft), n, rows), t_rows
+
+
+def run(hidden, weight, bias, t_rows, lp: LinearProblem, *, needs, grad_output=None):
+    """One pass: ``(loss, grad_hidden, grad_weight, grad_bias)``; grads None where not needed.
+
+    Gradients include ``grad_output`` (scalar, or per row for ``"none"``).
+    """
+    h = hidden.detach().reshape(lp.n_rows, hidden.shape[-1]).contiguous()  # (N, D)
+    w = weight.detach().contiguous()
+    b = None if bias is None else bias.detach()
+    scale, denom = row_scale(t_rows, lp.problem, grad_output)
+    ops = _TorchOps(h, w, b, t_rows, lp.problem, scale, lp.rows_per_chunk, needs)
+    losses = run_chunks(ops, lp.n_rows, lp.rows_per_chunk, want_grads=any(needs))
+    row_loss = torch.cat(losses) if losses else torch.zeros(0, dtype=torch.float64)
+    loss = reduce_rows(row_loss.to(hidden.device), lp.problem, denom, tuple(hidden.shape[:-1]), hidden.dtype)
+    grad_h = None if ops.grad_h is None else ops.grad_h.reshape(hidden.shape)
+    grad_w = None if ops.grad_w is None else ops.grad_w.to(weight.dtype)
+    grad_b = None if ops.grad_b is None else ops.grad_b.to(bias.dtype)
+    return loss, grad_h, grad_w, grad_b
+
+
+class LinearCrossEntropyFunction(torch.autograd.Function):
+    """Autograd for the chunked linear cross-entropy.
+
+    Where the gradients are computed, and why:
+
+    * ``"mean"`` and ``"sum"``: in the **forward**, in the same pass as the
+      loss (3 GEMMs in total, the dense floor). The upstream gradient is a
+      scalar, and every gradient is linear in it, so backward multiplies the
+      saved gradients in place. Recomputing in backward would cost a fourth
+      GEMM (the logits again).
+    * ``"none"``: in the **backward**, recomputed with the real per-row
+      upstream gradient as the row scale (forward: 1 GEMM for the loss;
+      backward: 3 GEMMs). ``grad_weight = sum_i u_i g_i^T h_i`` mixes rows,
+      so gradients made in the forward with ``u = 1`` cannot be rescaled to
+      an arbitrary ``u`` afterwards (this is where peers go wrong). 4 GEMMs
+      total is the price of being exact, and the forward keeps no gradients
+      alive in the meantime.
+
+    A second backward over the same graph (``retain_graph=True``) recomputes,
+    because the first one handed its tensors out.
+    """
+
+    @staticmethod
+    def forward(ctx, hidden, weight, bias, t_rows, lp):
+        needs = tuple(ctx.needs_input_grad[:3])
+        needs = (needs[0], needs[1], needs[2] and bias is not None)
+        eager = lp.problem.options.reduction != "none" and any(needs)
+        loss, *grads = run(hidden, weight, bias, t_rows, lp, needs=needs if eager else (False,) * 3)
+        ctx.grads = grads if eager else None
+        ctx.lp, ctx.needs = lp, needs
+        ctx.save_for_backward(hidden, weight, bias, t_rows)
+        return loss
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_output):
+        hidden, weight, bias, t_rows = ctx.saved_tensors
+        grads, ctx.grads = ctx.grads, None
+        if grads is None:  # "none", or a second backward: one pass with the true upstream
+            _, *grads = run(hidden, weight, bias, t_rows, ctx.lp, needs=ctx.needs, grad_output=grad_output)
+        elif not (grad_output.device.type == "cpu" and float(grad_output) == 1.0):
+            grads = [None if g is None else g.mul_(grad_output.to(g.dtype)) for g in grads]
+        return grads[0], grads[1], grads[2], None, None
+
+
+def linear_cross_entropy(hidden, weight, target, *, bias=None, chunk_size=None, **ce_options):
+    """Autograd entry point; see :func:`softmaxkit.linear_cross_entropy`."""
+    lp, t_rows = prepare(hidden, weight, bias, target, chunk_size, ce_options)
+    return LinearCrossEntropyFunction.apply(hidden, weight, bias, t_rows, lp)
+
+
+def linear_cross_entropy_and_grad(
+    hidden, weight, target, *, bias=None, chunk_size=None, grad_output: Any = None, **ce_options
+):
+    """No-graph entry point; see :func:`softmaxkit.linear_cross_entropy_and_grad`."""
+    lp, t_rows = prepare(hidden, weight, bias, target, chunk_size, ce_options)
+    with torch.no_grad():
+        return run(hidden, weight, bias, t_rows, lp, needs=(True, True, bias is not None), grad_output=grad_output)

@@ -1,0 +1,266 @@
+"""The public ops for torch tensors, with autograd.
+
+:mod:`softmaxkit.functional` sends tensors here (same names, same
+arguments), so ``sk.softmax(tensor)`` and ``softmaxkit.torch.softmax(tensor)``
+are the same call. Semantics are those documented in
+:mod:`softmaxkit.functional` (read the docstrings there); in short:
+
+* float16/bfloat16 are computed in float32 and returned in the input dtype;
+* a row of all ``-inf`` has softmax 0, log-softmax ``-inf``, logsumexp
+  ``-inf``, and no NaN in the value or the gradient;
+* NaN and ``+inf`` in a row make that row NaN;
+* if every target is ignored the ``"mean"`` cross-entropy is 0 with zero
+  gradient.
+
+Cross-entropy runs through :class:`~softmaxkit.torch._cross_entropy.CrossEntropyFunction`
+(fused loss + gradient; NumPy/numba kernels on CPU, torch ops elsewhere). The
+softmax family is written in torch ops and differentiated by autograd.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from softmaxkit._validation import check_floating, check_reduction, check_temperature, normalize_axis
+from softmaxkit.torch import _triton
+from softmaxkit.torch._cross_entropy import CrossEntropyFunction, loss_and_grad, problem_for
+from softmaxkit.torch._tensors import LOW_PRECISION, compute_dtype
+
+__all__ = [
+    "softmax",
+    "log_softmax",
+    "logsumexp",
+    "sigmoid",
+    "log_sigmoid",
+    "cross_entropy",
+    "cross_entropy_and_grad",
+    "binary_cross_entropy_with_logits",
+    "linear_cross_entropy",
+    "linear_cross_entropy_and_grad",
+]
+
+
+# --------------------------------------------------------------------------- softmax family
+
+
+def _shift(x: torch.Tensor, axis: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(z, s, m)``: the shift ``m = max`` (0 for all ``-inf`` rows), ``z = x - m``
+    and ``s = sum(exp(z))``, with ``axis`` kept.
+
+    The shift is detached: it cancels in every result, so it carries no gradient.
+    """
+    m = x.detach().amax(dim=axis, keepdim=True)
+    m = torch.where(m == -torch.inf, torch.zeros((), dtype=x.dtype, device=x.device), m)
+    z = x - m
+    return z, torch.exp(z).sum(dim=axis, keepdim=True), m
+
+
+def _log_softmax(x: torch.Tensor, axis: int) -> torch.Tensor:
+    """``(x - max) - log(sum)``; ``-inf`` on all ``-inf`` rows (log of a safe sum of 1)."""
+    z, s, _ = _shift(x, axis)
+    return z - torch.log(torch.where(s > 0, s, torch.ones_like(s)))
+
+
+def _prepare(x: Any, axis: int, temperature: float = 1.0) -> tuple[torch.Tensor, int]:
+    check_floating(x, "x")
+    axis = normalize_axis(axis, x.ndim)
+    xc = x.to(compute_dtype(x.dtype)) if x.dtype in LOW_PRECISION else x
+    t = check_temperature(temperature)
+    return (xc / t if t != 1.0 else xc), axis
+
+
+def _write(result: torch.Tensor, x: torch.Tensor, out: Any) -> torch.Tensor:
+    result = result.to(x.dtype)
+    if out is None:
+        return result
+    if not isinstance(out, torch.Tensor) or tuple(out.shape) != tuple(x.shape):
+        raise ValueError(
+            f"out must be a tensor of shape {tuple(x.shape)}, got "
+            f"{tuple(out.shape) if hasattr(out, 'shape') else type(out).__name__}"
+        )
+    return out.copy_(result)
+
+
+def softmax(x: torch.Tensor, axis: int = -1, *, temperature: float = 1.0, out: Any = None) -> torch.Tensor:
+    """Softmax along ``axis`` (see :func:`softmaxkit.softmax`); all ``-inf`` rows give 0."""
+    if out is None and _triton.use_for(x):  # CUDA: Triton kernels (forward and backward)
+        return _triton.softmax(x, normalize_axis(axis, x.ndim), temperature=check_temperature(temperature))
+    xc, axis = _prepare(x, axis, temperature)
+    z, s, _ = _shift(xc, axis)
+    # exp(z) is 0 on an all -inf row, so a safe denominator of 1 gives 0, not 0/0.
+    return _write(torch.exp(z) / torch.where(s > 0, s, torch.ones_like(s)), x, out)
+
+
+def log_softmax(x: torch.Tensor, axis: int = -1, *, temperature: float = 1.0, out: Any = None) -> torch.Tensor:
+    """Log-softmax along ``axis`` (see :func:`softmaxkit.log_softmax`); all ``-inf`` rows give ``-inf``."""
+    if out is None and _triton.use_for(x):
+        return _triton.softmax(x, normalize_axis(axis, x.ndim), temperature=check_temperature(temperature), log=True)
+    xc, axis = _prepare(x, axis, temperature)
+    return _write(_log_softmax(xc, axis), x, out)
+
+
+def logsumexp(x: torch.Tensor, axis: int = -1, *, keepdims: bool = False) -> torch.Tensor:
+    """``log(sum(exp(x)))`` along ``axis``; ``-inf`` (zero gradient) for all ``-inf`` rows."""
+    xc, axis = _prepare(x, axis)
+    if xc.shape[axis] == 0:
+        shape = list(x.shape)
+        shape[axis] = 1
+        res = torch.full(shape, -torch.inf, dtype=x.dtype, device=x.device)
+        return res if keepdims else res.squeeze(axis)
+    z, s, m = _shift(xc, axis)
+    res = m + torch.where(s > 0, torch.log(torch.where(s > 0, s, torch.ones_like(s))), -torch.inf)
+    res = res if keepdims else res.squeeze(axis)
+    return res.to(x.dtype)
+
+
+def sigmoid(x: torch.Tensor) -> torch.Tensor:
+    """Logistic function (torch's overflow-free kernel), 16-bit input computed in float32."""
+    check_floating(x, "x")
+    return torch.sigmoid(x.to(compute_dtype(x.dtype))).to(x.dtype)
+
+
+def log_sigmoid(x: torch.Tensor) -> torch.Tensor:
+    """``min(x, 0) - log1p(exp(-|x|))`` (torch's ``logsigmoid``), exact for large ``|x|``."""
+    check_floating(x, "x")
+    return F.logsigmoid(x.to(compute_dtype(x.dtype))).to(x.dtype)
+
+
+# --------------------------------------------------------------------------- cross-entropy
+
+
+def cross_entropy(
+    logits: torch.Tensor,
+    target: Any,
+    *,
+    axis: int = -1,
+    weight: Any = None,
+    ignore_index: int = -100,
+    reduction: str = "mean",
+    label_smoothing: float = 0.0,
+    z_loss: float = 0.0,
+    softcap: float | None = None,
+) -> torch.Tensor:
+    """Cross-entropy with autograd; options and semantics of :func:`softmaxkit.cross_entropy`.
+
+    Matches ``torch.nn.functional.cross_entropy`` (with ``logits`` moved so
+    the class axis is 1) wherever torch is finite, in value and gradient. The
+    gradient is computed in the forward pass by the fused kernel, so a
+    backward costs one multiply by ``grad_output`` (nothing for ``1.0``).
+
+    Differentiable in ``logits``, and in soft (probability) targets.
+    """
+    options = dict(
+        weight=weight, ignore_index=ignore_index, reduction=reduction,
+        label_smoothing=label_smoothing, z_loss=z_loss, softcap=softcap,
+    )
+    problem, t = problem_for(logits, target, axis, options)
+    if _triton.use_for(logits, t):  # CUDA: fused Triton kernel, 16-bit stays 16-bit
+        return _triton.cross_entropy_nd(logits, t, problem.options, axis=problem.axis, soft=problem.soft)
+    return CrossEntropyFunction.apply(logits, t, problem)
+
+
+def cross_entropy_and_grad(
+    logits: torch.Tensor,
+    target: Any,
+    *,
+    axis: int = -1,
+    weight: Any = None,
+    ignore_index: int = -100,
+    reduction: str = "mean",
+    label_smoothing: float = 0.0,
+    z_loss: float = 0.0,
+    softcap: float | None = None,
+    grad_output: Any = None,
+    grad_out: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Loss and ``grad_output * dloss/dlogits`` as plain tensors (no autograd graph).
+
+    See :func:`softmaxkit.cross_entropy_and_grad`. ``grad_out``, a tensor of
+    the logits' shape, receives the gradient (and is returned).
+    """
+    options = dict(
+        weight=weight, ignore_index=ignore_index, reduction=reduction,
+        label_smoothing=label_smoothing, z_loss=z_loss, softcap=softcap,
+    )
+    problem, t = problem_for(logits, target, axis, options)
+    if grad_out is not None and (
+        not isinstance(grad_out, torch.Tensor) or tuple(grad_out.shape) != tuple(logits.shape)
+    ):
+        raise ValueError(
+            f"grad_out must be a tensor of the logits' shape {tuple(logits.shape)}, got "
+            f"{tuple(grad_out.shape) if hasattr(grad_out, 'shape') else type(grad_out).__name__}"
+        )
+    with torch.no_grad():
+        loss, grad = loss_and_grad(logits.detach(), t, problem, want_grad=True, grad_output=grad_output)
+        return loss, (grad if grad_out is None else grad_out.copy_(grad))
+
+
+def binary_cross_entropy_with_logits(
+    logits: torch.Tensor,
+    target: Any,
+    *,
+    weight: Any = None,
+    pos_weight: Any = None,
+    reduction: str = "mean",
+) -> torch.Tensor:
+    """Elementwise binary cross-entropy on logits (torch's formula and gradient).
+
+    See :func:`softmaxkit.binary_cross_entropy_with_logits`. ``"mean"`` of an
+    empty input is 0, not NaN.
+    """
+    check_floating(logits, "logits")
+    reduction = check_reduction(reduction)
+    y = torch.as_tensor(target, device=logits.device)
+    if tuple(y.shape) != tuple(logits.shape):
+        raise ValueError(f"target must have the logits' shape {tuple(logits.shape)}, got {tuple(y.shape)}")
+    cdtype = compute_dtype(logits.dtype)
+    extra = {}
+    for name, value, shape in (("weight", weight, logits.shape), ("pos_weight", pos_weight, logits.shape[-1:])):
+        if value is None:
+            continue
+        v = torch.as_tensor(value, device=logits.device).to(cdtype)
+        try:
+            torch.broadcast_shapes(v.shape, tuple(shape))
+        except RuntimeError:
+            raise ValueError(f"{name} of shape {tuple(v.shape)} cannot broadcast to {tuple(shape)}") from None
+        if bool((v < 0).any()) or not bool(torch.isfinite(v).all()):
+            raise ValueError(f"{name} must be finite and non-negative")
+        extra[name] = v
+    loss = F.binary_cross_entropy_with_logits(logits.to(cdtype), y.to(cdtype), reduction="none", **extra)
+    if reduction == "none":
+        return loss.to(logits.dtype)
+    total = loss.sum(dtype=torch.float64)
+    if reduction == "mean":
+        total = total / loss.numel() if loss.numel() else total
+    return total.to(logits.dtype)
+
+
+# --------------------------------------------------------------------------- linear cross-entropy
+
+
+def linear_cross_entropy(hidden, weight, target, *, bias=None, chunk_size=None, **ce_options):
+    """Fused ``cross_entropy(hidden @ weight.T + bias, target)`` with autograd.
+
+    See :func:`softmaxkit.linear_cross_entropy` and
+    :class:`softmaxkit.torch._linear.LinearCrossEntropyFunction`.
+    """
+    from softmaxkit.torch._linear import linear_cross_entropy as impl
+
+    return impl(hidden, weight, target, bias=bias, chunk_size=chunk_size, **ce_options)
+
+
+def linear_cross_entropy_and_grad(
+    hidden, weight, target, *, bias=None, chunk_size=None, grad_output=None, **ce_options
+):
+    """``(loss, grad_hidden, grad_weight, grad_bias)`` as plain tensors, one pass.
+
+    See :func:`softmaxkit.linear_cross_entropy_and_grad`.
+    """
+    from softmaxkit.torch._linear import linear_cross_entropy_and_grad as impl
+
+    return impl(
+        hidden, weight, target, bias=bias, chunk_size=chunk_size, grad_output=grad_output, **ce_options
+    )

@@ -1,0 +1,104 @@
+"""``torch.nn`` loss modules over :mod:`softmaxkit.torch.functional`.
+
+Modules hold options only (class weights as a buffer, so ``.to(device)``
+moves them); every bit of math is in the functional ops.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from softmaxkit._validation import (
+    check_ignore_index,
+    check_non_negative,
+    check_positive_or_none,
+    check_reduction,
+    check_unit_interval,
+)
+from softmaxkit.torch import functional as F
+
+
+class _OptionsMixin:
+    def _set_options(self, weight, ignore_index, reduction, label_smoothing, z_loss, softcap, *, weight_name):
+        # Scalar options are checked now (fail at construction); the class
+        # weight's length is checked against the logits at call time.
+        self.ignore_index = check_ignore_index(ignore_index)
+        self.reduction = check_reduction(reduction)
+        self.label_smoothing = check_unit_interval(label_smoothing, "label_smoothing")
+        self.z_loss = check_non_negative(z_loss, "z_loss")
+        self.softcap = check_positive_or_none(softcap, "softcap")
+        self.register_buffer(weight_name, None if weight is None else torch.as_tensor(weight))
+
+    def _options(self) -> dict[str, Any]:
+        return dict(
+            ignore_index=self.ignore_index, reduction=self.reduction,
+            label_smoothing=self.label_smoothing, z_loss=self.z_loss, softcap=self.softcap,
+        )
+
+    def extra_repr(self) -> str:
+        return ", ".join(f"{k}={v!r}" for k, v in self._options().items())
+
+
+class CrossEntropyLoss(_OptionsMixin, torch.nn.Module):
+    """Cross-entropy loss module: ``CrossEntropyLoss(**options)(logits, target)``.
+
+    Parameters (keyword-only) are those of :func:`softmaxkit.cross_entropy`:
+    ``axis``, ``weight``, ``ignore_index``, ``reduction``,
+    ``label_smoothing``, ``z_loss``, ``softcap``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from softmaxkit.torch import CrossEntropyLoss
+    >>> loss = CrossEntropyLoss(label_smoothing=0.1)(torch.zeros(2, 3), torch.tensor([0, 2]))
+    >>> round(float(loss), 4)
+    1.0986
+    """
+
+    def __init__(
+        self, *, axis: int = -1, weight: Any = None, ignore_index: int = -100, reduction: str = "mean",
+        label_smoothing: float = 0.0, z_loss: float = 0.0, softcap: float | None = None,
+    ) -> None:
+        super().__init__()
+        self.axis = axis
+        self._set_options(weight, ignore_index, reduction, label_smoothing, z_loss, softcap, weight_name="weight")
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(logits, target, axis=self.axis, weight=self.weight, **self._options())
+
+
+class LinearCrossEntropyLoss(_OptionsMixin, torch.nn.Module):
+    """Fused head + loss: ``LinearCrossEntropyLoss(**options)(hidden, weight, target, bias)``.
+
+    Holds no parameters: pass the head's ``weight`` (and ``bias``), e.g.
+    ``loss_fn(h, model.lm_head.weight, y)``, so the head stays an ordinary
+    ``nn.Linear`` for generation while training never builds the logits.
+
+    Parameters (keyword-only): ``chunk_size`` as in
+    :func:`softmaxkit.linear_cross_entropy`; ``class_weight`` (class
+    weights, torch's ``weight``), ``ignore_index``, ``reduction``,
+    ``label_smoothing``, ``z_loss``, ``softcap`` as in
+    :func:`softmaxkit.cross_entropy`.
+    """
+
+    def __init__(
+        self, *, chunk_size: int | None = None, class_weight: Any = None, ignore_index: int = -100,
+        reduction: str = "mean", label_smoothing: float = 0.0, z_loss: float = 0.0,
+        softcap: float | None = None,
+    ) -> None:
+        super().__init__()
+        self.chunk_size = chunk_size
+        # "class_weight": in this module "weight" is the projection passed to forward
+        self._set_options(
+            class_weight, ignore_index, reduction, label_smoothing, z_loss, softcap, weight_name="class_weight"
+        )
+
+    def forward(
+        self, hidden: torch.Tensor, weight: torch.Tensor, target: torch.Tensor, bias: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        return F.linear_cross_entropy(
+            hidden, weight, target, bias=bias, chunk_size=self.chunk_size,
+            class_weight=self.class_weight, **self._options(),
+        )

@@ -1,0 +1,352 @@
+"""linear_cross_entropy(_and_grad): loss and all three gradients against a
+dense float64 reference for every option, in NumPy and torch; the memory
+claim (no (N, V) array) in a fresh subprocess; low precision."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+import oracle
+import softmaxkit as sk
+from softmaxkit.linear import CHUNK_BYTES, chunk_rows
+
+torch = pytest.importorskip("torch")
+
+N, D, V = 23, 6, 17
+
+
+def _inputs(seed=0, n=N, d=D, v=V, soft=False, ignored=(2, 9)):
+    rng = np.random.default_rng(seed)
+    h = rng.standard_normal((n, d))
+    w = rng.standard_normal((v, d)) * 0.7
+    b = rng.standard_normal(v)
+    if soft:
+        t = rng.random((n, v))
+        t /= t.sum(1, keepdims=True)
+    else:
+        t = rng.integers(0, v, n)
+        for i in ignored:
+            if i < n:
+                t[i] = -100
+    return h, w, b, t
+
+
+def dense_reference(h, w, b, t, *, class_weight=None, ignore_index=-100, reduction="mean",
+                    label_smoothing=0.0, z_loss=0.0, softcap=None, upstream=None):
+    """Loss and grads by torch autograd over the dense float64 logits and the
+    DESIGN.md formulas (written here again; shares no code with softmaxkit)."""
+    h_, w_ = torch.tensor(h, requires_grad=True), torch.tensor(w, requires_grad=True)
+    b_ = None if b is None else torch.tensor(b, requires_grad=True)
+    x = h_ @ w_.T + (0 if b_ is None else b_)
+    if softcap is not None:
+        x = softcap * torch.tanh(x / softcap)
+    c = x.shape[1]
+    cw = torch.ones(c, dtype=torch.float64) if class_weight is None else torch.tensor(class_weight)
+    lse = torch.logsumexp(x, 1)
+    nlp = lse[:, None] - x  # -log p, (N, V)
+    eps = label_smoothing
+    t = np.asarray(t)
+    if t.ndim == 2:
+        tt = (1 - eps) * torch.tensor(t) + eps / c
+        rows = (tt * cw * nlp).sum(1) + z_loss * lse**2
+        row_w = torch.ones(len(t), dtype=torch.float64)
+    else:
+        tt = torch.tensor(t)
+        active = tt != ignore_index
+        y = torch.where(active, tt, 0)
+        w_y = torch.where(active, cw[y], 0.0)
+        rows = (1 - eps) * w_y * nlp.gather(1, y[:, None])[:, 0] + eps / c * (cw * nlp).sum(1)
+        rows = torch.where(active, rows + z_loss * w_y * lse**2, 0.0)
+        row_w = w_y
+    if reduction == "none":
+        loss = rows
+    elif reduction == "sum":
+        loss = rows.sum()
+    else:
+        loss = rows.sum() / row_w.sum() if row_w.sum() > 0 else rows.sum() * 0
+    u = torch.ones_like(loss) if upstream is None else torch.as_tensor(upstream, dtype=torch.float64)
+    inputs = [h_, w_] + ([] if b_ is None else [b_])
+    grads = torch.autograd.grad(loss, inputs, u)
+    return loss.detach().numpy(), [g.numpy() for g in grads] + ([None] if b_ is None else [])
+
+
+OPTION_GRID = [
+    {},
+    dict(reduction="sum"),
+    dict(reduction="none"),
+    dict(label_smoothing=0.2),
+    dict(label_smoothing=1.0, reduction="sum"),
+    dict(z_loss=1e-2),
+    dict(softcap=2.0),
+    dict(class_weight=np.linspace(0.0, 2.0, V)),
+    dict(class_weight=np.linspace(0.1, 2.0, V), label_smoothing=0.1, z_loss=1e-3, softcap=3.0),
+    dict(ignore_index=5),
+]
+
+
+def _with_ignore_index(inputs, options):
+    h, w, b, t = inputs
+    if "ignore_index" in options and t.ndim == 1:
+        t = np.where(t == -100, options["ignore_index"], t)
+    return h, w, b, t
+
+
+def _close(a, b, rtol=1e-10, atol=1e-12):
+    np.testing.assert_allclose(np.asarray(a, dtype=np.float64), b, rtol=rtol, atol=atol)
+
+
+@pytest.mark.parametrize("options", OPTION_GRID)
+@pytest.mark.parametrize("soft", [False, True])
+@pytest.mark.parametrize("chunk_size", [1, 7, None])
+@pytest.mark.parametrize("with_bias", [True, False])
+def test_numpy_loss_and_grads_match_dense_reference(options, soft, chunk_size, with_bias):
+    h, w, b, t = _with_ignore_index(_inputs(soft=soft), options)
+    b = b if with_bias else None
+    upstream = np.linspace(-1.0, 2.0, N) if options.get("reduction") == "none" else 1.3
+    loss, gh, gw, gb = sk.linear_cross_entropy_and_grad(
+        h, w, t, bias=b, chunk_size=chunk_size, grad_output=upstream, **options
+    )
+    ref_loss, (rh, rw, rb) = dense_reference(h, w, b, t, upstream=upstream, **options)
+    _close(loss, ref_loss)
+    _close(gh, rh)
+    _close(gw, rw)
+    if with_bias:
+        _close(gb, rb)
+    else:
+        assert gb is None
+    _close(sk.linear_cross_entropy(h, w, t, bias=b, chunk_size=chunk_size, **options), ref_loss)
+
+
+@pytest.fixture(params=["reference", "numba"])
+def cpu_kernel(request, monkeypatch):
+    from softmaxkit import kernels
+
+    monkeypatch.setattr(kernels, "CPU_MIN_ELEMENTS", 0 if request.param == "numba" else 1 << 62)
+    return request.param
+
+
+@pytest.mark.parametrize("options", OPTION_GRID)
+@pytest.mark.parametrize("soft", [False, True])
+@pytest.mark.parametrize("chunk_size", [4, None])
+def test_torch_autograd_matches_dense_reference(cpu_kernel, options, soft, chunk_size):
+    h, w, b, t = _with_ignore_index(_inputs(soft=soft), options)
+    ht, wt, bt = (torch.tensor(a, requires_grad=True) for a in (h, w, b))
+    opts = dict(options)
+    if "class_weight" in opts:
+        opts["class_weight"] = torch.tensor(opts["class_weight"])
+    loss = sk.linear_cross_entropy(ht, wt, torch.tensor(t), bias=bt, chunk_size=chunk_size, **opts)
+    # a non-uniform upstream for "none" (peers get this wrong), a non-1 scalar otherwise
+    upstream = np.linspace(-1.0, 2.0, N) if options.get("reduction") == "none" else 0.6
+    loss.backward(torch.as_tensor(upstream, dtype=torch.float64))
+    ref_loss, (rh, rw, rb) = dense_reference(h, w, b, t, upstream=upstream, **options)
+    _close(loss.detach(), ref_loss)
+    _close(ht.grad, rh)
+    _close(wt.grad, rw)
+    _close(bt.grad, rb)
+
+
+@pytest.mark.parametrize("reduction", ["mean", "none"])
+def test_torch_gradcheck(reduction):
+    h, w, b, t = _inputs(n=7, d=3, v=5, ignored=(1,))
+    args = tuple(torch.tensor(a, requires_grad=True) for a in (h, w, b))
+    t = torch.tensor(t)
+
+    def f(h_, w_, b_):
+        return sk.linear_cross_entropy(h_, w_, t, bias=b_, chunk_size=3, reduction=reduction,
+                                       label_smoothing=0.1, z_loss=0.01, softcap=2.0)
+
+    assert torch.autograd.gradcheck(f, args)
+
+
+def test_torch_only_needed_grads_and_leading_dims():
+    h, w, b, t = _inputs()
+    ht = torch.tensor(h).reshape(1, N, D).requires_grad_()
+    wt = torch.tensor(w)  # frozen head: no weight gradient is computed
+    loss = sk.linear_cross_entropy(ht, wt, torch.tensor(t).reshape(1, N), reduction="none")
+    assert loss.shape == (1, N)
+    loss.sum().backward()
+    _, (rh, _, _) = dense_reference(h, w, None, t, reduction="none")
+    _close(ht.grad.reshape(N, D), rh)
+    assert wt.grad is None
+
+
+def test_torch_and_grad_api_and_retain_graph():
+    h, w, b, t = _inputs()
+    ht, wt, bt = (torch.tensor(a) for a in (h, w, b))
+    loss, gh, gw, gb = sk.linear_cross_entropy_and_grad(ht, wt, torch.tensor(t), bias=bt, grad_output=2.0)
+    ref_loss, (rh, rw, rb) = dense_reference(h, w, b, t, upstream=2.0)
+    for a, r in [(loss, ref_loss), (gh, rh), (gw, rw), (gb, rb)]:
+        _close(a, r)
+    ht.requires_grad_()
+    loss = sk.linear_cross_entropy(ht, wt, torch.tensor(t))
+    (g1,) = torch.autograd.grad(loss, ht, retain_graph=True)
+    (g2,) = torch.autograd.grad(loss, ht, torch.tensor(3.0, dtype=torch.float64))
+    torch.testing.assert_close(3 * g1, g2)
+
+
+def test_torch_soft_target_requiring_grad_is_refused():
+    h, w, b, t = _inputs(soft=True)
+    with pytest.raises(ValueError, match="not differentiable with respect to target"):
+        sk.linear_cross_entropy(torch.tensor(h), torch.tensor(w), torch.tensor(t, requires_grad=True))
+
+
+def test_all_ignored_mean_is_zero_with_zero_grads():
+    h, w, b, _ = _inputs()
+    t = np.full(N, -100)
+    loss, gh, gw, gb = sk.linear_cross_entropy_and_grad(h, w, t, bias=b)
+    assert loss == 0.0 and not gh.any() and not gw.any() and not gb.any()
+
+
+def test_loss_matches_oracle_through_dense_logits():
+    h, w, b, t = _inputs()
+    ref = oracle.cross_entropy(h @ w.T + b, t, label_smoothing=0.1)
+    _close(sk.linear_cross_entropy(h, w, t, bias=b, label_smoothing=0.1), ref, rtol=1e-12)
+
+
+# --------------------------------------------------------------------------- low precision
+
+
+@pytest.mark.parametrize("native", [False, True], ids=["fp32-gemm", "bf16-gemm"])
+def test_bfloat16_input(monkeypatch, native):
+    from softmaxkit.torch import _linear
+
+    monkeypatch.setattr(_linear, "NATIVE_BF16_GEMM", native)
+    n, d, v = 64, 32, 300
+    h, w, b, t = _inputs(n=n, d=d, v=v)
+    h, w = h.astype(np.float32) * 0.5, w.astype(np.float32) * 0.5
+    ht, wt = torch.tensor(h).bfloat16().requires_grad_(), torch.tensor(w).bfloat16().requires_grad_()
+    loss = sk.linear_cross_entropy(ht, wt, torch.tensor(t), chunk_size=16)
+    loss.backward()
+    assert loss.dtype == ht.grad.dtype == wt.grad.dtype == torch.bfloat16
+    # the reference: exact float64 math on the bf16-rounded inputs
+    h64, w64 = ht.detach().double().numpy(), wt.detach().double().numpy()
+    ref_loss, (rh, rw, _) = dense_reference(h64, w64, None, t)
+    # torch's own dense bf16 error is the bar
+    hb, wb = ht.detach().clone().requires_grad_(), wt.detach().clone().requires_grad_()
+    torch_loss = torch.nn.functional.cross_entropy(hb @ wb.T, torch.tensor(t))
+    torch_loss.backward()
+    err = abs(float(loss.detach()) - ref_loss)
+    torch_err = abs(float(torch_loss.detach()) - ref_loss)
+    assert err <= max(torch_err, 2 ** -8 * abs(ref_loss))
+    for ours, theirs, ref in [(ht.grad, hb.grad, rh), (wt.grad, wb.grad, rw)]:
+        ours_err = np.abs(ours.double().numpy() - ref).max()
+        torch_err = np.abs(theirs.double().numpy() - ref).max()
+        assert ours_err <= max(1.5 * torch_err, 2 ** -8 * np.abs(ref).max())
+
+
+def test_numpy_float16_and_float32():
+    h, w, b, t = _inputs()
+    ref_loss, (rh, rw, rb) = dense_reference(h, w, b, t)
+    for dtype, rtol in [(np.float32, 1e-5), (np.float16, 5e-3)]:
+        loss, gh, gw, gb = sk.linear_cross_entropy_and_grad(
+            h.astype(dtype), w.astype(dtype), t, bias=b.astype(dtype)
+        )
+        assert np.asarray(loss).dtype == gh.dtype == gw.dtype == gb.dtype == dtype
+        # reference on the rounded inputs
+        r_loss, (r_h, r_w, r_b) = dense_reference(*(a.astype(dtype).astype(np.float64) for a in (h, w, b)), t)
+        _close(loss, r_loss, rtol=rtol, atol=rtol)
+        _close(gw, r_w, rtol=rtol, atol=rtol * np.abs(r_w).max())
+
+
+# --------------------------------------------------------------------------- validation and chunking
+
+
+def test_errors():
+    h, w, b, t = _inputs()
+    with pytest.raises(ValueError, match=r"weight must have shape \(V, 6\)"):
+        sk.linear_cross_entropy(h, w[:, :4], t)
+    with pytest.raises(ValueError, match=r"bias must have shape \(17,\)"):
+        sk.linear_cross_entropy(h, w, t, bias=b[:3])
+    with pytest.raises(ValueError, match="class index 17 at position"):
+        sk.linear_cross_entropy(h, w, np.full(N, 17))
+    with pytest.raises(TypeError, match="same dtype"):
+        sk.linear_cross_entropy(h.astype(np.float32), w, t)
+    with pytest.raises(TypeError, match="class_weight"):
+        sk.linear_cross_entropy(h, w, t, class_weights=np.ones(V))
+    with pytest.raises(ValueError, match="chunk_size"):
+        sk.linear_cross_entropy(h, w, t, chunk_size=0)
+    with pytest.raises(ValueError, match="target must have shape"):
+        sk.linear_cross_entropy(h, w, t[:-1])
+
+
+def test_chunk_rows_follows_the_memory_budget():
+    assert chunk_rows(10**6, 32768, 4) == CHUNK_BYTES // (32768 * 4)
+    assert chunk_rows(10**6, 32768, 4, budget=32 << 20) == 256
+    assert chunk_rows(10**6, 131072, 4, budget=32 << 20) == 64
+    assert chunk_rows(10, 32768, 4) == 10  # never more than N
+    assert chunk_rows(10, 10**9, 4) == 1  # at least one row
+
+
+# --------------------------------------------------------------------------- memory
+
+
+_MEMORY_SCRIPT = textwrap.dedent(
+    """
+    import json, os, sys, threading, time
+    import numpy as np
+    backend, n, d, v = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+    import softmaxkit as sk
+
+    PAGE = os.sysconf("SC_PAGE_SIZE")
+
+    def rss():
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * PAGE
+
+    rng = np.random.default_rng(0)
+    h = rng.standard_normal((n, d), dtype=np.float32)
+    w = rng.standard_normal((v, d), dtype=np.float32) * 0.1
+    t = rng.integers(0, v, n)
+    if backend == "numpy":
+        def call(k):
+            sk.linear_cross_entropy_and_grad(h[:k], w, t[:k])
+    else:
+        import torch
+        ht, wt = torch.from_numpy(h).requires_grad_(), torch.from_numpy(w).requires_grad_()
+        tt = torch.from_numpy(t)
+        def call(k):
+            sk.linear_cross_entropy(ht[:k], wt, tt[:k]).backward()
+            wt.grad = ht.grad = None
+    # Warm up on a quarter of the rows (at least one full chunk): imports, JIT,
+    # and the BLAS libraries' work buffers, whose pages are touched lazily.
+    call(n // 4)
+    # ru_maxrss would keep the JIT's transient peak; sample the current RSS instead.
+    base, peak, done = rss(), [0], threading.Event()
+
+    def sample():
+        while not done.is_set():
+            peak[0] = max(peak[0], rss())
+            time.sleep(0.0005)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    call(n)
+    done.set()
+    sampler.join()
+    print(json.dumps({"peak": max(peak[0], rss()) - base}))
+    """
+)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/statm")
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+def test_no_n_by_v_allocation(backend):
+    # (N, V) float32 logits would be 256 MiB; the chunk budget is 52 MiB and the
+    # outputs (grad_hidden, grad_weight) are 0.25 + 2 MiB.
+    n, d, v = 2048, 16, 32768
+    dense = n * v * 4
+    res = subprocess.run(
+        [sys.executable, "-c", _MEMORY_SCRIPT, backend, str(n), str(d), str(v)],
+        capture_output=True, text=True, timeout=600, check=True,
+    )
+    peak = json.loads(res.stdout.strip().splitlines()[-1])["peak"]
+    outputs = (n * d + v * d) * 4
+    # A dense path needs >= 256 MiB more; the goal is <= 64 MiB beyond the outputs.
+    assert peak - outputs <= dense / 4, f"peak extra memory {peak / 2**20:.1f} MiB"

@@ -1,0 +1,314 @@
+"""softmaxkit.torch.functional: parity with torch, the float64 oracle, finite
+differences, and the documented differences (all-ignored mean, all -inf rows)."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+
+import oracle
+
+torch = pytest.importorskip("torch")
+F = torch.nn.functional
+
+import softmaxkit as sk  # noqa: E402
+import softmaxkit.torch as skt  # noqa: E402
+from softmaxkit.torch import _backend  # noqa: E402
+
+
+@pytest.fixture(params=["reference", "numba", "torch_ops"])
+def backend(request, monkeypatch):
+    """Run a test with each CPU kernel (NumPy reference, numba) and with the
+    torch-ops kernel (the CUDA fallback)."""
+    from softmaxkit import kernels
+
+    monkeypatch.setattr(_backend, "FORCE_TORCH_OPS", request.param == "torch_ops")
+    # numba for every size (by default small inputs stay on the reference)
+    monkeypatch.setattr(kernels, "CPU_MIN_ELEMENTS", 0 if request.param == "numba" else 1 << 62)
+    return request.param
+
+
+def _logits(n=11, c=7, dtype=torch.float64, seed=0, scale=3.0):
+    g = torch.Generator().manual_seed(seed)
+    return (scale * torch.randn(n, c, generator=g, dtype=torch.float64)).to(dtype)
+
+
+def _hard_target(n, c, seed=1, ignored=()):
+    g = torch.Generator().manual_seed(seed)
+    t = torch.randint(0, c, (n,), generator=g)
+    for i in ignored:
+        t[i] = -100
+    return t
+
+
+def _grads(loss, inputs, upstream):
+    return torch.autograd.grad(loss, inputs, upstream)
+
+
+# --------------------------------------------------------------------------- parity with torch
+
+GRID = list(
+    itertools.product(
+        ["mean", "sum", "none"],  # reduction
+        [False, True],  # class weight (with a zero entry)
+        [0.0, 0.1, 1.0],  # label smoothing
+        [False, True],  # some targets ignored
+    )
+)
+
+
+@pytest.mark.parametrize("reduction,weighted,smoothing,ignored", GRID)
+def test_hard_targets_match_torch_forward_and_backward(backend, reduction, weighted, smoothing, ignored):
+    n, c = 13, 6
+    x = _logits(n, c).requires_grad_()
+    t = _hard_target(n, c, ignored=(0, 5) if ignored else ())
+    w = torch.tensor([0.5, 2.0, 0.0, 1.0, 3.0, 1.5], dtype=torch.float64) if weighted else None
+    kw = dict(weight=w, reduction=reduction, label_smoothing=smoothing)
+    ours, ref = skt.cross_entropy(x, t, **kw), F.cross_entropy(x, t, **kw)
+    torch.testing.assert_close(ours, ref, rtol=1e-12, atol=1e-12)
+    upstream = torch.randn_like(ref) if reduction == "none" else torch.tensor(1.7, dtype=torch.float64)
+    (g,), (g_ref,) = _grads(ours, x, upstream), _grads(ref, x, upstream)
+    torch.testing.assert_close(g, g_ref, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("smoothing", [0.0, 0.2])
+def test_soft_targets_match_torch_including_target_grad(backend, reduction, weighted, smoothing):
+    n, c = 9, 5
+    x = _logits(n, c).requires_grad_()
+    t = torch.softmax(_logits(n, c, seed=3), dim=1).requires_grad_()
+    w = torch.rand(c, dtype=torch.float64, generator=torch.Generator().manual_seed(4)) if weighted else None
+    kw = dict(weight=w, reduction=reduction, label_smoothing=smoothing)
+    ours, ref = skt.cross_entropy(x, t, **kw), F.cross_entropy(x, t, **kw)
+    torch.testing.assert_close(ours, ref, rtol=1e-12, atol=1e-12)
+    upstream = torch.randn_like(ref) if reduction == "none" else torch.tensor(0.3, dtype=torch.float64)
+    g, g_ref = _grads(ours, (x, t), upstream), _grads(ref, (x, t), upstream)
+    torch.testing.assert_close(g[0], g_ref[0], rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(g[1], g_ref[1], rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("axis", [0, 1, 2, -1])
+@pytest.mark.parametrize("soft", [False, True])
+def test_any_class_axis_matches_torch(axis, soft):
+    x = _logits(4 * 5 * 6, 1).reshape(4, 5, 6).requires_grad_()
+    moved = x.movedim(axis, 1)  # torch wants classes on dim 1
+    c = x.shape[axis]
+    batch = tuple(s for i, s in enumerate(x.shape) if i != axis % 3)
+    if soft:
+        t = torch.softmax(_logits(int(np.prod(batch)), c, seed=2).reshape(*batch, c), -1)
+        t_ours, t_ref = t.movedim(-1, axis), t.movedim(-1, 1)
+    else:
+        t = torch.randint(0, c, batch, generator=torch.Generator().manual_seed(2))
+        t_ours = t_ref = t
+    ours = skt.cross_entropy(x, t_ours, axis=axis, reduction="none")
+    ref = F.cross_entropy(moved, t_ref, reduction="none")
+    torch.testing.assert_close(ours, ref, rtol=1e-12, atol=1e-12)
+    u = torch.randn_like(ref)
+    torch.testing.assert_close(_grads(ours, x, u)[0], _grads(ref, x, u)[0], rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("reduction", ["mean", "none"])
+def test_z_loss_and_softcap_match_oracle(backend, reduction):
+    x = _logits(8, 6)
+    t = _hard_target(8, 6, ignored=(2,))
+    w = np.array([1.0, 0.5, 2.0, 1.0, 0.0, 1.0])
+    kw = dict(label_smoothing=0.1, z_loss=1e-2, softcap=4.0)
+    ours = skt.cross_entropy(x, t, weight=torch.tensor(w), reduction=reduction, **kw)
+    ref = oracle.cross_entropy(x.numpy(), t.numpy(), reduction=reduction, weight=w, **kw)
+    np.testing.assert_allclose(ours.numpy(), ref, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {},
+        dict(label_smoothing=0.3, reduction="sum"),
+        dict(z_loss=0.05, softcap=2.5, reduction="none"),
+        dict(weight=torch.tensor([0.2, 1.0, 3.0, 0.7, 1.1], dtype=torch.float64), label_smoothing=0.2),
+    ],
+)
+@pytest.mark.parametrize("soft", [False, True])
+def test_gradcheck(backend, options, soft):
+    x = _logits(6, 5, scale=1.0).requires_grad_()
+    t = torch.softmax(_logits(6, 5, seed=9), 1) if soft else _hard_target(6, 5, ignored=(1,))
+    assert torch.autograd.gradcheck(lambda z: skt.cross_entropy(z, t, **options), (x,))
+    if soft:
+        t = t.clone().requires_grad_()
+        assert torch.autograd.gradcheck(lambda z, p: skt.cross_entropy(z, p, **options), (x, t))
+
+
+def test_repeated_backward_with_retain_graph_is_correct():
+    x = _logits().requires_grad_()
+    t = _hard_target(11, 7)
+    loss = skt.cross_entropy(x, t)
+    (g1,) = torch.autograd.grad(loss, x, torch.tensor(2.0, dtype=torch.float64), retain_graph=True)
+    (g2,) = torch.autograd.grad(loss, x, torch.tensor(3.0, dtype=torch.float64))
+    torch.testing.assert_close(g1 * 1.5, g2)
+
+
+def test_backward_does_not_touch_inputs_or_earlier_grads():
+    x = _logits().requires_grad_()
+    t = _hard_target(11, 7)
+    x_before = x.detach().clone()
+    skt.cross_entropy(x, t).backward()
+    first = x.grad.clone()
+    skt.cross_entropy(x, t).backward()  # accumulates into x.grad
+    torch.testing.assert_close(x.detach(), x_before, rtol=0, atol=0)
+    torch.testing.assert_close(x.grad, 2 * first)
+
+
+# --------------------------------------------------------------------------- documented differences
+
+
+@pytest.mark.parametrize("backend_name", ["kernels", "torch_ops"])
+def test_all_ignored_mean_is_zero_with_zero_grad(monkeypatch, backend_name):
+    monkeypatch.setattr(_backend, "FORCE_TORCH_OPS", backend_name == "torch_ops")
+    x = _logits(4, 3).requires_grad_()
+    loss = skt.cross_entropy(x, torch.full((4,), -100))
+    loss.backward()
+    assert loss.item() == 0.0
+    assert torch.equal(x.grad, torch.zeros_like(x))
+
+
+@pytest.mark.parametrize("backend_name", ["kernels", "torch_ops"])
+def test_all_minus_inf_row(monkeypatch, backend_name):
+    monkeypatch.setattr(_backend, "FORCE_TORCH_OPS", backend_name == "torch_ops")
+    x = torch.tensor([[-torch.inf] * 3, [0.0, 1.0, -torch.inf]], dtype=torch.float64, requires_grad=True)
+    p = skt.softmax(x)
+    assert torch.equal(p[0], torch.zeros(3, dtype=torch.float64))
+    assert torch.all(skt.log_softmax(x)[0] == -torch.inf)
+    assert skt.logsumexp(x)[0] == -torch.inf
+    (p.sum() + skt.logsumexp(x)[1] + skt.log_softmax(x)[1, :2].sum()).backward()
+    assert not torch.isnan(x.grad).any()
+    loss = skt.cross_entropy(x, torch.tensor([0, 1]), reduction="none")
+    assert loss[0] == torch.inf and torch.isfinite(loss[1])
+    ignored = skt.cross_entropy(x, torch.tensor([-100, 1]))
+    ignored.backward()
+    assert torch.isfinite(ignored) and not torch.isnan(x.grad).any()
+
+
+def test_soft_target_zero_on_minus_inf_logit_contributes_zero(backend):
+    x = torch.tensor([[0.0, -torch.inf, 1.0]], dtype=torch.float64, requires_grad=True)
+    t = torch.tensor([[0.5, 0.0, 0.5]], dtype=torch.float64)
+    loss = skt.cross_entropy(x, t)
+    loss.backward()
+    assert torch.isfinite(loss) and torch.isfinite(x.grad).all()
+
+
+def test_nan_propagates(backend):
+    x = torch.tensor([[0.0, torch.nan, 1.0], [0.0, 1.0, 2.0]], dtype=torch.float64)
+    loss = skt.cross_entropy(x, torch.tensor([0, 1]), reduction="none")
+    assert torch.isnan(loss[0]) and torch.isfinite(loss[1])
+
+
+# --------------------------------------------------------------------------- dtypes, dispatch, errors
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
+def test_low_precision_in_float32_out_in_input_dtype(dtype):
+    x64 = _logits(16, 10)
+    t = _hard_target(16, 10)
+    x = x64.to(dtype).requires_grad_()
+    loss = skt.cross_entropy(x, t)
+    loss.backward()
+    assert loss.dtype == dtype and x.grad.dtype == dtype
+    ref = F.cross_entropy(x.detach().double(), t)  # exact on the rounded logits
+    assert abs(loss.double() - ref) <= 2 * torch.finfo(dtype).eps * abs(ref)
+    xr = x.detach().double().requires_grad_()
+    F.cross_entropy(xr, t).backward()
+    torch.testing.assert_close(x.grad.double(), xr.grad, rtol=0, atol=2 * torch.finfo(dtype).eps / 16)
+
+
+def test_public_functional_dispatches_tensors():
+    x = _logits().requires_grad_()
+    t = _hard_target(11, 7)
+    loss = sk.cross_entropy(x, t, label_smoothing=0.1)
+    assert isinstance(loss, torch.Tensor) and loss.requires_grad
+    np_loss = sk.cross_entropy(x.detach().numpy(), t.numpy(), label_smoothing=0.1)
+    assert float(loss.detach()) == pytest.approx(float(np_loss), rel=1e-14)
+    for name in ("softmax", "log_softmax", "logsumexp", "sigmoid", "log_sigmoid"):
+        res = getattr(sk, name)(x)
+        np.testing.assert_allclose(res.detach().numpy(), getattr(sk, name)(x.detach().numpy()), rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_cross_entropy_and_grad_for_tensors_matches_numpy(reduction):
+    x = _logits(10, 6)
+    t = _hard_target(10, 6, ignored=(3,))
+    go = np.linspace(0.5, 2.0, 10) if reduction == "none" else 0.7
+    loss, grad = skt.cross_entropy_and_grad(x, t, reduction=reduction, label_smoothing=0.1, grad_output=go)
+    ref_loss, ref_grad = sk.cross_entropy_and_grad(
+        x.numpy(), t.numpy(), reduction=reduction, label_smoothing=0.1, grad_output=go
+    )
+    assert not grad.requires_grad
+    buf = torch.empty_like(x)
+    res = skt.cross_entropy_and_grad(x, t, reduction=reduction, label_smoothing=0.1, grad_output=go, grad_out=buf)
+    assert res[1] is buf
+    torch.testing.assert_close(buf, grad)
+    np.testing.assert_allclose(loss.numpy(), ref_loss, rtol=1e-13)
+    np.testing.assert_allclose(grad.numpy(), ref_grad, rtol=1e-12, atol=1e-15)
+
+
+def test_errors_name_argument_value_and_position():
+    x = _logits(4, 3)
+    with pytest.raises(ValueError, match=r"class index 7 at position \[2\]"):
+        skt.cross_entropy(x, torch.tensor([0, 1, 7, 2]))
+    with pytest.raises(TypeError, match="logits must have a floating dtype"):
+        skt.cross_entropy(torch.ones(4, 3, dtype=torch.int64), torch.tensor([0, 1, 2, 0]))
+    with pytest.raises(ValueError, match="reduction"):
+        skt.cross_entropy(x, torch.tensor([0, 1, 2, 0]), reduction="avg")
+    with pytest.raises(ValueError, match=r"weight\[1\]"):
+        skt.cross_entropy(x, torch.tensor([0, 1, 2, 0]), weight=torch.tensor([1.0, -1.0, 1.0]))
+    with pytest.raises(ValueError, match="label_smoothing"):
+        skt.cross_entropy(x, torch.tensor([0, 1, 2, 0]), label_smoothing=1.5)
+    with pytest.raises(ValueError, match="same shape as logits"):
+        skt.cross_entropy(x, torch.rand(4, 2, dtype=torch.float64))
+
+
+# --------------------------------------------------------------------------- softmax family, BCE
+
+
+@pytest.mark.parametrize("temperature", [1.0, 0.5, 3.0])
+def test_softmax_family_matches_torch_with_grads(temperature):
+    x = _logits(5, 9).requires_grad_()
+    u = torch.randn(5, 9, dtype=torch.float64)
+    pairs = [
+        (skt.softmax(x, temperature=temperature), torch.softmax(x / temperature, -1)),
+        (skt.log_softmax(x, temperature=temperature), torch.log_softmax(x / temperature, -1)),
+    ]
+    for ours, ref in pairs:
+        torch.testing.assert_close(ours, ref, rtol=1e-12, atol=1e-14)
+        torch.testing.assert_close(_grads(ours, x, u)[0], _grads(ref, x, u)[0], rtol=1e-12, atol=1e-14)
+    ours, ref = skt.logsumexp(x, 0, keepdims=True), torch.logsumexp(x, 0, keepdim=True)
+    torch.testing.assert_close(ours, ref)
+    ones = torch.ones_like(ref)
+    torch.testing.assert_close(_grads(ours, x, ones)[0], _grads(ref, x, ones)[0])
+    for ours, ref in [(skt.sigmoid(x), torch.sigmoid(x)), (skt.log_sigmoid(x), F.logsigmoid(x))]:
+        torch.testing.assert_close(ours, ref)
+
+
+def test_softmax_out_and_low_precision():
+    x = _logits(3, 4, dtype=torch.bfloat16)
+    out = torch.empty_like(x)
+    res = skt.softmax(x, out=out)
+    assert res is out and out.dtype == torch.bfloat16
+    torch.testing.assert_close(out.float(), torch.softmax(x.float(), -1), rtol=1e-2, atol=1e-2)
+    with pytest.raises(ValueError, match="out must be"):
+        skt.softmax(x, out=torch.empty(2, 2))
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_binary_cross_entropy_matches_torch(reduction):
+    x = _logits(6, 4).requires_grad_()
+    y = torch.rand(6, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(5))
+    w = torch.rand(6, 4, dtype=torch.float64)
+    pw = torch.tensor([1.0, 2.0, 0.5, 3.0], dtype=torch.float64)
+    ours = skt.binary_cross_entropy_with_logits(x, y, weight=w, pos_weight=pw, reduction=reduction)
+    ref = F.binary_cross_entropy_with_logits(x, y, weight=w, pos_weight=pw, reduction=reduction)
+    torch.testing.assert_close(ours, ref)
+    u = torch.randn_like(ref)
+    torch.testing.assert_close(_grads(ours, x, u)[0], _grads(ref, x, u)[0])
+    assert skt.binary_cross_entropy_with_logits(torch.zeros(0), torch.zeros(0)).item() == 0.0
