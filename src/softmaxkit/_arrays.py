@@ -25,9 +25,13 @@ def is_torch_tensor(x: Any) -> bool:
     return torch is not None and isinstance(x, torch.Tensor)
 
 
+_FLOAT32 = np.dtype(np.float32)
+_FLOAT64 = np.dtype(np.float64)
+
+
 def compute_dtype(dtype: np.dtype) -> np.dtype:
     """float64 stays float64; everything narrower is computed in float32."""
-    return np.dtype(np.float64) if dtype == np.float64 else np.dtype(np.float32)
+    return _FLOAT64 if dtype == _FLOAT64 else _FLOAT32
 
 
 def as_float_array(x: Any, name: str) -> np.ndarray:
@@ -43,13 +47,17 @@ def to_rows(x: np.ndarray, axis: int, dtype: np.dtype | None = None) -> np.ndarr
     No copy is made when ``axis`` is already last, ``x`` is C-contiguous and
     already in ``dtype``.
     """
-    moved = np.moveaxis(x, axis, -1)
+    # moveaxis costs microseconds of Python even when it has nothing to move,
+    # as much as a small op's whole kernel.
+    moved = x if axis == x.ndim - 1 else np.moveaxis(x, axis, -1)
     n_classes = moved.shape[-1]
     return np.ascontiguousarray(moved.reshape(-1, n_classes), dtype=dtype or x.dtype)
 
 
 def from_rows(rows: np.ndarray, shape: tuple[int, ...], axis: int, dtype: np.dtype) -> np.ndarray:
     """Inverse of :func:`to_rows`: back to ``shape`` (the original layout) and ``dtype``."""
+    if axis == len(shape) - 1:
+        return rows.reshape(shape).astype(dtype, copy=False)
     moved_shape = tuple(s for i, s in enumerate(shape) if i != axis) + (shape[axis],)
     return np.moveaxis(rows.reshape(moved_shape), -1, axis).astype(dtype, copy=False)
 

@@ -71,11 +71,16 @@ class NumpyEngine:
         """
         return float(np.sum(np.multiply(a, b, dtype=np.float64)))
 
-    def relu(self, a: np.ndarray) -> np.ndarray:
-        return np.maximum(a, 0)
+    # The activations overwrite their argument: the forward pass hands them a
+    # fresh pre-activation it never reads again, so no (N, width) temporary
+    # is allocated per layer and step.
+    def relu_(self, a: np.ndarray) -> np.ndarray:
+        """``max(a, 0)``, in place."""
+        return np.maximum(a, 0, out=a)
 
-    def tanh(self, a: np.ndarray) -> np.ndarray:
-        return np.tanh(a)
+    def tanh_(self, a: np.ndarray) -> np.ndarray:
+        """``tanh(a)``, in place."""
+        return np.tanh(a, out=a)
 
     def sqrt(self, a: np.ndarray) -> np.ndarray:
         return np.sqrt(a)
@@ -126,11 +131,11 @@ class TorchEngine(NumpyEngine):
     def dot(self, a: Any, b: Any) -> float:
         return float(self.torch.dot(a.reshape(-1).double(), b.reshape(-1).double()))
 
-    def relu(self, a: Any) -> Any:
-        return self.torch.relu(a)
+    def relu_(self, a: Any) -> Any:
+        return self.torch.relu_(a)
 
-    def tanh(self, a: Any) -> Any:
-        return self.torch.tanh(a)
+    def tanh_(self, a: Any) -> Any:
+        return self.torch.tanh_(a)
 
     def sqrt(self, a: Any) -> Any:
         return self.torch.sqrt(a)

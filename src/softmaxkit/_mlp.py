@@ -105,7 +105,8 @@ class Network:
 
 
 def _activate(xp: Any, z: Any, activation: str) -> Any:
-    return xp.relu(z) if activation == "relu" else xp.tanh(z)
+    """The activation of ``z``, computed in place (``z`` is overwritten)."""
+    return xp.relu_(z) if activation == "relu" else xp.tanh_(z)
 
 
 def _activation_grad(a: Any, activation: str) -> Any:
@@ -119,7 +120,8 @@ def forward(net: Network, xp: Any, theta: Any, X: Any) -> tuple[Any, list[Any]]:
     layers = net.unpack(theta)
     a = X
     for layer, (w, b) in enumerate(layers):
-        z = a @ w + b  # (N, fan_out)
+        z = a @ w  # (N, fan_out), a fresh array: the bias and activation go in place
+        z += b
         if layer == len(layers) - 1:
             return z, inputs
         a = _activate(xp, z, net.activation)
@@ -178,9 +180,11 @@ def loss_and_grad(
         gw[...] = a.T @ delta  # (fan_in, fan_out)
         gb[...] = xp.sum_rows(delta)
         if layer:
-            delta = (delta @ layers[layer][0].T) * _activation_grad(a, net.activation)
+            delta = delta @ layers[layer][0].T  # (N, fan_in), fresh
+            delta *= _activation_grad(a, net.activation)
     if alpha:
-        shrink = penalty * theta
+        shrink = penalty * theta  # r * theta, (n_params,)
         loss += 0.5 * alpha * xp.dot(shrink, theta)
-        grad += alpha * shrink
+        shrink *= alpha
+        grad += shrink
     return loss, grad

@@ -9,6 +9,7 @@ and ``.dtype``) so the torch path reuses them.
 
 from __future__ import annotations
 
+import functools
 import numbers
 from typing import Any
 
@@ -39,6 +40,8 @@ def is_integer_dtype(dtype: Any) -> bool:
 def check_floating(x: Any, name: str) -> None:
     """Raise ``TypeError`` unless ``x`` has a floating dtype."""
     dtype = getattr(x, "dtype", None)
+    if isinstance(dtype, np.dtype) and dtype.kind == "f":
+        return  # the common NumPy case, without parsing the dtype's name
     if dtype is None or not is_floating_dtype(dtype):
         raise TypeError(
             f"{name} must have a floating dtype (float16, bfloat16, float32 or float64), "
@@ -162,6 +165,11 @@ def check_hard_target(
     t = to_numpy(target).reshape(-1)
     if t.size == 0:
         return
+    # Two reductions settle the usual all-valid case; the element-wise scan
+    # below (five passes and temporaries) runs only to find the culprit, or
+    # when ignored targets put values outside 0..C-1.
+    if t.min() >= 0 and t.max() < n_classes:
+        return
     bad = (t < 0) | (t >= n_classes)
     if ignore_index is not None:
         bad &= t != ignore_index
@@ -209,6 +217,19 @@ def cross_entropy_options(
     softcap: Any = None,
 ) -> CrossEntropyOptions:
     """Validate the scalar options and class weights into a :class:`CrossEntropyOptions`."""
+    if (
+        weight is None
+        and softcap is None
+        and type(label_smoothing) is float
+        and label_smoothing == 0.0
+        and type(z_loss) is float
+        and z_loss == 0.0
+        and type(ignore_index) is int
+        and type(reduction) is str
+    ):
+        # The common call (defaults, or only ignore_index / reduction set):
+        # the bundle is immutable, so it is validated and built once.
+        return _plain_options(ignore_index, reduction)
     return CrossEntropyOptions(
         weight=check_class_weight(weight, n_classes),
         ignore_index=check_ignore_index(ignore_index),
@@ -217,3 +238,9 @@ def cross_entropy_options(
         z_loss=check_non_negative(z_loss, "z_loss"),
         softcap=check_positive_or_none(softcap, "softcap"),
     )
+
+
+@functools.lru_cache(maxsize=64)
+def _plain_options(ignore_index: int, reduction: str) -> CrossEntropyOptions:
+    """The options with every other field at its default (cached; errors are not)."""
+    return CrossEntropyOptions(ignore_index=ignore_index, reduction=check_reduction(reduction))

@@ -151,6 +151,12 @@ class SoftmaxClassifier(Persistable, ClassifierMixin, BaseEstimator):
     which makes L-BFGS converge in far fewer iterations on unscaled data.
     ``coefs_`` and ``intercepts_`` are in raw coordinates.
 
+    **Threads.** With ``device="cpu"``, a fit whose layer products are small
+    (Adam's minibatches at the default batch size, L-BFGS on small data; see
+    ``softmaxkit._optim.SMALL_PRODUCT_MACS``) runs NumPy's BLAS on one thread:
+    a second thread gains little on such products and, on a busy machine,
+    stalls every one of them. Larger products use BLAS's usual thread count.
+
     **Targets.** ``y`` may be labels, an (n, K) matrix of probabilities (rows
     sum to 1) or of whole-number counts (rows normalised, the row total
     becomes a weight); a fractional row that does not sum to 1 is an error.
