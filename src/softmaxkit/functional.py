@@ -291,6 +291,22 @@ def gradient_row_scale(
     return np.asarray(grad_output, dtype=np.float64).reshape(n), 1.0
 
 
+def reduce_rows(
+    row_loss: np.ndarray, reduction: str, denom: float, batch_shape: tuple[int, ...], dtype: Any
+) -> Any:
+    """Apply ``reduction`` to float64 per-row losses, returning the caller's ``dtype``.
+
+    ``"mean"`` is ``sum / denom`` (see :func:`gradient_row_scale`), 0 when
+    ``denom`` is 0; ``"none"`` reshapes to ``batch_shape``.
+    """
+    if reduction == "none":
+        return row_loss.reshape(batch_shape).astype(dtype)
+    total = float(row_loss.sum())
+    if reduction == "mean":
+        total = total / denom if denom > 0 else 0.0
+    return np.dtype(dtype).type(total)
+
+
 def _cross_entropy_numpy(
     logits: Any,
     target: Any,
@@ -326,13 +342,8 @@ def _cross_entropy_numpy(
         else np.zeros(0)
     )
 
-    if opts.reduction == "none":
-        batch_shape = logits.shape[:axis] + logits.shape[axis + 1 :]
-        loss = row_loss.reshape(batch_shape).astype(logits.dtype)
-    elif opts.reduction == "sum":
-        loss = logits.dtype.type(row_loss.sum())
-    else:
-        loss = logits.dtype.type(row_loss.sum() / denom if denom > 0 else 0.0)
+    batch_shape = logits.shape[:axis] + logits.shape[axis + 1 :]
+    loss = reduce_rows(row_loss, opts.reduction, denom, batch_shape, logits.dtype)
     if not want_grad:
         return loss, None
     if direct is not None:

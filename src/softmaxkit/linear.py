@@ -32,6 +32,7 @@ from softmaxkit import kernels
 from softmaxkit._arrays import compute_dtype, dispatch_torch, is_torch_tensor
 from softmaxkit._options import CrossEntropyOptions
 from softmaxkit._validation import check_floating, cross_entropy_options, dtype_name
+from softmaxkit.functional import gradient_row_scale, prepare_target, reduce_rows, row_weights
 
 __all__ = ["linear_cross_entropy", "linear_cross_entropy_and_grad", "CHUNK_BYTES", "chunk_rows"]
 
@@ -197,8 +198,6 @@ class _NumpyOps:
 
 def _prepare_numpy(hidden, weight, bias, target, options):
     """Arrays, validated options and flattened targets for the NumPy path."""
-    from softmaxkit.functional import prepare_target
-
     h = np.asarray(hidden)
     w = np.asarray(weight)
     b = None if bias is None else np.asarray(bias)
@@ -214,8 +213,6 @@ def _prepare_numpy(hidden, weight, bias, target, options):
 
 
 def _linear_numpy(hidden, weight, bias, target, *, chunk_size, want_grads, grad_output, options):
-    from softmaxkit.functional import gradient_row_scale, row_weights
-
     h, w, b, t_rows, soft, opts = _prepare_numpy(hidden, weight, bias, target, options)
     n, v = h.shape[0], w.shape[0]
     row_w = row_weights(t_rows, opts, soft)
@@ -227,23 +224,13 @@ def _linear_numpy(hidden, weight, bias, target, *, chunk_size, want_grads, grad_
 
     dtype = np.asarray(hidden).dtype
     batch_shape = np.asarray(hidden).shape[:-1]
-    loss = reduce_rows(row_loss, opts, denom, batch_shape, dtype)
+    loss = reduce_rows(row_loss, opts.reduction, denom, batch_shape, dtype)
     if not want_grads:
         return loss, None, None, None
     grad_h = ops.grad_h.reshape(np.asarray(hidden).shape)
     grad_w = ops.grad_w.astype(dtype, copy=False)
     grad_b = None if ops.grad_b is None else ops.grad_b.astype(dtype)
     return loss, grad_h, grad_w, grad_b
-
-
-def reduce_rows(row_loss: np.ndarray, opts: CrossEntropyOptions, denom: float, batch_shape, dtype):
-    """Apply ``opts.reduction`` to float64 per-row losses (mean: ``sum / denom``, 0 if denom is 0)."""
-    if opts.reduction == "none":
-        return row_loss.reshape(batch_shape).astype(dtype)
-    total = float(np.sum(row_loss))
-    if opts.reduction == "mean":
-        total = total / denom if denom > 0 else 0.0
-    return np.dtype(dtype).type(total)
 
 
 def _check_chunk_size(chunk_size: Any, n_rows: int) -> int:
