@@ -125,14 +125,29 @@ def test_softmax_in_place(rng, dtype):
     assert_close(x, want, dtype)
 
 
-def test_confident_row_keeps_relative_precision():
-    # -log p_max = log1p(sum of the rest) ~ 9e-14: log(1 + tiny) would lose it all.
-    x = np.zeros((2, 1000), dtype=np.float32)
-    x[:, 0] = 40.0
-    loss = cpu.cross_entropy_2d(x, np.array([0, 0]), CrossEntropyOptions())
-    want, _ = oracle.cross_entropy_rows(x, np.array([0, 0]))
+@pytest.mark.parametrize("with_grad", [False, True], ids=["loss", "loss+grad"])
+def test_confident_row_keeps_relative_precision(with_grad):
+    # Row 0: -log p_max = log1p(sum of the rest) ~ 9e-14, log(1 + tiny) would
+    # lose it all. Rows 1-3 have row sums just above 1, just below 2 and
+    # above 2, around the point where the gradient path switches from an
+    # exact second pass for `rest` to log(s).
+    x = np.zeros((4, 1000), dtype=np.float32)
+    x[0, 0] = 40.0
+    x[1:, 0] = [12.0, 7.0, 6.0]
+    target = np.zeros(4, dtype=np.int64)
+    grad = np.empty_like(x) if with_grad else None
+    loss = cpu.cross_entropy_2d(
+        x, target, CrossEntropyOptions(), row_scale=np.ones(4), grad_out=grad
+    )
+    want, _ = oracle.cross_entropy_rows(x, target)
     np.testing.assert_allclose(loss, want, rtol=1e-6)
-    np.testing.assert_allclose(cpu.logsumexp_2d(x), oracle.logsumexp(x), rtol=1e-12)
+    if with_grad:  # d loss / dx = softmax(x) - onehot(target)
+        want_grad = oracle.softmax(x)
+        want_grad[np.arange(4), target] -= 1.0
+        # float32 absolute precision near 1, also for p_y - 1 of a confident target
+        np.testing.assert_allclose(grad, want_grad, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(cpu.logsumexp_2d(x[:1]), oracle.logsumexp(x[:1]), rtol=1e-12)
+    np.testing.assert_allclose(cpu.logsumexp_2d(x), oracle.logsumexp(x), rtol=1e-7)
     lsm = cpu.softmax_2d(x, np.empty_like(x), log=True)
     np.testing.assert_allclose(lsm[:, 0], oracle.log_softmax(x)[:, 0], rtol=1e-6)
 
