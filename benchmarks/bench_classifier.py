@@ -28,6 +28,10 @@ Usage::
 
     python benchmarks/bench_classifier.py            # full run (minutes)
     python benchmarks/bench_classifier.py --quick    # 1 repeat, 10k-row synthetic set
+    taskset -c 1 python benchmarks/bench_classifier.py --threads 1   # one core, one thread
+
+``--threads`` caps the BLAS pools (threadpoolctl) and numba for both
+libraries alike, so a shared machine can give a same-run, one-core ratio.
 """
 
 from __future__ import annotations
@@ -183,14 +187,24 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--dtype", choices=["float32", "float64"], default="float32")
     parser.add_argument("--only", default=None, help="run datasets whose name contains this string")
     parser.add_argument("--family", choices=["linear", "mlp"], default=None, help="run one model family")
+    parser.add_argument("--threads", type=int, default=None, help="cap BLAS and numba threads (both libraries)")
     args = parser.parse_args(argv)
     repeats = args.repeats or (1 if args.quick else 3)
 
-    from threadpoolctl import threadpool_info
+    import contextlib
 
-    blas = ", ".join(f"{i['internal_api']}:{i['num_threads']}" for i in threadpool_info())
-    print(f"# bench_classifier: repeats={repeats} dtype={args.dtype} quick={args.quick} threads[{blas}]")
-    rows = run(args.quick, repeats, np.dtype(args.dtype), args.only, args.family)
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    limit = contextlib.nullcontext()
+    if args.threads is not None:
+        import numba
+
+        numba.set_num_threads(min(args.threads, numba.config.NUMBA_NUM_THREADS))
+        limit = threadpool_limits(limits=args.threads)
+    with limit:
+        blas = ", ".join(f"{i['internal_api']}:{i['num_threads']}" for i in threadpool_info())
+        print(f"# bench_classifier: repeats={repeats} dtype={args.dtype} quick={args.quick} threads[{blas}]")
+        rows = run(args.quick, repeats, np.dtype(args.dtype), args.only, args.family)
     print_table(rows)
 
 

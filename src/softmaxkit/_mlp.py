@@ -12,11 +12,12 @@ scikit-learn's ``MLPClassifier.coefs_``.
 Every function takes the engine ``xp`` (:mod:`softmaxkit._engine`) and uses
 only its methods and the operators NumPy and torch share, which is why one copy
 serves both engines. The loss and its gradient with respect to the logits come
-from softmaxkit's fused cross-entropy (through ``xp.cross_entropy_and_grad``).
+from softmaxkit's fused cross-entropy (through ``xp.cross_entropy_and_grad_``).
 """
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,8 +47,12 @@ class Network:
         """Number of weight matrices (1 for the linear model)."""
         return len(self.layer_sizes) - 1
 
+    @functools.cached_property
     def _offsets(self) -> list[tuple[int, int, int]]:
-        """``(start of W, start of b, end of b)`` of every layer in ``theta``."""
+        """``(start of W, start of b, end of b)`` of every layer in ``theta``.
+
+        Cached: :meth:`unpack` runs twice per minibatch step.
+        """
         out, pos = [], 0
         for fan_in, fan_out in zip(self.layer_sizes[:-1], self.layer_sizes[1:]):
             w_end = pos + fan_in * fan_out
@@ -57,13 +62,13 @@ class Network:
 
     @property
     def n_params(self) -> int:
-        return self._offsets()[-1][2]
+        return self._offsets[-1][2]
 
     def unpack(self, theta: Any) -> list[tuple[Any, Any]]:
         """Views ``[(W_1, b_1), ...]`` into a flat NumPy array or torch tensor."""
         layers = []
         for (start, w_end, b_end), fan_in, fan_out in zip(
-            self._offsets(), self.layer_sizes[:-1], self.layer_sizes[1:]
+            self._offsets, self.layer_sizes[:-1], self.layer_sizes[1:]
         ):
             layers.append((theta[start:w_end].reshape(fan_in, fan_out), theta[w_end:b_end]))
         return layers
@@ -116,8 +121,12 @@ def _activation_grad(a: Any, activation: str) -> Any:
 
 def forward(net: Network, xp: Any, theta: Any, X: Any) -> tuple[Any, list[Any]]:
     """Logits ``(N, K)`` and the inputs of every layer (``[X, h_1, ...]``)."""
+    return _forward(net, xp, net.unpack(theta), X)
+
+
+def _forward(net: Network, xp: Any, layers: list[tuple[Any, Any]], X: Any) -> tuple[Any, list[Any]]:
+    """:func:`forward` on the layer views of ``theta`` (the caller has them already)."""
     inputs = [X]
-    layers = net.unpack(theta)
     a = X
     for layer, (w, b) in enumerate(layers):
         z = a @ w  # (N, fan_out), a fresh array: the bias and activation go in place
@@ -139,6 +148,7 @@ def loss_and_grad(
     *,
     penalty: Any,
     alpha: float,
+    grad_out: Any = None,
 ) -> tuple[float, Any]:
     r"""Objective and its gradient with respect to ``theta``, by manual backprop.
 
@@ -154,31 +164,37 @@ def loss_and_grad(
     theta : array of shape (n_params,), engine dtype
     X : array of shape (N, n_features)
     target : array of shape (N,) int64 labels or (N, K) probabilities
-    row_scale : array of shape (N,)
+    row_scale : array of shape (N,), ``xp.scale_dtype``
         ``s_i``: the row's sample weight divided by the total weight, so the
         data term is a weighted mean.
     penalty : array of shape (n_params,)
         ``r`` from :meth:`Network.penalty_weights`.
     alpha : float
-        The penalty coefficient already divided by the total weight.
+        The penalty coefficient already divided by the total weight; 0 leaves
+        the penalty out (Adam adds it in its fused update instead).
+    grad_out : array of shape (n_params,), engine dtype, optional
+        Receives the gradient (every entry is overwritten); a minibatch loop
+        passes the same buffer at every step instead of allocating one.
 
     Returns
     -------
     loss : float
     grad : array of shape (n_params,), engine dtype
+        ``grad_out`` when given.
     """
-    logits, inputs = forward(net, xp, theta, X)
-    # One fused pass: per-row loss and s_i * dCE_i/dlogits.
-    row_loss, delta = xp.cross_entropy_and_grad(logits, target, row_scale)  # (N,), (N, K)
-    loss = xp.dot(row_loss, row_scale)
-    grad = xp.zeros(theta.shape)
     layers = net.unpack(theta)
+    logits, inputs = _forward(net, xp, layers, X)
+    # One fused pass: per-row loss and s_i * dCE_i/dlogits, the latter written
+    # over the logits (not needed after this point).
+    row_loss, delta = xp.cross_entropy_and_grad_(logits, target, row_scale)  # (N,), (N, K)
+    loss = xp.dot(row_loss, row_scale)
+    grad = xp.zeros(theta.shape) if grad_out is None else grad_out
     grads = net.unpack(grad)
     for layer in range(len(layers) - 1, -1, -1):
         a = inputs[layer]
         gw, gb = grads[layer]
-        gw[...] = a.T @ delta  # (fan_in, fan_out)
-        gb[...] = xp.sum_rows(delta)
+        xp.matmul(a.T, delta, out=gw)  # (fan_in, fan_out), straight into grad
+        xp.sum_rows(delta, out=gb)
         if layer:
             delta = delta @ layers[layer][0].T  # (N, fan_in), fresh
             delta *= _activation_grad(a, net.activation)

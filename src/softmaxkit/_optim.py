@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import math
 import os
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,7 +29,8 @@ from softmaxkit._progress import ProgressTracker
 
 @dataclass(frozen=True)
 class Problem:
-    """Data bound to the objective; ``loss_and_grad(theta, rows)`` evaluates it.
+    """Data bound to the objective; :meth:`loss_and_grad` evaluates it on all
+    rows, :meth:`batch_data_loss_and_grad` the data term on a minibatch.
 
     Attributes
     ----------
@@ -56,24 +58,38 @@ class Problem:
     _row_scale: Any = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        # Computed once: Adam asks for it on every minibatch.
-        object.__setattr__(self, "total_weight", float(np.sum(self.weight)))
-        object.__setattr__(self, "_row_scale", self.xp.asarray(self.weight / self.total_weight))
+        total = float(np.sum(self.weight))
+        object.__setattr__(self, "total_weight", total)
+        row_scale = self.xp.asarray(self.weight / total, dtype=self.xp.scale_dtype)
+        object.__setattr__(self, "_row_scale", row_scale)
 
-    def loss_and_grad(self, theta: Any, rows: np.ndarray | None = None) -> tuple[float, Any]:
-        """Objective and gradient on all rows, or their minibatch estimate on ``rows``:
-        the batch's weighted mean log-loss plus the full-data penalty."""
-        alpha = self.alpha / self.total_weight
-        if rows is None:
-            X, target, row_scale = self.X, self.target, self._row_scale
-        else:
-            xp = self.xp
-            w = self.weight[rows]
-            X, target = xp.take(self.X, rows), xp.take(self.target, rows)
-            row_scale = xp.asarray(w / np.sum(w))
+    def loss_and_grad(self, theta: Any) -> tuple[float, Any]:
+        """Objective and gradient on all rows."""
         return _mlp.loss_and_grad(
-            self.net, self.xp, theta, X, target, row_scale, penalty=self.penalty, alpha=alpha
+            self.net,
+            self.xp,
+            theta,
+            self.X,
+            self.target,
+            self._row_scale,
+            penalty=self.penalty,
+            alpha=self.alpha / self.total_weight,
         )
+
+    def batch_data_loss_and_grad(self, theta: Any, rows: np.ndarray, row_scale: Any, grad_out: Any) -> float:
+        """The weighted mean log-loss of the minibatch ``rows`` (no penalty), its
+        gradient written into ``grad_out``.
+
+        ``row_scale`` is ``weight[rows] / sum(weight[rows])`` in
+        ``xp.scale_dtype`` (see :func:`_epoch_row_scales`). The penalty is left to the caller: Adam adds
+        it in the same pass as its moment updates (:func:`adam_update_`).
+        """
+        xp = self.xp
+        X, target = xp.take(self.X, rows), xp.take(self.target, rows)
+        loss, _ = _mlp.loss_and_grad(
+            self.net, xp, theta, X, target, row_scale, penalty=self.penalty, alpha=0.0, grad_out=grad_out
+        )
+        return loss
 
 
 class Monitor:
@@ -242,6 +258,82 @@ def lbfgs(problem: Problem, theta0: np.ndarray, *, max_iter: int, tol: float, mo
     return Result(np.asarray(res.x, dtype=np.float64), int(res.nit), bool(converged))
 
 
+def adam_update_(
+    xp: Any,
+    theta: Any,
+    grad: Any,
+    m: Any,
+    v: Any,
+    *,
+    penalty: Any,
+    alpha: float,
+    lr: float,
+    beta1: float,
+    beta2: float,
+    epsilon: float,
+) -> float:
+    r"""One Adam step on ``theta`` in place, after adding the L2 penalty's gradient.
+
+    With ``g = grad + alpha * r * theta`` (``r`` the ``penalty`` weights):
+    ``m = beta1 m + (1 - beta1) g``, ``v = beta2 v + (1 - beta2) g^2``,
+    ``theta -= lr * m / (sqrt(v) + epsilon)``. ``lr`` includes the bias
+    corrections. ``m`` and ``v`` are updated; ``grad`` is scratch (its
+    contents afterwards are unspecified).
+
+    Returns
+    -------
+    float
+        ``sum(r * theta**2)`` at the ``theta`` the gradient was taken at (float64
+        accumulation), for the objective's value.
+
+    Notes
+    -----
+    The penalty is folded in here rather than in :func:`softmaxkit._mlp.loss_and_grad`
+    because all of it is elementwise over ``theta``: on the NumPy engine one
+    compiled pass (:func:`_fused_adam_kernel`) reads each parameter once for the
+    penalty, its gradient, both moments and the step, where the array
+    expressions below take a dozen passes and temporaries over the
+    ``n_params`` vector, as long as a 200-row minibatch's loss kernel. The
+    array expressions are the reference, and what the torch engine runs (and
+    the NumPy engine without numba).
+    """
+    kernel = _fused_adam_kernel() if type(xp) is NumpyEngine else None
+    if kernel is not None:
+        cast = theta.dtype.type
+        # Scalars in the parameters' dtype: float32 parameters update in float32.
+        return kernel(
+            theta, grad, m, v, penalty, cast(alpha), cast(lr),
+            cast(beta1), cast(1 - beta1), cast(beta2), cast(1 - beta2), cast(epsilon),
+        )  # fmt: skip
+    shrink = penalty * theta  # r * theta
+    value = xp.dot(shrink, theta)
+    shrink *= alpha
+    grad += shrink
+    # In place: new arrays for every term cost as much as the arithmetic.
+    v *= beta2
+    v += (1 - beta2) * (grad * grad)
+    m *= beta1
+    grad *= 1 - beta1
+    m += grad
+    denom = xp.sqrt(v)
+    denom += epsilon
+    update = lr * m  # (lr * m) / denom: the rounding order of the textbook form
+    update /= denom
+    theta -= update
+    return value
+
+
+@functools.lru_cache(maxsize=1)
+def _fused_adam_kernel() -> Any:
+    """The compiled form of :func:`adam_update_` for NumPy arrays
+    (:func:`softmaxkit.kernels.adam.fused_adam`); None without numba."""
+    try:
+        from softmaxkit.kernels.adam import fused_adam
+    except ImportError:  # numba missing or broken: the array expressions serve
+        return None
+    return fused_adam
+
+
 def adam(
     problem: Problem,
     theta0: np.ndarray,
@@ -262,42 +354,37 @@ def adam(
     weight) and decides when to stop.
     """
     xp = problem.xp
-    # Updated in place below (the moments and theta are touched 3 times per
-    # step; new arrays each time cost as much as the penalty's arithmetic), so
-    # theta starts as a copy that may not alias the caller's theta0.
+    # Updated in place (theta, the moments, and one gradient buffer reused at
+    # every step), so theta starts as a copy that may not alias theta0.
     theta = xp.zeros(theta0.shape)
     theta += xp.asarray(theta0)
     m = xp.zeros(theta.shape)
     v = xp.zeros(theta.shape)
+    grad = xp.zeros(theta.shape)
+    alpha = problem.alpha / problem.total_weight
     n = problem.weight.shape[0]
     step = 0
     epoch = 0
     with _small_products_single_thread(problem, batch_size):
         for epoch in range(1, max_iter + 1):
             order = rng.permutation(n)
+            scales, batch_weights = _epoch_row_scales(problem, order, batch_size)
             total, seen = 0.0, 0.0
-            for start in range(0, n, batch_size):
-                rows = order[start : start + batch_size]
-                w = float(np.sum(problem.weight[rows]))
+            for batch, w in enumerate(batch_weights):
                 if w == 0.0:
                     continue  # nothing to learn from an all-zero-weight batch
-                loss, grad = problem.loss_and_grad(theta, rows)
+                start = batch * batch_size
+                rows = order[start : start + batch_size]
+                loss = problem.batch_data_loss_and_grad(theta, rows, scales[start : start + batch_size], grad)
                 step += 1
-                # m = beta1 m + (1 - beta1) g;  v = beta2 v + (1 - beta2) g^2, in place
-                # (grad is this step's own array, free to overwrite).
-                v *= beta2
-                v += (1 - beta2) * (grad * grad)
-                m *= beta1
-                grad *= 1 - beta1
-                m += grad
-                # A Python float: a NumPy float64 scalar would promote float32 parameters to float64.
-                lr = float(learning_rate * np.sqrt(1 - beta2**step) / (1 - beta1**step))
-                denom = xp.sqrt(v)
-                denom += epsilon
-                update = lr * m  # (lr * m) / denom: the rounding order of the textbook form
-                update /= denom
-                theta -= update
-                total += loss * w
+                # A Python float (math, not NumPy): a NumPy float64 scalar would promote
+                # float32 parameters to float64 in the array expressions.
+                lr = learning_rate * math.sqrt(1 - beta2**step) / (1 - beta1**step)
+                weighted_sq = adam_update_(
+                    xp, theta, grad, m, v, penalty=problem.penalty, alpha=alpha,
+                    lr=lr, beta1=beta1, beta2=beta2, epsilon=epsilon,
+                )  # fmt: skip
+                total += (loss + 0.5 * alpha * weighted_sq) * w  # the penalised objective
                 seen += w
             if monitor(theta, total / seen):
                 break
@@ -305,3 +392,18 @@ def adam(
     return Result(np.asarray(xp.to_numpy(theta), dtype=np.float64), epoch, converged)
 
 
+def _epoch_row_scales(problem: Problem, order: np.ndarray, batch_size: int) -> tuple[Any, list[float]]:
+    """Row scales for every minibatch of one epoch, at once.
+
+    Returns an engine array whose slice ``[b * batch_size : (b + 1) *
+    batch_size]`` holds ``weight / sum(weight)`` of batch ``b``'s rows (0
+    where a batch has no weight), and the list of batch weights. One
+    vectorised pass per epoch instead of a few small NumPy calls per step.
+    """
+    n = order.shape[0]
+    w = problem.weight[order]
+    starts = np.arange(0, n, batch_size)
+    batch_weights = np.add.reduceat(w, starts)
+    per_row = np.repeat(batch_weights, np.diff(np.append(starts, n)))
+    scales = np.divide(w, per_row, out=np.zeros_like(w), where=per_row > 0)
+    return problem.xp.asarray(scales, dtype=problem.xp.scale_dtype), batch_weights.tolist()
