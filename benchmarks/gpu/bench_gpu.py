@@ -253,20 +253,31 @@ def _run_cell(b: Bench, row: Row, make_step, nbytes=None, flops=None, ref=None, 
     print(_fmt(row), flush=True)
 
 
+def _runnable(b: Bench, impls: dict, op: str, dtype: str, shape: str, *, n_classes: int | None = None):
+    """``(row, fn)`` for every implementation to time in one cell of the table.
+
+    An implementation given as a string is unavailable: its row is recorded
+    with that string as the note and not timed. "[two-pass]" variants are
+    skipped above 32k classes, where the default path already loops.
+    """
+    for name, fn in impls.items():
+        if "two-pass" in name and n_classes is not None and n_classes > 32768:
+            continue
+        row = Row(op, dtype, shape, name)
+        if isinstance(fn, str):
+            row.note = fn
+            b.rows.append(row)
+            continue
+        yield row, fn
+
+
 def bench_softmax(b: Bench, shapes, dtypes):
     impls = softmax_impls()
     for n, c in shapes:
         for dtype in dtypes:
             x = torch.randn(n, c, device=b.device, dtype=dtype) * 3
             nbytes = 2 * n * c * x.element_size()
-            for name, fn in impls.items():
-                row = Row("softmax fwd", _dt(dtype), f"{n}x{c}", name)
-                if "two-pass" in name and c > 32768:
-                    continue  # the default path already loops there
-                if isinstance(fn, str):
-                    row.note = fn
-                    b.rows.append(row)
-                    continue
+            for row, fn in _runnable(b, impls, "softmax fwd", _dt(dtype), f"{n}x{c}", n_classes=c):
                 _run_cell(b, row, lambda fn=fn, x=x: (lambda: fn(x)), nbytes=nbytes)
             del x
 
@@ -283,14 +294,7 @@ def bench_cross_entropy(b: Bench, shapes, dtypes):
                 for i in range(0, n, 256)
             ) / n
             nbytes = 2 * n * c * x0.element_size()
-            for name, fn in impls.items():
-                row = Row("CE fwd+bwd", _dt(dtype), f"{n}x{c}", name)
-                if "two-pass" in name and c > 32768:
-                    continue  # the default path already loops there
-                if isinstance(fn, str):
-                    row.note = fn
-                    b.rows.append(row)
-                    continue
+            for row, fn in _runnable(b, impls, "CE fwd+bwd", _dt(dtype), f"{n}x{c}", n_classes=c):
                 x = x0.clone().requires_grad_()  # Liger overwrites its input with the gradient
 
                 def make(fn=fn, x=x):
@@ -323,12 +327,7 @@ def bench_linear(b: Bench, shape):
     ref /= n
     reps, b.reps = b.reps, max(3, b.reps // 4)  # ~0.1 s per step: fewer repetitions suffice
     flops = 6 * n * d * v
-    for name, fn in impls.items():
-        row = Row("linear CE fwd+bwd", "bf16", f"{n}x{d}x{v}", name)
-        if isinstance(fn, str):
-            row.note = fn
-            b.rows.append(row)
-            continue
+    for row, fn in _runnable(b, impls, "linear CE fwd+bwd", "bf16", f"{n}x{d}x{v}"):
         h = h0.clone().requires_grad_()
         w = w0.clone().requires_grad_()
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from softmaxkit.cli import CLIError
 
@@ -168,6 +168,43 @@ def two_class_scores(scores: Any, *, kind: str) -> Any:
         return scores
     s = scores[:, 0]
     return np.column_stack([1.0 - s, s] if kind == "probability" else [-s / 2, s / 2])
+
+
+def add_prediction_inputs(p: argparse.ArgumentParser, *, probs_help: str) -> None:
+    """``--logits FILE`` or ``--probs FILE`` (exactly one), ``--labels FILE`` and
+    ``--label-column``: the inputs of the commands that score a network's predictions."""
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--logits", metavar="FILE",
+                        help="logits, one column per class (or one column: a binary problem's log-odds)")
+    source.add_argument("--probs", metavar="FILE", help=probs_help)
+    p.add_argument("--labels", required=True, metavar="FILE", help="class indices 0..K-1, one per row")
+    p.add_argument("--label-column", metavar="COL", help="the labels' column when FILE has several")
+
+
+class Predictions(NamedTuple):
+    """What :func:`read_predictions` read: ``scores`` (n, K) logits or probabilities
+    (a single binary column expanded by :func:`two_class_scores`) and ``labels`` (n,)."""
+
+    source: str  # the --logits or --probs file
+    kind: str  # "logit" or "probability"
+    scores: Any
+    labels: Any
+
+
+def read_predictions(args: argparse.Namespace) -> Predictions:
+    """Read and check the inputs of :func:`add_prediction_inputs`: probabilities
+    must be rows that sum to 1, labels must lie in 0..K-1, and both files must
+    have the same number of rows (each failure is a one-line error naming the file)."""
+    from softmaxkit.data import read_labels, read_matrix
+
+    source = args.logits or args.probs
+    kind = "logit" if args.logits else "probability"
+    scores = two_class_scores(read_matrix(source, what=kind, binary_column=True), kind=kind)
+    if args.probs:
+        check_probabilities(source, scores)
+    labels = read_labels(args.labels, column=args.label_column, n_classes=scores.shape[1])
+    check_same_length(source, len(scores), args.labels, len(labels))
+    return Predictions(source, kind, scores, labels)
 
 
 def encode_labels(y: Any, classes: Any, *, path: str, column: str | None = None, rows: Any = None) -> Any:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from softmaxkit.cli._common import add_output_options, fraction
+from softmaxkit.cli._common import add_output_options, add_prediction_inputs, fraction
 
 CALIBRATOR_SUFFIXES = (".npz", ".safetensors")
 
@@ -20,14 +20,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
             "integer labels, save it, and report accuracy, log-loss, Brier score and ECE before and after."
         ),
     )
-    source = p.add_mutually_exclusive_group(required=True)
-    source.add_argument("--logits", metavar="FILE",
-                        help="logits, one column per class (or one column: a binary problem's log-odds)")
-    source.add_argument("--probs", metavar="FILE",
-                        help="probabilities instead of logits (calibrated through log p; a zero probability "
-                        "on a true class cannot be calibrated)")
-    p.add_argument("--labels", required=True, metavar="FILE", help="class indices 0..K-1, one per row")
-    p.add_argument("--label-column", metavar="COL", help="the labels' column when FILE has several")
+    add_prediction_inputs(
+        p, probs_help="probabilities instead of logits (calibrated through log p; a zero probability "
+        "on a true class cannot be calibrated)",
+    )
     p.add_argument("--method", choices=tuple(CALIBRATORS), default="temperature",
                    help="calibration map (default: %(default)s)")
     p.add_argument("--out", required=True, metavar="CALIBRATOR", help="calibrator file (.npz or .safetensors)")
@@ -44,23 +40,14 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
 
     from softmaxkit.cli import _adapters
-    from softmaxkit.cli._common import (
-        Printer, check_output, check_probabilities, check_same_length, progress, require_two_classes,
-        two_class_scores,
-    )
+    from softmaxkit.cli._common import Printer, check_output, progress, read_predictions, require_two_classes
     from softmaxkit.cli._evaluation import metrics_by_key, print_comparison, score, verdict
-    from softmaxkit.data import read_labels, read_matrix
 
     say = Printer(args)
-    source = args.logits or args.probs
-    kind = "logit" if args.logits else "probability"
-    inputs = (source, args.labels)
+    # The output path is checked before anything is read: a bad --out fails fast.
+    inputs = (args.logits or args.probs, args.labels)  # never overwritten by an output
     check_output(args.out, inputs=inputs, suffixes=CALIBRATOR_SUFFIXES)
-    scores = two_class_scores(read_matrix(source, what=kind, binary_column=True), kind=kind)
-    if args.probs:
-        check_probabilities(source, scores)
-    labels = read_labels(args.labels, column=args.label_column, n_classes=scores.shape[1])
-    check_same_length(source, len(scores), args.labels, len(labels))
+    source, kind, scores, labels = read_predictions(args)
     require_two_classes(labels, where=args.labels)
 
     fit_rows = eval_rows = np.arange(len(labels))

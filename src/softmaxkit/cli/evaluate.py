@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from softmaxkit.cli._common import add_output_options
+from softmaxkit.cli._common import add_output_options, add_prediction_inputs
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -15,34 +15,21 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
             "Brier score and top-label ECE with its bootstrap confidence interval and noise floor."
         ),
     )
-    source = p.add_mutually_exclusive_group(required=True)
-    source.add_argument("--logits", metavar="FILE",
-                        help="logits, one column per class (or one column: a binary problem's log-odds)")
-    source.add_argument("--probs", metavar="FILE",
-                        help="probabilities, one column per class, rows summing to 1 (or one column: P(class 1))")
-    p.add_argument("--labels", required=True, metavar="FILE", help="class indices 0..K-1, one per row")
-    p.add_argument("--label-column", metavar="COL", help="the labels' column when FILE has several")
+    add_prediction_inputs(
+        p, probs_help="probabilities, one column per class, rows summing to 1 (or one column: P(class 1))"
+    )
     p.add_argument("--report", metavar="DIR", help="also write metrics.json, a reliability diagram and report.html")
     add_output_options(p)
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from softmaxkit.cli._common import (
-        Printer, check_probabilities, check_same_length, progress, text_table, two_class_scores,
-    )
+    from softmaxkit.cli._common import Printer, progress, read_predictions, text_table
     from softmaxkit.cli._evaluation import score
-    from softmaxkit.data import read_labels, read_matrix
     from softmaxkit.report import ece_text, fmt
 
     say = Printer(args)
-    source = args.logits or args.probs
-    kind = "logit" if args.logits else "probability"
-    scores = two_class_scores(read_matrix(source, what=kind, binary_column=True), kind=kind)
-    if args.probs:
-        check_probabilities(source, scores)
-    labels = read_labels(args.labels, column=args.label_column, n_classes=scores.shape[1])
-    check_same_length(source, len(scores), args.labels, len(labels))
+    source, _, scores, labels = read_predictions(args)
     given = {"logits": scores} if args.logits else {"probs": scores}
     with progress(say, "scoring", total=None):  # the ECE bootstrap takes a moment at large n
         scored = score(labels, key="predictions", name="Predictions", plot=args.report is not None,

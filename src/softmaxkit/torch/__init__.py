@@ -25,19 +25,8 @@ from softmaxkit.torch.functional import (
     sigmoid,
     softmax,
 )
+from softmaxkit.torch import functional
 from softmaxkit.torch.nn import CrossEntropyLoss, LinearCrossEntropyLoss
 
-__all__ = [
-    "softmax",
-    "log_softmax",
-    "logsumexp",
-    "sigmoid",
-    "log_sigmoid",
-    "cross_entropy",
-    "cross_entropy_and_grad",
-    "binary_cross_entropy_with_logits",
-    "linear_cross_entropy",
-    "linear_cross_entropy_and_grad",
-    "CrossEntropyLoss",
-    "LinearCrossEntropyLoss",
-]
+# The functional API is listed once, in softmaxkit.torch.functional.
+__all__ = [*functional.__all__, "CrossEntropyLoss", "LinearCrossEntropyLoss"]
