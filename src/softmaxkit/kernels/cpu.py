@@ -463,6 +463,19 @@ def _logsumexp_rows(x, res):
 
 
 @_scalar
+def _exp_pass(src, gr, shift, want_grad):
+    """``(s, log s)`` of one CE row, ``s = sum(exp(src - shift))``; with
+    ``want_grad`` the exponentials are stored into ``gr`` (which may be
+    ``src``'s memory), ready to be scaled into the gradient."""
+    if want_grad:
+        s, _ = _exp_into(src, gr, shift, None, False, False)
+        s, rest = _rest_after_store(s, gr)
+    else:
+        s, rest = _exp_sum(src, shift)
+    return s, _log_sum(s, rest)
+
+
+@_scalar
 def _ce_row_grad_scale(s, lse, coef, zeta, weight_of_lse, scale):
     """``scale * d loss / d x'_j`` is ``e_j * a - ...``; returns ``a`` (float64).
 
@@ -498,13 +511,8 @@ def _ce_hard_rows(
         # Everything that reads the logits happens before the gradient may overwrite them.
         neg_z_y = shift64 - np.float64(src[y])
         smooth = _neg_shift_dot(src, w, has_weight, shift) if eps > 0.0 else 0.0
-        if want_grad:
-            gr = g[i]
-            s, _ = _exp_into(src, gr, shift, None, False, False)
-            s, rest = _rest_after_store(s, gr)
-        else:
-            s, rest = _exp_sum(src, shift)
-        log_s = _log_sum(s, rest)
+        gr = g[i] if want_grad else src  # src is never written when want_grad is False
+        s, log_s = _exp_pass(src, gr, shift, want_grad)
         lse = shift64 + log_s
         if s == 0.0:
             row = np.inf  # all -inf row: the target is impossible
@@ -545,13 +553,8 @@ def _ce_soft_rows(x, target, w, has_weight, eps, zeta, cap, row_scale, g, want_g
         keep = like(src, 1.0 - eps)
         add = like(src, eps / c)
         dot, wt_sum = _soft_target_sums(src, tr, w, has_weight, keep, add, shift)
-        if want_grad:
-            gr = g[i]
-            s, _ = _exp_into(src, gr, shift, None, False, False)
-            s, rest = _rest_after_store(s, gr)
-        else:
-            s, rest = _exp_sum(src, shift)
-        log_s = _log_sum(s, rest)
+        gr = g[i] if want_grad else src  # src is never written when want_grad is False
+        s, log_s = _exp_pass(src, gr, shift, want_grad)
         lse = np.float64(shift) + log_s
         loss[i] = np.inf if s == 0.0 else dot + wt_sum * log_s + zeta * lse * lse
         if not want_grad:
