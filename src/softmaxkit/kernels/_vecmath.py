@@ -21,6 +21,9 @@ plain ``for j in range(n)`` loop over them compiles to AVX2/AVX-512 code:
     ``z * it``, or ``z`` itself when ``it`` is None: a softmax without
     temperature compiles without the multiply (one vector instruction of
     about 16 per element in the exp loops).
+``prefetch(arr, j)``
+    ``llvm.prefetch`` of the cache line holding ``arr[j]`` into L1 (a hint:
+    no fault, no effect on results).
 
 Everything here is lazily compiled as part of its numba callers; importing
 this module imports numba but compiles nothing. numba's on-disk cache keys a
@@ -178,6 +181,30 @@ def prefer_wide_vectors(typingctx):
             set.add(builder.function.attributes, '"prefer-vector-width"="512"')
         except Exception:  # pragma: no cover - an llvmlite without set-based attributes
             pass
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@intrinsic
+def prefetch(typingctx, arr, j):
+    """Hint the CPU to load the cache line of ``arr[j]`` (1-D array) into L1.
+
+    ``llvm.prefetch`` (read, locality 3: ``prefetcht0`` on x86). The address
+    is not bounds-checked, but a prefetch never faults.
+    """
+    if not (isinstance(arr, types.Array) and arr.ndim == 1 and isinstance(j, types.Integer)):
+        return None
+    sig = types.none(arr, types.intp)
+
+    def codegen(context, builder, signature, args):
+        data = context.make_array(signature.args[0])(context, builder, args[0]).data
+        i8p = llvm_ir.IntType(8).as_pointer()
+        i32 = llvm_ir.IntType(32)
+        address = builder.bitcast(builder.gep(data, [args[1]]), i8p)
+        fnty = llvm_ir.FunctionType(llvm_ir.VoidType(), [i8p, i32, i32, i32])
+        fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.prefetch.p0")
+        builder.call(fn, [address, i32(0), i32(3), i32(1)])  # read, keep in L1, data cache
         return context.get_dummy_value()
 
     return sig, codegen

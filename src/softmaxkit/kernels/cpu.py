@@ -77,6 +77,7 @@ from softmaxkit.kernels._vecmath import (
     like,
     nan_max,
     prefer_wide_vectors,
+    prefetch,
     times,
     vexp,
 )
@@ -107,6 +108,11 @@ _EXACT_REST_BELOW = 2.0
 #: compilation of the row loops, without ``parallel=True``, was tried for
 #: these inputs and measured slower: 68 vs 38 us at 200x50.)
 PARALLEL_MIN_ELEMENTS = 1 << 15
+
+
+#: Rows of at most this many bytes prefetch a later row while they compute,
+#: the one about this many bytes ahead (see :func:`_prefetch_half`).
+_PREFETCH_MAX_ROW_BYTES = 8192
 
 
 def _run(kernel, n_elements: int, *args) -> None:
@@ -171,6 +177,43 @@ def _outer(fn):
 
 
 # --------------------------------------------------------------------------- row passes
+
+
+@_scalar
+def _prefetch_half(x, i, second):
+    """Prefetch the first (or, with ``second``, the other) half of a later row
+    of ``x`` into L1: the row about :data:`_PREFETCH_MAX_ROW_BYTES` after row
+    ``i`` (2 rows ahead at 1000 float32 classes, 8 at 256). Nothing past the
+    last row, or for rows longer than that.
+
+    The hardware prefetcher stops at 4 KiB page boundaries, so a short row
+    (1000 float32 is about one page) starts as a cold miss stream, and a
+    row's compute and the next rows' memory latency ran one after the other.
+    The row loops call this after their max pass and after their exp pass,
+    so the lines arrive while the current row computes. Measured at 2
+    threads, softmax: 4096 x 1000 1.70 -> 1.44 ms (all lines at once at the
+    row start: 1.69 ms; prefetching the output rows too: slower),
+    8192 x 2048 8.5 -> 8.0 ms, 16384 x 256 2.7 -> 2.3 ms. Longer rows keep
+    the hardware prefetcher busy within their pages and measured slower
+    with it (4096 x 4096 8.3 -> 8.4-8.6 ms, 1024 x 32768 16.5 -> 18.0 ms).
+    """
+    n, c = x.shape
+    row_bytes = c * x.itemsize
+    if row_bytes > _PREFETCH_MAX_ROW_BYTES:
+        return
+    ahead = i + max(1, _PREFETCH_MAX_ROW_BYTES // max(row_bytes, 1))
+    if ahead >= n:
+        return
+    row = x[ahead]
+    step = 64 // x.itemsize  # elements per cache line
+    middle = (c // 2) // step * step
+    if second:
+        for j in range(middle, c, step):
+            prefetch(row, j)
+        prefetch(row, c - 1)  # the row need not start on a line boundary
+    else:
+        for j in range(0, middle, step):
+            prefetch(row, j)
 
 
 @_inner
@@ -442,14 +485,17 @@ def _softmax_rows(x, out, it, log):
         xr = x[i]
         orow = out[i]
         shift = _shift_of(xr, _row_max(xr))
+        _prefetch_half(x, i, False)
         if log:
             s, rest = _exp_into(xr, orow, shift, it, True, True)  # orow = (x - m) / T
+            _prefetch_half(x, i, True)
             if s == 0.0:
                 orow[:] = -np.inf  # all -inf row
             else:
                 _subtract(orow, like(xr, _log_sum(s, rest)))
         else:
             s, _ = _exp_into(xr, orow, shift, it, False, False)  # orow = exp((x - m) / T)
+            _prefetch_half(x, i, True)
             _scale(orow, like(xr, 0.0 if s == 0.0 else 1.0 / s))
 
 
@@ -458,7 +504,9 @@ def _logsumexp_rows(x, res):
     for i in prange(x.shape[0]):
         xr = x[i]
         shift = _shift_of(xr, _row_max(xr))
+        _prefetch_half(x, i, False)
         s, rest = _exp_sum(xr, shift)
+        _prefetch_half(x, i, True)
         res[i] = np.float64(shift) + _log_sum(s, rest)
 
 
@@ -506,6 +554,7 @@ def _ce_hard_rows(
         else:
             src = xr
         shift = _shift_of(src, _row_max(src))
+        _prefetch_half(x, i, False)
         shift64 = np.float64(shift)
         w_y = w64[y] if has_weight else 1.0
         # Everything that reads the logits happens before the gradient may overwrite them.
@@ -513,6 +562,7 @@ def _ce_hard_rows(
         smooth = _neg_shift_dot(src, w, has_weight, shift) if eps > 0.0 else 0.0
         gr = g[i] if want_grad else src  # src is never written when want_grad is False
         s, log_s = _exp_pass(src, gr, shift, want_grad)
+        _prefetch_half(x, i, True)
         lse = shift64 + log_s
         if s == 0.0:
             row = np.inf  # all -inf row: the target is impossible
@@ -550,11 +600,15 @@ def _ce_soft_rows(x, target, w, has_weight, eps, zeta, cap, row_scale, g, want_g
         else:
             src = xr
         shift = _shift_of(src, _row_max(src))
+        _prefetch_half(x, i, False)
+        _prefetch_half(target, i, False)
         keep = like(src, 1.0 - eps)
         add = like(src, eps / c)
         dot, wt_sum = _soft_target_sums(src, tr, w, has_weight, keep, add, shift)
         gr = g[i] if want_grad else src  # src is never written when want_grad is False
         s, log_s = _exp_pass(src, gr, shift, want_grad)
+        _prefetch_half(x, i, True)
+        _prefetch_half(target, i, True)
         lse = np.float64(shift) + log_s
         loss[i] = np.inf if s == 0.0 else dot + wt_sum * log_s + zeta * lse * lse
         if not want_grad:
