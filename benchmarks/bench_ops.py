@@ -12,7 +12,10 @@ Measures, in one run and on the same arrays (float32, medians of repeats,
   with ``out=`` buffers (``log_softmax(out=)``, ``exp(out=)``, an in-place
   one-hot correction);
 * ``scipy.special.softmax`` / ``log_softmax``;
-* naive NumPy (``exp(x - max) / sum``).
+* naive NumPy (``exp(x - max) / sum``);
+* cross-entropy with a softcap of 30 (Gemma 2): softmaxkit's fused
+  ``softcap=`` against torch's ``F.cross_entropy(30 * tanh(x / 30))`` +
+  ``backward()`` (torch has no fused softcap).
 
 Shapes (4096, 1000), (1024, 32768), (256, 131072) on 1 and 2 threads (set
 with ``torch.set_num_threads`` and ``numba.set_num_threads``). Every op moves
@@ -117,6 +120,16 @@ def _torch_ce_prealloc(xt, yt, lsm, grad, rows, inv_n):
     return loss
 
 
+SOFTCAP = 30.0
+
+
+def _torch_ce_softcap(xt, yt):
+    xt.grad = None
+    loss = F.cross_entropy(SOFTCAP * torch.tanh(xt / SOFTCAP), yt)
+    loss.backward()
+    return loss
+
+
 def cases(x: np.ndarray, y: np.ndarray):
     """``(op, impl, prealloc, fn)`` for every measured call on ``x``, ``y``."""
     out = np.empty_like(x)
@@ -160,6 +173,11 @@ def cases(x: np.ndarray, y: np.ndarray):
         xt, yt, lsm_t, grad_t, rows_t, inv_n
     )
     yield "ce fwd+bwd", "naive numpy", False, lambda: _naive_ce_and_grad(x, y)
+
+    yield "ce+softcap", "softmaxkit", True, lambda: sk.cross_entropy_and_grad(
+        x, y, grad_out=grad, softcap=SOFTCAP
+    )
+    yield "ce+softcap", "torch", False, lambda: _torch_ce_softcap(xg, yt)
 
 
 # --------------------------------------------------------------------------- reporting

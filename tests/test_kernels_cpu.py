@@ -25,7 +25,7 @@ from softmaxkit.kernels import reference
 
 numba = pytest.importorskip("numba")
 cpu = pytest.importorskip("softmaxkit.kernels.cpu")
-from softmaxkit.kernels._vecmath import vexp  # noqa: E402
+from softmaxkit.kernels._vecmath import vexp, vtanh  # noqa: E402
 
 DTYPES = [np.float32, np.float64]
 
@@ -83,6 +83,34 @@ def test_float32_exp_is_within_two_ulp_and_handles_specials():
     assert out[0] == 1.0 and out[1] == 1.0  # exact: the max of a row gives exactly 1
     assert out[2] == 0.0 and np.isnan(out[3])
     assert np.all(out[4:] == 0.0)  # flushed below FLT_MIN, never garbage
+
+
+@numba.njit(cache=True)
+def _vtanh_array(x, out):
+    for j in range(x.shape[0]):
+        out[j] = vtanh(x[j])
+
+
+def test_float32_tanh_is_within_two_ulp_and_handles_specials():
+    # both branches (|x| < 0.625: polynomial; above: exp) and tiny arguments
+    x = np.concatenate(
+        [np.linspace(-20.0, 20.0, 400_001, dtype=np.float32), np.geomspace(1e-30, 2.0, 20_001).astype(np.float32)]
+    )
+    got = np.empty_like(x)
+    _vtanh_array(x, got)
+    want = np.tanh(x.astype(np.float64))
+    ulp = np.spacing(want.astype(np.float32)).astype(np.float64)
+    assert np.max(np.abs(got - want) / ulp) <= 2.0
+    special = np.array([0.0, -0.0, np.inf, -np.inf, np.nan, 60.0, -60.0, 1e-40], dtype=np.float32)
+    out = np.empty_like(special)
+    _vtanh_array(special, out)
+    assert out[0] == 0.0 and not np.signbit(out[0]) and out[1] == 0.0 and np.signbit(out[1])
+    assert out[2] == 1.0 and out[3] == -1.0 and np.isnan(out[4])
+    assert out[5] == 1.0 and out[6] == -1.0 and out[7] == np.float32(1e-40)
+    x64 = np.linspace(-5.0, 5.0, 1001)
+    got64 = np.empty_like(x64)
+    _vtanh_array(x64, got64)
+    np.testing.assert_allclose(got64, np.tanh(x64), rtol=5e-16, atol=0)  # float64: libm tanh
 
 
 # --------------------------------------------------------------------------- softmax family

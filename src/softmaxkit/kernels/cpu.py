@@ -59,8 +59,10 @@ nothing. numba's cache is keyed on this file only: after editing
 ``_vecmath.py``, touch this file (or delete ``__pycache__/*.nbi``/``*.nbc``).
 
 float32 ``exp`` flushes results below ``FLT_MIN`` (arguments under -87.3, i.e.
-probabilities under 1.2e-38 relative to the max) to 0; the softcap uses the
-scalar ``math.tanh``, so softcapped CE runs at ``tanh`` speed.
+probabilities under 1.2e-38 relative to the max) to 0. The softcap's
+``tanh`` is vectorised too (:func:`._vecmath.vtanh`, within 2 ulp): softcapped
+CE with gradient at 1024 x 32768 (2 threads) measured 33 ms, against 409 ms
+with the scalar ``math.tanh`` and 19 ms without a softcap.
 """
 
 from __future__ import annotations
@@ -80,6 +82,7 @@ from softmaxkit.kernels._vecmath import (
     prefetch,
     times,
     vexp,
+    vtanh,
 )
 from softmaxkit.kernels.reference import log_sigmoid, sigmoid
 
@@ -458,11 +461,11 @@ def _soft_target_grad(dst, a, b, t, w, has_weight, keep, add):
 
 @_inner
 def _softcap(v, dst, cap):
-    """``dst = cap * tanh(v / cap)`` (Gemma 2); scalar ``tanh``."""
+    """``dst = cap * tanh(v / cap)`` (Gemma 2), with the vectorised ``tanh``."""
     prefer_wide_vectors()
     inv = like(v, 1.0) / cap
     for j in range(v.shape[0]):
-        dst[j] = cap * math.tanh(v[j] * inv)
+        dst[j] = cap * vtanh(v[j] * inv)
 
 
 @_inner
