@@ -263,6 +263,76 @@ def test_cross_entropy_adversarial_rows(rng, dtype, soft):
     np.testing.assert_allclose(grad, ref_grad, **tol(dtype))  # NaN rows included
 
 
+def _by_tiles(x, target, opts, row_scale, tile):
+    """Loss and gradient through softmaxkit.kernels.vocab_tiles, ``tile`` classes at a time."""
+    from softmaxkit.kernels import vocab_tiles
+
+    n, c = x.shape
+    state = vocab_tiles.new_state(n)
+    for v0 in range(0, c, tile):
+        vocab_tiles.fold_tile(np.ascontiguousarray(x[:, v0 : v0 + tile]), v0, target, opts, state, n_classes=c)
+    loss = vocab_tiles.finish(state, target, opts, n_classes=c)
+    grad = np.empty_like(x)
+    for v0 in range(0, c, tile):
+        part = np.ascontiguousarray(x[:, v0 : v0 + tile])
+        vocab_tiles.tile_grad(part, v0, target, opts, state, row_scale, n_classes=c)
+        grad[:, v0 : v0 + tile] = part
+    return loss, grad
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("soft", [False, True])
+@pytest.mark.parametrize("tile", [1, 50, 257])
+def test_vocab_tiles_match_oracle_and_row_kernel(rng, dtype, soft, tile):
+    n, c = 9, 257
+    x = (rng.standard_normal((n, c)) * 3).astype(dtype)
+    x[2, ::4] = -np.inf
+    x[5, 3] = 30.0  # a confident row, its max in one tile
+    x[6, 100:] = -np.inf  # later tiles all -inf
+    x[7, :200] = -50.0  # the max arrives in a late tile
+    if soft:
+        target = rng.dirichlet(np.ones(c), n).astype(dtype)
+        target[2, ::4] = 0.0
+        target[6, 100:] = 0.0
+        target[2] /= target[2].sum()
+        target[6] /= target[6].sum()
+    else:
+        target = rng.integers(1, 100, n)
+        target[2] = 1
+        target[4] = -100
+    row_scale = rng.uniform(0.5, 2.0, n)
+    for weighted, eps, zeta, cap in OPTION_GRID:
+        opts, oracle_opts = _options(c, rng, weighted, eps, zeta, cap)
+        case = f"weighted={weighted} eps={eps} zeta={zeta} cap={cap}"
+        want_loss, _ = oracle.cross_entropy_rows(x, target, **oracle_opts)
+        row_grad = np.empty_like(x)
+        row_loss = cpu.cross_entropy_2d(x, target, opts, row_scale=row_scale, grad_out=row_grad)
+        loss, grad = _by_tiles(x, target, opts, row_scale, tile)
+        finite = np.isfinite(want_loss)  # label smoothing onto -inf logits: +inf, as the rows
+        np.testing.assert_array_equal(loss[~finite], row_loss[~finite], err_msg=case)
+        np.testing.assert_allclose(loss[finite], want_loss[finite], **tol(dtype), err_msg=case)
+        np.testing.assert_allclose(grad, row_grad, **tol(dtype), err_msg=case)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_vocab_tiles_adversarial_rows_and_confident_precision(rng, dtype):
+    x = adversarial(rng, dtype)
+    n, c = x.shape
+    target = np.full(n, 1, dtype=np.int64)
+    target[7] = 11  # the confident row's own max: loss ~ 1e-15 relative to 40
+    opts = CrossEntropyOptions()
+    row_grad = np.empty_like(x)
+    row_loss = cpu.cross_entropy_2d(x, target, opts, row_scale=np.ones(n), grad_out=row_grad)
+    loss, grad = _by_tiles(x, target, opts, np.ones(n), 64)
+    assert loss[3] == np.inf and np.isnan(loss[4]) and np.isnan(loss[5])
+    finite = np.isfinite(row_loss)
+    np.testing.assert_allclose(loss[finite], row_loss[finite], **tol(dtype))
+    np.testing.assert_allclose(grad, row_grad, **tol(dtype))  # NaN rows included
+    with np.errstate(invalid="ignore"):
+        want, _ = oracle.cross_entropy_rows(x, target)
+    assert 0 < loss[7] and abs(loss[7] - want[7]) <= 1e-6 * want[7]  # log1p kept across tiles
+
+
 def test_gradient_by_finite_differences(rng):
     x = rng.standard_normal((3, 40))
     y = np.array([0, 17, 39])

@@ -14,7 +14,8 @@ import pytest
 
 import oracle
 import softmaxkit as sk
-from softmaxkit.linear import CHUNK_BYTES, chunk_rows
+from softmaxkit import linear
+from softmaxkit.linear import CHUNK_BYTES, chunk_rows, plan_pass
 
 torch = pytest.importorskip("torch")
 
@@ -149,6 +150,83 @@ def test_torch_autograd_matches_dense_reference(cpu_kernel, options, soft, chunk
     _close(ht.grad, rh)
     _close(wt.grad, rw)
     _close(bt.grad, rb)
+
+
+@pytest.fixture
+def vocab_tiles(monkeypatch):
+    """Force vocabulary tiles at the test shapes: a budget of 5 float64 classes
+    for all N rows (4 tiles over V = 17, the last one partial), token blocks
+    of 10 rows (3 blocks over N = 23); counts the calls of the tiled pass."""
+    monkeypatch.setattr(linear, "CHUNK_BYTES", N * 8 * 5)
+    monkeypatch.setattr(linear, "TILE_TOKENS", 10)
+    calls = []
+
+    def counting(*args, **kwargs):
+        calls.append(1)
+        return linear.run_vocab_tiles.__wrapped__(*args, **kwargs)
+
+    counting.__wrapped__ = linear.run_vocab_tiles
+    monkeypatch.setattr(linear, "run_vocab_tiles", counting)
+    from softmaxkit.torch import _linear as torch_linear
+
+    monkeypatch.setattr(torch_linear, "run_vocab_tiles", counting)
+    assert plan_pass(N, V, 8) == linear.PassPlan(True, 10, 5 * N // 10)
+    return calls
+
+
+@pytest.mark.parametrize("options", OPTION_GRID)
+@pytest.mark.parametrize("soft", [False, True])
+@pytest.mark.parametrize("with_bias", [True, False])
+def test_vocab_tiles_match_dense_reference(vocab_tiles, options, soft, with_bias):
+    h, w, b, t = _with_ignore_index(_inputs(soft=soft), options)
+    b = b if with_bias else None
+    upstream = np.linspace(-1.0, 2.0, N) if options.get("reduction") == "none" else 1.3
+    loss, gh, gw, gb = sk.linear_cross_entropy_and_grad(h, w, t, bias=b, grad_output=upstream, **options)
+    ref_loss, (rh, rw, rb) = dense_reference(h, w, b, t, upstream=upstream, **options)
+    _close(loss, ref_loss)
+    _close(gh, rh)
+    _close(gw, rw)
+    if with_bias:
+        _close(gb, rb)
+    _close(sk.linear_cross_entropy(h, w, t, bias=b, **options), ref_loss)
+    # torch, through autograd ("none": the backward recomputes with the real upstream)
+    ht, wt = torch.tensor(h, requires_grad=True), torch.tensor(w, requires_grad=True)
+    bt = None if b is None else torch.tensor(b, requires_grad=True)
+    opts = dict(options)
+    if "class_weight" in opts:
+        opts["class_weight"] = torch.tensor(opts["class_weight"])
+    loss_t = sk.linear_cross_entropy(ht, wt, torch.tensor(t), bias=bt, **opts)
+    loss_t.backward(torch.as_tensor(upstream, dtype=torch.float64))
+    _close(loss_t.detach(), ref_loss)
+    _close(ht.grad, rh)
+    _close(wt.grad, rw)
+    if with_bias:
+        _close(bt.grad, rb)
+    assert len(vocab_tiles) >= 3  # each of the three calls above took the tiled pass
+
+
+def test_vocab_tiles_float32_keep_float32_accuracy(vocab_tiles):
+    h, w, b, t = (a.astype(np.float32) if a.dtype.kind == "f" else a for a in _inputs())
+    loss, gh, gw, gb = sk.linear_cross_entropy_and_grad(h, w, t, bias=b, label_smoothing=0.1)
+    ref_loss, (rh, rw, rb) = dense_reference(
+        *(a.astype(np.float64) if a.dtype.kind == "f" else a for a in (h, w, b, t)), label_smoothing=0.1
+    )
+    assert loss.dtype == gh.dtype == gw.dtype == gb.dtype == np.float32
+    _close(loss, ref_loss, rtol=1e-6, atol=0)
+    for got, want in ((gh, rh), (gw, rw), (gb, rb)):
+        _close(got, want, rtol=1e-5, atol=1e-6)
+    assert vocab_tiles
+
+
+def test_plan_pass_picks_token_chunks_or_vocab_tiles():
+    chunk_32k = CHUNK_BYTES // (32768 * 4)
+    assert plan_pass(4096, 32768, 4) == linear.PassPlan(False, chunk_32k)  # 416 rows: efficient GEMMs
+    tiles = plan_pass(2048, 131072, 4)  # 104-row chunks would be too thin
+    assert tiles == linear.PassPlan(True, 2048, CHUNK_BYTES // (2048 * 4))
+    assert plan_pass(20000, 131072, 4).rows == linear.TILE_TOKENS  # token blocks
+    assert plan_pass(64, 131072, 4) == linear.PassPlan(False, 64)  # one chunk holds every row
+    assert plan_pass(2048, 131072, 4, chunk_size=50) == linear.PassPlan(False, 50)
+    assert plan_pass(2048, 131072, 4, tiles_possible=False).vocab_tiles is False
 
 
 @pytest.mark.parametrize("reduction", ["mean", "none"])
@@ -337,10 +415,12 @@ _MEMORY_SCRIPT = textwrap.dedent(
 @pytest.mark.slow
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/statm")
 @pytest.mark.parametrize("backend", ["numpy", "torch"])
-def test_no_n_by_v_allocation(backend):
-    # (N, V) float32 logits would be 256 MiB; the chunk budget is 52 MiB and the
-    # outputs (grad_hidden, grad_weight) are 0.25 + 2 MiB.
-    n, d, v = 2048, 16, 32768
+@pytest.mark.parametrize("v", [32768, 131072], ids=["token-chunks", "vocab-tiles"])
+def test_no_n_by_v_allocation(backend, v):
+    # (N, V) float32 logits would be 256 MiB (1 GiB); the budget is 52 MiB and the
+    # outputs (grad_hidden, grad_weight) are 0.25 + 2 MiB (8 MiB).
+    n, d = 2048, 16
+    assert plan_pass(n, v, 4).vocab_tiles == (v == 131072)
     dense = n * v * 4
     res = subprocess.run(
         [sys.executable, "-c", _MEMORY_SCRIPT, backend, str(n), str(d), str(v)],

@@ -538,6 +538,65 @@ def _ce_row_grad_scale(s, lse, coef, zeta, weight_of_lse, scale):
     return scale * (coef + lse_term * weight_of_lse) * inv_s
 
 
+@_scalar
+def _hard_row_loss(s, log_s, neg_z_y, smooth, w_y, w_sum, n_classes, eps, zeta, lse):
+    """One row's hard-target loss (float64) from its statistics.
+
+    ``s = sum(exp(x' - m))`` and ``log_s`` (see :func:`_log_sum`),
+    ``neg_z_y = m - x'_y``, ``smooth = sum_c w_c (m - x'_c)`` (read only with
+    label smoothing) and ``lse = m + log s``::
+
+        (1 - eps) w_y (log s + m - x'_y) + eps / C (smooth + w_sum log s) + zeta w_y lse**2
+
+    ``+inf`` for an all ``-inf`` row (``s == 0``).
+    """
+    if s == 0.0:
+        return np.inf  # all -inf row: the target is impossible
+    row = (1.0 - eps) * w_y * (log_s + neg_z_y) if eps < 1.0 else 0.0
+    if eps > 0.0:
+        row += eps / n_classes * (smooth + w_sum * log_s)
+    if zeta > 0.0:
+        row += zeta * w_y * lse * lse
+    return row
+
+
+@_scalar
+def _soft_row_loss(s, log_s, dot, wt_sum, zeta, lse):
+    """One row's soft-target loss: ``dot + wt_sum log s + zeta lse**2`` with
+    ``dot = sum_c wt_c (m - x'_c)``, ``wt_sum = sum_c wt_c``; ``+inf`` if ``s == 0``."""
+    return np.inf if s == 0.0 else dot + wt_sum * log_s + zeta * lse * lse
+
+
+@_scalar
+def _hard_row_grad(gr, src, y, w, has_weight, w_y, w_sum, n_classes, eps, zeta, s, lse, scale, cap):
+    """Turn the stored ``e = exp(x' - m)`` in ``gr`` into ``scale * dloss/dx`` (hard target).
+
+    ``gr``, ``src`` and ``w`` (class weights, when ``has_weight``) may cover
+    a slice of the classes; ``y`` indexes that slice and is skipped when
+    outside it. ``src`` holds the softcapped logits when ``cap > 0``.
+    """
+    coef = (1.0 - eps) * w_y + eps * w_sum / n_classes
+    a = like(src, _ce_row_grad_scale(s, lse, coef, zeta, w_y, scale))
+    if eps > 0.0:
+        _scale_minus_weighted(gr, a, like(src, eps / n_classes * scale), w, has_weight)
+    else:
+        _scale(gr, a)
+    if 0 <= y < gr.shape[0]:
+        # (p_y - 1)-style correction in the compute dtype (float32 or wider).
+        gr[y] -= like(src, (1.0 - eps) * w_y * scale)
+    if cap > 0.0:
+        _softcap_grad(gr, src, like(src, cap))
+
+
+@_scalar
+def _soft_row_grad(gr, src, tr, w, has_weight, keep, add, wt_sum, zeta, s, lse, scale, cap):
+    """As :func:`_hard_row_grad` for soft targets ``tr`` (``wt = w (keep t + add)``)."""
+    a = like(src, _ce_row_grad_scale(s, lse, wt_sum, zeta, 1.0, scale))
+    _soft_target_grad(gr, a, like(src, scale), tr, w, has_weight, keep, add)
+    if cap > 0.0:
+        _softcap_grad(gr, src, like(src, cap))
+
+
 @_outer
 def _ce_hard_rows(
     x, target, w, w64, has_weight, w_sum, ignore_index, eps, zeta, cap, row_scale, g, want_grad, loss
@@ -567,28 +626,9 @@ def _ce_hard_rows(
         s, log_s = _exp_pass(src, gr, shift, want_grad)
         _prefetch_half(x, i, True)
         lse = shift64 + log_s
-        if s == 0.0:
-            row = np.inf  # all -inf row: the target is impossible
-        else:
-            row = (1.0 - eps) * w_y * (log_s + neg_z_y) if eps < 1.0 else 0.0
-            if eps > 0.0:
-                row += eps / c * (smooth + w_sum * log_s)
-            if zeta > 0.0:
-                row += zeta * w_y * lse * lse
-        loss[i] = row
-        if not want_grad:
-            continue
-        scale = row_scale[i]
-        coef = (1.0 - eps) * w_y + eps * w_sum / c
-        a = like(src, _ce_row_grad_scale(s, lse, coef, zeta, w_y, scale))
-        if eps > 0.0:
-            _scale_minus_weighted(gr, a, like(src, eps / c * scale), w, has_weight)
-        else:
-            _scale(gr, a)
-        # (p_y - 1)-style correction in the compute dtype (float32 or wider).
-        gr[y] -= like(src, (1.0 - eps) * w_y * scale)
-        if cap > 0.0:
-            _softcap_grad(gr, src, like(src, cap))
+        loss[i] = _hard_row_loss(s, log_s, neg_z_y, smooth, w_y, w_sum, c, eps, zeta, lse)
+        if want_grad:
+            _hard_row_grad(gr, src, y, w, has_weight, w_y, w_sum, c, eps, zeta, s, lse, row_scale[i], cap)
 
 
 @_outer
@@ -613,14 +653,9 @@ def _ce_soft_rows(x, target, w, has_weight, eps, zeta, cap, row_scale, g, want_g
         _prefetch_half(x, i, True)
         _prefetch_half(target, i, True)
         lse = np.float64(shift) + log_s
-        loss[i] = np.inf if s == 0.0 else dot + wt_sum * log_s + zeta * lse * lse
-        if not want_grad:
-            continue
-        scale = row_scale[i]
-        a = like(src, _ce_row_grad_scale(s, lse, wt_sum, zeta, 1.0, scale))
-        _soft_target_grad(gr, a, like(src, scale), tr, w, has_weight, keep, add)
-        if cap > 0.0:
-            _softcap_grad(gr, src, like(src, cap))
+        loss[i] = _soft_row_loss(s, log_s, dot, wt_sum, zeta, lse)
+        if want_grad:
+            _soft_row_grad(gr, src, tr, w, has_weight, keep, add, wt_sum, zeta, s, lse, row_scale[i], cap)
 
 
 # --------------------------------------------------------------------------- public kernels
@@ -666,6 +701,22 @@ def logsumexp_2d(x: np.ndarray) -> np.ndarray:
     return res
 
 
+def option_scalars(options: CrossEntropyOptions) -> tuple[float, float, float]:
+    """``(label_smoothing, z_loss, softcap)`` as floats, the softcap 0 when off."""
+    cap = 0.0 if options.softcap is None else float(options.softcap)
+    return float(options.label_smoothing), float(options.z_loss), cap
+
+
+def class_weights(options: CrossEntropyOptions, dtype, n_classes: int):
+    """``(has_weight, w64, w, w_sum)``: the class weights in float64 and in
+    ``dtype``, and their float64 sum (``n_classes`` without weights, when both
+    arrays are a placeholder ``[1]``)."""
+    if options.weight is None:
+        return False, np.ones(1), np.ones(1, dtype=dtype), float(n_classes)
+    w64 = np.ascontiguousarray(options.weight, dtype=np.float64)
+    return True, w64, w64.astype(dtype), float(np.sum(w64))
+
+
 def cross_entropy_2d(
     x: np.ndarray,
     target: np.ndarray,
@@ -691,18 +742,8 @@ def cross_entropy_2d(
     """
     n, c = x.shape
     dtype = x.dtype
-    eps = float(options.label_smoothing)
-    zeta = float(options.z_loss)
-    cap = 0.0 if options.softcap is None else float(options.softcap)
-    has_weight = options.weight is not None
-    if has_weight:
-        w64 = np.ascontiguousarray(options.weight, dtype=np.float64)
-        w = w64.astype(dtype)
-        w_sum = float(np.sum(w64))
-    else:
-        w64 = np.ones(1)
-        w = np.ones(1, dtype=dtype)
-        w_sum = float(c)
+    eps, zeta, cap = option_scalars(options)
+    has_weight, w64, w, w_sum = class_weights(options, dtype, c)
     want_grad = grad_out is not None
     g = grad_out if want_grad else np.empty((0, 0), dtype=dtype)
     scale = (

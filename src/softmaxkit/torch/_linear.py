@@ -28,7 +28,15 @@ import torch
 from torch.autograd.function import once_differentiable
 
 from softmaxkit._validation import cross_entropy_options, to_numpy
-from softmaxkit.linear import _ce_options, _check_chunk_size, check_linear_inputs, chunk_rows, run_chunks
+from softmaxkit.linear import (
+    PassPlan,
+    _ce_options,
+    check_linear_inputs,
+    plan_pass,
+    run_chunks,
+    run_vocab_tiles,
+    vocab_tiles_available,
+)
 from softmaxkit.torch import _backend
 from softmaxkit.torch._cross_entropy import Problem, reduce_rows, row_scale
 from softmaxkit.torch._tensors import compute_dtype
@@ -68,30 +76,34 @@ class LinearProblem:
 
     problem: Problem  # options and target kind (axis is the last one)
     n_rows: int
-    rows_per_chunk: int
+    plan: PassPlan  # token chunks or vocabulary tiles (CPU, float32/float64)
 
 
 class _TorchOps:
     """The torch backend of :func:`softmaxkit.linear.run_chunks`.
 
     Owns one ``(rows, V)`` compute-dtype buffer (plus, for native 16-bit
-    GEMMs, one 16-bit buffer of the same shape) and the gradient outputs.
+    GEMMs, one 16-bit buffer of the same shape) and the gradient outputs;
+    with vocabulary tiles, one ``(rows, V_tile)`` buffer instead (also the
+    backend of :func:`softmaxkit.linear.run_vocab_tiles`).
     """
 
-    def __init__(self, h, w, b, t_rows, problem, scale, rows, needs):
+    def __init__(self, h, w, b, t_rows, problem, scale, plan, needs):
         self.cdtype = compute_dtype(h.dtype)
         self.gdtype = gemm_dtype(h.dtype, h.device)
         self.h, self.t, self.options, self.scale = h, t_rows, problem.options, scale
         self.w = w if w.dtype == self.gdtype else w.to(self.gdtype)  # (V, D), one upcast if any
         self.b = None if b is None else b.to(self.cdtype)
         v = w.shape[0]
-        self.buf = torch.empty(rows, v, dtype=self.cdtype, device=h.device)  # reused every chunk
+        rows, width = plan.rows, (plan.tile_classes if plan.vocab_tiles else v)
+        self.buf = torch.empty(rows, width, dtype=self.cdtype, device=h.device)  # reused every chunk
         self.low = None
         if self.gdtype != self.cdtype:
-            self.low = torch.empty(rows, v, dtype=self.gdtype, device=h.device)
+            self.low = torch.empty(rows, width, dtype=self.gdtype, device=h.device)
         need_h, need_w, need_b = needs
         self.want_grads = any(needs)
-        self.grad_h = torch.empty_like(h) if need_h else None  # (N, D)
+        # (N, D); vocabulary tiles add into it (one term per tile)
+        self.grad_h = (torch.zeros_like if plan.vocab_tiles else torch.empty_like)(h) if need_h else None
         # Accumulators in the compute dtype (float32/float64), across chunks.
         self.grad_w = torch.zeros(w.shape, dtype=self.cdtype, device=h.device) if need_w else None
         self.grad_b = (
@@ -144,6 +156,24 @@ class _TorchOps:
         if self.grad_b is not None:
             self.grad_b += g.sum(dim=0, dtype=torch.float64)
 
+    def tile_logits(self, t0, t1, v0, v1):
+        out = self.buf.view(-1)[: (t1 - t0) * (v1 - v0)].view(t1 - t0, v1 - v0)
+        h_c, w_t = self.h[t0:t1], self.w[v0:v1]
+        if self.b is None:
+            torch.mm(h_c, w_t.T, out=out)
+        else:
+            torch.addmm(self.b[v0:v1], h_c, w_t.T, out=out)
+        return out.numpy()  # CPU only: the numba tile kernels work on this view
+
+    def accumulate_tile_grads(self, g, t0, t1, v0, v1):
+        g = torch.from_numpy(g)  # the same memory as the tile buffer
+        if self.grad_h is not None:
+            self.grad_h[t0:t1].addmm_(g, self.w[v0:v1])
+        if self.grad_w is not None:
+            self.grad_w[v0:v1].addmm_(g.T, self.h[t0:t1])
+        if self.grad_b is not None:
+            self.grad_b[v0:v1] += g.sum(dim=0, dtype=torch.float64)
+
 
 def prepare(hidden, weight, bias, target, chunk_size, ce_options) -> tuple[LinearProblem, torch.Tensor]:
     """Validate a call; return the problem and the flattened targets (on ``hidden``'s device)."""
@@ -161,15 +191,17 @@ def prepare(hidden, weight, bias, target, chunk_size, ce_options) -> tuple[Linea
     batch = tuple(hidden.shape[:-1])
     _, soft = prepare_target(to_numpy(t), batch + (v,), len(batch), opts.ignore_index)
     cdtype = compute_dtype(hidden.dtype)
-    if chunk_size is None:
-        gdtype = gemm_dtype(hidden.dtype, hidden.device)
-        per_logit = cdtype.itemsize + (gdtype.itemsize if gdtype != cdtype else 0)
-        rows = chunk_rows(n, v, per_logit)
-    else:
-        rows = _check_chunk_size(chunk_size, n)
+    gdtype = gemm_dtype(hidden.dtype, hidden.device)
+    per_logit = cdtype.itemsize + (gdtype.itemsize if gdtype != cdtype else 0)
+    # Vocabulary tiles need the numba kernels (CPU) and float32/float64 throughout:
+    # a 16-bit grad_hidden could not accumulate over tiles.
+    tiles_possible = hidden.device.type == "cpu" and hidden.dtype == gdtype == cdtype
+    plan = plan_pass(
+        n, v, per_logit, chunk_size=chunk_size, tiles_possible=tiles_possible and vocab_tiles_available()
+    )
     t = t.to(hidden.device)
     t_rows = t.reshape(n, v).to(cdtype).contiguous() if soft else t.reshape(n).to(torch.int64)
-    return LinearProblem(Problem(-1, opts, soft), n, rows), t_rows
+    return LinearProblem(Problem(-1, opts, soft), n, plan), t_rows
 
 
 def run(hidden, weight, bias, t_rows, lp: LinearProblem, *, needs, grad_output=None):
@@ -181,8 +213,15 @@ def run(hidden, weight, bias, t_rows, lp: LinearProblem, *, needs, grad_output=N
     w = weight.detach().contiguous()
     b = None if bias is None else bias.detach()
     scale, denom = row_scale(t_rows, lp.problem, grad_output)
-    ops = _TorchOps(h, w, b, t_rows, lp.problem, scale, lp.rows_per_chunk, needs)
-    losses = run_chunks(ops, lp.n_rows, lp.rows_per_chunk, want_grads=any(needs))
+    ops = _TorchOps(h, w, b, t_rows, lp.problem, scale, lp.plan, needs)
+    if lp.plan.vocab_tiles:
+        losses = run_vocab_tiles(
+            ops, t_rows.numpy(), lp.problem.options, scale.numpy() if any(needs) else None, lp.plan,
+            lp.n_rows, w.shape[0], want_grads=any(needs),
+        )  # fmt: skip
+        losses = [torch.from_numpy(part) for part in losses]
+    else:
+        losses = run_chunks(ops, lp.n_rows, lp.plan.rows, want_grads=any(needs))
     row_loss = torch.cat(losses) if losses else torch.zeros(0, dtype=torch.float64)
     loss = reduce_rows(row_loss.to(hidden.device), lp.problem, denom, tuple(hidden.shape[:-1]), hidden.dtype)
     grad_h = None if ops.grad_h is None else ops.grad_h.reshape(hidden.shape)
