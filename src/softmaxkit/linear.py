@@ -32,8 +32,9 @@ dimensions:
 
 One GEMM more than the token chunks, but measured at N=2048, D=1024,
 V=131,072 (2 threads, GEMMs only): 1.23x the dense 3-GEMM time, against
-1.49x for 104-row token chunks. At V = 32,768 (416-row chunks) the token
-chunks stay ahead (about 1.13x against 1.33x), hence
+1.49x for 104-row token chunks. With more rows per chunk the token chunks
+stay ahead: at V=65,536 (208 rows, N=4096) 1.15x against 1.27x for tiles,
+at V=32,768 (416 rows) about 1.13x against 1.33x. Hence
 :data:`VOCAB_TILES_BELOW_ROWS`.
 
 This module holds the algorithm (the chunk loop, the chunk size, the shape
@@ -70,8 +71,11 @@ __all__ = [
 CHUNK_BYTES = 52 << 20
 
 
-#: Token chunks of fewer rows than this switch to vocabulary tiles (CPU, float32/float64).
-VOCAB_TILES_BELOW_ROWS = 256
+#: Token chunks of fewer rows than this switch to vocabulary tiles (CPU,
+#: float32/float64): tiles won at 104 rows, token chunks at 208 (measured, see
+#: the module docstring); at 128 the chunk GEMMs ran at about 3/4 of the dense
+#: rate, as four GEMMs against three do.
+VOCAB_TILES_BELOW_ROWS = 128
 
 #: Tokens per vocabulary tile (more tokens are processed in blocks of this
 #: many): tiles stay at least ``CHUNK_BYTES / (TILE_TOKENS * 4)`` = 3,328
@@ -405,7 +409,9 @@ def linear_cross_entropy(
     bias : array_like or torch.Tensor of shape (V,), optional, keyword-only
     chunk_size : int, optional, keyword-only
         Tokens per chunk. Default: as many as fit :data:`CHUNK_BYTES` (52 MiB)
-        of float32 logits, i.e. ``CHUNK_BYTES // (4 * V)``.
+        of float32 logits, i.e. ``CHUNK_BYTES // (4 * V)``; where that is
+        under :data:`VOCAB_TILES_BELOW_ROWS` on CPU, vocabulary tiles of the
+        same size instead (see :func:`plan_pass`). Given, always token chunks.
     **ce_options
         ``weight`` is taken by the projection, so class weights are passed as
         ``class_weight``; the others (``ignore_index``, ``reduction``,
@@ -425,9 +431,10 @@ def linear_cross_entropy(
 
     Notes
     -----
-    Memory: one ``(rows, V)`` buffer in the compute dtype (float32, or float64
-    for float64 input) of about :data:`CHUNK_BYTES`, reused for the logits and
-    then, in place, their gradient. With gradients (see
+    Memory: one ``(rows, V)`` (or, with vocabulary tiles, ``(tokens, V_tile)``)
+    buffer in the compute dtype (float32, or float64 for float64 input) of
+    about :data:`CHUNK_BYTES`, reused for the logits and then, in place, their
+    gradient. With gradients (see
     :func:`linear_cross_entropy_and_grad`) the outputs come on top, and for
     float16/bfloat16 input the float32 weight-gradient accumulator
     (``V * D * 4`` bytes), because summing per-chunk gradients in 16 bits loses
@@ -488,8 +495,10 @@ def linear_cross_entropy_and_grad(
 
     Notes
     -----
-    Three GEMMs per chunk (logits, ``g @ W``, ``g.T @ h``), exactly those of a
-    dense forward + backward, and one pass of the fused CE kernel.
+    Three GEMMs per token chunk (logits, ``g @ W``, ``g.T @ h``), exactly
+    those of a dense forward + backward, and one pass of the fused CE kernel;
+    with vocabulary tiles the logits GEMM runs twice (statistics, then
+    gradient).
     """
     if is_torch_tensor(hidden):
         return dispatch_torch("linear_cross_entropy_and_grad")(

@@ -246,7 +246,8 @@ class LinearCrossEntropyFunction(torch.autograd.Function):
       so gradients made in the forward with ``u = 1`` cannot be rescaled to
       an arbitrary ``u`` afterwards (this is where peers go wrong). 4 GEMMs
       total is the price of being exact, and the forward keeps no gradients
-      alive in the meantime.
+      alive in the meantime. (With vocabulary tiles, each pass computes the
+      logits twice: 4 GEMMs for "mean"/"sum", 5 for "none".)
 
     A second backward over the same graph (``retain_graph=True``) recomputes,
     because the first one handed its tensors out.
