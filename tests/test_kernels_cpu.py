@@ -204,31 +204,61 @@ def _options(n_classes, rng, weighted, eps, zeta, cap):
     return opts, oracle_opts
 
 
+def _by_tiles(x, target, opts, row_scale, tile):
+    """Loss and gradient through softmaxkit.kernels.vocab_tiles, ``tile`` classes at a time."""
+    from softmaxkit.kernels import vocab_tiles
+
+    n, c = x.shape
+    state = vocab_tiles.new_state(n)
+    for v0 in range(0, c, tile):
+        vocab_tiles.fold_tile(np.ascontiguousarray(x[:, v0 : v0 + tile]), v0, target, opts, state, n_classes=c)
+    loss = vocab_tiles.finish(state, target, opts, n_classes=c)
+    grad = np.empty_like(x)
+    for v0 in range(0, c, tile):
+        part = np.ascontiguousarray(x[:, v0 : v0 + tile])
+        vocab_tiles.tile_grad(part, v0, target, opts, state, row_scale, n_classes=c)
+        grad[:, v0 : v0 + tile] = part
+    return loss, grad
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("soft", [False, True], ids=["hard", "soft"])
-def test_cross_entropy_option_grid(rng, dtype, soft):
+@pytest.mark.parametrize("tile", [None, 1, 50], ids=["rows", "tiles-of-1", "tiles-of-50"])
+def test_cross_entropy_option_grid(rng, dtype, soft, tile):
+    """The row kernel against the oracle and the reference; with ``tile``, the
+    vocabulary-tile kernels (linear CE at large V) against the row kernel."""
     n, c = 9, 257
     x = (rng.standard_normal((n, c)) * 3).astype(dtype)
     x[2, ::4] = -np.inf  # masked logits (never the target below)
     x[5, 3] = 30.0  # a confident row
+    x[6, 100:] = -np.inf  # whole tiles of -inf after the first ones
+    x[7, :200] = -50.0  # the max arrives in a late tile
     if soft:
         target = rng.dirichlet(np.ones(c), n).astype(dtype)
-        target[2, ::4] = 0.0  # zero mass on -inf logits contributes 0
-        target[2] /= target[2].sum()
+        for row, masked in ((2, np.s_[::4]), (6, np.s_[100:])):
+            target[row, masked] = 0.0  # zero mass on -inf logits contributes 0
+            target[row] /= target[row].sum()
         target[:, 1] = 0.0
     else:
-        target = rng.integers(1, c, n)
+        target = rng.integers(1, 100, n)
         target[2] = 1  # 1 % 4 != 0: a finite logit
         target[4] = -100  # ignored
     row_scale = rng.uniform(0.5, 2.0, n)
     for weighted, eps, zeta, cap in OPTION_GRID:
         opts, oracle_opts = _options(c, rng, weighted, eps, zeta, cap)
         case = f"weighted={weighted} eps={eps} zeta={zeta} cap={cap}"
+        grad = np.empty_like(x)
+        loss = cpu.cross_entropy_2d(x, target, opts, row_scale=row_scale, grad_out=grad)
+        if tile is not None:
+            tile_loss, tile_grad = _by_tiles(x, target, opts, row_scale, tile)
+            finite = np.isfinite(loss)  # label smoothing onto -inf logits: +inf in both
+            np.testing.assert_array_equal(tile_loss[~finite], loss[~finite], err_msg=case)
+            np.testing.assert_allclose(tile_loss[finite], loss[finite], **tol(dtype), err_msg=case)
+            np.testing.assert_allclose(tile_grad, grad, **tol(dtype), err_msg=case)
+            continue
         want_loss, _ = oracle.cross_entropy_rows(x, target, **oracle_opts)
         ref_grad = np.empty_like(x)
         ref_loss = reference.cross_entropy_2d(x, target, opts, row_scale=row_scale, grad_out=ref_grad)
-        grad = np.empty_like(x)
-        loss = cpu.cross_entropy_2d(x, target, opts, row_scale=row_scale, grad_out=grad)
         loss_only = cpu.cross_entropy_2d(x, target, opts)
         np.testing.assert_allclose(loss, want_loss, **tol(dtype), err_msg=case)
         np.testing.assert_allclose(loss, ref_loss, **tol(dtype), err_msg=case)
@@ -261,57 +291,6 @@ def test_cross_entropy_adversarial_rows(rng, dtype, soft):
     ref_grad = np.empty_like(x)
     reference.cross_entropy_2d(x, target, opts, row_scale=np.ones(n), grad_out=ref_grad)
     np.testing.assert_allclose(grad, ref_grad, **tol(dtype))  # NaN rows included
-
-
-def _by_tiles(x, target, opts, row_scale, tile):
-    """Loss and gradient through softmaxkit.kernels.vocab_tiles, ``tile`` classes at a time."""
-    from softmaxkit.kernels import vocab_tiles
-
-    n, c = x.shape
-    state = vocab_tiles.new_state(n)
-    for v0 in range(0, c, tile):
-        vocab_tiles.fold_tile(np.ascontiguousarray(x[:, v0 : v0 + tile]), v0, target, opts, state, n_classes=c)
-    loss = vocab_tiles.finish(state, target, opts, n_classes=c)
-    grad = np.empty_like(x)
-    for v0 in range(0, c, tile):
-        part = np.ascontiguousarray(x[:, v0 : v0 + tile])
-        vocab_tiles.tile_grad(part, v0, target, opts, state, row_scale, n_classes=c)
-        grad[:, v0 : v0 + tile] = part
-    return loss, grad
-
-
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("soft", [False, True])
-@pytest.mark.parametrize("tile", [1, 50, 257])
-def test_vocab_tiles_match_oracle_and_row_kernel(rng, dtype, soft, tile):
-    n, c = 9, 257
-    x = (rng.standard_normal((n, c)) * 3).astype(dtype)
-    x[2, ::4] = -np.inf
-    x[5, 3] = 30.0  # a confident row, its max in one tile
-    x[6, 100:] = -np.inf  # later tiles all -inf
-    x[7, :200] = -50.0  # the max arrives in a late tile
-    if soft:
-        target = rng.dirichlet(np.ones(c), n).astype(dtype)
-        target[2, ::4] = 0.0
-        target[6, 100:] = 0.0
-        target[2] /= target[2].sum()
-        target[6] /= target[6].sum()
-    else:
-        target = rng.integers(1, 100, n)
-        target[2] = 1
-        target[4] = -100
-    row_scale = rng.uniform(0.5, 2.0, n)
-    for weighted, eps, zeta, cap in OPTION_GRID:
-        opts, oracle_opts = _options(c, rng, weighted, eps, zeta, cap)
-        case = f"weighted={weighted} eps={eps} zeta={zeta} cap={cap}"
-        want_loss, _ = oracle.cross_entropy_rows(x, target, **oracle_opts)
-        row_grad = np.empty_like(x)
-        row_loss = cpu.cross_entropy_2d(x, target, opts, row_scale=row_scale, grad_out=row_grad)
-        loss, grad = _by_tiles(x, target, opts, row_scale, tile)
-        finite = np.isfinite(want_loss)  # label smoothing onto -inf logits: +inf, as the rows
-        np.testing.assert_array_equal(loss[~finite], row_loss[~finite], err_msg=case)
-        np.testing.assert_allclose(loss[finite], want_loss[finite], **tol(dtype), err_msg=case)
-        np.testing.assert_allclose(grad, row_grad, **tol(dtype), err_msg=case)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

@@ -102,11 +102,20 @@ def _close(a, b, rtol=1e-10, atol=1e-12):
     np.testing.assert_allclose(np.asarray(a, dtype=np.float64), b, rtol=rtol, atol=atol)
 
 
+def _pass_kind(request, chunk_size):
+    """``chunk_size`` for the call; "vocab-tiles" forces the tiled pass (see :func:`vocab_tiles`)."""
+    if chunk_size == "vocab-tiles":
+        request.getfixturevalue("vocab_tiles")
+        return None
+    return chunk_size
+
+
 @pytest.mark.parametrize("options", OPTION_GRID)
 @pytest.mark.parametrize("soft", [False, True])
-@pytest.mark.parametrize("chunk_size", [1, 7, None])
+@pytest.mark.parametrize("chunk_size", [1, 7, None, "vocab-tiles"])
 @pytest.mark.parametrize("with_bias", [True, False])
-def test_numpy_loss_and_grads_match_dense_reference(options, soft, chunk_size, with_bias):
+def test_numpy_loss_and_grads_match_dense_reference(request, options, soft, chunk_size, with_bias):
+    chunk_size = _pass_kind(request, chunk_size)
     h, w, b, t = _with_ignore_index(_inputs(soft=soft), options)
     b = b if with_bias else None
     upstream = np.linspace(-1.0, 2.0, N) if options.get("reduction") == "none" else 1.3
@@ -134,8 +143,9 @@ def cpu_kernel(request, monkeypatch):
 
 @pytest.mark.parametrize("options", OPTION_GRID)
 @pytest.mark.parametrize("soft", [False, True])
-@pytest.mark.parametrize("chunk_size", [4, None])
-def test_torch_autograd_matches_dense_reference(cpu_kernel, options, soft, chunk_size):
+@pytest.mark.parametrize("chunk_size", [4, None, "vocab-tiles"])
+def test_torch_autograd_matches_dense_reference(request, cpu_kernel, options, soft, chunk_size):
+    chunk_size = _pass_kind(request, chunk_size)
     h, w, b, t = _with_ignore_index(_inputs(soft=soft), options)
     ht, wt, bt = (torch.tensor(a, requires_grad=True) for a in (h, w, b))
     opts = dict(options)
@@ -171,38 +181,8 @@ def vocab_tiles(monkeypatch):
 
     monkeypatch.setattr(torch_linear, "run_vocab_tiles", counting)
     assert plan_pass(N, V, 8) == linear.PassPlan(True, 10, 5 * N // 10)
-    return calls
-
-
-@pytest.mark.parametrize("options", OPTION_GRID)
-@pytest.mark.parametrize("soft", [False, True])
-@pytest.mark.parametrize("with_bias", [True, False])
-def test_vocab_tiles_match_dense_reference(vocab_tiles, options, soft, with_bias):
-    h, w, b, t = _with_ignore_index(_inputs(soft=soft), options)
-    b = b if with_bias else None
-    upstream = np.linspace(-1.0, 2.0, N) if options.get("reduction") == "none" else 1.3
-    loss, gh, gw, gb = sk.linear_cross_entropy_and_grad(h, w, t, bias=b, grad_output=upstream, **options)
-    ref_loss, (rh, rw, rb) = dense_reference(h, w, b, t, upstream=upstream, **options)
-    _close(loss, ref_loss)
-    _close(gh, rh)
-    _close(gw, rw)
-    if with_bias:
-        _close(gb, rb)
-    _close(sk.linear_cross_entropy(h, w, t, bias=b, **options), ref_loss)
-    # torch, through autograd ("none": the backward recomputes with the real upstream)
-    ht, wt = torch.tensor(h, requires_grad=True), torch.tensor(w, requires_grad=True)
-    bt = None if b is None else torch.tensor(b, requires_grad=True)
-    opts = dict(options)
-    if "class_weight" in opts:
-        opts["class_weight"] = torch.tensor(opts["class_weight"])
-    loss_t = sk.linear_cross_entropy(ht, wt, torch.tensor(t), bias=bt, **opts)
-    loss_t.backward(torch.as_tensor(upstream, dtype=torch.float64))
-    _close(loss_t.detach(), ref_loss)
-    _close(ht.grad, rh)
-    _close(wt.grad, rw)
-    if with_bias:
-        _close(bt.grad, rb)
-    assert len(vocab_tiles) >= 3  # each of the three calls above took the tiled pass
+    yield calls
+    assert calls, "the test never took the vocabulary-tile pass"
 
 
 def test_vocab_tiles_float32_keep_float32_accuracy(vocab_tiles):
