@@ -32,7 +32,8 @@ dimensions:
 
 One GEMM more than the token chunks, but measured at N=2048, D=1024,
 V=131,072 (2 threads, GEMMs only): 1.23x the dense 3-GEMM time, against
-1.49x for 104-row token chunks. With more rows per chunk the token chunks
+1.49x for 104-row token chunks (the whole call, interleaved runs: 1.35x
+against 1.47x). With more rows per chunk the token chunks
 stay ahead: at V=65,536 (208 rows, N=4096) 1.15x against 1.27x for tiles,
 at V=32,768 (416 rows) about 1.13x against 1.33x. Hence
 :data:`VOCAB_TILES_BELOW_ROWS`.
@@ -265,7 +266,7 @@ class _NumpyOps:
         self.want_grads = want_grads
         v = w.shape[0]
         width = plan.tile_classes if plan.vocab_tiles else v
-        self.buffer = np.empty((plan.rows, width), dtype=self.dtype)  # the only (rows, V) array
+        self.buffer = np.empty((plan.rows, width), dtype=self.dtype)  # the only logits-sized array
         self.kernel = kernels.select(plan.rows * width)
         if want_grads:
             # tiles add into grad_h (one term per tile); chunks write each row once
