@@ -164,9 +164,10 @@ def test_torch_autograd_matches_dense_reference(request, cpu_kernel, options, so
 
 @pytest.fixture
 def vocab_tiles(monkeypatch):
-    """Force vocabulary tiles at the test shapes: a budget of 5 float64 classes
-    for all N rows (4 tiles over V = 17, the last one partial), token blocks
-    of 10 rows (3 blocks over N = 23); counts the calls of the tiled pass."""
+    """Force vocabulary tiles at the test shapes: token blocks of 10 rows (3
+    over N = 23) and a budget of 5 float64 classes for N rows, i.e. 11 classes
+    per tile for 10 (2 tiles over V = 17, the last one partial); counts the
+    calls of the tiled pass."""
     monkeypatch.setattr(linear, "CHUNK_BYTES", N * 8 * 5)
     monkeypatch.setattr(linear, "TILE_TOKENS", 10)
     calls = []
@@ -196,6 +197,29 @@ def test_vocab_tiles_float32_keep_float32_accuracy(vocab_tiles):
     for got, want in ((gh, rh), (gw, rw), (gb, rb)):
         _close(got, want, rtol=1e-5, atol=1e-6)
     assert vocab_tiles
+
+
+def test_vocab_tiles_none_backward_reuses_the_forward_statistics(vocab_tiles, monkeypatch):
+    from softmaxkit.kernels import vocab_tiles as tile_kernels
+
+    folds = []
+    fold = tile_kernels.fold_tile
+    monkeypatch.setattr(tile_kernels, "fold_tile", lambda *a, **k: (folds.append(1), fold(*a, **k)))
+    h, w, b, t = _inputs()
+    ht, wt = torch.tensor(h, requires_grad=True), torch.tensor(w, requires_grad=True)
+    loss = sk.linear_cross_entropy(ht, wt, torch.tensor(t), reduction="none")
+    n_folds = len(folds)  # 3 token blocks x 2 tiles
+    assert n_folds == 6
+    upstream = torch.linspace(-1.0, 2.0, N, dtype=torch.float64)
+    loss.backward(upstream, retain_graph=True)
+    first = (ht.grad.clone(), wt.grad.clone())
+    assert len(folds) == n_folds  # the backward only recomputed the tiles for the gradient
+    ht.grad = wt.grad = None
+    loss.backward(upstream)  # a second backward: same cache, same gradients
+    torch.testing.assert_close((ht.grad, wt.grad), first, rtol=0, atol=0)
+    _, (rh, rw, _) = dense_reference(h, w, None, t, reduction="none", upstream=upstream.numpy())
+    _close(first[0], rh)
+    _close(first[1], rw)
 
 
 def test_plan_pass_picks_token_chunks_or_vocab_tiles():

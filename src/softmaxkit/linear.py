@@ -212,7 +212,7 @@ class TileOps(Protocol):
 
 def run_vocab_tiles(
     ops: TileOps, target: np.ndarray, options: CrossEntropyOptions, row_scale: np.ndarray | None,
-    plan: PassPlan, n_rows: int, n_classes: int, *, want_grads: bool,
+    plan: PassPlan, n_rows: int, n_classes: int, *, want_grads: bool, cache: list | None = None,
 ) -> list[np.ndarray]:  # fmt: skip
     """The two passes over vocabulary tiles (see the module docstring).
 
@@ -220,19 +220,30 @@ def run_vocab_tiles(
     of all rows, ``row_scale`` the float64 gradient scale per row (with
     gradients). Returns the float64 row losses per token block, in order.
     The gradient accumulators behind ``ops`` must start at zero.
+
+    ``cache``, a list, receives each token block's finished statistics and
+    losses (56 bytes per token); given again filled, the statistics pass is
+    skipped. The autograd Function uses it for ``reduction="none"``, whose
+    forward computes the loss and whose backward the gradients.
     """
     from softmaxkit.kernels import vocab_tiles
 
     losses = []
     tiles = [(v0, min(v0 + plan.tile_classes, n_classes)) for v0 in range(0, n_classes, plan.tile_classes)]
-    for t0 in range(0, n_rows, plan.rows):
+    for block, t0 in enumerate(range(0, n_rows, plan.rows)):
         t1 = min(t0 + plan.rows, n_rows)
         block_target = target[t0:t1]
-        state = vocab_tiles.new_state(t1 - t0)
-        for v0, v1 in tiles:
-            buf = ops.tile_logits(t0, t1, v0, v1)
-            vocab_tiles.fold_tile(buf, v0, block_target, options, state, n_classes=n_classes)
-        losses.append(vocab_tiles.finish(state, block_target, options, n_classes=n_classes))
+        if cache is not None and block < len(cache):
+            state, block_loss = cache[block]
+        else:
+            state = vocab_tiles.new_state(t1 - t0)
+            for v0, v1 in tiles:
+                buf = ops.tile_logits(t0, t1, v0, v1)
+                vocab_tiles.fold_tile(buf, v0, block_target, options, state, n_classes=n_classes)
+            block_loss = vocab_tiles.finish(state, block_target, options, n_classes=n_classes)
+            if cache is not None:
+                cache.append((state, block_loss))
+        losses.append(block_loss)
         if not want_grads:
             continue
         for v0, v1 in tiles:

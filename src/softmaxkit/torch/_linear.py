@@ -204,10 +204,11 @@ def prepare(hidden, weight, bias, target, chunk_size, ce_options) -> tuple[Linea
     return LinearProblem(Problem(-1, opts, soft), n, plan), t_rows
 
 
-def run(hidden, weight, bias, t_rows, lp: LinearProblem, *, needs, grad_output=None):
+def run(hidden, weight, bias, t_rows, lp: LinearProblem, *, needs, grad_output=None, tile_cache=None):
     """One pass: ``(loss, grad_hidden, grad_weight, grad_bias)``; grads None where not needed.
 
     Gradients include ``grad_output`` (scalar, or per row for ``"none"``).
+    ``tile_cache``: see :func:`softmaxkit.linear.run_vocab_tiles` (vocabulary tiles only).
     """
     h = hidden.detach().reshape(lp.n_rows, hidden.shape[-1]).contiguous()  # (N, D)
     w = weight.detach().contiguous()
@@ -217,7 +218,7 @@ def run(hidden, weight, bias, t_rows, lp: LinearProblem, *, needs, grad_output=N
     if lp.plan.vocab_tiles:
         losses = run_vocab_tiles(
             ops, t_rows.numpy(), lp.problem.options, scale.numpy() if any(needs) else None, lp.plan,
-            lp.n_rows, w.shape[0], want_grads=any(needs),
+            lp.n_rows, w.shape[0], want_grads=any(needs), cache=tile_cache,
         )  # fmt: skip
         losses = [torch.from_numpy(part) for part in losses]
     else:
@@ -246,8 +247,9 @@ class LinearCrossEntropyFunction(torch.autograd.Function):
       so gradients made in the forward with ``u = 1`` cannot be rescaled to
       an arbitrary ``u`` afterwards (this is where peers go wrong). 4 GEMMs
       total is the price of being exact, and the forward keeps no gradients
-      alive in the meantime. (With vocabulary tiles, each pass computes the
-      logits twice: 4 GEMMs for "mean"/"sum", 5 for "none".)
+      alive in the meantime. With vocabulary tiles the statistics pass adds
+      a GEMM to "mean"/"sum" (4 in all); for "none" the forward's statistics
+      pass is kept (56 bytes per token) and the backward skips it: 4 GEMMs too.
 
     A second backward over the same graph (``retain_graph=True``) recomputes,
     because the first one handed its tensors out.
@@ -258,7 +260,10 @@ class LinearCrossEntropyFunction(torch.autograd.Function):
         needs = tuple(ctx.needs_input_grad[:3])
         needs = (needs[0], needs[1], needs[2] and bias is not None)
         eager = lp.problem.options.reduction != "none" and any(needs)
-        loss, *grads = run(hidden, weight, bias, t_rows, lp, needs=needs if eager else (False,) * 3)
+        ctx.tile_cache = [] if (lp.plan.vocab_tiles and not eager) else None
+        loss, *grads = run(
+            hidden, weight, bias, t_rows, lp, needs=needs if eager else (False,) * 3, tile_cache=ctx.tile_cache
+        )
         ctx.grads = grads if eager else None
         ctx.lp, ctx.needs = lp, needs
         ctx.save_for_backward(hidden, weight, bias, t_rows)
@@ -270,7 +275,10 @@ class LinearCrossEntropyFunction(torch.autograd.Function):
         hidden, weight, bias, t_rows = ctx.saved_tensors
         grads, ctx.grads = ctx.grads, None
         if grads is None:  # "none", or a second backward: one pass with the true upstream
-            _, *grads = run(hidden, weight, bias, t_rows, ctx.lp, needs=ctx.needs, grad_output=grad_output)
+            _, *grads = run(
+                hidden, weight, bias, t_rows, ctx.lp, needs=ctx.needs, grad_output=grad_output,
+                tile_cache=ctx.tile_cache,
+            )  # fmt: skip
         elif not (grad_output.device.type == "cpu" and float(grad_output) == 1.0):
             grads = [None if g is None else g.mul_(grad_output.to(g.dtype)) for g in grads]
         return grads[0], grads[1], grads[2], None, None
