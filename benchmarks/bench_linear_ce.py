@@ -16,7 +16,10 @@ in the same run, on the same inputs (seeded):
   (skipped if this torch lacks it);
 * ``cce``        ``cut_cross_entropy.linear_cross_entropy(..., impl="torch_compile")``
   (skipped if not installed or if it fails on this machine);
-* ``sk``         ``softmaxkit.linear_cross_entropy`` (float32);
+* ``sk``         ``softmaxkit.linear_cross_entropy`` (float32): token chunks, or
+  vocabulary tiles where chunks would be thin (``softmaxkit.linear.plan_pass``);
+* ``sk_chunks``  the same forced to token chunks (``chunk_size=`` the budget's
+  rows), to compare the two passes;
 * ``sk_bf16``    the same on bfloat16 inputs; ``dense_bf16`` is torch dense in bfloat16,
   the error bar for it.
 
@@ -52,7 +55,7 @@ import time
 
 SHAPES = [(4096, 1024, 32768), (2048, 1024, 131072)]
 QUICK_SHAPES = [(512, 256, 8192), (256, 256, 32768)]
-VARIANTS = ["floor", "dense", "torch_lce", "cce", "sk", "dense_bf16", "sk_bf16"]
+VARIANTS = ["floor", "dense", "torch_lce", "cce", "sk", "sk_chunks", "dense_bf16", "sk_bf16"]
 MiB = 1 << 20
 
 
@@ -136,11 +139,15 @@ def _step_fn(variant, h, w, y):
             loss.backward()
             return float(loss)
         return step
-    if variant in ("sk", "sk_bf16"):
+    if variant in ("sk", "sk_bf16", "sk_chunks"):
         import softmaxkit.torch as skt
+        from softmaxkit.linear import chunk_rows
+
+        # sk_chunks: token chunks even where plan_pass would pick vocabulary tiles
+        chunk = chunk_rows(h.shape[0], w.shape[0], h.element_size()) if variant == "sk_chunks" else None
 
         def step():
-            loss = skt.linear_cross_entropy(h, w, y)
+            loss = skt.linear_cross_entropy(h, w, y, chunk_size=chunk)
             loss.backward()
             return float(loss)
         return step
