@@ -124,7 +124,7 @@ def _fold_rows(x, v0, n_classes, target, soft_t, soft, w, has_weight, tile_w_sum
         if soft:
             keep = like(src, 1.0 - eps)
             add = like(src, eps / n_classes)
-            dot_t, wsum_t = _soft_target_sums(src, soft_t[i], w, has_weight, keep, add, shift)
+            dot_t, wsum_t = _soft_target_sums(src, soft_t[i][v0 : v0 + c], w, has_weight, keep, add, shift)
         else:
             if eps > 0.0:
                 dot_t = _neg_shift_dot(src, w, has_weight, shift)
@@ -177,7 +177,8 @@ def _grad_rows(
         if soft:
             keep = like(src, 1.0 - eps)
             add = like(src, eps / n_classes)
-            _soft_row_grad(xr, src, soft_t[i], w, has_weight, keep, add, st[_WSUM], zeta, s, lse, row_scale[i], cap)
+            tr = soft_t[i][v0 : v0 + xr.shape[0]]  # this tile's classes of the row's targets
+            _soft_row_grad(xr, src, tr, w, has_weight, keep, add, st[_WSUM], zeta, s, lse, row_scale[i], cap)
         else:
             y = target[i]
             w_y = w64[y] if has_weight else 1.0
@@ -195,7 +196,8 @@ def _tile_args(x, v0, target, options, n_classes):
     soft = target.ndim == 2
     if soft:
         hard_t = np.zeros(1, dtype=np.int64)
-        soft_t = np.ascontiguousarray(target[:, v0:v1], dtype=x.dtype)
+        # all classes (no copy when already contiguous): the kernels slice the tile's columns
+        soft_t = np.ascontiguousarray(target, dtype=x.dtype)
     else:
         hard_t = np.ascontiguousarray(target, dtype=np.int64)
         soft_t = np.empty((0, 0), dtype=x.dtype)
