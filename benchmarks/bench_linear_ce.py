@@ -36,6 +36,12 @@ Usage::
     python benchmarks/bench_linear_ce.py --threads 2 --variants floor,sk
     python benchmarks/bench_linear_ce.py --variants floor,sk --chunk-mib 48   # tune the budget
 
+``--interleaved`` times the variants in one process instead, alternating
+them round by round (no memory column): on a machine whose speed drifts, the
+drift then hits every variant alike::
+
+    python benchmarks/bench_linear_ce.py --interleaved --variants floor,sk,sk_chunks,cce --shape 2048,1024,131072
+
 Caveats: on a shared machine the times are noisy; compare ratios from one run.
 Whether bf16 is fast depends on the CPU: with AMX or AVX512-BF16 the GEMMs
 run in bf16, otherwise softmaxkit runs them in float32 (see
@@ -183,6 +189,39 @@ def worker(variant, n, d, v, repeats, threads):
     return {"time": statistics.median(times), "times": times, "peak_extra": extra, "loss": loss}
 
 
+def interleaved(variants, n, d, v, rounds, threads):
+    """Median seconds per variant, all in this process: one call of each per round, in turn."""
+    import torch
+
+    torch.set_num_threads(threads)
+    steps = {}
+    for variant in variants:
+        dtype = torch.bfloat16 if variant.endswith("bf16") else torch.float32
+        h, w, y = _inputs(n, d, v, dtype)
+        if variant != "floor":
+            h.requires_grad_()
+            w.requires_grad_()
+        step = _step_fn(variant, h, w, y)
+
+        def call(step=step, h=h, w=w):
+            h.grad = w.grad = None
+            step()
+
+        try:
+            call()  # warm-up
+        except Exception as exc:  # a peer missing or failing here: report, keep the rest
+            print(f"({variant} skipped: {exc})")
+            continue
+        steps[variant] = call
+    times = {k: [] for k in steps}
+    for _ in range(rounds):
+        for k, call in steps.items():
+            t0 = time.perf_counter()
+            call()
+            times[k].append(time.perf_counter() - t0)
+    return {k: statistics.median(t) for k, t in times.items()}
+
+
 def reference_loss(n, d, v, threads):
     """float64 loss of the same inputs (softmaxkit's chunked NumPy path: no (N, V) array)."""
     import torch
@@ -235,6 +274,8 @@ def main(argv=None):
     p.add_argument("--timeout", type=int, default=1800, help="seconds per variant")
     p.add_argument("--chunk-mib", type=float, default=None,
                    help="softmaxkit chunk budget in MiB (default: softmaxkit.linear.CHUNK_BYTES)")
+    p.add_argument("--interleaved", action="store_true",
+                   help="time all variants in one process, alternating (no memory figures)")
     p.add_argument("--worker", nargs=6, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
 
@@ -256,6 +297,18 @@ def main(argv=None):
         QUICK_SHAPES if args.quick else SHAPES
     )
     variants = [v for v in args.variants.split(",") if v]
+    if args.interleaved:
+        for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
+            os.environ.setdefault(var, str(args.threads))
+        print(f"linear cross-entropy, forward + backward, {args.threads} threads, interleaved, "
+              f"median of {args.repeats} rounds")
+        for n, d, v in shapes:
+            times = interleaved(variants, n, d, v, args.repeats, args.threads)
+            floor = times.get("floor")
+            print(f"\nN={n} D={d} V={v}\n{'variant':<12}{'time s':>9}{'x floor':>9}")
+            for k, t in times.items():
+                print(f"{k:<12}{t:>9.3f}{(f'{t / floor:.2f}' if floor else '-'):>9}")
+        return
     print(f"linear cross-entropy, forward + backward, {args.threads} threads, median of {args.repeats}")
     for n, d, v in shapes:
         ref = run_subprocess(args, "reference", n, d, v, args.timeout)
