@@ -56,7 +56,9 @@ float64) and cached on disk (``cache=True``, in ``__pycache__`` or numba's
 ``NUMBA_CACHE_DIR``), so the JIT cost (tens of seconds for all kernels) is
 paid once per machine. Importing this module imports numba and compiles
 nothing. numba's cache is keyed on this file only: after editing
-``_vecmath.py``, touch this file (or delete ``__pycache__/*.nbi``/``*.nbc``).
+``_vecmath.py``, touch this file (or delete ``__pycache__/*.nbi``/``*.nbc``);
+after editing this file, touch ``vocab_tiles.py``, whose kernels inline the
+row functions defined here.
 
 float32 ``exp`` flushes results below ``FLT_MIN`` (arguments under -87.3, i.e.
 probabilities under 1.2e-38 relative to the max) to 0. The softcap's

@@ -26,6 +26,10 @@ target's logit ``x'_y``. When a tile raises the max from ``m`` to ``m'``,
 apart), so losses and gradients agree with :func:`.cpu.cross_entropy_2d` to
 float32 rounding, for every option. The per-row loss and gradient formulas
 are the row kernels' own functions.
+
+Compiled lazily and cached on disk like :mod:`.cpu`. numba keys the cache on
+this file alone, while the kernels inline functions of ``cpu.py`` and
+``_vecmath.py``: after editing those, touch this file.
 """
 
 from __future__ import annotations
