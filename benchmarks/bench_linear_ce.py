@@ -160,6 +160,19 @@ def _step_fn(variant, h, w, y):
     raise ValueError(f"unknown variant {variant!r}")
 
 
+def _variant_step(variant, n, d, v):
+    """``(h, w, step)``: the variant's seeded inputs (bf16 for ``*_bf16``; ``h``
+    and ``w`` require grad except for the floor) and its forward+backward."""
+    import torch
+
+    dtype = torch.bfloat16 if variant.endswith("bf16") else torch.float32
+    h, w, y = _inputs(n, d, v, dtype)
+    if variant != "floor":
+        h.requires_grad_()
+        w.requires_grad_()
+    return h, w, _step_fn(variant, h, w, y)
+
+
 def worker(variant, n, d, v, repeats, threads):
     import torch
 
@@ -168,12 +181,7 @@ def worker(variant, n, d, v, repeats, threads):
     torch.set_num_threads(threads)
     if os.environ.get("SK_CHUNK_MIB"):
         softmaxkit.linear.CHUNK_BYTES = int(float(os.environ["SK_CHUNK_MIB"]) * MiB)
-    dtype = torch.bfloat16 if variant.endswith("bf16") else torch.float32
-    h, w, y = _inputs(n, d, v, dtype)
-    if variant != "floor":
-        h.requires_grad_()
-        w.requires_grad_()
-    step = _step_fn(variant, h, w, y)
+    h, w, step = _variant_step(variant, n, d, v)
     loss = step()  # warm-up: JIT / compile, thread pools, allocator
     h.grad = w.grad = None
     outputs = (n * d + v * d) * h.element_size()
@@ -196,12 +204,7 @@ def interleaved(variants, n, d, v, rounds, threads):
     torch.set_num_threads(threads)
     steps = {}
     for variant in variants:
-        dtype = torch.bfloat16 if variant.endswith("bf16") else torch.float32
-        h, w, y = _inputs(n, d, v, dtype)
-        if variant != "floor":
-            h.requires_grad_()
-            w.requires_grad_()
-        step = _step_fn(variant, h, w, y)
+        h, w, step = _variant_step(variant, n, d, v)
 
         def call(step=step, h=h, w=w):
             h.grad = w.grad = None
