@@ -11,6 +11,10 @@ in the same run, on the same inputs (seeded):
 
 * ``floor``      the three dense GEMMs (logits, grad_hidden, grad_weight) into
   preallocated outputs, no CE;
+* ``floor_chunks`` the same three GEMMs over token chunks of the rows
+  softmaxkit's memory budget allows (``softmaxkit.linear.chunk_rows``), no CE:
+  what any exact token-chunked pass within the budget pays at least (each
+  chunk's GEMMs stream all of ``W`` and ``grad_weight`` again);
 * ``dense``      ``F.cross_entropy(F.linear(h, W), y)`` + backward;
 * ``torch_lce``  torch's ``F.linear_cross_entropy(..., options=LinearCrossEntropyOptions())``
   (skipped if this torch lacks it);
@@ -61,7 +65,7 @@ import time
 
 SHAPES = [(4096, 1024, 32768), (2048, 1024, 131072)]
 QUICK_SHAPES = [(512, 256, 8192), (256, 256, 32768)]
-VARIANTS = ["floor", "dense", "torch_lce", "cce", "sk", "sk_chunks", "dense_bf16", "sk_bf16"]
+VARIANTS = ["floor", "floor_chunks", "dense", "torch_lce", "cce", "sk", "sk_chunks", "dense_bf16", "sk_bf16"]
 MiB = 1 << 20
 
 
@@ -104,23 +108,43 @@ def _inputs(n, d, v, dtype):
     return h.to(dtype), w.to(dtype), y
 
 
+def _gemm_floor_step(h, w, rows):
+    """The three GEMMs of a forward + backward over token chunks of ``rows``
+    (all ``N`` tokens: the dense floor), into outputs preallocated so that the
+    floor is the GEMM arithmetic, not page faults. The logits stand in for
+    their gradient; ``grad_weight`` accumulates over chunks as every chunked
+    pass must."""
+    import torch
+
+    n = h.shape[0]
+    logits = torch.empty(rows, w.shape[0], dtype=h.dtype)
+    gh, gw = torch.empty_like(h), torch.empty_like(w)
+
+    def step():
+        for start in range(0, n, rows):
+            hc = h[start : start + rows]
+            lc = logits[: hc.shape[0]]
+            torch.mm(hc, w.T, out=lc)  # GEMM 1: logits
+            torch.mm(lc, w, out=gh[start : start + rows])  # GEMM 2: grad_hidden
+            if start == 0:
+                torch.mm(lc.T, hc, out=gw)  # GEMM 3: grad_weight
+            else:
+                gw.addmm_(lc.T, hc)
+        return float("nan")
+    return step
+
+
 def _step_fn(variant, h, w, y):
     """A callable running forward + backward and returning the loss (a float)."""
     import torch
     import torch.nn.functional as F
 
-    if variant == "floor":
-        hd, wd = h.detach(), w.detach()
-        # Preallocated outputs: the floor is the GEMM arithmetic, not page faults.
-        logits = torch.empty(h.shape[0], w.shape[0], dtype=h.dtype)
-        gh, gw = torch.empty_like(hd), torch.empty_like(wd)
+    if variant in ("floor", "floor_chunks"):
+        from softmaxkit.linear import chunk_rows
 
-        def step():
-            torch.mm(hd, wd.T, out=logits)  # GEMM 1: (N, V)
-            torch.mm(logits, wd, out=gh)  # GEMM 2 (logits stand in for their gradient)
-            torch.mm(logits.T, hd, out=gw)  # GEMM 3
-            return float("nan")
-        return step
+        n = h.shape[0]
+        rows = n if variant == "floor" else chunk_rows(n, w.shape[0], h.element_size())
+        return _gemm_floor_step(h.detach(), w.detach(), rows)
     if variant in ("dense", "dense_bf16"):
         def step():
             loss = F.cross_entropy(F.linear(h, w), y)
@@ -167,7 +191,7 @@ def _variant_step(variant, n, d, v):
 
     dtype = torch.bfloat16 if variant.endswith("bf16") else torch.float32
     h, w, y = _inputs(n, d, v, dtype)
-    if variant != "floor":
+    if not variant.startswith("floor"):
         h.requires_grad_()
         w.requires_grad_()
     return h, w, _step_fn(variant, h, w, y)
@@ -193,7 +217,7 @@ def worker(variant, n, d, v, repeats, threads):
             t0 = time.perf_counter()
             loss = step()
             times.append(time.perf_counter() - t0)
-    extra = sampler.peak - base - (0 if variant == "floor" else outputs)
+    extra = sampler.peak - base - (0 if variant.startswith("floor") else outputs)
     return {"time": statistics.median(times), "times": times, "peak_extra": extra, "loss": loss}
 
 
@@ -308,9 +332,9 @@ def main(argv=None):
         for n, d, v in shapes:
             times = interleaved(variants, n, d, v, args.repeats, args.threads)
             floor = times.get("floor")
-            print(f"\nN={n} D={d} V={v}\n{'variant':<12}{'time s':>9}{'x floor':>9}")
+            print(f"\nN={n} D={d} V={v}\n{'variant':<14}{'time s':>9}{'x floor':>9}")
             for k, t in times.items():
-                print(f"{k:<12}{t:>9.3f}{(f'{t / floor:.2f}' if floor else '-'):>9}")
+                print(f"{k:<14}{t:>9.3f}{(f'{t / floor:.2f}' if floor else '-'):>9}")
         return
     print(f"linear cross-entropy, forward + backward, {args.threads} threads, median of {args.repeats}")
     for n, d, v in shapes:
@@ -324,23 +348,23 @@ def main(argv=None):
         floor = results.get("floor", {}).get("time")
         sk32 = results.get("sk", {}).get("time")
         print(f"\nN={n} D={d} V={v}   (dense float32 logits: {n * v * 4 / MiB:.0f} MiB)")
-        print(f"{'variant':<12}{'time s':>9}{'x floor':>9}{'peak extra MiB':>16}{'loss rel err':>14}  note")
+        print(f"{'variant':<14}{'time s':>9}{'x floor':>9}{'peak extra MiB':>16}{'loss rel err':>14}  note")
         for k in variants:
             r = results[k]
             if "error" in r:
-                print(f"{k:<12}{'-':>9}{'-':>9}{'-':>16}{'-':>14}  skipped: {r['error']}")
+                print(f"{k:<14}{'-':>9}{'-':>9}{'-':>16}{'-':>14}  skipped: {r['error']}")
                 continue
             ratio = f"{r['time'] / floor:.2f}" if floor else "-"
             target = ref_bf16 if k.endswith("bf16") else ref
             err = "-"
-            if k != "floor" and "loss" in target:
+            if not k.startswith("floor") and "loss" in target:
                 err = f"{abs(r['loss'] - target['loss']) / abs(target['loss']):.1e}"
             note = ""
             if k == "sk_bf16" and sk32:
                 note = f"{sk32 / r['time']:.2f}x faster than sk fp32"
-            if k == "floor":
+            if k.startswith("floor"):
                 note = "outputs preallocated before measuring; memory not comparable"
-            print(f"{k:<12}{r['time']:>9.3f}{ratio:>9}{r['peak_extra'] / MiB:>16.1f}{err:>14}  {note}")
+            print(f"{k:<14}{r['time']:>9.3f}{ratio:>9}{r['peak_extra'] / MiB:>16.1f}{err:>14}  {note}")
     print("\npeak extra = RSS growth beyond the gradient outputs (grad_hidden + grad_weight).")
     print("bf16 loss errors are against float64 on the bf16-rounded inputs.")
 

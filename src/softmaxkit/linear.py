@@ -62,10 +62,14 @@ __all__ = [
 
 #: Default memory budget for one chunk of logits (and of anything sized like
 #: it, e.g. a low-precision copy), in bytes: 52 MiB is 416 float32 rows at
-#: V = 32,768 and 104 at V = 131,072. The weight-gradient GEMM
-#: ``g.T @ h_c`` has the chunk's rows as its inner dimension and needs them
+#: V = 32,768 and 104 at V = 131,072. The chunk GEMMs need the chunk's rows
 #: in the hundreds to run near peak: at N=4096, D=1024, V=32768 (2 threads)
 #: 32 MiB chunks measured 1.29x the dense 3-GEMM time and 60 MiB 1.11x.
+#: The GEMMs alone account for most of that: over 416-row chunks the three
+#: of them (no cross-entropy) took 1.05x the dense time (``floor_chunks`` in
+#: ``benchmarks/bench_linear_ce.py``). Each chunk's calls stream (and BLAS
+#: packs) all of ``W`` again: the two GEMMs that read ``W`` ran at 224-227
+#: GFLOPS against 259-264 dense, ``grad_W += g.T @ h_c`` at 248 against 250.
 #: 52 MiB keeps the peak extra memory (this one buffer, plus up to ~8 MiB of
 #: kernel and BLAS work space seen in measurements) under a 64 MiB goal,
 #: against 512 MiB for the dense logits.
