@@ -24,8 +24,11 @@ in the same run, on the same inputs (seeded):
   vocabulary tiles where chunks would be thin (``softmaxkit.linear.plan_pass``);
 * ``sk_chunks``  the same forced to token chunks (``chunk_size=`` the budget's
   rows), to compare the two passes;
-* ``sk_bf16``    the same on bfloat16 inputs; ``dense_bf16`` is torch dense in bfloat16,
-  the error bar for it.
+* ``sk_bf16``    the same on bfloat16 inputs (on a CPU without bf16 GEMMs:
+  float32 GEMMs over vocabulary tiles, ``softmaxkit.linear.plan_upcast_tiles``);
+  ``sk_bf16_chunks`` forced to token chunks, which upcast all of ``W`` and
+  accumulate its gradient in float32; ``dense_bf16`` is torch dense in
+  bfloat16, the error bar for both.
 
 Time is the median over ``--repeats`` runs after one warm-up. Peak extra
 memory is the largest resident-set growth seen by a 0.5 ms sampler during
@@ -65,7 +68,10 @@ import time
 
 SHAPES = [(4096, 1024, 32768), (2048, 1024, 131072)]
 QUICK_SHAPES = [(512, 256, 8192), (256, 256, 32768)]
-VARIANTS = ["floor", "floor_chunks", "dense", "torch_lce", "cce", "sk", "sk_chunks", "dense_bf16", "sk_bf16"]
+VARIANTS = [
+    "floor", "floor_chunks", "dense", "torch_lce", "cce", "sk", "sk_chunks", "dense_bf16", "sk_bf16",
+    "sk_bf16_chunks",
+]
 MiB = 1 << 20
 
 
@@ -169,12 +175,13 @@ def _step_fn(variant, h, w, y):
             loss.backward()
             return float(loss)
         return step
-    if variant in ("sk", "sk_bf16", "sk_chunks"):
+    if variant in ("sk", "sk_bf16", "sk_chunks", "sk_bf16_chunks"):
         import softmaxkit.torch as skt
         from softmaxkit.linear import chunk_rows
 
-        # sk_chunks: token chunks even where plan_pass would pick vocabulary tiles
-        chunk = chunk_rows(h.shape[0], w.shape[0], h.element_size()) if variant == "sk_chunks" else None
+        # *_chunks: token chunks even where softmaxkit would pick vocabulary
+        # tiles, of the rows the budget allows for float32 logits
+        chunk = chunk_rows(h.shape[0], w.shape[0], 4) if variant.endswith("_chunks") else None
 
         def step():
             loss = skt.linear_cross_entropy(h, w, y, chunk_size=chunk)

@@ -168,6 +168,10 @@ def vocab_tiles(monkeypatch):
     over N = 23) and a budget of 5 float64 classes for N rows, i.e. 11 classes
     per tile for 10 (2 tiles over V = 17, the last one partial); counts the
     calls of the tiled pass."""
+    # Imported before linear.run_vocab_tiles is patched: a first import under
+    # the patch would bind the counting wrapper for good.
+    from softmaxkit.torch import _linear as torch_linear
+
     monkeypatch.setattr(linear, "CHUNK_BYTES", N * 8 * 5)
     monkeypatch.setattr(linear, "TILE_TOKENS", 10)
     calls = []
@@ -178,8 +182,6 @@ def vocab_tiles(monkeypatch):
 
     counting.__wrapped__ = linear.run_vocab_tiles
     monkeypatch.setattr(linear, "run_vocab_tiles", counting)
-    from softmaxkit.torch import _linear as torch_linear
-
     monkeypatch.setattr(torch_linear, "run_vocab_tiles", counting)
     assert plan_pass(N, V, 8) == linear.PassPlan(True, 10, 5 * N // 10)
     yield calls
@@ -231,6 +233,16 @@ def test_plan_pass_picks_token_chunks_or_vocab_tiles():
     assert plan_pass(64, 131072, 4) == linear.PassPlan(False, 64)  # one chunk holds every row
     assert plan_pass(2048, 131072, 4, chunk_size=50) == linear.PassPlan(False, 50)
     assert plan_pass(2048, 131072, 4, tiles_possible=False).vocab_tiles is False
+
+
+def test_plan_upcast_tiles_leaves_the_float32_shadows_room_in_the_budget():
+    shadows = 2 * 4096 * 1024 * 4  # float32 hidden and grad_hidden: 32 MiB
+    classes = (CHUNK_BYTES - shadows) // ((4096 + 1024) * 4)
+    assert linear.plan_upcast_tiles(4096, 32768, 1024) == linear.PassPlan(True, 4096, classes)
+    # shadows beyond the budget: the tiles still get a quarter of it
+    wide = linear.plan_upcast_tiles(16384, 131072, 4096)
+    assert wide.rows == 16384 and wide.tile_classes == (CHUNK_BYTES // 4) // ((16384 + 4096) * 4)
+    assert linear.plan_upcast_tiles(8, 5, 4).tile_classes == 5  # never wider than V
 
 
 @pytest.mark.parametrize("reduction", ["mean", "none"])
@@ -294,29 +306,45 @@ def test_loss_matches_oracle_through_dense_logits():
 # --------------------------------------------------------------------------- low precision
 
 
+@pytest.mark.parametrize("reduction", ["mean", "none"])
+@pytest.mark.parametrize("path", ["token-chunks", "upcast-tiles"])
 @pytest.mark.parametrize("native", [False, True], ids=["fp32-gemm", "bf16-gemm"])
-def test_bfloat16_input(monkeypatch, native):
+def test_bfloat16_input(monkeypatch, native, path, reduction):
     from softmaxkit.torch import _linear
 
     monkeypatch.setattr(_linear, "NATIVE_BF16_GEMM", native)
     n, d, v = 64, 32, 300
+    chunk_size = 16
+    if path == "upcast-tiles":
+        # float32 GEMMs: tiles of 70 classes over all 64 tokens (the float32
+        # shadows of hidden and its gradient, 16 KiB, come off the budget);
+        # native bf16 GEMMs keep token chunks within the same budget.
+        monkeypatch.setattr(linear, "CHUNK_BYTES", 2 * n * d * 4 + (n + d) * 4 * 70)
+        chunk_size = None
     h, w, b, t = _inputs(n=n, d=d, v=v)
-    h, w = h.astype(np.float32) * 0.5, w.astype(np.float32) * 0.5
-    ht, wt = torch.tensor(h).bfloat16().requires_grad_(), torch.tensor(w).bfloat16().requires_grad_()
-    loss = sk.linear_cross_entropy(ht, wt, torch.tensor(t), chunk_size=16)
-    loss.backward()
-    assert loss.dtype == ht.grad.dtype == wt.grad.dtype == torch.bfloat16
-    # the reference: exact float64 math on the bf16-rounded inputs
-    h64, w64 = ht.detach().double().numpy(), wt.detach().double().numpy()
-    ref_loss, (rh, rw, _) = dense_reference(h64, w64, None, t)
+    h, w, b = h.astype(np.float32) * 0.5, w.astype(np.float32) * 0.5, b.astype(np.float32)
+    ht, wt, bt = (torch.tensor(a).bfloat16().requires_grad_() for a in (h, w, b))
+    tt = torch.tensor(t)
+    lp, _ = _linear.prepare(ht, wt, bt, tt, chunk_size, {})
+    assert lp.plan.vocab_tiles == (path == "upcast-tiles" and not native)
+    if lp.plan.vocab_tiles:
+        assert lp.plan == linear.PassPlan(True, n, 70)  # 5 tiles, the last one of 20 classes
+    upstream = torch.linspace(-1.0, 2.0, n) if reduction == "none" else torch.tensor(1.0)
+    loss = sk.linear_cross_entropy(ht, wt, tt, bias=bt, chunk_size=chunk_size, reduction=reduction)
+    loss.backward(upstream.to(loss.dtype))
+    assert loss.dtype == ht.grad.dtype == wt.grad.dtype == bt.grad.dtype == torch.bfloat16
+    # the reference: exact float64 math on the bf16-rounded inputs (and upstream)
+    h64, w64, b64 = (a.detach().double().numpy() for a in (ht, wt, bt))
+    u64 = upstream.bfloat16().double().numpy()
+    ref_loss, (rh, rw, rb) = dense_reference(h64, w64, b64, t, reduction=reduction, upstream=u64)
     # torch's own dense bf16 error is the bar
-    hb, wb = ht.detach().clone().requires_grad_(), wt.detach().clone().requires_grad_()
-    torch_loss = torch.nn.functional.cross_entropy(hb @ wb.T, torch.tensor(t))
-    torch_loss.backward()
-    err = abs(float(loss.detach()) - ref_loss)
-    torch_err = abs(float(torch_loss.detach()) - ref_loss)
-    assert err <= max(torch_err, 2 ** -8 * abs(ref_loss))
-    for ours, theirs, ref in [(ht.grad, hb.grad, rh), (wt.grad, wb.grad, rw)]:
+    hb, wb, bb = (a.detach().clone().requires_grad_() for a in (ht, wt, bt))
+    torch_loss = torch.nn.functional.cross_entropy(hb @ wb.T + bb, tt, reduction=reduction)
+    torch_loss.backward(upstream.to(torch_loss.dtype))
+    err = np.abs(loss.detach().double().numpy() - ref_loss).max()
+    torch_err = np.abs(torch_loss.detach().double().numpy() - ref_loss).max()
+    assert err <= max(torch_err, 2 ** -8 * np.abs(ref_loss).max())
+    for ours, theirs, ref in [(ht.grad, hb.grad, rh), (wt.grad, wb.grad, rw), (bt.grad, bb.grad, rb)]:
         ours_err = np.abs(ours.double().numpy() - ref).max()
         torch_err = np.abs(theirs.double().numpy() - ref).max()
         assert ours_err <= max(1.5 * torch_err, 2 ** -8 * np.abs(ref).max())
@@ -390,7 +418,8 @@ _MEMORY_SCRIPT = textwrap.dedent(
             sk.linear_cross_entropy_and_grad(h[:k], w, t[:k])
     else:
         import torch
-        ht, wt = torch.from_numpy(h).requires_grad_(), torch.from_numpy(w).requires_grad_()
+        dtype = torch.bfloat16 if backend == "torch-bf16" else torch.float32
+        ht, wt = (torch.from_numpy(a).to(dtype).requires_grad_() for a in (h, w))
         tt = torch.from_numpy(t)
         def call(k):
             sk.linear_cross_entropy(ht[:k], wt, tt[:k]).backward()
@@ -418,19 +447,33 @@ _MEMORY_SCRIPT = textwrap.dedent(
 
 @pytest.mark.slow
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/statm")
-@pytest.mark.parametrize("backend", ["numpy", "torch"])
-@pytest.mark.parametrize("v", [32768, 131072], ids=["token-chunks", "vocab-tiles"])
-def test_no_n_by_v_allocation(backend, v):
+@pytest.mark.parametrize(
+    "backend, v, d",
+    [
+        ("numpy", 32768, 16), ("torch", 32768, 16), ("numpy", 131072, 16), ("torch", 131072, 16),
+        # bf16 with float32 GEMMs (this CPU: no AMX): token chunks would also
+        # hold float32 copies of W and of its gradient, 2 x 32 MiB here.
+        ("torch-bf16", 32768, 256),
+    ],
+    ids=["numpy-chunks", "torch-chunks", "numpy-tiles", "torch-tiles", "torch-bf16-upcast-tiles"],
+)
+def test_no_n_by_v_allocation(backend, v, d):
     # (N, V) float32 logits would be 256 MiB (1 GiB); the budget is 52 MiB and the
-    # outputs (grad_hidden, grad_weight) are 0.25 + 2 MiB (8 MiB).
-    n, d = 2048, 16
-    assert plan_pass(n, v, 4).vocab_tiles == (v == 131072)
+    # outputs (grad_hidden, grad_weight) are 0.25 + 2 MiB (8 MiB; bf16: 1 + 16 MiB).
+    n = 2048
+    if backend == "torch-bf16":
+        from softmaxkit.torch import _linear
+
+        if _linear._cpu_has_bf16_gemm():  # what the subprocess will detect
+            pytest.skip("this CPU has bf16 GEMMs: bf16 takes token chunks without upcasting")
+    else:
+        assert plan_pass(n, v, 4).vocab_tiles == (v == 131072)
     dense = n * v * 4
     res = subprocess.run(
         [sys.executable, "-c", _MEMORY_SCRIPT, backend, str(n), str(d), str(v)],
         capture_output=True, text=True, timeout=600, check=True,
     )
     peak = json.loads(res.stdout.strip().splitlines()[-1])["peak"]
-    outputs = (n * d + v * d) * 4
+    outputs = (n * d + v * d) * (2 if backend == "torch-bf16" else 4)
     # A dense path needs >= 256 MiB more; the goal is <= 64 MiB beyond the outputs.
     assert peak - outputs <= dense / 4, f"peak extra memory {peak / 2**20:.1f} MiB"

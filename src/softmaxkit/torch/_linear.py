@@ -15,7 +15,14 @@ float16    else float32     float32      float32, cast at the end
 "Native" means CUDA, or a CPU with AMX-BF16 / AVX512-BF16 (read from
 ``/proc/cpuinfo``; :data:`NATIVE_BF16_GEMM` overrides). Without them torch
 runs bf16 GEMMs by emulation, several times slower than float32, so the
-weight is upcast once (``V * D * 4`` bytes) and the GEMMs run in float32.
+GEMMs run in float32 on upcast operands. Where ``N <= V`` that pass runs over
+vocabulary tiles (:func:`softmaxkit.linear.plan_upcast_tiles`): only one
+tile of the weight is upcast at a time and each tile's weight gradient is
+written once, straight into the 16-bit output, so the float32 shadows are
+those of ``hidden`` and its gradient (``2 N D`` floats) rather than those of
+the weight and its gradient (``2 V D``). Elsewhere (``N > V``, or an explicit
+``chunk_size``) token chunks upcast the weight once and accumulate its
+gradient in float32.
 """
 
 from __future__ import annotations
@@ -33,6 +40,7 @@ from softmaxkit.linear import (
     _ce_options,
     check_linear_inputs,
     plan_pass,
+    plan_upcast_tiles,
     run_chunks,
     run_vocab_tiles,
     vocab_tiles_available,
@@ -91,8 +99,7 @@ class _TorchOps:
     def __init__(self, h, w, b, t_rows, problem, scale, plan, needs):
         self.cdtype = compute_dtype(h.dtype)
         self.gdtype = gemm_dtype(h.dtype, h.device)
-        self.h, self.t, self.options, self.scale = h, t_rows, problem.options, scale
-        self.w = w if w.dtype == self.gdtype else w.to(self.gdtype)  # (V, D), one upcast if any
+        self.t, self.options, self.scale = t_rows, problem.options, scale
         self.b = None if b is None else b.to(self.cdtype)
         v = w.shape[0]
         rows, width = plan.rows, (plan.tile_classes if plan.vocab_tiles else v)
@@ -102,10 +109,25 @@ class _TorchOps:
             self.low = torch.empty(rows, width, dtype=self.gdtype, device=h.device)
         need_h, need_w, need_b = needs
         self.want_grads = any(needs)
+        # 16-bit input over vocabulary tiles (plan_upcast_tiles): float32 shadows
+        # of hidden and its gradient; weight rows upcast one tile at a time.
+        upcast_tiles = plan.vocab_tiles and h.dtype != self.gdtype
+        self.h = h.to(self.gdtype) if upcast_tiles else h
+        self.w = w if (upcast_tiles or w.dtype == self.gdtype) else w.to(self.gdtype)  # (V, D)
+        self._w_tile = torch.empty(width, w.shape[1], dtype=self.gdtype, device=h.device) if upcast_tiles else None
+        self._w_tile_classes = None  # (v0, v1) held by _w_tile
         # (N, D); vocabulary tiles add into it (one term per tile)
-        self.grad_h = (torch.zeros_like if plan.vocab_tiles else torch.empty_like)(h) if need_h else None
-        # Accumulators in the compute dtype (float32/float64), across chunks.
-        self.grad_w = torch.zeros(w.shape, dtype=self.cdtype, device=h.device) if need_w else None
+        self.grad_h = None
+        if need_h:
+            self.grad_h = torch.zeros_like(self.h) if plan.vocab_tiles else torch.empty_like(h)
+        # Accumulated in the compute dtype (float32/float64) across chunks; with
+        # upcast tiles each tile's rows come out of one GEMM, written once into
+        # the 16-bit output (through the float32 weight tile, no longer needed then).
+        self.grad_w = None
+        if need_w:
+            self.grad_w = (
+                torch.empty_like(w) if upcast_tiles else torch.zeros(w.shape, dtype=self.cdtype, device=h.device)
+            )
         self.grad_b = (
             torch.zeros(v, dtype=torch.float64, device=h.device) if (need_b and b is not None) else None
         )
@@ -156,9 +178,18 @@ class _TorchOps:
         if self.grad_b is not None:
             self.grad_b += g.sum(dim=0, dtype=torch.float64)
 
+    def _weight_rows(self, v0, v1):
+        """``W[v0:v1]`` in the GEMM dtype: upcast into the reused tile for 16-bit input."""
+        if self._w_tile is None:
+            return self.w[v0:v1]
+        if self._w_tile_classes != (v0, v1):
+            self._w_tile[: v1 - v0].copy_(self.w[v0:v1])
+            self._w_tile_classes = (v0, v1)
+        return self._w_tile[: v1 - v0]
+
     def tile_logits(self, t0, t1, v0, v1):
         out = self.buf.view(-1)[: (t1 - t0) * (v1 - v0)].view(t1 - t0, v1 - v0)
-        h_c, w_t = self.h[t0:t1], self.w[v0:v1]
+        h_c, w_t = self.h[t0:t1], self._weight_rows(v0, v1)
         if self.b is None:
             torch.mm(h_c, w_t.T, out=out)
         else:
@@ -167,10 +198,16 @@ class _TorchOps:
 
     def accumulate_tile_grads(self, g, t0, t1, v0, v1):
         g = torch.from_numpy(g)  # the same memory as the tile buffer
+        w_t = self._weight_rows(v0, v1)
         if self.grad_h is not None:
-            self.grad_h[t0:t1].addmm_(g, self.w[v0:v1])
-        if self.grad_w is not None:
+            self.grad_h[t0:t1].addmm_(g, w_t)
+        if self.grad_w is None:
+            return
+        if self._w_tile is None:
             self.grad_w[v0:v1].addmm_(g.T, self.h[t0:t1])
+        else:  # one token block: the tile's whole gradient, in the spent weight tile
+            self._w_tile_classes = None
+            self.grad_w[v0:v1].copy_(torch.mm(g.T, self.h[t0:t1], out=w_t))
         if self.grad_b is not None:
             self.grad_b[v0:v1] += g.sum(dim=0, dtype=torch.float64)
 
@@ -193,12 +230,14 @@ def prepare(hidden, weight, bias, target, chunk_size, ce_options) -> tuple[Linea
     cdtype = compute_dtype(hidden.dtype)
     gdtype = gemm_dtype(hidden.dtype, hidden.device)
     per_logit = cdtype.itemsize + (gdtype.itemsize if gdtype != cdtype else 0)
-    # Vocabulary tiles need the numba kernels (CPU) and float32/float64 throughout:
-    # a 16-bit grad_hidden could not accumulate over tiles.
-    tiles_possible = hidden.device.type == "cpu" and hidden.dtype == gdtype == cdtype
-    plan = plan_pass(
-        n, v, per_logit, chunk_size=chunk_size, tiles_possible=tiles_possible and vocab_tiles_available()
-    )
+    # Vocabulary tiles need the numba kernels (CPU) and float32/float64 GEMMs.
+    tiles_possible = hidden.device.type == "cpu" and gdtype == cdtype and vocab_tiles_available()
+    if tiles_possible and hidden.dtype != gdtype and chunk_size is None and n <= v:
+        plan = plan_upcast_tiles(n, v, hidden.shape[-1])  # 16-bit input, float32 GEMMs
+    else:
+        plan = plan_pass(
+            n, v, per_logit, chunk_size=chunk_size, tiles_possible=tiles_possible and hidden.dtype == gdtype
+        )
     t = t.to(hidden.device)
     t_rows = t.reshape(n, v).to(cdtype).contiguous() if soft else t.reshape(n).to(torch.int64)
     return LinearProblem(Problem(-1, opts, soft), n, plan), t_rows
@@ -225,7 +264,7 @@ def run(hidden, weight, bias, t_rows, lp: LinearProblem, *, needs, grad_output=N
         losses = run_chunks(ops, lp.n_rows, lp.plan.rows, want_grads=any(needs))
     row_loss = torch.cat(losses) if losses else torch.zeros(0, dtype=torch.float64)
     loss = reduce_rows(row_loss.to(hidden.device), lp.problem, denom, tuple(hidden.shape[:-1]), hidden.dtype)
-    grad_h = None if ops.grad_h is None else ops.grad_h.reshape(hidden.shape)
+    grad_h = None if ops.grad_h is None else ops.grad_h.reshape(hidden.shape).to(hidden.dtype)
     grad_w = None if ops.grad_w is None else ops.grad_w.to(weight.dtype)
     grad_b = None if ops.grad_b is None else ops.grad_b.to(bias.dtype)
     return loss, grad_h, grad_w, grad_b
