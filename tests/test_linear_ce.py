@@ -258,15 +258,21 @@ def test_torch_gradcheck(reduction):
     assert torch.autograd.gradcheck(f, args)
 
 
-def test_torch_only_needed_grads_and_leading_dims():
+@pytest.mark.parametrize("chunk_size", [7, "vocab-tiles"])
+def test_torch_only_needed_grads_and_leading_dims(request, chunk_size):
+    chunk_size = _pass_kind(request, chunk_size)
     h, w, b, t = _inputs()
     ht = torch.tensor(h).reshape(1, N, D).requires_grad_()
     wt = torch.tensor(w)  # frozen head: no weight gradient is computed
-    loss = sk.linear_cross_entropy(ht, wt, torch.tensor(t).reshape(1, N), reduction="none")
+    bt = torch.tensor(b).requires_grad_()  # but a trainable bias
+    loss = sk.linear_cross_entropy(
+        ht, wt, torch.tensor(t).reshape(1, N), bias=bt, reduction="none", chunk_size=chunk_size
+    )
     assert loss.shape == (1, N)
     loss.sum().backward()
-    _, (rh, _, _) = dense_reference(h, w, None, t, reduction="none")
+    _, (rh, _, rb) = dense_reference(h, w, b, t, reduction="none")
     _close(ht.grad.reshape(N, D), rh)
+    _close(bt.grad, rb)
     assert wt.grad is None
 
 

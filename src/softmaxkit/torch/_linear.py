@@ -201,11 +201,9 @@ class _TorchOps:
         w_t = self._weight_rows(v0, v1)
         if self.grad_h is not None:
             self.grad_h[t0:t1].addmm_(g, w_t)
-        if self.grad_w is None:
-            return
-        if self._w_tile is None:
+        if self.grad_w is not None and self._w_tile is None:
             self.grad_w[v0:v1].addmm_(g.T, self.h[t0:t1])
-        else:  # one token block: the tile's whole gradient, in the spent weight tile
+        elif self.grad_w is not None:  # one token block: the tile's whole gradient, in the spent weight tile
             self._w_tile_classes = None
             self.grad_w[v0:v1].copy_(torch.mm(g.T, self.h[t0:t1], out=w_t))
         if self.grad_b is not None:
