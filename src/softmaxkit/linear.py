@@ -133,12 +133,12 @@ def plan_upcast_tiles(n_rows: int, n_classes: int, n_features: int) -> PassPlan:
     this plan where ``N <= V``, i.e. where these shadows are the smaller
     ones, and no ``chunk_size`` is given.
 
-    The price is the tiles' fourth GEMM. Measured (2 threads, interleaved,
-    times over the float32 3-GEMM floor): at N=4096, D=1024, V=32,768 tiles
-    1.53x in 32 MiB against token chunks 1.13x in 319 MiB; at N=2048,
-    V=131,072 tiles 1.09x in 44 MiB against 1.28x in 1074 MiB (token chunks
-    of 104 rows are slow there too). ``chunk_size=`` buys the token chunks'
-    speed back where memory allows.
+    The price is the tiles' fourth GEMM. Measured on bfloat16 (2 threads,
+    interleaved, times over the float32 3-GEMM floor): at N=4096, D=1024,
+    V=32,768 tiles 1.40x against token chunks 1.17x (with 319 MiB of
+    shadows); at N=2048, V=131,072 tiles 1.40x against 1.69x (1074 MiB),
+    as 104-row token chunks are slow there too. ``chunk_size=`` buys the
+    token chunks' speed back where memory allows.
     """
     shadows = 2 * n_rows * n_features * 4
     budget = max(CHUNK_BYTES - shadows, CHUNK_BYTES // 4)
