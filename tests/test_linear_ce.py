@@ -243,6 +243,12 @@ def test_plan_upcast_tiles_leaves_the_float32_shadows_room_in_the_budget():
     wide = linear.plan_upcast_tiles(16384, 131072, 4096)
     assert wide.rows == 16384 and wide.tile_classes == (CHUNK_BYTES // 4) // ((16384 + 4096) * 4)
     assert linear.plan_upcast_tiles(8, 5, 4).tile_classes == 5  # never wider than V
+    # plan_pass takes them for 16-bit input with float32 GEMMs, where N <= V only
+    assert plan_pass(4096, 32768, 4, upcast_features=1024) == linear.plan_upcast_tiles(4096, 32768, 1024)
+    chunks = linear.PassPlan(False, chunk_rows(4096, 32768, 4))
+    assert plan_pass(4096, 32768, 4, upcast_features=1024, tiles_possible=False) == chunks
+    assert plan_pass(40000, 32768, 4, upcast_features=1024) == linear.PassPlan(False, chunk_rows(40000, 32768, 4))
+    assert plan_pass(4096, 32768, 4, upcast_features=1024, chunk_size=16) == linear.PassPlan(False, 16)
 
 
 @pytest.mark.parametrize("reduction", ["mean", "none"])

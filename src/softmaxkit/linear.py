@@ -100,16 +100,24 @@ class PassPlan:
 
 
 def plan_pass(
-    n_rows: int, n_classes: int, bytes_per_logit: int, *, chunk_size: Any = None, tiles_possible: bool = True
-) -> PassPlan:
+    n_rows: int, n_classes: int, bytes_per_logit: int, *, chunk_size: Any = None, tiles_possible: bool = True,
+    upcast_features: int | None = None,
+) -> PassPlan:  # fmt: skip
     """Token chunks of :func:`chunk_rows` rows, unless the budget leaves fewer
     than :data:`VOCAB_TILES_BELOW_ROWS` of them for more tokens than one chunk
     holds, and the backend can tile (``tiles_possible``); an explicit
-    ``chunk_size`` always means token chunks of that size."""
+    ``chunk_size`` always means token chunks of that size.
+
+    ``upcast_features`` (``D``) marks 16-bit input whose GEMMs run in
+    float32: where the backend can tile and ``N <= V``, that takes the
+    tiles of :func:`plan_upcast_tiles` over all tokens.
+    """
     if chunk_size is not None:
         return PassPlan(False, _check_chunk_size(chunk_size, n_rows))
+    if upcast_features is not None and tiles_possible and n_rows <= n_classes:
+        return plan_upcast_tiles(n_rows, n_classes, upcast_features)
     rows = chunk_rows(n_rows, n_classes, bytes_per_logit)
-    if not tiles_possible or rows >= VOCAB_TILES_BELOW_ROWS or rows >= n_rows:
+    if not tiles_possible or upcast_features is not None or rows >= VOCAB_TILES_BELOW_ROWS or rows >= n_rows:
         return PassPlan(False, rows)
     tokens = min(n_rows, TILE_TOKENS)
     classes = max(1, min(n_classes, CHUNK_BYTES // (tokens * bytes_per_logit)))
@@ -129,9 +137,9 @@ def plan_upcast_tiles(n_rows: int, n_classes: int, n_features: int) -> PassPlan:
     float32 shadows left are those of ``hidden`` and its gradient (``2 N D``
     floats); the tiles get the rest of :data:`CHUNK_BYTES` (at least a
     quarter of it), at ``(N + D) * 4`` bytes per class: its logits and its
-    upcast weight row, which then holds its gradient row. The caller picks
-    this plan where ``N <= V``, i.e. where these shadows are the smaller
-    ones, and no ``chunk_size`` is given.
+    upcast weight row, which then holds its gradient row. :func:`plan_pass`
+    picks this plan where ``N <= V``, i.e. where these shadows are the
+    smaller ones, and no ``chunk_size`` is given.
 
     The price is the tiles' fourth GEMM. Measured on bfloat16 (2 threads,
     interleaved, times over the float32 3-GEMM floor): at N=4096, D=1024,

@@ -40,7 +40,6 @@ from softmaxkit.linear import (
     _ce_options,
     check_linear_inputs,
     plan_pass,
-    plan_upcast_tiles,
     run_chunks,
     run_vocab_tiles,
     vocab_tiles_available,
@@ -230,12 +229,10 @@ def prepare(hidden, weight, bias, target, chunk_size, ce_options) -> tuple[Linea
     per_logit = cdtype.itemsize + (gdtype.itemsize if gdtype != cdtype else 0)
     # Vocabulary tiles need the numba kernels (CPU) and float32/float64 GEMMs.
     tiles_possible = hidden.device.type == "cpu" and gdtype == cdtype and vocab_tiles_available()
-    if tiles_possible and hidden.dtype != gdtype and chunk_size is None and n <= v:
-        plan = plan_upcast_tiles(n, v, hidden.shape[-1])  # 16-bit input, float32 GEMMs
-    else:
-        plan = plan_pass(
-            n, v, per_logit, chunk_size=chunk_size, tiles_possible=tiles_possible and hidden.dtype == gdtype
-        )
+    plan = plan_pass(
+        n, v, per_logit, chunk_size=chunk_size, tiles_possible=tiles_possible,
+        upcast_features=hidden.shape[-1] if hidden.dtype != gdtype else None,  # 16-bit, float32 GEMMs
+    )  # fmt: skip
     t = t.to(hidden.device)
     t_rows = t.reshape(n, v).to(cdtype).contiguous() if soft else t.reshape(n).to(torch.int64)
     return LinearProblem(Problem(-1, opts, soft), n, plan), t_rows
