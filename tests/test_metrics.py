@@ -374,3 +374,51 @@ def test_import_is_light():
         "assert not bad, bad"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+# --------------------------------------------------------------------------- 16-bit probabilities
+
+
+def test_row_sum_tolerance_follows_the_dtype(rng):
+    """The issue: bfloat16 rows (0.2% apart at 2 classes) were refused by a fixed 1e-3 tolerance."""
+    from softmaxkit._calibration_inputs import check_probs, row_sum_tolerance
+
+    assert row_sum_tolerance(np.dtype(np.float64)) == row_sum_tolerance(np.dtype(np.float32)) == 1e-3
+    assert row_sum_tolerance(np.dtype(np.float16)) == pytest.approx(2 * 2.0**-10)
+    assert row_sum_tolerance("torch.bfloat16") == pytest.approx(2 * 2.0**-7)
+    y, p = _calibrated(rng, 2000, 3)
+    half = p.astype(np.float16)
+    # A row normalised in float16 arithmetic: 1.5e-3 off, within float16's 2 eps (was refused at 1e-3).
+    half[0] = np.array([0.5, 0.5015, 0.0], dtype=np.float16)
+    assert abs(float(half[0].astype(np.float64).sum()) - 1) > 1e-3
+    assert brier_score(y, half) == pytest.approx(brier_score(y, p), abs=2e-3)
+    assert log_loss(y[1:], probs=half[1:]) == pytest.approx(log_loss(y[1:], probs=p[1:]), rel=1e-2)
+    check_probs(half)
+    # A clearly unnormalised 16-bit row is still refused.
+    bad = half.copy()
+    bad[5] = np.array([0.5, 0.3, 0.1], dtype=np.float16)
+    with pytest.raises(ValueError, match=r"float16\); row 5 sums to 0\.9"):
+        check_probs(bad)
+
+
+def test_bfloat16_softmax_output_is_accepted_everywhere(rng):
+    """softmaxkit's own softmax of a bfloat16 tensor: log_loss, brier, ECE and temperature scaling."""
+    torch = pytest.importorskip("torch")
+    import softmaxkit as sk
+    from softmaxkit.calibration import TemperatureScaling
+
+    z = rng.standard_normal((4000, 2)) * 3
+    y = (rng.random(4000) < 1 / (1 + np.exp(z[:, 0] - z[:, 1]))).astype(np.int64)
+    p = sk.softmax(torch.from_numpy(z).to(torch.bfloat16))
+    assert p.dtype == torch.bfloat16
+    dev = (p.float().sum(dim=1) - 1).abs()
+    assert (dev > 1e-3).float().mean() > 0.2  # most of these were refused before
+    exact = sk.softmax(z)
+    assert log_loss(y, probs=p) == pytest.approx(log_loss(y, probs=exact), rel=2e-2)
+    assert brier_score(y, p) == pytest.approx(brier_score(y, exact), abs=1e-2)
+    ece = expected_calibration_error(y, p, **_fast()).value
+    assert ece == pytest.approx(expected_calibration_error(y, exact, **_fast()).value, abs=2e-2)
+    ts = TemperatureScaling(input="probs", eps=1e-6).fit(p, y)
+    assert ts.temperature_ == pytest.approx(1.0, abs=0.1)  # labels were drawn from the exact softmax
+    with pytest.raises(ValueError, match="sum to 1.*bfloat16"):
+        log_loss(y[:2], probs=torch.tensor([[0.5, 0.3], [0.5, 0.5]], dtype=torch.bfloat16))
