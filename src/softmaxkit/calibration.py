@@ -42,7 +42,15 @@ from softmaxkit._calibration_inputs import (
 )
 from softmaxkit.io import Persistable
 
-__all__ = ["TemperatureScaling", "VectorScaling", "MatrixScaling", "CalibrationWarning"]
+__all__ = [
+    "TemperatureScaling",
+    "VectorScaling",
+    "MatrixScaling",
+    "IsotonicCalibration",
+    "PlattScaling",
+    "CalibratedClassifier",
+    "CalibrationWarning",
+]
 
 INPUTS = ("logits", "probs")
 
@@ -811,3 +819,18 @@ class MatrixScaling(_AffineScaling):
         mu_c = mu / c
         value = lam_c * float(np.sum(off * off)) + mu_c * float(b @ b)
         return value, np.concatenate([(2.0 * lam_c * off).ravel(), 2.0 * mu_c * b])
+
+
+# --------------------------------------------------------------------------- the rest of the family
+
+# One-vs-rest maps subclass _Calibrator, so they are imported once it exists; the
+# cross-fitted meta-estimator imports scikit-learn, so it loads on first use.
+from softmaxkit._one_vs_rest import IsotonicCalibration, PlattScaling  # noqa: E402
+
+
+def __getattr__(name: str) -> Any:
+    if name == "CalibratedClassifier":
+        from softmaxkit._calibrated_classifier import CalibratedClassifier
+
+        return CalibratedClassifier
+    raise AttributeError(f"module 'softmaxkit.calibration' has no attribute {name!r}")
