@@ -10,10 +10,18 @@ calibrator             map                    parameters   fit
 TemperatureScaling     ``z' = beta z``        1            convex 1-D Halley/Newton
 VectorScaling          ``z' = a * z + b``     2C           L-BFGS from the temperature fit
 MatrixScaling          ``z' = z W^T + b``     C^2 + C      L-BFGS with ODIR, same start
+IsotonicCalibration    one step map per class  knots       pool adjacent violators
+PlattScaling           one sigmoid per class  2C           Newton per class
 =====================  =====================  ===========  ======================
 
-Temperature scaling keeps every argmax (so accuracy is unchanged); the other
-two may change predictions.
+All three scalings share a prior (``pseudo_count``, Platt's and
+Krichevsky-Trofimov's pseudo-counts) that keeps their fit finite on a
+calibration set where every prediction is right. Temperature scaling keeps
+every argmax (so accuracy is unchanged); the others may change predictions.
+The last two are one-vs-rest maps renormalised to sum to 1, as scikit-learn's
+``CalibratedClassifierCV`` (``"isotonic"``, ``"sigmoid"``), whose results they
+match. :class:`CalibratedClassifier` cross-fits any of them around a
+scikit-learn classifier, so no rows are set aside for calibration.
 
 All take ``fit(logits, y, sample_weight=None)``, ``transform(logits)`` (the
 calibrated logits) and ``predict_proba(logits)``, and save/load without pickle
@@ -21,7 +29,8 @@ calibrated logits) and ``predict_proba(logits)``, and save/load without pickle
 argument of every method holds probabilities instead, and ``log p`` is used as
 the logits (see the class docstrings for the limits).
 
-SciPy is imported only when a vector or matrix scaling is fitted.
+SciPy is imported only when a vector or matrix scaling is fitted, and
+scikit-learn only by the isotonic fit and :class:`CalibratedClassifier`.
 """
 
 from __future__ import annotations
@@ -291,8 +300,12 @@ class TemperatureScaling(_Calibrator):
     uses those as soft targets: row ``i`` targets ``t_i = (1 - e) onehot(y_i)
     + e / k_i`` on its ``k_i`` other classes with finite logits, ``e = a / (W
     + 2a)``. This is Platt's (1999) treatment of separable data extended to
-    the softmax. The optimum is then finite, the fit stays convex, and its
-    effect fades as ``1 / W``: at 2000 rows it moves ``beta`` by about 0.05%.
+    the softmax. The optimum is then finite and the fit stays convex. The
+    prior weighs about as much as ``a`` extra errors spread over the rows, so
+    it fades as the calibration set holds more errors: with 900 errors in
+    2000 rows it moves ``beta`` by 0.05%; with about 7 errors in 250 rows
+    (logistic regression on digits) it lowers ``beta`` by 10-15%, and the
+    held-out log-loss moves by about 1%, either way.
     Rows whose logits are all equal carry no information and are ignored
     (all-equal logits everywhere: ``beta = 1`` and no warning).
 
