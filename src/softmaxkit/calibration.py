@@ -836,14 +836,24 @@ class MatrixScaling(_AffineScaling):
 
 # --------------------------------------------------------------------------- the rest of the family
 
-# One-vs-rest maps subclass _Calibrator, so they are imported once it exists; the
-# cross-fitted meta-estimator imports scikit-learn, so it loads on first use.
-from softmaxkit._one_vs_rest import IsotonicCalibration, PlattScaling  # noqa: E402
+# These subclass _Calibrator or import scikit-learn, so they live in their own modules,
+# loaded on first use (PEP 562): those modules import this one, never the reverse.
+_LAZY = {
+    "IsotonicCalibration": "softmaxkit._one_vs_rest",
+    "PlattScaling": "softmaxkit._one_vs_rest",
+    "CalibratedClassifier": "softmaxkit._calibrated_classifier",
+}
 
 
 def __getattr__(name: str) -> Any:
-    if name == "CalibratedClassifier":
-        from softmaxkit._calibrated_classifier import CalibratedClassifier
+    if name in _LAZY:
+        import importlib
 
-        return CalibratedClassifier
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
     raise AttributeError(f"module 'softmaxkit.calibration' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
