@@ -161,3 +161,35 @@ def test_zero_and_one_confidences():
     np.testing.assert_array_equal(assign_bins(conf, edges, binning="quantile"), [0, 0, 0, 1, 1, 1])
     # All at 1.0: one bin.
     assert bin_edges(np.ones(4), np.ones(4), n_bins=3, binning="quantile").tolist() == [0.0, 1.0]
+
+
+def _kumar_top_label_l2(y, p, n_bins):
+    """Kumar et al.'s ``lower_bound_scaling_ce(p=2, debias=True, mode="top-label")``, restated:
+    equal-mass bins (:func:`_kumar_counts`' rule), per bin ``(conf - acc)^2 - acc (1 - acc) / (n_b - 1)``
+    (0 for a bin of fewer than 2), weighted by the bin's share, then ``sqrt(max(total, 0))``."""
+    conf = p.max(axis=1)
+    hit = (p.argmax(axis=1) == y).astype(float)
+    v = np.sort(conf)
+    size = math.ceil(v.size / n_bins)
+    chunks = [v[i : i + size] for i in range(0, v.size, size)]
+    edges = sorted({0.5 * (a[-1] + b[0]) for a, b in zip(chunks, chunks[1:])} | {1.0})
+    bins = np.searchsorted(edges, conf, side="left")
+    total = 0.0
+    for b in range(len(edges)):
+        m = bins == b
+        if m.sum() < 2:
+            continue
+        acc = hit[m].mean()
+        total += m.mean() * ((conf[m].mean() - acc) ** 2 - acc * (1 - acc) / (m.sum() - 1))
+    return math.sqrt(max(total, 0.0))
+
+
+@pytest.mark.parametrize("n, n_bins", [(200, 10), (300, 15), (1000, 20)])
+def test_quantile_debiased_l2_matches_kumar_et_al(rng, n, n_bins):
+    """The issue: the equal-mass ECE differed from Kumar et al.'s reference code."""
+    z = rng.standard_normal((n, 4)) * 2
+    p = np.exp(z - z.max(axis=1, keepdims=True))
+    p /= p.sum(axis=1, keepdims=True)
+    y = np.array([rng.choice(4, p=row) for row in np.sqrt(p) / np.sqrt(p).sum(axis=1, keepdims=True)])
+    ours = expected_calibration_error(y, p, n_bins=n_bins, binning="quantile", norm="l2", ci=None, noise_floor=False)
+    assert ours.value == pytest.approx(_kumar_top_label_l2(y, p, n_bins), abs=1e-12)
