@@ -544,7 +544,7 @@ def _smoothed_target_logit(d_true: np.ndarray, rows: _Rows, *, smoothing: float)
     return (1.0 - e) * d_true + e * mean_other
 
 
-def smoothed_targets(labels: np.ndarray, n_classes: int, smoothing: float) -> np.ndarray:
+def _smoothed_targets(labels: np.ndarray, n_classes: int, smoothing: float) -> np.ndarray:
     """Soft targets (N, C): ``1 - smoothing`` on each label, the rest spread evenly over the others."""
     t = np.full((labels.shape[0], n_classes), smoothing / max(n_classes - 1, 1))
     t[np.arange(labels.shape[0]), labels] = 1.0 - smoothing
@@ -595,14 +595,15 @@ class _AffineScaling(_Calibrator):
         lam = _check_nonneg(self.identity_reg, "identity_reg") * per_weight
         dev = self._diagonal(coef) - 1.0
         value = 0.5 * lam * float(dev @ dev)
-        g_coef = np.zeros_like(coef)
         if coef.ndim == 1:
             g_coef = lam * dev
         else:
+            g_coef = np.zeros_like(coef)
             g_coef[np.diag_indices(c)] = lam * dev
-        g_b = lam * b if self._prior_on_intercept else np.zeros_like(b)
+        g_b = np.zeros_like(b)
         if self._prior_on_intercept:
             value += 0.5 * lam * float(b @ b)
+            g_b = lam * b
         return value, np.concatenate([g_coef.ravel(), g_b])
 
     # subclasses: parameter vector <-> (A, b), the gradient map and the penalty
@@ -639,7 +640,7 @@ class _AffineScaling(_Calibrator):
         n, c = x.shape
         total = float(np.sum(w))
         row_scale = w / total  # gradient of the weighted mean
-        targets = smoothed_targets(labels, c, a / (total + 2.0 * a))  # (N, C), the temperature's prior
+        targets = _smoothed_targets(labels, c, a / (total + 2.0 * a))  # (N, C), the temperature's prior
 
         # Start from the temperature fit (same prior), and optimise on temperature-scaled
         # logits (coef relative to beta): step 0 is temperature scaling, and L-BFGS sees a
