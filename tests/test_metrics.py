@@ -374,3 +374,102 @@ def test_import_is_light():
         "assert not bad, bad"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+# --------------------------------------------------------------------------- 16-bit probabilities
+
+
+def test_row_sum_tolerance_follows_the_dtype(rng):
+    """The issue: bfloat16 rows (0.2% apart at 2 classes) were refused by a fixed 1e-3 tolerance."""
+    from softmaxkit._calibration_inputs import check_probs, row_sum_tolerance
+
+    assert row_sum_tolerance(np.dtype(np.float64)) == row_sum_tolerance(np.dtype(np.float32)) == 1e-3
+    assert row_sum_tolerance(np.dtype(np.float16)) == pytest.approx(2 * 2.0**-10)
+    assert row_sum_tolerance("torch.bfloat16") == pytest.approx(2 * 2.0**-7)
+    y, p = _calibrated(rng, 2000, 3)
+    half = p.astype(np.float16)
+    # A row normalised in float16 arithmetic: 1.5e-3 off, within float16's 2 eps (was refused at 1e-3).
+    half[0] = np.array([0.5, 0.5015, 0.0], dtype=np.float16)
+    assert abs(float(half[0].astype(np.float64).sum()) - 1) > 1e-3
+    assert brier_score(y, half) == pytest.approx(brier_score(y, p), abs=2e-3)
+    assert log_loss(y[1:], probs=half[1:]) == pytest.approx(log_loss(y[1:], probs=p[1:]), rel=1e-2)
+    check_probs(half)
+    # A clearly unnormalised 16-bit row is still refused.
+    bad = half.copy()
+    bad[5] = np.array([0.5, 0.3, 0.1], dtype=np.float16)
+    with pytest.raises(ValueError, match=r"float16\); row 5 sums to 0\.9"):
+        check_probs(bad)
+
+
+def test_bfloat16_softmax_output_is_accepted_everywhere(rng):
+    """softmaxkit's own softmax of a bfloat16 tensor: log_loss, brier, ECE and temperature scaling."""
+    torch = pytest.importorskip("torch")
+    import softmaxkit as sk
+    from softmaxkit.calibration import TemperatureScaling
+
+    z = rng.standard_normal((4000, 2)) * 3
+    y = (rng.random(4000) < 1 / (1 + np.exp(z[:, 0] - z[:, 1]))).astype(np.int64)
+    p = sk.softmax(torch.from_numpy(z).to(torch.bfloat16))
+    assert p.dtype == torch.bfloat16
+    dev = (p.float().sum(dim=1) - 1).abs()
+    assert (dev > 1e-3).float().mean() > 0.2  # most of these were refused before
+    exact = sk.softmax(z)
+    assert log_loss(y, probs=p) == pytest.approx(log_loss(y, probs=exact), rel=2e-2)
+    assert brier_score(y, p) == pytest.approx(brier_score(y, exact), abs=1e-2)
+    ece = expected_calibration_error(y, p, **_fast()).value
+    assert ece == pytest.approx(expected_calibration_error(y, exact, **_fast()).value, abs=2e-2)
+    ts = TemperatureScaling(input="probs", eps=1e-6).fit(p, y)
+    assert ts.temperature_ == pytest.approx(1.0, abs=0.1)  # labels were drawn from the exact softmax
+    with pytest.raises(ValueError, match="sum to 1.*bfloat16"):
+        log_loss(y[:2], probs=torch.tensor([[0.5, 0.3], [0.5, 0.5]], dtype=torch.bfloat16))
+
+
+# --------------------------------------------------------------------------- torchmetrics' own cases
+
+
+def _class_1_error(y, p1, n_bins, norm):
+    """torchmetrics' binary calibration error is our class-1 one-vs-rest curve."""
+    c = reliability_curve(y, p1, n_bins=n_bins, class_index=1)
+    gap, prop = np.abs(c.gap[c.nonempty]), c.proportions[c.nonempty]
+    return {"l1": np.sum(prop * gap), "l2": np.sqrt(np.sum(prop * gap**2)), "max": np.max(gap)}[norm]
+
+
+@pytest.mark.parametrize("norm, expected", [("l1", 0.2900), ("l2", 0.2918), ("max", 0.3167)])
+def test_torchmetrics_binary_docstring_example(norm, expected):
+    """torchmetrics' binary_calibration_error example: preds [.25 .25 .55 .75 .75], 2 bins."""
+    y = np.array([0, 0, 1, 1, 1])
+    p1 = np.array([0.25, 0.25, 0.55, 0.75, 0.75])
+    assert _class_1_error(y, p1, 2, norm) == pytest.approx(expected, abs=5e-5)
+
+
+@pytest.mark.parametrize("norm, expected", [("l1", 0.2000), ("l2", 0.2082), ("max", 0.2333)])
+def test_torchmetrics_multiclass_docstring_example(norm, expected):
+    """torchmetrics' multiclass_calibration_error example: 4 rows, 3 classes, 3 bins."""
+    p = np.array([[0.25, 0.20, 0.55], [0.55, 0.05, 0.40], [0.10, 0.30, 0.60], [0.90, 0.05, 0.05]])
+    y = np.array([0, 1, 2, 0])
+    got = expected_calibration_error(y, p, n_bins=3, norm=norm, debias=False, **_fast()).value
+    assert got == pytest.approx(expected, abs=5e-5)
+
+
+@pytest.mark.parametrize("n_bins", [5, 10, 20])
+@pytest.mark.parametrize("norm", ["l1", "l2", "max"])
+def test_torchmetrics_cases_computed_live(tm, rng, n_bins, norm):
+    """torchmetrics' test grid (bins x norms, binary and multiclass from logits, ignore_index), run live."""
+    import torch
+
+    n, k = 1000, 5
+    logits = rng.standard_normal((n, k)).astype(np.float32) * 3
+    y = rng.integers(0, k, n)
+    y[::17] = -1  # ignore_index=-1: those rows are left out
+    keep = y >= 0
+    theirs = tm.multiclass_calibration_error(torch.from_numpy(logits), torch.from_numpy(y), num_classes=k,
+                                             n_bins=n_bins, norm=norm, ignore_index=-1).item()  # softmaxes logits
+    p = _softmax(logits.astype(np.float64))[keep]
+    p = np.minimum(p, np.nextafter(1.0, 0.0))  # no confidence of exactly 1.0 (their extra bin)
+    ours = expected_calibration_error(y[keep], p, n_bins=n_bins, norm=norm, debias=False, **_fast()).value
+    assert ours == pytest.approx(theirs, abs=1e-5)
+    z1 = rng.standard_normal(n).astype(np.float32) * 2
+    y1 = (rng.random(n) < 1 / (1 + np.exp(-1.5 * z1))).astype(np.int64)
+    theirs1 = tm.binary_calibration_error(torch.from_numpy(z1), torch.from_numpy(y1), n_bins=n_bins, norm=norm).item()
+    p1 = 1 / (1 + np.exp(-z1.astype(np.float64)))  # torchmetrics applies the sigmoid to logits
+    assert _class_1_error(y1, p1, n_bins, norm) == pytest.approx(theirs1, abs=1e-5)

@@ -108,3 +108,18 @@ def test_from_estimator_maps_class_labels(data):
 def test_import_does_not_load_matplotlib():
     code = "import sys, softmaxkit.plot; assert 'matplotlib' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_two_diagrams_on_one_axes_share_the_diagonal_and_legend_entries(data):
+    """The issue: a second diagram on the same ax added a second diagonal and legend entry."""
+    y, p = data
+    fig, ax = plt.subplots()
+    ReliabilityDiagram.from_predictions(y, p, ax=ax, show_histogram=False, ci=None, name="first")
+    sharp = p**2 / (p**2).sum(axis=1, keepdims=True)
+    ReliabilityDiagram.from_predictions(y, sharp, ax=ax, show_histogram=False, ci=None, name="second")
+    diagonals = [line for line in ax.get_lines() if list(line.get_xdata()) == [0, 1] and list(line.get_ydata()) == [0, 1]]
+    assert len(diagonals) == 1
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert legend.count("perfectly calibrated") == 1
+    assert "first" in legend and "second" in legend
+    assert len(legend) == len(set(legend))

@@ -12,10 +12,28 @@ from typing import Any
 
 import numpy as np
 
-from softmaxkit._validation import check_floating, to_numpy
+from softmaxkit._validation import check_floating, dtype_name, to_numpy
 
-#: How far a row of ``probs`` may sum from 1 (float32 rows at 1000 classes drift ~1e-5).
+#: How far a row of ``probs`` may sum from 1 at float32 and float64 (float32 rows at
+#: 1000 classes drift ~1e-5). Narrower dtypes get :func:`row_sum_tolerance`.
 ROW_SUM_ATOL = 1e-3
+
+#: Machine epsilon of each probability dtype, by name (NumPy has no bfloat16, and a
+#: bfloat16 torch tensor reaches NumPy as float32, so the name is read first).
+_EPS = {"bfloat16": 2.0**-7, "float16": 2.0**-10, "half": 2.0**-10, "float32": 2.0**-23, "float64": 2.0**-52}
+
+
+def row_sum_tolerance(dtype: Any) -> float:
+    """How far a row of probabilities stored in ``dtype`` may sum from 1.
+
+    Rounding each of a row's probabilities to ``dtype`` moves the sum by at
+    most ``u * sum_k p_k = u`` (``u = eps / 2``, the unit roundoff), whatever
+    the number of classes, so a correctly rounded row is within ``eps / 2``.
+    The tolerance is ``max(ROW_SUM_ATOL, 2 * eps)``: four times that bound
+    for the 16-bit types (bfloat16: 0.0156, float16: 0.00195), and 1e-3 for
+    float32/float64. A row off by more (say 0.9 or 1.1) is not probabilities.
+    """
+    return max(ROW_SUM_ATOL, 2.0 * _EPS.get(dtype_name(dtype), 0.0))
 
 
 def check_n_rows(n: int, other: int, name: str, other_name: str) -> None:
@@ -67,8 +85,12 @@ def check_probs(probs: Any, name: str = "probs") -> np.ndarray:
 
     A 1-D array is read as the positive-class probability of a binary problem
     and becomes ``[1 - p, p]``. Values must be finite and in [0, 1] and rows
-    must sum to 1 (within :data:`ROW_SUM_ATOL`).
+    must sum to 1 within :func:`row_sum_tolerance` of the input's dtype, so
+    bfloat16 and float16 probabilities (softmaxkit's own ``softmax`` of a
+    bfloat16 tensor, say) are accepted. This is the one place that checks it.
     """
+    given = getattr(probs, "dtype", None)  # read before a bfloat16 tensor becomes float32
+    tolerance = row_sum_tolerance(given)
     p = to_numpy(probs)
     check_floating(p, name)
     if p.ndim == 1:
@@ -86,11 +108,11 @@ def check_probs(probs: Any, name: str = "probs") -> np.ndarray:
             f"{name} must be finite probabilities in [0, 1]; found {float(p[i, j])!r} at position ({i}, {j})"
         )
     dev = np.abs(np.sum(p, axis=1, dtype=np.float64) - 1.0)
-    if p.shape[0] and dev.max() > ROW_SUM_ATOL:
+    if p.shape[0] and dev.max() > tolerance:
         i = int(np.argmax(dev))
         raise ValueError(
-            f"rows of {name} must sum to 1; row {i} sums to {float(np.sum(p[i], dtype=np.float64))!r} "
-            "(logits? pass them as logits= or apply softmaxkit.softmax first)"
+            f"rows of {name} must sum to 1 (within {tolerance:g} for {dtype_name(given or p.dtype)}); row {i} sums to "
+            f"{float(np.sum(p[i], dtype=np.float64))!r} (logits? pass them as logits= or apply softmaxkit.softmax first)"
         )
     return p
 

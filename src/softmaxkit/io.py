@@ -34,6 +34,9 @@ _REGISTRY: dict[str, str] = {
     "TemperatureScaling": "softmaxkit.calibration:TemperatureScaling",
     "VectorScaling": "softmaxkit.calibration:VectorScaling",
     "MatrixScaling": "softmaxkit.calibration:MatrixScaling",
+    "IsotonicCalibration": "softmaxkit.calibration:IsotonicCalibration",
+    "PlattScaling": "softmaxkit.calibration:PlattScaling",
+    "CalibratedClassifier": "softmaxkit.calibration:CalibratedClassifier",
 }
 
 

@@ -52,8 +52,10 @@ class ReliabilityCurve:
     Attributes
     ----------
     edges : ndarray of shape (B + 1,)
-        Increasing bin edges, ``edges[0] == 0`` and ``edges[-1] == 1``; bins are
-        ``[e_b, e_{b+1})`` and the last is closed, so 1.0 is in the last bin.
+        Increasing bin edges, ``edges[0] == 0`` and ``edges[-1] == 1``. Uniform
+        bins are ``[e_b, e_{b+1})`` with the last closed (1.0 is in the last
+        bin); quantile bins are ``(e_b, e_{b+1}]`` with the first closed (see
+        :mod:`softmaxkit._binning`).
     counts : ndarray of shape (B,), int64
         Number of rows (of positive weight) in each bin.
     weights : ndarray of shape (B,)
@@ -345,7 +347,7 @@ def _binned(y, probs, *, n_bins, binning, sample_weight, classes="top_label") ->
     sums = np.zeros((g, n_bins, 3))
     for j in range(g):
         edges = bin_edges(conf[:, j], w, n_bins=n_bins, binning=binning)
-        bins[:, j] = assign_bins(conf[:, j], edges)
+        bins[:, j] = assign_bins(conf[:, j], edges, binning=binning)
         curve, s = _curve(edges, bins[:, j], conf[:, j], hit[:, j], w, None if ks is None else int(ks[j]))
         curves.append(curve)
         sums[j, : s.shape[0]] = s
@@ -455,12 +457,16 @@ def expected_calibration_error(
     and ``ECE_l1 = sum_b (W_b / W) |acc_b - conf_b|``. See
     :func:`softmaxkit._ece.error_from_sums` for ``l2``, ``max`` and classwise.
 
-    *Bin edges.* Bins are ``[e_b, e_{b+1})`` with the last one closed: 0.0 falls
-    in the first bin and 1.0 in the last. Uniform edges are ``linspace(0, 1,
-    n_bins + 1)``. Quantile edges are weighted inverted-CDF quantiles of the
-    confidences (observed values), de-duplicated, so tied confidences merge
-    bins instead of producing empty or zero-width ones: every quantile bin is
-    non-empty, and there may be fewer than ``n_bins``.
+    *Bin edges.* Uniform bins are ``linspace(0, 1, n_bins + 1)``, each
+    ``[e_b, e_{b+1})`` with the last one closed: 0.0 falls in the first bin
+    and 1.0 in the last. Quantile (equal-mass) bins cut the sorted confidences
+    into ``n_bins`` parts of equal weight with each edge midway between the
+    neighbouring confidences, and are closed on the right: every sample lands
+    where scikit-learn's ``calibration_curve(strategy="quantile")`` and Kumar
+    et al.'s ``get_equal_bins`` put it when ``N`` is a multiple of ``n_bins``
+    (see :mod:`softmaxkit._binning` for the exact weighted rule). Tied
+    confidences merge bins instead of producing empty or zero-width ones:
+    every quantile bin is non-empty, and there may be fewer than ``n_bins``.
 
     *Difference from torchmetrics.* torchmetrics' ``CalibrationError`` bins
     with ``bucketize(right=True)`` on the same uniform edges, so it agrees

@@ -18,6 +18,9 @@ from softmaxkit.metrics import ECEResult, ReliabilityCurve, expected_calibration
 
 __all__ = ["ReliabilityDiagram"]
 
+#: Marks the perfect-calibration diagonal so that it is drawn once per axes.
+_DIAGONAL_GID = "softmaxkit-perfect-calibration"
+
 
 class ReliabilityDiagram:
     """Reliability diagram: per-bin accuracy against confidence, gaps and a confidence histogram.
@@ -156,7 +159,10 @@ class ReliabilityDiagram:
         label = name or self.name
         what = "accuracy" if c.class_index is None else f"frequency of class {c.class_index}"
 
-        ax.plot([0, 1], [0, 1], linestyle="--", color="0.5", linewidth=1, label="perfectly calibrated")
+        # Drawn once per axes: a second diagram on the same ax (to compare models) reuses it.
+        if not any(line.get_gid() == _DIAGONAL_GID for line in ax.get_lines()):
+            ax.plot([0, 1], [0, 1], linestyle="--", color="0.5", linewidth=1, label="perfectly calibrated",
+                    gid=_DIAGONAL_GID)
         ax.bar(left, acc, width=width, align="edge", color="#4c72b0", edgecolor="white", linewidth=0.6,
                label=label or what)
         if show_gaps and keep.any():
@@ -181,7 +187,10 @@ class ReliabilityDiagram:
         ax.set_ylim(0, 1)
         ax.set_ylabel(what)
         ax.set_title("Reliability diagram" + ("" if c.class_index is None else f" (class {c.class_index} vs rest)"))
-        ax.legend(loc="lower right", fontsize=8)
+        # One legend entry per label: the gap bars of two diagrams share theirs.
+        handles, labels = ax.get_legend_handles_labels()
+        unique = dict(zip(labels, handles))
+        ax.legend(list(unique.values()), list(unique), loc="lower right", fontsize=8)
 
         self.hist_ax_ = None
         if show_histogram:

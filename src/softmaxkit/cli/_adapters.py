@@ -15,7 +15,16 @@ import numpy as np
 from softmaxkit.cli import CLIError
 
 #: Calibration methods by CLI name -> class name in ``softmaxkit.calibration``.
-CALIBRATORS = {"temperature": "TemperatureScaling", "vector": "VectorScaling", "matrix": "MatrixScaling"}
+CALIBRATORS = {
+    "temperature": "TemperatureScaling",
+    "vector": "VectorScaling",
+    "matrix": "MatrixScaling",
+    "isotonic": "IsotonicCalibration",
+    "platt": "PlattScaling",
+}
+
+#: Folds of ``fit --calibrate``'s cross-fitting (fewer when a class has fewer training rows).
+CROSS_FIT_FOLDS = 5
 
 
 # --------------------------------------------------------------------------- models
@@ -57,6 +66,21 @@ def fit_calibrator(method: str, scores: np.ndarray, y: np.ndarray, *, probs: boo
     return cls(input="probs" if probs else "logits").fit(scores, y)
 
 
+def cross_fit_calibrator(model: Any, method: str, X: np.ndarray, y: np.ndarray) -> tuple[Any, Any, int]:
+    """``(model, calibrator, folds)``: the model fitted on all of ``X``, and the ``method`` calibrator
+    fitted on its out-of-fold logits (``CalibratedClassifier(..., ensemble=False)``), so every
+    training row also serves calibration and no rows are set aside for it."""
+    from softmaxkit.calibration import CalibratedClassifier
+
+    _, counts = np.unique(y, return_counts=True)
+    folds = int(min(CROSS_FIT_FOLDS, counts.min()))
+    if folds < 2:
+        raise CLIError("--calibrate cross-fits the calibrator, which needs at least 2 training rows of every class")
+    cal = CalibratedClassifier(model, method=method, cv=folds, ensemble=False).fit(X, y)
+    pair = cal.calibrated_classifiers_[0]
+    return pair.estimator, pair.calibrator, folds
+
+
 def calibrated_logits(calibrator: Any, logits: np.ndarray) -> np.ndarray:
     """Calibrated logits (n, K) from raw logits; their softmax is the calibrated probabilities.
 
@@ -80,6 +104,10 @@ def calibrator_params(calibrator: Any) -> dict[str, Any]:
     params: dict[str, Any] = {"method": type(calibrator).__name__}
     if hasattr(calibrator, "temperature_"):
         params["temperature"] = float(calibrator.temperature_)
+    # A parameter that stopped on its bound is not a fit to report as an improvement.
+    params["at_bound"] = bool(getattr(calibrator, "at_bound_", False))
+    if getattr(calibrator, "separable_", False):
+        params["separable"] = True
     return params
 
 

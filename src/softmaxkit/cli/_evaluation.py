@@ -61,14 +61,22 @@ def score(
     return Scored(key=key, name=name, probs=probs, summary=summary, png=png)
 
 
-def verdict(before: dict, after: dict, *, change: str) -> tuple[str, str]:
+def verdict(before: dict, after: dict, *, change: str, params: dict | None = None) -> tuple[str, str]:
     """A plain-language reading of a before/after change, and its tone ("good"/"warn"/"neutral").
 
     Each ECE is read against its own noise floor, the ECE a perfectly calibrated
     model with those confidences would show at this sample size: an ECE under
     its floor is indistinguishable from perfect calibration. Log-loss, which
-    needs no binning, backs the reading up.
+    needs no binning, backs the reading up. ``params`` (from
+    :func:`softmaxkit.cli._adapters.calibrator_params`) with ``at_bound`` set
+    means the fit stopped on a bound: that is said first, with the
+    temperature, and the change is never called better.
     """
+    if params and params.get("at_bound"):
+        temperature = f" (T = {params['temperature']:.4g})" if "temperature" in params else ""
+        return (f"The {change} fit stopped on the bound of its parameter{temperature}: it found no optimum, so "
+                f"this is not an improvement. Log-loss {before['log_loss']:.4f} before, {after['log_loss']:.4f} "
+                "after. Calibrate on more (or harder) held-out data."), "warn"
     b, a = before["ece"], after["ece"]
     fb, fa = before.get("ece_noise_floor") or 0.0, after.get("ece_noise_floor") or 0.0
     lb, la = before["log_loss"], after["log_loss"]

@@ -19,7 +19,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="train a classifier on a CSV/Parquet/npy/npz/safetensors file",
         description=(
             "Train a SoftmaxClassifier by maximum likelihood (log-loss) on DATA, holding out part of it "
-            "to measure the model (and to fit a calibrator with --calibrate). Saves the model (.npz or "
+            "to measure the model. With --calibrate, a calibrator is cross-fitted on the training rows' "
+            "out-of-fold logits (5 folds), so no rows are set aside for it. Saves the model (.npz or "
             ".safetensors, never pickle) and a report directory with metrics.json, reliability diagrams "
             "and report.html."
         ),
@@ -31,10 +32,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="hidden layer sizes, e.g. 128,64 (default: none, i.e. multinomial logistic regression)")
     p.add_argument("--alpha", type=float, default=1e-4, help="L2 regularisation strength (default: %(default)s)")
     p.add_argument("--max-iter", type=positive_int, default=200, help="training iterations (default: %(default)s)")
-    p.add_argument("--calibrate", choices=tuple(CALIBRATORS), help="also fit this calibrator on held-out data")
+    p.add_argument("--calibrate", choices=tuple(CALIBRATORS),
+                   help="also fit this calibrator, cross-fitted on the training rows (5 folds)")
     p.add_argument("--holdout", type=fraction, default=0.25, metavar="FRACTION",
-                   help="share of rows held out from training (default: %(default)s); with --calibrate, "
-                   "half fits the calibrator and half measures the result")
+                   help="share of rows held out from training to measure the model (default: %(default)s)")
     p.add_argument("--report", metavar="DIR", help="report directory (default: MODEL's name + '-report')")
     p.add_argument("--no-report", action="store_true", help="write no report")
     p.add_argument("--seed", type=int, default=0, help="random seed of the split and the model (default: 0)")
@@ -97,7 +98,12 @@ def run(args: argparse.Namespace) -> int:
         hidden=args.hidden, alpha=args.alpha, max_iter=args.max_iter, random_state=args.seed, verbose=show_bar
     )
     t0 = time.perf_counter()
-    model.fit(data.X[train], data.y[train])
+    calibrator = None
+    if args.calibrate:
+        # Out-of-fold logits of the training rows fit the calibrator; the model is refitted on all of them.
+        model, calibrator, folds = _adapters.cross_fit_calibrator(model, args.calibrate, data.X[train], data.y[train])
+    else:
+        model.fit(data.X[train], data.y[train])
     fit_seconds = time.perf_counter() - t0
     classes = _adapters.model_classes(model)
 
@@ -109,11 +115,7 @@ def run(args: argparse.Namespace) -> int:
                       "train on; they are left out of the held-out scores")
         held = held[seen]
     y_held_idx = encode_labels(data.y[held], classes, path=args.data, column=data.target_name, rows=held)
-    if args.calibrate:
-        half = len(held) // 2
-        cal_rows, test_rows = np.arange(half), np.arange(half, len(held))
-    else:
-        cal_rows, test_rows = np.arange(0), np.arange(len(held))
+    test_rows = np.arange(len(held))
     logits = _adapters.class_logits(model, data.X[held])
     what = f" ({len(test_rows)} held-out rows)"
     plot = not args.no_report
@@ -121,8 +123,7 @@ def run(args: argparse.Namespace) -> int:
         y_test = y_held_idx[test_rows]
         scored = [score(y_test, key="model", name="Model", logits=logits[test_rows], plot=plot, what=what)]
         params = {}
-        if args.calibrate:
-            calibrator = _adapters.fit_calibrator(args.calibrate, logits[cal_rows], y_held_idx[cal_rows])
+        if calibrator is not None:
             params = _adapters.calibrator_params(calibrator)
             cal_logits = _adapters.calibrated_logits(calibrator, logits[test_rows])
             scored.append(score(y_test, key="calibrated", name=f"With {args.calibrate} scaling",
@@ -138,7 +139,8 @@ def run(args: argparse.Namespace) -> int:
         "classes": [c.item() if hasattr(c, "item") else c for c in classes],
         "n_features": int(data.X.shape[1]),
         "n_train": int(len(train)),
-        "n_calibration": int(len(cal_rows)),
+        "n_calibration": int(len(train)) if args.calibrate else 0,
+        "calibration": f"cross-fitted, {folds} folds" if args.calibrate else None,
         "n_test": int(len(test_rows)),
         "model": {"hidden_layer_sizes": list(args.hidden), "alpha": args.alpha, "max_iter": args.max_iter,
                   "fit_seconds": fit_seconds, "path": str(args.out)},
@@ -157,7 +159,10 @@ def run(args: argparse.Namespace) -> int:
         f"({fit_seconds:.2f} s); saved {args.out}",
     )
     if cal_out is not None:
-        say(f"Fitted {args.calibrate} scaling on {len(cal_rows)} held-out rows; saved {cal_out}",
+        temperature = f", T = {params['temperature']:.4g}" if "temperature" in params else ""
+        bound = " (on its bound: no optimum found)" if params.get("at_bound") else ""
+        say(f"Fitted {args.calibrate} calibration on the out-of-fold logits of {len(train)} training rows "
+            f"({folds} folds){temperature}{bound}; saved {cal_out}",
             f"  use it with: softmaxkit predict {args.out} DATA --calibrator {cal_out} --out PROBS")
     say("")
     print_comparison(say, scored, heading=f"Held-out metrics ({len(test_rows)} rows):")
@@ -178,14 +183,17 @@ def _write_report(report_dir, args, data, metrics, scored, *, inputs):
         Headline("Log-loss", f"{last['log_loss']:.3f}", "lower is better"),
         Headline("ECE", f"{last['ece']:.3f}", f"95% CI {last['ece_ci'][0]:.3f}-{last['ece_ci'][1]:.3f}"),
     ]
-    note = verdict(scored[0].summary, last, change=f"{args.calibrate} scaling") if len(scored) > 1 else None
+    params = metrics["calibrator"] or {}
+    note = verdict(scored[0].summary, last, change=f"{args.calibrate} scaling", params=params) if len(scored) > 1 else None
     hidden = ",".join(map(str, args.hidden)) or "none (multinomial logistic regression)"
     sections = [
         Section("Training", [Paragraph(
             f"Trained on {metrics['n_train']} rows of {args.data} ({metrics['n_features']} features, target column "
             f"{data.target_name!r}, classes {', '.join(map(str, metrics['classes']))}); hidden layers: {hidden}; "
             f"alpha = {args.alpha}. {metrics['n_test']} held-out rows measure the model"
-            + (f" and {metrics['n_calibration']} more fitted the {args.calibrate} calibrator."
+            + (f"; the {args.calibrate} calibrator was {metrics['calibration']} on the training rows' out-of-fold "
+               "logits" + (f" (T = {params['temperature']:.4g})" if "temperature" in params else "")
+               + (", and stopped on its bound: not an improvement." if params.get("at_bound") else ".")
                if args.calibrate else ".")
         )]),
         comparison_section(scored, title="Held-out performance", intro=(

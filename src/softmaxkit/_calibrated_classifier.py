@@ -1,0 +1,346 @@
+"""CalibratedClassifier: a classifier and a calibrator cross-fitted on its out-of-fold scores.
+
+Re-exported by :mod:`softmaxkit.calibration`. Imports scikit-learn, so it loads
+on first use of ``softmaxkit.calibration.CalibratedClassifier``.
+"""
+
+from __future__ import annotations
+
+import inspect
+import numbers
+import warnings
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin, MetaEstimatorMixin, clone
+from sklearn.frozen import FrozenEstimator
+from sklearn.model_selection import check_cv, cross_val_predict
+from sklearn.preprocessing import LabelEncoder
+from sklearn.utils import indexable
+from sklearn.utils._indexing import _safe_indexing
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_is_fitted
+
+from softmaxkit.io import Persistable
+
+#: method -> calibrator class name in :mod:`softmaxkit.calibration`.
+METHODS = {
+    "temperature": "TemperatureScaling",
+    "vector": "VectorScaling",
+    "matrix": "MatrixScaling",
+    "isotonic": "IsotonicCalibration",
+    "platt": "PlattScaling",
+}
+
+#: Probabilities from ``predict_proba`` are clipped here before a log (scikit-learn adds
+#: 1e-12 for its temperature method); isotonic maps the probabilities themselves.
+PROBA_EPS = 1e-12
+
+
+@dataclass
+class CalibratedPair:
+    """One fitted classifier and the calibrator fitted on its held-out scores.
+
+    Attributes
+    ----------
+    estimator : fitted classifier
+    calibrator : fitted softmaxkit calibrator
+    response : {"decision_function", "predict_proba"}
+        Which output of ``estimator`` the calibrator reads.
+    """
+
+    estimator: Any
+    calibrator: Any
+    response: str
+
+    def predict_proba(self, X: Any, classes: np.ndarray) -> np.ndarray:
+        return self.calibrator.predict_proba(_scores(self.estimator, X, self.response, classes))
+
+
+class CalibratedClassifier(Persistable, MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
+    r"""A classifier whose probabilities are calibrated by cross-fitting, so no data is wasted.
+
+    Like scikit-learn's ``CalibratedClassifierCV``, with softmaxkit's
+    calibrators: every row serves both to train the classifier and, out of
+    fold, to fit the calibrator, instead of a small hold-out doing the latter.
+
+    Parameters
+    ----------
+    estimator : classifier, default None
+        Any scikit-learn classifier with ``decision_function`` (preferred: its
+        scores are logits) or ``predict_proba``. None: a
+        :class:`~softmaxkit.SoftmaxClassifier` with default parameters. A
+        ``sklearn.frozen.FrozenEstimator`` around a fitted classifier is not
+        refitted: the calibrator is fitted on all of ``fit``'s rows (what
+        scikit-learn's removed ``cv="prefit"`` did).
+    method : {"temperature", "vector", "matrix", "isotonic", "platt"}, default "temperature"
+        The calibrator: :class:`TemperatureScaling`, :class:`VectorScaling`,
+        :class:`MatrixScaling`, :class:`IsotonicCalibration` or
+        :class:`PlattScaling` (scikit-learn's "sigmoid").
+    cv : int, cross-validation generator or iterable, default 5
+        Folds, as in ``CalibratedClassifierCV`` (an int means stratified
+        folds; each class needs at least that many rows).
+    ensemble : bool or "auto", default "auto"
+        ``True``: one (classifier, calibrator) pair per fold, the classifier
+        trained on the other folds and the calibrator on this fold's scores;
+        ``predict_proba`` averages the pairs' calibrated probabilities.
+        ``False``: one calibrator fitted on the out-of-fold scores of all rows
+        (``cross_val_predict``), and one classifier refitted on all rows; a
+        single pair, cheaper to predict with (``softmaxkit fit --calibrate``
+        uses this). ``"auto"``: ``False`` for a ``FrozenEstimator``, else
+        ``True`` (scikit-learn 1.9's default).
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (C,)
+    calibrated_classifiers_ : list of CalibratedPair
+        One per fold (``ensemble=True``), else one.
+    n_features_in_ : int
+
+    Notes
+    -----
+    Scores: ``decision_function`` if the estimator has it (a binary
+    ``(N,)`` margin ``f`` becomes the logits ``[-f/2, f/2]``, whose softmax
+    is the estimator's own ``sigmoid(f)``; scikit-learn's temperature method
+    uses ``[-f, f]``, whose softmax at T = 1 is not the model's), else the
+    probabilities of ``predict_proba`` (``input="probs"``, clipped at 1e-12
+    for the methods that take their log).
+
+    Cost: ``cv + 1`` fits of the estimator with ``ensemble=False``, ``cv``
+    with ``ensemble=True`` (and ``cv`` calibrated predictions per call).
+
+    Persistence: ``save`` / :func:`softmaxkit.load` (no pickle) work when the
+    estimator is a :class:`~softmaxkit.SoftmaxClassifier` (or a frozen one);
+    other estimators cannot be stored without pickle, and ``save`` says so.
+
+    References
+    ----------
+    scikit-learn's ``sklearn.calibration.CalibratedClassifierCV``.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_iris
+    >>> from softmaxkit.calibration import CalibratedClassifier
+    >>> X, y = load_iris(return_X_y=True)
+    >>> clf = CalibratedClassifier(method="temperature", cv=3).fit(X, y)
+    >>> clf.predict_proba(X[:2]).shape
+    (2, 3)
+    """
+
+    def __init__(self, estimator: Any = None, *, method: str = "temperature", cv: Any = 5, ensemble: Any = "auto"):
+        self.estimator = estimator
+        self.method = method
+        self.cv = cv
+        self.ensemble = ensemble
+
+    def _get_estimator(self) -> Any:
+        if self.estimator is None:
+            from softmaxkit.classifier import SoftmaxClassifier
+
+            return SoftmaxClassifier()
+        return self.estimator
+
+    def fit(self, X: Any, y: Any, sample_weight: Any = None) -> "CalibratedClassifier":
+        """Fit the classifier(s) and calibrator(s) on ``X`` (N, d) and labels ``y`` (N,); returns ``self``."""
+        if self.method not in METHODS:
+            raise ValueError(f"method must be one of {tuple(METHODS)}, got {self.method!r}")
+        if self.ensemble not in (True, False, "auto"):
+            raise ValueError(f"ensemble must be True, False or 'auto', got {self.ensemble!r}")
+        check_classification_targets(y)
+        X, y = indexable(X, y)
+        y = np.asarray(y)
+        encoder = LabelEncoder().fit(y)
+        self.classes_ = encoder.classes_
+        if self.classes_.size < 2:
+            raise ValueError(f"y has a single class {self.classes_[0]!r}: there is nothing to calibrate")
+        y_idx = encoder.transform(y)
+        if sample_weight is not None:
+            sample_weight = np.asarray(sample_weight, dtype=np.float64)
+        estimator = self._get_estimator()
+        frozen = isinstance(estimator, FrozenEstimator)
+        ensemble = (not frozen) if self.ensemble == "auto" else bool(self.ensemble)
+        response = _response_method(estimator)
+
+        if frozen:
+            scores = _scores(estimator, X, response, self.classes_)
+            pairs = [CalibratedPair(estimator, self._calibrator(response).fit(scores, y_idx, sample_weight), response)]
+        else:
+            folds = self._folds(y)
+            cv = check_cv(self.cv, y, classifier=True)
+            fit_kw = _fit_kwargs(estimator, sample_weight)
+            if ensemble:
+                pairs = []
+                for train, test in cv.split(X, y):
+                    est = clone(estimator).fit(
+                        _safe_indexing(X, train), y[train], **{k: v[train] for k, v in fit_kw.items()}
+                    )
+                    scores = _scores(est, _safe_indexing(X, test), response, self.classes_, where=f"fold of {folds}")
+                    sw = None if sample_weight is None else sample_weight[test]
+                    pairs.append(CalibratedPair(est, self._calibrator(response).fit(scores, y_idx[test], sw), response))
+            else:
+                raw = cross_val_predict(clone(estimator), X, y, cv=cv, method=response, params=fit_kw)
+                scores = _as_class_scores(raw, response, self.classes_, self.classes_)
+                calibrator = self._calibrator(response).fit(scores, y_idx, sample_weight)
+                est = clone(estimator).fit(X, y, **fit_kw)
+                _check_classes(est, self.classes_, "the estimator refitted on all rows")
+                pairs = [CalibratedPair(est, calibrator, response)]
+        self.calibrated_classifiers_ = pairs
+        first = pairs[0].estimator
+        if hasattr(first, "n_features_in_"):
+            self.n_features_in_ = first.n_features_in_
+        if hasattr(first, "feature_names_in_"):
+            self.feature_names_in_ = first.feature_names_in_
+        return self
+
+    def _folds(self, y: np.ndarray) -> int | None:
+        """The number of folds; like scikit-learn, refuse a class with fewer rows than folds."""
+        n = self.cv if isinstance(self.cv, numbers.Integral) else getattr(self.cv, "n_splits", None)
+        if self.cv is None:
+            n = 5
+        if n:
+            labels, counts = np.unique(y, return_counts=True)
+            if counts.min() < n:
+                raise ValueError(
+                    f"cv={n} folds need at least {n} rows of every class, but class {labels[np.argmin(counts)].item()!r} "
+                    f"has {counts.min()}; use fewer folds"
+                )
+        return n
+
+    def _calibrator(self, response: str) -> Any:
+        import softmaxkit.calibration as calibration
+
+        cls = getattr(calibration, METHODS[self.method])
+        if response == "decision_function":
+            return cls()
+        return cls(input="probs") if self.method == "isotonic" else cls(input="probs", eps=PROBA_EPS)
+
+    # ---------------------------------------------------------------- prediction
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """Calibrated probabilities (N, C): the mean over the (classifier, calibrator) pairs."""
+        check_is_fitted(self)
+        total = None
+        for pair in self.calibrated_classifiers_:
+            p = pair.predict_proba(X, self.classes_)
+            total = p if total is None else total + p
+        return total / len(self.calibrated_classifiers_)
+
+    def predict_log_proba(self, X: Any) -> np.ndarray:
+        with np.errstate(divide="ignore"):
+            return np.log(self.predict_proba(X))
+
+    def predict(self, X: Any) -> np.ndarray:
+        """The class of largest calibrated probability (may differ from the estimator's own)."""
+        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+
+    # ---------------------------------------------------------------- persistence
+
+    def _get_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        from softmaxkit.classifier import SoftmaxClassifier, _labels_to_json
+
+        check_is_fitted(self)
+        meta: dict[str, Any] = {
+            "params": {"method": self.method, "ensemble": self.ensemble,
+                       "cv": self.cv if isinstance(self.cv, numbers.Integral) else None},
+            "classes": _labels_to_json(self.classes_),
+            "pairs": [],
+        }
+        arrays: dict[str, np.ndarray] = {}
+        for i, pair in enumerate(self.calibrated_classifiers_):
+            est = pair.estimator
+            frozen = isinstance(est, FrozenEstimator)
+            inner = est.estimator if frozen else est
+            if not isinstance(inner, SoftmaxClassifier):
+                raise TypeError(
+                    f"a CalibratedClassifier around a {type(inner).__name__} cannot be saved without pickle; "
+                    "only SoftmaxClassifier estimators can (or save the calibrator alone)"
+                )
+            est_meta, est_arrays = inner._get_state()
+            cal_meta, cal_arrays = pair.calibrator._get_state()
+            meta["pairs"].append({"frozen": frozen, "response": pair.response, "estimator": est_meta,
+                                  "calibrator_kind": type(pair.calibrator).__name__, "calibrator": cal_meta})
+            arrays.update({f"pair{i}/estimator/{k}": v for k, v in est_arrays.items()})
+            arrays.update({f"pair{i}/calibrator/{k}": v for k, v in cal_arrays.items()})
+        return meta, arrays
+
+    @classmethod
+    def _from_state(cls, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> "CalibratedClassifier":
+        import softmaxkit.calibration as calibration
+        from softmaxkit.classifier import SoftmaxClassifier, _labels_from_json
+
+        pairs = []
+        for i, record in enumerate(meta["pairs"]):
+            if record["calibrator_kind"] not in METHODS.values():
+                raise ValueError(f"unknown calibrator kind {record['calibrator_kind']!r}")
+            if record["response"] not in ("decision_function", "predict_proba"):
+                raise ValueError(f"unknown response method {record['response']!r}")
+
+            def part(name: str) -> dict[str, np.ndarray]:
+                prefix = f"pair{i}/{name}/"
+                return {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}
+
+            est = SoftmaxClassifier._from_state(record["estimator"], part("estimator"))
+            cal = getattr(calibration, record["calibrator_kind"])._from_state(record["calibrator"], part("calibrator"))
+            pairs.append(CalibratedPair(FrozenEstimator(est) if record["frozen"] else est, cal, record["response"]))
+        if not pairs:
+            raise ValueError("no (classifier, calibrator) pairs")
+        params = meta["params"]
+        template = pairs[0].estimator
+        obj = cls(template if isinstance(template, FrozenEstimator) else clone(template), method=params["method"],
+                  cv=params["cv"] if params["cv"] is not None else 5, ensemble=params["ensemble"])
+        obj.classes_ = _labels_from_json(meta["classes"])
+        obj.calibrated_classifiers_ = pairs
+        obj.n_features_in_ = pairs[0].estimator.n_features_in_
+        return obj
+
+
+# --------------------------------------------------------------------------- scores
+
+
+def _response_method(estimator: Any) -> str:
+    for name in ("decision_function", "predict_proba"):
+        if hasattr(estimator, name):
+            return name
+    raise TypeError(f"{type(estimator).__name__} has neither decision_function nor predict_proba: nothing to calibrate")
+
+
+def _fit_kwargs(estimator: Any, sample_weight: np.ndarray | None) -> dict[str, np.ndarray]:
+    if sample_weight is None:
+        return {}
+    if "sample_weight" in inspect.signature(estimator.fit).parameters:
+        return {"sample_weight": sample_weight}
+    warnings.warn(
+        f"{type(estimator).__name__}.fit does not take sample_weight: the weights are used by the calibrator only",
+        UserWarning,
+        stacklevel=3,
+    )
+    return {}
+
+
+def _check_classes(estimator: Any, classes: np.ndarray, where: str) -> None:
+    got = np.asarray(getattr(estimator, "classes_", classes))
+    if got.shape != classes.shape or np.any(got != classes):
+        missing = [c for c in classes.tolist() if c not in set(got.tolist())]
+        raise ValueError(
+            f"{where} saw classes {got.tolist()} but y has {classes.tolist()} (missing {missing}); every training "
+            "fold must hold every class: use stratified folds (an int cv) or fewer folds"
+        )
+
+
+def _scores(estimator: Any, X: Any, response: str, classes: np.ndarray, where: str = "the estimator") -> np.ndarray:
+    _check_classes(estimator, classes, where)
+    return _as_class_scores(getattr(estimator, response)(X), response, classes, classes)
+
+
+def _as_class_scores(raw: Any, response: str, est_classes: np.ndarray, classes: np.ndarray) -> np.ndarray:
+    """(N, C) logits or probabilities from a ``decision_function`` / ``predict_proba`` output."""
+    s = np.asarray(raw, dtype=np.float64)
+    if s.ndim == 1 or (s.ndim == 2 and s.shape[1] == 1):
+        if response == "predict_proba" or classes.size != 2:
+            raise ValueError(f"{response} returned shape {s.shape} for {classes.size} classes")
+        f = s.reshape(-1)
+        return np.column_stack([-f / 2, f / 2])  # softmax = sigmoid(f): the model's own probability
+    if s.shape[1] != classes.size:
+        raise ValueError(f"{response} returned {s.shape[1]} columns for {classes.size} classes")
+    return s

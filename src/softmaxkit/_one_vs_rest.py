@@ -1,0 +1,327 @@
+"""One-vs-rest calibrators: isotonic regression and Platt's sigmoid, one map per class.
+
+Each class's score (its logit, or for binary problems the margin ``z_1 -
+z_0``) is mapped to a probability by its own monotone map fitted against
+"is it this class?", and the per-class probabilities are renormalised to sum
+to 1, as scikit-learn's ``CalibratedClassifierCV(method="isotonic" |
+"sigmoid")`` does. On a binary problem there is one map, on the positive
+class, and ``p_0 = 1 - p_1``.
+
+Re-exported by :mod:`softmaxkit.calibration`; see the classes there.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from softmaxkit._calibration_inputs import check_labels, check_logits, check_probs, check_sample_weight
+from softmaxkit.calibration import INPUTS, NotFittedError, _Calibrator, _check_nonneg, _check_positive_int
+
+
+class _OneVsRest(_Calibrator):
+    """Scores, fitting one map per group (class; one group when binary), renormalisation."""
+
+    _array_names: tuple[str, ...] = ()
+
+    # ---- scores
+
+    def _scores(self, X: Any, name: str = "logits") -> np.ndarray:
+        """``(N, G)`` float64 scores: one column per class, or the margin when there are 2 classes."""
+        if self.input not in INPUTS:
+            raise ValueError(f"input must be one of {INPUTS}, got {self.input!r}")
+        if self.input == "logits":
+            if self.eps is not None:
+                raise ValueError('eps only applies to input="probs"; logits never need clipping')
+            x = check_logits(X, name).astype(np.float64)
+            if np.isneginf(x).any():
+                i, j = (int(v) for v in np.unravel_index(int(np.argmax(np.isneginf(x))), x.shape))
+                raise ValueError(f"{type(self).__name__} needs finite logits; {name} has -inf at position ({i}, {j})")
+            return x[:, 1:] - x[:, :1] if x.shape[1] == 2 else x
+        p = check_probs(X, name).astype(np.float64)
+        if p.shape[1] < 2:
+            raise ValueError(f"{name} must have at least 2 classes (columns), got shape {p.shape}")
+        return self._prob_scores(p, name)
+
+    def _prob_scores(self, p: np.ndarray, name: str) -> np.ndarray:  # pragma: no cover
+        raise NotImplementedError
+
+    def _n_classes_of(self, scores: np.ndarray) -> int:
+        return 2 if scores.shape[1] == 1 else scores.shape[1]
+
+    # ---- fit / predict
+
+    def fit(self, logits: Any, y: Any, sample_weight: Any = None):
+        """Fit one map per class on held-out ``logits`` (N, C) (or probabilities) and labels ``y`` (N,)."""
+        f = self._scores(logits)
+        n_classes = self._n_classes_of(f)
+        labels = check_labels(y, n_classes, f.shape[0])
+        w = check_sample_weight(sample_weight, f.shape[0])
+        if f.shape[0] == 0:
+            raise ValueError("cannot fit a calibrator on 0 samples")
+        # Binary: the positive class only; else each class against the rest.
+        hits = (labels == 1)[:, None] if f.shape[1] == 1 else labels[:, None] == np.arange(n_classes)[None, :]
+        self._fit_groups(f, hits.astype(np.float64), w)
+        self.n_classes_ = int(n_classes)
+        return self
+
+    def _fit_groups(self, f: np.ndarray, hits: np.ndarray, w: np.ndarray) -> None:  # pragma: no cover
+        raise NotImplementedError
+
+    def _group_probs(self, f: np.ndarray) -> np.ndarray:  # pragma: no cover
+        raise NotImplementedError
+
+    def predict_proba(self, logits: Any) -> np.ndarray:
+        """Calibrated probabilities (N, C), float64: the per-class maps, renormalised."""
+        f = self._scores(logits)
+        if not hasattr(self, "n_classes_"):
+            raise NotFittedError(f"this {type(self).__name__} is not fitted yet; call fit first")
+        if self._n_classes_of(f) != self.n_classes_:
+            raise ValueError(
+                f"logits have {self._n_classes_of(f)} classes but the calibrator was fitted on {self.n_classes_}"
+            )
+        q = self._group_probs(f)  # (N, G)
+        if q.shape[1] == 1:
+            p = np.concatenate([1.0 - q, q], axis=1)
+        else:
+            total = q.sum(axis=1, keepdims=True)
+            # Every map says 0 for this row: nothing to renormalise, so say uniform (as scikit-learn).
+            p = np.divide(q, total, out=np.full_like(q, 1.0 / q.shape[1]), where=total > 0)
+        return np.clip(p, 0.0, 1.0)
+
+    def transform(self, logits: Any) -> np.ndarray:
+        """Calibrated logits ``log p`` (N, C) (``-inf`` where a map gives probability 0)."""
+        with np.errstate(divide="ignore"):
+            return np.log(self.predict_proba(logits))
+
+    def _apply(self, x: np.ndarray) -> np.ndarray:  # pragma: no cover - transform is overridden
+        raise NotImplementedError
+
+
+# --------------------------------------------------------------------------- isotonic
+
+
+class IsotonicCalibration(_OneVsRest):
+    r"""One-vs-rest isotonic regression (Zadrozny & Elkan 2002), renormalised.
+
+    Each class's score is mapped by a non-decreasing step function fitted by
+    weighted least squares (pool adjacent violators) to "the label is this
+    class", interpolated linearly between its steps and clipped outside the
+    fitted range; the per-class probabilities are then divided by their sum.
+    This is scikit-learn's ``CalibratedClassifierCV(method="isotonic")``
+    calibration on the same scores (see Notes).
+
+    Parameters
+    ----------
+    input : {"logits", "probs"}, default "logits", keyword-only
+        ``"logits"``: the maps act on each logit (with 2 classes: on the
+        margin ``z_1 - z_0``, the binary ``decision_function``). ``"probs"``:
+        on each probability itself (with 2 classes: on ``p_1``), as
+        scikit-learn does for a model with ``predict_proba`` only. The two
+        differ only in where the linear interpolation happens.
+    eps : None
+        Not used (accepted for a uniform interface with ``input="probs"``).
+
+    Attributes
+    ----------
+    n_classes_ : int
+    thresholds_ : list of (x, y) ndarray pairs
+        Each map's knots (one pair when binary).
+
+    Notes
+    -----
+    Isotonic regression needs no parametric form, but it over-fits small
+    calibration sets (a step per run of labels) and can produce probabilities
+    of exactly 0 or 1: ``transform`` then returns ``-inf`` logits and the
+    log-loss of a wrong certain prediction is infinite. Prefer temperature
+    scaling below about 1000 calibration rows (Niculescu-Mizil & Caruana
+    2005). Fitting uses :class:`sklearn.isotonic.IsotonicRegression`;
+    prediction is ``np.interp`` on the stored knots, the same function.
+
+    References
+    ----------
+    Zadrozny & Elkan, "Transforming classifier scores into accurate multiclass
+    probability estimates", KDD 2002. Niculescu-Mizil & Caruana, "Predicting
+    good probabilities with supervised learning", ICML 2005.
+    """
+
+    _param_names = ("input", "eps")
+    _array_names = ("knots_x_", "knots_y_", "knot_offsets_")
+    _scalar_names = ("n_classes_",)
+
+    def _prob_scores(self, p: np.ndarray, name: str) -> np.ndarray:
+        if self.eps is not None:
+            raise ValueError("IsotonicCalibration maps probabilities directly; eps does not apply")
+        return p[:, 1:] if p.shape[1] == 2 else p
+
+    def _fit_groups(self, f, hits, w):
+        from sklearn.isotonic import IsotonicRegression
+
+        xs, ys, offsets = [], [], [0]
+        for g in range(f.shape[1]):
+            keep = w > 0  # zero weights: scikit-learn drops them too
+            iso = IsotonicRegression(out_of_bounds="clip").fit(f[keep, g], hits[keep, g], sample_weight=w[keep])
+            xs.append(np.asarray(iso.X_thresholds_, dtype=np.float64))
+            ys.append(np.clip(np.asarray(iso.y_thresholds_, dtype=np.float64), 0.0, 1.0))
+            offsets.append(offsets[-1] + xs[-1].size)
+        self.knots_x_, self.knots_y_ = np.concatenate(xs), np.concatenate(ys)
+        self.knot_offsets_ = np.asarray(offsets, dtype=np.int64)
+
+    @property
+    def thresholds_(self) -> list[tuple[np.ndarray, np.ndarray]]:
+        o = self.knot_offsets_
+        return [(self.knots_x_[o[g] : o[g + 1]], self.knots_y_[o[g] : o[g + 1]]) for g in range(o.size - 1)]
+
+    def _group_probs(self, f):
+        maps = self.thresholds_
+        if len(maps) != f.shape[1]:
+            raise ValueError(f"the calibrator holds {len(maps)} maps but got {f.shape[1]} score columns")
+        # np.interp clamps outside the knots: scikit-learn's out_of_bounds="clip".
+        return np.stack([np.interp(f[:, g], kx, ky) for g, (kx, ky) in enumerate(maps)], axis=1)
+
+    @classmethod
+    def _from_state(cls, meta, arrays):
+        obj = super()._from_state(meta, arrays)
+        obj.knot_offsets_ = obj.knot_offsets_.astype(np.int64)
+        return obj
+
+    def _validate_state(self) -> None:
+        super()._validate_state()
+        o = self.knot_offsets_
+        if o.ndim != 1 or o.size < 2 or o[0] != 0 or o[-1] != self.knots_x_.size or np.any(np.diff(o) < 1):
+            raise ValueError("knot_offsets_ does not index the stored knots")
+        if self.knots_y_.shape != self.knots_x_.shape or np.any((self.knots_y_ < 0) | (self.knots_y_ > 1)):
+            raise ValueError("knots_y_ must hold probabilities, one per knot")
+
+
+# --------------------------------------------------------------------------- Platt
+
+
+class PlattScaling(_OneVsRest):
+    r"""Platt scaling: one sigmoid per class on its logit, renormalised.
+
+    ``q_k = sigmoid(a_k f_k + b_k)`` with ``f_k`` the class's logit (with 2
+    classes: one sigmoid on the margin ``z_1 - z_0``, and ``p_0 = 1 - p_1``),
+    then ``p = q / sum_k q_k``. Fitted as scikit-learn's
+    ``CalibratedClassifierCV(method="sigmoid")`` fits each map (see Notes).
+
+    Parameters
+    ----------
+    input : {"logits", "probs"}, default "logits", keyword-only
+        ``"probs"``: the score of class ``k`` is its log-odds ``log(p_k / (1 -
+        p_k))`` (scikit-learn uses ``p_k`` itself for a model without
+        ``decision_function``, a different map).
+    eps : float in (0, 1), optional
+        With ``input="probs"``: clip probabilities to ``[eps, 1 - eps]`` before
+        the log-odds (required when some are exactly 0 or 1).
+    max_iter : int, default 100
+        Newton iterations per class.
+    tol : float, default 1e-12
+        Stop when the Newton decrement (the predicted decrease of the mean
+        loss) is below ``tol``.
+
+    Attributes
+    ----------
+    coef_ : ndarray of shape (G,)
+        Slopes ``a_k`` (G = 1 for two classes, else C). scikit-learn's
+        ``_SigmoidCalibration`` stores ``-a`` and ``-b`` (``expit(-(a f + b))``).
+    intercept_ : ndarray of shape (G,)
+    n_classes_ : int
+
+    Notes
+    -----
+    Each map minimises the weighted log-loss against Platt's targets,
+    ``(N_+ + 1) / (N_+ + 2)`` for the class's rows and ``1 / (N_- + 2)`` for
+    the others (``N_+``, ``N_-`` their weights): his Bayesian prior, which
+    keeps the slope finite on separable data. The objective is convex in
+    ``(a, b)``; it is solved by Newton's method with a backtracking line
+    search, from ``a = 0``, ``b = log((N_+ + 1) / (N_- + 1))``, to machine
+    precision (scikit-learn uses L-BFGS to a gradient of 1e-6, so the two
+    agree to about 1e-6 in probability).
+
+    References
+    ----------
+    Platt, "Probabilistic outputs for support vector machines and comparisons
+    to regularized likelihood methods", 1999.
+    """
+
+    _param_names = ("input", "eps", "max_iter", "tol")
+    _array_names = ("coef_", "intercept_")
+    _scalar_names = ("n_classes_",)
+
+    def __init__(self, *, input: str = "logits", eps: float | None = None, max_iter: int = 100, tol: float = 1e-12):
+        super().__init__(input=input, eps=eps)
+        self.max_iter = max_iter
+        self.tol = tol
+
+    def _prob_scores(self, p: np.ndarray, name: str) -> np.ndarray:
+        from softmaxkit._calibration_inputs import check_eps
+
+        if self.eps is not None:
+            e = check_eps(self.eps)
+            p = np.clip(p, e, 1.0 - e)
+        elif np.any((p <= 0.0) | (p >= 1.0)):
+            i, j = (int(v) for v in np.unravel_index(int(np.argmax((p <= 0) | (p >= 1))), p.shape))
+            raise ValueError(
+                f"PlattScaling needs probabilities strictly between 0 and 1, but {name} has {p[i, j]!r} at "
+                f"position ({i}, {j}); pass eps= to clip them"
+            )
+        q = p[:, 1:] if p.shape[1] == 2 else p
+        return np.log(q) - np.log1p(-q)
+
+    def _fit_groups(self, f, hits, w):
+        max_iter = _check_positive_int(self.max_iter, "max_iter")
+        tol = _check_nonneg(self.tol, "tol")
+        fits = [_platt_fit(f[:, g], hits[:, g], w, max_iter=max_iter, tol=tol) for g in range(f.shape[1])]
+        self.coef_ = np.array([a for a, _ in fits], dtype=np.float64)
+        self.intercept_ = np.array([b for _, b in fits], dtype=np.float64)
+
+    def _group_probs(self, f):
+        from softmaxkit.functional import sigmoid
+
+        if f.shape[1] != self.coef_.size:
+            raise ValueError(f"the calibrator holds {self.coef_.size} sigmoids but got {f.shape[1]} score columns")
+        return np.asarray(sigmoid(f * self.coef_ + self.intercept_), dtype=np.float64)
+
+
+def _platt_fit(f: np.ndarray, hit: np.ndarray, w: np.ndarray, *, max_iter: int, tol: float) -> tuple[float, float]:
+    """``(a, b)`` minimising ``sum_i w_i [softplus(u_i) - t_i u_i]``, ``u = a f + b``, Platt's targets ``t``."""
+    from softmaxkit.functional import sigmoid
+
+    n_pos = float(np.dot(w, hit))
+    n_neg = float(np.sum(w)) - n_pos
+    t = np.where(hit > 0, (n_pos + 1.0) / (n_pos + 2.0), 1.0 / (n_neg + 2.0))
+    total = float(np.sum(w))
+    ws = w / total  # mean scale: the tolerance means the same at any N
+
+    def loss(a: float, b: float) -> float:
+        u = a * f + b
+        # softplus(u) = max(u, 0) + log1p(exp(-|u|)), exact for any u
+        return float(np.dot(ws, np.maximum(u, 0.0) + np.log1p(np.exp(-np.abs(u))) - t * u))
+
+    a, b = 0.0, math.log((n_pos + 1.0) / (n_neg + 1.0))
+    current = loss(a, b)
+    for _ in range(max_iter):
+        s = np.asarray(sigmoid(a * f + b), dtype=np.float64)
+        r = ws * (s - t)
+        g = np.array([np.dot(r, f), np.sum(r)])
+        v = ws * s * (1.0 - s)
+        h = np.array([[np.dot(v, f * f), np.dot(v, f)], [np.dot(v, f), np.sum(v)]])
+        h += np.eye(2) * 1e-12 * max(np.trace(h), 1e-300)  # a constant score leaves a undetermined
+        step = np.linalg.solve(h, g)
+        decrement = float(g @ step)
+        if not decrement > tol:  # also stops on NaN
+            break
+        lr = 1.0
+        while lr > 1e-10:
+            na, nb = a - lr * step[0], b - lr * step[1]
+            new = loss(na, nb)
+            if new <= current - 1e-4 * lr * decrement:
+                break
+            lr *= 0.5
+        else:
+            break
+        a, b, current = na, nb, new
+    return a, b

@@ -1,0 +1,344 @@
+"""IsotonicCalibration, PlattScaling and the cross-fitted CalibratedClassifier.
+
+Peers: scikit-learn 1.9's ``CalibratedClassifierCV`` (isotonic and sigmoid
+match to 1e-6 on the same scores), and ports of its own tests
+(sklearn/tests/test_calibration.py) with their expected numbers.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+sklearn = pytest.importorskip("sklearn")
+from sklearn.base import clone  # noqa: E402
+from sklearn.calibration import CalibratedClassifierCV  # noqa: E402
+from sklearn.datasets import load_iris, load_wine, make_blobs, make_classification  # noqa: E402
+from sklearn.ensemble import RandomForestClassifier  # noqa: E402
+from sklearn.frozen import FrozenEstimator  # noqa: E402
+from sklearn.linear_model import LogisticRegression, SGDClassifier  # noqa: E402
+from sklearn.metrics import roc_auc_score  # noqa: E402
+from sklearn.model_selection import KFold, cross_val_score, train_test_split  # noqa: E402
+from sklearn.preprocessing import StandardScaler  # noqa: E402
+from sklearn.svm import LinearSVC  # noqa: E402
+
+import softmaxkit as sk  # noqa: E402
+from softmaxkit.calibration import (  # noqa: E402
+    CalibratedClassifier,
+    CalibrationWarning,
+    IsotonicCalibration,
+    PlattScaling,
+    TemperatureScaling,
+)
+from softmaxkit.metrics import brier_score, log_loss  # noqa: E402
+
+METHODS = ["temperature", "vector", "matrix", "isotonic", "platt"]
+SKLEARN_NAME = {"isotonic": "isotonic", "platt": "sigmoid"}
+
+
+def _two_column(f):
+    return np.column_stack([-f / 2, f / 2])
+
+
+@pytest.fixture(scope="module")
+def data():
+    """scikit-learn's fixture: make_classification(n_samples=200, n_features=6, random_state=42)."""
+    return make_classification(n_samples=200, n_features=6, random_state=42)
+
+
+# --------------------------------------------------------------------------- parity with scikit-learn
+
+
+@pytest.mark.parametrize("method", ["isotonic", "platt"])
+@pytest.mark.parametrize("n_classes", [2, 4])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_one_vs_rest_maps_match_sklearn_on_logits(method, n_classes, weighted):
+    X, y = make_classification(n_samples=900, n_features=8, n_informative=5, n_classes=n_classes, random_state=0)
+    clf = LogisticRegression(C=0.5).fit(X[:300], y[:300])
+    X_cal, y_cal, X_test = X[300:600], y[300:600], X[600:]
+    w = np.random.default_rng(1).uniform(0.2, 3.0, 300) if weighted else None
+    theirs = CalibratedClassifierCV(FrozenEstimator(clf), method=SKLEARN_NAME[method])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # FrozenEstimator takes no sample_weight: calibrator only
+        theirs.fit(X_cal, y_cal, sample_weight=w)
+    z_cal, z_test = clf.decision_function(X_cal), clf.decision_function(X_test)
+    if n_classes == 2:
+        z_cal, z_test = _two_column(z_cal), _two_column(z_test)
+    cls = IsotonicCalibration if method == "isotonic" else PlattScaling
+    ours = cls().fit(z_cal, y_cal, sample_weight=w)
+    np.testing.assert_allclose(ours.predict_proba(z_test), theirs.predict_proba(X_test), atol=1e-6)
+    # And through the meta-estimator.
+    ours_cc = CalibratedClassifier(FrozenEstimator(clf), method=method).fit(X_cal, y_cal, sample_weight=w)
+    np.testing.assert_allclose(ours_cc.predict_proba(X_test), theirs.predict_proba(X_test), atol=1e-6)
+
+
+@pytest.mark.parametrize("ensemble", [True, False])
+def test_isotonic_cross_fitted_matches_sklearn_on_a_probability_model(ensemble):
+    """A random forest has predict_proba only: isotonic maps the probabilities themselves, as scikit-learn."""
+    X, y = make_classification(n_samples=600, n_features=8, n_informative=5, n_classes=3, random_state=3)
+    rf = RandomForestClassifier(n_estimators=20, random_state=0)
+    theirs = CalibratedClassifierCV(rf, method="isotonic", cv=3, ensemble=ensemble).fit(X[:400], y[:400])
+    ours = CalibratedClassifier(rf, method="isotonic", cv=3, ensemble=ensemble).fit(X[:400], y[:400])
+    np.testing.assert_allclose(ours.predict_proba(X[400:]), theirs.predict_proba(X[400:]), atol=1e-6)
+
+
+@pytest.mark.parametrize("method", ["isotonic", "platt"])
+@pytest.mark.parametrize("ensemble", [True, False])
+def test_cross_fitted_matches_sklearn_on_a_decision_function_model(method, ensemble, data):
+    X, y = data
+    theirs = CalibratedClassifierCV(LogisticRegression(), method=SKLEARN_NAME[method], cv=5, ensemble=ensemble)
+    ours = CalibratedClassifier(LogisticRegression(), method=method, cv=5, ensemble=ensemble)
+    np.testing.assert_allclose(ours.fit(X, y).predict_proba(X), theirs.fit(X, y).predict_proba(X), atol=1e-6)
+
+
+def test_sigmoid_calibration_libsvm_numbers():
+    """sklearn's test_sigmoid_calibration: Platt's (A, B) from LibSVM's C++ code, to 3 decimals."""
+    F = np.array([5.0, -4.0, 1.0])
+    y = np.array([1, 0, 0])
+    platt = PlattScaling().fit(_two_column(F), y)
+    a_libsvm, b_libsvm = -0.20261354391187855, 0.65236314980010512  # p = 1 / (1 + exp(A F + B))
+    np.testing.assert_allclose(-platt.coef_[0], a_libsvm, atol=1e-3)
+    np.testing.assert_allclose(-platt.intercept_[0], b_libsvm, atol=1e-3)
+    expected = 1.0 / (1.0 + np.exp(a_libsvm * F + b_libsvm))
+    np.testing.assert_allclose(platt.predict_proba(_two_column(F))[:, 1], expected, atol=1e-3)
+
+
+def test_calibration_curve_uniform_numbers():
+    """sklearn's test_calibration_curve (uniform part): prob_true [0, 1], prob_pred [0.1, 0.9]."""
+    from softmaxkit.metrics import reliability_curve
+
+    c = reliability_curve(np.array([0, 0, 0, 1, 1, 1]), np.array([0.0, 0.1, 0.2, 0.8, 0.9, 1.0]), n_bins=2,
+                          class_index=1)
+    np.testing.assert_allclose(c.accuracy, [0.0, 1.0])
+    np.testing.assert_allclose(c.mean_confidence, [0.1, 0.9])
+
+
+# --------------------------------------------------------------------------- sklearn's behavioural tests, ported
+
+
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("ensemble", [True, False])
+def test_calibration_multiclass(method, ensemble):
+    """sklearn's test_calibration_multiclass: unbalanced blobs, LinearSVC and a random forest."""
+    X, y = make_blobs(n_samples=500, n_features=100, random_state=0, centers=10, cluster_std=15.0)
+    y[y > 2] = 2
+    X_train, y_train, X_test, y_test = X[::2], y[::2], X[1::2], y[1::2]
+    svc = LinearSVC(random_state=7).fit(X_train, y_train)
+    assert 0.65 < svc.score(X_test, y_test) < 0.95
+    cal = CalibratedClassifier(LinearSVC(random_state=7), method=method, cv=5, ensemble=ensemble).fit(X_train, y_train)
+    probs = cal.predict_proba(X_test)
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0)
+    assert cal.score(X_test, y_test) > 0.95 * svc.score(X_test, y_test)
+    naive = sk.softmax(svc.decision_function(X_test))
+    assert brier_score(y_test, probs) < 1.1 * brier_score(y_test, naive)
+    rf = RandomForestClassifier(n_estimators=30, random_state=42).fit(X_train, y_train)
+    cal_rf = CalibratedClassifier(RandomForestClassifier(n_estimators=30, random_state=42), method=method, cv=5,
+                                  ensemble=ensemble).fit(X_train, y_train)
+    assert brier_score(y_test, cal_rf.predict_proba(X_test)) < 1.1 * brier_score(y_test, rf.predict_proba(X_test))
+
+
+@pytest.mark.parametrize("n_classes", [2, 3, 5])
+def test_temperature_scaling_properties(n_classes):
+    """sklearn's test_temperature_scaling: accuracy and AUC unchanged, log-loss improved, beta = 1 on LR's own training set."""
+    X, y = make_classification(n_samples=1000, n_features=10, n_informative=10, n_redundant=0, n_classes=n_classes,
+                               n_clusters_per_class=1, class_sep=2.0, random_state=42)
+    X_train, X_cal, y_train, y_cal = train_test_split(X, y, random_state=42)
+    clf = LogisticRegression(C=np.inf, tol=1e-8, max_iter=200, random_state=0).fit(X_train, y_train)
+    cal = CalibratedClassifier(FrozenEstimator(clf), method="temperature").fit(X_cal, y_cal)
+    assert len(cal.calibrated_classifiers_) == 1
+    assert cal.calibrated_classifiers_[0].calibrator.beta_ > 0
+    assert np.mean(cal.predict(X_cal) == y_cal) == np.mean(clf.predict(X_cal) == y_cal)
+    before, after = clf.predict_proba(X_cal), cal.predict_proba(X_cal)
+    assert log_loss(y_cal, probs=after) <= log_loss(y_cal, probs=before)
+    if n_classes == 2:
+        before, after = before[:, 1], after[:, 1]
+    # Exact for two classes; with more, one-vs-rest ranks of p_k may move with T, and the
+    # uncalibrated probabilities tie at exactly 1.0 where softer ones do not.
+    np.testing.assert_allclose(roc_auc_score(y_cal, before, multi_class="ovr"),
+                               roc_auc_score(y_cal, after, multi_class="ovr"), rtol=0 if n_classes == 2 else 1e-4)
+    # An unpenalised maximum-likelihood fit is its own temperature on its training set.
+    z_train = clf.decision_function(X_train)
+    z_train = _two_column(z_train) if n_classes == 2 else z_train
+    assert TemperatureScaling(pseudo_count=0).fit(z_train, y_train).beta_ == pytest.approx(1.0, abs=1e-5)
+    # With the prior, a little softer: the training set is nearly separable (class_sep=2,
+    # no penalty), the regime where the prior is meant to act.
+    assert 0.8 < TemperatureScaling().fit(z_train, y_train).beta_ <= 1.0
+
+
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("ensemble", [True, False])
+def test_double_sample_weights_equal_repeated_rows(method, ensemble):
+    """sklearn's test_calibrated_classifier_cv_double_sample_weights_equivalence."""
+    X, y = load_iris(return_X_y=True)
+    X = StandardScaler().fit_transform(X)[:100]
+    y = y[:100]
+    X_twice, y_twice = np.repeat(X, 2, axis=0), np.repeat(y, 2)  # interlaced: 2 folds see the same rows
+    a = CalibratedClassifier(LogisticRegression(), method=method, cv=2, ensemble=ensemble)
+    b = clone(a)
+    a.fit(X, y, sample_weight=np.full(100, 2.0))
+    b.fit(X_twice, y_twice)
+    for pa, pb in zip(a.calibrated_classifiers_, b.calibrated_classifiers_):
+        np.testing.assert_allclose(pa.estimator.coef_, pb.estimator.coef_)
+    np.testing.assert_allclose(a.predict_proba(X), b.predict_proba(X), atol=1e-6)
+
+
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("ensemble", [True, False])
+def test_probabilities_sum_to_one_when_a_test_fold_has_one_class(method, ensemble):
+    """sklearn's test_calibration_prob_sum (issue #7796)."""
+    X, _ = make_classification(n_samples=10, n_features=5, n_classes=2, random_state=0)
+    y = np.array([1, 1, 1, 1, 1, 0, 0, 0, 0, 0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CalibrationWarning)
+        cal = CalibratedClassifier(LinearSVC(C=1.0, random_state=7), method=method, cv=KFold(n_splits=3),
+                                   ensemble=ensemble).fit(X, y)
+    np.testing.assert_allclose(cal.predict_proba(X).sum(axis=1), 1.0)
+
+
+def test_large_confidence_scores_platt_ranks_like_isotonic():
+    """sklearn's test_calibrated_classifier_cv_works_with_large_confidence_scores (issue #26766)."""
+    y = np.array([1] * 134 + [0] * 66)
+    X = 1e5 * y.reshape(-1, 1) + np.random.default_rng(0).normal(size=200)
+    sgd = SGDClassifier(loss="squared_hinge", tol=1e-2, random_state=0)
+    platt = cross_val_score(CalibratedClassifier(sgd, method="platt"), X, y, scoring="roc_auc")
+    iso = cross_val_score(CalibratedClassifier(sgd, method="isotonic"), X, y, scoring="roc_auc")
+    np.testing.assert_allclose(platt, iso)
+
+
+def test_all_zero_maps_give_uniform_probabilities():
+    """sklearn's test_calibration_zero_probability: every map says 0, so the row is uniform."""
+    iso = IsotonicCalibration().fit(np.eye(3)[[0, 1, 2, 0]] * 2.0, np.array([0, 1, 2, 0]))
+    iso.knots_y_ = np.zeros_like(iso.knots_y_)
+    np.testing.assert_allclose(iso.predict_proba(np.zeros((4, 3))), 1 / 3)
+
+
+def test_error_less_class_samples_than_folds():
+    """sklearn's test_error_less_class_samples_than_folds."""
+    X, y = np.ones((7, 2)), np.array([0, 0, 0, 0, 1, 1, 1])
+    with pytest.raises(ValueError, match="cv=5 folds need at least 5 rows of every class, but class 1 has 3"):
+        CalibratedClassifier(LogisticRegression(), cv=5).fit(X, y)
+
+
+# --------------------------------------------------------------------------- the issue's case, cross-fitted
+
+
+@pytest.mark.slow
+def test_cross_fitted_temperature_on_wine_beats_t_one_and_t_zero():
+    """What `softmaxkit fit --calibrate` now does on wine: cross-fitting instead of a 15-row hold-out.
+
+    Over 8 stratified splits (SoftmaxClassifier(alpha=1e-4), 30 test rows) the
+    cross-fitted temperature lowers the mean test log-loss below the
+    uncalibrated model's (T = 1) and far below T -> 0.
+    """
+    X, y = load_wine(return_X_y=True)
+    plain, calibrated, sharp = [], [], []
+    for seed in range(8):
+        train, test = train_test_split(np.arange(len(y)), test_size=30, stratify=y, random_state=seed)
+        base = sk.SoftmaxClassifier(alpha=1e-4, random_state=seed)
+        cal = CalibratedClassifier(base, method="temperature", ensemble=False).fit(X[train], y[train])
+        model = cal.calibrated_classifiers_[0].estimator
+        z = model.decision_function(X[test])
+        plain.append(log_loss(y[test], logits=z))
+        calibrated.append(log_loss(y[test], logits=cal.calibrated_classifiers_[0].calibrator.transform(z)))
+        sharp.append(log_loss(y[test], logits=1e6 * z))
+    assert np.mean(calibrated) < np.mean(plain) < np.mean(sharp)
+
+
+# --------------------------------------------------------------------------- the estimator contract
+
+
+def test_meta_estimator_contract(data):
+    X, y = data
+    cal = CalibratedClassifier(method="platt", cv=3)
+    assert cal.get_params()["method"] == "platt" and cal.get_params()["estimator"] is None
+    assert clone(cal).get_params() == cal.get_params()
+    assert cal.fit(X, y) is cal
+    assert isinstance(cal.calibrated_classifiers_[0].estimator, sk.SoftmaxClassifier)  # the default estimator
+    assert len(cal.calibrated_classifiers_) == 3 and cal.n_features_in_ == 6
+    labels = np.array(["no", "yes"])[y]
+    cal = CalibratedClassifier(LogisticRegression(), cv=3).fit(X, labels)
+    assert set(cal.predict(X)) <= {"no", "yes"} and list(cal.classes_) == ["no", "yes"]
+    assert cal.score(X, labels) > 0.8
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [(dict(method="beta"), "method must be one of"), (dict(ensemble="yes"), "ensemble")],
+)
+def test_bad_parameters(data, kwargs, match):
+    X, y = data
+    with pytest.raises(ValueError, match=match):
+        CalibratedClassifier(LogisticRegression(), **kwargs).fit(X, y)
+    with pytest.raises(ValueError, match="single class"):
+        CalibratedClassifier(LogisticRegression()).fit(X, np.zeros(len(y), int))
+
+
+# --------------------------------------------------------------------------- persistence
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_calibrators_save_and_load_without_pickle(tmp_path, method):
+    X, y = make_classification(n_samples=300, n_features=6, n_informative=4, n_classes=3, random_state=0)
+    cal = CalibratedClassifier(sk.SoftmaxClassifier(alpha=1.0), method=method, cv=3).fit(X, y)
+    back = sk.load(cal.save(tmp_path / "cc.npz"))
+    assert type(back) is CalibratedClassifier and back.method == method
+    np.testing.assert_array_equal(back.predict_proba(X), cal.predict_proba(X))
+    calibrator = cal.calibrated_classifiers_[0].calibrator
+    again = sk.load(calibrator.save(tmp_path / f"{method}.npz"))
+    scores = cal.calibrated_classifiers_[0].estimator.decision_function(X)
+    np.testing.assert_array_equal(again.predict_proba(scores), calibrator.predict_proba(scores))
+
+
+def test_frozen_softmax_classifier_round_trips(tmp_path):
+    X, y = make_classification(n_samples=300, n_features=6, random_state=0)
+    model = sk.SoftmaxClassifier(alpha=1.0).fit(X[:150], y[:150])
+    cal = CalibratedClassifier(FrozenEstimator(model), method="isotonic").fit(X[150:], y[150:])
+    back = sk.load(cal.save(tmp_path / "cc.npz"))
+    assert isinstance(back.calibrated_classifiers_[0].estimator, FrozenEstimator)
+    np.testing.assert_array_equal(back.predict_proba(X), cal.predict_proba(X))
+
+
+def test_saving_a_foreign_estimator_says_why_not(tmp_path, data):
+    X, y = data
+    cal = CalibratedClassifier(LogisticRegression(), cv=3).fit(X, y)
+    with pytest.raises(TypeError, match="LogisticRegression cannot be saved without pickle"):
+        cal.save(tmp_path / "cc.npz")
+
+
+def test_load_refuses_corrupt_isotonic_state(tmp_path):
+    from softmaxkit.io import ModelFileError, save_state
+
+    iso = IsotonicCalibration().fit(np.array([[0.0, 1.0], [1.0, 0.0], [0.5, 0.2]]), np.array([1, 0, 0]))
+    meta, arrays = iso._get_state()
+    arrays["knot_offsets_"] = np.array([0, 99])
+    save_state(tmp_path / "bad.npz", kind="IsotonicCalibration", meta=meta, arrays=arrays)
+    with pytest.raises(ModelFileError, match="knot_offsets_"):
+        sk.load(tmp_path / "bad.npz")
+
+
+# --------------------------------------------------------------------------- the one-vs-rest calibrators' inputs
+
+
+def test_platt_on_probabilities_uses_log_odds_and_needs_eps():
+    p1 = np.array([0.2, 0.7, 0.9, 0.4, 0.6])
+    y = np.array([0, 1, 1, 0, 1])
+    on_probs = PlattScaling(input="probs").fit(p1, y)
+    on_logits = PlattScaling().fit(_two_column(np.log(p1 / (1 - p1))), y)
+    np.testing.assert_allclose(on_probs.coef_, on_logits.coef_, rtol=1e-10)
+    with pytest.raises(ValueError, match="strictly between 0 and 1.*eps"):
+        PlattScaling(input="probs").fit(np.array([0.0, 0.7, 1.0]), np.array([0, 1, 1]))
+    assert np.isfinite(PlattScaling(input="probs", eps=1e-6).fit(np.array([0.0, 0.7, 1.0]), np.array([0, 1, 1])).coef_).all()
+
+
+def test_isotonic_can_say_zero_and_transform_is_log():
+    z = np.array([[0.0, 1.0], [0.0, 2.0], [0.0, -1.0], [0.0, -2.0]])
+    iso = IsotonicCalibration().fit(z, np.array([1, 1, 0, 0]))
+    p = iso.predict_proba(z)
+    np.testing.assert_allclose(p[:, 1], [1, 1, 0, 0])
+    assert np.isneginf(iso.transform(z)[2, 1])
+    with pytest.raises(ValueError, match="needs finite logits"):
+        iso.predict_proba(np.array([[0.0, -np.inf]]))
+    with pytest.raises(ValueError, match="not fitted"):
+        PlattScaling().predict_proba(z)
