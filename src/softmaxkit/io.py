@@ -34,6 +34,7 @@ _REGISTRY: dict[str, str] = {
     "TemperatureScaling": "softmaxkit.calibration:TemperatureScaling",
     "VectorScaling": "softmaxkit.calibration:VectorScaling",
     "MatrixScaling": "softmaxkit.calibration:MatrixScaling",
+    "ConformalClassifier": "softmaxkit.conformal:ConformalClassifier",
 }
 
 
