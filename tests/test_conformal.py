@@ -273,6 +273,27 @@ def test_kernels_match_the_plain_definition_including_ties():
     np.testing.assert_array_equal(lac, 1 - p <= 0.6)
 
 
+def test_adaptive_sets_with_many_small_probabilities_match_the_definition():
+    """At 300 classes most probabilities are tiny: the kernel sorts only the classes that can be in a set.
+
+    Thresholds from below 1 to above 1 (RAPS) and +inf (alpha too small) take
+    every branch of that shortcut; the sets must equal the plain definition.
+    """
+    rng = np.random.default_rng(35)
+    z = rng.standard_normal((200, 300)) * 1.5
+    z[np.arange(200), rng.integers(0, 300, 200)] += rng.uniform(0, 12, 200)
+    p = _softmax(z)
+    u = rng.random(200)
+    for k_reg, lam in ((1, 0.0), (5, 0.01), (2, 0.3)):
+        score = "aps" if lam == 0 else "raps"
+        oracle = _oracle_scores(p, u, k_reg, lam)
+        t = np.array([*np.quantile(oracle[np.arange(200), rng.integers(0, 300, 200)], [0.1, 0.5, 0.9]),
+                      0.5, 0.999, 1.5, np.inf])
+        sets = prediction_sets(p, t, score=score, u=u, k_reg=k_reg, lambda_=lam)
+        np.testing.assert_array_equal(sets, oracle[:, :, None] <= t)
+        assert 1 < set_sizes(sets[:, :, 4]).mean() < 299
+
+
 def test_sets_are_nested_in_alpha_and_adaptive_sets_are_prefixes():
     rng = np.random.default_rng(28)
     z, y = _data(rng, 4000, c=10)
