@@ -587,3 +587,147 @@ def test_mapie_refuses_levels_we_answer_and_rounds_the_rank_up():
     s = np.sort(1 - p[np.arange(249), y[:249]])
     assert _mapie_quantiles(mp)[0] == s[207]
     assert ConformalClassifier(input="probs").fit(p[:249], y[:249]).threshold(0.172) == s[206]
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def _cli(capsys, *argv):
+    from softmaxkit.cli import main
+
+    rc = main(list(argv))
+    out = capsys.readouterr()
+    return rc, out.out, out.err
+
+
+@pytest.fixture(scope="module")
+def cli_files(tmp_path_factory):
+    """Held-out logits and labels of a 5-class model (as a user's network would write them)."""
+    d = tmp_path_factory.mktemp("conformal_cli")
+    rng = np.random.default_rng(36)
+    z, y = _data(rng, 1200, c=5)
+    np.save(d / "logits.npy", (2 * z).astype(np.float32))
+    np.save(d / "labels.npy", y)
+    return d
+
+
+def test_cli_calibrate_conformal_saves_a_predictor_and_reports_its_sets(capsys, cli_files, tmp_path):
+    logits, labels = str(cli_files / "logits.npy"), str(cli_files / "labels.npy")
+    rc, out, err = _cli(capsys, "calibrate", "--logits", logits, "--labels", labels, "--out", str(tmp_path / "cal.npz"),
+                        "--holdout", "0.5", "--conformal", "0.1,0.05", "--conformal-score", "aps",
+                        "--report", str(tmp_path / "rep"), "--json")
+    assert rc == 0, err
+    result = json.loads(out)
+    cp = sk.load(tmp_path / "cal.conformal.npz")  # the default path: next to --out
+    assert isinstance(cp, ConformalClassifier) and cp.score == "aps" and cp.n_calibration_ == 600
+    levels = result["conformal"]["levels"]
+    assert set(levels) == {"90%", "95%"}
+    # the reported numbers are the library's, on the held-out half (the rows not used for fitting)
+    z, y = np.load(logits), np.load(labels)
+    from sklearn.model_selection import train_test_split
+
+    fit_rows, eval_rows = train_test_split(np.arange(len(y)), test_size=0.5, random_state=0)
+    sets = cp.predict_sets(z[eval_rows], alpha=[0.1, 0.05])
+    assert levels["90%"]["coverage"] == pytest.approx(coverage(y[eval_rows], sets[:, :, 0]))
+    assert levels["95%"]["mean_size"] == pytest.approx(mean_set_size(sets[:, :, 1]))
+    assert levels["90%"]["guaranteed_range"] == pytest.approx([0.9, 0.9 + 1 / 601])
+    page = (tmp_path / "rep" / "report.html").read_text()
+    assert "Prediction sets with guaranteed coverage" in page and "Size-stratified coverage" in page
+    assert json.loads((tmp_path / "rep" / "metrics.json").read_text())["conformal"]["score"] == "aps"
+
+
+def test_cli_predict_writes_each_rows_set_and_evaluate_scores_them(capsys, cli_files, tmp_path):
+    from sklearn.datasets import load_iris
+
+    from softmaxkit.cli._adapters import class_logits
+    from softmaxkit.data import read_columns, write_columns
+
+    X, y = load_iris(return_X_y=True)
+    names = np.array(["setosa", "versicolor", "virginica"])[y]
+    rows = np.random.default_rng(37).permutation(len(y))
+    feats = lambda r: {**{f"f{j}": X[r, j] for j in range(4)}, "species": names[r]}  # noqa: E731
+    write_columns(tmp_path / "train.csv", feats(rows[:60]))
+    write_columns(tmp_path / "test.csv", feats(rows[100:]))
+    assert _cli(capsys, "fit", str(tmp_path / "train.csv"), "--target", "species", "--out",
+                str(tmp_path / "model.npz"), "--quiet")[0] == 0
+    model = sk.load(tmp_path / "model.npz")
+    cal_logits = class_logits(model, X[rows[60:100]])
+    cal_y = np.searchsorted(model.classes_, names[rows[60:100]])
+    np.save(tmp_path / "cal_logits.npy", cal_logits)
+    np.save(tmp_path / "cal_labels.npy", cal_y)
+    assert _cli(capsys, "calibrate", "--logits", str(tmp_path / "cal_logits.npy"), "--labels",
+                str(tmp_path / "cal_labels.npy"), "--out", str(tmp_path / "cal.npz"), "--conformal", "0.1",
+                "--conformal-out", str(tmp_path / "sets.npz"), "--quiet")[0] == 0
+    rc, out, err = _cli(capsys, "predict", str(tmp_path / "model.npz"), str(tmp_path / "test.csv"), "--target",
+                        "species", "--conformal", str(tmp_path / "sets.npz"), "--sets", "0.1,0.2",
+                        "--out", str(tmp_path / "pred.csv"), "--json")
+    assert rc == 0, err
+    cols = read_columns(tmp_path / "pred.csv")
+    expected = sk.load(tmp_path / "sets.npz").predict_sets(class_logits(model, X[rows[100:]]), alpha=[0.1, 0.2])
+    assert list(np.asarray(cols["set_90"], dtype=str)) == [
+        "|".join(str(c) for c, keep in zip(model.classes_, row) if keep) for row in expected[:, :, 0]]
+    np.testing.assert_array_equal(np.asarray(cols["set_size_80"]), expected[:, :, 1].sum(axis=1))
+    assert json.loads(out)["conformal"]["levels"]["90%"]["n"] == 50
+    # .npz holds the text column as a plain string array: it loads without pickle
+    assert _cli(capsys, "predict", str(tmp_path / "model.npz"), str(tmp_path / "test.csv"), "--target", "species",
+                "--conformal", str(tmp_path / "sets.npz"), "--sets", "0.1", "--out", str(tmp_path / "p.npz"),
+                "--quiet")[0] == 0
+    with np.load(tmp_path / "p.npz", allow_pickle=False) as data:
+        np.testing.assert_array_equal(data["set_90"], cols["set_90"])
+    # numbers-only output (.safetensors): one 0/1 column per class instead of the names
+    pytest.importorskip("safetensors")
+    from safetensors.numpy import load_file
+
+    assert _cli(capsys, "predict", str(tmp_path / "model.npz"), str(tmp_path / "test.csv"), "--target", "species",
+                "--conformal", str(tmp_path / "sets.npz"), "--sets", "0.1", "--out", str(tmp_path / "p.safetensors"),
+                "--quiet")[0] == 0
+    np.testing.assert_array_equal(load_file(tmp_path / "p.safetensors")["in_set_90_virginica"], expected[:, 2, 0])
+    # evaluate: the sets of given logits, scored against labels
+    rc, out, err = _cli(capsys, "evaluate", "--logits", str(tmp_path / "cal_logits.npy"), "--labels",
+                        str(tmp_path / "cal_labels.npy"), "--conformal", str(tmp_path / "sets.npz"), "--sets", "0.1",
+                        "--json")
+    assert rc == 0, err
+    m = json.loads(out)["conformal"]["levels"]["90%"]
+    cal_sets = sk.load(tmp_path / "sets.npz").predict_sets(cal_logits, alpha=0.1)
+    assert m == set_metrics(cal_y, cal_sets, alpha=0.1, n_calibration=40, classes=range(3))
+
+
+def test_cli_set_options_fail_early_and_clearly(capsys, cli_files, tmp_path):
+    logits, labels = str(cli_files / "logits.npy"), str(cli_files / "labels.npy")
+    rc, _, err = _cli(capsys, "evaluate", "--logits", logits, "--labels", labels, "--sets", "0.1")
+    assert rc == 1 and "--sets needs --conformal FILE" in err
+    assert _cli(capsys, "calibrate", "--logits", logits, "--labels", labels, "--out", str(tmp_path / "c.npz"),
+                "--quiet")[0] == 0
+    rc, _, err = _cli(capsys, "evaluate", "--logits", logits, "--labels", labels, "--conformal",
+                      str(tmp_path / "c.npz"), "--sets", "0.1")
+    assert rc == 1 and "holds a TemperatureScaling, but --conformal needs a ConformalClassifier" in err
+    with pytest.raises(SystemExit) as exit_info:
+        _cli(capsys, "evaluate", "--logits", logits, "--labels", labels, "--sets", "0.1,1.5")
+    assert exit_info.value.code == 2 and "strictly between 0 and 1" in capsys.readouterr().err
+    for bad, message in ((logits, "unsupported extension '.npy'"), (str(tmp_path / "d.npz"), "is also --out")):
+        rc, _, err = _cli(capsys, "calibrate", "--logits", logits, "--labels", labels, "--out",
+                          str(tmp_path / "d.npz"), "--conformal", "0.1", "--conformal-out", bad)
+        assert rc == 1 and "--conformal-out" in err and message in err
+        assert not (tmp_path / "d.npz").exists()  # nothing written before the check
+    rc, _, err = _cli(capsys, "calibrate", "--logits", logits, "--labels", labels, "--out", str(tmp_path / "e.npz"),
+                      "--conformal-out", str(tmp_path / "f.npz"))
+    assert rc == 1 and "--conformal-out needs --conformal ALPHA" in err
+
+
+def test_cli_demo_shows_the_90_and_95_percent_sets(capsys, tmp_path):
+    rc, out, err = _cli(capsys, "demo", "--out", str(tmp_path / "demo"), "--json")
+    assert rc == 0, err
+    result = json.loads(out)
+    sets = result["conformal"]
+    assert set(sets["levels"]) == {"90%", "95%"} and sets["n_calibration"] == result["n_calibration"]
+    for case in result["cases"]:
+        assert set(case["sets"]) == {"90%", "95%"}
+        for text in case["sets"].values():
+            assert text in ("malignant", "benign", "both: cannot tell", "none")
+    page = (tmp_path / "demo" / "report.html").read_text()
+    assert "Prediction sets: which answers can the model not rule out?" in page
+    assert "set at 90%" in page and "set at 95%" in page
+    assert "means &quot;we cannot tell&quot;" in page or 'means "we cannot tell"' in page
+    # the demo's sets are the library's: LAC on the calibration rows' raw logits
+    m = sets["levels"]["95%"]
+    assert m["guaranteed_range"][0] == 0.95 and 0 <= m["coverage"] <= 1
