@@ -451,7 +451,11 @@ class ConformalClassifier(Persistable):
             raise ValueError(f"y must have shape ({n_rows},), got {labels.shape}")
         classes = np.asarray(self.estimator.classes_)
         order = np.argsort(classes, kind="stable")
-        pos = np.clip(np.searchsorted(classes[order], labels), 0, len(classes) - 1)
+        try:
+            pos = np.clip(np.searchsorted(classes[order], labels), 0, len(classes) - 1)
+        except TypeError:  # e.g. integer labels for text classes: numpy cannot order them together
+            raise ValueError(f"y holds {labels.dtype} labels but the estimator's classes_ are "
+                             f"{classes.dtype}: {classes.tolist()[:20]}") from None
         bad = classes[order][pos] != labels
         if np.any(bad):
             i = int(np.argmax(bad))
