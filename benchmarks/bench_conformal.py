@@ -143,6 +143,16 @@ def variants(pc, yc, pt, seed: int = 0):
     ], (k_star, lam_star)
 
 
+def is_mapie_default(name: str) -> bool:
+    """MAPIE with its default options (``include_last_label=True``), the row the goals compare against."""
+    return name == "MAPIE" or name.startswith("MAPIE (default")
+
+
+def is_ours(name: str) -> bool:
+    """softmaxkit with its default options (randomised APS/RAPS)."""
+    return name.startswith("softmaxkit") and "randomized=False" not in name
+
+
 def print_table(title: str, rows: list[list[str]], cols: list[str]) -> None:
     widths = [max(len(c), *(len(r[i]) for r in rows)) for i, c in enumerate(cols)]
     print(f"\n{title}")
@@ -175,14 +185,14 @@ def bench_digits(n_splits: int, checks: list) -> None:
         size = np.array([v[1] for v in vals])
         se = cov.std(ddof=1) / math.sqrt(len(cov))
         table.append([score, name, f"{cov.mean():.4f} +- {se:.4f}", f"{size.mean():.3f}"])
-        if name.startswith("softmaxkit") and "randomized=False" not in name:
+        if is_ours(name):
             ok = 1 - ALPHA - 3 * se <= cov.mean() <= hi + 3 * se
-            checks.append((f"digits {score}: mean coverage {cov.mean():.4f} in [{1 - ALPHA:.2f}, {hi:.4f}] (+-3 se)", ok))
+            checks.append((f"digits {score}: mean coverage {cov.mean():.4f} in [{1 - ALPHA:.2f}, {hi:.4f}] "
+                           "(+-3 se)", ok))
     for score in ("lac", "aps", "raps"):
-        ours = [np.mean([v[1] for v in vals]) for (s, n), vals in results.items() if s == score
-                and n.startswith("softmaxkit") and "randomized=False" not in n][0]
-        theirs = [np.mean([v[1] for v in vals]) for (s, n), vals in results.items() if s == score and n == "MAPIE"
-                  or (s == score and n.startswith("MAPIE (default"))][0]
+        ours = [np.mean([v[1] for v in vals]) for (s, n), vals in results.items() if s == score and is_ours(n)][0]
+        theirs = [np.mean([v[1] for v in vals]) for (s, n), vals in results.items()
+                  if s == score and is_mapie_default(n)][0]
         checks.append((f"digits {score}: mean size {ours:.3f} <= MAPIE's default {theirs:.3f}", ours <= theirs + 1e-12))
     print_table(f"digits: logistic regression, {n_cal} calibration / {len(y) - n_cal} test rows, "
                 f"alpha = {ALPHA}, mean over {n_splits} random splits (bound [{1 - ALPHA:.2f}, {hi:.4f}])",
@@ -206,20 +216,20 @@ def bench_synthetic(n_cal: int, n_test: int, c: int, repeats: int, checks: list,
         times[(score, name)] = t
         sizes[(score, name)] = mean_set_size(sets)
         table.append([score, name, f"{cov:.4f} +- {se:.4f}", f"{sizes[(score, name)]:.2f}", f"{t:.3f}"])
-        if name.startswith("softmaxkit") and "randomized=False" not in name:
+        if is_ours(name):
             checks.append((f"{c} classes {score}: coverage {cov:.4f} in [{1 - ALPHA:.2f}, {hi:.5f}] (+-3 se)",
                            1 - ALPHA - 3 * se <= cov <= hi + 3 * se))
     for row in table:
-        mapie_default = [k for k in times if k[0] == row[0] and (k[1] == "MAPIE" or k[1].startswith("MAPIE (default"))][0]
+        mapie_default = [k for k in times if k[0] == row[0] and is_mapie_default(k[1])][0]
         row.append(f"{times[mapie_default] / float(row[4]):.1f}x")
     for score in ("lac", "aps", "raps"):
-        ours = [k for k in times if k[0] == score and k[1].startswith("softmaxkit") and "=False" not in k[1]][0]
+        ours = [k for k in times if k[0] == score and is_ours(k[1])][0]
         for mapie in [k for k in times if k[0] == score and k[1].startswith("MAPIE")]:
             ratio = times[mapie] / times[ours]
             if speed_goal:  # the goal is set at 50,000 x 1000; smaller runs only show the ratio
                 checks.append((f"{n_cal:,} x {c} {score}: {ratio:.1f}x faster than {mapie[1]} (goal >= 5x)",
                                ratio >= 5))
-        mapie = [k for k in times if k[0] == score and (k[1] == "MAPIE" or k[1].startswith("MAPIE (default"))][0]
+        mapie = [k for k in times if k[0] == score and is_mapie_default(k[1])][0]
         checks.append((f"{c} classes {score}: mean size {sizes[ours]:.2f} <= MAPIE's default {sizes[mapie]:.2f}",
                        sizes[ours] <= sizes[mapie] + 1e-12))
     print_table(f"synthetic: {n_cal:,} calibration + {n_test:,} test rows x {c} classes (float64 probabilities), "

@@ -235,7 +235,8 @@ def test_alpha_too_small_for_n_gives_every_class_with_a_clear_warning():
     rng = np.random.default_rng(26)
     z, y = _data(rng, 5, c=3)
     cp = ConformalClassifier().fit(z, y)
-    with pytest.warns(ConformalWarning, match=r"alpha=0\.1 is too small for n=5 calibration rows: .* = 6 > n, so every class is in every set"):
+    too_small = r"alpha=0\.1 is too small for n=5 calibration rows: .* = 6 > n, so every class is in every set"
+    with pytest.warns(ConformalWarning, match=too_small):
         sets = cp.predict_sets(z, alpha=0.1)
     assert sets.all()
     with pytest.warns(ConformalWarning, match=r"alpha >= 1/\(n\+1\) = 0\.1667"):
@@ -319,7 +320,8 @@ def test_inputs_logits_probs_torch_and_estimators_agree():
     via_probs = ConformalClassifier(score="aps", input="probs", random_state=3).fit(p[:800], y[:800])
     np.testing.assert_array_equal(via_probs.predict_sets(p[800:], [0.1, 0.2]), ref)
     torch = pytest.importorskip("torch")
-    via_torch = ConformalClassifier(score="aps", random_state=3).fit(torch.from_numpy(z[:800]), torch.from_numpy(y[:800]))
+    via_torch = ConformalClassifier(score="aps", random_state=3).fit(torch.from_numpy(z[:800]),
+                                                                     torch.from_numpy(y[:800]))
     np.testing.assert_array_equal(via_torch.predict_sets(torch.from_numpy(z[800:]), [0.1, 0.2]), ref)
     f32 = ConformalClassifier(score="lac").fit(z[:800].astype(np.float32), y[:800])
     f64 = ConformalClassifier(score="lac").fit(z[:800], y[:800])

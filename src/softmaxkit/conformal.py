@@ -434,7 +434,8 @@ class ConformalClassifier(Persistable):
                 raise ValueError("input= applies only without an estimator (the estimator gives probabilities)")
             if not hasattr(self.estimator, "predict_proba"):
                 raise TypeError(f"estimator {type(self.estimator).__name__} has no predict_proba")
-            p = _checked_probs(self.estimator.predict_proba(X), f"{type(self.estimator).__name__}.predict_proba({name})")
+            name = f"{type(self.estimator).__name__}.predict_proba({name})"
+            p = _checked_probs(self.estimator.predict_proba(X), name)
         elif check_choice(self.input, INPUTS, "input") == "probs":
             p = _checked_probs(X, name)
         else:

@@ -125,7 +125,9 @@ def load(path: str) -> Any:
     return load_object(path, kinds=("ConformalClassifier",), option="--conformal")
 
 
-def predict_sets(conformal: Any, scores: np.ndarray, alphas: tuple[float, ...], *, probs: bool, where: str) -> np.ndarray:
+def predict_sets(
+    conformal: Any, scores: np.ndarray, alphas: tuple[float, ...], *, probs: bool, where: str
+) -> np.ndarray:
     """(n, K, A) sets of raw logits (or probabilities); the predictor may have been fitted on either kind."""
     if scores.shape[1] != conformal.n_classes_:
         raise CLIError(f"{where}: {scores.shape[1]} classes, but the conformal predictor was fitted on "
@@ -179,7 +181,8 @@ def columns(sets: np.ndarray, alphas: tuple[float, ...], classes: Any, *, text: 
     for i, a in enumerate(alphas):
         tag = f"{100 * (1 - a):g}"
         if text:
-            out[f"set_{tag}"] = np.asarray(set_labels(sets[:, :, i], classes), dtype=str)  # no object arrays: npz without pickle
+            # str, not object: an .npz of it loads without pickle
+            out[f"set_{tag}"] = np.asarray(set_labels(sets[:, :, i], classes), dtype=str)
         else:
             for j, c in enumerate(classes):
                 out[f"in_set_{tag}_{c}"] = sets[:, j, i].astype(np.int8)
@@ -207,7 +210,9 @@ def print_summary(say: Any, summary: dict) -> None:
         f"measured on {summary['evaluated_on']}):", *text_table(*table(summary)), "")
 
 
-def section(summary: dict, *, n_classes: int, intro: str = "", title: str = "Prediction sets with guaranteed coverage") -> Any:
+def section(
+    summary: dict, *, n_classes: int, intro: str = "", title: str = "Prediction sets with guaranteed coverage"
+) -> Any:
     """The report section: what a set means, the per-level table, sizes and coverage by size and by class."""
     from softmaxkit.report import Note, Paragraph, Section, Table
 

@@ -85,7 +85,9 @@ def run(args: argparse.Namespace) -> int:
         conformal.save(conformal_path)
         sets = _conformal.summarize(conformal, y, _conformal.predict_sets(
             conformal, scores[eval_rows], args.conformal, probs=args.probs is not None, where=source),
-            args.conformal, list(range(scores.shape[1])), evaluated_on=f"{len(y)} {where} rows")
+            args.conformal, list(range(scores.shape[1])), evaluated_on=f"{len(y)} {where} rows" + (
+                "" if args.holdout else " (the rows that set the threshold: covered by construction, not a test; "
+                "use --holdout)"))
         sets["path"] = conformal_path
     note = verdict(scored[0].summary, scored[1].summary, change=f"{args.method} scaling")
     metrics = {"source": source, "kind": kind, "labels": args.labels, "n_classes": int(scores.shape[1]),
