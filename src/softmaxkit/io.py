@@ -37,6 +37,7 @@ _REGISTRY: dict[str, str] = {
     "IsotonicCalibration": "softmaxkit.calibration:IsotonicCalibration",
     "PlattScaling": "softmaxkit.calibration:PlattScaling",
     "CalibratedClassifier": "softmaxkit.calibration:CalibratedClassifier",
+    "ConformalClassifier": "softmaxkit.conformal:ConformalClassifier",
 }
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from softmaxkit.cli import _conformal
 from softmaxkit.cli._common import add_output_options
 
 
@@ -24,6 +25,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--calibrator", metavar="FILE", help="a calibrator saved by 'fit --calibrate' or 'calibrate'")
     p.add_argument("--target", metavar="COL",
                    help="label column in DATA: left out of the features, and used to score the predictions")
+    _conformal.add_set_options(p, what="also write each row's prediction set (set_90: the class names, set_size_90)")
     add_output_options(p)
     p.set_defaults(run=run)
 
@@ -39,8 +41,9 @@ def run(args: argparse.Namespace) -> int:
     from softmaxkit.report import ece_text, fmt
 
     say = Printer(args)
-    inputs = tuple(p for p in (args.model, args.data, args.calibrator) if p)
+    inputs = tuple(p for p in (args.model, args.data, args.calibrator, args.conformal) if p)
     check_output(args.out, inputs=inputs, suffixes=SUFFIXES)
+    _conformal.check_set_options(args)
     model = _adapters.load_object(args.model, kinds=("SoftmaxClassifier",), option="MODEL")
     calibrator = None
     if args.calibrator:
@@ -48,8 +51,12 @@ def run(args: argparse.Namespace) -> int:
                                            option="--calibrator")
     data = read_features(args.data, target=args.target, n_features=int(model.n_features_in_))
     classes = _adapters.model_classes(model)
+    conformal = _conformal.load(args.conformal) if args.conformal else None
     with progress(say, "predicting", total=None):
         logits = _adapters.class_logits(model, data.X)
+        # sets come from the model's own logits, as the conformal predictor was fitted (see cli/_conformal.py)
+        sets = None if conformal is None else _conformal.predict_sets(conformal, logits, args.sets, probs=False,
+                                                                      where=args.model)
         if calibrator is not None:
             logits = _adapters.calibrated_logits(calibrator, logits)
         probs = softmax(logits, axis=-1)
@@ -59,6 +66,9 @@ def run(args: argparse.Namespace) -> int:
     text_classes = predicted.dtype.kind not in "biuf"
     if not (text_classes and args.out.lower().endswith((".npy", ".safetensors"))):
         columns["prediction"] = predicted
+    if sets is not None:
+        columns.update(_conformal.columns(sets, args.sets, classes, text=not args.out.lower().endswith(
+            (".npy", ".safetensors"))))
     write_columns(args.out, columns, inputs=inputs)
 
     result: dict = {"out": args.out, "rows": int(len(probs)), "classes": [str(c) for c in classes],
@@ -69,9 +79,14 @@ def run(args: argparse.Namespace) -> int:
         y = encode_labels(data.y, classes, path=args.data, column=data.target_name)
         summary = score(y, key="predictions", name="predictions", logits=logits, plot=False).summary
         result["metrics"] = summary
+        if sets is not None:
+            result["conformal"] = _conformal.summarize(conformal, y, sets, args.sets, [str(c) for c in classes],
+                                                       evaluated_on=f"{len(y)} rows of {args.data}")
         say("", f"Against column {data.target_name!r}:",
             *text_table(["accuracy", "log-loss", "Brier", "ECE [95% CI]"],
                         [[fmt(summary["accuracy"]), fmt(summary["log_loss"]), fmt(summary["brier"]),
                           ece_text(summary)]]))
+        if sets is not None:
+            _conformal.print_summary(say, result["conformal"])
     say.result(result)
     return 0

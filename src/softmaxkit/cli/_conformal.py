@@ -1,0 +1,300 @@
+"""Conformal prediction sets in the CLI: options, fitting, set columns, printed tables and report sections.
+
+The commands call these helpers and hold a few lines each:
+
+* ``calibrate --conformal 0.1[,0.05]`` fits a :class:`~softmaxkit.conformal.ConformalClassifier`
+  on the same rows as the calibrator and saves it next to it (``--conformal-out``);
+* ``predict --conformal FILE --sets 0.1`` writes each row's set;
+* ``evaluate --conformal FILE --sets 0.1`` scores the sets (coverage, sizes);
+* ``demo`` shows the held-out cases' sets at 90% and 95%.
+
+The conformal classifier is fitted on the model's own probabilities (the
+softmax of the logits as given), not on the calibrated ones: the calibrator is
+fitted on the same rows, and scores that depend on those rows would break the
+exchangeability the coverage guarantee rests on. A set is a statement about
+which classes cannot be ruled out, so it needs no calibrated probabilities to
+be valid; for two classes, temperature scaling does not change LAC sets at all
+(it keeps the order of ``p``).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from softmaxkit.cli import CLIError
+
+SCORES = ("lac", "aps", "raps")
+#: Levels the demo shows: 90% and 95% sets.
+DEMO_ALPHAS = (0.1, 0.05)
+
+EXPLANATION = (
+    "A prediction set lists every class the model cannot rule out. Split conformal prediction picks one "
+    "threshold from held-out calibration rows so that, for new rows like them, the set contains the true class "
+    "for at least 90% of rows (at the 90% level), whatever the model: a guarantee from the data, not a model "
+    "assumption. Averaged over calibration draws the coverage lies between the level and the level + 1/(n+1), "
+    "n the number of calibration rows; one test set's measured coverage scatters around that (its 95% interval is "
+    "shown). A confident row gets one class; a doubtful one gets several."
+)
+TWO_CLASS_NOTE = (
+    "With two classes, a set holding both means \"we cannot tell\": at this level neither answer can be ruled "
+    "out, so the case needs another look (a second test, an expert). An empty set means neither class is "
+    "plausible enough to pass the threshold; it is a miss by design, the price of spending the allowed 10% (or "
+    "5%) of misses where the model is least sure, and should be read as \"we cannot tell\" too."
+)
+
+
+# --------------------------------------------------------------------------- options
+
+
+def levels(text: str) -> tuple[float, ...]:
+    """argparse type: miss rates ``alpha`` in (0, 1), comma separated (``0.1`` or ``0.1,0.05``)."""
+    out = []
+    for part in text.split(","):
+        try:
+            value = float(part)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected miss rates like 0.1 or 0.1,0.05, got {text!r}") from None
+        if not 0.0 < value < 1.0:
+            raise argparse.ArgumentTypeError(
+                f"a miss rate must be strictly between 0 and 1 (0.1 gives 90% sets), got {part!r}")
+        out.append(value)
+    return tuple(out)
+
+
+def add_calibrate_options(p: argparse.ArgumentParser) -> None:
+    """``calibrate``'s ``--conformal``, ``--conformal-score`` and ``--conformal-out``."""
+    g = p.add_argument_group("prediction sets (conformal)")
+    g.add_argument("--conformal", type=levels, metavar="ALPHA[,ALPHA]",
+                   help="also fit a conformal predictor on the same rows and report its sets' coverage and sizes "
+                   "at these miss rates (0.1: sets that hold the true class for >= 90%% of rows)")
+    g.add_argument("--conformal-score", choices=SCORES, default="lac",
+                   help="lac: smallest sets; aps/raps: sets that grow where the model is unsure "
+                   "(default: %(default)s)")
+    g.add_argument("--conformal-out", metavar="FILE",
+                   help="where to save the conformal predictor (default: next to --out, as NAME.conformal.npz)")
+
+
+def add_set_options(p: argparse.ArgumentParser, *, what: str) -> None:
+    """``--conformal FILE`` and ``--sets ALPHA[,ALPHA]`` for ``predict`` and ``evaluate``."""
+    g = p.add_argument_group("prediction sets (conformal)")
+    g.add_argument("--conformal", metavar="FILE", help="a conformal predictor saved by 'calibrate --conformal'")
+    g.add_argument("--sets", type=levels, metavar="ALPHA[,ALPHA]",
+                   help=f"{what} at these miss rates (0.1: sets holding the true class for >= 90%% of rows); "
+                   "needs --conformal")
+
+
+def conformal_out(args: argparse.Namespace) -> str | None:
+    """The path ``calibrate`` saves the conformal predictor to, or None without ``--conformal``."""
+    if not getattr(args, "conformal", None):
+        if getattr(args, "conformal_out", None):
+            raise CLIError("--conformal-out needs --conformal ALPHA (the miss rates to report)")
+        return None
+    if args.conformal_out:
+        if Path(args.conformal_out).resolve() == Path(args.out).resolve():
+            raise CLIError(f"--conformal-out {args.conformal_out} is also --out; the calibrator and the conformal "
+                           "predictor need two files")
+        return args.conformal_out
+    out = Path(args.out)
+    return str(out.with_name(f"{out.stem}.conformal{out.suffix}"))
+
+
+def check_set_options(args: argparse.Namespace) -> None:
+    """``--sets`` and ``--conformal`` come together (checked before any file is read)."""
+    if bool(args.sets) != bool(args.conformal):
+        missing = "--conformal FILE" if args.sets else "--sets ALPHA"
+        raise CLIError(f"{'--sets' if args.sets else '--conformal'} needs {missing}")
+
+
+# --------------------------------------------------------------------------- library calls
+
+
+def fit(scores: np.ndarray, labels: np.ndarray, *, probs: bool, score: str, seed: int = 0) -> Any:
+    """A conformal classifier fitted on (n, K) logits (or probabilities) and class indices."""
+    from softmaxkit.conformal import ConformalClassifier
+
+    return ConformalClassifier(score=score, input="probs" if probs else "logits", random_state=seed).fit(scores, labels)
+
+
+def load(path: str) -> Any:
+    from softmaxkit.cli._adapters import load_object
+
+    return load_object(path, kinds=("ConformalClassifier",), option="--conformal")
+
+
+def predict_sets(
+    conformal: Any, scores: np.ndarray, alphas: tuple[float, ...], *, probs: bool, where: str
+) -> np.ndarray:
+    """(n, K, A) sets of raw logits (or probabilities); the predictor may have been fitted on either kind."""
+    if scores.shape[1] != conformal.n_classes_:
+        raise CLIError(f"{where}: {scores.shape[1]} classes, but the conformal predictor was fitted on "
+                       f"{conformal.n_classes_}")
+    conformal.set_params(input="probs" if probs else "logits")  # both give the same probabilities
+    return conformal.predict_sets(scores, alpha=list(alphas))
+
+
+def level_name(alpha: float) -> str:
+    """``0.1`` -> ``"90%"``."""
+    return f"{100 * (1 - alpha):g}%"
+
+
+def summarize(conformal: Any, y: np.ndarray, sets: np.ndarray, alphas: tuple[float, ...], classes: Any,
+              *, evaluated_on: str) -> dict:
+    """metrics.json's ``"conformal"`` record: the predictor and every level's set metrics."""
+    from softmaxkit.conformal import set_metrics
+
+    return {
+        "score": conformal.score,
+        "n_calibration": int(conformal.n_calibration_),
+        "evaluated_on": evaluated_on,
+        "levels": {level_name(a): set_metrics(y, sets[:, :, i], alpha=a, n_calibration=conformal.n_calibration_,
+                                              classes=classes) for i, a in enumerate(alphas)},
+    }
+
+
+# --------------------------------------------------------------------------- outputs
+
+
+def set_text(row: np.ndarray, classes: Any) -> str:
+    """One set in words: a class name, several joined by " | ", "both: cannot tell", or "none"."""
+    names = [str(classes[j]) for j in np.flatnonzero(row)]
+    if not names:
+        return "none"
+    if len(names) == len(row) == 2:
+        return "both: cannot tell"
+    if len(names) > 4:
+        return f"{len(names)} classes"
+    return " | ".join(names)
+
+
+def columns(sets: np.ndarray, alphas: tuple[float, ...], classes: Any, *, text: bool) -> dict[str, np.ndarray]:
+    """Output columns: per level, ``set_90`` (class names joined by "|") and ``set_size_90``.
+
+    Numbers-only formats (``text=False``) get ``in_set_90_<class>`` 0/1 columns instead of the names.
+    """
+    from softmaxkit.conformal import set_labels
+
+    out: dict[str, np.ndarray] = {}
+    for i, a in enumerate(alphas):
+        tag = f"{100 * (1 - a):g}"
+        if text:
+            # str, not object: an .npz of it loads without pickle
+            out[f"set_{tag}"] = np.asarray(set_labels(sets[:, :, i], classes), dtype=str)
+        else:
+            for j, c in enumerate(classes):
+                out[f"in_set_{tag}_{c}"] = sets[:, j, i].astype(np.int8)
+        out[f"set_size_{tag}"] = sets[:, :, i].sum(axis=1).astype(np.int64)
+    return out
+
+
+def table(summary: dict) -> tuple[list[str], list[list[str]]]:
+    """Columns and rows of the per-level table (printed and in the report)."""
+    cols = ["level", "coverage [95% CI]", "guaranteed (mean)", "mean size", "empty", "1 class", "2+ classes"]
+    rows = []
+    for name, m in summary["levels"].items():
+        lo, hi = m["coverage_ci"]
+        g_lo, g_hi = m["guaranteed_range"]
+        rows.append([name, f"{m['coverage']:.3f} [{lo:.3f}, {hi:.3f}]", f"{g_lo:.3f}-{g_hi:.3f}",
+                     f"{m['mean_size']:.2f}", f"{100 * m['empty']:.1f}%", f"{100 * m['singleton']:.1f}%",
+                     f"{100 * (1 - m['empty'] - m['singleton']):.1f}%"])
+    return cols, rows
+
+
+def print_summary(say: Any, summary: dict) -> None:
+    from softmaxkit.cli._common import text_table
+
+    say(f"Prediction sets ({summary['score'].upper()}, threshold from {summary['n_calibration']} calibration rows; "
+        f"measured on {summary['evaluated_on']}):", *text_table(*table(summary)), "")
+
+
+def section(
+    summary: dict, *, n_classes: int, intro: str = "", title: str = "Prediction sets with guaranteed coverage"
+) -> Any:
+    """The report section: what a set means, the per-level table, sizes and coverage by size and by class."""
+    from softmaxkit.report import Note, Paragraph, Section, Table
+
+    blocks: list[Any] = [Paragraph(EXPLANATION)]
+    if intro:
+        blocks.append(Paragraph(intro))
+    if n_classes == 2:
+        blocks.append(Note(TWO_CLASS_NOTE))
+    cols, rows = table(summary)
+    blocks.append(Table(cols, rows, caption=(
+        f"{summary['score'].upper()} sets, threshold from {summary['n_calibration']} calibration rows, measured on "
+        f"{summary['evaluated_on']}. Guaranteed: the range the mean coverage over calibration draws lies in.")))
+    names = list(summary["levels"])
+    sizes = sorted({int(s) for m in summary["levels"].values() for s in m["size_histogram"]})
+    size_rows = []
+    for s in sizes:
+        row = [str(s) if n_classes != 2 or s != 2 else "2 (cannot tell)"]
+        for name in names:
+            m = summary["levels"][name]
+            count = m["size_histogram"].get(str(s), 0)
+            cov = m["coverage_by_size"].get(str(s))
+            row += [str(count), "-" if cov is None else f"{cov:.3f}"]
+        size_rows.append(row)
+    blocks.append(Table(["set size", *[f"{h} {n}" for n in names for h in ("rows at", "coverage at")]], size_rows,
+                        caption="Size-stratified coverage: adaptive sets keep coverage near the level in every size; "
+                        "a set method that over-covers easy rows and under-covers hard ones shows it here."))
+    if n_classes <= 20:
+        classes = list(summary["levels"][names[0]]["coverage_by_class"])
+        blocks.append(Table(["true class", *[f"coverage at {n}" for n in names]], [
+            [c, *("-" if summary["levels"][n]["coverage_by_class"][c] is None
+                  else f"{summary['levels'][n]['coverage_by_class'][c]:.3f}" for n in names)] for c in classes
+        ], caption="Coverage among the rows of each true class. The guarantee is for all rows together; a class "
+           "below the level is covered less often than the others."))
+    return Section(title, blocks)
+
+
+# --------------------------------------------------------------------------- demo
+
+
+def _binary_reading(q: float) -> str:
+    """What a LAC threshold ``q`` means for two classes (a class is in when ``p >= 1 - q``)."""
+    if 1 - q < 0.5:
+        return f", so both (we cannot tell) when the larger probability is at most {q:.3f}"
+    if 1 - q > 0.5:
+        return f", so none when the larger probability is below {1 - q:.3f}"
+    return ""
+
+
+class DemoSets:
+    """The demo's 90% and 95% LAC sets: fitted on the calibration rows' raw logits, shown for the test rows."""
+
+    def __init__(self, logits_cal: np.ndarray, y_cal: np.ndarray, logits_test: np.ndarray, y_test: np.ndarray,
+                 class_names: list[str], *, seed: int) -> None:
+        conformal = fit(logits_cal, y_cal, probs=False, score="lac", seed=seed)
+        self.class_names = class_names
+        self.sets = conformal.predict_sets(logits_test, alpha=list(DEMO_ALPHAS))  # (n_test, K, 2)
+        self.summary = summarize(conformal, y_test, self.sets, DEMO_ALPHAS, class_names,
+                                 evaluated_on=f"{len(y_test)} test rows")
+        self.thresholds = [float(t) for t in conformal.threshold(list(DEMO_ALPHAS))]
+
+    def for_row(self, row: int) -> dict[str, str]:
+        """``{"90%": "benign", "95%": "both: cannot tell"}`` for one test row."""
+        return {level_name(a): set_text(self.sets[row, :, i], self.class_names) for i, a in enumerate(DEMO_ALPHAS)}
+
+    def headline(self, units: str) -> Any:
+        """A headline card: the 90% sets' measured coverage and how often the model cannot tell."""
+        from softmaxkit.report import Headline
+
+        m = self.summary["levels"][level_name(DEMO_ALPHAS[0])]
+        unsure = 1 - m["singleton"]
+        what = "cannot tell or empty" if len(self.class_names) == 2 else "more than one class or empty"
+        return Headline(f"Sets at {level_name(DEMO_ALPHAS[0])}", f"{100 * m['coverage']:.1f}% covered",
+                        f"of {m['n']} test {units} (guaranteed >= 90%); {100 * unsure:.1f}% {what}",
+                        "good" if m["coverage_ci"][1] >= m["target_coverage"] else "warn")
+
+    def section(self, units: str) -> Any:
+        k = len(self.class_names)
+        rule = "; ".join(f"at {level_name(a)} a class is in the set when its probability is at least "
+                         f"{1 - t:.3f}{_binary_reading(t) if k == 2 else ''}"
+                         for a, t in zip(DEMO_ALPHAS, self.thresholds))
+        intro = (f"Here the threshold comes from the {self.summary['n_calibration']} calibration {units} (the same "
+                 f"ones used for temperature scaling; the sets use the raw model's probabilities, so reusing them "
+                 f"keeps the guarantee exact): {rule}. The table of individual {units} above shows each one's sets.")
+        return section(self.summary, n_classes=k, intro=intro,
+                       title="Prediction sets: which answers can the model not rule out?")

@@ -1,0 +1,820 @@
+"""Split-conformal prediction sets with a finite-sample coverage guarantee.
+
+A calibrated probability is right on average; a conformal *set* comes with a
+guarantee for each prediction: the true class is in the set for at least
+``1 - alpha`` of future rows. :class:`ConformalClassifier` learns one threshold
+from held-out calibration rows (logits or probabilities from any model, or a
+fitted scikit-learn classifier) and turns each new row's probabilities into
+the set of classes that cannot be ruled out at that level.
+
+The recipe (split conformal; Vovk et al. 2005, Papadopoulos et al. 2002):
+
+1. A *score* ``s(x, y)`` says how badly class ``y`` fits row ``x`` (large =
+   implausible). Compute it for each of the ``n`` calibration rows and its
+   true class.
+2. With ``k = ceil((n + 1)(1 - alpha))``, the threshold ``q`` is the ``k``-th
+   smallest of those ``n`` scores (the empirical quantile at level ``k / n``).
+3. The set of a new row is ``{y : s(x, y) <= q}``.
+
+If the calibration rows and the new row are exchangeable (e.g. drawn from the
+same distribution, independently of the model's training data), then
+``P(y in set) >= 1 - alpha``, for any model and any ``n``. If the scores have
+no ties (true for the randomised scores) the coverage is also at most
+``1 - alpha + 1 / (n + 1)``. Both bounds are over the draw of the calibration
+and the test rows together; one calibration set's coverage varies around them
+(it follows a Beta distribution; Angelopoulos & Bates 2021, sec. 3.2).
+
+Scores
+------
+Classes are ranked by decreasing probability (ties by class index);
+``before(y)`` is the probability of the classes ranked before ``y`` and
+``rank(y)`` is 1-based. ``u`` is one uniform draw per row (0 when not
+randomised).
+
+====  ============================================================  ===================================
+lac   ``1 - p_y``                                                   smallest sets on average (Sadinle
+                                                                    et al. 2019); sets can be empty
+aps   ``before(y) + u p_y``                                         adaptive: wide where the model is
+                                                                    unsure (Romano et al. 2020)
+raps  ``before(y) + u p_y + lambda_ max(0, rank(y) - k_reg)``       APS with a penalty on long sets
+                                                                    (Angelopoulos et al. 2021)
+====  ============================================================  ===================================
+
+The set is always exactly ``{y : s(x, y) <= q}`` with the same score at
+calibration and prediction. For APS/RAPS the score never decreases down the
+ranking, so a set is the top ``L`` classes. Without randomisation (``u = 0``)
+the top class is always in the set and the coverage is only bounded below
+(a right top-1 answer scores exactly 0, and ties loosen the upper bound);
+with it, the guarantee is tight.
+
+Mondrian (class-conditional) coverage, ``class_conditional=True``, applies
+the same rule within each class: class ``c`` gets its own threshold from the
+calibration rows labelled ``c``, and ``P(c in set | y = c) >= 1 - alpha`` holds
+for every class, at the price of larger sets for rare classes.
+
+Metrics of sets (coverage overall and per class, sizes, the size histogram,
+coverage by set size) are the functions at the end of this module, collected
+by :func:`set_metrics`.
+
+References
+----------
+Angelopoulos & Bates, "A Gentle Introduction to Conformal Prediction and
+Distribution-Free Uncertainty Quantification", 2021. arXiv:2107.07511.
+Romano, Sesia & Candès, "Classification with Valid and Adaptive Coverage",
+NeurIPS 2020. Angelopoulos, Bates, Malik & Jordan, "Uncertainty Sets for Image
+Classifiers using Conformal Prediction", ICLR 2021. Sadinle, Lei & Wasserman,
+"Least Ambiguous Set-Valued Classifiers with Bounded Error Levels", JASA 2019.
+Vovk, Gammerman & Shafer, "Algorithmic Learning in a Random World", 2005.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import warnings
+from fractions import Fraction
+from typing import Any
+
+import numpy as np
+
+from softmaxkit._calibration_inputs import (
+    check_choice,
+    check_labels,
+    check_logits,
+    check_probs,
+    row_sum_tolerance,
+)
+from softmaxkit._validation import to_numpy
+from softmaxkit.io import Persistable
+
+__all__ = [
+    "ConformalClassifier",
+    "ConformalWarning",
+    "conformal_quantile",
+    "conformity_scores",
+    "prediction_sets",
+    "coverage",
+    "class_coverage",
+    "set_sizes",
+    "mean_set_size",
+    "set_size_histogram",
+    "coverage_by_set_size",
+    "set_metrics",
+    "set_labels",
+]
+
+SCORES = ("lac", "aps", "raps")
+INPUTS = ("logits", "probs")
+
+
+class ConformalWarning(UserWarning):
+    """``alpha`` is too small for the number of calibration rows: every class is in every set."""
+
+
+class NotFittedError(ValueError, AttributeError):
+    """A conformal classifier was used before ``fit``."""
+
+
+# --------------------------------------------------------------------------- the functional layer
+
+
+def _check_alpha(alpha: Any) -> tuple[np.ndarray, bool]:
+    """``(levels as a float64 array, whether alpha was a scalar)``; each in the open interval (0, 1)."""
+    scalar = isinstance(alpha, numbers.Real) and not isinstance(alpha, bool)
+    values = [alpha] if scalar else (list(alpha) if isinstance(alpha, (list, tuple, np.ndarray)) else None)
+    if not values:
+        raise ValueError(f"alpha must be a float in (0, 1) or a non-empty list of them, got {alpha!r}")
+    for v in values:
+        if not isinstance(v, numbers.Real) or isinstance(v, bool) or not 0.0 < float(v) < 1.0:
+            raise ValueError(f"alpha must be in (0, 1) (the share of rows allowed to miss), got {v!r}")
+    return np.asarray(values, dtype=np.float64), scalar
+
+
+def _rank_needed(n: int, alpha: float) -> int:
+    """``ceil((n + 1)(1 - alpha))``, exactly.
+
+    ``alpha`` is read as the decimal it prints as (``0.1`` is 1/10, not the
+    binary double just above it), and the product is formed in rational
+    arithmetic, so no rounding can move the rank by one.
+    """
+    a = Fraction(repr(float(alpha)))
+    return math.ceil((n + 1) * (1 - a))
+
+
+def _quantiles(sorted_scores: np.ndarray, alphas: np.ndarray, *, label: Any = None) -> np.ndarray:
+    """Thresholds (A,) from ascending scores; ``+inf`` (with a warning) where alpha is too small.
+
+    ``label`` names the class of a class-conditional block (None: marginal).
+    """
+    n = len(sorted_scores)
+    out = np.empty(len(alphas))
+    for i, a in enumerate(alphas):
+        k = _rank_needed(n, a)
+        if k > n:
+            out[i] = np.inf
+            rows, outcome = "calibration rows", "every class is in every set"
+            if label is not None:
+                rows, outcome = f"calibration rows of class {label!r}", f"class {label!r} is in every set"
+            warnings.warn(
+                f"alpha={a:g} is too small for n={n} {rows}: the guarantee needs the k-th smallest of the n "
+                f"scores with k = ceil((n+1)(1-alpha)) = {k} > n, so {outcome}. Use alpha >= 1/(n+1) = "
+                f"{1 / (n + 1):.4g}, or more calibration rows.",
+                ConformalWarning,
+                stacklevel=4,
+            )
+        else:
+            out[i] = sorted_scores[k - 1]
+    return out
+
+
+def conformal_quantile(scores: Any, alpha: Any = 0.1) -> Any:
+    """The split-conformal threshold: the ``ceil((n+1)(1-alpha))``-th smallest score.
+
+    Parameters
+    ----------
+    scores : array-like of shape (n,)
+        Calibration scores (larger = the true class fits worse).
+    alpha : float or list of float
+        Miss rates in (0, 1).
+
+    Returns
+    -------
+    float, or ndarray of shape (len(alpha),)
+        ``+inf`` for a level with ``ceil((n+1)(1-alpha)) > n`` (too few rows
+        for that level: the set must hold every class), with a
+        :class:`ConformalWarning`.
+
+    Notes
+    -----
+    This is ``np.quantile(scores, k / n, method="lower")`` with
+    ``k = ceil((n+1)(1-alpha))``, computed by an exact rank (see
+    :func:`_rank_needed`) rather than a floating-point level. With the set
+    rule ``s <= q`` (ties included) the coverage is at least ``1 - alpha``
+    even when scores tie.
+    """
+    s = np.asarray(to_numpy(scores), dtype=np.float64)
+    if s.ndim != 1 or s.size == 0:
+        raise ValueError(f"scores must be a non-empty 1-D array, got shape {s.shape}")
+    if not np.all(np.isfinite(s)):
+        i = int(np.argmax(~np.isfinite(s)))
+        raise ValueError(f"scores must be finite; scores[{i}] = {float(s[i])!r}")
+    alphas, scalar = _check_alpha(alpha)
+    q = _quantiles(np.sort(s), alphas)
+    return float(q[0]) if scalar else q
+
+
+def _checked_probs(X: Any, name: str) -> np.ndarray:
+    """Contiguous (n, C) probabilities, checked in one parallel pass.
+
+    Same rules as :func:`softmaxkit._calibration_inputs.check_probs` (entries
+    in [0, 1], rows summing to 1), which runs only to word the error (or for
+    inputs that need converting: 1-D binary probabilities, other dtypes). Its
+    three NumPy reductions cost more than the whole LAC fit at 50,000 x 1000.
+    """
+    p = to_numpy(X)
+    if p.ndim != 2 or p.dtype not in (np.float32, np.float64) or p.shape[1] == 0 or p.size == 0:
+        return np.ascontiguousarray(check_probs(X, name))
+    p = np.ascontiguousarray(p)
+    from softmaxkit.kernels import conformal as kernels
+
+    sums, bad = kernels.pick("row_checks", p.size)(p)
+    # the tolerance follows the caller's dtype (a bfloat16 tensor arrives here as float32)
+    if bad.any() or np.abs(sums - 1.0).max() > row_sum_tolerance(getattr(X, "dtype", p.dtype)):
+        return np.ascontiguousarray(check_probs(X, name))  # raises, naming the first bad entry or row
+    return p
+
+
+def _check_score_options(score: Any, k_reg: Any, lambda_: Any) -> tuple[str, int, float]:
+    score = check_choice(score, SCORES, "score")
+    if not isinstance(k_reg, numbers.Integral) or isinstance(k_reg, bool) or k_reg < 0:
+        raise ValueError(f"k_reg must be an int >= 0 (set sizes up to k_reg are not penalised), got {k_reg!r}")
+    if not isinstance(lambda_, numbers.Real) or isinstance(lambda_, bool) or not 0.0 <= float(lambda_) < math.inf:
+        raise ValueError(f"lambda_ must be a finite float >= 0, got {lambda_!r}")
+    if score != "raps":
+        lambda_ = 0.0  # APS is RAPS without the penalty; LAC ignores both
+    return score, int(k_reg), float(lambda_)
+
+
+def _check_u(u: Any, n: int) -> np.ndarray:
+    if u is None:
+        return np.zeros(n)
+    arr = np.ascontiguousarray(to_numpy(u), dtype=np.float64)
+    if arr.shape != (n,):
+        raise ValueError(f"u must have shape ({n},) (one uniform per row), got {arr.shape}")
+    if not np.all((arr >= 0) & (arr <= 1)):
+        i = int(np.argmax(~((arr >= 0) & (arr <= 1))))
+        raise ValueError(f"u must hold numbers in [0, 1]; u[{i}] = {float(arr[i])!r}")
+    return arr
+
+
+def conformity_scores(
+    probs: Any, y: Any, *, score: str = "lac", u: Any = None, k_reg: int = 1, lambda_: float = 0.0
+) -> np.ndarray:
+    """Scores ``s(x_i, y_i)`` of each row's true class (see the module docstring for the formulas).
+
+    Parameters
+    ----------
+    probs : array-like of shape (n, C)
+        Probabilities (rows sum to 1).
+    y : array-like of int, shape (n,)
+        True classes, 0..C-1.
+    score : {"lac", "aps", "raps"}
+    u : array-like of shape (n,), optional
+        Uniforms in [0, 1] for the randomised APS/RAPS score; None means 0
+        (not randomised). Ignored by LAC.
+    k_reg, lambda_ : RAPS penalty ``lambda_ * max(0, rank - k_reg)``.
+
+    Returns
+    -------
+    ndarray of shape (n,), float64
+    """
+    p = _checked_probs(probs, "probs")
+    labels = check_labels(y, p.shape[1], p.shape[0])
+    score, k_reg, lambda_ = _check_score_options(score, k_reg, lambda_)
+    return _true_class_scores(p, labels, score, _check_u(u, p.shape[0]), k_reg, lambda_)
+
+
+def _true_class_scores(p: np.ndarray, y: np.ndarray, score: str, u: np.ndarray, k_reg: int, lam: float) -> np.ndarray:
+    if score == "lac":
+        return 1.0 - p[np.arange(len(y)), y].astype(np.float64)
+    from softmaxkit.kernels import conformal as kernels
+
+    return kernels.pick("true_class_scores", p.size)(p, y, u, k_reg, lam)
+
+
+def prediction_sets(
+    probs: Any, thresholds: Any, *, score: str = "lac", u: Any = None, k_reg: int = 1, lambda_: float = 0.0
+) -> np.ndarray:
+    """The sets ``{y : s(x, y) <= threshold}`` as a boolean mask.
+
+    Parameters
+    ----------
+    probs : array-like of shape (n, C)
+    thresholds : float, array of shape (A,), or array of shape (C, A)
+        One threshold, one per level, or one per class and level (class-conditional).
+    score, u, k_reg, lambda_ : as in :func:`conformity_scores`; ``u`` has one
+        uniform per row, shared by its classes and levels (so the sets are
+        nested in the level).
+
+    Returns
+    -------
+    ndarray of bool, shape (n, C) for a scalar threshold, else (n, C, A)
+    """
+    p = _checked_probs(probs, "probs")
+    score, k_reg, lambda_ = _check_score_options(score, k_reg, lambda_)
+    t = np.asarray(thresholds, dtype=np.float64)
+    scalar = t.ndim == 0
+    c = p.shape[1]
+    if t.ndim <= 1:
+        t = np.broadcast_to(t.reshape(1, -1), (c, t.size))
+    elif t.ndim != 2 or t.shape[0] != c:
+        raise ValueError(f"thresholds must be a float, shape (A,) or shape ({c}, A), got shape {t.shape}")
+    if np.isnan(t).any():
+        raise ValueError("thresholds must not be NaN")
+    out = _sets(p, np.ascontiguousarray(t), score, _check_u(u, p.shape[0]), k_reg, lambda_)
+    return out[:, :, 0] if scalar else out
+
+
+def _sets(p: np.ndarray, thresholds: np.ndarray, score: str, u: np.ndarray, k_reg: int, lam: float) -> np.ndarray:
+    """(n, C, A) mask from validated, contiguous inputs; ``thresholds`` is (C, A)."""
+    from softmaxkit.kernels import conformal as kernels
+
+    if score == "lac":
+        out = np.empty((thresholds.shape[1], p.shape[0], p.shape[1]), dtype=bool)
+        kernels.pick("lac_sets", p.size)(p, np.ascontiguousarray(thresholds.T), out)
+        return out.transpose(1, 2, 0)  # (n, C, A) view; contiguous for one level
+    out = np.empty((p.shape[0], p.shape[1], thresholds.shape[1]), dtype=bool)
+    kernels.pick("adaptive_sets", p.size)(p, u, k_reg, lam, thresholds, out)
+    return out
+
+
+# --------------------------------------------------------------------------- the estimator
+
+
+class ConformalClassifier(Persistable):
+    """Prediction sets that contain the true class for at least ``1 - alpha`` of rows.
+
+    Split conformal prediction on a model's probabilities: :meth:`fit` learns
+    the calibration scores from held-out rows, :meth:`predict_sets` returns,
+    for each new row, the classes that cannot be ruled out at level ``alpha``.
+    One fit serves every ``alpha``.
+
+    Parameters
+    ----------
+    score : {"lac", "aps", "raps"}, default="lac"
+        The conformity score (see the module docstring). ``"lac"`` gives the
+        smallest sets on average; ``"aps"`` and ``"raps"`` adapt the set size
+        to how unsure the model is about each row.
+    randomized : bool, default=True
+        APS/RAPS only: draw one uniform ``u`` per row (calibration and
+        prediction alike), which makes the coverage exactly ``1 - alpha`` up
+        to ``1 / (n + 1)``. With False, ``u = 0``: sets are deterministic and
+        always hold the top class, and the coverage is only bounded below.
+        Ignored by LAC, whose sets are deterministic.
+    k_reg : int, default=1
+        RAPS only: sets up to this size are not penalised.
+    lambda_ : float, default=0.01
+        RAPS only: the penalty per class beyond ``k_reg`` (``lambda_=0`` is
+        APS). Angelopoulos et al. (2021) use ``k_reg`` near the typical rank
+        of the true class and ``lambda_`` in 0.001-0.5.
+    class_conditional : bool, default=False
+        Mondrian conformal prediction: one threshold per class from that
+        class's calibration rows, so every class has coverage ``>= 1 - alpha``
+        (not only on average over classes).
+    input : {"logits", "probs"}, default="logits"
+        What :meth:`fit` and :meth:`predict_sets` are given without
+        ``estimator``: logits (softmax is applied) or probabilities (rows
+        summing to 1). NumPy arrays or torch tensors. Named explicitly rather
+        than guessed: a probability matrix is also a valid logit matrix.
+    estimator : fitted classifier, optional
+        A fitted scikit-learn classifier with ``predict_proba`` (or a
+        :class:`~softmaxkit.SoftmaxClassifier`). Then :meth:`fit` and
+        :meth:`predict_sets` take features ``X``, and labels are the
+        estimator's ``classes_``. It must not have seen the calibration rows.
+    random_state : int, numpy Generator or None, default=None
+        Seed of the uniforms of the randomised scores. With an int, repeated
+        calls give the same sets.
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (C,)
+        Class labels (``0..C-1`` without an estimator).
+    n_classes_ : int
+    n_calibration_ : int
+        Number of calibration rows.
+    calibration_scores_ : ndarray of shape (n_calibration_,)
+        The calibration rows' scores, ascending (within each class, classes
+        in order, when ``class_conditional``).
+    class_counts_ : ndarray of shape (C,)
+        Calibration rows per class.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from softmaxkit.conformal import ConformalClassifier
+    >>> rng = np.random.default_rng(0)
+    >>> logits = rng.normal(size=(500, 4)) * 3
+    >>> y = np.array([rng.choice(4, p=np.exp(z) / np.exp(z).sum()) for z in logits])
+    >>> cp = ConformalClassifier(score="lac").fit(logits[:400], y[:400])
+    >>> sets = cp.predict_sets(logits[400:], alpha=0.1)      # (100, 4) bool
+    >>> sets.shape, sets.dtype
+    ((100, 4), dtype('bool'))
+    >>> cp.predict_sets(logits[400:], alpha=[0.1, 0.05]).shape
+    (100, 4, 2)
+    """
+
+    _param_names = ("score", "randomized", "k_reg", "lambda_", "class_conditional", "input", "random_state")
+
+    def __init__(
+        self,
+        *,
+        score: str = "lac",
+        randomized: bool = True,
+        k_reg: int = 1,
+        lambda_: float = 0.01,
+        class_conditional: bool = False,
+        input: str = "logits",
+        estimator: Any = None,
+        random_state: Any = None,
+    ) -> None:
+        self.score = score
+        self.randomized = randomized
+        self.k_reg = k_reg
+        self.lambda_ = lambda_
+        self.class_conditional = class_conditional
+        self.input = input
+        self.estimator = estimator
+        self.random_state = random_state
+
+    # ---- inputs
+
+    def _options(self) -> tuple[str, int, float]:
+        for name in ("randomized", "class_conditional"):
+            if not isinstance(getattr(self, name), (bool, np.bool_)):
+                raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
+        return _check_score_options(self.score, self.k_reg, self.lambda_)
+
+    def _probs(self, X: Any, name: str) -> np.ndarray:
+        """(n, C) contiguous probabilities from logits, probabilities or the estimator's features."""
+        if self.estimator is not None:
+            if self.input != "logits":
+                raise ValueError("input= applies only without an estimator (the estimator gives probabilities)")
+            if not hasattr(self.estimator, "predict_proba"):
+                raise TypeError(f"estimator {type(self.estimator).__name__} has no predict_proba")
+            name = f"{type(self.estimator).__name__}.predict_proba({name})"
+            p = _checked_probs(self.estimator.predict_proba(X), name)
+        elif check_choice(self.input, INPUTS, "input") == "probs":
+            p = _checked_probs(X, name)
+        else:
+            from softmaxkit.functional import softmax
+
+            p = softmax(check_logits(X, name), axis=-1)
+        return np.ascontiguousarray(p)
+
+    def _label_indices(self, y: Any, n_classes: int, n_rows: int) -> np.ndarray:
+        if self.estimator is None:
+            return check_labels(y, n_classes, n_rows)
+        labels = np.asarray(to_numpy(y))
+        if labels.shape != (n_rows,):
+            raise ValueError(f"y must have shape ({n_rows},), got {labels.shape}")
+        classes = np.asarray(self.estimator.classes_)
+        order = np.argsort(classes, kind="stable")
+        try:
+            pos = np.clip(np.searchsorted(classes[order], labels), 0, len(classes) - 1)
+        except TypeError:  # e.g. integer labels for text classes: numpy cannot order them together
+            raise ValueError(f"y holds {labels.dtype} labels but the estimator's classes_ are "
+                             f"{classes.dtype}: {classes.tolist()[:20]}") from None
+        bad = classes[order][pos] != labels
+        if np.any(bad):
+            i = int(np.argmax(bad))
+            raise ValueError(
+                f"y[{i}] = {labels[i].item()!r} is not one of the estimator's classes_ {classes.tolist()[:20]}"
+            )
+        return order[pos].astype(np.int64)
+
+    def _uniforms(self, n: int, stream: int) -> np.ndarray:
+        """One uniform per row for the randomised scores (zeros when not randomised)."""
+        if self.score == "lac" or not self.randomized:
+            return np.zeros(n)
+        rs = self.random_state
+        if isinstance(rs, np.random.RandomState):
+            rs = int(rs.randint(2**63 - 1, dtype=np.int64))
+        if isinstance(rs, np.random.Generator):
+            return rs.random(n)
+        if rs is None:
+            return np.random.default_rng().random(n)
+        if not isinstance(rs, numbers.Integral) or isinstance(rs, bool) or rs < 0:
+            raise ValueError(f"random_state must be an int >= 0, a numpy Generator or None, got {rs!r}")
+        # Separate streams for calibration (0) and prediction (1) of one seed.
+        return np.random.default_rng([int(rs), stream]).random(n)
+
+    # ---- fit / predict
+
+    def fit(self, X: Any, y: Any) -> "ConformalClassifier":
+        """Learn the calibration scores.
+
+        Parameters
+        ----------
+        X : array-like of shape (n, C)
+            Logits or probabilities of held-out rows (see ``input``), or their
+            features when an ``estimator`` is given.
+        y : array-like of shape (n,)
+            True classes: indices 0..C-1, or the estimator's labels.
+
+        Returns
+        -------
+        self
+        """
+        score, k_reg, lam = self._options()
+        p = self._probs(X, "X")
+        n, c = p.shape
+        if n == 0:
+            raise ValueError("cannot fit a conformal classifier on 0 calibration rows")
+        labels = self._label_indices(y, c, n)
+        scores = _true_class_scores(p, labels, score, self._uniforms(n, 0), k_reg, lam)
+        counts = np.bincount(labels, minlength=c)
+        if self.class_conditional:
+            scores = scores[np.lexsort((scores, labels))]  # by class, then score
+        else:
+            scores = np.sort(scores)
+        self.calibration_scores_ = np.ascontiguousarray(scores)
+        self.class_counts_ = counts.astype(np.int64)
+        self.n_calibration_ = int(n)
+        self.n_classes_ = int(c)
+        self.classes_ = np.asarray(self.estimator.classes_) if self.estimator is not None else np.arange(c)
+        return self
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "calibration_scores_"):
+            raise NotFittedError(f"this {type(self).__name__} is not fitted yet; call fit first")
+
+    def threshold(self, alpha: Any = 0.1) -> Any:
+        """The score threshold ``q`` at each level: a class is in a set when its score is ``<= q``.
+
+        Returns
+        -------
+        float, ndarray (A,), ndarray (C,) or ndarray (C, A)
+            Scalar ``alpha`` without / with ``class_conditional``, then a list
+            of levels without / with it. ``+inf`` (with a
+            :class:`ConformalWarning`) where the level needs more calibration
+            rows than there are. For LAC, a class is in the set when its
+            probability is at least ``1 - q``.
+        """
+        self._check_fitted()
+        alphas, scalar = _check_alpha(alpha)
+        t = self._thresholds(alphas)
+        if not self.class_conditional:
+            t = t[0]
+        return (t[..., 0] if t.ndim == 2 else float(t[0])) if scalar else t
+
+    def _thresholds(self, alphas: np.ndarray) -> np.ndarray:
+        """(C, A) thresholds; the same row for every class unless class-conditional."""
+        c = self.n_classes_
+        if not self.class_conditional:
+            q = _quantiles(self.calibration_scores_, alphas)
+            return np.ascontiguousarray(np.broadcast_to(q, (c, len(alphas))))
+        out = np.empty((c, len(alphas)))
+        stops = np.cumsum(self.class_counts_)
+        for j in range(c):
+            block = self.calibration_scores_[stops[j] - self.class_counts_[j]: stops[j]]
+            out[j] = _quantiles(block, alphas, label=self.classes_[j].item())
+        return out
+
+    def predict_sets(self, X: Any, alpha: Any = 0.1) -> np.ndarray:
+        """The prediction set of each row as a boolean mask.
+
+        Parameters
+        ----------
+        X : array-like of shape (n, C)
+            Logits or probabilities (see ``input``), or features with an ``estimator``.
+        alpha : float or list of float, default=0.1
+            Allowed miss rate: the set holds the true class for at least
+            ``1 - alpha`` of rows. A list gives one set per level from the
+            same calibration.
+
+        Returns
+        -------
+        ndarray of bool
+            Shape (n, C) for a float ``alpha``; (n, C, len(alpha)) for a list
+            (MAPIE's layout). Column ``j`` is class ``classes_[j]``. Sets are
+            nested: a smaller ``alpha`` never gives a smaller set.
+
+        Warns
+        -----
+        ConformalWarning
+            ``ceil((n+1)(1-alpha)) > n``: too few calibration rows for that
+            level, so its sets hold every class.
+        """
+        self._check_fitted()
+        score, k_reg, lam = self._options()
+        alphas, scalar = _check_alpha(alpha)
+        p = self._probs(X, "X")
+        if p.shape[1] != self.n_classes_:
+            raise ValueError(f"X has {p.shape[1]} classes but the conformal classifier was fitted on "
+                             f"{self.n_classes_}")
+        out = _sets(p, self._thresholds(alphas), score, self._uniforms(p.shape[0], 1), k_reg, lam)
+        return out[:, :, 0] if scalar else out
+
+    # ---- persistence (no pickle: JSON params + arrays)
+
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        return {**{k: getattr(self, k) for k in self._param_names}, "estimator": self.estimator}
+
+    def set_params(self, **params: Any) -> "ConformalClassifier":
+        for k, v in params.items():
+            if k not in self._param_names and k != "estimator":
+                raise ValueError(f"unknown parameter {k!r} for {type(self).__name__}")
+            setattr(self, k, v)
+        return self
+
+    def _get_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        self._check_fitted()
+        if self.estimator is not None:
+            raise TypeError(
+                "a ConformalClassifier that wraps an estimator cannot be saved (the estimator is not part of "
+                "the file); save the estimator on its own, and fit the conformal classifier on its "
+                "probabilities with input='probs' to get a savable one"
+            )
+        params = {k: getattr(self, k) for k in self._param_names}
+        rs = params["random_state"]
+        params["random_state"] = int(rs) if isinstance(rs, numbers.Integral) and not isinstance(rs, bool) else None
+        params["randomized"] = bool(params["randomized"])
+        params["class_conditional"] = bool(params["class_conditional"])
+        meta = {"params": params, "n_classes": self.n_classes_}
+        arrays = {"calibration_scores": self.calibration_scores_, "class_counts": self.class_counts_}
+        return meta, arrays
+
+    @classmethod
+    def _from_state(cls, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> "ConformalClassifier":
+        obj = cls(**meta["params"])
+        obj._options()
+        scores = np.asarray(arrays["calibration_scores"], dtype=np.float64)
+        counts = np.asarray(arrays["class_counts"])
+        c = int(meta["n_classes"])
+        if counts.shape != (c,) or counts.dtype.kind not in "iu" or np.any(counts < 0) or counts.sum() != len(scores):
+            raise ValueError("class_counts do not match the calibration scores")
+        if scores.ndim != 1 or not np.all(np.isfinite(scores)):
+            raise ValueError("calibration_scores must be finite and 1-D")
+        obj.calibration_scores_ = np.ascontiguousarray(scores)
+        obj.class_counts_ = counts.astype(np.int64)
+        obj.n_calibration_ = int(len(scores))
+        obj.n_classes_ = c
+        obj.classes_ = np.arange(c)
+        return obj
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={getattr(self, k)!r}" for k in self._param_names)
+        return f"{type(self).__name__}({args})"
+
+
+# --------------------------------------------------------------------------- metrics of sets
+
+
+def _check_sets(y: Any, sets: Any) -> tuple[np.ndarray, np.ndarray]:
+    """``(labels (n,), sets (n, C, A) bool)``; a 2-D mask gets a level axis of 1."""
+    s = np.asarray(to_numpy(sets))
+    if s.dtype != bool:
+        raise TypeError(f"sets must be a boolean mask, got dtype {s.dtype}")
+    if s.ndim not in (2, 3):
+        raise ValueError(f"sets must have shape (n, C) or (n, C, A), got {s.shape}")
+    labels = check_labels(y, s.shape[1], s.shape[0])
+    return labels, (s[:, :, None] if s.ndim == 2 else s)
+
+
+def _squeeze(value: np.ndarray, sets: Any) -> Any:
+    """Drop the level axis again for a 2-D ``sets``: a float for a scalar result."""
+    if np.ndim(sets) == 2:
+        value = value[..., 0]
+        return float(value) if value.ndim == 0 else value
+    return value
+
+
+def coverage(y: Any, sets: Any) -> Any:
+    """Share of rows whose set holds the true class.
+
+    Parameters
+    ----------
+    y : array-like of int, shape (n,)
+    sets : bool array of shape (n, C) or (n, C, A)
+
+    Returns
+    -------
+    float, or ndarray of shape (A,)
+    """
+    labels, s = _check_sets(y, sets)
+    hit = s[np.arange(len(labels)), labels]  # (n, A)
+    return _squeeze(hit.mean(axis=0) if len(labels) else np.full(s.shape[2], np.nan), sets)
+
+
+def class_coverage(y: Any, sets: Any) -> np.ndarray:
+    """Coverage among the rows of each true class: shape (C,) or (C, A); NaN for a class with no rows."""
+    labels, s = _check_sets(y, sets)
+    c = s.shape[1]
+    hit = s[np.arange(len(labels)), labels].astype(np.float64)  # (n, A)
+    counts = np.bincount(labels, minlength=c).astype(np.float64)
+    sums = np.stack([np.bincount(labels, weights=hit[:, a], minlength=c) for a in range(s.shape[2])], axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = sums / counts[:, None]
+    return _squeeze(out, sets)
+
+
+def set_sizes(sets: Any) -> np.ndarray:
+    """Number of classes in each set: shape (n,) or (n, A)."""
+    s = np.asarray(to_numpy(sets))
+    if s.dtype != bool or s.ndim not in (2, 3):
+        raise ValueError(f"sets must be a boolean mask of shape (n, C) or (n, C, A), got {s.dtype} {s.shape}")
+    return s.sum(axis=1)
+
+
+def mean_set_size(sets: Any) -> Any:
+    """Average number of classes per set: float, or (A,) for (n, C, A) sets."""
+    sizes = set_sizes(sets)
+    m = sizes.mean(axis=0)
+    return float(m) if np.ndim(m) == 0 else m
+
+
+def set_size_histogram(sets: Any) -> np.ndarray:
+    """Rows with a set of size 0, 1, ..., C: int array of shape (C + 1,) or (C + 1, A)."""
+    sizes = set_sizes(sets)
+    c = np.shape(sets)[1]
+    if sizes.ndim == 1:
+        return np.bincount(sizes, minlength=c + 1)
+    return np.stack([np.bincount(sizes[:, a], minlength=c + 1) for a in range(sizes.shape[1])], axis=1)
+
+
+def coverage_by_set_size(y: Any, sets: Any) -> np.ndarray:
+    """Coverage among the rows whose set has size 0, 1, ..., C: shape (C + 1,) or (C + 1, A).
+
+    Size-stratified coverage (Angelopoulos et al. 2021, sec. 4): a set method
+    can reach 90% overall by over-covering easy rows (singletons right 99% of
+    the time) while under-covering hard ones. Coverage that stays near
+    ``1 - alpha`` in every size stratum is a sign of adaptive sets. NaN for a
+    size no row has; size 0 always has coverage 0.
+    """
+    labels, s = _check_sets(y, sets)
+    c = s.shape[1]
+    sizes = s.sum(axis=1)  # (n, A)
+    hit = s[np.arange(len(labels)), labels].astype(np.float64)
+    out = np.empty((c + 1, s.shape[2]))
+    for a in range(s.shape[2]):
+        counts = np.bincount(sizes[:, a], minlength=c + 1).astype(np.float64)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out[:, a] = np.bincount(sizes[:, a], weights=hit[:, a], minlength=c + 1) / counts
+    return _squeeze(out, sets)
+
+
+def set_metrics(y: Any, sets: Any, *, alpha: float | None = None, n_calibration: int | None = None,
+                classes: Any = None) -> dict[str, Any]:
+    """All metrics of one level's sets as a JSON-ready dict.
+
+    Parameters
+    ----------
+    y : array-like of int, shape (n,)
+    sets : bool array of shape (n, C)
+    alpha : float, optional
+        The level the sets were made for: adds ``target_coverage = 1 - alpha``.
+    n_calibration : int, optional
+        Calibration rows: adds the guarantee's range
+        ``[1 - alpha, 1 - alpha + 1/(n_calibration + 1)]`` for the expected coverage.
+    classes : sequence, optional
+        Class names for the per-class coverage (default ``0..C-1``).
+
+    Returns
+    -------
+    dict
+        ``n``, ``coverage`` with a Wilson 95% interval (``coverage_ci``: the
+        spread of this test set's coverage), ``mean_size``, ``empty`` and
+        ``singleton`` (shares of rows), ``size_histogram`` and
+        ``coverage_by_size`` (keyed by size, sizes that occur), and
+        ``coverage_by_class`` (keyed by class name).
+    """
+    if np.ndim(sets) != 2:
+        raise ValueError(f"set_metrics takes one level's sets, shape (n, C); got shape {np.shape(sets)}")
+    labels, _ = _check_sets(y, sets)
+    n, c = np.shape(sets)
+    names = [str(v) for v in (classes if classes is not None else range(c))]
+    if len(names) != c:
+        raise ValueError(f"classes has {len(names)} names but the sets have {c} classes")
+    cov = coverage(labels, sets)
+    hist = set_size_histogram(sets)
+    by_size = coverage_by_set_size(labels, sets)
+    by_class = class_coverage(labels, sets)
+    out: dict[str, Any] = {"n": int(n)}
+    if alpha is not None:
+        out["alpha"] = float(alpha)
+        out["target_coverage"] = 1.0 - float(alpha)
+        if n_calibration is not None:
+            out["n_calibration"] = int(n_calibration)
+            out["guaranteed_range"] = [1.0 - float(alpha), min(1.0, 1.0 - float(alpha) + 1.0 / (n_calibration + 1))]
+    out.update({
+        "coverage": cov,
+        "coverage_ci": list(_wilson(cov, n)),
+        "mean_size": mean_set_size(sets),
+        "empty": float(hist[0] / n) if n else math.nan,
+        "singleton": float(hist[1] / n) if n else math.nan,
+        "size_histogram": {str(k): int(v) for k, v in enumerate(hist) if v},
+        "coverage_by_size": {str(k): float(by_size[k]) for k, v in enumerate(hist) if v},
+        "coverage_by_class": {names[j]: (None if math.isnan(by_class[j]) else float(by_class[j])) for j in range(c)},
+    })
+    return out
+
+
+def _wilson(p: float, n: int, z: float = 1.959964) -> tuple[float, float]:
+    """Wilson score interval of a binomial proportion (good near 0 and 1, unlike p +- z se)."""
+    if n == 0:
+        return math.nan, math.nan
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z / (1 + z * z / n) * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def set_labels(sets: Any, classes: Any = None, *, sep: str = "|") -> list[str]:
+    """Each row's set as text: the class names in the set joined by ``sep`` ("" for an empty set).
+
+    Classes are listed in column order.
+    """
+    s = np.asarray(to_numpy(sets))
+    if s.dtype != bool or s.ndim != 2:
+        raise ValueError(f"sets must be a boolean mask of shape (n, C), got {s.dtype} {s.shape}")
+    names = [str(v) for v in (classes if classes is not None else range(s.shape[1]))]
+    return [sep.join(names[j] for j in np.flatnonzero(row)) for row in s]

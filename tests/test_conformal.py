@@ -1,0 +1,748 @@
+"""softmaxkit.conformal: split-conformal prediction sets and their metrics.
+
+The guarantee is tested as a statistical statement: over many random
+calibration/test splits the mean coverage must equal its exact finite-sample
+value ``k / (n + 1)``, ``k = ceil((n+1)(1-alpha))`` (which lies in
+``[1 - alpha, 1 - alpha + 1/(n+1)]``), within a tolerance of 4 Monte-Carlo
+standard errors computed from the splits themselves. An off-by-one in the
+quantile moves the mean by ``1/(n+1)``, about 3 standard errors' worth here, so
+these tests can fail.
+
+Peer: MAPIE 1.6's ``SplitConformalClassifier`` (prefit) on the same
+probabilities. Where the definitions agree the sets are compared exactly;
+where they differ the test says how.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import warnings
+
+import numpy as np
+import pytest
+
+import softmaxkit as sk
+from softmaxkit.conformal import (
+    ConformalClassifier,
+    ConformalWarning,
+    class_coverage,
+    conformal_quantile,
+    conformity_scores,
+    coverage,
+    coverage_by_set_size,
+    mean_set_size,
+    prediction_sets,
+    set_labels,
+    set_metrics,
+    set_size_histogram,
+    set_sizes,
+)
+
+Z_TOL = 4.0  # Monte-Carlo tolerance in standard errors (two-sided p ~ 6e-5 per check)
+
+
+def _softmax(z):
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def _data(rng, n, c=8, scale=2.0):
+    """Logits ``z`` and labels drawn from ``softmax(z)``: the model's probabilities are the true ones."""
+    z = rng.standard_normal((n, c)) * scale
+    y = (rng.random(n)[:, None] > np.cumsum(_softmax(z), axis=1)).sum(axis=1)
+    return z, np.minimum(y, c - 1)
+
+
+def _oracle_scores(p, u, k_reg, lam):
+    """float64 APS/RAPS scores of every class, by a full sort (the definition, written plainly)."""
+    n, c = p.shape
+    out = np.empty((n, c))
+    for i in range(n):
+        order = sorted(range(c), key=lambda j: (-p[i, j], j))
+        before = 0.0
+        for r, j in enumerate(order):
+            out[i, j] = before + u[i] * p[i, j] + lam * max(0, r + 1 - k_reg)
+            before += p[i, j]
+    return out
+
+
+def _exact_expected_coverage(n, alpha):
+    k = math.ceil((n + 1) * (1 - alpha))
+    return k / (n + 1)
+
+
+# --------------------------------------------------------------------------- the guarantee
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        dict(score="lac"),
+        dict(score="aps", randomized=True),
+        dict(score="raps", randomized=True, k_reg=2, lambda_=0.05),
+    ],
+    ids=["lac", "aps", "raps"],
+)
+@pytest.mark.parametrize("alpha", [0.1, 0.2])
+def test_mean_coverage_over_splits_is_the_exact_finite_sample_value(options, alpha):
+    """E[coverage] = k/(n+1) in [1-alpha, 1-alpha+1/(n+1)] for continuous scores, any model.
+
+    The model is deliberately over-confident (it reports 2.5 z for labels drawn
+    from softmax(z)): the guarantee does not need calibrated probabilities.
+    """
+    rng = np.random.default_rng(20)
+    n_cal, n_test, n_splits = 100, 100, 800
+    z, y = _data(rng, 20_000)
+    logits = 2.5 * z
+    cov = np.empty(n_splits)
+    for r in range(n_splits):
+        rows = rng.choice(len(y), n_cal + n_test, replace=False)
+        cal, test = rows[:n_cal], rows[n_cal:]
+        cp = ConformalClassifier(**options, random_state=rng).fit(logits[cal], y[cal])
+        cov[r] = coverage(y[test], cp.predict_sets(logits[test], alpha=alpha))
+    mean, se = cov.mean(), cov.std(ddof=1) / math.sqrt(n_splits)
+    exact = _exact_expected_coverage(n_cal, alpha)
+    assert 1 - alpha <= exact <= 1 - alpha + 1 / (n_cal + 1)
+    assert abs(mean - exact) <= Z_TOL * se, (mean, exact, se)
+    assert mean >= 1 - alpha - Z_TOL * se
+    assert mean <= 1 - alpha + 1 / (n_cal + 1) + Z_TOL * se
+    # the test has the power to see an off-by-one in the quantile rank
+    assert 1 / (n_cal + 1) > 2.5 * se
+
+
+def test_non_randomized_adaptive_sets_keep_the_lower_bound():
+    """u = 0: deterministic sets that always hold the top class; coverage >= 1 - alpha (only a lower bound)."""
+    rng = np.random.default_rng(21)
+    z, y = _data(rng, 20_000, scale=1.0)
+    n_cal, n_splits, alpha = 100, 600, 0.1
+    for score in ("aps", "raps"):
+        cov = np.empty(n_splits)
+        for r in range(n_splits):
+            rows = rng.choice(len(y), 2 * n_cal, replace=False)
+            cp = ConformalClassifier(score=score, randomized=False, k_reg=2).fit(z[rows[:n_cal]], y[rows[:n_cal]])
+            sets = cp.predict_sets(z[rows[n_cal:]], alpha=alpha)
+            assert sets[np.arange(n_cal), np.argmax(z[rows[n_cal:]], axis=1)].all()  # top class always in
+            cov[r] = coverage(y[rows[n_cal:]], sets)
+        assert cov.mean() >= 1 - alpha - Z_TOL * cov.std(ddof=1) / math.sqrt(n_splits)
+
+
+def test_class_conditional_coverage_holds_for_every_class():
+    """Mondrian: each class's coverage is k_c/(n_c+1) in expectation, with n_c that class's calibration rows."""
+    rng = np.random.default_rng(22)
+    c, alpha, n_cal, n_test, n_splits = 4, 0.1, 400, 400, 400
+    # class 3 is rare (about 6% of rows) and hard (flat logits): marginal LAC under-covers it
+    z = rng.standard_normal((40_000, c)) * 2.0
+    z[:, 3] -= 2.0
+    y = np.minimum((rng.random(len(z))[:, None] > np.cumsum(_softmax(z), axis=1)).sum(axis=1), c - 1)
+    gap = {True: [], False: []}
+    for r in range(n_splits):
+        rows = rng.choice(len(y), n_cal + n_test, replace=False)
+        cal, test = rows[:n_cal], rows[n_cal:]
+        for mondrian in (True, False):
+            cp = ConformalClassifier(class_conditional=mondrian).fit(z[cal], y[cal])
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", ConformalWarning)
+                per_class = class_coverage(y[test], cp.predict_sets(z[test], alpha=alpha))
+            n_c = np.bincount(y[cal], minlength=c)
+            expected = np.array([_exact_expected_coverage(k, alpha) if k else 1.0 for k in n_c])
+            gap[mondrian].append(per_class - (expected if mondrian else 1 - alpha))
+    g = np.array(gap[True])  # (splits, classes), NaN where a class had no test row
+    for j in range(c):
+        col = g[~np.isnan(g[:, j]), j]
+        assert abs(col.mean()) <= Z_TOL * col.std(ddof=1) / math.sqrt(len(col)), (j, col.mean())
+    # without Mondrian the rare, hard class is under-covered: the option is needed
+    m = np.array(gap[False])[:, 3]
+    m = m[~np.isnan(m)]
+    assert m.mean() < -Z_TOL * m.std(ddof=1) / math.sqrt(len(m))
+
+
+def test_ties_count_as_inside_so_coverage_holds_with_discrete_scores():
+    """Probabilities on a coarse grid tie a lot; the set rule s <= q (ties in) keeps coverage >= 1 - alpha."""
+    rng = np.random.default_rng(23)
+    table = np.array([[0.7, 0.2, 0.1], [0.5, 0.3, 0.2], [0.4, 0.4, 0.2], [0.1, 0.3, 0.6]])
+    p = table[rng.integers(0, len(table), 20_000)]  # the model's probabilities are the true ones
+    y = np.minimum((rng.random(len(p))[:, None] > np.cumsum(p, axis=1)).sum(axis=1), 2)
+    assert len(np.unique(1 - p[np.arange(len(y)), y])) <= 7  # heavy ties
+    n_cal, n_splits, alpha = 50, 800, 0.1
+    cov = np.empty(n_splits)
+    for r in range(n_splits):
+        rows = rng.choice(len(y), 2 * n_cal, replace=False)
+        cp = ConformalClassifier(input="probs").fit(p[rows[:n_cal]], y[rows[:n_cal]])
+        cov[r] = coverage(y[rows[n_cal:]], cp.predict_sets(p[rows[n_cal:]], alpha=alpha))
+    assert cov.mean() >= 1 - alpha - Z_TOL * cov.std(ddof=1) / math.sqrt(n_splits)
+    # the tie rule, directly: a test score equal to the threshold is in the set
+    cp = ConformalClassifier(input="probs").fit([[0.8, 0.2]] * 3 + [[0.5, 0.5]], [0, 0, 0, 0])
+    assert cp.threshold(0.2) == pytest.approx(0.5)  # k = ceil(5 * 0.8) = 4: the largest of 4 scores
+    assert cp.predict_sets([[0.5, 0.5], [0.49, 0.51]], alpha=0.2).tolist() == [[True, True], [False, True]]
+
+
+def test_lac_gives_the_smallest_sets_on_average():
+    """With the true probabilities, LAC minimises the expected set size at a coverage (Sadinle et al. 2019).
+
+    Compared on the same rows: the paired size differences are positive by
+    many standard errors.
+    """
+    rng = np.random.default_rng(24)
+    z, y = _data(rng, 30_000, c=10, scale=1.5)
+    cal, test = np.arange(10_000), np.arange(10_000, 30_000)
+    sizes = {}
+    for name, options in {"lac": dict(score="lac"), "aps": dict(score="aps"),
+                          "raps": dict(score="raps", k_reg=2, lambda_=0.02),
+                          "aps_det": dict(score="aps", randomized=False)}.items():
+        cp = ConformalClassifier(**options, random_state=0).fit(z[cal], y[cal])
+        sets = cp.predict_sets(z[test], alpha=0.1)
+        assert coverage(y[test], sets) >= 0.9 - 0.01
+        sizes[name] = set_sizes(sets).astype(float)
+    for other in ("aps", "raps", "aps_det"):
+        d = sizes[other] - sizes["lac"]
+        assert d.mean() > Z_TOL * d.std(ddof=1) / math.sqrt(len(d)), (other, d.mean())
+
+
+def test_raps_with_lambda_zero_equals_aps():
+    rng = np.random.default_rng(25)
+    z, y = _data(rng, 3000, c=12)
+    for randomized in (True, False):
+        for mondrian in (True, False):
+            kw = dict(randomized=randomized, class_conditional=mondrian, random_state=5)
+            aps = ConformalClassifier(score="aps", **kw).fit(z[:2000], y[:2000])
+            raps = ConformalClassifier(score="raps", k_reg=3, lambda_=0.0, **kw).fit(z[:2000], y[:2000])
+            np.testing.assert_array_equal(aps.calibration_scores_, raps.calibration_scores_)
+            np.testing.assert_array_equal(aps.predict_sets(z[2000:], [0.05, 0.1, 0.3]),
+                                          raps.predict_sets(z[2000:], [0.05, 0.1, 0.3]))
+    # and lambda > 0 does change them (the comparison above is not vacuous)
+    raps = ConformalClassifier(score="raps", k_reg=1, lambda_=0.2, random_state=5).fit(z[:2000], y[:2000])
+    assert not np.array_equal(raps.predict_sets(z[2000:]), aps.predict_sets(z[2000:]))
+
+
+# --------------------------------------------------------------------------- definitions
+
+
+def test_quantile_is_the_exact_order_statistic():
+    s = np.arange(1.0, 10.0)  # n = 9
+    assert conformal_quantile(s, 0.1) == 9.0  # k = ceil(10 * 0.9) = 9
+    assert conformal_quantile(s, 0.5) == 5.0  # k = ceil(5) = 5
+    assert conformal_quantile(s, 0.55) == 5.0  # ceil(4.5) = 5
+    np.testing.assert_array_equal(conformal_quantile(s[::-1], [0.1, 0.5]), [9.0, 5.0])
+    # rational arithmetic: (n+1)(1-alpha) = 207 exactly for n = 249, alpha = 0.172; the float product is
+    # 207.00000000000003, whose ceiling (208) is one rank too conservative
+    n = 249
+    assert math.ceil((n + 1) * (1 - 0.172)) == 208
+    assert conformal_quantile(np.arange(n, dtype=float), 0.172) == 206.0  # the 207th smallest
+
+
+def test_alpha_too_small_for_n_gives_every_class_with_a_clear_warning():
+    rng = np.random.default_rng(26)
+    z, y = _data(rng, 5, c=3)
+    cp = ConformalClassifier().fit(z, y)
+    too_small = r"alpha=0\.1 is too small for n=5 calibration rows: .* = 6 > n, so every class is in every set"
+    with pytest.warns(ConformalWarning, match=too_small):
+        sets = cp.predict_sets(z, alpha=0.1)
+    assert sets.all()
+    with pytest.warns(ConformalWarning, match=r"alpha >= 1/\(n\+1\) = 0\.1667"):
+        assert cp.threshold(0.1) == math.inf
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert math.isfinite(cp.threshold(0.2))  # ceil(6 * 0.8) = 5 <= 5: fine
+    mondrian = ConformalClassifier(class_conditional=True).fit(z, np.array([0, 0, 0, 1, 2]))
+    with pytest.warns(ConformalWarning) as caught:
+        t = mondrian.threshold(0.3)
+    messages = sorted(str(w.message) for w in caught)
+    assert len(messages) == 2 and "n=1 calibration rows of class 1: " in messages[0]
+    assert "so class 1 is in every set" in messages[0] and "class 2" in messages[1]
+    assert t.shape == (3,) and math.isfinite(t[0]) and math.isinf(t[1])
+
+
+def test_kernels_match_the_plain_definition_including_ties():
+    """Every class's APS/RAPS score from the sort-free kernel equals the oracle, and sets are {s <= q}."""
+    rng = np.random.default_rng(27)
+    p = rng.integers(0, 4, size=(300, 7)).astype(float) + 1e-3  # many ties
+    p /= p.sum(axis=1, keepdims=True)
+    u = rng.random(300)
+    for k_reg, lam in ((1, 0.0), (2, 0.1), (0, 0.5)):
+        score = "aps" if lam == 0 else "raps"
+        oracle = _oracle_scores(p, u, k_reg, lam)
+        for j in range(7):
+            got = conformity_scores(p, np.full(300, j), score=score, u=u, k_reg=k_reg, lambda_=lam)
+            np.testing.assert_allclose(got, oracle[:, j], rtol=0, atol=1e-12)
+        t = np.quantile(oracle, [0.2, 0.5, 0.8])
+        sets = prediction_sets(p, t, score=score, u=u, k_reg=k_reg, lambda_=lam)
+        margin = np.abs(oracle[:, :, None] - t).min()
+        assert margin > 1e-12  # no score on a threshold: the comparison is not decided by rounding
+        np.testing.assert_array_equal(sets, oracle[:, :, None] <= t)
+    lac = prediction_sets(p, 0.6, score="lac")
+    np.testing.assert_array_equal(lac, 1 - p <= 0.6)
+
+
+def test_adaptive_sets_with_many_small_probabilities_match_the_definition():
+    """At 300 classes most probabilities are tiny: the kernel sorts only the classes that can be in a set.
+
+    Thresholds from below 1 to above 1 (RAPS) and +inf (alpha too small) take
+    every branch of that shortcut; the sets must equal the plain definition.
+    """
+    rng = np.random.default_rng(35)
+    z = rng.standard_normal((200, 300)) * 1.5
+    z[np.arange(200), rng.integers(0, 300, 200)] += rng.uniform(0, 12, 200)
+    p = _softmax(z)
+    u = rng.random(200)
+    for k_reg, lam in ((1, 0.0), (5, 0.01), (2, 0.3)):
+        score = "aps" if lam == 0 else "raps"
+        oracle = _oracle_scores(p, u, k_reg, lam)
+        t = np.array([*np.quantile(oracle[np.arange(200), rng.integers(0, 300, 200)], [0.1, 0.5, 0.9]),
+                      0.5, 0.999, 1.5, np.inf])
+        sets = prediction_sets(p, t, score=score, u=u, k_reg=k_reg, lambda_=lam)
+        np.testing.assert_array_equal(sets, oracle[:, :, None] <= t)
+        assert 1 < set_sizes(sets[:, :, 4]).mean() < 299
+
+
+def test_sets_are_nested_in_alpha_and_adaptive_sets_are_prefixes():
+    rng = np.random.default_rng(28)
+    z, y = _data(rng, 4000, c=10)
+    alphas = [0.02, 0.05, 0.1, 0.2, 0.4]
+    for score in ("lac", "aps", "raps"):
+        for mondrian in (False, True):
+            cp = ConformalClassifier(score=score, class_conditional=mondrian, random_state=1).fit(z[:2000], y[:2000])
+            sets = cp.predict_sets(z[2000:], alphas)
+            assert not np.any(sets[:, :, 1:] & ~sets[:, :, :-1])  # larger alpha -> subset
+            single = cp.predict_sets(z[2000:], 0.1)
+            np.testing.assert_array_equal(single, sets[:, :, 2])  # same uniforms for a list or a float
+    cp = ConformalClassifier(score="aps", random_state=1).fit(z[:2000], y[:2000])
+    sets = cp.predict_sets(z[2000:], 0.1)
+    rank = np.argsort(np.argsort(-z[2000:], axis=1, kind="stable"), axis=1)
+    assert np.array_equal(sets, rank < set_sizes(sets)[:, None])
+
+
+def test_inputs_logits_probs_torch_and_estimators_agree():
+    rng = np.random.default_rng(29)
+    z, y = _data(rng, 1200, c=5)
+    ref = ConformalClassifier(score="aps", random_state=3).fit(z[:800], y[:800]).predict_sets(z[800:], [0.1, 0.2])
+    p = _softmax(z)
+    via_probs = ConformalClassifier(score="aps", input="probs", random_state=3).fit(p[:800], y[:800])
+    np.testing.assert_array_equal(via_probs.predict_sets(p[800:], [0.1, 0.2]), ref)
+    torch = pytest.importorskip("torch")
+    via_torch = ConformalClassifier(score="aps", random_state=3).fit(torch.from_numpy(z[:800]),
+                                                                     torch.from_numpy(y[:800]))
+    np.testing.assert_array_equal(via_torch.predict_sets(torch.from_numpy(z[800:]), [0.1, 0.2]), ref)
+    f32 = ConformalClassifier(score="lac").fit(z[:800].astype(np.float32), y[:800])
+    f64 = ConformalClassifier(score="lac").fit(z[:800], y[:800])
+    np.testing.assert_allclose(f32.calibration_scores_, f64.calibration_scores_, atol=1e-6)
+
+
+def test_wraps_a_fitted_sklearn_classifier_and_softmaxclassifier_with_text_labels():
+    from sklearn.datasets import load_iris
+    from sklearn.linear_model import LogisticRegression
+
+    X, y_idx = load_iris(return_X_y=True)
+    names = np.array(["setosa", "versicolor", "virginica"])[y_idx]
+    rng = np.random.default_rng(30)
+    rows = rng.permutation(len(y_idx))
+    tr, cal, te = rows[:60], rows[60:105], rows[105:]
+    for model in (LogisticRegression(max_iter=1000), sk.SoftmaxClassifier(random_state=0, max_iter=300)):
+        model.fit(X[tr], names[tr])
+        cp = ConformalClassifier(estimator=model).fit(X[cal], names[cal])
+        assert list(cp.classes_) == ["setosa", "versicolor", "virginica"]
+        sets = cp.predict_sets(X[te], alpha=0.1)
+        same = ConformalClassifier(input="probs").fit(model.predict_proba(X[cal]), y_idx[cal])
+        np.testing.assert_array_equal(sets, same.predict_sets(model.predict_proba(X[te]), alpha=0.1))
+        with pytest.raises(ValueError, match=r"y\[0\] = 'rose' is not one of the estimator's classes_"):
+            ConformalClassifier(estimator=model).fit(X[:2], np.array(["rose", "setosa"]))
+        with pytest.raises(TypeError, match="cannot be saved"):
+            cp.save("unused.npz")
+
+
+def test_save_load_round_trip_without_pickle(tmp_path):
+    rng = np.random.default_rng(31)
+    z, y = _data(rng, 1000, c=6)
+    for options in (dict(score="lac"), dict(score="raps", k_reg=2, lambda_=0.1, class_conditional=True)):
+        cp = ConformalClassifier(**options, random_state=4).fit(z[:600], y[:600])
+        for suffix in (".npz", ".safetensors"):
+            if suffix == ".safetensors":
+                pytest.importorskip("safetensors")
+            path = cp.save(tmp_path / f"cp{suffix}")
+            back = sk.load(path)
+            assert isinstance(back, ConformalClassifier)
+            assert back.get_params() == cp.get_params()
+            np.testing.assert_array_equal(back.predict_sets(z[600:], [0.1, 0.3]), cp.predict_sets(z[600:], [0.1, 0.3]))
+    with np.load(tmp_path / "cp.npz", allow_pickle=False) as data:  # loads with pickle disabled
+        assert "calibration_scores" in data.files
+    from softmaxkit.io import ModelFileError, save_state
+
+    save_state(tmp_path / "bad.npz", kind="ConformalClassifier", meta={"params": {}, "n_classes": 6},
+               arrays={"calibration_scores": np.ones(3), "class_counts": np.ones(6, dtype=np.int64)})
+    with pytest.raises(ModelFileError, match="class_counts do not match"):
+        sk.load(tmp_path / "bad.npz")
+
+
+def test_bad_input_raises_clear_errors():
+    rng = np.random.default_rng(32)
+    z, y = _data(rng, 50, c=3)
+    with pytest.raises(ValueError, match="score must be one of"):
+        ConformalClassifier(score="naive").fit(z, y)
+    with pytest.raises(ValueError, match="k_reg must be an int >= 0"):
+        ConformalClassifier(score="raps", k_reg=-1).fit(z, y)
+    with pytest.raises(ValueError, match="lambda_ must be a finite float >= 0"):
+        ConformalClassifier(score="raps", lambda_=-0.1).fit(z, y)
+    with pytest.raises(ValueError, match="input must be one of"):
+        ConformalClassifier(input="scores").fit(z, y)
+    with pytest.raises(ValueError, match=r"y contains class index 3 at position \[1\]"):
+        ConformalClassifier().fit(z[:2], [0, 3])
+    with pytest.raises(ValueError, match="not fitted"):
+        ConformalClassifier().predict_sets(z)
+    cp = ConformalClassifier().fit(z, y)
+    for bad in (0.0, 1.0, -0.1, 1.5, "0.1", [], [0.1, 2.0], True, None):
+        with pytest.raises(ValueError, match="alpha"):
+            cp.predict_sets(z, alpha=bad)
+    with pytest.raises(ValueError, match="X has 4 classes but the conformal classifier was fitted on 3"):
+        cp.predict_sets(np.zeros((2, 4)))
+    with pytest.raises(ValueError, match="X must be finite probabilities in"):
+        ConformalClassifier(input="probs").fit(z, y)
+    with pytest.raises(ValueError, match=r"rows of X must sum to 1 \(within 0.001 for float64\); row 0"):
+        ConformalClassifier(input="probs").fit(np.full((3, 3), 0.5), [0, 1, 2])
+    with pytest.raises(ValueError, match=r"NaN or \+inf; found nan at position \(0, 1\)"):
+        cp.predict_sets([[0.0, np.nan, 1.0]])
+    with pytest.raises(ValueError, match=r"u must hold numbers in \[0, 1\]; u\[1\] = 2.0"):
+        conformity_scores(_softmax(z[:2]), y[:2], score="aps", u=[0.5, 2.0])
+
+
+# --------------------------------------------------------------------------- metrics
+
+
+def test_set_metrics_on_a_hand_computed_example():
+    sets = np.array([[1, 0, 0], [1, 1, 0], [0, 0, 0], [1, 1, 1], [0, 1, 0]], dtype=bool)
+    y = np.array([0, 2, 1, 2, 0])
+    assert coverage(y, sets) == pytest.approx(2 / 5)  # rows 0 and 3
+    np.testing.assert_allclose(class_coverage(y, sets), [0.5, 0.0, 0.5])
+    np.testing.assert_array_equal(set_sizes(sets), [1, 2, 0, 3, 1])
+    assert mean_set_size(sets) == pytest.approx(7 / 5)
+    np.testing.assert_array_equal(set_size_histogram(sets), [1, 2, 1, 1])
+    np.testing.assert_allclose(coverage_by_set_size(y, sets), [0.0, 0.5, 0.0, 1.0])
+    assert set_labels(sets, ["a", "b", "c"]) == ["a", "a|b", "", "a|b|c", "b"]
+    m = set_metrics(y, sets, alpha=0.1, n_calibration=99, classes=["a", "b", "c"])
+    assert m["coverage"] == pytest.approx(0.4) and m["mean_size"] == pytest.approx(1.4)
+    assert m["guaranteed_range"] == pytest.approx([0.9, 0.91])
+    assert m["size_histogram"] == {"0": 1, "1": 2, "2": 1, "3": 1}
+    assert m["coverage_by_class"] == {"a": 0.5, "b": 0.0, "c": 0.5}
+    assert m["empty"] == pytest.approx(0.2) and m["singleton"] == pytest.approx(0.4)
+    lo, hi = m["coverage_ci"]
+    assert lo < 0.4 < hi
+    json.dumps(m)  # JSON-ready
+    # a class with no rows has NaN coverage (None in the dict), not 0
+    assert np.isnan(class_coverage([0, 0], sets[:2])[2])
+    assert set_metrics([0, 0], sets[:2])["coverage_by_class"]["2"] is None
+    # (n, C, A) masks give one value per level
+    stacked = np.stack([sets, np.ones_like(sets)], axis=2)
+    np.testing.assert_allclose(coverage(y, stacked), [0.4, 1.0])
+    np.testing.assert_allclose(mean_set_size(stacked), [1.4, 3.0])
+    assert set_size_histogram(stacked).shape == (4, 2)
+
+
+# --------------------------------------------------------------------------- MAPIE
+
+
+def _mapie(score, probs_cal, y_cal, alphas, seed, **predict):
+    """MAPIE 1.6 SplitConformalClassifier on a prefit pass-through model whose features are the probabilities."""
+    pytest.importorskip("mapie")
+    from mapie.classification import SplitConformalClassifier
+    from sklearn.base import BaseEstimator, ClassifierMixin
+
+    class Passthrough(ClassifierMixin, BaseEstimator):
+        def fit(self, X, y):
+            return self
+
+        def predict_proba(self, X):
+            return np.asarray(X)
+
+        def predict(self, X):
+            return np.argmax(X, axis=1)
+
+        def __sklearn_is_fitted__(self):
+            return True
+
+    model = Passthrough()
+    model.classes_ = np.arange(probs_cal.shape[1])
+    mp = SplitConformalClassifier(estimator=model, confidence_level=[1 - a for a in alphas],
+                                  conformity_score=score, prefit=True, random_state=seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        mp.conformalize(probs_cal, y_cal)
+    return mp
+
+
+def _mapie_sets(mp, probs, **params):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return mp.predict_set(probs, conformity_score_params=params)[1]
+
+
+def _mapie_quantiles(mp):
+    """MAPIE's thresholds (set by its last ``predict_set``)."""
+    return np.ravel(mp._mapie_classifier.conformity_score_function_.quantiles_)
+
+
+@pytest.fixture(scope="module")
+def mapie_data():
+    rng = np.random.default_rng(33)
+    z, y = _data(rng, 1500, c=6)
+    p = _softmax(2.0 * z)  # over-confident model
+    return p[:900], y[:900], p[900:], y[900:]
+
+
+def test_lac_matches_mapie_exactly(mapie_data):
+    pc, yc, pt, _ = mapie_data
+    alphas = [0.05, 0.1, 0.2]
+    mp = _mapie("lac", pc, yc, alphas, seed=0)
+    ours = ConformalClassifier(input="probs").fit(pc, yc)
+    np.testing.assert_array_equal(ours.predict_sets(pt, alphas), _mapie_sets(mp, pt))
+    np.testing.assert_allclose(ours.threshold(alphas), _mapie_quantiles(mp))
+
+
+def test_aps_matches_mapie_with_the_same_uniforms(mapie_data):
+    """MAPIE always randomises the APS calibration score: ``cumsum_including_y - u p_y`` = ours with ``1 - u``.
+
+    * ``include_last_label="randomized"`` keeps the label that crosses the
+      threshold when ``cumsum - u' p <= q``: our randomised rule with ``1 - u'``.
+      Equal sets.
+    * ``include_last_label=True`` (MAPIE's default) always keeps it: our rule
+      with ``u = 0`` at prediction. Equal sets, given MAPIE's (randomised)
+      threshold. Our ``randomized=False`` also calibrates with ``u = 0``, so its
+      threshold is smaller than MAPIE's and its sets are subsets: MAPIE's
+      default mixes a randomised calibration with a deterministic set, which
+      over-covers.
+    * ``include_last_label=False`` drops the crossing label but keeps at least
+      one; no score of ours defines that set.
+    MAPIE draws ``u`` from ``RandomState(seed).uniform`` at calibration and
+    again at prediction, so the test rebuilds the same draws.
+    """
+    pc, yc, pt, yt = mapie_data
+    alphas, seed = [0.05, 0.1, 0.2], 11
+    mp = _mapie("aps", pc, yc, alphas, seed)
+    u_cal = 1 - np.random.RandomState(seed).uniform(size=len(yc))
+    u_test = 1 - np.random.RandomState(seed).uniform(size=len(pt))
+    scores = conformity_scores(pc, yc, score="aps", u=u_cal)
+    np.testing.assert_allclose(scores, np.ravel(mp.conformity_scores), atol=1e-12)
+    q = conformal_quantile(scores, alphas)
+    np.testing.assert_array_equal(prediction_sets(pt, q, score="aps", u=u_test),
+                                  _mapie_sets(mp, pt, include_last_label="randomized"))
+    np.testing.assert_allclose(q, _mapie_quantiles(mp))
+    mapie_default = _mapie_sets(mp, pt)
+    np.testing.assert_array_equal(prediction_sets(pt, q, score="aps", u=None), mapie_default)
+    ours_det = ConformalClassifier(score="aps", randomized=False, input="probs").fit(pc, yc).predict_sets(pt, alphas)
+    assert not np.any(ours_det & ~mapie_default)
+    assert ours_det.sum() < mapie_default.sum()
+
+
+def test_raps_matches_mapie_given_its_k_lambda_and_split(mapie_data):
+    """MAPIE's RAPS is not RAPS with given k_reg and lambda: it holds out part of the calibration rows
+    (``StratifiedShuffleSplit`` with ``test_size=None``, i.e. 10%: the ``size_raps=0.2`` default is
+    overwritten by ``None`` inside ``SplitConformalClassifier``) to pick ``k_star`` (the quantile of the
+    true label's rank, + 1) and ``lambda_star`` (the value in {0.001, 0.01, 0.1, 0.2, 0.5} with the
+    smallest sets). Given those choices and the same 90% of rows, the randomised sets agree.
+
+    Two more differences: with ``include_last_label=True`` MAPIE adds the crossing label with the
+    penalty of the rank before it (a score we do not define), and its randomised V divides by
+    ``p_L - lambda (L - k)^+ + lambda [L > k]`` instead of the paper's ``p_L``, which matters only for
+    sets longer than ``k_star + 1``, so those rows are left out of the comparison.
+    """
+    from sklearn.model_selection import StratifiedShuffleSplit
+
+    pc, yc, pt, _ = mapie_data
+    alphas, seed = [0.1, 0.2], 12
+    mp = _mapie("raps", pc, yc, alphas, seed)
+    mapie_sets = _mapie_sets(mp, pt, include_last_label="randomized")
+    fn = mp._mapie_classifier.conformity_score_function_
+    keep, _ = next(StratifiedShuffleSplit(n_splits=1, test_size=None, random_state=seed).split(pc, yc))
+    assert len(np.ravel(mp.conformity_scores)) == len(keep)
+    u_cal = 1 - np.random.RandomState(seed).uniform(size=len(keep))
+    u_test = 1 - np.random.RandomState(seed).uniform(size=len(pt))
+    k_star = np.broadcast_to(fn.k_star, len(alphas))
+    lam_star = np.broadcast_to(fn.lambda_star, len(alphas))
+    compared = 0
+    for a, alpha in enumerate(alphas):
+        kw = dict(score="raps", k_reg=int(k_star[a]), lambda_=float(lam_star[a]))
+        q = conformal_quantile(conformity_scores(pc[keep], yc[keep], u=u_cal, **kw), alpha)
+        assert q == pytest.approx(fn.quantiles_[a], abs=1e-12)
+        ours = prediction_sets(pt, q, u=u_test, **kw)
+        short = mapie_sets[:, :, a].sum(axis=1) <= k_star[a] + 1
+        np.testing.assert_array_equal(ours[short], mapie_sets[short, :, a])
+        compared += short.sum()
+    assert compared > 0.8 * len(pt) * len(alphas)
+
+
+def test_mapie_refuses_levels_we_answer_and_rounds_the_rank_up():
+    """Where the quantile conventions differ.
+
+    * MAPIE requires ``n >= 1/alpha``; n = 9, alpha = 0.1 is refused there, while
+      ``ceil(10 * 0.9) = 9 <= 9`` is a valid (finite) threshold: the largest score.
+    * MAPIE forms ``ceil((n+1)(1-alpha))`` in floating point; for n = 249, alpha =
+      0.172 it takes the 208th smallest score where the exact rank is 207.
+    """
+    rng = np.random.default_rng(34)
+    z, y = _data(rng, 300, c=3)
+    p = _softmax(z)
+    mp = _mapie("lac", p[:9], y[:9], [0.1], seed=0)
+    with pytest.raises(ValueError, match="Number of samples of the score is too low"):
+        _mapie_sets(mp, p[9:])
+    ours = ConformalClassifier(input="probs").fit(p[:9], y[:9])
+    assert ours.threshold(0.1) == pytest.approx(np.max(1 - p[np.arange(9), y[:9]]))
+    mp = _mapie("lac", p[:249], y[:249], [0.172], seed=0)
+    _mapie_sets(mp, p[249:])
+    s = np.sort(1 - p[np.arange(249), y[:249]])
+    assert _mapie_quantiles(mp)[0] == s[207]
+    assert ConformalClassifier(input="probs").fit(p[:249], y[:249]).threshold(0.172) == s[206]
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def _cli(capsys, *argv):
+    from softmaxkit.cli import main
+
+    rc = main(list(argv))
+    out = capsys.readouterr()
+    return rc, out.out, out.err
+
+
+@pytest.fixture(scope="module")
+def cli_files(tmp_path_factory):
+    """Held-out logits and labels of a 5-class model (as a user's network would write them)."""
+    d = tmp_path_factory.mktemp("conformal_cli")
+    rng = np.random.default_rng(36)
+    z, y = _data(rng, 1200, c=5)
+    np.save(d / "logits.npy", (2 * z).astype(np.float32))
+    np.save(d / "labels.npy", y)
+    return d
+
+
+def test_cli_calibrate_conformal_saves_a_predictor_and_reports_its_sets(capsys, cli_files, tmp_path):
+    logits, labels = str(cli_files / "logits.npy"), str(cli_files / "labels.npy")
+    rc, out, err = _cli(capsys, "calibrate", "--logits", logits, "--labels", labels, "--out", str(tmp_path / "cal.npz"),
+                        "--holdout", "0.5", "--conformal", "0.1,0.05", "--conformal-score", "aps",
+                        "--report", str(tmp_path / "rep"), "--json")
+    assert rc == 0, err
+    result = json.loads(out)
+    cp = sk.load(tmp_path / "cal.conformal.npz")  # the default path: next to --out
+    assert isinstance(cp, ConformalClassifier) and cp.score == "aps" and cp.n_calibration_ == 600
+    levels = result["conformal"]["levels"]
+    assert set(levels) == {"90%", "95%"}
+    # the reported numbers are the library's, on the held-out half (the rows not used for fitting)
+    z, y = np.load(logits), np.load(labels)
+    from sklearn.model_selection import train_test_split
+
+    fit_rows, eval_rows = train_test_split(np.arange(len(y)), test_size=0.5, random_state=0)
+    sets = cp.predict_sets(z[eval_rows], alpha=[0.1, 0.05])
+    assert levels["90%"]["coverage"] == pytest.approx(coverage(y[eval_rows], sets[:, :, 0]))
+    assert levels["95%"]["mean_size"] == pytest.approx(mean_set_size(sets[:, :, 1]))
+    assert levels["90%"]["guaranteed_range"] == pytest.approx([0.9, 0.9 + 1 / 601])
+    page = (tmp_path / "rep" / "report.html").read_text()
+    assert "Prediction sets with guaranteed coverage" in page and "Size-stratified coverage" in page
+    assert json.loads((tmp_path / "rep" / "metrics.json").read_text())["conformal"]["score"] == "aps"
+
+
+def test_cli_predict_writes_each_rows_set_and_evaluate_scores_them(capsys, cli_files, tmp_path):
+    from sklearn.datasets import load_iris
+
+    from softmaxkit.cli._adapters import class_logits
+    from softmaxkit.data import read_columns, write_columns
+
+    X, y = load_iris(return_X_y=True)
+    names = np.array(["setosa", "versicolor", "virginica"])[y]
+    rows = np.random.default_rng(37).permutation(len(y))
+    feats = lambda r: {**{f"f{j}": X[r, j] for j in range(4)}, "species": names[r]}  # noqa: E731
+    write_columns(tmp_path / "train.csv", feats(rows[:60]))
+    write_columns(tmp_path / "test.csv", feats(rows[100:]))
+    assert _cli(capsys, "fit", str(tmp_path / "train.csv"), "--target", "species", "--out",
+                str(tmp_path / "model.npz"), "--quiet")[0] == 0
+    model = sk.load(tmp_path / "model.npz")
+    cal_logits = class_logits(model, X[rows[60:100]])
+    cal_y = np.searchsorted(model.classes_, names[rows[60:100]])
+    np.save(tmp_path / "cal_logits.npy", cal_logits)
+    np.save(tmp_path / "cal_labels.npy", cal_y)
+    assert _cli(capsys, "calibrate", "--logits", str(tmp_path / "cal_logits.npy"), "--labels",
+                str(tmp_path / "cal_labels.npy"), "--out", str(tmp_path / "cal.npz"), "--conformal", "0.1",
+                "--conformal-out", str(tmp_path / "sets.npz"), "--quiet")[0] == 0
+    rc, out, err = _cli(capsys, "predict", str(tmp_path / "model.npz"), str(tmp_path / "test.csv"), "--target",
+                        "species", "--conformal", str(tmp_path / "sets.npz"), "--sets", "0.1,0.2",
+                        "--out", str(tmp_path / "pred.csv"), "--json")
+    assert rc == 0, err
+    cols = read_columns(tmp_path / "pred.csv")
+    expected = sk.load(tmp_path / "sets.npz").predict_sets(class_logits(model, X[rows[100:]]), alpha=[0.1, 0.2])
+    assert list(np.asarray(cols["set_90"], dtype=str)) == [
+        "|".join(str(c) for c, keep in zip(model.classes_, row) if keep) for row in expected[:, :, 0]]
+    np.testing.assert_array_equal(np.asarray(cols["set_size_80"]), expected[:, :, 1].sum(axis=1))
+    assert json.loads(out)["conformal"]["levels"]["90%"]["n"] == 50
+    # .npz holds the text column as a plain string array: it loads without pickle
+    assert _cli(capsys, "predict", str(tmp_path / "model.npz"), str(tmp_path / "test.csv"), "--target", "species",
+                "--conformal", str(tmp_path / "sets.npz"), "--sets", "0.1", "--out", str(tmp_path / "p.npz"),
+                "--quiet")[0] == 0
+    with np.load(tmp_path / "p.npz", allow_pickle=False) as data:
+        np.testing.assert_array_equal(data["set_90"], cols["set_90"])
+    # numbers-only output (.safetensors): one 0/1 column per class instead of the names
+    pytest.importorskip("safetensors")
+    from safetensors.numpy import load_file
+
+    assert _cli(capsys, "predict", str(tmp_path / "model.npz"), str(tmp_path / "test.csv"), "--target", "species",
+                "--conformal", str(tmp_path / "sets.npz"), "--sets", "0.1", "--out", str(tmp_path / "p.safetensors"),
+                "--quiet")[0] == 0
+    np.testing.assert_array_equal(load_file(tmp_path / "p.safetensors")["in_set_90_virginica"], expected[:, 2, 0])
+    # evaluate: the sets of given logits, scored against labels
+    rc, out, err = _cli(capsys, "evaluate", "--logits", str(tmp_path / "cal_logits.npy"), "--labels",
+                        str(tmp_path / "cal_labels.npy"), "--conformal", str(tmp_path / "sets.npz"), "--sets", "0.1",
+                        "--json")
+    assert rc == 0, err
+    m = json.loads(out)["conformal"]["levels"]["90%"]
+    cal_sets = sk.load(tmp_path / "sets.npz").predict_sets(cal_logits, alpha=0.1)
+    assert m == set_metrics(cal_y, cal_sets, alpha=0.1, n_calibration=40, classes=range(3))
+
+
+def test_cli_set_options_fail_early_and_clearly(capsys, cli_files, tmp_path):
+    logits, labels = str(cli_files / "logits.npy"), str(cli_files / "labels.npy")
+    rc, _, err = _cli(capsys, "evaluate", "--logits", logits, "--labels", labels, "--sets", "0.1")
+    assert rc == 1 and "--sets needs --conformal FILE" in err
+    assert _cli(capsys, "calibrate", "--logits", logits, "--labels", labels, "--out", str(tmp_path / "c.npz"),
+                "--quiet")[0] == 0
+    rc, _, err = _cli(capsys, "evaluate", "--logits", logits, "--labels", labels, "--conformal",
+                      str(tmp_path / "c.npz"), "--sets", "0.1")
+    assert rc == 1 and "holds a TemperatureScaling, but --conformal needs a ConformalClassifier" in err
+    with pytest.raises(SystemExit) as exit_info:
+        _cli(capsys, "evaluate", "--logits", logits, "--labels", labels, "--sets", "0.1,1.5")
+    assert exit_info.value.code == 2 and "strictly between 0 and 1" in capsys.readouterr().err
+    for bad, message in ((logits, "unsupported extension '.npy'"), (str(tmp_path / "d.npz"), "is also --out")):
+        rc, _, err = _cli(capsys, "calibrate", "--logits", logits, "--labels", labels, "--out",
+                          str(tmp_path / "d.npz"), "--conformal", "0.1", "--conformal-out", bad)
+        assert rc == 1 and "--conformal-out" in err and message in err
+        assert not (tmp_path / "d.npz").exists()  # nothing written before the check
+    rc, _, err = _cli(capsys, "calibrate", "--logits", logits, "--labels", labels, "--out", str(tmp_path / "e.npz"),
+                      "--conformal-out", str(tmp_path / "f.npz"))
+    assert rc == 1 and "--conformal-out needs --conformal ALPHA" in err
+
+
+def test_cli_demo_shows_the_90_and_95_percent_sets(capsys, tmp_path):
+    rc, out, err = _cli(capsys, "demo", "--out", str(tmp_path / "demo"), "--json")
+    assert rc == 0, err
+    result = json.loads(out)
+    sets = result["conformal"]
+    assert set(sets["levels"]) == {"90%", "95%"} and sets["n_calibration"] == result["n_calibration"]
+    for case in result["cases"]:
+        assert set(case["sets"]) == {"90%", "95%"}
+        for text in case["sets"].values():
+            assert text in ("malignant", "benign", "both: cannot tell", "none")
+    page = (tmp_path / "demo" / "report.html").read_text()
+    assert "Prediction sets: which answers can the model not rule out?" in page
+    assert "set at 90%" in page and "set at 95%" in page
+    assert "means &quot;we cannot tell&quot;" in page or 'means "we cannot tell"' in page
+    # the demo's sets are the library's: LAC on the calibration rows' raw logits
+    m = sets["levels"]["95%"]
+    assert m["guaranteed_range"][0] == 0.95 and 0 <= m["coverage"] <= 1
+
+
+def test_bfloat16_probabilities_are_accepted():
+    """The row-sum tolerance follows the caller's dtype: softmaxkit's own bfloat16 softmax
+    output fits and predicts (its rows sum to 1 only within bfloat16 rounding)."""
+    torch = pytest.importorskip("torch")
+    gen = torch.Generator().manual_seed(0)
+    logits = torch.randn(400, 2, generator=gen).to(torch.bfloat16)
+    probs = sk.softmax(logits)
+    assert float((probs.float().sum(-1) - 1).abs().max()) > 1e-3  # the case the fixed 1e-3 refused
+    y = torch.randint(0, 2, (400,), generator=gen).numpy()
+    sets = ConformalClassifier(input="probs").fit(probs, y).predict_sets(probs, alpha=0.1)
+    assert sets.shape == (400, 2)
