@@ -539,7 +539,13 @@ def _check_finite_matrix(path: Path, arr: np.ndarray, *, what: str) -> None:
 
 
 def encode_labels(
-    labels: np.ndarray, classes: Any, *, path: str | os.PathLike, column: str | None = None, rows: Any = None
+    labels: np.ndarray,
+    classes: Any,
+    *,
+    path: str | os.PathLike,
+    column: str | None = None,
+    rows: Any = None,
+    problem: str = "is not a class",
 ) -> np.ndarray:
     """Class indices of ``labels`` given as class names ``classes``.
 
@@ -564,7 +570,7 @@ def encode_labels(
         value = labels[row].item() if hasattr(labels[row], "item") else labels[row]
         near = [n for n in names if n.strip().casefold() == str(value).strip().casefold()]
         hint = f"; did you mean {near[0]!r}?" if near else ""
-        raise DataFileError(location(Path(path), file_row, column) + f"label {value!r} is not a class ({shown}){hint}")
+        raise DataFileError(location(Path(path), file_row, column) + f"label {value!r} {problem} ({shown}){hint}")
     return out
 
 

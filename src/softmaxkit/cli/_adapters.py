@@ -8,6 +8,7 @@ fix here. Every function takes and returns plain NumPy arrays and dicts.
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -29,6 +30,81 @@ def new_classifier(
     return SoftmaxClassifier(
         hidden_layer_sizes=hidden, alpha=alpha, max_iter=max_iter, random_state=random_state, verbose=verbose
     )
+
+
+def check_classifier_params(**params: Any) -> None:
+    """Refuse bad hyper-parameters before any data is read: the estimator's own checks.
+
+    Raises ``ValueError`` naming the parameter (the CLI turns it into a usage error).
+    """
+    from softmaxkit import SoftmaxClassifier
+
+    SoftmaxClassifier(**params)._check_params()
+
+
+def remember_columns(model: Any, feature_names: list[str] | None, target_name: str | None) -> None:
+    """Store the training file's column names in the model, so that ``predict`` selects by name.
+
+    Set after every use of the model on plain arrays (scikit-learn warns when
+    arrays without names meet a model fitted with names).
+    """
+    if feature_names is not None:
+        model.feature_names_in_ = np.asarray(feature_names, dtype=object)
+    model.target_name_ = target_name
+
+
+@dataclass(frozen=True)
+class SavedModel:
+    """A saved SoftmaxClassifier, read for prediction only.
+
+    ``softmaxkit predict`` needs the weights, the classes and the column
+    names, not the estimator: reading the state directly keeps scikit-learn
+    (about a second of imports) off that path. The logits come from the same
+    forward pass as :meth:`SoftmaxClassifier.predict_proba`
+    (:func:`softmaxkit._mlp.predict_logits`).
+    """
+
+    path: str
+    classes: np.ndarray  # (K,)
+    n_features: int
+    feature_names: list[str] | None
+    target_name: str | None
+    coefs: list[np.ndarray]
+    intercepts: list[np.ndarray]
+    activation: str
+
+    def logits(self, X: np.ndarray) -> np.ndarray:
+        """(n, K) float64 logits; :class:`~softmaxkit._mlp.FeatureOverflowError` on overflow."""
+        from softmaxkit._mlp import predict_logits
+
+        return predict_logits(self.coefs, self.intercepts, self.activation, X)
+
+
+def load_model(path: str) -> SavedModel:
+    """Read a model saved by ``fit`` (or ``SoftmaxClassifier.save``) without loading scikit-learn."""
+    from softmaxkit.io import ModelFileError, read_state
+
+    kind, meta, arrays = read_state(path)
+    if kind != "SoftmaxClassifier":
+        raise CLIError(f"{path}: holds a {kind}, but MODEL needs a SoftmaxClassifier")
+    try:
+        record = meta["classes"]
+        classes = np.asarray(record["values"], dtype=object if record["object"] else None)
+        n_layers = int(meta["n_layers"])
+        coefs = [np.asarray(arrays[f"coef_{i}"], dtype=np.float64) for i in range(n_layers)]
+        intercepts = [np.asarray(arrays[f"intercept_{i}"], dtype=np.float64) for i in range(n_layers)]
+        n_features = int(meta["n_features_in"])
+        activation = str(meta["params"].get("activation", "relu"))
+        sizes = [n_features, *(w.shape[1] for w in coefs)]
+        ok = all(w.shape == (sizes[i], sizes[i + 1]) and b.shape == (sizes[i + 1],)
+                 for i, (w, b) in enumerate(zip(coefs, intercepts))) and sizes[-1] == len(classes)
+    except (KeyError, TypeError, ValueError, IndexError) as exc:
+        raise ModelFileError(f"{path}: corrupted SoftmaxClassifier state ({exc})") from None
+    if not ok:
+        raise ModelFileError(f"{path}: corrupted SoftmaxClassifier state (layer shapes do not chain)")
+    names = meta.get("feature_names_in")
+    return SavedModel(str(path), classes, n_features, list(names) if names else None, meta.get("target_name"),
+                      coefs, intercepts, activation)
 
 
 def class_logits(model: Any, X: np.ndarray) -> np.ndarray:
@@ -83,6 +159,21 @@ def calibrator_params(calibrator: Any) -> dict[str, Any]:
     return params
 
 
+def load_calibrator(path: str | os.PathLike, *, n_classes: int | None = None, option: str = "--calibrator",
+                    against: str = "") -> Any:
+    """Load any saved calibrator (whatever command made it); check its class count against ``n_classes``."""
+    from softmaxkit.io import load
+
+    obj = load(path)
+    if type(obj).__module__ != "softmaxkit.calibration" or not hasattr(obj, "transform"):
+        raise CLIError(f"{option} {path}: holds a {type(obj).__name__}, not a calibrator")
+    fitted = getattr(obj, "n_classes_", None)
+    if n_classes is not None and fitted is not None and int(fitted) != n_classes:
+        raise CLIError(f"{option} {path}: the calibrator was fitted on {int(fitted)} classes, but {against} has "
+                       f"{n_classes}")
+    return obj
+
+
 def load_object(path: str | os.PathLike, *, kinds: tuple[str, ...], option: str) -> Any:
     """Load a saved softmaxkit object, refusing one of the wrong kind with a clear line."""
     from softmaxkit.io import load
@@ -98,19 +189,21 @@ def load_object(path: str | os.PathLike, *, kinds: tuple[str, ...], option: str)
 
 def summarize(
     y: np.ndarray, *, probs: np.ndarray, logits: np.ndarray | None = None, plot_title: str | None = None,
-    n_bins: int = 15,
+    n_bins: int = 15, ci: bool = True,
 ) -> tuple[dict, bytes | None]:
     """Score predictions; returns the metrics summary and, with ``plot_title``, a reliability PNG.
 
     The summary holds accuracy, log-loss, Brier score and the top-label ECE with
     its bootstrap 95% CI and noise floor. Log-loss comes from the logits when
     given: exact, with no clipping of tiny probabilities. The diagram reuses the
-    same ECE result, so the bootstrap runs once.
+    same ECE result, so the bootstrap runs once. ``ci=False`` skips the
+    bootstrap and the noise floor (their entries are None).
     """
     from softmaxkit import metrics
 
     y = np.asarray(y)
-    ece = metrics.expected_calibration_error(y, probs, n_bins=n_bins)
+    extra = {} if ci else {"ci": None, "noise_floor": False}
+    ece = metrics.expected_calibration_error(y, probs, n_bins=n_bins, **extra)
     loss = metrics.log_loss(y, logits=logits) if logits is not None else metrics.log_loss(y, probs=probs)
     summary = {
         "n": int(len(y)),
@@ -118,8 +211,8 @@ def summarize(
         "log_loss": float(loss),
         "brier": float(metrics.brier_score(y, probs)),
         "ece": float(ece.value),
-        "ece_ci": [float(ece.ci_low), float(ece.ci_high)],
-        "ece_noise_floor": float(ece.noise_floor),
+        "ece_ci": [float(ece.ci_low), float(ece.ci_high)] if ci else None,
+        "ece_noise_floor": float(ece.noise_floor) if ci else None,
     }
     png = None if plot_title is None else _reliability_png(y, probs, ece, title=plot_title, n_bins=n_bins)
     return summary, png

@@ -51,13 +51,19 @@ def score(
     probs: np.ndarray | None = None,
     plot: bool = True,
     what: str = "",
+    ci: bool = True,
 ) -> Scored:
-    """Score logits (preferred: exact log-loss) or probabilities against class indices ``y``."""
+    """Score logits (preferred: exact log-loss) or probabilities against class indices ``y``.
+
+    ``ci=False`` skips the ECE's bootstrap interval and noise floor (a small
+    command should not pay for resampling nobody asked for).
+    """
     if probs is None:
         from softmaxkit import softmax
 
         probs = softmax(np.asarray(logits, dtype=np.float64), axis=-1)
-    summary, png = _adapters.summarize(y, probs=probs, logits=logits, plot_title=f"{name}{what}" if plot else None)
+    summary, png = _adapters.summarize(y, probs=probs, logits=logits, plot_title=f"{name}{what}" if plot else None,
+                                       ci=ci)
     return Scored(key=key, name=name, probs=probs, summary=summary, png=png)
 
 
