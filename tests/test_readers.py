@@ -214,3 +214,60 @@ def test_duplicate_column_names(tmp_path):
     path = _write(tmp_path / "d.csv", "a,a\n1,2\n")
     with pytest.raises(DataFileError, match="the column name 'a' appears twice"):
         read_features(path)
+
+
+# --------------------------------------------------------------------------- issue 16: locations and names
+
+
+def test_semicolon_csv_with_decimal_commas_names_the_line(tmp_path):
+    path = _write(tmp_path / "d.csv", "a;b;y\n1,5;2,3;0\n2,5;1,0;1\n")
+    with pytest.raises(DataFileError, match=r"d\.csv: row 1 \(line 2\): has 3 fields but the header has 1; "
+                                             r"the file looks ';'-separated"):
+        read_features(path, target="y")
+    path = _write(tmp_path / "e.csv", "a;b;y\n1;2;0\n2;1;1\n")  # no decimal commas: one column 'a;b;y'
+    with pytest.raises(DataFileError, match=r"e\.csv: line 1: the header 'a;b;y' is separated by ';'"):
+        read_features(path)
+
+
+def test_features_by_name_in_any_order(tmp_path):
+    path = _write(tmp_path / "d.csv", "id,b,label,a\n7,2.0,x,1.0\n8,4.0,y,3.0\n")
+    data = read_features(path, feature_names=["a", "b"])
+    assert data.X.tolist() == [[1.0, 2.0], [3.0, 4.0]] and data.ignored == ("id", "label")
+    with pytest.raises(DataFileError, match=r"no column 'c', which the model was trained on"):
+        read_features(path, feature_names=["a", "c"])
+
+
+def test_labels_as_class_names(tmp_path):
+    from softmaxkit.data import read_scores
+
+    path = write_columns(tmp_path / "p.csv", {"p_cat": np.array([0.9, 0.2]), "p_dog": np.array([0.1, 0.8]),
+                                              "prediction": np.array(["cat", "dog"])})
+    scores = read_scores(path, kind="probability")
+    assert scores.classes == ["cat", "dog"] and scores.ignored == ("prediction",)
+    y = _write(tmp_path / "y.csv", "label\ndog\ncat\n")
+    assert read_labels(y, classes=scores.classes).tolist() == [1, 0]
+    bad = _write(tmp_path / "bad.csv", "label\ndog\nDog\n")
+    with pytest.raises(DataFileError, match=r"row 2 \(line 3\), column 'label': label 'Dog' is not a class "
+                                            r"\(cat, dog\); did you mean 'dog'\?"):
+        read_labels(bad, classes=scores.classes)
+    ints = _write(tmp_path / "i.csv", "label\n1\n0\n")  # integer indices still work when no name matches
+    assert read_labels(ints, classes=scores.classes).tolist() == [1, 0]
+
+
+def test_empty_label_is_an_error(tmp_path):
+    path = _write(tmp_path / "d.csv", 'x,label\n1,cat\n2," "\n')
+    with pytest.raises(DataFileError, match=r"row 2 \(line 3\), column 'label': empty label"):
+        read_features(path, target="label")
+
+
+def test_mapped_npy_scores_are_not_copied(tmp_path):
+    from softmaxkit.data import read_scores
+
+    np.save(tmp_path / "z.npy", np.arange(12.0, dtype=np.float32).reshape(4, 3))
+    scores = read_scores(tmp_path / "z.npy", kind="logit")
+    assert isinstance(scores.values, np.memmap) and scores.values.dtype == np.float32
+    z = np.zeros((4, 3))
+    z[2, 1] = np.nan
+    np.save(tmp_path / "nan.npy", z)
+    with pytest.raises(DataFileError, match=r"nan\.npy: row 3, column '1': non-finite value nan"):
+        read_scores(tmp_path / "nan.npy", kind="logit")
