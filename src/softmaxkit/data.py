@@ -121,13 +121,13 @@ def _read_arrow(path: Path, suffix: str) -> dict[str, Any]:
             f"{path}: line 1: the header {table.column_names[0]!r} is separated by ';', not ','; "
             "save the file as comma-separated CSV with '.' as the decimal point"
         )
-    table = table.combine_chunks()
     seen: set[str] = set()
     for name in table.column_names:
         if name in seen:
             raise DataFileError(f"{path}: the column name {name!r} appears twice; column names must be unique")
         seen.add(name)
-    return {name: table.column(name).chunk(0) if table.num_rows else np.array([]) for name in table.column_names}
+    # Chunked columns as read (no combine_chunks copy): numeric_matrix copies chunk by chunk.
+    return {name: table.column(name) if table.num_rows else np.array([]) for name in table.column_names}
 
 
 def _locate_ragged_row(path: Path, delimiter: str) -> None:
@@ -228,37 +228,55 @@ def read_columns(path: str | os.PathLike) -> dict[str, Any]:
 # --------------------------------------------------------------------------- checks
 
 
-def _to_float(col: Any) -> tuple[np.ndarray | None, tuple[int, str] | None]:
-    """``(values, None)`` for a finite numeric column, else ``(None, (row, problem))``."""
-    if not isinstance(col, np.ndarray):  # arrow array
+def _fill_float(col: Any, dst: np.ndarray) -> tuple[int, str] | None:
+    """Write column ``col`` into ``dst`` (float64, one column of the matrix); None, or ``(row, problem)``.
+
+    Arrow columns are copied chunk by chunk straight into ``dst`` (a numeric
+    chunk without nulls is viewed zero-copy first), so the matrix is the only
+    full-size copy: no concatenated column and no stacking pass.
+    """
+    if not isinstance(col, np.ndarray):  # arrow Array or ChunkedArray
         if col.null_count:
             import pyarrow.compute as pc
 
             row = int(pc.index(pc.is_null(col), True).as_py())
-            return None, (row, "missing value (empty or NaN)")
-        values = col.to_numpy(zero_copy_only=False)
+            return row, "missing value (empty or NaN)"
+        offset = 0
+        for chunk in getattr(col, "chunks", [col]):
+            values = chunk.to_numpy(zero_copy_only=False)
+            problem = _fill_values(values, dst[offset : offset + len(values)])
+            if problem is not None:
+                return offset + problem[0], problem[1]
+            offset += len(values)
     else:
-        values = col
+        problem = _fill_values(col, dst)
+        if problem is not None:
+            return problem
+    if not np.isfinite(dst).all():
+        row = int(np.argmax(~np.isfinite(dst)))
+        return row, f"non-finite value {float(dst[row])}"
+    return None
+
+
+def _fill_values(values: np.ndarray, dst: np.ndarray) -> tuple[int, str] | None:
     if values.dtype.kind in "biuf":
-        values = values.astype(np.float64, copy=False)
-    else:
-        # Strings (or arrow's inferred string type): find the first cell that is not a number.
-        parsed = np.empty(len(values), dtype=np.float64)
-        for row, cell in enumerate(values):
-            try:
-                parsed[row] = float(cell)
-            except (TypeError, ValueError):
-                return None, (row, f"non-numeric value {str(cell)!r}")
-        values = parsed
-    bad = ~np.isfinite(values)
-    if bad.any():
-        row = int(np.argmax(bad))
-        return None, (row, f"non-finite value {float(values[row])}")
-    return values, None
+        dst[...] = values
+        return None
+    # Strings (or arrow's inferred string type): find the first cell that is not a number.
+    for row, cell in enumerate(values):
+        try:
+            dst[row] = float(cell)
+        except (TypeError, ValueError):
+            return row, f"non-numeric value {str(cell)!r}"
+    return None
 
 
 def numeric_matrix(path: str | os.PathLike, columns: Mapping[str, Any], *, what: str = "feature") -> np.ndarray:
     """Stack ``columns`` into a finite float64 matrix of shape (n_rows, n_columns).
+
+    The matrix is Fortran-ordered: each column is filled with one contiguous
+    copy (filling a C-ordered matrix column by column would touch a new cache
+    line per value).
 
     Raises
     ------
@@ -266,17 +284,18 @@ def numeric_matrix(path: str | os.PathLike, columns: Mapping[str, Any], *, what:
         Naming the first offending row and column: a non-numeric, missing or non-finite value.
     """
     path = Path(path)
-    converted, problems = [], []
+    n_rows = len(next(iter(columns.values()))) if columns else 0
+    out = np.empty((n_rows, len(columns)), dtype=np.float64, order="F")
+    problems = []
     for index, (name, col) in enumerate(columns.items()):
-        values, problem = _to_float(col)
-        converted.append(values)
+        problem = _fill_float(col, out[:, index])
         if problem is not None:
             problems.append((problem[0], index, name, problem[1]))
     if problems:
         # Report the earliest bad cell in reading order, whichever column it is in.
         row, _, name, message = min(problems)
         raise DataFileError(location(path, row, name) + f"{message}; {what} values must be finite numbers")
-    return np.column_stack(converted)
+    return out
 
 
 def _label_column(path: Path, name: str, col: Any) -> np.ndarray:
@@ -394,6 +413,9 @@ def read_features(
         With the file, row, column and problem; a missing feature column by name.
     """
     path = Path(path)
+    mapped = _mapped_features(path, target=target, require_target=require_target, n_features=n_features)
+    if mapped is not None:
+        return mapped
     columns = read_columns(path)
     named = has_column_names(path, columns)
     y = None
@@ -425,6 +447,42 @@ def read_features(
         raise DataFileError(f"{path}: has {len(columns)} feature columns but the model expects {n_features}{hint}")
     X = numeric_matrix(path, columns)
     return Features(X=X, y=y, feature_names=list(columns), target_name=target_name, named=named, ignored=ignored)
+
+
+def _mapped_features(
+    path: Path, *, target: str | None, require_target: bool, n_features: int | None
+) -> Features | None:
+    """A 2-D float ``.npy`` read by position from a read-only memory map, or None for other files.
+
+    Without a target column the map is the feature matrix itself: no copy,
+    and the blocked forward pass streams through it (2M x 50 float64 is 800
+    MB that never needs to be resident at once).
+    """
+    if path.suffix.lower() != ".npy" or not path.is_file() or path.stat().st_size == 0:
+        return None
+    arr = _mapped_npy(path)
+    if arr is None:
+        return None
+    names = [str(j) for j in range(arr.shape[1])]
+    keep = list(range(arr.shape[1]))
+    y, target_name = None, None
+    if target is not None:
+        try:
+            target_name = _resolve_column(path, dict.fromkeys(names), target, option="--target")
+        except DataFileError:
+            if require_target:
+                raise
+        if target_name is not None:
+            y = _label_column(path, target_name, np.asarray(arr[:, int(target_name)]))
+            keep.remove(int(target_name))
+    if not keep:
+        raise DataFileError(f"{path}: no feature columns besides the target {target_name!r}")
+    if n_features is not None and len(keep) != n_features:
+        hint = " (use --target COL to leave out a label column)" if len(keep) > n_features and y is None else ""
+        raise DataFileError(f"{path}: has {len(keep)} feature columns but the model expects {n_features}{hint}")
+    X = arr if len(keep) == arr.shape[1] else np.asarray(arr[:, keep], dtype=np.float64)
+    _check_finite_matrix(path, X, what="feature")
+    return Features(X=X, y=y, feature_names=[names[k] for k in keep], target_name=target_name, named=False)
 
 
 def read_matrix(path: str | os.PathLike, *, what: str = "logit", binary_column: bool = False) -> np.ndarray:
