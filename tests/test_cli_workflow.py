@@ -403,3 +403,48 @@ def test_huge_feature_at_fit_names_row_and_column(capsys, tmp_path, iris):
     rc, _, err = call(capsys, "fit", path, "--target", "species", "--out", tmp_path / "m.npz")
     assert rc == 1 and "huge.csv: row 11 (line 12), column 'sepal_width': value 1e+308 is too large to train on" in err
     assert "probs must be finite" not in err
+
+
+# --------------------------------------------------------------------------- 6. streaming scores: same numbers
+
+
+@pytest.mark.parametrize("given", ["logits", "probs"])
+def test_blockwise_scores_equal_the_whole_matrix(monkeypatch, given):
+    """The CLI scores large files block by block; every number must equal the one-shot metrics."""
+    from softmaxkit import metrics, softmax
+    from softmaxkit.cli import _adapters
+
+    rng = np.random.default_rng(1)
+    z = rng.normal(size=(1000, 7)) * rng.uniform(0.1, 4, size=(1000, 1))  # confidences down to ~1/7
+    y = rng.integers(0, 7, 1000)
+    p = softmax(z, axis=-1)
+    monkeypatch.setattr(_adapters, "SCORE_BLOCK_ROWS", 97)  # many blocks, a ragged last one
+    summary, _ = _adapters.summarize(y, **({"logits": z} if given == "logits" else {"probs": p}))
+    ece = metrics.expected_calibration_error(y, p)
+    loss = metrics.log_loss(y, logits=z) if given == "logits" else metrics.log_loss(y, probs=p)
+    assert summary["accuracy"] == np.mean(np.argmax(p, 1) == y)
+    assert summary["log_loss"] == pytest.approx(loss, rel=1e-12)
+    assert summary["brier"] == pytest.approx(metrics.brier_score(y, p), rel=1e-12)
+    assert summary["ece"] == pytest.approx(ece.value, rel=1e-12, abs=1e-15)
+    assert summary["ece_ci"] == pytest.approx([ece.ci_low, ece.ci_high], rel=1e-12, abs=1e-15)
+    assert summary["ece_noise_floor"] == pytest.approx(ece.noise_floor, rel=1e-12, abs=1e-15)
+
+
+def test_large_npy_and_parquet_scores_are_streamed(capsys, tmp_path):
+    """A memory-mapped .npy and a Parquet file give the same evaluation as a CSV of the same logits."""
+    rng = np.random.default_rng(2)
+    z = rng.normal(size=(3000, 4)).astype(np.float32)
+    y = rng.integers(0, 4, 3000)
+    np.save(tmp_path / "z.npy", z)
+    write_columns(tmp_path / "z.parquet", {f"logit_{c}": z[:, j] for j, c in enumerate("abcd")})
+    write_columns(tmp_path / "z.csv", {f"c{j}": z[:, j] for j in range(4)})
+    write_columns(tmp_path / "y.csv", {"y": y})
+    write_columns(tmp_path / "names.csv", {"y": np.array(list("abcd"))[y]})
+    results = []
+    for scores, labels in (("z.npy", "y.csv"), ("z.csv", "y.csv"), ("z.parquet", "names.csv")):
+        rc, out, err = call(capsys, "evaluate", "--logits", tmp_path / scores, "--labels", tmp_path / labels, "--json")
+        assert rc == 0, err
+        results.append(json.loads(out)["metrics"])
+    keys = ("n", "accuracy", "log_loss", "brier", "ece")
+    for other in results[1:]:
+        assert [other[k] for k in keys] == pytest.approx([results[0][k] for k in keys], rel=1e-9)

@@ -247,8 +247,10 @@ def test_labels_as_class_names(tmp_path):
     y = _write(tmp_path / "y.csv", "label\ndog\ncat\n")
     assert read_labels(y, classes=scores.classes).tolist() == [1, 0]
     bad = _write(tmp_path / "bad.csv", "label\ndog\nDog\n")
-    with pytest.raises(DataFileError, match=r"row 2 \(line 3\), column 'label': label 'Dog' is not a class "
-                                            r"\(cat, dog\); did you mean 'dog'\?"):
+    with pytest.warns(UserWarning, match="differ only in case"), pytest.raises(
+        DataFileError, match=r"row 2 \(line 3\), column 'label': label 'Dog' is not a class \(cat, dog\); "
+        r"did you mean 'dog'\?"
+    ):
         read_labels(bad, classes=scores.classes)
     ints = _write(tmp_path / "i.csv", "label\n1\n0\n")  # integer indices still work when no name matches
     assert read_labels(ints, classes=scores.classes).tolist() == [1, 0]

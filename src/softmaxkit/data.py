@@ -28,7 +28,7 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
 import numpy as np
 
@@ -557,6 +557,8 @@ def read_scores(path: str | os.PathLike, *, kind: str, binary_column: bool = Tru
             if arr.shape[1] < 2 and not binary_column:
                 raise DataFileError(f"{path}: has 1 column; {kind}s need one column per class (at least 2)")
             return Scores(arr, None, ())
+    if path.suffix.lower() == ".parquet" and path.is_file() and path.stat().st_size:
+        return _parquet_scores(path, kind=kind, binary_column=binary_column)
     columns = read_columns(path)
     use, classes = score_columns(path, list(columns), kind=kind)
     if len(use) < 2 and not binary_column:
@@ -564,6 +566,63 @@ def read_scores(path: str | os.PathLike, *, kind: str, binary_column: bool = Tru
     wanted = set(use)
     values = numeric_matrix(path, {n: columns[n] for n in use}, what=kind)
     return Scores(values, classes, tuple(n for n in columns if n not in wanted))
+
+
+#: Values per Parquet batch when streaming scores (a 32 MB float64 batch whatever the width).
+_BATCH_VALUES = 1 << 22
+
+
+def _parquet_scores(path: Path, *, kind: str, binary_column: bool) -> Scores:
+    """Scores from a Parquet file, read in batches straight into one matrix.
+
+    Only the score columns are read, batch by batch, into a matrix that keeps
+    the file's float32 when every score column is float32: the peak is the
+    matrix plus one batch, not an Arrow table plus a float64 copy of it.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        pf = pq.ParquetFile(path)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise DataFileError(f"{path}: cannot be read as parquet: {str(exc).strip().splitlines()[0]}") from None
+    schema = pf.schema_arrow
+    names = list(schema.names)
+    use, classes = score_columns(path, names, kind=kind)
+    if len(use) < 2 and not binary_column:
+        raise DataFileError(f"{path}: has {len(use)} column; {kind}s need one column per class (at least 2)")
+    types = [schema.field(n).type for n in use]
+    if not all(pa.types.is_integer(t) or pa.types.is_floating(t) for t in types):
+        # Text or other columns: the general reader names the first bad cell.
+        columns = read_columns(path)
+        values = numeric_matrix(path, {n: columns[n] for n in use}, what=kind)
+        return Scores(values, classes, tuple(n for n in names if n not in set(use)))
+    dtype = np.float32 if all(t == pa.float32() for t in types) else np.float64
+    n_rows = pf.metadata.num_rows
+    if n_rows == 0:
+        raise DataFileError(f"{path}: the file has no data rows")
+    out = np.empty((n_rows, len(use)), dtype=dtype)
+    offset = 0
+    # Pieces of (row group) x (a few columns): a row group alone can be the whole file, and
+    # Parquet decodes a column chunk whole, so a piece is bounded by choosing its columns.
+    for group in range(pf.metadata.num_row_groups):
+        rows = pf.metadata.row_group(group).num_rows
+        width = max(1, _BATCH_VALUES // max(rows, 1))
+        for first in range(0, len(use), width):
+            piece = pf.read_row_group(group, columns=use[first : first + width])
+            for j, name in enumerate(piece.column_names):
+                col = piece.column(j)
+                if col.null_count:
+                    import pyarrow.compute as pc
+
+                    row = offset + int(pc.index(pc.is_null(col), True).as_py())
+                    raise DataFileError(location(path, row, name) + f"missing value (empty or NaN); {kind} "
+                                        "values must be finite numbers")
+                _fill_values(col.to_numpy(), out[offset : offset + rows, first + j])
+            del piece
+        offset += rows
+    _check_finite_matrix(path, out, what=kind)
+    return Scores(out, classes, tuple(n for n in names if n not in set(use)))
 
 
 def _mapped_npy(path: Path) -> np.ndarray | None:
@@ -581,10 +640,38 @@ def _mapped_npy(path: Path) -> np.ndarray | None:
 BLOCK_ROWS = 65536
 
 
+def iter_row_blocks(arr: Any, rows: int = BLOCK_ROWS) -> Iterator[tuple[int, np.ndarray]]:
+    """``(start, arr[start:start + rows])`` over ``arr``'s rows, for streaming large matrices.
+
+    For a memory map, the pages of each block are handed back to the OS
+    (``madvise(MADV_DONTNEED)``; they stay in the page cache) once the caller
+    is done with it, so a pass over a file larger than memory keeps only a
+    block resident, and the process's peak RSS does not grow with the file.
+    """
+    for start in range(0, len(arr), rows):
+        yield start, arr[start : start + rows]
+        release_pages(arr)
+
+
+def release_pages(arr: Any) -> None:
+    """Drop a memory-mapped array's resident pages from this process (no-op for other arrays).
+
+    The data stays in the OS page cache, so reading it again is cheap; only
+    the process's resident set (and peak RSS) shrinks.
+    """
+    mapping = getattr(arr, "_mmap", None)
+    if mapping is not None and hasattr(mapping, "madvise"):
+        import mmap
+
+        try:
+            mapping.madvise(mmap.MADV_DONTNEED)
+        except (OSError, ValueError):  # not supported on this platform: the pages just stay mapped
+            pass
+
+
 def _check_finite_matrix(path: Path, arr: np.ndarray, *, what: str) -> None:
     """The first non-finite entry of ``arr`` as an error naming its row and column, block by block."""
-    for start in range(0, arr.shape[0], BLOCK_ROWS):
-        block = arr[start : start + BLOCK_ROWS]
+    for start, block in iter_row_blocks(arr):
         if np.isfinite(block.max()) and np.isfinite(block.min()):
             continue
         bad = ~np.isfinite(block)

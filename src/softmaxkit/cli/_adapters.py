@@ -187,35 +187,85 @@ def load_object(path: str | os.PathLike, *, kinds: tuple[str, ...], option: str)
 # --------------------------------------------------------------------------- metrics and plots
 
 
+#: Rows scored at a time: a block of float64 probabilities stays a few MB (8 MB at 500 classes).
+SCORE_BLOCK_ROWS = 2048
+
+
 def summarize(
-    y: np.ndarray, *, probs: np.ndarray, logits: np.ndarray | None = None, plot_title: str | None = None,
-    n_bins: int = 15, ci: bool = True,
+    y: np.ndarray, *, probs: np.ndarray | None = None, logits: np.ndarray | None = None,
+    transform: Any = None, plot_title: str | None = None, n_bins: int = 15, ci: bool = True,
 ) -> tuple[dict, bytes | None]:
     """Score predictions; returns the metrics summary and, with ``plot_title``, a reliability PNG.
 
-    The summary holds accuracy, log-loss, Brier score and the top-label ECE with
-    its bootstrap 95% CI and noise floor. Log-loss comes from the logits when
-    given: exact, with no clipping of tiny probabilities. The diagram reuses the
-    same ECE result, so the bootstrap runs once. ``ci=False`` skips the
-    bootstrap and the noise floor (their entries are None).
+    The summary holds accuracy, log-loss, Brier score and the top-label ECE
+    (with ``ci``, its bootstrap 95% CI and noise floor; else those are None).
+    Log-loss comes from the logits when given: exact, with no clipping of tiny
+    probabilities. ``transform`` (optional) maps a block of the given scores
+    to logits first (a calibrator).
+
+    The (n, K) scores are read in blocks of :data:`SCORE_BLOCK_ROWS` rows, so a
+    memory-mapped file is never copied whole: log-loss and Brier are sums over
+    rows, and the top-label ECE depends only on each row's confidence and
+    correctness, which :func:`_top_label_rows` hands to
+    :func:`softmaxkit.metrics.expected_calibration_error` as a few columns.
+    The diagram reuses the same ECE result, so the bootstrap runs once.
     """
-    from softmaxkit import metrics
+    from softmaxkit import metrics, softmax
+    from softmaxkit.data import iter_row_blocks
 
     y = np.asarray(y)
+    n = len(y)
+    scores = logits if logits is not None else probs
+    loss_sum = brier_sum = 0.0
+    conf = np.empty(n)
+    hit = np.empty(n, dtype=bool)
+    for start, block in iter_row_blocks(scores, SCORE_BLOCK_ROWS):
+        rows = slice(start, start + len(block))
+        yb = y[rows]
+        block = np.array(block, dtype=np.float64)  # a writable float64 copy of one block
+        as_logits = logits is not None
+        if transform is not None:
+            block, as_logits = np.asarray(transform(block), dtype=np.float64), True
+        pb = softmax(block, axis=-1) if as_logits else block
+        loss = metrics.log_loss(yb, logits=block) if as_logits else metrics.log_loss(yb, probs=pb)
+        loss_sum += float(loss) * len(yb)
+        brier_sum += float(metrics.brier_score(yb, pb)) * len(yb)
+        pred = np.argmax(pb, axis=1)
+        conf[rows] = pb[np.arange(len(yb)), pred]
+        hit[rows] = pred == yb
+    y_top, p_top = _top_label_rows(conf, hit)
     extra = {} if ci else {"ci": None, "noise_floor": False}
-    ece = metrics.expected_calibration_error(y, probs, n_bins=n_bins, **extra)
-    loss = metrics.log_loss(y, logits=logits) if logits is not None else metrics.log_loss(y, probs=probs)
+    ece = metrics.expected_calibration_error(y_top, p_top, n_bins=n_bins, **extra)
     summary = {
-        "n": int(len(y)),
-        "accuracy": float(np.mean(np.argmax(probs, axis=1) == y)),
-        "log_loss": float(loss),
-        "brier": float(metrics.brier_score(y, probs)),
+        "n": int(n),
+        "accuracy": float(np.mean(hit)),
+        "log_loss": loss_sum / n,
+        "brier": brier_sum / n,
         "ece": float(ece.value),
         "ece_ci": [float(ece.ci_low), float(ece.ci_high)] if ci else None,
         "ece_noise_floor": float(ece.noise_floor) if ci else None,
     }
-    png = None if plot_title is None else _reliability_png(y, probs, ece, title=plot_title, n_bins=n_bins)
+    png = None if plot_title is None else _reliability_png(y_top, p_top, ece, title=plot_title, n_bins=n_bins)
     return summary, png
+
+
+def _top_label_rows(conf: np.ndarray, hit: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Labels and probabilities with the given top-label confidences and hits, in few columns.
+
+    Row ``i`` becomes ``[c_i, r_i, ..., r_i]`` over ``m`` columns with
+    ``r_i = (1 - c_i) / (m - 1)`` and label 0 when right, 1 when wrong. With
+    ``m >= 1 / min(c) + 1`` every ``r_i <= c_i``, so the top class is column 0
+    (ties go to the first column, as ``argmax`` does), its probability is
+    ``c_i`` and it is right exactly when the original prediction was: the
+    top-label ECE, its bootstrap, its noise floor and the reliability curve
+    are those of the full (n, K) probabilities. ``m`` is at most K + 1 and in
+    practice a few columns (min confidence 0.1 gives 11).
+    """
+    m = max(2, int(np.ceil(1.0 / max(float(conf.min()), 1e-300))) + 1) if len(conf) else 2
+    p = np.empty((len(conf), m))
+    p[:, 0] = conf
+    p[:, 1:] = ((1.0 - conf) / (m - 1))[:, None]
+    return np.where(hit, 0, 1).astype(np.int64), p
 
 
 def _reliability_png(y: np.ndarray, probs: np.ndarray, ece: Any, *, title: str, n_bins: int) -> bytes:

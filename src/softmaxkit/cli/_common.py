@@ -159,20 +159,26 @@ PROB_SUM_TOL = 1e-4
 
 
 def check_probabilities(path: str, probs) -> None:
-    """Rows of probabilities: entries in [0, 1] summing to 1; else a line naming the first bad row."""
+    """Rows of probabilities: entries in [0, 1] summing to 1; else a line naming the first bad row.
+
+    Checked in row blocks, so a memory-mapped file is not copied whole.
+    """
     import numpy as np
 
-    bad = (probs < 0).any(axis=1) | (probs > 1).any(axis=1)
-    if bad.any():
-        row = int(np.argmax(bad))
-        raise CLIError(f"{path}: row {row + 1}: probabilities must lie in [0, 1], got {probs[row].tolist()} "
-                       "(raw scores? pass them with --logits)")
-    sums = probs.sum(axis=1)
-    off = np.abs(sums - 1.0) > PROB_SUM_TOL
-    if off.any():
-        row = int(np.argmax(off))
-        raise CLIError(f"{path}: row {row + 1}: probabilities sum to {sums[row]:.6g}, not 1 "
-                       "(raw scores? pass them with --logits)")
+    from softmaxkit.data import iter_row_blocks
+
+    for start, block in iter_row_blocks(probs):
+        bad = (block < 0).any(axis=1) | (block > 1).any(axis=1)
+        if bad.any():
+            row = start + int(np.argmax(bad))
+            raise CLIError(f"{path}: row {row + 1}: probabilities must lie in [0, 1], got {probs[row].tolist()} "
+                           "(raw scores? pass them with --logits)")
+        sums = block.sum(axis=1, dtype=np.float64)
+        off = np.abs(sums - 1.0) > PROB_SUM_TOL
+        if off.any():
+            row = start + int(np.argmax(off))
+            raise CLIError(f"{path}: row {row + 1}: probabilities sum to {sums[row - start]:.6g}, not 1 "
+                           "(raw scores? pass them with --logits)")
 
 
 def two_class_scores(scores: Any, *, kind: str) -> Any:

@@ -52,6 +52,7 @@ def run(args: argparse.Namespace) -> int:
         say_ignored,
     )
     from softmaxkit.cli._evaluation import metrics_by_key, print_comparison, score, verdict
+    from softmaxkit.data import release_pages
     from softmaxkit.io import StagedOutputs
     from softmaxkit.report import write_report
 
@@ -73,17 +74,22 @@ def run(args: argparse.Namespace) -> int:
     where = "held-out" if args.holdout else "fitting"
     what = f" ({len(y)} {where} rows)"
     with progress(say, "calibrate", total=3) as bar:
-        calibrator = _adapters.fit_calibrator(args.method, scores[fit_rows], labels[fit_rows],
+        # The calibrator reads a memory-mapped file in place (no copy); the scoring below
+        # reads it block by block, so the peak stays near the calibrator's own working set.
+        fit_scores = scores if args.holdout is None else scores[fit_rows]
+        calibrator = _adapters.fit_calibrator(args.method, fit_scores, labels[fit_rows],
                                               probs=args.probs is not None)
+        del fit_scores
+        release_pages(scores)
         params = _adapters.calibrator_params(calibrator)
         bar.advance(1, step="scoring before")
-        given = {"logits": scores[eval_rows]} if args.logits else {"probs": scores[eval_rows]}
+        evaluated = scores if args.holdout is None else scores[eval_rows]
+        given = {"logits": evaluated} if args.logits else {"probs": evaluated}
         scored = [score(y, key="uncalibrated", name="Before", plot=plot, what=what, **given)]
         bar.advance(1, step="scoring after")
-        transform = _adapters.calibrated_logits if args.logits else _adapters.calibrated_from_probs
-        after = transform(calibrator, scores[eval_rows])
-        scored.append(score(y, key="calibrated", name=f"After {args.method} scaling", logits=after, plot=plot,
-                            what=what))
+        apply = _adapters.calibrated_logits if args.logits else _adapters.calibrated_from_probs
+        scored.append(score(y, key="calibrated", name=f"After {args.method} scaling", plot=plot, what=what,
+                            transform=lambda block: apply(calibrator, block), **given))
         bar.advance(1)
     note = verdict(scored[0].summary, scored[1].summary, change=f"{args.method} scaling")
     metrics = {"source": source, "kind": kind, "labels": args.labels, "n_classes": int(scores.shape[1]),
