@@ -156,7 +156,8 @@ def run(args: argparse.Namespace) -> int:
                                 logits=cal_logits, plot=plot, what=what))
 
     # Names go in last: scikit-learn warns when a model fitted with names meets plain arrays.
-    _adapters.remember_columns(model, data.feature_names if data.named else None, data.target_name)
+    _adapters.remember_columns(model, data.feature_names if data.named else None,
+                               data.target_name if data.named else None)
 
     metrics = {
         "data": str(args.data),
