@@ -240,7 +240,8 @@ def read_predictions(args: argparse.Namespace) -> Predictions:
     kind = "logit" if args.logits else "probability"
     read = read_scores(source, kind=kind)
     scores = two_class_scores(read.values, kind=kind)
-    classes = read.classes
+    # One named column (p_yes) is P(class 1) of an unnamed pair: its name is not a class list.
+    classes = read.classes if read.classes is not None and len(read.classes) == scores.shape[1] else None
     given = getattr(args, "classes", None)
     if given is not None:
         if classes is not None and list(classes) != list(given):

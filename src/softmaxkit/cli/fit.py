@@ -47,12 +47,12 @@ def check(args: argparse.Namespace) -> None:
     from softmaxkit.cli import UsageError
     from softmaxkit.cli._adapters import check_classifier_params
 
+    options = {"hidden_layer_sizes": "--hidden", "alpha": "--alpha", "max_iter": "--max-iter"}
     try:
         check_classifier_params(hidden_layer_sizes=args.hidden, alpha=args.alpha, max_iter=args.max_iter)
     except (TypeError, ValueError) as exc:
-        option = next((f"--{name.replace('_', '-')}" for name in ("alpha", "max_iter", "hidden_layer_sizes")
-                       if name in str(exc)), "")
-        raise UsageError(f"{option.replace('--hidden-layer-sizes', '--hidden')}: {exc}".lstrip(": ")) from None
+        option = next((opt for name, opt in options.items() if name in str(exc)), None)
+        raise UsageError(f"{option}: {exc}" if option else str(exc)) from None
 
 
 def calibrator_path(model_path: str) -> Path:
