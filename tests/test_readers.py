@@ -273,3 +273,24 @@ def test_mapped_npy_scores_are_not_copied(tmp_path):
     np.save(tmp_path / "nan.npy", z)
     with pytest.raises(DataFileError, match=r"nan\.npy: row 3, column '1': non-finite value nan"):
         read_scores(tmp_path / "nan.npy", kind="logit")
+
+
+def test_parquet_features_by_name_in_pieces(tmp_path, monkeypatch):
+    """The Parquet path reads only the selected columns, in pieces, into the same matrix."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    import softmaxkit.data as data
+
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(1000, 3))
+    table = pa.table({"c": X[:, 2], "label": np.array(["x", "y"] * 500), "a": X[:, 0], "b": X[:, 1]})
+    pq.write_table(table, tmp_path / "d.parquet", row_group_size=300)  # 4 row groups
+    monkeypatch.setattr(data, "_BATCH_VALUES", 600)  # pieces of two columns at most
+    got = read_features(tmp_path / "d.parquet", target="label", feature_names=["a", "b", "c"])
+    np.testing.assert_array_equal(got.X, X)
+    assert got.y.tolist() == ["x", "y"] * 500 and got.ignored == ()
+    X[650, 1] = np.nan
+    pq.write_table(pa.table({"a": X[:, 0], "b": X[:, 1]}), tmp_path / "n.parquet", row_group_size=300)
+    with pytest.raises(DataFileError, match=r"n\.parquet: row 651, column 'b': non-finite value nan"):
+        read_features(tmp_path / "n.parquet")

@@ -416,37 +416,122 @@ def read_features(
     mapped = _mapped_features(path, target=target, require_target=require_target, n_features=n_features)
     if mapped is not None:
         return mapped
+    plan = dict(target=target, require_target=require_target, feature_names=feature_names, n_features=n_features)
+    if path.suffix.lower() == ".parquet" and path.is_file() and path.stat().st_size:
+        streamed = _parquet_features(path, **plan)
+        if streamed is not None:
+            return streamed
     columns = read_columns(path)
     named = has_column_names(path, columns)
-    y = None
+    target_name, selected, ignored = _plan_features(path, list(columns), named, **plan)
+    y = None if target_name is None else _label_column(path, target_name, columns[target_name])
+    X = numeric_matrix(path, {n: columns[n] for n in selected})
+    return Features(X=X, y=y, feature_names=selected, target_name=target_name, named=named, ignored=ignored)
+
+
+def _plan_features(
+    path: Path,
+    names: list[str],
+    named: bool,
+    *,
+    target: str | None,
+    require_target: bool,
+    feature_names: list[str] | None,
+    n_features: int | None,
+) -> tuple[str | None, list[str], tuple[str, ...]]:
+    """Which columns are the target and the features, from the names alone (before any value is read).
+
+    Returns ``(target name or None, feature columns in order, ignored columns)``.
+    """
     target_name = None
     if target is not None:
         try:
-            target_name = _resolve_column(path, columns, target, option="--target")
+            target_name = _resolve_column(path, dict.fromkeys(names), target, option="--target")
         except DataFileError:
             if require_target:
                 raise
-        if target_name is not None:
-            y = _label_column(path, target_name, columns.pop(target_name))
+    rest = [n for n in names if n != target_name]
     ignored: tuple[str, ...] = ()
     if feature_names is not None and named:
-        missing = [n for n in feature_names if n not in columns]
+        missing = [n for n in feature_names if n not in rest]
         if missing:
             raise DataFileError(
                 f"{path}: no column {missing[0]!r}, which the model was trained on"
                 + (f" (missing {len(missing)} of {len(feature_names)}: {_shown(missing)})" if len(missing) > 1 else "")
-                + f"; the file has {_shown(list(columns))}"
+                + f"; the file has {_shown(rest)}"
             )
         wanted = set(feature_names)
-        ignored = tuple(n for n in columns if n not in wanted)
-        columns = {n: columns[n] for n in feature_names}
-    if not columns:
+        ignored = tuple(n for n in rest if n not in wanted)
+        rest = list(feature_names)
+    if not rest:
         raise DataFileError(f"{path}: no feature columns besides the target {target_name!r}")
-    if n_features is not None and len(columns) != n_features:
-        hint = " (use --target COL to leave out a label column)" if len(columns) > n_features and y is None else ""
-        raise DataFileError(f"{path}: has {len(columns)} feature columns but the model expects {n_features}{hint}")
-    X = numeric_matrix(path, columns)
-    return Features(X=X, y=y, feature_names=list(columns), target_name=target_name, named=named, ignored=ignored)
+    if n_features is not None and len(rest) != n_features:
+        hint = " (use --target COL to leave out a label column)" if len(rest) > n_features and target_name is None else ""
+        raise DataFileError(f"{path}: has {len(rest)} feature columns but the model expects {n_features}{hint}")
+    return target_name, rest, ignored
+
+
+def _parquet_features(path: Path, **plan: Any) -> Features | None:
+    """Features from a Parquet file without an Arrow copy of the whole table (None: use the general reader).
+
+    Only the selected columns are read, in pieces, straight into the feature
+    matrix (:func:`_parquet_matrix`); the target column is read on its own.
+    A non-numeric feature column goes to the general reader, whose messages
+    name the first bad cell.
+    """
+    pf = _open_parquet(path)
+    schema = pf.schema_arrow
+    target_name, selected, ignored = _plan_features(path, list(schema.names), True, **plan)
+    if not all(_is_number_type(schema.field(n).type) for n in selected):
+        return None
+    y = None
+    if target_name is not None:
+        y = _label_column(path, target_name, pf.read(columns=[target_name]).column(0))
+    X = _parquet_matrix(path, pf, selected, dtype=np.float64, order="F", what="feature")
+    return Features(X=X, y=y, feature_names=selected, target_name=target_name, named=True, ignored=ignored)
+
+
+def _open_parquet(path: Path) -> Any:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        return pq.ParquetFile(path)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise DataFileError(f"{path}: cannot be read as parquet: {str(exc).strip().splitlines()[0]}") from None
+
+
+def _is_number_type(t: Any) -> bool:
+    import pyarrow as pa
+
+    return pa.types.is_integer(t) or pa.types.is_floating(t)
+
+
+def _parquet_matrix(path: Path, pf: Any, names: list[str], *, dtype: Any, order: str, what: str) -> np.ndarray:
+    """The numeric columns ``names`` of Parquet file ``pf`` as one finite (n, len(names)) matrix.
+
+    Read in pieces of (row group) x (a few columns): a row group alone can be
+    the whole file, and Parquet decodes a column chunk whole, so a piece is
+    bounded by choosing its columns. The peak is the matrix plus one piece.
+    """
+    n_rows = pf.metadata.num_rows
+    if n_rows == 0:
+        raise DataFileError(f"{path}: the file has no data rows")
+    out = np.empty((n_rows, len(names)), dtype=dtype, order=order)
+    offset = 0
+    for group in range(pf.metadata.num_row_groups):
+        rows = pf.metadata.row_group(group).num_rows
+        width = max(1, _BATCH_VALUES // max(rows, 1))
+        for first in range(0, len(names), width):
+            piece = pf.read_row_group(group, columns=names[first : first + width])
+            for j, name in enumerate(piece.column_names):
+                problem = _fill_float(piece.column(j), out[offset : offset + rows, first + j])
+                if problem is not None:
+                    raise DataFileError(location(path, offset + problem[0], name)
+                                        + f"{problem[1]}; {what} values must be finite numbers")
+            del piece
+        offset += rows
+    return out
 
 
 def _mapped_features(
@@ -573,56 +658,27 @@ _BATCH_VALUES = 1 << 22
 
 
 def _parquet_scores(path: Path, *, kind: str, binary_column: bool) -> Scores:
-    """Scores from a Parquet file, read in batches straight into one matrix.
+    """Scores from a Parquet file, read in pieces straight into one matrix (:func:`_parquet_matrix`).
 
-    Only the score columns are read, batch by batch, into a matrix that keeps
-    the file's float32 when every score column is float32: the peak is the
-    matrix plus one batch, not an Arrow table plus a float64 copy of it.
+    The matrix keeps the file's float32 when every score column is float32:
+    the peak is the matrix plus one piece, not an Arrow table plus a float64
+    copy of it.
     """
     import pyarrow as pa
-    import pyarrow.parquet as pq
 
-    try:
-        pf = pq.ParquetFile(path)
-    except (pa.ArrowInvalid, OSError) as exc:
-        raise DataFileError(f"{path}: cannot be read as parquet: {str(exc).strip().splitlines()[0]}") from None
+    pf = _open_parquet(path)
     schema = pf.schema_arrow
     names = list(schema.names)
     use, classes = score_columns(path, names, kind=kind)
     if len(use) < 2 and not binary_column:
         raise DataFileError(f"{path}: has {len(use)} column; {kind}s need one column per class (at least 2)")
-    types = [schema.field(n).type for n in use]
-    if not all(pa.types.is_integer(t) or pa.types.is_floating(t) for t in types):
+    ignored = tuple(n for n in names if n not in set(use))
+    if not all(_is_number_type(schema.field(n).type) for n in use):
         # Text or other columns: the general reader names the first bad cell.
         columns = read_columns(path)
-        values = numeric_matrix(path, {n: columns[n] for n in use}, what=kind)
-        return Scores(values, classes, tuple(n for n in names if n not in set(use)))
-    dtype = np.float32 if all(t == pa.float32() for t in types) else np.float64
-    n_rows = pf.metadata.num_rows
-    if n_rows == 0:
-        raise DataFileError(f"{path}: the file has no data rows")
-    out = np.empty((n_rows, len(use)), dtype=dtype)
-    offset = 0
-    # Pieces of (row group) x (a few columns): a row group alone can be the whole file, and
-    # Parquet decodes a column chunk whole, so a piece is bounded by choosing its columns.
-    for group in range(pf.metadata.num_row_groups):
-        rows = pf.metadata.row_group(group).num_rows
-        width = max(1, _BATCH_VALUES // max(rows, 1))
-        for first in range(0, len(use), width):
-            piece = pf.read_row_group(group, columns=use[first : first + width])
-            for j, name in enumerate(piece.column_names):
-                col = piece.column(j)
-                if col.null_count:
-                    import pyarrow.compute as pc
-
-                    row = offset + int(pc.index(pc.is_null(col), True).as_py())
-                    raise DataFileError(location(path, row, name) + f"missing value (empty or NaN); {kind} "
-                                        "values must be finite numbers")
-                _fill_values(col.to_numpy(), out[offset : offset + rows, first + j])
-            del piece
-        offset += rows
-    _check_finite_matrix(path, out, what=kind)
-    return Scores(out, classes, tuple(n for n in names if n not in set(use)))
+        return Scores(numeric_matrix(path, {n: columns[n] for n in use}, what=kind), classes, ignored)
+    dtype = np.float32 if all(schema.field(n).type == pa.float32() for n in use) else np.float64
+    return Scores(_parquet_matrix(path, pf, use, dtype=dtype, order="C", what=kind), classes, ignored)
 
 
 def _mapped_npy(path: Path) -> np.ndarray | None:
