@@ -448,3 +448,28 @@ def test_large_npy_and_parquet_scores_are_streamed(capsys, tmp_path):
     keys = ("n", "accuracy", "log_loss", "brier", "ece")
     for other in results[1:]:
         assert [other[k] for k in keys] == pytest.approx([results[0][k] for k in keys], rel=1e-9)
+
+
+# --------------------------------------------------------------------------- 5. small commands stay small
+
+
+def test_predict_and_evaluate_import_neither_sklearn_nor_scipy(tmp_path, iris, model):
+    """About 3 s of every small command was importing scikit-learn and SciPy."""
+    script = (
+        "import sys\n"
+        "from softmaxkit.cli import main\n"
+        "assert main(sys.argv[1:]) == 0\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'sklearn', 'scipy', 'torch', 'matplotlib'}))\n"
+    )
+    rng = np.random.default_rng(0)
+    np.save(tmp_path / "z.npy", rng.normal(size=(100, 3)))
+    write_columns(tmp_path / "y.csv", {"y": rng.integers(0, 3, 100)})
+    runs = [
+        ["predict", model, iris["train"], "--target", "species", "--out", tmp_path / "p.csv", "-q"],
+        ["evaluate", "--logits", tmp_path / "z.npy", "--labels", tmp_path / "y.csv", "-q"],
+    ]
+    for argv in runs:
+        r = subprocess.run([sys.executable, "-c", script, *map(str, argv)], capture_output=True, text=True,
+                           timeout=120, env=ENV)
+        assert r.returncode == 0, r.stderr
+        assert r.stdout.strip() == "[]", (argv[0], r.stdout)
