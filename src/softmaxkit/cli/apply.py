@@ -37,6 +37,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     import numpy as np
 
     from softmaxkit import softmax
@@ -58,6 +60,8 @@ def run(args: argparse.Namespace) -> int:
     check_output(args.out, inputs=inputs, suffixes=SUFFIXES)
     if args.logits_out:
         check_output(args.logits_out, inputs=inputs, suffixes=SUFFIXES, option="--logits-out")
+        if Path(args.logits_out).resolve() == Path(args.out).resolve():
+            raise CLIError("--logits-out and --out name the same file")
     calibrator = _adapters.load_calibrator(args.calibrator, option="CALIBRATOR")
     fitted_on = getattr(calibrator, "input", "logits")
     if args.probs and fitted_on == "logits" and type(calibrator).__name__ != "TemperatureScaling":

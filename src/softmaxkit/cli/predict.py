@@ -36,7 +36,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import numpy as np
+    from pathlib import Path
 
     from softmaxkit import softmax
     from softmaxkit.cli import _adapters
@@ -61,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
     check_output(args.out, inputs=inputs, suffixes=SUFFIXES)
     if args.logits_out:
         check_output(args.logits_out, inputs=inputs, suffixes=SUFFIXES, option="--logits-out")
-        if args.logits_out == args.out:
+        if Path(args.logits_out).resolve() == Path(args.out).resolve():
             raise ValueError("--logits-out and --out name the same file")
     model = _adapters.load_model(args.model)
     classes = model.classes
