@@ -473,3 +473,18 @@ def test_predict_and_evaluate_import_neither_sklearn_nor_scipy(tmp_path, iris, m
                            timeout=120, env=ENV)
         assert r.returncode == 0, r.stderr
         assert r.stdout.strip() == "[]", (argv[0], r.stdout)
+
+
+@pytest.mark.parametrize("activation", ["relu", "tanh"])
+def test_predict_reads_the_model_file_like_the_estimator(tmp_path, activation):
+    """predict reads the saved weights without scikit-learn; its logits must be the estimator's."""
+    from softmaxkit.cli._adapters import load_model
+
+    rng = np.random.default_rng(4)
+    X = rng.normal(size=(300, 5))
+    y = np.array(["a", "b", "c"])[(X[:, 0] > 0).astype(int) + (X[:, 1] > 0.5)]
+    clf = sk.SoftmaxClassifier(hidden_layer_sizes=(7, 4), activation=activation, max_iter=30, random_state=0)
+    clf.fit(X, y).save(tmp_path / "m.npz")
+    saved = load_model(str(tmp_path / "m.npz"))
+    assert saved.classes.tolist() == ["a", "b", "c"] and saved.n_features == 5
+    np.testing.assert_allclose(sk.softmax(saved.logits(X), axis=-1), clf.predict_proba(X), rtol=1e-12, atol=1e-15)

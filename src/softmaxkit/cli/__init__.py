@@ -44,7 +44,7 @@ class _Parser(argparse.ArgumentParser):
     """argparse, plus ``{"error": ...}`` on stdout for a usage error when ``--json`` was asked for."""
 
     def error(self, message: str):  # noqa: ANN201 - argparse's signature
-        if "--json" in sys.argv[1:] or getattr(self, "_json_requested", False):
+        if getattr(self, "_json_requested", False):  # set by main() from its argv
             _print_json_error(f"{self.prog}: {message}", 2)
         super().error(message)
 

@@ -94,7 +94,7 @@ def load_model(path: str) -> SavedModel:
         coefs = [np.asarray(arrays[f"coef_{i}"], dtype=np.float64) for i in range(n_layers)]
         intercepts = [np.asarray(arrays[f"intercept_{i}"], dtype=np.float64) for i in range(n_layers)]
         n_features = int(meta["n_features_in"])
-        activation = str(meta["params"].get("activation", "relu"))
+        activation = str(meta["params"]["activation"])
         sizes = [n_features, *(w.shape[1] for w in coefs)]
         ok = all(w.shape == (sizes[i], sizes[i + 1]) and b.shape == (sizes[i + 1],)
                  for i, (w, b) in enumerate(zip(coefs, intercepts))) and sizes[-1] == len(classes)
@@ -171,16 +171,6 @@ def load_calibrator(path: str | os.PathLike, *, n_classes: int | None = None, op
     if n_classes is not None and fitted is not None and int(fitted) != n_classes:
         raise CLIError(f"{option} {path}: the calibrator was fitted on {int(fitted)} classes, but {against} has "
                        f"{n_classes}")
-    return obj
-
-
-def load_object(path: str | os.PathLike, *, kinds: tuple[str, ...], option: str) -> Any:
-    """Load a saved softmaxkit object, refusing one of the wrong kind with a clear line."""
-    from softmaxkit.io import load
-
-    obj = load(path)
-    if type(obj).__name__ not in kinds:
-        raise CLIError(f"{path}: holds a {type(obj).__name__}, but {option} needs a {' or '.join(kinds)}")
     return obj
 
 
