@@ -475,6 +475,7 @@ def test_predict_and_evaluate_import_neither_sklearn_nor_scipy(tmp_path, iris, m
         assert r.stdout.strip() == "[]", (argv[0], r.stdout)
 
 
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")  # 30 epochs: weights only
 @pytest.mark.parametrize("activation", ["relu", "tanh"])
 def test_predict_reads_the_model_file_like_the_estimator(tmp_path, activation):
     """predict reads the saved weights without scikit-learn; its logits must be the estimator's."""
