@@ -419,10 +419,13 @@ def test_probabilities_that_do_not_sum_to_one(capsys, scores, tmp_path):
     assert rc == 1 and "p.csv: row 2: probabilities sum to 0.5, not 1" in error_line(err)
 
 
-def test_wrong_number_of_features(capsys, fitted, bc_csv, tmp_path):
-    rc, _, err = call(capsys, "predict", str(fitted["model"]), str(bc_csv), "--out", str(tmp_path / "p.csv"))
+def test_wrong_number_of_features_without_names(capsys, fitted, bc_csv, tmp_path):
+    """A file without column names (.npy) is read by position, so its width must match."""
+    X = np.column_stack([c.to_numpy() for c in list(read_columns(bc_csv).values())[:30]] + [np.zeros(569)])
+    np.save(tmp_path / "x.npy", X)
+    rc, _, err = call(capsys, "predict", str(fitted["model"]), str(tmp_path / "x.npy"), "--out", str(tmp_path / "p.csv"))
     assert rc == 1
-    assert "bc.csv: has 31 feature columns but the model expects 30" in error_line(err) and "--target COL" in err
+    assert "x.npy: has 31 feature columns but the model expects 30" in error_line(err) and "--target COL" in err
 
 
 def test_corrupted_model_file(capsys, fitted, bc_features, tmp_path):

@@ -626,9 +626,9 @@ def test_cli_calibrate_conformal_saves_a_predictor_and_reports_its_sets(capsys, 
     assert set(levels) == {"90%", "95%"}
     # the reported numbers are the library's, on the held-out half (the rows not used for fitting)
     z, y = np.load(logits), np.load(labels)
-    from sklearn.model_selection import train_test_split
+    from softmaxkit.cli._common import holdout_rows
 
-    fit_rows, eval_rows = train_test_split(np.arange(len(y)), test_size=0.5, random_state=0)
+    fit_rows, eval_rows = holdout_rows(len(y), 0.5, 0)  # calibrate's own split (--seed 0)
     sets = cp.predict_sets(z[eval_rows], alpha=[0.1, 0.05])
     assert levels["90%"]["coverage"] == pytest.approx(coverage(y[eval_rows], sets[:, :, 0]))
     assert levels["95%"]["mean_size"] == pytest.approx(mean_set_size(sets[:, :, 1]))
@@ -696,24 +696,28 @@ def test_cli_predict_writes_each_rows_set_and_evaluate_scores_them(capsys, cli_f
 
 def test_cli_set_options_fail_early_and_clearly(capsys, cli_files, tmp_path):
     logits, labels = str(cli_files / "logits.npy"), str(cli_files / "labels.npy")
-    rc, _, err = _cli(capsys, "evaluate", "--logits", logits, "--labels", labels, "--sets", "0.1")
-    assert rc == 1 and "--sets needs --conformal FILE" in err
+    for command in (["evaluate", "--logits", logits, "--labels", labels], ["predict", "m.npz", "d.csv", "--out", "p.csv"]):
+        with pytest.raises(SystemExit) as exit_info:  # a usage error: exit 2 before any file is read
+            _cli(capsys, *command, "--sets", "0.1")
+        assert exit_info.value.code == 2 and "--sets needs --conformal FILE" in capsys.readouterr().err
     assert _cli(capsys, "calibrate", "--logits", logits, "--labels", labels, "--out", str(tmp_path / "c.npz"),
                 "--quiet")[0] == 0
     rc, _, err = _cli(capsys, "evaluate", "--logits", logits, "--labels", labels, "--conformal",
                       str(tmp_path / "c.npz"), "--sets", "0.1")
-    assert rc == 1 and "holds a TemperatureScaling, but --conformal needs a ConformalClassifier" in err
+    assert rc == 1 and "holds a TemperatureScaling, not a conformal predictor" in err
     with pytest.raises(SystemExit) as exit_info:
         _cli(capsys, "evaluate", "--logits", logits, "--labels", labels, "--sets", "0.1,1.5")
     assert exit_info.value.code == 2 and "strictly between 0 and 1" in capsys.readouterr().err
-    for bad, message in ((logits, "unsupported extension '.npy'"), (str(tmp_path / "d.npz"), "is also --out")):
-        rc, _, err = _cli(capsys, "calibrate", "--logits", logits, "--labels", labels, "--out",
-                          str(tmp_path / "d.npz"), "--conformal", "0.1", "--conformal-out", bad)
-        assert rc == 1 and "--conformal-out" in err and message in err
-        assert not (tmp_path / "d.npz").exists()  # nothing written before the check
-    rc, _, err = _cli(capsys, "calibrate", "--logits", logits, "--labels", labels, "--out", str(tmp_path / "e.npz"),
-                      "--conformal-out", str(tmp_path / "f.npz"))
-    assert rc == 1 and "--conformal-out needs --conformal ALPHA" in err
+    rc, _, err = _cli(capsys, "calibrate", "--logits", logits, "--labels", labels, "--out",
+                      str(tmp_path / "d.npz"), "--conformal", "0.1", "--conformal-out", logits)
+    assert rc == 1 and "--conformal-out" in err and "unsupported extension '.npy'" in err
+    assert not (tmp_path / "d.npz").exists()  # nothing written before the check
+    for extra, message in ((["--conformal", "0.1", "--conformal-out", str(tmp_path / "d.npz")], "is also --out"),
+                           (["--conformal-out", str(tmp_path / "f.npz")], "--conformal-out needs --conformal ALPHA")):
+        with pytest.raises(SystemExit) as exit_info:
+            _cli(capsys, "calibrate", "--logits", logits, "--labels", labels, "--out", str(tmp_path / "d.npz"), *extra)
+        assert exit_info.value.code == 2 and message in capsys.readouterr().err
+        assert not (tmp_path / "d.npz").exists()
 
 
 def test_cli_demo_shows_the_90_and_95_percent_sets(capsys, tmp_path):

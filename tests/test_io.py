@@ -99,3 +99,43 @@ def test_save_state_roundtrip(tmp_path, suffix):
 def test_save_state_rejects_object_arrays(tmp_path):
     with pytest.raises(TypeError, match="cannot be saved without pickle"):
         io.save_state(tmp_path / "m.npz", kind="TemperatureScaling", meta={}, arrays={"x": np.array([None])})
+
+
+def test_staged_outputs_all_or_nothing(tmp_path):
+    with pytest.raises(RuntimeError):
+        with io.StagedOutputs() as out:
+            out.stage(tmp_path / "a.txt").write_text("a")
+            out.stage(tmp_path / "sub" / "b.txt").write_text("b")
+            raise RuntimeError("the second output failed")
+    assert os.listdir(tmp_path) == []  # no output, no temporary, no directory made for them
+    with io.StagedOutputs() as out:
+        out.stage(tmp_path / "a.txt").write_text("a")
+        out.stage(tmp_path / "sub" / "b.txt").write_text("b")
+        assert not (tmp_path / "a.txt").exists()  # nothing appears before the commit
+        out.commit()
+    assert (tmp_path / "a.txt").read_text() == "a" and (tmp_path / "sub" / "b.txt").read_text() == "b"
+
+
+def test_outputs_get_the_umask_permissions(tmp_path):
+    old = os.umask(0o027)
+    try:
+        io.write_text_atomic(tmp_path / "x.txt", "x")
+        with io.StagedOutputs() as out:
+            out.stage(tmp_path / "y.txt").write_text("y")
+            out.commit()
+    finally:
+        os.umask(old)
+    for name in ("x.txt", "y.txt"):
+        assert (tmp_path / name).stat().st_mode & 0o777 == 0o640
+
+
+def test_staged_outputs_check_names_the_problem(tmp_path):
+    (tmp_path / "in.csv").write_text("a\n1\n")
+    (tmp_path / "file").write_text("x")
+    out = io.StagedOutputs(inputs=(tmp_path / "in.csv",))
+    with pytest.raises(ValueError, match="is also an input file"):
+        out.check(tmp_path / "in.csv")
+    with pytest.raises(ValueError, match="is an existing directory"):
+        out.check(tmp_path)
+    with pytest.raises(ValueError, match="is not a directory"):
+        out.check(tmp_path / "file" / "x.csv")

@@ -133,3 +133,22 @@ def test_report_renders_in_headless_chromium(tmp_path):
     assert shot.exists() and shot.read_bytes().startswith(b"\x89PNG")
     # A blank page compresses to a few KB; a rendered report with tables and plots does not.
     assert shot.stat().st_size > 20_000
+
+
+def test_report_never_overwrites_files_it_did_not_write(tmp_path):
+    from softmaxkit.report import MANIFEST, check_report_dir
+
+    rep = tmp_path / "rep"
+    rep.mkdir()
+    (rep / "notes.txt").write_text("unrelated")
+    write_report(rep, sample_report())  # no clash: written beside the user's file
+    write_report(rep, sample_report())  # its own files: rewritten
+    assert "metrics.json" in json.loads((rep / MANIFEST).read_text())["files"]
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "report.html").write_text("mine")
+    with pytest.raises(ValueError, match=r"report\.html was not written by softmaxkit; refusing to overwrite it"):
+        write_report(other, sample_report())
+    assert (other / "report.html").read_text() == "mine" and sorted(os.listdir(other)) == ["report.html"]
+    with pytest.raises(ValueError, match="not written by softmaxkit"):
+        check_report_dir(other)

@@ -138,6 +138,59 @@ def _forward(net: Network, xp: Any, layers: list[tuple[Any, Any]], X: Any) -> tu
     raise AssertionError("unreachable: a network has at least one layer")
 
 
+class FeatureOverflowError(ValueError):
+    """Finite features so large that the logits overflow float64 (inf or NaN).
+
+    ``row`` and ``column`` locate the feature that contributes most to the
+    first overflowing row, so callers that know the file and the column names
+    can say where it is.
+    """
+
+    def __init__(self, row: int, column: int, value: float) -> None:
+        self.row, self.column, self.value = row, column, value
+        super().__init__(
+            f"X[{row}, {column}] = {value:g} is too large: the logits overflow float64 on row {row} "
+            "(inf or NaN probabilities); rescale that feature to the range the model was trained on"
+        )
+
+
+#: Rows per block of :func:`predict_logits`.
+PREDICT_BLOCK_ROWS = 4096
+
+
+def predict_logits(coefs: list[np.ndarray], intercepts: list[np.ndarray], activation: str, X: np.ndarray) -> np.ndarray:
+    """Logits ``(N, K)`` in float64 of a fitted network with raw-coordinate weights.
+
+    The forward pass of :func:`forward`, for prediction: one float64 pass in
+    NumPy, then a check that every logit is finite. Finite inputs can still
+    overflow (``1e308 * 2`` is inf, and ``inf - inf`` is NaN); softmax of such
+    logits is NaN, so instead of a NaN probability with a prediction the
+    first such row raises :class:`FeatureOverflowError`, naming the feature
+    with the largest ``|x_j| * max_k |W_jk|`` in that row.
+    """
+    from softmaxkit._engine import NumpyEngine
+
+    X = np.asarray(X, dtype=np.float64)
+    net = Network((X.shape[1], *(int(w.shape[1]) for w in coefs)), activation)
+    layers = list(zip(coefs, intercepts))
+    engine = NumpyEngine(np.float64)
+    logits = np.empty((X.shape[0], net.layer_sizes[-1]), dtype=np.float64)
+    # Row blocks: OpenBLAS multiplies a tall (N, d) by a narrow (d, K) several times
+    # faster in cache-sized blocks (0.35 s vs 1.75 s at 2M x 50 @ 50 x 3), and the hidden
+    # activations of a block stay small.
+    with np.errstate(over="ignore", invalid="ignore"):
+        for start in range(0, X.shape[0], PREDICT_BLOCK_ROWS):
+            block, _ = _forward(net, engine, layers, X[start : start + PREDICT_BLOCK_ROWS])
+            logits[start : start + PREDICT_BLOCK_ROWS] = block
+    if X.shape[0] and not np.isfinite(logits).all():
+        row = int(np.argmax(~np.isfinite(logits).all(axis=1)))
+        with np.errstate(over="ignore"):
+            reach = np.abs(X[row]) * np.abs(coefs[0]).max(axis=1)
+        column = int(np.argmax(np.nan_to_num(reach, nan=np.inf)))
+        raise FeatureOverflowError(row, column, float(X[row, column]))
+    return logits
+
+
 def loss_and_grad(
     net: Network,
     xp: Any,

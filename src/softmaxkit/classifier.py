@@ -25,7 +25,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from softmaxkit import _mlp, _optim
-from softmaxkit._engine import NumpyEngine, make_engine
+from softmaxkit._engine import make_engine
 from softmaxkit._progress import progress
 from softmaxkit._targets import Targets, encode_targets, label_indices
 from softmaxkit.functional import log_softmax, softmax
@@ -104,7 +104,12 @@ class SoftmaxClassifier(Persistable, ClassifierMixin, BaseEstimator):
     classes_ : ndarray of shape (K,)
     n_features_in_ : int
     feature_names_in_ : ndarray of str
-        Only when ``X`` had string column names.
+        Only when ``X`` had string column names (or set by ``softmaxkit fit``
+        from a file's header). Saved with the model.
+    target_name_ : str or None
+        The name of ``y`` when it had one (a pandas Series' ``name``, or the
+        target column of ``softmaxkit fit``). Saved with the model, so that
+        files holding the label column can be read by name.
     coefs_ : list of ndarray
         ``coefs_[l]`` has shape ``(fan_in, fan_out)``, in raw-feature
         coordinates (the preconditioning folded back in).
@@ -372,6 +377,8 @@ class SoftmaxClassifier(Persistable, ClassifierMixin, BaseEstimator):
         self.validation_loss_curve_ = monitor.validation_curve if valid is not None else None
         self.best_validation_loss_ = float(monitor.best) if valid is not None else None
         self.n_iter_ = result.n_iter
+        name = getattr(y, "name", None)
+        self.target_name_ = name if isinstance(name, str) else None
         return self
 
     def _split(self, targets: Targets, rng: np.random.RandomState) -> tuple[np.ndarray, np.ndarray | None]:
@@ -399,10 +406,7 @@ class SoftmaxClassifier(Persistable, ClassifierMixin, BaseEstimator):
         """Raw logits ``(n, K)`` in float64 (the same forward pass as training)."""
         check_is_fitted(self)
         X = validate_data(self, X, reset=False, dtype=(np.float64, np.float32))
-        net = self._network()
-        theta = net.pack(list(zip(self.coefs_, self.intercepts_)))
-        logits, _ = _mlp.forward(net, NumpyEngine(np.float64), theta, X.astype(np.float64, copy=False))
-        return logits
+        return _mlp.predict_logits(self.coefs_, self.intercepts_, self.activation, X)
 
     def decision_function(self, X: Any) -> np.ndarray:
         """Logits: shape (n, K), or for two classes the 1-D log-odds ``z_1 - z_0``.
@@ -464,6 +468,7 @@ class SoftmaxClassifier(Persistable, ClassifierMixin, BaseEstimator):
             "n_layers": len(self.coefs_),
             "best_validation_loss": self.best_validation_loss_,
             "feature_names_in": getattr(self, "feature_names_in_", np.array([])).tolist() or None,
+            "target_name": getattr(self, "target_name_", None),
         }
         arrays = {"loss_curve": np.asarray(self.loss_curve_, dtype=np.float64)}
         if self.validation_loss_curve_ is not None:
@@ -483,6 +488,7 @@ class SoftmaxClassifier(Persistable, ClassifierMixin, BaseEstimator):
         model.n_features_in_ = int(meta["n_features_in"])
         if meta.get("feature_names_in"):
             model.feature_names_in_ = np.asarray(meta["feature_names_in"], dtype=object)
+        model.target_name_ = meta.get("target_name")
         n_layers = int(meta["n_layers"])
         model.coefs_ = [np.asarray(arrays[f"coef_{i}"], dtype=np.float64) for i in range(n_layers)]
         model.intercepts_ = [np.asarray(arrays[f"intercept_{i}"], dtype=np.float64) for i in range(n_layers)]

@@ -25,9 +25,10 @@ pyarrow and safetensors are the ``io`` extra; they are imported on first use.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
 import numpy as np
 
@@ -54,12 +55,19 @@ class Features:
         The target column as read (integers or strings), or None without ``target``.
     feature_names : list of str
     target_name : str or None
+    named : bool
+        Whether the column names come from the file (a table's header, an
+        ``.npz``'s 1-D arrays) rather than from positions (``.npy``, a 2-D array).
+    ignored : list of str
+        Columns left out because the model does not use them (``feature_names=``).
     """
 
     X: np.ndarray
     y: np.ndarray | None
     feature_names: list[str]
     target_name: str | None
+    named: bool = True
+    ignored: tuple[str, ...] = ()
 
 
 # --------------------------------------------------------------------------- low level
@@ -105,14 +113,45 @@ def _read_arrow(path: Path, suffix: str) -> dict[str, Any]:
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         if message.lower().startswith("empty csv file"):
             raise DataFileError(f"{path}: the file is empty") from None
+        if suffix != ".parquet":
+            _locate_ragged_row(path, "\t" if suffix == ".tsv" else ",")
         raise DataFileError(f"{path}: cannot be read as {suffix[1:]}: {message}") from None
-    table = table.combine_chunks()
+    if suffix == ".csv" and table.num_columns == 1 and ";" in table.column_names[0]:
+        raise DataFileError(
+            f"{path}: line 1: the header {table.column_names[0]!r} is separated by ';', not ','; "
+            "save the file as comma-separated CSV with '.' as the decimal point"
+        )
     seen: set[str] = set()
     for name in table.column_names:
         if name in seen:
             raise DataFileError(f"{path}: the column name {name!r} appears twice; column names must be unique")
         seen.add(name)
-    return {name: table.column(name).chunk(0) if table.num_rows else np.array([]) for name in table.column_names}
+    # Chunked columns as read (no combine_chunks copy): numeric_matrix copies chunk by chunk.
+    return {name: table.column(name) if table.num_rows else np.array([]) for name in table.column_names}
+
+
+def _locate_ragged_row(path: Path, delimiter: str) -> None:
+    """Raise the error naming the first line whose field count differs from the header's.
+
+    pyarrow's parse errors quote the offending text but give no line number;
+    this second, slow pass runs only on the error path.
+    """
+    import csv
+
+    with open(path, newline="", encoding="utf-8", errors="replace") as fh:
+        reader = csv.reader(fh, delimiter=delimiter)
+        header = next(reader, [])
+        for row, fields in enumerate(reader):
+            if fields and len(fields) != len(header):
+                hint = ""
+                if len(header) == 1 and ";" in header[0]:
+                    hint = "; the file looks ';'-separated: save it as comma-separated CSV with '.' decimals"
+                elif delimiter == "," and len(fields) > len(header):
+                    hint = " (a decimal comma, or an unquoted ',' inside a value?)"
+                raise DataFileError(
+                    location(path, row)
+                    + f"has {len(fields)} fields but the header has {len(header)}{hint}"
+                )
 
 
 def _array_columns(name: str | None, arr: np.ndarray, path: Path) -> dict[str, np.ndarray]:
@@ -189,37 +228,55 @@ def read_columns(path: str | os.PathLike) -> dict[str, Any]:
 # --------------------------------------------------------------------------- checks
 
 
-def _to_float(col: Any) -> tuple[np.ndarray | None, tuple[int, str] | None]:
-    """``(values, None)`` for a finite numeric column, else ``(None, (row, problem))``."""
-    if not isinstance(col, np.ndarray):  # arrow array
+def _fill_float(col: Any, dst: np.ndarray) -> tuple[int, str] | None:
+    """Write column ``col`` into ``dst`` (float64, one column of the matrix); None, or ``(row, problem)``.
+
+    Arrow columns are copied chunk by chunk straight into ``dst`` (a numeric
+    chunk without nulls is viewed zero-copy first), so the matrix is the only
+    full-size copy: no concatenated column and no stacking pass.
+    """
+    if not isinstance(col, np.ndarray):  # arrow Array or ChunkedArray
         if col.null_count:
             import pyarrow.compute as pc
 
             row = int(pc.index(pc.is_null(col), True).as_py())
-            return None, (row, "missing value (empty or NaN)")
-        values = col.to_numpy(zero_copy_only=False)
+            return row, "missing value (empty or NaN)"
+        offset = 0
+        for chunk in getattr(col, "chunks", [col]):
+            values = chunk.to_numpy(zero_copy_only=False)
+            problem = _fill_values(values, dst[offset : offset + len(values)])
+            if problem is not None:
+                return offset + problem[0], problem[1]
+            offset += len(values)
     else:
-        values = col
+        problem = _fill_values(col, dst)
+        if problem is not None:
+            return problem
+    if not np.isfinite(dst).all():
+        row = int(np.argmax(~np.isfinite(dst)))
+        return row, f"non-finite value {float(dst[row])}"
+    return None
+
+
+def _fill_values(values: np.ndarray, dst: np.ndarray) -> tuple[int, str] | None:
     if values.dtype.kind in "biuf":
-        values = values.astype(np.float64, copy=False)
-    else:
-        # Strings (or arrow's inferred string type): find the first cell that is not a number.
-        parsed = np.empty(len(values), dtype=np.float64)
-        for row, cell in enumerate(values):
-            try:
-                parsed[row] = float(cell)
-            except (TypeError, ValueError):
-                return None, (row, f"non-numeric value {str(cell)!r}")
-        values = parsed
-    bad = ~np.isfinite(values)
-    if bad.any():
-        row = int(np.argmax(bad))
-        return None, (row, f"non-finite value {float(values[row])}")
-    return values, None
+        dst[...] = values
+        return None
+    # Strings (or arrow's inferred string type): find the first cell that is not a number.
+    for row, cell in enumerate(values):
+        try:
+            dst[row] = float(cell)
+        except (TypeError, ValueError):
+            return row, f"non-numeric value {str(cell)!r}"
+    return None
 
 
 def numeric_matrix(path: str | os.PathLike, columns: Mapping[str, Any], *, what: str = "feature") -> np.ndarray:
     """Stack ``columns`` into a finite float64 matrix of shape (n_rows, n_columns).
+
+    The matrix is Fortran-ordered: each column is filled with one contiguous
+    copy (filling a C-ordered matrix column by column would touch a new cache
+    line per value).
 
     Raises
     ------
@@ -227,17 +284,18 @@ def numeric_matrix(path: str | os.PathLike, columns: Mapping[str, Any], *, what:
         Naming the first offending row and column: a non-numeric, missing or non-finite value.
     """
     path = Path(path)
-    converted, problems = [], []
+    n_rows = len(next(iter(columns.values()))) if columns else 0
+    out = np.empty((n_rows, len(columns)), dtype=np.float64, order="F")
+    problems = []
     for index, (name, col) in enumerate(columns.items()):
-        values, problem = _to_float(col)
-        converted.append(values)
+        problem = _fill_float(col, out[:, index])
         if problem is not None:
             problems.append((problem[0], index, name, problem[1]))
     if problems:
         # Report the earliest bad cell in reading order, whichever column it is in.
         row, _, name, message = min(problems)
         raise DataFileError(location(path, row, name) + f"{message}; {what} values must be finite numbers")
-    return np.column_stack(converted)
+    return out
 
 
 def _label_column(path: Path, name: str, col: Any) -> np.ndarray:
@@ -258,7 +316,32 @@ def _label_column(path: Path, name: str, col: Any) -> np.ndarray:
             col = col.astype(np.int64)
     elif col.dtype.kind == "O":
         col = col.astype(str)
+    if col.dtype.kind == "U":
+        _check_text_labels(path, name, col)
     return col
+
+
+def _check_text_labels(path: Path, name: str, labels: np.ndarray) -> None:
+    """Empty labels are an error; labels equal up to case and surrounding spaces, a warning."""
+    stripped = np.char.strip(labels)
+    empty = stripped == ""
+    if empty.any():
+        row = int(np.argmax(empty))
+        raise DataFileError(location(path, row, name) + f"empty label {str(labels[row])!r}; every row needs a class")
+    groups: dict[str, list[str]] = {}
+    for value in np.unique(labels).tolist():
+        groups.setdefault(value.strip().casefold(), []).append(value)
+    clashes = [values for values in groups.values() if len(values) > 1]
+    if clashes:
+        import warnings
+
+        shown = " and ".join(repr(v) for v in clashes[0][:3])
+        more = f" ({len(clashes)} such groups)" if len(clashes) > 1 else ""
+        warnings.warn(
+            f"{path}: column {name!r}: labels {shown} differ only in case or surrounding spaces and are "
+            f"treated as different classes{more}; fix the file if they are the same class",
+            stacklevel=3,
+        )
 
 
 def _resolve_column(path: Path, columns: Mapping[str, Any], target: str, *, option: str) -> str:
@@ -276,6 +359,21 @@ def _resolve_column(path: Path, columns: Mapping[str, Any], target: str, *, opti
 
 # --------------------------------------------------------------------------- public readers
 
+#: Column names that stand for positions, not names: ``"3"`` (a 2-D ``.npy``) or ``"X[3]"`` (a 2-D array
+#: in an ``.npz``/``.safetensors``).
+_POSITIONAL = re.compile(r"^(\d+|.+\[\d+\])$")
+
+
+def has_column_names(path: str | os.PathLike, columns: Mapping[str, Any]) -> bool:
+    """Whether ``columns`` carry real names (a table's header, named 1-D arrays), not positions."""
+    if Path(path).suffix.lower() in _TABLE_SUFFIXES:
+        return True
+    return not any(_POSITIONAL.match(name) for name in columns)
+
+
+def _shown(names: list[str], limit: int = 8) -> str:
+    return ", ".join(repr(n) for n in names[:limit]) + (f", ... ({len(names)} in all)" if len(names) > limit else "")
+
 
 def read_features(
     path: str | os.PathLike,
@@ -283,6 +381,7 @@ def read_features(
     target: str | None = None,
     require_target: bool = True,
     n_features: int | None = None,
+    feature_names: list[str] | None = None,
 ) -> Features:
     """Read a feature matrix and (optionally) its target column from ``path``.
 
@@ -298,6 +397,11 @@ def read_features(
     n_features : int, optional
         The number of feature columns a model expects; checked before any value
         is parsed, so a left-in label column reads as such, not as a bad value.
+    feature_names : list of str, optional
+        The columns a model was trained on. When the file has column names,
+        exactly these are read, in this order, wherever they sit in the file;
+        the other columns are left out and listed in :attr:`Features.ignored`.
+        A file without names (``.npy``) is read by position.
 
     Returns
     -------
@@ -306,27 +410,164 @@ def read_features(
     Raises
     ------
     DataFileError
-        With the file, row, column and problem.
+        With the file, row, column and problem; a missing feature column by name.
     """
     path = Path(path)
+    mapped = _mapped_features(path, target=target, require_target=require_target, n_features=n_features)
+    if mapped is not None:
+        return mapped
+    plan = dict(target=target, require_target=require_target, feature_names=feature_names, n_features=n_features)
+    if path.suffix.lower() == ".parquet" and path.is_file() and path.stat().st_size:
+        streamed = _parquet_features(path, **plan)
+        if streamed is not None:
+            return streamed
     columns = read_columns(path)
-    y = None
+    named = has_column_names(path, columns)
+    target_name, selected, ignored = _plan_features(path, list(columns), named, **plan)
+    y = None if target_name is None else _label_column(path, target_name, columns[target_name])
+    X = numeric_matrix(path, {n: columns[n] for n in selected})
+    return Features(X=X, y=y, feature_names=selected, target_name=target_name, named=named, ignored=ignored)
+
+
+def _plan_features(
+    path: Path,
+    names: list[str],
+    named: bool,
+    *,
+    target: str | None,
+    require_target: bool,
+    feature_names: list[str] | None,
+    n_features: int | None,
+) -> tuple[str | None, list[str], tuple[str, ...]]:
+    """Which columns are the target and the features, from the names alone (before any value is read).
+
+    Returns ``(target name or None, feature columns in order, ignored columns)``.
+    """
     target_name = None
     if target is not None:
         try:
-            target_name = _resolve_column(path, columns, target, option="--target")
+            target_name = _resolve_column(path, dict.fromkeys(names), target, option="--target")
+        except DataFileError:
+            if require_target:
+                raise
+    rest = [n for n in names if n != target_name]
+    ignored: tuple[str, ...] = ()
+    if feature_names is not None and named:
+        missing = [n for n in feature_names if n not in rest]
+        if missing:
+            raise DataFileError(
+                f"{path}: no column {missing[0]!r}, which the model was trained on"
+                + (f" (missing {len(missing)} of {len(feature_names)}: {_shown(missing)})" if len(missing) > 1 else "")
+                + f"; the file has {_shown(rest)}"
+            )
+        wanted = set(feature_names)
+        ignored = tuple(n for n in rest if n not in wanted)
+        rest = list(feature_names)
+    if not rest:
+        raise DataFileError(f"{path}: no feature columns besides the target {target_name!r}")
+    if n_features is not None and len(rest) != n_features:
+        hint = " (use --target COL to leave out a label column)" if len(rest) > n_features and target_name is None else ""
+        raise DataFileError(f"{path}: has {len(rest)} feature columns but the model expects {n_features}{hint}")
+    return target_name, rest, ignored
+
+
+def _parquet_features(path: Path, **plan: Any) -> Features | None:
+    """Features from a Parquet file without an Arrow copy of the whole table (None: use the general reader).
+
+    Only the selected columns are read, in pieces, straight into the feature
+    matrix (:func:`_parquet_matrix`); the target column is read on its own.
+    A non-numeric feature column goes to the general reader, whose messages
+    name the first bad cell.
+    """
+    pf = _open_parquet(path)
+    schema = pf.schema_arrow
+    target_name, selected, ignored = _plan_features(path, list(schema.names), True, **plan)
+    if not all(_is_number_type(schema.field(n).type) for n in selected):
+        return None
+    y = None
+    if target_name is not None:
+        y = _label_column(path, target_name, pf.read(columns=[target_name]).column(0))
+    X = _parquet_matrix(path, pf, selected, dtype=np.float64, order="F", what="feature")
+    return Features(X=X, y=y, feature_names=selected, target_name=target_name, named=True, ignored=ignored)
+
+
+def _open_parquet(path: Path) -> Any:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        return pq.ParquetFile(path)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise DataFileError(f"{path}: cannot be read as parquet: {str(exc).strip().splitlines()[0]}") from None
+
+
+def _is_number_type(t: Any) -> bool:
+    import pyarrow as pa
+
+    return pa.types.is_integer(t) or pa.types.is_floating(t)
+
+
+def _parquet_matrix(path: Path, pf: Any, names: list[str], *, dtype: Any, order: str, what: str) -> np.ndarray:
+    """The numeric columns ``names`` of Parquet file ``pf`` as one finite (n, len(names)) matrix.
+
+    Read in pieces of (row group) x (a few columns): a row group alone can be
+    the whole file, and Parquet decodes a column chunk whole, so a piece is
+    bounded by choosing its columns. The peak is the matrix plus one piece.
+    """
+    n_rows = pf.metadata.num_rows
+    if n_rows == 0:
+        raise DataFileError(f"{path}: the file has no data rows")
+    out = np.empty((n_rows, len(names)), dtype=dtype, order=order)
+    offset = 0
+    for group in range(pf.metadata.num_row_groups):
+        rows = pf.metadata.row_group(group).num_rows
+        width = max(1, _BATCH_VALUES // max(rows, 1))
+        for first in range(0, len(names), width):
+            piece = pf.read_row_group(group, columns=names[first : first + width])
+            for j, name in enumerate(piece.column_names):
+                problem = _fill_float(piece.column(j), out[offset : offset + rows, first + j])
+                if problem is not None:
+                    raise DataFileError(location(path, offset + problem[0], name)
+                                        + f"{problem[1]}; {what} values must be finite numbers")
+            del piece
+        offset += rows
+    return out
+
+
+def _mapped_features(
+    path: Path, *, target: str | None, require_target: bool, n_features: int | None
+) -> Features | None:
+    """A 2-D float ``.npy`` read by position from a read-only memory map, or None for other files.
+
+    Without a target column the map is the feature matrix itself: no copy,
+    and the blocked forward pass streams through it (2M x 50 float64 is 800
+    MB that never needs to be resident at once).
+    """
+    if path.suffix.lower() != ".npy" or not path.is_file() or path.stat().st_size == 0:
+        return None
+    arr = _mapped_npy(path)
+    if arr is None:
+        return None
+    names = [str(j) for j in range(arr.shape[1])]
+    keep = list(range(arr.shape[1]))
+    y, target_name = None, None
+    if target is not None:
+        try:
+            target_name = _resolve_column(path, dict.fromkeys(names), target, option="--target")
         except DataFileError:
             if require_target:
                 raise
         if target_name is not None:
-            y = _label_column(path, target_name, columns.pop(target_name))
-    if not columns:
+            y = _label_column(path, target_name, np.asarray(arr[:, int(target_name)]))
+            keep.remove(int(target_name))
+    if not keep:
         raise DataFileError(f"{path}: no feature columns besides the target {target_name!r}")
-    if n_features is not None and len(columns) != n_features:
-        hint = " (use --target COL to leave out a label column)" if len(columns) > n_features and y is None else ""
-        raise DataFileError(f"{path}: has {len(columns)} feature columns but the model expects {n_features}{hint}")
-    X = numeric_matrix(path, columns)
-    return Features(X=X, y=y, feature_names=list(columns), target_name=target_name)
+    if n_features is not None and len(keep) != n_features:
+        hint = " (use --target COL to leave out a label column)" if len(keep) > n_features and y is None else ""
+        raise DataFileError(f"{path}: has {len(keep)} feature columns but the model expects {n_features}{hint}")
+    X = arr if len(keep) == arr.shape[1] else np.asarray(arr[:, keep], dtype=np.float64)
+    _check_finite_matrix(path, X, what="feature")
+    return Features(X=X, y=y, feature_names=[names[k] for k in keep], target_name=target_name, named=False)
 
 
 def read_matrix(path: str | os.PathLike, *, what: str = "logit", binary_column: bool = False) -> np.ndarray:
@@ -342,8 +583,206 @@ def read_matrix(path: str | os.PathLike, *, what: str = "logit", binary_column: 
     return numeric_matrix(path, columns, what=what)
 
 
-def read_labels(path: str | os.PathLike, *, column: str | None = None, n_classes: int | None = None) -> np.ndarray:
-    """Read integer class indices (one per row) from ``path``.
+#: Column-name prefixes of the score files softmaxkit writes (``predict``, ``apply``):
+#: ``p_<class>`` probabilities and ``logit_<class>`` logits.
+SCORE_PREFIXES = {"probability": "p_", "logit": "logit_"}
+
+
+@dataclass(frozen=True)
+class Scores:
+    """A score matrix read by :func:`read_scores`.
+
+    Attributes
+    ----------
+    values : ndarray of shape (n, K) (or (n, 1) for one binary column), float64
+    classes : list of str or None
+        Class names from ``p_<class>`` / ``logit_<class>`` column names, in column order.
+    ignored : tuple of str
+        Other columns of the file (``prediction``, ids) that were left out.
+    """
+
+    values: np.ndarray
+    classes: list[str] | None
+    ignored: tuple[str, ...]
+
+
+def score_columns(path: str | os.PathLike, names: list[str], *, kind: str) -> tuple[list[str], list[str] | None]:
+    """Which columns of a score file hold ``kind`` scores, and the class names they carry.
+
+    A file with ``p_<class>`` (probabilities) or ``logit_<class>`` (logits)
+    columns, as ``predict`` writes, contributes exactly those columns; the
+    rest (``prediction``, an id) is ignored. Any other file contributes every
+    column. Probabilities given as logits, or the reverse, are refused.
+    """
+    own, other = SCORE_PREFIXES[kind], SCORE_PREFIXES["logit" if kind == "probability" else "probability"]
+    mine = [n for n in names if n.startswith(own) and len(n) > len(own)]
+    if not mine and any(n.startswith(other) for n in names):
+        option = "--probs" if kind == "logit" else "--logits"
+        raise DataFileError(
+            f"{path}: its {other}<class> columns hold {'probabilities' if kind == 'logit' else 'logits'}, "
+            f"not {kind}s; pass the file with {option}"
+        )
+    if not mine:
+        return names, None
+    return mine, [n[len(own):] for n in mine]
+
+
+def read_scores(path: str | os.PathLike, *, kind: str, binary_column: bool = True) -> Scores:
+    """Read logits (``kind="logit"``) or probabilities (``"probability"``), one column per class.
+
+    See :func:`score_columns` for which columns count. A ``.npy`` file is
+    memory-mapped and used as it is, without a float64 copy, when it already
+    holds a 2-D float array (large logit files: the OS pages it in as needed).
+    """
+    path = Path(path)
+    if path.suffix.lower() == ".npy" and path.is_file() and path.stat().st_size:
+        arr = _mapped_npy(path)
+        if arr is not None:
+            _check_finite_matrix(path, arr, what=kind)
+            if arr.shape[1] < 2 and not binary_column:
+                raise DataFileError(f"{path}: has 1 column; {kind}s need one column per class (at least 2)")
+            return Scores(arr, None, ())
+    if path.suffix.lower() == ".parquet" and path.is_file() and path.stat().st_size:
+        return _parquet_scores(path, kind=kind, binary_column=binary_column)
+    columns = read_columns(path)
+    use, classes = score_columns(path, list(columns), kind=kind)
+    if len(use) < 2 and not binary_column:
+        raise DataFileError(f"{path}: has {len(use)} column; {kind}s need one column per class (at least 2)")
+    wanted = set(use)
+    values = numeric_matrix(path, {n: columns[n] for n in use}, what=kind)
+    return Scores(values, classes, tuple(n for n in columns if n not in wanted))
+
+
+#: Values per Parquet batch when streaming scores (a 32 MB float64 batch whatever the width).
+_BATCH_VALUES = 1 << 22
+
+
+def _parquet_scores(path: Path, *, kind: str, binary_column: bool) -> Scores:
+    """Scores from a Parquet file, read in pieces straight into one matrix (:func:`_parquet_matrix`).
+
+    The matrix keeps the file's float32 when every score column is float32:
+    the peak is the matrix plus one piece, not an Arrow table plus a float64
+    copy of it.
+    """
+    import pyarrow as pa
+
+    pf = _open_parquet(path)
+    schema = pf.schema_arrow
+    names = list(schema.names)
+    use, classes = score_columns(path, names, kind=kind)
+    if len(use) < 2 and not binary_column:
+        raise DataFileError(f"{path}: has {len(use)} column; {kind}s need one column per class (at least 2)")
+    ignored = tuple(n for n in names if n not in set(use))
+    if not all(_is_number_type(schema.field(n).type) for n in use):
+        # Text or other columns: the general reader names the first bad cell.
+        columns = read_columns(path)
+        return Scores(numeric_matrix(path, {n: columns[n] for n in use}, what=kind), classes, ignored)
+    dtype = np.float32 if all(schema.field(n).type == pa.float32() for n in use) else np.float64
+    return Scores(_parquet_matrix(path, pf, use, dtype=dtype, order="C", what=kind), classes, ignored)
+
+
+def _mapped_npy(path: Path) -> np.ndarray | None:
+    """A 2-D float ``.npy`` memory-mapped read-only, or None for anything else (read normally)."""
+    try:
+        arr = np.load(path, mmap_mode="r", allow_pickle=False)
+    except Exception:  # the normal reader reports the problem with its own message
+        return None
+    if arr.ndim != 2 or arr.dtype.kind != "f" or arr.shape[0] == 0:
+        return None
+    return arr
+
+
+#: Rows per block when scanning a memory-mapped matrix, so the check's temporaries stay small.
+BLOCK_ROWS = 65536
+
+
+def iter_row_blocks(arr: Any, rows: int = BLOCK_ROWS) -> Iterator[tuple[int, np.ndarray]]:
+    """``(start, arr[start:start + rows])`` over ``arr``'s rows, for streaming large matrices.
+
+    For a memory map, the pages of each block are handed back to the OS
+    (``madvise(MADV_DONTNEED)``; they stay in the page cache) once the caller
+    is done with it, so a pass over a file larger than memory keeps only a
+    block resident, and the process's peak RSS does not grow with the file.
+    """
+    for start in range(0, len(arr), rows):
+        yield start, arr[start : start + rows]
+        release_pages(arr)
+
+
+def release_pages(arr: Any) -> None:
+    """Drop a memory-mapped array's resident pages from this process (no-op for other arrays).
+
+    The data stays in the OS page cache, so reading it again is cheap; only
+    the process's resident set (and peak RSS) shrinks.
+    """
+    mapping = getattr(arr, "_mmap", None)
+    if mapping is not None and hasattr(mapping, "madvise"):
+        import mmap
+
+        try:
+            mapping.madvise(mmap.MADV_DONTNEED)
+        except (OSError, ValueError):  # not supported on this platform: the pages just stay mapped
+            pass
+
+
+def _check_finite_matrix(path: Path, arr: np.ndarray, *, what: str) -> None:
+    """The first non-finite entry of ``arr`` as an error naming its row and column, block by block."""
+    for start, block in iter_row_blocks(arr):
+        if np.isfinite(block.max()) and np.isfinite(block.min()):
+            continue
+        bad = ~np.isfinite(block)
+        if bad.any():
+            i, j = np.unravel_index(int(np.argmax(bad)), block.shape)
+            raise DataFileError(
+                location(path, start + int(i), str(j)) + f"non-finite value {float(block[i, j])}; "
+                f"{what} values must be finite numbers"
+            )
+
+
+def encode_labels(
+    labels: np.ndarray,
+    classes: Any,
+    *,
+    path: str | os.PathLike,
+    column: str | None = None,
+    rows: Any = None,
+    problem: str = "is not a class",
+) -> np.ndarray:
+    """Class indices of ``labels`` given as class names ``classes``.
+
+    Names match on their text form, so a label read as the number ``1``
+    matches a class stored as ``"1"`` and the reverse. ``path``, ``column``
+    and ``rows`` (original row numbers, when ``labels`` is a subset of the
+    file) place a label that is not a class in the message.
+    """
+    labels = np.asarray(labels)
+    classes = np.asarray(classes)
+    lookup = {str(c.item() if hasattr(c, "item") else c): i for i, c in enumerate(classes)}
+    text = labels.astype(str)
+    uniques, inverse = np.unique(text, return_inverse=True)
+    index = np.array([lookup.get(u, -1) for u in uniques.tolist()], dtype=np.int64)
+    out = index[inverse.reshape(-1)]
+    bad = out < 0
+    if bad.any():
+        row = int(np.argmax(bad))
+        file_row = int(rows[row]) if rows is not None else row
+        names = [str(c) for c in classes.tolist()]
+        shown = ", ".join(names[:10]) + (", ..." if len(names) > 10 else "")
+        value = labels[row].item() if hasattr(labels[row], "item") else labels[row]
+        near = [n for n in names if n.strip().casefold() == str(value).strip().casefold()]
+        hint = f"; did you mean {near[0]!r}?" if near else ""
+        raise DataFileError(location(Path(path), file_row, column) + f"label {value!r} {problem} ({shown}){hint}")
+    return out
+
+
+def read_labels(
+    path: str | os.PathLike,
+    *,
+    column: str | None = None,
+    n_classes: int | None = None,
+    classes: Any = None,
+) -> np.ndarray:
+    """Read class labels (one per row) from ``path`` as class indices.
 
     Parameters
     ----------
@@ -353,6 +792,11 @@ def read_labels(path: str | os.PathLike, *, column: str | None = None, n_classes
         The label column's name or position.
     n_classes : int, optional
         When given, every label must lie in ``0 .. n_classes - 1``.
+    classes : sequence, optional
+        Class names, in the order of the score columns. Labels are then read
+        as names (``"setosa"``) and returned as their index. When no label is
+        one of the names and every label is an integer index, they are read
+        as indices (the usual integer labels of a logits file).
 
     Returns
     -------
@@ -361,18 +805,26 @@ def read_labels(path: str | os.PathLike, *, column: str | None = None, n_classes
     Raises
     ------
     DataFileError
-        Naming the row of the first label that is missing, not an integer or out of range.
+        Naming the row of the first label that is missing, empty, not a class
+        or out of range.
     """
     path = Path(path)
     columns = read_columns(path)
     if column is None:
         if len(columns) != 1:
             raise DataFileError(
-                f"{path}: has {len(columns)} columns; labels need exactly one (or name it with --label-column)"
+                f"{path}: has {len(columns)} columns ({_shown(list(columns))}); labels need exactly one "
+                "(name it with --label-column)"
             )
         column = next(iter(columns))
     name = _resolve_column(path, columns, column, option="--label-column")
     labels = _label_column(path, name, columns[name])
+    if classes is not None:
+        names = {str(c) for c in np.asarray(classes).tolist()}
+        as_text = set(np.unique(labels.astype(str)).tolist())
+        if names & as_text or labels.dtype.kind not in "iu":
+            return encode_labels(labels, classes, path=path, column=name)
+        n_classes = len(names) if n_classes is None else n_classes
     if labels.dtype.kind not in "iu":
         row = 0
         for row, value in enumerate(labels):
@@ -383,7 +835,8 @@ def read_labels(path: str | os.PathLike, *, column: str | None = None, n_classes
             if float_value != int(float_value):
                 break
         raise DataFileError(
-            location(path, row, name) + f"label {labels[row].item()!r} is not an integer class index (0, 1, ...)"
+            location(path, row, name) + f"label {labels[row].item()!r} is not an integer class index (0, 1, ...); "
+            "give the class names with --classes (or use a probabilities file with p_<class> columns)"
         )
     labels = labels.astype(np.int64)
     if n_classes is not None:
@@ -400,46 +853,71 @@ def read_labels(path: str | os.PathLike, *, column: str | None = None, n_classes
 # --------------------------------------------------------------------------- writers
 
 
+def check_writable_columns(path: str | os.PathLike, names_text: Mapping[str, bool]) -> None:
+    """Fail before any work when ``path``'s format cannot hold the columns.
+
+    ``names_text`` maps each column name to whether it holds text; ``.npy``
+    and ``.safetensors`` store numbers only.
+    """
+    path = Path(path)
+    suffix = _suffix(path)
+    text = [name for name, is_text in names_text.items() if is_text]
+    if text and suffix in (".npy", ".safetensors"):
+        raise DataFileError(
+            f"{path}: column {text[0]!r} holds text, which {suffix} cannot store; "
+            "write .csv, .parquet or .npz instead"
+        )
+
+
 def write_columns(
-    path: str | os.PathLike, columns: Mapping[str, np.ndarray], *, inputs: tuple[str | os.PathLike, ...] = ()
+    path: str | os.PathLike,
+    columns: Mapping[str, np.ndarray],
+    *,
+    inputs: tuple[str | os.PathLike, ...] = (),
+    outputs: Any = None,
 ) -> Path:
     """Write named 1-D columns to ``path`` atomically; the format follows the extension.
 
-    Tables (``.csv``, ``.tsv``, ``.parquet``) get one column each; ``.npz`` and
-    ``.safetensors`` one array each; ``.npy`` a 2-D float matrix of the columns
-    in order (so every column must be numeric). ``inputs`` are never overwritten.
+    Tables (``.csv``, ``.tsv``, ``.parquet``) get one column each, written by
+    pyarrow's multithreaded writers; ``.npz`` and ``.safetensors`` one array
+    each; ``.npy`` a 2-D float matrix of the columns in order (so every column
+    must be numeric). ``inputs`` are never overwritten. With ``outputs`` (a
+    :class:`softmaxkit.io.StagedOutputs`) the file is staged there and
+    appears when the caller commits.
     """
     path = Path(path)
     suffix = _suffix(path)
     columns = {name: np.asarray(col) for name, col in columns.items()}
-    non_numeric = [name for name, col in columns.items() if col.dtype.kind not in "biuf"]
-    if non_numeric and suffix in (".npy", ".safetensors"):
-        raise DataFileError(
-            f"{path}: column {non_numeric[0]!r} holds text, which {suffix} cannot store; "
-            "write .csv, .parquet or .npz instead"
-        )
+    check_writable_columns(path, {name: col.dtype.kind not in "biuf" for name, col in columns.items()})
+    if outputs is not None:
+        _write_to(outputs.stage(path), suffix, columns)
+        return path
     with atomic_path(path, inputs=inputs) as tmp:
-        if suffix in _TABLE_SUFFIXES:
-            import pyarrow as pa
-
-            table = pa.table({name: pa.array(col) for name, col in columns.items()})
-            if suffix == ".parquet":
-                import pyarrow.parquet as pq
-
-                pq.write_table(table, tmp)
-            else:
-                import pyarrow.csv as pcsv
-
-                delimiter = "\t" if suffix == ".tsv" else ","
-                pcsv.write_csv(table, tmp, write_options=pcsv.WriteOptions(delimiter=delimiter))
-        elif suffix == ".npy":
-            with open(tmp, "wb") as fh:
-                np.save(fh, np.column_stack(list(columns.values())).astype(np.float64))
-        elif suffix == ".npz":
-            with open(tmp, "wb") as fh:
-                np.savez(fh, **columns)
-        else:
-            from safetensors.numpy import save_file
-
-            save_file({k: np.ascontiguousarray(v) for k, v in columns.items()}, str(tmp))
+        _write_to(tmp, suffix, columns)
     return path
+
+
+def _write_to(tmp: Path, suffix: str, columns: Mapping[str, np.ndarray]) -> None:
+    if suffix in _TABLE_SUFFIXES:
+        import pyarrow as pa
+
+        table = pa.table({name: pa.array(col) for name, col in columns.items()})
+        if suffix == ".parquet":
+            import pyarrow.parquet as pq
+
+            pq.write_table(table, tmp)
+        else:
+            import pyarrow.csv as pcsv
+
+            delimiter = "\t" if suffix == ".tsv" else ","
+            pcsv.write_csv(table, tmp, write_options=pcsv.WriteOptions(delimiter=delimiter))
+    elif suffix == ".npy":
+        with open(tmp, "wb") as fh:
+            np.save(fh, np.column_stack(list(columns.values())).astype(np.float64))
+    elif suffix == ".npz":
+        with open(tmp, "wb") as fh:
+            np.savez(fh, **columns)
+    else:
+        from safetensors.numpy import save_file
+
+        save_file({k: np.ascontiguousarray(v) for k, v in columns.items()}, str(tmp))

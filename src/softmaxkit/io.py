@@ -48,30 +48,158 @@ class ModelFileError(ValueError):
 # --------------------------------------------------------------------------- atomic writes
 
 
+def default_file_mode() -> int:
+    """The permissions ``open(path, "w")`` would give a new file: ``0o666`` less the umask.
+
+    ``tempfile.mkstemp`` creates its files ``0o600``; a temporary renamed onto
+    the output would keep that, and a report or predictions file would be
+    unreadable to a colleague or a web server despite ``umask 022``.
+    """
+    mask = os.umask(0)  # reading the umask means setting it; put it back at once
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+def _refuse_inputs(target: Path, inputs: tuple[str | os.PathLike | None, ...]) -> None:
+    for inp in inputs:
+        if inp is not None and Path(inp).exists() and target.exists() and target.resolve() == Path(inp).resolve():
+            raise ValueError(f"refusing to overwrite the input file {inp}; choose another output path")
+
+
+def _new_temp(target: Path) -> Path:
+    """An empty hidden temporary in ``target``'s directory, ending in ``target``'s extension
+    (writers choose the format by extension); errors name ``target``, not the temporary."""
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp" + target.suffix, dir=target.parent)
+    except OSError as exc:
+        raise OSError(exc.errno, f"cannot write in {target.parent or '.'} ({exc.strerror})", str(target)) from None
+    os.close(fd)
+    return Path(tmp)
+
+
+def _publish(tmp: Path, target: Path, mode: int) -> None:
+    """fsync ``tmp``, give it ``mode`` and rename it onto ``target`` (atomic on POSIX)."""
+    with open(tmp, "rb+") as fh:
+        os.fsync(fh.fileno())
+    os.chmod(tmp, mode)
+    os.replace(tmp, target)
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, *, inputs: tuple[str | os.PathLike, ...] = ()) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; on success rename it onto ``path``.
 
     A crash or exception leaves any existing ``path`` untouched and removes the
     temporary file. ``inputs`` are files this command reads: writing onto one
-    of them raises ``ValueError`` instead of destroying the user's data.
+    of them raises ``ValueError`` instead of destroying the user's data. The
+    file gets the usual permissions of a new file (:func:`default_file_mode`).
     """
     target = Path(path)
-    for inp in inputs:
-        if Path(inp).exists() and target.exists() and target.resolve() == Path(inp).resolve():
-            raise ValueError(f"refusing to overwrite the input file {inp}; choose another output path")
+    _refuse_inputs(target, inputs)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp" + target.suffix, dir=target.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
+    tmp_path = _new_temp(target)
     try:
         yield tmp_path
-        with open(tmp_path, "rb+") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp_path, target)
+        _publish(tmp_path, target, default_file_mode())
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+class StagedOutputs:
+    """Write several output files all or nothing.
+
+    Each output is first written to a hidden temporary in its own directory
+    (:meth:`stage`); :meth:`commit` renames them all onto their targets once
+    every one is complete. Leaving the ``with`` block without a commit (an
+    error, Ctrl-C, SIGTERM turned into an exception by the CLI) removes the
+    temporaries and any directory this object created, so a failed command
+    leaves no output and no debris. :meth:`check` runs the cheap checks up
+    front, before a command reads its data or trains anything.
+
+    The renames of a commit are each atomic but not jointly: a crash between
+    two renames (power loss) can publish some outputs and not others.
+
+    Examples
+    --------
+    >>> with StagedOutputs(inputs=("data.csv",)) as out:  # doctest: +SKIP
+    ...     out.stage("model.npz").write_bytes(b"...")
+    ...     out.commit()
+    """
+
+    def __init__(self, *, inputs: tuple[str | os.PathLike | None, ...] = ()) -> None:
+        self.inputs = tuple(i for i in inputs if i is not None)
+        self._staged: dict[Path, Path] = {}  # target -> temporary
+        self._made_dirs: list[Path] = []
+        self.committed = False
+
+    def check(self, path: str | os.PathLike, *, option: str = "--out") -> Path:
+        """Fail now if ``path`` cannot be written: an input, a directory, or an unwritable directory."""
+        target = Path(path)
+        for inp in self.inputs:
+            if target.exists() and Path(inp).exists() and target.resolve() == Path(inp).resolve():
+                raise ValueError(f"{option} {path} is also an input file; refusing to overwrite it, choose another path")
+        if target.is_dir():
+            raise ValueError(f"{option} {path} is an existing directory; give a file name")
+        parent = _existing_ancestor(target.parent)
+        if not parent.is_dir():
+            raise ValueError(f"{option} {path}: {parent} is not a directory")
+        if not os.access(parent, os.W_OK | os.X_OK):
+            raise ValueError(f"{option} {path}: cannot write in directory {parent} (permission denied)")
+        return target
+
+    def stage(self, path: str | os.PathLike) -> Path:
+        """A fresh temporary for ``path`` (ending in its extension), to be written by the caller."""
+        target = Path(path)
+        _refuse_inputs(target, self.inputs)
+        if target in self._staged:
+            raise ValueError(f"{target} is written twice by one command")
+        self._mkdirs(target.parent)
+        tmp = _new_temp(target)
+        self._staged[target] = tmp
+        return tmp
+
+    def commit(self) -> list[Path]:
+        """Publish every staged file (permissions as for a new file); returns the targets."""
+        mode = default_file_mode()
+        for target, tmp in self._staged.items():
+            _publish(tmp, target, mode)
+        self.committed = True
+        return list(self._staged)
+
+    def discard(self) -> None:
+        """Remove every temporary (and the directories made for them, when left empty)."""
+        for tmp in self._staged.values():
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+        self._staged.clear()
+        for folder in reversed(self._made_dirs):
+            with contextlib.suppress(OSError):
+                folder.rmdir()  # only succeeds when empty
+        self._made_dirs.clear()
+
+    def _mkdirs(self, folder: Path) -> None:
+        missing = []
+        while not folder.exists():
+            missing.append(folder)
+            folder = folder.parent
+        for d in reversed(missing):
+            d.mkdir()
+            self._made_dirs.append(d)
+
+    def __enter__(self) -> "StagedOutputs":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if not self.committed:
+            self.discard()
+
+
+def _existing_ancestor(folder: Path) -> Path:
+    folder = folder if str(folder) else Path(".")
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    return folder
 
 
 def write_text_atomic(path: str | os.PathLike, text: str, **kwargs: Any) -> Path:

@@ -382,25 +382,90 @@ def metrics_json(metrics: Mapping[str, Any]) -> str:
     return json.dumps(_finite_or_none(plain), indent=2, allow_nan=False) + "\n"
 
 
+#: The list of files softmaxkit wrote into a report directory; only those are ever replaced.
+MANIFEST = ".softmaxkit-report.json"
+
+#: Files every report has (figures add ``<name>.png``).
+_FIXED_FILES = ("metrics.json", "report.html")
+
+
+def _owned_files(out: Path) -> set[str]:
+    try:
+        record = json.loads((out / MANIFEST).read_text(encoding="utf-8"))
+        return {str(name) for name in record.get("files", [])}
+    except (OSError, ValueError, AttributeError):
+        return set()
+
+
+def check_report_dir(out_dir: str | os.PathLike, names: Sequence[str] = _FIXED_FILES, *,
+                     option: str = "--report") -> Path:
+    """Refuse, before any work, a report directory where writing would destroy someone's file.
+
+    A report directory may be new, or one softmaxkit wrote before (its files
+    are listed in :data:`MANIFEST`). A file named like a report file
+    (``metrics.json``, ``report.html``, ``reliability_*.png``) that softmaxkit
+    did not write is never replaced: the command fails naming it, and the user
+    picks another directory. (Refusing is more predictable than writing
+    somewhere the user did not ask for.)
+    """
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"{option} {out}: exists and is not a directory; choose another report directory")
+    if not out.exists():
+        return out
+    owned = _owned_files(out)
+    clashes = [n for n in names if (out / n).exists() and n not in owned]
+    clashes += sorted(p.name for p in out.glob("reliability_*.png") if p.name not in owned and p.name not in clashes)
+    if clashes:
+        raise ValueError(
+            f"{option} {out}: {out / clashes[0]} was not written by softmaxkit; refusing to overwrite it "
+            "(choose a new report directory, or move the file)"
+        )
+    return out
+
+
 def write_report(
-    out_dir: str | os.PathLike, report: Report, *, inputs: tuple[str | os.PathLike, ...] = ()
+    out_dir: str | os.PathLike,
+    report: Report,
+    *,
+    inputs: tuple[str | os.PathLike, ...] = (),
+    outputs: Any = None,
 ) -> dict[str, Path]:
     """Write ``metrics.json``, each figure as ``<name>.png`` and ``report.html`` into ``out_dir``.
 
-    Each file is written atomically; ``inputs`` are never overwritten.
+    All files are written or none (:class:`softmaxkit.io.StagedOutputs`).
+    With ``outputs`` (a ``StagedOutputs``) the files join that transaction and
+    appear when the caller commits it, together with the command's other
+    outputs; without, they are committed here. ``inputs`` are never
+    overwritten, nor any file softmaxkit did not write (:func:`check_report_dir`).
 
     Returns
     -------
     dict
         ``{"metrics": path, "report": path, <figure name>: path, ...}``.
     """
-    from softmaxkit.io import write_bytes_atomic, write_text_atomic
+    from softmaxkit.io import StagedOutputs
 
     out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"{out}: exists and is not a directory; choose another report directory")
-    written = {"metrics": write_text_atomic(out / "metrics.json", metrics_json(report.metrics), inputs=inputs)}
+    files = {"metrics": ("metrics.json", metrics_json(report.metrics).encode("utf-8"))}
     for fig in report.figures:
-        written[fig.name] = write_bytes_atomic(out / f"{fig.name}.png", fig.png, inputs=inputs)
-    written["report"] = write_text_atomic(out / "report.html", render_html(report), inputs=inputs)
+        files[fig.name] = (f"{fig.name}.png", fig.png)
+    files["report"] = ("report.html", render_html(report).encode("utf-8"))
+    names = [name for name, _ in files.values()]
+    check_report_dir(out, names)
+    manifest = json.dumps({"files": sorted(_owned_files(out) | set(names) | {MANIFEST})}, indent=1) + "\n"
+
+    own = outputs is None
+    staged = StagedOutputs(inputs=inputs) if own else outputs
+    try:
+        written = {}
+        for key, (name, data) in files.items():
+            staged.stage(out / name).write_bytes(data)
+            written[key] = out / name
+        staged.stage(out / MANIFEST).write_text(manifest, encoding="utf-8")
+        if own:
+            staged.commit()
+    finally:
+        if own and not staged.committed:
+            staged.discard()
     return written

@@ -5,8 +5,11 @@ and ``run(args) -> int`` and keeps heavy imports inside ``run``, so
 ``softmaxkit --help`` stays instant.
 
 Exit codes: 0 success, 1 failure (a one-line ``softmaxkit: error: ...``, no
-traceback), 2 usage error (argparse). Warnings print as one line too
-(``softmaxkit: warning: ...``). Set ``SOFTMAXKIT_DEBUG=1`` to get the
+traceback), 2 usage error (argparse, or a command's ``check(args)`` hook, which
+runs before any file is read), 130 on Ctrl-C and 143 on SIGTERM (temporary
+files are removed either way). With ``--json`` a failure prints
+``{"error": "...", "exit_code": N}`` on stdout as well. Warnings print as one
+line (``softmaxkit: warning: ...``). Set ``SOFTMAXKIT_DEBUG=1`` to get the
 traceback of a failure instead.
 """
 
@@ -14,28 +17,63 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import json
 import os
+import signal
 import sys
 import warnings
 from typing import Sequence
 
 #: Command modules, in the order ``--help`` lists them.
-COMMANDS = ("demo", "fit", "predict", "calibrate", "evaluate", "explain", "bench")
+COMMANDS = ("demo", "fit", "predict", "apply", "calibrate", "evaluate", "explain", "bench")
 
 
 class CLIError(Exception):
     """A failure to report as one line and exit code 1."""
 
 
+class UsageError(Exception):
+    """A bad option value found by a command's ``check(args)`` hook: exit code 2, before any work."""
+
+
+class Terminated(BaseException):
+    """SIGTERM, raised like KeyboardInterrupt so that ``finally`` blocks remove temporary files."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, plus ``{"error": ...}`` on stdout for a usage error when ``--json`` was asked for."""
+
+    def error(self, message: str):  # noqa: ANN201 - argparse's signature
+        if getattr(self, "_json_requested", False):  # set by main() from its argv
+            _print_json_error(f"{self.prog}: {message}", 2)
+        super().error(message)
+
+
+#: Set once a command has printed its ``--json`` document; a later failure then adds none
+#: (stdout must stay one JSON document).
+json_printed = False
+
+
+def _print_json_error(message: str, code: int) -> None:
+    if json_printed:
+        return
+    sys.stdout.write(json.dumps({"error": message, "exit_code": code}) + "\n")
+    sys.stdout.flush()
+
+
+def _terminate(signum, frame) -> None:  # noqa: ANN001
+    raise Terminated()
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="softmaxkit",
         description="Turn logits into probabilities you can trust: exact, fast, calibrated.",
     )
     from softmaxkit import __version__
 
     parser.add_argument("--version", action="version", version=f"softmaxkit {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
     for name in COMMANDS:
         importlib.import_module(f"softmaxkit.cli.{name}").add_parser(sub)
@@ -44,8 +82,22 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code (the console script exits with it)."""
+    global json_printed
+    json_printed = False
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    for p in (parser, *_subparsers(parser)):
+        p._json_requested = "--json" in argv
     args = parser.parse_args(argv)
+    want_json = bool(getattr(args, "json", False))
+    check = getattr(args, "check", None)
+    if check is not None:
+        try:
+            check(args)  # option values the parser cannot judge alone; nothing has been read yet
+        except UsageError as exc:
+            sub = next((p for p in _subparsers(parser) if p.prog.endswith(f" {args.command}")), parser)
+            sub.error(str(exc))
+    previous = _install_sigterm()
     try:
         with warnings.catch_warnings():
             warnings.showwarning = _show_warning
@@ -57,16 +109,38 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ImportError as exc:
         if os.environ.get("SOFTMAXKIT_DEBUG"):
             raise
-        print(f"softmaxkit: error: {_missing_dependency(exc)}", file=sys.stderr)
-        return 1
+        return _fail(_missing_dependency(exc), 1, want_json)
     except (CLIError, ValueError, TypeError, OSError) as exc:
         if os.environ.get("SOFTMAXKIT_DEBUG"):
             raise
-        print(f"softmaxkit: error: {_one_line(exc)}", file=sys.stderr)
-        return 1
+        return _fail(_one_line(exc), 1, want_json)
     except KeyboardInterrupt:
-        print("softmaxkit: interrupted", file=sys.stderr)
-        return 130
+        return _fail("interrupted", 130, want_json, prefix="softmaxkit: ")
+    except Terminated:
+        return _fail("terminated (SIGTERM)", 143, want_json, prefix="softmaxkit: ")
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _fail(message: str, code: int, want_json: bool, *, prefix: str = "softmaxkit: error: ") -> int:
+    print(f"{prefix}{message}", file=sys.stderr)
+    if want_json:
+        _print_json_error(message, code)
+    return code
+
+
+def _install_sigterm():  # noqa: ANN202
+    """Turn SIGTERM into :class:`Terminated` (main thread only); returns the previous handler."""
+    try:
+        return signal.signal(signal.SIGTERM, _terminate)
+    except ValueError:  # not the main thread (a test runner's worker): leave signals alone
+        return None
+
+
+def _subparsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
+    return [p for action in parser._actions if isinstance(action, argparse._SubParsersAction)
+            for p in action.choices.values()]
 
 
 def _one_line(exc: BaseException) -> str:

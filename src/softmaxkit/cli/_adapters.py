@@ -8,6 +8,7 @@ fix here. Every function takes and returns plain NumPy arrays and dicts.
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -38,6 +39,81 @@ def new_classifier(
     return SoftmaxClassifier(
         hidden_layer_sizes=hidden, alpha=alpha, max_iter=max_iter, random_state=random_state, verbose=verbose
     )
+
+
+def check_classifier_params(**params: Any) -> None:
+    """Refuse bad hyper-parameters before any data is read: the estimator's own checks.
+
+    Raises ``ValueError`` naming the parameter (the CLI turns it into a usage error).
+    """
+    from softmaxkit import SoftmaxClassifier
+
+    SoftmaxClassifier(**params)._check_params()
+
+
+def remember_columns(model: Any, feature_names: list[str] | None, target_name: str | None) -> None:
+    """Store the training file's column names in the model, so that ``predict`` selects by name.
+
+    Set after every use of the model on plain arrays (scikit-learn warns when
+    arrays without names meet a model fitted with names).
+    """
+    if feature_names is not None:
+        model.feature_names_in_ = np.asarray(feature_names, dtype=object)
+    model.target_name_ = target_name
+
+
+@dataclass(frozen=True)
+class SavedModel:
+    """A saved SoftmaxClassifier, read for prediction only.
+
+    ``softmaxkit predict`` needs the weights, the classes and the column
+    names, not the estimator: reading the state directly keeps scikit-learn
+    (about a second of imports) off that path. The logits come from the same
+    forward pass as :meth:`SoftmaxClassifier.predict_proba`
+    (:func:`softmaxkit._mlp.predict_logits`).
+    """
+
+    path: str
+    classes: np.ndarray  # (K,)
+    n_features: int
+    feature_names: list[str] | None
+    target_name: str | None
+    coefs: list[np.ndarray]
+    intercepts: list[np.ndarray]
+    activation: str
+
+    def logits(self, X: np.ndarray) -> np.ndarray:
+        """(n, K) float64 logits; :class:`~softmaxkit._mlp.FeatureOverflowError` on overflow."""
+        from softmaxkit._mlp import predict_logits
+
+        return predict_logits(self.coefs, self.intercepts, self.activation, X)
+
+
+def load_model(path: str) -> SavedModel:
+    """Read a model saved by ``fit`` (or ``SoftmaxClassifier.save``) without loading scikit-learn."""
+    from softmaxkit.io import ModelFileError, read_state
+
+    kind, meta, arrays = read_state(path)
+    if kind != "SoftmaxClassifier":
+        raise CLIError(f"{path}: holds a {kind}, but MODEL needs a SoftmaxClassifier")
+    try:
+        record = meta["classes"]
+        classes = np.asarray(record["values"], dtype=object if record["object"] else None)
+        n_layers = int(meta["n_layers"])
+        coefs = [np.asarray(arrays[f"coef_{i}"], dtype=np.float64) for i in range(n_layers)]
+        intercepts = [np.asarray(arrays[f"intercept_{i}"], dtype=np.float64) for i in range(n_layers)]
+        n_features = int(meta["n_features_in"])
+        activation = str(meta["params"]["activation"])
+        sizes = [n_features, *(w.shape[1] for w in coefs)]
+        ok = all(w.shape == (sizes[i], sizes[i + 1]) and b.shape == (sizes[i + 1],)
+                 for i, (w, b) in enumerate(zip(coefs, intercepts))) and sizes[-1] == len(classes)
+    except (KeyError, TypeError, ValueError, IndexError) as exc:
+        raise ModelFileError(f"{path}: corrupted SoftmaxClassifier state ({exc})") from None
+    if not ok:
+        raise ModelFileError(f"{path}: corrupted SoftmaxClassifier state (layer shapes do not chain)")
+    names = meta.get("feature_names_in")
+    return SavedModel(str(path), classes, n_features, list(names) if names else None, meta.get("target_name"),
+                      coefs, intercepts, activation)
 
 
 def class_logits(model: Any, X: np.ndarray) -> np.ndarray:
@@ -111,46 +187,104 @@ def calibrator_params(calibrator: Any) -> dict[str, Any]:
     return params
 
 
-def load_object(path: str | os.PathLike, *, kinds: tuple[str, ...], option: str) -> Any:
-    """Load a saved softmaxkit object, refusing one of the wrong kind with a clear line."""
+def load_calibrator(path: str | os.PathLike, *, n_classes: int | None = None, option: str = "--calibrator",
+                    against: str = "") -> Any:
+    """Load any saved calibrator (whatever command made it); check its class count against ``n_classes``."""
+    from softmaxkit.calibration import _Calibrator
     from softmaxkit.io import load
 
     obj = load(path)
-    if type(obj).__name__ not in kinds:
-        raise CLIError(f"{path}: holds a {type(obj).__name__}, but {option} needs a {' or '.join(kinds)}")
+    if not isinstance(obj, _Calibrator):  # temperature/vector/matrix scaling, isotonic, Platt
+        raise CLIError(f"{option} {path}: holds a {type(obj).__name__}, not a calibrator")
+    fitted = getattr(obj, "n_classes_", None)
+    if n_classes is not None and fitted is not None and int(fitted) != n_classes:
+        raise CLIError(f"{option} {path}: the calibrator was fitted on {int(fitted)} classes, but {against} has "
+                       f"{n_classes}")
     return obj
 
 
 # --------------------------------------------------------------------------- metrics and plots
 
 
+#: Rows scored at a time: a block of float64 probabilities stays a few MB (8 MB at 500 classes).
+SCORE_BLOCK_ROWS = 2048
+
+
 def summarize(
-    y: np.ndarray, *, probs: np.ndarray, logits: np.ndarray | None = None, plot_title: str | None = None,
-    n_bins: int = 15,
+    y: np.ndarray, *, probs: np.ndarray | None = None, logits: np.ndarray | None = None,
+    transform: Any = None, plot_title: str | None = None, n_bins: int = 15, ci: bool = True,
 ) -> tuple[dict, bytes | None]:
     """Score predictions; returns the metrics summary and, with ``plot_title``, a reliability PNG.
 
-    The summary holds accuracy, log-loss, Brier score and the top-label ECE with
-    its bootstrap 95% CI and noise floor. Log-loss comes from the logits when
-    given: exact, with no clipping of tiny probabilities. The diagram reuses the
-    same ECE result, so the bootstrap runs once.
+    The summary holds accuracy, log-loss, Brier score and the top-label ECE
+    (with ``ci``, its bootstrap 95% CI and noise floor; else those are None).
+    Log-loss comes from the logits when given: exact, with no clipping of tiny
+    probabilities. ``transform`` (optional) maps a block of the given scores
+    to logits first (a calibrator).
+
+    The (n, K) scores are read in blocks of :data:`SCORE_BLOCK_ROWS` rows, so a
+    memory-mapped file is never copied whole: log-loss and Brier are sums over
+    rows, and the top-label ECE depends only on each row's confidence and
+    correctness, which :func:`_top_label_rows` hands to
+    :func:`softmaxkit.metrics.expected_calibration_error` as a few columns.
+    The diagram reuses the same ECE result, so the bootstrap runs once.
     """
-    from softmaxkit import metrics
+    from softmaxkit import metrics, softmax
+    from softmaxkit.data import iter_row_blocks
 
     y = np.asarray(y)
-    ece = metrics.expected_calibration_error(y, probs, n_bins=n_bins)
-    loss = metrics.log_loss(y, logits=logits) if logits is not None else metrics.log_loss(y, probs=probs)
+    n = len(y)
+    scores = logits if logits is not None else probs
+    loss_sum = brier_sum = 0.0
+    conf = np.empty(n)
+    hit = np.empty(n, dtype=bool)
+    for start, block in iter_row_blocks(scores, SCORE_BLOCK_ROWS):
+        rows = slice(start, start + len(block))
+        yb = y[rows]
+        block = np.array(block, dtype=np.float64)  # a writable float64 copy of one block
+        as_logits = logits is not None
+        if transform is not None:
+            block, as_logits = np.asarray(transform(block), dtype=np.float64), True
+        pb = softmax(block, axis=-1) if as_logits else block
+        loss = metrics.log_loss(yb, logits=block) if as_logits else metrics.log_loss(yb, probs=pb)
+        loss_sum += float(loss) * len(yb)
+        brier_sum += float(metrics.brier_score(yb, pb)) * len(yb)
+        pred = np.argmax(pb, axis=1)
+        conf[rows] = pb[np.arange(len(yb)), pred]
+        hit[rows] = pred == yb
+    y_top, p_top = _top_label_rows(conf, hit)
+    extra = {} if ci else {"ci": None, "noise_floor": False}
+    ece = metrics.expected_calibration_error(y_top, p_top, n_bins=n_bins, **extra)
     summary = {
-        "n": int(len(y)),
-        "accuracy": float(np.mean(np.argmax(probs, axis=1) == y)),
-        "log_loss": float(loss),
-        "brier": float(metrics.brier_score(y, probs)),
+        "n": int(n),
+        "accuracy": float(np.mean(hit)),
+        "log_loss": loss_sum / n,
+        "brier": brier_sum / n,
         "ece": float(ece.value),
-        "ece_ci": [float(ece.ci_low), float(ece.ci_high)],
-        "ece_noise_floor": float(ece.noise_floor),
+        "ece_ci": [float(ece.ci_low), float(ece.ci_high)] if ci else None,
+        "ece_noise_floor": float(ece.noise_floor) if ci else None,
     }
-    png = None if plot_title is None else _reliability_png(y, probs, ece, title=plot_title, n_bins=n_bins)
+    png = None if plot_title is None else _reliability_png(y_top, p_top, ece, title=plot_title, n_bins=n_bins)
     return summary, png
+
+
+def _top_label_rows(conf: np.ndarray, hit: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Labels and probabilities with the given top-label confidences and hits, in few columns.
+
+    Row ``i`` becomes ``[c_i, r_i, ..., r_i]`` over ``m`` columns with
+    ``r_i = (1 - c_i) / (m - 1)`` and label 0 when right, 1 when wrong. With
+    ``m >= 1 / min(c) + 1`` every ``r_i <= c_i``, so the top class is column 0
+    (ties go to the first column, as ``argmax`` does), its probability is
+    ``c_i`` and it is right exactly when the original prediction was: the
+    top-label ECE, its bootstrap, its noise floor and the reliability curve
+    are those of the full (n, K) probabilities. ``m`` is at most K + 1 and in
+    practice a few columns (min confidence 0.1 gives 11).
+    """
+    m = max(2, int(np.ceil(1.0 / max(float(conf.min()), 1e-300))) + 1) if len(conf) else 2
+    p = np.empty((len(conf), m))
+    p[:, 0] = conf
+    p[:, 1:] = ((1.0 - conf) / (m - 1))[:, None]
+    return np.where(hit, 0, 1).astype(np.int64), p
 
 
 def _reliability_png(y: np.ndarray, probs: np.ndarray, ece: Any, *, title: str, n_bins: int) -> bytes:

@@ -39,9 +39,11 @@ class Printer:
     def result(self, payload: Any) -> None:
         """The command's ``--json`` document (no-op otherwise; ``--quiet`` does not hide it)."""
         if self.json:
+            import softmaxkit.cli as cli
             from softmaxkit.report import metrics_json
 
             sys.stdout.write(metrics_json(payload))
+            cli.json_printed = True
 
 
 def progress(printer: Printer, description: str, total: int | None = None) -> Any:
@@ -57,16 +59,33 @@ def progress(printer: Printer, description: str, total: int | None = None) -> An
 
 
 def hidden_sizes(text: str) -> tuple[int, ...]:
-    """argparse type for ``--hidden 128,64`` (an empty string or ``none`` means linear)."""
-    if text.strip().lower() in ("", "none", "0"):
+    """argparse type for ``--hidden 128,64`` (an empty string or ``none`` means linear).
+
+    ``0`` is refused like every other non-positive size, as the estimator
+    refuses it: a layer of 0 units is not "no layer".
+    """
+    if text.strip().lower() in ("", "none"):
         return ()
     try:
         sizes = tuple(int(part) for part in text.split(","))
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected comma-separated layer sizes such as 128,64, got {text!r}")
     if any(s <= 0 for s in sizes):
-        raise argparse.ArgumentTypeError(f"layer sizes must be positive, got {text!r}")
+        raise argparse.ArgumentTypeError(
+            f"layer sizes must be positive, got {text!r} (use 'none' for no hidden layer)"
+        )
     return sizes
+
+
+def class_names(text: str) -> list[str]:
+    """argparse type for ``--classes a,b,c``: distinct, non-empty names in score-column order."""
+    names = [part.strip() for part in text.split(",")]
+    if len(names) < 2 or any(not n for n in names):
+        raise argparse.ArgumentTypeError(f"expected at least two comma-separated class names such as a,b,c, got {text!r}")
+    if len(set(names)) != len(names):
+        dup = next(n for n in names if names.count(n) > 1)
+        raise argparse.ArgumentTypeError(f"class {dup!r} is listed twice in {text!r}")
+    return names
 
 
 def fraction(text: str) -> float:
@@ -125,14 +144,14 @@ def check_output(
     (The atomic writers check the inputs again at write time; checking first saves a
     long training run that could never be saved.)
     """
+    from softmaxkit.io import StagedOutputs
+
     path = Path(out)
+    if path.is_dir():
+        raise CLIError(f"{option} {out} is an existing directory; give a file name")
     if suffixes is not None and path.suffix.lower() not in suffixes:
         raise CLIError(f"{option} {out}: unsupported extension {path.suffix or '(none)'!r}; use {', '.join(suffixes)}")
-    for inp in inputs:
-        if inp is not None and path.exists() and Path(inp).exists() and path.resolve() == Path(inp).resolve():
-            raise CLIError(f"{option} {out} is also an input file; refusing to overwrite it, choose another path")
-    if path.is_dir():
-        raise CLIError(f"{option} {out} is a directory; give a file name")
+    StagedOutputs(inputs=inputs).check(out, option=option)
 
 
 #: How far a row of --probs may sum from 1 (float32 files round at about 1e-7 per entry).
@@ -140,20 +159,26 @@ PROB_SUM_TOL = 1e-4
 
 
 def check_probabilities(path: str, probs) -> None:
-    """Rows of probabilities: entries in [0, 1] summing to 1; else a line naming the first bad row."""
+    """Rows of probabilities: entries in [0, 1] summing to 1; else a line naming the first bad row.
+
+    Checked in row blocks, so a memory-mapped file is not copied whole.
+    """
     import numpy as np
 
-    bad = (probs < 0).any(axis=1) | (probs > 1).any(axis=1)
-    if bad.any():
-        row = int(np.argmax(bad))
-        raise CLIError(f"{path}: row {row + 1}: probabilities must lie in [0, 1], got {probs[row].tolist()} "
-                       "(raw scores? pass them with --logits)")
-    sums = probs.sum(axis=1)
-    off = np.abs(sums - 1.0) > PROB_SUM_TOL
-    if off.any():
-        row = int(np.argmax(off))
-        raise CLIError(f"{path}: row {row + 1}: probabilities sum to {sums[row]:.6g}, not 1 "
-                       "(raw scores? pass them with --logits)")
+    from softmaxkit.data import iter_row_blocks
+
+    for start, block in iter_row_blocks(probs):
+        bad = (block < 0).any(axis=1) | (block > 1).any(axis=1)
+        if bad.any():
+            row = start + int(np.argmax(bad))
+            raise CLIError(f"{path}: row {row + 1}: probabilities must lie in [0, 1], got {probs[row].tolist()} "
+                           "(raw scores? pass them with --logits)")
+        sums = block.sum(axis=1, dtype=np.float64)
+        off = np.abs(sums - 1.0) > PROB_SUM_TOL
+        if off.any():
+            row = start + int(np.argmax(off))
+            raise CLIError(f"{path}: row {row + 1}: probabilities sum to {sums[row - start]:.6g}, not 1 "
+                           "(raw scores? pass them with --logits)")
 
 
 def two_class_scores(scores: Any, *, kind: str) -> Any:
@@ -177,63 +202,98 @@ def add_prediction_inputs(p: argparse.ArgumentParser, *, probs_help: str) -> Non
     source.add_argument("--logits", metavar="FILE",
                         help="logits, one column per class (or one column: a binary problem's log-odds)")
     source.add_argument("--probs", metavar="FILE", help=probs_help)
-    p.add_argument("--labels", required=True, metavar="FILE", help="class indices 0..K-1, one per row")
+    p.add_argument("--labels", required=True, metavar="FILE",
+                   help="the true class of each row: a class name where names are known (from p_<class> or "
+                   "logit_<class> columns, or --classes), else an index 0..K-1")
     p.add_argument("--label-column", metavar="COL", help="the labels' column when FILE has several")
+    p.add_argument("--classes", type=class_names, metavar="A,B,...",
+                   help="class names of the score columns, in order, so that --labels may hold names")
 
 
 class Predictions(NamedTuple):
     """What :func:`read_predictions` read: ``scores`` (n, K) logits or probabilities
-    (a single binary column expanded by :func:`two_class_scores`) and ``labels`` (n,)."""
+    (a single binary column expanded by :func:`two_class_scores`), ``labels`` (n,)
+    class indices, the class names when known (``classes``) and the columns of
+    the scores file that were left out (``ignored``: ``prediction``, an id)."""
 
     source: str  # the --logits or --probs file
     kind: str  # "logit" or "probability"
     scores: Any
     labels: Any
+    classes: list[str] | None = None
+    ignored: tuple[str, ...] = ()
 
 
 def read_predictions(args: argparse.Namespace) -> Predictions:
-    """Read and check the inputs of :func:`add_prediction_inputs`: probabilities
-    must be rows that sum to 1, labels must lie in 0..K-1, and both files must
-    have the same number of rows (each failure is a one-line error naming the file)."""
-    from softmaxkit.data import read_labels, read_matrix
+    """Read and check the inputs of :func:`add_prediction_inputs`.
+
+    The scores file may be ``predict``'s output: its ``p_<class>`` (or
+    ``logit_<class>``) columns are the scores and name the classes, and its
+    other columns are ignored. Labels are class names where names are known
+    (those columns, or ``--classes``), else indices. Probabilities must be rows
+    that sum to 1, and both files must have the same number of rows; each
+    failure is a one-line error naming the file (and row, column).
+    """
+    from softmaxkit.data import read_labels, read_scores
 
     source = args.logits or args.probs
     kind = "logit" if args.logits else "probability"
-    scores = two_class_scores(read_matrix(source, what=kind, binary_column=True), kind=kind)
+    read = read_scores(source, kind=kind)
+    scores = two_class_scores(read.values, kind=kind)
+    # One named column (p_yes) is P(class 1) of an unnamed pair: its name is not a class list.
+    classes = read.classes if read.classes is not None and len(read.classes) == scores.shape[1] else None
+    given = getattr(args, "classes", None)
+    if given is not None:
+        if classes is not None and list(classes) != list(given):
+            raise CLIError(f"--classes {','.join(given)} does not match the class columns of {source} "
+                           f"({', '.join(classes)})")
+        if len(given) != scores.shape[1]:
+            raise CLIError(f"--classes names {len(given)} classes but {source} has {scores.shape[1]} score columns")
+        classes = list(given)
     if args.probs:
         check_probabilities(source, scores)
-    labels = read_labels(args.labels, column=args.label_column, n_classes=scores.shape[1])
+    labels = read_labels(args.labels, column=args.label_column, n_classes=scores.shape[1], classes=classes)
     check_same_length(source, len(scores), args.labels, len(labels))
-    return Predictions(source, kind, scores, labels)
+    return Predictions(source, kind, scores, labels, classes, read.ignored)
 
 
 def encode_labels(y: Any, classes: Any, *, path: str, column: str | None = None, rows: Any = None) -> Any:
-    """Class indices of labels ``y`` in ``classes``; a label not among them is a one-line error.
+    """Class indices of labels ``y`` in a model's ``classes`` (see :func:`softmaxkit.data.encode_labels`)."""
+    from softmaxkit.data import encode_labels as encode
 
-    Labels read from text files may come back as ``1`` where the model stored
-    ``"1"`` (or the reverse), so a second match is tried on the string forms.
-    ``path``, ``column`` and ``rows`` (original row numbers, when ``y`` is a
-    subset of the file) locate a bad label in the message.
+    return encode(y, classes, path=path, column=column, rows=rows, problem="was not seen in training")
+
+
+def score_columns(probs: Any, classes: Any, *, text_ok: bool = True) -> dict[str, Any]:
+    """The columns ``predict`` and ``apply`` write: ``p_<class>`` per class, then ``prediction``.
+
+    ``evaluate``/``calibrate --probs`` read the ``p_`` columns back by name.
+    ``text_ok=False`` (``.npy``, ``.safetensors``) leaves out a ``prediction``
+    column of text class names, which those formats cannot hold.
     """
-    from softmaxkit.data import location
-
     import numpy as np
 
-    y, classes = np.asarray(y), np.asarray(classes)
-    lookup = {c.item() if hasattr(c, "item") else c: i for i, c in enumerate(classes)}
-    by_text = {str(c): i for c, i in lookup.items()}
-    out = np.empty(len(y), dtype=np.int64)
-    for row, label in enumerate(y):
-        key = label.item() if hasattr(label, "item") else label
-        index = lookup.get(key, by_text.get(str(key)))
-        if index is None:
-            shown = ", ".join(str(c) for c in classes[:10]) + (", ..." if len(classes) > 10 else "")
-            file_row = int(rows[row]) if rows is not None else row
-            raise CLIError(
-                location(Path(path), file_row, column) + f"label {key!r} was not seen in training (classes: {shown})"
-            )
-        out[row] = index
-    return out
+    classes = np.asarray(classes)
+    columns: dict[str, Any] = {f"p_{c}": probs[:, j] for j, c in enumerate(classes.tolist())}
+    predicted = classes[np.argmax(probs, axis=1)]
+    if text_ok or predicted.dtype.kind in "biuf":
+        columns["prediction"] = predicted
+    return columns
+
+
+def logit_columns(logits: Any, classes: Any) -> dict[str, Any]:
+    """``logit_<class>`` columns (``predict --logits-out``), read back by ``--logits`` with their names."""
+    import numpy as np
+
+    return {f"logit_{c}": logits[:, j] for j, c in enumerate(np.asarray(classes).tolist())}
+
+
+def say_ignored(printer: Printer, path: str, ignored: tuple[str, ...] | list[str], why: str) -> None:
+    """One line listing the columns of ``path`` that were left out, and why."""
+    if ignored:
+        shown = ", ".join(repr(n) for n in list(ignored)[:8]) + (f", ... ({len(ignored)} in all)"
+                                                                  if len(ignored) > 8 else "")
+        printer(f"Ignored column{'s' if len(ignored) > 1 else ''} of {path} ({why}): {shown}")
 
 
 def require_two_classes(y: Any, *, where: str) -> None:
@@ -244,3 +304,30 @@ def require_two_classes(y: Any, *, where: str) -> None:
     if len(values) < 2:
         only = values[0].item() if len(values) else None
         raise CLIError(f"{where}: every label is {only!r}; at least 2 classes are needed")
+
+
+def check_report(report_dir: str, *, option: str = "--report") -> None:
+    """Before any work: the report directory is writable and holds no file softmaxkit would overwrite
+    without having written it (see :func:`softmaxkit.report.check_report_dir`: such a directory is refused)."""
+    from softmaxkit.io import StagedOutputs
+    from softmaxkit.report import check_report_dir
+
+    check_report_dir(report_dir, option=option)
+    StagedOutputs().check(Path(report_dir) / "metrics.json", option=option)
+
+
+def holdout_rows(n: int, fraction: float, seed: int, *, option: str = "--holdout") -> tuple[Any, Any]:
+    """A seeded random split of ``n`` rows into (fit rows, held-out rows), both non-trivial.
+
+    A fraction that leaves fewer than two rows on either side is refused,
+    naming the option (``--holdout 0.999`` on 300 rows holds out all of them).
+    """
+    import numpy as np
+
+    n_held = int(round(fraction * n))
+    n_fit = n - n_held
+    if n_held < 2 or n_fit < 2:
+        raise CLIError(f"{option} {fraction:g} of {n} rows leaves {n_fit} rows to fit and {n_held} to measure; "
+                       "each side needs at least 2 (choose a fraction nearer 0.5, or use more rows)")
+    order = np.random.default_rng(seed).permutation(n)
+    return np.sort(order[:n_fit]), np.sort(order[n_fit:])

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from softmaxkit.cli import CLIError
+from softmaxkit.cli import CLIError, UsageError
 
 SCORES = ("lac", "aps", "raps")
 #: Levels the demo shows: 90% and 95% sets.
@@ -88,14 +88,17 @@ def add_set_options(p: argparse.ArgumentParser, *, what: str) -> None:
 
 
 def conformal_out(args: argparse.Namespace) -> str | None:
-    """The path ``calibrate`` saves the conformal predictor to, or None without ``--conformal``."""
+    """The path ``calibrate`` saves the conformal predictor to, or None without ``--conformal``.
+
+    Also ``calibrate``'s ``check`` hook: a bad combination is a usage error, before any file is read.
+    """
     if not getattr(args, "conformal", None):
         if getattr(args, "conformal_out", None):
-            raise CLIError("--conformal-out needs --conformal ALPHA (the miss rates to report)")
+            raise UsageError("--conformal-out needs --conformal ALPHA (the miss rates to report)")
         return None
     if args.conformal_out:
         if Path(args.conformal_out).resolve() == Path(args.out).resolve():
-            raise CLIError(f"--conformal-out {args.conformal_out} is also --out; the calibrator and the conformal "
+            raise UsageError(f"--conformal-out {args.conformal_out} is also --out; the calibrator and the conformal "
                            "predictor need two files")
         return args.conformal_out
     out = Path(args.out)
@@ -103,10 +106,11 @@ def conformal_out(args: argparse.Namespace) -> str | None:
 
 
 def check_set_options(args: argparse.Namespace) -> None:
-    """``--sets`` and ``--conformal`` come together (checked before any file is read)."""
+    """``--sets`` and ``--conformal`` come together: ``predict``'s and ``evaluate``'s ``check`` hook
+    (a usage error, exit code 2, before any file is read)."""
     if bool(args.sets) != bool(args.conformal):
         missing = "--conformal FILE" if args.sets else "--sets ALPHA"
-        raise CLIError(f"{'--sets' if args.sets else '--conformal'} needs {missing}")
+        raise UsageError(f"{'--sets' if args.sets else '--conformal'} needs {missing}")
 
 
 # --------------------------------------------------------------------------- library calls
@@ -120,9 +124,15 @@ def fit(scores: np.ndarray, labels: np.ndarray, *, probs: bool, score: str, seed
 
 
 def load(path: str) -> Any:
-    from softmaxkit.cli._adapters import load_object
+    """The conformal predictor saved at ``path``; another kind of file is refused naming it."""
+    from softmaxkit.conformal import ConformalClassifier
+    from softmaxkit.io import load as load_saved
 
-    return load_object(path, kinds=("ConformalClassifier",), option="--conformal")
+    obj = load_saved(path)
+    if not isinstance(obj, ConformalClassifier):
+        raise CLIError(f"--conformal {path}: holds a {type(obj).__name__}, not a conformal predictor "
+                       "(saved by 'calibrate --conformal')")
+    return obj
 
 
 def predict_sets(

@@ -28,7 +28,6 @@ class Scored:
         Machine name (``"uncalibrated"``); the key in metrics.json and the PNG's file stem.
     name : str
         Human name for tables ("Before", "After temperature scaling (T=1.52)").
-    probs : ndarray of shape (n, K)
     summary : dict
         :func:`softmaxkit.cli._adapters.summarize` output.
     png : bytes or None
@@ -37,7 +36,6 @@ class Scored:
 
     key: str
     name: str
-    probs: np.ndarray
     summary: dict
     png: bytes | None
 
@@ -51,14 +49,19 @@ def score(
     probs: np.ndarray | None = None,
     plot: bool = True,
     what: str = "",
+    ci: bool = True,
+    transform: Any = None,
 ) -> Scored:
-    """Score logits (preferred: exact log-loss) or probabilities against class indices ``y``."""
-    if probs is None:
-        from softmaxkit import softmax
+    """Score logits (preferred: exact log-loss) or probabilities against class indices ``y``.
 
-        probs = softmax(np.asarray(logits, dtype=np.float64), axis=-1)
-    summary, png = _adapters.summarize(y, probs=probs, logits=logits, plot_title=f"{name}{what}" if plot else None)
-    return Scored(key=key, name=name, probs=probs, summary=summary, png=png)
+    ``ci=False`` skips the ECE's bootstrap interval and noise floor (a small
+    command should not pay for resampling nobody asked for). ``transform``
+    maps blocks of the scores to logits first (a calibrator); the scores are
+    read block by block (:func:`softmaxkit.cli._adapters.summarize`).
+    """
+    summary, png = _adapters.summarize(y, probs=probs, logits=logits, transform=transform,
+                                       plot_title=f"{name}{what}" if plot else None, ci=ci)
+    return Scored(key=key, name=name, summary=summary, png=png)
 
 
 def verdict(before: dict, after: dict, *, change: str, params: dict | None = None) -> tuple[str, str]:

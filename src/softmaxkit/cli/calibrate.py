@@ -18,7 +18,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="fit temperature/vector/matrix scaling, isotonic or Platt calibration on your own network's logits",
         description=(
             "Fit a calibrator on held-out logits (one column per class, from any framework) and their "
-            "integer labels, save it, and report accuracy, log-loss, Brier score and ECE before and after."
+            "labels, save it, and report accuracy, log-loss, Brier score and ECE before and after. "
+            "Apply it to new scores with 'softmaxkit apply' (or 'predict --calibrator')."
         ),
     )
     add_prediction_inputs(
@@ -35,69 +36,87 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0, help="random seed of --holdout's split (default: 0)")
     _conformal.add_calibrate_options(p)
     add_output_options(p)
-    p.set_defaults(run=run)
+    p.set_defaults(run=run, check=_conformal.conformal_out)
 
 
 def run(args: argparse.Namespace) -> int:
     import numpy as np
 
     from softmaxkit.cli import _adapters
-    from softmaxkit.cli._common import Printer, check_output, progress, read_predictions, require_two_classes
+    from softmaxkit.cli._common import (
+        Printer,
+        check_output,
+        check_report,
+        holdout_rows,
+        progress,
+        read_predictions,
+        require_two_classes,
+        say_ignored,
+    )
     from softmaxkit.cli._evaluation import metrics_by_key, print_comparison, score, verdict
+    from softmaxkit.data import release_pages
+    from softmaxkit.io import StagedOutputs
+    from softmaxkit.report import write_report
 
     say = Printer(args)
-    # The output path is checked before anything is read: a bad --out fails fast.
+    # The output paths are checked before anything is read: a bad --out or --report fails fast.
     inputs = (args.logits or args.probs, args.labels)  # never overwritten by an output
     check_output(args.out, inputs=inputs, suffixes=CALIBRATOR_SUFFIXES)
     conformal_path = _conformal.conformal_out(args)
     if conformal_path:
         check_output(conformal_path, inputs=inputs, suffixes=CALIBRATOR_SUFFIXES, option="--conformal-out")
-    source, kind, scores, labels = read_predictions(args)
+    if args.report:
+        check_report(args.report)
+    source, kind, scores, labels, classes, ignored = read_predictions(args)
     require_two_classes(labels, where=args.labels)
 
     fit_rows = eval_rows = np.arange(len(labels))
     if args.holdout:
-        from sklearn.model_selection import train_test_split
-
-        fit_rows, eval_rows = train_test_split(fit_rows, test_size=args.holdout, random_state=args.seed)
+        fit_rows, eval_rows = holdout_rows(len(labels), args.holdout, args.seed)
+        require_two_classes(labels[fit_rows], where=f"{args.labels} (the rows left to fit after --holdout)")
     y = labels[eval_rows]
     plot = args.report is not None
     where = "held-out" if args.holdout else "fitting"
     what = f" ({len(y)} {where} rows)"
     with progress(say, "calibrate", total=3) as bar:
-        calibrator = _adapters.fit_calibrator(args.method, scores[fit_rows], labels[fit_rows],
+        # The calibrator reads a memory-mapped file in place (no copy); the scoring below
+        # reads it block by block, so the peak stays near the calibrator's own working set.
+        fit_scores = scores if args.holdout is None else scores[fit_rows]
+        calibrator = _adapters.fit_calibrator(args.method, fit_scores, labels[fit_rows],
                                               probs=args.probs is not None)
-        calibrator.save(args.out)
+        del fit_scores
+        release_pages(scores)
         params = _adapters.calibrator_params(calibrator)
         bar.advance(1, step="scoring before")
-        given = {"logits": scores[eval_rows]} if args.logits else {"probs": scores[eval_rows]}
+        evaluated = scores if args.holdout is None else scores[eval_rows]
+        given = {"logits": evaluated} if args.logits else {"probs": evaluated}
         scored = [score(y, key="uncalibrated", name="Before", plot=plot, what=what, **given)]
         bar.advance(1, step="scoring after")
-        transform = _adapters.calibrated_logits if args.logits else _adapters.calibrated_from_probs
-        after = transform(calibrator, scores[eval_rows])
-        scored.append(score(y, key="calibrated", name=f"After {args.method} scaling", logits=after, plot=plot,
-                            what=what))
+        apply = _adapters.calibrated_logits if args.logits else _adapters.calibrated_from_probs
+        scored.append(score(y, key="calibrated", name=f"After {args.method} scaling", plot=plot, what=what,
+                            transform=lambda block: apply(calibrator, block), **given))
         bar.advance(1)
     sets = None
     if conformal_path:  # fitted on the raw scores of the fitting rows: see softmaxkit.cli._conformal
-        conformal = _conformal.fit(scores[fit_rows], labels[fit_rows], probs=args.probs is not None,
-                                   score=args.conformal_score, seed=args.seed)
-        conformal.save(conformal_path)
+        conformal = _conformal.fit(scores if args.holdout is None else scores[fit_rows], labels[fit_rows],
+                                   probs=args.probs is not None, score=args.conformal_score, seed=args.seed)
         sets = _conformal.summarize(conformal, y, _conformal.predict_sets(
-            conformal, scores[eval_rows], args.conformal, probs=args.probs is not None, where=source),
-            args.conformal, list(range(scores.shape[1])), evaluated_on=f"{len(y)} {where} rows" + (
+            conformal, evaluated, args.conformal, probs=args.probs is not None, where=source),
+            args.conformal, classes or list(range(scores.shape[1])), evaluated_on=f"{len(y)} {where} rows" + (
                 "" if args.holdout else " (the rows that set the threshold: covered by construction, not a test; "
                 "use --holdout)"))
         sets["path"] = conformal_path
     note = verdict(scored[0].summary, scored[1].summary, change=f"{args.method} scaling", params=params)
     metrics = {"source": source, "kind": kind, "labels": args.labels, "n_classes": int(scores.shape[1]),
                "n_fit": int(len(fit_rows)), "n_evaluated": int(len(y)), "evaluated_on": where,
-               "calibrator": {**params, "path": args.out}, "metrics": metrics_by_key(scored), "verdict": note[0]}
+               "calibrator": {**params, "path": args.out}, "metrics": metrics_by_key(scored), "verdict": note[0],
+               "classes": classes, "ignored_columns": list(ignored)}
     if sets:
         metrics["conformal"] = sets
+    report = None
     if args.report:
         from softmaxkit.cli._evaluation import comparison_section
-        from softmaxkit.report import Headline, Report, glossary_section, write_report
+        from softmaxkit.report import Headline, Report, glossary_section
 
         b, a = scored[0].summary, scored[1].summary
         headlines = [Headline("ECE before", f"{b['ece']:.3f}", f"95% CI {b['ece_ci'][0]:.3f}-{b['ece_ci'][1]:.3f}"),
@@ -117,8 +136,15 @@ def run(args: argparse.Namespace) -> int:
                                   *([_conformal.section(sets, n_classes=scores.shape[1])] if sets else []),
                                   glossary_section()],
                         footer="Generated by softmaxkit calibrate", metrics=metrics)
-        metrics["report"] = str(write_report(args.report, report, inputs=inputs)["report"])
+    with StagedOutputs(inputs=inputs) as outputs:  # the calibrator and the report appear together, or neither
+        calibrator.save(outputs.stage(args.out))
+        if conformal_path:
+            conformal.save(outputs.stage(conformal_path))
+        if report is not None:
+            metrics["report"] = str(write_report(args.report, report, inputs=inputs, outputs=outputs)["report"])
+        outputs.commit()
 
+    say_ignored(say, source, ignored, "not scores")
     extra = f", T = {params['temperature']:.4g}" if "temperature" in params else ""
     extra += " (on its bound: no optimum found)" if params["at_bound"] else ""
     say(f"Fitted {args.method} scaling on {len(fit_rows)} rows{extra}; saved {args.out}", "")

@@ -40,7 +40,20 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-report", action="store_true", help="write no report")
     p.add_argument("--seed", type=int, default=0, help="random seed of the split and the model (default: 0)")
     add_output_options(p)
-    p.set_defaults(run=run)
+    p.set_defaults(run=run, check=check)
+
+
+def check(args: argparse.Namespace) -> None:
+    """Usage errors (exit code 2) before any file is read: the estimator's own parameter checks."""
+    from softmaxkit.cli import UsageError
+    from softmaxkit.cli._adapters import check_classifier_params
+
+    options = {"hidden_layer_sizes": "--hidden", "alpha": "--alpha", "max_iter": "--max-iter"}
+    try:
+        check_classifier_params(hidden_layer_sizes=args.hidden, alpha=args.alpha, max_iter=args.max_iter)
+    except (TypeError, ValueError) as exc:
+        option = next((opt for name, opt in options.items() if name in str(exc)), None)
+        raise UsageError(f"{option}: {exc}" if option else str(exc)) from None
 
 
 def calibrator_path(model_path: str) -> Path:
@@ -68,18 +81,32 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
 
     from softmaxkit.cli import CLIError, _adapters
-    from softmaxkit.cli._common import Printer, check_output, encode_labels, progress, require_two_classes
+    from softmaxkit.cli._common import (
+        Printer,
+        check_output,
+        check_report,
+        encode_labels,
+        progress,
+        require_two_classes,
+    )
     from softmaxkit.cli._evaluation import metrics_by_key, print_comparison, score
     from softmaxkit.data import read_features
+    from softmaxkit.io import StagedOutputs
 
     say = Printer(args)
+    # Every output is checked before the data is read and the model trained.
     check_output(args.out, inputs=(args.data,), suffixes=MODEL_SUFFIXES)
     cal_out = calibrator_path(args.out) if args.calibrate else None
     if cal_out is not None:
         check_output(str(cal_out), inputs=(args.data,), option="calibrator file")
+    report_dir = None
+    if not args.no_report:
+        report_dir = args.report or str(Path(args.out).with_name(Path(args.out).stem + "-report"))
+        check_report(report_dir, option="--report" if args.report else "report directory")
     start = time.perf_counter()
 
     data = read_features(args.data, target=args.target)
+    _check_trainable_scale(args.data, data)
     require_two_classes(data.y, where=f"{args.data}: column {data.target_name!r}")
     if data.y.dtype.kind not in "biuf" and Path(args.out).suffix.lower() == ".safetensors":
         # safetensors stores numeric tensors only; the model must keep its class names.
@@ -129,9 +156,9 @@ def run(args: argparse.Namespace) -> int:
             scored.append(score(y_test, key="calibrated", name=f"With {args.calibrate} scaling",
                                 logits=cal_logits, plot=plot, what=what))
 
-    model.save(args.out)
-    if cal_out is not None:
-        calibrator.save(cal_out)
+    # Names go in last: scikit-learn warns when a model fitted with names meets plain arrays.
+    _adapters.remember_columns(model, data.feature_names if data.named else None,
+                               data.target_name if data.named else None)
 
     metrics = {
         "data": str(args.data),
@@ -148,10 +175,14 @@ def run(args: argparse.Namespace) -> int:
         "held_out": metrics_by_key(scored),
     }
     written = {}
-    if not args.no_report:
-        report_dir = args.report or str(Path(args.out).with_name(Path(args.out).stem + "-report"))
-        written = _write_report(report_dir, args, data, metrics, scored, inputs=(args.data,))
-        metrics["report"] = str(written["report"])
+    with StagedOutputs(inputs=(args.data,)) as outputs:  # model, calibrator and report: all or none
+        model.save(outputs.stage(args.out))
+        if cal_out is not None:
+            calibrator.save(outputs.stage(cal_out))
+        if report_dir is not None:
+            written = _write_report(report_dir, args, data, metrics, scored, inputs=(args.data,), outputs=outputs)
+            metrics["report"] = str(written["report"])
+        outputs.commit()
     metrics["seconds"] = time.perf_counter() - start
 
     say(
@@ -172,7 +203,29 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _write_report(report_dir, args, data, metrics, scored, *, inputs):
+def _check_trainable_scale(path: str, data) -> None:  # noqa: ANN001
+    """Refuse features too large to train on, naming the first one (row and column).
+
+    Fitting centres and scales each feature: squares above about 1.8e308 / n
+    overflow float64, and training would fail deep inside with an unrelated
+    message about non-finite probabilities.
+    """
+    import numpy as np
+
+    from softmaxkit.data import DataFileError, location
+
+    limit = np.sqrt(np.finfo(np.float64).max / max(len(data.X), 1))
+    too_big = np.abs(data.X) > limit
+    if too_big.any():
+        i, j = np.unravel_index(int(np.argmax(too_big)), too_big.shape)
+        raise DataFileError(
+            location(Path(path), int(i), data.feature_names[j])
+            + f"value {data.X[i, j]:g} is too large to train on (its square overflows float64 above "
+            f"|x| = {limit:.3g}); rescale the column"
+        )
+
+
+def _write_report(report_dir, args, data, metrics, scored, *, inputs, outputs):
     from softmaxkit.cli._evaluation import comparison_section, verdict
     from softmaxkit.report import Headline, Paragraph, Report, Section, glossary_section, write_report
 
@@ -203,4 +256,4 @@ def _write_report(report_dir, args, data, metrics, scored, *, inputs):
     ]
     report = Report(title=f"softmaxkit fit: {Path(args.out).name}", subtitle=f"trained on {args.data}",
                     headlines=headlines, sections=sections, footer="Generated by softmaxkit fit", metrics=metrics)
-    return write_report(report_dir, report, inputs=inputs)
+    return write_report(report_dir, report, inputs=inputs, outputs=outputs)

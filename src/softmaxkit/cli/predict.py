@@ -14,46 +14,74 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="write class probabilities for a data file",
         description=(
             "Apply a saved model (and optionally a calibrator) to DATA and write one probability column "
-            "per class (p_<class>) plus the predicted class (prediction). The output format follows "
-            "PROBS's extension: .csv, .tsv, .parquet, .npz, .safetensors or .npy (.npy and "
-            ".safetensors hold numbers only, so text class names are left out there)."
+            "per class (p_<class>) plus the predicted class (prediction). Feature columns are matched by "
+            "name to the ones the model was trained on, in any order; other columns (the target, ids) are "
+            "ignored and listed. Files without column names (.npy) are read by position. The output format "
+            "follows PROBS's extension: .csv, .tsv, .parquet, .npz, .safetensors or .npy (.npy and "
+            ".safetensors hold numbers only, so text class names are left out there). The output is a valid "
+            "--probs input of 'evaluate' and 'calibrate'."
         ),
     )
     p.add_argument("model", metavar="MODEL", help="a model saved by 'softmaxkit fit' (.npz or .safetensors)")
     p.add_argument("data", metavar="DATA", help="features: .csv, .tsv, .parquet, .npy, .npz or .safetensors")
     p.add_argument("--out", required=True, metavar="PROBS", help="output file; never one of the inputs")
+    p.add_argument("--logits-out", metavar="FILE",
+                   help="also write the logits (logit_<class> columns; calibrated with --calibrator), "
+                   "a valid --logits input of 'evaluate', 'calibrate' and 'apply'")
     p.add_argument("--calibrator", metavar="FILE", help="a calibrator saved by 'fit --calibrate' or 'calibrate'")
     p.add_argument("--target", metavar="COL",
                    help="label column in DATA: left out of the features, and used to score the predictions")
     _conformal.add_set_options(p, what="also write each row's prediction set (set_90: the class names, set_size_90)")
+    p.add_argument("--ci", action="store_true", help="with --target: bootstrap the ECE's 95%% interval")
     add_output_options(p)
-    p.set_defaults(run=run)
+    p.set_defaults(run=run, check=_conformal.check_set_options)
 
 
 def run(args: argparse.Namespace) -> int:
-    import numpy as np
+    from pathlib import Path
 
     from softmaxkit import softmax
     from softmaxkit.cli import _adapters
-    from softmaxkit.cli._common import Printer, check_output, encode_labels, progress, text_table
+    from softmaxkit.cli._common import (
+        Printer,
+        check_output,
+        encode_labels,
+        logit_columns,
+        progress,
+        say_ignored,
+        score_columns,
+        text_table,
+    )
     from softmaxkit.cli._evaluation import score
     from softmaxkit.data import SUFFIXES, read_features, write_columns
+    from softmaxkit.io import StagedOutputs
     from softmaxkit.report import ece_text, fmt
 
     say = Printer(args)
     inputs = tuple(p for p in (args.model, args.data, args.calibrator, args.conformal) if p)
+    # Everything that can be checked without the data is checked first.
     check_output(args.out, inputs=inputs, suffixes=SUFFIXES)
-    _conformal.check_set_options(args)
-    model = _adapters.load_object(args.model, kinds=("SoftmaxClassifier",), option="MODEL")
+    if args.logits_out:
+        check_output(args.logits_out, inputs=inputs, suffixes=SUFFIXES, option="--logits-out")
+        if Path(args.logits_out).resolve() == Path(args.out).resolve():
+            raise ValueError("--logits-out and --out name the same file")
+    model = _adapters.load_model(args.model)
+    classes = model.classes
+    text_ok = not args.out.lower().endswith((".npy", ".safetensors"))  # numbers only there
     calibrator = None
     if args.calibrator:
-        calibrator = _adapters.load_object(args.calibrator, kinds=tuple(_adapters.CALIBRATORS.values()),
-                                           option="--calibrator")
-    data = read_features(args.data, target=args.target, n_features=int(model.n_features_in_))
-    classes = _adapters.model_classes(model)
+        calibrator = _adapters.load_calibrator(args.calibrator, n_classes=len(classes),
+                                               against=f"the model {args.model}")
     conformal = _conformal.load(args.conformal) if args.conformal else None
+
+    data = read_features(args.data, target=args.target, n_features=model.n_features,
+                         feature_names=model.feature_names)
+    y = None
+    if data.y is not None:  # labels are checked before anything is written
+        y = encode_labels(data.y, classes, path=args.data, column=data.target_name)
+
     with progress(say, "predicting", total=None):
-        logits = _adapters.class_logits(model, data.X)
+        logits = _feature_logits(model, data, args.data)
         # sets come from the model's own logits, as the conformal predictor was fitted (see cli/_conformal.py)
         sets = None if conformal is None else _conformal.predict_sets(conformal, logits, args.sets, probs=False,
                                                                       where=args.model)
@@ -61,32 +89,54 @@ def run(args: argparse.Namespace) -> int:
             logits = _adapters.calibrated_logits(calibrator, logits)
         probs = softmax(logits, axis=-1)
 
-    columns: dict[str, np.ndarray] = {f"p_{c}": probs[:, j] for j, c in enumerate(classes)}
-    predicted = classes[np.argmax(probs, axis=1)]
-    text_classes = predicted.dtype.kind not in "biuf"
-    if not (text_classes and args.out.lower().endswith((".npy", ".safetensors"))):
-        columns["prediction"] = predicted
+    columns = score_columns(probs, classes, text_ok=text_ok)
     if sets is not None:
-        columns.update(_conformal.columns(sets, args.sets, classes, text=not args.out.lower().endswith(
-            (".npy", ".safetensors"))))
-    write_columns(args.out, columns, inputs=inputs)
+        columns.update(_conformal.columns(sets, args.sets, classes, text=text_ok))
+    with StagedOutputs(inputs=inputs) as outputs:
+        write_columns(args.out, columns, outputs=outputs)
+        if args.logits_out:
+            write_columns(args.logits_out, logit_columns(logits, classes), outputs=outputs)
+        summary = None
+        if y is not None:
+            summary = score(y, key="predictions", name="predictions", logits=logits, plot=False, ci=args.ci).summary
+        outputs.commit()
 
-    result: dict = {"out": args.out, "rows": int(len(probs)), "classes": [str(c) for c in classes],
-                    "calibrated": calibrator is not None}
+    result: dict = {"out": args.out, "rows": int(len(probs)), "classes": [str(c) for c in classes.tolist()],
+                    "calibrated": calibrator is not None, "ignored_columns": list(data.ignored)}
+    if args.logits_out:
+        result["logits_out"] = args.logits_out
+    say_ignored(say, args.data, data.ignored, "not features of the model")
     say(f"Wrote {len(probs)} rows x {len(classes)} class probabilities"
         + (" and the predicted class" if "prediction" in columns else "") + f" to {args.out}")
-    if data.y is not None:
-        y = encode_labels(data.y, classes, path=args.data, column=data.target_name)
-        summary = score(y, key="predictions", name="predictions", logits=logits, plot=False).summary
+    if args.logits_out:
+        say(f"Wrote the logits to {args.logits_out}")
+    if summary is not None:
         result["metrics"] = summary
         if sets is not None:
             result["conformal"] = _conformal.summarize(conformal, y, sets, args.sets, [str(c) for c in classes],
                                                        evaluated_on=f"{len(y)} rows of {args.data}")
         say("", f"Against column {data.target_name!r}:",
-            *text_table(["accuracy", "log-loss", "Brier", "ECE [95% CI]"],
+            *text_table(["accuracy", "log-loss", "Brier", "ECE" + (" [95% CI]" if args.ci else "")],
                         [[fmt(summary["accuracy"]), fmt(summary["log_loss"]), fmt(summary["brier"]),
                           ece_text(summary)]]))
         if sets is not None:
             _conformal.print_summary(say, result["conformal"])
     say.result(result)
     return 0
+
+
+def _feature_logits(model, data, path: str):  # noqa: ANN001, ANN202
+    """The model's logits; an overflowing feature is reported with its file, row and column name."""
+    from softmaxkit._mlp import FeatureOverflowError
+    from softmaxkit.data import DataFileError, location
+
+    try:
+        return model.logits(data.X)
+    except FeatureOverflowError as exc:
+        from pathlib import Path
+
+        raise DataFileError(
+            location(Path(path), exc.row, data.feature_names[exc.column])
+            + f"value {exc.value:g} is too large for this model: the logits overflow float64; rescale the feature "
+            "to the range it was trained on"
+        ) from None

@@ -1,0 +1,113 @@
+"""``softmaxkit apply``: apply a saved calibrator to new logits or probabilities.
+
+A separate command rather than an option of ``predict``: ``predict`` needs a
+softmaxkit model and features, while a calibrator fitted by ``calibrate``
+usually belongs to someone else's network, whose logits are all there is.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from softmaxkit.cli._common import add_output_options, class_names
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "apply",
+        help="apply a saved calibrator to new logits or probabilities",
+        description=(
+            "Apply a calibrator saved by 'calibrate' or 'fit --calibrate' to new logits (or probabilities) "
+            "and write the calibrated probabilities: one p_<class> column per class plus the predicted class "
+            "(prediction), the same layout as 'predict', so the output feeds 'evaluate' directly. Class names "
+            "come from logit_<class>/p_<class> columns, or --classes; otherwise classes are numbered 0..K-1."
+        ),
+    )
+    p.add_argument("calibrator", metavar="CALIBRATOR", help="a calibrator file (.npz or .safetensors)")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--logits", metavar="FILE", help="logits, one column per class (e.g. predict --logits-out)")
+    source.add_argument("--probs", metavar="FILE",
+                        help="probabilities, one column per class (for a calibrator fitted on probabilities, "
+                        "or temperature scaling, which gives the same result from log-probabilities)")
+    p.add_argument("--out", required=True, metavar="PROBS", help="calibrated probabilities to write")
+    p.add_argument("--logits-out", metavar="FILE", help="also write the calibrated logits (logit_<class> columns)")
+    p.add_argument("--classes", type=class_names, metavar="A,B,...", help="class names of the score columns")
+    add_output_options(p)
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    import numpy as np
+
+    from softmaxkit import softmax
+    from softmaxkit.cli import CLIError, _adapters
+    from softmaxkit.cli._common import (
+        Printer,
+        check_output,
+        check_probabilities,
+        logit_columns,
+        say_ignored,
+        score_columns,
+    )
+    from softmaxkit.data import SUFFIXES, read_scores, write_columns
+    from softmaxkit.io import StagedOutputs
+
+    say = Printer(args)
+    source = args.logits or args.probs
+    inputs = (args.calibrator, source)
+    check_output(args.out, inputs=inputs, suffixes=SUFFIXES)
+    if args.logits_out:
+        check_output(args.logits_out, inputs=inputs, suffixes=SUFFIXES, option="--logits-out")
+        if Path(args.logits_out).resolve() == Path(args.out).resolve():
+            raise CLIError("--logits-out and --out name the same file")
+    calibrator = _adapters.load_calibrator(args.calibrator, option="CALIBRATOR")
+    fitted_on = getattr(calibrator, "input", "logits")
+    if args.probs and fitted_on == "logits" and type(calibrator).__name__ != "TemperatureScaling":
+        # log p differs from the logits by a per-row constant: invisible to a temperature, not to
+        # per-class scales (vector/matrix scaling), which would return wrong probabilities.
+        raise CLIError(f"CALIBRATOR {args.calibrator}: a {type(calibrator).__name__} fitted on logits needs "
+                       "logits (--logits); probabilities would give different, wrong results")
+
+    kind = "logit" if args.logits else "probability"
+    read = read_scores(source, kind=kind, binary_column=False)
+    scores = read.values
+    n_classes = int(getattr(calibrator, "n_classes_", scores.shape[1]))
+    if scores.shape[1] != n_classes:
+        raise CLIError(f"CALIBRATOR {args.calibrator}: the calibrator was fitted on {n_classes} classes, but "
+                       f"{source} has {scores.shape[1]} score columns")
+    classes = read.classes
+    if args.classes is not None:
+        if classes is not None and classes != args.classes:
+            raise CLIError(f"--classes does not match the class columns of {source} ({', '.join(classes)})")
+        if len(args.classes) != n_classes:
+            raise CLIError(f"--classes names {len(args.classes)} classes but {source} has {n_classes} score columns")
+        classes = args.classes
+    if args.probs:
+        check_probabilities(source, scores)
+    names = np.asarray(classes) if classes is not None else np.arange(n_classes)
+
+    if args.logits:
+        logits = _adapters.calibrated_logits(calibrator, scores)
+    elif fitted_on == "probs":
+        logits = _adapters.calibrated_from_probs(calibrator, scores)
+    else:  # temperature scaling of log-probabilities
+        with np.errstate(divide="ignore"):
+            logits = _adapters.calibrated_logits(calibrator, np.log(np.asarray(scores, dtype=np.float64)))
+    probs = softmax(logits, axis=-1)
+
+    text_ok = not args.out.lower().endswith((".npy", ".safetensors"))
+    with StagedOutputs(inputs=inputs) as outputs:
+        write_columns(args.out, score_columns(probs, names, text_ok=text_ok), outputs=outputs)
+        if args.logits_out:
+            write_columns(args.logits_out, logit_columns(logits, names), outputs=outputs)
+        outputs.commit()
+
+    say_ignored(say, source, read.ignored, "not scores")
+    say(f"Calibrated {len(probs)} rows x {n_classes} classes with {args.calibrator}; wrote {args.out}"
+        + (f" and {args.logits_out}" if args.logits_out else ""))
+    say.result({"out": args.out, "logits_out": args.logits_out, "rows": int(len(probs)),
+                "classes": [str(c) for c in names.tolist()], "calibrator": str(args.calibrator),
+                "ignored_columns": list(read.ignored)})
+    return 0
