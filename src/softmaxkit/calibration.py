@@ -105,7 +105,8 @@ class _Calibrator(Persistable):
             if self.eps is not None:
                 raise ValueError('eps only applies to input="probs"; logits never need clipping')
             x, row_max = check_logits(X, name, return_row_max=True)
-        if not self._allows_neg_inf and np.isneginf(x).any():
+        # min, not isneginf(x).any(): no (N, C) temporary (NaN and +inf are already refused)
+        if not self._allows_neg_inf and x.size and np.isneginf(x.min()):
             i, j = (int(v) for v in np.unravel_index(int(np.argmax(np.isneginf(x))), x.shape))
             src = "a zero probability" if self.input == "probs" else "-inf"
             raise ValueError(
