@@ -193,6 +193,11 @@ def main(argv=None) -> None:
         return
     if args.quick:
         args.vocab, args.batch, args.seq, args.repeats = 32000, 2, 128, 1
+    import importlib.util
+
+    if importlib.util.find_spec("transformers") is None:  # an optional peer (the `test` extra)
+        print("bench_transformers: skipped, transformers is not installed (pip install transformers)")
+        return
 
     tokens = args.batch * args.seq
     logits_mib = tokens * args.vocab * 4 / MiB
