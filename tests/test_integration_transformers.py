@@ -372,8 +372,50 @@ def test_refuses_a_replaced_loss_function_and_falls_back_after_apply():
     model = sk_hf.apply(build("LlamaForCausalLM"))
     model.loss_function = lambda logits, labels, vocab_size, **kw: logits.sum() * 0
     inputs, labels = batch()
-    out = model(**inputs, labels=labels)
-    assert out.logits is not None and float(out.loss) == 0.0
+    with pytest.warns(UserWarning, match="loss_function was replaced"):
+        out = model(**inputs, labels=labels)
+    assert out.logits is not None and float(out.loss.detach()) == 0.0
+
+
+class _LoraLikeHead(torch.nn.Linear):
+    """A head whose output is not F.linear(x, weight): the fused loss must not be used."""
+
+    def __init__(self, base):
+        super().__init__(base.in_features, base.out_features, bias=False, dtype=base.weight.dtype)
+        self.weight = base.weight
+        self.delta = torch.nn.Parameter(torch.full((base.out_features,), 0.5, dtype=base.weight.dtype))
+
+    def forward(self, x):
+        return super().forward(x) + self.delta
+
+
+@pytest.mark.parametrize("change", ["lora_like_head", "forward_hook", "global_hook"])
+def test_a_head_changed_after_apply_falls_back_to_the_original(change):
+    """PEFT on lm_head, a hook that edits the logits, ZeRO-3's gather hooks: the fused
+    loss would ignore them, so the original forward runs (with a warning)."""
+    reference, patched = pair("LlamaForCausalLM")
+    inputs, labels = batch()
+    handles = []
+    for model in (reference, patched):
+        if change == "lora_like_head":
+            model.lm_head = _LoraLikeHead(model.lm_head)
+        elif change == "forward_hook":
+            handles.append(model.lm_head.register_forward_hook(lambda mod, args, out: out * 2.0))
+    if change == "global_hook":
+        handles.append(torch.nn.modules.module.register_module_forward_hook(lambda mod, args, out: None))
+    try:
+        want = reference(**inputs, labels=labels).loss
+        with pytest.warns(UserWarning, match="unfused"):
+            got = patched(**inputs, labels=labels)
+    finally:
+        for handle in handles:
+            handle.remove()
+    assert got.logits is not None
+    torch.testing.assert_close(got.loss, want, rtol=0, atol=0)
+    with pytest.raises(TypeError, match="_LoraLikeHead"):
+        model = build("LlamaForCausalLM")
+        model.lm_head = _LoraLikeHead(model.lm_head)
+        sk_hf.apply(model)
 
 
 def test_refuses_an_already_wrapped_forward():

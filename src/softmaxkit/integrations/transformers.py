@@ -22,6 +22,11 @@ no ``labels``           the original forward, unchanged (generation, inference)
                         loss; ``outputs.loss`` is the same loss, ``outputs.logits``
                         is ``None`` (as in Liger Kernel); every other field
                         (``hidden_states``, ``cache``, ...) as before
+changed after apply     the original forward, with a ``UserWarning``: the
+                        output embedding is no longer a plain ``nn.Linear`` (LoRA
+                        on ``lm_head``, quantised, offloaded), has forward hooks
+                        (they could edit the logits; ZeRO-3 gathers the weight in
+                        one), or ``model.loss_function`` was replaced
 ======================  ===========================================================
 
 The loss is transformers' ``ForCausalLMLoss``, term for term:
@@ -85,6 +90,7 @@ import contextlib
 import functools
 import inspect
 import types
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -217,9 +223,9 @@ def apply(model: Any) -> Any:
             "call softmaxkit.integrations.transformers.apply(model) before wrapping the model"
         )
     head = model.get_output_embeddings()
-    if not isinstance(head, torch.nn.Linear):
+    if not _is_plain_linear(head):
         raise TypeError(
-            f"{name}'s output embedding must be a torch.nn.Linear to be fused, got {type(head).__name__}"
+            f"{name}'s output embedding must be a plain torch.nn.Linear to be fused, got {type(head).__name__}"
         )
     if model.loss_function is not ForCausalLMLoss:
         raise ValueError(
@@ -257,7 +263,15 @@ def _fused_forward(cls: type, family: Family):
     def forward(self, *args, **kwargs):
         bound = signature.bind(self, *args, **kwargs)
         labels = bound.arguments.get("labels")
-        if labels is None or not self.training or self.loss_function is not ForCausalLMLoss:
+        if labels is None or not self.training:
+            return original(self, *args, **kwargs)
+        head = self.get_output_embeddings()
+        obstacle = _obstacle_to_fusing(self, head)
+        if obstacle is not None:  # the original computes what the user set up; never a different loss
+            warnings.warn(
+                f"softmaxkit: {cls.__name__} computes its loss unfused (with the logits) because {obstacle}",
+                UserWarning, stacklevel=2,
+            )  # fmt: skip
             return original(self, *args, **kwargs)
         extra = bound.arguments.setdefault(var_keyword, {})
         # `can_return_tuple`'s rule: the call's return_dict, else the config's.
@@ -266,7 +280,6 @@ def _fused_forward(cls: type, family: Family):
             return_dict = getattr(self.config, "return_dict", True)
         extra["return_dict"] = True
         bound.arguments["labels"] = None
-        head = self.get_output_embeddings()
         with _projection_skipped(head) as taken:
             outputs = original(*bound.args, **bound.kwargs)
         if len(taken) != 1:
@@ -286,6 +299,30 @@ def _fused_forward(cls: type, family: Family):
 
     forward._softmaxkit_fused_loss = True
     return forward
+
+
+def _is_plain_linear(head: Any) -> bool:
+    """``head(x)`` is exactly ``F.linear(x, head.weight, head.bias)``: an ``nn.Linear``
+    whose ``forward`` nobody replaced (not a LoRA, quantised or offloaded layer)."""
+    return (
+        isinstance(head, torch.nn.Linear)
+        and type(head).forward is torch.nn.Linear.forward
+        and "forward" not in head.__dict__
+    )
+
+
+def _obstacle_to_fusing(model: Any, head: Any) -> str | None:
+    """Why this call cannot be fused (something changed since :func:`apply`), or None."""
+    if model.loss_function is not ForCausalLMLoss:
+        return "model.loss_function was replaced"
+    if not _is_plain_linear(head):
+        return f"its output embedding is now a {type(head).__name__}, not a plain torch.nn.Linear"
+    # hooks could change the logits (or, like ZeRO-3's, gather and release the weight around the call)
+    hooks = [head._forward_hooks, head._forward_pre_hooks, head._forward_hooks_with_kwargs]
+    hooks += [getattr(torch.nn.modules.module, name, {}) for name in ("_global_forward_hooks", "_global_forward_pre_hooks")]
+    if any(hooks):
+        return "its output embedding has forward hooks"
+    return None
 
 
 @contextlib.contextmanager
