@@ -341,6 +341,43 @@ def test_deepcopy_of_a_patched_model_uses_its_own_weights():
     assert model.lm_head.weight.grad is None and clone.lm_head.weight.grad is not None
 
 
+def test_pickle_and_data_parallel_replicas_stay_patched():
+    import pickle
+
+    model = sk_hf.apply(build("LlamaForCausalLM"))
+    assert type(model).__name__ == "LlamaForCausalLM" and isinstance(model, transformers.LlamaForCausalLM)
+    inputs, labels = batch()
+    want = model(**inputs, labels=labels).loss.detach()
+    loaded = pickle.loads(pickle.dumps(model))
+    assert sk_hf.is_applied(loaded)
+    out = loaded(**inputs, labels=labels)
+    assert out.logits is None
+    torch.testing.assert_close(out.loss.detach(), want, rtol=0, atol=0)
+    # nn.DataParallel copies the instance's __dict__ into replicas: forward must bind to the replica
+    replica = model._replicate_for_data_parallel()
+    assert sk_hf.is_applied(replica) and replica.forward.__self__ is replica
+
+
+def test_save_pretrained_round_trip(tmp_path):
+    model = sk_hf.apply(build("Gemma2ForCausalLM"))
+    model.save_pretrained(tmp_path)
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert config["architectures"] == ["Gemma2ForCausalLM"]
+    loaded = transformers.Gemma2ForCausalLM.from_pretrained(tmp_path, dtype=torch.float64)
+    assert not sk_hf.is_applied(loaded)
+    for (name, a), b in zip(model.state_dict().items(), loaded.state_dict().values()):
+        torch.testing.assert_close(a, b, rtol=0, atol=0, msg=name)
+
+
+def test_gradient_checkpointing():
+    reference, patched = pair("Qwen2ForCausalLM")
+    patched.gradient_checkpointing_enable()
+    inputs, labels = batch()
+    oracle_loss(reference, inputs, labels).backward()
+    patched(**inputs, labels=labels).loss.backward()
+    assert_grads_close(grads(patched), grads(reference))
+
+
 def test_signature_is_kept_for_the_trainer():
     import inspect
 

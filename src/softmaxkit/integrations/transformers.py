@@ -67,9 +67,14 @@ Differences from the unpatched model, all deliberate:
   transformers' float32 loss has none). Fixing that belongs to the torch
   layer (a float32 loss for 16-bit input); a strict-xfail test marks it.
 
-How it works, and why this way: :func:`apply` replaces ``forward`` on the
-instance (not the class, so other models are untouched) by a wrapper that,
-for a fused call, runs the model's *own* forward with ``labels=None`` while a
+How it works, and why this way: :func:`apply` moves the instance to a
+subclass of its class (same name, made once per class) whose ``forward`` is
+a wrapper; the class itself and other instances are untouched. A subclass
+rather than a ``forward`` attribute on the instance, because
+``nn.DataParallel`` replicas copy the instance's ``__dict__`` (an instance
+method would stay bound to the original), and so that ``copy.deepcopy`` and
+``pickle`` give back patched models (they rebuild from the importable class
+and patch again). For a fused call the wrapper runs the model's *own* forward with ``labels=None`` while a
 pre-hook on the output projection takes its input (the hidden states after
 ``logits_to_keep``) and hands the projection zero tokens instead. Everything
 else the forward does (arguments, deprecations, caches, the decoder call)
@@ -89,7 +94,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import inspect
-import types
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -166,9 +170,10 @@ FAMILIES: dict[str, Family] = {
 def apply(model: Any) -> Any:
     """Make ``model`` compute its training loss with the fused linear + cross-entropy.
 
-    In place: the instance's ``forward`` is replaced (the class and other
-    instances are untouched, ``state_dict`` keys and ``save_pretrained`` are
-    unchanged). Idempotent: applying twice is the same as once.
+    In place: ``model.__class__`` becomes a subclass of its class (same name)
+    with the fused ``forward``; the class and other instances are untouched,
+    and ``state_dict`` keys and ``save_pretrained`` are unchanged.
+    Idempotent: applying twice is the same as once.
 
     Parameters
     ----------
@@ -232,14 +237,44 @@ def apply(model: Any) -> Any:
             f"{name}.loss_function is {getattr(model.loss_function, '__name__', model.loss_function)!r}, "
             "not transformers' ForCausalLMLoss; the fused loss would ignore it"
         )
-    model.forward = types.MethodType(_fused_forward(type(model), family), model)
+    model.__class__ = _patched_class(type(model), family)
     return model
 
 
 def is_applied(model: Any) -> bool:
     """Whether :func:`apply` has patched ``model`` (this instance)."""
-    forward = getattr(model, "__dict__", {}).get("forward")
-    return bool(getattr(getattr(forward, "__func__", None), "_softmaxkit_fused_loss", False))
+    return getattr(type(model), "_softmaxkit_unpatched_class", None) is not None
+
+
+# --------------------------------------------------------------------------- the patched class
+
+
+@functools.lru_cache(maxsize=None)
+def _patched_class(cls: type, family: Family) -> type:
+    """``cls`` with the fused ``forward``: same name, module and docs, so that
+    transformers' name-based lookups (loss type, Trainer, auto classes) see ``cls``."""
+    namespace = {
+        "forward": _fused_forward(cls, family),
+        "__module__": cls.__module__,
+        "__qualname__": cls.__qualname__,
+        "__doc__": cls.__doc__,
+        "__reduce_ex__": _reduce_patched,
+        "_softmaxkit_unpatched_class": cls,
+    }
+    return type(cls.__name__, (cls,), namespace)
+
+
+def _reduce_patched(self, protocol):
+    # pickle (and deepcopy) by the importable class, then patch again on load
+    return _unpickle_patched, (type(self)._softmaxkit_unpatched_class,), self.__dict__
+
+
+def _unpickle_patched(cls: type) -> Any:
+    obj = cls.__new__(cls)
+    family = FAMILIES.get(cls.__name__)
+    if family is not None:
+        obj.__class__ = _patched_class(cls, family)
+    return obj
 
 
 # --------------------------------------------------------------------------- the patched forward
@@ -297,7 +332,6 @@ def _fused_forward(cls: type, family: Family):
         outputs = type(outputs)(loss=loss, logits=None, **fields)
         return outputs if return_dict else outputs.to_tuple()
 
-    forward._softmaxkit_fused_loss = True
     return forward
 
 
