@@ -335,7 +335,7 @@ def test_deepcopy_of_a_patched_model_uses_its_own_weights():
     with torch.no_grad():
         clone.lm_head.weight.mul_(2.0)
     inputs, labels = batch()
-    assert float(clone(**inputs, labels=labels).loss) != float(model(**inputs, labels=labels).loss)
+    assert float(clone(**inputs, labels=labels).loss.detach()) != float(model(**inputs, labels=labels).loss.detach())
     assert model.lm_head.weight.grad is None
     clone(**inputs, labels=labels).loss.backward()
     assert model.lm_head.weight.grad is None and clone.lm_head.weight.grad is not None
@@ -371,7 +371,7 @@ def test_save_pretrained_round_trip(tmp_path):
 
 def test_gradient_checkpointing():
     reference, patched = pair("Qwen2ForCausalLM")
-    patched.gradient_checkpointing_enable()
+    getattr(patched, "activation_checkpointing_enable", patched.gradient_checkpointing_enable)()
     inputs, labels = batch()
     oracle_loss(reference, inputs, labels).backward()
     patched(**inputs, labels=labels).loss.backward()
