@@ -45,6 +45,8 @@ CASES = {
 
 def build(name, dtype=torch.float64, seed=0, **overrides):
     config_name, defaults = CASES[name]
+    if not hasattr(transformers, name):  # e.g. Qwen3 needs transformers >= 4.51
+        pytest.skip(f"transformers {transformers.__version__} has no {name}")
     config = getattr(transformers, config_name)(**{**COMMON, **defaults, **overrides})
     torch.manual_seed(seed)
     model = getattr(transformers, name)(config).to(dtype)
@@ -160,7 +162,7 @@ def test_num_items_in_batch_is_sum_over_count(as_tensor):
 def test_gradient_accumulation_equals_the_full_batch():
     """Two micro-batches, each divided by the total target count, add up to the
     full batch's mean gradient, although the micro-batches have different counts."""
-    _, patched = pair("Qwen3ForCausalLM")
+    _, patched = pair("Qwen2ForCausalLM")
     inputs, labels = batch(batch_size=4, pad_rows=(1, 2, 3))
     total = int((labels[:, 1:] != -100).sum())
     for part in (slice(0, 1), slice(1, 4)):
@@ -359,11 +361,11 @@ def test_pickle_and_data_parallel_replicas_stay_patched():
 
 
 def test_save_pretrained_round_trip(tmp_path):
-    model = sk_hf.apply(build("Gemma2ForCausalLM"))
+    model = sk_hf.apply(build("Gemma2ForCausalLM", dtype=torch.float32))
     model.save_pretrained(tmp_path)
     config = json.loads((tmp_path / "config.json").read_text())
     assert config["architectures"] == ["Gemma2ForCausalLM"]
-    loaded = transformers.Gemma2ForCausalLM.from_pretrained(tmp_path, dtype=torch.float64)
+    loaded = transformers.Gemma2ForCausalLM.from_pretrained(tmp_path)
     assert not sk_hf.is_applied(loaded)
     for (name, a), b in zip(model.state_dict().items(), loaded.state_dict().values()):
         torch.testing.assert_close(a, b, rtol=0, atol=0, msg=name)
@@ -393,9 +395,9 @@ def test_refuses_unsupported_models():
         sk_hf.apply(transformers.LlamaForSequenceClassification(config))
     with pytest.raises(TypeError, match="LlamaModel"):
         sk_hf.apply(transformers.LlamaModel(config))
-    moe = transformers.Qwen3MoeConfig(**COMMON, num_experts=4, num_experts_per_tok=2, moe_intermediate_size=16)
-    with pytest.raises(TypeError, match="Qwen3MoeForCausalLM"):
-        sk_hf.apply(transformers.Qwen3MoeForCausalLM(moe))
+    moe = transformers.MixtralConfig(**COMMON, num_local_experts=4, num_experts_per_tok=2)
+    with pytest.raises(TypeError, match="MixtralForCausalLM"):  # its forward adds a router loss
+        sk_hf.apply(transformers.MixtralForCausalLM(moe))
     with pytest.raises(TypeError, match="str"):
         sk_hf.apply("meta-llama/Llama-3.2-1B")
 

@@ -309,11 +309,16 @@ def _fused_forward(cls: type, family: Family):
             )  # fmt: skip
             return original(self, *args, **kwargs)
         extra = bound.arguments.setdefault(var_keyword, {})
-        # `can_return_tuple`'s rule: the call's return_dict, else the config's.
-        return_dict = extra.pop("return_dict", None)
+        # return_dict is a parameter in transformers 4.x and a **kwargs entry (read by
+        # `can_return_tuple`) in 5.x; either way: the call's value, else the config's
+        if "return_dict" in signature.parameters:
+            return_dict = bound.arguments.get("return_dict")
+            bound.arguments["return_dict"] = True
+        else:
+            return_dict = extra.pop("return_dict", None)
+            extra["return_dict"] = True
         if return_dict is None:
             return_dict = getattr(self.config, "return_dict", True)
-        extra["return_dict"] = True
         bound.arguments["labels"] = None
         with _projection_skipped(head) as taken:
             outputs = original(*bound.args, **bound.kwargs)
