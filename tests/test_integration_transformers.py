@@ -477,6 +477,22 @@ def test_bfloat16_model_close_to_unpatched():
         assert rel < 0.05, name
 
 
+def test_cpu_autocast_close_to_unpatched():
+    """Trainer(bf16=True) on CPU runs the step under autocast; the fused loss then
+    runs at the (float32) weights' precision, the unpatched one in bfloat16."""
+    reference, patched = pair("LlamaForCausalLM", dtype=torch.float32)
+    inputs, labels = batch()
+    losses = []
+    for model in (reference, patched):
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            loss = model(**inputs, labels=labels).loss
+        loss.backward()
+        losses.append(loss.detach())
+    torch.testing.assert_close(losses[1], losses[0], rtol=2e-3, atol=0)
+    for (name, a), b in zip(reference.named_parameters(), patched.parameters()):
+        assert float((a.grad - b.grad).norm() / a.grad.norm()) < 0.05, name
+
+
 def test_import_softmaxkit_integrations_is_light():
     probe = (
         "import json, sys, softmaxkit, softmaxkit.integrations; "

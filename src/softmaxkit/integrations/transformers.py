@@ -192,7 +192,7 @@ def apply(model: Any) -> Any:
     ------
     TypeError
         ``model`` is not a supported class, or its output embedding is not
-        an ``nn.Linear``.
+        a plain ``nn.Linear`` (e.g. LoRA on ``lm_head``, or quantised).
     ValueError
         ``model.loss_function`` was replaced (the fused loss would silently
         ignore it), or ``model.forward`` was already replaced on the
@@ -328,7 +328,7 @@ def _fused_forward(cls: type, family: Family):
                 "it cannot be fused"
             )
         loss = causal_lm_loss(
-            taken[0], head, labels, family.cap_of(self), family.scale_of(self),
+            taken[0], head, labels, softcap=family.cap_of(self), scale=family.scale_of(self),
             ignore_index=extra.get("ignore_index", -100),
             num_items_in_batch=extra.get("num_items_in_batch"),
             shift_labels=extra.get("shift_labels"),
@@ -357,7 +357,7 @@ def _obstacle_to_fusing(model: Any, head: Any) -> str | None:
     if not _is_plain_linear(head):
         return f"its output embedding is now a {type(head).__name__}, not a plain torch.nn.Linear"
     # hooks could change the logits (or, like ZeRO-3's, gather and release the weight around the call)
-    hooks = [head._forward_hooks, head._forward_pre_hooks, head._forward_hooks_with_kwargs]
+    hooks = [head._forward_hooks, head._forward_pre_hooks]
     hooks += [getattr(torch.nn.modules.module, name, {}) for name in ("_global_forward_hooks", "_global_forward_pre_hooks")]
     if any(hooks):
         return "its output embedding has forward hooks"
@@ -395,9 +395,9 @@ def causal_lm_loss(
     hidden: torch.Tensor,
     head: torch.nn.Linear,
     labels: torch.Tensor,
+    *,
     softcap: float | None = None,
     scale: float = 1.0,
-    *,
     ignore_index: int = -100,
     num_items_in_batch: Any = None,
     shift_labels: torch.Tensor | None = None,
@@ -412,9 +412,9 @@ def causal_lm_loss(
         The output projection, weight (V, D), optional bias (V,).
     labels : torch.Tensor of int, shape (B, T)
         Unshifted labels; ignored when ``shift_labels`` is given.
-    softcap : float, optional
+    softcap : float, optional, keyword-only
         ``c`` in ``c * tanh(logits / c)``.
-    scale : float
+    scale : float, keyword-only
         The logits are ``scale * head(hidden)`` before the cap.
     ignore_index : int, keyword-only
     num_items_in_batch : int or torch.Tensor, optional, keyword-only
