@@ -324,6 +324,11 @@ def test_apply_is_in_place_idempotent_and_keeps_the_state_dict():
     forward = model.forward
     assert sk_hf.apply(model) is model and model.forward == forward
     assert list(model.state_dict()) == keys
+    assert sk_hf.revert(model) is model and type(model) is transformers.LlamaForCausalLM
+    assert not sk_hf.is_applied(model) and sk_hf.revert(model) is model
+    inputs, labels = batch()
+    assert model(**inputs, labels=labels).logits is not None
+    sk_hf.apply(model)
     other = build("LlamaForCausalLM")  # the class is untouched
     assert not sk_hf.is_applied(other)
     inputs, labels = batch()

@@ -111,7 +111,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
         "softmaxkit.integrations.transformers needs the `transformers` package (pip install transformers)"
     ) from exc
 
-__all__ = ["apply", "Family", "FAMILIES", "is_applied"]
+__all__ = ["apply", "revert", "is_applied", "Family", "FAMILIES"]
 
 
 @dataclass(frozen=True)
@@ -238,6 +238,17 @@ def apply(model: Any) -> Any:
             "not transformers' ForCausalLMLoss; the fused loss would ignore it"
         )
     model.__class__ = _patched_class(type(model), family)
+    return model
+
+
+def revert(model: Any) -> Any:
+    """Undo :func:`apply` in place (the model computes its logits again); returns ``model``.
+
+    A model that is not patched is returned unchanged.
+    """
+    unpatched = getattr(type(model), "_softmaxkit_unpatched_class", None)
+    if unpatched is not None:
+        model.__class__ = unpatched
     return model
 
 
