@@ -11,31 +11,32 @@ with Llama-3's vocabulary of 128,256 and a small body (``--hidden``,
 and the head dominates, as it does in a small LLM. Labels are the inputs with
 the last 10% of every row set to -100 (padding), as a collator would.
 
-Variants, each in a fresh subprocess (so peak memory is its own), on the same
-seeded weights and batch:
+Variants, on the same seeded weights and batch:
 
 * ``transformers`` -- the model as loaded: ``lm_head`` makes the logits,
   ``ForCausalLMLoss`` upcasts them and runs ``F.cross_entropy``;
 * ``softmaxkit`` -- the same model after ``apply(model)``: fused linear +
   cross-entropy (:func:`softmaxkit.torch.linear_cross_entropy`).
 
-Measured per variant, over one warm-up step (numba compiles here) and
-``--repeats`` timed steps of ``loss = model(input_ids, labels=labels).loss;
-loss.backward()`` (gradients set to None before each):
+A step is ``loss = model(input_ids, labels=labels).loss; loss.backward()``
+(gradients set to None before each). Measured:
 
-* step time: median forward + backward (wall clock);
-* step peak: how far the resident set rose above its level before the timed
-  steps (weights, batch, torch and numba themselves are below that line;
-  gradients, activations and logits above it). Kernel-tracked, so no
-  sampling gaps: after the warm-up, freed heap is returned to the OS
-  (``malloc_trim``) and the high-water mark is reset (``echo 5 >
-  /proc/self/clear_refs``, Linux); the step peak is ``VmHWM`` after the steps
-  minus ``VmRSS`` before them. Also shown: the whole process's peak
-  (``ru_maxrss``, warm-up included). On CUDA (``--device cuda``) both from
-  ``torch.cuda.max_memory_allocated``, the step peak above the memory
-  allocated before the timed steps;
-* loss of the first step and the norms of the head and embedding gradients,
-  to show the two variants compute the same thing.
+* memory, each variant alone in a fresh subprocess (so the peak is its
+  own), one step after a warm-up step (numba loads its kernels there): the
+  step peak is how far the resident set rose above its level before the
+  step (weights, batch, torch and numba are below that line; gradients,
+  activations and logits above it). Kernel-tracked, so no sampling gaps:
+  after the warm-up, freed heap is returned to the OS (``malloc_trim``) and
+  the high-water mark is reset (``echo 5 > /proc/self/clear_refs``, Linux);
+  the step peak is ``VmHWM`` after the step minus ``VmRSS`` before it. Also
+  shown: the whole process's peak (``ru_maxrss``, warm-up included). On CUDA
+  (``--device cuda``) both from ``torch.cuda.max_memory_allocated``;
+* time, both variants in one more subprocess, alternating step by step for
+  ``--repeats`` rounds after a warm-up each (the order flips every round),
+  so that the load of a shared machine hits both alike: the median step
+  time, and the median over rounds of the per-round time ratio;
+* the loss of the first step and the norms of the head and embedding
+  gradients, to show that the two variants compute the same thing.
 
 Usage::
 
@@ -95,7 +96,11 @@ def _reset_high_water_mark() -> int:
     return _status_bytes("VmRSS")
 
 
-def _worker(args) -> dict:
+def _setup(args, variants):
+    """``(models, step)``: one seeded model per variant (the same weights) and a
+    function ``step(model) -> (seconds, loss)`` running forward + backward."""
+    import copy
+
     import torch
     import transformers
 
@@ -108,22 +113,26 @@ def _worker(args) -> dict:
         max_position_embeddings=args.seq, tie_word_embeddings=False, use_cache=False,
     )  # fmt: skip
     torch.manual_seed(0)
-    model = transformers.LlamaForCausalLM(config).to(device=device, dtype=dtype).train()
-    if args.variant == "softmaxkit":
-        from softmaxkit.integrations.transformers import apply
+    base = transformers.LlamaForCausalLM(config).to(device=device, dtype=dtype).train()
+    models = {}
+    for i, variant in enumerate(variants):
+        model = base if i == len(variants) - 1 else copy.deepcopy(base)
+        if variant == "softmaxkit":
+            from softmaxkit.integrations.transformers import apply
 
-        apply(model)
+            apply(model)
+        models[variant] = model
     g = torch.Generator().manual_seed(1)
     input_ids = torch.randint(0, args.vocab, (args.batch, args.seq), generator=g)
     labels = input_ids.clone()
-    labels[:, args.seq - args.seq // 10 :] = -100
+    labels[:, args.seq - args.seq // 10 :] = -100  # padding at the end of every row
     input_ids, labels = input_ids.to(device), labels.to(device)
 
     def sync():
         if device.type == "cuda":
             torch.cuda.synchronize()
 
-    def step():
+    def step(model):
         model.zero_grad(set_to_none=True)
         sync()
         start = time.perf_counter()
@@ -132,40 +141,61 @@ def _worker(args) -> dict:
         sync()
         return time.perf_counter() - start, loss
 
-    _, loss = step()  # warm-up: numba loads (or compiles) its kernels here
-    first = {
+    return models, step
+
+
+def _memory_worker(args) -> dict:
+    """One variant alone: its step peak, loss and gradient norms."""
+    import torch
+
+    models, step = _setup(args, [args.variant])
+    model = models[args.variant]
+    _, loss = step(model)  # warm-up: numba loads (or compiles) its kernels here
+    result = {
         "loss": float(loss.detach()),
         "grad_norm_head": float(model.lm_head.weight.grad.double().norm()),
         "grad_norm_embed": float(model.model.embed_tokens.weight.grad.double().norm()),
     }
     model.zero_grad(set_to_none=True)
-    if device.type == "cuda":
+    del loss
+    if args.device.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats()
         base = torch.cuda.memory_allocated()
-    else:
-        base = _reset_high_water_mark()
-    times = [step()[0] for _ in range(args.repeats)]
-    if device.type == "cuda":
+        step(model)
         peak = torch.cuda.max_memory_allocated()
         step_peak = peak - base
     else:
+        base = _reset_high_water_mark()
+        step(model)
         peak = _peak_rss()  # whole process, warm-up included
         step_peak = _status_bytes("VmHWM") - base
-    return {"variant": args.variant, "time": statistics.median(times), "times": times, "peak": peak,
-            "step_peak": step_peak, **first}  # fmt: skip
+    return {**result, "peak": peak, "step_peak": step_peak}
+
+
+def _time_worker(args) -> dict:
+    """Both variants in one process, alternating step by step (the order flips each
+    round), so that load changes on a shared machine hit both alike."""
+    models, step = _setup(args, list(VARIANTS))
+    for model in models.values():
+        step(model)  # warm-up
+    times = {v: [] for v in VARIANTS}
+    for r in range(args.repeats):
+        for v in VARIANTS if r % 2 == 0 else VARIANTS[::-1]:
+            times[v].append(step(models[v])[0])
+    return {"times": times}
 
 
 # --------------------------------------------------------------------------- driver side
 
 
-def _run_variant(variant: str, args) -> dict:
-    cmd = [sys.executable, __file__, "--worker", variant]
+def _run_worker(worker: str, args) -> dict:
+    cmd = [sys.executable, __file__, "--worker", worker]
     for name in ("vocab", "hidden", "layers", "batch", "seq", "repeats", "threads", "dtype", "device"):
         cmd += [f"--{name}", str(getattr(args, name))]
     env = dict(os.environ, NUMBA_NUM_THREADS=str(args.threads), OMP_NUM_THREADS=str(args.threads))
     out = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if out.returncode != 0:
-        raise RuntimeError(f"variant {variant} failed:\n{out.stderr[-3000:]}")
+        raise RuntimeError(f"worker {worker} failed:\n{out.stderr[-3000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -185,11 +215,14 @@ def main(argv=None) -> None:
     parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--quick", action="store_true", help="small shapes, one repeat: checks that it runs")
-    parser.add_argument("--worker", choices=VARIANTS, help=argparse.SUPPRESS)
+    parser.add_argument("--worker", choices=[*VARIANTS, "time"], help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.worker == "time":
+        print(json.dumps(_time_worker(args)))
+        return
     if args.worker:
         args.variant = args.worker
-        print(json.dumps(_worker(args)))
+        print(json.dumps(_memory_worker(args)))
         return
     if args.quick:
         args.vocab, args.batch, args.seq, args.repeats = 32000, 2, 128, 1
@@ -204,9 +237,10 @@ def main(argv=None) -> None:
     print(
         f"LlamaForCausalLM V={args.vocab} D={args.hidden} layers={args.layers} tokens={args.batch}x{args.seq}"
         f"={tokens} {args.dtype} on {args.device}, {args.threads} threads; float32 logits would be "
-        f"{logits_mib:,.0f} MiB; median of {args.repeats} step(s) after a warm-up"
+        f"{logits_mib:,.0f} MiB; times: medians of {args.repeats} alternating round(s) after a warm-up"
     )
-    results = {v: _run_variant(v, args) for v in VARIANTS}
+    results = {v: _run_worker(v, args) for v in VARIANTS}
+    times = _run_worker("time", args)["times"]
     ref = results["transformers"]
     where = "allocated" if args.device.startswith("cuda") else "RSS"
     print()
@@ -214,8 +248,10 @@ def main(argv=None) -> None:
     print("|---|---:|---:|---:|---:|---:|---:|")
     for v in VARIANTS:
         r = results[v]
+        # ratio: median over rounds of this variant's time / transformers' time in the same round
+        ratio = statistics.median(t / u for t, u in zip(times[v], times["transformers"]))
         print(
-            f"| {v} | {r['time']:.3f} | {r['time'] / ref['time']:.2f} | {r['peak'] / MiB:,.0f} | "
+            f"| {v} | {statistics.median(times[v]):.3f} | {ratio:.2f} | {r['peak'] / MiB:,.0f} | "
             f"{r['step_peak'] / MiB:,.0f} | {r['step_peak'] / max(ref['step_peak'], 1):.2f} | {r['loss']:.6f} |"
         )
     sk = results["softmaxkit"]
