@@ -32,7 +32,7 @@ _LAZY = {
     "SoftmaxClassifier": "softmaxkit.classifier",
     "load": "softmaxkit.io",
 }
-_LAZY_MODULES = ("calibration", "conformal", "metrics", "plot", "io", "kernels", "classifier", "torch")
+_LAZY_MODULES = ("calibration", "conformal", "metrics", "plot", "io", "kernels", "classifier", "torch", "integrations")
 
 __all__ = [
     "softmax",
