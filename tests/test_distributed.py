@@ -423,8 +423,8 @@ def test_bad_inputs():
         class_parallel_cross_entropy(torch.zeros(2, 4), torch.tensor([0, 9]))
     with pytest.raises(TypeError, match="floating"):
         class_parallel_cross_entropy(torch.zeros(2, 4, dtype=torch.int64), torch.tensor([0, 1]))
-    with pytest.raises(ValueError, match=">= 0"):
-        class_parallel_cross_entropy(torch.zeros(1, 2), torch.tensor([[-0.5, 1.5]]))
+    with pytest.raises(ValueError, match="ignore_index=1 is not supported with probability"):
+        class_parallel_cross_entropy(torch.zeros(1, 2), torch.tensor([[0.5, 0.5]]), ignore_index=1)
     with pytest.raises(ValueError, match="share D"):
         class_parallel_linear_cross_entropy(
             torch.zeros(2, 3), torch.zeros(4, 5), torch.tensor([0, 1])

@@ -8,7 +8,7 @@ Kept apart from :mod:`softmaxkit.functional` so the ops there read as
 from __future__ import annotations
 
 import sys
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -60,14 +60,3 @@ def from_rows(rows: np.ndarray, shape: tuple[int, ...], axis: int, dtype: np.dty
         return rows.reshape(shape).astype(dtype, copy=False)
     moved_shape = tuple(s for i, s in enumerate(shape) if i != axis) + (shape[axis],)
     return np.moveaxis(rows.reshape(moved_shape), -1, axis).astype(dtype, copy=False)
-
-
-def torch_functional() -> Any:
-    """The torch implementation of the public ops (imports torch on first use)."""
-    from softmaxkit.torch import functional
-
-    return functional
-
-
-def dispatch_torch(name: str) -> Callable[..., Any]:
-    return getattr(torch_functional(), name)
