@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import numbers
+import sys
 from typing import Any
 
 import numpy as np
@@ -297,6 +298,7 @@ def cross_entropy_options(
         and z_loss == 0.0
         and type(ignore_index) is int
         and type(reduction) is str
+        and not _tracing()
     ):
         # The common call (defaults, or only ignore_index / reduction set):
         # the bundle is immutable, so it is validated and built once.
@@ -309,6 +311,12 @@ def cross_entropy_options(
         z_loss=check_non_negative(z_loss, "z_loss"),
         softcap=check_positive_or_none(softcap, "softcap"),
     )
+
+
+def _tracing() -> bool:
+    """True while torch.compile traces (it would bypass the cache below, with a warning)."""
+    torch = sys.modules.get("torch")
+    return torch is not None and torch.compiler.is_compiling()
 
 
 @functools.lru_cache(maxsize=64)

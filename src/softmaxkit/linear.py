@@ -45,6 +45,7 @@ backend for the same loop plus the autograd Function.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -203,7 +204,7 @@ def check_linear_inputs(hidden: Any, weight: Any, bias: Any, target: Any) -> tup
             f"{h_shape[:-1] + (w_shape[0],)} (probabilities) for hidden {h_shape} and "
             f"weight {w_shape}, got {t_shape}"
         )
-    n = int(np.prod(h_shape[:-1], dtype=np.int64))
+    n = math.prod(h_shape[:-1])  # math, not NumPy: torch.compile traces this
     return n, h_shape[-1], w_shape[0]
 
 
