@@ -40,6 +40,15 @@ def _seed():
     torch.manual_seed(0)
 
 
+@pytest.fixture(params=["reference", "numba"])
+def cpu_kernel(request, monkeypatch):
+    """Both CPU kernels: the NumPy reference (small inputs) and numba (forced for any size)."""
+    from softmaxkit import kernels
+
+    monkeypatch.setattr(kernels, "CPU_MIN_ELEMENTS", 0 if request.param == "numba" else 1 << 62)
+    return request.param
+
+
 def _check(ours_fn, ref_fn, inputs, *, grad_wrt=None, atol=None, rtol=None):
     """Value and gradient (random upstream) of ``ours_fn`` vs ``ref_fn`` on ``inputs``."""
     grad_wrt = [t for t in inputs if isinstance(t, torch.Tensor) and t.requires_grad] if grad_wrt is None else grad_wrt
@@ -92,7 +101,7 @@ def _ce_ref(kwargs):
 
 @pytest.mark.parametrize("probabilities", [False, True], ids=["indices", "probabilities"])
 @pytest.mark.parametrize("shape,kwargs", _CE_CASES, ids=[f"{s}-{sorted(k)}-{k.get('reduction', '')}" for s, k in _CE_CASES])
-def test_opinfo_cross_entropy(shape, kwargs, probabilities):
+def test_opinfo_cross_entropy(cpu_kernel, shape, kwargs, probabilities):
     if probabilities and "ignore_index" in kwargs:
         x, t, kw = _ce_sample(shape, kwargs, True)
         with pytest.raises(RuntimeError, match="ignore_index is not supported"):
@@ -301,13 +310,14 @@ def test_nn_out_resizes_like_torch():
         skt.softmax(x, 1, out=torch.empty(3, 4, dtype=torch.float64))
 
 
-def test_every_option_combination_against_torch():
-    """A wide sweep of the option space torch defines, in float64, value and gradient."""
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_every_option_combination_against_torch(cpu_kernel, dtype):
+    """A wide sweep of the option space torch defines, value and gradient, both CPU kernels."""
     n, c = 6, 4
-    x = torch.randn(n, c, dtype=torch.float64, requires_grad=True)
+    x = torch.randn(n, c, dtype=dtype, requires_grad=True)
     hard = torch.tensor([0, 1, 2, 3, 1, 2])
-    soft = torch.rand(n, c, dtype=torch.float64)
-    weights = [None, torch.rand(c, dtype=torch.float64) + 0.1, torch.randn(c, dtype=torch.float64)]
+    soft = torch.randn(n, c, dtype=dtype)  # negative and not normalised, as torch allows
+    weights = [None, torch.rand(c, dtype=dtype) + 0.1, torch.randn(c, dtype=dtype)]
     for w, eps, reduction, target, ignore in itertools.product(
         weights, (0.0, 0.1, 1.0), ("mean", "sum", "none"), (hard, soft), (-100, 1)
     ):

@@ -7,6 +7,7 @@ Kept apart from :mod:`softmaxkit.functional` so the ops there read as
 
 from __future__ import annotations
 
+import math
 import sys
 from typing import Any
 
@@ -51,7 +52,9 @@ def to_rows(x: np.ndarray, axis: int, dtype: np.dtype | None = None) -> np.ndarr
     # as much as a small op's whole kernel.
     moved = x if axis == x.ndim - 1 else np.moveaxis(x, axis, -1)
     n_classes = moved.shape[-1]
-    return np.ascontiguousarray(moved.reshape(-1, n_classes), dtype=dtype or x.dtype)
+    # an explicit row count: reshape(-1, 0) is ambiguous when there are no classes
+    n_rows = math.prod(moved.shape[:-1])
+    return np.ascontiguousarray(moved.reshape(n_rows, n_classes), dtype=dtype or x.dtype)
 
 
 def from_rows(rows: np.ndarray, shape: tuple[int, ...], axis: int, dtype: np.dtype) -> np.ndarray:

@@ -55,10 +55,16 @@ __all__ = [
 # --------------------------------------------------------------------------- softmax family
 
 
-def _softmax_impl(x: Any, axis: int, temperature: float, out: Any, *, log: bool) -> np.ndarray:
-    x = as_float_array(x, "x")
-    axis = normalize_axis(axis, x.ndim)
+def _softmax_impl(x: Any, axis: int, temperature: float, out: Any, *, log: bool, dtype: Any = None) -> np.ndarray:
+    x = as_float_array(x if dtype is None else np.asarray(x).astype(dtype), "x")
+    axis = normalize_axis(axis, x.ndim, allow_scalar=True)
     inv_t = 1.0 / check_temperature(temperature)
+    if x.ndim == 0 or x.size == 0:  # one class (probability 1, log 0; NaN stays NaN), or nothing
+        result = (x * 0 + (0 if log else 1)).astype(x.dtype)
+        if out is None:
+            return result
+        out[...] = result
+        return out
     if out is not None:
         if not isinstance(out, np.ndarray) or out.shape != x.shape:
             raise ValueError(
@@ -94,7 +100,7 @@ def _rows_view(arr: np.ndarray, axis: int, dtype: np.dtype) -> np.ndarray | None
     return arr.reshape(-1, arr.shape[-1])
 
 
-def softmax(x: Any, axis: int = -1, *, temperature: float = 1.0, out: Any = None) -> Any:
+def softmax(x: Any, axis: int = -1, *, temperature: float = 1.0, dtype: Any = None, out: Any = None) -> Any:
     r"""Softmax along ``axis``: ``p_i = exp(x_i / T) / sum_j exp(x_j / T)``.
 
     Softmax generalises the logistic function: ``softmax([0, z])[1] == sigmoid(z)``.
@@ -108,8 +114,11 @@ def softmax(x: Any, axis: int = -1, *, temperature: float = 1.0, out: Any = None
     temperature : float > 0, keyword-only
         Divides the logits first. ``T > 1`` softens, ``T < 1`` sharpens; the
         argmax never changes.
+    dtype : dtype, keyword-only, optional
+        ``x`` is cast to it first (torch's ``dtype=``); the result has it.
     out : ndarray, keyword-only, optional
-        Receives the result (same shape as ``x``).
+        Receives the result (same shape as ``x``). For tensors it behaves as
+        torch's ``out=`` (same dtype; another shape is resized).
 
     Returns
     -------
@@ -125,6 +134,9 @@ def softmax(x: Any, axis: int = -1, *, temperature: float = 1.0, out: Any = None
 
     Notes
     -----
+    A 0-dim ``x`` is a single class (result 1); an empty ``x`` gives an
+    empty result, as in torch.
+
     Computed as ``exp(x - max) / sum(exp(x - max))`` with the sum in float64,
     so nothing overflows and row sums stay within 1e-6 of 1 in float32 even at
     262,144 classes. A row of all ``-inf`` gives zeros; NaN or ``+inf`` in a
@@ -137,11 +149,11 @@ def softmax(x: Any, axis: int = -1, *, temperature: float = 1.0, out: Any = None
     array([0.131, 0.869])
     """
     if is_torch_tensor(x):
-        return torch_op("softmax")(x, axis, temperature=temperature, out=out)
-    return _softmax_impl(x, axis, temperature, out, log=False)
+        return torch_op("softmax")(x, axis, temperature=temperature, dtype=dtype, out=out)
+    return _softmax_impl(x, axis, temperature, out, log=False, dtype=dtype)
 
 
-def log_softmax(x: Any, axis: int = -1, *, temperature: float = 1.0, out: Any = None) -> Any:
+def log_softmax(x: Any, axis: int = -1, *, temperature: float = 1.0, dtype: Any = None, out: Any = None) -> Any:
     r"""Log-softmax along ``axis``: ``x_i / T - logsumexp(x / T)``.
 
     Parameters and returns as :func:`softmax`.
@@ -159,8 +171,8 @@ def log_softmax(x: Any, axis: int = -1, *, temperature: float = 1.0, out: Any = 
     array([-0.6931, -0.6931])
     """
     if is_torch_tensor(x):
-        return torch_op("log_softmax")(x, axis, temperature=temperature, out=out)
-    return _softmax_impl(x, axis, temperature, out, log=True)
+        return torch_op("log_softmax")(x, axis, temperature=temperature, dtype=dtype, out=out)
+    return _softmax_impl(x, axis, temperature, out, log=True, dtype=dtype)
 
 
 def logsumexp(x: Any, axis: int = -1, *, keepdims: bool = False) -> Any:
@@ -182,7 +194,9 @@ def logsumexp(x: Any, axis: int = -1, *, keepdims: bool = False) -> Any:
     if is_torch_tensor(x):
         return torch_op("logsumexp")(x, axis, keepdims=keepdims)
     x = as_float_array(x, "x")
-    axis = normalize_axis(axis, x.ndim)
+    axis = normalize_axis(axis, x.ndim, allow_scalar=True)
+    if x.ndim == 0:  # a single class: its own logsumexp, as in torch
+        return x.copy()
     rows = to_rows(x, axis, compute_dtype(x.dtype))
     if rows.shape[1] == 0:
         res = np.full(rows.shape[0], -np.inf)
