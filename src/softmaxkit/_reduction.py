@@ -82,9 +82,12 @@ def loss_scale(reduction: str, row_w: Any) -> Any:
     ``"mean"``: ``1 / sum(row_w)``, or 0 when that sum is 0; ``"sum"`` and
     ``"none"``: 1.
     """
-    denom = row_w.sum()
     if reduction != "mean":
-        return denom * 0.0 + 1.0  # a 0-d one on the right device, no host round trip
+        torch = _torch_of(row_w)
+        if torch is not None:
+            return torch.ones((), dtype=torch.float64, device=row_w.device)
+        return np.float64(1.0)
+    denom = row_w.sum()
     nonzero = denom != 0
     return _where(nonzero, 1.0 / _where(nonzero, denom, 1.0), 0.0)
 
@@ -105,28 +108,22 @@ def gradient_row_scale(reduction: str, scale: Any, n_rows: int, grad_output: Any
 
     ``grad_output`` is the upstream gradient: a scalar for ``"mean"``/``"sum"``
     (times :func:`loss_scale`), one value per row for ``"none"`` (default 1).
-    Tensors stay on their device; NumPy and Python numbers become NumPy, or a
-    tensor on ``scale``'s device when ``scale`` is one.
+    Tensors stay on their device (a scalar's multipliers are a stride-0
+    ``expand``, no copy); NumPy and Python numbers become NumPy, or a tensor
+    on ``scale``'s device when ``scale`` is one.
     """
     torch = _torch_of(scale)
-    if torch is not None:
-        if grad_output is None:
-            g = torch.ones((), dtype=torch.float64, device=scale.device)
-        elif isinstance(grad_output, torch.Tensor):
-            g = grad_output.to(device=scale.device, dtype=torch.float64)
-        else:  # float64 straight from Python/NumPy (torch.as_tensor(0.7) would round to float32)
-            g = torch.as_tensor(np.asarray(grad_output, dtype=np.float64), device=scale.device)
-    else:
-        g = np.asarray(1.0 if grad_output is None else grad_output, dtype=np.float64)
+    if torch is None:
+        if reduction == "none" and grad_output is not None and np.ndim(grad_output):
+            return np.asarray(grad_output, dtype=np.float64).reshape(n_rows)
+        g = 1.0 if grad_output is None else float(np.asarray(grad_output))
+        return np.full(n_rows, g * float(scale) if reduction != "none" else g)
+    if grad_output is None:
+        return scale.expand(n_rows) if reduction != "none" else torch.ones(n_rows, dtype=torch.float64, device=scale.device)
+    if isinstance(grad_output, torch.Tensor):
+        g = grad_output.to(device=scale.device, dtype=torch.float64)
+    else:  # float64 straight from Python/NumPy (torch.as_tensor(0.7) would round to float32)
+        g = torch.as_tensor(np.asarray(grad_output, dtype=np.float64), device=scale.device)
     if reduction == "none":
-        if g.ndim == 0:
-            return g * scale + (_zeros(scale, n_rows))
-        return g.reshape(n_rows) * scale
-    return g.reshape(()) * scale + _zeros(scale, n_rows)
-
-
-def _zeros(like: Any, n: int) -> Any:
-    torch = _torch_of(like)
-    if torch is not None:
-        return torch.zeros(n, dtype=torch.float64, device=like.device)
-    return np.zeros(n)
+        return g.expand(n_rows) if g.ndim == 0 else g.reshape(n_rows)
+    return (g.reshape(()) * scale).expand(n_rows)
