@@ -433,3 +433,19 @@ def test_bad_inputs():
         class_parallel_linear_cross_entropy(
             torch.zeros(2, 3), torch.zeros(4, 3, dtype=torch.float64), torch.tensor([0, 1])
         )
+
+
+def test_double_backward_raises_instead_of_a_wrong_second_derivative():
+    x = torch.randn(3, 4, dtype=torch.float64, requires_grad=True)
+    h = torch.randn(3, 2, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(4, 2, dtype=torch.float64, requires_grad=True)
+    y = torch.tensor([0, 3, 1])
+    cases = [
+        (lambda: class_parallel_cross_entropy(x, y), (x,)),
+        (lambda: class_parallel_linear_cross_entropy(h, w, y, reduction="none").sum(), (h, w)),
+    ]
+    for make_loss, inputs in cases:
+        with pytest.raises(RuntimeError, match="does not support double backward"):
+            torch.autograd.grad(make_loss(), inputs, create_graph=True)
+        grads = torch.autograd.grad(make_loss(), inputs)  # a plain backward still works
+        assert all(bool(torch.isfinite(g).all()) for g in grads)

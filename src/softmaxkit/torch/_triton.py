@@ -144,21 +144,22 @@ class _Softmax(torch.autograd.Function):
     def forward(ctx, x, dim, inv_t, log):
         rows = _rows(x, dim)
         y = _kernels().softmax_forward(rows, inv_temperature=inv_t, log=log)
-        ctx.save_for_backward(y)
+        # x too (a reference, no copy): a create_graph backward differentiates from it
+        ctx.save_for_backward(y, x)
         ctx.meta = (x.shape, dim, inv_t, log)
         return _unrows(y, x.shape, dim)
 
     @staticmethod
     def backward(ctx, dy):
-        (y,) = ctx.saved_tensors
+        y, x = ctx.saved_tensors
         shape, dim, inv_t, log = ctx.meta
-        if torch.is_grad_enabled():  # create_graph=True: the Jacobian-vector product in differentiable ops
-            y_rows, dy_rows = _rows(y, dim).float(), _rows(dy, dim).float()
-            if log:
-                dx = dy_rows - torch.exp(y_rows) * dy_rows.sum(-1, keepdim=True)
-            else:
-                dx = y_rows * (dy_rows - (dy_rows * y_rows).sum(-1, keepdim=True))
-            return _unrows((dx * inv_t).to(y.dtype), shape, dim), None, None, None
+        if torch.is_grad_enabled():  # create_graph=True: differentiate torch's ops on the saved input
+            # (y is the kernel's buffer, of which the output is a view: it carries no graph)
+            with torch.enable_grad():
+                xs = x.float() * inv_t
+                out = torch.log_softmax(xs, dim) if log else torch.softmax(xs, dim)
+                (dx,) = torch.autograd.grad(out, x, dy.float(), create_graph=True)
+            return dx, None, None, None
         dx = _kernels().softmax_backward(y, _rows(dy, dim), inv_temperature=inv_t, log=log)
         return _unrows(dx, shape, dim), None, None, None
 
