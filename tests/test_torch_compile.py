@@ -167,3 +167,34 @@ def test_inductor_step_matches_eager():
         loss.backward()
         out.append((loss.detach(), w.grad))
     torch.testing.assert_close(out[1], out[0])
+
+
+_FRESH_PROCESS_SCRIPT = r"""
+import warnings, torch, softmaxkit.torch as skt
+warnings.filterwarnings("ignore")
+torch.manual_seed(0)
+w = torch.randn(9, 4, requires_grad=True)
+def f(h, y):
+    return skt.linear_cross_entropy(h, w, y) + skt.cross_entropy(h @ w.T, y, reduction="sum")
+c = torch.compile(f, fullgraph=True, backend="aot_eager")
+for n in (5, 7, 11):  # the second size makes Dynamo trace with a symbolic batch
+    h, y = torch.randn(n, 4), torch.randint(0, 9, (n,))
+    a, b = c(h, y), f(h, y)
+    (ga,), (gb,) = torch.autograd.grad(a, w), torch.autograd.grad(b, w)
+    torch.testing.assert_close(a, b)
+    torch.testing.assert_close(ga, gb)
+print("ok")
+"""
+
+
+def test_fresh_process_and_dynamic_batch_size():
+    """Nothing loaded beforehand (the numba kernels are imported lazily: Dynamo must not trace that
+    import), and batch sizes that change between calls."""
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+    out = subprocess.run([sys.executable, "-c", _FRESH_PROCESS_SCRIPT], capture_output=True, text=True, env=env,
+                         timeout=600)  # fmt: skip
+    assert out.returncode == 0 and out.stdout.strip().endswith("ok"), out.stderr[-3000:]

@@ -82,7 +82,7 @@ class LinearProblem:
 
     problem: Problem  # options and target kind (axis is the last one)
     n_rows: int
-    plan: PassPlan  # token chunks or vocabulary tiles (CPU, float32/float64)
+    plan: PassPlan | None  # token chunks or vocabulary tiles (CPU, float32/float64); None while traced
     chunk_size: int | None = None  # as given (the custom op re-plans from it)
 
 
@@ -246,7 +246,8 @@ def prepare(hidden, weight, bias, target, chunk_size, ce_options, *, check_value
         _, soft = prepare_target(t, batch + (v,), len(batch), opts.ignore_index)
     else:
         soft = target_kind(t, batch + (v,), len(batch), opts.ignore_index)
-    plan = _plan(n, v, hidden, weight, chunk_size)
+    # Traced: the custom op plans at run time (planning loads the numba kernels, which Dynamo must not trace).
+    plan = None if compiling() else _plan(n, v, hidden, weight, chunk_size)
     t = t.to(hidden.device)
     t_rows = t.reshape(n, v).to(compute_dtype(hidden.dtype)).contiguous() if soft else t.reshape(n).to(torch.int64)
     return LinearProblem(Problem(-1, opts, soft), n, plan, chunk_size), t_rows, cweight
@@ -343,7 +344,7 @@ class LinearCrossEntropyFunction(torch.autograd.Function):
         needs = (needs[0], needs[1], needs[2] and bias is not None)
         eager = lp.problem.options.reduction != "none" and any(needs)
         traced = compiling()
-        ctx.tile_cache = [] if (lp.plan.vocab_tiles and not eager and not traced) else None
+        ctx.tile_cache = [] if (not traced and lp.plan.vocab_tiles and not eager) else None
         loss, *grads = run(
             hidden, weight, bias, t_rows, lp, cweight, needs=needs if eager else (False,) * 3,
             tile_cache=ctx.tile_cache,
