@@ -14,7 +14,7 @@ from pathlib import Path
 from softmaxkit.cli._common import add_output_options, positive_int
 
 #: The benchmark scripts, in the order they run.
-SCRIPTS = ("bench_ops.py", "bench_linear_ce.py", "bench_classifier.py", "bench_calibration.py")
+SCRIPTS = ("bench_ops.py", "bench_linear_ce.py", "bench_torch_compile.py", "bench_classifier.py", "bench_calibration.py")
 
 
 def default_dir() -> Path:
