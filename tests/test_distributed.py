@@ -449,3 +449,17 @@ def test_double_backward_raises_instead_of_a_wrong_second_derivative():
             torch.autograd.grad(make_loss(), inputs, create_graph=True)
         grads = torch.autograd.grad(make_loss(), inputs)  # a plain backward still works
         assert all(bool(torch.isfinite(g).all()) for g in grads)
+
+
+@pytest.mark.parametrize("soft", [False, True])
+@pytest.mark.parametrize("smoothing", [0.0, 0.2])
+def test_single_rank_negative_weights_and_signed_soft_targets_match_torch(soft, smoothing):
+    """torch accepts class weights from randn and targets that are not distributions; so does this path."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(6, 5, dtype=torch.float64, generator=g, requires_grad=True)
+    w = torch.randn(5, dtype=torch.float64, generator=g)
+    t = torch.randn(6, 5, dtype=torch.float64, generator=g) if soft else torch.tensor([0, 1, 2, 3, 4, 1])
+    ours = class_parallel_cross_entropy(x, t, weight=w, label_smoothing=smoothing)
+    ref = torch.nn.functional.cross_entropy(x, t, weight=w, label_smoothing=smoothing)
+    torch.testing.assert_close(ours, ref)
+    torch.testing.assert_close(torch.autograd.grad(ours, x)[0], torch.autograd.grad(ref, x)[0])

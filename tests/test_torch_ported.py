@@ -325,3 +325,16 @@ def test_every_option_combination_against_torch(cpu_kernel, dtype):
             continue
         kw = dict(weight=w, label_smoothing=eps, reduction=reduction, ignore_index=ignore)
         _check(lambda x: skt.cross_entropy(x, target, **kw), lambda x: F.cross_entropy(x, target, **kw), (x,))
+
+
+def test_class_weight_requiring_grad_is_refused():
+    """torch refuses a differentiable weight for class indices; we refuse it for every target kind
+    (documented) rather than return no gradient for it."""
+    x = torch.randn(3, 4, requires_grad=True)
+    w = torch.rand(4, requires_grad=True)
+    with pytest.raises(RuntimeError, match="not differentiable with respect to argument 'weight'"):
+        F.cross_entropy(x, torch.tensor([0, 1, 2]), weight=w)
+    for target in (torch.tensor([0, 1, 2]), torch.rand(3, 4)):
+        with pytest.raises(ValueError, match=r"class weights are not differentiated: pass weight.detach\(\)"):
+            skt.cross_entropy(x, target, weight=w)
+    skt.cross_entropy(x, torch.tensor([0, 1, 2]), weight=w.detach())

@@ -321,10 +321,13 @@ def cross_entropy(
     target : array_like or torch.Tensor
         Either integer class indices with the logits' shape without ``axis``,
         or floating probabilities (soft labels, normalised counts) with the
-        logits' shape.
+        logits' shape. As in torch, probability rows need not sum to 1 nor
+        be non-negative: the loss is ``-sum_c w_c t_c log p_c`` for any
+        finite ``t``.
     axis : int, default -1, keyword-only
     weight : array_like of shape (C,), optional
-        Non-negative class weights (torch's ``weight``).
+        Class weights (torch's ``weight``); finite, of any sign, as torch
+        accepts them.
     ignore_index : int, default -100
         Hard targets with this value contribute neither loss nor gradient.
     reduction : {"mean", "sum", "none"}
@@ -350,7 +353,8 @@ def cross_entropy(
         Integer logits, a target that is neither integer nor floating.
     ValueError
         A label out of range (the message gives the first bad value and its
-        position), a negative or mis-shaped weight, smoothing outside [0, 1],
+        position), a non-finite or mis-shaped weight, smoothing outside [0, 1],
+        ``ignore_index >= 0`` with probability targets (as torch),
         an unknown reduction, a target of the wrong shape.
 
     Notes

@@ -67,6 +67,12 @@ def class_weight_tensor(weight: Any, n_classes: int, device: torch.device, *, ch
     """
     if weight is None:
         return None
+    if isinstance(weight, torch.Tensor) and weight.requires_grad and torch.is_grad_enabled():
+        # torch refuses this too for class indices; a silently missing gradient would be worse
+        raise ValueError(
+            "class weights are not differentiated: pass weight.detach() (a weight that requires grad "
+            "would get no gradient)"
+        )
     if not isinstance(weight, torch.Tensor) or check_values:
         w = check_class_weight(weight, n_classes)
         if not isinstance(weight, torch.Tensor):
