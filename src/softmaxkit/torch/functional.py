@@ -15,6 +15,17 @@ are the same call. Semantics are those documented in
 Cross-entropy runs through :class:`~softmaxkit.torch._cross_entropy.CrossEntropyFunction`
 (fused loss + gradient; NumPy/numba kernels on CPU, torch ops elsewhere). The
 softmax family is written in torch ops and differentiated by autograd.
+
+Beyond a first-order backward (see :mod:`softmaxkit.torch._composite`):
+
+* ``create_graph=True`` recomputes the gradient in differentiable ops, so
+  double backward is exact on every path;
+* under ``torch.func`` transforms (``vmap``, ``grad``, ``jvp``) and forward-mode
+  AD the losses run as composite torch ops;
+* under ``torch.compile`` the CPU kernels are custom ops
+  (:mod:`softmaxkit.torch._custom_ops`): ``fullgraph=True`` traces them.
+
+This module registers itself with :mod:`softmaxkit._dispatch` on import.
 """
 
 from __future__ import annotations
