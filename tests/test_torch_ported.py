@@ -338,3 +338,88 @@ def test_class_weight_requiring_grad_is_refused():
         with pytest.raises(ValueError, match=r"class weights are not differentiated: pass weight.detach\(\)"):
             skt.cross_entropy(x, target, weight=w)
     skt.cross_entropy(x, torch.tensor([0, 1, 2]), weight=w.detach())
+
+
+# --------------------------------------------------------------------------- more test_nn.py checks
+
+
+@pytest.mark.parametrize("reduction", ["none", "sum"])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_nn_one_hot_probabilities_equal_class_indices(reduction, weighted):
+    # test_cross_entropy_loss_one_hot_target: same loss and gradient from indices and their one-hot rows
+    n, c = 5, 4
+    x = torch.randn(n, c, 3, dtype=torch.float64, requires_grad=True)
+    y = torch.randint(0, c, (n, 3))
+    onehot = F.one_hot(y, c).movedim(-1, 1).to(torch.float64)
+    w = torch.rand(c, dtype=torch.float64) + 0.2 if weighted else None
+    _check(
+        lambda x: skt.cross_entropy(x, y, axis=1, weight=w, reduction=reduction),
+        lambda x: skt.cross_entropy(x, onehot, axis=1, weight=w, reduction=reduction),
+        (x,),
+    )
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("smoothing", [0.05, 0.15, 0.5])
+def test_nn_label_smoothing_consistent_index_target_and_probs(reduction, smoothing):
+    # test_cross_entropy_label_smoothing_consistent_index_target_and_probs
+    n, c = 6, 5
+    x = torch.randn(n, c, dtype=torch.float64, requires_grad=True)
+    y = torch.randint(0, c, (n,))
+    probs = F.one_hot(y, c).to(torch.float64) * (1 - smoothing) + smoothing / c
+    _check(
+        lambda x: skt.cross_entropy(x, y, label_smoothing=smoothing, reduction=reduction),
+        lambda x: F.cross_entropy(x, probs, reduction=reduction),
+        (x,),
+    )
+
+
+def test_nn_out_of_bounds_class_index_raises():
+    # test_cross_entropy_loss_2d_out_of_bounds_class_index: torch raises; we name the value and position
+    x = torch.randn(2, 3, 4, 4)
+    y = torch.randint(0, 3, (2, 4, 4))
+    y[1, 2, 3] = 5
+    with pytest.raises((IndexError, RuntimeError)):
+        F.cross_entropy(x, y)
+    with pytest.raises(ValueError, match=r"class index 5 at position \(1, 2, 3\)"):
+        skt.cross_entropy(x, y, axis=1)
+
+
+def test_nn_precision_of_large_logits():
+    # test_cross_entropy_loss_precision: float32 input with large spread, against float64
+    x = torch.randn(128, 2, 768, 768 // 64, dtype=torch.float32) * 30
+    y = torch.randint(0, 2, (128, 768, 768 // 64))
+    ours = skt.cross_entropy(x, y, axis=1)
+    ref = F.cross_entropy(x.double(), y)
+    torch.testing.assert_close(ours.double(), ref, rtol=1e-6, atol=0)
+
+
+@pytest.mark.parametrize("dim", [0, 1, 2, 3, -1])
+def test_nn_softmax_non_contiguous_any_dim(dim):
+    # test_softmax_results / test_log_softmax_dim3: transposed (non-contiguous) input, every dim
+    x = torch.randn(3, 4, 5, 6, dtype=torch.float64).transpose(1, 3).requires_grad_()
+    for ours, ref in ((skt.softmax, F.softmax), (skt.log_softmax, F.log_softmax)):
+        _check(lambda x: ours(x, dim), lambda x: ref(x, dim), (x,))
+    _check(lambda x: skt.logsumexp(x, dim), lambda x: torch.logsumexp(x, dim), (x,))
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_nn_softmax_half_results(dtype):
+    # test_softmax_results (half): against the float32 result, rounded once
+    x = torch.randn(16, 33) * 4
+    for ours, ref in ((skt.softmax, F.softmax), (skt.log_softmax, F.log_softmax)):
+        want = ref(x.to(dtype).float(), 1)
+        got = ours(x.to(dtype), 1)
+        assert got.dtype == dtype
+        torch.testing.assert_close(got.float(), want.to(dtype).float(), atol=torch.finfo(dtype).eps, rtol=torch.finfo(dtype).eps)
+
+
+def test_nn_k_dimensional_weighted_ignore_index():
+    # test_cross_entropy_loss (K-dim) with weights and ignore_index over a 5-D input
+    x = torch.randn(2, 4, 3, 2, 2, dtype=torch.float64, requires_grad=True)
+    y = torch.randint(0, 4, (2, 3, 2, 2))
+    y[0, 1] = -1
+    w = torch.randn(4, dtype=torch.float64).abs() + 0.1
+    for reduction in ("mean", "sum", "none"):
+        kw = dict(weight=w, ignore_index=-1, reduction=reduction, label_smoothing=0.1)
+        _check(lambda x: skt.cross_entropy(x, y, axis=1, **kw), lambda x: F.cross_entropy(x, y, **kw), (x,))
