@@ -17,12 +17,13 @@ step of each variant per round), so drift on a shared machine hits all alike:
 * ``sk_lce``       ``softmaxkit.torch.linear_cross_entropy(h, W, y)``: no ``(N, V)`` logits.
 
 Each compiled step is checked against its eager twin (loss and head
-gradient) before timing. Times are medians over ``--repeats`` rounds after
-one warm-up; compile time is reported apart (first call).
+gradient) before timing, and the eager step is timed in the same rounds
+(``eager ms``). Times are medians over ``--repeats`` rounds after one
+warm-up; compile time is reported apart (first call).
 
 Usage::
 
-    python benchmarks/bench_torch_compile.py            # N=4096, D=512, V=32768
+    python benchmarks/bench_torch_compile.py            # N=2048, D=512, V=32768, 5 rounds
     python benchmarks/bench_torch_compile.py --quick    # N=512, D=64, V=4096, 3 rounds: checks it runs
     python benchmarks/bench_torch_compile.py --backend aot_eager
 """
@@ -69,8 +70,8 @@ def _run(step, x, y, params):
 
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--shape", default="4096,512,32768", help="N,D,V")
-    ap.add_argument("--repeats", type=int, default=7)
+    ap.add_argument("--shape", default="2048,512,32768", help="N,D,V")
+    ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--backend", default="inductor")
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--quick", action="store_true")
@@ -88,7 +89,7 @@ def main(argv=None) -> None:
     x = torch.randn(n, d)
     y = torch.randint(0, v, (n,))
 
-    steps, compile_s = {}, {}
+    steps, eager_steps, compile_s = {}, {}, {}
     for name, loss_fn in _variants().items():
         eager = _make_step(loss_fn, body, head_w)
         ref_loss = _run(eager, x, y, params)
@@ -101,25 +102,29 @@ def main(argv=None) -> None:
             print(f"{name}: compile failed ({type(exc).__name__}: {str(exc).splitlines()[0][:120]})")
             continue
         compile_s[name] = time.perf_counter() - t0
+        eager_steps[name] = eager
         torch.testing.assert_close(loss, ref_loss, rtol=1e-4, atol=1e-5)
         torch.testing.assert_close(head_w.grad, ref_grad, rtol=1e-3, atol=1e-6)
         steps[name] = compiled
 
     times = {name: [] for name in steps}
+    eager_times = {name: [] for name in steps}
     for _ in range(args.repeats):
         for name, step in steps.items():
-            t0 = time.perf_counter()
-            _run(step, x, y, params)
-            times[name].append(time.perf_counter() - t0)
+            for fn, out in ((step, times), (eager_steps[name], eager_times)):
+                t0 = time.perf_counter()
+                _run(fn, x, y, params)
+                out[name].append(time.perf_counter() - t0)
 
     base = statistics.median(times["torch_dense"]) if "torch_dense" in times else None
     print(f"compiled training step (fwd+bwd), backend={args.backend}, fullgraph=True, "
           f"N={n} D={d} V={v}, threads={torch.get_num_threads()}, median of {args.repeats}")
-    print(f"{'variant':<12} {'step ms':>9} {'vs torch_dense':>15} {'compile s':>10}")
+    print(f"{'variant':<12} {'step ms':>9} {'vs torch_dense':>15} {'eager ms':>9} {'compile s':>10}")
     for name, ts in times.items():
         med = statistics.median(ts)
         ratio = f"{med / base:.2f}x" if base else "-"
-        print(f"{name:<12} {med * 1e3:9.1f} {ratio:>15} {compile_s[name]:10.1f}")
+        eager = statistics.median(eager_times[name]) * 1e3
+        print(f"{name:<12} {med * 1e3:9.1f} {ratio:>15} {eager:9.1f} {compile_s[name]:10.1f}")
 
 
 if __name__ == "__main__":

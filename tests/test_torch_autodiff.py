@@ -220,7 +220,9 @@ def test_vmap_softmax_family():
     torch.testing.assert_close(vmap(lambda r: skt.log_softmax(r, -1))(x), torch.log_softmax(x, -1))
     torch.testing.assert_close(vmap(lambda r: skt.logsumexp(r, 0))(x), torch.logsumexp(x, 1))
     t = torch.randn_like(x)
-    torch.testing.assert_close(jvp(lambda r: skt.softmax(r, 1), (x,), (t,)), jvp(lambda r: torch.softmax(r, 1), (x,), (t,)))
+    torch.testing.assert_close(
+        jvp(lambda r: skt.softmax(r, 1), (x,), (t,)), jvp(lambda r: torch.softmax(r, 1), (x,), (t,))
+    )
 
 
 def test_vmap_linear_cross_entropy():

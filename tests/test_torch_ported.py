@@ -100,7 +100,9 @@ def _ce_ref(kwargs):
 
 
 @pytest.mark.parametrize("probabilities", [False, True], ids=["indices", "probabilities"])
-@pytest.mark.parametrize("shape,kwargs", _CE_CASES, ids=[f"{s}-{sorted(k)}-{k.get('reduction', '')}" for s, k in _CE_CASES])
+@pytest.mark.parametrize(
+    "shape,kwargs", _CE_CASES, ids=[f"{s}-{sorted(k)}-{k.get('reduction', '')}" for s, k in _CE_CASES]
+)
 def test_opinfo_cross_entropy(cpu_kernel, shape, kwargs, probabilities):
     if probabilities and "ignore_index" in kwargs:
         x, t, kw = _ce_sample(shape, kwargs, True)
@@ -286,7 +288,11 @@ def test_nn_empty_batches():
     x = torch.zeros(0, 3, requires_grad=True)
     t = torch.zeros(0, dtype=torch.long)
     for reduction in ("sum", "none"):
-        _check(lambda x: skt.cross_entropy(x, t, reduction=reduction), lambda x: F.cross_entropy(x, t, reduction=reduction), (x,))
+        _check(
+            lambda x: skt.cross_entropy(x, t, reduction=reduction),
+            lambda x: F.cross_entropy(x, t, reduction=reduction),
+            (x,),
+        )
     assert torch.isnan(F.cross_entropy(x, t)) and skt.cross_entropy(x, t).item() == 0.0
 
 
@@ -411,7 +417,8 @@ def test_nn_softmax_half_results(dtype):
         want = ref(x.to(dtype).float(), 1)
         got = ours(x.to(dtype), 1)
         assert got.dtype == dtype
-        torch.testing.assert_close(got.float(), want.to(dtype).float(), atol=torch.finfo(dtype).eps, rtol=torch.finfo(dtype).eps)
+        eps = torch.finfo(dtype).eps
+        torch.testing.assert_close(got.float(), want.to(dtype).float(), atol=eps, rtol=eps)
 
 
 def test_nn_k_dimensional_weighted_ignore_index():

@@ -119,7 +119,9 @@ def gradient_row_scale(reduction: str, scale: Any, n_rows: int, grad_output: Any
         g = 1.0 if grad_output is None else float(np.asarray(grad_output))
         return np.full(n_rows, g * float(scale) if reduction != "none" else g)
     if grad_output is None:
-        return scale.expand(n_rows) if reduction != "none" else torch.ones(n_rows, dtype=torch.float64, device=scale.device)
+        if reduction == "none":
+            return torch.ones(n_rows, dtype=torch.float64, device=scale.device)
+        return scale.expand(n_rows)
     if isinstance(grad_output, torch.Tensor):
         g = grad_output.to(device=scale.device, dtype=torch.float64)
     else:  # float64 straight from Python/NumPy (torch.as_tensor(0.7) would round to float32)

@@ -155,7 +155,8 @@ def loss_and_grad(
         own_copy = x.data_ptr() != logits.data_ptr() or x.dtype != logits.dtype
         grad = (x if own_copy else torch.empty_like(x)) if want_grad else None
         row_loss = _backend.cross_entropy_2d(x, t, kernel_options(opts, weight, x.device), row_scale=rs, grad_out=grad)
-    loss = _reduction.reduce(row_loss.to(scale.device), opts.reduction, scale, batch_shape(tuple(logits.shape), problem.axis))
+    shape = batch_shape(tuple(logits.shape), problem.axis)
+    loss = _reduction.reduce(row_loss.to(scale.device), opts.reduction, scale, shape)
     if grad is not None:
         grad = from_rows(grad, tuple(logits.shape), problem.axis).to(logits.dtype)
     return loss.to(logits.dtype), grad
@@ -191,7 +192,8 @@ class CrossEntropyFunction(torch.autograd.Function):
         problem = ctx.problem
         if torch.is_grad_enabled() and not compiling():  # create_graph=True
             ctx.grad = None
-            return (*differentiable_backward(ctx.needs_input_grad[:2], logits, target, weight, problem, grad_output), None, None)
+            needs = ctx.needs_input_grad[:2]
+            return (*differentiable_backward(needs, logits, target, weight, problem, grad_output), None, None)
         grad_logits = grad_target = None
         if ctx.needs_input_grad[0]:
             grad = saved_grad[0] if saved_grad else ctx.grad
@@ -219,7 +221,7 @@ def differentiable_backward(needs, logits, target, weight, problem: Problem, gra
     return tuple(next(grads) if need else None for need in needs)
 
 
-def _scale_by_upstream(grad: torch.Tensor, grad_output: torch.Tensor, problem: Problem, *, in_place: bool) -> torch.Tensor:
+def _scale_by_upstream(grad: torch.Tensor, grad_output: torch.Tensor, problem: Problem, *, in_place: bool):
     """``grad * grad_output`` (in place when the saved gradient is ours to consume)."""
     if problem.options.reduction == "none":
         g = grad_output.unsqueeze(problem.axis).to(grad.dtype)

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+
 from softmaxkit import _reduction
 from softmaxkit._validation import cross_entropy_options, prepare_target, target_kind
 from softmaxkit.linear import (
@@ -210,7 +211,8 @@ class _TorchOps:
             self.grad_b[v0:v1] += g.sum(dim=0, dtype=torch.float64)
 
 
-def _plan(n, v, hidden, weight, chunk_size) -> PassPlan:
+def _plan(n, v, hidden, chunk_size) -> PassPlan:
+    """The pass (token chunks or vocabulary tiles) for ``n`` rows of ``hidden``'s dtype and device, ``v`` classes."""
     cdtype = compute_dtype(hidden.dtype)
     gdtype = gemm_dtype(hidden.dtype, hidden.device)
     per_logit = cdtype.itemsize + (gdtype.itemsize if gdtype != cdtype else 0)
@@ -247,7 +249,7 @@ def prepare(hidden, weight, bias, target, chunk_size, ce_options, *, check_value
     else:
         soft = target_kind(t, batch + (v,), len(batch), opts.ignore_index)
     # Traced: the custom op plans at run time (planning loads the numba kernels, which Dynamo must not trace).
-    plan = None if compiling() else _plan(n, v, hidden, weight, chunk_size)
+    plan = None if compiling() else _plan(n, v, hidden, chunk_size)
     t = t.to(hidden.device)
     t_rows = t.reshape(n, v).to(compute_dtype(hidden.dtype)).contiguous() if soft else t.reshape(n).to(torch.int64)
     return LinearProblem(Problem(-1, opts, soft), n, plan, chunk_size), t_rows, cweight
@@ -265,7 +267,7 @@ def run_rows(hidden, weight, bias, t_rows, options, class_weight, *, soft, row_s
     b = None if bias is None else bias.detach()
     n = h.shape[0]
     if plan is None:
-        plan = _plan(n, w.shape[0], h, w, chunk_size)
+        plan = _plan(n, w.shape[0], h, chunk_size)
     opts = kernel_options(options, class_weight, h.device)
     want = any(needs)
     ops = _TorchOps(h, w, b, t_rows, Problem(-1, opts, soft), row_scale, plan, needs)
@@ -363,7 +365,8 @@ class LinearCrossEntropyFunction(torch.autograd.Function):
         hidden, weight, bias, t_rows, cweight, *saved = ctx.saved_tensors
         if torch.is_grad_enabled() and not compiling():  # create_graph=True: a differentiable gradient
             ctx.grads = None
-            return (*_differentiable_backward(ctx, hidden, weight, bias, t_rows, cweight, grad_output), None, None, None)
+            grads = _differentiable_backward(ctx, hidden, weight, bias, t_rows, cweight, grad_output)
+            return (*grads, None, None, None)
         grads, ctx.grads = (list(saved) if (saved and ctx.eager) else ctx.grads), None
         in_place = not saved
         if grads is None:  # "none", or a second backward: one pass with the true upstream
