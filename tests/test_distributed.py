@@ -423,8 +423,8 @@ def test_bad_inputs():
         class_parallel_cross_entropy(torch.zeros(2, 4), torch.tensor([0, 9]))
     with pytest.raises(TypeError, match="floating"):
         class_parallel_cross_entropy(torch.zeros(2, 4, dtype=torch.int64), torch.tensor([0, 1]))
-    with pytest.raises(ValueError, match=">= 0"):
-        class_parallel_cross_entropy(torch.zeros(1, 2), torch.tensor([[-0.5, 1.5]]))
+    with pytest.raises(ValueError, match="ignore_index=1 is not supported with probability"):
+        class_parallel_cross_entropy(torch.zeros(1, 2), torch.tensor([[0.5, 0.5]]), ignore_index=1)
     with pytest.raises(ValueError, match="share D"):
         class_parallel_linear_cross_entropy(
             torch.zeros(2, 3), torch.zeros(4, 5), torch.tensor([0, 1])
@@ -433,3 +433,33 @@ def test_bad_inputs():
         class_parallel_linear_cross_entropy(
             torch.zeros(2, 3), torch.zeros(4, 3, dtype=torch.float64), torch.tensor([0, 1])
         )
+
+
+def test_double_backward_raises_instead_of_a_wrong_second_derivative():
+    x = torch.randn(3, 4, dtype=torch.float64, requires_grad=True)
+    h = torch.randn(3, 2, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(4, 2, dtype=torch.float64, requires_grad=True)
+    y = torch.tensor([0, 3, 1])
+    cases = [
+        (lambda: class_parallel_cross_entropy(x, y), (x,)),
+        (lambda: class_parallel_linear_cross_entropy(h, w, y, reduction="none").sum(), (h, w)),
+    ]
+    for make_loss, inputs in cases:
+        with pytest.raises(RuntimeError, match="does not support double backward"):
+            torch.autograd.grad(make_loss(), inputs, create_graph=True)
+        grads = torch.autograd.grad(make_loss(), inputs)  # a plain backward still works
+        assert all(bool(torch.isfinite(g).all()) for g in grads)
+
+
+@pytest.mark.parametrize("soft", [False, True])
+@pytest.mark.parametrize("smoothing", [0.0, 0.2])
+def test_single_rank_negative_weights_and_signed_soft_targets_match_torch(soft, smoothing):
+    """torch accepts class weights from randn and targets that are not distributions; so does this path."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(6, 5, dtype=torch.float64, generator=g, requires_grad=True)
+    w = torch.randn(5, dtype=torch.float64, generator=g)
+    t = torch.randn(6, 5, dtype=torch.float64, generator=g) if soft else torch.tensor([0, 1, 2, 3, 4, 1])
+    ours = class_parallel_cross_entropy(x, t, weight=w, label_smoothing=smoothing)
+    ref = torch.nn.functional.cross_entropy(x, t, weight=w, label_smoothing=smoothing)
+    torch.testing.assert_close(ours, ref)
+    torch.testing.assert_close(torch.autograd.grad(ours, x)[0], torch.autograd.grad(ref, x)[0])

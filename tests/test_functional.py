@@ -110,7 +110,7 @@ def test_float32_row_sums_at_large_class_counts(rng, n_classes):
 OPTION_GRID = list(
     itertools.product(
         ["mean", "sum", "none"],  # reduction
-        [None, "w"],  # weight
+        [None, "w", "signed"],  # weight: none, positive, from randn (torch accepts negative weights)
         [0.0, 0.25],  # label smoothing
         [False, True],  # with ignored rows
     )
@@ -124,7 +124,7 @@ def test_hard_targets_match_torch_float64(rng, reduction, weight, smoothing, wit
     y = rng.integers(0, c, size=n)
     if with_ignored:
         y[[1, 4]] = -100
-    w = rng.uniform(0.2, 2.0, size=c) if weight else None
+    w = _class_weight(rng, weight, c)
     upstream = rng.standard_normal(n) if reduction == "none" else 1.7
     xt = torch.tensor(x, requires_grad=True)
     want = F.cross_entropy(
@@ -142,12 +142,20 @@ def test_hard_targets_match_torch_float64(rng, reduction, weight, smoothing, wit
     )
 
 
+def _class_weight(rng, kind, c):
+    if kind is None:
+        return None
+    return rng.uniform(0.2, 2.0, size=c) if kind == "w" else rng.standard_normal(c)
+
+
+@pytest.mark.parametrize("targets", ["dirichlet", "signed"])
 @pytest.mark.parametrize("reduction,weight,smoothing", [(r, w, s) for r, w, s, _ in OPTION_GRID[::2]])
-def test_soft_targets_match_torch_float64(rng, reduction, weight, smoothing):
+def test_soft_targets_match_torch_float64(rng, reduction, weight, smoothing, targets):
     n, c = 7, 5
     x = rng.standard_normal((n, c)) * 2
-    t = rng.dirichlet(np.ones(c), size=n)
-    w = rng.uniform(0.2, 2.0, size=c) if weight else None
+    # torch also takes negative, non-normalised "probabilities" (a linear functional of log p)
+    t = rng.dirichlet(np.ones(c), size=n) if targets == "dirichlet" else rng.standard_normal((n, c))
+    w = _class_weight(rng, weight, c)
     xt = torch.tensor(x, requires_grad=True)
     want = F.cross_entropy(
         xt, torch.tensor(t), weight=None if w is None else torch.tensor(w),
@@ -333,3 +341,21 @@ def test_sigmoid_and_log_sigmoid_extremes():
 
     np.testing.assert_allclose(sk.sigmoid(x), expit(x), rtol=1e-15)
     np.testing.assert_allclose(sk.log_sigmoid(x), [-1e4, -50.0, -np.log(2.0), -np.exp(-50.0), 0.0], rtol=1e-12)
+
+
+def test_scalar_empty_and_dtype_inputs_as_torch():
+    """torch returns these; NumPy input now does too (the torch path is tested in test_torch_ported)."""
+    for shape, axis in [((5, 0, 0), -1), ((0, 10), 0), ((3, 0), 0)]:
+        x = np.zeros(shape)
+        for ours, ref in ((sk.softmax, F.softmax), (sk.log_softmax, F.log_softmax)):
+            assert ours(x, axis).shape == tuple(ref(torch.zeros(shape), axis).shape)
+        assert sk.logsumexp(x, axis).shape == tuple(torch.logsumexp(torch.zeros(shape), axis).shape)
+    assert sk.softmax(np.array(3.0)) == 1.0 and sk.log_softmax(np.float32(3.0), 0) == 0.0
+    assert sk.logsumexp(np.array(-2.5)) == -2.5
+    with pytest.raises(ValueError, match="out of range for a 0-dim input"):
+        sk.softmax(np.array(1.0), 1)
+    x = np.array([[1.0, 2.0, 3.0]], dtype=np.float32)
+    p = sk.softmax(x, dtype=np.float64)
+    assert p.dtype == np.float64
+    np.testing.assert_allclose(p, F.softmax(torch.tensor(x), -1, dtype=torch.float64).numpy(), rtol=1e-15)
+    assert sk.log_softmax(torch.tensor(x), dtype=torch.float64).dtype == torch.float64

@@ -7,8 +7,9 @@ Kept apart from :mod:`softmaxkit.functional` so the ops there read as
 
 from __future__ import annotations
 
+import math
 import sys
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -51,7 +52,9 @@ def to_rows(x: np.ndarray, axis: int, dtype: np.dtype | None = None) -> np.ndarr
     # as much as a small op's whole kernel.
     moved = x if axis == x.ndim - 1 else np.moveaxis(x, axis, -1)
     n_classes = moved.shape[-1]
-    return np.ascontiguousarray(moved.reshape(-1, n_classes), dtype=dtype or x.dtype)
+    # an explicit row count: reshape(-1, 0) is ambiguous when there are no classes
+    n_rows = math.prod(moved.shape[:-1])
+    return np.ascontiguousarray(moved.reshape(n_rows, n_classes), dtype=dtype or x.dtype)
 
 
 def from_rows(rows: np.ndarray, shape: tuple[int, ...], axis: int, dtype: np.dtype) -> np.ndarray:
@@ -60,14 +63,3 @@ def from_rows(rows: np.ndarray, shape: tuple[int, ...], axis: int, dtype: np.dty
         return rows.reshape(shape).astype(dtype, copy=False)
     moved_shape = tuple(s for i, s in enumerate(shape) if i != axis) + (shape[axis],)
     return np.moveaxis(rows.reshape(moved_shape), -1, axis).astype(dtype, copy=False)
-
-
-def torch_functional() -> Any:
-    """The torch implementation of the public ops (imports torch on first use)."""
-    from softmaxkit.torch import functional
-
-    return functional
-
-
-def dispatch_torch(name: str) -> Callable[..., Any]:
-    return getattr(torch_functional(), name)

@@ -21,7 +21,7 @@ class CrossEntropyOptions:
     Attributes
     ----------
     weight : ndarray of shape (C,) or None
-        Non-negative class weights, already converted to the compute dtype.
+        Finite class weights (any sign, as torch), already converted to the compute dtype.
     ignore_index : int
         Hard targets equal to this value contribute no loss and no gradient.
     reduction : {"mean", "sum", "none"}

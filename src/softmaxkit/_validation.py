@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import numbers
+import sys
 from typing import Any
 
 import numpy as np
@@ -49,11 +50,19 @@ def check_floating(x: Any, name: str) -> None:
         )
 
 
-def normalize_axis(axis: Any, ndim: int, name: str = "axis") -> int:
-    """Return ``axis`` as a non-negative int, with a clear error when out of range."""
+def normalize_axis(axis: Any, ndim: int, name: str = "axis", *, allow_scalar: bool = False) -> int:
+    """Return ``axis`` as a non-negative int, with a clear error when out of range.
+
+    With ``allow_scalar`` a 0-dim input takes ``axis`` in {-1, 0} (as torch's
+    softmax does: a scalar is one class) and the result is 0.
+    """
     if not isinstance(axis, numbers.Integral) or isinstance(axis, bool):
         raise TypeError(f"{name} must be an int, got {type(axis).__name__}")
     if ndim == 0:
+        if allow_scalar and axis in (-1, 0):
+            return 0
+        if allow_scalar:
+            raise ValueError(f"{name}={axis} is out of range for a 0-dim input (valid: -1 or 0)")
         raise ValueError(f"logits must have at least 1 dimension (the class axis), got a scalar")
     if not -ndim <= axis < ndim:
         raise ValueError(f"{name}={axis} is out of range for logits with {ndim} dimension(s)")
@@ -110,9 +119,11 @@ def check_temperature(temperature: Any) -> float:
 
 
 def check_class_weight(weight: Any, n_classes: int, name: str = "weight") -> np.ndarray | None:
-    """Validate class weights: shape (C,), finite, non-negative.
+    """Validate class weights: shape (C,), finite.
 
-    Returns a float64 NumPy copy (or None); callers cast to their compute dtype.
+    Negative weights are accepted, as torch accepts them (its own tests draw
+    class weights from ``randn``). Returns a float64 NumPy copy (or None);
+    callers cast to their compute dtype.
     """
     if weight is None:
         return None
@@ -124,12 +135,10 @@ def check_class_weight(weight: Any, n_classes: int, name: str = "weight") -> np.
     if not (w.dtype.kind in "fiu"):
         raise TypeError(f"{name} must be numeric, got dtype {w.dtype}")
     w = w.astype(np.float64)
-    bad = np.flatnonzero(~np.isfinite(w) | (w < 0))
+    bad = np.flatnonzero(~np.isfinite(w))
     if bad.size:
         i = int(bad[0])
-        raise ValueError(
-            f"{name} must be finite and non-negative; {name}[{i}] = {float(w[i])!r}"
-        )
+        raise ValueError(f"{name} must be finite; {name}[{i}] = {float(w[i])!r}")
     return w
 
 
@@ -183,21 +192,84 @@ def check_hard_target(
 
 
 def check_soft_target(target: Any, logits_shape: tuple[int, ...]) -> None:
-    """Check probability targets: same shape as the logits, no negative values."""
+    """Check probability targets: the logits' shape.
+
+    Values are not required to be a distribution: torch computes
+    ``-sum_c w_c t_c log p_c`` for any real ``t`` (negative entries and rows
+    that do not sum to 1 included), and so do we.
+    """
     shape = tuple(target.shape)
     if shape != tuple(logits_shape):
         raise ValueError(
             "target of probabilities must have the same shape as logits: "
             f"expected {tuple(logits_shape)}, got {shape}"
         )
-    t = to_numpy(target)
-    neg = t < 0
-    if neg.any():
-        i = int(np.argmax(neg.reshape(-1)))
+
+
+def check_soft_ignore_index(ignore_index: int) -> None:
+    """torch's rule: probability targets take no ``ignore_index`` (a negative
+    one, such as the default -100, can never match a class and is accepted)."""
+    if ignore_index >= 0:
         raise ValueError(
-            f"target probabilities must be >= 0; found {float(t.reshape(-1)[i])!r} "
-            f"at position {_position(i, shape)}"
+            f"ignore_index={ignore_index} is not supported with probability (floating) targets; "
+            "leave it at its default -100 (torch raises here too)"
         )
+
+
+def target_kind(target: Any, logits_shape: tuple[int, ...], axis: int, ignore_index: int) -> bool:
+    """Check ``target``'s dtype and shape (not its values); True for probabilities.
+
+    Reads only ``.dtype`` and ``.shape``, so it runs on tensors that have no
+    values yet (``torch.compile``'s fake tensors, ``vmap``'s batched ones).
+    """
+    dtype = target.dtype
+    if is_integer_dtype(dtype) and dtype_name(dtype) != "bool":
+        batch_shape = tuple(s for i, s in enumerate(logits_shape) if i != axis)
+        if tuple(target.shape) != batch_shape:
+            raise ValueError(
+                "target of class indices must have the logits' shape without the class axis: "
+                f"expected {batch_shape}, got {tuple(target.shape)}"
+            )
+        return False
+    if is_floating_dtype(dtype):
+        check_soft_target(target, logits_shape)
+        check_soft_ignore_index(ignore_index)
+        return True
+    raise TypeError(
+        f"target must hold integer class indices or floating probabilities, got dtype {dtype_name(dtype)}"
+    )
+
+
+def prepare_target(target: Any, logits_shape: tuple[int, ...], axis: int, ignore_index: int):
+    """Validate ``target`` against the logits and classify it as hard or soft.
+
+    Returns ``(target_array, is_soft)`` with ``target_array`` a NumPy array
+    (a view for CPU tensors). Integer targets must have the logits' shape
+    without ``axis`` and hold class indices in ``0..C-1`` (or
+    ``ignore_index``); floating targets the logits' shape and finite values,
+    with ``ignore_index < 0``.
+    """
+    t = to_numpy(target)
+    # dtype.kind, not is_integer_dtype / is_floating_dtype: ``t`` is NumPy
+    # here, and those parse the dtype's name on every call.
+    if t.dtype.kind in "iu":
+        batch_shape = tuple(s for i, s in enumerate(logits_shape) if i != axis)
+        check_hard_target(t, batch_shape, logits_shape[axis], ignore_index)
+        return t, False
+    if t.dtype.kind == "f":
+        check_soft_target(t, logits_shape)
+        check_soft_ignore_index(ignore_index)
+        if not np.all(np.isfinite(t)):
+            bad = int(np.argmax(~np.isfinite(t).reshape(-1)))
+            raise ValueError(
+                f"target probabilities must be finite; found {t.reshape(-1)[bad]!r} "
+                f"at flat position {bad}"
+            )
+        return t, True
+    raise TypeError(
+        "target must hold integer class indices or floating probabilities, "
+        f"got dtype {t.dtype}"
+    )
 
 
 def check_ignore_index(ignore_index: Any) -> int:
@@ -226,6 +298,7 @@ def cross_entropy_options(
         and z_loss == 0.0
         and type(ignore_index) is int
         and type(reduction) is str
+        and not _tracing()
     ):
         # The common call (defaults, or only ignore_index / reduction set):
         # the bundle is immutable, so it is validated and built once.
@@ -238,6 +311,12 @@ def cross_entropy_options(
         z_loss=check_non_negative(z_loss, "z_loss"),
         softcap=check_positive_or_none(softcap, "softcap"),
     )
+
+
+def _tracing() -> bool:
+    """True while torch.compile traces (it would bypass the cache below, with a warning)."""
+    torch = sys.modules.get("torch")
+    return torch is not None and torch.compiler.is_compiling()
 
 
 @functools.lru_cache(maxsize=64)

@@ -20,26 +20,24 @@ from typing import Any
 
 import numpy as np
 
-from softmaxkit import kernels
+from softmaxkit import _reduction, kernels
 from softmaxkit._arrays import (
     as_float_array,
     compute_dtype,
-    dispatch_torch,
     from_rows,
     is_torch_tensor,
     to_rows,
 )
-from softmaxkit._options import CrossEntropyOptions
+from softmaxkit._dispatch import torch_op
 from softmaxkit._validation import (
     check_floating,
-    check_hard_target,
     check_reduction,
-    check_soft_target,
     check_temperature,
     cross_entropy_options,
     is_floating_dtype,
     is_integer_dtype,
     normalize_axis,
+    prepare_target,
 )
 
 __all__ = [
@@ -57,10 +55,16 @@ __all__ = [
 # --------------------------------------------------------------------------- softmax family
 
 
-def _softmax_impl(x: Any, axis: int, temperature: float, out: Any, *, log: bool) -> np.ndarray:
-    x = as_float_array(x, "x")
-    axis = normalize_axis(axis, x.ndim)
+def _softmax_impl(x: Any, axis: int, temperature: float, out: Any, *, log: bool, dtype: Any = None) -> np.ndarray:
+    x = as_float_array(x if dtype is None else np.asarray(x).astype(dtype), "x")
+    axis = normalize_axis(axis, x.ndim, allow_scalar=True)
     inv_t = 1.0 / check_temperature(temperature)
+    if x.ndim == 0 or x.size == 0:  # one class (probability 1, log 0; NaN stays NaN), or nothing
+        result = (x * 0 + (0 if log else 1)).astype(x.dtype)
+        if out is None:
+            return result
+        out[...] = result
+        return out
     if out is not None:
         if not isinstance(out, np.ndarray) or out.shape != x.shape:
             raise ValueError(
@@ -96,7 +100,7 @@ def _rows_view(arr: np.ndarray, axis: int, dtype: np.dtype) -> np.ndarray | None
     return arr.reshape(-1, arr.shape[-1])
 
 
-def softmax(x: Any, axis: int = -1, *, temperature: float = 1.0, out: Any = None) -> Any:
+def softmax(x: Any, axis: int = -1, *, temperature: float = 1.0, dtype: Any = None, out: Any = None) -> Any:
     r"""Softmax along ``axis``: ``p_i = exp(x_i / T) / sum_j exp(x_j / T)``.
 
     Softmax generalises the logistic function: ``softmax([0, z])[1] == sigmoid(z)``.
@@ -110,8 +114,11 @@ def softmax(x: Any, axis: int = -1, *, temperature: float = 1.0, out: Any = None
     temperature : float > 0, keyword-only
         Divides the logits first. ``T > 1`` softens, ``T < 1`` sharpens; the
         argmax never changes.
+    dtype : dtype, keyword-only, optional
+        ``x`` is cast to it first (torch's ``dtype=``); the result has it.
     out : ndarray, keyword-only, optional
-        Receives the result (same shape as ``x``).
+        Receives the result (same shape as ``x``). For tensors it behaves as
+        torch's ``out=`` (same dtype; another shape is resized).
 
     Returns
     -------
@@ -127,6 +134,9 @@ def softmax(x: Any, axis: int = -1, *, temperature: float = 1.0, out: Any = None
 
     Notes
     -----
+    A 0-dim ``x`` is a single class (result 1); an empty ``x`` gives an
+    empty result, as in torch.
+
     Computed as ``exp(x - max) / sum(exp(x - max))`` with the sum in float64,
     so nothing overflows and row sums stay within 1e-6 of 1 in float32 even at
     262,144 classes. A row of all ``-inf`` gives zeros; NaN or ``+inf`` in a
@@ -139,11 +149,11 @@ def softmax(x: Any, axis: int = -1, *, temperature: float = 1.0, out: Any = None
     array([0.131, 0.869])
     """
     if is_torch_tensor(x):
-        return dispatch_torch("softmax")(x, axis, temperature=temperature, out=out)
-    return _softmax_impl(x, axis, temperature, out, log=False)
+        return torch_op("softmax")(x, axis, temperature=temperature, dtype=dtype, out=out)
+    return _softmax_impl(x, axis, temperature, out, log=False, dtype=dtype)
 
 
-def log_softmax(x: Any, axis: int = -1, *, temperature: float = 1.0, out: Any = None) -> Any:
+def log_softmax(x: Any, axis: int = -1, *, temperature: float = 1.0, dtype: Any = None, out: Any = None) -> Any:
     r"""Log-softmax along ``axis``: ``x_i / T - logsumexp(x / T)``.
 
     Parameters and returns as :func:`softmax`.
@@ -161,8 +171,8 @@ def log_softmax(x: Any, axis: int = -1, *, temperature: float = 1.0, out: Any = 
     array([-0.6931, -0.6931])
     """
     if is_torch_tensor(x):
-        return dispatch_torch("log_softmax")(x, axis, temperature=temperature, out=out)
-    return _softmax_impl(x, axis, temperature, out, log=True)
+        return torch_op("log_softmax")(x, axis, temperature=temperature, dtype=dtype, out=out)
+    return _softmax_impl(x, axis, temperature, out, log=True, dtype=dtype)
 
 
 def logsumexp(x: Any, axis: int = -1, *, keepdims: bool = False) -> Any:
@@ -182,9 +192,11 @@ def logsumexp(x: Any, axis: int = -1, *, keepdims: bool = False) -> Any:
     1000.6931471805599
     """
     if is_torch_tensor(x):
-        return dispatch_torch("logsumexp")(x, axis, keepdims=keepdims)
+        return torch_op("logsumexp")(x, axis, keepdims=keepdims)
     x = as_float_array(x, "x")
-    axis = normalize_axis(axis, x.ndim)
+    axis = normalize_axis(axis, x.ndim, allow_scalar=True)
+    if x.ndim == 0:  # a single class: its own logsumexp, as in torch
+        return x.copy()
     rows = to_rows(x, axis, compute_dtype(x.dtype))
     if rows.shape[1] == 0:
         res = np.full(rows.shape[0], -np.inf)
@@ -204,7 +216,7 @@ def sigmoid(x: Any) -> Any:
     array([0.5, 1. , 0. ])
     """
     if is_torch_tensor(x):
-        return dispatch_torch("sigmoid")(x)
+        return torch_op("sigmoid")(x)
     x = as_float_array(x, "x")
     return kernels.reference.sigmoid(x.astype(compute_dtype(x.dtype))).astype(x.dtype)
 
@@ -219,92 +231,12 @@ def log_sigmoid(x: Any) -> Any:
     array([-1000.])
     """
     if is_torch_tensor(x):
-        return dispatch_torch("log_sigmoid")(x)
+        return torch_op("log_sigmoid")(x)
     x = as_float_array(x, "x")
     return kernels.reference.log_sigmoid(x.astype(compute_dtype(x.dtype))).astype(x.dtype)
 
 
 # --------------------------------------------------------------------------- cross-entropy
-
-
-def prepare_target(target: Any, logits_shape: tuple[int, ...], axis: int, ignore_index: int):
-    """Validate ``target`` against the logits and classify it as hard or soft.
-
-    Returns ``(target_array, is_soft)``. Integer targets must have the logits'
-    shape without ``axis``; floating targets the logits' shape.
-    """
-    t = np.asarray(target)
-    # dtype.kind, not is_integer_dtype / is_floating_dtype: ``t`` is NumPy
-    # here, and those parse the dtype's name (torch and NumPy alike) on every call.
-    if t.dtype.kind in "iu":
-        batch_shape = tuple(s for i, s in enumerate(logits_shape) if i != axis)
-        check_hard_target(t, batch_shape, logits_shape[axis], ignore_index)
-        return t, False
-    if t.dtype.kind == "f":
-        check_soft_target(t, logits_shape)
-        if not np.all(np.isfinite(t)):
-            bad = int(np.argmax(~np.isfinite(t).reshape(-1)))
-            raise ValueError(
-                f"target probabilities must be finite; found {t.reshape(-1)[bad]!r} "
-                f"at flat position {bad}"
-            )
-        return t, True
-    raise TypeError(
-        "target must hold integer class indices or floating probabilities, "
-        f"got dtype {t.dtype}"
-    )
-
-
-def row_weights(target_rows: np.ndarray, options: CrossEntropyOptions, soft: bool) -> np.ndarray:
-    """The weight each row carries in the ``"mean"`` denominator, shape (N,), float64.
-
-    Hard targets: ``weight[y]`` (1 without weights), 0 for ignored rows, as torch.
-    Soft targets: 1 per row (torch divides the soft-target mean by the batch size).
-    """
-    if soft:
-        return np.ones(target_rows.shape[0])
-    active = target_rows != options.ignore_index
-    if options.weight is None:
-        return active.astype(np.float64)
-    return np.where(active, options.weight[np.where(active, target_rows, 0)], 0.0)
-
-
-def gradient_row_scale(
-    row_w: np.ndarray, reduction: str, grad_output: Any = None
-) -> tuple[np.ndarray, float]:
-    """Per-row gradient multipliers and the ``"mean"`` denominator.
-
-    ``"mean"`` divides by ``sum(row_w)``; if that is 0 (every target ignored,
-    or an empty batch) the loss is 0 and the gradient 0 (torch gives NaN).
-    """
-    n = row_w.shape[0]
-    if reduction == "mean":
-        denom = float(row_w.sum())  # the method: np.sum's dispatch costs more than 200 adds
-        scale = 1.0 / denom if denom > 0 else 0.0
-        g = 1.0 if grad_output is None else float(np.asarray(grad_output))
-        return np.full(n, scale * g), denom
-    if reduction == "sum":
-        g = 1.0 if grad_output is None else float(np.asarray(grad_output))
-        return np.full(n, g), 1.0
-    if grad_output is None:
-        return np.ones(n), 1.0
-    return np.asarray(grad_output, dtype=np.float64).reshape(n), 1.0
-
-
-def reduce_rows(
-    row_loss: np.ndarray, reduction: str, denom: float, batch_shape: tuple[int, ...], dtype: Any
-) -> Any:
-    """Apply ``reduction`` to float64 per-row losses, returning the caller's ``dtype``.
-
-    ``"mean"`` is ``sum / denom`` (see :func:`gradient_row_scale`), 0 when
-    ``denom`` is 0; ``"none"`` reshapes to ``batch_shape``.
-    """
-    if reduction == "none":
-        return row_loss.reshape(batch_shape).astype(dtype)
-    total = float(row_loss.sum())
-    if reduction == "mean":
-        total = total / denom if denom > 0 else 0.0
-    return np.dtype(dtype).type(total)
 
 
 def _cross_entropy_numpy(
@@ -328,8 +260,8 @@ def _cross_entropy_numpy(
     cdtype = compute_dtype(logits.dtype)
     x = to_rows(logits, axis, cdtype)  # (N, C)
     t_rows = to_rows(t, axis, cdtype) if soft else t.reshape(-1).astype(np.int64, copy=False)
-    row_w = row_weights(t_rows, opts, soft)
-    row_scale, denom = gradient_row_scale(row_w, opts.reduction, grad_output)
+    scale = _reduction.loss_scale(opts.reduction, _reduction.row_weights(t_rows, opts, soft))
+    row_scale = _reduction.gradient_row_scale(opts.reduction, scale, x.shape[0], grad_output) if want_grad else None
     direct = None
     if grad_out is not None:
         _check_grad_out(grad_out, logits)
@@ -343,7 +275,8 @@ def _cross_entropy_numpy(
     )
 
     batch_shape = logits.shape[:axis] + logits.shape[axis + 1 :]
-    loss = reduce_rows(row_loss, opts.reduction, denom, batch_shape, logits.dtype)
+    loss = _reduction.reduce(row_loss, opts.reduction, scale, batch_shape)
+    loss = loss.astype(logits.dtype) if opts.reduction == "none" else logits.dtype.type(loss)
     if not want_grad:
         return loss, None
     if direct is not None:
@@ -388,10 +321,13 @@ def cross_entropy(
     target : array_like or torch.Tensor
         Either integer class indices with the logits' shape without ``axis``,
         or floating probabilities (soft labels, normalised counts) with the
-        logits' shape.
+        logits' shape. As in torch, probability rows need not sum to 1 nor
+        be non-negative: the loss is ``-sum_c w_c t_c log p_c`` for any
+        finite ``t``.
     axis : int, default -1, keyword-only
     weight : array_like of shape (C,), optional
-        Non-negative class weights (torch's ``weight``).
+        Class weights (torch's ``weight``); finite, of any sign, as torch
+        accepts them.
     ignore_index : int, default -100
         Hard targets with this value contribute neither loss nor gradient.
     reduction : {"mean", "sum", "none"}
@@ -417,7 +353,8 @@ def cross_entropy(
         Integer logits, a target that is neither integer nor floating.
     ValueError
         A label out of range (the message gives the first bad value and its
-        position), a negative or mis-shaped weight, smoothing outside [0, 1],
+        position), a non-finite or mis-shaped weight, smoothing outside [0, 1],
+        ``ignore_index >= 0`` with probability targets (as torch),
         an unknown reduction, a target of the wrong shape.
 
     Notes
@@ -451,7 +388,7 @@ def cross_entropy(
         softcap=softcap,
     )
     if is_torch_tensor(logits):
-        return dispatch_torch("cross_entropy")(logits, target, axis=axis, **options)
+        return torch_op("cross_entropy")(logits, target, axis=axis, **options)
     loss, _ = _cross_entropy_numpy(logits, target, axis=axis, want_grad=False, **options)
     return loss
 
@@ -506,7 +443,7 @@ def cross_entropy_and_grad(
         softcap=softcap,
     )
     if is_torch_tensor(logits):
-        return dispatch_torch("cross_entropy_and_grad")(
+        return torch_op("cross_entropy_and_grad")(
             logits, target, axis=axis, grad_output=grad_output, grad_out=grad_out, **options
         )
     return _cross_entropy_numpy(
@@ -550,7 +487,7 @@ def binary_cross_entropy_with_logits(
     0.1407
     """
     if is_torch_tensor(logits):
-        return dispatch_torch("binary_cross_entropy_with_logits")(
+        return torch_op("binary_cross_entropy_with_logits")(
             logits, target, weight=weight, pos_weight=pos_weight, reduction=reduction
         )
     x = as_float_array(logits, "logits")

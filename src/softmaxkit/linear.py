@@ -45,16 +45,17 @@ backend for the same loop plus the autograd Function.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
 
-from softmaxkit import kernels
-from softmaxkit._arrays import compute_dtype, dispatch_torch, is_torch_tensor
+from softmaxkit import _reduction, kernels
+from softmaxkit._arrays import compute_dtype, is_torch_tensor
+from softmaxkit._dispatch import torch_op
 from softmaxkit._options import CrossEntropyOptions
-from softmaxkit._validation import check_floating, cross_entropy_options, dtype_name
-from softmaxkit.functional import gradient_row_scale, prepare_target, reduce_rows, row_weights
+from softmaxkit._validation import check_floating, cross_entropy_options, dtype_name, prepare_target
 
 __all__ = [
     "linear_cross_entropy", "linear_cross_entropy_and_grad", "CHUNK_BYTES", "chunk_rows", "plan_pass",
@@ -203,7 +204,7 @@ def check_linear_inputs(hidden: Any, weight: Any, bias: Any, target: Any) -> tup
             f"{h_shape[:-1] + (w_shape[0],)} (probabilities) for hidden {h_shape} and "
             f"weight {w_shape}, got {t_shape}"
         )
-    n = int(np.prod(h_shape[:-1], dtype=np.int64))
+    n = math.prod(h_shape[:-1])  # math, not NumPy: torch.compile traces this
     return n, h_shape[-1], w_shape[0]
 
 
@@ -405,8 +406,8 @@ def _prepare_numpy(hidden, weight, bias, target, options):
 def _linear_numpy(hidden, weight, bias, target, *, chunk_size, want_grads, grad_output, options):
     h, w, b, t_rows, soft, opts = _prepare_numpy(hidden, weight, bias, target, options)
     n, v = h.shape[0], w.shape[0]
-    row_w = row_weights(t_rows, opts, soft)
-    row_scale, denom = gradient_row_scale(row_w, opts.reduction, grad_output)
+    scale = _reduction.loss_scale(opts.reduction, _reduction.row_weights(t_rows, opts, soft))
+    row_scale = _reduction.gradient_row_scale(opts.reduction, scale, n, grad_output)
     cdtype = compute_dtype(h.dtype)
     plan = plan_pass(
         n, v, cdtype.itemsize, chunk_size=chunk_size,
@@ -422,7 +423,8 @@ def _linear_numpy(hidden, weight, bias, target, *, chunk_size, want_grads, grad_
 
     dtype = np.asarray(hidden).dtype
     batch_shape = np.asarray(hidden).shape[:-1]
-    loss = reduce_rows(row_loss, opts.reduction, denom, batch_shape, dtype)
+    loss = _reduction.reduce(row_loss, opts.reduction, scale, batch_shape)
+    loss = loss.astype(dtype) if opts.reduction == "none" else np.dtype(dtype).type(loss)
     if not want_grads:
         return loss, None, None, None
     grad_h = ops.grad_h.reshape(np.asarray(hidden).shape)
@@ -518,7 +520,7 @@ def linear_cross_entropy(
     1.7143
     """
     if is_torch_tensor(hidden):
-        return dispatch_torch("linear_cross_entropy")(
+        return torch_op("linear_cross_entropy")(
             hidden, weight, target, bias=bias, chunk_size=chunk_size, **ce_options
         )
     options = _ce_options(ce_options)
@@ -562,7 +564,7 @@ def linear_cross_entropy_and_grad(
     gradient).
     """
     if is_torch_tensor(hidden):
-        return dispatch_torch("linear_cross_entropy_and_grad")(
+        return torch_op("linear_cross_entropy_and_grad")(
             hidden, weight, target, bias=bias, chunk_size=chunk_size, grad_output=grad_output,
             **ce_options,
         )

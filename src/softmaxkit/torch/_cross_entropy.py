@@ -7,59 +7,118 @@ every reduction: the loss is a sum of per-row terms, so an upstream gradient
 (a scalar for ``"mean"``/``"sum"``, one value per row for ``"none"``) just
 scales each row of the saved gradient.
 
+Beyond first order the Function hands over to :mod:`._composite`: with
+``create_graph=True`` the backward recomputes the gradient in differentiable
+torch ops, so double backward is exact. Under ``torch.compile`` the kernel is
+called through its custom op (:mod:`._custom_ops`), so the graph does not
+break. The reduction (the ``"mean"`` denominator, the gradient scale) is the
+rule of :mod:`softmaxkit._reduction`, kept on the device.
+
 Reusable pieces for other torch paths (the chunked linear loss, the
 class-parallel loss in :mod:`softmaxkit.torch.distributed`):
-:func:`prepare_target`, :func:`row_scale`, :func:`cross_entropy_rows`.
+:func:`problem_for`, :func:`kernel_options`, :func:`class_weight_tensor`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import torch
-from torch.autograd.function import once_differentiable
 
+from softmaxkit import _reduction
 from softmaxkit._options import CrossEntropyOptions
-from softmaxkit._validation import check_floating, cross_entropy_options, normalize_axis, to_numpy
-from softmaxkit.torch import _backend, _ops
+from softmaxkit._validation import (
+    check_class_weight,
+    check_floating,
+    cross_entropy_options,
+    normalize_axis,
+    prepare_target,
+    target_kind,
+)
+from softmaxkit.torch import _backend, _composite, _custom_ops
 from softmaxkit.torch._tensors import batch_shape, compute_dtype, from_rows, to_rows
 
 
 @dataclass(frozen=True)
 class Problem:
-    """A validated cross-entropy call: class axis, options, target kind."""
+    """A validated cross-entropy call: class axis, options, target kind.
+
+    ``options.weight`` is None: the class weight travels as a tensor beside
+    the problem (it may live on a device, or be a fake tensor while
+    ``torch.compile`` traces).
+    """
 
     axis: int
     options: CrossEntropyOptions
     soft: bool
 
 
-def prepare_target(target: Any, logits: torch.Tensor, axis: int, options: CrossEntropyOptions):
-    """Validate ``target`` against ``logits``; return ``(target_tensor, is_soft)``.
+def compiling() -> bool:
+    """True while ``torch.compile`` traces (Python-side host reads are not allowed then)."""
+    return torch.compiler.is_compiling()
 
-    The checks (and their messages) are those of
-    :func:`softmaxkit.functional.prepare_target`; they read the target on the
-    host, which costs a device-to-host copy for CUDA tensors.
+
+def class_weight_tensor(weight: Any, n_classes: int, device: torch.device, *, check_values: bool = True):
+    """Class weights as a float64 tensor on ``device`` (or None), validated.
+
+    Shape always; finiteness when ``check_values`` (a host read).
     """
-    from softmaxkit.functional import prepare_target as check
+    if weight is None:
+        return None
+    if isinstance(weight, torch.Tensor) and weight.requires_grad and torch.is_grad_enabled():
+        # torch refuses this too for class indices; a silently missing gradient would be worse
+        raise ValueError(
+            "class weights are not differentiated: pass weight.detach() (a weight that requires grad "
+            "would get no gradient)"
+        )
+    if not isinstance(weight, torch.Tensor) or check_values:
+        w = check_class_weight(weight, n_classes)
+        if not isinstance(weight, torch.Tensor):
+            return torch.as_tensor(w, dtype=torch.float64, device=device)
+    elif tuple(weight.shape) != (n_classes,):
+        raise ValueError(f"weight must have shape ({n_classes},) (one entry per class), got {tuple(weight.shape)}")
+    return weight.detach().to(device=device, dtype=torch.float64)
 
-    t = target if isinstance(target, torch.Tensor) else torch.as_tensor(target)
-    _, soft = check(to_numpy(t), tuple(logits.shape), axis, options.ignore_index)
-    return t.to(logits.device), soft
+
+def kernel_options(options: CrossEntropyOptions, weight: torch.Tensor | None, device) -> CrossEntropyOptions:
+    """``options`` with the class weight in the form the device's kernel reads
+    (float64 NumPy on CPU, a tensor elsewhere)."""
+    if weight is None:
+        return options
+    w = weight.detach().to(torch.float64)
+    return dataclasses.replace(options, weight=w.cpu().numpy() if torch.device(device).type == "cpu" else w)
 
 
-def problem_for(logits: torch.Tensor, target: Any, axis: int, options: dict) -> tuple[Problem, torch.Tensor]:
-    """Validate a call (dtype, axis, options, target) into a :class:`Problem`."""
+def problem_for(
+    logits: torch.Tensor, target: Any, axis: int, options: dict, *, check_values: bool | None = None
+) -> tuple[Problem, torch.Tensor, torch.Tensor | None]:
+    """Validate a call into ``(problem, target tensor on logits' device, class weight or None)``.
+
+    ``check_values`` (default: not while compiling and no functorch transform
+    is active) also reads the target on the host to check labels and
+    probabilities; without it only dtypes and shapes are checked (the custom
+    op checks values at run time under ``torch.compile``).
+    """
     check_floating(logits, "logits")
     axis = normalize_axis(axis, logits.ndim)
     n_classes = logits.shape[axis]
     if n_classes == 0:
         raise ValueError(f"logits must have at least 1 class along axis {axis}, got shape {tuple(logits.shape)}")
+    options = dict(options)
+    weight = options.pop("weight", None)
     opts = cross_entropy_options(n_classes=n_classes, **options)
-    t, soft = prepare_target(target, logits, axis, opts)
-    return Problem(axis, opts, soft), t
+    if check_values is None:
+        check_values = not compiling() and not _composite.transforms_active(logits, target)
+    weight_t = class_weight_tensor(weight, n_classes, logits.device, check_values=check_values)
+    t = target if isinstance(target, torch.Tensor) else torch.as_tensor(target)
+    shape = tuple(logits.shape)
+    if check_values:
+        _, soft = prepare_target(t, shape, axis, opts.ignore_index)
+    else:
+        soft = target_kind(t, shape, axis, opts.ignore_index)
+    return Problem(axis, opts, soft), t.to(logits.device), weight_t
 
 
 def target_rows(target: torch.Tensor, problem: Problem, dtype: torch.dtype) -> torch.Tensor:
@@ -69,89 +128,38 @@ def target_rows(target: torch.Tensor, problem: Problem, dtype: torch.dtype) -> t
     return target.reshape(-1).to(torch.int64)
 
 
-def row_scale(
-    t_rows: torch.Tensor, problem: Problem, grad_output: Any = None
-) -> tuple[torch.Tensor, float]:
-    """Per-row gradient multipliers (N,) float64 and the ``"mean"`` denominator.
-
-    The torch form of :func:`softmaxkit.functional.gradient_row_scale`:
-    ``"mean"`` scales by ``grad_output / sum(row weights)`` (0 when every target
-    is ignored: loss 0, gradient 0, not NaN), ``"sum"`` by ``grad_output``,
-    ``"none"`` by the per-row ``grad_output`` (1 by default).
-    """
-    row_w = _ops.row_weights(t_rows, problem.options, problem.soft)
-    n, device = row_w.shape[0], row_w.device
-    reduction = problem.options.reduction
-    g = torch.ones((), dtype=torch.float64, device=device) if grad_output is None else (
-        # float64 straight from Python floats/NumPy (torch.as_tensor(0.7) would round to float32)
-        torch.as_tensor(np.asarray(grad_output, dtype=np.float64) if not isinstance(grad_output, torch.Tensor)
-                        else grad_output, device=device).to(torch.float64)
-    )
-    if reduction == "none":
-        return (g.expand(n) if g.ndim == 0 else g.reshape(n)), 1.0
-    g = g.reshape(())
-    if reduction == "sum":
-        return g.expand(n), 1.0
-    denom = float(row_w.sum())
-    scale = g / denom if denom > 0 else torch.zeros_like(g)
-    return scale.expand(n), denom
-
-
-def cross_entropy_rows(
-    x: torch.Tensor,
-    t_rows: torch.Tensor,
-    options: CrossEntropyOptions,
-    *,
-    row_scale: torch.Tensor | None = None,
-    want_grad: bool = True,
-    grad_out: torch.Tensor | None = None,
-) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Per-row float64 loss and ``row_scale * dloss/dx`` for ``(N, C)`` rows.
-
-    ``x`` must be contiguous float32/float64; the gradient goes into
-    ``grad_out`` when given (it may be ``x`` itself, to reuse its memory) or
-    into a new tensor. The building block every torch path shares.
-    """
-    grad = None
-    if want_grad:
-        grad = torch.empty_like(x) if grad_out is None else grad_out
-    loss = _backend.cross_entropy_2d(x, t_rows, options, row_scale=row_scale, grad_out=grad)
-    return loss, grad
-
-
-def reduce_rows(row_loss: torch.Tensor, problem: Problem, denom: float, shape, dtype) -> torch.Tensor:
-    """Apply the reduction to float64 per-row losses; the result is in ``dtype``."""
-    reduction = problem.options.reduction
-    if reduction == "none":
-        return row_loss.reshape(shape).to(dtype)
-    total = row_loss.sum()
-    if reduction == "mean":
-        total = total / denom if denom > 0 else torch.zeros_like(total)
-    return total.to(dtype)
-
-
 def loss_and_grad(
     logits: torch.Tensor,
     target: torch.Tensor,
     problem: Problem,
+    weight: torch.Tensor | None = None,
     *,
     want_grad: bool,
     grad_output: Any = None,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Loss (in ``logits``' dtype and layout) and ``grad_output * dloss/dlogits``."""
+    opts = problem.options
     cdtype = compute_dtype(logits.dtype)
     x = to_rows(logits, problem.axis, cdtype)  # (N, C); may share memory with logits
     t = target_rows(target, problem, cdtype)
-    scale, denom = row_scale(t, problem, grad_output)
-    # If to_rows had to copy (class axis not last, non-contiguous, or a 16-bit
-    # input), the gradient overwrites that copy instead of taking new memory.
-    own_copy = x.data_ptr() != logits.data_ptr() or x.dtype != logits.dtype
-    grad_out = x if (want_grad and own_copy) else None
-    row_loss, grad = cross_entropy_rows(x, t, problem.options, row_scale=scale, want_grad=want_grad, grad_out=grad_out)
-    loss = reduce_rows(row_loss, problem, denom, batch_shape(tuple(logits.shape), problem.axis), logits.dtype)
+    scale = _reduction.loss_scale(opts.reduction, _reduction.row_weights(t, opts, problem.soft, weight=weight))
+    rs = _reduction.gradient_row_scale(opts.reduction, scale, x.shape[0], grad_output) if want_grad else None
+    if compiling():
+        row_loss, grad = _custom_ops.cross_entropy_rows(
+            x, t, weight, opts.ignore_index, opts.label_smoothing, opts.z_loss, opts.softcap, rs, want_grad, True,
+        )  # fmt: skip
+        grad = grad if want_grad else None
+    else:
+        # If to_rows had to copy (class axis not last, non-contiguous, or a 16-bit
+        # input), the gradient overwrites that copy instead of taking new memory.
+        own_copy = x.data_ptr() != logits.data_ptr() or x.dtype != logits.dtype
+        grad = (x if own_copy else torch.empty_like(x)) if want_grad else None
+        row_loss = _backend.cross_entropy_2d(x, t, kernel_options(opts, weight, x.device), row_scale=rs, grad_out=grad)
+    shape = batch_shape(tuple(logits.shape), problem.axis)
+    loss = _reduction.reduce(row_loss.to(scale.device), opts.reduction, scale, shape)
     if grad is not None:
         grad = from_rows(grad, tuple(logits.shape), problem.axis).to(logits.dtype)
-    return loss, grad
+    return loss.to(logits.dtype), grad
 
 
 class CrossEntropyFunction(torch.autograd.Function):
@@ -160,63 +168,89 @@ class CrossEntropyFunction(torch.autograd.Function):
     Backward multiplies the saved gradient by ``grad_output`` in place and
     hands it over (no second ``(N, C)`` allocation). If backward runs again
     on the same graph (``retain_graph=True``), the gradient is recomputed
-    from the saved logits, so repeated backward calls stay correct.
+    from the saved logits. With ``create_graph=True`` the gradient is
+    recomputed in differentiable ops (:mod:`._composite`), so second
+    derivatives (in the logits, soft targets and ``grad_output``) are exact.
     """
 
     @staticmethod
-    def forward(ctx, logits, target, problem):
+    def forward(ctx, logits, target, weight, problem):
         want = ctx.needs_input_grad[0]
-        loss, grad = loss_and_grad(logits, target, problem, want_grad=want)
+        loss, grad = loss_and_grad(logits, target, problem, weight, want_grad=want)
         ctx.problem = problem
-        ctx.grad = grad
-        ctx.save_for_backward(logits, target)
+        if compiling():  # traced: tensors go through save_for_backward
+            ctx.grad = None
+            ctx.save_for_backward(logits, target, weight, grad)
+        else:
+            ctx.grad = grad
+            ctx.save_for_backward(logits, target, weight)
         return loss
 
     @staticmethod
-    @once_differentiable
     def backward(ctx, grad_output):
-        logits, target = ctx.saved_tensors
+        logits, target, weight, *saved_grad = ctx.saved_tensors
         problem = ctx.problem
+        if torch.is_grad_enabled() and not compiling():  # create_graph=True
+            ctx.grad = None
+            needs = ctx.needs_input_grad[:2]
+            return (*differentiable_backward(needs, logits, target, weight, problem, grad_output), None, None)
         grad_logits = grad_target = None
         if ctx.needs_input_grad[0]:
-            grad, ctx.grad = ctx.grad, None
+            grad = saved_grad[0] if saved_grad else ctx.grad
+            ctx.grad = None
             if grad is None:  # second backward: recompute rather than reuse a handed-out tensor
-                _, grad = loss_and_grad(logits, target, problem, want_grad=True)
-            grad_logits = _scale_by_upstream(grad, grad_output, problem)
+                _, grad = loss_and_grad(logits, target, problem, weight, want_grad=True)
+            grad_logits = _scale_by_upstream(grad, grad_output, problem, in_place=not saved_grad)
         if ctx.needs_input_grad[1] and problem.soft:
-            grad_target = _soft_target_grad(logits, target, problem, grad_output)
-        return grad_logits, grad_target, None
+            grad_target = _soft_target_grad(logits, target, weight, problem, grad_output)
+        return grad_logits, grad_target, None, None
 
 
-def _scale_by_upstream(grad: torch.Tensor, grad_output: torch.Tensor, problem: Problem) -> torch.Tensor:
-    """``grad * grad_output`` in place (the saved gradient is ours to consume)."""
+def differentiable_backward(needs, logits, target, weight, problem: Problem, grad_output):
+    """Gradients of the loss as functions of (logits, target, grad_output), with a graph.
+
+    Recomputes the loss in :mod:`._composite` ops and differentiates it with
+    ``create_graph=True``: what a backward under ``create_graph=True`` owes.
+    """
+    inputs = [t for t, need in zip((logits, target), needs) if need]
+    with torch.enable_grad():
+        loss = _composite.cross_entropy(
+            logits, target, problem.options, axis=problem.axis, soft=problem.soft, weight=weight
+        )
+        grads = iter(torch.autograd.grad(loss, inputs, grad_output, create_graph=True, allow_unused=True))
+    return tuple(next(grads) if need else None for need in needs)
+
+
+def _scale_by_upstream(grad: torch.Tensor, grad_output: torch.Tensor, problem: Problem, *, in_place: bool):
+    """``grad * grad_output`` (in place when the saved gradient is ours to consume)."""
     if problem.options.reduction == "none":
-        return grad.mul_(grad_output.unsqueeze(problem.axis).to(grad.dtype))
+        g = grad_output.unsqueeze(problem.axis).to(grad.dtype)
+        return grad.mul_(g) if in_place else grad * g
+    if not in_place:
+        return grad * grad_output.to(grad.dtype)
     if grad_output.device.type == "cpu" and float(grad_output) == 1.0:
         return grad  # the common loss.backward(): skip a pass over (N, C)
     return grad.mul_(grad_output.to(grad.dtype))
 
 
-def _soft_target_grad(logits, target, problem: Problem, grad_output) -> torch.Tensor:
+def _soft_target_grad(logits, target, weight, problem: Problem, grad_output) -> torch.Tensor:
     """``dloss/dt_c = -(1 - eps) w_c log p_c`` per row, times the row scale.
 
     Rare (distillation into a learnable target), so plain torch ops: it
     re-runs a log-softmax rather than keeping one from the forward.
     """
-    from softmaxkit.torch.functional import _log_softmax
-
     opts = problem.options
     x = logits.detach().to(compute_dtype(logits.dtype))
     if opts.softcap is not None:
         x = opts.softcap * torch.tanh(x / opts.softcap)
-    log_p = _log_softmax(x, problem.axis)
+    log_p, _, _ = _composite.log_softmax_rows(x, problem.axis)
     g = -(1.0 - opts.label_smoothing) * log_p
-    w = _ops.class_weight(opts, x.device, x.dtype)
-    if w is not None:
+    if weight is not None:
         shape = [1] * x.ndim
         shape[problem.axis] = -1
-        g = g * w.reshape(shape)
+        g = g * weight.to(x.dtype).reshape(shape)
     t = target_rows(target, problem, x.dtype)
-    scale, _ = row_scale(t, problem, grad_output.detach())
-    scale = scale.reshape(batch_shape(tuple(logits.shape), problem.axis)).unsqueeze(problem.axis)
-    return (g * scale.to(g.dtype)).to(target.dtype)
+    scale = _reduction.loss_scale(opts.reduction, _reduction.row_weights(t, opts, problem.soft, weight=weight))
+    rs = _reduction.gradient_row_scale(opts.reduction, scale, t.shape[0], grad_output.detach())
+    rs = rs.reshape(batch_shape(tuple(logits.shape), problem.axis)).unsqueeze(problem.axis)
+    return (g * rs.to(g.dtype)).to(target.dtype)

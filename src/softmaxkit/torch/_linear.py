@@ -32,9 +32,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-from torch.autograd.function import once_differentiable
 
-from softmaxkit._validation import cross_entropy_options, to_numpy
+from softmaxkit import _reduction
+from softmaxkit._validation import cross_entropy_options, prepare_target, target_kind
 from softmaxkit.linear import (
     PassPlan,
     _ce_options,
@@ -44,8 +44,8 @@ from softmaxkit.linear import (
     run_vocab_tiles,
     vocab_tiles_available,
 )
-from softmaxkit.torch import _backend
-from softmaxkit.torch._cross_entropy import Problem, reduce_rows, row_scale
+from softmaxkit.torch import _backend, _composite, _custom_ops
+from softmaxkit.torch._cross_entropy import Problem, class_weight_tensor, compiling, kernel_options
 from softmaxkit.torch._tensors import compute_dtype
 
 #: None: detect; True/False: force bf16 GEMMs for bfloat16 input on CPU on/off.
@@ -83,7 +83,8 @@ class LinearProblem:
 
     problem: Problem  # options and target kind (axis is the last one)
     n_rows: int
-    plan: PassPlan  # token chunks or vocabulary tiles (CPU, float32/float64)
+    plan: PassPlan | None  # token chunks or vocabulary tiles (CPU, float32/float64); None while traced
+    chunk_size: int | None = None  # as given (the custom op re-plans from it)
 
 
 class _TorchOps:
@@ -151,7 +152,8 @@ class _TorchOps:
 
     def cross_entropy(self, buf, start, stop):
         return _backend.cross_entropy_2d(
-            buf, self.t[start:stop], self.options, row_scale=self.scale[start:stop],
+            buf, self.t[start:stop], self.options,
+            row_scale=None if self.scale is None else self.scale[start:stop],
             grad_out=buf if self.want_grads else None,
         )
 
@@ -209,10 +211,24 @@ class _TorchOps:
             self.grad_b[v0:v1] += g.sum(dim=0, dtype=torch.float64)
 
 
-def prepare(hidden, weight, bias, target, chunk_size, ce_options) -> tuple[LinearProblem, torch.Tensor]:
-    """Validate a call; return the problem and the flattened targets (on ``hidden``'s device)."""
-    from softmaxkit.functional import prepare_target
+def _plan(n, v, hidden, chunk_size) -> PassPlan:
+    """The pass (token chunks or vocabulary tiles) for ``n`` rows of ``hidden``'s dtype and device, ``v`` classes."""
+    cdtype = compute_dtype(hidden.dtype)
+    gdtype = gemm_dtype(hidden.dtype, hidden.device)
+    per_logit = cdtype.itemsize + (gdtype.itemsize if gdtype != cdtype else 0)
+    # Vocabulary tiles need the numba kernels (CPU) and float32/float64 GEMMs.
+    tiles_possible = hidden.device.type == "cpu" and gdtype == cdtype and vocab_tiles_available()
+    return plan_pass(
+        n, v, per_logit, chunk_size=chunk_size, tiles_possible=tiles_possible,
+        upcast_features=hidden.shape[-1] if hidden.dtype != gdtype else None,  # 16-bit, float32 GEMMs
+    )  # fmt: skip
 
+
+def prepare(hidden, weight, bias, target, chunk_size, ce_options, *, check_values: bool | None = None):
+    """Validate a call; return ``(problem, flattened targets on hidden's device, class weight or None)``.
+
+    ``check_values`` as in :func:`softmaxkit.torch._cross_entropy.problem_for`.
+    """
     t = target if isinstance(target, torch.Tensor) else torch.as_tensor(target)
     if t.requires_grad:
         # silently returning no gradient would be wrong; say so instead
@@ -221,48 +237,80 @@ def prepare(hidden, weight, bias, target, chunk_size, ce_options) -> tuple[Linea
             "(softmaxkit.torch.cross_entropy on explicit logits does differentiate soft targets)"
         )
     n, _, v = check_linear_inputs(hidden, weight, bias, t)
-    opts = cross_entropy_options(n_classes=v, **_ce_options(ce_options))
+    options = _ce_options(ce_options)
+    class_weight = options.pop("weight", None)
+    opts = cross_entropy_options(n_classes=v, **options)
+    if check_values is None:
+        check_values = not compiling() and not _composite.transforms_active(hidden, weight, bias)
+    cweight = class_weight_tensor(class_weight, v, hidden.device, check_values=check_values)
     batch = tuple(hidden.shape[:-1])
-    _, soft = prepare_target(to_numpy(t), batch + (v,), len(batch), opts.ignore_index)
-    cdtype = compute_dtype(hidden.dtype)
-    gdtype = gemm_dtype(hidden.dtype, hidden.device)
-    per_logit = cdtype.itemsize + (gdtype.itemsize if gdtype != cdtype else 0)
-    # Vocabulary tiles need the numba kernels (CPU) and float32/float64 GEMMs.
-    tiles_possible = hidden.device.type == "cpu" and gdtype == cdtype and vocab_tiles_available()
-    plan = plan_pass(
-        n, v, per_logit, chunk_size=chunk_size, tiles_possible=tiles_possible,
-        upcast_features=hidden.shape[-1] if hidden.dtype != gdtype else None,  # 16-bit, float32 GEMMs
-    )  # fmt: skip
+    if check_values:
+        _, soft = prepare_target(t, batch + (v,), len(batch), opts.ignore_index)
+    else:
+        soft = target_kind(t, batch + (v,), len(batch), opts.ignore_index)
+    # Traced: the custom op plans at run time (planning loads the numba kernels, which Dynamo must not trace).
+    plan = None if compiling() else _plan(n, v, hidden, chunk_size)
     t = t.to(hidden.device)
-    t_rows = t.reshape(n, v).to(cdtype).contiguous() if soft else t.reshape(n).to(torch.int64)
-    return LinearProblem(Problem(-1, opts, soft), n, plan), t_rows
+    t_rows = t.reshape(n, v).to(compute_dtype(hidden.dtype)).contiguous() if soft else t.reshape(n).to(torch.int64)
+    return LinearProblem(Problem(-1, opts, soft), n, plan, chunk_size), t_rows, cweight
 
 
-def run(hidden, weight, bias, t_rows, lp: LinearProblem, *, needs, grad_output=None, tile_cache=None):
+def run_rows(hidden, weight, bias, t_rows, options, class_weight, *, soft, row_scale, needs, chunk_size,
+             plan=None, tile_cache=None):  # fmt: skip
+    """Unreduced pass over ``(N, D)`` ``hidden``: ``(row_loss, grad_h, grad_w, grad_b)``.
+
+    Gradients (None where not needed) carry ``row_scale`` (float64 ``(N,)``).
+    The body of the ``softmaxkit::linear_cross_entropy_rows`` custom op.
+    """
+    h = hidden.detach().contiguous()  # (N, D)
+    w = weight.detach().contiguous()
+    b = None if bias is None else bias.detach()
+    n = h.shape[0]
+    if plan is None:
+        plan = _plan(n, w.shape[0], h, chunk_size)
+    opts = kernel_options(options, class_weight, h.device)
+    want = any(needs)
+    ops = _TorchOps(h, w, b, t_rows, Problem(-1, opts, soft), row_scale, plan, needs)
+    if plan.vocab_tiles:
+        losses = run_vocab_tiles(
+            ops, t_rows.numpy(), opts, row_scale.numpy() if want else None, plan,
+            n, w.shape[0], want_grads=want, cache=tile_cache,
+        )  # fmt: skip
+        losses = [torch.from_numpy(part) for part in losses]
+    else:
+        losses = run_chunks(ops, n, plan.rows, want_grads=want)
+    row_loss = torch.cat(losses).to(h.device) if losses else torch.zeros(0, dtype=torch.float64, device=h.device)
+    grad_h = None if ops.grad_h is None else ops.grad_h.to(hidden.dtype)
+    grad_w = None if ops.grad_w is None else ops.grad_w.to(weight.dtype)
+    grad_b = None if ops.grad_b is None else ops.grad_b.to(bias.dtype)
+    return row_loss, grad_h, grad_w, grad_b
+
+
+def run(hidden, weight, bias, t_rows, lp: LinearProblem, cweight=None, *, needs, grad_output=None, tile_cache=None):
     """One pass: ``(loss, grad_hidden, grad_weight, grad_bias)``; grads None where not needed.
 
     Gradients include ``grad_output`` (scalar, or per row for ``"none"``).
     ``tile_cache``: see :func:`softmaxkit.linear.run_vocab_tiles` (vocabulary tiles only).
+    Under ``torch.compile`` the pass is the custom op (no tile cache).
     """
-    h = hidden.detach().reshape(lp.n_rows, hidden.shape[-1]).contiguous()  # (N, D)
-    w = weight.detach().contiguous()
-    b = None if bias is None else bias.detach()
-    scale, denom = row_scale(t_rows, lp.problem, grad_output)
-    ops = _TorchOps(h, w, b, t_rows, lp.problem, scale, lp.plan, needs)
-    if lp.plan.vocab_tiles:
-        losses = run_vocab_tiles(
-            ops, t_rows.numpy(), lp.problem.options, scale.numpy() if any(needs) else None, lp.plan,
-            lp.n_rows, w.shape[0], want_grads=any(needs), cache=tile_cache,
+    opts, soft = lp.problem.options, lp.problem.soft
+    h = hidden.reshape(lp.n_rows, hidden.shape[-1])
+    scale = _reduction.loss_scale(opts.reduction, _reduction.row_weights(t_rows, opts, soft, weight=cweight))
+    rs = _reduction.gradient_row_scale(opts.reduction, scale, lp.n_rows, grad_output) if any(needs) else None
+    if compiling():
+        row_loss, gh, gw, gb = _custom_ops.linear_cross_entropy_rows(
+            h, weight, bias, t_rows, cweight, opts.ignore_index, opts.label_smoothing, opts.z_loss,
+            opts.softcap, rs, needs[0], needs[1], needs[2], lp.chunk_size, True,
         )  # fmt: skip
-        losses = [torch.from_numpy(part) for part in losses]
+        gh, gw, gb = (g if need else None for g, need in zip((gh, gw, gb), needs))
     else:
-        losses = run_chunks(ops, lp.n_rows, lp.plan.rows, want_grads=any(needs))
-    row_loss = torch.cat(losses) if losses else torch.zeros(0, dtype=torch.float64)
-    loss = reduce_rows(row_loss.to(hidden.device), lp.problem, denom, tuple(hidden.shape[:-1]), hidden.dtype)
-    grad_h = None if ops.grad_h is None else ops.grad_h.reshape(hidden.shape).to(hidden.dtype)
-    grad_w = None if ops.grad_w is None else ops.grad_w.to(weight.dtype)
-    grad_b = None if ops.grad_b is None else ops.grad_b.to(bias.dtype)
-    return loss, grad_h, grad_w, grad_b
+        row_loss, gh, gw, gb = run_rows(
+            h, weight, bias, t_rows, opts, cweight, soft=soft, row_scale=rs, needs=needs,
+            chunk_size=lp.chunk_size, plan=lp.plan, tile_cache=tile_cache,
+        )  # fmt: skip
+    loss = _reduction.reduce(row_loss, opts.reduction, scale, tuple(hidden.shape[:-1])).to(hidden.dtype)
+    gh = None if gh is None else gh.reshape(hidden.shape)
+    return loss, gh, gw, gb
 
 
 class LinearCrossEntropyFunction(torch.autograd.Function):
@@ -286,48 +334,93 @@ class LinearCrossEntropyFunction(torch.autograd.Function):
       pass is kept (56 bytes per token) and the backward skips it: 4 GEMMs too.
 
     A second backward over the same graph (``retain_graph=True``) recomputes,
-    because the first one handed its tensors out.
+    because the first one handed its tensors out. Under ``create_graph=True``
+    the backward differentiates :func:`softmaxkit.torch._composite.linear_cross_entropy`
+    instead, which builds the ``(N, V)`` logits: exact second derivatives,
+    at the dense path's memory.
     """
 
     @staticmethod
-    def forward(ctx, hidden, weight, bias, t_rows, lp):
+    def forward(ctx, hidden, weight, bias, t_rows, cweight, lp):
         needs = tuple(ctx.needs_input_grad[:3])
         needs = (needs[0], needs[1], needs[2] and bias is not None)
         eager = lp.problem.options.reduction != "none" and any(needs)
-        ctx.tile_cache = [] if (lp.plan.vocab_tiles and not eager) else None
+        traced = compiling()
+        ctx.tile_cache = [] if (not traced and lp.plan.vocab_tiles and not eager) else None
         loss, *grads = run(
-            hidden, weight, bias, t_rows, lp, needs=needs if eager else (False,) * 3, tile_cache=ctx.tile_cache
-        )
-        ctx.grads = grads if eager else None
-        ctx.lp, ctx.needs = lp, needs
-        ctx.save_for_backward(hidden, weight, bias, t_rows)
+            hidden, weight, bias, t_rows, lp, cweight, needs=needs if eager else (False,) * 3,
+            tile_cache=ctx.tile_cache,
+        )  # fmt: skip
+        ctx.lp, ctx.needs, ctx.eager = lp, needs, eager
+        if traced:  # tensors must go through save_for_backward to be traced
+            ctx.grads = None
+            ctx.save_for_backward(hidden, weight, bias, t_rows, cweight, *(grads if eager else (None,) * 3))
+        else:
+            ctx.grads = grads if eager else None
+            ctx.save_for_backward(hidden, weight, bias, t_rows, cweight)
         return loss
 
     @staticmethod
-    @once_differentiable
     def backward(ctx, grad_output):
-        hidden, weight, bias, t_rows = ctx.saved_tensors
-        grads, ctx.grads = ctx.grads, None
+        hidden, weight, bias, t_rows, cweight, *saved = ctx.saved_tensors
+        if torch.is_grad_enabled() and not compiling():  # create_graph=True: a differentiable gradient
+            ctx.grads = None
+            grads = _differentiable_backward(ctx, hidden, weight, bias, t_rows, cweight, grad_output)
+            return (*grads, None, None, None)
+        grads, ctx.grads = (list(saved) if (saved and ctx.eager) else ctx.grads), None
+        in_place = not saved
         if grads is None:  # "none", or a second backward: one pass with the true upstream
             _, *grads = run(
-                hidden, weight, bias, t_rows, ctx.lp, needs=ctx.needs, grad_output=grad_output,
+                hidden, weight, bias, t_rows, ctx.lp, cweight, needs=ctx.needs, grad_output=grad_output,
                 tile_cache=ctx.tile_cache,
             )  # fmt: skip
+        elif not in_place:
+            grads = [None if g is None else g * grad_output.to(g.dtype) for g in grads]
         elif not (grad_output.device.type == "cpu" and float(grad_output) == 1.0):
             grads = [None if g is None else g.mul_(grad_output.to(g.dtype)) for g in grads]
-        return grads[0], grads[1], grads[2], None, None
+        return grads[0], grads[1], grads[2], None, None, None
+
+
+def _differentiable_backward(ctx, hidden, weight, bias, t_rows, cweight, grad_output):
+    problem = ctx.lp.problem
+    tensors = (hidden, weight, bias)
+    inputs = [t for t, need in zip(tensors, ctx.needs) if need]
+    with torch.enable_grad():
+        loss = _composite.linear_cross_entropy(
+            hidden.reshape(ctx.lp.n_rows, hidden.shape[-1]), weight, bias,
+            t_rows, problem.options, soft=problem.soft, class_weight=cweight,
+        )  # fmt: skip
+        if problem.options.reduction == "none":
+            grad_output = grad_output.reshape(-1)
+        grads = iter(torch.autograd.grad(loss, inputs, grad_output, create_graph=True, allow_unused=True))
+    return tuple(next(grads) if need else None for need in ctx.needs)
 
 
 def linear_cross_entropy(hidden, weight, target, *, bias=None, chunk_size=None, **ce_options):
-    """Autograd entry point; see :func:`softmaxkit.linear_cross_entropy`."""
-    lp, t_rows = prepare(hidden, weight, bias, target, chunk_size, ce_options)
-    return LinearCrossEntropyFunction.apply(hidden, weight, bias, t_rows, lp)
+    """Autograd entry point; see :func:`softmaxkit.linear_cross_entropy`.
+
+    Under ``torch.func`` transforms and forward-mode AD it runs as composite
+    torch ops (:mod:`._composite`, which builds the logits).
+    """
+    transformed = not compiling() and _composite.transforms_active(hidden, weight, bias)
+    lp, t_rows, cweight = prepare(
+        hidden, weight, bias, target, chunk_size, ce_options, check_values=not (transformed or compiling())
+    )
+    if transformed:
+        loss = _composite.linear_cross_entropy(
+            hidden.reshape(lp.n_rows, hidden.shape[-1]), weight, bias, t_rows, lp.problem.options,
+            soft=lp.problem.soft, class_weight=cweight,
+        )  # fmt: skip
+        return loss.reshape(hidden.shape[:-1]) if lp.problem.options.reduction == "none" else loss
+    return LinearCrossEntropyFunction.apply(hidden, weight, bias, t_rows, cweight, lp)
 
 
 def linear_cross_entropy_and_grad(
     hidden, weight, target, *, bias=None, chunk_size=None, grad_output: Any = None, **ce_options
 ):
     """No-graph entry point; see :func:`softmaxkit.linear_cross_entropy_and_grad`."""
-    lp, t_rows = prepare(hidden, weight, bias, target, chunk_size, ce_options)
+    lp, t_rows, cweight = prepare(hidden, weight, bias, target, chunk_size, ce_options)
     with torch.no_grad():
-        return run(hidden, weight, bias, t_rows, lp, needs=(True, True, bias is not None), grad_output=grad_output)
+        return run(
+            hidden, weight, bias, t_rows, lp, cweight, needs=(True, True, bias is not None), grad_output=grad_output
+        )

@@ -6,6 +6,8 @@ autograd Functions read as "rows in, kernel, rows out".
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 
@@ -25,7 +27,7 @@ def to_rows(x: torch.Tensor, axis: int, dtype: torch.dtype | None = None) -> tor
     ``dtype``; the caller must then not write into it.
     """
     moved = x.movedim(axis, -1)
-    rows = moved.reshape(-1, moved.shape[-1])
+    rows = moved.reshape(math.prod(moved.shape[:-1]), moved.shape[-1])  # explicit: reshape(-1, 0) is ambiguous
     return rows.to(dtype or x.dtype).contiguous()
 
 

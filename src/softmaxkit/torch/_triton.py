@@ -41,10 +41,10 @@ import sys
 from typing import Any
 
 import torch
-from torch.autograd.function import once_differentiable
 
+from softmaxkit import _reduction
 from softmaxkit._options import CrossEntropyOptions
-from softmaxkit.torch import _ops
+from softmaxkit.torch import _composite, _ops
 
 #: dtypes the kernels take (float64 is routed to the torch-ops kernel instead).
 SUPPORTED_DTYPES = (torch.float16, torch.bfloat16, torch.float32)
@@ -144,15 +144,22 @@ class _Softmax(torch.autograd.Function):
     def forward(ctx, x, dim, inv_t, log):
         rows = _rows(x, dim)
         y = _kernels().softmax_forward(rows, inv_temperature=inv_t, log=log)
-        ctx.save_for_backward(y)
+        # x too (a reference, no copy): a create_graph backward differentiates from it
+        ctx.save_for_backward(y, x)
         ctx.meta = (x.shape, dim, inv_t, log)
         return _unrows(y, x.shape, dim)
 
     @staticmethod
-    @once_differentiable
     def backward(ctx, dy):
-        (y,) = ctx.saved_tensors
+        y, x = ctx.saved_tensors
         shape, dim, inv_t, log = ctx.meta
+        if torch.is_grad_enabled():  # create_graph=True: differentiate torch's ops on the saved input
+            # (y is the kernel's buffer, of which the output is a view: it carries no graph)
+            with torch.enable_grad():
+                xs = x.float() * inv_t
+                out = torch.log_softmax(xs, dim) if log else torch.softmax(xs, dim)
+                (dx,) = torch.autograd.grad(out, x, dy.float(), create_graph=True)
+            return dx, None, None, None
         dx = _kernels().softmax_backward(y, _rows(dy, dim), inv_temperature=inv_t, log=log)
         return _unrows(dx, shape, dim), None, None, None
 
@@ -181,26 +188,13 @@ def _class_weight(options: CrossEntropyOptions, device) -> torch.Tensor | None:
     return _ops.class_weight(options, device, torch.float32)
 
 
-def _denominator(t_rows: torch.Tensor, options: CrossEntropyOptions, soft: bool) -> torch.Tensor:
-    """The ``"mean"`` denominator as a device scalar (no host synchronisation)."""
-    return _ops.row_weights(t_rows, options, soft).sum().to(torch.float32)
+def _loss_scale(t_rows: torch.Tensor, options: CrossEntropyOptions, soft: bool, weight) -> torch.Tensor:
+    """The :mod:`softmaxkit._reduction` factor as a float32 device scalar (no host sync)."""
+    return _reduction.loss_scale(options.reduction, _reduction.row_weights(t_rows, options, soft, weight=weight))
 
 
-def _unit_scale(options: CrossEntropyOptions, denom: torch.Tensor) -> torch.Tensor:
-    """Row scale for an upstream gradient of 1: ``1/denom`` ("mean", 0 if all
-    targets are ignored) or 1 ("sum")."""
-    if options.reduction == "mean":
-        return torch.where(denom > 0, 1.0 / torch.where(denom > 0, denom, 1.0), 0.0).reshape(1)
-    return torch.ones(1, dtype=torch.float32, device=denom.device)
-
-
-def _reduce(row_loss: torch.Tensor, options: CrossEntropyOptions, denom: torch.Tensor):
-    if options.reduction == "none":
-        return row_loss
-    total = row_loss.sum()
-    if options.reduction == "mean":
-        total = torch.where(denom > 0, total / torch.where(denom > 0, denom, 1.0), 0.0)
-    return total
+def _reduce(row_loss: torch.Tensor, options: CrossEntropyOptions, scale: torch.Tensor):
+    return _reduction.reduce(row_loss, options.reduction, scale.to(row_loss.dtype), tuple(row_loss.shape))
 
 
 def _is_one(g: torch.Tensor) -> bool:
@@ -239,28 +233,33 @@ class _CrossEntropy(torch.autograd.Function):
         k = _kernels()
         soft = target.dim() == 2
         weight = _class_weight(options, x.device)
-        denom = _denominator(target, options, soft)
+        scale = _loss_scale(target, options, soft, weight)
         fused = ctx.needs_input_grad[0] and options.reduction != "none"
         grad = torch.empty_like(x) if fused else None
         row_loss = k.cross_entropy_rows(
             x, target, options, weight=weight,
-            row_scale=_unit_scale(options, denom) if fused else None, grad_out=grad,
+            row_scale=scale.to(torch.float32).reshape(1) if fused else None, grad_out=grad,
         )
         ctx.options, ctx.grad = options, grad
-        ctx.save_for_backward(x, target, weight, denom)
-        return _reduce(row_loss, options, denom).to(x.dtype)
+        ctx.save_for_backward(x, target, weight, scale)
+        return _reduce(row_loss, options, scale).to(x.dtype)
 
     @staticmethod
-    @once_differentiable
     def backward(ctx, grad_output):
-        x, target, weight, denom = ctx.saved_tensors
+        x, target, weight, loss_scale = ctx.saved_tensors
         options = ctx.options
+        if torch.is_grad_enabled():  # create_graph=True: differentiate the composite ops instead
+            ctx.grad = None
+            with torch.enable_grad():
+                loss = _composite.cross_entropy(x, target, options, axis=1, soft=target.dim() == 2, weight=weight)
+                (grad,) = torch.autograd.grad(loss, x, grad_output, create_graph=True)
+            return grad, None, None
         grad, ctx.grad = ctx.grad, None  # hand the buffer over once
         if grad is None:  # "none", or a second backward: rerun the fused kernel
             scale = (
                 grad_output.reshape(-1).to(torch.float32)
                 if options.reduction == "none"
-                else _unit_scale(options, denom) * grad_output.to(torch.float32)
+                else (loss_scale * grad_output).to(torch.float32).reshape(1)
             )
             grad = torch.empty_like(x)
             _kernels().cross_entropy_rows(x, target, options, weight=weight, row_scale=scale, grad_out=grad)
@@ -321,29 +320,38 @@ class _LinearCrossEntropy(torch.autograd.Function):
     def forward(ctx, hidden, weight, bias, target, options, chunk_size):
         k = _kernels()
         cweight = _class_weight(options, hidden.device)
-        denom = _denominator(target, options, target.dim() == 2)
+        scale = _loss_scale(target, options, target.dim() == 2, cweight)
         need = any(ctx.needs_input_grad[:3])
         fused = need and options.reduction != "none"
         loss, gh, gw, gb = k.linear_cross_entropy_rows(
             hidden, weight, target, options, bias=bias, class_weight=cweight,
-            row_scale=_unit_scale(options, denom) if fused else None, chunk_size=chunk_size,
+            row_scale=scale.to(torch.float32).reshape(1) if fused else None, chunk_size=chunk_size,
         )
         ctx.options, ctx.chunk_size = options, chunk_size
         ctx.grads = (gh, gw, gb) if fused else None
-        ctx.save_for_backward(hidden, weight, bias, target, cweight, denom)
-        return _reduce(loss, options, denom).to(hidden.dtype)
+        ctx.save_for_backward(hidden, weight, bias, target, cweight, scale)
+        return _reduce(loss, options, scale).to(hidden.dtype)
 
     @staticmethod
-    @once_differentiable
     def backward(ctx, grad_output):
-        hidden, weight, bias, target, cweight, denom = ctx.saved_tensors
+        hidden, weight, bias, target, cweight, loss_scale = ctx.saved_tensors
         options = ctx.options
+        if torch.is_grad_enabled():  # create_graph=True: differentiate the composite ops instead
+            ctx.grads = None
+            needs = (ctx.needs_input_grad[0], ctx.needs_input_grad[1], ctx.needs_input_grad[2] and bias is not None)
+            inputs = [t for t, need in zip((hidden, weight, bias), needs) if need]
+            with torch.enable_grad():
+                loss = _composite.linear_cross_entropy(
+                    hidden, weight, bias, target, options, soft=target.dim() == 2, class_weight=cweight
+                )
+                grads = iter(torch.autograd.grad(loss, inputs, grad_output, create_graph=True))
+            return (*(next(grads) if need else None for need in needs), None, None, None)
         grads, ctx.grads = ctx.grads, None
         if grads is None:
             scale = (
                 grad_output.reshape(-1).to(torch.float32)
                 if options.reduction == "none"
-                else _unit_scale(options, denom) * grad_output.to(torch.float32)
+                else (loss_scale * grad_output).to(torch.float32).reshape(1)
             )
             _, gh, gw, gb = _kernels().linear_cross_entropy_rows(
                 hidden, weight, target, options, bias=bias, class_weight=cweight,

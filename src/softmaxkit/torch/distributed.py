@@ -32,11 +32,13 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
+from softmaxkit import _reduction
 from softmaxkit._options import CrossEntropyOptions
 from softmaxkit._validation import (
     check_class_weight,
     check_floating,
     check_hard_target,
+    check_soft_ignore_index,
     check_soft_target,
     cross_entropy_options,
     is_floating_dtype,
@@ -390,14 +392,8 @@ def _reduce(stats: _RowStats, reduction: str, batch_shape: tuple[int, ...], dtyp
     soft row). If that is 0 (every target ignored) the loss is 0 with zero
     gradient, where torch gives NaN.
     """
-    if reduction == "none":
-        return stats.loss.reshape(batch_shape).to(dtype), 1.0
-    total = stats.loss.sum()
-    if reduction == "sum":
-        return total.to(dtype), 1.0
-    denom = float(stats.row_w.sum())
-    scale = 1.0 / denom if denom > 0 else 0.0
-    return (total * scale).to(dtype), scale
+    scale = _reduction.loss_scale(reduction, stats.row_w)  # a device scalar: no host sync
+    return _reduction.reduce(stats.loss, reduction, scale, batch_shape).to(dtype), scale
 
 
 # --------------------------------------------------------------------------- validation
@@ -454,6 +450,7 @@ def _prepare(
         target = target.reshape(-1).to(device=device, dtype=torch.int64)
     elif is_floating_dtype(target.dtype):
         check_soft_target(target, local_shape)
+        check_soft_ignore_index(opts.ignore_index)
         if not bool(torch.isfinite(target).all()):
             raise ValueError("target probabilities must be finite")
         target = target.reshape(math.prod(local_shape[:-1]), width).to(device=device, dtype=cdtype)
@@ -465,6 +462,18 @@ def _prepare(
 
 
 # --------------------------------------------------------------------------- autograd Functions
+
+
+def _refuse_double_backward() -> None:
+    """The class-parallel gradient is built from saved statistics of every
+    rank, not from differentiable ops: raise rather than return a gradient
+    whose own derivative would be silently wrong."""
+    if torch.is_grad_enabled():
+        raise RuntimeError(
+            "class-parallel cross-entropy does not support double backward (create_graph=True); "
+            "its gradient is assembled from all-reduced row statistics. Use "
+            "softmaxkit.torch.cross_entropy on gathered logits for higher-order derivatives."
+        )
 
 
 class _ClassParallelCrossEntropy(torch.autograd.Function):
@@ -488,6 +497,7 @@ class _ClassParallelCrossEntropy(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_loss):
+        _refuse_double_backward()
         local_logits, target, weight = ctx.saved_tensors
         opts, stats = ctx.opts, ctx.stats
         x = local_logits.reshape(stats.loss.shape[0], local_logits.shape[-1])
@@ -728,8 +738,8 @@ class _ClassParallelLinearCrossEntropy(torch.autograd.Function):
         loss, scale = _reduce(stats, opts.reduction, (n,), hidden.dtype)
         if acc is not None:
             for buf in (acc.gh, acc.gw, acc.gb):
-                if buf is not None and scale != 1.0:
-                    buf *= scale
+                if buf is not None and opts.reduction == "mean":  # "sum": the factor is 1
+                    buf *= scale.to(buf.dtype)
             if acc.gh is not None:
                 comm.all_reduce(acc.gh, dist.ReduceOp.SUM)  # the one grad_hidden all-reduce
             ctx.grads = (acc.gh, acc.gw, acc.gb)
@@ -742,6 +752,7 @@ class _ClassParallelLinearCrossEntropy(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_loss):
+        _refuse_double_backward()
         if ctx.opts.reduction != "none":
             gh, gw, gb = ctx.grads
             s = grad_loss.to(gh.dtype if gh is not None else (gw if gw is not None else gb).dtype)

@@ -15,18 +15,38 @@ are the same call. Semantics are those documented in
 Cross-entropy runs through :class:`~softmaxkit.torch._cross_entropy.CrossEntropyFunction`
 (fused loss + gradient; NumPy/numba kernels on CPU, torch ops elsewhere). The
 softmax family is written in torch ops and differentiated by autograd.
+
+Beyond a first-order backward (see :mod:`softmaxkit.torch._composite`):
+
+* ``create_graph=True`` recomputes the gradient in differentiable ops, so
+  double backward is exact on every path;
+* under ``torch.func`` transforms (``vmap``, ``grad``, ``jvp``) and forward-mode
+  AD the losses run as composite torch ops;
+* under ``torch.compile`` the CPU kernels are custom ops
+  (:mod:`softmaxkit.torch._custom_ops`): ``fullgraph=True`` traces them.
+
+This module registers itself with :mod:`softmaxkit._dispatch` on import.
 """
 
 from __future__ import annotations
 
+import sys
+import warnings
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 
+from softmaxkit import _dispatch
 from softmaxkit._validation import check_floating, check_reduction, check_temperature, normalize_axis
-from softmaxkit.torch import _triton
-from softmaxkit.torch._cross_entropy import CrossEntropyFunction, loss_and_grad, problem_for
+from softmaxkit.torch import _composite, _triton
+from softmaxkit.torch._cross_entropy import (
+    CrossEntropyFunction,
+    compiling,
+    kernel_options,
+    loss_and_grad,
+    problem_for,
+)
 from softmaxkit.torch._tensors import LOW_PRECISION, compute_dtype
 
 __all__ = [
@@ -64,52 +84,106 @@ def _log_softmax(x: torch.Tensor, axis: int) -> torch.Tensor:
     return z - torch.log(torch.where(s > 0, s, torch.ones_like(s)))
 
 
-def _prepare(x: Any, axis: int, temperature: float = 1.0) -> tuple[torch.Tensor, int]:
+def _prepare(x: Any, axis: int, temperature: float = 1.0, dtype: Any = None) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """``(x_in, x_compute, axis)``: ``x`` cast to ``dtype`` first (torch's
+    ``dtype=``), then to the compute dtype and divided by the temperature.
+    A 0-dim ``x`` is one class (``axis`` -1 or 0), as in torch."""
+    if dtype is not None:
+        if not isinstance(x, torch.Tensor):
+            raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
+        x = x.to(dtype)
     check_floating(x, "x")
-    axis = normalize_axis(axis, x.ndim)
+    axis = normalize_axis(axis, x.ndim, allow_scalar=True)
     xc = x.to(compute_dtype(x.dtype)) if x.dtype in LOW_PRECISION else x
     t = check_temperature(temperature)
-    return (xc / t if t != 1.0 else xc), axis
+    return x, (xc / t if t != 1.0 else xc), axis
 
 
 def _write(result: torch.Tensor, x: torch.Tensor, out: Any) -> torch.Tensor:
+    """The result in ``x``'s dtype, or written into ``out`` as torch's ``out=``
+    does: same dtype required; another shape is resized (with torch's warning)."""
     result = result.to(x.dtype)
     if out is None:
         return result
-    if not isinstance(out, torch.Tensor) or tuple(out.shape) != tuple(x.shape):
-        raise ValueError(
-            f"out must be a tensor of shape {tuple(x.shape)}, got "
-            f"{tuple(out.shape) if hasattr(out, 'shape') else type(out).__name__}"
-        )
+    if not isinstance(out, torch.Tensor):
+        raise TypeError(f"out must be a torch.Tensor, got {type(out).__name__}")
+    if out.dtype != result.dtype:
+        raise TypeError(f"out must have dtype {result.dtype} (the result's), got {out.dtype}")
+    if tuple(out.shape) != tuple(result.shape):
+        if out.numel():
+            warnings.warn(
+                f"out of shape {tuple(out.shape)} was resized to the result's shape {tuple(result.shape)}, "
+                "as torch does (torch deprecates resizing an out= tensor that has elements)",
+                UserWarning,
+                stacklevel=3,
+            )
+        out.resize_(result.shape)
     return out.copy_(result)
 
 
-def softmax(x: torch.Tensor, axis: int = -1, *, temperature: float = 1.0, out: Any = None) -> torch.Tensor:
-    """Softmax along ``axis`` (see :func:`softmaxkit.softmax`); all ``-inf`` rows give 0."""
-    if out is None and _triton.use_for(x):  # CUDA: Triton kernels (forward and backward)
+def _empty_or_scalar(xc: torch.Tensor, log: bool) -> torch.Tensor | None:
+    """The (log-)softmax of an empty or 0-dim input (torch returns these), else None."""
+    if xc.ndim == 0:  # one class: probability 1 (log 0), for any finite value; NaN stays NaN
+        return xc * 0.0 + (0.0 if log else 1.0)
+    if xc.numel() == 0:  # nothing to normalise: an empty result, still on the graph
+        return xc * 0.0
+    return None
+
+
+def _use_triton(x: torch.Tensor, dtype: Any, out: Any) -> bool:
+    return out is None and dtype is None and _triton.use_for(x) and not _composite.transforms_active(x)
+
+
+def softmax(
+    x: torch.Tensor, axis: int = -1, *, temperature: float = 1.0, dtype: Any = None, out: Any = None
+) -> torch.Tensor:
+    """Softmax along ``axis`` (see :func:`softmaxkit.softmax`); all ``-inf`` rows give 0.
+
+    ``dtype`` casts ``x`` first (torch's ``dtype=``); ``out`` behaves as
+    torch's ``out=``. Empty inputs give empty results; a 0-dim input gives 1.
+    """
+    if _use_triton(x, dtype, out):  # CUDA: Triton kernels (forward and backward)
         return _triton.softmax(x, normalize_axis(axis, x.ndim), temperature=check_temperature(temperature))
-    xc, axis = _prepare(x, axis, temperature)
+    x, xc, axis = _prepare(x, axis, temperature, dtype)
+    special = _empty_or_scalar(xc, log=False)
+    if special is not None:
+        return _write(special, x, out)
     z, s, _ = _shift(xc, axis)
     # exp(z) is 0 on an all -inf row, so a safe denominator of 1 gives 0, not 0/0.
     return _write(torch.exp(z) / torch.where(s > 0, s, torch.ones_like(s)), x, out)
 
 
-def log_softmax(x: torch.Tensor, axis: int = -1, *, temperature: float = 1.0, out: Any = None) -> torch.Tensor:
-    """Log-softmax along ``axis`` (see :func:`softmaxkit.log_softmax`); all ``-inf`` rows give ``-inf``."""
-    if out is None and _triton.use_for(x):
+def log_softmax(
+    x: torch.Tensor, axis: int = -1, *, temperature: float = 1.0, dtype: Any = None, out: Any = None
+) -> torch.Tensor:
+    """Log-softmax along ``axis`` (see :func:`softmaxkit.log_softmax`); all ``-inf`` rows give ``-inf``.
+
+    ``dtype`` and ``out`` as :func:`softmax`; a 0-dim input gives 0.
+    """
+    if _use_triton(x, dtype, out):
         return _triton.softmax(x, normalize_axis(axis, x.ndim), temperature=check_temperature(temperature), log=True)
-    xc, axis = _prepare(x, axis, temperature)
+    x, xc, axis = _prepare(x, axis, temperature, dtype)
+    special = _empty_or_scalar(xc, log=True)
+    if special is not None:
+        return _write(special, x, out)
     return _write(_log_softmax(xc, axis), x, out)
 
 
 def logsumexp(x: torch.Tensor, axis: int = -1, *, keepdims: bool = False) -> torch.Tensor:
-    """``log(sum(exp(x)))`` along ``axis``; ``-inf`` (zero gradient) for all ``-inf`` rows."""
-    xc, axis = _prepare(x, axis)
+    """``log(sum(exp(x)))`` along ``axis``; ``-inf`` (zero gradient) for all ``-inf`` rows.
+
+    A 0-dim input is its own logsumexp; an empty class axis gives ``-inf``.
+    """
+    x, xc, axis = _prepare(x, axis)
+    if xc.ndim == 0:
+        return xc.to(x.dtype)
     if xc.shape[axis] == 0:
         shape = list(x.shape)
         shape[axis] = 1
         res = torch.full(shape, -torch.inf, dtype=x.dtype, device=x.device)
         return res if keepdims else res.squeeze(axis)
+    if xc.numel() == 0:
+        return xc.sum(dim=axis, keepdim=keepdims).to(x.dtype)
     z, s, m = _shift(xc, axis)
     res = m + torch.where(s > 0, torch.log(torch.where(s > 0, s, torch.ones_like(s))), -torch.inf)
     res = res if keepdims else res.squeeze(axis)
@@ -150,16 +224,24 @@ def cross_entropy(
     gradient is computed in the forward pass by the fused kernel, so a
     backward costs one multiply by ``grad_output`` (nothing for ``1.0``).
 
-    Differentiable in ``logits``, and in soft (probability) targets.
+    Differentiable in ``logits``, and in soft (probability) targets, to any
+    order (``create_graph=True`` recomputes the gradient in differentiable
+    ops). Under ``torch.func`` transforms (``vmap``, ``grad``, ``jvp``) and
+    forward-mode AD it runs as composite torch ops; under ``torch.compile``
+    the kernel is a custom op, so the graph does not break.
     """
     options = dict(
         weight=weight, ignore_index=ignore_index, reduction=reduction,
         label_smoothing=label_smoothing, z_loss=z_loss, softcap=softcap,
     )
-    problem, t = problem_for(logits, target, axis, options)
+    transformed = not compiling() and _composite.transforms_active(logits, target)
+    problem, t, w = problem_for(logits, target, axis, options, check_values=not (transformed or compiling()))
+    if transformed:
+        return _composite.cross_entropy(logits, t, problem.options, axis=problem.axis, soft=problem.soft, weight=w)
     if _triton.use_for(logits, t):  # CUDA: fused Triton kernel, 16-bit stays 16-bit
-        return _triton.cross_entropy_nd(logits, t, problem.options, axis=problem.axis, soft=problem.soft)
-    return CrossEntropyFunction.apply(logits, t, problem)
+        opts = kernel_options(problem.options, w, logits.device)
+        return _triton.cross_entropy_nd(logits, t, opts, axis=problem.axis, soft=problem.soft)
+    return CrossEntropyFunction.apply(logits, t, w, problem)
 
 
 def cross_entropy_and_grad(
@@ -185,7 +267,7 @@ def cross_entropy_and_grad(
         weight=weight, ignore_index=ignore_index, reduction=reduction,
         label_smoothing=label_smoothing, z_loss=z_loss, softcap=softcap,
     )
-    problem, t = problem_for(logits, target, axis, options)
+    problem, t, w = problem_for(logits, target, axis, options)
     if grad_out is not None and (
         not isinstance(grad_out, torch.Tensor) or tuple(grad_out.shape) != tuple(logits.shape)
     ):
@@ -194,7 +276,7 @@ def cross_entropy_and_grad(
             f"{tuple(grad_out.shape) if hasattr(grad_out, 'shape') else type(grad_out).__name__}"
         )
     with torch.no_grad():
-        loss, grad = loss_and_grad(logits.detach(), t, problem, want_grad=True, grad_output=grad_output)
+        loss, grad = loss_and_grad(logits.detach(), t, problem, w, want_grad=True, grad_output=grad_output)
         return loss, (grad if grad_out is None else grad_out.copy_(grad))
 
 
@@ -264,3 +346,7 @@ def linear_cross_entropy_and_grad(
     return impl(
         hidden, weight, target, bias=bias, chunk_size=chunk_size, grad_output=grad_output, **ce_options
     )
+
+
+# softmaxkit.functional / softmaxkit.linear route tensors here (see softmaxkit._dispatch).
+_dispatch.register("torch", sys.modules[__name__])

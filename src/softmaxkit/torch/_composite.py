@@ -1,0 +1,144 @@
+"""Cross-entropy as a composition of differentiable torch ops.
+
+The fused kernels (:mod:`._backend`) compute the loss and its gradient in
+one pass, and the autograd Functions around them differentiate once. This
+module is the same math written so that torch differentiates it itself, to
+any order and in any mode, which the fast path cannot offer:
+
+* **double backward** (``create_graph=True``, gradient penalties, Hessian
+  products): the Functions' backward recomputes the gradient from here when
+  grad mode is on, so the returned gradient is part of the graph. CE's
+  gradient is ``scale * (softmax - target)``; its derivative is the softmax
+  Jacobian, which autograd builds from these ops exactly;
+* **forward-mode AD** (``torch.func.jvp``, ``torch.autograd.forward_ad``)
+  and **vmap** (``torch.func.vmap``, per-sample gradients): the public ops
+  route to :func:`cross_entropy` whenever a functorch transform is active or
+  a dual tensor arrives (:func:`transforms_active`).
+
+Semantics are those of the kernels (and of DESIGN.md): a row's shift is its
+max (0 for an all ``-inf`` row); a soft target of 0 on a ``-inf`` logit
+contributes 0, not NaN (the "double where": the masked factor is replaced
+*before* it is multiplied, so no ``0 * inf`` appears in the backward
+either); ``"mean"`` follows :mod:`softmaxkit._reduction`. Costs one
+``(N, C)`` softmax graph: the price of higher-order derivatives.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from softmaxkit import _reduction
+from softmaxkit._options import CrossEntropyOptions
+from softmaxkit.torch._tensors import compute_dtype
+
+
+def transforms_active(*tensors) -> bool:
+    """True under a functorch transform (vmap, grad, jvp) or with a forward-AD dual tensor.
+
+    The fused path hands tensors to NumPy/numba, which neither a batched
+    nor a dual tensor survives; the composite ops do.
+    """
+    if torch._C._are_functorch_transforms_active():
+        return True
+    from torch.autograd import forward_ad
+
+    if forward_ad._current_level < 0:
+        return False
+    return any(
+        isinstance(t, torch.Tensor) and forward_ad.unpack_dual(t).tangent is not None for t in tensors
+    )
+
+
+def log_softmax_rows(x: torch.Tensor, dim: int = -1) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(log_p, lse, dead)`` along ``dim``, differentiable, NaN-free on all ``-inf`` rows.
+
+    ``dead`` marks all ``-inf`` rows (``log_p = -inf``, ``lse = -inf`` there;
+    their gradient is 0). ``lse`` and ``dead`` keep ``dim`` with size 1.
+    """
+    m = x.detach().amax(dim=dim, keepdim=True)  # the shift cancels: no gradient needed
+    m = torch.where(m == -torch.inf, torch.zeros((), dtype=x.dtype, device=x.device), m)
+    z = x - m
+    s = torch.exp(z).sum(dim=dim, keepdim=True)
+    dead = s == 0
+    log_s = torch.log(torch.where(dead, torch.ones_like(s), s))
+    lse = torch.where(dead, -torch.inf, m + log_s)
+    return z - log_s, lse, dead
+
+
+def cross_entropy(
+    logits: torch.Tensor,
+    target: torch.Tensor,
+    options: CrossEntropyOptions,
+    *,
+    axis: int,
+    soft: bool,
+    weight: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """The loss of :func:`softmaxkit.torch.cross_entropy`, in differentiable torch ops.
+
+    Parameters
+    ----------
+    logits : Tensor (..., C, ...), class axis ``axis``
+    target : Tensor of class indices (the logits' shape without ``axis``) or
+        probabilities (the logits' shape); validated by the caller
+    options : CrossEntropyOptions (its ``weight`` is ignored: pass ``weight``)
+    weight : Tensor of shape (C,), optional
+
+    Returns
+    -------
+    Tensor in ``logits``' dtype: a scalar, or the batch shape for ``"none"``.
+    """
+    cdtype = compute_dtype(logits.dtype)
+    x = logits.to(cdtype).movedim(axis, -1)  # (..., C)
+    n_classes = x.shape[-1]
+    eps, zeta, cap = options.label_smoothing, options.z_loss, options.softcap
+    if cap is not None:
+        x = cap * torch.tanh(x / cap)
+    log_p, lse, dead = log_softmax_rows(x)
+    lse_sq = torch.where(dead, torch.zeros_like(lse), lse).squeeze(-1) ** 2  # z-loss: 0 on dead rows
+    w = None if weight is None else weight.to(device=x.device, dtype=cdtype)
+
+    if soft:
+        t = target.to(cdtype).movedim(axis, -1)
+        if eps > 0.0:
+            t = (1.0 - eps) * t + eps / n_classes
+        wt = t if w is None else t * w
+        safe_log_p = torch.where(wt == 0, torch.zeros_like(log_p), log_p)  # 0 * -inf -> 0
+        row_loss = -(wt * safe_log_p).sum(-1) + zeta * lse_sq
+        t_rows = t.reshape(-1, n_classes)
+    else:
+        y = target.to(torch.int64)
+        active = y != options.ignore_index
+        y_safe = torch.where(active, y, torch.zeros_like(y))
+        w_y = active.to(cdtype) if w is None else torch.where(active, w[y_safe], torch.zeros((), dtype=cdtype))
+        nll = -log_p.gather(-1, y_safe.unsqueeze(-1)).squeeze(-1)
+        # torch's formula: (1 - eps) w_y nll + eps / C sum_c w_c (-log p_c); z-loss weighted like nll.
+        own = (1.0 - eps) * nll + zeta * lse_sq if eps < 1.0 else zeta * lse_sq
+        own = torch.where(w_y == 0, torch.zeros_like(own), own)  # weight 0 (or ignored) times inf -> 0
+        row = w_y * own
+        if eps > 0.0:
+            wl = log_p if w is None else w * torch.where(w == 0, torch.zeros_like(log_p), log_p)
+            row = row - (eps / n_classes) * wl.sum(-1)
+        row_loss = torch.where(active, row, torch.zeros_like(row))  # ignored rows: no loss, no gradient
+        t_rows = y.reshape(-1)
+
+    reduction = options.reduction
+    if reduction == "none":
+        return row_loss.to(logits.dtype)
+    scale = _reduction.loss_scale(reduction, _reduction.row_weights(t_rows, options, soft, weight=weight))
+    return (row_loss.sum() * scale.to(cdtype)).to(logits.dtype)
+
+
+def linear_cross_entropy(hidden, weight, bias, target, options, *, soft, class_weight=None):
+    """``cross_entropy(hidden @ weight.T + bias, target)`` in differentiable ops.
+
+    Builds the ``(N, V)`` logits the fused path avoids: used for double
+    backward and functorch transforms only.
+    """
+    cdtype = compute_dtype(hidden.dtype)
+    logits = hidden.to(cdtype) @ weight.to(cdtype).T
+    if bias is not None:
+        logits = logits + bias.to(cdtype)
+    loss = cross_entropy(logits, target, options, axis=logits.ndim - 1, soft=soft, weight=class_weight)
+    return loss.to(hidden.dtype)
+
