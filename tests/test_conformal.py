@@ -423,6 +423,13 @@ def test_set_metrics_on_a_hand_computed_example():
     assert m["size_histogram"] == {"0": 1, "1": 2, "2": 1, "3": 1}
     assert m["coverage_by_class"] == {"a": 0.5, "b": 0.0, "c": 0.5}
     assert m["empty"] == pytest.approx(0.2) and m["singleton"] == pytest.approx(0.4)
+    assert m["multiple"] == pytest.approx(0.4)
+    # shares that sum to 1 in floating point print as 0.0%, not -0.0% (counted, not 1 - empty - singleton)
+    seven_empty = np.zeros((100, 2), dtype=bool)
+    seven_empty[7:, 0] = True  # 1 - 0.07 - 0.93 is -1.1e-16
+    _, rows = conformal_table({"levels": {"90%": set_metrics(np.zeros(100, dtype=int), seven_empty, alpha=0.1,
+                                                             n_calibration=99)}})
+    assert rows[0][-3:] == ["7.0%", "93.0%", "0.0%"]
     lo, hi = m["coverage_ci"]
     assert lo < 0.4 < hi
     json.dumps(m)  # JSON-ready
@@ -592,6 +599,9 @@ def test_mapie_refuses_levels_we_answer_and_rounds_the_rank_up():
 
 
 # --------------------------------------------------------------------------- CLI
+
+
+from softmaxkit.cli._conformal import table as conformal_table  # noqa: E402
 
 
 def _cli(capsys, *argv):

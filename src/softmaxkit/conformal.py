@@ -763,8 +763,9 @@ def set_metrics(y: Any, sets: Any, *, alpha: float | None = None, n_calibration:
     -------
     dict
         ``n``, ``coverage`` with a Wilson 95% interval (``coverage_ci``: the
-        spread of this test set's coverage), ``mean_size``, ``empty`` and
-        ``singleton`` (shares of rows), ``size_histogram`` and
+        spread of this test set's coverage), ``mean_size``, ``empty``,
+        ``singleton`` and ``multiple`` (shares of rows whose set holds 0, 1
+        and 2 or more classes), ``size_histogram`` and
         ``coverage_by_size`` (keyed by size, sizes that occur), and
         ``coverage_by_class`` (keyed by class name).
     """
@@ -792,6 +793,7 @@ def set_metrics(y: Any, sets: Any, *, alpha: float | None = None, n_calibration:
         "mean_size": mean_set_size(sets),
         "empty": float(hist[0] / n) if n else math.nan,
         "singleton": float(hist[1] / n) if n else math.nan,
+        "multiple": float(hist[2:].sum() / n) if n else math.nan,  # counted, not 1 - empty - singleton (-0.0%)
         "size_histogram": {str(k): int(v) for k, v in enumerate(hist) if v},
         "coverage_by_size": {str(k): float(by_size[k]) for k, v in enumerate(hist) if v},
         "coverage_by_class": {names[j]: (None if math.isnan(by_class[j]) else float(by_class[j])) for j in range(c)},

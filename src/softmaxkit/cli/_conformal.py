@@ -209,7 +209,7 @@ def table(summary: dict) -> tuple[list[str], list[list[str]]]:
         g_lo, g_hi = m["guaranteed_range"]
         rows.append([name, f"{m['coverage']:.3f} [{lo:.3f}, {hi:.3f}]", f"{g_lo:.3f}-{g_hi:.3f}",
                      f"{m['mean_size']:.2f}", f"{100 * m['empty']:.1f}%", f"{100 * m['singleton']:.1f}%",
-                     f"{100 * (1 - m['empty'] - m['singleton']):.1f}%"])
+                     f"{100 * m['multiple']:.1f}%"])
     return cols, rows
 
 
