@@ -1,8 +1,13 @@
 """numba kernels for conformal prediction sets: APS/RAPS scores and set masks.
 
-No validation and no policy here (see :mod:`softmaxkit.conformal`). Inputs are
-C-contiguous ``(n, C)`` probabilities (float32 or float64) and already checked;
-every score is computed and compared in float64.
+No policy here (see :mod:`softmaxkit.conformal`). Inputs are C-contiguous
+``(n, C)`` probabilities (float32 or float64); every score is computed and
+compared in float64. The values are not trusted: :func:`_row_checks` returns
+each row's sum and whether it has an entry outside [0, 1], and the LAC kernels
+return the same two arrays from the pass that computes their result (at
+50,000 x 1000 one read of the matrix is most of a LAC fit, so a separate check
+pass would nearly double it). The caller refuses bad rows; the adaptive
+kernels run only on rows already checked.
 
 Why kernels: the adaptive scores (APS, RAPS) rank the classes of every row.
 With NumPy that is an ``argsort`` of the whole ``(n, C)`` array plus a cumsum,
