@@ -195,11 +195,13 @@ def _row_checks(p, bits, one):
     """Per row: the sum (float64) and whether an entry is outside [0, 1], NaN (or ``-0.0``). One pass.
 
     ``bits`` is ``p`` viewed as unsigned integers and ``one`` the pattern of
-    1.0 in that width (see :func:`_row_sum_and_top_bits`).
+    1.0 in that width (see :func:`_row_sum_and_top_bits`). The outputs are
+    ``np.empty`` (every entry is written): under ``parallel=True`` a
+    ``np.zeros`` is one more parallel region, a fork and join of the threads.
     """
     n = p.shape[0]
     sums = np.empty(n, dtype=np.float64)
-    bad = np.zeros(n, dtype=np.bool_)
+    bad = np.empty(n, dtype=np.bool_)
     for i in nb.prange(n):
         total, top = _row_sum_and_top_bits(p, bits, i)
         sums[i] = total
@@ -215,7 +217,7 @@ def _lac_scores(p, bits, one, y):
     """
     n = p.shape[0]
     sums = np.empty(n, dtype=np.float64)
-    bad = np.zeros(n, dtype=np.bool_)
+    bad = np.empty(n, dtype=np.bool_)
     scores = np.empty(n, dtype=np.float64)
     for i in nb.prange(n):
         total, top = _row_sum_and_top_bits(p, bits, i)
@@ -237,7 +239,7 @@ def _lac_sets(p, bits, one, thresholds, out):
     n, c = p.shape
     n_levels = thresholds.shape[0]
     sums = np.empty(n, dtype=np.float64)
-    bad = np.zeros(n, dtype=np.bool_)
+    bad = np.empty(n, dtype=np.bool_)
     for i in nb.prange(n):
         total, top = _row_sum_and_top_bits(p, bits, i)
         sums[i] = total
