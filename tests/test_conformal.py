@@ -16,6 +16,7 @@ where they differ the test says how.
 from __future__ import annotations
 
 import json
+import re
 import math
 import warnings
 
@@ -760,3 +761,51 @@ def test_bfloat16_probabilities_are_accepted():
     y = torch.randint(0, 2, (400,), generator=gen).numpy()
     sets = ConformalClassifier(input="probs").fit(probs, y).predict_sets(probs, alpha=0.1)
     assert sets.shape == (400, 2)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n_rows", [30, 200])  # 200 x 400 runs the parallel kernels, 30 x 400 the serial ones
+def test_fused_checks_refuse_every_bad_entry_and_accept_negative_zero(dtype, n_rows):
+    """The kernels check the probabilities in the pass that computes the scores or the sets, by
+    comparing bit patterns as unsigned integers: every out-of-range value must still be refused
+    (first, inner and last column of a row, so the vector loop's head and tail), on each path
+    (fit and predict of LAC and APS, and the functions), with check_probs' message; ``-0.0`` is a
+    valid 0. Each bad row still sums to 1 within the tolerance, so only the range check can catch it."""
+    c = 400
+    rng = np.random.default_rng(0)
+    p = _softmax(rng.standard_normal((n_rows, c)) * 3).astype(dtype)
+    p[:, :3] = 0.0
+    p[:, 0] = 1.0 - p[:, 3:].sum(axis=1, dtype=np.float64)  # columns 0-2 free to perturb, sums kept
+    y = rng.integers(0, c, n_rows)
+    one_up = np.nextafter(dtype(1), dtype(2))
+    bad_values = [np.nan, -np.nan, np.inf, -np.inf, -1e-30, -0.5, one_up, 1.5]
+    fitted = {s: ConformalClassifier(score=s, input="probs", random_state=0).fit(p, y) for s in ("lac", "aps")}
+    for value in bad_values:
+        for i, j in ((n_rows // 2, 0), (n_rows - 1, c // 2), (0, c - 1)):
+            q = p.copy()
+            if value == one_up:  # a row of one class with probability just above 1
+                q[i] = 0.0
+            q[i, j] = value
+            pattern = rf"X must be finite probabilities in \[0, 1\]; found {re.escape(repr(float(q[i, j])))} " \
+                      rf"at position \({i}, {j}\)"
+            for score in ("lac", "aps"):
+                with pytest.raises(ValueError, match=pattern):
+                    ConformalClassifier(score=score, input="probs").fit(q, y)
+                with pytest.raises(ValueError, match=pattern):
+                    fitted[score].predict_sets(q, alpha=[0.1, 0.2])
+                with pytest.raises(ValueError, match=pattern.replace("X must", "probs must")):
+                    conformity_scores(q, y, score=score)
+                with pytest.raises(ValueError, match=pattern.replace("X must", "probs must")):
+                    prediction_sets(q, 0.5, score=score)
+    # rows that do not sum to 1 are refused on the fused LAC paths too
+    q = p.copy()
+    q[n_rows - 1, 1] = 0.5
+    for call in (lambda: ConformalClassifier(input="probs").fit(q, y), lambda: fitted["lac"].predict_sets(q)):
+        with pytest.raises(ValueError, match=rf"rows of X must sum to 1 .*; row {n_rows - 1} sums to"):
+            call()
+    # -0.0 is 0: accepted, same scores and sets as +0.0
+    q = p.copy()
+    q[:, 1:3] = -0.0
+    for score in ("lac", "aps"):
+        np.testing.assert_array_equal(conformity_scores(q, y, score=score), conformity_scores(p, y, score=score))
+        np.testing.assert_array_equal(fitted[score].predict_sets(q), fitted[score].predict_sets(p))

@@ -203,25 +203,57 @@ def conformal_quantile(scores: Any, alpha: Any = 0.1) -> Any:
     return float(q[0]) if scalar else q
 
 
-def _checked_probs(X: Any, name: str) -> np.ndarray:
-    """Contiguous (n, C) probabilities, checked in one parallel pass.
+def _probs_array(X: Any, name: str) -> np.ndarray:
+    """Contiguous float32/float64 (n, C) probabilities; shape and dtype checked, values NOT yet.
 
-    Same rules as :func:`softmaxkit._calibration_inputs.check_probs` (entries
-    in [0, 1], rows summing to 1), which runs only to word the error (or for
-    inputs that need converting: 1-D binary probabilities, other dtypes). Its
-    three NumPy reductions cost more than the whole LAC fit at 50,000 x 1000.
+    The values are checked in the pass of the kernel that reads them (see
+    :func:`_refuse_bad_probs`): at 50,000 x 1000 one read of the matrix is
+    most of the LAC fit, so the check must not add a second one. Inputs that
+    need converting (1-D binary probabilities, float16, an empty array) go
+    through :func:`~softmaxkit._calibration_inputs.check_probs` here, which
+    checks them in full.
     """
     p = to_numpy(X)
     if p.ndim != 2 or p.dtype not in (np.float32, np.float64) or p.shape[1] == 0 or p.size == 0:
-        return np.ascontiguousarray(check_probs(X, name))
-    p = np.ascontiguousarray(p)
-    from softmaxkit.kernels import conformal as kernels
+        p = check_probs(X, name)
+        if p.dtype not in (np.float32, np.float64):
+            p = p.astype(np.float32)  # float16: exact in float32, which the kernels take
+    return np.ascontiguousarray(p)  # free when already contiguous
 
-    sums, bad = kernels.pick("row_checks", p.size)(p)
+
+def _bit_pattern(p: np.ndarray) -> tuple[np.ndarray, Any]:
+    """``p`` viewed as unsigned integers of its width, and the pattern of 1.0: the kernels' range check."""
+    if p.dtype == np.float64:
+        return p.view(np.uint64), np.uint64(0x3FF0000000000000)
+    return p.view(np.uint32), np.uint32(0x3F800000)
+
+
+def _refuse_bad_probs(source: tuple[Any, str] | None, sums: np.ndarray, bad: np.ndarray, dtype: Any) -> None:
+    """Raise if a kernel's row checks (``sums`` and ``bad`` per row) found rows that are not probabilities.
+
+    ``source`` is ``(the caller's array, its name)``, or None for probabilities
+    that softmaxkit computed itself (a softmax of checked logits). Same rules
+    as :func:`~softmaxkit._calibration_inputs.check_probs` (entries in [0, 1],
+    rows summing to 1 within the tolerance of the caller's dtype), which runs
+    only to word the error: it names the first bad entry or row. (It returns
+    for a ``-0.0``, which the kernels' bit test flags but is a valid 0.)
+    """
+    if source is None or sums.size == 0:
+        return
+    X, name = source
     # the tolerance follows the caller's dtype (a bfloat16 tensor arrives here as float32)
-    if bad.any() or np.abs(sums - 1.0).max() > row_sum_tolerance(getattr(X, "dtype", p.dtype)):
-        return np.ascontiguousarray(check_probs(X, name))  # raises, naming the first bad entry or row
-    return p
+    tolerance = row_sum_tolerance(getattr(X, "dtype", dtype))
+    if bad.any() or not np.abs(sums - 1.0).max() <= tolerance:
+        check_probs(X, name)
+
+
+def _check_rows(p: np.ndarray, source: tuple[Any, str] | None) -> None:
+    """The probability checks of :func:`_refuse_bad_probs` on their own pass (for kernels that do not fuse them)."""
+    if source is not None:
+        from softmaxkit.kernels import conformal as kernels
+
+        sums, bad = kernels.pick("row_checks", p.size)(p, *_bit_pattern(p))
+        _refuse_bad_probs(source, sums, bad, p.dtype)
 
 
 def _check_score_options(score: Any, k_reg: Any, lambda_: Any) -> tuple[str, int, float]:
@@ -268,17 +300,22 @@ def conformity_scores(
     -------
     ndarray of shape (n,), float64
     """
-    p = _checked_probs(probs, "probs")
+    p = _probs_array(probs, "probs")
     labels = check_labels(y, p.shape[1], p.shape[0])
     score, k_reg, lambda_ = _check_score_options(score, k_reg, lambda_)
-    return _true_class_scores(p, labels, score, _check_u(u, p.shape[0]), k_reg, lambda_)
+    return _true_class_scores(p, labels, score, _check_u(u, p.shape[0]), k_reg, lambda_, source=(probs, "probs"))
 
 
-def _true_class_scores(p: np.ndarray, y: np.ndarray, score: str, u: np.ndarray, k_reg: int, lam: float) -> np.ndarray:
-    if score == "lac":
-        return 1.0 - p[np.arange(len(y)), y].astype(np.float64)
+def _true_class_scores(p: np.ndarray, y: np.ndarray, score: str, u: np.ndarray, k_reg: int, lam: float, *,
+                       source: tuple[Any, str] | None) -> np.ndarray:
+    """Scores (n,) of the true classes; ``p`` from :func:`_probs_array`, checked here against ``source``."""
     from softmaxkit.kernels import conformal as kernels
 
+    if score == "lac":  # the check and the score in one pass
+        sums, bad, scores = kernels.pick("lac_scores", p.size)(p, *_bit_pattern(p), y)
+        _refuse_bad_probs(source, sums, bad, p.dtype)
+        return scores
+    _check_rows(p, source)
     return kernels.pick("true_class_scores", p.size)(p, y, u, k_reg, lam)
 
 
@@ -300,7 +337,7 @@ def prediction_sets(
     -------
     ndarray of bool, shape (n, C) for a scalar threshold, else (n, C, A)
     """
-    p = _checked_probs(probs, "probs")
+    p = _probs_array(probs, "probs")
     score, k_reg, lambda_ = _check_score_options(score, k_reg, lambda_)
     t = np.asarray(thresholds, dtype=np.float64)
     scalar = t.ndim == 0
@@ -311,18 +348,21 @@ def prediction_sets(
         raise ValueError(f"thresholds must be a float, shape (A,) or shape ({c}, A), got shape {t.shape}")
     if np.isnan(t).any():
         raise ValueError("thresholds must not be NaN")
-    out = _sets(p, np.ascontiguousarray(t), score, _check_u(u, p.shape[0]), k_reg, lambda_)
+    out = _sets(p, np.ascontiguousarray(t), score, _check_u(u, p.shape[0]), k_reg, lambda_, source=(probs, "probs"))
     return out[:, :, 0] if scalar else out
 
 
-def _sets(p: np.ndarray, thresholds: np.ndarray, score: str, u: np.ndarray, k_reg: int, lam: float) -> np.ndarray:
-    """(n, C, A) mask from validated, contiguous inputs; ``thresholds`` is (C, A)."""
+def _sets(p: np.ndarray, thresholds: np.ndarray, score: str, u: np.ndarray, k_reg: int, lam: float, *,
+          source: tuple[Any, str] | None) -> np.ndarray:
+    """(n, C, A) mask; ``p`` from :func:`_probs_array`, checked here against ``source``; ``thresholds`` is (C, A)."""
     from softmaxkit.kernels import conformal as kernels
 
-    if score == "lac":
+    if score == "lac":  # the check and the sets in one pass
         out = np.empty((thresholds.shape[1], p.shape[0], p.shape[1]), dtype=bool)
-        kernels.pick("lac_sets", p.size)(p, np.ascontiguousarray(thresholds.T), out)
+        sums, bad = kernels.pick("lac_sets", p.size)(p, *_bit_pattern(p), np.ascontiguousarray(thresholds.T), out)
+        _refuse_bad_probs(source, sums, bad, p.dtype)
         return out.transpose(1, 2, 0)  # (n, C, A) view; contiguous for one level
+    _check_rows(p, source)
     out = np.empty((p.shape[0], p.shape[1], thresholds.shape[1]), dtype=bool)
     kernels.pick("adaptive_sets", p.size)(p, u, k_reg, lam, thresholds, out)
     return out
@@ -434,22 +474,26 @@ class ConformalClassifier(Persistable):
                 raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
         return _check_score_options(self.score, self.k_reg, self.lambda_)
 
-    def _probs(self, X: Any, name: str) -> np.ndarray:
-        """(n, C) contiguous probabilities from logits, probabilities or the estimator's features."""
+    def _probs(self, X: Any, name: str) -> tuple[np.ndarray, tuple[Any, str] | None]:
+        """(n, C) contiguous probabilities from logits, probabilities or the estimator's features.
+
+        Returns ``(p, source)``: the values of ``p`` are checked by the kernel
+        that reads them (:func:`_true_class_scores`, :func:`_sets`) against
+        ``source``, ``(the array given, its name)``; None when ``p`` is
+        softmaxkit's own softmax of checked logits.
+        """
         if self.estimator is not None:
             if self.input != "logits":
                 raise ValueError("input= applies only without an estimator (the estimator gives probabilities)")
             if not hasattr(self.estimator, "predict_proba"):
                 raise TypeError(f"estimator {type(self.estimator).__name__} has no predict_proba")
             name = f"{type(self.estimator).__name__}.predict_proba({name})"
-            p = _checked_probs(self.estimator.predict_proba(X), name)
-        elif check_choice(self.input, INPUTS, "input") == "probs":
-            p = _checked_probs(X, name)
-        else:
+            X = self.estimator.predict_proba(X)
+        elif check_choice(self.input, INPUTS, "input") == "logits":
             from softmaxkit.functional import softmax
 
-            p = softmax(check_logits(X, name), axis=-1)
-        return np.ascontiguousarray(p)
+            return np.ascontiguousarray(softmax(check_logits(X, name), axis=-1)), None
+        return _probs_array(X, name), (X, name)
 
     def _label_indices(self, y: Any, n_classes: int, n_rows: int) -> np.ndarray:
         if self.estimator is None:
@@ -506,12 +550,12 @@ class ConformalClassifier(Persistable):
         self
         """
         score, k_reg, lam = self._options()
-        p = self._probs(X, "X")
+        p, source = self._probs(X, "X")
         n, c = p.shape
         if n == 0:
             raise ValueError("cannot fit a conformal classifier on 0 calibration rows")
         labels = self._label_indices(y, c, n)
-        scores = _true_class_scores(p, labels, score, self._uniforms(n, 0), k_reg, lam)
+        scores = _true_class_scores(p, labels, score, self._uniforms(n, 0), k_reg, lam, source=source)
         counts = np.bincount(labels, minlength=c)
         if self.class_conditional:
             scores = scores[np.lexsort((scores, labels))]  # by class, then score
@@ -588,11 +632,11 @@ class ConformalClassifier(Persistable):
         self._check_fitted()
         score, k_reg, lam = self._options()
         alphas, scalar = _check_alpha(alpha)
-        p = self._probs(X, "X")
+        p, source = self._probs(X, "X")
         if p.shape[1] != self.n_classes_:
             raise ValueError(f"X has {p.shape[1]} classes but the conformal classifier was fitted on "
                              f"{self.n_classes_}")
-        out = _sets(p, self._thresholds(alphas), score, self._uniforms(p.shape[0], 1), k_reg, lam)
+        out = _sets(p, self._thresholds(alphas), score, self._uniforms(p.shape[0], 1), k_reg, lam, source=source)
         return out[:, :, 0] if scalar else out
 
     # ---- persistence (no pickle: JSON params + arrays)
