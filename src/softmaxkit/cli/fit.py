@@ -29,7 +29,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, metavar="MODEL", help="model file to write (.npz or .safetensors)")
     p.add_argument("--hidden", type=hidden_sizes, default=(), metavar="SIZES",
                    help="hidden layer sizes, e.g. 128,64 (default: none, i.e. multinomial logistic regression)")
-    p.add_argument("--alpha", type=float, default=1e-4, help="L2 regularisation strength (default: %(default)s)")
+    p.add_argument("--alpha", type=alpha_value, default="auto",
+                   help="L2 regularisation strength: a number >= 0, or 'auto' to choose it by held-out log-loss "
+                   "on internal folds of the training rows (default: %(default)s)")
     p.add_argument("--max-iter", type=positive_int, default=200, help="training iterations (default: %(default)s)")
     p.add_argument("--calibrate", choices=tuple(CALIBRATORS), help="also fit this calibrator on held-out data")
     p.add_argument("--holdout", type=fraction, default=0.25, metavar="FRACTION",
@@ -40,6 +42,21 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0, help="random seed of the split and the model (default: 0)")
     add_output_options(p)
     p.set_defaults(run=run)
+
+
+def alpha_value(text: str) -> float | str:
+    """``--alpha``: ``auto`` (SoftmaxClassifier's default) or a finite number >= 0."""
+    import math
+
+    if text.strip().lower() == "auto":
+        return "auto"
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected 'auto' or a number >= 0, got {text!r}") from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"expected 'auto' or a number >= 0, got {text!r}")
+    return value
 
 
 def calibrator_path(model_path: str) -> Path:
