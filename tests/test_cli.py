@@ -555,3 +555,24 @@ def test_calibrate_from_probabilities(capsys, scores, fitted, bc_csv, tmp_path):
                         "--calibrator", str(tmp_path / "bin.npz"), "--out", str(tmp_path / "out.csv"), "--json")
     assert rc == 0, err
     assert json.loads(out)["calibrated"]
+
+
+# --------------------------------------------------------------------------- fit --alpha (issue 15)
+
+
+def test_fit_alpha_follows_the_estimator_default():
+    from softmaxkit import SoftmaxClassifier
+    from softmaxkit.cli import build_parser
+
+    args = build_parser().parse_args(["fit", "d.csv", "--target", "y", "--out", "m.npz"])
+    assert args.alpha == SoftmaxClassifier().alpha == "auto"
+    for text, value in [("auto", "auto"), ("AUTO", "auto"), ("0.5", 0.5), ("0", 0.0), ("1e-4", 1e-4)]:
+        assert build_parser().parse_args(["fit", "d.csv", "--target", "y", "--out", "m.npz", "--alpha", text]).alpha == value
+
+
+@pytest.mark.parametrize("text", ["best", "-1", "nan", "inf", ""])
+def test_fit_bad_alpha_is_a_usage_error(capsys, text):
+    with pytest.raises(SystemExit) as exc:
+        main(["fit", "d.csv", "--target", "y", "--out", "m.npz", "--alpha", text])
+    assert exc.value.code == 2
+    assert "--alpha" in capsys.readouterr().err
