@@ -718,3 +718,15 @@ def test_search_keeps_the_reference_unless_clearly_beaten():
     losses[0.1] = 0.5 + noise
     result, _ = run(losses)
     assert 0.1 / 10**0.5 < result.alpha < 1.0
+
+
+def test_search_handles_infinite_and_nan_losses():
+    """A held-out row given probability 0 has infinite loss; a diverged fit NaN.
+    Neither may win the choice or break the paired test."""
+    from softmaxkit._alpha_search import _argmin, _significantly_better
+
+    ones = np.ones(3)
+    assert _significantly_better(np.array([np.inf, 0.0, 0.0]), ones)  # the reference lost a row entirely
+    assert not _significantly_better(np.array([np.nan, 0.0, 0.0]), ones)
+    assert not _significantly_better(np.array([1.0, -1.0, 0.1]), ones)
+    assert _argmin([np.nan, 0.5, 0.2, np.inf]) == 2

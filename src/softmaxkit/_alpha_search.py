@@ -216,7 +216,7 @@ def search(
             stalled += 1
             if stalled >= patience and seen_reference:
                 break
-    best_index = int(np.argmin(losses))
+    best_index = _argmin(losses)
     chosen = _refine(path, losses)
     if reference is not None:
         ref_index = int(np.argmin(np.abs(np.log(path) - np.log(reference))))
@@ -240,12 +240,21 @@ def _fit_and_score(fit, score, folds, i: int, alpha: float, starts: list[Any]) -
 
 
 def _significantly_better(gain: np.ndarray, weight: np.ndarray) -> bool:
-    """Whether the weighted mean of ``gain`` exceeds one standard error of it."""
+    """Whether the weighted mean of ``gain`` exceeds one standard error of it.
+
+    An infinite loss (a held-out row given probability 0) makes the gain
+    infinite: then the sign of the mean decides (NaN, from inf - inf, is no gain).
+    """
+    positive = weight > 0
+    gain, weight = gain[positive], weight[positive]
     total = float(np.sum(weight))
     if total <= 0:
         return False
-    mean = float(np.dot(gain, weight) / total)
-    var = float(np.dot(weight, (gain - mean) ** 2) / total)
+    with np.errstate(invalid="ignore"):
+        mean = float(np.dot(gain, weight) / total)
+        var = float(np.dot(weight, (gain - mean) ** 2) / total)
+    if not np.isfinite(var):
+        return mean > 0  # inf: clearly better; nan: undecided, keep what we have
     n_eff = total**2 / float(np.dot(weight, weight))
     return mean > np.sqrt(var / n_eff)
 
@@ -260,7 +269,7 @@ def _refine(path: list[float], losses: list[float]) -> float:
     take over. At either end of the evaluated path (or with a flat or concave
     triple) the grid value stands.
     """
-    best = int(np.argmin(losses))
+    best = _argmin(losses)
     if best == 0 or best == len(path) - 1 or not np.all(np.isfinite(losses[best - 1 : best + 2])):
         return float(path[best])
     x = np.log(path[best - 1 : best + 2])
@@ -274,15 +283,14 @@ def _refine(path: list[float], losses: list[float]) -> float:
     return float(np.exp(x[1] + offset))
 
 
+def _argmin(losses: list[float]) -> int:
+    """Index of the least loss; NaN (a diverged fit) counts as +inf, not as the least."""
+    return int(np.argmin(np.where(np.isnan(losses), np.inf, losses)))
+
+
 def fallback() -> AlphaSearch:
     """The search result when the data are too small to hold rows out."""
     return AlphaSearch(FALLBACK_ALPHA, np.zeros(0), np.zeros(0), 0)
-
-
-__all__ = [
-    "ALPHA_GRID", "DEFAULT_FOLDS", "DEFAULT_FOLDS_MLP", "FALLBACK_ALPHA", "MLP_ALPHA_GRID", "PATIENCE",
-    "AlphaSearch", "fallback", "make_folds", "search",
-]  # fmt: skip
 
 
 def reference_alpha(n_classes: int) -> float:
@@ -296,3 +304,10 @@ def reference_alpha(n_classes: int) -> float:
     :class:`~softmaxkit.SoftmaxClassifier`'s Notes).
     """
     return 2.0 if n_classes == 2 else 1.0
+
+
+__all__ = [
+    "ALPHA_GRID", "DEFAULT_FOLDS", "DEFAULT_FOLDS_MLP", "FALLBACK_ALPHA", "MLP_ALPHA_GRID", "PATIENCE",
+    "AlphaSearch", "fallback", "make_folds", "reference_alpha", "search",
+]  # fmt: skip
+

@@ -66,8 +66,9 @@ class SoftmaxClassifier(Persistable, ClassifierMixin, BaseEstimator):
         5 folds for the linear model, 3 for an MLP; an int: that many. Folds
         are shuffled with ``random_state`` and stratified by label, and there
         are never more than the smallest class has rows. A scikit-learn
-        splitter (``GroupKFold`` keeps repeated inputs together) or explicit
-        index pairs are used as given.
+        splitter (its ``split(X, y)`` is called) or explicit index pairs are
+        used as given: ``list(GroupKFold(5).split(X, y, groups))`` keeps
+        the repeated copies of an input in one fold.
     solver : {"auto", "lbfgs", "adam"}, default="auto"
         ``"lbfgs"``: SciPy's L-BFGS-B on all parameters, full batch.
         ``"adam"``: minibatch Adam. ``"auto"``: L-BFGS for the linear model
@@ -216,8 +217,8 @@ class SoftmaxClassifier(Persistable, ClassifierMixin, BaseEstimator):
     repeated rows, integer ``sample_weight`` and count targets (below) give
     equal fits for a given ``alpha``; the folds of ``"auto"`` split rows, so
     repeated copies of an input may land in different folds while a weighted
-    row cannot, and the chosen ``alpha`` may differ. Pass ``cv`` with groups
-    (e.g. a ``GroupKFold`` split) or a float ``alpha`` where that matters.
+    row cannot, and the chosen ``alpha`` may differ. Pass ``cv`` as grouped
+    splits or a float ``alpha`` where that matters.
 
     **Preconditioning.** ``fit`` trains in the coordinates
     :math:`\tilde x_j = (x_j - \mu_j)/s_j` with :math:`s_j = \sqrt{\mathrm{var}_j + \alpha/S}`
@@ -333,6 +334,9 @@ class SoftmaxClassifier(Persistable, ClassifierMixin, BaseEstimator):
         if self.solver not in _SOLVERS:
             raise ValueError(f"solver must be one of {_SOLVERS}, got {self.solver!r}")
         if not self._auto_alpha():
+            alpha = self.alpha
+            if isinstance(alpha, str) or not (isinstance(alpha, numbers.Real) and not isinstance(alpha, bool)):
+                raise ValueError(f"alpha must be 'auto' or a real number >= 0, got {alpha!r}")
             real("alpha", 0.0)
         cv = self.cv
         if isinstance(cv, numbers.Integral) and not isinstance(cv, bool):
