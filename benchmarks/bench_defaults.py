@@ -234,7 +234,13 @@ def goal_check(results, info) -> bool:
             (t_ours <= GOAL_TIME * t_cv, f"time/LRCV {t_ours / t_cv:.2f} <= {GOAL_TIME}"),
         ]
         ok &= all(passed for passed, _ in checks)
-        print(f"  {name:<16}" + "   ".join(f"[{'ok' if p else 'MISS'}] {text}" for p, text in checks))
+        # Paired per split: how often the default's log-loss is no worse (the medians hide the spread).
+        wins = [sum(a <= b * (1 + TIE) for a, b in zip(results[(name, "Softmax()")]["log_loss"],
+                                                       results[(name, peer)]["log_loss"]))
+                for peer in ("LR()", "LRCV(nll)")]  # fmt: skip
+        n = len(results[(name, "Softmax()")]["log_loss"])
+        print(f"  {name:<16}" + "   ".join(f"[{'ok' if p else 'MISS'}] {text}" for p, text in checks)
+              + f"   no worse in {wins[0]}/{n} splits vs LR, {wins[1]}/{n} vs LRCV")
     print(f"\nAll goals met: {ok}")
     return ok
 
