@@ -202,13 +202,13 @@ class SoftmaxClassifier(Persistable, ClassifierMixin, BaseEstimator):
     *Cost:* ``5 m + 1`` fits, ``m`` the grid values walked (typically 8-13),
     but warm-started path fits take a few iterations each: in
     ``benchmarks/bench_defaults.py`` (7 data sets of 150-3000 rows) the whole
-    fit took 0.07-0.14 of ``LogisticRegressionCV(scoring="neg_log_loss")``'s
-    time and 0.9-2.1 times one ``LogisticRegression()`` fit.
+    fit took 0.05-0.23 of ``LogisticRegressionCV(scoring="neg_log_loss")``'s
+    time and 1.3-11 times one ``LogisticRegression()`` fit.
     *MLPs* score ``alpha = 10**2 ... 10**-2`` (decade steps, all five
     values, no reference) over 3 folds, every fit from the same fresh
     initialisation (a path warm-started across penalties keeps an MLP's
     over-fit), so ``alpha="auto"`` costs about 11 single fits (in the same
-    benchmark 1.4-11 s, 0.4-6.7 times ``MLPClassifier()``); pass a float
+    benchmark 0.6-5.8 s, 1-6.4 times ``MLPClassifier()``); pass a float
     ``alpha`` to skip it. *Small data:* with fewer rows in the smallest class
     than folds, the folds are reduced to that count; when a class has a
     single row (or, for probability/count targets, fewer than two rows carry
