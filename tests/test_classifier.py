@@ -560,9 +560,16 @@ def test_auto_alpha_attributes_and_refit():
     # path's minimum, each widened by the half-step vertex refinement.
     best = path[np.argmin(loss)]
     assert min(best, 1.0) / 10**0.25 <= clf.alpha_ <= max(best, 1.0) * 10**0.25
-    # The refit is the fit at alpha_ (same seed), and a float alpha records itself.
+    # The refit (warm-started from the fold average) reaches the optimum at alpha_,
+    # as a fit with a float alpha does, up to the solver tolerance; that one records itself.
     fixed = SoftmaxClassifier(alpha=clf.alpha_, random_state=0).fit(X, y)
-    np.testing.assert_array_equal(fixed.predict_proba(X), clf.predict_proba(X))
+    tight = dict(tol=1e-10, max_iter=5000)
+    np.testing.assert_allclose(fixed.predict_proba(X), clf.predict_proba(X), atol=1e-2)
+    np.testing.assert_allclose(
+        SoftmaxClassifier(random_state=0, **tight).fit(X, y).predict_proba(X),
+        SoftmaxClassifier(alpha=clf.alpha_, random_state=0, **tight).fit(X, y).predict_proba(X),
+        atol=1e-6,
+    )
     assert fixed.alpha_ == clf.alpha_ and fixed.alpha_path_ is None and fixed.alpha_path_loss_ is None
 
 

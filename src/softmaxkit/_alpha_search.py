@@ -95,12 +95,17 @@ class AlphaSearch:
         held-out rows of all folds.
     n_folds : int
         Folds used (0 for the fallback).
+    fold_fits : tuple
+        With warm starts (the linear model), each fold's fit at the grid
+        value nearest ``alpha``: the refit starts from their average. Empty
+        otherwise.
     """
 
     alpha: float
     path: np.ndarray
     loss: np.ndarray
     n_folds: int
+    fold_fits: tuple = ()
 
 
 def make_folds(
@@ -151,6 +156,7 @@ def search(
     grid: tuple[float, ...],
     patience: int = PATIENCE,
     reference: float | None = None,
+    warm: bool = True,
 ) -> AlphaSearch:
     """Walk ``grid`` in its order, scoring each ``alpha`` over ``folds``.
 
@@ -171,6 +177,9 @@ def search(
     reference : float, optional
         A grid value kept unless another beats it by more than one standard
         error of the paired per-row difference (see Notes).
+    warm : bool, default True
+        Whether ``fit`` uses ``start`` (then :attr:`AlphaSearch.fold_fits`
+        returns the fold fits at the chosen value, for the refit's start).
 
     Returns
     -------
@@ -199,6 +208,7 @@ def search(
     path: list[float] = []
     losses: list[float] = []
     row_losses: list[np.ndarray] = []
+    history: list[tuple] = []
     rows = np.concatenate([test for _, test in folds])
     w = weight[rows]
     total = float(np.sum(w))
@@ -209,6 +219,7 @@ def search(
         path.append(alpha)
         losses.append(loss)
         row_losses.append(per_row)
+        history.append(tuple(starts))
         seen_reference = seen_reference or np.isclose(alpha, reference)
         if loss < best:
             best, stalled = loss, 0
@@ -229,7 +240,9 @@ def search(
                 k -= 1
             if k != best_index:
                 chosen = path[k]
-    return AlphaSearch(float(chosen), np.asarray(path), np.asarray(losses), len(folds))
+    nearest = int(np.argmin(np.abs(np.log(path) - np.log(chosen))))
+    fold_fits = history[nearest] if warm else ()
+    return AlphaSearch(float(chosen), np.asarray(path), np.asarray(losses), len(folds), fold_fits)
 
 
 def _fit_and_score(fit, score, folds, i: int, alpha: float, starts: list[Any]) -> np.ndarray:
