@@ -558,3 +558,41 @@ def test_calibrate_from_probabilities(capsys, scores, fitted, bc_csv, tmp_path):
                         "--calibrator", str(tmp_path / "bin.npz"), "--out", str(tmp_path / "out.csv"), "--json")
     assert rc == 0, err
     assert json.loads(out)["calibrated"]
+
+
+# --------------------------------------------------------------------------- fit --alpha (issue 15)
+
+
+def test_fit_alpha_follows_the_estimator_default():
+    from softmaxkit import SoftmaxClassifier
+    from softmaxkit.cli import build_parser
+
+    args = build_parser().parse_args(["fit", "d.csv", "--target", "y", "--out", "m.npz"])
+    assert args.alpha == SoftmaxClassifier().alpha == "auto"
+    for text, value in [("auto", "auto"), ("AUTO", "auto"), ("0.5", 0.5), ("0", 0.0), ("1e-4", 1e-4)]:
+        assert build_parser().parse_args(["fit", "d.csv", "--target", "y", "--out", "m.npz", "--alpha", text]).alpha == value
+
+
+@pytest.mark.parametrize("text", ["best", "-1", "nan", "inf", ""])
+def test_fit_bad_alpha_is_a_usage_error(capsys, text):
+    with pytest.raises(SystemExit) as exc:
+        main(["fit", "d.csv", "--target", "y", "--out", "m.npz", "--alpha", text])
+    assert exc.value.code == 2
+    assert "--alpha" in capsys.readouterr().err
+
+
+def test_fit_reports_the_chosen_alpha(capsys, tmp_path):
+    """--alpha auto (the default) is recorded with the penalty it chose, in the output and metrics.json."""
+    from sklearn.datasets import load_iris
+
+    X, y = load_iris(return_X_y=True)
+    write_columns(tmp_path / "iris.csv", {**{f"f{j}": X[:, j] for j in range(4)}, "species": y})
+    rc, out, err = call(capsys, "fit", str(tmp_path / "iris.csv"), "--target", "species", "--out",
+                        str(tmp_path / "m.npz"), "--json")
+    assert rc == 0, err
+    model = json.loads(out)["model"]
+    assert model["alpha"] == "auto"
+    import softmaxkit as sk
+
+    assert model["alpha_chosen"] == sk.load(tmp_path / "m.npz").alpha_ > 0
+    assert "alpha = auto (chose" in (tmp_path / "m-report" / "report.html").read_text()

@@ -30,7 +30,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, metavar="MODEL", help="model file to write (.npz or .safetensors)")
     p.add_argument("--hidden", type=hidden_sizes, default=(), metavar="SIZES",
                    help="hidden layer sizes, e.g. 128,64 (default: none, i.e. multinomial logistic regression)")
-    p.add_argument("--alpha", type=float, default=1e-4, help="L2 regularisation strength (default: %(default)s)")
+    p.add_argument("--alpha", type=alpha_value, default="auto",
+                   help="L2 regularisation strength: a number >= 0, or 'auto' to choose it by held-out log-loss "
+                   "on internal folds of the training rows (default: %(default)s)")
     p.add_argument("--max-iter", type=positive_int, default=200, help="training iterations (default: %(default)s)")
     p.add_argument("--calibrate", choices=tuple(CALIBRATORS),
                    help="also fit this calibrator, cross-fitted on the training rows (5 folds)")
@@ -54,6 +56,21 @@ def check(args: argparse.Namespace) -> None:
     except (TypeError, ValueError) as exc:
         option = next((opt for name, opt in options.items() if name in str(exc)), None)
         raise UsageError(f"{option}: {exc}" if option else str(exc)) from None
+
+
+def alpha_value(text: str) -> float | str:
+    """``--alpha``: ``auto`` (SoftmaxClassifier's default) or a finite number >= 0."""
+    import math
+
+    if text.strip().lower() == "auto":
+        return "auto"
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected 'auto' or a number >= 0, got {text!r}") from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"expected 'auto' or a number >= 0, got {text!r}")
+    return value
 
 
 def calibrator_path(model_path: str) -> Path:
@@ -169,7 +186,8 @@ def run(args: argparse.Namespace) -> int:
         "n_calibration": int(len(train)) if args.calibrate else 0,
         "calibration": f"cross-fitted, {folds} folds" if args.calibrate else None,
         "n_test": int(len(test_rows)),
-        "model": {"hidden_layer_sizes": list(args.hidden), "alpha": args.alpha, "max_iter": args.max_iter,
+        "model": {"hidden_layer_sizes": list(args.hidden), "alpha": args.alpha, "alpha_chosen": float(model.alpha_),
+                  "max_iter": args.max_iter,
                   "fit_seconds": fit_seconds, "path": str(args.out)},
         "calibrator": ({**params, "path": str(cal_out)} if cal_out else None),
         "held_out": metrics_by_key(scored),
@@ -187,7 +205,7 @@ def run(args: argparse.Namespace) -> int:
 
     say(
         f"Trained on {len(train)} rows x {data.X.shape[1]} features, {len(classes)} classes "
-        f"({fit_seconds:.2f} s); saved {args.out}",
+        f"({fit_seconds:.2f} s, alpha = {_alpha_text(args.alpha, metrics['model']['alpha_chosen'])}); saved {args.out}",
     )
     if cal_out is not None:
         temperature = f", T = {params['temperature']:.4g}" if "temperature" in params else ""
@@ -225,6 +243,11 @@ def _check_trainable_scale(path: str, data) -> None:  # noqa: ANN001
         )
 
 
+def _alpha_text(given: float | str, chosen: float) -> str:
+    """``auto (chose 0.0942 by held-out log-loss)`` or the number given."""
+    return f"auto (chose {chosen:.3g} by held-out log-loss)" if given == "auto" else f"{given:g}"
+
+
 def _write_report(report_dir, args, data, metrics, scored, *, inputs, outputs):
     from softmaxkit.cli._evaluation import comparison_section, verdict
     from softmaxkit.report import Headline, Paragraph, Report, Section, glossary_section, write_report
@@ -243,7 +266,8 @@ def _write_report(report_dir, args, data, metrics, scored, *, inputs, outputs):
         Section("Training", [Paragraph(
             f"Trained on {metrics['n_train']} rows of {args.data} ({metrics['n_features']} features, target column "
             f"{data.target_name!r}, classes {', '.join(map(str, metrics['classes']))}); hidden layers: {hidden}; "
-            f"alpha = {args.alpha}. {metrics['n_test']} held-out rows measure the model"
+            f"alpha = {_alpha_text(args.alpha, metrics['model']['alpha_chosen'])}. "
+            f"{metrics['n_test']} held-out rows measure the model"
             + (f"; the {args.calibrate} calibrator was {metrics['calibration']} on the training rows' out-of-fold "
                "logits" + (f" (T = {params['temperature']:.4g})" if "temperature" in params else "")
                + (", and stopped on its bound: not an improvement." if params.get("at_bound") else ".")
