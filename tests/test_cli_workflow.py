@@ -413,6 +413,21 @@ def test_huge_feature_in_predict_proba():
     assert np.isfinite(p).all() and np.allclose(p.sum(axis=1), 1.0)
 
 
+@pytest.mark.parametrize("alpha", [1.0, "auto"])
+def test_huge_feature_in_fit_is_refused_naming_row_and_column(alpha):
+    """The estimator itself refuses a feature whose square overflows: with a float alpha the fit
+    used to ignore the feature silently (its scale became inf); with "auto" it blamed another row."""
+    from softmaxkit._mlp import FeatureOverflowError
+
+    X = np.random.default_rng(0).normal(size=(60, 3))
+    y = (X[:, 0] > 0).astype(int)
+    X[7, 2] = 1e308
+    with pytest.raises(FeatureOverflowError, match=r"X\[7, 2\] = 1e\+308 is too large to train on"):
+        sk.SoftmaxClassifier(alpha=alpha).fit(X, y)
+    X[7, 2] = 1e150  # large, and its square still fits: trained, finite
+    assert np.isfinite(sk.SoftmaxClassifier(alpha=1.0, max_iter=50).fit(X, y).predict_proba(X)).all()
+
+
 def test_huge_feature_at_fit_names_row_and_column(capsys, tmp_path, iris):
     cols = {k: v.to_numpy(zero_copy_only=False) for k, v in read_columns(iris["train"]).items()}
     cols["sepal_width"] = cols["sepal_width"].copy()

@@ -139,19 +139,37 @@ def _forward(net: Network, xp: Any, layers: list[tuple[Any, Any]], X: Any) -> tu
 
 
 class FeatureOverflowError(ValueError):
-    """Finite features so large that the logits overflow float64 (inf or NaN).
+    """Finite features so large that float64 overflows: at prediction the logits, at fit the variance.
 
-    ``row`` and ``column`` locate the feature that contributes most to the
-    first overflowing row, so callers that know the file and the column names
-    can say where it is.
+    ``row`` and ``column`` locate the offending feature (at prediction, the one
+    that contributes most to the first overflowing row), so callers that know
+    the file and the column names can say where it is; ``problem`` is the rest
+    of the sentence after the value.
     """
 
-    def __init__(self, row: int, column: int, value: float) -> None:
+    def __init__(self, row: int, column: int, value: float, *, problem: str | None = None) -> None:
         self.row, self.column, self.value = row, column, value
-        super().__init__(
-            f"X[{row}, {column}] = {value:g} is too large: the logits overflow float64 on row {row} "
-            "(inf or NaN probabilities); rescale that feature to the range the model was trained on"
+        self.problem = problem or (
+            "is too large: the logits overflow float64 (inf or NaN probabilities); rescale that feature to the "
+            "range the model was trained on"
         )
+        super().__init__(f"X[{row}, {column}] = {value:g} {self.problem}")
+
+
+def check_trainable_scale(X: np.ndarray) -> None:
+    """Refuse features whose squares overflow float64, naming the first one (row and column).
+
+    Fitting centres and scales each feature by its weighted variance: squares
+    above about ``1.8e308 / n`` overflow, the feature's scale becomes inf and
+    the fit would silently ignore it (or fail deep inside with an unrelated
+    message). Raises :class:`FeatureOverflowError`.
+    """
+    limit = np.sqrt(np.finfo(np.float64).max / max(X.shape[0], 1))
+    if X.size and np.max(np.abs(X)) > limit:  # one reduction; the (n, d) mask only on failure
+        too_big = np.abs(X) > limit
+        i, j = (int(v) for v in np.unravel_index(int(np.argmax(too_big)), too_big.shape))
+        raise FeatureOverflowError(i, j, float(X[i, j]), problem=(
+            f"is too large to train on (its square overflows float64 above |x| = {limit:.3g}); rescale the column"))
 
 
 #: Rows per block of :func:`predict_logits`.

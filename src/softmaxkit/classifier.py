@@ -413,13 +413,15 @@ class SoftmaxClassifier(Persistable, ClassifierMixin, BaseEstimator):
         Raises
         ------
         ValueError
-            Invalid parameters, NaN/inf in ``X``, mismatched lengths,
-            continuous labels, labels outside ``classes``, an (n, K) ``y``
+            Invalid parameters, NaN/inf in ``X``, a feature so large that its
+            square overflows float64 (:class:`~softmaxkit._mlp.FeatureOverflowError`,
+            naming row and column), mismatched lengths, continuous labels, labels outside ``classes``, an (n, K) ``y``
             whose rows are neither probabilities nor counts, fewer than two
             classes with positive weight.
         """
         self._check_params()
         X = validate_data(self, X, reset=True, dtype=(np.float64, np.float32))
+        _mlp.check_trainable_scale(X)
         targets = encode_targets(y, classes=self.classes, sample_weight=sample_weight, n_samples=X.shape[0])
         cdtype = self._compute_dtype(X)
         xp = make_engine(self.device, cdtype)

@@ -222,25 +222,16 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _check_trainable_scale(path: str, data) -> None:  # noqa: ANN001
-    """Refuse features too large to train on, naming the first one (row and column).
-
-    Fitting centres and scales each feature: squares above about 1.8e308 / n
-    overflow float64, and training would fail deep inside with an unrelated
-    message about non-finite probabilities.
-    """
-    import numpy as np
-
+    """The estimator's own check (:func:`softmaxkit._mlp.check_trainable_scale`), before training,
+    with the file, line and column name in the message."""
+    from softmaxkit._mlp import FeatureOverflowError, check_trainable_scale
     from softmaxkit.data import DataFileError, location
 
-    limit = np.sqrt(np.finfo(np.float64).max / max(len(data.X), 1))
-    too_big = np.abs(data.X) > limit
-    if too_big.any():
-        i, j = np.unravel_index(int(np.argmax(too_big)), too_big.shape)
-        raise DataFileError(
-            location(Path(path), int(i), data.feature_names[j])
-            + f"value {data.X[i, j]:g} is too large to train on (its square overflows float64 above "
-            f"|x| = {limit:.3g}); rescale the column"
-        )
+    try:
+        check_trainable_scale(data.X)
+    except FeatureOverflowError as exc:
+        raise DataFileError(location(Path(path), exc.row, data.feature_names[exc.column])
+                            + f"value {exc.value:g} {exc.problem}") from None
 
 
 def _alpha_text(given: float | str, chosen: float) -> str:
