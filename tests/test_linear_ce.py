@@ -374,6 +374,133 @@ def test_bfloat16_input(monkeypatch, native, path, reduction):
         assert ours_err <= max(1.5 * torch_err, 2 ** -8 * np.abs(ref).max())
 
 
+def _bf16_problem(monkeypatch, native, path, n=64, d=32, v=300):
+    """bfloat16 leaves on the token-chunk or upcast-tile path (see test_bfloat16_input)."""
+    from softmaxkit.torch import _linear
+
+    monkeypatch.setattr(_linear, "NATIVE_BF16_GEMM", native)
+    chunk_size = 16
+    if path == "upcast-tiles":
+        monkeypatch.setattr(linear, "CHUNK_BYTES", 2 * n * d * 4 + (n + d) * 4 * 70)
+        chunk_size = None
+    h, w, b, t = _inputs(n=n, d=d, v=v)
+    h, w, b = h.astype(np.float32) * 0.5, w.astype(np.float32) * 0.5, b.astype(np.float32)
+    leaves = [torch.tensor(a).bfloat16() for a in (h, w, b)]
+    return leaves, torch.tensor(t), chunk_size
+
+
+def _fresh(leaves):
+    return [a.detach().clone().requires_grad_() for a in leaves]
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("path", ["token-chunks", "upcast-tiles"])
+@pytest.mark.parametrize("native", [False, True], ids=["fp32-gemm", "bf16-gemm"])
+def test_loss_dtype_float32_for_bfloat16(monkeypatch, native, path, reduction):
+    """loss_dtype=torch.float32: the float64-accumulated loss rounded once to float32
+    (the default bf16 loss is that value rounded again), close to the float64 oracle."""
+    leaves, t, chunk_size = _bf16_problem(monkeypatch, native, path)
+    ht, wt, bt = _fresh(leaves)
+    kw = dict(bias=bt, chunk_size=chunk_size, reduction=reduction)
+    loss32 = sk.linear_cross_entropy(ht, wt, t, loss_dtype=torch.float32, **kw)
+    loss16 = sk.linear_cross_entropy(ht, wt, t, **kw)
+    assert loss32.dtype == torch.float32 and loss16.dtype == torch.bfloat16
+    torch.testing.assert_close(loss32.bfloat16(), loss16, rtol=0, atol=0)
+    h64, w64, b64 = (a.double().numpy() for a in leaves)
+    ref_loss, _ = dense_reference(h64, w64, b64, t.numpy(), reduction=reduction)
+    err = np.abs(loss32.detach().double().numpy() - ref_loss).max()
+    if native:  # bf16 GEMM outputs: torch's own dense bf16 logits are the bar
+        hb, wb, bb = leaves
+        dense = torch.nn.functional.cross_entropy((hb @ wb.T + bb).float(), t, reduction=reduction)
+        assert err <= max(2 * np.abs(dense.double().numpy() - ref_loss).max(), 1e-6)
+    else:  # float32 GEMMs on the bf16 inputs: float32 accuracy, far below bf16's 2**-9
+        assert err <= 1e-5 * max(1.0, np.abs(ref_loss).max())
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+@pytest.mark.parametrize("path", ["token-chunks", "upcast-tiles"])
+@pytest.mark.parametrize("native", [False, True], ids=["fp32-gemm", "bf16-gemm"])
+def test_loss_dtype_float32_upstream_scale_is_not_rounded(monkeypatch, native, path, reduction):
+    """``(loss / 60).backward()``: the float32 upstream 1/60 scales the bf16 gradients
+    exactly (one rounding of g * 1/60), not 1/60 rounded to bf16 (0.34% too large)."""
+    leaves, t, chunk_size = _bf16_problem(monkeypatch, native, path)
+    grads = []
+    for upstream in (None, 60):
+        ts = _fresh(leaves)
+        loss = sk.linear_cross_entropy(
+            ts[0], ts[1], t, bias=ts[2], chunk_size=chunk_size, reduction=reduction, loss_dtype=torch.float32
+        )
+        (loss if upstream is None else loss / upstream).backward()
+        grads.append([a.grad for a in ts])
+    scale = torch.tensor(1.0, dtype=torch.float32) / 60
+    for unit, scaled in zip(*grads):
+        assert scaled.dtype == torch.bfloat16
+        torch.testing.assert_close(scaled, (unit.float() * scale).bfloat16(), rtol=0, atol=0)
+
+
+def test_loss_dtype_reduction_none_upstream_and_double_backward(monkeypatch):
+    """"none" (gradients recomputed in backward with the float32 upstream) and
+    create_graph=True (the composite path) honour loss_dtype too."""
+    from softmaxkit.torch import _linear
+
+    monkeypatch.setattr(_linear, "NATIVE_BF16_GEMM", False)  # float32 GEMMs: float32-accurate loss
+    g = torch.Generator().manual_seed(0)
+    h0, w0 = torch.randn(2, 5, 8, generator=g).bfloat16(), (0.5 * torch.randn(13, 8, generator=g)).bfloat16()
+    y = torch.randint(0, 13, (2, 5), generator=g)
+    up = torch.linspace(0.1, 1.0, 10, dtype=torch.float32).reshape(2, 5) / 60
+    h, w = _fresh([h0, w0])
+    loss = sk.linear_cross_entropy(h, w, y, reduction="none", loss_dtype=torch.float32)
+    assert loss.dtype == torch.float32 and loss.shape == (2, 5)
+    loss.backward(up)
+    # float64 oracle on the bf16 inputs with the float32 upstream
+    h64, w64 = (a.double().requires_grad_() for a in (h0, w0))
+    ref = torch.nn.functional.cross_entropy((h64 @ w64.T).reshape(10, 13), y.reshape(10), reduction="none")
+    ref.backward(up.double().reshape(10))
+    torch.testing.assert_close(loss.double(), ref.detach().reshape(2, 5), rtol=1e-5, atol=1e-6)
+    for ours, want in ((h.grad, h64.grad), (w.grad, w64.grad)):
+        scale = float((ours.double() * want).sum() / (want * want).sum())
+        assert abs(scale - 1.0) < 1e-3, scale  # no systematic 16-bit scale error
+    # double backward: the composite path returns the float32 loss as well
+    h, w = _fresh([h0, w0])
+    loss = sk.linear_cross_entropy(h, w, y, reduction="sum", loss_dtype=torch.float32)
+    (gh,) = torch.autograd.grad(loss / 60, h, create_graph=True)
+    (gh_plain,) = torch.autograd.grad(
+        sk.linear_cross_entropy(h, w, y, reduction="sum", loss_dtype=torch.float32) / 60, h
+    )
+    assert gh.requires_grad and gh.dtype == torch.bfloat16
+    torch.testing.assert_close(gh, gh_plain, rtol=2**-7, atol=1e-6)
+    (gh * gh.float()).sum().backward()
+    assert w.grad is not None and torch.isfinite(w.grad.float()).all()
+    # forward-mode AD runs the composite ops: same dtype
+    with torch.autograd.forward_ad.dual_level():
+        dual = torch.autograd.forward_ad.make_dual(h0, torch.ones_like(h0))
+        out = sk.linear_cross_entropy(dual, w0, y, loss_dtype=torch.float32)
+        assert out.dtype == torch.float32
+        torch.testing.assert_close(torch.autograd.forward_ad.unpack_dual(out).primal, loss.detach() / 10, rtol=2**-7, atol=0)
+
+
+def test_loss_dtype_numpy_and_errors():
+    h, w, b, t = _inputs()
+    h16, w16, b16 = (a.astype(np.float16) for a in (h, w, b))
+    loss32 = sk.linear_cross_entropy(h16, w16, t, bias=b16, loss_dtype=np.float32)
+    loss16 = sk.linear_cross_entropy(h16, w16, t, bias=b16)
+    assert np.asarray(loss32).dtype == np.float32 and np.asarray(loss16).dtype == np.float16
+    assert np.float16(loss32) == loss16
+    ref, _ = dense_reference(*(a.astype(np.float64) for a in (h16, w16, b16)), t)
+    assert abs(float(loss32) - ref) <= 1e-5 * abs(ref)
+    out = sk.linear_cross_entropy_and_grad(h16, w16, t, bias=b16, loss_dtype="float64", reduction="none")
+    assert out[0].dtype == np.float64 and out[1].dtype == np.float16
+    with pytest.raises(ValueError, match="loss_dtype"):
+        sk.linear_cross_entropy(h, w, t, loss_dtype=np.float32)  # narrower than float64
+    with pytest.raises(TypeError, match="loss_dtype"):
+        sk.linear_cross_entropy(h, w, t, loss_dtype=np.int64)
+    ht, wt = torch.tensor(h).bfloat16(), torch.tensor(w).bfloat16()
+    with pytest.raises(ValueError, match="loss_dtype"):
+        sk.linear_cross_entropy(ht, wt, torch.tensor(t), loss_dtype=torch.float16)
+    with pytest.raises(TypeError, match="loss_dtype"):
+        sk.linear_cross_entropy(ht, wt, torch.tensor(t), loss_dtype=np.float32)
+
+
 def test_numpy_float16_and_float32():
     h, w, b, t = _inputs()
     ref_loss, (rh, rw, rb) = dense_reference(h, w, b, t)

@@ -323,19 +323,21 @@ def binary_cross_entropy_with_logits(
 # --------------------------------------------------------------------------- linear cross-entropy
 
 
-def linear_cross_entropy(hidden, weight, target, *, bias=None, chunk_size=None, **ce_options):
+def linear_cross_entropy(hidden, weight, target, *, bias=None, chunk_size=None, loss_dtype=None, **ce_options):
     """Fused ``cross_entropy(hidden @ weight.T + bias, target)`` with autograd.
 
     See :func:`softmaxkit.linear_cross_entropy` and
     :class:`softmaxkit.torch._linear.LinearCrossEntropyFunction`.
+    ``loss_dtype=torch.float32`` returns a float32 loss for 16-bit input
+    (default: the input dtype, as ``F.cross_entropy``).
     """
     from softmaxkit.torch._linear import linear_cross_entropy as impl
 
-    return impl(hidden, weight, target, bias=bias, chunk_size=chunk_size, **ce_options)
+    return impl(hidden, weight, target, bias=bias, chunk_size=chunk_size, loss_dtype=loss_dtype, **ce_options)
 
 
 def linear_cross_entropy_and_grad(
-    hidden, weight, target, *, bias=None, chunk_size=None, grad_output=None, **ce_options
+    hidden, weight, target, *, bias=None, chunk_size=None, grad_output=None, loss_dtype=None, **ce_options
 ):
     """``(loss, grad_hidden, grad_weight, grad_bias)`` as plain tensors, one pass.
 
@@ -344,8 +346,9 @@ def linear_cross_entropy_and_grad(
     from softmaxkit.torch._linear import linear_cross_entropy_and_grad as impl
 
     return impl(
-        hidden, weight, target, bias=bias, chunk_size=chunk_size, grad_output=grad_output, **ce_options
-    )
+        hidden, weight, target, bias=bias, chunk_size=chunk_size, grad_output=grad_output,
+        loss_dtype=loss_dtype, **ce_options,
+    )  # fmt: skip
 
 
 # softmaxkit.functional / softmaxkit.linear route tensors here (see softmaxkit._dispatch).
