@@ -484,7 +484,9 @@ def binary_cross_entropy_with_logits(
     logits : array_like of shape (...)
     target : array_like of the same shape, values in [0, 1]
     weight : array_like broadcastable to ``logits``, optional
+        Finite; any sign (negative values are accepted, as in torch).
     pos_weight : array_like broadcastable to the last axis, optional
+        Finite; any sign, as ``weight``.
     reduction : {"mean", "sum", "none"}
         ``"mean"`` averages over all elements.
 
@@ -532,6 +534,7 @@ def _broadcast_weight(w: Any, shape: tuple[int, ...], name: str, dtype: np.dtype
         np.broadcast_shapes(arr.shape, shape)
     except ValueError:
         raise ValueError(f"{name} of shape {arr.shape} cannot broadcast to {shape}") from None
-    if np.any(arr < 0) or not np.all(np.isfinite(arr)):
-        raise ValueError(f"{name} must be finite and non-negative")
+    # negative weights are accepted, as torch does (the loss stays finite); inf/NaN are refused
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} must be finite, got {arr[~np.isfinite(arr)].flat[0]}")
     return arr

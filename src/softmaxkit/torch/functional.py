@@ -308,8 +308,9 @@ def binary_cross_entropy_with_logits(
             torch.broadcast_shapes(v.shape, tuple(shape))
         except RuntimeError:
             raise ValueError(f"{name} of shape {tuple(v.shape)} cannot broadcast to {tuple(shape)}") from None
-        if bool((v < 0).any()) or not bool(torch.isfinite(v).all()):
-            raise ValueError(f"{name} must be finite and non-negative")
+        # any sign, as torch (the loss stays finite); inf/NaN are refused
+        if not bool(torch.isfinite(v).all()):
+            raise ValueError(f"{name} must be finite, got {v[~torch.isfinite(v)].flatten()[0].item()}")
         extra[name] = v
     loss = F.binary_cross_entropy_with_logits(logits.to(cdtype), y.to(cdtype), reduction="none", **extra)
     if reduction == "none":
