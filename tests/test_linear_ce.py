@@ -331,7 +331,7 @@ def test_loss_matches_oracle_through_dense_logits():
 
 
 @pytest.mark.parametrize("reduction", ["mean", "none"])
-@pytest.mark.parametrize("path", ["token-chunks", "upcast-tiles"])
+@pytest.mark.parametrize("path", ["token-chunks", "upcast-tiles", "native-tiles"])
 @pytest.mark.parametrize("native", [False, True], ids=["fp32-gemm", "bf16-gemm"])
 def test_bfloat16_input(monkeypatch, native, path, reduction):
     from softmaxkit.torch import _linear
@@ -342,17 +342,28 @@ def test_bfloat16_input(monkeypatch, native, path, reduction):
     if path == "upcast-tiles":
         # float32 GEMMs: tiles of 70 classes over all 64 tokens (the float32
         # shadows of hidden and its gradient, 16 KiB, come off the budget);
-        # native bf16 GEMMs keep token chunks within the same budget.
+        # native bf16 GEMMs: 24-row token chunks would be thin, so bf16 tiles.
         monkeypatch.setattr(linear, "CHUNK_BYTES", 2 * n * d * 4 + (n + d) * 4 * 70)
+        chunk_size = None
+    if path == "native-tiles":
+        # native bf16 GEMMs: a budget of 16 token rows (6 bytes a logit) takes tiles of
+        # 40 classes over all 64 tokens (the float32 grad_hidden accumulator, 8 KiB, comes off)
+        monkeypatch.setattr(linear, "CHUNK_BYTES", n * d * 4 + n * 6 * 40)
         chunk_size = None
     h, w, b, t = _inputs(n=n, d=d, v=v)
     h, w, b = h.astype(np.float32) * 0.5, w.astype(np.float32) * 0.5, b.astype(np.float32)
     ht, wt, bt = (torch.tensor(a).bfloat16().requires_grad_() for a in (h, w, b))
     tt = torch.tensor(t)
     lp, *_ = _linear.prepare(ht, wt, bt, tt, chunk_size, {})
-    assert lp.plan.vocab_tiles == (path == "upcast-tiles" and not native)
-    if lp.plan.vocab_tiles:
+    want_tiles = path != "token-chunks"
+    assert lp.plan.vocab_tiles == want_tiles
+    if path == "upcast-tiles" and not native:
         assert lp.plan == linear.PassPlan(True, n, 70)  # 5 tiles, the last one of 20 classes
+    if lp.plan.vocab_tiles and path == "native-tiles":
+        # native: 8 tiles of 40 classes (the last of 20) with bf16 GEMMs; without bf16
+        # GEMMs the same budget gives float32 upcast tiles
+        want = linear.PassPlan(True, n, 40) if native else linear.plan_upcast_tiles(n, v, d)
+        assert lp.plan == want
     upstream = torch.linspace(-1.0, 2.0, n) if reduction == "none" else torch.tensor(1.0)
     loss = sk.linear_cross_entropy(ht, wt, tt, bias=bt, chunk_size=chunk_size, reduction=reduction)
     loss.backward(upstream.to(loss.dtype))

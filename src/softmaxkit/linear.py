@@ -59,7 +59,7 @@ from softmaxkit._validation import check_floating, cross_entropy_options, dtype_
 
 __all__ = [
     "linear_cross_entropy", "linear_cross_entropy_and_grad", "CHUNK_BYTES", "chunk_rows", "plan_pass",
-    "plan_upcast_tiles",
+    "plan_upcast_tiles", "plan_native_low_tiles",
 ]
 
 #: Default memory budget for one chunk of logits (and of anything sized like
@@ -153,6 +153,40 @@ def plan_upcast_tiles(n_rows: int, n_classes: int, n_features: int) -> PassPlan:
     budget = max(CHUNK_BYTES - shadows, CHUNK_BYTES // 4)
     per_class = (n_rows + n_features) * 4
     return PassPlan(True, max(n_rows, 1), max(1, min(n_classes, budget // per_class)))
+
+
+def plan_native_low_tiles(
+    n_rows: int, n_classes: int, n_features: int, bytes_per_logit: int, *, chunk_size: Any = None
+) -> PassPlan | None:  # fmt: skip
+    """Vocabulary tiles over one block of all ``n_rows`` tokens for 16-bit
+    inputs whose GEMMs run natively in 16 bits (a CPU with AMX-BF16), or None
+    where token chunks are the better plan.
+
+    Token chunks at a large vocabulary are thin (70 rows at V = 131,072 with a
+    float32 and a bf16 logit each), and CPU torch has no bf16 x bf16 -> float32
+    GEMM, so each chunk's weight gradient comes out in bf16 blocks that are
+    added to a float32 ``(V, D)`` accumulator: at N=2048, D=256, V=128,256 that
+    was 3,780 ``add_`` calls streaming the 128 MiB accumulator 30 times, 5x
+    slower than the dense bf16 step. With one block of all tokens each tile's
+    weight gradient is one bf16 GEMM written once into the output, as torch's
+    dense backward does (float32 accumulation inside the GEMM, one rounding),
+    and the four GEMMs stay large. ``grad_hidden`` gets a float32 accumulator
+    (``N * D * 4`` bytes, taken off :data:`CHUNK_BYTES`); each tile adds its
+    bf16 ``g @ W_t`` to it. The tiles get the rest of the budget (at least a
+    quarter) at ``N * bytes_per_logit`` bytes per class.
+
+    Chosen, as :func:`plan_pass` chooses vocabulary tiles, where no
+    ``chunk_size`` is given, token chunks would have fewer than
+    :data:`VOCAB_TILES_BELOW_ROWS` rows and more than one chunk, and
+    ``N <= V`` (one token block fits).
+    """
+    if chunk_size is not None:
+        return None
+    rows = chunk_rows(n_rows, n_classes, bytes_per_logit)
+    if rows >= VOCAB_TILES_BELOW_ROWS or rows >= n_rows or n_rows > n_classes:
+        return None
+    budget = max(CHUNK_BYTES - n_rows * n_features * 4, CHUNK_BYTES // 4)
+    return PassPlan(True, n_rows, max(1, min(n_classes, budget // (n_rows * bytes_per_logit))))
 
 
 def chunk_rows(n_rows: int, n_classes: int, bytes_per_logit: int, budget: int | None = None) -> int:

@@ -39,6 +39,7 @@ from softmaxkit.linear import (
     PassPlan,
     _ce_options,
     check_linear_inputs,
+    plan_native_low_tiles,
     plan_pass,
     run_chunks,
     run_vocab_tiles,
@@ -129,6 +130,9 @@ class _TorchOps:
         # 16-bit input over vocabulary tiles (plan_upcast_tiles): float32 shadows
         # of hidden and its gradient; weight rows upcast one tile at a time.
         upcast_tiles = plan.vocab_tiles and h.dtype != self.gdtype
+        # 16-bit input over vocabulary tiles with native 16-bit GEMMs (plan_native_low_tiles):
+        # one token block; grad_hidden accumulates in float32, grad_weight is written once per tile.
+        self.native_tiles = plan.vocab_tiles and self.low is not None
         self.h = h.to(self.gdtype) if upcast_tiles else h
         self.w = w if (upcast_tiles or w.dtype == self.gdtype) else w.to(self.gdtype)  # (V, D)
         self._w_tile = torch.empty(width, w.shape[1], dtype=self.gdtype, device=h.device) if upcast_tiles else None
@@ -136,14 +140,19 @@ class _TorchOps:
         # (N, D); vocabulary tiles add into it (one term per tile)
         self.grad_h = None
         if need_h:
-            self.grad_h = torch.zeros_like(self.h) if plan.vocab_tiles else torch.empty_like(h)
+            self.grad_h = (
+                torch.zeros(h.shape, dtype=self.cdtype, device=h.device) if self.native_tiles
+                else torch.zeros_like(self.h) if plan.vocab_tiles
+                else torch.empty_like(h)
+            )  # fmt: skip
         # Accumulated in the compute dtype (float32/float64) across chunks; with
         # upcast tiles each tile's rows come out of one GEMM, written once into
         # the 16-bit output (through the float32 weight tile, no longer needed then).
         self.grad_w = None
         if need_w:
             self.grad_w = (
-                torch.empty_like(w) if upcast_tiles else torch.zeros(w.shape, dtype=self.cdtype, device=h.device)
+                torch.empty_like(w) if (upcast_tiles or self.native_tiles)
+                else torch.zeros(w.shape, dtype=self.cdtype, device=h.device)
             )
         self.grad_b = (
             torch.zeros(v, dtype=torch.float64, device=h.device) if (need_b and b is not None) else None
@@ -196,6 +205,16 @@ class _TorchOps:
         if self.grad_b is not None:
             self.grad_b += g.sum(dim=0, dtype=torch.float64)
 
+    def _accumulate_native_tile_grads(self, g, t0, t1, v0, v1):
+        """bf16 GEMMs on the tile's gradient, rounded to bf16 once (as torch's dense backward)."""
+        g16 = self.low.view(-1)[: g.numel()].view(g.shape).copy_(g)  # the spent bf16 logits tile
+        if self.grad_h is not None:
+            self.grad_h[t0:t1] += torch.mm(g16, self.w[v0:v1])  # (rows, D) bf16 term, float32 sum
+        if self.grad_w is not None:  # one token block (the plan): the tile's whole gradient, once
+            torch.mm(g16.T, self.h[t0:t1], out=self.grad_w[v0:v1])
+        if self.grad_b is not None:
+            self.grad_b[v0:v1] += g.sum(dim=0, dtype=torch.float64)
+
     def _weight_rows(self, v0, v1):
         """``W[v0:v1]`` in the GEMM dtype: upcast into the reused tile for 16-bit input."""
         if self._w_tile is None:
@@ -207,6 +226,13 @@ class _TorchOps:
 
     def tile_logits(self, t0, t1, v0, v1):
         out = self.buf.view(-1)[: (t1 - t0) * (v1 - v0)].view(t1 - t0, v1 - v0)
+        if self.native_tiles:  # bf16 GEMM, then float32 logits for the kernels (as the token chunks)
+            low = self.low.view(-1)[: out.numel()].view(out.shape)
+            torch.mm(self.h[t0:t1], self.w[v0:v1].T, out=low)
+            out.copy_(low)
+            if self.b is not None:
+                out += self.b[v0:v1]
+            return out.numpy()
         h_c, w_t = self.h[t0:t1], self._weight_rows(v0, v1)
         if self.b is None:
             torch.mm(h_c, w_t.T, out=out)
@@ -216,6 +242,9 @@ class _TorchOps:
 
     def accumulate_tile_grads(self, g, t0, t1, v0, v1):
         g = torch.from_numpy(g)  # the same memory as the tile buffer
+        if self.native_tiles:
+            self._accumulate_native_tile_grads(g, t0, t1, v0, v1)
+            return
         w_t = self._weight_rows(v0, v1)
         if self.grad_h is not None:
             self.grad_h[t0:t1].addmm_(g, w_t)
@@ -233,8 +262,13 @@ def _plan(n, v, hidden, chunk_size) -> PassPlan:
     cdtype = compute_dtype(hidden.dtype)
     gdtype = gemm_dtype(hidden.dtype, hidden.device)
     per_logit = cdtype.itemsize + (gdtype.itemsize if gdtype != cdtype else 0)
-    # Vocabulary tiles need the numba kernels (CPU) and float32/float64 GEMMs.
-    tiles_possible = hidden.device.type == "cpu" and gdtype == cdtype and vocab_tiles_available()
+    on_cpu_with_tiles = hidden.device.type == "cpu" and vocab_tiles_available()
+    if on_cpu_with_tiles and gdtype == hidden.dtype != cdtype:  # native bf16 GEMMs (AMX)
+        plan = plan_native_low_tiles(n, v, hidden.shape[-1], per_logit, chunk_size=chunk_size)
+        if plan is not None:
+            return plan
+    # Vocabulary tiles need the numba kernels (CPU) and float32/float64 GEMMs (or the plan above).
+    tiles_possible = on_cpu_with_tiles and gdtype == cdtype
     return plan_pass(
         n, v, per_logit, chunk_size=chunk_size, tiles_possible=tiles_possible,
         upcast_features=hidden.shape[-1] if hidden.dtype != gdtype else None,  # 16-bit, float32 GEMMs
