@@ -23,6 +23,11 @@ those of ``hidden`` and its gradient (``2 N D`` floats) rather than those of
 the weight and its gradient (``2 V D``). Elsewhere (``N > V``, or an explicit
 ``chunk_size``) token chunks upcast the weight once and accumulate its
 gradient in float32.
+
+With native bf16 GEMMs, thin token chunks (a large vocabulary) give way to
+vocabulary tiles over all tokens (:func:`softmaxkit.linear.plan_native_low_tiles`):
+bf16 GEMMs, each tile's weight gradient one GEMM written once into the bf16
+output, ``grad_hidden`` summed over tiles in float32.
 """
 
 from __future__ import annotations
