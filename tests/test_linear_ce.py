@@ -616,8 +616,14 @@ _MEMORY_SCRIPT = textwrap.dedent(
         # bf16 with float32 GEMMs (this CPU: no AMX): token chunks would also
         # hold float32 copies of W and of its gradient, 2 x 32 MiB here.
         ("torch-bf16", 32768, 256),
+        # bf16 with native bf16 GEMMs (AMX): 69-row token chunks would be thin,
+        # so bf16 vocabulary tiles over all tokens (plan_native_low_tiles)
+        ("torch-bf16", 131072, 256),
     ],
-    ids=["numpy-chunks", "torch-chunks", "numpy-tiles", "torch-tiles", "torch-bf16-upcast-tiles"],
+    ids=[
+        "numpy-chunks", "torch-chunks", "numpy-tiles", "torch-tiles", "torch-bf16-upcast-tiles",
+        "torch-bf16-native-tiles",
+    ],
 )
 def test_no_n_by_v_allocation(backend, v, d):
     # (N, V) float32 logits would be 256 MiB (1 GiB); the budget is 52 MiB and the
@@ -626,8 +632,14 @@ def test_no_n_by_v_allocation(backend, v, d):
     if backend == "torch-bf16":
         from softmaxkit.torch import _linear
 
-        if _linear._cpu_has_bf16_gemm():  # what the subprocess will detect
-            pytest.skip("this CPU has bf16 GEMMs: bf16 takes token chunks without upcasting")
+        native = _linear._cpu_has_bf16_gemm()  # what the subprocess will detect
+        if native != (v == 131072):
+            pytest.skip(f"this CPU {'has' if native else 'lacks'} bf16 GEMMs: another bf16 plan runs")
+        lp, *_ = _linear.prepare(
+            torch.zeros(n, d, dtype=torch.bfloat16), torch.zeros(v, d, dtype=torch.bfloat16),
+            None, torch.zeros(n, dtype=torch.int64), None, {},
+        )
+        assert lp.plan.vocab_tiles and lp.plan.rows == n
     else:
         assert plan_pass(n, v, 4).vocab_tiles == (v == 131072)
     dense = n * v * 4
