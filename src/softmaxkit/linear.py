@@ -166,8 +166,10 @@ def plan_native_low_tiles(
     float32 and a bf16 logit each), and CPU torch has no bf16 x bf16 -> float32
     GEMM, so each chunk's weight gradient comes out in bf16 blocks that are
     added to a float32 ``(V, D)`` accumulator: at N=2048, D=256, V=128,256 that
-    was 3,780 ``add_`` calls streaming the 128 MiB accumulator 30 times, 5x
-    slower than the dense bf16 step. With one block of all tokens each tile's
+    was 3,780 ``add_`` calls streaming the 128 MiB accumulator 30 times:
+    6.89 s per forward + backward against 2.91 s for torch's dense bf16, and
+    3.11 s with these tiles (``bench_linear_ce.py --variants dense_bf16,sk_bf16
+    --shape 2048,256,128256 --repeats 3``, 2 threads, AMX). With one block of all tokens each tile's
     weight gradient is one bf16 GEMM written once into the output, as torch's
     dense backward does (float32 accumulation inside the GEMM, one rounding),
     and the four GEMMs stay large. ``grad_hidden`` gets a float32 accumulator
