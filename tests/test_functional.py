@@ -359,3 +359,95 @@ def test_scalar_empty_and_dtype_inputs_as_torch():
     assert p.dtype == np.float64
     np.testing.assert_allclose(p, F.softmax(torch.tensor(x), -1, dtype=torch.float64).numpy(), rtol=1e-15)
     assert sk.log_softmax(torch.tensor(x), dtype=torch.float64).dtype == torch.float64
+
+
+# --------------------------------------------------------------------------- read-only inputs
+
+
+def _read_only(a, tmp_path=None):
+    """``a`` as a read-only array: a memory map (np.load(mmap_mode="r")) or setflags(write=False)."""
+    a = np.ascontiguousarray(a)
+    if tmp_path is not None:
+        path = tmp_path / f"a{len(list(tmp_path.iterdir()))}.npy"
+        np.save(path, a)
+        return np.load(path, mmap_mode="r")
+    a = a.copy()
+    a.setflags(write=False)
+    return a
+
+
+def _read_only_cases(dtype, soft_cap):
+    """(name, call) for every public op; sizes above kernels.CPU_MIN_ELEMENTS (numba kernels)."""
+    rng = np.random.default_rng(5)
+    n, c, d = 300, 40, 8
+    x = rng.standard_normal((n, c)).astype(dtype)
+    y = rng.integers(0, c, n)
+    y[::7] = -100
+    p = rng.dirichlet(np.ones(c), n).astype(dtype)
+    w = rng.uniform(0.5, 1.5, c)
+    h = rng.standard_normal((n, d)).astype(dtype)
+    lw = (0.5 * rng.standard_normal((c, d))).astype(dtype)
+    lb = rng.standard_normal(c).astype(dtype)
+    b = (x > 0).astype(dtype)
+    ce = dict(weight=w, label_smoothing=0.1, z_loss=1e-3, softcap=soft_cap)
+    lce = dict(class_weight=w, label_smoothing=0.1, z_loss=1e-3, softcap=soft_cap)
+    return {
+        "softmax": (lambda x: sk.softmax(x, temperature=2.0), [x]),
+        "softmax_axis0": (lambda x: sk.softmax(x, axis=0), [x]),
+        "log_softmax": (lambda x: sk.log_softmax(x), [x]),
+        "logsumexp": (lambda x: sk.logsumexp(x), [x]),
+        "sigmoid": (lambda x: sk.sigmoid(x), [x]),
+        "log_sigmoid": (lambda x: sk.log_sigmoid(x), [x]),
+        "cross_entropy": (lambda x, y: sk.cross_entropy(x, y), [x, y]),
+        "cross_entropy_options": (lambda x, y, w: sk.cross_entropy(x, y, reduction="none", **{**ce, "weight": w}), [x, y, w]),
+        "cross_entropy_soft": (lambda x, p: sk.cross_entropy(x, p, **ce), [x, p]),
+        "cross_entropy_and_grad": (lambda x, y: sk.cross_entropy_and_grad(x, y, **ce), [x, y]),
+        "cross_entropy_and_grad_soft": (
+            lambda x, p, u: sk.cross_entropy_and_grad(x, p, reduction="none", grad_output=u, **ce),
+            [x, p, np.linspace(0.5, 1.5, n)],
+        ),
+        "binary_cross_entropy_with_logits": (
+            lambda x, b, w, pw: sk.binary_cross_entropy_with_logits(x, b, weight=w, pos_weight=pw),
+            [x, b, np.ones(c), np.full(c, 2.0)],
+        ),
+        "linear_cross_entropy": (lambda h, lw, y, lb: sk.linear_cross_entropy(h, lw, y, bias=lb, **lce), [h, lw, y, lb]),
+        "linear_cross_entropy_and_grad": (
+            lambda h, lw, p, lb: sk.linear_cross_entropy_and_grad(h, lw, p, bias=lb, chunk_size=64, **lce),
+            [h, lw, p, lb],
+        ),
+    }
+
+
+_READ_ONLY_OPS = sorted(_read_only_cases(np.float32, None))
+
+
+@pytest.mark.parametrize("how", ["setflags", "mmap"])
+@pytest.mark.parametrize("soft_cap", [None, 3.0])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("op", _READ_ONLY_OPS)
+def test_read_only_inputs(tmp_path, op, dtype, soft_cap, how):
+    """Read-only logits, targets and weights (np.load(mmap_mode="r"), setflags(write=False))
+    give the writeable inputs' results, and are left untouched."""
+    fn, args = _read_only_cases(dtype, soft_cap)[op]
+    want = fn(*[a.copy() for a in args])
+    ro = [_read_only(a, tmp_path if how == "mmap" else None) for a in args]
+    got = fn(*ro)
+    # same values to rounding: numba compiles a separate specialisation for read-only arrays,
+    # whose vectorised sums may be ordered differently
+    eps = np.finfo(dtype).eps
+    for g, w in zip(got if isinstance(got, tuple) else (got,), want if isinstance(want, tuple) else (want,)):
+        assert np.asarray(g).dtype == np.asarray(w).dtype
+        np.testing.assert_allclose(g, w, rtol=16 * eps, atol=16 * eps)
+    for r, a in zip(ro, args):
+        assert not r.flags.writeable
+        np.testing.assert_array_equal(r, a)
+
+
+def test_read_only_out_and_grad_out_are_refused_up_front():
+    x = np.ones((300, 40), np.float32)
+    out = np.empty_like(x)
+    out.setflags(write=False)
+    with pytest.raises(ValueError, match="out is read-only"):
+        sk.softmax(x, out=out)
+    with pytest.raises(ValueError, match="grad_out is read-only"):
+        sk.cross_entropy_and_grad(x, np.zeros(300, np.int64), grad_out=out)

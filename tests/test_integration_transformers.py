@@ -559,12 +559,6 @@ def test_trainer_steps_match_unpatched(tmp_path):
     assert moved > 1e-3
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="torch layer: linear_cross_entropy returns a bfloat16 loss for bfloat16 input, so the Trainer's "
-    "1/num_items_in_batch reaches its backward rounded to bfloat16 (1/60 -> 0.34% too large), a systematic "
-    "gradient scale error that transformers' float32 loss does not have; the reported sum is bfloat16-rounded too",
-)
 def test_bfloat16_num_items_gradient_scale():
     """Same bfloat16 model, same hidden states: only the head and loss differ, so the
     patched head gradient should have the unpatched one's scale (to bfloat16 noise)."""

@@ -331,7 +331,7 @@ def test_loss_matches_oracle_through_dense_logits():
 
 
 @pytest.mark.parametrize("reduction", ["mean", "none"])
-@pytest.mark.parametrize("path", ["token-chunks", "upcast-tiles"])
+@pytest.mark.parametrize("path", ["token-chunks", "upcast-tiles", "native-tiles"])
 @pytest.mark.parametrize("native", [False, True], ids=["fp32-gemm", "bf16-gemm"])
 def test_bfloat16_input(monkeypatch, native, path, reduction):
     from softmaxkit.torch import _linear
@@ -342,17 +342,28 @@ def test_bfloat16_input(monkeypatch, native, path, reduction):
     if path == "upcast-tiles":
         # float32 GEMMs: tiles of 70 classes over all 64 tokens (the float32
         # shadows of hidden and its gradient, 16 KiB, come off the budget);
-        # native bf16 GEMMs keep token chunks within the same budget.
+        # native bf16 GEMMs: 24-row token chunks would be thin, so bf16 tiles.
         monkeypatch.setattr(linear, "CHUNK_BYTES", 2 * n * d * 4 + (n + d) * 4 * 70)
+        chunk_size = None
+    if path == "native-tiles":
+        # native bf16 GEMMs: a budget of 16 token rows (6 bytes a logit) takes tiles of
+        # 40 classes over all 64 tokens (the float32 grad_hidden accumulator, 8 KiB, comes off)
+        monkeypatch.setattr(linear, "CHUNK_BYTES", n * d * 4 + n * 6 * 40)
         chunk_size = None
     h, w, b, t = _inputs(n=n, d=d, v=v)
     h, w, b = h.astype(np.float32) * 0.5, w.astype(np.float32) * 0.5, b.astype(np.float32)
     ht, wt, bt = (torch.tensor(a).bfloat16().requires_grad_() for a in (h, w, b))
     tt = torch.tensor(t)
     lp, *_ = _linear.prepare(ht, wt, bt, tt, chunk_size, {})
-    assert lp.plan.vocab_tiles == (path == "upcast-tiles" and not native)
-    if lp.plan.vocab_tiles:
+    want_tiles = path != "token-chunks"
+    assert lp.plan.vocab_tiles == want_tiles
+    if path == "upcast-tiles" and not native:
         assert lp.plan == linear.PassPlan(True, n, 70)  # 5 tiles, the last one of 20 classes
+    if lp.plan.vocab_tiles and path == "native-tiles":
+        # native: 8 tiles of 40 classes (the last of 20) with bf16 GEMMs; without bf16
+        # GEMMs the same budget gives float32 upcast tiles
+        want = linear.PassPlan(True, n, 40) if native else linear.plan_upcast_tiles(n, v, d)
+        assert lp.plan == want
     upstream = torch.linspace(-1.0, 2.0, n) if reduction == "none" else torch.tensor(1.0)
     loss = sk.linear_cross_entropy(ht, wt, tt, bias=bt, chunk_size=chunk_size, reduction=reduction)
     loss.backward(upstream.to(loss.dtype))
@@ -372,6 +383,133 @@ def test_bfloat16_input(monkeypatch, native, path, reduction):
         ours_err = np.abs(ours.double().numpy() - ref).max()
         torch_err = np.abs(theirs.double().numpy() - ref).max()
         assert ours_err <= max(1.5 * torch_err, 2 ** -8 * np.abs(ref).max())
+
+
+def _bf16_problem(monkeypatch, native, path, n=64, d=32, v=300):
+    """bfloat16 leaves on the token-chunk or upcast-tile path (see test_bfloat16_input)."""
+    from softmaxkit.torch import _linear
+
+    monkeypatch.setattr(_linear, "NATIVE_BF16_GEMM", native)
+    chunk_size = 16
+    if path == "upcast-tiles":
+        monkeypatch.setattr(linear, "CHUNK_BYTES", 2 * n * d * 4 + (n + d) * 4 * 70)
+        chunk_size = None
+    h, w, b, t = _inputs(n=n, d=d, v=v)
+    h, w, b = h.astype(np.float32) * 0.5, w.astype(np.float32) * 0.5, b.astype(np.float32)
+    leaves = [torch.tensor(a).bfloat16() for a in (h, w, b)]
+    return leaves, torch.tensor(t), chunk_size
+
+
+def _fresh(leaves):
+    return [a.detach().clone().requires_grad_() for a in leaves]
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("path", ["token-chunks", "upcast-tiles"])
+@pytest.mark.parametrize("native", [False, True], ids=["fp32-gemm", "bf16-gemm"])
+def test_loss_dtype_float32_for_bfloat16(monkeypatch, native, path, reduction):
+    """loss_dtype=torch.float32: the float64-accumulated loss rounded once to float32
+    (the default bf16 loss is that value rounded again), close to the float64 oracle."""
+    leaves, t, chunk_size = _bf16_problem(monkeypatch, native, path)
+    ht, wt, bt = _fresh(leaves)
+    kw = dict(bias=bt, chunk_size=chunk_size, reduction=reduction)
+    loss32 = sk.linear_cross_entropy(ht, wt, t, loss_dtype=torch.float32, **kw)
+    loss16 = sk.linear_cross_entropy(ht, wt, t, **kw)
+    assert loss32.dtype == torch.float32 and loss16.dtype == torch.bfloat16
+    torch.testing.assert_close(loss32.bfloat16(), loss16, rtol=0, atol=0)
+    h64, w64, b64 = (a.double().numpy() for a in leaves)
+    ref_loss, _ = dense_reference(h64, w64, b64, t.numpy(), reduction=reduction)
+    err = np.abs(loss32.detach().double().numpy() - ref_loss).max()
+    if native:  # bf16 GEMM outputs: torch's own dense bf16 logits are the bar
+        hb, wb, bb = leaves
+        dense = torch.nn.functional.cross_entropy((hb @ wb.T + bb).float(), t, reduction=reduction)
+        assert err <= max(2 * np.abs(dense.double().numpy() - ref_loss).max(), 1e-6)
+    else:  # float32 GEMMs on the bf16 inputs: float32 accuracy, far below bf16's 2**-9
+        assert err <= 1e-5 * max(1.0, np.abs(ref_loss).max())
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+@pytest.mark.parametrize("path", ["token-chunks", "upcast-tiles"])
+@pytest.mark.parametrize("native", [False, True], ids=["fp32-gemm", "bf16-gemm"])
+def test_loss_dtype_float32_upstream_scale_is_not_rounded(monkeypatch, native, path, reduction):
+    """``(loss / 60).backward()``: the float32 upstream 1/60 scales the bf16 gradients
+    exactly (one rounding of g * 1/60), not 1/60 rounded to bf16 (0.34% too large)."""
+    leaves, t, chunk_size = _bf16_problem(monkeypatch, native, path)
+    grads = []
+    for upstream in (None, 60):
+        ts = _fresh(leaves)
+        loss = sk.linear_cross_entropy(
+            ts[0], ts[1], t, bias=ts[2], chunk_size=chunk_size, reduction=reduction, loss_dtype=torch.float32
+        )
+        (loss if upstream is None else loss / upstream).backward()
+        grads.append([a.grad for a in ts])
+    scale = torch.tensor(1.0, dtype=torch.float32) / 60
+    for unit, scaled in zip(*grads):
+        assert scaled.dtype == torch.bfloat16
+        torch.testing.assert_close(scaled, (unit.float() * scale).bfloat16(), rtol=0, atol=0)
+
+
+def test_loss_dtype_reduction_none_upstream_and_double_backward(monkeypatch):
+    """"none" (gradients recomputed in backward with the float32 upstream) and
+    create_graph=True (the composite path) honour loss_dtype too."""
+    from softmaxkit.torch import _linear
+
+    monkeypatch.setattr(_linear, "NATIVE_BF16_GEMM", False)  # float32 GEMMs: float32-accurate loss
+    g = torch.Generator().manual_seed(0)
+    h0, w0 = torch.randn(2, 5, 8, generator=g).bfloat16(), (0.5 * torch.randn(13, 8, generator=g)).bfloat16()
+    y = torch.randint(0, 13, (2, 5), generator=g)
+    up = torch.linspace(0.1, 1.0, 10, dtype=torch.float32).reshape(2, 5) / 60
+    h, w = _fresh([h0, w0])
+    loss = sk.linear_cross_entropy(h, w, y, reduction="none", loss_dtype=torch.float32)
+    assert loss.dtype == torch.float32 and loss.shape == (2, 5)
+    loss.backward(up)
+    # float64 oracle on the bf16 inputs with the float32 upstream
+    h64, w64 = (a.double().requires_grad_() for a in (h0, w0))
+    ref = torch.nn.functional.cross_entropy((h64 @ w64.T).reshape(10, 13), y.reshape(10), reduction="none")
+    ref.backward(up.double().reshape(10))
+    torch.testing.assert_close(loss.double(), ref.detach().reshape(2, 5), rtol=1e-5, atol=1e-6)
+    for ours, want in ((h.grad, h64.grad), (w.grad, w64.grad)):
+        scale = float((ours.double() * want).sum() / (want * want).sum())
+        assert abs(scale - 1.0) < 1e-3, scale  # no systematic 16-bit scale error
+    # double backward: the composite path returns the float32 loss as well
+    h, w = _fresh([h0, w0])
+    loss = sk.linear_cross_entropy(h, w, y, reduction="sum", loss_dtype=torch.float32)
+    (gh,) = torch.autograd.grad(loss / 60, h, create_graph=True)
+    (gh_plain,) = torch.autograd.grad(
+        sk.linear_cross_entropy(h, w, y, reduction="sum", loss_dtype=torch.float32) / 60, h
+    )
+    assert gh.requires_grad and gh.dtype == torch.bfloat16
+    torch.testing.assert_close(gh, gh_plain, rtol=2**-7, atol=1e-6)
+    (gh * gh.float()).sum().backward()
+    assert w.grad is not None and torch.isfinite(w.grad.float()).all()
+    # forward-mode AD runs the composite ops: same dtype
+    with torch.autograd.forward_ad.dual_level():
+        dual = torch.autograd.forward_ad.make_dual(h0, torch.ones_like(h0))
+        out = sk.linear_cross_entropy(dual, w0, y, loss_dtype=torch.float32)
+        assert out.dtype == torch.float32
+        torch.testing.assert_close(torch.autograd.forward_ad.unpack_dual(out).primal, loss.detach() / 10, rtol=2**-7, atol=0)
+
+
+def test_loss_dtype_numpy_and_errors():
+    h, w, b, t = _inputs()
+    h16, w16, b16 = (a.astype(np.float16) for a in (h, w, b))
+    loss32 = sk.linear_cross_entropy(h16, w16, t, bias=b16, loss_dtype=np.float32)
+    loss16 = sk.linear_cross_entropy(h16, w16, t, bias=b16)
+    assert np.asarray(loss32).dtype == np.float32 and np.asarray(loss16).dtype == np.float16
+    assert np.float16(loss32) == loss16
+    ref, _ = dense_reference(*(a.astype(np.float64) for a in (h16, w16, b16)), t)
+    assert abs(float(loss32) - ref) <= 1e-5 * abs(ref)
+    out = sk.linear_cross_entropy_and_grad(h16, w16, t, bias=b16, loss_dtype="float64", reduction="none")
+    assert out[0].dtype == np.float64 and out[1].dtype == np.float16
+    with pytest.raises(ValueError, match="loss_dtype"):
+        sk.linear_cross_entropy(h, w, t, loss_dtype=np.float32)  # narrower than float64
+    with pytest.raises(TypeError, match="loss_dtype"):
+        sk.linear_cross_entropy(h, w, t, loss_dtype=np.int64)
+    ht, wt = torch.tensor(h).bfloat16(), torch.tensor(w).bfloat16()
+    with pytest.raises(ValueError, match="loss_dtype"):
+        sk.linear_cross_entropy(ht, wt, torch.tensor(t), loss_dtype=torch.float16)
+    with pytest.raises(TypeError, match="loss_dtype"):
+        sk.linear_cross_entropy(ht, wt, torch.tensor(t), loss_dtype=np.float32)
 
 
 def test_numpy_float16_and_float32():
@@ -478,8 +616,14 @@ _MEMORY_SCRIPT = textwrap.dedent(
         # bf16 with float32 GEMMs (this CPU: no AMX): token chunks would also
         # hold float32 copies of W and of its gradient, 2 x 32 MiB here.
         ("torch-bf16", 32768, 256),
+        # bf16 with native bf16 GEMMs (AMX): 69-row token chunks would be thin,
+        # so bf16 vocabulary tiles over all tokens (plan_native_low_tiles)
+        ("torch-bf16", 131072, 256),
     ],
-    ids=["numpy-chunks", "torch-chunks", "numpy-tiles", "torch-tiles", "torch-bf16-upcast-tiles"],
+    ids=[
+        "numpy-chunks", "torch-chunks", "numpy-tiles", "torch-tiles", "torch-bf16-upcast-tiles",
+        "torch-bf16-native-tiles",
+    ],
 )
 def test_no_n_by_v_allocation(backend, v, d):
     # (N, V) float32 logits would be 256 MiB (1 GiB); the budget is 52 MiB and the
@@ -488,8 +632,14 @@ def test_no_n_by_v_allocation(backend, v, d):
     if backend == "torch-bf16":
         from softmaxkit.torch import _linear
 
-        if _linear._cpu_has_bf16_gemm():  # what the subprocess will detect
-            pytest.skip("this CPU has bf16 GEMMs: bf16 takes token chunks without upcasting")
+        native = _linear._cpu_has_bf16_gemm()  # what the subprocess will detect
+        if native != (v == 131072):
+            pytest.skip(f"this CPU {'has' if native else 'lacks'} bf16 GEMMs: another bf16 plan runs")
+        lp, *_ = _linear.prepare(
+            torch.zeros(n, d, dtype=torch.bfloat16), torch.zeros(v, d, dtype=torch.bfloat16),
+            None, torch.zeros(n, dtype=torch.int64), None, {},
+        )
+        assert lp.plan.vocab_tiles and lp.plan.rows == n
     else:
         assert plan_pass(n, v, 4).vocab_tiles == (v == 131072)
     dense = n * v * 4

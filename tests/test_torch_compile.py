@@ -121,6 +121,28 @@ def test_linear_cross_entropy_fullgraph_reduction_none_and_bias():
         torch.testing.assert_close(a, b)
 
 
+def test_linear_cross_entropy_fullgraph_loss_dtype_float32_for_bfloat16():
+    """loss_dtype=torch.float32 through the custom op: float32 loss and upstream, as eager."""
+    g = torch.Generator().manual_seed(4)
+    h0 = torch.randn(12, 8, generator=g).bfloat16()
+    w0 = (0.5 * torch.randn(11, 8, generator=g)).bfloat16()
+    y = torch.randint(0, 11, (12,), generator=g)
+
+    def loss_fn(h, w):
+        return skt.linear_cross_entropy(h, w, y, reduction="sum", loss_dtype=torch.float32) / 60
+
+    compiled = torch.compile(loss_fn, fullgraph=True, backend="aot_eager")
+    out = []
+    for fn in (loss_fn, compiled):
+        ts = [t.clone().requires_grad_() for t in (h0, w0)]
+        loss = fn(*ts)
+        assert loss.dtype == torch.float32
+        loss.backward()
+        out.append([loss.detach()] + [t.grad for t in ts])
+    for a, b in zip(out[1], out[0]):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
 def test_compiled_op_checks_labels_at_run_time():
     """Under torch.compile the Python-side checks see fake tensors; the op checks values."""
     fn = torch.compile(lambda x, y: skt.cross_entropy(x, y), fullgraph=True, backend="aot_eager")

@@ -318,3 +318,36 @@ def test_binary_cross_entropy_matches_torch(reduction):
     u = torch.randn_like(ref)
     torch.testing.assert_close(_grads(ours, x, u)[0], _grads(ref, x, u)[0])
     assert skt.binary_cross_entropy_with_logits(torch.zeros(0), torch.zeros(0)).item() == 0.0
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_binary_cross_entropy_negative_weight_and_pos_weight_match_torch(reduction, dtype):
+    """torch accepts negative weight / pos_weight (finite loss); so do we, on both paths,
+    with torch's values and logits gradients (torch differentiates neither weight nor pos_weight)."""
+    g = torch.Generator().manual_seed(7)
+    x0 = 3 * torch.randn(6, 4, generator=g, dtype=torch.float64)
+    y = torch.rand(6, 4, generator=g, dtype=torch.float64)
+    w0 = torch.randn(6, 4, generator=g, dtype=torch.float64)  # both signs
+    pw0 = torch.tensor([-1.5, 2.0, -0.25, 0.0], dtype=torch.float64)
+    out = []
+    for fn in (skt.binary_cross_entropy_with_logits, F.binary_cross_entropy_with_logits):
+        x, w, pw = x0.to(dtype).clone().requires_grad_(), w0.to(dtype), pw0.to(dtype)
+        loss = fn(x, y.to(dtype), weight=w, pos_weight=pw, reduction=reduction)
+        assert torch.isfinite(loss).all()
+        u = torch.linspace(-1, 2, loss.numel(), dtype=dtype).reshape(loss.shape)
+        out.append([loss.detach(), *torch.autograd.grad(loss, x, u)])
+    for ours, ref in zip(*out):
+        torch.testing.assert_close(ours, ref)
+    # the NumPy path: torch's values too
+    np_loss = sk.binary_cross_entropy_with_logits(
+        x0.to(dtype).numpy(), y.to(dtype).numpy(), weight=w0.to(dtype).numpy(), pos_weight=pw0.to(dtype).numpy(),
+        reduction=reduction,
+    )
+    torch.testing.assert_close(torch.as_tensor(np.asarray(np_loss)), out[1][0])
+    # non-finite weights are still refused, naming the argument
+    for name in ("weight", "pos_weight"):
+        with pytest.raises(ValueError, match=f"{name} must be finite"):
+            sk.binary_cross_entropy_with_logits(x0.numpy(), y.numpy(), **{name: np.full(4, np.inf)})
+        with pytest.raises(ValueError, match=f"{name} must be finite"):
+            skt.binary_cross_entropy_with_logits(x0, y, **{name: torch.full((4,), torch.nan, dtype=torch.float64)})

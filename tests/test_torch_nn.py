@@ -88,3 +88,16 @@ def test_linear_loss_module_class_weight():
     loss = LinearCrossEntropyLoss(class_weight=cw, label_smoothing=0.2)(x, head.weight, y, head.bias)
     ref = F.cross_entropy(head(x), y, weight=cw, label_smoothing=0.2)
     torch.testing.assert_close(loss, ref, rtol=1e-12, atol=1e-12)
+
+
+def test_linear_cross_entropy_loss_module_loss_dtype():
+    g = torch.Generator().manual_seed(2)
+    h = torch.randn(6, 4, generator=g).bfloat16()
+    w = torch.randn(5, 4, generator=g).bfloat16().requires_grad_()
+    y = torch.randint(0, 5, (6,), generator=g)
+    loss = LinearCrossEntropyLoss(reduction="sum", loss_dtype=torch.float32)(h, w, y)
+    plain = LinearCrossEntropyLoss(reduction="sum")(h, w, y)
+    assert loss.dtype == torch.float32 and plain.dtype == torch.bfloat16
+    assert loss.bfloat16() == plain
+    loss.backward()
+    assert w.grad.dtype == torch.bfloat16

@@ -59,12 +59,6 @@ def _softmax_impl(x: Any, axis: int, temperature: float, out: Any, *, log: bool,
     x = as_float_array(x if dtype is None else np.asarray(x).astype(dtype), "x")
     axis = normalize_axis(axis, x.ndim, allow_scalar=True)
     inv_t = 1.0 / check_temperature(temperature)
-    if x.ndim == 0 or x.size == 0:  # one class (probability 1, log 0; NaN stays NaN), or nothing
-        result = (x * 0 + (0 if log else 1)).astype(x.dtype)
-        if out is None:
-            return result
-        out[...] = result
-        return out
     if out is not None:
         if not isinstance(out, np.ndarray) or out.shape != x.shape:
             raise ValueError(
@@ -72,6 +66,13 @@ def _softmax_impl(x: Any, axis: int, temperature: float, out: Any, *, log: bool,
                 f"{getattr(out, 'shape', type(out).__name__)}"
             )
         check_floating(out, "out")
+        _check_writeable(out, "out")
+    if x.ndim == 0 or x.size == 0:  # one class (probability 1, log 0; NaN stays NaN), or nothing
+        result = (x * 0 + (0 if log else 1)).astype(x.dtype)
+        if out is None:
+            return result
+        out[...] = result
+        return out
     rows = to_rows(x, axis, compute_dtype(x.dtype))
     direct = None if out is None else _rows_view(out, axis, rows.dtype)
     res = np.empty_like(rows) if direct is None else direct
@@ -296,6 +297,13 @@ def _check_grad_out(grad_out: Any, logits: np.ndarray) -> None:
         )
     if grad_out.dtype != logits.dtype:
         raise TypeError(f"grad_out must have the logits' dtype {logits.dtype}, got {grad_out.dtype}")
+    _check_writeable(grad_out, "grad_out")
+
+
+def _check_writeable(arr: np.ndarray, name: str) -> None:
+    """``out=`` / ``grad_out=`` are written; say so before computing (inputs may be read-only)."""
+    if not arr.flags.writeable:
+        raise ValueError(f"{name} is read-only (e.g. np.load(mmap_mode='r')); pass a writeable array or None")
 
 
 def cross_entropy(
@@ -476,7 +484,9 @@ def binary_cross_entropy_with_logits(
     logits : array_like of shape (...)
     target : array_like of the same shape, values in [0, 1]
     weight : array_like broadcastable to ``logits``, optional
+        Finite; any sign (negative values are accepted, as in torch).
     pos_weight : array_like broadcastable to the last axis, optional
+        Finite; any sign, as ``weight``.
     reduction : {"mean", "sum", "none"}
         ``"mean"`` averages over all elements.
 
@@ -524,6 +534,7 @@ def _broadcast_weight(w: Any, shape: tuple[int, ...], name: str, dtype: np.dtype
         np.broadcast_shapes(arr.shape, shape)
     except ValueError:
         raise ValueError(f"{name} of shape {arr.shape} cannot broadcast to {shape}") from None
-    if np.any(arr < 0) or not np.all(np.isfinite(arr)):
-        raise ValueError(f"{name} must be finite and non-negative")
+    # negative weights are accepted, as torch does (the loss stays finite); inf/NaN are refused
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} must be finite, got {arr[~np.isfinite(arr)].flat[0]}")
     return arr

@@ -59,7 +59,7 @@ from softmaxkit._validation import check_floating, cross_entropy_options, dtype_
 
 __all__ = [
     "linear_cross_entropy", "linear_cross_entropy_and_grad", "CHUNK_BYTES", "chunk_rows", "plan_pass",
-    "plan_upcast_tiles",
+    "plan_upcast_tiles", "plan_native_low_tiles",
 ]
 
 #: Default memory budget for one chunk of logits (and of anything sized like
@@ -153,6 +153,42 @@ def plan_upcast_tiles(n_rows: int, n_classes: int, n_features: int) -> PassPlan:
     budget = max(CHUNK_BYTES - shadows, CHUNK_BYTES // 4)
     per_class = (n_rows + n_features) * 4
     return PassPlan(True, max(n_rows, 1), max(1, min(n_classes, budget // per_class)))
+
+
+def plan_native_low_tiles(
+    n_rows: int, n_classes: int, n_features: int, bytes_per_logit: int, *, chunk_size: Any = None
+) -> PassPlan | None:  # fmt: skip
+    """Vocabulary tiles over one block of all ``n_rows`` tokens for 16-bit
+    inputs whose GEMMs run natively in 16 bits (a CPU with AMX-BF16), or None
+    where token chunks are the better plan.
+
+    Token chunks at a large vocabulary are thin (70 rows at V = 131,072 with a
+    float32 and a bf16 logit each), and CPU torch has no bf16 x bf16 -> float32
+    GEMM, so each chunk's weight gradient comes out in bf16 blocks that are
+    added to a float32 ``(V, D)`` accumulator: at N=2048, D=256, V=128,256 that
+    was 3,780 ``add_`` calls streaming the 128 MiB accumulator 30 times:
+    6.89 s per forward + backward against 2.91 s for torch's dense bf16, and
+    3.11 s with these tiles (``bench_linear_ce.py --variants dense_bf16,sk_bf16
+    --shape 2048,256,128256 --repeats 3``, 2 threads, AMX). With one block of all tokens each tile's
+    weight gradient is one bf16 GEMM written once into the output, as torch's
+    dense backward does (float32 accumulation inside the GEMM, one rounding),
+    and the four GEMMs stay large. ``grad_hidden`` gets a float32 accumulator
+    (``N * D * 4`` bytes, taken off :data:`CHUNK_BYTES`); each tile adds its
+    bf16 ``g @ W_t`` to it. The tiles get the rest of the budget (at least a
+    quarter) at ``N * bytes_per_logit`` bytes per class.
+
+    Chosen, as :func:`plan_pass` chooses vocabulary tiles, where no
+    ``chunk_size`` is given, token chunks would have fewer than
+    :data:`VOCAB_TILES_BELOW_ROWS` rows and more than one chunk, and
+    ``N <= V`` (one token block fits).
+    """
+    if chunk_size is not None:
+        return None
+    rows = chunk_rows(n_rows, n_classes, bytes_per_logit)
+    if rows >= VOCAB_TILES_BELOW_ROWS or rows >= n_rows or n_rows > n_classes:
+        return None
+    budget = max(CHUNK_BYTES - n_rows * n_features * 4, CHUNK_BYTES // 4)
+    return PassPlan(True, n_rows, max(1, min(n_classes, budget // (n_rows * bytes_per_logit))))
 
 
 def chunk_rows(n_rows: int, n_classes: int, bytes_per_logit: int, budget: int | None = None) -> int:
@@ -403,8 +439,24 @@ def _prepare_numpy(hidden, weight, bias, target, options):
     return h.reshape(n, d), w, b, t_rows, soft, opts
 
 
-def _linear_numpy(hidden, weight, bias, target, *, chunk_size, want_grads, grad_output, options):
+def _check_loss_dtype(loss_dtype: Any, input_dtype: np.dtype) -> np.dtype:
+    """``loss_dtype=`` for NumPy input: a floating dtype at least as wide as the input's (None: the input's)."""
+    if loss_dtype is None:
+        return np.dtype(input_dtype)
+    try:
+        dt = np.dtype(loss_dtype)
+    except TypeError:
+        raise TypeError(f"loss_dtype must be a NumPy floating dtype or None, got {loss_dtype!r}") from None
+    if dt.kind != "f":
+        raise TypeError(f"loss_dtype must be a floating dtype or None, got {dt}")
+    if dt.itemsize < np.dtype(input_dtype).itemsize:
+        raise ValueError(f"loss_dtype must be at least as wide as the input dtype {np.dtype(input_dtype)}, got {dt}")
+    return dt
+
+
+def _linear_numpy(hidden, weight, bias, target, *, chunk_size, want_grads, grad_output, options, loss_dtype=None):
     h, w, b, t_rows, soft, opts = _prepare_numpy(hidden, weight, bias, target, options)
+    out_dtype = _check_loss_dtype(loss_dtype, h.dtype)
     n, v = h.shape[0], w.shape[0]
     scale = _reduction.loss_scale(opts.reduction, _reduction.row_weights(t_rows, opts, soft))
     row_scale = _reduction.gradient_row_scale(opts.reduction, scale, n, grad_output)
@@ -424,7 +476,7 @@ def _linear_numpy(hidden, weight, bias, target, *, chunk_size, want_grads, grad_
     dtype = np.asarray(hidden).dtype
     batch_shape = np.asarray(hidden).shape[:-1]
     loss = _reduction.reduce(row_loss, opts.reduction, scale, batch_shape)
-    loss = loss.astype(dtype) if opts.reduction == "none" else np.dtype(dtype).type(loss)
+    loss = loss.astype(out_dtype) if opts.reduction == "none" else out_dtype.type(loss)
     if not want_grads:
         return loss, None, None, None
     grad_h = ops.grad_h.reshape(np.asarray(hidden).shape)
@@ -451,6 +503,7 @@ def linear_cross_entropy(
     *,
     bias: Any = None,
     chunk_size: int | None = None,
+    loss_dtype: Any = None,
     **ce_options: Any,
 ) -> Any:
     r"""Cross-entropy of ``hidden @ weight.T + bias`` without forming the logits.
@@ -474,6 +527,14 @@ def linear_cross_entropy(
         of float32 logits, i.e. ``CHUNK_BYTES // (4 * V)``; where that is
         under :data:`VOCAB_TILES_BELOW_ROWS` on CPU, vocabulary tiles of the
         same size instead (see :func:`plan_pass`). Given, always token chunks.
+    loss_dtype : dtype, optional, keyword-only
+        The returned loss's dtype, a floating dtype at least as wide as
+        ``hidden``'s (a ``torch.dtype`` for tensors). Default: ``hidden``'s,
+        as ``torch.nn.functional.cross_entropy``. The loss is accumulated in
+        float64 and rounded once to this dtype, so ``torch.float32`` for
+        16-bit input gives a loss, and an upstream gradient (e.g. the
+        Trainer's ``1 / num_items_in_batch``), that are never rounded to
+        16 bits; the gradients stay in the inputs' dtypes.
     **ce_options
         ``weight`` is taken by the projection, so class weights are passed as
         ``class_weight``; the others (``ignore_index``, ``reduction``,
@@ -483,7 +544,8 @@ def linear_cross_entropy(
     Returns
     -------
     loss : scalar, or array of shape ``hidden.shape[:-1]`` for ``reduction="none"``
-        In ``hidden``'s dtype (a torch.Tensor with autograd for tensor input).
+        In ``loss_dtype`` (default ``hidden``'s dtype); a torch.Tensor with
+        autograd for tensor input.
 
     Raises
     ------
@@ -521,12 +583,12 @@ def linear_cross_entropy(
     """
     if is_torch_tensor(hidden):
         return torch_op("linear_cross_entropy")(
-            hidden, weight, target, bias=bias, chunk_size=chunk_size, **ce_options
+            hidden, weight, target, bias=bias, chunk_size=chunk_size, loss_dtype=loss_dtype, **ce_options
         )
     options = _ce_options(ce_options)
     loss, *_ = _linear_numpy(
         hidden, weight, bias, target, chunk_size=chunk_size, want_grads=False, grad_output=None,
-        options=options,
+        options=options, loss_dtype=loss_dtype,
     )
     return loss
 
@@ -539,6 +601,7 @@ def linear_cross_entropy_and_grad(
     bias: Any = None,
     chunk_size: int | None = None,
     grad_output: Any = None,
+    loss_dtype: Any = None,
     **ce_options: Any,
 ) -> tuple[Any, Any, Any, Any]:
     """Loss and the gradients for ``hidden``, ``weight`` and ``bias``, in one pass.
@@ -566,11 +629,11 @@ def linear_cross_entropy_and_grad(
     if is_torch_tensor(hidden):
         return torch_op("linear_cross_entropy_and_grad")(
             hidden, weight, target, bias=bias, chunk_size=chunk_size, grad_output=grad_output,
-            **ce_options,
-        )
+            loss_dtype=loss_dtype, **ce_options,
+        )  # fmt: skip
     return _linear_numpy(
         hidden, weight, bias, target, chunk_size=chunk_size, want_grads=True,
-        grad_output=grad_output, options=_ce_options(ce_options),
+        grad_output=grad_output, options=_ce_options(ce_options), loss_dtype=loss_dtype,
     )
 
 

@@ -58,14 +58,10 @@ Differences from the unpatched model, all deliberate:
 * If every target of a ``"mean"`` batch is ignored, the loss is 0.0 with zero
   gradient (softmaxkit's rule), where transformers gives NaN.
 * float64 models get a float64 loss (transformers computes it in float32).
-  16-bit models: the fused loss is computed in float32, but
-  :func:`softmaxkit.torch.linear_cross_entropy` returns it in the input's
-  dtype; it is cast to float32 (transformers' loss dtype) afterwards, so its
-  value carries bfloat16 rounding (up to 2**-9 relative), and with
-  ``num_items_in_batch`` the backward's upstream ``1 / num_items_in_batch``
-  is rounded to bfloat16 too (a gradient scale off by up to 0.4%, where
-  transformers' float32 loss has none). Fixing that belongs to the torch
-  layer (a float32 loss for 16-bit input); a strict-xfail test marks it.
+  16-bit models get a float32 loss, as in transformers
+  (``linear_cross_entropy(..., loss_dtype=torch.float32)``): it is never
+  rounded to 16 bits, and the backward's upstream ``1 / num_items_in_batch``
+  reaches the fused gradients in float32.
 
 How it works, and why this way: :func:`apply` moves the instance to a
 subclass of its class (same name, made once per class) whose ``forward`` is
@@ -465,9 +461,13 @@ def causal_lm_loss(
         bias = None if bias is None else bias * scale
     reduction = "mean" if num_items_in_batch is None else "sum"
     options = {} if softcap is None else {"softcap": softcap}
-    loss = linear_cross_entropy(rows, weight, target, bias=bias, ignore_index=ignore_index, reduction=reduction, **options)
-    if loss.dtype in (torch.float16, torch.bfloat16):
-        loss = loss.float()  # transformers' loss dtype for 16-bit models (the value is already rounded)
+    # transformers' loss dtype for 16-bit models is float32: asked of the fused loss itself, so
+    # neither its value nor the backward's upstream gradient (1 / num_items_in_batch) is rounded to 16 bits
+    loss_dtype = torch.float32 if weight.dtype in (torch.float16, torch.bfloat16) else None
+    loss = linear_cross_entropy(
+        rows, weight, target, bias=bias, ignore_index=ignore_index, reduction=reduction, loss_dtype=loss_dtype,
+        **options,
+    )  # fmt: skip
     if num_items_in_batch is not None:
         if torch.is_tensor(num_items_in_batch):
             num_items_in_batch = num_items_in_batch.to(loss.device)

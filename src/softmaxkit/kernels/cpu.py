@@ -631,7 +631,9 @@ def _ce_hard_rows(
         # Everything that reads the logits happens before the gradient may overwrite them.
         neg_z_y = shift64 - np.float64(src[y])
         smooth = _neg_shift_dot(src, w, has_weight, shift) if eps > 0.0 else 0.0
-        gr = g[i] if want_grad else src  # src is never written when want_grad is False
+        # Without want_grad nothing is written and g is a (1, 0) placeholder; g[0] (not src,
+        # which may be a read-only input) keeps gr one writable type for numba.
+        gr = g[i] if want_grad else g[0]
         s, log_s = _exp_pass(src, gr, shift, want_grad)
         _prefetch_half(x, i, True)
         lse = shift64 + log_s
@@ -657,7 +659,9 @@ def _ce_soft_rows(x, target, w, has_weight, eps, zeta, cap, row_scale, g, want_g
         keep = like(src, 1.0 - eps)
         add = like(src, eps / c)
         dot, wt_sum = _soft_target_sums(src, tr, w, has_weight, keep, add, shift)
-        gr = g[i] if want_grad else src  # src is never written when want_grad is False
+        # Without want_grad nothing is written and g is a (1, 0) placeholder; g[0] (not src,
+        # which may be a read-only input) keeps gr one writable type for numba.
+        gr = g[i] if want_grad else g[0]
         s, log_s = _exp_pass(src, gr, shift, want_grad)
         _prefetch_half(x, i, True)
         _prefetch_half(target, i, True)
@@ -754,7 +758,7 @@ def cross_entropy_2d(
     eps, zeta, cap = option_scalars(options)
     has_weight, w64, w, w_sum = class_weights(options, dtype, c)
     want_grad = grad_out is not None
-    g = grad_out if want_grad else np.empty((0, 0), dtype=dtype)
+    g = grad_out if want_grad else np.empty((1, 0), dtype=dtype)  # see _ce_hard_rows
     scale = (
         np.ascontiguousarray(row_scale, dtype=np.float64) if want_grad else np.empty(0)
     )

@@ -129,16 +129,17 @@ def cross_entropy(
     return (row_loss.sum() * scale.to(cdtype)).to(logits.dtype)
 
 
-def linear_cross_entropy(hidden, weight, bias, target, options, *, soft, class_weight=None):
+def linear_cross_entropy(hidden, weight, bias, target, options, *, soft, class_weight=None, loss_dtype=None):
     """``cross_entropy(hidden @ weight.T + bias, target)`` in differentiable ops.
 
     Builds the ``(N, V)`` logits the fused path avoids: used for double
-    backward and functorch transforms only.
+    backward and functorch transforms only. The loss is returned in
+    ``loss_dtype`` (default ``hidden.dtype``), cast from the compute dtype.
     """
     cdtype = compute_dtype(hidden.dtype)
     logits = hidden.to(cdtype) @ weight.to(cdtype).T
     if bias is not None:
         logits = logits + bias.to(cdtype)
     loss = cross_entropy(logits, target, options, axis=logits.ndim - 1, soft=soft, weight=class_weight)
-    return loss.to(hidden.dtype)
+    return loss.to(loss_dtype or hidden.dtype)
 

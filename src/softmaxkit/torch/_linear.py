@@ -23,6 +23,11 @@ those of ``hidden`` and its gradient (``2 N D`` floats) rather than those of
 the weight and its gradient (``2 V D``). Elsewhere (``N > V``, or an explicit
 ``chunk_size``) token chunks upcast the weight once and accumulate its
 gradient in float32.
+
+With native bf16 GEMMs, thin token chunks (a large vocabulary) give way to
+vocabulary tiles over all tokens (:func:`softmaxkit.linear.plan_native_low_tiles`):
+bf16 GEMMs, each tile's weight gradient one GEMM written once into the bf16
+output, ``grad_hidden`` summed over tiles in float32.
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ from softmaxkit.linear import (
     PassPlan,
     _ce_options,
     check_linear_inputs,
+    plan_native_low_tiles,
     plan_pass,
     run_chunks,
     run_vocab_tiles,
@@ -85,6 +91,23 @@ class LinearProblem:
     n_rows: int
     plan: PassPlan | None  # token chunks or vocabulary tiles (CPU, float32/float64); None while traced
     chunk_size: int | None = None  # as given (the custom op re-plans from it)
+    loss_dtype: torch.dtype | None = None  # the returned loss's dtype; None: hidden's
+
+
+def check_loss_dtype(loss_dtype: Any, input_dtype: torch.dtype) -> torch.dtype | None:
+    """Validate ``loss_dtype=``: None (the input dtype) or a floating torch dtype
+    at least as wide as ``input_dtype`` (the option exists to avoid rounding)."""
+    if loss_dtype is None:
+        return None
+    if not isinstance(loss_dtype, torch.dtype) or not loss_dtype.is_floating_point:
+        raise TypeError(f"loss_dtype must be a floating-point torch.dtype or None, got {loss_dtype!r}")
+    if loss_dtype.itemsize < input_dtype.itemsize or (
+        loss_dtype.itemsize == input_dtype.itemsize and loss_dtype != input_dtype
+    ):
+        raise ValueError(
+            f"loss_dtype must be at least as wide as the input dtype {input_dtype}, got {loss_dtype}"
+        )
+    return loss_dtype
 
 
 class _TorchOps:
@@ -112,6 +135,9 @@ class _TorchOps:
         # 16-bit input over vocabulary tiles (plan_upcast_tiles): float32 shadows
         # of hidden and its gradient; weight rows upcast one tile at a time.
         upcast_tiles = plan.vocab_tiles and h.dtype != self.gdtype
+        # 16-bit input over vocabulary tiles with native 16-bit GEMMs (plan_native_low_tiles):
+        # one token block; grad_hidden accumulates in float32, grad_weight is written once per tile.
+        self.native_tiles = plan.vocab_tiles and self.low is not None
         self.h = h.to(self.gdtype) if upcast_tiles else h
         self.w = w if (upcast_tiles or w.dtype == self.gdtype) else w.to(self.gdtype)  # (V, D)
         self._w_tile = torch.empty(width, w.shape[1], dtype=self.gdtype, device=h.device) if upcast_tiles else None
@@ -119,14 +145,19 @@ class _TorchOps:
         # (N, D); vocabulary tiles add into it (one term per tile)
         self.grad_h = None
         if need_h:
-            self.grad_h = torch.zeros_like(self.h) if plan.vocab_tiles else torch.empty_like(h)
+            self.grad_h = (
+                torch.zeros(h.shape, dtype=self.cdtype, device=h.device) if self.native_tiles
+                else torch.zeros_like(self.h) if plan.vocab_tiles
+                else torch.empty_like(h)
+            )  # fmt: skip
         # Accumulated in the compute dtype (float32/float64) across chunks; with
         # upcast tiles each tile's rows come out of one GEMM, written once into
         # the 16-bit output (through the float32 weight tile, no longer needed then).
         self.grad_w = None
         if need_w:
             self.grad_w = (
-                torch.empty_like(w) if upcast_tiles else torch.zeros(w.shape, dtype=self.cdtype, device=h.device)
+                torch.empty_like(w) if (upcast_tiles or self.native_tiles)
+                else torch.zeros(w.shape, dtype=self.cdtype, device=h.device)
             )
         self.grad_b = (
             torch.zeros(v, dtype=torch.float64, device=h.device) if (need_b and b is not None) else None
@@ -179,6 +210,16 @@ class _TorchOps:
         if self.grad_b is not None:
             self.grad_b += g.sum(dim=0, dtype=torch.float64)
 
+    def _accumulate_native_tile_grads(self, g, t0, t1, v0, v1):
+        """bf16 GEMMs on the tile's gradient, rounded to bf16 once (as torch's dense backward)."""
+        g16 = self.low.view(-1)[: g.numel()].view(g.shape).copy_(g)  # the spent bf16 logits tile
+        if self.grad_h is not None:
+            self.grad_h[t0:t1] += torch.mm(g16, self.w[v0:v1])  # (rows, D) bf16 term, float32 sum
+        if self.grad_w is not None:  # one token block (the plan): the tile's whole gradient, once
+            torch.mm(g16.T, self.h[t0:t1], out=self.grad_w[v0:v1])
+        if self.grad_b is not None:
+            self.grad_b[v0:v1] += g.sum(dim=0, dtype=torch.float64)
+
     def _weight_rows(self, v0, v1):
         """``W[v0:v1]`` in the GEMM dtype: upcast into the reused tile for 16-bit input."""
         if self._w_tile is None:
@@ -190,6 +231,13 @@ class _TorchOps:
 
     def tile_logits(self, t0, t1, v0, v1):
         out = self.buf.view(-1)[: (t1 - t0) * (v1 - v0)].view(t1 - t0, v1 - v0)
+        if self.native_tiles:  # bf16 GEMM, then float32 logits for the kernels (as the token chunks)
+            low = self.low.view(-1)[: out.numel()].view(out.shape)
+            torch.mm(self.h[t0:t1], self.w[v0:v1].T, out=low)
+            out.copy_(low)
+            if self.b is not None:
+                out += self.b[v0:v1]
+            return out.numpy()
         h_c, w_t = self.h[t0:t1], self._weight_rows(v0, v1)
         if self.b is None:
             torch.mm(h_c, w_t.T, out=out)
@@ -199,6 +247,9 @@ class _TorchOps:
 
     def accumulate_tile_grads(self, g, t0, t1, v0, v1):
         g = torch.from_numpy(g)  # the same memory as the tile buffer
+        if self.native_tiles:
+            self._accumulate_native_tile_grads(g, t0, t1, v0, v1)
+            return
         w_t = self._weight_rows(v0, v1)
         if self.grad_h is not None:
             self.grad_h[t0:t1].addmm_(g, w_t)
@@ -216,18 +267,26 @@ def _plan(n, v, hidden, chunk_size) -> PassPlan:
     cdtype = compute_dtype(hidden.dtype)
     gdtype = gemm_dtype(hidden.dtype, hidden.device)
     per_logit = cdtype.itemsize + (gdtype.itemsize if gdtype != cdtype else 0)
-    # Vocabulary tiles need the numba kernels (CPU) and float32/float64 GEMMs.
-    tiles_possible = hidden.device.type == "cpu" and gdtype == cdtype and vocab_tiles_available()
+    on_cpu_with_tiles = hidden.device.type == "cpu" and vocab_tiles_available()
+    if on_cpu_with_tiles and gdtype == hidden.dtype != cdtype:  # native bf16 GEMMs (AMX)
+        plan = plan_native_low_tiles(n, v, hidden.shape[-1], per_logit, chunk_size=chunk_size)
+        if plan is not None:
+            return plan
+    # Vocabulary tiles need the numba kernels (CPU) and float32/float64 GEMMs (or the plan above).
+    tiles_possible = on_cpu_with_tiles and gdtype == cdtype
     return plan_pass(
         n, v, per_logit, chunk_size=chunk_size, tiles_possible=tiles_possible,
         upcast_features=hidden.shape[-1] if hidden.dtype != gdtype else None,  # 16-bit, float32 GEMMs
     )  # fmt: skip
 
 
-def prepare(hidden, weight, bias, target, chunk_size, ce_options, *, check_values: bool | None = None):
+def prepare(
+    hidden, weight, bias, target, chunk_size, ce_options, *, check_values: bool | None = None, loss_dtype=None
+):
     """Validate a call; return ``(problem, flattened targets on hidden's device, class weight or None)``.
 
-    ``check_values`` as in :func:`softmaxkit.torch._cross_entropy.problem_for`.
+    ``check_values`` as in :func:`softmaxkit.torch._cross_entropy.problem_for`;
+    ``loss_dtype`` as in :func:`linear_cross_entropy`.
     """
     t = target if isinstance(target, torch.Tensor) else torch.as_tensor(target)
     if t.requires_grad:
@@ -237,6 +296,7 @@ def prepare(hidden, weight, bias, target, chunk_size, ce_options, *, check_value
             "(softmaxkit.torch.cross_entropy on explicit logits does differentiate soft targets)"
         )
     n, _, v = check_linear_inputs(hidden, weight, bias, t)
+    loss_dtype = check_loss_dtype(loss_dtype, hidden.dtype)
     options = _ce_options(ce_options)
     class_weight = options.pop("weight", None)
     opts = cross_entropy_options(n_classes=v, **options)
@@ -252,7 +312,7 @@ def prepare(hidden, weight, bias, target, chunk_size, ce_options, *, check_value
     plan = None if compiling() else _plan(n, v, hidden, chunk_size)
     t = t.to(hidden.device)
     t_rows = t.reshape(n, v).to(compute_dtype(hidden.dtype)).contiguous() if soft else t.reshape(n).to(torch.int64)
-    return LinearProblem(Problem(-1, opts, soft), n, plan, chunk_size), t_rows, cweight
+    return LinearProblem(Problem(-1, opts, soft), n, plan, chunk_size, loss_dtype), t_rows, cweight
 
 
 def run_rows(hidden, weight, bias, t_rows, options, class_weight, *, soft, row_scale, needs, chunk_size,
@@ -308,7 +368,8 @@ def run(hidden, weight, bias, t_rows, lp: LinearProblem, cweight=None, *, needs,
             h, weight, bias, t_rows, opts, cweight, soft=soft, row_scale=rs, needs=needs,
             chunk_size=lp.chunk_size, plan=lp.plan, tile_cache=tile_cache,
         )  # fmt: skip
-    loss = _reduction.reduce(row_loss, opts.reduction, scale, tuple(hidden.shape[:-1])).to(hidden.dtype)
+    # float64 row losses reduced, then rounded once to the loss dtype
+    loss = _reduction.reduce(row_loss, opts.reduction, scale, tuple(hidden.shape[:-1])).to(lp.loss_dtype or hidden.dtype)
     gh = None if gh is None else gh.reshape(hidden.shape)
     return loss, gh, gw, gb
 
@@ -374,11 +435,20 @@ class LinearCrossEntropyFunction(torch.autograd.Function):
                 hidden, weight, bias, t_rows, ctx.lp, cweight, needs=ctx.needs, grad_output=grad_output,
                 tile_cache=ctx.tile_cache,
             )  # fmt: skip
+        # grad_output stays in its own dtype (float32 with loss_dtype=torch.float32): a 0-dim
+        # operand does not promote, and the kernel multiplies in float32, so a 16-bit gradient
+        # is rounded once, with no 16-bit rounding of the scale (a systematic error) first.
         elif not in_place:
-            grads = [None if g is None else g * grad_output.to(g.dtype) for g in grads]
+            grads = [None if g is None else _scaled(g, grad_output) for g in grads]
         elif not (grad_output.device.type == "cpu" and float(grad_output) == 1.0):
-            grads = [None if g is None else g.mul_(grad_output.to(g.dtype)) for g in grads]
+            grads = [None if g is None else _scaled(g, grad_output, out=g) for g in grads]
         return grads[0], grads[1], grads[2], None, None, None
+
+
+def _scaled(g, grad_output, *, out=None):
+    """``g * grad_output`` in ``g``'s dtype, the scalar kept at its own precision (see backward)."""
+    scale = grad_output if grad_output.dtype.itemsize >= 4 else grad_output.float()
+    return torch.mul(g, scale, out=out) if out is not None else (g * scale).to(g.dtype)
 
 
 def _differentiable_backward(ctx, hidden, weight, bias, t_rows, cweight, grad_output):
@@ -388,7 +458,7 @@ def _differentiable_backward(ctx, hidden, weight, bias, t_rows, cweight, grad_ou
     with torch.enable_grad():
         loss = _composite.linear_cross_entropy(
             hidden.reshape(ctx.lp.n_rows, hidden.shape[-1]), weight, bias,
-            t_rows, problem.options, soft=problem.soft, class_weight=cweight,
+            t_rows, problem.options, soft=problem.soft, class_weight=cweight, loss_dtype=ctx.lp.loss_dtype,
         )  # fmt: skip
         if problem.options.reduction == "none":
             grad_output = grad_output.reshape(-1)
@@ -396,30 +466,36 @@ def _differentiable_backward(ctx, hidden, weight, bias, t_rows, cweight, grad_ou
     return tuple(next(grads) if need else None for need in ctx.needs)
 
 
-def linear_cross_entropy(hidden, weight, target, *, bias=None, chunk_size=None, **ce_options):
+def linear_cross_entropy(hidden, weight, target, *, bias=None, chunk_size=None, loss_dtype=None, **ce_options):
     """Autograd entry point; see :func:`softmaxkit.linear_cross_entropy`.
+
+    ``loss_dtype`` (a floating torch dtype at least as wide as ``hidden``'s,
+    default ``hidden.dtype``) is the dtype of the returned loss, so that of
+    the upstream gradient too: ``torch.float32`` for 16-bit input keeps the
+    loss and a scale such as ``1 / num_items`` from being rounded to 16 bits.
 
     Under ``torch.func`` transforms and forward-mode AD it runs as composite
     torch ops (:mod:`._composite`, which builds the logits).
     """
     transformed = not compiling() and _composite.transforms_active(hidden, weight, bias)
     lp, t_rows, cweight = prepare(
-        hidden, weight, bias, target, chunk_size, ce_options, check_values=not (transformed or compiling())
-    )
+        hidden, weight, bias, target, chunk_size, ce_options, check_values=not (transformed or compiling()),
+        loss_dtype=loss_dtype,
+    )  # fmt: skip
     if transformed:
         loss = _composite.linear_cross_entropy(
             hidden.reshape(lp.n_rows, hidden.shape[-1]), weight, bias, t_rows, lp.problem.options,
-            soft=lp.problem.soft, class_weight=cweight,
+            soft=lp.problem.soft, class_weight=cweight, loss_dtype=lp.loss_dtype,
         )  # fmt: skip
         return loss.reshape(hidden.shape[:-1]) if lp.problem.options.reduction == "none" else loss
     return LinearCrossEntropyFunction.apply(hidden, weight, bias, t_rows, cweight, lp)
 
 
 def linear_cross_entropy_and_grad(
-    hidden, weight, target, *, bias=None, chunk_size=None, grad_output: Any = None, **ce_options
+    hidden, weight, target, *, bias=None, chunk_size=None, grad_output: Any = None, loss_dtype=None, **ce_options
 ):
     """No-graph entry point; see :func:`softmaxkit.linear_cross_entropy_and_grad`."""
-    lp, t_rows, cweight = prepare(hidden, weight, bias, target, chunk_size, ce_options)
+    lp, t_rows, cweight = prepare(hidden, weight, bias, target, chunk_size, ce_options, loss_dtype=loss_dtype)
     with torch.no_grad():
         return run(
             hidden, weight, bias, t_rows, lp, cweight, needs=(True, True, bias is not None), grad_output=grad_output

@@ -308,8 +308,9 @@ def binary_cross_entropy_with_logits(
             torch.broadcast_shapes(v.shape, tuple(shape))
         except RuntimeError:
             raise ValueError(f"{name} of shape {tuple(v.shape)} cannot broadcast to {tuple(shape)}") from None
-        if bool((v < 0).any()) or not bool(torch.isfinite(v).all()):
-            raise ValueError(f"{name} must be finite and non-negative")
+        # any sign, as torch (the loss stays finite); inf/NaN are refused
+        if not bool(torch.isfinite(v).all()):
+            raise ValueError(f"{name} must be finite, got {v[~torch.isfinite(v)].flatten()[0].item()}")
         extra[name] = v
     loss = F.binary_cross_entropy_with_logits(logits.to(cdtype), y.to(cdtype), reduction="none", **extra)
     if reduction == "none":
@@ -323,19 +324,21 @@ def binary_cross_entropy_with_logits(
 # --------------------------------------------------------------------------- linear cross-entropy
 
 
-def linear_cross_entropy(hidden, weight, target, *, bias=None, chunk_size=None, **ce_options):
+def linear_cross_entropy(hidden, weight, target, *, bias=None, chunk_size=None, loss_dtype=None, **ce_options):
     """Fused ``cross_entropy(hidden @ weight.T + bias, target)`` with autograd.
 
     See :func:`softmaxkit.linear_cross_entropy` and
     :class:`softmaxkit.torch._linear.LinearCrossEntropyFunction`.
+    ``loss_dtype=torch.float32`` returns a float32 loss for 16-bit input
+    (default: the input dtype, as ``F.cross_entropy``).
     """
     from softmaxkit.torch._linear import linear_cross_entropy as impl
 
-    return impl(hidden, weight, target, bias=bias, chunk_size=chunk_size, **ce_options)
+    return impl(hidden, weight, target, bias=bias, chunk_size=chunk_size, loss_dtype=loss_dtype, **ce_options)
 
 
 def linear_cross_entropy_and_grad(
-    hidden, weight, target, *, bias=None, chunk_size=None, grad_output=None, **ce_options
+    hidden, weight, target, *, bias=None, chunk_size=None, grad_output=None, loss_dtype=None, **ce_options
 ):
     """``(loss, grad_hidden, grad_weight, grad_bias)`` as plain tensors, one pass.
 
@@ -344,8 +347,9 @@ def linear_cross_entropy_and_grad(
     from softmaxkit.torch._linear import linear_cross_entropy_and_grad as impl
 
     return impl(
-        hidden, weight, target, bias=bias, chunk_size=chunk_size, grad_output=grad_output, **ce_options
-    )
+        hidden, weight, target, bias=bias, chunk_size=chunk_size, grad_output=grad_output,
+        loss_dtype=loss_dtype, **ce_options,
+    )  # fmt: skip
 
 
 # softmaxkit.functional / softmaxkit.linear route tensors here (see softmaxkit._dispatch).

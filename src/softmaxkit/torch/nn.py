@@ -76,7 +76,8 @@ class LinearCrossEntropyLoss(_OptionsMixin, torch.nn.Module):
     ``loss_fn(h, model.lm_head.weight, y)``, so the head stays an ordinary
     ``nn.Linear`` for generation while training never builds the logits.
 
-    Parameters (keyword-only): ``chunk_size`` as in
+    Parameters (keyword-only): ``chunk_size`` and ``loss_dtype`` (e.g.
+    ``torch.float32`` for a float32 loss from bf16 input) as in
     :func:`softmaxkit.linear_cross_entropy`; ``class_weight`` (class
     weights, torch's ``weight``), ``ignore_index``, ``reduction``,
     ``label_smoothing``, ``z_loss``, ``softcap`` as in
@@ -86,10 +87,11 @@ class LinearCrossEntropyLoss(_OptionsMixin, torch.nn.Module):
     def __init__(
         self, *, chunk_size: int | None = None, class_weight: Any = None, ignore_index: int = -100,
         reduction: str = "mean", label_smoothing: float = 0.0, z_loss: float = 0.0,
-        softcap: float | None = None,
+        softcap: float | None = None, loss_dtype: torch.dtype | None = None,
     ) -> None:
         super().__init__()
         self.chunk_size = chunk_size
+        self.loss_dtype = loss_dtype
         # "class_weight": in this module "weight" is the projection passed to forward
         self._set_options(
             class_weight, ignore_index, reduction, label_smoothing, z_loss, softcap, weight_name="class_weight"
@@ -99,6 +101,6 @@ class LinearCrossEntropyLoss(_OptionsMixin, torch.nn.Module):
         self, hidden: torch.Tensor, weight: torch.Tensor, target: torch.Tensor, bias: torch.Tensor | None = None
     ) -> torch.Tensor:
         return F.linear_cross_entropy(
-            hidden, weight, target, bias=bias, chunk_size=self.chunk_size,
+            hidden, weight, target, bias=bias, chunk_size=self.chunk_size, loss_dtype=self.loss_dtype,
             class_weight=self.class_weight, **self._options(),
         )
