@@ -402,7 +402,10 @@ def test_huge_feature_in_predict_proba():
     from softmaxkit._mlp import FeatureOverflowError
 
     X = np.random.default_rng(0).normal(size=(60, 3))
-    clf = sk.SoftmaxClassifier(max_iter=50).fit(X, (X[:, 0] > 0).astype(int) + (X[:, 1] > 0))
+    # A weak, fixed penalty: feature 1's weights exceed 1, so -1e308 times them overflows
+    # (with alpha="auto" a strong penalty can keep them below 1, and the logits finite).
+    clf = sk.SoftmaxClassifier(alpha=1e-4, max_iter=50, random_state=0).fit(X, (X[:, 0] > 0).astype(int) + (X[:, 1] > 0))
+    assert np.abs(clf.coefs_[0][1]).max() > 1.0
     bad = X[:5].copy()
     bad[3, 1] = -1e308
     with pytest.raises(FeatureOverflowError, match=r"X\[3, 1\] = -1e\+308 is too large"):
