@@ -809,3 +809,21 @@ def test_fused_checks_refuse_every_bad_entry_and_accept_negative_zero(dtype, n_r
     for score in ("lac", "aps"):
         np.testing.assert_array_equal(conformity_scores(q, y, score=score), conformity_scores(p, y, score=score))
         np.testing.assert_array_equal(fitted[score].predict_sets(q), fitted[score].predict_sets(p))
+
+
+def test_cli_predict_refuses_a_conformal_predictor_of_another_class_count(capsys, cli_files, tmp_path):
+    """A 5-class conformal predictor on a 3-class model: refused naming the file, before any output."""
+    from sklearn.datasets import load_iris
+
+    from softmaxkit.data import write_columns
+
+    X, y = load_iris(return_X_y=True)
+    write_columns(tmp_path / "iris.csv", {**{f"f{j}": X[:, j] for j in range(4)}, "species": y})
+    assert _cli(capsys, "fit", str(tmp_path / "iris.csv"), "--target", "species", "--alpha", "1",
+                "--out", str(tmp_path / "m.npz"), "--quiet")[0] == 0
+    assert _cli(capsys, "calibrate", "--logits", str(cli_files / "logits.npy"), "--labels",
+                str(cli_files / "labels.npy"), "--out", str(tmp_path / "c5.npz"), "--conformal", "0.1", "--quiet")[0] == 0
+    rc, _, err = _cli(capsys, "predict", str(tmp_path / "m.npz"), str(tmp_path / "iris.csv"), "--conformal",
+                      str(tmp_path / "c5.conformal.npz"), "--sets", "0.1", "--out", str(tmp_path / "p.csv"))
+    assert rc == 1 and "c5.conformal.npz: the conformal predictor was fitted on 5 classes" in err
+    assert "the model" in err and not (tmp_path / "p.csv").exists()

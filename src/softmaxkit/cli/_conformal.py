@@ -123,8 +123,9 @@ def fit(scores: np.ndarray, labels: np.ndarray, *, probs: bool, score: str, seed
     return ConformalClassifier(score=score, input="probs" if probs else "logits", random_state=seed).fit(scores, labels)
 
 
-def load(path: str) -> Any:
-    """The conformal predictor saved at ``path``; another kind of file is refused naming it."""
+def load(path: str, *, n_classes: int | None = None, against: str = "") -> Any:
+    """The conformal predictor saved at ``path``; another kind of file, or one fitted on another class
+    count than ``n_classes`` (of ``against``, e.g. the model), is refused naming it, before any data is read."""
     from softmaxkit.conformal import ConformalClassifier
     from softmaxkit.io import load as load_saved
 
@@ -132,6 +133,9 @@ def load(path: str) -> Any:
     if not isinstance(obj, ConformalClassifier):
         raise CLIError(f"--conformal {path}: holds a {type(obj).__name__}, not a conformal predictor "
                        "(saved by 'calibrate --conformal')")
+    if n_classes is not None and int(obj.n_classes_) != n_classes:
+        raise CLIError(f"--conformal {path}: the conformal predictor was fitted on {int(obj.n_classes_)} classes, "
+                       f"but {against} has {n_classes}")
     return obj
 
 

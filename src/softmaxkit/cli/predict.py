@@ -72,7 +72,8 @@ def run(args: argparse.Namespace) -> int:
     if args.calibrator:
         calibrator = _adapters.load_calibrator(args.calibrator, n_classes=len(classes),
                                                against=f"the model {args.model}")
-    conformal = _conformal.load(args.conformal) if args.conformal else None
+    conformal = _conformal.load(args.conformal, n_classes=len(classes), against=f"the model {args.model}") \
+        if args.conformal else None
 
     data = read_features(args.data, target=args.target, n_features=model.n_features,
                          feature_names=model.feature_names)
