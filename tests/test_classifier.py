@@ -737,3 +737,15 @@ def test_search_handles_infinite_and_nan_losses():
     assert not _significantly_better(np.array([np.nan, 0.0, 0.0]), ones)
     assert not _significantly_better(np.array([1.0, -1.0, 0.1]), ones)
     assert _argmin([np.nan, 0.5, 0.2, np.inf]) == 2
+
+
+def test_default_fit_is_reproducible_without_random_state():
+    """alpha="auto" with random_state=None: the internal folds are fixed, so fitting the same data
+    twice gives the same alpha_ and the same linear model (they were shuffled at random)."""
+    from sklearn.datasets import load_wine
+
+    X, y = load_wine(return_X_y=True)
+    X = (X - X.mean(axis=0)) / X.std(axis=0)
+    first, second = (sk.SoftmaxClassifier().fit(X, y) for _ in range(2))
+    assert first.alpha_ == second.alpha_
+    np.testing.assert_array_equal(first.coefs_[0], second.coefs_[0])

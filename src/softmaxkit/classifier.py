@@ -106,8 +106,10 @@ class SoftmaxClassifier(Persistable, ClassifierMixin, BaseEstimator):
         ``"cuda:N"`` run the same math on torch (needs ``softmaxkit[torch]``).
         The fitted model is NumPy either way.
     random_state : int, RandomState or None, default=None
-        Seeds MLP initialisation, Adam's shuffling and the validation split.
-        The linear model starts from zero and with L-BFGS needs no randomness.
+        Seeds MLP initialisation, Adam's shuffling, the validation split and
+        the folds of ``alpha="auto"``. The linear model starts from zero and
+        with L-BFGS needs no randomness; with ``None`` the folds are still
+        fixed (seed 0), so a default fit of the same data is reproducible.
     verbose : int, default=0
         If positive, show a progress bar (rich, on stderr) with the loss.
 
@@ -428,8 +430,11 @@ class SoftmaxClassifier(Persistable, ClassifierMixin, BaseEstimator):
         if self._auto_alpha():
             # Folds and the path's fits draw from their own generator, so that
             # with an int random_state an MLP's refit below is exactly the fit
-            # with alpha=alpha_.
-            selection = self._search_alpha(X, targets, xp, cdtype, check_random_state(self.random_state))
+            # with alpha=alpha_. Without one, the search still uses fixed folds
+            # (seed 0): the same data must not give a different alpha_ on every
+            # fit (LogisticRegressionCV's folds are fixed too).
+            search_seed = 0 if self.random_state is None else self.random_state
+            selection = self._search_alpha(X, targets, xp, cdtype, check_random_state(search_seed))
             alpha = selection.alpha
         else:
             selection, alpha = None, float(self.alpha)
