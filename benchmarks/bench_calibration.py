@@ -78,45 +78,27 @@ def timed(fn, repeats: int, warmup: bool = True):
     return statistics.median(times), out
 
 
-def sklearn_temperature(z: np.ndarray, y: np.ndarray) -> float:
-    from sklearn.base import BaseEstimator, ClassifierMixin
-    from sklearn.calibration import CalibratedClassifierCV
+def _frozen_scores(z: np.ndarray, y: np.ndarray):
+    """scikit-learn calibrates an estimator: a frozen one whose features are the logits themselves."""
     from sklearn.frozen import FrozenEstimator
 
-    class Passthrough(ClassifierMixin, BaseEstimator):
-        def fit(self, X, y):
-            self.classes_ = np.arange(X.shape[1])
-            return self
+    from softmaxkit._precomputed import PrecomputedScores
 
-        def decision_function(self, X):
-            return X
+    return FrozenEstimator(PrecomputedScores().fit(z, y))
 
-        def predict(self, X):
-            return np.argmax(X, axis=1)
 
-    cal = CalibratedClassifierCV(FrozenEstimator(Passthrough().fit(z, y)), method="temperature").fit(z, y)
+def sklearn_temperature(z: np.ndarray, y: np.ndarray) -> float:
+    from sklearn.calibration import CalibratedClassifierCV
+
+    cal = CalibratedClassifierCV(_frozen_scores(z, y), method="temperature").fit(z, y)
     return 1.0 / float(cal.calibrated_classifiers_[0].calibrators[0].beta_)
 
 
 def sklearn_ovr(method: str, z_fit: np.ndarray, y_fit: np.ndarray, z_new: np.ndarray) -> np.ndarray:
     """scikit-learn's isotonic / sigmoid calibration of precomputed logits (frozen pass-through)."""
-    from sklearn.base import BaseEstimator, ClassifierMixin
     from sklearn.calibration import CalibratedClassifierCV
-    from sklearn.frozen import FrozenEstimator
 
-    class Passthrough(ClassifierMixin, BaseEstimator):
-        def fit(self, X, y):
-            self.classes_ = np.arange(X.shape[1])
-            return self
-
-        def decision_function(self, X):
-            return X
-
-        def predict(self, X):
-            return np.argmax(X, axis=1)
-
-    est = FrozenEstimator(Passthrough().fit(z_fit, y_fit))
-    return CalibratedClassifierCV(est, method=method).fit(z_fit, y_fit).predict_proba(z_new)
+    return CalibratedClassifierCV(_frozen_scores(z_fit, y_fit), method=method).fit(z_fit, y_fit).predict_proba(z_new)
 
 
 def cross_fitted_rows(repeats: int) -> list[tuple[str, str, float, str]]:

@@ -76,32 +76,18 @@ def digits_probs(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     return model.predict_proba(X_rest / 16), y_rest
 
 
-def _passthrough(c: int):
-    from sklearn.base import BaseEstimator, ClassifierMixin
+def _passthrough(probs: np.ndarray):
+    """A prefit scikit-learn classifier whose features are its probabilities (MAPIE takes an estimator)."""
+    from softmaxkit._precomputed import PrecomputedScores
 
-    class Passthrough(ClassifierMixin, BaseEstimator):
-        def fit(self, X, y):
-            return self
-
-        def predict_proba(self, X):
-            return np.asarray(X)
-
-        def predict(self, X):
-            return np.argmax(X, axis=1)
-
-        def __sklearn_is_fitted__(self):
-            return True
-
-    model = Passthrough()
-    model.classes_ = np.arange(c)
-    return model
+    return PrecomputedScores(kind="probs").fit(probs)
 
 
 def run_mapie(score: str, pc, yc, pt, *, last: object = True, seed: int = 0):
     """MAPIE conformalize + predict_set; returns (sets (n, C), k_star, lambda_star)."""
     from mapie.classification import SplitConformalClassifier
 
-    mp = SplitConformalClassifier(estimator=_passthrough(pc.shape[1]), confidence_level=1 - ALPHA,
+    mp = SplitConformalClassifier(estimator=_passthrough(pc), confidence_level=1 - ALPHA,
                                   conformity_score=score, prefit=True, random_state=seed)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

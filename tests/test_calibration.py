@@ -33,22 +33,12 @@ def _data(rng, n=3000, k=5, sharpen=3.0, dtype=np.float64):
 
 def _sklearn_beta(logits, y, sample_weight=None):
     """sklearn's temperature on precomputed logits: a frozen pass-through classifier."""
-    from sklearn.base import BaseEstimator, ClassifierMixin
     from sklearn.calibration import CalibratedClassifierCV
     from sklearn.frozen import FrozenEstimator
 
-    class Passthrough(ClassifierMixin, BaseEstimator):
-        def fit(self, X, y):
-            self.classes_ = np.arange(X.shape[1])
-            return self
+    from softmaxkit._precomputed import PrecomputedScores
 
-        def decision_function(self, X):
-            return X
-
-        def predict(self, X):
-            return np.argmax(X, axis=1)
-
-    cal = CalibratedClassifierCV(FrozenEstimator(Passthrough().fit(logits, y)), method="temperature")
+    cal = CalibratedClassifierCV(FrozenEstimator(PrecomputedScores().fit(logits, y)), method="temperature")
     cal.fit(logits, y, sample_weight=sample_weight)
     return float(cal.calibrated_classifiers_[0].calibrators[0].beta_)
 

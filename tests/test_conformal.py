@@ -451,23 +451,10 @@ def _mapie(score, probs_cal, y_cal, alphas, seed, **predict):
     """MAPIE 1.6 SplitConformalClassifier on a prefit pass-through model whose features are the probabilities."""
     pytest.importorskip("mapie")
     from mapie.classification import SplitConformalClassifier
-    from sklearn.base import BaseEstimator, ClassifierMixin
 
-    class Passthrough(ClassifierMixin, BaseEstimator):
-        def fit(self, X, y):
-            return self
+    from softmaxkit._precomputed import PrecomputedScores
 
-        def predict_proba(self, X):
-            return np.asarray(X)
-
-        def predict(self, X):
-            return np.argmax(X, axis=1)
-
-        def __sklearn_is_fitted__(self):
-            return True
-
-    model = Passthrough()
-    model.classes_ = np.arange(probs_cal.shape[1])
+    model = PrecomputedScores(kind="probs").fit(probs_cal)
     mp = SplitConformalClassifier(estimator=model, confidence_level=[1 - a for a in alphas],
                                   conformity_score=score, prefit=True, random_state=seed)
     with warnings.catch_warnings():
