@@ -7,10 +7,8 @@ entry point shared by the tests that inspect its outputs.
 from __future__ import annotations
 
 import json
-import os
 import pickle
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -18,36 +16,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from cli_helpers import call, error_line, run_cli
 from softmaxkit.cli import COMMANDS, main
 from softmaxkit.data import read_columns, write_columns
-
-ENV = {**os.environ, "PYTHONWARNINGS": "ignore"}
-
-
-def console_script() -> list[str]:
-    """The installed ``softmaxkit`` entry point next to this interpreter, else ``python -m softmaxkit``."""
-    found = shutil.which("softmaxkit", path=str(Path(sys.executable).parent))
-    return [found] if found else [sys.executable, "-m", "softmaxkit"]
-
-
-def run_cli(*argv: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([*console_script(), *argv], capture_output=True, text=True, timeout=300, cwd=cwd, env=ENV)
-
-
-def call(capsys, *argv: str) -> tuple[int, str, str]:
-    rc = main(list(argv))
-    captured = capsys.readouterr()
-    return rc, captured.out, captured.err
-
-
-def error_line(err: str) -> str:
-    """The single ``softmaxkit: error:`` line (library warnings, one line each, may precede it)."""
-    assert "Traceback" not in err
-    lines = [line for line in err.strip().splitlines() if not line.startswith("softmaxkit: warning:")]
-    assert len(lines) == 1, err
-    assert lines[0].startswith("softmaxkit: error: ")
-    return lines[0]
-
 
 class _Evil:
     """Unpickling this creates ``path``: proof that code ran."""

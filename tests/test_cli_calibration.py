@@ -11,16 +11,10 @@ import json
 import numpy as np
 import pytest
 
-from softmaxkit.cli import main
+from cli_helpers import call
 from softmaxkit.data import write_columns
 
 pytest.importorskip("sklearn")
-
-
-def _call(capsys, *argv):
-    rc = main(list(argv))
-    out = capsys.readouterr()
-    return rc, out.out, out.err
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +33,7 @@ def test_fit_calibrate_cross_fits_on_wine(capsys, wine_csv, tmp_path):
     Now the calibrator is cross-fitted on all training rows and the whole hold-out measures it.
     """
     model = tmp_path / "m.npz"
-    rc, out, err = _call(capsys, "fit", str(wine_csv), "--target", "cultivar", "--alpha", "1e-4", "--calibrate",
+    rc, out, err = call(capsys, "fit", str(wine_csv), "--target", "cultivar", "--alpha", "1e-4", "--calibrate",
                          "temperature", "--out", str(model), "--report", str(tmp_path / "rep"), "--json")
     assert rc == 0, err
     payload = json.loads(out)
@@ -51,7 +45,7 @@ def test_fit_calibrate_cross_fits_on_wine(capsys, wine_csv, tmp_path):
     assert held["calibrated"]["log_loss"] < 1.0
     page = (tmp_path / "rep" / "report.html").read_text()
     assert "cross-fitted, 5 folds" in page and "T = " in page
-    rc, out, err = _call(capsys, "predict", str(model), str(wine_csv), "--target", "cultivar", "--calibrator",
+    rc, out, err = call(capsys, "predict", str(model), str(wine_csv), "--target", "cultivar", "--calibrator",
                          str(tmp_path / "m.calibrator.npz"), "--out", str(tmp_path / "p.csv"), "--json")
     assert rc == 0, err
     assert json.loads(out)["metrics"]["log_loss"] < 1.0
@@ -59,7 +53,7 @@ def test_fit_calibrate_cross_fits_on_wine(capsys, wine_csv, tmp_path):
 
 @pytest.mark.parametrize("method", ["isotonic", "platt"])
 def test_fit_and_calibrate_take_isotonic_and_platt(capsys, wine_csv, tmp_path, method):
-    rc, out, err = _call(capsys, "fit", str(wine_csv), "--target", "cultivar", "--alpha", "1", "--calibrate", method,
+    rc, out, err = call(capsys, "fit", str(wine_csv), "--target", "cultivar", "--alpha", "1", "--calibrate", method,
                          "--out", str(tmp_path / "m.npz"), "--no-report", "--json")
     assert rc == 0, err
     assert json.loads(out)["calibrator"]["method"] in ("IsotonicCalibration", "PlattScaling")
@@ -68,7 +62,7 @@ def test_fit_and_calibrate_take_isotonic_and_platt(capsys, wine_csv, tmp_path, m
     y = np.argmax(z + rng.gumbel(size=z.shape) * 2, axis=1)
     write_columns(tmp_path / "z.csv", {f"z{k}": 3 * z[:, k] for k in range(3)})
     write_columns(tmp_path / "y.csv", {"y": y})
-    rc, out, err = _call(capsys, "calibrate", "--logits", str(tmp_path / "z.csv"), "--labels", str(tmp_path / "y.csv"),
+    rc, out, err = call(capsys, "calibrate", "--logits", str(tmp_path / "z.csv"), "--labels", str(tmp_path / "y.csv"),
                          "--method", method, "--holdout", "0.5", "--out", str(tmp_path / "c.npz"), "--json")
     assert rc == 0, err
     metrics = json.loads(out)["metrics"]
@@ -95,7 +89,7 @@ def test_calibrate_says_when_the_temperature_is_on_its_bound(capsys, tmp_path):
     y = np.argmin(z, axis=1)  # logits that point away from the labels: T runs to its upper bound
     write_columns(tmp_path / "z.csv", {f"z{k}": z[:, k] for k in range(3)})
     write_columns(tmp_path / "y.csv", {"y": y})
-    rc, out, err = _call(capsys, "calibrate", "--logits", str(tmp_path / "z.csv"), "--labels", str(tmp_path / "y.csv"),
+    rc, out, err = call(capsys, "calibrate", "--logits", str(tmp_path / "z.csv"), "--labels", str(tmp_path / "y.csv"),
                          "--out", str(tmp_path / "c.npz"), "--report", str(tmp_path / "rep"))
     assert rc == 0, err
     assert "on its bound" in out and "not an improvement" in out and "(better)" not in out

@@ -18,34 +18,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from cli_helpers import ENV, call, error_line, run_cli
 import softmaxkit as sk
 from softmaxkit.cli import main
 from softmaxkit.data import read_columns, write_columns
 from softmaxkit.io import read_state
 
 FEATURES = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
-ENV = {**os.environ, "PYTHONWARNINGS": "ignore"}
 # The loaded models were fitted with column names; the oracle calls below pass plain arrays.
 pytestmark = pytest.mark.filterwarnings("ignore:X does not have valid feature names")
-
-
-def call(capsys, *argv: str) -> tuple[int, str, str]:
-    rc = main([str(a) for a in argv])
-    captured = capsys.readouterr()
-    return rc, captured.out, captured.err
-
-
-def error_line(err: str) -> str:
-    assert "Traceback" not in err
-    lines = [line for line in err.strip().splitlines() if not line.startswith("softmaxkit: warning:")]
-    assert len(lines) == 1, err
-    assert lines[0].startswith("softmaxkit: error: ")
-    return lines[0]
-
-
-def run_cli(*argv, cwd=None, preexec_fn=None, env=None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "softmaxkit", *map(str, argv)], capture_output=True, text=True,
-                          timeout=300, cwd=cwd, preexec_fn=preexec_fn, env=env or ENV)
 
 
 def leftovers(folder: Path) -> list[str]:

@@ -589,15 +589,9 @@ def test_mapie_refuses_levels_we_answer_and_rounds_the_rank_up():
 # --------------------------------------------------------------------------- CLI
 
 
+from cli_helpers import call  # noqa: E402
+
 from softmaxkit.cli._conformal import table as conformal_table  # noqa: E402
-
-
-def _cli(capsys, *argv):
-    from softmaxkit.cli import main
-
-    rc = main(list(argv))
-    out = capsys.readouterr()
-    return rc, out.out, out.err
 
 
 @pytest.fixture(scope="module")
@@ -613,7 +607,7 @@ def cli_files(tmp_path_factory):
 
 def test_cli_calibrate_conformal_saves_a_predictor_and_reports_its_sets(capsys, cli_files, tmp_path):
     logits, labels = str(cli_files / "logits.npy"), str(cli_files / "labels.npy")
-    rc, out, err = _cli(capsys, "calibrate", "--logits", logits, "--labels", labels, "--out", str(tmp_path / "cal.npz"),
+    rc, out, err = call(capsys, "calibrate", "--logits", logits, "--labels", labels, "--out", str(tmp_path / "cal.npz"),
                         "--holdout", "0.5", "--conformal", "0.1,0.05", "--conformal-score", "aps",
                         "--report", str(tmp_path / "rep"), "--json")
     assert rc == 0, err
@@ -648,17 +642,17 @@ def test_cli_predict_writes_each_rows_set_and_evaluate_scores_them(capsys, cli_f
     feats = lambda r: {**{f"f{j}": X[r, j] for j in range(4)}, "species": names[r]}  # noqa: E731
     write_columns(tmp_path / "train.csv", feats(rows[:60]))
     write_columns(tmp_path / "test.csv", feats(rows[100:]))
-    assert _cli(capsys, "fit", str(tmp_path / "train.csv"), "--target", "species", "--out",
+    assert call(capsys, "fit", str(tmp_path / "train.csv"), "--target", "species", "--out",
                 str(tmp_path / "model.npz"), "--quiet")[0] == 0
     model = sk.load(tmp_path / "model.npz")
     cal_logits = class_logits(model, X[rows[60:100]])
     cal_y = np.searchsorted(model.classes_, names[rows[60:100]])
     np.save(tmp_path / "cal_logits.npy", cal_logits)
     np.save(tmp_path / "cal_labels.npy", cal_y)
-    assert _cli(capsys, "calibrate", "--logits", str(tmp_path / "cal_logits.npy"), "--labels",
+    assert call(capsys, "calibrate", "--logits", str(tmp_path / "cal_logits.npy"), "--labels",
                 str(tmp_path / "cal_labels.npy"), "--out", str(tmp_path / "cal.npz"), "--conformal", "0.1",
                 "--conformal-out", str(tmp_path / "sets.npz"), "--quiet")[0] == 0
-    rc, out, err = _cli(capsys, "predict", str(tmp_path / "model.npz"), str(tmp_path / "test.csv"), "--target",
+    rc, out, err = call(capsys, "predict", str(tmp_path / "model.npz"), str(tmp_path / "test.csv"), "--target",
                         "species", "--conformal", str(tmp_path / "sets.npz"), "--sets", "0.1,0.2",
                         "--out", str(tmp_path / "pred.csv"), "--json")
     assert rc == 0, err
@@ -669,7 +663,7 @@ def test_cli_predict_writes_each_rows_set_and_evaluate_scores_them(capsys, cli_f
     np.testing.assert_array_equal(np.asarray(cols["set_size_80"]), expected[:, :, 1].sum(axis=1))
     assert json.loads(out)["conformal"]["levels"]["90%"]["n"] == 50
     # .npz holds the text column as a plain string array: it loads without pickle
-    assert _cli(capsys, "predict", str(tmp_path / "model.npz"), str(tmp_path / "test.csv"), "--target", "species",
+    assert call(capsys, "predict", str(tmp_path / "model.npz"), str(tmp_path / "test.csv"), "--target", "species",
                 "--conformal", str(tmp_path / "sets.npz"), "--sets", "0.1", "--out", str(tmp_path / "p.npz"),
                 "--quiet")[0] == 0
     with np.load(tmp_path / "p.npz", allow_pickle=False) as data:
@@ -678,12 +672,12 @@ def test_cli_predict_writes_each_rows_set_and_evaluate_scores_them(capsys, cli_f
     pytest.importorskip("safetensors")
     from safetensors.numpy import load_file
 
-    assert _cli(capsys, "predict", str(tmp_path / "model.npz"), str(tmp_path / "test.csv"), "--target", "species",
+    assert call(capsys, "predict", str(tmp_path / "model.npz"), str(tmp_path / "test.csv"), "--target", "species",
                 "--conformal", str(tmp_path / "sets.npz"), "--sets", "0.1", "--out", str(tmp_path / "p.safetensors"),
                 "--quiet")[0] == 0
     np.testing.assert_array_equal(load_file(tmp_path / "p.safetensors")["in_set_90_virginica"], expected[:, 2, 0])
     # evaluate: the sets of given logits, scored against labels
-    rc, out, err = _cli(capsys, "evaluate", "--logits", str(tmp_path / "cal_logits.npy"), "--labels",
+    rc, out, err = call(capsys, "evaluate", "--logits", str(tmp_path / "cal_logits.npy"), "--labels",
                         str(tmp_path / "cal_labels.npy"), "--conformal", str(tmp_path / "sets.npz"), "--sets", "0.1",
                         "--json")
     assert rc == 0, err
@@ -696,30 +690,30 @@ def test_cli_set_options_fail_early_and_clearly(capsys, cli_files, tmp_path):
     logits, labels = str(cli_files / "logits.npy"), str(cli_files / "labels.npy")
     for command in (["evaluate", "--logits", logits, "--labels", labels], ["predict", "m.npz", "d.csv", "--out", "p.csv"]):
         with pytest.raises(SystemExit) as exit_info:  # a usage error: exit 2 before any file is read
-            _cli(capsys, *command, "--sets", "0.1")
+            call(capsys, *command, "--sets", "0.1")
         assert exit_info.value.code == 2 and "--sets needs --conformal FILE" in capsys.readouterr().err
-    assert _cli(capsys, "calibrate", "--logits", logits, "--labels", labels, "--out", str(tmp_path / "c.npz"),
+    assert call(capsys, "calibrate", "--logits", logits, "--labels", labels, "--out", str(tmp_path / "c.npz"),
                 "--quiet")[0] == 0
-    rc, _, err = _cli(capsys, "evaluate", "--logits", logits, "--labels", labels, "--conformal",
+    rc, _, err = call(capsys, "evaluate", "--logits", logits, "--labels", labels, "--conformal",
                       str(tmp_path / "c.npz"), "--sets", "0.1")
     assert rc == 1 and "holds a TemperatureScaling, not a conformal predictor" in err
     with pytest.raises(SystemExit) as exit_info:
-        _cli(capsys, "evaluate", "--logits", logits, "--labels", labels, "--sets", "0.1,1.5")
+        call(capsys, "evaluate", "--logits", logits, "--labels", labels, "--sets", "0.1,1.5")
     assert exit_info.value.code == 2 and "strictly between 0 and 1" in capsys.readouterr().err
-    rc, _, err = _cli(capsys, "calibrate", "--logits", logits, "--labels", labels, "--out",
+    rc, _, err = call(capsys, "calibrate", "--logits", logits, "--labels", labels, "--out",
                       str(tmp_path / "d.npz"), "--conformal", "0.1", "--conformal-out", logits)
     assert rc == 1 and "--conformal-out" in err and "unsupported extension '.npy'" in err
     assert not (tmp_path / "d.npz").exists()  # nothing written before the check
     for extra, message in ((["--conformal", "0.1", "--conformal-out", str(tmp_path / "d.npz")], "is also --out"),
                            (["--conformal-out", str(tmp_path / "f.npz")], "--conformal-out needs --conformal ALPHA")):
         with pytest.raises(SystemExit) as exit_info:
-            _cli(capsys, "calibrate", "--logits", logits, "--labels", labels, "--out", str(tmp_path / "d.npz"), *extra)
+            call(capsys, "calibrate", "--logits", logits, "--labels", labels, "--out", str(tmp_path / "d.npz"), *extra)
         assert exit_info.value.code == 2 and message in capsys.readouterr().err
         assert not (tmp_path / "d.npz").exists()
 
 
 def test_cli_demo_shows_the_90_and_95_percent_sets(capsys, tmp_path):
-    rc, out, err = _cli(capsys, "demo", "--out", str(tmp_path / "demo"), "--json")
+    rc, out, err = call(capsys, "demo", "--out", str(tmp_path / "demo"), "--json")
     assert rc == 0, err
     result = json.loads(out)
     sets = result["conformal"]
@@ -787,9 +781,9 @@ def test_fused_checks_refuse_every_bad_entry_and_accept_negative_zero(dtype, n_r
     # rows that do not sum to 1 are refused on the fused LAC paths too
     q = p.copy()
     q[n_rows - 1, 1] = 0.5
-    for call in (lambda: ConformalClassifier(input="probs").fit(q, y), lambda: fitted["lac"].predict_sets(q)):
+    for refused in (lambda: ConformalClassifier(input="probs").fit(q, y), lambda: fitted["lac"].predict_sets(q)):
         with pytest.raises(ValueError, match=rf"rows of X must sum to 1 .*; row {n_rows - 1} sums to"):
-            call()
+            refused()
     # -0.0 is 0: accepted, same scores and sets as +0.0
     q = p.copy()
     q[:, 1:3] = -0.0
@@ -806,11 +800,11 @@ def test_cli_predict_refuses_a_conformal_predictor_of_another_class_count(capsys
 
     X, y = load_iris(return_X_y=True)
     write_columns(tmp_path / "iris.csv", {**{f"f{j}": X[:, j] for j in range(4)}, "species": y})
-    assert _cli(capsys, "fit", str(tmp_path / "iris.csv"), "--target", "species", "--alpha", "1",
+    assert call(capsys, "fit", str(tmp_path / "iris.csv"), "--target", "species", "--alpha", "1",
                 "--out", str(tmp_path / "m.npz"), "--quiet")[0] == 0
-    assert _cli(capsys, "calibrate", "--logits", str(cli_files / "logits.npy"), "--labels",
+    assert call(capsys, "calibrate", "--logits", str(cli_files / "logits.npy"), "--labels",
                 str(cli_files / "labels.npy"), "--out", str(tmp_path / "c5.npz"), "--conformal", "0.1", "--quiet")[0] == 0
-    rc, _, err = _cli(capsys, "predict", str(tmp_path / "m.npz"), str(tmp_path / "iris.csv"), "--conformal",
+    rc, _, err = call(capsys, "predict", str(tmp_path / "m.npz"), str(tmp_path / "iris.csv"), "--conformal",
                       str(tmp_path / "c5.conformal.npz"), "--sets", "0.1", "--out", str(tmp_path / "p.csv"))
     assert rc == 1 and "c5.conformal.npz: the conformal predictor was fitted on 5 classes" in err
     assert "the model" in err and not (tmp_path / "p.csv").exists()
