@@ -103,6 +103,21 @@ def assert_grads_close(got, want, rtol=1e-8, atol=1e-11):
         torch.testing.assert_close(got[name], want[name], rtol=rtol, atol=atol, msg=lambda m: f"{name}: {m}")
 
 
+def assert_matches_unpatched(reference, patched, inputs, labels, **loss_kwargs):
+    """The patched loss and every gradient equal the float64 oracle's; the loss also equals the
+    unpatched model's own (transformers: float32 CE on upcast logits). Returns the patched output."""
+    want = oracle_loss(reference, inputs, labels, **loss_kwargs)
+    want.backward()
+    want_grads = grads(reference)
+    out = patched(**inputs, labels=labels, **loss_kwargs)
+    torch.testing.assert_close(out.loss, want, rtol=1e-10, atol=0)
+    out.loss.backward()
+    assert_grads_close(grads(patched), want_grads)
+    own = reference(**inputs, labels=labels, **loss_kwargs).loss
+    torch.testing.assert_close(out.loss.float(), own, rtol=2e-6, atol=0)
+    return out
+
+
 # --------------------------------------------------------------------------- loss and gradients
 
 
@@ -114,19 +129,8 @@ def test_every_family_has_a_case():
 def test_loss_and_every_gradient_match_unpatched(name):
     reference, patched = pair(name)
     inputs, labels = batch()
-    want = oracle_loss(reference, inputs, labels)
-    want.backward()
-    want_grads = grads(reference)
-
-    out = patched(**inputs, labels=labels)
+    out = assert_matches_unpatched(reference, patched, inputs, labels)
     assert out.logits is None
-    torch.testing.assert_close(out.loss, want, rtol=1e-10, atol=0)
-    out.loss.backward()
-    assert_grads_close(grads(patched), want_grads)
-
-    # and the unpatched model's own loss (transformers: float32 CE on upcast logits)
-    own = reference(**inputs, labels=labels).loss
-    torch.testing.assert_close(out.loss.float(), own, rtol=2e-6, atol=0)
 
 
 @pytest.mark.parametrize("name", ["LlamaForCausalLM", "Qwen3ForCausalLM"])
@@ -162,16 +166,8 @@ def test_num_items_in_batch_is_sum_over_count(as_tensor):
     reference, patched = pair("LlamaForCausalLM")
     inputs, labels = batch()
     n = 57  # e.g. the count over all micro-batches of an accumulation step
-    num_items = torch.tensor(n) if as_tensor else n
-    want = oracle_loss(reference, inputs, labels, num_items_in_batch=n)
-    want.backward()
-    want_grads = grads(reference)
-    loss = patched(**inputs, labels=labels, num_items_in_batch=num_items).loss
-    torch.testing.assert_close(loss, want, rtol=1e-10, atol=0)
-    loss.backward()
-    assert_grads_close(grads(patched), want_grads)
-    own = reference(**inputs, labels=labels, num_items_in_batch=num_items).loss
-    torch.testing.assert_close(loss.float(), own, rtol=2e-6, atol=0)
+    assert_matches_unpatched(reference, patched, inputs, labels,
+                             num_items_in_batch=torch.tensor(n) if as_tensor else n)
 
 
 def test_gradient_accumulation_equals_the_full_batch():
@@ -213,15 +209,7 @@ def test_precomputed_shift_labels():
     inputs, labels = batch()
     shift = F.pad(labels, (0, 1), value=-100)[:, 1:].contiguous()  # transformers .view()s it
     shift[2, 3] = -100
-    want = oracle_loss(reference, inputs, labels, shift_labels=shift)
-    want.backward()
-    want_grads = grads(reference)
-    loss = patched(**inputs, labels=labels, shift_labels=shift).loss
-    torch.testing.assert_close(loss, want, rtol=1e-10, atol=0)
-    loss.backward()
-    assert_grads_close(grads(patched), want_grads)
-    own = reference(**inputs, labels=labels, shift_labels=shift).loss
-    torch.testing.assert_close(loss.float(), own, rtol=2e-6, atol=0)
+    assert_matches_unpatched(reference, patched, inputs, labels, shift_labels=shift)
 
 
 def test_custom_ignore_index():
