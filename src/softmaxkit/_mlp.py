@@ -176,7 +176,9 @@ def check_trainable_scale(X: np.ndarray) -> None:
 PREDICT_BLOCK_ROWS = 4096
 
 
-def predict_logits(coefs: list[np.ndarray], intercepts: list[np.ndarray], activation: str, X: np.ndarray) -> np.ndarray:
+def predict_logits(
+    coefs: list[np.ndarray], intercepts: list[np.ndarray], activation: str, X: np.ndarray, *, check_finite: bool = True
+) -> np.ndarray:
     """Logits ``(N, K)`` in float64 of a fitted network with raw-coordinate weights.
 
     The forward pass of :func:`forward`, for prediction: one float64 pass in
@@ -184,7 +186,9 @@ def predict_logits(coefs: list[np.ndarray], intercepts: list[np.ndarray], activa
     overflow (``1e308 * 2`` is inf, and ``inf - inf`` is NaN); softmax of such
     logits is NaN, so instead of a NaN probability with a prediction the
     first such row raises :class:`FeatureOverflowError`, naming the feature
-    with the largest ``|x_j| * max_k |W_jk|`` in that row.
+    with the largest ``|x_j| * max_k |W_jk|`` in that row. ``check_finite=False``
+    skips that check (the ``alpha="auto"`` search scores non-finite held-out
+    losses itself).
     """
     from softmaxkit._engine import NumpyEngine
 
@@ -200,7 +204,7 @@ def predict_logits(coefs: list[np.ndarray], intercepts: list[np.ndarray], activa
         for start in range(0, X.shape[0], PREDICT_BLOCK_ROWS):
             block, _ = _forward(net, engine, layers, X[start : start + PREDICT_BLOCK_ROWS])
             logits[start : start + PREDICT_BLOCK_ROWS] = block
-    if X.shape[0] and not np.isfinite(logits).all():
+    if check_finite and X.shape[0] and not np.isfinite(logits).all():
         row = int(np.argmax(~np.isfinite(logits).all(axis=1)))
         with np.errstate(over="ignore"):
             reach = np.abs(X[row]) * np.abs(coefs[0]).max(axis=1)

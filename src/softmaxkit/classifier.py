@@ -497,7 +497,7 @@ class SoftmaxClassifier(Persistable, ClassifierMixin, BaseEstimator):
                 )  # fmt: skip
 
         def score(fitted: _Trained, test: np.ndarray) -> np.ndarray:
-            logits = _forward_raw(net, fitted.coefs, fitted.intercepts, X[test])
+            logits = _mlp.predict_logits(fitted.coefs, fitted.intercepts, self.activation, X[test], check_finite=False)
             return cross_entropy(logits, targets.target[test], reduction="none")
 
         if mlp:
@@ -733,13 +733,6 @@ class _Trained:
     def theta_raw(self, net: _mlp.Network) -> np.ndarray:
         """The flat float64 parameter vector (raw coordinates)."""
         return net.pack(list(zip(self.coefs, self.intercepts)))
-
-
-def _forward_raw(net: _mlp.Network, coefs: list[np.ndarray], intercepts: list[np.ndarray], X: np.ndarray) -> np.ndarray:
-    """Logits ``(n, K)`` in float64 from raw-coordinate parameters (the training forward pass)."""
-    theta = net.pack(list(zip(coefs, intercepts)))
-    logits, _ = _mlp.forward(net, NumpyEngine(np.float64), theta, X.astype(np.float64, copy=False))
-    return logits
 
 
 def _labels_to_json(labels: np.ndarray) -> dict[str, Any]:
