@@ -22,16 +22,9 @@ from sklearn.utils._indexing import _safe_indexing
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted
 
+from softmaxkit.calibration import METHODS
 from softmaxkit.io import Persistable
 
-#: method -> calibrator class name in :mod:`softmaxkit.calibration`.
-METHODS = {
-    "temperature": "TemperatureScaling",
-    "vector": "VectorScaling",
-    "matrix": "MatrixScaling",
-    "isotonic": "IsotonicCalibration",
-    "platt": "PlattScaling",
-}
 
 #: Probabilities from ``predict_proba`` are clipped here before a log (scikit-learn adds
 #: 1e-12 for its temperature method); isotonic maps the probabilities themselves.

@@ -63,7 +63,7 @@ def normalize_axis(axis: Any, ndim: int, name: str = "axis", *, allow_scalar: bo
             return 0
         if allow_scalar:
             raise ValueError(f"{name}={axis} is out of range for a 0-dim input (valid: -1 or 0)")
-        raise ValueError(f"logits must have at least 1 dimension (the class axis), got a scalar")
+        raise ValueError("logits must have at least 1 dimension (the class axis), got a scalar")
     if not -ndim <= axis < ndim:
         raise ValueError(f"{name}={axis} is out of range for logits with {ndim} dimension(s)")
     return int(axis) % ndim

@@ -43,7 +43,6 @@ from typing import Any
 import numpy as np
 
 from softmaxkit._calibration_inputs import (
-    check_eps,
     check_labels,
     check_logits,
     check_sample_weight,
@@ -60,6 +59,16 @@ __all__ = [
     "CalibratedClassifier",
     "CalibrationWarning",
 ]
+
+#: Calibration method name (``CalibratedClassifier(method=)``, the CLI's ``--method``/``--calibrate``)
+#: -> the class in this module that implements it.
+METHODS = {
+    "temperature": "TemperatureScaling",
+    "vector": "VectorScaling",
+    "matrix": "MatrixScaling",
+    "isotonic": "IsotonicCalibration",
+    "platt": "PlattScaling",
+}
 
 INPUTS = ("logits", "probs")
 

@@ -13,16 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from softmaxkit.calibration import METHODS as CALIBRATORS  # CLI method name -> calibrator class name
 from softmaxkit.cli import CLIError
-
-#: Calibration methods by CLI name -> class name in ``softmaxkit.calibration``.
-CALIBRATORS = {
-    "temperature": "TemperatureScaling",
-    "vector": "VectorScaling",
-    "matrix": "MatrixScaling",
-    "isotonic": "IsotonicCalibration",
-    "platt": "PlattScaling",
-}
 
 #: Folds of ``fit --calibrate``'s cross-fitting (fewer when a class has fewer training rows).
 CROSS_FIT_FOLDS = 5
