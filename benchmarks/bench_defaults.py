@@ -28,12 +28,19 @@ probabilities (the floor no model can beat in expectation) is printed too:
 * ``synth_nonlinear`` softmax of a small tanh network of 10 features, 3 classes (linear models are
   misspecified).
 
-Each set is split ``--repeats`` times (stratified, 25% test; 10 by default:
+Each set is split ``--repeats`` times (stratified, 25% test; 20 by default:
 the test sets of iris and wine have 38 and 45 rows, where one confident
-mistake moves a split's log-loss by 0.1); tables show the median over splits.
-A log-loss ratio within ``TIE`` (5e-4) of 1 counts as no worse in the goal
-check: it prints as 1.000, and it arises where both models fit the same
-penalty and only the solvers' stopping points differ. Log-loss is computed from ``predict_log_proba`` with
+mistake moves a split's log-loss by 0.1, and the medians of 10 splits moved by
+10-30% between two split seeds: wine's LR()/LRCV ratio was 0.65 on one and
+1.36 on the other); tables show the median over splits. The goal check adds
+a 90% paired bootstrap interval of each median ratio (splits resampled
+together), so that a miss within the noise reads as one. A log-loss ratio
+within ``TIE`` (5e-4) of 1 counts as no worse: it prints as 1.000. Two
+solvers at the same penalty differ by more than that: at their default
+tolerances ``LogisticRegression()`` and ``SoftmaxClassifier(alpha=1)`` both
+stop 0.1% or less above the optimum of the same objective on digits, and
+their test log-losses differ from the exact optimum's by up to 1.5%, either
+way. Log-loss is computed from ``predict_log_proba`` with
 :func:`softmaxkit.metrics.log_loss` (exact even where a probability underflows
 to 0); the Brier score with :func:`softmaxkit.metrics.brier_score`; the ECE is
 top-label, 15 equal-width bins, :func:`softmaxkit.metrics.expected_calibration_error`.
@@ -42,7 +49,7 @@ model (imports and numba's kernel load are not fit time).
 
 Usage::
 
-    python benchmarks/bench_defaults.py             # 10 repeats, all sets and models (10-20 minutes)
+    python benchmarks/bench_defaults.py             # 20 repeats, all sets and models (about 15 minutes)
     python benchmarks/bench_defaults.py --quick     # 3 repeats, linear models, small synthetic sets
 """
 
@@ -219,18 +226,34 @@ def print_tables(results, info, labels) -> None:
         print(f"  {name:<16}" + ", ".join(parts))
 
 
+def bootstrap_ratio(results, name, peer, *, resamples=2000, level=0.9) -> tuple[float, float]:
+    """Paired bootstrap interval of ``median(Softmax()) / median(peer)`` log-loss.
+
+    The splits are resampled with replacement, the same splits for both models
+    (their losses on one split are correlated: hard test rows are hard for both).
+    """
+    ours = np.asarray(results[(name, "Softmax()")]["log_loss"])
+    theirs = np.asarray(results[(name, peer)]["log_loss"])
+    picks = np.random.default_rng(0).integers(0, len(ours), size=(resamples, len(ours)))
+    ratios = np.median(ours[picks], axis=1) / np.median(theirs[picks], axis=1)
+    tail = (1 - level) / 2
+    return float(np.quantile(ratios, tail)), float(np.quantile(ratios, 1 - tail))
+
+
 def goal_check(results, info) -> bool:
     ok = True
-    print("\nGoal check (SoftmaxClassifier() vs scikit-learn, medians):")
+    print("\nGoal check (SoftmaxClassifier() vs scikit-learn, medians; [90% paired bootstrap interval]):")
     for name in info:
         ours = median(results, name, "Softmax()", "log_loss")
         lr = median(results, name, "LR()", "log_loss")
         lrcv = median(results, name, "LRCV(nll)", "log_loss")
         t_ours = median(results, name, "Softmax()", "fit_s")
         t_cv = median(results, name, "LRCV(nll)", "fit_s")
+        lo_lr, hi_lr = bootstrap_ratio(results, name, "LR()")
+        lo_cv, hi_cv = bootstrap_ratio(results, name, "LRCV(nll)")
         checks = [
-            (ours <= GOAL_LR * lr * (1 + TIE), f"log-loss/LR {ours / lr:.3f} <= {GOAL_LR}"),
-            (ours <= GOAL_LRCV * lrcv, f"log-loss/LRCV {ours / lrcv:.3f} <= {GOAL_LRCV}"),
+            (ours <= GOAL_LR * lr * (1 + TIE), f"log-loss/LR {ours / lr:.3f} [{lo_lr:.3f}, {hi_lr:.3f}] <= {GOAL_LR}"),
+            (ours <= GOAL_LRCV * lrcv, f"log-loss/LRCV {ours / lrcv:.3f} [{lo_cv:.3f}, {hi_cv:.3f}] <= {GOAL_LRCV}"),
             (t_ours <= GOAL_TIME * t_cv, f"time/LRCV {t_ours / t_cv:.2f} <= {GOAL_TIME}"),
         ]
         ok &= all(passed for passed, _ in checks)
@@ -248,10 +271,10 @@ def goal_check(results, info) -> bool:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="3 repeats, linear models only, smaller synthetic sets")
-    parser.add_argument("--repeats", type=int, default=None, help="stratified splits per set (default 10, quick 3)")
+    parser.add_argument("--repeats", type=int, default=None, help="stratified splits per set (default 20, quick 3)")
     parser.add_argument("--only", help="run only the data sets whose name contains this")
     args = parser.parse_args(argv)
-    repeats = args.repeats or (3 if args.quick else 10)
+    repeats = args.repeats or (3 if args.quick else 20)
     import sklearn
 
     import softmaxkit

@@ -727,6 +727,39 @@ def test_search_keeps_the_reference_unless_clearly_beaten():
     assert 0.1 / 10**0.5 < result.alpha < 1.0
 
 
+def test_search_starts_inside_the_grid_and_walks_up_only_when_needed():
+    """first=k: the values stronger than grid[k] are fitted only when grid[k]
+    is the best walked, then upwards from grid[k]'s fits; the path is in grid order."""
+    from softmaxkit._alpha_search import search
+
+    folds = [(np.arange(20, 40), np.arange(0, 20)), (np.arange(0, 20), np.arange(20, 40))]
+    grid = tuple(10.0 ** np.arange(4.0, -3.0, -1.0))  # 1e4 ... 1e-2
+
+    def run(curve):
+        calls = []
+
+        def fit(train, alpha, start):
+            calls.append((alpha, start))
+            return alpha
+
+        def score(alpha, test):
+            return np.full(len(test), curve(np.log10(alpha)))
+
+        return search(folds, np.ones(40), fit=fit, score=score, grid=grid, patience=2, first=2), calls
+
+    # Minimum at 1e1, inside the walked part: nothing stronger than grid[2] = 1e2 is fitted.
+    result, calls = run(lambda g: (g - 1) ** 2)
+    assert max(alpha for alpha, _ in calls) == 1e2 and calls[0][1] is None
+    assert result.alpha == pytest.approx(10.0) and result.path[0] == 1e2
+    # Loss falling towards strong penalties: the walk goes up to grid[0], each
+    # fold starting from its fit at the value below.
+    result, calls = run(lambda g: -g)
+    assert [alpha for alpha, _ in calls[-4:]] == [1e3, 1e3, 1e4, 1e4]
+    assert [start for _, start in calls[-4:]] == [1e2, 1e2, 1e3, 1e3]
+    np.testing.assert_array_equal(result.path, grid[:5])
+    assert result.alpha == 1e4
+
+
 def test_search_handles_infinite_and_nan_losses():
     """A held-out row given probability 0 has infinite loss; a diverged fit NaN.
     Neither may win the choice or break the paired test."""

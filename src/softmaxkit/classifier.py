@@ -181,10 +181,11 @@ class SoftmaxClassifier(Persistable, ClassifierMixin, BaseEstimator):
     1. splits the rows into folds (``cv``; by default 5, stratified, shuffled);
     2. walks the grid ``alpha = r * 10**4, r * 10**3.5, ..., r * 10**-4`` (17
        values: ``LogisticRegressionCV``'s default range at twice its
-       resolution) from the strongest penalty down, where ``r`` is the
-       penalty of ``LogisticRegression()`` (``C=1``: ``r = 2`` for two
-       classes, else 1). Each fold's fit starts from its solution at the
-       previous ``alpha`` (a warm-started regularisation path: strong
+       resolution), where ``r`` is the penalty of ``LogisticRegression()``
+       (``C=1``: ``r = 2`` for two classes, else 1): down from ``r * 10**2``,
+       and up from there to ``r * 10**4`` only if ``r * 10**2`` scores best
+       (data with little signal). Each fold's fit starts from its solution
+       at the previous ``alpha`` (a warm-started regularisation path: strong
        penalties are cheap, well-conditioned fits, and each step moves the
        solution a little);
     3. scores every ``alpha`` by the sample-weighted log-loss of the held-out
@@ -213,18 +214,17 @@ class SoftmaxClassifier(Persistable, ClassifierMixin, BaseEstimator):
        ``SoftmaxClassifier(alpha=alpha_)``'s with the same int ``random_state``.
 
     ``sample_weight`` weights both the fold fits and the held-out score.
-    *Cost:* ``5 m + 1`` fits, ``m`` the grid values walked (typically 8-13),
-    but warm-started path fits take a few iterations each: in
-    ``benchmarks/bench_defaults.py`` (7 data sets of 150-3000 rows) the whole
-    fit took 0.05-0.23 of ``LogisticRegressionCV(scoring="neg_log_loss")``'s
-    time in two runs (1.06 on breast cancer in a third, whose
-    ``LogisticRegressionCV`` median was 0.15 s against 2.5-4.7 s in the
-    others) and 1.3-36 times one ``LogisticRegression()`` fit.
+    *Cost:* ``5 m + 1`` fits, ``m`` the grid values walked (5-10 on the
+    bundled and synthetic sets of ``benchmarks/bench_defaults.py``), but
+    warm-started path fits take a few iterations each: in that benchmark (7
+    data sets of 150-3000 rows, 20 splits) the whole fit took 0.48-0.85 of
+    ``LogisticRegressionCV(scoring="neg_log_loss")``'s time and 13-31 times
+    one ``LogisticRegression()`` fit.
     *MLPs* score ``alpha = 10**2 ... 10**-2`` (decade steps, all five
     values, no reference) over 3 folds, every fit from the same fresh
     initialisation (a path warm-started across penalties keeps an MLP's
     over-fit), so ``alpha="auto"`` costs about 11 single fits (in the same
-    benchmark 0.6-5.8 s, 1-6.4 times ``MLPClassifier()``); pass a float
+    benchmark 0.68-6.4 s, 5.6-9.1 times ``MLPClassifier()``); pass a float
     ``alpha`` to skip it. *Small data:* with fewer rows in the smallest class
     than folds, the folds are reduced to that count; when a class has a
     single row (or, for probability/count targets, fewer than two rows carry
@@ -502,12 +502,14 @@ class SoftmaxClassifier(Persistable, ClassifierMixin, BaseEstimator):
 
         if mlp:
             grid, patience, reference = _alpha_search.MLP_ALPHA_GRID, len(_alpha_search.MLP_ALPHA_GRID), None
+            first = 0
         else:
             reference = _alpha_search.reference_alpha(len(targets.classes))
             grid, patience = tuple(reference * g for g in _alpha_search.ALPHA_GRID), _alpha_search.PATIENCE
+            first = _alpha_search.PATH_START
         return _alpha_search.search(
             folds, targets.weight, fit=fit, score=score, grid=grid, patience=patience, reference=reference,
-            warm=not mlp,
+            warm=not mlp, first=first,
         )  # fmt: skip
 
     def _train(
