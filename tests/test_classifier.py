@@ -725,6 +725,15 @@ def test_search_keeps_the_reference_unless_clearly_beaten():
     losses[0.1] = 0.5 + noise
     result, _ = run(losses)
     assert 0.1 / 10**0.5 < result.alpha < 1.0
+    # The one-standard-error step goes from the best towards the reference only: a best
+    # stronger than the reference is kept (refined), even where a yet stronger value is
+    # not clearly worse than it (0.02 worse, against paired noise of 1).
+    grid = (100.0, 10.0, 1.0, 0.1)
+    jitter = rng.normal(size=100)
+    jitter -= jitter.mean()
+    losses = {100.0: 0.52 + noise + jitter, 10.0: 0.5 + noise, 1.0: 1 + noise, 0.1: 3 + noise}
+    result, _ = run(losses)
+    assert 10.0 / 10**0.5 <= result.alpha <= 10.0 * 10**0.5
 
 
 def test_search_starts_inside_the_grid_and_walks_up_only_when_needed():

@@ -265,9 +265,11 @@ def search(
         if not _significantly_better(row_losses[ref_index] - row_losses[best_index], w):
             chosen = path[ref_index]
         else:
-            # From the best, back towards stronger penalties while the best is not clearly better.
+            # From the best back towards the reference (stronger penalties) while the best is not
+            # clearly better. A best stronger than the reference is itself the strongest value
+            # between the two: no step (walking on, past it, cost synth_linear 0.2% of test log-loss).
             k = best_index
-            while k > 0 and not _significantly_better(row_losses[k - 1] - row_losses[best_index], w):
+            while k > ref_index and not _significantly_better(row_losses[k - 1] - row_losses[best_index], w):
                 k -= 1
             if k != best_index:
                 chosen = path[k]

@@ -1,4 +1,4 @@
-"""numba kernels for calibration: temperature-scaling moments and resampled bin sums.
+"""numba kernels for calibration: temperature-scaling moments, the prior's runner-up class and resampled bin sums.
 
 No validation and no policy here (see :mod:`softmaxkit.calibration` and
 :mod:`softmaxkit._ece` for those). Inputs are C-contiguous and already checked.
@@ -120,6 +120,44 @@ def temperature_moments(x, row_max, weight, beta):
         for k in range(4):
             out[k] += per_row[i, k]
     return out
+
+
+@nb.njit(parallel=True, **_JIT)
+def runner_up_and_min(x, labels):
+    """Per row: the column of the largest finite logit other than the label's, and the least finite logit.
+
+    Parameters
+    ----------
+    x : (N, C) float32 or float64
+        Logits; ``-inf`` entries (classes of probability 0) are skipped.
+    labels : (N,) int64
+        Each row's label column.
+
+    Returns
+    -------
+    runner_up : (N,) int64
+        ``argmax_{j != labels[i], x[i, j] > -inf} x[i, j]`` (the first on ties),
+        ``-1`` where no other class is finite.
+    row_min : (N,) float64
+        ``min_j x[i, j]`` over the finite entries (``inf`` if none).
+    """
+    n, c = x.shape
+    runner_up = np.full(n, -1, dtype=np.int64)
+    row_min = np.empty(n)
+    for i in nb.prange(n):
+        label = labels[i]
+        best = -np.inf
+        low = np.inf
+        for j in range(c):
+            v = np.float64(x[i, j])
+            if v == -np.inf:
+                continue
+            low = min(low, v)
+            if j != label and (runner_up[i] < 0 or v > best):
+                best = v
+                runner_up[i] = j
+        row_min[i] = low
+    return runner_up, row_min
 
 
 # --------------------------------------------------------------------------- resampled bin sums
