@@ -31,8 +31,9 @@ probabilities (the floor no model can beat in expectation) is printed too:
 Each set is split ``--repeats`` times (stratified, 25% test; 20 by default:
 the test sets of iris and wine have 38 and 45 rows, where one confident
 mistake moves a split's log-loss by 0.1, and the medians of 10 splits moved by
-10-30% between two split seeds: wine's LR()/LRCV ratio was 0.65 on one and
-1.36 on the other); tables show the median over splits. The goal check adds
+10-30% between two split seeds: in an offline replay of LogisticRegressionCV's
+rule, wine's LR()/LRCV ratio was 0.65 on one seed and 1.36 on the other);
+tables show the median over splits. The goal check adds
 a 90% paired bootstrap interval of each median ratio (splits resampled
 together), so that a miss within the noise reads as one. A log-loss ratio
 within ``TIE`` (5e-4) of 1 counts as no worse: it prints as 1.000. Two
@@ -40,7 +41,9 @@ solvers at the same penalty differ by more than that: on one digits split,
 at their default tolerances, ``LogisticRegression()`` and
 ``SoftmaxClassifier(alpha=1)`` stopped 0.13% and 0.08% above the optimum of
 the same objective, and their test log-losses were 1.8% and 1.1% below the
-exact optimum's (on another split 1.1% and 0.9% above it). Log-loss is computed from ``predict_log_proba`` with
+exact optimum's (on another split 1.1% and 0.9% above it).
+
+Log-loss is computed from ``predict_log_proba`` with
 :func:`softmaxkit.metrics.log_loss` (exact even where a probability underflows
 to 0); the Brier score with :func:`softmaxkit.metrics.brier_score`; the ECE is
 top-label, 15 equal-width bins, :func:`softmaxkit.metrics.expected_calibration_error`.

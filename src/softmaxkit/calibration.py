@@ -403,7 +403,8 @@ class TemperatureScaling(_Calibrator):
         informative = (w > 0) & (row_min != row_max)  # rows with all-equal logits say nothing about beta
         evidence = float(np.sum(w[informative]))
         d_other = np.where(runner_up >= 0, x[np.arange(n), np.maximum(runner_up, 0)] - row_max, 0.0)
-        target = _smoothed_target_logit(d_true, d_other, runner_up >= 0, smoothing=a / (evidence + 2.0 * a) if a else 0.0)
+        smoothing = a / (evidence + 2.0 * a) if a else 0.0
+        target = _smoothed_target_logit(d_true, d_other, runner_up >= 0, smoothing=smoothing)
 
         def objective(sel: slice | np.ndarray | None):
             xs, ms, ws, ts, ds = (
@@ -522,7 +523,9 @@ def _halley(f, beta: float, lo: float, hi: float, *, tol: float, max_iter: int):
     return beta, max_iter, False, nll
 
 
-def _smoothed_target_logit(d_true: np.ndarray, d_other: np.ndarray, has_other: np.ndarray, *, smoothing: float) -> np.ndarray:
+def _smoothed_target_logit(
+    d_true: np.ndarray, d_other: np.ndarray, has_other: np.ndarray, *, smoothing: float
+) -> np.ndarray:
     """``s_i = (1 - e) d_{i,y_i} + e d_{i,r_i}``, shape (N,): the target-weighted ``d`` of
     :func:`_smoothed_targets`' targets, ``d = z - max z`` (``d_other`` holds ``d_{i,r_i}``).
 

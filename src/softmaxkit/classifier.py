@@ -216,15 +216,15 @@ class SoftmaxClassifier(Persistable, ClassifierMixin, BaseEstimator):
     ``sample_weight`` weights both the fold fits and the held-out score.
     *Cost:* ``5 m + 1`` fits, ``m`` the grid values walked (5-10 on the
     bundled and synthetic sets of ``benchmarks/bench_defaults.py``), but
-    warm-started path fits take a few iterations each: in that benchmark (7
-    data sets of 150-3000 rows, 20 splits) the whole fit took 0.48-0.85 of
-    ``LogisticRegressionCV(scoring="neg_log_loss")``'s time and 13-31 times
-    one ``LogisticRegression()`` fit.
+    warm-started path fits take a few iterations each: in two runs of that
+    benchmark (7 data sets of 150-3000 rows, 20 splits) the whole fit took
+    0.48-0.85 of ``LogisticRegressionCV(scoring="neg_log_loss")``'s time and
+    11-31 times one ``LogisticRegression()`` fit.
     *MLPs* score ``alpha = 10**2 ... 10**-2`` (decade steps, all five
     values, no reference) over 3 folds, every fit from the same fresh
     initialisation (a path warm-started across penalties keeps an MLP's
     over-fit), so ``alpha="auto"`` costs about 11 single fits (in the same
-    benchmark 0.68-6.4 s, 5.6-9.1 times ``MLPClassifier()``); pass a float
+    benchmark 0.6-6.4 s, 5-9 times ``MLPClassifier()``); pass a float
     ``alpha`` to skip it. *Small data:* with fewer rows in the smallest class
     than folds, the folds are reduced to that count; when a class has a
     single row (or, for probability/count targets, fewer than two rows carry
