@@ -135,7 +135,7 @@ def test_prior_puts_the_pseudo_error_on_the_runner_up_class(rng):
     row's others (one the model rules out) does not move beta. Spread evenly over the
     other classes (before), such a class dragged beta down by its gap: 10-class digits
     held-out log-loss of cross-fitted temperature scaling was 1.2% worse than spreading
-    over the runner-up only, and 8% worse on wine (benchmark note, issue 15)."""
+    over the runner-up only, and 8% worse on wine (offline replay over 10 splits, issue 15's note)."""
     from scipy.optimize import minimize_scalar
     from scipy.special import log_softmax
 

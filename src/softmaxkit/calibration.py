@@ -402,9 +402,10 @@ class TemperatureScaling(_Calibrator):
         runner_up, row_min = runner_up_and_min(x, labels)
         informative = (w > 0) & (row_min != row_max)  # rows with all-equal logits say nothing about beta
         evidence = float(np.sum(w[informative]))
-        d_other = np.where(runner_up >= 0, x[np.arange(n), np.maximum(runner_up, 0)] - row_max, 0.0)
+        has_other = runner_up >= 0
+        d_other = np.where(has_other, x[np.arange(n), np.maximum(runner_up, 0)] - row_max, 0.0)
         smoothing = a / (evidence + 2.0 * a) if a else 0.0
-        target = _smoothed_target_logit(d_true, d_other, runner_up >= 0, smoothing=smoothing)
+        target = _smoothed_target_logit(d_true, d_other, has_other, smoothing=smoothing)
 
         def objective(sel: slice | np.ndarray | None):
             xs, ms, ws, ts, ds = (
