@@ -51,6 +51,16 @@ def adversarial(rng, dtype, n_classes=300) -> np.ndarray:
     return x.astype(dtype)
 
 
+#: (classes, row repeats) of the adversarial rows: wide rows, and narrow rows
+#: (at most cpu.NARROW_MAX_CLASSES classes) repeated over several row blocks.
+ROW_SHAPES = {"wide": (300, 1), "narrow": (12, 30)}
+
+
+def adversarial_rows(rng, dtype, shape):
+    n_classes, repeats = ROW_SHAPES[shape]
+    return np.tile(adversarial(rng, dtype, n_classes), (repeats, 1))
+
+
 def assert_close(got, want, dtype):
     got = np.asarray(got, dtype=np.float64)
     want = np.asarray(want, dtype=np.float64)
@@ -68,6 +78,24 @@ def assert_close(got, want, dtype):
 def _vexp_array(x, out):
     for j in range(x.shape[0]):
         out[j] = vexp(x[j])
+
+
+def test_float64_exp_is_within_one_ulp_and_handles_specials(rng):
+    x = np.concatenate([
+        np.linspace(-708.39, 0.0, 400_001),
+        -rng.uniform(0.0, 1.0, 100_000),  # |r| < ln 2 / 2 around k = 0 and -1
+        -rng.exponential(1e-9, 10_000),  # tiny arguments: exp = 1 - tiny
+    ])  # fmt: skip
+    got = np.empty_like(x)
+    _vexp_array(x, got)
+    want = np.exp(x)
+    assert np.max(np.abs(got - want) / np.spacing(want)) <= 1.0
+    special = np.array([0.0, -0.0, -np.inf, np.nan, -708.4, -745.2, -1e300])
+    out = np.empty_like(special)
+    _vexp_array(special, out)
+    assert out[0] == 1.0 and out[1] == 1.0  # exact: the max of a row gives exactly 1
+    assert out[2] == 0.0 and np.isnan(out[3])
+    assert np.all(out[4:] == 0.0)  # flushed below DBL_MIN, never garbage
 
 
 def test_float32_exp_is_within_two_ulp_and_handles_specials():
@@ -116,10 +144,11 @@ def test_float32_tanh_is_within_two_ulp_and_handles_specials():
 # --------------------------------------------------------------------------- softmax family
 
 
+@pytest.mark.parametrize("shape", ROW_SHAPES)
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("temperature", [1.0, 0.7])
-def test_softmax_and_log_softmax_match_oracle_and_reference(rng, dtype, temperature):
-    x = adversarial(rng, dtype)
+def test_softmax_and_log_softmax_match_oracle_and_reference(rng, dtype, temperature, shape):
+    x = adversarial_rows(rng, dtype, shape)
     for log in (False, True):
         got = cpu.softmax_2d(x, np.empty_like(x), inv_temperature=1 / temperature, log=log)
         ref = reference.softmax_2d(x, np.empty_like(x), inv_temperature=1 / temperature, log=log)
@@ -136,30 +165,36 @@ def test_softmax_and_log_softmax_match_oracle_and_reference(rng, dtype, temperat
     assert np.all(p[2, ::3] == 0.0)  # masked entries are exactly 0
 
 
+@pytest.mark.parametrize("shape", ROW_SHAPES)
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_logsumexp_matches_oracle(rng, dtype):
-    x = adversarial(rng, dtype)
+def test_logsumexp_matches_oracle(rng, dtype, shape):
+    x = adversarial_rows(rng, dtype, shape)
     got = cpu.logsumexp_2d(x)
     assert got.dtype == np.float64
     assert_close(got, oracle.logsumexp(x), dtype)
     assert got[3] == -np.inf and np.isnan(got[4]) and np.isnan(got[5])
 
 
+@pytest.mark.parametrize("shape", [(5, 700), (300, 7)], ids=["wide", "narrow"])
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_softmax_in_place(rng, dtype):
-    x = (rng.standard_normal((5, 700)) * 4).astype(dtype)
-    want = oracle.softmax(x)
+def test_softmax_in_place(rng, dtype, shape):
+    x = (rng.standard_normal(shape) * 4).astype(dtype)
+    want, want_log = oracle.softmax(x), oracle.log_softmax(x, temperature=0.5)
+    y = x.copy()
     assert cpu.softmax_2d(x, x) is x
     assert_close(x, want, dtype)
+    assert cpu.softmax_2d(y, y, inv_temperature=2.0, log=True) is y
+    assert_close(y, want_log, dtype)
 
 
+@pytest.mark.parametrize("n_classes", [1000, 16], ids=["wide", "narrow"])
 @pytest.mark.parametrize("with_grad", [False, True], ids=["loss", "loss+grad"])
-def test_confident_row_keeps_relative_precision(with_grad):
-    # Row 0: -log p_max = log1p(sum of the rest) ~ 9e-14, log(1 + tiny) would
-    # lose it all. Rows 1-3 have row sums just above 1, just below 2 and
-    # above 2, around the point where the gradient path switches from an
-    # exact second pass for `rest` to log(s).
-    x = np.zeros((4, 1000), dtype=np.float32)
+def test_confident_row_keeps_relative_precision(with_grad, n_classes):
+    # Row 0: -log p_max = log1p(sum of the rest) ~ 1e-15 n_classes, log(1 + tiny)
+    # would lose it all. Rows 1-3 have row sums just above 1, just below 2 and
+    # above 2 (at 1000 classes), around the point where the wide gradient path
+    # switches from an exact second pass for `rest` to log(s).
+    x = np.zeros((4, n_classes), dtype=np.float32)
     x[0, 0] = 40.0
     x[1:, 0] = [12.0, 7.0, 6.0]
     target = np.zeros(4, dtype=np.int64)
@@ -268,10 +303,52 @@ def test_cross_entropy_option_grid(rng, dtype, soft, tile):
             assert loss[4] == 0.0 and np.all(grad[4] == 0.0)  # ignored row
 
 
+@pytest.mark.parametrize("n_classes", [3, 7, 32])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_narrow_rows_match_the_oracle_and_the_wide_rows(rng, monkeypatch, dtype, n_classes):
+    """Rows of at most NARROW_MAX_CLASSES classes take their own kernel
+    (blocks of rows, one flat exp loop): every option but the softcap,
+    ignored rows, masked logits and a partial last block, against the
+    oracle and against the wide-row kernel on the same inputs."""
+    assert n_classes <= cpu.NARROW_MAX_CLASSES
+    n = 2 * cpu._NARROW_BLOCK_ROWS + 37  # two full blocks and a partial one
+    c = n_classes
+    x = (rng.standard_normal((n, c)) * 3).astype(dtype)
+    target = rng.integers(0, c, n)
+    masked = np.arange(0, n, 11)
+    x[masked, (target[masked] + 1) % c] = -np.inf  # a masked logit beside the target
+    x[5, target[5]] = 40.0  # a confident row
+    target[::17] = -100  # ignored
+    row_scale = rng.uniform(0.5, 2.0, n)
+    for weighted, eps, zeta, _ in (g for g in OPTION_GRID if g[3] is None):
+        opts, oracle_opts = _options(c, rng, weighted, eps, zeta, None)
+        case = f"weighted={weighted} eps={eps} zeta={zeta}"
+        grad = np.empty_like(x)
+        loss = cpu.cross_entropy_2d(x, target, opts, row_scale=row_scale, grad_out=grad)
+        loss_only = cpu.cross_entropy_2d(x, target, opts)
+        in_place = x.copy()
+        loss_in_place = cpu.cross_entropy_2d(in_place, target, opts, row_scale=row_scale, grad_out=in_place)
+        want_loss, _ = oracle.cross_entropy_rows(x, target, **oracle_opts)
+        finite = np.isfinite(want_loss)  # label smoothing onto a masked logit: +inf
+        np.testing.assert_array_equal(loss[~finite], want_loss[~finite], err_msg=case)
+        np.testing.assert_allclose(loss[finite], want_loss[finite], **tol(dtype), err_msg=case)
+        np.testing.assert_array_equal(loss_only, loss, err_msg=case)
+        np.testing.assert_array_equal(loss_in_place, loss, err_msg=case)
+        np.testing.assert_array_equal(in_place, grad, err_msg=case)
+        assert np.all(loss[::17] == 0.0) and np.all(grad[::17] == 0.0)
+        with monkeypatch.context() as patch:
+            patch.setattr(cpu, "NARROW_MAX_CLASSES", 0)  # the wide-row kernel
+            wide_grad = np.empty_like(x)
+            wide_loss = cpu.cross_entropy_2d(x, target, opts, row_scale=row_scale, grad_out=wide_grad)
+        np.testing.assert_allclose(loss[finite], wide_loss[finite], **tol(dtype), err_msg=case)
+        np.testing.assert_allclose(grad, wide_grad, **tol(dtype), err_msg=case)
+
+
+@pytest.mark.parametrize("n_classes", [300, 12], ids=["wide", "narrow"])
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("soft", [False, True], ids=["hard", "soft"])
-def test_cross_entropy_adversarial_rows(rng, dtype, soft):
-    x = adversarial(rng, dtype)
+def test_cross_entropy_adversarial_rows(rng, dtype, soft, n_classes):
+    x = adversarial(rng, dtype, n_classes)
     n, c = x.shape
     if soft:
         target = rng.dirichlet(np.ones(c), n).astype(dtype)
@@ -344,16 +421,17 @@ def test_float32_accuracy_at_large_class_counts(rng, n_classes):
     assert np.max(np.abs(grad.astype(np.float64).sum(axis=1))) < 1e-6
 
 
-def test_results_do_not_depend_on_the_thread_count(rng):
-    x = (rng.standard_normal((16, 5000)) * 3).astype(np.float32)
-    y = rng.integers(0, 5000, 16)
+@pytest.mark.parametrize("shape", [(16, 5000), (3000, 10)], ids=["wide", "narrow"])
+def test_results_do_not_depend_on_the_thread_count(rng, shape):
+    x = (rng.standard_normal(shape) * 3).astype(np.float32)
+    y = rng.integers(0, shape[1], shape[0])
     before = numba.get_num_threads()
     runs = []
     try:
         for k in sorted({1, before}):
             numba.set_num_threads(k)
             g = np.empty_like(x)
-            loss = cpu.cross_entropy_2d(x, y, CrossEntropyOptions(), row_scale=np.ones(16), grad_out=g)
+            loss = cpu.cross_entropy_2d(x, y, CrossEntropyOptions(), row_scale=np.ones(shape[0]), grad_out=g)
             runs.append((loss, g, cpu.softmax_2d(x, np.empty_like(x))))
     finally:
         numba.set_num_threads(before)

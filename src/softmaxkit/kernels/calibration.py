@@ -7,7 +7,7 @@ Why kernels at all: fitting a temperature on 50,000 x 1000 logits touches
 5e7 numbers per Newton step, and a 1000-resample bootstrap of an ECE at
 n = 50,000 draws 5e7 indices. Done with NumPy temporaries either costs
 several passes over memory per step; here each is one fused, parallel loop
-(the float32 ``exp`` is the vectorised polynomial of
+(``exp`` is the vectorised polynomial of
 :mod:`softmaxkit.kernels._vecmath`).
 
 Random numbers come from a counter-based generator (SplitMix64 seeded with
@@ -79,8 +79,9 @@ def temperature_moments(x, row_max, weight, beta):
 
     Notes
     -----
-    ``d`` and ``exp`` are computed in the logits' dtype (float32: the
-    vectorised polynomial ``vexp``, within 2 ulp), the four sums in float64.
+    ``d`` and ``exp`` are computed in the logits' dtype (the vectorised
+    polynomial ``vexp``: within 2 ulp in float32, 1 in float64), the four
+    sums in float64.
     The max entry has ``d = 0``, so ``Z_i >= 1`` and the variance
     ``E[d^2] - E[d]^2`` loses little to cancellation.
     """

@@ -15,6 +15,11 @@ output written once)::
     pass 3  out = e / s                 or the CE gradient; log-softmax stores
                                         x - m in pass 2 and subtracts log(s) here
 
+* Rows of at most :data:`NARROW_MAX_CLASSES` classes (tabular heads: 2 to
+  a few dozen) take the narrow-row kernels instead: a block of rows at a
+  time, the max per row, then one flat ``exp`` loop over the whole block
+  into a scratch block, then the sums and outputs per row. Along a row of a
+  few classes the loops above never fill a vector.
 * Outputs use plain stores, so each output line is also read once before it
   is written (read-for-ownership). Non-temporal stores avoid that read and
   were tried: each row was computed in a per-thread scratch row, then
@@ -671,6 +676,160 @@ def _ce_soft_rows(x, target, w, has_weight, eps, zeta, cap, row_scale, g, want_g
             _soft_row_grad(gr, src, tr, w, has_weight, keep, add, wt_sum, zeta, s, lse, row_scale[i], cap)
 
 
+# --------------------------------------------------------------------------- narrow rows
+
+#: Rows of at most this many classes take the narrow-row kernels (softmax,
+#: log-softmax, logsumexp, and CE with hard targets and no softcap). The row
+#: loops above vectorise along a row; a row of a few classes never fills a
+#: vector (16 float32 lanes, unrolled 4x), so every element took the scalar
+#: epilogue and each row paid ~80 ns of loop set-up: CE with gradient cost 30
+#: ns per element at 3 classes and 13 at 10 (float64, before the float64
+#: ``vexp``). The narrow kernels vectorise across the rows of a block
+#: instead. At 64 classes the row loops win again;
+#: ``benchmarks/bench_narrow_rows.py`` prints both, with torch and scipy.
+NARROW_MAX_CLASSES = 32
+
+#: Rows per block of the narrow kernels (their unit of parallel work: at 32
+#: float64 classes a block's scratch is 32 KiB).
+_NARROW_BLOCK_ROWS = 128
+
+
+@_block
+def _exp_shifted_block(v, scratch, it):
+    prefer_wide_vectors()
+    for k in range(v.shape[0]):
+        scratch[k] = vexp(times(v[k] - scratch[k], it))
+
+
+@_inner
+def _exp_shifted(v, scratch, it):
+    """``scratch = exp((v - scratch) * it)`` over a flat block (``scratch`` holds each element's shift)."""
+    _exp_shifted_block(v, scratch, it)
+
+
+@_scalar
+def _narrow_exp(x, start, stop, it, scratch, shift):
+    """Rows ``start:stop`` of ``x`` (N, C): each row's max shift into ``shift``
+    (float64, one per row) and ``exp((x - shift) * it)`` into ``scratch``
+    (flat, ``(stop - start) * C`` elements of ``x``'s dtype).
+
+    The max and the broadcast of the shift are scalar loops per row; the
+    ``exp``, the bulk of the work, is one vectorised loop over the block.
+    ``x`` is only read.
+    """
+    c = x.shape[1]
+    for r in range(stop - start):
+        xr = x[start + r]
+        m = like(xr, -np.inf)
+        for j in range(c):
+            m = nan_max(m, xr[j])
+        m = _shift_of(xr, m)
+        shift[r] = m
+        for j in range(c):
+            scratch[r * c + j] = m
+    _exp_shifted(x[start:stop].reshape(-1), scratch, it)
+
+
+@_scalar
+def _short_row_sums(e):
+    """``(s, rest)`` of one short row of exponentials, in float64 (see :func:`_log_sum`)."""
+    s = 0.0
+    rest = 0.0
+    for j in range(e.shape[0]):
+        ej = np.float64(e[j])
+        s += ej
+        rest += 0.0 if ej == 1.0 else ej
+    return s, rest
+
+
+@_scalar
+def _narrow_blocks(n):
+    """Blocks of :data:`_NARROW_BLOCK_ROWS` rows covering ``n`` rows."""
+    return (n + _NARROW_BLOCK_ROWS - 1) // _NARROW_BLOCK_ROWS
+
+
+@_outer
+def _softmax_narrow_rows(x, out, it, log):
+    """:func:`_softmax_rows` for rows of few classes (``out`` may be ``x``)."""
+    n, c = x.shape
+    for b in prange(_narrow_blocks(n)):
+        start = b * _NARROW_BLOCK_ROWS
+        stop = min(n, start + _NARROW_BLOCK_ROWS)
+        scratch = np.empty((stop - start) * c, dtype=x.dtype)
+        shift = np.empty(stop - start)
+        _narrow_exp(x, start, stop, it, scratch, shift)
+        for r in range(stop - start):
+            e = scratch[r * c : (r + 1) * c]
+            s, rest = _short_row_sums(e)
+            xr = x[start + r]
+            orow = out[start + r]
+            if log:
+                log_s = _log_sum(s, rest)
+                m = like(xr, shift[r])
+                for j in range(c):  # element by element, so out may be x
+                    orow[j] = like(xr, -np.inf) if s == 0.0 else times(xr[j] - m, it) - like(xr, log_s)
+            else:
+                inv = like(xr, 0.0 if s == 0.0 else 1.0 / s)
+                for j in range(c):
+                    orow[j] = e[j] * inv
+
+
+@_outer
+def _logsumexp_narrow_rows(x, res):
+    """:func:`_logsumexp_rows` for rows of few classes."""
+    n, c = x.shape
+    for b in prange(_narrow_blocks(n)):
+        start = b * _NARROW_BLOCK_ROWS
+        stop = min(n, start + _NARROW_BLOCK_ROWS)
+        scratch = np.empty((stop - start) * c, dtype=x.dtype)
+        shift = np.empty(stop - start)
+        _narrow_exp(x, start, stop, None, scratch, shift)
+        for r in range(stop - start):
+            s, rest = _short_row_sums(scratch[r * c : (r + 1) * c])
+            res[start + r] = shift[r] + _log_sum(s, rest)
+
+
+@_outer
+def _ce_hard_narrow_rows(x, target, w, w64, has_weight, w_sum, ignore_index, eps, zeta, row_scale, g, want_grad, loss):
+    """:func:`_ce_hard_rows` without a softcap, for rows of few classes.
+
+    The exponentials go to a per-block scratch, so the gradient (which may
+    be ``x`` itself) is written row by row after that row's logits are read.
+    Same arithmetic and special values as the wide rows, except that the
+    row sums are accumulated in float64 throughout.
+    """
+    n, c = x.shape
+    for b in prange(_narrow_blocks(n)):
+        start = b * _NARROW_BLOCK_ROWS
+        stop = min(n, start + _NARROW_BLOCK_ROWS)
+        scratch = np.empty((stop - start) * c, dtype=x.dtype)
+        shift = np.empty(stop - start)
+        _narrow_exp(x, start, stop, None, scratch, shift)
+        for r in range(stop - start):
+            i = start + r
+            y = target[i]
+            if y == ignore_index:
+                loss[i] = 0.0
+                if want_grad:
+                    g[i, :] = 0.0
+                continue
+            xr = x[i]
+            m = shift[r]
+            neg_z_y = m - np.float64(xr[y])
+            smooth = _neg_shift_dot(xr, w, has_weight, like(xr, m)) if eps > 0.0 else 0.0
+            e = scratch[r * c : (r + 1) * c]
+            s, rest = _short_row_sums(e)
+            log_s = _log_sum(s, rest)
+            lse = m + log_s
+            w_y = w64[y] if has_weight else 1.0
+            loss[i] = _hard_row_loss(s, log_s, neg_z_y, smooth, w_y, w_sum, c, eps, zeta, lse)
+            if want_grad:
+                gr = g[i]
+                for j in range(c):
+                    gr[j] = e[j]
+                _hard_row_grad(gr, gr, y, w, has_weight, w_y, w_sum, c, eps, zeta, s, lse, row_scale[i], 0.0)
+
+
 # --------------------------------------------------------------------------- public kernels
 
 
@@ -700,7 +859,8 @@ def softmax_2d(
     """
     # None compiles the exp loops without the temperature multiply.
     it = None if inv_temperature == 1.0 else x.dtype.type(inv_temperature)
-    _run(_softmax_rows, x.size, x, out, it, bool(log))
+    rows = _softmax_narrow_rows if x.shape[1] <= NARROW_MAX_CLASSES else _softmax_rows
+    _run(rows, x.size, x, out, it, bool(log))
     return out
 
 
@@ -710,7 +870,8 @@ def logsumexp_2d(x: np.ndarray) -> np.ndarray:
     ``-inf`` for a row of all ``-inf``, NaN for a row with NaN or ``+inf``.
     """
     res = np.empty(x.shape[0], dtype=np.float64)
-    _run(_logsumexp_rows, x.size, x, res)
+    rows = _logsumexp_narrow_rows if x.shape[1] <= NARROW_MAX_CLASSES else _logsumexp_rows
+    _run(rows, x.size, x, res)
     return res
 
 
@@ -769,8 +930,14 @@ def cross_entropy_2d(
     else:
         t = np.ascontiguousarray(target, dtype=np.int64)
         ignore = int(options.ignore_index)
-        _run(
-            _ce_hard_rows, x.size,
-            x, t, w, w64, has_weight, w_sum, ignore, eps, zeta, cap, scale, g, want_grad, loss,
-        )  # fmt: skip
+        if c <= NARROW_MAX_CLASSES and cap == 0.0:
+            _run(
+                _ce_hard_narrow_rows, x.size,
+                x, t, w, w64, has_weight, w_sum, ignore, eps, zeta, scale, g, want_grad, loss,
+            )  # fmt: skip
+        else:
+            _run(
+                _ce_hard_rows, x.size,
+                x, t, w, w64, has_weight, w_sum, ignore, eps, zeta, cap, scale, g, want_grad, loss,
+            )  # fmt: skip
     return loss

@@ -1,0 +1,130 @@
+"""Claim: on rows of few classes (tabular heads: 2 to a few dozen classes)
+softmaxkit's narrow-row kernels beat its own row loops, torch and scipy.
+
+The row loops of :mod:`softmaxkit.kernels.cpu` vectorise along a row, which
+a row of 2-32 classes never fills; the narrow-row kernels (rows of at most
+``NARROW_MAX_CLASSES`` classes) vectorise across a block of rows instead.
+Measured in one run, on the same arrays, medians of repeats after warm-up:
+
+* ``narrow``: softmaxkit as shipped (``sk.softmax``, ``sk.cross_entropy_and_grad``
+  with ``grad_out=``), which takes the narrow-row kernels at these shapes;
+* ``row loops``: the same calls with ``NARROW_MAX_CLASSES = 0``, i.e. the
+  wide-row kernels on the same input;
+* torch: ``torch.softmax`` and ``F.cross_entropy`` + ``backward()``;
+* scipy: ``scipy.special.softmax`` (what scikit-learn's ``predict_proba``
+  amounts to).
+
+Both float32 and float64 (scikit-learn's data are float64, and so is
+``SoftmaxClassifier``'s default compute dtype). The last column set is the
+ratio of each peer's time to softmaxkit's (> 1: softmaxkit is faster).
+
+Usage::
+
+    python benchmarks/bench_narrow_rows.py            # 1 and 2 threads
+    python benchmarks/bench_narrow_rows.py --quick    # fewer repeats
+
+Timings on a shared machine are noisy; compare only rows of one run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import numba
+import numpy as np
+import scipy.special
+import torch
+import torch.nn.functional as F
+
+import softmaxkit as sk
+from softmaxkit.kernels import cpu
+
+SHAPES = ((100_000, 2), (100_000, 3), (100_000, 10), (50_000, 32), (25_000, 64))
+
+
+def median_ms(fn, *, repeats: int, warmup: int) -> float:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return 1e3 * statistics.median(times)
+
+
+def _row_loops(fn):
+    """``fn`` run with the narrow-row kernels switched off (the wide-row loops)."""
+
+    def call():
+        saved = cpu.NARROW_MAX_CLASSES
+        cpu.NARROW_MAX_CLASSES = 0
+        try:
+            return fn()
+        finally:
+            cpu.NARROW_MAX_CLASSES = saved
+
+    return call
+
+
+def _torch_ce(xt, yt):
+    loss = F.cross_entropy(xt, yt)
+    loss.backward()
+    xt.grad = None
+
+
+def measure(x: np.ndarray, y: np.ndarray, *, repeats: int, warmup: int) -> dict[str, dict[str, float]]:
+    out = np.empty_like(x)
+    grad = np.empty_like(x)
+    xt = torch.from_numpy(x)
+    xg = xt.clone().requires_grad_(True)
+    yt = torch.from_numpy(y)
+    softmax = lambda: sk.softmax(x, out=out)  # noqa: E731
+    ce = lambda: sk.cross_entropy_and_grad(x, y, grad_out=grad)  # noqa: E731
+    calls = {
+        "softmax": {
+            "narrow": softmax,
+            "row loops": _row_loops(softmax),
+            "torch": lambda: torch.softmax(xt, -1),
+            "scipy": lambda: scipy.special.softmax(x, axis=1),
+        },
+        "ce fwd+bwd": {
+            "narrow": ce,
+            "row loops": _row_loops(ce),
+            "torch": lambda: _torch_ce(xg, yt),
+        },
+    }
+    return {op: {impl: median_ms(fn, repeats=repeats, warmup=warmup) for impl, fn in impls.items()}
+            for op, impls in calls.items()}
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true", help="fewer repeats (smoke test)")
+    ap.add_argument("--threads", default="1,2", help="comma-separated thread counts")
+    args = ap.parse_args(argv)
+    repeats, warmup = (5, 1) if args.quick else (21, 3)
+    rng = np.random.default_rng(0)
+    print(f"numba {numba.__version__}, torch {torch.__version__}, median of {repeats} after {warmup} warm-up; "
+          f"NARROW_MAX_CLASSES = {cpu.NARROW_MAX_CLASSES}")
+    print(f"{'op':<11} {'shape':>10} {'dtype':<8} {'thr':>3} {'narrow ms':>10} {'row loops':>10} {'torch':>9} "
+          f"{'scipy':>9}   {'loops/sk':>8} {'torch/sk':>8} {'scipy/sk':>8}")
+    for threads in (int(t) for t in args.threads.split(",")):
+        torch.set_num_threads(threads)
+        numba.set_num_threads(threads)
+        for shape in SHAPES:
+            for dtype in (np.float32, np.float64):
+                x = (3.0 * rng.standard_normal(shape)).astype(dtype)
+                y = rng.integers(0, shape[1], shape[0])
+                for op, ms in measure(x, y, repeats=repeats, warmup=warmup).items():
+                    sk_ms = ms["narrow"]
+                    cells = [f"{ms.get(k, float('nan')):>9.2f}" for k in ("torch", "scipy")]
+                    ratios = [f"{ms[k] / sk_ms:>8.2f}" if k in ms else f"{'':>8}" for k in ("row loops", "torch", "scipy")]
+                    print(f"{op:<11} {shape[0]:>6}x{shape[1]:<3} {np.dtype(dtype).name:<8} {threads:>3} "
+                          f"{sk_ms:>10.2f} {ms['row loops']:>10.2f} {cells[0]} {cells[1]}   {' '.join(ratios)}")
+
+
+if __name__ == "__main__":
+    main()
