@@ -685,12 +685,13 @@ def _ce_soft_rows(x, target, w, has_weight, eps, zeta, cap, row_scale, g, want_g
 #: epilogue and each row paid ~80 ns of loop set-up: CE with gradient cost 30
 #: ns per element at 3 classes and 13 at 10 (float64, before the float64
 #: ``vexp``). The narrow kernels vectorise across the rows of a block
-#: instead. At 64 classes the row loops win again;
+#: instead. At 32 classes the row loops were faster again (the narrow
+#: kernels took 1.05-1.8x their time, 1 thread);
 #: ``benchmarks/bench_narrow_rows.py`` prints both, with torch and scipy.
-NARROW_MAX_CLASSES = 32
+NARROW_MAX_CLASSES = 16
 
-#: Rows per block of the narrow kernels (their unit of parallel work: at 32
-#: float64 classes a block's scratch is 32 KiB).
+#: Rows per block of the narrow kernels (their unit of parallel work: at 16
+#: float64 classes a block's scratch is 16 KiB).
 _NARROW_BLOCK_ROWS = 128
 
 
