@@ -29,8 +29,6 @@ Timings on a shared machine are noisy; compare only rows of one run.
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 
 import numba
 import numpy as np
@@ -41,18 +39,9 @@ import torch.nn.functional as F
 import softmaxkit as sk
 from softmaxkit.kernels import cpu
 
+from bench_ops import median_ms  # noqa: E402  (same folder: run as a script)
+
 SHAPES = ((100_000, 2), (100_000, 3), (100_000, 10), (50_000, 32), (25_000, 64))
-
-
-def median_ms(fn, *, repeats: int, warmup: int) -> float:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return 1e3 * statistics.median(times)
 
 
 def _row_loops(fn):

@@ -709,16 +709,21 @@ def _exp_shifted(v, scratch, it):
 
 
 @_scalar
-def _narrow_exp(x, start, stop, it, scratch, shift):
-    """Rows ``start:stop`` of ``x`` (N, C): each row's max shift into ``shift``
-    (float64, one per row) and ``exp((x - shift) * it)`` into ``scratch``
-    (flat, ``(stop - start) * C`` elements of ``x``'s dtype).
+def _narrow_exp(x, block, it):
+    """``(start, stop, scratch, shift)`` of row block ``block`` of ``x`` (N, C):
+    its rows ``start:stop``, each row's max shift (``shift``, float64, one per
+    row) and ``exp((x - shift) * it)`` (``scratch``, flat, ``(stop - start) *
+    C`` elements of ``x``'s dtype).
 
     The max and the broadcast of the shift are scalar loops per row; the
     ``exp``, the bulk of the work, is one vectorised loop over the block.
     ``x`` is only read.
     """
-    c = x.shape[1]
+    n, c = x.shape
+    start = block * _NARROW_BLOCK_ROWS
+    stop = min(n, start + _NARROW_BLOCK_ROWS)
+    scratch = np.empty((stop - start) * c, dtype=x.dtype)
+    shift = np.empty(stop - start)
     for r in range(stop - start):
         xr = x[start + r]
         m = like(xr, -np.inf)
@@ -729,6 +734,7 @@ def _narrow_exp(x, start, stop, it, scratch, shift):
         for j in range(c):
             scratch[r * c + j] = m
     _exp_shifted(x[start:stop].reshape(-1), scratch, it)
+    return start, stop, scratch, shift
 
 
 @_scalar
@@ -754,11 +760,7 @@ def _softmax_narrow_rows(x, out, it, log):
     """:func:`_softmax_rows` for rows of few classes (``out`` may be ``x``)."""
     n, c = x.shape
     for b in prange(_narrow_blocks(n)):
-        start = b * _NARROW_BLOCK_ROWS
-        stop = min(n, start + _NARROW_BLOCK_ROWS)
-        scratch = np.empty((stop - start) * c, dtype=x.dtype)
-        shift = np.empty(stop - start)
-        _narrow_exp(x, start, stop, it, scratch, shift)
+        start, stop, scratch, shift = _narrow_exp(x, b, it)
         for r in range(stop - start):
             e = scratch[r * c : (r + 1) * c]
             s, rest = _short_row_sums(e)
@@ -780,11 +782,7 @@ def _logsumexp_narrow_rows(x, res):
     """:func:`_logsumexp_rows` for rows of few classes."""
     n, c = x.shape
     for b in prange(_narrow_blocks(n)):
-        start = b * _NARROW_BLOCK_ROWS
-        stop = min(n, start + _NARROW_BLOCK_ROWS)
-        scratch = np.empty((stop - start) * c, dtype=x.dtype)
-        shift = np.empty(stop - start)
-        _narrow_exp(x, start, stop, None, scratch, shift)
+        start, stop, scratch, shift = _narrow_exp(x, b, None)
         for r in range(stop - start):
             s, rest = _short_row_sums(scratch[r * c : (r + 1) * c])
             res[start + r] = shift[r] + _log_sum(s, rest)
@@ -801,11 +799,7 @@ def _ce_hard_narrow_rows(x, target, w, w64, has_weight, w_sum, ignore_index, eps
     """
     n, c = x.shape
     for b in prange(_narrow_blocks(n)):
-        start = b * _NARROW_BLOCK_ROWS
-        stop = min(n, start + _NARROW_BLOCK_ROWS)
-        scratch = np.empty((stop - start) * c, dtype=x.dtype)
-        shift = np.empty(stop - start)
-        _narrow_exp(x, start, stop, None, scratch, shift)
+        start, stop, scratch, shift = _narrow_exp(x, b, None)
         for r in range(stop - start):
             i = start + r
             y = target[i]
