@@ -357,6 +357,16 @@ def test_logits_and_labels_of_different_lengths(capsys, scores, tmp_path):
         assert "logits.npy has 300 rows but" in error_line(err) and "short.csv has 3" in err
 
 
+def test_labels_without_header_one_row_short_say_why(capsys, scores, tmp_path):
+    # A header-less labels file starting with 0 reads as pandas' unnamed column '0': one row short.
+    labels = np.load(scores["logits"]).argmax(1)
+    labels[0] = 0
+    (tmp_path / "y.csv").write_text("".join(f"{v}\n" for v in labels))
+    rc, _, err = call(capsys, "evaluate", "--logits", str(scores["logits"]), "--labels", str(tmp_path / "y.csv"))
+    assert rc == 1
+    assert "y.csv has 299" in error_line(err) and "if it has no header line, its first row was read" in err
+
+
 def test_label_out_of_range_of_the_logits(capsys, scores, tmp_path):
     write_columns(tmp_path / "y.csv", {"label": np.r_[np.zeros(299, int), 5]})
     rc, _, err = call(capsys, "evaluate", "--logits", str(scores["logits"]), "--labels", str(tmp_path / "y.csv"))
@@ -388,6 +398,55 @@ def test_probabilities_that_do_not_sum_to_one(capsys, scores, tmp_path):
     write_columns(tmp_path / "y.csv", {"label": np.array([0, 1])})
     rc, _, err = call(capsys, "evaluate", "--probs", str(tmp_path / "p.csv"), "--labels", str(tmp_path / "y.csv"))
     assert rc == 1 and "p.csv: row 2: probabilities sum to 0.5, not 1" in error_line(err)
+
+
+def _model_on_npy(capsys, tmp_path, X, y):
+    np.save(tmp_path / "train.npy", np.column_stack([X, y]))
+    rc, _, err = call(capsys, "fit", tmp_path / "train.npy", "--target", "-1", "--alpha", "1",
+                      "--out", tmp_path / "m.npz", "--quiet")
+    assert rc == 0, err
+    return tmp_path / "m.npz"
+
+
+def test_names_on_one_side_only_need_by_position(capsys, tmp_path):
+    """Audit: a model fitted on a .npy read a named CSV by position; reversed columns flipped a prediction."""
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(200, 2)) * [1.0, 3.0]
+    y = (X[:, 0] > 0).astype(int)  # only column 0 matters
+    model = _model_on_npy(capsys, tmp_path, X, y)
+    reversed_csv = write_columns(tmp_path / "new.csv", {"b": X[:, 1], "a": X[:, 0]})
+    rc, _, err = call(capsys, "predict", model, reversed_csv, "--out", tmp_path / "p.csv")
+    assert rc == 1 and not (tmp_path / "p.csv").exists()
+    assert re.search(r"new\.csv: its columns have names \('b', 'a'\) but the model .*m\.npz was fitted on a file "
+                     r"without column names.*pass --by-position", error_line(err))
+    # The user vouches for the order: file order it is, and the JSON result says so.
+    rc, out, err = call(capsys, "predict", model, reversed_csv, "--by-position", "--out", tmp_path / "p.csv", "--json")
+    assert rc == 0, err
+    assert json.loads(out)["columns_by_position"] is True
+    # npy model, npy data: positional on both sides, nothing to vouch for.
+    np.save(tmp_path / "x.npy", X)
+    rc, out, err = call(capsys, "predict", model, tmp_path / "x.npy", "--out", tmp_path / "q.csv", "--json")
+    assert rc == 0, err
+    assert json.loads(out)["columns_by_position"] is True
+    assert (read_columns(tmp_path / "q.csv")["prediction"].to_numpy() == y).mean() > 0.95
+
+
+def test_named_model_refuses_unnamed_data_unless_by_position(capsys, fitted, bc_csv, tmp_path):
+    columns = read_columns(bc_csv)
+    X = np.column_stack([c.to_numpy() for name, c in columns.items() if name != "diagnosis"])[:40]
+    np.save(tmp_path / "x.npy", X)
+    rc, _, err = call(capsys, "predict", fitted["model"], tmp_path / "x.npy", "--out", tmp_path / "p.csv")
+    assert rc == 1
+    assert re.search(r"x\.npy: has no column names, so its columns cannot be matched to the ones the model .* was "
+                     r"fitted on \('mean_radius', 'mean_texture', .*\); pass --by-position", error_line(err))
+    rc, out, _ = call(capsys, "predict", fitted["model"], tmp_path / "x.npy", "--by-position",
+                      "--out", tmp_path / "p.csv", "--json")
+    assert rc == 0 and json.loads(out)["columns_by_position"] is True
+    rc, out, _ = call(capsys, "predict", fitted["model"], bc_csv, "--target", "diagnosis",
+                      "--out", tmp_path / "named.csv", "--json")
+    assert rc == 0 and json.loads(out)["columns_by_position"] is False
+    by_name = read_columns(tmp_path / "named.csv")["p_benign"].to_numpy()[:40]
+    np.testing.assert_allclose(read_columns(tmp_path / "p.csv")["p_benign"].to_numpy(), by_name, rtol=1e-12)
 
 
 def test_wrong_number_of_features_without_names(capsys, fitted, bc_csv, tmp_path):

@@ -106,7 +106,9 @@ def test_missing_feature_column_is_named(capsys, work, iris, model):
 
 def test_file_without_names_is_read_by_position(capsys, work, iris, model):
     np.save(work / "X.npy", iris["X"])
-    rc, _, _ = call(capsys, "predict", model, work / "X.npy", "--out", work / "p_npy.csv")
+    rc, _, err = call(capsys, "predict", model, work / "X.npy", "--out", work / "p_npy.csv")
+    assert rc == 1 and "--by-position" in error_line(err)  # the model has names; the user must vouch for the order
+    rc, _, _ = call(capsys, "predict", model, work / "X.npy", "--by-position", "--out", work / "p_npy.csv")
     assert rc == 0
     first = read_columns(work / "p_npy.csv")["p_setosa"].to_numpy()
     np.testing.assert_allclose(first, sk.load(model).predict_proba(iris["X"])[:, 0], rtol=1e-12, atol=1e-300)

@@ -216,6 +216,32 @@ def test_duplicate_column_names(tmp_path):
         read_features(path)
 
 
+def test_header_made_of_data_is_refused_not_dropped(tmp_path):
+    # Audit (issue 15 round): iris saved without a header lost its first row and named features '6.7', '3.3'.
+    path = _write(tmp_path / "d.csv", "6.7,3.3,5.7,2.5,virginica\n5.1,3.5,1.4,0.2,setosa\n")
+    with pytest.raises(DataFileError, match=r"d\.csv: line 1 looks like data, not a header \(column names "
+                                             r"'6\.7', '3\.3', '5\.7', '2\.5' are numbers\)"):
+        read_features(path, target="-1")
+    labels = _write(tmp_path / "y.csv", "1\n0\n1\n")  # np.savetxt of labels: no header
+    with pytest.raises(DataFileError, match=r"y\.csv: line 1 looks like data.*column name '1' is a number"):
+        read_labels(labels)
+    tsv = _write(tmp_path / "d.tsv", "0.5\t-1e-3\n1\t2\n")
+    with pytest.raises(DataFileError, match=r"d\.tsv: line 1 looks like data.*\(tab-separated\)"):
+        read_matrix(tsv)
+    digits = _write(tmp_path / "g.csv", "0,0,5,13\n0,1,2,3\n")  # repeated numbers: not a 'column named twice'
+    with pytest.raises(DataFileError, match="looks like data"):
+        read_features(digits)
+
+
+def test_pandas_default_column_names_are_a_header(tmp_path):
+    # pandas writes 0, 1, ..., m-1 as the header of an unnamed frame (and '0' for an unnamed series)
+    path = _write(tmp_path / "d.csv", "0,1,2,label\n1.5,2,3,a\n4,5,6,b\n")
+    data = read_features(path, target="label")
+    assert data.feature_names == ["0", "1", "2"] and data.X.shape == (2, 3)
+    np.testing.assert_array_equal(read_labels(_write(tmp_path / "y.csv", "0\n1\n2\n")), [1, 2])
+    np.testing.assert_array_equal(read_matrix(_write(tmp_path / "z.csv", "nan,inf\n1,2\n")), [[1, 2]])
+
+
 # --------------------------------------------------------------------------- issue 16: locations and names
 
 

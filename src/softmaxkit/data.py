@@ -121,6 +121,8 @@ def _read_arrow(path: Path, suffix: str) -> dict[str, Any]:
             f"{path}: line 1: the header {table.column_names[0]!r} is separated by ';', not ','; "
             "save the file as comma-separated CSV with '.' as the decimal point"
         )
+    if suffix != ".parquet":
+        _refuse_data_as_header(path, table.column_names)
     seen: set[str] = set()
     for name in table.column_names:
         if name in seen:
@@ -128,6 +130,36 @@ def _read_arrow(path: Path, suffix: str) -> dict[str, Any]:
         seen.add(name)
     # Chunked columns as read (no combine_chunks copy): numeric_matrix copies chunk by chunk.
     return {name: table.column(name) if table.num_rows else np.array([]) for name in table.column_names}
+
+
+#: A column name that is a number literal (``6.7``, ``-1``, ``1e-3``), as a data row's cells are.
+_NUMBER = re.compile(r"^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$")
+
+
+def _refuse_data_as_header(path: Path, names: list[str]) -> None:
+    """Refuse a text table whose first line is data, which would silently lose that row.
+
+    CSV has no marker for a header, so a file saved without one (``np.savetxt``)
+    would have its first row taken as column names: one row fewer, and
+    features called ``'6.7'``. Numbers as names are accepted only as pandas
+    writes them for an unnamed frame or series: ``0, 1, ..., m-1`` in order
+    (beside any text names, such as a ``label`` column).
+    """
+    numbers = [name for name in names if _NUMBER.match(name)]
+    if not numbers or numbers == [str(i) for i in range(len(numbers))]:
+        return
+    shown = ", ".join(repr(n) for n in numbers[:4]) + (", ..." if len(numbers) > 4 else "")
+    raise DataFileError(
+        f"{path}: line 1 looks like data, not a header (column name{'s' if len(numbers) > 1 else ''} {shown} "
+        f"{'are numbers' if len(numbers) > 1 else 'is a number'}); the first line of a "
+        f"{path.suffix[1:]} file must name the columns: add a header line such as "
+        f"{_example_header(len(names))}" + (" (tab-separated)" if path.suffix.lower() == ".tsv" else "")
+    )
+
+
+def _example_header(n_columns: int) -> str:
+    names = [f"x{j}" for j in range(min(n_columns, 3))]
+    return ",".join(names) + (",...," + f"x{n_columns - 1}" if n_columns > 3 else "")
 
 
 def _locate_ragged_row(path: Path, delimiter: str) -> None:
@@ -352,9 +384,7 @@ def _resolve_column(path: Path, columns: Mapping[str, Any], target: str, *, opti
         return list(columns)[int(target)]
     except (ValueError, IndexError):
         pass
-    names = list(columns)
-    shown = ", ".join(repr(n) for n in names[:8]) + (f", ... ({len(names)} in all)" if len(names) > 8 else "")
-    raise DataFileError(f"{path}: no column {target!r} for {option} (columns: {shown})")
+    raise DataFileError(f"{path}: no column {target!r} for {option} (columns: {shown_names(list(columns))})")
 
 
 # --------------------------------------------------------------------------- public readers
@@ -371,7 +401,8 @@ def has_column_names(path: str | os.PathLike, columns: Mapping[str, Any]) -> boo
     return not any(_POSITIONAL.match(name) for name in columns)
 
 
-def _shown(names: list[str], limit: int = 8) -> str:
+def shown_names(names: list[str], limit: int = 8) -> str:
+    """``'a', 'b', ... (12 in all)``: the first ``limit`` names quoted, for one-line messages."""
     return ", ".join(repr(n) for n in names[:limit]) + (f", ... ({len(names)} in all)" if len(names) > limit else "")
 
 
@@ -457,8 +488,8 @@ def _plan_features(
         if missing:
             raise DataFileError(
                 f"{path}: no column {missing[0]!r}, which the model was trained on"
-                + (f" (missing {len(missing)} of {len(feature_names)}: {_shown(missing)})" if len(missing) > 1 else "")
-                + f"; the file has {_shown(rest)}"
+                + (f" (missing {len(missing)} of {len(feature_names)}: {shown_names(missing)})" if len(missing) > 1 else "")
+                + f"; the file has {shown_names(rest)}"
             )
         wanted = set(feature_names)
         ignored = tuple(n for n in rest if n not in wanted)
@@ -813,7 +844,7 @@ def read_labels(
     if column is None:
         if len(columns) != 1:
             raise DataFileError(
-                f"{path}: has {len(columns)} columns ({_shown(list(columns))}); labels need exactly one "
+                f"{path}: has {len(columns)} columns ({shown_names(list(columns))}); labels need exactly one "
                 "(name it with --label-column)"
             )
         column = next(iter(columns))

@@ -16,7 +16,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
             "Apply a saved model (and optionally a calibrator) to DATA and write one probability column "
             "per class (p_<class>) plus the predicted class (prediction). Feature columns are matched by "
             "name to the ones the model was trained on, in any order; other columns (the target, ids) are "
-            "ignored and listed. Files without column names (.npy) are read by position. The output format "
+            "ignored and listed. When the model or DATA has no column names (.npy), the order of the columns "
+            "cannot be checked, so this is refused unless --by-position says they are in training order; "
+            "a model fitted on a .npy reads another .npy by position. The output format "
             "follows PROBS's extension: .csv, .tsv, .parquet, .npz, .safetensors or .npy (.npy and "
             ".safetensors hold numbers only, so text class names are left out there). The output is a valid "
             "--probs input of 'evaluate' and 'calibrate'."
@@ -31,6 +33,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--calibrator", metavar="FILE", help="a calibrator saved by 'fit --calibrate' or 'calibrate'")
     p.add_argument("--target", metavar="COL",
                    help="label column in DATA: left out of the features, and used to score the predictions")
+    p.add_argument("--by-position", action="store_true",
+                   help="take DATA's feature columns in file order, where names cannot be matched: the model "
+                   "was fitted on a file without column names and DATA has them, or the reverse")
     _conformal.add_set_options(p, what="also write each row's prediction set (set_90: the class names, set_size_90)")
     p.add_argument("--ci", action="store_true", help="with --target: bootstrap the ECE's 95%% interval")
     add_output_options(p)
@@ -77,6 +82,7 @@ def run(args: argparse.Namespace) -> int:
 
     data = read_features(args.data, target=args.target, n_features=model.n_features,
                          feature_names=model.feature_names)
+    by_position = _check_column_matching(model, data, args)
     y = None
     if data.y is not None:  # labels are checked before anything is written
         y = encode_labels(data.y, classes, path=args.data, column=data.target_name)
@@ -103,7 +109,8 @@ def run(args: argparse.Namespace) -> int:
         outputs.commit()
 
     result: dict = {"out": args.out, "rows": int(len(probs)), "classes": [str(c) for c in classes.tolist()],
-                    "calibrated": calibrator is not None, "ignored_columns": list(data.ignored)}
+                    "calibrated": calibrator is not None, "ignored_columns": list(data.ignored),
+                    "columns_by_position": by_position}
     if args.logits_out:
         result["logits_out"] = args.logits_out
     say_ignored(say, args.data, data.ignored, "not features of the model")
@@ -124,6 +131,35 @@ def run(args: argparse.Namespace) -> int:
             _conformal.print_summary(say, result["conformal"])
     say.result(result)
     return 0
+
+
+def _check_column_matching(model, data, args: argparse.Namespace) -> bool:  # noqa: ANN001
+    """Whether DATA's features are taken by position; refuse where names exist on one side only.
+
+    Names on both sides are matched (in any order). Where only one side has
+    them, a reordered file would give wrong probabilities with no error (the
+    audit reversed two columns and flipped a prediction), so the user must
+    say ``--by-position``. A model fitted without names reading a file
+    without names is positional on both sides, as the user's arrays are.
+    """
+    from softmaxkit.data import DataFileError, shown_names
+
+    model_named, data_named = model.feature_names is not None, data.named
+    if model_named == data_named:
+        return not model_named
+    if args.by_position:
+        return True
+    if data_named:
+        raise DataFileError(
+            f"{args.data}: its columns have names ({shown_names(data.feature_names, 4)}) but the model "
+            f"{args.model} was fitted on a file without column names, so their order cannot be checked; "
+            "pass --by-position if they are in the training order, or refit the model on a file with a header"
+        )
+    raise DataFileError(
+        f"{args.data}: has no column names, so its columns cannot be matched to the ones the model "
+        f"{args.model} was fitted on ({shown_names(model.feature_names, 4)}); pass --by-position if they are in "
+        "that order, or give a file with named columns"
+    )
 
 
 def _feature_logits(model, data, path: str):  # noqa: ANN001, ANN202
