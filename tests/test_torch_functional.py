@@ -222,6 +222,29 @@ def test_low_precision_in_float32_out_in_input_dtype(dtype):
     torch.testing.assert_close(x.grad.double(), xr.grad, rtol=0, atol=2 * torch.finfo(dtype).eps / 16)
 
 
+def test_class_axis_must_be_named_from_three_dimensions():
+    """Audit: (N, C, C) logits gave a loss over the wrong axis with no error (torch's class dim is 1)."""
+    x = _logits(4 * 5 * 5, 1).reshape(4, 5, 5)
+    t = torch.randint(0, 5, (4, 5), generator=torch.Generator().manual_seed(3))
+    soft = torch.softmax(_logits(4 * 5 * 5, 1, seed=4).reshape(4, 5, 5), 1)
+    for target in (t, soft):  # both fit both axes; a probability target of 3+ dims always does
+        for call in (lambda: skt.cross_entropy(x, target), lambda: skt.CrossEntropyLoss()(x, target),
+                     lambda: skt.cross_entropy_and_grad(x, target)):
+            with pytest.raises(ValueError, match=r"shape \(4, 5, 5\) have 3 dimensions: name the class axis, "
+                                                 r"axis=1 as torch.nn.functional.cross_entropy's"):
+                call()
+        torch.testing.assert_close(skt.cross_entropy(x, target, axis=1), F.cross_entropy(x, target),
+                                   rtol=1e-12, atol=1e-12)
+        torch.testing.assert_close(skt.CrossEntropyLoss(axis=1)(x, target), F.cross_entropy(x, target),
+                                   rtol=1e-12, atol=1e-12)
+    # (C,) and (N, C): classes last is torch's dim too, so no axis is needed.
+    x2, t2 = _logits(6, 4), _hard_target(6, 4)
+    torch.testing.assert_close(skt.cross_entropy(x2, t2), F.cross_entropy(x2, t2), rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(skt.cross_entropy(x2[0], t2[0]), F.cross_entropy(x2[0], t2[0]), rtol=1e-12, atol=1e-12)
+    # The NumPy-style API keeps its documented default, the last axis.
+    torch.testing.assert_close(sk.cross_entropy(x, t), F.cross_entropy(x.movedim(-1, 1), t), rtol=1e-12, atol=1e-12)
+
+
 def test_public_functional_dispatches_tensors():
     x = _logits().requires_grad_()
     t = _hard_target(11, 7)

@@ -375,7 +375,10 @@ def cross_entropy(
       0.0 with zero gradient instead of NaN;
     * a soft target of 0 on a class whose logit is ``-inf`` contributes 0,
       not NaN;
-    * a non-ignored target on a row of all ``-inf`` gives ``+inf``.
+    * a non-ignored target on a row of all ``-inf`` gives ``+inf``;
+    * the class axis is ``axis``, the last by default, where torch's is dim 1
+      (:func:`softmaxkit.torch.cross_entropy` has no default from 3
+      dimensions on, so a torch caller cannot get the wrong one silently).
 
     References
     ----------

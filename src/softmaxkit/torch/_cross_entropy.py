@@ -91,10 +91,33 @@ def kernel_options(options: CrossEntropyOptions, weight: torch.Tensor | None, de
     return dataclasses.replace(options, weight=w.cpu().numpy() if torch.device(device).type == "cpu" else w)
 
 
+def class_axis(axis: int | None, logits: torch.Tensor) -> int:
+    """The class axis of a ``softmaxkit.torch`` cross-entropy call.
+
+    ``axis`` when given. Without it, logits of up to 2 dimensions, ``(C,)`` and
+    ``(N, C)``, have their classes last, which is also torch's dim. From 3
+    dimensions on, torch's convention is dim 1, ``(N, C, d1, ...)``, and
+    softmaxkit's NumPy API's is the last, ``(B, T, C)``. A target can fit both
+    (``T == C``, or any probability target), so guessing either one would give
+    some drop-in caller a wrong loss with no error: the axis must be named.
+    """
+    if axis is not None:
+        return axis
+    if logits.ndim <= 2:
+        return -1
+    raise ValueError(
+        f"logits of shape {tuple(logits.shape)} have {logits.ndim} dimensions: name the class axis, axis=1 as "
+        "torch.nn.functional.cross_entropy's (N, C, d1, ...) or axis=-1 for (batch, time, classes); "
+        "a default would silently pick one of the two"
+    )
+
+
 def problem_for(
-    logits: torch.Tensor, target: Any, axis: int, options: dict, *, check_values: bool | None = None
+    logits: torch.Tensor, target: Any, axis: int | None, options: dict, *, check_values: bool | None = None
 ) -> tuple[Problem, torch.Tensor, torch.Tensor | None]:
     """Validate a call into ``(problem, target tensor on logits' device, class weight or None)``.
+
+    ``axis`` None: see :func:`class_axis`.
 
     ``check_values`` (default: not while compiling and no functorch transform
     is active) also reads the target on the host to check labels and
@@ -102,7 +125,7 @@ def problem_for(
     op checks values at run time under ``torch.compile``).
     """
     check_floating(logits, "logits")
-    axis = normalize_axis(axis, logits.ndim)
+    axis = normalize_axis(class_axis(axis, logits), logits.ndim)
     n_classes = logits.shape[axis]
     if n_classes == 0:
         raise ValueError(f"logits must have at least 1 class along axis {axis}, got shape {tuple(logits.shape)}")

@@ -209,7 +209,7 @@ def cross_entropy(
     logits: torch.Tensor,
     target: Any,
     *,
-    axis: int = -1,
+    axis: int | None = None,
     weight: Any = None,
     ignore_index: int = -100,
     reduction: str = "mean",
@@ -218,6 +218,11 @@ def cross_entropy(
     softcap: float | None = None,
 ) -> torch.Tensor:
     """Cross-entropy with autograd; options and semantics of :func:`softmaxkit.cross_entropy`.
+
+    ``axis`` may be left out for ``(C,)`` and ``(N, C)`` logits. From 3
+    dimensions on it must be given: torch's class dim is 1, ``(N, C, d1, ...)``,
+    and softmaxkit's NumPy default is the last, ``(B, T, C)``; a target can
+    fit both, so neither is guessed.
 
     Matches ``torch.nn.functional.cross_entropy`` (with ``logits`` moved so
     the class axis is 1) wherever torch is finite, in value and gradient. The
@@ -248,7 +253,7 @@ def cross_entropy_and_grad(
     logits: torch.Tensor,
     target: Any,
     *,
-    axis: int = -1,
+    axis: int | None = None,
     weight: Any = None,
     ignore_index: int = -100,
     reduction: str = "mean",
@@ -260,7 +265,7 @@ def cross_entropy_and_grad(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Loss and ``grad_output * dloss/dlogits`` as plain tensors (no autograd graph).
 
-    See :func:`softmaxkit.cross_entropy_and_grad`. ``grad_out``, a tensor of
+    See :func:`softmaxkit.cross_entropy_and_grad`; ``axis`` as in :func:`cross_entropy`. ``grad_out``, a tensor of
     the logits' shape, receives the gradient (and is returned).
     """
     options = dict(

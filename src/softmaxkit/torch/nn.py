@@ -46,7 +46,9 @@ class CrossEntropyLoss(_OptionsMixin, torch.nn.Module):
 
     Parameters (keyword-only) are those of :func:`softmaxkit.cross_entropy`:
     ``axis``, ``weight``, ``ignore_index``, ``reduction``,
-    ``label_smoothing``, ``z_loss``, ``softcap``.
+    ``label_smoothing``, ``z_loss``, ``softcap``. ``axis`` must be given for
+    logits of 3 or more dimensions, as in
+    :func:`softmaxkit.torch.functional.cross_entropy`.
 
     Examples
     --------
@@ -58,7 +60,7 @@ class CrossEntropyLoss(_OptionsMixin, torch.nn.Module):
     """
 
     def __init__(
-        self, *, axis: int = -1, weight: Any = None, ignore_index: int = -100, reduction: str = "mean",
+        self, *, axis: int | None = None, weight: Any = None, ignore_index: int = -100, reduction: str = "mean",
         label_smoothing: float = 0.0, z_loss: float = 0.0, softcap: float | None = None,
     ) -> None:
         super().__init__()
