@@ -197,6 +197,51 @@ def test_one_vs_rest_calibrators_apply_too(capsys, work, iris, model, method):
     assert rc == 0, err
 
 
+def test_minus_inf_logits_from_predict_chain_into_every_command(capsys, work, iris, model):
+    """Audit: after isotonic calibration predict --logits-out wrote -inf (probability 0), which evaluate,
+    calibrate and apply then refused. -inf is a logit; NaN, +inf and rows of all -inf are not."""
+    logits = work / "z_iso_in.csv"
+    assert call(capsys, "predict", model, iris["train"], "--out", work / "p_iso_in.csv", "--logits-out", logits)[0] == 0
+    iso = work / "iso_chain.npz"
+    assert call(capsys, "calibrate", "--logits", logits, "--labels", iris["labels"], "--method", "isotonic",
+                "--out", iso, "-q")[0] == 0
+    probs, z_out = work / "p_iso.csv", work / "z_iso.csv"
+    rc, _, err = call(capsys, "predict", model, iris["train"], "--calibrator", iso, "--out", probs, "--logits-out", z_out)
+    assert rc == 0, err
+    z = np.column_stack([c.to_numpy() for c in read_columns(z_out).values()])
+    assert np.isneginf(z).any() and np.isfinite(z.max(axis=1)).all()
+    rc_p, out_p, _ = call(capsys, "evaluate", "--probs", probs, "--labels", iris["labels"], "--json")
+    rc_z, out_z, err = call(capsys, "evaluate", "--logits", z_out, "--labels", iris["labels"], "--json")
+    assert rc_p == rc_z == 0, err
+    mp, mz = json.loads(out_p)["metrics"], json.loads(out_z)["metrics"]
+    assert mp["accuracy"] == mz["accuracy"] and abs(mp["log_loss"] - mz["log_loss"]) < 1e-12
+    temperature = work / "t_after_iso.npz"
+    rc, _, err = call(capsys, "calibrate", "--logits", z_out, "--labels", iris["labels"], "--out", temperature, "-q")
+    assert rc == 0, err
+    rc, _, err = call(capsys, "apply", temperature, "--logits", z_out, "--out", work / "p_t_after_iso.csv")
+    assert rc == 0, err
+    got = read_columns(work / "p_t_after_iso.csv")
+    np.testing.assert_allclose(np.column_stack([got[f"p_{c}"].to_numpy() for c in ("setosa", "versicolor", "virginica")]),
+                               sk.load(temperature).predict_proba(z), rtol=1e-12, atol=1e-300)
+
+
+def test_apply_takes_one_binary_column_as_evaluate_and_calibrate_do(capsys, tmp_path):
+    """Audit: apply refused the one-column log-odds file that calibrate had just been fitted on."""
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 300)
+    log_odds = 3 * rng.normal(size=300) + 2 * (y - 0.5)
+    write_columns(tmp_path / "z.csv", {"score": log_odds})
+    write_columns(tmp_path / "y.csv", {"y": y})
+    cal = tmp_path / "t.npz"
+    assert call(capsys, "calibrate", "--logits", tmp_path / "z.csv", "--labels", tmp_path / "y.csv",
+                "--out", cal, "-q")[0] == 0
+    rc, _, err = call(capsys, "apply", cal, "--logits", tmp_path / "z.csv", "--out", tmp_path / "p.csv")
+    assert rc == 0, err
+    got = read_columns(tmp_path / "p.csv")
+    two_columns = np.column_stack([-log_odds / 2, log_odds / 2])  # the same softmax as the log-odds
+    np.testing.assert_allclose(got["p_1"].to_numpy(), sk.load(cal).predict_proba(two_columns)[:, 1], rtol=1e-12)
+
+
 def test_end_to_end_text_labels_and_shuffled_columns(tmp_path, iris):
     """fit -> predict -> evaluate, and calibrate -> apply, as separate processes on CSV files."""
     r = run_cli("fit", iris["train"], "--target", "species", "--out", tmp_path / "m.npz", "-q", cwd=tmp_path)

@@ -11,6 +11,7 @@ from softmaxkit.data import (
     read_features,
     read_labels,
     read_matrix,
+    read_scores,
     write_columns,
 )
 from softmaxkit.datasets import class_rate_data, load_dataset
@@ -231,6 +232,32 @@ def test_header_made_of_data_is_refused_not_dropped(tmp_path):
     digits = _write(tmp_path / "g.csv", "0,0,5,13\n0,1,2,3\n")  # repeated numbers: not a 'column named twice'
     with pytest.raises(DataFileError, match="looks like data"):
         read_features(digits)
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet", ".npy"])
+def test_logits_may_be_minus_inf_but_not_nan_plus_inf_or_all_minus_inf(tmp_path, suffix):
+    def scores(rows, name="z"):
+        values = np.array(rows, dtype=np.float64)
+        if suffix == ".npy":
+            np.save(tmp_path / f"{name}.npy", values)
+            return tmp_path / f"{name}.npy"
+        return write_columns(tmp_path / f"{name}{suffix}", {f"c{j}": values[:, j] for j in range(values.shape[1])})
+
+    ok = read_scores(scores([[0.0, -np.inf], [-np.inf, 2.0]]), kind="logit").values
+    np.testing.assert_array_equal(ok, [[0.0, -np.inf], [-np.inf, 2.0]])
+    np.testing.assert_array_equal(read_scores(scores([[-np.inf]]), kind="logit").values, [[-np.inf]])  # P(1) = 0
+    where = r"row 2(?: \(line 3\))?"
+    with pytest.raises(DataFileError, match=where + r": every logit is -inf, so no class has any probability"):
+        read_scores(scores([[0.0, 1.0], [-np.inf, -np.inf]]), kind="logit")
+    for bad in (np.nan, np.inf):
+        with pytest.raises(DataFileError, match=where + r", column '(c1|1)': (non-finite value (nan|inf)|missing value \(empty or NaN\)); logit "
+                                                 r"values must be finite numbers or -inf \(probability 0\)"):
+            read_scores(scores([[0.0, 1.0], [0.0, bad]]), kind="logit")
+    # Probabilities and features stay finite.
+    with pytest.raises(DataFileError, match=r"probability values must be finite numbers$"):
+        read_scores(scores([[0.0, 1.0], [1.0, -np.inf]]), kind="probability")
+    with pytest.raises(DataFileError, match=r"feature values must be finite numbers$"):
+        read_features(scores([[0.0, 1.0], [1.0, -np.inf]]))
 
 
 def test_pandas_default_column_names_are_a_header(tmp_path):

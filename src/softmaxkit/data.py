@@ -260,7 +260,26 @@ def read_columns(path: str | os.PathLike) -> dict[str, Any]:
 # --------------------------------------------------------------------------- checks
 
 
-def _fill_float(col: Any, dst: np.ndarray) -> tuple[int, str] | None:
+#: Values that may be infinite, by ``what`` a matrix holds: a logit of ``-inf`` is a probability of
+#: exactly 0, as ``predict --logits-out`` writes after isotonic calibration; anything else must be finite.
+_ALLOWED_INFINITY = {"logit": -np.inf}
+
+
+def _unusable(values: np.ndarray, what: str) -> np.ndarray:
+    """Mask of the entries of ``values`` that a ``what`` matrix may not hold (NaN, and infinities but the allowed one)."""
+    bad = ~np.isfinite(values)
+    allowed = _ALLOWED_INFINITY.get(what)
+    if allowed is not None:
+        bad &= values != allowed
+    return bad
+
+
+def _value_rule(what: str) -> str:
+    allowed = _ALLOWED_INFINITY.get(what)
+    return "finite numbers" + ("" if allowed is None else f" or {allowed} (probability 0)")
+
+
+def _fill_float(col: Any, dst: np.ndarray, what: str) -> tuple[int, str] | None:
     """Write column ``col`` into ``dst`` (float64, one column of the matrix); None, or ``(row, problem)``.
 
     Arrow columns are copied chunk by chunk straight into ``dst`` (a numeric
@@ -284,8 +303,9 @@ def _fill_float(col: Any, dst: np.ndarray) -> tuple[int, str] | None:
         problem = _fill_values(col, dst)
         if problem is not None:
             return problem
-    if not np.isfinite(dst).all():
-        row = int(np.argmax(~np.isfinite(dst)))
+    bad = _unusable(dst, what)
+    if bad.any():
+        row = int(np.argmax(bad))
         return row, f"non-finite value {float(dst[row])}"
     return None
 
@@ -306,6 +326,9 @@ def _fill_values(values: np.ndarray, dst: np.ndarray) -> tuple[int, str] | None:
 def numeric_matrix(path: str | os.PathLike, columns: Mapping[str, Any], *, what: str = "feature") -> np.ndarray:
     """Stack ``columns`` into a finite float64 matrix of shape (n_rows, n_columns).
 
+    Logits (``what="logit"``) may also be ``-inf``; a row of all ``-inf``
+    (no class with any probability) is refused.
+
     The matrix is Fortran-ordered: each column is filled with one contiguous
     copy (filling a C-ordered matrix column by column would touch a new cache
     line per value).
@@ -320,13 +343,14 @@ def numeric_matrix(path: str | os.PathLike, columns: Mapping[str, Any], *, what:
     out = np.empty((n_rows, len(columns)), dtype=np.float64, order="F")
     problems = []
     for index, (name, col) in enumerate(columns.items()):
-        problem = _fill_float(col, out[:, index])
+        problem = _fill_float(col, out[:, index], what)
         if problem is not None:
             problems.append((problem[0], index, name, problem[1]))
     if problems:
         # Report the earliest bad cell in reading order, whichever column it is in.
         row, _, name, message = min(problems)
-        raise DataFileError(location(path, row, name) + f"{message}; {what} values must be finite numbers")
+        raise DataFileError(location(path, row, name) + f"{message}; {what} values must be {_value_rule(what)}")
+    _refuse_rows_without_probability(path, out, what)
     return out
 
 
@@ -556,12 +580,13 @@ def _parquet_matrix(path: Path, pf: Any, names: list[str], *, dtype: Any, order:
         for first in range(0, len(names), width):
             piece = pf.read_row_group(group, columns=names[first : first + width])
             for j, name in enumerate(piece.column_names):
-                problem = _fill_float(piece.column(j), out[offset : offset + rows, first + j])
+                problem = _fill_float(piece.column(j), out[offset : offset + rows, first + j], what)
                 if problem is not None:
                     raise DataFileError(location(path, offset + problem[0], name)
-                                        + f"{problem[1]}; {what} values must be finite numbers")
+                                        + f"{problem[1]}; {what} values must be {_value_rule(what)}")
             del piece
         offset += rows
+    _refuse_rows_without_probability(path, out, what)
     return out
 
 
@@ -757,17 +782,34 @@ def release_pages(arr: Any) -> None:
 
 
 def _check_finite_matrix(path: Path, arr: np.ndarray, *, what: str) -> None:
-    """The first non-finite entry of ``arr`` as an error naming its row and column, block by block."""
+    """The first unusable entry of ``arr`` (:func:`_unusable`) as an error naming its row and column, block
+    by block; then :func:`_refuse_rows_without_probability`."""
     for start, block in iter_row_blocks(arr):
         if np.isfinite(block.max()) and np.isfinite(block.min()):
             continue
-        bad = ~np.isfinite(block)
+        bad = _unusable(block, what)
         if bad.any():
             i, j = np.unravel_index(int(np.argmax(bad)), block.shape)
             raise DataFileError(
                 location(path, start + int(i), str(j)) + f"non-finite value {float(block[i, j])}; "
-                f"{what} values must be finite numbers"
+                f"{what} values must be {_value_rule(what)}"
             )
+        _refuse_rows_without_probability(path, block, what, first_row=start)
+
+
+def _refuse_rows_without_probability(path: Path, matrix: np.ndarray, what: str, *, first_row: int = 0) -> None:
+    """Refuse a row of logits that are all ``-inf``: its softmax is 0/0, no class has any probability.
+
+    One binary column is the log-odds of class 1, where ``-inf`` is just
+    ``P(1) = 0``.
+    """
+    if what not in _ALLOWED_INFINITY or matrix.shape[1] < 2 or len(matrix) == 0:
+        return
+    empty = np.max(matrix, axis=1) == -np.inf
+    if empty.any():
+        row = int(np.argmax(empty))
+        raise DataFileError(location(path, first_row + row)
+                            + "every logit is -inf, so no class has any probability; each row needs a finite logit")
 
 
 def encode_labels(

@@ -239,27 +239,50 @@ def read_predictions(args: argparse.Namespace) -> Predictions:
     that sum to 1, and both files must have the same number of rows; each
     failure is a one-line error naming the file (and row, column).
     """
-    from softmaxkit.data import read_labels, read_scores
+    from softmaxkit.data import read_labels
 
     source = args.logits or args.probs
     kind = "logit" if args.logits else "probability"
+    read = read_score_file(source, kind=kind, given_classes=getattr(args, "classes", None))
+    labels = read_labels(args.labels, column=args.label_column, n_classes=read.scores.shape[1], classes=read.classes)
+    check_same_length(source, len(read.scores), args.labels, len(labels))
+    return Predictions(source, kind, read.scores, labels, read.classes, read.ignored)
+
+
+class ScoreFile(NamedTuple):
+    """A scores file as every command uses it (:func:`read_score_file`)."""
+
+    scores: Any  # (n, K) logits or probabilities, K >= 2
+    classes: list[str] | None  # from p_<class> / logit_<class> columns or --classes
+    ignored: tuple[str, ...]  # other columns of the file
+
+
+def read_score_file(source: str, *, kind: str, given_classes: list[str] | None) -> ScoreFile:
+    """Read logits (``kind="logit"``) or probabilities from ``source`` as ``evaluate``, ``calibrate``
+    and ``apply`` all do.
+
+    A single column is a binary problem's log-odds or P(class 1), expanded by
+    :func:`two_class_scores`. The class names come from ``p_<class>`` or
+    ``logit_<class>`` columns, or ``given_classes`` (``--classes``), which
+    must agree with them; probabilities must be rows that sum to 1.
+    """
+    from softmaxkit.data import read_scores
+
     read = read_scores(source, kind=kind)
     scores = two_class_scores(read.values, kind=kind)
     # One named column (p_yes) is P(class 1) of an unnamed pair: its name is not a class list.
     classes = read.classes if read.classes is not None and len(read.classes) == scores.shape[1] else None
-    given = getattr(args, "classes", None)
-    if given is not None:
-        if classes is not None and list(classes) != list(given):
-            raise CLIError(f"--classes {','.join(given)} does not match the class columns of {source} "
+    if given_classes is not None:
+        if classes is not None and list(classes) != list(given_classes):
+            raise CLIError(f"--classes {','.join(given_classes)} does not match the class columns of {source} "
                            f"({', '.join(classes)})")
-        if len(given) != scores.shape[1]:
-            raise CLIError(f"--classes names {len(given)} classes but {source} has {scores.shape[1]} score columns")
-        classes = list(given)
-    if args.probs:
+        if len(given_classes) != scores.shape[1]:
+            raise CLIError(f"--classes names {len(given_classes)} classes but {source} has {scores.shape[1]} "
+                           "score columns")
+        classes = list(given_classes)
+    if kind == "probability":
         check_probabilities(source, scores)
-    labels = read_labels(args.labels, column=args.label_column, n_classes=scores.shape[1], classes=classes)
-    check_same_length(source, len(scores), args.labels, len(labels))
-    return Predictions(source, kind, scores, labels, classes, read.ignored)
+    return ScoreFile(scores, classes, read.ignored)
 
 
 def encode_labels(y: Any, classes: Any, *, path: str, column: str | None = None, rows: Any = None) -> Any:

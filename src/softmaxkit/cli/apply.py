@@ -46,12 +46,12 @@ def run(args: argparse.Namespace) -> int:
     from softmaxkit.cli._common import (
         Printer,
         check_output,
-        check_probabilities,
         logit_columns,
+        read_score_file,
         say_ignored,
         score_columns,
     )
-    from softmaxkit.data import SUFFIXES, read_scores, write_columns
+    from softmaxkit.data import SUFFIXES, write_columns
     from softmaxkit.io import StagedOutputs
 
     say = Printer(args)
@@ -71,22 +71,13 @@ def run(args: argparse.Namespace) -> int:
                        "logits (--logits); probabilities would give different, wrong results")
 
     kind = "logit" if args.logits else "probability"
-    read = read_scores(source, kind=kind, binary_column=False)
-    scores = read.values
+    read = read_score_file(source, kind=kind, given_classes=args.classes)
+    scores = read.scores
     n_classes = int(getattr(calibrator, "n_classes_", scores.shape[1]))
     if scores.shape[1] != n_classes:
         raise CLIError(f"CALIBRATOR {args.calibrator}: the calibrator was fitted on {n_classes} classes, but "
                        f"{source} has {scores.shape[1]} score columns")
-    classes = read.classes
-    if args.classes is not None:
-        if classes is not None and classes != args.classes:
-            raise CLIError(f"--classes does not match the class columns of {source} ({', '.join(classes)})")
-        if len(args.classes) != n_classes:
-            raise CLIError(f"--classes names {len(args.classes)} classes but {source} has {n_classes} score columns")
-        classes = args.classes
-    if args.probs:
-        check_probabilities(source, scores)
-    names = np.asarray(classes) if classes is not None else np.arange(n_classes)
+    names = np.asarray(read.classes) if read.classes is not None else np.arange(n_classes)
 
     if args.logits:
         logits = _adapters.calibrated_logits(calibrator, scores)
