@@ -367,6 +367,23 @@ def test_labels_without_header_one_row_short_say_why(capsys, scores, tmp_path):
     assert "y.csv has 299" in error_line(err) and "if it has no header line, its first row was read" in err
 
 
+def test_binary_brier_is_named_and_infinite_log_loss_is_not_null(capsys, tmp_path):
+    """Audit: the CLI's binary Brier was twice scikit-learn's without saying so, and --json wrote an
+    infinite log-loss as null, the value of "not computed"."""
+    from sklearn.metrics import brier_score_loss
+
+    p1 = np.array([0.9, 0.2, 0.6, 0.0])
+    y = np.array([1, 0, 0, 1])  # the last row: the true class has probability 0
+    write_columns(tmp_path / "p.csv", {"p_0": 1 - p1, "p_1": p1})
+    write_columns(tmp_path / "y.csv", {"y": y})
+    rc, out, _ = call(capsys, "evaluate", "--probs", tmp_path / "p.csv", "--labels", tmp_path / "y.csv")
+    assert rc == 0 and "twice scikit-learn's binary brier_score_loss" in out
+    rc, out, _ = call(capsys, "evaluate", "--probs", tmp_path / "p.csv", "--labels", tmp_path / "y.csv", "--json")
+    metrics = json.loads(out)["metrics"]
+    assert metrics["log_loss"] == "inf" and float(metrics["log_loss"]) == np.inf
+    assert metrics["brier"] == pytest.approx(2 * brier_score_loss(y, p1), rel=1e-12)
+
+
 def test_label_out_of_range_of_the_logits(capsys, scores, tmp_path):
     write_columns(tmp_path / "y.csv", {"label": np.r_[np.zeros(299, int), 5]})
     rc, _, err = call(capsys, "evaluate", "--logits", str(scores["logits"]), "--labels", str(tmp_path / "y.csv"))
@@ -423,6 +440,7 @@ def test_names_on_one_side_only_need_by_position(capsys, tmp_path):
     rc, out, err = call(capsys, "predict", model, reversed_csv, "--by-position", "--out", tmp_path / "p.csv", "--json")
     assert rc == 0, err
     assert json.loads(out)["columns_by_position"] is True
+    assert json.loads(out)["classes"] == [0, 1]  # integer classes stay integers (they were "0", "1")
     # npy model, npy data: positional on both sides, nothing to vouch for.
     np.save(tmp_path / "x.npy", X)
     rc, out, err = call(capsys, "predict", model, tmp_path / "x.npy", "--out", tmp_path / "q.csv", "--json")

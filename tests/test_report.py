@@ -99,9 +99,12 @@ def test_metrics_table_marks_the_best_value():
 
 
 def test_metrics_json_is_strict_json():
-    text = metrics_json({"a": np.float64(1.5), "b": np.arange(2), "c": float("inf"), "d": [float("nan")]})
-    assert json.loads(text) == {"a": 1.5, "b": [0, 1], "c": None, "d": [None]}
+    text = metrics_json({"a": np.float64(1.5), "b": np.arange(2), "c": float("inf"), "d": [float("nan")],
+                         "e": -np.inf})
+    # Audit: an infinite log-loss was written as null, the same as "not computed".
+    assert json.loads(text) == {"a": 1.5, "b": [0, 1], "c": "inf", "d": [None], "e": "-inf"}
     assert "NaN" not in text and "Infinity" not in text
+    assert float(json.loads(text)["c"]) == np.inf
 
 
 def test_write_report_files(tmp_path):

@@ -365,21 +365,28 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"cannot write {type(value).__name__} to metrics.json")
 
 
-def _finite_or_none(value: Any) -> Any:
-    """JSON has no NaN/Infinity: write them as null (strict parsers reject the bare tokens)."""
+def _strict_json_value(value: Any) -> Any:
+    """JSON has no NaN or Infinity (strict parsers reject the bare tokens).
+
+    An infinity is a result (a log-loss of ``inf``: a true class given
+    probability 0), so it is written as the string ``"inf"``/``"-inf"``, which
+    ``float()`` reads back. Only NaN, "no value" (not computed, undefined),
+    becomes null; an infinite loss must not read as a missing one.
+    """
     if isinstance(value, float) and not math.isfinite(value):
-        return None
+        return None if math.isnan(value) else ("inf" if value > 0 else "-inf")
     if isinstance(value, dict):
-        return {k: _finite_or_none(v) for k, v in value.items()}
+        return {k: _strict_json_value(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_finite_or_none(v) for v in value]
+        return [_strict_json_value(v) for v in value]
     return value
 
 
 def metrics_json(metrics: Mapping[str, Any]) -> str:
-    """``metrics`` as indented, strict JSON (NumPy values converted, NaN/inf as null)."""
+    """``metrics`` as indented, strict JSON (NumPy values converted; NaN as null, infinities as
+    ``"inf"``/``"-inf"``: see :func:`_strict_json_value`)."""
     plain = json.loads(json.dumps(metrics, default=_json_default))
-    return json.dumps(_finite_or_none(plain), indent=2, allow_nan=False) + "\n"
+    return json.dumps(_strict_json_value(plain), indent=2, allow_nan=False) + "\n"
 
 
 #: The list of files softmaxkit wrote into a report directory; only those are ever replaced.

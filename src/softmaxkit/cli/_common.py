@@ -120,6 +120,18 @@ def check_same_length(a_name: str, a_len: int, b_name: str, b_len: int) -> None:
         raise CLIError(f"{a_name} has {a_len} rows but {b_name} has {b_len}; they must pair up row by row{hint}")
 
 
+def brier_legend(n_classes: int) -> list[str]:
+    """A line under a metrics table of a binary problem: which Brier score it shows.
+
+    softmaxkit's Brier score sums over the classes (Brier's definition, 0 to 2,
+    :func:`softmaxkit.metrics.brier_score`); for two classes that is twice
+    scikit-learn's ``brier_score_loss``, which scores the positive class only.
+    """
+    if n_classes != 2:
+        return []
+    return ["Brier sums over both classes (0 to 2): twice scikit-learn's binary brier_score_loss."]
+
+
 def text_table(columns: list[str], rows: list[list[Any]], *, indent: str = "  ") -> list[str]:
     """Lines of a plain-text table; numbers right-aligned, text left-aligned."""
     cells = [[str(c) for c in row] for row in rows]

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from softmaxkit.cli import _adapters
-from softmaxkit.cli._common import Printer, text_table
+from softmaxkit.cli._common import Printer, brier_legend, text_table
 
 
 @dataclass(frozen=True)
@@ -112,8 +112,8 @@ def _within(value: float, summary: dict) -> bool:
     return bool(lo <= value <= hi)
 
 
-def print_comparison(printer: Printer, scored: list[Scored], *, heading: str) -> None:
-    """The metrics of each ``Scored`` side by side, as text."""
+def print_comparison(printer: Printer, scored: list[Scored], *, heading: str, n_classes: int) -> None:
+    """The metrics of each ``Scored`` side by side, as text (and :func:`brier_legend` for two classes)."""
     from softmaxkit.report import ece_text, fmt
 
     rows = [
@@ -123,7 +123,7 @@ def print_comparison(printer: Printer, scored: list[Scored], *, heading: str) ->
         ["ECE [95% CI]", *(ece_text(s.summary) for s in scored)],
         ["ECE noise floor", *(fmt(s.summary["ece_noise_floor"]) for s in scored)],
     ]
-    printer(heading, *text_table(["metric", *(s.name for s in scored)], rows), "")
+    printer(heading, *text_table(["metric", *(s.name for s in scored)], rows), *brier_legend(n_classes), "")
 
 
 def comparison_section(scored: list[Scored], *, title: str, intro: str, note: tuple[str, str] | None = None) -> Any:

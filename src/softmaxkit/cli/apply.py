@@ -99,6 +99,6 @@ def run(args: argparse.Namespace) -> int:
     say(f"Calibrated {len(probs)} rows x {n_classes} classes with {args.calibrator}; wrote {args.out}"
         + (f" and {args.logits_out}" if args.logits_out else ""))
     say.result({"out": args.out, "logits_out": args.logits_out, "rows": int(len(probs)),
-                "classes": [str(c) for c in names.tolist()], "calibrator": str(args.calibrator),
+                "classes": names.tolist(), "calibrator": str(args.calibrator),
                 "ignored_columns": list(read.ignored)})
     return 0

@@ -148,7 +148,7 @@ def run(args: argparse.Namespace) -> int:
     extra = f", T = {params['temperature']:.4g}" if "temperature" in params else ""
     extra += " (on its bound: no optimum found)" if params["at_bound"] else ""
     say(f"Fitted {args.method} scaling on {len(fit_rows)} rows{extra}; saved {args.out}", "")
-    print_comparison(say, scored, heading=f"Metrics on {len(y)} {where} rows:")
+    print_comparison(say, scored, heading=f"Metrics on {len(y)} {where} rows:", n_classes=int(scores.shape[1]))
     say(note[0])
     if sets:
         say("")

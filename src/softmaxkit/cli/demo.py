@@ -332,7 +332,8 @@ def _print(say: Any, r: DemoRun, written: dict) -> None:
         "",
     )
     print_comparison(say, [r.before, r.after],
-                     heading=f"Held-out metrics on {r.n_test} {ds.unit}s (T = {r.temperature:.3f}):")
+                     heading=f"Held-out metrics on {r.n_test} {ds.unit}s (T = {r.temperature:.3f}):",
+                     n_classes=len(ds.class_names))
     if r.conformal:
         from softmaxkit.cli._conformal import print_summary
 

@@ -32,7 +32,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from softmaxkit.cli._common import Printer, check_report, progress, read_predictions, say_ignored, text_table
+    from softmaxkit.cli._common import (
+        Printer,
+        brier_legend,
+        check_report,
+        progress,
+        read_predictions,
+        say_ignored,
+        text_table,
+    )
     from softmaxkit.cli._evaluation import score
     from softmaxkit.io import StagedOutputs
     from softmaxkit.report import ece_text, fmt
@@ -79,7 +87,8 @@ def run(args: argparse.Namespace) -> int:
     header = ["accuracy", "log-loss", "Brier", "ECE [95% CI]" if ci else "ECE"] + (["ECE noise floor"] if ci else [])
     row = [fmt(s["accuracy"]), fmt(s["log_loss"]), fmt(s["brier"]), ece_text(s)] + (
         [fmt(s["ece_noise_floor"])] if ci else [])
-    say(f"{s['n']} rows, {scores.shape[1]} classes ({metrics['kind']} from {source}):", *text_table(header, [row]))
+    say(f"{s['n']} rows, {scores.shape[1]} classes ({metrics['kind']} from {source}):", *text_table(header, [row]),
+        *brier_legend(int(scores.shape[1])))
     if conformal is not None:
         say("")
         _conformal.print_summary(say, metrics["conformal"])

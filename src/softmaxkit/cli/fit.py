@@ -214,7 +214,7 @@ def run(args: argparse.Namespace) -> int:
             f"({folds} folds){temperature}{bound}; saved {cal_out}",
             f"  use it with: softmaxkit predict {args.out} DATA --calibrator {cal_out} --out PROBS")
     say("")
-    print_comparison(say, scored, heading=f"Held-out metrics ({len(test_rows)} rows):")
+    print_comparison(say, scored, heading=f"Held-out metrics ({len(test_rows)} rows):", n_classes=len(classes))
     if written:
         say(f"Report: {written['report']}")
     say.result(metrics)

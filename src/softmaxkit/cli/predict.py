@@ -49,6 +49,7 @@ def run(args: argparse.Namespace) -> int:
     from softmaxkit.cli import _adapters
     from softmaxkit.cli._common import (
         Printer,
+        brier_legend,
         check_output,
         encode_labels,
         logit_columns,
@@ -108,7 +109,7 @@ def run(args: argparse.Namespace) -> int:
             summary = score(y, key="predictions", name="predictions", logits=logits, plot=False, ci=args.ci).summary
         outputs.commit()
 
-    result: dict = {"out": args.out, "rows": int(len(probs)), "classes": [str(c) for c in classes.tolist()],
+    result: dict = {"out": args.out, "rows": int(len(probs)), "classes": classes.tolist(),
                     "calibrated": calibrator is not None, "ignored_columns": list(data.ignored),
                     "columns_by_position": by_position}
     if args.logits_out:
@@ -126,7 +127,7 @@ def run(args: argparse.Namespace) -> int:
         say("", f"Against column {data.target_name!r}:",
             *text_table(["accuracy", "log-loss", "Brier", "ECE" + (" [95% CI]" if args.ci else "")],
                         [[fmt(summary["accuracy"]), fmt(summary["log_loss"]), fmt(summary["brier"]),
-                          ece_text(summary)]]))
+                          ece_text(summary)]]), *brier_legend(len(classes)))
         if sets is not None:
             _conformal.print_summary(say, result["conformal"])
     say.result(result)
