@@ -306,6 +306,7 @@ def test_meta_estimator_contract(data):
 @pytest.mark.parametrize(
     "kwargs, match",
     [(dict(method="beta"), "method must be one of"), (dict(ensemble="yes"), "ensemble"),
+     (dict(method="sigmoid"), "scikit-learn's 'sigmoid' is 'platt' here"),
      (dict(calibrate_on="fold"), "calibrate_on must be 'auto', 'all_folds' or 'own_fold'")],
 )
 def test_bad_parameters(data, kwargs, match):

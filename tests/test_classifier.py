@@ -594,7 +594,7 @@ def test_auto_alpha_prefers_strong_penalty_on_noise():
 
 def test_auto_alpha_small_classes(recwarn):
     """Fewer rows in a class than folds: fewer folds, no crash, no warning; a
-    class of one row: the documented fallback alpha_=1."""
+    class of one row: the documented fallback, LogisticRegression()'s penalty (alpha_=1, 2 for two classes)."""
     X, y = load_iris(return_X_y=True)
     keep = np.r_[0:50, 50:53, 100:150]  # class 1 has 3 rows
     clf = SoftmaxClassifier(random_state=0).fit(X[keep], y[keep])
@@ -604,7 +604,7 @@ def test_auto_alpha_small_classes(recwarn):
     clf = SoftmaxClassifier(random_state=0).fit(X[single], y[single])
     assert clf.alpha_ == 1.0 and len(clf.alpha_path_) == 0
     tiny = SoftmaxClassifier().fit(np.array([[0.0], [1.0]]), [0, 1])
-    assert tiny.alpha_ == 1.0
+    assert tiny.alpha_ == 2.0  # audit: it was 1.0, half of LogisticRegression()'s binary penalty
 
 
 def test_auto_alpha_weights_equal_repetition_with_grouped_folds():

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -258,6 +260,20 @@ def test_logits_may_be_minus_inf_but_not_nan_plus_inf_or_all_minus_inf(tmp_path,
         read_scores(scores([[0.0, 1.0], [1.0, -np.inf]]), kind="probability")
     with pytest.raises(DataFileError, match=r"feature values must be finite numbers$"):
         read_features(scores([[0.0, 1.0], [1.0, -np.inf]]))
+
+
+def test_labels_that_are_both_names_and_indices_warn(tmp_path):
+    """Audit: with score columns p_1, p_2, p_3 the labels 1, 2 are names; as indices they would mean
+    other classes. Names win (the predict -> evaluate chain), with a warning."""
+    path = write_columns(tmp_path / "y.csv", {"y": np.array([2, 1, 2])})
+    with pytest.warns(UserWarning, match=r"y\.csv: column 'y': the labels are read as class names; as class "
+                                         r"indices 0\.\.2 they would name other classes \(label 2 is class index 1\)"):
+        np.testing.assert_array_equal(read_labels(path, classes=["1", "2", "3"]), [1, 0, 1])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        # a 3 is no index of 3 classes, and names 0, 1, 2 read the same either way: nothing to warn about
+        read_labels(write_columns(tmp_path / "z.csv", {"y": np.array([3, 1])}), classes=["1", "2", "3"])
+        read_labels(path, classes=["0", "1", "2"])
 
 
 def test_pandas_default_column_names_are_a_header(tmp_path):

@@ -245,6 +245,19 @@ def test_class_axis_must_be_named_from_three_dimensions():
     torch.testing.assert_close(sk.cross_entropy(x, t), F.cross_entropy(x.movedim(-1, 1), t), rtol=1e-12, atol=1e-12)
 
 
+def test_softmax_family_takes_torch_dim_and_keepdim():
+    """F.softmax(x, dim=1) ports as skt.softmax(x, dim=1) (it raised TypeError); axis and dim together is an error."""
+    x = _logits(2 * 3 * 4, 1).reshape(2, 3, 4)
+    for dim in (0, 1, -1):
+        torch.testing.assert_close(skt.softmax(x, dim=dim), F.softmax(x, dim=dim), rtol=1e-12, atol=1e-15)
+        torch.testing.assert_close(skt.log_softmax(x, dim=dim), F.log_softmax(x, dim=dim), rtol=1e-12, atol=1e-12)
+        torch.testing.assert_close(skt.logsumexp(x, dim=dim, keepdim=True), torch.logsumexp(x, dim=dim, keepdim=True),
+                                   rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(skt.softmax(x), F.softmax(x, dim=-1), rtol=1e-12, atol=1e-15)  # the default: last
+    with pytest.raises(TypeError, match="axis= or dim="):
+        skt.softmax(x, 1, dim=1)
+
+
 def test_public_functional_dispatches_tensors():
     x = _logits().requires_grad_()
     t = _hard_target(11, 7)

@@ -84,13 +84,6 @@ DEFAULT_FOLDS_MLP = 3
 #: Grid points without improvement after which the path stops (one decade).
 PATIENCE = 2
 
-#: The penalty used when there are too few rows to hold any out: the smallest
-#: class (by rows with positive weight) has a single member, or, for
-#: probability / count targets, fewer than two rows carry weight. It is
-#: ``LogisticRegression()``'s penalty (``C=1``) for three or more classes.
-FALLBACK_ALPHA = 1.0
-
-
 @dataclass(frozen=True)
 class AlphaSearch:
     """Outcome of the search.
@@ -334,9 +327,11 @@ def _argmin(losses: list[float]) -> int:
     return int(np.argmin(np.where(np.isnan(losses), np.inf, losses)))
 
 
-def fallback() -> AlphaSearch:
-    """The search result when the data are too small to hold rows out."""
-    return AlphaSearch(FALLBACK_ALPHA, np.zeros(0), np.zeros(0), 0)
+def fallback(n_classes: int) -> AlphaSearch:
+    """The search result when the data are too small to hold rows out: the smallest class (by rows
+    with positive weight) has a single member, or, for probability / count targets, fewer than two
+    rows carry weight. The penalty is ``LogisticRegression()``'s, :func:`reference_alpha`."""
+    return AlphaSearch(reference_alpha(n_classes), np.zeros(0), np.zeros(0), 0)
 
 
 def reference_alpha(n_classes: int) -> float:
@@ -353,7 +348,7 @@ def reference_alpha(n_classes: int) -> float:
 
 
 __all__ = [
-    "ALPHA_GRID", "DEFAULT_FOLDS", "DEFAULT_FOLDS_MLP", "FALLBACK_ALPHA", "MLP_ALPHA_GRID", "PATH_START", "PATIENCE",
+    "ALPHA_GRID", "DEFAULT_FOLDS", "DEFAULT_FOLDS_MLP", "MLP_ALPHA_GRID", "PATH_START", "PATIENCE",
     "AlphaSearch", "fallback", "make_folds", "reference_alpha", "search",
 ]  # fmt: skip
 

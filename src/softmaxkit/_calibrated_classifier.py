@@ -173,7 +173,8 @@ class CalibratedClassifier(Persistable, MetaEstimatorMixin, ClassifierMixin, Bas
     def fit(self, X: Any, y: Any, sample_weight: Any = None) -> "CalibratedClassifier":
         """Fit the classifier(s) and calibrator(s) on ``X`` (N, d) and labels ``y`` (N,); returns ``self``."""
         if self.method not in METHODS:
-            raise ValueError(f"method must be one of {tuple(METHODS)}, got {self.method!r}")
+            hint = "; scikit-learn's 'sigmoid' is 'platt' here" if self.method == "sigmoid" else ""
+            raise ValueError(f"method must be one of {tuple(METHODS)}, got {self.method!r}{hint}")
         if self.ensemble not in (True, False, "auto"):
             raise ValueError(f"ensemble must be True, False or 'auto', got {self.ensemble!r}")
         if self.calibrate_on not in ("auto", "all_folds", "own_fold"):

@@ -228,8 +228,8 @@ class SoftmaxClassifier(Persistable, ClassifierMixin, BaseEstimator):
     ``alpha`` to skip it. *Small data:* with fewer rows in the smallest class
     than folds, the folds are reduced to that count; when a class has a
     single row (or, for probability/count targets, fewer than two rows carry
-    weight) nothing can be held out and ``alpha_ = 1.0`` is used, the
-    penalty of ``LogisticRegression()`` for three or more classes
+    weight) nothing can be held out and ``LogisticRegression()``'s penalty
+    is used, ``alpha_ = 2`` for two classes and 1 for more
     (``alpha_path_`` is then empty). *Equivalences:* the equal objectives of
     repeated rows, integer ``sample_weight`` and count targets (below) give
     equal fits for a given ``alpha``; the folds of ``"auto"`` split rows, so
@@ -479,7 +479,7 @@ class SoftmaxClassifier(Persistable, ClassifierMixin, BaseEstimator):
         default_folds = _alpha_search.DEFAULT_FOLDS_MLP if mlp else _alpha_search.DEFAULT_FOLDS
         folds = _alpha_search.make_folds(targets, self.cv, rng, default=default_folds)
         if folds is None:
-            return _alpha_search.fallback()
+            return _alpha_search.fallback(len(targets.classes))
         net = _mlp.Network((X.shape[1], *self._hidden_sizes(), len(targets.classes)), self.activation)
         # Every path fit draws its initialisation and minibatches from the same
         # seed: fits differ by their data and alpha only, not by how much

@@ -896,7 +896,9 @@ def read_labels(
         names = {str(c) for c in np.asarray(classes).tolist()}
         as_text = set(np.unique(labels.astype(str)).tolist())
         if names & as_text or labels.dtype.kind not in "iu":
-            return encode_labels(labels, classes, path=path, column=name)
+            encoded = encode_labels(labels, classes, path=path, column=name)
+            _warn_if_also_indices(path, name, labels, encoded, len(names))
+            return encoded
         n_classes = len(names) if n_classes is None else n_classes
     if labels.dtype.kind not in "iu":
         row = 0
@@ -921,6 +923,23 @@ def read_labels(
                 + f"label {labels[row]} is not a class of the {n_classes}-class scores (0..{n_classes - 1})"
             )
     return labels
+
+
+def _warn_if_also_indices(path: Path, column: str, labels: np.ndarray, encoded: np.ndarray, n_classes: int) -> None:
+    """Warn when integer labels read as class names (``1, 2`` with classes ``1, 2, 3``) would also be
+    valid class indices meaning other classes: the file alone cannot say which was meant."""
+    if labels.dtype.kind not in "iu" or np.array_equal(labels, encoded):
+        return
+    if labels.min() < 0 or labels.max() >= n_classes:
+        return  # some label is no index: names it is
+    import warnings
+
+    warnings.warn(
+        f"{path}: column {column!r}: the labels are read as class names; as class indices 0..{n_classes - 1} "
+        f"they would name other classes (label {labels[0].item()} is class index {encoded[0].item()}); if they "
+        "are indices, replace each by its class name",
+        stacklevel=3,
+    )
 
 
 # --------------------------------------------------------------------------- writers

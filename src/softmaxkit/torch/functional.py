@@ -130,18 +130,30 @@ def _empty_or_scalar(xc: torch.Tensor, log: bool) -> torch.Tensor | None:
     return None
 
 
+def _torch_dim(axis: int | None, dim: int | None) -> int:
+    """``axis``, or torch's spelling ``dim=`` of it (so ``F.softmax(x, dim=1)`` ports as is); -1 by default."""
+    if dim is None:
+        return -1 if axis is None else axis
+    if axis is not None:
+        raise TypeError("give the class axis once: axis= or dim= (torch's name), not both")
+    return dim
+
+
 def _use_triton(x: torch.Tensor, dtype: Any, out: Any) -> bool:
     return out is None and dtype is None and _triton.use_for(x) and not _composite.transforms_active(x)
 
 
 def softmax(
-    x: torch.Tensor, axis: int = -1, *, temperature: float = 1.0, dtype: Any = None, out: Any = None
+    x: torch.Tensor, axis: int | None = None, *, dim: int | None = None, temperature: float = 1.0,
+    dtype: Any = None, out: Any = None,
 ) -> torch.Tensor:
     """Softmax along ``axis`` (see :func:`softmaxkit.softmax`); all ``-inf`` rows give 0.
 
-    ``dtype`` casts ``x`` first (torch's ``dtype=``); ``out`` behaves as
-    torch's ``out=``. Empty inputs give empty results; a 0-dim input gives 1.
+    ``axis`` is -1 unless given, as ``axis`` or as torch's ``dim``. ``dtype``
+    casts ``x`` first (torch's ``dtype=``); ``out`` behaves as torch's
+    ``out=``. Empty inputs give empty results; a 0-dim input gives 1.
     """
+    axis = _torch_dim(axis, dim)
     if _use_triton(x, dtype, out):  # CUDA: Triton kernels (forward and backward)
         return _triton.softmax(x, normalize_axis(axis, x.ndim), temperature=check_temperature(temperature))
     x, xc, axis = _prepare(x, axis, temperature, dtype)
@@ -154,12 +166,14 @@ def softmax(
 
 
 def log_softmax(
-    x: torch.Tensor, axis: int = -1, *, temperature: float = 1.0, dtype: Any = None, out: Any = None
+    x: torch.Tensor, axis: int | None = None, *, dim: int | None = None, temperature: float = 1.0,
+    dtype: Any = None, out: Any = None,
 ) -> torch.Tensor:
     """Log-softmax along ``axis`` (see :func:`softmaxkit.log_softmax`); all ``-inf`` rows give ``-inf``.
 
-    ``dtype`` and ``out`` as :func:`softmax`; a 0-dim input gives 0.
+    ``axis``/``dim``, ``dtype`` and ``out`` as :func:`softmax`; a 0-dim input gives 0.
     """
+    axis = _torch_dim(axis, dim)
     if _use_triton(x, dtype, out):
         return _triton.softmax(x, normalize_axis(axis, x.ndim), temperature=check_temperature(temperature), log=True)
     x, xc, axis = _prepare(x, axis, temperature, dtype)
@@ -169,11 +183,18 @@ def log_softmax(
     return _write(_log_softmax(xc, axis), x, out)
 
 
-def logsumexp(x: torch.Tensor, axis: int = -1, *, keepdims: bool = False) -> torch.Tensor:
+def logsumexp(
+    x: torch.Tensor, axis: int | None = None, *, keepdims: bool = False, dim: int | None = None,
+    keepdim: bool | None = None,
+) -> torch.Tensor:
     """``log(sum(exp(x)))`` along ``axis``; ``-inf`` (zero gradient) for all ``-inf`` rows.
 
-    A 0-dim input is its own logsumexp; an empty class axis gives ``-inf``.
+    ``axis`` as :func:`softmax` (torch's ``dim`` too); ``keepdim`` is torch's
+    name for ``keepdims``. A 0-dim input is its own logsumexp; an empty class
+    axis gives ``-inf``.
     """
+    axis = _torch_dim(axis, dim)
+    keepdims = keepdims or bool(keepdim)
     x, xc, axis = _prepare(x, axis)
     if xc.ndim == 0:
         return xc.to(x.dtype)
