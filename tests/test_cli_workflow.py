@@ -206,7 +206,8 @@ def test_minus_inf_logits_from_predict_chain_into_every_command(capsys, work, ir
     assert call(capsys, "calibrate", "--logits", logits, "--labels", iris["labels"], "--method", "isotonic",
                 "--out", iso, "-q")[0] == 0
     probs, z_out = work / "p_iso.csv", work / "z_iso.csv"
-    rc, _, err = call(capsys, "predict", model, iris["train"], "--calibrator", iso, "--out", probs, "--logits-out", z_out)
+    rc, _, err = call(capsys, "predict", model, iris["train"], "--calibrator", iso, "--out", probs,
+                      "--logits-out", z_out)
     assert rc == 0, err
     z = np.column_stack([c.to_numpy() for c in read_columns(z_out).values()])
     assert np.isneginf(z).any() and np.isfinite(z.max(axis=1)).all()
@@ -221,8 +222,8 @@ def test_minus_inf_logits_from_predict_chain_into_every_command(capsys, work, ir
     rc, _, err = call(capsys, "apply", temperature, "--logits", z_out, "--out", work / "p_t_after_iso.csv")
     assert rc == 0, err
     got = read_columns(work / "p_t_after_iso.csv")
-    np.testing.assert_allclose(np.column_stack([got[f"p_{c}"].to_numpy() for c in ("setosa", "versicolor", "virginica")]),
-                               sk.load(temperature).predict_proba(z), rtol=1e-12, atol=1e-300)
+    applied = np.column_stack([got[f"p_{c}"].to_numpy() for c in ("setosa", "versicolor", "virginica")])
+    np.testing.assert_allclose(applied, sk.load(temperature).predict_proba(z), rtol=1e-12, atol=1e-300)
 
 
 def test_apply_takes_one_binary_column_as_evaluate_and_calibrate_do(capsys, tmp_path):

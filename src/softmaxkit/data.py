@@ -148,9 +148,9 @@ def _refuse_data_as_header(path: Path, names: list[str]) -> None:
     numbers = [name for name in names if _NUMBER.match(name)]
     if not numbers or numbers == [str(i) for i in range(len(numbers))]:
         return
-    shown = ", ".join(repr(n) for n in numbers[:4]) + (", ..." if len(numbers) > 4 else "")
     raise DataFileError(
-        f"{path}: line 1 looks like data, not a header (column name{'s' if len(numbers) > 1 else ''} {shown} "
+        f"{path}: line 1 looks like data, not a header (column name{'s' if len(numbers) > 1 else ''} "
+        f"{shown_names(numbers, 4)} "
         f"{'are numbers' if len(numbers) > 1 else 'is a number'}); the first line of a "
         f"{path.suffix[1:]} file must name the columns: add a header line such as "
         f"{_example_header(len(names))}" + (" (tab-separated)" if path.suffix.lower() == ".tsv" else "")
@@ -266,7 +266,8 @@ _ALLOWED_INFINITY = {"logit": -np.inf}
 
 
 def _unusable(values: np.ndarray, what: str) -> np.ndarray:
-    """Mask of the entries of ``values`` that a ``what`` matrix may not hold (NaN, and infinities but the allowed one)."""
+    """Mask of the entries of ``values`` that a ``what`` matrix may not hold: NaN, and any infinity
+    but the one :data:`_ALLOWED_INFINITY` allows."""
     bad = ~np.isfinite(values)
     allowed = _ALLOWED_INFINITY.get(what)
     if allowed is not None:
@@ -512,7 +513,8 @@ def _plan_features(
         if missing:
             raise DataFileError(
                 f"{path}: no column {missing[0]!r}, which the model was trained on"
-                + (f" (missing {len(missing)} of {len(feature_names)}: {shown_names(missing)})" if len(missing) > 1 else "")
+                + (f" (missing {len(missing)} of {len(feature_names)}: {shown_names(missing)})"
+                   if len(missing) > 1 else "")
                 + f"; the file has {shown_names(rest)}"
             )
         wanted = set(feature_names)

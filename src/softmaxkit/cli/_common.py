@@ -115,8 +115,10 @@ def check_same_length(a_name: str, a_len: int, b_name: str, b_len: int) -> None:
         shorter = a_name if a_len < b_len else b_name
         # One row short in a text table: most likely a file saved without a header whose first row
         # became the column names (a header of pandas' 0, 1, ... cannot be told from data).
-        hint = (f" ({shorter} is one row short: if it has no header line, its first row was read as the column "
-                "names; add a header)") if abs(a_len - b_len) == 1 and shorter.lower().endswith((".csv", ".tsv")) else ""
+        hint = ""
+        if abs(a_len - b_len) == 1 and shorter.lower().endswith((".csv", ".tsv")):
+            hint = (f" ({shorter} is one row short: if it has no header line, its first row was read as the "
+                    "column names; add a header)")
         raise CLIError(f"{a_name} has {a_len} rows but {b_name} has {b_len}; they must pair up row by row{hint}")
 
 
