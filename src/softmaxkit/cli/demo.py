@@ -22,9 +22,10 @@ from softmaxkit.cli._common import add_output_options
 
 DEFAULT_OUT = "softmaxkit-demo"
 
-#: Demo model: a small MLP, lightly regularised. Like most neural networks it comes out
-#: over-confident (temperature about 4 on breast cancer, 2.7 on digits), so calibration has
-#: real work to do, and it trains in about a second on 2 cores.
+#: Demo model: a small MLP, lightly regularised (not the library's default ``alpha="auto"``).
+#: Like many neural networks it comes out over-confident on breast cancer (fitted temperature
+#: 1.5-2.3 over seeds 0-3), so calibration has work to do; on digits it is nearly calibrated
+#: (T = 1.03 at seed 0). It trains in about a second on 2 cores.
 DEMO_HIDDEN = (32,)
 DEMO_ALPHA = 1e-2
 DEMO_MAX_ITER = 1000
