@@ -277,6 +277,16 @@ def test_labels_that_are_both_names_and_indices_warn(tmp_path):
         read_labels(path, classes=["0", "1", "2"])
 
 
+def test_integer_names_over_decimal_columns_are_a_header(tmp_path):
+    # Spectra with wavelength names (or years): integer names over columns of decimals are names.
+    path = _write(tmp_path / "s.csv", "400,410,420,y\n0.11,0.52,0.31,a\n0.12,0.50,0.33,b\n")
+    data = read_features(path, target="y")
+    assert data.feature_names == ["400", "410", "420"] and data.X.shape == (2, 3)
+    # ... but an integer over a column of integers is a data cell: counts saved without a header
+    with pytest.raises(DataFileError, match=r"c\.csv: line 1 looks like data.*names '3', '7', '0\.5' are numbers"):
+        read_features(_write(tmp_path / "c.csv", "3,7,0.5\n2,9,0.25\n"))
+
+
 def test_pandas_default_column_names_are_a_header(tmp_path):
     # pandas writes 0, 1, ..., m-1 as the header of an unnamed frame (and '0' for an unnamed series)
     path = _write(tmp_path / "d.csv", "0,1,2,label\n1.5,2,3,a\n4,5,6,b\n")

@@ -122,7 +122,7 @@ def _read_arrow(path: Path, suffix: str) -> dict[str, Any]:
             "save the file as comma-separated CSV with '.' as the decimal point"
         )
     if suffix != ".parquet":
-        _refuse_data_as_header(path, table.column_names)
+        _refuse_data_as_header(path, table.column_names, table.schema.types)
     seen: set[str] = set()
     for name in table.column_names:
         if name in seen:
@@ -134,24 +134,34 @@ def _read_arrow(path: Path, suffix: str) -> dict[str, Any]:
 
 #: A column name that is a number literal (``6.7``, ``-1``, ``1e-3``), as a data row's cells are.
 _NUMBER = re.compile(r"^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$")
+_INTEGER = re.compile(r"^\s*\d+\s*$")
 
 
-def _refuse_data_as_header(path: Path, names: list[str]) -> None:
+def _refuse_data_as_header(path: Path, names: list[str], types: list[Any]) -> None:
     """Refuse a text table whose first line is data, which would silently lose that row.
 
     CSV has no marker for a header, so a file saved without one (``np.savetxt``)
     would have its first row taken as column names: one row fewer, and
-    features called ``'6.7'``. Numbers as names are accepted only as pandas
-    writes them for an unnamed frame or series: ``0, 1, ..., m-1`` in order
-    (beside any text names, such as a ``label`` column).
+    features called ``'6.7'``. A name reads as a data cell when it is a
+    number other than a plain integer (``6.7``, ``-1``, ``1e-3``), or an
+    integer heading a column of integers (``5`` over ``3, 7, 1``). An
+    integer heading a column of decimals is a name (wavelengths ``400, 410``
+    over a spectrum, years), and so are pandas' names for an unnamed frame or
+    series, ``0, 1, ..., m-1`` in order, whatever the column holds.
     """
+    import pyarrow as pa
+
     numbers = [name for name in names if _NUMBER.match(name)]
     if not numbers or numbers == [str(i) for i in range(len(numbers))]:
         return
+    data_like = [name for name, kind in zip(names, types)
+                 if _NUMBER.match(name) and (not _INTEGER.match(name) or pa.types.is_integer(kind))]
+    if not data_like:
+        return
     raise DataFileError(
-        f"{path}: line 1 looks like data, not a header (column name{'s' if len(numbers) > 1 else ''} "
-        f"{shown_names(numbers, 4)} "
-        f"{'are numbers' if len(numbers) > 1 else 'is a number'}); the first line of a "
+        f"{path}: line 1 looks like data, not a header (column name{'s' if len(data_like) > 1 else ''} "
+        f"{shown_names(data_like, 4)} "
+        f"{'are numbers' if len(data_like) > 1 else 'is a number'}); the first line of a "
         f"{path.suffix[1:]} file must name the columns: add a header line such as "
         f"{_example_header(len(names))}" + (" (tab-separated)" if path.suffix.lower() == ".tsv" else "")
     )
