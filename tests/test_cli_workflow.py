@@ -226,6 +226,50 @@ def test_minus_inf_logits_from_predict_chain_into_every_command(capsys, work, ir
     np.testing.assert_allclose(applied, sk.load(temperature).predict_proba(z), rtol=1e-12, atol=1e-300)
 
 
+def test_calibrators_match_score_columns_by_name(capsys, work, iris, model):
+    """Audit: a vector calibrator applied to the same logit_<class> columns in another order used the
+    wrong class's scale and bias, exit 0 (P(setosa) 0.99916 instead of 0.99999...)."""
+    species = ["setosa", "versicolor", "virginica"]
+    logits = work / "z_named.csv"
+    assert call(capsys, "predict", model, iris["train"], "--out", work / "p_named.csv", "--logits-out", logits)[0] == 0
+    cal = work / "vector_named.npz"
+    assert call(capsys, "calibrate", "--logits", logits, "--labels", iris["labels"], "--method", "vector",
+                "--out", cal, "-q")[0] == 0
+    assert sk.load(cal).class_names_ == species
+    columns = read_columns(logits)
+    shuffled = write_columns(work / "z_shuffled.csv", {f"logit_{c}": columns[f"logit_{c}"].to_numpy()
+                                                       for c in ("virginica", "setosa", "versicolor")})
+    probs = {}
+    for name, path in (("in order", logits), ("shuffled", shuffled)):
+        rc, _, err = call(capsys, "apply", cal, "--logits", path, "--out", work / f"p_{name.replace(' ', '_')}.csv")
+        assert rc == 0, err
+        got = read_columns(work / f"p_{name.replace(' ', '_')}.csv")
+        probs[name] = np.column_stack([got[f"p_{c}"].to_numpy() for c in species])
+    np.testing.assert_allclose(probs["shuffled"], probs["in order"], rtol=1e-12, atol=1e-300)
+    # Columns without names: refused, unless --classes names them (in the file's order).
+    z = np.column_stack([columns[f"logit_{c}"].to_numpy() for c in ("virginica", "setosa", "versicolor")])
+    np.save(work / "z_plain.npy", z)
+    rc, _, err = call(capsys, "apply", cal, "--logits", work / "z_plain.npy", "--out", work / "never.csv")
+    assert rc == 1 and not (work / "never.csv").exists()
+    assert ("z_plain.npy: its score columns have no class names, so they cannot be matched to the classes "
+            "CALIBRATOR") in error_line(err) and "pass --classes" in err
+    rc, _, err = call(capsys, "apply", cal, "--logits", work / "z_plain.npy", "--classes", "virginica,setosa,versicolor",
+                      "--out", work / "p_plain.csv")
+    assert rc == 0, err
+    got = read_columns(work / "p_plain.csv")
+    np.testing.assert_allclose(np.column_stack([got[f"p_{c}"].to_numpy() for c in species]), probs["in order"],
+                               rtol=1e-12, atol=1e-300)
+    # A calibrator fitted on other classes is refused by predict, naming both lists.
+    other = write_columns(work / "z_other.csv", {f"logit_{c}": columns[f"logit_{s}"].to_numpy()
+                                                 for c, s in zip("abc", species)})
+    labels_abc = write_columns(work / "y_abc.csv", {"y": np.array(list("abc"))[np.searchsorted(species, iris["species"])]})
+    assert call(capsys, "calibrate", "--logits", other, "--labels", labels_abc, "--method", "vector",
+                "--out", work / "vector_abc.npz", "-q")[0] == 0
+    rc, _, err = call(capsys, "predict", model, iris["train"], "--calibrator", work / "vector_abc.npz",
+                      "--out", work / "never.csv")
+    assert rc == 1 and "vector_abc.npz was fitted on the classes a, b, c, but the model" in error_line(err)
+
+
 def test_apply_takes_one_binary_column_as_evaluate_and_calibrate_do(capsys, tmp_path):
     """Audit: apply refused the one-column log-odds file that calibrate had just been fitted on."""
     rng = np.random.default_rng(0)

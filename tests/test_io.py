@@ -139,3 +139,26 @@ def test_staged_outputs_check_names_the_problem(tmp_path):
         out.check(tmp_path)
     with pytest.raises(ValueError, match="is not a directory"):
         out.check(tmp_path / "file" / "x.csv")
+
+
+@pytest.mark.parametrize("suffix", [".npz", ".safetensors"])
+def test_class_names_of_score_columns_round_trip(tmp_path, suffix):
+    """A calibrator or conformal predictor fitted on named columns keeps their names (the CLI matches
+    columns by them); a record that does not fit the object is refused as corrupted."""
+    from softmaxkit.calibration import VectorScaling
+    from softmaxkit.conformal import ConformalClassifier
+
+    rng = np.random.default_rng(0)
+    z, y = rng.normal(size=(60, 3)), np.arange(60) % 3
+    for fitted in (VectorScaling().fit(z, y), ConformalClassifier().fit(z, y)):
+        path = tmp_path / f"{type(fitted).__name__}{suffix}"
+        fitted.save(path)
+        assert not hasattr(io.load(path), "class_names_")  # unnamed columns: nothing stored
+        fitted.class_names_ = ["cat", "dog", "bird"]
+        fitted.save(path)
+        assert io.load(path).class_names_ == ["cat", "dog", "bird"]
+        fitted.class_names_ = ["cat", "dog"]
+        fitted.save(path)
+        with pytest.raises(io.ModelFileError, match=r"corrupted .* state \(2 class_names for 3 classes\)"):
+            io.load(path)
+        del fitted.class_names_

@@ -231,9 +231,16 @@ class Persistable:
     def save(self, path: str | os.PathLike) -> Path:
         """Save to ``path`` (``.npz``, or ``.safetensors``) atomically, without pickle.
 
-        Load it back with :func:`softmaxkit.load`.
+        Load it back with :func:`softmaxkit.load`. An object fitted on score
+        columns (a calibrator, a conformal predictor) may carry
+        ``class_names_``, the class of each column in order (the CLI sets it
+        when the columns are named); it is saved too, so that the columns of
+        another file can be matched by name.
         """
         meta, arrays = self._get_state()
+        names = getattr(self, "class_names_", None)
+        if names is not None:
+            meta = {**meta, "class_names": [str(n) for n in names]}
         return save_state(path, kind=type(self).__name__, meta=meta, arrays=arrays)
 
 
@@ -322,6 +329,18 @@ def load(path: str | os.PathLike) -> Any:
     module_name, cls_name = _REGISTRY[kind].split(":")
     cls = getattr(importlib.import_module(module_name), cls_name)
     try:
-        return cls._from_state(meta, arrays)
+        obj = cls._from_state(meta, arrays)
+        if "class_names" in meta:
+            obj.class_names_ = _class_names(meta["class_names"], getattr(obj, "n_classes_", None))
+        return obj
     except (KeyError, TypeError, ValueError) as exc:
         raise ModelFileError(f"{path}: corrupted {kind} state ({exc})") from None
+
+
+def _class_names(names: Any, n_classes: int | None) -> list[str]:
+    """A saved ``class_names`` record, checked: distinct strings, one per class."""
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names) or len(set(names)) != len(names):
+        raise ValueError("class_names must be distinct strings")
+    if n_classes is not None and len(names) != n_classes:
+        raise ValueError(f"{len(names)} class_names for {n_classes} classes")
+    return names

@@ -54,6 +54,14 @@ def remember_columns(model: Any, feature_names: list[str] | None, target_name: s
     model.target_name_ = target_name
 
 
+def remember_classes(fitted: Any, classes: Any) -> None:
+    """Store the class of each score column (``class_names_``) in a calibrator or conformal predictor,
+    when the columns are named, so that ``apply``, ``predict`` and ``evaluate`` match columns by name
+    (:func:`softmaxkit.cli._common.class_order`); saved with the object."""
+    if classes is not None:
+        fitted.class_names_ = [str(c) for c in np.asarray(classes).tolist()]
+
+
 @dataclass(frozen=True)
 class SavedModel:
     """A saved SoftmaxClassifier, read for prediction only.

@@ -299,6 +299,48 @@ def read_score_file(source: str, *, kind: str, given_classes: list[str] | None) 
     return ScoreFile(scores, classes, read.ignored)
 
 
+def class_order(classes: list[str] | None, fitted: Any, *, source: str, fitted_as: str) -> Any:
+    """Where each class of ``fitted`` sits among ``source``'s score columns, or None if in place.
+
+    ``fitted`` is a calibrator or conformal predictor; its ``class_names_``
+    (saved by the CLI) give the class of each column it was fitted on. Per-class
+    parameters (vector, matrix, isotonic, Platt, class-conditional sets) apply
+    by position, so a file whose ``logit_<class>`` columns come in another order
+    would get another class's parameters with no error. Returns the column
+    permutation ``order`` with ``scores[:, order]`` in ``fitted``'s order, or
+    None when no reordering is needed or possible (``fitted`` has no names:
+    positional, as it was fitted). Different class sets, or a file without
+    class names, are refused naming ``fitted_as`` (e.g. ``"CALIBRATOR cal.npz"``).
+    """
+    import numpy as np
+
+    names = getattr(fitted, "class_names_", None)
+    if names is None:
+        return None
+    if classes is None:
+        raise CLIError(f"{source}: its score columns have no class names, so they cannot be matched to the classes "
+                       f"{fitted_as} was fitted on ({', '.join(names)}); pass --classes with the file's column "
+                       "order")
+    classes = [str(c) for c in classes]
+    if sorted(classes) != sorted(names):
+        raise CLIError(f"{fitted_as} was fitted on the classes {', '.join(names)}, but {source} has "
+                       f"{', '.join(classes)}")
+    if classes == list(names):
+        return None
+    return np.array([classes.index(n) for n in names])
+
+
+def in_fitted_order(apply: Any, scores: Any, order: Any) -> Any:
+    """``apply(scores)`` with the columns put in a fitted object's class order first (``order`` from
+    :func:`class_order`; None: already in it), and the class axis (axis 1) of the result put back in
+    ``scores``' order: calibrated logits, or prediction sets."""
+    import numpy as np
+
+    if order is None:
+        return apply(scores)
+    return np.take(apply(scores[:, order]), np.argsort(order), axis=1)
+
+
 def encode_labels(y: Any, classes: Any, *, path: str, column: str | None = None, rows: Any = None) -> Any:
     """Class indices of labels ``y`` in a model's ``classes`` (see :func:`softmaxkit.data.encode_labels`)."""
     from softmaxkit.data import encode_labels as encode

@@ -20,7 +20,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
             "Apply a calibrator saved by 'calibrate' or 'fit --calibrate' to new logits (or probabilities) "
             "and write the calibrated probabilities: one p_<class> column per class plus the predicted class "
             "(prediction), the same layout as 'predict', so the output feeds 'evaluate' directly. Class names "
-            "come from logit_<class>/p_<class> columns, or --classes; otherwise classes are numbered 0..K-1."
+            "come from logit_<class>/p_<class> columns, or --classes; otherwise classes are numbered 0..K-1. "
+            "A calibrator fitted on named columns matches them by name, in any order (its parameters are "
+            "per class), and refuses a file whose columns it cannot name."
         ),
     )
     p.add_argument("calibrator", metavar="CALIBRATOR", help="a calibrator file (.npz or .safetensors)")
@@ -46,6 +48,8 @@ def run(args: argparse.Namespace) -> int:
     from softmaxkit.cli._common import (
         Printer,
         check_output,
+        class_order,
+        in_fitted_order,
         logit_columns,
         read_score_file,
         say_ignored,
@@ -77,15 +81,19 @@ def run(args: argparse.Namespace) -> int:
     if scores.shape[1] != n_classes:
         raise CLIError(f"CALIBRATOR {args.calibrator}: the calibrator was fitted on {n_classes} classes, but "
                        f"{source} has {scores.shape[1]} score columns")
+    # Per-class parameters apply by class name: the file's columns may come in any order.
+    order = class_order(read.classes, calibrator, source=source, fitted_as=f"CALIBRATOR {args.calibrator}")
     names = np.asarray(read.classes) if read.classes is not None else np.arange(n_classes)
 
-    if args.logits:
-        logits = _adapters.calibrated_logits(calibrator, scores)
-    elif fitted_on == "probs":
-        logits = _adapters.calibrated_from_probs(calibrator, scores)
-    else:  # temperature scaling of log-probabilities
-        with np.errstate(divide="ignore"):
-            logits = _adapters.calibrated_logits(calibrator, np.log(np.asarray(scores, dtype=np.float64)))
+    def calibrate(s: np.ndarray) -> np.ndarray:
+        if args.logits:
+            return _adapters.calibrated_logits(calibrator, s)
+        if fitted_on == "probs":
+            return _adapters.calibrated_from_probs(calibrator, s)
+        with np.errstate(divide="ignore"):  # temperature scaling of log-probabilities
+            return _adapters.calibrated_logits(calibrator, np.log(np.asarray(s, dtype=np.float64)))
+
+    logits = in_fitted_order(calibrate, scores, order)
     probs = softmax(logits, axis=-1)
 
     text_ok = not args.out.lower().endswith((".npy", ".safetensors"))

@@ -36,6 +36,8 @@ def run(args: argparse.Namespace) -> int:
         Printer,
         brier_legend,
         check_report,
+        class_order,
+        in_fitted_order,
         progress,
         read_predictions,
         say_ignored,
@@ -60,7 +62,9 @@ def run(args: argparse.Namespace) -> int:
     metrics = {"source": source, "kind": "logits" if args.logits else "probabilities", "labels": args.labels,
                "n_classes": int(scores.shape[1]), "classes": classes, "ignored_columns": list(ignored), "metrics": s}
     if conformal is not None:
-        sets = _conformal.predict_sets(conformal, scores, args.sets, probs=args.probs is not None, where=source)
+        order = class_order(classes, conformal, source=source, fitted_as=f"--conformal {args.conformal}")
+        sets = in_fitted_order(lambda z: _conformal.predict_sets(conformal, z, args.sets, probs=args.probs is not None,
+                                                                 where=source), scores, order)
         metrics["conformal"] = _conformal.summarize(conformal, labels, sets, args.sets,
                                                     classes or list(range(scores.shape[1])),
                                                     evaluated_on=f"{len(labels)} rows")

@@ -146,6 +146,7 @@ def run(args: argparse.Namespace) -> int:
     if args.calibrate:
         # Out-of-fold logits of the training rows fit the calibrator; the model is refitted on all of them.
         model, calibrator, folds = _adapters.cross_fit_calibrator(model, args.calibrate, data.X[train], data.y[train])
+        _adapters.remember_classes(calibrator, _adapters.model_classes(model))
     else:
         model.fit(data.X[train], data.y[train])
     fit_seconds = time.perf_counter() - t0

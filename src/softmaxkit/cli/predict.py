@@ -51,6 +51,8 @@ def run(args: argparse.Namespace) -> int:
         Printer,
         brier_legend,
         check_output,
+        class_order,
+        in_fitted_order,
         encode_labels,
         logit_columns,
         progress,
@@ -80,6 +82,12 @@ def run(args: argparse.Namespace) -> int:
                                                against=f"the model {args.model}")
     conformal = _conformal.load(args.conformal, n_classes=len(classes), against=f"the model {args.model}") \
         if args.conformal else None
+    # Calibrators and conformal predictors fitted on named columns apply per class by name.
+    names = [str(c) for c in classes.tolist()]
+    cal_order = None if calibrator is None else class_order(
+        names, calibrator, source=f"the model {args.model}", fitted_as=f"--calibrator {args.calibrator}")
+    sets_order = None if conformal is None else class_order(
+        names, conformal, source=f"the model {args.model}", fitted_as=f"--conformal {args.conformal}")
 
     data = read_features(args.data, target=args.target, n_features=model.n_features,
                          feature_names=model.feature_names)
@@ -91,10 +99,12 @@ def run(args: argparse.Namespace) -> int:
     with progress(say, "predicting", total=None):
         logits = _feature_logits(model, data, args.data)
         # sets come from the model's own logits, as the conformal predictor was fitted (see cli/_conformal.py)
-        sets = None if conformal is None else _conformal.predict_sets(conformal, logits, args.sets, probs=False,
-                                                                      where=args.model)
+        sets = None
+        if conformal is not None:
+            sets = in_fitted_order(lambda z: _conformal.predict_sets(conformal, z, args.sets, probs=False,
+                                                                    where=args.model), logits, sets_order)
         if calibrator is not None:
-            logits = _adapters.calibrated_logits(calibrator, logits)
+            logits = in_fitted_order(lambda z: _adapters.calibrated_logits(calibrator, z), logits, cal_order)
         probs = softmax(logits, axis=-1)
 
     columns = score_columns(probs, classes, text_ok=text_ok)
