@@ -170,8 +170,9 @@ def main() -> None:
 
         size = lambda name: (folder / name).stat().st_size / 2**20  # noqa: E731
         big = [
-            (f"predict {n_predict:,} x 50 .npy -> CSV", softmaxkit("predict", "wide.npz", "X.npy", "--out", "P.csv"),
-             "X.npy"),
+            # a .npy has no column names: the user vouches for the training order (--by-position)
+            (f"predict {n_predict:,} x 50 .npy -> CSV",
+             softmaxkit("predict", "wide.npz", "X.npy", "--by-position", "--out", "P.csv"), "X.npy"),
             (f"predict {n_predict:,} x 50 .parquet -> CSV",
              softmaxkit("predict", "wide.npz", "X.parquet", "--out", "P.csv"), "X.parquet"),
             (f"evaluate {n_logits:,} x 500 .npy", softmaxkit("evaluate", "--logits", "z.npy", "--labels", "z_y.npy"),
