@@ -817,10 +817,11 @@ def _refuse_rows_without_probability(path: Path, matrix: np.ndarray, what: str, 
     """
     if what not in _ALLOWED_INFINITY or matrix.shape[1] < 2 or len(matrix) == 0:
         return
-    empty = np.max(matrix, axis=1) == -np.inf
-    if empty.any():
-        row = int(np.argmax(empty))
-        raise DataFileError(location(path, first_row + row)
+    # Only rows whose first logit is -inf can be empty: one column is read, not the whole matrix again.
+    candidates = np.flatnonzero(matrix[:, 0] == -np.inf)
+    empty = candidates[np.max(matrix[candidates], axis=1) == -np.inf] if len(candidates) else candidates
+    if len(empty):
+        raise DataFileError(location(path, first_row + int(empty[0]))
                             + "every logit is -inf, so no class has any probability; each row needs a finite logit")
 
 
