@@ -808,3 +808,29 @@ def test_cli_predict_refuses_a_conformal_predictor_of_another_class_count(capsys
                       str(tmp_path / "c5.conformal.npz"), "--sets", "0.1", "--out", str(tmp_path / "p.csv"))
     assert rc == 1 and "c5.conformal.npz: the conformal predictor was fitted on 5 classes" in err
     assert "the model" in err and not (tmp_path / "p.csv").exists()
+
+
+def test_cli_class_conditional_sets_match_columns_by_name(capsys, tmp_path):
+    """Class-conditional thresholds are per class: a predictor saved with its columns' class names scores a
+    file whose logit_<class> columns come in another order exactly as in the original order."""
+    from softmaxkit.data import write_columns
+
+    rng = np.random.default_rng(5)
+    y = rng.integers(0, 3, 300)
+    z = rng.normal(size=(300, 3)) + 2.0 * np.eye(3)[y] * np.array([0.5, 1.5, 3.0])  # classes differ in difficulty
+    conformal = ConformalClassifier(class_conditional=True).fit(z[:150], y[:150])
+    conformal.class_names_ = ["a", "b", "c"]
+    conformal.save(tmp_path / "sets.npz")
+    names = np.array(["a", "b", "c"])
+    write_columns(tmp_path / "y.csv", {"y": names[y[150:]]})
+    results = []
+    for order in ([0, 1, 2], [2, 0, 1]):
+        path = write_columns(tmp_path / f"z{order[0]}.csv", {f"logit_{names[j]}": z[150:, j] for j in order})
+        rc, out, err = call(capsys, "evaluate", "--logits", str(path), "--labels", str(tmp_path / "y.csv"),
+                            "--conformal", str(tmp_path / "sets.npz"), "--sets", "0.1", "--json")
+        assert rc == 0, err
+        results.append(json.loads(out)["conformal"]["levels"]["90%"])
+    assert results[1] == results[0]
+    expected = set_metrics(y[150:], conformal.predict_sets(z[150:], alpha=0.1), alpha=0.1, n_calibration=150,
+                           classes=names)
+    assert results[0] == expected
