@@ -159,8 +159,14 @@ def loss_and_grad(
     *,
     want_grad: bool,
     grad_output: Any = None,
+    grad_in_compute_dtype: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Loss (in ``logits``' dtype and layout) and ``grad_output * dloss/dlogits``."""
+    """Loss (in ``logits``' dtype and layout) and ``grad_output * dloss/dlogits``.
+
+    The gradient is in ``logits``' dtype, or with ``grad_in_compute_dtype``
+    in the compute dtype (float32 for 16-bit logits), for a caller that
+    scales it later and must round to 16 bits only once.
+    """
     opts = problem.options
     cdtype = compute_dtype(logits.dtype)
     x = to_rows(logits, problem.axis, cdtype)  # (N, C); may share memory with logits
@@ -181,7 +187,8 @@ def loss_and_grad(
     shape = batch_shape(tuple(logits.shape), problem.axis)
     loss = _reduction.reduce(row_loss.to(scale.device), opts.reduction, scale, shape)
     if grad is not None:
-        grad = from_rows(grad, tuple(logits.shape), problem.axis).to(logits.dtype)
+        grad = from_rows(grad, tuple(logits.shape), problem.axis)
+        grad = grad if grad_in_compute_dtype else grad.to(logits.dtype)
     return loss.to(logits.dtype), grad
 
 
@@ -189,7 +196,9 @@ class CrossEntropyFunction(torch.autograd.Function):
     """``loss = cross_entropy(logits, target)``; the gradient is made in the forward.
 
     Backward multiplies the saved gradient by ``grad_output`` in place and
-    hands it over (no second ``(N, C)`` allocation). If backward runs again
+    hands it over (no second ``(N, C)`` allocation). For 16-bit logits the
+    saved gradient is float32 and is rounded to 16 bits once, after the
+    scaling (``loss / n_items`` would otherwise round it twice). If backward runs again
     on the same graph (``retain_graph=True``), the gradient is recomputed
     from the saved logits. With ``create_graph=True`` the gradient is
     recomputed in differentiable ops (:mod:`._composite`), so second
@@ -199,7 +208,10 @@ class CrossEntropyFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, logits, target, weight, problem):
         want = ctx.needs_input_grad[0]
-        loss, grad = loss_and_grad(logits, target, problem, weight, want_grad=want)
+        # A 16-bit gradient is kept in float32 until backward has scaled it: rounding it at scale 1
+        # and again after ``loss / n_items`` would round twice. The float32 rows are the upcast copy
+        # the kernel works in anyway (its peak), so this holds no more memory at the peak.
+        loss, grad = loss_and_grad(logits, target, problem, weight, want_grad=want, grad_in_compute_dtype=True)
         ctx.problem = problem
         if compiling():  # traced: tensors go through save_for_backward
             ctx.grad = None
@@ -222,8 +234,8 @@ class CrossEntropyFunction(torch.autograd.Function):
             grad = saved_grad[0] if saved_grad else ctx.grad
             ctx.grad = None
             if grad is None:  # second backward: recompute rather than reuse a handed-out tensor
-                _, grad = loss_and_grad(logits, target, problem, weight, want_grad=True)
-            grad_logits = _scale_by_upstream(grad, grad_output, problem, in_place=not saved_grad)
+                _, grad = loss_and_grad(logits, target, problem, weight, want_grad=True, grad_in_compute_dtype=True)
+            grad_logits = _scale_by_upstream(grad, grad_output, problem, in_place=not saved_grad).to(logits.dtype)
         if ctx.needs_input_grad[1] and problem.soft:
             grad_target = _soft_target_grad(logits, target, weight, problem, grad_output)
         return grad_logits, grad_target, None, None

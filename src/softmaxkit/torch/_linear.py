@@ -436,8 +436,12 @@ class LinearCrossEntropyFunction(torch.autograd.Function):
                 tile_cache=ctx.tile_cache,
             )  # fmt: skip
         # grad_output stays in its own dtype (float32 with loss_dtype=torch.float32): a 0-dim
-        # operand does not promote, and the kernel multiplies in float32, so a 16-bit gradient
-        # is rounded once, with no 16-bit rounding of the scale (a systematic error) first.
+        # operand does not promote, so the scale itself is not rounded to 16 bits (a systematic
+        # error). The 16-bit gradients saved by the forward were rounded at scale 1, though, so an
+        # upstream other than 1 (loss / n_items) rounds them a second time: about 1.2x the error of
+        # a single rounding (unlike cross_entropy, whose float32 gradient waits for the scale; here
+        # the weight gradient is written into 16 bits tile by tile, which keeps its float32 shadow
+        # of V x D out of memory).
         elif not in_place:
             grads = [None if g is None else _scaled(g, grad_output) for g in grads]
         elif not (grad_output.device.type == "cpu" and float(grad_output) == 1.0):
