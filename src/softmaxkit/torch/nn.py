@@ -29,6 +29,7 @@ class _OptionsMixin:
         self.label_smoothing = check_unit_interval(label_smoothing, "label_smoothing")
         self.z_loss = check_non_negative(z_loss, "z_loss")
         self.softcap = check_positive_or_none(softcap, "softcap")
+        self._weight_name = weight_name
         self.register_buffer(weight_name, None if weight is None else torch.as_tensor(weight))
 
     def _options(self) -> dict[str, Any]:
@@ -37,8 +38,17 @@ class _OptionsMixin:
             label_smoothing=self.label_smoothing, z_loss=self.z_loss, softcap=self.softcap,
         )
 
+    #: Module-specific options shown first by ``repr`` (besides the shared ones of :meth:`_options`).
+    _repr_names: tuple[str, ...] = ()
+
     def extra_repr(self) -> str:
-        return ", ".join(f"{k}={v!r}" for k, v in self._options().items())
+        shown = {k: getattr(self, k) for k in self._repr_names}
+        shown.update(self._options())
+        # The class weights' own repr would print every weight: show how many there are.
+        weights = getattr(self, self._weight_name, None)
+        if weights is not None:
+            shown[self._weight_name] = f"<{weights.numel()} class weights>"
+        return ", ".join(f"{k}={v}" if k == self._weight_name else f"{k}={v!r}" for k, v in shown.items())
 
 
 class CrossEntropyLoss(_OptionsMixin, torch.nn.Module):
@@ -58,6 +68,8 @@ class CrossEntropyLoss(_OptionsMixin, torch.nn.Module):
     >>> round(float(loss), 4)
     1.0986
     """
+
+    _repr_names = ("axis",)
 
     def __init__(
         self, *, axis: int | None = None, weight: Any = None, ignore_index: int = -100, reduction: str = "mean",
@@ -85,6 +97,8 @@ class LinearCrossEntropyLoss(_OptionsMixin, torch.nn.Module):
     ``label_smoothing``, ``z_loss``, ``softcap`` as in
     :func:`softmaxkit.cross_entropy`.
     """
+
+    _repr_names = ("chunk_size", "loss_dtype")
 
     def __init__(
         self, *, chunk_size: int | None = None, class_weight: Any = None, ignore_index: int = -100,
