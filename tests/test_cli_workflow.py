@@ -253,7 +253,8 @@ def test_calibrators_match_score_columns_by_name(capsys, work, iris, model):
     assert rc == 1 and not (work / "never.csv").exists()
     assert ("z_plain.npy: its score columns have no class names, so they cannot be matched to the classes "
             "CALIBRATOR") in error_line(err) and "pass --classes" in err
-    rc, _, err = call(capsys, "apply", cal, "--logits", work / "z_plain.npy", "--classes", "virginica,setosa,versicolor",
+    rc, _, err = call(capsys, "apply", cal, "--logits", work / "z_plain.npy",
+                      "--classes", "virginica,setosa,versicolor",
                       "--out", work / "p_plain.csv")
     assert rc == 0, err
     got = read_columns(work / "p_plain.csv")
@@ -262,7 +263,8 @@ def test_calibrators_match_score_columns_by_name(capsys, work, iris, model):
     # A calibrator fitted on other classes is refused by predict, naming both lists.
     other = write_columns(work / "z_other.csv", {f"logit_{c}": columns[f"logit_{s}"].to_numpy()
                                                  for c, s in zip("abc", species)})
-    labels_abc = write_columns(work / "y_abc.csv", {"y": np.array(list("abc"))[np.searchsorted(species, iris["species"])]})
+    abc = np.array(list("abc"))[np.searchsorted(species, iris["species"])]
+    labels_abc = write_columns(work / "y_abc.csv", {"y": abc})
     assert call(capsys, "calibrate", "--logits", other, "--labels", labels_abc, "--method", "vector",
                 "--out", work / "vector_abc.npz", "-q")[0] == 0
     rc, _, err = call(capsys, "predict", model, iris["train"], "--calibrator", work / "vector_abc.npz",

@@ -198,8 +198,8 @@ class CrossEntropyFunction(torch.autograd.Function):
     Backward multiplies the saved gradient by ``grad_output`` in place and
     hands it over (no second ``(N, C)`` allocation). For 16-bit logits the
     saved gradient is float32 and is rounded to 16 bits once, after the
-    scaling (``loss / n_items`` would otherwise round it twice). If backward runs again
-    on the same graph (``retain_graph=True``), the gradient is recomputed
+    scaling (``loss / n_items`` would otherwise round it twice). If backward
+    runs again on the same graph (``retain_graph=True``), the gradient is recomputed
     from the saved logits. With ``create_graph=True`` the gradient is
     recomputed in differentiable ops (:mod:`._composite`), so second
     derivatives (in the logits, soft targets and ``grad_output``) are exact.

@@ -42,13 +42,12 @@ class _OptionsMixin:
     _repr_names: tuple[str, ...] = ()
 
     def extra_repr(self) -> str:
-        shown = {k: getattr(self, k) for k in self._repr_names}
-        shown.update(self._options())
-        # The class weights' own repr would print every weight: show how many there are.
+        options = {**{k: getattr(self, k) for k in self._repr_names}, **self._options()}
+        parts = [f"{k}={v!r}" for k, v in options.items()]
         weights = getattr(self, self._weight_name, None)
-        if weights is not None:
-            shown[self._weight_name] = f"<{weights.numel()} class weights>"
-        return ", ".join(f"{k}={v}" if k == self._weight_name else f"{k}={v!r}" for k, v in shown.items())
+        if weights is not None:  # their own repr would print every weight: say how many
+            parts.append(f"{self._weight_name}=<{weights.numel()} class weights>")
+        return ", ".join(parts)
 
 
 class CrossEntropyLoss(_OptionsMixin, torch.nn.Module):
