@@ -541,6 +541,9 @@ def test_errors():
         sk.linear_cross_entropy(h.astype(np.float32), w, t)
     with pytest.raises(TypeError, match="class_weight"):
         sk.linear_cross_entropy(h, w, t, class_weights=np.ones(V))
+    # torch.nn.functional.linear_cross_entropy's keyword names point to ours
+    with pytest.raises(TypeError, match="linear_bias= is bias="):
+        sk.linear_cross_entropy(h, w, t, linear_bias=b)
     with pytest.raises(ValueError, match="chunk_size"):
         sk.linear_cross_entropy(h, w, t, chunk_size=0)
     with pytest.raises(ValueError, match="target must have shape"):

@@ -646,7 +646,8 @@ def _ce_options(ce_options: dict) -> dict:
     if unknown:
         raise TypeError(
             f"unexpected cross-entropy option(s) {unknown}; valid: {list(_CE_OPTION_NAMES)} "
-            "(class weights are passed as class_weight, since weight is the projection)"
+            "(class weights are passed as class_weight, since weight is the projection; from "
+            "torch.nn.functional.linear_cross_entropy, linear_bias= is bias= and weight= is class_weight=)"
         )
     options = dict(ce_options)
     if "class_weight" in options:
