@@ -108,6 +108,21 @@ def test_help_imports_nothing_heavy():
     assert json.loads(out.stdout) == []
 
 
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_has_json_and_quiet(command):
+    """The README promises ``--help``, ``--json`` and ``--quiet`` on every command."""
+    from softmaxkit.cli import _subparsers, build_parser
+
+    sub = next(p for p in _subparsers(build_parser()) if p.prog.endswith(f" {command}"))
+    options = {flag for action in sub._actions for flag in action.option_strings}
+    assert {"--help", "--json", "--quiet", "-q"} <= options
+
+
+def test_explain_quiet_prints_nothing(capsys):
+    assert main(["explain", "0.03", "1.92", "-q"]) == 0
+    assert capsys.readouterr().out == ""
+
+
 def test_usage_error_exits_2(capsys):
     with pytest.raises(SystemExit) as exc:
         main(["fit", "data.csv"])  # --target and --out missing
@@ -195,9 +210,32 @@ def test_fit_json_through_console_script(work, bc_csv):
     assert (work / "mlp.safetensors").exists() and "report" not in payload
 
 
-def test_text_labels_need_an_npz_model(capsys, bc_csv, tmp_path):
-    rc, _, err = call(capsys, "fit", str(bc_csv), "--target", "diagnosis", "--out", str(tmp_path / "m.safetensors"))
-    assert rc == 1 and "holds text labels, which a .safetensors model cannot store" in error_line(err)
+def test_a_warning_of_every_fold_prints_once(capsys, bc_csv, tmp_path):
+    """fit --calibrate trains the model and 5 calibration folds; their shared warning is one line, not 6."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")  # as after library code reset Python's once-per-place memory
+        rc, _, err = call(capsys, "fit", str(bc_csv), "--target", "diagnosis", "--hidden", "4", "--max-iter", "2",
+                          "--alpha", "1", "--calibrate", "temperature", "--no-report", "--out", str(tmp_path / "m.npz"))
+    assert rc == 0, err
+    lines = err.strip().splitlines()
+    assert sum("adam reached max_iter=2 " in line for line in lines) == 1, err
+
+
+def test_text_labels_in_a_safetensors_model(capsys, bc_csv, tmp_path):
+    """The class names live in the file's JSON record, so .safetensors keeps text labels as .npz does."""
+    for suffix in (".npz", ".safetensors"):
+        model = str(tmp_path / f"m{suffix}")
+        rc, _, err = call(capsys, "fit", str(bc_csv), "--target", "diagnosis", "--no-report", "--out", model, "-q")
+        assert rc == 0, err
+        rc, _, err = call(capsys, "predict", model, str(bc_csv), "--target", "diagnosis",
+                          "--out", str(tmp_path / f"p{suffix}.csv"), "-q")
+        assert rc == 0, err
+    by_npz, by_safetensors = (read_columns(tmp_path / f"p{s}.csv") for s in (".npz", ".safetensors"))
+    assert list(by_safetensors) == list(by_npz) == ["p_benign", "p_malignant", "prediction"]
+    np.testing.assert_array_equal(by_safetensors["prediction"], by_npz["prediction"])
+    np.testing.assert_array_equal(by_safetensors["p_benign"], by_npz["p_benign"])
 
 
 @pytest.mark.parametrize("suffix", [".csv", ".parquet", ".npz"])
@@ -305,6 +343,14 @@ def test_bench_reports_a_failing_script(capsys, tmp_path):
     codes = {r["script"]: r.get("returncode") for r in payload["results"]}
     assert codes["bench_ops.py"] == 0 and codes["bench_calibration.py"] == 3
     assert "bench_calibration.py" in error_line(err)
+
+
+def test_bench_runs_every_script_in_the_checkout():
+    """``softmaxkit bench`` runs them all: no benchmark script is left out of its list."""
+    from softmaxkit.cli.bench import SCRIPTS, default_dir
+
+    on_disk = sorted(path.name for path in default_dir().glob("bench_*.py"))
+    assert on_disk and sorted(SCRIPTS) == on_disk
 
 
 def test_bench_console_script(tmp_path):

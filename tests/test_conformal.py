@@ -686,6 +686,39 @@ def test_cli_predict_writes_each_rows_set_and_evaluate_scores_them(capsys, cli_f
     assert m == set_metrics(cal_y, cal_sets, alpha=0.1, n_calibration=40, classes=range(3))
 
 
+def test_cli_apply_writes_the_sets_of_new_logits(capsys, cli_files, tmp_path):
+    """A network's own logits: calibrate --conformal on labelled rows, then apply --conformal writes the sets of
+    new, unlabelled rows (from the raw scores, as fitted), next to the calibrated probabilities."""
+    from softmaxkit.data import read_columns, write_columns
+
+    z, y = np.load(cli_files / "logits.npy"), np.load(cli_files / "labels.npy")
+    names = np.array(["a", "b", "c", "d", "e"])
+    write_columns(tmp_path / "cal.csv", {f"logit_{c}": z[:600, j] for j, c in enumerate(names)})
+    write_columns(tmp_path / "y.csv", {"y": names[y[:600]]})
+    assert call(capsys, "calibrate", "--logits", str(tmp_path / "cal.csv"), "--labels", str(tmp_path / "y.csv"),
+                "--out", str(tmp_path / "cal.npz"), "--conformal", "0.1", "--quiet")[0] == 0
+    order = [3, 0, 4, 1, 2]  # the new file's columns in another order: matched by name
+    write_columns(tmp_path / "new.csv", {f"logit_{names[j]}": z[600:, j] for j in order})
+    rc, out, err = call(capsys, "apply", str(tmp_path / "cal.npz"), "--logits", str(tmp_path / "new.csv"),
+                        "--conformal", str(tmp_path / "cal.conformal.npz"), "--sets", "0.1,0.05",
+                        "--out", str(tmp_path / "p.csv"))
+    assert rc == 0, err
+    assert "with the prediction sets at 90%, 95%" in out
+    cols = read_columns(tmp_path / "p.csv")
+    expected = sk.load(tmp_path / "cal.conformal.npz").predict_sets(z[600:], alpha=[0.1, 0.05])
+    # the set names its classes in the file's column order, as the p_<class> columns come
+    assert list(np.asarray(cols["set_90"], dtype=str)) == [
+        "|".join(names[j] for j in order if row[j]) for row in expected[:, :, 0]]
+    np.testing.assert_array_equal(np.asarray(cols["set_size_95"]), expected[:, :, 1].sum(axis=1))
+    new = read_columns(tmp_path / "new.csv")
+    calibrated = sk.load(tmp_path / "cal.npz").predict_proba(np.column_stack([new[f"logit_{c}"] for c in names]))
+    np.testing.assert_allclose(np.asarray(cols["p_c"]), calibrated[:, 2], rtol=1e-12)
+    with pytest.raises(SystemExit) as exit_info:  # --sets alone: a usage error before any file is read
+        call(capsys, "apply", str(tmp_path / "cal.npz"), "--logits", str(tmp_path / "new.csv"), "--sets", "0.1",
+             "--out", str(tmp_path / "q.csv"))
+    assert exit_info.value.code == 2 and "--sets needs --conformal FILE" in capsys.readouterr().err
+
+
 def test_cli_set_options_fail_early_and_clearly(capsys, cli_files, tmp_path):
     logits, labels = str(cli_files / "logits.npy"), str(cli_files / "labels.npy")
     for command in (["evaluate", "--logits", logits, "--labels", labels], ["predict", "m.npz", "d.csv", "--out", "p.csv"]):

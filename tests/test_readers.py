@@ -342,6 +342,21 @@ def test_empty_label_is_an_error(tmp_path):
         read_features(path, target="label")
 
 
+def test_blank_line_is_a_row_not_skipped(tmp_path):
+    """A blank line inside a table is a row with every value missing, so the line numbers
+    in errors stay true and a one-column label file's blank line is an empty label (not a
+    silently shorter file). Blank lines at the end of the file are only the end."""
+    labels = _write(tmp_path / "y.csv", "y\na\n\nb\n")
+    with pytest.raises(DataFileError, match=r"y\.csv: row 2 \(line 3\), column 'y': empty label"):
+        read_labels(labels, classes=["a", "b"])
+    features = _write(tmp_path / "d.csv", "a,b\n1,2\n\n3,x\n")
+    with pytest.raises(DataFileError, match=r"d\.csv: row 2 \(line 3\), column 'a': missing value"):
+        read_features(features)
+    trailing = _write(tmp_path / "t.csv", "a,b\n1,2\n3,4\n\n\n")
+    np.testing.assert_array_equal(read_features(trailing).X, [[1, 2], [3, 4]])
+    assert read_labels(_write(tmp_path / "t1.csv", "y\na\nb\n\n"), classes=["a", "b"]).tolist() == [0, 1]
+
+
 def test_mapped_npy_scores_are_not_copied(tmp_path):
     from softmaxkit.data import read_scores
 

@@ -105,8 +105,11 @@ def _read_arrow(path: Path, suffix: str) -> dict[str, Any]:
         else:
             import pyarrow.csv as pcsv
 
-            parse = pcsv.ParseOptions(delimiter="\t" if suffix == ".tsv" else ",")
-            table = pcsv.read_csv(path, parse_options=parse)
+            # A blank line is a row (every value missing), not skipped as pyarrow and pandas do by
+            # default: skipping shifts the line numbers errors name, and turns a missing label in a
+            # one-column file into a file one row short.
+            parse = pcsv.ParseOptions(delimiter="\t" if suffix == ".tsv" else ",", ignore_empty_lines=False)
+            table = _drop_trailing_blank_rows(pcsv.read_csv(path, parse_options=parse))
     except pa.ArrowInvalid as exc:
         # pyarrow's messages are good but multi-line in places ("CSV parse error: Expected 3
         # columns, got 2: 1,2"); keep the first line.
@@ -130,6 +133,17 @@ def _read_arrow(path: Path, suffix: str) -> dict[str, Any]:
         seen.add(name)
     # Chunked columns as read (no combine_chunks copy): numeric_matrix copies chunk by chunk.
     return {name: table.column(name) if table.num_rows else np.array([]) for name in table.column_names}
+
+
+def _drop_trailing_blank_rows(table: Any) -> Any:
+    """``table`` without the rows of blank lines at the end of the file (an editor's extra newlines).
+
+    A blank line reads as null in a numeric column and as ``""`` in a text one.
+    """
+    end = table.num_rows
+    while end > 0 and all(column[end - 1].as_py() in (None, "") for column in table.columns):
+        end -= 1
+    return table.slice(0, end) if end < table.num_rows else table
 
 
 #: A column name that is a number literal (``6.7``, ``-1``, ``1e-3``), as a data row's cells are.

@@ -54,6 +54,12 @@ class _Parser(argparse.ArgumentParser):
 json_printed = False
 
 
+#: Warnings already shown by this command: each is printed once. Library code that enters
+#: ``warnings.catch_warnings()`` resets Python's own once-per-place memory, so a warning raised in
+#: every fold of a cross-fit (the model and 5 calibration folds) would otherwise print 6 times.
+warnings_shown: set[str] = set()
+
+
 def _print_json_error(message: str, code: int) -> None:
     if json_printed:
         return
@@ -84,6 +90,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code (the console script exits with it)."""
     global json_printed
     json_printed = False
+    warnings_shown.clear()
     parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
     for p in (parser, *_subparsers(parser)):
@@ -164,6 +171,9 @@ def _missing_dependency(exc: ImportError) -> str:
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001
-    """Replacement for ``warnings.showwarning``: one line, no source excerpt."""
+    """Replacement for ``warnings.showwarning``: one line, no source excerpt, once per command."""
     text = str(message).strip().splitlines()
-    print(f"softmaxkit: warning: {text[0] if text else category.__name__}", file=sys.stderr)
+    line = f"softmaxkit: warning: {text[0] if text else category.__name__}"
+    if line not in warnings_shown:
+        warnings_shown.add(line)
+        print(line, file=sys.stderr)

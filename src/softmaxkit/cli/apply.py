@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 
+from softmaxkit.cli import _conformal
 from softmaxkit.cli._common import add_output_options, class_names
 
 
@@ -22,7 +23,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
             "(prediction), the same layout as 'predict', so the output feeds 'evaluate' directly. Class names "
             "come from logit_<class>/p_<class> columns, or --classes; otherwise classes are numbered 0..K-1. "
             "A calibrator fitted on named columns matches them by name, in any order (its parameters are "
-            "per class), and refuses a file whose columns it cannot name."
+            "per class), and refuses a file whose columns it cannot name. With --conformal and --sets it also "
+            "writes each row's prediction set, from the scores as given (as 'calibrate --conformal' fitted it)."
         ),
     )
     p.add_argument("calibrator", metavar="CALIBRATOR", help="a calibrator file (.npz or .safetensors)")
@@ -34,8 +36,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, metavar="PROBS", help="calibrated probabilities to write")
     p.add_argument("--logits-out", metavar="FILE", help="also write the calibrated logits (logit_<class> columns)")
     p.add_argument("--classes", type=class_names, metavar="A,B,...", help="class names of the score columns")
+    _conformal.add_set_options(p, what="also write each row's prediction set (set_90: the class names, set_size_90)")
     add_output_options(p)
-    p.set_defaults(run=run)
+    p.set_defaults(run=run, check=_conformal.check_set_options)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -60,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
 
     say = Printer(args)
     source = args.logits or args.probs
-    inputs = (args.calibrator, source)
+    inputs = tuple(p for p in (args.calibrator, source, args.conformal) if p)
     check_output(args.out, inputs=inputs, suffixes=SUFFIXES)
     if args.logits_out:
         check_output(args.logits_out, inputs=inputs, suffixes=SUFFIXES, option="--logits-out")
@@ -74,10 +77,14 @@ def run(args: argparse.Namespace) -> int:
         raise CLIError(f"CALIBRATOR {args.calibrator}: a {type(calibrator).__name__} fitted on logits needs "
                        "logits (--logits); probabilities would give different, wrong results")
 
+    fitted_classes = getattr(calibrator, "n_classes_", None)
+    conformal = _conformal.load(args.conformal, n_classes=None if fitted_classes is None else int(fitted_classes),
+                                against=f"CALIBRATOR {args.calibrator}") if args.conformal else None
+
     kind = "logit" if args.logits else "probability"
     read = read_score_file(source, kind=kind, given_classes=args.classes)
     scores = read.scores
-    n_classes = int(getattr(calibrator, "n_classes_", scores.shape[1]))
+    n_classes = scores.shape[1] if fitted_classes is None else int(fitted_classes)
     if scores.shape[1] != n_classes:
         raise CLIError(f"CALIBRATOR {args.calibrator}: the calibrator was fitted on {n_classes} classes, but "
                        f"{source} has {scores.shape[1]} score columns")
@@ -97,16 +104,26 @@ def run(args: argparse.Namespace) -> int:
     probs = softmax(logits, axis=-1)
 
     text_ok = not args.out.lower().endswith((".npy", ".safetensors"))
+    columns = score_columns(probs, names, text_ok=text_ok)
+    if conformal is not None:
+        # From the scores as given, not the calibrated ones: the predictor was fitted on raw scores
+        # (see softmaxkit.cli._conformal).
+        sets_order = class_order(read.classes, conformal, source=source, fitted_as=f"--conformal {args.conformal}")
+        sets = in_fitted_order(lambda s: _conformal.predict_sets(conformal, s, args.sets, probs=args.probs is not None,
+                                                                where=source), scores, sets_order)
+        columns.update(_conformal.columns(sets, args.sets, names, text=text_ok))
     with StagedOutputs(inputs=inputs) as outputs:
-        write_columns(args.out, score_columns(probs, names, text_ok=text_ok), outputs=outputs)
+        write_columns(args.out, columns, outputs=outputs)
         if args.logits_out:
             write_columns(args.logits_out, logit_columns(logits, names), outputs=outputs)
         outputs.commit()
 
     say_ignored(say, source, read.ignored, "not scores")
     say(f"Calibrated {len(probs)} rows x {n_classes} classes with {args.calibrator}; wrote {args.out}"
+        + (f" (with the prediction sets at {', '.join(map(_conformal.level_name, args.sets))})" if conformal else "")
         + (f" and {args.logits_out}" if args.logits_out else ""))
     say.result({"out": args.out, "logits_out": args.logits_out, "rows": int(len(probs)),
                 "classes": names.tolist(), "calibrator": str(args.calibrator),
+                "conformal": args.conformal, "sets": list(args.sets or []),
                 "ignored_columns": list(read.ignored)})
     return 0

@@ -15,8 +15,8 @@ from softmaxkit.cli._common import add_output_options, positive_int
 
 #: The benchmark scripts, in the order they run.
 SCRIPTS = (
-    "bench_ops.py", "bench_linear_ce.py", "bench_torch_compile.py", "bench_classifier.py", "bench_calibration.py",
-    "bench_conformal.py", "bench_transformers.py",
+    "bench_ops.py", "bench_narrow_rows.py", "bench_linear_ce.py", "bench_torch_compile.py", "bench_classifier.py",
+    "bench_defaults.py", "bench_calibration.py", "bench_conformal.py", "bench_cli.py", "bench_transformers.py",
 )
 
 
@@ -34,7 +34,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         description="Run the scripts in benchmarks/ one at a time and print their tables. "
         f"Scripts: {', '.join(SCRIPTS)}.",
     )
-    p.add_argument("--quick", action="store_true", help="pass --quick to each script (small sizes, seconds each)")
+    p.add_argument("--quick", action="store_true", help="pass --quick to each script (small sizes: a smoke run, not a measurement)")
     p.add_argument("--only", action="append", metavar="NAME",
                    help="run only this script (e.g. ops or bench_ops.py); repeatable")
     p.add_argument("--dir", type=Path, metavar="DIR",

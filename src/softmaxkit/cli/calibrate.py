@@ -155,7 +155,8 @@ def run(args: argparse.Namespace) -> int:
     if sets:
         say("")
         _conformal.print_summary(say, sets)
-        say(f"Saved the conformal predictor to {conformal_path} (apply it with 'softmaxkit predict --conformal')")
+        say(f"Saved the conformal predictor to {conformal_path} (new scores: 'softmaxkit apply --conformal'; "
+            "a softmaxkit model: 'predict --conformal')")
     if args.report:
         say(f"Report: {metrics['report']}")
     say.result(metrics)

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import json
 import math
+
+from softmaxkit.cli._common import Printer, add_output_options
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -19,7 +20,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("logits", nargs="+", type=float, metavar="LOGIT", help="raw scores, one per class")
     p.add_argument("--labels", help="comma-separated class names (default: 0,1,...)")
     p.add_argument("--temperature", type=float, default=1.0, help="divide the logits by T first")
-    p.add_argument("--json", action="store_true", help="machine-readable output")
+    add_output_options(p)
     p.set_defaults(run=run)
 
 
@@ -58,20 +59,21 @@ def run(args: argparse.Namespace) -> int:
     if not (args.temperature > 0 and math.isfinite(args.temperature)):
         raise CLIError(f"--temperature must be a finite value > 0, got {args.temperature}")
     res = explain(args.logits, labels, args.temperature)
-    if args.json:
-        print(json.dumps(res, indent=2))
-        return 0
+    say = Printer(args)
+    say.result(res)
     width = max(len(s) for s in labels + ["class"])
-    print(f"logits {res['logits']} sum to {res['logit_sum']:.4g}: not a probability distribution.")
     t = f" / T={args.temperature:g}" if args.temperature != 1.0 else ""
-    print(f"softmax(x{t}) = exp(x{t}) / sum(exp(x{t})):\n")
-    print(f"  {'class':<{width}}  {'logit':>9}  {'probability':>11}  {'log-prob':>9}")
+    say(
+        f"logits {res['logits']} sum to {res['logit_sum']:.4g}: not a probability distribution.",
+        f"softmax(x{t}) = exp(x{t}) / sum(exp(x{t})):\n",
+        f"  {'class':<{width}}  {'logit':>9}  {'probability':>11}  {'log-prob':>9}",
+    )
     for name, z, p, lp in zip(labels, res["logits"], res["probabilities"], res["log_probabilities"]):
-        print(f"  {name:<{width}}  {z:>9.4f}  {p:>11.4f}  {lp:>9.4f}")
-    print(f"  {'sum':<{width}}  {res['logit_sum']:>9.4f}  {res['probability_sum']:>11.4f}")
+        say(f"  {name:<{width}}  {z:>9.4f}  {p:>11.4f}  {lp:>9.4f}")
+    say(f"  {'sum':<{width}}  {res['logit_sum']:>9.4f}  {res['probability_sum']:>11.4f}")
     if "logistic" in res:
         lg = res["logistic"]
-        print(
+        say(
             f"\nTwo classes: softmax is the logistic function. "
             f"P({labels[1]}) = sigmoid({labels[1]} - {labels[0]}{t}) = sigmoid({lg['z']:.4f}) = {lg['sigmoid_z']:.4f}"
         )

@@ -125,12 +125,6 @@ def run(args: argparse.Namespace) -> int:
     data = read_features(args.data, target=args.target)
     _check_trainable_scale(args.data, data)
     require_two_classes(data.y, where=f"{args.data}: column {data.target_name!r}")
-    if data.y.dtype.kind not in "biuf" and Path(args.out).suffix.lower() == ".safetensors":
-        # safetensors stores numeric tensors only; the model must keep its class names.
-        raise CLIError(
-            f"{args.data}: column {data.target_name!r} holds text labels, which a .safetensors model cannot "
-            "store; save the model as .npz"
-        )
     if len(data.y) < 4:
         raise CLIError(f"{args.data}: only {len(data.y)} rows; need at least 4 to train and hold out")
     train, held = _split(data.y, args.holdout, args.seed)
