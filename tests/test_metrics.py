@@ -301,6 +301,13 @@ def test_log_loss_never_clips_silently():
     assert log_loss(y, probs=p, sample_weight=[0, 1]) == pytest.approx(np.log(2))
 
 
+def test_log_loss_asks_which_matrix_a_positional_one_is():
+    """scikit-learn's call, log_loss(y_true, y_pred), gets an error that names probs= and logits=."""
+    p = np.array([[0.9, 0.1], [0.2, 0.8]])
+    with pytest.raises(TypeError, match=r"name the matrix, probs= for probabilities .* or logits= for raw scores"):
+        log_loss(np.array([0, 1]), p)
+
+
 def test_log_loss_matches_sklearn_where_it_does_not_clip(rng):
     sk = pytest.importorskip("sklearn.metrics")
     y, p = _calibrated(rng, 500, 5)

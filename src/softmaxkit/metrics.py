@@ -157,7 +157,7 @@ class ECEResult:
 
 def log_loss(
     y: Any,
-    *,
+    *scores: Any,
     logits: Any = None,
     probs: Any = None,
     sample_weight: Any = None,
@@ -171,6 +171,10 @@ def log_loss(
     ----------
     y : array_like of shape (N,)
         Integer class indices.
+    *scores
+        Must be empty: a matrix passed by position (as to scikit-learn's
+        ``log_loss(y_true, y_pred)``) is refused with a TypeError asking for
+        ``probs=`` or ``logits=``.
     logits : array_like of shape (N, C), keyword-only
         Raw scores; ``-log p_y`` is computed exactly as ``logsumexp(x) - x_y``
         (via :func:`softmaxkit.cross_entropy`), so it never under- or overflows.
@@ -209,6 +213,11 @@ def log_loss(
     >>> log_loss(np.array([0]), probs=np.array([[0.0, 1.0]]))
     inf
     """
+    if scores:
+        # scikit-learn's log_loss(y_true, y_pred): a probability matrix is also a valid logit
+        # matrix, so which one it is must be said, not guessed.
+        raise TypeError("log_loss(y, scores): name the matrix, probs= for probabilities (what scikit-learn's "
+                        "log_loss takes) or logits= for raw scores")
     if (logits is None) == (probs is None):
         raise ValueError("pass exactly one of logits= or probs=")
     if logits is not None:
