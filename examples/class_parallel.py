@@ -97,6 +97,9 @@ def main() -> None:
     device = torch.device(
         f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if args.device == "cuda" else "cpu"
     )
+    if distributed and "RANK" not in os.environ:
+        raise SystemExit("no ranks to join: start this under torchrun "
+                         "(torchrun --nproc-per-node 2 examples/class_parallel.py), or pass --single")
     if distributed:
         # torchrun sets RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR and MASTER_PORT.
         if device.type == "cuda":
@@ -121,6 +124,7 @@ def main() -> None:
 
     start = warm = time.perf_counter()
     cpu_start = time.process_time()
+    losses = []
     for step in range(1, args.steps + 1):
         if step == 2:
             # Step 1 pays one-off costs (numba JIT in the single-process loss, allocator).
@@ -134,8 +138,13 @@ def main() -> None:
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+        losses.append(loss.item())
         if rank == 0 and (step == 1 or step % 5 == 0 or step == args.steps):
-            print(f"step {step:4d}  loss {loss.item():.4f}  {time.perf_counter() - start:7.2f} s")
+            # One batch of 256 Zipf-distributed classes is a noisy estimate; the mean of the last
+            # 5 steps shows the trend.
+            recent = losses[-5:]
+            print(f"step {step:4d}  loss {losses[-1]:.4f}  mean of last {len(recent)} {sum(recent) / len(recent):.4f}"
+                  f"  {time.perf_counter() - start:7.2f} s")
     elapsed = time.perf_counter() - start
     per_step = (time.perf_counter() - warm) / max(args.steps - 1, 1)
     # CPU seconds of all ranks together: on a shared machine, wall time also

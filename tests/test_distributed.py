@@ -463,3 +463,34 @@ def test_single_rank_negative_weights_and_signed_soft_targets_match_torch(soft, 
     ref = torch.nn.functional.cross_entropy(x, t, weight=w, label_smoothing=smoothing)
     torch.testing.assert_close(ours, ref)
     torch.testing.assert_close(torch.autograd.grad(ours, x)[0], torch.autograd.grad(ref, x)[0])
+
+
+# --------------------------------------------------------------------------- the README's example
+
+
+EXAMPLE = os.path.join(os.path.dirname(__file__), os.pardir, "examples", "class_parallel.py")
+
+
+def _example_losses(*launcher: str, single: bool = False) -> list[tuple[float, float]]:
+    """(loss, mean of the last 5) at each printed step of examples/class_parallel.py, run small."""
+    import re
+    import subprocess
+    import sys
+
+    small = ["--classes", "3000", "--batch", "64", "--steps", "20", "--threads", "1", *(["--single"] if single else [])]
+    env = {**os.environ, "GLOO_SOCKET_IFNAME": "lo", "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "1"}
+    res = subprocess.run([sys.executable, *launcher, EXAMPLE, *small], capture_output=True, text=True,
+                         timeout=240, env=env)
+    assert res.returncode == 0, res.stderr[-2000:]
+    return [(float(a), float(b)) for a, b in re.findall(r"loss (\S+)  mean of last \d+ (\S+)", res.stdout)]
+
+
+def test_readme_example_two_ranks_print_the_single_process_losses():
+    """The README: both runs start from the same weights and see the same batches, so they print
+    the same losses, and the loss falls (from about log V at the start)."""
+    single = _example_losses(single=True)
+    ranks = _example_losses("-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2")
+    assert len(single) == len(ranks) == 5  # steps 1, 5, 10, 15, 20
+    np.testing.assert_allclose(ranks, single, rtol=1e-4)
+    assert abs(single[0][0] - np.log(3000)) < 0.5
+    assert single[-1][1] < single[0][0] - 1.0
