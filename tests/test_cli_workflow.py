@@ -289,6 +289,39 @@ def test_apply_takes_one_binary_column_as_evaluate_and_calibrate_do(capsys, tmp_
     np.testing.assert_allclose(got["p_1"].to_numpy(), sk.load(cal).predict_proba(two_columns)[:, 1], rtol=1e-12)
 
 
+def test_one_named_score_column_scores_the_class_it_names(capsys, tmp_path):
+    """Audit: logit_benign (the log-odds of benign) with --classes benign,malignant was read as the
+    log-odds of malignant: accuracy 0.035 instead of 0.965, exit 0. The name now decides the class."""
+    from sklearn.metrics import log_loss as sklearn_log_loss
+
+    rng = np.random.default_rng(1)
+    y = rng.integers(0, 2, 400)
+    z_benign = 2.5 * rng.normal(size=400) + 3.0 * (0.5 - y)  # class 0 = benign, 1 = malignant
+    names = np.array(["benign", "malignant"])
+    write_columns(tmp_path / "y.csv", {"y": names[y]})
+    p_benign = 1 / (1 + np.exp(-z_benign))
+    expected = sklearn_log_loss(y, np.column_stack([p_benign, 1 - p_benign]))
+    files = {"logits": {"logit_benign": z_benign, "logit_malignant": -z_benign},
+             "probs": {"p_benign": p_benign, "p_malignant": 1 - p_benign}}
+    for option, columns in files.items():
+        for name, values in columns.items():
+            path = write_columns(tmp_path / f"{name}.csv", {name: values})
+            rc, out, err = call(capsys, "evaluate", f"--{option}", path, "--labels", tmp_path / "y.csv",
+                                "--classes", "benign,malignant", "--json")
+            assert rc == 0, err
+            assert json.loads(out)["metrics"]["log_loss"] == pytest.approx(expected, rel=1e-9), (option, name)
+    write_columns(tmp_path / "y01.csv", {"y": y})  # integer labels: p_0 is class 0's probability
+    for name, values in (("p_0", p_benign), ("p_1", 1 - p_benign)):
+        path = write_columns(tmp_path / f"{name}.csv", {name: values})
+        rc, out, err = call(capsys, "evaluate", "--probs", path, "--labels", tmp_path / "y01.csv", "--json")
+        assert rc == 0, err
+        assert json.loads(out)["metrics"]["log_loss"] == pytest.approx(expected, rel=1e-9), name
+    path = write_columns(tmp_path / "logit_cat.csv", {"logit_cat": z_benign})
+    rc, _, err = call(capsys, "evaluate", "--logits", path, "--labels", tmp_path / "y.csv",
+                      "--classes", "benign,malignant")
+    assert rc == 1 and "named for the class 'cat', which is not one of --classes benign,malignant" in err
+
+
 def test_end_to_end_text_labels_and_shuffled_columns(tmp_path, iris):
     """fit -> predict -> evaluate, and calibrate -> apply, as separate processes on CSV files."""
     r = run_cli("fit", iris["train"], "--target", "species", "--out", tmp_path / "m.npz", "-q", cwd=tmp_path)

@@ -938,7 +938,7 @@ def read_labels(
                 break
         raise DataFileError(
             location(path, row, name) + f"label {labels[row].item()!r} is not an integer class index (0, 1, ...); "
-            "give the class names with --classes (or use a probabilities file with p_<class> columns)"
+            "give the class names with --classes (or name every score column, p_<class> or logit_<class>)"
         )
     labels = labels.astype(np.int64)
     if n_classes is not None:

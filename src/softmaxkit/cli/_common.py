@@ -219,7 +219,8 @@ def add_prediction_inputs(p: argparse.ArgumentParser, *, probs_help: str) -> Non
     ``--label-column``: the inputs of the commands that score a network's predictions."""
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("--logits", metavar="FILE",
-                        help="logits, one column per class (or one column: a binary problem's log-odds)")
+                        help="logits, one column per class (or one column: a binary problem's log-odds of "
+                        "class 1, or of the class its name gives, logit_<class>)")
     source.add_argument("--probs", metavar="FILE", help=probs_help)
     p.add_argument("--labels", required=True, metavar="FILE",
                    help="the true class of each row: a class name where names are known (from p_<class> or "
@@ -276,7 +277,9 @@ def read_score_file(source: str, *, kind: str, given_classes: list[str] | None) 
     and ``apply`` all do.
 
     A single column is a binary problem's log-odds or P(class 1), expanded by
-    :func:`two_class_scores`. The class names come from ``p_<class>`` or
+    :func:`two_class_scores`; when it is named (``p_<class>``, ``logit_<class>``)
+    for the first class (listed first by ``--classes``, or ``0`` without it),
+    it is that class's score and the pair is swapped. The class names come from ``p_<class>`` or
     ``logit_<class>`` columns, or ``given_classes`` (``--classes``), which
     must agree with them; probabilities must be rows that sum to 1.
     """
@@ -286,6 +289,7 @@ def read_score_file(source: str, *, kind: str, given_classes: list[str] | None) 
     scores = two_class_scores(read.values, kind=kind)
     # One named column (p_yes) is P(class 1) of an unnamed pair: its name is not a class list.
     classes = read.classes if read.classes is not None and len(read.classes) == scores.shape[1] else None
+    single = read.classes[0] if read.classes is not None and len(read.classes) == 1 and classes is None else None
     if given_classes is not None:
         if classes is not None and list(classes) != list(given_classes):
             raise CLIError(f"--classes {','.join(given_classes)} does not match the class columns of {source} "
@@ -293,7 +297,17 @@ def read_score_file(source: str, *, kind: str, given_classes: list[str] | None) 
         if len(given_classes) != scores.shape[1]:
             raise CLIError(f"--classes names {len(given_classes)} classes but {source} has {scores.shape[1]} "
                            "score columns")
+        if single is not None:
+            if single not in given_classes:
+                raise CLIError(f"{source}: its one score column is named for the class {single!r}, which is not "
+                               f"one of --classes {','.join(given_classes)}")
+            if single == given_classes[0]:
+                # The column scores the first class (P(first), or its log-odds): swap the expanded pair.
+                scores = scores[:, ::-1].copy()
         classes = list(given_classes)
+    elif single == "0":
+        # p_0 / logit_0 over integer labels: class 0's score, whatever position it has.
+        scores = scores[:, ::-1].copy()
     if kind == "probability":
         check_probabilities(source, scores)
     return ScoreFile(scores, classes, read.ignored)

@@ -20,7 +20,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         ),
     )
     add_prediction_inputs(
-        p, probs_help="probabilities, one column per class, rows summing to 1 (or one column: P(class 1)); "
+        p, probs_help="probabilities, one column per class, rows summing to 1 (or one column: P(class 1), or "
+        "of the class its name gives, p_<class>); "
         "predict's output (p_<class> columns) works as it is",
     )
     p.add_argument("--report", metavar="DIR", help="also write metrics.json, a reliability diagram and report.html")
