@@ -718,6 +718,28 @@ def test_cli_apply_writes_the_sets_of_new_logits(capsys, cli_files, tmp_path):
              "--out", str(tmp_path / "q.csv"))
     assert exit_info.value.code == 2 and "--sets needs --conformal FILE" in capsys.readouterr().err
 
+    # evaluate on apply's output scores the sets written there. Audit: it rebuilt them from the calibrated
+    # probabilities beside them, which the predictor was not fitted on: coverage 0.139 for 0.694, exit 0.
+    write_columns(tmp_path / "y_new.csv", {"y": names[y[600:]]})
+    want = {a: set_metrics(y[600:], expected[:, :, i], alpha=a, n_calibration=600, classes=names)
+            for i, a in enumerate((0.1, 0.05))}
+    assert call(capsys, "apply", str(tmp_path / "cal.npz"), "--logits", str(tmp_path / "new.csv"), "--conformal",
+                str(tmp_path / "cal.conformal.npz"), "--sets", "0.1,0.05", "--out", str(tmp_path / "p.safetensors"),
+                "-q")[0] == 0  # numbers only: in_set_90_<class> columns
+    for out in ("p.csv", "p.safetensors"):
+        rc, text, err = call(capsys, "evaluate", "--probs", str(tmp_path / out), "--labels", str(tmp_path / "y_new.csv"),
+                             "--conformal", str(tmp_path / "cal.conformal.npz"), "--sets", "0.1,0.05", "--json")
+        assert rc == 0, err
+        record = json.loads(text)["conformal"]
+        assert record["levels"]["90%"] == want[0.1] and record["levels"]["95%"] == want[0.05], out
+        assert record["sets_from"].startswith("the set columns of")
+    rebuilt = sk.load(tmp_path / "cal.conformal.npz").predict_sets(calibrated, alpha=0.1)
+    assert not np.array_equal(rebuilt, expected[:, :, 0])  # what evaluate used to score: other sets
+    rc, text, err = call(capsys, "evaluate", "--probs", str(tmp_path / "p.csv"), "--labels", str(tmp_path / "y_new.csv"),
+                         "--conformal", str(tmp_path / "cal.conformal.npz"), "--sets", "0.2")  # not written: rebuilt
+    assert rc == 0, err
+    assert "Sets: rebuilt from the probabilities of" in text and "uncalibrated" in text
+
 
 def test_cli_set_options_fail_early_and_clearly(capsys, cli_files, tmp_path):
     logits, labels = str(cli_files / "logits.npy"), str(cli_files / "labels.npy")

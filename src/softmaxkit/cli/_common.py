@@ -279,9 +279,10 @@ def read_score_file(source: str, *, kind: str, given_classes: list[str] | None) 
     A single column is a binary problem's log-odds or P(class 1), expanded by
     :func:`two_class_scores`; when it is named (``p_<class>``, ``logit_<class>``)
     for the first class (listed first by ``--classes``, or ``0`` without it),
-    it is that class's score and the pair is swapped. The class names come from ``p_<class>`` or
-    ``logit_<class>`` columns, or ``given_classes`` (``--classes``), which
-    must agree with them; probabilities must be rows that sum to 1.
+    it is that class's score and the pair is swapped. The class names come
+    from ``p_<class>`` or ``logit_<class>`` columns, or ``given_classes``
+    (``--classes``), which must agree with them; probabilities must be rows
+    that sum to 1.
     """
     from softmaxkit.data import read_scores
 

@@ -152,7 +152,59 @@ def predict_sets(
 
 def level_name(alpha: float) -> str:
     """``0.1`` -> ``"90%"``."""
-    return f"{100 * (1 - alpha):g}%"
+    return f"{level_tag(alpha)}%"
+
+
+def level_tag(alpha: float) -> str:
+    """``0.1`` -> ``"90"``: the level in the set columns' names (``set_90``)."""
+    return f"{100 * (1 - alpha):g}"
+
+
+def written_sets(source: str, ignored: tuple[str, ...], alphas: tuple[float, ...], classes: Any,
+                 n_classes: int) -> np.ndarray | None:
+    """The (n, K, A) sets that ``predict``/``apply --conformal`` wrote into ``source``, or None when
+    it lacks the columns of any level in ``alphas``.
+
+    ``set_90`` holds the class names joined by "|" ("" for an empty set); numbers-only
+    formats hold one 0/1 column ``in_set_90_<class>`` per class (see :func:`columns`).
+    Those sets were computed from the model's own scores, whatever ``source``'s
+    probabilities are (calibrated ones give different sets), so they are the
+    ones to score.
+    """
+    from pathlib import Path
+
+    from softmaxkit.data import read_columns
+
+    names = [str(c) for c in (classes if classes is not None else range(n_classes))]
+    wanted = []
+    for a in alphas:
+        tag = level_tag(a)
+        if f"set_{tag}" in ignored:
+            wanted.append((f"set_{tag}",))
+        elif all(f"in_set_{tag}_{c}" in ignored for c in names):
+            wanted.append(tuple(f"in_set_{tag}_{c}" for c in names))
+        else:
+            return None
+    columns = read_columns(Path(source))
+    out = None
+    for i, cols in enumerate(wanted):
+        if len(cols) == 1:
+            text = np.asarray(columns[cols[0]], dtype=str)
+            if out is None:
+                out = np.zeros((len(text), n_classes, len(alphas)), dtype=bool)
+            index = {c: j for j, c in enumerate(names)}
+            for row, value in enumerate(text):
+                for name in filter(None, value.split("|")):
+                    if name not in index:
+                        raise CLIError(f"{source}: row {row + 1}, column {cols[0]!r}: {name!r} is not one of the "
+                                       f"classes {', '.join(names)}")
+                    out[row, index[name], i] = True
+        else:
+            member = np.column_stack([np.asarray(columns[c], dtype=np.float64) for c in cols])
+            if out is None:
+                out = np.zeros((len(member), n_classes, len(alphas)), dtype=bool)
+            out[:, :, i] = member != 0
+    return out
 
 
 def summarize(conformal: Any, y: np.ndarray, sets: np.ndarray, alphas: tuple[float, ...], classes: Any,
@@ -193,7 +245,7 @@ def columns(sets: np.ndarray, alphas: tuple[float, ...], classes: Any, *, text: 
 
     out: dict[str, np.ndarray] = {}
     for i, a in enumerate(alphas):
-        tag = f"{100 * (1 - a):g}"
+        tag = level_tag(a)
         if text:
             # str, not object: an .npz of it loads without pickle
             out[f"set_{tag}"] = np.asarray(set_labels(sets[:, :, i], classes), dtype=str)

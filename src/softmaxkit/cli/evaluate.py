@@ -64,11 +64,21 @@ def run(args: argparse.Namespace) -> int:
                "n_classes": int(scores.shape[1]), "classes": classes, "ignored_columns": list(ignored), "metrics": s}
     if conformal is not None:
         order = class_order(classes, conformal, source=source, fitted_as=f"--conformal {args.conformal}")
-        sets = in_fitted_order(lambda z: _conformal.predict_sets(conformal, z, args.sets, probs=args.probs is not None,
-                                                                 where=source), scores, order)
+        # The sets predict/apply wrote were made from the model's own scores; the probabilities beside
+        # them may be calibrated, and would give other sets (see softmaxkit.cli._conformal).
+        sets = _conformal.written_sets(source, ignored, args.sets, classes, int(scores.shape[1]))
+        if sets is not None:
+            sets_from = f"the set columns of {source}, as predict/apply wrote them"
+        else:
+            sets = in_fitted_order(lambda z: _conformal.predict_sets(
+                conformal, z, args.sets, probs=args.probs is not None, where=source), scores, order)
+            sets_from = (f"rebuilt from the {metrics['kind']} of {source}: right only if they are the model's own, "
+                         "uncalibrated scores, as the predictor was fitted on (calibrated ones, from predict "
+                         "--calibrator or apply, give other sets; write the sets there with --conformal --sets)")
         metrics["conformal"] = _conformal.summarize(conformal, labels, sets, args.sets,
                                                     classes or list(range(scores.shape[1])),
                                                     evaluated_on=f"{len(labels)} rows")
+        metrics["conformal"]["sets_from"] = sets_from
     if args.report:
         from softmaxkit.cli._evaluation import comparison_section
         from softmaxkit.report import Headline, Report, glossary_section, write_report
@@ -97,6 +107,7 @@ def run(args: argparse.Namespace) -> int:
     if conformal is not None:
         say("")
         _conformal.print_summary(say, metrics["conformal"])
+        say(f"Sets: {metrics['conformal']['sets_from']}.")
     if args.report:
         say(f"Report: {metrics['report']}")
     say.result(metrics)
