@@ -374,6 +374,23 @@ def test_platt_on_probabilities_uses_log_odds_and_needs_eps():
     assert np.isfinite(PlattScaling(input="probs", eps=1e-6).fit(np.array([0.0, 0.7, 1.0]), np.array([0, 1, 1])).coef_).all()
 
 
+def test_binary_platt_keeps_tiny_probabilities_and_finite_logits():
+    """Audit: p_0 = 1 - sigmoid(u) rounded 1.2e-24 to 0, so predict --logits-out wrote -inf, which
+    calibrate then refused. p_0 = sigmoid(-u) and log p = -softplus(-+u) are exact for any margin."""
+    rng = np.random.default_rng(3)
+    y = rng.integers(0, 2, 400)
+    margin = 2.0 * rng.normal(size=400) + 3.0 * (y - 0.5)
+    platt = PlattScaling().fit(_two_column(margin), y)
+    far = np.array([-800.0, -60.0, 0.0, 60.0, 800.0])
+    u = platt.coef_[0] * far + platt.intercept_[0]
+    oracle_log_p = -np.logaddexp(0.0, np.column_stack([u, -u]))  # float64 oracle of log sigmoid(-+u)
+    np.testing.assert_allclose(platt.transform(_two_column(far)), oracle_log_p, rtol=1e-15)
+    p = platt.predict_proba(_two_column(far))
+    np.testing.assert_allclose(p[1:-1], np.exp(oracle_log_p[1:-1]), rtol=1e-13)
+    assert p[1, 1] > 0 and p[3, 0] > 0  # about 1e-26: no longer rounded to 0
+    np.testing.assert_allclose(p.sum(axis=1), 1.0, rtol=0, atol=2.3e-16)
+
+
 def test_isotonic_can_say_zero_and_transform_is_log():
     z = np.array([[0.0, 1.0], [0.0, 2.0], [0.0, -1.0], [0.0, -2.0]])
     iso = IsotonicCalibration().fit(z, np.array([1, 1, 0, 0]))

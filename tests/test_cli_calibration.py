@@ -95,3 +95,54 @@ def test_calibrate_says_when_the_temperature_is_on_its_bound(capsys, tmp_path):
     assert "on its bound" in out and "not an improvement" in out and "(better)" not in out
     page = (tmp_path / "rep" / "report.html").read_text()
     assert "stopped on its bound" in page
+
+
+def test_zero_scores_are_refused_naming_the_files_row_and_class(capsys, tmp_path):
+    """Audit: a -inf logit (an isotonic map's 0) reached the library, whose error gave a 0-based array
+    position and no file; a zero on a true class suggested an eps= the command line does not have."""
+    rng = np.random.default_rng(2)
+    y = rng.integers(0, 3, 60)
+    z = rng.normal(size=(60, 3)) + 2.0 * np.eye(3)[y]
+    z[4, (y[4] + 1) % 3] = -np.inf  # row 5 of the file, not its true class
+    names = np.array(["a", "b", "c"])
+    path = write_columns(tmp_path / "z.csv", {f"logit_{c}": z[:, j] for j, c in enumerate(names)})
+    write_columns(tmp_path / "y.csv", {"y": names[y]})
+    for method in ("platt", "vector", "isotonic"):
+        rc, _, err = call(capsys, "calibrate", "--logits", path, "--labels", tmp_path / "y.csv", "--method", method,
+                          "--out", tmp_path / f"{method}.npz")
+        assert rc == 1 and f"z.csv: row 5 (line 6): class '{names[(y[4] + 1) % 3]}' has logit -inf" in err, err
+        assert f"{method} calibration needs every score finite" in err and "--method temperature" in err
+    assert call(capsys, "calibrate", "--logits", path, "--labels", tmp_path / "y.csv", "--out",
+                tmp_path / "t.npz", "-q")[0] == 0  # a temperature keeps -inf at -inf
+    z[7, y[7]] = -np.inf  # row 8: its true class
+    path = write_columns(tmp_path / "z2.csv", {f"logit_{c}": z[:, j] for j, c in enumerate(names)})
+    rc, _, err = call(capsys, "calibrate", "--logits", path, "--labels", tmp_path / "y.csv", "--out", tmp_path / "u.npz")
+    assert rc == 1 and f"z2.csv: row 8 (line 9): its true class '{names[y[7]]}' has logit -inf" in err, err
+    p = np.exp(z - np.log(np.exp(z).sum(axis=1, keepdims=True)))
+    path = write_columns(tmp_path / "p.csv", {f"p_{c}": p[:, j] for j, c in enumerate(names)})
+    rc, _, err = call(capsys, "calibrate", "--probs", path, "--labels", tmp_path / "y.csv", "--out", tmp_path / "v.npz")
+    assert rc == 1 and f"p.csv: row 8 (line 9): its true class '{names[y[7]]}' has probability 0" in err, err
+    assert "eps" not in err
+
+
+def test_platt_logits_out_chain_back_into_calibrate(capsys, tmp_path):
+    """Audit: fit --calibrate platt -> predict --logits-out wrote -inf where p_0 is 1e-24, and calibrate
+    refused the file it had just been told was a valid --logits input."""
+    from sklearn.datasets import load_breast_cancer
+
+    X, y = load_breast_cancer(return_X_y=True)
+    data = write_columns(tmp_path / "bc.csv", {**{f"f{j}": X[:, j] for j in range(X.shape[1])},
+                                               "y": np.array(["malignant", "benign"])[y]})
+    assert call(capsys, "fit", data, "--target", "y", "--calibrate", "platt", "--no-report",
+                "--out", tmp_path / "m.npz", "-q")[0] == 0
+    assert call(capsys, "predict", tmp_path / "m.npz", data, "--target", "y", "--calibrator",
+                tmp_path / "m.calibrator.npz", "--out", tmp_path / "p.csv", "--logits-out", tmp_path / "z.csv",
+                "-q")[0] == 0
+    from softmaxkit.data import read_columns
+
+    logits = read_columns(tmp_path / "z.csv")
+    assert all(np.isfinite(np.asarray(v, dtype=float)).all() for v in logits.values())
+    for method in ("platt", "temperature"):
+        rc, _, err = call(capsys, "calibrate", "--logits", tmp_path / "z.csv", "--labels", data, "--label-column",
+                          "y", "--method", method, "--out", tmp_path / f"{method}2.npz", "-q")
+        assert rc == 0, err

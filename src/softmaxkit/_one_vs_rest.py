@@ -73,8 +73,8 @@ class _OneVsRest(_Calibrator):
     def _group_probs(self, f: np.ndarray) -> np.ndarray:  # pragma: no cover
         raise NotImplementedError
 
-    def predict_proba(self, logits: Any) -> np.ndarray:
-        """Calibrated probabilities (N, C), float64: the per-class maps, renormalised."""
+    def _fitted_scores(self, logits: Any) -> np.ndarray:
+        """:meth:`_scores` of ``logits``, checked against the fitted maps."""
         f = self._scores(logits)
         if not hasattr(self, "n_classes_"):
             raise NotFittedError(f"this {type(self).__name__} is not fitted yet; call fit first")
@@ -82,14 +82,23 @@ class _OneVsRest(_Calibrator):
             raise ValueError(
                 f"logits have {self._n_classes_of(f)} classes but the calibrator was fitted on {self.n_classes_}"
             )
-        q = self._group_probs(f)  # (N, G)
-        if q.shape[1] == 1:
-            p = np.concatenate([1.0 - q, q], axis=1)
-        else:
-            total = q.sum(axis=1, keepdims=True)
-            # Every map says 0 for this row: nothing to renormalise, so say uniform (as scikit-learn).
-            p = np.divide(q, total, out=np.full_like(q, 1.0 / q.shape[1]), where=total > 0)
+        return f
+
+    def predict_proba(self, logits: Any) -> np.ndarray:
+        """Calibrated probabilities (N, C), float64: the per-class maps, renormalised."""
+        f = self._fitted_scores(logits)
+        if f.shape[1] == 1:
+            return self._binary_probs(f)
+        q = self._group_probs(f)  # (N, C)
+        total = q.sum(axis=1, keepdims=True)
+        # Every map says 0 for this row: nothing to renormalise, so say uniform (as scikit-learn).
+        p = np.divide(q, total, out=np.full_like(q, 1.0 / q.shape[1]), where=total > 0)
         return np.clip(p, 0.0, 1.0)
+
+    def _binary_probs(self, f: np.ndarray) -> np.ndarray:
+        """``[1 - q, q]`` (N, 2) from the one map of the margin ``f`` (N, 1)."""
+        q = self._group_probs(f)
+        return np.clip(np.concatenate([1.0 - q, q], axis=1), 0.0, 1.0)
 
     def transform(self, logits: Any) -> np.ndarray:
         """Calibrated logits ``log p`` (N, C) (``-inf`` where a map gives probability 0)."""
@@ -281,9 +290,31 @@ class PlattScaling(_OneVsRest):
     def _group_probs(self, f):
         from softmaxkit.functional import sigmoid
 
+        return np.asarray(sigmoid(self._sigmoid_args(f)), dtype=np.float64)
+
+    def _sigmoid_args(self, f: np.ndarray) -> np.ndarray:
+        """``u = a f + b`` per class: ``q = sigmoid(u)``."""
         if f.shape[1] != self.coef_.size:
             raise ValueError(f"the calibrator holds {self.coef_.size} sigmoids but got {f.shape[1]} score columns")
-        return np.asarray(sigmoid(f * self.coef_ + self.intercept_), dtype=np.float64)
+        return f * self.coef_ + self.intercept_
+
+    def _binary_probs(self, f):
+        # p_0 = sigmoid(-u), not 1 - sigmoid(u): the subtraction rounds a p_0 below 1e-16 to 0, whose
+        # log (predict --logits-out) is -inf where the exact value is, say, 1e-24.
+        from softmaxkit.functional import sigmoid
+
+        u = self._sigmoid_args(f)
+        return np.asarray(sigmoid(np.concatenate([-u, u], axis=1)), dtype=np.float64)
+
+    def transform(self, logits: Any) -> np.ndarray:
+        """Calibrated logits ``log p`` (N, C); with 2 classes ``[-softplus(u), -softplus(-u)]``,
+        finite for every finite margin."""
+        f = self._fitted_scores(logits)
+        if f.shape[1] != 1:
+            return super().transform(logits)
+        u = self._sigmoid_args(f)
+        pair = np.concatenate([u, -u], axis=1)  # log sigmoid(-u) = -softplus(u)
+        return -(np.maximum(pair, 0.0) + np.log1p(np.exp(-np.abs(pair))))
 
 
 def _platt_fit(f: np.ndarray, hit: np.ndarray, w: np.ndarray, *, max_iter: int, tol: float) -> tuple[float, float]:

@@ -74,6 +74,7 @@ def run(args: argparse.Namespace) -> int:
     if args.holdout:
         fit_rows, eval_rows = holdout_rows(len(labels), args.holdout, args.seed)
         require_two_classes(labels[fit_rows], where=f"{args.labels} (the rows left to fit after --holdout)")
+    _refuse_zero_scores(source, kind, scores, labels, fit_rows, method=args.method, classes=classes)
     y = labels[eval_rows]
     plot = args.report is not None
     where = "held-out" if args.holdout else "fitting"
@@ -161,3 +162,47 @@ def run(args: argparse.Namespace) -> int:
         say(f"Report: {metrics['report']}")
     say.result(metrics)
     return 0
+
+
+def _refuse_zero_scores(source: str, kind: str, scores, labels, fit_rows, *, method: str, classes) -> None:  # noqa: ANN001
+    """Refuse, naming file, row and class, the fitting rows no calibration of ``method`` can take.
+
+    A probability of 0 (a logit of ``-inf``; isotonic maps say 0, and their
+    output chained through ``predict --logits-out`` or ``apply``) on a row's
+    true class makes the likelihood 0 whatever the map. Other than temperature
+    scaling (and isotonic on probabilities), the maps also need every score
+    finite. The library's own errors give 0-based array positions; this one
+    speaks in the file's rows. Scanned in row blocks, so a memory-mapped file
+    is not copied.
+    """
+    from pathlib import Path
+
+    import numpy as np
+
+    from softmaxkit.cli import CLIError
+    from softmaxkit.data import iter_row_blocks, location
+
+    probability = kind == "probability"
+    what = "probability 0" if probability else "logit -inf (probability 0)"
+
+    def name(j: int) -> str:
+        return str(classes[j]) if classes is not None else str(j)
+
+    true = np.asarray(scores[fit_rows, labels[fit_rows]])
+    dead = true <= 0 if probability else np.isneginf(true)
+    if dead.any():
+        row = int(fit_rows[int(np.argmax(dead))])
+        raise CLIError(location(Path(source), row) + f"its true class {name(int(labels[row]))!r} has {what}, so "
+                       "the likelihood is 0 whatever the calibration; fit on the model's own scores (an isotonic "
+                       "map's output can hold zeros)")
+    if method == "temperature" or (method == "isotonic" and probability):
+        return
+    fitting = np.zeros(len(labels), dtype=bool)
+    fitting[fit_rows] = True
+    for start, block in iter_row_blocks(scores):
+        bad = (block <= 0 if probability else np.isneginf(block)) & fitting[start:start + len(block), None]
+        if bad.any():
+            row, j = (int(v) for v in np.unravel_index(int(np.argmax(bad)), bad.shape))
+            raise CLIError(location(Path(source), start + row) + f"class {name(j)!r} has {what}, and {method} "
+                           f"calibration needs every score finite (scores that went through an isotonic map "
+                           "can hold zeros); use --method temperature, or fit on the model's own scores")
