@@ -210,6 +210,25 @@ def test_fit_json_through_console_script(work, bc_csv):
     assert (work / "mlp.safetensors").exists() and "report" not in payload
 
 
+def test_fit_ignore_leaves_id_columns_out(capsys, tmp_path):
+    """An id column is not a feature: --ignore leaves it out (a text id was an error, a numeric one a
+    silent feature); a pandas row index (unnamed first column) is left out without being asked."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(40, 2))
+    y = np.where(X[:, 0] + 0.3 * rng.normal(size=40) > 0, "yes", "no")
+    data = write_columns(tmp_path / "d.csv", {"": np.arange(40), "id": np.array([f"P{i}" for i in range(40)]),
+                                              "a": X[:, 0], "b": X[:, 1], "y": y})
+    rc, _, err = call(capsys, "fit", data, "--target", "y", "--out", tmp_path / "m.npz", "--no-report")
+    assert rc == 1 and "column 'id': non-numeric value 'P0'" in error_line(err)
+    rc, out, err = call(capsys, "fit", data, "--target", "y", "--ignore", "id", "--out", tmp_path / "m.npz",
+                        "--no-report", "--json")
+    assert rc == 0, err
+    payload = json.loads(out)
+    assert payload["n_features"] == 2 and payload["ignored_columns"] == ["", "id"]
+    rc, _, err = call(capsys, "fit", data, "--target", "y", "--ignore", "id,nope", "--out", tmp_path / "m.npz")
+    assert rc == 1 and "no column 'nope' for --ignore" in error_line(err)
+
+
 def test_a_warning_of_every_fold_prints_once(capsys, bc_csv, tmp_path):
     """fit --calibrate trains the model and 5 calibration folds; their shared warning is one line, not 6."""
     import warnings

@@ -355,6 +355,23 @@ def test_blank_line_is_a_row_not_skipped(tmp_path):
     trailing = _write(tmp_path / "t.csv", "a,b\n1,2\n3,4\n\n\n")
     np.testing.assert_array_equal(read_features(trailing).X, [[1, 2], [3, 4]])
     assert read_labels(_write(tmp_path / "t1.csv", "y\na\nb\n\n"), classes=["a", "b"]).tolist() == [0, 1]
+    assert read_labels(_write(tmp_path / "t2.csv", "y\na\nb\n  \n"), classes=["a", "b"]).tolist() == [0, 1]
+
+
+@pytest.mark.parametrize("index_name", ["", "Unnamed: 0", "__index_level_0__"])
+def test_a_saved_row_index_is_not_a_feature(tmp_path, index_name):
+    """Audit: pandas' to_csv (index=True, its default) adds an unnamed first column of row numbers, which
+    fit took as a feature: digits trained on 65 features, the row order leaking into the model."""
+    X = np.array([[1.0, 2.0], [3.0, 1.0], [2.0, 2.5], [0.5, 1.5]])
+    columns = {index_name: np.arange(4), "a": X[:, 0], "b": X[:, 1], "y": np.array(["x", "z", "x", "z"])}
+    suffixes = [".csv", ".parquet"] if index_name.startswith("__") or not index_name else [".csv"]
+    for suffix in suffixes:
+        path = write_columns(tmp_path / f"d{suffix}", columns)
+        data = read_features(path, target="y")
+        assert data.feature_names == ["a", "b"] and data.ignored == (index_name,)
+        np.testing.assert_array_equal(data.X, X)
+    # a model trained on such a column (before) still finds it by name
+    assert read_features(path, target="y", feature_names=[index_name, "a"]).feature_names == [index_name, "a"]
 
 
 def test_mapped_npy_scores_are_not_copied(tmp_path):

@@ -138,10 +138,15 @@ def _read_arrow(path: Path, suffix: str) -> dict[str, Any]:
 def _drop_trailing_blank_rows(table: Any) -> Any:
     """``table`` without the rows of blank lines at the end of the file (an editor's extra newlines).
 
-    A blank line reads as null in a numeric column and as ``""`` in a text one.
+    A blank line reads as null in a numeric column and as ``""`` in a text one (or spaces, from
+    a line of only spaces).
     """
+
+    def blank(value: Any) -> bool:
+        return value is None or (isinstance(value, str) and not value.strip())
+
     end = table.num_rows
-    while end > 0 and all(column[end - 1].as_py() in (None, "") for column in table.columns):
+    while end > 0 and all(blank(column[end - 1].as_py()) for column in table.columns):
         end -= 1
     return table.slice(0, end) if end < table.num_rows else table
 
@@ -462,6 +467,7 @@ def read_features(
     require_target: bool = True,
     n_features: int | None = None,
     feature_names: list[str] | None = None,
+    ignore: tuple[str, ...] = (),
 ) -> Features:
     """Read a feature matrix and (optionally) its target column from ``path``.
 
@@ -482,6 +488,11 @@ def read_features(
         exactly these are read, in this order, wherever they sit in the file;
         the other columns are left out and listed in :attr:`Features.ignored`.
         A file without names (``.npy``) is read by position.
+    ignore : tuple of str, default ()
+        Columns (names or positions) that are not features, such as ids; each
+        must exist. Without ``feature_names``, a saved row index (an unnamed
+        column, ``Unnamed: 0``, ``__index_level_0__``) is left out as well.
+        Both are listed in :attr:`Features.ignored`.
 
     Returns
     -------
@@ -493,10 +504,12 @@ def read_features(
         With the file, row, column and problem; a missing feature column by name.
     """
     path = Path(path)
-    mapped = _mapped_features(path, target=target, require_target=require_target, n_features=n_features)
-    if mapped is not None:
-        return mapped
-    plan = dict(target=target, require_target=require_target, feature_names=feature_names, n_features=n_features)
+    if not ignore:
+        mapped = _mapped_features(path, target=target, require_target=require_target, n_features=n_features)
+        if mapped is not None:
+            return mapped
+    plan = dict(target=target, require_target=require_target, feature_names=feature_names, n_features=n_features,
+                ignore=tuple(ignore))
     if path.suffix.lower() == ".parquet" and path.is_file() and path.stat().st_size:
         streamed = _parquet_features(path, **plan)
         if streamed is not None:
@@ -509,6 +522,11 @@ def read_features(
     return Features(X=X, y=y, feature_names=selected, target_name=target_name, named=named, ignored=ignored)
 
 
+#: Column names of a saved row index rather than data: pandas' to_csv writes an empty header
+#: for it, a second read-and-save names it "Unnamed: 0", and Parquet "__index_level_0__".
+_ROW_INDEX = re.compile(r"^(\s*|Unnamed: \d+|__index_level_\d+__)$")
+
+
 def _plan_features(
     path: Path,
     names: list[str],
@@ -518,6 +536,7 @@ def _plan_features(
     require_target: bool,
     feature_names: list[str] | None,
     n_features: int | None,
+    ignore: tuple[str, ...] = (),
 ) -> tuple[str | None, list[str], tuple[str, ...]]:
     """Which columns are the target and the features, from the names alone (before any value is read).
 
@@ -531,7 +550,13 @@ def _plan_features(
             if require_target:
                 raise
     rest = [n for n in names if n != target_name]
-    ignored: tuple[str, ...] = ()
+    left_out = {_resolve_column(path, dict.fromkeys(names), name, option="--ignore") for name in ignore}
+    if feature_names is None and named:
+        # A row index saved with the data (pandas' to_csv without index=False) is not a feature:
+        # as one, it leaks the row order into the model.
+        left_out |= {n for n in rest if _ROW_INDEX.match(n)}
+    ignored = tuple(n for n in rest if n in left_out)
+    rest = [n for n in rest if n not in left_out]
     if feature_names is not None and named:
         missing = [n for n in feature_names if n not in rest]
         if missing:

@@ -88,6 +88,14 @@ def class_names(text: str) -> list[str]:
     return names
 
 
+def column_list(text: str) -> list[str]:
+    """argparse type for ``--ignore id,date``: one or more comma-separated column names."""
+    names = [part.strip() for part in text.split(",")]
+    if any(not n for n in names):
+        raise argparse.ArgumentTypeError(f"expected comma-separated column names such as id,date, got {text!r}")
+    return names
+
+
 def fraction(text: str) -> float:
     """argparse type for a fraction in (0, 1)."""
     try:

@@ -6,7 +6,7 @@ import argparse
 import time
 from pathlib import Path
 
-from softmaxkit.cli._common import add_output_options, fraction, hidden_sizes, positive_int
+from softmaxkit.cli._common import add_output_options, column_list, fraction, hidden_sizes, positive_int
 
 MODEL_SUFFIXES = (".npz", ".safetensors")
 
@@ -28,6 +28,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("data", metavar="DATA", help="training data: .csv, .tsv, .parquet, .npy, .npz or .safetensors")
     p.add_argument("--target", required=True, metavar="COL", help="label column: a name, or a position such as -1")
     p.add_argument("--out", required=True, metavar="MODEL", help="model file to write (.npz or .safetensors)")
+    p.add_argument("--ignore", type=column_list, action="append", default=[], metavar="COL[,COL]",
+                   help="columns that are not features (ids, dates); repeatable. A saved row index (pandas' "
+                   "unnamed index column) is always left out")
     p.add_argument("--hidden", type=hidden_sizes, default=(), metavar="SIZES",
                    help="hidden layer sizes, e.g. 128,64 (default: none, i.e. multinomial logistic regression)")
     p.add_argument("--alpha", type=alpha_value, default="auto",
@@ -105,6 +108,7 @@ def run(args: argparse.Namespace) -> int:
         encode_labels,
         progress,
         require_two_classes,
+        say_ignored,
     )
     from softmaxkit.cli._evaluation import metrics_by_key, print_comparison, score
     from softmaxkit.data import read_features
@@ -122,7 +126,7 @@ def run(args: argparse.Namespace) -> int:
         check_report(report_dir, option="--report" if args.report else "report directory")
     start = time.perf_counter()
 
-    data = read_features(args.data, target=args.target)
+    data = read_features(args.data, target=args.target, ignore=tuple(c for group in args.ignore for c in group))
     _check_trainable_scale(args.data, data)
     require_two_classes(data.y, where=f"{args.data}: column {data.target_name!r}")
     if len(data.y) < 4:
@@ -186,6 +190,7 @@ def run(args: argparse.Namespace) -> int:
                   "fit_seconds": fit_seconds, "path": str(args.out)},
         "calibrator": ({**params, "path": str(cal_out)} if cal_out else None),
         "held_out": metrics_by_key(scored),
+        "ignored_columns": list(data.ignored),
     }
     written = {}
     with StagedOutputs(inputs=(args.data,)) as outputs:  # model, calibrator and report: all or none
@@ -198,6 +203,7 @@ def run(args: argparse.Namespace) -> int:
         outputs.commit()
     metrics["seconds"] = time.perf_counter() - start
 
+    say_ignored(say, args.data, data.ignored, "left out of the features")
     say(
         f"Trained on {len(train)} rows x {data.X.shape[1]} features, {len(classes)} classes "
         f"({fit_seconds:.2f} s, alpha = {_alpha_text(args.alpha, metrics['model']['alpha_chosen'])}); saved {args.out}",
