@@ -35,6 +35,13 @@ def test_explain_errors(capsys):
     assert exc.value.code == 2
 
 
+def test_extreme_logits_print_short_and_without_warnings(capsys):
+    assert main(["explain", "--", "-1e308", "1e308"]) == 0
+    captured = capsys.readouterr()
+    assert captured.err == "" and max(len(line) for line in captured.out.splitlines()) < 120
+    assert "1e+308" in captured.out and "sigmoid(inf) = 1.0000" in captured.out
+
+
 def test_console_script_runs():
     out = subprocess.run(
         [sys.executable, "-m", "softmaxkit", "explain", "0.03", "1.92", "--labels", "yes,no"],

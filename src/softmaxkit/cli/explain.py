@@ -44,7 +44,9 @@ def explain(logits: list[float], labels: list[str], temperature: float) -> dict:
     }
     if len(x) == 2:
         # softmax([a, b])[1] == sigmoid((b - a) / T): softmax generalises the logistic function.
-        result["logistic"] = {"z": float((x[1] - x[0]) / temperature), "sigmoid_z": float(probs[1])}
+        with np.errstate(over="ignore"):  # 1e308 - (-1e308): z is inf, and sigmoid(z) is 1 all the same
+            z = (x[1] - x[0]) / temperature
+        result["logistic"] = {"z": float(z), "sigmoid_z": float(probs[1])}
     return result
 
 
@@ -69,8 +71,8 @@ def run(args: argparse.Namespace) -> int:
         f"  {'class':<{width}}  {'logit':>9}  {'probability':>11}  {'log-prob':>9}",
     )
     for name, z, p, lp in zip(labels, res["logits"], res["probabilities"], res["log_probabilities"]):
-        say(f"  {name:<{width}}  {z:>9.4f}  {p:>11.4f}  {lp:>9.4f}")
-    say(f"  {'sum':<{width}}  {res['logit_sum']:>9.4f}  {res['probability_sum']:>11.4f}")
+        say(f"  {name:<{width}}  {_number(z)}  {p:>11.4f}  {_number(lp)}")
+    say(f"  {'sum':<{width}}  {_number(res['logit_sum'])}  {res['probability_sum']:>11.4f}")
     if "logistic" in res:
         lg = res["logistic"]
         say(
@@ -78,3 +80,8 @@ def run(args: argparse.Namespace) -> int:
             f"P({labels[1]}) = sigmoid({labels[1]} - {labels[0]}{t}) = sigmoid({lg['z']:.4f}) = {lg['sigmoid_z']:.4f}"
         )
     return 0
+
+
+def _number(value: float) -> str:
+    """A logit in the table's 9 characters: fixed point, or exponent form when it would not fit."""
+    return f"{value:>9.4f}" if abs(value) < 1e4 or not math.isfinite(value) else f"{value:>9.3g}"
