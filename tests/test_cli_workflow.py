@@ -322,6 +322,18 @@ def test_one_named_score_column_scores_the_class_it_names(capsys, tmp_path):
     assert rc == 1 and "named for the class 'cat', which is not one of --classes benign,malignant" in err
 
 
+def test_integer_labels_against_named_scores_warn_with_the_mapping(capsys, tmp_path):
+    """Audit: scikit-learn's breast-cancer labels (0 = malignant) against p_benign, p_malignant were read
+    as column positions (0 = benign): accuracy 0.026, exit 0, no word. The mapping is now printed."""
+    p = np.array([[0.9, 0.1], [0.2, 0.8], [0.7, 0.3]])
+    path = write_columns(tmp_path / "p.csv", {"p_benign": p[:, 0], "p_malignant": p[:, 1]})
+    write_columns(tmp_path / "y.csv", {"y": np.array([0, 1, 0])})
+    rc, _, err = call(capsys, "evaluate", "--probs", path, "--labels", tmp_path / "y.csv")
+    assert rc == 0, err
+    assert "holds integer labels but the scores name their classes: read as column positions " \
+           "(0 = 'benign', 1 = 'malignant')" in err
+
+
 def test_end_to_end_text_labels_and_shuffled_columns(tmp_path, iris):
     """fit -> predict -> evaluate, and calibrate -> apply, as separate processes on CSV files."""
     r = run_cli("fit", iris["train"], "--target", "species", "--out", tmp_path / "m.npz", "-q", cwd=tmp_path)

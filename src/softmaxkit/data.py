@@ -952,6 +952,18 @@ def read_labels(
             _warn_if_also_indices(path, name, labels, encoded, len(names))
             return encoded
         n_classes = len(names) if n_classes is None else n_classes
+        import warnings
+
+        # Integer labels against named classes: the mapping is the columns' order, which the file
+        # cannot confirm (scikit-learn's breast cancer has 0 = malignant; a p_benign, p_malignant
+        # file reads 0 as benign).
+        shown = ", ".join(f"{j} = {str(c)!r}" for j, c in enumerate(np.asarray(classes).tolist()[:4]))
+        warnings.warn(
+            f"{path}: column {name!r} holds integer labels but the scores name their classes: read as column "
+            f"positions ({shown}{', ...' if len(names) > 4 else ''}); if the numbers mean other classes, give "
+            "the labels as class names",
+            stacklevel=2,
+        )
     if labels.dtype.kind not in "iu":
         row = 0
         for row, value in enumerate(labels):
