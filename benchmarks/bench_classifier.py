@@ -89,7 +89,7 @@ def models(n_train: int, n_classes: int):
     C = 1.0
     alpha_linear = (2.0 if n_classes == 2 else 1.0) / C
     mlp_alpha, hidden = 1e-4, (100,)
-    ours_mlp_solver = SoftmaxClassifier(hidden_layer_sizes=hidden, alpha=mlp_alpha)._resolve_solver(n_train)
+    ours_mlp_solver = SoftmaxClassifier(hidden_layer_sizes=hidden)._resolve_solver()
     ours_mlp_alpha = mlp_alpha * n_train / min(200, n_train) if ours_mlp_solver == "adam" else mlp_alpha
     return [
         ("linear", "sklearn LogisticRegression", lambda: LogisticRegression(C=C)),
@@ -140,7 +140,7 @@ def run(
                     dataset=name,
                     family=family,
                     impl=impl,
-                    solver=getattr(model, "solver_", getattr(model, "solver", "")),
+                    solver=getattr(model, "_resolve_solver", lambda: getattr(model, "solver", ""))(),
                     n_iter=int(np.max(n_iter)),
                     fit_s=statistics.median(times),
                     accuracy=float(np.mean(probs.argmax(axis=1) == y_te)),

@@ -13,8 +13,7 @@ Models, all at their library defaults (no tuning):
 * ``LogisticRegression()``                          scikit-learn, C=1
 * ``LogisticRegressionCV(scoring="neg_log_loss")``  scikit-learn, 10 Cs x 5 folds
 * ``MLPClassifier()``                               scikit-learn, (100,), adam, alpha=1e-4
-* ``SoftmaxClassifier(hidden_layer_sizes=(100,))``  softmaxkit, (100,), alpha="auto", L-BFGS (these sets
-                                                    have under 10,000 rows: ``solver="auto"``)
+* ``SoftmaxClassifier(hidden_layer_sizes=(100,))``  softmaxkit, (100,), adam, alpha="auto"
 
 Every model is the same ``Pipeline(StandardScaler(), model)``: the scaler is
 fitted on each training split, as a scikit-learn user would (scikit-learn's

@@ -239,7 +239,7 @@ def test_a_warning_of_every_fold_prints_once(capsys, bc_csv, tmp_path):
                           "--alpha", "1", "--calibrate", "temperature", "--no-report", "--out", str(tmp_path / "m.npz"))
     assert rc == 0, err
     lines = err.strip().splitlines()
-    assert sum("reached max_iter=2 " in line for line in lines) == 1, err
+    assert sum("adam reached max_iter=2 " in line for line in lines) == 1, err
 
 
 def test_text_labels_in_a_safetensors_model(capsys, bc_csv, tmp_path):
