@@ -374,6 +374,16 @@ def test_a_saved_row_index_is_not_a_feature(tmp_path, index_name):
     assert read_features(path, target="y", feature_names=[index_name, "a"]).feature_names == [index_name, "a"]
 
 
+def test_scores_of_the_other_kind_are_refused_in_words(tmp_path):
+    logits = _write(tmp_path / "z.csv", "logit_a,logit_b\n1,2\n3,4\n")
+    with pytest.raises(DataFileError, match=r"z\.csv: its logit_<class> columns hold logits, not probabilities; "
+                       r"pass the file with --logits"):
+        read_scores(logits, kind="probability")
+    probs = _write(tmp_path / "p.csv", "p_a,p_b\n0.5,0.5\n")
+    with pytest.raises(DataFileError, match=r"hold probabilities, not logits; pass the file with --probs"):
+        read_scores(probs, kind="logit")
+
+
 def test_mapped_npy_scores_are_not_copied(tmp_path):
     from softmaxkit.data import read_scores
 

@@ -713,6 +713,10 @@ class Scores:
     ignored: tuple[str, ...]
 
 
+#: ``kind`` of a score file -> its plural in messages.
+_PLURAL = {"logit": "logits", "probability": "probabilities"}
+
+
 def score_columns(path: str | os.PathLike, names: list[str], *, kind: str) -> tuple[list[str], list[str] | None]:
     """Which columns of a score file hold ``kind`` scores, and the class names they carry.
 
@@ -727,7 +731,7 @@ def score_columns(path: str | os.PathLike, names: list[str], *, kind: str) -> tu
         option = "--probs" if kind == "logit" else "--logits"
         raise DataFileError(
             f"{path}: its {other}<class> columns hold {'probabilities' if kind == 'logit' else 'logits'}, "
-            f"not {kind}s; pass the file with {option}"
+            f"not {_PLURAL[kind]}; pass the file with {option}"
         )
     if not mine:
         return names, None
@@ -747,14 +751,14 @@ def read_scores(path: str | os.PathLike, *, kind: str, binary_column: bool = Tru
         if arr is not None:
             _check_finite_matrix(path, arr, what=kind)
             if arr.shape[1] < 2 and not binary_column:
-                raise DataFileError(f"{path}: has 1 column; {kind}s need one column per class (at least 2)")
+                raise DataFileError(f"{path}: has 1 column; {_PLURAL[kind]} need one column per class (at least 2)")
             return Scores(arr, None, ())
     if path.suffix.lower() == ".parquet" and path.is_file() and path.stat().st_size:
         return _parquet_scores(path, kind=kind, binary_column=binary_column)
     columns = read_columns(path)
     use, classes = score_columns(path, list(columns), kind=kind)
     if len(use) < 2 and not binary_column:
-        raise DataFileError(f"{path}: has {len(use)} column; {kind}s need one column per class (at least 2)")
+        raise DataFileError(f"{path}: has {len(use)} column; {_PLURAL[kind]} need one column per class (at least 2)")
     wanted = set(use)
     values = numeric_matrix(path, {n: columns[n] for n in use}, what=kind)
     return Scores(values, classes, tuple(n for n in columns if n not in wanted))
@@ -778,7 +782,7 @@ def _parquet_scores(path: Path, *, kind: str, binary_column: bool) -> Scores:
     names = list(schema.names)
     use, classes = score_columns(path, names, kind=kind)
     if len(use) < 2 and not binary_column:
-        raise DataFileError(f"{path}: has {len(use)} column; {kind}s need one column per class (at least 2)")
+        raise DataFileError(f"{path}: has {len(use)} column; {_PLURAL[kind]} need one column per class (at least 2)")
     ignored = tuple(n for n in names if n not in set(use))
     if not all(_is_number_type(schema.field(n).type) for n in use):
         # Text or other columns: the general reader names the first bad cell.
