@@ -357,6 +357,7 @@ def test_error_mismatched_lengths():
         (dict(activation="gelu"), "activation"),
         (dict(validation_fraction=1.0), "validation_fraction"),
         (dict(dtype="float16"), "dtype"),
+        (dict(standardize="yes"), "standardize must be True or False"),
     ],
 )
 def test_error_bad_params(params, match):
@@ -548,6 +549,29 @@ def test_default_is_not_overconfident(load):
     ours = _cv_log_loss(lambda: SoftmaxClassifier(random_state=0), X, y)
     theirs = _cv_log_loss(LogisticRegression, X, y)
     assert ours <= theirs
+
+
+def test_standardize_penalises_standardised_weights(tmp_path):
+    """standardize=True on raw features is the fit a StandardScaler pipeline makes (glmnet's default):
+    the same probabilities, coefficients in raw units; integer weights still act as repeated rows."""
+    X, y = load_breast_cancer(return_X_y=True)
+    scaler = StandardScaler().fit(X)
+    tight = dict(tol=1e-10, max_iter=10_000)
+    for alpha in (2.0, "auto"):
+        ours = SoftmaxClassifier(standardize=True, alpha=alpha, random_state=0, **tight).fit(X, y)
+        piped = SoftmaxClassifier(alpha=alpha, random_state=0, **tight).fit(scaler.transform(X), y)
+        assert ours.alpha_ == pytest.approx(piped.alpha_, rel=1e-6)
+        np.testing.assert_allclose(ours.predict_proba(X), piped.predict_proba(scaler.transform(X)), atol=1e-6)
+    raw = SoftmaxClassifier(alpha=2.0, **tight).fit(X, y)
+    assert np.abs(raw.predict_proba(X) - ours.predict_proba(X)).max() > 0.05  # a different model
+    rng = np.random.default_rng(0)
+    w = rng.integers(0, 3, len(y))
+    weighted = SoftmaxClassifier(standardize=True, alpha=2.0, **tight).fit(X, y, sample_weight=w)
+    repeated = SoftmaxClassifier(standardize=True, alpha=2.0, **tight).fit(np.repeat(X, w, axis=0), np.repeat(y, w))
+    np.testing.assert_allclose(weighted.predict_proba(X), repeated.predict_proba(X), atol=1e-7)
+    loaded = sk.load(weighted.save(tmp_path / "m.npz"))
+    assert loaded.get_params()["standardize"] is True
+    np.testing.assert_array_equal(loaded.predict_proba(X), weighted.predict_proba(X))
 
 
 def test_auto_alpha_attributes_and_refit():

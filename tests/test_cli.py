@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from cli_helpers import call, error_line, run_cli
+import softmaxkit as sk
 from softmaxkit.cli import COMMANDS, main
 from softmaxkit.data import read_columns, write_columns
 
@@ -227,6 +228,28 @@ def test_fit_ignore_leaves_id_columns_out(capsys, tmp_path):
     assert payload["n_features"] == 2 and payload["ignored_columns"] == ["", "id"]
     rc, _, err = call(capsys, "fit", data, "--target", "y", "--ignore", "id,nope", "--out", tmp_path / "m.npz")
     assert rc == 1 and "no column 'nope' for --ignore" in error_line(err)
+
+
+def test_fit_penalises_standardised_features_unless_told(capsys, bc_csv, tmp_path):
+    """Files hold raw features; a scikit-learn user would put a StandardScaler in front. On breast cancer the
+    raw-feature penalty gave held-out log-loss 0.0866 against 0.0765 (seed 0). fit standardises, the saved
+    model is the library's SoftmaxClassifier(standardize=True) on the training rows, and reads raw features."""
+    from softmaxkit.cli.fit import _split
+
+    data = read_columns(bc_csv)
+    y = np.asarray(data.pop("diagnosis"))
+    X = np.column_stack([np.asarray(v, dtype=float) for v in data.values()])
+    train, _ = _split(y, 0.25, 0)
+    for extra, standardize in (((), True), (("--no-standardize",), False)):
+        out = tmp_path / f"m{standardize}.npz"
+        rc, text, err = call(capsys, "fit", bc_csv, "--target", "diagnosis", "--no-report", "--out", out, "--json",
+                             *extra)
+        assert rc == 0, err
+        assert json.loads(text)["model"]["standardize"] is standardize
+        saved = sk.load(out)
+        assert saved.get_params()["standardize"] is standardize
+        expected = sk.SoftmaxClassifier(standardize=standardize, random_state=0).fit(X[train], y[train])
+        np.testing.assert_allclose(saved.predict_proba(X), expected.predict_proba(X), rtol=0, atol=1e-12)
 
 
 def test_a_warning_of_every_fold_prints_once(capsys, bc_csv, tmp_path):

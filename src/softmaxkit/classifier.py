@@ -61,6 +61,17 @@ class SoftmaxClassifier(Persistable, ClassifierMixin, BaseEstimator):
         by held-out log-loss over internal folds and refits on all rows (see
         Notes, *Choosing alpha*); ``alpha_`` holds the value used. A float is
         used as given.
+    standardize : bool, default=False
+        Penalise the first layer's weights of the standardised features
+        (``x_j / sd_j``, ``sd_j`` the weighted standard deviation of the
+        training rows), as ``glmnet``'s ``standardize=TRUE`` does and as
+        ``make_pipeline(StandardScaler(), ...)`` amounts to, instead of those
+        of the raw features. The fitted coefficients stay in raw-feature
+        units either way. With raw features of very different scales one
+        ``alpha`` cannot suit them all (breast cancer: test log-loss 0.123
+        raw against 0.081 standardised, median of 6 splits); ``softmaxkit
+        fit`` sets it. False matches scikit-learn's estimators on the same
+        ``X``.
     cv : None, int, splitter or iterable of (train, test), default=None
         The folds of ``alpha="auto"`` (ignored for a float ``alpha``). None:
         5 folds for the linear model, 3 for an MLP; an int: that many. Folds
@@ -163,9 +174,12 @@ class SoftmaxClassifier(Persistable, ClassifierMixin, BaseEstimator):
         L(\theta) = \frac{1}{S}\Big[\sum_i s_i\,\mathrm{CE}\big(\mathrm{softmax}(f_\theta(x_i)), t_i\big)
                     + \frac{\alpha}{2}\sum_l \lVert W_l\rVert_F^2\Big].
 
+    With ``standardize=True`` the first layer's term is
+    :math:`\lVert \mathrm{diag}(sd)\, W_1\rVert_F^2` (the weights of the
+    features divided by their weighted standard deviations ``sd``).
     Because the sum is normalised by :math:`S` and not by the row count,
     repeated rows, integer ``sample_weight`` and count targets give the same
-    objective, hence the same fit. Matching scikit-learn:
+    objective, hence the same fit. Matching scikit-learn (``standardize=False``):
 
     * ``MLPClassifier(alpha=a, solver="lbfgs")``: ``alpha=a`` (the same formula);
     * ``LogisticRegression(C=c)`` with 3 or more classes: ``alpha=1/c``;
@@ -291,6 +305,7 @@ class SoftmaxClassifier(Persistable, ClassifierMixin, BaseEstimator):
         hidden_layer_sizes: tuple[int, ...] = (),
         activation: str = "relu",
         alpha: float | str = "auto",
+        standardize: bool = False,
         cv: Any = None,
         solver: str = "auto",
         max_iter: int = 200,
@@ -309,6 +324,7 @@ class SoftmaxClassifier(Persistable, ClassifierMixin, BaseEstimator):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.alpha = alpha
+        self.standardize = standardize
         self.cv = cv
         self.solver = solver
         self.max_iter = max_iter
@@ -357,6 +373,8 @@ class SoftmaxClassifier(Persistable, ClassifierMixin, BaseEstimator):
             raise ValueError(f"activation must be one of {_mlp.ACTIVATIONS}, got {self.activation!r}")
         if self.solver not in _SOLVERS:
             raise ValueError(f"solver must be one of {_SOLVERS}, got {self.solver!r}")
+        if not isinstance(self.standardize, (bool, np.bool_)):
+            raise ValueError(f"standardize must be True or False, got {self.standardize!r}")
         if not self._auto_alpha():
             alpha = self.alpha
             if isinstance(alpha, str) or not (isinstance(alpha, numbers.Real) and not isinstance(alpha, bool)):
@@ -536,9 +554,11 @@ class SoftmaxClassifier(Persistable, ClassifierMixin, BaseEstimator):
         train, valid = self._split(targets, rng)
         fit_targets = targets.subset(train) if valid is not None else targets
         X_fit = X[train] if valid is not None else X
-        Xs, mean, scale = _precondition(X_fit, fit_targets.weight, alpha, cdtype)
+        Xs, mean, scale, first_layer = _precondition(
+            X_fit, fit_targets.weight, alpha, cdtype, standardize=bool(self.standardize)
+        )
         net = _mlp.Network((X.shape[1], *self._hidden_sizes(), len(targets.classes)), self.activation)
-        penalty = xp.asarray(net.penalty_weights(1.0 / scale**2))
+        penalty = xp.asarray(net.penalty_weights(first_layer))
 
         def problem(Xs: np.ndarray, t: Targets, alpha: float) -> _optim.Problem:
             return _optim.Problem(net, xp, xp.asarray(Xs), xp.asarray(t.target), t.weight, penalty, alpha)
@@ -762,11 +782,17 @@ _VARIANCE_BLOCK_ROWS = 4096
 
 
 def _precondition(
-    X: np.ndarray, weight: np.ndarray, alpha: float, dtype: np.dtype
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The fitting coordinates ``(X - mu) / s`` (a new array in ``dtype``), and
-    the feature centres ``mu`` and scales ``s`` (float64).
+    X: np.ndarray, weight: np.ndarray, alpha: float, dtype: np.dtype, *, standardize: bool = False
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The fitting coordinates ``(X - mu) / s`` (a new array in ``dtype``), the
+    feature centres ``mu`` and scales ``s`` (float64), and the first layer's
+    penalty multipliers ``r`` in those coordinates (see
+    :meth:`softmaxkit._mlp.Network.penalty_weights`).
 
+    ``standardize``: ``s_j`` is the weighted standard deviation and ``r = 1``,
+    the penalty on the standardised weights (plain standardisation is then
+    well conditioned: the penalty's curvature is ``alpha / S`` for every
+    feature). Otherwise ``r = 1 / s_j**2``, the penalty on the raw weights, and
     ``s_j = sqrt(var_j + alpha / S)`` with the weighted variance ``var_j``
     and total weight ``S``. In the coordinates ``(x - mu) / s`` the curvature
     of the objective along a first-layer weight is roughly ``(c var_j +
@@ -793,12 +819,12 @@ def _precondition(
     for start in range(0, X.shape[0], _VARIANCE_BLOCK_ROWS):
         block = Xs[start : start + _VARIANCE_BLOCK_ROWS]
         var += w[start : start + _VARIANCE_BLOCK_ROWS] @ np.square(block)
-    scale = np.sqrt(var + alpha / total)
+    scale = np.sqrt(var if standardize else var + alpha / total)
     # A (numerically) constant, unpenalised feature carries nothing to rescale.
     tiny = np.finfo(np.float64).eps * np.maximum(np.abs(mean), 1.0) * 8
     scale = np.where(scale > tiny, scale, 1.0)
     _rescale_(Xs, scale)
-    return Xs, mean, scale
+    return Xs, mean, scale, (np.ones_like(scale) if standardize else 1.0 / scale**2)
 
 
 def _centre(X: np.ndarray, mean: np.ndarray, dtype: np.dtype) -> np.ndarray:

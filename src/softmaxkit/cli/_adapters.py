@@ -24,12 +24,16 @@ CROSS_FIT_FOLDS = 5
 
 
 def new_classifier(
-    *, hidden: tuple[int, ...], alpha: float, max_iter: int, random_state: int | None, verbose: bool
+    *, hidden: tuple[int, ...], alpha: float, max_iter: int, random_state: int | None, verbose: bool,
+    standardize: bool = True,
 ) -> Any:
+    """The command line's SoftmaxClassifier: the penalty on standardised features by default, since
+    files hold raw features (a scikit-learn user would put a StandardScaler in front)."""
     from softmaxkit import SoftmaxClassifier
 
     return SoftmaxClassifier(
-        hidden_layer_sizes=hidden, alpha=alpha, max_iter=max_iter, random_state=random_state, verbose=verbose
+        hidden_layer_sizes=hidden, alpha=alpha, max_iter=max_iter, random_state=random_state, verbose=verbose,
+        standardize=standardize,
     )
 
 

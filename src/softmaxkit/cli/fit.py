@@ -36,6 +36,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--alpha", type=alpha_value, default="auto",
                    help="L2 regularisation strength: a number >= 0, or 'auto' to choose it by held-out log-loss "
                    "on internal folds of the training rows (default: %(default)s)")
+    p.add_argument("--no-standardize", action="store_true",
+                   help="penalise the weights of the raw features, as scikit-learn's estimators do on the same "
+                   "file (default: of the standardised features, as after a StandardScaler; the saved weights "
+                   "apply to raw features either way)")
     p.add_argument("--max-iter", type=positive_int, default=200, help="training iterations (default: %(default)s)")
     p.add_argument("--calibrate", choices=tuple(CALIBRATORS),
                    help="also fit this calibrator, cross-fitted on the training rows (5 folds)")
@@ -137,7 +141,8 @@ def run(args: argparse.Namespace) -> int:
 
     show_bar = not say.quiet and sys.stderr.isatty()  # the model's own training bar
     model = _adapters.new_classifier(
-        hidden=args.hidden, alpha=args.alpha, max_iter=args.max_iter, random_state=args.seed, verbose=show_bar
+        hidden=args.hidden, alpha=args.alpha, max_iter=args.max_iter, random_state=args.seed, verbose=show_bar,
+        standardize=not args.no_standardize,
     )
     t0 = time.perf_counter()
     calibrator = None
@@ -186,6 +191,7 @@ def run(args: argparse.Namespace) -> int:
         "calibration": f"cross-fitted, {folds} folds" if args.calibrate else None,
         "n_test": int(len(test_rows)),
         "model": {"hidden_layer_sizes": list(args.hidden), "alpha": args.alpha, "alpha_chosen": float(model.alpha_),
+                  "standardize": not args.no_standardize,
                   "max_iter": args.max_iter,
                   "fit_seconds": fit_seconds, "path": str(args.out)},
         "calibrator": ({**params, "path": str(cal_out)} if cal_out else None),
