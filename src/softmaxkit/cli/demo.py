@@ -416,9 +416,9 @@ def run(args: argparse.Namespace) -> int:
         result = DemoRun(
             dataset=ds, dataset_name=args.dataset, seed=args.seed, n_train=len(train), n_cal=len(cal),
             n_test=len(test), temperature=T, before=before, after=after, cases=cases, freq=freq, metrics=metrics,
-            model_text=(f"SoftmaxClassifier(hidden_layer_sizes={DEMO_HIDDEN}, alpha={DEMO_ALPHA}), trained by "
-                        f"log-loss in {fit_seconds:.2f} s (a penalty set low on purpose, to show calibration at "
-                        "work; the default alpha='auto' chooses it by held-out log-loss)"),
+            model_text=(f"SoftmaxClassifier(hidden_layer_sizes={DEMO_HIDDEN}, alpha={DEMO_ALPHA}, standardize=True), "
+                        f"trained by log-loss in {fit_seconds:.2f} s (a penalty set low on purpose, to show "
+                        "calibration at work; the default alpha='auto' chooses it by held-out log-loss)"),
             seconds=time.perf_counter() - start, conformal=conformal,
         )
         written = write_report(args.out, _build_report(result))
