@@ -163,6 +163,21 @@ def test_zero_and_one_confidences():
     assert bin_edges(np.ones(4), np.ones(4), n_bins=3, binning="quantile").tolist() == [0.0, 1.0]
 
 
+def test_uniform_bins_hold_their_decimal_edges():
+    """Audit: linspace(0, 1, 11)[3] is 0.30000000000000004, so a confidence of exactly 0.3 (0.6, 0.7)
+    fell in the bin below; 0.5 and 0.6 merged and their gaps cancelled: ECE 1.8e-16 instead of 0.1."""
+    for n_bins in (10, 20, 15):
+        for b in range(n_bins):
+            edge = b / n_bins  # the decimal a user (or a kNN's vote share) writes
+            assert assign_bins(np.array([edge]), np.linspace(0, 1, n_bins + 1))[0] == b, (n_bins, b)
+    p = np.array([[0.5, 0.5]] * 10 + [[0.4, 0.6]] * 10)
+    y = np.array([0] * 6 + [1] * 4 + [1] * 5 + [0] * 5)
+    result = expected_calibration_error(y, p, n_bins=10, ci=None, noise_floor=False)
+    assert result.value == pytest.approx(0.1, abs=1e-12)
+    assert result.curve.counts[5] == 10 and result.curve.counts[6] == 10
+    assert assign_bins(np.array([1.0, 0.0]), np.linspace(0, 1, 11)).tolist() == [9, 0]
+
+
 def _kumar_top_label_l2(y, p, n_bins):
     """Kumar et al.'s ``lower_bound_scaling_ce(p=2, debias=True, mode="top-label")``, restated:
     equal-mass bins (:func:`_kumar_counts`' rule), per bin ``(conf - acc)^2 - acc (1 - acc) / (n_b - 1)``

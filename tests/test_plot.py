@@ -58,10 +58,11 @@ def test_empty_bins_draw_nothing():
     p1 = np.array([0.95, 0.92, 0.55, 0.6])
     y = np.array([1, 1, 0, 1])
     d = ReliabilityDiagram.from_predictions(y, p1, n_bins=10, ci=None, show_gaps=False)
-    assert d.curve.nonempty.sum() == 2
-    assert _bar_count(d.ax_) == 2 and _bar_count(d.hist_ax_) == 2
+    # [0.5, 0.6) holds 0.55, [0.6, 0.7) holds 0.6 itself, [0.9, 1] holds 0.92 and 0.95; 7 bins are empty
+    assert d.curve.nonempty.sum() == 3
+    assert _bar_count(d.ax_) == 3 and _bar_count(d.hist_ax_) == 3
     heights = sorted(b.get_height() for b in d.hist_ax_.patches)
-    assert heights == [2, 2]
+    assert heights == [1, 1, 2]
 
 
 def test_per_class_view(data):

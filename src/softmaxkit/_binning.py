@@ -6,6 +6,8 @@ One convention per binning, used everywhere (metrics, bootstrap, plots);
 * ``"uniform"``: ``edges = linspace(0, 1, n_bins + 1)``; bins are half-open on
   the right, ``[e_b, e_{b+1})``, except the last, which is closed, ``[e_{B-1},
   1]``: a confidence of exactly 1.0 is in the last bin and 0.0 in the first.
+  A confidence's bin is ``floor(c * n_bins)``, so a decimal edge such as 0.3
+  holds 0.3 itself, whatever the rounding of ``linspace``'s 0.30000000000000004.
   This is torchmetrics' convention except for 1.0, which torchmetrics puts in
   an extra, hidden bin (see :func:`softmaxkit.metrics.expected_calibration_error`).
 * ``"quantile"`` (equal mass): the sorted confidences are cut into ``n_bins``
@@ -81,8 +83,13 @@ def assign_bins(conf: np.ndarray, edges: np.ndarray, *, binning: str = "uniform"
     ``(e_b, e_{b+1}]`` (0.0 in the first). See the module docstring.
     """
     n_bins = edges.size - 1
-    side = "left" if binning == "quantile" else "right"
-    idx = np.searchsorted(edges, conf, side=side) - 1
+    if binning == "uniform":
+        # floor(c B), not a search among linspace's edges: those are rounded (linspace(0, 1, 11)[3] is
+        # 0.30000000000000004), which put a confidence of exactly 0.3 in [0.2, 0.3) and merged it with
+        # its neighbours' bin. 0.3 * 10 rounds to 3.0: the decimal edge the user means.
+        idx = np.floor(np.asarray(conf, dtype=np.float64) * n_bins).astype(np.int64)
+    else:
+        idx = np.searchsorted(edges, conf, side="left") - 1
     return np.clip(idx, 0, n_bins - 1)
 
 

@@ -466,9 +466,10 @@ def expected_calibration_error(
     and ``ECE_l1 = sum_b (W_b / W) |acc_b - conf_b|``. See
     :func:`softmaxkit._ece.error_from_sums` for ``l2``, ``max`` and classwise.
 
-    *Bin edges.* Uniform bins are ``linspace(0, 1, n_bins + 1)``, each
-    ``[e_b, e_{b+1})`` with the last one closed: 0.0 falls in the first bin
-    and 1.0 in the last. Quantile (equal-mass) bins cut the sorted confidences
+    *Bin edges.* Uniform bins are ``[b / B, (b + 1) / B)`` with the last one
+    closed: 0.0 falls in the first bin and 1.0 in the last, and a confidence
+    of exactly 0.3 in ``[0.3, 0.4)`` (bin ``floor(c B)``; a search among
+    ``linspace``'s rounded edges put it one bin lower). Quantile (equal-mass) bins cut the sorted confidences
     into ``n_bins`` parts of equal weight with each edge midway between the
     neighbouring confidences, and are closed on the right: every sample lands
     where scikit-learn's ``calibration_curve(strategy="quantile")`` and Kumar
@@ -478,10 +479,10 @@ def expected_calibration_error(
     every quantile bin is non-empty, and there may be fewer than ``n_bins``.
 
     *Difference from torchmetrics.* torchmetrics' ``CalibrationError`` bins
-    with ``bucketize(right=True)`` on the same uniform edges, so it agrees
-    with this function except that a confidence of exactly 1.0 lands in an
-    extra (16th) bin of its own. Results coincide when no confidence is
-    exactly 1.0.
+    with ``bucketize(right=True)`` on the same uniform edges (float32, where
+    ``linspace`` rounds 0.3 to the float32 0.3 itself), so it agrees with
+    this function except that a confidence of exactly 1.0 lands in an extra
+    (16th) bin of its own. Results coincide when no confidence is exactly 1.0.
 
     *Uncertainty.* The interval resamples rows with replacement (keeping each
     row's weight) with the bin edges fixed. Resampling adds binning noise of
