@@ -391,6 +391,18 @@ def test_binary_platt_keeps_tiny_probabilities_and_finite_logits():
     np.testing.assert_allclose(p.sum(axis=1), 1.0, rtol=0, atol=2.3e-16)
 
 
+def test_class_mismatch_messages_name_the_class_and_the_side_it_is_missing_on():
+    """Audit: a frozen estimator with a class the calibration rows lack said "missing []" and advised
+    stratified folds, though it has no folds."""
+    X, y = load_iris(return_X_y=True)
+    frozen = FrozenEstimator(LogisticRegression(max_iter=1000).fit(X, y))
+    with pytest.raises(ValueError, match=r"the frozen estimator \(classes \[0, 1, 2\]\) predicts class\(es\) \[2\] "
+                       r"that y has no row of .*the calibration rows must hold every class"):
+        CalibratedClassifier(frozen).fit(X[y < 2], y[y < 2])
+    with pytest.raises(ValueError, match=r"fold of .*never saw y's class\(es\) \[0\].*use stratified folds"):
+        CalibratedClassifier(LogisticRegression(max_iter=1000), cv=KFold(3)).fit(X, y)  # iris is sorted by class
+
+
 def test_isotonic_can_say_zero_and_transform_is_log():
     z = np.array([[0.0, 1.0], [0.0, 2.0], [0.0, -1.0], [0.0, -2.0]])
     iso = IsotonicCalibration().fit(z, np.array([1, 1, 0, 0]))

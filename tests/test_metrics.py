@@ -308,6 +308,14 @@ def test_log_loss_asks_which_matrix_a_positional_one_is():
         log_loss(np.array([0, 1]), p)
 
 
+def test_bad_binary_probability_is_reported_as_given():
+    """Audit: a 1-D P(class 1) of 1.3 was reported as -0.3 at position (1, 0), the derived 1 - p column."""
+    with pytest.raises(ValueError, match=r"found 1.3 at probs\[1\]"):
+        brier_score(np.array([1, 0, 1]), np.array([0.2, 1.3, 0.5]))
+    with pytest.raises(ValueError, match=r"y has 2 rows and the predictions 3; they must match"):
+        brier_score(np.array([1, 0]), np.full((3, 2), 0.5))
+
+
 def test_log_loss_matches_sklearn_where_it_does_not_clip(rng):
     sk = pytest.importorskip("sklearn.metrics")
     y, p = _calibrated(rng, 500, 5)

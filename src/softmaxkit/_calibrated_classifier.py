@@ -196,7 +196,7 @@ class CalibratedClassifier(Persistable, MetaEstimatorMixin, ClassifierMixin, Bas
         response = _response_method(estimator)
 
         if frozen:
-            scores = _scores(estimator, X, response, self.classes_)
+            scores = _scores(estimator, X, response, self.classes_, where="the frozen estimator", advice="given")
             pairs = [CalibratedPair(estimator, self._calibrator(response).fit(scores, y_idx, sample_weight), response)]
         else:
             folds = self._folds(y)
@@ -366,18 +366,30 @@ def _fit_kwargs(estimator: Any, sample_weight: np.ndarray | None) -> dict[str, n
     return {}
 
 
-def _check_classes(estimator: Any, classes: np.ndarray, where: str) -> None:
+#: What to do when a fitted estimator's classes and y's differ, by where the estimator came from.
+_CLASS_ADVICE = {
+    "fold": "every training fold must hold every class: use stratified folds (an int cv) or fewer folds",
+    "given": "the calibration rows must hold every class the estimator predicts",
+}
+
+
+def _check_classes(estimator: Any, classes: np.ndarray, where: str, *, advice: str = "fold") -> None:
     got = np.asarray(getattr(estimator, "classes_", classes))
     if got.shape != classes.shape or np.any(got != classes):
-        missing = [c for c in classes.tolist() if c not in set(got.tolist())]
+        unseen = [c for c in classes.tolist() if c not in set(got.tolist())]
+        absent = [c for c in got.tolist() if c not in set(classes.tolist())]
+        problems = ([f"never saw y's class(es) {unseen}"] if unseen else []) + (
+            [f"predicts class(es) {absent} that y has no row of"] if absent else [])
         raise ValueError(
-            f"{where} saw classes {got.tolist()} but y has {classes.tolist()} (missing {missing}); every training "
-            "fold must hold every class: use stratified folds (an int cv) or fewer folds"
+            f"{where} (classes {got.tolist()}) {' and '.join(problems) or 'orders its classes otherwise'} "
+            f"(y has {classes.tolist()}); {_CLASS_ADVICE[advice]}"
         )
 
 
-def _scores(estimator: Any, X: Any, response: str, classes: np.ndarray, where: str = "the estimator") -> np.ndarray:
-    _check_classes(estimator, classes, where)
+def _scores(
+    estimator: Any, X: Any, response: str, classes: np.ndarray, where: str = "the estimator", advice: str = "fold"
+) -> np.ndarray:
+    _check_classes(estimator, classes, where, advice=advice)
     return _as_class_scores(getattr(estimator, response)(X), response, classes, classes)
 
 

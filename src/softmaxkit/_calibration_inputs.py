@@ -38,7 +38,7 @@ def row_sum_tolerance(dtype: Any) -> float:
 
 def check_n_rows(n: int, other: int, name: str, other_name: str) -> None:
     if n != other:
-        raise ValueError(f"{name} has {n} rows but {other_name} has {other}; they must match")
+        raise ValueError(f"{name} has {n} rows and {other_name} {other}; they must match")
 
 
 def check_labels(y: Any, n_classes: int, n_rows: int, name: str = "y") -> np.ndarray:
@@ -94,6 +94,10 @@ def check_probs(probs: Any, name: str = "probs") -> np.ndarray:
     p = to_numpy(probs)
     check_floating(p, name)
     if p.ndim == 1:
+        # Checked before the [1 - p, p] expansion, so the message shows the value the caller gave.
+        if p.size and not (np.min(p) >= 0 and np.max(p) <= 1):
+            i = int(np.argmax(~((p >= 0) & (p <= 1))))
+            raise ValueError(f"{name} must be finite probabilities in [0, 1]; found {float(p[i])!r} at {name}[{i}]")
         p = np.stack([1.0 - p, p], axis=1)
     if p.ndim != 2:
         raise ValueError(f"{name} must have shape (n_samples, n_classes) or (n_samples,), got {p.shape}")
@@ -112,7 +116,7 @@ def check_probs(probs: Any, name: str = "probs") -> np.ndarray:
         i = int(np.argmax(dev))
         raise ValueError(
             f"rows of {name} must sum to 1 (within {tolerance:g} for {dtype_name(given or p.dtype)}); row {i} sums to "
-            f"{float(np.sum(p[i], dtype=np.float64))!r} (logits? pass them as logits= or apply softmaxkit.softmax first)"
+            f"{float(np.sum(p[i], dtype=np.float64))!r} (logits? pass them as logits, or apply softmaxkit.softmax first)"
         )
     return p
 
