@@ -32,7 +32,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="columns that are not features (ids, dates); repeatable. A saved row index (pandas' "
                    "unnamed index column) is always left out")
     p.add_argument("--hidden", type=hidden_sizes, default=(), metavar="SIZES",
-                   help="hidden layer sizes, e.g. 128,64 (default: none, i.e. multinomial logistic regression)")
+                   help="hidden layer sizes, e.g. 128,64 (default: none, i.e. multinomial logistic regression); "
+                   "with --alpha auto the network is trained by L-BFGS, else by Adam")
     p.add_argument("--alpha", type=alpha_value, default="auto",
                    help="L2 regularisation strength: a number >= 0, or 'auto' to choose it by held-out log-loss "
                    "on internal folds of the training rows (default: %(default)s)")
