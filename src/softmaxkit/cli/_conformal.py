@@ -186,13 +186,13 @@ def written_sets(source: str, ignored: tuple[str, ...], alphas: tuple[float, ...
         else:
             return None
     columns = read_columns(Path(source))
+    index = {c: j for j, c in enumerate(names)}
     out = None
     for i, cols in enumerate(wanted):
         if len(cols) == 1:
             text = np.asarray(columns[cols[0]], dtype=str)
             if out is None:
                 out = np.zeros((len(text), n_classes, len(alphas)), dtype=bool)
-            index = {c: j for j, c in enumerate(names)}
             for row, value in enumerate(text):
                 for name in filter(None, value.split("|")):
                     if name not in index:
