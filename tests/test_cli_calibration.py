@@ -116,7 +116,8 @@ def test_zero_scores_are_refused_naming_the_files_row_and_class(capsys, tmp_path
                 tmp_path / "t.npz", "-q")[0] == 0  # a temperature keeps -inf at -inf
     z[7, y[7]] = -np.inf  # row 8: its true class
     path = write_columns(tmp_path / "z2.csv", {f"logit_{c}": z[:, j] for j, c in enumerate(names)})
-    rc, _, err = call(capsys, "calibrate", "--logits", path, "--labels", tmp_path / "y.csv", "--out", tmp_path / "u.npz")
+    rc, _, err = call(capsys, "calibrate", "--logits", path, "--labels", tmp_path / "y.csv",
+                      "--out", tmp_path / "u.npz")
     assert rc == 1 and f"z2.csv: row 8 (line 9): its true class '{names[y[7]]}' has logit -inf" in err, err
     p = np.exp(z - np.log(np.exp(z).sum(axis=1, keepdims=True)))
     path = write_columns(tmp_path / "p.csv", {f"p_{c}": p[:, j] for j, c in enumerate(names)})

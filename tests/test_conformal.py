@@ -727,16 +727,18 @@ def test_cli_apply_writes_the_sets_of_new_logits(capsys, cli_files, tmp_path):
                 str(tmp_path / "cal.conformal.npz"), "--sets", "0.1,0.05", "--out", str(tmp_path / "p.safetensors"),
                 "-q")[0] == 0  # numbers only: in_set_90_<class> columns
     for out in ("p.csv", "p.safetensors"):
-        rc, text, err = call(capsys, "evaluate", "--probs", str(tmp_path / out), "--labels", str(tmp_path / "y_new.csv"),
-                             "--conformal", str(tmp_path / "cal.conformal.npz"), "--sets", "0.1,0.05", "--json")
+        rc, text, err = call(capsys, "evaluate", "--probs", str(tmp_path / out), "--labels",
+                             str(tmp_path / "y_new.csv"), "--conformal", str(tmp_path / "cal.conformal.npz"),
+                             "--sets", "0.1,0.05", "--json")
         assert rc == 0, err
         record = json.loads(text)["conformal"]
         assert record["levels"]["90%"] == want[0.1] and record["levels"]["95%"] == want[0.05], out
         assert record["sets_from"].startswith("the set columns of")
     rebuilt = sk.load(tmp_path / "cal.conformal.npz").predict_sets(calibrated, alpha=0.1)
     assert not np.array_equal(rebuilt, expected[:, :, 0])  # what evaluate used to score: other sets
-    rc, text, err = call(capsys, "evaluate", "--probs", str(tmp_path / "p.csv"), "--labels", str(tmp_path / "y_new.csv"),
-                         "--conformal", str(tmp_path / "cal.conformal.npz"), "--sets", "0.2")  # not written: rebuilt
+    rc, text, err = call(capsys, "evaluate", "--probs", str(tmp_path / "p.csv"), "--labels",
+                         str(tmp_path / "y_new.csv"), "--conformal", str(tmp_path / "cal.conformal.npz"),
+                         "--sets", "0.2")  # a level not written: the sets are rebuilt
     assert rc == 0, err
     assert "Sets: rebuilt from the probabilities of" in text and "uncalibrated" in text
 

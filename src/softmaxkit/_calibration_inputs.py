@@ -116,7 +116,8 @@ def check_probs(probs: Any, name: str = "probs") -> np.ndarray:
         i = int(np.argmax(dev))
         raise ValueError(
             f"rows of {name} must sum to 1 (within {tolerance:g} for {dtype_name(given or p.dtype)}); row {i} sums to "
-            f"{float(np.sum(p[i], dtype=np.float64))!r} (logits? pass them as logits, or apply softmaxkit.softmax first)"
+            f"{float(np.sum(p[i], dtype=np.float64))!r} (logits? pass them as logits, or apply softmaxkit.softmax "
+            "first)"
         )
     return p
 

@@ -164,7 +164,9 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _refuse_zero_scores(source: str, kind: str, scores, labels, fit_rows, *, method: str, classes) -> None:  # noqa: ANN001
+def _refuse_zero_scores(  # noqa: ANN001 - arrays and an optional class list, as read by read_predictions
+    source: str, kind: str, scores, labels, fit_rows, *, method: str, classes
+) -> None:
     """Refuse, naming file, row and class, the fitting rows no calibration of ``method`` can take.
 
     A probability of 0 (a logit of ``-inf``; isotonic maps say 0, and their
