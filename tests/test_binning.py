@@ -166,15 +166,19 @@ def test_zero_and_one_confidences():
 def test_uniform_bins_hold_their_decimal_edges():
     """Audit: linspace(0, 1, 11)[3] is 0.30000000000000004, so a confidence of exactly 0.3 (0.6, 0.7)
     fell in the bin below; 0.5 and 0.6 merged and their gaps cancelled: ECE 1.8e-16 instead of 0.1."""
-    for n_bins in (10, 20, 15):
-        for b in range(n_bins):
-            edge = b / n_bins  # the decimal a user (or a kNN's vote share) writes
-            assert assign_bins(np.array([edge]), np.linspace(0, 1, n_bins + 1))[0] == b, (n_bins, b)
-    p = np.array([[0.5, 0.5]] * 10 + [[0.4, 0.6]] * 10)
-    y = np.array([0] * 6 + [1] * 4 + [1] * 5 + [0] * 5)
-    result = expected_calibration_error(y, p, n_bins=10, ci=None, noise_floor=False)
-    assert result.value == pytest.approx(0.1, abs=1e-12)
-    assert result.curve.counts[5] == 10 and result.curve.counts[6] == 10
+    for n_bins in (10, 20, 15, 100):
+        for dtype in (np.float64, np.float32):
+            edges = np.array([b / n_bins for b in range(n_bins)])  # the decimals a user (or a kNN's vote) writes
+            given = edges.astype(dtype).astype(np.float64)  # scores as they arrive, widened exactly
+            bins = assign_bins(given, np.linspace(0, 1, n_bins + 1), precision=np.dtype(dtype))
+            np.testing.assert_array_equal(bins, np.arange(n_bins), err_msg=f"{n_bins} bins, {dtype.__name__}")
+    for dtype, value in ((np.float64, 1.8e-16), (np.float32, 1.8e-8)):  # the merged bins' old values
+        p = np.array([[0.5, 0.5]] * 10 + [[0.4, 0.6]] * 10 + [[0.3, 0.7]] * 10, dtype=dtype)
+        y = np.array([0] * 6 + [1] * 4 + [1] * 5 + [0] * 5 + [1] * 8 + [0] * 2)
+        result = expected_calibration_error(y, p, n_bins=10, ci=None, noise_floor=False)
+        # bins 5, 6, 7: |0.5 - 0.6|, |0.6 - 0.5|, |0.7 - 0.8| each 0.1, whatever the dtype
+        assert result.value == pytest.approx(0.1, abs=1e-6) and result.value > 100 * value, dtype
+        assert result.curve.counts[5] == result.curve.counts[6] == result.curve.counts[7] == 10
     assert assign_bins(np.array([1.0, 0.0]), np.linspace(0, 1, 11)).tolist() == [9, 0]
 
 

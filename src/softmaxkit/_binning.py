@@ -3,11 +3,12 @@
 One convention per binning, used everywhere (metrics, bootstrap, plots);
 ``edges[0] == 0`` and ``edges[-1] == 1`` always.
 
-* ``"uniform"``: ``edges = linspace(0, 1, n_bins + 1)``; bins are half-open on
+* ``"uniform"``: ``edges = b / n_bins``, ``b = 0 .. n_bins``; bins are half-open on
   the right, ``[e_b, e_{b+1})``, except the last, which is closed, ``[e_{B-1},
   1]``: a confidence of exactly 1.0 is in the last bin and 0.0 in the first.
-  A confidence's bin is ``floor(c * n_bins)``, so a decimal edge such as 0.3
-  holds 0.3 itself, whatever the rounding of ``linspace``'s 0.30000000000000004.
+  The edges are ``b / n_bins`` rounded to the scores' precision, so a decimal
+  edge such as 0.3 holds 0.3 itself (float64 or float32), where ``linspace``
+  gives 0.30000000000000004.
   This is torchmetrics' convention except for 1.0, which torchmetrics puts in
   an extra, hidden bin (see :func:`softmaxkit.metrics.expected_calibration_error`).
 * ``"quantile"`` (equal mass): the sorted confidences are cut into ``n_bins``
@@ -51,7 +52,7 @@ def bin_edges(conf: np.ndarray, weight: np.ndarray, *, n_bins: int, binning: str
     weight 0 do not place edges.
     """
     if binning == "uniform":
-        return np.linspace(0.0, 1.0, n_bins + 1)
+        return np.arange(n_bins + 1) / n_bins  # b / B correctly rounded (linspace's 0.30000000000000004 is not)
     keep = weight > 0
     c = conf[keep].astype(np.float64)
     if c.size == 0:
@@ -76,18 +77,23 @@ def bin_edges(conf: np.ndarray, weight: np.ndarray, *, n_bins: int, binning: str
     return np.delete(edges, drop)
 
 
-def assign_bins(conf: np.ndarray, edges: np.ndarray, *, binning: str = "uniform") -> np.ndarray:
+def assign_bins(
+    conf: np.ndarray, edges: np.ndarray, *, binning: str = "uniform", precision: np.dtype = np.dtype(np.float64)
+) -> np.ndarray:
     """Bin index of each confidence (int64, same shape).
 
     Uniform bins are ``[e_b, e_{b+1})`` (1.0 in the last); quantile bins are
     ``(e_b, e_{b+1}]`` (0.0 in the first). See the module docstring.
+    ``precision``: the dtype the scores came in (``conf`` holds them exactly,
+    widened to float64).
     """
     n_bins = edges.size - 1
     if binning == "uniform":
-        # floor(c B), not a search among linspace's edges: those are rounded (linspace(0, 1, 11)[3] is
-        # 0.30000000000000004), which put a confidence of exactly 0.3 in [0.2, 0.3) and merged it with
-        # its neighbours' bin. 0.3 * 10 rounds to 3.0: the decimal edge the user means.
-        idx = np.floor(np.asarray(conf, dtype=np.float64) * n_bins).astype(np.int64)
+        # Compared in the scores' own precision with the edges b / B rounded to it: a float32 0.7
+        # (0.699999988) is the float32 edge 7/10 and opens bin 7, as torch.bucketize on float32
+        # edges has it; floor(c * B) in float64 put it in bin 6, and 0.58 * 100 is 57.99999999999999.
+        decimal = (np.arange(n_bins + 1) / n_bins).astype(precision)
+        idx = np.searchsorted(decimal, np.asarray(conf).astype(precision), side="right") - 1
     else:
         idx = np.searchsorted(edges, conf, side="left") - 1
     return np.clip(idx, 0, n_bins - 1)

@@ -356,7 +356,7 @@ def _binned(y, probs, *, n_bins, binning, sample_weight, classes="top_label") ->
     sums = np.zeros((g, n_bins, 3))
     for j in range(g):
         edges = bin_edges(conf[:, j], w, n_bins=n_bins, binning=binning)
-        bins[:, j] = assign_bins(conf[:, j], edges, binning=binning)
+        bins[:, j] = assign_bins(conf[:, j], edges, binning=binning, precision=p.dtype)
         curve, s = _curve(edges, bins[:, j], conf[:, j], hit[:, j], w, None if ks is None else int(ks[j]))
         curves.append(curve)
         sums[j, : s.shape[0]] = s
@@ -468,8 +468,9 @@ def expected_calibration_error(
 
     *Bin edges.* Uniform bins are ``[b / B, (b + 1) / B)`` with the last one
     closed: 0.0 falls in the first bin and 1.0 in the last, and a confidence
-    of exactly 0.3 in ``[0.3, 0.4)`` (bin ``floor(c B)``; a search among
-    ``linspace``'s rounded edges put it one bin lower). Quantile (equal-mass) bins cut the sorted confidences
+    of exactly 0.3 in ``[0.3, 0.4)``: the edges ``b / B`` are compared in the
+    probabilities' own precision (``linspace``'s 0.30000000000000004, and a
+    float32 0.7 against the float64 edge, each put a score one bin lower). Quantile (equal-mass) bins cut the sorted confidences
     into ``n_bins`` parts of equal weight with each edge midway between the
     neighbouring confidences, and are closed on the right: every sample lands
     where scikit-learn's ``calibration_curve(strategy="quantile")`` and Kumar
@@ -479,10 +480,11 @@ def expected_calibration_error(
     every quantile bin is non-empty, and there may be fewer than ``n_bins``.
 
     *Difference from torchmetrics.* torchmetrics' ``CalibrationError`` bins
-    with ``bucketize(right=True)`` on the same uniform edges (float32, where
-    ``linspace`` rounds 0.3 to the float32 0.3 itself), so it agrees with
-    this function except that a confidence of exactly 1.0 lands in an extra
-    (16th) bin of its own. Results coincide when no confidence is exactly 1.0.
+    with ``bucketize(right=True)`` on float32 ``linspace`` edges, so it
+    agrees with this function on float32 probabilities except that a
+    confidence of exactly 1.0 lands in an extra (16th) bin of its own, and
+    that a few of its edges round one float32 step away from ``b / B`` (at 15,
+    20 or 100 bins), which moves a score lying exactly on such an edge.
 
     *Uncertainty.* The interval resamples rows with replacement (keeping each
     row's weight) with the bin edges fixed. Resampling adds binning noise of
