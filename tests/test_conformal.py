@@ -733,14 +733,46 @@ def test_cli_apply_writes_the_sets_of_new_logits(capsys, cli_files, tmp_path):
         assert rc == 0, err
         record = json.loads(text)["conformal"]
         assert record["levels"]["90%"] == want[0.1] and record["levels"]["95%"] == want[0.05], out
-        assert record["sets_from"].startswith("the set columns of")
+        assert record["sets_from"].startswith("at 90%, 95% the set columns of")
     rebuilt = sk.load(tmp_path / "cal.conformal.npz").predict_sets(calibrated, alpha=0.1)
     assert not np.array_equal(rebuilt, expected[:, :, 0])  # what evaluate used to score: other sets
     rc, text, err = call(capsys, "evaluate", "--probs", str(tmp_path / "p.csv"), "--labels",
                          str(tmp_path / "y_new.csv"), "--conformal", str(tmp_path / "cal.conformal.npz"),
                          "--sets", "0.2")  # a level not written: the sets are rebuilt
     assert rc == 0, err
-    assert "Sets: rebuilt from the probabilities of" in text and "uncalibrated" in text
+    assert "Sets: at 80% rebuilt from the probabilities of" in text and "uncalibrated" in text
+    # Audit: one level not written made evaluate rebuild every level, the written 90% too (coverage 1.000
+    # for 0.907). Each level now comes from its own columns where the file has them.
+    rc, text, err = call(capsys, "evaluate", "--probs", str(tmp_path / "p.csv"), "--labels",
+                         str(tmp_path / "y_new.csv"), "--conformal", str(tmp_path / "cal.conformal.npz"),
+                         "--sets", "0.1,0.2", "--json")
+    assert rc == 0, err
+    record = json.loads(text)["conformal"]
+    assert record["levels"]["90%"] == want[0.1]
+    assert record["sets_from"].startswith("at 90% the set columns of") and "at 80% rebuilt" in record["sets_from"]
+
+
+def test_cli_evaluate_reads_set_columns_of_integer_classes(capsys, tmp_path):
+    """Audit: with classes 0 and 1 and every set of at most one class, pyarrow reads set_70 back as numbers
+    with empty sets missing ("'1.0' is not one of the classes 0, 1"). Read back, they are the written sets."""
+    from softmaxkit.data import write_columns
+
+    rng = np.random.default_rng(8)
+    y = rng.integers(0, 2, 400)
+    margin = 1.5 * rng.normal(size=400) + 2.0 * (y - 0.5)
+    write_columns(tmp_path / "z.csv", {"logit_0": -margin / 2, "logit_1": margin / 2})
+    write_columns(tmp_path / "y.csv", {"y": y})
+    assert call(capsys, "calibrate", "--logits", str(tmp_path / "z.csv"), "--labels", str(tmp_path / "y.csv"),
+                "--out", str(tmp_path / "cal.npz"), "--conformal", "0.3", "--quiet")[0] == 0
+    assert call(capsys, "apply", str(tmp_path / "cal.npz"), "--logits", str(tmp_path / "z.csv"), "--conformal",
+                str(tmp_path / "cal.conformal.npz"), "--sets", "0.3", "--out", str(tmp_path / "p.csv"), "-q")[0] == 0
+    sets = sk.load(tmp_path / "cal.conformal.npz").predict_sets(np.column_stack([-margin / 2, margin / 2]), alpha=0.3)
+    assert sets.sum(axis=1).max() == 1 and (sets.sum(axis=1) == 0).any()  # the case that reads back as numbers
+    rc, out, err = call(capsys, "evaluate", "--probs", str(tmp_path / "p.csv"), "--labels", str(tmp_path / "y.csv"),
+                        "--conformal", str(tmp_path / "cal.conformal.npz"), "--sets", "0.3", "--json")
+    assert rc == 0, err
+    assert json.loads(out)["conformal"]["levels"]["70%"] == set_metrics(y, sets, alpha=0.3, n_calibration=400,
+                                                                        classes=["0", "1"])
 
 
 def test_cli_set_options_fail_early_and_clearly(capsys, cli_files, tmp_path):

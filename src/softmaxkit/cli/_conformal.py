@@ -161,9 +161,9 @@ def level_tag(alpha: float) -> str:
 
 
 def written_sets(source: str, ignored: tuple[str, ...], alphas: tuple[float, ...], classes: Any,
-                 n_classes: int) -> np.ndarray | None:
-    """The (n, K, A) sets that ``predict``/``apply --conformal`` wrote into ``source``, or None when
-    it lacks the columns of any level in ``alphas``.
+                 n_classes: int) -> list[np.ndarray | None]:
+    """For each level in ``alphas``, the (n, K) sets that ``predict``/``apply --conformal`` wrote
+    into ``source``, or None where it holds no columns for that level.
 
     ``set_90`` holds the class names joined by "|" ("" for an empty set); numbers-only
     formats hold one 0/1 column ``in_set_90_<class>`` per class (see :func:`columns`).
@@ -176,7 +176,7 @@ def written_sets(source: str, ignored: tuple[str, ...], alphas: tuple[float, ...
     from softmaxkit.data import read_columns
 
     names = [str(c) for c in (classes if classes is not None else range(n_classes))]
-    wanted = []
+    wanted: list[tuple[str, ...] | None] = []
     for a in alphas:
         tag = level_tag(a)
         if f"set_{tag}" in ignored:
@@ -184,27 +184,43 @@ def written_sets(source: str, ignored: tuple[str, ...], alphas: tuple[float, ...
         elif all(f"in_set_{tag}_{c}" in ignored for c in names):
             wanted.append(tuple(f"in_set_{tag}_{c}" for c in names))
         else:
-            return None
+            wanted.append(None)
+    if not any(wanted):
+        return [None] * len(alphas)
     columns = read_columns(Path(source))
     index = {c: j for j, c in enumerate(names)}
-    out = None
-    for i, cols in enumerate(wanted):
-        if len(cols) == 1:
-            text = np.asarray(columns[cols[0]], dtype=str)
-            if out is None:
-                out = np.zeros((len(text), n_classes, len(alphas)), dtype=bool)
-            for row, value in enumerate(text):
-                for name in filter(None, value.split("|")):
-                    if name not in index:
-                        raise CLIError(f"{source}: row {row + 1}, column {cols[0]!r}: {name!r} is not one of the "
-                                       f"classes {', '.join(names)}")
-                    out[row, index[name], i] = True
+    out: list[np.ndarray | None] = []
+    for cols in wanted:
+        if cols is None:
+            out.append(None)
+        elif len(cols) == 1:
+            out.append(_parse_set_column(source, cols[0], columns[cols[0]], index))
         else:
-            member = np.column_stack([np.asarray(columns[c], dtype=np.float64) for c in cols])
-            if out is None:
-                out = np.zeros((len(member), n_classes, len(alphas)), dtype=bool)
-            out[:, :, i] = member != 0
+            out.append(np.column_stack([np.asarray(columns[c], dtype=np.float64) for c in cols]) != 0)
     return out
+
+
+def _parse_set_column(source: str, name: str, values: Any, index: dict[str, int]) -> np.ndarray:
+    """(n, K) membership from a ``set_90`` column of class names joined by "|".
+
+    A column whose every set holds at most one class of integer name reads back
+    as numbers, with empty sets as missing values: 1.0 is the class "1" and a
+    missing value the empty set.
+    """
+    if hasattr(values, "to_pylist"):
+        values = values.to_pylist()
+    sets = np.zeros((len(values), len(index)), dtype=bool)
+    for row, value in enumerate(values):
+        if value is None or (isinstance(value, float) and np.isnan(value)):
+            continue
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        for member in filter(None, str(value).split("|")):
+            if member not in index:
+                raise CLIError(f"{source}: row {row + 1}, column {name!r}: {member!r} is not one of the classes "
+                               f"{', '.join(index)}")
+            sets[row, index[member]] = True
+    return sets
 
 
 def summarize(conformal: Any, y: np.ndarray, sets: np.ndarray, alphas: tuple[float, ...], classes: Any,
