@@ -562,8 +562,12 @@ def test_standardize_penalises_standardised_weights(tmp_path):
         piped = SoftmaxClassifier(alpha=alpha, random_state=0, **tight).fit(scaler.transform(X), y)
         assert ours.alpha_ == pytest.approx(piped.alpha_, rel=1e-6)
         np.testing.assert_allclose(ours.predict_proba(X), piped.predict_proba(scaler.transform(X)), atol=1e-6)
+    fixed = SoftmaxClassifier(standardize=True, alpha=2.0, **tight).fit(X, y)
     raw = SoftmaxClassifier(alpha=2.0, **tight).fit(X, y)
-    assert np.abs(raw.predict_proba(X) - ours.predict_proba(X)).max() > 0.05  # a different model
+    assert np.abs(raw.predict_proba(X) - fixed.predict_proba(X)).max() > 0.05  # a different model
+    # Audit: features in 1e-15 units were taken for constant (an absolute threshold) and penalised raw.
+    tiny_units = SoftmaxClassifier(standardize=True, alpha=2.0, **tight).fit(X * 1e-15, y)
+    np.testing.assert_allclose(tiny_units.predict_proba(X * 1e-15), fixed.predict_proba(X), atol=1e-6)
     rng = np.random.default_rng(0)
     w = rng.integers(0, 3, len(y))
     weighted = SoftmaxClassifier(standardize=True, alpha=2.0, **tight).fit(X, y, sample_weight=w)

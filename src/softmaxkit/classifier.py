@@ -821,8 +821,10 @@ def _precondition(
         block = Xs[start : start + _VARIANCE_BLOCK_ROWS]
         var += w[start : start + _VARIANCE_BLOCK_ROWS] @ np.square(block)
     scale = np.sqrt(var if standardize else var + alpha / total)
-    # A (numerically) constant, unpenalised feature carries nothing to rescale.
-    tiny = np.finfo(np.float64).eps * np.maximum(np.abs(mean), 1.0) * 8
+    # A (numerically) constant, unpenalised feature carries nothing to rescale. Standardising,
+    # "constant" is relative to the feature's own size (centring leaves about eps * |mean|):
+    # a feature measured in 1e-15 units is standardised as StandardScaler does.
+    tiny = np.finfo(np.float64).eps * (np.abs(mean) if standardize else np.maximum(np.abs(mean), 1.0)) * 8
     scale = np.where(scale > tiny, scale, 1.0)
     _rescale_(Xs, scale)
     return Xs, mean, scale, (np.ones_like(scale) if standardize else 1.0 / scale**2)
