@@ -356,6 +356,13 @@ def test_blank_line_is_a_row_not_skipped(tmp_path):
     np.testing.assert_array_equal(read_features(trailing).X, [[1, 2], [3, 4]])
     assert read_labels(_write(tmp_path / "t1.csv", "y\na\nb\n\n"), classes=["a", "b"]).tolist() == [0, 1]
     assert read_labels(_write(tmp_path / "t2.csv", "y\na\nb\n  \n"), classes=["a", "b"]).tolist() == [0, 1]
+    crlf = tmp_path / "crlf.csv"
+    crlf.write_bytes(b"a,b\r\n1,2\r\n3,4\r\n\r\n")
+    np.testing.assert_array_equal(read_features(crlf).X, [[1, 2], [3, 4]])
+    # Audit: a last line of only delimiters is a row of missing values, not an editor's newline.
+    for name, text in (("d.csv", "a,b\n1,2\n3,4\n,\n"), ("d.tsv", "a\tb\n1\t2\n3\t4\n\t\n")):
+        with pytest.raises(DataFileError, match=r"row 3 \(line 4\), column 'a': missing value"):
+            read_features(_write(tmp_path / name, text))
 
 
 @pytest.mark.parametrize("index_name", ["", "Unnamed: 0", "__index_level_0__"])

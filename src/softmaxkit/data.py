@@ -109,7 +109,8 @@ def _read_arrow(path: Path, suffix: str) -> dict[str, Any]:
             # default: skipping shifts the line numbers errors name, and turns a missing label in a
             # one-column file into a file one row short.
             parse = pcsv.ParseOptions(delimiter="\t" if suffix == ".tsv" else ",", ignore_empty_lines=False)
-            table = _drop_trailing_blank_rows(pcsv.read_csv(path, parse_options=parse))
+            table = pcsv.read_csv(path, parse_options=parse)
+            table = _drop_trailing_blank_rows(table, _trailing_blank_lines(path, parse.delimiter))
     except pa.ArrowInvalid as exc:
         # pyarrow's messages are good but multi-line in places ("CSV parse error: Expected 3
         # columns, got 2: 1,2"); keep the first line.
@@ -135,20 +136,44 @@ def _read_arrow(path: Path, suffix: str) -> dict[str, Any]:
     return {name: table.column(name) if table.num_rows else np.array([]) for name in table.column_names}
 
 
-def _drop_trailing_blank_rows(table: Any) -> Any:
-    """``table`` without the rows of blank lines at the end of the file (an editor's extra newlines).
+def _drop_trailing_blank_rows(table: Any, n_blank_lines: int) -> Any:
+    """``table`` without the rows of the ``n_blank_lines`` blank lines that end the file (an
+    editor's extra newlines).
 
-    A blank line reads as null in a numeric column and as ``""`` in a text one (or spaces, from
-    a line of only spaces).
+    Such a line reads as null in a numeric column and as ``""`` (or its spaces) in a text one.
+    The count comes from the file's bytes, not the values: a last line of only delimiters
+    (``,``) is a row of missing values, refused like any other.
     """
 
     def blank(value: Any) -> bool:
         return value is None or (isinstance(value, str) and not value.strip())
 
     end = table.num_rows
-    while end > 0 and all(blank(column[end - 1].as_py()) for column in table.columns):
+    while end > max(table.num_rows - n_blank_lines, 0) and all(
+        blank(column[end - 1].as_py()) for column in table.columns
+    ):
         end -= 1
     return table.slice(0, end) if end < table.num_rows else table
+
+
+def _trailing_blank_lines(path: Path, delimiter: str, *, tail_bytes: int = 1 << 16) -> int:
+    """How many lines at the end of the text file ``path`` hold nothing but whitespace (and no
+    ``delimiter``: a tab-separated line of empty fields is a row)."""
+    with open(path, "rb") as fh:
+        size = fh.seek(0, os.SEEK_END)
+        fh.seek(max(0, size - tail_bytes))
+        lines = fh.read().split(b"\n")
+    if lines and lines[-1] == b"":
+        lines.pop()  # what follows the final newline is not a line
+    sep = delimiter.encode()
+
+    def blank(line: bytes) -> bool:
+        return not line.strip() and sep not in line
+
+    count = 0
+    while count < len(lines) and blank(lines[len(lines) - 1 - count]):
+        count += 1
+    return count
 
 
 #: A column name that is a number literal (``6.7``, ``-1``, ``1e-3``), as a data row's cells are.
