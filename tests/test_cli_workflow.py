@@ -316,6 +316,9 @@ def test_one_named_score_column_scores_the_class_it_names(capsys, tmp_path):
         rc, out, err = call(capsys, "evaluate", "--probs", path, "--labels", tmp_path / "y01.csv", "--json")
         assert rc == 0, err
         assert json.loads(out)["metrics"]["log_loss"] == pytest.approx(expected, rel=1e-9), name
+    # Audit: p_benign over integer labels without --classes was read as P(class 1), benign being 0.
+    rc, _, err = call(capsys, "evaluate", "--probs", tmp_path / "p_benign.csv", "--labels", tmp_path / "y01.csv")
+    assert rc == 1 and "named for the class 'benign', but the other class has no name" in err
     path = write_columns(tmp_path / "logit_cat.csv", {"logit_cat": z_benign})
     rc, _, err = call(capsys, "evaluate", "--logits", path, "--labels", tmp_path / "y.csv",
                       "--classes", "benign,malignant")

@@ -333,7 +333,8 @@ def test_labels_as_class_names(tmp_path):
     ):
         read_labels(bad, classes=scores.classes)
     ints = _write(tmp_path / "i.csv", "label\n1\n0\n")  # integer indices still work when no name matches
-    assert read_labels(ints, classes=scores.classes).tolist() == [1, 0]
+    with pytest.warns(UserWarning, match=r"read as column positions \(0 = 'cat', 1 = 'dog'\)"):
+        assert read_labels(ints, classes=scores.classes).tolist() == [1, 0]
 
 
 def test_empty_label_is_an_error(tmp_path):

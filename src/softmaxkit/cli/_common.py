@@ -287,7 +287,8 @@ def read_score_file(source: str, *, kind: str, given_classes: list[str] | None) 
     A single column is a binary problem's log-odds or P(class 1), expanded by
     :func:`two_class_scores`; when it is named (``p_<class>``, ``logit_<class>``)
     for the first class (listed first by ``--classes``, or ``0`` without it),
-    it is that class's score and the pair is swapped. The class names come
+    it is that class's score and the pair is swapped. A name other than
+    ``0``/``1`` needs ``--classes``. The class names come
     from ``p_<class>`` or ``logit_<class>`` columns, or ``given_classes``
     (``--classes``), which must agree with them; probabilities must be rows
     that sum to 1.
@@ -317,6 +318,12 @@ def read_score_file(source: str, *, kind: str, given_classes: list[str] | None) 
     elif single == "0":
         # p_0 / logit_0 over integer labels: class 0's score, whatever position it has.
         scores = scores[:, ::-1].copy()
+    elif single is not None and single != "1":
+        # p_benign over labels 0/1: is benign class 0 or class 1? Not guessed (audit: read as class 1 while
+        # benign was 0, accuracy 0.065, exit 0).
+        raise CLIError(f"{source}: its one score column is named for the class {single!r}, but the other class "
+                       f"has no name, so the labels' order is unknown; pass --classes {single},OTHER or "
+                       f"--classes OTHER,{single} (the column's class and the other, in the labels' order)")
     if kind == "probability":
         check_probabilities(source, scores)
     return ScoreFile(scores, classes, read.ignored)
