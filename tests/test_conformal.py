@@ -781,6 +781,11 @@ def test_cli_set_options_fail_early_and_clearly(capsys, cli_files, tmp_path):
         with pytest.raises(SystemExit) as exit_info:  # a usage error: exit 2 before any file is read
             call(capsys, *command, "--sets", "0.1")
         assert exit_info.value.code == 2 and "--sets needs --conformal FILE" in capsys.readouterr().err
+    # Audit: sets written into a .npy became extra columns that evaluate then read as 9 classes.
+    for command in (["predict", "m.npz", "d.csv"], ["apply", "c.npz", "--logits", logits]):
+        with pytest.raises(SystemExit) as exit_info:
+            call(capsys, *command, "--conformal", "s.npz", "--sets", "0.1", "--out", str(tmp_path / "p.npy"))
+        assert exit_info.value.code == 2 and "a .npy file holds one unnamed matrix" in capsys.readouterr().err
     assert call(capsys, "calibrate", "--logits", logits, "--labels", labels, "--out", str(tmp_path / "c.npz"),
                 "--quiet")[0] == 0
     rc, _, err = call(capsys, "evaluate", "--logits", logits, "--labels", labels, "--conformal",

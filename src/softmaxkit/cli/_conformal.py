@@ -111,6 +111,11 @@ def check_set_options(args: argparse.Namespace) -> None:
     if bool(args.sets) != bool(args.conformal):
         missing = "--conformal FILE" if args.sets else "--sets ALPHA"
         raise UsageError(f"{'--sets' if args.sets else '--conformal'} needs {missing}")
+    out = getattr(args, "out", None)
+    if args.sets and out and out.lower().endswith(".npy"):
+        # One unnamed matrix would mix probabilities and set flags, and read back as more classes.
+        raise UsageError(f"--out {out}: a .npy file holds one unnamed matrix, no room for the set columns; "
+                         "use .csv, .parquet, .npz or .safetensors with --sets")
 
 
 # --------------------------------------------------------------------------- library calls
