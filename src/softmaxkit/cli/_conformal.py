@@ -205,6 +205,34 @@ def written_sets(source: str, ignored: tuple[str, ...], alphas: tuple[float, ...
     return out
 
 
+def sets_to_score(conformal: Any, source: str, ignored: tuple[str, ...], alphas: tuple[float, ...], classes: Any,
+                  scores: np.ndarray, order: Any, *, probs: bool, kind: str) -> tuple[np.ndarray, str]:
+    """``evaluate``'s (n, K, A) sets, and a line saying where they came from.
+
+    A level whose set columns ``source`` holds is read from them (:func:`written_sets`):
+    predict/apply made them from the model's own scores, while the probabilities beside
+    them may be calibrated and would give other sets. Other levels are rebuilt from the
+    scores, which is right only if they are the model's own.
+    """
+    from softmaxkit.cli._common import in_fitted_order
+
+    written = written_sets(source, ignored, alphas, classes, int(scores.shape[1]))
+    rebuilt = tuple(a for a, w in zip(alphas, written) if w is None)
+    made = in_fitted_order(lambda z: predict_sets(conformal, z, rebuilt, probs=probs, where=source), scores,
+                           order) if rebuilt else None
+    sets = np.stack([w if w is not None else made[:, :, rebuilt.index(a)] for a, w in zip(alphas, written)], axis=2)
+    parts = []
+    if len(rebuilt) < len(alphas):
+        shown = ", ".join(level_name(a) for a, w in zip(alphas, written) if w is not None)
+        parts.append(f"at {shown} the set columns of {source}, as predict/apply wrote them")
+    if rebuilt:
+        parts.append(f"at {', '.join(map(level_name, rebuilt))} rebuilt from the {kind} of {source}: right only if "
+                     "they are the model's own, uncalibrated scores, as the predictor was fitted on (calibrated ones, "
+                     "from predict --calibrator or apply, give other sets; write the sets there with --conformal "
+                     "--sets)")
+    return sets, "; ".join(parts)
+
+
 def _parse_set_column(source: str, name: str, values: Any, index: dict[str, int]) -> np.ndarray:
     """(n, K) membership from a ``set_90`` column of class names joined by "|".
 

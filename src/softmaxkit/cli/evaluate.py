@@ -33,14 +33,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import numpy as np
-
     from softmaxkit.cli._common import (
         Printer,
         brier_legend,
         check_report,
         class_order,
-        in_fitted_order,
         progress,
         read_predictions,
         say_ignored,
@@ -66,26 +63,8 @@ def run(args: argparse.Namespace) -> int:
                "n_classes": int(scores.shape[1]), "classes": classes, "ignored_columns": list(ignored), "metrics": s}
     if conformal is not None:
         order = class_order(classes, conformal, source=source, fitted_as=f"--conformal {args.conformal}")
-        # The sets predict/apply wrote were made from the model's own scores; the probabilities beside
-        # them may be calibrated, and would give other sets (see softmaxkit.cli._conformal).
-        written = _conformal.written_sets(source, ignored, args.sets, classes, int(scores.shape[1]))
-        rebuilt = [a for a, w in zip(args.sets, written) if w is None]
-        sets = np.zeros((scores.shape[0], scores.shape[1], len(args.sets)), dtype=bool)
-        if rebuilt:
-            made = in_fitted_order(lambda z: _conformal.predict_sets(
-                conformal, z, tuple(rebuilt), probs=args.probs is not None, where=source), scores, order)
-        for i, (a, w) in enumerate(zip(args.sets, written)):
-            sets[:, :, i] = w if w is not None else made[:, :, rebuilt.index(a)]
-        parts = []
-        if len(rebuilt) < len(args.sets):
-            shown = ", ".join(_conformal.level_name(a) for a, w in zip(args.sets, written) if w is not None)
-            parts.append(f"at {shown} the set columns of {source}, as predict/apply wrote them")
-        if rebuilt:
-            parts.append(f"at {', '.join(map(_conformal.level_name, rebuilt))} rebuilt from the {metrics['kind']} of "
-                         f"{source}: right only if they are the model's own, uncalibrated scores, as the predictor "
-                         "was fitted on (calibrated ones, from predict --calibrator or apply, give other sets; write "
-                         "the sets there with --conformal --sets)")
-        sets_from = "; ".join(parts)
+        sets, sets_from = _conformal.sets_to_score(conformal, source, ignored, args.sets, classes, scores, order,
+                                                   probs=args.probs is not None, kind=metrics["kind"])
         metrics["conformal"] = _conformal.summarize(conformal, labels, sets, args.sets,
                                                     classes or list(range(scores.shape[1])),
                                                     evaluated_on=f"{len(labels)} rows")
