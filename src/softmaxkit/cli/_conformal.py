@@ -145,14 +145,20 @@ def load(path: str, *, n_classes: int | None = None, against: str = "") -> Any:
 
 
 def predict_sets(
-    conformal: Any, scores: np.ndarray, alphas: tuple[float, ...], *, probs: bool, where: str
+    conformal: Any, scores: np.ndarray, alphas: tuple[float, ...], *, probs: bool, where: str, order: Any = None
 ) -> np.ndarray:
-    """(n, K, A) sets of raw logits (or probabilities); the predictor may have been fitted on either kind."""
+    """(n, K, A) sets of raw logits (or probabilities); the predictor may have been fitted on either kind.
+
+    ``order`` (from :func:`~softmaxkit.cli._common.class_order`) puts ``scores``' columns in the
+    predictor's class order first; the sets come back in ``scores``' column order.
+    """
+    from softmaxkit.cli._common import in_fitted_order
+
     if scores.shape[1] != conformal.n_classes_:
         raise CLIError(f"{where}: {scores.shape[1]} classes, but the conformal predictor was fitted on "
                        f"{conformal.n_classes_}")
     conformal.set_params(input="probs" if probs else "logits")  # both give the same probabilities
-    return conformal.predict_sets(scores, alpha=list(alphas))
+    return in_fitted_order(lambda s: conformal.predict_sets(s, alpha=list(alphas)), scores, order)
 
 
 def level_name(alpha: float) -> str:
@@ -214,12 +220,9 @@ def sets_to_score(conformal: Any, source: str, ignored: tuple[str, ...], alphas:
     them may be calibrated and would give other sets. Other levels are rebuilt from the
     scores, which is right only if they are the model's own.
     """
-    from softmaxkit.cli._common import in_fitted_order
-
     written = written_sets(source, ignored, alphas, classes, int(scores.shape[1]))
     rebuilt = tuple(a for a, w in zip(alphas, written) if w is None)
-    made = in_fitted_order(lambda z: predict_sets(conformal, z, rebuilt, probs=probs, where=source), scores,
-                           order) if rebuilt else None
+    made = predict_sets(conformal, scores, rebuilt, probs=probs, where=source, order=order) if rebuilt else None
     sets = np.stack([w if w is not None else made[:, :, rebuilt.index(a)] for a, w in zip(alphas, written)], axis=2)
     parts = []
     if len(rebuilt) < len(alphas):

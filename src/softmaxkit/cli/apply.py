@@ -109,8 +109,8 @@ def run(args: argparse.Namespace) -> int:
         # From the scores as given, not the calibrated ones: the predictor was fitted on raw scores
         # (see softmaxkit.cli._conformal).
         sets_order = class_order(read.classes, conformal, source=source, fitted_as=f"--conformal {args.conformal}")
-        sets = in_fitted_order(lambda s: _conformal.predict_sets(conformal, s, args.sets, probs=args.probs is not None,
-                                                                where=source), scores, sets_order)
+        sets = _conformal.predict_sets(conformal, scores, args.sets, probs=args.probs is not None, where=source,
+                                       order=sets_order)
         columns.update(_conformal.columns(sets, args.sets, names, text=text_ok))
     with StagedOutputs(inputs=inputs) as outputs:
         write_columns(args.out, columns, outputs=outputs)

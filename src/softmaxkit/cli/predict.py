@@ -101,8 +101,8 @@ def run(args: argparse.Namespace) -> int:
         # sets come from the model's own logits, as the conformal predictor was fitted (see cli/_conformal.py)
         sets = None
         if conformal is not None:
-            sets = in_fitted_order(lambda z: _conformal.predict_sets(conformal, z, args.sets, probs=False,
-                                                                    where=args.model), logits, sets_order)
+            sets = _conformal.predict_sets(conformal, logits, args.sets, probs=False, where=args.model,
+                                           order=sets_order)
         if calibrator is not None:
             logits = in_fitted_order(lambda z: _adapters.calibrated_logits(calibrator, z), logits, cal_order)
         probs = softmax(logits, axis=-1)
