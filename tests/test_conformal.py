@@ -275,6 +275,42 @@ def test_kernels_match_the_plain_definition_including_ties():
     np.testing.assert_array_equal(lac, 1 - p <= 0.6)
 
 
+@pytest.mark.parametrize("n_classes", [4, 9, 300])
+@pytest.mark.parametrize("randomized", [False, True])
+def test_a_class_whose_score_equals_the_threshold_is_in_the_set(n_classes, randomized):
+    """Fitting and predicting round a score alike, so a class tying the threshold exactly is inside.
+
+    The threshold is one of the calibration scores, so a test row equal to a
+    calibration row ties it exactly (tree leaves, rounded outputs). If the set
+    kernel summed ``before(y)`` in another order than the score kernel, one ulp
+    would decide: found by an audit, APS sets dropped the true class of 0.45% of
+    rows that way and coverage fell to 0.8955 at a guaranteed 0.95.
+    """
+    rng = np.random.default_rng(41 + n_classes)
+    p = _softmax(rng.standard_normal((120, n_classes)) * 2)
+    p[:40] = np.round(p[:40], 2)  # ties between classes, and sums that are not exactly 1
+    p[:40] /= p[:40].sum(axis=1, keepdims=True)
+    u = rng.random(120) if randomized else np.zeros(120)
+    for k_reg, lam in ((1, 0.0), (2, 0.2)):
+        score = "aps" if lam == 0 else "raps"
+        for j in range(min(n_classes, 12)):
+            own = conformity_scores(p, np.full(120, j), score=score, u=u, k_reg=k_reg, lambda_=lam)
+            t = own[rng.choice(120, 6, replace=False)]  # thresholds tied exactly by those rows
+            sets = prediction_sets(p, t, score=score, u=u, k_reg=k_reg, lambda_=lam)
+            np.testing.assert_array_equal(sets[:, j, :], own[:, None] <= t, err_msg=f"class {j}, {score}")
+
+
+def test_deterministic_aps_covers_repeated_probability_rows():
+    """The audit's case: four distinct classes' probabilities, every row the same; sets must hold all four."""
+    rng = np.random.default_rng(0)
+    p = np.tile([0.1, 0.1, 0.5, 0.3], (4000, 1))
+    y = rng.choice(4, 4000, p=p[0])
+    cp = ConformalClassifier(score="aps", randomized=False, input="probs").fit(p[:2000], y[:2000])
+    sets = cp.predict_sets(p[2000:], alpha=0.05)
+    assert sets.all()  # the threshold is the score of the last-ranked class: every class is in
+    assert coverage(y[2000:], sets) == 1.0
+
+
 def test_adaptive_sets_with_many_small_probabilities_match_the_definition():
     """At 300 classes most probabilities are tiny: the kernel sorts only the classes that can be in a set.
 

@@ -82,8 +82,8 @@ and one is selected, so the loop stays branch-free. Within 2 ulp of ``tanh``
 
 Fast-math: numba applies a caller's fast-math flags to everything inlined
 into it, so ``vexp`` must stay correct under :data:`LOOP_FASTMATH` (which
-includes ``reassoc``). The shifter subtraction ``t - S`` is emitted without
-fast-math flags (:func:`_strict_sub`), so reassociation cannot fold
+includes ``reassoc``). The shifter subtraction ``t - S`` is emitted strictly
+(:func:`_strict_sub`, see :data:`_STRICT_FLAGS`), so reassociation cannot fold
 ``fma(x, c, S) - S`` into an unrounded ``x * c``; the reduction and the
 polynomial use explicit ``llvm.fma`` calls, so they are fused (and
 identical) whatever flags the caller has. No ``nnan``/``ninf`` anywhere:
@@ -163,17 +163,39 @@ _i64_bits_to_f64 = _bitcast(types.int64, types.float64)
 _f64_bits_to_i64 = _bitcast(types.float64, types.int64)
 
 
-@intrinsic
-def _strict_sub(typingctx, a, b):
-    """``a - b`` without fast-math flags, whatever the caller's flags are."""
-    if not (isinstance(a, types.Float) and a == b):
-        return None
-    sig = a(a, b)
+#: The one flag the strict operations carry. numba's fast-math pass adds the
+#: caller's flags to every float operation that has none, so an operation
+#: emitted bare is not strict in a fast-math kernel. ``arcp`` (reciprocal
+#: approximation) changes nothing for an add, subtract or multiply and marks
+#: the instruction as already decided; without ``reassoc`` or ``contract`` it
+#: is never reordered or fused into an fma.
+_STRICT_FLAGS = ("arcp",)
 
-    def codegen(context, builder, signature, args):
-        return builder.fsub(args[0], args[1])
 
-    return sig, codegen
+def _strict_binary(name, emit):
+    """An intrinsic computing ``emit(builder, a, b, flags)`` on two floats of one type, strictly:
+    rounded once, never fused, never reassociated, whatever the caller's fast-math flags."""
+
+    @intrinsic
+    def strict(typingctx, a, b):
+        if not (isinstance(a, types.Float) and a == b):
+            return None
+        sig = a(a, b)
+
+        def codegen(context, builder, signature, args):
+            return emit(builder, args[0], args[1], _STRICT_FLAGS)
+
+        return sig, codegen
+
+    strict.__name__ = strict.__qualname__ = name
+    return strict
+
+
+_strict_sub = _strict_binary("_strict_sub", lambda builder, a, b, flags: builder.fsub(a, b, flags=flags))
+#: ``a + b`` and ``a * b`` rounded exactly as written, for sums that two kernels must reproduce
+#: bit for bit (the conformal score of a class at fit and at prediction).
+strict_add = _strict_binary("strict_add", lambda builder, a, b, flags: builder.fadd(a, b, flags=flags))
+strict_mul = _strict_binary("strict_mul", lambda builder, a, b, flags: builder.fmul(a, b, flags=flags))
 
 
 @intrinsic
