@@ -127,13 +127,19 @@ def _read_arrow(path: Path, suffix: str) -> dict[str, Any]:
         )
     if suffix != ".parquet":
         _refuse_data_as_header(path, table.column_names, table.schema.types)
+    _refuse_duplicate_names(path, table.column_names)
+    # Chunked columns as read (no combine_chunks copy): numeric_matrix copies chunk by chunk.
+    return {name: table.column(name) if table.num_rows else np.array([]) for name in table.column_names}
+
+
+def _refuse_duplicate_names(path: Path, names: list[str]) -> None:
+    """Refuse a table with two columns of one name: which one a name selects would be a guess
+    (a Parquet file with two ``label`` columns was scored against the first, exit 0)."""
     seen: set[str] = set()
-    for name in table.column_names:
+    for name in names:
         if name in seen:
             raise DataFileError(f"{path}: the column name {name!r} appears twice; column names must be unique")
         seen.add(name)
-    # Chunked columns as read (no combine_chunks copy): numeric_matrix copies chunk by chunk.
-    return {name: table.column(name) if table.num_rows else np.array([]) for name in table.column_names}
 
 
 def _drop_trailing_blank_rows(table: Any, n_blank_lines: int) -> Any:
@@ -627,9 +633,11 @@ def _open_parquet(path: Path) -> Any:
     import pyarrow.parquet as pq
 
     try:
-        return pq.ParquetFile(path)
+        pf = pq.ParquetFile(path)
     except (pa.ArrowInvalid, OSError) as exc:
         raise DataFileError(f"{path}: cannot be read as parquet: {str(exc).strip().splitlines()[0]}") from None
+    _refuse_duplicate_names(path, list(pf.schema_arrow.names))
+    return pf
 
 
 def _is_number_type(t: Any) -> bool:
@@ -731,24 +739,33 @@ class Scores:
         Class names from ``p_<class>`` / ``logit_<class>`` column names, in column order.
     ignored : tuple of str
         Other columns of the file (``prediction``, ids) that were left out.
+    columns : tuple of str
+        The names of the score columns as the file has them (empty for a ``.npy`` matrix).
     """
 
     values: np.ndarray
     classes: list[str] | None
     ignored: tuple[str, ...]
+    columns: tuple[str, ...] = ()
 
 
 #: ``kind`` of a score file -> its plural in messages.
 _PLURAL = {"logit": "logits", "probability": "probabilities"}
 
 
-def score_columns(path: str | os.PathLike, names: list[str], *, kind: str) -> tuple[list[str], list[str] | None]:
+def score_columns(
+    path: str | os.PathLike, names: list[str], *, kind: str, exclude: tuple[str, ...] = ()
+) -> tuple[list[str], list[str] | None]:
     """Which columns of a score file hold ``kind`` scores, and the class names they carry.
 
     A file with ``p_<class>`` (probabilities) or ``logit_<class>`` (logits)
     columns, as ``predict`` writes, contributes exactly those columns; the
     rest (``prediction``, an id) is ignored. Any other file contributes every
-    column. Probabilities given as logits, or the reverse, are refused.
+    column but a saved row index (``pd.DataFrame(logits).to_csv(path)`` writes
+    one, an unnamed first column: read as one more class it gave 4 classes and
+    accuracy 0.30 for 0.98) and the ``exclude``d ones (the label column, when
+    the labels come from the same file). Probabilities given as logits, or the
+    reverse, are refused.
     """
     own, other = SCORE_PREFIXES[kind], SCORE_PREFIXES["logit" if kind == "probability" else "probability"]
     mine = [n for n in names if n.startswith(own) and len(n) > len(own)]
@@ -759,14 +776,19 @@ def score_columns(path: str | os.PathLike, names: list[str], *, kind: str) -> tu
             f"not {_PLURAL[kind]}; pass the file with {option}"
         )
     if not mine:
-        return names, None
+        rest = [n for n in names if n not in exclude]
+        scores = [n for n in rest if not _ROW_INDEX.match(n)]
+        return (scores or rest), None
     return mine, [n[len(own):] for n in mine]
 
 
-def read_scores(path: str | os.PathLike, *, kind: str, binary_column: bool = True) -> Scores:
+def read_scores(
+    path: str | os.PathLike, *, kind: str, binary_column: bool = True, exclude: tuple[str, ...] = ()
+) -> Scores:
     """Read logits (``kind="logit"``) or probabilities (``"probability"``), one column per class.
 
-    See :func:`score_columns` for which columns count. A ``.npy`` file is
+    See :func:`score_columns` for which columns count (``exclude``: columns
+    that are not scores, such as the labels). A ``.npy`` file is
     memory-mapped and used as it is, without a float64 copy, when it already
     holds a 2-D float array (large logit files: the OS pages it in as needed).
     """
@@ -779,21 +801,21 @@ def read_scores(path: str | os.PathLike, *, kind: str, binary_column: bool = Tru
                 raise DataFileError(f"{path}: has 1 column; {_PLURAL[kind]} need one column per class (at least 2)")
             return Scores(arr, None, ())
     if path.suffix.lower() == ".parquet" and path.is_file() and path.stat().st_size:
-        return _parquet_scores(path, kind=kind, binary_column=binary_column)
+        return _parquet_scores(path, kind=kind, binary_column=binary_column, exclude=exclude)
     columns = read_columns(path)
-    use, classes = score_columns(path, list(columns), kind=kind)
+    use, classes = score_columns(path, list(columns), kind=kind, exclude=exclude)
     if len(use) < 2 and not binary_column:
         raise DataFileError(f"{path}: has {len(use)} column; {_PLURAL[kind]} need one column per class (at least 2)")
     wanted = set(use)
     values = numeric_matrix(path, {n: columns[n] for n in use}, what=kind)
-    return Scores(values, classes, tuple(n for n in columns if n not in wanted))
+    return Scores(values, classes, tuple(n for n in columns if n not in wanted), tuple(use))
 
 
 #: Values per Parquet batch when streaming scores (a 32 MB float64 batch whatever the width).
 _BATCH_VALUES = 1 << 22
 
 
-def _parquet_scores(path: Path, *, kind: str, binary_column: bool) -> Scores:
+def _parquet_scores(path: Path, *, kind: str, binary_column: bool, exclude: tuple[str, ...]) -> Scores:
     """Scores from a Parquet file, read in pieces straight into one matrix (:func:`_parquet_matrix`).
 
     The matrix keeps the file's float32 when every score column is float32:
@@ -805,16 +827,16 @@ def _parquet_scores(path: Path, *, kind: str, binary_column: bool) -> Scores:
     pf = _open_parquet(path)
     schema = pf.schema_arrow
     names = list(schema.names)
-    use, classes = score_columns(path, names, kind=kind)
+    use, classes = score_columns(path, names, kind=kind, exclude=exclude)
     if len(use) < 2 and not binary_column:
         raise DataFileError(f"{path}: has {len(use)} column; {_PLURAL[kind]} need one column per class (at least 2)")
     ignored = tuple(n for n in names if n not in set(use))
     if not all(_is_number_type(schema.field(n).type) for n in use):
         # Text or other columns: the general reader names the first bad cell.
         columns = read_columns(path)
-        return Scores(numeric_matrix(path, {n: columns[n] for n in use}, what=kind), classes, ignored)
+        return Scores(numeric_matrix(path, {n: columns[n] for n in use}, what=kind), classes, ignored, tuple(use))
     dtype = np.float32 if all(schema.field(n).type == pa.float32() for n in use) else np.float64
-    return Scores(_parquet_matrix(path, pf, use, dtype=dtype, order="C", what=kind), classes, ignored)
+    return Scores(_parquet_matrix(path, pf, use, dtype=dtype, order="C", what=kind), classes, ignored, tuple(use))
 
 
 def _mapped_npy(path: Path) -> np.ndarray | None:

@@ -266,7 +266,10 @@ def read_predictions(args: argparse.Namespace) -> Predictions:
 
     source = args.logits or args.probs
     kind = "logit" if args.logits else "probability"
-    read = read_score_file(source, kind=kind, given_classes=getattr(args, "classes", None))
+    # Labels kept in the scores file: their column is not one more class (audit: a 4th "logit").
+    same_file = args.label_column is not None and Path(args.labels).resolve() == Path(source).resolve()
+    read = read_score_file(source, kind=kind, given_classes=getattr(args, "classes", None),
+                           exclude=(args.label_column,) if same_file else ())
     labels = read_labels(args.labels, column=args.label_column, n_classes=read.scores.shape[1], classes=read.classes)
     check_same_length(source, len(read.scores), args.labels, len(labels))
     return Predictions(source, kind, read.scores, labels, read.classes, read.ignored)
@@ -280,7 +283,8 @@ class ScoreFile(NamedTuple):
     ignored: tuple[str, ...]  # other columns of the file
 
 
-def read_score_file(source: str, *, kind: str, given_classes: list[str] | None) -> ScoreFile:
+def read_score_file(source: str, *, kind: str, given_classes: list[str] | None,
+                    exclude: tuple[str, ...] = ()) -> ScoreFile:
     """Read logits (``kind="logit"``) or probabilities from ``source`` as ``evaluate``, ``calibrate``
     and ``apply`` all do.
 
@@ -290,16 +294,26 @@ def read_score_file(source: str, *, kind: str, given_classes: list[str] | None) 
     it is that class's score and the pair is swapped. A name other than
     ``0``/``1`` needs ``--classes``. The class names come
     from ``p_<class>`` or ``logit_<class>`` columns, or ``given_classes``
-    (``--classes``), which must agree with them; probabilities must be rows
-    that sum to 1.
+    (``--classes``), which must agree with them; so must plain column names
+    (no prefix) of which one is a class of ``given_classes``. Probabilities
+    must be rows that sum to 1. ``exclude`` names columns that are not scores
+    (the labels' column, when the labels come from the same file).
     """
     from softmaxkit.data import read_scores
 
-    read = read_scores(source, kind=kind)
+    read = read_scores(source, kind=kind, exclude=exclude)
     scores = two_class_scores(read.values, kind=kind)
     # One named column (p_yes) is P(class 1) of an unnamed pair: its name is not a class list.
     classes = read.classes if read.classes is not None and len(read.classes) == scores.shape[1] else None
     single = read.classes[0] if read.classes is not None and len(read.classes) == 1 and classes is None else None
+    if given_classes is not None and read.classes is None and set(read.columns) & set(given_classes):
+        # A header without p_/logit_ prefixes that names classes (class_2, class_0, class_1) names them
+        # in its own order: --classes in another order would relabel the columns (audit: accuracy 0.019
+        # for 0.98, exit 0). It is held to --classes as p_ columns are; one such column scores its class.
+        if len(read.columns) == scores.shape[1]:
+            classes = list(read.columns)
+        else:
+            single = read.columns[0]
     if given_classes is not None:
         if classes is not None and list(classes) != list(given_classes):
             raise CLIError(f"--classes {','.join(given_classes)} does not match the class columns of {source} "
@@ -329,7 +343,19 @@ def read_score_file(source: str, *, kind: str, given_classes: list[str] | None) 
     return ScoreFile(scores, classes, read.ignored)
 
 
-def class_order(classes: list[str] | None, fitted: Any, *, source: str, fitted_as: str) -> Any:
+def _applies_per_class(fitted: Any) -> bool:
+    """Whether ``fitted`` has parameters per class, so that the order of the columns it gets matters:
+    all calibrators but temperature scaling (one T), and class-conditional conformal predictors."""
+    from softmaxkit.calibration import TemperatureScaling
+    from softmaxkit.conformal import ConformalClassifier
+
+    if isinstance(fitted, ConformalClassifier):
+        return bool(fitted.class_conditional)
+    return not isinstance(fitted, TemperatureScaling)
+
+
+def class_order(classes: list[str] | None, fitted: Any, *, source: str, fitted_as: str,
+                by_position: bool = False) -> Any:
     """Where each class of ``fitted`` sits among ``source``'s score columns, or None if in place.
 
     ``fitted`` is a calibrator or conformal predictor; its ``class_names_``
@@ -338,14 +364,24 @@ def class_order(classes: list[str] | None, fitted: Any, *, source: str, fitted_a
     by position, so a file whose ``logit_<class>`` columns come in another order
     would get another class's parameters with no error. Returns the column
     permutation ``order`` with ``scores[:, order]`` in ``fitted``'s order, or
-    None when no reordering is needed or possible (``fitted`` has no names:
-    positional, as it was fitted). Different class sets, or a file without
-    class names, are refused naming ``fitted_as`` (e.g. ``"CALIBRATOR cal.npz"``).
+    None when no reordering is needed or possible. Different class sets, or a
+    file without class names, are refused naming ``fitted_as`` (e.g.
+    ``"CALIBRATOR cal.npz"``). So is the reverse, named columns and a
+    per-class ``fitted`` without names (fitted on a ``.npy``), unless
+    ``by_position`` (``--by-position``) says the columns are in its order:
+    as with ``predict``'s features, one side's names cannot be checked
+    against the other's order (audit: the same logits in another column order
+    moved probabilities by 0.25, exit 0).
     """
     import numpy as np
 
     names = getattr(fitted, "class_names_", None)
     if names is None:
+        if classes is not None and not by_position and _applies_per_class(fitted):
+            raise CLIError(f"{fitted_as} was fitted on score columns without class names, so its per-class "
+                           f"parameters cannot be matched to the columns of {source} ({', '.join(map(str, classes))}) "
+                           "by name; pass --by-position if they are in the order it was fitted on, or refit it on a "
+                           "file whose columns name the classes (p_<class>/logit_<class>, or --classes)")
         return None
     if classes is None:
         raise CLIError(f"{source}: its score columns have no class names, so they cannot be matched to the classes "
@@ -378,19 +414,24 @@ def encode_labels(y: Any, classes: Any, *, path: str, column: str | None = None,
     return encode(y, classes, path=path, column=column, rows=rows, problem="was not seen in training")
 
 
-def score_columns(probs: Any, classes: Any, *, text_ok: bool = True) -> dict[str, Any]:
-    """The columns ``predict`` and ``apply`` write: ``p_<class>`` per class, then ``prediction``.
+def score_columns(probs: Any, classes: Any, *, out: str) -> dict[str, Any]:
+    """The columns ``predict`` and ``apply`` write to ``out``: ``p_<class>`` per class, then ``prediction``.
 
-    ``evaluate``/``calibrate --probs`` read the ``p_`` columns back by name.
-    ``text_ok=False`` (``.npy``, ``.safetensors``) leaves out a ``prediction``
-    column of text class names, which those formats cannot hold.
+    ``evaluate``/``calibrate --probs`` read the ``p_`` columns back by name. A
+    ``.npy`` file is one matrix without names, read back as the scores, so it
+    holds the probabilities alone (a numeric ``prediction`` column there was
+    read as one more class). ``.safetensors`` leaves out a ``prediction``
+    column of text class names, which it cannot hold.
     """
     import numpy as np
 
     classes = np.asarray(classes)
     columns: dict[str, Any] = {f"p_{c}": probs[:, j] for j, c in enumerate(classes.tolist())}
+    suffix = Path(out).suffix.lower()
+    if suffix == ".npy":
+        return columns
     predicted = classes[np.argmax(probs, axis=1)]
-    if text_ok or predicted.dtype.kind in "biuf":
+    if suffix != ".safetensors" or predicted.dtype.kind in "biuf":
         columns["prediction"] = predicted
     return columns
 

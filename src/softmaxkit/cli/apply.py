@@ -36,6 +36,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, metavar="PROBS", help="calibrated probabilities to write")
     p.add_argument("--logits-out", metavar="FILE", help="also write the calibrated logits (logit_<class> columns)")
     p.add_argument("--classes", type=class_names, metavar="A,B,...", help="class names of the score columns")
+    p.add_argument("--by-position", action="store_true",
+                   help="apply a CALIBRATOR (or --conformal predictor) fitted on unnamed columns to named ones "
+                        "in the order they come")
     _conformal.add_set_options(p, what="also write each row's prediction set (set_90: the class names, set_size_90)")
     add_output_options(p)
     p.set_defaults(run=run, check=_conformal.check_set_options)
@@ -89,7 +92,8 @@ def run(args: argparse.Namespace) -> int:
         raise CLIError(f"CALIBRATOR {args.calibrator}: the calibrator was fitted on {n_classes} classes, but "
                        f"{source} has {scores.shape[1]} score columns")
     # Per-class parameters apply by class name: the file's columns may come in any order.
-    order = class_order(read.classes, calibrator, source=source, fitted_as=f"CALIBRATOR {args.calibrator}")
+    order = class_order(read.classes, calibrator, source=source, fitted_as=f"CALIBRATOR {args.calibrator}",
+                        by_position=args.by_position)
     names = np.asarray(read.classes) if read.classes is not None else np.arange(n_classes)
 
     def calibrate(s: np.ndarray) -> np.ndarray:
@@ -104,11 +108,12 @@ def run(args: argparse.Namespace) -> int:
     probs = softmax(logits, axis=-1)
 
     text_ok = not args.out.lower().endswith((".npy", ".safetensors"))
-    columns = score_columns(probs, names, text_ok=text_ok)
+    columns = score_columns(probs, names, out=args.out)
     if conformal is not None:
         # From the scores as given, not the calibrated ones: the predictor was fitted on raw scores
         # (see softmaxkit.cli._conformal).
-        sets_order = class_order(read.classes, conformal, source=source, fitted_as=f"--conformal {args.conformal}")
+        sets_order = class_order(read.classes, conformal, source=source, fitted_as=f"--conformal {args.conformal}",
+                                 by_position=args.by_position)
         sets = _conformal.predict_sets(conformal, scores, args.sets, probs=args.probs is not None, where=source,
                                        order=sets_order)
         columns.update(_conformal.columns(sets, args.sets, names, text=text_ok))

@@ -26,6 +26,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--report", metavar="DIR", help="also write metrics.json, a reliability diagram and report.html")
     _conformal.add_set_options(p, what="also score the prediction sets (coverage, sizes)")
+    p.add_argument("--by-position", action="store_true",
+                   help="apply a --conformal predictor fitted on unnamed columns to named ones in the order they come")
     p.add_argument("--ci", action="store_true",
                    help="bootstrap the ECE's 95%% interval and its noise floor (always done with --report)")
     add_output_options(p)
@@ -62,7 +64,8 @@ def run(args: argparse.Namespace) -> int:
     metrics = {"source": source, "kind": "logits" if args.logits else "probabilities", "labels": args.labels,
                "n_classes": int(scores.shape[1]), "classes": classes, "ignored_columns": list(ignored), "metrics": s}
     if conformal is not None:
-        order = class_order(classes, conformal, source=source, fitted_as=f"--conformal {args.conformal}")
+        order = class_order(classes, conformal, source=source, fitted_as=f"--conformal {args.conformal}",
+                            by_position=args.by_position)
         sets, sets_from = _conformal.sets_to_score(conformal, source, ignored, args.sets, classes, scores, order,
                                                    probs=args.probs is not None, kind=metrics["kind"])
         metrics["conformal"] = _conformal.summarize(conformal, labels, sets, args.sets,

@@ -84,10 +84,14 @@ def run(args: argparse.Namespace) -> int:
         if args.conformal else None
     # Calibrators and conformal predictors fitted on named columns apply per class by name.
     names = [str(c) for c in classes.tolist()]
+    # Those fitted without names (on a .npy) apply in the model's class order, the order in which
+    # `predict --logits-out` writes the columns they were fitted on.
     cal_order = None if calibrator is None else class_order(
-        names, calibrator, source=f"the model {args.model}", fitted_as=f"--calibrator {args.calibrator}")
+        names, calibrator, source=f"the model {args.model}", fitted_as=f"--calibrator {args.calibrator}",
+        by_position=True)
     sets_order = None if conformal is None else class_order(
-        names, conformal, source=f"the model {args.model}", fitted_as=f"--conformal {args.conformal}")
+        names, conformal, source=f"the model {args.model}", fitted_as=f"--conformal {args.conformal}",
+        by_position=True)
 
     data = read_features(args.data, target=args.target, n_features=model.n_features,
                          feature_names=model.feature_names)
@@ -107,7 +111,7 @@ def run(args: argparse.Namespace) -> int:
             logits = in_fitted_order(lambda z: _adapters.calibrated_logits(calibrator, z), logits, cal_order)
         probs = softmax(logits, axis=-1)
 
-    columns = score_columns(probs, classes, text_ok=text_ok)
+    columns = score_columns(probs, classes, out=args.out)
     if sets is not None:
         columns.update(_conformal.columns(sets, args.sets, classes, text=text_ok))
     with StagedOutputs(inputs=inputs) as outputs:
