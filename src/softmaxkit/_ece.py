@@ -1,4 +1,4 @@
-"""The calibration-error estimator, its bootstrap interval and its noise floor.
+"""The calibration-error estimator, its bootstrap interval and its calibrated-world simulations.
 
 Everything works on per-bin sums ``S[..., g, b, :] = [sum w, sum w*conf,
 sum w*hit]`` (see :func:`softmaxkit._binning.bin_sums`), so the point
@@ -76,7 +76,7 @@ def bootstrap_errors(
     return error_from_sums(sums, norm=norm, debias=debias)
 
 
-def noise_floor(
+def calibrated_errors(
     bins: np.ndarray,
     conf: np.ndarray,
     weight: np.ndarray,
@@ -88,16 +88,18 @@ def noise_floor(
     norm: str,
     debias: bool,
     categorical: bool,
-) -> float:
-    """Mean estimator over ``n_sims`` perfectly calibrated worlds with these confidences.
+) -> np.ndarray:
+    """The estimator in ``n_sims`` perfectly calibrated worlds with these confidences, shape ``(n_sims,)``.
 
     Labels are redrawn from the predicted probabilities themselves (so the
     model is calibrated by construction), the bins and their weight and
-    confidence sums are kept, and only the hit sums change.
+    confidence sums are kept, and only the hit sums change. Their mean is the
+    noise floor; their upper quantile is the test of perfect calibration that
+    decides whether the interval reaches 0.
     """
     from softmaxkit.kernels import calibration as kernels
 
     hits = kernels.simulated_hit_sums(bins, conf, weight, n_bins, n_sims, seed, categorical)
     sim = np.broadcast_to(sums, (n_sims,) + sums.shape).copy()  # (S, G, B, 3)
     sim[..., 2] = hits
-    return float(np.mean(error_from_sums(sim, norm=norm, debias=debias)))
+    return error_from_sums(sim, norm=norm, debias=debias)

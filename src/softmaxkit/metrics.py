@@ -106,8 +106,10 @@ class ECEResult:
     value : float
         The estimate (see :func:`expected_calibration_error` for the formula).
     ci_low, ci_high : float
-        Bias-corrected percentile bootstrap interval at ``confidence_level``
-        (NaN if ``ci=None``).
+        Interval at ``confidence_level`` for the population's binned error: a
+        bias-corrected bootstrap interval that reaches 0 when perfect
+        calibration is not rejected (see :func:`expected_calibration_error`,
+        Notes; NaN if ``ci=None``).
     confidence_level : float or None
     noise_floor : float
         Mean estimate over data sets whose labels are drawn from the predicted
@@ -376,6 +378,28 @@ def _check_ci(ci: Any) -> float | None:
 DEFAULT_NOISE_SIMS = 200
 
 
+def _bias_corrected_interval(
+    value: float, boot: np.ndarray, calibrated: np.ndarray, *, level: float, unbiased: bool
+) -> tuple[float, float]:
+    """The ECE's interval at ``level`` from its bootstrap resamples ``boot`` and its values in perfectly
+    calibrated worlds ``calibrated`` (see :func:`expected_calibration_error`, Notes, *Uncertainty*).
+
+    The binned estimate is biased upward (``|acc_b - conf_b|`` of noisy bins), and each resample
+    adds the same bias again, so the resamples sit about one bias above the estimate and two above
+    the true value: the percentile interval is moved down by twice the bootstrap's bias estimate
+    ``mean(boot) - value`` (Efron & Tibshirani 1993, section 10.6), once for the debiased ``l2``. Near
+    0 that correction falls short (the bias of ``|x|`` is largest at 0, where the estimate's own
+    bias already pushed it away), so the lower end is 0 whenever the estimate is within the
+    ``level`` quantile of the calibrated worlds: the test of perfect calibration does not reject 0.
+    """
+    alpha = (1.0 - level) / 2.0
+    shift = (1.0 if unbiased else 2.0) * (float(np.mean(boot)) - value)
+    lo, hi = np.quantile(boot, [alpha, 1.0 - alpha]) - shift
+    if value <= float(np.quantile(calibrated, 1.0 - alpha)):
+        lo = 0.0
+    return max(float(lo), 0.0), max(float(hi), 0.0)
+
+
 def _n_sims(noise_floor: Any) -> int:
     if noise_floor is True:
         return DEFAULT_NOISE_SIMS
@@ -486,23 +510,32 @@ def expected_calibration_error(
     that a few of its edges round one float32 step away from ``b / B`` (at 15,
     20 or 100 bins), which moves a score lying exactly on such an edge.
 
-    *Uncertainty.* The interval resamples rows with replacement (keeping each
-    row's weight) with the bin edges fixed. Resampling adds binning noise of
-    its own, so the resampled estimates sit above the estimate by about the
-    noise floor; the reported interval is the percentile interval shifted down
-    by that bootstrap bias (mean of resamples minus estimate) and clipped at
-    0. It describes the sampling spread of the estimate at this ``n``; compare
-    it with the noise floor to judge calibration. The noise floor re-draws
-    the labels from ``probs`` itself (top-label: hit ~ Bernoulli(confidence);
-    classwise: y ~ Categorical(p_i)) and averages the estimate over such
-    perfectly calibrated data sets. The binned ``l1`` ECE is biased upward by
-    sampling noise, by roughly this floor; the debiased ``l2`` has a floor near
-    0. Both treat rows as the units, so unlike the point estimate they are not
-    repetition-invariant.
+    *Uncertainty.* The interval is meant to cover the binned calibration
+    error of the population (the same bins, infinitely many rows). The
+    estimate is biased upward by sampling noise (``l1``, ``max``; the debiased
+    ``l2`` much less), so an interval around it would miss: a percentile
+    bootstrap shifted to the estimate covered a perfectly calibrated model's
+    0 in 0.5% of data sets. The bootstrap resamples rows with replacement
+    (keeping each row's weight) with the bin edges fixed; its percentile
+    interval is moved down by twice its bias estimate (once for the debiased
+    ``l2``), and its lower end is 0 whenever the estimate does not exceed
+    the ``ci`` quantile of the estimates of perfectly calibrated data sets
+    with these confidences (at least 200 of them; the same simulation gives
+    the noise floor). The noise floor re-draws the labels from ``probs``
+    itself (top-label: hit ~ Bernoulli(confidence); classwise: y ~
+    Categorical(p_i)) and averages the estimate over such perfectly
+    calibrated data sets: an estimate near it is indistinguishable from
+    perfect calibration. Measured coverage of the 95% interval (200 data sets
+    each, 15 bins, 3 classes, true value from 2 million rows): 0.94-0.97 for
+    calibrated models (``l1``, ``max``, classwise, ``l2``), 0.89-0.94 for
+    miscalibrated ones (true ``l1`` 0.02-0.11 at n = 300-5000, classwise
+    0.07), 0.89 for the debiased ``l2`` at 0.05-0.11, and 0.89-0.96 for
+    ``max``. Both treat rows as the units, so unlike the point estimate they
+    are not repetition-invariant.
 
     Cost: O(N C) to read ``probs`` and O(N log N) to bin, plus O(N G
-    n_bootstrap) for the interval and O(N G 200) for the floor (G = 1
-    top-label, C classwise), in parallel numba loops: at N = 50,000 top-label
+    (n_bootstrap + 200)) for the interval and O(N G 200) for the floor, one
+    simulation shared by both (G = 1 top-label, C classwise), in parallel numba loops: at N = 50,000 top-label
     the interval is a fraction of a second, but classwise over 1000 classes it
     is minutes, so pass ``ci=None, noise_floor=False`` (or fewer resamples)
     there.
@@ -537,31 +570,30 @@ def expected_calibration_error(
     value = float(_ece.error_from_sums(b.sums, norm=norm, debias=debias))
     seed = _seed(random_state)
     ci_low = ci_high = floor = float("nan")
-    if level is not None:
-        boot = _ece.bootstrap_errors(
-            b.bins, b.conf, b.hit, b.weight,
-            n_bins=b.n_bins, n_resamples=int(n_bootstrap), seed=seed, norm=norm, debias=debias,
-        )
-        alpha = (1.0 - level) / 2.0
-        # Resampling adds its own binning noise on top of the estimate's, so the raw
-        # percentiles sit above the estimate; remove the bootstrap's bias estimate
-        # (mean of resamples minus estimate; Efron & Tibshirani 1993, section 10.6).
-        shift = float(np.mean(boot)) - value
-        lo, hi = np.quantile(boot, [alpha, 1.0 - alpha]) - shift
-        ci_low, ci_high = max(float(lo), 0.0), max(float(hi), 0.0)
     n_sims = _n_sims(noise_floor)
-    if n_sims:
-        floor = _ece.noise_floor(
+    if level is not None or n_sims:
+        # The interval's lower end needs the calibrated-world test whether or not the floor is asked for.
+        calibrated = _ece.calibrated_errors(
             b.bins,
             b.conf,
             b.weight,
             b.sums,
             n_bins=b.n_bins,
-            n_sims=n_sims,
+            n_sims=max(n_sims, DEFAULT_NOISE_SIMS) if level is not None else n_sims,
             seed=seed ^ 0x5DEECE66D,  # a stream unrelated to the bootstrap's
             norm=norm,
             debias=debias,
             categorical=mode == "classwise",
+        )
+        if n_sims:
+            floor = float(np.mean(calibrated))
+    if level is not None:
+        boot = _ece.bootstrap_errors(
+            b.bins, b.conf, b.hit, b.weight,
+            n_bins=b.n_bins, n_resamples=int(n_bootstrap), seed=seed, norm=norm, debias=debias,
+        )
+        ci_low, ci_high = _bias_corrected_interval(
+            value, boot, calibrated, level=level, unbiased=norm == "l2" and debias
         )
     return ECEResult(
         value=value,

@@ -127,9 +127,11 @@ GLOSSARY: tuple[tuple[str, str], ...] = (
         "ECE (expected calibration error)",
         "Group predictions by confidence; in each group compare the average confidence with the share "
         "that was right; average the gaps. An ECE of 0.03 means the stated confidence is off by about "
-        "3 percentage points on average. The interval is a bootstrap 95% confidence interval, and the "
-        "noise floor is the ECE a perfectly calibrated model would still show on this many cases: "
-        "differences below it are not meaningful.",
+        "3 percentage points on average. The interval is a bootstrap 95% confidence interval for the ECE "
+        "of all cases like these (the measured ECE runs high on few cases, so the interval can lie below "
+        "it, and it reaches 0 when perfect calibration cannot be ruled out), and the noise floor is the "
+        "ECE a perfectly calibrated model would still show on this many cases: differences below it are "
+        "not meaningful.",
     ),
     (
         "Temperature scaling",

@@ -91,11 +91,12 @@ def verdict(before: dict, after: dict, *, change: str, params: dict | None = Non
         text, tone = (f"{change.capitalize()} brought the calibration error from {b:.4f} (above its noise floor "
                       f"{fb:.4f}) to {a:.4f}, under its noise floor {fa:.4f}: indistinguishable from perfectly "
                       f"calibrated on {after['n']} cases."), "good"
-    elif _within(b, after) or _within(a, before):
-        lo, hi = after["ece_ci"]
-        text, tone = (f"ECE {b:.4f} -> {a:.4f} after {change}: a change within the bootstrap uncertainty (95% CI "
-                      f"{lo:.4f}-{hi:.4f}), so not meaningful on {after['n']} cases. It stays above its noise "
-                      f"floor {fa:.4f}, so some miscalibration may remain."), "neutral"
+    elif _overlap(before, after):
+        (lo_b, hi_b), (lo_a, hi_a) = before["ece_ci"], after["ece_ci"]
+        text, tone = (f"ECE {b:.4f} -> {a:.4f} after {change}: a change within the bootstrap uncertainty (95% CIs "
+                      f"{lo_b:.4f}-{hi_b:.4f} before and {lo_a:.4f}-{hi_a:.4f} after overlap), so not meaningful on "
+                      f"{after['n']} cases. It stays above its noise floor {fa:.4f}, so some miscalibration may "
+                      "remain."), "neutral"
     elif a < b:
         text, tone = (f"{change.capitalize()} lowered the calibration error from {b:.4f} to {a:.4f} (still above "
                       f"the noise floor {fa:.4f})."), "good"
@@ -106,10 +107,13 @@ def verdict(before: dict, after: dict, *, change: str, params: dict | None = Non
     return f"{text} {loss}", tone
 
 
-def _within(value: float, summary: dict) -> bool:
-    """Whether ``value`` lies inside ``summary``'s ECE bootstrap interval."""
-    lo, hi = summary.get("ece_ci") or (float("nan"), float("nan"))
-    return bool(lo <= value <= hi)
+def _overlap(before: dict, after: dict) -> bool:
+    """Whether the two ECE intervals overlap. Both are intervals for the population's ECE (bias-corrected,
+    so an estimate may lie above its own interval): their overlap, not an estimate inside the other's
+    interval, says the change is within the uncertainty."""
+    nan = (float("nan"), float("nan"))
+    (lo_b, hi_b), (lo_a, hi_a) = before.get("ece_ci") or nan, after.get("ece_ci") or nan
+    return bool(lo_b <= hi_a and lo_a <= hi_b)
 
 
 def print_comparison(printer: Printer, scored: list[Scored], *, heading: str, n_classes: int) -> None:
