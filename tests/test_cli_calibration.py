@@ -147,3 +147,17 @@ def test_platt_logits_out_chain_back_into_calibrate(capsys, tmp_path):
         rc, _, err = call(capsys, "calibrate", "--logits", tmp_path / "z.csv", "--labels", data, "--label-column",
                           "y", "--method", method, "--out", tmp_path / f"{method}2.npz", "-q")
         assert rc == 0, err
+
+
+def test_a_change_is_meaningful_only_when_the_intervals_do_not_overlap():
+    """The ECE interval is for the population's ECE, so it can lie below its own (upward-biased)
+    estimate: an estimate outside the other side's interval no longer means a real change."""
+    from softmaxkit.cli._evaluation import verdict
+
+    before = {"ece": 0.060, "ece_noise_floor": 0.02, "log_loss": 0.30, "ece_ci": (0.042, 0.055), "n": 200}
+    after = {"ece": 0.040, "ece_noise_floor": 0.02, "log_loss": 0.29, "ece_ci": (0.020, 0.045), "n": 200}
+    text, tone = verdict(before, after, change="temperature scaling")
+    assert "within the bootstrap uncertainty" in text and tone == "neutral"
+    apart = {**after, "ece_ci": (0.020, 0.038)}
+    text, tone = verdict(before, apart, change="temperature scaling")
+    assert "lowered the calibration error" in text and tone == "good"
