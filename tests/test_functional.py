@@ -451,3 +451,30 @@ def test_read_only_out_and_grad_out_are_refused_up_front():
         sk.softmax(x, out=out)
     with pytest.raises(ValueError, match="grad_out is read-only"):
         sk.cross_entropy_and_grad(x, np.zeros(300, np.int64), grad_out=out)
+
+
+def test_grad_out_may_not_overwrite_a_soft_target():
+    """On the numba path the soft target is read block by block with the logits; written over as it was
+    read, the gradient came out wrong by 0.016 with no error (audit)."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((64, 40)).astype(np.float32)
+    t = rng.uniform(0, 1, (64, 40)).astype(np.float32)
+    with pytest.raises(ValueError, match="grad_out shares memory with target"):
+        sk.cross_entropy_and_grad(x, t, grad_out=t)
+    both = rng.uniform(0, 1, (2, 64, 40)).astype(np.float32)  # target and buffer: views of one array
+    with pytest.raises(ValueError, match="grad_out shares memory with target"):
+        sk.cross_entropy_and_grad(x, both[0], grad_out=both[0][::-1])
+    _, g = sk.cross_entropy_and_grad(x, t)
+    y = x.copy()
+    _, g_in_place = sk.cross_entropy_and_grad(y, t, grad_out=y)  # the logits themselves stay allowed
+    np.testing.assert_array_equal(g_in_place, g)
+
+
+def test_longdouble_logits_are_computed_in_float64():
+    """``np.longdouble`` mapped to float32 compute: softmax off by 3e-8 where float64 gives 3e-17 (audit)."""
+    x = np.array([[0.1, 0.2, 0.3], [5.0, -3.0, 0.25]], np.longdouble)
+    wide = sk.softmax(x)
+    assert wide.dtype == np.longdouble
+    np.testing.assert_allclose(wide.astype(np.float64), oracle.softmax(x.astype(np.float64)), rtol=0, atol=1e-15)
+    loss = sk.cross_entropy(x, np.array([0, 1]))
+    assert float(loss) == pytest.approx(float(sk.cross_entropy(x.astype(np.float64), np.array([0, 1]))), rel=1e-15)

@@ -31,8 +31,12 @@ _FLOAT64 = np.dtype(np.float64)
 
 
 def compute_dtype(dtype: np.dtype) -> np.dtype:
-    """float64 stays float64; everything narrower is computed in float32."""
-    return _FLOAT64 if dtype == _FLOAT64 else _FLOAT32
+    """float64 and wider (``np.longdouble``) compute in float64; everything narrower in float32.
+
+    A ``longdouble`` computed in float32 lost 9 digits without a word (audit); float64 is the widest
+    the kernels have, and the result keeps the input's dtype.
+    """
+    return _FLOAT64 if dtype.itemsize >= _FLOAT64.itemsize else _FLOAT32
 
 
 def as_float_array(x: Any, name: str) -> np.ndarray:

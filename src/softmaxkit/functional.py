@@ -265,7 +265,7 @@ def _cross_entropy_numpy(
     row_scale = _reduction.gradient_row_scale(opts.reduction, scale, x.shape[0], grad_output) if want_grad else None
     direct = None
     if grad_out is not None:
-        _check_grad_out(grad_out, logits)
+        _check_grad_out(grad_out, logits, target)
         direct = _rows_view(grad_out, axis, cdtype)
     grad = (np.empty_like(x) if direct is None else direct) if want_grad else None
     kernel = kernels.select(x.size)
@@ -289,7 +289,7 @@ def _cross_entropy_numpy(
     return loss, grad_out
 
 
-def _check_grad_out(grad_out: Any, logits: np.ndarray) -> None:
+def _check_grad_out(grad_out: Any, logits: np.ndarray, target: Any) -> None:
     if not isinstance(grad_out, np.ndarray) or grad_out.shape != logits.shape:
         raise ValueError(
             f"grad_out must be a NumPy array of shape {logits.shape}, got "
@@ -297,6 +297,10 @@ def _check_grad_out(grad_out: Any, logits: np.ndarray) -> None:
         )
     if grad_out.dtype != logits.dtype:
         raise TypeError(f"grad_out must have the logits' dtype {logits.dtype}, got {grad_out.dtype}")
+    if isinstance(target, np.ndarray) and np.may_share_memory(grad_out, target):
+        # Each row of the logits is read before its gradient is written, but a soft target is read
+        # along with it, block by block: written over, it gave a wrong gradient (audit).
+        raise ValueError("grad_out shares memory with target; it may overwrite the logits only")
     _check_writeable(grad_out, "grad_out")
 
 
