@@ -648,3 +648,12 @@ def test_predict_reads_the_model_file_like_the_estimator(tmp_path, activation):
     saved = load_model(str(tmp_path / "m.npz"))
     assert saved.classes.tolist() == ["a", "b", "c"] and saved.n_features == 5
     np.testing.assert_allclose(sk.softmax(saved.logits(X), axis=-1), clf.predict_proba(X), rtol=1e-12, atol=1e-15)
+
+
+def test_predict_says_when_target_names_a_feature(capsys, iris, model):
+    """It said "no column 'petal_width', which the model was trained on" of a column the file has."""
+    rc, _, err = call(capsys, "predict", model, iris["shuffled"], "--target", "petal_width", "--out",
+                      iris["shuffled"].parent / "never.csv")
+    assert rc == 1
+    assert "--target 'petal_width' is one of the model's features, not its target" in error_line(err)
+    assert "'species'" in err

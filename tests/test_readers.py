@@ -424,3 +424,20 @@ def test_parquet_features_by_name_in_pieces(tmp_path, monkeypatch):
     pq.write_table(pa.table({"a": X[:, 0], "b": X[:, 1]}), tmp_path / "n.parquet", row_group_size=300)
     with pytest.raises(DataFileError, match=r"n\.parquet: row 651, column 'b': non-finite value nan"):
         read_features(tmp_path / "n.parquet")
+
+
+def test_the_wrong_delimiter_for_the_extension_is_named(tmp_path):
+    """A tab-separated .csv read as one column: the error was "no column 'label' (columns: 'a\\tb\\t...')"."""
+    with pytest.raises(DataFileError, match=r"separated by '\\t', not by the \.csv delimiter; name the file x\.tsv"):
+        read_columns(_write(tmp_path / "x.csv", "a\tb\tlabel\n1\t2\t0\n"))
+    with pytest.raises(DataFileError, match=r"separated by ',', not by the \.tsv delimiter; name the file y\.csv"):
+        read_columns(_write(tmp_path / "y.tsv", "a,b\n1,2\n"))
+
+
+def test_a_target_of_fractional_numbers_is_refused_naming_row_and_value(tmp_path):
+    """A measurement taken for the target reached scikit-learn's "Unknown label type: continuous"."""
+    path = _write(tmp_path / "wine.csv", "alcohol,ash\n13.2,2.43\n12.1,2.0\n")
+    with pytest.raises(DataFileError, match=r"row 1 \(line 2\), column 'ash': label 2.43 is not a whole number"):
+        read_features(path, target="ash")
+    whole = _write(tmp_path / "whole.csv", "alcohol,cls\n13.2,1.0\n12.1,2.0\n")
+    assert read_features(whole, target="cls").y.tolist() == [1, 2]

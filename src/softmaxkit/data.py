@@ -125,6 +125,14 @@ def _read_arrow(path: Path, suffix: str) -> dict[str, Any]:
             f"{path}: line 1: the header {table.column_names[0]!r} is separated by ';', not ','; "
             "save the file as comma-separated CSV with '.' as the decimal point"
         )
+    if table.num_columns == 1:
+        # The other common mix-up: tabs in a .csv, commas in a .tsv (the extension picks the delimiter).
+        found, meant = ("\t", ".tsv") if suffix == ".csv" else (",", ".csv")
+        if found in table.column_names[0]:
+            raise DataFileError(
+                f"{path}: line 1: the header is separated by {found!r}, not by the {suffix} delimiter; "
+                f"name the file {path.stem}{meant}, or save it as {suffix[1:]}"
+            )
     if suffix != ".parquet":
         _refuse_data_as_header(path, table.column_names, table.schema.types)
     _refuse_duplicate_names(path, table.column_names)
@@ -429,8 +437,14 @@ def _label_column(path: Path, name: str, col: Any) -> np.ndarray:
         if bad.any():
             row = int(np.argmax(bad))
             raise DataFileError(location(path, row, name) + f"non-finite label {col[row]}")
-        if np.all(col == np.round(col)):
-            col = col.astype(np.int64)
+        fractional = col != np.round(col)
+        if fractional.any():
+            # scikit-learn's own words here are "Unknown label type: continuous", naming nothing.
+            row = int(np.argmax(fractional))
+            raise DataFileError(location(path, row, name) + f"label {float(col[row])!r} is not a whole number; labels "
+                                "are class names or integer class numbers (is this column a measurement, not "
+                                "the class?)")
+        col = col.astype(np.int64)
     elif col.dtype.kind == "O":
         col = col.astype(str)
     if col.dtype.kind == "U":

@@ -46,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from softmaxkit import softmax
-    from softmaxkit.cli import _adapters
+    from softmaxkit.cli import CLIError, _adapters
     from softmaxkit.cli._common import (
         Printer,
         brier_legend,
@@ -93,6 +93,11 @@ def run(args: argparse.Namespace) -> int:
         names, conformal, source=f"the model {args.model}", fitted_as=f"--conformal {args.conformal}",
         by_position=True)
 
+    if args.target is not None and model.feature_names is not None and args.target in model.feature_names:
+        # Read on, it would be "no column X, which the model was trained on" for a column the file has.
+        raise CLIError(f"--target {args.target!r} is one of the model's features, not its target"
+                       + (f" (the model was trained to predict {model.target_name!r})"
+                          if getattr(model, "target_name", None) else ""))
     data = read_features(args.data, target=args.target, n_features=model.n_features,
                          feature_names=model.feature_names)
     by_position = _check_column_matching(model, data, args)
