@@ -478,3 +478,40 @@ def test_longdouble_logits_are_computed_in_float64():
     np.testing.assert_allclose(wide.astype(np.float64), oracle.softmax(x.astype(np.float64)), rtol=0, atol=1e-15)
     loss = sk.cross_entropy(x, np.array([0, 1]))
     assert float(loss) == pytest.approx(float(sk.cross_entropy(x.astype(np.float64), np.array([0, 1]))), rel=1e-15)
+
+
+def test_grad_output_must_have_the_loss_shape(rng):
+    """Audit: a (5, 4) grad_output for a (4, 5) loss (reduction="none") was reshaped to 20 rows,
+    pairing upstream values with the wrong rows: wrong gradients with no error."""
+    x = rng.standard_normal((4, 5, 3))
+    y = rng.integers(0, 3, size=(4, 5))
+    up = rng.standard_normal((4, 5))
+    _, per_row = sk.cross_entropy_and_grad(x, y, reduction="none")  # upstream 1
+    _, g = sk.cross_entropy_and_grad(x, y, reduction="none", grad_output=up)
+    np.testing.assert_allclose(g, per_row * up[..., None], rtol=1e-14, atol=1e-16)
+    h, w = rng.standard_normal((4, 5, 6)), rng.standard_normal((3, 6))
+    calls = {
+        "cross_entropy_and_grad": lambda **kw: sk.cross_entropy_and_grad(x, y, **kw),
+        "linear_cross_entropy_and_grad": lambda **kw: sk.linear_cross_entropy_and_grad(h, w, y, **kw),
+    }
+    for name, call in calls.items():
+        with pytest.raises(ValueError, match=r"grad_output must have the loss's shape \(4, 5\) for reduction='none', "
+                                             r"got shape \(5, 4\): the same 20 values in another shape"):
+            call(reduction="none", grad_output=up.T.copy())
+        with pytest.raises(ValueError, match=r"got shape \(19,\): 19 values for 20 losses"):
+            call(reduction="none", grad_output=np.ones(19))
+        with pytest.raises(ValueError, match=r"grad_output must have the loss's shape \(4, 5\).*got shape \(\)"):
+            call(reduction="none", grad_output=2.0)
+        for reduction in ("mean", "sum"):
+            with pytest.raises(ValueError, match=rf"grad_output must be a scalar \(shape \(\)\) for "
+                                                 rf"reduction='{reduction}'.*got shape \(1,\)"):
+                call(reduction=reduction, grad_output=[2.0])
+        with pytest.raises(TypeError, match=r"grad_output must be real numbers, got str of dtype <U3"):
+            call(grad_output="one")
+        with pytest.raises(TypeError, match=r"grad_output must be real numbers, got ndarray of dtype complex128"):
+            call(reduction="none", grad_output=up + 1j)
+        with pytest.raises(ValueError, match="grad_output must be a number or an array of numbers"):
+            call(reduction="none", grad_output=[[1.0, 2.0], [3.0]])
+    # 1-D logits: the "none" loss is 0-dim, so a scalar upstream is its shape.
+    loss, g1 = sk.cross_entropy_and_grad(x[0, 0], y[0, 0], reduction="none", grad_output=3.0)
+    np.testing.assert_allclose(g1, 3.0 * per_row[0, 0], rtol=1e-14)

@@ -4,6 +4,7 @@ differences, and the documented differences (all-ignored mean, all -inf rows).""
 from __future__ import annotations
 
 import itertools
+import re
 
 import numpy as np
 import pytest
@@ -253,9 +254,57 @@ def test_softmax_family_takes_torch_dim_and_keepdim():
         torch.testing.assert_close(skt.log_softmax(x, dim=dim), F.log_softmax(x, dim=dim), rtol=1e-12, atol=1e-12)
         torch.testing.assert_close(skt.logsumexp(x, dim=dim, keepdim=True), torch.logsumexp(x, dim=dim, keepdim=True),
                                    rtol=1e-12, atol=1e-12)
-    torch.testing.assert_close(skt.softmax(x), F.softmax(x, dim=-1), rtol=1e-12, atol=1e-15)  # the default: last
+    torch.testing.assert_close(sk.softmax(x), F.softmax(x, dim=-1), rtol=1e-12, atol=1e-15)  # NumPy API: last
     with pytest.raises(TypeError, match="axis= or dim="):
         skt.softmax(x, 1, dim=1)
+
+
+def test_softmax_family_needs_dim_from_three_dimensions():
+    """Audit: skt.softmax(x) on a 3-D/4-D tensor normalised the last axis, where F.softmax(x) (implicit,
+    deprecated dim) uses dim 0 for 3 dimensions and 1 for 4: a port gave other numbers with no error."""
+    for shape, torch_dim in (((2, 3, 4), 0), ((2, 3, 4, 5), 1)):
+        x = _logits(int(np.prod(shape)), 1).reshape(shape)
+        for name in ("softmax", "log_softmax"):
+            msg = (rf"x of shape {re.escape(str(shape))} has {len(shape)} dimensions: name the class axis, dim=1 "
+                   rf".* torch.nn.functional.{name} without dim uses dim={torch_dim} here")
+            with pytest.raises(ValueError, match=msg):
+                getattr(skt, name)(x)
+            for dim in (torch_dim, -1):  # named, either layout is torch's
+                torch.testing.assert_close(getattr(skt, name)(x, dim=dim), getattr(F, name)(x, dim=dim),
+                                           rtol=1e-12, atol=1e-12)
+            # The NumPy-style API dispatches tensors here with its documented default, the last axis.
+            torch.testing.assert_close(getattr(sk, name)(x), getattr(F, name)(x, dim=-1), rtol=1e-12, atol=1e-12)
+    # (C,) and (N, C): the last axis is torch's implicit dim too, so none is needed.
+    x2 = _logits(3, 4)
+    for name in ("softmax", "log_softmax"):
+        torch.testing.assert_close(getattr(skt, name)(x2), getattr(F, name)(x2, dim=1), rtol=1e-12, atol=1e-12)
+        torch.testing.assert_close(getattr(skt, name)(x2[0]), getattr(F, name)(x2[0], dim=0), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32, torch.bfloat16])
+def test_plus_inf_makes_the_softmax_row_nan_as_on_numpy(dtype):
+    """Audit: a row holding +inf gave softmax [0, nan, 0] and log-softmax [-inf, nan, -inf] on tensors
+    (a where(s > 0, s, 1) made the NaN sum 1); the NumPy path and DESIGN.md give an all-NaN row."""
+    inf = torch.inf
+    x = torch.tensor([[0.0, inf, 1.0], [-inf, -inf, -inf], [0.0, 1.0, -inf], [inf, inf, 0.0], [0.0, torch.nan, 1.0]],
+                     dtype=torch.float64).to(dtype)
+    for name in ("softmax", "log_softmax", "logsumexp"):
+        ours, theirs = getattr(skt, name)(x), getattr(sk, name)(x.double().numpy())
+        np.testing.assert_array_equal(np.isnan(ours.double().numpy()), np.isnan(theirs))
+        assert torch.isnan(ours[[0, 3, 4]]).all()
+    # The all -inf row keeps its decided values: softmax 0, log-softmax and logsumexp -inf.
+    assert torch.equal(skt.softmax(x)[1], torch.zeros(3, dtype=dtype))
+    assert (skt.log_softmax(x)[1] == -inf).all() and skt.logsumexp(x)[1] == -inf
+    # Gradients stay finite on the finite and all -inf rows (rows do not mix).
+    xg = x.detach().clone().requires_grad_()
+    (skt.softmax(xg)[1:3] * torch.arange(6.0).reshape(2, 3).to(dtype)).sum().backward()
+    assert torch.isfinite(xg.grad[1:3]).all()
+    xg.grad = None
+    skt.log_softmax(xg)[1:3, :2].sum().backward()
+    assert torch.isfinite(xg.grad[1:3]).all()
+    xg.grad = None
+    skt.logsumexp(xg)[1:3].sum().backward()
+    assert torch.isfinite(xg.grad[1:3]).all()
 
 
 @pytest.mark.parametrize("reduction", ["sum", "mean", "none"])
@@ -308,6 +357,38 @@ def test_cross_entropy_and_grad_for_tensors_matches_numpy(reduction):
     torch.testing.assert_close(buf, grad)
     np.testing.assert_allclose(loss.numpy(), ref_loss, rtol=1e-13)
     np.testing.assert_allclose(grad.numpy(), ref_grad, rtol=1e-12, atol=1e-15)
+
+
+def test_grad_output_must_have_the_loss_shape():
+    """Audit: a (5, 4) grad_output for a (4, 5) loss (reduction="none") was reshaped to 20 rows on the
+    tensor path too: upstream values paired with the wrong rows, no error."""
+    x = _logits(4 * 5, 3).reshape(4, 5, 3)
+    t = _hard_target(4 * 5, 3).reshape(4, 5)
+    up = torch.randn(4, 5, dtype=torch.float64, generator=torch.Generator().manual_seed(7))
+    xr = x.clone().requires_grad_()
+    F.cross_entropy(xr.movedim(-1, 1), t, reduction="none").backward(up)
+    _, g = skt.cross_entropy_and_grad(x, t, axis=-1, reduction="none", grad_output=up)
+    torch.testing.assert_close(g, xr.grad, rtol=1e-12, atol=1e-15)
+    h = torch.randn(4, 5, 6, dtype=torch.float64, generator=torch.Generator().manual_seed(8))
+    w = torch.randn(3, 6, dtype=torch.float64, generator=torch.Generator().manual_seed(9))
+    calls = {
+        "cross_entropy_and_grad": lambda **kw: skt.cross_entropy_and_grad(x, t, axis=-1, **kw),
+        "sk.cross_entropy_and_grad": lambda **kw: sk.cross_entropy_and_grad(x, t, **kw),
+        "linear_cross_entropy_and_grad": lambda **kw: skt.linear_cross_entropy_and_grad(h, w, t, **kw),
+    }
+    for name, call in calls.items():
+        for bad in (up.T, up.T.numpy()):
+            with pytest.raises(ValueError, match=r"grad_output must have the loss's shape \(4, 5\) for "
+                                                 r"reduction='none', got shape \(5, 4\): the same 20 values"):
+                call(reduction="none", grad_output=bad)
+        with pytest.raises(ValueError, match=r"got shape \(19,\): 19 values for 20 losses"):
+            call(reduction="none", grad_output=torch.ones(19, dtype=torch.float64))
+        with pytest.raises(ValueError, match=r"grad_output must be a scalar \(shape \(\)\) for reduction='mean'"):
+            call(grad_output=torch.ones(1, dtype=torch.float64))
+        with pytest.raises(TypeError, match=r"grad_output must be real numbers, got a tensor of dtype torch.complex"):
+            call(reduction="none", grad_output=up.to(torch.complex128))
+        with pytest.raises(TypeError, match=r"grad_output must be real numbers, got str"):
+            call(grad_output="one")
 
 
 def test_errors_name_argument_value_and_position():

@@ -17,10 +17,10 @@ from sklearn.base import BaseEstimator, ClassifierMixin, MetaEstimatorMixin, clo
 from sklearn.frozen import FrozenEstimator
 from sklearn.model_selection import check_cv, cross_val_predict
 from sklearn.preprocessing import LabelEncoder
-from sklearn.utils import indexable
+from sklearn.utils import get_tags, indexable
 from sklearn.utils._indexing import _safe_indexing
 from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils.validation import _check_sample_weight, _num_samples, check_is_fitted
 
 from softmaxkit.calibration import METHODS
 from softmaxkit.io import Persistable
@@ -181,15 +181,25 @@ class CalibratedClassifier(Persistable, MetaEstimatorMixin, ClassifierMixin, Bas
             raise ValueError(f"calibrate_on must be 'auto', 'all_folds' or 'own_fold', got {self.calibrate_on!r}")
         shared = self.calibrate_on == "all_folds" or (self.calibrate_on == "auto" and self.method != "isotonic")
         check_classification_targets(y)
-        X, y = indexable(X, y)
+        X, y = indexable(X, y)  # X and y of one length, or scikit-learn's error naming both
+        # X itself is the estimator's to validate (a pipeline may take text or a DataFrame);
+        # only its row count matters here, and 0 rows would fail later as an IndexError.
+        n_samples = _num_samples(X)
+        if n_samples == 0:
+            raise ValueError(
+                f"X has 0 samples (shape={getattr(X, 'shape', (0,))}) while a minimum of 1 is required: "
+                "there is nothing to fit"
+            )
+        if sample_weight is not None:
+            # One weight per row of X (scikit-learn's check and message, naming both lengths): a
+            # longer array was silently cut to the first n weights, a shorter one an IndexError.
+            sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float64)
         y = np.asarray(y)
         encoder = LabelEncoder().fit(y)
         self.classes_ = encoder.classes_
         if self.classes_.size < 2:
             raise ValueError(f"y has a single class {self.classes_[0]!r}: there is nothing to calibrate")
         y_idx = encoder.transform(y)
-        if sample_weight is not None:
-            sample_weight = np.asarray(sample_weight, dtype=np.float64)
         estimator = self._get_estimator()
         frozen = isinstance(estimator, FrozenEstimator)
         ensemble = (not frozen) if self.ensemble == "auto" else bool(self.ensemble)
@@ -261,6 +271,14 @@ class CalibratedClassifier(Persistable, MetaEstimatorMixin, ClassifierMixin, Bas
             return cls()
         return cls(input="probs") if self.method == "isotonic" else cls(input="probs", eps=PROBA_EPS)
 
+    def __sklearn_tags__(self) -> Any:
+        # Sparse X goes to the estimator untouched (indexing and cross_val_predict keep it
+        # sparse), so it works exactly when the estimator takes it: the tag is the
+        # estimator's, as in CalibratedClassifierCV.
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = get_tags(self._get_estimator()).input_tags.sparse
+        return tags
+
     # ---------------------------------------------------------------- prediction
 
     def predict_proba(self, X: Any) -> np.ndarray:
@@ -278,6 +296,7 @@ class CalibratedClassifier(Persistable, MetaEstimatorMixin, ClassifierMixin, Bas
 
     def predict(self, X: Any) -> np.ndarray:
         """The class of largest calibrated probability (may differ from the estimator's own)."""
+        check_is_fitted(self)  # before reading classes_: NotFittedError, not AttributeError
         return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
 
     # ---------------------------------------------------------------- persistence

@@ -23,6 +23,7 @@ indexing, ``sum``), so this module imports neither torch nor the torch layer.
 
 from __future__ import annotations
 
+import math
 import sys
 from typing import Any
 
@@ -103,21 +104,48 @@ def reduce(row_loss: Any, reduction: str, scale: Any, batch_shape: tuple[int, ..
     return row_loss.sum() * scale
 
 
-def gradient_row_scale(reduction: str, scale: Any, n_rows: int, grad_output: Any = None) -> Any:
+def gradient_row_scale(reduction: str, scale: Any, loss_shape: tuple[int, ...], grad_output: Any = None) -> Any:
     """Per-row gradient multipliers (N,), float64: ``grad_output * dloss/drow``.
 
-    ``grad_output`` is the upstream gradient: a scalar for ``"mean"``/``"sum"``
-    (times :func:`loss_scale`), one value per row for ``"none"`` (default 1).
-    Tensors stay on their device (a scalar's multipliers are a stride-0
-    ``expand``, no copy); NumPy and Python numbers become NumPy, or a tensor
-    on ``scale``'s device when ``scale`` is one.
+    Parameters
+    ----------
+    reduction : {"mean", "sum", "none"}
+    scale : 0-d array or tensor
+        The :func:`loss_scale` factor.
+    loss_shape : tuple of int
+        The shape of the ``"none"`` loss: the logits' shape without the class
+        axis (``N = prod(loss_shape)`` rows, in C order).
+    grad_output : scalar, array_like or tensor, optional
+        The upstream gradient: a scalar (shape ``()``) for ``"mean"``/``"sum"``
+        (times :func:`loss_scale`), an array of shape ``loss_shape`` for
+        ``"none"``. Default 1.
+
+    Returns
+    -------
+    array or tensor of shape (N,), float64
+        Tensors stay on their device (a scalar's multipliers are a stride-0
+        ``expand``, no copy); NumPy and Python numbers become NumPy, or a
+        tensor on ``scale``'s device when ``scale`` is one.
+
+    Raises
+    ------
+    TypeError
+        ``grad_output`` is not real numbers (strings, objects, complex).
+    ValueError
+        ``grad_output``'s shape is not the loss's (its shape alone is checked,
+        not just its size: a ``(5, 4)`` upstream for a ``(4, 5)`` loss has the
+        right size, and reshaping it would pair values with the wrong rows).
     """
+    n_rows = math.prod(loss_shape)
     torch = _torch_of(scale)
+    if grad_output is not None:
+        grad_output = _checked_upstream(grad_output, reduction, tuple(loss_shape), torch)
     if torch is None:
-        if reduction == "none" and grad_output is not None and np.ndim(grad_output):
-            return np.asarray(grad_output, dtype=np.float64).reshape(n_rows)
-        g = 1.0 if grad_output is None else float(np.asarray(grad_output))
-        return np.full(n_rows, g * float(scale) if reduction != "none" else g)
+        if grad_output is None:
+            return np.full(n_rows, float(scale) if reduction != "none" else 1.0)
+        if reduction == "none":
+            return grad_output.astype(np.float64, copy=False).reshape(n_rows)
+        return np.full(n_rows, float(grad_output) * float(scale))
     if grad_output is None:
         if reduction == "none":
             return torch.ones(n_rows, dtype=torch.float64, device=scale.device)
@@ -125,7 +153,44 @@ def gradient_row_scale(reduction: str, scale: Any, n_rows: int, grad_output: Any
     if isinstance(grad_output, torch.Tensor):
         g = grad_output.to(device=scale.device, dtype=torch.float64)
     else:  # float64 straight from Python/NumPy (torch.as_tensor(0.7) would round to float32)
-        g = torch.as_tensor(np.asarray(grad_output, dtype=np.float64), device=scale.device)
+        g = torch.as_tensor(grad_output.astype(np.float64, copy=False), device=scale.device)
     if reduction == "none":
-        return g.expand(n_rows) if g.ndim == 0 else g.reshape(n_rows)
-    return (g.reshape(()) * scale).expand(n_rows)
+        return g.reshape(n_rows)
+    return (g * scale).expand(n_rows)
+
+
+def _checked_upstream(grad_output: Any, reduction: str, loss_shape: tuple[int, ...], torch: Any) -> Any:
+    """``grad_output`` as a NumPy array (a tensor stays one), checked to be real numbers of the loss's shape."""
+    if torch is not None and isinstance(grad_output, torch.Tensor):
+        if grad_output.is_complex():
+            raise TypeError(f"grad_output must be real numbers, got a tensor of dtype {grad_output.dtype}")
+        g, shape = grad_output, tuple(grad_output.shape)
+    else:
+        try:
+            g = np.asarray(grad_output)
+        except (ValueError, TypeError) as e:  # ragged nesting, an unconvertible object
+            raise ValueError(
+                f"grad_output must be a number or an array of numbers; it could not be read: {e}"
+            ) from None
+        if g.dtype.kind not in "biuf":
+            raise TypeError(
+                f"grad_output must be real numbers, got {type(grad_output).__name__} of dtype {g.dtype}"
+            )
+        shape = g.shape
+    want = loss_shape if reduction == "none" else ()
+    if shape != want:
+        if reduction != "none":
+            raise ValueError(
+                f"grad_output must be a scalar (shape ()) for reduction={reduction!r}, whose loss is one number; "
+                f"got shape {shape}"
+            )
+        n_got, n_want = math.prod(shape), math.prod(want)
+        why = (
+            f"the same {n_got} values in another shape would pair them with the wrong rows"
+            if n_got == n_want
+            else f"{n_got} values for {n_want} losses"
+        )
+        raise ValueError(
+            f"grad_output must have the loss's shape {want} for reduction='none', got shape {shape}: {why}"
+        )
+    return g

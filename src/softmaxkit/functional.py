@@ -261,8 +261,9 @@ def _cross_entropy_numpy(
     cdtype = compute_dtype(logits.dtype)
     x = to_rows(logits, axis, cdtype)  # (N, C)
     t_rows = to_rows(t, axis, cdtype) if soft else t.reshape(-1).astype(np.int64, copy=False)
+    batch_shape = logits.shape[:axis] + logits.shape[axis + 1 :]
     scale = _reduction.loss_scale(opts.reduction, _reduction.row_weights(t_rows, opts, soft))
-    row_scale = _reduction.gradient_row_scale(opts.reduction, scale, x.shape[0], grad_output) if want_grad else None
+    row_scale = _reduction.gradient_row_scale(opts.reduction, scale, batch_shape, grad_output) if want_grad else None
     direct = None
     if grad_out is not None:
         _check_grad_out(grad_out, logits, target)
@@ -275,7 +276,6 @@ def _cross_entropy_numpy(
         else np.zeros(0)
     )
 
-    batch_shape = logits.shape[:axis] + logits.shape[axis + 1 :]
     loss = _reduction.reduce(row_loss, opts.reduction, scale, batch_shape)
     loss = loss.astype(logits.dtype) if opts.reduction == "none" else logits.dtype.type(loss)
     if not want_grad:

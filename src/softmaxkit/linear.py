@@ -458,8 +458,9 @@ def _linear_numpy(hidden, weight, bias, target, *, chunk_size, want_grads, grad_
     h, w, b, t_rows, soft, opts = _prepare_numpy(hidden, weight, bias, target, options)
     out_dtype = _check_loss_dtype(loss_dtype, h.dtype)
     n, v = h.shape[0], w.shape[0]
+    batch_shape = np.shape(hidden)[:-1]
     scale = _reduction.loss_scale(opts.reduction, _reduction.row_weights(t_rows, opts, soft))
-    row_scale = _reduction.gradient_row_scale(opts.reduction, scale, n, grad_output)
+    row_scale = _reduction.gradient_row_scale(opts.reduction, scale, batch_shape, grad_output)
     cdtype = compute_dtype(h.dtype)
     plan = plan_pass(
         n, v, cdtype.itemsize, chunk_size=chunk_size,
@@ -474,7 +475,6 @@ def _linear_numpy(hidden, weight, bias, target, *, chunk_size, want_grads, grad_
     row_loss = np.concatenate(losses) if n else np.zeros(0)
 
     dtype = np.asarray(hidden).dtype
-    batch_shape = np.asarray(hidden).shape[:-1]
     loss = _reduction.reduce(row_loss, opts.reduction, scale, batch_shape)
     loss = loss.astype(out_dtype) if opts.reduction == "none" else out_dtype.type(loss)
     if not want_grads:

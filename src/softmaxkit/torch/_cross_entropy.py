@@ -171,8 +171,9 @@ def loss_and_grad(
     cdtype = compute_dtype(logits.dtype)
     x = to_rows(logits, problem.axis, cdtype)  # (N, C); may share memory with logits
     t = target_rows(target, problem, cdtype)
+    shape = batch_shape(tuple(logits.shape), problem.axis)
     scale = _reduction.loss_scale(opts.reduction, _reduction.row_weights(t, opts, problem.soft, weight=weight))
-    rs = _reduction.gradient_row_scale(opts.reduction, scale, x.shape[0], grad_output) if want_grad else None
+    rs = _reduction.gradient_row_scale(opts.reduction, scale, shape, grad_output) if want_grad else None
     if compiling():
         row_loss, grad = _custom_ops.cross_entropy_rows(
             x, t, weight, opts.ignore_index, opts.label_smoothing, opts.z_loss, opts.softcap, rs, want_grad, True,
@@ -184,7 +185,6 @@ def loss_and_grad(
         own_copy = x.data_ptr() != logits.data_ptr() or x.dtype != logits.dtype
         grad = (x if own_copy else torch.empty_like(x)) if want_grad else None
         row_loss = _backend.cross_entropy_2d(x, t, kernel_options(opts, weight, x.device), row_scale=rs, grad_out=grad)
-    shape = batch_shape(tuple(logits.shape), problem.axis)
     loss = _reduction.reduce(row_loss.to(scale.device), opts.reduction, scale, shape)
     if grad is not None:
         grad = from_rows(grad, tuple(logits.shape), problem.axis)
@@ -286,6 +286,7 @@ def _soft_target_grad(logits, target, weight, problem: Problem, grad_output) -> 
         g = g * weight.to(x.dtype).reshape(shape)
     t = target_rows(target, problem, x.dtype)
     scale = _reduction.loss_scale(opts.reduction, _reduction.row_weights(t, opts, problem.soft, weight=weight))
-    rs = _reduction.gradient_row_scale(opts.reduction, scale, t.shape[0], grad_output.detach())
-    rs = rs.reshape(batch_shape(tuple(logits.shape), problem.axis)).unsqueeze(problem.axis)
+    shape = batch_shape(tuple(logits.shape), problem.axis)
+    rs = _reduction.gradient_row_scale(opts.reduction, scale, shape, grad_output.detach())
+    rs = rs.reshape(shape).unsqueeze(problem.axis)
     return (g * rs.to(g.dtype)).to(target.dtype)

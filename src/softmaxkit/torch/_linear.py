@@ -356,7 +356,8 @@ def run(hidden, weight, bias, t_rows, lp: LinearProblem, cweight=None, *, needs,
     opts, soft = lp.problem.options, lp.problem.soft
     h = hidden.reshape(lp.n_rows, hidden.shape[-1])
     scale = _reduction.loss_scale(opts.reduction, _reduction.row_weights(t_rows, opts, soft, weight=cweight))
-    rs = _reduction.gradient_row_scale(opts.reduction, scale, lp.n_rows, grad_output) if any(needs) else None
+    loss_shape = tuple(hidden.shape[:-1])
+    rs = _reduction.gradient_row_scale(opts.reduction, scale, loss_shape, grad_output) if any(needs) else None
     if compiling():
         row_loss, gh, gw, gb = _custom_ops.linear_cross_entropy_rows(
             h, weight, bias, t_rows, cweight, opts.ignore_index, opts.label_smoothing, opts.z_loss,

@@ -66,6 +66,17 @@ __all__ = [
 # --------------------------------------------------------------------------- softmax family
 
 
+def _safe_sum(s: torch.Tensor) -> torch.Tensor:
+    """``s`` with 1 where it is 0 (an all ``-inf`` row), so ``exp(z) / s`` gives 0 and ``log(s)`` 0 there.
+
+    Only an exact 0 is replaced: a NaN sum (NaN or ``+inf`` in the row, whose
+    shift ``inf - inf`` is NaN) stays NaN and makes the whole row NaN, as the
+    NumPy kernels do. A ``where(s > 0, s, 1)`` turned it into 1 and left the
+    row's other entries at 0 (softmax) or ``-inf`` (log-softmax).
+    """
+    return torch.where(s == 0, torch.ones_like(s), s)
+
+
 def _shift(x: torch.Tensor, axis: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """``(z, s, m)``: the shift ``m = max`` (0 for all ``-inf`` rows), ``z = x - m``
     and ``s = sum(exp(z))``, with ``axis`` kept.
@@ -79,9 +90,10 @@ def _shift(x: torch.Tensor, axis: int) -> tuple[torch.Tensor, torch.Tensor, torc
 
 
 def _log_softmax(x: torch.Tensor, axis: int) -> torch.Tensor:
-    """``(x - max) - log(sum)``; ``-inf`` on all ``-inf`` rows (log of a safe sum of 1)."""
+    """``(x - max) - log(sum)``: ``-inf`` on all ``-inf`` rows (log of a safe sum of 1), NaN on
+    rows with NaN or ``+inf``."""
     z, s, _ = _shift(x, axis)
-    return z - torch.log(torch.where(s > 0, s, torch.ones_like(s)))
+    return z - torch.log(_safe_sum(s))
 
 
 def _prepare(x: Any, axis: int, temperature: float = 1.0, dtype: Any = None) -> tuple[torch.Tensor, torch.Tensor, int]:
@@ -130,6 +142,26 @@ def _empty_or_scalar(xc: torch.Tensor, log: bool) -> torch.Tensor | None:
     return None
 
 
+def _softmax_dim(x: Any, axis: int | None, dim: int | None, op: str) -> int:
+    """The class axis of ``op`` (softmax or log_softmax): ``axis`` or ``dim=``; without either, the
+    last axis of ``(C,)`` and ``(N, C)``, which is also torch's implicit dim there.
+
+    From 3 dimensions on torch's implicit (deprecated) dim is 0 for 3 dimensions and 1 for more
+    (``torch.nn.functional._get_softmax_dim``), and softmaxkit's NumPy API's is the last: a
+    ported ``F.softmax(x)`` would silently normalise another axis than the caller's, so the
+    axis must be named, as for :func:`cross_entropy`.
+    """
+    ndim = getattr(x, "ndim", 0)
+    if axis is None and dim is None and ndim >= 3:
+        raise ValueError(
+            f"x of shape {tuple(x.shape)} has {ndim} dimensions: name the class axis, dim=1 for (N, C, d1, ...) "
+            f"or dim=-1 for (batch, time, classes); torch.nn.functional.{op} without dim uses "
+            f"dim={0 if ndim == 3 else 1} here (deprecated) and softmaxkit's NumPy API the last, "
+            "so a default would silently pick the wrong one for someone"
+        )
+    return _torch_dim(axis, dim)
+
+
 def _torch_dim(axis: int | None, dim: int | None) -> int:
     """``axis``, or torch's spelling ``dim=`` of it (so ``F.softmax(x, dim=1)`` ports as is); -1 by default."""
     if dim is None:
@@ -149,11 +181,16 @@ def softmax(
 ) -> torch.Tensor:
     """Softmax along ``axis`` (see :func:`softmaxkit.softmax`); all ``-inf`` rows give 0.
 
-    ``axis`` is -1 unless given, as ``axis`` or as torch's ``dim``. ``dtype``
-    casts ``x`` first (torch's ``dtype=``); ``out`` behaves as torch's
-    ``out=``. Empty inputs give empty results; a 0-dim input gives 1.
+    ``axis`` may be given as ``axis`` or as torch's ``dim``. Left out, it is
+    the last axis of ``(C,)`` and ``(N, C)`` (torch's implicit dim too); from
+    3 dimensions on it must be given (``ValueError``): torch's implicit dim
+    is then 0 or 1, the NumPy API's the last, and neither is guessed.
+    ``sk.softmax(tensor)`` keeps the NumPy API's default, the last axis.
+    ``dtype`` casts ``x`` first (torch's ``dtype=``); ``out`` behaves as
+    torch's ``out=``. Empty inputs give empty results; a 0-dim input gives 1.
+    NaN or ``+inf`` in a row makes the row NaN.
     """
-    axis = _torch_dim(axis, dim)
+    axis = _softmax_dim(x, axis, dim, "softmax")
     if _use_triton(x, dtype, out):  # CUDA: Triton kernels (forward and backward)
         return _triton.softmax(x, normalize_axis(axis, x.ndim), temperature=check_temperature(temperature))
     x, xc, axis = _prepare(x, axis, temperature, dtype)
@@ -162,7 +199,7 @@ def softmax(
         return _write(special, x, out)
     z, s, _ = _shift(xc, axis)
     # exp(z) is 0 on an all -inf row, so a safe denominator of 1 gives 0, not 0/0.
-    return _write(torch.exp(z) / torch.where(s > 0, s, torch.ones_like(s)), x, out)
+    return _write(torch.exp(z) / _safe_sum(s), x, out)
 
 
 def log_softmax(
@@ -171,9 +208,10 @@ def log_softmax(
 ) -> torch.Tensor:
     """Log-softmax along ``axis`` (see :func:`softmaxkit.log_softmax`); all ``-inf`` rows give ``-inf``.
 
-    ``axis``/``dim``, ``dtype`` and ``out`` as :func:`softmax`; a 0-dim input gives 0.
+    ``axis``/``dim`` (required from 3 dimensions on), ``dtype`` and ``out`` as
+    :func:`softmax`; a 0-dim input gives 0. NaN or ``+inf`` in a row makes the row NaN.
     """
-    axis = _torch_dim(axis, dim)
+    axis = _softmax_dim(x, axis, dim, "log_softmax")
     if _use_triton(x, dtype, out):
         return _triton.softmax(x, normalize_axis(axis, x.ndim), temperature=check_temperature(temperature), log=True)
     x, xc, axis = _prepare(x, axis, temperature, dtype)
@@ -206,7 +244,8 @@ def logsumexp(
     if xc.numel() == 0:
         return xc.sum(dim=axis, keepdim=keepdims).to(x.dtype)
     z, s, m = _shift(xc, axis)
-    res = m + torch.where(s > 0, torch.log(torch.where(s > 0, s, torch.ones_like(s))), -torch.inf)
+    # -inf for an all -inf row (sum 0); a NaN sum (NaN or +inf in the row) stays NaN.
+    res = m + torch.where(s == 0, -torch.inf, torch.log(_safe_sum(s)))
     res = res if keepdims else res.squeeze(axis)
     return res.to(x.dtype)
 
