@@ -172,46 +172,42 @@ _f64_bits_to_i64 = _bitcast(types.float64, types.int64)
 _STRICT_FLAGS = ("arcp",)
 
 
-def _strict_binary(name, emit):
-    """An intrinsic computing ``emit(builder, a, b, flags)`` on two floats of one type, strictly:
-    rounded once, never fused, never reassociated, whatever the caller's fast-math flags."""
+def _float_binary(name, doc, emit):
+    """An intrinsic of two floats of one type returning ``emit(builder, a, b)``, their LLVM values."""
 
     @intrinsic
-    def strict(typingctx, a, b):
+    def binary(typingctx, a, b):
         if not (isinstance(a, types.Float) and a == b):
             return None
         sig = a(a, b)
 
         def codegen(context, builder, signature, args):
-            return emit(builder, args[0], args[1], _STRICT_FLAGS)
+            return emit(builder, args[0], args[1])
 
         return sig, codegen
 
-    strict.__name__ = strict.__qualname__ = name
-    return strict
+    binary.__name__ = binary.__qualname__ = name
+    binary.__doc__ = doc
+    return binary
 
 
-_strict_sub = _strict_binary("_strict_sub", lambda builder, a, b, flags: builder.fsub(a, b, flags=flags))
+def _llvm_maximum(builder, a, b):
+    suffix = {"float": "f32", "double": "f64"}[str(a.type)]
+    fnty = llvm_ir.FunctionType(a.type, [a.type, a.type])
+    return builder.call(cgutils.get_or_insert_function(builder.module, fnty, f"llvm.maximum.{suffix}"), [a, b])
+
+
+# Strictly rounded: once, never fused, never reassociated, whatever the caller's fast-math flags.
+_strict_sub = _float_binary("_strict_sub", "``a - b``, strictly rounded.",
+                            lambda builder, a, b: builder.fsub(a, b, flags=_STRICT_FLAGS))
 #: ``a + b`` and ``a * b`` rounded exactly as written, for sums that two kernels must reproduce
 #: bit for bit (the conformal score of a class at fit and at prediction).
-strict_add = _strict_binary("strict_add", lambda builder, a, b, flags: builder.fadd(a, b, flags=flags))
-strict_mul = _strict_binary("strict_mul", lambda builder, a, b, flags: builder.fmul(a, b, flags=flags))
-
-
-@intrinsic
-def nan_max(typingctx, a, b):
-    """``max(a, b)`` that returns NaN if either is NaN (``llvm.maximum``)."""
-    if not (isinstance(a, types.Float) and a == b):
-        return None
-    sig = a(a, b)
-
-    def codegen(context, builder, signature, args):
-        lty = context.get_value_type(a)
-        fnty = llvm_ir.FunctionType(lty, [lty, lty])
-        fn = cgutils.get_or_insert_function(builder.module, fnty, f"llvm.maximum.f{a.bitwidth}")
-        return builder.call(fn, args)
-
-    return sig, codegen
+strict_add = _float_binary("strict_add", "``a + b``, strictly rounded.",
+                           lambda builder, a, b: builder.fadd(a, b, flags=_STRICT_FLAGS))
+strict_mul = _float_binary("strict_mul", "``a * b``, strictly rounded.",
+                           lambda builder, a, b: builder.fmul(a, b, flags=_STRICT_FLAGS))
+nan_max = _float_binary("nan_max", "``max(a, b)`` that returns NaN if either is NaN (``llvm.maximum``).",
+                        _llvm_maximum)
 
 
 @intrinsic
