@@ -111,3 +111,21 @@ def cross_entropy(logits, target, *, reduction="mean", axis=-1, **options):
         return math.fsum(losses)
     denom = math.fsum(row_w)
     return math.fsum(losses) / denom if denom > 0 else 0.0
+
+
+def saturated_softcap_case(rng, *, cap=30.0, n=16, c=200):
+    """float32 logits reaching ``|x| / cap`` of about 12, where tanh saturates,
+    hard targets, and the float64 gradient of the summed softcapped loss,
+    ``(softmax(x') - onehot(y)) / cosh(x / cap)^2`` from the raw logits.
+
+    The textbook slope ``1 - (x' / cap)^2`` computed from a float32 ``x'``
+    has no correct digit here: a backend must reach rtol 1e-4 on every entry.
+    """
+    x = (rng.standard_normal((n, c)) * cap * 3).astype(np.float32)
+    y = rng.integers(0, c, n)
+    x64 = x.astype(np.float64)
+    want = softmax(cap * np.tanh(x64 / cap))
+    want[np.arange(n), y] -= 1.0
+    want /= np.cosh(x64 / cap) ** 2
+    assert np.abs(want).min() < 1e-12  # the case does reach saturation
+    return x, y, want

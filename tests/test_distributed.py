@@ -393,6 +393,22 @@ def test_without_process_group_is_the_full_loss():
     np.testing.assert_allclose(xt.grad.numpy(), ref_grad, rtol=1e-12, atol=1e-15)
 
 
+@pytest.mark.parametrize("linear", [False, True], ids=["logits", "linear"])
+def test_float32_softcap_gradient_where_tanh_saturates(linear):
+    import oracle
+
+    x, y, want = oracle.saturated_softcap_case(np.random.default_rng(4))
+    if linear:  # logits = hidden @ I.T = x exactly; dloss/dhidden = dloss/dlogits
+        xt = torch.tensor(x, requires_grad=True)
+        eye = torch.eye(x.shape[1], dtype=torch.float32)
+        loss = class_parallel_linear_cross_entropy(xt, eye, torch.tensor(y), softcap=30.0, reduction="sum")
+    else:
+        xt = torch.tensor(x, requires_grad=True)
+        loss = class_parallel_cross_entropy(xt, torch.tensor(y), softcap=30.0, reduction="sum")
+    loss.backward()
+    np.testing.assert_allclose(xt.grad.numpy(), want, rtol=1e-4, atol=0)
+
+
 def test_batch_dims_and_dtype():
     x = torch.randn(2, 3, 5, dtype=torch.bfloat16, requires_grad=True)
     y = torch.randint(0, 5, (2, 3))

@@ -222,6 +222,15 @@ def test_cross_entropy_rows_match_oracle_and_reference_grad(rng, soft, block_siz
         assert np.all(_np(grad)[0] == 0.0)  # ignored row: zero gradient
 
 
+@pytest.mark.parametrize("block_size", [None, 64], ids=["single", "loop"])
+def test_float32_softcap_gradient_where_tanh_saturates(rng, block_size):
+    x, y, want = oracle.saturated_softcap_case(rng)
+    grad = torch.empty(x.shape, dtype=torch.float32, device=DEVICE)
+    tk.cross_entropy_rows(_t(x), _t(y), CrossEntropyOptions(softcap=30.0),
+                          row_scale=_t(np.ones(1), torch.float32), grad_out=grad, block_size=block_size)
+    np.testing.assert_allclose(_np(grad), want, rtol=1e-4, atol=0)
+
+
 @pytest.mark.parametrize("spec", [{}, {"label_smoothing": 0.2, "z_loss": 0.05, "softcap": 4.0, "weight": "w"}],
                          ids=["plain", "all"])
 def test_cross_entropy_grad_matches_finite_differences_of_oracle(rng, spec):

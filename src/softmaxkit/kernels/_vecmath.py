@@ -96,7 +96,7 @@ import math
 
 import llvmlite.ir as llvm_ir
 import numpy as np
-from numba import types
+from numba import njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic, overload
 
@@ -314,7 +314,15 @@ def _vexp_overload(x):
     return None
 
 
-def _tanh_f32(x):
+# Helpers shared by two overloads: numba inlines them into each, under the
+# same flags the overloads compile with.
+_shared = njit(inline="always", fastmath=set(LOOP_FASTMATH), error_model="numpy")
+
+
+@_shared
+def _tanh_and_exp_f32(x):
+    """``(tanh(x), exp(-2|x|))``: the second is the far branch's ``e``, which
+    :func:`vtanh_sech2` reuses."""
     bits = _f32_bits_to_i32(x)
     a = _i32_bits_to_f32(bits & _ABS_BITS)
     s = a * a
@@ -323,11 +331,32 @@ def _tanh_f32(x):
     e = vexp(_F32(-2.0) * a)  # 0 for a > 43.7 and at inf: tanh = 1
     far = (_ONE - e) / (_ONE + e)
     t = near_zero if a < _TANH_SPLIT else far  # NaN compares false: NaN through e
-    return _i32_bits_to_f32(_f32_bits_to_i32(t) | (bits & _SIGN_BIT))
+    return _i32_bits_to_f32(_f32_bits_to_i32(t) | (bits & _SIGN_BIT)), e
+
+
+def _tanh_f32(x):
+    return _tanh_and_exp_f32(x)[0]
 
 
 def _tanh_f64(x):
     return math.tanh(x)
+
+
+@_shared
+def _sech2_of_exp(e, one, four):
+    """``sech(x)^2 = 4 e / (1 + e)^2`` from ``e = exp(-2|x|)`` in ``(0, 1]``: no
+    cancellation anywhere, and ``e`` underflowing to 0 gives the right 0."""
+    d = one + e
+    return four * e / (d * d)
+
+
+def _tanh_sech2_f32(x):
+    t, e = _tanh_and_exp_f32(x)
+    return t, _sech2_of_exp(e, _ONE, _F32(4.0))
+
+
+def _tanh_sech2_f64(x):
+    return math.tanh(x), _sech2_of_exp(math.exp(-2.0 * abs(x)), _ONE_64, 4.0)
 
 
 def vtanh(x):
@@ -343,6 +372,25 @@ def _vtanh_overload(x):
         return _tanh_f32
     if x == types.float64:
         return _tanh_f64
+    return None
+
+
+def vtanh_sech2(x):
+    """``(tanh(x), sech(x)^2)``, vectorisable in float32 (numba-only).
+
+    ``sech^2 = 1 - tanh^2`` comes from the ``exp(-2|x|)`` that ``tanh``
+    computes anyway, as ``4 e / (1 + e)^2``: accurate to a few ulp also where
+    tanh saturates, where ``1 - tanh^2`` cancels to no correct digit.
+    """
+    raise NotImplementedError("vtanh_sech2 is only callable from numba-compiled code")
+
+
+@overload(vtanh_sech2, jit_options={"fastmath": set(LOOP_FASTMATH), "error_model": "numpy"})
+def _vtanh_sech2_overload(x):
+    if x == types.float32:
+        return _tanh_sech2_f32
+    if x == types.float64:
+        return _tanh_sech2_f64
     return None
 
 

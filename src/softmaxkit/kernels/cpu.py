@@ -97,6 +97,7 @@ from softmaxkit.kernels._vecmath import (
     times,
     vexp,
     vtanh,
+    vtanh_sech2,
 )
 from softmaxkit.kernels.reference import log_sigmoid, sigmoid
 
@@ -474,23 +475,44 @@ def _soft_target_grad(dst, a, b, t, w, has_weight, keep, add):
 
 
 @_inner
-def _softcap(v, dst, cap):
-    """``dst = cap * tanh(v / cap)`` (Gemma 2), with the vectorised ``tanh``."""
+def _softcap(v, dst, slope, cap):
+    """``dst = cap * tanh(v / cap)`` (Gemma 2), with the vectorised ``tanh``.
+
+    When ``slope`` has the row's length it also receives ``dx'/dx =
+    sech(v / cap)**2`` (:func:`._vecmath.vtanh_sech2`), while the raw logits
+    are still at hand (the gradient may overwrite them). The textbook
+    ``1 - (x' / cap)**2`` cancels where tanh saturates: from a float32 ``x'``
+    it keeps no correct digit once ``|v| / cap`` passes about 4.
+    """
     prefer_wide_vectors()
     inv = like(v, 1.0) / cap
-    for j in range(v.shape[0]):
-        dst[j] = cap * vtanh(v[j] * inv)
+    if slope.shape[0] == v.shape[0]:
+        for j in range(v.shape[0]):
+            t, slope[j] = vtanh_sech2(v[j] * inv)
+            dst[j] = cap * t
+    else:
+        for j in range(v.shape[0]):
+            dst[j] = cap * vtanh(v[j] * inv)
 
 
 @_inner
-def _softcap_grad(dst, capped, cap):
-    """Chain rule through the softcap: ``d/dx cap tanh(x/cap) = 1 - (x'/cap)**2``."""
+def _softcap_grad(dst, slope):
+    """Chain rule through the softcap: ``dst *= dx'/dx`` as :func:`_softcap` wrote it."""
     prefer_wide_vectors()
-    inv = like(dst, 1.0) / cap
-    one = like(dst, 1.0)
     for j in range(dst.shape[0]):
-        u = capped[j] * inv
-        dst[j] *= one - u * u
+        dst[j] *= slope[j]
+
+
+@_scalar
+def _softcap_row(xr, cap, want_slope):
+    """``(x', slope)`` of one row: fresh arrays under a softcap (``slope`` empty
+    unless ``want_slope``), ``(xr, empty)`` without one."""
+    slope = np.empty(xr.shape[0] if cap > 0.0 and want_slope else 0, dtype=xr.dtype)
+    if cap > 0.0:
+        src = np.empty(xr.shape[0], dtype=xr.dtype)
+        _softcap(xr, src, slope, like(xr, cap))
+        return src, slope
+    return xr, slope
 
 
 # --------------------------------------------------------------------------- entry points
@@ -582,12 +604,13 @@ def _soft_row_loss(s, log_s, dot, wt_sum, zeta, lse):
 
 
 @_scalar
-def _hard_row_grad(gr, src, y, w, has_weight, w_y, w_sum, n_classes, eps, zeta, s, lse, scale, cap):
+def _hard_row_grad(gr, src, y, w, has_weight, w_y, w_sum, n_classes, eps, zeta, s, lse, scale, slope):
     """Turn the stored ``e = exp(x' - m)`` in ``gr`` into ``scale * dloss/dx`` (hard target).
 
     ``gr``, ``src`` and ``w`` (class weights, when ``has_weight``) may cover
     a slice of the classes; ``y`` indexes that slice and is skipped when
-    outside it. ``src`` holds the softcapped logits when ``cap > 0``.
+    outside it. ``src`` holds the softcapped logits, and ``slope`` their
+    ``dx'/dx`` (empty without a softcap), as :func:`_softcap_row` made them.
     """
     coef = (1.0 - eps) * w_y + eps * w_sum / n_classes
     a = like(src, _ce_row_grad_scale(s, lse, coef, zeta, w_y, scale))
@@ -598,17 +621,17 @@ def _hard_row_grad(gr, src, y, w, has_weight, w_y, w_sum, n_classes, eps, zeta, 
     if 0 <= y < gr.shape[0]:
         # (p_y - 1)-style correction in the compute dtype (float32 or wider).
         gr[y] -= like(src, (1.0 - eps) * w_y * scale)
-    if cap > 0.0:
-        _softcap_grad(gr, src, like(src, cap))
+    if slope.shape[0] > 0:
+        _softcap_grad(gr, slope)
 
 
 @_scalar
-def _soft_row_grad(gr, src, tr, w, has_weight, keep, add, wt_sum, zeta, s, lse, scale, cap):
+def _soft_row_grad(gr, src, tr, w, has_weight, keep, add, wt_sum, zeta, s, lse, scale, slope):
     """As :func:`_hard_row_grad` for soft targets ``tr`` (``wt = w (keep t + add)``)."""
     a = like(src, _ce_row_grad_scale(s, lse, wt_sum, zeta, 1.0, scale))
     _soft_target_grad(gr, a, like(src, scale), tr, w, has_weight, keep, add)
-    if cap > 0.0:
-        _softcap_grad(gr, src, like(src, cap))
+    if slope.shape[0] > 0:
+        _softcap_grad(gr, slope)
 
 
 @_outer
@@ -624,11 +647,7 @@ def _ce_hard_rows(
                 g[i, :] = 0.0
             continue
         xr = x[i]
-        if cap > 0.0:
-            src = np.empty(c, dtype=x.dtype)  # x' = cap * tanh(x / cap), kept for the chain rule
-            _softcap(xr, src, like(xr, cap))
-        else:
-            src = xr
+        src, slope = _softcap_row(xr, cap, want_grad)  # x' = cap * tanh(x / cap) and dx'/dx
         shift = _shift_of(src, _row_max(src))
         _prefetch_half(x, i, False)
         shift64 = np.float64(shift)
@@ -644,7 +663,7 @@ def _ce_hard_rows(
         lse = shift64 + log_s
         loss[i] = _hard_row_loss(s, log_s, neg_z_y, smooth, w_y, w_sum, c, eps, zeta, lse)
         if want_grad:
-            _hard_row_grad(gr, src, y, w, has_weight, w_y, w_sum, c, eps, zeta, s, lse, row_scale[i], cap)
+            _hard_row_grad(gr, src, y, w, has_weight, w_y, w_sum, c, eps, zeta, s, lse, row_scale[i], slope)
 
 
 @_outer
@@ -653,11 +672,7 @@ def _ce_soft_rows(x, target, w, has_weight, eps, zeta, cap, row_scale, g, want_g
     for i in prange(n):
         xr = x[i]
         tr = target[i]
-        if cap > 0.0:
-            src = np.empty(c, dtype=x.dtype)
-            _softcap(xr, src, like(xr, cap))
-        else:
-            src = xr
+        src, slope = _softcap_row(xr, cap, want_grad)
         shift = _shift_of(src, _row_max(src))
         _prefetch_half(x, i, False)
         _prefetch_half(target, i, False)
@@ -673,7 +688,7 @@ def _ce_soft_rows(x, target, w, has_weight, eps, zeta, cap, row_scale, g, want_g
         lse = np.float64(shift) + log_s
         loss[i] = _soft_row_loss(s, log_s, dot, wt_sum, zeta, lse)
         if want_grad:
-            _soft_row_grad(gr, src, tr, w, has_weight, keep, add, wt_sum, zeta, s, lse, row_scale[i], cap)
+            _soft_row_grad(gr, src, tr, w, has_weight, keep, add, wt_sum, zeta, s, lse, row_scale[i], slope)
 
 
 # --------------------------------------------------------------------------- narrow rows
@@ -798,6 +813,7 @@ def _ce_hard_narrow_rows(x, target, w, w64, has_weight, w_sum, ignore_index, eps
     row sums are accumulated in float64 throughout.
     """
     n, c = x.shape
+    no_slope = np.empty(0, dtype=x.dtype)  # no softcap here
     for b in prange(_narrow_blocks(n)):
         start, stop, scratch, shift = _narrow_exp(x, b, None)
         for r in range(stop - start):
@@ -822,7 +838,7 @@ def _ce_hard_narrow_rows(x, target, w, w64, has_weight, w_sum, ignore_index, eps
                 gr = g[i]
                 for j in range(c):
                     gr[j] = e[j]
-                _hard_row_grad(gr, gr, y, w, has_weight, w_y, w_sum, c, eps, zeta, s, lse, row_scale[i], 0.0)
+                _hard_row_grad(gr, gr, y, w, has_weight, w_y, w_sum, c, eps, zeta, s, lse, row_scale[i], no_slope)
 
 
 # --------------------------------------------------------------------------- public kernels

@@ -148,7 +148,8 @@ def cross_entropy_2d(
         loss = sum_c w_c t'_c (lse - x'_c) + zeta lse^2
         dloss/dx'_j = p_j [sum_c w_c t'_c + 2 zeta lse] - w_j t'_j
 
-    and ``dx'/dx = 1 - tanh(x/cap)^2`` under a softcap. Terms with a zero
+    and ``dx'/dx = sech(x/cap)^2 = 1 / cosh(x/cap)^2`` under a softcap (not
+    ``1 - tanh^2``, which cancels where tanh saturates). Terms with a zero
     target weight contribute exactly 0 even where ``x'_c = -inf``.
     """
     n, c = x.shape
@@ -166,8 +167,10 @@ def cross_entropy_2d(
         for rows in _row_blocks(n, c):
             xb = x[rows]
             if cap is not None:
-                tanh_b = np.tanh(xb / dtype.type(cap))
-                xb = dtype.type(cap) * tanh_b
+                u = xb / dtype.type(cap)
+                # cosh^2 overflows to inf, and the slope to its right 0, past |u| ~ 44.
+                slope = None if grad_out is None else 1 / np.square(np.cosh(u))
+                xb = dtype.type(cap) * np.tanh(u)
             m, z, e, s, log_s = _shifted_exp(xb)  # z = x' - m, (b, C); log_s -inf on all -inf rows
             lse = m[:, 0].astype(np.float64) + log_s
             # neg_z = m - x'_c >= 0: the loss terms are sums of non-negatives.
@@ -222,7 +225,7 @@ def cross_entropy_2d(
                 g[rr, y] -= ((1.0 - eps) * w_y).astype(dtype)
                 g[~active] = 0.0
             if cap is not None:
-                g *= 1 - tanh_b * tanh_b
+                g *= slope
             g *= row_scale[rows].astype(dtype)[:, None]
             grad_out[rows] = g
     return loss

@@ -54,7 +54,7 @@ from softmaxkit.kernels.cpu import (
     _soft_row_grad,
     _soft_row_loss,
     _soft_target_sums,
-    _softcap,
+    _softcap_row,
     class_weights,
     option_scalars,
 )
@@ -103,23 +103,13 @@ def _fold(st, m_t, s_t, rest_t, dot_t, wsum_t):
     st[_WSUM] += wsum_t
 
 
-@_scalar
-def _capped(xr, cap):
-    """The row after the softcap, in a fresh array (``xr`` itself without one)."""
-    if cap > 0.0:
-        src = np.empty(xr.shape[0], dtype=xr.dtype)
-        _softcap(xr, src, like(xr, cap))
-        return src
-    return xr
-
-
 @_outer
 def _fold_rows(x, v0, n_classes, target, soft_t, soft, w, has_weight, tile_w_sum, ignore_index, eps, cap, state):
     n, c = x.shape
     for i in prange(n):
         if not soft and target[i] == ignore_index:
             continue
-        src = _capped(x[i], cap)
+        src, _ = _softcap_row(x[i], cap, False)
         m = _row_max(src)
         shift = _shift_of(src, m)
         s_t, rest_t = _exp_sum(src, shift)
@@ -172,7 +162,7 @@ def _grad_rows(
             xr[:] = 0.0
             continue
         st = state[i]
-        src = _capped(xr, cap)
+        src, slope = _softcap_row(xr, cap, True)
         m = st[_M]
         shift = like(xr, 0.0 if m == -np.inf else m)
         _exp_into(src, xr, shift, None, False, False)  # e = exp(x' - m), over the logits
@@ -182,12 +172,12 @@ def _grad_rows(
             keep = like(src, 1.0 - eps)
             add = like(src, eps / n_classes)
             tr = soft_t[i][v0 : v0 + xr.shape[0]]  # this tile's classes of the row's targets
-            _soft_row_grad(xr, src, tr, w, has_weight, keep, add, st[_WSUM], zeta, s, lse, row_scale[i], cap)
+            _soft_row_grad(xr, src, tr, w, has_weight, keep, add, st[_WSUM], zeta, s, lse, row_scale[i], slope)
         else:
             y = target[i]
             w_y = w64[y] if has_weight else 1.0
             _hard_row_grad(
-                xr, src, y - v0, w, has_weight, w_y, w_sum, n_classes, eps, zeta, s, lse, row_scale[i], cap
+                xr, src, y - v0, w, has_weight, w_y, w_sum, n_classes, eps, zeta, s, lse, row_scale[i], slope
             )
 
 

@@ -26,6 +26,21 @@ def class_weight(options: CrossEntropyOptions, device: torch.device, dtype=torch
     return torch.as_tensor(options.weight, dtype=dtype, device=device)
 
 
+def apply_softcap(x: torch.Tensor, cap: float | None, *, want_slope: bool):
+    """``cap * tanh(x / cap)`` (Gemma 2) and, if ``want_slope``, ``dx'/dx = sech(x / cap)^2``.
+
+    The slope is ``1 / cosh(x / cap)^2`` from the raw logits, not ``1 - tanh^2``:
+    the latter cancels where tanh saturates (in float32 it has no correct digit
+    past ``|x| / cap`` of about 4). ``cosh^2`` overflowing to ``inf`` gives the
+    right 0 for ``|x| / cap`` past about 44.
+    """
+    if cap is None:
+        return x, None
+    u = x / cap
+    slope = torch.cosh(u).square_().reciprocal_() if want_slope else None
+    return u.tanh_().mul_(cap), slope
+
+
 def row_weights(target: torch.Tensor, options: CrossEntropyOptions, soft: bool) -> torch.Tensor:
     """Each row's weight in the ``"mean"`` denominator, (N,) float64.
 
@@ -59,11 +74,7 @@ def cross_entropy_2d(
     w_sum = float(c) if w is None else float(w.sum())
     soft = target.ndim == 2
 
-    if cap is not None:
-        tanh = torch.tanh(x / cap)
-        xc = cap * tanh
-    else:
-        xc = x
+    xc, slope = apply_softcap(x, cap, want_slope=grad_out is not None)
     m = xc.amax(dim=1, keepdim=True)
     m = torch.where(m == -torch.inf, torch.zeros((), dtype=dtype, device=x.device), m)
     z = xc - m  # (N, C); NaN rows stay NaN
@@ -113,7 +124,7 @@ def cross_entropy_2d(
         g[rows, y] -= ((1.0 - eps) * w_y).to(dtype)
         g = torch.where(active[:, None], g, 0.0)
     if cap is not None:
-        g = g * (1 - tanh * tanh)
+        g = g * slope
     if row_scale is not None:
         g = g * torch.as_tensor(row_scale, device=x.device).to(dtype)[:, None]
     grad_out.copy_(g)

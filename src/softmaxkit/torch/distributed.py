@@ -45,10 +45,11 @@ from softmaxkit._validation import (
     is_integer_dtype,
 )
 from softmaxkit.linear import CHUNK_BYTES, chunk_rows
+from softmaxkit.torch._ops import apply_softcap
 
 __all__ = ["class_parallel_cross_entropy", "class_parallel_linear_cross_entropy"]
 
-#: ``(chunk, V_local)`` arrays alive at once in the linear path (logits, tanh,
+#: ``(chunk, V_local)`` arrays alive at once in the linear path (logits, softcap slope,
 #: shifted logits, exp / gradient, a product), so that all of them together,
 #: not just the logits, stay within :data:`softmaxkit.linear.CHUNK_BYTES`.
 _LIVE_CHUNK_ARRAYS = 5
@@ -164,14 +165,6 @@ class _RowStats:
                 for f in dataclasses.fields(_RowStats)
             }
         )
-
-
-def _apply_softcap(x: torch.Tensor, cap: float | None):
-    """``cap * tanh(x / cap)`` (Gemma 2) and the tanh kept for ``dx'/dx = 1 - tanh^2``."""
-    if cap is None:
-        return x, None
-    t = torch.tanh(x / cap)
-    return t * cap, t
 
 
 def _owned_targets(target: torch.Tensor, opts: CrossEntropyOptions, layout: _Layout):
@@ -340,7 +333,7 @@ def _forward_rows(
 
 def _grad_rows(
     x: torch.Tensor,
-    tanh: torch.Tensor | None,
+    slope: torch.Tensor | None,
     target: torch.Tensor,
     weight: torch.Tensor | None,
     opts: CrossEntropyOptions,
@@ -357,8 +350,9 @@ def _grad_rows(
         hard:  g_j = p_j coef - (1-eps) w_y [j = y] - eps w_j / V
         soft:  g_j = p_j coef - w_j ((1-eps) t_j + eps / V)
 
-    then ``g *= 1 - tanh^2`` under a softcap. ``coef`` carries the global sums
-    (see :func:`_forward_rows`), so no communication is needed here.
+    then ``g *= sech(x / cap)^2`` under a softcap (``slope``, from
+    :func:`~softmaxkit.torch._ops.apply_softcap`). ``coef`` carries the global sums (see
+    :func:`_forward_rows`), so no communication is needed here.
     """
     eps, v = opts.label_smoothing, float(layout.n_classes)
     # Every per-row factor folded into one (n,) vector, so the (n, V_local)
@@ -380,8 +374,8 @@ def _grad_rows(
             g.scatter_add_(1, idx[:, None], y_term[:, None])
         if not bool(active.all()):  # ignored rows are exactly 0, even with NaN logits
             g.masked_fill_(~active[:, None], 0.0)
-    if tanh is not None:
-        g *= tanh.square_().neg_().add_(1.0)  # 1 - tanh^2; the tanh is not used again
+    if slope is not None:
+        g *= slope
     return g
 
 
@@ -486,7 +480,7 @@ class _ClassParallelCrossEntropy(torch.autograd.Function):
         # Explicit row count: reshape(-1, 0) is ambiguous for an empty slice.
         x = local_logits.reshape(math.prod(batch_shape), width)
         x = x.to(_compute_dtype(local_logits.dtype))
-        x, tanh = _apply_softcap(x, opts.softcap)
+        x, _ = apply_softcap(x, opts.softcap, want_slope=False)
         stats, layout, _ = _forward_rows(
             x, target, weight, opts, comm, (width, class_start), all_targets=target
         )
@@ -501,10 +495,10 @@ class _ClassParallelCrossEntropy(torch.autograd.Function):
         local_logits, target, weight = ctx.saved_tensors
         opts, stats = ctx.opts, ctx.stats
         x = local_logits.reshape(stats.loss.shape[0], local_logits.shape[-1])
-        x, tanh = _apply_softcap(x.to(_compute_dtype(local_logits.dtype)), opts.softcap)
+        x, slope = apply_softcap(x.to(_compute_dtype(local_logits.dtype)), opts.softcap, want_slope=True)
         # "none": the upstream gradient is per row; "mean"/"sum": a scalar.
         row_scale = (grad_loss.reshape(-1).to(torch.float64) * ctx.scale).expand(x.shape[0])
-        g = _grad_rows(x, tanh, target, weight, opts, ctx.layout, stats, row_scale)
+        g = _grad_rows(x, slope, target, weight, opts, ctx.layout, stats, row_scale)
         return g.reshape(local_logits.shape).to(local_logits.dtype), None, None, None, None, None
 
 
@@ -657,10 +651,10 @@ def _chunk_rows(n_rows: int, width: int, itemsize: int, chunk_size: Any) -> int:
     return int(chunk_size)
 
 
-def _local_logits(h: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None, cdtype, cap):
-    """``softcap(h @ w.T + b)`` for one chunk, in the compute dtype, and its tanh."""
+def _local_logits(h: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None, cdtype, cap, *, want_slope):
+    """``softcap(h @ w.T + b)`` for one chunk, in the compute dtype, and the softcap's slope."""
     z = h @ w.t() if b is None else torch.addmm(b, h, w.t())
-    return _apply_softcap(z.to(cdtype), cap)
+    return apply_softcap(z.to(cdtype), cap, want_slope=want_slope)
 
 
 class _LinearPass:
@@ -723,7 +717,7 @@ class _ClassParallelLinearCrossEntropy(torch.autograd.Function):
         parts = []
         for lo in range(0, max(n, 1), rows):
             sl = slice(lo, min(lo + rows, n))
-            x, tanh = _local_logits(hidden[sl], weight, bias, cdtype, opts.softcap)
+            x, slope = _local_logits(hidden[sl], weight, bias, cdtype, opts.softcap, want_slope=acc is not None)
             check = target if lo == 0 else None  # labels are range-checked once
             stats, layout_or_slots, e = _forward_rows(
                 x, target[sl], cweight, opts, comm, layout_or_slots, all_targets=check
@@ -731,9 +725,9 @@ class _ClassParallelLinearCrossEntropy(torch.autograd.Function):
             parts.append(stats)
             if acc is not None:
                 ones = torch.ones(x.shape[0], dtype=cdtype, device=x.device)
-                g = _grad_rows(x, tanh, target[sl], cweight, opts, layout_or_slots, stats, ones, e)
+                g = _grad_rows(x, slope, target[sl], cweight, opts, layout_or_slots, stats, ones, e)
                 acc.add(sl, g)
-            del x, tanh, e
+            del x, slope, e
         stats = _RowStats.cat(parts)
         loss, scale = _reduce(stats, opts.reduction, (n,), hidden.dtype)
         if acc is not None:
@@ -765,10 +759,10 @@ class _ClassParallelLinearCrossEntropy(torch.autograd.Function):
             n = hidden.shape[0]
             for lo in range(0, n, ctx.rows):
                 sl = slice(lo, min(lo + ctx.rows, n))
-                x, tanh = _local_logits(hidden[sl], weight, bias, cdtype, ctx.opts.softcap)
+                x, slope = _local_logits(hidden[sl], weight, bias, cdtype, ctx.opts.softcap, want_slope=True)
                 stats = ctx.stats.rows(sl)
                 g = _grad_rows(
-                    x, tanh, target[sl], cweight, ctx.opts, ctx.layout, stats, row_scale[sl]
+                    x, slope, target[sl], cweight, ctx.opts, ctx.layout, stats, row_scale[sl]
                 )
                 acc.add(sl, g)
             if acc.gh is not None:

@@ -114,3 +114,12 @@ def tanh(u):
     p = p * u2 + 1.0
     small = u * p
     return tl.where(a < 0.3, small, big)
+
+
+@triton.jit
+def sech_squared(u):
+    """``sech(u)^2 = 1 - tanh(u)^2``, the softcap's slope, as ``4 e / (1 + e)^2``
+    with ``e = exp(-2|u|)``: accurate where tanh saturates, where ``1 - tanh^2``
+    in float32 cancels to no correct digit (past ``|u|`` of about 4)."""
+    e = tl.exp(-2.0 * tl.abs(u))
+    return 4.0 * e / ((1.0 + e) * (1.0 + e))

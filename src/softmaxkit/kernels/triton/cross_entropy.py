@@ -22,7 +22,7 @@ With ``lse = shift + log(s)``, ``a = (1 - eps) w_y`` (0 for soft targets) and
 same launch) writes the gradient, with ``p = exp(x' - shift) / s``::
 
     dloss/dx'_j = p_j (a + Q + 2 zeta w lse) - q_j - a [j = y]
-    dloss/dx_j  = dloss/dx'_j (1 - tanh(x_j / cap)^2)        (softcap only)
+    dloss/dx_j  = dloss/dx'_j sech(x_j / cap)^2              (softcap only)
 
 times the caller's per-row scale (``1/sum(w_y)`` for "mean", the upstream
 gradient for "none"). ``p_y - 1`` is formed in float32 registers and rounded
@@ -61,6 +61,7 @@ from softmaxkit.kernels.triton._common import (
     online_update,
     safe_reciprocal,
     safe_shift,
+    sech_squared,
     tanh,
 )
 
@@ -71,14 +72,15 @@ def _load_block(
     SOFT: tl.constexpr, HAS_WEIGHT: tl.constexpr, HAS_SMOOTH: tl.constexpr,
     HAS_CAP: tl.constexpr, EVICT: tl.constexpr,
 ):
-    """``(x', q, th)`` for one block: softcapped logits (masked lanes ``-inf``),
-    the spread target mass ``q`` (masked lanes 0) and ``tanh(x / cap)``.
+    """``(x', q, slope)`` for one block: softcapped logits (masked lanes ``-inf``),
+    the spread target mass ``q`` (masked lanes 0) and ``dx'/dx = sech(x / cap)^2``.
     ``EVICT`` is the L2 hint for the logits and soft targets."""
     x = tl.load(x_row + offs, mask=mask, other=float("-inf"), eviction_policy=EVICT).to(tl.float32)
-    th = x  # placeholder when there is no softcap (never used then)
+    slope = x  # placeholder when there is no softcap (never used then)
     if HAS_CAP:
-        th = tanh(x / cap)
-        x = tl.where(mask, cap * th, float("-inf"))
+        u = x / cap
+        slope = sech_squared(u)
+        x = tl.where(mask, cap * tanh(u), float("-inf"))
     if SOFT:
         q = tl.load(t_row + offs, mask=mask, other=0.0, eviction_policy=EVICT).to(tl.float32)
         if HAS_SMOOTH:
@@ -91,7 +93,7 @@ def _load_block(
         else:
             q = tl.full(x.shape, 0.0, tl.float32) + eps_over_c
     q = tl.where(mask, q, 0.0)
-    return x, q, th
+    return x, q, slope
 
 
 @triton.jit
@@ -106,7 +108,7 @@ def _update_spread(m_old, m_new, A, Q, x, q):
 
 @triton.jit
 def _store_grad(
-    g_row, offs, mask, x, q, th, shift, inv_s, coef, a, y, scale,
+    g_row, offs, mask, x, q, slope, shift, inv_s, coef, a, y, scale,
     HAS_CAP: tl.constexpr, SOFT: tl.constexpr, NEED_Q: tl.constexpr,
 ):
     p = tl.exp(x - shift) * inv_s
@@ -116,7 +118,7 @@ def _store_grad(
     if not SOFT:
         g = g - tl.where(offs == y, a, 0.0)  # the (p_y - 1) term, in float32
     if HAS_CAP:
-        g = g * (1.0 - th * th)
+        g = g * slope
     tl.store(g_row + offs, (g * scale).to(g_row.dtype.element_ty), mask=mask)
 
 
@@ -162,8 +164,8 @@ def _cross_entropy_kernel(
     Q = tl.full((), 0.0, tl.float32)
     if SINGLE:
         mask = (cols < n_cols) & active
-        x, q, th = _load_block(x_row, t_row, w_ptr, cols, mask, eps_over_c, one_minus_eps,
-                               cap, SOFT, HAS_WEIGHT, HAS_SMOOTH, HAS_CAP, "")
+        x, q, slope = _load_block(x_row, t_row, w_ptr, cols, mask, eps_over_c, one_minus_eps,
+                                  cap, SOFT, HAS_WEIGHT, HAS_SMOOTH, HAS_CAP, "")
         m_new, s = online_update(m, s, x)
         if NEED_Q:
             A, Q = _update_spread(m, m_new, A, Q, x, q)
@@ -208,7 +210,7 @@ def _cross_entropy_kernel(
         inv_s = safe_reciprocal(s)
         if SINGLE:
             mask = cols < n_cols
-            _store_grad(g_row, cols, mask, x, q, th, shift, inv_s, coef, a, y,
+            _store_grad(g_row, cols, mask, x, q, slope, shift, inv_s, coef, a, y,
                         scale, HAS_CAP, SOFT, NEED_Q)
         else:
             # Backwards: the blocks pass 1 read last are still in L2.
