@@ -15,6 +15,7 @@ the dense ``hidden @ W.T + b`` of the full weight.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
 import os
@@ -29,6 +30,7 @@ import torch.distributed as dist  # noqa: E402
 import torch.multiprocessing as mp  # noqa: E402
 
 import softmaxkit as sk  # noqa: E402
+from softmaxkit.torch import distributed  # noqa: E402
 from softmaxkit.torch.distributed import (  # noqa: E402
     class_parallel_cross_entropy,
     class_parallel_linear_cross_entropy,
@@ -84,6 +86,7 @@ def case_names(world: int) -> list[str]:
             names.append(f"{kind}-soft_everything-f32-{layout}")
         names.append(f"{kind}-everything-bf16-{_layouts(world)[0]}")
     names.append("linear-everything-f64-uneven-nohiddengrad")
+    names.append("linear-everything-f64-uneven-defaultchunks")
     names += ["errors-bad_label", "errors-mixed_class_start", "errors-gap", "count"]
     return names
 
@@ -129,7 +132,7 @@ def _problem(name: str, world: int, rank: int):
         kind=kind, dtype={"f64": torch.float64, "f32": torch.float32, "bf16": torch.bfloat16}[dt],
         spec=spec, layout=layout, start=start, width=width, logits=logits, target=target,
         soft=soft, weight=weight, hidden=hidden, w_full=w_full, b_full=b_full,
-        grad_out=grad_out, no_hidden_grad="nohiddengrad" in extra,
+        grad_out=grad_out, no_hidden_grad="nohiddengrad" in extra, default_chunks="defaultchunks" in extra,
     )
 
 
@@ -196,9 +199,17 @@ def _run_case(name: str, world: int, rank: int, group=None) -> None:
         ht = torch.tensor(h, dtype=dtype, requires_grad=not p["no_hidden_grad"])
         wt = torch.tensor(w[sl], dtype=dtype, requires_grad=True)
         bt = torch.tensor(b[sl], dtype=dtype, requires_grad=True)
-        loss = class_parallel_linear_cross_entropy(
-            ht, wt, tgt_local, local_bias=bt, group=group, chunk_size=4, **local_opts
-        )
+        if p["default_chunks"]:
+            # A budget of 3 rows of the widest slice: planned from the local width
+            # alone, ranks of different widths ran different chunks and gloo
+            # aborted on the mismatched all-reduce.
+            budget = 3 * max(WIDTHS[world]["uneven"]) * 8 * distributed._LIVE_CHUNK_ARRAYS
+            with _chunk_budget(budget):
+                loss = class_parallel_linear_cross_entropy(ht, wt, tgt_local, local_bias=bt, group=group, **local_opts)
+        else:
+            loss = class_parallel_linear_cross_entropy(
+                ht, wt, tgt_local, local_bias=bt, group=group, chunk_size=4, **local_opts
+            )
         loss.backward(torch.as_tensor(grad_out, dtype=torch.float64).to(dtype).expand_as(loss))
         _check("loss", loss.detach().double().numpy(), ref_loss, tol, errors)
         if p["no_hidden_grad"]:
@@ -212,6 +223,17 @@ def _run_case(name: str, world: int, rank: int, group=None) -> None:
         errors.append(f"all-ignored mean loss is {float(loss.detach())}, expected 0")
     if errors:
         raise AssertionError("; ".join(errors))
+
+
+@contextlib.contextmanager
+def _chunk_budget(n_bytes: int):
+    """Temporarily set the class-parallel loss's chunk budget (in a rank process)."""
+    saved = distributed.CHUNK_BYTES
+    distributed.CHUNK_BYTES = n_bytes
+    try:
+        yield
+    finally:
+        distributed.CHUNK_BYTES = saved
 
 
 def _torch_defines(name: str, spec: dict) -> bool:

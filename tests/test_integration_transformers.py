@@ -283,10 +283,15 @@ def test_training_outputs():
     assert len(out.hidden_states) == len(want.hidden_states)
     for a, b in zip(out.hidden_states, want.hidden_states):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
-    # return_dict=False: a tuple whose first item is the loss, as transformers returns it
-    as_tuple = patched(**inputs, labels=labels, return_dict=False)
-    assert isinstance(as_tuple, tuple)
+    # return_dict=False: a tuple whose first item is the loss, as transformers returns it,
+    # and whose second is None where the logits were: to_tuple() drops None fields, so
+    # outputs[1] used to be the cache, read as logits by code written for the unpatched model
+    as_tuple = patched(**inputs, labels=labels, return_dict=False, output_hidden_states=True)
+    want_tuple = reference(**inputs, labels=labels, return_dict=False, output_hidden_states=True)
+    assert isinstance(as_tuple, tuple) and len(as_tuple) == len(want_tuple)
     torch.testing.assert_close(as_tuple[0], out.loss, rtol=0, atol=0)
+    assert as_tuple[1] is None
+    assert [type(v) for v in as_tuple[2:]] == [type(v) for v in want_tuple[2:]]
     # labels passed positionally (forward(input_ids, attention_mask, position_ids, cache, inputs_embeds, labels))
     positional = patched(inputs["input_ids"], inputs["attention_mask"], None, None, None, labels)
     assert positional.logits is None

@@ -541,6 +541,12 @@ def test_errors():
         sk.linear_cross_entropy(h.astype(np.float32), w, t)
     with pytest.raises(TypeError, match="class_weight"):
         sk.linear_cross_entropy(h, w, t, class_weights=np.ones(V))
+    # class weights are named class_weight in messages: "weight" is the projection here
+    for args in ((h, w, t), tuple(torch.tensor(a) for a in (h, w, t))):
+        with pytest.raises(ValueError, match=r"^class_weight must have shape \(17,\)"):
+            sk.linear_cross_entropy(*args, class_weight=np.ones(V + 1))
+    with pytest.raises(ValueError, match=r"pass class_weight\.detach\(\)"):
+        sk.linear_cross_entropy(*(torch.tensor(a) for a in (h, w, t)), class_weight=torch.ones(V, requires_grad=True))
     # torch.nn.functional.linear_cross_entropy's keyword names point to ours
     with pytest.raises(TypeError, match="linear_bias= is bias="):
         sk.linear_cross_entropy(h, w, t, linear_bias=b)

@@ -220,3 +220,31 @@ def test_fresh_process_and_dynamic_batch_size():
     out = subprocess.run([sys.executable, "-c", _FRESH_PROCESS_SCRIPT], capture_output=True, text=True, env=env,
                          timeout=600)  # fmt: skip
     assert out.returncode == 0 and out.stdout.strip().endswith("ok"), out.stderr[-3000:]
+
+
+_TOP_LEVEL_FIRST_USE_SCRIPT = r"""
+import warnings, torch, softmaxkit as sk
+warnings.filterwarnings("ignore")
+h, w, y = torch.randn(4, 3, requires_grad=True), torch.randn(5, 3), torch.tensor([0, 1, 2, 4])
+try:
+    torch.compile(lambda h, w: sk.linear_cross_entropy(h, w, y), fullgraph=True, backend="aot_eager")(h, w)
+except Exception as exc:
+    print(repr(exc))
+# Without fullgraph the frame falls back to eager, which does the import.
+loss = torch.compile(lambda h, w: sk.cross_entropy(h @ w.T, y), backend="aot_eager")(h, w)
+torch.testing.assert_close(loss, sk.cross_entropy(h @ w.T, y))
+"""
+
+
+def test_top_level_op_first_called_under_fullgraph_compile_says_what_to_import():
+    """``sk.linear_cross_entropy`` on a tensor loads the torch layer lazily; Dynamo cannot
+    trace that import, and fullgraph=True used to fail with "function marked as skipped"."""
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+    out = subprocess.run([sys.executable, "-c", _TOP_LEVEL_FIRST_USE_SCRIPT], capture_output=True, text=True,
+                         env=env, timeout=600)  # fmt: skip
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "`import softmaxkit.torch` before compiling" in out.stdout, out.stdout[-3000:]

@@ -14,6 +14,7 @@ imports the NumPy layer's validation and reduction rule
 from __future__ import annotations
 
 import importlib
+import sys
 from typing import Any, Callable
 
 #: Array library -> the module that registers its implementation when imported.
@@ -31,6 +32,19 @@ def torch_op(name: str) -> Callable[..., Any]:
     """The torch implementation of public op ``name`` (loads the torch layer on first use)."""
     namespace = _REGISTRY.get("torch")
     if namespace is None:
+        if _torch_is_compiling():
+            # Dynamo cannot trace an import: under fullgraph=True the user would get
+            # "Attempted to call function marked as skipped" (importlib), with no hint.
+            raise RuntimeError(
+                f"softmaxkit.{name} was first called on a tensor inside torch.compile, which "
+                "cannot import softmaxkit's torch layer: `import softmaxkit.torch` before compiling"
+            )
         importlib.import_module(PLUGINS["torch"])  # registers itself
         namespace = _REGISTRY["torch"]
     return getattr(namespace, name)
+
+
+def _torch_is_compiling() -> bool:
+    """Whether torch.compile (Dynamo) is tracing this call; torch is imported by now."""
+    torch = sys.modules.get("torch")
+    return torch is not None and bool(torch.compiler.is_compiling())

@@ -287,8 +287,13 @@ def cross_entropy_options(
     label_smoothing: Any = 0.0,
     z_loss: Any = 0.0,
     softcap: Any = None,
+    weight_name: str = "weight",
 ) -> CrossEntropyOptions:
-    """Validate the scalar options and class weights into a :class:`CrossEntropyOptions`."""
+    """Validate the scalar options and class weights into a :class:`CrossEntropyOptions`.
+
+    ``weight_name`` names the class weights in messages (``class_weight`` in
+    the linear losses, where ``weight`` is the projection).
+    """
     if (
         weight is None
         and softcap is None
@@ -304,7 +309,7 @@ def cross_entropy_options(
         # the bundle is immutable, so it is validated and built once.
         return _plain_options(ignore_index, reduction)
     return CrossEntropyOptions(
-        weight=check_class_weight(weight, n_classes),
+        weight=check_class_weight(weight, n_classes, weight_name),
         ignore_index=check_ignore_index(ignore_index),
         reduction=check_reduction(reduction),
         label_smoothing=check_unit_interval(label_smoothing, "label_smoothing"),

@@ -430,7 +430,7 @@ def _prepare_numpy(hidden, weight, bias, target, options):
     b = None if bias is None else np.asarray(bias)
     t = np.asarray(target)
     n, d, v = check_linear_inputs(h, w, b, t)
-    opts = cross_entropy_options(n_classes=v, **options)
+    opts = cross_entropy_options(n_classes=v, weight_name="class_weight", **options)
     # prepare_target checks the labels against V (message with position) and
     # classifies hard/soft, exactly as sk.cross_entropy does.
     t, soft = prepare_target(t, h.shape[:-1] + (v,), h.ndim - 1, opts.ignore_index)

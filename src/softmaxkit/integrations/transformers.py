@@ -21,7 +21,9 @@ no ``labels``           the original forward, unchanged (generation, inference)
 ``labels``, train mode  the original forward with the logits replaced by the fused
                         loss; ``outputs.loss`` is the same loss, ``outputs.logits``
                         is ``None`` (as in Liger Kernel); every other field
-                        (``hidden_states``, ``cache``, ...) as before
+                        (``hidden_states``, ``cache``, ...) as before; with
+                        ``return_dict=False`` the tuple holds ``None`` where the
+                        logits were, so every later item keeps its position
 changed after apply     the original forward, with a ``UserWarning``: the
                         output embedding is no longer a plain ``nn.Linear`` (LoRA
                         on ``lm_head``, quantised, offloaded), has forward hooks
@@ -342,7 +344,11 @@ def _fused_forward(cls: type, family: Family):
         )  # fmt: skip
         fields = {key: value for key, value in outputs.items() if key not in ("loss", "logits")}
         outputs = type(outputs)(loss=loss, logits=None, **fields)
-        return outputs if return_dict else outputs.to_tuple()
+        if return_dict:
+            return outputs
+        # to_tuple() drops None fields: without the placeholder outputs[1] would be
+        # the cache, where code written for the unpatched model reads the logits.
+        return (loss, None, *outputs.to_tuple()[1:])
 
     return forward
 

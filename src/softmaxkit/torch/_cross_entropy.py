@@ -60,25 +60,29 @@ def compiling() -> bool:
     return torch.compiler.is_compiling()
 
 
-def class_weight_tensor(weight: Any, n_classes: int, device: torch.device, *, check_values: bool = True):
+def class_weight_tensor(
+    weight: Any, n_classes: int, device: torch.device, *, check_values: bool = True, name: str = "weight"
+):
     """Class weights as a float64 tensor on ``device`` (or None), validated.
 
-    Shape always; finiteness when ``check_values`` (a host read).
+    Shape always; finiteness when ``check_values`` (a host read). ``name`` is
+    the argument's name in messages (``class_weight`` where ``weight`` is the
+    projection).
     """
     if weight is None:
         return None
     if isinstance(weight, torch.Tensor) and weight.requires_grad and torch.is_grad_enabled():
         # torch refuses this too for class indices; a silently missing gradient would be worse
         raise ValueError(
-            "class weights are not differentiated: pass weight.detach() (a weight that requires grad "
+            f"class weights are not differentiated: pass {name}.detach() (a weight that requires grad "
             "would get no gradient)"
         )
     if not isinstance(weight, torch.Tensor) or check_values:
-        w = check_class_weight(weight, n_classes)
+        w = check_class_weight(weight, n_classes, name)
         if not isinstance(weight, torch.Tensor):
             return torch.as_tensor(w, dtype=torch.float64, device=device)
     elif tuple(weight.shape) != (n_classes,):
-        raise ValueError(f"weight must have shape ({n_classes},) (one entry per class), got {tuple(weight.shape)}")
+        raise ValueError(f"{name} must have shape ({n_classes},) (one entry per class), got {tuple(weight.shape)}")
     return weight.detach().to(device=device, dtype=torch.float64)
 
 

@@ -302,7 +302,7 @@ def prepare(
     opts = cross_entropy_options(n_classes=v, **options)
     if check_values is None:
         check_values = not compiling() and not _composite.transforms_active(hidden, weight, bias)
-    cweight = class_weight_tensor(class_weight, v, hidden.device, check_values=check_values)
+    cweight = class_weight_tensor(class_weight, v, hidden.device, check_values=check_values, name="class_weight")
     batch = tuple(hidden.shape[:-1])
     if check_values:
         _, soft = prepare_target(t, batch + (v,), len(batch), opts.ignore_index)

@@ -640,10 +640,18 @@ def class_parallel_cross_entropy(
 # --------------------------------------------------------------------------- linear + CE
 
 
-def _chunk_rows(n_rows: int, width: int, itemsize: int, chunk_size: Any) -> int:
-    """Token rows per chunk: ``chunk_size``, or the single-process memory budget."""
+def _chunk_rows(n_rows: int, width: int, itemsize: int, chunk_size: Any, comm: _Comm, device) -> int:
+    """Token rows per chunk: ``chunk_size``, or the single-process memory budget
+    for the widest rank's slice.
+
+    Every rank must run the same chunks, since each chunk issues collectives:
+    a plan from the local width alone gave ranks of different widths different
+    chunk counts and sizes (gloo aborts on the mismatched all-reduce; NCCL may
+    hang). The widest slice is found with one 1-element ``MAX`` all-reduce.
+    """
     if chunk_size is None:
-        return chunk_rows(n_rows, width, itemsize * _LIVE_CHUNK_ARRAYS, CHUNK_BYTES)
+        widest = comm.all_reduce(torch.tensor([width], dtype=torch.int64, device=device), dist.ReduceOp.MAX)
+        return chunk_rows(n_rows, int(widest[0]), itemsize * _LIVE_CHUNK_ARRAYS, CHUNK_BYTES)
     if not isinstance(chunk_size, numbers.Integral) or isinstance(chunk_size, bool):
         raise TypeError(f"chunk_size must be a positive int or None, got {chunk_size!r}")
     if chunk_size < 1:
@@ -803,9 +811,10 @@ def class_parallel_linear_cross_entropy(
     group, class_start : keyword-only
         As :func:`class_parallel_cross_entropy`.
     chunk_size : int, optional, keyword-only
-        Token rows per chunk. Default: as many as keep one chunk's local
-        logits and their temporaries within :data:`softmaxkit.linear.CHUNK_BYTES`
-        (32 MiB), the budget of the single-process fused loss.
+        Token rows per chunk, the same on every rank. Default: as many as keep
+        one chunk's logits and their temporaries on the widest rank within
+        :data:`softmaxkit.linear.CHUNK_BYTES`, the budget of the
+        single-process fused loss.
     **ce_options
         As :func:`class_parallel_cross_entropy` (``weight`` is the local slice).
 
@@ -828,6 +837,8 @@ def class_parallel_linear_cross_entropy(
 
     Collectives per call, with ``K = ceil(N / chunk)`` chunks:
 
+    * before: with the default ``chunk_size``, one 1-element ``MAX``
+      all-reduce of the local widths, so that every rank runs the same chunks;
     * forward: ``2 K`` all-reduces of ``O(chunk)`` floats (row max; packed sums),
       plus for ``"mean"``/``"sum"`` **one** ``SUM`` all-reduce of the
       ``(N, D)`` partial ``grad_hidden`` (only if ``hidden`` requires grad);
@@ -880,8 +891,8 @@ def class_parallel_linear_cross_entropy(
         bool(grad_on and t is not None and t.requires_grad)
         for t in (hidden, local_weight, local_bias)
     )
-    rows = _chunk_rows(hidden.shape[0], width, torch.finfo(cdtype).bits // 8, chunk_size)
+    comm = _Comm.of(group)
+    rows = _chunk_rows(hidden.shape[0], width, torch.finfo(cdtype).bits // 8, chunk_size, comm, hidden.device)
     return _ClassParallelLinearCrossEntropy.apply(
-        hidden, local_weight, local_bias, target_rows, cweight, opts, _Comm.of(group),
-        class_start, rows, want,
+        hidden, local_weight, local_bias, target_rows, cweight, opts, comm, class_start, rows, want,
     )
