@@ -168,3 +168,80 @@ def test_parquet_with_a_column_name_twice_is_refused(capsys, tmp_path):
         rc, _, err = call(capsys, *argv)
         assert rc == 1, argv
         assert "appears twice" in error_line(err)
+
+
+@pytest.mark.parametrize("suffix", [".npz", ".safetensors"])
+def test_logits_and_labels_saved_in_one_file(capsys, tmp_path, scores, suffix):
+    """``np.savez(f, logits=L, labels=y)``, as torch users save a validation run: the labels array was read
+    as one more class (accuracy 0.91 for 0.97, exit 0; from a .safetensors, which stores ``labels`` first,
+    0.004). The scores are the ``logits`` array; the labels come from a file of their own or the same one."""
+    z, y = scores
+    path = tmp_path / f"val{suffix}"
+    if suffix == ".npz":
+        np.savez(path, logits=z, labels=y)
+    else:
+        pytest.importorskip("safetensors")
+        from safetensors.numpy import save_file
+
+        save_file({"logits": z, "labels": y}, str(path))
+    np.save(tmp_path / "y.npy", y)
+    expected = _sklearn_log_loss(z, y)
+    for labels in (("--labels", tmp_path / "y.npy"), ("--labels", path),
+                   ("--labels", path, "--label-column", "labels")):
+        got = _evaluate(capsys, "--logits", path, *labels)
+        assert got["n_classes"] == K and got["ignored_columns"] == ["labels"], labels
+        assert got["metrics"]["log_loss"] == pytest.approx(expected, rel=1e-12)
+    rc, _, err = call(capsys, "calibrate", "--logits", path, "--labels", path, "--out", tmp_path / "cal.npz", "-q")
+    assert rc == 0, err
+    rc, _, err = call(capsys, "apply", tmp_path / "cal.npz", "--logits", path, "--out", tmp_path / "p.csv", "-q")
+    assert rc == 0, err
+    rc, _, err = call(capsys, "evaluate", "--probs", path, "--labels", path)
+    assert rc == 1 and "its array 'logits' holds logits, not probabilities; pass the file with --logits" in (
+        error_line(err))
+
+
+def test_one_hot_labels(capsys, tmp_path, scores):
+    """One-hot labels were refused with "name it with --label-column", and ``--label-column 0`` then read
+    class 0's 0/1 indicator as class indices (accuracy 0.0, exit 0). Now the rows are read as classes, with
+    a warning, and a column of them is refused."""
+    z, y = scores
+    np.save(tmp_path / "z.npy", z)
+    np.save(tmp_path / "onehot.npy", np.eye(K)[y])
+    rc, out, err = call(capsys, "evaluate", "--logits", tmp_path / "z.npy", "--labels", tmp_path / "onehot.npy",
+                        "--json")
+    assert rc == 0, err
+    assert "softmaxkit: warning:" in err and "read as one-hot labels" in err
+    assert json.loads(out)["metrics"]["log_loss"] == pytest.approx(_sklearn_log_loss(z, y), rel=1e-12)
+    rc, _, err = call(capsys, "evaluate", "--logits", tmp_path / "z.npy", "--labels", tmp_path / "onehot.npy",
+                      "--label-column", "0")
+    assert rc == 1
+    assert "column '0' is one of 3 one-hot label columns" in error_line(err)
+    # get_dummies columns named for the classes of p_<class> scores, in another order
+    probs = write_columns(tmp_path / "p.csv", {f"p_{c}": p for c, p in zip("abc", np.eye(K)[y].T * 0.8 + 0.2 / K)})
+    dummies = write_columns(tmp_path / "y.csv", {c: np.eye(K)[y][:, j] for j, c in reversed(list(enumerate("abc")))})
+    rc, out, err = call(capsys, "evaluate", "--probs", probs, "--labels", dummies, "--json")
+    assert rc == 0, err
+    assert json.loads(out)["metrics"]["accuracy"] == 1.0
+
+
+@pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
+def test_sixteen_bit_safetensors_logits(capsys, tmp_path, scores, dtype):
+    """bfloat16 logits (a language model's) were "not a valid .safetensors file (TypeError: data type
+    'bfloat16' not understood)". They are read widened to float32, exactly."""
+    torch = pytest.importorskip("torch")
+    from safetensors.torch import save_file
+
+    z, y = scores
+    tensor = torch.tensor(z, dtype=getattr(torch, dtype))
+    save_file({"logits": tensor}, str(tmp_path / "z.safetensors"))
+    np.save(tmp_path / "y.npy", y)
+    got = _evaluate(capsys, "--logits", tmp_path / "z.safetensors", "--labels", tmp_path / "y.npy")
+    widened = tensor.float().numpy().astype(np.float64)
+    assert got["metrics"]["log_loss"] == pytest.approx(_sklearn_log_loss(widened, y), rel=1e-12)
+    assert got["metrics"]["log_loss"] == pytest.approx(_sklearn_log_loss(z, y), rel=0.02)
+    cal = tmp_path / "cal.npz"
+    for argv in (("calibrate", "--logits", tmp_path / "z.safetensors", "--labels", tmp_path / "y.npy",
+                  "--out", cal),
+                 ("apply", cal, "--logits", tmp_path / "z.safetensors", "--out", tmp_path / "p.csv")):
+        rc, _, err = call(capsys, *argv, "-q")
+        assert rc == 0, err

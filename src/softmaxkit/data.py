@@ -9,17 +9,22 @@ The format follows the extension:
                     columns are named ``"0"``, ``"1"``, ...
 ``.npz``            named arrays (``allow_pickle=False``); a 2-D array
                     ``X`` gives columns ``"X[0]"``, ``"X[1]"``, ...
-``.safetensors``    named arrays, the same way as ``.npz``
+``.safetensors``    named arrays, the same way as ``.npz``; read here, so
+                    bfloat16 (widened to float32) and float16 too
 =================  =====================================================
 
 Every file is first turned into ordered named 1-D columns, so one set of
-checks serves every format. A bad file raises :class:`DataFileError` (a
+checks serves every format. Of an ``.npz`` or ``.safetensors`` holding several
+arrays, scores and labels are whole arrays, chosen by name
+(``np.savez(f, logits=L, labels=y)``: see :func:`read_scores` and
+:func:`read_labels`). A bad file raises :class:`DataFileError` (a
 ``ValueError``) with one line naming the file, the row and column, and the
 problem, e.g. ``train.csv: row 7 (line 8), column 'age': non-numeric value
 'abc'``. Rows are counted from 1 over data rows; for text tables the line
 number in the file is given too.
 
-pyarrow and safetensors are the ``io`` extra; they are imported on first use.
+pyarrow and safetensors are the ``io`` extra; they are imported on first use
+(safetensors to write only).
 """
 
 from __future__ import annotations
@@ -37,6 +42,8 @@ from softmaxkit.io import atomic_path
 _TABLE_SUFFIXES = (".csv", ".tsv", ".parquet")
 _ARRAY_SUFFIXES = (".npy", ".npz", ".safetensors")
 SUFFIXES = _TABLE_SUFFIXES + _ARRAY_SUFFIXES
+#: Formats that hold several named arrays, of which the scores may be one (see :func:`read_scores`).
+_CONTAINER_SUFFIXES = (".npz", ".safetensors")
 
 
 class DataFileError(ValueError):
@@ -266,18 +273,90 @@ def _array_columns(name: str | None, arr: np.ndarray, path: Path) -> dict[str, n
     raise DataFileError(f"{path}: {label} has shape {arr.shape}; expected 1 or 2 dimensions")
 
 
-def _read_arrays(path: Path, suffix: str) -> dict[str, Any]:
+#: safetensors dtype codes -> the NumPy dtype of their bytes (little-endian, as the format stores them).
+#: ``BF16`` has none: its bytes are read as ``<u2`` and widened by :func:`_bfloat16_to_float32`.
+_SAFETENSORS_DTYPES = {
+    "F64": "<f8", "F32": "<f4", "F16": "<f2", "BF16": "<u2",
+    "I64": "<i8", "I32": "<i4", "I16": "<i2", "I8": "i1",
+    "U64": "<u8", "U32": "<u4", "U16": "<u2", "U8": "u1", "BOOL": "?",
+}
+
+
+def _bfloat16_to_float32(bits: np.ndarray) -> np.ndarray:
+    """bfloat16 values (their 16 bits as ``uint16``) as float32: a bfloat16 is the high half of a float32,
+    so the widening is exact."""
+    return (bits.astype(np.uint32) << 16).view(np.float32)
+
+
+def _read_safetensors(path: Path) -> dict[str, np.ndarray]:
+    """The arrays of a ``.safetensors`` file, in the file's order, parsed here rather than by
+    ``safetensors.numpy``, which cannot make bfloat16 arrays: the usual dtype of a language model's
+    logits was refused as "not a valid .safetensors file". bfloat16 is widened to float32.
+
+    The format is an 8-byte little-endian header length, a JSON header mapping each name to its
+    ``dtype``, ``shape`` and ``data_offsets`` (relative to the end of the header), then the bytes.
+    """
+    import json
+    import struct
+
+    def invalid(problem: str) -> DataFileError:
+        return DataFileError(f"{path}: not a valid .safetensors file ({problem})")
+
+    size = path.stat().st_size
+    with open(path, "rb") as fh:
+        head = fh.read(8)
+        if len(head) < 8:
+            raise invalid("shorter than the 8-byte header length")
+        (n_header,) = struct.unpack("<Q", head)
+        if n_header > size - 8:
+            raise invalid(f"header length {n_header} exceeds the file's {size} bytes")
+        try:
+            header = json.loads(fh.read(n_header))
+        except (UnicodeDecodeError, ValueError):
+            raise invalid("the header is not JSON") from None
+        if not isinstance(header, dict):
+            raise invalid("the header is not a JSON object")
+        header.pop("__metadata__", None)
+        start = 8 + n_header
+        return {name: _safetensors_array(path, fh, name, info, start=start, size=size, invalid=invalid)
+                for name, info in header.items()}
+
+
+def _safetensors_array(path: Path, fh: Any, name: str, info: Any, *, start: int, size: int, invalid: Any) -> np.ndarray:
+    """One tensor of a ``.safetensors`` file from its header entry ``info``, checked against the file's size."""
+    if not isinstance(info, dict) or not {"dtype", "shape", "data_offsets"} <= set(info):
+        raise invalid(f"tensor {name!r} lacks dtype, shape or data_offsets")
+    code, shape, offsets = info["dtype"], info["shape"], info["data_offsets"]
+    if code not in _SAFETENSORS_DTYPES:
+        raise DataFileError(
+            f"{path}: array {name!r} has dtype {code}, which softmaxkit does not read; save it as float32, "
+            "float16 or bfloat16 (or an integer type, for labels)"
+        )
+    if not (isinstance(shape, list) and isinstance(offsets, list) and len(offsets) == 2
+            and all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in [*shape, *offsets])):
+        raise invalid(f"tensor {name!r} has a malformed shape or data_offsets")
+    dtype = np.dtype(_SAFETENSORS_DTYPES[code])
+    begin, end = offsets
+    if end < begin or start + end > size or end - begin != int(np.prod(shape, dtype=np.int64)) * dtype.itemsize:
+        raise invalid(f"tensor {name!r}: data_offsets {offsets} do not hold a {code} array of shape {shape}")
+    buf = bytearray(end - begin)
+    fh.seek(start + begin)
+    if fh.readinto(buf) != len(buf):
+        raise invalid(f"tensor {name!r} is cut short")
+    arr = np.frombuffer(buf, dtype=dtype).reshape(shape)
+    return _bfloat16_to_float32(arr) if code == "BF16" else arr
+
+
+def _load_arrays(path: Path, suffix: str) -> np.ndarray | dict[str, np.ndarray]:
+    """The array of a ``.npy``, or the named arrays of an ``.npz`` or ``.safetensors`` in the file's order."""
     try:
         if suffix == ".safetensors":
-            from safetensors.numpy import load_file
-
-            named = dict(load_file(str(path)))
-        else:
-            loaded = np.load(path, allow_pickle=False)
-            if isinstance(loaded, np.ndarray):
-                return _array_columns(None, loaded, path)
-            with loaded:
-                named = {k: loaded[k] for k in loaded.files}
+            return _read_safetensors(path)
+        loaded = np.load(path, allow_pickle=False)
+        if isinstance(loaded, np.ndarray):
+            return loaded
+        with loaded:
+            return {k: loaded[k] for k in loaded.files}
     except DataFileError:
         raise
     except ValueError as exc:
@@ -286,23 +365,22 @@ def _read_arrays(path: Path, suffix: str) -> dict[str, Any]:
                 f"{path}: refused: the file holds pickled Python objects, which softmaxkit never loads"
             ) from None
         raise DataFileError(f"{path}: not a valid {suffix} file ({exc})") from None
-    except Exception as exc:  # zipfile, EOFError, safetensors' own error types
+    except Exception as exc:  # zipfile, EOFError, OSError
         raise DataFileError(f"{path}: not a valid {suffix} file ({type(exc).__name__}: {exc})") from None
+
+
+def _read_arrays(path: Path, suffix: str) -> dict[str, Any]:
+    loaded = _load_arrays(path, suffix)
+    if isinstance(loaded, np.ndarray):
+        return _array_columns(None, loaded, path)
     columns: dict[str, np.ndarray] = {}
-    for key, arr in named.items():
+    for key, arr in loaded.items():
         columns.update(_array_columns(key, arr, path))
     return columns
 
 
-def read_columns(path: str | os.PathLike) -> dict[str, Any]:
-    """Read any supported file as ordered named 1-D columns (arrow arrays or ndarrays).
-
-    Raises
-    ------
-    DataFileError
-        Missing, empty, unreadable or malformed file; columns of unequal length.
-    """
-    path = Path(path)
+def _check_data_file(path: Path) -> str:
+    """``path``'s suffix, once it is known to be a supported, existing, non-empty file."""
     suffix = _suffix(path)
     if not path.exists():
         raise DataFileError(f"{path}: no such file")
@@ -310,7 +388,11 @@ def read_columns(path: str | os.PathLike) -> dict[str, Any]:
         raise DataFileError(f"{path}: is a directory, not a data file")
     if path.stat().st_size == 0:
         raise DataFileError(f"{path}: the file is empty")
-    columns = _read_arrow(path, suffix) if suffix in _TABLE_SUFFIXES else _read_arrays(path, suffix)
+    return suffix
+
+
+def _check_columns(path: Path, columns: Mapping[str, Any]) -> None:
+    """Refuse no columns, columns of unequal length, and no rows."""
     if not columns:
         raise DataFileError(f"{path}: the file has no columns")
     lengths = {name: len(col) for name, col in columns.items()}
@@ -322,6 +404,20 @@ def read_columns(path: str | os.PathLike) -> dict[str, Any]:
         )
     if next(iter(lengths.values())) == 0:
         raise DataFileError(f"{path}: the file has no data rows")
+
+
+def read_columns(path: str | os.PathLike) -> dict[str, Any]:
+    """Read any supported file as ordered named 1-D columns (arrow arrays or ndarrays).
+
+    Raises
+    ------
+    DataFileError
+        Missing, empty, unreadable or malformed file; columns of unequal length.
+    """
+    path = Path(path)
+    suffix = _check_data_file(path)
+    columns = _read_arrow(path, suffix) if suffix in _TABLE_SUFFIXES else _read_arrays(path, suffix)
+    _check_columns(path, columns)
     return columns
 
 
@@ -802,7 +898,9 @@ def read_scores(
     """Read logits (``kind="logit"``) or probabilities (``"probability"``), one column per class.
 
     See :func:`score_columns` for which columns count (``exclude``: columns
-    that are not scores, such as the labels). A ``.npy`` file is
+    that are not scores, such as the labels), and :func:`_score_arrays` for
+    which arrays of an ``.npz`` or ``.safetensors`` (of several: the one named
+    ``logits`` or ``probs``, else the one 2-D array). A ``.npy`` file is
     memory-mapped and used as it is, without a float64 copy, when it already
     holds a 2-D float array (large logit files: the OS pages it in as needed).
     """
@@ -816,13 +914,99 @@ def read_scores(
             return Scores(arr, None, ())
     if path.suffix.lower() == ".parquet" and path.is_file() and path.stat().st_size:
         return _parquet_scores(path, kind=kind, binary_column=binary_column, exclude=exclude)
-    columns = read_columns(path)
+    if path.suffix.lower() in _CONTAINER_SUFFIXES:
+        columns, left_out = _container_score_columns(path, kind=kind, exclude=exclude)
+    else:
+        columns, left_out = read_columns(path), ()
     use, classes = score_columns(path, list(columns), kind=kind, exclude=exclude)
     if len(use) < 2 and not binary_column:
         raise DataFileError(f"{path}: has {len(use)} column; {_PLURAL[kind]} need one column per class (at least 2)")
     wanted = set(use)
     values = numeric_matrix(path, {n: columns[n] for n in use}, what=kind)
-    return Scores(values, classes, tuple(n for n in columns if n not in wanted), tuple(use))
+    return Scores(values, classes, left_out + tuple(n for n in columns if n not in wanted), tuple(use))
+
+
+#: Names of the array holding the labels in an ``.npz`` or ``.safetensors`` of several arrays, as
+#: PyTorch and NumPy users save a validation run: ``np.savez(f, logits=L, labels=y)``.
+LABEL_ARRAY_NAMES = ("labels", "label", "y", "y_true", "target", "targets")
+
+#: Names of the array holding the scores of each ``kind`` in such a file.
+SCORE_ARRAY_NAMES = {"logit": ("logits", "logit"), "probability": ("probs", "prob", "probabilities", "proba", "probas")}
+
+
+def _shown_arrays(arrays: Mapping[str, np.ndarray], limit: int = 8) -> str:
+    """``'logits' (450, 10), 'labels' (450,)``: names and shapes, for one-line messages."""
+    shown = [f"{name!r} {tuple(arr.shape)}" for name, arr in list(arrays.items())[:limit]]
+    return ", ".join(shown) + (f", ... ({len(arrays)} in all)" if len(arrays) > limit else "")
+
+
+def _is_label_array(name: str, arr: np.ndarray) -> bool:
+    """Whether a 1-D array is labels: named so (:data:`LABEL_ARRAY_NAMES`) and holding no fractions."""
+    if name.lower() not in LABEL_ARRAY_NAMES or arr.ndim != 1:
+        return False
+    return arr.dtype.kind != "f" or bool(np.all(arr == np.round(arr)))
+
+
+def _score_arrays(path: Path, arrays: Mapping[str, np.ndarray], *, kind: str, exclude: tuple[str, ...]) -> list[str]:
+    """Which arrays of an ``.npz`` or ``.safetensors`` hold ``kind`` scores.
+
+    A single array does, whatever its name. Of several, the scores are the
+    array named for ``kind`` (``logits``, ``probs``: :data:`SCORE_ARRAY_NAMES`),
+    else the only 2-D array; the other arrays (labels, ids, embeddings) are
+    not scores. A file of 1-D arrays only is a table stored column by column
+    (as :func:`write_columns` writes it): every array is a column but the
+    labels (:func:`_is_label_array`). Every array used to be read as columns:
+    ``np.savez(f, logits=L, labels=y)`` gave the labels as one more class
+    (accuracy 0.91 for 0.97, exit 0), and 0.004 from a ``.safetensors``, which
+    stores ``labels`` first.
+    """
+    if len(arrays) == 1:
+        return list(arrays)
+    other_kind = "logit" if kind == "probability" else "probability"
+    candidates = {name: arr for name, arr in arrays.items()
+                  if name not in exclude and name.lower() not in LABEL_ARRAY_NAMES}
+    own = [name for name in candidates if name.lower() in SCORE_ARRAY_NAMES[kind]]
+    if len(own) == 1:
+        return own
+    other = [name for name in candidates if name.lower() in SCORE_ARRAY_NAMES[other_kind]]
+    matrices = [name for name, arr in candidates.items() if arr.ndim == 2]
+    if not own and other and all(name in other for name in matrices):
+        option = "--probs" if kind == "logit" else "--logits"
+        raise DataFileError(f"{path}: its array {other[0]!r} holds {_PLURAL[other_kind]}, not {_PLURAL[kind]}; "
+                            f"pass the file with {option}")
+    if len(own) > 1 or len(matrices) > 1:
+        name = SCORE_ARRAY_NAMES[kind][0]
+        raise DataFileError(
+            f"{path}: holds several arrays ({_shown_arrays(arrays)}), so which one holds the {_PLURAL[kind]} is "
+            f"unclear: save them as the one array named {name!r} (np.savez(path, {name}=..., labels=...)), or "
+            "alone in a .npy"
+        )
+    if matrices:
+        return matrices
+    chosen = [name for name, arr in arrays.items() if not _is_label_array(name, arr)]
+    if not chosen:
+        raise DataFileError(f"{path}: holds labels only ({_shown_arrays(arrays)}), no {_PLURAL[kind]}")
+    return chosen
+
+
+def _container_score_columns(
+    path: Path, *, kind: str, exclude: tuple[str, ...]
+) -> tuple[dict[str, Any], tuple[str, ...]]:
+    """The columns of the score arrays of an ``.npz``/``.safetensors`` (:func:`_score_arrays`), and the
+    names of the arrays left out."""
+    loaded = _load_arrays(path, _check_data_file(path))
+    if isinstance(loaded, np.ndarray):  # an .npy under another name: np.load reads the content
+        columns, left_out = _array_columns(None, loaded, path), ()
+    else:
+        if not loaded:
+            raise DataFileError(f"{path}: the file has no columns")
+        chosen = _score_arrays(path, loaded, kind=kind, exclude=exclude)
+        columns = {}
+        for name in chosen:
+            columns.update(_array_columns(name, loaded[name], path))
+        left_out = tuple(name for name in loaded if name not in chosen)
+    _check_columns(path, columns)
+    return columns, left_out
 
 
 #: Values per Parquet batch when streaming scores (a 32 MB float64 batch whatever the width).
@@ -978,8 +1162,15 @@ def read_labels(
     ----------
     path : path-like
         A file with one column, or several with ``column`` naming the labels.
+        Without ``column``, several columns that are one-hot labels (numbers 0
+        or 1, a single 1 per row) give each row the class of the column
+        holding its 1, with a warning; and of an ``.npz`` or ``.safetensors``
+        holding several arrays, the labels are the array named
+        :data:`LABEL_ARRAY_NAMES` (``labels``, ``y``, ...), so that a file
+        saved as ``np.savez(f, logits=L, labels=y)`` gives both.
     column : str, optional
-        The label column's name or position.
+        The label column's name or position. A column of one-hot labels is
+        refused: its 0/1 values are not class indices.
     n_classes : int, optional
         When given, every label must lie in ``0 .. n_classes - 1``.
     classes : sequence, optional
@@ -999,15 +1190,27 @@ def read_labels(
         or out of range.
     """
     path = Path(path)
-    columns = read_columns(path)
     if column is None:
-        if len(columns) != 1:
-            raise DataFileError(
-                f"{path}: has {len(columns)} columns ({shown_names(list(columns))}); labels need exactly one "
-                "(name it with --label-column)"
-            )
+        columns = _label_file_columns(path)
+        if len(columns) > 1:
+            hot = _one_hot_index(columns)
+            if hot is None:
+                raise DataFileError(
+                    f"{path}: has {len(columns)} columns ({shown_names(list(columns))}); labels need exactly one "
+                    "(name it with --label-column)"
+                )
+            return _one_hot_labels(path, list(columns), hot, n_classes=n_classes, classes=classes)
         column = next(iter(columns))
+    else:
+        columns = read_columns(path)
     name = _resolve_column(path, columns, column, option="--label-column")
+    if len(columns) > 1 and _one_hot_index(columns) is not None:
+        # Its 0/1 values are class indices 0 and 1 to the code below (audit: accuracy 0.0, exit 0).
+        raise DataFileError(
+            f"{path}: column {name!r} is one of {len(columns)} one-hot label columns (0 or 1, a single 1 "
+            "per row), not class indices; give the file without --label-column to read each row's class from "
+            "the column holding its 1"
+        )
     labels = _label_column(path, name, columns[name])
     if classes is not None:
         names = {str(c) for c in np.asarray(classes).tolist()}
@@ -1052,6 +1255,81 @@ def read_labels(
                 + f"label {labels[row]} is not a class of the {n_classes}-class scores (0..{n_classes - 1})"
             )
     return labels
+
+
+def _label_file_columns(path: Path) -> dict[str, Any]:
+    """The columns of a labels file given without a column: all of them, but of an ``.npz`` or
+    ``.safetensors`` holding several arrays only the one named as labels (:data:`LABEL_ARRAY_NAMES`)."""
+    if path.suffix.lower() not in _CONTAINER_SUFFIXES:
+        return read_columns(path)
+    loaded = _load_arrays(path, _check_data_file(path))
+    if isinstance(loaded, np.ndarray):
+        columns = _array_columns(None, loaded, path)
+    else:
+        chosen = [name for name in loaded if name.lower() in LABEL_ARRAY_NAMES]
+        if len(loaded) > 1 and len(chosen) != 1:
+            raise DataFileError(
+                f"{path}: holds {len(loaded)} arrays ({_shown_arrays(loaded)}); name the labels' array with "
+                "--label-column, or save it as 'labels'"
+            )
+        columns = {}
+        for name in chosen if len(loaded) > 1 else loaded:
+            columns.update(_array_columns(name, loaded[name], path))
+    _check_columns(path, columns)
+    return columns
+
+
+def _one_hot_index(columns: Mapping[str, Any]) -> np.ndarray | None:
+    """Each row's position of its 1 when ``columns`` are one-hot labels (numbers 0 or 1, a single 1 per
+    row); None otherwise. Reads the columns one at a time and stops at the first that is not 0/1."""
+    n_rows = len(next(iter(columns.values())))
+    index = np.zeros(n_rows, dtype=np.int64)
+    ones = np.zeros(n_rows, dtype=np.int64)
+    for j, col in enumerate(columns.values()):
+        if not isinstance(col, np.ndarray):
+            if col.null_count:
+                return None
+            col = col.to_numpy(zero_copy_only=False)
+        if col.dtype.kind not in "biuf":
+            return None
+        hot = col == 1
+        if not (hot | (col == 0)).all():
+            return None
+        index[hot] = j
+        ones += hot
+    return index if (ones == 1).all() else None
+
+
+def _one_hot_labels(path: Path, names: list[str], index: np.ndarray, *, n_classes: int | None,
+                    classes: Any) -> np.ndarray:
+    """Class indices of one-hot labels whose 1s sit at ``index`` among the columns ``names``.
+
+    Columns named for the scores' classes map by name, in any order; others
+    (positions, ``0, 1, ...``) by position, and must be one per class.
+    """
+    import warnings
+
+    by_position = all(_POSITIONAL.match(name) for name in names)
+    if classes is not None and not by_position:
+        class_names = [str(c) for c in np.asarray(classes).tolist()]
+        unknown = [n for n in names if n not in class_names]
+        if unknown:
+            raise DataFileError(f"{path}: column {unknown[0]!r} of its one-hot labels is not a class of the scores "
+                                f"({shown_names(class_names)})")
+        index = np.array([class_names.index(n) for n in names], dtype=np.int64)[index]
+        how = "by column name"
+    else:
+        n_classes = len(classes) if classes is not None else n_classes
+        if n_classes is not None and len(names) != n_classes:
+            raise DataFileError(f"{path}: has {len(names)} columns of one-hot labels but the scores have "
+                                f"{n_classes} classes")
+        how = "column j is class j"
+    warnings.warn(
+        f"{path}: its {len(names)} columns are read as one-hot labels (0 or 1, a single 1 per row): each row's "
+        f"class is the column holding its 1 ({how})",
+        stacklevel=3,
+    )
+    return index
 
 
 def _warn_if_also_indices(path: Path, column: str, labels: np.ndarray, encoded: np.ndarray, n_classes: int) -> None:
