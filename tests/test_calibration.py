@@ -432,3 +432,143 @@ def test_prior_barely_moves_a_large_fit(rng):
     assert TemperatureScaling().fit(z, y).beta_ == pytest.approx(
         TemperatureScaling(pseudo_count=0).fit(z, y).beta_, rel=1e-3
     )
+
+
+# --------------------------------------------------------------------------- affine fits off the temperature's bounds
+
+
+def _affine_oracle(z, y, kind, *, pseudo_count=0.5, identity_reg=1.0, off_diagonal_reg=1.0, intercept_reg=1.0):
+    """The documented vector/matrix scaling objective with its anchor at ``beta = 1``, minimised by
+    SciPy's BFGS in float64: soft-target mean NLL (``a / (N + 2a)`` on the runner-up) + the
+    identity prior ``identity_reg / (2N) * sum (a_j - 1)^2 (+ b_j^2 for vector)`` (+ ODIR).
+    Returns ``(objective, parameters)``."""
+    from scipy.optimize import minimize
+    from scipy.special import log_softmax
+
+    n, c = z.shape
+    e = pseudo_count / (n + 2.0 * pseudo_count)
+    t = np.zeros_like(z)
+    t[np.arange(n), y] = 1.0 - e
+    t[np.arange(n), np.argmax(np.where(np.arange(c) == y[:, None], -np.inf, z), axis=1)] += e
+
+    def f(theta):
+        if kind == "vector":
+            a, b = theta[:c], theta[c:]
+            zz, prior = z * a + b, identity_reg / (2 * n) * (np.sum((a - 1) ** 2) + b @ b)
+        else:
+            W, b = theta[: c * c].reshape(c, c), theta[c * c :]
+            off = W - np.diag(np.diag(W))
+            zz = z @ W.T + b
+            prior = identity_reg / (2 * n) * np.sum((np.diag(W) - 1) ** 2)
+            prior += off_diagonal_reg / (c * (c - 1)) * np.sum(off**2) + intercept_reg / c * (b @ b)
+        return -np.mean(np.sum(t * log_softmax(zz, axis=1), axis=1)) + prior
+
+    start = np.r_[np.ones(c), np.zeros(c)] if kind == "vector" else np.r_[np.eye(c).ravel(), np.zeros(c)]
+    res = minimize(f, start, method="BFGS", options={"gtol": 1e-10})
+    return res.fun, res.x, f
+
+
+def _labels_from(rng, logits):
+    return np.array([rng.choice(logits.shape[1], p=q) for q in _softmax(logits)])
+
+
+def test_vector_scaling_fits_a_negative_slope_when_the_temperature_is_on_its_lower_bound():
+    """The issue: labels that tend to be the argmin put the temperature on its bound 1e-10;
+    vector scaling started from (and shrank towards) it, and returned uniform probabilities
+    (log-loss 1.0985) silently, where a ~ -1 gives 0.59. Anchored at beta = 1 it reaches the
+    documented objective's optimum."""
+    rng = np.random.default_rng(0)
+    z = rng.normal(size=(2000, 3)) * 2
+    y = _labels_from(rng, -z)
+    with pytest.warns(CalibrationWarning, match="bound"):
+        assert TemperatureScaling().fit(z, y).at_bound_
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", CalibrationWarning)
+        vs = VectorScaling().fit(z, y)
+    best, theta, objective = _affine_oracle(z, y, "vector")
+    assert objective(np.r_[vs.coef_, vs.intercept_]) == pytest.approx(best, abs=1e-8)
+    assert vs.converged_ and not vs.at_bound_
+    np.testing.assert_allclose(vs.coef_, theta[:3], atol=1e-3)
+    assert np.all(vs.coef_ < -0.9)
+    assert log_loss(y, logits=vs.transform(z)) < 0.6  # uniform: log 3 = 1.0986
+
+
+def test_matrix_scaling_undoes_permuted_columns_when_the_temperature_is_on_its_lower_bound():
+    """The issue: logit columns in another order than the labels gave coef_ ~ 0 and uniform
+    probabilities (log-loss 1.098); a C x C map with ODIR reaches the oracle's optimum."""
+    rng = np.random.default_rng(1)
+    z = rng.normal(size=(1000, 3)) * 3
+    y = _labels_from(rng, z)
+    zp = np.roll(z, 1, axis=1)
+    with pytest.warns(CalibrationWarning, match="bound"):
+        assert TemperatureScaling().fit(zp, y).at_bound_
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", CalibrationWarning)
+        ms = MatrixScaling().fit(zp, y)
+    best, theta, objective = _affine_oracle(zp, y, "matrix")
+    assert objective(np.r_[ms.coef_.ravel(), ms.intercept_]) == pytest.approx(best, abs=1e-8)
+    assert ms.converged_ and not ms.at_bound_
+    np.testing.assert_allclose(ms.coef_, theta[:9].reshape(3, 3), atol=1e-3)
+    # The permutation shows: each label's own column gets the largest weight.
+    np.testing.assert_array_equal(np.argmax(ms.coef_, axis=1), [1, 2, 0])
+    assert log_loss(y, logits=ms.transform(zp)) < 0.6
+
+
+@pytest.mark.parametrize("cls", [VectorScaling, MatrixScaling])
+@pytest.mark.parametrize("identity_reg", [1.0, 0.0])
+def test_affine_fit_without_prior_on_a_separable_set_sets_at_bound_and_warns(cls, identity_reg):
+    """The issue: pseudo_count=0 on a separable set gave coef_ = 1e10 (the temperature's
+    bound), converged_ True and no warning: held-out log-loss 7e8. The likelihood has no
+    maximum, so the fit now says so, as TemperatureScaling does, and its scales stay
+    finite (the identity prior, or L-BFGS's vanishing gradient, stops them)."""
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 3, 200)
+    z = rng.normal(size=(200, 3))
+    z[np.arange(200), y] += 4
+    assert np.all(z.argmax(axis=1) == y)
+    with pytest.warns(CalibrationWarning, match="no maximum"):
+        cal = cls(pseudo_count=0, identity_reg=identity_reg).fit(z, y)
+    assert cal.at_bound_ and not cal.converged_
+    assert np.all(np.isfinite(cal.coef_)) and np.abs(cal.coef_).max() < 100
+    if identity_reg:  # the identity prior keeps the map near the logits as they are
+        z_test = rng.normal(size=(2000, 3))
+        y_test = rng.integers(0, 3, 2000)
+        z_test[np.arange(2000), y_test] += 2
+        assert log_loss(y_test, logits=cal.transform(z_test)) < 0.5
+    # The default prior gives the likelihood a maximum: no flag, no warning.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", CalibrationWarning)
+        default = cls().fit(z, y)
+    assert not default.at_bound_ and default.converged_
+
+
+@pytest.mark.parametrize("cls", [VectorScaling, MatrixScaling])
+def test_affine_at_bound_survives_save_and_load(tmp_path, cls):
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 3, 60)
+    z = rng.normal(size=(60, 3))
+    z[np.arange(60), y] += 4
+    with pytest.warns(CalibrationWarning):
+        cal = cls(pseudo_count=0).fit(z, y)
+    back = sk.load(cal.save(tmp_path / "cal.npz"))
+    assert back.at_bound_ is True and back.converged_ is False
+
+
+# --------------------------------------------------------------------------- sample_weight semantics
+
+
+@pytest.mark.parametrize("cls", CALIBRATORS)
+def test_weights_are_frequency_weights_scaled_to_the_row_count(rng, cls):
+    """Weights are frequency weights (as scikit-learn's LogisticRegression): their total is the
+    evidence the prior weighs against, so weights normalised to sum to 1 make the prior
+    dominate; rescaled to sum to the number of rows they give the unit-weight fit back."""
+    z, y = _data(rng, n=300, k=4)
+    unit = cls().fit(z, y)
+    normalised = np.full(300, 1 / 300)
+    rescaled = normalised * 300 / normalised.sum()
+    np.testing.assert_allclose(cls().fit(z, y, sample_weight=rescaled).predict_proba(z), unit.predict_proba(z),
+                               atol=1e-9)
+    # Not a bug but the documented semantics: the same rows as one row's worth of evidence.
+    assert np.abs(cls().fit(z, y, sample_weight=normalised).predict_proba(z) - unit.predict_proba(z)).max() > 1e-3
+    doc = cls.fit.__doc__
+    assert "Frequency weights" in doc and "sum to the number" in doc

@@ -441,6 +441,24 @@ def test_bad_input_raises_clear_errors():
         conformity_scores(_softmax(z[:2]), y[:2], score="aps", u=[0.5, 2.0])
 
 
+def test_zero_dimensional_array_alpha_is_a_scalar():
+    """The issue: np.array(0.1) (a config value through np.asarray) gave a bare
+    'iteration over a 0-d array' TypeError in predict_sets and conformal_quantile."""
+    rng = np.random.default_rng(0)
+    z = rng.normal(size=(50, 3))
+    y = rng.integers(0, 3, 50)
+    cp = ConformalClassifier().fit(z, y)
+    sets = cp.predict_sets(z, alpha=np.array(0.1))
+    assert sets.shape == (50, 3)  # a scalar's shape, not one level's (50, 1, 3)
+    np.testing.assert_array_equal(sets, cp.predict_sets(z, alpha=0.1))
+    s = np.arange(10.0)
+    assert conformal_quantile(s, alpha=np.array(0.1)) == conformal_quantile(s, alpha=0.1) == 9.0
+    assert conformal_quantile(s, alpha=np.float32(0.5)) == 5.0
+    for bad in (np.array(1.5), np.array(True), np.array("0.1")):
+        with pytest.raises(ValueError, match="alpha"):
+            cp.predict_sets(z, alpha=bad)
+
+
 # --------------------------------------------------------------------------- metrics
 
 

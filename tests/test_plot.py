@@ -124,3 +124,76 @@ def test_two_diagrams_on_one_axes_share_the_diagonal_and_legend_entries(data):
     assert legend.count("perfectly calibrated") == 1
     assert "first" in legend and "second" in legend
     assert len(legend) == len(set(legend))
+
+
+def test_from_estimator_takes_class_labels_only(data):
+    """The issue: the docstring also promised column indices; with classes_ = [1, 2, 3]
+    indices 1 and 2 were read as labels (the wrong columns) and a 0 was an error."""
+    pytest.importorskip("sklearn")
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((600, 2))
+    labels = np.array([1, 2, 3])[(X[:, 0] > 0).astype(int) + (X[:, 1] > 0.8).astype(int)]
+    clf = LogisticRegression().fit(X, labels)
+    columns = np.searchsorted(clf.classes_, labels)
+    d = ReliabilityDiagram.from_estimator(clf, X, labels, ci=None)
+    expected = reliability_curve(columns, clf.predict_proba(X))
+    np.testing.assert_allclose(d.curve.accuracy[d.curve.nonempty], expected.accuracy[expected.nonempty])
+    with pytest.raises(ValueError, match="y must hold class labels, not column indices"):
+        ReliabilityDiagram.from_estimator(clf, X, columns, ci=None)
+    doc = " ".join(ReliabilityDiagram.from_estimator.__doc__.split())
+    assert "not column indices" in doc and "may hold" not in doc
+
+
+def _legend_colors(ax):
+    from matplotlib.colors import to_hex
+
+    legend = ax.get_legend()
+    return {t.get_text(): to_hex(h.get_facecolor(), keep_alpha=False) for t, h in zip(legend.get_texts(),
+            legend.legend_handles) if hasattr(h, "get_facecolor")}  # fmt: skip
+
+
+def test_two_diagrams_on_one_axes_can_be_told_apart(data):
+    """The issue: both diagrams' bars had one hard-coded colour (identical legend swatches, the
+    second hiding the first) and both ECE boxes sat at the same spot, unnamed, one on the other."""
+    from matplotlib.colors import to_hex
+
+    y, p = data
+    sharp = p**2 / (p**2).sum(axis=1, keepdims=True)
+    fig, ax = plt.subplots()
+    ReliabilityDiagram.from_predictions(y, p, ax=ax, show_histogram=False, ci=None, name="first")
+    ReliabilityDiagram.from_predictions(y, sharp, ax=ax, show_histogram=False, ci=None, name="second")
+    colors = _legend_colors(ax)
+    assert colors["first"] != colors["second"]
+    # The second diagram's bars are outlined in its colour over a faint fill: the first shows through.
+    (second,) = [cont for cont in ax.containers if cont.get_label() == "second"]
+    assert second.patches
+    for bar in second.patches:
+        assert to_hex(bar.get_edgecolor()) == colors["second"] and bar.get_facecolor()[3] < 0.5
+    boxes = [t for t in ax.texts if "ECE" in t.get_text()]
+    assert [t.get_text().split(":")[0] for t in boxes] == ["first", "second"]
+    fig.canvas.draw()
+    first, below = (t.get_bbox_patch().get_window_extent() for t in boxes)
+    assert below.y1 < first.y0  # stacked, not overlapping
+    # An explicit colour wins.
+    third = ReliabilityDiagram.from_predictions(y, p, ax=ax, show_histogram=False, ci=None, name="third",
+                                                color="#000000")
+    assert _legend_colors(third.ax_)["third"] == "#000000"
+
+
+def test_diagrams_on_one_axes_share_one_histogram_panel(data):
+    """The issue: each diagram drawn on the same axes with show_histogram=True appended
+    another count panel."""
+    y, p = data
+    sharp = p**2 / (p**2).sum(axis=1, keepdims=True)
+    fig, ax = plt.subplots()
+    a = ReliabilityDiagram.from_predictions(y, p, ax=ax, ci=None, name="first")
+    b = ReliabilityDiagram.from_predictions(y, sharp, ax=ax, ci=None, name="second")
+    assert len(fig.axes) == 2 and a.hist_ax_ is b.hist_ax_
+    hax = b.hist_ax_
+    n_a, n_b = int(a.curve.nonempty.sum()), int(b.curve.nonempty.sum())
+    assert len(hax.patches) == n_a + n_b
+    assert hax.get_ylim()[1] >= max(a.curve.counts.max(), b.curve.counts.max())
+    ReliabilityDiagram.from_predictions(y, p, ax=ax, ci=None, show_histogram=False)
+    assert len(fig.axes) == 2

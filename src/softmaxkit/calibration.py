@@ -27,7 +27,10 @@ All take ``fit(logits, y, sample_weight=None)``, ``transform(logits)`` (the
 calibrated logits) and ``predict_proba(logits)``, and save/load without pickle
 (``.save(path)``, :func:`softmaxkit.load`). With ``input="probs"`` the first
 argument of every method holds probabilities instead, and ``log p`` is used as
-the logits (see the class docstrings for the limits).
+the logits (see the class docstrings for the limits). ``sample_weight`` holds
+frequency weights, as in scikit-learn's ``LogisticRegression``: their total is
+the evidence the priors are weighed against, so normalised importance weights
+should be scaled to sum to the number of rows.
 
 SciPy is imported only when a vector or matrix scaling is fitted, and
 scikit-learn only by the isotonic fit and :class:`CalibratedClassifier`.
@@ -389,7 +392,27 @@ class TemperatureScaling(_Calibrator):
             raise ValueError(f"beta_ must be finite and > 0, got {self.beta_!r}")
 
     def fit(self, logits: Any, y: Any, sample_weight: Any = None) -> "TemperatureScaling":
-        """Fit ``beta`` on held-out ``logits`` (N, C) and labels ``y`` (N,); returns ``self``."""
+        """Fit ``beta`` on held-out ``logits`` (N, C) and labels ``y`` (N,); returns ``self``.
+
+        Parameters
+        ----------
+        logits : array_like of shape (N, C)
+            Held-out logits (probabilities with ``input="probs"``).
+        y : array_like of shape (N,)
+            Integer class indices.
+        sample_weight : array_like of shape (N,), optional
+            Frequency weights (>= 0), as in scikit-learn's ``LogisticRegression``:
+            an integer weight ``k`` counts as ``k`` copies of the row. Their
+            total ``W`` is the evidence the ``pseudo_count`` prior is weighed
+            against, so scaling every weight by ``s`` is not neutral: it scales
+            the evidence (weights summing to 1 make the calibration set count
+            as one row, and ``T`` mostly the prior's). Scale normalised
+            importance weights to sum to the number of rows.
+
+        Returns
+        -------
+        self
+        """
         from softmaxkit.kernels.calibration import runner_up_and_min, temperature_moments
 
         lo, hi = self._bounds()
@@ -556,14 +579,16 @@ class _AffineScaling(_Calibrator):
 
     Both subclasses share the temperature's prior (soft targets, ``pseudo_count``)
     and a Gaussian prior pulling the per-class scales (the diagonal of ``A``,
-    relative to the temperature fit) towards 1 and, for vector scaling, the
+    relative to the anchor ``beta``) towards 1 and, for vector scaling, the
     biases towards 0: ``identity_reg / 2 * sum (a_j / beta - 1)^2 (+ b_j^2)``
     added to the *total* log-loss, so its pull fades as ``1 / W`` like any prior.
+    ``beta`` is the temperature fit, or 1 (the logits as they are) when that
+    fit stops on one of its bounds (see :func:`_anchor_beta`).
     """
 
     _param_names = ("input", "eps", "pseudo_count", "identity_reg", "max_iter", "tol")
     _array_names = ("coef_", "intercept_")
-    _scalar_names = ("n_classes_", "n_iter_", "converged_", "nll_")
+    _scalar_names = ("n_classes_", "n_iter_", "converged_", "nll_", "at_bound_")
     _allows_neg_inf = False
     #: Whether the identity prior also pulls the biases to 0 (matrix scaling has ODIR for that).
     _prior_on_intercept = True
@@ -623,7 +648,28 @@ class _AffineScaling(_Calibrator):
         return self._linear(x.astype(np.float64), self.coef_, self.intercept_)
 
     def fit(self, logits: Any, y: Any, sample_weight: Any = None):
-        """Fit on held-out ``logits`` (N, C) and labels ``y`` (N,); returns ``self``."""
+        """Fit on held-out ``logits`` (N, C) and labels ``y`` (N,); returns ``self``.
+
+        Parameters
+        ----------
+        logits : array_like of shape (N, C)
+            Held-out logits (probabilities with ``input="probs"``).
+        y : array_like of shape (N,)
+            Integer class indices.
+        sample_weight : array_like of shape (N,), optional
+            Frequency weights (>= 0), as in scikit-learn's ``LogisticRegression``:
+            an integer weight ``k`` counts as ``k`` copies of the row. Their
+            total ``W`` is the evidence the priors (``pseudo_count``,
+            ``identity_reg``) are weighed against, so scaling every weight by
+            ``s`` is not neutral: it scales the evidence (weights summing to 1
+            make the calibration set count as one row, and the fit mostly
+            prior). Scale normalised importance weights to sum to the number
+            of rows.
+
+        Returns
+        -------
+        self
+        """
         from scipy.optimize import minimize
 
         from softmaxkit.functional import cross_entropy_and_grad
@@ -644,9 +690,7 @@ class _AffineScaling(_Calibrator):
         # Start from the temperature fit (same prior), and optimise on temperature-scaled
         # logits (coef relative to beta): step 0 is temperature scaling, and L-BFGS sees a
         # well-scaled problem even when the logits are on a scale of 1e8.
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", CalibrationWarning)
-            beta = TemperatureScaling(pseudo_count=a).fit(x, labels, sample_weight=w).beta_
+        beta = _anchor_beta(x, labels, w, a)
         x = beta * x
 
         def fun(theta: np.ndarray) -> tuple[float, np.ndarray]:
@@ -667,14 +711,62 @@ class _AffineScaling(_Calibrator):
         )
         coef, b = self._unpack(res.x, c)
         self.coef_, self.intercept_ = beta * np.array(coef, dtype=np.float64), np.array(b, dtype=np.float64)
-        self.n_classes_, self.n_iter_, self.converged_ = c, int(res.nit), bool(res.success)
         from softmaxkit.functional import cross_entropy
 
-        plain = np.asarray(cross_entropy(self._linear(x, coef, b), labels, reduction="none"), dtype=np.float64)
+        z = self._linear(x, coef, b)
+        plain = np.asarray(cross_entropy(z, labels, reduction="none"), dtype=np.float64)
         self.nll_ = float(np.dot(row_scale, plain))
-        if not res.success:
+        # With hard targets, a map that ranks every true class first is beaten by any steeper
+        # copy of itself: the likelihood has no maximum, and the scales stop only where a
+        # prior or L-BFGS's vanishing gradient halts them (temperature scaling's upper bound).
+        self.at_bound_ = a == 0.0 and _ranks_every_label_first(z, labels, w)
+        self.n_classes_, self.n_iter_ = c, int(res.nit)
+        self.converged_ = bool(res.success) and not self.at_bound_
+        if self.at_bound_:
+            warnings.warn(
+                f"{type(self).__name__} puts every true class strictly first on the calibration set and "
+                "pseudo_count=0, so the likelihood has no maximum: the scales stop where the optimiser (or a "
+                "penalty such as identity_reg) halts them, not at an optimum. Calibrate on more (or harder) held-out data, "
+                "or keep pseudo_count > 0.",
+                CalibrationWarning,
+                stacklevel=2,
+            )
+        elif not res.success:
             warnings.warn(f"{type(self).__name__} fit did not converge: {res.message}", CalibrationWarning, stacklevel=2)
         return self
+
+
+def _anchor_beta(x: np.ndarray, labels: np.ndarray, w: np.ndarray, pseudo_count: float) -> float:
+    """The temperature the affine scalings start from and shrink towards: the temperature fit,
+    or 1 when that fit stops on a bound.
+
+    A bound says only that the optimum lies beyond it: at ``beta = 1e-10`` (logits that
+    point away from the labels, or carry nothing) the scaled logits are ~0, so L-BFGS
+    starts where the gradient is below its tolerance and returns uniform probabilities,
+    and the identity prior ``(a / beta - 1)^2`` would charge ``1e20`` for the slope of -1
+    that vector scaling can fit; at ``1e10`` (a separable set without prior) the scales
+    start at 1e10. The logits as they are (``beta = 1``) are the neutral anchor, as for
+    all-equal logits in :class:`TemperatureScaling`.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CalibrationWarning)  # the affine fit reports its own outcome
+        ts = TemperatureScaling(pseudo_count=pseudo_count).fit(x, labels, sample_weight=w)
+    return 1.0 if ts.at_bound_ else float(ts.beta_)
+
+
+def _ranks_every_label_first(z: np.ndarray, labels: np.ndarray, w: np.ndarray) -> bool:
+    """Whether every row of positive weight has its label's logit strictly above all others.
+
+    Strictly: rows tied at the top (all-equal logits) gain nothing from a steeper map.
+    """
+    rows = np.flatnonzero(w > 0)
+    if rows.size == 0:
+        return False
+    zr = z[rows]
+    idx = np.arange(rows.size)
+    true = zr[idx, labels[rows]]
+    zr[idx, labels[rows]] = -np.inf  # zr is a copy (fancy indexing): z is untouched
+    return bool(np.all(true > zr.max(axis=1)))
 
 
 class VectorScaling(_AffineScaling):
@@ -691,7 +783,8 @@ class VectorScaling(_AffineScaling):
         finite on a separable calibration set.
     identity_reg : float >= 0, default 1.0
         Gaussian prior pulling ``a / beta`` towards 1 and ``b`` towards 0
-        (``beta`` the temperature fit), added to the total log-loss: ``identity_reg
+        (``beta`` the temperature fit, or 1 when it stops on a bound; see
+        Notes), added to the total log-loss: ``identity_reg
         / 2 * sum_j [(a_j / beta - 1)^2 + b_j^2]``. It weighs as much as a
         single row, so it only matters when a few rows leave ``2C``
         parameters undetermined.
@@ -707,6 +800,13 @@ class VectorScaling(_AffineScaling):
     intercept_ : ndarray of shape (C,)
         The biases ``b``.
     n_classes_, n_iter_, converged_, nll_
+    at_bound_ : bool
+        ``pseudo_count=0`` and the fitted map puts every (weighted) row's true
+        class strictly first: the likelihood has no maximum (a steeper map
+        always fits better), as for :class:`TemperatureScaling` on its upper
+        bound, so the scales are not an optimum and the result is not an
+        improvement to report. ``converged_`` is then False and a
+        :class:`CalibrationWarning` says so.
 
     Notes
     -----
@@ -716,7 +816,15 @@ class VectorScaling(_AffineScaling):
     0`` from a temperature fit (L-BFGS works on ``a / beta``, so huge logit
     scales do not hurt its conditioning). The objective is convex in ``(a, b)``
     (an affine map inside the log-loss). Unlike temperature scaling it can
-    change the argmax.
+    change the argmax, and a scale can be negative: logits that point away
+    from the labels get ``a < 0``.
+
+    When the temperature fit stops on one of its ``beta_bounds`` (logits
+    with no positive link to the labels put it at ``1e-10``, a separable set
+    with ``pseudo_count=0`` at ``1e10``), ``beta`` is 1 instead, for the start
+    and the identity prior alike: measured against ``beta = 1e-10``, the
+    prior would charge ``1e20 / W`` for ``a = -1`` and return uniform
+    probabilities (and against ``1e10``, 0/1 ones).
     """
 
     def _unpack(self, theta, c):
@@ -746,7 +854,8 @@ class MatrixScaling(_AffineScaling):
     pseudo_count : float >= 0, default 0.5
         The prior of :class:`TemperatureScaling` (soft targets).
     identity_reg : float >= 0, default 1.0
-        Gaussian prior pulling the diagonal ``W_jj / beta`` towards 1, added to
+        Gaussian prior pulling the diagonal ``W_jj / beta`` towards 1 (``beta``
+        as in :class:`VectorScaling`), added to
         the total log-loss (``identity_reg / 2 * sum_j (W_jj / beta - 1)^2``;
         ODIR below shrinks the rest).
     off_diagonal_reg : float >= 0, default 1.0
@@ -766,6 +875,8 @@ class MatrixScaling(_AffineScaling):
         ``W``.
     intercept_ : ndarray of shape (C,)
     n_classes_, n_iter_, converged_, nll_
+    at_bound_ : bool
+        As :class:`VectorScaling`.
 
     Notes
     -----
@@ -775,8 +886,11 @@ class MatrixScaling(_AffineScaling):
     back to vector (and temperature) scaling. The objective (NLL plus the
     penalty) is convex; L-BFGS starts from ``W = beta I``, ``b = 0`` of a
     temperature fit and works on ``W / beta``, to which the penalty applies,
-    so ``lambda`` means the same whatever the logits' scale. Each iteration
-    costs two (N, C) x (C, C) products.
+    so ``lambda`` means the same whatever the logits' scale. As for
+    :class:`VectorScaling`, ``beta = 1`` when the temperature fit stops on a
+    bound, so ``W`` can still, for instance, undo logits whose columns are in
+    another order than the labels. Each iteration costs two (N, C) x (C, C)
+    products.
 
     References
     ----------

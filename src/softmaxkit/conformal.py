@@ -119,7 +119,12 @@ class NotFittedError(ValueError, AttributeError):
 
 
 def _check_alpha(alpha: Any) -> tuple[np.ndarray, bool]:
-    """``(levels as a float64 array, whether alpha was a scalar)``; each in the open interval (0, 1)."""
+    """``(levels as a float64 array, whether alpha was a scalar)``; each in the open interval (0, 1).
+
+    A 0-d array (``np.asarray(0.1)``, a config value passed through NumPy) is a scalar.
+    """
+    if isinstance(alpha, np.ndarray) and alpha.ndim == 0:
+        alpha = alpha.item()  # a Python scalar, checked below like any other (a 0-d bool stays a bool)
     scalar = isinstance(alpha, numbers.Real) and not isinstance(alpha, bool)
     values = [alpha] if scalar else (list(alpha) if isinstance(alpha, (list, tuple, np.ndarray)) else None)
     if not values:
