@@ -131,6 +131,56 @@ def test_usage_error_exits_2(capsys):
     assert "required" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    "argv, option",
+    [
+        # (--dir: a regression fails at once rather than running the checkout's benchmarks)
+        (["bench", "--timeout", "1_0", "--dir", "no-such-benchmarks"], "--timeout"),
+        (["fit", "d.csv", "--target", "y", "--out", "m.npz", "--holdout", "0_5"], "--holdout"),
+        (["fit", "d.csv", "--target", "y", "--out", "m.npz", "--max-iter", "1_000"], "--max-iter"),
+        (["fit", "d.csv", "--target", "y", "--out", "m.npz", "--hidden", "64,3_2"], "--hidden"),
+    ],
+)
+def test_numbers_with_underscores_are_usage_errors(capsys, argv, option):
+    """Python's int()/float() read 1_000 as 1000 but also 0_5 as 5 (a --holdout of 0.5 meant): the shared
+    option types refuse '_' rather than guess (audit: accepted silently)."""
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert f"argument {option}" in err and "write numbers without '_'" in err
+
+
+def test_number_types_still_accept_plain_numbers():
+    from softmaxkit.cli._common import finite_float, fraction, hidden_sizes, integer, positive_float, positive_int
+
+    assert positive_int(" 1000 ") == 1000 and integer("-3") == -3 and hidden_sizes("64,32") == (64, 32)
+    assert fraction("0.5") == 0.5 and positive_float("1e-3") == 1e-3 and finite_float("-1e308") == -1e308
+
+
+@pytest.mark.parametrize(
+    "word, expected",
+    [
+        ("IsotonicCalibration", "an IsotonicCalibration"),  # audit: "a IsotonicCalibration"
+        ("ArrayLike", "an ArrayLike"),
+        ("TemperatureScaling", "a TemperatureScaling"),
+        ("PlattScaling", "a PlattScaling"),
+        ("OneVsRestClassifier", "a OneVsRestClassifier"),
+        ("UserWarning", "a UserWarning"),
+        ("MLPClassifier", "an MLPClassifier"),
+        ("SVC", "an SVC"),
+        ("F32", "an F32"),
+        ("BF16", "a BF16"),
+        ("X", "an X"),
+        ("object", "an object"),
+    ],
+)
+def test_with_article(word, expected):
+    from softmaxkit.cli._common import with_article
+
+    assert with_article(word) == expected
+
+
 # --------------------------------------------------------------------------- demo
 
 
@@ -398,6 +448,44 @@ def test_bench_reports_a_failing_script(capsys, tmp_path):
     assert "bench_calibration.py" in error_line(err)
 
 
+def test_bench_dir_relative_to_the_working_directory(capsys, tmp_path, monkeypatch):
+    """A relative --dir names the folder from where the command runs, not from the checkout each script
+    runs in (audit: ``--dir fakebench/benchmarks`` ran ``fakebench/fakebench/benchmarks/bench_ops.py``)."""
+    (tmp_path / "checkout").mkdir()
+    _bench_dir(tmp_path / "checkout")
+    monkeypatch.chdir(tmp_path)
+    rc, out, err = call(capsys, "bench", "--dir", "checkout/benchmarks", "--only", "ops")
+    assert rc == 0, out + err
+    assert "softmax 1.0    2.0    2.0x False" in out
+
+
+def test_bench_timeout_stops_a_silent_script(capsys, tmp_path):
+    """--timeout is wall-clock time: a script that prints nothing is stopped too (audit: it ran on)."""
+    import time
+
+    folder = tmp_path / "benchmarks"
+    folder.mkdir()
+    (folder / "bench_ops.py").write_text("print('started', flush=True)\nimport time\ntime.sleep(60)\n")
+    start = time.perf_counter()
+    rc, out, err = call(capsys, "bench", "--dir", str(folder), "--only", "ops", "--timeout", "1", "--json")
+    assert time.perf_counter() - start < 30
+    assert rc == 1
+    (record,) = json.loads(out)["results"]
+    assert record["timed_out"] and record["returncode"] is None and record["output"] == "started\n"
+    assert "bench_ops.py (timed out after 1 s)" in error_line(err)
+
+
+def test_bench_that_ran_nothing_fails(capsys, tmp_path):
+    """Every script skipped (a wrong --dir) is not a success (audit: exit 0)."""
+    (tmp_path / "empty").mkdir()
+    rc, out, err = call(capsys, "bench", "--dir", str(tmp_path / "empty"))
+    assert rc == 1
+    assert "skipped, not found" in out
+    assert "no benchmark ran" in error_line(err) and "--dir" in error_line(err)
+    rc, _, err = call(capsys, "bench", "--dir", str(_bench_dir(tmp_path)), "--only", "linear_ce", "-q")
+    assert rc == 1 and "holds none of bench_linear_ce.py" in error_line(err)
+
+
 def test_bench_runs_every_script_in_the_checkout():
     """``softmaxkit bench`` runs them all: no benchmark script is left out of its list."""
     from softmaxkit.cli.bench import SCRIPTS, default_dir
@@ -650,8 +738,8 @@ def _summary(ece, lo, hi, floor, loss, n=100):
         (_summary(0.01, 0.0, 0.02, 0.02, 0.30), _summary(0.01, 0.0, 0.02, 0.02, 0.29), "Already calibrated", "good"),
         (_summary(0.10, 0.08, 0.12, 0.02, 0.50), _summary(0.01, 0.0, 0.03, 0.02, 0.30), "Temperature scaling brought",
          "good"),
-        (_summary(0.05, 0.03, 0.07, 0.02, 0.30), _summary(0.049, 0.03, 0.07, 0.02, 0.29), "ECE 0.0500 -> 0.0490",
-         "neutral"),
+        (_summary(0.05, 0.03, 0.07, 0.02, 0.30), _summary(0.049, 0.03, 0.07, 0.02, 0.29),
+         "Temperature scaling changed the calibration error from 0.0500 to 0.0490, within", "neutral"),
         (_summary(0.20, 0.17, 0.23, 0.02, 0.90), _summary(0.08, 0.06, 0.10, 0.02, 0.40), "Temperature scaling lowered",
          "good"),
         (_summary(0.05, 0.04, 0.06, 0.02, 0.30), _summary(0.15, 0.13, 0.17, 0.02, 0.60), "Temperature scaling raised",
@@ -664,6 +752,49 @@ def test_verdict_readings(before, after, start, tone):
     text, got = verdict(before, after, change="temperature scaling")
     assert text.startswith(start) and got == tone
     assert "Log-loss went from" in text
+
+
+def test_verdict_never_calls_a_rise_within_the_noise_an_improvement():
+    """The breast-cancer demo's numbers: the ECE rose, 0.0316 -> 0.0338, within overlapping intervals; the
+    higher noise floor after scaling put it under its floor (audit: "brought the calibration error from
+    0.0316 ... to 0.0338 ... indistinguishable from perfectly calibrated", tone good)."""
+    from softmaxkit.cli._evaluation import verdict
+
+    before = _summary(0.0316, 0.0086, 0.0623, 0.0216, 0.0927, n=114)
+    after = _summary(0.0338, 0.0, 0.0560, 0.0358, 0.0810, n=114)
+    text, tone = verdict(before, after, change="temperature scaling")
+    assert text.startswith("Temperature scaling changed the calibration error from 0.0316 to 0.0338, within the "
+                           "bootstrap uncertainty")
+    assert "no measurable change" in text and "brought" not in text and tone == "neutral"
+    assert "under its noise floor 0.0358" in text and "Log-loss went from 0.0927 to 0.0810 (better)." in text
+
+
+@pytest.mark.parametrize(
+    "before, after, reading",
+    [
+        # Within the noise, both above their floors, whichever way the estimate moved.
+        (_summary(0.05, 0.03, 0.07, 0.02, 0.30), _summary(0.06, 0.04, 0.08, 0.02, 0.29),
+         "It stays above its noise floor 0.0200"),
+        # Under the floor before, above it after: not "stays".
+        (_summary(0.03, 0.01, 0.05, 0.035, 0.30), _summary(0.04, 0.02, 0.06, 0.02, 0.29),
+         "under its noise floor 0.0350 before and is above its floor 0.0200 after"),
+    ],
+)
+def test_verdict_within_the_noise_reads_each_floor(before, after, reading):
+    from softmaxkit.cli._evaluation import verdict
+
+    text, tone = verdict(before, after, change="temperature scaling")
+    assert "no measurable change" in text and reading in text and tone == "neutral"
+    assert "stays" not in text or "It stays" in reading
+
+
+def test_verdict_log_loss_equal_as_printed():
+    """A log-loss change hidden by the 4 printed decimals is not called better or worse."""
+    from softmaxkit.cli._evaluation import verdict
+
+    text, _ = verdict(_summary(0.01, 0.0, 0.02, 0.02, 0.300001), _summary(0.01, 0.0, 0.02, 0.02, 0.300000),
+                      change="temperature scaling")
+    assert text.endswith("Log-loss stayed at 0.3000.")
 
 
 def test_single_column_binary_scores(capsys, tmp_path):

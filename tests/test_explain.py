@@ -26,13 +26,42 @@ def test_explain_json(capsys):
     assert abs(res["logistic"]["sigmoid_z"] - 0.869) < 1e-3
 
 
-def test_explain_errors(capsys):
-    assert main(["explain", "1", "2", "--labels", "a"]) == 1
-    assert "--labels names 1 classes but 2 logits" in capsys.readouterr().err
-    assert main(["explain", "1", "2", "--temperature", "0"]) == 1
+def _usage_error(capsys, *argv: str) -> tuple[str, str]:
+    """Run ``explain`` expecting a usage error: exit code 2 (the README's code for bad option values)."""
     with pytest.raises(SystemExit) as exc:
-        main(["explain", "abc"])
+        main(["explain", *argv])
     assert exc.value.code == 2
+    captured = capsys.readouterr()
+    return captured.out, captured.err
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["1", "2", "--labels", "a"], "--labels names 1 classes but 2 logits"),
+        (["1", "2", "--temperature", "0"], "argument --temperature: expected a finite number > 0, got '0'"),
+        (["1", "2", "--temperature", "-1"], "expected a finite number > 0, got '-1'"),
+        (["1", "2", "--temperature", "inf"], "expected a finite number > 0, got 'inf'"),
+        (["1", "nan"], "argument LOGIT: expected a finite number, got 'nan'"),
+        (["abc"], "expected a number, got 'abc'"),
+        # Python's float() reads 0_5 as 5: refused, not guessed.
+        (["1", "2", "--temperature", "0_5"], "write numbers without '_'"),
+        (["1_000", "2"], "write numbers without '_'"),
+    ],
+)
+def test_explain_bad_values_are_usage_errors(capsys, argv, message):
+    """Bad option values exit 2 like every command's (audit: --temperature 0 and a --labels count
+    mismatch exited 1)."""
+    _, err = _usage_error(capsys, *argv)
+    assert message in err
+
+
+def test_explain_usage_error_in_json(capsys):
+    out, _ = _usage_error(capsys, "1", "2", "--temperature", "0", "--json")
+    payload = json.loads(out)
+    assert payload["exit_code"] == 2 and "--temperature" in payload["error"]
+    out, _ = _usage_error(capsys, "1", "2", "--labels", "a", "--json")
+    assert json.loads(out)["exit_code"] == 2
 
 
 def test_extreme_logits_print_short_and_without_warnings(capsys):

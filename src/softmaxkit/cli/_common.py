@@ -67,7 +67,7 @@ def hidden_sizes(text: str) -> tuple[int, ...]:
     if text.strip().lower() in ("", "none"):
         return ()
     try:
-        sizes = tuple(int(part) for part in text.split(","))
+        sizes = tuple(parse_number(part, int) for part in text.split(","))
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected comma-separated layer sizes such as 128,64, got {text!r}")
     if any(s <= 0 for s in sizes):
@@ -96,10 +96,56 @@ def column_list(text: str) -> list[str]:
     return names
 
 
+def parse_number(text: str, kind: type = float) -> Any:
+    """``kind(text)`` (``float`` or ``int``) for an option value, refusing ``_`` between digits.
+
+    Python's own parsers read ``1_000`` as 1000 but also ``0_5`` as 5, where
+    0.5 was most likely meant; a command line has no need for digit grouping,
+    so an underscore is refused rather than guessed at.
+
+    Raises
+    ------
+    argparse.ArgumentTypeError
+        When ``text`` holds an underscore (argparse prints it as the option's error, exit code 2).
+    ValueError
+        When ``text`` is not a number at all (the caller says what it expected).
+    """
+    if "_" in text:
+        raise argparse.ArgumentTypeError(f"write numbers without '_' (Python reads 1_000 as 1000 but also 0_5 as 5), "
+                                         f"got {text!r}")
+    return kind(text)
+
+
+def finite_float(text: str) -> float:
+    """argparse type for any finite number (``nan`` and ``inf`` are refused)."""
+    import math
+
+    try:
+        value = parse_number(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """argparse type for a finite number > 0."""
+    import math
+
+    try:
+        value = parse_number(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"expected a finite number > 0, got {text!r}")
+    return value
+
+
 def fraction(text: str) -> float:
     """argparse type for a fraction in (0, 1)."""
     try:
-        value = float(text)
+        value = parse_number(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number between 0 and 1, got {text!r}") from None
     if not 0.0 < value < 1.0:
@@ -108,13 +154,49 @@ def fraction(text: str) -> float:
 
 
 def positive_int(text: str) -> int:
+    """argparse type for an integer > 0."""
     try:
-        value = int(text)
+        value = parse_number(text, int)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
     if value <= 0:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
     return value
+
+
+def integer(text: str) -> int:
+    """argparse type for any integer (``--seed``)."""
+    try:
+        return parse_number(text, int)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+
+
+#: Letters whose names start with a vowel sound ("an F32 array", "an MLPClassifier", "an SVC").
+_VOWEL_SOUNDING_LETTERS = frozenset("AEFHILMNORSX")
+#: Word starts with a vowel letter read as a consonant ("a OneVsRestClassifier", "a UniformScaler").
+_CONSONANT_SOUNDING_STARTS = ("one", "once", "uni", "usa", "use", "usu", "eu")
+
+
+def with_article(word: str) -> str:
+    """``word`` after "a" or "an", chosen by how it is read aloud, for messages naming a type or a format.
+
+    ``f"a {name}"`` gave "a IsotonicCalibration". A name that starts like an
+    acronym (two capitals, or a capital and a digit: ``MLPClassifier``,
+    ``F32``, ``X``) is read letter by letter, so its first letter's name decides;
+    otherwise its first letter does, with the usual exceptions (``one``,
+    ``uni``, ``use``: "a OneVsRestClassifier").
+
+    Examples
+    --------
+    >>> with_article("IsotonicCalibration"), with_article("TemperatureScaling"), with_article("MLPClassifier")
+    ('an IsotonicCalibration', 'a TemperatureScaling', 'an MLPClassifier')
+    """
+    if word[:1].isupper() and (len(word) == 1 or word[1].isupper() or word[1].isdigit()):
+        vowel = word[0] in _VOWEL_SOUNDING_LETTERS
+    else:
+        vowel = bool(word) and word[0].lower() in "aeiou" and not word.lower().startswith(_CONSONANT_SOUNDING_STARTS)
+    return f"{'an' if vowel else 'a'} {word}"
 
 
 def check_same_length(a_name: str, a_len: int, b_name: str, b_len: int) -> None:

@@ -69,8 +69,12 @@ def verdict(before: dict, after: dict, *, change: str, params: dict | None = Non
 
     Each ECE is read against its own noise floor, the ECE a perfectly calibrated
     model with those confidences would show at this sample size: an ECE under
-    its floor is indistinguishable from perfect calibration. Log-loss, which
-    needs no binning, backs the reading up. ``params`` (from
+    its floor is indistinguishable from perfect calibration. A change is read
+    as a change only when the two bootstrap intervals do not overlap; within
+    them it is called no measurable change, whichever way the estimate moved
+    (audit: a rise from 0.0316 to 0.0338 was told as "brought the calibration
+    error ... to" and marked good, because the floor after scaling was higher).
+    Log-loss, which needs no binning, backs the reading up. ``params`` (from
     :func:`softmaxkit.cli._adapters.calibrator_params`) with ``at_bound`` set
     means the fit stopped on a bound: that is said first, with the
     temperature, and the change is never called better.
@@ -82,29 +86,47 @@ def verdict(before: dict, after: dict, *, change: str, params: dict | None = Non
                 "after. Calibrate on more (or harder) held-out data."), "warn"
     b, a = before["ece"], after["ece"]
     fb, fa = before.get("ece_noise_floor") or 0.0, after.get("ece_noise_floor") or 0.0
-    lb, la = before["log_loss"], after["log_loss"]
-    loss = f"Log-loss went from {lb:.4f} to {la:.4f}" + (" (better)." if la < lb else " (worse)." if la > lb else ".")
     if a <= fa and b <= fb:
         text, tone = (f"Already calibrated: ECE {b:.4f} before and {a:.4f} after {change}, each under its noise "
                       f"floor (what a perfectly calibrated model would show on {after['n']} cases)."), "good"
-    elif a <= fa:
+    elif _overlap(before, after):
+        (lo_b, hi_b), (lo_a, hi_a) = before["ece_ci"], after["ece_ci"]
+        text, tone = (f"{change.capitalize()} changed the calibration error from {b:.4f} to {a:.4f}, within the "
+                      f"bootstrap uncertainty (95% CIs {lo_b:.4f}-{hi_b:.4f} before and {lo_a:.4f}-{hi_a:.4f} after "
+                      f"overlap): no measurable change on {after['n']} cases. "
+                      f"{_floor_reading(b, fb, a, fa)}"), "neutral"
+    elif a < b and a <= fa:
         text, tone = (f"{change.capitalize()} brought the calibration error from {b:.4f} (above its noise floor "
                       f"{fb:.4f}) to {a:.4f}, under its noise floor {fa:.4f}: indistinguishable from perfectly "
                       f"calibrated on {after['n']} cases."), "good"
-    elif _overlap(before, after):
-        (lo_b, hi_b), (lo_a, hi_a) = before["ece_ci"], after["ece_ci"]
-        text, tone = (f"ECE {b:.4f} -> {a:.4f} after {change}: a change within the bootstrap uncertainty (95% CIs "
-                      f"{lo_b:.4f}-{hi_b:.4f} before and {lo_a:.4f}-{hi_a:.4f} after overlap), so not meaningful on "
-                      f"{after['n']} cases. It stays above its noise floor {fa:.4f}, so some miscalibration may "
-                      "remain."), "neutral"
     elif a < b:
         text, tone = (f"{change.capitalize()} lowered the calibration error from {b:.4f} to {a:.4f} (still above "
                       f"the noise floor {fa:.4f})."), "good"
     else:
         text, tone = f"{change.capitalize()} raised the calibration error from {b:.4f} to {a:.4f}.", "warn"
+    lb, la = before["log_loss"], after["log_loss"]
     if la > lb and tone == "good":
         tone = "neutral"
-    return f"{text} {loss}", tone
+    return f"{text} {_loss_reading(lb, la)}", tone
+
+
+def _floor_reading(b: float, fb: float, a: float, fa: float) -> str:
+    """Where the ECE after a change within the noise lies against its noise floor (not both under theirs)."""
+    if a <= fa:
+        return f"After it the ECE is under its noise floor {fa:.4f}: indistinguishable from perfectly calibrated."
+    if b <= fb:
+        return (f"The ECE was under its noise floor {fb:.4f} before and is above its floor {fa:.4f} after, so "
+                "some miscalibration may have come in.")
+    return f"It stays above its noise floor {fa:.4f}, so some miscalibration may remain."
+
+
+def _loss_reading(before: float, after: float) -> str:
+    """The log-loss sentence. Compared as printed: a change hidden by rounding (0.30001 -> 0.30000) would read
+    "from 0.3000 to 0.3000 (better)"."""
+    b, a = f"{before:.4f}", f"{after:.4f}"
+    if a == b:
+        return f"Log-loss stayed at {b}."
+    return f"Log-loss went from {b} to {a} ({'better' if after < before else 'worse'})."
 
 
 def _overlap(before: dict, after: dict) -> bool:

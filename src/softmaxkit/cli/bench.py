@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import IO, Any, Iterator
 
 from softmaxkit.cli._common import add_output_options, positive_int
 
@@ -63,31 +64,86 @@ def _selected(only: list[str] | None) -> list[str]:
 
 
 def _run_script(path: Path, *, quick: bool, timeout: int, echo: bool) -> dict:
-    """Run one script, streaming its output when ``echo``; returns its record."""
+    """Run one script, streaming its output when ``echo``; returns its record.
+
+    ``timeout`` is wall-clock time from the start: the output is read by a
+    thread, so a script that hangs without printing is stopped too (audit: the
+    limit was checked only when a line arrived, so a silent script ran on). The
+    script runs in a process group of its own, stopped whole on a timeout,
+    Ctrl-C or SIGTERM, so that processes it started do not outlive it and
+    compete with the next script for the cores.
+    """
     import subprocess
     import sys
     import time
 
     cmd = [sys.executable, str(path)] + (["--quick"] if quick else [])
     start = time.perf_counter()
+    deadline = start + timeout
     lines: list[str] = []
     with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                          cwd=path.parent.parent) as proc:
+                          errors="replace", cwd=path.parent.parent, start_new_session=True) as proc:
         try:
             assert proc.stdout is not None  # set by stdout=PIPE
-            for line in proc.stdout:
+            for line in _lines_until(proc.stdout, deadline):
                 lines.append(line)
                 if echo:
                     print("  " + line, end="", flush=True)
-                if time.perf_counter() - start > timeout:
-                    raise subprocess.TimeoutExpired(cmd, timeout)
-            code = proc.wait(timeout=max(1.0, timeout - (time.perf_counter() - start)))
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+            code = proc.wait(timeout=max(0.0, deadline - time.perf_counter()))
+        except (TimeoutError, subprocess.TimeoutExpired):
             code = None
+        finally:
+            _stop_group(proc)
     return {"script": path.name, "returncode": code, "seconds": time.perf_counter() - start,
             "output": "".join(lines), "timed_out": code is None}
+
+
+def _lines_until(stream: IO[str], deadline: float) -> Iterator[str]:
+    """The lines of ``stream`` as they come, until its end; :class:`TimeoutError` at ``deadline``
+    (a :func:`time.perf_counter` time) even when no line comes.
+
+    A daemon thread does the blocking reads, so the wait for the next line can
+    have a time limit.
+    """
+    import queue
+    import threading
+    import time
+
+    pending: queue.Queue[str | None] = queue.Queue()
+
+    def read() -> None:
+        try:
+            for line in stream:
+                pending.put(line)
+        except (OSError, ValueError):  # the pipe was closed under it: the script was stopped
+            pass
+        finally:
+            pending.put(None)  # end of output
+
+    threading.Thread(target=read, name="bench-output", daemon=True).start()
+    while True:
+        remaining = deadline - time.perf_counter()
+        if remaining <= 0:  # checked before each line too: a script that never stops printing
+            raise TimeoutError
+        try:
+            line = pending.get(timeout=remaining)
+        except queue.Empty:
+            raise TimeoutError from None
+        if line is None:
+            return
+        yield line
+
+
+def _stop_group(proc: Any) -> None:
+    """Kill ``proc``'s process group (the script and what it started) if any of it still runs, and reap it."""
+    import os
+    import signal
+
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):  # the script and its children have all exited
+        pass
+    proc.wait()
 
 
 def run(args: argparse.Namespace) -> int:
@@ -95,7 +151,9 @@ def run(args: argparse.Namespace) -> int:
     from softmaxkit.cli._common import Printer
 
     say = Printer(args)
-    folder = args.dir or default_dir()
+    # Absolute: each script runs with the checkout as its working directory, where a relative path
+    # would name another file (audit: --dir fakebench/benchmarks ran fakebench/fakebench/...).
+    folder = (args.dir or default_dir()).resolve()
     if not folder.is_dir():
         raise CLIError(f"{folder}: no benchmarks folder (the scripts ship with the source checkout); pass --dir DIR")
     records = []
@@ -111,8 +169,19 @@ def run(args: argparse.Namespace) -> int:
         status = ("timed out" if record["timed_out"] else
                   "ok" if record["returncode"] == 0 else f"failed (exit {record['returncode']})")
         say(f"== {name}: {status} in {record['seconds']:.1f} s", "")
-    failed = [r["script"] for r in records if not r.get("skipped") and r["returncode"] != 0]
+    failed = [r["script"] + (f" (timed out after {args.timeout} s)" if r["timed_out"] else "")
+              for r in records if not r.get("skipped") and r["returncode"] != 0]
     say.result({"quick": args.quick, "dir": str(folder), "results": records})
+    if all(r.get("skipped") for r in records):
+        # Nothing was measured: exit 0 here would hide a wrong --dir from a script or a CI job.
+        raise CLIError(f"no benchmark ran: {folder} holds none of {_script_list([r['script'] for r in records])}; "
+                       "pass --dir with the benchmarks/ folder of a source checkout")
     if failed:
-        raise CLIError(f"benchmark(s) failed: {', '.join(failed)} (their output is above)")
+        # The output is above only when text was printed (--quiet hides it; --json holds it in "results").
+        raise CLIError(f"benchmark(s) failed: {', '.join(failed)}" + (" (their output is above)" if say.text else ""))
     return 0
+
+
+def _script_list(names: list[str]) -> str:
+    """``names`` for an error line: in full when few, else counted (all 11 would not fit one line)."""
+    return ", ".join(names) if len(names) <= 3 else f"the {len(names)} benchmark scripts (bench_*.py)"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import math
 
-from softmaxkit.cli._common import Printer, add_output_options
+from softmaxkit.cli._common import Printer, add_output_options, finite_float, positive_float
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -17,11 +17,22 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
             "their sums, and the logistic form when there are two classes."
         ),
     )
-    p.add_argument("logits", nargs="+", type=float, metavar="LOGIT", help="raw scores, one per class")
+    # Bad values are usage errors (exit code 2, like every command's): the types refuse them while parsing.
+    p.add_argument("logits", nargs="+", type=finite_float, metavar="LOGIT", help="raw scores, one per class")
     p.add_argument("--labels", help="comma-separated class names (default: 0,1,...)")
-    p.add_argument("--temperature", type=float, default=1.0, help="divide the logits by T first")
+    p.add_argument("--temperature", type=positive_float, default=1.0, metavar="T",
+                   help="divide the logits by T (a finite number > 0) first")
     add_output_options(p)
-    p.set_defaults(run=run)
+    p.set_defaults(run=run, check=check)
+
+
+def check(args: argparse.Namespace) -> None:
+    """Usage errors (exit code 2) the types cannot see alone: one class name per logit."""
+    from softmaxkit.cli import UsageError
+
+    if args.labels and len(args.labels.split(",")) != len(args.logits):
+        raise UsageError(f"--labels names {len(args.labels.split(','))} classes but {len(args.logits)} logits "
+                         "were given")
 
 
 def explain(logits: list[float], labels: list[str], temperature: float) -> dict:
@@ -51,15 +62,7 @@ def explain(logits: list[float], labels: list[str], temperature: float) -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
-    from softmaxkit.cli import CLIError
-
     labels = args.labels.split(",") if args.labels else [str(i) for i in range(len(args.logits))]
-    if len(labels) != len(args.logits):
-        raise CLIError(f"--labels names {len(labels)} classes but {len(args.logits)} logits were given")
-    if not all(math.isfinite(v) for v in args.logits):
-        raise CLIError("logits must be finite numbers")
-    if not (args.temperature > 0 and math.isfinite(args.temperature)):
-        raise CLIError(f"--temperature must be a finite value > 0, got {args.temperature}")
     res = explain(args.logits, labels, args.temperature)
     say = Printer(args)
     say.result(res)
