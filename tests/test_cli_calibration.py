@@ -67,6 +67,12 @@ def test_fit_and_calibrate_take_isotonic_and_platt(capsys, wine_csv, tmp_path, m
     assert rc == 0, err
     metrics = json.loads(out)["metrics"]
     assert metrics["calibrated"]["brier"] < metrics["uncalibrated"]["brier"]
+    # named as such in prose (it read "isotonic scaling", "platt scaling")
+    rc, out, err = call(capsys, "calibrate", "--logits", str(tmp_path / "z.csv"), "--labels", str(tmp_path / "y.csv"),
+                         "--method", method, "--holdout", "0.5", "--out", str(tmp_path / "c2.npz"))
+    assert rc == 0, err
+    name = {"isotonic": "isotonic calibration", "platt": "Platt scaling"}[method]
+    assert name in out and f"{method} scaling" not in out
 
 
 def test_a_fit_on_its_bound_is_never_called_better():

@@ -15,6 +15,7 @@ import numpy as np
 
 from softmaxkit.calibration import METHODS as CALIBRATORS  # CLI method name -> calibrator class name
 from softmaxkit.cli import CLIError
+from softmaxkit.cli._common import with_article
 
 #: Folds of ``fit --calibrate``'s cross-fitting (fewer when a class has fewer training rows).
 CROSS_FIT_FOLDS = 5
@@ -109,7 +110,7 @@ def load_model(path: str) -> SavedModel:
 
     kind, meta, arrays = read_state(path)
     if kind != "SoftmaxClassifier":
-        raise CLIError(f"{path}: holds a {kind}, but MODEL needs a SoftmaxClassifier")
+        raise CLIError(f"{path}: holds {with_article(kind)}, but MODEL needs a SoftmaxClassifier")
     try:
         record = meta["classes"]
         classes = np.asarray(record["values"], dtype=object if record["object"] else None)
@@ -209,7 +210,7 @@ def load_calibrator(path: str | os.PathLike, *, n_classes: int | None = None, op
 
     obj = load(path)
     if not isinstance(obj, _Calibrator):  # temperature/vector/matrix scaling, isotonic, Platt
-        raise CLIError(f"{option} {path}: holds a {type(obj).__name__}, not a calibrator")
+        raise CLIError(f"{option} {path}: holds {with_article(type(obj).__name__)}, not a calibrator")
     fitted = getattr(obj, "n_classes_", None)
     if n_classes is not None and fitted is not None and int(fitted) != n_classes:
         raise CLIError(f"{option} {path}: the calibrator was fitted on {int(fitted)} classes, but {against} has "

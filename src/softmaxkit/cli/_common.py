@@ -178,6 +178,12 @@ _VOWEL_SOUNDING_LETTERS = frozenset("AEFHILMNORSX")
 _CONSONANT_SOUNDING_STARTS = ("one", "once", "uni", "usa", "use", "usu", "eu")
 
 
+def calibration_name(method: str) -> str:
+    """The name of a ``--method``/``--calibrate`` value in prose: "temperature scaling",
+    "isotonic calibration", "Platt scaling" (``f"{method} scaling"`` gave "isotonic scaling")."""
+    return {"isotonic": "isotonic calibration", "platt": "Platt scaling"}.get(method, f"{method} scaling")
+
+
 def with_article(word: str) -> str:
     """``word`` after "a" or "an", chosen by how it is read aloud, for messages naming a type or a format.
 

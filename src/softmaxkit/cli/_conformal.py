@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from softmaxkit.cli import CLIError, UsageError
+from softmaxkit.cli._common import parse_number, with_article
 
 SCORES = ("lac", "aps", "raps")
 #: Levels the demo shows: 90% and 95% sets.
@@ -55,7 +56,7 @@ def levels(text: str) -> tuple[float, ...]:
     out = []
     for part in text.split(","):
         try:
-            value = float(part)
+            value = parse_number(part)
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected miss rates like 0.1 or 0.1,0.05, got {text!r}") from None
         if not 0.0 < value < 1.0:
@@ -136,7 +137,7 @@ def load(path: str, *, n_classes: int | None = None, against: str = "") -> Any:
 
     obj = load_saved(path)
     if not isinstance(obj, ConformalClassifier):
-        raise CLIError(f"--conformal {path}: holds a {type(obj).__name__}, not a conformal predictor "
+        raise CLIError(f"--conformal {path}: holds {with_article(type(obj).__name__)}, not a conformal predictor "
                        "(saved by 'calibrate --conformal')")
     if n_classes is not None and int(obj.n_classes_) != n_classes:
         raise CLIError(f"--conformal {path}: the conformal predictor was fitted on {int(obj.n_classes_)} classes, "

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 
 from softmaxkit.cli import _conformal
-from softmaxkit.cli._common import add_output_options, class_names
+from softmaxkit.cli._common import add_output_options, class_names, with_article
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -77,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
     if args.probs and fitted_on == "logits" and type(calibrator).__name__ != "TemperatureScaling":
         # log p differs from the logits by a per-row constant: invisible to a temperature, not to
         # per-class scales (vector/matrix scaling), which would return wrong probabilities.
-        raise CLIError(f"CALIBRATOR {args.calibrator}: a {type(calibrator).__name__} fitted on logits needs "
+        raise CLIError(f"CALIBRATOR {args.calibrator}: {with_article(type(calibrator).__name__)} fitted on logits needs "
                        "logits (--logits); probabilities would give different, wrong results")
 
     fitted_classes = getattr(calibrator, "n_classes_", None)

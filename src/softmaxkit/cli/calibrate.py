@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from softmaxkit.cli import _conformal
-from softmaxkit.cli._common import add_output_options, add_prediction_inputs, fraction
+from softmaxkit.cli._common import add_output_options, add_prediction_inputs, calibration_name, fraction, integer
 
 CALIBRATOR_SUFFIXES = (".npz", ".safetensors")
 
@@ -33,7 +33,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="measure before/after on this share of rows, not used for fitting "
                    "(default: measure on the fitting rows, which flatters vector and matrix scaling)")
     p.add_argument("--report", metavar="DIR", help="also write metrics.json, diagrams and report.html here")
-    p.add_argument("--seed", type=int, default=0, help="random seed of --holdout's split (default: 0)")
+    p.add_argument("--seed", type=integer, default=0, help="random seed of --holdout's split (default: 0)")
     _conformal.add_calibrate_options(p)
     add_output_options(p)
     p.set_defaults(run=run, check=_conformal.conformal_out)
@@ -94,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
         scored = [score(y, key="uncalibrated", name="Before", plot=plot, what=what, **given)]
         bar.advance(1, step="scoring after")
         apply = _adapters.calibrated_logits if args.logits else _adapters.calibrated_from_probs
-        scored.append(score(y, key="calibrated", name=f"After {args.method} scaling", plot=plot, what=what,
+        scored.append(score(y, key="calibrated", name=f"After {calibration_name(args.method)}", plot=plot, what=what,
                             transform=lambda block: apply(calibrator, block), **given))
         bar.advance(1)
     sets = None
@@ -107,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
                 "" if args.holdout else " (the rows that set the threshold: covered by construction, not a test; "
                 "use --holdout)"))
         sets["path"] = conformal_path
-    note = verdict(scored[0].summary, scored[1].summary, change=f"{args.method} scaling", params=params)
+    note = verdict(scored[0].summary, scored[1].summary, change=calibration_name(args.method), params=params)
     metrics = {"source": source, "kind": kind, "labels": args.labels, "n_classes": int(scores.shape[1]),
                "n_fit": int(len(fit_rows)), "n_evaluated": int(len(y)), "evaluated_on": where,
                "calibrator": {**params, "path": args.out}, "metrics": metrics_by_key(scored), "verdict": note[0],
@@ -128,9 +128,9 @@ def run(args: argparse.Namespace) -> int:
             headlines.append(Headline("Temperature", f"T = {params['temperature']:.3g}",
                                       "stopped on its bound: not a fit" if params["at_bound"]
                                       else "logits are divided by T", "warn" if params["at_bound"] else "neutral"))
-        intro = (f"{args.method.capitalize()} scaling fitted on {len(fit_rows)} rows of {source}; measured on "
+        intro = (f"{calibration_name(args.method).capitalize()} fitted on {len(fit_rows)} rows of {source}; measured on "
                  f"{len(y)} {where} rows.")
-        report = Report(title=f"softmaxkit calibrate: {args.method} scaling", subtitle=f"{source} + {args.labels}",
+        report = Report(title=f"softmaxkit calibrate: {calibration_name(args.method)}", subtitle=f"{source} + {args.labels}",
                         headlines=headlines,
                         sections=[comparison_section(scored, title="Before and after calibration", intro=intro,
                                                      note=note),
@@ -150,7 +150,7 @@ def run(args: argparse.Namespace) -> int:
     say_ignored(say, source, ignored, "not scores")
     extra = f", T = {params['temperature']:.4g}" if "temperature" in params else ""
     extra += " (on its bound: no optimum found)" if params["at_bound"] else ""
-    say(f"Fitted {args.method} scaling on {len(fit_rows)} rows{extra}; saved {args.out}", "")
+    say(f"Fitted {calibration_name(args.method)} on {len(fit_rows)} rows{extra}; saved {args.out}", "")
     print_comparison(say, scored, heading=f"Metrics on {len(y)} {where} rows:", n_classes=int(scores.shape[1]))
     say(note[0])
     if sets:
