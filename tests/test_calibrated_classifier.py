@@ -98,6 +98,45 @@ def test_cross_fitted_matches_sklearn_on_a_decision_function_model(method, ensem
     np.testing.assert_allclose(ours.fit(X, y).predict_proba(X), theirs.fit(X, y).predict_proba(X), atol=1e-6)
 
 
+@pytest.mark.parametrize("method", ["isotonic", "platt"])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_frozen_estimator_with_ensemble_true_calibrates_per_fold_as_sklearn(method, weighted):
+    """Audit: ensemble=True around a FrozenEstimator was silently ignored (one calibrator on all
+    rows; isotonic probabilities 0.136 away from scikit-learn's). CalibratedClassifierCV fits one
+    calibrator per fold of the calibration rows, all around the frozen model, and averages them."""
+    X, y = make_classification(n_samples=600, n_features=6, flip_y=0.1, random_state=1)
+    base = LogisticRegression().fit(X[:300], y[:300])
+    w = np.random.default_rng(2).uniform(0.2, 3.0, 300) if weighted else None
+    theirs = CalibratedClassifierCV(FrozenEstimator(base), method=SKLEARN_NAME[method], ensemble=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # FrozenEstimator takes no sample_weight: calibrator only
+        theirs.fit(X[300:], y[300:], sample_weight=w)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # nothing is refitted, so no warning about the estimator's weights
+        ours = CalibratedClassifier(FrozenEstimator(base), method=method, ensemble=True, calibrate_on="own_fold")
+        ours.fit(X[300:], y[300:], sample_weight=w)
+    assert len(ours.calibrated_classifiers_) == 5
+    assert all(pair.estimator.estimator is base for pair in ours.calibrated_classifiers_)
+    np.testing.assert_allclose(ours.predict_proba(X), theirs.predict_proba(X), atol=1e-6)
+    # The default stays one calibrator on all rows, as scikit-learn's "auto" does for a frozen model.
+    single = CalibratedClassifier(FrozenEstimator(base), method=method).fit(X[300:], y[300:], sample_weight=w)
+    assert len(single.calibrated_classifiers_) == 1
+    # Sharing one calibrator across the folds of a frozen model is fitting it on all rows.
+    shared = CalibratedClassifier(FrozenEstimator(base), method=method, ensemble=True, calibrate_on="all_folds")
+    shared.fit(X[300:], y[300:], sample_weight=w)
+    np.testing.assert_allclose(shared.predict_proba(X), single.predict_proba(X), atol=1e-6)
+
+
+def test_frozen_estimator_with_ensemble_true_needs_rows_for_its_folds():
+    """Its folds split the calibration rows, so, as for any cv, a class needs as many rows as folds."""
+    X, y = load_iris(return_X_y=True)
+    frozen = FrozenEstimator(LogisticRegression(max_iter=1000).fit(X, y))
+    rows = np.r_[0:3, 50:100, 100:150]
+    with pytest.raises(ValueError, match=r"cv=5 folds need at least 5 rows of every class, but class 0 has 3"):
+        CalibratedClassifier(frozen, ensemble=True).fit(X[rows], y[rows])
+    assert len(CalibratedClassifier(frozen).fit(X[rows], y[rows]).calibrated_classifiers_) == 1
+
+
 @pytest.mark.parametrize("method", METHODS)
 def test_one_shared_calibrator_is_fitted_on_every_fold_out_of_fold_scores(method, data):
     """calibrate_on="all_folds": the pairs share one calibrator, fitted on the

@@ -179,6 +179,63 @@ def test_early_stopping(solver):
     assert clf.best_validation_loss_ == pytest.approx(min(curve))
 
 
+@pytest.mark.parametrize("seed", range(6))
+def test_early_stopping_holds_out_only_rows_with_weight(seed):
+    """Audit: with most rows of weight 0, the validation split could draw only such rows
+    (ZeroDivisionError at seed 2) or a few weighted ones. It now splits the weighted rows:
+    validation_fraction of them, stratified, every weight-0 row left in training."""
+    from softmaxkit._targets import encode_targets
+    from softmaxkit.classifier import _validation_split
+
+    X, y = load_iris(return_X_y=True)
+    sw = np.zeros(150)
+    sw[[0, 1, 2, 3, 50, 51, 52, 53, 100, 101, 102, 103]] = 1.0
+    clf = SoftmaxClassifier(alpha=0.01, early_stopping=True, random_state=seed).fit(X, y, sample_weight=sw)
+    assert np.isfinite(clf.best_validation_loss_)
+    targets = encode_targets(y, sample_weight=sw, n_samples=150)
+    train, valid = _validation_split(targets, 0.1, np.random.RandomState(seed))
+    assert len(valid) == 2 and np.all(sw[valid] > 0)  # ceil(0.1 * 12) rows
+    assert sorted(set(y[train[sw[train] > 0]])) == [0, 1, 2]
+    np.testing.assert_array_equal(np.sort(np.r_[train, valid]), np.arange(150))
+    sw[np.r_[0:40, 50:90, 100:140]] = 1.0  # room to stratify: as train_test_split, among the weighted rows
+    targets = encode_targets(y, sample_weight=sw, n_samples=150)
+    train, valid = _validation_split(targets, 0.1, np.random.RandomState(seed))
+    assert len(valid) == 12 and np.all(sw[valid] > 0) and np.all(np.bincount(y[valid]) == 4)
+
+
+def test_early_stopping_keeps_a_class_of_one_row_in_training():
+    """Audit: alpha="auto" with early_stopping and a class of 2 rows failed inside scikit-learn
+    ("least populated class in y has only 1 member"): each internal fold's training part
+    holds one of them. A class's only row now stays in training; the rest is split stratified."""
+    from softmaxkit._targets import encode_targets
+    from softmaxkit.classifier import _validation_split
+
+    X, y = load_iris(return_X_y=True)
+    rows = np.r_[0:50, 50:100, 100:102]
+    clf = SoftmaxClassifier(early_stopping=True, random_state=0).fit(X[rows], y[rows])
+    assert len(clf.alpha_path_) > 0 and clf.score(X[rows], y[rows]) > 0.9
+    rows = np.r_[0:50, 50:100, 100]
+    train, valid = _validation_split(encode_targets(y[rows], n_samples=101), 0.1, np.random.RandomState(0))
+    assert 100 in train and sorted(set(y[rows][valid])) == [0, 1]
+    # Too few rows to stratify: drawn at random, but never a class's last training row.
+    rows = np.r_[0:2, 50:52, 100:102]
+    for seed in range(20):
+        train, valid = _validation_split(encode_targets(y[rows], n_samples=6), 0.1, np.random.RandomState(seed))
+        assert len(valid) == 1 and sorted(set(y[rows][train])) == [0, 1, 2]
+
+
+def test_early_stopping_with_nothing_to_hold_out_says_so():
+    X, y = load_iris(return_X_y=True)
+    rows = np.r_[0:2, 50:52, 100:102]  # alpha="auto": 2 folds, whose training parts have 1 row per class
+    with pytest.raises(ValueError, match=r"no rows to hold out for validation: every class has a single row.*"
+                       r"set early_stopping=False or pass a float alpha"):
+        SoftmaxClassifier(early_stopping=True).fit(X[rows], y[rows])
+    SoftmaxClassifier(early_stopping=True, alpha=1.0).fit(X[rows], y[rows])
+    probs = np.array([[0.5, 0.5], [1.0, 0.0]])
+    with pytest.raises(ValueError, match=r"1 row has positive sample_weight; set early_stopping=False$"):
+        SoftmaxClassifier(early_stopping=True, alpha=1.0).fit(X[:2], probs, sample_weight=[1.0, 0.0])
+
+
 def test_convergence_warning_at_max_iter():
     from sklearn.exceptions import ConvergenceWarning
 
@@ -509,17 +566,82 @@ def test_fused_adam_update_matches_array_expressions(dtype, monkeypatch):
         np.testing.assert_array_equal(a, b, err_msg=name)
 
 
-def test_epoch_row_scales_are_per_batch_weight_fractions():
+def _row_scales_problem(weight: np.ndarray):
+    from softmaxkit import _optim
+
+    n = weight.shape[0]
+    net = _mlp.Network((2, 2))
+    xp = NumpyEngine(np.float64)
+    return _optim.Problem(net, xp, np.zeros((n, 2)), np.zeros(n, dtype=np.int64), weight, np.zeros(6), 0.0)
+
+
+def test_epoch_row_scales_make_every_batch_an_unbiased_estimate():
+    """Row scale ``w_i * n / (m_b * S)``: over a uniformly drawn batch, the scaled batch
+    sum of any per-row loss has the full weighted mean as its expectation (checked
+    exactly over all 7! orders), the last smaller batch included; one epoch's
+    batches, each counted by its share of the rows, add up to that mean exactly.
+    The former per-batch weight fractions ``w_i / sum_b w`` failed both."""
+    import itertools
+
     from softmaxkit import _optim
 
     weight = np.array([1.0, 3.0, 0.0, 0.0, 2.0, 2.0, 5.0])
-    net = _mlp.Network((2, 2))
-    xp = NumpyEngine(np.float64)
-    problem = _optim.Problem(net, xp, np.zeros((7, 2)), np.zeros(7, dtype=np.int64), weight, np.zeros(6), 0.0)
+    n, S = weight.shape[0], weight.sum()
+    problem = _row_scales_problem(weight)
     order = np.array([6, 0, 2, 3, 1, 4, 5])
-    scales, batch_weights = _optim._epoch_row_scales(problem, order, 2)
-    assert batch_weights == [6.0, 0.0, 5.0, 2.0]
-    np.testing.assert_allclose(scales, [5 / 6, 1 / 6, 0.0, 0.0, 3 / 5, 2 / 5, 1.0])
+    scales, batch_rows = _optim._epoch_row_scales(problem, order, 3)
+    assert batch_rows == [3.0, 3.0, 1.0]
+    np.testing.assert_allclose(scales, weight[order] * n / (np.repeat(batch_rows, [3, 3, 1]) * S))
+
+    losses = np.array([0.3, 2.0, 5.0, 1.0, 0.7, 1.5, 0.1])  # any per-row values
+    full = np.dot(weight, losses) / S
+    first, last = [], []
+    for perm in itertools.permutations(range(n)):
+        order = np.array(perm)
+        scales, batch_rows = _optim._epoch_row_scales(problem, order, 3)
+        estimates = np.add.reduceat(scales * losses[order], [0, 3, 6])
+        first.append(estimates[0])
+        last.append(estimates[2])
+        assert np.dot(batch_rows, estimates) / n == pytest.approx(full, rel=1e-12)
+    assert np.mean(first) == pytest.approx(full, rel=1e-12)
+    assert np.mean(last) == pytest.approx(full, rel=1e-12)
+
+
+def test_epoch_row_scales_unit_weights_are_exact_reciprocals():
+    """Unweighted fits divide by the same numbers as before the unbiased scale (bit for bit)."""
+    from softmaxkit import _optim
+
+    problem = _row_scales_problem(np.ones(11))
+    scales, batch_rows = _optim._epoch_row_scales(problem, np.arange(11), 4)
+    assert batch_rows == [4.0, 4.0, 3.0]
+    np.testing.assert_array_equal(scales, 1.0 / np.array([4.0] * 8 + [3.0] * 3))
+
+
+@pytest.mark.parametrize("batch_size", [1, 2, 3, 10])
+def test_adam_reaches_the_weighted_optimum_at_small_batches(batch_size):
+    """Adam minimises the weighted objective L-BFGS does, whatever the batch size.
+
+    X carries no information, so the optimum is the weighted class frequency:
+    classes 50/50 with class-0 rows of weight 3 give P(y=0) = 0.75. Dividing
+    each minibatch by its own weight sum gave 0.50 at batch 1 (a one-row batch
+    always has scale 1), 0.62 at batch 2 and 0.73 at batch 10. Repeating the
+    class-0 rows 3 times instead is the same objective, and Adam reaches it too.
+    """
+    n = 40
+    X = np.zeros((n, 1))
+    y = np.r_[np.zeros(n // 2, int), np.ones(n // 2, int)]
+    sw = np.where(y == 0, 3.0, 1.0)
+    lbfgs = SoftmaxClassifier(alpha=1e-6, **TIGHT).fit(X, y, sample_weight=sw)
+    assert lbfgs.predict_proba(X[:1])[0, 0] == pytest.approx(0.75, abs=1e-4)
+    adam = dict(
+        alpha=1e-6, solver="adam", batch_size=batch_size, learning_rate=3e-3, max_iter=150,
+        tol=0.0, n_iter_no_change=10**6, random_state=0,
+    )  # fmt: skip
+    weighted = SoftmaxClassifier(**adam).fit(X, y, sample_weight=sw)
+    assert weighted.predict_proba(X[:1])[0, 0] == pytest.approx(0.75, abs=6e-3)
+    repeated = np.repeat(np.arange(n), sw.astype(int))
+    copies = SoftmaxClassifier(**adam).fit(X[repeated], y[repeated])
+    assert copies.predict_proba(X[:1])[0, 0] == pytest.approx(0.75, abs=6e-3)
 
 
 # --------------------------------------------------------------------------- alpha="auto" (issue 15)
@@ -633,6 +755,27 @@ def test_auto_alpha_small_classes(recwarn):
     assert clf.alpha_ == 1.0 and len(clf.alpha_path_) == 0
     tiny = SoftmaxClassifier().fit(np.array([[0.0], [1.0]]), [0, 1])
     assert tiny.alpha_ == 2.0  # audit: it was 1.0, half of LogisticRegression()'s binary penalty
+
+
+def test_auto_alpha_fallback_warns_naming_the_class():
+    """Audit: the fallback for a class of one row (often a mistyped label) was silent, and
+    ``softmaxkit fit`` reported it as a penalty chosen by held-out log-loss."""
+    X, y = load_iris(return_X_y=True)
+    labels = np.asarray(["setosa", "versicolor", "virginica"], dtype=object)[y]
+    labels[7] = "setosa."
+    with pytest.warns(UserWarning, match=r"alpha='auto' searched no penalty: class 'setosa\.' has 1 row, .*"
+                      r"fitted with alpha=1, .*Pass a float alpha.*if a label is mistyped, fix or drop its row"):
+        clf = SoftmaxClassifier().fit(X, labels)
+    assert clf.alpha_ == 1.0 and len(clf.alpha_path_) == 0
+    sw = np.ones(150)
+    labels[[60, 61]] = "versicolor."
+    sw[61] = 0.0  # a zero-weight row does not count: no fold could hold its class out usefully
+    labels[[8, 9]] = "x", "y"
+    with pytest.warns(UserWarning, match=r"classes 'setosa\.', 'versicolor\.', 'x', \.\.\. have 1 row with "
+                      r"positive weight each"):
+        SoftmaxClassifier().fit(X, labels, sample_weight=sw)
+    with pytest.warns(UserWarning, match=r"only 1 row has positive weight, .*alpha=2, .*choose it yourself\.$"):
+        SoftmaxClassifier().fit(X[:2], np.array([[0.5, 0.5], [1.0, 0.0]]), sample_weight=[1.0, 0.0])
 
 
 def test_auto_alpha_weights_equal_repetition_with_grouped_folds():

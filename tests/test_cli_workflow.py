@@ -507,6 +507,28 @@ def test_empty_and_near_duplicate_labels(capsys, tmp_path, iris):
     assert "softmaxkit: warning:" in err and "'Setosa ' and 'setosa' differ only in case or surrounding spaces" in err
 
 
+def test_stray_label_says_the_alpha_search_was_skipped(capsys, tmp_path, iris):
+    """Audit: one mistyped label (a class of one training row) leaves alpha="auto" nothing to hold
+    out; fit printed "alpha = auto (chose 1 by held-out log-loss)" and gave no warning."""
+    from softmaxkit.cli.fit import _split
+
+    cols = {k: v.to_numpy(zero_copy_only=False) for k, v in read_columns(iris["train"]).items()}
+    labels = cols["species"].astype(object)
+    labels[0] = "placeholder"  # a class of one row: the split is not stratified and ignores the labels' values
+    train, _ = _split(labels, 0.25, 0)
+    labels[0] = cols["species"][0]
+    labels[train[0]] = "setosa."  # the stray row lands in training
+    write_columns(tmp_path / "typo.csv", {**cols, "species": labels})
+    rc, out, err = call(capsys, "fit", tmp_path / "typo.csv", "--target", "species", "--out", tmp_path / "m.npz")
+    assert rc == 0
+    assert "alpha = 1 (auto search skipped: class 'setosa.' has 1 row)" in out and "chose" not in out
+    assert "softmaxkit: warning: SoftmaxClassifier: alpha='auto' searched no penalty: class 'setosa.' has 1 row" in err
+    metrics = json.loads((tmp_path / "m-report" / "metrics.json").read_text())
+    assert metrics["model"]["alpha_search_skipped"] == "class 'setosa.' has 1 row"
+    report = (tmp_path / "m-report" / "report.html").read_text()
+    assert "alpha = 1 (auto search skipped: class &#x27;setosa.&#x27; has 1 row)" in report
+
+
 # --------------------------------------------------------------------------- 4. numbers that overflow
 
 

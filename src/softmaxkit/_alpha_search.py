@@ -37,7 +37,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from softmaxkit._targets import Targets
+from softmaxkit._targets import Targets, _show
 
 #: Candidate penalties relative to :func:`reference_alpha`, strongest first:
 #: 10**4 down to 10**-4 in half-decade steps (17 values). ``alpha`` counts in
@@ -334,6 +334,26 @@ def fallback(n_classes: int) -> AlphaSearch:
     return AlphaSearch(reference_alpha(n_classes), np.zeros(0), np.zeros(0), 0)
 
 
+def why_too_small(targets: Targets) -> str:
+    """Why :func:`make_folds` found nothing to hold out, in words, for the
+    fallback's warning and ``softmaxkit fit``'s summary.
+
+    ``"class 'setosa.' has 1 row"``, ``"classes 'a', 'b' have 1 row each"``
+    (``"... 1 row with positive weight"`` when some rows weigh 0; at most
+    three classes named), or for probability / count targets ``"only 1 row
+    has positive weight"``. A single row of a class often is a typo in its
+    label, which naming the class lets the user see.
+    """
+    positive = targets.weight > 0
+    if targets.labels is None:
+        return f"only {int(np.sum(positive))} row has positive weight"
+    counts = np.bincount(targets.labels[positive], minlength=len(targets.classes))
+    single = targets.classes[counts == 1]
+    names = ", ".join(_show(c) for c in single[:3]) + (", ..." if len(single) > 3 else "")
+    row = "row" if np.all(positive) else "row with positive weight"
+    return f"class {names} has 1 {row}" if len(single) == 1 else f"classes {names} have 1 {row} each"
+
+
 def reference_alpha(n_classes: int) -> float:
     """``LogisticRegression()``'s penalty (``C=1``) in ``alpha`` units: 2 for two classes, else 1.
 
@@ -349,6 +369,6 @@ def reference_alpha(n_classes: int) -> float:
 
 __all__ = [
     "ALPHA_GRID", "DEFAULT_FOLDS", "DEFAULT_FOLDS_MLP", "MLP_ALPHA_GRID", "PATH_START", "PATIENCE",
-    "AlphaSearch", "fallback", "make_folds", "reference_alpha", "search",
+    "AlphaSearch", "fallback", "make_folds", "reference_alpha", "search", "why_too_small",
 ]  # fmt: skip
 

@@ -64,9 +64,12 @@ class CalibratedClassifier(Persistable, MetaEstimatorMixin, ClassifierMixin, Bas
         Any scikit-learn classifier with ``decision_function`` (preferred: its
         scores are logits) or ``predict_proba``. None: a
         :class:`~softmaxkit.SoftmaxClassifier` with default parameters. A
-        ``sklearn.frozen.FrozenEstimator`` around a fitted classifier is not
-        refitted: the calibrator is fitted on all of ``fit``'s rows (what
-        scikit-learn's removed ``cv="prefit"`` did).
+        ``sklearn.frozen.FrozenEstimator`` around a fitted classifier is never
+        refitted: by default (``ensemble="auto"`` or ``False``) one calibrator
+        is fitted on all of ``fit``'s rows (what scikit-learn's removed
+        ``cv="prefit"`` did; ``cv`` is then unused); with ``ensemble=True``
+        the ``cv`` folds split the calibration rows, one pair per fold, as in
+        ``CalibratedClassifierCV`` (see ``ensemble``).
     method : {"temperature", "vector", "matrix", "isotonic", "platt"}, default "temperature"
         The calibrator: :class:`TemperatureScaling`, :class:`VectorScaling`,
         :class:`MatrixScaling`, :class:`IsotonicCalibration` or
@@ -82,7 +85,13 @@ class CalibratedClassifier(Persistable, MetaEstimatorMixin, ClassifierMixin, Bas
         (``cross_val_predict``), and one classifier refitted on all rows; a
         single pair, cheaper to predict with (``softmaxkit fit --calibrate``
         uses this). ``"auto"``: ``False`` for a ``FrozenEstimator``, else
-        ``True`` (scikit-learn 1.9's default).
+        ``True`` (scikit-learn 1.9's default). A ``FrozenEstimator`` with
+        ``ensemble=True`` follows ``CalibratedClassifierCV`` too: every pair
+        holds the frozen estimator and its calibrator is fitted on the pair's
+        fold (``calibrate_on="own_fold"``, the default for isotonic; the
+        average of the per-fold maps is smoother than one map), or, with
+        ``"all_folds"``, on all rows, which makes it the single calibrator
+        of ``ensemble=False``.
     calibrate_on : {"auto", "all_folds", "own_fold"}, default "auto"
         With ``ensemble=True``, what each pair's calibrator is fitted on.
         ``"all_folds"``: the out-of-fold scores of every row, each scored by
@@ -128,7 +137,9 @@ class CalibratedClassifier(Persistable, MetaEstimatorMixin, ClassifierMixin, Bas
     (up to 20x: they put probability 0 on true classes).
 
     Cost: ``cv + 1`` fits of the estimator with ``ensemble=False``, ``cv``
-    with ``ensemble=True`` (and ``cv`` calibrated predictions per call).
+    with ``ensemble=True`` (and ``cv`` calibrated predictions per call); none
+    for a ``FrozenEstimator``, whose ``ensemble=True`` still predicts
+    ``cv`` times per call.
 
     Persistence: ``save`` / :func:`softmaxkit.load` (no pickle) work when the
     estimator is a :class:`~softmaxkit.SoftmaxClassifier` (or a frozen one);
@@ -205,23 +216,27 @@ class CalibratedClassifier(Persistable, MetaEstimatorMixin, ClassifierMixin, Bas
         ensemble = (not frozen) if self.ensemble == "auto" else bool(self.ensemble)
         response = _response_method(estimator)
 
-        if frozen:
+        if frozen and not ensemble:
             scores = _scores(estimator, X, response, self.classes_, where="the frozen estimator", advice="given")
             pairs = [CalibratedPair(estimator, self._calibrator(response).fit(scores, y_idx, sample_weight), response)]
         else:
             folds = self._folds(y)
             cv = check_cv(self.cv, y, classifier=True)
-            fit_kw = _fit_kwargs(estimator, sample_weight)
+            # A frozen estimator's fit ignores its arguments: no weights to pass, nothing to warn about.
+            fit_kw = {} if frozen else _fit_kwargs(estimator, sample_weight)
+            where, advice = ("the frozen estimator", "given") if frozen else (f"fold of {folds}", "fold")
             if ensemble:
                 fitted, held_out, fold_scores = [], [], []
                 for train, test in cv.split(X, y):
-                    est = clone(estimator).fit(
+                    # Frozen: every pair holds the estimator itself, and the folds only split the
+                    # calibration rows (CalibratedClassifierCV's clone of it is the same object).
+                    est = estimator if frozen else clone(estimator).fit(
                         _safe_indexing(X, train), y[train], **{k: v[train] for k, v in fit_kw.items()}
-                    )
+                    )  # fmt: skip
                     fitted.append(est)
                     held_out.append(test)
                     fold_scores.append(
-                        _scores(est, _safe_indexing(X, test), response, self.classes_, where=f"fold of {folds}")
+                        _scores(est, _safe_indexing(X, test), response, self.classes_, where=where, advice=advice)
                     )
                 sw = (lambda rows: None) if sample_weight is None else (lambda rows: sample_weight[rows])
                 if shared:

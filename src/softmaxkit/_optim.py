@@ -8,7 +8,10 @@ data term by minibatch and keeps the penalty at its full-data scale, so the
 two solvers agree on what the optimum is. (scikit-learn's ``MLPClassifier``
 instead divides the penalty by the batch size under ``adam``, which makes its
 effective regularisation ``n / batch_size`` times stronger than under
-``lbfgs``.)
+``lbfgs``.) Each minibatch's data term is an unbiased estimate of the full
+weighted mean (:func:`_epoch_row_scales`): dividing a batch by its own weight
+sum instead would be a ratio estimator, biased towards the unweighted fit
+when batches are small (at batch size 1 it ignores the weights entirely).
 """
 
 from __future__ import annotations
@@ -77,12 +80,15 @@ class Problem:
         )
 
     def batch_data_loss_and_grad(self, theta: Any, rows: np.ndarray, row_scale: Any, grad_out: Any) -> float:
-        """The weighted mean log-loss of the minibatch ``rows`` (no penalty), its
+        """The minibatch ``rows``' estimate of the data term (no penalty), its
         gradient written into ``grad_out``.
 
-        ``row_scale`` is ``weight[rows] / sum(weight[rows])`` in
-        ``xp.scale_dtype`` (see :func:`_epoch_row_scales`). The penalty is left to the caller: Adam adds
-        it in the same pass as its moment updates (:func:`adam_update_`).
+        ``row_scale`` is ``weight[rows] * n / (len(rows) * total_weight)`` in
+        ``xp.scale_dtype`` (see :func:`_epoch_row_scales`), so that over a
+        uniformly drawn batch the value and gradient are unbiased estimates of
+        the full weighted mean log-loss and its gradient. The penalty is left
+        to the caller: Adam adds it in the same pass as its moment updates
+        (:func:`adam_update_`).
         """
         xp = self.xp
         X, target = xp.take(self.X, rows), xp.take(self.target, rows)
@@ -349,9 +355,14 @@ def adam(
 ) -> Result:
     """Minibatch Adam (Kingma & Ba, 2015) for ``max_iter`` epochs.
 
-    Each epoch visits the rows in a fresh permutation drawn from ``rng``; the
-    monitor sees the mean minibatch objective of the epoch (weighted by batch
-    weight) and decides when to stop.
+    Each epoch visits the rows in a fresh permutation drawn from ``rng``. Every
+    step's gradient is an unbiased estimate of the full objective's (the
+    minibatch's estimate of the data term plus the whole penalty), including
+    the last, smaller batch and a batch whose rows all have weight 0 (its
+    step is the penalty's alone). The monitor sees the mean minibatch
+    objective of the epoch, each batch counted by its share of the rows
+    (which, for a fixed ``theta``, is exactly the full objective), and
+    decides when to stop.
     """
     xp = problem.xp
     # Updated in place (theta, the moments, and one gradient buffer reused at
@@ -368,11 +379,9 @@ def adam(
     with _small_products_single_thread(problem, batch_size):
         for epoch in range(1, max_iter + 1):
             order = rng.permutation(n)
-            scales, batch_weights = _epoch_row_scales(problem, order, batch_size)
+            scales, batch_rows = _epoch_row_scales(problem, order, batch_size)
             total, seen = 0.0, 0.0
-            for batch, w in enumerate(batch_weights):
-                if w == 0.0:
-                    continue  # nothing to learn from an all-zero-weight batch
+            for batch, rows_in_batch in enumerate(batch_rows):
                 start = batch * batch_size
                 rows = order[start : start + batch_size]
                 loss = problem.batch_data_loss_and_grad(theta, rows, scales[start : start + batch_size], grad)
@@ -384,8 +393,8 @@ def adam(
                     xp, theta, grad, m, v, penalty=problem.penalty, alpha=alpha,
                     lr=lr, beta1=beta1, beta2=beta2, epsilon=epsilon,
                 )  # fmt: skip
-                total += (loss + 0.5 * alpha * weighted_sq) * w  # the penalised objective
-                seen += w
+                total += (loss + 0.5 * alpha * weighted_sq) * rows_in_batch  # the penalised objective
+                seen += rows_in_batch
             if monitor(theta, total / seen):
                 break
     converged = epoch < max_iter or monitor.stopped_early
@@ -396,14 +405,30 @@ def _epoch_row_scales(problem: Problem, order: np.ndarray, batch_size: int) -> t
     """Row scales for every minibatch of one epoch, at once.
 
     Returns an engine array whose slice ``[b * batch_size : (b + 1) *
-    batch_size]`` holds ``weight / sum(weight)`` of batch ``b``'s rows (0
-    where a batch has no weight), and the list of batch weights. One
-    vectorised pass per epoch instead of a few small NumPy calls per step.
+    batch_size]`` holds ``weight * n / (m_b * S)`` for batch ``b``'s ``m_b``
+    rows (``n`` rows and total weight ``S`` in all), and the list of the
+    ``m_b`` (as floats). One vectorised pass per epoch instead of a few small
+    NumPy calls per step.
+
+    Notes
+    -----
+    A batch is a uniform draw of ``m_b`` of the ``n`` rows, so each row is in
+    it with probability ``m_b / n`` and ``sum_(i in b) w_i l_i * n / (m_b S)``
+    has expectation ``sum_i w_i l_i / S``: every step, the last smaller batch
+    included, estimates the full weighted mean without bias, and sample
+    weights act as repetitions in expectation. The former scale,
+    ``w_i / sum_(j in b) w_j``, was a ratio estimator: at batch size 1 every
+    row counted 1 whatever its weight (weighting one of two equal classes
+    3:1 gave ``P = 0.50`` instead of the weighted maximum likelihood's
+    0.75). With equal weights both are ``1 / m_b``; with unit weights
+    (``S = n``, exact) bit for bit.
     """
     n = order.shape[0]
     w = problem.weight[order]
     starts = np.arange(0, n, batch_size)
-    batch_weights = np.add.reduceat(w, starts)
-    per_row = np.repeat(batch_weights, np.diff(np.append(starts, n)))
-    scales = np.divide(w, per_row, out=np.zeros_like(w), where=per_row > 0)
-    return problem.xp.asarray(scales, dtype=problem.xp.scale_dtype), batch_weights.tolist()
+    batch_rows = np.diff(np.append(starts, n)).astype(np.float64)
+    # m_b * S / n, in that order: with unit weights m_b * n / n is exactly m_b,
+    # so unweighted fits divide by the same numbers as before.
+    per_row = np.repeat(batch_rows * problem.total_weight / n, batch_rows.astype(np.int64))
+    scales = w / per_row
+    return problem.xp.asarray(scales, dtype=problem.xp.scale_dtype), batch_rows.tolist()

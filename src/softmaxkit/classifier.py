@@ -107,9 +107,13 @@ class SoftmaxClassifier(Persistable, ClassifierMixin, BaseEstimator):
     learning_rate : float > 0, default=1e-3
         Adam step size.
     early_stopping : bool, default=False
-        Hold out ``validation_fraction`` of the rows (stratified for labels),
-        stop when the validation log-loss has not improved by ``tol`` for
-        ``n_iter_no_change`` iterations/epochs, and keep the best parameters.
+        Hold out ``validation_fraction`` of the rows with positive
+        ``sample_weight`` (stratified for labels), stop when the validation
+        log-loss has not improved by ``tol`` for ``n_iter_no_change``
+        iterations/epochs, and keep the best parameters. Rows of weight 0
+        and a class's only row are never held out; when too few rows are
+        left to stratify, the held-out rows are drawn at random, leaving
+        every class a training row.
     validation_fraction : float in (0, 1), default=0.1
     n_iter_no_change : int, default=10
         Patience of early stopping, and of Adam's stop on the training loss.
@@ -191,7 +195,10 @@ class SoftmaxClassifier(Persistable, ClassifierMixin, BaseEstimator):
       which is LR's :math:`\lVert w\rVert^2 / (2c)` for :math:`\alpha = 2/c`;
     * ``MLPClassifier(alpha=a, solver="adam", batch_size=B)``: about
       ``alpha=a*n/B``, because scikit-learn divides the penalty by the batch
-      weight under Adam; here Adam minimises the same objective as L-BFGS.
+      weight under Adam; here Adam minimises the same objective as L-BFGS:
+      each minibatch scales its rows' weights by ``n / (batch rows * S)``,
+      an unbiased estimate of the weighted mean at any batch size, so sample
+      weights act as repeated rows in expectation, even at batch size 1.
 
     **Choosing alpha** (``alpha="auto"``, the default). A fixed small penalty
     makes the maximum-likelihood fit over-confident on held-out data whenever
@@ -252,7 +259,8 @@ class SoftmaxClassifier(Persistable, ClassifierMixin, BaseEstimator):
     single row (or, for probability/count targets, fewer than two rows carry
     weight) nothing can be held out and ``LogisticRegression()``'s penalty
     is used, ``alpha_ = 2`` for two classes and 1 for more
-    (``alpha_path_`` is then empty). *Equivalences:* the equal objectives of
+    (``alpha_path_`` is then empty, and a ``UserWarning`` names the class,
+    often a mistyped label). *Equivalences:* the equal objectives of
     repeated rows, integer ``sample_weight`` and count targets (below) give
     equal fits for a given ``alpha``; the folds of ``"auto"`` split rows, so
     repeated copies of an input may land in different folds while a weighted
@@ -431,8 +439,9 @@ class SoftmaxClassifier(Persistable, ClassifierMixin, BaseEstimator):
             Class labels, or per-row class probabilities or counts.
         sample_weight : array_like of shape (n_samples,), optional
             Non-negative row weights; an integer weight ``k`` is exactly ``k``
-            repeated rows. With ``alpha="auto"`` they weight the held-out
-            log-loss too.
+            repeated rows in the objective (Adam's minibatch steps estimate
+            it without bias, so for Adam it holds in expectation). With
+            ``alpha="auto"`` they weight the held-out log-loss too.
 
         Returns
         -------
@@ -445,7 +454,8 @@ class SoftmaxClassifier(Persistable, ClassifierMixin, BaseEstimator):
             square overflows float64 (:class:`~softmaxkit._mlp.FeatureOverflowError`,
             naming row and column), mismatched lengths, continuous labels, labels outside ``classes``, an (n, K) ``y``
             whose rows are neither probabilities nor counts, fewer than two
-            classes with positive weight.
+            classes with positive weight, ``early_stopping`` with no row to
+            hold out (every class has a single row of positive weight).
         """
         self._check_params()
         X = validate_data(self, X, reset=True, dtype=(np.float64, np.float32))
@@ -505,7 +515,10 @@ class SoftmaxClassifier(Persistable, ClassifierMixin, BaseEstimator):
         default_folds = _alpha_search.DEFAULT_FOLDS_MLP if mlp else _alpha_search.DEFAULT_FOLDS
         folds = _alpha_search.make_folds(targets, self.cv, rng, default=default_folds)
         if folds is None:
-            return _alpha_search.fallback(len(targets.classes))
+            selection = _alpha_search.fallback(len(targets.classes))
+            reason = _alpha_search.why_too_small(targets)
+            _warn_search_skipped(reason, selection.alpha, labels=targets.labels is not None)
+            return selection
         net = _mlp.Network((X.shape[1], *self._hidden_sizes(), len(targets.classes)), self.activation)
         # Every path fit draws its initialisation and minibatches from the same
         # seed: fits differ by their data and alpha only, not by how much
@@ -611,19 +624,17 @@ class SoftmaxClassifier(Persistable, ClassifierMixin, BaseEstimator):
         )
 
     def _split(self, targets: Targets, rng: np.random.RandomState) -> tuple[np.ndarray, np.ndarray | None]:
-        """Training and validation row indices (stratified for labels) when early stopping."""
+        """Training and validation row indices when early stopping (:func:`_validation_split`)."""
         n = targets.weight.shape[0]
         if not self.early_stopping:
             return np.arange(n), None
-        from sklearn.model_selection import train_test_split
-
-        train, valid = train_test_split(
-            np.arange(n),
-            test_size=self.validation_fraction,
-            random_state=rng,
-            stratify=targets.labels,
-        )
-        return np.sort(train), np.sort(valid)
+        try:
+            return _validation_split(targets, float(self.validation_fraction), rng)
+        except ValueError as error:
+            # The folds of alpha="auto" fit early-stopped models on parts of the rows,
+            # which can be too small where all of them are not.
+            hint = " or pass a float alpha (alpha='auto' also fits each internal fold's training rows)"
+            raise ValueError(f"{error}{hint if self._auto_alpha() else ''}") from None
 
     # ------------------------------------------------------------------ predict
 
@@ -775,6 +786,95 @@ def _labels_to_json(labels: np.ndarray) -> dict[str, Any]:
 
 def _labels_from_json(record: dict[str, Any]) -> np.ndarray:
     return np.asarray(record["values"], dtype=object if record["object"] else None)
+
+
+def _warn_search_skipped(reason: str, alpha: float, *, labels: bool) -> None:
+    """Say that ``alpha="auto"`` searched nothing and which penalty it used instead.
+
+    Silent, the fallback looked like a chosen penalty (``softmaxkit fit``
+    printed "chose 1 by held-out log-loss"), and its usual cause, one row of
+    a class, is often a mistyped label that the user would rather fix.
+    """
+    hint = "; if a label is mistyped, fix or drop its row" if labels else ""
+    warnings.warn(
+        f"SoftmaxClassifier: alpha='auto' searched no penalty: {reason}, which no internal fold can both hold "
+        f"out and train on; fitted with alpha={alpha:g}, LogisticRegression()'s penalty (alpha_path_ is empty). "
+        f"Pass a float alpha to choose it yourself{hint}.",
+        UserWarning,
+        stacklevel=4,  # the caller of fit (through _search_alpha)
+    )
+
+
+def _validation_split(targets: Targets, fraction: float, rng: np.random.RandomState) -> tuple[np.ndarray, np.ndarray]:
+    """Early stopping's training and validation rows (sorted index arrays).
+
+    Only rows with positive weight are held out: the validation loss is their
+    weighted mean, so a validation part of weight-0 rows has none (it divided
+    by zero) and each held-out weight-0 row made the part smaller. Weight-0
+    rows stay in training, where they change nothing. With labels, a class
+    with a single positive-weight row keeps it in training: held out, the
+    class would be fitted from no row, and a stratified split needs two of
+    every class (within ``alpha="auto"``'s folds, a class of two rows has one
+    in each training part). The other ``n`` rows give ``ceil(fraction * n)``
+    (at most ``n - 1``) to validation, stratified by label as in
+    scikit-learn's ``MLPClassifier`` when both parts can hold every class,
+    else drawn at random without taking any class's last training row
+    (:func:`_holdout_keeping_every_class`); with every row positive and every
+    class of two or more rows this is exactly ``train_test_split(...,
+    stratify=labels)``.
+
+    Raises
+    ------
+    ValueError
+        Fewer than two rows are left to split (every class has a single
+        positive-weight row, or a single row has positive weight).
+    """
+    from sklearn.model_selection import train_test_split
+
+    positive = targets.weight > 0
+    candidates, kept = np.flatnonzero(positive), np.flatnonzero(~positive)
+    labels = None
+    if targets.labels is not None:
+        counts = np.bincount(targets.labels[candidates], minlength=len(targets.classes))
+        single = counts[targets.labels[candidates]] == 1
+        kept = np.concatenate([kept, candidates[single]])
+        candidates, labels = candidates[~single], targets.labels[candidates[~single]]
+    n = candidates.shape[0]
+    if n < 2:
+        what = (
+            "every class has a single row with positive sample_weight"
+            if labels is not None
+            else f"{int(np.sum(positive))} row has positive sample_weight"
+        )
+        raise ValueError(
+            f"early_stopping=True has no rows to hold out for validation: {what}; set early_stopping=False"
+        )
+    n_valid = min(int(np.ceil(fraction * n)), n - 1)  # scikit-learn's rounding; never every row
+    n_classes = 0 if labels is None else len(np.unique(labels))
+    if labels is not None and min(n_valid, n - n_valid) < n_classes:
+        valid = candidates[_holdout_keeping_every_class(labels, n_valid, rng)]
+        train = np.setdiff1d(candidates, valid)
+    else:
+        train, valid = train_test_split(candidates, test_size=n_valid, random_state=rng, stratify=labels)
+    return np.sort(np.concatenate([train, kept])), np.sort(valid)
+
+
+def _holdout_keeping_every_class(labels: np.ndarray, n_valid: int, rng: np.random.RandomState) -> np.ndarray:
+    """Positions of up to ``n_valid`` rows, in a random order, skipping any whose class has one row left.
+
+    For splits too small to stratify (fewer held-out or training rows than
+    classes), where ``train_test_split`` refuses: the training part keeps at
+    least one row of every class, so every class is still fitted.
+    """
+    remaining = np.bincount(labels)
+    chosen: list[int] = []
+    for i in rng.permutation(labels.shape[0]):
+        if len(chosen) == n_valid:
+            break
+        if remaining[labels[i]] > 1:
+            remaining[labels[i]] -= 1
+            chosen.append(int(i))
+    return np.asarray(chosen, dtype=np.int64)
 
 
 #: Rows per block when summing squared deviations: a block's squares stay in

@@ -192,6 +192,7 @@ def run(args: argparse.Namespace) -> int:
         "calibration": f"cross-fitted, {folds} folds" if args.calibrate else None,
         "n_test": int(len(test_rows)),
         "model": {"hidden_layer_sizes": list(args.hidden), "alpha": args.alpha, "alpha_chosen": float(model.alpha_),
+                  "alpha_search_skipped": _search_skipped(args.alpha, model, data.y[train]),
                   "standardize": not args.no_standardize,
                   "max_iter": args.max_iter,
                   "fit_seconds": fit_seconds, "path": str(args.out)},
@@ -213,7 +214,7 @@ def run(args: argparse.Namespace) -> int:
     say_ignored(say, args.data, data.ignored, "left out of the features")
     say(
         f"Trained on {len(train)} rows x {data.X.shape[1]} features, {len(classes)} classes "
-        f"({fit_seconds:.2f} s, alpha = {_alpha_text(args.alpha, metrics['model']['alpha_chosen'])}); saved {args.out}",
+        f"({fit_seconds:.2f} s, alpha = {_alpha_text(args.alpha, metrics['model'])}); saved {args.out}",
     )
     if cal_out is not None:
         temperature = f", T = {params['temperature']:.4g}" if "temperature" in params else ""
@@ -242,9 +243,26 @@ def _check_trainable_scale(path: str, data) -> None:  # noqa: ANN001
                             + f"value {exc.value:g} {exc.problem}") from None
 
 
-def _alpha_text(given: float | str, chosen: float) -> str:
-    """``auto (chose 0.0942 by held-out log-loss)`` or the number given."""
-    return f"auto (chose {chosen:.3g} by held-out log-loss)" if given == "auto" else f"{given:g}"
+def _alpha_text(given: float | str, model: dict) -> str:
+    """``auto (chose 0.0942 by held-out log-loss)``, ``1 (auto search skipped: class 'x' has 1 row)``
+    or the number given; ``model`` is the metrics' record of the model."""
+    if given != "auto":
+        return f"{given:g}"
+    if model["alpha_search_skipped"]:
+        return f"{model['alpha_chosen']:g} (auto search skipped: {model['alpha_search_skipped']})"
+    return f"auto (chose {model['alpha_chosen']:.3g} by held-out log-loss)"
+
+
+def _search_skipped(given: float | str, model, y_train) -> str | None:  # noqa: ANN001
+    """Why ``--alpha auto`` searched nothing (the model's ``alpha_path_`` is empty), in the words of
+    the library's warning; None when it searched or ``--alpha`` was a number."""
+    from softmaxkit._alpha_search import why_too_small
+    from softmaxkit._targets import encode_targets
+
+    path = getattr(model, "alpha_path_", None)
+    if given != "auto" or path is None or len(path) > 0:
+        return None
+    return why_too_small(encode_targets(y_train, n_samples=len(y_train)))
 
 
 def _write_report(report_dir, args, data, metrics, scored, *, inputs, outputs):
@@ -265,7 +283,7 @@ def _write_report(report_dir, args, data, metrics, scored, *, inputs, outputs):
         Section("Training", [Paragraph(
             f"Trained on {metrics['n_train']} rows of {args.data} ({metrics['n_features']} features, target column "
             f"{data.target_name!r}, classes {', '.join(map(str, metrics['classes']))}); hidden layers: {hidden}; "
-            f"alpha = {_alpha_text(args.alpha, metrics['model']['alpha_chosen'])}. "
+            f"alpha = {_alpha_text(args.alpha, metrics['model'])}. "
             f"{metrics['n_test']} held-out rows measure the model"
             + (f"; the {args.calibrate} calibrator was {metrics['calibration']} on the training rows' out-of-fold "
                "logits" + (f" (T = {params['temperature']:.4g})" if "temperature" in params else "")
