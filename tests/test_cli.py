@@ -140,6 +140,8 @@ def test_usage_error_exits_2(capsys):
         (["fit", "d.csv", "--target", "y", "--out", "m.npz", "--max-iter", "1_000"], "--max-iter"),
         (["fit", "d.csv", "--target", "y", "--out", "m.npz", "--hidden", "64,3_2"], "--hidden"),
         (["demo", "--seed", "1_0"], "--seed"),
+        (["fit", "d.csv", "--target", "y", "--out", "m.npz", "--seed", "1_0"], "--seed"),
+        (["fit", "d.csv", "--target", "y", "--out", "m.npz", "--alpha", "0_5"], "--alpha"),
         (["calibrate", "--logits", "l.npy", "--labels", "y.npy", "--out", "c.npz", "--seed", "1_0"], "--seed"),
         (["evaluate", "--logits", "l.npy", "--labels", "y.npy", "--conformal", "c.npz", "--sets", "0_1"], "--sets"),
     ],

@@ -6,7 +6,16 @@ import argparse
 import time
 from pathlib import Path
 
-from softmaxkit.cli._common import add_output_options, column_list, fraction, hidden_sizes, positive_int
+from softmaxkit.cli._common import (
+    add_output_options,
+    calibration_name,
+    column_list,
+    fraction,
+    hidden_sizes,
+    integer,
+    parse_number,
+    positive_int,
+)
 
 MODEL_SUFFIXES = (".npz", ".safetensors")
 
@@ -48,7 +57,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="share of rows held out from training to measure the model (default: %(default)s)")
     p.add_argument("--report", metavar="DIR", help="report directory (default: MODEL's name + '-report')")
     p.add_argument("--no-report", action="store_true", help="write no report")
-    p.add_argument("--seed", type=int, default=0, help="random seed of the split and the model (default: 0)")
+    p.add_argument("--seed", type=integer, default=0, help="random seed of the split and the model (default: 0)")
     add_output_options(p)
     p.set_defaults(run=run, check=check)
 
@@ -73,7 +82,7 @@ def alpha_value(text: str) -> float | str:
     if text.strip().lower() == "auto":
         return "auto"
     try:
-        value = float(text)
+        value = parse_number(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected 'auto' or a number >= 0, got {text!r}") from None
     if not math.isfinite(value) or value < 0:
@@ -175,7 +184,7 @@ def run(args: argparse.Namespace) -> int:
         if calibrator is not None:
             params = _adapters.calibrator_params(calibrator)
             cal_logits = _adapters.calibrated_logits(calibrator, logits[test_rows])
-            scored.append(score(y_test, key="calibrated", name=f"With {args.calibrate} scaling",
+            scored.append(score(y_test, key="calibrated", name=f"With {calibration_name(args.calibrate)}",
                                 logits=cal_logits, plot=plot, what=what))
 
     # Names go in last: scikit-learn warns when a model fitted with names meets plain arrays.
@@ -277,7 +286,7 @@ def _write_report(report_dir, args, data, metrics, scored, *, inputs, outputs):
         Headline("ECE", f"{last['ece']:.3f}", f"95% CI {last['ece_ci'][0]:.3f}-{last['ece_ci'][1]:.3f}"),
     ]
     params = metrics["calibrator"] or {}
-    note = verdict(scored[0].summary, last, change=f"{args.calibrate} scaling", params=params) if len(scored) > 1 else None
+    note = verdict(scored[0].summary, last, change=calibration_name(args.calibrate), params=params) if len(scored) > 1 else None
     hidden = ",".join(map(str, args.hidden)) or "none (multinomial logistic regression)"
     sections = [
         Section("Training", [Paragraph(
