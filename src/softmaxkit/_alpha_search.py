@@ -123,6 +123,13 @@ def make_folds(
     every class and every held-out part contains every class. Anything else
     is a scikit-learn splitter (its ``split(X, labels)`` is called) or an
     iterable of ``(train, test)`` index pairs, used as given.
+
+    The default folds split the rows of positive weight only, exactly as if
+    the rows of weight 0 were absent, and deal those rows out evenly over
+    the held-out parts (where they score nothing). So weight 0 is the same
+    as removing the row, ``alpha_`` included: stratifying over all rows put
+    a class's few weighted rows unevenly over the folds (a held-out part
+    without them), and the search could choose another penalty.
     """
     from sklearn.model_selection import KFold, StratifiedKFold
 
@@ -134,6 +141,7 @@ def make_folds(
     wanted = default if cv is None else int(cv)
     positive = targets.weight > 0
     seed = rng.randint(np.iinfo(np.int32).max)
+    kept = rows[positive]
     if targets.labels is not None:
         counts = np.bincount(targets.labels[positive], minlength=len(targets.classes))
         smallest = int(counts[counts > 0].min())
@@ -141,14 +149,20 @@ def make_folds(
         if k < 2:
             return None
         splitter = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
-        # Rows of weight 0 carry no information; they are split along with
-        # the rest, but the class counts that bound k ignore them.
-        return [(train, test) for train, test in splitter.split(rows.reshape(-1, 1), targets.labels)]
-    k = min(wanted, int(np.sum(positive)))
-    if k < 2:
-        return None
-    splitter = KFold(n_splits=k, shuffle=True, random_state=seed)
-    return list(splitter.split(rows.reshape(-1, 1)))
+        kept_folds = splitter.split(kept.reshape(-1, 1), targets.labels[positive])
+    else:
+        k = min(wanted, kept.size)
+        if k < 2:
+            return None
+        kept_folds = KFold(n_splits=k, shuffle=True, random_state=seed).split(kept.reshape(-1, 1))
+    if kept.size == n:  # no weight-0 rows: the folds as scikit-learn makes them
+        return list(kept_folds)
+    spare = np.array_split(np.random.RandomState(seed).permutation(rows[~positive]), k)
+    folds = []
+    for (_, test), extra in zip(kept_folds, spare):
+        held_out = np.sort(np.concatenate([kept[test], extra]))
+        folds.append((np.setdiff1d(rows, held_out, assume_unique=True), held_out))
+    return folds
 
 
 def search(
