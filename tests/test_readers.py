@@ -588,3 +588,22 @@ def test_malformed_safetensors_are_refused_in_words(tmp_path):
                                                                          "data_offsets": [0, 8]}},
                np.array([1.5, -2.0], dtype="<f4").tobytes())
     assert read_columns(ok)["z"].tolist() == [1.5, -2.0]
+
+
+def test_safetensors_written_here_keep_their_column_order(tmp_path):
+    """The format stores tensors sorted (class 10 before class 2, "apple" before "zebra");
+    write_columns records the order and read_columns restores it (audit: one-hot labels and
+    --by-position against softmaxkit's own .safetensors output paired the wrong classes:
+    accuracy 0.13 for 0.47, T = 137.5 for 0.975)."""
+    names = [f"p_{k}" for k in range(12)] + ["p_zebra", "p_apple"]
+    columns = {name: np.full(3, float(j)) for j, name in enumerate(names)}
+    write_columns(tmp_path / "o.safetensors", columns)
+    read = read_columns(tmp_path / "o.safetensors")
+    assert list(read) == names
+    for j, name in enumerate(names):
+        np.testing.assert_array_equal(read[name], j)
+    # A file from elsewhere (no recorded order) keeps the file's own order.
+    from safetensors.numpy import save_file
+
+    save_file({"b": np.zeros(2), "a": np.ones(2)}, str(tmp_path / "x.safetensors"))
+    assert list(read_columns(tmp_path / "x.safetensors")) == ["a", "b"]

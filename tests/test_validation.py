@@ -97,6 +97,10 @@ def test_bad_z_loss_and_softcap():
         sk.cross_entropy(X, Y, z_loss=-1)
     with pytest.raises(ValueError, match="softcap must be a finite value > 0"):
         sk.cross_entropy(X, Y, softcap=0.0)
+    # past float32's range the cap is inf in a float32 kernel: NaN losses, exit 0 (audit)
+    with pytest.raises(ValueError, match=r"softcap must be at most 3\.403e\+38"):
+        sk.cross_entropy(X.astype(np.float32), Y, softcap=1e39)
+    assert np.isfinite(sk.cross_entropy(X.astype(np.float32), Y, softcap=3e38))
 
 
 def test_zero_classes():

@@ -108,6 +108,26 @@ def check_positive_or_none(value: Any, name: str) -> float | None:
     return value
 
 
+#: float32's largest value: the softcap is computed in the logits' compute dtype (float32 for
+#: float32 and 16-bit logits), where a larger cap is inf and ``inf * tanh(x / inf)`` is NaN.
+_LARGEST_SOFTCAP = float(np.finfo(np.float32).max)
+
+
+def check_softcap(value: Any) -> float | None:
+    """``softcap``: None or a finite value in ``(0, 3.4e38]`` (float32's largest).
+
+    A cap past float32's range would give NaN losses on float32 logits, and
+    changes no representable float32 logit anyway.
+    """
+    value = check_positive_or_none(value, "softcap")
+    if value is not None and value > _LARGEST_SOFTCAP:
+        raise ValueError(
+            f"softcap must be at most {_LARGEST_SOFTCAP:.4g} (float32's largest value; the cap is computed in "
+            f"the logits' dtype), got {value!r}; a cap that large changes no float32 logit: pass softcap=None"
+        )
+    return value
+
+
 def check_temperature(temperature: Any) -> float:
     try:
         temperature = float(temperature)
@@ -314,7 +334,7 @@ def cross_entropy_options(
         reduction=check_reduction(reduction),
         label_smoothing=check_unit_interval(label_smoothing, "label_smoothing"),
         z_loss=check_non_negative(z_loss, "z_loss"),
-        softcap=check_positive_or_none(softcap, "softcap"),
+        softcap=check_softcap(softcap),
     )
 
 

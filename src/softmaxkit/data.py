@@ -29,6 +29,7 @@ pyarrow and safetensors are the ``io`` extra; they are imported on first use
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from dataclasses import dataclass
@@ -296,7 +297,6 @@ def _read_safetensors(path: Path) -> dict[str, np.ndarray]:
     The format is an 8-byte little-endian header length, a JSON header mapping each name to its
     ``dtype``, ``shape`` and ``data_offsets`` (relative to the end of the header), then the bytes.
     """
-    import json
     import struct
 
     def invalid(problem: str) -> DataFileError:
@@ -316,10 +316,32 @@ def _read_safetensors(path: Path) -> dict[str, np.ndarray]:
             raise invalid("the header is not JSON") from None
         if not isinstance(header, dict):
             raise invalid("the header is not a JSON object")
-        header.pop("__metadata__", None)
+        metadata = header.pop("__metadata__", None)
         start = 8 + n_header
-        return {name: _safetensors_array(path, fh, name, info, start=start, size=size, invalid=invalid)
-                for name, info in header.items()}
+        names = _stored_column_order(metadata, list(header))
+        return {name: _safetensors_array(path, fh, name, header[name], start=start, size=size, invalid=invalid)
+                for name in names}
+
+
+#: ``__metadata__`` key under which :func:`write_columns` keeps a ``.safetensors`` file's column order.
+_COLUMN_ORDER_KEY = "softmaxkit.columns"
+
+
+def _stored_column_order(metadata: Any, names: list[str]) -> list[str]:
+    """The tensor names of a ``.safetensors`` file in the order :func:`write_columns` was given
+    them, when its metadata records one that names exactly these tensors; else the file's order.
+
+    Without it, a file softmaxkit wrote came back in the format's sorted order: positional uses
+    (``--by-position``, one-hot labels by position) paired class 10 with class 2's parameters.
+    """
+    recorded = metadata.get(_COLUMN_ORDER_KEY) if isinstance(metadata, dict) else None
+    try:
+        order = json.loads(recorded) if isinstance(recorded, str) else None
+    except ValueError:
+        order = None
+    if isinstance(order, list) and sorted(map(str, order)) == sorted(names) and len(order) == len(names):
+        return [str(n) for n in order]
+    return names
 
 
 def _safetensors_array(path: Path, fh: Any, name: str, info: Any, *, start: int, size: int, invalid: Any) -> np.ndarray:
@@ -1419,4 +1441,7 @@ def _write_to(tmp: Path, suffix: str, columns: Mapping[str, np.ndarray]) -> None
     else:
         from safetensors.numpy import save_file
 
-        save_file({k: np.ascontiguousarray(v) for k, v in columns.items()}, str(tmp))
+        # The format stores tensors sorted (by dtype, then name): class 10 before class 2,
+        # "apple" before "zebra". The order is kept in the metadata, which the reader restores.
+        order = {_COLUMN_ORDER_KEY: json.dumps(list(columns))}
+        save_file({k: np.ascontiguousarray(v) for k, v in columns.items()}, str(tmp), metadata=order)

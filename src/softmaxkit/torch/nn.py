@@ -13,7 +13,7 @@ import torch
 from softmaxkit._validation import (
     check_ignore_index,
     check_non_negative,
-    check_positive_or_none,
+    check_softcap,
     check_reduction,
     check_unit_interval,
 )
@@ -28,7 +28,7 @@ class _OptionsMixin:
         self.reduction = check_reduction(reduction)
         self.label_smoothing = check_unit_interval(label_smoothing, "label_smoothing")
         self.z_loss = check_non_negative(z_loss, "z_loss")
-        self.softcap = check_positive_or_none(softcap, "softcap")
+        self.softcap = check_softcap(softcap)
         self._weight_name = weight_name
         self.register_buffer(weight_name, None if weight is None else torch.as_tensor(weight))
 
