@@ -43,7 +43,7 @@ def _usage_error(capsys, *argv: str) -> tuple[str, str]:
         (["1", "2", "--temperature", "-1"], "expected a finite number > 0, got '-1'"),
         (["1", "2", "--temperature", "inf"], "expected a finite number > 0, got 'inf'"),
         (["1", "nan"], "argument LOGIT: expected a finite number, got 'nan'"),
-        (["abc"], "expected a number, got 'abc'"),
+        (["abc"], "expected a finite number, got 'abc'"),
         # Python's float() reads 0_5 as 5: refused, not guessed.
         (["1", "2", "--temperature", "0_5"], "write numbers without '_'"),
         (["1_000", "2"], "write numbers without '_'"),

@@ -28,9 +28,11 @@ calibrated logits) and ``predict_proba(logits)``, and save/load without pickle
 (``.save(path)``, :func:`softmaxkit.load`). With ``input="probs"`` the first
 argument of every method holds probabilities instead, and ``log p`` is used as
 the logits (see the class docstrings for the limits). ``sample_weight`` holds
-frequency weights, as in scikit-learn's ``LogisticRegression``: their total is
-the evidence the priors are weighed against, so normalised importance weights
-should be scaled to sum to the number of rows.
+frequency weights, as in scikit-learn's ``LogisticRegression``: an integer
+weight ``k`` counts as ``k`` copies of the row, and their total is the evidence
+the priors are weighed against, so scaling every weight is not neutral (weights
+summing to 1 make the calibration set count as one row). Normalised importance
+weights should be scaled to sum to the number of rows.
 
 SciPy is imported only when a vector or matrix scaling is fitted, and
 scikit-learn only by the isotonic fit and :class:`CalibratedClassifier`.
@@ -401,13 +403,9 @@ class TemperatureScaling(_Calibrator):
         y : array_like of shape (N,)
             Integer class indices.
         sample_weight : array_like of shape (N,), optional
-            Frequency weights (>= 0), as in scikit-learn's ``LogisticRegression``:
-            an integer weight ``k`` counts as ``k`` copies of the row. Their
-            total ``W`` is the evidence the ``pseudo_count`` prior is weighed
-            against, so scaling every weight by ``s`` is not neutral: it scales
-            the evidence (weights summing to 1 make the calibration set count
-            as one row, and ``T`` mostly the prior's). Scale normalised
-            importance weights to sum to the number of rows.
+            Frequency weights (>= 0; see the module docstring): their total
+            ``W`` is weighed against the ``pseudo_count`` prior, so scale
+            normalised weights to sum to the number of rows.
 
         Returns
         -------
@@ -657,14 +655,10 @@ class _AffineScaling(_Calibrator):
         y : array_like of shape (N,)
             Integer class indices.
         sample_weight : array_like of shape (N,), optional
-            Frequency weights (>= 0), as in scikit-learn's ``LogisticRegression``:
-            an integer weight ``k`` counts as ``k`` copies of the row. Their
-            total ``W`` is the evidence the priors (``pseudo_count``,
-            ``identity_reg``) are weighed against, so scaling every weight by
-            ``s`` is not neutral: it scales the evidence (weights summing to 1
-            make the calibration set count as one row, and the fit mostly
-            prior). Scale normalised importance weights to sum to the number
-            of rows.
+            Frequency weights (>= 0; see the module docstring): their total
+            ``W`` is weighed against both priors (``pseudo_count``,
+            ``identity_reg``), so scale normalised weights so that they
+            sum to the number of rows.
 
         Returns
         -------

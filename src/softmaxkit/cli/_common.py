@@ -116,60 +116,47 @@ def parse_number(text: str, kind: type = float) -> Any:
     return kind(text)
 
 
+def _number_option(text: str, *, kind: type, accept: Any, expected: str) -> Any:
+    """``text`` parsed by :func:`parse_number` as ``kind``, or an argparse error saying
+    ``expected`` when it is no number or ``accept(value)`` is false."""
+    try:
+        value = parse_number(text, kind)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+    if not accept(value):
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
+    return value
+
+
 def finite_float(text: str) -> float:
     """argparse type for any finite number (``nan`` and ``inf`` are refused)."""
     import math
 
-    try:
-        value = parse_number(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
-    return value
+    return _number_option(text, kind=float, accept=math.isfinite, expected="a finite number")
 
 
 def positive_float(text: str) -> float:
     """argparse type for a finite number > 0."""
     import math
 
-    try:
-        value = parse_number(text)
-    except ValueError:
-        value = math.nan
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"expected a finite number > 0, got {text!r}")
-    return value
+    return _number_option(text, kind=float, accept=lambda v: math.isfinite(v) and v > 0,
+                          expected="a finite number > 0")
 
 
 def fraction(text: str) -> float:
     """argparse type for a fraction in (0, 1)."""
-    try:
-        value = parse_number(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number between 0 and 1, got {text!r}") from None
-    if not 0.0 < value < 1.0:
-        raise argparse.ArgumentTypeError(f"expected a number strictly between 0 and 1, got {text!r}")
-    return value
+    return _number_option(text, kind=float, accept=lambda v: 0.0 < v < 1.0,
+                          expected="a number strictly between 0 and 1")
 
 
 def positive_int(text: str) -> int:
     """argparse type for an integer > 0."""
-    try:
-        value = parse_number(text, int)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
+    return _number_option(text, kind=int, accept=lambda v: v > 0, expected="a positive integer")
 
 
 def integer(text: str) -> int:
     """argparse type for any integer (``--seed``)."""
-    try:
-        return parse_number(text, int)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    return _number_option(text, kind=int, accept=lambda v: True, expected="an integer")
 
 
 #: Letters whose names start with a vowel sound ("an F32 array", "an MLPClassifier", "an SVC").
