@@ -116,6 +116,14 @@ def test_staged_outputs_all_or_nothing(tmp_path):
     assert (tmp_path / "a.txt").read_text() == "a" and (tmp_path / "sub" / "b.txt").read_text() == "b"
 
 
+def test_staged_output_through_a_new_directory_and_dotdot(tmp_path):
+    """``new/../x`` (audit: "File exists", since new/.. exists once new is made); made as mkdir -p does."""
+    with io.StagedOutputs() as out:
+        out.stage(tmp_path / "new" / ".." / "x.txt").write_text("x")
+        out.commit()
+    assert (tmp_path / "x.txt").read_text() == "x"
+
+
 def test_outputs_get_the_umask_permissions(tmp_path):
     old = os.umask(0o027)
     try:

@@ -184,6 +184,8 @@ class StagedOutputs:
             missing.append(folder)
             folder = folder.parent
         for d in reversed(missing):
+            if d.exists():  # "new/.." exists once "new" is made (as with mkdir -p new/..)
+                continue
             d.mkdir()
             self._made_dirs.append(d)
 
