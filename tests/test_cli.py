@@ -480,6 +480,25 @@ def test_bench_timeout_stops_a_silent_script(capsys, tmp_path):
     assert "bench_ops.py (timed out after 1 s)" in error_line(err)
 
 
+def test_bench_script_whose_child_keeps_the_pipe_open_is_not_a_timeout(capsys, tmp_path):
+    """A script that exits 0 while a process it started still holds stdout (audit: read as "timed out")."""
+    import time
+
+    folder = tmp_path / "benchmarks"
+    folder.mkdir()
+    (folder / "bench_ops.py").write_text(
+        "import subprocess, sys\n"
+        "subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'])\n"
+        "print('done', flush=True)\n"
+    )
+    start = time.perf_counter()
+    rc, out, err = call(capsys, "bench", "--dir", str(folder), "--only", "ops", "--timeout", "30", "--json")
+    assert time.perf_counter() - start < 20
+    assert rc == 0, err
+    (record,) = json.loads(out)["results"]
+    assert record["returncode"] == 0 and not record["timed_out"] and record["output"] == "done\n"
+
+
 def test_bench_that_ran_nothing_fails(capsys, tmp_path):
     """Every script skipped (a wrong --dir) is not a success (audit: exit 0)."""
     (tmp_path / "empty").mkdir()

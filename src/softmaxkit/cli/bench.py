@@ -85,7 +85,7 @@ def _run_script(path: Path, *, quick: bool, timeout: int, echo: bool) -> dict:
                           errors="replace", cwd=path.parent.parent, start_new_session=True) as proc:
         try:
             assert proc.stdout is not None  # set by stdout=PIPE
-            for line in _lines_until(proc.stdout, deadline):
+            for line in _lines_until(proc.stdout, deadline, exited=lambda: proc.poll() is not None):
                 lines.append(line)
                 if echo:
                     print("  " + line, end="", flush=True)
@@ -98,12 +98,19 @@ def _run_script(path: Path, *, quick: bool, timeout: int, echo: bool) -> dict:
             "output": "".join(lines), "timed_out": code is None}
 
 
-def _lines_until(stream: IO[str], deadline: float) -> Iterator[str]:
+#: Seconds of silence after the script has exited before its output counts as ended: a process
+#: it left behind may hold the pipe open, and the script's result must not wait for it.
+_EXIT_GRACE = 2.0
+
+
+def _lines_until(stream: IO[str], deadline: float, *, exited: Any) -> Iterator[str]:
     """The lines of ``stream`` as they come, until its end; :class:`TimeoutError` at ``deadline``
     (a :func:`time.perf_counter` time) even when no line comes.
 
     A daemon thread does the blocking reads, so the wait for the next line can
-    have a time limit.
+    have a time limit. Once ``exited()`` is true the output also ends after
+    :data:`_EXIT_GRACE` seconds without a line (audit: a child that kept the
+    pipe open made a script that exited 0 read as "timed out").
     """
     import queue
     import threading
@@ -121,16 +128,22 @@ def _lines_until(stream: IO[str], deadline: float) -> Iterator[str]:
             pending.put(None)  # end of output
 
     threading.Thread(target=read, name="bench-output", daemon=True).start()
+    silent_since = None
     while True:
-        remaining = deadline - time.perf_counter()
-        if remaining <= 0:  # checked before each line too: a script that never stops printing
+        now = time.perf_counter()
+        if now >= deadline:  # checked before each line too: a script that never stops printing
             raise TimeoutError
         try:
-            line = pending.get(timeout=remaining)
+            line = pending.get(timeout=min(deadline - now, _EXIT_GRACE / 4))
         except queue.Empty:
-            raise TimeoutError from None
+            if exited():
+                silent_since = now if silent_since is None else silent_since
+                if time.perf_counter() - silent_since >= _EXIT_GRACE:
+                    return
+            continue
         if line is None:
             return
+        silent_since = None
         yield line
 
 
