@@ -191,6 +191,38 @@ def test_binary_cross_entropy_matches_torch(rng):
         np.testing.assert_allclose(got, want.numpy(), rtol=1e-12)
 
 
+def test_binary_cross_entropy_weights_must_broadcast_to_the_logits(rng):
+    """Broadcasting *with* the logits was accepted: a (2, 4, 3) weight on (4, 3) logits gave a
+    (2, 4, 3) loss and half the mean (audit); torch refuses it. (4, 1) pos_weight is torch's too."""
+    x, y = rng.standard_normal((4, 3)), rng.uniform(size=(4, 3))
+    for name in ("weight", "pos_weight"):
+        for shape in [(2, 4, 3), (1, 1, 3)]:
+            for args in ((x, y), (torch.tensor(x), torch.tensor(y))):
+                with pytest.raises(ValueError, match=rf"{name} of shape \({shape[0]}, .*cannot broadcast to \(4, 3\)"):
+                    sk.binary_cross_entropy_with_logits(*args, **{name: np.ones(shape)})
+    pw = rng.uniform(0.5, 3, size=(4, 1))
+    want = F.binary_cross_entropy_with_logits(torch.tensor(x), torch.tensor(y), pos_weight=torch.tensor(pw))
+    np.testing.assert_allclose(sk.binary_cross_entropy_with_logits(x, y, pos_weight=pw), want.numpy(), rtol=1e-12)
+
+
+@pytest.mark.parametrize("shift", [1, -1])
+def test_out_and_grad_out_overlapping_the_input_by_a_row(rng, shift):
+    """out= one row ahead of (or behind) x in one buffer: rows were overwritten before they were
+    read (399 of 400 softmax rows wrong, audit); overlapping inputs are copied first, as NumPy does."""
+    buf = rng.standard_normal((401, 7))
+    x, out = (buf[:400], buf[1:]) if shift == 1 else (buf[1:], buf[:400])
+    x_copy = x.copy()
+    for fn in (sk.softmax, sk.log_softmax):
+        want = fn(x_copy)
+        np.testing.assert_allclose(fn(x, out=out), want, rtol=1e-12)
+        buf[(0 if shift == 1 else 1):(400 if shift == 1 else 401)] = x_copy  # restore x
+    y = rng.integers(0, 7, 400)
+    want_loss, want_grad = sk.cross_entropy_and_grad(x_copy, y)
+    loss, grad = sk.cross_entropy_and_grad(x, y, grad_out=out)
+    np.testing.assert_allclose(loss, want_loss, rtol=1e-12)
+    np.testing.assert_allclose(grad, want_grad, rtol=1e-10, atol=1e-15)
+
+
 # --------------------------------------------------------------------------- extras beyond torch
 
 

@@ -438,6 +438,24 @@ def test_softmax_family_matches_torch_with_grads(temperature):
         torch.testing.assert_close(ours, ref)
 
 
+@pytest.mark.parametrize("op", ["softmax", "log_softmax", "sk.log_softmax"])
+def test_a_learnable_temperature_gets_its_gradient(op):
+    """A tensor temperature that requires grad (an nn.Parameter) was read with float(): the
+    loss matched torch's and T.grad stayed None (audit), so T never trained."""
+    x = _logits(6, 5).requires_grad_()
+    t_ours = torch.nn.Parameter(torch.tensor(1.5, dtype=torch.float64))
+    t_ref = torch.nn.Parameter(torch.tensor(1.5, dtype=torch.float64))
+    fn = {"softmax": skt.softmax, "log_softmax": skt.log_softmax, "sk.log_softmax": sk.log_softmax}[op]
+    ref_fn = torch.softmax if op == "softmax" else torch.log_softmax
+    u = torch.randn(6, 5, dtype=torch.float64)
+    ours, ref = fn(x, temperature=t_ours), ref_fn(x / t_ref, -1)
+    torch.testing.assert_close(ours, ref, rtol=1e-12, atol=1e-14)
+    (ours * u).sum().backward()
+    (ref * u).sum().backward()
+    assert t_ours.grad is not None
+    torch.testing.assert_close(t_ours.grad, t_ref.grad, rtol=1e-10, atol=1e-12)
+
+
 def test_softmax_out_and_low_precision():
     x = _logits(3, 4, dtype=torch.bfloat16)
     out = torch.empty_like(x)

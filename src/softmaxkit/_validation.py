@@ -128,6 +128,22 @@ def check_softcap(value: Any) -> float | None:
     return value
 
 
+def check_broadcasts_to(arg_shape: tuple[int, ...], shape: tuple[int, ...], name: str) -> None:
+    """Refuse ``name`` unless its shape broadcasts *to* ``shape`` (the result keeps ``shape``).
+
+    Broadcasting *with* ``shape`` is not enough: a ``(2, 4, 3)`` weight on
+    ``(4, 3)`` logits made a ``(2, 4, 3)`` loss and halved the mean (audit),
+    where torch refuses the in-place broadcast.
+    """
+    arg_shape, shape = tuple(arg_shape), tuple(shape)
+    try:
+        ok = np.broadcast_shapes(arg_shape, shape) == shape
+    except ValueError:
+        ok = False
+    if not ok:
+        raise ValueError(f"{name} of shape {arg_shape} cannot broadcast to {shape} (the logits' shape)")
+
+
 def check_temperature(temperature: Any) -> float:
     try:
         temperature = float(temperature)

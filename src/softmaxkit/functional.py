@@ -30,6 +30,7 @@ from softmaxkit._arrays import (
 )
 from softmaxkit._dispatch import torch_op
 from softmaxkit._validation import (
+    check_broadcasts_to,
     check_floating,
     check_reduction,
     check_temperature,
@@ -75,6 +76,8 @@ def _softmax_impl(x: Any, axis: int, temperature: float, out: Any, *, log: bool,
         return out
     rows = to_rows(x, axis, compute_dtype(x.dtype))
     direct = None if out is None else _rows_view(out, axis, rows.dtype)
+    if direct is not None and _overlaps_partly(direct, rows):
+        rows = rows.copy()
     res = np.empty_like(rows) if direct is None else direct
     if rows.size:
         kernels.select(rows.size).softmax_2d(rows, res, inv_temperature=inv_t, log=log)
@@ -85,6 +88,21 @@ def _softmax_impl(x: Any, axis: int, temperature: float, out: Any, *, log: bool,
         return result
     out[...] = result
     return out
+
+
+def _overlaps_partly(out: np.ndarray, x: np.ndarray) -> bool:
+    """Whether ``out`` shares memory with ``x`` other than as the very same array.
+
+    The kernels work in place (``out`` is ``x``: each row is read before it is
+    written), but an ``out`` shifted by a row overwrote logits before they
+    were read: 399 of 400 softmax rows wrong (audit). Such inputs are copied
+    first, as NumPy's ufuncs do.
+    """
+    if not np.may_share_memory(out, x):
+        return False
+    same = (out.__array_interface__["data"][0] == x.__array_interface__["data"][0]
+            and out.strides == x.strides and out.shape == x.shape)
+    return not same
 
 
 def _rows_view(arr: np.ndarray, axis: int, dtype: np.dtype) -> np.ndarray | None:
@@ -268,6 +286,8 @@ def _cross_entropy_numpy(
     if grad_out is not None:
         _check_grad_out(grad_out, logits, target)
         direct = _rows_view(grad_out, axis, cdtype)
+        if direct is not None and _overlaps_partly(direct, x):
+            x = x.copy()
     grad = (np.empty_like(x) if direct is None else direct) if want_grad else None
     kernel = kernels.select(x.size)
     row_loss = (
@@ -522,7 +542,7 @@ def binary_cross_entropy_with_logits(
         if pos_weight is None:
             coef = np.ones((), cdtype)
         else:
-            pw = _broadcast_weight(pos_weight, x.shape[-1:] if x.ndim else (), "pos_weight", cdtype)
+            pw = _broadcast_weight(pos_weight, x.shape, "pos_weight", cdtype)  # torch: (C,), (N, 1), ...
             coef = 1 + (pw - 1) * yc
         loss = (1 - yc) * xc - coef * log_p
     if weight is not None:
@@ -537,10 +557,7 @@ def binary_cross_entropy_with_logits(
 
 def _broadcast_weight(w: Any, shape: tuple[int, ...], name: str, dtype: np.dtype) -> np.ndarray:
     arr = np.asarray(w, dtype=dtype)
-    try:
-        np.broadcast_shapes(arr.shape, shape)
-    except ValueError:
-        raise ValueError(f"{name} of shape {arr.shape} cannot broadcast to {shape}") from None
+    check_broadcasts_to(arr.shape, shape, name)
     # negative weights are accepted, as torch does (the loss stays finite); inf/NaN are refused
     if not np.all(np.isfinite(arr)):
         raise ValueError(f"{name} must be finite, got {arr[~np.isfinite(arr)].flat[0]}")

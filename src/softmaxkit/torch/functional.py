@@ -38,7 +38,13 @@ import torch
 import torch.nn.functional as F
 
 from softmaxkit import _dispatch
-from softmaxkit._validation import check_floating, check_reduction, check_temperature, normalize_axis
+from softmaxkit._validation import (
+    check_broadcasts_to,
+    check_floating,
+    check_reduction,
+    check_temperature,
+    normalize_axis,
+)
 from softmaxkit.torch import _composite, _triton
 from softmaxkit.torch._cross_entropy import (
     CrossEntropyFunction,
@@ -107,7 +113,12 @@ def _prepare(x: Any, axis: int, temperature: float = 1.0, dtype: Any = None) -> 
     check_floating(x, "x")
     axis = normalize_axis(axis, x.ndim, allow_scalar=True)
     xc = x.to(compute_dtype(x.dtype)) if x.dtype in LOW_PRECISION else x
-    t = check_temperature(temperature)
+    learnable = isinstance(temperature, torch.Tensor) and temperature.requires_grad
+    t = check_temperature(temperature.detach() if learnable else temperature)
+    if learnable:
+        # A learnable temperature (nn.Parameter) keeps its gradient: float(T) dropped it, and
+        # T.grad stayed None while the loss matched torch's (audit).
+        return x, xc / temperature.reshape(()).to(xc.dtype), axis
     return x, (xc / t if t != 1.0 else xc), axis
 
 
@@ -171,8 +182,10 @@ def _torch_dim(axis: int | None, dim: int | None) -> int:
     return dim
 
 
-def _use_triton(x: torch.Tensor, dtype: Any, out: Any) -> bool:
-    return out is None and dtype is None and _triton.use_for(x) and not _composite.transforms_active(x)
+def _use_triton(x: torch.Tensor, dtype: Any, out: Any, temperature: Any) -> bool:
+    learnable_t = isinstance(temperature, torch.Tensor) and temperature.requires_grad  # the kernels take a float
+    return (out is None and dtype is None and not learnable_t and _triton.use_for(x)
+            and not _composite.transforms_active(x))
 
 
 def softmax(
@@ -186,12 +199,13 @@ def softmax(
     3 dimensions on it must be given (``ValueError``): torch's implicit dim
     is then 0 or 1, the NumPy API's the last, and neither is guessed.
     ``sk.softmax(tensor)`` keeps the NumPy API's default, the last axis.
-    ``dtype`` casts ``x`` first (torch's ``dtype=``); ``out`` behaves as
-    torch's ``out=``. Empty inputs give empty results; a 0-dim input gives 1.
+    A one-element ``temperature`` tensor that requires grad (a learnable
+    ``nn.Parameter``) gets its gradient. ``dtype`` casts ``x`` first
+    (torch's ``dtype=``); ``out`` behaves as torch's ``out=``. Empty inputs give empty results; a 0-dim input gives 1.
     NaN or ``+inf`` in a row makes the row NaN.
     """
     axis = _softmax_dim(x, axis, dim, "softmax")
-    if _use_triton(x, dtype, out):  # CUDA: Triton kernels (forward and backward)
+    if _use_triton(x, dtype, out, temperature):  # CUDA: Triton kernels (forward and backward)
         return _triton.softmax(x, normalize_axis(axis, x.ndim), temperature=check_temperature(temperature))
     x, xc, axis = _prepare(x, axis, temperature, dtype)
     special = _empty_or_scalar(xc, log=False)
@@ -212,7 +226,7 @@ def log_softmax(
     :func:`softmax`; a 0-dim input gives 0. NaN or ``+inf`` in a row makes the row NaN.
     """
     axis = _softmax_dim(x, axis, dim, "log_softmax")
-    if _use_triton(x, dtype, out):
+    if _use_triton(x, dtype, out, temperature):
         return _triton.softmax(x, normalize_axis(axis, x.ndim), temperature=check_temperature(temperature), log=True)
     x, xc, axis = _prepare(x, axis, temperature, dtype)
     special = _empty_or_scalar(xc, log=True)
@@ -365,14 +379,11 @@ def binary_cross_entropy_with_logits(
         raise ValueError(f"target must have the logits' shape {tuple(logits.shape)}, got {tuple(y.shape)}")
     cdtype = compute_dtype(logits.dtype)
     extra = {}
-    for name, value, shape in (("weight", weight, logits.shape), ("pos_weight", pos_weight, logits.shape[-1:])):
+    for name, value in (("weight", weight), ("pos_weight", pos_weight)):
         if value is None:
             continue
         v = torch.as_tensor(value, device=logits.device).to(cdtype)
-        try:
-            torch.broadcast_shapes(v.shape, tuple(shape))
-        except RuntimeError:
-            raise ValueError(f"{name} of shape {tuple(v.shape)} cannot broadcast to {tuple(shape)}") from None
+        check_broadcasts_to(tuple(v.shape), tuple(logits.shape), name)
         # any sign, as torch (the loss stays finite); inf/NaN are refused
         if not bool(torch.isfinite(v).all()):
             raise ValueError(f"{name} must be finite, got {v[~torch.isfinite(v)].flatten()[0].item()}")
