@@ -3,6 +3,8 @@ contract, both engines, errors, persistence and the progress bar (issue 6)."""
 
 from __future__ import annotations
 
+import re
+
 import subprocess
 import sys
 
@@ -365,10 +367,39 @@ def test_error_non_finite_X(bad):
 def test_error_soft_targets_not_summing_to_one():
     X = np.random.default_rng(0).normal(size=(4, 2))
     y = np.array([[0.5, 0.5], [0.2, 0.7], [1.0, 0.0], [0.3, 0.7]])  # row 1 sums to 0.9
-    with pytest.raises(ValueError, match="row 1 sums to 0.9"):
+    with pytest.raises(ValueError, match="row 1 holds fractions summing to 0.9"):
         SoftmaxClassifier().fit(X, y)
     with pytest.raises(ValueError, match="non-negative"):
         SoftmaxClassifier().fit(X, np.array([[1.5, -0.5], [0.5, 0.5], [0.5, 0.5], [0.5, 0.5]]))
+    # The message named the first row not summing to 1, though it was a valid count row or a
+    # row of zeros, and rounded a float32 round-off sum to "1" (audit).
+    probs = np.array([[0.5, 0.5], [0.2, 0.8], [0.3, 0.7], [0.6, 0.4]])
+    for bad_row, value, words in [([2, 1], 3.0, "mixes probability rows (row 0) and count rows (row 3, summing to 3)"),
+                                  ([0, 0], 0.0, "count rows (row 3, summing to 0; a row of zeros counts nothing)"),
+                                  ([0.6, 0.4000002], None, "row 3 holds fractions summing to 1.0000002")]:
+        y = probs.copy()
+        y[3] = bad_row
+        with pytest.raises(ValueError, match=re.escape(words)):
+            SoftmaxClassifier().fit(X, y)
+
+
+def test_score_takes_the_probability_and_count_targets_fit_takes():
+    """score(X, Y) with the (n, K) targets of fit raised scikit-learn's "mix of continuous-multioutput
+    and multiclass targets" (audit). Counts score as the repeated rows they stand for."""
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(30, 2))
+    counts = rng.integers(0, 4, size=(30, 3))
+    counts[counts.sum(axis=1) == 0, 0] = 1
+    clf = SoftmaxClassifier(alpha=0.1).fit(X, counts)
+    rows = np.repeat(np.arange(30), counts.sum(axis=1))
+    labels = np.concatenate([np.repeat(np.arange(3), c) for c in counts])
+    assert clf.score(X, counts) == pytest.approx(clf.score(X[rows], labels), rel=1e-12)
+    probs = counts / counts.sum(axis=1, keepdims=True)
+    pred = clf.predict(X)
+    assert clf.score(X, probs) == pytest.approx(np.mean(probs[np.arange(30), pred]), rel=1e-12)
+    w = rng.uniform(0.5, 2, 30)
+    assert clf.score(X, probs, sample_weight=w) == pytest.approx(
+        np.dot(w, probs[np.arange(30), pred]) / w.sum(), rel=1e-12)
 
 
 def test_count_targets_are_accepted():

@@ -679,3 +679,23 @@ def test_predict_says_when_target_names_a_feature(capsys, iris, model):
     assert rc == 1
     assert "--target 'petal_width' is one of the model's features, not its target" in error_line(err)
     assert "'species'" in err
+
+
+def test_accuracy_card_warns_at_or_below_the_chance_level(capsys, tmp_path):
+    """The "Held-out accuracy" card was green whatever the number (audit: 40% on random 50/50
+    labels); it is good only above what always naming the most frequent class scores."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(80, 3))
+    y = rng.integers(0, 2, 80)  # labels unrelated to the features
+    write_columns(tmp_path / "noise.csv", {"a": x[:, 0], "b": x[:, 1], "c": x[:, 2], "y": y})
+    rc, out, err = call(capsys, "fit", tmp_path / "noise.csv", "--target", "y", "--out", tmp_path / "m.npz")
+    assert rc == 0, err
+    metrics = json.loads((tmp_path / "m-report" / "metrics.json").read_text())
+    held_out = metrics["held_out"]["model"]
+    assert held_out["accuracy"] <= held_out["majority_rate"]
+    report = (tmp_path / "m-report" / "report.html").read_text()
+    assert '<div class="card warn"><div class="label">Held-out accuracy' in report
+    assert "no better than always naming the most frequent class" in report
+    from softmaxkit.cli._evaluation import accuracy_headline
+
+    assert accuracy_headline({"accuracy": 0.9, "majority_rate": 0.6}, "x").tone == "good"

@@ -209,8 +209,16 @@ def test_class_rate_data():
     X, y = class_rate_data(rates, repeats=5000, random_state=1)
     assert X.shape == (10000, 2) and y.shape == (10000,)
     np.testing.assert_allclose([y[:5000].mean(), y[5000:].mean()], [0.8, 0.1], atol=0.02)
-    with pytest.raises(ValueError, match="probability rows"):
+    with pytest.raises(ValueError, match="rates row 0 sums to 1.1, not 1"):
         class_rate_data(np.array([[0.5, 0.6]]), repeats=2)
+    with pytest.raises(ValueError, match="probability rows"):
+        class_rate_data(np.array([[1.5, -0.5]]), repeats=2)
+    # rows within 1e-5 of 1 passed the check and then failed inside NumPy (audit); repeats too
+    X, y = class_rate_data(np.array([[0.333333] * 3]), repeats=10)
+    assert X.shape == (10, 1) and set(y) <= {0, 1, 2}
+    for bad in (2.5, -1, 0, True):
+        with pytest.raises(ValueError, match="repeats must be a positive int"):
+            class_rate_data(rates, repeats=bad)
 
 
 def test_duplicate_column_names(tmp_path):

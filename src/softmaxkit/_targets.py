@@ -105,7 +105,7 @@ def check_sample_weight(sample_weight: Any, n_samples: int) -> np.ndarray:
     return sw
 
 
-def _soft_targets(y: np.ndarray, classes: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def soft_targets(y: np.ndarray, classes: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Classes, probabilities and count totals of an (n, K) soft or count ``y``."""
     n_classes = y.shape[1]
     if classes is None:
@@ -130,20 +130,41 @@ def _soft_targets(y: np.ndarray, classes: Any) -> tuple[np.ndarray, np.ndarray, 
         )
     totals = t.sum(axis=1)
     eps = np.finfo(y.dtype).eps if y.dtype.kind == "f" else np.finfo(np.float64).eps
-    if np.all(np.abs(totals - 1.0) <= np.sqrt(eps)):
+    probability_row = np.abs(totals - 1.0) <= np.sqrt(eps)
+    if np.all(probability_row):
         return classes, t / totals[:, None], np.ones(len(t))
-    if not np.all(t == np.round(t)):
-        row = int(np.argmax(np.abs(totals - 1.0) > np.sqrt(eps)))
-        raise ValueError(
-            "y given as an (n, K) matrix must hold probabilities (every row sums to 1) or whole-number "
-            f"counts; row {row} sums to {totals[row]:.6g} and is not a count. For weighted "
-            "probabilities pass the probabilities and sample_weight."
-        )
+    count_row = np.all(t == np.round(t), axis=1)
+    if not np.all(count_row):
+        _refuse_mixed_targets(totals, probability_row, count_row, np.sqrt(eps), y.dtype)
     # Counts: a row of zeros (never observed) gets weight 0; give it a valid
     # distribution so that nothing divides by zero.
     safe = np.where(totals > 0, totals, 1.0)
     probs = np.where(totals[:, None] > 0, t / safe[:, None], 1.0 / n_classes)
     return classes, probs, totals
+
+
+def _refuse_mixed_targets(totals, probability_row, count_row, tol, dtype) -> None:
+    """Say which row makes an (n, K) ``y`` neither all probabilities nor all counts.
+
+    The first row that is neither (fractions, not summing to 1), else the
+    first of each kind: the message used to name the first row not summing
+    to 1, often a valid count or a row of zeros, with its sum rounded to 1.
+    """
+    neither = np.flatnonzero(~probability_row & ~count_row)
+    hint = "For weighted probabilities pass the probabilities and sample_weight."
+    if neither.size:
+        row = int(neither[0])
+        raise ValueError(
+            "y given as an (n, K) matrix must hold probabilities (every row sums to 1 within "
+            f"{tol:.2g}, the {np.dtype(dtype).name} tolerance) or whole-number counts; row {row} holds "
+            f"fractions summing to {totals[row]:.10g}. {hint}"
+        )
+    p_row, c_row = int(np.flatnonzero(~count_row)[0]), int(np.flatnonzero(~probability_row)[0])
+    zeros = "; a row of zeros counts nothing" if totals[c_row] == 0 else ""
+    raise ValueError(
+        f"y given as an (n, K) matrix mixes probability rows (row {p_row}) and count rows (row {c_row}, "
+        f"summing to {totals[c_row]:.10g}{zeros}): give one kind. {hint}"
+    )
 
 
 def encode_targets(y: Any, *, classes: Any = None, sample_weight: Any = None, n_samples: int) -> Targets:
@@ -189,7 +210,7 @@ def encode_targets(y: Any, *, classes: Any = None, sample_weight: Any = None, n_
         labels = label_indices(y, classes_)
         target, totals = labels, None
     else:
-        classes_, target, totals = _soft_targets(y, classes)
+        classes_, target, totals = soft_targets(y, classes)
         labels = None
         weight = weight * totals
 

@@ -28,7 +28,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from softmaxkit import _alpha_search, _mlp, _optim
 from softmaxkit._engine import NumpyEngine, make_engine
 from softmaxkit._progress import progress
-from softmaxkit._targets import Targets, encode_targets, label_indices
+from softmaxkit._targets import Targets, check_sample_weight, encode_targets, label_indices, soft_targets
 from softmaxkit.functional import cross_entropy, log_softmax, softmax
 from softmaxkit.io import Persistable
 
@@ -676,17 +676,39 @@ class SoftmaxClassifier(Persistable, ClassifierMixin, BaseEstimator):
     def score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
         """Mean accuracy on ``(X, y)``.
 
+        ``y`` may also be the (n, K) probabilities or counts the model can be
+        fitted on: the score is then ``sum_i w_i Y[i, pred_i] / sum_i w_i
+        sum_k Y[i, k]``, the share of the target mass on the predicted class.
+        For counts that is the accuracy over the repeated rows they stand for,
+        for probabilities the expected accuracy (scikit-learn's ``score``
+        refused them with "a mix of continuous-multioutput and multiclass
+        targets", although ``fit`` takes them).
+
         Raises
         ------
         ValueError
             ``y`` contains a label the model was not fitted with (it could
-            never be predicted; this is usually a label-encoding mistake).
+            never be predicted; this is usually a label-encoding mistake), or
+            an (n, K) ``y`` that is neither probabilities nor counts.
         """
         check_is_fitted(self)
         y_arr = np.asarray(y)
         if y_arr.ndim == 1:
             label_indices(y_arr, self.classes_)
+        elif y_arr.ndim == 2 and y_arr.shape[1] > 1:
+            return self._soft_target_score(X, y_arr, sample_weight)
         return super().score(X, y, sample_weight=sample_weight)
+
+    def _soft_target_score(self, X: Any, y: np.ndarray, sample_weight: Any) -> float:
+        """:meth:`score` for an (n, K) ``y`` of probabilities or counts."""
+        if y.shape[1] != len(self.classes_):
+            raise ValueError(f"y has {y.shape[1]} columns but the model has {len(self.classes_)} classes")
+        _, probs, totals = soft_targets(y, self.classes_)
+        pred = np.argmax(self._logits(X), axis=1)
+        if len(pred) != len(y):
+            raise ValueError(f"X and y have different numbers of samples: {len(pred)} and {len(y)}")
+        weight = check_sample_weight(sample_weight, len(y)) * totals
+        return float(np.dot(weight, probs[np.arange(len(y)), pred]) / np.sum(weight))
 
     # ------------------------------------------------------------------ persistence
 

@@ -97,8 +97,17 @@ def class_rate_data(
     y : ndarray of shape (n_inputs * repeats,), int64
     """
     rates = np.asarray(rates, dtype=np.float64)
-    if rates.ndim != 2 or not np.allclose(rates.sum(axis=1), 1.0) or (rates < 0).any():
+    if rates.ndim != 2 or not np.all(np.isfinite(rates)) or (rates < 0).any():
         raise ValueError(f"rates must be an (n_inputs, n_classes) array of probability rows, got {rates!r}")
+    sums = rates.sum(axis=1)
+    if not np.allclose(sums, 1.0, rtol=0, atol=1e-5):
+        row = int(np.argmax(np.abs(sums - 1.0)))
+        raise ValueError(f"rates row {row} sums to {sums[row]:.10g}, not 1")
+    # Renormalised: a row within 1e-5 of 1 (0.333333 x 3) is what the caller meant, and
+    # Generator.choice refuses sums off by more than ~1e-8 with its own message.
+    rates = rates / sums[:, None]
+    if isinstance(repeats, bool) or not isinstance(repeats, (int, np.integer)) or repeats < 1:
+        raise ValueError(f"repeats must be a positive int, got {repeats!r}")
     rng = np.random.default_rng(random_state)
     n_inputs, n_classes = rates.shape
     X = np.repeat(np.eye(n_inputs), repeats, axis=0)

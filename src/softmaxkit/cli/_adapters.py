@@ -231,7 +231,8 @@ def summarize(
 ) -> tuple[dict, bytes | None]:
     """Score predictions; returns the metrics summary and, with ``plot_title``, a reliability PNG.
 
-    The summary holds accuracy, log-loss, Brier score and the top-label ECE
+    The summary holds accuracy (and ``majority_rate``, the accuracy of always
+    naming the most frequent class), log-loss, Brier score and the top-label ECE
     (with ``ci``, its bootstrap 95% CI and noise floor; else those are None).
     Log-loss comes from the logits when given: exact, with no clipping of tiny
     probabilities. ``transform`` (optional) maps a block of the given scores
@@ -273,6 +274,8 @@ def summarize(
     summary = {
         "n": int(n),
         "accuracy": float(np.mean(hit)),
+        # what always naming the most frequent class would score: the chance level of accuracy
+        "majority_rate": float(np.bincount(y.astype(np.int64)).max() / n),
         "log_loss": loss_sum / n,
         "brier": brier_sum / n,
         "ece": float(ece.value),

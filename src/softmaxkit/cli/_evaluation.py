@@ -129,6 +129,23 @@ def _loss_reading(before: float, after: float) -> str:
     return f"Log-loss went from {b} to {a} ({'better' if after < before else 'worse'})."
 
 
+def accuracy_headline(summary: dict, caption: str) -> Any:
+    """The "Held-out accuracy" headline card, good only above the chance level.
+
+    Chance is ``majority_rate``, what always naming the most frequent class
+    scores; at or below it the card warns and says so (audit: 40% on a 50/50
+    problem was shown in green).
+    """
+    from softmaxkit.report import Headline
+
+    acc, chance = summary["accuracy"], summary.get("majority_rate")
+    if chance is not None and acc <= chance:
+        caption = (f"{caption}; no better than always naming the most frequent class "
+                   f"({chance * 100:.1f}%)")
+        return Headline("Held-out accuracy", f"{acc * 100:.1f}%", caption, "warn")
+    return Headline("Held-out accuracy", f"{acc * 100:.1f}%", caption, "good")
+
+
 def _overlap(before: dict, after: dict) -> bool:
     """Whether the two ECE intervals overlap. Both are intervals for the population's ECE (bias-corrected,
     so an estimate may lie above its own interval): their overlap, not an estimate inside the other's

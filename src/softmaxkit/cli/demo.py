@@ -234,7 +234,7 @@ class DemoRun:
 
 
 def _build_report(r: DemoRun) -> Any:
-    from softmaxkit.cli._evaluation import comparison_section, verdict
+    from softmaxkit.cli._evaluation import accuracy_headline, comparison_section, verdict
     from softmaxkit.report import Cell, Headline, Note, Paragraph, Report, Section, Table, glossary_section
 
     ds, b, a, T = r.dataset, r.before.summary, r.after.summary, r.temperature
@@ -242,8 +242,7 @@ def _build_report(r: DemoRun) -> Any:
     note = verdict(b, a, change="temperature scaling")
     recovered = "good" if r.freq["max_abs_error"] < 5e-3 else "warn"
     headlines = [
-        Headline("Held-out accuracy", f"{a['accuracy'] * 100:.1f}%", f"on {a['n']} {units} the model never saw",
-                 "good"),
+        accuracy_headline(a, f"on {a['n']} {units} the model never saw"),
         Headline("Log-loss", f"{a['log_loss']:.3f}", f"was {b['log_loss']:.3f} before calibration; lower is better"),
         Headline("Calibration error (ECE)", f"{a['ece']:.3f}",
                  f"95% CI {a['ece_ci'][0]:.3f}-{a['ece_ci'][1]:.3f}; was {b['ece']:.3f}", note[1]),

@@ -275,13 +275,12 @@ def _search_skipped(given: float | str, model, y_train) -> str | None:  # noqa: 
 
 
 def _write_report(report_dir, args, data, metrics, scored, *, inputs, outputs):
-    from softmaxkit.cli._evaluation import comparison_section, verdict
+    from softmaxkit.cli._evaluation import accuracy_headline, comparison_section, verdict
     from softmaxkit.report import Headline, Paragraph, Report, Section, glossary_section, write_report
 
     last = scored[-1].summary
     headlines = [
-        Headline("Held-out accuracy", f"{last['accuracy'] * 100:.1f}%", f"{last['n']} rows not used for training",
-                 "good"),
+        accuracy_headline(last, f"{last['n']} rows not used for training"),
         Headline("Log-loss", f"{last['log_loss']:.3f}", "lower is better"),
         Headline("ECE", f"{last['ece']:.3f}", f"95% CI {last['ece_ci'][0]:.3f}-{last['ece_ci'][1]:.3f}"),
     ]
