@@ -391,14 +391,20 @@ def _load_arrays(path: Path, suffix: str) -> np.ndarray | dict[str, np.ndarray]:
         raise DataFileError(f"{path}: not a valid {suffix} file ({type(exc).__name__}: {exc})") from None
 
 
-def _read_arrays(path: Path, suffix: str) -> dict[str, Any]:
+def _read_arrays(path: Path, suffix: str, *, choose: Any = None) -> tuple[dict[str, Any], tuple[str, ...]]:
+    """The columns of a ``.npy``/``.npz``/``.safetensors`` and the names of the arrays left out.
+
+    ``choose(arrays)`` (optional) names the arrays to read of a file holding
+    named arrays (it is not called on an empty one); by default all of them.
+    """
     loaded = _load_arrays(path, suffix)
-    if isinstance(loaded, np.ndarray):
-        return _array_columns(None, loaded, path)
+    if isinstance(loaded, np.ndarray):  # a .npy (also under another suffix: np.load reads the content)
+        return _array_columns(None, loaded, path), ()
+    chosen = list(loaded) if choose is None or not loaded else choose(loaded)
     columns: dict[str, np.ndarray] = {}
-    for key, arr in loaded.items():
-        columns.update(_array_columns(key, arr, path))
-    return columns
+    for name in chosen:
+        columns.update(_array_columns(name, loaded[name], path))
+    return columns, tuple(name for name in loaded if name not in chosen)
 
 
 def _check_data_file(path: Path) -> str:
@@ -438,7 +444,7 @@ def read_columns(path: str | os.PathLike) -> dict[str, Any]:
     """
     path = Path(path)
     suffix = _check_data_file(path)
-    columns = _read_arrow(path, suffix) if suffix in _TABLE_SUFFIXES else _read_arrays(path, suffix)
+    columns = _read_arrow(path, suffix) if suffix in _TABLE_SUFFIXES else _read_arrays(path, suffix)[0]
     _check_columns(path, columns)
     return columns
 
@@ -1016,17 +1022,9 @@ def _container_score_columns(
 ) -> tuple[dict[str, Any], tuple[str, ...]]:
     """The columns of the score arrays of an ``.npz``/``.safetensors`` (:func:`_score_arrays`), and the
     names of the arrays left out."""
-    loaded = _load_arrays(path, _check_data_file(path))
-    if isinstance(loaded, np.ndarray):  # an .npy under another name: np.load reads the content
-        columns, left_out = _array_columns(None, loaded, path), ()
-    else:
-        if not loaded:
-            raise DataFileError(f"{path}: the file has no columns")
-        chosen = _score_arrays(path, loaded, kind=kind, exclude=exclude)
-        columns = {}
-        for name in chosen:
-            columns.update(_array_columns(name, loaded[name], path))
-        left_out = tuple(name for name in loaded if name not in chosen)
+    columns, left_out = _read_arrays(
+        path, _check_data_file(path), choose=lambda arrays: _score_arrays(path, arrays, kind=kind, exclude=exclude)
+    )
     _check_columns(path, columns)
     return columns, left_out
 
@@ -1284,19 +1282,19 @@ def _label_file_columns(path: Path) -> dict[str, Any]:
     ``.safetensors`` holding several arrays only the one named as labels (:data:`LABEL_ARRAY_NAMES`)."""
     if path.suffix.lower() not in _CONTAINER_SUFFIXES:
         return read_columns(path)
-    loaded = _load_arrays(path, _check_data_file(path))
-    if isinstance(loaded, np.ndarray):
-        columns = _array_columns(None, loaded, path)
-    else:
-        chosen = [name for name in loaded if name.lower() in LABEL_ARRAY_NAMES]
-        if len(loaded) > 1 and len(chosen) != 1:
+
+    def labels_array(arrays: Mapping[str, np.ndarray]) -> list[str]:
+        if len(arrays) == 1:
+            return list(arrays)
+        chosen = [name for name in arrays if name.lower() in LABEL_ARRAY_NAMES]
+        if len(chosen) != 1:
             raise DataFileError(
-                f"{path}: holds {len(loaded)} arrays ({_shown_arrays(loaded)}); name the labels' array with "
+                f"{path}: holds {len(arrays)} arrays ({_shown_arrays(arrays)}); name the labels' array with "
                 "--label-column, or save it as 'labels'"
             )
-        columns = {}
-        for name in chosen if len(loaded) > 1 else loaded:
-            columns.update(_array_columns(name, loaded[name], path))
+        return chosen
+
+    columns, _ = _read_arrays(path, _check_data_file(path), choose=labels_array)
     _check_columns(path, columns)
     return columns
 

@@ -305,13 +305,20 @@ def vexp(x):
     raise NotImplementedError("vexp is only callable from numba-compiled code")
 
 
-@overload(vexp, jit_options={"fastmath": set(LOOP_FASTMATH)})
-def _vexp_overload(x):
-    if x == types.float32:
-        return _exp_f32
-    if x == types.float64:
-        return _exp_f64
-    return None
+def _by_float_type(f32_impl, f64_impl):
+    """An ``@overload`` typing function that picks ``f32_impl`` or ``f64_impl`` by the argument's type."""
+
+    def typer(x):
+        if x == types.float32:
+            return f32_impl
+        if x == types.float64:
+            return f64_impl
+        return None
+
+    return typer
+
+
+overload(vexp, jit_options={"fastmath": set(LOOP_FASTMATH)})(_by_float_type(_exp_f32, _exp_f64))
 
 
 # Helpers shared by two overloads: numba inlines them into each, under the
@@ -366,13 +373,9 @@ def vtanh(x):
 
 # error_model "numpy": a Python-style division checks its divisor for zero and
 # may raise, a branch that keeps the loop scalar (here 1 + e >= 1 anyway).
-@overload(vtanh, jit_options={"fastmath": set(LOOP_FASTMATH), "error_model": "numpy"})
-def _vtanh_overload(x):
-    if x == types.float32:
-        return _tanh_f32
-    if x == types.float64:
-        return _tanh_f64
-    return None
+overload(vtanh, jit_options={"fastmath": set(LOOP_FASTMATH), "error_model": "numpy"})(
+    _by_float_type(_tanh_f32, _tanh_f64)
+)
 
 
 def vtanh_sech2(x):
@@ -385,13 +388,9 @@ def vtanh_sech2(x):
     raise NotImplementedError("vtanh_sech2 is only callable from numba-compiled code")
 
 
-@overload(vtanh_sech2, jit_options={"fastmath": set(LOOP_FASTMATH), "error_model": "numpy"})
-def _vtanh_sech2_overload(x):
-    if x == types.float32:
-        return _tanh_sech2_f32
-    if x == types.float64:
-        return _tanh_sech2_f64
-    return None
+overload(vtanh_sech2, jit_options={"fastmath": set(LOOP_FASTMATH), "error_model": "numpy"})(
+    _by_float_type(_tanh_sech2_f32, _tanh_sech2_f64)
+)
 
 
 def like(arr, v):
