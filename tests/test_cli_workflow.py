@@ -699,3 +699,58 @@ def test_accuracy_card_warns_at_or_below_the_chance_level(capsys, tmp_path):
     from softmaxkit.cli._evaluation import accuracy_headline
 
     assert accuracy_headline({"accuracy": 0.9, "majority_rate": 0.6}, "x").tone == "good"
+
+
+# --------------------------------------------------------------------------- inputs rewritten mid-command
+
+
+def _rewrite_during(monkeypatch, module, name, path: Path, new: np.ndarray) -> None:
+    """Make ``module.name`` save ``new`` onto ``path`` (as another process would) before it runs."""
+    original = getattr(module, name)
+
+    def rewriting(*args, **kwargs):
+        np.save(path, new)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(module, name, rewriting)
+
+
+def test_logits_rewritten_mid_calibrate_write_nothing(capsys, monkeypatch, tmp_path):
+    """A memory-mapped ``.npy`` is read several times; a rewrite between the reads fails instead of mixing
+    two files into one calibrator (before: exit 0, "before" and "after" from different files)."""
+    import softmaxkit.calibration as calibration
+
+    rng = np.random.default_rng(0)
+    logits, labels = rng.standard_normal((400, 3)), rng.integers(0, 3, 400)
+    np.save(tmp_path / "logits.npy", logits)
+    np.save(tmp_path / "labels.npy", labels)
+    _rewrite_during(monkeypatch, calibration.TemperatureScaling, "fit", tmp_path / "logits.npy", 3 * np.vstack([logits, logits]))
+    rc, _, err = call(capsys, "calibrate", "--logits", tmp_path / "logits.npy", "--labels", tmp_path / "labels.npy",
+                      "--out", tmp_path / "cal.npz", "--report", tmp_path / "report")
+    assert rc == 1
+    assert "logits.npy changed while softmaxkit was running (its size went from" in error_line(err)
+    assert not (tmp_path / "cal.npz").exists() and not (tmp_path / "report").exists()
+    assert leftovers(tmp_path) == []
+
+
+def test_logits_rewritten_mid_evaluate_fail_rather_than_print(capsys, monkeypatch, tmp_path):
+    """Same size, new values: the printed figures would come from two files, so the command fails."""
+    import softmaxkit.cli._evaluation as evaluation
+
+    rng = np.random.default_rng(1)
+    logits, labels = rng.standard_normal((300, 4)), rng.integers(0, 4, 300)
+    np.save(tmp_path / "logits.npy", logits)
+    np.save(tmp_path / "labels.npy", labels)
+    os.utime(tmp_path / "logits.npy", ns=(0, 0))  # a rewrite within the clock's resolution still changes mtime
+    _rewrite_during(monkeypatch, evaluation, "score", tmp_path / "logits.npy", -logits)
+    rc, out, err = call(capsys, "evaluate", "--logits", tmp_path / "logits.npy", "--labels", tmp_path / "labels.npy")
+    assert rc == 1
+    assert "logits.npy changed while softmaxkit was running (it was modified)" in error_line(err)
+
+
+def test_unchanged_inputs_pass_the_watch(capsys, tmp_path):
+    rng = np.random.default_rng(2)
+    np.save(tmp_path / "logits.npy", rng.standard_normal((200, 3)))
+    np.save(tmp_path / "labels.npy", rng.integers(0, 3, 200))
+    rc, out, err = call(capsys, "evaluate", "--logits", tmp_path / "logits.npy", "--labels", tmp_path / "labels.npy")
+    assert rc == 0, err

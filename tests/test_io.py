@@ -170,3 +170,26 @@ def test_class_names_of_score_columns_round_trip(tmp_path, suffix):
         with pytest.raises(io.ModelFileError, match=r"corrupted .* state \(2 class_names for 3 classes\)"):
             io.load(path)
         del fitted.class_names_
+
+
+def test_input_watch_names_a_replaced_grown_or_removed_file(tmp_path):
+    from softmaxkit.io import InputChangedError, InputWatch
+
+    a, b = tmp_path / "a.npy", tmp_path / "b.npy"
+    np.save(a, np.zeros(10))
+    np.save(b, np.ones(10))
+    stamp = os.stat(a).st_mtime_ns
+    watch = InputWatch((a, tmp_path / "not-a-file", "explain's value"))
+    watch.verify()
+    os.replace(b, a)  # same size; another inode
+    os.utime(a, ns=(stamp, stamp))
+    with pytest.raises(InputChangedError, match="a.npy changed .*it was replaced"):
+        watch.verify()
+    watch = InputWatch((a,))
+    np.save(a, np.zeros(20))
+    with pytest.raises(InputChangedError, match="size went from"):
+        watch.verify()
+    watch = InputWatch((a,))
+    a.unlink()
+    with pytest.raises(InputChangedError, match="a.npy was removed"):
+        watch.verify()

@@ -15,6 +15,7 @@ class it needs and the registry has no import cycles).
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import importlib
 import json
 import os
@@ -106,6 +107,80 @@ def atomic_path(path: str | os.PathLike, *, inputs: tuple[str | os.PathLike, ...
             tmp_path.unlink()
 
 
+# --------------------------------------------------------------------------- inputs that change under us
+
+
+class InputChangedError(ValueError):
+    """An input file was rewritten, truncated or replaced while a command was reading it."""
+
+
+def _identity(path: Path) -> tuple[int, int, int, int]:
+    """What changes when a file is rewritten in place or replaced: device, inode, size, mtime."""
+    st = path.stat()
+    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
+
+
+class InputWatch:
+    """The identities of a command's input files, to detect that one changed while it ran.
+
+    Large ``.npy`` inputs are memory-mapped and read several times (the checks,
+    then the computation), and Parquet is streamed in batches; another process
+    rewriting the file in between would make one result out of two files, with
+    exit code 0. :meth:`verify` compares every file's device, inode, size and
+    modification time with those taken at the start, and raises
+    :class:`InputChangedError` naming the file. (A file truncated under a
+    memory map can still end the process with SIGBUS before that check: the
+    staged outputs are then never published.)
+    """
+
+    def __init__(self, paths: tuple[str | os.PathLike, ...]) -> None:
+        self._before: dict[Path, tuple[int, int, int, int]] = {}
+        for p in paths:
+            path = Path(p)
+            if path.is_file():
+                self._before[path] = _identity(path)
+
+    def verify(self) -> None:
+        """Raise :class:`InputChangedError` if an input is gone or differs from when the watch began."""
+        for path, before in self._before.items():
+            try:
+                now = _identity(path)
+            except OSError:
+                raise InputChangedError(f"{path} was removed while softmaxkit was running; run again") from None
+            if now != before:
+                what = (f"its size went from {before[2]} to {now[2]} bytes" if now[2] != before[2]
+                        else "it was replaced" if now[:2] != before[:2] else "it was modified")
+                raise InputChangedError(
+                    f"{path} changed while softmaxkit was running ({what}); its results could mix two versions "
+                    "of the file: run again once the file is complete"
+                )
+
+
+_active_watch: contextvars.ContextVar[InputWatch | None] = contextvars.ContextVar("softmaxkit_input_watch", default=None)
+
+
+@contextlib.contextmanager
+def watching_inputs(paths: tuple[str | os.PathLike, ...]) -> Iterator[InputWatch]:
+    """Watch ``paths`` (the regular files among them) for the duration of the block.
+
+    :meth:`StagedOutputs.commit` verifies the active watch before publishing
+    anything, so outputs are never computed from a file that changed mid-read.
+    """
+    watch = InputWatch(paths)
+    token = _active_watch.set(watch)
+    try:
+        yield watch
+    finally:
+        _active_watch.reset(token)
+
+
+def verify_inputs_unchanged() -> None:
+    """:meth:`InputWatch.verify` of the active watch (:func:`watching_inputs`); no-op outside one."""
+    watch = _active_watch.get()
+    if watch is not None:
+        watch.verify()
+
+
 class StagedOutputs:
     """Write several output files all or nothing.
 
@@ -160,7 +235,12 @@ class StagedOutputs:
         return tmp
 
     def commit(self) -> list[Path]:
-        """Publish every staged file (permissions as for a new file); returns the targets."""
+        """Publish every staged file (permissions as for a new file); returns the targets.
+
+        Raises :class:`InputChangedError`, publishing nothing, when an input
+        watched by :func:`watching_inputs` changed since the command began.
+        """
+        verify_inputs_unchanged()
         mode = default_file_mode()
         for target, tmp in self._staged.items():
             _publish(tmp, target, mode)

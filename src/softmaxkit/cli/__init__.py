@@ -104,11 +104,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         except UsageError as exc:
             sub = next((p for p in _subparsers(parser) if p.prog.endswith(f" {args.command}")), parser)
             sub.error(str(exc))
+    from softmaxkit.io import watching_inputs
+
     previous = _install_sigterm()
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), watching_inputs(_input_files(args)) as watch:
             warnings.showwarning = _show_warning
-            return int(args.run(args) or 0)
+            try:
+                code = int(args.run(args) or 0)
+            except (CLIError, ValueError, TypeError, OSError):
+                watch.verify()  # an input rewritten mid-read explains a failure better than its symptom does
+                raise
+            watch.verify()  # printed figures from a file that changed meanwhile are not a result
+            return code
     except BrokenPipeError:
         # `softmaxkit ... | head`: the reader left; stop quietly like other Unix tools.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
@@ -128,6 +136,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
+
+
+#: Parsed options that name files a command reads (explain's ``logits`` and ``labels`` are values, not files).
+_INPUT_OPTIONS = ("data", "model", "calibrator", "logits", "probs", "labels", "conformal")
+
+
+def _input_files(args: argparse.Namespace) -> tuple[str, ...]:
+    """The command's input paths, for :func:`~softmaxkit.io.watching_inputs` (non-files are skipped there)."""
+    return tuple(value for name in _INPUT_OPTIONS if isinstance(value := getattr(args, name, None), str))
 
 
 def _fail(message: str, code: int, want_json: bool, *, prefix: str = "softmaxkit: error: ") -> int:
