@@ -393,6 +393,19 @@ def test_scalar_empty_and_dtype_inputs_as_torch():
     assert sk.log_softmax(torch.tensor(x), dtype=torch.float64).dtype == torch.float64
 
 
+@pytest.mark.parametrize("given", [np.float32, np.float64])
+@pytest.mark.parametrize("axis", [0, 1, -1])
+def test_dtype_cast_is_computed_in_place_of_the_copy_not_the_input(rng, given, axis):
+    """With ``dtype=`` the kernels write into the cast's private copy: the caller's array is untouched."""
+    x = (rng.standard_normal((37, 11)) * 4).astype(given)
+    before = x.copy()
+    for ours, ref in ((sk.softmax, oracle.softmax), (sk.log_softmax, oracle.log_softmax)):
+        got = ours(x, axis, dtype=np.float64)
+        assert got.dtype == np.float64 and not np.shares_memory(got, x)
+        np.testing.assert_allclose(got, ref(x.astype(np.float64), axis), rtol=1e-13, atol=1e-15)
+        np.testing.assert_array_equal(x, before)
+
+
 # --------------------------------------------------------------------------- read-only inputs
 
 

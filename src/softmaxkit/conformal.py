@@ -497,7 +497,10 @@ class ConformalClassifier(Persistable):
         elif check_choice(self.input, INPUTS, "input") == "logits":
             from softmaxkit.functional import softmax
 
-            return np.ascontiguousarray(softmax(check_logits(X, name), axis=-1)), None
+            # In float64 whatever the logits' dtype: the kernels compare in float64, and float32 softmax
+            # rounding (a few ulp) would move boundary classes, so the same logits read from a float32
+            # .npy and from a CSV would get different sets. Costs a float64 (n, C) matrix.
+            return np.ascontiguousarray(softmax(check_logits(X, name), axis=-1, dtype=np.float64)), None
         return _probs_array(X, name), (X, name)
 
     def _label_indices(self, y: Any, n_classes: int, n_rows: int) -> np.ndarray:

@@ -78,7 +78,12 @@ def _softmax_impl(x: Any, axis: int, temperature: float, out: Any, *, log: bool,
     direct = None if out is None else _rows_view(out, axis, rows.dtype)
     if direct is not None and _overlaps_partly(direct, rows):
         rows = rows.copy()
-    res = np.empty_like(rows) if direct is None else direct
+    if direct is not None:
+        res = direct
+    elif dtype is not None:  # astype above made a private copy: work in place, saving a second (n, C) array
+        res = rows
+    else:
+        res = np.empty_like(rows)
     if rows.size:
         kernels.select(rows.size).softmax_2d(rows, res, inv_temperature=inv_t, log=log)
     if direct is not None:
