@@ -507,26 +507,43 @@ def test_empty_and_near_duplicate_labels(capsys, tmp_path, iris):
     assert "softmaxkit: warning:" in err and "'Setosa ' and 'setosa' differ only in case or surrounding spaces" in err
 
 
-def test_stray_label_says_the_alpha_search_was_skipped(capsys, tmp_path, iris):
-    """Audit: one mistyped label (a class of one training row) leaves alpha="auto" nothing to hold
-    out; fit printed "alpha = auto (chose 1 by held-out log-loss)" and gave no warning."""
-    from softmaxkit.cli.fit import _split
-
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_stray_label_trains_and_says_the_alpha_search_was_skipped(capsys, tmp_path, iris, seed):
+    """Audit: one mistyped label (a class of one row) leaves alpha="auto" nothing to hold out; fit
+    printed "alpha = auto (chose 1 by held-out log-loss)" and gave no warning. A second audit: with
+    --seed 0 the row was held out instead (a quarter of seeds), the class silently left the model and
+    the only warning was "1 held-out rows belong to classes with too few rows"."""
     cols = {k: v.to_numpy(zero_copy_only=False) for k, v in read_columns(iris["train"]).items()}
     labels = cols["species"].astype(object)
-    labels[0] = "placeholder"  # a class of one row: the split is not stratified and ignores the labels' values
-    train, _ = _split(labels, 0.25, 0)
-    labels[0] = cols["species"][0]
-    labels[train[0]] = "setosa."  # the stray row lands in training
+    labels[7] = "setosa."
     write_columns(tmp_path / "typo.csv", {**cols, "species": labels})
-    rc, out, err = call(capsys, "fit", tmp_path / "typo.csv", "--target", "species", "--out", tmp_path / "m.npz")
+    rc, out, err = call(capsys, "fit", tmp_path / "typo.csv", "--target", "species", "--out", tmp_path / "m.npz",
+                        "--seed", seed)
     assert rc == 0
+    assert "setosa." in read_state(tmp_path / "m.npz")[1]["classes"]["values"]
+    assert "held-out rows belong to classes" not in err
     assert "alpha = 1 (auto search skipped: class 'setosa.' has 1 row)" in out and "chose" not in out
     assert "softmaxkit: warning: SoftmaxClassifier: alpha='auto' searched no penalty: class 'setosa.' has 1 row" in err
     metrics = json.loads((tmp_path / "m-report" / "metrics.json").read_text())
     assert metrics["model"]["alpha_search_skipped"] == "class 'setosa.' has 1 row"
     report = (tmp_path / "m-report" / "report.html").read_text()
     assert "alpha = 1 (auto search skipped: class &#x27;setosa.&#x27; has 1 row)" in report
+
+
+def test_split_keeps_single_row_classes_in_training_and_stratifies_the_rest():
+    from softmaxkit.cli.fit import _split
+
+    y = np.array(["a"] * 40 + ["b"] * 20 + ["typo", "other"])
+    for seed in range(20):
+        train, held = _split(y, 0.25, seed)
+        assert {60, 61} <= set(train) and not {60, 61} & set(held)
+        assert sorted([*train, *held]) == list(range(62))
+        assert (y[held] == "b").sum() in (5, 6)  # stratified: 16 held out of 40 a and 20 b
+    plain = np.repeat(["a", "b", "c"], 10)  # no single rows: the split scikit-learn gives, as before
+    from sklearn.model_selection import train_test_split
+    expected = train_test_split(np.arange(30), test_size=8, stratify=plain, random_state=3)
+    for got, want in zip(_split(plain, 0.25, 3), expected):
+        np.testing.assert_array_equal(got, want)
 
 
 # --------------------------------------------------------------------------- 4. numbers that overflow

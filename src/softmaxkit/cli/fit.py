@@ -97,15 +97,29 @@ def calibrator_path(model_path: str) -> Path:
 
 
 def _split(y, holdout: float, seed: int):
-    """Stratified when every class has two rows or more (so each side sees each class)."""
+    """Training and held-out row indices: a class's only row always trains; the rest split stratified.
+
+    A class of one row (often a mistyped label) cannot be on both sides. Held
+    out, it would be a class the model never saw, left out of the scores with
+    no name given; in training, the library's warning names the class. The
+    other rows are stratified when every side can hold every class.
+    """
     import numpy as np
     from sklearn.model_selection import train_test_split
 
-    _, counts = np.unique(y, return_counts=True)
+    _, inverse, counts = np.unique(y, return_inverse=True, return_counts=True)
     idx = np.arange(len(y))
     n_hold = max(1, int(round(holdout * len(y))))
-    stratify = y if counts.min() >= 2 and n_hold >= len(counts) and len(y) - n_hold >= len(counts) else None
-    return train_test_split(idx, test_size=n_hold, stratify=stratify, random_state=seed)
+    single = counts[inverse.ravel()] == 1
+    rest = idx[~single]
+    if len(rest) <= n_hold:  # almost every class a single row: nothing sensible to stratify or keep back
+        return train_test_split(idx, test_size=n_hold, random_state=seed)
+    n_classes = int(np.count_nonzero(counts >= 2))
+    stratify = y[rest] if n_hold >= n_classes and len(rest) - n_hold >= n_classes else None
+    train, held = train_test_split(rest, test_size=n_hold, stratify=stratify, random_state=seed)
+    if single.any():
+        train = np.sort(np.concatenate([train, idx[single]]))
+    return train, held
 
 
 def run(args: argparse.Namespace) -> int:
