@@ -771,3 +771,38 @@ def test_unchanged_inputs_pass_the_watch(capsys, tmp_path):
     np.save(tmp_path / "labels.npy", rng.integers(0, 3, 200))
     rc, out, err = call(capsys, "evaluate", "--logits", tmp_path / "logits.npy", "--labels", tmp_path / "labels.npy")
     assert rc == 0, err
+
+
+# --------------------------------------------------------------------------- .npy outputs lose class names
+
+
+def test_npy_outputs_of_integer_classes_other_than_0_to_k_are_refused(capsys, tmp_path, iris):
+    """Audit: classes 1, 2, 3 written to a .npy read back as columns 0..2; a test file holding only
+    labels 1 and 2 then scored accuracy 0.02 for 0.89, exit 0."""
+    rank = {"setosa": 1, "versicolor": 2, "virginica": 3}
+    cols = {name: iris["X"][:, j] for j, name in enumerate(FEATURES)}
+    numbered = write_columns(tmp_path / "numbered.csv",
+                             {**cols, "species": np.array([rank[s] for s in iris["species"]])})
+    model = tmp_path / "m.npz"
+    assert main(["fit", str(numbered), "--target", "species", "--out", str(model), "--no-report", "-q"]) == 0
+    for option in ("--out", "--logits-out"):
+        outs = {"--out": tmp_path / "p.csv", option: tmp_path / "x.npy"}
+        rc, _, err = call(capsys, "predict", model, numbered, *[a for kv in outs.items() for a in kv])
+        assert rc == 1
+        assert (f"{option} {tmp_path / 'x.npy'}: a .npy keeps no class names, and the model {model}'s classes are "
+                "the integers 1, 2, 3") in error_line(err)
+        assert not (tmp_path / "x.npy").exists() and not (tmp_path / "p.csv").exists()
+    rc, _, err = call(capsys, "predict", model, numbered, "--out", tmp_path / "p.csv", "--logits-out",
+                      tmp_path / "logits.csv")
+    assert rc == 0, err
+    rc, _, err = call(capsys, "calibrate", "--logits", tmp_path / "logits.csv", "--labels", numbered,
+                      "--label-column", "species", "--out", tmp_path / "cal.npz")
+    assert rc == 0, err
+    rc, _, err = call(capsys, "apply", tmp_path / "cal.npz", "--logits", tmp_path / "logits.csv",
+                      "--out", tmp_path / "q.npy")
+    assert rc == 1 and "a .npy keeps no class names" in error_line(err)
+    # classes 0..K-1 read back right from a .npy: allowed
+    zero = write_columns(tmp_path / "zero.csv", {**cols, "species": np.array([rank[s] - 1 for s in iris["species"]])})
+    assert main(["fit", str(zero), "--target", "species", "--out", str(tmp_path / "z.npz"), "--no-report", "-q"]) == 0
+    rc, _, err = call(capsys, "predict", tmp_path / "z.npz", zero, "--out", tmp_path / "z.npy")
+    assert rc == 0, err

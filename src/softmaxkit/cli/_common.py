@@ -489,6 +489,34 @@ def encode_labels(y: Any, classes: Any, *, path: str, column: str | None = None,
     return encode(y, classes, path=path, column=column, rows=rows, problem="was not seen in training")
 
 
+def check_npy_keeps_classes(classes: Any, out: str | None, *, option: str, source: str) -> None:
+    """Refuse a ``.npy`` output whose columns would be read back as other classes.
+
+    A ``.npy`` holds one matrix without names: ``evaluate`` and ``calibrate``
+    read its columns as classes 0..K-1 and integer labels as column indices.
+    Classes that are themselves integers other than 0..K-1 (``1, 2, 3``) would
+    be scored against the wrong columns with exit code 0 (audit: accuracy
+    0.02 for 0.89 when the test labels held only 1 and 2). Text classes fail
+    loudly at read time, and 0..K-1 reads back right, so only this case is refused.
+    """
+    if out is None or Path(out).suffix.lower() != ".npy":
+        return
+    names = [str(c) for c in list(classes)]
+    if names == [str(j) for j in range(len(names))] or not all(_is_integer_text(n) for n in names):
+        return
+    shown = ", ".join(names[:6]) + (", ..." if len(names) > 6 else "")
+    raise CLIError(
+        f"{option} {out}: a .npy keeps no class names, and {source}'s classes are the integers {shown}: read back, "
+        f"its columns would be taken as classes 0..{len(names) - 1}; use .npz, .safetensors, .parquet or .csv, "
+        "which keep them"
+    )
+
+
+def _is_integer_text(name: str) -> bool:
+    text = name.strip()
+    return text.lstrip("+-").isdigit()
+
+
 def score_columns(probs: Any, classes: Any, *, out: str) -> dict[str, Any]:
     """The columns ``predict`` and ``apply`` write to ``out``: ``p_<class>`` per class, then ``prediction``.
 

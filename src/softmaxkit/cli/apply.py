@@ -53,6 +53,7 @@ def run(args: argparse.Namespace) -> int:
     from softmaxkit.cli import CLIError, _adapters
     from softmaxkit.cli._common import (
         Printer,
+        check_npy_keeps_classes,
         check_output,
         class_order,
         in_fitted_order,
@@ -95,6 +96,8 @@ def run(args: argparse.Namespace) -> int:
     order = class_order(read.classes, calibrator, source=source, fitted_as=f"CALIBRATOR {args.calibrator}",
                         by_position=args.by_position)
     names = np.asarray(read.classes) if read.classes is not None else np.arange(n_classes)
+    for option, path in (("--out", args.out), ("--logits-out", args.logits_out)):
+        check_npy_keeps_classes(names, path, option=option, source=source)
 
     def calibrate(s: np.ndarray) -> np.ndarray:
         if args.logits:

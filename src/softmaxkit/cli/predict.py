@@ -50,6 +50,7 @@ def run(args: argparse.Namespace) -> int:
     from softmaxkit.cli._common import (
         Printer,
         brier_legend,
+        check_npy_keeps_classes,
         check_output,
         class_order,
         encode_labels,
@@ -75,6 +76,8 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError("--logits-out and --out name the same file")
     model = _adapters.load_model(args.model)
     classes = model.classes
+    for option, path in (("--out", args.out), ("--logits-out", args.logits_out)):
+        check_npy_keeps_classes(classes, path, option=option, source=f"the model {args.model}")
     text_ok = not args.out.lower().endswith((".npy", ".safetensors"))  # numbers only there
     calibrator = None
     if args.calibrator:
