@@ -998,3 +998,37 @@ def test_float32_logits_give_the_sets_of_the_same_values_in_float64(score):
     alphas = [0.1, 0.05]
     np.testing.assert_array_equal(as32.predict_sets(z[2000:], alphas),
                                   as64.predict_sets(z[2000:].astype(np.float64), alphas))
+
+
+def test_cli_class_name_with_the_set_separator_writes_indicator_columns(capsys, tmp_path):
+    """Audit: class 'a|b' was joined into set_80 as "a|b", which evaluate then read as two classes
+    (with classes 'a', 'b' and 'a|b' it would have read another set silently)."""
+    from sklearn.datasets import load_iris
+
+    from softmaxkit.data import read_columns, write_columns
+
+    X, y = load_iris(return_X_y=True)
+    names = np.array(["a|b", "c", "d"])[y]
+    rows = np.random.default_rng(3).permutation(len(y))
+    feats = lambda r: {**{f"f{j}": X[r, j] for j in range(4)}, "label": names[r]}  # noqa: E731
+    for name, part in (("train", rows[:60]), ("val", rows[60:105]), ("test", rows[105:])):
+        write_columns(tmp_path / f"{name}.csv", feats(part))
+    ok = lambda *argv: call(capsys, *map(str, argv))  # noqa: E731
+    assert ok("fit", tmp_path / "train.csv", "--target", "label", "--out", tmp_path / "m.npz", "-q")[0] == 0
+    assert ok("predict", tmp_path / "m.npz", tmp_path / "val.csv", "--out", tmp_path / "vp.csv",
+              "--logits-out", tmp_path / "vl.csv", "-q")[0] == 0
+    assert ok("calibrate", "--logits", tmp_path / "vl.csv", "--labels", tmp_path / "val.csv", "--label-column",
+              "label", "--out", tmp_path / "cal.npz", "--conformal", "0.2", "-q")[0] == 0
+    rc, _, err = ok("predict", tmp_path / "m.npz", tmp_path / "test.csv", "--out", tmp_path / "tp.csv",
+                    "--conformal", tmp_path / "cal.conformal.npz", "--sets", "0.2")
+    assert rc == 0, err
+    assert "class 'a|b' holds '|'" in err
+    written = read_columns(tmp_path / "tp.csv")
+    assert "set_80" not in written and {"in_set_80_a|b", "in_set_80_c", "in_set_80_d"} <= set(written)
+    rc, out, err = ok("evaluate", "--probs", tmp_path / "tp.csv", "--labels", tmp_path / "test.csv", "--label-column",
+                      "label", "--conformal", tmp_path / "cal.conformal.npz", "--sets", "0.2", "--json")
+    assert rc == 0, err
+    got = json.loads(out)["conformal"]["levels"]["80%"]
+    sets = np.column_stack([np.asarray(written[f"in_set_80_{c}"]) != 0 for c in ("a|b", "c", "d")])
+    truth = np.searchsorted(["a|b", "c", "d"], names[rows[105:]])
+    assert got["coverage"] == pytest.approx(coverage(truth, sets))

@@ -310,7 +310,9 @@ def add_prediction_inputs(p: argparse.ArgumentParser, *, probs_help: str) -> Non
                    "logit_<class> columns, or --classes), else an index 0..K-1")
     p.add_argument("--label-column", metavar="COL", help="the labels' column when FILE has several")
     p.add_argument("--classes", type=class_names, metavar="A,B,...",
-                   help="class names of the score columns, in order, so that --labels may hold names")
+                   help="class names of the score columns, in order, so that --labels may hold names "
+                   "(split on commas, spaces around each name dropped; for names with commas, name the "
+                   "score columns p_<class> or logit_<class> instead)")
 
 
 class Predictions(NamedTuple):

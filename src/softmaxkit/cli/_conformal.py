@@ -292,10 +292,18 @@ def set_text(row: np.ndarray, classes: Any) -> str:
 def columns(sets: np.ndarray, alphas: tuple[float, ...], classes: Any, *, text: bool) -> dict[str, np.ndarray]:
     """Output columns: per level, ``set_90`` (class names joined by "|") and ``set_size_90``.
 
-    Numbers-only formats (``text=False``) get ``in_set_90_<class>`` 0/1 columns instead of the names.
+    Numbers-only formats (``text=False``) get ``in_set_90_<class>`` 0/1 columns instead of the names,
+    and so do class names holding the separator "|": joined, ``a|b`` would read back as two classes.
     """
+    import warnings
+
     from softmaxkit.conformal import set_labels
 
+    piped = [str(c) for c in classes if "|" in str(c)]
+    if text and piped:
+        warnings.warn(f"class {piped[0]!r} holds '|', which separates the classes in set_<level> columns: "
+                      "the sets are written as in_set_<level>_<class> 0/1 columns instead")
+        text = False
     out: dict[str, np.ndarray] = {}
     for i, a in enumerate(alphas):
         tag = level_tag(a)

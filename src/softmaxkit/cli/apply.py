@@ -35,7 +35,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         "or temperature scaling, which gives the same result from log-probabilities)")
     p.add_argument("--out", required=True, metavar="PROBS", help="calibrated probabilities to write")
     p.add_argument("--logits-out", metavar="FILE", help="also write the calibrated logits (logit_<class> columns)")
-    p.add_argument("--classes", type=class_names, metavar="A,B,...", help="class names of the score columns")
+    p.add_argument("--classes", type=class_names, metavar="A,B,...", help="class names of the score columns (split on commas, spaces around each name "
+                   "dropped; for names with commas, name the columns p_<class> or logit_<class> instead)")
     p.add_argument("--by-position", action="store_true",
                    help="apply a CALIBRATOR (or --conformal predictor) fitted on unnamed columns to named ones "
                         "in the order they come")
