@@ -572,3 +572,55 @@ def test_weights_are_frequency_weights_scaled_to_the_row_count(rng, cls):
     assert np.abs(cls().fit(z, y, sample_weight=normalised).predict_proba(z) - unit.predict_proba(z)).max() > 1e-3
     doc = cls.fit.__doc__
     assert "Frequency weights" in doc and "sum to the number" in doc
+
+
+# --------------------------------------------------------------------------- what load guarantees
+
+
+def _tampered(tmp_path, cal, edit):
+    from softmaxkit.io import save_state
+
+    meta, arrays = cal._get_state()
+    edit(meta, arrays)
+    return save_state(tmp_path / "edited.npz", kind=type(cal).__name__, meta=meta, arrays=arrays)
+
+
+def _calibrator_edits():
+    from softmaxkit.calibration import IsotonicCalibration, PlattScaling
+
+    fitted = lambda m, k, v: m["fitted"].__setitem__(k, v)  # noqa: E731
+    return {
+        "temperature n_classes_ 1": (TemperatureScaling, lambda m, a: fitted(m, "n_classes_", 1), r"n_classes_"),
+        "temperature n_classes_ text": (TemperatureScaling, lambda m, a: fitted(m, "n_classes_", "3"), r"n_classes_"),
+        "temperature flag not bool": (TemperatureScaling, lambda m, a: fitted(m, "converged_", "yes"), r"converged_"),
+        "vector coef_ short": (VectorScaling, lambda m, a: a.__setitem__("coef_", a["coef_"][:2]),
+                               r"coef_ has shape \(2,\), expected \(3,\)"),
+        "vector coef_ 2-D": (VectorScaling, lambda m, a: a.__setitem__("coef_", np.diag(a["coef_"])),
+                             r"coef_ has shape \(3, 3\), expected \(3,\)"),
+        "vector NaN": (VectorScaling, lambda m, a: a.__setitem__("intercept_", a["intercept_"] * np.nan),
+                       r"intercept_.*non-finite"),
+        "matrix coef_ 1-D": (MatrixScaling, lambda m, a: a.__setitem__("coef_", np.diag(a["coef_"])),
+                             r"coef_ has shape \(3,\), expected \(3, 3\)"),
+        "matrix intercept_ short": (MatrixScaling, lambda m, a: a.__setitem__("intercept_", a["intercept_"][:2]),
+                                    r"intercept_ has shape \(2,\)"),
+        "matrix classes": (MatrixScaling, lambda m, a: fitted(m, "n_classes_", 4), r"expected \(4, 4\)"),
+        "platt short": (PlattScaling, lambda m, a: a.__setitem__("coef_", a["coef_"][:2]), r"coef_ has shape \(2,\)"),
+        "isotonic classes": (IsotonicCalibration, lambda m, a: fitted(m, "n_classes_", 4),
+                             r"knot_offsets_ has shape \(4,\), expected \(5,\)"),
+        "input": (TemperatureScaling, lambda m, a: m["params"].__setitem__("input", "prob"), r"input"),
+        "eps": (TemperatureScaling, lambda m, a: m["params"].__setitem__("eps", 2.0), r"eps"),
+        "text array": (VectorScaling, lambda m, a: a.__setitem__("coef_", a["coef_"].astype(str)), r"coef_.*dtype"),
+    }
+
+
+@pytest.mark.parametrize("case", list(_calibrator_edits()))
+def test_load_checks_a_calibrators_parameters_against_its_classes(tmp_path, rng, case):
+    """Audit: these loaded, then failed at predict with a broadcasting error or "logits have 3 classes
+    but the calibrator was fitted on 4", blaming the scores rather than the file."""
+    from softmaxkit.io import ModelFileError
+
+    cls, edit, match = _calibrator_edits()[case]
+    z, y = _data(rng, n=300, k=3)
+    path = _tampered(tmp_path, cls().fit(z, y), edit)
+    with pytest.raises(ModelFileError, match=r"edited\.npz: .*" + match):
+        sk.load(path)

@@ -897,11 +897,14 @@ def test_save_load_keeps_alpha(tmp_path, alpha):
     else:
         assert loaded.alpha_path_ is None and loaded.alpha_path_loss_ is None
     np.testing.assert_array_equal(loaded.predict_proba(X), clf.predict_proba(X))
-    # A splitter object is not data: the file keeps cv=None (as for a RandomState).
+    # A splitter object cannot be written: the file describes it, and the loaded model's cv
+    # refuses a refit (test_a_splitter_cv_that_a_file_cannot_hold_is_refused_at_refit).
     from sklearn.model_selection import StratifiedKFold
 
+    from softmaxkit.classifier import UnsavedCV
+
     split = SoftmaxClassifier(cv=StratifiedKFold(3), random_state=0).fit(X, y)
-    assert sk.load(split.save(tmp_path / "s.npz")).cv is None
+    assert sk.load(split.save(tmp_path / "s.npz")).cv == UnsavedCV(repr(StratifiedKFold(3)))
 
 
 # --------------------------------------------------------------------------- the search itself
@@ -1013,3 +1016,138 @@ def test_default_fit_is_reproducible_without_random_state():
     first, second = (sk.SoftmaxClassifier().fit(X, y) for _ in range(2))
     assert first.alpha_ == second.alpha_
     np.testing.assert_array_equal(first.coefs_[0], second.coefs_[0])
+
+
+# --------------------------------------------------------------------------- model files: what load guarantees
+
+
+@pytest.fixture(scope="module")
+def saved_mlp(tmp_path_factory):
+    """A saved (4, 5, 3) tanh-free MLP on iris, and the model itself."""
+    X, y = load_iris(return_X_y=True)
+    clf = SoftmaxClassifier(hidden_layer_sizes=(5,), alpha=0.1, max_iter=50, random_state=0).fit(X, y)
+    path = clf.save(tmp_path_factory.mktemp("saved") / "mlp.npz")
+    return path, clf
+
+
+def _edited(src, dst, edit):
+    """A copy of the model file ``src`` at ``dst`` whose record and arrays ``edit(meta, arrays)`` changed."""
+    from softmaxkit import io
+
+    kind, meta, arrays = io.read_state(src)
+    edit(meta, arrays)
+    return io.save_state(dst, kind=kind, meta=meta, arrays=arrays)
+
+
+def _set(arr, index, value):
+    arr = arr.copy()
+    arr[index] = value
+    return arr
+
+
+#: Hand edits (or a future version's records) that the loader must refuse, and what the message names.
+EDITS = {
+    "unknown activation": (lambda m, a: m["params"].__setitem__("activation", "gelu"), r"activation.*'gelu'"),
+    "NaN weight": (lambda m, a: a.__setitem__("coef_1", _set(a["coef_1"], (0, 0), np.nan)), r"coef_1.*non-finite"),
+    "inf bias": (lambda m, a: a.__setitem__("intercept_1", _set(a["intercept_1"], 0, np.inf)),
+                 r"intercept_1.*non-finite"),
+    "duplicate classes": (lambda m, a: m["classes"].__setitem__("values", [0, 0, 1]), r"classes.*distinct"),
+    "unsorted classes": (lambda m, a: m["classes"].__setitem__("values", [2, 1, 0]), r"classes.*sorted"),
+    "nested classes": (lambda m, a: m["classes"].__setitem__("values", [[0], [1], [2]]), r"classes"),
+    "classes that change type": (lambda m, a: m["classes"].__setitem__("values", ["a", 1, 2]), r"classes"),
+    "2-D intercept": (lambda m, a: a.__setitem__("intercept_0", a["intercept_0"][:, None]),
+                      r"intercept_0 has shape \(5, 1\), expected \(5,\)"),
+    "n_features_in disagrees": (lambda m, a: m.__setitem__("n_features_in", 3), r"coef_0 has shape \(4, 5\)"),
+    "feature names of wrong length": (lambda m, a: m.__setitem__("feature_names_in", ["a", "b"]),
+                                      r"feature_names_in.*2 names for 4 features"),
+    "duplicated feature names": (lambda m, a: m.__setitem__("feature_names_in", ["a", "a", "b", "c"]),
+                                 r"feature_names_in.*'a'.*more than once"),
+    "a stray layer": (lambda m, a: a.__setitem__("coef_9", np.zeros(3)), r"coef_9"),
+    "text weights": (lambda m, a: a.__setitem__("coef_0", a["coef_0"].astype(str)), r"coef_0.*dtype"),
+    "complex weights": (lambda m, a: a.__setitem__("coef_0", a["coef_0"].astype(complex)), r"coef_0.*dtype"),
+    "unknown solver": (lambda m, a: m["params"].__setitem__("solver", "newton"), r"solver"),
+    "classes param disagrees": (lambda m, a: m.__setitem__("classes_param", {"values": [5, 6, 7], "object": False}),
+                                r"classes_param"),
+}
+
+
+@pytest.mark.parametrize("case", list(EDITS))
+def test_load_refuses_an_edited_or_unknown_model_file(tmp_path, saved_mlp, case):
+    """Audit: these loaded silently (tanh for "gelu", class 1's probability under p_0 for duplicate
+    classes) or failed only at predict, blaming X (a NaN weight gave FeatureOverflowError)."""
+    edit, match = EDITS[case]
+    path = _edited(saved_mlp[0], tmp_path / "edited.npz", edit)
+    with pytest.raises(ModelFileError, match=r"edited\.npz: .*" + match):
+        sk.load(path)
+
+
+def test_the_network_math_refuses_an_unknown_activation():
+    """``_activate`` treated anything but "relu" as tanh."""
+    xp = NumpyEngine(np.float64)
+    with pytest.raises(ValueError, match="'gelu'"):
+        _mlp._activate(xp, np.ones((2, 2)), "gelu")
+    with pytest.raises(ValueError, match="'gelu'"):
+        _mlp._activation_grad(np.ones((2, 2)), "gelu")
+    coefs, intercepts = [np.ones((2, 3)), np.ones((3, 2))], [np.zeros(3), np.zeros(2)]
+    with pytest.raises(ValueError, match="'gelu'"):
+        _mlp.predict_logits(coefs, intercepts, "gelu", np.ones((1, 2)))
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.int32, np.float32, bool])
+def test_the_dtype_of_the_classes_survives_save_and_load(tmp_path, dtype):
+    """Audit: uint8 classes came back int64."""
+    X, y = load_iris(return_X_y=True)
+    y = (y == 0) if dtype is bool else y.astype(dtype)
+    clf = SoftmaxClassifier(alpha=1.0, classes=np.unique(y)).fit(X, y)
+    loaded = sk.load(clf.save(tmp_path / "m.npz"))
+    assert loaded.classes_.dtype == clf.classes_.dtype == np.dtype(dtype)
+    np.testing.assert_array_equal(loaded.classes_, clf.classes_)
+    assert loaded.predict(X).dtype == np.dtype(dtype)
+    assert np.asarray(loaded.classes).dtype == np.dtype(dtype)
+
+
+def test_a_splitter_cv_that_a_file_cannot_hold_is_refused_at_refit(tmp_path):
+    """A splitter object is not saved: the loaded model must not refit with the default folds unsaid."""
+    from sklearn.base import clone
+    from sklearn.model_selection import StratifiedKFold
+
+    X, y = load_iris(return_X_y=True)
+    clf = SoftmaxClassifier(cv=StratifiedKFold(3, shuffle=True, random_state=1)).fit(X, y)
+    loaded = sk.load(clf.save(tmp_path / "m.npz"))
+    np.testing.assert_array_equal(loaded.predict_proba(X), clf.predict_proba(X))
+    assert "StratifiedKFold(n_splits=3" in repr(loaded.cv)
+    with pytest.raises(ValueError, match=r"cv=StratifiedKFold\(n_splits=3.*not saved.*set_params\(cv="):
+        clone(loaded).fit(X, y)
+    clone(loaded).set_params(alpha=1.0).fit(X, y)  # a float alpha uses no folds: nothing is missing
+    np.testing.assert_array_equal(
+        clone(loaded).set_params(cv=StratifiedKFold(3, shuffle=True, random_state=1)).fit(X, y).predict_proba(X),
+        clf.predict_proba(X),
+    )
+
+
+def test_classes_absent_from_y_need_labels_for_log_loss_scoring():
+    """With ``classes`` wider than y, scikit-learn's "neg_log_loss" scorer infers the labels from
+    y and fails (nan scores): the docstring's make_scorer(log_loss, labels=...) recipe works."""
+    from sklearn.metrics import log_loss as sk_log_loss, make_scorer
+    from sklearn.model_selection import GridSearchCV
+
+    assert "make_scorer(log_loss" in SoftmaxClassifier.__doc__ and "cross_val_predict" in SoftmaxClassifier.__doc__
+    X, y = load_iris(return_X_y=True)
+    scorer = make_scorer(sk_log_loss, greater_is_better=False, response_method="predict_proba", labels=[0, 1, 2, 3])
+    search = GridSearchCV(SoftmaxClassifier(classes=[0, 1, 2, 3]), {"alpha": [0.1, 1.0]}, scoring=scorer, cv=3)
+    assert np.all(np.isfinite(search.fit(X, y).cv_results_["mean_test_score"]))
+
+
+def test_dataframe_column_names_are_checked_before_and_after_save(tmp_path):
+    """Fitted on a DataFrame: reordered columns raise scikit-learn's feature-names error, also after load."""
+    pd = pytest.importorskip("pandas")
+    X, y = load_iris(return_X_y=True, as_frame=True)
+    clf = SoftmaxClassifier(alpha=1.0).fit(X, y)
+    loaded = sk.load(clf.save(tmp_path / "m.npz"))
+    reordered = X[X.columns[::-1]]
+    for model in (clf, loaded):
+        assert list(model.feature_names_in_) == list(X.columns)
+        np.testing.assert_array_equal(model.predict_proba(X), clf.predict_proba(X))
+        with pytest.raises(ValueError, match="Feature names must be in the same order as they were in fit"):
+            model.predict_proba(reordered)
+    assert isinstance(X, pd.DataFrame)

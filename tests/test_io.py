@@ -193,3 +193,60 @@ def test_input_watch_names_a_replaced_grown_or_removed_file(tmp_path):
     a.unlink()
     with pytest.raises(InputChangedError, match="a.npy was removed"):
         watch.verify()
+
+
+def _rewrite_record(src, dst, edit):
+    """Copy the .npz ``src`` to ``dst`` with its JSON record changed by ``edit(record)``."""
+    with np.load(src, allow_pickle=False) as data:
+        arrays = {k: data[k] for k in data.files}
+    record = json.loads(arrays.pop(io._META_KEY).tobytes())
+    edit(record)
+    np.savez(dst, **arrays, **{io._META_KEY: np.frombuffer(json.dumps(record).encode(), dtype=np.uint8)})
+    return dst
+
+
+@pytest.mark.parametrize(
+    "edit, match",
+    [
+        (lambda r: r.__setitem__("format_version", "x"), r"format_version 'x' is not a whole number"),
+        (lambda r: r.__setitem__("format_version", 1.5), r"format_version 1.5 is not a whole number"),
+        (lambda r: r.__setitem__("meta", [1]), r"its meta record is a list, not an object"),
+    ],
+)
+def test_a_malformed_record_is_a_model_file_error_naming_the_file(tmp_path, edit, match):
+    """Audit: format_version "x" raised a bare ValueError from int(), without the path."""
+    good = io.save_state(tmp_path / "good.npz", kind="TemperatureScaling", meta={}, arrays={})
+    path = _rewrite_record(good, tmp_path / "edited.npz", edit)
+    with pytest.raises(io.ModelFileError, match=r"edited\.npz: .*" + match):
+        io.read_state(path)
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_the_cli_and_the_library_refuse_a_model_file_with_the_same_check(tmp_path):
+    """One validator serves SoftmaxClassifier loading and the CLI's sklearn-free load_model."""
+    from sklearn.datasets import load_iris
+
+    import softmaxkit as sk
+    from softmaxkit.cli._adapters import load_model
+
+    X, y = load_iris(return_X_y=True)
+    good = sk.SoftmaxClassifier(hidden_layer_sizes=(3,), alpha=1.0, max_iter=20, random_state=0).fit(X, y)
+    good = good.save(tmp_path / "good.npz")
+    edits = {
+        "activation": lambda m, a: m["params"].__setitem__("activation", "gelu"),
+        "nan": lambda m, a: a["coef_1"].__setitem__((0, 0), np.nan),
+        "classes": lambda m, a: m["classes"].__setitem__("values", [0, 0, 1]),
+        "names": lambda m, a: m.__setitem__("feature_names_in", ["a", "b"]),
+    }
+    for name, edit in edits.items():
+        kind, meta, arrays = io.read_state(good)
+        arrays = {k: v.copy() for k, v in arrays.items()}
+        edit(meta, arrays)
+        path = io.save_state(tmp_path / f"{name}.npz", kind=kind, meta=meta, arrays=arrays)
+        with pytest.raises(io.ModelFileError) as library:
+            sk.load(path)
+        with pytest.raises(io.ModelFileError) as cli:
+            load_model(str(path))
+        assert str(cli.value) == str(library.value) and f"{name}.npz" in str(cli.value)
+    saved = load_model(str(good))
+    assert saved.activation == "relu" and saved.n_features == 4 and saved.classes.tolist() == [0, 1, 2]

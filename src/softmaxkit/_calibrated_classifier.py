@@ -20,7 +20,7 @@ from sklearn.preprocessing import LabelEncoder
 from sklearn.utils import get_tags, indexable
 from sklearn.utils._indexing import _safe_indexing
 from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import _check_sample_weight, _num_samples, check_is_fitted
+from sklearn.utils.validation import _check_sample_weight, _num_samples, check_is_fitted, column_or_1d
 
 from softmaxkit.calibration import METHODS
 from softmaxkit.io import Persistable
@@ -108,6 +108,8 @@ class CalibratedClassifier(Persistable, MetaEstimatorMixin, ClassifierMixin, Bas
     calibrated_classifiers_ : list of CalibratedPair
         One per fold (``ensemble=True``), else one.
     n_features_in_ : int
+    feature_names_in_ : ndarray of str
+        Only when the estimator has it (``X`` had string column names); kept by ``save``.
 
     Notes
     -----
@@ -144,6 +146,13 @@ class CalibratedClassifier(Persistable, MetaEstimatorMixin, ClassifierMixin, Bas
     Persistence: ``save`` / :func:`softmaxkit.load` (no pickle) work when the
     estimator is a :class:`~softmaxkit.SoftmaxClassifier` (or a frozen one);
     other estimators cannot be stored without pickle, and ``save`` says so.
+    Loading checks every pair against the model (classes, the calibrator's
+    class count, method and input) and keeps ``feature_names_in_``, the
+    classes' dtype and ``estimator=None``. A ``cv`` splitter (or explicit
+    splits) cannot be written: the loaded model predicts as saved, but its
+    ``cv`` is a :class:`~softmaxkit.classifier.UnsavedCV` that makes a refit,
+    also of ``clone(model)``, raise until ``set_params(cv=...)`` gives the
+    folds again, rather than cross-fit on other folds than the saved model's.
 
     References
     ----------
@@ -192,6 +201,9 @@ class CalibratedClassifier(Persistable, MetaEstimatorMixin, ClassifierMixin, Bas
             raise ValueError(f"calibrate_on must be 'auto', 'all_folds' or 'own_fold', got {self.calibrate_on!r}")
         shared = self.calibrate_on == "all_folds" or (self.calibrate_on == "auto" and self.method != "isotonic")
         check_classification_targets(y)
+        # A column vector (n, 1) becomes (n,) with scikit-learn's DataConversionWarning: y[train]
+        # and cross_val_predict need 1-D labels (the latter failed with a bare IndexError).
+        y = column_or_1d(y, warn=True)
         X, y = indexable(X, y)  # X and y of one length, or scikit-learn's error naming both
         # X itself is the estimator's to validate (a pipeline may take text or a DataFrame);
         # only its row count matters here, and 0 rows would fail later as an IndexError.
@@ -209,7 +221,12 @@ class CalibratedClassifier(Persistable, MetaEstimatorMixin, ClassifierMixin, Bas
         encoder = LabelEncoder().fit(y)
         self.classes_ = encoder.classes_
         if self.classes_.size < 2:
-            raise ValueError(f"y has a single class {self.classes_[0]!r}: there is nothing to calibrate")
+            # scikit-learn's words (check_fit2d_1sample looks for "one class"), as LogisticRegression says it
+            only = self.classes_[0].item() if isinstance(self.classes_[0], np.generic) else self.classes_[0]
+            raise ValueError(
+                "CalibratedClassifier needs samples of at least 2 classes in the data, but the data contains "
+                f"only one class: {only!r}"
+            )
         y_idx = encoder.transform(y)
         estimator = self._get_estimator()
         frozen = isinstance(estimator, FrozenEstimator)
@@ -317,13 +334,15 @@ class CalibratedClassifier(Persistable, MetaEstimatorMixin, ClassifierMixin, Bas
     # ---------------------------------------------------------------- persistence
 
     def _get_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-        from softmaxkit.classifier import SoftmaxClassifier, _labels_to_json
+        from softmaxkit._mlp import labels_to_json
+        from softmaxkit.classifier import SoftmaxClassifier, _cv_record
 
         check_is_fitted(self)
+        cv, cv_unsaved = _cv_record(self.cv)  # a splitter is described (UnsavedCV), not lost
         meta: dict[str, Any] = {
             "params": {"method": self.method, "ensemble": self.ensemble, "calibrate_on": self.calibrate_on,
-                       "cv": self.cv if isinstance(self.cv, numbers.Integral) else None},
-            "classes": _labels_to_json(self.classes_),
+                       "cv": cv, "cv_unsaved": cv_unsaved, "estimator_default": self.estimator is None},
+            "classes": labels_to_json(self.classes_),
             "pairs": [],
         }
         arrays: dict[str, np.ndarray] = {}
@@ -346,35 +365,105 @@ class CalibratedClassifier(Persistable, MetaEstimatorMixin, ClassifierMixin, Bas
 
     @classmethod
     def _from_state(cls, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> "CalibratedClassifier":
-        import softmaxkit.calibration as calibration
-        from softmaxkit.classifier import SoftmaxClassifier, _labels_from_json
+        """The model a state of :meth:`_get_state` describes, checked as a whole: its parameters, and
+        every pair's classifier and calibrator against each other and the model (classes, the
+        calibrator's class count, method and input, the response read, the features)."""
+        from softmaxkit._mlp import check_class_labels, labels_from_json
+        from softmaxkit.classifier import UnsavedCV
 
-        pairs = []
-        for i, record in enumerate(meta["pairs"]):
-            if record["calibrator_kind"] not in METHODS.values():
-                raise ValueError(f"unknown calibrator kind {record['calibrator_kind']!r}")
-            if record["response"] not in ("decision_function", "predict_proba"):
-                raise ValueError(f"unknown response method {record['response']!r}")
-
-            def part(name: str) -> dict[str, np.ndarray]:
-                prefix = f"pair{i}/{name}/"
-                return {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}
-
-            est = SoftmaxClassifier._from_state(record["estimator"], part("estimator"))
-            cal = getattr(calibration, record["calibrator_kind"])._from_state(record["calibrator"], part("calibrator"))
-            pairs.append(CalibratedPair(FrozenEstimator(est) if record["frozen"] else est, cal, record["response"]))
-        if not pairs:
-            raise ValueError("no (classifier, calibrator) pairs")
         params = meta["params"]
-        template = pairs[0].estimator
-        obj = cls(template if isinstance(template, FrozenEstimator) else clone(template), method=params["method"],
-                  cv=params["cv"] if params["cv"] is not None else 5, ensemble=params["ensemble"],
-                  # files written before calibrate_on existed were fitted per fold
-                  calibrate_on=params.get("calibrate_on", "own_fold"))
-        obj.classes_ = _labels_from_json(meta["classes"])
+        method, ensemble = params["method"], params["ensemble"]
+        calibrate_on = params.get("calibrate_on", "own_fold")  # files before calibrate_on were fitted per fold
+        if method not in METHODS:
+            raise ValueError(f"params.method is {method!r}, not one of {tuple(METHODS)}")
+        if not (isinstance(ensemble, bool) or ensemble == "auto"):
+            raise ValueError(f"params.ensemble is {ensemble!r}, not true, false or 'auto'")
+        if calibrate_on not in ("auto", "all_folds", "own_fold"):
+            raise ValueError(f"params.calibrate_on is {calibrate_on!r}, not 'auto', 'all_folds' or 'own_fold'")
+        cv = params["cv"]
+        if cv is not None and not (isinstance(cv, numbers.Integral) and not isinstance(cv, bool) and cv >= 2):
+            raise ValueError(f"params.cv is {cv!r}, not null or an integer >= 2")
+        if params.get("cv_unsaved") is not None:
+            cv = UnsavedCV.from_record(params["cv_unsaved"])
+        default_estimator = params.get("estimator_default", False)
+        if not isinstance(default_estimator, bool):
+            raise ValueError(f"params.estimator_default must be true or false, got {default_estimator!r}")
+        classes = check_class_labels(labels_from_json(meta["classes"]))
+        records = meta["pairs"]
+        if not isinstance(records, list) or not records:
+            raise ValueError("no (classifier, calibrator) pairs")
+        pairs = [_pair_from_state(i, record, arrays, method) for i, record in enumerate(records)]
+        frozen = isinstance(pairs[0].estimator, FrozenEstimator)
+        first = pairs[0].estimator
+        for i, pair in enumerate(pairs):
+            _check_pair(i, pair, classes, first, frozen)
+        one_pair = not ((not frozen) if ensemble == "auto" else ensemble)
+        if one_pair and len(pairs) != 1:
+            raise ValueError(f"ensemble={ensemble!r} fits one (classifier, calibrator) pair, but the file holds "
+                             f"{len(pairs)} pairs")
+        estimator = None if default_estimator else (first if frozen else clone(first))
+        obj = cls(estimator, method=method, cv=cv, ensemble=ensemble, calibrate_on=calibrate_on)
+        obj.classes_ = classes
         obj.calibrated_classifiers_ = pairs
-        obj.n_features_in_ = pairs[0].estimator.n_features_in_
+        obj.n_features_in_ = first.n_features_in_
+        names = getattr(first, "feature_names_in_", None)
+        if names is not None:
+            obj.feature_names_in_ = names
         return obj
+
+
+def _pair_from_state(i: int, record: Any, arrays: dict[str, np.ndarray], method: str) -> CalibratedPair:
+    """Pair ``i`` of a saved CalibratedClassifier; errors inside it name the pair."""
+    import softmaxkit.calibration as calibration
+    from softmaxkit.classifier import SoftmaxClassifier
+    from softmaxkit.io import STATE_ERRORS, state_error_detail
+
+    if not isinstance(record, dict):
+        raise ValueError(f"pair {i} must be a record, got {type(record).__name__}")
+    kind, response, frozen = record["calibrator_kind"], record["response"], record["frozen"]
+    if kind != METHODS[method]:
+        raise ValueError(f"pair {i} holds a {kind!r} calibrator, but method={method!r} fits {METHODS[method]}")
+    if response not in ("decision_function", "predict_proba"):
+        raise ValueError(f"pair {i}: unknown response method {response!r}")
+    if not isinstance(frozen, bool):
+        raise ValueError(f"pair {i}: frozen must be true or false, got {frozen!r}")
+
+    def part(name: str) -> dict[str, np.ndarray]:
+        prefix = f"pair{i}/{name}/"
+        return {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}
+
+    try:
+        est = SoftmaxClassifier._from_state(record["estimator"], part("estimator"))
+    except STATE_ERRORS as exc:
+        raise ValueError(f"pair {i} classifier: {state_error_detail(exc)}") from None
+    try:
+        cal = getattr(calibration, kind)._from_state(record["calibrator"], part("calibrator"))
+    except STATE_ERRORS as exc:
+        raise ValueError(f"pair {i} calibrator: {state_error_detail(exc)}") from None
+    return CalibratedPair(FrozenEstimator(est) if frozen else est, cal, response)
+
+
+def _check_pair(i: int, pair: CalibratedPair, classes: np.ndarray, first: Any, frozen: bool) -> None:
+    """A loaded pair agrees with the model: its classifier's classes and features, the response read
+    and the calibrator's class count and input (logits from decision_function, else probabilities)."""
+    est, cal = pair.estimator, pair.calibrator
+    if isinstance(est, FrozenEstimator) != frozen:
+        raise ValueError(f"pair {i}: some pairs hold a frozen classifier and some do not")
+    if not np.array_equal(est.classes_, classes):
+        raise ValueError(f"pair {i}: its classifier has classes {est.classes_.tolist()}, the model "
+                         f"{classes.tolist()}")
+    if est.n_features_in_ != first.n_features_in_ or not np.array_equal(
+        getattr(est, "feature_names_in_", []), getattr(first, "feature_names_in_", [])
+    ):
+        raise ValueError(f"pair {i}: its classifier takes other features than pair 0's")
+    if cal.n_classes_ != classes.size:
+        raise ValueError(f"pair {i}: its calibrator has n_classes_={cal.n_classes_}, the model {classes.size} classes")
+    expected = _response_method(est)
+    if pair.response != expected:
+        raise ValueError(f"pair {i}: response {pair.response!r}, but its classifier is calibrated on {expected!r}")
+    wanted = "logits" if pair.response == "decision_function" else "probs"
+    if cal.input != wanted:
+        raise ValueError(f"pair {i}: its calibrator reads input={cal.input!r}, but {pair.response} gives {wanted}")
 
 
 # --------------------------------------------------------------------------- scores

@@ -13,11 +13,19 @@ Every function takes the engine ``xp`` (:mod:`softmaxkit._engine`) and uses
 only its methods and the operators NumPy and torch share, which is why one copy
 serves both engines. The loss and its gradient with respect to the logits come
 from softmaxkit's fused cross-entropy (through ``xp.cross_entropy_and_grad_``).
+
+:func:`read_saved_network` is the one check of a saved network (shapes,
+finite weights, known activation, distinct sorted classes, feature names): both
+:meth:`SoftmaxClassifier._from_state <softmaxkit.SoftmaxClassifier>` and the
+CLI's scikit-learn-free ``predict`` (:func:`softmaxkit.cli._adapters.load_model`)
+read a model file through it, so the two refuse the same files alike.
 """
 
 from __future__ import annotations
 
 import functools
+import numbers
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,6 +49,10 @@ class Network:
 
     layer_sizes: tuple[int, ...]
     activation: str = "relu"
+
+    def __post_init__(self) -> None:
+        if self.activation not in ACTIVATIONS:
+            raise _unknown_activation(self.activation)
 
     @property
     def n_layers(self) -> int:
@@ -109,14 +121,26 @@ class Network:
         return r
 
 
+def _unknown_activation(activation: Any) -> ValueError:
+    return ValueError(f"activation must be one of {ACTIVATIONS}, got {activation!r}")
+
+
 def _activate(xp: Any, z: Any, activation: str) -> Any:
     """The activation of ``z``, computed in place (``z`` is overwritten)."""
-    return xp.relu_(z) if activation == "relu" else xp.tanh_(z)
+    if activation == "relu":
+        return xp.relu_(z)
+    if activation == "tanh":
+        return xp.tanh_(z)
+    raise _unknown_activation(activation)  # never a silent default: "gelu" is not tanh
 
 
 def _activation_grad(a: Any, activation: str) -> Any:
     """d activation / d z written in terms of the output ``a`` (saves keeping ``z``)."""
-    return a > 0 if activation == "relu" else 1 - a * a
+    if activation == "relu":
+        return a > 0
+    if activation == "tanh":
+        return 1 - a * a
+    raise _unknown_activation(activation)
 
 
 def forward(net: Network, xp: Any, theta: Any, X: Any) -> tuple[Any, list[Any]]:
@@ -279,3 +303,165 @@ def loss_and_grad(
         shrink *= alpha
         grad += shrink
     return loss, grad
+
+
+# --------------------------------------------------------------------------- saved networks
+
+#: Kinds of label dtypes a model file may name: bool, integers, floats and text, which JSON holds exactly.
+_LABEL_KINDS = "biufU"
+
+
+def labels_to_json(labels: Any) -> dict[str, Any]:
+    """Class labels as JSON: the values (Python scalars), whether the array was ``object``, and
+    otherwise its dtype (so that ``uint8`` labels come back ``uint8``, not NumPy's default ``int64``)."""
+    labels = np.asarray(labels)
+    values = labels.tolist()
+    if labels.ndim != 1 or not all(isinstance(v, (str, int, float, bool)) for v in values):
+        raise TypeError(f"class labels must be str, int, float or bool to be saved, got {labels.dtype}")
+    record: dict[str, Any] = {"values": values, "object": labels.dtype == object}
+    if labels.dtype != object:
+        record["dtype"] = labels.dtype.str
+    return record
+
+
+def labels_from_json(record: Any, key: str = "classes") -> np.ndarray:
+    """The labels :func:`labels_to_json` wrote: a 1-D array that holds exactly the recorded values.
+
+    Raises ValueError (naming ``key``) for anything else: values that are not
+    a flat list of str, int, float or bool; a dtype that is not one of those;
+    or values that the dtype would change (``["a", 1, 2]`` read as text, 300
+    as ``uint8``). Records written before the dtype was saved get NumPy's
+    choice for the values, as they did then.
+    """
+    if not isinstance(record, dict):
+        raise ValueError(f"{key} must be a record of label values, got {_shown(record)}")
+    values = record["values"]
+    if not isinstance(values, list) or not all(isinstance(v, (str, int, float, bool)) for v in values):
+        raise ValueError(f"{key} must be a flat list of str, int, float or bool labels, got {_shown(values)}")
+    if record.get("object"):
+        labels = np.empty(len(values), dtype=object)
+        labels[:] = values
+        return labels
+    dtype = record.get("dtype")
+    try:
+        if dtype is not None and (not isinstance(dtype, str) or np.dtype(dtype).kind not in _LABEL_KINDS):
+            raise TypeError
+        labels = np.asarray(values, dtype=None if dtype is None else np.dtype(dtype))
+    except (TypeError, ValueError, OverflowError):
+        raise ValueError(f"{key} {_shown(values)} cannot be read as labels of dtype {dtype!r}") from None
+    if labels.tolist() != values:
+        raise ValueError(f"{key} {_shown(values)} would change when read as {labels.dtype} labels "
+                         f"(to {_shown(labels.tolist())})")
+    return labels
+
+
+def check_class_labels(classes: np.ndarray, key: str = "classes") -> np.ndarray:
+    """``classes`` as a fitted classifier holds them: 2 or more, distinct and sorted (``np.unique``'s
+    order, on which ``predict`` and ``score`` rely); else ValueError naming ``key``."""
+    if classes.ndim != 1 or classes.size < 2:
+        raise ValueError(f"{key} must hold at least 2 labels, got {_shown(classes.tolist())}")
+    try:
+        increasing = bool(np.all(classes[:-1] < classes[1:]))
+    except TypeError:
+        raise ValueError(f"{key} {_shown(classes.tolist())} mixes labels that cannot be ordered") from None
+    if not increasing:
+        values = classes.tolist()
+        problem = "are not distinct" if len(set(values)) < len(values) else "are not sorted"
+        raise ValueError(f"{key} {_shown(values)} {problem}: a fitted model's classes are distinct and sorted")
+    return classes
+
+
+@dataclass(frozen=True)
+class SavedNetwork:
+    """The network of a saved :class:`~softmaxkit.SoftmaxClassifier`, checked by :func:`read_saved_network`.
+
+    ``coefs[l]`` has shape ``(fan_in, fan_out)``, float64, as ``coefs_``.
+    """
+
+    classes: np.ndarray
+    n_features: int
+    feature_names: list[str] | None
+    target_name: str | None
+    activation: str
+    hidden_layer_sizes: tuple[int, ...]
+    coefs: list[np.ndarray]
+    intercepts: list[np.ndarray]
+
+
+def read_saved_network(meta: Any, arrays: dict[str, np.ndarray]) -> SavedNetwork:
+    """Read and check the network of a saved SoftmaxClassifier's ``(meta, arrays)``.
+
+    Refuses, with a ValueError that names the key and its value, any state
+    that this version would not compute exactly as the saved model did: an
+    unknown activation (a later version's, or a typo), non-finite or
+    non-real weights, a weight or bias whose shape does not follow from
+    ``n_features_in``, ``hidden_layer_sizes`` and the classes, a layer array
+    beyond ``n_layers``, classes that are not 2 or more distinct sorted
+    labels (or that their dtype would change), feature names that are not
+    one distinct string per feature, a target name that is not a string.
+    Raises KeyError for a missing entry.
+    """
+    if not isinstance(meta, dict) or not isinstance(meta["params"], dict):
+        raise ValueError("the state must be a record with a params record")
+    params = meta["params"]
+    activation = params["activation"]
+    if not isinstance(activation, str) or activation not in ACTIVATIONS:
+        raise ValueError(f"params.activation is {_shown(activation)}, not one of {ACTIVATIONS}")
+    hidden = params["hidden_layer_sizes"]
+    if not isinstance(hidden, list) or not all(_is_int(h) and h >= 1 for h in hidden):
+        raise ValueError(f"params.hidden_layer_sizes must be a list of positive integers, got {_shown(hidden)}")
+    classes = check_class_labels(labels_from_json(meta["classes"]))
+    n_features, n_layers = meta["n_features_in"], meta["n_layers"]
+    if not (_is_int(n_features) and n_features >= 1):
+        raise ValueError(f"n_features_in must be a positive integer, got {_shown(n_features)}")
+    if not _is_int(n_layers) or n_layers != len(hidden) + 1:
+        raise ValueError(f"n_layers is {_shown(n_layers)}, but hidden_layer_sizes {hidden} make {len(hidden) + 1}")
+    sizes = (int(n_features), *(int(h) for h in hidden), int(classes.size))
+    shapes = {}
+    for i in range(n_layers):
+        shapes[f"coef_{i}"] = (sizes[i], sizes[i + 1])
+        shapes[f"intercept_{i}"] = (sizes[i + 1],)
+    stray = sorted(k for k in arrays if re.fullmatch(r"(coef|intercept)_\d+", k) and k not in shapes)
+    if stray:
+        raise ValueError(f"{stray[0]} is not a layer of a network of n_layers={n_layers}")
+    layers = {}
+    for key, shape in shapes.items():
+        layer = arrays[key]
+        if not isinstance(layer, np.ndarray) or layer.dtype.kind not in "iuf":
+            raise ValueError(f"{key} has dtype {getattr(layer, 'dtype', type(layer).__name__)}, not a real number type")
+        if layer.shape != shape:
+            raise ValueError(f"{key} has shape {layer.shape}, expected {shape} (from n_features_in "
+                             f"{sizes[0]}, hidden_layer_sizes {hidden} and {classes.size} classes)")
+        layer = np.asarray(layer, dtype=np.float64)
+        if not np.all(np.isfinite(layer)):
+            raise ValueError(f"{key} holds non-finite values (NaN or inf)")
+        layers[key] = layer
+    names = meta.get("feature_names_in") or None  # written as None (or [] by older versions) without names
+    if names is not None:
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            raise ValueError(f"feature_names_in must be a list of strings, got {_shown(names)}")
+        if len(names) != n_features:
+            raise ValueError(f"feature_names_in has {len(names)} names for {n_features} features")
+        if len(set(names)) < len(names):
+            seen: set[str] = set()
+            twice = next(n for n in names if n in seen or seen.add(n))
+            raise ValueError(f"feature_names_in names {twice!r} more than once")
+    target_name = meta.get("target_name")
+    if target_name is not None and not isinstance(target_name, str):
+        raise ValueError(f"target_name must be a string or null, got {_shown(target_name)}")
+    return SavedNetwork(
+        classes=classes, n_features=int(n_features), feature_names=names, target_name=target_name,
+        activation=activation, hidden_layer_sizes=tuple(int(h) for h in hidden),
+        coefs=[layers[f"coef_{i}"] for i in range(n_layers)],
+        intercepts=[layers[f"intercept_{i}"] for i in range(n_layers)],
+    )
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _shown(value: Any, limit: int = 80) -> str:
+    """``repr`` of a value from a file, cut to ``limit`` characters (a file can hold anything)."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."

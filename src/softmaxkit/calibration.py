@@ -48,6 +48,7 @@ from typing import Any
 import numpy as np
 
 from softmaxkit._calibration_inputs import (
+    check_eps,
     check_labels,
     check_logits,
     check_sample_weight,
@@ -192,19 +193,58 @@ class _Calibrator(Persistable):
     def _from_state(cls, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> Any:
         # JSON has no tuples: restore them (beta_bounds) so get_params() round-trips.
         obj = cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in meta["params"].items()})
+        fitted = meta["fitted"]
+        if not isinstance(fitted, dict):
+            raise ValueError(f"fitted must be a record, got {type(fitted).__name__}")
         for k in cls._scalar_names:
             # Files written before a flag existed load with its neutral value.
-            setattr(obj, k, meta["fitted"][k] if k not in _NEW_FLAGS else meta["fitted"].get(k, False))
+            setattr(obj, k, fitted[k] if k not in _NEW_FLAGS else fitted.get(k, False))
         for k in cls._array_names:
-            setattr(obj, k, np.asarray(arrays[k], dtype=np.float64))
-        obj.n_classes_ = int(obj.n_classes_)
+            value = arrays[k]
+            if value.dtype.kind not in "iuf":
+                raise ValueError(f"{k} has dtype {value.dtype}, not a real number type")
+            setattr(obj, k, np.asarray(value, dtype=np.float64))
         obj._validate_state()
         return obj
 
     def _validate_state(self) -> None:
+        """Check a loaded state (ValueError naming the entry): the parameters, ``n_classes_`` and
+        the other fitted scalars, and every fitted array finite, of the shape :meth:`_state_shapes`
+        gives for ``n_classes_``. Subclasses add their own checks after this one."""
+        if self.input not in INPUTS:
+            raise ValueError(f"input must be one of {INPUTS}, got {self.input!r}")
+        if self.eps is not None:
+            check_eps(self.eps)
+        c = self.n_classes_
+        if not isinstance(c, numbers.Integral) or isinstance(c, bool) or c < 2:
+            raise ValueError(f"n_classes_ must be an integer >= 2, got {c!r}")
+        for k in self._scalar_names:
+            value = getattr(self, k)
+            if k.endswith("_iter_") and not (isinstance(value, numbers.Integral) and not isinstance(value, bool)
+                                            and value >= 0):
+                raise ValueError(f"{k} must be an integer >= 0, got {value!r}")
+            if k in _FLAGS and not isinstance(value, bool):
+                raise ValueError(f"{k} must be true or false, got {value!r}")
+            if k == "nll_" and not (isinstance(value, numbers.Real) and not isinstance(value, bool)):
+                raise ValueError(f"{k} must be a number, got {value!r}")
+        shapes = self._state_shapes(int(c))
         for k in self._array_names:
-            if not np.all(np.isfinite(getattr(self, k))):
+            value = getattr(self, k)
+            expected = shapes.get(k, (None,))
+            if value.ndim != len(expected) or any(e is not None and e != n for e, n in zip(expected, value.shape)):
+                shown = ", ".join("n" if e is None else str(e) for e in expected) + ("," if len(expected) == 1 else "")
+                raise ValueError(f"{k} has shape {value.shape}, expected ({shown}) for n_classes_={c}")
+            if not np.all(np.isfinite(value)):
                 raise ValueError(f"{k} holds non-finite values")
+
+    def _state_shapes(self, c: int) -> dict[str, tuple[int | None, ...]]:
+        """Shapes of the fitted arrays for ``c`` classes (None: any length); arrays not named are 1-D.
+
+        This default is the one-vs-rest maps' (:class:`PlattScaling`, :class:`IsotonicCalibration`,
+        in :mod:`softmaxkit._one_vs_rest`): one map per class, or one of the margin for 2 classes.
+        """
+        maps = 1 if c == 2 else c
+        return {"coef_": (maps,), "intercept_": (maps,), "knot_offsets_": (maps + 1,)}
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={getattr(self, k)!r}" for k in self._param_names)
@@ -213,6 +253,8 @@ class _Calibrator(Persistable):
 
 #: Fitted flags added after the first file format; older files lack them.
 _NEW_FLAGS = ("at_bound_", "separable_")
+#: Every fitted flag (true or false in a state).
+_FLAGS = ("converged_", *_NEW_FLAGS)
 
 
 def _jsonable(v: Any) -> Any:
@@ -390,8 +432,10 @@ class TemperatureScaling(_Calibrator):
         return x * x.dtype.type(self.beta_)
 
     def _validate_state(self) -> None:
-        if not (math.isfinite(self.beta_) and self.beta_ > 0):
-            raise ValueError(f"beta_ must be finite and > 0, got {self.beta_!r}")
+        super()._validate_state()
+        beta = self.beta_
+        if not (isinstance(beta, numbers.Real) and not isinstance(beta, bool) and math.isfinite(beta) and beta > 0):
+            raise ValueError(f"beta_ must be finite and > 0, got {beta!r}")
 
     def fit(self, logits: Any, y: Any, sample_weight: Any = None) -> "TemperatureScaling":
         """Fit ``beta`` on held-out ``logits`` (N, C) and labels ``y`` (N,); returns ``self``.
@@ -821,6 +865,9 @@ class VectorScaling(_AffineScaling):
     probabilities (and against ``1e10``, 0/1 ones).
     """
 
+    def _state_shapes(self, c):
+        return {"coef_": (c,), "intercept_": (c,)}
+
     def _unpack(self, theta, c):
         return theta[:c], theta[c:]
 
@@ -916,6 +963,9 @@ class MatrixScaling(_AffineScaling):
         self.intercept_reg = intercept_reg
 
     _prior_on_intercept = False  # ODIR's intercept_reg already shrinks the biases
+
+    def _state_shapes(self, c):
+        return {"coef_": (c, c), "intercept_": (c,)}
 
     def _unpack(self, theta, c):
         return theta[: c * c].reshape(c, c), theta[c * c :]

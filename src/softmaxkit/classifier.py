@@ -80,7 +80,10 @@ class SoftmaxClassifier(Persistable, ClassifierMixin, BaseEstimator):
         are never more than the smallest class has rows. A scikit-learn
         splitter (its ``split(X, y)`` is called) or explicit index pairs are
         used as given: ``list(GroupKFold(5).split(X, y, groups))`` keeps
-        the repeated copies of an input in one fold.
+        the repeated copies of an input in one fold. A model file cannot
+        hold a splitter or splits: a loaded model predicts as saved, but its
+        ``cv`` is an :class:`UnsavedCV` that refuses a refit (``alpha="auto"``)
+        until ``set_params(cv=...)`` gives the folds again.
     solver : {"auto", "lbfgs", "adam"}, default="auto"
         ``"lbfgs"``: SciPy's L-BFGS-B on all parameters, full batch.
         ``"adam"``: minibatch Adam. ``"auto"``: L-BFGS for the linear model
@@ -120,7 +123,18 @@ class SoftmaxClassifier(Persistable, ClassifierMixin, BaseEstimator):
     classes : array_like, default=None
         The class labels. With label ``y`` they may include classes absent
         from the data; with an (n, K) ``y`` they name its columns (default
-        ``0..K-1``).
+        ``0..K-1``). A class absent from ``y`` still gets a column of
+        ``predict_proba``, which scikit-learn's tools that take the classes
+        from ``y`` do not expect. Score log-loss with
+        ``make_scorer(log_loss, response_method="predict_proba",
+        greater_is_better=False, labels=classes)``: ``scoring="neg_log_loss"``
+        infers the labels from each test fold's ``y`` and gives nan scores
+        (``y_true`` has fewer classes than ``y_prob`` columns). And
+        ``cross_val_predict(..., method="predict_proba")`` cannot be used: it
+        re-encodes ``y`` as ``0..m-1`` for the ``m`` classes it sees and then
+        fails (an IndexError on the extra columns, or a label outside
+        ``classes``); loop over ``cv.split(X, y)`` and call ``predict_proba``
+        on each held-out part instead.
     dtype : {"float32", "float64"} or None, default=None
         Training precision. None: float32 if ``X`` is float32, else float64.
         Predictions are always computed in float64.
@@ -719,17 +733,18 @@ class SoftmaxClassifier(Persistable, ClassifierMixin, BaseEstimator):
         random_state = params.pop("random_state")
         params["hidden_layer_sizes"] = list(self._hidden_sizes())
         params["alpha"] = "auto" if self._auto_alpha() else float(self.alpha)
-        # Splitter objects and explicit splits only shaped the search that
-        # alpha_ records; they are not data to keep (as a RandomState instance).
+        # A splitter object or explicit splits cannot be written without pickle: the
+        # file says what it was, and the loaded model refuses to refit with other folds.
         cv = params.pop("cv")
-        params["cv"] = int(cv) if isinstance(cv, numbers.Integral) else None
+        params["cv"], cv_unsaved = _cv_record(cv)
         params["dtype"] = None if self.dtype is None else str(np.dtype(self.dtype))
         params["random_state"] = random_state if isinstance(random_state, (int, type(None))) else None
         meta = {
             "params": params,
+            "cv_unsaved": cv_unsaved,
             # Labels go in the JSON record: safetensors stores numbers only.
-            "classes": _labels_to_json(self.classes_),
-            "classes_param": None if classes_param is None else _labels_to_json(np.asarray(classes_param)),
+            "classes": _mlp.labels_to_json(self.classes_),
+            "classes_param": None if classes_param is None else _mlp.labels_to_json(np.asarray(classes_param)),
             "n_features_in": int(self.n_features_in_),
             "n_iter": int(self.n_iter_),
             "alpha": float(self.alpha_),
@@ -751,33 +766,119 @@ class SoftmaxClassifier(Persistable, ClassifierMixin, BaseEstimator):
 
     @classmethod
     def _from_state(cls, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> "SoftmaxClassifier":
+        """The model a state of :meth:`_get_state` describes, or ValueError/KeyError/TypeError naming what
+        does not fit (:func:`softmaxkit.load` reports it as a :class:`~softmaxkit.io.ModelFileError`)."""
+        net = _mlp.read_saved_network(meta, arrays)  # also the CLI's check (cli._adapters.load_model)
         params = dict(meta["params"])
-        params["hidden_layer_sizes"] = tuple(params["hidden_layer_sizes"])
+        params["hidden_layer_sizes"] = net.hidden_layer_sizes
+        unsaved = meta.get("cv_unsaved")
+        if unsaved is not None:
+            params["cv"] = UnsavedCV.from_record(unsaved)
         classes_param = meta.get("classes_param")
-        model = cls(**params, classes=None if classes_param is None else _labels_from_json(classes_param))
-        model.classes_ = _labels_from_json(meta["classes"])
-        model.n_features_in_ = int(meta["n_features_in"])
-        if meta.get("feature_names_in"):
-            model.feature_names_in_ = np.asarray(meta["feature_names_in"], dtype=object)
-        model.target_name_ = meta.get("target_name")
-        n_layers = int(meta["n_layers"])
-        model.coefs_ = [np.asarray(arrays[f"coef_{i}"], dtype=np.float64) for i in range(n_layers)]
-        model.intercepts_ = [np.asarray(arrays[f"intercept_{i}"], dtype=np.float64) for i in range(n_layers)]
-        model.loss_curve_ = arrays["loss_curve"].tolist()
-        curve = arrays.get("validation_loss_curve")
+        if classes_param is not None:
+            classes_param = _mlp.labels_from_json(classes_param, "classes_param")
+            if not np.array_equal(np.unique(classes_param), net.classes):
+                raise ValueError(
+                    f"classes_param {classes_param.tolist()} does not give the classes {net.classes.tolist()}"
+                )
+        model = cls(**params, classes=classes_param)
+        model._check_params()  # a parameter this version does not know (solver="newton") fails now, not at refit
+        model.classes_ = net.classes
+        model.n_features_in_ = net.n_features
+        if net.feature_names is not None:
+            model.feature_names_in_ = np.asarray(net.feature_names, dtype=object)
+        model.target_name_ = net.target_name
+        model.coefs_, model.intercepts_ = net.coefs, net.intercepts
+        model.loss_curve_ = _saved_vector(arrays, "loss_curve").tolist()
+        curve = _saved_vector(arrays, "validation_loss_curve", optional=True)
         model.validation_loss_curve_ = None if curve is None else curve.tolist()
-        model.best_validation_loss_ = meta.get("best_validation_loss")
-        model.n_iter_ = int(meta["n_iter"])
+        best = meta.get("best_validation_loss")
+        if best is not None and not (isinstance(best, numbers.Real) and not isinstance(best, bool)):
+            raise ValueError(f"best_validation_loss must be a number or null, got {best!r}")
+        model.best_validation_loss_ = best
+        n_iter = meta["n_iter"]
+        if not (isinstance(n_iter, numbers.Integral) and not isinstance(n_iter, bool) and n_iter >= 0):
+            raise ValueError(f"n_iter must be an integer >= 0, got {n_iter!r}")
+        model.n_iter_ = int(n_iter)
         # Files written before alpha="auto" existed hold a float alpha param only.
-        model.alpha_ = float(meta.get("alpha", params["alpha"]))
-        path = arrays.get("alpha_path")
-        model.alpha_path_ = None if path is None else np.asarray(path, dtype=np.float64)
-        loss = arrays.get("alpha_path_loss")
-        model.alpha_path_loss_ = None if loss is None else np.asarray(loss, dtype=np.float64)
-        expected = (model.n_features_in_, *model._hidden_sizes(), len(model.classes_))
-        if model._network().layer_sizes != expected:
-            raise ValueError(f"layer shapes {model._network().layer_sizes} do not match {expected}")
+        alpha = meta.get("alpha", params["alpha"])
+        if not (isinstance(alpha, numbers.Real) and not isinstance(alpha, bool) and 0 <= alpha < np.inf):
+            raise ValueError(f"alpha must be a finite number >= 0, got {alpha!r}")
+        model.alpha_ = float(alpha)
+        model.alpha_path_ = _saved_vector(arrays, "alpha_path", optional=True)
+        model.alpha_path_loss_ = _saved_vector(arrays, "alpha_path_loss", optional=True)
+        if (model.alpha_path_ is None) != (model.alpha_path_loss_ is None) or (
+            model.alpha_path_ is not None and model.alpha_path_.shape != model.alpha_path_loss_.shape
+        ):
+            raise ValueError("alpha_path and alpha_path_loss must both be there, of one length, or neither")
         return model
+
+
+class UnsavedCV:
+    """The ``cv`` of a loaded model that its file could not hold: a splitter object or explicit splits.
+
+    A model file holds no Python objects, so ``StratifiedKFold(3, shuffle=True)``
+    or ``GroupKFold(5)`` (with its groups) or a list of ``(train, test)``
+    index pairs cannot be written; the file keeps its description instead,
+    and the loaded model's ``cv`` is this stand-in. Prediction never uses the
+    folds. A refit that would (``alpha="auto"``, a
+    :class:`~softmaxkit.calibration.CalibratedClassifier`'s cross-fitting,
+    also after ``sklearn.base.clone``) raises ValueError rather than fit with
+    other folds than the saved model's: a silent (or merely warned) switch
+    to the default 5 folds would give another model from the same call,
+    which a scikit-learn user, used to pickle keeping every parameter, would
+    not expect. Set the folds again with ``set_params(cv=...)``.
+    """
+
+    def __init__(self, description: str) -> None:
+        self.description = description
+
+    @classmethod
+    def from_record(cls, record: Any) -> "UnsavedCV":
+        if not isinstance(record, str):
+            raise ValueError(f"cv_unsaved must be a string, got {record!r}")
+        return cls(record)
+
+    def _refuse(self, *args: Any, **kwargs: Any) -> Any:
+        raise ValueError(
+            f"cv={self.description} was not saved in the model file (a splitter object or explicit splits "
+            "cannot be written without pickle), so this loaded model cannot refit with its folds; set them "
+            "again with set_params(cv=...) before fitting"
+        )
+
+    split = get_n_splits = _refuse
+
+    def __repr__(self) -> str:
+        return f"UnsavedCV({self.description!r})"
+
+    def __eq__(self, other: Any) -> bool:
+        return isinstance(other, UnsavedCV) and other.description == self.description
+
+    def __hash__(self) -> int:
+        return hash(self.description)
+
+
+def _cv_record(cv: Any) -> tuple[int | None, str | None]:
+    """``(cv, cv_unsaved)`` for a state: an int or None as it is; anything else described, for
+    :class:`UnsavedCV` (a splitter by its repr, explicit splits by their count)."""
+    if cv is None or (isinstance(cv, numbers.Integral) and not isinstance(cv, bool)):
+        return (None if cv is None else int(cv)), None
+    if isinstance(cv, UnsavedCV):
+        return None, cv.description
+    if hasattr(cv, "split"):
+        text = repr(cv)
+        return None, text if len(text) <= 200 else text[:197] + "..."
+    return None, f"<{len(cv)} explicit (train, test) splits>" if hasattr(cv, "__len__") else "<an iterable of splits>"
+
+
+def _saved_vector(arrays: dict[str, np.ndarray], key: str, *, optional: bool = False) -> np.ndarray | None:
+    """``arrays[key]`` as a 1-D float64 array (None when ``optional`` and absent); ValueError otherwise."""
+    if optional and key not in arrays:
+        return None
+    value = arrays[key]
+    if value.ndim != 1 or value.dtype.kind not in "iuf":
+        raise ValueError(f"{key} must be a 1-D array of numbers, got shape {value.shape} and dtype {value.dtype}")
+    return np.asarray(value, dtype=np.float64)
 
 
 @dataclass(frozen=True)
@@ -796,18 +897,6 @@ class _Trained:
     def theta_raw(self, net: _mlp.Network) -> np.ndarray:
         """The flat float64 parameter vector (raw coordinates)."""
         return net.pack(list(zip(self.coefs, self.intercepts)))
-
-
-def _labels_to_json(labels: np.ndarray) -> dict[str, Any]:
-    """Class labels as JSON: the values (Python scalars) and whether the array was ``object``."""
-    values = labels.tolist()
-    if not all(isinstance(v, (str, int, float, bool)) for v in values):
-        raise TypeError(f"class labels must be str, int, float or bool to be saved, got {labels.dtype}")
-    return {"values": values, "object": labels.dtype == object}
-
-
-def _labels_from_json(record: dict[str, Any]) -> np.ndarray:
-    return np.asarray(record["values"], dtype=object if record["object"] else None)
 
 
 def _warn_search_skipped(reason: str, alpha: float, *, labels: bool) -> None:

@@ -3,8 +3,25 @@
 Every saved softmaxkit object (classifier, calibrator) is one ``.npz`` file
 (or ``.safetensors`` when that extension is asked for and the ``io`` extra is
 installed) holding named NumPy arrays plus a JSON metadata record. Loading
-uses ``np.load(allow_pickle=False)`` and ``json``, so a crafted file can at
-worst fail to load: it can never run code.
+uses ``np.load(allow_pickle=False)`` and ``json``, so a crafted file cannot
+run code.
+
+What :func:`load` guarantees beyond that, for a classifier, a calibrator
+or a calibrated classifier: it returns a model that computes what the
+file's parameters define, as the softmaxkit that wrote them did, or raises
+:class:`ModelFileError` naming the file and the entry that does not fit. Each of them checks its whole state as it
+loads it: parameter values this version knows (an activation, method or
+input a later version added, or a typo, is refused, never read as another
+one), finite real parameters of the shapes its class and feature counts
+call for, 2 or more distinct sorted classes that keep their dtype, one
+distinct name per feature, and for a
+:class:`~softmaxkit.calibration.CalibratedClassifier` pairs whose
+classifier and calibrator agree with each other and with the model. So a
+damaged, hand-edited or newer file fails at load, not later with an error
+that blames the data passed to ``predict``. What load cannot tell is
+whether the numbers are the fitted ones: a file edited to other finite
+values of the right shapes loads as the model those values define (files
+are not signed; keep them where only you can write).
 
 A class takes part by subclassing :class:`Persistable` and implementing
 ``_get_state`` / ``_from_state``, and by having its ``kind`` listed in
@@ -392,11 +409,36 @@ def read_state(path: str | os.PathLike) -> tuple[str, dict[str, Any], dict[str, 
         raise ModelFileError(f"{path}: corrupted or not a softmaxkit model ({exc})") from None
     if not isinstance(info, dict) or info.get("kind") not in _REGISTRY:
         raise ModelFileError(f"{path}: unknown object kind {info.get('kind') if isinstance(info, dict) else info!r}")
-    if int(info.get("format_version", 0)) > FORMAT_VERSION:
+    version = info.get("format_version", 0)
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise ModelFileError(f"{path}: corrupted softmaxkit model (format_version {version!r} is not a whole number)")
+    if version > FORMAT_VERSION:
         raise ModelFileError(
-            f"{path}: written by a newer softmaxkit (format {info['format_version']}, this reads {FORMAT_VERSION})"
+            f"{path}: written by a newer softmaxkit (format {version}, this reads {FORMAT_VERSION})"
         )
-    return info["kind"], info.get("meta", {}), arrays
+    meta = info.get("meta", {})
+    if not isinstance(meta, dict):
+        raise ModelFileError(
+            f"{path}: corrupted {info['kind']} state (its meta record is a {type(meta).__name__}, not an object)"
+        )
+    return info["kind"], meta, arrays
+
+
+#: What a ``_from_state`` raises for a state that does not fit its class (a missing
+#: entry, a value of the wrong type or shape); :func:`invalid_state` reports them.
+STATE_ERRORS = (KeyError, TypeError, ValueError, IndexError, OverflowError, AttributeError)
+
+
+def invalid_state(path: str | os.PathLike, kind: str, exc: BaseException) -> ModelFileError:
+    """The :class:`ModelFileError` for ``exc``, one of :data:`STATE_ERRORS` raised while reading
+    the ``kind`` state of ``path``: damaged, hand-edited, or from a softmaxkit that wrote what this
+    one does not read. (The CLI's ``predict`` reports its own model checks through it too.)"""
+    return ModelFileError(f"{path}: corrupted {kind} state ({state_error_detail(exc)})")
+
+
+def state_error_detail(exc: BaseException) -> str:
+    """The message of one of :data:`STATE_ERRORS` (a KeyError's is only the missing key)."""
+    return f"missing entry {exc}" if isinstance(exc, KeyError) else str(exc)
 
 
 def load(path: str | os.PathLike) -> Any:
@@ -415,8 +457,8 @@ def load(path: str | os.PathLike) -> Any:
         if "class_names" in meta:
             obj.class_names_ = _class_names(meta["class_names"], getattr(obj, "n_classes_", None))
         return obj
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ModelFileError(f"{path}: corrupted {kind} state ({exc})") from None
+    except STATE_ERRORS as exc:
+        raise invalid_state(path, kind, exc) from None
 
 
 def _class_names(names: Any, n_classes: int | None) -> list[str]:

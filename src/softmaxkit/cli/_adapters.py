@@ -105,30 +105,24 @@ class SavedModel:
 
 
 def load_model(path: str) -> SavedModel:
-    """Read a model saved by ``fit`` (or ``SoftmaxClassifier.save``) without loading scikit-learn."""
-    from softmaxkit.io import ModelFileError, read_state
+    """Read a model saved by ``fit`` (or ``SoftmaxClassifier.save``) without loading scikit-learn.
+
+    The state is checked by :func:`softmaxkit._mlp.read_saved_network`, the
+    check :func:`softmaxkit.load` makes too, so both refuse the same files
+    with the same :class:`~softmaxkit.io.ModelFileError`.
+    """
+    from softmaxkit._mlp import read_saved_network
+    from softmaxkit.io import STATE_ERRORS, invalid_state, read_state
 
     kind, meta, arrays = read_state(path)
     if kind != "SoftmaxClassifier":
         raise CLIError(f"{path}: holds {with_article(kind)}, but MODEL needs a SoftmaxClassifier")
     try:
-        record = meta["classes"]
-        classes = np.asarray(record["values"], dtype=object if record["object"] else None)
-        n_layers = int(meta["n_layers"])
-        coefs = [np.asarray(arrays[f"coef_{i}"], dtype=np.float64) for i in range(n_layers)]
-        intercepts = [np.asarray(arrays[f"intercept_{i}"], dtype=np.float64) for i in range(n_layers)]
-        n_features = int(meta["n_features_in"])
-        activation = str(meta["params"]["activation"])
-        sizes = [n_features, *(w.shape[1] for w in coefs)]
-        ok = all(w.shape == (sizes[i], sizes[i + 1]) and b.shape == (sizes[i + 1],)
-                 for i, (w, b) in enumerate(zip(coefs, intercepts))) and sizes[-1] == len(classes)
-    except (KeyError, TypeError, ValueError, IndexError) as exc:
-        raise ModelFileError(f"{path}: corrupted SoftmaxClassifier state ({exc})") from None
-    if not ok:
-        raise ModelFileError(f"{path}: corrupted SoftmaxClassifier state (layer shapes do not chain)")
-    names = meta.get("feature_names_in")
-    return SavedModel(str(path), classes, n_features, list(names) if names else None, meta.get("target_name"),
-                      coefs, intercepts, activation)
+        net = read_saved_network(meta, arrays)
+    except STATE_ERRORS as exc:
+        raise invalid_state(path, kind, exc) from None
+    return SavedModel(str(path), net.classes, net.n_features, net.feature_names, net.target_name,
+                      net.coefs, net.intercepts, net.activation)
 
 
 def class_logits(model: Any, X: np.ndarray) -> np.ndarray:
