@@ -624,3 +624,51 @@ def test_load_checks_a_calibrators_parameters_against_its_classes(tmp_path, rng,
     path = _tampered(tmp_path, cls().fit(z, y), edit)
     with pytest.raises(ModelFileError, match=r"edited\.npz: .*" + match):
         sk.load(path)
+
+
+def test_per_class_maps_refuse_a_class_absent_from_the_calibration_rows(rng):
+    """Audit: calibration rows without class 2 gave isotonic and Platt maps that say "class 2 never
+    happens": on test rows holding it, accuracy went from 0.96 to 0.62 and log-loss to inf, exit 0."""
+    from softmaxkit.calibration import IsotonicCalibration, PlattScaling
+
+    z = rng.standard_normal((90, 3))
+    y = np.arange(90) % 2  # classes 0 and 1 only
+    for cls in (IsotonicCalibration, PlattScaling):
+        with pytest.raises(ValueError, match=f"{cls.__name__} fits one map per class, but class 2 has no row "
+                                             "among the 90 calibration rows"):
+            cls().fit(z, y)
+        with pytest.raises(ValueError, match="class 0 has no row among the 90 calibration rows \\(of positive "
+                                             "weight\\)"):
+            cls().fit(z[:, :2], y, sample_weight=y.astype(float))  # binary: class 0 only at weight 0
+        cls().fit(z, np.arange(90) % 3)  # every class present: fits
+    with pytest.warns(CalibrationWarning, match="VectorScaling: class 2 has no row among the 90 calibration rows"):
+        VectorScaling().fit(z, y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        TemperatureScaling().fit(z, y)  # one shared parameter: nothing is learned per class
+
+
+def test_errors_on_probabilities_call_them_probs(rng):
+    """Audit: TemperatureScaling(input="probs") said "rows of logits must sum to 1"."""
+    from softmaxkit.calibration import IsotonicCalibration
+
+    p = np.full((12, 3), 0.3)
+    for cls in (TemperatureScaling, VectorScaling, IsotonicCalibration):
+        with pytest.raises(ValueError, match="^rows of probs must sum to 1"):
+            cls(input="probs").fit(p, np.arange(12) % 3)
+
+
+def test_load_refuses_unsorted_isotonic_knots(tmp_path, rng):
+    from softmaxkit.calibration import IsotonicCalibration
+    from softmaxkit.io import ModelFileError, read_state, save_state
+
+    z = rng.standard_normal((200, 3))
+    iso = IsotonicCalibration().fit(z, rng.integers(0, 3, 200))
+    iso.save(tmp_path / "iso.npz")
+    kind, meta, arrays = read_state(tmp_path / "iso.npz")
+    arrays["knots_x_"] = arrays["knots_x_"].copy()
+    end = int(arrays["knot_offsets_"][1])
+    arrays["knots_x_"][:end] = arrays["knots_x_"][:end][::-1]
+    save_state(tmp_path / "bad.npz", kind=kind, meta=meta, arrays=arrays)
+    with pytest.raises(ModelFileError, match="knots_x_ must be sorted within each map"):
+        sk.load(tmp_path / "bad.npz")

@@ -262,8 +262,8 @@ class CalibratedClassifier(Persistable, MetaEstimatorMixin, ClassifierMixin, Bas
                     calibrators = [calibrator] * len(fitted)
                 else:
                     calibrators = [
-                        self._calibrator(response).fit(scores, y_idx[test], sw(test))
-                        for scores, test in zip(fold_scores, held_out)
+                        self._fit_fold_calibrator(response, scores, y_idx[test], sw(test), fold=i, folds=len(fitted))
+                        for i, (scores, test) in enumerate(zip(fold_scores, held_out))
                     ]
                 pairs = [CalibratedPair(est, cal, response) for est, cal in zip(fitted, calibrators)]
             else:
@@ -302,6 +302,16 @@ class CalibratedClassifier(Persistable, MetaEstimatorMixin, ClassifierMixin, Bas
         if response == "decision_function":
             return cls()
         return cls(input="probs") if self.method == "isotonic" else cls(input="probs", eps=PROBA_EPS)
+
+    def _fit_fold_calibrator(self, response: str, scores: np.ndarray, y_idx: np.ndarray, weights: Any, *,
+                             fold: int, folds: int) -> Any:
+        """One fold's calibrator (``ensemble=True``); its errors name the fold."""
+        try:
+            return self._calibrator(response).fit(scores, y_idx, weights)
+        except ValueError as exc:
+            raise ValueError(f"the held-out rows of fold {fold + 1} of {folds}: {exc}; with ensemble=True each "
+                             "fold's held-out rows fit a calibrator of their own, so use stratified folds (an int "
+                             "cv)") from None
 
     def __sklearn_tags__(self) -> Any:
         # Sparse X goes to the estimator untouched (indexing and cross_val_predict keep it

@@ -41,6 +41,13 @@ def check_n_rows(n: int, other: int, name: str, other_name: str) -> None:
         raise ValueError(f"{name} has {n} rows and {other_name} {other}; they must match")
 
 
+def absent_classes(labels: np.ndarray, weights: np.ndarray, n_classes: int) -> list[int]:
+    """The classes in ``0..n_classes-1`` that no row of positive weight holds (sorted)."""
+    present = np.zeros(n_classes, dtype=bool)
+    present[labels[weights > 0]] = True
+    return np.flatnonzero(~present).tolist()
+
+
 def check_labels(y: Any, n_classes: int, n_rows: int, name: str = "y") -> np.ndarray:
     """Integer class indices of shape ``(n_rows,)`` in ``[0, n_classes)``, as int64."""
     arr = to_numpy(y)
@@ -78,6 +85,18 @@ def check_sample_weight(sample_weight: Any, n_rows: int) -> np.ndarray:
     if n_rows and not np.sum(w) > 0:
         raise ValueError("sample_weight sums to 0: there is nothing to evaluate")
     return w
+
+
+#: What a calibrator or conformal predictor may be given: logits, or probabilities (chosen explicitly).
+INPUTS = ("logits", "probs")
+
+
+def input_name(input: str) -> str:
+    """What a calibrator's ``input`` option calls its scores in messages (the argument is named
+    ``logits`` either way): ``"probs"`` or ``"logits"``; ValueError for any other value."""
+    if input not in INPUTS:
+        raise ValueError(f"input must be one of {INPUTS}, got {input!r}")
+    return input
 
 
 def check_probs(probs: Any, name: str = "probs") -> np.ndarray:

@@ -17,8 +17,15 @@ from typing import Any
 
 import numpy as np
 
-from softmaxkit._calibration_inputs import check_labels, check_logits, check_probs, check_sample_weight
-from softmaxkit.calibration import INPUTS, NotFittedError, _Calibrator, _check_nonneg, _check_positive_int
+from softmaxkit._calibration_inputs import (
+    absent_classes,
+    check_labels,
+    check_logits,
+    check_probs,
+    check_sample_weight,
+    input_name,
+)
+from softmaxkit.calibration import NotFittedError, _Calibrator, _check_nonneg, _check_positive_int
 
 
 class _OneVsRest(_Calibrator):
@@ -28,10 +35,9 @@ class _OneVsRest(_Calibrator):
 
     # ---- scores
 
-    def _scores(self, X: Any, name: str = "logits") -> np.ndarray:
+    def _scores(self, X: Any) -> np.ndarray:
         """``(N, G)`` float64 scores: one column per class, or the margin when there are 2 classes."""
-        if self.input not in INPUTS:
-            raise ValueError(f"input must be one of {INPUTS}, got {self.input!r}")
+        name = input_name(self.input)
         if self.input == "logits":
             if self.eps is not None:
                 raise ValueError('eps only applies to input="probs"; logits never need clipping')
@@ -61,6 +67,16 @@ class _OneVsRest(_Calibrator):
         w = check_sample_weight(sample_weight, f.shape[0])
         if f.shape[0] == 0:
             raise ValueError("cannot fit a calibrator on 0 samples")
+        missing = absent_classes(labels, w, n_classes)
+        if missing:
+            # Its map would learn "never": probability 0 (isotonic) or about 1/(n+2) (Platt) whatever the
+            # score, so new rows of that class lose it (audit: accuracy 0.96 -> 0.62, log-loss inf).
+            raise ValueError(
+                f"{type(self).__name__} fits one map per class, but class {missing[0]} has no row among the "
+                f"{f.shape[0]} calibration rows{' (of positive weight)' if np.any(w == 0) else ''}: its map would "
+                "learn that the class never occurs, whatever its score. Calibrate on rows that hold every class, or use "
+                "TemperatureScaling, which shares one parameter across classes"
+            )
         # Binary: the positive class only; else each class against the rest.
         hits = (labels == 1)[:, None] if f.shape[1] == 1 else labels[:, None] == np.arange(n_classes)[None, :]
         self._fit_groups(f, hits.astype(np.float64), w)
@@ -203,6 +219,9 @@ class IsotonicCalibration(_OneVsRest):
             raise ValueError("knot_offsets_ does not index the stored knots")
         if self.knots_y_.shape != self.knots_x_.shape or np.any((self.knots_y_ < 0) | (self.knots_y_ > 1)):
             raise ValueError("knots_y_ must hold probabilities, one per knot")
+        offsets = o.astype(np.int64)
+        if any(np.any(np.diff(self.knots_x_[offsets[g]:offsets[g + 1]]) < 0) for g in range(offsets.size - 1)):
+            raise ValueError("knots_x_ must be sorted within each map (np.interp reads unsorted knots wrongly)")
 
 
 # --------------------------------------------------------------------------- Platt

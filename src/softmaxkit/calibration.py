@@ -48,10 +48,12 @@ from typing import Any
 import numpy as np
 
 from softmaxkit._calibration_inputs import (
+    absent_classes,
     check_eps,
     check_labels,
     check_logits,
     check_sample_weight,
+    input_name,
     log_probs,
 )
 from softmaxkit.io import Persistable
@@ -75,9 +77,6 @@ METHODS = {
     "isotonic": "IsotonicCalibration",
     "platt": "PlattScaling",
 }
-
-INPUTS = ("logits", "probs")
-
 
 class CalibrationWarning(UserWarning):
     """The fit hit a bound or did not converge; the result is usable but read the message."""
@@ -105,15 +104,14 @@ class _Calibrator(Persistable):
 
     # ---- inputs
 
-    def _logits(self, X: Any, name: str = "logits") -> np.ndarray:
+    def _logits(self, X: Any) -> np.ndarray:
         """Validated (N, C) logits (``log p`` for ``input="probs"``)."""
-        x, _ = self._logits_and_max(X, name)
+        x, _ = self._logits_and_max(X)
         return x
 
-    def _logits_and_max(self, X: Any, name: str = "logits") -> tuple[np.ndarray, np.ndarray]:
+    def _logits_and_max(self, X: Any) -> tuple[np.ndarray, np.ndarray]:
         """Validated (N, C) logits and their (finite, float64) row maxima."""
-        if self.input not in INPUTS:
-            raise ValueError(f"input must be one of {INPUTS}, got {self.input!r}")
+        name = input_name(self.input)
         if self.input == "probs":
             x, row_max = check_logits(log_probs(X, eps=self.eps, name=name), name, return_row_max=True)
         else:
@@ -211,8 +209,7 @@ class _Calibrator(Persistable):
         """Check a loaded state (ValueError naming the entry): the parameters, ``n_classes_`` and
         the other fitted scalars, and every fitted array finite, of the shape :meth:`_state_shapes`
         gives for ``n_classes_``. Subclasses add their own checks after this one."""
-        if self.input not in INPUTS:
-            raise ValueError(f"input must be one of {INPUTS}, got {self.input!r}")
+        input_name(self.input)  # a known input
         if self.eps is not None:
             check_eps(self.eps)
         c = self.n_classes_
@@ -720,6 +717,13 @@ class _AffineScaling(_Calibrator):
         x, _, labels, w = self._fit_inputs(logits, y, sample_weight)
         x = x.astype(np.float64)
         n, c = x.shape
+        missing = absent_classes(labels, w, c)
+        if missing:
+            warnings.warn(
+                f"{type(self).__name__}: class {missing[0]} has no row among the {n} calibration rows; its "
+                "scale and bias are set by the priors alone (pseudo_count, identity_reg)", CalibrationWarning,
+                stacklevel=2,
+            )
         total = float(np.sum(w))
         row_scale = w / total  # gradient of the weighted mean
         runner_up, _ = runner_up_and_min(x, labels)

@@ -78,6 +78,7 @@ from typing import Any
 import numpy as np
 
 from softmaxkit._calibration_inputs import (
+    INPUTS,
     check_choice,
     check_labels,
     check_logits,
@@ -104,7 +105,6 @@ __all__ = [
 ]
 
 SCORES = ("lac", "aps", "raps")
-INPUTS = ("logits", "probs")
 
 
 class ConformalWarning(UserWarning):
