@@ -9,13 +9,16 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
+# Where torch comes from: empty uses pip's own configuration (the build machines' local wheel
+# cache holds the CPU build); https://download.pytorch.org/whl/cpu gets the CPU build from PyPI-land.
+PIP_TORCH_INDEX ?=
 
 .PHONY: demo test setup bench clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -c constraints.txt torch==2.13.0
+	$(PY) -m pip install --quiet -c constraints.txt $(if $(PIP_TORCH_INDEX),--index-url $(PIP_TORCH_INDEX)) torch==2.13.0
 	$(PY) -m pip install --quiet -c constraints.txt -e '.[all,test]'
 	touch $(STAMP)
 
