@@ -517,3 +517,242 @@ def test_binary_cross_entropy_negative_weight_and_pos_weight_match_torch(reducti
             sk.binary_cross_entropy_with_logits(x0.numpy(), y.numpy(), **{name: np.full(4, np.inf)})
         with pytest.raises(ValueError, match=f"{name} must be finite"):
             skt.binary_cross_entropy_with_logits(x0, y, **{name: torch.full((4,), torch.nan, dtype=torch.float64)})
+
+
+# --------------------------------------------------------------------------- softmax family: the CPU tensor path
+# Shapes cover the NumPy reference kernel (under 1024 elements), the numba kernels (serial, parallel, narrow
+# rows of <= 16 classes), a class axis that is not last, and 3-D input; `contiguous=False` leaves the class
+# axis moved (a non-contiguous tensor).
+
+_SOFTMAX_LAYOUTS = [
+    ((7,), 5, -1), ((40,), 50, -1), ((300,), 7, -1), ((50,), 40, 0), ((6,), 6000, -1), ((6, 5), 80, 1),
+]
+
+
+def _rows_with_special_values(batch, c, dtype, dim, contiguous, seed=0):
+    """``x`` whose rows along ``dim`` are: 0 all -inf, 1 finite, 2 partly -inf, 3 with NaN, 4 with +inf,
+    the last all -inf; and ``as_rows`` mapping a result of ``x``'s shape back to ``(rows, c)``."""
+    g = torch.Generator().manual_seed(seed)
+    n = int(np.prod(batch))
+    rows = 3.0 * torch.randn(n, c, generator=g, dtype=torch.float64)
+    rows[0] = -torch.inf
+    rows[2, ::2] = -torch.inf
+    rows[3, c // 2] = torch.nan
+    rows[4, c - 1] = torch.inf
+    rows[-1] = -torch.inf
+    x = rows.reshape(*batch, c).movedim(-1, dim).to(dtype)
+    x = x.contiguous() if contiguous else x
+
+    def as_rows(t):
+        return t.movedim(dim, -1).reshape(n, c)
+
+    return x, as_rows
+
+
+@pytest.mark.parametrize("contiguous", [True, False])
+@pytest.mark.parametrize("batch,c,dim", _SOFTMAX_LAYOUTS)
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("op", ["softmax", "log_softmax"])
+def test_tensor_softmax_special_rows_values_and_gradients(op, dtype, batch, c, dim, contiguous):
+    """The decided values and gradients, at every size and layout: an all -inf row gives softmax 0 with
+    gradient 0, log-softmax -inf with the upstream gradient passed through (d(x - lse)/dx with p = 0);
+    NaN or +inf makes the row and its gradient NaN; every other row is torch's, value and gradient."""
+    x, as_rows = _rows_with_special_values(batch, c, dtype, dim, contiguous)
+    n = int(np.prod(batch))
+    dead, bad = [0, n - 1], [3, 4]
+    ok = [i for i in range(n) if i not in dead + bad]
+    x = x.requires_grad_()
+    u = torch.randn(x.shape, generator=torch.Generator().manual_seed(1), dtype=torch.float64).to(dtype)
+    y = getattr(skt, op)(x, dim=dim)
+    assert y.dtype == dtype and y.shape == x.shape
+    (gx,) = torch.autograd.grad(y, x, u)
+    yr, gr, ur = as_rows(y.detach()), as_rows(gx), as_rows(u)
+    if op == "softmax":
+        assert torch.equal(yr[dead], torch.zeros_like(yr[dead]))
+        assert torch.equal(gr[dead], torch.zeros_like(gr[dead]))
+    else:
+        assert (yr[dead] == -torch.inf).all()
+        assert torch.equal(gr[dead], ur[dead])
+    assert torch.isnan(yr[bad]).all() and torch.isnan(gr[bad]).all()
+    # the finite rows: torch's value and gradient (rows are independent, so the others are zeroed for torch)
+    xs = as_rows(x.detach()).clone()
+    xs[dead + bad] = 0.0
+    xs.requires_grad_()
+    ref = getattr(torch, op)(xs, -1)
+    (g_ref,) = torch.autograd.grad(ref, xs, ur)
+    tol = dict(rtol=1e-12, atol=1e-14) if dtype == torch.float64 else dict(rtol=2e-5, atol=2e-6)
+    torch.testing.assert_close(yr[ok], ref.detach()[ok], **tol)
+    torch.testing.assert_close(gr[ok], g_ref[ok], **tol)
+
+
+@pytest.mark.parametrize("op", ["softmax", "log_softmax"])
+def test_tensor_softmax_float32_precision_at_many_classes(op):
+    """float32 rows of 65,536 classes against float64: row sums within 1e-6 of 1 and entries within a few
+    float32 ulps (torch's own float32 kernel, which sums in float32 lanes, is off by about 2e-5 here)."""
+    x = 3.0 * torch.randn(4, 65536, generator=torch.Generator().manual_seed(2))
+    ours = getattr(skt, op)(x).double()
+    ref = getattr(torch, op)(x.double(), -1)
+    p = ours.exp() if op == "log_softmax" else ours
+    assert (p.sum(-1) - 1).abs().max() <= 1e-6
+    if op == "softmax":
+        assert ((ours - ref).abs() / ref).max() <= 3e-6
+    else:
+        assert ((ours - ref).abs() / ref.abs().clamp_min(1.0)).max() <= 1e-6
+
+
+@pytest.mark.parametrize("batch,c,dim", [((6,), 5, -1), ((40,), 60, -1), ((30,), 50, 0)])
+@pytest.mark.parametrize("op", ["softmax", "log_softmax"])
+def test_tensor_softmax_temperature_gradients_at_every_size(op, batch, c, dim):
+    """A float temperature and a learnable one (T.grad) match torch's softmax(x / T), in x and T."""
+    g = torch.Generator().manual_seed(3)
+    x0 = 3.0 * torch.randn(*batch, c, generator=g, dtype=torch.float64).movedim(-1, dim)
+    u = torch.randn(x0.shape, generator=g, dtype=torch.float64)
+    for learnable in (False, True):
+        x, xr = x0.clone().requires_grad_(), x0.clone().requires_grad_()
+        t = torch.nn.Parameter(torch.tensor(0.7, dtype=torch.float64)) if learnable else 0.7
+        tr = torch.nn.Parameter(torch.tensor(0.7, dtype=torch.float64)) if learnable else 0.7
+        ours, ref = getattr(skt, op)(x, dim=dim, temperature=t), getattr(torch, op)(xr / tr, dim)
+        torch.testing.assert_close(ours, ref, rtol=1e-12, atol=1e-14)
+        (ours * u).sum().backward()
+        (ref * u).sum().backward()
+        torch.testing.assert_close(x.grad, xr.grad, rtol=1e-10, atol=1e-13)
+        if learnable:
+            torch.testing.assert_close(t.grad, tr.grad, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("batch,c,dim", [((5,), 7, -1), ((40,), 60, -1), ((30,), 50, 0), ((6,), 6000, -1)])
+@pytest.mark.parametrize("op", ["softmax", "log_softmax"])
+def test_tensor_softmax_double_backward_at_every_size(op, batch, c, dim):
+    """Hessian-vector products match torch's double backward; on all -inf rows the second derivative
+    is 0 (the first one is constant there) and nothing is NaN."""
+    g = torch.Generator().manual_seed(4)
+    x0 = 2.0 * torch.randn(*batch, c, generator=g, dtype=torch.float64).movedim(-1, dim)
+    u, v = (torch.randn(x0.shape, generator=g, dtype=torch.float64) for _ in range(2))
+    hv = []
+    for fn in (lambda x: getattr(skt, op)(x, dim=dim, temperature=1.3), lambda x: getattr(torch, op)(x / 1.3, dim)):
+        x = x0.clone().requires_grad_()
+        (gx,) = torch.autograd.grad(fn(x), x, u, create_graph=True)
+        hv.append(torch.autograd.grad(gx, x, v)[0])
+    torch.testing.assert_close(hv[0], hv[1], rtol=1e-10, atol=1e-13)
+    x = x0.clone().movedim(dim, -1)
+    x[0] = -torch.inf
+    x = x.movedim(-1, dim).requires_grad_()
+    (gx,) = torch.autograd.grad(getattr(skt, op)(x, dim=dim), x, u, create_graph=True)
+    (h,) = torch.autograd.grad(gx, x, v)
+    assert torch.isfinite(gx).all() and torch.isfinite(h).all()
+    assert torch.equal(h.movedim(dim, -1)[0], torch.zeros_like(h.movedim(dim, -1)[0]))
+
+
+def test_tensor_softmax_gradgradcheck_with_temperature():
+    x = torch.randn(3, 4, 5, dtype=torch.float64, generator=torch.Generator().manual_seed(5), requires_grad=True)
+    t = torch.tensor(1.4, dtype=torch.float64, requires_grad=True)
+    for fn in (skt.softmax, skt.log_softmax):
+        assert torch.autograd.gradcheck(lambda x, t: fn(x, dim=1, temperature=t), (x, t))
+        assert torch.autograd.gradgradcheck(lambda x, t: fn(x, dim=1, temperature=t), (x, t))
+
+
+@pytest.mark.parametrize("op", ["softmax", "log_softmax"])
+def test_tensor_softmax_leaves_its_input_alone(op):
+    """Whatever copy the computation works in (a cast, a temperature, a moved class axis), the
+    caller's tensor is never written, with or without autograd."""
+    g = torch.Generator().manual_seed(6)
+    base = 3.0 * torch.randn(60, 70, generator=g)
+    cases = [
+        (base, dict(dim=-1, temperature=2.0)), (base, dict(dim=-1, dtype=torch.float64)), (base, dict(dim=0)),
+        (base.t(), dict(dim=0)), (base.t(), dict(dim=1)), (base.bfloat16(), dict(dim=-1)),
+        (base.double(), dict(dim=-1, dtype=torch.float32)), (base[:, ::2], dict(dim=-1)),
+    ]
+    for x, kw in cases:
+        for grad in (False, True):
+            xi = x.detach().clone().requires_grad_(grad) if grad else x
+            before = xi.detach().clone()
+            ours = getattr(skt, op)(xi, **kw)
+            assert torch.equal(xi.detach(), before), kw
+            xd = before.to(kw.get("dtype") or before.dtype)
+            ref = getattr(torch, op)(xd.float() if xd.dtype == torch.bfloat16 else xd, kw["dim"])
+            ref = (ref * 1.0 if "temperature" not in kw else getattr(torch, op)(xd / 2.0, kw["dim"])).to(xd.dtype)
+            assert ours.dtype == xd.dtype and ours.requires_grad == grad
+            tol = 1e-2 if xd.dtype == torch.bfloat16 else 2e-6
+            torch.testing.assert_close(ours.detach().float(), ref.float(), rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("op", ["softmax", "log_softmax"])
+def test_tensor_softmax_no_grad_inference_mode_and_input_changed_after_forward(op):
+    x0 = 2.0 * torch.randn(50, 60, generator=torch.Generator().manual_seed(7))
+    ref = getattr(torch, op)(x0, -1)
+    x = x0.clone().requires_grad_()
+    with torch.no_grad():
+        y = getattr(skt, op)(x)
+    assert not y.requires_grad
+    torch.testing.assert_close(y, ref, rtol=2e-6, atol=2e-6)
+    with torch.inference_mode():
+        torch.testing.assert_close(getattr(skt, op)(x0), ref, rtol=2e-6, atol=2e-6)
+    # the forward keeps no reference to its input's values: changing it in place afterwards is allowed
+    x = x0.clone().requires_grad_()
+    xm = x * 1.0
+    u = torch.randn(x0.shape, generator=torch.Generator().manual_seed(8))
+    y = getattr(skt, op)(xm)
+    xm.add_(1.0)
+    y.backward(u)
+    xr = x0.clone().requires_grad_()
+    getattr(torch, op)(xr, -1).backward(u)
+    torch.testing.assert_close(x.grad, xr.grad, rtol=2e-5, atol=2e-6)
+
+
+def test_tensor_softmax_under_torch_compile_fullgraph():
+    """torch.compile(fullgraph=True) traces the softmax family (no graph break), all -inf rows included,
+    with eager's values and gradients."""
+    g = torch.Generator().manual_seed(9)
+    x0 = 2.0 * torch.randn(6, 40, generator=g)
+    x0[1] = -torch.inf
+    u = torch.randn(6, 40, generator=g)
+
+    def f(x):  # (a learnable temperature does not trace: its value check is a data-dependent branch)
+        lp = skt.log_softmax(x, dim=-1, temperature=1.5)
+        lp = torch.where(torch.isfinite(lp), lp, torch.zeros_like(lp))
+        return (skt.softmax(x, dim=-1) * u).sum() + (lp * u).sum() + (skt.softmax(x.t(), dim=0) * u.t()).sum()
+
+    torch._dynamo.reset()
+    try:
+        compiled = torch.compile(f, fullgraph=True, backend="aot_eager")
+        out = []
+        for fn in (f, compiled):
+            x = x0.clone().requires_grad_()
+            loss = fn(x)
+            loss.backward()
+            out.append((loss.detach(), x.grad))
+    finally:
+        torch._dynamo.reset()
+    torch.testing.assert_close(out[1], out[0])
+    assert torch.isfinite(out[1][1]).all() and torch.equal(out[1][1][1], torch.zeros(40))  # the all -inf row
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs os.fork")
+def test_tensor_softmax_in_a_forked_worker_after_the_parent_used_it():
+    """A DataLoader-style worker (forked, torch at one thread) computes the softmax after its parent
+    did: numba's OpenMP threads would kill it ("fork() called from a process already using GNU
+    OpenMP"), so a forked child keeps to the composite ops and exits normally."""
+    import subprocess
+    import sys
+
+    script = r"""
+import os, torch, softmaxkit.torch as skt
+x = torch.randn(64, 1000, requires_grad=True)
+(skt.softmax(x) + skt.log_softmax(x, dim=0)).sum().backward()
+pid = os.fork()
+if pid == 0:
+    code = 1
+    try:
+        torch.set_num_threads(1)
+        y = skt.softmax(x)
+        y.sum().backward()
+        ok = torch.allclose(y, torch.softmax(x, -1)) and torch.allclose(skt.log_softmax(x.detach(), dim=0),
+                                                                        torch.log_softmax(x.detach(), 0))
+        code = 0 if ok else 2
+    finally:
+        os._exit(code)
+_, status = os.waitpid(pid, 0)
+print("child status", status)
+"""
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0 and "child status 0" in out.stdout, out.stdout + out.stderr[-2000:]

@@ -430,3 +430,61 @@ def test_nn_k_dimensional_weighted_ignore_index():
     for reduction in ("mean", "sum", "none"):
         kw = dict(weight=w, ignore_index=-1, reduction=reduction, label_smoothing=0.1)
         _check(lambda x: skt.cross_entropy(x, y, axis=1, **kw), lambda x: F.cross_entropy(x, y, **kw), (x,))
+
+
+# --------------------------------------------------------------------------- dtypes torch's result takes
+
+
+@pytest.mark.parametrize("half", [torch.bfloat16, torch.float16])
+def test_loss_under_autocast_is_float32_as_torchs(half):
+    """cross_entropy and BCE are on autocast's float32 list: torch returns a float32 loss from 16-bit
+    logits. Before, softmaxkit rounded it to 16 bits (27.25 for torch's 27.2357 in bfloat16)."""
+    g = torch.Generator().manual_seed(0)
+    x, w = torch.randn(64, 32, generator=g), torch.randn(100, 32, generator=g) * 3
+    y = torch.randint(0, 100, (64,), generator=g)
+    yb = torch.rand(64, 100, generator=g).round()
+    cases = [(skt.cross_entropy, F.cross_entropy, y), (skt.binary_cross_entropy_with_logits,
+                                                       F.binary_cross_entropy_with_logits, yb)]
+    for ours, theirs, target in cases:
+        grads = []
+        for fn in (ours, theirs):
+            leaf = x.clone().requires_grad_()
+            with torch.autocast("cpu", dtype=half):
+                logits = leaf @ w.T
+                assert logits.dtype == half
+                loss = fn(logits, target)
+            assert loss.dtype == torch.float32, fn
+            loss.backward()
+            grads.append((loss.detach(), leaf.grad))
+        torch.testing.assert_close(grads[0][0], grads[1][0], rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(grads[0][1], grads[1][1])
+    # outside autocast, 16-bit logits keep their dtype, as torch's do
+    assert skt.cross_entropy(torch.randn(4, 3, dtype=half), torch.tensor([0, 1, 2, 0])).dtype == half
+
+
+def test_probability_targets_of_a_wider_dtype_promote_the_loss_as_torch():
+    """float32 logits with float64 probabilities: torch returns float64 (before: float32). We also compute
+    in float64 and equal the float64 oracle; torch's value comes from a float32 log-softmax."""
+    g = torch.Generator().manual_seed(1)
+    z = torch.randn(50, 7, generator=g, requires_grad=True)
+    t = torch.softmax(torch.randn(50, 7, generator=g, dtype=torch.float64), -1)
+    ours, theirs = skt.cross_entropy(z, t), F.cross_entropy(z, t)
+    assert ours.dtype == theirs.dtype == torch.float64
+    torch.testing.assert_close(ours, F.cross_entropy(z.double(), t), rtol=1e-13, atol=0)
+    torch.testing.assert_close(ours, theirs, rtol=1e-6, atol=0)
+    (gz,) = torch.autograd.grad(ours, z)
+    (rz,) = torch.autograd.grad(theirs, z)
+    assert gz.dtype == torch.float32
+    torch.testing.assert_close(gz, rz)
+
+
+@pytest.mark.parametrize("shape, axis", [((3, 0), 1), ((0,), 0), ((2, 0, 4), 1)])
+def test_logsumexp_over_an_empty_axis_stays_on_the_graph(shape, axis):
+    """torch's reference_inputs_logsumexp: -inf with a zero gradient. Before, the result had no grad_fn,
+    so x.grad stayed None inside a larger loss."""
+    x = torch.zeros(shape, dtype=torch.float64, requires_grad=True)
+    ours, theirs = skt.logsumexp(x, axis), torch.logsumexp(x, axis)
+    torch.testing.assert_close(ours, theirs)
+    assert ours.requires_grad
+    (ours.sum() + x.sum()).backward()
+    torch.testing.assert_close(x.grad, torch.ones(shape, dtype=torch.float64))

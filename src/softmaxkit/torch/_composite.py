@@ -26,6 +26,7 @@ either); ``"mean"`` follows :mod:`softmaxkit._reduction`. Costs one
 from __future__ import annotations
 
 import torch
+from torch.autograd import forward_ad
 
 from softmaxkit import _reduction
 from softmaxkit._options import CrossEntropyOptions
@@ -40,9 +41,7 @@ def transforms_active(*tensors) -> bool:
     """
     if torch._C._are_functorch_transforms_active():
         return True
-    from torch.autograd import forward_ad
-
-    if forward_ad._current_level < 0:
+    if forward_ad._current_level < 0:  # (imported at module level: this runs on every CPU softmax call)
         return False
     return any(
         isinstance(t, torch.Tensor) and forward_ad.unpack_dual(t).tangent is not None for t in tensors

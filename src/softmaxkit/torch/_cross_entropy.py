@@ -38,7 +38,7 @@ from softmaxkit._validation import (
     target_kind,
 )
 from softmaxkit.torch import _backend, _composite, _custom_ops
-from softmaxkit.torch._tensors import batch_shape, compute_dtype, from_rows, to_rows
+from softmaxkit.torch._tensors import LOW_PRECISION, batch_shape, compute_dtype, from_rows, to_rows
 
 
 @dataclass(frozen=True)
@@ -155,6 +155,20 @@ def target_rows(target: torch.Tensor, problem: Problem, dtype: torch.dtype) -> t
     return target.reshape(-1).to(torch.int64)
 
 
+def loss_dtype(logits: torch.Tensor, target: torch.Tensor, *, soft: bool) -> torch.dtype:
+    """The dtype of torch's loss for these inputs, which the loss is also computed in (at least float32).
+
+    The logits' dtype, except that 16-bit logits give float32 under
+    ``torch.autocast`` for their device (autocast casts them up before the op),
+    (cross-entropy is on autocast's float32 list), and probability targets of a wider dtype promote it (float32 logits with
+    float64 probabilities give a float64 loss, computed in float64).
+    """
+    dtype = logits.dtype
+    if dtype in LOW_PRECISION and torch.is_autocast_enabled(logits.device.type):
+        dtype = torch.float32
+    return torch.promote_types(dtype, target.dtype) if soft else dtype
+
+
 def loss_and_grad(
     logits: torch.Tensor,
     target: torch.Tensor,
@@ -165,14 +179,15 @@ def loss_and_grad(
     grad_output: Any = None,
     grad_in_compute_dtype: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Loss (in ``logits``' dtype and layout) and ``grad_output * dloss/dlogits``.
+    """Loss (in :func:`loss_dtype`, ``logits``' layout) and ``grad_output * dloss/dlogits``.
 
     The gradient is in ``logits``' dtype, or with ``grad_in_compute_dtype``
     in the compute dtype (float32 for 16-bit logits), for a caller that
     scales it later and must round to 16 bits only once.
     """
     opts = problem.options
-    cdtype = compute_dtype(logits.dtype)
+    out_dtype = loss_dtype(logits, target, soft=problem.soft)
+    cdtype = compute_dtype(out_dtype)
     x = to_rows(logits, problem.axis, cdtype)  # (N, C); may share memory with logits
     t = target_rows(target, problem, cdtype)
     shape = batch_shape(tuple(logits.shape), problem.axis)
@@ -193,7 +208,7 @@ def loss_and_grad(
     if grad is not None:
         grad = from_rows(grad, tuple(logits.shape), problem.axis)
         grad = grad if grad_in_compute_dtype else grad.to(logits.dtype)
-    return loss.to(logits.dtype), grad
+    return loss.to(out_dtype), grad
 
 
 class CrossEntropyFunction(torch.autograd.Function):

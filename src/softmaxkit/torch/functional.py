@@ -13,8 +13,11 @@ are the same call. Semantics are those documented in
   gradient.
 
 Cross-entropy runs through :class:`~softmaxkit.torch._cross_entropy.CrossEntropyFunction`
-(fused loss + gradient; NumPy/numba kernels on CPU, torch ops elsewhere). The
-softmax family is written in torch ops and differentiated by autograd.
+(fused loss + gradient; NumPy/numba kernels on CPU, torch ops elsewhere).
+``softmax``/``log_softmax`` of a CPU tensor run on the same CPU kernels as the
+NumPy API (:func:`_kernel_softmax`, differentiated by :class:`_KernelSoftmax`);
+elsewhere, and under ``torch.compile``, ``torch.func`` transforms or forward-mode
+AD, the softmax family is written in torch ops and differentiated by autograd.
 
 Beyond a first-order backward (see :mod:`softmaxkit.torch._composite`):
 
@@ -30,6 +33,7 @@ This module registers itself with :mod:`softmaxkit._dispatch` on import.
 
 from __future__ import annotations
 
+import os
 import sys
 import warnings
 from typing import Any
@@ -37,7 +41,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from softmaxkit import _dispatch
+from softmaxkit import _dispatch, kernels
 from softmaxkit._validation import (
     check_broadcasts_to,
     check_floating,
@@ -51,6 +55,7 @@ from softmaxkit.torch._cross_entropy import (
     compiling,
     kernel_options,
     loss_and_grad,
+    loss_dtype,
     problem_for,
 )
 from softmaxkit.torch._tensors import LOW_PRECISION, compute_dtype
@@ -153,6 +158,175 @@ def _empty_or_scalar(xc: torch.Tensor, log: bool) -> torch.Tensor | None:
     return None
 
 
+#: What the CPU kernels take: float32/float64, plain tensors (a subclass's memory may not be its values).
+_KERNEL_DTYPES = (torch.float32, torch.float64)
+_PLAIN_TENSORS = (torch.Tensor, torch.nn.Parameter)
+
+
+def _on_cpu_kernels(xc: torch.Tensor) -> bool:
+    """Whether the (log-)softmax of ``xc`` runs on the numba kernels of :mod:`softmaxkit.kernels`.
+
+    CPU float32/float64 tensors of at least :data:`softmaxkit.kernels.CPU_MIN_ELEMENTS` elements (the
+    NumPy API's threshold: smaller ones would load numba, a one-time pause, for a few logits), outside
+    ``torch.compile``/``torch.jit`` tracing (which cannot see into NumPy) and ``torch.func`` transforms
+    or forward-mode AD (whose batched or dual tensors a NumPy view drops); the rest run the composite
+    torch ops.
+
+    The kernels are the NumPy API's: one pass over each row in cache, sums in float64, so float32 rows
+    sum to 1 within 1e-6 even at 262,144 classes. torch's own CPU kernel is as fast but sums in float32
+    vector lanes, 1e-5 off at 32,000 classes; the composite ops are as exact but take 3x torch's time.
+    """
+    if compiling() or torch.jit.is_tracing():  # first: Dynamo cannot trace the checks below
+        return False
+    return (
+        xc.is_cpu and xc.dtype in _KERNEL_DTYPES and type(xc) in _PLAIN_TENSORS
+        and xc.layout == torch.strided and not xc.is_neg() and _numba_kernels(xc.numel()) is not None
+        and not _composite.transforms_active(xc)
+    )  # fmt: skip
+
+
+#: True in a process forked from one that may have started numba's threads: numba's ``omp`` layer
+#: (GNU OpenMP) kills such a child that starts a parallel region ("Terminating: fork() called from a
+#: process already using GNU OpenMP"), so there the softmax keeps to the composite torch ops, which
+#: worked in forked ``DataLoader`` workers before the kernels were used here and still do.
+_FORKED = False
+
+
+def _note_fork() -> None:
+    global _FORKED
+    _FORKED = True
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_note_fork)
+
+
+def _numba_kernels(n_elements: int) -> Any:
+    """:mod:`softmaxkit.kernels.cpu` for ``n_elements`` logits, or None (fewer than
+    ``CPU_MIN_ELEMENTS``, numba unusable, or a forked child: see :data:`_FORKED`): the composite ops then."""
+    if _FORKED:
+        return None
+    k = kernels.select(n_elements)
+    return None if k is kernels.reference else k
+
+
+def _run_kernel(rows: torch.Tensor, res: torch.Tensor, log: bool) -> None:
+    """The (log-)softmax of the C-contiguous ``(N, C)`` ``rows`` into ``res`` (which may be ``rows``)."""
+    kernels.select(rows.numel()).softmax_2d(rows.numpy(), res.numpy(), log=log)
+
+
+def _kernel_softmax(xc: torch.Tensor, axis: int, log: bool, *, private: bool = False) -> torch.Tensor:
+    """(Log-)softmax of ``xc`` along ``axis`` on the CPU kernels, with no graph.
+
+    All ``-inf`` rows give 0 (log: ``-inf``); NaN or ``+inf`` make the row NaN. When the class axis
+    is the innermost in memory the result is a fresh tensor of ``xc``'s layout (``xc`` itself when
+    ``private``: a copy the caller made, which the kernel then overwrites instead of allocating);
+    otherwise the rows are gathered into a contiguous copy, computed in place and written back in
+    ``xc``'s layout. ``xc`` is never written unless ``private``.
+    """
+    xd = xc.detach()
+    moved = xd.movedim(axis, -1)
+    c = moved.shape[-1]
+    if moved.is_contiguous():  # dense, so empty_like keeps xc's strides: the rows are contiguous there too
+        res = xd if private else torch.empty_like(xd)
+        _run_kernel(moved.view(-1, c), res.movedim(axis, -1).view(-1, c), log)
+        return res  # (not a view: a custom Function's output that is a view cannot be changed in place)
+    rows = torch.empty(moved.shape, dtype=xc.dtype).copy_(moved).view(-1, c)  # always a copy: ours
+    _run_kernel(rows, rows, log)
+    return torch.empty_like(xd).copy_(rows.view(moved.shape).movedim(-1, axis))
+
+
+def _softmax_grad(g: torch.Tensor, y: torch.Tensor, axis: int, log: bool) -> torch.Tensor:
+    """``dL/dx`` of ``y = softmax(x)`` (``log_softmax`` when ``log``) from the upstream ``g``.
+
+    ``g * y - y * sum(g * y)``, or ``g - exp(y) * sum(g)`` for log-softmax: on an all ``-inf`` row
+    (``y = 0``, log ``-inf``) that is 0, and for log-softmax ``g`` itself, the values the composite
+    ops give. Sums are torch's (pairwise), as exact as the composite's autograd. Under
+    ``create_graph=True`` the ops are recorded: differentiable in ``g`` and in ``y``, whose own
+    ``grad_fn`` is :class:`_KernelSoftmax`, so double backward is exact.
+    """
+    if log:
+        s = g.sum(axis, keepdim=True)
+        e = torch.exp(y)
+        if torch.is_grad_enabled():  # create_graph: exp saved its result, so no in-place op on e
+            return torch.addcmul(g, e, s, value=-1)
+        return torch.addcmul(g, e, s, value=-1, out=e)
+    gy = g * y
+    return gy.addcmul_(y, gy.sum(axis, keepdim=True), value=-1)  # (g * y saves g and y, not gy)
+
+
+class _KernelSoftmax(torch.autograd.Function):
+    """(Log-)softmax on the CPU kernels with autograd; saves only its result, as torch's softmax does.
+
+    The input is not saved: changing it in place after the forward is allowed, as with the composite
+    ops (the result is saved, so changing *that* in place before the backward raises torch's
+    "modified by an inplace operation" error, as for ``torch.softmax``).
+    """
+
+    @staticmethod
+    def forward(ctx, xc, axis, log):
+        y = _kernel_softmax(xc, axis, log)
+        ctx.save_for_backward(y)
+        ctx.axis, ctx.log = axis, log
+        return y
+
+    @staticmethod
+    def backward(ctx, g):
+        (y,) = ctx.saved_tensors
+        return _softmax_grad(g, y, ctx.axis, ctx.log), None, None
+
+
+def _cpu_softmax(x_in: torch.Tensor, xc: torch.Tensor, axis: int, log: bool) -> torch.Tensor:
+    """:func:`_kernel_softmax` of ``xc`` (prepared from the caller's ``x_in``), on the graph if one is wanted.
+
+    Without a graph, a ``xc`` that :func:`_prepare` copied (cast or divided by the temperature) is
+    overwritten by the result rather than allocating another ``x``-sized tensor.
+    """
+    if torch.is_grad_enabled() and xc.requires_grad:
+        return _KernelSoftmax.apply(xc, axis, log)
+    private = xc is not x_in and xc.untyped_storage().data_ptr() != x_in.untyped_storage().data_ptr()
+    return _kernel_softmax(xc, axis, log, private=private)
+
+
+def _fast_cpu_softmax(x: Any, axis: Any, dim: Any, log: bool) -> torch.Tensor | None:
+    """The common call, ``softmax(x)``/``softmax(x, dim)`` of a CPU tensor with no temperature,
+    ``dtype`` or ``out``, in as few Python steps as the general path's result allows; None otherwise.
+
+    Same kernel and result as the general path (which handles every other call and raises every
+    error): at 64 x 1000 the checks of that path cost as much as the kernel itself.
+    """
+    if compiling() or torch.jit.is_tracing() or type(x) not in _PLAIN_TENSORS:
+        return None
+    if dim is not None:
+        if axis is not None:
+            return None
+        axis = dim
+    elif axis is None:
+        axis = -1
+        if x.ndim >= 3:  # the general path raises: name the class axis
+            return None
+    ndim = x.ndim
+    if (
+        type(axis) is not int or not -ndim <= axis < ndim or not x.is_cpu or x.dtype not in _KERNEL_DTYPES
+        or x.layout != torch.strided or x.is_neg()
+    ):  # fmt: skip
+        return None
+    k = _numba_kernels(x.numel())
+    if k is None or _composite.transforms_active(x):
+        return None
+    if x.requires_grad and torch.is_grad_enabled():
+        return _KernelSoftmax.apply(x, axis % ndim, log)
+    if (axis == -1 or axis == ndim - 1) and x.is_contiguous():  # classes innermost: no layout to restore
+        rows = (x.detach() if x.requires_grad else x).numpy()
+        res = torch.empty_like(x)
+        out = res.numpy()
+        if ndim != 2:
+            rows, out = rows.reshape(-1, x.shape[-1]), out.reshape(-1, x.shape[-1])
+        k.softmax_2d(rows, out, log=log)
+        return res
+    return _kernel_softmax(x, axis % ndim, log)
+
+
 def _softmax_dim(x: Any, axis: int | None, dim: int | None, op: str) -> int:
     """The class axis of ``op`` (softmax or log_softmax): ``axis`` or ``dim=``; without either, the
     last axis of ``(C,)`` and ``(N, C)``, which is also torch's implicit dim there.
@@ -204,13 +378,20 @@ def softmax(
     (torch's ``dtype=``); ``out`` behaves as torch's ``out=``. Empty inputs give empty results; a 0-dim input gives 1.
     NaN or ``+inf`` in a row makes the row NaN.
     """
+    if dtype is None and out is None and type(temperature) in (float, int) and temperature == 1.0:
+        fast = _fast_cpu_softmax(x, axis, dim, log=False)
+        if fast is not None:
+            return fast
     axis = _softmax_dim(x, axis, dim, "softmax")
     if _use_triton(x, dtype, out, temperature):  # CUDA: Triton kernels (forward and backward)
         return _triton.softmax(x, normalize_axis(axis, x.ndim), temperature=check_temperature(temperature))
+    x_in = x
     x, xc, axis = _prepare(x, axis, temperature, dtype)
     special = _empty_or_scalar(xc, log=False)
     if special is not None:
         return _write(special, x, out)
+    if _on_cpu_kernels(xc):
+        return _write(_cpu_softmax(x_in, xc, axis, log=False), x, out)
     z, s, _ = _shift(xc, axis)
     # exp(z) is 0 on an all -inf row, so a safe denominator of 1 gives 0, not 0/0.
     return _write(torch.exp(z) / _safe_sum(s), x, out)
@@ -225,13 +406,20 @@ def log_softmax(
     ``axis``/``dim`` (required from 3 dimensions on), ``dtype`` and ``out`` as
     :func:`softmax`; a 0-dim input gives 0. NaN or ``+inf`` in a row makes the row NaN.
     """
+    if dtype is None and out is None and type(temperature) in (float, int) and temperature == 1.0:
+        fast = _fast_cpu_softmax(x, axis, dim, log=True)
+        if fast is not None:
+            return fast
     axis = _softmax_dim(x, axis, dim, "log_softmax")
     if _use_triton(x, dtype, out, temperature):
         return _triton.softmax(x, normalize_axis(axis, x.ndim), temperature=check_temperature(temperature), log=True)
+    x_in = x
     x, xc, axis = _prepare(x, axis, temperature, dtype)
     special = _empty_or_scalar(xc, log=True)
     if special is not None:
         return _write(special, x, out)
+    if _on_cpu_kernels(xc):
+        return _write(_cpu_softmax(x_in, xc, axis, log=True), x, out)
     return _write(_log_softmax(xc, axis), x, out)
 
 
@@ -251,10 +439,8 @@ def logsumexp(
     if xc.ndim == 0:
         return xc.to(x.dtype)
     if xc.shape[axis] == 0:
-        shape = list(x.shape)
-        shape[axis] = 1
-        res = torch.full(shape, -torch.inf, dtype=x.dtype, device=x.device)
-        return res if keepdims else res.squeeze(axis)
+        # -inf from a sum over the empty axis, so the result stays on the graph (x.grad is zeros, as torch's)
+        return (xc.sum(dim=axis, keepdim=keepdims) - torch.inf).to(x.dtype)
     if xc.numel() == 0:
         return xc.sum(dim=axis, keepdim=keepdims).to(x.dtype)
     z, s, m = _shift(xc, axis)
@@ -377,7 +563,9 @@ def binary_cross_entropy_with_logits(
     y = torch.as_tensor(target, device=logits.device)
     if tuple(y.shape) != tuple(logits.shape):
         raise ValueError(f"target must have the logits' shape {tuple(logits.shape)}, got {tuple(y.shape)}")
-    cdtype = compute_dtype(logits.dtype)
+    # torch's result dtype: float32 under autocast for 16-bit logits, promoted by a wider target
+    out_dtype = loss_dtype(logits, y, soft=y.is_floating_point())
+    cdtype = compute_dtype(out_dtype)
     extra = {}
     for name, value in (("weight", weight), ("pos_weight", pos_weight)):
         if value is None:
@@ -390,11 +578,11 @@ def binary_cross_entropy_with_logits(
         extra[name] = v
     loss = F.binary_cross_entropy_with_logits(logits.to(cdtype), y.to(cdtype), reduction="none", **extra)
     if reduction == "none":
-        return loss.to(logits.dtype)
+        return loss.to(out_dtype)
     total = loss.sum(dtype=torch.float64)
     if reduction == "mean":
         total = total / loss.numel() if loss.numel() else total
-    return total.to(logits.dtype)
+    return total.to(out_dtype)
 
 
 # --------------------------------------------------------------------------- linear cross-entropy
