@@ -85,8 +85,10 @@ def test_a_fit_on_its_bound_is_never_called_better():
                          params={"temperature": 1e-10, "at_bound": True})
     assert tone == "warn" and "better" not in text
     assert "bound" in text and "T = 1e-10" in text and "not an improvement" in text
-    text, tone = verdict(before, after, change="temperature scaling", params={"temperature": 0.5, "at_bound": False})
-    assert "(better)" in text
+    change = {"after_minus_before": -0.29, "ci95": [-0.31, -0.27], "reading": "better"}
+    text, tone = verdict(before, after, change="temperature scaling", params={"temperature": 0.5, "at_bound": False},
+                         loss_change=change)
+    assert "(better" in text
 
 
 def test_calibrate_says_when_the_temperature_is_on_its_bound(capsys, tmp_path):

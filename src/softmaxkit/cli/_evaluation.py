@@ -9,8 +9,8 @@ the same way.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Callable
 
 import numpy as np
 
@@ -32,12 +32,23 @@ class Scored:
         :func:`softmaxkit.cli._adapters.summarize` output.
     png : bytes or None
         Reliability diagram.
+    row_loss : ndarray, callable or None
+        Each row's log-loss, ``-log p(true class)`` (``inf`` for a probability 0), or a function that
+        computes them (:func:`score` passes one, so a command that never compares pays no second pass
+        over the scores): what :func:`paired_loss_change` resamples. Not part of metrics.json.
     """
 
     key: str
     name: str
     summary: dict
     png: bytes | None
+    row_loss: np.ndarray | Callable[[], np.ndarray] | None = field(default=None, compare=False, repr=False)
+
+    def row_losses(self) -> np.ndarray | None:
+        """The per-row log-losses, computed (once) on first use."""
+        if callable(self.row_loss):
+            object.__setattr__(self, "row_loss", self.row_loss())
+        return self.row_loss
 
 
 def score(
@@ -61,10 +72,109 @@ def score(
     """
     summary, png = _adapters.summarize(y, probs=probs, logits=logits, transform=transform,
                                        plot_title=f"{name}{what}" if plot else None, ci=ci)
-    return Scored(key=key, name=name, summary=summary, png=png)
+    return Scored(key=key, name=name, summary=summary, png=png,
+                  row_loss=lambda: _row_losses(y, logits=logits, probs=probs, transform=transform))
 
 
-def verdict(before: dict, after: dict, *, change: str, params: dict | None = None) -> tuple[str, str]:
+def _row_losses(y: np.ndarray, *, logits: Any, probs: Any, transform: Any) -> np.ndarray:
+    """``-log p(true class)`` of every row, read block by block as :func:`_adapters.summarize` reads them:
+    exact from logits (a ``-inf`` logit on the truth gives ``inf``), unclipped from probabilities."""
+    from softmaxkit import log_softmax
+    from softmaxkit.data import iter_row_blocks
+
+    y = np.asarray(y).astype(np.int64)
+    scores = logits if logits is not None else probs
+    out = np.empty(len(y))
+    for start, block in iter_row_blocks(scores, _adapters.SCORE_BLOCK_ROWS):
+        rows = slice(start, start + len(block))
+        block = np.array(block, dtype=np.float64)
+        as_logits = logits is not None
+        if transform is not None:
+            block, as_logits = np.asarray(transform(block), dtype=np.float64), True
+        if block.ndim == 1:  # one column: the positive class's probability (or log-odds)
+            block = np.column_stack([np.zeros_like(block), block]) if as_logits else np.column_stack([1 - block, block])
+        picked = np.arange(len(block)), y[rows]
+        if as_logits:
+            out[rows] = -log_softmax(block, axis=-1)[picked]
+        else:
+            with np.errstate(divide="ignore"):
+                out[rows] = -np.log(block[picked])
+    return out
+
+
+#: Resamples of :func:`paired_loss_change`, and the seed that makes its interval the same on every run.
+LOSS_RESAMPLES = 2000
+LOSS_SEED = 0
+#: Up to this many rows the bootstrap resamples the rows themselves; above it, the counts of lost rows
+#: exactly and the finite rows' mean by its normal limit (the same interval at a fixed cost).
+_EXACT_BOOTSTRAP_ROWS = 10_000
+
+
+def paired_loss_change(before: Scored, after: Scored, *, resamples: int = LOSS_RESAMPLES,
+                       seed: int = LOSS_SEED) -> dict | None:
+    """The mean per-row log-loss change (after - before) on the same rows, with a paired bootstrap 95% CI.
+
+    Paired: each resample draws rows and takes both losses of the drawn rows, so the row-to-row spread
+    that before and after share cancels (it is most of the spread). A row lost entirely (``inf``) makes
+    a resample's mean infinite; a row lost both before and after is no change; a resample with rows lost
+    on both sides has no mean, and counts against the interval (as ``-inf`` for its lower end, ``+inf``
+    for its upper). The ends are order statistics (no interpolation across an infinity). Fixed ``seed``:
+    the same rows give the same interval. None when either side has no per-row losses.
+    """
+    b, a = before.row_losses(), after.row_losses()
+    if b is None or a is None or len(b) != len(a):
+        return None
+    b, a = np.asarray(b, dtype=np.float64), np.asarray(a, dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        d = a - b
+    d[np.isinf(a) & np.isinf(b) & (a == b)] = 0.0  # lost on both sides: no change on that row
+    n = len(d)
+    if n == 0:
+        return None
+    rng = np.random.default_rng(seed)
+    if n <= _EXACT_BOOTSTRAP_ROWS:
+        chunk = max(1, 2_000_000 // n)
+        means = []
+        with np.errstate(invalid="ignore"):
+            for done in range(0, resamples, chunk):
+                idx = rng.integers(0, n, size=(min(chunk, resamples - done), n))
+                means.append(d[idx].mean(axis=1))
+        means = np.concatenate(means)
+    else:
+        means = _count_bootstrap(d, resamples, rng)
+    with np.errstate(invalid="ignore"):
+        point = float(np.mean(d))  # NaN when rows were lost on both sides (written as null in metrics.json)
+    lo = float(np.quantile(np.where(np.isnan(means), -np.inf, means), 0.025, method="lower"))
+    hi = float(np.quantile(np.where(np.isnan(means), np.inf, means), 0.975, method="higher"))
+    reading = "better" if hi < 0 else "worse" if lo > 0 else "within the noise"
+    return {"after_minus_before": point, "ci95": [lo, hi], "reading": reading, "n": int(n),
+            "method": "paired bootstrap of the per-row log-loss change", "resamples": int(resamples),
+            "seed": int(seed)}
+
+
+def _count_bootstrap(d: np.ndarray, resamples: int, rng: np.random.Generator) -> np.ndarray:
+    """Bootstrap means of ``d`` at a cost independent of its length: how many rows lost after (``+inf``)
+    and before (``-inf``) a resample draws, exactly (multinomial counts), and the mean of the finite rows
+    it draws by its normal limit (the rows are many here)."""
+    n = len(d)
+    pos, neg = np.isposinf(d), np.isneginf(d)
+    finite = d[~(pos | neg)]
+    counts = rng.multinomial(n, [pos.sum() / n, neg.sum() / n, len(finite) / n], size=resamples)
+    m = counts[:, 2].astype(np.float64)
+    if len(finite):
+        mu, sd = float(finite.mean()), float(finite.std())
+        sums = m * mu + np.sqrt(m) * sd * rng.standard_normal(resamples)
+    else:
+        sums = np.zeros(resamples)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        means = sums / n
+    means = np.where(counts[:, 0] > 0, np.inf, means)
+    means = np.where(counts[:, 1] > 0, np.where(counts[:, 0] > 0, np.nan, -np.inf), means)
+    return means
+
+
+def verdict(before: dict, after: dict, *, change: str, params: dict | None = None,
+            loss_change: dict | None = None, in_sample: bool = False) -> tuple[str, str]:
     """A plain-language reading of a before/after change, and its tone ("good"/"warn"/"neutral").
 
     Each ECE is read against its own noise floor, the ECE a perfectly calibrated
@@ -74,16 +184,22 @@ def verdict(before: dict, after: dict, *, change: str, params: dict | None = Non
     them it is called no measurable change, whichever way the estimate moved
     (audit: a rise from 0.0316 to 0.0338 was told as "brought the calibration
     error ... to" and marked good, because the floor after scaling was higher).
-    Log-loss, which needs no binning, backs the reading up. ``params`` (from
-    :func:`softmaxkit.cli._adapters.calibrator_params`) with ``at_bound`` set
-    means the fit stopped on a bound: that is said first, with the
-    temperature, and the change is never called better.
+    Log-loss, which needs no binning, backs the reading up: ``loss_change``
+    (:func:`paired_loss_change`) calls it better or worse only when the paired
+    interval of the per-row change excludes 0, else within the noise, with the
+    interval (audit: 0.0927 -> 0.0810 was called better with a paired CI of
+    [-0.047, +0.014]); without it the change is given and not read. ``params``
+    (from :func:`softmaxkit.cli._adapters.calibrator_params`) with ``at_bound``
+    set means the fit stopped on a bound: that is said first, with the
+    temperature, and the change is never called better. ``in_sample``: the
+    rows measured are the rows the map was fitted on, so a gain there is no
+    evidence; the tone is never good and the text says so.
     """
     if params and params.get("at_bound"):
         temperature = f" (T = {params['temperature']:.4g})" if "temperature" in params else ""
         return (f"The {change} fit stopped on the bound of its parameter{temperature}: it found no optimum, so "
                 f"this is not an improvement. Log-loss {before['log_loss']:.4f} before, {after['log_loss']:.4f} "
-                "after. Calibrate on more (or harder) held-out data."), "warn"
+                f"after. {_bound_advice(before, params)}{_in_sample_caveat(in_sample)}"), "warn"
     b, a = before["ece"], after["ece"]
     fb, fa = before.get("ece_noise_floor") or 0.0, after.get("ece_noise_floor") or 0.0
     if a <= fa and b <= fb:
@@ -105,9 +221,45 @@ def verdict(before: dict, after: dict, *, change: str, params: dict | None = Non
     else:
         text, tone = f"{change.capitalize()} raised the calibration error from {b:.4f} to {a:.4f}.", "warn"
     lb, la = before["log_loss"], after["log_loss"]
-    if la > lb and tone == "good":
+    worse = la > lb or (loss_change is not None and loss_change["reading"] == "worse")
+    if tone == "good" and (worse or in_sample):
         tone = "neutral"
-    return f"{text} {_loss_reading(lb, la)}", tone
+    return f"{text} {_loss_reading(lb, la, loss_change, in_sample=in_sample)}{_in_sample_caveat(in_sample)}", tone
+
+
+def held_out_outcome(before: dict, after: dict, loss_change: dict | None) -> str:
+    """Whether a change measurably helped: ``"gain"``, ``"worse"`` or ``"none"`` (no measurable change).
+
+    Worse: the log-loss's paired interval lies above 0, or the ECE rose with non-overlapping intervals.
+    Gain (and not worse): the log-loss's interval lies below 0, or the ECE fell, from above its noise
+    floor, with non-overlapping intervals.
+    """
+    reading = loss_change["reading"] if loss_change else None
+    apart = before.get("ece_ci") is not None and after.get("ece_ci") is not None and not _overlap(before, after)
+    b, a, fb = before["ece"], after["ece"], before.get("ece_noise_floor") or 0.0
+    if reading == "worse" or (apart and a > b):
+        return "worse"
+    if reading == "better" or (apart and a < b and b > fb):
+        return "gain"
+    return "none"
+
+
+def _bound_advice(before: dict, params: dict) -> str:
+    """What to do about a fit on its bound. The temperature on its upper bound (the logits scaled to 0)
+    with accuracy at or below chance: the logits point away from the labels, or say nothing about them;
+    more data would not help (audit). Otherwise (T -> 0: every calibration row right) more, or harder,
+    held-out data would."""
+    acc, chance = before.get("accuracy"), before.get("majority_rate")
+    if params.get("temperature", 0.0) > 1 and acc is not None and chance is not None and acc <= chance:
+        return (f"The raw accuracy, {acc * 100:.1f}%, is no better than always naming the most frequent class "
+                f"({chance * 100:.1f}%): the logits look reversed or carry no information about the labels. "
+                "Check how the columns line up with the classes, and the model, before calibrating.")
+    return "Calibrate on more (or harder) held-out data."
+
+
+def _in_sample_caveat(in_sample: bool) -> str:
+    return (" These numbers are measured on the rows it was fitted on, not a test; use --holdout."
+            if in_sample else "")
 
 
 def _floor_reading(b: float, fb: float, a: float, fa: float) -> str:
@@ -120,13 +272,28 @@ def _floor_reading(b: float, fb: float, a: float, fa: float) -> str:
     return f"It stays above its noise floor {fa:.4f}, so some miscalibration may remain."
 
 
-def _loss_reading(before: float, after: float) -> str:
-    """The log-loss sentence. Compared as printed: a change hidden by rounding (0.30001 -> 0.30000) would read
-    "from 0.3000 to 0.3000 (better)"."""
+def _loss_reading(before: float, after: float, change: dict | None = None, *, in_sample: bool = False) -> str:
+    """The log-loss sentence. Better or worse only when the paired interval of the per-row change
+    (``change``, :func:`paired_loss_change`) excludes 0; within it, the change is within the noise and
+    the interval is given. Without ``change`` the numbers are given and not read. On the fitting rows
+    (``in_sample``) a change is lower or higher "on these rows", not better or worse. Equal as printed
+    (0.30001 -> 0.30000) reads "stayed at" unless the interval excludes 0."""
     b, a = f"{before:.4f}", f"{after:.4f}"
-    if a == b:
+    reading = change["reading"] if change else None
+    if a == b and reading in (None, "within the noise"):
         return f"Log-loss stayed at {b}."
-    return f"Log-loss went from {b} to {a} ({'better' if after < before else 'worse'})."
+    if change is None:
+        return f"Log-loss went from {b} to {a} (no paired interval, so not read as better or worse)."
+    lo, hi = change["ci95"]
+    ci = f"[{lo:+.4f}, {hi:+.4f}]"
+    if reading == "within the noise":
+        return (f"Log-loss went from {b} to {a}, within the noise: the paired bootstrap 95% CI of the mean "
+                f"per-row change, {ci}, contains 0.")
+    if in_sample:
+        word = "lower" if reading == "better" else "higher"
+        return (f"Log-loss went from {b} to {a} ({word} on these rows; paired bootstrap 95% CI of the mean "
+                f"per-row change {ci}).")
+    return f"Log-loss went from {b} to {a} ({reading}: paired bootstrap 95% CI of the mean per-row change {ci})."
 
 
 def accuracy_headline(summary: dict, caption: str) -> Any:

@@ -204,12 +204,26 @@ def _recovery_table(freq: dict) -> tuple[list[str], list[list[str]]]:
     return cols, rows
 
 
-def _temperature_reading(T: float) -> str:
-    """What a fitted temperature says about the raw model, in words."""
+def _temperature_reading(T: float, outcome: str = "gain") -> str:
+    """What a fitted temperature says about the raw model on the calibration rows, in words.
+
+    T is fitted on the calibration rows, so it describes them; ``outcome``
+    (:func:`softmaxkit.cli._evaluation.held_out_outcome` on the test rows) says
+    whether the test agrees. When scaling made no measurable difference there,
+    or made things worse, that is said instead of asserting the raw model was
+    over-confident (audit: "T > 1: the raw model was over-confident" beside a
+    verdict with the raw ECE under its noise floor and the log-loss doubled).
+    """
     if 0.9 <= T <= 1.1:
-        return "close to 1: the raw model's confidence was about right"
+        return "close to 1: on the calibration rows the raw model's confidence looked about right"
     degree = "" if T > 1.5 or T < 0.67 else "somewhat "
-    return f"T {'>' if T > 1 else '<'} 1: the raw model was {degree}{'over' if T > 1 else 'under'}-confident"
+    text = (f"T {'>' if T > 1 else '<'} 1: on the calibration rows the raw model looked "
+            f"{degree}{'over' if T > 1 else 'under'}-confident")
+    if outcome == "worse":
+        return f"{text}, but on the test rows scaling by T made the probabilities measurably worse"
+    if outcome == "none":
+        return f"{text}, but on the test rows scaling by T made no measurable difference"
+    return text
 
 
 @dataclass(frozen=True)
@@ -231,22 +245,23 @@ class DemoRun:
     seconds: float
     metrics: dict
     conformal: Any = None  # cli._conformal.DemoSets
+    loss_change: dict | None = None  # _evaluation.paired_loss_change(before, after)
 
 
 def _build_report(r: DemoRun) -> Any:
-    from softmaxkit.cli._evaluation import accuracy_headline, comparison_section, verdict
+    from softmaxkit.cli._evaluation import accuracy_headline, comparison_section, held_out_outcome, verdict
     from softmaxkit.report import Cell, Headline, Note, Paragraph, Report, Section, Table, glossary_section
 
     ds, b, a, T = r.dataset, r.before.summary, r.after.summary, r.temperature
     units = ds.unit + "s"
-    note = verdict(b, a, change="temperature scaling")
+    note = verdict(b, a, change="temperature scaling", loss_change=r.loss_change)
     recovered = "good" if r.freq["max_abs_error"] < 5e-3 else "warn"
     headlines = [
         accuracy_headline(a, f"on {a['n']} {units} the model never saw"),
         Headline("Log-loss", f"{a['log_loss']:.3f}", f"was {b['log_loss']:.3f} before calibration; lower is better"),
         Headline("Calibration error (ECE)", f"{a['ece']:.3f}",
                  f"95% CI {a['ece_ci'][0]:.3f}-{a['ece_ci'][1]:.3f}; was {b['ece']:.3f}", note[1]),
-        Headline("Temperature", f"T = {T:.2f}", _temperature_reading(T)),
+        Headline("Temperature", f"T = {T:.2f}", _temperature_reading(T, held_out_outcome(b, a, r.loss_change))),
         Headline("Frequency recovery", f"{r.freq['max_abs_error']:.0e}",
                  "largest gap between fitted and observed class rates", recovered),
         *([r.conformal.headline(units)] if r.conformal else []),
@@ -273,8 +288,11 @@ def _build_report(r: DemoRun) -> Any:
             f"Six test {units}, from the most confident correct answer (top) to the worst miss (bottom). The "
             "probabilities are the softmax of the logits and sum to 1 in every row; the log-loss is -log(probability "
             "given to the true class): near 0 for a confident right answer, large for a confident wrong one. These "
-            "are the raw model's numbers; the last column is the probability of the true class after temperature "
-            f"scaling (logits divided by T = {T:.2f})."
+            "are the raw model's numbers, except the column \u201cP(truth) after T\u201d: the probability of the true "
+            f"class after temperature scaling (logits divided by T = {T:.2f})"
+            + (", and the \u201cset at\u201d columns: the conformal prediction sets at "
+               f"{' and '.join(r.cases[0]['sets'])} (see \u201cPrediction sets\u201d below)."
+               if r.cases and "sets" in r.cases[0] else ".")
         ),
         Table(case_cols, case_rows),
     ])
@@ -327,8 +345,10 @@ def _print(say: Any, r: DemoRun, written: dict) -> None:
         f"softmaxkit demo: {ds.title}",
         f"  {r.n_train} train / {r.n_cal} calibration / {r.n_test} test {ds.unit}s; {r.model_text}.",
         "",
-        f"Held-out {ds.unit}s: logits -> softmax probabilities (each row sums to 1) -> log-loss "
-        "(last column: after temperature scaling)",
+        f"Held-out {ds.unit}s: logits -> softmax probabilities (each row sums to 1) -> log-loss; "
+        "'P(truth) after T': after temperature scaling"
+        + ("; " + " / ".join(f"'set at {level}'" for level in r.cases[0]["sets"]) + ": conformal prediction sets"
+           if r.cases and "sets" in r.cases[0] else ""),
         *text_table(*_case_table(ds, r.cases)),
         "",
     )
@@ -356,7 +376,7 @@ def _print(say: Any, r: DemoRun, written: dict) -> None:
 def run(args: argparse.Namespace) -> int:
     from softmaxkit.cli import _adapters, _conformal
     from softmaxkit.cli._common import Printer, progress
-    from softmaxkit.cli._evaluation import metrics_by_key, score
+    from softmaxkit.cli._evaluation import metrics_by_key, paired_loss_change, score
     from softmaxkit.datasets import load_dataset
     from softmaxkit.report import write_report
 
@@ -394,6 +414,8 @@ def run(args: argparse.Namespace) -> int:
         for c in cases:
             c["sets"] = conformal.for_row(c["test_row"])
 
+        loss_change = paired_loss_change(before, after)
+
         bar.advance(1, step=steps[4])
         freq = _frequency_recovery(len(ds.class_names), args.seed)
 
@@ -408,6 +430,8 @@ def run(args: argparse.Namespace) -> int:
             "model": {"hidden_layer_sizes": list(DEMO_HIDDEN), "alpha": DEMO_ALPHA, "fit_seconds": fit_seconds},
             "temperature": T,
             "test": metrics_by_key([before, after]),
+            # the paired bootstrap CI behind the verdict's "better", "worse" or "within the noise"
+            "log_loss_change": loss_change,
             "cases": cases,
             "frequency_recovery": freq,
             "conformal": conformal.summary,
@@ -418,7 +442,7 @@ def run(args: argparse.Namespace) -> int:
             model_text=(f"SoftmaxClassifier(hidden_layer_sizes={DEMO_HIDDEN}, alpha={DEMO_ALPHA}, standardize=True), "
                         f"trained by log-loss in {fit_seconds:.2f} s (a penalty set low on purpose, to show "
                         "calibration at work; the default alpha='auto' chooses it by held-out log-loss)"),
-            seconds=time.perf_counter() - start, conformal=conformal,
+            seconds=time.perf_counter() - start, conformal=conformal, loss_change=loss_change,
         )
         written = write_report(args.out, _build_report(result))
         bar.advance(1, step="done")

@@ -138,7 +138,7 @@ def run(args: argparse.Namespace) -> int:
         require_two_classes,
         say_ignored,
     )
-    from softmaxkit.cli._evaluation import metrics_by_key, print_comparison, score
+    from softmaxkit.cli._evaluation import metrics_by_key, paired_loss_change, print_comparison, score
     from softmaxkit.data import read_features
     from softmaxkit.io import StagedOutputs
 
@@ -221,6 +221,8 @@ def run(args: argparse.Namespace) -> int:
                   "fit_seconds": fit_seconds, "path": str(args.out)},
         "calibrator": ({**params, "path": str(cal_out)} if cal_out else None),
         "held_out": metrics_by_key(scored),
+        # the paired interval that decides whether the calibrator's log-loss change is read as better or worse
+        "log_loss_change": paired_loss_change(scored[0], scored[-1]) if len(scored) > 1 else None,
         "ignored_columns": list(data.ignored),
     }
     written = {}
@@ -299,7 +301,8 @@ def _write_report(report_dir, args, data, metrics, scored, *, inputs, outputs):
         Headline("ECE", f"{last['ece']:.3f}", f"95% CI {last['ece_ci'][0]:.3f}-{last['ece_ci'][1]:.3f}"),
     ]
     params = metrics["calibrator"] or {}
-    note = verdict(scored[0].summary, last, change=calibration_name(args.calibrate), params=params) if len(scored) > 1 else None
+    note = verdict(scored[0].summary, last, change=calibration_name(args.calibrate), params=params,
+                   loss_change=metrics["log_loss_change"]) if len(scored) > 1 else None
     hidden = ",".join(map(str, args.hidden)) or "none (multinomial logistic regression)"
     sections = [
         Section("Training", [Paragraph(
