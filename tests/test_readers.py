@@ -615,3 +615,58 @@ def test_safetensors_written_here_keep_their_column_order(tmp_path):
 
     save_file({"b": np.zeros(2), "a": np.ones(2)}, str(tmp_path / "x.safetensors"))
     assert list(read_columns(tmp_path / "x.safetensors")) == ["a", "b"]
+
+
+# --------------------------------------------------------------------------- files as real tools write them (audit)
+
+
+@pytest.mark.parametrize("marker", ["NA", "null", "NaN", "#N/A", "None"])
+def test_missing_value_markers_as_labels_are_refused_not_a_class(tmp_path, marker):
+    """``df.to_csv(na_rep="NA")`` with missing labels trained a model with an extra class "NA", exit 0."""
+    rows = ["x1,x2,label"] + [f"{i},{i % 3},{'a' if i % 2 else 'b'}" for i in range(10)]
+    rows[4] = f"3,0,{marker}"
+    (tmp_path / "d.csv").write_text("\n".join(rows) + "\n")
+    with pytest.raises(DataFileError, match=f"row 4 \\(line 5\\), column 'label': missing label '{marker}' "
+                                            "\\(1 row\\): pandas reads it as a missing value"):
+        read_features(tmp_path / "d.csv", target="label")
+
+
+def test_a_pandas_index_saved_in_parquet_is_not_a_feature(tmp_path):
+    """``df.set_index("patient_id").to_parquet()`` made the id a fifth feature (pandas reads it as the index)."""
+    pd = pytest.importorskip("pandas")
+    df = pd.DataFrame({"patient_id": [107, 103, 111, 105], "a": [0.1, 0.2, 0.3, 0.4], "y": ["u", "v", "u", "v"]})
+    df.set_index("patient_id").to_parquet(tmp_path / "d.parquet")
+    got = read_features(tmp_path / "d.parquet", target="y")
+    assert got.feature_names == ["a"]
+
+
+@pytest.mark.parametrize("cell", ["1_5", "\uff11\uff12", "\u0663"])
+def test_numbers_python_reads_but_pandas_keeps_as_text_are_refused(tmp_path, cell):
+    (tmp_path / "d.csv").write_text(f"x1,x2,label\n{cell},2,a\n3,4,b\n", encoding="utf-8")
+    with pytest.raises(DataFileError, match="column 'x1': non-numeric value"):
+        read_features(tmp_path / "d.csv", target="label")
+
+
+def test_a_label_too_large_for_an_integer_is_refused(tmp_path):
+    """1e20 became -9223372036854775808 with only a NumPy RuntimeWarning."""
+    (tmp_path / "d.csv").write_text("x1,label\n1,1e20\n2,0\n")
+    with pytest.raises(DataFileError, match="label 1e\\+20 is too large to be a class number"):
+        read_features(tmp_path / "d.csv", target="label")
+
+
+def test_quoted_newlines_and_lines_longer_than_a_block_read_as_pandas_does(tmp_path):
+    """pyarrow reads 1 MB blocks split at newlines: a quoted newline past the first block was refused
+    ("Expected 4 columns, got 3") and a line longer than a block failed ("straddling object"; the
+    process then hung at exit). Both are valid CSV."""
+    pd = pytest.importorskip("pandas")
+    n = 30000
+    frame = pd.DataFrame({"x1": np.arange(n) * 0.5, "note": [f"line {i}\nsecond, with comma" for i in range(n)],
+                          "label": np.where(np.arange(n) % 2, "a", "b")})
+    frame.to_csv(tmp_path / "multi.csv", index=False)
+    assert (tmp_path / "multi.csv").stat().st_size > 1 << 20
+    got = read_features(tmp_path / "multi.csv", target="label", ignore=("note",))
+    np.testing.assert_array_equal(got.X[:, 0], frame["x1"].to_numpy())
+    long = pd.DataFrame({"x1": [1.0, 2.0, 3.0], "note": ["z" * (3 << 20), "short", "s"], "label": ["a", "b", "a"]})
+    long.to_csv(tmp_path / "long.csv", index=False)
+    got = read_features(tmp_path / "long.csv", target="label", ignore=("note",))
+    np.testing.assert_array_equal(got.X[:, 0], [1.0, 2.0, 3.0])

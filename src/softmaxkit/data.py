@@ -117,7 +117,10 @@ def _read_arrow(path: Path, suffix: str) -> dict[str, Any]:
             # default: skipping shifts the line numbers errors name, and turns a missing label in a
             # one-column file into a file one row short.
             parse = pcsv.ParseOptions(delimiter="\t" if suffix == ".tsv" else ",", ignore_empty_lines=False)
-            table = pcsv.read_csv(path, parse_options=parse)
+            try:
+                table = pcsv.read_csv(path, parse_options=parse)
+            except pa.ArrowInvalid:
+                table = _read_csv_whole(path, parse)
             table = _drop_trailing_blank_rows(table, _trailing_blank_lines(path, parse.delimiter))
     except pa.ArrowInvalid as exc:
         # pyarrow's messages are good but multi-line in places ("CSV parse error: Expected 3
@@ -146,6 +149,23 @@ def _read_arrow(path: Path, suffix: str) -> dict[str, Any]:
     _refuse_duplicate_names(path, table.column_names)
     # Chunked columns as read (no combine_chunks copy): numeric_matrix copies chunk by chunk.
     return {name: table.column(name) if table.num_rows else np.array([]) for name in table.column_names}
+
+
+def _read_csv_whole(path: Path, parse: Any) -> Any:
+    """The CSV read again as one block, with quoted newlines allowed: what pyarrow's fast read refuses
+    in valid files (audit).
+
+    pyarrow splits a file into 1 MB blocks at newlines, so a quoted field holding a newline past the
+    first block ("Expected 4 columns, got 3"), or one line longer than a block ("straddling object"),
+    fails; after the second, an unrecovered read also hung the process at exit. One block of the whole
+    file, parsed with ``newlines_in_values``, reads both as pandas does; a file that is truly malformed
+    fails here too and is reported by the caller.
+    """
+    import pyarrow.csv as pcsv
+
+    block = min(max(path.stat().st_size + 1, 1 << 20), (1 << 31) - 1)
+    whole = pcsv.ParseOptions(delimiter=parse.delimiter, ignore_empty_lines=False, newlines_in_values=True)
+    return pcsv.read_csv(path, parse_options=whole, read_options=pcsv.ReadOptions(block_size=block))
 
 
 def _refuse_duplicate_names(path: Path, names: list[str]) -> None:
@@ -509,6 +529,10 @@ def _fill_values(values: np.ndarray, dst: np.ndarray) -> tuple[int, str] | None:
         return None
     # Strings (or arrow's inferred string type): find the first cell that is not a number.
     for row, cell in enumerate(values):
+        # Python's float() also reads "1_5" as 15 and full-width or Arabic-Indic digits; pandas keeps
+        # those as text, and so do we (the CLI refuses "1_000" in its options for the same reason).
+        if isinstance(cell, str) and (not cell.isascii() or "_" in cell):
+            return row, f"non-numeric value {cell!r}"
         try:
             dst[row] = float(cell)
         except (TypeError, ValueError):
@@ -562,6 +586,11 @@ def _label_column(path: Path, name: str, col: Any) -> np.ndarray:
             row = int(np.argmax(bad))
             raise DataFileError(location(path, row, name) + f"non-finite label {col[row]}")
         fractional = col != np.round(col)
+        huge = np.abs(col) >= 2.0**53  # beyond exact integers: 1e20 became -9223372036854775808
+        if huge.any():
+            row = int(np.argmax(huge))
+            raise DataFileError(location(path, row, name) + f"label {float(col[row])!r} is too large to be a class "
+                                "number; labels are class names or integer class numbers")
         if fractional.any():
             # scikit-learn's own words here are "Unknown label type: continuous", naming nothing.
             row = int(np.argmax(fractional))
@@ -576,13 +605,33 @@ def _label_column(path: Path, name: str, col: Any) -> np.ndarray:
     return col
 
 
+#: Text that pandas' read_csv reads as a missing value (its default ``na_values``), which CSV readers
+#: without that rule (pyarrow's text columns) keep as text: as labels they would become a class.
+MISSING_MARKERS = frozenset({
+    "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN", "<NA>", "N/A", "NA",
+    "NULL", "NaN", "None", "n/a", "nan", "null",
+})
+
+
 def _check_text_labels(path: Path, name: str, labels: np.ndarray) -> None:
-    """Empty labels are an error; labels equal up to case and surrounding spaces, a warning."""
+    """Empty labels and missing-value markers (``NA``, ``null``, ...) are errors; labels equal up to
+    case and surrounding spaces, a warning.
+
+    A marker as a label was a class of its own: ``df.to_csv(na_rep="NA")`` with 3 missing labels trained
+    a 4-class model with a ``p_NA`` column, exit 0 (audit), where pandas and scikit-learn see NaN.
+    """
     stripped = np.char.strip(labels)
     empty = stripped == ""
     if empty.any():
         row = int(np.argmax(empty))
         raise DataFileError(location(path, row, name) + f"empty label {str(labels[row])!r}; every row needs a class")
+    marked = np.isin(stripped, list(MISSING_MARKERS))
+    if marked.any():
+        row, count = int(np.argmax(marked)), int(marked.sum())
+        raise DataFileError(
+            location(path, row, name) + f"missing label {str(labels[row])!r} ({count} row{'s' * (count > 1)}): pandas reads "
+            "it as a missing value; drop those rows, or name the class with a word that is not a missing-value marker"
+        )
     groups: dict[str, list[str]] = {}
     for value in np.unique(labels).tolist():
         groups.setdefault(value.strip().casefold(), []).append(value)
@@ -696,6 +745,23 @@ def read_features(
 _ROW_INDEX = re.compile(r"^(\s*|Unnamed: \d+|__index_level_\d+__)$")
 
 
+def _pandas_index_columns(path: Path) -> set[str]:
+    """The columns a Parquet file's pandas metadata names as its index (read by pandas as the index,
+    not as data); empty for other files, or without such metadata."""
+    if path.suffix.lower() != ".parquet":
+        return set()
+    import json
+
+    import pyarrow.parquet as pq
+
+    try:
+        metadata = pq.read_schema(path).metadata or {}
+        index = json.loads(metadata.get(b"pandas", b"{}")).get("index_columns", [])
+    except (OSError, ValueError, AttributeError):  # unreadable metadata: no index known, nothing left out
+        return set()
+    return {name for name in index if isinstance(name, str)}  # a RangeIndex is a record, not a column
+
+
 def _plan_features(
     path: Path,
     names: list[str],
@@ -721,9 +787,11 @@ def _plan_features(
     rest = [n for n in names if n != target_name]
     left_out = {_resolve_column(path, dict.fromkeys(names), name, option="--ignore") for name in ignore}
     if feature_names is None and named:
-        # A row index saved with the data (pandas' to_csv without index=False) is not a feature:
-        # as one, it leaks the row order into the model.
-        left_out |= {n for n in rest if _ROW_INDEX.match(n)}
+        # A row index saved with the data (pandas' to_csv without index=False, or a Parquet file whose
+        # pandas metadata names index columns: df.set_index("patient_id").to_parquet()) is not a
+        # feature: as one, it leaks the row order into the model.
+        index = _pandas_index_columns(path)
+        left_out |= {n for n in rest if _ROW_INDEX.match(n) or n in index}
     ignored = tuple(n for n in rest if n in left_out)
     rest = [n for n in rest if n not in left_out]
     if feature_names is not None and named:
