@@ -670,3 +670,15 @@ def test_quoted_newlines_and_lines_longer_than_a_block_read_as_pandas_does(tmp_p
     long.to_csv(tmp_path / "long.csv", index=False)
     got = read_features(tmp_path / "long.csv", target="label", ignore=("note",))
     np.testing.assert_array_equal(got.X[:, 0], [1.0, 2.0, 3.0])
+
+
+def test_a_windows_1252_file_is_refused_naming_file_row_and_encoding(tmp_path):
+    """Excel's plain "CSV (Comma delimited)" is Windows-1252: the error was "'ascii' codec can't decode
+    byte 0xe9", naming neither the file nor the encoding (a header failed with a bare UnicodeDecodeError)."""
+    (tmp_path / "labels.csv").write_bytes("x1,label\n1,s\xe9tosa\n2,b\n".encode("cp1252"))
+    with pytest.raises(DataFileError, match="labels.csv: row 1 \\(line 2\\), column 'label': not UTF-8 text "
+                                            "\\(byte 0xe9: Windows-1252"):
+        read_features(tmp_path / "labels.csv", target="label")
+    (tmp_path / "header.csv").write_bytes("L\xe4nge,label\n1,a\n2,b\n".encode("cp1252"))
+    with pytest.raises(DataFileError, match="header.csv: line 1 \\(the header\\): not UTF-8 text \\(byte 0xe4"):
+        read_features(tmp_path / "header.csv", target="label")

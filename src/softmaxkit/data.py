@@ -131,6 +131,8 @@ def _read_arrow(path: Path, suffix: str) -> dict[str, Any]:
         if suffix != ".parquet":
             _locate_ragged_row(path, "\t" if suffix == ".tsv" else ",")
         raise DataFileError(f"{path}: cannot be read as {suffix[1:]}: {message}") from None
+    if suffix != ".parquet":
+        _refuse_bytes(path, table)
     if suffix == ".csv" and table.num_columns == 1 and ";" in table.column_names[0]:
         raise DataFileError(
             f"{path}: line 1: the header {table.column_names[0]!r} is separated by ';', not ','; "
@@ -149,6 +151,29 @@ def _read_arrow(path: Path, suffix: str) -> dict[str, Any]:
     _refuse_duplicate_names(path, table.column_names)
     # Chunked columns as read (no combine_chunks copy): numeric_matrix copies chunk by chunk.
     return {name: table.column(name) if table.num_rows else np.array([]) for name in table.column_names}
+
+
+def _not_utf8(byte: bytes) -> str:
+    return (f"not UTF-8 text (byte 0x{byte.hex()}: Windows-1252 or Latin-1, as Excel's plain \"CSV\" saves); "
+            "save it as \"CSV UTF-8\"")
+
+
+def _refuse_bytes(path: Path, table: Any) -> None:
+    """Refuse a text file column that is not UTF-8: pyarrow types it as binary, and the labels then
+    failed deep inside NumPy ("'ascii' codec can't decode byte 0xe9"), naming neither file nor column."""
+    import pyarrow as pa
+
+    try:
+        names = table.column_names  # decoded from the header's bytes on access
+    except UnicodeDecodeError as exc:
+        raise DataFileError(f"{path}: line 1 (the header): {_not_utf8(exc.object[exc.start:exc.start + 1])}") from None
+    for name, column in zip(names, table.columns):
+        if pa.types.is_binary(column.type) or pa.types.is_large_binary(column.type):
+            for row, value in enumerate(column.to_pylist()):
+                try:
+                    (value or b"").decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    raise DataFileError(location(path, row, name) + _not_utf8(value[exc.start:exc.start + 1])) from None
 
 
 def _read_csv_whole(path: Path, parse: Any) -> Any:
