@@ -682,3 +682,14 @@ def test_a_windows_1252_file_is_refused_naming_file_row_and_encoding(tmp_path):
     (tmp_path / "header.csv").write_bytes("L\xe4nge,label\n1,a\n2,b\n".encode("cp1252"))
     with pytest.raises(DataFileError, match="header.csv: line 1 \\(the header\\): not UTF-8 text \\(byte 0xe4"):
         read_features(tmp_path / "header.csv", target="label")
+
+
+def test_utf16_and_a_header_without_a_newline_are_named(tmp_path):
+    """A UTF-16 TSV (Excel's "Unicode Text") was refused as "has 1 fields but the header has 5", and a
+    header-only file without a final newline as pyarrow's "Empty CSV file or block"."""
+    (tmp_path / "u.tsv").write_bytes("x1\tlabel\n1\ta\n2\tb\n".encode("utf-16"))
+    with pytest.raises(DataFileError, match="u.tsv: UTF-16 text"):
+        read_features(tmp_path / "u.tsv", target="label")
+    (tmp_path / "h.csv").write_text("x1,x2,label")
+    with pytest.raises(DataFileError, match="h.csv: the file has no data rows$"):
+        read_features(tmp_path / "h.csv", target="label")

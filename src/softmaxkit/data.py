@@ -113,6 +113,8 @@ def _read_arrow(path: Path, suffix: str) -> dict[str, Any]:
         else:
             import pyarrow.csv as pcsv
 
+            if _file_head(path)[:2] in (b"\xff\xfe", b"\xfe\xff"):
+                raise DataFileError(f"{path}: UTF-16 text (Excel's \"Unicode Text\"); save it as \"CSV UTF-8\"")
             # A blank line is a row (every value missing), not skipped as pyarrow and pandas do by
             # default: skipping shifts the line numbers errors name, and turns a missing label in a
             # one-column file into a file one row short.
@@ -126,8 +128,12 @@ def _read_arrow(path: Path, suffix: str) -> dict[str, Any]:
         # pyarrow's messages are good but multi-line in places ("CSV parse error: Expected 3
         # columns, got 2: 1,2"); keep the first line.
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        if message.lower().startswith("empty csv file"):
-            raise DataFileError(f"{path}: the file is empty") from None
+        if "empty csv file" in message.lower():
+            head = _file_head(path)
+            if not head.strip():
+                raise DataFileError(f"{path}: the file is empty") from None
+            if b"\n" not in head.strip() and len(head) < _HEAD_BYTES:  # a header line without a newline
+                raise DataFileError(f"{path}: the file has no data rows") from None
         if suffix != ".parquet":
             _locate_ragged_row(path, "\t" if suffix == ".tsv" else ",")
         raise DataFileError(f"{path}: cannot be read as {suffix[1:]}: {message}") from None
@@ -151,6 +157,16 @@ def _read_arrow(path: Path, suffix: str) -> dict[str, Any]:
     _refuse_duplicate_names(path, table.column_names)
     # Chunked columns as read (no combine_chunks copy): numeric_matrix copies chunk by chunk.
     return {name: table.column(name) if table.num_rows else np.array([]) for name in table.column_names}
+
+
+#: How much of a file :func:`_file_head` reads.
+_HEAD_BYTES = 1 << 16
+
+
+def _file_head(path: Path) -> bytes:
+    """The first :data:`_HEAD_BYTES` of ``path`` (for sniffing a byte-order mark or an empty file)."""
+    with open(path, "rb") as fh:
+        return fh.read(_HEAD_BYTES)
 
 
 def _not_utf8(byte: bytes) -> str:
