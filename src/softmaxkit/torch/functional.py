@@ -295,7 +295,7 @@ def _fast_cpu_softmax(x: Any, axis: Any, dim: Any, log: bool) -> torch.Tensor | 
     Same kernel and result as the general path (which handles every other call and raises every
     error): at 64 x 1000 the checks of that path cost as much as the kernel itself.
     """
-    if compiling() or torch.jit.is_tracing() or type(x) not in _PLAIN_TENSORS:
+    if type(x) not in _PLAIN_TENSORS:
         return None
     if dim is not None:
         if axis is not None:
@@ -306,23 +306,14 @@ def _fast_cpu_softmax(x: Any, axis: Any, dim: Any, log: bool) -> torch.Tensor | 
         if x.ndim >= 3:  # the general path raises: name the class axis
             return None
     ndim = x.ndim
-    if (
-        type(axis) is not int or not -ndim <= axis < ndim or not x.is_cpu or x.dtype not in _KERNEL_DTYPES
-        or x.layout != torch.strided or x.is_neg()
-    ):  # fmt: skip
-        return None
-    k = _numba_kernels(x.numel())
-    if k is None or _composite.transforms_active(x):
+    if type(axis) is not int or not -ndim <= axis < ndim or not _on_cpu_kernels(x):
         return None
     if x.requires_grad and torch.is_grad_enabled():
         return _KernelSoftmax.apply(x, axis % ndim, log)
     if (axis == -1 or axis == ndim - 1) and x.is_contiguous():  # classes innermost: no layout to restore
-        rows = (x.detach() if x.requires_grad else x).numpy()
         res = torch.empty_like(x)
-        out = res.numpy()
-        if ndim != 2:
-            rows, out = rows.reshape(-1, x.shape[-1]), out.reshape(-1, x.shape[-1])
-        k.softmax_2d(rows, out, log=log)
+        c = x.shape[-1]
+        _run_kernel(x.detach().view(-1, c), res.view(-1, c), log)
         return res
     return _kernel_softmax(x, axis % ndim, log)
 
