@@ -57,7 +57,10 @@ __all__ = [
 
 
 def _softmax_impl(x: Any, axis: int, temperature: float, out: Any, *, log: bool, dtype: Any = None) -> np.ndarray:
-    x = as_float_array(x if dtype is None else np.asarray(x).astype(dtype), "x")
+    given = np.asarray(x)
+    # dtype= casts into a private copy, which the kernel then overwrites; a dtype x already has needs no copy
+    cast = dtype is not None and given.dtype != np.dtype(dtype)
+    x = as_float_array(given.astype(dtype) if cast else given, "x")
     axis = normalize_axis(axis, x.ndim, allow_scalar=True)
     inv_t = 1.0 / check_temperature(temperature)
     if out is not None:
@@ -80,7 +83,7 @@ def _softmax_impl(x: Any, axis: int, temperature: float, out: Any, *, log: bool,
         rows = rows.copy()
     if direct is not None:
         res = direct
-    elif dtype is not None:  # astype above made a private copy: work in place, saving a second (n, C) array
+    elif cast:  # the private copy: work in place, saving a second (n, C) array
         res = rows
     else:
         res = np.empty_like(rows)
