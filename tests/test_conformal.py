@@ -462,6 +462,54 @@ def test_zero_dimensional_array_alpha_is_a_scalar():
 # --------------------------------------------------------------------------- metrics
 
 
+def test_coverage_range_has_no_upper_end_where_scores_tie_at_the_threshold(capsys, tmp_path):
+    """Audit: with 95% of rows at p_y = 1.0 (LAC score 0), the mean coverage over 200 calibration draws was
+    0.954 while the range shown as guaranteed was [0.9, 0.905]: that upper end needs scores without ties."""
+    rng = np.random.default_rng(0)
+
+    def draw(n):
+        y = rng.integers(0, 3, n)
+        z = rng.normal(size=(n, 3))
+        z[np.arange(n), y] += np.where(rng.random(n) < 0.95, 50.0, 0.0)  # saturated: p_y == 1.0 exactly
+        return z, y
+
+    covered = []
+    for _ in range(200):
+        z, y = draw(200)
+        predictor = ConformalClassifier().fit(z, y)
+        zt, yt = draw(200)
+        covered.append(coverage(yt, predictor.predict_sets(zt, alpha=0.1)))
+    assert np.mean(covered) > 0.93  # far above 0.9 + 1/201
+    assert predictor.coverage_range(0.1) == (pytest.approx(0.9), None)
+    # Distinct scores keep the upper end; class-conditional takes it from each class's rows.
+    z = rng.normal(size=(300, 3))
+    y = rng.integers(0, 3, 300)
+    assert ConformalClassifier().fit(z, y).coverage_range(0.1) == pytest.approx((0.9, 0.9 + 1 / 301))
+    mondrian = ConformalClassifier(class_conditional=True).fit(z, y)
+    assert mondrian.coverage_range(0.1)[1] == pytest.approx(0.9 + 1 / (np.bincount(y).min() + 1))
+    # The CLI's table and JSON say the same.
+    np.save(tmp_path / "z.npy", z)
+    np.save(tmp_path / "y.npy", y)
+    zs, ys = draw(300)
+    np.save(tmp_path / "zs.npy", zs)
+    np.save(tmp_path / "ys.npy", ys)
+    for logits, labels, want in (("z", "y", 0.9 + 1 / 301), ("zs", "ys", None)):
+        assert call(capsys, "calibrate", "--logits", str(tmp_path / f"{logits}.npy"), "--labels",
+                    str(tmp_path / f"{labels}.npy"), "--out", str(tmp_path / f"{logits}.cal.npz"), "--conformal", "0.1",
+                    "--quiet")[0] == 0
+        rc, out, err = call(capsys, "evaluate", "--logits", str(tmp_path / f"{logits}.npy"), "--labels",
+                            str(tmp_path / f"{labels}.npy"), "--conformal", str(tmp_path / f"{logits}.cal.conformal.npz"),
+                            "--sets", "0.1", "--json")
+        assert rc == 0, err
+        assert json.loads(out)["conformal"]["levels"]["90%"]["guaranteed_range"] == [0.9, pytest.approx(want)]
+
+
+def test_a_class_without_calibration_rows_asks_for_rows_not_an_impossible_alpha():
+    z = np.random.default_rng(1).normal(size=(40, 3))
+    with pytest.warns(ConformalWarning, match=r"class 2 is in every set\. Add calibration rows of class 2\.$"):
+        ConformalClassifier(class_conditional=True).fit(z, np.arange(40) % 2).predict_sets(z, alpha=0.1)
+
+
 def test_set_metrics_on_a_hand_computed_example():
     sets = np.array([[1, 0, 0], [1, 1, 0], [0, 0, 0], [1, 1, 1], [0, 1, 0]], dtype=bool)
     y = np.array([0, 2, 1, 2, 0])
@@ -829,6 +877,41 @@ def test_cli_evaluate_reads_set_columns_of_integer_classes(capsys, tmp_path):
                                                                         classes=["0", "1"])
 
 
+@pytest.mark.parametrize("names", [("01", "1", "2"), ("1.5", "1.0", "2.0")])
+def test_cli_evaluate_reads_set_columns_of_number_like_class_names_exactly(capsys, tmp_path, names):
+    """Audit: classes "01", "1", "2" with every set a singleton: pyarrow read set_80 back as numbers, so "01"
+    became the class "1" and coverage fell from 0.80 to 0.61, exit 0; "1.0" became "1", not a class (exit 1)."""
+    from softmaxkit.data import write_columns
+
+    rng = np.random.default_rng(0)
+    z = 4.0 * rng.normal(size=(600, 3))
+    p = np.exp(z - z.max(axis=1, keepdims=True))
+    y = (p.cumsum(axis=1) / p.sum(axis=1, keepdims=True) < rng.random((600, 1))).sum(axis=1)
+    write_columns(tmp_path / "z.csv", {f"logit_{k}": z[:, j] for j, k in enumerate(names)})
+    write_columns(tmp_path / "y.parquet", {"label": np.array([names[i] for i in y])})
+    assert call(capsys, "calibrate", "--logits", str(tmp_path / "z.csv"), "--labels", str(tmp_path / "y.parquet"),
+                "--out", str(tmp_path / "cal.npz"), "--conformal", "0.2", "--quiet")[0] == 0
+    assert call(capsys, "apply", str(tmp_path / "cal.npz"), "--logits", str(tmp_path / "z.csv"), "--conformal",
+                str(tmp_path / "cal.conformal.npz"), "--sets", "0.2", "--out", str(tmp_path / "p.csv"), "-q")[0] == 0
+    records = []
+    for source in ("--logits", "--probs"):
+        rc, out, err = call(capsys, "evaluate", source, str(tmp_path / ("z.csv" if source == "--logits" else "p.csv")),
+                            "--labels", str(tmp_path / "y.parquet"), "--conformal", str(tmp_path / "cal.conformal.npz"),
+                            "--sets", "0.2", "--json")
+        assert rc == 0, err
+        records.append(json.loads(out)["conformal"]["levels"]["80%"])
+    assert records[1]["coverage"] == records[0]["coverage"] > 0.75
+
+
+def test_cli_refuses_levels_that_share_a_column_name(capsys, cli_files, tmp_path):
+    """Audit: --sets 0.1,0.1000001 wrote one set_90 pair (the second level's), said "90%, 90%", exit 0."""
+    logits, labels = str(cli_files / "logits.npy"), str(cli_files / "labels.npy")
+    for text in ("0.1,0.1", "0.1,0.1000001"):
+        with pytest.raises(SystemExit) as exit_info:
+            call(capsys, "evaluate", "--logits", logits, "--labels", labels, "--sets", text)
+        assert exit_info.value.code == 2 and "same level" in capsys.readouterr().err
+
+
 def test_cli_set_options_fail_early_and_clearly(capsys, cli_files, tmp_path):
     logits, labels = str(cli_files / "logits.npy"), str(cli_files / "labels.npy")
     for command in (["evaluate", "--logits", logits, "--labels", labels], ["predict", "m.npz", "d.csv", "--out", "p.csv"]):
@@ -981,6 +1064,7 @@ def test_cli_class_conditional_sets_match_columns_by_name(capsys, tmp_path):
     assert results[1] == results[0]
     expected = set_metrics(y[150:], conformal.predict_sets(z[150:], alpha=0.1), alpha=0.1, n_calibration=150,
                            classes=names)
+    expected["guaranteed_range"] = list(conformal.coverage_range(0.1))  # from each class's rows
     assert results[0] == expected
 
 

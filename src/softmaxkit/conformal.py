@@ -162,8 +162,8 @@ def _quantiles(sorted_scores: np.ndarray, alphas: np.ndarray, *, label: Any = No
                 rows, outcome = f"calibration rows of class {label!r}", f"class {label!r} is in every set"
             warnings.warn(
                 f"alpha={a:g} is too small for n={n} {rows}: the guarantee needs the k-th smallest of the n "
-                f"scores with k = ceil((n+1)(1-alpha)) = {k} > n, so {outcome}. Use alpha >= 1/(n+1) = "
-                f"{1 / (n + 1):.4g}, or more calibration rows.",
+                f"scores with k = ceil((n+1)(1-alpha)) = {k} > n, so {outcome}. "
+                + (f"Use alpha >= 1/(n+1) = {1 / (n + 1):.4g}, or more {rows}." if n else f"Add {rows}."),
                 ConformalWarning,
                 stacklevel=4,
             )
@@ -606,11 +606,49 @@ class ConformalClassifier(Persistable):
             q = _quantiles(self.calibration_scores_, alphas)
             return np.ascontiguousarray(np.broadcast_to(q, (c, len(alphas))))
         out = np.empty((c, len(alphas)))
-        stops = np.cumsum(self.class_counts_)
-        for j in range(c):
-            block = self.calibration_scores_[stops[j] - self.class_counts_[j]: stops[j]]
+        for j, block in enumerate(self._class_blocks()):
             out[j] = _quantiles(block, alphas, label=self.classes_[j].item())
         return out
+
+    def _class_blocks(self) -> list[np.ndarray]:
+        """Each class's ascending calibration scores (class-conditional fits)."""
+        stops = np.cumsum(self.class_counts_)
+        return [self.calibration_scores_[stop - count: stop] for stop, count in zip(stops, self.class_counts_)]
+
+    def coverage_range(self, alpha: float) -> tuple[float, float | None]:
+        """What split conformal guarantees for the expected coverage at ``alpha``.
+
+        The coverage averaged over calibration draws is at least ``1 - alpha``,
+        and at most ``1 - alpha + 1/(n + 1)`` when the calibration scores have no
+        tie at the threshold, ``n`` the rows the threshold came from (each
+        class's rows when ``class_conditional``; the largest of the class bounds
+        then bounds the mixture) [1]_.
+
+        Returns
+        -------
+        (lower, upper) : (float, float or None)
+            ``upper`` is None where that bound does not hold: a tie at the
+            threshold rank (LAC on saturated probabilities, non-randomised
+            APS/RAPS), or too few rows for ``alpha`` (every class in every set).
+            Coverage can then be well above ``1 - alpha`` (audit: 0.954 at 90%,
+            200 rows, where the bound said 0.905).
+
+        References
+        ----------
+        .. [1] Angelopoulos & Bates, "A Gentle Introduction to Conformal Prediction and
+           Distribution-Free Uncertainty Quantification", 2021, Theorem D.1 and D.2.
+        """
+        self._check_fitted()
+        (a,), _ = _check_alpha(alpha)
+        blocks = self._class_blocks() if self.class_conditional else [self.calibration_scores_]
+        upper = 0.0
+        for block in blocks:
+            m = len(block)
+            k = _rank_needed(m, a)
+            if k > m or (k >= 2 and block[k - 2] == block[k - 1]) or (k < m and block[k] == block[k - 1]):
+                return 1.0 - float(a), None
+            upper = max(upper, 1.0 - float(a) + 1.0 / (m + 1))
+        return 1.0 - float(a), min(1.0, upper)
 
     def predict_sets(self, X: Any, alpha: Any = 0.1) -> np.ndarray:
         """The prediction set of each row as a boolean mask.
@@ -807,7 +845,10 @@ def set_metrics(y: Any, sets: Any, *, alpha: float | None = None, n_calibration:
         The level the sets were made for: adds ``target_coverage = 1 - alpha``.
     n_calibration : int, optional
         Calibration rows: adds the guarantee's range
-        ``[1 - alpha, 1 - alpha + 1/(n_calibration + 1)]`` for the expected coverage.
+        ``[1 - alpha, 1 - alpha + 1/(n_calibration + 1)]`` for the expected coverage,
+        whose upper end assumes calibration scores without ties and one marginal
+        threshold; :meth:`ConformalClassifier.coverage_range` gives a fitted
+        predictor's own range.
     classes : sequence, optional
         Class names for the per-class coverage (default ``0..C-1``).
 

@@ -102,7 +102,9 @@ def location(path: Path, row: int | None = None, column: str | None = None) -> s
     return f"{path}: " + (", ".join(parts) + ": " if parts else "")
 
 
-def _read_arrow(path: Path, suffix: str) -> dict[str, Any]:
+def _read_arrow(path: Path, suffix: str, text_columns: tuple[str, ...] = ()) -> dict[str, Any]:
+    """A CSV/TSV/Parquet file's columns; ``text_columns`` of a CSV/TSV keep their text as written
+    (no type inference: "01" stays "01", not the number 1)."""
     import pyarrow as pa
 
     try:
@@ -119,10 +121,11 @@ def _read_arrow(path: Path, suffix: str) -> dict[str, Any]:
             # default: skipping shifts the line numbers errors name, and turns a missing label in a
             # one-column file into a file one row short.
             parse = pcsv.ParseOptions(delimiter="\t" if suffix == ".tsv" else ",", ignore_empty_lines=False)
+            convert = pcsv.ConvertOptions(column_types={name: pa.string() for name in text_columns})
             try:
-                table = pcsv.read_csv(path, parse_options=parse)
+                table = pcsv.read_csv(path, parse_options=parse, convert_options=convert)
             except pa.ArrowInvalid:
-                table = _read_csv_whole(path, parse)
+                table = _read_csv_whole(path, parse, convert)
             table = _drop_trailing_blank_rows(table, _trailing_blank_lines(path, parse.delimiter))
     except pa.ArrowInvalid as exc:
         # pyarrow's messages are good but multi-line in places ("CSV parse error: Expected 3
@@ -192,7 +195,7 @@ def _refuse_bytes(path: Path, table: Any) -> None:
                     raise DataFileError(location(path, row, name) + _not_utf8(value[exc.start:exc.start + 1])) from None
 
 
-def _read_csv_whole(path: Path, parse: Any) -> Any:
+def _read_csv_whole(path: Path, parse: Any, convert: Any) -> Any:
     """The CSV read again as one block, with quoted newlines allowed: what pyarrow's fast read refuses
     in valid files (audit).
 
@@ -206,7 +209,8 @@ def _read_csv_whole(path: Path, parse: Any) -> Any:
 
     block = min(max(path.stat().st_size + 1, 1 << 20), (1 << 31) - 1)
     whole = pcsv.ParseOptions(delimiter=parse.delimiter, ignore_empty_lines=False, newlines_in_values=True)
-    return pcsv.read_csv(path, parse_options=whole, read_options=pcsv.ReadOptions(block_size=block))
+    return pcsv.read_csv(path, parse_options=whole, read_options=pcsv.ReadOptions(block_size=block),
+                         convert_options=convert)
 
 
 def _refuse_duplicate_names(path: Path, names: list[str]) -> None:
@@ -495,8 +499,11 @@ def _check_columns(path: Path, columns: Mapping[str, Any]) -> None:
         raise DataFileError(f"{path}: the file has no data rows")
 
 
-def read_columns(path: str | os.PathLike) -> dict[str, Any]:
+def read_columns(path: str | os.PathLike, *, text_columns: tuple[str, ...] = ()) -> dict[str, Any]:
     """Read any supported file as ordered named 1-D columns (arrow arrays or ndarrays).
+
+    ``text_columns`` of a CSV/TSV file are read as the text written, with no type inference
+    (set columns of class names such as "01" or "1.0", which would read back as 1).
 
     Raises
     ------
@@ -505,7 +512,10 @@ def read_columns(path: str | os.PathLike) -> dict[str, Any]:
     """
     path = Path(path)
     suffix = _check_data_file(path)
-    columns = _read_arrow(path, suffix) if suffix in _TABLE_SUFFIXES else _read_arrays(path, suffix)[0]
+    if suffix in _TABLE_SUFFIXES:
+        columns = _read_arrow(path, suffix, text_columns)
+    else:
+        columns = _read_arrays(path, suffix)[0]
     _check_columns(path, columns)
     return columns
 

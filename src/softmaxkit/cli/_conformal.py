@@ -37,7 +37,9 @@ EXPLANATION = (
     "threshold from held-out calibration rows so that, for new rows like them, the set contains the true class "
     "for at least 90% of rows (at the 90% level), whatever the model: a guarantee from the data, not a model "
     "assumption. Averaged over calibration draws the coverage lies between the level and the level + 1/(n+1), "
-    "n the number of calibration rows; one test set's measured coverage scatters around that (its 95% interval is "
+    "n the number of calibration rows (only \">= level\" is shown where calibration scores tie at the threshold, "
+    "as with probabilities of exactly 1: coverage can then be well above it); one test set's measured coverage "
+    "scatters around that (its 95% interval is "
     "shown). A confident row gets one class; a doubtful one gets several."
 )
 TWO_CLASS_NOTE = (
@@ -63,6 +65,12 @@ def levels(text: str) -> tuple[float, ...]:
             raise argparse.ArgumentTypeError(
                 f"a miss rate must be strictly between 0 and 1 (0.1 gives 90% sets), got {part!r}")
         out.append(value)
+    tags = [level_tag(a) for a in out]
+    repeated = sorted({t for t in tags if tags.count(t) > 1})
+    if repeated:  # one set_90 pair would hold only the last of them (audit)
+        raise argparse.ArgumentTypeError(
+            f"{text!r} names the same level ({', '.join(t + '%' for t in repeated)}) more than once; "
+            "give each level once")
     return tuple(out)
 
 
@@ -199,7 +207,8 @@ def written_sets(source: str, ignored: tuple[str, ...], alphas: tuple[float, ...
             wanted.append(None)
     if not any(wanted):
         return [None] * len(alphas)
-    columns = read_columns(Path(source))
+    columns = read_columns(Path(source), text_columns=tuple(c for cols in wanted if cols and len(cols) == 1
+                                                            for c in cols))
     index = {c: j for j, c in enumerate(names)}
     out: list[np.ndarray | None] = []
     for cols in wanted:
@@ -240,9 +249,9 @@ def sets_to_score(conformal: Any, source: str, ignored: tuple[str, ...], alphas:
 def _parse_set_column(source: str, name: str, values: Any, index: dict[str, int]) -> np.ndarray:
     """(n, K) membership from a ``set_90`` column of class names joined by "|".
 
-    A column whose every set holds at most one class of integer name reads back
-    as numbers, with empty sets as missing values: 1.0 is the class "1" and a
-    missing value the empty set.
+    Text files are read with the column as text (:func:`written_sets`), so names match
+    exactly ("01" is not "1"). A Parquet column that another tool rewrote as numbers still
+    reads: 1.0 is the class "1" and a missing value the empty set.
     """
     if hasattr(values, "to_pylist"):
         values = values.to_pylist()
@@ -269,8 +278,12 @@ def summarize(conformal: Any, y: np.ndarray, sets: np.ndarray, alphas: tuple[flo
         "score": conformal.score,
         "n_calibration": int(conformal.n_calibration_),
         "evaluated_on": evaluated_on,
-        "levels": {level_name(a): set_metrics(y, sets[:, :, i], alpha=a, n_calibration=conformal.n_calibration_,
-                                              classes=classes) for i, a in enumerate(alphas)},
+        "levels": {level_name(a): {**set_metrics(y, sets[:, :, i], alpha=a, n_calibration=conformal.n_calibration_,
+                                                 classes=classes),
+                                   # the predictor's own range: no upper end where scores tie at the
+                                   # threshold, each class's rows when class-conditional
+                                   "guaranteed_range": list(conformal.coverage_range(a))}
+                   for i, a in enumerate(alphas)},
     }
 
 
@@ -324,7 +337,8 @@ def table(summary: dict) -> tuple[list[str], list[list[str]]]:
     for name, m in summary["levels"].items():
         lo, hi = m["coverage_ci"]
         g_lo, g_hi = m["guaranteed_range"]
-        rows.append([name, f"{m['coverage']:.3f} [{lo:.3f}, {hi:.3f}]", f"{g_lo:.3f}-{g_hi:.3f}",
+        guaranteed = f">= {g_lo:.3f}" if g_hi is None else f"{g_lo:.3f}-{g_hi:.3f}"  # no upper end: ties
+        rows.append([name, f"{m['coverage']:.3f} [{lo:.3f}, {hi:.3f}]", guaranteed,
                      f"{m['mean_size']:.2f}", f"{100 * m['empty']:.1f}%", f"{100 * m['singleton']:.1f}%",
                      f"{100 * m['multiple']:.1f}%"])
     return cols, rows
