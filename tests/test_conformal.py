@@ -903,13 +903,29 @@ def test_cli_evaluate_reads_set_columns_of_number_like_class_names_exactly(capsy
     assert records[1]["coverage"] == records[0]["coverage"] > 0.75
 
 
-def test_cli_refuses_levels_that_share_a_column_name(capsys, cli_files, tmp_path):
-    """Audit: --sets 0.1,0.1000001 wrote one set_90 pair (the second level's), said "90%, 90%", exit 0."""
+def test_cli_level_tags_are_exact_and_a_repeated_level_is_refused(capsys, cli_files, tmp_path):
+    """Audit: --sets 0.1,0.1000001 wrote one set_90 pair (the second level's), said "90%, 90%", exit 0, and
+    --sets 1e-8 wrote set_100. Tags are now the level as typed; only the same level twice is refused."""
+    from softmaxkit.cli._conformal import level_tag
+    from softmaxkit.data import read_columns
+
+    common = {0.1: "90", 0.05: "95", 0.01: "99", 0.025: "97.5", 0.2: "80", 0.5: "50", 0.001: "99.9", 0.3333: "66.67"}
+    assert {a: level_tag(a) for a in common} == common
+    assert [level_tag(a) for a in (0.1000001, 1e-8, np.float64(0.999999))] == ["89.99999", "99.999999", "0.0001"]
     logits, labels = str(cli_files / "logits.npy"), str(cli_files / "labels.npy")
-    for text in ("0.1,0.1", "0.1,0.1000001"):
+    assert call(capsys, "calibrate", "--logits", logits, "--labels", labels, "--out", str(tmp_path / "cal.npz"),
+                "--conformal", "0.1", "--quiet")[0] == 0
+    rc, out, err = call(capsys, "apply", str(tmp_path / "cal.npz"), "--logits", logits, "--conformal",
+                        str(tmp_path / "cal.conformal.npz"), "--sets", "0.1,0.1000001,1e-8", "--out",
+                        str(tmp_path / "p.csv"))
+    assert rc == 0 and "alpha=1e-08 is too small" in err, err
+    assert "at 90%, 89.99999%, 99.999999%" in out
+    assert {"set_90", "set_89.99999", "set_99.999999"} <= set(read_columns(tmp_path / "p.csv"))
+    for text in ("0.1,0.1", "0.1,0.10", "0.05,0.1,1e-1"):
         with pytest.raises(SystemExit) as exit_info:
             call(capsys, "evaluate", "--logits", logits, "--labels", labels, "--sets", text)
-        assert exit_info.value.code == 2 and "same level" in capsys.readouterr().err
+        err = capsys.readouterr().err
+        assert exit_info.value.code == 2 and "the level 90% more than once" in err and "give each level once" in err
 
 
 def test_cli_set_options_fail_early_and_clearly(capsys, cli_files, tmp_path):

@@ -20,6 +20,7 @@ be valid; for two classes, temperature scaling does not change LAC sets at all
 from __future__ import annotations
 
 import argparse
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -66,11 +67,11 @@ def levels(text: str) -> tuple[float, ...]:
                 f"a miss rate must be strictly between 0 and 1 (0.1 gives 90% sets), got {part!r}")
         out.append(value)
     tags = [level_tag(a) for a in out]
-    repeated = sorted({t for t in tags if tags.count(t) > 1})
-    if repeated:  # one set_90 pair would hold only the last of them (audit)
+    repeated = next((t for t in tags if tags.count(t) > 1), None)
+    if repeated is not None:  # one set_90 pair would hold only the last of them (audit)
+        given = [part.strip() for part, t in zip(text.split(","), tags) if t == repeated]
         raise argparse.ArgumentTypeError(
-            f"{text!r} names the same level ({', '.join(t + '%' for t in repeated)}) more than once; "
-            "give each level once")
+            f"{text!r} gives the level {repeated}% more than once ({', '.join(given)}); give each level once")
     return tuple(out)
 
 
@@ -176,8 +177,13 @@ def level_name(alpha: float) -> str:
 
 
 def level_tag(alpha: float) -> str:
-    """``0.1`` -> ``"90"``: the level in the set columns' names (``set_90``)."""
-    return f"{100 * (1 - alpha):g}"
+    """``0.1`` -> ``"90"``: the level in the set columns' names (``set_90``).
+
+    Exact decimal arithmetic on the shortest text of ``alpha`` ("0.1", "1e-08"), so each
+    level has its own tag: six significant digits named 0.1 and 0.1000001 both ``set_90``
+    (one pair of columns held the second) and 1e-8 ``set_100`` (audit).
+    """
+    return f"{(100 * (1 - Decimal(repr(float(alpha))))).normalize():f}"
 
 
 def written_sets(source: str, ignored: tuple[str, ...], alphas: tuple[float, ...], classes: Any,
