@@ -569,3 +569,28 @@ def test_grad_out_is_validated(rng):
         sk.cross_entropy_and_grad(x, y, grad_out=np.empty((4, 3), np.float32))
     with pytest.raises(TypeError, match="grad_out"):
         sk.cross_entropy_and_grad(x, y, grad_out=np.empty((3, 4), np.float64))
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs os.fork")
+def test_numpy_api_in_forked_workers_after_the_parent_started_numba_threads():
+    """Audit: after the parent ran a kernel on numba's OpenMP threads, a forked ``multiprocessing.Pool`` (or
+    ``DataLoader``) worker calling ``cross_entropy`` was ended by SIGTERM ("fork() called from a process
+    already using GNU OpenMP") and the Pool waited forever. A forked child keeps to code without parallel
+    regions (NumPy reference, serial compilations) and gives the parent's numbers."""
+    script = r"""
+import multiprocessing as mp, numpy as np, softmaxkit as sk
+from softmaxkit.conformal import ConformalClassifier
+rng = np.random.default_rng(0)
+x = rng.normal(size=(4000, 100)); y = rng.integers(0, 100, 4000)
+def work(_):
+    p = sk.softmax(x)
+    return (float(sk.cross_entropy(x, y)), float(sk.calibration.TemperatureScaling().fit(x, y).temperature_),
+            float(sk.metrics.expected_calibration_error(y, p, n_bootstrap=50, random_state=0).ci_high),
+            int(ConformalClassifier().fit(x, y).predict_sets(x, alpha=0.5).sum()))
+parent = work(0)
+with mp.get_context("fork").Pool(2) as pool:
+    children = pool.map_async(work, range(2)).get(timeout=120)
+print("same" if all(np.allclose(c, parent, rtol=1e-6) for c in children) else f"differ {parent} {children}")
+"""
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0 and out.stdout.strip() == "same", out.stdout + out.stderr[-2000:]

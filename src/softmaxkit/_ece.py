@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from softmaxkit.kernels import fork_safe
+
 NORMS = ("l1", "l2", "max")
 
 
@@ -72,7 +74,7 @@ def bootstrap_errors(
     # Each row is a hit in at most one group (top-label: the prediction; classwise: its label).
     hit_group = np.where(hit.any(axis=1), np.argmax(hit, axis=1), -1).astype(np.int64)
     small_bins = bins.astype(np.uint8 if n_bins <= 256 else np.int32)  # fewer bytes to stream
-    sums = kernels.bootstrap_bin_sums(small_bins, conf, hit_group, weight, n_bins, n_resamples, seed)
+    sums = fork_safe(kernels.bootstrap_bin_sums)(small_bins, conf, hit_group, weight, n_bins, n_resamples, seed)
     return error_from_sums(sums, norm=norm, debias=debias)
 
 
@@ -99,7 +101,7 @@ def calibrated_errors(
     """
     from softmaxkit.kernels import calibration as kernels
 
-    hits = kernels.simulated_hit_sums(bins, conf, weight, n_bins, n_sims, seed, categorical)
+    hits = fork_safe(kernels.simulated_hit_sums)(bins, conf, weight, n_bins, n_sims, seed, categorical)
     sim = np.broadcast_to(sums, (n_sims,) + sums.shape).copy()  # (S, G, B, 3)
     sim[..., 2] = hits
     return error_from_sums(sim, norm=norm, debias=debias)

@@ -452,6 +452,7 @@ class TemperatureScaling(_Calibrator):
         -------
         self
         """
+        from softmaxkit.kernels import fork_safe
         from softmaxkit.kernels.calibration import runner_up_and_min, temperature_moments
 
         lo, hi = self._bounds()
@@ -461,7 +462,7 @@ class TemperatureScaling(_Calibrator):
         x, row_max, labels, w = self._fit_inputs(logits, y, sample_weight)
         n = x.shape[0]
         d_true = x[np.arange(n), labels].astype(np.float64) - row_max  # <= 0
-        runner_up, row_min = runner_up_and_min(x, labels)
+        runner_up, row_min = fork_safe(runner_up_and_min)(x, labels)
         informative = (w > 0) & (row_min != row_max)  # rows with all-equal logits say nothing about beta
         evidence = float(np.sum(w[informative]))
         has_other = runner_up >= 0
@@ -479,7 +480,7 @@ class TemperatureScaling(_Calibrator):
 
             def f(beta: float) -> tuple[float, float, float, float]:
                 # (plain NLL, then the smoothed objective's first three derivatives)
-                s = temperature_moments(xs, ms, ws, beta)
+                s = fork_safe(temperature_moments)(xs, ms, ws, beta)
                 return (s[0] - beta * wd) / total, (s[1] - wt) / total, s[2] / total, s[3] / total
 
             return f
@@ -708,6 +709,7 @@ class _AffineScaling(_Calibrator):
         from scipy.optimize import minimize
 
         from softmaxkit.functional import cross_entropy_and_grad
+        from softmaxkit.kernels import fork_safe
         from softmaxkit.kernels.calibration import runner_up_and_min
 
         max_iter = _check_positive_int(self.max_iter, "max_iter")
@@ -726,7 +728,7 @@ class _AffineScaling(_Calibrator):
             )
         total = float(np.sum(w))
         row_scale = w / total  # gradient of the weighted mean
-        runner_up, _ = runner_up_and_min(x, labels)
+        runner_up, _ = fork_safe(runner_up_and_min)(x, labels)
         targets = _smoothed_targets(labels, runner_up, c, a / (total + 2.0 * a))  # (N, C), the temperature's prior
 
         # Start from the temperature fit (same prior), and optimise on temperature-scaled

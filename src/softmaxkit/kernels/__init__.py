@@ -10,7 +10,10 @@ implement the same functions with the same contract (documented at the top of
 from __future__ import annotations
 
 import importlib
+import os
+import sys
 from types import ModuleType
+from typing import Any
 
 from softmaxkit.kernels import reference
 
@@ -44,14 +47,58 @@ def _load_cpu() -> ModuleType | None:
     return _cpu
 
 
+#: True in a child forked from a process that had started numba's thread pool in a layer that is
+#: not fork-safe (``omp`` here: GNU OpenMP). numba ends such a child with SIGTERM ("Terminating:
+#: fork() called from a process already using GNU OpenMP") when it enters a parallel region, even on
+#: one thread: a ``multiprocessing.Pool`` or ``DataLoader`` worker calling ``cross_entropy`` died, and
+#: the Pool then waited forever for its task (audit). Such a child keeps to code without parallel
+#: regions: the NumPy reference and serial compilations (:func:`fork_safe`).
+_FORKED_FROM_THREADS = False
+
+
+def _note_fork() -> None:
+    global _FORKED_FROM_THREADS
+    pool = sys.modules.get("numba.np.ufunc.parallel")
+    if pool is not None and getattr(pool, "_is_initialized", True) and getattr(pool, "_threading_layer", None) != "tbb":
+        _FORKED_FROM_THREADS = True
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_note_fork)
+
+
+def parallel_regions_allowed() -> bool:
+    """False in a process forked after numba's (not fork-safe) threads started; see :data:`_FORKED_FROM_THREADS`."""
+    return not _FORKED_FROM_THREADS
+
+
+_serial_twins: dict[Any, Any] = {}
+
+
+def fork_safe(kernel: Any) -> Any:
+    """``kernel`` (a ``parallel=True`` numba dispatcher), or where parallel regions are not allowed
+    (:func:`parallel_regions_allowed`) a serial compilation of its body, made on first use there and
+    not cached on disk (``prange`` runs as ``range``; the results are the same)."""
+    if parallel_regions_allowed():
+        return kernel
+    twin = _serial_twins.get(kernel)
+    if twin is None:
+        import numba
+
+        options = {k: v for k, v in kernel.targetoptions.items() if k not in ("parallel", "cache", "nopython")}
+        twin = _serial_twins[kernel] = numba.njit(**options)(kernel.py_func)
+    return twin
+
+
 def select(n_elements: int) -> ModuleType:
     """The kernel module to use for an input of ``n_elements`` logits.
 
     The numba kernels (imported, not compiled, on first use) for inputs of at
     least :data:`CPU_MIN_ELEMENTS` logits; the NumPy reference for smaller
-    inputs, or when numba cannot be imported.
+    inputs, when numba cannot be imported, or in a process forked after
+    numba's threads started (:func:`parallel_regions_allowed`).
     """
-    if n_elements >= CPU_MIN_ELEMENTS:
+    if n_elements >= CPU_MIN_ELEMENTS and parallel_regions_allowed():
         cpu = _load_cpu()
         if cpu is not None:
             return cpu

@@ -287,6 +287,13 @@ _KERNELS = {
 
 
 def pick(name, n_elements):
-    """The parallel kernel ``name`` for large inputs, the serial one for small."""
+    """The parallel kernel ``name`` for large inputs, the serial one for small (and in a process
+    forked after numba's threads started: :func:`softmaxkit.kernels.parallel_regions_allowed`)."""
+    from softmaxkit.kernels import fork_safe, parallel_regions_allowed
+
     parallel, serial = _KERNELS[name]
+    if not parallel_regions_allowed():
+        # Not ``serial``: loaded from numba's disk cache, it was found running the parallel code
+        # (both compilations share one cache entry), which ends a forked child.
+        return fork_safe(parallel)
     return parallel if n_elements >= PARALLEL_MIN_ELEMENTS else serial

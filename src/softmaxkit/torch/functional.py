@@ -33,7 +33,6 @@ This module registers itself with :mod:`softmaxkit._dispatch` on import.
 
 from __future__ import annotations
 
-import os
 import sys
 import warnings
 from typing import Any
@@ -185,27 +184,10 @@ def _on_cpu_kernels(xc: torch.Tensor) -> bool:
     )  # fmt: skip
 
 
-#: True in a process forked from one that may have started numba's threads: numba's ``omp`` layer
-#: (GNU OpenMP) kills such a child that starts a parallel region ("Terminating: fork() called from a
-#: process already using GNU OpenMP"), so there the softmax keeps to the composite torch ops, which
-#: worked in forked ``DataLoader`` workers before the kernels were used here and still do.
-_FORKED = False
-
-
-def _note_fork() -> None:
-    global _FORKED
-    _FORKED = True
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_note_fork)
-
-
 def _numba_kernels(n_elements: int) -> Any:
     """:mod:`softmaxkit.kernels.cpu` for ``n_elements`` logits, or None (fewer than
-    ``CPU_MIN_ELEMENTS``, numba unusable, or a forked child: see :data:`_FORKED`): the composite ops then."""
-    if _FORKED:
-        return None
+    ``CPU_MIN_ELEMENTS``, numba unusable, or a child forked after numba's threads started: see
+    :func:`softmaxkit.kernels.parallel_regions_allowed`): the composite ops then."""
     k = kernels.select(n_elements)
     return None if k is kernels.reference else k
 
