@@ -124,6 +124,15 @@ def test_paired_interval_with_infinite_rows():
     assert change["ci95"][1] == np.inf
     text, tone = verdict(b.summary, a.summary, change="isotonic calibration", loss_change=change)
     assert "better" not in text and tone != "good"
+    # Audit: one lost row of 500 read "within the noise"; it shows the expected loss after is infinite.
+    for n_rows in (500, 50_000):  # exact and count-based bootstrap
+        before = rng.exponential(0.3, n_rows)
+        after = before * 0.95
+        after[0] = np.inf
+        assert paired_loss_change(_scored(before, "b"), _scored(after, "a"))["reading"] == "worse"
+        assert paired_loss_change(_scored(after, "b"), _scored(before, "a"))["reading"] == "better"
+    before = rng.exponential(0.3, 200)
+    after = before * 0.5
     both = before.copy()
     both[3] = after[3] = np.inf  # lost before and after: no change on that row, not NaN
     change = paired_loss_change(_scored(both, "b"), _scored(after, "a"))
