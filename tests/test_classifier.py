@@ -1151,3 +1151,185 @@ def test_dataframe_column_names_are_checked_before_and_after_save(tmp_path):
         with pytest.raises(ValueError, match="Feature names must be in the same order as they were in fit"):
             model.predict_proba(reordered)
     assert isinstance(X, pd.DataFrame)
+
+
+# --------------------------------------------------------------------------- alpha="auto" on a bound of its range
+
+
+def _noise_3_classes():
+    """Labels independent of the features (the auditor's case): the held-out loss is least at the strongest penalty."""
+    rng = np.random.RandomState(0)
+    rng.randn(400, 2)
+    return rng.randn(300, 5), rng.randint(0, 3, 300)
+
+
+def test_auto_alpha_on_the_strong_end_is_flagged_and_explained(tmp_path):
+    """Audit: on data without signal alpha_ was the strongest grid value (alpha_path_[0]) with no word:
+    DESIGN.md's "a fitted parameter that stops on a bound is reported as such"."""
+    X, y = _noise_3_classes()
+    with pytest.warns(UserWarning, match=r"alpha='auto' chose alpha=10000, the strongest penalty searched "
+                      r"\(alpha_at_bound_ is True\).*close to the class frequencies.*a sensible answer"):
+        clf = SoftmaxClassifier().fit(X, y)
+    assert clf.alpha_ == clf.alpha_path_[0] == 1e4 and clf.alpha_at_bound_ is True
+    assert sk.load(clf.save(tmp_path / "m.npz")).alpha_at_bound_ is True
+    np.testing.assert_allclose(clf.predict_proba(X), np.tile(np.bincount(y) / len(y), (len(y), 1)), atol=0.02)
+    # Inside the range, a float alpha, the small-data fallback: no flag.
+    Xi, yi = load_iris(return_X_y=True)
+    assert SoftmaxClassifier().fit(Xi, yi).alpha_at_bound_ is False
+    assert SoftmaxClassifier(alpha=1e4).fit(X, y).alpha_at_bound_ is False
+
+
+def test_auto_alpha_on_a_flat_weak_end_is_not_flagged(recwarn):
+    """Separable classes under L-BFGS's tol: the held-out loss is least at the weakest grid value but flat
+    there (a weaker penalty fits the same model), so it is no bound to report. A falling one is
+    (test_auto_alpha_mlp_walks_past_the_weak_end_while_the_held_out_loss_falls)."""
+    rng = np.random.default_rng(0)
+    X = np.r_[rng.normal(-3, 1, (30, 1)), rng.normal(3, 1, (30, 1))]
+    y = np.r_[np.zeros(30), np.ones(30)]
+    clf = SoftmaxClassifier().fit(X, y)
+    assert clf.alpha_ == clf.alpha_path_[-1] == 2e-4 and clf.alpha_at_bound_ is False
+    assert clf.alpha_path_loss_[-1] > clf.alpha_path_loss_[-2] * 0.99
+    assert not [w for w in recwarn if issubclass(w.category, UserWarning)]
+
+
+def test_auto_alpha_mlp_walks_past_the_weak_end_while_the_held_out_loss_falls(recwarn):
+    """Audit: an MLP on make_moons stopped at the grid's weakest alpha=0.01 with the held-out loss still
+    falling ~9x per decade. The walk now goes on by decades, past the grid, while the loss keeps falling."""
+    from sklearn.datasets import make_moons
+
+    from softmaxkit._alpha_search import MLP_ALPHA_GRID
+
+    kw = dict(solver="lbfgs", max_iter=300, random_state=0)
+    X, y = make_moons(200, noise=0.05, random_state=0)
+    clf = SoftmaxClassifier(hidden_layer_sizes=(10,), **kw).fit(X, y)  # the minimum lies at 1e-3, past the grid
+    np.testing.assert_allclose(clf.alpha_path_, [*MLP_ALPHA_GRID, 1e-3, 1e-4])
+    assert np.argmin(clf.alpha_path_loss_) == 5 and 1e-3 / 10**0.5 <= clf.alpha_ <= 1e-3 * 10**0.5
+    assert clf.alpha_at_bound_ is False and not [w for w in recwarn if issubclass(w.category, UserWarning)]
+
+
+def test_auto_alpha_mlp_still_falling_at_the_floor_is_flagged():
+    """Past the grid the walk stops at MLP_ALPHA_FLOOR; a loss still falling there is the weak bound."""
+    from sklearn.datasets import make_moons
+
+    from softmaxkit._alpha_search import MLP_ALPHA_FLOOR
+
+    kw = dict(solver="lbfgs", max_iter=300, random_state=0)
+    X, y = make_moons(300, noise=0.05, random_state=0)
+    with pytest.warns(UserWarning, match=r"alpha=0\.0001, the weakest penalty searched"):
+        clf = SoftmaxClassifier(hidden_layer_sizes=(20,), **kw).fit(X, y)  # still falling at the floor
+    assert np.all(np.diff(clf.alpha_path_loss_) < 0) and clf.alpha_ == MLP_ALPHA_FLOOR == 1e-4
+    assert clf.alpha_at_bound_ is True
+
+
+def test_search_walks_beyond_the_grid_only_while_the_weakest_value_is_best():
+    """``beyond``: values past grid[-1] are fitted only when grid[-1] is the best and still falling, one at a
+    time while they fall; the common case (a minimum inside the grid, or a flat end) fits nothing more."""
+    from softmaxkit._alpha_search import search
+
+    folds = [(np.arange(20, 40), np.arange(0, 20)), (np.arange(0, 20), np.arange(20, 40))]
+    grid = (1e2, 1e1, 1e0, 1e-1)
+
+    def run(curve):
+        calls = []
+
+        def fit(train, alpha, start):
+            calls.append(alpha)
+            return alpha
+
+        def score(alpha, test):
+            return np.full(len(test), curve(np.log10(alpha)))
+
+        result = search(folds, np.ones(40), fit=fit, score=score, grid=grid, patience=len(grid), warm=False,
+                        beyond=(1e-2, 1e-3, 1e-4))
+        return result, calls
+
+    result, calls = run(lambda g: (g - 0.5) ** 2)  # minimum inside: the grid only, no bound
+    assert min(calls) == 1e-1 and result.bound is None
+    result, calls = run(lambda g: (g + 2) ** 2)  # minimum at 1e-2: one value past it, then stop
+    np.testing.assert_allclose(result.path, [1e2, 1e1, 1e0, 1e-1, 1e-2, 1e-3])
+    assert result.alpha == pytest.approx(1e-2) and result.bound is None
+    result, calls = run(lambda g: 10**g)  # still falling at the floor: the weak bound
+    assert result.path[-1] == 1e-4 and result.alpha == 1e-4 and result.bound == "weak"
+    result, calls = run(lambda g: 1 + 1e-3 * 10**g)  # least at 1e-1 but flat (0.09% a decade): no walk, no bound
+    assert min(calls) == 1e-1 and result.alpha == 1e-1 and result.bound is None
+    result, _ = run(lambda g: 10**-g)  # rising towards weak penalties: the strong bound
+    assert result.alpha == 1e2 and result.bound == "strong" and len(result.path) == 4
+
+
+# --------------------------------------------------------------------------- cv given as splits
+
+
+def test_cv_generator_used_up_or_empty_splits_are_refused_naming_cv():
+    """Audit: a generator cv fitted once, then the next fit raised numpy's "need at least one array to
+    concatenate"; cv=[] the same; GroupKFold raised scikit-learn's bare "groups should not be None"."""
+    from sklearn.model_selection import GroupKFold, StratifiedKFold
+
+    X, y = load_iris(return_X_y=True)
+    clf = SoftmaxClassifier(cv=StratifiedKFold(3, shuffle=True, random_state=0).split(X, y)).fit(X, y)
+    used_up = r"cv gave no \(train, test\) splits: .*iterator.*that an earlier fit used up; pass list\("
+    with pytest.raises(ValueError, match=used_up):
+        clf.fit(X, y)
+    with pytest.raises(ValueError, match=r"cv gave no \(train, test\) splits"):
+        SoftmaxClassifier(cv=[]).fit(X, y)
+    with pytest.raises(ValueError, match=r"cv split 1 has an empty held-out part"):
+        SoftmaxClassifier(cv=[(np.arange(75), np.arange(75, 150)), (np.arange(150), np.array([], int))]).fit(X, y)
+    with pytest.raises(ValueError, match=r"cv split 0: the training part has dtype bool, not row indices"):
+        SoftmaxClassifier(cv=[(np.arange(150) < 75, np.arange(75, 150))]).fit(X, y)
+    with pytest.raises(ValueError, match=r"cv split 0: the held-out part has row index 150, outside the 150 rows"):
+        SoftmaxClassifier(cv=[(np.arange(75), np.arange(75, 151))]).fit(X, y)
+    groups = r"cv=GroupKFold.*needs groups.*cv=list\(GroupKFold\(.*\)\.split\(X, y, groups\)\)"
+    with pytest.raises(ValueError, match=groups):
+        SoftmaxClassifier(cv=GroupKFold(3)).fit(X, y)
+    # Explicit splits as a list serve every fit.
+    splits = list(StratifiedKFold(3, shuffle=True, random_state=0).split(X, y))
+    model = SoftmaxClassifier(cv=splits)
+    assert model.fit(X, y).alpha_ == model.fit(X, y).alpha_ == clf.alpha_
+
+
+# --------------------------------------------------------------------------- coef_ / intercept_ (linear model)
+
+
+def test_linear_coef_and_intercept_match_logistic_regression():
+    """Audit: no coef_ / intercept_, so SelectFromModel and friends failed on the linear model."""
+    from sklearn.feature_selection import SelectFromModel
+
+    X, y = load_iris(return_X_y=True)
+    C = 2.0
+    lr = LogisticRegression(C=C, tol=1e-12, max_iter=10_000).fit(X, y)
+    clf = SoftmaxClassifier(alpha=1.0 / C, **TIGHT).fit(X, y)
+    assert clf.coef_.shape == (3, 4) and clf.intercept_.shape == (3,)
+    np.testing.assert_allclose(clf.coef_, lr.coef_, atol=1e-4)
+    np.testing.assert_allclose(clf.intercept_ - clf.intercept_.mean(), lr.intercept_ - lr.intercept_.mean(), atol=1e-4)
+    np.testing.assert_allclose(clf.decision_function(X), X @ clf.coef_.T + clf.intercept_, atol=1e-12)
+    ours = SelectFromModel(SoftmaxClassifier(alpha=1.0 / C, **TIGHT)).fit(X, y)
+    np.testing.assert_array_equal(ours.get_support(), SelectFromModel(lr).fit(X, y).get_support())
+
+    Xb, yb = load_breast_cancer(return_X_y=True)
+    Xb = StandardScaler().fit_transform(Xb)[:, :5]
+    lr = LogisticRegression(C=0.5, tol=1e-12, max_iter=10_000).fit(Xb, yb)
+    binary = SoftmaxClassifier(alpha=2.0 / 0.5, **TIGHT).fit(Xb, yb)  # two classes: alpha = 2 / C
+    assert binary.coef_.shape == (1, 5) and binary.intercept_.shape == (1,)
+    np.testing.assert_allclose(binary.coef_, lr.coef_, atol=1e-4)
+    np.testing.assert_allclose(binary.intercept_, lr.intercept_, atol=1e-4)
+    np.testing.assert_allclose(binary.decision_function(Xb), Xb @ binary.coef_[0] + binary.intercept_[0], atol=1e-12)
+
+
+def test_coef_is_a_read_only_view_of_the_linear_model_only(tmp_path):
+    """Not a parameter, not saved on its own, absent (hasattr False) for an MLP or before fit."""
+    from sklearn.base import clone
+
+    X, y = load_iris(return_X_y=True)
+    clf = SoftmaxClassifier(alpha=1.0)
+    assert not hasattr(clf, "coef_") and not hasattr(clf, "intercept_")
+    clf.fit(X, y)
+    assert "coef_" not in clf.get_params() and "coef_" not in vars(clf)
+    loaded = sk.load(clf.save(tmp_path / "m.npz"))
+    np.testing.assert_array_equal(loaded.coef_, clf.coef_)
+    np.testing.assert_array_equal(loaded.intercept_, clf.intercept_)
+    assert not hasattr(clone(clf), "coef_")
+    with pytest.raises(AttributeError):
+        clf.coef_ = np.zeros((3, 4))
+    mlp = SoftmaxClassifier(hidden_layer_sizes=(3,), alpha=1.0, max_iter=5, random_state=0).fit(X, y)
+    assert not hasattr(mlp, "coef_") and not hasattr(mlp, "intercept_")
+    with pytest.raises(AttributeError, match=r"coef_ .*linear model.*coefs_"):
+        mlp.coef_

@@ -27,6 +27,20 @@ The linear model keeps ``LogisticRegression()``'s penalty
 rows by more than one standard error, and then takes the strongest penalty
 that the best one does not clearly beat (:func:`search`); a best value taken
 as is gets refined between its grid neighbours (:func:`_refine`).
+
+The ends
+--------
+A choice at an end of the range searched is no optimum found: the held-out
+loss may go on falling past it. :attr:`AlphaSearch.bound` says which end, and
+the estimator reports it. At the strong end the weights are shrunk to almost
+nothing: the model predicts about the class frequencies, which is right for
+features without signal. The weak end counts only where the held-out loss is
+still falling there (:data:`STILL_FALLING`), as for (nearly) separable
+classes; where it has gone flat, a weaker penalty fits the same model. The
+MLP's grid is short (cold fits are dear), so there the walk goes on past its
+weakest value, a decade at a time while the loss keeps falling, down to
+:data:`MLP_ALPHA_FLOOR`; those fits are made only when the grid's weakest
+value scores best and is still falling, so the usual search costs nothing more.
 """
 
 from __future__ import annotations
@@ -71,6 +85,18 @@ PATH_START = 4
 #: refinement (:func:`_refine`) recovers some resolution.
 MLP_ALPHA_GRID: tuple[float, ...] = tuple(float(a) for a in 10.0 ** np.arange(2.0, -2.5, -1.0))
 
+#: The MLP's values past the weak end of :data:`MLP_ALPHA_GRID`, walked (in
+#: decade steps, so :func:`_refine` still sees equal steps) only while the
+#: held-out loss keeps falling (``beyond`` of :func:`search`). Audit: two interleaved
+#: half-moons, near separable, lost a factor ~9 of held-out log-loss per decade
+#: at ``alpha=1e-2`` (test log-loss 1.3e-4 there against 9.7e-5 at 1e-3).
+MLP_ALPHA_BEYOND: tuple[float, ...] = (1e-3, 1e-4)
+
+#: The weakest MLP penalty searched: ``MLPClassifier``'s default ``alpha``
+#: (the same units, see :class:`~softmaxkit.SoftmaxClassifier`'s Notes), and
+#: 2-3 decades below the linear grid's weakest value for standardised data.
+MLP_ALPHA_FLOOR: float = MLP_ALPHA_BEYOND[-1]
+
 #: Internal folds when ``cv=None``: scikit-learn's default for
 #: ``LogisticRegressionCV`` and ``CalibratedClassifierCV``. Each fit sees 80%
 #: of the rows, so the chosen penalty is close to the best for the full data,
@@ -83,6 +109,19 @@ DEFAULT_FOLDS_MLP = 3
 
 #: Grid points without improvement after which the path stops (one decade).
 PATIENCE = 2
+
+#: The least relative fall of the held-out loss over one grid step for which
+#: a best value at the weak end counts as still falling: only then does the
+#: walk go on into ``beyond`` (each further value must fall as much), and only
+#: then is the weak end reported (:attr:`AlphaSearch.bound`). Under weak
+#: penalties a fit is often limited by something else, and the held-out loss
+#: goes flat: Adam's stop on the training-loss plateau (iris, 3 MLPs: a fall
+#: of 3e-6 to 2e-5 per decade, won by chance, yet "significant" by the paired
+#: test, the fits moving together), or L-BFGS's ``tol`` on separable classes
+#: (a fall of 1e-16). There a weaker penalty fits the same model: searching on
+#: would cost fits for nothing, and a warning would be noise. Near-separable
+#: MLPs under L-BFGS fall 13-90% per decade there (make_moons).
+STILL_FALLING = 0.01
 
 @dataclass(frozen=True)
 class AlphaSearch:
@@ -103,6 +142,11 @@ class AlphaSearch:
         With warm starts (the linear model), each fold's fit at the grid
         value nearest ``alpha``: the refit starts from their average. Empty
         otherwise.
+    bound : {"strong", "weak"} or None
+        ``alpha`` is the strongest (``"strong"``) or weakest (``"weak"``)
+        value the search could reach (``grid[0]``, or the last of ``grid``
+        and ``beyond``): the held-out optimum may lie past it. None inside
+        the range, and for the fallback.
     """
 
     alpha: float
@@ -110,6 +154,7 @@ class AlphaSearch:
     loss: np.ndarray
     n_folds: int
     fold_fits: tuple = ()
+    bound: str | None = None
 
 
 def make_folds(
@@ -122,7 +167,8 @@ def make_folds(
     ``min(k, smallest class count)`` folds so that every training part sees
     every class and every held-out part contains every class. Anything else
     is a scikit-learn splitter (its ``split(X, labels)`` is called) or an
-    iterable of ``(train, test)`` index pairs, used as given.
+    iterable of ``(train, test)`` index pairs, used as given
+    (:func:`_given_folds`).
 
     The default folds split the rows of positive weight only, exactly as if
     the rows of weight 0 were absent, and deal those rows out evenly over
@@ -130,14 +176,18 @@ def make_folds(
     as removing the row, ``alpha_`` included: stratifying over all rows put
     a class's few weighted rows unevenly over the folds (a held-out part
     without them), and the search could choose another penalty.
+
+    Raises
+    ------
+    ValueError
+        Given splits that cannot be used (:func:`_given_folds`).
     """
     from sklearn.model_selection import KFold, StratifiedKFold
 
     n = targets.weight.shape[0]
     rows = np.arange(n)
     if cv is not None and not isinstance(cv, numbers.Integral):
-        splits = cv.split(rows.reshape(-1, 1), targets.labels) if hasattr(cv, "split") else cv
-        return [(np.asarray(train, dtype=np.int64), np.asarray(test, dtype=np.int64)) for train, test in splits]
+        return _given_folds(cv, targets)
     wanted = default if cv is None else int(cv)
     positive = targets.weight > 0
     seed = rng.randint(np.iinfo(np.int32).max)
@@ -165,6 +215,60 @@ def make_folds(
     return folds
 
 
+def _given_folds(cv: Any, targets: Targets) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The ``(train, test)`` index pairs of a splitter or an iterable of splits, read once into a list.
+
+    Raises
+    ------
+    ValueError
+        No split at all (an empty list, or a generator that an earlier fit
+        used up: ``cv`` is read again at every fit); a split with an empty
+        part, a boolean mask or an index outside the rows; a splitter that
+        needs ``groups`` (``GroupKFold``), which ``fit`` cannot pass it.
+    """
+    n = targets.weight.shape[0]
+    if hasattr(cv, "split"):
+        try:
+            splits = list(cv.split(np.zeros((n, 1)), targets.labels))
+        except ValueError as error:
+            if "'groups'" not in str(error):
+                raise
+            raise ValueError(
+                f"cv={cv!r} needs groups, which SoftmaxClassifier.fit cannot pass it ({error}); give the splits "
+                f"themselves: cv=list({cv!r}.split(X, y, groups))"
+            ) from None
+    else:
+        # A generator is an iterator: list() empties it, and the next fit finds nothing.
+        used_up = iter(cv) is cv
+        splits = list(cv)
+        if not splits:
+            hint = (
+                "it is an iterator with nothing left, such as a StratifiedKFold(...).split(X, y) generator that "
+                "an earlier fit used up; pass list(...) of it, which every fit can read again"
+                if used_up
+                else "pass at least one (train, test) pair of row indices"
+            )
+            raise ValueError(f"cv gave no (train, test) splits: {hint}")
+    return [_checked_split(k, train, test, n) for k, (train, test) in enumerate(splits)]
+
+
+def _checked_split(k: int, train: Any, test: Any, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Split ``k`` of a given ``cv`` as int64 row indices, or ValueError naming the split and its part."""
+    parts = {"training": np.asarray(train), "held-out": np.asarray(test)}
+    for name, part in parts.items():
+        if part.size == 0:
+            raise ValueError(f"cv split {k} has an empty {name} part; every split needs rows in both parts")
+        if part.dtype.kind not in "iu":  # a boolean mask cast to int would silently pick rows 0 and 1
+            raise ValueError(
+                f"cv split {k}: the {name} part has dtype {part.dtype}, not row indices "
+                "(for a boolean mask pass np.flatnonzero(mask))"
+            )
+        outside = part[(part < 0) | (part >= n)]
+        if outside.size:
+            raise ValueError(f"cv split {k}: the {name} part has row index {outside[0]}, outside the {n} rows")
+    return parts["training"].astype(np.int64), parts["held-out"].astype(np.int64)
+
+
 def search(
     folds: list[tuple[np.ndarray, np.ndarray]],
     weight: np.ndarray,
@@ -176,6 +280,7 @@ def search(
     reference: float | None = None,
     warm: bool = True,
     first: int = 0,
+    beyond: tuple[float, ...] = (),
 ) -> AlphaSearch:
     """Walk ``grid`` in its order from ``grid[first]``, scoring each ``alpha`` over ``folds``.
 
@@ -206,6 +311,12 @@ def search(
         down to ``grid[0]``, warm-started from the fits at ``grid[first]`` and
         with the same ``patience``. :attr:`AlphaSearch.path` is in grid order
         either way.
+    beyond : tuple of float, default ()
+        Weaker values past ``grid[-1]``, continuing its steps. Walked only
+        when ``grid[-1]`` has the best held-out loss and it is still falling
+        there (by :data:`STILL_FALLING` of ``grid[-2]``'s), each fold from its
+        fit at ``grid[-1]``, and only while each value falls as much below the
+        best: the first that does not ends the walk.
 
     Returns
     -------
@@ -229,25 +340,33 @@ def search(
     of too strong a one. When ``b`` itself is taken, it is moved to the
     vertex of the parabola through it and its neighbours (:func:`_refine`).
     Without a reference the choice is the refined ``b``.
+
+    :attr:`AlphaSearch.bound` is ``"strong"`` when the choice is ``grid[0]``
+    (the features do not help the held-out rows), ``"weak"`` when it is the
+    last value of ``beyond`` (of ``grid`` without it) and the held-out loss
+    was still falling there (:data:`STILL_FALLING`).
     """
+    full = (*grid, *beyond)
     rows = np.concatenate([test for _, test in folds])
     w = weight[rows]
     total = float(np.sum(w))
     # index -> (held-out loss, per-row losses, fold fits) of each grid value evaluated
     scored: dict[int, tuple[float, np.ndarray, tuple]] = {}
 
-    def walk(order: range, starts: list[Any], must_reach: float | None) -> None:
-        """Score ``grid[i]`` for ``i`` in ``order``, each fold from its previous fit,
-        until ``patience`` values in a row fail to improve the best seen so far."""
+    def walk(
+        order: range, starts: list[Any], must_reach: float | None, patience: int = patience, fall: float = 0.0
+    ) -> None:
+        """Score ``full[i]`` for ``i`` in ``order``, each fold from its previous fit, until ``patience``
+        values in a row fail to improve the best seen so far (by the share ``fall`` of it)."""
         best = min((loss for loss, _, _ in scored.values()), default=np.inf)
         stalled, reached = 0, must_reach is None
         for i in order:
-            alpha = grid[i]
+            alpha = full[i]
             per_row = np.concatenate([_fit_and_score(fit, score, folds, k, alpha, starts) for k in range(len(folds))])
             loss = float(np.dot(per_row, w) / total) if total > 0 else np.inf
             scored[i] = (loss, per_row, tuple(starts))
             reached = reached or np.isclose(alpha, must_reach)
-            if loss < best:
+            if loss < best * (1.0 - fall):
                 best, stalled = loss, 0
             else:
                 stalled += 1
@@ -260,8 +379,22 @@ def search(
         # from its fit there (a weaker penalty's solution is a good start for a
         # stronger one too).
         walk(range(first - 1, -1, -1), list(scored[first][2]), None)
+
+    def still_falling(i: int) -> bool:
+        """Whether the held-out loss at ``full[i]``, the best, fell by STILL_FALLING from ``full[i - 1]``."""
+        losses = [scored[j][0] for j in sorted(scored)]
+        return (
+            i in scored and i - 1 in scored and _argmin(losses) == sorted(scored).index(i)
+            and scored[i][0] < scored[i - 1][0] * (1.0 - STILL_FALLING)
+        )  # fmt: skip
+
+    last = len(grid) - 1
+    if beyond and last in scored and still_falling(last):
+        # The optimum may lie past the grid: walk on while the loss keeps falling (a
+        # near-separable MLP under L-BFGS loses a constant share per decade).
+        walk(range(last + 1, len(full)), list(scored[last][2]), None, patience=1, fall=STILL_FALLING)
     evaluated = sorted(scored)
-    path = [grid[i] for i in evaluated]
+    path = [full[i] for i in evaluated]
     losses = [scored[i][0] for i in evaluated]
     row_losses = [scored[i][1] for i in evaluated]
     history = [scored[i][2] for i in evaluated]
@@ -282,7 +415,10 @@ def search(
                 chosen = path[k]
     nearest = int(np.argmin(np.abs(np.log(path) - np.log(chosen))))
     fold_fits = history[nearest] if warm else ()
-    return AlphaSearch(float(chosen), np.asarray(path), np.asarray(losses), len(folds), fold_fits)
+    # At either end the choice is the grid value itself (_refine moves interior ones only).
+    weakest = len(full) - 1
+    bound = "strong" if chosen == full[0] else "weak" if chosen == full[-1] and still_falling(weakest) else None
+    return AlphaSearch(float(chosen), np.asarray(path), np.asarray(losses), len(folds), fold_fits, bound)
 
 
 def _fit_and_score(fit, score, folds, i: int, alpha: float, starts: list[Any]) -> np.ndarray:
@@ -382,7 +518,8 @@ def reference_alpha(n_classes: int) -> float:
 
 
 __all__ = [
-    "ALPHA_GRID", "DEFAULT_FOLDS", "DEFAULT_FOLDS_MLP", "MLP_ALPHA_GRID", "PATH_START", "PATIENCE",
+    "ALPHA_GRID", "DEFAULT_FOLDS", "DEFAULT_FOLDS_MLP", "MLP_ALPHA_BEYOND", "MLP_ALPHA_FLOOR", "MLP_ALPHA_GRID",
+    "PATH_START", "PATIENCE", "STILL_FALLING",
     "AlphaSearch", "fallback", "make_folds", "reference_alpha", "search", "why_too_small",
 ]  # fmt: skip
 

@@ -165,6 +165,16 @@ class SoftmaxClassifier(Persistable, ClassifierMixin, BaseEstimator):
         ``coefs_[l]`` has shape ``(fan_in, fan_out)``, in raw-feature
         coordinates (the preconditioning folded back in).
     intercepts_ : list of ndarray
+    coef_ : ndarray of shape (K, n_features), or (1, n_features) for two classes
+        Linear model only (an MLP has no such attribute, as in
+        ``MLPClassifier``): ``LogisticRegression``'s layout, for
+        ``SelectFromModel`` and other tools that read it. ``coefs_[0].T``,
+        or for two classes the log-odds weights ``w_1 - w_0`` (class 1
+        against class 0), so that ``decision_function(X) == X @ coef_.T +
+        intercept_`` (raveled for two classes). A read-only copy, derived
+        from ``coefs_``.
+    intercept_ : ndarray of shape (K,), or (1,) for two classes
+        Linear model only: ``intercepts_[0]``, or ``b_1 - b_0`` for two classes.
     loss_curve_ : list of float
         The training objective (penalty included) after each iteration/epoch.
     validation_loss_curve_ : list of float or None
@@ -181,6 +191,13 @@ class SoftmaxClassifier(Persistable, ClassifierMixin, BaseEstimator):
     alpha_path_loss_ : ndarray of shape (m,) or None
         The held-out log-loss at each ``alpha_path_`` value (sample-weighted
         mean over the held-out rows of all folds).
+    alpha_at_bound_ : bool
+        ``alpha="auto"`` chose an end of the range it searched, the
+        strongest penalty (``alpha_ == alpha_path_[0]``) or the weakest
+        (``alpha_path_[-1]``, with the held-out loss still falling there),
+        so the held-out optimum may lie beyond it; a ``UserWarning`` says
+        which end and what it means (see Notes, *Choosing alpha*). False for
+        a float ``alpha`` and for the small-data fallback. Saved with the model.
 
     Notes
     -----
@@ -268,8 +285,22 @@ class SoftmaxClassifier(Persistable, ClassifierMixin, BaseEstimator):
     initialisation (a path warm-started across penalties keeps an MLP's
     over-fit), so ``alpha="auto"`` costs about 11 single fits (in the same
     benchmark 0.6-6.4 s, 5-9 times ``MLPClassifier()``); pass a float
-    ``alpha`` to skip it. *Small data:* with fewer rows in the smallest class
-    than folds, the folds are reduced to that count; when a class has a
+    ``alpha`` to skip it. When ``10**-2`` scores best and the held-out loss
+    still falls there (near-separable classes under L-BFGS), the walk goes on
+    to ``10**-3`` and ``10**-4`` (``MLPClassifier``'s default) while it keeps
+    falling, 3 more fits per value. *Ends of the range:* a choice of the
+    strongest or weakest value searched is no optimum found;
+    ``alpha_at_bound_`` is set and a ``UserWarning`` says so. The strong end
+    (``r * 10**4``; an MLP's ``10**2``) means the features do not help the
+    held-out rows: the weights are shrunk almost to 0 and ``predict_proba``
+    stays near the class frequencies, a sensible answer on data without
+    signal. The weak end (``r * 10**-4``; an MLP's ``10**-4``) counts only
+    where the held-out loss still fell by 1% or more over the last step, as
+    for (nearly) separable classes: a weaker float ``alpha`` may score better
+    still. Where it has gone flat (Adam's stop on the training-loss plateau,
+    or L-BFGS's ``tol``, limits the fit, not the penalty), a weaker penalty
+    fits the same model and nothing is reported. *Small data:* with fewer
+    rows in the smallest class than folds, the folds are reduced to that count; when a class has a
     single row (or, for probability/count targets, fewer than two rows carry
     weight) nothing can be held out and ``LogisticRegression()``'s penalty
     is used, ``alpha_ = 2`` for two classes and 1 for more
@@ -486,6 +517,8 @@ class SoftmaxClassifier(Persistable, ClassifierMixin, BaseEstimator):
             search_seed = 0 if self.random_state is None else self.random_state
             selection = self._search_alpha(X, targets, xp, cdtype, check_random_state(search_seed))
             alpha = selection.alpha
+            if selection.bound is not None:
+                _warn_alpha_at_bound(selection.bound, alpha)
         else:
             selection, alpha = None, float(self.alpha)
         rng = check_random_state(self.random_state)
@@ -509,6 +542,7 @@ class SoftmaxClassifier(Persistable, ClassifierMixin, BaseEstimator):
         self.alpha_ = alpha
         self.alpha_path_ = None if selection is None else selection.path
         self.alpha_path_loss_ = None if selection is None else selection.loss
+        self.alpha_at_bound_ = selection is not None and selection.bound is not None
         self.coefs_, self.intercepts_ = fitted.coefs, fitted.intercepts
         self.loss_curve_ = fitted.loss_curve
         self.validation_loss_curve_ = fitted.validation_loss_curve
@@ -555,14 +589,15 @@ class SoftmaxClassifier(Persistable, ClassifierMixin, BaseEstimator):
 
         if mlp:
             grid, patience, reference = _alpha_search.MLP_ALPHA_GRID, len(_alpha_search.MLP_ALPHA_GRID), None
-            first = 0
+            first, beyond = 0, _alpha_search.MLP_ALPHA_BEYOND
         else:
             reference = _alpha_search.reference_alpha(len(targets.classes))
             grid, patience = tuple(reference * g for g in _alpha_search.ALPHA_GRID), _alpha_search.PATIENCE
-            first = _alpha_search.PATH_START
+            # The linear grid already spans LogisticRegressionCV's range; its weak end is a bound.
+            first, beyond = _alpha_search.PATH_START, ()
         return _alpha_search.search(
             folds, targets.weight, fit=fit, score=score, grid=grid, patience=patience, reference=reference,
-            warm=not mlp, first=first,
+            warm=not mlp, first=first, beyond=beyond,
         )  # fmt: skip
 
     def _train(
@@ -651,6 +686,33 @@ class SoftmaxClassifier(Persistable, ClassifierMixin, BaseEstimator):
             raise ValueError(f"{error}{hint if self._auto_alpha() else ''}") from None
 
     # ------------------------------------------------------------------ predict
+
+    @property
+    def coef_(self) -> np.ndarray:
+        """The linear model's weights in ``LogisticRegression``'s layout (see the class Attributes)."""
+        return self._linear_layer("coef_")[0]
+
+    @property
+    def intercept_(self) -> np.ndarray:
+        """The linear model's intercepts in ``LogisticRegression``'s layout (see the class Attributes)."""
+        return self._linear_layer("intercept_")[1]
+
+    def _linear_layer(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        """``(coef_, intercept_)`` of a fitted linear model; AttributeError otherwise, so ``hasattr`` is False.
+
+        Two classes: the log-odds ``z_1 - z_0`` as one row, as ``LogisticRegression`` and
+        :meth:`decision_function` give it. Copies: writing to them must not change the model.
+        """
+        check_is_fitted(self)  # NotFittedError is an AttributeError
+        if len(self.coefs_) != 1:
+            raise AttributeError(
+                f"{name} exists only for the linear model (hidden_layer_sizes=()); this MLP's weights are "
+                "coefs_ and intercepts_, one array per layer"
+            )
+        w, b = self.coefs_[0], self.intercepts_[0]  # (d, K), (K,)
+        if w.shape[1] == 2:
+            return (w[:, 1] - w[:, 0])[None, :], np.array([b[1] - b[0]])
+        return w.T.copy(), b.copy()
 
     def _network(self) -> _mlp.Network:
         sizes = (self.n_features_in_, *(w.shape[1] for w in self.coefs_))
@@ -748,6 +810,7 @@ class SoftmaxClassifier(Persistable, ClassifierMixin, BaseEstimator):
             "n_features_in": int(self.n_features_in_),
             "n_iter": int(self.n_iter_),
             "alpha": float(self.alpha_),
+            "alpha_at_bound": bool(getattr(self, "alpha_at_bound_", False)),
             "n_layers": len(self.coefs_),
             "best_validation_loss": self.best_validation_loss_,
             "feature_names_in": getattr(self, "feature_names_in_", np.array([])).tolist() or None,
@@ -807,6 +870,10 @@ class SoftmaxClassifier(Persistable, ClassifierMixin, BaseEstimator):
         model.alpha_ = float(alpha)
         model.alpha_path_ = _saved_vector(arrays, "alpha_path", optional=True)
         model.alpha_path_loss_ = _saved_vector(arrays, "alpha_path_loss", optional=True)
+        at_bound = meta.get("alpha_at_bound", False)  # files written before it existed lack it
+        if not isinstance(at_bound, bool):
+            raise ValueError(f"alpha_at_bound must be true or false, got {at_bound!r}")
+        model.alpha_at_bound_ = at_bound
         if (model.alpha_path_ is None) != (model.alpha_path_loss_ is None) or (
             model.alpha_path_ is not None and model.alpha_path_.shape != model.alpha_path_loss_.shape
         ):
@@ -913,6 +980,35 @@ def _warn_search_skipped(reason: str, alpha: float, *, labels: bool) -> None:
         f"Pass a float alpha to choose it yourself{hint}.",
         UserWarning,
         stacklevel=4,  # the caller of fit (through _search_alpha)
+    )
+
+
+def _warn_alpha_at_bound(bound: str, alpha: float) -> None:
+    """Say that ``alpha="auto"`` chose an end of its range (``bound``: "strong" or "weak") and what it means.
+
+    DESIGN.md: a fitted parameter that stops on a bound is reported as such.
+    The strong end is a sound answer on data without signal, so its message
+    explains rather than alarms; the weak end asks the user to look.
+    """
+    if bound == "strong":
+        end = "strongest"
+        meaning = (
+            "the held-out log-loss was least with the weights shrunk almost to 0, so predict_proba stays "
+            "close to the class frequencies. Where the features carry little information about the labels "
+            "that is a sensible answer, not a failure; pass a float alpha to fit a weaker penalty anyway."
+        )
+    else:
+        end = "weakest"
+        meaning = (
+            "the held-out log-loss was least at this end of alpha_path_loss_, as when the classes are "
+            "(nearly) separable: a weaker penalty may score better still, and probabilities near 0 and 1 "
+            "are to be expected. Check alpha_path_loss_, and pass a float alpha to fit a weaker one."
+        )
+    warnings.warn(
+        f"SoftmaxClassifier: alpha='auto' chose alpha={alpha:g}, the {end} penalty searched "
+        f"(alpha_at_bound_ is True): {meaning}",
+        UserWarning,
+        stacklevel=3,  # the caller of fit
     )
 
 
