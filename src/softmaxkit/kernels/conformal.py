@@ -40,6 +40,7 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
+from softmaxkit.kernels import fork_safe, parallel_regions_allowed
 from softmaxkit.kernels._vecmath import LOOP_FASTMATH, strict_add, strict_mul
 
 _JIT = dict(nogil=True, cache=True)
@@ -289,8 +290,6 @@ _KERNELS = {
 def pick(name, n_elements):
     """The parallel kernel ``name`` for large inputs, the serial one for small (and in a process
     forked after numba's threads started: :func:`softmaxkit.kernels.parallel_regions_allowed`)."""
-    from softmaxkit.kernels import fork_safe, parallel_regions_allowed
-
     parallel, serial = _KERNELS[name]
     if not parallel_regions_allowed():
         # Not ``serial``: loaded from numba's disk cache, it was found running the parallel code
