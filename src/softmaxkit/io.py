@@ -36,7 +36,9 @@ import contextvars
 import importlib
 import json
 import os
+import signal
 import tempfile
+import threading
 import zipfile
 from pathlib import Path
 from typing import Any, Iterator
@@ -95,12 +97,59 @@ def _new_temp(target: Path) -> Path:
     return Path(tmp)
 
 
-def _publish(tmp: Path, target: Path, mode: int) -> None:
-    """fsync ``tmp``, give it ``mode`` and rename it onto ``target`` (atomic on POSIX)."""
+def _finish(tmp: Path, mode: int) -> None:
+    """fsync ``tmp`` and give it ``mode``: everything but the rename that publishes it."""
     with open(tmp, "rb+") as fh:
         os.fsync(fh.fileno())
     os.chmod(tmp, mode)
+
+
+def _publish(tmp: Path, target: Path, mode: int) -> None:
+    """fsync ``tmp``, give it ``mode`` and rename it onto ``target`` (atomic on POSIX)."""
+    _finish(tmp, mode)
     os.replace(tmp, target)
+
+
+#: The signals a commit holds back: Ctrl-C, and SIGTERM (which the CLI raises as an exception).
+_DEFERRED_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+@contextlib.contextmanager
+def _signals_deferred() -> Iterator[None]:
+    """Hold SIGINT and SIGTERM back for the block, then deliver them (each once) at its end.
+
+    Why: the renames of a multi-output commit must all happen or none, and a
+    Ctrl-C between two of them would leave a new output next to an old one.
+    The Python-level handlers are swapped for one that only records the
+    signal, rather than blocking it with ``signal.pthread_sigmask``: a mask
+    in the main thread does not stop the kernel from handing a
+    process-directed signal to another thread (numpy's BLAS pool, torch),
+    whose C handler still makes the main thread run the Python handler at
+    once. Handlers can only be changed in the main thread, so elsewhere this
+    is a no-op (signals interrupt only the main thread anyway), as it is for
+    a handler not installed from Python, which could not be put back.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    pending: list[int] = []
+    # ExitStack: every handler is put back even if a signal arriving meanwhile raises in between;
+    # the pending signals are raised last, once the real handlers are back.
+    with contextlib.ExitStack() as stack:
+        stack.callback(_raise_pending, pending)
+        for sig in _DEFERRED_SIGNALS:
+            previous = signal.getsignal(sig)
+            if previous is None:
+                continue
+            signal.signal(sig, lambda signum, _frame: pending.append(signum))
+            stack.callback(signal.signal, sig, previous)
+        yield
+
+
+def _raise_pending(pending: list[int]) -> None:
+    """Deliver the signals :func:`_signals_deferred` held back to the handlers now in place."""
+    for sig in dict.fromkeys(pending):  # in arrival order, each once
+        signal.raise_signal(sig)
 
 
 @contextlib.contextmanager
@@ -209,8 +258,10 @@ class StagedOutputs:
     leaves no output and no debris. :meth:`check` runs the cheap checks up
     front, before a command reads its data or trains anything.
 
-    The renames of a commit are each atomic but not jointly: a crash between
-    two renames (power loss) can publish some outputs and not others.
+    Ctrl-C or SIGTERM during :meth:`commit` waits until every rename is done
+    (it is then raised as usual), so a signal never publishes some outputs
+    and not others. The renames are still not jointly atomic against a crash
+    (power loss, SIGKILL) or a rename that fails (disk gone).
 
     Examples
     --------
@@ -256,12 +307,18 @@ class StagedOutputs:
 
         Raises :class:`InputChangedError`, publishing nothing, when an input
         watched by :func:`watching_inputs` changed since the command began.
+        A SIGINT or SIGTERM arriving during the renames is raised once all of
+        them are done (main thread; see :func:`_signals_deferred`).
         """
         verify_inputs_unchanged()
         mode = default_file_mode()
-        for target, tmp in self._staged.items():
-            _publish(tmp, target, mode)
-        self.committed = True
+        for tmp in self._staged.values():  # the slow part (fsync) before signals are held back
+            _finish(tmp, mode)
+        with _signals_deferred():
+            for target, tmp in self._staged.items():
+                os.replace(tmp, target)
+            # Inside the block: a signal raised at its end must not make __exit__ discard anything.
+            self.committed = True
         return list(self._staged)
 
     def discard(self) -> None:
