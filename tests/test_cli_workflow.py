@@ -806,3 +806,23 @@ def test_npy_outputs_of_integer_classes_other_than_0_to_k_are_refused(capsys, tm
     assert main(["fit", str(zero), "--target", "species", "--out", str(tmp_path / "z.npz"), "--no-report", "-q"]) == 0
     rc, _, err = call(capsys, "predict", tmp_path / "z.npz", zero, "--out", tmp_path / "z.npy")
     assert rc == 0, err
+
+
+def test_fit_on_zero_padded_classes_keeps_them_apart_as_parquet_does(tmp_path, capsys):
+    """Classes "01", "1", "2" in a CSV trained a two-class model (pyarrow read "01" as 1), exit 0."""
+    from softmaxkit.data import write_columns
+
+    rng = np.random.default_rng(0)
+    codes = rng.integers(0, 3, 300)
+    X = rng.normal(size=(300, 2)) + 2.0 * codes[:, None]
+    names = np.array(["01", "1", "2"])[codes]
+    columns = {"a": X[:, 0], "b": X[:, 1], "label": names}
+    for suffix in (".csv", ".parquet"):
+        data = write_columns(tmp_path / f"train{suffix}", columns)
+        rc, out, err = call(capsys, "fit", data, "--target", "label", "--alpha", "1", "--out", tmp_path / f"m{suffix[1:]}.npz")
+        assert rc == 0, err
+        assert "3 classes" in out
+    rc, out, err = call(capsys, "predict", tmp_path / "mcsv.npz", tmp_path / "train.csv", "--out", tmp_path / "p.csv")
+    assert rc == 0, err
+    header = (tmp_path / "p.csv").read_text().splitlines()[0]
+    assert "p_01" in header and "p_1" in header and "p_2" in header

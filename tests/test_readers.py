@@ -693,3 +693,47 @@ def test_utf16_and_a_header_without_a_newline_are_named(tmp_path):
     (tmp_path / "h.csv").write_text("x1,x2,label")
     with pytest.raises(DataFileError, match="h.csv: the file has no data rows$"):
         read_features(tmp_path / "h.csv", target="label")
+
+
+# --------------------------------------------------------------------------- zero-padded labels
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".tsv"])
+def test_zero_padded_labels_are_class_names_as_in_parquet(tmp_path, suffix):
+    """pyarrow (like pandas) reads "01" as 1: classes 01, 1, 2 of a CSV became two (audit: accuracy 0.475
+    against 0.782 from the same table in Parquet, exit 0). They are text, as a Parquet string column."""
+    sep = "\t" if suffix == ".tsv" else ","
+    rows = [("0.5", "01"), ("1.5", "1"), ("2.5", "2"), ("3.5", "01")]
+    text = _write(tmp_path / f"d{suffix}", f"a{sep}label\n" + "".join(f"{a}{sep}{y}\n" for a, y in rows))
+    parquet = write_columns(tmp_path / "d.parquet", {"a": np.array([0.5, 1.5, 2.5, 3.5]),
+                                                     "label": np.array(["01", "1", "2", "01"])})
+    from_text, from_parquet = read_features(text, target="label").y, read_features(parquet, target="label").y
+    np.testing.assert_array_equal(from_text, ["01", "1", "2", "01"])
+    np.testing.assert_array_equal(from_text, from_parquet)
+    assert len(np.unique(from_text)) == 3
+
+
+def test_labels_without_a_leading_zero_stay_numbers(tmp_path):
+    path = _write(tmp_path / "d.csv", "a,label\n0.5,1\n1.5,0\n2.5,10\n3.5,1.0\n")
+    y = read_features(path, target="label").y
+    assert y.dtype.kind == "i"
+    np.testing.assert_array_equal(y, [1, 0, 10, 1])
+
+
+def test_a_zero_padded_label_matches_its_class_name_not_the_number(tmp_path):
+    """Scores naming classes 01, 1, 2 and labels 01, 2: "01" read as 1 was scored as class "1"."""
+    path = _write(tmp_path / "y.csv", "label\n01\n2\n01\n")
+    np.testing.assert_array_equal(read_labels(path, classes=["01", "1", "2"]), [0, 2, 0])
+    plain = _write(tmp_path / "y1.csv", "label\n1\n2\n")
+    np.testing.assert_array_equal(read_labels(plain, classes=["01", "1", "2"]), [1, 2])
+
+
+def test_zero_padded_class_indices_are_indices(tmp_path):
+    path = _write(tmp_path / "y.csv", "label\n00\n01\n02\n01\n")
+    np.testing.assert_array_equal(read_labels(path, n_classes=3), [0, 1, 2, 1])
+
+
+def test_two_spellings_of_one_class_index_are_refused(tmp_path):
+    path = _write(tmp_path / "y.csv", "label\n01\n1\n2\n")
+    with pytest.raises(DataFileError, match=r"y.csv: column 'label': labels '01' and '1' are both class 1"):
+        read_labels(path, n_classes=3)

@@ -256,19 +256,49 @@ def check_output(
     StagedOutputs(inputs=inputs).check(out, option=option)
 
 
-#: How far a row of --probs may sum from 1 (float32 files round at about 1e-7 per entry).
+#: How far a row of --probs may sum from 1 (float32 files round at about 1e-7 per entry). A file
+#: stored in bfloat16 or float16 gets the library's tolerance for its dtype (:func:`probability_tolerance`).
 PROB_SUM_TOL = 1e-4
 
+#: Stored dtypes whose rounding alone moves a row's sum past :data:`PROB_SUM_TOL`.
+_LOW_PRECISION = ("bfloat16", "float16")
 
-def check_probabilities(path: str, probs) -> None:
-    """Rows of probabilities: entries in [0, 1] summing to 1; else a line naming the first bad row.
+
+def probability_tolerance(stored: str | None) -> float:
+    """How far a row of a --probs file whose values are stored in ``stored`` may sum from 1.
+
+    Rounding each probability to bfloat16 or float16 moves a row's sum by up to half the type's
+    epsilon (``torch.softmax`` of bfloat16 logits: rows at 0.998 and 1.002), so such a file gets
+    the library's tolerance for its dtype (:func:`softmaxkit._calibration_inputs.row_sum_tolerance`:
+    bfloat16 0.0156, float16 0.00195). Any other file (float32, float64, text) keeps
+    :data:`PROB_SUM_TOL`: a row at 1.003 there is not probabilities.
+    """
+    from softmaxkit._calibration_inputs import row_sum_tolerance
+
+    return row_sum_tolerance(stored) if stored in _LOW_PRECISION else PROB_SUM_TOL
+
+
+def check_probabilities(path: str, probs, *, stored: str | None = None):
+    """Rows of probabilities: entries in [0, 1] summing to 1 within :func:`probability_tolerance`
+    of the ``stored`` dtype; else a line naming the first bad row.
 
     Checked in row blocks, so a memory-mapped file is not copied whole.
+
+    Returns
+    -------
+    probs, or its rows divided by their sums when the file's tolerance is wider than the one the
+    library holds an array of ``probs.dtype`` to (a bfloat16 file read as float64), so that the
+    metrics and calibrators downstream accept what was accepted here.
     """
     import numpy as np
 
+    from softmaxkit._calibration_inputs import row_sum_tolerance
     from softmaxkit.data import iter_row_blocks
 
+    tolerance = probability_tolerance(stored)
+    rescale = tolerance > row_sum_tolerance(probs.dtype)
+    if rescale and not probs.flags.writeable:
+        probs = np.array(probs)
     for start, block in iter_row_blocks(probs):
         bad = (block < 0).any(axis=1) | (block > 1).any(axis=1)
         if bad.any():
@@ -276,11 +306,15 @@ def check_probabilities(path: str, probs) -> None:
             raise CLIError(f"{path}: row {row + 1}: probabilities must lie in [0, 1], got {probs[row].tolist()} "
                            "(raw scores? pass them with --logits)")
         sums = block.sum(axis=1, dtype=np.float64)
-        off = np.abs(sums - 1.0) > PROB_SUM_TOL
+        off = np.abs(sums - 1.0) > tolerance
         if off.any():
             row = start + int(np.argmax(off))
-            raise CLIError(f"{path}: row {row + 1}: probabilities sum to {sums[row - start]:.6g}, not 1 "
+            within = f" within {tolerance:.3g}, the rounding of its {stored} values" if stored in _LOW_PRECISION else ""
+            raise CLIError(f"{path}: row {row + 1}: probabilities sum to {sums[row - start]:.6g}, not 1{within} "
                            "(raw scores? pass them with --logits)")
+        if rescale:
+            block /= sums[:, None]
+    return probs
 
 
 def two_class_scores(scores: Any, *, kind: str) -> Any:
@@ -376,7 +410,7 @@ def read_score_file(source: str, *, kind: str, given_classes: list[str] | None,
     must be rows that sum to 1. ``exclude`` names columns that are not scores
     (the labels' column, when the labels come from the same file).
     """
-    from softmaxkit.data import read_scores
+    from softmaxkit.data import read_scores, stored_float_dtype
 
     read = read_scores(source, kind=kind, exclude=exclude)
     scores = two_class_scores(read.values, kind=kind)
@@ -416,7 +450,7 @@ def read_score_file(source: str, *, kind: str, given_classes: list[str] | None,
                        f"has no name, so the labels' order is unknown; pass --classes {single},OTHER or "
                        f"--classes OTHER,{single} (the column's class and the other, in the labels' order)")
     if kind == "probability":
-        check_probabilities(source, scores)
+        scores = check_probabilities(source, scores, stored=stored_float_dtype(source, read.columns))
     return ScoreFile(scores, classes, read.ignored)
 
 
