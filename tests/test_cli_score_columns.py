@@ -245,3 +245,27 @@ def test_sixteen_bit_safetensors_logits(capsys, tmp_path, scores, dtype):
                  ("apply", cal, "--logits", tmp_path / "z.safetensors", "--out", tmp_path / "p.csv")):
         rc, _, err = call(capsys, *argv, "-q")
         assert rc == 0, err
+
+
+def test_classes_counting_up_over_unnamed_columns_warn(tmp_path, capsys):
+    """A predict .npy has its columns in sorted class order (c0, c1, c10, c2, ...); --classes counted
+    up as a person would gave classes c2.. their neighbours' scores (audit: accuracy 0.07, exit 0)."""
+    names = [f"c{j}" for j in range(11)]
+    ordered = sorted(names)
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 11, 200)
+    probs = np.full((200, 11), 0.01)
+    probs[np.arange(200), y] = 0.9  # column j scores the class ordered[j]
+    np.save(tmp_path / "p.npy", probs)
+    (tmp_path / "y.csv").write_text("label\n" + "".join(f"{ordered[v]}\n" for v in y))
+    rc, out, err = call(capsys, "evaluate", "--probs", tmp_path / "p.npy", "--labels", tmp_path / "y.csv",
+                        "--classes", ",".join(names))
+    assert rc == 0
+    assert "softmaxkit: warning: --classes counts up" in err and "c0,c1,c10,c2" in err
+    rc, out, err = call(capsys, "evaluate", "--probs", tmp_path / "p.npy", "--labels", tmp_path / "y.csv",
+                        "--classes", ",".join(ordered), "--json")
+    assert rc == 0 and "warning" not in err
+    assert json.loads(out)["metrics"]["accuracy"] == pytest.approx(1.0)
+    rc, out, err = call(capsys, "evaluate", "--probs", tmp_path / "p.npy", "--labels", tmp_path / "y.csv",
+                        "--classes", "high,low,medium,a1,a2,a3,a4,a5,a6,a7,b")
+    assert "warning" not in err  # an order of its own, not a count

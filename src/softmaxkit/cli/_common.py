@@ -439,6 +439,8 @@ def read_score_file(source: str, *, kind: str, given_classes: list[str] | None,
             if single == given_classes[0]:
                 # The column scores the first class (P(first), or its log-odds): swap the expanded pair.
                 scores = scores[:, ::-1].copy()
+        if read.classes is None and classes is None:
+            _warn_if_numbered_order(given_classes, source)
         classes = list(given_classes)
     elif single == "0":
         # p_0 / logit_0 over integer labels: class 0's score, whatever position it has.
@@ -452,6 +454,36 @@ def read_score_file(source: str, *, kind: str, given_classes: list[str] | None,
     if kind == "probability":
         scores = check_probabilities(source, scores, stored=stored_float_dtype(source, read.columns))
     return ScoreFile(scores, classes, read.ignored)
+
+
+def _warn_if_numbered_order(given_classes: list[str], source: str) -> None:
+    """Warn when ``--classes`` for unnamed score columns counts up (c0, c1, ..., c10) where a sorted
+    class list, softmaxkit's ``fit`` and scikit-learn's ``classes_`` order, has c10 before c2.
+
+    The columns of a ``predict`` ``.npy`` are in sorted order; numbering the classes as a person would
+    gave every class from c2 on its neighbour's scores (audit: accuracy 0.07, exit 0). The order
+    given may be right (a torch model's own), so this warns rather than refuses.
+    """
+    import re
+    import warnings
+
+    def numbered(name: str) -> list[Any]:
+        return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
+
+    if sorted(given_classes) == list(given_classes):
+        return
+    try:
+        counts_up = sorted(given_classes, key=numbered) == list(given_classes)
+    except TypeError:  # names mixing digits and text at the same place: no counting order
+        return
+    if counts_up:
+        shown = ",".join(sorted(given_classes)[:6]) + (",..." if len(given_classes) > 6 else "")
+        warnings.warn(
+            f"--classes counts up ({','.join(given_classes[:4])},...) but the score columns of {source} are "
+            f"unnamed: softmaxkit fit and scikit-learn order classes as sorted text ({shown}); if the scores "
+            "come from them, pass --classes in that order",
+            stacklevel=2,
+        )
 
 
 def _applies_per_class(fitted: Any) -> bool:
