@@ -379,7 +379,13 @@ DEFAULT_NOISE_SIMS = 200
 
 
 def _bias_corrected_interval(
-    value: float, boot: np.ndarray, calibrated: np.ndarray, *, level: float, unbiased: bool
+    value: float,
+    boot: np.ndarray,
+    calibrated: np.ndarray,
+    *,
+    level: float,
+    unbiased: bool,
+    tested: float | None = None,
 ) -> tuple[float, float]:
     """The ECE's interval at ``level`` from its bootstrap resamples ``boot`` and its values in perfectly
     calibrated worlds ``calibrated`` (see :func:`expected_calibration_error`, Notes, *Uncertainty*).
@@ -391,11 +397,15 @@ def _bias_corrected_interval(
     0 that correction falls short (the bias of ``|x|`` is largest at 0, where the estimate's own
     bias already pushed it away), so the lower end is 0 whenever the estimate is within the
     ``level`` quantile of the calibrated worlds: the test of perfect calibration does not reject 0.
+
+    ``tested``: the plain estimate that the calibrated worlds are compared with, when ``value`` and
+    ``boot`` are a debiased statistic instead (the classwise ``l1``, see
+    :func:`softmaxkit._ece.debiased_l1_from_sums`; ``unbiased`` then). None: ``value`` itself.
     """
     alpha = (1.0 - level) / 2.0
     shift = (1.0 if unbiased else 2.0) * (float(np.mean(boot)) - value)
     lo, hi = np.quantile(boot, [alpha, 1.0 - alpha]) - shift
-    if value <= float(np.quantile(calibrated, 1.0 - alpha)):
+    if (value if tested is None else tested) <= float(np.quantile(calibrated, 1.0 - alpha)):
         lo = 0.0
     return max(float(lo), 0.0), max(float(hi), 0.0)
 
@@ -521,7 +531,12 @@ def expected_calibration_error(
     0 in 0.5% of data sets. The bootstrap resamples rows with replacement
     (keeping each row's weight) with the bin edges fixed; its percentile
     interval is moved down by twice its bias estimate (once for the debiased
-    ``l2``), and its lower end is 0 whenever the estimate does not exceed
+    ``l2``). The classwise ``l1`` sums many bins whose true gap is near 0,
+    where that estimate falls short (the interval covered 0.80-0.88 at 10
+    classes), so there each bin's ``|acc_b - conf_b|`` is first debiased as a
+    folded normal (:func:`softmaxkit._ece.debiased_l1_from_sums`) and the
+    bootstrap of that statistic is moved down once. The lower end is 0
+    whenever the estimate does not exceed
     the ``ci`` quantile of the estimates of perfectly calibrated data sets
     with these confidences (at least 200 of them; the same simulation gives
     the noise floor). The noise floor re-draws the labels from ``probs``
@@ -533,8 +548,12 @@ def expected_calibration_error(
     calibrated models (``l1``, ``max``, classwise, ``l2``), 0.89-0.94 for
     miscalibrated ones (true ``l1`` 0.02-0.11 at n = 300-5000, classwise
     0.07), 0.89 for the debiased ``l2`` at 0.05-0.11, and 0.89-0.96 for
-    ``max``. Both treat rows as the units, so unlike the point estimate they
-    are not repetition-invariant.
+    ``max``. Classwise ``l1`` at 10 classes (100 data sets each, Dirichlet(1)
+    probabilities tempered by T = 0.7 or 1.3, n = 1000-5000, true value
+    0.013-0.021 from expected hits on 2 million rows): 0.89-0.91, and 0.91-0.96
+    at 3 classes (true 0.03-0.05); it was 0.80-0.88 and 0.87-0.93 before the
+    per-bin debiasing. Both treat rows as the units, so unlike the point
+    estimate they are not repetition-invariant.
 
     Cost: O(N C) to read ``probs`` and O(N log N) to bin, plus O(N G
     (n_bootstrap + 200)) for the interval and O(N G 200) for the floor, one
@@ -591,12 +610,18 @@ def expected_calibration_error(
         if n_sims:
             floor = float(np.mean(calibrated))
     if level is not None:
+        # The classwise l1 sums many near-zero per-bin gaps whose noise the bootstrap's bias estimate
+        # undercounts (the percentile interval covered 0.80-0.88 at 10 classes): it is bootstrapped
+        # debiased per bin instead, with the one shift of an unbiased statistic.
+        per_bin = mode == "classwise" and norm == "l1"
         boot = _ece.bootstrap_errors(
             b.bins, b.conf, b.hit, b.weight,
             n_bins=b.n_bins, n_resamples=int(n_bootstrap), seed=seed, norm=norm, debias=debias,
+            debiased_l1=per_bin,
         )
+        centre = float(_ece.debiased_l1_from_sums(b.sums)) if per_bin else value
         ci_low, ci_high = _bias_corrected_interval(
-            value, boot, calibrated, level=level, unbiased=norm == "l2" and debias
+            centre, boot, calibrated, level=level, unbiased=per_bin or (norm == "l2" and debias), tested=value
         )
     return ECEResult(
         value=value,
