@@ -520,7 +520,8 @@ def test_set_metrics_on_a_hand_computed_example():
     np.testing.assert_array_equal(set_size_histogram(sets), [1, 2, 1, 1])
     np.testing.assert_allclose(coverage_by_set_size(y, sets), [0.0, 0.5, 0.0, 1.0])
     assert set_labels(sets, ["a", "b", "c"]) == ["a", "a|b", "", "a|b|c", "b"]
-    m = set_metrics(y, sets, alpha=0.1, n_calibration=99, classes=["a", "b", "c"])
+    predictor = ConformalClassifier().fit(np.random.default_rng(0).normal(size=(99, 3)), np.arange(99) % 3)
+    m = set_metrics(y, sets, alpha=0.1, conformal=predictor, classes=["a", "b", "c"])
     assert m["coverage"] == pytest.approx(0.4) and m["mean_size"] == pytest.approx(1.4)
     assert m["guaranteed_range"] == pytest.approx([0.9, 0.91])
     assert m["size_histogram"] == {"0": 1, "1": 2, "2": 1, "3": 1}
@@ -530,8 +531,8 @@ def test_set_metrics_on_a_hand_computed_example():
     # shares that sum to 1 in floating point print as 0.0%, not -0.0% (counted, not 1 - empty - singleton)
     seven_empty = np.zeros((100, 2), dtype=bool)
     seven_empty[7:, 0] = True  # 1 - 0.07 - 0.93 is -1.1e-16
-    _, rows = conformal_table({"levels": {"90%": set_metrics(np.zeros(100, dtype=int), seven_empty, alpha=0.1,
-                                                             n_calibration=99)}})
+    _, rows = conformal_table({"levels": {"90%": {**set_metrics(np.zeros(100, dtype=int), seven_empty, alpha=0.1),
+                                                  "guaranteed_range": [0.9, 0.91]}}})
     assert rows[0][-3:] == ["7.0%", "93.0%", "0.0%"]
     lo, hi = m["coverage_ci"]
     assert lo < 0.4 < hi
@@ -785,7 +786,7 @@ def test_cli_predict_writes_each_rows_set_and_evaluate_scores_them(capsys, cli_f
     assert rc == 0, err
     m = json.loads(out)["conformal"]["levels"]["90%"]
     cal_sets = sk.load(tmp_path / "sets.npz").predict_sets(cal_logits, alpha=0.1)
-    assert m == set_metrics(cal_y, cal_sets, alpha=0.1, n_calibration=40, classes=range(3))
+    assert m == set_metrics(cal_y, cal_sets, alpha=0.1, conformal=sk.load(tmp_path / "sets.npz"), classes=range(3))
 
 
 def test_cli_apply_writes_the_sets_of_new_logits(capsys, cli_files, tmp_path):
@@ -823,7 +824,8 @@ def test_cli_apply_writes_the_sets_of_new_logits(capsys, cli_files, tmp_path):
     # evaluate on apply's output scores the sets written there. Audit: it rebuilt them from the calibrated
     # probabilities beside them, which the predictor was not fitted on: coverage 0.139 for 0.694, exit 0.
     write_columns(tmp_path / "y_new.csv", {"y": names[y[600:]]})
-    want = {a: set_metrics(y[600:], expected[:, :, i], alpha=a, n_calibration=600, classes=names)
+    want = {a: set_metrics(y[600:], expected[:, :, i], alpha=a, conformal=sk.load(tmp_path / "cal.conformal.npz"),
+                           classes=names)
             for i, a in enumerate((0.1, 0.05))}
     assert call(capsys, "apply", str(tmp_path / "cal.npz"), "--logits", str(tmp_path / "new.csv"), "--conformal",
                 str(tmp_path / "cal.conformal.npz"), "--sets", "0.1,0.05", "--out", str(tmp_path / "p.safetensors"),
@@ -873,8 +875,8 @@ def test_cli_evaluate_reads_set_columns_of_integer_classes(capsys, tmp_path):
     rc, out, err = call(capsys, "evaluate", "--probs", str(tmp_path / "p.csv"), "--labels", str(tmp_path / "y.csv"),
                         "--conformal", str(tmp_path / "cal.conformal.npz"), "--sets", "0.3", "--json")
     assert rc == 0, err
-    assert json.loads(out)["conformal"]["levels"]["70%"] == set_metrics(y, sets, alpha=0.3, n_calibration=400,
-                                                                        classes=["0", "1"])
+    want = set_metrics(y, sets, alpha=0.3, conformal=sk.load(tmp_path / "cal.conformal.npz"), classes=["0", "1"])
+    assert json.loads(out)["conformal"]["levels"]["70%"] == want
 
 
 @pytest.mark.parametrize("names", [("01", "1", "2"), ("1.5", "1.0", "2.0")])
@@ -1078,9 +1080,8 @@ def test_cli_class_conditional_sets_match_columns_by_name(capsys, tmp_path):
         assert rc == 0, err
         results.append(json.loads(out)["conformal"]["levels"]["90%"])
     assert results[1] == results[0]
-    expected = set_metrics(y[150:], conformal.predict_sets(z[150:], alpha=0.1), alpha=0.1, n_calibration=150,
-                           classes=names)
-    expected["guaranteed_range"] = list(conformal.coverage_range(0.1))  # from each class's rows
+    expected = set_metrics(y[150:], conformal.predict_sets(z[150:], alpha=0.1), alpha=0.1, conformal=conformal,
+                           classes=names)  # the range from each class's rows
     assert results[0] == expected
 
 
@@ -1132,3 +1133,41 @@ def test_cli_class_name_with_the_set_separator_writes_indicator_columns(capsys, 
     sets = np.column_stack([np.asarray(written[f"in_set_80_{c}"]) != 0 for c in ("a|b", "c", "d")])
     truth = np.searchsorted(["a|b", "c", "d"], names[rows[105:]])
     assert got["coverage"] == pytest.approx(coverage(truth, sets))
+
+
+def test_set_metrics_takes_the_guaranteed_range_from_the_predictor():
+    """Audit: set_metrics(n_calibration=) reported [1 - alpha, 1 - alpha + 1/(n+1)] from the row count alone.
+    With 95% of calibration rows at p_y = 1.0 (LAC scores tied at 0) the mean coverage was 0.954 where that
+    said 0.900-0.905. The predictor knows its scores: no upper end with a tie at the threshold, and each
+    class's rows for a class-conditional one."""
+    rng = np.random.default_rng(5)
+    y = rng.integers(0, 3, 200)
+    z = rng.normal(size=(200, 3))
+    z[np.arange(200), y] += np.where(rng.random(200) < 0.95, 50.0, 0.0)  # saturated: p_y == 1.0 exactly
+    tied = ConformalClassifier().fit(z, y)
+    m = set_metrics(y, tied.predict_sets(z, alpha=0.1), alpha=0.1, conformal=tied, classes=["a", "b", "c"])
+    assert m["guaranteed_range"] == [pytest.approx(0.9), None] and m["n_calibration"] == 200
+    json.dumps(m)  # None, not NaN: still JSON
+    z = rng.normal(size=(300, 3))
+    y = rng.integers(0, 3, 300)
+    for predictor, upper in ((ConformalClassifier().fit(z, y), 0.9 + 1 / 301),
+                             (ConformalClassifier(class_conditional=True).fit(z, y),
+                              0.9 + 1 / (np.bincount(y).min() + 1))):
+        m = set_metrics(y, predictor.predict_sets(z, alpha=0.1), alpha=0.1, conformal=predictor)
+        assert m["guaranteed_range"] == pytest.approx([0.9, upper]) and m["n_calibration"] == 300
+    # without the predictor: no range and no row count, the rest unchanged
+    plain = set_metrics(y, predictor.predict_sets(z, alpha=0.1), alpha=0.1)
+    assert "guaranteed_range" not in plain and "n_calibration" not in plain
+    assert plain == {k: v for k, v in m.items() if k not in ("guaranteed_range", "n_calibration")}
+    with pytest.raises(ValueError, match=r"conformal= needs alpha="):
+        set_metrics(y, predictor.predict_sets(z, alpha=0.1), conformal=predictor)
+    with pytest.raises(ValueError, match=r"sets have 2 classes but conformal was fitted on 3"):
+        set_metrics(y % 2, predictor.predict_sets(z, alpha=0.1)[:, :2], alpha=0.1, conformal=predictor)
+    with pytest.raises(TypeError, match=r"conformal must be a fitted ConformalClassifier"):
+        set_metrics(y, predictor.predict_sets(z, alpha=0.1), alpha=0.1, conformal=(0.9, 0.91))
+
+
+def test_set_metrics_refuses_n_calibration_and_names_the_replacement():
+    sets = np.ones((10, 3), dtype=bool)
+    with pytest.raises(TypeError, match=r"n_calibration=.* ties .* conformal=<the fitted ConformalClassifier>"):
+        set_metrics(np.zeros(10, dtype=int), sets, alpha=0.1, n_calibration=99)

@@ -833,8 +833,8 @@ def coverage_by_set_size(y: Any, sets: Any) -> np.ndarray:
     return _squeeze(out, sets)
 
 
-def set_metrics(y: Any, sets: Any, *, alpha: float | None = None, n_calibration: int | None = None,
-                classes: Any = None) -> dict[str, Any]:
+def set_metrics(y: Any, sets: Any, *, alpha: float | None = None, conformal: ConformalClassifier | None = None,
+                classes: Any = None, n_calibration: Any = None) -> dict[str, Any]:
     """All metrics of one level's sets as a JSON-ready dict.
 
     Parameters
@@ -843,14 +843,18 @@ def set_metrics(y: Any, sets: Any, *, alpha: float | None = None, n_calibration:
     sets : bool array of shape (n, C)
     alpha : float, optional
         The level the sets were made for: adds ``target_coverage = 1 - alpha``.
-    n_calibration : int, optional
-        Calibration rows: adds the guarantee's range
-        ``[1 - alpha, 1 - alpha + 1/(n_calibration + 1)]`` for the expected coverage,
-        whose upper end assumes calibration scores without ties and one marginal
-        threshold; :meth:`ConformalClassifier.coverage_range` gives a fitted
-        predictor's own range.
+    conformal : ConformalClassifier, optional
+        The fitted predictor that made the sets (needs ``alpha``): adds
+        ``n_calibration`` and ``guaranteed_range``, its
+        :meth:`~ConformalClassifier.coverage_range` at ``alpha`` as a list
+        ``[lower, upper]`` for the expected coverage, ``upper`` None where the
+        calibration scores tie at the threshold or are too few.
     classes : sequence, optional
         Class names for the per-class coverage (default ``0..C-1``).
+    n_calibration : None
+        Removed: a range from the row count alone assumed untied scores and one
+        marginal threshold (with tied LAC scores it said 0.900-0.905 where the
+        coverage was 0.954). Pass ``conformal=`` instead; a value raises TypeError.
 
     Returns
     -------
@@ -862,10 +866,25 @@ def set_metrics(y: Any, sets: Any, *, alpha: float | None = None, n_calibration:
         ``coverage_by_size`` (keyed by size, sizes that occur), and
         ``coverage_by_class`` (keyed by class name).
     """
+    if n_calibration is not None:
+        raise TypeError(
+            "set_metrics no longer takes n_calibration=: the range 1 - alpha + 1/(n+1) it gave needs calibration "
+            "scores without ties at the threshold (and one marginal threshold), which the row count cannot tell. "
+            "Pass conformal=<the fitted ConformalClassifier> (with alpha=) for its coverage_range(alpha)"
+        )
     if np.ndim(sets) != 2:
         raise ValueError(f"set_metrics takes one level's sets, shape (n, C); got shape {np.shape(sets)}")
     labels, _ = _check_sets(y, sets)
     n, c = np.shape(sets)
+    if conformal is not None:
+        if not isinstance(conformal, ConformalClassifier):
+            raise TypeError(f"conformal must be a fitted ConformalClassifier (the one that made the sets), got "
+                            f"{type(conformal).__name__}")
+        conformal._check_fitted()
+        if alpha is None:
+            raise ValueError("conformal= needs alpha=: the predictor's guaranteed range depends on the level")
+        if conformal.n_classes_ != c:
+            raise ValueError(f"sets have {c} classes but conformal was fitted on {conformal.n_classes_}")
     names = [str(v) for v in (classes if classes is not None else range(c))]
     if len(names) != c:
         raise ValueError(f"classes has {len(names)} names but the sets have {c} classes")
@@ -877,9 +896,9 @@ def set_metrics(y: Any, sets: Any, *, alpha: float | None = None, n_calibration:
     if alpha is not None:
         out["alpha"] = float(alpha)
         out["target_coverage"] = 1.0 - float(alpha)
-        if n_calibration is not None:
-            out["n_calibration"] = int(n_calibration)
-            out["guaranteed_range"] = [1.0 - float(alpha), min(1.0, 1.0 - float(alpha) + 1.0 / (n_calibration + 1))]
+        if conformal is not None:
+            out["n_calibration"] = int(conformal.n_calibration_)
+            out["guaranteed_range"] = list(conformal.coverage_range(alpha))
     out.update({
         "coverage": cov,
         "coverage_ci": list(_wilson(cov, n)),

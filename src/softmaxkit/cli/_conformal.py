@@ -284,11 +284,9 @@ def summarize(conformal: Any, y: np.ndarray, sets: np.ndarray, alphas: tuple[flo
         "score": conformal.score,
         "n_calibration": int(conformal.n_calibration_),
         "evaluated_on": evaluated_on,
-        "levels": {level_name(a): {**set_metrics(y, sets[:, :, i], alpha=a, n_calibration=conformal.n_calibration_,
-                                                 classes=classes),
-                                   # the predictor's own range: no upper end where scores tie at the
-                                   # threshold, each class's rows when class-conditional
-                                   "guaranteed_range": list(conformal.coverage_range(a))}
+        # guaranteed_range is the predictor's own: no upper end where scores tie at the threshold,
+        # each class's rows when class-conditional
+        "levels": {level_name(a): set_metrics(y, sets[:, :, i], alpha=a, conformal=conformal, classes=classes)
                    for i, a in enumerate(alphas)},
     }
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import importlib
 import os
 import sys
-from types import ModuleType
+from types import FunctionType, ModuleType
 from typing import Any
 
 from softmaxkit.kernels import reference
@@ -75,19 +75,35 @@ def parallel_regions_allowed() -> bool:
 _serial_twins: dict[Any, Any] = {}
 
 
-def fork_safe(kernel: Any) -> Any:
-    """``kernel`` (a ``parallel=True`` numba dispatcher), or where parallel regions are not allowed
-    (:func:`parallel_regions_allowed`) a serial compilation of its body, made on first use there and
-    not cached on disk (``prange`` runs as ``range``; the results are the same)."""
-    if parallel_regions_allowed():
-        return kernel
+def serial_twin(kernel: Any) -> Any:
+    """The serial compilation of ``kernel``'s body (a ``parallel=True`` numba dispatcher), one per kernel.
+
+    Same options but ``parallel`` (``prange`` runs as ``range``; the results are the same), and
+    cached on disk when ``kernel`` is, under its own name: numba keys a cache entry by the
+    function's qualified name and source line, not by its options, so a compilation of the same
+    function object would share the parallel one's entry and load whichever was saved first (the
+    serial kernel then ran the parallel code, or the reverse). The twin compiles a copy of the
+    function named ``<qualname>.serial``.
+    """
     twin = _serial_twins.get(kernel)
     if twin is None:
         import numba
+        from numba.core.caching import NullCache
 
-        options = {k: v for k, v in kernel.targetoptions.items() if k not in ("parallel", "cache", "nopython")}
-        twin = _serial_twins[kernel] = numba.njit(**options)(kernel.py_func)
+        fn = kernel.py_func
+        body = FunctionType(fn.__code__, fn.__globals__, fn.__name__, fn.__defaults__, fn.__closure__)
+        body.__qualname__ = f"{fn.__qualname__}.serial"
+        body.__kwdefaults__ = fn.__kwdefaults__
+        options = {k: v for k, v in kernel.targetoptions.items() if k not in ("parallel", "nopython")}
+        options["cache"] = not isinstance(kernel._cache, NullCache)
+        twin = _serial_twins[kernel] = numba.njit(**options)(body)
     return twin
+
+
+def fork_safe(kernel: Any) -> Any:
+    """``kernel`` (a ``parallel=True`` numba dispatcher), or where parallel regions are not allowed
+    (:func:`parallel_regions_allowed`) its :func:`serial_twin`."""
+    return kernel if parallel_regions_allowed() else serial_twin(kernel)
 
 
 def select(n_elements: int) -> ModuleType:

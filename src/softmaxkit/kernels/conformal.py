@@ -40,7 +40,7 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
-from softmaxkit.kernels import fork_safe, parallel_regions_allowed
+from softmaxkit.kernels import parallel_regions_allowed, serial_twin
 from softmaxkit.kernels._vecmath import LOOP_FASTMATH, strict_add, strict_mul
 
 _JIT = dict(nogil=True, cache=True)
@@ -271,28 +271,26 @@ def _lac_sets(p, bits, one, thresholds, out):
     return sums, bad
 
 
-# Each kernel is compiled twice from one body: parallel (prange) and serial
-# (prange runs as range), and :func:`pick` chooses by size.
+# Each kernel is compiled twice from one body: parallel (prange) and serial (prange runs as
+# range; :func:`softmaxkit.kernels.serial_twin`, which gives it its own disk-cache entry), and
+# :func:`pick` chooses by size.
 _FAST = dict(fastmath=set(LOOP_FASTMATH))  # reassociation for vectorised sums; no NaN/inf assumptions
 # The row check shared by the kernels below (LLVM inlines it into each).
 _row_sum_and_top_bits = nb.njit(**_FAST, **_JIT)(_row_sum_and_top_bits)
 _score = nb.njit(**_JIT)(_score)
 _KERNELS = {
-    name: (nb.njit(parallel=True, **options, **_JIT)(fn), nb.njit(**options, **_JIT)(fn))
+    name: nb.njit(parallel=True, **options, **_JIT)(fn)
     for name, fn, options in (("true_class_scores", _true_class_scores, _FAST),
                               ("adaptive_sets", _adaptive_sets, _FAST),
                               ("lac_scores", _lac_scores, _FAST),
                               ("lac_sets", _lac_sets, _FAST),
                               ("row_checks", _row_checks, _FAST))
 }
+_KERNELS = {name: (kernel, serial_twin(kernel)) for name, kernel in _KERNELS.items()}
 
 
 def pick(name, n_elements):
     """The parallel kernel ``name`` for large inputs, the serial one for small (and in a process
     forked after numba's threads started: :func:`softmaxkit.kernels.parallel_regions_allowed`)."""
     parallel, serial = _KERNELS[name]
-    if not parallel_regions_allowed():
-        # Not ``serial``: loaded from numba's disk cache, it was found running the parallel code
-        # (both compilations share one cache entry), which ends a forked child.
-        return fork_safe(parallel)
-    return parallel if n_elements >= PARALLEL_MIN_ELEMENTS else serial
+    return parallel if n_elements >= PARALLEL_MIN_ELEMENTS and parallel_regions_allowed() else serial
