@@ -32,6 +32,7 @@ output, ``grad_hidden`` summed over tiles in float32.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 from dataclasses import dataclass
 from typing import Any
@@ -52,7 +53,7 @@ from softmaxkit.linear import (
 )
 from softmaxkit.torch import _backend, _composite, _custom_ops
 from softmaxkit.torch._cross_entropy import Problem, class_weight_tensor, compiling, kernel_options
-from softmaxkit.torch._tensors import compute_dtype
+from softmaxkit.torch._tensors import LOW_PRECISION, compute_dtype
 
 #: None: detect; True/False: force bf16 GEMMs for bfloat16 input on CPU on/off.
 NATIVE_BF16_GEMM: bool | None = None
@@ -108,6 +109,56 @@ def check_loss_dtype(loss_dtype: Any, input_dtype: torch.dtype) -> torch.dtype |
             f"loss_dtype must be at least as wide as the input dtype {input_dtype}, got {loss_dtype}"
         )
     return loss_dtype
+
+
+def _autocast_active(device_type: str) -> bool:
+    # is_autocast_enabled raises for device types autocast does not know (e.g. "meta")
+    return torch.amp.is_autocast_available(device_type) and torch.is_autocast_enabled(device_type)
+
+
+def autocast_inputs(hidden, weight, bias, loss_dtype):
+    """``(hidden, weight, bias, loss_dtype)`` as ``torch.autocast`` would hand them on.
+
+    Under an active autocast for ``hidden``'s device the fused loss stands for
+    ``F.cross_entropy(F.linear(hidden, weight, bias), target)``. ``F.linear`` is
+    on autocast's lower-precision list: every floating input except float64 is
+    cast to the autocast dtype, by a differentiable cast, so each gradient
+    comes back in its own input's dtype (float32 for a float32 head weight
+    beside bf16 hidden states). ``cross_entropy`` is on its float32 list: 16-bit
+    logits give a float32 loss, the default ``loss_dtype`` then (one given is
+    kept). Outside autocast the inputs are returned as they are (a dtype
+    mismatch is refused by the checks that follow).
+    """
+    if not (isinstance(hidden, torch.Tensor) and _autocast_active(hidden.device.type)):
+        return hidden, weight, bias, loss_dtype
+    dtype = torch.get_autocast_dtype(hidden.device.type)
+
+    def cast(x):
+        eligible = isinstance(x, torch.Tensor) and x.is_floating_point() and x.dtype != torch.float64
+        return x.to(dtype) if eligible else x
+
+    hidden, weight, bias = cast(hidden), cast(weight), cast(bias)
+    if loss_dtype is None and hidden.dtype in LOW_PRECISION:
+        loss_dtype = torch.float32
+    return hidden, weight, bias, loss_dtype
+
+
+def _without_autocast(fn):
+    """Run ``fn(hidden, ...)`` with autocast off for ``hidden``'s device.
+
+    The pass's ops choose their own dtypes (:func:`gemm_dtype`, float32
+    kernels); an enclosing autocast would run the float32 GEMMs of 16-bit
+    input in 16 bits. Inputs arrive already cast (:func:`autocast_inputs`).
+    """
+
+    @functools.wraps(fn)
+    def wrapper(hidden, *args, **kwargs):
+        device_type = hidden.device.type
+        active = _autocast_active(device_type)
+        with torch.autocast(device_type, enabled=False) if active else contextlib.nullcontext():
+            return fn(hidden, *args, **kwargs)
+
+    return wrapper
 
 
 class _TorchOps:
@@ -315,6 +366,7 @@ def prepare(
     return LinearProblem(Problem(-1, opts, soft), n, plan, chunk_size, loss_dtype), t_rows, cweight
 
 
+@_without_autocast
 def run_rows(hidden, weight, bias, t_rows, options, class_weight, *, soft, row_scale, needs, chunk_size,
              plan=None, tile_cache=None):  # fmt: skip
     """Unreduced pass over ``(N, D)`` ``hidden``: ``(row_loss, grad_h, grad_w, grad_b)``.
@@ -456,15 +508,21 @@ def _scaled(g, grad_output, *, out=None):
     return torch.mul(g, scale, out=out) if out is not None else (g * scale).to(g.dtype)
 
 
+@_without_autocast
+def _composite_loss(hidden, weight, bias, t_rows, lp, cweight):
+    """The loss in differentiable torch ops (:func:`._composite.linear_cross_entropy`), rows flattened."""
+    return _composite.linear_cross_entropy(
+        hidden.reshape(lp.n_rows, hidden.shape[-1]), weight, bias, t_rows, lp.problem.options,
+        soft=lp.problem.soft, class_weight=cweight, loss_dtype=lp.loss_dtype,
+    )  # fmt: skip
+
+
 def _differentiable_backward(ctx, hidden, weight, bias, t_rows, cweight, grad_output):
     problem = ctx.lp.problem
     tensors = (hidden, weight, bias)
     inputs = [t for t, need in zip(tensors, ctx.needs) if need]
     with torch.enable_grad():
-        loss = _composite.linear_cross_entropy(
-            hidden.reshape(ctx.lp.n_rows, hidden.shape[-1]), weight, bias,
-            t_rows, problem.options, soft=problem.soft, class_weight=cweight, loss_dtype=ctx.lp.loss_dtype,
-        )  # fmt: skip
+        loss = _composite_loss(hidden, weight, bias, t_rows, ctx.lp, cweight)
         if problem.options.reduction == "none":
             grad_output = grad_output.reshape(-1)
         grads = iter(torch.autograd.grad(loss, inputs, grad_output, create_graph=True, allow_unused=True))
@@ -479,19 +537,21 @@ def linear_cross_entropy(hidden, weight, target, *, bias=None, chunk_size=None, 
     the upstream gradient too: ``torch.float32`` for 16-bit input keeps the
     loss and a scale such as ``1 / num_items`` from being rounded to 16 bits.
 
+    Under ``torch.autocast`` it computes as ``F.cross_entropy(F.linear(...))``
+    does there (see :func:`autocast_inputs`): 16-bit GEMM operands, a float32
+    loss, each gradient in its own input's dtype.
+
     Under ``torch.func`` transforms and forward-mode AD it runs as composite
     torch ops (:mod:`._composite`, which builds the logits).
     """
+    hidden, weight, bias, loss_dtype = autocast_inputs(hidden, weight, bias, loss_dtype)
     transformed = not compiling() and _composite.transforms_active(hidden, weight, bias)
     lp, t_rows, cweight = prepare(
         hidden, weight, bias, target, chunk_size, ce_options, check_values=not (transformed or compiling()),
         loss_dtype=loss_dtype,
     )  # fmt: skip
     if transformed:
-        loss = _composite.linear_cross_entropy(
-            hidden.reshape(lp.n_rows, hidden.shape[-1]), weight, bias, t_rows, lp.problem.options,
-            soft=lp.problem.soft, class_weight=cweight, loss_dtype=lp.loss_dtype,
-        )  # fmt: skip
+        loss = _composite_loss(hidden, weight, bias, t_rows, lp, cweight)
         return loss.reshape(hidden.shape[:-1]) if lp.problem.options.reduction == "none" else loss
     return LinearCrossEntropyFunction.apply(hidden, weight, bias, t_rows, cweight, lp)
 
@@ -499,9 +559,16 @@ def linear_cross_entropy(hidden, weight, target, *, bias=None, chunk_size=None, 
 def linear_cross_entropy_and_grad(
     hidden, weight, target, *, bias=None, chunk_size=None, grad_output: Any = None, loss_dtype=None, **ce_options
 ):
-    """No-graph entry point; see :func:`softmaxkit.linear_cross_entropy_and_grad`."""
+    """No-graph entry point; see :func:`softmaxkit.linear_cross_entropy_and_grad`.
+
+    Under ``torch.autocast`` as :func:`linear_cross_entropy`: the gradients
+    come back in the dtypes of the inputs as given.
+    """
+    dtypes = [getattr(x, "dtype", None) for x in (hidden, weight, bias)]  # before autocast's casts
+    hidden, weight, bias, loss_dtype = autocast_inputs(hidden, weight, bias, loss_dtype)
     lp, t_rows, cweight = prepare(hidden, weight, bias, target, chunk_size, ce_options, loss_dtype=loss_dtype)
     with torch.no_grad():
-        return run(
+        loss, *grads = run(
             hidden, weight, bias, t_rows, lp, cweight, needs=(True, True, bias is not None), grad_output=grad_output
         )
+        return loss, *(None if g is None else g.to(dtype) for g, dtype in zip(grads, dtypes))

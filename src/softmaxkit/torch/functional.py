@@ -568,6 +568,13 @@ def linear_cross_entropy(hidden, weight, target, *, bias=None, chunk_size=None, 
     :class:`softmaxkit.torch._linear.LinearCrossEntropyFunction`.
     ``loss_dtype=torch.float32`` returns a float32 loss for 16-bit input
     (default: the input dtype, as ``F.cross_entropy``).
+
+    Under ``torch.autocast`` it computes as ``F.cross_entropy(F.linear(hidden,
+    weight, bias), target)`` does there: the inputs (float64 aside) cast to the
+    autocast dtype, so bf16 hidden states may meet a float32 head weight; the
+    loss is float32 (default ``loss_dtype``), each gradient in its input's
+    dtype. Outside autocast, ``hidden`` and ``weight`` of different dtypes are
+    refused (TypeError), as by ``F.linear``.
     """
     from softmaxkit.torch._linear import linear_cross_entropy as impl
 

@@ -95,6 +95,10 @@ class LinearCrossEntropyLoss(_OptionsMixin, torch.nn.Module):
     weights, torch's ``weight``), ``ignore_index``, ``reduction``,
     ``label_smoothing``, ``z_loss``, ``softcap`` as in
     :func:`softmaxkit.cross_entropy`.
+
+    Under ``torch.autocast`` (e.g. bf16 hidden states, a float32 head weight)
+    it computes as ``F.cross_entropy(F.linear(hidden, weight, bias), target)``
+    there: see :func:`softmaxkit.torch.functional.linear_cross_entropy`.
     """
 
     _repr_names = ("chunk_size", "loss_dtype")
