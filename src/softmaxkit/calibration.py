@@ -599,10 +599,16 @@ def _smoothed_target_logit(
     return (1.0 - e) * d_true + e * d_other
 
 
-def _smoothed_targets(labels: np.ndarray, runner_up: np.ndarray, n_classes: int, smoothing: float) -> np.ndarray:
-    """Soft targets (N, C): ``1 - smoothing`` on each label, ``smoothing`` on its runner-up class."""
+def _smoothed_targets(
+    labels: np.ndarray, runner_up: np.ndarray, n_classes: int, smoothing: float, *, out: np.ndarray | None = None
+) -> np.ndarray:
+    """Soft targets (N, C): ``1 - smoothing`` on each label, ``smoothing`` on its runner-up class.
+
+    ``out``, float64 zeros of shape (N, C), receives them instead of a new array (only the
+    label and runner-up entries are written: :class:`_AffineBlocks` clears just those after use).
+    """
     n = labels.shape[0]
-    t = np.zeros((n, n_classes))
+    t = np.zeros((n, n_classes)) if out is None else out
     t[np.arange(n), labels] = 1.0
     has_other = runner_up >= 0
     rows = np.flatnonzero(has_other)
@@ -675,13 +681,17 @@ class _AffineScaling(_Calibrator):
     def _init(self, beta: float, c: int) -> np.ndarray:  # pragma: no cover
         raise NotImplementedError
 
-    def _grad(self, x: np.ndarray, g_z: np.ndarray, coef: np.ndarray, b: np.ndarray) -> np.ndarray:  # pragma: no cover
+    def _add_grad(self, x: np.ndarray, g_z: np.ndarray, g_coef: np.ndarray, g_b: np.ndarray) -> None:  # pragma: no cover
+        """Add one row block's share of the data term's gradient (``g_z = dL/dz'`` on rows ``x``)."""
         raise NotImplementedError
 
     def _penalty(self, coef: np.ndarray, b: np.ndarray, c: int) -> tuple[float, np.ndarray]:
         return 0.0, None
 
-    def _linear(self, x: np.ndarray, coef: np.ndarray, b: np.ndarray) -> np.ndarray:  # pragma: no cover
+    def _linear(
+        self, x: np.ndarray, coef: np.ndarray, b: np.ndarray, out: np.ndarray | None = None
+    ) -> np.ndarray:  # pragma: no cover
+        """``z'`` for float64 rows ``x``, written into ``out`` (float64, ``x``'s shape) when given."""
         raise NotImplementedError
 
     def _apply(self, x: np.ndarray) -> np.ndarray:
@@ -708,7 +718,7 @@ class _AffineScaling(_Calibrator):
         """
         from scipy.optimize import minimize
 
-        from softmaxkit.functional import cross_entropy_and_grad
+        from softmaxkit._optim import _threadpool_controller
         from softmaxkit.kernels import fork_safe
         from softmaxkit.kernels.calibration import runner_up_and_min
 
@@ -717,7 +727,6 @@ class _AffineScaling(_Calibrator):
         a = _check_nonneg(self.pseudo_count, "pseudo_count")
         _check_nonneg(self.identity_reg, "identity_reg")
         x, _, labels, w = self._fit_inputs(logits, y, sample_weight)
-        x = x.astype(np.float64)
         n, c = x.shape
         missing = absent_classes(labels, w, c)
         if missing:
@@ -729,41 +738,46 @@ class _AffineScaling(_Calibrator):
         total = float(np.sum(w))
         row_scale = w / total  # gradient of the weighted mean
         runner_up, _ = fork_safe(runner_up_and_min)(x, labels)
-        targets = _smoothed_targets(labels, runner_up, c, a / (total + 2.0 * a))  # (N, C), the temperature's prior
+        smoothing = a / (total + 2.0 * a)  # the temperature's prior, as soft targets built block by block
 
         # Start from the temperature fit (same prior), and optimise on temperature-scaled
         # logits (coef relative to beta): step 0 is temperature scaling, and L-BFGS sees a
-        # well-scaled problem even when the logits are on a scale of 1e8.
-        beta = _anchor_beta(x, labels, w, a)
-        x = beta * x
+        # well-scaled problem even when the logits are on a scale of 1e8. The temperature
+        # fit needs float64 logits (float32 ones round its sums differently); the copy of
+        # float32 input is dropped once it is done.
+        x64 = x.astype(np.float64, copy=False)
+        beta = _anchor_beta(x64, labels, w, a)
+        owned = x64 is not x
+        if owned:  # our own copy (float32 input): scale it once, not each block at every evaluation
+            x64 *= beta
+        blocks = _AffineBlocks(self, x64, 1.0 if owned else beta, labels, runner_up, smoothing)
+        del x64
 
         def fun(theta: np.ndarray) -> tuple[float, np.ndarray]:
             coef, b = self._unpack(theta, c)
-            z = self._linear(x, coef, b)
-            loss_rows, g_z = cross_entropy_and_grad(z, targets, reduction="none", grad_output=row_scale)
-            loss = float(np.dot(row_scale, loss_rows))
-            grad = self._grad(x, g_z, coef, b)
+            loss, grad = blocks.loss_and_grad(coef, b, row_scale)
             pen, pen_grad = self._penalty(coef, b, c)
             if pen_grad is not None:
                 grad = grad + pen_grad
             prior, prior_grad = self._identity_prior(coef, b, c, 1.0 / total)
             return loss + pen + prior, grad + prior_grad
 
-        res = minimize(
-            fun, self._init(1.0, c), jac=True, method="L-BFGS-B",
-            options={"maxiter": max_iter, "gtol": tol, "ftol": tol * 1e-2},
-        )
-        coef, b = self._unpack(res.x, c)
+        # BLAS on one thread (NumPy's and SciPy's): the cross-entropy kernel's numba threads do
+        # the heavy work, and BLAS threads woken between its calls fought them for the cores.
+        # Measured on the shared 2-core machine (load ~7), 10k x 100 matrix scaling: 16.6 s with
+        # BLAS threads, 2.2 s without; the products are the same up to rounding (1e-14).
+        with _threadpool_controller().limit(limits=1, user_api="blas"):
+            res = minimize(
+                fun, self._init(1.0, c), jac=True, method="L-BFGS-B",
+                options={"maxiter": max_iter, "gtol": tol, "ftol": tol * 1e-2},
+            )
+            coef, b = self._unpack(res.x, c)
+            self.nll_, ranks_first = blocks.plain_nll(coef, b, row_scale, w, check_ranks=a == 0.0)
         self.coef_, self.intercept_ = beta * np.array(coef, dtype=np.float64), np.array(b, dtype=np.float64)
-        from softmaxkit.functional import cross_entropy
-
-        z = self._linear(x, coef, b)
-        plain = np.asarray(cross_entropy(z, labels, reduction="none"), dtype=np.float64)
-        self.nll_ = float(np.dot(row_scale, plain))
         # With hard targets, a map that ranks every true class first is beaten by any steeper
         # copy of itself: the likelihood has no maximum, and the scales stop only where a
         # prior or L-BFGS's vanishing gradient halts them (temperature scaling's upper bound).
-        self.at_bound_ = a == 0.0 and _ranks_every_label_first(z, labels, w)
+        self.at_bound_ = a == 0.0 and ranks_first
         self.n_classes_, self.n_iter_ = c, int(res.nit)
         self.converged_ = bool(res.success) and not self.at_bound_
         if self.at_bound_:
@@ -778,6 +792,100 @@ class _AffineScaling(_Calibrator):
         elif not res.success:
             warnings.warn(f"{type(self).__name__} fit did not converge: {res.message}", CalibrationWarning, stacklevel=2)
         return self
+
+
+#: Logits per row block when :class:`_AffineBlocks` evaluates the vector and matrix
+#: scalings' objective: 2M float64 values, 16 MiB for each of its three buffers.
+_BLOCK_ELEMENTS = 1 << 21
+
+
+class _AffineBlocks:
+    """The data term of an affine scaling's objective, evaluated in row blocks.
+
+    Every evaluation reuses float64 buffers of one block (the soft targets,
+    and ``z'``, which the cross-entropy overwrites with its gradient; the
+    scaled logits too when ``x`` is the caller's array), so a fit holds at
+    most one ``(N, C)`` float64 array beyond the caller's logits: the copy of
+    float32 logits. It held four (the logits, the targets, ``z'`` and its
+    gradient): 3.1 GB for a 400 MB float32 file. Rows are independent, so a
+    block's rows get the values the whole array would; only the sums over
+    rows add in another order (rounding only).
+
+    Parameters
+    ----------
+    scaling : _AffineScaling
+        Supplies ``_linear`` and ``_add_grad``.
+    x : ndarray of shape (N, C), float64
+        The logits (read, never written).
+    beta : float
+        The rows are ``beta * x`` (1.0: ``x`` is already scaled).
+    labels, runner_up : ndarray of shape (N,)
+        Class indices, and each row's runner-up class (-1: none).
+    smoothing : float
+        The prior's mass on the runner-up (:func:`_smoothed_targets`).
+    """
+
+    def __init__(self, scaling: "_AffineScaling", x: np.ndarray, beta: float, labels: np.ndarray,
+                 runner_up: np.ndarray, smoothing: float) -> None:
+        n, c = x.shape
+        self.scaling, self.x, self.beta = scaling, x, beta
+        self.labels, self.runner_up, self.smoothing = labels, runner_up, smoothing
+        self.rows = max(1, min(n, _BLOCK_ELEMENTS // c))
+        self._z = np.empty((self.rows, c))
+        self._targets = np.zeros((self.rows, c))  # zero except while a block's targets are in it
+        self._scaled = None if beta == 1.0 else np.empty((self.rows, c))
+
+    def _blocks(self):
+        """``(rows, scaled logits, z' buffer)`` for each row block."""
+        n = self.x.shape[0]
+        for start in range(0, n, self.rows):
+            rows = slice(start, min(start + self.rows, n))
+            m = rows.stop - start
+            if self._scaled is None:
+                scaled = self.x[rows]
+            else:
+                scaled = np.multiply(self.x[rows], self.beta, out=self._scaled[:m])
+            yield rows, scaled, self._z[:m]
+
+    def loss_and_grad(self, coef: np.ndarray, b: np.ndarray, row_scale: np.ndarray) -> tuple[float, np.ndarray]:
+        """The weighted mean smoothed NLL at ``(coef, b)`` and its gradient (the parameter vector's layout)."""
+        from softmaxkit.functional import cross_entropy_and_grad
+
+        loss = 0.0
+        g_coef, g_b = np.zeros(coef.shape), np.zeros(b.shape)
+        for rows, scaled, z in self._blocks():
+            self.scaling._linear(scaled, coef, b, out=z)
+            m = z.shape[0]
+            labels, runner_up = self.labels[rows], self.runner_up[rows]
+            targets = _smoothed_targets(labels, runner_up, z.shape[1], self.smoothing, out=self._targets[:m])
+            # grad_out=z: the gradient overwrites z' row by row, no second buffer.
+            loss_rows, g_z = cross_entropy_and_grad(z, targets, reduction="none", grad_output=row_scale[rows],
+                                                    grad_out=z)
+            # Clear only what _smoothed_targets wrote: a fill of the block costs as much as the linear map.
+            targets[np.arange(m), labels] = 0.0
+            other = np.flatnonzero(runner_up >= 0)
+            targets[other, runner_up[other]] = 0.0
+            loss += float(np.dot(row_scale[rows], loss_rows))
+            self.scaling._add_grad(scaled, g_z, g_coef, g_b)
+        return loss, np.concatenate([g_coef.ravel(), g_b])
+
+    def plain_nll(self, coef: np.ndarray, b: np.ndarray, row_scale: np.ndarray, w: np.ndarray, *,
+                  check_ranks: bool) -> tuple[float, bool]:
+        """The weighted mean NLL with hard labels at ``(coef, b)``, and (with ``check_ranks``)
+        whether every row of positive weight ranks its label strictly first
+        (:func:`_ranks_every_label_first`; False when no row has positive weight)."""
+        from softmaxkit.functional import cross_entropy
+
+        nll, weighted, first = 0.0, False, True
+        for rows, scaled, z in self._blocks():
+            self.scaling._linear(scaled, coef, b, out=z)
+            labels = self.labels[rows]
+            plain = np.asarray(cross_entropy(z, labels, reduction="none"), dtype=np.float64)
+            nll += float(np.dot(row_scale[rows], plain))
+            if check_ranks and first and np.any(w[rows] > 0):
+                weighted = True
+                first = _ranks_every_label_first(z, labels, w[rows])
+        return nll, check_ranks and weighted and first
 
 
 def _anchor_beta(x: np.ndarray, labels: np.ndarray, w: np.ndarray, pseudo_count: float) -> float:
@@ -883,11 +991,14 @@ class VectorScaling(_AffineScaling):
     def _init(self, beta, c):
         return np.concatenate([np.full(c, beta), np.zeros(c)])
 
-    def _linear(self, x, coef, b):
-        return x * coef + b  # (N, C)
+    def _linear(self, x, coef, b, out=None):
+        z = np.multiply(x, coef, out=out)  # (N, C)
+        z += b
+        return z
 
-    def _grad(self, x, g_z, coef, b):
-        return np.concatenate([np.einsum("ij,ij->j", g_z, x), g_z.sum(axis=0)])
+    def _add_grad(self, x, g_z, g_coef, g_b):
+        g_coef += np.einsum("ij,ij->j", g_z, x)
+        g_b += g_z.sum(axis=0)
 
 
 class MatrixScaling(_AffineScaling):
@@ -982,11 +1093,14 @@ class MatrixScaling(_AffineScaling):
     def _init(self, beta, c):
         return np.concatenate([(beta * np.eye(c)).ravel(), np.zeros(c)])
 
-    def _linear(self, x, coef, b):
-        return x @ coef.T + b  # (N, C) @ (C, C)
+    def _linear(self, x, coef, b, out=None):
+        z = np.matmul(x, coef.T, out=out)  # (N, C) @ (C, C)
+        z += b
+        return z
 
-    def _grad(self, x, g_z, coef, b):
-        return np.concatenate([(g_z.T @ x).ravel(), g_z.sum(axis=0)])
+    def _add_grad(self, x, g_z, g_coef, g_b):
+        g_coef += g_z.T @ x
+        g_b += g_z.sum(axis=0)
 
     def _penalty(self, coef, b, c):
         lam = _check_nonneg(self.off_diagonal_reg, "off_diagonal_reg")
