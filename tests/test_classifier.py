@@ -71,7 +71,7 @@ def test_three_equivalent_data_forms(hidden, max_iter):
     kw = dict(hidden_layer_sizes=hidden, alpha=1e-2, random_state=0, **{**TIGHT, "max_iter": max_iter})
     repeated = SoftmaxClassifier(**kw).fit(np.repeat(pair_x, pair_w, axis=0), np.repeat(pair_y, pair_w))
     weighted = SoftmaxClassifier(**kw).fit(pair_x, pair_y, sample_weight=pair_w)
-    as_counts = SoftmaxClassifier(**kw).fit(X, counts)
+    as_counts = SoftmaxClassifier(**kw, count_targets=True).fit(X, counts)
     p = repeated.predict_proba(X)
     np.testing.assert_allclose(weighted.predict_proba(X), p, atol=1e-6)
     np.testing.assert_allclose(as_counts.predict_proba(X), p, atol=1e-6)
@@ -82,7 +82,7 @@ def test_probabilities_with_weights_equal_counts():
     totals = counts.sum(axis=1)
     keep = totals > 0
     probs = counts[keep] / totals[keep, None]
-    a = SoftmaxClassifier(alpha=1e-2, **TIGHT).fit(X, counts)
+    a = SoftmaxClassifier(alpha=1e-2, count_targets=True, **TIGHT).fit(X, counts)
     b = SoftmaxClassifier(alpha=1e-2, **TIGHT).fit(X[keep], probs, sample_weight=totals[keep])
     np.testing.assert_allclose(a.predict_proba(X), b.predict_proba(X), atol=1e-6)
 
@@ -390,7 +390,7 @@ def test_score_takes_the_probability_and_count_targets_fit_takes():
     X = rng.normal(size=(30, 2))
     counts = rng.integers(0, 4, size=(30, 3))
     counts[counts.sum(axis=1) == 0, 0] = 1
-    clf = SoftmaxClassifier(alpha=0.1).fit(X, counts)
+    clf = SoftmaxClassifier(alpha=0.1, count_targets=True).fit(X, counts)
     rows = np.repeat(np.arange(30), counts.sum(axis=1))
     labels = np.concatenate([np.repeat(np.arange(3), c) for c in counts])
     assert clf.score(X, counts) == pytest.approx(clf.score(X[rows], labels), rel=1e-12)
@@ -404,7 +404,8 @@ def test_score_takes_the_probability_and_count_targets_fit_takes():
 
 def test_count_targets_are_accepted():
     X = np.random.default_rng(0).normal(size=(4, 2))
-    clf = SoftmaxClassifier(classes=["a", "b"]).fit(X, np.array([[3, 1], [0, 2], [5, 5], [1, 0]]))
+    counts = np.array([[3, 1], [0, 2], [5, 5], [1, 0]])
+    clf = SoftmaxClassifier(classes=["a", "b"], count_targets=True).fit(X, counts)
     np.testing.assert_array_equal(clf.classes_, ["a", "b"])
 
 
@@ -854,7 +855,7 @@ def test_auto_alpha_zero_weight_rows_are_the_same_as_removed_rows(random_state):
 
 def test_auto_alpha_with_count_targets():
     X, counts = _counts_data(np.random.default_rng(4), n_inputs=40)
-    clf = SoftmaxClassifier(random_state=0).fit(X, counts)
+    clf = SoftmaxClassifier(random_state=0, count_targets=True).fit(X, counts)
     assert clf.alpha_ > 0 and len(clf.alpha_path_) > 0
 
 
@@ -1333,3 +1334,73 @@ def test_coef_is_a_read_only_view_of_the_linear_model_only(tmp_path):
     assert not hasattr(mlp, "coef_") and not hasattr(mlp, "intercept_")
     with pytest.raises(AttributeError, match=r"coef_ .*linear model.*coefs_"):
         mlp.coef_
+
+
+# --------------------------------------------------------------------------- (n, K) y: counts only on request
+
+
+def _multioutput_iris():
+    """Iris with two 2-D ``y`` that scikit-learn reads as several targets: two label columns, and a
+    multilabel indicator. Both hold whole numbers with rows not all summing to 1, as counts would."""
+    X, y = load_iris(return_X_y=True)
+    return X, y, {"multi-output labels": np.c_[y, (y + 1) % 3],
+                  "multilabel indicator": np.c_[y == 0, y == 1, y >= 1].astype(int)}
+
+
+def test_a_2d_y_of_whole_numbers_is_refused_unless_count_targets():
+    """Audit: a multi-output label matrix or a multilabel indicator was silently fitted as class counts
+    (iris np.c_[y, (y + 1) % 3]: classes_ [0, 1], score 0.797, exit 0), where LogisticRegression refuses
+    a 2-D y. Counts are now opt-in (count_targets=True); by default such a y is refused, saying what it
+    looks like and how to opt in."""
+    X, y, cases = _multioutput_iris()
+    for name, Y in cases.items():
+        with pytest.raises(ValueError, match=r"separate targets.*count_targets=True") as info:
+            SoftmaxClassifier(alpha=1.0).fit(X, Y)
+        assert f"shape {Y.shape}" in str(info.value), name
+        assert "row 0 sums to" in str(info.value) or "row 50 sums to" in str(info.value), name
+    # A model fitted on labels does not score them as counts either.
+    clf = SoftmaxClassifier(alpha=1.0).fit(X, y)
+    with pytest.raises(ValueError, match=r"separate targets.*set_params\(count_targets=True\)"):
+        clf.score(X, cases["multilabel indicator"])
+    # Probabilities, one-hot rows included, stay accepted by default: they are one target.
+    one_hot = SoftmaxClassifier(alpha=1.0, **TIGHT).fit(X, np.eye(3)[y])
+    labelled = SoftmaxClassifier(alpha=1.0, **TIGHT).fit(X, y)
+    np.testing.assert_allclose(one_hot.predict_proba(X), labelled.predict_proba(X), atol=1e-6)
+    assert one_hot.score(X, np.eye(3)[y]) == pytest.approx(one_hot.score(X, y), rel=1e-12)
+
+
+def test_count_targets_is_a_saved_validated_parameter(tmp_path):
+    """count_targets=True fits counts as before; clone and get_params carry it, fit validates it, the
+    model file stores it (files written before it existed load with False), and score follows it."""
+    from sklearn.base import clone
+
+    X, counts = _counts_data(np.random.default_rng(5))
+    clf = SoftmaxClassifier(alpha=0.1, count_targets=True).fit(X, counts)
+    assert clf.get_params()["count_targets"] is True and clone(clf).count_targets is True
+    rows = np.repeat(np.arange(len(X)), counts.sum(axis=1))
+    labels = np.concatenate([np.repeat(np.arange(3), c) for c in counts])
+    assert clf.score(X, counts) == pytest.approx(clf.score(X[rows], labels), rel=1e-12)
+    loaded = sk.load(clf.save(tmp_path / "counts.npz"))
+    assert loaded.get_params() == clf.get_params()
+    assert loaded.score(X, counts) == clf.score(X, counts)
+    old = sk.load(_edited(tmp_path / "counts.npz", tmp_path / "old.npz", lambda m, a: m["params"].pop("count_targets")))
+    assert old.count_targets is False
+    np.testing.assert_array_equal(old.predict_proba(X), clf.predict_proba(X))
+    with pytest.raises(ValueError, match="count_targets=True"):
+        old.score(X, counts)
+    assert old.set_params(count_targets=True).score(X, counts) == clf.score(X, counts)
+    with pytest.raises(ValueError, match=r"count_targets must be True or False, got 'yes'"):
+        SoftmaxClassifier(count_targets="yes").fit(X, counts)
+
+
+def test_sparse_X_is_refused_with_what_to_do():
+    """scikit-learn's generic "dense data is required" did not say how to densify in a pipeline."""
+    import scipy.sparse as sp
+
+    X, y = load_iris(return_X_y=True)
+    for method in ("fit", "predict"):
+        clf = SoftmaxClassifier(alpha=1.0) if method == "fit" else SoftmaxClassifier(alpha=1.0).fit(X, y)
+        call = (lambda: clf.fit(sp.csr_matrix(X), y)) if method == "fit" else (lambda: clf.predict(sp.csr_matrix(X)))
+        with pytest.raises(TypeError, match=r"SoftmaxClassifier needs dense X.*sparse.*X\.toarray\(\).*"
+                                            r"FunctionTransformer\(operator\.methodcaller\(.toarray.\), accept_sparse=True\)"):
+            call()

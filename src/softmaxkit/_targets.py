@@ -8,7 +8,7 @@ The three accepted forms of ``y`` and what they become:
 =====================  =============================  ==========================
 labels, shape (n,)     class index                    ``sample_weight``
 probabilities (n, K)   the row (rows sum to 1)        ``sample_weight``
-counts (n, K)          ``row / row.sum()``            ``sample_weight * row.sum()``
+counts (n, K), opt-in  ``row / row.sum()``            ``sample_weight * row.sum()``
 =====================  =============================  ==========================
 
 The rule that tells probabilities from counts: a non-negative (n, K) matrix
@@ -18,6 +18,15 @@ counts (a row of zeros is an input never observed: weight 0). Anything else,
 a fractional row that does not sum to 1, is refused: it is neither a
 distribution nor a count, and guessing would silently reweight the data. For
 weighted probabilities pass the probabilities and ``sample_weight``.
+
+Counts are read only on request (``counts=True``, the classifier's
+``count_targets=True``). A whole-number matrix is also what scikit-learn
+calls a multi-output or multilabel ``y`` (``np.c_[y1, y2]``, an indicator
+matrix): K separate targets, which ``LogisticRegression`` refuses. Read as
+counts it was fitted without a word, as a different model (audit: iris
+``np.c_[y, (y + 1) % 3]`` gave classes ``[0, 1]`` and a score of 0.797).
+Probabilities need no opt-in: rows summing to 1 (one-hot rows too) are one
+target either way.
 
 Why counts are weights: ``m`` observations of one input with class counts
 ``c`` contribute ``-sum_c c_c log p_c = m * CE(c / m, p)`` to the
@@ -105,8 +114,34 @@ def check_sample_weight(sample_weight: Any, n_samples: int) -> np.ndarray:
     return sw
 
 
-def soft_targets(y: np.ndarray, classes: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Classes, probabilities and count totals of an (n, K) soft or count ``y``."""
+#: How to opt in to counts, for :func:`soft_targets`' refusal: ``fit``'s wording by default.
+FIT_OPT_IN = "pass SoftmaxClassifier(count_targets=True)"
+
+
+def soft_targets(
+    y: np.ndarray, classes: Any, *, counts: bool = False, opt_in: str = FIT_OPT_IN
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Classes, probabilities and count totals of an (n, K) soft or count ``y``.
+
+    Parameters
+    ----------
+    y : ndarray of shape (n, K)
+    classes : array_like of shape (K,) or None
+        The labels of the columns (default ``0..K-1``).
+    counts : bool, default=False
+        Read a whole-number ``y`` whose rows do not all sum to 1 as counts;
+        False refuses it (see the module docstring).
+    opt_in : str
+        What the refusal tells the user to do to have counts read.
+
+    Raises
+    ------
+    ValueError
+        Negative or non-finite entries, a fractional row not summing to 1,
+        probability rows mixed with count rows, or counts when ``counts`` is False.
+    TypeError
+        ``y`` does not hold numbers.
+    """
     n_classes = y.shape[1]
     if classes is None:
         classes = np.arange(n_classes)
@@ -119,7 +154,10 @@ def soft_targets(y: np.ndarray, classes: Any) -> tuple[np.ndarray, np.ndarray, n
         if np.any(classes[:-1] > classes[1:]):
             raise ValueError(f"classes must be sorted to label the columns of y, got {classes.tolist()}")
     if y.dtype.kind not in "fiub":
-        raise TypeError(f"a 2-D y must hold probabilities or counts, got dtype {y.dtype}")
+        raise TypeError(
+            f"a 2-D y must hold probabilities or counts, got dtype {y.dtype}; SoftmaxClassifier fits one "
+            "target, so labels go in a y of shape (n,), not one column per target"
+        )
     t = y.astype(np.float64)
     bad = ~np.isfinite(t) | (t < 0)
     if np.any(bad):
@@ -136,6 +174,8 @@ def soft_targets(y: np.ndarray, classes: Any) -> tuple[np.ndarray, np.ndarray, n
     count_row = np.all(t == np.round(t), axis=1)
     if not np.all(count_row):
         _refuse_mixed_targets(totals, probability_row, count_row, np.sqrt(eps), y.dtype)
+    if not counts:
+        _refuse_counts(y.shape, totals, probability_row, opt_in)
     # Counts: a row of zeros (never observed) gets weight 0; give it a valid
     # distribution so that nothing divides by zero.
     safe = np.where(totals > 0, totals, 1.0)
@@ -156,7 +196,8 @@ def _refuse_mixed_targets(totals, probability_row, count_row, tol, dtype) -> Non
         row = int(neither[0])
         raise ValueError(
             "y given as an (n, K) matrix must hold probabilities (every row sums to 1 within "
-            f"{tol:.2g}, the {np.dtype(dtype).name} tolerance) or whole-number counts; row {row} holds "
+            f"{tol:.2g}, the {np.dtype(dtype).name} tolerance) or whole-number counts (count_targets=True); "
+            f"row {row} holds "
             f"fractions summing to {totals[row]:.10g}. {hint}"
         )
     p_row, c_row = int(np.flatnonzero(~count_row)[0]), int(np.flatnonzero(~probability_row)[0])
@@ -167,7 +208,25 @@ def _refuse_mixed_targets(totals, probability_row, count_row, tol, dtype) -> Non
     )
 
 
-def encode_targets(y: Any, *, classes: Any = None, sample_weight: Any = None, n_samples: int) -> Targets:
+def _refuse_counts(shape: tuple[int, int], totals: np.ndarray, probability_row: np.ndarray, opt_in: str) -> None:
+    """Refuse a whole-number (n, K) ``y`` that is not all probabilities, when counts were not asked for.
+
+    It may be counts or K separate targets (scikit-learn's reading of a
+    2-D ``y``); only the caller knows, so the message names both.
+    """
+    row = int(np.flatnonzero(~probability_row)[0])
+    raise ValueError(
+        f"y of shape {shape} holds whole numbers and its rows do not all sum to 1 (row {row} sums to "
+        f"{totals[row]:.10g}), so it is not a matrix of class probabilities. scikit-learn reads such a y as "
+        f"{shape[1]} separate targets (multi-output labels, or a multilabel indicator), which SoftmaxClassifier "
+        "does not fit: it fits one target, so pass its labels as a y of shape (n,) (one model per target for "
+        f"several). If the rows are class counts (row i: how often input i was seen with each class), {opt_in}."
+    )
+
+
+def encode_targets(
+    y: Any, *, classes: Any = None, sample_weight: Any = None, n_samples: int, counts: bool = False
+) -> Targets:
     """Validate ``y`` and ``sample_weight`` and encode them (see the module docstring).
 
     Parameters
@@ -179,13 +238,15 @@ def encode_targets(y: Any, *, classes: Any = None, sample_weight: Any = None, n_
     sample_weight : array_like of shape (n,), optional
     n_samples : int
         Rows of ``X``.
+    counts : bool, default=False
+        An (n, K) ``y`` may hold counts (:func:`soft_targets`); the classifier's ``count_targets``.
 
     Raises
     ------
     ValueError
         ``y`` is None, has the wrong length, holds continuous labels, labels
-        outside ``classes``, a row that is neither probabilities nor counts, or
-        fewer than two classes carry positive weight.
+        outside ``classes``, a row that is neither probabilities nor counts,
+        counts without ``counts=True``, or fewer than two classes carry positive weight.
     """
     from sklearn.utils.multiclass import check_classification_targets
     from sklearn.utils.validation import column_or_1d
@@ -210,7 +271,7 @@ def encode_targets(y: Any, *, classes: Any = None, sample_weight: Any = None, n_
         labels = label_indices(y, classes_)
         target, totals = labels, None
     else:
-        classes_, target, totals = soft_targets(y, classes)
+        classes_, target, totals = soft_targets(y, classes, counts=counts)
         labels = None
         weight = weight * totals
 

@@ -135,6 +135,18 @@ class SoftmaxClassifier(Persistable, ClassifierMixin, BaseEstimator):
         fails (an IndexError on the extra columns, or a label outside
         ``classes``); loop over ``cv.split(X, y)`` and call ``predict_proba``
         on each held-out part instead.
+    count_targets : bool, default=False
+        Let an (n, K) ``y`` hold whole-number class counts: row ``i`` says
+        how often input ``i`` was seen with each class, and fits as that many
+        repeated rows (the row is normalised and its total becomes a weight;
+        a row of zeros weighs nothing). False refuses a whole-number (n, K)
+        ``y`` whose rows do not all sum to 1, because scikit-learn reads that
+        matrix as K separate targets (multi-output labels such as
+        ``np.c_[y1, y2]``, or a multilabel indicator), which this classifier
+        does not fit and which read as counts would give another model
+        without a word. Probabilities (every row sums to 1, one-hot rows
+        included) are accepted either way. :meth:`score` reads an (n, K)
+        ``y`` by the same rule.
     dtype : {"float32", "float64"} or None, default=None
         Training precision. None: float32 if ``X`` is float32, else float64.
         Predictions are always computed in float64.
@@ -327,8 +339,13 @@ class SoftmaxClassifier(Persistable, ClassifierMixin, BaseEstimator):
     stalls every one of them. Larger products use BLAS's usual thread count.
 
     **Targets.** ``y`` may be labels, an (n, K) matrix of probabilities (rows
-    sum to 1) or of whole-number counts (rows normalised, the row total
-    becomes a weight); a fractional row that does not sum to 1 is an error.
+    sum to 1) or, with ``count_targets=True``, of whole-number counts (rows
+    normalised, the row total becomes a weight); a fractional row that does
+    not sum to 1 is an error, and so are counts without ``count_targets``.
+
+    **Dense X only.** A sparse ``X`` is refused with a TypeError: every
+    engine multiplies dense arrays. Densify it with ``X.toarray()``, or in a
+    pipeline with ``FunctionTransformer(operator.methodcaller("toarray"), accept_sparse=True)``.
 
     **Binary problems.** ``decision_function`` returns the 1-D log-odds
     ``z_1 - z_0`` (scikit-learn's convention); the K logits of any problem
@@ -370,6 +387,7 @@ class SoftmaxClassifier(Persistable, ClassifierMixin, BaseEstimator):
         validation_fraction: float = 0.1,
         n_iter_no_change: int = 10,
         classes: Any = None,
+        count_targets: bool = False,
         dtype: str | None = None,
         device: str = "cpu",
         random_state: Any = None,
@@ -389,6 +407,7 @@ class SoftmaxClassifier(Persistable, ClassifierMixin, BaseEstimator):
         self.validation_fraction = validation_fraction
         self.n_iter_no_change = n_iter_no_change
         self.classes = classes
+        self.count_targets = count_targets
         self.dtype = dtype
         self.device = device
         self.random_state = random_state
@@ -456,6 +475,13 @@ class SoftmaxClassifier(Persistable, ClassifierMixin, BaseEstimator):
                 raise ValueError(f"dtype must be None, 'float32' or 'float64', got {self.dtype!r}")
         if not isinstance(self.early_stopping, (bool, np.bool_)):
             raise ValueError(f"early_stopping must be a bool, got {self.early_stopping!r}")
+        self._count_targets()
+
+    def _count_targets(self) -> bool:
+        """``count_targets`` as a bool; ValueError naming it otherwise (``score`` checks it too)."""
+        if not isinstance(self.count_targets, (bool, np.bool_)):
+            raise ValueError(f"count_targets must be True or False, got {self.count_targets!r}")
+        return bool(self.count_targets)
 
     def _compute_dtype(self, X: np.ndarray) -> np.dtype:
         if self.dtype is not None:
@@ -481,7 +507,8 @@ class SoftmaxClassifier(Persistable, ClassifierMixin, BaseEstimator):
         X : array_like of shape (n_samples, n_features)
             Finite real features (NaN or inf raise ValueError).
         y : array_like of shape (n_samples,) or (n_samples, K)
-            Class labels, or per-row class probabilities or counts.
+            Class labels, or per-row class probabilities, or class counts
+            with ``count_targets=True``.
         sample_weight : array_like of shape (n_samples,), optional
             Non-negative row weights; an integer weight ``k`` is exactly ``k``
             repeated rows in the objective (Adam's minibatch steps estimate
@@ -498,14 +525,19 @@ class SoftmaxClassifier(Persistable, ClassifierMixin, BaseEstimator):
             Invalid parameters, NaN/inf in ``X``, a feature so large that its
             square overflows float64 (:class:`~softmaxkit._mlp.FeatureOverflowError`,
             naming row and column), mismatched lengths, continuous labels, labels outside ``classes``, an (n, K) ``y``
-            whose rows are neither probabilities nor counts, fewer than two
+            whose rows are neither probabilities nor counts, or are counts
+            (or several targets) without ``count_targets=True``, fewer than two
             classes with positive weight, ``early_stopping`` with no row to
             hold out (every class has a single row of positive weight).
+        TypeError
+            A sparse ``X`` (see the class Notes, *Dense X only*).
         """
         self._check_params()
-        X = validate_data(self, X, reset=True, dtype=(np.float64, np.float32))
+        X = self._validate_X(X, reset=True)
         _mlp.check_trainable_scale(X)
-        targets = encode_targets(y, classes=self.classes, sample_weight=sample_weight, n_samples=X.shape[0])
+        targets = encode_targets(
+            y, classes=self.classes, sample_weight=sample_weight, n_samples=X.shape[0], counts=self._count_targets()
+        )
         cdtype = self._compute_dtype(X)
         xp = make_engine(self.device, cdtype)
         if self._auto_alpha():
@@ -718,10 +750,26 @@ class SoftmaxClassifier(Persistable, ClassifierMixin, BaseEstimator):
         sizes = (self.n_features_in_, *(w.shape[1] for w in self.coefs_))
         return _mlp.Network(tuple(int(s) for s in sizes), self.activation)
 
+    def _validate_X(self, X: Any, *, reset: bool) -> np.ndarray:
+        """scikit-learn's ``validate_data`` on a dense ``X``; a sparse one is refused saying how to densify
+        it (scikit-learn's own message, "dense data is required", gave no way to do so inside a pipeline)."""
+        import scipy.sparse
+
+        if scipy.sparse.issparse(X):
+            n, d = X.shape
+            # scikit-learn's first sentence is kept: code and tests match on it.
+            raise TypeError(
+                "Sparse data was passed for X, but dense data is required: SoftmaxClassifier needs dense X, and "
+                f"this sparse {type(X).__name__} of shape {X.shape} takes {n * d * 8 / 2**20:.3g} MiB dense in "
+                "float64. Convert it with X.toarray(), or in a pipeline put "
+                "FunctionTransformer(operator.methodcaller('toarray'), accept_sparse=True) before the classifier"
+            )
+        return validate_data(self, X, reset=reset, dtype=(np.float64, np.float32))
+
     def _logits(self, X: Any) -> np.ndarray:
         """Raw logits ``(n, K)`` in float64 (the same forward pass as training)."""
         check_is_fitted(self)
-        X = validate_data(self, X, reset=False, dtype=(np.float64, np.float32))
+        X = self._validate_X(X, reset=False)
         return _mlp.predict_logits(self.coefs_, self.intercepts_, self.activation, X)
 
     def decision_function(self, X: Any) -> np.ndarray:
@@ -753,8 +801,10 @@ class SoftmaxClassifier(Persistable, ClassifierMixin, BaseEstimator):
         """Mean accuracy on ``(X, y)``.
 
         ``y`` may also be the (n, K) probabilities or counts the model can be
-        fitted on: the score is then ``sum_i w_i Y[i, pred_i] / sum_i w_i
-        sum_k Y[i, k]``, the share of the target mass on the predicted class.
+        fitted on, counts only with ``count_targets=True`` as in :meth:`fit`
+        (``set_params(count_targets=True)`` on a model fitted on labels): the
+        score is then ``sum_i w_i Y[i, pred_i] / sum_i w_i sum_k Y[i, k]``,
+        the share of the target mass on the predicted class.
         For counts that is the accuracy over the repeated rows they stand for,
         for probabilities the expected accuracy (scikit-learn's ``score``
         refused them with "a mix of continuous-multioutput and multiclass
@@ -765,7 +815,8 @@ class SoftmaxClassifier(Persistable, ClassifierMixin, BaseEstimator):
         ValueError
             ``y`` contains a label the model was not fitted with (it could
             never be predicted; this is usually a label-encoding mistake), or
-            an (n, K) ``y`` that is neither probabilities nor counts.
+            an (n, K) ``y`` that is neither probabilities nor counts, or counts
+            (or several targets) without ``count_targets=True``.
         """
         check_is_fitted(self)
         y_arr = np.asarray(y)
@@ -779,7 +830,8 @@ class SoftmaxClassifier(Persistable, ClassifierMixin, BaseEstimator):
         """:meth:`score` for an (n, K) ``y`` of probabilities or counts."""
         if y.shape[1] != len(self.classes_):
             raise ValueError(f"y has {y.shape[1]} columns but the model has {len(self.classes_)} classes")
-        _, probs, totals = soft_targets(y, self.classes_)
+        opt_in = "set_params(count_targets=True) on this model"
+        _, probs, totals = soft_targets(y, self.classes_, counts=self._count_targets(), opt_in=opt_in)
         pred = np.argmax(self._logits(X), axis=1)
         if len(pred) != len(y):
             raise ValueError(f"X and y have different numbers of samples: {len(pred)} and {len(y)}")
@@ -800,6 +852,8 @@ class SoftmaxClassifier(Persistable, ClassifierMixin, BaseEstimator):
         cv = params.pop("cv")
         params["cv"], cv_unsaved = _cv_record(cv)
         params["dtype"] = None if self.dtype is None else str(np.dtype(self.dtype))
+        # Files written before count_targets existed lack it and load with the default, False.
+        params["count_targets"] = self._count_targets()
         params["random_state"] = random_state if isinstance(random_state, (int, type(None))) else None
         meta = {
             "params": params,
