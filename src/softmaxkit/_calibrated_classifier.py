@@ -15,12 +15,19 @@ from typing import Any
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, MetaEstimatorMixin, clone
 from sklearn.frozen import FrozenEstimator
-from sklearn.model_selection import check_cv, cross_val_predict
+from sklearn.model_selection import check_cv
 from sklearn.preprocessing import LabelEncoder
-from sklearn.utils import get_tags, indexable
+from sklearn.utils import Bunch, get_tags, indexable
 from sklearn.utils._indexing import _safe_indexing
+from sklearn.utils.metadata_routing import MetadataRouter, MethodMapping, _routing_enabled, process_routing
 from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import _check_sample_weight, _num_samples, check_is_fitted, column_or_1d
+from sklearn.utils.validation import (
+    _check_method_params,
+    _check_sample_weight,
+    _num_samples,
+    check_is_fitted,
+    column_or_1d,
+)
 
 from softmaxkit.calibration import METHODS
 from softmaxkit.io import Persistable
@@ -82,7 +89,8 @@ class CalibratedClassifier(Persistable, MetaEstimatorMixin, ClassifierMixin, Bas
         trained on the other folds and the calibrator on this fold's scores;
         ``predict_proba`` averages the pairs' calibrated probabilities.
         ``False``: one calibrator fitted on the out-of-fold scores of all rows
-        (``cross_val_predict``), and one classifier refitted on all rows; a
+        (each row scored by the fold model that did not see it), and one
+        classifier refitted on all rows; a
         single pair, cheaper to predict with (``softmaxkit fit --calibrate``
         uses this). ``"auto"``: ``False`` for a ``FrozenEstimator``, else
         ``True`` (scikit-learn 1.9's default). A ``FrozenEstimator`` with
@@ -187,11 +195,38 @@ class CalibratedClassifier(Persistable, MetaEstimatorMixin, ClassifierMixin, Bas
         if self.estimator is None:
             from softmaxkit.classifier import SoftmaxClassifier
 
-            return SoftmaxClassifier()
+            # As CalibratedClassifierCV's default LinearSVC: under metadata routing the default
+            # estimator asks for the weights, which it would be given without routing.
+            default = SoftmaxClassifier()
+            return default.set_fit_request(sample_weight=True) if _routing_enabled() else default
         return self.estimator
 
-    def fit(self, X: Any, y: Any, sample_weight: Any = None) -> "CalibratedClassifier":
-        """Fit the classifier(s) and calibrator(s) on ``X`` (N, d) and labels ``y`` (N,); returns ``self``."""
+    def fit(self, X: Any, y: Any, sample_weight: Any = None, **fit_params: Any) -> "CalibratedClassifier":
+        """Fit the classifier(s) and calibrator(s).
+
+        Parameters
+        ----------
+        X : array-like of shape (N, d)
+            Passed to the estimator as it is (a pipeline may take text or a DataFrame).
+        y : array-like of shape (N,)
+        sample_weight : array-like of shape (N,), default None
+            Always used by the calibrator(s). The estimator gets them as in
+            ``CalibratedClassifierCV``: with metadata routing disabled, when
+            its ``fit`` takes ``sample_weight`` (else a warning says the
+            calibrator alone uses them); with
+            ``sklearn.set_config(enable_metadata_routing=True)``, when the
+            estimator requested them (``set_fit_request(sample_weight=True)``,
+            also inside a pipeline); passing weights that it left unrequested
+            raises scikit-learn's ``UnsetMetadataPassedError``.
+        **fit_params : dict
+            Other metadata for the estimator's ``fit`` (every row's value is
+            cut to the fold's rows), or, under metadata routing, for the
+            ``cv`` splitter that requested them (``groups``).
+
+        Returns
+        -------
+        self : CalibratedClassifier
+        """
         if self.method not in METHODS:
             hint = "; scikit-learn's 'sigmoid' is 'platt' here" if self.method == "sigmoid" else ""
             raise ValueError(f"method must be one of {tuple(METHODS)}, got {self.method!r}{hint}")
@@ -202,7 +237,7 @@ class CalibratedClassifier(Persistable, MetaEstimatorMixin, ClassifierMixin, Bas
         shared = self.calibrate_on == "all_folds" or (self.calibrate_on == "auto" and self.method != "isotonic")
         check_classification_targets(y)
         # A column vector (n, 1) becomes (n,) with scikit-learn's DataConversionWarning: y[train]
-        # and cross_val_predict need 1-D labels (the latter failed with a bare IndexError).
+        # needs 1-D labels (the out-of-fold scoring failed with a bare IndexError).
         y = column_or_1d(y, warn=True)
         X, y = indexable(X, y)  # X and y of one length, or scikit-learn's error naming both
         # X itself is the estimator's to validate (a pipeline may take text or a DataFrame);
@@ -232,6 +267,7 @@ class CalibratedClassifier(Persistable, MetaEstimatorMixin, ClassifierMixin, Bas
         frozen = isinstance(estimator, FrozenEstimator)
         ensemble = (not frozen) if self.ensemble == "auto" else bool(self.ensemble)
         response = _response_method(estimator)
+        routed = self._route_fit_params(estimator, sample_weight, fit_params)
 
         if frozen and not ensemble:
             scores = _scores(estimator, X, response, self.classes_, where="the frozen estimator", advice="given")
@@ -239,22 +275,28 @@ class CalibratedClassifier(Persistable, MetaEstimatorMixin, ClassifierMixin, Bas
         else:
             folds = self._folds(y)
             cv = check_cv(self.cv, y, classifier=True)
-            # A frozen estimator's fit ignores its arguments: no weights to pass, nothing to warn about.
-            fit_kw = {} if frozen else _fit_kwargs(estimator, sample_weight)
+            # A frozen estimator's fit ignores its arguments: no metadata to pass it.
+            fit_kw = {} if frozen else routed.estimator.fit
             where, advice = ("the frozen estimator", "given") if frozen else (f"fold of {folds}", "fold")
-            if ensemble:
-                fitted, held_out, fold_scores = [], [], []
-                for train, test in cv.split(X, y):
-                    # Frozen: every pair holds the estimator itself, and the folds only split the
-                    # calibration rows (CalibratedClassifierCV's clone of it is the same object).
-                    est = estimator if frozen else clone(estimator).fit(
-                        _safe_indexing(X, train), y[train], **{k: v[train] for k, v in fit_kw.items()}
-                    )  # fmt: skip
+            # ensemble=False needs the out-of-fold scores that cross_val_predict gives; they are
+            # computed here, by the loop that ensemble=True needs anyway, because
+            # cross_val_predict would route the already-routed metadata a second time: a request
+            # under another name (set_fit_request(sample_weight="w")) then fails, and groups for
+            # the splitter are dropped (CalibratedClassifierCV(ensemble=False) has both faults).
+            fitted, held_out, fold_scores = [], [], []
+            for train, test in cv.split(X, y, **routed.splitter.split):
+                # Frozen: every pair holds the estimator itself, and the folds only split the
+                # calibration rows (CalibratedClassifierCV's clone of it is the same object).
+                est = estimator if frozen else clone(estimator).fit(
+                    _safe_indexing(X, train), y[train], **_check_method_params(X, params=fit_kw, indices=train)
+                )  # fmt: skip
+                fold_scores.append(
+                    _scores(est, _safe_indexing(X, test), response, self.classes_, where=where, advice=advice)
+                )
+                held_out.append(test)
+                if ensemble:  # ensemble=False keeps only the scores, not cv fitted estimators
                     fitted.append(est)
-                    held_out.append(test)
-                    fold_scores.append(
-                        _scores(est, _safe_indexing(X, test), response, self.classes_, where=where, advice=advice)
-                    )
+            if ensemble:
                 sw = (lambda rows: None) if sample_weight is None else (lambda rows: sample_weight[rows])
                 if shared:
                     rows = np.concatenate(held_out)
@@ -267,8 +309,15 @@ class CalibratedClassifier(Persistable, MetaEstimatorMixin, ClassifierMixin, Bas
                     ]
                 pairs = [CalibratedPair(est, cal, response) for est, cal in zip(fitted, calibrators)]
             else:
-                raw = cross_val_predict(clone(estimator), X, y, cv=cv, method=response, params=fit_kw)
-                scores = _as_class_scores(raw, response, self.classes_, self.classes_)
+                rows = np.concatenate(held_out)
+                if rows.size != n_samples or np.any(np.sort(rows) != np.arange(n_samples)):
+                    raise ValueError(
+                        f"ensemble=False needs cv folds whose test sets hold out every row exactly once (a "
+                        f"partition, as cross_val_predict does), but cv={self.cv!r} does not; use KFold-like "
+                        "folds or ensemble=True"
+                    )
+                scores = np.empty((n_samples, self.classes_.size))
+                scores[rows] = np.concatenate(fold_scores)
                 calibrator = self._calibrator(response).fit(scores, y_idx, sample_weight)
                 est = clone(estimator).fit(X, y, **fit_kw)
                 _check_classes(est, self.classes_, "the estimator refitted on all rows")
@@ -280,6 +329,37 @@ class CalibratedClassifier(Persistable, MetaEstimatorMixin, ClassifierMixin, Bas
         if hasattr(first, "feature_names_in_"):
             self.feature_names_in_ = first.feature_names_in_
         return self
+
+    def _route_fit_params(self, estimator: Any, sample_weight: np.ndarray | None, fit_params: dict[str, Any]) -> Any:
+        """The metadata for the estimator's ``fit`` (``.estimator.fit``) and the splitter's
+        ``split`` (``.splitter.split``), as ``CalibratedClassifierCV`` routes them."""
+        if _routing_enabled():
+            # The estimator gets what it requested (a pipeline routes on to its steps); the
+            # weights themselves are always the calibrator's (self's request, in the router).
+            weights = {} if sample_weight is None else {"sample_weight": sample_weight}
+            return process_routing(self, "fit", **weights, **fit_params)
+        # A frozen estimator's fit ignores the weights: nothing to warn about.
+        weights = {} if isinstance(estimator, FrozenEstimator) else _fit_kwargs(estimator, sample_weight)
+        return Bunch(estimator=Bunch(fit={**fit_params, **weights}), splitter=Bunch(split={}))
+
+    def get_metadata_routing(self) -> MetadataRouter:
+        """The metadata routing of this object, as ``CalibratedClassifierCV``'s.
+
+        ``fit``'s ``sample_weight`` is consumed by the calibrator(s) and routed
+        to the estimator's ``fit`` when it requests them; other metadata go to
+        the estimator's ``fit`` or the ``cv`` splitter's ``split``, by their
+        requests. Used only with ``sklearn.set_config(enable_metadata_routing=True)``.
+
+        Returns
+        -------
+        routing : sklearn.utils.metadata_routing.MetadataRouter
+        """
+        return (
+            MetadataRouter(owner=self)
+            .add_self_request(self)
+            .add(estimator=self._get_estimator(), method_mapping=MethodMapping().add(caller="fit", callee="fit"))
+            .add(splitter=self.cv, method_mapping=MethodMapping().add(caller="fit", callee="split"))
+        )
 
     def _folds(self, y: np.ndarray) -> int | None:
         """The number of folds; like scikit-learn, refuse a class with fewer rows than folds."""
@@ -314,7 +394,7 @@ class CalibratedClassifier(Persistable, MetaEstimatorMixin, ClassifierMixin, Bas
                              "cv)") from None
 
     def __sklearn_tags__(self) -> Any:
-        # Sparse X goes to the estimator untouched (indexing and cross_val_predict keep it
+        # Sparse X goes to the estimator untouched (indexing by fold keeps it
         # sparse), so it works exactly when the estimator takes it: the tag is the
         # estimator's, as in CalibratedClassifierCV.
         tags = super().__sklearn_tags__()
@@ -494,7 +574,7 @@ def _fit_kwargs(estimator: Any, sample_weight: np.ndarray | None) -> dict[str, n
     warnings.warn(
         f"{type(estimator).__name__}.fit does not take sample_weight: the weights are used by the calibrator only",
         UserWarning,
-        stacklevel=3,
+        stacklevel=4,  # the caller of CalibratedClassifier.fit
     )
     return {}
 
