@@ -303,10 +303,14 @@ class CalibratedClassifier(Persistable, MetaEstimatorMixin, ClassifierMixin, Bas
                     calibrator = self._calibrator(response).fit(np.concatenate(fold_scores), y_idx[rows], sw(rows))
                     calibrators = [calibrator] * len(fitted)
                 else:
-                    calibrators = [
-                        self._fit_fold_calibrator(response, scores, y_idx[test], sw(test), fold=i, folds=len(fitted))
-                        for i, (scores, test) in enumerate(zip(fold_scores, held_out))
-                    ]
+                    with warnings.catch_warnings(record=True) as caught:
+                        warnings.simplefilter("always")
+                        calibrators = [
+                            self._fit_fold_calibrator(response, scores, y_idx[test], sw(test), fold=i,
+                                                      folds=len(fitted))
+                            for i, (scores, test) in enumerate(zip(fold_scores, held_out))
+                        ]
+                    _warn_once_for_the_folds(caught, calibrators, self.method)
                 pairs = [CalibratedPair(est, cal, response) for est, cal in zip(fitted, calibrators)]
             else:
                 rows = np.concatenate(held_out)
@@ -402,6 +406,14 @@ class CalibratedClassifier(Persistable, MetaEstimatorMixin, ClassifierMixin, Bas
         return tags
 
     # ---------------------------------------------------------------- prediction
+
+    @property
+    def zero_classes_(self) -> np.ndarray:
+        """Indices (into ``classes_``) of the classes that every pair's calibrator can give
+        probability exactly 0 (isotonic maps, see :class:`IsotonicCalibration`), so that their
+        average can too; empty for the other methods."""
+        check_is_fitted(self, "calibrated_classifiers_")
+        return _common_zero_classes(pair.calibrator for pair in self.calibrated_classifiers_)
 
     def predict_proba(self, X: Any) -> np.ndarray:
         """Calibrated probabilities (N, C): the mean over the (classifier, calibrator) pairs."""
@@ -617,3 +629,41 @@ def _as_class_scores(raw: Any, response: str, est_classes: np.ndarray, classes: 
     if s.shape[1] != classes.size:
         raise ValueError(f"{response} returned {s.shape[1]} columns for {classes.size} classes")
     return s
+
+
+def _common_zero_classes(calibrators: Any) -> np.ndarray:
+    """The class indices in every calibrator's ``zero_classes_`` (none for a calibrator without it)."""
+    common: set[int] | None = None
+    for calibrator in calibrators:
+        zero = getattr(calibrator, "zero_classes_", None)
+        classes = set() if zero is None else set(np.asarray(zero).tolist())
+        common = classes if common is None else common & classes
+    return np.array(sorted(common or ()), dtype=np.int64)
+
+
+def _warn_once_for_the_folds(caught: list[Any], calibrators: list[Any], method: str) -> None:
+    """Re-issue the warnings of the per-fold calibrator fits once each, not once per fold.
+
+    A fold's :class:`ZeroProbabilityWarning` is about that fold's map only; the average of the
+    pairs gives 0 only where every map does, so one warning names the classes common to all
+    (:attr:`CalibratedClassifier.zero_classes_`). Other warnings are re-issued once per text.
+    """
+    from softmaxkit.calibration import ZeroProbabilityWarning
+
+    seen: set[tuple[type, str]] = set()
+    for record in caught:
+        key = (record.category, str(record.message))
+        if issubclass(record.category, ZeroProbabilityWarning) or key in seen:
+            continue
+        seen.add(key)
+        warnings.warn(record.message, stacklevel=4)
+    common = _common_zero_classes(calibrators)
+    if common.size:
+        warnings.warn(
+            f"CalibratedClassifier(method={method!r}): every fold's map gives probability exactly 0 to class "
+            f"index(es) {common.tolist()} over some scores, so their average does too: a new row of such a class "
+            "scoring there has infinite log-loss. More rows per fold shrink those ranges; 'temperature' or "
+            "'platt' put no range at probability 0 (zero_classes_ lists these classes)",
+            ZeroProbabilityWarning,
+            stacklevel=4,
+        )

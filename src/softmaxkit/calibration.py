@@ -66,6 +66,7 @@ __all__ = [
     "PlattScaling",
     "CalibratedClassifier",
     "CalibrationWarning",
+    "ZeroProbabilityWarning",
 ]
 
 #: Calibration method name (``CalibratedClassifier(method=)``, the CLI's ``--method``/``--calibrate``)
@@ -80,6 +81,11 @@ METHODS = {
 
 class CalibrationWarning(UserWarning):
     """The fit hit a bound or did not converge; the result is usable but read the message."""
+
+
+class ZeroProbabilityWarning(CalibrationWarning):
+    """A fitted map gives some class probability exactly 0 over a range of scores (isotonic): a
+    new row of that class there has infinite log-loss. ``zero_classes_`` lists those classes."""
 
 
 class NotFittedError(ValueError, AttributeError):

@@ -7,9 +7,10 @@ fix here. Every function takes and returns plain NumPy arrays and dicts.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -148,7 +149,22 @@ def fit_calibrator(method: str, scores: np.ndarray, y: np.ndarray, *, probs: boo
     import softmaxkit.calibration as calibration
 
     cls = getattr(calibration, CALIBRATORS[method])
-    return cls(input="probs" if probs else "logits").fit(scores, y)
+    with _zero_probability_said_by_the_cli():
+        return cls(input="probs" if probs else "logits").fit(scores, y)
+
+
+@contextlib.contextmanager
+def _zero_probability_said_by_the_cli() -> Iterator[None]:
+    """Silence the library's :class:`~softmaxkit.calibration.ZeroProbabilityWarning` during a fit:
+    the CLI says the same with the file's class names (:func:`calibrator_params`' ``zero_classes``,
+    the verdict's "unsafe"), and one line is enough."""
+    import warnings
+
+    from softmaxkit.calibration import ZeroProbabilityWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ZeroProbabilityWarning)
+        yield
 
 
 def cross_fit_calibrator(model: Any, method: str, X: np.ndarray, y: np.ndarray) -> tuple[Any, Any, int]:
@@ -161,7 +177,8 @@ def cross_fit_calibrator(model: Any, method: str, X: np.ndarray, y: np.ndarray) 
     folds = int(min(CROSS_FIT_FOLDS, counts.min()))
     if folds < 2:
         raise CLIError("--calibrate cross-fits the calibrator, which needs at least 2 training rows of every class")
-    cal = CalibratedClassifier(model, method=method, cv=folds, ensemble=False).fit(X, y)
+    with _zero_probability_said_by_the_cli():
+        cal = CalibratedClassifier(model, method=method, cv=folds, ensemble=False).fit(X, y)
     pair = cal.calibrated_classifiers_[0]
     return pair.estimator, pair.calibrator, folds
 
@@ -184,16 +201,44 @@ def calibrated_from_probs(calibrator: Any, probs: np.ndarray) -> np.ndarray:
     return np.asarray(calibrator.transform(probs), dtype=np.float64)
 
 
-def calibrator_params(calibrator: Any) -> dict[str, Any]:
-    """The few fitted numbers worth printing (the temperature; sizes of the others)."""
+def calibrator_params(calibrator: Any, *, classes: Any = None) -> dict[str, Any]:
+    """The few fitted numbers worth printing, and what the verdict must know about the fit.
+
+    ``temperature`` (temperature scaling); ``n_parameters``, how many numbers
+    the fit chose (:func:`fitted_parameter_count`); ``at_bound``;
+    ``separable`` (present, True, when every calibration row's true class
+    had the largest logit, so temperature scaling's prior alone set T); and
+    ``zero_classes`` (present when not empty): the classes to which the
+    fitted map can give probability exactly 0 (an isotonic map's
+    ``zero_classes_``), named by ``classes`` when given, else by index. A new
+    row of such a class whose score falls where its map is 0 has infinite
+    log-loss, so the verdict never reads the change as better.
+    """
     params: dict[str, Any] = {"method": type(calibrator).__name__}
     if hasattr(calibrator, "temperature_"):
         params["temperature"] = float(calibrator.temperature_)
+    params["n_parameters"] = fitted_parameter_count(calibrator)
     # A parameter that stopped on its bound is not a fit to report as an improvement.
     params["at_bound"] = bool(getattr(calibrator, "at_bound_", False))
     if getattr(calibrator, "separable_", False):
         params["separable"] = True
+    zero = getattr(calibrator, "zero_classes_", None)
+    if zero is not None and len(zero):
+        names = None if classes is None else np.asarray(classes).tolist()
+        params["zero_classes"] = [int(j) if names is None else names[int(j)] for j in np.asarray(zero).ravel()]
     return params
+
+
+def fitted_parameter_count(calibrator: Any) -> int:
+    """How many numbers the calibrator's fit chose: 1 for temperature scaling, the sizes of ``coef_`` and
+    ``intercept_`` for vector (2K), matrix (K^2 + K) and Platt scaling (2 per map), and for an isotonic
+    map its knots (each knot's height is fitted to the rows). What in-sample figures are judged against:
+    the more numbers per row, the more a gain on the fitting rows flatters."""
+    if hasattr(calibrator, "temperature_"):
+        return 1
+    if hasattr(calibrator, "coef_"):
+        return int(np.size(calibrator.coef_) + np.size(getattr(calibrator, "intercept_", ())))
+    return int(np.size(getattr(calibrator, "knots_y_", ())))
 
 
 def load_calibrator(path: str | os.PathLike, *, n_classes: int | None = None, option: str = "--calibrator",

@@ -138,7 +138,7 @@ def run(args: argparse.Namespace) -> int:
         require_two_classes,
         say_ignored,
     )
-    from softmaxkit.cli._evaluation import metrics_by_key, paired_loss_change, print_comparison, score
+    from softmaxkit.cli._evaluation import fit_warnings, metrics_by_key, paired_loss_change, print_comparison, score
     from softmaxkit.data import read_features
     from softmaxkit.io import StagedOutputs
 
@@ -196,7 +196,7 @@ def run(args: argparse.Namespace) -> int:
         scored = [score(y_test, key="model", name="Model", logits=logits[test_rows], plot=plot, what=what)]
         params = {}
         if calibrator is not None:
-            params = _adapters.calibrator_params(calibrator)
+            params = _adapters.calibrator_params(calibrator, classes=classes)
             cal_logits = _adapters.calibrated_logits(calibrator, logits[test_rows])
             scored.append(score(y_test, key="calibrated", name=f"With {calibration_name(args.calibrate)}",
                                 logits=cal_logits, plot=plot, what=what))
@@ -222,9 +222,15 @@ def run(args: argparse.Namespace) -> int:
         "calibrator": ({**params, "path": str(cal_out)} if cal_out else None),
         "held_out": metrics_by_key(scored),
         # the paired interval that decides whether the calibrator's log-loss change is read as better or worse
-        "log_loss_change": paired_loss_change(scored[0], scored[-1]) if len(scored) > 1 else None,
+        # ("unsafe" when the map can give a class probability 0: calibrate's reading, from the same code)
+        "log_loss_change": (paired_loss_change(scored[0], scored[-1], zero_classes=params.get("zero_classes"))
+                            if len(scored) > 1 else None),
+        "warnings": (fit_warnings(params, change=calibration_name(args.calibrate), n_fit=len(train), in_sample=False)
+                     if calibrator is not None else []),
         "ignored_columns": list(data.ignored),
     }
+    for line in metrics["warnings"]:  # the calibrator's, as calibrate says them (stderr, also under --json)
+        warnings.warn(line, stacklevel=1)
     written = {}
     with StagedOutputs(inputs=(args.data,)) as outputs:  # model, calibrator and report: all or none
         model.save(outputs.stage(args.out))
