@@ -124,6 +124,11 @@ def test_paired_interval_with_infinite_rows():
     assert change["ci95"][1] == np.inf
     text, tone = verdict(b.summary, a.summary, change="isotonic calibration", loss_change=change)
     assert "better" not in text and tone != "good"
+    # The evidence named is the lost row, not the interval, which reaches +inf and may hold 0 (audit:
+    # "worse: paired bootstrap 95% CI ... [-0.2812, +inf]").
+    assert change["rows_lost"] == 1
+    assert "(worse: 1 of 200 rows get probability 0 on their true class after, none before)" in text, text
+    assert "CI" not in text.split("Log-loss")[1]
     # Audit: one lost row of 500 read "within the noise"; it shows the expected loss after is infinite.
     for n_rows in (500, 50_000):  # exact and count-based bootstrap
         before = rng.exponential(0.3, n_rows)

@@ -737,3 +737,17 @@ def test_two_spellings_of_one_class_index_are_refused(tmp_path):
     path = _write(tmp_path / "y.csv", "label\n01\n1\n2\n")
     with pytest.raises(DataFileError, match=r"y.csv: column 'label': labels '01' and '1' are both class 1"):
         read_labels(path, n_classes=3)
+
+
+def test_zero_padded_labels_match_integer_classes_by_value(tmp_path):
+    """A model fitted on integer labels has classes 0, 1, 2: labels written 00, 01, 02 are those numbers
+    (audit: refused as "label '02' is not a class (0, 1, 2)" once zero-padded labels were kept as text)."""
+    path = _write(tmp_path / "y.csv", "label\n00\n02\n01\n")
+    np.testing.assert_array_equal(read_labels(path, classes=np.array([0, 1, 2])), [0, 2, 1])
+    np.testing.assert_array_equal(read_labels(path, classes=["0", "1", "2"]), [0, 2, 1])
+    # Text class names are matched on the text: "01" is not the class "1" of ["01", "1", "2"] ...
+    text_names = _write(tmp_path / "z.csv", "label\n01\n2\n")
+    np.testing.assert_array_equal(read_labels(text_names, classes=["01", "1", "2"]), [0, 2])
+    # ... and a zero-padded label of no integer class is still refused.
+    with pytest.raises(DataFileError, match=r"label '03' is not a class"):
+        read_labels(_write(tmp_path / "w.csv", "label\n00\n03\n"), classes=np.array([0, 1, 2]))

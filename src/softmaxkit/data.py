@@ -1394,6 +1394,8 @@ def encode_labels(
     text = labels.astype(str)
     uniques, inverse = np.unique(text, return_inverse=True)
     index = np.array([lookup.get(u, -1) for u in uniques.tolist()], dtype=np.int64)
+    if (index < 0).any():
+        index = _as_class_numbers(uniques, lookup, index)
     out = index[inverse.reshape(-1)]
     bad = out < 0
     if bad.any():
@@ -1406,6 +1408,21 @@ def encode_labels(
         hint = f"; did you mean {near[0]!r}?" if near else ""
         raise DataFileError(location(Path(path), file_row, column) + f"label {value!r} {problem} ({shown}){hint}")
     return out
+
+
+def _as_class_numbers(spellings: np.ndarray, lookup: Mapping[str, int], index: np.ndarray) -> np.ndarray:
+    """``index`` with the zero-padded integer ``spellings`` (``"02"``, kept as text by
+    :func:`_zero_padded_labels`) matched by value when every class is an integer written plainly.
+
+    A model fitted on integer labels has classes 0, 1, 2; a label file written 00, 01, 02 means those
+    numbers (audit: refused as "label '02' is not a class (0, 1, 2)" once such labels were kept as
+    text). Classes with text names (``"01"``, ``"a"``) are matched on the text alone.
+    """
+    if not all(re.fullmatch(r"-?(0|[1-9]\d*)", name) for name in lookup):
+        return index
+    by_value = {int(name): i for name, i in lookup.items()}
+    return np.array([i if i >= 0 or not _INTEGER.match(u) else by_value.get(int(u), -1)
+                     for u, i in zip(spellings.tolist(), index.tolist())], dtype=np.int64)
 
 
 def read_labels(

@@ -472,6 +472,10 @@ def _warn_if_numbered_order(given_classes: list[str], source: str) -> None:
 
     if sorted(given_classes) == list(given_classes):
         return
+    if all(re.fullmatch(r"[+-]?\d+", name) for name in given_classes):
+        # Integer labels: softmaxkit and scikit-learn order them as numbers (1, 2, 10), so a list
+        # that counts up is their order (audit: the advice to pass 1,10,2 gave accuracy 0.415 for 0.670).
+        return
     try:
         counts_up = sorted(given_classes, key=numbered) == list(given_classes)
     except TypeError:  # names mixing digits and text at the same place: no counting order

@@ -166,13 +166,16 @@ def paired_loss_change(before: Scored, after: Scored, *, in_sample: bool = False
         # A row given probability 0 on one side only shows that side's expected loss is infinite,
         # however few such rows a resample draws (audit: one such row of 500 read "within the noise").
         reading = "worse" if lost_after else "better"
+        lost = {"rows_lost": int(np.isposinf(d).sum() if lost_after else np.isneginf(d).sum())}
+    else:
+        lost = {}
     if in_sample:
         reading = _IN_SAMPLE_READING.get(reading, reading)
     if zero_classes and reading != "worse":
         reading = "unsafe"
     out = {"after_minus_before": point, "ci95": [lo, hi], "reading": reading, "in_sample": bool(in_sample),
            "n": int(n), "method": "paired bootstrap of the per-row log-loss change", "resamples": int(resamples),
-           "seed": int(seed)}
+           "seed": int(seed), **lost}
     if zero_classes:
         out["zero_classes"] = list(zero_classes)
     return out
@@ -359,16 +362,23 @@ def _loss_reading(before: float, after: float, change: dict | None = None, *, in
     can give those classes probability 0) only a measured worse stands; anything else reads unsafe."""
     b, a = f"{before:.4f}", f"{after:.4f}"
     reading = change["reading"] if change else None
-    if zero_classes:
-        zero = zero_class_consequence(zero_classes)
-        if reading == "worse":
-            lo, hi = change["ci95"]
-            return (f"Log-loss went from {b} to {a} (worse: paired bootstrap 95% CI of the mean per-row change "
-                    f"[{lo:+.4f}, {hi:+.4f}]). {zero[0].upper()}{zero[1:]}.")
+    zero = zero_class_consequence(zero_classes) if zero_classes else None
+    if zero and reading != "worse":
         ci = "" if change is None else (f" (paired bootstrap 95% CI of the mean per-row change "
                                         f"[{change['ci95'][0]:+.4f}, {change['ci95'][1]:+.4f}])")
         return (f"Log-loss went from {b} to {a} on these rows{ci}, but {zero}: unsafe, since the log-loss on new "
                 "rows can be infinite whatever it did here.")
+    consequence = f" {zero[0].upper()}{zero[1:]}." if zero else ""
+    if change and "rows_lost" in change:
+        # The reading rests on rows given probability 0 on one side only, not on the interval (which
+        # then reaches an infinity and may hold 0): say that evidence (audit: "worse: ... CI [-0.2812, +inf]").
+        side = ("after", "before") if reading in ("worse", "higher") else ("before", "after")
+        return (f"Log-loss went from {b} to {a} ({reading}: {change['rows_lost']} of {change['n']} rows get "
+                f"probability 0 on their true class {side[0]}, none {side[1]}).{consequence}")
+    if zero:  # measured worse
+        lo, hi = change["ci95"]
+        return (f"Log-loss went from {b} to {a} (worse: paired bootstrap 95% CI of the mean per-row change "
+                f"[{lo:+.4f}, {hi:+.4f}]).{consequence}")
     if a == b and reading in (None, "within the noise"):
         return f"Log-loss stayed at {b}."
     if change is None:
