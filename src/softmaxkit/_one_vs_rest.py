@@ -195,10 +195,12 @@ class IsotonicCalibration(_OneVsRest):
 
     Warns
     -----
+    ZeroProbabilityWarning
+        At fit, when ``zero_classes_`` is not empty, naming each class and its
+        score range (a :class:`CalibrationWarning`).
     CalibrationWarning
-        At fit, when ``zero_classes_`` is not empty (naming each class and its
-        score range), and when a class has fewer than 5 calibration rows of
-        positive weight.
+        At fit, when a class has fewer than 5 calibration rows of positive
+        weight.
 
     Notes
     -----
