@@ -102,6 +102,16 @@ def location(path: Path, row: int | None = None, column: str | None = None) -> s
     return f"{path}: " + (", ".join(parts) + ": " if parts else "")
 
 
+def _csv_parse_options(suffix: str) -> Any:
+    """pyarrow's parse options for a ``.csv`` or ``.tsv``: the delimiter of the extension, and a blank
+    line read as a row (every value missing), not skipped as pyarrow and pandas do by default:
+    skipping shifts the line numbers errors name, and turns a missing label in a one-column file
+    into a file one row short."""
+    import pyarrow.csv as pcsv
+
+    return pcsv.ParseOptions(delimiter="\t" if suffix == ".tsv" else ",", ignore_empty_lines=False)
+
+
 def _read_arrow(path: Path, suffix: str, text_columns: tuple[str, ...] = ()) -> dict[str, Any]:
     """A CSV/TSV/Parquet file's columns; ``text_columns`` of a CSV/TSV keep their text as written
     (no type inference: "01" stays "01", not the number 1)."""
@@ -117,10 +127,7 @@ def _read_arrow(path: Path, suffix: str, text_columns: tuple[str, ...] = ()) -> 
 
             if _file_head(path)[:2] in (b"\xff\xfe", b"\xfe\xff"):
                 raise DataFileError(f"{path}: UTF-16 text (Excel's \"Unicode Text\"); save it as \"CSV UTF-8\"")
-            # A blank line is a row (every value missing), not skipped as pyarrow and pandas do by
-            # default: skipping shifts the line numbers errors name, and turns a missing label in a
-            # one-column file into a file one row short.
-            parse = pcsv.ParseOptions(delimiter="\t" if suffix == ".tsv" else ",", ignore_empty_lines=False)
+            parse = _csv_parse_options(suffix)
             convert = pcsv.ConvertOptions(column_types={name: pa.string() for name in text_columns})
             try:
                 table = pcsv.read_csv(path, parse_options=parse, convert_options=convert)
@@ -728,15 +735,12 @@ def _label_column(path: Path, name: str, col: Any) -> np.ndarray:
                                 "are class names or integer class numbers (is this column a measurement, not "
                                 "the class?)")
         col = col.astype(np.int64)
-        text = _zero_padded_labels(path, name, len(col))
-        if text is not None:
-            col = text
-    elif col.dtype.kind in "iu":
-        text = _zero_padded_labels(path, name, len(col))
-        if text is not None:
-            col = text
     elif col.dtype.kind == "O":
         col = col.astype(str)
+    if col.dtype.kind in "iu":
+        text = _zero_padded_labels(path, name, len(col))
+        if text is not None:
+            col = text
     if col.dtype.kind == "U":
         _check_text_labels(path, name, col)
     return col
@@ -763,7 +767,7 @@ def _zero_padded_labels(path: Path, name: str, n_rows: int) -> np.ndarray | None
     import pyarrow.compute as pc
     import pyarrow.csv as pcsv
 
-    parse = pcsv.ParseOptions(delimiter="\t" if path.suffix.lower() == ".tsv" else ",", ignore_empty_lines=False)
+    parse = _csv_parse_options(path.suffix.lower())
     convert = pcsv.ConvertOptions(include_columns=[name], column_types={name: pa.string()})
     try:
         column = pcsv.read_csv(path, parse_options=parse, convert_options=convert).column(0)
