@@ -4,8 +4,11 @@ One convention per binning, used everywhere (metrics, bootstrap, plots);
 ``edges[0] == 0`` and ``edges[-1] == 1`` always.
 
 * ``"uniform"``: ``edges = b / n_bins``, ``b = 0 .. n_bins``; bins are half-open on
-  the right, ``[e_b, e_{b+1})``, except the last, which is closed, ``[e_{B-1},
+  the right (left-closed), ``[e_b, e_{b+1})``, except the last, which is closed, ``[e_{B-1},
   1]``: a confidence of exactly 1.0 is in the last bin and 0.0 in the first.
+  scikit-learn's ``calibration_curve(strategy="uniform")`` is right-closed instead
+  (``(e_b, e_{b+1}]``), so a score exactly on an edge (``k / 10`` from a 10-tree
+  forest at 10 bins) lands one bin higher here than there, and the ECE can differ.
   The edges are ``b / n_bins`` rounded to the scores' precision, so a decimal
   edge such as 0.3 holds 0.3 itself (float64 or float32), where ``linspace``
   gives 0.30000000000000004.
@@ -102,12 +105,17 @@ def assign_bins(
 def bin_sums(
     bins: np.ndarray, conf: np.ndarray, hit: np.ndarray, weight: np.ndarray, n_bins: int
 ) -> np.ndarray:
-    """``[sum w, sum w * conf, sum w * hit]`` per bin, shape ``(n_bins, 3)``, float64."""
+    """``[sum w, sum w * conf, sum w * hit, sum w^2]`` per bin, shape ``(n_bins, 4)``, float64.
+
+    ``sum w^2`` gives each bin's effective count ``(sum w)^2 / sum w^2`` (Kish), which the
+    debiased ``l2`` needs (see :func:`softmaxkit._ece.error_from_sums`).
+    """
     return np.stack(
         [
             np.bincount(bins, weights=weight, minlength=n_bins),
             np.bincount(bins, weights=weight * conf, minlength=n_bins),
             np.bincount(bins, weights=weight * hit, minlength=n_bins),
+            np.bincount(bins, weights=weight * weight, minlength=n_bins),
         ],
         axis=-1,
     )

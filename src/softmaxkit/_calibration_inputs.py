@@ -36,6 +36,32 @@ def row_sum_tolerance(dtype: Any) -> float:
     return max(ROW_SUM_ATOL, 2.0 * _EPS.get(dtype_name(dtype), 0.0))
 
 
+#: Significand bits below those of bfloat16 (7) and float16 (10), per wide dtype's bit width.
+_LOW_BITS = {
+    np.dtype(np.float32): (np.uint32, (1 << 16) - 1, (1 << 13) - 1),
+    np.dtype(np.float64): (np.uint64, (1 << 45) - 1, (1 << 42) - 1),
+}
+
+
+def narrow_values_dtype(p: np.ndarray) -> str | None:
+    """``"bfloat16"`` or ``"float16"`` when every value of a float32/float64 array has no more
+    significand bits than that type, else None.
+
+    A bfloat16 tensor reaches NumPy only as float32 (``t.float().numpy()``), which hides its
+    dtype but not its values: the low 16 bits of each float32 are zero. Such an array's rows
+    are off by bfloat16 rounding, so :func:`check_probs` holds it to bfloat16's tolerance.
+    bfloat16 is tried first: its values have 7 bits and so pass the float16 test as well.
+    Reads the bit patterns in place (one integer and one boolean temporary).
+    """
+    if p.dtype not in _LOW_BITS or not p.size:
+        return None
+    uint, bf16_low, f16_low = _LOW_BITS[p.dtype]
+    bits = np.ascontiguousarray(p).view(uint)
+    if np.any(bits & uint(f16_low)):
+        return None
+    return "float16" if np.any(bits & uint(bf16_low)) else "bfloat16"
+
+
 def check_n_rows(n: int, other: int, name: str, other_name: str) -> None:
     if n != other:
         raise ValueError(f"{name} has {n} rows and {other_name} {other}; they must match")
@@ -106,7 +132,10 @@ def check_probs(probs: Any, name: str = "probs") -> np.ndarray:
     and becomes ``[1 - p, p]``. Values must be finite and in [0, 1] and rows
     must sum to 1 within :func:`row_sum_tolerance` of the input's dtype, so
     bfloat16 and float16 probabilities (softmaxkit's own ``softmax`` of a
-    bfloat16 tensor, say) are accepted. This is the one place that checks it.
+    bfloat16 tensor, say) are accepted, also once widened to float32 or
+    float64: an array whose every value is a bfloat16 (float16) value gets that
+    type's tolerance (:func:`narrow_values_dtype`; a row off by more than
+    bfloat16's 0.0156 is refused whatever the dtype). This is the one place that checks it.
     """
     given = getattr(probs, "dtype", None)  # read before a bfloat16 tensor becomes float32
     tolerance = row_sum_tolerance(given)
@@ -131,10 +160,16 @@ def check_probs(probs: Any, name: str = "probs") -> np.ndarray:
             f"{name} must be finite probabilities in [0, 1]; found {float(p[i, j])!r} at position ({i}, {j})"
         )
     dev = np.abs(np.sum(p, axis=1, dtype=np.float64) - 1.0)
+    stored = dtype_name(given or p.dtype)
+    if p.shape[0] and dev.max() > tolerance:
+        # Only when the row check fails: widened 16-bit values may be off by their own rounding.
+        narrow = narrow_values_dtype(p) if stored in ("float32", "float64") else None
+        if narrow is not None:
+            tolerance, stored = row_sum_tolerance(narrow), f"{stored} holding {narrow} values"
     if p.shape[0] and dev.max() > tolerance:
         i = int(np.argmax(dev))
         raise ValueError(
-            f"rows of {name} must sum to 1 (within {tolerance:g} for {dtype_name(given or p.dtype)}); row {i} sums to "
+            f"rows of {name} must sum to 1 (within {tolerance:g} for {stored}); row {i} sums to "
             f"{float(np.sum(p[i], dtype=np.float64))!r} (logits? pass them as logits, or apply softmaxkit.softmax "
             "first)"
         )

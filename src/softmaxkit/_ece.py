@@ -1,9 +1,17 @@
 """The calibration-error estimator, its bootstrap interval and its calibrated-world simulations.
 
 Everything works on per-bin sums ``S[..., g, b, :] = [sum w, sum w*conf,
-sum w*hit]`` (see :func:`softmaxkit._binning.bin_sums`), so the point
+sum w*hit, sum w^2]`` (see :func:`softmaxkit._binning.bin_sums`), so the point
 estimate, each bootstrap resample and each simulated perfectly calibrated
 data set go through the one function :func:`error_from_sums`.
+
+Weights: an integer weight acts exactly like repeating the row in every
+per-bin sum and in the ``l1``, ``max`` and plain ``l2`` errors. The one
+exception is the debiasing of ``l2`` (and of the classwise ``l1`` interval):
+a bin's sampling variance uses Kish's effective count ``n_eff = (sum w)^2 /
+sum w^2``, so there the weights are relative (importance) weights: scaling
+them all by a constant changes nothing, ``n_eff`` equals the row count for
+equal weights, and a row of weight 2 counts less than two rows of weight 1.
 """
 
 from __future__ import annotations
@@ -14,9 +22,13 @@ from softmaxkit.kernels import fork_safe
 
 NORMS = ("l1", "l2", "max")
 
+#: Bytes of bootstrap bin sums held at once: resamples are summed in chunks of about this size
+#: (at 5000 classes x 15 bins a resample's sums are 2.4 MB; all 1000 at once were 2.4 GB).
+BOOTSTRAP_CHUNK_BYTES = 64 * 2**20
+
 
 def error_from_sums(sums: np.ndarray, *, norm: str, debias: bool) -> np.ndarray:
-    """Calibration error from bin sums of shape ``(..., G, B, 3)``; returns shape ``(...)``.
+    """Calibration error from bin sums of shape ``(..., G, B, 4)``; returns shape ``(...)``.
 
     With ``W_b, C_b, H_b`` the bin sums of weight, weighted confidence and
     weighted hits, ``W`` their total per group, ``acc_b = H_b / W_b`` and
@@ -24,8 +36,10 @@ def error_from_sums(sums: np.ndarray, *, norm: str, debias: bool) -> np.ndarray:
 
     * ``l1``:  ``sum_b (W_b / W) |acc_b - conf_b|`` (Naeini et al. 2015; Guo et al. 2017);
     * ``l2``:  ``sqrt(sum_b (W_b / W) [(acc_b - conf_b)^2 - d_b])`` with the
-      Kumar et al. (2019) debiasing term ``d_b = acc_b (1 - acc_b) / (W_b - 1)``
-      (0 when ``W_b <= 1`` or ``debias`` is false); a negative total gives 0;
+      Kumar et al. (2019) debiasing term ``d_b = acc_b (1 - acc_b) / (n_b - 1)``
+      (0 when ``n_b <= 1`` or ``debias`` is false), ``n_b = W_b^2 / sum_b w^2``
+      the bin's effective count (the row count for unit weights; see
+      :func:`bin_variance`); a negative total gives 0;
     * ``max``: ``max_b |acc_b - conf_b|`` over non-empty bins (MCE).
 
     Groups (classes, in classwise mode) are averaged: ``l1`` and the squared
@@ -45,11 +59,26 @@ def error_from_sums(sums: np.ndarray, *, norm: str, debias: bool) -> np.ndarray:
         return np.mean(per_group, axis=-1)
     sq = diff * diff
     if debias:
-        acc = sums[..., 2] / safe_w
-        big = w > 1
-        sq = sq - np.where(big, acc * (1 - acc) / np.where(big, w - 1, 1.0), 0.0)
+        sq = sq - bin_variance(sums)
     per_group = np.sum(w * sq, axis=-1) / safe_total
     return np.sqrt(np.maximum(np.mean(per_group, axis=-1), 0.0))
+
+
+def bin_variance(sums: np.ndarray) -> np.ndarray:
+    """Each bin's estimated variance of ``acc_b``, ``acc_b (1 - acc_b) / (n_b - 1)``; shape ``(..., G, B)``.
+
+    ``n_b = W_b^2 / sum_b w^2`` is Kish's effective sample size: the row count
+    for unit weights, and unchanged when every weight is scaled by a constant
+    (``W_b - 1`` was neither: weights of ``1 / N`` switched the debiasing off
+    and weights of 10 made it ten times weaker). 0 where ``n_b <= 1``. A weight
+    is thereby a relative weight here, not a repetition count (see the module
+    docstring).
+    """
+    w, w2 = sums[..., 0], sums[..., 3]
+    n_eff = (w * w) / np.where(w2 > 0, w2, 1.0)  # n / n == n exactly for unit weights: old values kept
+    big = n_eff > 1
+    acc = sums[..., 2] / np.where(w > 0, w, 1.0)
+    return np.where(big, acc * (1 - acc) / np.where(big, n_eff - 1, 1.0), 0.0)
 
 
 _SQRT_2_OVER_PI = float(np.sqrt(2.0 / np.pi))
@@ -75,10 +104,10 @@ def _folded_gap(x: np.ndarray, sd: np.ndarray, *, n_newton: int = 10) -> np.ndar
 
 
 def debiased_l1_from_sums(sums: np.ndarray) -> np.ndarray:
-    """``l1`` error from bin sums ``(..., G, B, 3)`` with each bin's ``|acc_b - conf_b|`` debiased; shape ``(...)``.
+    """``l1`` error from bin sums ``(..., G, B, 4)`` with each bin's ``|acc_b - conf_b|`` debiased; shape ``(...)``.
 
     The binned ``l1`` sums per-bin ``|acc_b - conf_b|``, each pushed up by its sampling noise (by
-    ``sd_b sqrt(2/pi)`` where the true gap is 0, ``sd_b^2 = acc_b (1 - acc_b) / (W_b - 1)``). A
+    ``sd_b sqrt(2/pi)`` where the true gap is 0, ``sd_b^2`` from :func:`bin_variance`). A
     bootstrap estimates that push at the noisy gap rather than the true one, so it falls short for
     the many near-zero bins of a classwise error. Here each bin's gap is replaced by the gap whose
     folded normal has the observed mean (:func:`_folded_gap`), which removes most of it per bin.
@@ -86,11 +115,9 @@ def debiased_l1_from_sums(sums: np.ndarray) -> np.ndarray:
     point estimate stays :func:`error_from_sums`.
     """
     w = sums[..., 0]
-    big = w > 1
     safe_w = np.where(w > 0, w, 1.0)
-    acc = sums[..., 2] / safe_w
     gap = np.abs(sums[..., 2] - sums[..., 1]) / safe_w
-    sd = np.sqrt(np.where(big, np.clip(acc * (1 - acc), 0.0, None) / np.where(big, w - 1, 1.0), 0.0))
+    sd = np.sqrt(np.maximum(bin_variance(sums), 0.0))  # acc (1 - acc) may round below 0
     total = np.sum(w, axis=-1)
     per_group = np.sum(w * _folded_gap(gap, sd), axis=-1) / np.where(total > 0, total, 1.0)
     return np.mean(per_group, axis=-1)
@@ -114,16 +141,26 @@ def bootstrap_errors(
     Bin edges stay those of the full sample (re-placing quantile edges per
     resample would cost a sort each and barely moves the interval).
     ``debiased_l1``: :func:`debiased_l1_from_sums` instead (``norm`` and ``debias`` unused).
+    The resamples' bin sums are made and reduced in chunks of about
+    :data:`BOOTSTRAP_CHUNK_BYTES`; each resample has its own random stream, so
+    the result does not depend on the chunking.
     """
     from softmaxkit.kernels import calibration as kernels  # numba: loaded on first use
 
     # Each row is a hit in at most one group (top-label: the prediction; classwise: its label).
     hit_group = np.where(hit.any(axis=1), np.argmax(hit, axis=1), -1).astype(np.int64)
     small_bins = bins.astype(np.uint8 if n_bins <= 256 else np.int32)  # fewer bytes to stream
-    sums = fork_safe(kernels.bootstrap_bin_sums)(small_bins, conf, hit_group, weight, n_bins, n_resamples, seed)
-    if debiased_l1:
-        return debiased_l1_from_sums(sums)
-    return error_from_sums(sums, norm=norm, debias=debias)
+    kernel = fork_safe(kernels.bootstrap_bin_sums)
+    per_resample = bins.shape[1] * n_bins * 4 * 8  # bytes of one resample's (G, B, 4) sums
+    chunk = max(1, BOOTSTRAP_CHUNK_BYTES // per_resample)
+    out = np.empty(n_resamples)
+    for first in range(0, n_resamples, chunk):
+        count = min(chunk, n_resamples - first)
+        sums = kernel(small_bins, conf, hit_group, weight, n_bins, first, count, seed)
+        out[first : first + count] = (
+            debiased_l1_from_sums(sums) if debiased_l1 else error_from_sums(sums, norm=norm, debias=debias)
+        )
+    return out
 
 
 def calibrated_errors(
@@ -150,6 +187,6 @@ def calibrated_errors(
     from softmaxkit.kernels import calibration as kernels
 
     hits = fork_safe(kernels.simulated_hit_sums)(bins, conf, weight, n_bins, n_sims, seed, categorical)
-    sim = np.broadcast_to(sums, (n_sims,) + sums.shape).copy()  # (S, G, B, 3)
+    sim = np.broadcast_to(sums, (n_sims,) + sums.shape).copy()  # (S, G, B, 4)
     sim[..., 2] = hits
     return error_from_sums(sim, norm=norm, debias=debias)

@@ -4,7 +4,9 @@ Every function takes integer class labels ``y`` of shape (N,) and predictions
 of shape (N, C): ``probs`` (rows summing to 1; a 1-D array is read as the
 positive-class probability of a binary problem) or, for :func:`log_loss`,
 ``logits``. ``sample_weight`` are frequency weights: an integer weight behaves
-exactly like repeating the row (for every point estimate and per-bin number).
+exactly like repeating the row (for every point estimate and per-bin number),
+except in the debiasing term of the ``l2`` calibration error, which treats
+them as relative weights (see :func:`expected_calibration_error`).
 
 This module imports NumPy and the numba kernels only; it never imports
 scikit-learn, SciPy or matplotlib.
@@ -57,9 +59,14 @@ class ReliabilityCurve:
         bin); quantile bins are ``(e_b, e_{b+1}]`` with the first closed (see
         :mod:`softmaxkit._binning`).
     counts : ndarray of shape (B,), int64
-        Number of rows (of positive weight) in each bin.
+        Number of rows (of positive weight) in each bin, whatever their
+        weights: with integer weights this is *not* what repeating the rows
+        would give (``weights`` is).
     weights : ndarray of shape (B,)
-        Sum of sample weights in each bin (equals ``counts`` without weights).
+        Sum of sample weights in each bin: the per-bin number that integer
+        weights make equal to the counts of the repeated rows (equals
+        ``counts`` without weights). The reliability diagram's histogram
+        shows it when weights are given.
     mean_confidence : ndarray of shape (B,)
         Weighted mean predicted confidence per bin; NaN for empty bins.
     accuracy : ndarray of shape (B,)
@@ -312,7 +319,7 @@ def _views(y: np.ndarray, p: np.ndarray, classes: np.ndarray | None) -> tuple[np
 
 def _curve(edges, bins, conf, hit, w, class_index) -> tuple[ReliabilityCurve, np.ndarray]:
     n_bins = edges.size - 1
-    sums = bin_sums(bins, conf, hit, w, n_bins)  # (B, 3)
+    sums = bin_sums(bins, conf, hit, w, n_bins)  # (B, 4)
     counts = np.bincount(bins[w > 0], minlength=n_bins).astype(np.int64)
     with np.errstate(invalid="ignore", divide="ignore"):
         mean_conf = np.where(sums[:, 0] > 0, sums[:, 1] / sums[:, 0], np.nan)
@@ -330,7 +337,7 @@ class _Binned:
     conf: np.ndarray  # (N, G)
     hit: np.ndarray  # (N, G)
     bins: np.ndarray  # (N, G) int64
-    sums: np.ndarray  # (G, n_bins, 3); views with merged quantile bins are zero-padded
+    sums: np.ndarray  # (G, n_bins, 4); views with merged quantile bins are zero-padded
     curves: tuple[ReliabilityCurve, ...]
     n_bins: int
 
@@ -355,7 +362,7 @@ def _binned(y, probs, *, n_bins, binning, sample_weight, classes="top_label") ->
     conf, hit = _views(labels, p, ks)
     n, g = conf.shape
     curves, bins = [], np.empty((n, g), dtype=np.int64)
-    sums = np.zeros((g, n_bins, 3))
+    sums = np.zeros((g, n_bins, 4))
     for j in range(g):
         edges = bin_edges(conf[:, j], w, n_bins=n_bins, binning=binning)
         bins[:, j] = assign_bins(conf[:, j], edges, binning=binning, precision=p.dtype)
@@ -465,9 +472,17 @@ def expected_calibration_error(
         Calibration of the predicted class's probability (Guo et al. 2017), or
         of every class's probability, averaged over classes (Kull et al. 2019).
     sample_weight : array_like of shape (N,), optional
-        Frequency weights.
+        Frequency weights: an integer weight acts exactly like repeating the
+        row, except in the ``l2`` debiasing term (see ``debias``).
     debias : bool, default True
-        ``l2`` only: subtract each bin's sampling variance (Kumar et al. 2019).
+        ``l2`` only: subtract each bin's sampling variance ``acc_b (1 - acc_b) /
+        (n_b - 1)`` (Kumar et al. 2019), with ``n_b = (sum_b w)^2 / sum_b w^2``
+        Kish's effective count of the bin. That is the row count for unit
+        weights and does not change when all weights are multiplied by a
+        constant, so here weights are relative (importance) weights, not
+        repetition counts: a row of weight 2 counts as less than two rows,
+        and the debiased ``l2`` with integer weights differs from that of the
+        repeated rows (``debias=False`` gives the same value for both).
     ci : float in (0, 1) or None, default 0.95
         Level of the bootstrap interval (see Notes); None skips the bootstrap.
     n_bootstrap : int, default 1000
@@ -553,7 +568,8 @@ def expected_calibration_error(
     0.013-0.021 from expected hits on 2 million rows): 0.89-0.91, and 0.91-0.96
     at 3 classes (true 0.03-0.05); it was 0.80-0.88 and 0.87-0.93 before the
     per-bin debiasing. Both treat rows as the units, so unlike the point
-    estimate they are not repetition-invariant.
+    estimate they are not repetition-invariant; they are invariant to
+    multiplying all weights by a constant.
 
     Cost: O(N C) to read ``probs`` and O(N log N) to bin, plus O(N G
     (n_bootstrap + 200)) for the interval and O(N G 200) for the floor, one
@@ -656,7 +672,11 @@ def reliability_curve(
     probs : array_like of shape (N, C) or (N,)
     n_bins : int, default 15
     binning : {"uniform", "quantile"}
-        Edges as in :func:`expected_calibration_error`.
+        Edges as in :func:`expected_calibration_error`. Uniform bins are
+        left-closed, ``[b / B, (b + 1) / B)`` (torchmetrics' convention; the
+        last bin holds 1.0), where scikit-learn's ``calibration_curve`` is
+        right-closed: a score exactly on an edge (``k / 10`` from a 10-tree
+        forest) lands one bin higher here, so the curves and the ECE can differ.
     class_index : int, optional
         None: the top-label view (confidence of the predicted class, accuracy of
         the prediction). An int ``k``: class ``k`` against the rest (confidence

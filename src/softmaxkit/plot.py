@@ -46,7 +46,9 @@ class ReliabilityDiagram:
     accuracy, a gap bar from the accuracy to the bin's mean confidence (red
     hatched where the model is over-confident, green where under-confident),
     and the diagonal of perfect calibration. Bottom panel: how many samples
-    each bin holds, with the count written on each bar. Empty bins draw
+    each bin holds, with the count written on each bar; with sample weights,
+    the summed weight of each bin instead (``ReliabilityCurve.weights``, axis
+    "weight"), so integer weights draw what repeating the rows would. Empty bins draw
     nothing (no zero-height bars pretending to be evidence).
 
     Several diagrams can share one axes to compare models (pass the same
@@ -242,15 +244,19 @@ class ReliabilityDiagram:
         if show_histogram:
             if hax is None:
                 hax = _new_histogram_axes(ax, c.class_index)
-            counts = c.counts[keep]
+            # Weights differ from counts only when sample weights were given: then the summed
+            # weight is the per-bin number (an integer weight draws as that many repeated rows).
+            weighted = not np.array_equal(c.weights, c.counts)
+            counts = (c.weights if weighted else c.counts)[keep]
             if order == 0 or len(hax.patches) == 0:
                 bars = hax.bar(left, counts, width=width, align="edge", color="0.6", edgecolor="white",
                                linewidth=0.6)
-                hax.bar_label(bars, labels=[str(int(v)) for v in counts], fontsize=7, padding=1)
+                hax.bar_label(bars, labels=[_bar_text(v) for v in counts], fontsize=7, padding=1)
+                hax.set_ylabel("weight" if weighted else "count")
             else:  # outlines in the diagram's colour; a second row of counts would collide with the first
                 hax.bar(left, counts, width=width, align="edge", fill=False, edgecolor=color, linewidth=1.2)
-            top = max((p.get_height() for p in hax.patches), default=1)
-            hax.set_ylim(0, max(1, int(top)) * 1.25)
+            top = max((p.get_height() for p in hax.patches), default=0)
+            hax.set_ylim(0, (top if top > 0 else 1) * 1.25)  # weights may all be below 1
             self.hist_ax_ = hax
         elif hax is None:
             ax.set_xlabel("confidence")
@@ -264,6 +270,11 @@ class ReliabilityDiagram:
         buf = io.BytesIO()
         self.figure_.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
         return buf.getvalue()
+
+
+def _bar_text(v: float) -> str:
+    """A histogram bar's label: an integer as is, a fractional weight to 3 significant digits."""
+    return str(int(v)) if float(v).is_integer() else f"{v:.3g}"
 
 
 def _diagrams_on(ax: Any) -> int:

@@ -281,7 +281,11 @@ def summarize(
     memory-mapped file is never copied whole: log-loss and Brier are sums over
     rows, and the top-label ECE depends only on each row's confidence and
     correctness, which :func:`_top_label_rows` hands to
-    :func:`softmaxkit.metrics.expected_calibration_error` as a few columns.
+    :func:`softmaxkit.metrics.expected_calibration_error` as a few columns,
+    in the given probabilities' own dtype (float16 or float32 stays so): the
+    metric compares confidences with the bin edges in that precision, so a
+    float32 0.7 opens bin 7 of 10 here as it does there (widened to float64
+    it fell in bin 6). Probabilities computed from logits are float64.
     The diagram reuses the same ECE result, so the bootstrap runs once.
     """
     from softmaxkit import metrics, softmax
@@ -308,6 +312,11 @@ def summarize(
         conf[rows] = pb[np.arange(len(yb)), pred]
         hit[rows] = pred == yb
     y_top, p_top = _top_label_rows(conf, hit)
+    given = scores.dtype if isinstance(scores, np.ndarray) else None  # a memory map is an ndarray too
+    if logits is None and transform is None and given in (np.float16, np.float32):
+        # conf holds the given values exactly; each r_i <= c_i stays so when rounded (rounding is
+        # monotone), so the top class and its confidence are unchanged and only the edges' precision is.
+        p_top = p_top.astype(scores.dtype)
     extra = {} if ci else {"ci": None, "noise_floor": False}
     ece = metrics.expected_calibration_error(y_top, p_top, n_bins=n_bins, **extra)
     summary = {

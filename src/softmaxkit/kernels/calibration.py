@@ -165,8 +165,8 @@ def runner_up_and_min(x, labels):
 
 
 @nb.njit(parallel=True, **_JIT)
-def bootstrap_bin_sums(bins, conf, hit_group, weight, n_bins, n_resamples, seed):
-    """Per-bin sums over ``n_resamples`` bootstrap resamples of the rows.
+def bootstrap_bin_sums(bins, conf, hit_group, weight, n_bins, first, n_resamples, seed):
+    """Per-bin sums over bootstrap resamples ``first .. first + n_resamples - 1`` of the rows.
 
     Parameters
     ----------
@@ -180,11 +180,14 @@ def bootstrap_bin_sums(bins, conf, hit_group, weight, n_bins, n_resamples, seed)
     weight : (N,) float64
         A resample draws N rows uniformly with replacement; each drawn row keeps
         its weight.
+    first : int
+        Index of the first resample: resample ``r`` draws from its own stream
+        ``(seed, r)``, so chunks of resamples give the same sums as one call.
 
     Returns
     -------
-    (R, G, n_bins, 3) float64
-        ``[sum w, sum w * conf, sum w * hit]`` per resample, group and bin.
+    (R, G, n_bins, 4) float64
+        ``[sum w, sum w * conf, sum w * hit, sum w^2]`` per resample, group and bin.
 
     Notes
     -----
@@ -195,10 +198,10 @@ def bootstrap_bin_sums(bins, conf, hit_group, weight, n_bins, n_resamples, seed)
     memory access.
     """
     n, g = bins.shape
-    out = np.zeros((n_resamples, g, n_bins, 3))
+    out = np.zeros((n_resamples, g, n_bins, 4))
     for r in nb.prange(n_resamples):
-        acc = np.zeros((g, n_bins, 3))  # private to this resample: stays in L1
-        state = _stream_start(seed, r)
+        acc = np.zeros((g, n_bins, 4))  # private to this resample: stays in L1
+        state = _stream_start(seed, first + r)
         if g == 1:
             for _ in range(n):
                 state, z = _splitmix64(state)
@@ -208,6 +211,7 @@ def bootstrap_bin_sums(bins, conf, hit_group, weight, n_bins, n_resamples, seed)
                 w = weight[i]
                 acc[0, b, 0] += w
                 acc[0, b, 1] += w * conf[i, 0]
+                acc[0, b, 3] += w * w
                 if hit_group[i] == 0:
                     acc[0, b, 2] += w
         else:
@@ -219,10 +223,12 @@ def bootstrap_bin_sums(bins, conf, hit_group, weight, n_bins, n_resamples, seed)
                 if mult[i] == 0:
                     continue
                 w = weight[i] * mult[i]
+                w2 = weight[i] * weight[i] * mult[i]  # m draws of one row: m w^2, not (m w)^2
                 for k in range(g):
                     b = bins[i, k]
                     acc[k, b, 0] += w
                     acc[k, b, 1] += w * conf[i, k]
+                    acc[k, b, 3] += w2
                 h = hit_group[i]
                 if h >= 0:
                     acc[h, bins[i, h], 2] += w
