@@ -328,6 +328,9 @@ class CalibratedClassifier(Persistable, MetaEstimatorMixin, ClassifierMixin, Bas
                 pairs = [CalibratedPair(est, calibrator, response)]
         self.calibrated_classifiers_ = pairs
         first = pairs[0].estimator
+        # A refit forgets the previous fit's input metadata (names from a DataFrame, then a numpy refit).
+        for stale in ("n_features_in_", "feature_names_in_"):
+            self.__dict__.pop(stale, None)
         if hasattr(first, "n_features_in_"):
             self.n_features_in_ = first.n_features_in_
         if hasattr(first, "feature_names_in_"):
@@ -605,9 +608,14 @@ def _check_classes(estimator: Any, classes: np.ndarray, where: str, *, advice: s
         absent = [c for c in got.tolist() if c not in set(classes.tolist())]
         problems = ([f"never saw y's class(es) {unseen}"] if unseen else []) + (
             [f"predicts class(es) {absent} that y has no row of"] if absent else [])
+        # y's classes are all of y's, so a class the estimator adds comes from the estimator
+        # itself (SoftmaxClassifier(classes=...), a frozen model), and no choice of folds helps.
+        advice_text = ("the estimator names classes that y has no row of (given by its classes= or "
+                       "fitted elsewhere): drop them from its classes, or add rows of them to y") if absent else (
+            _CLASS_ADVICE[advice])
         raise ValueError(
             f"{where} (classes {got.tolist()}) {' and '.join(problems) or 'orders its classes otherwise'} "
-            f"(y has {classes.tolist()}); {_CLASS_ADVICE[advice]}"
+            f"(y has {classes.tolist()}); {advice_text}"
         )
 
 

@@ -224,6 +224,24 @@ def _refuse_counts(shape: tuple[int, int], totals: np.ndarray, probability_row: 
     )
 
 
+def _is_missing(value: Any) -> bool:
+    """None, a float NaN or pandas' ``NA`` (checked by type name: pandas is not imported here)."""
+    return value is None or (isinstance(value, float) and value != value) or type(value).__name__ == "NAType"
+
+
+def _refuse_missing_labels(y: np.ndarray) -> None:
+    """Refuse missing labels in an object ``y`` (pandas' nullable ``boolean``/``string`` with NA,
+    None, NaN), naming the rows: scikit-learn's check said "Unknown label type: unknown ... a
+    regression target", which points the wrong way (audit)."""
+    if y.dtype.kind != "O":
+        return
+    missing = np.flatnonzero([_is_missing(v) for v in y])
+    if missing.size:
+        shown = ", ".join(str(int(i)) for i in missing[:5]) + (", ..." if missing.size > 5 else "")
+        raise ValueError(f"y holds {missing.size} missing label{'s' if missing.size > 1 else ''} (NA/None/NaN) "
+                         f"at row{'s' if missing.size > 1 else ''} {shown}; drop those rows or fill in their labels")
+
+
 def encode_targets(
     y: Any, *, classes: Any = None, sample_weight: Any = None, n_samples: int, counts: bool = False
 ) -> Targets:
@@ -263,6 +281,7 @@ def encode_targets(
     weight = check_sample_weight(sample_weight, n_samples)
 
     if y.ndim == 1:
+        _refuse_missing_labels(y)
         check_classification_targets(y)
         if classes is None:
             classes_ = np.unique(y)
