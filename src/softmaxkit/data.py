@@ -959,6 +959,10 @@ def _plan_features(
         except DataFileError:
             if require_target:
                 raise
+        if feature_names is not None and target_name in feature_names:
+            # By position (-1): read on, it would be "no column X, which the model was trained on".
+            raise DataFileError(f"--target {target} resolves to column {target_name!r} of {path}, a feature of "
+                                "the model, not its target")
     rest = [n for n in names if n != target_name]
     left_out = {_resolve_column(path, dict.fromkeys(names), name, option="--ignore") for name in ignore}
     if feature_names is None and named:
@@ -1134,8 +1138,47 @@ class Scores:
 _PLURAL = {"logit": "logits", "probability": "probabilities"}
 
 
+#: Names of a column that numbers the rows (matched case-insensitively): an ``id`` saved with a
+#: network's logits is not one more class (audit: digits read as 11 classes, accuracy 0.0975 for 0.9575).
+_ROW_ID_NAME = re.compile(
+    r"^((row|sample|example|image|record|item|obs|observation)[ _-]?(id|idx|index|no|num|number)"
+    r"|id|idx|index|row|rowid|uid|uuid)$",
+    re.IGNORECASE,
+)
+
+
+def _counts_rows(values: np.ndarray) -> bool:
+    """Whether ``values`` is the run 0..n-1 or 1..n in row order (n >= 3): a row number, not data."""
+    n = len(values)
+    if n < 3 or values[0] not in (0, 1) or values[1] != values[0] + 1 or values[2] != values[0] + 2:
+        return False  # the first three rows decide for almost every column, without reading the rest
+    start = int(values[0])
+    return all(np.array_equal(block, np.arange(start + first, start + first + len(block)))
+               for first, block in iter_row_blocks(values))
+
+
+def row_id_columns(names: list[str], matrix: np.ndarray | None = None) -> list[str]:
+    """The columns that number the rows: named like a row id (``id``, ``index``, ``row_id``,
+    ``sample_id``, ...; any case), or, when ``matrix`` (one column per name) is given, holding the
+    whole numbers 0..n-1 or 1..n in row order (n >= 3)."""
+    return [name for j, name in enumerate(names)
+            if _ROW_ID_NAME.match(name.strip()) or (matrix is not None and _counts_rows(matrix[:, j]))]
+
+
+def _refuse_row_ids(path: str | os.PathLike, names: list[str], *, kind: str, matrix: np.ndarray | None = None) -> None:
+    """Refuse unprefixed score columns that number the rows (:func:`row_id_columns`), naming the first."""
+    found = row_id_columns(names, matrix)
+    if found:
+        name = found[0]
+        why = "named like a row id" if _ROW_ID_NAME.match(name.strip()) else "holds the row numbers in order"
+        raise DataFileError(
+            f"{location(Path(path), column=name)}{why}, not {_PLURAL[kind]} (read as scores it would be one more "
+            f"class); pass --ignore {name}, or name the score columns {SCORE_PREFIXES[kind]}<class>"
+        )
+
+
 def score_columns(
-    path: str | os.PathLike, names: list[str], *, kind: str, exclude: tuple[str, ...] = ()
+    path: str | os.PathLike, names: list[str], *, kind: str, exclude: tuple[str, ...] = (), ignore: tuple[str, ...] = ()
 ) -> tuple[list[str], list[str] | None]:
     """Which columns of a score file hold ``kind`` scores, and the class names they carry.
 
@@ -1145,9 +1188,15 @@ def score_columns(
     column but a saved row index (``pd.DataFrame(logits).to_csv(path)`` writes
     one, an unnamed first column: read as one more class it gave 4 classes and
     accuracy 0.30 for 0.98) and the ``exclude``d ones (the label column, when
-    the labels come from the same file). Probabilities given as logits, or the
+    the labels come from the same file). ``ignore`` (``--ignore``: names or
+    positions, each must exist) leaves out columns of either kind of file.
+    An unprefixed column named like a row id (``id``, ``index``, ...) is
+    refused, naming ``--ignore``; so is one holding the row numbers, once
+    read (:func:`read_scores`). Probabilities given as logits, or the
     reverse, are refused.
     """
+    left_out = {_resolve_column(Path(path), dict.fromkeys(names), name, option="--ignore") for name in ignore}
+    names = [n for n in names if n not in left_out]
     own, other = SCORE_PREFIXES[kind], SCORE_PREFIXES["logit" if kind == "probability" else "probability"]
     mine = [n for n in names if n.startswith(own) and len(n) > len(own)]
     if not mine and any(n.startswith(other) for n in names):
@@ -1158,42 +1207,49 @@ def score_columns(
         )
     if not mine:
         rest = [n for n in names if n not in exclude]
-        scores = [n for n in rest if not _ROW_INDEX.match(n)]
-        return (scores or rest), None
+        scores = [n for n in rest if not _ROW_INDEX.match(n)] or rest
+        _refuse_row_ids(path, scores, kind=kind)
+        return scores, None
     return mine, [n[len(own):] for n in mine]
 
 
 def read_scores(
-    path: str | os.PathLike, *, kind: str, binary_column: bool = True, exclude: tuple[str, ...] = ()
+    path: str | os.PathLike, *, kind: str, binary_column: bool = True, exclude: tuple[str, ...] = (),
+    ignore: tuple[str, ...] = (),
 ) -> Scores:
     """Read logits (``kind="logit"``) or probabilities (``"probability"``), one column per class.
 
     See :func:`score_columns` for which columns count (``exclude``: columns
-    that are not scores, such as the labels), and :func:`_score_arrays` for
+    that are not scores, such as the labels; ``ignore``: the user's
+    ``--ignore``, each of which must exist), and :func:`_score_arrays` for
     which arrays of an ``.npz`` or ``.safetensors`` (of several: the one named
     ``logits`` or ``probs``, else the one 2-D array). A ``.npy`` file is
     memory-mapped and used as it is, without a float64 copy, when it already
     holds a 2-D float array (large logit files: the OS pages it in as needed).
     """
     path = Path(path)
-    if path.suffix.lower() == ".npy" and path.is_file() and path.stat().st_size:
+    if path.suffix.lower() == ".npy" and path.is_file() and path.stat().st_size and not ignore:
         arr = _mapped_npy(path)
         if arr is not None:
             _check_finite_matrix(path, arr, what=kind)
             if arr.shape[1] < 2 and not binary_column:
                 raise DataFileError(f"{path}: has 1 column; {_PLURAL[kind]} need one column per class (at least 2)")
+            _refuse_row_ids(path, [str(j) for j in range(arr.shape[1])], kind=kind, matrix=arr)
             return Scores(arr, None, ())
     if path.suffix.lower() == ".parquet" and path.is_file() and path.stat().st_size:
-        return _parquet_scores(path, kind=kind, binary_column=binary_column, exclude=exclude)
+        return _parquet_scores(path, kind=kind, binary_column=binary_column, exclude=exclude, ignore=ignore)
     if path.suffix.lower() in _CONTAINER_SUFFIXES:
         columns, left_out = _container_score_columns(path, kind=kind, exclude=exclude)
+        ignore = tuple(name for name in ignore if name not in left_out)  # an array already left out as no scores
     else:
         columns, left_out = read_columns(path), ()
-    use, classes = score_columns(path, list(columns), kind=kind, exclude=exclude)
+    use, classes = score_columns(path, list(columns), kind=kind, exclude=exclude, ignore=ignore)
     if len(use) < 2 and not binary_column:
         raise DataFileError(f"{path}: has {len(use)} column; {_PLURAL[kind]} need one column per class (at least 2)")
     wanted = set(use)
     values = numeric_matrix(path, {n: columns[n] for n in use}, what=kind)
+    if classes is None:
+        _refuse_row_ids(path, use, kind=kind, matrix=values)
     return Scores(values, classes, left_out + tuple(n for n in columns if n not in wanted), tuple(use))
 
 
@@ -1276,7 +1332,8 @@ def _container_score_columns(
 _BATCH_VALUES = 1 << 22
 
 
-def _parquet_scores(path: Path, *, kind: str, binary_column: bool, exclude: tuple[str, ...]) -> Scores:
+def _parquet_scores(path: Path, *, kind: str, binary_column: bool, exclude: tuple[str, ...],
+                    ignore: tuple[str, ...] = ()) -> Scores:
     """Scores from a Parquet file, read in pieces straight into one matrix (:func:`_parquet_matrix`).
 
     The matrix keeps the file's float32 when every score column is float32:
@@ -1288,16 +1345,20 @@ def _parquet_scores(path: Path, *, kind: str, binary_column: bool, exclude: tupl
     pf = _open_parquet(path)
     schema = pf.schema_arrow
     names = list(schema.names)
-    use, classes = score_columns(path, names, kind=kind, exclude=exclude)
+    use, classes = score_columns(path, names, kind=kind, exclude=exclude, ignore=ignore)
     if len(use) < 2 and not binary_column:
         raise DataFileError(f"{path}: has {len(use)} column; {_PLURAL[kind]} need one column per class (at least 2)")
     ignored = tuple(n for n in names if n not in set(use))
     if not all(_is_number_type(schema.field(n).type) for n in use):
         # Text or other columns: the general reader names the first bad cell.
         columns = read_columns(path)
-        return Scores(numeric_matrix(path, {n: columns[n] for n in use}, what=kind), classes, ignored, tuple(use))
-    dtype = np.float32 if all(schema.field(n).type == pa.float32() for n in use) else np.float64
-    return Scores(_parquet_matrix(path, pf, use, dtype=dtype, order="C", what=kind), classes, ignored, tuple(use))
+        values = numeric_matrix(path, {n: columns[n] for n in use}, what=kind)
+    else:
+        dtype = np.float32 if all(schema.field(n).type == pa.float32() for n in use) else np.float64
+        values = _parquet_matrix(path, pf, use, dtype=dtype, order="C", what=kind)
+    if classes is None:
+        _refuse_row_ids(path, use, kind=kind, matrix=values)
+    return Scores(values, classes, ignored, tuple(use))
 
 
 def _mapped_npy(path: Path) -> np.ndarray | None:

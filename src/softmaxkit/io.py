@@ -273,6 +273,7 @@ class StagedOutputs:
     def __init__(self, *, inputs: tuple[str | os.PathLike | None, ...] = ()) -> None:
         self.inputs = tuple(i for i in inputs if i is not None)
         self._staged: dict[Path, Path] = {}  # target -> temporary
+        self._removals: list[Path] = []
         self._made_dirs: list[Path] = []
         self.committed = False
 
@@ -302,6 +303,16 @@ class StagedOutputs:
         self._staged[target] = tmp
         return tmp
 
+    def remove(self, path: str | os.PathLike) -> None:
+        """Delete ``path`` at :meth:`commit`, with the renames (an earlier run's file that the new
+        outputs make stale, such as a calibrator saved for the model being replaced); nothing
+        is deleted when the command fails before committing."""
+        target = Path(path)
+        _refuse_inputs(target, self.inputs)
+        if target in self._staged:
+            raise ValueError(f"{target} is both written and removed by one command")
+        self._removals.append(target)
+
     def commit(self) -> list[Path]:
         """Publish every staged file (permissions as for a new file); returns the targets.
 
@@ -317,6 +328,9 @@ class StagedOutputs:
         with _signals_deferred():
             for target, tmp in self._staged.items():
                 os.replace(tmp, target)
+            for target in self._removals:
+                with contextlib.suppress(FileNotFoundError):
+                    target.unlink()
             # Inside the block: a signal raised at its end must not make __exit__ discard anything.
             self.committed = True
         return list(self._staged)
@@ -384,19 +398,24 @@ class Persistable:
     def _from_state(cls, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> Any:  # pragma: no cover
         raise NotImplementedError
 
-    def save(self, path: str | os.PathLike) -> Path:
+    def save(self, path: str | os.PathLike, *, extra_meta: dict[str, Any] | None = None) -> Path:
         """Save to ``path`` (``.npz``, or ``.safetensors``) atomically, without pickle.
 
         Load it back with :func:`softmaxkit.load`. An object fitted on score
         columns (a calibrator, a conformal predictor) may carry
         ``class_names_``, the class of each column in order (the CLI sets it
         when the columns are named); it is saved too, so that the columns of
-        another file can be matched by name.
+        another file can be matched by name. ``extra_meta`` entries (JSON
+        values) are added to the saved metadata record, for the caller to read
+        back with :func:`read_state` (the CLI's model digest of a calibrator);
+        loading ignores them.
         """
         meta, arrays = self._get_state()
         names = getattr(self, "class_names_", None)
         if names is not None:
             meta = {**meta, "class_names": [str(n) for n in names]}
+        if extra_meta:
+            meta = {**meta, **extra_meta}
         return save_state(path, kind=type(self).__name__, meta=meta, arrays=arrays)
 
 

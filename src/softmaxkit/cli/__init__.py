@@ -19,6 +19,7 @@ import argparse
 import importlib
 import json
 import os
+import re
 import signal
 import sys
 import warnings
@@ -86,13 +87,35 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: Options whose value may start with '-' followed by a digit (class names -5,-4,...).
+_NEGATIVE_VALUE_OPTIONS = ("--classes",)
+
+
+def _attach_negative_values(argv: list[str]) -> list[str]:
+    """``--classes -5,-4`` as ``--classes=-5,-4``: argparse takes a value that starts with '-' for an
+    option (it accepts only a lone negative number such as ``-5``), and fails with "expected one argument".
+    No option of this CLI starts with '-' and a digit, so nothing else is read differently."""
+    out: list[str] = []
+    i = 0
+    while i < len(argv):
+        if argv[i] == "--":  # the rest are operands
+            return out + argv[i:]
+        if argv[i] in _NEGATIVE_VALUE_OPTIONS and i + 1 < len(argv) and re.match(r"^-\.?\d", argv[i + 1]):
+            out.append(f"{argv[i]}={argv[i + 1]}")
+            i += 2
+        else:
+            out.append(argv[i])
+            i += 1
+    return out
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code (the console script exits with it)."""
     global json_printed
     json_printed = False
     warnings_shown.clear()
     parser = build_parser()
-    argv = list(sys.argv[1:] if argv is None else argv)
+    argv = _attach_negative_values(list(sys.argv[1:] if argv is None else argv))
     for p in (parser, *_subparsers(parser)):
         p._json_requested = "--json" in argv
     args = parser.parse_args(argv)

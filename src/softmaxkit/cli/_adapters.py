@@ -97,6 +97,7 @@ class SavedModel:
     coefs: list[np.ndarray]
     intercepts: list[np.ndarray]
     activation: str
+    digest: str | None = None  # model_digest() of the file's arrays
 
     def logits(self, X: np.ndarray) -> np.ndarray:
         """(n, K) float64 logits; :class:`~softmaxkit._mlp.FeatureOverflowError` on overflow."""
@@ -123,7 +124,70 @@ def load_model(path: str) -> SavedModel:
     except STATE_ERRORS as exc:
         raise invalid_state(path, kind, exc) from None
     return SavedModel(str(path), net.classes, net.n_features, net.feature_names, net.target_name,
-                      net.coefs, net.intercepts, net.activation)
+                      net.coefs, net.intercepts, net.activation, digest=model_digest(arrays))
+
+
+#: Meta entry of a calibrator saved by ``fit --calibrate``: the :func:`model_digest` of its model.
+MODEL_DIGEST_KEY = "model_digest"
+
+
+def model_digest(arrays: dict[str, np.ndarray]) -> str:
+    """The first 16 hex digits of the sha256 of a saved model's arrays (names, dtypes, shapes, bytes).
+
+    Computed from the arrays as the model file holds them (:func:`softmaxkit.io.read_state`), so
+    ``fit`` (which reads back the file it staged) and ``predict`` get the same digest.
+    """
+    import hashlib
+
+    digest = hashlib.sha256()
+    for name in sorted(arrays):
+        arr = np.ascontiguousarray(arrays[name])
+        digest.update(f"{name}:{arr.dtype.str}:{arr.shape};".encode())
+        digest.update(arr.tobytes())
+    return digest.hexdigest()[:16]
+
+
+def model_file_digest(path: str | os.PathLike) -> str:
+    """:func:`model_digest` of the model saved at ``path``."""
+    from softmaxkit.io import read_state
+
+    return model_digest(read_state(path)[2])
+
+
+def save_calibrator(calibrator: Any, path: str | os.PathLike, *, model_digest: str | None = None) -> None:
+    """``calibrator.save(path)``; with ``model_digest``, the digest of the model it was fitted for is
+    saved in its meta record too (:data:`MODEL_DIGEST_KEY`), for ``predict`` to check."""
+    # Loaders ignore meta entries they do not know; calibrator_model_digest reads this one back.
+    calibrator.save(path, extra_meta=None if model_digest is None else {MODEL_DIGEST_KEY: model_digest})
+
+
+def calibrator_model_digest(path: str | os.PathLike) -> str | None:
+    """The :func:`model_digest` saved in a calibrator by ``fit --calibrate``; None in other calibrators
+    (``calibrate`` on logits, files written before the digest existed)."""
+    from softmaxkit.io import read_state
+
+    digest = read_state(path)[1].get(MODEL_DIGEST_KEY)
+    return digest if isinstance(digest, str) else None
+
+
+def is_stale_companion(path: str | os.PathLike, *, kinds: tuple[str, ...]) -> bool:
+    """Whether ``path`` is a softmaxkit file of one of ``kinds`` (a calibrator or conformal predictor
+    an earlier run wrote next to an output this run replaces), for the caller to remove at commit
+    (:meth:`softmaxkit.io.StagedOutputs.remove`).
+
+    Anything else at ``path`` (not a softmaxkit file, another kind) is the user's and is left alone.
+    """
+    from pathlib import Path
+
+    from softmaxkit.io import ModelFileError, read_state
+
+    path = Path(path)
+    if not path.is_file():
+        return False
+    try:
+        return read_state(path)[0] in kinds
+    except ModelFileError:
+        return False
 
 
 def class_logits(model: Any, X: np.ndarray) -> np.ndarray:

@@ -96,6 +96,19 @@ def column_list(text: str) -> list[str]:
     return names
 
 
+def add_ignore_option(p: argparse.ArgumentParser, *, what: str) -> None:
+    """``--ignore COL[,COL]`` (repeatable), the same on every command that reads a table: columns
+    that are not ``what`` (``features``, ``scores``); read back with :func:`ignored_columns`."""
+    p.add_argument("--ignore", type=column_list, action="append", default=[], metavar="COL[,COL]",
+                   help=f"columns that are not {what} (ids, dates); repeatable. A saved row index (pandas' "
+                   "unnamed index column) is always left out")
+
+
+def ignored_columns(args: argparse.Namespace) -> tuple[str, ...]:
+    """The columns of every ``--ignore`` (:func:`add_ignore_option`), in order."""
+    return tuple(c for group in getattr(args, "ignore", None) or () for c in group)
+
+
 def parse_number(text: str, kind: type = float) -> Any:
     """``kind(text)`` (``float`` or ``int``) for an option value, refusing ``_`` between digits.
 
@@ -343,10 +356,12 @@ def add_prediction_inputs(p: argparse.ArgumentParser, *, probs_help: str) -> Non
                    help="the true class of each row: a class name where names are known (from p_<class> or "
                    "logit_<class> columns, or --classes), else an index 0..K-1")
     p.add_argument("--label-column", metavar="COL", help="the labels' column when FILE has several")
+    add_ignore_option(p, what="scores")
     p.add_argument("--classes", type=class_names, metavar="A,B,...",
                    help="class names of the score columns, in order, so that --labels may hold names "
                    "(split on commas, spaces around each name dropped; for names with commas, name the "
-                   "score columns p_<class> or logit_<class> instead)")
+                   "score columns p_<class> or logit_<class> instead; names that start with '-', such as "
+                   "-1,0,1, are read as such)")
 
 
 class Predictions(NamedTuple):
@@ -380,7 +395,7 @@ def read_predictions(args: argparse.Namespace) -> Predictions:
     # Labels kept in the scores file: their column is not one more class (audit: a 4th "logit").
     same_file = args.label_column is not None and Path(args.labels).resolve() == Path(source).resolve()
     read = read_score_file(source, kind=kind, given_classes=getattr(args, "classes", None),
-                           exclude=(args.label_column,) if same_file else ())
+                           exclude=(args.label_column,) if same_file else (), ignore=ignored_columns(args))
     labels = read_labels(args.labels, column=args.label_column, n_classes=read.scores.shape[1], classes=read.classes)
     check_same_length(source, len(read.scores), args.labels, len(labels))
     return Predictions(source, kind, read.scores, labels, read.classes, read.ignored)
@@ -395,7 +410,7 @@ class ScoreFile(NamedTuple):
 
 
 def read_score_file(source: str, *, kind: str, given_classes: list[str] | None,
-                    exclude: tuple[str, ...] = ()) -> ScoreFile:
+                    exclude: tuple[str, ...] = (), ignore: tuple[str, ...] = ()) -> ScoreFile:
     """Read logits (``kind="logit"``) or probabilities from ``source`` as ``evaluate``, ``calibrate``
     and ``apply`` all do.
 
@@ -408,11 +423,12 @@ def read_score_file(source: str, *, kind: str, given_classes: list[str] | None,
     (``--classes``), which must agree with them; so must plain column names
     (no prefix) of which one is a class of ``given_classes``. Probabilities
     must be rows that sum to 1. ``exclude`` names columns that are not scores
-    (the labels' column, when the labels come from the same file).
+    (the labels' column, when the labels come from the same file); ``ignore``
+    those of ``--ignore``, each of which must exist.
     """
     from softmaxkit.data import read_scores, stored_float_dtype
 
-    read = read_scores(source, kind=kind, exclude=exclude)
+    read = read_scores(source, kind=kind, exclude=exclude, ignore=ignore)
     scores = two_class_scores(read.values, kind=kind)
     # One named column (p_yes) is P(class 1) of an unnamed pair: its name is not a class list.
     classes = read.classes if read.classes is not None and len(read.classes) == scores.shape[1] else None
@@ -636,12 +652,17 @@ def require_two_classes(y: Any, *, where: str) -> None:
         raise CLIError(f"{where}: every label is {only!r}; at least 2 classes are needed")
 
 
-def check_report(report_dir: str, *, option: str = "--report") -> None:
+def check_report(report_dir: str, *, option: str = "--report", files: dict[str, Any] | None = None) -> None:
     """Before any work: the report directory is writable and holds no file softmaxkit would overwrite
-    without having written it (see :func:`softmaxkit.report.check_report_dir`: such a directory is refused)."""
+    without having written it (see :func:`softmaxkit.report.check_report_dir`: such a directory is refused),
+    and is none of the command's output ``files`` (``{option or role: path or None}``)."""
     from softmaxkit.io import StagedOutputs
     from softmaxkit.report import check_report_dir
 
+    for role, path in (files or {}).items():
+        # Else the commit fails late, on a temporary's name ("...tmp.npz: Is a directory").
+        if path is not None and Path(path).resolve() == Path(report_dir).resolve():
+            raise CLIError(f"{option} {report_dir} is also {role}; the report directory and that file need two paths")
     check_report_dir(report_dir, option=option)
     StagedOutputs().check(Path(report_dir) / "metrics.json", option=option)
 

@@ -111,8 +111,14 @@ def conformal_out(args: argparse.Namespace) -> str | None:
             raise UsageError(f"--conformal-out {args.conformal_out} is also --out; the calibrator and the conformal "
                            "predictor need two files")
         return args.conformal_out
-    out = Path(args.out)
-    return str(out.with_name(f"{out.stem}.conformal{out.suffix}"))
+    return default_conformal_path(args.out)
+
+
+def default_conformal_path(out: str) -> str:
+    """Where ``calibrate --out OUT --conformal`` saves the predictor without ``--conformal-out``:
+    ``cal.npz`` -> ``cal.conformal.npz``."""
+    path = Path(out)
+    return str(path.with_name(f"{path.stem}.conformal{path.suffix}"))
 
 
 def check_set_options(args: argparse.Namespace) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 
 from softmaxkit.cli import _conformal
-from softmaxkit.cli._common import add_output_options, class_names, with_article
+from softmaxkit.cli._common import add_ignore_option, add_output_options, class_names, with_article
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -36,7 +36,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, metavar="PROBS", help="calibrated probabilities to write")
     p.add_argument("--logits-out", metavar="FILE", help="also write the calibrated logits (logit_<class> columns)")
     p.add_argument("--classes", type=class_names, metavar="A,B,...", help="class names of the score columns (split on commas, spaces around each name "
-                   "dropped; for names with commas, name the columns p_<class> or logit_<class> instead)")
+                   "dropped; for names with commas, name the columns p_<class> or logit_<class> instead; names that start "
+                   "with '-', such as -1,0,1, are read as such)")
+    add_ignore_option(p, what="scores")
     p.add_argument("--by-position", action="store_true",
                    help="apply a CALIBRATOR (or --conformal predictor) fitted on unnamed columns to named ones "
                         "in the order they come")
@@ -57,6 +59,7 @@ def run(args: argparse.Namespace) -> int:
         check_npy_keeps_classes,
         check_output,
         class_order,
+        ignored_columns,
         in_fitted_order,
         logit_columns,
         read_score_file,
@@ -87,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
                                 against=f"CALIBRATOR {args.calibrator}") if args.conformal else None
 
     kind = "logit" if args.logits else "probability"
-    read = read_score_file(source, kind=kind, given_classes=args.classes)
+    read = read_score_file(source, kind=kind, given_classes=args.classes, ignore=ignored_columns(args))
     scores = read.scores
     n_classes = scores.shape[1] if fitted_classes is None else int(fitted_classes)
     if scores.shape[1] != n_classes:

@@ -27,7 +27,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "on a true class cannot be calibrated)",
     )
     p.add_argument("--method", choices=tuple(CALIBRATORS), default="temperature",
-                   help="calibration map (default: %(default)s)")
+                   help="calibration map (default: %(default)s). Temperature, vector and matrix scaling are fitted "
+                   "with a weak prior (pseudo_count 0.5, see softmaxkit.calibration.TemperatureScaling) that keeps "
+                   "T finite when every row is right, so T is close to, not exactly, the maximum-likelihood T")
     p.add_argument("--out", required=True, metavar="CALIBRATOR", help="calibrator file (.npz or .safetensors)")
     p.add_argument("--holdout", type=fraction, metavar="FRACTION",
                    help="measure before/after on this share of rows, not used for fitting "
@@ -75,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
     if conformal_path:
         check_output(conformal_path, inputs=inputs, suffixes=CALIBRATOR_SUFFIXES, option="--conformal-out")
     if args.report:
-        check_report(args.report)
+        check_report(args.report, files={"--out": args.out, "--conformal-out": conformal_path})
     source, kind, scores, labels, classes, ignored = read_predictions(args)
     require_two_classes(labels, where=args.labels)
 
@@ -168,12 +170,24 @@ def run(args: argparse.Namespace) -> int:
             conformal.save(outputs.stage(conformal_path))
         if report is not None:
             metrics["report"] = str(write_report(args.report, report, inputs=inputs, outputs=outputs)["report"])
+        # Without --conformal, a predictor an earlier run saved next to --out is not this run's: removed
+        # with the commit that puts the new calibrator in place, as fit removes a stale MODEL.calibrator.npz.
+        stale = None
+        if not conformal_path:
+            default = _conformal.default_conformal_path(args.out)
+            if _adapters.is_stale_companion(default, kinds=("ConformalClassifier",)):
+                stale = default
+                outputs.remove(stale)
         outputs.commit()
+    metrics["removed_stale_conformal"] = stale
 
     say_ignored(say, source, ignored, "not scores")
     extra = f", T = {params['temperature']:.4g}" if "temperature" in params else ""
     extra += " (on its bound: no optimum found)" if params["at_bound"] else ""
     say(f"Fitted {calibration_name(args.method)} on {len(fit_rows)} rows{extra}; saved {args.out}", "")
+    if stale is not None:
+        say(f"Removed {stale}: a conformal predictor an earlier run saved with the calibrator this run replaced "
+            "(use --conformal to fit one on these scores)", "")
     print_comparison(say, scored, heading=f"Metrics on {len(y)} {where} rows:", n_classes=int(scores.shape[1]))
     say(note[0])
     if sets:

@@ -83,6 +83,12 @@ def run(args: argparse.Namespace) -> int:
     if args.calibrator:
         calibrator = _adapters.load_calibrator(args.calibrator, n_classes=len(classes),
                                                against=f"the model {args.model}")
+        fitted_for = _adapters.calibrator_model_digest(args.calibrator)
+        if fitted_for is not None and fitted_for != model.digest:
+            # A calibrator of an earlier fit of the same MODEL path (audit: log-loss 0.396 for 0.265, exit 0).
+            raise CLIError(f"--calibrator {args.calibrator} was fitted by 'fit --calibrate' for another model than "
+                           f"{args.model} (model digest {fitted_for}, this model {model.digest}); refit with "
+                           "'fit --calibrate', or fit a calibrator on this model's logits with 'calibrate'")
     conformal = _conformal.load(args.conformal, n_classes=len(classes), against=f"the model {args.model}") \
         if args.conformal else None
     # Calibrators and conformal predictors fitted on named columns apply per class by name.
