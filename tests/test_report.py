@@ -155,3 +155,20 @@ def test_report_never_overwrites_files_it_did_not_write(tmp_path):
     assert (other / "report.html").read_text() == "mine" and sorted(os.listdir(other)) == ["report.html"]
     with pytest.raises(ValueError, match="not written by softmaxkit"):
         check_report_dir(other)
+
+
+def test_a_rewritten_report_drops_the_figures_it_no_longer_has(tmp_path):
+    """A re-fit without --calibrate left reliability_calibrated.png from the earlier report next to a
+    report.html that no longer showed it (audit): the folder held parts of two reports."""
+    from softmaxkit.report import MANIFEST
+
+    rep = tmp_path / "rep"
+    (tmp_path / "rep").mkdir()
+    (rep / "notes.txt").write_text("the user's")
+    write_report(rep, sample_report())
+    smaller = sample_report()
+    smaller.sections[1].blocks.pop()  # the "after" figure
+    write_report(rep, smaller)
+    assert not (rep / "reliability_after.png").exists()
+    assert (rep / "reliability_before.png").exists() and (rep / "notes.txt").read_text() == "the user's"
+    assert "reliability_after.png" not in json.loads((rep / MANIFEST).read_text())["files"]

@@ -447,6 +447,8 @@ def write_report(
     appear when the caller commits it, together with the command's other
     outputs; without, they are committed here. ``inputs`` are never
     overwritten, nor any file softmaxkit did not write (:func:`check_report_dir`).
+    Files an earlier report listed in :data:`MANIFEST` that this one does not
+    write are removed in the same commit.
 
     Returns
     -------
@@ -462,7 +464,10 @@ def write_report(
     files["report"] = ("report.html", render_html(report).encode("utf-8"))
     names = [name for name, _ in files.values()]
     check_report_dir(out, names)
-    manifest = json.dumps({"files": sorted(_owned_files(out) | set(names) | {MANIFEST})}, indent=1) + "\n"
+    # Files an earlier report wrote here that this one does not (reliability_calibrated.png after a
+    # re-fit without --calibrate): removed with the commit, so the folder holds one report, not two.
+    stale = sorted(n for n in _owned_files(out) - set(names) - {MANIFEST} if (out / n).is_file())
+    manifest = json.dumps({"files": sorted(set(names) | {MANIFEST})}, indent=1) + "\n"
 
     own = outputs is None
     staged = StagedOutputs(inputs=inputs) if own else outputs
@@ -472,6 +477,8 @@ def write_report(
             staged.stage(out / name).write_bytes(data)
             written[key] = out / name
         staged.stage(out / MANIFEST).write_text(manifest, encoding="utf-8")
+        for name in stale:
+            staged.remove(out / name)
         if own:
             staged.commit()
     finally:
