@@ -49,3 +49,12 @@ def test_estimator_classes_absent_from_y_get_classes_advice(iris_frame):
     with pytest.raises(ValueError, match=r"predicts class\(es\) \[3\].*drop them from its classes") as info:
         model.fit(X, y)
     assert "stratified folds" not in str(info.value)
+
+
+@pytest.mark.parametrize("missing", [np.float32("nan"), pd.NaT, np.datetime64("NaT")], ids=["float32-nan", "pd-NaT", "np-NaT"])
+def test_missing_labels_of_other_types_are_named(iris_frame, missing):
+    X, y = iris_frame
+    labels = y.map({0: "a", 1: "b", 2: "c"}).to_numpy(dtype=object)
+    labels[5] = missing
+    with pytest.raises(ValueError, match=r"1 missing label \(NA/None/NaN\) at row 5"):
+        SoftmaxClassifier(alpha=1.0).fit(X, labels)

@@ -172,3 +172,19 @@ def test_a_rewritten_report_drops_the_figures_it_no_longer_has(tmp_path):
     assert not (rep / "reliability_after.png").exists()
     assert (rep / "reliability_before.png").exists() and (rep / "notes.txt").read_text() == "the user's"
     assert "reliability_after.png" not in json.loads((rep / MANIFEST).read_text())["files"]
+
+
+def test_manifest_names_outside_the_folder_are_never_removed(tmp_path):
+    """The manifest decides what a new report removes; an edited entry ../victim.txt was deleted (audit)."""
+    from softmaxkit.report import MANIFEST
+
+    rep = tmp_path / "rep"
+    write_report(rep, sample_report())
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me")
+    (rep / "notes.png").write_text("the user's")
+    record = json.loads((rep / MANIFEST).read_text())
+    record["files"] += ["../victim.txt", str(victim), "sub/x.png"]
+    (rep / MANIFEST).write_text(json.dumps(record))
+    write_report(rep, sample_report())
+    assert victim.read_text() == "keep me" and (rep / "notes.png").read_text() == "the user's"

@@ -225,8 +225,14 @@ def _refuse_counts(shape: tuple[int, int], totals: np.ndarray, probability_row: 
 
 
 def _is_missing(value: Any) -> bool:
-    """None, a float NaN or pandas' ``NA`` (checked by type name: pandas is not imported here)."""
-    return value is None or (isinstance(value, float) and value != value) or type(value).__name__ == "NAType"
+    """None, pandas' ``NA``/``NaT`` (checked by type name: pandas is not imported here), or a value
+    unequal to itself (NaN of any float type, NumPy's NaT)."""
+    if value is None or type(value).__name__ in ("NAType", "NaTType"):
+        return True
+    try:
+        return bool(value != value)
+    except (TypeError, ValueError):  # an object whose comparison is not a plain bool
+        return False
 
 
 def _refuse_missing_labels(y: np.ndarray) -> None:

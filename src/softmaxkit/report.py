@@ -18,6 +18,7 @@ import html
 import json
 import math
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence, Union
@@ -398,12 +399,23 @@ MANIFEST = ".softmaxkit-report.json"
 _FIXED_FILES = ("metrics.json", "report.html")
 
 
+#: The names a report writes (:func:`write_report`); a manifest entry of any other form is ignored.
+_REPORT_FILE = re.compile(r"^(metrics\.json|report\.html|[A-Za-z0-9_.-]+\.png|\.softmaxkit-report\.json)$")
+
+
 def _owned_files(out: Path) -> set[str]:
+    """The files :data:`MANIFEST` says softmaxkit wrote in ``out``: plain names of report files only.
+
+    The manifest is a file anyone can edit, and its names decide what a new report replaces or
+    removes: a name such as ``../victim.txt`` was deleted outside the folder (audit), so any
+    name with a path, or not of a report file's form, is ignored.
+    """
     try:
         record = json.loads((out / MANIFEST).read_text(encoding="utf-8"))
-        return {str(name) for name in record.get("files", [])}
-    except (OSError, ValueError, AttributeError):
+        names = {str(name) for name in record.get("files", [])}
+    except (OSError, ValueError, AttributeError, TypeError):
         return set()
+    return {n for n in names if _REPORT_FILE.match(n) and n not in (".", "..") and not n.startswith("..")}
 
 
 def check_report_dir(out_dir: str | os.PathLike, names: Sequence[str] = _FIXED_FILES, *,
