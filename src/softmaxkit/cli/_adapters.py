@@ -137,9 +137,14 @@ def model_digest(arrays: dict[str, np.ndarray]) -> str:
     Computed from the arrays as the model file holds them (:func:`softmaxkit.io.read_state`), so
     ``fit`` (which reads back the file it staged) and ``predict`` get the same digest.
     """
+    return _digest(arrays)
+
+
+def _digest(arrays: dict[str, np.ndarray], *, header: bytes = b"") -> str:
+    """:func:`model_digest` of ``arrays``, after ``header`` (empty for a model, so its digests stay as saved)."""
     import hashlib
 
-    digest = hashlib.sha256()
+    digest = hashlib.sha256(header)
     for name in sorted(arrays):
         arr = np.ascontiguousarray(arrays[name])
         digest.update(f"{name}:{arr.dtype.str}:{arr.shape};".encode())
@@ -154,6 +159,25 @@ def model_file_digest(path: str | os.PathLike) -> str:
     return model_digest(read_state(path)[2])
 
 
+#: Meta entry of a conformal predictor saved by ``calibrate --conformal``: the :func:`state_digest` of the
+#: calibrator saved with it.
+CALIBRATOR_DIGEST_KEY = "calibrator_digest"
+
+
+def state_digest(path: str | os.PathLike) -> str:
+    """A digest of the whole softmaxkit file at ``path``: its kind, metadata record and arrays.
+
+    For calibrators, whose arrays alone do not tell them apart: a temperature scaling
+    keeps its one parameter in the metadata and has no arrays at all.
+    """
+    import json
+
+    from softmaxkit.io import read_state
+
+    kind, meta, arrays = read_state(path)
+    return _digest(arrays, header=json.dumps([kind, meta], sort_keys=True).encode())
+
+
 def save_calibrator(calibrator: Any, path: str | os.PathLike, *, model_digest: str | None = None) -> None:
     """``calibrator.save(path)``; with ``model_digest``, the digest of the model it was fitted for is
     saved in its meta record too (:data:`MODEL_DIGEST_KEY`), for ``predict`` to check."""
@@ -161,33 +185,53 @@ def save_calibrator(calibrator: Any, path: str | os.PathLike, *, model_digest: s
     calibrator.save(path, extra_meta=None if model_digest is None else {MODEL_DIGEST_KEY: model_digest})
 
 
+def recorded_digest(path: str | os.PathLike, *, key: str, kinds: tuple[str, ...] | None = None) -> str | None:
+    """The digest saved under ``key`` in the meta record of the softmaxkit file at ``path`` (of one of
+    ``kinds``, when given); None where there is none: no such file, not a softmaxkit file, another
+    kind, or no record (files of the library, or written before the record existed)."""
+    from softmaxkit.io import ModelFileError, read_state
+
+    try:
+        kind, meta, _ = read_state(path)
+    except ModelFileError:
+        return None
+    digest = meta.get(key)
+    return digest if isinstance(digest, str) and (kinds is None or kind in kinds) else None
+
+
 def calibrator_model_digest(path: str | os.PathLike) -> str | None:
     """The :func:`model_digest` saved in a calibrator by ``fit --calibrate``; None in other calibrators
     (``calibrate`` on logits, files written before the digest existed)."""
-    from softmaxkit.io import read_state
-
-    digest = read_state(path)[1].get(MODEL_DIGEST_KEY)
-    return digest if isinstance(digest, str) else None
+    return recorded_digest(path, key=MODEL_DIGEST_KEY)
 
 
-def is_stale_companion(path: str | os.PathLike, *, kinds: tuple[str, ...]) -> bool:
-    """Whether ``path`` is a softmaxkit file of one of ``kinds`` (a calibrator or conformal predictor
-    an earlier run wrote next to an output this run replaces), for the caller to remove at commit
-    (:meth:`softmaxkit.io.StagedOutputs.remove`).
+def saved_digest(path: str | os.PathLike, digest: Any) -> str | None:
+    """``digest(path)`` of the softmaxkit file at ``path`` before a run replaces it; None where there is
+    none (a new path, or a file that is not softmaxkit's), so no companion can be proven to be its."""
+    from softmaxkit.io import ModelFileError
 
-    Anything else at ``path`` (not a softmaxkit file, another kind) is the user's and is left alone.
-    """
-    from pathlib import Path
-
-    from softmaxkit.io import ModelFileError, read_state
-
-    path = Path(path)
-    if not path.is_file():
-        return False
     try:
-        return read_state(path)[0] in kinds
+        return digest(path)
     except ModelFileError:
-        return False
+        return None
+
+
+def companion_fate(path: str | os.PathLike, *, kinds: tuple[str, ...], key: str, replaced: str | None,
+                   written: str) -> str | None:
+    """What a run that replaces a file does with the companion an earlier run saved next to it at ``path``
+    (``MODEL.calibrator.npz``, ``OUT.conformal.npz``), from the digest the companion records under ``key``.
+
+    Returns ``"remove"`` when the record equals ``replaced``, the digest of the file this run replaces
+    (None where there was none): the companion provably belongs to it, and the caller removes it at
+    commit (:meth:`softmaxkit.io.StagedOutputs.remove`). Returns ``"foreign"`` when the record is neither
+    that nor ``written`` (the new file's digest): it belongs to another file, is left in place, and the
+    caller warns. Returns None otherwise: no file, not a softmaxkit file of ``kinds``, no record (the user's own,
+    from 'calibrate' or the library, which nothing proves stale), or the new file's own record.
+    """
+    recorded = recorded_digest(path, key=key, kinds=kinds)
+    if recorded is None or recorded == written and recorded != replaced:
+        return None
+    return "remove" if recorded == replaced else "foreign"
 
 
 def class_logits(model: Any, X: np.ndarray) -> np.ndarray:

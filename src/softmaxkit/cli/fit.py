@@ -237,25 +237,37 @@ def run(args: argparse.Namespace) -> int:
     for line in metrics["warnings"]:  # the calibrator's, as calibrate says them (stderr, also under --json)
         warnings.warn(line, stacklevel=1)
     written = {}
+    # The model this fit replaces, read before the commit: only a calibrator made for it is removed.
+    replaced = _adapters.saved_digest(args.out, _adapters.model_file_digest)
     with StagedOutputs(inputs=(args.data,)) as outputs:  # model, calibrator and report: all or none
         staged_model = outputs.stage(args.out)
         model.save(staged_model)
+        new_digest = _adapters.model_file_digest(staged_model)
         if cal_out is not None:
             # The model's digest goes into its calibrator: predict refuses it with any other model.
-            _adapters.save_calibrator(calibrator, outputs.stage(cal_out),
-                                      model_digest=_adapters.model_file_digest(staged_model))
+            _adapters.save_calibrator(calibrator, outputs.stage(cal_out), model_digest=new_digest)
         if report_dir is not None:
             written = _write_report(report_dir, args, data, metrics, scored, inputs=(args.data,), outputs=outputs)
             metrics["report"] = str(written["report"])
-        # A calibrator an earlier fit wrote next to MODEL was fitted for that model: left there, predict
-        # --calibrator applied it to this one (audit: log-loss 0.396 for 0.265, exit 0). Removed with
-        # the commit that puts the new model in place.
-        stale = None
-        if cal_out is None and _adapters.is_stale_companion(calibrator_path(args.out),
-                                                            kinds=tuple(_adapters.CALIBRATORS.values())):
-            stale = str(calibrator_path(args.out))
+        # A calibrator an earlier fit wrote next to MODEL for the model replaced here is removed with the
+        # commit (left there, predict --calibrator applied it to this one: audit log-loss 0.396 for 0.265).
+        # Only that one: a calibrator from 'calibrate' (no digest) or made for another model is the user's
+        # (audit R: a fit to a new path deleted one, exit 0).
+        stale = foreign = None
+        companion = str(calibrator_path(args.out))
+        fate = None if cal_out is not None else _adapters.companion_fate(
+            companion, kinds=tuple(_adapters.CALIBRATORS.values()), key=_adapters.MODEL_DIGEST_KEY,
+            replaced=replaced, written=new_digest)
+        if fate == "remove":
+            stale = companion
             outputs.remove(stale)
+        elif fate == "foreign":
+            foreign = companion
         outputs.commit()
+    if foreign is not None:
+        warnings.warn(f"{foreign} was fitted by 'fit --calibrate' for another model than {args.out}; left in "
+                      f"place, but predict refuses it with this model (use --calibrate to fit one for it)",
+                      stacklevel=1)
     metrics["seconds"] = time.perf_counter() - start
     metrics["removed_stale_calibrator"] = stale
 
