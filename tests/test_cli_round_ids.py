@@ -49,8 +49,8 @@ def _logit_table(z, ids, id_name="id"):
 @pytest.mark.parametrize("id_name, ids", [("id", np.arange(N) + 1000), ("Sample_ID", np.arange(N) + 7),
                                           ("n", np.arange(N)), ("n", np.arange(1, N + 1))])
 def test_a_row_id_in_unprefixed_scores_is_refused(capsys, tmp_path, scores, suffix, id_name, ids):
-    """Named like an id (any values), or holding 0..n-1 / 1..n (any name): one line naming file,
-    column and --ignore; it used to be read as one more class, exit 0."""
+    """Named like an id and holding whole numbers, or holding 0..n-1 / 1..n (any name): one line naming
+    file, column and --ignore; it used to be read as one more class, exit 0."""
     z, y = scores
     path = write_columns(tmp_path / f"z{suffix}", _logit_table(z, ids, id_name))
     labels = write_columns(tmp_path / "y.csv", {"label": y})

@@ -284,7 +284,8 @@ def probability_tolerance(stored: str | None) -> float:
     epsilon (``torch.softmax`` of bfloat16 logits: rows at 0.998 and 1.002), so such a file gets
     the library's tolerance for its dtype (:func:`softmaxkit._calibration_inputs.row_sum_tolerance`:
     bfloat16 0.0156, float16 0.00195). Any other file (float32, float64, text) keeps
-    :data:`PROB_SUM_TOL`: a row at 1.003 there is not probabilities.
+    :data:`PROB_SUM_TOL`: a row at 1.003 there is not probabilities, unless every value is a
+    bfloat16 or float16 one (:func:`check_probabilities`).
     """
     from softmaxkit._calibration_inputs import row_sum_tolerance
 
@@ -295,7 +296,10 @@ def check_probabilities(path: str, probs, *, stored: str | None = None):
     """Rows of probabilities: entries in [0, 1] summing to 1 within :func:`probability_tolerance`
     of the ``stored`` dtype; else a line naming the first bad row.
 
-    Checked in row blocks, so a memory-mapped file is not copied whole.
+    Checked in row blocks, so a memory-mapped file is not copied whole. When a row is off and the
+    file is not stored in a 16-bit type, the values may still be bfloat16 or float16 ones widened
+    (``np.save(p, t.bfloat16().float().numpy())``, which the library accepts): they get that type's
+    tolerance as the library gives it (:func:`softmaxkit._calibration_inputs.narrow_values_dtype`).
 
     Returns
     -------
@@ -303,12 +307,30 @@ def check_probabilities(path: str, probs, *, stored: str | None = None):
     library holds an array of ``probs.dtype`` to (a bfloat16 file read as float64), so that the
     metrics and calibrators downstream accept what was accepted here.
     """
+    from softmaxkit._calibration_inputs import narrow_values_dtype
+
+    try:
+        return _checked_rows(path, probs, tolerance=probability_tolerance(stored), values_of=stored)
+    except _RowSumOff:
+        narrow = None if stored in _LOW_PRECISION else narrow_values_dtype(probs)
+        if narrow is None:
+            raise
+    # Only now: the bit test reads the whole array, which a file within the float32 rule never needs.
+    return _checked_rows(path, probs, tolerance=probability_tolerance(narrow), values_of=narrow)
+
+
+class _RowSumOff(CLIError):
+    """A row of probabilities off by more than the tolerance tried (:func:`check_probabilities`
+    tries a second one for widened 16-bit values; else it is the command's error)."""
+
+
+def _checked_rows(path: str, probs, *, tolerance: float, values_of: str | None):
+    """:func:`check_probabilities` at ``tolerance``, for values that are ``values_of`` ones (a dtype name)."""
     import numpy as np
 
     from softmaxkit._calibration_inputs import row_sum_tolerance
     from softmaxkit.data import iter_row_blocks
 
-    tolerance = probability_tolerance(stored)
     rescale = tolerance > row_sum_tolerance(probs.dtype)
     if rescale and not probs.flags.writeable:
         probs = np.array(probs)
@@ -322,9 +344,10 @@ def check_probabilities(path: str, probs, *, stored: str | None = None):
         off = np.abs(sums - 1.0) > tolerance
         if off.any():
             row = start + int(np.argmax(off))
-            within = f" within {tolerance:.3g}, the rounding of its {stored} values" if stored in _LOW_PRECISION else ""
-            raise CLIError(f"{path}: row {row + 1}: probabilities sum to {sums[row - start]:.6g}, not 1{within} "
-                           "(raw scores? pass them with --logits)")
+            within = (f" within {tolerance:.3g}, the rounding of its {values_of} values" if values_of in _LOW_PRECISION
+                      else "")
+            raise _RowSumOff(f"{path}: row {row + 1}: probabilities sum to {sums[row - start]:.6g}, not 1{within} "
+                             "(raw scores? pass them with --logits)")
         if rescale:
             block /= sums[:, None]
     return probs
@@ -428,7 +451,7 @@ def read_score_file(source: str, *, kind: str, given_classes: list[str] | None,
     """
     from softmaxkit.data import read_scores, stored_float_dtype
 
-    read = read_scores(source, kind=kind, exclude=exclude, ignore=ignore)
+    read = read_scores(source, kind=kind, exclude=exclude, ignore=ignore, classes=given_classes or ())
     scores = two_class_scores(read.values, kind=kind)
     # One named column (p_yes) is P(class 1) of an unnamed pair: its name is not a class list.
     classes = read.classes if read.classes is not None and len(read.classes) == scores.shape[1] else None
