@@ -43,3 +43,24 @@ def error_line(err: str) -> str:
     assert len(lines) == 1, err
     assert lines[0].startswith("softmaxkit: error: ")
     return lines[0]
+
+
+def decent_logits(n: int, k: int, *, seed: int):
+    """Logits of a decent ``k``-class model on ``n`` rows (the true class's logit raised by 2.5), and
+    the labels: ``n // k`` rows of each class in order."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    y = np.repeat(np.arange(k), n // k)
+    z = rng.normal(size=(n, k))
+    z[np.arange(n), y] += 2.5
+    return z, y
+
+
+def sklearn_log_loss(z, y) -> float:
+    """scikit-learn's log-loss of logits ``z`` (softmax by SciPy), the peer the CLI's numbers are checked against."""
+    import numpy as np
+    from scipy.special import softmax
+    from sklearn.metrics import log_loss
+
+    return log_loss(y, softmax(z, axis=1), labels=np.arange(z.shape[1]))

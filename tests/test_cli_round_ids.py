@@ -13,7 +13,7 @@ import json
 import numpy as np
 import pytest
 
-from cli_helpers import call, error_line
+from cli_helpers import call, decent_logits, error_line, sklearn_log_loss
 from softmaxkit.data import write_columns
 
 pytest.importorskip("sklearn")
@@ -24,18 +24,7 @@ N, K = 90, 3
 @pytest.fixture(scope="module")
 def scores():
     """Logits of a decent 3-class model, and their labels."""
-    rng = np.random.default_rng(7)
-    y = np.repeat(np.arange(K), N // K)
-    z = rng.normal(size=(N, K))
-    z[np.arange(N), y] += 2.5
-    return z, y
-
-
-def _sklearn_log_loss(z, y):
-    from scipy.special import softmax
-    from sklearn.metrics import log_loss
-
-    return log_loss(y, softmax(z, axis=1), labels=np.arange(z.shape[1]))
+    return decent_logits(N, K, seed=7)
 
 
 def _logit_table(z, ids, id_name="id"):
@@ -71,7 +60,7 @@ def test_ignore_leaves_the_id_out_of_evaluate_calibrate_and_apply(capsys, tmp_pa
     assert rc == 0, err
     got = json.loads(out)
     assert got["n_classes"] == K and got["ignored_columns"] == ["id"]
-    assert got["metrics"]["log_loss"] == pytest.approx(_sklearn_log_loss(z, y), rel=1e-9)
+    assert got["metrics"]["log_loss"] == pytest.approx(sklearn_log_loss(z, y), rel=1e-9)
     cal = tmp_path / "t.npz"
     rc, _, err = call(capsys, "calibrate", "--logits", path, "--labels", labels, "--ignore", "id", "--out", cal, "-q")
     assert rc == 0, err
@@ -101,7 +90,7 @@ def test_npy_scores_with_a_row_number_column_are_refused(capsys, tmp_path, score
     assert rc == 1 and "--ignore 0" in error_line(err)
     rc, out, err = call(capsys, "evaluate", "--logits", path, "--labels", labels, "--ignore", "0", "--json")
     assert rc == 0, err
-    assert json.loads(out)["metrics"]["log_loss"] == pytest.approx(_sklearn_log_loss(z, y), rel=1e-9)
+    assert json.loads(out)["metrics"]["log_loss"] == pytest.approx(sklearn_log_loss(z, y), rel=1e-9)
 
 
 def test_fit_warns_of_a_feature_that_is_a_row_id(capsys, tmp_path):
@@ -207,7 +196,7 @@ def test_negative_class_names_need_no_equals_sign(capsys, tmp_path, scores):
     labels = write_columns(tmp_path / "y.csv", {"label": y - 1})  # classes -1, 0, 1
     rc, out, err = call(capsys, "evaluate", "--logits", path, "--labels", labels, "--classes", "-1,0,1", "--json")
     assert rc == 0, err
-    assert json.loads(out)["metrics"]["log_loss"] == pytest.approx(_sklearn_log_loss(z, y), rel=1e-9)
+    assert json.loads(out)["metrics"]["log_loss"] == pytest.approx(sklearn_log_loss(z, y), rel=1e-9)
 
 
 def test_predict_target_by_position_that_is_a_feature(capsys, tmp_path, wine):

@@ -16,7 +16,7 @@ import json
 import numpy as np
 import pytest
 
-from cli_helpers import call, error_line
+from cli_helpers import call, decent_logits, error_line, sklearn_log_loss
 from softmaxkit.data import write_columns
 
 pytest.importorskip("sklearn")
@@ -26,19 +26,8 @@ N, K = 90, 3
 
 @pytest.fixture(scope="module")
 def scores():
-    """Logits of a decent 3-class model, and labels drawn from its own probabilities."""
-    rng = np.random.default_rng(5)
-    y = np.repeat(np.arange(K), N // K)
-    z = rng.normal(size=(N, K))
-    z[np.arange(N), y] += 2.5
-    return z, y
-
-
-def _sklearn_log_loss(z, y):
-    from scipy.special import softmax
-    from sklearn.metrics import log_loss
-
-    return log_loss(y, softmax(z, axis=1), labels=np.arange(z.shape[1]))
+    """Logits of a decent 3-class model, and their labels."""
+    return decent_logits(N, K, seed=5)
 
 
 def _evaluate(capsys, *argv):
@@ -52,7 +41,7 @@ def test_a_saved_row_index_is_not_a_class(capsys, tmp_path, scores):
     ``__index_level_0__``. Both were read as a 4th class (accuracy 0.30, log-loss 19, exit 0)."""
     z, y = scores
     labels = write_columns(tmp_path / "y.csv", {"label": y})
-    expected = _sklearn_log_loss(z, y)
+    expected = sklearn_log_loss(z, y)
     for index_name, suffix in (("", ".csv"), ("Unnamed: 0", ".csv"), ("__index_level_0__", ".parquet")):
         path = write_columns(tmp_path / f"z{suffix}",
                              {index_name: np.arange(N), **{str(j): z[:, j] for j in range(K)}})
@@ -68,7 +57,7 @@ def test_the_label_column_of_the_scores_file_is_not_a_score(capsys, tmp_path, sc
     path = write_columns(tmp_path / "z.csv", {**{f"class_{j}": z[:, j] for j in range(K)}, "y": y})
     got = _evaluate(capsys, "--logits", path, "--labels", path, "--label-column", "y")
     assert got["n_classes"] == K
-    assert got["metrics"]["log_loss"] == pytest.approx(_sklearn_log_loss(z, y), rel=1e-12)
+    assert got["metrics"]["log_loss"] == pytest.approx(sklearn_log_loss(z, y), rel=1e-12)
     rc, _, err = call(capsys, "calibrate", "--logits", path, "--labels", path, "--label-column", "y",
                       "--out", tmp_path / "cal.npz", "-q")
     assert rc == 0, err
@@ -86,16 +75,16 @@ def test_a_header_naming_the_classes_is_held_to_classes(capsys, tmp_path, scores
     assert rc == 1
     assert "does not match the class columns" in error_line(err) and "b, c, a" in err
     got = _evaluate(capsys, "--logits", path, "--labels", labels, "--classes", ",".join(names))
-    assert got["metrics"]["log_loss"] == pytest.approx(_sklearn_log_loss(z, y), rel=1e-12)
+    assert got["metrics"]["log_loss"] == pytest.approx(sklearn_log_loss(z, y), rel=1e-12)
     # Plain names that are not classes stay positional, as before.
     plain = write_columns(tmp_path / "plain.csv", {f"s{j}": z[:, j] for j in range(K)})
     got = _evaluate(capsys, "--logits", plain, "--labels", labels, "--classes", "a,b,c")
-    assert got["metrics"]["log_loss"] == pytest.approx(_sklearn_log_loss(z, y), rel=1e-12)
+    assert got["metrics"]["log_loss"] == pytest.approx(sklearn_log_loss(z, y), rel=1e-12)
     # One plain column named for a class scores that class, like p_<class>.
     single = write_columns(tmp_path / "single.csv", {"a": z[:60, 0] - z[:60, 1]})
     two = write_columns(tmp_path / "y2.csv", {"label": classes[y[:60]]})
     got = _evaluate(capsys, "--logits", single, "--labels", two, "--classes", "a,b")
-    assert got["metrics"]["log_loss"] == pytest.approx(_sklearn_log_loss(z[:60, :2], y[:60]), rel=1e-9)
+    assert got["metrics"]["log_loss"] == pytest.approx(sklearn_log_loss(z[:60, :2], y[:60]), rel=1e-9)
 
 
 def test_predict_npy_output_holds_the_probabilities_alone(capsys, tmp_path):
@@ -185,7 +174,7 @@ def test_logits_and_labels_saved_in_one_file(capsys, tmp_path, scores, suffix):
 
         save_file({"logits": z, "labels": y}, str(path))
     np.save(tmp_path / "y.npy", y)
-    expected = _sklearn_log_loss(z, y)
+    expected = sklearn_log_loss(z, y)
     for labels in (("--labels", tmp_path / "y.npy"), ("--labels", path),
                    ("--labels", path, "--label-column", "labels")):
         got = _evaluate(capsys, "--logits", path, *labels)
@@ -211,7 +200,7 @@ def test_one_hot_labels(capsys, tmp_path, scores):
                         "--json")
     assert rc == 0, err
     assert "softmaxkit: warning:" in err and "read as one-hot labels" in err
-    assert json.loads(out)["metrics"]["log_loss"] == pytest.approx(_sklearn_log_loss(z, y), rel=1e-12)
+    assert json.loads(out)["metrics"]["log_loss"] == pytest.approx(sklearn_log_loss(z, y), rel=1e-12)
     rc, _, err = call(capsys, "evaluate", "--logits", tmp_path / "z.npy", "--labels", tmp_path / "onehot.npy",
                       "--label-column", "0")
     assert rc == 1
@@ -237,8 +226,8 @@ def test_sixteen_bit_safetensors_logits(capsys, tmp_path, scores, dtype):
     np.save(tmp_path / "y.npy", y)
     got = _evaluate(capsys, "--logits", tmp_path / "z.safetensors", "--labels", tmp_path / "y.npy")
     widened = tensor.float().numpy().astype(np.float64)
-    assert got["metrics"]["log_loss"] == pytest.approx(_sklearn_log_loss(widened, y), rel=1e-12)
-    assert got["metrics"]["log_loss"] == pytest.approx(_sklearn_log_loss(z, y), rel=0.02)
+    assert got["metrics"]["log_loss"] == pytest.approx(sklearn_log_loss(widened, y), rel=1e-12)
+    assert got["metrics"]["log_loss"] == pytest.approx(sklearn_log_loss(z, y), rel=0.02)
     cal = tmp_path / "cal.npz"
     for argv in (("calibrate", "--logits", tmp_path / "z.safetensors", "--labels", tmp_path / "y.npy",
                   "--out", cal),
