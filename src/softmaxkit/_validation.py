@@ -27,10 +27,23 @@ def dtype_name(dtype: Any) -> str:
     return str(dtype).replace("torch.", "")
 
 
+#: The floating dtypes the library computes with, by :func:`dtype_name`: float16, bfloat16, float32,
+#: float64 and NumPy's ``longdouble`` (float96 or float128, computed in float64). A prefix test on
+#: "float" also let ml_dtypes'/torch's float8, float6 and float4 through, whose results came back
+#: rounded to 8 bits or fewer (a float4 loss of 3 for 2.574, audit).
+SUPPORTED_FLOAT_NAMES = frozenset(
+    {"float16", "bfloat16", "float32", "float64", np.dtype(np.longdouble).name, "half", "double"}
+)
+
+
+#: The NumPy built-in floats of :data:`SUPPORTED_FLOAT_NAMES`; not ``dtype.kind == "f"``, which
+#: ml_dtypes' float8_e5m2 also has.
+_NUMPY_FLOATS = frozenset(np.dtype(t) for t in (np.float16, np.float32, np.float64, np.longdouble))
+
+
 def is_floating_dtype(dtype: Any) -> bool:
-    """True for float16/bfloat16/float32/float64 in NumPy or torch."""
-    name = dtype_name(dtype)
-    return name.startswith(("float", "bfloat", "half", "double"))
+    """True for the supported floating dtypes (:data:`SUPPORTED_FLOAT_NAMES`) in NumPy or torch."""
+    return dtype_name(dtype) in SUPPORTED_FLOAT_NAMES
 
 
 def is_integer_dtype(dtype: Any) -> bool:
@@ -41,12 +54,15 @@ def is_integer_dtype(dtype: Any) -> bool:
 def check_floating(x: Any, name: str) -> None:
     """Raise ``TypeError`` unless ``x`` has a floating dtype."""
     dtype = getattr(x, "dtype", None)
-    if isinstance(dtype, np.dtype) and dtype.kind == "f":
+    if isinstance(dtype, np.dtype) and dtype in _NUMPY_FLOATS:
         return  # the common NumPy case, without parsing the dtype's name
     if dtype is None or not is_floating_dtype(dtype):
+        got = dtype_name(dtype) if dtype is not None else type(x).__name__
+        hint = ""
+        if dtype is not None and got.startswith("float"):  # float8/float6/float4: too narrow to compute in
+            hint = f"; {got} is not supported, cast it to float32 first (e.g. x.astype(np.float32))"
         raise TypeError(
-            f"{name} must have a floating dtype (float16, bfloat16, float32 or float64), "
-            f"got {dtype_name(dtype) if dtype is not None else type(x).__name__}"
+            f"{name} must have a floating dtype (float16, bfloat16, float32 or float64), got {got}{hint}"
         )
 
 
@@ -144,13 +160,47 @@ def check_broadcasts_to(arg_shape: tuple[int, ...], shape: tuple[int, ...], name
         raise ValueError(f"{name} of shape {arg_shape} cannot broadcast to {shape} (the logits' shape)")
 
 
-def check_temperature(temperature: Any) -> float:
+def check_temperature(temperature: Any, *, dtype: Any = None) -> float:
+    """Return ``temperature`` as a float, refusing non-positive, infinite and too small values.
+
+    Parameters
+    ----------
+    temperature : float
+        The softmax temperature ``T``; the logits are scaled by ``1 / T``.
+    dtype : NumPy or torch dtype, optional, keyword-only
+        The compute dtype (float32 or float64). When given, ``T`` must keep ``1 / T`` finite in it:
+        a larger ``1 / T`` (float32 ``T=1e-39``) overflowed to inf and turned finite logits into
+        NaN rows (audit).
+
+    Returns
+    -------
+    float
+
+    Raises
+    ------
+    TypeError
+        ``temperature`` is not a number.
+    ValueError
+        ``temperature`` is not finite and > 0, or ``1 / temperature`` overflows ``dtype``.
+    """
     try:
         temperature = float(temperature)
     except (TypeError, ValueError):
         raise TypeError(f"temperature must be a positive float, got {temperature!r}") from None
     if not temperature > 0.0 or temperature == float("inf"):
         raise ValueError(f"temperature must be a finite value > 0, got {temperature!r}")
+    if dtype is not None:
+        name = dtype_name(dtype)
+        largest = float(np.finfo(np.dtype(name)).max)
+        # 1 / temperature can overflow float64 itself (T = 1e-310): compare T * max with 1 instead
+        if temperature * largest < 1.0:
+            smallest = 1.0 / largest
+            if smallest * largest < 1.0:  # float64's 1/max is subnormal, rounded below the bound
+                smallest = float(np.nextafter(smallest, 1.0))
+            raise ValueError(
+                f"temperature={temperature!r} is too small: 1/temperature overflows {name}, the compute "
+                f"dtype; the smallest allowed is {smallest!r}"
+            )
     return temperature
 
 

@@ -62,7 +62,7 @@ def _softmax_impl(x: Any, axis: int, temperature: float, out: Any, *, log: bool,
     cast = dtype is not None and given.dtype != np.dtype(dtype)
     x = as_float_array(given.astype(dtype) if cast else given, "x")
     axis = normalize_axis(axis, x.ndim, allow_scalar=True)
-    inv_t = 1.0 / check_temperature(temperature)
+    inv_t = 1.0 / check_temperature(temperature, dtype=compute_dtype(x.dtype))
     if out is not None:
         if not isinstance(out, np.ndarray) or out.shape != x.shape:
             raise ValueError(
@@ -71,8 +71,13 @@ def _softmax_impl(x: Any, axis: int, temperature: float, out: Any, *, log: bool,
             )
         check_floating(out, "out")
         _check_writeable(out, "out")
-    if x.ndim == 0 or x.size == 0:  # one class (probability 1, log 0; NaN stays NaN), or nothing
-        result = (x * 0 + (0 if log else 1)).astype(x.dtype)
+    if x.ndim == 0 or x.size == 0:
+        if x.ndim == 0:
+            # One class: exactly the 1-element row's result (1 / log 0 when finite, 0 / -inf for -inf,
+            # NaN for NaN or +inf). ``x * 0 + 1`` gave NaN with a RuntimeWarning for -inf (audit).
+            result = _softmax_impl(x.reshape(1), 0, temperature, None, log=log).reshape(())
+        else:  # nothing to normalise
+            result = np.empty(x.shape, dtype=x.dtype)
         if out is None:
             return result
         out[...] = result

@@ -223,10 +223,12 @@ def cross_entropy_2d(
                 # (p_y - 1)-style correction computed in the compute dtype (>= float32).
                 rr = np.arange(len(tb))
                 g[rr, y] -= ((1.0 - eps) * w_y).astype(dtype)
-                g[~active] = 0.0
             if cap is not None:
                 g *= slope
             g *= row_scale[rows].astype(dtype)[:, None]
+            # Ignored rows are zeroed last: the softcap slope of a NaN logit is NaN, and zeroing before
+            # multiplying by it left NaN in an ignored row (the numba kernel gives 0; audit).
+            g[~active] = 0.0
             grad_out[rows] = g
     return loss
 

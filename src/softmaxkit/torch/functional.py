@@ -99,6 +99,13 @@ def _shift(x: torch.Tensor, axis: int) -> tuple[torch.Tensor, torch.Tensor, torc
     return z, torch.exp(z).sum(dim=axis, keepdim=True), m
 
 
+def _softmax(x: torch.Tensor, axis: int) -> torch.Tensor:
+    """``exp(x - max) / sum``: 0 on all ``-inf`` rows (a safe sum of 1, not 0/0), NaN on rows with
+    NaN or ``+inf``."""
+    z, s, _ = _shift(x, axis)
+    return torch.exp(z) / _safe_sum(s)
+
+
 def _log_softmax(x: torch.Tensor, axis: int) -> torch.Tensor:
     """``(x - max) - log(sum)``: ``-inf`` on all ``-inf`` rows (log of a safe sum of 1), NaN on
     rows with NaN or ``+inf``."""
@@ -118,7 +125,7 @@ def _prepare(x: Any, axis: int, temperature: float = 1.0, dtype: Any = None) -> 
     axis = normalize_axis(axis, x.ndim, allow_scalar=True)
     xc = x.to(compute_dtype(x.dtype)) if x.dtype in LOW_PRECISION else x
     learnable = isinstance(temperature, torch.Tensor) and temperature.requires_grad
-    t = check_temperature(temperature.detach() if learnable else temperature)
+    t = check_temperature(temperature.detach() if learnable else temperature, dtype=xc.dtype)
     if learnable:
         # A learnable temperature (nn.Parameter) keeps its gradient: float(T) dropped it, and
         # T.grad stayed None while the loss matched torch's (audit).
@@ -150,8 +157,11 @@ def _write(result: torch.Tensor, x: torch.Tensor, out: Any) -> torch.Tensor:
 
 def _empty_or_scalar(xc: torch.Tensor, log: bool) -> torch.Tensor | None:
     """The (log-)softmax of an empty or 0-dim input (torch returns these), else None."""
-    if xc.ndim == 0:  # one class: probability 1 (log 0), for any finite value; NaN stays NaN
-        return xc * 0.0 + (0.0 if log else 1.0)
+    if xc.ndim == 0:
+        # One class: the 1-element row's result (1 / log 0 when finite, 0 / -inf for -inf, NaN for
+        # NaN or +inf), with its zero gradient. ``xc * 0 + 1`` gave NaN for -inf (audit).
+        row = xc.reshape(1)
+        return (_log_softmax(row, 0) if log else _softmax(row, 0)).reshape(())
     if xc.numel() == 0:  # nothing to normalise: an empty result, still on the graph
         return xc * 0.0
     return None
@@ -365,9 +375,7 @@ def softmax(
         return _write(special, x, out)
     if _on_cpu_kernels(xc):
         return _write(_cpu_softmax(x_in, xc, axis, log=False), x, out)
-    z, s, _ = _shift(xc, axis)
-    # exp(z) is 0 on an all -inf row, so a safe denominator of 1 gives 0, not 0/0.
-    return _write(torch.exp(z) / _safe_sum(s), x, out)
+    return _write(_softmax(xc, axis), x, out)
 
 
 def log_softmax(
