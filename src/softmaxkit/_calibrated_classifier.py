@@ -611,8 +611,8 @@ def _check_classes(estimator: Any, classes: np.ndarray, where: str, *, advice: s
         # y's classes are all of y's, so a class the estimator adds comes from the estimator
         # itself (SoftmaxClassifier(classes=...), a frozen model), and no choice of folds helps.
         advice_text = ("the estimator names classes that y has no row of (given by its classes= or "
-                       "fitted elsewhere): drop them from its classes, or add rows of them to y") if absent else (
-            _CLASS_ADVICE[advice])
+                       "fitted elsewhere): drop them from its classes, or add rows of them to y"
+                       ) if absent and advice == "fold" else _CLASS_ADVICE[advice]
         raise ValueError(
             f"{where} (classes {got.tolist()}) {' and '.join(problems) or 'orders its classes otherwise'} "
             f"(y has {classes.tolist()}); {advice_text}"
