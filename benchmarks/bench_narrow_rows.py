@@ -21,7 +21,7 @@ ratio of each peer's time to softmaxkit's (> 1: softmaxkit is faster).
 Usage::
 
     python benchmarks/bench_narrow_rows.py            # 1 and 2 threads
-    python benchmarks/bench_narrow_rows.py --quick    # fewer repeats
+    python benchmarks/bench_narrow_rows.py --quick    # 2 threads, fewer repeats
 
 Timings on a shared machine are noisy; compare only rows of one run.
 """
@@ -91,9 +91,11 @@ def measure(x: np.ndarray, y: np.ndarray, *, repeats: int, warmup: int) -> dict[
 
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--quick", action="store_true", help="fewer repeats (smoke test)")
-    ap.add_argument("--threads", default="1,2", help="comma-separated thread counts")
+    ap.add_argument("--quick", action="store_true", help="smoke test: 2 threads and fewer repeats")
+    ap.add_argument("--threads", default=None, help="comma-separated thread counts (default: 1,2)")
     args = ap.parse_args(argv)
+    if args.threads is None:
+        args.threads = "2" if args.quick else "1,2"
     repeats, warmup = (5, 1) if args.quick else (21, 3)
     rng = np.random.default_rng(0)
     print(f"numba {numba.__version__}, torch {torch.__version__}, median of {repeats} after {warmup} warm-up; "

@@ -36,7 +36,7 @@ against the rest). The goals of issue 3 are checked at the end.
 Usage::
 
     python benchmarks/bench_ops.py            # full run (a few minutes)
-    python benchmarks/bench_ops.py --quick    # fewer repeats, for a smoke test
+    python benchmarks/bench_ops.py --quick    # one shape, 2 threads, fewer repeats: a smoke test
     python benchmarks/bench_ops.py --threads 2 --shapes 1024x32768
 
 Timings on a shared or busy machine are noisy; compare only rows of one run.
@@ -293,12 +293,15 @@ def check_goals(rows: list[Row], threads: int = 2) -> None:
 
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--quick", action="store_true", help="fewer repeats (smoke test)")
-    ap.add_argument("--threads", default="1,2", help="comma-separated thread counts")
+    ap.add_argument("--quick", action="store_true",
+                    help="smoke test: the first shape, 2 threads and fewer repeats, unless --shapes/--threads say")
+    ap.add_argument("--threads", default=None, help="comma-separated thread counts (default: 1,2)")
     ap.add_argument("--shapes", default=None, help="e.g. 1024x32768,256x131072")
     args = ap.parse_args(argv)
+    if args.threads is None:
+        args.threads = "2" if args.quick else "1,2"
 
-    shapes = SHAPES
+    shapes = SHAPES[:1] if args.quick else SHAPES
     if args.shapes:
         shapes = tuple(tuple(int(v) for v in s.split("x")) for s in args.shapes.split(","))
     threads = [int(t) for t in args.threads.split(",")]

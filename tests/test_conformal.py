@@ -972,7 +972,7 @@ def test_cli_demo_shows_the_90_and_95_percent_sets(capsys, tmp_path):
     for case in result["cases"]:
         assert set(case["sets"]) == {"90%", "95%"}
         for text in case["sets"].values():
-            assert text in ("malignant", "benign", "both: cannot tell", "none")
+            assert text in ("malignant", "benign", "both: cannot tell", "none: cannot tell")
     page = (tmp_path / "demo" / "report.html").read_text()
     assert "Prediction sets: which answers can the model not rule out?" in page
     assert "set at 90%" in page and "set at 95%" in page

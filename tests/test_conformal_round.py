@@ -131,3 +131,12 @@ def test_saving_a_stream_random_state_warns(tmp_path):
         with warnings.catch_warnings():
             warnings.simplefilter("error")
             ConformalClassifier(**kw).fit(z, y).save(tmp_path / "c.npz")
+
+
+def test_an_empty_two_class_set_reads_as_cannot_tell():
+    """The README and the demo's note read an empty two-class set as "we cannot tell"; the demo printed "none"."""
+    from softmaxkit.cli._conformal import set_text
+
+    assert set_text(np.array([False, False]), ["benign", "malignant"]) == "none: cannot tell"
+    assert set_text(np.array([True, True]), ["benign", "malignant"]) == "both: cannot tell"
+    assert set_text(np.array([False, False, False]), ["a", "b", "c"]) == "none"

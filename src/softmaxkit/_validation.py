@@ -60,7 +60,8 @@ def check_floating(x: Any, name: str) -> None:
         got = dtype_name(dtype) if dtype is not None else type(x).__name__
         hint = ""
         if dtype is not None and got.startswith("float"):  # float8/float6/float4: too narrow to compute in
-            hint = f"; {got} is not supported, cast it to float32 first (e.g. x.astype(np.float32))"
+            cast = "x.float()" if type(x).__module__.startswith("torch") else "x.astype(np.float32)"
+            hint = f"; {got} is not supported, cast it to float32 first ({cast})"
         raise TypeError(
             f"{name} must have a floating dtype (float16, bfloat16, float32 or float64), got {got}{hint}"
         )

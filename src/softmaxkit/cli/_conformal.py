@@ -301,10 +301,11 @@ def summarize(conformal: Any, y: np.ndarray, sets: np.ndarray, alphas: tuple[flo
 
 
 def set_text(row: np.ndarray, classes: Any) -> str:
-    """One set in words: a class name, several joined by " | ", "both: cannot tell", or "none"."""
+    """One set in words: a class name, several joined by " | ", "both: cannot tell", or "none" (with
+    two classes "none: cannot tell", as the README and the demo's note read an empty set)."""
     names = [str(classes[j]) for j in np.flatnonzero(row)]
     if not names:
-        return "none"
+        return "none: cannot tell" if len(row) == 2 else "none"
     if len(names) == len(row) == 2:
         return "both: cannot tell"
     if len(names) > 4:

@@ -37,7 +37,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         f"Scripts: {', '.join(SCRIPTS)}.",
     )
     p.add_argument("--quick", action="store_true",
-                   help="pass --quick to each script (small sizes: a smoke run, not a measurement)")
+                   help="pass --quick to each script (smaller sizes or fewer repeats: a smoke run, not a measurement)")
     p.add_argument("--only", action="append", metavar="NAME",
                    help="run only this script (e.g. ops or bench_ops.py); repeatable")
     p.add_argument("--dir", type=Path, metavar="DIR",
