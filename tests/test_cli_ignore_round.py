@@ -73,6 +73,27 @@ def test_fit_ignore_that_is_ambiguous_is_refused(capsys, tmp_path):
     assert rc == 0, err
 
 
+def test_target_and_label_column_that_are_ambiguous_are_refused(capsys, tmp_path):
+    """The same trap as --ignore: on the header ",0,1,2" (pandas' index, then columns 0, 1, 2) a value
+    such as 1 names one column and is the position of another; each column option refuses it."""
+    rng = np.random.default_rng(2)
+    frame = pd.DataFrame({0: rng.normal(size=60), 1: rng.normal(size=60), 2: np.tile([0, 1], 30)})
+    data = tmp_path / "d.csv"
+    frame.to_csv(data)  # header ",0,1,2"
+    rc, _, err = call(capsys, "fit", str(data), "--target", "2", "--out", str(tmp_path / "m.npz"), "--no-report",
+                      "-q")
+    line = error_line(err)
+    assert rc == 1 and "--target 2 is ambiguous" in line and "--target -1" in line, line
+    rc, _, err = call(capsys, "fit", str(data), "--target", "-1", "--ignore", "-4", "--out", str(tmp_path / "m.npz"),
+                      "--no-report", "-q")
+    assert rc == 0, err
+    logits = tmp_path / "z.npy"
+    np.save(logits, rng.normal(size=(60, 2)))
+    rc, _, err = call(capsys, "evaluate", "--logits", str(logits), "--labels", str(data), "--label-column", "1", "-q")
+    line = error_line(err)
+    assert rc == 1 and "--label-column 1 is ambiguous" in line, line
+
+
 def test_npy_positions_are_never_ambiguous(capsys, tmp_path):
     """In a .npy the names are the positions: --ignore 0 is column 0."""
     rng = np.random.default_rng(2)

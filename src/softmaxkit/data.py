@@ -823,15 +823,30 @@ def _check_text_labels(path: Path, name: str, labels: np.ndarray) -> None:
         )
 
 
-def _resolve_column(path: Path, columns: Mapping[str, Any], target: str, *, option: str) -> str:
-    """The column named ``target``; an integer such as ``-1`` also selects by position."""
+def _resolve_column(path: str | os.PathLike, columns: Mapping[str, Any], target: str, *, option: str) -> str:
+    """The column named ``target``; an integer such as ``-1`` also selects by position.
+
+    A value that is the name of one column and the position of another (``0`` in the header
+    ``,0,1`` that ``pd.DataFrame(logits).to_csv()`` writes) is refused, naming a spelling of each:
+    read as the name, ``--ignore 0`` dropped class 0's column, not the saved index (audit: accuracy
+    0.7333 for 0.8333, exit 0); ``--target`` and ``--label-column`` had the same trap.
+    """
+    path = Path(path)
+    names = list(columns)
+    position = _position(names, target)
+    if target in columns and position is not None and names[position] != target:
+        named = names.index(target)
+        spell = {j: _unambiguous_spelling(names, j) for j in (named, position)}
+        how = (f"pass {option} {spell[named]} for the column named {target!r}, or {option} {spell[position]} "
+               f"for position {position} (column {names[position]!r})" if None not in spell.values()
+               else "rename the columns")
+        raise DataFileError(f"{path}: {option} {target} is ambiguous: it names column {target!r} (position "
+                            f"{named}) and is the position of column {names[position]!r}; {how}")
     if target in columns:
         return target
-    try:
-        return list(columns)[int(target)]
-    except (ValueError, IndexError):
-        pass
-    raise DataFileError(f"{path}: no column {target!r} for {option} (columns: {shown_names(list(columns))})")
+    if position is not None:
+        return names[position]
+    raise DataFileError(f"{path}: no column {target!r} for {option} (columns: {shown_names(names)})")
 
 
 def _position(names: list[str], target: str) -> int | None:
@@ -843,7 +858,7 @@ def _position(names: list[str], target: str) -> int | None:
 
 
 def _unambiguous_spelling(names: list[str], j: int) -> str | None:
-    """A value of ``--ignore`` that selects column ``j`` and nothing else (:func:`_resolve_ignore`):
+    """A column option's value that selects column ``j`` and nothing else (:func:`_resolve_column`):
     its negative position, its position or its name, the first that is no other column's name or
     position; None when all three are."""
     for spelling in (str(j - len(names)), str(j), names[j]):
@@ -855,24 +870,8 @@ def _unambiguous_spelling(names: list[str], j: int) -> str | None:
 
 
 def _resolve_ignore(path: str | os.PathLike, names: list[str], ignore: tuple[str, ...]) -> set[str]:
-    """The columns of ``names`` that ``--ignore`` (``ignore``: names or positions) selects.
-
-    A value that is the name of one column and the position of another (``0`` in the header
-    ``,0,1`` that ``pd.DataFrame(logits).to_csv()`` writes) is refused, naming a spelling of each:
-    read as the name it dropped class 0's column, not the saved index (audit: accuracy 0.7333 for
-    0.8333, exit 0). Every value must select a column.
-    """
-    path = Path(path)
-    for value in ignore:
-        position = _position(names, value)
-        if value in names and position is not None and names[position] != value:
-            named = names.index(value)
-            spell = {j: _unambiguous_spelling(names, j) for j in (named, position)}
-            how = (f"pass --ignore {spell[named]} for the column named {value!r}, or --ignore {spell[position]} "
-                   f"for position {position} (column {names[position]!r})" if None not in spell.values()
-                   else "rename the columns")
-            raise DataFileError(f"{path}: --ignore {value} is ambiguous: it names column {value!r} (position "
-                                f"{named}) and is the position of column {names[position]!r}; {how}")
+    """The columns of ``names`` that ``--ignore`` (``ignore``: names or positions, each must select
+    one column, unambiguously: :func:`_resolve_column`) selects."""
     columns = dict.fromkeys(names)
     return {_resolve_column(path, columns, value, option="--ignore") for value in ignore}
 
