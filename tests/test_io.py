@@ -250,3 +250,23 @@ def test_the_cli_and_the_library_refuse_a_model_file_with_the_same_check(tmp_pat
         assert str(cli.value) == str(library.value) and f"{name}.npz" in str(cli.value)
     saved = load_model(str(good))
     assert saved.activation == "relu" and saved.n_features == 4 and saved.classes.tolist() == [0, 1, 2]
+
+
+def test_a_damaged_safetensors_file_is_refused(tmp_path):
+    """A .safetensors has no checksum of its own: a flipped byte in the weights loaded without error
+    (audit). The sha256 saved in its metadata catches it; an .npz has zip's CRC."""
+    import softmaxkit as sk
+    from softmaxkit.io import ModelFileError
+
+    pytest.importorskip("safetensors")
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(60, 3)), np.tile([0, 1, 2], 20)
+    path = tmp_path / "m.safetensors"
+    model = sk.SoftmaxClassifier(alpha=1.0).fit(X, y)
+    model.save(path)
+    np.testing.assert_array_equal(sk.load(path).predict_proba(X), model.predict_proba(X))
+    data = bytearray(path.read_bytes())
+    data[-3] ^= 0x01  # the last array's bytes come last
+    path.write_bytes(bytes(data))
+    with pytest.raises(ModelFileError, match="do not match the checksum"):
+        sk.load(path)

@@ -41,12 +41,16 @@ import tempfile
 import threading
 import zipfile
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Mapping
 
 import numpy as np
 
 FORMAT_VERSION = 1
 _META_KEY = "__softmaxkit_metadata__"
+#: safetensors metadata entry: :func:`arrays_digest` of the arrays after the metadata record, checked on
+#: load. An ``.npz`` needs none (zip's CRC covers every member); a ``.safetensors`` has no checksum, and a
+#: flipped byte in its weights loaded without error (audit).
+_CHECKSUM_KEY = "__softmaxkit_sha256__"
 
 #: kind -> "module:Class" of every loadable object.
 _REGISTRY: dict[str, str] = {
@@ -419,6 +423,18 @@ class Persistable:
         return save_state(path, kind=type(self).__name__, meta=meta, arrays=arrays)
 
 
+def arrays_digest(arrays: Mapping[str, np.ndarray], *, header: bytes = b"") -> str:
+    """sha256 (hex) of ``header`` and then each array's name, dtype, shape and bytes, in name order."""
+    import hashlib
+
+    digest = hashlib.sha256(header)
+    for name in sorted(arrays):
+        arr = np.ascontiguousarray(arrays[name])
+        digest.update(f"{name}:{arr.dtype.str}:{arr.shape};".encode())
+        digest.update(arr.tobytes())
+    return digest.hexdigest()
+
+
 def save_state(
     path: str | os.PathLike, *, kind: str, meta: dict[str, Any], arrays: dict[str, np.ndarray]
 ) -> Path:
@@ -435,7 +451,8 @@ def save_state(
         if path.suffix == ".safetensors":
             from safetensors.numpy import save_file
 
-            save_file(arrays, str(tmp), metadata={_META_KEY: record})
+            checksum = arrays_digest(arrays, header=record.encode())
+            save_file(arrays, str(tmp), metadata={_META_KEY: record, _CHECKSUM_KEY: checksum})
         else:
             with open(tmp, "wb") as fh:
                 np.savez(fh, **arrays, **{_META_KEY: np.frombuffer(record.encode(), dtype=np.uint8)})
@@ -458,10 +475,15 @@ def read_state(path: str | os.PathLike) -> tuple[str, dict[str, Any], dict[str, 
             from safetensors import safe_open
 
             with safe_open(str(path), framework="numpy") as fh:
-                record = (fh.metadata() or {}).get(_META_KEY)
+                header = fh.metadata() or {}
+                record = header.get(_META_KEY)
                 arrays = {k: fh.get_tensor(k) for k in fh.keys()}
             if record is None:
                 raise ModelFileError(f"{path}: not a softmaxkit model (no metadata record)")
+            checksum = header.get(_CHECKSUM_KEY)  # absent in files saved before it existed: not checked
+            if checksum is not None and checksum != arrays_digest(arrays, header=record.encode()):
+                raise ModelFileError(f"{path}: corrupted: its contents do not match the checksum saved with them "
+                                     "(the file was damaged or edited after it was saved)")
         else:
             if not zipfile.is_zipfile(path):
                 raise ModelFileError(f"{path}: corrupted or not a softmaxkit model (not an .npz archive)")

@@ -141,15 +141,11 @@ def model_digest(arrays: dict[str, np.ndarray]) -> str:
 
 
 def _digest(arrays: dict[str, np.ndarray], *, header: bytes = b"") -> str:
-    """:func:`model_digest` of ``arrays``, after ``header`` (empty for a model, so its digests stay as saved)."""
-    import hashlib
+    """:func:`softmaxkit.io.arrays_digest`, first 16 hex digits (empty ``header`` for a model, so its
+    digests stay as saved)."""
+    from softmaxkit.io import arrays_digest
 
-    digest = hashlib.sha256(header)
-    for name in sorted(arrays):
-        arr = np.ascontiguousarray(arrays[name])
-        digest.update(f"{name}:{arr.dtype.str}:{arr.shape};".encode())
-        digest.update(arr.tobytes())
-    return digest.hexdigest()[:16]
+    return arrays_digest(arrays, header=header)[:16]
 
 
 def model_file_digest(path: str | os.PathLike) -> str:
