@@ -171,3 +171,35 @@ def test_supported_torch_floats_are_accepted(name):
     got = sk.softmax(torch.zeros(2, dtype=getattr(torch, name)))
     assert got.dtype == getattr(torch, name)
     torch.testing.assert_close(got.double(), torch.full((2,), 0.5, dtype=torch.float64))
+
+
+def test_torch_loss_modules_name_what_to_pass_for_other_libraries_options():
+    """torch's CrossEntropyLoss(w), size_average=/reduce=, Liger's ce_weight=/lse_square_scale= and torch
+    2.13's LinearCrossEntropyLoss(in, out) failed with bare Python errors (audit)."""
+    torch = pytest.importorskip("torch")
+    from softmaxkit.torch import CrossEntropyLoss, LinearCrossEntropyLoss
+
+    with pytest.raises(TypeError, match=r"keyword options only: CrossEntropyLoss\(weight=w\)"):
+        CrossEntropyLoss(torch.ones(3))
+    with pytest.raises(TypeError, match=r"no option 'size_average'; pass reduction="):
+        CrossEntropyLoss(size_average=False)
+    with pytest.raises(TypeError, match=r"no option 'lse_square_scale'; pass z_loss="):
+        LinearCrossEntropyLoss(lse_square_scale=1e-4)
+    with pytest.raises(TypeError, match=r"holds no parameters .*head\.weight"):
+        LinearCrossEntropyLoss(4, 8)
+
+
+def test_linear_loss_module_refuses_liger_argument_order():
+    """Liger's module takes (weight, hidden, target); with as many rows as classes the shapes fit either
+    way and the loss was wrong, exit 0 (4.1399 for 3.7838)."""
+    torch = pytest.importorskip("torch")
+    from softmaxkit.torch import LinearCrossEntropyLoss
+
+    head = torch.nn.Linear(4, 8, bias=False)
+    hidden = torch.randn(8, 4)
+    target = torch.arange(8)
+    loss_fn = LinearCrossEntropyLoss()
+    with pytest.raises(TypeError, match="Liger Kernel's order"):
+        loss_fn(head.weight, hidden, target)
+    want = torch.nn.functional.cross_entropy(hidden @ head.weight.T, target)
+    torch.testing.assert_close(loss_fn(hidden, head.weight, target), want)

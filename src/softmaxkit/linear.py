@@ -238,7 +238,8 @@ def check_linear_inputs(hidden: Any, weight: Any, bias: Any, target: Any) -> tup
         raise ValueError(
             f"target must have shape {h_shape[:-1]} (class indices) or "
             f"{h_shape[:-1] + (w_shape[0],)} (probabilities) for hidden {h_shape} and "
-            f"weight {w_shape}, got {t_shape}"
+            f"weight {w_shape}, got {t_shape} (the order is hidden, weight, target, as in Cut Cross-Entropy; "
+            "Liger Kernel's module takes the weight first)"
         )
     n = math.prod(h_shape[:-1])  # math, not NumPy: torch.compile traces this
     return n, h_shape[-1], w_shape[0]

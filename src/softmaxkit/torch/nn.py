@@ -50,6 +50,26 @@ class _OptionsMixin:
         return ", ".join(parts)
 
 
+#: Options of torch's, Liger Kernel's and Cut Cross-Entropy's loss modules that these modules spell
+#: otherwise, and what to pass instead (a plain "unexpected keyword argument" said neither).
+_OTHER_SPELLINGS = {
+    "size_average": "reduction= ('mean' or 'sum'; torch deprecated size_average)",
+    "reduce": "reduction= ('none' for reduce=False; torch deprecated reduce)",
+    "ce_weight": "class_weight= (Liger Kernel's ce_weight)",
+    "lse_square_scale": "z_loss= (Liger Kernel's lse_square_scale; here the z-term is weighted like each row's NLL)",
+    "return_z_loss": "nothing: the z-term is part of the loss; compute z_loss * logsumexp**2 yourself to log it",
+}
+
+
+def _refuse_other_spellings(module: str, args: tuple, unknown: dict[str, Any], *, positional: str) -> None:
+    """Refuse positional options and other libraries' option names with what to pass instead."""
+    if args:
+        raise TypeError(f"{module} takes keyword options only: {positional}")
+    for name in unknown:
+        hint = _OTHER_SPELLINGS.get(name)
+        raise TypeError(f"{module} has no option {name!r}" + (f"; pass {hint}" if hint else ""))
+
+
 class CrossEntropyLoss(_OptionsMixin, torch.nn.Module):
     """Cross-entropy loss module: ``CrossEntropyLoss(**options)(logits, target)``.
 
@@ -71,9 +91,12 @@ class CrossEntropyLoss(_OptionsMixin, torch.nn.Module):
     _repr_names = ("axis",)
 
     def __init__(
-        self, *, axis: int | None = None, weight: Any = None, ignore_index: int = -100, reduction: str = "mean",
-        label_smoothing: float = 0.0, z_loss: float = 0.0, softcap: float | None = None,
+        self, *args: Any, axis: int | None = None, weight: Any = None, ignore_index: int = -100,
+        reduction: str = "mean", label_smoothing: float = 0.0, z_loss: float = 0.0, softcap: float | None = None,
+        **unknown: Any,
     ) -> None:
+        _refuse_other_spellings("CrossEntropyLoss", args, unknown,
+                                positional="CrossEntropyLoss(weight=w) for torch's CrossEntropyLoss(w)")
         super().__init__()
         self.axis = axis
         self._set_options(weight, ignore_index, reduction, label_smoothing, z_loss, softcap, weight_name="weight")
@@ -104,10 +127,14 @@ class LinearCrossEntropyLoss(_OptionsMixin, torch.nn.Module):
     _repr_names = ("chunk_size", "loss_dtype")
 
     def __init__(
-        self, *, chunk_size: int | None = None, class_weight: Any = None, ignore_index: int = -100,
+        self, *args: Any, chunk_size: int | None = None, class_weight: Any = None, ignore_index: int = -100,
         reduction: str = "mean", label_smoothing: float = 0.0, z_loss: float = 0.0,
-        softcap: float | None = None, loss_dtype: torch.dtype | None = None,
+        softcap: float | None = None, loss_dtype: torch.dtype | None = None, **unknown: Any,
     ) -> None:
+        _refuse_other_spellings(
+            "LinearCrossEntropyLoss", args, unknown,
+            positional="it holds no parameters (torch's nn.LinearCrossEntropyLoss(in, out) owns its Linear); "
+            "pass the head's weight to forward: loss_fn(hidden, head.weight, target)")
         super().__init__()
         self.chunk_size = chunk_size
         self.loss_dtype = loss_dtype
@@ -119,6 +146,12 @@ class LinearCrossEntropyLoss(_OptionsMixin, torch.nn.Module):
     def forward(
         self, hidden: torch.Tensor, weight: torch.Tensor, target: torch.Tensor, bias: torch.Tensor | None = None
     ) -> torch.Tensor:
+        if isinstance(hidden, torch.nn.Parameter) and not isinstance(weight, torch.nn.Parameter):
+            # Liger Kernel's module takes (weight, hidden, target): with as many rows as classes the
+            # shapes fit either way and the loss came out wrong, exit 0 (audit).
+            raise TypeError("hidden is a Parameter and weight is not: arguments in Liger Kernel's order "
+                            "(weight, hidden, target)? This module takes (hidden, weight, target), as Cut "
+                            "Cross-Entropy's does")
         return F.linear_cross_entropy(
             hidden, weight, target, bias=bias, chunk_size=self.chunk_size, loss_dtype=self.loss_dtype,
             class_weight=self.class_weight, **self._options(),
