@@ -127,3 +127,19 @@ def test_calibrate_keeps_a_predictor_without_a_calibrator_digest(capsys, tmp_pat
     before = conformal.read_bytes()
     assert call(capsys, "calibrate", "--logits", z, "--labels", y, "--out", cal, "-q")[0] == 0
     assert conformal.read_bytes() == before
+
+
+def test_calibrate_keeps_the_predictor_of_an_identical_calibrator_of_another_name(capsys, tmp_path, scores):
+    """Equal contents give equal digests: a predictor saved with e.npz was removed when x.npz, fitted on
+    the same scores (so byte-equal), was replaced (review audit 2). The record holds the name too."""
+    logits, _, labels = scores
+    e, x, conformal = tmp_path / "e.npz", tmp_path / "x.npz", tmp_path / "x.conformal.npz"
+    common = ["--logits", str(logits), "--labels", str(labels), "-q"]
+    rc, _, err = call(capsys, "calibrate", *common, "--out", str(e), "--conformal", "0.1", "--conformal-out",
+                      str(conformal))
+    assert rc == 0, err
+    rc, _, err = call(capsys, "calibrate", *common, "--out", str(x))
+    assert rc == 0, err
+    rc, _, err = call(capsys, "calibrate", *common, "--out", str(x), "--method", "vector")
+    assert rc == 0, err
+    assert conformal.exists()

@@ -131,7 +131,10 @@ def test_an_id_in_a_probability_file_fails_the_probability_check(capsys, tmp_pat
     path = write_columns(tmp_path / "p.csv", {"id": np.arange(50) + 100, **{f"c{j}": p[:, j] for j in range(3)}})
     labels = write_columns(tmp_path / "y.csv", {"label": rng.integers(0, 3, 50)})
     rc, _, err = call(capsys, "evaluate", "--probs", str(path), "--labels", str(labels), "-q")
-    assert rc == 1 and "probabilities must lie in [0, 1]" in error_line(err)
+    # Named with --ignore (review audit 2: "probabilities must lie in [0, 1] ... pass them with --logits"
+    # sent the user the wrong way).
+    line = error_line(err)
+    assert rc == 1 and "column 'id'" in line and "--ignore id" in line, line
 
 
 def test_whole_number_logits_that_classes_names_are_kept(capsys, tmp_path):
@@ -217,3 +220,35 @@ def test_float32_rows_off_without_narrow_values_are_refused(capsys, tmp_path):
     np.save(tmp_path / "y.npy", rng.integers(0, 3, 30))
     rc, _, err = call(capsys, "evaluate", "--probs", str(tmp_path / "p.npy"), "--labels", str(tmp_path / "y.npy"))
     assert rc == 1 and "row 3: probabilities sum to 1.002" in error_line(err)
+
+
+# --------------------------------------------------------------------------- review audit 2
+
+
+def test_label_column_by_position_in_the_scores_file_is_not_a_class(capsys, tmp_path):
+    """--label-column -1 / 3 with the labels in the logits file kept them as a fourth class (accuracy
+    0.5175 for 0.73, exit 0): the position was compared as a name."""
+    rng = np.random.default_rng(3)
+    z = rng.normal(size=(200, 3))
+    y = z.argmax(1)
+    frame = pd.DataFrame(z)
+    frame["y"] = y
+    path = tmp_path / "zy.csv"
+    frame.to_csv(path, index=False)  # header "0,1,2,y"
+    want = _evaluate(capsys, "--logits", path, "--labels", path, "--label-column", "y")
+    for column in ("-1", "3"):
+        got = _evaluate(capsys, "--logits", path, "--labels", path, "--label-column", column)
+        assert got["n_classes"] == 3 and got["metrics"]["accuracy"] == want["metrics"]["accuracy"] == 1.0
+
+
+def test_labels_saved_by_pandas_with_their_index_are_read(capsys, tmp_path):
+    """pd.Series(y).to_csv() writes ",0": the index is never the labels, so --label-column 0 names the
+    labels and no --label-column is needed at all."""
+    rng = np.random.default_rng(4)
+    z = rng.normal(size=(100, 3))
+    logits, labels = tmp_path / "z.npy", tmp_path / "y.csv"
+    np.save(logits, z)
+    pd.Series(z.argmax(1)).to_csv(labels)
+    for extra in ((), ("--label-column", "0"), ("--label-column", "-1")):
+        got = _evaluate(capsys, "--logits", logits, "--labels", labels, *extra)
+        assert got["metrics"]["accuracy"] == 1.0, extra

@@ -203,3 +203,13 @@ def test_linear_loss_module_refuses_liger_argument_order():
         loss_fn(head.weight, hidden, target)
     want = torch.nn.functional.cross_entropy(hidden @ head.weight.T, target)
     torch.testing.assert_close(loss_fn(hidden, head.weight, target), want)
+
+
+def test_check_temperature_takes_numpy_scalar_types_and_torch_dtypes():
+    torch = pytest.importorskip("torch")
+    from softmaxkit._validation import check_temperature
+
+    for dtype in (np.float32, np.dtype(np.float32), torch.float32, torch.bfloat16):
+        with pytest.raises(ValueError, match="too small"):
+            check_temperature(1e-39, dtype=dtype)
+    assert check_temperature(1e-39, dtype=np.float64) == 1e-39

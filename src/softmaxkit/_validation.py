@@ -191,8 +191,13 @@ def check_temperature(temperature: Any, *, dtype: Any = None) -> float:
     if not temperature > 0.0 or temperature == float("inf"):
         raise ValueError(f"temperature must be a finite value > 0, got {temperature!r}")
     if dtype is not None:
-        name = dtype_name(dtype)
-        largest = float(np.finfo(np.dtype(name)).max)
+        if type(dtype).__module__.startswith("torch"):  # bfloat16 has no NumPy dtype: torch's finfo
+            import torch
+
+            name, largest = dtype_name(dtype), float(torch.finfo(dtype).max)
+        else:  # a NumPy dtype or scalar type (np.float32)
+            name = np.dtype(dtype).name
+            largest = float(np.finfo(np.dtype(dtype)).max)
         # 1 / temperature can overflow float64 itself (T = 1e-310): compare T * max with 1 instead
         if temperature * largest < 1.0:
             smallest = 1.0 / largest

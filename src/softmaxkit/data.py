@@ -834,6 +834,11 @@ def _resolve_column(path: str | os.PathLike, columns: Mapping[str, Any], target:
     path = Path(path)
     names = list(columns)
     position = _position(names, target)
+    if target in columns and position is not None and _ROW_INDEX.match(names[position]) and option != "--ignore":
+        # A saved row index is never the target or the labels: `pd.Series(y).to_csv()` writes ",0", and
+        # --label-column 0 means the column named '0'. (--ignore 0 may mean either, and read as the name
+        # it drops a class: that stays refused below.)
+        return target
     if target in columns and position is not None and names[position] != target:
         named = names.index(target)
         spell = {j: _unambiguous_spelling(names, j) for j in (named, position)}
@@ -1220,21 +1225,23 @@ def row_id_columns(names: list[str], matrix: np.ndarray | None = None, *, keep: 
 
 def _refuse_row_ids(path: str | os.PathLike, names: list[str], matrix: np.ndarray, *, kind: str,
                     keep: Collection[str] = ()) -> None:
-    """Refuse unprefixed logit columns that number the rows (:func:`row_id_columns`), naming the first.
+    """Refuse unprefixed score columns that number the rows (:func:`row_id_columns`), naming the first.
 
-    Probabilities are not checked: an id there fails their [0, 1] and row-sum checks with its own
-    clear message, while a check by name refused real classes (country codes ``ID,IN,US``).
+    Among probabilities only a column that also holds a value above 1 counts, which no probability
+    is: a check by name alone refused real classes (country codes ``ID,IN,US``), and without it an
+    ``id`` there was reported as "raw scores? pass them with --logits".
     """
-    if kind != "logit":
-        return
     found = row_id_columns(names, matrix, keep=keep)
+    if kind != "logit":
+        found = [name for name in found if np.nanmax(matrix[:, names.index(name)], initial=0.0) > 1]
     if found:
         name = found[0]
         why = ("named like a row id, holds whole numbers" if _ROW_ID_NAME.match(name.strip())
                else "holds the row numbers in order")
         raise DataFileError(
             f"{location(Path(path), column=name)}{why}, not {_PLURAL[kind]} (read as scores it would be one more "
-            f"class); pass --ignore {name}, or name the score columns {SCORE_PREFIXES[kind]}<class>"
+            f"class); pass --ignore {name}, name the score columns {SCORE_PREFIXES[kind]}<class>, or, if it is a "
+            "class, list the classes with --classes"
         )
 
 
@@ -1256,6 +1263,9 @@ def score_columns(
     Probabilities given as logits, or the reverse, are refused.
     """
     left_out = _resolve_ignore(path, names, ignore)
+    # The labels' column (--label-column, when the labels come from this file) by name or position, as
+    # read_labels reads it: "-1" compared as a name kept the labels as one more class (audit, exit 0).
+    exclude = tuple(_resolve_column(path, dict.fromkeys(names), name, option="--label-column") for name in exclude)
     names = [n for n in names if n not in left_out]
     _require_a_column_left(path, names, ignore)
     own, other = SCORE_PREFIXES[kind], SCORE_PREFIXES["logit" if kind == "probability" else "probability"]
@@ -1310,7 +1320,9 @@ def read_scores(
                                classes=classes)
     if path.suffix.lower() in _CONTAINER_SUFFIXES:
         columns, left_out = _container_score_columns(path, kind=kind, exclude=exclude)
-        ignore = tuple(name for name in ignore if name not in left_out)  # an array already left out as no scores
+        # Arrays already left out as no scores (the labels' array among them) need no resolving.
+        ignore = tuple(name for name in ignore if name not in left_out)
+        exclude = tuple(name for name in exclude if name not in left_out)
     else:
         columns, left_out = read_columns(path), ()
     use, found = score_columns(path, list(columns), kind=kind, exclude=exclude, ignore=ignore)
@@ -1621,6 +1633,10 @@ def read_labels(
     path = Path(path)
     if column is None:
         columns = _label_file_columns(path)
+        named = {n: c for n, c in columns.items() if not _ROW_INDEX.match(n)}
+        if len(columns) > 1 and len(named) == 1:
+            # A saved row index next to the labels (`pd.Series(y).to_csv()`: ",0"): the labels are the other.
+            columns = named
         if len(columns) > 1:
             hot = _one_hot_index(columns)
             if hot is None:

@@ -155,8 +155,8 @@ def model_file_digest(path: str | os.PathLike) -> str:
     return model_digest(read_state(path)[2])
 
 
-#: Meta entry of a conformal predictor saved by ``calibrate --conformal``: the :func:`state_digest` of the
-#: calibrator saved with it.
+#: Meta entry of a conformal predictor saved by ``calibrate --conformal``: the :func:`calibrator_record`
+#: (file name and :func:`state_digest`) of the calibrator saved with it.
 CALIBRATOR_DIGEST_KEY = "calibrator_digest"
 
 
@@ -172,6 +172,15 @@ def state_digest(path: str | os.PathLike) -> str:
 
     kind, meta, arrays = read_state(path)
     return _digest(arrays, header=json.dumps([kind, meta], sort_keys=True).encode())
+
+
+def calibrator_record(path: str | os.PathLike, digest: str | None) -> str | None:
+    """What a conformal predictor records of the calibrator saved with it (:data:`CALIBRATOR_DIGEST_KEY`):
+    its file name and :func:`state_digest`. The name too, because equal contents give equal digests:
+    a predictor saved with ``e.npz`` was removed when an identical ``x.npz`` was replaced (audit)."""
+    from pathlib import Path
+
+    return None if digest is None else f"{Path(path).name}#{digest}"
 
 
 def save_calibrator(calibrator: Any, path: str | os.PathLike, *, model_digest: str | None = None) -> None:

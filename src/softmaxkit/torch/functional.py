@@ -367,7 +367,9 @@ def softmax(
             return fast
     axis = _softmax_dim(x, axis, dim, "softmax")
     if _use_triton(x, dtype, out, temperature):  # CUDA: Triton kernels (forward and backward)
-        return _triton.softmax(x, normalize_axis(axis, x.ndim), temperature=check_temperature(temperature))
+        # The kernel scales by 1/T in float32.
+        t = check_temperature(temperature, dtype=torch.float32)
+        return _triton.softmax(x, normalize_axis(axis, x.ndim), temperature=t)
     x_in = x
     x, xc, axis = _prepare(x, axis, temperature, dtype)
     special = _empty_or_scalar(xc, log=False)
@@ -393,7 +395,8 @@ def log_softmax(
             return fast
     axis = _softmax_dim(x, axis, dim, "log_softmax")
     if _use_triton(x, dtype, out, temperature):
-        return _triton.softmax(x, normalize_axis(axis, x.ndim), temperature=check_temperature(temperature), log=True)
+        t = check_temperature(temperature, dtype=torch.float32)  # the kernel scales by 1/T in float32
+        return _triton.softmax(x, normalize_axis(axis, x.ndim), temperature=t, log=True)
     x_in = x
     x, xc, axis = _prepare(x, axis, temperature, dtype)
     special = _empty_or_scalar(xc, log=True)
