@@ -15,7 +15,11 @@ fits three times on all rows. Columns:
 * ``fit s``: median of the three fits;
 * ``peak MB``: the process's peak RSS (``VmHWM``; ``ru_maxrss`` off Linux);
 * ``fit MB``: peak RSS minus the RSS before the timed fits (Python, NumPy,
-  SciPy, numba and the float32 logits), i.e. what fitting adds;
+  SciPy, numba and the float32 logits), i.e. what fitting adds. Before the
+  fits, freed heap is returned to the OS (``malloc_trim``) and the high-water
+  mark is reset to the current RSS (``echo 5 > /proc/self/clear_refs``, Linux),
+  so the warm-up fit's own peak is not subtracted; off Linux the warm-up's
+  peak is the baseline (an underestimate);
 * ``f64 copies``: ``fit MB`` over the size of one float64 copy of the logits;
 * ``x temp``: time over temperature scaling's on the same logits (the
   baseline: one pass-based 1-D fit, no (N, C) copy).
@@ -61,12 +65,29 @@ def peak_kb():
     except (OSError, StopIteration):
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
+def reset_peak_kb():
+    # The RSS with freed heap returned and VmHWM reset to it (audit: the high-water mark of the
+    # warm-up fit served as "before", which hid 10 MB of the vector fit's 71 at 5000 x 1000).
+    import ctypes, gc
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except OSError:  # not glibc
+        pass
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        with open("/proc/self/status") as f:
+            return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
+    except (OSError, StopIteration):  # not Linux: the warm-up's peak is the best baseline there is
+        return peak_kb()
+
 method, path, labels = sys.argv[1:4]
 z = np.load(path)
 y = np.load(labels)
 cls = getattr(calibration, calibration.METHODS[method])
 cls().fit(z[:500], y[:500])  # numba compile (disk-cached afterwards), SciPy imports
-before = peak_kb()
+before = reset_peak_kb()
 times = []
 for _ in range(3):
     t = time.perf_counter()

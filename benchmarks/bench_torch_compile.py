@@ -19,7 +19,10 @@ step of each variant per round), so drift on a shared machine hits all alike:
 Each compiled step is checked against its eager twin (loss and head
 gradient) before timing, and the eager step is timed in the same rounds
 (``eager ms``). Times are medians over ``--repeats`` rounds after one
-warm-up; compile time is reported apart (first call).
+warm-up; compile time is reported apart (first call). ``--threads`` sets both
+torch's and numba's thread counts (default: torch's own default, for both), so
+torch's loss and softmaxkit's numba kernels run on the same number of cores;
+both counts are printed.
 
 Usage::
 
@@ -35,6 +38,7 @@ import statistics
 import time
 import warnings
 
+import numba
 import torch
 import torch.nn.functional as F
 
@@ -73,13 +77,19 @@ def main(argv=None) -> None:
     ap.add_argument("--shape", default="2048,512,32768", help="N,D,V")
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--backend", default="inductor")
-    ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--threads", type=int, default=None,
+                    help="threads for torch and numba alike (default: torch's default, physical cores)")
     ap.add_argument("--quick", action="store_true")
     args = ap.parse_args(argv)
     if args.quick:
         args.shape, args.repeats = "512,64,4096", 3
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    # Both libraries on the same count (audit: --threads set torch's only, and numba's kernels kept
+    # every logical CPU; without --threads numba used all CPUs and torch the physical cores).
+    threads = args.threads or torch.get_num_threads()
+    if not 1 <= threads <= numba.config.NUMBA_NUM_THREADS:
+        ap.error(f"--threads {threads}: must be 1-{numba.config.NUMBA_NUM_THREADS} (numba's NUMBA_NUM_THREADS)")
+    torch.set_num_threads(threads)
+    numba.set_num_threads(threads)
     warnings.filterwarnings("ignore", category=UserWarning)
     n, d, v = (int(s) for s in args.shape.split(","))
     torch.manual_seed(0)
@@ -118,7 +128,8 @@ def main(argv=None) -> None:
 
     base = statistics.median(times["torch_dense"]) if "torch_dense" in times else None
     print(f"compiled training step (fwd+bwd), backend={args.backend}, fullgraph=True, "
-          f"N={n} D={d} V={v}, threads={torch.get_num_threads()}, median of {args.repeats}")
+          f"N={n} D={d} V={v}, threads: torch {torch.get_num_threads()}, numba {numba.get_num_threads()}, "
+          f"median of {args.repeats}")
     print(f"{'variant':<12} {'step ms':>9} {'vs torch_dense':>15} {'eager ms':>9} {'compile s':>10}")
     for name, ts in times.items():
         med = statistics.median(ts)

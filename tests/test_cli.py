@@ -899,3 +899,22 @@ def test_fit_reports_the_chosen_alpha(capsys, tmp_path):
 
     assert model["alpha_chosen"] == sk.load(tmp_path / "m.npz").alpha_ > 0
     assert "alpha = auto (chose" in (tmp_path / "m-report" / "report.html").read_text()
+
+
+def test_bench_collects_goals_met(capsys, tmp_path):
+    folder = tmp_path / "benchmarks"
+    folder.mkdir()
+    (folder / "bench_ops.py").write_text("print('goals met: 1/2')\nprint('goals met: 2/3')\n")
+    (folder / "bench_defaults.py").write_text("print('goals met: 4/4')\n")
+    (folder / "bench_cli.py").write_text("print('no goals here')\n")
+    rc, out, err = call(capsys, "bench", "--dir", str(folder), "--only", "ops", "--only", "defaults",
+                        "--only", "cli", "--json")
+    assert rc == 0, err  # a goal not met is a result, not a failure
+    payload = json.loads(out)
+    goals = {r["script"]: r["goals"] for r in payload["results"]}
+    assert goals == {"bench_ops.py": {"met": 2, "total": 3}, "bench_defaults.py": {"met": 4, "total": 4},
+                     "bench_cli.py": None}
+    assert payload["goals_all_met"] is False
+    rc, out, err = call(capsys, "bench", "--dir", str(folder), "--only", "ops")
+    assert rc == 0 and "bench_ops.py: ok in" in out and "goals met 2/3" in out
+    assert "goals met: bench_ops.py 2/3 (not all met)" in out

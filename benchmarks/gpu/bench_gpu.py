@@ -14,10 +14,12 @@ Bytes counted (the fewest any implementation must move):
   the bf16 matmul rate measured in the same run.
 
 Implementations (each skipped with a note when it cannot be imported or
-fails): softmaxkit (``softmaxkit.torch._triton``, the kernels' autograd
-entry points; "[two-pass]" forces the looping path on 32k-class rows, a
-tuning comparison; "public API" is ``softmaxkit.torch.<op>`` with its input
-validation and device dispatch), torch eager,
+fails): softmaxkit (``softmaxkit.torch.<op>``, the public API with its input
+validation and device dispatch: what users call, and the row the goals of
+issue 9 are read from), "sk _triton" (``softmaxkit.torch._triton``, the
+kernels' private autograd entry points, to show the dispatch overhead;
+"[two-pass]" forces the looping path on 32k-class rows, a tuning comparison),
+torch eager,
 ``torch.compile``, Liger Kernel, cut-cross-entropy (linear CE only; it has no
 plain CE or softmax), and torch's own ``F.linear_cross_entropy`` when present.
 
@@ -158,9 +160,9 @@ def softmax_impls():
     from softmaxkit.torch import _triton
 
     impls = {
-        "softmaxkit": lambda x: _triton.softmax(x, -1),
-        "softmaxkit [two-pass]": _two_pass(lambda x: _triton.softmax(x, -1)),
-        "softmaxkit public API": lambda x: _public().softmax(x, -1),
+        "softmaxkit": lambda x: _public().softmax(x, -1),
+        "sk _triton": lambda x: _triton.softmax(x, -1),
+        "sk _triton [two-pass]": _two_pass(lambda x: _triton.softmax(x, -1)),
         "torch eager": lambda x: torch.softmax(x, -1),
         "torch.compile": torch.compile(lambda x: torch.softmax(x, -1), dynamic=False),
     }
@@ -177,9 +179,9 @@ def ce_impls():
 
     opts = CrossEntropyOptions()
     impls = {
-        "softmaxkit": lambda x, y: _triton.cross_entropy(x, y, opts),
-        "softmaxkit [two-pass]": _two_pass(lambda x, y: _triton.cross_entropy(x, y, opts)),
-        "softmaxkit public API": lambda x, y: _public().cross_entropy(x, y),
+        "softmaxkit": lambda x, y: _public().cross_entropy(x, y),
+        "sk _triton": lambda x, y: _triton.cross_entropy(x, y, opts),
+        "sk _triton [two-pass]": _two_pass(lambda x, y: _triton.cross_entropy(x, y, opts)),
         "torch eager": lambda x, y: F.cross_entropy(x, y),
         "torch.compile": torch.compile(lambda x, y: F.cross_entropy(x, y), dynamic=False),
     }
@@ -201,9 +203,9 @@ def linear_impls():
         return F.cross_entropy(F.linear(h, w), y)
 
     impls = {
-        "softmaxkit": lambda h, w, y: _triton.linear_cross_entropy(h, w, y, opts),
-        "softmaxkit [chunk 1024]": lambda h, w, y: _triton.linear_cross_entropy(h, w, y, opts, chunk_size=1024),
-        "softmaxkit public API": lambda h, w, y: _public().linear_cross_entropy(h, w, y),
+        "softmaxkit": lambda h, w, y: _public().linear_cross_entropy(h, w, y),
+        "sk _triton": lambda h, w, y: _triton.linear_cross_entropy(h, w, y, opts),
+        "sk _triton [chunk 1024]": lambda h, w, y: _triton.linear_cross_entropy(h, w, y, opts, chunk_size=1024),
         "torch eager": dense,
         "torch.compile": torch.compile(dense, dynamic=False),
     }

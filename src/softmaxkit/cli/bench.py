@@ -4,11 +4,18 @@ Each script in ``benchmarks/`` makes one claim and prints a table with ratios
 measured in the same run. They run here as subprocesses (a crash or a
 ``sys.exit`` in one cannot take the others down), one after another so they do
 not compete for the cores they time.
+
+A script that checks goals ends with a line ``goals met: N/M``
+(:data:`GOALS_LINE`); it is collected into the script's status line, the
+summary and the ``--json`` record (``"goals": {"met": N, "total": M}``). A goal
+not met is a measurement, not a failure: it does not change the exit status,
+which says only whether every script ran.
 """
 
 from __future__ import annotations
 
 import argparse
+import re
 from pathlib import Path
 from typing import IO, Any, Iterator
 
@@ -20,6 +27,19 @@ SCRIPTS = (
     "bench_defaults.py", "bench_cli_defaults.py", "bench_calibration.py", "bench_calibrate_memory.py",
     "bench_conformal.py", "bench_cli.py", "bench_transformers.py",
 )
+
+
+#: The line a script prints after checking its goals; the last one in its output counts.
+GOALS_LINE = re.compile(r"^goals met: (\d+)/(\d+)\s*$", re.MULTILINE)
+
+
+def _goals(output: str) -> dict | None:
+    """``{"met": N, "total": M}`` from the last :data:`GOALS_LINE` of ``output``; None if it has none."""
+    found = GOALS_LINE.findall(output)
+    if not found:
+        return None
+    met, total = (int(v) for v in found[-1])
+    return {"met": met, "total": total}
 
 
 def default_dir() -> Path:
@@ -94,8 +114,9 @@ def _run_script(path: Path, *, quick: bool, timeout: int, echo: bool) -> dict:
             code = None
         finally:
             _stop_group(proc)
+    output = "".join(lines)
     return {"script": path.name, "returncode": code, "seconds": time.perf_counter() - start,
-            "output": "".join(lines), "timed_out": code is None}
+            "output": output, "timed_out": code is None, "goals": _goals(output)}
 
 
 #: Seconds of silence after the script has exited before its output counts as ended: a process
@@ -181,10 +202,17 @@ def run(args: argparse.Namespace) -> int:
         records.append(record)
         status = ("timed out" if record["timed_out"] else
                   "ok" if record["returncode"] == 0 else f"failed (exit {record['returncode']})")
-        say(f"== {name}: {status} in {record['seconds']:.1f} s", "")
+        goals = record["goals"]
+        met = f"; goals met {goals['met']}/{goals['total']}" if goals else ""
+        say(f"== {name}: {status} in {record['seconds']:.1f} s{met}", "")
     failed = [r["script"] + (f" (timed out after {args.timeout} s)" if r["timed_out"] else "")
               for r in records if not r.get("skipped") and r["returncode"] != 0]
-    say.result({"quick": args.quick, "dir": str(folder), "results": records})
+    checked = [r for r in records if r.get("goals")]
+    all_met = all(r["goals"]["met"] == r["goals"]["total"] for r in checked) if checked else None
+    if checked:
+        say("goals met: " + ", ".join(f"{r['script']} {r['goals']['met']}/{r['goals']['total']}" for r in checked)
+            + ("" if all_met else " (not all met)"))
+    say.result({"quick": args.quick, "dir": str(folder), "results": records, "goals_all_met": all_met})
     if all(r.get("skipped") for r in records):
         # Nothing was measured: exit 0 here would hide a wrong --dir from a script or a CI job.
         raise CLIError(f"no benchmark ran: {folder} holds none of {_script_list([r['script'] for r in records])}; "
