@@ -173,12 +173,13 @@ def test_bootstrap_chunks_are_bit_identical(monkeypatch):
     y, p = _overconfident(n=300)
     w = np.random.default_rng(2).integers(1, 4, 300).astype(float)
     for mode in ("top_label", "classwise"):
-        kw = dict(norm="l2", mode=mode, sample_weight=w, n_bootstrap=50, noise_floor=False, random_state=5)
+        kw = dict(norm="l2", mode=mode, sample_weight=w, n_bootstrap=50, noise_floor=40, random_state=5)
         whole = expected_calibration_error(y, p, **kw)
-        monkeypatch.setattr(_ece, "BOOTSTRAP_CHUNK_BYTES", 1)  # one resample per chunk
+        monkeypatch.setattr(_ece, "BOOTSTRAP_CHUNK_BYTES", 1)  # one resample (and one simulated world) per chunk
         chunked = expected_calibration_error(y, p, **kw)
         monkeypatch.undo()
         assert (chunked.ci_low, chunked.ci_high) == (whole.ci_low, whole.ci_high)
+        assert chunked.noise_floor == whole.noise_floor
 
 
 # --------------------------------------------------------------------------- edges

@@ -237,8 +237,10 @@ def bootstrap_bin_sums(bins, conf, hit_group, weight, n_bins, first, n_resamples
 
 
 @nb.njit(parallel=True, **_JIT)
-def simulated_hit_sums(bins, conf, weight, n_bins, n_sims, seed, categorical):
-    """Per-bin ``sum w * hit`` when outcomes are drawn from the confidences themselves.
+def simulated_hit_sums(bins, conf, weight, n_bins, first, n_sims, seed, categorical):
+    """Per-bin ``sum w * hit`` when outcomes are drawn from the confidences themselves, for the
+    simulated worlds ``first .. first + n_sims - 1`` (world ``r`` draws from its own stream
+    ``(seed, r)``, so chunks of worlds give the same sums as one call).
 
     This is a perfectly calibrated world with the same confidences: for
     top-label (``categorical=False``, G = 1) ``hit ~ Bernoulli(conf)``; for
@@ -253,7 +255,7 @@ def simulated_hit_sums(bins, conf, weight, n_bins, n_sims, seed, categorical):
     out = np.zeros((n_sims, g, n_bins))
     for r in nb.prange(n_sims):
         acc = np.zeros((g, n_bins))
-        state = _stream_start(seed, r)
+        state = _stream_start(seed, first + r)
         for i in range(n):
             state, z = _splitmix64(state)
             u = np.float64(z >> np.uint64(11)) * _TO_UNIT
