@@ -252,3 +252,21 @@ def test_labels_saved_by_pandas_with_their_index_are_read(capsys, tmp_path):
     for extra in ((), ("--label-column", "0"), ("--label-column", "-1")):
         got = _evaluate(capsys, "--logits", logits, "--labels", labels, *extra)
         assert got["metrics"]["accuracy"] == 1.0, extra
+
+
+def test_a_feature_without_a_header_left_out_as_an_index_warns(capsys, tmp_path):
+    """An empty header cell over real (fractional) values was left out as pandas' row index with only a
+    note, which -q hid: the model silently lost a feature."""
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(60, 3))
+    data = tmp_path / "d.csv"
+    lines = [",a,b,y"] + [f"{r[0]},{r[1]},{r[2]},{int(r[0] > 0)}" for r in X]
+    data.write_text("\n".join(lines) + "\n")
+    rc, _, err = call(capsys, "fit", str(data), "--target", "y", "--alpha", "1", "--out", str(tmp_path / "m.npz"),
+                      "--no-report", "-q")
+    assert rc == 0 and "column '' has no header and was left out as a saved row index" in err, err
+    frame_index = tmp_path / "i.csv"
+    pd.DataFrame({"a": X[:, 1], "y": (X[:, 0] > 0).astype(int)}).to_csv(frame_index)  # a real saved index
+    rc, _, err = call(capsys, "fit", str(frame_index), "--target", "y", "--alpha", "1", "--out",
+                      str(tmp_path / "m2.npz"), "--no-report", "-q")
+    assert rc == 0 and "no header" not in err, err

@@ -957,9 +957,24 @@ def read_features(
     columns = read_columns(path)
     named = has_column_names(path, columns)
     target_name, selected, ignored = _plan_features(path, list(columns), named, **plan)
+    _warn_fractional_index(path, {n: columns[n] for n in ignored if _ROW_INDEX.match(n) and n not in ignore})
     y = None if target_name is None else _label_column(path, target_name, columns[target_name])
     X = numeric_matrix(path, {n: columns[n] for n in selected})
     return Features(X=X, y=y, feature_names=selected, target_name=target_name, named=named, ignored=ignored)
+
+
+def _warn_fractional_index(path: Path, unnamed: Mapping[str, Any]) -> None:
+    """Warn about a column left out as a saved row index (no header) that holds fractional numbers,
+    which no index does: a real feature whose header cell is empty. It was left out with only a
+    note, which ``-q`` hides (audit)."""
+    import warnings
+
+    for name, col in unnamed.items():
+        values = col if isinstance(col, np.ndarray) else col.to_numpy(zero_copy_only=False)
+        if values.dtype.kind == "f" and np.any(np.isfinite(values) & (values != np.round(values))):
+            warnings.warn(f"{path}: column {name!r} has no header and was left out as a saved row index, but it "
+                          "holds fractional numbers, which an index does not; give it a name to use it as a feature",
+                          stacklevel=3)
 
 
 #: Column names of a saved row index rather than data: pandas' to_csv writes an empty header
