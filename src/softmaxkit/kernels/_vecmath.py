@@ -17,7 +17,9 @@ plain ``for j in range(n)`` loop over them compiles to AVX2/AVX-512 code:
     ``llvm.maximum``: IEEE 754-2019 ``maximum``, which propagates NaN and
     vectorises as a reduction (``llvm.maxnum`` would drop NaN).
 ``prefer_wide_vectors()``
-    Asks LLVM for 512-bit vectors (zmm) in the calling function.
+    Asks LLVM for 512-bit vectors (zmm) in the calling function, and marks it
+    ``alwaysinline`` so every caller runs its own inlined copy (results then do
+    not depend on whether a kernel was JIT-compiled or loaded from the cache).
 ``like(arr, v)``
     ``v`` converted to ``arr``'s dtype, so accumulators and loop constants
     keep the array's precision instead of promoting the loop to float64.
@@ -241,10 +243,42 @@ def prefer_wide_vectors(typingctx):
     sig = types.none()
 
     def codegen(context, builder, signature, args):
+        _always_inline(builder)
         try:
             set.add(builder.function.attributes, '"prefer-vector-width"="512"')
         except Exception:  # pragma: no cover - an llvmlite without set-based attributes
             pass
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+def _always_inline(builder) -> None:
+    """Mark the function being built ``alwaysinline``.
+
+    LLVM then inlines it into each caller, so no call to a *separately compiled* copy remains.
+    numba links a jitted callee into each caller as a linkonce_odr (weak) copy and re-optimises it
+    there; under ``reassoc`` that copy's reduction order can differ from the callee's own
+    compilation, and the JIT resolves the weak symbol to whichever copy was loaded first. The
+    process that compiled the kernels (callees loaded first) and a later one loading the caller
+    from the on-disk cache ran different code: row sums differed in the last bit (audit: 79,033 of
+    500,000 float32 softmax entries).
+    """
+    builder.function.attributes.add("alwaysinline")
+
+
+@intrinsic
+def inline_into_callers(typingctx):
+    """Mark the calling jitted function ``alwaysinline`` (see :func:`_always_inline`); emits no code.
+
+    For a fast-math helper called from other kernels that does not call
+    :func:`prefer_wide_vectors` (which marks it too): its result then does
+    not depend on whether the kernels were compiled or loaded from the cache.
+    """
+    sig = types.none()
+
+    def codegen(context, builder, signature, args):
+        _always_inline(builder)
         return context.get_dummy_value()
 
     return sig, codegen

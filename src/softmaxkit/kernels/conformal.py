@@ -41,7 +41,7 @@ import numba as nb
 import numpy as np
 
 from softmaxkit.kernels import parallel_regions_allowed, serial_twin
-from softmaxkit.kernels._vecmath import LOOP_FASTMATH, strict_add, strict_mul
+from softmaxkit.kernels._vecmath import LOOP_FASTMATH, inline_into_callers, strict_add, strict_mul
 
 _JIT = dict(nogil=True, cache=True)
 
@@ -200,8 +200,11 @@ def _row_sum_and_top_bits(p, bits, i):
     An unsigned max reduction vectorises to one instruction per vector, where
     a NaN-propagating float min and max cost several (measured at 50,000 x
     1000 float64 on 2 threads: check and sum 50 ms, 76 ms with the two float
-    maxima, 42 ms for the sum alone).
+    maxima, 42 ms for the sum alone). Inlined into each kernel
+    (:func:`~softmaxkit.kernels._vecmath.inline_into_callers`), so a compiling
+    and a cache-loading process sum in one order.
     """
+    inline_into_callers()
     c = p.shape[1]
     total = 0.0
     top = bits[i, 0]
@@ -275,7 +278,7 @@ def _lac_sets(p, bits, one, thresholds, out):
 # range; :func:`softmaxkit.kernels.serial_twin`, which gives it its own disk-cache entry), and
 # :func:`pick` chooses by size.
 _FAST = dict(fastmath=set(LOOP_FASTMATH))  # reassociation for vectorised sums; no NaN/inf assumptions
-# The row check shared by the kernels below (LLVM inlines it into each).
+# The row check shared by the kernels below (inlined into each: inline_into_callers).
 _row_sum_and_top_bits = nb.njit(**_FAST, **_JIT)(_row_sum_and_top_bits)
 _score = nb.njit(**_JIT)(_score)
 _KERNELS = {
