@@ -918,3 +918,13 @@ def test_bench_collects_goals_met(capsys, tmp_path):
     rc, out, err = call(capsys, "bench", "--dir", str(folder), "--only", "ops")
     assert rc == 0 and "bench_ops.py: ok in" in out and "goals met 2/3" in out
     assert "goals met: bench_ops.py 2/3 (not all met)" in out
+
+
+def test_bench_goals_are_not_all_met_when_a_script_failed(capsys, tmp_path):
+    """A script that crashed after a goals line (or before its own) must not leave goals_all_met true."""
+    folder = tmp_path / "benchmarks"
+    folder.mkdir()
+    (folder / "bench_ops.py").write_text("print('goals met: 2/2')\n")
+    (folder / "bench_defaults.py").write_text("raise SystemExit(3)\n")
+    rc, out, _ = call(capsys, "bench", "--dir", str(folder), "--only", "ops", "--only", "defaults", "--json")
+    assert rc == 1 and json.loads(out)["goals_all_met"] is False

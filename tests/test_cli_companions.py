@@ -143,3 +143,20 @@ def test_calibrate_keeps_the_predictor_of_an_identical_calibrator_of_another_nam
     rc, _, err = call(capsys, "calibrate", *common, "--out", str(x), "--method", "vector")
     assert rc == 0, err
     assert conformal.exists()
+
+
+def test_calibrate_keeps_the_predictor_of_a_same_named_calibrator_in_another_folder(capsys, tmp_path, scores):
+    """a/cal.npz's predictor saved as b/cal.conformal.npz was removed when b/cal.npz, byte-equal to
+    a/cal.npz, was replaced (review audit 3): the record holds the calibrator's path, not its name."""
+    logits, _, labels = scores
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    a, b, conformal = tmp_path / "a" / "cal.npz", tmp_path / "b" / "cal.npz", tmp_path / "b" / "cal.conformal.npz"
+    common = ["--logits", str(logits), "--labels", str(labels), "-q"]
+    rc, _, err = call(capsys, "calibrate", *common, "--out", str(a), "--conformal", "0.1", "--conformal-out",
+                      str(conformal))
+    assert rc == 0, err
+    for _ in range(2):
+        rc, _, err = call(capsys, "calibrate", *common, "--out", str(b))
+        assert rc == 0, err
+    assert conformal.exists()

@@ -270,3 +270,48 @@ def test_a_feature_without_a_header_left_out_as_an_index_warns(capsys, tmp_path)
     rc, _, err = call(capsys, "fit", str(frame_index), "--target", "y", "--alpha", "1", "--out",
                       str(tmp_path / "m2.npz"), "--no-report", "-q")
     assert rc == 0 and "no header" not in err, err
+
+
+# --------------------------------------------------------------------------- review audit 3
+
+
+def test_label_column_position_in_an_npz_counts_over_all_arrays(capsys, tmp_path):
+    """np.savez(logits=L, labels=y) with --label-column -1: resolved among the score columns left, it
+    dropped the last class (accuracy 0.26 for 0.8825, exit 0)."""
+    rng = np.random.default_rng(6)
+    z = rng.normal(size=(300, 2)) * 2
+    y = z.argmax(1)
+    path = tmp_path / "zy.npz"
+    np.savez(path, logits=z, labels=y)
+    want = _evaluate(capsys, "--logits", path, "--labels", path, "--label-column", "labels")
+    got = _evaluate(capsys, "--logits", path, "--labels", path, "--label-column", "-1")
+    assert got["metrics"] == want["metrics"] and want["metrics"]["accuracy"] == 1.0
+
+
+def test_a_first_blank_column_is_the_index_but_a_last_one_is_not(capsys, tmp_path):
+    """A labels file "id," (ids, then labels without a header) read the ids as labels, exit 0."""
+    rng = np.random.default_rng(7)
+    z = rng.normal(size=(90, 3))
+    logits, labels = tmp_path / "z.npy", tmp_path / "y.csv"
+    np.save(logits, z)
+    labels.write_text("id,\n" + "\n".join(f"{i % 3},{k}" for i, k in enumerate(z.argmax(1))) + "\n")
+    rc, _, err = call(capsys, "evaluate", "--logits", str(logits), "--labels", str(labels), "-q")
+    assert rc == 1 and "--label-column" in error_line(err), err
+
+
+def test_a_position_on_a_saved_index_is_refused(capsys, tmp_path):
+    """to_parquet(index=True) puts __index_level_0__ last: --label-column -1 read the index as labels."""
+    pytest.importorskip("pyarrow")
+    rng = np.random.default_rng(8)
+    frame = pd.DataFrame({"label": rng.integers(0, 3, 50)}, index=pd.RangeIndex(50) * 2)
+    labels = tmp_path / "y.parquet"
+    frame.to_parquet(labels, index=True)
+    logits = tmp_path / "z.npy"
+    np.save(logits, rng.normal(size=(50, 3)))
+    import pyarrow.parquet as pq
+
+    if pq.read_schema(labels).names[-1] != "__index_level_0__":
+        pytest.skip("this pyarrow stores the index otherwise")
+    rc, _, err = call(capsys, "evaluate", "--logits", str(logits), "--labels", str(labels), "--label-column", "-1",
+                      "-q")
+    assert rc == 1 and "saved row index" in error_line(err), err

@@ -213,3 +213,20 @@ def test_check_temperature_takes_numpy_scalar_types_and_torch_dtypes():
         with pytest.raises(ValueError, match="too small"):
             check_temperature(1e-39, dtype=dtype)
     assert check_temperature(1e-39, dtype=np.float64) == 1e-39
+
+
+def test_a_parameter_as_hidden_with_another_shape_is_not_liger_order():
+    """Inputs optimised against a frozen head (hidden a Parameter, weight a plain tensor) were refused
+    though the shapes already tell the order (review audit 3)."""
+    torch = pytest.importorskip("torch")
+    from softmaxkit.torch import CrossEntropyLoss, LinearCrossEntropyLoss
+
+    hidden = torch.nn.Parameter(torch.randn(8, 16))
+    weight = torch.randn(100, 16)
+    target = torch.arange(8)
+    got = LinearCrossEntropyLoss()(hidden, weight, target)
+    torch.testing.assert_close(got, torch.nn.functional.cross_entropy(hidden @ weight.T, target))
+    with pytest.raises(TypeError, match=r"no option 'ce_weight'; pass weight="):
+        CrossEntropyLoss(ce_weight=torch.ones(3))
+    with pytest.raises(TypeError, match=r"no option 'ce_weight'; pass class_weight="):
+        LinearCrossEntropyLoss(ce_weight=torch.ones(3))

@@ -156,7 +156,7 @@ def model_file_digest(path: str | os.PathLike) -> str:
 
 
 #: Meta entry of a conformal predictor saved by ``calibrate --conformal``: the :func:`calibrator_record`
-#: (file name and :func:`state_digest`) of the calibrator saved with it.
+#: (path relative to the predictor and :func:`state_digest`) of the calibrator saved with it.
 CALIBRATOR_DIGEST_KEY = "calibrator_digest"
 
 
@@ -174,13 +174,15 @@ def state_digest(path: str | os.PathLike) -> str:
     return _digest(arrays, header=json.dumps([kind, meta], sort_keys=True).encode())
 
 
-def calibrator_record(path: str | os.PathLike, digest: str | None) -> str | None:
-    """What a conformal predictor records of the calibrator saved with it (:data:`CALIBRATOR_DIGEST_KEY`):
-    its file name and :func:`state_digest`. The name too, because equal contents give equal digests:
-    a predictor saved with ``e.npz`` was removed when an identical ``x.npz`` was replaced (audit)."""
-    from pathlib import Path
-
-    return None if digest is None else f"{Path(path).name}#{digest}"
+def calibrator_record(path: str | os.PathLike, digest: str | None, *, predictor: str | os.PathLike) -> str | None:
+    """What a conformal predictor at ``predictor`` records of the calibrator saved with it
+    (:data:`CALIBRATOR_DIGEST_KEY`): the calibrator's path relative to the predictor's folder, and its
+    :func:`state_digest`. The path too, because equal contents give equal digests: a predictor saved
+    with ``e.npz`` (or ``a/cal.npz``) was removed when an identical ``x.npz`` (``b/cal.npz``) was
+    replaced (review audits). Relative, so a pair moved together still matches."""
+    if digest is None:
+        return None
+    return f"{os.path.relpath(os.path.abspath(path), os.path.dirname(os.path.abspath(predictor)))}#{digest}"
 
 
 def save_calibrator(calibrator: Any, path: str | os.PathLike, *, model_digest: str | None = None) -> None:

@@ -209,6 +209,8 @@ def run(args: argparse.Namespace) -> int:
               for r in records if not r.get("skipped") and r["returncode"] != 0]
     checked = [r for r in records if r.get("goals")]
     all_met = all(r["goals"]["met"] == r["goals"]["total"] for r in checked) if checked else None
+    if failed and all_met:
+        all_met = False  # a script that crashed or timed out may not have reached its goals line
     if checked:
         say("goals met: " + ", ".join(f"{r['script']} {r['goals']['met']}/{r['goals']['total']}" for r in checked)
             + ("" if all_met else " (not all met)"))

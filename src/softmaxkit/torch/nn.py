@@ -55,18 +55,20 @@ class _OptionsMixin:
 _OTHER_SPELLINGS = {
     "size_average": "reduction= ('mean' or 'sum'; torch deprecated size_average)",
     "reduce": "reduction= ('none' for reduce=False; torch deprecated reduce)",
-    "ce_weight": "class_weight= (Liger Kernel's ce_weight)",
+    "ce_weight": "{weight}= (Liger Kernel's ce_weight)",
     "lse_square_scale": "z_loss= (Liger Kernel's lse_square_scale; here the z-term is weighted like each row's NLL)",
     "return_z_loss": "nothing: the z-term is part of the loss; compute z_loss * logsumexp**2 yourself to log it",
 }
 
 
-def _refuse_other_spellings(module: str, args: tuple, unknown: dict[str, Any], *, positional: str) -> None:
-    """Refuse positional options and other libraries' option names with what to pass instead."""
+def _refuse_other_spellings(module: str, args: tuple, unknown: dict[str, Any], *, positional: str,
+                            weight: str) -> None:
+    """Refuse positional options and other libraries' option names with what to pass instead
+    (``weight``: the module's name for class weights)."""
     if args:
         raise TypeError(f"{module} takes keyword options only: {positional}")
     for name in unknown:
-        hint = _OTHER_SPELLINGS.get(name)
+        hint = _OTHER_SPELLINGS.get(name, "").format(weight=weight) or None
         raise TypeError(f"{module} has no option {name!r}" + (f"; pass {hint}" if hint else ""))
 
 
@@ -96,7 +98,8 @@ class CrossEntropyLoss(_OptionsMixin, torch.nn.Module):
         **unknown: Any,
     ) -> None:
         _refuse_other_spellings("CrossEntropyLoss", args, unknown,
-                                positional="CrossEntropyLoss(weight=w) for torch's CrossEntropyLoss(w)")
+                                positional="CrossEntropyLoss(weight=w) for torch's CrossEntropyLoss(w)",
+                                weight="weight")
         super().__init__()
         self.axis = axis
         self._set_options(weight, ignore_index, reduction, label_smoothing, z_loss, softcap, weight_name="weight")
@@ -134,7 +137,7 @@ class LinearCrossEntropyLoss(_OptionsMixin, torch.nn.Module):
         _refuse_other_spellings(
             "LinearCrossEntropyLoss", args, unknown,
             positional="it holds no parameters (torch's nn.LinearCrossEntropyLoss(in, out) owns its Linear); "
-            "pass the head's weight to forward: loss_fn(hidden, head.weight, target)")
+            "pass the head's weight to forward: loss_fn(hidden, head.weight, target)", weight="class_weight")
         super().__init__()
         self.chunk_size = chunk_size
         self.loss_dtype = loss_dtype
@@ -146,9 +149,12 @@ class LinearCrossEntropyLoss(_OptionsMixin, torch.nn.Module):
     def forward(
         self, hidden: torch.Tensor, weight: torch.Tensor, target: torch.Tensor, bias: torch.Tensor | None = None
     ) -> torch.Tensor:
-        if isinstance(hidden, torch.nn.Parameter) and not isinstance(weight, torch.nn.Parameter):
+        if (isinstance(hidden, torch.nn.Parameter) and not isinstance(weight, torch.nn.Parameter)
+                and hidden.shape == weight.shape):
             # Liger Kernel's module takes (weight, hidden, target): with as many rows as classes the
-            # shapes fit either way and the loss came out wrong, exit 0 (audit).
+            # shapes fit either way and the loss came out wrong, exit 0 (audit). Only then: otherwise the
+            # shape check catches the swap, and a Parameter as hidden (inputs optimised against a frozen
+            # head) is legitimate.
             raise TypeError("hidden is a Parameter and weight is not: arguments in Liger Kernel's order "
                             "(weight, hidden, target)? This module takes (hidden, weight, target), as Cut "
                             "Cross-Entropy's does")
