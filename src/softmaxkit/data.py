@@ -960,24 +960,25 @@ def read_features(
     columns = read_columns(path)
     named = has_column_names(path, columns)
     target_name, selected, ignored = _plan_features(path, list(columns), named, **plan)
-    _warn_fractional_index(path, {n: columns[n] for n in ignored if _ROW_INDEX.match(n) and n not in ignore})
+    user_ignored = _resolve_ignore(path, list(columns), tuple(ignore))
+    _warn_fractional_index(path, {n: columns[n] for n in ignored if _ROW_INDEX.match(n) and n not in user_ignored})
     y = None if target_name is None else _label_column(path, target_name, columns[target_name])
     X = numeric_matrix(path, {n: columns[n] for n in selected})
     return Features(X=X, y=y, feature_names=selected, target_name=target_name, named=named, ignored=ignored)
 
 
 def _warn_fractional_index(path: Path, unnamed: Mapping[str, Any]) -> None:
-    """Warn about a column left out as a saved row index (no header) that holds fractional numbers,
-    which no index does: a real feature whose header cell is empty. It was left out with only a
-    note, which ``-q`` hides (audit)."""
+    """Warn about a column left out as a saved row index (no header) that holds fractional numbers:
+    maybe a real feature whose header cell is empty (or a float index, rightly left out). It was
+    left out with only a note, which ``-q`` hides (audit)."""
     import warnings
 
     for name, col in unnamed.items():
         values = col if isinstance(col, np.ndarray) else col.to_numpy(zero_copy_only=False)
         if values.dtype.kind == "f" and np.any(np.isfinite(values) & (values != np.round(values))):
             warnings.warn(f"{path}: column {name!r} has no header and was left out as a saved row index, but it "
-                          "holds fractional numbers, which an index does not; give it a name to use it as a feature",
-                          stacklevel=3)
+                          "holds fractional numbers; if it is a feature, give it a header, else pass --ignore with "
+                          "its position to silence this", stacklevel=3)
 
 
 #: Column names of a saved row index rather than data: pandas' to_csv writes an empty header
@@ -1342,6 +1343,11 @@ def read_scores(
         # --label-column position counts over all the arrays (read_labels): resolved among the score
         # columns left, "-1" dropped the last class (review audit 3: accuracy 0.26 for 0.8825, exit 0).
         ignore = tuple(name for name in ignore if name not in left_out)
+        if any(name not in columns for name in exclude):
+            # A position (or an array's name): resolved over every array's columns, as read_labels
+            # counts them (labels stored as the last column of the one 2-D array, or as an array).
+            everything = dict.fromkeys(read_columns(path))
+            exclude = tuple(_resolve_column(path, everything, name, option="--label-column") for name in exclude)
         exclude = tuple(name for name in exclude if name in columns)
     else:
         columns, left_out = read_columns(path), ()
@@ -1654,10 +1660,12 @@ def read_labels(
     if column is None:
         columns = _label_file_columns(path)
         names = list(columns)
-        if len(names) == 2 and _ROW_INDEX.match(names[0]) and not _ROW_INDEX.match(names[1]):
-            # A saved row index before the labels (`pd.Series(y).to_csv()`: ",0"): the labels are the other.
-            # Only in front, where pandas writes it: "id," is ids and labels without a header.
-            columns = {names[1]: columns[names[1]]}
+        leading = next((j for j, n in enumerate(names) if not _ROW_INDEX.match(n)), len(names))
+        if 0 < leading == len(names) - 1:
+            # Saved row indexes before the labels (`pd.Series(y).to_csv()`: ",0"; saved again: ",Unnamed:
+            # 0,0"): the labels are the column after them. Only in front, where pandas writes them: "id,"
+            # is ids and labels without a header.
+            columns = {names[-1]: columns[names[-1]]}
         if len(columns) > 1:
             hot = _one_hot_index(columns)
             if hot is None:
