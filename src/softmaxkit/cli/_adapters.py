@@ -131,18 +131,14 @@ def load_model(path: str) -> SavedModel:
 MODEL_DIGEST_KEY = "model_digest"
 
 
-def model_digest(arrays: dict[str, np.ndarray]) -> str:
-    """The first 16 hex digits of the sha256 of a saved model's arrays (names, dtypes, shapes, bytes).
+def model_digest(arrays: dict[str, np.ndarray], *, header: bytes = b"") -> str:
+    """The first 16 hex digits of :func:`softmaxkit.io.arrays_digest` (sha256 of ``header``, then each
+    array's name, dtype, shape and bytes) of a saved file's arrays.
 
     Computed from the arrays as the model file holds them (:func:`softmaxkit.io.read_state`), so
-    ``fit`` (which reads back the file it staged) and ``predict`` get the same digest.
+    ``fit`` (which reads back the file it staged) and ``predict`` get the same digest. A model's
+    ``header`` is empty, so its digests stay as saved; :func:`state_digest` puts the metadata there.
     """
-    return _digest(arrays)
-
-
-def _digest(arrays: dict[str, np.ndarray], *, header: bytes = b"") -> str:
-    """:func:`softmaxkit.io.arrays_digest`, first 16 hex digits (empty ``header`` for a model, so its
-    digests stay as saved)."""
     from softmaxkit.io import arrays_digest
 
     return arrays_digest(arrays, header=header)[:16]
@@ -171,7 +167,7 @@ def state_digest(path: str | os.PathLike) -> str:
     from softmaxkit.io import read_state
 
     kind, meta, arrays = read_state(path)
-    return _digest(arrays, header=json.dumps([kind, meta], sort_keys=True).encode())
+    return model_digest(arrays, header=json.dumps([kind, meta], sort_keys=True).encode())
 
 
 def calibrator_record(path: str | os.PathLike, digest: str | None, *, predictor: str | os.PathLike) -> str | None:
