@@ -13,7 +13,7 @@ import shutil
 import numpy as np
 import pytest
 
-from cli_helpers import call, error_line
+from cli_helpers import call
 from softmaxkit.data import write_columns
 
 pytest.importorskip("sklearn")
