@@ -203,6 +203,22 @@ def test_vmap_per_sample_loss_and_gradient(opts):
     torch.testing.assert_close(vmap(lambda x, y: skt.cross_entropy(x, y, **kw))(xb, yb), ref_loss)
 
 
+@pytest.mark.parametrize("opts", OPTIONS, ids=str)
+def test_vmap_per_sample_gradient_of_unbatched_rows(opts):
+    """vmap(grad(...)) over (C,) rows, each sample one unbatched row: with ``weight=`` the
+    class weight was read with a 0-d index, which vmap turns into a refused ``.item()``."""
+    x, y, _ = _data()
+    kw = _options(opts)
+    if kw.get("reduction") == "none":
+        kw["reduction"] = "sum"
+    ours = vmap(grad(lambda x, y: skt.cross_entropy(x, y, **kw)))(x, y)
+    ref = torch.stack([grad(lambda x: F.cross_entropy(x, yi, **kw))(xi) for xi, yi in zip(x, y)])
+    # an ignored row: zero gradient here, NaN in torch under "mean" (documented difference)
+    ignored = y == kw.get("ignore_index", -100)
+    torch.testing.assert_close(ours[~ignored], ref[~ignored])
+    assert bool((ours[ignored] == 0).all())
+
+
 def test_vmap_soft_targets_and_jacobian():
     x, _, p = _data()
     torch.testing.assert_close(

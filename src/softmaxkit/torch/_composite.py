@@ -109,7 +109,12 @@ def cross_entropy(
         y = target.to(torch.int64)
         active = y != options.ignore_index
         y_safe = torch.where(active, y, torch.zeros_like(y))
-        w_y = active.to(cdtype) if w is None else torch.where(active, w[y_safe], torch.zeros((), dtype=cdtype))
+        # index_select, not w[y_safe]: under vmap an unbatched row's 0-d index becomes an .item() call
+        w_y = (
+            active.to(cdtype)
+            if w is None
+            else torch.where(active, w.index_select(0, y_safe.reshape(-1)).view_as(y_safe), torch.zeros((), dtype=cdtype))
+        )
         nll = -log_p.gather(-1, y_safe.unsqueeze(-1)).squeeze(-1)
         # torch's formula: (1 - eps) w_y nll + eps / C sum_c w_c (-log p_c); z-loss weighted like nll.
         own = (1.0 - eps) * nll + zeta * lse_sq if eps < 1.0 else zeta * lse_sq
