@@ -125,7 +125,8 @@ def test_predict_output_feeds_evaluate_and_calibrate(capsys, work, iris, model, 
     assert rc == 0, err
     result = json.loads(text)
     assert result["n_classes"] == 3 and result["classes"] == ["setosa", "versicolor", "virginica"]
-    assert result["ignored_columns"] == ["prediction"] and result["metrics"]["accuracy"] > 0.95
+    # predict copies the input's row ids (the shuffled file's id column) before the scores
+    assert result["ignored_columns"] == ["id", "prediction"] and result["metrics"]["accuracy"] > 0.95
     rc, _, err = call(capsys, "calibrate", "--probs", out, "--labels", iris["labels"], "--out",
                       work / f"cal_from_probs{suffix}.npz", "-q")
     assert rc == 0, err

@@ -811,9 +811,9 @@ def test_cli_apply_writes_the_sets_of_new_logits(capsys, cli_files, tmp_path):
     assert "with the prediction sets at 90%, 95%" in out
     cols = read_columns(tmp_path / "p.csv")
     expected = sk.load(tmp_path / "cal.conformal.npz").predict_sets(z[600:], alpha=[0.1, 0.05])
-    # the set names its classes in the file's column order, as the p_<class> columns come
+    # the set names its classes in the calibrator's class order, as apply writes the p_<class> columns
     assert list(np.asarray(cols["set_90"], dtype=str)) == [
-        "|".join(names[j] for j in order if row[j]) for row in expected[:, :, 0]]
+        "|".join(names[j] for j in range(len(names)) if row[j]) for row in expected[:, :, 0]]
     np.testing.assert_array_equal(np.asarray(cols["set_size_95"]), expected[:, :, 1].sum(axis=1))
     new = read_columns(tmp_path / "new.csv")
     calibrated = sk.load(tmp_path / "cal.npz").predict_proba(np.column_stack([new[f"logit_{c}"] for c in names]))

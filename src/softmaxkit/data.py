@@ -1659,6 +1659,12 @@ def read_labels(
     path = Path(path)
     if column is None:
         columns = _label_file_columns(path)
+        index = _pandas_index_columns(path)
+        if index and len(columns) > len(index):
+            # A Parquet pandas index (df.set_index("id").to_parquet()) is the rows' ids, not a second
+            # label column: refused as "has 2 columns ('animal', 'id')". It may join the labels to the
+            # scores (softmaxkit.cli._common.read_predictions).
+            columns = {name: col for name, col in columns.items() if name not in index}
         names = list(columns)
         leading = next((j for j, n in enumerate(names) if not _ROW_INDEX.match(n)), len(names))
         if 0 < leading == len(names) - 1:
@@ -1845,6 +1851,193 @@ def _warn_if_also_indices(path: Path, column: str, labels: np.ndarray, encoded: 
         "are indices, replace each by its class name",
         stacklevel=3,
     )
+
+
+# --------------------------------------------------------------------------- row ids across files
+
+#: Names of a column that identifies a row beyond :data:`_ROW_ID_NAME`: ``patient_id``, ``user id``, ``userID``.
+_ID_SUFFIX = re.compile(r"(^|[ _.-])[iI][dD]$|[a-z]ID$")
+
+
+def row_id_names(path: str | os.PathLike, names: Collection[str], *, saved_index: bool = False) -> list[str]:
+    """The columns among ``names`` (columns of ``path``) that identify its rows, in order.
+
+    Named like a row id (:func:`row_id_columns` by name: ``id``, ``row_id``, ...; or ending in ``_id``:
+    ``patient_id``), or stored as the pandas index of a Parquet file
+    (``df.set_index("id").to_parquet()``). pandas' unnamed saved index (``""``, ``Unnamed: 0``,
+    ``__index_level_0__``) counts only with ``saved_index``: it numbers the rows of the frame it was
+    saved from, which another file's may not share (a test split saved with its index 500..599).
+    """
+    names = list(names)
+    index = set(pandas_index_columns(path))
+    by_name = set(row_id_columns(names))
+    return [n for n in names
+            if (saved_index and _ROW_INDEX.match(n))
+            or (not _ROW_INDEX.match(n) and (n in by_name or n in index or _ID_SUFFIX.search(n.strip())))]
+
+
+def pandas_index_columns(path: str | os.PathLike) -> list[str]:
+    """The names of a Parquet file's pandas index (``df.set_index("id").to_parquet()``: ``["id"]``);
+    empty for other files. The index is stored as a column or, when its values are a run such as
+    1000..1099, as that run alone in the metadata (:func:`_pandas_range_indexes`), which no column
+    list shows."""
+    index = _pandas_index_columns(Path(path))
+    ranges = _pandas_range_indexes(Path(path))
+    if not index:
+        return list(ranges)
+    import pyarrow.parquet as pq
+
+    return [name for name in pq.read_schema(path).names if name in index] + list(ranges)
+
+
+def _pandas_range_indexes(path: Path) -> dict[str, np.ndarray]:
+    """The named indexes that a Parquet file's pandas metadata records as a run (``{"kind": "range"}``:
+    pandas stores an index of consecutive ids that way, with no column), as their values."""
+    if path.suffix.lower() != ".parquet":
+        return {}
+    import pyarrow.parquet as pq
+
+    try:
+        meta = pq.read_metadata(path)
+        index = json.loads((meta.metadata or {}).get(b"pandas", b"{}")).get("index_columns", [])
+        runs = {entry["name"]: np.arange(entry["start"], entry["stop"], entry["step"]) for entry in index
+                if isinstance(entry, dict) and entry.get("kind") == "range" and isinstance(entry.get("name"), str)}
+    except (OSError, ValueError, AttributeError, KeyError, TypeError):  # unreadable metadata: no index known
+        return {}
+    return {name: values for name, values in runs.items() if len(values) == meta.num_rows}
+
+
+def label_file_row_ids(path: str | os.PathLike, *, column: str | None = None) -> list[str]:
+    """The columns of the labels file ``path`` that identify its rows (:func:`row_id_names`), besides
+    the labels' own column.
+
+    With ``column`` (``--label-column``) every other column is considered; without it the labels are
+    the file's one column besides its saved indexes (:func:`read_labels`), so only a Parquet pandas
+    index can be an id.
+    """
+    path = Path(path)
+    index = pandas_index_columns(path)
+    if column is None:
+        others = index
+    else:
+        columns = dict.fromkeys(_column_names(path))
+        label = _resolve_column(path, columns, column, option="--label-column")
+        others = [name for name in columns if name != label] + [name for name in index if name not in columns]
+    return row_id_names(path, others)
+
+
+def _column_names(path: Path) -> list[str]:
+    """The column names of a file that was read whole before, from its header or schema alone where
+    the format allows (a labels file may be a large table of features too)."""
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".parquet":
+            import pyarrow.parquet as pq
+
+            return list(pq.read_schema(path).names)
+        if suffix in _TABLE_SUFFIXES:
+            import pyarrow.csv as pcsv
+
+            with pcsv.open_csv(path, parse_options=_csv_parse_options(suffix)) as reader:
+                return list(reader.schema.names)
+    except (OSError, ValueError):  # pyarrow's ArrowInvalid is a ValueError; the general reader says what is wrong
+        pass
+    return list(read_columns(path))
+
+
+def read_id_columns(path: str | os.PathLike, names: list[str]) -> dict[str, np.ndarray]:
+    """The columns ``names`` of ``path`` as NumPy arrays, without reading its other columns' values.
+
+    A CSV/TSV column is read as the text written, then as integers when every value is one written
+    plainly: pyarrow would read ``007`` as 7, and an id keeps its spelling. Missing text is ``""``;
+    an integer column of a Parquet file with missing values reads as floats with NaN.
+    """
+    path = Path(path)
+    suffix = _check_data_file(path)
+    if suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        runs = _pandas_range_indexes(path)
+        table = pq.read_table(path, columns=[name for name in names if name not in runs])
+        columns = {name: runs[name] if name in runs else table.column(name) for name in names}
+    elif suffix in _TABLE_SUFFIXES:
+        columns = _read_text_columns(path, suffix, names)
+    else:
+        every = read_columns(path)
+        columns = {name: every[name] for name in names}
+    out = {}
+    for name, col in columns.items():
+        values = col if isinstance(col, np.ndarray) else col.to_numpy(zero_copy_only=False)
+        if values.dtype.kind == "O":
+            values = np.array(["" if v is None else str(v) for v in values.tolist()])
+        if values.dtype.kind == "U" and suffix in (".csv", ".tsv") and len(values):
+            plain = np.char.str_len(values) < 19  # int64 holds every 18-digit number
+            if plain.all() and all(_PLAIN_INTEGER.match(v) for v in np.unique(values).tolist()):
+                values = values.astype(np.int64)
+        out[name] = values
+    return out
+
+
+#: An integer written plainly: no leading zero, no sign but ``-`` (``007`` is an id's spelling, not 7).
+_PLAIN_INTEGER = re.compile(r"^(0|-?[1-9]\d*)$")
+
+
+def _read_text_columns(path: Path, suffix: str, names: list[str]) -> dict[str, Any]:
+    """The columns ``names`` of the CSV/TSV ``path`` as text, the other columns skipped unparsed.
+
+    The file was read whole before (by :func:`read_columns`), so its problems have been reported."""
+    import pyarrow as pa
+    import pyarrow.csv as pcsv
+
+    parse = _csv_parse_options(suffix)
+    convert = pcsv.ConvertOptions(include_columns=list(names), column_types={n: pa.string() for n in names})
+    try:
+        table = pcsv.read_csv(path, parse_options=parse, convert_options=convert)
+    except pa.ArrowInvalid:
+        table = _read_csv_whole(path, parse, convert)
+    table = _drop_trailing_blank_rows(table, _trailing_blank_lines(path, parse.delimiter))
+    return {name: table.column(name) for name in names}
+
+
+def row_keys(path: str | os.PathLike, name: str) -> np.ndarray:
+    """The ids in column ``name`` of ``path`` as text that compares across files and formats.
+
+    An id read as the number 1000 in one file and the text ``"1000"`` (or ``1000.0``) in another is
+    one key; so are ``"007"`` and 7, as pyarrow and pandas read them. Surrounding spaces are dropped.
+
+    Raises
+    ------
+    DataFileError
+        Naming the row of a missing id: such a row cannot be matched.
+    """
+    path = Path(path)
+    values = read_id_columns(path, [name])[name]
+    if values.dtype.kind == "f":
+        missing = ~np.isfinite(values)
+        if missing.any():
+            raise DataFileError(location(path, int(np.argmax(missing)), name) + "missing id")
+        whole = values == np.round(values)
+        text = np.where(whole, np.char.mod("%d", np.where(whole, values, 0).astype(np.int64)),
+                        values.astype(str))
+        return text
+    if values.dtype.kind in "iub":
+        return values.astype(str)
+    text = np.char.strip(values.astype(str))
+    empty = np.char.str_len(text) == 0
+    if empty.any():
+        raise DataFileError(location(path, int(np.argmax(empty)), name) + "missing id")
+    spellings, inverse = np.unique(text, return_inverse=True)
+    canonical = [str(int(float(s))) if _WHOLE_NUMBER_TEXT.match(s) else s for s in spellings.tolist()]
+    return np.array(canonical, dtype=str)[inverse.reshape(-1)]
+
+
+#: A whole number as text (``1000``, ``007``, ``1000.0``): one id however a file typed it.
+_WHOLE_NUMBER_TEXT = re.compile(r"^[-+]?\d{1,15}(\.0*)?$")
+
+
+def counts_rows(values: np.ndarray) -> bool:
+    """Whether the column ``values`` is the run 0..n-1 or 1..n in row order (:func:`row_id_columns`)."""
+    return values.dtype.kind in "iuf" and _counts_rows(values)
 
 
 # --------------------------------------------------------------------------- writers

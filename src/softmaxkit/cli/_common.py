@@ -409,7 +409,9 @@ def read_predictions(args: argparse.Namespace) -> Predictions:
     other columns are ignored. Labels are class names where names are known
     (those columns, or ``--classes``), else indices. Probabilities must be rows
     that sum to 1, and both files must have the same number of rows; each
-    failure is a one-line error naming the file (and row, column).
+    failure is a one-line error naming the file (and row, column). A labels
+    file other than the scores file that shares a row id column with it is
+    matched to the scores' rows on it (:func:`labels_by_row_id`).
     """
     from softmaxkit.data import read_labels
 
@@ -420,8 +422,88 @@ def read_predictions(args: argparse.Namespace) -> Predictions:
     read = read_score_file(source, kind=kind, given_classes=getattr(args, "classes", None),
                            exclude=(args.label_column,) if same_file else (), ignore=ignored_columns(args))
     labels = read_labels(args.labels, column=args.label_column, n_classes=read.scores.shape[1], classes=read.classes)
+    if Path(args.labels).resolve() != Path(source).resolve():
+        labels = labels_by_row_id(labels, args.labels, source, column=args.label_column, ignored=read.ignored,
+                                  say=Printer(args))
     check_same_length(source, len(read.scores), args.labels, len(labels))
     return Predictions(source, kind, read.scores, labels, read.classes, read.ignored)
+
+
+def labels_by_row_id(labels: Any, labels_path: str, source: str, *, column: str | None,
+                     ignored: tuple[str, ...], say: Printer) -> Any:
+    """``labels`` (read from ``labels_path``) in the row order of the scores file ``source``, matched
+    on a row id column that both files have; else as they are, paired by position.
+
+    The id column is one the labels file has besides its labels, named like an id or stored as a
+    Parquet pandas index (:func:`softmaxkit.data.label_file_row_ids`), that is also among the columns
+    of ``source`` that are not scores (``ignored``: ``predict`` copies its input's ids there). A labels
+    file exported in another row order was paired by position, the id dropped without a word (audit:
+    accuracy 0.4300 for 0.7500, exit 0). Each id must appear once in each file and every scores row
+    needs a label; label rows without a scores row are left out and counted. An id column in the
+    labels alone cannot be checked: unless it counts the rows (0..n-1, 1..n), a warning says the
+    rows are paired by position.
+    """
+    import numpy as np
+
+    from softmaxkit.data import label_file_row_ids, read_id_columns, row_keys
+
+    ids = label_file_row_ids(labels_path, column=column)
+    shared = [name for name in ids if name in ignored]
+    if not shared:
+        _warn_ids_unused(labels_path, source, ids, read_id_columns(labels_path, ids) if ids else {})
+        return labels
+    name = shared[0]
+    keys = row_keys(labels_path, name)
+    wanted = row_keys(source, name)
+    for path, values in ((labels_path, keys), (source, wanted)):
+        _refuse_repeated_ids(path, name, values)
+    order = np.argsort(keys, kind="stable")
+    at = np.minimum(np.searchsorted(keys, wanted, sorter=order), len(keys) - 1)
+    rows = order[at]
+    missing = keys[rows] != wanted
+    if missing.any():
+        row = int(np.argmax(missing))
+        raise CLIError(f"{labels_path}: no label for row {row + 1} of {source} (id {wanted[row]!r} in column "
+                       f"{name!r}); the labels are matched to the scores by this column, which both files have, "
+                       "so every scores row needs one")
+    unused = len(keys) - len(rows)
+    say(f"Labels of {labels_path} matched to the rows of {source} by column {name!r}"
+        + (f"; {unused} rows of {labels_path} have no scores row and were left out" if unused else ""))
+    return labels[rows]
+
+
+def _refuse_repeated_ids(path: str, name: str, keys: Any) -> None:
+    """Refuse a column of ``path`` that matches rows across files and holds one id twice."""
+    import numpy as np
+
+    from softmaxkit.data import location
+
+    order = np.argsort(keys, kind="stable")
+    repeated = np.flatnonzero(keys[order][1:] == keys[order][:-1])
+    if len(repeated):
+        first, second = sorted(order[repeated[0]:repeated[0] + 2].tolist())
+        raise CLIError(location(Path(path), second, name)
+                       + f"id {keys[second]!r} is also on row {first + 1}; the labels are matched to the scores by "
+                       "this column, so each id must appear once (rename the column in one file to pair the rows "
+                       "by position instead)")
+
+
+def _warn_ids_unused(labels_path: str, source: str, ids: list[str], values: dict[str, Any]) -> None:
+    """Warn that the id columns of the labels file (``values``) are not used: ``source`` has none of them."""
+    import warnings
+
+    from softmaxkit.data import counts_rows
+
+    for name in ids:
+        if not counts_rows(values[name]):
+            warnings.warn(
+                f"{labels_path}: column {name!r} looks like a row id, but {source} has no column {name!r}, so the "
+                "labels are paired with the scores by position and the ids are not used; if the two files are "
+                "in different row orders the results are wrong (softmaxkit predict writes its input's id "
+                "columns with the scores, and a scores file with the labels' id column is matched on it)",
+                stacklevel=3,
+            )
+            return
 
 
 class ScoreFile(NamedTuple):
@@ -444,8 +526,12 @@ def read_score_file(source: str, *, kind: str, given_classes: list[str] | None,
     ``0``/``1`` needs ``--classes``. The class names come
     from ``p_<class>`` or ``logit_<class>`` columns, or ``given_classes``
     (``--classes``), which must agree with them; so must plain column names
-    (no prefix) of which one is a class of ``given_classes``. Probabilities
-    must be rows that sum to 1. ``exclude`` names columns that are not scores
+    (no prefix) of which one is a class of ``given_classes``. Without
+    ``given_classes``, plain column names that are distinct whole numbers
+    other than ``0..K-1`` in order (pandas' header of ``DataFrame(z)[[2, 0, 1]]``)
+    are the class names (:func:`numbered_header`): the columns come back in
+    their numeric order, with a warning that they are matched by name.
+    Probabilities must be rows that sum to 1. ``exclude`` names columns that are not scores
     (the labels' column, when the labels come from the same file); ``ignore``
     those of ``--ignore``, each of which must exist.
     """
@@ -464,6 +550,19 @@ def read_score_file(source: str, *, kind: str, given_classes: list[str] | None,
             classes = list(read.columns)
         else:
             single = read.columns[0]
+    numbered = None if given_classes is not None or classes is not None else numbered_header(read.columns)
+    if numbered is not None and len(numbered) == scores.shape[1]:
+        # pandas writes integer column names as the header (`pd.DataFrame(z)[[2, 0, 1]].to_csv()`: ",2,0,1");
+        # read by position, column "2" scored class 0 (audit: accuracy 0.085 for 0.785, exit 0). They are
+        # the classes, put in numeric order; labels are matched to them by name (read_labels).
+        scores = scores[:, [list(read.columns).index(name) for name in numbered]]
+        classes = numbered
+        import warnings
+
+        warnings.warn(f"{source}: its score columns are headed by the whole numbers {', '.join(read.columns)}, not "
+                      f"0..{len(numbered) - 1} in order: they are matched to the classes by name, not by position; if "
+                      "they are not the class names, pass --classes with the classes in the file's column order, or "
+                      "rename the columns", stacklevel=2)
     if given_classes is not None:
         if classes is not None and list(classes) != list(given_classes):
             raise CLIError(f"--classes {','.join(given_classes)} does not match the class columns of {source} "
@@ -529,6 +628,124 @@ def _warn_if_numbered_order(given_classes: list[str], source: str) -> None:
         )
 
 
+def _whole_number_name(name: str) -> bool:
+    """Whether a column or class name is a whole number written in ASCII digits (``2``, ``-1``, ``02``)."""
+    import re
+
+    return re.fullmatch(r"[+-]?[0-9]+", name.strip()) is not None
+
+
+def numbered_header(columns: tuple[str, ...] | list[str]) -> list[str] | None:
+    """``columns`` in numeric order when they are two or more distinct whole numbers other than
+    ``0..K-1`` in order (``2, 0, 1``; ``1, 2, 3``), which name classes rather than count columns;
+    else None (``0..K-1`` in order is the positional header of ``pd.DataFrame(z).to_csv()``)."""
+    if len(columns) < 2 or not all(_whole_number_name(name) for name in columns):
+        return None
+    values = [int(name) for name in columns]
+    if len(set(values)) != len(values) or values == list(range(len(values))):
+        return None
+    return [name for _, name in sorted(zip(values, columns))]
+
+
+def sorted_classes(classes: list[str]) -> list[str]:
+    """``classes`` in the order softmaxkit ``fit`` and scikit-learn give labels: as numbers when every
+    name is a whole number (1, 2, 10), else as text."""
+    if all(_whole_number_name(name) for name in classes):
+        return sorted(classes, key=lambda name: (int(name), name))
+    return sorted(classes)
+
+
+def read_named_predictions(args: argparse.Namespace, *, fitted: Any = None, by_position: bool = False) -> Predictions:
+    """:func:`read_predictions`, checked and put in one class order, for ``evaluate`` and ``calibrate``.
+
+    Three things the file's own column order must not decide:
+
+    * integer labels against integer class names none of which they are (``30, 10, 20`` over labels
+      0..2) were read as column positions; refused (:func:`_refuse_positional_labels`);
+    * labels that are the scores' own top class (``--label-column prediction`` of ``predict``'s
+      output, accuracy 1.0) draw a warning;
+    * named score columns are put in one class order (:func:`in_canonical_order`: ``fitted``'s, a
+      conformal predictor's, else sorted), with the labels renumbered to match: ``argmax`` breaks a
+      tie to the first column, so the same rows as ``p_bird, p_cat, p_dog`` and ``p_dog, p_cat,
+      p_bird`` gave accuracy 0.5 and 1.0 (audit, exit 0).
+    """
+    import numpy as np
+
+    pred = read_predictions(args)
+    if getattr(args, "classes", None) is None:
+        _refuse_positional_labels(pred, args)
+    _warn_if_labels_are_predictions(args)
+    scores, classes, order = in_canonical_order(pred.scores, pred.classes, fitted, by_position=by_position)
+    if order is None:
+        return pred
+    return pred._replace(scores=scores, labels=np.argsort(order)[pred.labels], classes=classes)
+
+
+def in_canonical_order(scores: Any, classes: list[str] | None, fitted: Any = None, *,
+                       by_position: bool = False) -> tuple[Any, list[str] | None, Any]:
+    """``scores`` with its named columns in one class order, whatever the file's: ``fitted``'s
+    ``class_names_`` (a calibrator or conformal predictor with the same classes), else
+    :func:`sorted_classes`; a per-class ``fitted`` without names applied ``by_position`` keeps the
+    file's order, which the user vouched is its own.
+
+    ``argmax`` breaks a tie to the first column, so accuracy, ECE and ``apply``'s ``prediction``
+    followed the file's column order (audit: 0.5 or 1.0 for the same rows). Returns the scores,
+    their classes (None for unnamed columns, left as they are) and the permutation taken
+    (``scores[:, order]``; None when none was needed).
+    """
+    import numpy as np
+
+    if classes is None:
+        return scores, None, None
+    classes = [str(c) for c in classes]
+    names = getattr(fitted, "class_names_", None)
+    if names is not None and sorted(map(str, names)) == sorted(classes):
+        target = [str(c) for c in names]
+    elif names is None and fitted is not None and by_position and _applies_per_class(fitted):
+        target = classes
+    else:
+        target = sorted_classes(classes)
+    if target == classes:
+        return scores, classes, None
+    order = np.array([classes.index(name) for name in target])
+    return scores[:, order], target, order
+
+
+def _refuse_positional_labels(pred: Predictions, args: argparse.Namespace) -> None:
+    """Refuse integer labels read as column positions against score columns whose names are other whole
+    numbers (``10, 20, 30`` over labels 0..2): the names say which class each column is, and no label
+    is one of them, so reading by position would be a guess (:func:`numbered_header`)."""
+    from softmaxkit.data import DataFileError, read_labels
+
+    if pred.classes is None or numbered_header(list(pred.classes)) is None:
+        return
+    try:  # the labels as written: read_predictions gave them as positions or by name, which it does not say
+        raw = read_labels(args.labels, column=args.label_column)
+    except DataFileError:
+        return
+    import numpy as np
+
+    values = {int(v) for v in np.unique(raw).tolist()}
+    if values & {int(name) for name in pred.classes}:
+        return  # read by name (a label that is no class was refused there)
+    shown = ", ".join(map(str, sorted(values)[:6])) + (", ..." if len(values) > 6 else "")
+    raise CLIError(f"{pred.source}: its score columns are named for the classes {', '.join(pred.classes)}, but the "
+                   f"labels of {args.labels} are {shown}, none of them: the columns' classes are unknown; pass "
+                   "--classes with the classes in the file's column order (or name each column for its class)")
+
+
+def _warn_if_labels_are_predictions(args: argparse.Namespace) -> None:
+    """Warn when the labels are the ``prediction`` column of the scores file itself (``predict``'s or
+    ``apply``'s output): scored against their own top class, scores look perfect (audit: accuracy 1.0)."""
+    source = args.logits or args.probs
+    if args.label_column == "prediction" and Path(args.labels).resolve() == Path(source).resolve():
+        import warnings
+
+        warnings.warn(f"{args.labels}: column 'prediction' is the top class of the scores beside it, not the true "
+                      "labels: these labels are the scores' own predictions, so accuracy is 1 by construction; give "
+                      "the true labels with --labels", stacklevel=3)
+
+
 def _applies_per_class(fitted: Any) -> bool:
     """Whether ``fitted`` has parameters per class, so that the order of the columns it gets matters:
     all calibrators but temperature scaling (one T), and class-conditional conformal predictors."""
@@ -551,7 +768,8 @@ def class_order(classes: list[str] | None, fitted: Any, *, source: str, fitted_a
     would get another class's parameters with no error. Returns the column
     permutation ``order`` with ``scores[:, order]`` in ``fitted``'s order, or
     None when no reordering is needed or possible. Different class sets, or a
-    file without class names, are refused naming ``fitted_as`` (e.g.
+    file without class names (unless ``fitted``'s are ``0..K-1`` in order, the
+    classes unnamed columns stand for), are refused naming ``fitted_as`` (e.g.
     ``"CALIBRATOR cal.npz"``). So is the reverse, named columns and a
     per-class ``fitted`` without names (fitted on a ``.npy``), unless
     ``by_position`` (``--by-position``) says the columns are in its order:
@@ -570,6 +788,10 @@ def class_order(classes: list[str] | None, fitted: Any, *, source: str, fitted_a
                            "file whose columns name the classes (p_<class>/logit_<class>, or --classes)")
         return None
     if classes is None:
+        if list(map(str, names)) == [str(j) for j in range(len(names))]:
+            # Unnamed columns are classes 0..K-1 everywhere (labels are their indices), and pandas' header
+            # 0, 1, 2 names them so: the names of a fit on header 2, 0, 1 (numbered_header).
+            return None
         raise CLIError(f"{source}: its score columns have no class names, so they cannot be matched to the classes "
                        f"{fitted_as} was fitted on ({', '.join(names)}); pass --classes with the file's column "
                        "order")

@@ -23,8 +23,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
             "(prediction), the same layout as 'predict', so the output feeds 'evaluate' directly. Class names "
             "come from logit_<class>/p_<class> columns, or --classes; otherwise classes are numbered 0..K-1. "
             "A calibrator fitted on named columns matches them by name, in any order (its parameters are "
-            "per class), and refuses a file whose columns it cannot name. With --conformal and --sets it also "
-            "writes each row's prediction set, from the scores as given (as 'calibrate --conformal' fitted it)."
+            "per class), writes them in its own class order, and refuses a file whose columns it cannot name. "
+            "With --conformal and --sets it also writes each row's prediction set, from the scores as given (as "
+            "'calibrate --conformal' fitted it)."
         ),
     )
     p.add_argument("calibrator", metavar="CALIBRATOR", help="a calibrator file (.npz or .safetensors)")
@@ -60,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
         check_output,
         class_order,
         ignored_columns,
-        in_fitted_order,
+        in_canonical_order,
         logit_columns,
         read_score_file,
         say_ignored,
@@ -96,10 +97,14 @@ def run(args: argparse.Namespace) -> int:
     if scores.shape[1] != n_classes:
         raise CLIError(f"CALIBRATOR {args.calibrator}: the calibrator was fitted on {n_classes} classes, but "
                        f"{source} has {scores.shape[1]} score columns")
-    # Per-class parameters apply by class name: the file's columns may come in any order.
-    order = class_order(read.classes, calibrator, source=source, fitted_as=f"CALIBRATOR {args.calibrator}",
-                        by_position=args.by_position)
-    names = np.asarray(read.classes) if read.classes is not None else np.arange(n_classes)
+    # Per-class parameters apply by class name: the file's columns may come in any order (refused here
+    # when the classes cannot be matched). They are taken, and written, in the calibrator's class order
+    # (else sorted): argmax breaks a tie to the first column, so the prediction column followed the input's
+    # order (audit: 6 of 100 rows after isotonic calibration).
+    class_order(read.classes, calibrator, source=source, fitted_as=f"CALIBRATOR {args.calibrator}",
+                by_position=args.by_position)
+    scores, classes, _ = in_canonical_order(scores, read.classes, calibrator, by_position=args.by_position)
+    names = np.asarray(classes) if classes is not None else np.arange(n_classes)
     for option, path in (("--out", args.out), ("--logits-out", args.logits_out)):
         check_npy_keeps_classes(names, path, option=option, source=source)
 
@@ -111,7 +116,7 @@ def run(args: argparse.Namespace) -> int:
         with np.errstate(divide="ignore"):  # temperature scaling of log-probabilities
             return _adapters.calibrated_logits(calibrator, np.log(np.asarray(s, dtype=np.float64)))
 
-    logits = in_fitted_order(calibrate, scores, order)
+    logits = calibrate(scores)
     probs = softmax(logits, axis=-1)
 
     text_ok = not args.out.lower().endswith((".npy", ".safetensors"))
@@ -119,7 +124,7 @@ def run(args: argparse.Namespace) -> int:
     if conformal is not None:
         # From the scores as given, not the calibrated ones: the predictor was fitted on raw scores
         # (see softmaxkit.cli._conformal).
-        sets_order = class_order(read.classes, conformal, source=source, fitted_as=f"--conformal {args.conformal}",
+        sets_order = class_order(classes, conformal, source=source, fitted_as=f"--conformal {args.conformal}",
                                  by_position=args.by_position)
         sets = _conformal.predict_sets(conformal, scores, args.sets, probs=args.probs is not None, where=source,
                                        order=sets_order)

@@ -53,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
         check_report,
         holdout_rows,
         progress,
-        read_predictions,
+        read_named_predictions,
         require_two_classes,
         say_ignored,
     )
@@ -78,7 +78,8 @@ def run(args: argparse.Namespace) -> int:
         check_output(conformal_path, inputs=inputs, suffixes=CALIBRATOR_SUFFIXES, option="--conformal-out")
     if args.report:
         check_report(args.report, files={"--out": args.out, "--conformal-out": conformal_path})
-    source, kind, scores, labels, classes, ignored = read_predictions(args)
+    # Named columns in sorted class order: the calibrator's class_names_ (and ties) do not follow the file's order.
+    source, kind, scores, labels, classes, ignored = read_named_predictions(args)
     require_two_classes(labels, where=args.labels)
 
     fit_rows = eval_rows = np.arange(len(labels))

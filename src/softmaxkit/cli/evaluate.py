@@ -41,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
         check_report,
         class_order,
         progress,
-        read_predictions,
+        read_named_predictions,
         say_ignored,
         text_table,
     )
@@ -54,7 +54,9 @@ def run(args: argparse.Namespace) -> int:
     if args.report:
         check_report(args.report)
     conformal = _conformal.load(args.conformal) if args.conformal else None
-    source, _, scores, labels, classes, ignored = read_predictions(args)
+    # Columns in the predictor's (else sorted) class order: ties must not follow the file's column order.
+    source, _, scores, labels, classes, ignored = read_named_predictions(args, fitted=conformal,
+                                                                        by_position=args.by_position)
     given = {"logits": scores} if args.logits else {"probs": scores}
     ci = bool(args.ci or args.report)
     with progress(say, "scoring", total=None):  # the ECE bootstrap takes a moment at large n

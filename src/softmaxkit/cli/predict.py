@@ -16,8 +16,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
             "Apply a saved model (and optionally a calibrator) to DATA and write one probability column "
             "per class (p_<class>) plus the predicted class (prediction). Feature columns are matched by "
             "name to the ones the model was trained on, in any order; other columns (the target, ids) are "
-            "ignored and listed. When the model or DATA has no column names (.npy), the order of the columns "
-            "cannot be checked, so this is refused unless --by-position says they are in training order; "
+            "ignored and listed. DATA's row id columns (named like id, sample_id or patient_id, or a saved "
+            "pandas index) are copied to PROBS first, so that 'evaluate' and 'calibrate' match a labels file "
+            "with the same id column to the rows by id (not in .npy, nor text ids in .safetensors). When the "
+            "model or DATA has no column names (.npy), the order of the columns cannot be checked, so this "
+            "is refused unless --by-position says they are in training order; "
             "a model fitted on a .npy reads another .npy by position. The output format "
             "follows PROBS's extension: .csv, .tsv, .parquet, .npz, .safetensors or .npy (.npy and "
             ".safetensors hold numbers only, so text class names are left out there). The output is a valid "
@@ -110,6 +113,7 @@ def run(args: argparse.Namespace) -> int:
     data = read_features(args.data, target=args.target, n_features=model.n_features,
                          feature_names=model.feature_names)
     by_position = _check_column_matching(model, data, args)
+    row_ids = _row_ids(args.data, data)
     y = None
     if data.y is not None:  # labels are checked before anything is written
         y = encode_labels(data.y, classes, path=args.data, column=data.target_name)
@@ -128,10 +132,14 @@ def run(args: argparse.Namespace) -> int:
     columns = score_columns(probs, classes, out=args.out)
     if sets is not None:
         columns.update(_conformal.columns(sets, args.sets, classes, text=text_ok))
+    columns, kept_ids, left_ids = _with_row_ids(row_ids, columns, args.out)
+    logit_table, logit_left = None, []
+    if args.logits_out:
+        logit_table, _, logit_left = _with_row_ids(row_ids, logit_columns(logits, classes), args.logits_out)
     with StagedOutputs(inputs=inputs) as outputs:
         write_columns(args.out, columns, outputs=outputs)
-        if args.logits_out:
-            write_columns(args.logits_out, logit_columns(logits, classes), outputs=outputs)
+        if logit_table is not None:
+            write_columns(args.logits_out, logit_table, outputs=outputs)
         summary = None
         if y is not None:
             summary = score(y, key="predictions", name="predictions", logits=logits, plot=False, ci=args.ci).summary
@@ -139,14 +147,18 @@ def run(args: argparse.Namespace) -> int:
 
     result: dict = {"out": args.out, "rows": int(len(probs)), "classes": classes.tolist(),
                     "calibrated": calibrator is not None, "ignored_columns": list(data.ignored),
-                    "columns_by_position": by_position}
+                    "columns_by_position": by_position, "row_id_columns": kept_ids}
     if args.logits_out:
         result["logits_out"] = args.logits_out
     say_ignored(say, args.data, data.ignored, "not features of the model")
     say(f"Wrote {len(probs)} rows x {len(classes)} class probabilities"
-        + (" and the predicted class" if "prediction" in columns else "") + f" to {args.out}")
+        + (" and the predicted class" if "prediction" in columns else "") + f" to {args.out}"
+        + (f", after the row id column{'s' if len(kept_ids) > 1 else ''} {', '.join(map(repr, kept_ids))}"
+           if kept_ids else ""))
+    _say_ids_left_out(say, left_ids, args.data, args.out)
     if args.logits_out:
         say(f"Wrote the logits to {args.logits_out}")
+        _say_ids_left_out(say, logit_left, args.data, args.logits_out)
     if summary is not None:
         result["metrics"] = summary
         if sets is not None:
@@ -160,6 +172,53 @@ def run(args: argparse.Namespace) -> int:
             _conformal.print_summary(say, result["conformal"])
     say.result(result)
     return 0
+
+
+def _row_ids(path: str, data) -> dict:  # noqa: ANN001
+    """The columns of DATA that identify its rows, as stored, for ``predict`` to write with the scores.
+
+    They are the ignored columns named like a row id (``id``, ``sample_id``, ``patient_id``), a
+    Parquet pandas index (also one stored as a run 1000..1099, which is no column), and pandas'
+    unnamed saved index (:func:`softmaxkit.data.row_id_names`). Without
+    them the scores could only be paired with labels by position: a labels file in another row order
+    was scored against the wrong rows (audit: accuracy 0.4300 for 0.7500, exit 0).
+    """
+    from softmaxkit.data import SCORE_PREFIXES, pandas_index_columns, read_id_columns, row_id_names
+
+    used = {*data.feature_names, data.target_name}
+    candidates = [*data.ignored, *(n for n in pandas_index_columns(path) if n not in data.ignored and n not in used)]
+    # A name with a score prefix would be read back as one more class.
+    names = [n for n in row_id_names(path, candidates, saved_index=True)
+             if not n.startswith(tuple(SCORE_PREFIXES.values()))]
+    ids = read_id_columns(path, names) if names else {}
+    for name, values in ids.items():
+        if len(values) != len(data.X):  # both readers see the same rows; a mismatch is a bug, not a file
+            raise RuntimeError(f"{path}: column {name!r}: {len(values)} ids for {len(data.X)} rows")
+    return ids
+
+
+def _with_row_ids(row_ids: dict, columns: dict, out: str) -> tuple[dict, list[str], list[str]]:
+    """``columns`` after the ``row_ids`` that ``out``'s format can hold: (columns, written ids, ids left out).
+
+    A ``.npy`` is one matrix read back as the scores, so it holds none (an id there was one more
+    class); ``.safetensors`` holds numbers only. An id named as an output column is left out too.
+    """
+    suffix = out.lower().rsplit(".", 1)[-1]
+    kept = [name for name, values in row_ids.items() if name not in columns and suffix != "npy"
+            and (suffix != "safetensors" or values.dtype.kind in "biuf")]
+    return ({**{name: row_ids[name] for name in kept}, **columns}, kept,
+            [name for name in row_ids if name not in kept])
+
+
+def _say_ids_left_out(say, names: list[str], data: str, out: str) -> None:  # noqa: ANN001
+    """A line naming the row id columns of ``data`` that ``out`` could not hold (:func:`_with_row_ids`), and why."""
+    if not names:
+        return
+    suffix = out.lower().rsplit(".", 1)[-1]
+    why = {"npy": "a .npy holds the scores alone", "safetensors": ".safetensors holds numbers only"}.get(
+        suffix, "an output column has the same name")
+    say(f"Row id column{'s' if len(names) > 1 else ''} {', '.join(map(repr, names))} of {data} not written to {out}: "
+        f"{why}; to match labels to the rows by id, write .csv, .parquet or .npz")
 
 
 def _check_column_matching(model, data, args: argparse.Namespace) -> bool:  # noqa: ANN001
