@@ -296,6 +296,17 @@ class SoftmaxClassifier(Persistable, ClassifierMixin, BaseEstimator):
        ``SoftmaxClassifier(alpha=alpha_)``'s with the same int ``random_state``.
 
     ``sample_weight`` weights both the fold fits and the held-out score.
+    *Weights are repetitions, not relative importances:* the penalty is worth
+    ``alpha`` rows of unit weight whatever the weights' total (Objective
+    above), so multiplying every weight by ``k`` is ``k``-fold repetition of
+    the data: a float ``alpha`` then acts as ``alpha / k`` does on the
+    original weights, and ``alpha="auto"``, which searches the same grid,
+    picks another penalty (iris with random weights 0-3: ``alpha_`` 0.1; the
+    weights times 100: 5.33, as a penalty per unit weight 0.053). It is not
+    the choice for literally repeated rows either, whose copies the folds
+    split (0.00056 there). Weights that only say which rows matter more
+    should be scaled to the number of observations they stand for (for
+    example to mean 1) before fitting.
     *Cost:* ``5 m + 1`` fits, ``m`` the grid values walked (5-10 on the
     bundled and synthetic sets of ``benchmarks/bench_defaults.py``), but
     warm-started path fits take a few iterations each: in two runs of that
@@ -340,7 +351,12 @@ class SoftmaxClassifier(Persistable, ClassifierMixin, BaseEstimator):
     raw-coordinate weight. This is an exact reparametrisation, so the optimum
     is unchanged; it only bounds the curvature of every first-layer weight,
     which makes L-BFGS converge in far fewer iterations on unscaled data.
-    ``coefs_`` and ``intercepts_`` are in raw coordinates.
+    ``coefs_`` and ``intercepts_`` are in raw coordinates. A constant
+    feature, one value on the rows of positive weight or a variance within
+    float64 rounding of its mean (StandardScaler's test), keeps
+    :math:`s_j = 1` and its raw-weight penalty under either ``standardize``,
+    as in a StandardScaler pipeline; the linear model's coefficient on a
+    feature of one value is exactly 0.
 
     **Threads.** With ``device="cpu"``, a fit whose layer products are small
     (Adam's minibatches at the default batch size, L-BFGS on small data; see
@@ -1148,9 +1164,9 @@ def _holdout_keeping_every_class(labels: np.ndarray, n_valid: int, rng: np.rando
     return np.asarray(chosen, dtype=np.int64)
 
 
-#: Rows per block when summing squared deviations: a block's squares stay in
-#: cache instead of filling an (n, d) temporary.
-_VARIANCE_BLOCK_ROWS = 4096
+#: Rows per block of the moment passes: a block's float64 copy and squares stay in cache
+#: instead of filling an (n, d) temporary (4096 rows took 2.5x as long at 200 columns).
+_VARIANCE_BLOCK_ROWS = 1024
 
 
 def _precondition(
@@ -1171,34 +1187,85 @@ def _precondition(
     alpha / S) / s_j**2`` (``c <= 1/4`` from the softmax), which this choice
     keeps between ``c`` and 1 for every feature: plain standardisation would
     leave the penalty term, ``alpha / (S sigma_j**2)``, unbounded for features
-    of small variance. A feature with no variance and no penalty keeps
-    ``s = 1``. Moments are weighted so that zero and integer weights act
-    exactly like removed and repeated rows.
+    of small variance. Moments are weighted so that zero and integer weights
+    act exactly like removed and repeated rows.
 
-    One (n, d) copy is made, the centred ``X``; the variance is summed from it
-    block by block and it is then scaled in place (a full-size temporary of
-    squares and a second centring pass took a tenth of a 100k x 200 linear fit).
+    A constant feature (see :func:`_moments`) gets ``s = 1`` and ``r = 1``
+    whatever ``standardize`` says, so its penalty is on the raw weight; an
+    exactly constant one is centred on its value, so its column of the fitting
+    coordinates is exactly zero and a linear model's coefficient stays exactly 0.
+
+    One (n, d) copy is made, the centred ``X``, scaled in place (a full-size
+    temporary of squares and a second centring pass took a tenth of a 100k x
+    200 linear fit).
     """
     total = float(np.sum(weight))
-    # BLAS products in X's own dtype (a float64 weight against float32 X would
-    # take NumPy's slow mixed-dtype path); any centre and scale give the same
-    # optimum, so float32 moments are accurate enough.
-    w = (weight / total).astype(X.dtype)
-    mean = (w @ X).astype(np.float64)  # (d,)
+    w = weight / total
+    mean, one_value = _centre_estimate(X, w)
     Xs = _centre(X, mean, dtype)
-    w = w.astype(dtype, copy=False)
-    var = np.zeros(X.shape[1], dtype=np.float64)
-    for start in range(0, X.shape[0], _VARIANCE_BLOCK_ROWS):
-        block = Xs[start : start + _VARIANCE_BLOCK_ROWS]
-        var += w[start : start + _VARIANCE_BLOCK_ROWS] @ np.square(block)
+    var, constant = _spread(Xs, w, mean, one_value)
     scale = np.sqrt(var if standardize else var + alpha / total)
-    # A (numerically) constant, unpenalised feature carries nothing to rescale. Standardising,
-    # "constant" is relative to the feature's own size (centring leaves about eps * |mean|):
-    # a feature measured in 1e-15 units is standardised as StandardScaler does.
-    tiny = np.finfo(np.float64).eps * (np.abs(mean) if standardize else np.maximum(np.abs(mean), 1.0)) * 8
-    scale = np.where(scale > tiny, scale, 1.0)
+    scale[constant] = 1.0
     _rescale_(Xs, scale)
     return Xs, mean, scale, (np.ones_like(scale) if standardize else 1.0 / scale**2)
+
+
+def _centre_estimate(X: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A float64 centre for ``X``'s columns (``w`` sums to 1) and which columns hold one value.
+
+    The weighted mean, accumulated in float64 (float32 ``X`` block by block, without a float64
+    copy of it), except that a column holding one value on the rows of positive weight (rows of
+    weight 0 are absent) is centred on exactly that value, so that its fitting column is exactly
+    0: the mean, a few ulp off, centred a column of 0.1s to a bias that was then "standardised"
+    (coefficient 1.4e6, 67 in float32, chosen by ``SelectFromModel``). Any centre gives the same
+    optimum; :func:`_spread` corrects the variance for the rest of the mean's error.
+    """
+    d = X.shape[1]
+    positive = w > 0
+    everywhere = bool(positive.all())
+    mean = w @ X if X.dtype == np.float64 else np.zeros(d)
+    high, low = np.full(d, -np.inf), np.full(d, np.inf)
+    for rows in _blocks(X.shape[0]):
+        block = X[rows]
+        if X.dtype != np.float64:
+            mean += w[rows] @ block.astype(np.float64)
+        present = block if everywhere else block[positive[rows]]
+        if present.shape[0]:
+            np.maximum(high, present.max(axis=0), out=high)
+            np.minimum(low, present.min(axis=0), out=low)
+    one_value = high == low
+    mean[one_value] = high[one_value]
+    return mean, one_value
+
+
+def _spread(Xs: np.ndarray, w: np.ndarray, centre: np.ndarray, one_value: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The weighted variance of the columns of ``Xs = X - centre`` (float64) and which are constant.
+
+    The corrected two-pass algorithm (Chan, Golub and LeVeque), accumulated in float64: ``E[d**2] -
+    E[d]**2`` for the deviations ``d`` from the centre, whose error the second term removes.
+    Besides the columns of one value, a column is constant when its variance is within the
+    rounding error of this computation, StandardScaler's bound ``var <= n eps var + (n eps
+    mean)**2`` (``n`` the rows of positive weight, ``eps`` float64's, which scikit-learn uses for
+    float32 data too): a column that should be 1.0 but varied by 1e-15, standardised, fitted its
+    rounding noise (coefficients +-7e13, probabilities 0.03 off the pipeline's). The bound is
+    relative, so a feature measured in 1e-15 units is standardised as StandardScaler does.
+    """
+    shift = np.zeros(Xs.shape[1])
+    squares = np.zeros(Xs.shape[1])
+    for rows in _blocks(Xs.shape[0]):
+        block = Xs[rows].astype(np.float64, copy=False)
+        shift += w[rows] @ block
+        squares += w[rows] @ np.square(block)
+    var = np.maximum(squares - shift**2, 0.0)
+    n = float(np.count_nonzero(w))
+    eps = np.finfo(np.float64).eps
+    mean = centre + shift
+    return var, one_value | (var <= n * eps * var + (n * eps * mean) ** 2)
+
+
+def _blocks(n: int) -> list[slice]:
+    """Row blocks of :data:`_VARIANCE_BLOCK_ROWS` for the moment passes."""
+    return [slice(start, start + _VARIANCE_BLOCK_ROWS) for start in range(0, n, _VARIANCE_BLOCK_ROWS)]
 
 
 def _centre(X: np.ndarray, mean: np.ndarray, dtype: np.dtype) -> np.ndarray:
