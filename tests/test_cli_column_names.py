@@ -105,7 +105,8 @@ def test_calibrate_and_apply_keep_the_names_of_an_integer_header(capsys, tmp_pat
         out = tmp_path / f"p{i}.csv"
         _json(capsys, "apply", cal, "--logits", source, "--out", out)
         outs.append(read_columns(out))
-    assert list(outs[0]) == ["p_0", "p_1", "p_2", "prediction"]
+    # pandas' saved index of the input is kept first (as predict keeps row ids), then the classes in order
+    assert list(outs[0]) == ["", "p_0", "p_1", "p_2", "prediction"]
     for name in ("p_0", "p_1", "p_2"):
         np.testing.assert_array_equal(np.asarray(outs[0][name]), np.asarray(outs[1][name]))
 

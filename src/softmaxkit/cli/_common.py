@@ -390,8 +390,10 @@ def add_prediction_inputs(p: argparse.ArgumentParser, *, probs_help: str) -> Non
 class Predictions(NamedTuple):
     """What :func:`read_predictions` read: ``scores`` (n, K) logits or probabilities
     (a single binary column expanded by :func:`two_class_scores`), ``labels`` (n,)
-    class indices, the class names when known (``classes``) and the columns of
-    the scores file that were left out (``ignored``: ``prediction``, an id)."""
+    class indices, the class names when known (``classes``), the columns of
+    the scores file that were left out (``ignored``: ``prediction``, an id) and
+    the id column on which a separate labels file was matched to the scores'
+    rows (``matched_on``; None: paired by position, :func:`labels_by_row_id`)."""
 
     source: str  # the --logits or --probs file
     kind: str  # "logit" or "probability"
@@ -399,6 +401,7 @@ class Predictions(NamedTuple):
     labels: Any
     classes: list[str] | None = None
     ignored: tuple[str, ...] = ()
+    matched_on: str | None = None
 
 
 def read_predictions(args: argparse.Namespace) -> Predictions:
@@ -422,21 +425,24 @@ def read_predictions(args: argparse.Namespace) -> Predictions:
     read = read_score_file(source, kind=kind, given_classes=getattr(args, "classes", None),
                            exclude=(args.label_column,) if same_file else (), ignore=ignored_columns(args))
     labels = read_labels(args.labels, column=args.label_column, n_classes=read.scores.shape[1], classes=read.classes)
+    matched_on = None
     if Path(args.labels).resolve() != Path(source).resolve():
-        labels = labels_by_row_id(labels, args.labels, source, column=args.label_column, ignored=read.ignored,
-                                  say=Printer(args))
+        labels, matched_on = labels_by_row_id(labels, args.labels, source, column=args.label_column,
+                                              ignored=read.ignored, say=Printer(args))
     check_same_length(source, len(read.scores), args.labels, len(labels))
-    return Predictions(source, kind, read.scores, labels, read.classes, read.ignored)
+    return Predictions(source, kind, read.scores, labels, read.classes, read.ignored, matched_on)
 
 
 def labels_by_row_id(labels: Any, labels_path: str, source: str, *, column: str | None,
-                     ignored: tuple[str, ...], say: Printer) -> Any:
+                     ignored: tuple[str, ...], say: Printer) -> tuple[Any, str | None]:
     """``labels`` (read from ``labels_path``) in the row order of the scores file ``source``, matched
-    on a row id column that both files have; else as they are, paired by position.
+    on a row id column that both files have; else as they are, paired by position. Returns the
+    labels and the name of that column (None when paired by position), which ``--json`` reports.
 
     The id column is one the labels file has besides its labels, named like an id or stored as a
     Parquet pandas index (:func:`softmaxkit.data.label_file_row_ids`), that is also among the columns
-    of ``source`` that are not scores (``ignored``: ``predict`` copies its input's ids there). A labels
+    of ``source`` that are not scores (``ignored``, where ``predict`` and ``apply`` copy their input's
+    ids, or a Parquet pandas index of ``source``: :func:`unread_columns`). A labels
     file exported in another row order was paired by position, the id dropped without a word (audit:
     accuracy 0.4300 for 0.7500, exit 0). Each id must appear once in each file and every scores row
     needs a label; label rows without a scores row are left out and counted. An id column in the
@@ -448,10 +454,11 @@ def labels_by_row_id(labels: Any, labels_path: str, source: str, *, column: str 
     from softmaxkit.data import label_file_row_ids, read_id_columns, row_keys
 
     ids = label_file_row_ids(labels_path, column=column)
-    shared = [name for name in ids if name in ignored]
+    not_scores = set(unread_columns(source, ignored)) if ids else set()
+    shared = [name for name in ids if name in not_scores]
     if not shared:
         _warn_ids_unused(labels_path, source, ids, read_id_columns(labels_path, ids) if ids else {})
-        return labels
+        return labels, None
     name = shared[0]
     keys = row_keys(labels_path, name)
     wanted = row_keys(source, name)
@@ -469,7 +476,7 @@ def labels_by_row_id(labels: Any, labels_path: str, source: str, *, column: str 
     unused = len(keys) - len(rows)
     say(f"Labels of {labels_path} matched to the rows of {source} by column {name!r}"
         + (f"; {unused} rows of {labels_path} have no scores row and were left out" if unused else ""))
-    return labels[rows]
+    return labels[rows], name
 
 
 def _refuse_repeated_ids(path: str, name: str, keys: Any) -> None:
@@ -877,6 +884,82 @@ def logit_columns(logits: Any, classes: Any) -> dict[str, Any]:
     import numpy as np
 
     return {f"logit_{c}": logits[:, j] for j, c in enumerate(np.asarray(classes).tolist())}
+
+
+def unread_columns(path: str, ignored: tuple[str, ...] | list[str]) -> list[str]:
+    """The columns of ``path`` that a command did not read as data: ``ignored`` (as its reader listed
+    them), then a Parquet pandas index that is no column.
+
+    pandas stores an index of consecutive ids (``df.set_index("id")`` over 1000..1119) as a run in its
+    metadata (:func:`softmaxkit.data.pandas_index_columns`), which no column list, and so no reader's
+    ``ignored``, shows: a scores file written so was paired with its labels by position (audit:
+    accuracy 0.3583 for 0.5667, exit 0).
+    """
+    from softmaxkit.data import pandas_index_columns
+
+    index = pandas_index_columns(path)
+    if not index:  # not a Parquet file, or one without a pandas index
+        return list(ignored)
+    import pyarrow.parquet as pq
+
+    stored = set(pq.read_schema(path).names)
+    return [*ignored, *(name for name in index if name not in stored and name not in ignored)]
+
+
+def read_row_ids(path: str, ignored: tuple[str, ...] | list[str], *, n_rows: int) -> dict[str, Any]:
+    """The columns of ``path`` that identify its rows, as stored, for ``predict`` and ``apply`` to write
+    with the scores (:func:`with_row_ids`).
+
+    They are the columns not read as data (:func:`unread_columns`: ``ignored``, and a Parquet pandas
+    index, also one stored as a run 1000..1099, which is no column) that are named like a row id
+    (``id``, ``sample_id``, ``patient_id``), a Parquet pandas index, or pandas' unnamed saved index
+    (:func:`softmaxkit.data.row_id_names`). Without them the scores could only be paired with labels
+    by position: a labels file in another row order was scored against the wrong rows (audit:
+    accuracy 0.4300 for 0.7500 after ``predict``, 0.3583 for 0.5667 after ``apply``, exit 0).
+    ``n_rows`` is the number of rows read from ``path``.
+    """
+    from softmaxkit.data import SCORE_PREFIXES, read_id_columns, row_id_names
+
+    # A name with a score prefix would be read back as one more class.
+    names = [n for n in row_id_names(path, unread_columns(path, ignored), saved_index=True)
+             if not n.startswith(tuple(SCORE_PREFIXES.values()))]
+    ids = read_id_columns(path, names) if names else {}
+    for name, values in ids.items():
+        if len(values) != n_rows:  # both readers see the same rows; a mismatch is a bug, not a file
+            raise RuntimeError(f"{path}: column {name!r}: {len(values)} ids for {n_rows} rows")
+    return ids
+
+
+def with_row_ids(row_ids: dict[str, Any], columns: dict[str, Any], out: str) -> tuple[dict, list[str], list[str]]:
+    """``columns`` after the ``row_ids`` that ``out``'s format can hold: (columns, written ids, ids left out).
+
+    A ``.npy`` is one matrix read back as the scores, so it holds none (an id there was one more
+    class); ``.safetensors`` holds numbers only. An id named as an output column is left out too.
+    """
+    suffix = out.lower().rsplit(".", 1)[-1]
+    kept = [name for name, values in row_ids.items() if name not in columns and suffix != "npy"
+            and (suffix != "safetensors" or values.dtype.kind in "biuf")]
+    return ({**{name: row_ids[name] for name in kept}, **columns}, kept,
+            [name for name in row_ids if name not in kept])
+
+
+def row_ids_text(kept: list[str]) -> str:
+    """``", after the row id column 'id'"``, for the line that says where the scores were written
+    (empty when no id was written: :func:`with_row_ids`)."""
+    if not kept:
+        return ""
+    return f", after the row id column{'s' if len(kept) > 1 else ''} {', '.join(map(repr, kept))}"
+
+
+def say_ids_left_out(say: Printer, names: list[str], source: str, out: str) -> None:
+    """A line naming the row id columns of ``source`` that ``out`` could not hold (:func:`with_row_ids`), and why."""
+    if not names:
+        return
+    suffix = out.lower().rsplit(".", 1)[-1]
+    why = {"npy": "a .npy holds the scores alone", "safetensors": ".safetensors holds numbers only"}.get(
+        suffix, "an output column has the same name")
+    say(f"Row id column{'s' if len(names) > 1 else ''} {', '.join(map(repr, names))} of {source} not written to "
+        f"{out}: {why}; to match labels to the rows by id, write .csv, .parquet or .npz")
 
 
 def say_ignored(printer: Printer, path: str, ignored: tuple[str, ...] | list[str], why: str) -> None:

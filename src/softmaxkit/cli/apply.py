@@ -25,7 +25,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
             "A calibrator fitted on named columns matches them by name, in any order (its parameters are "
             "per class), writes them in its own class order, and refuses a file whose columns it cannot name. "
             "With --conformal and --sets it also writes each row's prediction set, from the scores as given (as "
-            "'calibrate --conformal' fitted it)."
+            "'calibrate --conformal' fitted it). The scores file's row id columns (named like id, sample_id or "
+            "patient_id, or a saved pandas index) are copied to PROBS first, as 'predict' does, so that 'evaluate' "
+            "and 'calibrate' match a labels file with the same id column to the rows by id (not in .npy, nor text "
+            "ids in .safetensors)."
         ),
     )
     p.add_argument("calibrator", metavar="CALIBRATOR", help="a calibrator file (.npz or .safetensors)")
@@ -63,9 +66,13 @@ def run(args: argparse.Namespace) -> int:
         ignored_columns,
         in_canonical_order,
         logit_columns,
+        read_row_ids,
         read_score_file,
+        row_ids_text,
+        say_ids_left_out,
         say_ignored,
         score_columns,
+        with_row_ids,
     )
     from softmaxkit.data import SUFFIXES, write_columns
     from softmaxkit.io import StagedOutputs
@@ -93,6 +100,9 @@ def run(args: argparse.Namespace) -> int:
     kind = "logit" if args.logits else "probability"
     read = read_score_file(source, kind=kind, given_classes=args.classes, ignore=ignored_columns(args))
     scores = read.scores
+    # The scores file's row ids go to the output as predict's do: without them, labels in another row
+    # order were paired by position (audit: accuracy 0.3583 for 0.5667, exit 0).
+    row_ids = read_row_ids(source, read.ignored, n_rows=len(scores))
     n_classes = scores.shape[1] if fitted_classes is None else int(fitted_classes)
     if scores.shape[1] != n_classes:
         raise CLIError(f"CALIBRATOR {args.calibrator}: the calibrator was fitted on {n_classes} classes, but "
@@ -129,18 +139,24 @@ def run(args: argparse.Namespace) -> int:
         sets = _conformal.predict_sets(conformal, scores, args.sets, probs=args.probs is not None, where=source,
                                        order=sets_order)
         columns.update(_conformal.columns(sets, args.sets, names, text=text_ok))
+    columns, kept_ids, left_ids = with_row_ids(row_ids, columns, args.out)
+    logit_table, logit_left = None, []
+    if args.logits_out:
+        logit_table, _, logit_left = with_row_ids(row_ids, logit_columns(logits, names), args.logits_out)
     with StagedOutputs(inputs=inputs) as outputs:
         write_columns(args.out, columns, outputs=outputs)
-        if args.logits_out:
-            write_columns(args.logits_out, logit_columns(logits, names), outputs=outputs)
+        if logit_table is not None:
+            write_columns(args.logits_out, logit_table, outputs=outputs)
         outputs.commit()
 
     say_ignored(say, source, read.ignored, "not scores")
     say(f"Calibrated {len(probs)} rows x {n_classes} classes with {args.calibrator}; wrote {args.out}"
         + (f" (with the prediction sets at {', '.join(map(_conformal.level_name, args.sets))})" if conformal else "")
-        + (f" and {args.logits_out}" if args.logits_out else ""))
+        + (f" and {args.logits_out}" if args.logits_out else "") + row_ids_text(kept_ids))
+    say_ids_left_out(say, left_ids, source, args.out)
+    say_ids_left_out(say, logit_left, source, args.logits_out)
     say.result({"out": args.out, "logits_out": args.logits_out, "rows": int(len(probs)),
                 "classes": names.tolist(), "calibrator": str(args.calibrator),
                 "conformal": args.conformal, "sets": list(args.sets or []),
-                "ignored_columns": list(read.ignored)})
+                "ignored_columns": list(read.ignored), "row_id_columns": kept_ids})
     return 0

@@ -79,7 +79,8 @@ def run(args: argparse.Namespace) -> int:
     if args.report:
         check_report(args.report, files={"--out": args.out, "--conformal-out": conformal_path})
     # Named columns in sorted class order: the calibrator's class_names_ (and ties) do not follow the file's order.
-    source, kind, scores, labels, classes, ignored = read_named_predictions(args)
+    pred = read_named_predictions(args)
+    source, kind, scores, labels, classes, ignored = pred[:6]
     require_two_classes(labels, where=args.labels)
 
     fit_rows = eval_rows = np.arange(len(labels))
@@ -135,7 +136,9 @@ def run(args: argparse.Namespace) -> int:
                "n_fit": int(len(fit_rows)), "n_evaluated": int(len(y)), "evaluated_on": where,
                "calibrator": {**params, "path": args.out}, "metrics": metrics_by_key(scored),
                "log_loss_change": loss_change, "verdict": note[0], "warnings": cautions,
-               "classes": classes, "ignored_columns": list(ignored)}
+               "classes": classes, "ignored_columns": list(ignored),
+               # which id column paired the labels with the scores' rows (None: by position), for scripts
+               "labels_matched_on": pred.matched_on}
     if sets:
         metrics["conformal"] = sets
     report = None

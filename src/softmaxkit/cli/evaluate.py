@@ -55,8 +55,8 @@ def run(args: argparse.Namespace) -> int:
         check_report(args.report)
     conformal = _conformal.load(args.conformal) if args.conformal else None
     # Columns in the predictor's (else sorted) class order: ties must not follow the file's column order.
-    source, _, scores, labels, classes, ignored = read_named_predictions(args, fitted=conformal,
-                                                                        by_position=args.by_position)
+    pred = read_named_predictions(args, fitted=conformal, by_position=args.by_position)
+    source, scores, labels, classes, ignored = pred.source, pred.scores, pred.labels, pred.classes, pred.ignored
     given = {"logits": scores} if args.logits else {"probs": scores}
     ci = bool(args.ci or args.report)
     with progress(say, "scoring", total=None):  # the ECE bootstrap takes a moment at large n
@@ -64,7 +64,9 @@ def run(args: argparse.Namespace) -> int:
                        what=f" ({len(labels)} rows)", ci=ci, **given)
     s = scored.summary
     metrics = {"source": source, "kind": "logits" if args.logits else "probabilities", "labels": args.labels,
-               "n_classes": int(scores.shape[1]), "classes": classes, "ignored_columns": list(ignored), "metrics": s}
+               "n_classes": int(scores.shape[1]), "classes": classes, "ignored_columns": list(ignored),
+               # which id column paired the labels with the scores' rows (None: by position), for scripts
+               "labels_matched_on": pred.matched_on, "metrics": s}
     if conformal is not None:
         order = class_order(classes, conformal, source=source, fitted_as=f"--conformal {args.conformal}",
                             by_position=args.by_position)

@@ -60,9 +60,13 @@ def run(args: argparse.Namespace) -> int:
         in_fitted_order,
         logit_columns,
         progress,
+        read_row_ids,
+        row_ids_text,
+        say_ids_left_out,
         say_ignored,
         score_columns,
         text_table,
+        with_row_ids,
     )
     from softmaxkit.cli._evaluation import score
     from softmaxkit.data import SUFFIXES, read_features, write_columns
@@ -113,7 +117,7 @@ def run(args: argparse.Namespace) -> int:
     data = read_features(args.data, target=args.target, n_features=model.n_features,
                          feature_names=model.feature_names)
     by_position = _check_column_matching(model, data, args)
-    row_ids = _row_ids(args.data, data)
+    row_ids = read_row_ids(args.data, data.ignored, n_rows=len(data.X))
     y = None
     if data.y is not None:  # labels are checked before anything is written
         y = encode_labels(data.y, classes, path=args.data, column=data.target_name)
@@ -132,10 +136,10 @@ def run(args: argparse.Namespace) -> int:
     columns = score_columns(probs, classes, out=args.out)
     if sets is not None:
         columns.update(_conformal.columns(sets, args.sets, classes, text=text_ok))
-    columns, kept_ids, left_ids = _with_row_ids(row_ids, columns, args.out)
+    columns, kept_ids, left_ids = with_row_ids(row_ids, columns, args.out)
     logit_table, logit_left = None, []
     if args.logits_out:
-        logit_table, _, logit_left = _with_row_ids(row_ids, logit_columns(logits, classes), args.logits_out)
+        logit_table, _, logit_left = with_row_ids(row_ids, logit_columns(logits, classes), args.logits_out)
     with StagedOutputs(inputs=inputs) as outputs:
         write_columns(args.out, columns, outputs=outputs)
         if logit_table is not None:
@@ -153,12 +157,11 @@ def run(args: argparse.Namespace) -> int:
     say_ignored(say, args.data, data.ignored, "not features of the model")
     say(f"Wrote {len(probs)} rows x {len(classes)} class probabilities"
         + (" and the predicted class" if "prediction" in columns else "") + f" to {args.out}"
-        + (f", after the row id column{'s' if len(kept_ids) > 1 else ''} {', '.join(map(repr, kept_ids))}"
-           if kept_ids else ""))
-    _say_ids_left_out(say, left_ids, args.data, args.out)
+        + row_ids_text(kept_ids))
+    say_ids_left_out(say, left_ids, args.data, args.out)
     if args.logits_out:
         say(f"Wrote the logits to {args.logits_out}")
-        _say_ids_left_out(say, logit_left, args.data, args.logits_out)
+        say_ids_left_out(say, logit_left, args.data, args.logits_out)
     if summary is not None:
         result["metrics"] = summary
         if sets is not None:
@@ -172,53 +175,6 @@ def run(args: argparse.Namespace) -> int:
             _conformal.print_summary(say, result["conformal"])
     say.result(result)
     return 0
-
-
-def _row_ids(path: str, data) -> dict:  # noqa: ANN001
-    """The columns of DATA that identify its rows, as stored, for ``predict`` to write with the scores.
-
-    They are the ignored columns named like a row id (``id``, ``sample_id``, ``patient_id``), a
-    Parquet pandas index (also one stored as a run 1000..1099, which is no column), and pandas'
-    unnamed saved index (:func:`softmaxkit.data.row_id_names`). Without
-    them the scores could only be paired with labels by position: a labels file in another row order
-    was scored against the wrong rows (audit: accuracy 0.4300 for 0.7500, exit 0).
-    """
-    from softmaxkit.data import SCORE_PREFIXES, pandas_index_columns, read_id_columns, row_id_names
-
-    used = {*data.feature_names, data.target_name}
-    candidates = [*data.ignored, *(n for n in pandas_index_columns(path) if n not in data.ignored and n not in used)]
-    # A name with a score prefix would be read back as one more class.
-    names = [n for n in row_id_names(path, candidates, saved_index=True)
-             if not n.startswith(tuple(SCORE_PREFIXES.values()))]
-    ids = read_id_columns(path, names) if names else {}
-    for name, values in ids.items():
-        if len(values) != len(data.X):  # both readers see the same rows; a mismatch is a bug, not a file
-            raise RuntimeError(f"{path}: column {name!r}: {len(values)} ids for {len(data.X)} rows")
-    return ids
-
-
-def _with_row_ids(row_ids: dict, columns: dict, out: str) -> tuple[dict, list[str], list[str]]:
-    """``columns`` after the ``row_ids`` that ``out``'s format can hold: (columns, written ids, ids left out).
-
-    A ``.npy`` is one matrix read back as the scores, so it holds none (an id there was one more
-    class); ``.safetensors`` holds numbers only. An id named as an output column is left out too.
-    """
-    suffix = out.lower().rsplit(".", 1)[-1]
-    kept = [name for name, values in row_ids.items() if name not in columns and suffix != "npy"
-            and (suffix != "safetensors" or values.dtype.kind in "biuf")]
-    return ({**{name: row_ids[name] for name in kept}, **columns}, kept,
-            [name for name in row_ids if name not in kept])
-
-
-def _say_ids_left_out(say, names: list[str], data: str, out: str) -> None:  # noqa: ANN001
-    """A line naming the row id columns of ``data`` that ``out`` could not hold (:func:`_with_row_ids`), and why."""
-    if not names:
-        return
-    suffix = out.lower().rsplit(".", 1)[-1]
-    why = {"npy": "a .npy holds the scores alone", "safetensors": ".safetensors holds numbers only"}.get(
-        suffix, "an output column has the same name")
-    say(f"Row id column{'s' if len(names) > 1 else ''} {', '.join(map(repr, names))} of {data} not written to {out}: "
-        f"{why}; to match labels to the rows by id, write .csv, .parquet or .npz")
 
 
 def _check_column_matching(model, data, args: argparse.Namespace) -> bool:  # noqa: ANN001
