@@ -842,7 +842,7 @@ def check_npy_keeps_classes(classes: Any, out: str | None, *, option: str, sourc
     if out is None or Path(out).suffix.lower() != ".npy":
         return
     names = [str(c) for c in list(classes)]
-    if names == [str(j) for j in range(len(names))] or not all(_is_integer_text(n) for n in names):
+    if names == [str(j) for j in range(len(names))] or not all(_whole_number_name(n) for n in names):
         return
     shown = ", ".join(names[:6]) + (", ..." if len(names) > 6 else "")
     raise CLIError(
@@ -850,11 +850,6 @@ def check_npy_keeps_classes(classes: Any, out: str | None, *, option: str, sourc
         f"its columns would be taken as classes 0..{len(names) - 1}; use .npz, .safetensors, .parquet or .csv, "
         "which keep them"
     )
-
-
-def _is_integer_text(name: str) -> bool:
-    text = name.strip()
-    return text.lstrip("+-").isdigit()
 
 
 def score_columns(probs: Any, classes: Any, *, out: str) -> dict[str, Any]:
