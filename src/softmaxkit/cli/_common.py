@@ -172,6 +172,23 @@ def integer(text: str) -> int:
     return _number_option(text, kind=int, accept=lambda v: True, expected="an integer")
 
 
+#: The seeds every consumer of ``--seed`` takes: scikit-learn's ``random_state`` and NumPy's legacy
+#: ``RandomState`` accept 0 to 2**32 - 1 only (``default_rng`` takes more, but one option has one range).
+SEED_LIMIT = 2**32
+
+
+def random_seed(text: str) -> int:
+    """argparse type for ``--seed``: an integer from 0 to 2**32 - 1.
+
+    A seed outside that range used to pass the parser and fail after the data
+    were read, with exit code 1 and scikit-learn's "The 'random_state'
+    parameter of train_test_split must be an int in the range [0, 4294967295]"
+    or NumPy's "expected non-negative integer", neither naming ``--seed``.
+    """
+    return _number_option(text, kind=int, accept=lambda v: 0 <= v < SEED_LIMIT,
+                          expected=f"an integer from 0 to {SEED_LIMIT - 1} (2**32 - 1)")
+
+
 #: Letters whose names start with a vowel sound ("an F32 array", "an MLPClassifier", "an SVC").
 _VOWEL_SOUNDING_LETTERS = frozenset("AEFHILMNORSX")
 #: Word starts with a vowel letter read as a consonant ("a OneVsRestClassifier", "a UniformScaler").

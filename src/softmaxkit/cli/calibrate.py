@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from softmaxkit.cli import _conformal
-from softmaxkit.cli._common import add_output_options, add_prediction_inputs, calibration_name, fraction, integer
+from softmaxkit.cli._common import add_output_options, add_prediction_inputs, calibration_name, fraction, random_seed
 
 CALIBRATOR_SUFFIXES = (".npz", ".safetensors")
 
@@ -35,7 +35,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="measure before/after on this share of rows, not used for fitting "
                    "(default: measure on the fitting rows, which flatters vector and matrix scaling)")
     p.add_argument("--report", metavar="DIR", help="also write metrics.json, diagrams and report.html here")
-    p.add_argument("--seed", type=integer, default=0, help="random seed of --holdout's split (default: 0)")
+    p.add_argument("--seed", type=random_seed, default=0, help="random seed of --holdout's split (default: 0)")
     _conformal.add_calibrate_options(p)
     add_output_options(p)
     p.set_defaults(run=run, check=_conformal.conformal_out)

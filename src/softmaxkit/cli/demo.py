@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from softmaxkit.cli._common import add_output_options, integer
+from softmaxkit.cli._common import add_output_options, random_seed
 
 DEFAULT_OUT = "softmaxkit-demo"
 
@@ -55,7 +55,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dataset", choices=DATASETS, default="breast_cancer",
                    help="bundled dataset (default: %(default)s)")
     p.add_argument("--out", default=DEFAULT_OUT, metavar="DIR", help="output directory (default: %(default)s/)")
-    p.add_argument("--seed", type=integer, default=0, help="random seed of the splits and the model (default: 0)")
+    p.add_argument("--seed", type=random_seed, default=0, help="random seed of the splits and the model (default: 0)")
     add_output_options(p)
     p.set_defaults(run=run)
 

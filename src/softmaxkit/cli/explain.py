@@ -27,12 +27,24 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def check(args: argparse.Namespace) -> None:
-    """Usage errors (exit code 2) the types cannot see alone: one class name per logit."""
+    """Usage errors (exit code 2) the types cannot see alone: one distinct, non-empty class name per logit.
+
+    Repeated names made lines such as ``P(a) = sigmoid(a - a)`` that name no class.
+    """
     from softmaxkit.cli import UsageError
 
-    if args.labels and len(args.labels.split(",")) != len(args.logits):
-        raise UsageError(f"--labels names {len(args.labels.split(','))} classes but {len(args.logits)} logits "
-                         "were given")
+    if not args.labels:
+        return
+    names = args.labels.split(",")
+    if len(names) != len(args.logits):
+        raise UsageError(f"--labels names {len(names)} classes but {len(args.logits)} logits were given")
+    if "" in names:
+        raise UsageError(f"--labels has an empty class name (name {names.index('') + 1} of {args.labels!r})")
+    repeated = list(dict.fromkeys(n for i, n in enumerate(names) if n in names[:i]))
+    if repeated:
+        listed = ", ".join(repr(n) for n in repeated)
+        raise UsageError(f"--labels names {'class' if len(repeated) == 1 else 'classes'} {listed} more than once: "
+                         "each class needs its own name")
 
 
 def explain(logits: list[float], labels: list[str], temperature: float) -> dict:
@@ -67,10 +79,11 @@ def run(args: argparse.Namespace) -> int:
     say = Printer(args)
     say.result(res)
     width = max(len(s) for s in labels + ["class"])
-    t = f" / T={args.temperature:g}" if args.temperature != 1.0 else ""
+    # "x / T=2" inside a formula reads as x / T, then "=2"; T is named in the formula and given after it.
+    t, t_value = (" / T", f", T = {args.temperature:g}") if args.temperature != 1.0 else ("", "")
     say(
-        f"logits {res['logits']} sum to {res['logit_sum']:.4g}: not a probability distribution.",
-        f"softmax(x{t}) = exp(x{t}) / sum(exp(x{t})):\n",
+        _sum_line(res),
+        f"softmax(x{t}) = exp(x{t}) / sum(exp(x{t})){t_value}:\n",
         f"  {'class':<{width}}  {'logit':>9}  {'probability':>11}  {'log-prob':>9}",
     )
     for name, z, p, lp in zip(labels, res["logits"], res["probabilities"], res["log_probabilities"]):
@@ -78,11 +91,43 @@ def run(args: argparse.Namespace) -> int:
     say(f"  {'sum':<{width}}  {_number(res['logit_sum'])}  {res['probability_sum']:>11.4f}")
     if "logistic" in res:
         lg = res["logistic"]
+        # The logits' values, not the class names, go into the difference: with the default names
+        # "sigmoid(1 - 0) = sigmoid(1.8900)" read as arithmetic that does not hold.
+        a, b = (_operand(v) for v in res["logits"])
+        symbolic = f"x[{labels[1]}] - x[{labels[0]}]"
+        numeric = f"{b} - {a}"
+        if t:
+            symbolic, numeric = f"({symbolic}) / T", f"({numeric}) / {args.temperature:g}"
         say(
-            f"\nTwo classes: softmax is the logistic function. "
-            f"P({labels[1]}) = sigmoid({labels[1]} - {labels[0]}{t}) = sigmoid({lg['z']:.4f}) = {lg['sigmoid_z']:.4f}"
+            "\nTwo classes: softmax is the logistic function.",
+            f"P({labels[1]}) = sigmoid({symbolic}) = sigmoid({numeric}) = sigmoid({lg['z']:.4f}) "
+            f"= {lg['sigmoid_z']:.4f}",
         )
     return 0
+
+
+def _sum_line(res: dict) -> str:
+    """The first line: what the logits' sum says, without calling values that form a distribution none.
+
+    Logits that sum to 1 and lie in [0, 1] look like probabilities; softmax still reads them as scores
+    (``[0.3, 0.7]`` becomes ``[0.4013, 0.5987]``), which is the point worth making. ``math.isclose``:
+    ``0.1 + 0.2 + 0.7`` is 0.9999999999999999.
+    """
+    logits, total = res["logits"], res["logit_sum"]
+    if math.isclose(total, 1.0, rel_tol=1e-9):
+        if all(0.0 <= v <= 1.0 for v in logits):
+            probs = ", ".join(f"{p:.4f}" for p in res["probabilities"])
+            return f"logits {logits} sum to 1, but softmax treats them as scores, not probabilities: [{probs}]."
+        return f"logits {logits} sum to 1 but are not all in [0, 1]: not a probability distribution."
+    shown = f"{total:.4g}"
+    if shown == "1":  # 1.0000001 is not 1: "sum to 1: not a probability distribution" would contradict itself
+        shown = f"{total:.12g}"  # enough digits to differ from 1 beyond isclose's 1e-9, no float noise
+    return f"logits {logits} sum to {shown}: not a probability distribution."
+
+
+def _operand(value: float) -> str:
+    """A logit inside ``a - b``: short (``%g``), a negative one in parentheses (``2 - (-1)``, not ``2 - -1``)."""
+    return f"({value:g})" if value < 0 else f"{value:g}"
 
 
 def _number(value: float) -> str:

@@ -12,7 +12,7 @@ from softmaxkit.cli._common import (
     calibration_name,
     fraction,
     hidden_sizes,
-    integer,
+    random_seed,
     parse_number,
     positive_int,
 )
@@ -55,7 +55,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="share of rows held out from training to measure the model (default: %(default)s)")
     p.add_argument("--report", metavar="DIR", help="report directory (default: MODEL's name + '-report')")
     p.add_argument("--no-report", action="store_true", help="write no report")
-    p.add_argument("--seed", type=integer, default=0, help="random seed of the split and the model (default: 0)")
+    p.add_argument("--seed", type=random_seed, default=0, help="random seed of the split and the model (default: 0)")
     add_output_options(p)
     p.set_defaults(run=run, check=check)
 
