@@ -21,7 +21,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence, Union
+from typing import Any, Collection, Mapping, Sequence, Union
 
 # --------------------------------------------------------------------------- document model
 
@@ -186,7 +186,8 @@ _METRIC_ROWS = (
 )
 
 
-def metrics_table(columns: Mapping[str, Mapping[str, Any]], *, caption: str = "") -> Table:
+def metrics_table(columns: Mapping[str, Mapping[str, Any]], *, caption: str = "",
+                  mark: Collection[str] | None = None) -> Table:
     """A metrics comparison table, one column per model, the best value of each row marked.
 
     Parameters
@@ -194,6 +195,12 @@ def metrics_table(columns: Mapping[str, Mapping[str, Any]], *, caption: str = ""
     columns : mapping of str to metrics summary
         Column title -> dict with ``accuracy``, ``log_loss``, ``brier``, ``ece``,
         ``ece_ci`` and ``ece_noise_floor`` (missing keys show as n/a).
+    caption : str
+        Shown under the table.
+    mark : collection of str, optional
+        The keys whose best value is marked (default: all): a caller that knows a
+        difference is within the noise leaves its row unmarked, so green never
+        claims a winner the verdict does not.
     """
     names = list(columns)
     rows = []
@@ -201,7 +208,8 @@ def metrics_table(columns: Mapping[str, Mapping[str, Any]], *, caption: str = ""
         values = [columns[n].get(key) for n in names]
         finite = [v for v in values if v is not None and math.isfinite(float(v))]
         best = None
-        if lower_better is not None and len(names) > 1 and finite and min(finite) != max(finite):
+        if (lower_better is not None and len(names) > 1 and finite and min(finite) != max(finite)
+                and (mark is None or key in mark)):
             best = min(finite) if lower_better else max(finite)
         row: list[Union[str, Cell]] = [Cell(label, "strong")]
         for name, value in zip(names, values):
@@ -451,6 +459,7 @@ def write_report(
     *,
     inputs: tuple[str | os.PathLike, ...] = (),
     outputs: Any = None,
+    option: str = "--report",
 ) -> dict[str, Path]:
     """Write ``metrics.json``, each figure as ``<name>.png`` and ``report.html`` into ``out_dir``.
 
@@ -458,7 +467,8 @@ def write_report(
     With ``outputs`` (a ``StagedOutputs``) the files join that transaction and
     appear when the caller commits it, together with the command's other
     outputs; without, they are committed here. ``inputs`` are never
-    overwritten, nor any file softmaxkit did not write (:func:`check_report_dir`).
+    overwritten, nor any file softmaxkit did not write (:func:`check_report_dir`; ``option``, the
+    command's option that named ``out_dir``, leads its message).
     Files an earlier report listed in :data:`MANIFEST` that this one does not
     write are removed in the same commit.
 
@@ -475,7 +485,7 @@ def write_report(
         files[fig.name] = (f"{fig.name}.png", fig.png)
     files["report"] = ("report.html", render_html(report).encode("utf-8"))
     names = [name for name, _ in files.values()]
-    check_report_dir(out, names)
+    check_report_dir(out, names, option=option)
     # Files an earlier report wrote here that this one does not (reliability_calibrated.png after a
     # re-fit without --calibrate): removed with the commit, so the folder holds one report, not two.
     stale = sorted(n for n in _owned_files(out) - set(names) - {MANIFEST} if (out / n).is_file())

@@ -57,7 +57,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", default=DEFAULT_OUT, metavar="DIR", help="output directory (default: %(default)s/)")
     p.add_argument("--seed", type=random_seed, default=0, help="random seed of the splits and the model (default: 0)")
     add_output_options(p)
-    p.set_defaults(run=run)
+    p.set_defaults(run=run, check=check)
+
+
+def check(args: argparse.Namespace) -> None:
+    """Usage errors (exit code 2) before any work: an empty ``--out`` (it wrote into the current directory)."""
+    from softmaxkit.cli import UsageError
+
+    if not args.out.strip():
+        raise UsageError("--out: empty directory name; give the directory to write the report to")
 
 
 # --------------------------------------------------------------------------- steps
@@ -204,7 +212,7 @@ def _recovery_table(freq: dict) -> tuple[list[str], list[list[str]]]:
     return cols, rows
 
 
-def _temperature_reading(T: float, outcome: str = "gain") -> str:
+def _temperature_reading(T: float, outcome: str = "gain", *, separable: bool = False) -> str:
     """What a fitted temperature says about the raw model on the calibration rows, in words.
 
     T is fitted on the calibration rows, so it describes them; ``outcome``
@@ -213,7 +221,16 @@ def _temperature_reading(T: float, outcome: str = "gain") -> str:
     or made things worse, that is said instead of asserting the raw model was
     over-confident (audit: "T > 1: the raw model was over-confident" beside a
     verdict with the raw ECE under its noise floor and the log-loss doubled).
+    ``separable`` (every calibration row ranked right): the rows carry no
+    information on T, which the prior alone set, so nothing is read from it
+    (audit, seed 33: "close to 1: ... looked about right").
     """
+    if separable:
+        text = ("set by the prior alone: every calibration row was ranked right, so those rows say nothing about "
+                "the raw model's confidence")
+        if outcome == "worse":
+            return f"{text}; on the test rows scaling by T made the probabilities measurably worse"
+        return text
     if 0.9 <= T <= 1.1:
         return "close to 1: on the calibration rows the raw model's confidence looked about right"
     degree = "" if T > 1.5 or T < 0.67 else "somewhat "
@@ -246,6 +263,8 @@ class DemoRun:
     metrics: dict
     conformal: Any = None  # cli._conformal.DemoSets
     loss_change: dict | None = None  # _evaluation.paired_loss_change(before, after)
+    params: dict | None = None  # _adapters.calibrator_params(calibrator): separable, at_bound, ...
+    warnings: tuple = ()  # _evaluation.fit_warnings(...), as metrics.json lists them
 
 
 def _build_report(r: DemoRun) -> Any:
@@ -254,14 +273,17 @@ def _build_report(r: DemoRun) -> Any:
 
     ds, b, a, T = r.dataset, r.before.summary, r.after.summary, r.temperature
     units = ds.unit + "s"
-    note = verdict(b, a, change="temperature scaling", loss_change=r.loss_change)
+    note = verdict(b, a, change="temperature scaling", params=r.params, loss_change=r.loss_change)
     recovered = "good" if r.freq["max_abs_error"] < 5e-3 else "warn"
     headlines = [
         accuracy_headline(a, f"on {a['n']} {units} the model never saw"),
         Headline("Log-loss", f"{a['log_loss']:.3f}", f"was {b['log_loss']:.3f} before calibration; lower is better"),
         Headline("Calibration error (ECE)", f"{a['ece']:.3f}",
                  f"95% CI {a['ece_ci'][0]:.3f}-{a['ece_ci'][1]:.3f}; was {b['ece']:.3f}", note[1]),
-        Headline("Temperature", f"T = {T:.2f}", _temperature_reading(T, held_out_outcome(b, a, r.loss_change))),
+        Headline("Temperature", f"T = {T:.2f}",
+                 _temperature_reading(T, held_out_outcome(b, a, r.loss_change),
+                                      separable=bool((r.params or {}).get("separable"))),
+                 "warn" if r.warnings else "neutral"),
         Headline("Frequency recovery", f"{r.freq['max_abs_error']:.0e}",
                  "largest gap between fitted and observed class rates", recovered),
         *([r.conformal.headline(units)] if r.conformal else []),
@@ -282,6 +304,7 @@ def _build_report(r: DemoRun) -> Any:
             "below check that promise."
         ),
         Note(*note),
+        *(Note(f"Warning: {line}.", "warn") for line in r.warnings),
     ])
     cases = Section(f"Individual test {units}: from logits to probabilities", [
         Paragraph(
@@ -304,6 +327,7 @@ def _build_report(r: DemoRun) -> Any:
             "change which class is predicted, so accuracy stays the same; it only makes the probabilities more "
             "(T < 1) or less (T > 1) confident."
         ),
+        loss_change=r.loss_change,
     )
     recovery = Section("Frequency recovery: maximum likelihood learns class rates", [
         Paragraph(
@@ -329,11 +353,44 @@ def _build_report(r: DemoRun) -> Any:
         title="Can these probabilities be trusted?",
         subtitle=f"softmaxkit demo on {ds.title}",
         headlines=headlines,
-        sections=[overview, cases, performance, *([r.conformal.section(units)] if r.conformal else []), recovery,
+        sections=[overview, cases, performance, *([_sets_section(r.conformal, units)] if r.conformal else []), recovery,
                   glossary_section(), provenance],
         footer="A self-contained page (no scripts, no network) generated by softmaxkit demo",
         metrics=r.metrics,
     )
+
+
+def _coverage_shortfalls(summary: dict, units: str) -> list[str]:
+    """A sentence for each level whose measured coverage interval lies wholly below the level.
+
+    The note on empty sets speaks of "the allowed 10% (or 5%) of misses", true on average over calibration
+    draws; one draw can miss more (audit, seed 33: the 95% sets covered 0.904, Wilson CI below 0.95).
+    """
+    out = []
+    for name, m in summary["levels"].items():
+        lo, hi = m["coverage_ci"]
+        if hi < m["target_coverage"]:
+            out.append(f"At {name} the sets held the true class for {100 * m['coverage']:.1f}% of the {m['n']} test "
+                       f"{units} (95% CI {100 * lo:.1f}-{100 * hi:.1f}%), below the {name} level: more misses than "
+                       f"the level allows. The guarantee holds on average over calibration draws (see above), and "
+                       f"this draw of {summary['n_calibration']} calibration {units} set a threshold that fell short "
+                       "on these test rows.")
+    return out
+
+
+def _sets_section(conformal: Any, units: str) -> Any:
+    """The prediction-set section, with a warning after its notes where coverage fell short of its level."""
+    from dataclasses import replace
+
+    from softmaxkit.report import Note, Table
+
+    section = conformal.section(units)
+    shortfalls = [Note(text, "warn") for text in _coverage_shortfalls(conformal.summary, units)]
+    if not shortfalls:
+        return section
+    blocks = list(section.blocks)
+    at = next((i for i, b in enumerate(blocks) if isinstance(b, Table)), len(blocks))  # after the notes
+    return replace(section, blocks=[*blocks[:at], *shortfalls, *blocks[at:]])
 
 
 def _print(say: Any, r: DemoRun, written: dict) -> None:
@@ -359,6 +416,8 @@ def _print(say: Any, r: DemoRun, written: dict) -> None:
         from softmaxkit.cli._conformal import print_summary
 
         print_summary(say, r.conformal.summary)
+        for line in _coverage_shortfalls(r.conformal.summary, ds.unit + "s"):
+            say(line, "")
     say(
         f"Frequency recovery: {len(r.freq['true_rates'])} inputs x {r.freq['repeats']} copies with known class "
         "rates; the maximum-likelihood fit should match the observed rates:",
@@ -374,13 +433,16 @@ def _print(say: Any, r: DemoRun, written: dict) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import warnings
+
     from softmaxkit.cli import _adapters, _conformal
-    from softmaxkit.cli._common import Printer, progress
-    from softmaxkit.cli._evaluation import metrics_by_key, paired_loss_change, score
+    from softmaxkit.cli._common import Printer, check_report, progress
+    from softmaxkit.cli._evaluation import fit_warnings, metrics_by_key, paired_loss_change, score
     from softmaxkit.datasets import load_dataset
     from softmaxkit.report import write_report
 
     say = Printer(args)
+    check_report(args.out, option="--out")  # before any work, naming the option the user gave
     start = time.perf_counter()
     steps = ["loading data", "training", "scoring", "calibrating", "frequency recovery", "writing report"]
     with progress(say, "softmaxkit demo", total=len(steps)) as bar:
@@ -404,7 +466,8 @@ def run(args: argparse.Namespace) -> int:
 
         bar.advance(1, step=steps[3])
         calibrator = _adapters.fit_calibrator("temperature", logits_cal, y[cal])
-        T = float(_adapters.calibrator_params(calibrator)["temperature"])
+        params = _adapters.calibrator_params(calibrator)
+        T = float(params["temperature"])
         calibrated_test = _adapters.calibrated_logits(calibrator, logits_test)
         after = score(y[test], key="temperature_scaled", name=f"After temperature scaling (T={T:.2f})",
                       logits=calibrated_test, what=what)
@@ -415,6 +478,9 @@ def run(args: argparse.Namespace) -> int:
             c["sets"] = conformal.for_row(c["test_row"])
 
         loss_change = paired_loss_change(before, after)
+        # What calibrate and fit --calibrate say about the same fit (the prior alone set T, a measured worse).
+        cautions = fit_warnings(params, change="temperature scaling", n_fit=len(cal), in_sample=False,
+                                loss_change=loss_change)
 
         bar.advance(1, step=steps[4])
         freq = _frequency_recovery(len(ds.class_names), args.seed)
@@ -432,6 +498,8 @@ def run(args: argparse.Namespace) -> int:
             "test": metrics_by_key([before, after]),
             # the paired bootstrap CI behind the verdict's "better", "worse" or "within the noise"
             "log_loss_change": loss_change,
+            "calibrator": params,
+            "warnings": cautions,
             "cases": cases,
             "frequency_recovery": freq,
             "conformal": conformal.summary,
@@ -442,10 +510,13 @@ def run(args: argparse.Namespace) -> int:
             model_text=(f"SoftmaxClassifier(hidden_layer_sizes={DEMO_HIDDEN}, alpha={DEMO_ALPHA}, standardize=True), "
                         f"trained by log-loss in {fit_seconds:.2f} s (a penalty set low on purpose, to show "
                         "calibration at work; the default alpha='auto' chooses it by held-out log-loss)"),
-            seconds=time.perf_counter() - start, conformal=conformal, loss_change=loss_change,
+            seconds=time.perf_counter() - start, conformal=conformal, loss_change=loss_change, params=params,
+            warnings=tuple(cautions),
         )
-        written = write_report(args.out, _build_report(result))
+        written = write_report(args.out, _build_report(result), option="--out")
         bar.advance(1, step="done")
+    for line in cautions:  # stderr, as calibrate and fit say them (also under --json)
+        warnings.warn(line, stacklevel=1)
     metrics["files"] = {k: str(v) for k, v in written.items()}
     metrics["seconds"] = time.perf_counter() - start
     _print(say, result, written)

@@ -12,9 +12,9 @@ from softmaxkit.cli._common import (
     calibration_name,
     fraction,
     hidden_sizes,
-    random_seed,
     parse_number,
     positive_int,
+    random_seed,
 )
 
 MODEL_SUFFIXES = (".npz", ".safetensors")
@@ -100,14 +100,20 @@ def _split(y, holdout: float, seed: int):
     A class of one row (often a mistyped label) cannot be on both sides. Held
     out, it would be a class the model never saw, left out of the scores with
     no name given; in training, the library's warning names the class. The
-    other rows are stratified when every side can hold every class.
+    other rows are stratified when every side can hold every class. A
+    fraction that leaves fewer than 2 rows on either side is refused, as
+    ``calibrate --holdout`` refuses it (audit: 1 held-out row, its log-loss
+    change read "worse" from an "interval" of one point).
     """
     import numpy as np
     from sklearn.model_selection import train_test_split
 
+    from softmaxkit.cli._common import holdout_rows
+
+    holdout_rows(len(y), holdout, seed)  # only its check: the rows-per-side rule and message calibrate uses
     _, inverse, counts = np.unique(y, return_inverse=True, return_counts=True)
     idx = np.arange(len(y))
-    n_hold = max(1, int(round(holdout * len(y))))
+    n_hold = int(round(holdout * len(y)))
     single = counts[inverse.ravel()] == 1
     rest = idx[~single]
     if len(rest) <= n_hold:  # almost every class a single row: nothing sensible to stratify or keep back
@@ -137,7 +143,14 @@ def run(args: argparse.Namespace) -> int:
         require_two_classes,
         say_ignored,
     )
-    from softmaxkit.cli._evaluation import fit_warnings, metrics_by_key, paired_loss_change, print_comparison, score
+    from softmaxkit.cli._evaluation import (
+        fit_warnings,
+        metrics_by_key,
+        paired_loss_change,
+        print_comparison,
+        score,
+        verdict,
+    )
     from softmaxkit.data import read_features, row_id_columns
     from softmaxkit.io import StagedOutputs
 
@@ -210,6 +223,12 @@ def run(args: argparse.Namespace) -> int:
     _adapters.remember_columns(model, data.feature_names if data.named else None,
                                data.target_name if data.named else None)
 
+    # the paired interval that decides whether the calibrator's log-loss change is read as better or worse
+    # ("unsafe" when the map can give a class probability 0: calibrate's reading, from the same code)
+    loss_change = paired_loss_change(scored[0], scored[-1], zero_classes=params.get("zero_classes")) \
+        if len(scored) > 1 else None
+    note = (verdict(scored[0].summary, scored[-1].summary, change=calibration_name(args.calibrate), params=params,
+                    loss_change=loss_change) if len(scored) > 1 else None)
     metrics = {
         "data": str(args.data),
         "target": data.target_name,
@@ -226,11 +245,9 @@ def run(args: argparse.Namespace) -> int:
                   "fit_seconds": fit_seconds, "path": str(args.out)},
         "calibrator": ({**params, "path": str(cal_out)} if cal_out else None),
         "held_out": metrics_by_key(scored),
-        # the paired interval that decides whether the calibrator's log-loss change is read as better or worse
-        # ("unsafe" when the map can give a class probability 0: calibrate's reading, from the same code)
-        "log_loss_change": (paired_loss_change(scored[0], scored[-1], zero_classes=params.get("zero_classes"))
-                            if len(scored) > 1 else None),
-        "warnings": (fit_warnings(params, change=calibration_name(args.calibrate), n_fit=len(train), in_sample=False)
+        "log_loss_change": loss_change,
+        "warnings": (fit_warnings(params, change=calibration_name(args.calibrate), n_fit=len(train), in_sample=False,
+                                  loss_change=loss_change)
                      if calibrator is not None else []),
         "ignored_columns": list(data.ignored),
     }
@@ -247,7 +264,8 @@ def run(args: argparse.Namespace) -> int:
             # The model's digest goes into its calibrator: predict refuses it with any other model.
             _adapters.save_calibrator(calibrator, outputs.stage(cal_out), model_digest=new_digest)
         if report_dir is not None:
-            written = _write_report(report_dir, args, data, metrics, scored, inputs=(args.data,), outputs=outputs)
+            written = _write_report(report_dir, args, data, metrics, scored, note=note, inputs=(args.data,),
+                                    outputs=outputs)
             metrics["report"] = str(written["report"])
         # A calibrator an earlier fit wrote next to MODEL for the model replaced here is removed with the
         # commit (left there, predict --calibrator applied it to this one: audit log-loss 0.396 for 0.265).
@@ -279,14 +297,20 @@ def run(args: argparse.Namespace) -> int:
     if cal_out is not None:
         temperature = f", T = {params['temperature']:.4g}" if "temperature" in params else ""
         bound = " (on its bound: no optimum found)" if params.get("at_bound") else ""
+        # Advice to use the calibrator only when the held-out rows did not measure it worse (audit: "use it
+        # with ... --calibrator" printed over a log-loss read worse, 0.0303 -> 0.0433).
+        advice = (f"  measured worse on the held-out rows: keep the raw model (predict {args.out} without "
+                  "--calibrator)" if loss_change and loss_change["reading"] == "worse" else
+                  f"  use it with: softmaxkit predict {args.out} DATA --calibrator {cal_out} --out PROBS")
         say(f"Fitted {args.calibrate} calibration on the out-of-fold logits of {len(train)} training rows "
-            f"({folds} folds){temperature}{bound}; saved {cal_out}",
-            f"  use it with: softmaxkit predict {args.out} DATA --calibrator {cal_out} --out PROBS")
+            f"({folds} folds){temperature}{bound}; saved {cal_out}", advice)
     if stale is not None:
         say(f"Removed {stale}: a calibrator an earlier fit saved for the model this fit replaced "
             "(use --calibrate to fit one for this model)")
     say("")
     print_comparison(say, scored, heading=f"Held-out metrics ({len(test_rows)} rows):", n_classes=len(classes))
+    if note is not None:
+        say(note[0], "")
     if written:
         say(f"Report: {written['report']}")
     say.result(metrics)
@@ -328,8 +352,8 @@ def _search_skipped(given: float | str, model, y_train) -> str | None:  # noqa: 
     return why_too_small(encode_targets(y_train, n_samples=len(y_train)))
 
 
-def _write_report(report_dir, args, data, metrics, scored, *, inputs, outputs):
-    from softmaxkit.cli._evaluation import accuracy_headline, comparison_section, verdict
+def _write_report(report_dir, args, data, metrics, scored, *, note, inputs, outputs):
+    from softmaxkit.cli._evaluation import accuracy_headline, comparison_section
     from softmaxkit.report import Headline, Paragraph, Report, Section, glossary_section, write_report
 
     last = scored[-1].summary
@@ -339,8 +363,6 @@ def _write_report(report_dir, args, data, metrics, scored, *, inputs, outputs):
         Headline("ECE", f"{last['ece']:.3f}", f"95% CI {last['ece_ci'][0]:.3f}-{last['ece_ci'][1]:.3f}"),
     ]
     params = metrics["calibrator"] or {}
-    note = verdict(scored[0].summary, last, change=calibration_name(args.calibrate), params=params,
-                   loss_change=metrics["log_loss_change"]) if len(scored) > 1 else None
     hidden = ",".join(map(str, args.hidden)) or "none (multinomial logistic regression)"
     sections = [
         Section("Training", [Paragraph(
@@ -355,7 +377,8 @@ def _write_report(report_dir, args, data, metrics, scored, *, inputs, outputs):
         )]),
         comparison_section(scored, title="Held-out performance", intro=(
             "Measured on rows the model never trained on. Log-loss and Brier score reward honest probabilities; "
-            "ECE measures the gap between stated confidence and observed accuracy."), note=note),
+            "ECE measures the gap between stated confidence and observed accuracy."), note=note,
+            loss_change=metrics["log_loss_change"]),
         glossary_section(),
     ]
     report = Report(title=f"softmaxkit fit: {Path(args.out).name}", subtitle=f"trained on {args.data}",
