@@ -456,78 +456,172 @@ def labels_by_row_id(labels: Any, labels_path: str, source: str, *, column: str 
     on a row id column that both files have; else as they are, paired by position. Returns the
     labels and the name of that column (None when paired by position), which ``--json`` reports.
 
-    The id column is one the labels file has besides its labels, named like an id or stored as a
-    Parquet pandas index (:func:`softmaxkit.data.label_file_row_ids`), that is also among the columns
-    of ``source`` that are not scores (``ignored``, where ``predict`` and ``apply`` copy their input's
-    ids, or a Parquet pandas index of ``source``: :func:`unread_columns`). A labels
-    file exported in another row order was paired by position, the id dropped without a word (audit:
-    accuracy 0.4300 for 0.7500, exit 0). Each id must appear once in each file and every scores row
-    needs a label; label rows without a scores row are left out and counted. An id column in the
-    labels alone cannot be checked: unless it counts the rows (0..n-1, 1..n), a warning says the
-    rows are paired by position.
+    The id columns are those the labels file has besides its labels, named like an id, stored as a
+    Parquet pandas index or pandas' unnamed saved index (:func:`softmaxkit.data.label_file_row_ids`),
+    that are also among the columns of ``source`` that are not scores (``ignored``, where ``predict``
+    and ``apply`` copy their input's ids, or a Parquet pandas index of ``source``:
+    :func:`unread_columns`). A labels file exported in another row order was paired by position, the
+    id dropped without a word (audit: accuracy 0.4300 for 0.7500, exit 0). The rows are matched on:
+
+    1. the first shared id column whose ids appear once in each file; every scores row needs a
+       label, and label rows without a scores row are left out and counted;
+    2. else pandas' saved index of both files (whatever each calls it), when its values appear once
+       in each and are the same set: a test split saved with ``df.to_csv()`` and a shuffled copy of
+       it (audit: paired by position, accuracy 0.31 for 0.97, exit 0, no warning);
+    3. else, when a shared id column is the same in both files row by row (``patient_id`` repeated
+       over visits, and the labels are the data file the scores were predicted from), by position,
+       with a note: refusing it broke that everyday chain (audit: exit 1 for accuracy 0.97);
+    4. else a shared id column that repeats ids is refused, naming it and an id.
+
+    Otherwise the rows are paired by position, and an id column of the labels that cannot be checked
+    draws a warning unless it counts the rows (0..n-1, 1..n): one in the labels alone, or a saved
+    index that is not the scores'.
     """
     import numpy as np
 
-    from softmaxkit.data import label_file_row_ids, read_id_columns, row_keys
+    from softmaxkit.data import is_saved_index, label_file_row_ids, read_id_columns
 
-    ids = label_file_row_ids(labels_path, column=column)
-    not_scores = set(unread_columns(source, ignored)) if ids else set()
-    shared = [name for name in ids if name in not_scores]
-    if not shared:
-        _warn_ids_unused(labels_path, source, ids, read_id_columns(labels_path, ids) if ids else {})
+    ids = label_file_row_ids(labels_path, column=column, saved_index=True)
+    not_scores = unread_columns(source, ignored) if ids else []
+    repeated = None  # the first shared column that repeats ids: (file, column, keys, rows)
+    in_order = None  # the first shared column that is the same in both files, row by row
+    for name in (n for n in ids if n in not_scores and not is_saved_index(n)):
+        keys, wanted = _join_keys(labels_path, name, source, name)
+        join = _match_ids(keys, wanted)
+        if join.repeat is None:
+            return _joined(labels, labels_path, source, name, keys, wanted, join, say), name
+        repeated = repeated or (labels_path if join.in_labels else source, name,
+                                keys if join.in_labels else wanted, join.repeat)
+        if in_order is None and len(keys) == len(wanted) and np.array_equal(keys, wanted):
+            in_order = name
+    saved = [n for n in ids if is_saved_index(n)][:1]
+    saved_source = [n for n in not_scores if is_saved_index(n)][:1]
+    if saved and saved_source:
+        keys, wanted = _join_keys(labels_path, saved[0], source, saved_source[0])
+        join = _match_ids(keys, wanted)
+        # Only the same rows, renumbered nowhere: another frame's index (a split saved after
+        # reset_index) numbers other rows, and matching on it would pair the wrong ones.
+        if join.repeat is None and len(keys) == len(wanted) and join.found.all():
+            return _joined(labels, labels_path, source, saved[0], keys, wanted, join, say), saved[0]
+    if in_order is not None:
+        say(f"Labels of {labels_path} paired with the rows of {source} by position: their column {in_order!r} "
+            "repeats ids but is the same in both files, row by row")
         return labels, None
-    name = shared[0]
-    keys = row_keys(labels_path, name)
-    wanted = row_keys(source, name)
-    for path, values in ((labels_path, keys), (source, wanted)):
-        _refuse_repeated_ids(path, name, values)
-    order = np.argsort(keys, kind="stable")
-    at = np.minimum(np.searchsorted(keys, wanted, sorter=order), len(keys) - 1)
-    rows = order[at]
-    missing = keys[rows] != wanted
-    if missing.any():
-        row = int(np.argmax(missing))
-        raise CLIError(f"{labels_path}: no label for row {row + 1} of {source} (id {wanted[row]!r} in column "
-                       f"{name!r}); the labels are matched to the scores by this column, which both files have, "
-                       "so every scores row needs one")
-    unused = len(keys) - len(rows)
-    say(f"Labels of {labels_path} matched to the rows of {source} by column {name!r}"
-        + (f"; {unused} rows of {labels_path} have no scores row and were left out" if unused else ""))
-    return labels[rows], name
+    if repeated is not None:
+        _refuse_repeated_ids(*repeated)
+    unchecked = [n for n in ids if n not in not_scores or is_saved_index(n)]
+    if unchecked:
+        _warn_ids_unused(labels_path, source, unchecked, read_id_columns(labels_path, unchecked),
+                         saved_source=saved_source[0] if saved_source else None)
+    return labels, None
 
 
-def _refuse_repeated_ids(path: str, name: str, keys: Any) -> None:
-    """Refuse a column of ``path`` that matches rows across files and holds one id twice."""
+class _IdMatch(NamedTuple):
+    """How the ids of a labels file (``keys``) meet the scores' (``wanted``): :func:`_match_ids`."""
+
+    rows: Any  # for each scores row, the labels row with its id (meaningful where ``found``)
+    found: Any  # for each scores row, whether the labels have its id
+    repeat: tuple[int, int] | None  # two rows (0-based) of one file that hold one id, else None
+    in_labels: bool  # whether ``repeat`` is in the labels file (else in the scores file)
+
+
+def _join_keys(labels_path: str, name: str, source: str, source_name: str) -> tuple[Any, Any]:
+    """The keys of column ``name`` of the labels and ``source_name`` of the scores, of one type."""
+    from softmaxkit.data import comparable_keys, row_keys
+
+    return comparable_keys(row_keys(labels_path, name), row_keys(source, source_name))
+
+
+def _match_ids(keys: Any, wanted: Any) -> _IdMatch:
+    """Match the scores' ids ``wanted`` to the labels' ``keys`` with one sort of ``keys``, which also
+    tells whether they repeat; the scores' ids repeat when two of them find one label row (no second
+    sort: that and a text sort of both files took most of a million-row join, audit)."""
     import numpy as np
 
+    order = np.argsort(keys, kind="stable")
+    sorted_keys = keys[order]
+    at = np.minimum(np.searchsorted(sorted_keys, wanted), max(len(keys) - 1, 0))
+    found = sorted_keys[at] == wanted if len(keys) else np.zeros(len(wanted), bool)
+    rows = order[at] if len(keys) else at
+    repeat = _first_repeat(sorted_keys, order)
+    if repeat is not None:
+        return _IdMatch(rows, found, repeat, True)
+    if found.all() and np.bincount(rows, minlength=len(keys)).max(initial=0) <= 1:
+        return _IdMatch(rows, found, None, False)
+    # A scores id repeated, or one with no label: sorted here only, off the common path.
+    order = np.argsort(wanted, kind="stable")
+    return _IdMatch(rows, found, _first_repeat(wanted[order], order), False)
+
+
+def _first_repeat(sorted_keys: Any, order: Any) -> tuple[int, int] | None:
+    """The rows (0-based, in file order) of the first id that ``sorted_keys`` (the keys sorted stably
+    by ``order``) holds twice, else None."""
+    import numpy as np
+
+    same = np.flatnonzero(sorted_keys[1:] == sorted_keys[:-1])
+    if not len(same):
+        return None
+    first, second = order[same[0]:same[0] + 2].tolist()
+    return first, second
+
+
+def _joined(labels: Any, labels_path: str, source: str, name: str, keys: Any, wanted: Any, join: _IdMatch,
+            say: Printer) -> Any:
+    """``labels`` in the scores' row order (:func:`_match_ids` found no id twice); refuses a scores
+    row with no label and counts the label rows left out."""
+    import numpy as np
+
+    if not join.found.all():
+        row = int(np.argmax(~join.found))
+        raise CLIError(f"{labels_path}: no label for row {row + 1} of {source} (id {wanted[row]} in column "
+                       f"{name!r}); the labels are matched to the scores by this column, which both files have, "
+                       "so every scores row needs one")
+    unused = len(keys) - len(wanted)
+    say(f"Labels of {labels_path} matched to the rows of {source} by column {name!r}"
+        + (f"; {unused} rows of {labels_path} have no scores row and were left out" if unused else ""))
+    return labels[join.rows]
+
+
+def _refuse_repeated_ids(path: str, name: str, keys: Any, rows: tuple[int, int]) -> None:
+    """Refuse the id column ``name`` of ``path`` that holds one id on two ``rows``: no column both
+    files share pairs the rows (:func:`labels_by_row_id`)."""
     from softmaxkit.data import location
 
-    order = np.argsort(keys, kind="stable")
-    repeated = np.flatnonzero(keys[order][1:] == keys[order][:-1])
-    if len(repeated):
-        first, second = sorted(order[repeated[0]:repeated[0] + 2].tolist())
-        raise CLIError(location(Path(path), second, name)
-                       + f"id {keys[second]!r} is also on row {first + 1}; the labels are matched to the scores by "
-                       "this column, so each id must appear once (rename the column in one file to pair the rows "
-                       "by position instead)")
+    first, second = rows
+    raise CLIError(location(Path(path), second, name)
+                   + f"id {keys[second]} is also on row {first + 1}; the labels are matched to the scores by a row "
+                   "id column that both files have, so each id must appear once in it, or the column must be the "
+                   "same in both files, row by row (rename the column in one file to pair the rows by position "
+                   "instead)")
 
 
-def _warn_ids_unused(labels_path: str, source: str, ids: list[str], values: dict[str, Any]) -> None:
-    """Warn that the id columns of the labels file (``values``) are not used: ``source`` has none of them."""
+def _warn_ids_unused(labels_path: str, source: str, ids: list[str], values: dict[str, Any], *,
+                     saved_source: str | None = None) -> None:
+    """Warn that the id columns of the labels file (``values``) were not used to pair its rows with the
+    scores: ``source`` has no such column, or (pandas' saved index) another one, ``saved_source``.
+    Ids that count the rows (0..n-1, 1..n) say nothing that the position does not."""
     import warnings
 
-    from softmaxkit.data import counts_rows
+    from softmaxkit.data import counts_rows, is_saved_index
 
     for name in ids:
-        if not counts_rows(values[name]):
-            warnings.warn(
-                f"{labels_path}: column {name!r} looks like a row id, but {source} has no column {name!r}, so the "
-                "labels are paired with the scores by position and the ids are not used; if the two files are "
-                "in different row orders the results are wrong (softmaxkit predict writes its input's id "
-                "columns with the scores, and a scores file with the labels' id column is matched on it)",
-                stacklevel=3,
-            )
-            return
+        if counts_rows(values[name]):
+            continue
+        if not is_saved_index(name):
+            what = f"looks like a row id, but {source} has no column {name!r}"
+        elif saved_source is None:
+            what = f"is pandas' saved index, not 0..n-1 in row order, and {source} has none"
+        else:
+            what = (f"is pandas' saved index, not 0..n-1 in row order, and {source}'s ({saved_source!r}) numbers "
+                    "other rows")
+        warnings.warn(
+            f"{labels_path}: column {name!r} {what}, so the labels are paired with the scores by position and the "
+            "ids are not used; if the two files are in different row orders the results are wrong (softmaxkit "
+            "predict writes its input's id columns with the scores, and a scores file with the labels' id column "
+            "is matched on it)",
+            stacklevel=3,
+        )
+        return
 
 
 class ScoreFile(NamedTuple):
