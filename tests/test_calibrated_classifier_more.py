@@ -1,7 +1,7 @@
 """CalibratedClassifier: one-vs-one SVC scores, calibrator instances as ``method``, boolean labels.
 
 Peers: scikit-learn 1.9's ``CalibratedClassifierCV(method="temperature")``, matched by
-``method=TemperatureScaling(pseudo_count=0)`` on the same folds.
+``method=TemperatureScaling(prior_scale=None)`` on the same folds.
 """
 
 from __future__ import annotations
@@ -110,12 +110,12 @@ def test_binary_ovo_keeps_its_margin():
                                          (load_wine, RandomForestClassifier(n_estimators=20, random_state=0))])
 @pytest.mark.parametrize("ensemble", [True, False])
 def test_temperature_without_prior_matches_sklearn(loader, est, ensemble):
-    """scikit-learn's temperature method has no prior: TemperatureScaling(pseudo_count=0) matches it
+    """scikit-learn's temperature method has no prior: TemperatureScaling(prior_scale=None) matches it
     (each fold's own calibrator with ensemble=True, as calibrate_on="own_fold" does)."""
     X, y = _standardized(loader)
     cv = StratifiedKFold(3, shuffle=True, random_state=0)
     theirs = CalibratedClassifierCV(est, method="temperature", cv=cv, ensemble=ensemble).fit(X, y)
-    ours = CalibratedClassifier(est, method=TemperatureScaling(pseudo_count=0), cv=cv, ensemble=ensemble,
+    ours = CalibratedClassifier(est, method=TemperatureScaling(prior_scale=None), cv=cv, ensemble=ensemble,
                                 calibrate_on="own_fold" if ensemble else "auto").fit(X, y)
     np.testing.assert_allclose(ours.predict_proba(X[:80]), theirs.predict_proba(X[:80]), atol=1e-6)
     # The default prior is what keeps "temperature" apart from scikit-learn (audit: up to 0.12).
@@ -149,7 +149,7 @@ def test_instance_settings_are_used_and_input_follows_the_estimator():
     cal = CalibratedClassifier(rf, method=PlattScaling(eps=1e-3, max_iter=7), cv=3).fit(X, y)
     fitted = cal.calibrated_classifiers_[0].calibrator
     assert (fitted.input, fitted.eps, fitted.max_iter) == ("probs", 1e-3, 7)
-    cal = CalibratedClassifier(LogisticRegression(), method=TemperatureScaling(input="probs", pseudo_count=0.0),
+    cal = CalibratedClassifier(LogisticRegression(), method=TemperatureScaling(input="probs", prior_scale=None),
                                cv=3).fit(X, y)
     fitted = cal.calibrated_classifiers_[0].calibrator
     assert (fitted.input, fitted.eps, fitted.pseudo_count) == ("logits", None, 0.0)
@@ -169,7 +169,7 @@ def test_bad_calibrator_instances_are_refused(wine):
 
 def test_an_instance_method_survives_clone_save_and_load(tmp_path):
     X, y = make_classification(n_samples=300, n_features=6, n_informative=4, n_classes=3, random_state=0)
-    template = TemperatureScaling(pseudo_count=0.0, beta_bounds=(1e-3, 1e3))
+    template = TemperatureScaling(prior_scale=None, beta_bounds=(1e-3, 1e3))
     cal = CalibratedClassifier(sk.SoftmaxClassifier(alpha=1.0), method=template, cv=3).fit(X, y)
     again = clone(cal).fit(X, y)
     np.testing.assert_array_equal(again.predict_proba(X), cal.predict_proba(X))
@@ -191,7 +191,7 @@ def test_load_refuses_a_bad_method_record(tmp_path, record, match):
     from softmaxkit.io import ModelFileError, read_state, save_state
 
     X, y = make_classification(n_samples=200, n_features=6, random_state=0)
-    cal = CalibratedClassifier(sk.SoftmaxClassifier(alpha=1.0), method=TemperatureScaling(pseudo_count=0.0), cv=3)
+    cal = CalibratedClassifier(sk.SoftmaxClassifier(alpha=1.0), method=TemperatureScaling(prior_scale=None), cv=3)
     kind, meta, arrays = read_state(cal.fit(X, y).save(tmp_path / "cc.npz"))
     assert meta["params"]["method"]["calibrator"] == "TemperatureScaling"
     meta["params"]["method"] = record

@@ -56,7 +56,7 @@ def test_blocked_fit_finds_the_same_unbounded_likelihood(monkeypatch, cls):
             monkeypatch.setattr(calibration, "_BLOCK_ELEMENTS", block)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", CalibrationWarning)
-            fits.append(cls(pseudo_count=0.0).fit(z, y))
+            fits.append(cls(prior_scale=None).fit(z, y))
     assert fits[0].at_bound_ and fits[1].at_bound_
 
 
@@ -88,7 +88,7 @@ def _reference_objective(cls, z, y, w, cal, beta):
     t[np.arange(n), y] = 1 - e
     t[np.arange(n), np.argmax(other, axis=1)] += e
     x = beta * z
-    lam = cal.identity_reg / total
+    lam = cal.identity_reg * (1 / cal.prior_scale**2 if cal.prior_scale else 1.0) / total
 
     def f(theta):
         if cls is VectorScaling:

@@ -28,8 +28,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--method", choices=tuple(CALIBRATORS), default="temperature",
                    help="calibration map (default: %(default)s). Temperature, vector and matrix scaling are fitted "
-                   "with a weak prior (pseudo_count 0.5, see softmaxkit.calibration.TemperatureScaling) that keeps "
-                   "T finite when every row is right, so T is close to, not exactly, the maximum-likelihood T")
+                   "with a weak prior on T around 1 (prior_scale 0.5, see softmaxkit.calibration.TemperatureScaling) "
+                   "that keeps T finite when every row is right and keeps a few rows from moving T by chance, so T "
+                   "is close to, not exactly, the maximum-likelihood T")
     p.add_argument("--out", required=True, metavar="CALIBRATOR", help="calibrator file (.npz or .safetensors)")
     p.add_argument("--holdout", type=fraction, metavar="FRACTION",
                    help="measure before/after on this share of rows, not used for fitting "
