@@ -84,7 +84,7 @@ class CalibratedClassifier(Persistable, MetaEstimatorMixin, ClassifierMixin, Bas
         :class:`PlattScaling` (scikit-learn's "sigmoid"), with default
         settings; or an unfitted instance of one, whose settings are used
         (each fit fits new copies; the instance itself stays unfitted), e.g.
-        ``TemperatureScaling(pseudo_count=0)``, which is scikit-learn's
+        ``TemperatureScaling(prior_scale=None)``, which is scikit-learn's
         temperature method (no prior; its probabilities to 1e-6 or better on
         the same folds, with ``calibrate_on="own_fold"`` when ``ensemble=True``).
         The instance's ``input`` is set by the scores read (see Notes), and
@@ -117,10 +117,9 @@ class CalibratedClassifier(Persistable, MetaEstimatorMixin, ClassifierMixin, Bas
         pairs. ``"own_fold"``: only the pair's own held-out fold, as
         ``CalibratedClassifierCV(ensemble=True)`` does (use it for
         scikit-learn parity; with ``method="temperature"`` it is not enough:
-        the default :class:`TemperatureScaling` has a prior,
-        ``pseudo_count=0.5``, that scikit-learn's temperature method lacks,
-        0.13-0.16 apart in probability on breast cancer and iris with a
-        ``LogisticRegression``; pass ``method=TemperatureScaling(pseudo_count=0)``
+        the default :class:`TemperatureScaling` has a prior on ``T``,
+        ``prior_scale=0.5``, that scikit-learn's temperature method lacks;
+        pass ``method=TemperatureScaling(prior_scale=None)``
         for scikit-learn's fit, 3e-9 apart there, binary included, whose
         margin mapping differs only in the temperature's units, see Notes).
         ``"auto"``: ``"own_fold"`` for
@@ -576,10 +575,12 @@ def _method_from_record(record: Any) -> Any:
             and isinstance(record.get("params"), dict)):
         raise ValueError(f"params.method is {record!r}, not a method name or a record of a calibrator's "
                          f"class ({', '.join(METHODS.values())}) and params")
-    # JSON has no tuples: restore them (beta_bounds), as the calibrators' own _from_state does.
-    params = {k: tuple(v) if isinstance(v, list) else v for k, v in record["params"].items()}
+    cls = getattr(calibration, record["calibrator"])
+    # As the calibrators' own _from_state: JSON has no tuples (beta_bounds), and settings added since
+    # the record was written take the value that keeps its old fit (no prior_scale -> None).
+    params = {k: tuple(v) if isinstance(v, list) else v for k, v in {**cls._params_added, **record["params"]}.items()}
     try:
-        return getattr(calibration, record["calibrator"])(**params)
+        return cls(**params)
     except TypeError as exc:
         raise ValueError(f"params.method.params: {exc}") from None
 
@@ -656,9 +657,15 @@ def _response_method(estimator: Any, n_classes: int) -> str:
     if hasattr(estimator, "predict_proba"):
         return "predict_proba"
     if ovo:
-        final = type(_final_estimator(estimator)).__name__
+        scorer = searched = _scoring_estimator(estimator)
+        while getattr(searched, "estimator", None) is not None and not hasattr(searched, "decision_function_shape"):
+            searched = _scoring_estimator(searched.estimator)  # the estimator a search searches over
+        who = (f"{type(searched).__name__}(decision_function_shape='ovo')"
+               if getattr(searched, "decision_function_shape", None) == "ovo"
+               # the ovo estimator is one a search may pick (its grid), not the one it was given
+               else f"{type(scorer).__name__}, which may pick an estimator with decision_function_shape='ovo',")
         raise ValueError(
-            f"{final}(decision_function_shape='ovo').decision_function gives {n_classes * (n_classes - 1) // 2} "
+            f"{who}.decision_function gives {n_classes * (n_classes - 1) // 2} "
             f"pairwise one-vs-one margins for {n_classes} classes, not one score per class, and it has no "
             f"predict_proba: set decision_function_shape='ovr' (SVC's default) to calibrate its class scores "
             "(or probability=True, deprecated in scikit-learn 1.9, to calibrate predict_proba)"
@@ -666,24 +673,84 @@ def _response_method(estimator: Any, n_classes: int) -> str:
     raise TypeError(f"{type(estimator).__name__} has neither decision_function nor predict_proba: nothing to calibrate")
 
 
-def _final_estimator(estimator: Any) -> Any:
-    """The estimator that computes the scores, inside FrozenEstimator and Pipeline wrappers
-    (nested too), whose decision_function is their final step's."""
+def _scoring_estimator(estimator: Any) -> Any:
+    """The estimator whose ``decision_function`` gives the scores, inside the wrappers that pass
+    their inner estimator's on (nested too): FrozenEstimator, Pipeline (its final step) and a frozen
+    hyper-parameter search (its ``best_estimator_``). A search that is not frozen is returned itself:
+    it is cloned and refitted for each fold, and each fold's search may pick another candidate of its
+    grid (:func:`_candidate_shapes`). Meta-estimators that make their own class scores from their
+    estimators' (OneVsRestClassifier) are final themselves."""
+    from sklearn.model_selection._search import BaseSearchCV
+
+    frozen = False
     while True:
         if isinstance(estimator, FrozenEstimator):
-            estimator = estimator.estimator
+            estimator, frozen = estimator.estimator, True
         elif isinstance(estimator, Pipeline) and estimator.steps:
             estimator = estimator.steps[-1][1]
+        elif isinstance(estimator, BaseSearchCV) and frozen and getattr(estimator, "best_estimator_", None) is not None:
+            estimator = estimator.best_estimator_
         else:
             return estimator
 
 
 def _decision_function_shape(estimator: Any) -> Any:
-    """The final estimator's ``decision_function_shape`` parameter (None when it has none)."""
-    final = _final_estimator(estimator)
-    get_params = getattr(final, "get_params", None)
-    params = get_params(deep=False) if callable(get_params) and not isinstance(final, type) else {}
-    return params.get("decision_function_shape", getattr(final, "decision_function_shape", None))
+    """The ``decision_function_shape`` parameter of the estimator that computes the scores (None when
+    it has none; see :func:`_scoring_estimator`), ``"ovo"`` when one a search may pick has ``"ovo"``.
+
+    Looking inside FrozenEstimator and Pipeline only, ``GridSearchCV(Pipeline(SVC(
+    decision_function_shape="ovo")))`` had its pairwise margins calibrated as class logits (audit:
+    log-loss 1.0986, accuracy 0.222 on wine, exit 0).
+    """
+    from sklearn.model_selection._search import BaseSearchCV
+
+    scorer = _scoring_estimator(estimator)
+    if isinstance(scorer, BaseSearchCV):
+        shapes = _candidate_shapes(scorer)
+        return "ovo" if "ovo" in shapes else shapes[0]
+    get_params = getattr(scorer, "get_params", None)
+    params = get_params(deep=False) if callable(get_params) and not isinstance(scorer, type) else {}
+    return params.get("decision_function_shape", getattr(scorer, "decision_function_shape", None))
+
+
+def _candidate_shapes(search: Any) -> list[Any]:
+    """The ``decision_function_shape`` of every candidate a hyper-parameter search may pick.
+
+    Only the grid entries that set ``*decision_function_shape`` or put in an estimator (a pipeline
+    step) are combined; others (``C``, ``gamma``) cannot change which estimator computes the scores or
+    its shape. A shape drawn from a distribution, or an ``"ovo"`` entry whose target another entry
+    replaces, counts as ``"ovo"``: which shape a fold's search picks is unknown.
+    """
+    import itertools
+    from collections.abc import Mapping
+
+    def is_shape(key: str) -> bool:
+        return key.rsplit("__", 1)[-1] == "decision_function_shape"
+
+    base = search.estimator
+    grid = getattr(search, "param_grid", getattr(search, "param_distributions", None))
+    if grid is None:  # a search space of another form (not scikit-learn's): its estimator alone
+        return [_decision_function_shape(base)]
+    shapes = []
+    for entry in [grid] if isinstance(grid, Mapping) else list(grid):
+        options = {}
+        for key, values in entry.items():
+            if not isinstance(values, (list, tuple, np.ndarray)):  # a distribution to sample from
+                if is_shape(key):
+                    return ["ovo"]
+                continue
+            if is_shape(key) or any(hasattr(v, "get_params") for v in values):
+                options[key] = list(values)
+        for combination in itertools.product(*options.values()):
+            params = dict(zip(options, combination))
+            try:
+                candidate = clone(base).set_params(**params)
+            except (ValueError, TypeError):
+                if any(is_shape(k) and isinstance(v, str) and v == "ovo" for k, v in params.items()):
+                    return ["ovo"]
+                continue
+            shapes.append(_decision_function_shape(candidate))
+    return shapes or [_decision_function_shape(base)]
 
 
 def _is_isotonic(calibrator: Any) -> bool:
@@ -714,7 +781,7 @@ def _calibrator_template(method: Any) -> Any:
         hint = f"; pass an instance, {method.__name__}(), not the class"
     raise ValueError(
         f"method must be one of {tuple(METHODS)} or an unfitted calibrator instance (such as "
-        f"TemperatureScaling(pseudo_count=0)), got {method!r}{hint}"
+        f"TemperatureScaling(prior_scale=None)), got {method!r}{hint}"
     )
 
 
