@@ -41,13 +41,17 @@ scikit-learn, same run:
   their time fitting the five logistic regressions. softmaxkit runs twice:
   with ``calibrate_on="own_fold"`` (per-fold calibrators, as scikit-learn)
   and with its default ``"all_folds"`` (one calibrator shared by the folds);
-* the shared calibrator against per-fold ones on every bundled data set, for
-  three models, over repeated splits (a table of its own, last).
+* the shared calibrator against per-fold ones, for every method
+  (temperature, vector, matrix, Platt; isotonic as the check that per-fold
+  maps stay better for it), on every bundled data set, for three models,
+  over repeated splits (a table of its own, last, with a summary per
+  method; ``--only-shared`` runs it alone).
 
 Usage::
 
     python benchmarks/bench_calibration.py            # 50,000 x 1000, 5 repeats
     python benchmarks/bench_calibration.py --quick    # 10,000 x 1000, fewer repeats
+    python benchmarks/bench_calibration.py --only-shared [--splits 10]  # the shared-calibrator table alone
 """
 
 from __future__ import annotations
@@ -151,12 +155,66 @@ def cross_fitted_rows(repeats: int) -> list[tuple[str, str, float, str]]:
     return rows
 
 
-def shared_calibrator_table(splits: int) -> None:
-    """Median held-out log-loss of cross-fitted temperature scaling (5 folds,
-    ``ensemble=True``): one calibrator fitted on all out-of-fold scores
-    (``calibrate_on="all_folds"``, the default) against one per fold
-    (``"own_fold"``, scikit-learn's ``CalibratedClassifierCV``), same folds and
-    models, ``splits`` stratified 75/25 splits of each bundled data set."""
+# Every parametric map that calibrate_on="auto" shares between the folds, and isotonic, which it
+# fits per fold: its row checks that per-fold isotonic maps stay the better choice.
+SHARED_TABLE_METHODS = ("temperature", "vector", "matrix", "platt", "isotonic")
+
+_FOLD_FITS: dict = {}  # (model label, sha1 of X, sha1 of y) -> fitted model; emptied after every split
+
+
+def _fit_once(make, label: str):
+    """An unfitted classifier that fits ``make()`` once per training set and reuses that fit.
+
+    Every method and both ``calibrate_on`` settings cross-fit the same models
+    on the same folds, and every model here is deterministic, so one fit per
+    fold gives the numbers that refitting gives, for 5 fold fits per split
+    and cell in place of 10 per method.
+    """
+    import hashlib
+
+    from sklearn.base import BaseEstimator, ClassifierMixin
+    from sklearn.utils.metaestimators import available_if
+
+    class FitOnce(ClassifierMixin, BaseEstimator):
+        def __init__(self, make=None, label=""):
+            self.make = make
+            self.label = label
+
+        def fit(self, X, y):
+            key = (self.label, hashlib.sha1(np.ascontiguousarray(X).tobytes()).hexdigest(),
+                   hashlib.sha1(np.ascontiguousarray(y).tobytes()).hexdigest())
+            if key not in _FOLD_FITS:
+                _FOLD_FITS[key] = self.make().fit(X, y)
+            self.model_ = _FOLD_FITS[key]
+            self.classes_ = self.model_.classes_
+            return self
+
+        # The calibrator reads decision_function when the model has one, as it would unwrapped.
+        @available_if(lambda self: hasattr(self.make(), "decision_function"))
+        def decision_function(self, X):
+            return self.model_.decision_function(X)
+
+        @available_if(lambda self: hasattr(self.make(), "predict_proba"))
+        def predict_proba(self, X):
+            return self.model_.predict_proba(X)
+
+    return FitOnce(make, label)
+
+
+def shared_calibrator_table(splits: int, *, methods: tuple[str, ...] = SHARED_TABLE_METHODS) -> None:
+    """Median held-out log-loss of cross-fitted calibration (5 folds,
+    ``ensemble=True``) for each of ``methods``: one calibrator fitted on all
+    out-of-fold scores (``calibrate_on="all_folds"``, the default for the
+    parametric maps) against one per fold (``"own_fold"``, scikit-learn's
+    ``CalibratedClassifierCV``, the default for isotonic), same folds and fold
+    models, ``splits`` stratified 75/25 splits of each bundled data set.
+
+    One row per (method, data set, model) cell; then, per method, the median
+    of the cells' all/own ratios, their range, and the share of all splits
+    (every cell's) where the shared calibrator's loss was at most the
+    per-fold one's (a split where both are infinite counts). A log-loss is
+    infinite when a map gives a true class probability 0 (isotonic can): the
+    last column counts such splits, per-fold / shared."""
     from sklearn.datasets import load_breast_cancer, load_digits, load_iris, load_wine
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import StratifiedKFold, train_test_split
@@ -172,24 +230,51 @@ def shared_calibrator_table(splits: int) -> None:
         "LogisticRegression(C=1e4)": lambda: make_pipeline(StandardScaler(), LogisticRegression(C=1e4, max_iter=5000)),
         "SoftmaxClassifier()": lambda: SoftmaxClassifier(random_state=0),
     }
-    print(f"\n# cross-fitted temperature: shared calibrator vs one per fold ({splits} splits, median test log-loss)")
-    print(f"{'data':<8} {'model':<26} {'uncalibrated':>12} {'own_fold':>9} {'all_folds':>9} {'all/own':>8} "
-          f"{'all <= own':>10}")
-    for name, load in (("iris", load_iris), ("wine", load_wine), ("breast", load_breast_cancer), ("digits", load_digits)):
+    wheres = ("own_fold", "all_folds")
+    cells = []  # (data, model, uncalibrated losses, {method: {where: losses}})
+    data_sets = (("iris", load_iris), ("wine", load_wine), ("breast", load_breast_cancer), ("digits", load_digits))
+    for name, load in data_sets:
         X, y = load(return_X_y=True)
         for label, make in models.items():
-            loss = {"uncalibrated": [], "own_fold": [], "all_folds": []}
+            uncal, loss = [], {m: {w: [] for w in wheres} for m in methods}
             for seed in range(splits):
                 tr, te = train_test_split(np.arange(len(y)), test_size=0.25, stratify=y, random_state=seed)
                 folds = list(StratifiedKFold(5, shuffle=True, random_state=seed).split(X[tr], y[tr]))
-                loss["uncalibrated"].append(log_loss(y[te], probs=make().fit(X[tr], y[tr]).predict_proba(X[te])))
-                for where in ("own_fold", "all_folds"):
-                    cal = CalibratedClassifier(make(), cv=folds, calibrate_on=where).fit(X[tr], y[tr])
-                    loss[where].append(log_loss(y[te], probs=cal.predict_proba(X[te])))
-            med = {k: float(np.median(v)) for k, v in loss.items()}
-            wins = int(np.sum(np.asarray(loss["all_folds"]) <= np.asarray(loss["own_fold"])))
-            print(f"{name:<8} {label:<26} {med['uncalibrated']:>12.4f} {med['own_fold']:>9.4f} "
-                  f"{med['all_folds']:>9.4f} {med['all_folds'] / med['own_fold']:>8.3f} {wins:>7}/{splits}")
+                with warnings.catch_warnings():
+                    # The models' and maps' warnings (a penalty at its bound, isotonic zeros) repeat per
+                    # split; what they warn of is in the losses.
+                    warnings.simplefilter("ignore")
+                    uncal.append(log_loss(y[te], probs=make().fit(X[tr], y[tr]).predict_proba(X[te])))
+                    for method in methods:
+                        for where in wheres:
+                            cal = CalibratedClassifier(_fit_once(make, label), method=method, cv=folds,
+                                                       calibrate_on=where).fit(X[tr], y[tr])
+                            loss[method][where].append(log_loss(y[te], probs=cal.predict_proba(X[te])))
+                _FOLD_FITS.clear()
+            cells.append((name, label, uncal, loss))
+
+    print(f"\n# cross-fitted calibration: shared calibrator vs one per fold ({splits} splits, median test log-loss)")
+    print(f"{'method':<12} {'data':<8} {'model':<26} {'uncalibrated':>12} {'own_fold':>9} {'all_folds':>9} "
+          f"{'all/own':>8} {'all <= own':>10} {'inf own/all':>11}")
+    summary = {}
+    for method in methods:
+        ratios, wins = [], 0
+        for name, label, uncal, loss in cells:
+            own, shared = (np.asarray(loss[method][w]) for w in wheres)
+            med_own, med_all = float(np.median(own)), float(np.median(shared))
+            with np.errstate(invalid="ignore", divide="ignore"):
+                ratio = med_all / med_own  # inf/inf (both infinite) is nan: no ratio
+            ratios.append(ratio)
+            won = int(np.sum(shared <= own))  # both infinite counts as a tie
+            wins += won
+            infs = f"{int(np.sum(np.isinf(own)))}/{int(np.sum(np.isinf(shared)))}"
+            print(f"{method:<12} {name:<8} {label:<26} {float(np.median(uncal)):>12.4f} {med_own:>9.4f} "
+                  f"{med_all:>9.4f} {ratio:>8.3f} {won:>7}/{splits} {infs:>11}")
+        summary[method] = (np.asarray(ratios), wins, len(cells) * splits)
+    print(f"\n{'method':<12} {'median all/own':>14} {'range over cells':>18} {'all <= own (splits)':>22}")
+    for method, (ratios, wins, total) in summary.items():
+        print(f"{method:<12} {np.nanmedian(ratios):>14.3f} {np.nanmin(ratios):>8.3f} - {np.nanmax(ratios):<7.3f} "
+              f"{wins:>9}/{total} ({100 * wins / total:.0f}%)")
 
 
 def netcal_temperature(p: np.ndarray, y: np.ndarray) -> float:
@@ -206,7 +291,15 @@ def main(argv=None) -> None:
     ap.add_argument("--n", type=int, default=None, help="rows (default 50,000; 10,000 with --quick)")
     ap.add_argument("--classes", type=int, default=1000)
     ap.add_argument("--repeats", type=int, default=None)
+    ap.add_argument("--only-shared", action="store_true",
+                    help="run only the shared vs per-fold calibrator table (no timings)")
+    ap.add_argument("--splits", type=int, default=None,
+                    help="splits per cell of that table (default 10; 3 with --quick)")
     args = ap.parse_args(argv)
+    splits = args.splits or (3 if args.quick else 10)
+    if args.only_shared:
+        shared_calibrator_table(splits)
+        return
     n = args.n or (10_000 if args.quick else 50_000)
     repeats = args.repeats or (2 if args.quick else 5)
     peer_repeats = 1 if args.quick else 2  # scikit-learn takes tens of seconds per fit
@@ -310,7 +403,7 @@ def main(argv=None) -> None:
         f"(at n=50,000 x 1000{'; this was a --quick run' if args.quick else ''})."
     )
     try:
-        shared_calibrator_table(3 if args.quick else 10)
+        shared_calibrator_table(splits)
     except ImportError as exc:
         print(f"\n# shared vs per-fold calibrators: scikit-learn not available ({exc})")
 
