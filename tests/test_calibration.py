@@ -111,12 +111,14 @@ def test_separable_set_without_prior_stops_at_the_bound_and_says_so():
 
 
 def test_separable_set_gets_a_finite_temperature_from_the_prior():
-    """The issue: T went to its bound 1e-10 on a separable set. The prior keeps it finite, silently."""
+    """The issue: T went to its bound 1e-10 on a separable set. The prior keeps it finite, and a
+    warning says that the prior alone set it (as the CLI does)."""
     z = np.array([[5.0, 0.0, 0.0], [0.0, 5.0, 0.0], [0.0, 0.0, 5.0], [2.0, 1.0, 0.0]])
     y = np.array([0, 1, 2, 0])
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        ts = TemperatureScaling().fit(z, y)
+        with pytest.warns(CalibrationWarning, match=r"separable .* prior \(prior_scale\) alone holds the temperature"):
+            ts = TemperatureScaling().fit(z, y)
     assert ts.separable_ and not ts.at_bound_ and ts.converged_
     assert 0.1 < ts.temperature_ < 10
     # The prior's targets: (W + a) / (W + 2a) on the label. With 4 rows and a = 1/2 the mean
@@ -205,9 +207,10 @@ def test_wine_fifteen_row_calibration_set_stays_sensible():
     pytest.importorskip("sklearn")
     calibrated, plain, sharp = [], [], []
     for z_cal, y_cal, z_test, y_test in _wine_models():
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", CalibrationWarning)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", CalibrationWarning)
             ts = TemperatureScaling().fit(z_cal, y_cal)
+        assert [str(m.message)[:31] for m in caught] == ["the calibration set is separabl"] * ts.separable_
         # Finite and not sharper than the model by much (the soft targets of earlier versions
         # put T above 1 on every split; the prior on T keeps it near 1 on 15 error-free rows).
         assert 0.8 < ts.temperature_ < 10.0
@@ -238,9 +241,11 @@ def test_separable_synthetic_sets_beat_both_t_to_zero_and_t_one(rng, cls):
         if not np.all(z.argmax(axis=1) == y):
             continue
         separable += 1
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", CalibrationWarning)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", CalibrationWarning)
             cal = cls().fit(z, y)
+        # temperature scaling says that the prior alone set T; the others say nothing
+        assert [str(m.message)[:31] for m in caught] == ["the calibration set is separabl"] * (cls is TemperatureScaling)
         assert np.all(np.isfinite(cal.transform(z_test)))
         calibrated.append(log_loss(y_test, logits=cal.transform(z_test)))
     t_one = log_loss(y_test, logits=z_test)
@@ -426,8 +431,8 @@ def test_single_class_labels_are_separable_for_temperature():
         warnings.simplefilter("error", RuntimeWarning)
         with pytest.warns(CalibrationWarning, match="separable"):
             TemperatureScaling(prior_scale=None).fit(z, np.zeros(3, int))
-        warnings.simplefilter("error", CalibrationWarning)
-        ts = TemperatureScaling().fit(z, np.zeros(3, int))
+        with pytest.warns(CalibrationWarning, match="separable"):
+            ts = TemperatureScaling().fit(z, np.zeros(3, int))
     assert ts.separable_ and np.isfinite(ts.beta_)
 
 

@@ -7,17 +7,18 @@ calibrated probabilities are ``softmax(z')``.
 =====================  =====================  ===========  ======================
 calibrator             map                    parameters   fit
 =====================  =====================  ===========  ======================
-TemperatureScaling     ``z' = beta z``        1            convex 1-D Halley/Newton
+TemperatureScaling     ``z' = beta z``        1            1-D grid, then Halley
 VectorScaling          ``z' = a * z + b``     2C           L-BFGS from the temperature fit
 MatrixScaling          ``z' = z W^T + b``     C^2 + C      L-BFGS with ODIR, same start
 IsotonicCalibration    one step map per class  knots       pool adjacent violators
 PlattScaling           one sigmoid per class  2C           Newton per class
 =====================  =====================  ===========  ======================
 
-All three scalings share a prior on the temperature (``prior_scale``, about a
-log-normal of sd 0.5 around ``T = 1``) that keeps their fit finite on a
-calibration set where every prediction is right, and keeps a few rows from
-moving a well-calibrated model by chance. Temperature scaling keeps
+All three scalings share a prior on the temperature (``prior_scale``: near
+``T = 1`` a log-normal of sd 0.5, with heavy tails) that keeps their fit
+finite on a calibration set where every prediction is right and keeps a few
+rows from moving a well-calibrated model by chance, yet barely holds back a
+temperature far from 1 that the rows support. Temperature scaling keeps
 every argmax (so accuracy is unchanged); the others may change predictions.
 The last two are one-vs-rest maps renormalised to sum to 1, as scikit-learn's
 ``CalibratedClassifierCV`` (``"isotonic"``, ``"sigmoid"``), whose results they
@@ -289,19 +290,55 @@ def _check_prior_scale(v: Any) -> float:
     return 1.0 / float(v) ** 2
 
 
-def _log_prior(beta: float, lam: float) -> tuple[float, float, float, float]:
-    """``lam * (beta - 1 - log beta)`` and its first three derivatives in ``beta``.
+#: Degrees of freedom of the Student-t prior on ``log beta`` (1 would be Cauchy). Heavy tails: a
+#: temperature the rows strongly support costs a few nats however far from 1 it lies.
+_PRIOR_DOF = 4.0
 
-    The negative log-density (up to a constant) of a Gamma prior on ``beta`` with mode 1:
-    ``(log beta)^2 / (2 s^2)`` to second order around ``beta = 1`` for ``lam = 1 / s^2``
-    (a log-normal prior of sd ``s`` on ``T``), but convex in ``beta`` (``lam / beta^2 > 0``),
-    so the temperature objective stays convex and has one minimum. A Gaussian on
-    ``log beta`` itself is concave in ``beta`` above ``e``, and the NLL in ``log beta`` is not
-    convex either, so their sum can have two minima on a nearly separable set.
+
+def _log_prior(beta: float, lam: float) -> tuple[float, float, float, float]:
+    """The prior's negative log-density (up to a constant) and its first three derivatives in ``beta``.
+
+    A Student-t prior with :data:`_PRIOR_DOF` degrees of freedom ``nu`` on ``u = log beta``
+    (so symmetric in ``log T``), scaled so that its curvature at ``T = 1`` is ``lam = 1 /
+    s^2``: ``(nu + 1) / 2 * log(1 + u^2 / ((nu + 1) s^2))``, which is ``u^2 / (2 s^2)`` (a
+    log-normal prior of sd ``s`` on ``T``) near ``T = 1`` but grows only as ``(nu + 1) log
+    |u|`` far from it. The Gamma prior ``lam (beta - 1 - log beta)`` of the previous version
+    was convex in ``beta`` but grew linearly in ``beta``: about 140 nats at ``T = 0.024``, more
+    than hundreds of rows of an under-confident model could outweigh (digits, a logistic
+    regression with ``C=1e-4``, 30 rows: unseen log-loss 1.80 for the likelihood's 0.56), and
+    any prior convex in ``beta`` grows at least linearly. This one is not convex, so
+    :class:`TemperatureScaling` searches a grid for the global minimum (see its Notes).
     """
     if not lam:
         return 0.0, 0.0, 0.0, 0.0
-    return lam * (beta - 1.0 - math.log(beta)), lam * (1.0 - 1.0 / beta), lam / beta**2, -2.0 * lam / beta**3
+    k = 0.5 * (_PRIOR_DOF + 1.0)
+    c = lam / (_PRIOR_DOF + 1.0)
+    u = math.log(beta)
+    cu2 = c * u * u
+    q = 1.0 + cu2
+    # derivatives in u, then the chain rule to beta = exp(u)
+    g1 = 2.0 * k * c * u / q
+    g2 = 2.0 * k * c * (1.0 - cu2) / (q * q)
+    g3 = -4.0 * k * c * c * u * (3.0 - cu2) / (q * q * q)
+    return k * math.log(q), g1 / beta, (g2 - g1) / beta**2, (g3 - 3.0 * g2 + 2.0 * g1) / beta**3
+
+
+#: Total sample weight below this share of the weighted rows draws a warning: the priors count
+#: it as that many rows (weights normalised to sum to 1 made 200 rows count as one: T 1.33 for 4.39).
+_LIGHT_WEIGHT_SHARE = 0.25
+
+
+def _warn_if_light_weights(total: float, rows: int, who: str) -> None:
+    """Warn when ``sample_weight`` sums to far fewer than the ``rows`` it weighs: the priors are
+    weighed against that total, so they would decide a fit that the rows could."""
+    if rows and total < _LIGHT_WEIGHT_SHARE * rows:
+        warnings.warn(
+            f"{who}: sample_weight sums to {total:.4g} over {rows} weighted rows, and the priors (prior_scale, "
+            f"identity_reg, pseudo_count) are weighed against that total as against {total:.4g} rows, so they "
+            "dominate the fit; scale sample_weight to sum to the number of rows (frequency weights)",
+            CalibrationWarning,
+            stacklevel=3,
+        )
 
 
 def _check_nonneg(v: Any, name: str) -> float:
@@ -334,11 +371,12 @@ class TemperatureScaling(_Calibrator):
     eps : float in (0, 1), optional, keyword-only
         With ``input="probs"``: clip probabilities to ``>= eps`` before the log.
     prior_scale : float > 0 or None, default 0.5, keyword-only
-        Spread ``s`` of the prior on the temperature (see Notes): about a
-        log-normal prior of sd ``s`` on ``T`` around ``T = 1`` (the model as
-        it is), added to the weighted NLL *sum*, so it decides ``T`` on a
-        few rows and fades as the calibration set grows. It keeps the fit
-        finite on a separable set. ``None``: no prior (with
+        Spread ``s`` of the prior on the temperature (see Notes): near
+        ``T = 1`` (the model as it is) a log-normal prior of sd ``s`` on
+        ``T``, with heavy tails (a Student-t on ``log T``); added to the
+        weighted NLL *sum*, so it decides ``T`` on a few rows and fades as
+        the calibration set grows. It keeps the fit finite on a separable
+        set. ``None``: no prior (with
         ``pseudo_count=0``, the plain maximum-likelihood fit of scikit-learn's
         ``method="temperature"``, which has no finite optimum on a separable
         set).
@@ -398,22 +436,24 @@ class TemperatureScaling(_Calibrator):
     probability into 0 or 1 (wine with a 15-row calibration set: held-out
     log-loss 5e8 instead of 0.08). And on a few rows the maximum-likelihood
     ``T`` of a well-calibrated model is mostly noise (10 rows: often 0.5 or
-    2). So the fit minimises ``sum_i w_i nll_i(beta) + lam (beta - 1 - log
-    beta)``, ``lam = 1 / prior_scale^2``: the negative log of a Gamma prior on
-    ``beta`` with its mode at ``beta = 1``, which is ``(log T)^2 / (2 s^2)``
-    to second order (a log-normal prior of sd ``s = prior_scale`` on ``T``)
-    but, unlike that one, keeps the objective convex in ``beta``. It rises
-    exponentially in ``log T`` towards ``T -> 0`` (no separable set sends
-    ``T`` there) and only linearly towards ``T -> inf`` (an over-confident
-    model is softened as far as its rows ask). It weighs as much as a few
-    rows, so ``T`` is the maximum-likelihood one on large sets. Measured
-    (``benchmarks/bench_calibration_prior.py``): over scikit-learn's four
-    small data sets, four models and random draws of 10, 30 and 60
-    calibration rows, the median unseen log-loss after/before was 0.991,
-    0.999 and 1.000 (2%, 6% and 12% of draws more than 10% worse), where the
-    soft targets of ``pseudo_count=0.5`` (the default of earlier versions)
-    gave 1.052, 1.003 and 1.000 (45%, 25%, 14%) and no prior 1.017 at 30
-    rows (40%).
+    2). So the fit minimises ``sum_i w_i nll_i(beta) + P(log beta)``,
+    ``P(u) = (nu + 1) / 2 log(1 + u^2 / ((nu + 1) s^2))``, ``s =
+    prior_scale``, ``nu = 4``: a Student-t prior on ``log T``, which is
+    ``(log T)^2 / (2 s^2)`` near ``T = 1`` (a log-normal prior of sd ``s``)
+    but costs only about ``(nu + 1) log |log T|`` far from it (6 nats at
+    ``T = 0.025``, 14 at ``T = 1e-8``), so a temperature the rows strongly
+    support is barely held back. The Gamma prior on ``beta`` of the previous
+    version kept the objective convex but grew linearly in ``beta`` (140
+    nats at ``T = 0.024``) and held under-confident models back (digits,
+    ``LogisticRegression(C=1e-4)``, 30 rows: unseen log-loss 1.80 where the
+    likelihood's ``T`` gives 0.56; now 0.56). On a separable set the tails
+    let ``T`` fall further below 1 than that prior did, and a
+    :class:`CalibrationWarning` says that the prior alone set it; ``nu = 4``
+    trades the two (a Cauchy, ``nu = 1``, sharpened selected separable sets
+    twice as much). It weighs as much as a few rows, so ``T`` is the
+    maximum-likelihood one on large sets. Measured on scikit-learn's small
+    data sets with well-, under- and over-confident models:
+    ``benchmarks/bench_calibration_prior.py``.
     ``pseudo_count`` adds those soft targets: row ``i`` targets ``t_i = (1 -
     e) onehot(y_i) + e onehot(r_i)``, ``e = a / (W + 2a)``, ``r_i`` the class
     with the largest logit other than ``y_i`` (Platt's 1999 treatment of
@@ -428,14 +468,21 @@ class TemperatureScaling(_Calibrator):
     = mean(Var_p[d]) >= 0`` and
     ``NLL''' = mean(kappa3_p[d])``. So the NLL is convex in ``beta`` (in ``T``
     and in ``log beta`` it is not) and all three come from one pass over the
-    logits (:func:`softmaxkit.kernels.calibration.temperature_moments`); the
-    prior's ``lam (beta - 1 - log beta) / W`` adds ``lam (1 - 1/beta) / W``,
-    ``lam / (W beta^2) > 0`` and ``-2 lam / (W beta^3)``. The root of the
-    objective's derivative is found by Halley's method (cubic convergence), kept inside a
-    shrinking bracket, started from a fit on a 4096-row subsample. It stops
-    when a step, or the error estimate ``|NLL''' / (2 NLL'')| step^2`` left
-    after it, is below ``tol * beta``, so a large input typically costs two
-    passes. scikit-learn's
+    logits (:func:`softmaxkit.kernels.calibration.temperature_moments`).
+    With the prior the objective ``F`` is not convex and can have two minima
+    (a local one near ``T = 1``, the global one at a far temperature the
+    rows support). Every minimum lies between ``beta = 1`` and the
+    likelihood's own optimum ``beta_ml`` (outside, the NLL's slope and the
+    prior's have the same sign), so the fit finds ``beta_ml``, evaluates
+    ``F`` on a log-spaced grid over ``[1, beta_ml]`` (steps of ``min(0.25,
+    s / 2)`` in ``log beta``, at most 48 points) and finds the root of
+    ``F'`` by Halley's method (cubic convergence) inside the bracket of the
+    best grid point; on more than 8192 rows the first steps run on a
+    4096-row subsample. Without the prior, Halley runs on the whole
+    interval from a subsample's fit. It stops when a step, or the error
+    estimate ``|F''' / (2 F'')| step^2`` left after it, is below ``tol *
+    beta``, so a large input typically costs two passes (a small one also
+    pays for its grid: ``n_iter_`` counts both). scikit-learn's
     ``method="temperature"`` minimises over ``log beta`` in [-10, 10] with
     Brent's method and needs tens of loss evaluations.
 
@@ -527,39 +574,49 @@ class TemperatureScaling(_Calibrator):
         n = x.shape[0]
         # The prior is added to the NLL sum over all rows; f() works with means, so it is
         # divided by the whole set's weight, also for the warm start's subsample.
-        lam_mean = lam / float(np.sum(w)) if lam else 0.0
+        per_weight = 1.0 / float(np.sum(w))
         d_true = x[np.arange(n), labels].astype(np.float64) - row_max  # <= 0
         runner_up, row_min = fork_safe(runner_up_and_min)(x, labels)
         informative = (w > 0) & (row_min != row_max)  # rows with all-equal logits say nothing about beta
         evidence = float(np.sum(w[informative]))
+        if lam or a:
+            _warn_if_light_weights(evidence, int(np.count_nonzero(informative)), type(self).__name__)
         has_other = runner_up >= 0
         d_other = np.where(has_other, x[np.arange(n), np.maximum(runner_up, 0)] - row_max, 0.0)
+        separable = bool(informative.any() and np.all(d_true[informative] >= 0.0))
         smoothing = a / (evidence + 2.0 * a) if a else 0.0
         target = _smoothed_target_logit(d_true, d_other, has_other, smoothing=smoothing)
 
-        def objective(sel: slice | np.ndarray | None):
+        def objective(sel: slice | np.ndarray | None, *, prior: bool = True):
             xs, ms, ws, ts, ds = (
                 (x, row_max, w, target, d_true) if sel is None else (x[sel], row_max[sel], w[sel], target[sel], d_true[sel])
             )
             total = float(np.sum(ws))
             wt = float(np.dot(ws, ts))
             wd = float(np.dot(ws, ds))
+            lam_f = lam if prior else 0.0
 
             def f(beta: float) -> tuple[float, float, float, float]:
                 # (plain NLL, then the penalised objective's first three derivatives)
                 s = fork_safe(temperature_moments)(xs, ms, ws, beta)
-                _, p1, p2, p3 = _log_prior(beta, lam_mean)
+                _, p1, p2, p3 = (per_weight * v for v in _log_prior(beta, lam_f))
                 nll = (s[0] - beta * wd) / total
                 # The plain NLL's Taylor terms at the last point evaluated, for nll_ at the accepted step.
                 last[:] = [beta, nll, (s[1] - wd) / total, s[2] / total, s[3] / total]
                 return nll, (s[1] - wt) / total + p1, s[2] / total + p2, s[3] / total + p3
 
+            def value(beta: float) -> float:
+                # the penalised objective itself (soft targets and prior), for the grid search
+                s = fork_safe(temperature_moments)(xs, ms, ws, beta)
+                return (s[0] - beta * wt) / total + per_weight * _log_prior(beta, lam_f)[0]
+
+            f.value = value
             return f
 
         last: list[float] = []
         self.n_classes_ = int(x.shape[1])
         self.at_bound_ = False
-        self.separable_ = bool(informative.any() and np.all(d_true[informative] >= 0.0))
+        self.separable_ = separable
         if not informative.any():
             # Every row's logits are all equal: the likelihood is flat in beta. Keep the model as it is.
             self.beta_, self.n_iter_, self.converged_ = 1.0, 0, True
@@ -578,14 +635,20 @@ class TemperatureScaling(_Calibrator):
             )
             return self
 
-        beta0 = 1.0
+        sub = None
         if n > 2 * _WARM_START_ROWS:
             # Evenly spaced rows: deterministic, and a close start for the full solve.
             sub = np.linspace(0, n - 1, _WARM_START_ROWS).astype(np.int64)
-            keep = informative[sub]
-            if keep.any() and (a > 0 or lam > 0 or np.any(d_true[sub][keep] < 0.0)):
+            if not informative[sub].any():
+                sub = None
+        if lam:
+            beta, n_iter, converged, f_val = self._fit_map(objective, sub, informative, d_true, a, lo, hi,
+                                                           tol=tol, max_iter=max_iter)
+        else:
+            beta0 = 1.0
+            if sub is not None and (a > 0 or np.any(d_true[sub][informative[sub]] < 0.0)):
                 beta0, _, _, _ = _halley(objective(sub), 1.0, lo, hi, tol=1e-4, max_iter=max_iter)
-        beta, n_iter, converged, f_val = _halley(objective(None), beta0, lo, hi, tol=tol, max_iter=max_iter)
+            beta, n_iter, converged, f_val = _halley(objective(None), beta0, lo, hi, tol=tol, max_iter=max_iter)
         # Halley accepts its last step without evaluating there: carry the NLL to it (the step is
         # below 1% of beta, so the cubic's error is far below rounding).
         step = beta - last[0]
@@ -607,7 +670,7 @@ class TemperatureScaling(_Calibrator):
                 CalibrationWarning,
                 stacklevel=2,
             )
-        elif lam and beta < 1.0 and objective(None)(lo)[1] - _log_prior(lo, lam_mean)[1] >= 0.0:
+        elif lam and beta < 1.0 and objective(None, prior=False)(lo)[1] >= 0.0:
             # Not an optimum of the likelihood, so not an improvement to report (and not a
             # temperature for _anchor_beta to anchor a map on): flagged as the bound was.
             self.at_bound_, self.converged_ = True, False
@@ -626,7 +689,61 @@ class TemperatureScaling(_Calibrator):
                 CalibrationWarning,
                 stacklevel=2,
             )
+        elif self.separable_ and lam:
+            # The likelihood alone would send T -> 0; the prior's tails let T follow it some way
+            # (unseen rows the model gets wrong then cost more), so say what set T. (Not for
+            # pseudo_count alone: files of earlier versions refit as they did, silently.)
+            warnings.warn(
+                f"the calibration set is separable (every one of its {int(np.count_nonzero(informative))} rows has "
+                f"its true class ranked first), so the likelihood has no maximum and the prior (prior_scale) alone "
+                f"holds the temperature at {1 / self.beta_:.4g}"
+                + (": it sharpens the model (T < 1)" if self.beta_ > 1.01 else "")
+                + ". Calibrate on more (or harder) held-out data.",
+                CalibrationWarning,
+                stacklevel=2,
+            )
         return self
+
+    def _fit_map(self, objective, sub, informative, d_true, a, lo, hi, *, tol, max_iter):
+        """The global minimum of the penalised objective ``F = NLL + prior``: ``_halley``'s tuple.
+
+        The prior is not convex, so ``F`` can have several minima (a nearly uninformative set
+        whose likelihood slopes gently towards a far temperature keeps a local one near ``T =
+        1``). All of them lie between ``beta = 1`` and the likelihood's own optimum ``beta_ml``:
+        outside that interval ``NLL'`` (convex NLL) and the prior's slope have the same sign.
+        So: ``beta_ml`` (Halley on the likelihood alone; the upper bound on a separable set), a
+        log-spaced grid on ``[1, beta_ml]`` (:func:`_log_grid`), then Halley on all rows inside
+        the bracket of the best grid point. On large inputs the first two, and a first Halley,
+        run on the warm-start subsample ``sub``; should the full solve end on an edge of that
+        bracket (the subsample misled it), the search is repeated on all rows. The count
+        returned is of passes over all rows.
+        """
+        search = objective(sub)
+        rows = informative if sub is None else informative[sub]
+        dt = d_true if sub is None else d_true[sub]
+        passes = 0
+        if a == 0.0 and np.all(dt[rows] >= 0.0):
+            beta_ml = hi  # separable: the likelihood rises for ever
+        else:
+            beta_ml, it, _, _ = _halley(objective(sub, prior=False), 1.0, lo, hi, tol=1e-4, max_iter=max_iter)
+            passes += it if sub is None else 0
+        s = math.sqrt(1.0 / _check_prior_scale(self.prior_scale))
+        grid = _log_grid(min(1.0, beta_ml), max(1.0, beta_ml), step=min(0.25, 0.5 * s))
+        best = int(np.argmin([search.value(b) for b in grid]))
+        passes += grid.size if sub is None else 0
+        b_lo = float(grid[best - 1]) if best > 0 else lo
+        b_hi = float(grid[best + 1]) if best < grid.size - 1 else hi
+        start = float(grid[best])
+        if sub is not None:
+            start, _, _, _ = _halley(search, start, b_lo, b_hi, tol=1e-4, max_iter=max_iter)
+        beta, it, converged, f_val = _halley(objective(None), start, b_lo, b_hi, tol=tol, max_iter=max_iter)
+        passes += it
+        pinned = (b_lo > lo and beta <= b_lo * (1 + 1e-5)) or (b_hi < hi and beta >= b_hi * (1 - 1e-5))
+        if pinned and sub is not None:
+            beta, it, converged, f_val = self._fit_map(objective, None, informative, d_true, a, lo, hi, tol=tol,
+                                                       max_iter=max_iter)
+            passes += it
+        return beta, passes, converged, f_val
 
     def _bounds(self) -> tuple[float, float]:
         try:
@@ -675,6 +792,14 @@ def _halley(f, beta: float, lo: float, hi: float, *, tol: float, max_iter: int):
             return new, it, True, nll
         beta = new
     return beta, max_iter, False, nll
+
+
+def _log_grid(a: float, b: float, *, step: float, max_points: int = 48) -> np.ndarray:
+    """Points from ``a`` to ``b`` (both included, ``0 < a <= b``) evenly spaced in ``log``, ``step``
+    apart or, on a wide interval (a separable set's ``[1, 1e10]``), ``max_points`` of them."""
+    span = math.log(b) - math.log(a)
+    m = min(max_points, max(2, math.ceil(span / step) + 1)) if span > 0 else 1
+    return np.exp(np.linspace(math.log(a), math.log(b), m))
 
 
 def _smoothed_target_logit(
@@ -834,6 +959,8 @@ class _AffineScaling(_Calibrator):
                 stacklevel=2,
             )
         total = float(np.sum(w))
+        if lam or a or identity_reg:
+            _warn_if_light_weights(total, int(np.count_nonzero(w > 0)), type(self).__name__)
         row_scale = w / total  # gradient of the weighted mean
         runner_up, _ = fork_safe(runner_up_and_min)(x, labels)
         smoothing = a / (total + 2.0 * a)  # the temperature's prior, as soft targets built block by block

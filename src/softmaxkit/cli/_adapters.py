@@ -266,15 +266,17 @@ def fit_calibrator(method: str, scores: np.ndarray, y: np.ndarray, *, probs: boo
 
 @contextlib.contextmanager
 def _zero_probability_said_by_the_cli() -> Iterator[None]:
-    """Silence the library's :class:`~softmaxkit.calibration.ZeroProbabilityWarning` during a fit:
-    the CLI says the same with the file's class names (:func:`calibrator_params`' ``zero_classes``,
-    the verdict's "unsafe"), and one line is enough."""
+    """Silence the library's warnings during a fit that the CLI says itself: the
+    :class:`~softmaxkit.calibration.ZeroProbabilityWarning` (with the file's class names:
+    :func:`calibrator_params`' ``zero_classes``, the verdict's "unsafe") and the separable set's
+    (``fit_warnings``, with T and what it does); one line each is enough."""
     import warnings
 
-    from softmaxkit.calibration import ZeroProbabilityWarning
+    from softmaxkit.calibration import CalibrationWarning, ZeroProbabilityWarning
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ZeroProbabilityWarning)
+        warnings.filterwarnings("ignore", message="the calibration set is separable", category=CalibrationWarning)
         yield
 
 

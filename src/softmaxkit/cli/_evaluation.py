@@ -359,7 +359,7 @@ def fit_warnings(params: dict, *, change: str, n_fit: int, in_sample: bool,
         out.append(f"{change}: {zero_class_consequence(params['zero_classes'])} (temperature scaling never gives 0)")
     if params.get("separable") and "temperature" in params:
         t = params["temperature"]
-        effect = ("it can only soften the model (T > 1)" if t > 1 else
+        effect = ("it softens the model (T > 1)" if t > 1 else
                   "it sharpens the model (T < 1)" if t < 1 else "it leaves the model as it is")
         out.append(f"{change}: every one of the {n_fit} calibration rows is ranked right (its true class has the largest "
                    f"logit), so T = {t:.4g} is set by the prior alone: {effect}, and calibrating may not help; "
