@@ -57,6 +57,34 @@ def decent_logits(n: int, k: int, *, seed: int):
     return z, y
 
 
+#: The classes of :func:`noisy_animals`.
+ANIMALS = ("bird", "cat", "dog")
+
+
+def fitted_animals(work: Path, *, seed: int, ids) -> dict:
+    """A noisy 3-class problem on two features (classes 1 and 2 each shift one feature by 1.2), class
+    names :data:`ANIMALS`: ``train.csv`` (400 rows) in ``work``, the model ``softmaxkit fit`` trains on
+    it, and ``test.csv``, whose ``id`` column holds ``ids`` (one row each). Returns the model's and
+    test file's paths and the test labels ``y``; for the CLI's row-id tests."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+
+    def draw(n):
+        y = rng.integers(0, 3, n)
+        return rng.normal(size=(n, 2)) + 1.2 * np.column_stack([y == 1, y == 2]), np.asarray(ANIMALS)[y]
+
+    from softmaxkit.data import write_columns
+
+    X, y = draw(400)
+    train = write_columns(work / "train.csv", {"f1": X[:, 0], "f2": X[:, 1], "animal": y})
+    Xt, yt = draw(len(ids))
+    test = write_columns(work / "test.csv", {"id": ids, "f1": Xt[:, 0], "f2": Xt[:, 1], "animal": yt})
+    model = work / "m.npz"
+    assert main(["fit", str(train), "--target", "animal", "--out", str(model), "--no-report", "-q"]) == 0
+    return {"model": model, "test": test, "y": yt}
+
+
 def sklearn_log_loss(z, y) -> float:
     """scikit-learn's log-loss of logits ``z`` (softmax by SciPy), the peer the CLI's numbers are checked against."""
     import numpy as np

@@ -15,14 +15,14 @@ import json
 import numpy as np
 import pytest
 
-from cli_helpers import call
+from cli_helpers import ANIMALS, call, fitted_animals
 from softmaxkit.cli import main
 from softmaxkit.data import read_columns, write_columns
 
 pytest.importorskip("sklearn")
 
 N = 120
-CLASSES = np.array(["bird", "cat", "dog"])
+CLASSES = np.array(ANIMALS)
 IDS = np.arange(1000, 1000 + N)
 
 
@@ -35,19 +35,8 @@ def work(tmp_path_factory):
 def chain(work):
     """A model, its logits and probabilities for a test file with an ``id`` column, a calibrator fitted
     on those logits, and a labels file sorted by class (another row order than the scores')."""
-    rng = np.random.default_rng(5)
-
-    def draw(n):
-        y = rng.integers(0, 3, n)
-        X = rng.normal(size=(n, 2)) + 1.2 * np.column_stack([y == 1, y == 2])
-        return X, CLASSES[y]
-
-    X, y = draw(400)
-    train = write_columns(work / "train.csv", {"f1": X[:, 0], "f2": X[:, 1], "animal": y})
-    Xt, yt = draw(N)
-    test = write_columns(work / "test.csv", {"id": IDS, "f1": Xt[:, 0], "f2": Xt[:, 1], "animal": yt})
-    model = work / "m.npz"
-    assert main(["fit", str(train), "--target", "animal", "--out", str(model), "--no-report", "-q"]) == 0
+    fitted = fitted_animals(work, seed=5, ids=IDS)
+    model, test, yt = fitted["model"], fitted["test"], fitted["y"]
     probs, logits = work / "p.csv", work / "z.csv"
     assert main(["predict", str(model), str(test), "--out", str(probs), "--logits-out", str(logits), "-q"]) == 0
     calibrator = work / "cal.npz"

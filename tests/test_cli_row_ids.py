@@ -15,14 +15,14 @@ import json
 import numpy as np
 import pytest
 
-from cli_helpers import call, error_line
+from cli_helpers import ANIMALS, call, error_line, fitted_animals
 from softmaxkit.cli import main
 from softmaxkit.data import read_columns, write_columns
 
 pytest.importorskip("sklearn")
 
 N = 120
-CLASSES = np.array(["bird", "cat", "dog"])
+CLASSES = np.array(ANIMALS)
 IDS = np.arange(1000, 1000 + N)
 
 
@@ -34,20 +34,7 @@ def work(tmp_path_factory):
 @pytest.fixture(scope="module")
 def data(work):
     """A noisy 3-class problem: training file, and test file with an ``id`` column first."""
-    rng = np.random.default_rng(3)
-
-    def draw(n):
-        y = rng.integers(0, 3, n)
-        X = rng.normal(size=(n, 2)) + 1.2 * np.column_stack([y == 1, y == 2])
-        return X, CLASSES[y]
-
-    X, y = draw(400)
-    train = write_columns(work / "train.csv", {"f1": X[:, 0], "f2": X[:, 1], "animal": y})
-    Xt, yt = draw(N)
-    test = write_columns(work / "test.csv", {"id": IDS, "f1": Xt[:, 0], "f2": Xt[:, 1], "animal": yt})
-    model = work / "m.npz"
-    assert main(["fit", str(train), "--target", "animal", "--out", str(model), "--no-report", "-q"]) == 0
-    return {"model": model, "test": test, "y": yt}
+    return fitted_animals(work, seed=3, ids=IDS)
 
 
 @pytest.fixture(scope="module")
