@@ -69,6 +69,7 @@ __all__ = [
     "CalibratedClassifier",
     "CalibrationWarning",
     "ZeroProbabilityWarning",
+    "SeparableWarning",
 ]
 
 #: Calibration method name (``CalibratedClassifier(method=)``, the CLI's ``--method``/``--calibrate``)
@@ -88,6 +89,11 @@ class CalibrationWarning(UserWarning):
 class ZeroProbabilityWarning(CalibrationWarning):
     """A fitted map gives some class probability exactly 0 over a range of scores (isotonic): a
     new row of that class there has infinite log-loss. ``zero_classes_`` lists those classes."""
+
+
+class SeparableWarning(CalibrationWarning):
+    """Every calibration row's true class has the largest logit: the likelihood has no maximum, so
+    a prior (or the bound of ``beta``) set the temperature, not the rows. ``separable_`` is True."""
 
 
 class NotFittedError(ValueError, AttributeError):
@@ -630,7 +636,7 @@ class TemperatureScaling(_Calibrator):
                 f"the calibration set is separable (every true class has the largest logit), so the "
                 f"likelihood has no maximum; beta stops at its upper bound {hi:g} (temperature {1 / hi:g}). "
                 "Calibrate on more (or harder) held-out data, or keep a prior (prior_scale).",
-                CalibrationWarning,
+                SeparableWarning,
                 stacklevel=2,
             )
             return self
@@ -699,7 +705,7 @@ class TemperatureScaling(_Calibrator):
                 f"holds the temperature at {1 / self.beta_:.4g}"
                 + (": it sharpens the model (T < 1)" if self.beta_ > 1.01 else "")
                 + ". Calibrate on more (or harder) held-out data.",
-                CalibrationWarning,
+                SeparableWarning,
                 stacklevel=2,
             )
         return self

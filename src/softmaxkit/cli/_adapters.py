@@ -272,11 +272,11 @@ def _zero_probability_said_by_the_cli() -> Iterator[None]:
     (``fit_warnings``, with T and what it does); one line each is enough."""
     import warnings
 
-    from softmaxkit.calibration import CalibrationWarning, ZeroProbabilityWarning
+    from softmaxkit.calibration import SeparableWarning, ZeroProbabilityWarning
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ZeroProbabilityWarning)
-        warnings.filterwarnings("ignore", message="the calibration set is separable", category=CalibrationWarning)
+        warnings.simplefilter("ignore", SeparableWarning)
         yield
 
 
