@@ -229,6 +229,9 @@ def _probs_array(X: Any, name: str) -> np.ndarray:
         p = check_probs(X, name)
         if p.dtype not in (np.float32, np.float64):
             p = p.astype(np.float32)  # float16: exact in float32, which the kernels take
+    if p.shape[1] < 2:
+        # One column sums to 1 in every row, so every set would hold it: refused as logits are (check_logits).
+        raise ValueError(f"{name} must have at least 2 classes (columns), got shape {p.shape}")
     return np.ascontiguousarray(p)  # free when already contiguous
 
 
@@ -337,9 +340,18 @@ def prediction_sets(
 
     Parameters
     ----------
-    probs : array-like of shape (n, C)
-    thresholds : float, array of shape (A,), or array of shape (C, A)
-        One threshold, one per level, or one per class and level (class-conditional).
+    probs : array-like of shape (n, C), C >= 2
+    thresholds : float or array of shape (A,), (1, A) or (C, A)
+        One threshold for every class, or thresholds broadcast to (C, A):
+        ``A`` levels shared by every class ((A,) or (1, A), as from
+        :func:`conformal_quantile` or a marginal
+        :meth:`ConformalClassifier.threshold` with a list of levels), or one
+        per class and level (a class-conditional
+        :meth:`ConformalClassifier.threshold` with a list of levels). A
+        class-conditional ``threshold(alpha)`` for one level has shape (C,):
+        pass it as ``t[:, None]``, shape (C, 1). A 1-D array of length C is
+        refused as ambiguous (per class, or C levels?): write ``t[:, None]``
+        for per-class thresholds or ``t[None, :]`` for C levels.
     score, u, k_reg, lambda_ : as in :func:`conformity_scores`; ``u`` has one
         uniform per row, shared by its classes and levels (so the sets are
         nested in the level).
@@ -347,16 +359,43 @@ def prediction_sets(
     Returns
     -------
     ndarray of bool, shape (n, C) for a scalar threshold, else (n, C, A)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from softmaxkit.conformal import ConformalClassifier, prediction_sets
+    >>> rng = np.random.default_rng(0)
+    >>> p = rng.dirichlet(np.ones(3), 400)
+    >>> y = rng.integers(0, 3, 400)
+    >>> cp = ConformalClassifier(input="probs", class_conditional=True).fit(p[:300], y[:300])
+    >>> t = cp.threshold(0.1)                      # one per class
+    >>> t.shape
+    (3,)
+    >>> sets = prediction_sets(p[300:], t[:, None])  # (n, C, 1): one level
+    >>> bool((sets[:, :, 0] == cp.predict_sets(p[300:], 0.1)).all())
+    True
     """
     p = _probs_array(probs, "probs")
     score, k_reg, lambda_ = _check_score_options(score, k_reg, lambda_)
     t = np.asarray(thresholds, dtype=np.float64)
     scalar = t.ndim == 0
     c = p.shape[1]
+    if t.ndim == 1 and t.size == c:
+        # A class-conditional threshold(alpha) has this shape too: read as levels, its sets came back
+        # (n, C, C) and their coverage per "level", without a word (audit).
+        raise ValueError(
+            f"thresholds of shape ({c},) with {c} classes is ambiguous: one threshold per class (what a "
+            f"class-conditional ConformalClassifier.threshold(alpha) returns) or {c} levels? Pass t[:, None] "
+            f"(shape ({c}, 1)) for one threshold per class, or t[None, :] (shape (1, {c})) for {c} levels "
+            "shared by every class"
+        )
     if t.ndim <= 1:
         t = np.broadcast_to(t.reshape(1, -1), (c, t.size))
+    elif t.ndim == 2 and t.shape[0] == 1:
+        t = np.broadcast_to(t, (c, t.shape[1]))
     elif t.ndim != 2 or t.shape[0] != c:
-        raise ValueError(f"thresholds must be a float, shape (A,) or shape ({c}, A), got shape {t.shape}")
+        raise ValueError(f"thresholds must be a float, or of shape (A,), (1, A) or ({c}, A) (one per class and "
+                         f"level), got shape {t.shape}")
     if np.isnan(t).any():
         raise ValueError("thresholds must not be NaN")
     out = _sets(p, np.ascontiguousarray(t), score, _check_u(u, p.shape[0]), k_reg, lambda_, source=(probs, "probs"))
@@ -671,7 +710,9 @@ class ConformalClassifier(Persistable):
             of levels without / with it. ``+inf`` (with a
             :class:`ConformalWarning`) where the level needs more calibration
             rows than there are. For LAC, a class is in the set when its
-            probability is at least ``1 - q``.
+            probability is at least ``1 - q``. Give the class-conditional
+            (C,) to :func:`prediction_sets` as ``t[:, None]``: it reads a 1-D
+            array as levels (and refuses one of length C as ambiguous).
         """
         self._check_fitted()
         alphas, scalar = _check_alpha(alpha)

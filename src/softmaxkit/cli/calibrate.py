@@ -142,6 +142,12 @@ def run(args: argparse.Namespace) -> int:
                "labels_matched_on": pred.matched_on}
     if sets:
         metrics["conformal"] = sets
+        # A level whose measured coverage fell short of it: said on stderr and in "warnings", as the
+        # calibration's cautions (the report's sets section says it too), in the demo's words.
+        shortfalls = _conformal.coverage_shortfalls(sets)
+        for line in shortfalls:
+            warnings.warn(line, stacklevel=1)
+        metrics["warnings"] = [*cautions, *shortfalls]
     report = None
     if args.report:
         from softmaxkit.cli._evaluation import comparison_section

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import warnings
 
 from softmaxkit.cli import _conformal
 from softmaxkit.cli._common import add_output_options, add_prediction_inputs
@@ -76,6 +77,9 @@ def run(args: argparse.Namespace) -> int:
                                                     classes or list(range(scores.shape[1])),
                                                     evaluated_on=f"{len(labels)} rows")
         metrics["conformal"]["sets_from"] = sets_from
+        # A level whose measured coverage fell short of it: on stderr (also under --json), as calibrate says it.
+        for line in _conformal.coverage_shortfalls(metrics["conformal"]):
+            warnings.warn(line, stacklevel=1)
     if args.report:
         from softmaxkit.cli._evaluation import comparison_section
         from softmaxkit.report import Headline, Report, glossary_section, write_report
