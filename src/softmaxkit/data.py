@@ -149,10 +149,11 @@ def _read_arrow(path: Path, suffix: str, text_columns: tuple[str, ...] = ()) -> 
         raise DataFileError(f"{path}: cannot be read as {suffix[1:]}: {message}") from None
     if suffix != ".parquet":
         _refuse_bytes(path, table)
+        _refuse_blank_lines(path, table, "\t" if suffix == ".tsv" else ",")
     if suffix == ".csv" and table.num_columns == 1 and ";" in table.column_names[0]:
         raise DataFileError(
             f"{path}: line 1: the header {table.column_names[0]!r} is separated by ';', not ','; "
-            "save the file as comma-separated CSV with '.' as the decimal point"
+            f"save the file as comma-separated CSV {_DECIMAL_POINT}"
         )
     if table.num_columns == 1:
         # The other common mix-up: tabs in a .csv, commas in a .tsv (the extension picks the delimiter).
@@ -270,6 +271,47 @@ def _trailing_blank_lines(path: Path, delimiter: str, *, tail_bytes: int = 1 << 
     return count
 
 
+def _refuse_blank_lines(path: Path, table: Any, delimiter: str) -> None:
+    """Refuse a blank line inside a table of two or more columns, naming it.
+
+    It reads as a row with every value missing, and was reported as "missing value in column
+    'alcohol'" (audit). Skipping it, as pandas does, is not safe: a labels file and a scores file are
+    paired by position, so a line skipped in one but not in the other would shift every later row.
+    (In a one-column file a blank line is an empty value, reported as such; a line of delimiters
+    only, ``,,``, is a row of missing values.) Clean files cost one null count: a numeric column
+    with a value on every row proves that no line is blank.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if table.num_columns < 2 or not table.num_rows:
+        return
+    blank = None
+    for column in table.columns:
+        if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+            empty = pc.or_kleene(pc.is_null(column), pc.equal(pc.utf8_trim_whitespace(column), ""))
+        elif not column.null_count:
+            return
+        else:
+            empty = pc.is_null(column)
+        blank = empty if blank is None else pc.and_kleene(blank, empty)
+        if not pc.any(blank).as_py():
+            return
+    rows = set(np.flatnonzero(blank.to_numpy(zero_copy_only=False)).tolist())
+    import csv
+
+    # Only a line with nothing on it is blank; which rows those are, the text alone says.
+    with open(path, newline="", encoding="utf-8", errors="replace") as fh:
+        reader = csv.reader(fh, delimiter=delimiter)
+        next(reader, None)
+        for row, fields in enumerate(reader):
+            if row > max(rows):
+                return
+            if row in rows and not fields:
+                raise DataFileError(location(path, row, table.column_names[0])
+                                    + f"missing value: line {row + 2} is blank; {_BLANK_LINE_FIX}")
+
+
 #: A column name that is a number literal (``6.7``, ``-1``, ``1e-3``), as a data row's cells are.
 _NUMBER = re.compile(r"^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$")
 _INTEGER = re.compile(r"^\s*\d+\s*$")
@@ -310,6 +352,14 @@ def _example_header(n_columns: int) -> str:
     return ",".join(names) + (",...," + f"x{n_columns - 1}" if n_columns > 3 else "")
 
 
+#: How to save a file whose numbers use ',' as the decimal point, for the messages that suspect it.
+_DECIMAL_POINT = "with '.' as the decimal point"
+
+#: What to do about a blank line inside a table (:func:`_refuse_blank_lines`).
+_BLANK_LINE_FIX = ("delete it, or fill in the row (it is not skipped, as pandas does: a file paired with "
+                   "another by position would have every later row shifted)")
+
+
 def _locate_ragged_row(path: Path, delimiter: str) -> None:
     """Raise the error naming the first line whose field count differs from the header's.
 
@@ -321,11 +371,22 @@ def _locate_ragged_row(path: Path, delimiter: str) -> None:
     with open(path, newline="", encoding="utf-8", errors="replace") as fh:
         reader = csv.reader(fh, delimiter=delimiter)
         header = next(reader, [])
+        comment = bool(header) and header[0].lstrip().startswith("#")
         for row, fields in enumerate(reader):
             if fields and len(fields) != len(header):
+                if not "".join(fields).strip():
+                    raise DataFileError(location(path, row) + f"line {row + 2} is blank (spaces only); "
+                                        f"{_BLANK_LINE_FIX}")
                 hint = ""
                 if len(header) == 1 and ";" in header[0]:
-                    hint = "; the file looks ';'-separated: save it as comma-separated CSV with '.' decimals"
+                    hint = f"; the file looks ';'-separated: save it as comma-separated CSV {_DECIMAL_POINT}"
+                elif row == 0 and (comment or len(header) == 1) and len(next(reader, fields)) == len(fields):
+                    # A line above the header ("# exported 2024", a title): lines 2 and 3 agree on a field
+                    # count that line 1 does not have. It read as "a decimal comma?" (audit).
+                    hint = (f"; line 1 has {'one field' if len(header) == 1 else f'{len(header)} fields'} and "
+                            "looks like a comment or title line, not the header: delete it, so that the first "
+                            "line names the columns" + ("" if comment or delimiter != "," else
+                                                        " (or, if it is the header, a decimal comma?)"))
                 elif delimiter == "," and len(fields) > len(header):
                     hint = " (a decimal comma, or an unquoted ',' inside a value?)"
                 raise DataFileError(
@@ -673,8 +734,15 @@ def _fill_values(values: np.ndarray, dst: np.ndarray) -> tuple[int, str] | None:
         try:
             dst[row] = float(cell)
         except (TypeError, ValueError):
-            return row, f"non-numeric value {str(cell)!r}"
+            # "14,23" in a TSV (or quoted in a CSV) got no hint, unlike a ';'-separated CSV (audit).
+            hint = (f" (',' in a number: save the file {_DECIMAL_POINT} and no thousands separator)"
+                    if isinstance(cell, str) and _COMMA_NUMBER.match(cell) else "")
+            return row, f"non-numeric value {str(cell)!r}{hint}"
     return None
+
+
+#: A number written with ',' (a decimal comma, ``14,23``, or a thousands separator, ``1,234``).
+_COMMA_NUMBER = re.compile(r"^\s*[-+]?\d[\d,]*,\d+\s*$")
 
 
 def numeric_matrix(path: str | os.PathLike, columns: Mapping[str, Any], *, what: str = "feature") -> np.ndarray:
@@ -834,7 +902,7 @@ def _resolve_column(path: str | os.PathLike, columns: Mapping[str, Any], target:
     path = Path(path)
     names = list(columns)
     position = _position(names, target)
-    if position is not None and _ROW_INDEX.match(names[position]) and option != "--ignore":
+    if position is not None and names[position] in _saved_index_names(names) and option != "--ignore":
         # A saved row index is never the target or the labels: `pd.Series(y).to_csv()` writes ",0", and
         # --label-column 0 means the column named '0'. (--ignore 0 may mean either, and read as the name
         # it drops a class: that stays refused below.)
@@ -854,7 +922,16 @@ def _resolve_column(path: str | os.PathLike, columns: Mapping[str, Any], target:
         return target
     if position is not None:
         return names[position]
-    raise DataFileError(f"{path}: no column {target!r} for {option} (columns: {shown_names(names)})")
+    raise DataFileError(f"{path}: no column {target!r} for {option} (columns: {shown_names(names)})"
+                        + _did_you_mean(target, names))
+
+
+def _did_you_mean(value: Any, names: Collection[str]) -> str:
+    """``"; did you mean 'target '?"``: the first of ``names`` that ``value`` (a label or a column name
+    not found) matches but for case and surrounding spaces; empty when none does. A header ``target ``
+    under ``--target target`` was listed as 8 of 14 columns without it (audit)."""
+    near = [n for n in names if str(n).strip().casefold() == str(value).strip().casefold()]
+    return f"; did you mean {near[0]!r}?" if near else ""
 
 
 def _position(names: list[str], target: str) -> int | None:
@@ -961,29 +1038,61 @@ def read_features(
     named = has_column_names(path, columns)
     target_name, selected, ignored = _plan_features(path, list(columns), named, **plan)
     user_ignored = _resolve_ignore(path, list(columns), tuple(ignore))
-    _warn_fractional_index(path, {n: columns[n] for n in ignored if _ROW_INDEX.match(n) and n not in user_ignored})
+    _warn_unlike_index(path, {n: columns[n] for n in ignored if _ROW_INDEX.match(n) and n not in user_ignored})
     y = None if target_name is None else _label_column(path, target_name, columns[target_name])
     X = numeric_matrix(path, {n: columns[n] for n in selected})
     return Features(X=X, y=y, feature_names=selected, target_name=target_name, named=named, ignored=ignored)
 
 
-def _warn_fractional_index(path: Path, unnamed: Mapping[str, Any]) -> None:
-    """Warn about a column left out as a saved row index (no header) that holds fractional numbers:
-    maybe a real feature whose header cell is empty (or a float index, rightly left out). It was
-    left out with only a note, which ``-q`` hides (audit)."""
+def _warn_unlike_index(path: Path, unnamed: Mapping[str, Any]) -> None:
+    """Warn about a column left out as a saved row index (no header) whose values no row index of a
+    single frame holds: fractional numbers, or values that repeat (an index numbers each row once,
+    whatever the order: a shuffled or filtered frame saves a permutation or a subset of its rows).
+    Maybe a real feature whose header cell is empty (wine's ``magnesium`` as the first column, 127,
+    100, 101, ...), or an index of a ``pd.concat``, rightly left out. It was left out with only a
+    note, which ``-q`` hides (audit).
+
+    One level of a MultiIndex repeats by nature, so only a lone leading column is checked for repeats.
+    """
     import warnings
+
+    import pyarrow as pa
+    import pyarrow.compute as pc
 
     for name, col in unnamed.items():
         values = col if isinstance(col, np.ndarray) else col.to_numpy(zero_copy_only=False)
         if values.dtype.kind == "f" and np.any(np.isfinite(values) & (values != np.round(values))):
-            warnings.warn(f"{path}: column {name!r} has no header and was left out as a saved row index, but it "
-                          "holds fractional numbers; if it is a feature, give it a header, else pass --ignore with "
-                          "its position to silence this", stacklevel=3)
+            why = "it holds fractional numbers"
+        elif len(unnamed) == 1 and pc.count_distinct(pa.array(values) if isinstance(col, np.ndarray) else col,
+                                                     mode="all").as_py() < len(values):
+            why = "its values repeat"
+        else:
+            continue
+        warnings.warn(f"{path}: column {name!r} has no header and was left out as a saved row index, but {why}; "
+                      "if it is a feature, give it a header, else pass --ignore with its position to silence this",
+                      stacklevel=3)
 
 
 #: Column names of a saved row index rather than data: pandas' to_csv writes an empty header
-#: for it, a second read-and-save names it "Unnamed: 0", and Parquet "__index_level_0__".
+#: for it, a second read-and-save names it "Unnamed: 0", and Parquet "__index_level_0__". An empty
+#: header cell (or ``Unnamed: N``) is also what a feature gets whose header was left blank: only
+#: :func:`_saved_index_names` tells the two apart, by position.
 _ROW_INDEX = re.compile(r"^(\s*|Unnamed: \d+|__index_level_\d+__)$")
+_PARQUET_INDEX = re.compile(r"^__index_level_\d+__$")
+
+
+def _saved_index_names(names: list[str]) -> list[str]:
+    """The columns of ``names`` (all of a file's columns, in order) that are a row index saved with the
+    data: the leading run of nameless columns (:data:`_ROW_INDEX`; pandas writes its index first, one
+    column per level of a MultiIndex), and a Parquet ``__index_level_N__`` wherever it is (pandas puts
+    it last).
+
+    A nameless column after a named one is a header cell left empty over data, not an index: as one,
+    wine's ``proline`` (column 13 of 14) was dropped and the model fitted on 12 features (audit:
+    held-out log-loss 0.1021 for 0.0498, exit 0, no warning).
+    """
+    leading = next((j for j, n in enumerate(names) if not _ROW_INDEX.match(n)), len(names))
+    return names[:leading] + [n for n in names[leading:] if _PARQUET_INDEX.match(n)]
 
 
 def _pandas_index_columns(path: Path) -> set[str]:
@@ -1035,10 +1144,12 @@ def _plan_features(
         # A row index saved with the data (pandas' to_csv without index=False, or a Parquet file whose
         # pandas metadata names index columns: df.set_index("patient_id").to_parquet()) is not a
         # feature: as one, it leaks the row order into the model.
-        index = _pandas_index_columns(path)
-        left_out |= {n for n in rest if _ROW_INDEX.match(n) or n in index}
+        index = _pandas_index_columns(path) | set(_saved_index_names(names))
+        left_out |= {n for n in rest if n in index}
     ignored = tuple(n for n in rest if n in left_out)
     rest = [n for n in rest if n not in left_out]
+    if feature_names is None and named:
+        _warn_nameless_features(path, names, rest)
     if feature_names is not None and named:
         missing = [n for n in feature_names if n not in rest]
         if missing:
@@ -1057,6 +1168,20 @@ def _plan_features(
         hint = " (use --target COL to leave out a label column)" if len(rest) > n_features and target_name is None else ""
         raise DataFileError(f"{path}: has {len(rest)} feature columns but the model expects {n_features}{hint}")
     return target_name, rest, ignored
+
+
+def _warn_nameless_features(path: Path, names: list[str], features: list[str]) -> None:
+    """Warn about each feature column (of ``features``, among the file's ``names``) without a header:
+    read as a feature by its empty name (:func:`_saved_index_names`), which ``predict`` then needs to
+    find it by; a column of notes left unnamed would be a feature too."""
+    import warnings
+
+    for name in features:
+        if _ROW_INDEX.match(name):
+            warnings.warn(f"{path}: column {name!r} (position {names.index(name)}) has no header; read as a "
+                          f"feature named {name!r} (only the leading nameless columns are a saved row index); "
+                          "give it a header, or pass --ignore with its position if it is not a feature",
+                          stacklevel=4)
 
 
 def _parquet_features(path: Path, **plan: Any) -> Features | None:
@@ -1282,6 +1407,7 @@ def score_columns(
     Probabilities given as logits, or the reverse, are refused.
     """
     left_out = _resolve_ignore(path, names, ignore)
+    saved_index = set(_saved_index_names(names))
     # The labels' column (--label-column, when the labels come from this file) by name or position, as
     # read_labels reads it: "-1" compared as a name kept the labels as one more class (audit, exit 0).
     exclude = tuple(_resolve_column(path, dict.fromkeys(names), name, option="--label-column") for name in exclude)
@@ -1297,7 +1423,7 @@ def score_columns(
         )
     if not mine:
         rest = [n for n in names if n not in exclude]
-        return [n for n in rest if not _ROW_INDEX.match(n)] or rest, None
+        return [n for n in rest if n not in saved_index] or rest, None
     return mine, [n[len(own):] for n in mine]
 
 
@@ -1595,9 +1721,8 @@ def encode_labels(
         names = [str(c) for c in classes.tolist()]
         shown = ", ".join(names[:10]) + (", ..." if len(names) > 10 else "")
         value = labels[row].item() if hasattr(labels[row], "item") else labels[row]
-        near = [n for n in names if n.strip().casefold() == str(value).strip().casefold()]
-        hint = f"; did you mean {near[0]!r}?" if near else ""
-        raise DataFileError(location(Path(path), file_row, column) + f"label {value!r} {problem} ({shown}){hint}")
+        raise DataFileError(location(Path(path), file_row, column) + f"label {value!r} {problem} ({shown})"
+                            + _did_you_mean(value, names))
     return out
 
 
@@ -1666,12 +1791,13 @@ def read_labels(
             # scores (softmaxkit.cli._common.read_predictions).
             columns = {name: col for name, col in columns.items() if name not in index}
         names = list(columns)
-        leading = next((j for j, n in enumerate(names) if not _ROW_INDEX.match(n)), len(names))
-        if 0 < leading == len(names) - 1:
+        saved = _saved_index_names(names)
+        kept = [n for n in names if n not in saved]
+        if saved and len(kept) == 1:
             # Saved row indexes before the labels (`pd.Series(y).to_csv()`: ",0"; saved again: ",Unnamed:
             # 0,0"): the labels are the column after them. Only in front, where pandas writes them: "id,"
             # is ids and labels without a header.
-            columns = {names[-1]: columns[names[-1]]}
+            columns = {kept[0]: columns[kept[0]]}
         if len(columns) > 1:
             hot = _one_hot_index(columns)
             if hot is None:
@@ -1715,14 +1841,9 @@ def read_labels(
     if labels.dtype.kind == "U":
         labels = _zero_padded_indices(path, name, labels)
     if labels.dtype.kind not in "iu":
-        row = 0
-        for row, value in enumerate(labels):
-            try:
-                float_value = float(value)
-            except (TypeError, ValueError):
-                break
-            if float_value != int(float_value):
-                break
+        # The first label that is not a whole number; a bool is none (float(True) == 1.0 passed every
+        # row, and the message named the last row, 200, for a first bad label on row 1: audit).
+        row = next((row for row, value in enumerate(labels.tolist()) if not _is_whole_number(value)), 0)
         raise DataFileError(
             location(path, row, name) + f"label {labels[row].item()!r} is not an integer class index (0, 1, ...); "
             "give the class names with --classes (or name every score column, p_<class> or logit_<class>)"
@@ -1737,6 +1858,18 @@ def read_labels(
                 + f"label {labels[row]} is not a class of the {n_classes}-class scores (0..{n_classes - 1})"
             )
     return labels
+
+
+def _is_whole_number(value: Any) -> bool:
+    """Whether ``value`` (a label as read) is a whole number: an int, a float or a text such as ``"2.0"``,
+    but no bool, NaN or infinity."""
+    if isinstance(value, bool):
+        return False
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return False
+    return bool(np.isfinite(number)) and number == int(number)
 
 
 def _zero_padded_indices(path: Path, name: str, labels: np.ndarray) -> np.ndarray:
@@ -1866,13 +1999,18 @@ def row_id_names(path: str | os.PathLike, names: Collection[str], *, saved_index
     ``patient_id``), or stored as the pandas index of a Parquet file
     (``df.set_index("id").to_parquet()``). pandas' unnamed saved index (``""``, ``Unnamed: 0``,
     ``__index_level_0__``) counts only with ``saved_index``: it numbers the rows of the frame it was
-    saved from, which another file's may not share (a test split saved with its index 500..599).
+    saved from, which another file's may not share (a test split saved with its index 500..599). A
+    nameless column after a named one is a feature whose header was left empty
+    (:func:`_saved_index_names`), never an id.
     """
     names = list(names)
     index = set(pandas_index_columns(path))
     by_name = set(row_id_columns(names))
+    # ``names`` may be a few of the file's columns; which nameless one is the index needs them all.
+    saved = set(_saved_index_names(_column_names(Path(path)))) if saved_index and any(
+        _ROW_INDEX.match(n) for n in names) else set()
     return [n for n in names
-            if (saved_index and _ROW_INDEX.match(n))
+            if n in saved
             or (not _ROW_INDEX.match(n) and (n in by_name or n in index or _ID_SUFFIX.search(n.strip())))]
 
 
