@@ -7,11 +7,41 @@ Kept free of heavy imports (rich loads only when a bar is shown) so that
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
 
 from softmaxkit.cli import CLIError
+
+
+@contextlib.contextmanager
+def recorded_warnings() -> Iterator[list[str]]:
+    """The lines of the warnings the command shows on stderr while inside, in order, each once,
+    as the command's ``--json`` ``"warnings"`` list.
+
+    Wraps the ``warnings.showwarning`` that :func:`softmaxkit.cli.main` installs, so every warning
+    the user sees (id pairing, coverage shortfalls, the library's own) is recorded by the one place
+    that prints it, in its one-line form, and no command keeps a list of its own.
+    """
+    import warnings
+
+    lines: list[str] = []
+    shown = warnings.showwarning
+
+    def record(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001
+        text = str(message).strip().splitlines()
+        first = text[0] if text else category.__name__
+        if first not in lines:
+            lines.append(first)
+        shown(message, category, filename, lineno, file, line)
+
+    warnings.showwarning = record
+    try:
+        yield lines
+    finally:
+        warnings.showwarning = shown
 
 
 def add_output_options(p: argparse.ArgumentParser) -> None:
@@ -318,22 +348,32 @@ def check_probabilities(path: str, probs, *, stored: str | None = None):
     (``np.save(p, t.bfloat16().float().numpy())``, which the library accepts): they get that type's
     tolerance as the library gives it (:func:`softmaxkit._calibration_inputs.narrow_values_dtype`).
 
+    Likewise a file whose every value is written with ``d`` decimals (``float_format="%.3f"``: a row
+    at 0.999) is held to what that rounding explains, ``K * 0.5 * 10**-d`` for ``K`` columns, and its
+    rows are divided by their sums, with a warning (:func:`_rounded_rows`); it was refused as "raw
+    scores?" (audit).
+
     Returns
     -------
     probs, or its rows divided by their sums when the file's tolerance is wider than the one the
-    library holds an array of ``probs.dtype`` to (a bfloat16 file read as float64), so that the
-    metrics and calibrators downstream accept what was accepted here.
+    library holds an array of ``probs.dtype`` to (a bfloat16 file read as float64), or its values
+    are rounded to decimals, so that the metrics and calibrators downstream accept what was accepted here.
     """
     from softmaxkit._calibration_inputs import narrow_values_dtype
 
+    tolerance = probability_tolerance(stored)
     try:
-        return _checked_rows(path, probs, tolerance=probability_tolerance(stored), values_of=stored)
-    except _RowSumOff:
+        return _checked_rows(path, probs, tolerance=tolerance, values_of=stored)
+    except _RowSumOff as off:
         narrow = None if stored in _LOW_PRECISION else narrow_values_dtype(probs)
         if narrow is None:
-            raise
+            return _rounded_rows(path, probs, tolerance=tolerance, off=off)
     # Only now: the bit test reads the whole array, which a file within the float32 rule never needs.
     return _checked_rows(path, probs, tolerance=probability_tolerance(narrow), values_of=narrow)
+
+
+#: The end of the message of a row of probabilities that does not sum to 1 (:func:`_checked_rows`).
+_RAW_SCORES_HINT = "(raw scores? pass them with --logits)"
 
 
 class _RowSumOff(CLIError):
@@ -341,14 +381,90 @@ class _RowSumOff(CLIError):
     tries a second one for widened 16-bit values; else it is the command's error)."""
 
 
-def _checked_rows(path: str, probs, *, tolerance: float, values_of: str | None):
-    """:func:`check_probabilities` at ``tolerance``, for values that are ``values_of`` ones (a dtype name)."""
+#: The most decimals :func:`printed_decimals` looks for (beyond, rounding explains less than
+#: :data:`PROB_SUM_TOL` below 2000 classes).
+MAX_DECIMALS = 8
+
+
+def printed_decimals(probs: Any) -> int | None:
+    """The fewest decimals ``d`` (1 to :data:`MAX_DECIMALS`) such that every value of ``probs`` is a
+    multiple of ``10**-d`` up to the rounding of its dtype, else None; read in row blocks.
+
+    Only a ``d`` at which that rounding is under 1% of ``10**-d`` counts (float32: 4 decimals at
+    most), so that values which merely carry no more digits than their dtype do not pass.
+    """
+    import numpy as np
+
+    from softmaxkit.data import iter_row_blocks
+
+    if probs.dtype.kind != "f" or not probs.size:
+        return None
+    eps = float(np.finfo(probs.dtype).eps)
+    usable = [d for d in range(1, MAX_DECIMALS + 1) if eps * 10.0**d < 0.01]
+    need = 0  # index into usable
+    for _, block in iter_row_blocks(probs):
+        values = np.asarray(block, dtype=np.float64)
+        while need < len(usable):
+            scaled = values * 10.0 ** usable[need]
+            if np.all(np.abs(scaled - np.rint(scaled)) <= eps * 10.0 ** usable[need]):
+                break
+            need += 1
+        else:
+            return None
+    return usable[need] if need < len(usable) else None
+
+
+def _rounded_rows(path: str, probs: Any, *, tolerance: float, off: _RowSumOff) -> Any:
+    """``probs`` held to the rounding of its decimals, rows divided by their sums (a warning says so),
+    when that explains more than ``tolerance``; else ``off``, the error of the row found off.
+
+    Each of a row's ``K`` values written with ``d`` decimals is within ``0.5 * 10**-d`` of the value
+    computed, so its sum is within ``K * 0.5 * 10**-d`` of 1 (3 classes at 3 decimals: 0.0015). The
+    library's own row-sum rule (:func:`softmaxkit._calibration_inputs.row_sum_tolerance`) is the same
+    idea for the rounding of a dtype; rows are renormalised, as scikit-learn's ``log_loss`` does, so
+    that every command (evaluate, calibrate, apply) scores the same probabilities. Rounding that
+    explains more than the widest tolerance the library grants any dtype (bfloat16's 0.0156: 1
+    decimal, or 2 decimals past 3 classes) is refused, saying so: rows at 0.9 are no probabilities
+    to score without a word.
+    """
+    import warnings
+
+    import numpy as np
+
+    from softmaxkit._calibration_inputs import row_sum_tolerance
+
+    decimals = printed_decimals(probs)
+    if decimals is None:
+        raise off
+    k = probs.shape[1]
+    rounding = k * 0.5 * 10.0**-decimals
+    if rounding <= tolerance:
+        raise off
+    widest = row_sum_tolerance("bfloat16")
+    if rounding > widest:
+        raise CLIError(str(off).replace(_RAW_SCORES_HINT, (
+            f"(its values are written with {decimals} decimal{'s' if decimals > 1 else ''}, whose rounding moves "
+            f"a row's sum by up to {rounding:.3g}, more than the {widest:.3g} accepted: write more digits, or "
+            "divide each row by its sum)")))
+    # A little over the bound: the sum of K decimals computed in binary floating point.
+    probs = _checked_rows(path, probs, tolerance=rounding * (1 + 1e-9) + k * float(np.finfo(probs.dtype).eps),
+                          values_of=f"{decimals}-decimal", rounded=True)
+    warnings.warn(f"{path}: its probabilities are written with {decimals} decimals, so its rows sum to 1 only "
+                  f"within {k} x {0.5 * 10.0**-decimals:g} = {rounding:.3g}; each row was divided by its sum (as "
+                  "scikit-learn's log_loss does). Write more digits for the metrics of the probabilities as "
+                  "computed", stacklevel=4)
+    return probs
+
+
+def _checked_rows(path: str, probs, *, tolerance: float, values_of: str | None, rounded: bool = False):
+    """:func:`check_probabilities` at ``tolerance``, for values that are ``values_of`` ones (a dtype name,
+    or ``"3-decimal"`` with ``rounded``: values rounded to decimals, whose rows are always renormalised)."""
     import numpy as np
 
     from softmaxkit._calibration_inputs import row_sum_tolerance
     from softmaxkit.data import iter_row_blocks
 
-    rescale = tolerance > row_sum_tolerance(probs.dtype)
+    rescale = rounded or tolerance > row_sum_tolerance(probs.dtype)
     if rescale and not probs.flags.writeable:
         probs = np.array(probs)
     for start, block in iter_row_blocks(probs):
@@ -361,10 +477,10 @@ def _checked_rows(path: str, probs, *, tolerance: float, values_of: str | None):
         off = np.abs(sums - 1.0) > tolerance
         if off.any():
             row = start + int(np.argmax(off))
-            within = (f" within {tolerance:.3g}, the rounding of its {values_of} values" if values_of in _LOW_PRECISION
-                      else "")
+            within = (f" within {tolerance:.3g}, the rounding of its {values_of} values"
+                      if rounded or values_of in _LOW_PRECISION else "")
             raise _RowSumOff(f"{path}: row {row + 1}: probabilities sum to {sums[row - start]:.6g}, not 1{within} "
-                             "(raw scores? pass them with --logits)")
+                             + _RAW_SCORES_HINT)
         if rescale:
             block /= sums[:, None]
     return probs
@@ -409,8 +525,9 @@ class Predictions(NamedTuple):
     (a single binary column expanded by :func:`two_class_scores`), ``labels`` (n,)
     class indices, the class names when known (``classes``), the columns of
     the scores file that were left out (``ignored``: ``prediction``, an id) and
-    the id column on which a separate labels file was matched to the scores'
-    rows (``matched_on``; None: paired by position, :func:`labels_by_row_id`)."""
+    the id columns on which a separate labels file was matched to the scores'
+    rows: the labels' (``matched_on``) and the scores' (``scores_matched_on``,
+    which may differ in case or name); None: paired by position, :func:`labels_by_row_id`."""
 
     source: str  # the --logits or --probs file
     kind: str  # "logit" or "probability"
@@ -419,6 +536,7 @@ class Predictions(NamedTuple):
     classes: list[str] | None = None
     ignored: tuple[str, ...] = ()
     matched_on: str | None = None
+    scores_matched_on: str | None = None
 
 
 def read_predictions(args: argparse.Namespace) -> Predictions:
@@ -442,26 +560,82 @@ def read_predictions(args: argparse.Namespace) -> Predictions:
     read = read_score_file(source, kind=kind, given_classes=getattr(args, "classes", None),
                            exclude=(args.label_column,) if same_file else (), ignore=ignored_columns(args))
     labels = read_labels(args.labels, column=args.label_column, n_classes=read.scores.shape[1], classes=read.classes)
-    matched_on = None
+    matched_on = scores_matched_on = None
     if Path(args.labels).resolve() != Path(source).resolve():
-        labels, matched_on = labels_by_row_id(labels, args.labels, source, column=args.label_column,
-                                              ignored=read.ignored, say=Printer(args))
+        labels, matched_on, scores_matched_on = labels_by_row_id(labels, args.labels, source,
+                                                                 column=args.label_column, ignored=read.ignored,
+                                                                 say=Printer(args))
     check_same_length(source, len(read.scores), args.labels, len(labels))
-    return Predictions(source, kind, read.scores, labels, read.classes, read.ignored, matched_on)
+    if read.classes is None:
+        _refuse_one_based_labels(read.scores, labels, labels_path=args.labels, source=source)
+    return Predictions(source, kind, read.scores, labels, read.classes, read.ignored, matched_on, scores_matched_on)
+
+
+#: How unlikely (one-sided exact sign test) the scores' top column must make "labels read as they
+#: are" against "labels read as label - 1" before unnamed columns with 1-based labels are refused.
+ONE_BASED_P = 1e-4
+
+
+def _refuse_one_based_labels(scores: Any, labels: Any, *, labels_path: str, source: str) -> None:
+    """Refuse labels 1..K read as the indices of unnamed score columns when they are clearly 1-based.
+
+    Without class names (a ``.npy``, pandas' header ``0,1,2``) integer labels are column indices.
+    UCI-style labels 1..K in a subset without label K pass as indices and shift every class by one
+    (audit: accuracy 0.031 and log-loss 8.14 for scikit-learn's 0.9385 / 0.2382, calibrate T = 165,
+    exit 0). The evidence: no label is 0, and the scores' top column agrees with ``label - 1`` on more
+    rows than with ``label``. No row can agree with both, so under "either reading is as good" the
+    rows agreeing with one of them split like fair coin flips (McNemar's test on the discordant rows):
+    refused when the one-sided exact binomial p-value is below :data:`ONE_BASED_P`, which a real
+    model's 0-based labels reach only if it is systematically one class off. ``--classes`` (which
+    names the columns, so that labels are read by name) skips this check.
+    """
+    import numpy as np
+
+    from softmaxkit.data import iter_row_blocks
+
+    labels = np.asarray(labels)
+    if not len(labels) or labels.min() < 1:
+        return
+    as_is = shifted = 0
+    for start, block in iter_row_blocks(scores):
+        top = np.argmax(block, axis=1)
+        y = labels[start:start + len(block)]
+        as_is += int((top == y).sum())
+        shifted += int((top == y - 1).sum())
+    if shifted <= as_is:
+        return
+    from scipy.stats import binom
+
+    p_value = float(binom.sf(shifted - 1, as_is + shifted, 0.5))
+    if p_value >= ONE_BASED_P:
+        return
+    k, n = scores.shape[1], len(labels)
+    one_based = ",".join(str(j) for j in range(1, k + 1))
+    indices = ",".join(str(j) for j in range(k))
+    raise CLIError(f"{labels_path}: its labels look 1-based (1..{k}): none is 0, and the top score column of "
+                   f"{source} is the column of label - 1 on {shifted} of {n} rows ({shifted / n:.1%}) but of the "
+                   f"label itself on {as_is} ({as_is / n:.1%}; one-sided sign test p = {p_value:.1g}); the score "
+                   f"columns have no class names, so labels are read as column indices 0..{k - 1}; pass "
+                   f"--classes {one_based} if the columns are the classes 1..{k} (labels then read by name), or "
+                   f"--classes {indices} to read the labels as column indices all the same")
 
 
 def labels_by_row_id(labels: Any, labels_path: str, source: str, *, column: str | None,
-                     ignored: tuple[str, ...], say: Printer) -> tuple[Any, str | None]:
+                     ignored: tuple[str, ...], say: Printer) -> tuple[Any, str | None, str | None]:
     """``labels`` (read from ``labels_path``) in the row order of the scores file ``source``, matched
     on a row id column that both files have; else as they are, paired by position. Returns the
-    labels and the name of that column (None when paired by position), which ``--json`` reports.
+    labels and the names of that column in the labels file and in ``source`` (None, None when paired
+    by position), which ``--json`` reports as ``labels_matched_on`` and ``scores_matched_on``.
 
     The id columns are those the labels file has besides its labels, named like an id, stored as a
     Parquet pandas index or pandas' unnamed saved index (:func:`softmaxkit.data.label_file_row_ids`),
     that are also among the columns of ``source`` that are not scores (``ignored``, where ``predict``
     and ``apply`` copy their input's ids, or a Parquet pandas index of ``source``:
     :func:`unread_columns`). A labels file exported in another row order was paired by position, the
-    id dropped without a word (audit: accuracy 0.4300 for 0.7500, exit 0). The rows are matched on:
+    id dropped without a word (audit: accuracy 0.4300 for 0.7500, exit 0). Column names that differ
+    only in letter case or surrounding spaces (``id``, ``ID``, `` Id``) are one name
+    (:func:`_same_column`): ``ID`` beside ``predict``'s ``id`` was paired by position with a warning
+    (audit: accuracy 0.375 for 1.000, calibrate T = 33.1 for 0.573, exit 0). The rows are matched on:
 
     1. the first shared id column whose ids appear once in each file; every scores row needs a
        label, and label rows without a scores row are left out and counted;
@@ -471,7 +645,10 @@ def labels_by_row_id(labels: Any, labels_path: str, source: str, *, column: str 
     3. else, when a shared id column is the same in both files row by row (``patient_id`` repeated
        over visits, and the labels are the data file the scores were predicted from), by position,
        with a note: refusing it broke that everyday chain (audit: exit 1 for accuracy 0.97);
-    4. else a shared id column that repeats ids is refused, naming it and an id.
+    4. else a shared id column that repeats ids is refused, naming it and an id;
+    5. else, when no id column name is shared, id columns of the two files named differently
+       (``patient_id``, ``id``): see :func:`_pair_on_other_names` (joined when they hold the same
+       ids once each, refused when they share ids but neither that nor the row order pairs them).
 
     Otherwise the rows are paired by position, and an id column of the labels that cannot be checked
     draws a warning unless it counts the rows (0..n-1, 1..n): one in the labels alone, or a saved
@@ -483,14 +660,17 @@ def labels_by_row_id(labels: Any, labels_path: str, source: str, *, column: str 
 
     ids = label_file_row_ids(labels_path, column=column, saved_index=True)
     not_scores = unread_columns(source, ignored) if ids else []
+    # Each id column of the labels with its column in the scores (the same name, up to case and spaces).
+    shared = {n: other for n in ids if not is_saved_index(n)
+              and (other := _same_column(n, not_scores)) is not None and not is_saved_index(other)}
     repeated = None  # the first shared column that repeats ids: (file, column, keys, rows)
     in_order = None  # the first shared column that is the same in both files, row by row
-    for name in (n for n in ids if n in not_scores and not is_saved_index(n)):
-        keys, wanted = _join_keys(labels_path, name, source, name)
+    for name, other in shared.items():
+        keys, wanted = _join_keys(labels_path, name, source, other)
         join = _match_ids(keys, wanted)
         if join.repeat is None:
-            return _joined(labels, labels_path, source, name, keys, wanted, join, say), name
-        repeated = repeated or (labels_path if join.in_labels else source, name,
+            return _joined(labels, labels_path, source, (name, other), keys, wanted, join, say), name, other
+        repeated = repeated or (labels_path if join.in_labels else source, name if join.in_labels else other,
                                 keys if join.in_labels else wanted, join.repeat)
         if in_order is None and len(keys) == len(wanted) and np.array_equal(keys, wanted):
             in_order = name
@@ -502,18 +682,114 @@ def labels_by_row_id(labels: Any, labels_path: str, source: str, *, column: str 
         # Only the same rows, renumbered nowhere: another frame's index (a split saved after
         # reset_index) numbers other rows, and matching on it would pair the wrong ones.
         if join.repeat is None and len(keys) == len(wanted) and join.found.all():
-            return _joined(labels, labels_path, source, saved[0], keys, wanted, join, say), saved[0]
+            return (_joined(labels, labels_path, source, (saved[0], saved_source[0]), keys, wanted, join, say),
+                    saved[0], saved_source[0])
+    if not shared:
+        paired = _pair_on_other_names(labels, labels_path, source, [n for n in ids if not is_saved_index(n)],
+                                      not_scores, say=say)
+        if paired is not None:
+            return paired
     if in_order is not None:
         say(f"Labels of {labels_path} paired with the rows of {source} by position: their column {in_order!r} "
             "repeats ids but is the same in both files, row by row")
-        return labels, None
+        return labels, None, None
     if repeated is not None:
         _refuse_repeated_ids(*repeated)
-    unchecked = [n for n in ids if n not in not_scores or is_saved_index(n)]
+    unchecked = [n for n in ids if n not in shared]
     if unchecked:
         _warn_ids_unused(labels_path, source, unchecked, read_id_columns(labels_path, unchecked),
                          saved_source=saved_source[0] if saved_source else None)
-    return labels, None
+    return labels, None, None
+
+
+def _same_column(name: str, columns: list[str]) -> str | None:
+    """The column of ``columns`` called ``name``, else the one column whose name differs from it only
+    in letter case or surrounding spaces (``ID``, `` Id `` for ``id``); None when there is none, or
+    several such (``id`` and ``Id`` both): then no column is the same."""
+    if name in columns:
+        return name
+    key = name.strip().casefold()
+    found = [c for c in columns if c.strip().casefold() == key]
+    return found[0] if len(found) == 1 else None
+
+
+def _pair_on_other_names(labels: Any, labels_path: str, source: str, label_ids: list[str],
+                         not_scores: list[str], *, say: Printer) -> tuple[Any, str | None, str | None] | None:
+    """The labels paired with the scores by id columns named differently in the two files (the labels'
+    ``label_ids``, the scores' id-named columns among ``not_scores``: :func:`softmaxkit.data.row_id_names`),
+    or None when none says anything (:func:`labels_by_row_id` goes on).
+
+    A labels file with ``patient_id`` beside scores with ``id``, the same ids shuffled, was paired by
+    position with a warning only (audit: accuracy 0.375 for 1.000, exit 0). Each pair of such columns,
+    neither counting the rows (0..n-1, 1..n in row order: the position itself, which two files number
+    alike whatever their ids), is:
+
+    * the same in both files, row by row: the rows are in one order; paired by position, with a note;
+    * the same ids, once each, in another order: the rows are matched on them, with a warning (a
+      join on two names is an inference the user should see) and both names in ``--json``;
+    * unique in both files, with most of the scores' ids among the labels', yet neither of the above
+      (a labels file with more rows, or other ids on some): the same ids, which the row order does
+      not pair; refused, naming both columns: renaming one to the other's name joins on it.
+
+    Pairs that share fewer ids, or repeat them, are taken as different ids (a patient beside a
+    sample), which say nothing about the order. Pairs that point to different row orders are refused.
+    """
+    import warnings
+
+    import numpy as np
+
+    from softmaxkit.data import DataFileError, counts_rows, read_id_columns, row_id_names
+
+    score_ids = row_id_names(source, not_scores)
+    if not label_ids or not score_ids:
+        return None
+    label_values = read_id_columns(labels_path, label_ids)
+    score_values = read_id_columns(source, score_ids)
+    orders: list[tuple[str, str, Any]] = []  # (labels' column, scores' column, labels row of each scores row)
+    clash = None  # the first pair of the same ids that cannot pair the rows: (column, column, why)
+    for name in (n for n in label_ids if not counts_rows(label_values[n])):
+        for other in (n for n in score_ids if not counts_rows(score_values[n])):
+            try:
+                keys, wanted = _join_keys(labels_path, name, source, other)
+            except DataFileError:  # a missing id: this column pairs no rows
+                continue
+            if len(keys) == len(wanted) and np.array_equal(keys, wanted):
+                orders.append((name, other, np.arange(len(wanted))))
+                continue
+            join = _match_ids(keys, wanted)
+            if join.repeat is not None or not len(wanted):
+                continue
+            if len(keys) == len(wanted) and join.found.all():
+                orders.append((name, other, join.rows))
+            elif clash is None and join.found.mean() > 0.5:
+                missing = int((~join.found).sum())
+                clash = (name, other, f"{missing} of the {len(wanted)} ids of {source} are not in {labels_path}"
+                         if missing else f"{labels_path} has {len(keys) - len(wanted)} rows more, with ids "
+                         f"{source} does not have")
+    if orders:
+        name, other, rows = orders[0]
+        for name2, other2, rows2 in orders[1:]:
+            if not np.array_equal(rows, rows2):
+                raise CLIError(f"{labels_path}: its id columns and those of {source} pair the rows in different "
+                               f"orders ({name!r} with {other!r}, {name2!r} with {other2!r}); rename the id column "
+                               "that identifies the rows so that both files call it the same (the rows are then "
+                               "matched on it)")
+        if np.array_equal(rows, np.arange(len(rows))):
+            say(f"Labels of {labels_path} paired with the rows of {source} by position: its column {name!r} "
+                f"holds the ids of {source}'s {other!r} in the same row order")
+            return labels, None, None
+        warnings.warn(f"{labels_path}: labels matched to the rows of {source} by its column {name!r} and "
+                      f"{source}'s {other!r}, which hold the same ids, once each, in another row order; if they "
+                      "are not the same ids, give the labels in the scores' row order", stacklevel=4)
+        return labels[rows], name, other
+    if clash is not None:
+        name, other, why = clash
+        raise CLIError(f"{labels_path}: its id column {name!r} and the id column {other!r} of {source} hold "
+                       f"mostly the same ids in another row order, so pairing the rows by position would be "
+                       f"wrong, and they are not the same ids once each ({why}); rename {name!r} to {other!r} "
+                       "(the labels are then matched to the scores on it, rows without scores left out), or "
+                       "write both files in the same row order")
+    return None
 
 
 class _IdMatch(NamedTuple):
@@ -565,19 +841,22 @@ def _first_repeat(sorted_keys: Any, order: Any) -> tuple[int, int] | None:
     return first, second
 
 
-def _joined(labels: Any, labels_path: str, source: str, name: str, keys: Any, wanted: Any, join: _IdMatch,
-            say: Printer) -> Any:
-    """``labels`` in the scores' row order (:func:`_match_ids` found no id twice); refuses a scores
-    row with no label and counts the label rows left out."""
+def _joined(labels: Any, labels_path: str, source: str, names: tuple[str, str], keys: Any, wanted: Any,
+            join: _IdMatch, say: Printer) -> Any:
+    """``labels`` in the scores' row order (:func:`_match_ids` found no id twice), matched on the
+    columns ``names`` (the labels', the scores'); refuses a scores row with no label and counts the
+    label rows left out."""
     import numpy as np
 
+    name, other = names
     if not join.found.all():
         row = int(np.argmax(~join.found))
         raise CLIError(f"{labels_path}: no label for row {row + 1} of {source} (id {wanted[row]} in column "
-                       f"{name!r}); the labels are matched to the scores by this column, which both files have, "
+                       f"{other!r}); the labels are matched to the scores by this column, which both files have, "
                        "so every scores row needs one")
     unused = len(keys) - len(wanted)
-    say(f"Labels of {labels_path} matched to the rows of {source} by column {name!r}"
+    called = f" ({other!r} in {source})" if other != name else ""
+    say(f"Labels of {labels_path} matched to the rows of {source} by column {name!r}{called}"
         + (f"; {unused} rows of {labels_path} have no scores row and were left out" if unused else ""))
     return labels[join.rows]
 
@@ -1076,13 +1355,19 @@ def say_ignored(printer: Printer, path: str, ignored: tuple[str, ...] | list[str
         printer(f"Ignored column{'s' if len(ignored) > 1 else ''} of {path} ({why}): {shown}")
 
 
-def require_two_classes(y: Any, *, where: str) -> None:
-    """A classifier (or a calibrator) needs at least two distinct labels."""
+def require_two_classes(y: Any, *, where: str, classes: list[str] | None = None) -> None:
+    """A classifier (or a calibrator) needs at least two distinct labels.
+
+    ``y`` holds labels, or class indices into ``classes`` when given, so that the message names
+    the class (``'barolo'``) rather than its index (audit: "every label is 1").
+    """
     import numpy as np
 
     values = np.unique(np.asarray(y))
     if len(values) < 2:
         only = values[0].item() if len(values) else None
+        if only is not None and classes is not None:
+            only = classes[int(only)]
         raise CLIError(f"{where}: every label is {only!r}; at least 2 classes are needed")
 
 

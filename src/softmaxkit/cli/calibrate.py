@@ -43,6 +43,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from softmaxkit.cli._common import recorded_warnings
+
+    with recorded_warnings() as warned:  # "warnings" also lists those said outside the fit (id pairing)
+        return _run(args, warned)
+
+
+def _run(args: argparse.Namespace, warned: list[str]) -> int:
     import warnings
 
     import numpy as np
@@ -82,12 +89,13 @@ def run(args: argparse.Namespace) -> int:
     # Named columns in sorted class order: the calibrator's class_names_ (and ties) do not follow the file's order.
     pred = read_named_predictions(args)
     source, kind, scores, labels, classes, ignored = pred[:6]
-    require_two_classes(labels, where=args.labels)
+    require_two_classes(labels, where=args.labels, classes=classes)
 
     fit_rows = eval_rows = np.arange(len(labels))
     if args.holdout:
         fit_rows, eval_rows = holdout_rows(len(labels), args.holdout, args.seed)
-        require_two_classes(labels[fit_rows], where=f"{args.labels} (the rows left to fit after --holdout)")
+        require_two_classes(labels[fit_rows], where=f"{args.labels} (the rows left to fit after --holdout)",
+                            classes=classes)
     _refuse_zero_scores(source, kind, scores, labels, fit_rows, method=args.method, classes=classes)
     y = labels[eval_rows]
     plot = args.report is not None
@@ -139,7 +147,7 @@ def run(args: argparse.Namespace) -> int:
                "log_loss_change": loss_change, "verdict": note[0], "warnings": cautions,
                "classes": classes, "ignored_columns": list(ignored),
                # which id column paired the labels with the scores' rows (None: by position), for scripts
-               "labels_matched_on": pred.matched_on}
+               "labels_matched_on": pred.matched_on, "scores_matched_on": pred.scores_matched_on}
     if sets:
         metrics["conformal"] = sets
         # A level whose measured coverage fell short of it: said on stderr and in "warnings", as the
@@ -224,6 +232,8 @@ def run(args: argparse.Namespace) -> int:
             "a softmaxkit model: 'predict --conformal')")
     if args.report:
         say(f"Report: {metrics['report']}")
+    # The fit's cautions (listed even where Python's warning filters hide them), then whatever else was said.
+    metrics["warnings"] = list(dict.fromkeys([*metrics["warnings"], *warned]))
     say.result(metrics)
     return 0
 

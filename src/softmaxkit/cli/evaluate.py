@@ -36,6 +36,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from softmaxkit.cli._common import recorded_warnings
+
+    # Every warning shown on stderr (id pairing, coverage shortfalls, the library's) is also in --json's
+    # "warnings": a pipeline reads stdout alone (audit: a labels file paired by position, said on stderr only).
+    with recorded_warnings() as warned:
+        return _run(args, warned)
+
+
+def _run(args: argparse.Namespace, warned: list[str]) -> int:
     from softmaxkit.cli._common import (
         Printer,
         brier_legend,
@@ -67,7 +76,8 @@ def run(args: argparse.Namespace) -> int:
     metrics = {"source": source, "kind": "logits" if args.logits else "probabilities", "labels": args.labels,
                "n_classes": int(scores.shape[1]), "classes": classes, "ignored_columns": list(ignored),
                # which id column paired the labels with the scores' rows (None: by position), for scripts
-               "labels_matched_on": pred.matched_on, "metrics": s}
+               "labels_matched_on": pred.matched_on, "scores_matched_on": pred.scores_matched_on, "metrics": s,
+               "warnings": warned}  # the list grows until printed: warnings said after this line are in it
     if conformal is not None:
         order = class_order(classes, conformal, source=source, fitted_as=f"--conformal {args.conformal}",
                             by_position=args.by_position)
