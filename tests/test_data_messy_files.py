@@ -57,7 +57,10 @@ def test_fit_and_predict_use_a_feature_whose_header_is_empty(capsys, tmp_path):
     rc, out, err = call(capsys, "fit", path, "--target", "y", "--out", model, "--no-report", "--json")
     assert rc == 0, err
     assert "has no header; read as a feature" in err, err
-    assert json.loads(out)["ignored_columns"] == []
+    result = json.loads(out)
+    assert result["ignored_columns"] == []
+    # the reader's warning reaches --json too, not only stderr (a pipeline reads stdout alone)
+    assert any("has no header; read as a feature" in line for line in result["warnings"]), result["warnings"]
     rc, _, err = call(capsys, "predict", model, path, "--target", "y", "--out", tmp_path / "p.csv")
     assert rc == 0, err
 

@@ -127,6 +127,15 @@ def _split(y, holdout: float, seed: int):
 
 
 def run(args: argparse.Namespace) -> int:
+    from softmaxkit.cli._common import recorded_warnings
+
+    # "warnings" also lists what the reader and the classifier said (an empty header read as a feature,
+    # alpha at the end of its range), not only the calibrator's cautions: a pipeline reads stdout alone.
+    with recorded_warnings() as warned:
+        return _run(args, warned)
+
+
+def _run(args: argparse.Namespace, warned: list[str]) -> int:
     import sys
     import warnings
 
@@ -313,6 +322,7 @@ def run(args: argparse.Namespace) -> int:
         say(note[0], "")
     if written:
         say(f"Report: {written['report']}")
+    metrics["warnings"] = list(dict.fromkeys([*metrics["warnings"], *warned]))
     say.result(metrics)
     return 0
 
