@@ -640,13 +640,46 @@ def linear_cross_entropy_and_grad(
 
 _CE_OPTION_NAMES = ("class_weight", "ignore_index", "reduction", "label_smoothing", "z_loss", "softcap")
 
+#: Options of torch's, Liger Kernel's and Cut Cross-Entropy's losses that softmaxkit spells otherwise
+#: or has no use for, and what to pass instead (a plain "unexpected option" said neither). The one
+#: table for the functional ops (:func:`_ce_options`) and the ``softmaxkit.torch`` loss modules;
+#: ``{weight}`` is the caller's name for class weights.
+OTHER_SPELLINGS = {
+    "size_average": "reduction= ('mean' or 'sum'; torch deprecated size_average)",
+    "reduce": "reduction= ('none' for reduce=False; torch deprecated reduce)",
+    "ce_weight": "{weight}= (Liger Kernel's ce_weight)",
+    "lse_square_scale": "z_loss= (Liger Kernel's lse_square_scale; here the z-term is weighted like each row's NLL)",
+    "return_z_loss": "nothing: the z-term is part of the loss; compute z_loss * logsumexp**2 yourself to log it",
+    "shift": "nothing, and shift yourself (Cut Cross-Entropy's causal shift): hidden[:, :-1] with target[:, 1:] "
+    "for (batch, time) inputs, or softmaxkit.integrations.transformers.causal_lm_loss(hidden, head, labels), "
+    "which shifts unshifted labels as transformers' ForCausalLMLoss does",
+    "filter_eps": "nothing: the gradient is always exact (Cut Cross-Entropy's filter_eps skips the gradient "
+    "blocks whose softmax values all fall below it; there is no such approximation here)",
+    "impl": "nothing: the implementation follows the device (numba kernels on CPU, Triton on CUDA where "
+    "triton is installed, torch ops elsewhere)",
+}
+
+
+def other_spelling_advice(name: str, *, weight: str = "class_weight") -> str | None:
+    """``"pass ..."``: what to give instead of another library's option ``name``, or None.
+
+    ``weight`` is the caller's name for class weights (``class_weight`` where
+    ``weight`` is the projection). See :data:`OTHER_SPELLINGS`.
+    """
+    hint = OTHER_SPELLINGS.get(name)
+    return None if hint is None else "pass " + hint.format(weight=weight)
+
 
 def _ce_options(ce_options: dict) -> dict:
     """Map ``**ce_options`` to :func:`cross_entropy_options` keywords (``class_weight`` -> ``weight``)."""
     unknown = sorted(set(ce_options) - set(_CE_OPTION_NAMES))
     if unknown:
+        # the advice first: it is what the caller reads, and the list of valid names is long
+        advice = "".join(
+            f"{name!r}: {hint}; " for name in unknown if (hint := other_spelling_advice(name)) is not None
+        )
         raise TypeError(
-            f"unexpected cross-entropy option(s) {unknown}; valid: {list(_CE_OPTION_NAMES)} "
+            f"unexpected cross-entropy option(s) {unknown}; {advice}valid: {list(_CE_OPTION_NAMES)} "
             "(class weights are passed as class_weight, since weight is the projection; from "
             "torch.nn.functional.linear_cross_entropy, linear_bias= is bias= and weight= is class_weight=)"
         )

@@ -60,6 +60,23 @@ def compiling() -> bool:
     return torch.compiler.is_compiling()
 
 
+def grads_wanted(*tensors: Any) -> tuple[bool, ...]:
+    """Which of ``tensors`` autograd can ask a gradient of: those that require
+    grad, and only while grad mode is on (None and non-tensors: False).
+
+    Read before ``Function.apply``, not from ``ctx.needs_input_grad`` inside
+    ``forward``: that looks at ``requires_grad`` alone (and ``forward`` always
+    runs with grad mode off), so under ``torch.no_grad()`` or
+    ``torch.inference_mode()`` (an evaluation loop, the first forward of a
+    reentrant checkpoint) it still asks for every gradient, which the fused
+    forwards then make eagerly and throw away. Under ``torch.compile`` Dynamo
+    guards on grad mode, so each mode traces its own graph; a checkpoint's
+    recomputation runs with grad mode on and gets its gradients.
+    """
+    enabled = torch.is_grad_enabled()
+    return tuple(enabled and isinstance(t, torch.Tensor) and t.requires_grad for t in tensors)
+
+
 def class_weight_tensor(
     weight: Any, n_classes: int, device: torch.device, *, check_values: bool = True, name: str = "weight"
 ):

@@ -52,7 +52,7 @@ from softmaxkit.linear import (
     vocab_tiles_available,
 )
 from softmaxkit.torch import _backend, _composite, _custom_ops
-from softmaxkit.torch._cross_entropy import Problem, class_weight_tensor, compiling, kernel_options
+from softmaxkit.torch._cross_entropy import Problem, class_weight_tensor, compiling, grads_wanted, kernel_options
 from softmaxkit.torch._tensors import LOW_PRECISION, compute_dtype
 
 #: None: detect; True/False: force bf16 GEMMs for bfloat16 input on CPU on/off.
@@ -447,6 +447,9 @@ class LinearCrossEntropyFunction(torch.autograd.Function):
       a GEMM to "mean"/"sum" (4 in all); for "none" the forward's statistics
       pass is kept (56 bytes per token) and the backward skips it: 4 GEMMs too.
 
+    Under ``torch.no_grad()`` / ``torch.inference_mode()`` :func:`linear_cross_entropy`
+    does not apply the Function: the loss pass alone runs (1 GEMM), as on detached inputs.
+
     A second backward over the same graph (``retain_graph=True``) recomputes,
     because the first one handed its tensors out. Under ``create_graph=True``
     the backward differentiates :func:`softmaxkit.torch._composite.linear_cross_entropy`
@@ -553,6 +556,10 @@ def linear_cross_entropy(hidden, weight, target, *, bias=None, chunk_size=None, 
     if transformed:
         loss = _composite_loss(hidden, weight, bias, t_rows, lp, cweight)
         return loss.reshape(hidden.shape[:-1]) if lp.problem.options.reduction == "none" else loss
+    if not any(grads_wanted(hidden, weight, bias)):
+        # no_grad / inference_mode: the loss pass alone (1 GEMM), outside the Function, whose
+        # forward would make the "mean"/"sum" gradients eagerly (ctx.needs_input_grad ignores grad mode)
+        return run(hidden, weight, bias, t_rows, lp, cweight, needs=(False, False, False))[0]
     return LinearCrossEntropyFunction.apply(hidden, weight, bias, t_rows, cweight, lp)
 
 

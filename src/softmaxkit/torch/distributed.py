@@ -45,6 +45,7 @@ from softmaxkit._validation import (
     is_integer_dtype,
 )
 from softmaxkit.linear import CHUNK_BYTES, chunk_rows
+from softmaxkit.torch._cross_entropy import grads_wanted
 from softmaxkit.torch._ops import apply_softcap
 
 __all__ = ["class_parallel_cross_entropy", "class_parallel_linear_cross_entropy"]
@@ -886,11 +887,7 @@ def class_parallel_linear_cross_entropy(
     )
     if local_bias is not None:
         local_bias = local_bias.to(hidden.dtype)
-    grad_on = torch.is_grad_enabled()
-    want = tuple(
-        bool(grad_on and t is not None and t.requires_grad)
-        for t in (hidden, local_weight, local_bias)
-    )
+    want = grads_wanted(hidden, local_weight, local_bias)  # none under no_grad / inference_mode
     comm = _Comm.of(group)
     rows = _chunk_rows(hidden.shape[0], width, torch.finfo(cdtype).bits // 8, chunk_size, comm, hidden.device)
     return _ClassParallelLinearCrossEntropy.apply(

@@ -52,6 +52,7 @@ from softmaxkit.torch import _composite, _triton
 from softmaxkit.torch._cross_entropy import (
     CrossEntropyFunction,
     compiling,
+    grads_wanted,
     kernel_options,
     loss_and_grad,
     loss_dtype,
@@ -471,7 +472,8 @@ def cross_entropy(
     Matches ``torch.nn.functional.cross_entropy`` (with ``logits`` moved so
     the class axis is 1) wherever torch is finite, in value and gradient. The
     gradient is computed in the forward pass by the fused kernel, so a
-    backward costs one multiply by ``grad_output`` (nothing for ``1.0``).
+    backward costs one multiply by ``grad_output`` (nothing for ``1.0``);
+    under ``torch.no_grad()`` / ``torch.inference_mode()`` none is made.
 
     Differentiable in ``logits``, and in soft (probability) targets, to any
     order (``create_graph=True`` recomputes the gradient in differentiable
@@ -490,6 +492,8 @@ def cross_entropy(
     if _triton.use_for(logits, t):  # CUDA: fused Triton kernel, 16-bit stays 16-bit
         opts = kernel_options(problem.options, w, logits.device)
         return _triton.cross_entropy_nd(logits, t, opts, axis=problem.axis, soft=problem.soft)
+    if not any(grads_wanted(logits, t)):  # no_grad / inference_mode: the loss alone, no gradient made
+        return loss_and_grad(logits, t, problem, w, want_grad=False)[0]
     return CrossEntropyFunction.apply(logits, t, w, problem)
 
 

@@ -17,6 +17,7 @@ from softmaxkit._validation import (
     check_reduction,
     check_unit_interval,
 )
+from softmaxkit.linear import other_spelling_advice
 from softmaxkit.torch import functional as F
 
 
@@ -50,26 +51,16 @@ class _OptionsMixin:
         return ", ".join(parts)
 
 
-#: Options of torch's, Liger Kernel's and Cut Cross-Entropy's loss modules that these modules spell
-#: otherwise, and what to pass instead (a plain "unexpected keyword argument" said neither).
-_OTHER_SPELLINGS = {
-    "size_average": "reduction= ('mean' or 'sum'; torch deprecated size_average)",
-    "reduce": "reduction= ('none' for reduce=False; torch deprecated reduce)",
-    "ce_weight": "{weight}= (Liger Kernel's ce_weight)",
-    "lse_square_scale": "z_loss= (Liger Kernel's lse_square_scale; here the z-term is weighted like each row's NLL)",
-    "return_z_loss": "nothing: the z-term is part of the loss; compute z_loss * logsumexp**2 yourself to log it",
-}
-
-
 def _refuse_other_spellings(module: str, args: tuple, unknown: dict[str, Any], *, positional: str,
                             weight: str) -> None:
     """Refuse positional options and other libraries' option names with what to pass instead
-    (``weight``: the module's name for class weights)."""
+    (``weight``: the module's name for class weights; the advice is the functional ops',
+    :data:`softmaxkit.linear.OTHER_SPELLINGS`)."""
     if args:
         raise TypeError(f"{module} takes keyword options only: {positional}")
     for name in unknown:
-        hint = _OTHER_SPELLINGS.get(name, "").format(weight=weight) or None
-        raise TypeError(f"{module} has no option {name!r}" + (f"; pass {hint}" if hint else ""))
+        hint = other_spelling_advice(name, weight=weight)
+        raise TypeError(f"{module} has no option {name!r}" + (f"; {hint}" if hint else ""))
 
 
 class CrossEntropyLoss(_OptionsMixin, torch.nn.Module):
