@@ -34,10 +34,12 @@ def _l2(y, p, w, mode):
     )
 
 
-# Computed by the code before the n_eff change (weights=None): unit weights must not move.
+# Computed by the code before the n_eff change (weights=None): unit weights must not move. The upper
+# ends are those of the interval that no longer shifts its upper end by the bias (audit: it covered
+# 0.87-0.92 at 50-200 rows); the value, lower end and noise floor are the original figures.
 _BEFORE = {
-    "top_label": (0.16151108350029647, 0.11823676204203201, 0.20919220273408903, 0.014364755248596834),
-    "classwise": (0.10145418658780742, 0.07056642447611129, 0.13555642744407537, 0.018227491635349445),
+    "top_label": (0.16151108350029647, 0.11823676204203201, 0.21897155956700612, 0.014364755248596834),
+    "classwise": (0.10145418658780742, 0.07056642447611129, 0.1584391183996101, 0.018227491635349445),
 }
 
 

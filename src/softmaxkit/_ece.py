@@ -103,11 +103,27 @@ def _folded_gap(x: np.ndarray, sd: np.ndarray, *, n_newton: int = 10) -> np.ndar
     return np.where(noisy, np.where(x <= s * _SQRT_2_OVER_PI, 0.0, g), x)
 
 
+def _gap_variance(sums: np.ndarray) -> np.ndarray:
+    """Variance of each bin's ``acc_b - conf_b`` for :func:`debiased_l1_from_sums`; shape ``(..., G, B)``.
+
+    The larger of :func:`bin_variance` (the sample's) and ``conf_b (1 - conf_b) / n_b``, the variance
+    the bin would have were it calibrated. The sample's alone is 0 for a bin of one row or of all hits
+    or all misses, which small classwise bins mostly are: their noise went uncorrected and the interval
+    sat above the truth (coverage 0.71 at n = 50, 3 classes, 15 bins; 0.94 with the larger variance).
+    """
+    w = sums[..., 0]
+    safe_w = np.where(w > 0, w, 1.0)
+    conf = sums[..., 1] / safe_w
+    n_eff = (w * w) / np.where(sums[..., 3] > 0, sums[..., 3], 1.0)
+    calibrated = np.where(w > 0, conf * (1.0 - conf) / np.where(n_eff > 0, n_eff, 1.0), 0.0)
+    return np.maximum(np.maximum(bin_variance(sums), calibrated), 0.0)  # acc (1 - acc) may round below 0
+
+
 def debiased_l1_from_sums(sums: np.ndarray) -> np.ndarray:
     """``l1`` error from bin sums ``(..., G, B, 4)`` with each bin's ``|acc_b - conf_b|`` debiased; shape ``(...)``.
 
     The binned ``l1`` sums per-bin ``|acc_b - conf_b|``, each pushed up by its sampling noise (by
-    ``sd_b sqrt(2/pi)`` where the true gap is 0, ``sd_b^2`` from :func:`bin_variance`). A
+    ``sd_b sqrt(2/pi)`` where the true gap is 0, ``sd_b^2`` from :func:`_gap_variance`). A
     bootstrap estimates that push at the noisy gap rather than the true one, so it falls short for
     the many near-zero bins of a classwise error. Here each bin's gap is replaced by the gap whose
     folded normal has the observed mean (:func:`_folded_gap`), which removes most of it per bin.
@@ -117,7 +133,7 @@ def debiased_l1_from_sums(sums: np.ndarray) -> np.ndarray:
     w = sums[..., 0]
     safe_w = np.where(w > 0, w, 1.0)
     gap = np.abs(sums[..., 2] - sums[..., 1]) / safe_w
-    sd = np.sqrt(np.maximum(bin_variance(sums), 0.0))  # acc (1 - acc) may round below 0
+    sd = np.sqrt(_gap_variance(sums))
     total = np.sum(w, axis=-1)
     per_group = np.sum(w * _folded_gap(gap, sd), axis=-1) / np.where(total > 0, total, 1.0)
     return np.mean(per_group, axis=-1)

@@ -375,6 +375,11 @@ def load_calibrator(path: str | os.PathLike, *, n_classes: int | None = None, op
 
 #: Rows scored at a time: a block of float64 probabilities stays a few MB (8 MB at 500 classes).
 SCORE_BLOCK_ROWS = 2048
+#: Fewer scored rows than this give the ECE the whole range [0, 1] as its "95% CI": too few rows to tell.
+#: Simulated (3 classes, 15 bins, 400-500 data sets each), the bootstrap interval held a miscalibrated
+#: model's population ECE in 0.85 of data sets at 30 rows, 0.90-0.93 at 50 and 0.94-0.96 at 100; in a
+#: one-bin world (confidence 0.95, accuracy 0.8) 0.32 at 2 rows and 0.61 at 5.
+MIN_ECE_CI_ROWS = 100
 
 
 def summarize(
@@ -385,7 +390,9 @@ def summarize(
 
     The summary holds accuracy (and ``majority_rate``, the accuracy of always
     naming the most frequent class), log-loss, Brier score and the top-label ECE
-    (with ``ci``, its bootstrap 95% CI and noise floor; else those are None).
+    (with ``ci``, its bootstrap 95% CI and noise floor; else those are None). On fewer than
+    :data:`MIN_ECE_CI_ROWS` rows the CI is [0, 1], the whole range: no bootstrap interval holds its
+    level there, so the rows cannot tell.
     Log-loss comes from the logits when given: exact, with no clipping of tiny
     probabilities. ``transform`` (optional) maps a block of the given scores
     to logits first (a calibrator).
@@ -430,8 +437,10 @@ def summarize(
         # conf holds the given values exactly; each r_i <= c_i stays so when rounded (rounding is
         # monotone), so the top class and its confidence are unchanged and only the edges' precision is.
         p_top = p_top.astype(scores.dtype)
-    extra = {} if ci else {"ci": None, "noise_floor": False}
+    too_few = n < MIN_ECE_CI_ROWS
+    extra = ({"ci": None} if too_few else {}) if ci else {"ci": None, "noise_floor": False}
     ece = metrics.expected_calibration_error(y_top, p_top, n_bins=n_bins, **extra)
+    ece_ci = [0.0, 1.0] if too_few else [float(ece.ci_low), float(ece.ci_high)]
     summary = {
         "n": int(n),
         "accuracy": float(np.mean(hit)),
@@ -440,7 +449,7 @@ def summarize(
         "log_loss": loss_sum / n,
         "brier": brier_sum / n,
         "ece": float(ece.value),
-        "ece_ci": [float(ece.ci_low), float(ece.ci_high)] if ci else None,
+        "ece_ci": ece_ci if ci else None,
         "ece_noise_floor": float(ece.noise_floor) if ci else None,
     }
     png = None if plot_title is None else _reliability_png(y_top, p_top, ece, title=plot_title, n_bins=n_bins)
