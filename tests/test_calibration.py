@@ -655,9 +655,10 @@ def test_per_class_maps_refuse_a_class_absent_from_the_calibration_rows(rng):
         cls().fit(z, np.arange(90) % 3)  # every class present: fits
     with pytest.warns(CalibrationWarning, match="VectorScaling: class 2 has no row among the 90 calibration rows"):
         VectorScaling().fit(z, y)
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        TemperatureScaling().fit(z, y)  # one shared parameter: nothing is learned per class
+    # One shared parameter still fits, but the rows of the other classes pull it (audit G: 300 rows, all
+    # negative, T = 0.33 and the prevalence under-stated 3x): said, not refused.
+    with pytest.warns(CalibrationWarning, match="TemperatureScaling: class 2 has no row among the 90 calibration rows"):
+        TemperatureScaling().fit(z, y)
 
 
 def test_errors_on_probabilities_call_them_probs(rng):

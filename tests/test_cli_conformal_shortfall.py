@@ -30,9 +30,10 @@ def test_calibrate_holdout_says_coverage_below_the_level(tmp_path, capsys):
     from softmaxkit.cli._common import holdout_rows
 
     z, y = decent_logits(N, K, seed=3)
-    _, held = holdout_rows(N, 0.5, 0)
-    y = y.copy()
-    y[held] = np.random.default_rng(4).permutation(y[held])  # the held-out rows no longer match their logits
+    _, held = holdout_rows(y, 0.5, 0)
+    z = z.copy()
+    # the held-out rows no longer match their logits (the logits move: the split follows the labels)
+    z[held] = z[np.random.default_rng(4).permutation(held)]
     np.save(tmp_path / "z.npy", z)
     np.save(tmp_path / "y.npy", y)
     rc, out, err = call(capsys, "calibrate", "--logits", tmp_path / "z.npy", "--labels", tmp_path / "y.npy",

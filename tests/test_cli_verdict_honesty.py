@@ -98,9 +98,9 @@ def worse_case(tmp_path):
     from softmaxkit.cli._common import holdout_rows
 
     n = 60
-    fit_rows, _ = holdout_rows(n, 0.5, 0)
-    rng = np.random.default_rng(1)
     y = np.arange(n) % 2
+    fit_rows, _ = holdout_rows(y, 0.5, 0)
+    rng = np.random.default_rng(1)
     margin = rng.uniform(3.0, 5.0, n)
     z = np.column_stack([-margin / 2, margin / 2])
     z[y == 0] *= -1  # the truth has the larger logit ...

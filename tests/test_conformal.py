@@ -725,7 +725,7 @@ def test_cli_calibrate_conformal_saves_a_predictor_and_reports_its_sets(capsys, 
     z, y = np.load(logits), np.load(labels)
     from softmaxkit.cli._common import holdout_rows
 
-    fit_rows, eval_rows = holdout_rows(len(y), 0.5, 0)  # calibrate's own split (--seed 0)
+    fit_rows, eval_rows = holdout_rows(y, 0.5, 0)  # calibrate's own split (--seed 0)
     sets = cp.predict_sets(z[eval_rows], alpha=[0.1, 0.05])
     assert levels["90%"]["coverage"] == pytest.approx(coverage(y[eval_rows], sets[:, :, 0]))
     assert levels["95%"]["mean_size"] == pytest.approx(mean_set_size(sets[:, :, 1]))

@@ -347,6 +347,21 @@ def _warn_if_light_weights(total: float, rows: int, who: str) -> None:
         )
 
 
+def _warn_absent_classes(who: str, labels: np.ndarray, w: np.ndarray, n_classes: int, *, one: str,
+                         several: str) -> None:
+    """One :class:`CalibrationWarning` naming every class that no calibration row (of positive weight)
+    holds, with the row count, then what that means for the map: ``one`` when one class is missing
+    ("its scale and bias are set by the priors alone"), ``several`` otherwise ("their scales ...")."""
+    missing = absent_classes(labels, w, n_classes)
+    if not missing:
+        return
+    which = (f"class {missing[0]} has" if len(missing) == 1 else
+             f"classes {', '.join(map(str, missing[:-1]))} and {missing[-1]} have")
+    weight = " (of positive weight)" if np.any(w == 0) else ""
+    warnings.warn(f"{who}: {which} no row among the {len(labels)} calibration rows{weight}; "
+                  f"{one if len(missing) == 1 else several}", CalibrationWarning, stacklevel=3)
+
+
 def _check_nonneg(v: Any, name: str) -> float:
     if not isinstance(v, numbers.Real) or isinstance(v, bool) or not (0.0 <= float(v) < math.inf):
         raise ValueError(f"{name} must be a finite float >= 0, got {v!r}")
@@ -577,6 +592,15 @@ class TemperatureScaling(_Calibrator):
         a = _check_nonneg(self.pseudo_count, "pseudo_count")
         lam = _check_prior_scale(self.prior_scale)
         x, row_max, labels, w = self._fit_inputs(logits, y, sample_weight)
+        # One shared parameter can still be fitted without a class (so no refusal, as vector and matrix
+        # scaling), but the rows of the others reward pushing the missing one's probability toward 0
+        # (audit: 300 rows, all negative: T = 0.33, prevalence then under-stated 3x).
+        _warn_absent_classes(type(self).__name__, labels, w, x.shape[1],
+                             one="the temperature is fitted to the other classes' rows alone, which reward "
+                             "pushing that class's probability toward 0 (calibrate on rows that hold every class)",
+                             several="the temperature is fitted to the other classes' rows alone, which reward "
+                             "pushing those classes' probabilities toward 0 (calibrate on rows that hold every "
+                             "class)")
         n = x.shape[0]
         # The prior is added to the NLL sum over all rows; f() works with means, so it is
         # divided by the whole set's weight, also for the warm start's subsample.
@@ -956,14 +980,10 @@ class _AffineScaling(_Calibrator):
         lam = _check_prior_scale(self.prior_scale)
         identity_reg = _check_nonneg(self.identity_reg, "identity_reg")
         x, _, labels, w = self._fit_inputs(logits, y, sample_weight)
-        n, c = x.shape
-        missing = absent_classes(labels, w, c)
-        if missing:
-            warnings.warn(
-                f"{type(self).__name__}: class {missing[0]} has no row among the {n} calibration rows; its "
-                "scale and bias are set by the priors alone (prior_scale, identity_reg)", CalibrationWarning,
-                stacklevel=2,
-            )
+        c = x.shape[1]
+        _warn_absent_classes(type(self).__name__, labels, w, c,
+                             one="its scale and bias are set by the priors alone (prior_scale, identity_reg)",
+                             several="their scales and biases are set by the priors alone (prior_scale, identity_reg)")
         total = float(np.sum(w))
         if lam or a or identity_reg:
             _warn_if_light_weights(total, int(np.count_nonzero(w > 0)), type(self).__name__)

@@ -33,7 +33,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    "is close to, not exactly, the maximum-likelihood T")
     p.add_argument("--out", required=True, metavar="CALIBRATOR", help="calibrator file (.npz or .safetensors)")
     p.add_argument("--holdout", type=fraction, metavar="FRACTION",
-                   help="measure before/after on this share of rows, not used for fitting "
+                   help="measure before/after on this share of rows, not used for fitting; the split is "
+                   "stratified on the labels, so every class of 2 or more rows is on both sides "
                    "(default: measure on the fitting rows, which flatters vector and matrix scaling)")
     p.add_argument("--report", metavar="DIR", help="also write metrics.json, diagrams and report.html here")
     p.add_argument("--seed", type=random_seed, default=0, help="random seed of --holdout's split (default: 0)")
@@ -93,9 +94,10 @@ def _run(args: argparse.Namespace, warned: list[str]) -> int:
 
     fit_rows = eval_rows = np.arange(len(labels))
     if args.holdout:
-        fit_rows, eval_rows = holdout_rows(len(labels), args.holdout, args.seed)
+        fit_rows, eval_rows = holdout_rows(labels, args.holdout, args.seed)
         require_two_classes(labels[fit_rows], where=f"{args.labels} (the rows left to fit after --holdout)",
                             classes=classes)
+    unmeasured = _unmeasured_classes(labels, fit_rows, eval_rows, classes=classes)
     _refuse_zero_scores(source, kind, scores, labels, fit_rows, method=args.method, classes=classes)
     y = labels[eval_rows]
     plot = args.report is not None
@@ -137,8 +139,16 @@ def _run(args: argparse.Namespace, warned: list[str]) -> int:
                                      zero_classes=params.get("zero_classes"))
     note = verdict(scored[0].summary, scored[1].summary, change=calibration_name(args.method), params=params,
                    loss_change=loss_change, in_sample=not args.holdout)
+    if unmeasured:
+        # Every row of a class the map was fitted on went to the fit side (a class of one row): the held-out
+        # rows cannot show what the map does to it, and a map pulling its probability toward 0 looks better
+        # there (audit: 3 positives of 300, all fitted on, read "better"). Neither better nor worse is read.
+        loss_change, note = _not_read(unmeasured, scored, change=calibration_name(args.method),
+                                      loss_change=loss_change)
     cautions = fit_warnings(params, change=calibration_name(args.method), n_fit=len(fit_rows),
                             in_sample=not args.holdout, loss_change=loss_change)
+    if unmeasured:
+        cautions.append(_unmeasured_warning(unmeasured, n_held=len(eval_rows)))
     for line in cautions:
         warnings.warn(line, stacklevel=1)
     metrics = {"source": source, "kind": kind, "labels": args.labels, "n_classes": int(scores.shape[1]),
@@ -236,6 +246,54 @@ def _run(args: argparse.Namespace, warned: list[str]) -> int:
     metrics["warnings"] = list(dict.fromkeys([*metrics["warnings"], *warned]))
     say.result(metrics)
     return 0
+
+
+#: ``log_loss_change["reading"]`` when the held-out rows lack a class the map was fitted on.
+MISSING_CLASS = "a class has no held-out row"
+
+
+def _unmeasured_classes(labels, fit_rows, eval_rows, *, classes) -> dict:  # noqa: ANN001
+    """``{class name: rows}`` of the classes the fit rows hold and the held-out rows do not (empty without
+    --holdout, where both are the same rows). With :func:`holdout_rows` only a class of one row is such."""
+    import numpy as np
+
+    fitted = np.unique(labels[fit_rows])
+    missing = fitted[~np.isin(fitted, labels[eval_rows])]
+    counts = np.bincount(labels, minlength=int(fitted.max()) + 1)
+    return {(classes[int(k)] if classes is not None else int(k)): int(counts[k]) for k in missing}
+
+
+def _class_list(unmeasured: dict) -> str:
+    """``class 'yes'`` or ``classes 'a' and 'b'``, as the library names classes (:func:`repr` of a name)."""
+    names = [repr(k) for k in unmeasured]
+    if len(names) == 1:
+        return f"class {names[0]}"
+    return f"classes {', '.join(names[:-1])} and {names[-1]}"
+
+
+def _unmeasured_warning(unmeasured: dict, *, n_held: int) -> str:
+    """The warning (stderr and ``--json`` ``"warnings"``) for held-out rows lacking fitted classes."""
+    rows = ", ".join(f"{k!r} has {n} row{'s' * (n != 1)}" for k, n in unmeasured.items())
+    it = "it" if len(unmeasured) == 1 else "them"
+    return (f"--holdout: no held-out row is of {_class_list(unmeasured)} ({rows}, fitted on), so the {n_held} "
+            f"held-out rows cannot show what the map does to {it}; the change there is not read as better or "
+            f"worse (label more rows of {it}, or measure the calibrator on another labelled file: 'softmaxkit "
+            "apply', then 'softmaxkit evaluate')")
+
+
+def _not_read(unmeasured: dict, scored: list, *, change: str, loss_change: dict | None) -> tuple[dict | None, tuple]:
+    """The log-loss change and the verdict when the held-out rows lack a class the map was fitted on:
+    the change's ``reading`` is :data:`MISSING_CLASS` (its interval is kept, for the record) and the
+    verdict gives the numbers without reading them, in the warning tone."""
+    b, a = scored[0].summary, scored[1].summary
+    if loss_change is not None:
+        loss_change = {**loss_change, "reading": MISSING_CLASS, "missing_classes": list(unmeasured)}
+    which = _class_list(unmeasured)
+    text = (f"Not measured: no held-out row is of {which}, whose rows were all fitted on, so these "
+            f"{a['n']} rows cannot tell whether {change} helped (a map that pulls the probability of {which} "
+            f"toward 0 scores well on them). ECE {b['ece']:.4f} before and {a['ece']:.4f} after; log-loss "
+            f"{b['log_loss']:.4f} before and {a['log_loss']:.4f} after, not read as better or worse.")
+    return loss_change, (text, "warn")
 
 
 def _refuse_zero_scores(  # noqa: ANN001 - arrays and an optional class list, as read by read_predictions

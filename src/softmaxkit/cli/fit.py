@@ -95,35 +95,12 @@ def calibrator_path(model_path: str) -> Path:
 
 
 def _split(y, holdout: float, seed: int):
-    """Training and held-out row indices: a class's only row always trains; the rest split stratified.
+    """Training and held-out row indices: :func:`softmaxkit.cli._common.stratified_holdout`, the split
+    ``calibrate --holdout`` makes too (a class's only row always trains; the rest split stratified, every
+    class of 2 or more rows on both sides)."""
+    from softmaxkit.cli._common import stratified_holdout
 
-    A class of one row (often a mistyped label) cannot be on both sides. Held
-    out, it would be a class the model never saw, left out of the scores with
-    no name given; in training, the library's warning names the class. The
-    other rows are stratified when every side can hold every class. A
-    fraction that leaves fewer than 2 rows on either side is refused, as
-    ``calibrate --holdout`` refuses it (audit: 1 held-out row, its log-loss
-    change read "worse" from an "interval" of one point).
-    """
-    import numpy as np
-    from sklearn.model_selection import train_test_split
-
-    from softmaxkit.cli._common import holdout_rows
-
-    holdout_rows(len(y), holdout, seed)  # only its check: the rows-per-side rule and message calibrate uses
-    _, inverse, counts = np.unique(y, return_inverse=True, return_counts=True)
-    idx = np.arange(len(y))
-    n_hold = int(round(holdout * len(y)))
-    single = counts[inverse.ravel()] == 1
-    rest = idx[~single]
-    if len(rest) <= n_hold:  # almost every class a single row: nothing sensible to stratify or keep back
-        return train_test_split(idx, test_size=n_hold, random_state=seed)
-    n_classes = int(np.count_nonzero(counts >= 2))
-    stratify = y[rest] if n_hold >= n_classes and len(rest) - n_hold >= n_classes else None
-    train, held = train_test_split(rest, test_size=n_hold, stratify=stratify, random_state=seed)
-    if single.any():
-        train = np.sort(np.concatenate([train, idx[single]]))
-    return train, held
+    return stratified_holdout(y, holdout, seed)
 
 
 def run(args: argparse.Namespace) -> int:
