@@ -270,7 +270,8 @@ def _count_bootstrap(d: np.ndarray, resamples: int, rng: np.random.Generator) ->
 
 
 def verdict(before: dict, after: dict, *, change: str, params: dict | None = None,
-            loss_change: dict | None = None, in_sample: bool = False) -> tuple[str, str]:
+            loss_change: dict | None = None, in_sample: bool = False,
+            classes: list | None = None) -> tuple[str, str]:
     """A plain-language reading of a before/after change, and its tone ("good"/"warn"/"neutral").
 
     Each ECE is read against its own noise floor, the ECE a perfectly calibrated
@@ -297,6 +298,13 @@ def verdict(before: dict, after: dict, *, change: str, params: dict | None = Non
     the fitting rows) leads the text, "made it worse: keep the raw model", in the warning tone, whatever the
     ECE did (audit: "Already calibrated: ECE 0.0072 before and 0.1179 after ..." over a log-loss read worse,
     [+0.0779, +0.2143]). A change measured on too few rows (reading :data:`TOO_FEW`) is not read at all.
+
+    An ECE under its noise floor is never read as calibrated when a class's predicted count is off
+    (``class_count_test`` of :func:`softmaxkit.cli._adapters.summarize` rejects): the top-label ECE is
+    dominated by the confident rows and cannot see a rare class's probabilities being too high or low on
+    average (audit: "Already calibrated" with 32.3 positives predicted for 20 observed, p = 0.007). The
+    text names the class (by ``classes``, its names in column order, when given) and its counts, the tone
+    is a warning, and calibration is left to the log-loss change.
     """
     if params and params.get("at_bound"):
         temperature = f" (T = {params['temperature']:.4g})" if "temperature" in params else ""
@@ -313,7 +321,15 @@ def verdict(before: dict, after: dict, *, change: str, params: dict | None = Non
     b, a = before["ece"], after["ece"]
     fb, fa = before.get("ece_noise_floor") or 0.0, after.get("ece_noise_floor") or 0.0
     measured_worse = reading in ("worse", "higher")
-    if a <= fa and b <= fb:
+    # A class whose predicted count is off after the change (else before it, for "already calibrated"):
+    # an ECE under its floor must then not be read as calibrated.
+    miss_after = _count_miss(after, classes, when="after")
+    miss = miss_after or (_count_miss(before, classes, when="before") if a <= fa and b <= fb else None)
+    if a <= fa and b <= fb and miss:
+        # off after: a warning; off only before (the map corrected the count): not calibrated before, no alarm
+        text, tone = (f"ECE {b:.4f} before and {a:.4f} after {change}, each under its noise floor, but {miss}"), \
+            "warn" if miss_after else "neutral"
+    elif a <= fa and b <= fb:
         opening = "" if measured_worse else "Already calibrated: "  # never over a measured worse
         text, tone = (f"{opening}ECE {b:.4f} before and {a:.4f} after {change}, each under its noise "
                       f"floor (what a perfectly calibrated model would show on {after['n']} cases)."), "good"
@@ -322,7 +338,10 @@ def verdict(before: dict, after: dict, *, change: str, params: dict | None = Non
         text, tone = (f"{change.capitalize()} changed the calibration error from {b:.4f} to {a:.4f}, within the "
                       f"bootstrap uncertainty (95% CIs {lo_b:.4f}-{hi_b:.4f} before and {lo_a:.4f}-{hi_a:.4f} after "
                       f"overlap): no measurable change on {after['n']} cases. "
-                      f"{_floor_reading(b, fb, a, fa)}"), "neutral"
+                      f"{_floor_reading(b, fb, a, fa, miss=miss_after)}"), "warn" if miss_after else "neutral"
+    elif a < b and a <= fa and miss_after:
+        text, tone = (f"{change.capitalize()} brought the calibration error from {b:.4f} to {a:.4f}, under its "
+                      f"noise floor {fa:.4f}, but {miss_after}"), "warn"
     elif a < b and a <= fa:
         text, tone = (f"{change.capitalize()} brought the calibration error from {b:.4f} (above its noise floor "
                       f"{fb:.4f}) to {a:.4f}, under its noise floor {fa:.4f}: indistinguishable from perfectly "
@@ -332,6 +351,8 @@ def verdict(before: dict, after: dict, *, change: str, params: dict | None = Non
                       f"the noise floor {fa:.4f})."), "good"
     else:
         text, tone = f"{change.capitalize()} raised the calibration error from {b:.4f} to {a:.4f}.", "warn"
+    if miss_after and a > fa:  # the ECE already says miscalibration may remain: add which class, and how
+        text, tone = f"{text} After it {miss_after}", "warn"
     lb, la = before["log_loss"], after["log_loss"]
     worse = la > lb or (loss_change is not None and loss_change["reading"] in ("worse", "higher"))
     if tone == "good" and (worse or in_sample):
@@ -444,14 +465,37 @@ def _in_sample_caveat(in_sample: bool) -> str:
             if in_sample else "")
 
 
-def _floor_reading(b: float, fb: float, a: float, fa: float) -> str:
-    """Where the ECE after a change within the noise lies against its noise floor (not both under theirs)."""
+def _floor_reading(b: float, fb: float, a: float, fa: float, *, miss: str | None = None) -> str:
+    """Where the ECE after a change within the noise lies against its noise floor (not both under theirs);
+    ``miss`` (:func:`_count_miss` of the after side): a class's count is off, so under the floor is not
+    calibrated."""
+    if a <= fa and miss:
+        return f"After it the ECE is under its noise floor {fa:.4f}, but {miss}"
     if a <= fa:
         return f"After it the ECE is under its noise floor {fa:.4f}: indistinguishable from perfectly calibrated."
     if b <= fb:
         return (f"The ECE was under its noise floor {fb:.4f} before and is above its floor {fa:.4f} after, so "
                 "some miscalibration may have come in.")
     return f"It stays above its noise floor {fa:.4f}, so some miscalibration may remain."
+
+
+def _count_miss(summary: dict, classes: list | None, *, when: str) -> str | None:
+    """The clause (lower case, ending in a full stop) saying that a class's predicted count is off in
+    ``summary`` (its ``class_count_test`` rejected), or None. ``classes``: names in column order; else
+    the class is named by its index. ``when``: "before" or "after", said when that is the side off."""
+    test = summary.get("class_count_test")
+    if not test or not test["rejected"]:
+        return None
+    j = test["class"]
+    name = f"class '{classes[j]}'" if classes is not None and j < len(classes) else f"class {j}"
+    e, o = test["expected"], test["observed"]
+    direction = "too high" if e > o else "too low"
+    tests = test["tests"]
+    bonferroni = "" if tests == 1 else f", Bonferroni over {tests} classes"
+    side = " before it" if when == "before" else ""
+    return (f"{name}'s predicted count is off{side}: {e:.1f} expected, {o} observed (p = {test['p_adjusted']:.2g}"
+            f"{bonferroni}), so its probabilities are {direction} on average, which the top-label ECE, dominated by "
+            "the confident rows, cannot see; judge the calibration by the log-loss change.")
 
 
 def _loss_reading(before: float, after: float, change: dict | None = None, *, in_sample: bool = False,

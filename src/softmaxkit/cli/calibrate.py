@@ -138,7 +138,7 @@ def _run(args: argparse.Namespace, warned: list[str]) -> int:
     loss_change = paired_loss_change(scored[0], scored[1], in_sample=not args.holdout,
                                      zero_classes=params.get("zero_classes"))
     note = verdict(scored[0].summary, scored[1].summary, change=calibration_name(args.method), params=params,
-                   loss_change=loss_change, in_sample=not args.holdout)
+                   loss_change=loss_change, in_sample=not args.holdout, classes=classes)
     if unmeasured:
         # Every row of a class the map was fitted on went to the fit side (a class of one row): the held-out
         # rows cannot show what the map does to it, and a map pulling its probability toward 0 looks better

@@ -273,7 +273,8 @@ def _build_report(r: DemoRun) -> Any:
 
     ds, b, a, T = r.dataset, r.before.summary, r.after.summary, r.temperature
     units = ds.unit + "s"
-    note = verdict(b, a, change="temperature scaling", params=r.params, loss_change=r.loss_change)
+    note = verdict(b, a, change="temperature scaling", params=r.params, loss_change=r.loss_change,
+                   classes=list(ds.class_names))
     recovered = "good" if r.freq["max_abs_error"] < 5e-3 else "warn"
     headlines = [
         accuracy_headline(a, f"on {a['n']} {units} the model never saw"),

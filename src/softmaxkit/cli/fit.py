@@ -214,7 +214,7 @@ def _run(args: argparse.Namespace, warned: list[str]) -> int:
     loss_change = paired_loss_change(scored[0], scored[-1], zero_classes=params.get("zero_classes")) \
         if len(scored) > 1 else None
     note = (verdict(scored[0].summary, scored[-1].summary, change=calibration_name(args.calibrate), params=params,
-                    loss_change=loss_change) if len(scored) > 1 else None)
+                    loss_change=loss_change, classes=[str(c) for c in classes]) if len(scored) > 1 else None)
     metrics = {
         "data": str(args.data),
         "target": data.target_name,
