@@ -201,7 +201,9 @@ def test_wine_fifteen_row_calibration_set_stays_sensible():
     over-confident on held-out data) and the held-out log-loss is back in the
     range of the uncalibrated model's, not 1e3-1e9 times worse. Fifteen rows with
     no error cannot tell how often the model errs, so the calibrated model is
-    not reliably better than T = 1 here (mean over 8 splits: 0.100 vs 0.075);
+    not reliably better than T = 1 here (mean over 8 splits: 0.2312 vs 0.2311
+    with the model fitted to its coefficients' tolerance; 0.100 vs 0.075 when
+    L-BFGS stopped at the gradient test alone, a less converged, softer model);
     the cross-fitted :class:`CalibratedClassifier` is (see its tests).
     """
     pytest.importorskip("sklearn")
@@ -219,8 +221,9 @@ def test_wine_fifteen_row_calibration_set_stays_sensible():
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", CalibrationWarning)
             sharp.append(log_loss(y_test, logits=TemperatureScaling(prior_scale=None).fit(z_cal, y_cal).transform(z_test)))
-    assert np.mean(calibrated) < 0.2 < 1e3 < np.mean(sharp)
-    assert np.mean(calibrated) < 2 * np.mean(plain)
+    # Relative to the uncalibrated model, whose own held-out loss depends on how far the alpha=1e-4
+    # fit converges; the unregularised temperature is 1e3-1e9 times worse.
+    assert np.mean(calibrated) < 1.1 * np.mean(plain) < 1e3 < np.mean(sharp)
 
 
 def _draw(rng, n, k, scale, true_beta):

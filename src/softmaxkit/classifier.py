@@ -14,6 +14,7 @@ prediction methods and persistence. The math lives elsewhere:
 
 from __future__ import annotations
 
+import inspect
 import numbers
 import warnings
 from dataclasses import dataclass
@@ -106,7 +107,13 @@ class SoftmaxClassifier(Persistable, ClassifierMixin, BaseEstimator):
         L-BFGS iterations, or Adam epochs.
     tol : float >= 0, default=1e-4
         L-BFGS: stop when every gradient entry of the objective is below
-        ``tol``, or when the relative decrease of the objective per step
+        ``tol`` (scikit-learn's rule, which bounds the predictions' error but can
+        leave weights along collinear features 25% off); the linear model with
+        ``alpha > 0`` then refines, with 10x smaller gradient tolerances, until
+        a run moves no weight (per feature standard deviation) by more than
+        ``tol * max(1, max|weight|)`` (see :func:`softmaxkit._optim.lbfgs`;
+        ``alpha="auto"``'s path fits skip it), all within ``max_iter``; or
+        when the relative decrease of the objective per step
         falls below 1.4e-14 (SciPy's ``ftol``, 64 machine epsilons; with relu
         the usual stop, at gradient entries up to about 2e-4). Adam and early stopping: an improvement of the monitored loss
         smaller than ``tol`` counts as none.
@@ -418,7 +425,13 @@ class SoftmaxClassifier(Persistable, ClassifierMixin, BaseEstimator):
         device: str = "cpu",
         random_state: Any = None,
         verbose: int = 0,
+        **unknown: Any,
     ) -> None:
+        # **unknown is here only to refuse class_weight with advice instead of Python's
+        # bare "unexpected keyword"; the signature shown to scikit-learn and help()
+        # omits it (see the end of the class), so it takes the declared parameters only.
+        if unknown:
+            raise TypeError(_unknown_params_message(sorted(unknown), "SoftmaxClassifier()"))
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.alpha = alpha
@@ -440,6 +453,13 @@ class SoftmaxClassifier(Persistable, ClassifierMixin, BaseEstimator):
         self.verbose = verbose
 
     # ------------------------------------------------------------------ parameters
+
+    def set_params(self, **params: Any) -> "SoftmaxClassifier":
+        """scikit-learn's ``set_params``; ``class_weight`` is refused with advice (ValueError, as
+        scikit-learn refuses any unknown parameter)."""
+        if "class_weight" in params:
+            raise ValueError(_unknown_params_message(["class_weight"], "set_params"))
+        return super().set_params(**params)
 
     def _hidden_sizes(self) -> tuple[int, ...]:
         sizes = self.hidden_layer_sizes
@@ -639,6 +659,7 @@ class SoftmaxClassifier(Persistable, ClassifierMixin, BaseEstimator):
                     X[train], targets.subset(train), alpha, xp=xp, cdtype=cdtype,
                     rng=np.random.RandomState(seed), verbose=False,
                     start=None if start is None or mlp else start.theta_raw(net),
+                    coefficients=False,  # scored by held-out predictions only (see _optim.lbfgs)
                 )  # fmt: skip
 
         def score(fitted: _Trained, test: np.ndarray) -> np.ndarray:
@@ -669,9 +690,14 @@ class SoftmaxClassifier(Persistable, ClassifierMixin, BaseEstimator):
         rng: np.random.RandomState,
         verbose: bool,
         start: np.ndarray | None = None,
+        coefficients: bool = True,
     ) -> "_Trained":
         """One fit at a fixed ``alpha``: from ``start`` (flat raw-coordinate
-        parameters, for the path's warm starts) or from the usual initialisation."""
+        parameters, for the path's warm starts) or from the usual initialisation.
+
+        ``coefficients``: L-BFGS refines the linear model until its weights,
+        not only its gradient, are within ``tol`` (:func:`softmaxkit._optim.lbfgs`);
+        False for the path fits of ``alpha="auto"``, which are only scored."""
         train, valid = self._split(targets, rng)
         fit_targets = targets.subset(train) if valid is not None else targets
         X_fit = X[train] if valid is not None else X
@@ -704,8 +730,9 @@ class SoftmaxClassifier(Persistable, ClassifierMixin, BaseEstimator):
             )
             if solver == "lbfgs":
                 result = _optim.lbfgs(
-                    train_problem, theta0, max_iter=int(self.max_iter), tol=float(self.tol), monitor=monitor
-                )
+                    train_problem, theta0, max_iter=int(self.max_iter), tol=float(self.tol), monitor=monitor,
+                    coefficients=coefficients,
+                )  # fmt: skip
             else:
                 batch = min(200 if self.batch_size == "auto" else int(self.batch_size), X_fit.shape[0])
                 result = _optim.adam(
@@ -961,6 +988,15 @@ class SoftmaxClassifier(Persistable, ClassifierMixin, BaseEstimator):
         return model
 
 
+# The declared parameters only: scikit-learn reads parameters from __init__'s signature and
+# its checks pass every name there (a "unknown=..." would be refused).
+SoftmaxClassifier.__init__.__signature__ = inspect.signature(SoftmaxClassifier.__init__).replace(
+    parameters=[
+        p for p in inspect.signature(SoftmaxClassifier.__init__).parameters.values() if p.kind != p.VAR_KEYWORD
+    ]
+)
+
+
 class UnsavedCV:
     """The ``cv`` of a loaded model that its file could not hold: a splitter object or explicit splits.
 
@@ -1044,6 +1080,20 @@ class _Trained:
     def theta_raw(self, net: _mlp.Network) -> np.ndarray:
         """The flat float64 parameter vector (raw coordinates)."""
         return net.pack(list(zip(self.coefs, self.intercepts)))
+
+
+def _unknown_params_message(names: list[str], where: str) -> str:
+    """Why ``names`` are not parameters; for ``class_weight``, what to do instead and what it costs."""
+    message = f"{where} got unexpected parameter(s) {', '.join(map(repr, names))}"
+    if "class_weight" in names:
+        message += (
+            ": softmaxkit has no class_weight. Weight rows instead, e.g. fit(X, y, sample_weight="
+            "sklearn.utils.class_weight.compute_sample_weight('balanced', y)). Beware that reweighting classes "
+            "moves predict_proba away from the true class frequencies (an imbalanced set with 3.45% positives, "
+            "balanced: mean predicted probability 0.308); if the probabilities matter, recalibrate them on "
+            "unweighted held-out rows or do not reweight"
+        )
+    return message
 
 
 def _warn_search_skipped(reason: str, alpha: float, *, labels: bool) -> None:
