@@ -2,7 +2,8 @@
 
 1. ``predict`` copies ``id`` into the scores; a labels file with the same ids shuffled in a column
    named ``ID`` (``Id``, ``patient_id``) was paired by position with a warning only: accuracy 0.375
-   and log-loss 6.64 for 1.000 / 0.0263 joined, ``calibrate`` T = 33.1 for 0.573 (exit 0).
+   and log-loss 6.64 for 1.000 / 0.0263 joined, ``calibrate`` T = 33.1 for 0.573 (exit 0). ``ID`` is
+   joined on; ``patient_id``, another name, is refused (never joined: see test_cli_pairing_policy.py).
 2. ``evaluate --json`` had no ``"warnings"`` key, so pipelines never saw a warning.
 3. Unnamed score columns (``.npy``, header ``0,1,2``) with labels 1..K (UCI style) in a subset
    without label K: every class shifted by one (accuracy 0.031 for 0.9385, exit 0).
@@ -77,12 +78,16 @@ def test_an_id_column_differing_in_case_or_spaces_joins_the_rows(capsys, files, 
     assert got["labels_matched_on"] == name and got["scores_matched_on"] == "id"
 
 
-def test_differently_named_columns_of_the_same_unique_ids_join_the_rows_and_say_so(capsys, files):
-    got, err = _evaluate(capsys, files, _labels(files, "patient_id"))
-    assert got["metrics"]["accuracy"] == 1.0
-    assert got["labels_matched_on"] == "patient_id" and got["scores_matched_on"] == "id"
-    said = [w for w in got["warnings"] if "'patient_id'" in w and "'id'" in w]
-    assert said and "softmaxkit: warning:" in err
+def test_differently_named_columns_of_the_same_unique_ids_in_another_order_are_refused(capsys, files):
+    """Not joined: two names holding the same ids may be a coincidence (a ``batch_id`` that is a
+    permutation of the scores' ids, audit I); the user renames one column to join on it."""
+    labels = _labels(files, "patient_id")
+    rc, _, err = call(capsys, "evaluate", "--probs", files["probs"], "--labels", labels, "--label-column",
+                      "animal", "--json")
+    line = error_line(err)
+    assert rc == 1
+    assert str(labels) in line and str(files["probs"]) in line
+    assert "'patient_id'" in line and "'id'" in line and "different orders" in line and "rename" in line
 
 
 def test_differently_named_ids_that_cannot_be_joined_in_another_order_are_refused(capsys, files):

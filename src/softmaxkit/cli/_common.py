@@ -359,17 +359,23 @@ def check_probabilities(path: str, probs, *, stored: str | None = None):
     library holds an array of ``probs.dtype`` to (a bfloat16 file read as float64), or its values
     are rounded to decimals, so that the metrics and calibrators downstream accept what was accepted here.
     """
+    return _probabilities(path, probs, stored=stored)[0]
+
+
+def _probabilities(path: str, probs: Any, *, stored: str | None) -> tuple[Any, int | None]:
+    """:func:`check_probabilities`' probabilities, and the decimals its values were rounded to when its
+    rows were renormalised for that rounding (:func:`_rounded_rows`), else None."""
     from softmaxkit._calibration_inputs import narrow_values_dtype
 
     tolerance = probability_tolerance(stored)
     try:
-        return _checked_rows(path, probs, tolerance=tolerance, values_of=stored)
+        return _checked_rows(path, probs, tolerance=tolerance, values_of=stored), None
     except _RowSumOff as off:
         narrow = None if stored in _LOW_PRECISION else narrow_values_dtype(probs)
         if narrow is None:
             return _rounded_rows(path, probs, tolerance=tolerance, off=off)
     # Only now: the bit test reads the whole array, which a file within the float32 rule never needs.
-    return _checked_rows(path, probs, tolerance=probability_tolerance(narrow), values_of=narrow)
+    return _checked_rows(path, probs, tolerance=probability_tolerance(narrow), values_of=narrow), None
 
 
 #: The end of the message of a row of probabilities that does not sum to 1 (:func:`_checked_rows`).
@@ -380,6 +386,11 @@ class _RowSumOff(CLIError):
     """A row of probabilities off by more than the tolerance tried (:func:`check_probabilities`
     tries a second one for widened 16-bit values; else it is the command's error)."""
 
+
+#: The fewest decimals of a file of rounded probabilities that is renormalised rather than refused
+#: (:func:`_rounded_rows`): at 2, every probability under 0.005 is written as 0, and a row whose true
+#: class is one has an infinite log-loss (audit: "inf" with exit 0, where the exact log-loss was 0.37).
+MIN_DECIMALS = 3
 
 #: The most decimals :func:`printed_decimals` looks for (beyond, rounding explains less than
 #: :data:`PROB_SUM_TOL` below 2000 classes).
@@ -414,18 +425,21 @@ def printed_decimals(probs: Any) -> int | None:
     return usable[need] if need < len(usable) else None
 
 
-def _rounded_rows(path: str, probs: Any, *, tolerance: float, off: _RowSumOff) -> Any:
+def _rounded_rows(path: str, probs: Any, *, tolerance: float, off: _RowSumOff) -> tuple[Any, int]:
     """``probs`` held to the rounding of its decimals, rows divided by their sums (a warning says so),
-    when that explains more than ``tolerance``; else ``off``, the error of the row found off.
+    when that explains more than ``tolerance``; else ``off``, the error of the row found off. Returns
+    the probabilities and their decimals.
 
     Each of a row's ``K`` values written with ``d`` decimals is within ``0.5 * 10**-d`` of the value
     computed, so its sum is within ``K * 0.5 * 10**-d`` of 1 (3 classes at 3 decimals: 0.0015). The
     library's own row-sum rule (:func:`softmaxkit._calibration_inputs.row_sum_tolerance`) is the same
     idea for the rounding of a dtype; rows are renormalised, as scikit-learn's ``log_loss`` does, so
-    that every command (evaluate, calibrate, apply) scores the same probabilities. Rounding that
-    explains more than the widest tolerance the library grants any dtype (bfloat16's 0.0156: 1
-    decimal, or 2 decimals past 3 classes) is refused, saying so: rows at 0.9 are no probabilities
-    to score without a word.
+    that every command (evaluate, calibrate, apply) scores the same probabilities. Fewer than
+    :data:`MIN_DECIMALS` decimals (a probability under 0.005 written as 0), or rounding that explains
+    more than the widest tolerance the library grants any dtype (bfloat16's 0.0156), is refused,
+    saying so: rows at 0.9 are no probabilities to score without a word, and 2 decimals over 3
+    classes (within 0.015) gave a log-loss of "inf" (audit). At 3 decimals a probability under
+    0.0005 is still written as 0: :func:`read_predictions` warns when a row's true class is one.
     """
     import warnings
 
@@ -441,11 +455,15 @@ def _rounded_rows(path: str, probs: Any, *, tolerance: float, off: _RowSumOff) -
     if rounding <= tolerance:
         raise off
     widest = row_sum_tolerance("bfloat16")
+    written = f"its values are written with {decimals} decimal{'s' if decimals > 1 else ''}"
+    if decimals < MIN_DECIMALS:
+        raise CLIError(str(off).replace(_RAW_SCORES_HINT, (
+            f"({written}, fewer than the {MIN_DECIMALS} accepted: a probability under {0.5 * 10.0**-decimals:g} "
+            "is written as 0, whose log-loss is infinite; write more digits)")))
     if rounding > widest:
         raise CLIError(str(off).replace(_RAW_SCORES_HINT, (
-            f"(its values are written with {decimals} decimal{'s' if decimals > 1 else ''}, whose rounding moves "
-            f"a row's sum by up to {rounding:.3g}, more than the {widest:.3g} accepted: write more digits, or "
-            "divide each row by its sum)")))
+            f"({written}, whose rounding moves a row's sum by up to {rounding:.3g}, more than the {widest:.3g} "
+            "accepted: write more digits, or divide each row by its sum)")))
     # A little over the bound: the sum of K decimals computed in binary floating point.
     probs = _checked_rows(path, probs, tolerance=rounding * (1 + 1e-9) + k * float(np.finfo(probs.dtype).eps),
                           values_of=f"{decimals}-decimal", rounded=True)
@@ -453,7 +471,7 @@ def _rounded_rows(path: str, probs: Any, *, tolerance: float, off: _RowSumOff) -
                   f"within {k} x {0.5 * 10.0**-decimals:g} = {rounding:.3g}; each row was divided by its sum (as "
                   "scikit-learn's log_loss does). Write more digits for the metrics of the probabilities as "
                   "computed", stacklevel=4)
-    return probs
+    return probs, decimals
 
 
 def _checked_rows(path: str, probs, *, tolerance: float, values_of: str | None, rounded: bool = False):
@@ -527,7 +545,8 @@ class Predictions(NamedTuple):
     the scores file that were left out (``ignored``: ``prediction``, an id) and
     the id columns on which a separate labels file was matched to the scores'
     rows: the labels' (``matched_on``) and the scores' (``scores_matched_on``,
-    which may differ in case or name); None: paired by position, :func:`labels_by_row_id`."""
+    which may differ in letter case or surrounding spaces only); None: paired by
+    position, :func:`labels_by_row_id`."""
 
     source: str  # the --logits or --probs file
     kind: str  # "logit" or "probability"
@@ -568,7 +587,35 @@ def read_predictions(args: argparse.Namespace) -> Predictions:
     check_same_length(source, len(read.scores), args.labels, len(labels))
     if read.classes is None:
         _refuse_one_based_labels(read.scores, labels, labels_path=args.labels, source=source)
+    if read.decimals is not None:
+        _warn_true_class_rounded_to_zero(source, read.scores, labels, decimals=read.decimals, classes=read.classes)
     return Predictions(source, kind, read.scores, labels, read.classes, read.ignored, matched_on, scores_matched_on)
+
+
+def _warn_true_class_rounded_to_zero(source: str, probs: Any, labels: Any, *, decimals: int,
+                                     classes: list[str] | None) -> None:
+    """Warn, naming the first such row, when a row's true class (``labels``: column indices) is written as
+    probability 0 in ``source``, whose probabilities are rounded to ``decimals`` (:func:`_rounded_rows`).
+
+    A probability under half the last digit is written as 0, and no renormalisation brings it back: that
+    row's log-loss is infinite because of the rounding, not the model (scikit-learn's ``log_loss`` clips
+    it to a finite number that is neither).
+    """
+    import warnings
+
+    import numpy as np
+
+    zero = np.asarray(probs[np.arange(len(labels)), labels]) == 0
+    if not zero.any():
+        return
+    row = int(np.argmax(zero))
+    label = int(labels[row])
+    count = int(zero.sum())
+    more = f" (so is it on {count - 1} more row{'s' if count > 2 else ''})" if count > 1 else ""
+    warnings.warn(f"{source}: row {row + 1}: its true class {classes[label] if classes else label!r} is written as "
+                  f"probability 0{more}: its values are written with {decimals} decimals, which write a probability "
+                  f"under {0.5 * 10.0**-decimals:g} as 0, so its log-loss is infinite because of the rounding; "
+                  "write more digits", stacklevel=4)
 
 
 #: How unlikely (one-sided exact sign test) the scores' top column must make "labels read as they
@@ -586,15 +633,18 @@ def _refuse_one_based_labels(scores: Any, labels: Any, *, labels_path: str, sour
     rows than with ``label``. No row can agree with both, so under "either reading is as good" the
     rows agreeing with one of them split like fair coin flips (McNemar's test on the discordant rows):
     refused when the one-sided exact binomial p-value is below :data:`ONE_BASED_P`, which a real
-    model's 0-based labels reach only if it is systematically one class off. ``--classes`` (which
-    names the columns, so that labels are read by name) skips this check.
+    model's 0-based labels reach only if it is systematically one class off. At least two distinct
+    labels must be present: with one (positives only, every label 1) a model biased against that
+    class puts the top score on label - 1 just as 1-based labels would (audit: 0-based labels of a
+    binary model with recall 0.24 refused at p = 3e-15, exit 1). ``--classes`` (which names the
+    columns, so that labels are read by name) skips this check.
     """
     import numpy as np
 
     from softmaxkit.data import iter_row_blocks
 
     labels = np.asarray(labels)
-    if not len(labels) or labels.min() < 1:
+    if not len(labels) or labels.min() < 1 or labels.max() == labels.min():
         return
     as_is = shifted = 0
     for start, block in iter_row_blocks(scores):
@@ -647,8 +697,10 @@ def labels_by_row_id(labels: Any, labels_path: str, source: str, *, column: str 
        with a note: refusing it broke that everyday chain (audit: exit 1 for accuracy 0.97);
     4. else a shared id column that repeats ids is refused, naming it and an id;
     5. else, when no id column name is shared, id columns of the two files named differently
-       (``patient_id``, ``id``): see :func:`_pair_on_other_names` (joined when they hold the same
-       ids once each, refused when they share ids but neither that nor the row order pairs them).
+       (``patient_id``, ``id``), which are never joined on (:func:`_pair_on_other_names`): the same
+       in both files row by row, by position with a note; the same ids once each in another row
+       order (one side may count the rows 0..n-1 while the other holds them shuffled), refused,
+       saying to rename one column to the other's name or to write the labels in the scores' order.
 
     Otherwise the rows are paired by position, and an id column of the labels that cannot be checked
     draws a warning unless it counts the rows (0..n-1, 1..n): one in the labels alone, or a saved
@@ -714,28 +766,31 @@ def _same_column(name: str, columns: list[str]) -> str | None:
 
 
 def _pair_on_other_names(labels: Any, labels_path: str, source: str, label_ids: list[str],
-                         not_scores: list[str], *, say: Printer) -> tuple[Any, str | None, str | None] | None:
-    """The labels paired with the scores by id columns named differently in the two files (the labels'
-    ``label_ids``, the scores' id-named columns among ``not_scores``: :func:`softmaxkit.data.row_id_names`),
-    or None when none says anything (:func:`labels_by_row_id` goes on).
+                         not_scores: list[str], *, say: Printer) -> tuple[Any, None, None] | None:
+    """The labels paired with the scores by position when id columns named differently in the two files
+    (the labels' ``label_ids``, the scores' id-named columns among ``not_scores``:
+    :func:`softmaxkit.data.row_id_names`) show that the rows are in one order; a refusal when they show
+    the same rows in different orders; None when they say neither (:func:`labels_by_row_id` goes on).
 
-    A labels file with ``patient_id`` beside scores with ``id``, the same ids shuffled, was paired by
-    position with a warning only (audit: accuracy 0.375 for 1.000, exit 0). Each pair of such columns,
-    neither counting the rows (0..n-1, 1..n in row order: the position itself, which two files number
-    alike whatever their ids), is:
+    Rows are never joined on two names: a unique ``batch_id`` of a labels file in the scores' row order
+    that happened to hold the scores' ids in another order was joined on (audit: accuracy 0.5439 for
+    0.9649, exit 0). Each pair of such columns, unless both count the rows (0..n-1, 1..n in row order:
+    the position itself, which two files number alike whatever their rows), is:
 
-    * the same in both files, row by row: the rows are in one order; paired by position, with a note;
-    * the same ids, once each, in another order: the rows are matched on them, with a warning (a
-      join on two names is an inference the user should see) and both names in ``--json``;
-    * unique in both files, with most of the scores' ids among the labels', yet neither of the above
-      (a labels file with more rows, or other ids on some): the same ids, which the row order does
-      not pair; refused, naming both columns: renaming one to the other's name joins on it.
+    * the same in both files, row by row: the rows are in one order; paired by position, with a note,
+      whatever another pair holds;
+    * the same ids, once each, in another row order (a column that counts the rows included: scores
+      saved from a shuffled loader with their dataset index 0..n-1 beside labels numbered 0..n-1 in
+      dataset order were paired by position without a word, audit: accuracy 0.6283 for 0.9480):
+      refused, naming both files and columns; renaming one column to the other's name joins on it;
+    * unique in both files, every scores id among the labels' but the labels with more rows:
+      refused the same way (the rows cannot be paired by position either, and the renamed column
+      would join them).
 
-    Pairs that share fewer ids, or repeat them, are taken as different ids (a patient beside a
-    sample), which say nothing about the order. Pairs that point to different row orders are refused.
+    Pairs that share only some ids (a ``site_id`` sharing 140 of 228), or repeat them, are taken as
+    other ids: the rows are paired by position, and the labels' id column draws the warning that its
+    ids were not used (:func:`_warn_ids_unused`).
     """
-    import warnings
-
     import numpy as np
 
     from softmaxkit.data import DataFileError, counts_rows, read_id_columns, row_id_names
@@ -743,53 +798,36 @@ def _pair_on_other_names(labels: Any, labels_path: str, source: str, label_ids: 
     score_ids = row_id_names(source, not_scores)
     if not label_ids or not score_ids:
         return None
-    label_values = read_id_columns(labels_path, label_ids)
-    score_values = read_id_columns(source, score_ids)
-    orders: list[tuple[str, str, Any]] = []  # (labels' column, scores' column, labels row of each scores row)
-    clash = None  # the first pair of the same ids that cannot pair the rows: (column, column, why)
-    for name in (n for n in label_ids if not counts_rows(label_values[n])):
-        for other in (n for n in score_ids if not counts_rows(score_values[n])):
+    label_counts = {n: counts_rows(v) for n, v in read_id_columns(labels_path, label_ids).items()}
+    score_counts = {n: counts_rows(v) for n, v in read_id_columns(source, score_ids).items()}
+    clash = None  # the first pair holding each scores id once: (labels' column, scores' column, label rows more)
+    for name in label_ids:
+        for other in (n for n in score_ids if not (label_counts[name] and score_counts[n])):
             try:
                 keys, wanted = _join_keys(labels_path, name, source, other)
             except DataFileError:  # a missing id: this column pairs no rows
                 continue
             if len(keys) == len(wanted) and np.array_equal(keys, wanted):
-                orders.append((name, other, np.arange(len(wanted))))
+                say(f"Labels of {labels_path} paired with the rows of {source} by position: its column {name!r} "
+                    f"holds the ids of {source}'s {other!r} in the same row order")
+                return labels, None, None
+            if clash is not None or not len(wanted):
                 continue
             join = _match_ids(keys, wanted)
-            if join.repeat is not None or not len(wanted):
-                continue
-            if len(keys) == len(wanted) and join.found.all():
-                orders.append((name, other, join.rows))
-            elif clash is None and join.found.mean() > 0.5:
-                missing = int((~join.found).sum())
-                clash = (name, other, f"{missing} of the {len(wanted)} ids of {source} are not in {labels_path}"
-                         if missing else f"{labels_path} has {len(keys) - len(wanted)} rows more, with ids "
-                         f"{source} does not have")
-    if orders:
-        name, other, rows = orders[0]
-        for name2, other2, rows2 in orders[1:]:
-            if not np.array_equal(rows, rows2):
-                raise CLIError(f"{labels_path}: its id columns and those of {source} pair the rows in different "
-                               f"orders ({name!r} with {other!r}, {name2!r} with {other2!r}); rename the id column "
-                               "that identifies the rows so that both files call it the same (the rows are then "
-                               "matched on it)")
-        if np.array_equal(rows, np.arange(len(rows))):
-            say(f"Labels of {labels_path} paired with the rows of {source} by position: its column {name!r} "
-                f"holds the ids of {source}'s {other!r} in the same row order")
-            return labels, None, None
-        warnings.warn(f"{labels_path}: labels matched to the rows of {source} by its column {name!r} and "
-                      f"{source}'s {other!r}, which hold the same ids, once each, in another row order; if they "
-                      "are not the same ids, give the labels in the scores' row order", stacklevel=4)
-        return labels[rows], name, other
-    if clash is not None:
-        name, other, why = clash
-        raise CLIError(f"{labels_path}: its id column {name!r} and the id column {other!r} of {source} hold "
-                       f"mostly the same ids in another row order, so pairing the rows by position would be "
-                       f"wrong, and they are not the same ids once each ({why}); rename {name!r} to {other!r} "
-                       "(the labels are then matched to the scores on it, rows without scores left out), or "
-                       "write both files in the same row order")
-    return None
+            if join.repeat is None and join.found.all():
+                clash = (name, other, len(keys) - len(wanted))
+    if clash is None:
+        return None
+    name, other, more = clash
+    held = (f"the same ids as the id column {other!r} of {source}, once each, in another row order: the rows look "
+            "to be in different orders, so pairing them by position would be wrong"
+            if not more else
+            f"every id of the id column {other!r} of {source}, once each, and {more} more: the files hold different "
+            "rows, which cannot be paired by position")
+    raise CLIError(f"{labels_path}: its id column {name!r} holds {held}, and columns named differently are not "
+                   f"joined on; if both name the same rows, rename {name!r} to {other!r} (or {other!r} to {name!r}) "
+                   f"so that the rows are matched on it; else write the labels in the row order of {source}, "
+                   f"without {name!r} (or with it under a name that is not an id's, such as no '_id' ending)")
 
 
 class _IdMatch(NamedTuple):
@@ -909,6 +947,7 @@ class ScoreFile(NamedTuple):
     scores: Any  # (n, K) logits or probabilities, K >= 2
     classes: list[str] | None  # from p_<class> / logit_<class> columns or --classes
     ignored: tuple[str, ...]  # other columns of the file
+    decimals: int | None = None  # probabilities renormalised for their rounding to this many decimals
 
 
 def read_score_file(source: str, *, kind: str, given_classes: list[str] | None,
@@ -986,9 +1025,10 @@ def read_score_file(source: str, *, kind: str, given_classes: list[str] | None,
         raise CLIError(f"{source}: its one score column is named for the class {single!r}, but the other class "
                        f"has no name, so the labels' order is unknown; pass --classes {single},OTHER or "
                        f"--classes OTHER,{single} (the column's class and the other, in the labels' order)")
+    decimals = None
     if kind == "probability":
-        scores = check_probabilities(source, scores, stored=stored_float_dtype(source, read.columns))
-    return ScoreFile(scores, classes, read.ignored)
+        scores, decimals = _probabilities(source, scores, stored=stored_float_dtype(source, read.columns))
+    return ScoreFile(scores, classes, read.ignored, decimals)
 
 
 def _warn_if_numbered_order(given_classes: list[str], source: str) -> None:
