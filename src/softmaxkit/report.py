@@ -130,7 +130,9 @@ GLOSSARY: tuple[tuple[str, str], ...] = (
         "that was right; average the gaps. An ECE of 0.03 means the stated confidence is off by about "
         "3 percentage points on average. The interval is a bootstrap 95% confidence interval for the ECE "
         "of all cases like these (the measured ECE runs high on few cases, so the interval can lie below "
-        "it, and it reaches 0 when perfect calibration cannot be ruled out), and the noise floor is the "
+        "it, and it reaches 0 when perfect calibration cannot be ruled out); on too few cases no "
+        "bootstrap interval holds its 95%, so none is given (\"no CI\", with the reason under the table). "
+        "The noise floor is the "
         "ECE a perfectly calibrated model would still show on this many cases: differences below it are "
         "not meaningful.",
     ),
@@ -167,13 +169,36 @@ def fmt(value: Any, digits: int = 4) -> str:
     return f"{value:.{digits}f}"
 
 
+def _no_ece_ci(m: Mapping[str, Any]) -> str | None:
+    """``no CI: 90 rows`` where a summary has no ECE interval for too few rows (its ``ece_ci_note``);
+    None where it has one or none was asked for."""
+    if m.get("ece_ci") or not m.get("ece_ci_note"):
+        return None
+    return f"no CI: {m['n']} rows" if "n" in m else "no CI"
+
+
 def ece_text(m: Mapping[str, Any]) -> str:
-    """``0.0312 [0.0201, 0.0455]`` from a metrics summary with ``ece`` and ``ece_ci``."""
-    ci = m.get("ece_ci")
+    """The ECE of a metrics summary with its interval, for a table cell.
+
+    ``0.0312 [0.0201, 0.0455]`` with ``ece_ci``; ``0.0312 (no CI: 90 rows)`` where the rows were too few
+    for one (``ece_ci_note``, which a table's caption or legend explains); ``0.0312`` where none was asked for.
+    """
+    ci, missing = m.get("ece_ci"), _no_ece_ci(m)
     text = fmt(m.get("ece"))
     if ci:
         text += f" [{fmt(ci[0])}, {fmt(ci[1])}]"
+    elif missing:
+        text += f" ({missing})"
     return text
+
+
+def ece_ci_text(m: Mapping[str, Any], *, digits: int = 4) -> str:
+    """The ECE interval of a metrics summary alone, for a headline: ``95% CI 0.020-0.046`` (``digits``
+    decimals), ``no CI: 90 rows`` where the rows were too few for one, "" where none was asked for."""
+    ci = m.get("ece_ci")
+    if ci:
+        return f"95% CI {fmt(ci[0], digits)}-{fmt(ci[1], digits)}"
+    return _no_ece_ci(m) or ""
 
 
 #: (key, row label, lower is better?) of the rows :func:`metrics_table` shows.

@@ -375,7 +375,7 @@ def load_calibrator(path: str | os.PathLike, *, n_classes: int | None = None, op
 
 #: Rows scored at a time: a block of float64 probabilities stays a few MB (8 MB at 500 classes).
 SCORE_BLOCK_ROWS = 2048
-#: Fewer scored rows than this give the ECE the whole range [0, 1] as its "95% CI": too few rows to tell.
+#: Fewer scored rows than this give the ECE no "95% CI" at all (``ece_ci`` None, ``ece_ci_note`` says why).
 #: Simulated (3 classes, 15 bins, 400-500 data sets each), the bootstrap interval held a miscalibrated
 #: model's population ECE in 0.85 of data sets at 30 rows, 0.90-0.93 at 50 and 0.94-0.96 at 100; in a
 #: one-bin world (confidence 0.95, accuracy 0.8) 0.32 at 2 rows and 0.61 at 5.
@@ -391,8 +391,11 @@ def summarize(
     The summary holds accuracy (and ``majority_rate``, the accuracy of always
     naming the most frequent class), log-loss, Brier score and the top-label ECE
     (with ``ci``, its bootstrap 95% CI and noise floor; else those are None). On fewer than
-    :data:`MIN_ECE_CI_ROWS` rows the CI is [0, 1], the whole range: no bootstrap interval holds its
-    level there, so the rows cannot tell.
+    :data:`MIN_ECE_CI_ROWS` rows ``ece_ci`` is None and ``ece_ci_note`` says why: no bootstrap interval
+    holds its level there. (The whole range [0, 1] in its place read as an interval: "within the
+    bootstrap uncertainty (95% CIs 0.0000-1.0000 ...): no measurable change on 90 cases", audit.) The
+    noise floor, a simulation of its own, is still given. ``ece_ci_note`` is None when there is an
+    interval and when none was asked for (``ci=False``).
     Log-loss comes from the logits when given: exact, with no clipping of tiny
     probabilities. ``transform`` (optional) maps a block of the given scores
     to logits first (a calibrator).
@@ -448,7 +451,7 @@ def summarize(
     too_few = n < MIN_ECE_CI_ROWS
     extra = ({"ci": None} if too_few else {}) if ci else {"ci": None, "noise_floor": False}
     ece = metrics.expected_calibration_error(y_top, p_top, n_bins=n_bins, **extra)
-    ece_ci = [0.0, 1.0] if too_few else [float(ece.ci_low), float(ece.ci_high)]
+    ece_ci = None if too_few or not ci else [float(ece.ci_low), float(ece.ci_high)]
     summary = {
         "n": int(n),
         "accuracy": float(np.mean(hit)),
@@ -457,7 +460,9 @@ def summarize(
         "log_loss": loss_sum / n,
         "brier": brier_sum / n,
         "ece": float(ece.value),
-        "ece_ci": ece_ci if ci else None,
+        "ece_ci": ece_ci,
+        "ece_ci_note": (f"no CI: fewer than {MIN_ECE_CI_ROWS} rows, where no bootstrap interval of the ECE "
+                        "holds its 95%; the noise floor still applies") if ci and too_few else None,
         "ece_noise_floor": float(ece.noise_floor) if ci else None,
         **class_count_test(y, expected, variance),
     }

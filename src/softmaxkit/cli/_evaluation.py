@@ -281,6 +281,12 @@ def verdict(before: dict, after: dict, *, change: str, params: dict | None = Non
     them it is called no measurable change, whichever way the estimate moved
     (audit: a rise from 0.0316 to 0.0338 was told as "brought the calibration
     error ... to" and marked good, because the floor after scaling was higher).
+    Without intervals (``ece_ci`` None: fewer than ``MIN_ECE_CI_ROWS`` rows, see
+    :func:`softmaxkit.cli._adapters.summarize`) only the noise floors are read:
+    a fall from above the floor to under it is told as such, any other move is
+    given with "no bootstrap interval" and not called lowered or raised (audit:
+    [0, 1] in their place read "within the bootstrap uncertainty ... no
+    measurable change" over a fall from 0.38 to 0.10, under its floor 0.12).
     Log-loss, which needs no binning, backs the reading up: ``loss_change``
     (:func:`paired_loss_change`) calls it better or worse only when the paired
     interval of the per-row change excludes 0, else within the noise, with the
@@ -346,6 +352,12 @@ def verdict(before: dict, after: dict, *, change: str, params: dict | None = Non
         text, tone = (f"{change.capitalize()} brought the calibration error from {b:.4f} (above its noise floor "
                       f"{fb:.4f}) to {a:.4f}, under its noise floor {fa:.4f}: indistinguishable from perfectly "
                       f"calibrated on {after['n']} cases."), "good"
+    elif before.get("ece_ci") is None or after.get("ece_ci") is None:
+        # no interval to place the change in (too few rows): only the noise floors are read, as for overlap
+        text, tone = (f"{change.capitalize()} changed the calibration error from {b:.4f} to {a:.4f}, with no "
+                      f"bootstrap interval of the ECE on {after['n']} rows to tell whether that change is "
+                      f"measurable. {_floor_reading(b, fb, a, fa, miss=miss_after)}"), \
+            "warn" if miss_after else "neutral"
     elif a < b:
         text, tone = (f"{change.capitalize()} lowered the calibration error from {b:.4f} to {a:.4f} (still above "
                       f"the noise floor {fa:.4f})."), "good"
@@ -374,7 +386,10 @@ def held_out_outcome(before: dict, after: dict, loss_change: dict | None) -> str
 
     Worse: the log-loss's paired interval lies above 0, or the ECE rose with non-overlapping intervals.
     Gain (and not worse): the log-loss's interval lies below 0, or the ECE fell, from above its noise
-    floor, with non-overlapping intervals.
+    floor, with non-overlapping intervals. Without ECE intervals (``ece_ci`` None, fewer than
+    ``MIN_ECE_CI_ROWS`` rows) the ECE is not read as a measured change: the log-loss alone decides (its
+    paired interval needs only :data:`MIN_PAIRED_ROWS` rows); the noise floor is a reading of each side,
+    not a test of the change.
     """
     reading = loss_change["reading"] if loss_change else None
     if reading == TOO_FEW:
@@ -578,7 +593,13 @@ def print_comparison(printer: Printer, scored: list[Scored], *, heading: str, n_
         ["ECE [95% CI]", *(ece_text(s.summary) for s in scored)],
         ["ECE noise floor", *(fmt(s.summary["ece_noise_floor"]) for s in scored)],
     ]
-    printer(heading, *text_table(["metric", *(s.name for s in scored)], rows), *brier_legend(n_classes), "")
+    printer(heading, *text_table(["metric", *(s.name for s in scored)], rows), *brier_legend(n_classes),
+            *ece_ci_legend(s.summary for s in scored), "")
+
+
+def ece_ci_legend(summaries: Any) -> list[str]:
+    """The line under a table whose ECE shows "no CI: N rows": why (each summary's ``ece_ci_note``, once)."""
+    return list(dict.fromkeys(s["ece_ci_note"] for s in summaries if s.get("ece_ci_note")))
 
 
 def comparison_section(scored: list[Scored], *, title: str, intro: str, note: tuple[str, str] | None = None,
@@ -604,10 +625,13 @@ def comparison_section(scored: list[Scored], *, title: str, intro: str, note: tu
         caption = ("The better value in green where the change is measured (log-loss and Brier score: the paired "
                    "interval of the log-loss change excludes 0 on held-out rows; ECE: the intervals do not "
                    "overlap); within the noise, none.")
+    why = "".join(f" {line[0].upper()}{line[1:]}." for line in ece_ci_legend(s.summary for s in scored))
+    brackets = " Brackets: bootstrap 95% confidence interval of the ECE." if any(
+        s.summary.get("ece_ci") for s in scored) else ""
     blocks.append(
         metrics_table(
             {s.name: s.summary for s in scored},
-            caption=f"{caption} Brackets: bootstrap 95% confidence interval of the ECE.",
+            caption=f"{caption}{brackets}{why}",
             mark=mark,
         )
     )

@@ -269,7 +269,8 @@ class DemoRun:
 
 def _build_report(r: DemoRun) -> Any:
     from softmaxkit.cli._evaluation import accuracy_headline, comparison_section, held_out_outcome, verdict
-    from softmaxkit.report import Cell, Headline, Note, Paragraph, Report, Section, Table, glossary_section
+    from softmaxkit.report import (Cell, Headline, Note, Paragraph, Report, Section, Table, ece_ci_text,
+                                    glossary_section)
 
     ds, b, a, T = r.dataset, r.before.summary, r.after.summary, r.temperature
     units = ds.unit + "s"
@@ -280,7 +281,7 @@ def _build_report(r: DemoRun) -> Any:
         accuracy_headline(a, f"on {a['n']} {units} the model never saw"),
         Headline("Log-loss", f"{a['log_loss']:.3f}", f"was {b['log_loss']:.3f} before calibration; lower is better"),
         Headline("Calibration error (ECE)", f"{a['ece']:.3f}",
-                 f"95% CI {a['ece_ci'][0]:.3f}-{a['ece_ci'][1]:.3f}; was {b['ece']:.3f}", note[1]),
+                 f"{ece_ci_text(a, digits=3)}; was {b['ece']:.3f}", note[1]),
         Headline("Temperature", f"T = {T:.2f}",
                  _temperature_reading(T, held_out_outcome(b, a, r.loss_change),
                                       separable=bool((r.params or {}).get("separable"))),

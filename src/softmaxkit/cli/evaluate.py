@@ -55,7 +55,7 @@ def _run(args: argparse.Namespace, warned: list[str]) -> int:
         say_ignored,
         text_table,
     )
-    from softmaxkit.cli._evaluation import score
+    from softmaxkit.cli._evaluation import ece_ci_legend, score
     from softmaxkit.io import StagedOutputs
     from softmaxkit.report import ece_text, fmt
 
@@ -92,11 +92,11 @@ def _run(args: argparse.Namespace, warned: list[str]) -> int:
             warnings.warn(line, stacklevel=1)
     if args.report:
         from softmaxkit.cli._evaluation import comparison_section
-        from softmaxkit.report import Headline, Report, glossary_section, write_report
+        from softmaxkit.report import Headline, Report, ece_ci_text, glossary_section, write_report
 
         headlines = [Headline("Accuracy", f"{s['accuracy'] * 100:.1f}%", f"{s['n']} rows"),
                      Headline("Log-loss", f"{s['log_loss']:.3f}", "lower is better"),
-                     Headline("ECE", f"{s['ece']:.3f}", f"95% CI {s['ece_ci'][0]:.3f}-{s['ece_ci'][1]:.3f}; "
+                     Headline("ECE", f"{s['ece']:.3f}", f"{ece_ci_text(s, digits=3)}; "
                               f"noise floor {s['ece_noise_floor']:.3f}")]
         report = Report(title="softmaxkit evaluate", subtitle=f"{source} against {args.labels}", headlines=headlines,
                         sections=[comparison_section([scored], title="Scores", intro=(
@@ -114,7 +114,7 @@ def _run(args: argparse.Namespace, warned: list[str]) -> int:
     row = [fmt(s["accuracy"]), fmt(s["log_loss"]), fmt(s["brier"]), ece_text(s)] + (
         [fmt(s["ece_noise_floor"])] if ci else [])
     say(f"{s['n']} rows, {scores.shape[1]} classes ({metrics['kind']} from {source}):", *text_table(header, [row]),
-        *brier_legend(int(scores.shape[1])))
+        *brier_legend(int(scores.shape[1])), *ece_ci_legend([s]))
     if conformal is not None:
         say("")
         _conformal.print_summary(say, metrics["conformal"])
