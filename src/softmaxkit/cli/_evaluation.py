@@ -556,6 +556,17 @@ def _loss_reading(before: float, after: float, change: dict | None = None, *, in
     return f"Log-loss went from {b} to {a} ({reading}: paired bootstrap 95% CI of the mean per-row change {ci})."
 
 
+def chance_legend(summary: dict) -> list[str]:
+    """The line under a metrics table whose accuracy is no better than always naming the most frequent
+    class (``majority_rate``); empty otherwise. A yes/no model on 3.7% positives printed accuracy 0.9635,
+    what always answering "no" scores, without a word (audit)."""
+    acc, chance = summary.get("accuracy"), summary.get("majority_rate")
+    if acc is None or chance is None or acc > chance:
+        return []
+    return [f"Accuracy {acc:.4f} is no better than always naming the most frequent class ({chance:.4f}): judge "
+            "the model by its log-loss and Brier score, or by how it ranks the rare class."]
+
+
 def accuracy_headline(summary: dict, caption: str) -> Any:
     """The "Held-out accuracy" headline card, good only above the chance level.
 

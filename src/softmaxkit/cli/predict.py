@@ -68,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
         text_table,
         with_row_ids,
     )
-    from softmaxkit.cli._evaluation import ece_ci_legend, score
+    from softmaxkit.cli._evaluation import chance_legend, ece_ci_legend, score
     from softmaxkit.data import SUFFIXES, read_features, write_columns
     from softmaxkit.io import StagedOutputs
     from softmaxkit.report import ece_text, fmt
@@ -170,7 +170,8 @@ def run(args: argparse.Namespace) -> int:
         say("", f"Against column {data.target_name!r}:",
             *text_table(["accuracy", "log-loss", "Brier", "ECE" + (" [95% CI]" if args.ci else "")],
                         [[fmt(summary["accuracy"]), fmt(summary["log_loss"]), fmt(summary["brier"]),
-                          ece_text(summary)]]), *brier_legend(len(classes)), *ece_ci_legend([summary]))
+                          ece_text(summary)]]), *brier_legend(len(classes)), *ece_ci_legend([summary]),
+            *chance_legend(summary))
         if sets is not None:
             _conformal.print_summary(say, result["conformal"])
     say.result(result)
