@@ -281,19 +281,15 @@ def _refuse_blank_lines(path: Path, table: Any, delimiter: str) -> None:
     only, ``,,``, is a row of missing values.) Clean files cost one null count: a numeric column
     with a value on every row proves that no line is blank.
     """
-    import pyarrow as pa
     import pyarrow.compute as pc
 
     if table.num_columns < 2 or not table.num_rows:
         return
     blank = None
     for column in table.columns:
-        if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
-            empty = pc.or_kleene(pc.is_null(column), pc.equal(pc.utf8_trim_whitespace(column), ""))
-        elif not column.null_count:
+        if not column.null_count and not _is_text(column):
             return
-        else:
-            empty = pc.is_null(column)
+        empty = _blank_cells(column)
         blank = empty if blank is None else pc.and_kleene(blank, empty)
         if not pc.any(blank).as_py():
             return
@@ -310,6 +306,22 @@ def _refuse_blank_lines(path: Path, table: Any, delimiter: str) -> None:
             if row in rows and not fields:
                 raise DataFileError(location(path, row, table.column_names[0])
                                     + f"missing value: line {row + 2} is blank; {_BLANK_LINE_FIX}")
+
+
+def _is_text(column: Any) -> bool:
+    """Whether the Arrow column ``column`` holds text."""
+    import pyarrow as pa
+
+    return pa.types.is_string(column.type) or pa.types.is_large_string(column.type)
+
+
+def _blank_cells(column: Any) -> Any:
+    """Which cells of the Arrow column ``column`` are blank: missing, or text of spaces only."""
+    import pyarrow.compute as pc
+
+    if _is_text(column):
+        return pc.or_kleene(pc.is_null(column), pc.equal(pc.utf8_trim_whitespace(column), ""))
+    return pc.is_null(column)
 
 
 #: A column name that is a number literal (``6.7``, ``-1``, ``1e-3``), as a data row's cells are.
@@ -891,17 +903,26 @@ def _check_text_labels(path: Path, name: str, labels: np.ndarray) -> None:
         )
 
 
-def _resolve_column(path: str | os.PathLike, columns: Mapping[str, Any], target: str, *, option: str) -> str:
+def _resolve_column(path: str | os.PathLike, columns: Mapping[str, Any], target: str, *, option: str,
+                    empty: Collection[str] = ()) -> str:
     """The column named ``target``; an integer such as ``-1`` also selects by position.
 
     A value that is the name of one column and the position of another (``0`` in the header
     ``,0,1`` that ``pd.DataFrame(logits).to_csv()`` writes) is refused, naming a spelling of each:
     read as the name, ``--ignore 0`` dropped class 0's column, not the saved index (audit: accuracy
     0.7333 for 0.8333, exit 0); ``--target`` and ``--label-column`` had the same trap.
+
+    ``empty`` names the file's nameless columns that are blank on every row (:func:`_empty_nameless`): a
+    position on one (``-1`` with a delimiter ending every line) is refused but for ``--ignore``, as
+    it would fail as a missing value on row 1.
     """
     path = Path(path)
     names = list(columns)
     position = _position(names, target)
+    if position is not None and names[position] in empty and target not in columns and option != "--ignore":
+        raise DataFileError(f"{path}: {option} {target} is column {names[position]!r}, empty on every row (a "
+                            "delimiter ending every line writes one), not data; name the column (columns: "
+                            f"{shown_names(names)})")
     if position is not None and names[position] in _saved_index_names(names) and option != "--ignore":
         # A saved row index is never the target or the labels: `pd.Series(y).to_csv()` writes ",0", and
         # --label-column 0 means the column named '0'. (--ignore 0 may mean either, and read as the name
@@ -1011,8 +1032,9 @@ def read_features(
     ignore : tuple of str, default ()
         Columns (names or positions) that are not features, such as ids; each
         must exist. Without ``feature_names``, a saved row index (an unnamed
-        column, ``Unnamed: 0``, ``__index_level_0__``) is left out as well.
-        Both are listed in :attr:`Features.ignored`.
+        column, ``Unnamed: 0``, ``__index_level_0__``) is left out as well, and
+        so is a nameless column blank on every row (a trailing comma on each
+        line). All are listed in :attr:`Features.ignored`.
 
     Returns
     -------
@@ -1036,9 +1058,11 @@ def read_features(
             return streamed
     columns = read_columns(path)
     named = has_column_names(path, columns)
-    target_name, selected, ignored = _plan_features(path, list(columns), named, **plan)
+    empty = _empty_nameless(columns) if named else []
+    target_name, selected, ignored = _plan_features(path, list(columns), named, empty=empty, **plan)
     user_ignored = _resolve_ignore(path, list(columns), tuple(ignore))
-    _warn_unlike_index(path, {n: columns[n] for n in ignored if _ROW_INDEX.match(n) and n not in user_ignored})
+    _warn_unlike_index(path, {n: columns[n] for n in ignored
+                              if _ROW_INDEX.match(n) and n not in user_ignored and n not in empty})
     y = None if target_name is None else _label_column(path, target_name, columns[target_name])
     X = numeric_matrix(path, {n: columns[n] for n in selected})
     return Features(X=X, y=y, feature_names=selected, target_name=target_name, named=named, ignored=ignored)
@@ -1095,6 +1119,38 @@ def _saved_index_names(names: list[str]) -> list[str]:
     return names[:leading] + [n for n in names[leading:] if _PARQUET_INDEX.match(n)]
 
 
+def _empty_nameless(columns: Mapping[str, Any]) -> list[str]:
+    """The nameless columns (:data:`_ROW_INDEX`) of ``columns`` (name -> values) that are blank on every
+    row, wherever they are: what a delimiter ending every line writes (a header ``a,b,target,`` over rows
+    ``1,2,0,``; ``Unnamed: 3`` once pandas has read and saved it). They hold no data, so they are left
+    out and listed as ignored (:func:`_plan_features`, :func:`score_columns`, :func:`read_labels`), as
+    every nameless column was before one after a named column became a feature
+    (:func:`_saved_index_names`): read as a feature or a class, they failed every row as a missing value
+    (review audit: wine with a trailing comma, and a scores file headed ``0,1,``).
+    """
+    import pyarrow.compute as pc
+
+    def blank(col: Any) -> bool:
+        if isinstance(col, np.ndarray):  # an array's missing values: NaN, or text of spaces only
+            if col.dtype.kind == "f":
+                return bool(np.isnan(col).all())
+            # the first value settles it for any real column, before a pass over all of them
+            return (col.dtype.kind == "U" and not col[0].strip()
+                    and bool((np.char.str_len(np.char.strip(col)) == 0).all()))
+        return bool(pc.all(_blank_cells(col)).as_py())
+
+    return [name for name, col in columns.items() if _ROW_INDEX.match(name) and len(col) and blank(col)]
+
+
+def _parquet_empty_nameless(pf: Any) -> list[str]:
+    """:func:`_empty_nameless` of a Parquet file, reading its nameless columns only (seldom any)."""
+    nameless = [name for name in pf.schema_arrow.names if _ROW_INDEX.match(name)]
+    if not nameless:
+        return []
+    table = pf.read(columns=nameless)
+    return _empty_nameless({name: table.column(name) for name in nameless})
+
+
 def _pandas_index_columns(path: Path) -> set[str]:
     """The columns a Parquet file's pandas metadata names as its index (read by pandas as the index,
     not as data); empty for other files, or without such metadata."""
@@ -1122,15 +1178,17 @@ def _plan_features(
     feature_names: list[str] | None,
     n_features: int | None,
     ignore: tuple[str, ...] = (),
+    empty: Collection[str] = (),
 ) -> tuple[str | None, list[str], tuple[str, ...]]:
-    """Which columns are the target and the features, from the names alone (before any value is read).
+    """Which columns are the target and the features, from the names alone (before any value is read)
+    and ``empty``, the nameless columns blank on every row (:func:`_empty_nameless`).
 
     Returns ``(target name or None, feature columns in order, ignored columns)``.
     """
     target_name = None
     if target is not None:
         try:
-            target_name = _resolve_column(path, dict.fromkeys(names), target, option="--target")
+            target_name = _resolve_column(path, dict.fromkeys(names), target, option="--target", empty=empty)
         except DataFileError:
             if require_target:
                 raise
@@ -1144,7 +1202,7 @@ def _plan_features(
         # A row index saved with the data (pandas' to_csv without index=False, or a Parquet file whose
         # pandas metadata names index columns: df.set_index("patient_id").to_parquet()) is not a
         # feature: as one, it leaks the row order into the model.
-        index = _pandas_index_columns(path) | set(_saved_index_names(names))
+        index = _pandas_index_columns(path) | set(_saved_index_names(names)) | set(empty)
         left_out |= {n for n in rest if n in index}
     ignored = tuple(n for n in rest if n in left_out)
     rest = [n for n in rest if n not in left_out]
@@ -1194,7 +1252,8 @@ def _parquet_features(path: Path, **plan: Any) -> Features | None:
     """
     pf = _open_parquet(path)
     schema = pf.schema_arrow
-    target_name, selected, ignored = _plan_features(path, list(schema.names), True, **plan)
+    target_name, selected, ignored = _plan_features(path, list(schema.names), True,
+                                                    empty=_parquet_empty_nameless(pf), **plan)
     if not all(_is_number_type(schema.field(n).type) for n in selected):
         return None
     y = None
@@ -1390,7 +1449,8 @@ def _refuse_row_ids(path: str | os.PathLike, names: list[str], matrix: np.ndarra
 
 
 def score_columns(
-    path: str | os.PathLike, names: list[str], *, kind: str, exclude: tuple[str, ...] = (), ignore: tuple[str, ...] = ()
+    path: str | os.PathLike, names: list[str], *, kind: str, exclude: tuple[str, ...] = (),
+    ignore: tuple[str, ...] = (), empty: Collection[str] = (),
 ) -> tuple[list[str], list[str] | None]:
     """Which columns of a score file hold ``kind`` scores, and the class names they carry.
 
@@ -1399,18 +1459,21 @@ def score_columns(
     rest (``prediction``, an id) is ignored. Any other file contributes every
     column but a saved row index (``pd.DataFrame(logits).to_csv(path)`` writes
     one, an unnamed first column: read as one more class it gave 4 classes and
-    accuracy 0.30 for 0.98) and the ``exclude``d ones (the label column, when
-    the labels come from the same file). ``ignore`` (``--ignore``: names or
+    accuracy 0.30 for 0.98), the ``empty`` ones (nameless and blank on every
+    row, :func:`_empty_nameless`: a header ``0,1,`` is two classes) and the
+    ``exclude``d ones (the label column, when the labels come from the same
+    file). ``ignore`` (``--ignore``: names or
     positions, each must exist; :func:`_resolve_ignore`) leaves out columns of
     either kind of file. An unprefixed logit column that numbers the rows is
     refused once read (:func:`read_scores`, :func:`_refuse_row_ids`).
     Probabilities given as logits, or the reverse, are refused.
     """
     left_out = _resolve_ignore(path, names, ignore)
-    saved_index = set(_saved_index_names(names))
+    saved_index = set(_saved_index_names(names)) | set(empty)
     # The labels' column (--label-column, when the labels come from this file) by name or position, as
     # read_labels reads it: "-1" compared as a name kept the labels as one more class (audit, exit 0).
-    exclude = tuple(_resolve_column(path, dict.fromkeys(names), name, option="--label-column") for name in exclude)
+    exclude = tuple(_resolve_column(path, dict.fromkeys(names), name, option="--label-column", empty=empty)
+                    for name in exclude)
     names = [n for n in names if n not in left_out]
     _require_a_column_left(path, names, ignore)
     own, other = SCORE_PREFIXES[kind], SCORE_PREFIXES["logit" if kind == "probability" else "probability"]
@@ -1477,7 +1540,8 @@ def read_scores(
         exclude = tuple(name for name in exclude if name in columns)
     else:
         columns, left_out = read_columns(path), ()
-    use, found = score_columns(path, list(columns), kind=kind, exclude=exclude, ignore=ignore)
+    use, found = score_columns(path, list(columns), kind=kind, exclude=exclude, ignore=ignore,
+                               empty=_empty_nameless(columns) if has_column_names(path, columns) else ())
     if len(use) < 2 and not binary_column:
         raise DataFileError(f"{path}: has {len(use)} column; {_PLURAL[kind]} need one column per class (at least 2)")
     wanted = set(use)
@@ -1579,7 +1643,8 @@ def _parquet_scores(path: Path, *, kind: str, binary_column: bool, exclude: tupl
     pf = _open_parquet(path)
     schema = pf.schema_arrow
     names = list(schema.names)
-    use, found = score_columns(path, names, kind=kind, exclude=exclude, ignore=ignore)
+    use, found = score_columns(path, names, kind=kind, exclude=exclude, ignore=ignore,
+                               empty=_parquet_empty_nameless(pf))
     if len(use) < 2 and not binary_column:
         raise DataFileError(f"{path}: has {len(use)} column; {_PLURAL[kind]} need one column per class (at least 2)")
     ignored = tuple(n for n in names if n not in set(use))
@@ -1791,12 +1856,13 @@ def read_labels(
             # scores (softmaxkit.cli._common.read_predictions).
             columns = {name: col for name, col in columns.items() if name not in index}
         names = list(columns)
-        saved = _saved_index_names(names)
+        saved = _saved_index_names(names) + _empty_nameless(columns)
         kept = [n for n in names if n not in saved]
         if saved and len(kept) == 1:
             # Saved row indexes before the labels (`pd.Series(y).to_csv()`: ",0"; saved again: ",Unnamed:
             # 0,0"): the labels are the column after them. Only in front, where pandas writes them: "id,"
-            # is ids and labels without a header.
+            # is ids and labels without a header. A nameless column blank on every row ("y," over "1,")
+            # is no column at all, wherever it is.
             columns = {kept[0]: columns[kept[0]]}
         if len(columns) > 1:
             hot = _one_hot_index(columns)
@@ -1809,7 +1875,7 @@ def read_labels(
         column = next(iter(columns))
     else:
         columns = read_columns(path)
-    name = _resolve_column(path, columns, column, option="--label-column")
+    name = _resolve_column(path, columns, column, option="--label-column", empty=_empty_nameless(columns))
     if len(columns) > 1 and _one_hot_index(columns) is not None:
         # Its 0/1 values are class indices 0 and 1 to the code below (audit: accuracy 0.0, exit 0).
         raise DataFileError(
@@ -2001,14 +2067,18 @@ def row_id_names(path: str | os.PathLike, names: Collection[str], *, saved_index
     ``__index_level_0__``) counts only with ``saved_index``: it numbers the rows of the frame it was
     saved from, which another file's may not share (a test split saved with its index 500..599). A
     nameless column after a named one is a feature whose header was left empty
-    (:func:`_saved_index_names`), never an id.
+    (:func:`_saved_index_names`), never an id; nor is one blank on every row (:func:`_empty_nameless`).
     """
     names = list(names)
     index = set(pandas_index_columns(path))
     by_name = set(row_id_columns(names))
     # ``names`` may be a few of the file's columns; which nameless one is the index needs them all.
-    saved = set(_saved_index_names(_column_names(Path(path)))) if saved_index and any(
+    saved = set(_saved_index_names(_column_names(Path(path)))) & set(names) if saved_index and any(
         _ROW_INDEX.match(n) for n in names) else set()
+    if saved:
+        # A leading delimiter on every line (",a,b" over ",1,2") writes no index: copied as ids, it made
+        # every row's id missing for the next command.
+        saved -= set(_empty_nameless(read_id_columns(path, [n for n in names if n in saved])))
     return [n for n in names
             if n in saved
             or (not _ROW_INDEX.match(n) and (n in by_name or n in index or _ID_SUFFIX.search(n.strip())))]
