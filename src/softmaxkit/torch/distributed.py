@@ -33,7 +33,7 @@ import torch
 import torch.distributed as dist
 
 from softmaxkit import _reduction
-from softmaxkit._options import CrossEntropyOptions
+from softmaxkit._options import REDUCTIONS, CrossEntropyOptions
 from softmaxkit._validation import (
     check_class_weight,
     check_floating,
@@ -92,24 +92,143 @@ class _Layout:
     start: int
     width: int
     n_classes: int
+    widest: int  # the widest rank's slice (the linear path's chunk plan)
+
+
+#: What each rank writes into its own column of the header, a ``(len(_HEADER),
+#: world)`` block of the first ``MAX`` all-reduce whose other entries are
+#: ``-inf``: the reduction gathers every rank's column at once. Everything that
+#: decides which collectives a rank issues, or with what sizes, is here, so a
+#: disagreement raises on every rank before any collective that depends on it.
+#: The header comes *first* in the buffer, before the row maxima, so that it
+#: lines up even when ranks pass different row counts.
+_HEADER = (
+    "ok",  # 0: this rank's inputs failed its local checks (it raises its own error)
+    "rows",
+    "targets",  # a fingerprint of the hard targets (0 for soft ones)
+    "chunk_size",  # 0: None
+    "grad_hidden",
+    "soft",
+    "class_weight",
+    "reduction",
+    "ignore_index",
+    "label_smoothing",
+    "z_loss",
+    "softcap",  # 0: None
+    "width",
+    "class_start",  # -1: None
+)
+_H = {name: i for i, name in enumerate(_HEADER)}
+
+#: Fields that must agree across ranks: what the error calls them, how it
+#: prints a value, and why they must agree.
+_AGREE = {
+    "rows": ("the row count N", int, "every rank must hold the same rows (tokens)"),
+    "targets": ("the hard targets (a fingerprint of them)", int,
+                "every rank must pass the same class indices"),
+    "chunk_size": ("chunk_size", lambda v: int(v) or None,
+                   "each chunk issues collectives, so every rank must run the same chunks"),
+    "grad_hidden": ("whether hidden requires grad (with grad mode on)", bool,
+                    "under torch.no_grad()/inference_mode() or with a detached hidden a rank "
+                    "skips the grad_hidden all-reduce that the others make"),
+    "soft": ("the target kind (True: probabilities)", bool, "every rank must pass the same kind"),
+    "class_weight": ("whether weight is given", bool,
+                     "pass this rank's slice on every rank, of length 0 for an empty slice"),
+    "reduction": ("reduction", lambda v: REDUCTIONS[int(v)], "every rank must pass the same options"),
+    "ignore_index": ("ignore_index", int, "every rank must pass the same options"),
+    "label_smoothing": ("label_smoothing", float, "every rank must pass the same options"),
+    "z_loss": ("z_loss", float, "every rank must pass the same options"),
+    "softcap": ("softcap", lambda v: v or None, "every rank must pass the same options"),
+}
+
+
+def _target_fingerprint(target: torch.Tensor) -> torch.Tensor:
+    """A position-weighted sum of the hard labels, exact in float64.
+
+    int64 arithmetic wraps the same way on every rank; the remainder keeps it
+    below 2**52, so one changed label (``d * (i + 1)`` is never a multiple of
+    2**52 in practice) or two swapped ones change the value.
+    """
+    pos = torch.arange(1, target.numel() + 1, dtype=torch.int64, device=target.device)
+    return torch.remainder(torch.sum((target + 1) * pos), 2**52).to(torch.float64)
+
+
+def _header_column(
+    *,
+    target: torch.Tensor,
+    opts: CrossEntropyOptions,
+    has_weight: bool,
+    width: int,
+    class_start: int | None,
+    chunk_size: int | None = None,
+    grad_hidden: bool = False,
+) -> torch.Tensor:
+    """This rank's column of the header (see :data:`_HEADER`), float64 ``(F,)``."""
+    soft = target.dtype.is_floating_point
+    values = {
+        "ok": 1, "rows": target.shape[0], "targets": 0, "chunk_size": chunk_size or 0,
+        "grad_hidden": grad_hidden, "soft": soft, "class_weight": has_weight,
+        "reduction": REDUCTIONS.index(opts.reduction), "ignore_index": opts.ignore_index,
+        "label_smoothing": opts.label_smoothing, "z_loss": opts.z_loss,
+        "softcap": opts.softcap or 0, "width": width,
+        "class_start": -1 if class_start is None else class_start,
+    }
+    col = torch.tensor([float(values[k]) for k in _HEADER], dtype=torch.float64, device=target.device)
+    if not soft:  # on the device: no host sync
+        col[_H["targets"]] = _target_fingerprint(target)
+    return col
+
+
+def _header_slots(column: torch.Tensor, comm: _Comm) -> torch.Tensor:
+    """``(F, world)`` block of ``-inf`` with ``column`` in this rank's place."""
+    slots = torch.full((len(_HEADER), comm.world), -math.inf, dtype=torch.float64, device=column.device)
+    slots[:, comm.rank] = column
+    return slots
+
+
+def _join_after_local_error(comm: _Comm, block_rows: int, device: Any) -> None:
+    """Take part in the first collective with ``ok = 0`` after this rank's own
+    inputs failed a check, so that the other ranks raise too instead of waiting
+    in a collective this rank will never make. ``block_rows`` is the size of
+    the first row block the other ranks send (best effort: it comes from this
+    rank's own, possibly wrong, shapes)."""
+    if not comm.active:
+        return
+    column = torch.full((len(_HEADER),), -math.inf, dtype=torch.float64, device=device)
+    column[_H["ok"]] = 0.0
+    head = _header_slots(column, comm).reshape(-1)
+    comm.all_reduce(torch.cat([head, head.new_full((block_rows,), -math.inf)]), dist.ReduceOp.MAX)
 
 
 def _resolve_layout(slots: torch.Tensor, comm: _Comm, width: int) -> _Layout:
-    """Turn the all-reduced ``(2, world)`` slots into this rank's layout.
+    """Check the all-reduced ``(F, world)`` header and return this rank's layout.
 
-    Row 0 holds every rank's width, row 1 every rank's ``class_start + 1`` (0
-    where a rank did not pass one). Every rank sees the same slots, so a
-    mismatch raises the same ``ValueError`` on all ranks rather than leaving
-    some of them waiting in the next collective.
+    Every rank sees the same header, so a disagreement raises the same
+    ``ValueError`` on all ranks rather than leaving some of them waiting in
+    (or, worse, mispairing) the next collective.
     """
-    widths = [int(v) for v in slots[0].tolist()]
-    starts_plus_one = [int(v) for v in slots[1].tolist()]
+    cols = {name: [float(v) for v in slots[i].tolist()] for i, name in enumerate(_HEADER)}
+    failed = [r for r, ok in enumerate(cols["ok"]) if ok < 1]
+    if failed:
+        raise ValueError(
+            f"rank(s) {failed} failed the checks of their own inputs (their error says which); "
+            "every rank raises here rather than wait in a collective those ranks will not make"
+        )
+    for name, (what, fmt, why) in _AGREE.items():
+        vals = cols[name]
+        if len(set(vals)) > 1:
+            raise ValueError(
+                f"ranks disagree on {what}: {[fmt(v) for v in vals]} (one value per rank, in "
+                f"rank order); {why}"
+            )
+    widths = [int(v) for v in cols["width"]]
+    given_starts = [int(v) for v in cols["class_start"]]
     n_classes = sum(widths)
-    given = [s > 0 for s in starts_plus_one]
+    given = [s >= 0 for s in given_starts]
     if not any(given):  # derived: ranks own consecutive slices in rank order
         starts = [sum(widths[:r]) for r in range(comm.world)]
     elif all(given):
-        starts = [s - 1 for s in starts_plus_one]
+        starts = given_starts
         covered = sorted((s, s + w) for s, w in zip(starts, widths) if w > 0)
         end = 0
         for lo, hi in covered:
@@ -125,7 +244,7 @@ def _resolve_layout(slots: torch.Tensor, comm: _Comm, width: int) -> _Layout:
             "class_start must be given on every rank or on none; ranks "
             f"{[r for r, g in enumerate(given) if not g]} passed None"
         )
-    return _Layout(start=starts[comm.rank], width=width, n_classes=n_classes)
+    return _Layout(start=starts[comm.rank], width=width, n_classes=n_classes, widest=max(widths))
 
 
 # --------------------------------------------------------------------------- per-row math
@@ -198,7 +317,7 @@ def _forward_rows(
     weight: torch.Tensor | None,
     opts: CrossEntropyOptions,
     comm: _Comm,
-    layout_or_slots: _Layout | tuple[int, int | None],
+    layout_or_header: _Layout | torch.Tensor,
     all_targets: torch.Tensor | None = None,
 ):
     """Loss and gradient statistics of a block of rows: exactly two all-reduces.
@@ -210,10 +329,11 @@ def _forward_rows(
     target : Tensor of shape (n,) int64, or (n, V_local) probabilities
     weight : Tensor of shape (V_local,) or None
         This rank's slice of the class weights, compute dtype.
-    layout_or_slots : _Layout, or ``(width, class_start)`` on the first call
-        On the first call the widths and starts of all ranks ride along the
-        ``MAX`` all-reduce (rank ``r`` writes slot ``r``, the others write 0),
-        which resolves the layout without a separate all-gather.
+    layout_or_header : _Layout, or this rank's header column on the first call
+        On the first call the header (:data:`_HEADER`: widths, starts, row
+        counts, options, ...) rides at the front of the ``MAX`` all-reduce,
+        which checks that the ranks agree and resolves the layout without a
+        separate all-gather.
     all_targets : Tensor of shape (N,), optional
         Every hard label of the call, range-checked once the global class
         count is known (on the first call only).
@@ -230,26 +350,26 @@ def _forward_rows(
     soft = target.dtype.is_floating_point
     eps, zeta = opts.label_smoothing, opts.z_loss
 
-    # ---- collective 1: MAX of the row maxima (+ the layout slots on the first call)
-    resolve = not isinstance(layout_or_slots, _Layout)
-    n_slots = 2 * comm.world if resolve else 0
-    buf = torch.zeros(n + n_slots, dtype=f64, device=dev)
-    buf[:n] = x.amax(dim=1) if width else -math.inf
+    # ---- collective 1: MAX of the row maxima (after the header on the first call)
+    resolve = not isinstance(layout_or_header, _Layout)
+    n_head = len(_HEADER) * comm.world if resolve else 0
+    buf = torch.empty(n_head + n, dtype=f64, device=dev)
     if resolve:
-        start = layout_or_slots[1]
-        buf[n + comm.rank] = width
-        buf[n + comm.world + comm.rank] = 0 if start is None else start + 1
+        buf[:n_head] = _header_slots(layout_or_header, comm).reshape(-1)
+    buf[n_head:] = x.amax(dim=1) if width else -math.inf
     comm.all_reduce(buf, dist.ReduceOp.MAX)
     layout = (
-        _resolve_layout(buf[n:].view(2, comm.world), comm, width) if resolve else layout_or_slots
+        _resolve_layout(buf[:n_head].view(len(_HEADER), comm.world), comm, width)
+        if resolve
+        else layout_or_header
     )
-    row_max = buf[:n]
+    row_max = buf[n_head:]
     # Rows of all -inf get shift 0: (-inf) - (-inf) would be NaN.
     shift = torch.where(row_max == -math.inf, torch.zeros_like(row_max), row_max).to(cdtype)
 
     if all_targets is not None and not soft:
-        # Needs the global class count, known only now; every rank holds the same
-        # target, so a bad label raises on all of them before the next collective.
+        # Needs the global class count, known only now; the header checked that
+        # every rank holds the same target, so a bad label raises on all of them.
         shape = tuple(all_targets.shape)
         check_hard_target(all_targets, shape, layout.n_classes, opts.ignore_index)
 
@@ -475,7 +595,7 @@ class _ClassParallelCrossEntropy(torch.autograd.Function):
     """Forward: two all-reduces. Backward: local, from the saved row statistics."""
 
     @staticmethod
-    def forward(ctx, local_logits, target, weight, opts, comm, class_start):
+    def forward(ctx, local_logits, target, weight, opts, comm, header):
         batch_shape = tuple(local_logits.shape[:-1])
         width = local_logits.shape[-1]
         # Explicit row count: reshape(-1, 0) is ambiguous for an empty slice.
@@ -483,7 +603,7 @@ class _ClassParallelCrossEntropy(torch.autograd.Function):
         x = x.to(_compute_dtype(local_logits.dtype))
         x, _ = apply_softcap(x, opts.softcap, want_slope=False)
         stats, layout, _ = _forward_rows(
-            x, target, weight, opts, comm, (width, class_start), all_targets=target
+            x, target, weight, opts, comm, header, all_targets=target
         )
         loss, scale = _reduce(stats, opts.reduction, batch_shape, local_logits.dtype)
         ctx.save_for_backward(local_logits, target, weight)
@@ -554,12 +674,18 @@ def class_parallel_cross_entropy(
     Raises
     ------
     TypeError, ValueError
-        As :func:`softmaxkit.cross_entropy`. A label outside ``[0, V)`` or
-        slices that do not tile ``[0, V)`` raise on every rank at once. Checks
-        of purely local inputs (the local weight slice, a local soft-target
-        slice) raise before any collective on the rank that holds the bad
-        input; the other ranks then wait in the first all-reduce, as with any
-        mismatched collective.
+        As :func:`softmaxkit.cross_entropy`. A label outside ``[0, V)``,
+        slices that do not tile ``[0, V)``, and ranks that disagree on the
+        hard targets, the options, the target kind or whether ``weight`` is
+        given raise the same ``ValueError`` on every rank at once (the first
+        all-reduce carries a header of these). A rank whose own inputs fail a
+        local check (the weight slice, a soft-target slice) raises that error
+        after joining the first all-reduce, and the other ranks raise a
+        ``ValueError`` naming it, rather than wait for it. Different row
+        counts ``N`` on different ranks make the first all-reduce's sizes
+        differ, which gloo aborts (the header cannot arrive): pass the same
+        rows everywhere; :func:`class_parallel_linear_cross_entropy` with the
+        default ``chunk_size`` names them.
 
     Notes
     -----
@@ -578,10 +704,13 @@ def class_parallel_cross_entropy(
 
     Collectives per forward, **exactly 2 all-reduces and nothing else**:
 
-    1. ``MAX`` of an ``(N + 2 * world,)`` float64 buffer: the local row
-       maxima, plus each rank's width and class start in its own slots (the
-       other ranks write 0), which gives every rank the global class count
-       and, when ``class_start`` is None, its offset. No all-gather is needed.
+    1. ``MAX`` of an ``(F * world + N,)`` float64 buffer: a header with
+       ``F = 14`` fields per rank, each rank writing its own column (the
+       other entries are ``-inf``): its width and class start, row count,
+       options and a fingerprint of the hard targets, which gives every rank
+       the global class count and, when ``class_start`` is None, its offset,
+       and checks that the ranks agree; then the local row maxima. No
+       all-gather is needed.
     2. ``SUM`` of an ``(N * k [+ 1],)`` float64 buffer with ``k`` per-row
        columns: ``S``; for hard targets ``m - x'_y`` (from the rank that owns
        ``y``) and ``w_y`` (with weights); for soft targets ``sum_c w_c t_c``
@@ -624,40 +753,59 @@ def class_parallel_cross_entropy(
         loss = class_parallel_cross_entropy(local, target, label_smoothing=0.1)
         loss.backward()        # local.grad == full_grad[:, 4 * rank : 4 * rank + 4]
     """
-    check_floating(local_logits, "local_logits")
-    if local_logits.ndim < 1:
-        raise ValueError("local_logits must have at least 1 dimension (the class axis)")
-    class_start = _check_class_start(class_start)
-    cdtype = _compute_dtype(local_logits.dtype)
-    opts, target_rows, weight = _prepare(
-        tuple(local_logits.shape), target, local_logits.device, cdtype, dict(ce_options)
-    )
     comm = _Comm.of(group)
-    return _ClassParallelCrossEntropy.apply(
-        local_logits, target_rows, weight, opts, comm, class_start
+    try:
+        check_floating(local_logits, "local_logits")
+        if local_logits.ndim < 1:
+            raise ValueError("local_logits must have at least 1 dimension (the class axis)")
+        class_start = _check_class_start(class_start)
+        cdtype = _compute_dtype(local_logits.dtype)
+        opts, target_rows, weight = _prepare(
+            tuple(local_logits.shape), target, local_logits.device, cdtype, dict(ce_options)
+        )
+    except (TypeError, ValueError):
+        shape = tuple(getattr(local_logits, "shape", ()))
+        _join_after_local_error(comm, math.prod(shape[:-1]), getattr(local_logits, "device", None))
+        raise
+    header = _header_column(
+        target=target_rows, opts=opts, has_weight=weight is not None,
+        width=local_logits.shape[-1], class_start=class_start,
     )
+    return _ClassParallelCrossEntropy.apply(local_logits, target_rows, weight, opts, comm, header)
 
 
 # --------------------------------------------------------------------------- linear + CE
 
 
-def _chunk_rows(n_rows: int, width: int, itemsize: int, chunk_size: Any, comm: _Comm, device) -> int:
-    """Token rows per chunk: ``chunk_size``, or the single-process memory budget
-    for the widest rank's slice.
-
-    Every rank must run the same chunks, since each chunk issues collectives:
-    a plan from the local width alone gave ranks of different widths different
-    chunk counts and sizes (gloo aborts on the mismatched all-reduce; NCCL may
-    hang). The widest slice is found with one 1-element ``MAX`` all-reduce.
-    """
+def _check_chunk_size(chunk_size: Any) -> int | None:
     if chunk_size is None:
-        widest = comm.all_reduce(torch.tensor([width], dtype=torch.int64, device=device), dist.ReduceOp.MAX)
-        return chunk_rows(n_rows, int(widest[0]), itemsize * _LIVE_CHUNK_ARRAYS, CHUNK_BYTES)
+        return None
     if not isinstance(chunk_size, numbers.Integral) or isinstance(chunk_size, bool):
         raise TypeError(f"chunk_size must be a positive int or None, got {chunk_size!r}")
     if chunk_size < 1:
         raise ValueError(f"chunk_size must be a positive int or None, got {chunk_size!r}")
     return int(chunk_size)
+
+
+def _chunk_plan(
+    n_rows: int, width: int, itemsize: int, chunk_size: int | None, comm: _Comm, header: torch.Tensor
+) -> tuple[int, _Layout | torch.Tensor]:
+    """Token rows per chunk (``chunk_size``, or the single-process memory budget
+    for the widest rank's slice), and the layout, or the header still to send.
+
+    Every rank must run the same chunks, since each chunk issues collectives:
+    a plan from the local width alone gave ranks of different widths different
+    chunk counts and sizes (gloo aborts on the mismatched all-reduce; NCCL may
+    hang). With the default ``chunk_size`` the widest slice comes from the
+    header, sent alone in a ``MAX`` all-reduce of fixed size: its checks then
+    hold even where the ranks' row counts differ. With an explicit
+    ``chunk_size`` the header rides the first chunk's row-max all-reduce.
+    """
+    if chunk_size is not None:
+        return chunk_size, header
+    slots = comm.all_reduce(_header_slots(header, comm), dist.ReduceOp.MAX)
+    layout = _resolve_layout(slots, comm, width)
+    return chunk_rows(n_rows, layout.widest, itemsize * _LIVE_CHUNK_ARRAYS, CHUNK_BYTES), layout
 
 
 def _local_logits(h: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None, cdtype, cap, *, want_slope):
@@ -717,24 +865,23 @@ class _ClassParallelLinearCrossEntropy(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, hidden, weight, bias, target, cweight, opts, comm, class_start, rows, want):
+    def forward(ctx, hidden, weight, bias, target, cweight, opts, comm, layout_or_header, rows, want):
         n = hidden.shape[0]
         cdtype = _compute_dtype(hidden.dtype)
         eager = opts.reduction != "none" and any(want)
         acc = _LinearPass(hidden, weight, bias, want) if eager else None
-        layout_or_slots: Any = (weight.shape[0], class_start)
         parts = []
         for lo in range(0, max(n, 1), rows):
             sl = slice(lo, min(lo + rows, n))
             x, slope = _local_logits(hidden[sl], weight, bias, cdtype, opts.softcap, want_slope=acc is not None)
             check = target if lo == 0 else None  # labels are range-checked once
-            stats, layout_or_slots, e = _forward_rows(
-                x, target[sl], cweight, opts, comm, layout_or_slots, all_targets=check
+            stats, layout_or_header, e = _forward_rows(
+                x, target[sl], cweight, opts, comm, layout_or_header, all_targets=check
             )
             parts.append(stats)
             if acc is not None:
                 ones = torch.ones(x.shape[0], dtype=cdtype, device=x.device)
-                g = _grad_rows(x, slope, target[sl], cweight, opts, layout_or_slots, stats, ones, e)
+                g = _grad_rows(x, slope, target[sl], cweight, opts, layout_or_header, stats, ones, e)
                 acc.add(sl, g)
             del x, slope, e
         stats = _RowStats.cat(parts)
@@ -749,7 +896,7 @@ class _ClassParallelLinearCrossEntropy(torch.autograd.Function):
             ctx.save_for_backward()
         else:
             ctx.save_for_backward(hidden, weight, bias, target, cweight)
-        ctx.stats, ctx.opts, ctx.layout, ctx.comm = stats, opts, layout_or_slots, comm
+        ctx.stats, ctx.opts, ctx.layout, ctx.comm = stats, opts, layout_or_header, comm
         ctx.rows, ctx.want, ctx.dtypes = rows, want, (hidden.dtype, weight.dtype)
         return loss
 
@@ -838,8 +985,14 @@ def class_parallel_linear_cross_entropy(
 
     Collectives per call, with ``K = ceil(N / chunk)`` chunks:
 
-    * before: with the default ``chunk_size``, one 1-element ``MAX``
-      all-reduce of the local widths, so that every rank runs the same chunks;
+    * before: with the default ``chunk_size``, one ``MAX`` all-reduce of the
+      fixed-size header of :func:`class_parallel_cross_entropy` (widths for
+      the chunk plan, so that every rank runs the same chunks; row counts,
+      options, whether ``hidden`` requires grad), which then does not ride
+      the first chunk. So ranks that disagree, even on ``N``, raise the same
+      ``ValueError`` together; with an explicit ``chunk_size`` the header
+      rides the first chunk and different ``N`` are named only where the
+      first chunks have the same size (gloo aborts otherwise);
     * forward: ``2 K`` all-reduces of ``O(chunk)`` floats (row max; packed sums),
       plus for ``"mean"``/``"sum"`` **one** ``SUM`` all-reduce of the
       ``(N, D)`` partial ``grad_hidden`` (only if ``hidden`` requires grad);
@@ -851,7 +1004,9 @@ def class_parallel_linear_cross_entropy(
     So ``grad_hidden`` is complete and identical on every rank, and a
     replicated trunk below it stays in sync without further communication.
     Every rank must run the backward (the ``grad_hidden`` all-reduce is
-    collective). Memory beyond the gradients is one chunk's logits and
+    collective); ranks that disagree on whether ``hidden`` requires grad (one
+    under ``torch.no_grad()``, or with a detached ``hidden``) raise in the
+    forward. Memory beyond the gradients is one chunk's logits and
     temporaries. Gradients are computed only when grad mode is on and the
     input requires grad; ``"none"`` pays one extra GEMM per chunk in the
     backward. Tested on ``gloo``; ``nccl`` untested here.
@@ -861,35 +1016,50 @@ def class_parallel_linear_cross_entropy(
     Shoeybi et al., 2019 (Megatron-LM); Wijmans et al., "Cut Your Losses in
     Large-Vocabulary Language Models", 2024 (never materialise the logits).
     """
-    for name, t in (("hidden", hidden), ("local_weight", local_weight)):
-        check_floating(t, name)
-        if t.ndim != 2:
-            raise ValueError(f"{name} must be 2-D, got shape {tuple(t.shape)}")
-    if hidden.shape[1] != local_weight.shape[1]:
-        raise ValueError(
-            f"hidden (N, D) and local_weight (V_local, D) must share D: got "
-            f"{tuple(hidden.shape)} and {tuple(local_weight.shape)}"
+    comm = _Comm.of(group)
+    try:
+        chunk_size = _check_chunk_size(chunk_size)
+        for name, t in (("hidden", hidden), ("local_weight", local_weight)):
+            check_floating(t, name)
+            if t.ndim != 2:
+                raise ValueError(f"{name} must be 2-D, got shape {tuple(t.shape)}")
+        if hidden.shape[1] != local_weight.shape[1]:
+            raise ValueError(
+                f"hidden (N, D) and local_weight (V_local, D) must share D: got "
+                f"{tuple(hidden.shape)} and {tuple(local_weight.shape)}"
+            )
+        if hidden.dtype != local_weight.dtype:
+            raise TypeError(
+                f"hidden and local_weight must have the same dtype, got {hidden.dtype} and "
+                f"{local_weight.dtype}"
+            )
+        if local_bias is not None and tuple(local_bias.shape) != (local_weight.shape[0],):
+            raise ValueError(
+                f"local_bias must have shape ({local_weight.shape[0]},), got {tuple(local_bias.shape)}"
+            )
+        class_start = _check_class_start(class_start)
+        width = local_weight.shape[0]
+        cdtype = _compute_dtype(hidden.dtype)
+        opts, target_rows, cweight = _prepare(
+            (hidden.shape[0], width), target, hidden.device, cdtype, dict(ce_options)
         )
-    if hidden.dtype != local_weight.dtype:
-        raise TypeError(
-            f"hidden and local_weight must have the same dtype, got {hidden.dtype} and "
-            f"{local_weight.dtype}"
-        )
-    if local_bias is not None and tuple(local_bias.shape) != (local_weight.shape[0],):
-        raise ValueError(
-            f"local_bias must have shape ({local_weight.shape[0]},), got {tuple(local_bias.shape)}"
-        )
-    class_start = _check_class_start(class_start)
-    width = local_weight.shape[0]
-    cdtype = _compute_dtype(hidden.dtype)
-    opts, target_rows, cweight = _prepare(
-        (hidden.shape[0], width), target, hidden.device, cdtype, dict(ce_options)
-    )
+    except (TypeError, ValueError):
+        # The other ranks' first collective: the header alone (default chunks),
+        # or with the first chunk's row maxima.
+        n = getattr(hidden, "shape", (0,))[0] if getattr(hidden, "ndim", 0) else 0
+        first = min(chunk_size, n) if isinstance(chunk_size, int) and chunk_size > 0 else 0
+        _join_after_local_error(comm, first, getattr(hidden, "device", None))
+        raise
     if local_bias is not None:
         local_bias = local_bias.to(hidden.dtype)
     want = grads_wanted(hidden, local_weight, local_bias)  # none under no_grad / inference_mode
-    comm = _Comm.of(group)
-    rows = _chunk_rows(hidden.shape[0], width, torch.finfo(cdtype).bits // 8, chunk_size, comm, hidden.device)
+    header = _header_column(
+        target=target_rows, opts=opts, has_weight=cweight is not None, width=width,
+        class_start=class_start, chunk_size=chunk_size, grad_hidden=want[0],
+    )
+    itemsize = torch.finfo(cdtype).bits // 8
+    rows, layout_or_header = _chunk_plan(hidden.shape[0], width, itemsize, chunk_size, comm, header)
     return _ClassParallelLinearCrossEntropy.apply(
-        hidden, local_weight, local_bias, target_rows, cweight, opts, comm, class_start, rows, want,
+        hidden, local_weight, local_bias, target_rows, cweight, opts, comm, layout_or_header, rows,
+        want,
     )
