@@ -35,3 +35,13 @@ def test_evaluate_is_silent_for_a_model_above_chance(capsys, tmp_path):
     rc, out, err = call(capsys, "evaluate", "--logits", scores, "--labels", labels)
     assert rc == 0, err
     assert "most frequent class" not in out, out
+
+
+def test_evaluate_says_nothing_of_a_rare_class_when_every_label_is_one_class(capsys, tmp_path):
+    """Every label "no" (majority rate 1): there is no rare class to rank, so the line would mislead."""
+    scores, labels = _rare_positive_files(tmp_path, informative=False)
+    n = len(labels.read_text().split()) - 1
+    labels.write_text("y\n" + "no\n" * n)
+    rc, out, err = call(capsys, "evaluate", "--logits", scores, "--labels", labels)
+    assert rc == 0, err
+    assert "most frequent class" not in out and "rare class" not in out, out

@@ -387,11 +387,6 @@ class _RowSumOff(CLIError):
     tries a second one for widened 16-bit values; else it is the command's error)."""
 
 
-#: The fewest decimals of a file of rounded probabilities that is renormalised rather than refused
-#: (:func:`_rounded_rows`): at 2, every probability under 0.005 is written as 0, and a row whose true
-#: class is one has an infinite log-loss (audit: "inf" with exit 0, where the exact log-loss was 0.37).
-MIN_DECIMALS = 3
-
 #: The most decimals :func:`printed_decimals` looks for (beyond, rounding explains less than
 #: :data:`PROB_SUM_TOL` below 2000 classes).
 MAX_DECIMALS = 8
@@ -434,12 +429,12 @@ def _rounded_rows(path: str, probs: Any, *, tolerance: float, off: _RowSumOff) -
     computed, so its sum is within ``K * 0.5 * 10**-d`` of 1 (3 classes at 3 decimals: 0.0015). The
     library's own row-sum rule (:func:`softmaxkit._calibration_inputs.row_sum_tolerance`) is the same
     idea for the rounding of a dtype; rows are renormalised, as scikit-learn's ``log_loss`` does, so
-    that every command (evaluate, calibrate, apply) scores the same probabilities. Fewer than
-    :data:`MIN_DECIMALS` decimals (a probability under 0.005 written as 0), or rounding that explains
-    more than the widest tolerance the library grants any dtype (bfloat16's 0.0156), is refused,
-    saying so: rows at 0.9 are no probabilities to score without a word, and 2 decimals over 3
-    classes (within 0.015) gave a log-loss of "inf" (audit). At 3 decimals a probability under
-    0.0005 is still written as 0: :func:`read_predictions` warns when a row's true class is one.
+    that every command (evaluate, calibrate, apply) scores the same probabilities. Rounding that
+    explains more than the widest tolerance the library grants any dtype (bfloat16's 0.0156: 2 decimals
+    over 3 classes pass, over 4 do not) is refused, saying so: rows at 0.9 are no probabilities to score
+    without a word. Few decimals alone are not refused (2 decimals over 3 classes gave a log-loss of
+    0.6844 for 0.6841 exact, audit); a probability under half the last digit is written as 0, and
+    :func:`read_predictions` warns when a row's true class is one (its log-loss is infinite).
     """
     import warnings
 
@@ -456,10 +451,6 @@ def _rounded_rows(path: str, probs: Any, *, tolerance: float, off: _RowSumOff) -
         raise off
     widest = row_sum_tolerance("bfloat16")
     written = f"its values are written with {decimals} decimal{'s' if decimals > 1 else ''}"
-    if decimals < MIN_DECIMALS:
-        raise CLIError(str(off).replace(_RAW_SCORES_HINT, (
-            f"({written}, fewer than the {MIN_DECIMALS} accepted: a probability under {0.5 * 10.0**-decimals:g} "
-            "is written as 0, whose log-loss is infinite; write more digits)")))
     if rounding > widest:
         raise CLIError(str(off).replace(_RAW_SCORES_HINT, (
             f"({written}, whose rounding moves a row's sum by up to {rounding:.3g}, more than the {widest:.3g} "
@@ -587,35 +578,44 @@ def read_predictions(args: argparse.Namespace) -> Predictions:
     check_same_length(source, len(read.scores), args.labels, len(labels))
     if read.classes is None:
         _refuse_one_based_labels(read.scores, labels, labels_path=args.labels, source=source)
-    if read.decimals is not None:
+    if kind == "probability":
         _warn_true_class_rounded_to_zero(source, read.scores, labels, decimals=read.decimals, classes=read.classes)
     return Predictions(source, kind, read.scores, labels, read.classes, read.ignored, matched_on, scores_matched_on)
 
 
-def _warn_true_class_rounded_to_zero(source: str, probs: Any, labels: Any, *, decimals: int,
+def _warn_true_class_rounded_to_zero(source: str, probs: Any, labels: Any, *, decimals: int | None,
                                      classes: list[str] | None) -> None:
     """Warn, naming the first such row, when a row's true class (``labels``: column indices) is written as
-    probability 0 in ``source``, whose probabilities are rounded to ``decimals`` (:func:`_rounded_rows`).
+    probability 0 in ``source`` and its probabilities look rounded to decimals: ``decimals`` when its rows
+    were renormalised for them (:func:`_rounded_rows`), else :func:`printed_decimals` of ``probs``.
 
     A probability under half the last digit is written as 0, and no renormalisation brings it back: that
     row's log-loss is infinite because of the rounding, not the model (scikit-learn's ``log_loss`` clips
-    it to a finite number that is neither).
+    it to a finite number that is neither). Rows that sum to 1 as written are not renormalised, so the
+    decimals are looked for here too, and only once a true class is 0 (a binary file at 2 decimals gave
+    log-loss inf without a word, audit). Values that are all 0 or 1 (a hard classifier's) are no rounding.
     """
     import warnings
 
     import numpy as np
 
+    from softmaxkit.data import iter_row_blocks
+
     zero = np.asarray(probs[np.arange(len(labels)), labels]) == 0
     if not zero.any():
         return
+    if decimals is None:
+        decimals = printed_decimals(probs)
+        if decimals is None or not any(((block > 0) & (block < 1)).any() for _, block in iter_row_blocks(probs)):
+            return
     row = int(np.argmax(zero))
     label = int(labels[row])
     count = int(zero.sum())
     more = f" (so is it on {count - 1} more row{'s' if count > 2 else ''})" if count > 1 else ""
     warnings.warn(f"{source}: row {row + 1}: its true class {classes[label] if classes else label!r} is written as "
-                  f"probability 0{more}: its values are written with {decimals} decimals, which write a probability "
-                  f"under {0.5 * 10.0**-decimals:g} as 0, so its log-loss is infinite because of the rounding; "
-                  "write more digits", stacklevel=4)
+                  f"probability 0{more}: its values are written with {decimals} decimal{'s' if decimals > 1 else ''}, "
+                  f"which write a probability under {0.5 * 10.0**-decimals:g} as 0, so its log-loss is infinite "
+                  "because of the rounding; write more digits", stacklevel=4)
 
 
 #: How unlikely (one-sided exact sign test) the scores' top column must make "labels read as they
@@ -699,12 +699,14 @@ def labels_by_row_id(labels: Any, labels_path: str, source: str, *, column: str 
     5. else, when no id column name is shared, id columns of the two files named differently
        (``patient_id``, ``id``), which are never joined on (:func:`_pair_on_other_names`): the same
        in both files row by row, by position with a note; the same ids once each in another row
-       order (one side may count the rows 0..n-1 while the other holds them shuffled), refused,
-       saying to rename one column to the other's name or to write the labels in the scores' order.
+       order (one side may count the rows 0..n-1 while the other holds them shuffled), or at least
+       :data:`SAME_ROWS_SHARE` of the scores' ids once each in another row order, refused, saying to
+       rename one column to the other's name or to write the labels in the scores' order.
 
     Otherwise the rows are paired by position, and an id column of the labels that cannot be checked
-    draws a warning unless it counts the rows (0..n-1, 1..n): one in the labels alone, or a saved
-    index that is not the scores'.
+    draws a warning unless it counts the rows (0..n-1, 1..n): one in the labels alone (saying how many
+    of the scores' ids it shares when the scores have an id column of another name), or a saved index
+    that is not the scores'.
     """
     import numpy as np
 
@@ -736,11 +738,13 @@ def labels_by_row_id(labels: Any, labels_path: str, source: str, *, column: str 
         if join.repeat is None and len(keys) == len(wanted) and join.found.all():
             return (_joined(labels, labels_path, source, (saved[0], saved_source[0]), keys, wanted, join, say),
                     saved[0], saved_source[0])
+    overlaps: dict[str, tuple[str, int, int]] = {}
     if not shared:
         paired = _pair_on_other_names(labels, labels_path, source, [n for n in ids if not is_saved_index(n)],
                                       not_scores, say=say)
-        if paired is not None:
+        if isinstance(paired, tuple):
             return paired
+        overlaps = paired
     if in_order is not None:
         say(f"Labels of {labels_path} paired with the rows of {source} by position: their column {in_order!r} "
             "repeats ids but is the same in both files, row by row")
@@ -750,7 +754,7 @@ def labels_by_row_id(labels: Any, labels_path: str, source: str, *, column: str 
     unchecked = [n for n in ids if n not in shared]
     if unchecked:
         _warn_ids_unused(labels_path, source, unchecked, read_id_columns(labels_path, unchecked),
-                         saved_source=saved_source[0] if saved_source else None)
+                         saved_source=saved_source[0] if saved_source else None, overlaps=overlaps)
     return labels, None, None
 
 
@@ -765,12 +769,23 @@ def _same_column(name: str, columns: list[str]) -> str | None:
     return found[0] if len(found) == 1 else None
 
 
+#: The share of the scores' ids that an id column of the labels named differently must hold, once each,
+#: in another row order, for the two files to be refused as the same rows shuffled
+#: (:func:`_pair_on_other_names`): 149 of 150 was paired by position (audit: accuracy 0.5533 for
+#: 0.9133, exit 0), while a ``site_id`` sharing 140 of 228 (61%) by chance, where position was right,
+#: was refused at one half.
+SAME_ROWS_SHARE = 0.9
+
+
 def _pair_on_other_names(labels: Any, labels_path: str, source: str, label_ids: list[str],
-                         not_scores: list[str], *, say: Printer) -> tuple[Any, None, None] | None:
+                         not_scores: list[str], *, say: Printer
+                         ) -> tuple[Any, None, None] | dict[str, tuple[str, int, int]]:
     """The labels paired with the scores by position when id columns named differently in the two files
     (the labels' ``label_ids``, the scores' id-named columns among ``not_scores``:
     :func:`softmaxkit.data.row_id_names`) show that the rows are in one order; a refusal when they show
-    the same rows in different orders; None when they say neither (:func:`labels_by_row_id` goes on).
+    the same rows in different orders; else, when they say neither, how many of the scores' ids each
+    id column of the labels shares (``{labels' column: (scores' column, shared, scores' ids)}``, the
+    scores' column sharing most), for the warning of :func:`labels_by_row_id` (:func:`_warn_ids_unused`).
 
     Rows are never joined on two names: a unique ``batch_id`` of a labels file in the scores' row order
     that happened to hold the scores' ids in another order was joined on (audit: accuracy 0.5439 for
@@ -779,17 +794,17 @@ def _pair_on_other_names(labels: Any, labels_path: str, source: str, label_ids: 
 
     * the same in both files, row by row: the rows are in one order; paired by position, with a note,
       whatever another pair holds;
-    * the same ids, once each, in another row order (a column that counts the rows included: scores
+    * unique in both files, the labels' holding at least :data:`SAME_ROWS_SHARE` of the scores' ids,
+      one of them on another row than the scores' (a column that counts the rows included: scores
       saved from a shuffled loader with their dataset index 0..n-1 beside labels numbered 0..n-1 in
-      dataset order were paired by position without a word, audit: accuracy 0.6283 for 0.9480):
-      refused, naming both files and columns; renaming one column to the other's name joins on it;
-    * unique in both files, every scores id among the labels' but the labels with more rows:
-      refused the same way (the rows cannot be paired by position either, and the renamed column
-      would join them).
+      dataset order were paired by position without a word, audit: accuracy 0.6283 for 0.9480; 149
+      of 150 ids, one edited, gave 0.5533 for 0.9133), or every one of them and more rows: refused,
+      naming both files and columns and the ids shared; renaming one column to the other's name joins
+      on it.
 
-    Pairs that share only some ids (a ``site_id`` sharing 140 of 228), or repeat them, are taken as
-    other ids: the rows are paired by position, and the labels' id column draws the warning that its
-    ids were not used (:func:`_warn_ids_unused`).
+    Pairs that share fewer ids (a ``site_id`` sharing 140 of 228), repeat them, or hold the shared
+    ones on the scores' rows are taken as other ids: the rows are paired by position, and the labels'
+    id column draws the warning that its ids were not used, saying how many it shares.
     """
     import numpy as np
 
@@ -797,10 +812,11 @@ def _pair_on_other_names(labels: Any, labels_path: str, source: str, label_ids: 
 
     score_ids = row_id_names(source, not_scores)
     if not label_ids or not score_ids:
-        return None
+        return {}
     label_counts = {n: counts_rows(v) for n, v in read_id_columns(labels_path, label_ids).items()}
     score_counts = {n: counts_rows(v) for n, v in read_id_columns(source, score_ids).items()}
-    clash = None  # the first pair holding each scores id once: (labels' column, scores' column, label rows more)
+    clash = None  # the first pair refused: (labels' column, scores' column, ids shared, scores' ids, label rows more)
+    overlaps: dict[str, tuple[str, int, int]] = {}
     for name in label_ids:
         for other in (n for n in score_ids if not (label_counts[name] and score_counts[n])):
             try:
@@ -811,23 +827,38 @@ def _pair_on_other_names(labels: Any, labels_path: str, source: str, label_ids: 
                 say(f"Labels of {labels_path} paired with the rows of {source} by position: its column {name!r} "
                     f"holds the ids of {source}'s {other!r} in the same row order")
                 return labels, None, None
-            if clash is not None or not len(wanted):
+            if not len(wanted):
                 continue
             join = _match_ids(keys, wanted)
-            if join.repeat is None and join.found.all():
-                clash = (name, other, len(keys) - len(wanted))
+            if join.repeat is None:  # each id once in each file: the found ones are the ids shared
+                shared, total = int(join.found.sum()), len(wanted)
+                found = np.flatnonzero(join.found)
+                elsewhere = len(keys) != len(wanted) or bool(np.any(join.rows[found] != found))
+                if clash is None and elsewhere and shared >= SAME_ROWS_SHARE * total:
+                    clash = (name, other, shared, total, len(keys) - len(wanted))
+            else:
+                shared, total = len(np.intersect1d(keys, wanted)), len(np.unique(wanted))
+            if name not in overlaps or shared > overlaps[name][1]:
+                overlaps[name] = (other, shared, total)
     if clash is None:
-        return None
-    name, other, more = clash
-    held = (f"the same ids as the id column {other!r} of {source}, once each, in another row order: the rows look "
-            "to be in different orders, so pairing them by position would be wrong"
-            if not more else
-            f"every id of the id column {other!r} of {source}, once each, and {more} more: the files hold different "
-            "rows, which cannot be paired by position")
+        return overlaps
+    name, other, shared, total, more = clash
+    if shared < total:
+        held = (f"{shared} of the {total} ids of the id column {other!r} of {source}, once each, in another row "
+                "order: the rows look to be in different orders (the other ids edited or missing), so pairing "
+                "them by position would be wrong")
+    elif not more:
+        held = (f"the same ids as the id column {other!r} of {source}, once each, in another row order: the rows "
+                "look to be in different orders, so pairing them by position would be wrong")
+    else:
+        held = (f"every id of the id column {other!r} of {source}, once each, and {more} more: the files hold "
+                "different rows, which cannot be paired by position")
+    lacking = f" (then every id of {source} needs a label: {total - shared} have none)" if shared < total else ""
     raise CLIError(f"{labels_path}: its id column {name!r} holds {held}, and columns named differently are not "
                    f"joined on; if both name the same rows, rename {name!r} to {other!r} (or {other!r} to {name!r}) "
-                   f"so that the rows are matched on it; else write the labels in the row order of {source}, "
-                   f"without {name!r} (or with it under a name that is not an id's, such as no '_id' ending)")
+                   f"so that the rows are matched on it{lacking}; else write the labels in the row order of "
+                   f"{source}, without {name!r} (or with it under a name that is not an id's, such as no '_id' "
+                   "ending)")
 
 
 class _IdMatch(NamedTuple):
@@ -913,9 +944,12 @@ def _refuse_repeated_ids(path: str, name: str, keys: Any, rows: tuple[int, int])
 
 
 def _warn_ids_unused(labels_path: str, source: str, ids: list[str], values: dict[str, Any], *,
-                     saved_source: str | None = None) -> None:
+                     saved_source: str | None = None, overlaps: dict[str, tuple[str, int, int]] | None = None
+                     ) -> None:
     """Warn that the id columns of the labels file (``values``) were not used to pair its rows with the
-    scores: ``source`` has no such column, or (pandas' saved index) another one, ``saved_source``.
+    scores: ``source`` has no such column, or (pandas' saved index) another one, ``saved_source``;
+    ``overlaps`` gives, for a column, the id column of ``source`` named differently that shares most of
+    its ids, how many, and of how many (:func:`_pair_on_other_names`), which the warning states.
     Ids that count the rows (0..n-1, 1..n) say nothing that the position does not."""
     import warnings
 
@@ -924,7 +958,14 @@ def _warn_ids_unused(labels_path: str, source: str, ids: list[str], values: dict
     for name in ids:
         if counts_rows(values[name]):
             continue
-        if not is_saved_index(name):
+        hint = ("softmaxkit predict writes its input's id columns with the scores, and a scores file with the "
+                "labels' id column is matched on it")
+        if name in (overlaps or {}):
+            other, shared, total = overlaps[name]
+            what = (f"shares {shared} of {total} ids with the id column {other!r} of {source} (another name: columns "
+                    "named differently are not joined on)")
+            hint = f"if both name the same rows, rename {name!r} to {other!r} so that the rows are matched on it"
+        elif not is_saved_index(name):
             what = f"looks like a row id, but {source} has no column {name!r}"
         elif saved_source is None:
             what = f"is pandas' saved index, not 0..n-1 in row order, and {source} has none"
@@ -933,9 +974,7 @@ def _warn_ids_unused(labels_path: str, source: str, ids: list[str], values: dict
                     "other rows")
         warnings.warn(
             f"{labels_path}: column {name!r} {what}, so the labels are paired with the scores by position and the "
-            "ids are not used; if the two files are in different row orders the results are wrong (softmaxkit "
-            "predict writes its input's id columns with the scores, and a scores file with the labels' id column "
-            "is matched on it)",
+            f"ids are not used; if the two files are in different row orders the results are wrong ({hint})",
             stacklevel=3,
         )
         return

@@ -559,9 +559,10 @@ def _loss_reading(before: float, after: float, change: dict | None = None, *, in
 def chance_legend(summary: dict) -> list[str]:
     """The line under a metrics table whose accuracy is no better than always naming the most frequent
     class (``majority_rate``); empty otherwise. A yes/no model on 3.7% positives printed accuracy 0.9635,
-    what always answering "no" scores, without a word (audit)."""
+    what always answering "no" scores, without a word (audit). Labels all of one class (``majority_rate``
+    1) have no rare class to rank: no line."""
     acc, chance = summary.get("accuracy"), summary.get("majority_rate")
-    if acc is None or chance is None or acc > chance:
+    if acc is None or chance is None or acc > chance or chance >= 1:
         return []
     return [f"Accuracy {acc:.4f} is no better than always naming the most frequent class ({chance:.4f}): judge "
             "the model by its log-loss and Brier score, or by how it ranks the rare class."]
