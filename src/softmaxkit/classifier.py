@@ -104,15 +104,23 @@ class SoftmaxClassifier(Persistable, ClassifierMixin, BaseEstimator):
         0.075, 8 splits): the penalty acts on raw-scale weights, which one
         ``alpha`` cannot suit when features differ in scale by 1000s.
     max_iter : int, default=200
-        L-BFGS iterations, or Adam epochs.
+        L-BFGS iterations, or Adam epochs. L-BFGS on the linear model uses
+        them for both stages of ``tol``: ``n_iter_ == max_iter`` means the
+        fit stopped there, with a ``ConvergenceWarning`` that says which
+        stage it cut short.
     tol : float >= 0, default=1e-4
         L-BFGS: stop when every gradient entry of the objective is below
         ``tol`` (scikit-learn's rule, which bounds the predictions' error but can
         leave weights along collinear features 25% off); the linear model with
-        ``alpha > 0`` then refines, with 10x smaller gradient tolerances, until
-        a run moves no weight (per feature standard deviation) by more than
+        ``alpha > 0`` then goes on in the same L-BFGS run, through checkpoints
+        each 10x lower in gradient, until two successive checkpoints differ
+        in no weight (per feature standard deviation) by more than
         ``tol * max(1, max|weight|)`` (see :func:`softmaxkit._optim.lbfgs`;
-        ``alpha="auto"``'s path fits skip it), all within ``max_iter``; or
+        ``alpha="auto"``'s path fits skip it), all within ``max_iter``. If
+        ``max_iter`` ends this refinement, the predictions count as
+        converged but a ``ConvergenceWarning`` says the coefficients are not
+        shown to be within ``tol`` (raw, unscaled features such as digits' pixels
+        can need several hundred iterations); or
         when the relative decrease of the objective per step
         falls below 1.4e-14 (SciPy's ``ftol``, 64 machine epsilons; with relu
         the usual stop, at gradient entries up to about 2e-4). Adam and early stopping: an improvement of the monitored loss
@@ -205,7 +213,10 @@ class SoftmaxClassifier(Persistable, ClassifierMixin, BaseEstimator):
         Validation log-loss per iteration/epoch with ``early_stopping``.
     best_validation_loss_ : float or None
     n_iter_ : int
-        L-BFGS iterations or Adam epochs run.
+        L-BFGS iterations or Adam epochs run. ``n_iter_ == max_iter`` with a
+        ``ConvergenceWarning`` means the fit was cut short there (the message
+        says whether the predictions or only the coefficients); without one,
+        the last allowed iteration met ``tol``.
     alpha_ : float
         The penalty of the fitted model: ``alpha`` itself, or the one
         ``alpha="auto"`` chose.
@@ -616,6 +627,14 @@ class SoftmaxClassifier(Persistable, ClassifierMixin, BaseEstimator):
                 ConvergenceWarning,
                 stacklevel=2,
             )
+        elif not fitted.coefficients_converged:
+            warnings.warn(
+                f"SoftmaxClassifier: lbfgs met the gradient test (tol={self.tol}), so the predictions are "
+                f"converged, but max_iter={self.max_iter} ended the refinement before the coefficients were "
+                f"within tol of the optimum; raise max_iter if you read coef_ (see the tol parameter).",
+                ConvergenceWarning,
+                stacklevel=2,
+            )
         self.classes_ = targets.classes
         self.alpha_ = alpha
         self.alpha_path_ = None if selection is None else selection.path
@@ -755,6 +774,7 @@ class SoftmaxClassifier(Persistable, ClassifierMixin, BaseEstimator):
             n_iter=result.n_iter,
             converged=result.converged,
             solver=solver,
+            coefficients_converged=result.coefficients_converged,
         )
 
     def _split(self, targets: Targets, rng: np.random.RandomState) -> tuple[np.ndarray, np.ndarray | None]:
@@ -1076,6 +1096,8 @@ class _Trained:
     n_iter: int
     converged: bool
     solver: str
+    # False when max_iter ended L-BFGS's coefficient refinement (see _optim.lbfgs).
+    coefficients_converged: bool = True
 
     def theta_raw(self, net: _mlp.Network) -> np.ndarray:
         """The flat float64 parameter vector (raw coordinates)."""
