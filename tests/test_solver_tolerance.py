@@ -89,3 +89,15 @@ def test_refinement_cut_short_by_max_iter_warns_about_the_coefficients():
     with pytest.warns(ConvergenceWarning, match="before converging") as record:
         SoftmaxClassifier(alpha=1e-4, max_iter=10).fit(X, y)
     assert not any("gradient test" in str(w.message) for w in record)
+
+
+def test_auto_alpha_refit_stops_where_its_path_fits_did():
+    """alpha="auto" chose its penalty for fits stopped at the gradient test, so its refit stops there
+    too (refined, digits' default fit ran into max_iter); a float alpha is refined."""
+    from sklearn.datasets import load_digits
+
+    X, y = load_digits(return_X_y=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no ConvergenceWarning from a refinement cut short
+        auto = SoftmaxClassifier().fit(X, y)
+    assert auto.n_iter_ < auto.max_iter

@@ -115,8 +115,13 @@ class SoftmaxClassifier(Persistable, ClassifierMixin, BaseEstimator):
         ``alpha > 0`` then goes on in the same L-BFGS run, through checkpoints
         each 10x lower in gradient, until two successive checkpoints differ
         in no weight (per feature standard deviation) by more than
-        ``tol * max(1, max|weight|)`` (see :func:`softmaxkit._optim.lbfgs`;
-        ``alpha="auto"``'s path fits skip it), all within ``max_iter``. If
+        ``tol * max(1, max|weight|)`` (see :func:`softmaxkit._optim.lbfgs`),
+        all within ``max_iter``. ``alpha="auto"`` skips it, in its path fits
+        and in its refit alike: the penalty is chosen for fits stopped at the
+        gradient test (refined, the refit's held-out log-loss over 20 splits
+        of bench_defaults was 0.4% worse on digits, and its default fit ran
+        into ``max_iter``); refit with ``alpha=model.alpha_`` for coefficients
+        within ``tol``. If
         ``max_iter`` ends this refinement, the predictions count as
         converged but a ``ConvergenceWarning`` says the coefficients are not
         shown to be within ``tol`` (raw, unscaled features such as digits' pixels
@@ -618,7 +623,9 @@ class SoftmaxClassifier(Persistable, ClassifierMixin, BaseEstimator):
             net = _mlp.Network((X.shape[1], len(targets.classes)), self.activation)
             start = np.mean([f.theta_raw(net) for f in selection.fold_fits], axis=0)
         fitted = self._train(
-            X, targets, alpha, xp=xp, cdtype=cdtype, rng=rng, verbose=bool(self.verbose), start=start
+            X, targets, alpha, xp=xp, cdtype=cdtype, rng=rng, verbose=bool(self.verbose), start=start,
+            # alpha="auto" chose the penalty for fits stopped at the gradient test: its refit stops there too
+            coefficients=not self._auto_alpha(),
         )
         if not fitted.converged:
             warnings.warn(
