@@ -55,6 +55,9 @@ def test_well_calibrated_model_keeps_t_near_one_and_is_not_made_worse(n):
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", CalibrationWarning)
             ts = TemperatureScaling().fit(z, y)
+        # A draw of 10-30 rows over 4 classes may miss one, which is said (its own warning, tested in
+        # test_imbalanced_calibration); apart from it:
+        caught = [m for m in caught if "no row among" not in str(m.message)]
         # no bound, no warning, but for a draw whose rows are all ranked right (it says so)
         assert [str(m.message).startswith("the calibration set is separable") for m in caught] == [ts.separable_] * (
             len(caught) if ts.separable_ else 0)
@@ -335,6 +338,8 @@ def test_under_confident_model_is_not_held_back_by_the_prior(n):
         sel = rng.choice(len(y_c), size=n, replace=False)
         with warnings.catch_warnings():
             warnings.simplefilter("error", CalibrationWarning)  # a clean fit: no bound, nothing to say
+            # but for a digit that 30 rows may miss, which has its own warning
+            warnings.filterwarnings("ignore", message=".*no row among", category=CalibrationWarning)
             ts = TemperatureScaling().fit(z_c[sel], y_c[sel])
         mle = TemperatureScaling(prior_scale=None).fit(z_c[sel], y_c[sel])
         assert ts.temperature_ < 0.05  # the data's T (~0.025), not the prior's 1

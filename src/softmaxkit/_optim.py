@@ -306,9 +306,10 @@ def lbfgs(
     whatever the weights' total, the row count or the two-column
     parametrisation of a binary problem. (Restarting
     L-BFGS at each checkpoint instead discards its curvature memory: 172
-    instead of 91 iterations for iris at ``alpha=1e-4``.) The path
-    fits of ``alpha="auto"``, which are only scored by their held-out
-    predictions, pass ``coefficients=False``.
+    instead of 91 iterations for iris at ``alpha=1e-4``.) The fits of
+    ``alpha="auto"``, its path (scored by held-out predictions) and its refit
+    (at the penalty chosen for fits stopped that way), pass
+    ``coefficients=False``.
 
     The refinement shares ``max_iter`` with the first phase. Cut short by it
     after the gradient test was met, the fit still counts as ``converged``

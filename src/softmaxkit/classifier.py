@@ -723,7 +723,8 @@ class SoftmaxClassifier(Persistable, ClassifierMixin, BaseEstimator):
 
         ``coefficients``: L-BFGS refines the linear model until its weights,
         not only its gradient, are within ``tol`` (:func:`softmaxkit._optim.lbfgs`);
-        False for the path fits of ``alpha="auto"``, which are only scored."""
+        False for the fits of ``alpha="auto"``: its path fits, which are only
+        scored, and its refit, at the penalty chosen for fits stopped so."""
         train, valid = self._split(targets, rng)
         fit_targets = targets.subset(train) if valid is not None else targets
         X_fit = X[train] if valid is not None else X
