@@ -85,8 +85,12 @@ def _worker(rank: int, port: int, out_dir: str, name: str) -> None:
         record = {"returned": repr(_scenario(name, rank))}
     except Exception as exc:  # recorded; the test asserts on it
         record = {"raised": type(exc).__name__, "message": str(exc)}
-    with open(os.path.join(out_dir, f"rank{rank}.json"), "w") as f:
+    # Written whole or not at all: a rank terminated by spawn (after the other one aborted in gloo)
+    # mid-write left an empty file, which read as a broken record (seen once in CI).
+    path = os.path.join(out_dir, f"rank{rank}.json")
+    with open(path + ".tmp", "w") as f:
         json.dump(record, f)
+    os.replace(path + ".tmp", path)
     # No destroy_process_group: after a failed collective it may block.
 
 
