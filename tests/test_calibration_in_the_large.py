@@ -90,3 +90,19 @@ def test_summarize_counts_are_exact_sums():
     assert test["tests"] == 3
     worst = min(counts, key=lambda c: c["p"])
     assert test["class"] == worst["class"] and test["p_adjusted"] == pytest.approx(min(1.0, 3 * worst["p"]))
+
+
+def test_evaluate_says_when_a_class_count_is_off(capsys, tmp_path):
+    """evaluate has no verdict: it recorded the count test in JSON only. It now says it under the table,
+    naming the class; a calibrated control says nothing."""
+    probs, labels = _rare_positive_files(tmp_path, seed=11, overpredict=4)
+    rc, out, err = call(capsys, "evaluate", "--probs", probs, "--labels", labels)
+    assert rc == 0, err
+    assert "The predicted count of class 'yes' is off: 32.3 expected, 20 observed" in out, out
+    assert "too high on average" in out
+    calibrated = tmp_path / "calibrated"
+    calibrated.mkdir()
+    probs, labels = _rare_positive_files(calibrated, seed=11, overpredict=1)
+    rc, out, err = call(capsys, "evaluate", "--probs", probs, "--labels", labels)
+    assert rc == 0, err
+    assert "predicted count is off" not in out, out

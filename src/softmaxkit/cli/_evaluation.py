@@ -494,10 +494,15 @@ def _floor_reading(b: float, fb: float, a: float, fa: float, *, miss: str | None
     return f"It stays above its noise floor {fa:.4f}, so some miscalibration may remain."
 
 
-def _count_miss(summary: dict, classes: list | None, *, when: str) -> str | None:
+#: How :func:`_count_miss` ends in a verdict, where a before/after change is read.
+_JUDGE_BY_LOG_LOSS = "judge the calibration by the log-loss change"
+
+
+def _count_miss(summary: dict, classes: list | None, *, when: str, advice: str = _JUDGE_BY_LOG_LOSS) -> str | None:
     """The clause (lower case, ending in a full stop) saying that a class's predicted count is off in
     ``summary`` (its ``class_count_test`` rejected), or None. ``classes``: names in column order; else
-    the class is named by its index. ``when``: "before" or "after", said when that is the side off."""
+    the class is named by its index. ``when``: "before" or "after", said when that is the side off;
+    ``advice``: what to do about it, the clause's end."""
     test = summary.get("class_count_test")
     if not test or not test["rejected"]:
         return None
@@ -508,9 +513,9 @@ def _count_miss(summary: dict, classes: list | None, *, when: str) -> str | None
     tests = test["tests"]
     bonferroni = "" if tests == 1 else f", Bonferroni over {tests} classes"
     side = " before it" if when == "before" else ""
-    return (f"{name}'s predicted count is off{side}: {e:.1f} expected, {o} observed (p = {test['p_adjusted']:.2g}"
+    return (f"the predicted count of {name} is off{side}: {e:.1f} expected, {o} observed (p = {test['p_adjusted']:.2g}"
             f"{bonferroni}), so its probabilities are {direction} on average, which the top-label ECE, dominated by "
-            "the confident rows, cannot see; judge the calibration by the log-loss change.")
+            f"the confident rows, cannot see; {advice}.")
 
 
 def _loss_reading(before: float, after: float, change: dict | None = None, *, in_sample: bool = False,
@@ -566,6 +571,15 @@ def chance_legend(summary: dict) -> list[str]:
         return []
     return [f"Accuracy {acc:.4f} is no better than always naming the most frequent class ({chance:.4f}): judge "
             "the model by its log-loss and Brier score, or by how it ranks the rare class."]
+
+
+def count_legend(summary: dict, classes: list | None) -> list[str]:
+    """The line under a metrics table (``evaluate``) when a class's predicted count is off its observed
+    count (:func:`softmaxkit.cli._adapters.class_count_test`); empty otherwise. The verdicts of
+    ``calibrate``/``fit``/``demo`` say it; ``evaluate`` has no verdict and recorded it in JSON only."""
+    clause = _count_miss(summary, classes, when="after",
+                         advice="a calibrator fitted on held-out rows (softmaxkit calibrate) may fix it")
+    return [] if clause is None else [clause[0].upper() + clause[1:]]
 
 
 def accuracy_headline(summary: dict, caption: str) -> Any:

@@ -55,7 +55,7 @@ def _run(args: argparse.Namespace, warned: list[str]) -> int:
         say_ignored,
         text_table,
     )
-    from softmaxkit.cli._evaluation import chance_legend, ece_ci_legend, score
+    from softmaxkit.cli._evaluation import chance_legend, count_legend, ece_ci_legend, score
     from softmaxkit.io import StagedOutputs
     from softmaxkit.report import ece_text, fmt
 
@@ -114,7 +114,8 @@ def _run(args: argparse.Namespace, warned: list[str]) -> int:
     row = [fmt(s["accuracy"]), fmt(s["log_loss"]), fmt(s["brier"]), ece_text(s)] + (
         [fmt(s["ece_noise_floor"])] if ci else [])
     say(f"{s['n']} rows, {scores.shape[1]} classes ({metrics['kind']} from {source}):", *text_table(header, [row]),
-        *brier_legend(int(scores.shape[1])), *ece_ci_legend([s]), *chance_legend(s))
+        *brier_legend(int(scores.shape[1])), *ece_ci_legend([s]), *chance_legend(s),
+        *count_legend(s, classes))
     if conformal is not None:
         say("")
         _conformal.print_summary(say, metrics["conformal"])
