@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -42,6 +42,21 @@ def recorded_warnings() -> Iterator[list[str]]:
         yield lines
     finally:
         warnings.showwarning = shown
+
+
+def recording_warnings(body: Callable[[argparse.Namespace, list[str]], int]) -> Callable[[argparse.Namespace], int]:
+    """A command's ``run(args)`` from ``body(args, warned)``, which runs inside :func:`recorded_warnings`
+    and puts ``warned`` into its ``--json`` ``"warnings"``: every warning shown on stderr (id pairing,
+    coverage shortfalls, the reader's, the library's) reaches a pipeline that reads stdout alone (audit:
+    a labels file paired by position was said on stderr only)."""
+    import functools
+
+    @functools.wraps(body)
+    def run(args: argparse.Namespace) -> int:
+        with recorded_warnings() as warned:
+            return body(args, warned)
+
+    return run
 
 
 def add_output_options(p: argparse.ArgumentParser) -> None:

@@ -5,7 +5,14 @@ from __future__ import annotations
 import argparse
 
 from softmaxkit.cli import _conformal
-from softmaxkit.cli._common import add_output_options, add_prediction_inputs, calibration_name, fraction, random_seed
+from softmaxkit.cli._common import (
+    add_output_options,
+    add_prediction_inputs,
+    calibration_name,
+    fraction,
+    random_seed,
+    recording_warnings,
+)
 
 CALIBRATOR_SUFFIXES = (".npz", ".safetensors")
 
@@ -43,14 +50,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=run, check=_conformal.conformal_out)
 
 
-def run(args: argparse.Namespace) -> int:
-    from softmaxkit.cli._common import recorded_warnings
-
-    with recorded_warnings() as warned:  # "warnings" also lists those said outside the fit (id pairing)
-        return _run(args, warned)
-
-
-def _run(args: argparse.Namespace, warned: list[str]) -> int:
+@recording_warnings  # --json "warnings": every warning said, not only the command's own
+def run(args: argparse.Namespace, warned: list[str]) -> int:
     import warnings
 
     import numpy as np

@@ -6,7 +6,7 @@ import argparse
 import warnings
 
 from softmaxkit.cli import _conformal
-from softmaxkit.cli._common import add_output_options, add_prediction_inputs
+from softmaxkit.cli._common import add_output_options, add_prediction_inputs, recording_warnings
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -35,16 +35,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=run, check=_conformal.check_set_options)
 
 
-def run(args: argparse.Namespace) -> int:
-    from softmaxkit.cli._common import recorded_warnings
-
-    # Every warning shown on stderr (id pairing, coverage shortfalls, the library's) is also in --json's
-    # "warnings": a pipeline reads stdout alone (audit: a labels file paired by position, said on stderr only).
-    with recorded_warnings() as warned:
-        return _run(args, warned)
-
-
-def _run(args: argparse.Namespace, warned: list[str]) -> int:
+@recording_warnings  # --json "warnings": every warning said, not only the command's own
+def run(args: argparse.Namespace, warned: list[str]) -> int:
     from softmaxkit.cli._common import (
         Printer,
         brier_legend,

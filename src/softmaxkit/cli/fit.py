@@ -15,6 +15,7 @@ from softmaxkit.cli._common import (
     parse_number,
     positive_int,
     random_seed,
+    recording_warnings,
 )
 
 MODEL_SUFFIXES = (".npz", ".safetensors")
@@ -103,16 +104,8 @@ def _split(y, holdout: float, seed: int):
     return stratified_holdout(y, holdout, seed)
 
 
-def run(args: argparse.Namespace) -> int:
-    from softmaxkit.cli._common import recorded_warnings
-
-    # "warnings" also lists what the reader and the classifier said (an empty header read as a feature,
-    # alpha at the end of its range), not only the calibrator's cautions: a pipeline reads stdout alone.
-    with recorded_warnings() as warned:
-        return _run(args, warned)
-
-
-def _run(args: argparse.Namespace, warned: list[str]) -> int:
+@recording_warnings  # --json "warnings": every warning said, not only the command's own
+def run(args: argparse.Namespace, warned: list[str]) -> int:
     import sys
     import warnings
 
