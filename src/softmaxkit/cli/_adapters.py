@@ -449,6 +449,7 @@ def summarize(
         # monotone), so the top class and its confidence are unchanged and only the edges' precision is.
         p_top = p_top.astype(scores.dtype)
     too_few = n < MIN_ECE_CI_ROWS
+    observed = np.bincount(y.astype(np.int64), minlength=np.size(expected))  # majority rate and count test
     extra = ({"ci": None} if too_few else {}) if ci else {"ci": None, "noise_floor": False}
     ece = metrics.expected_calibration_error(y_top, p_top, n_bins=n_bins, **extra)
     ece_ci = None if too_few or not ci else [float(ece.ci_low), float(ece.ci_high)]
@@ -456,7 +457,7 @@ def summarize(
         "n": int(n),
         "accuracy": float(np.mean(hit)),
         # what always naming the most frequent class would score: the chance level of accuracy
-        "majority_rate": float(np.bincount(y.astype(np.int64)).max() / n),
+        "majority_rate": float(observed.max() / n),
         "log_loss": loss_sum / n,
         "brier": brier_sum / n,
         "ece": float(ece.value),
@@ -464,7 +465,7 @@ def summarize(
         "ece_ci_note": (f"no CI: fewer than {MIN_ECE_CI_ROWS} rows, where no bootstrap interval of the ECE "
                         "holds its 95%; the noise floor still applies") if ci and too_few else None,
         "ece_noise_floor": float(ece.noise_floor) if ci else None,
-        **class_count_test(y, expected, variance),
+        **class_count_test(observed, expected, variance),
     }
     png = None if plot_title is None else _reliability_png(y_top, p_top, ece, title=plot_title, n_bins=n_bins)
     return summary, png
@@ -474,13 +475,13 @@ def summarize(
 CLASS_COUNT_LEVEL = 0.05
 
 
-def class_count_test(y: np.ndarray, expected: Any, variance: Any) -> dict[str, Any]:
+def class_count_test(observed: np.ndarray, expected: Any, variance: Any) -> dict[str, Any]:
     """Calibration-in-the-large of every class: its predicted count against its observed count.
 
     Parameters
     ----------
-    y : ndarray of shape (n,)
-        Class indices.
+    observed : ndarray of shape (K,) or longer
+        Each class's row count ``O_k`` (``np.bincount`` of the labels; entries past ``K`` are ignored).
     expected, variance : ndarray of shape (K,)
         ``E_k = sum_i p_ik`` and ``V_k = sum_i p_ik (1 - p_ik)`` over the rows. Under calibration the
         count ``O_k`` of class ``k`` is a sum of independent Bernoulli(``p_ik``) draws (Poisson-binomial):
@@ -501,7 +502,7 @@ def class_count_test(y: np.ndarray, expected: Any, variance: Any) -> dict[str, A
     import math
 
     k = int(np.size(expected))
-    observed = np.bincount(np.asarray(y).astype(np.int64), minlength=k)[:k]
+    observed = np.asarray(observed)[:k]
     counts = []
     for j in range(k):
         e, v, o = float(expected[j]), float(variance[j]), int(observed[j])
