@@ -121,7 +121,10 @@ class CalibratedClassifier(Persistable, MetaEstimatorMixin, ClassifierMixin, Bas
         ``prior_scale=0.5``, that scikit-learn's temperature method lacks;
         pass ``method=TemperatureScaling(prior_scale=None)``
         for scikit-learn's fit, 3e-9 apart there, binary included, whose
-        margin mapping differs only in the temperature's units, see Notes).
+        margin mapping differs only in the temperature's units, see Notes;
+        except on a separable fold, where neither has a maximum: ours stops
+        at its bound with a ``SeparableWarning``, scikit-learn where its
+        solver stops, e.g. beta 1e10 against 45.6 on raw wine, 0.078 apart).
         ``"auto"``: ``"own_fold"`` for
         ``method="isotonic"``, ``"all_folds"`` for the parametric maps. See
         Notes for why.
