@@ -114,8 +114,12 @@ class ECEResult:
         The estimate (see :func:`expected_calibration_error` for the formula).
     ci_low, ci_high : float
         Interval at ``confidence_level`` for the population's binned error: a
-        bias-corrected bootstrap interval within [0, 1] that reaches 0 when
-        perfect calibration is not rejected (see
+        bias-corrected bootstrap interval within [0, 1]. ``ci_low`` is 0
+        whenever perfect calibration is not rejected, but also when the bias
+        correction takes it below 0 while the test rejects (audit: ECE 0.0246,
+        interval [0, 0.059], 1% of perfectly calibrated worlds as high), so a
+        0 there does not by itself mean perfect calibration is not ruled out:
+        compare ``value`` with ``noise_floor`` (see
         :func:`expected_calibration_error`, Notes, for its measured coverage,
         poor below about 100 rows; NaN if ``ci=None``).
     confidence_level : float or None
@@ -410,7 +414,8 @@ def _bias_corrected_interval(
     0 the correction falls short (the bias of ``|x|`` is largest at 0, where the estimate's own
     bias already pushed it away), so the lower end is 0 whenever the estimate is within the
     ``level`` quantile of the calibrated worlds: the test of perfect calibration does not reject 0.
-    Every norm lies in [0, 1], and so do the ends.
+    Every norm lies in [0, 1], and so do the ends: a lower end the correction takes below 0 is 0 too,
+    whatever the test says, so 0 alone is not the test's answer.
 
     ``tested``: the plain estimate that the calibrated worlds are compared with, when ``value`` and
     ``boot`` are a debiased statistic instead (the classwise ``l1``, see
@@ -564,7 +569,9 @@ def expected_calibration_error(
     whenever the estimate does not exceed
     the ``ci`` quantile of the estimates of perfectly calibrated data sets
     with these confidences (at least 200 of them; the same simulation gives
-    the noise floor). The noise floor re-draws the labels from ``probs``
+    the noise floor), and also when the bias correction takes it below 0
+    while the estimate does exceed it: a lower end of 0 does not by itself
+    mean perfect calibration is not ruled out. The noise floor re-draws the labels from ``probs``
     itself (top-label: hit ~ Bernoulli(confidence); classwise: y ~
     Categorical(p_i)) and averages the estimate over such perfectly
     calibrated data sets: an estimate near it is indistinguishable from

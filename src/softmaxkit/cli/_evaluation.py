@@ -118,6 +118,11 @@ _EXACT_BOOTSTRAP_ROWS = 10_000
 MIN_PAIRED_ROWS = 30
 #: The reading of a change measured on fewer than :data:`MIN_PAIRED_ROWS` rows.
 TOO_FEW = "too few rows to tell"
+#: The reading of a change whose bootstrap-t interval would hold the whole range of the per-row changes, 0
+#: among them: a few rows carry it (:func:`_symmetric_t_interval`), so no interval of its mean is measured.
+NOT_MEASURABLE = "not measurable"
+#: ``carried_by`` of :func:`paired_loss_change`: the fewest rows that hold this share of the total ``|change|``.
+_CARRIED_SHARE = 0.9
 
 
 def paired_loss_change(before: Scored, after: Scored, *, in_sample: bool = False, zero_classes: list | None = None,
@@ -142,6 +147,13 @@ def paired_loss_change(before: Scored, after: Scored, *, in_sample: bool = False
     - ``in_sample`` (the rows are the map's fitting rows): ``"lower"`` or ``"higher"`` instead of better or
       worse, since a gain there is no evidence (audit: matrix scaling 1.0385 -> 0.8162 in-sample, 1.0279 ->
       1.2507 on fresh rows, read "better" in metrics.json).
+    - ``"not measurable"`` (:data:`NOT_MEASURABLE`): the bootstrap-t interval would reach beyond both ends
+      of the range of the per-row changes, where every resampled mean lies, and 0 is inside that range: a
+      few rows carry the change, so no interval of its mean is measured (audit: 2 of 36 rows, "[-2.6095,
+      +2.5931], contains 0" for changes in [-0.354, +0.057]). ``ci95`` is then that range (the ends are
+      always clipped to it), as is ``row_change_range``; ``carried_by`` says how many rows hold 90% of the
+      total ``|change|``. (Every row moved one way: the range excludes 0 and reads better or worse, as every
+      resampled mean does.)
     - Fewer than :data:`MIN_PAIRED_ROWS` rows: ``"too few rows to tell"`` (:data:`TOO_FEW`), unless a row
       is lost on one side only (a probability 0 on a true class is evidence however few the rows).
     - ``zero_classes`` (``calibrator_params``' list, not empty): ``"unsafe"`` unless measured worse. The map
@@ -164,15 +176,22 @@ def paired_loss_change(before: Scored, after: Scored, *, in_sample: bool = False
     rng = np.random.default_rng(seed)
     with np.errstate(invalid="ignore"):
         point = float(np.mean(d))  # NaN when rows were lost on both sides (written as null in metrics.json)
+    whole_range = False  # percentile ends are resampled means: they never leave the range of d
     if n > _EXACT_BOOTSTRAP_ROWS:
         lo, hi = _percentile_ends(_count_bootstrap(d, resamples, rng))
     elif np.isfinite(d).all():
-        lo, hi = _symmetric_t_interval(d, *_row_bootstrap(d, resamples, rng))
+        lo, hi, whole_range = _symmetric_t_interval(d, *_row_bootstrap(d, resamples, rng))
     else:
         # An infinite row makes every standard error infinite: the percentile ends of the means still
         # say which way the lost rows point (their reading is set below, whatever the interval).
         lo, hi = _percentile_ends(_row_bootstrap(d, resamples, rng)[0])
     reading = "better" if hi < 0 else "worse" if lo > 0 else "within the noise"
+    if whole_range and reading == "within the noise":
+        # The studentized interval held every mean the rows can have and more: its resampled standard errors
+        # failed (a few rows carry the change), so 0 inside it is no measured "within the noise". (Past one
+        # end only is the symmetric form on skewed changes, 30% of 30-row data sets of the sharpened 3-class
+        # model of tests/test_interval_coverage.py: clipped, and read as usual.)
+        reading = NOT_MEASURABLE
     lost_after, lost_before = bool(np.isposinf(d).any()), bool(np.isneginf(d).any())
     if lost_after != lost_before:
         # A row given probability 0 on one side only shows that side's expected loss is infinite,
@@ -190,6 +209,9 @@ def paired_loss_change(before: Scored, after: Scored, *, in_sample: bool = False
     out = {"after_minus_before": point, "ci95": [lo, hi], "reading": reading, "in_sample": bool(in_sample),
            "n": int(n), "method": _METHOD, "resamples": int(resamples),
            "seed": int(seed), **lost}
+    if reading == NOT_MEASURABLE:
+        out["row_change_range"] = [float(np.min(d)), float(np.max(d))]
+        out["carried_by"] = _rows_carrying(d)
     if zero_classes:
         out["zero_classes"] = list(zero_classes)
     return out
@@ -224,17 +246,27 @@ def _percentile_ends(means: np.ndarray) -> tuple[float, float]:
     return lo, hi
 
 
-def _symmetric_t_interval(d: np.ndarray, means: np.ndarray, sds: np.ndarray) -> tuple[float, float]:
+def _symmetric_t_interval(d: np.ndarray, means: np.ndarray, sds: np.ndarray) -> tuple[float, float, bool]:
     """The symmetric bootstrap-t 95% interval of the mean of finite ``d`` (Hall 1988), from the resamples'
     ``means`` and ``sds``: ``mean(d) +- q se`` with ``se = sd(d) / sqrt(n)`` and ``q`` the 95% quantile of
-    ``|mean* - mean(d)| / se*`` over the resamples.
+    ``|mean* - mean(d)| / se*`` over the resamples, with its ends clipped to ``[min(d), max(d)]``; and
+    whether both were (the interval held that whole range).
 
     Studentizing carries the spread of the skewed, heavy-tailed per-row changes into the width, which the
     percentile interval missed on few rows (coverage 0.73-0.91 at 10-20 rows); the symmetric form kept an
     exact null's false better/worse readings near 2% where the two-sided (equal-tailed) bootstrap-t read
     8-12%. A resample whose rows are all equal (``se* = 0``) counts as infinitely far unless its mean is
-    ``mean(d)``: when that is over 5% of them (at most two rows differ from the rest) the interval is
-    unbounded, since so few rows cannot tell.
+    ``mean(d)``: when that is over 5% of them (at most two rows differ from the rest) ``q`` is infinite,
+    since so few rows cannot tell.
+
+    Every resampled mean lies in ``[min(d), max(d)]``, so an end beyond it is no bootstrap evidence: ``q``
+    has blown up on resamples that miss the few rows carrying the change, whose ``se*`` is near 0 (audit:
+    2 of 36 rows held nearly all of it, ``q`` = 260 where the normal's is 1.96, and the interval
+    [-2.61, +2.59] for changes in [-0.354, +0.057]). The ends are clipped there; an interval past both
+    ends says nothing a mean of these rows could not, which the reading says. On ordinary changes it lies
+    inside the range and is unchanged (past both ends in none of 200 data sets of 30, 50 or 200 rows of
+    the coverage tests' designs; past one end, from symmetry over skewed changes, in up to 30% at 30 rows,
+    where clipping that end changes neither the coverage of the true mean nor the reading).
     """
     n = len(d)
     centre = float(np.mean(d))
@@ -245,7 +277,15 @@ def _symmetric_t_interval(d: np.ndarray, means: np.ndarray, sds: np.ndarray) -> 
         t = np.where(se_star > 0, dev / np.where(se_star > 0, se_star, 1.0), np.where(dev > 0, np.inf, 0.0))
     q = float(np.quantile(t, 0.95, method="higher"))
     half = q * se if se > 0 else 0.0  # every row the same change: the interval is that change
-    return centre - half, centre + half
+    low, high = float(np.min(d)), float(np.max(d))
+    lo, hi = centre - half, centre + half
+    return max(lo, low), min(hi, high), bool(lo < low and hi > high)
+
+
+def _rows_carrying(d: np.ndarray) -> int:
+    """The fewest rows of finite ``d`` whose ``|d|`` holds :data:`_CARRIED_SHARE` of ``sum |d|``."""
+    size = np.sort(np.abs(d))[::-1]
+    return int(np.searchsorted(np.cumsum(size), _CARRIED_SHARE * size.sum()) + 1)
 
 
 def _count_bootstrap(d: np.ndarray, resamples: int, rng: np.random.Generator) -> np.ndarray:
@@ -310,7 +350,9 @@ def verdict(before: dict, after: dict, *, change: str, params: dict | None = Non
     dominated by the confident rows and cannot see a rare class's probabilities being too high or low on
     average (audit: "Already calibrated" with 32.3 positives predicted for 20 observed, p = 0.007). The
     text names the class (by ``classes``, its names in column order, when given) and its counts, the tone
-    is a warning, and calibration is left to the log-loss change.
+    is a warning, and calibration is left to the log-loss change. When the same class was off before the
+    change too, it is "still off after" the change, which "did not fix it" (audit: "After it the predicted
+    count ... is off" read as if calibrating had caused it).
     """
     if params and params.get("at_bound"):
         temperature = f" (T = {params['temperature']:.4g})" if "temperature" in params else ""
@@ -328,8 +370,11 @@ def verdict(before: dict, after: dict, *, change: str, params: dict | None = Non
     fb, fa = before.get("ece_noise_floor") or 0.0, after.get("ece_noise_floor") or 0.0
     measured_worse = reading in ("worse", "higher")
     # A class whose predicted count is off after the change (else before it, for "already calibrated"):
-    # an ECE under its floor must then not be read as calibrated.
-    miss_after = _count_miss(after, classes, when="after")
+    # an ECE under its floor must then not be read as calibrated. Off before too, for the same class: the
+    # change left it so, and the clause says "still" (audit: "After it ... is off" read as its doing).
+    still = _count_miss(before, classes, when="before") is not None and (
+        before["class_count_test"]["class"] == (after.get("class_count_test") or {}).get("class"))
+    miss_after = _count_miss(after, classes, when="still" if still else "after", change=change)
     miss = miss_after or (_count_miss(before, classes, when="before") if a <= fa and b <= fb else None)
     if a <= fa and b <= fb and miss:
         # off after: a warning; off only before (the map corrected the count): not calibrated before, no alarm
@@ -364,7 +409,8 @@ def verdict(before: dict, after: dict, *, change: str, params: dict | None = Non
     else:
         text, tone = f"{change.capitalize()} raised the calibration error from {b:.4f} to {a:.4f}.", "warn"
     if miss_after and a > fa:  # the ECE already says miscalibration may remain: add which class, and how
-        text, tone = f"{text} After it {miss_after}", "warn"
+        clause = f"{miss_after[0].upper()}{miss_after[1:]}" if still else f"After it {miss_after}"
+        text, tone = f"{text} {clause}", "warn"
     lb, la = before["log_loss"], after["log_loss"]
     worse = la > lb or (loss_change is not None and loss_change["reading"] in ("worse", "higher"))
     if tone == "good" and (worse or in_sample):
@@ -498,11 +544,13 @@ def _floor_reading(b: float, fb: float, a: float, fa: float, *, miss: str | None
 _JUDGE_BY_LOG_LOSS = "judge the calibration by the log-loss change"
 
 
-def _count_miss(summary: dict, classes: list | None, *, when: str, advice: str = _JUDGE_BY_LOG_LOSS) -> str | None:
+def _count_miss(summary: dict, classes: list | None, *, when: str, advice: str = _JUDGE_BY_LOG_LOSS,
+                change: str = "it") -> str | None:
     """The clause (lower case, ending in a full stop) saying that a class's predicted count is off in
     ``summary`` (its ``class_count_test`` rejected), or None. ``classes``: names in column order; else
-    the class is named by its index. ``when``: "before" or "after", said when that is the side off;
-    ``advice``: what to do about it, the clause's end."""
+    the class is named by its index. ``when``: "before" or "after", said when that is the side off, or
+    "still": off after ``change`` (its name) as it was before, so the clause says ``change`` did not fix
+    it rather than read as if it caused it; ``advice``: what to do about it, the clause's end."""
     test = summary.get("class_count_test")
     if not test or not test["rejected"]:
         return None
@@ -512,8 +560,9 @@ def _count_miss(summary: dict, classes: list | None, *, when: str, advice: str =
     direction = "too high" if e > o else "too low"
     tests = test["tests"]
     bonferroni = "" if tests == 1 else f", Bonferroni over {tests} classes"
-    side = " before it" if when == "before" else ""
-    return (f"the predicted count of {name} is off{side}: {e:.1f} expected, {o} observed (p = {test['p_adjusted']:.2g}"
+    side = {"before": "is off before it",
+            "still": f"is still off after {change}, as it was before ({change} did not fix it)"}.get(when, "is off")
+    return (f"the predicted count of {name} {side}: {e:.1f} expected, {o} observed (p = {test['p_adjusted']:.2g}"
             f"{bonferroni}), so its probabilities are {direction} on average, which the top-label ECE, dominated by "
             f"the confident rows, cannot see; {advice}.")
 
@@ -525,7 +574,9 @@ def _loss_reading(before: float, after: float, change: dict | None = None, *, in
     the interval is given. Without ``change`` the numbers are given and not read. On the fitting rows
     (``in_sample``) a change is lower or higher "on these rows", not better or worse. Equal as printed
     (0.30001 -> 0.30000) reads "stayed at" unless the interval excludes 0. With ``zero_classes`` (the map
-    can give those classes probability 0) only a measured worse stands; anything else reads unsafe."""
+    can give those classes probability 0) only a measured worse stands; anything else reads unsafe. A
+    change a few rows carry (:data:`NOT_MEASURABLE`) is said to be that, with the range of the per-row
+    changes instead of an interval."""
     b, a = f"{before:.4f}", f"{after:.4f}"
     reading = change["reading"] if change else None
     zero = zero_class_consequence(zero_classes) if zero_classes else None
@@ -545,6 +596,12 @@ def _loss_reading(before: float, after: float, change: dict | None = None, *, in
         lo, hi = change["ci95"]
         return (f"Log-loss went from {b} to {a} (worse: paired bootstrap 95% CI of the mean per-row change "
                 f"[{lo:+.4f}, {hi:+.4f}]).{consequence}")
+    if reading == NOT_MEASURABLE:
+        low, high = change["row_change_range"]
+        return (f"Log-loss went from {b} to {a}, not measurable: {change['carried_by']} of {change['n']} rows carry "
+                f"{_CARRIED_SHARE:.0%} of the per-row change, too few for a bootstrap interval of its mean (one "
+                f"would reach beyond [{low:+.4f}, {high:+.4f}], the range of the per-row changes, which holds every "
+                "mean of them and 0).")
     if a == b and reading in (None, "within the noise"):
         return f"Log-loss stayed at {b}."
     if change is None:

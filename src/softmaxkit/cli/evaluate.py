@@ -90,10 +90,14 @@ def run(args: argparse.Namespace, warned: list[str]) -> int:
                      Headline("Log-loss", f"{s['log_loss']:.3f}", "lower is better"),
                      Headline("ECE", f"{s['ece']:.3f}", f"{ece_ci_text(s, digits=3)}; "
                               f"noise floor {s['ece_noise_floor']:.3f}")]
+        # What the terminal says under its table about accuracy at chance and a class's count, the report
+        # says too (audit: the count finding was printed but left out of report.html; fit's page has it).
+        legends = [*chance_legend(s), *count_legend(s, classes)]
+        note = (" ".join(legends), "warn") if legends else None
         report = Report(title="softmaxkit evaluate", subtitle=f"{source} against {args.labels}", headlines=headlines,
                         sections=[comparison_section([scored], title="Scores", intro=(
                             f"{s['n']} rows, {scores.shape[1]} classes, scored from "
-                            f"{'logits (exact log-loss)' if args.logits else 'probabilities'}.")),
+                            f"{'logits (exact log-loss)' if args.logits else 'probabilities'}."), note=note),
                             *([_conformal.section(metrics["conformal"], n_classes=int(scores.shape[1]))]
                               if conformal is not None else []),
                             glossary_section()],

@@ -6,6 +6,7 @@ import argparse
 import math
 
 from softmaxkit.cli._common import Printer, add_output_options, finite_float, positive_float
+from softmaxkit.cli.demo import _small  # 4 decimals, or 2 significant digits for tiny values, as the demo
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -87,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
         f"  {'class':<{width}}  {'logit':>9}  {'probability':>11}  {'log-prob':>9}",
     )
     for name, z, p, lp in zip(labels, res["logits"], res["probabilities"], res["log_probabilities"]):
-        say(f"  {name:<{width}}  {_number(z)}  {p:>11.4f}  {_number(lp)}")
+        say(f"  {name:<{width}}  {_number(z)}  {_small(p):>11}  {_log_prob(lp)}")
     say(f"  {'sum':<{width}}  {_number(res['logit_sum'])}  {res['probability_sum']:>11.4f}")
     if "logistic" in res:
         lg = res["logistic"]
@@ -101,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
         say(
             "\nTwo classes: softmax is the logistic function.",
             f"P({labels[1]}) = sigmoid({symbolic}) = sigmoid({numeric}) = sigmoid({lg['z']:.4f}) "
-            f"= {lg['sigmoid_z']:.4f}",
+            f"= {_small(lg['sigmoid_z'])}",
         )
     return 0
 
@@ -128,6 +129,12 @@ def _sum_line(res: dict) -> str:
 def _operand(value: float) -> str:
     """A logit inside ``a - b``: short (``%g``), a negative one in parentheses (``2 - (-1)``, not ``2 - -1``)."""
     return f"({value:g})" if value < 0 else f"{value:g}"
+
+
+def _log_prob(value: float) -> str:
+    """A log-probability in the table's 9 characters: as :func:`_number`, except that one within 1e-3 of 0 (a
+    near-certain class) gets 2 significant digits, as the demo shows tiny losses (audit: -4.2e-18 as -0.0000)."""
+    return f"{'-' + _small(-value) if -1e-3 < value < 0 else _number(value):>9}"
 
 
 def _number(value: float) -> str:
