@@ -109,12 +109,11 @@ def test_a_nameless_score_column_after_named_ones_is_a_class(tmp_path):
 # --------------------------------------------------------------------------- 2-6. error messages
 
 
-def test_bool_labels_name_the_first_row(tmp_path):
-    """float(True) == 1.0, so the search for the first bad label never stopped and named the last row."""
+def test_bool_labels_read_as_zero_and_one(tmp_path):
+    """float(True) == 1.0 once made the search for the first bad label name the last row; bool labels are now
+    classes 0 (False) and 1 (True) in every format, as numpy and safetensors bool arrays are."""
     path = _write(tmp_path / "y.csv", "label\n" + "\n".join(["True", "False"] * 100) + "\n")
-    with pytest.raises(DataFileError, match=r"y\.csv: row 1 \(line 2\), column 'label': label True is not an "
-                       r"integer class index"):
-        read_labels(path)
+    assert read_labels(path).tolist() == [1, 0] * 100
 
 
 def test_a_comment_line_before_the_header_is_named(tmp_path):

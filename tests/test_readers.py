@@ -502,10 +502,13 @@ def test_arrays_named_for_the_other_kind_are_refused_in_words(tmp_path):
 
 
 def test_a_file_of_one_dimensional_arrays_leaves_out_its_labels(tmp_path):
-    """1-D arrays are a table stored column by column (as write_columns writes .npz): each is a class but an
-    integer array named as labels."""
+    """1-D arrays are a table stored column by column (as write_columns writes .npz): with names that do not say
+    they are per-class columns they are refused (a binary model's `scores` and `preds` read as two classes),
+    and once --classes names them each is a class, and the integer array named as labels is left out."""
     np.savez(tmp_path / "t.npz", a=np.array([0.1, 0.2]), b=np.array([0.3, 0.4]), y=np.array([1, 0]))
-    got = read_scores(tmp_path / "t.npz", kind="logit")
+    with pytest.raises(DataFileError, match="whose names do not say"):
+        read_scores(tmp_path / "t.npz", kind="logit")
+    got = read_scores(tmp_path / "t.npz", kind="logit", classes=("a", "b"))
     assert got.columns == ("a", "b") and got.ignored == ("y",)
     np.testing.assert_array_equal(got.values, [[0.1, 0.3], [0.2, 0.4]])
 

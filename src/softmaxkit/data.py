@@ -486,6 +486,12 @@ def _stored_column_order(metadata: Any, names: list[str]) -> list[str]:
     Without it, a file softmaxkit wrote came back in the format's sorted order: positional uses
     (``--by-position``, one-hot labels by position) paired class 10 with class 2's parameters.
     """
+    return _recorded_column_order(metadata, names) or names
+
+
+def _recorded_column_order(metadata: Any, names: list[str]) -> list[str] | None:
+    """The column order :func:`write_columns` recorded in a ``.safetensors`` file's ``metadata``, when it
+    names exactly ``names``; else None: the file's own order is the format's sorted one, not the writer's."""
     recorded = metadata.get(_COLUMN_ORDER_KEY) if isinstance(metadata, dict) else None
     try:
         order = json.loads(recorded) if isinstance(recorded, str) else None
@@ -493,7 +499,18 @@ def _stored_column_order(metadata: Any, names: list[str]) -> list[str]:
         order = None
     if isinstance(order, list) and sorted(map(str, order)) == sorted(names) and len(order) == len(names):
         return [str(n) for n in order]
-    return names
+    return None
+
+
+def _order_is_known(path: Path) -> bool:
+    """Whether the arrays of an ``.npz``/``.safetensors`` come back in the order they were saved in: an
+    ``.npz`` keeps it; a ``.safetensors`` sorts its header, so only one softmaxkit wrote (which records
+    the order, :func:`write_columns`) does. Reads the header only."""
+    if path.suffix.lower() != ".safetensors":
+        return True
+    with open(path, "rb") as fh:
+        header, metadata, _ = _safetensors_header(fh, path.stat().st_size, DataFileError)
+    return _recorded_column_order(metadata, list(header)) is not None
 
 
 def _safetensors_array(path: Path, fh: Any, name: str, info: Any, *, start: int, size: int, invalid: Any) -> np.ndarray:
@@ -1527,7 +1544,8 @@ def read_scores(
         return _parquet_scores(path, kind=kind, binary_column=binary_column, exclude=exclude, ignore=ignore,
                                classes=classes)
     if path.suffix.lower() in _CONTAINER_SUFFIXES:
-        columns, left_out = _container_score_columns(path, kind=kind, exclude=exclude)
+        columns, left_out = _container_score_columns(path, kind=kind, exclude=exclude, ignore=ignore,
+                                                     classes=classes)
         # Arrays already left out as no scores (the labels' array among them) need no resolving, and a
         # --label-column position counts over all the arrays (read_labels): resolved among the score
         # columns left, "-1" dropped the last class (review audit 3: accuracy 0.26 for 0.8825, exit 0).
@@ -1572,15 +1590,17 @@ def _is_label_array(name: str, arr: np.ndarray) -> bool:
     return arr.dtype.kind != "f" or bool(np.all(arr == np.round(arr)))
 
 
-def _score_arrays(path: Path, arrays: Mapping[str, np.ndarray], *, kind: str, exclude: tuple[str, ...]) -> list[str]:
+def _score_arrays(path: Path, arrays: Mapping[str, np.ndarray], *, kind: str, exclude: tuple[str, ...],
+                  ignore: tuple[str, ...] = (), classes: Collection[str] = ()) -> list[str]:
     """Which arrays of an ``.npz`` or ``.safetensors`` hold ``kind`` scores.
 
     A single array does, whatever its name. Of several, the scores are the
     array named for ``kind`` (``logits``, ``probs``: :data:`SCORE_ARRAY_NAMES`),
     else the only 2-D array; the other arrays (labels, ids, embeddings) are
-    not scores. A file of 1-D arrays only is a table stored column by column
-    (as :func:`write_columns` writes it): every array is a column but the
-    labels (:func:`_is_label_array`). Every array used to be read as columns:
+    not scores. Of a file of 1-D arrays only, every array but the labels
+    (:func:`_is_label_array`) is a candidate, and :func:`_one_d_columns` says
+    which are columns (``ignore``, ``classes``: the user's ``--ignore`` and
+    ``--classes``). Every array used to be read as columns:
     ``np.savez(f, logits=L, labels=y)`` gave the labels as one more class
     (accuracy 0.91 for 0.97, exit 0), and 0.004 from a ``.safetensors``, which
     stores ``labels`` first.
@@ -1611,16 +1631,109 @@ def _score_arrays(path: Path, arrays: Mapping[str, np.ndarray], *, kind: str, ex
     chosen = [name for name, arr in arrays.items() if not _is_label_array(name, arr)]
     if not chosen:
         raise DataFileError(f"{path}: holds labels only ({_shown_arrays(arrays)}), no {_PLURAL[kind]}")
-    return chosen
+    # The label array may be named by position (--label-column -1): over 1-D arrays, a position among
+    # the arrays is one among the columns, as read_labels counts them.
+    exclude = tuple(name if name in arrays else _at_position(list(arrays), name) for name in exclude)
+    ignore = tuple(name if name in chosen else _at_position(chosen, name) for name in ignore)
+    return _one_d_columns(path, {name: arrays[name] for name in chosen}, kind=kind,
+                          left_out=set(exclude) | set(ignore), ignored=bool(ignore), classes=classes)
+
+
+def _at_position(names: list[str], target: str) -> str:
+    """The name at the position ``target`` spells (:func:`_position`), else ``target`` itself."""
+    position = _position(names, target)
+    return target if position is None else names[position]
+
+
+def number_order_key(name: str) -> list[Any]:
+    """A sort key that orders names by the numbers in them: ``class2`` before ``class10``, where text
+    order has ``class10`` first."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
+
+
+#: ``<prefix><integer>``: a name that numbers a class (``class3``, ``c3``, ``3``).
+_NUMBERED = re.compile(r"^(.*?)(\d+)$")
+
+
+def _numbered_names(names: list[str]) -> list[str] | None:
+    """``names`` in number order when every one is the same prefix and a distinct integer (``class0`` ..
+    ``class10``, ``c0`` ..); else None. ``arr_0, arr_1`` are NumPy's names for arrays saved without one
+    (``np.savez(f, s, y)``), which number the arguments, not classes."""
+    parts = [_NUMBERED.match(name) for name in names]
+    if not all(parts) or len({m.group(1) for m in parts}) != 1 or parts[0].group(1) == "arr_":
+        return None
+    if len({int(m.group(2)) for m in parts}) != len(names):
+        return None
+    return sorted(names, key=number_order_key)
+
+
+#: Names of a 1-D array that holds a binary problem's one score per row, as people save it.
+_BINARY_SCORE_NAMES = ("scores", "score", "y_score", "y_scores", "output", "outputs",
+                       *SCORE_ARRAY_NAMES["logit"], *SCORE_ARRAY_NAMES["probability"])
+
+
+def _one_d_columns(path: Path, arrays: Mapping[str, np.ndarray], *, kind: str, left_out: set[str], ignored: bool,
+                   classes: Collection[str]) -> list[str]:
+    """Which of the 1-D ``arrays`` of an ``.npz``/``.safetensors`` (labels already left out) are ``kind``
+    columns, in class order; ``left_out``: the arrays of ``--ignore`` and ``--label-column``.
+
+    One array left is a binary problem's scores, whatever its name; ``p_<class>``/``logit_<class>``
+    arrays name their classes (:func:`score_columns` takes them and leaves the rest). Any other names say
+    nothing of classes: a binary model's ``np.savez(f, scores=s, preds=s > 0, labels=y)`` was read as
+    2-class logits (accuracy 0.165 for 0.8725, exit 0; calibrate: T = 462.9). Several such arrays are
+    columns only when ``classes`` (``--classes``) names them (in its order; the others are left out),
+    when they are numbered (``class0`` .. ``class10``: :func:`_numbered_names`; a ``.safetensors``
+    sorts its tensors, ``class10`` before ``class2``, so there they go in number order: accuracy 0.164
+    for 0.799), or when ``--ignore`` left out the rest of a file whose order is known
+    (:func:`_order_is_known`). Else they are refused. Which array is read as which class is said, in a
+    warning.
+    """
+    names = list(arrays)
+    left = [name for name in names if name not in left_out]
+    if len(left) < 2 or any(name.startswith(prefix) and len(name) > len(prefix)
+                            for name in left for prefix in SCORE_PREFIXES.values()):
+        return names
+    order_known = _order_is_known(path)
+    named = [c for c in classes if c in left]
+    numbered = _numbered_names(left)
+    if classes and len(named) == len(classes):
+        order, how = named, "as --classes names them"
+    elif numbered is not None:
+        order = left if order_known else numbered
+        how = ("in the file's order" if order_known else
+               "in number order (a .safetensors file keeps no order: its tensors come back sorted by name, "
+               f"{', '.join(sorted(left)[:3])}, ...)")
+    elif ignored and order_known:
+        order, how = left, "in the file's order, those --ignore left"
+    else:
+        scores = next((name for name in left if name.lower() in _BINARY_SCORE_NAMES), left[0])
+        others = ",".join(name for name in left if name != scores)
+        unordered = ("" if order_known else "; a .safetensors file keeps no order (its tensors come back sorted "
+                     "by name), so only --classes can give it")
+        raise DataFileError(
+            f"{path}: besides the labels it holds the 1-D arrays {_shown_arrays({n: arrays[n] for n in left})}, "
+            f"whose names do not say they are one column of {_PLURAL[kind]} per class (read so, a binary "
+            f"model's scores and predictions are 2 classes); for a binary problem's one array of scores, leave "
+            f"the others out with --ignore {others}; if the arrays are the classes' columns, list them in class "
+            f"order with --classes {','.join(left)}, or name them {SCORE_PREFIXES[kind]}<class>{unordered}"
+        )
+    given = list(classes) if len(classes) == len(order) else [str(j) for j in range(len(order))]
+    shown = ", ".join(f"{name!r} as class {cls}" for name, cls in list(zip(order, given))[:12])
+    import warnings
+
+    warnings.warn(f"{path}: its 1-D arrays are read as the {_PLURAL[kind]} of {len(order)} classes, {how}: {shown}"
+                  + (", ..." if len(order) > 12 else ""), stacklevel=4)
+    return order  # the others are left out, and listed so
 
 
 def _container_score_columns(
-    path: Path, *, kind: str, exclude: tuple[str, ...]
+    path: Path, *, kind: str, exclude: tuple[str, ...], ignore: tuple[str, ...] = (), classes: Collection[str] = ()
 ) -> tuple[dict[str, Any], tuple[str, ...]]:
     """The columns of the score arrays of an ``.npz``/``.safetensors`` (:func:`_score_arrays`), and the
     names of the arrays left out."""
     columns, left_out = _read_arrays(
-        path, _check_data_file(path), choose=lambda arrays: _score_arrays(path, arrays, kind=kind, exclude=exclude)
+        path, _check_data_file(path),
+        choose=lambda arrays: _score_arrays(path, arrays, kind=kind, exclude=exclude, ignore=ignore, classes=classes),
     )
     _check_columns(path, columns)
     return columns, left_out
@@ -1679,13 +1792,23 @@ def _kept_columns(arr: np.ndarray, keep: list[int]) -> np.ndarray:
 
 
 def _mapped_npy(path: Path) -> np.ndarray | None:
-    """A 2-D float ``.npy`` memory-mapped read-only, or None for anything else (read normally)."""
+    """A 2-D float ``.npy`` memory-mapped read-only, or None for anything else (read normally).
+
+    An ``.npz`` archive under the ``.npy`` name (``np.savez`` into an open ``x.npy``) is refused, and
+    closed: it failed as "'NpzFile' object has no attribute 'ndim'". So is a matrix of no columns, whose
+    first check failed as "zero-size array to reduction operation maximum", naming no file.
+    """
     try:
         arr = np.load(path, mmap_mode="r", allow_pickle=False)
     except Exception:  # the normal reader reports the problem with its own message
         return None
+    if isinstance(arr, np.lib.npyio.NpzFile):
+        arr.close()
+        raise DataFileError(f"{path} holds an .npz archive; rename it to .npz")
     if arr.ndim != 2 or arr.dtype.kind != "f" or arr.shape[0] == 0:
         return None
+    if arr.shape[1] == 0:
+        raise DataFileError(f"{path}: has 0 columns (shape {arr.shape}), so it holds no values")
     return arr
 
 
@@ -1884,6 +2007,12 @@ def read_labels(
             "the column holding its 1"
         )
     labels = _label_column(path, name, columns[name])
+    named_by_bools = classes is not None and bool({"False", "True"} & set(map(str, np.asarray(classes).tolist())))
+    if labels.dtype.kind == "b" and not named_by_bools:
+        # False/True (a bool array, a CSV's true/false) are classes 0/1, as softmaxkit's library and
+        # scikit-learn read them; they were refused, pointing to --classes. Against classes named
+        # False and True (--classes False,True) they stay those names.
+        labels = labels.astype(np.int64)
     if classes is not None:
         names = {str(c) for c in np.asarray(classes).tolist()}
         as_text = set(np.unique(labels.astype(str)).tolist())

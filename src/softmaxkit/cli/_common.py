@@ -590,12 +590,35 @@ def read_predictions(args: argparse.Namespace) -> Predictions:
         labels, matched_on, scores_matched_on = labels_by_row_id(labels, args.labels, source,
                                                                  column=args.label_column, ignored=read.ignored,
                                                                  say=Printer(args))
+    if Path(args.labels).resolve() == Path(source).resolve():
+        # One file on both sides: "r.npz has 600 rows but r.npz has 500" named neither array.
+        check_same_length(f"{source}: {_array_names(read.columns)}", len(read.scores),
+                          _label_array_name(args.label_column, read.ignored), len(labels))
     check_same_length(source, len(read.scores), args.labels, len(labels))
     if read.classes is None:
         _refuse_one_based_labels(read.scores, labels, labels_path=args.labels, source=source)
     if kind == "probability":
         _warn_true_class_rounded_to_zero(source, read.scores, labels, decimals=read.decimals, classes=read.classes)
     return Predictions(source, kind, read.scores, labels, read.classes, read.ignored, matched_on, scores_matched_on)
+
+
+def _array_names(columns: tuple[str, ...]) -> str:
+    """``'logits'``: the arrays or columns that ``columns`` come from (``logits[3]`` is a column of the
+    array ``logits``), quoted, for messages."""
+    import re
+
+    arrays = list(dict.fromkeys(re.sub(r"\[\d+\]$", "", name) for name in columns))
+    return ", ".join(map(repr, arrays[:4])) + (", ..." if len(arrays) > 4 else "") if arrays else "its matrix"
+
+
+def _label_array_name(label_column: str | None, ignored: tuple[str, ...]) -> str:
+    """The labels' array or column of a file that also holds the scores: ``--label-column``, else the
+    one of the file's other arrays named as labels are (:data:`softmaxkit.data.LABEL_ARRAY_NAMES`)."""
+    from softmaxkit.data import LABEL_ARRAY_NAMES
+
+    if label_column is not None:
+        return repr(label_column)
+    return next((repr(name) for name in ignored if name.lower() in LABEL_ARRAY_NAMES), "the label column")
 
 
 def _warn_true_class_rounded_to_zero(source: str, probs: Any, labels: Any, *, decimals: int | None,
@@ -1002,6 +1025,7 @@ class ScoreFile(NamedTuple):
     classes: list[str] | None  # from p_<class> / logit_<class> columns or --classes
     ignored: tuple[str, ...]  # other columns of the file
     decimals: int | None = None  # probabilities renormalised for their rounding to this many decimals
+    columns: tuple[str, ...] = ()  # the score columns as the file names them (none for a .npy matrix)
 
 
 def read_score_file(source: str, *, kind: str, given_classes: list[str] | None,
@@ -1082,7 +1106,38 @@ def read_score_file(source: str, *, kind: str, given_classes: list[str] | None,
     decimals = None
     if kind == "probability":
         scores, decimals = _probabilities(source, scores, stored=stored_float_dtype(source, read.columns))
-    return ScoreFile(scores, classes, read.ignored, decimals)
+    else:
+        _warn_if_probabilities(source, read.values, stored=stored_float_dtype(source, read.columns))
+    return ScoreFile(scores, classes, read.ignored, decimals, read.columns)
+
+
+def _warn_if_probabilities(source: str, values: Any, *, stored: str | None) -> None:
+    """Warn when ``--logits`` look like probabilities: every value in [0, 1] and every row summing to 1
+    within :func:`probability_tolerance` of the ``stored`` dtype.
+
+    Softmax outputs passed as logits are softmaxed again, flattened towards uniform (audit: log-loss
+    1.1997 for 0.7664, without a word), while the reverse mistake is refused. Logits that happen to
+    look so are possible, so this warns rather than refuses. A memory-mapped file is read block by
+    block (:func:`softmaxkit.data.iter_row_blocks`), never copied whole; the first block that is not
+    probabilities ends the scan.
+    """
+    import numpy as np
+
+    from softmaxkit import data
+
+    if values.ndim != 2 or values.shape[1] < 2 or len(values) == 0:
+        return  # one column is a binary log-odds: no row sum to judge
+    tolerance = probability_tolerance(stored)
+    for _, block in data.iter_row_blocks(values):
+        if block.min() < 0 or block.max() > 1:
+            return
+        if np.max(np.abs(block.sum(axis=1, dtype=np.float64) - 1.0)) > tolerance:
+            return
+    import warnings
+
+    warnings.warn(f"{source}: every value lies in [0, 1] and every row sums to 1: these look like probabilities, "
+                  "which read as logits are put through softmax again (flattened towards uniform); if they are "
+                  "probabilities, pass the file with --probs", stacklevel=3)
 
 
 def _warn_if_numbered_order(given_classes: list[str], source: str) -> None:
@@ -1096,8 +1151,7 @@ def _warn_if_numbered_order(given_classes: list[str], source: str) -> None:
     import re
     import warnings
 
-    def numbered(name: str) -> list[Any]:
-        return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
+    from softmaxkit.data import number_order_key as numbered
 
     if sorted(given_classes) == list(given_classes):
         return

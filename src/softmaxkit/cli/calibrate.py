@@ -47,7 +47,21 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=random_seed, default=0, help="random seed of --holdout's split (default: 0)")
     _conformal.add_calibrate_options(p)
     add_output_options(p)
-    p.set_defaults(run=run, check=_conformal.conformal_out)
+    p.set_defaults(run=run, check=check)
+
+
+def check(args: argparse.Namespace) -> None:
+    """Usage errors (exit code 2) before any file is read: ``--out``'s extension (it exited 1, while a
+    bad option value exits 2), then the ``--conformal`` options (:func:`_conformal.conformal_out`)."""
+    from pathlib import Path
+
+    from softmaxkit.cli import UsageError
+
+    suffix = Path(args.out).suffix
+    if suffix.lower() not in CALIBRATOR_SUFFIXES:
+        raise UsageError(f"--out {args.out}: unsupported extension {suffix or '(none)'!r}; use "
+                         f"{', '.join(CALIBRATOR_SUFFIXES)}")
+    _conformal.conformal_out(args)
 
 
 @recording_warnings  # --json "warnings": every warning said, not only the command's own
