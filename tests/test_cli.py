@@ -267,15 +267,17 @@ def test_fit_json_through_console_script(work, bc_csv):
 
 
 def test_fit_ignore_leaves_id_columns_out(capsys, tmp_path):
-    """An id column is not a feature: --ignore leaves it out (a text id was an error, a numeric one a
-    silent feature); a pandas row index (unnamed first column) is left out without being asked."""
+    """An id column is not a feature: it is left out, with a warning naming it (a text id was an error, a
+    numeric one a silent feature); --ignore says so outright; a pandas row index (unnamed first column) is
+    left out without being asked."""
     rng = np.random.default_rng(0)
     X = rng.normal(size=(40, 2))
     y = np.where(X[:, 0] + 0.3 * rng.normal(size=40) > 0, "yes", "no")
     data = write_columns(tmp_path / "d.csv", {"": np.arange(40), "id": np.array([f"P{i}" for i in range(40)]),
                                               "a": X[:, 0], "b": X[:, 1], "y": y})
-    rc, _, err = call(capsys, "fit", data, "--target", "y", "--out", tmp_path / "m.npz", "--no-report")
-    assert rc == 1 and "column 'id': non-numeric value 'P0'" in error_line(err)
+    rc, out, err = call(capsys, "fit", data, "--target", "y", "--out", tmp_path / "m.npz", "--no-report", "--json")
+    assert rc == 0 and "'id'" in err and "left out of the features" in err, err
+    assert json.loads(out)["n_features"] == 2
     rc, out, err = call(capsys, "fit", data, "--target", "y", "--ignore", "id", "--out", tmp_path / "m.npz",
                         "--no-report", "--json")
     assert rc == 0, err

@@ -130,11 +130,12 @@ def test_an_id_in_a_probability_file_fails_the_probability_check(capsys, tmp_pat
     p = rng.dirichlet(np.ones(3), size=50)
     path = write_columns(tmp_path / "p.csv", {"id": np.arange(50) + 100, **{f"c{j}": p[:, j] for j in range(3)}})
     labels = write_columns(tmp_path / "y.csv", {"label": rng.integers(0, 3, 50)})
-    rc, _, err = call(capsys, "evaluate", "--probs", str(path), "--labels", str(labels), "-q")
-    # Named with --ignore (review audit 2: "probabilities must lie in [0, 1] ... pass them with --logits"
-    # sent the user the wrong way).
-    line = error_line(err)
-    assert rc == 1 and "column 'id'" in line and "--ignore id" in line, line
+    rc, out, err = call(capsys, "evaluate", "--probs", str(path), "--labels", str(labels), "--json")
+    # An id, never a class: left out (review audit 2: "probabilities must lie in [0, 1] ... pass them with
+    # --logits" sent the user the wrong way; then it was refused, naming --ignore).
+    assert rc == 0, err
+    got = json.loads(out)
+    assert got["ignored_columns"] == ["id"] and got["n_classes"] == 3
 
 
 def test_whole_number_logits_that_classes_names_are_kept(capsys, tmp_path):

@@ -35,11 +35,25 @@ def _logit_table(z, ids, id_name="id"):
 
 
 @pytest.mark.parametrize("suffix", [".csv", ".parquet"])
-@pytest.mark.parametrize("id_name, ids", [("id", np.arange(N) + 1000), ("Sample_ID", np.arange(N) + 7),
-                                          ("n", np.arange(N)), ("n", np.arange(1, N + 1))])
-def test_a_row_id_in_unprefixed_scores_is_refused(capsys, tmp_path, scores, suffix, id_name, ids):
-    """Named like an id and holding whole numbers, or holding 0..n-1 / 1..n (any name): one line naming
-    file, column and --ignore; it used to be read as one more class, exit 0."""
+@pytest.mark.parametrize("id_name, ids", [("id", np.arange(N) + 1000), ("Sample_ID", np.arange(N) + 7)])
+def test_a_row_id_in_unprefixed_scores_is_left_out(capsys, tmp_path, scores, suffix, id_name, ids):
+    """Named like an id and holding whole numbers: an id, never a class (it used to be read as one more class,
+    exit 0; then refused): left out, listed as ignored, and the scores are the other columns."""
+    z, y = scores
+    path = write_columns(tmp_path / f"z{suffix}", _logit_table(z, ids, id_name))
+    labels = write_columns(tmp_path / "y.csv", {"label": y})
+    rc, out, err = call(capsys, "evaluate", "--logits", path, "--labels", labels, "--json")
+    assert rc == 0, err
+    got = json.loads(out)
+    assert got["n_classes"] == K and got["ignored_columns"] == [id_name]
+    assert got["metrics"]["log_loss"] == pytest.approx(sklearn_log_loss(z, y), rel=1e-9)
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+@pytest.mark.parametrize("id_name, ids", [("n", np.arange(N)), ("n", np.arange(1, N + 1))])
+def test_a_row_counter_in_unprefixed_scores_is_refused(capsys, tmp_path, scores, suffix, id_name, ids):
+    """Holding 0..n-1 / 1..n under a name that is no id's: one line naming file, column and --ignore; it used
+    to be read as one more class, exit 0."""
     z, y = scores
     path = write_columns(tmp_path / f"z{suffix}", _logit_table(z, ids, id_name))
     labels = write_columns(tmp_path / "y.csv", {"label": y})
@@ -97,13 +111,20 @@ def test_fit_warns_of_a_feature_that_is_a_row_id(capsys, tmp_path):
     rng = np.random.default_rng(0)
     X = rng.normal(size=(60, 2))
     y = (X[:, 0] > 0).astype(int)
-    data = write_columns(tmp_path / "d.csv", {"row": np.arange(60), "a": X[:, 0], "b": X[:, 1], "y": y})
+    # a column that counts the rows under a name that is no id's: a feature, with a warning
+    data = write_columns(tmp_path / "d.csv", {"n": np.arange(60), "a": X[:, 0], "b": X[:, 1], "y": y})
     rc, _, err = call(capsys, "fit", data, "--target", "y", "--out", tmp_path / "m.npz", "--no-report", "-q")
     assert rc == 0, err
-    assert "softmaxkit: warning:" in err and "'row'" in err and "--ignore row" in err
+    assert "softmaxkit: warning:" in err and "'n'" in err and "--ignore n" in err
     rc, _, err = call(capsys, "fit", data, "--target", "y", "--out", tmp_path / "m.npz", "--no-report", "-q",
-                      "--ignore", "row")
+                      "--ignore", "n")
     assert rc == 0 and "row id" not in err
+    # named as an id ('row'): an id, left out of the features, with a warning saying how to keep it
+    data = write_columns(tmp_path / "e.csv", {"row": np.arange(60), "a": X[:, 0], "b": X[:, 1], "y": y})
+    rc, out, err = call(capsys, "fit", data, "--target", "y", "--out", tmp_path / "m.npz", "--no-report", "--json")
+    assert rc == 0, err
+    assert "'row'" in err and "left out of the features" in err and "rename" in err
+    assert "row" in json.loads(out)["ignored_columns"]
 
 
 # --------------------------------------------------------------------------- 2. stale companion files

@@ -68,6 +68,8 @@ class Features:
         ``.npz``'s 1-D arrays) rather than from positions (``.npy``, a 2-D array).
     ignored : list of str
         Columns left out because the model does not use them (``feature_names=``).
+    ids : tuple of str
+        Those of ``ignored`` left out as row ids (``read_features(ids=True)``).
     """
 
     X: np.ndarray
@@ -76,6 +78,7 @@ class Features:
     target_name: str | None
     named: bool = True
     ignored: tuple[str, ...] = ()
+    ids: tuple[str, ...] = ()
 
 
 # --------------------------------------------------------------------------- low level
@@ -760,6 +763,8 @@ def _fill_values(values: np.ndarray, dst: np.ndarray) -> tuple[int, str] | None:
         # those as text, and so do we (the CLI refuses "1_000" in its options for the same reason).
         if isinstance(cell, str) and (not cell.isascii() or "_" in cell):
             return row, f"non-numeric value {cell!r}"
+        if isinstance(cell, str) and cell.strip().casefold() in _MISSING_MARKS:
+            return row, f"missing value {cell!r}"
         try:
             dst[row] = float(cell)
         except (TypeError, ValueError):
@@ -772,6 +777,35 @@ def _fill_values(values: np.ndarray, dst: np.ndarray) -> tuple[int, str] | None:
 
 #: A number written with ',' (a decimal comma, ``14,23``, or a thousands separator, ``1,234``).
 _COMMA_NUMBER = re.compile(r"^\s*[-+]?\d[\d,]*,\d+\s*$")
+
+#: Cells that mark a value as missing beyond those Arrow reads as null (``""``, ``NA``, ``NaN``, ...),
+#: as the UCI files (``?``) and exports write them; compared case-insensitively, spaces stripped.
+_MISSING_MARKS = frozenset({"?", "-", ".", "na", "n/a", "nan", "null", "none", "missing"})
+
+
+def _bad_cell(path: Path, row: int, name: str, col: Any, problem: str, what: str) -> DataFileError:
+    """The error for the first bad cell (``problem``, from :func:`_fill_float`) of column ``name`` (values
+    ``col``) of ``path``: it says what softmaxkit does not do for the cell's kind, which a user coming from
+    pandas or scikit-learn pipelines may expect (audit: "non-numeric value 'F'" for a ``sex`` column, with
+    no word on encoding; a timestamp quoted as NumPy writes it, ``2020-08-07T10:30:00``, not as the file)."""
+    import pyarrow as pa
+
+    hint = ""
+    temporal = not isinstance(col, np.ndarray) and pa.types.is_temporal(col.type)
+    if problem.startswith("missing value"):
+        hint = ("; softmaxkit does not impute missing values: fill them in (or drop the rows that lack one"
+                + (f", or the column with --ignore {name})" if what == "feature" else ")"))
+    elif temporal:
+        if path.suffix.lower() in (".csv", ".tsv"):
+            written = _read_text_columns(path, path.suffix.lower(), [name])[name][row].as_py()
+            problem = f"non-numeric value {written!r}"
+        problem += " (a date or time)"
+        hint = (f"; convert it to a number (such as days since a start date), or leave the column out with "
+                f"--ignore {name}")
+    elif problem.startswith("non-numeric value") and what == "feature" and "',' in a number" not in problem:
+        hint = (f"; softmaxkit does not encode categorical columns: one-hot encode {name!r} (one 0/1 column per "
+                f"category), or leave it out with --ignore {name}")
+    return DataFileError(location(path, row, name) + f"{problem}; {what} values must be {_value_rule(what)}{hint}")
 
 
 def numeric_matrix(path: str | os.PathLike, columns: Mapping[str, Any], *, what: str = "feature") -> np.ndarray:
@@ -800,7 +834,7 @@ def numeric_matrix(path: str | os.PathLike, columns: Mapping[str, Any], *, what:
     if problems:
         # Report the earliest bad cell in reading order, whichever column it is in.
         row, _, name, message = min(problems)
-        raise DataFileError(location(path, row, name) + f"{message}; {what} values must be {_value_rule(what)}")
+        raise _bad_cell(path, row, name, columns[name], message, what)
     _refuse_rows_without_probability(path, out, what)
     return out
 
@@ -1026,6 +1060,7 @@ def read_features(
     n_features: int | None = None,
     feature_names: list[str] | None = None,
     ignore: tuple[str, ...] = (),
+    ids: bool = False,
 ) -> Features:
     """Read a feature matrix and (optionally) its target column from ``path``.
 
@@ -1052,6 +1087,10 @@ def read_features(
         column, ``Unnamed: 0``, ``__index_level_0__``) is left out as well, and
         so is a nameless column blank on every row (a trailing comma on each
         line). All are listed in :attr:`Features.ignored`.
+    ids : bool, default False
+        Without ``feature_names``, also leave out the row ids (:func:`id_columns`: named like an id,
+        holding whole numbers or text), as ``fit`` does, listed in :attr:`Features.ids` too; unless
+        every feature is one.
 
     Returns
     -------
@@ -1070,19 +1109,33 @@ def read_features(
     plan = dict(target=target, require_target=require_target, feature_names=feature_names, n_features=n_features,
                 ignore=tuple(ignore))
     if path.suffix.lower() == ".parquet" and path.is_file() and path.stat().st_size:
-        streamed = _parquet_features(path, **plan)
+        streamed = _parquet_features(path, ids=ids, **plan)
         if streamed is not None:
             return streamed
     columns = read_columns(path)
     named = has_column_names(path, columns)
     empty = _empty_nameless(columns) if named else []
     target_name, selected, ignored = _plan_features(path, list(columns), named, empty=empty, **plan)
+    found: list[str] = []
+    if ids and named and feature_names is None:
+        selected, found = _features_without_ids(selected, columns)
+        ignored += tuple(found)
     user_ignored = _resolve_ignore(path, list(columns), tuple(ignore))
     _warn_unlike_index(path, {n: columns[n] for n in ignored
                               if _ROW_INDEX.match(n) and n not in user_ignored and n not in empty})
     y = None if target_name is None else _label_column(path, target_name, columns[target_name])
     X = numeric_matrix(path, {n: columns[n] for n in selected})
-    return Features(X=X, y=y, feature_names=selected, target_name=target_name, named=named, ignored=ignored)
+    return Features(X=X, y=y, feature_names=selected, target_name=target_name, named=named, ignored=ignored,
+                    ids=tuple(found))
+
+
+def _features_without_ids(selected: list[str], columns: Mapping[str, Any]) -> tuple[list[str], list[str]]:
+    """The feature columns ``selected`` without the row ids among them (:func:`id_columns`; ``columns``:
+    name -> values, of those named like an id at least), and those ids; all kept when all are ids."""
+    found = id_columns({n: columns[n] for n in selected if is_row_id_name(n)})
+    if len(found) == len(selected):
+        return selected, []
+    return [n for n in selected if n not in found], found
 
 
 def _warn_unlike_index(path: Path, unnamed: Mapping[str, Any]) -> None:
@@ -1259,7 +1312,7 @@ def _warn_nameless_features(path: Path, names: list[str], features: list[str]) -
                           stacklevel=4)
 
 
-def _parquet_features(path: Path, **plan: Any) -> Features | None:
+def _parquet_features(path: Path, *, ids: bool = False, **plan: Any) -> Features | None:
     """Features from a Parquet file without an Arrow copy of the whole table (None: use the general reader).
 
     Only the selected columns are read, in pieces, straight into the feature
@@ -1271,13 +1324,20 @@ def _parquet_features(path: Path, **plan: Any) -> Features | None:
     schema = pf.schema_arrow
     target_name, selected, ignored = _plan_features(path, list(schema.names), True,
                                                     empty=_parquet_empty_nameless(pf), **plan)
+    found: list[str] = []
+    maybe_ids = [n for n in selected if is_row_id_name(n)] if ids and plan.get("feature_names") is None else []
+    if maybe_ids:  # read alone: the features are read below, in pieces
+        table = pf.read(columns=maybe_ids)
+        selected, found = _features_without_ids(selected, {n: table.column(n) for n in maybe_ids})
+        ignored += tuple(found)
     if not all(_is_number_type(schema.field(n).type) for n in selected):
         return None
     y = None
     if target_name is not None:
         y = _label_column(path, target_name, pf.read(columns=[target_name]).column(0))
     X = _parquet_matrix(path, pf, selected, dtype=np.float64, order="F", what="feature")
-    return Features(X=X, y=y, feature_names=selected, target_name=target_name, named=True, ignored=ignored)
+    return Features(X=X, y=y, feature_names=selected, target_name=target_name, named=True, ignored=ignored,
+                    ids=tuple(found))
 
 
 def _open_parquet(path: Path) -> Any:
@@ -1318,8 +1378,7 @@ def _parquet_matrix(path: Path, pf: Any, names: list[str], *, dtype: Any, order:
             for j, name in enumerate(piece.column_names):
                 problem = _fill_float(piece.column(j), out[offset : offset + rows, first + j], what)
                 if problem is not None:
-                    raise DataFileError(location(path, offset + problem[0], name)
-                                        + f"{problem[1]}; {what} values must be {_value_rule(what)}")
+                    raise _bad_cell(path, offset + problem[0], name, piece.column(j), problem[1], what)
             del piece
         offset += rows
     _refuse_rows_without_probability(path, out, what)
@@ -1414,6 +1473,55 @@ _ROW_ID_NAME = re.compile(
 )
 
 
+#: Names of a column that identifies a row beyond :data:`_ROW_ID_NAME`: ``patient_id``, ``user id``, ``userID``.
+_ID_SUFFIX = re.compile(r"(^|[ _.-])[iI][dD]$|[a-z]ID$")
+
+
+def is_row_id_name(name: str) -> bool:
+    """Whether a column is named like a row id: ``id``, ``row_id``, ``index`` (:data:`_ROW_ID_NAME`) or
+    ending in ``_id``/``ID`` (``patient_id``, ``sampleID``: :data:`_ID_SUFFIX`).
+
+    The one name rule of row ids: rows are matched on such columns (:func:`row_id_names`), and they
+    are neither score columns (:func:`id_columns`) nor features (``fit``). Two rules, one for each,
+    read ``patient_id`` beside one column of log-odds as a second logit (audit: accuracy 0.65 and
+    log-loss 1786 for 0.975 and 0.175, exit 0) while the same file's id matched the rows elsewhere.
+    """
+    name = name.strip()
+    return bool(_ROW_ID_NAME.match(name) or _ID_SUFFIX.search(name))
+
+
+def _holds_ids(col: Any) -> bool:
+    """Whether the values of a column named like a row id are ids: text (``P00017``), or whole numbers,
+    none negative, some above 1.
+
+    Whole numbers with a negative one may be rounded logits, and 0/1 alone a class's one-hot
+    probabilities (a class may be named ``ID``): those are not called ids. Fractions never are.
+    """
+    if not isinstance(col, np.ndarray):  # an Arrow column
+        if _is_text(col):
+            return True
+        import pyarrow as pa
+
+        if not (pa.types.is_integer(col.type) or pa.types.is_floating(col.type)) or col.null_count:
+            return False
+        col = col.to_numpy(zero_copy_only=False)
+    if col.dtype.kind in "USO":
+        return True
+    if col.dtype.kind not in "iuf" or col.ndim != 1 or not len(col):
+        return False
+    low, high = np.min(col), np.max(col)
+    return bool(np.isfinite(low) and np.isfinite(high) and low >= 0 and high > 1 and _whole_numbers(col))
+
+
+def id_columns(columns: Mapping[str, Any], *, keep: Collection[str] = ()) -> list[str]:
+    """The columns of ``columns`` (name -> values) that are row ids: named like one
+    (:func:`is_row_id_name`) and holding ids (:func:`_holds_ids`); never those of ``keep`` (named as
+    classes by ``--classes``). A column so named that holds fractions is left as it is: it may be a
+    class's scores or a real measurement."""
+    return [name for name, col in columns.items()
+            if name not in keep and is_row_id_name(name) and _holds_ids(col)]
+
+
 def _counts_rows(values: np.ndarray) -> bool:
     """Whether ``values`` is the run 0..n-1 or 1..n in row order (n >= 3): a row number, not data."""
     n = len(values)
@@ -1430,16 +1538,16 @@ def _whole_numbers(values: np.ndarray) -> bool:
 
 
 def row_id_columns(names: list[str], matrix: np.ndarray | None = None, *, keep: Collection[str] = ()) -> list[str]:
-    """The columns that number the rows: named like a row id (``id``, ``index``, ``row_id``,
-    ``sample_id``, ...; any case) and, when ``matrix`` (one column per name) is given, holding
-    whole numbers; or holding the whole numbers 0..n-1 or 1..n in row order (n >= 3).
+    """The columns that number the rows: named like a row id (:func:`is_row_id_name`: ``id``,
+    ``row_id``, ``patient_id``, ...; any case) and, when ``matrix`` (one column per name) is given,
+    holding whole numbers; or holding the whole numbers 0..n-1 or 1..n in row order (n >= 3).
 
     The values decide with the name because a class may carry such a name (logits of the
     classes ``index``, ``row``, ``uid``). ``keep`` names columns the user named as classes
     (``--classes``), never row ids.
     """
     return [name for j, name in enumerate(names) if name not in keep and (
-        (_ROW_ID_NAME.match(name.strip()) and (matrix is None or _whole_numbers(matrix[:, j])))
+        (is_row_id_name(name) and (matrix is None or _whole_numbers(matrix[:, j])))
         or (matrix is not None and _counts_rows(matrix[:, j])))]
 
 
@@ -1456,7 +1564,7 @@ def _refuse_row_ids(path: str | os.PathLike, names: list[str], matrix: np.ndarra
         found = [name for name in found if np.nanmax(matrix[:, names.index(name)], initial=0.0) > 1]
     if found:
         name = found[0]
-        why = ("named like a row id, holds whole numbers" if _ROW_ID_NAME.match(name.strip())
+        why = ("named like a row id, holds whole numbers" if is_row_id_name(name)
                else "holds the row numbers in order")
         raise DataFileError(
             f"{location(Path(path), column=name)}{why}, not {_PLURAL[kind]} (read as scores it would be one more "
@@ -1481,8 +1589,9 @@ def score_columns(
     ``exclude``d ones (the label column, when the labels come from the same
     file). ``ignore`` (``--ignore``: names or
     positions, each must exist; :func:`_resolve_ignore`) leaves out columns of
-    either kind of file. An unprefixed logit column that numbers the rows is
-    refused once read (:func:`read_scores`, :func:`_refuse_row_ids`).
+    either kind of file. Once the values are known, :func:`read_scores` leaves
+    out the row ids among unprefixed columns (:func:`id_columns`) and refuses
+    another column that numbers the rows (:func:`_refuse_row_ids`).
     Probabilities given as logits, or the reverse, are refused.
     """
     left_out = _resolve_ignore(path, names, ignore)
@@ -1520,9 +1629,12 @@ def read_scores(
     ``logits`` or ``probs``, else the one 2-D array). A ``.npy`` file is
     memory-mapped and used as it is, without a float64 copy, when it already
     holds a 2-D float array (large logit files: the OS pages it in as needed);
-    ``--ignore`` keeps its dtype (:func:`_kept_columns`). Unprefixed logit
-    columns that number the rows are refused (:func:`_refuse_row_ids`), but
-    never those named by ``classes`` (the user's ``--classes``).
+    ``--ignore`` keeps its dtype (:func:`_kept_columns`). Unprefixed columns
+    that are row ids (:func:`id_columns`: ``patient_id`` of whole numbers or
+    text) are left out and listed in :attr:`Scores.ignored`, where the commands
+    match rows on them; other unprefixed columns that number the rows are
+    refused (:func:`_refuse_row_ids`); never those named by ``classes`` (the
+    user's ``--classes``).
     """
     path = Path(path)
     if path.suffix.lower() == ".npy" and path.is_file() and path.stat().st_size:
@@ -1558,15 +1670,30 @@ def read_scores(
         exclude = tuple(name for name in exclude if name in columns)
     else:
         columns, left_out = read_columns(path), ()
+    named = has_column_names(path, columns)
     use, found = score_columns(path, list(columns), kind=kind, exclude=exclude, ignore=ignore,
-                               empty=_empty_nameless(columns) if has_column_names(path, columns) else ())
+                               empty=_empty_nameless(columns) if named else ())
+    if found is None and named:
+        use = _without_ids(path, use, {n: columns[n] for n in use}, keep=classes)
     if len(use) < 2 and not binary_column:
         raise DataFileError(f"{path}: has {len(use)} column; {_PLURAL[kind]} need one column per class (at least 2)")
     wanted = set(use)
     values = numeric_matrix(path, {n: columns[n] for n in use}, what=kind)
     if found is None:
-        _refuse_row_ids(path, use, values, kind=kind, keep=classes if has_column_names(path, columns) else ())
+        _refuse_row_ids(path, use, values, kind=kind, keep=classes if named else ())
     return Scores(values, found, left_out + tuple(n for n in columns if n not in wanted), tuple(use))
+
+
+def _without_ids(path: str | os.PathLike, use: list[str], columns: Mapping[str, Any], *,
+                 keep: Collection[str]) -> list[str]:
+    """The unprefixed score columns ``use`` without the row ids among them (:func:`id_columns`; ``keep``:
+    the classes of ``--classes``), which :class:`Scores` then lists with the columns left out, where the
+    commands match rows on them. Refuses a file of ids alone."""
+    ids = id_columns(columns, keep=keep)
+    if ids and len(ids) == len(use):
+        raise DataFileError(f"{path}: its columns {shown_names(ids)} are row ids (named like one, holding whole "
+                            "numbers or text), and no score column is left; if one holds scores, rename it")
+    return [n for n in use if n not in ids]
 
 
 #: Names of the array holding the labels in an ``.npz`` or ``.safetensors`` of several arrays, as
@@ -1631,6 +1758,9 @@ def _score_arrays(path: Path, arrays: Mapping[str, np.ndarray], *, kind: str, ex
     chosen = [name for name, arr in arrays.items() if not _is_label_array(name, arr)]
     if not chosen:
         raise DataFileError(f"{path}: holds labels only ({_shown_arrays(arrays)}), no {_PLURAL[kind]}")
+    # Row ids are no scores, as in a table (np.savez(f, patient_id=ids, score=s)); left out, and listed so.
+    ids = id_columns({name: arrays[name] for name in chosen}, keep=classes)
+    chosen = [name for name in chosen if name not in ids] or chosen
     # The label array may be named by position (--label-column -1): over 1-D arrays, a position among
     # the arrays is one among the columns, as read_labels counts them.
     exclude = tuple(name if name in arrays else _at_position(list(arrays), name) for name in exclude)
@@ -1758,6 +1888,10 @@ def _parquet_scores(path: Path, *, kind: str, binary_column: bool, exclude: tupl
     names = list(schema.names)
     use, found = score_columns(path, names, kind=kind, exclude=exclude, ignore=ignore,
                                empty=_parquet_empty_nameless(pf))
+    maybe_ids = [n for n in use if is_row_id_name(n) and n not in classes] if found is None else []
+    if maybe_ids:  # read alone: a score column's values are read below, in pieces
+        table = pf.read(columns=maybe_ids)
+        use = _without_ids(path, use, {n: table.column(n) for n in maybe_ids}, keep=classes)
     if len(use) < 2 and not binary_column:
         raise DataFileError(f"{path}: has {len(use)} column; {_PLURAL[kind]} need one column per class (at least 2)")
     ignored = tuple(n for n in names if n not in set(use))
@@ -2183,10 +2317,6 @@ def _warn_if_also_indices(path: Path, column: str, labels: np.ndarray, encoded: 
 
 # --------------------------------------------------------------------------- row ids across files
 
-#: Names of a column that identifies a row beyond :data:`_ROW_ID_NAME`: ``patient_id``, ``user id``, ``userID``.
-_ID_SUFFIX = re.compile(r"(^|[ _.-])[iI][dD]$|[a-z]ID$")
-
-
 def row_id_names(path: str | os.PathLike, names: Collection[str], *, saved_index: bool = False) -> list[str]:
     """The columns among ``names`` (columns of ``path``) that identify its rows, in order.
 
@@ -2200,7 +2330,6 @@ def row_id_names(path: str | os.PathLike, names: Collection[str], *, saved_index
     """
     names = list(names)
     index = set(pandas_index_columns(path))
-    by_name = set(row_id_columns(names))
     # ``names`` may be a few of the file's columns; which nameless one is the index needs them all.
     saved = set(_saved_index_names(_column_names(Path(path)))) & set(names) if saved_index and any(
         _ROW_INDEX.match(n) for n in names) else set()
@@ -2210,7 +2339,7 @@ def row_id_names(path: str | os.PathLike, names: Collection[str], *, saved_index
         saved -= set(_empty_nameless(read_id_columns(path, [n for n in names if n in saved])))
     return [n for n in names
             if n in saved
-            or (not _ROW_INDEX.match(n) and (n in by_name or n in index or _ID_SUFFIX.search(n.strip())))]
+            or (not _ROW_INDEX.match(n) and (n in index or is_row_id_name(n)))]
 
 
 def pandas_index_columns(path: str | os.PathLike) -> list[str]:

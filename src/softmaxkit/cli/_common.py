@@ -377,14 +377,16 @@ def check_probabilities(path: str, probs, *, stored: str | None = None):
     return _probabilities(path, probs, stored=stored)[0]
 
 
-def _probabilities(path: str, probs: Any, *, stored: str | None) -> tuple[Any, int | None]:
+def _probabilities(path: str, probs: Any, *, stored: str | None,
+                   columns: tuple[str, ...] = ()) -> tuple[Any, int | None]:
     """:func:`check_probabilities`' probabilities, and the decimals its values were rounded to when its
-    rows were renormalised for that rounding (:func:`_rounded_rows`), else None."""
+    rows were renormalised for that rounding (:func:`_rounded_rows`), else None. ``columns``: the file's
+    names of the columns of ``probs``, when it has them, for the range error (:func:`_checked_rows`)."""
     from softmaxkit._calibration_inputs import narrow_values_dtype
 
     tolerance = probability_tolerance(stored)
     try:
-        return _checked_rows(path, probs, tolerance=tolerance, values_of=stored), None
+        return _checked_rows(path, probs, tolerance=tolerance, values_of=stored, columns=columns), None
     except _RowSumOff as off:
         narrow = None if stored in _LOW_PRECISION else narrow_values_dtype(probs)
         if narrow is None:
@@ -395,6 +397,19 @@ def _probabilities(path: str, probs: Any, *, stored: str | None) -> tuple[Any, i
 
 #: The end of the message of a row of probabilities that does not sum to 1 (:func:`_checked_rows`).
 _RAW_SCORES_HINT = "(raw scores? pass them with --logits)"
+
+
+def _out_of_range_hint(row: Any, columns: tuple[str, ...]) -> str:
+    """The end of the message of a row of probabilities with a value outside [0, 1]: the columns named
+    like a row id (:func:`softmaxkit.data.is_row_id_name`) that hold one, to leave out with ``--ignore``;
+    else :data:`_RAW_SCORES_HINT`."""
+    from softmaxkit.data import is_row_id_name
+
+    ids = [name for name, value in zip(columns, row.tolist()) if not 0 <= value <= 1 and is_row_id_name(name)]
+    if not ids:
+        return _RAW_SCORES_HINT
+    # Such a column holding ids (whole numbers, text) is left out before; this one holds other values.
+    return f"(column {ids[0]!r} is named like a row id: if it is one, pass --ignore {','.join(ids)})"
 
 
 class _RowSumOff(CLIError):
@@ -480,9 +495,12 @@ def _rounded_rows(path: str, probs: Any, *, tolerance: float, off: _RowSumOff) -
     return probs, decimals
 
 
-def _checked_rows(path: str, probs, *, tolerance: float, values_of: str | None, rounded: bool = False):
+def _checked_rows(path: str, probs, *, tolerance: float, values_of: str | None, rounded: bool = False,
+                  columns: tuple[str, ...] = ()):
     """:func:`check_probabilities` at ``tolerance``, for values that are ``values_of`` ones (a dtype name,
-    or ``"3-decimal"`` with ``rounded``: values rounded to decimals, whose rows are always renormalised)."""
+    or ``"3-decimal"`` with ``rounded``: values rounded to decimals, whose rows are always renormalised).
+    ``columns`` (one name per column of ``probs``, or none) lets a value out of [0, 1] in a column named
+    like a row id be named as such, rather than sent to ``--logits``, which reads it as one more class."""
     import numpy as np
 
     from softmaxkit._calibration_inputs import row_sum_tolerance
@@ -496,7 +514,7 @@ def _checked_rows(path: str, probs, *, tolerance: float, values_of: str | None, 
         if bad.any():
             row = start + int(np.argmax(bad))
             raise CLIError(f"{path}: row {row + 1}: probabilities must lie in [0, 1], got {probs[row].tolist()} "
-                           "(raw scores? pass them with --logits)")
+                           + _out_of_range_hint(probs[row], columns))
         sums = block.sum(axis=1, dtype=np.float64)
         off = np.abs(sums - 1.0) > tolerance
         if off.any():
@@ -1103,12 +1121,39 @@ def read_score_file(source: str, *, kind: str, given_classes: list[str] | None,
         raise CLIError(f"{source}: its one score column is named for the class {single!r}, but the other class "
                        f"has no name, so the labels' order is unknown; pass --classes {single},OTHER or "
                        f"--classes OTHER,{single} (the column's class and the other, in the labels' order)")
+    if read.values.shape[1] == 1 and read.classes is None and single is None:
+        _warn_unnamed_column_class(source, read.columns, kind=kind, given_classes=given_classes)
     decimals = None
     if kind == "probability":
-        scores, decimals = _probabilities(source, scores, stored=stored_float_dtype(source, read.columns))
+        scores, decimals = _probabilities(source, scores, stored=stored_float_dtype(source, read.columns),
+                                          columns=read.columns if len(read.columns) == scores.shape[1] else ())
     else:
         _warn_if_probabilities(source, read.values, stored=stored_float_dtype(source, read.columns))
     return ScoreFile(scores, classes, read.ignored, decimals, read.columns)
+
+
+def _warn_unnamed_column_class(source: str, columns: tuple[str, ...], *, kind: str,
+                               given_classes: list[str] | None) -> None:
+    """Say which class a binary problem's one score column, named for no class, is read as scoring: the
+    second class (:func:`two_class_scores`), of ``--classes`` (``given_classes``) or of the labels.
+
+    ``--classes yes,no`` with a column holding P(yes) (scikit-learn's ``predict_proba(X)[:, 1]`` for
+    the classes no, yes) read every probability inverted without a word (audit: accuracy 0.025 for
+    0.975, exit 0). A warning rather than a note: the reading is a guess the file cannot confirm.
+    """
+    import warnings
+
+    from softmaxkit.data import SCORE_PREFIXES
+
+    column = f"column {columns[0]!r}" if columns else "its one column"
+    what = "P({})" if kind == "probability" else "the log-odds of {}"
+    if given_classes is not None and len(given_classes) == 2:
+        taken = what.format(repr(given_classes[1])) + ", the second class of --classes"
+    else:
+        taken = (what.format("class 1") + ", the second class (label 1, or the second of the two class names "
+                 "in sorted order, as scikit-learn's predict_proba(X)[:, 1])")
+    warnings.warn(f"{source}: {column} read as {taken}; name the column {SCORE_PREFIXES[kind]}<class> to say "
+                  "which", stacklevel=3)
 
 
 def _warn_if_probabilities(source: str, values: Any, *, stored: str | None) -> None:

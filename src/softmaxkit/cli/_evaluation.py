@@ -626,8 +626,36 @@ def chance_legend(summary: dict) -> list[str]:
     acc, chance = summary.get("accuracy"), summary.get("majority_rate")
     if acc is None or chance is None or acc > chance or chance >= 1:
         return []
+    if _far_below_chance(acc, chance, summary.get("n")):
+        return [f"Accuracy {acc:.4f} is far below always naming the most frequent class ({chance:.4f}), more than "
+                f"chance explains (one-sided binomial p < {_SWAPPED_P:g}): the scores may be in the other class "
+                "order (score columns or --classes swapped, or one column read as the other class's)."]
     return [f"Accuracy {acc:.4f} is no better than always naming the most frequent class ({chance:.4f}): judge "
             "the model by its log-loss and Brier score, or by how it ranks the rare class."]
+
+
+#: The one-sided p-value under which an accuracy below the majority rate is read as scores in another
+#: class order (:func:`chance_legend`), and the fewest rows that may say so.
+_SWAPPED_P, _SWAPPED_MIN_ROWS = 1e-4, 20
+
+
+def _far_below_chance(accuracy: float, chance: float, n: int | None) -> bool:
+    """Whether ``accuracy`` on ``n`` rows is below ``chance`` (the majority rate) by more than noise: the
+    one-sided binomial p-value of so few hits at rate ``chance`` under :data:`_SWAPPED_P`, on at least
+    :data:`_SWAPPED_MIN_ROWS` rows. ``--classes yes,no`` over P(yes) scored 0.025 where always 'no'
+    scores 0.65, and the line said only "no better than chance" (audit).
+
+    The p-value is bounded by Chernoff's ``exp(-n KL(accuracy || chance))``, which is never below it: the
+    line is said only when the exact p-value is smaller still, in O(1) and without SciPy, which
+    ``evaluate`` does not import (a large part of a small command's time).
+    """
+    import math
+
+    if n is None or n < _SWAPPED_MIN_ROWS or not 0 < chance < 1 or accuracy >= chance:
+        return False
+    kl = (accuracy * math.log(accuracy / chance) if accuracy > 0 else 0.0) \
+        + (1 - accuracy) * math.log((1 - accuracy) / (1 - chance))
+    return -n * kl < math.log(_SWAPPED_P)
 
 
 def count_legend(summary: dict, classes: list | None) -> list[str]:

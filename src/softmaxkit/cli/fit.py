@@ -146,7 +146,18 @@ def run(args: argparse.Namespace, warned: list[str]) -> int:
                      files={"--out": args.out, "the calibrator file": cal_out})
     start = time.perf_counter()
 
-    data = read_features(args.data, target=args.target, ignore=ignored_columns(args))
+    # Row ids (patient_id, id: named like one, holding whole numbers or text) are left out, as predict and
+    # evaluate read them: as a feature, patient_id let later ids move a prediction by up to 1.000 (audit).
+    data = read_features(args.data, target=args.target, ignore=ignored_columns(args), ids=True)
+    if data.ids:
+        names = ", ".join(map(repr, data.ids))
+        several = len(data.ids) > 1
+        warnings.warn(f"{args.data}: column{'s' if several else ''} {names} left out of the features as "
+                      f"{'row ids' if several else 'a row id'} (named like one, holding whole numbers or text): an "
+                      "id is not a feature, and as one "
+                      "it lets the model learn the row order, so that new rows with later ids get other "
+                      "predictions; to keep one as a feature, rename it so that its name is not an id's (not "
+                      "'id', no '_id' or 'ID' ending)", stacklevel=1)
     for name in row_id_columns(data.feature_names, data.X):
         # Maybe a real feature, so not refused; as a row number it lets the model learn the row order.
         warnings.warn(f"{args.data}: feature column {name!r} looks like a row id (named like one, or "
