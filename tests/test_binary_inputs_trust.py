@@ -244,3 +244,19 @@ def test_bool_labels_are_classes_false_and_true(capsys, tmp_path, store):
     rc, doc, err = _evaluate(capsys, "--logits", tmp_path / "z.npy", "--labels", labels, "--classes", "False,True")
     assert rc == 0, err
     assert doc["metrics"]["log_loss"] == pytest.approx(sklearn_log_loss(z, y), rel=1e-9)
+
+
+def test_one_column_of_probabilities_given_as_logits_warns(capsys, tmp_path):
+    """P(yes) in one column passed with --logits: as log-odds every row's P(class 1) lies in [0.5, 0.73], so
+    every row predicts class 1, without a word (audit); a column of real log-odds does not warn."""
+    rng = np.random.default_rng(3)
+    p = rng.uniform(0.02, 0.98, 60)
+    y = (rng.uniform(size=60) < p).astype(int)
+    labels = tmp_path / "y.npy"
+    np.save(labels, y)
+    for values, warned in ((p, True), (np.log(p / (1 - p)), False)):
+        path = tmp_path / "s.npy"
+        np.save(path, values)
+        rc, _, err = call(capsys, "evaluate", "--logits", str(path), "--labels", str(labels), "-q")
+        assert rc == 0, err
+        assert ("every value of its one column lies in [0, 1]" in err) == warned, err

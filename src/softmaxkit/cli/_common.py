@@ -1165,24 +1165,40 @@ def _warn_if_probabilities(source: str, values: Any, *, stored: str | None) -> N
     look so are possible, so this warns rather than refuses. A memory-mapped file is read block by
     block (:func:`softmaxkit.data.iter_row_blocks`), never copied whole; the first block that is not
     probabilities ends the scan.
+
+    One column (a binary problem's log-odds) has no row sum to judge: it warns when all of at least
+    :data:`_ONE_COLUMN_MIN_ROWS` values lie in [0, 1], which as log-odds put every row's P(class 1)
+    between 0.5 and 0.73, so every row predicts class 1 (audit: P(yes) given as ``--logits``).
     """
     import numpy as np
 
     from softmaxkit import data
 
-    if values.ndim != 2 or values.shape[1] < 2 or len(values) == 0:
-        return  # one column is a binary log-odds: no row sum to judge
+    one_column = values.ndim == 1 or (values.ndim == 2 and values.shape[1] == 1)
+    if len(values) == 0 or (one_column and len(values) < _ONE_COLUMN_MIN_ROWS) or (
+            not one_column and (values.ndim != 2 or values.shape[1] < 2)):
+        return
     tolerance = probability_tolerance(stored)
     for _, block in data.iter_row_blocks(values):
         if block.min() < 0 or block.max() > 1:
             return
-        if np.max(np.abs(block.sum(axis=1, dtype=np.float64) - 1.0)) > tolerance:
+        if not one_column and np.max(np.abs(block.sum(axis=1, dtype=np.float64) - 1.0)) > tolerance:
             return
     import warnings
 
+    if one_column:
+        warnings.warn(f"{source}: every value of its one column lies in [0, 1]: these look like probabilities; "
+                      "read as log-odds they give every row P(class 1) between 0.5 and 0.73, so every row "
+                      "predicts class 1; if they are probabilities, pass the file with --probs", stacklevel=3)
+        return
     warnings.warn(f"{source}: every value lies in [0, 1] and every row sums to 1: these look like probabilities, "
                   "which read as logits are put through softmax again (flattened towards uniform); if they are "
                   "probabilities, pass the file with --probs", stacklevel=3)
+
+
+#: The fewest rows of one column all in [0, 1] that :func:`_warn_if_probabilities` reads as probabilities
+#: given as log-odds (a few log-odds may all lie there by chance).
+_ONE_COLUMN_MIN_ROWS = 20
 
 
 def _warn_if_numbered_order(given_classes: list[str], source: str) -> None:
