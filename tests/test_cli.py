@@ -728,8 +728,10 @@ def test_input_is_never_overwritten(capsys, fitted, bc_features):
 
 
 def test_bad_output_extension(capsys, bc_csv, tmp_path):
-    rc, _, err = call(capsys, "fit", str(bc_csv), "--target", "diagnosis", "--out", str(tmp_path / "m.pkl"))
-    assert rc == 1 and "unsupported extension '.pkl'" in error_line(err)
+    # a bad option value: a usage error (exit code 2), as README says (it exited 1)
+    with pytest.raises(SystemExit) as exit_info:
+        call(capsys, "fit", str(bc_csv), "--target", "diagnosis", "--out", str(tmp_path / "m.pkl"))
+    assert exit_info.value.code == 2 and "unsupported extension '.pkl'" in capsys.readouterr().err
 
 
 def test_errors_through_console_script(tmp_path):

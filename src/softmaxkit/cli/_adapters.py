@@ -385,6 +385,7 @@ MIN_ECE_CI_ROWS = 100
 def summarize(
     y: np.ndarray, *, probs: np.ndarray | None = None, logits: np.ndarray | None = None,
     transform: Any = None, plot_title: str | None = None, n_bins: int = 15, ci: bool = True,
+    classes: Any = None,
 ) -> tuple[dict, bytes | None]:
     """Score predictions; returns the metrics summary and, with ``plot_title``, a reliability PNG.
 
@@ -408,7 +409,10 @@ def summarize(
     in the given probabilities' own dtype (float16 or float32 stays so): the
     metric compares confidences with the bin edges in that precision, so a
     float32 0.7 opens bin 7 of 10 here as it does there (widened to float64
-    it fell in bin 6). Probabilities computed from logits are float64.
+    it fell in bin 6). Probabilities computed from logits are float64. The
+    commands hand it a file's scores in the dtype the file stores them,
+    whatever the container (:func:`softmaxkit.cli._common.in_stored_dtype`),
+    so a float16 ``.npz`` is binned as the same float16 ``.npy`` is.
     The diagram reuses the same ECE result, so the bootstrap runs once.
 
     It also holds ``class_counts`` and ``class_count_test`` (:func:`class_count_test`): each class's
@@ -417,7 +421,8 @@ def summarize(
     noise floor, 32.3 positives predicted for 20 observed). Their sums are taken in the same block loop,
     and so is each class's exact count distribution (:mod:`softmaxkit.kernels.count_states`; every
     class seen at most :data:`COUNT_EXACT_MAX` times, and more frequent ones, rarest first, while the
-    states stay within that many per class), whose tails give the test's ``p``.
+    states stay within that many per class), whose tails give the test's ``p``. ``classes`` (optional):
+    the class names in column order, which those entries carry as ``name`` (:func:`class_count_test`).
     """
     from softmaxkit import metrics, softmax
     from softmaxkit.data import iter_row_blocks
@@ -436,7 +441,9 @@ def summarize(
     for start, block in iter_row_blocks(scores, SCORE_BLOCK_ROWS):
         rows = slice(start, start + len(block))
         yb = y[rows]
-        block = np.array(block, dtype=np.float64)  # a writable float64 copy of one block
+        # a writable float64 copy of one block, in rows whatever the file's layout: the per-class sums
+        # below then add in one order, so the same values give the same last digits from every container
+        block = np.array(block, dtype=np.float64, order="C")
         as_logits = logits is not None
         if transform is not None:
             block, as_logits = np.asarray(transform(block), dtype=np.float64), True
@@ -484,7 +491,7 @@ def summarize(
         "ece_ci_note": (f"no CI: fewer than {MIN_ECE_CI_ROWS} rows, where no bootstrap interval of the ECE "
                         "holds its 95%; the noise floor still applies") if ci and too_few else None,
         "ece_noise_floor": float(ece.noise_floor) if ci else None,
-        **class_count_test(observed, expected, variance, exact_p=exact_p),
+        **class_count_test(observed, expected, variance, exact_p=exact_p, names=classes),
     }
     png = None if plot_title is None else _reliability_png(y_top, p_top, ece, title=plot_title, n_bins=n_bins)
     return summary, png
@@ -530,7 +537,7 @@ COUNT_EXACT_MAX = 64
 
 
 def class_count_test(observed: np.ndarray, expected: Any, variance: Any, *,
-                     exact_p: np.ndarray | None = None) -> dict[str, Any]:
+                     exact_p: np.ndarray | None = None, names: Any = None) -> dict[str, Any]:
     """Calibration-in-the-large of every class: its predicted count against its observed count.
 
     Parameters
@@ -548,11 +555,15 @@ def class_count_test(observed: np.ndarray, expected: Any, variance: Any, *,
         function for the Poisson binomial distribution", Comput. Stat. Data Anal. 59, 41-51).
         :func:`summarize` gives it for every class seen at most :data:`COUNT_EXACT_MAX` times and
         more, within a budget.
+    names : sequence of length K, optional
+        The class names in column order (a command's ``classes``, or a model's ``classes_``).
 
     Returns
     -------
     dict
-        ``class_counts``: per class ``{"class", "expected", "observed", "z", "p", "exact"}``, with
+        ``class_counts``: per class ``{"class", "name", "expected", "observed", "z", "p", "exact"}``:
+        ``class`` is the column index, ``name`` the class name as text, as the commands' text names it
+        (``str(names[k])``; without ``names``, the index as text, ``"0"``, the label that class has), with
         ``z = (O_k - E_k) / sqrt(V_k)`` shrunk by a continuity correction of 0.5 towards 0 (the count is
         an integer). ``p`` is ``exact_p`` where given (``exact`` True), else the two-sided normal p-value
         of ``z``. The normal tail is far too thin for small expected counts, even corrected (audit:
@@ -580,7 +591,8 @@ def class_count_test(observed: np.ndarray, expected: Any, variance: Any, *,
             z = 0.0 if gap == 0 else math.copysign(math.inf, o - e)
         exact = exact_p is not None and not math.isnan(exact_p[j])
         p = float(exact_p[j]) if exact else math.erfc(abs(z) / math.sqrt(2))
-        counts.append({"class": j, "expected": e, "observed": o, "z": z, "p": p, "exact": exact})
+        name = str(names[j]) if names is not None and j < len(names) else str(j)
+        counts.append({"class": j, "name": name, "expected": e, "observed": o, "z": z, "p": p, "exact": exact})
     if not counts:
         return {"class_counts": [], "class_count_test": None}
     tests = 1 if k == 2 else k

@@ -313,22 +313,70 @@ def _is_number(text: str) -> bool:
     return True
 
 
-def check_output(
-    out: str, *, inputs: tuple[str, ...] = (), suffixes: tuple[str, ...] | None = None, option: str = "--out"
-) -> None:
-    """Fail before any work when ``out`` has an unusable extension or is one of the inputs.
+def check_extension(out: str | None, suffixes: tuple[str, ...], *, option: str = "--out") -> None:
+    """A usage error (:class:`~softmaxkit.cli.UsageError`: exit code 2) when ``out`` does not end in one of
+    ``suffixes`` (lower case, with the dot); nothing for ``out`` None (an option not given).
+
+    Called by the commands' ``check`` hooks, which run before any file is read, for every output path whose
+    format its extension chooses (``fit --out``, ``predict``/``apply --out`` and ``--logits-out``,
+    ``calibrate --out`` and ``--conformal-out``): a bad option value is a usage error, as the README says.
+    Only ``calibrate --out`` was one; the others exited 1 from :func:`check_output` (review audit M).
+    """
+    from softmaxkit.cli import UsageError
+
+    suffix = Path(out).suffix if out is not None else None
+    if suffix is not None and suffix.lower() not in suffixes:
+        raise UsageError(f"{option} {out}: unsupported extension {suffix or '(none)'!r}; use {', '.join(suffixes)}")
+
+
+def check_table_outputs(args: argparse.Namespace) -> None:
+    """``predict``'s and ``apply``'s :func:`check_extension`: ``--out`` and ``--logits-out`` name files whose
+    format their extension chooses (:data:`softmaxkit.data.SUFFIXES`)."""
+    from softmaxkit.data import SUFFIXES
+
+    check_extension(args.out, SUFFIXES)
+    check_extension(args.logits_out, SUFFIXES, option="--logits-out")
+
+
+def check_output(out: str, *, inputs: tuple[str, ...] = (), option: str = "--out") -> None:
+    """Fail before any work when ``out`` is an existing directory or one of the inputs.
 
     (The atomic writers check the inputs again at write time; checking first saves a
-    long training run that could never be saved.)
+    long training run that could never be saved.) Its extension was checked before, in the
+    command's ``check`` hook (:func:`check_extension`).
     """
     from softmaxkit.io import StagedOutputs
 
     path = Path(out)
     if path.is_dir():
         raise CLIError(f"{option} {out} is an existing directory; give a file name")
-    if suffixes is not None and path.suffix.lower() not in suffixes:
-        raise CLIError(f"{option} {out}: unsupported extension {path.suffix or '(none)'!r}; use {', '.join(suffixes)}")
     StagedOutputs(inputs=inputs).check(out, option=option)
+
+
+#: Stored dtypes that NumPy holds, so that scores widened by a reader can be given back in them
+#: (bfloat16 has no NumPy dtype: its values reach every command as float32, whatever the container).
+_CARRIED_DTYPES = ("float16", "float32")
+
+
+def in_stored_dtype(values: Any, stored: str | None) -> Any:
+    """``values`` in ``stored``, the dtype the file keeps them in, when a reader widened them and that is exact.
+
+    A ``.npy`` matrix is memory-mapped in its own dtype, while the ``.npz`` and ``.safetensors`` readers
+    return float64 (:func:`softmaxkit.data.numeric_matrix`). What the metrics and calibrators do depends
+    on that dtype: the top-label ECE compares confidences with the bin edges in the scores' precision
+    (a float16 0.9331 is the float16 edge 14/15), and a float16 file's rows, off 1 by its rounding, were
+    divided by their sums only once widened (:func:`check_probabilities`). The same float16 probabilities
+    read ECE 0.079339 and log-loss 0.7664584 from a ``.npy`` and 0.080460 and 0.7664479 from an ``.npz``
+    or ``.safetensors`` (review audit M). Given back in their stored dtype, every container hands the
+    commands the same array, scored as :mod:`softmaxkit.metrics` scores it. Returned unchanged when
+    ``stored`` is None (a text table), bfloat16, or not exact for every value (arrays of mixed dtypes).
+    """
+    import numpy as np
+
+    if stored not in _CARRIED_DTYPES or values.dtype.kind != "f" or values.dtype.itemsize <= np.dtype(stored).itemsize:
+        return values
+    narrow = values.astype(stored, order="C")  # in rows, as a .npy is mapped
+    return narrow if np.array_equal(narrow, values) else values
 
 
 #: How far a row of --probs may sum from 1 (float32 files round at about 1e-7 per entry). A file
@@ -1070,7 +1118,8 @@ def read_score_file(source: str, *, kind: str, given_classes: list[str] | None,
     from softmaxkit.data import read_scores, stored_float_dtype
 
     read = read_scores(source, kind=kind, exclude=exclude, ignore=ignore, classes=given_classes or ())
-    scores = two_class_scores(read.values, kind=kind)
+    stored = stored_float_dtype(source, read.columns)
+    scores = two_class_scores(in_stored_dtype(read.values, stored), kind=kind)
     # One named column (p_yes) is P(class 1) of an unnamed pair: its name is not a class list.
     classes = read.classes if read.classes is not None and len(read.classes) == scores.shape[1] else None
     single = read.classes[0] if read.classes is not None and len(read.classes) == 1 and classes is None else None
@@ -1125,10 +1174,10 @@ def read_score_file(source: str, *, kind: str, given_classes: list[str] | None,
         _warn_unnamed_column_class(source, read.columns, kind=kind, given_classes=given_classes)
     decimals = None
     if kind == "probability":
-        scores, decimals = _probabilities(source, scores, stored=stored_float_dtype(source, read.columns),
+        scores, decimals = _probabilities(source, scores, stored=stored,
                                           columns=read.columns if len(read.columns) == scores.shape[1] else ())
     else:
-        _warn_if_probabilities(source, read.values, stored=stored_float_dtype(source, read.columns))
+        _warn_if_probabilities(source, read.values, stored=stored)
     return ScoreFile(scores, classes, read.ignored, decimals, read.columns)
 
 

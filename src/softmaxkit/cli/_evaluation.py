@@ -62,6 +62,7 @@ def score(
     what: str = "",
     ci: bool = True,
     transform: Any = None,
+    classes: Any = None,
 ) -> Scored:
     """Score logits (preferred: exact log-loss) or probabilities against class indices ``y``.
 
@@ -69,9 +70,12 @@ def score(
     command should not pay for resampling nobody asked for). ``transform``
     maps blocks of the scores to logits first (a calibrator); the scores are
     read block by block (:func:`softmaxkit.cli._adapters.summarize`).
+    ``classes``: the class names in column order, where the command knows
+    them: metrics.json's ``class_counts`` and ``class_count_test`` then give
+    each class's ``name`` beside its index ``class``, as the text names it.
     """
     summary, png = _adapters.summarize(y, probs=probs, logits=logits, transform=transform,
-                                       plot_title=f"{name}{what}" if plot else None, ci=ci)
+                                       plot_title=f"{name}{what}" if plot else None, ci=ci, classes=classes)
     return Scored(key=key, name=name, summary=summary, png=png,
                   row_loss=lambda: _row_losses(y, logits=logits, probs=probs, transform=transform))
 

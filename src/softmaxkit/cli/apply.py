@@ -11,7 +11,13 @@ import argparse
 from typing import Any
 
 from softmaxkit.cli import _conformal
-from softmaxkit.cli._common import add_ignore_option, add_output_options, class_names, with_article
+from softmaxkit.cli._common import (
+    add_ignore_option,
+    add_output_options,
+    check_table_outputs,
+    class_names,
+    with_article,
+)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -50,7 +56,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         "in the order they come")
     _conformal.add_set_options(p, what="also write each row's prediction set (set_90: the class names, set_size_90)")
     add_output_options(p)
-    p.set_defaults(run=run, check=_conformal.check_set_options)
+    p.set_defaults(run=run, check=check)
+
+
+def check(args: argparse.Namespace) -> None:
+    """Usage errors (exit code 2) before any file is read: the extensions of ``--out`` and ``--logits-out``
+    (they exited 1), then ``--sets`` with ``--conformal`` (:func:`_conformal.check_set_options`)."""
+    check_table_outputs(args)
+    _conformal.check_set_options(args)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -76,15 +89,15 @@ def run(args: argparse.Namespace) -> int:
         score_columns,
         with_row_ids,
     )
-    from softmaxkit.data import SUFFIXES, write_columns
+    from softmaxkit.data import write_columns
     from softmaxkit.io import StagedOutputs
 
     say = Printer(args)
     source = args.logits or args.probs
     inputs = tuple(p for p in (args.calibrator, source, args.conformal) if p)
-    check_output(args.out, inputs=inputs, suffixes=SUFFIXES)
+    check_output(args.out, inputs=inputs)
     if args.logits_out:
-        check_output(args.logits_out, inputs=inputs, suffixes=SUFFIXES, option="--logits-out")
+        check_output(args.logits_out, inputs=inputs, option="--logits-out")
         if Path(args.logits_out).resolve() == Path(args.out).resolve():
             raise CLIError("--logits-out and --out name the same file")
     calibrator = _adapters.load_calibrator(args.calibrator, option="CALIBRATOR")

@@ -9,6 +9,7 @@ from softmaxkit.cli._common import (
     add_output_options,
     add_prediction_inputs,
     calibration_name,
+    check_extension,
     fraction,
     random_seed,
     recording_warnings,
@@ -52,16 +53,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def check(args: argparse.Namespace) -> None:
     """Usage errors (exit code 2) before any file is read: ``--out``'s extension (it exited 1, while a
-    bad option value exits 2), then the ``--conformal`` options (:func:`_conformal.conformal_out`)."""
-    from pathlib import Path
-
-    from softmaxkit.cli import UsageError
-
-    suffix = Path(args.out).suffix
-    if suffix.lower() not in CALIBRATOR_SUFFIXES:
-        raise UsageError(f"--out {args.out}: unsupported extension {suffix or '(none)'!r}; use "
-                         f"{', '.join(CALIBRATOR_SUFFIXES)}")
-    _conformal.conformal_out(args)
+    bad option value exits 2), then the ``--conformal`` options (:func:`_conformal.conformal_out`) and
+    ``--conformal-out``'s extension."""
+    check_extension(args.out, CALIBRATOR_SUFFIXES)
+    check_extension(_conformal.conformal_out(args), CALIBRATOR_SUFFIXES, option="--conformal-out")
 
 
 @recording_warnings  # --json "warnings": every warning said, not only the command's own
@@ -96,10 +91,10 @@ def run(args: argparse.Namespace, warned: list[str]) -> int:
     say = Printer(args)
     # The output paths are checked before anything is read: a bad --out or --report fails fast.
     inputs = (args.logits or args.probs, args.labels)  # never overwritten by an output
-    check_output(args.out, inputs=inputs, suffixes=CALIBRATOR_SUFFIXES)
+    check_output(args.out, inputs=inputs)
     conformal_path = _conformal.conformal_out(args)
     if conformal_path:
-        check_output(conformal_path, inputs=inputs, suffixes=CALIBRATOR_SUFFIXES, option="--conformal-out")
+        check_output(conformal_path, inputs=inputs, option="--conformal-out")
     if args.report:
         check_report(args.report, files={"--out": args.out, "--conformal-out": conformal_path})
     # Named columns in sorted class order: the calibrator's class_names_ (and ties) do not follow the file's order.
@@ -130,11 +125,11 @@ def run(args: argparse.Namespace, warned: list[str]) -> int:
         bar.advance(1, step="scoring before")
         evaluated = scores if args.holdout is None else scores[eval_rows]
         given = {"logits": evaluated} if args.logits else {"probs": evaluated}
-        scored = [score(y, key="uncalibrated", name="Before", plot=plot, what=what, **given)]
+        scored = [score(y, key="uncalibrated", name="Before", plot=plot, what=what, classes=classes, **given)]
         bar.advance(1, step="scoring after")
         apply = _adapters.calibrated_logits if args.logits else _adapters.calibrated_from_probs
         scored.append(score(y, key="calibrated", name=f"After {calibration_name(args.method)}", plot=plot, what=what,
-                            transform=lambda block: apply(calibrator, block), **given))
+                            transform=lambda block: apply(calibrator, block), classes=classes, **given))
         bar.advance(1)
     sets = None
     if conformal_path:  # fitted on the raw scores of the fitting rows: see softmaxkit.cli._conformal

@@ -431,7 +431,8 @@ def run(args: argparse.Namespace) -> int:
         bar.advance(1, step=steps[2])
         logits_cal, logits_test = _adapters.class_logits(model, X[cal]), _adapters.class_logits(model, X[test])
         what = f" ({len(test)} test {ds.unit}s)"
-        before = score(y[test], key="uncalibrated", name="Before (raw softmax)", logits=logits_test, what=what)
+        before = score(y[test], key="uncalibrated", name="Before (raw softmax)", logits=logits_test, what=what,
+                       classes=ds.class_names)
 
         bar.advance(1, step=steps[3])
         calibrator = _adapters.fit_calibrator("temperature", logits_cal, y[cal])
@@ -439,7 +440,7 @@ def run(args: argparse.Namespace) -> int:
         T = float(params["temperature"])
         calibrated_test = _adapters.calibrated_logits(calibrator, logits_test)
         after = score(y[test], key="temperature_scaled", name=f"After temperature scaling (T={T:.2f})",
-                      logits=calibrated_test, what=what)
+                      logits=calibrated_test, what=what, classes=ds.class_names)
         log_p_true = _log_softmax(logits_test)[np.arange(len(test)), y[test]]
         cases = _cases(ds, _pick_cases(log_p_true), logits_test, calibrated_test, y[test])
         conformal = _conformal.DemoSets(logits_cal, y[cal], logits_test, y[test], ds.class_names, seed=args.seed)

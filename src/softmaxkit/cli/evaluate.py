@@ -63,7 +63,7 @@ def run(args: argparse.Namespace, warned: list[str]) -> int:
     ci = bool(args.ci or args.report)
     with progress(say, "scoring", total=None):  # the ECE bootstrap takes a moment at large n
         scored = score(labels, key="predictions", name="Predictions", plot=args.report is not None,
-                       what=f" ({len(labels)} rows)", ci=ci, **given)
+                       what=f" ({len(labels)} rows)", ci=ci, classes=classes, **given)
     s = scored.summary
     metrics = {"source": source, "kind": "logits" if args.logits else "probabilities", "labels": args.labels,
                "n_classes": int(scores.shape[1]), "classes": classes, "ignored_columns": list(ignored),

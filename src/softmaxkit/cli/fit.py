@@ -10,6 +10,7 @@ from softmaxkit.cli._common import (
     add_ignore_option,
     add_output_options,
     calibration_name,
+    check_extension,
     fraction,
     hidden_sizes,
     parse_number,
@@ -62,10 +63,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def check(args: argparse.Namespace) -> None:
-    """Usage errors (exit code 2) before any file is read: the estimator's own parameter checks."""
+    """Usage errors (exit code 2) before any file is read: ``--out``'s extension, then the estimator's own
+    parameter checks."""
     from softmaxkit.cli import UsageError
     from softmaxkit.cli._adapters import check_classifier_params
 
+    check_extension(args.out, MODEL_SUFFIXES)  # the calibrator's file (calibrator_path) takes the same one
     options = {"hidden_layer_sizes": "--hidden", "alpha": "--alpha", "max_iter": "--max-iter"}
     try:
         check_classifier_params(hidden_layer_sizes=args.hidden, alpha=args.alpha, max_iter=args.max_iter)
@@ -135,7 +138,7 @@ def run(args: argparse.Namespace, warned: list[str]) -> int:
 
     say = Printer(args)
     # Every output is checked before the data is read and the model trained.
-    check_output(args.out, inputs=(args.data,), suffixes=MODEL_SUFFIXES)
+    check_output(args.out, inputs=(args.data,))
     cal_out = calibrator_path(args.out) if args.calibrate else None
     if cal_out is not None:
         check_output(str(cal_out), inputs=(args.data,), option="calibrator file")
@@ -201,13 +204,15 @@ def run(args: argparse.Namespace, warned: list[str]) -> int:
     plot = not args.no_report
     with progress(say, "scoring", total=None):
         y_test = y_held_idx[test_rows]
-        scored = [score(y_test, key="model", name="Model", logits=logits[test_rows], plot=plot, what=what)]
+        names = [str(c) for c in classes]
+        scored = [score(y_test, key="model", name="Model", logits=logits[test_rows], plot=plot, what=what,
+                        classes=names)]
         params = {}
         if calibrator is not None:
             params = _adapters.calibrator_params(calibrator, classes=classes)
             cal_logits = _adapters.calibrated_logits(calibrator, logits[test_rows])
             scored.append(score(y_test, key="calibrated", name=f"With {calibration_name(args.calibrate)}",
-                                logits=cal_logits, plot=plot, what=what))
+                                logits=cal_logits, plot=plot, what=what, classes=names))
 
     # Names go in last: scikit-learn warns when a model fitted with names meets plain arrays.
     _adapters.remember_columns(model, data.feature_names if data.named else None,
@@ -218,7 +223,7 @@ def run(args: argparse.Namespace, warned: list[str]) -> int:
     loss_change = paired_loss_change(scored[0], scored[-1], zero_classes=params.get("zero_classes")) \
         if len(scored) > 1 else None
     note = (verdict(scored[0].summary, scored[-1].summary, change=calibration_name(args.calibrate), params=params,
-                    loss_change=loss_change, classes=[str(c) for c in classes]) if len(scored) > 1 else None)
+                    loss_change=loss_change, classes=names) if len(scored) > 1 else None)
     metrics = {
         "data": str(args.data),
         "target": data.target_name,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from softmaxkit.cli import _conformal
-from softmaxkit.cli._common import add_output_options
+from softmaxkit.cli._common import add_output_options, check_table_outputs
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -42,7 +42,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     _conformal.add_set_options(p, what="also write each row's prediction set (set_90: the class names, set_size_90)")
     p.add_argument("--ci", action="store_true", help="with --target: bootstrap the ECE's 95%% interval")
     add_output_options(p)
-    p.set_defaults(run=run, check=_conformal.check_set_options)
+    p.set_defaults(run=run, check=check)
+
+
+def check(args: argparse.Namespace) -> None:
+    """Usage errors (exit code 2) before any file is read: the extensions of ``--out`` and ``--logits-out``
+    (they exited 1), then ``--sets`` with ``--conformal`` (:func:`_conformal.check_set_options`)."""
+    check_table_outputs(args)
+    _conformal.check_set_options(args)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -69,16 +76,16 @@ def run(args: argparse.Namespace) -> int:
         with_row_ids,
     )
     from softmaxkit.cli._evaluation import chance_legend, ece_ci_legend, score
-    from softmaxkit.data import SUFFIXES, read_features, write_columns
+    from softmaxkit.data import read_features, write_columns
     from softmaxkit.io import StagedOutputs
     from softmaxkit.report import ece_text, fmt
 
     say = Printer(args)
     inputs = tuple(p for p in (args.model, args.data, args.calibrator, args.conformal) if p)
     # Everything that can be checked without the data is checked first.
-    check_output(args.out, inputs=inputs, suffixes=SUFFIXES)
+    check_output(args.out, inputs=inputs)
     if args.logits_out:
-        check_output(args.logits_out, inputs=inputs, suffixes=SUFFIXES, option="--logits-out")
+        check_output(args.logits_out, inputs=inputs, option="--logits-out")
         if Path(args.logits_out).resolve() == Path(args.out).resolve():
             raise ValueError("--logits-out and --out name the same file")
     model = _adapters.load_model(args.model)
@@ -146,7 +153,8 @@ def run(args: argparse.Namespace) -> int:
             write_columns(args.logits_out, logit_table, outputs=outputs)
         summary = None
         if y is not None:
-            summary = score(y, key="predictions", name="predictions", logits=logits, plot=False, ci=args.ci).summary
+            summary = score(y, key="predictions", name="predictions", logits=logits, plot=False, ci=args.ci,
+                            classes=names).summary
         outputs.commit()
 
     result: dict = {"out": args.out, "rows": int(len(probs)), "classes": classes.tolist(),
