@@ -30,7 +30,8 @@ from torch.autograd import forward_ad
 
 from softmaxkit import _reduction
 from softmaxkit._options import CrossEntropyOptions
-from softmaxkit.torch._tensors import compute_dtype
+from softmaxkit._validation import check_hard_target
+from softmaxkit.torch._tensors import LOW_PRECISION, compute_dtype
 
 
 def transforms_active(*tensors) -> bool:
@@ -46,6 +47,32 @@ def transforms_active(*tensors) -> bool:
     return any(
         isinstance(t, torch.Tensor) and forward_ad.unpack_dual(t).tangent is not None for t in tensors
     )
+
+
+def values_readable(t) -> bool:
+    """True when ``t``'s values can be read on the host even under a transform:
+    a plain tensor, neither wrapped by functorch (vmap's batched, grad's
+    tracking tensors) nor carrying a forward-AD tangent."""
+    return not (
+        torch._C._functorch.is_functorch_wrapped_tensor(t)
+        or (forward_ad._current_level >= 0 and forward_ad.unpack_dual(t).tangent is not None)
+    )
+
+
+def loss_dtype(logits: torch.Tensor, target: torch.Tensor, *, soft: bool) -> torch.dtype:
+    """The dtype of torch's loss for these inputs, which the loss is also computed in (at least float32).
+
+    The logits' dtype, except that 16-bit logits give float32 under
+    ``torch.autocast`` for their device (autocast casts them up before the op:
+    cross-entropy is on autocast's float32 list), and probability targets of a
+    wider dtype promote it (float32 logits with float64 probabilities give a
+    float64 loss, computed in float64). One rule for the fused path
+    (:mod:`._cross_entropy`) and the composite one here.
+    """
+    dtype = logits.dtype
+    if dtype in LOW_PRECISION and torch.is_autocast_enabled(logits.device.type):
+        dtype = torch.float32
+    return torch.promote_types(dtype, target.dtype) if soft else dtype
 
 
 def log_softmax_rows(x: torch.Tensor, dim: int = -1) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -85,9 +112,18 @@ def cross_entropy(
 
     Returns
     -------
-    Tensor in ``logits``' dtype: a scalar, or the batch shape for ``"none"``.
+    Tensor in :func:`loss_dtype` (computed in it, as the fused path): a
+    scalar, or the batch shape for ``"none"``.
+
+    Raises
+    ------
+    ValueError
+        A class index outside ``0..C-1`` (other than ``ignore_index``): the
+        fused path's message, or, where the target's values cannot be read
+        (vmap), the same wording without the index and its position.
     """
-    cdtype = compute_dtype(logits.dtype)
+    out_dtype = loss_dtype(logits, target, soft=soft)
+    cdtype = compute_dtype(out_dtype)
     x = logits.to(cdtype).movedim(axis, -1)  # (..., C)
     n_classes = x.shape[-1]
     eps, zeta, cap = options.label_smoothing, options.z_loss, options.softcap
@@ -109,13 +145,22 @@ def cross_entropy(
         y = target.to(torch.int64)
         active = y != options.ignore_index
         y_safe = torch.where(active, y, torch.zeros_like(y))
-        # index_select, not w[y_safe]: under vmap an unbatched row's 0-d index becomes an .item() call
-        w_y = (
-            active.to(cdtype)
-            if w is None
-            else torch.where(active, w.index_select(0, y_safe.reshape(-1)).view_as(y_safe), torch.zeros((), dtype=cdtype))
-        )
-        nll = -log_p.gather(-1, y_safe.unsqueeze(-1)).squeeze(-1)
+        # The caller cannot check the labels under a transform (no host reads of batched values,
+        # no data-dependent branch), so an out-of-range one surfaces here, as the indexing op's error.
+        try:
+            # index_select, not w[y_safe]: under vmap an unbatched row's 0-d index becomes an .item() call
+            w_y = (
+                active.to(cdtype)
+                if w is None
+                else torch.where(
+                    active, w.index_select(0, y_safe.reshape(-1)).view_as(y_safe), torch.zeros((), dtype=cdtype)
+                )
+            )
+            nll = -log_p.gather(-1, y_safe.unsqueeze(-1)).squeeze(-1)
+        except (IndexError, RuntimeError) as err:
+            if "out of" not in str(err):  # "index 5 is out of bounds ...", "index out of range in self"
+                raise
+            raise _class_index_error(target, n_classes, options.ignore_index) from err  # not y: see there
         # torch's formula: (1 - eps) w_y nll + eps / C sum_c w_c (-log p_c); z-loss weighted like nll.
         own = (1.0 - eps) * nll + zeta * lse_sq if eps < 1.0 else zeta * lse_sq
         own = torch.where(w_y == 0, torch.zeros_like(own), own)  # weight 0 (or ignored) times inf -> 0
@@ -128,9 +173,30 @@ def cross_entropy(
 
     reduction = options.reduction
     if reduction == "none":
-        return row_loss.to(logits.dtype)
+        return row_loss.to(out_dtype)
     scale = _reduction.loss_scale(reduction, _reduction.row_weights(t_rows, options, soft, weight=weight))
-    return (row_loss.sum() * scale.to(cdtype)).to(logits.dtype)
+    return (row_loss.sum() * scale.to(cdtype)).to(out_dtype)
+
+
+def _class_index_error(y: torch.Tensor, n_classes: int, ignore_index: int) -> ValueError:
+    """The eager check's ValueError for class indices ``y`` (batch shape), out of range somewhere.
+
+    Word for word the fused path's (index and position) where ``y`` can be
+    read; inside vmap its values cannot be, so the same wording without them.
+    Pass the caller's tensor: under a transform any op on it (even a no-op
+    ``.to``) returns a wrapped tensor, whose values cannot be read.
+    """
+    if values_readable(y):
+        try:
+            with torch._C._DisableFuncTorch():  # else .detach() / .numpy() on it wrap it too
+                check_hard_target(y.detach().cpu().numpy(), tuple(y.shape), n_classes, ignore_index)
+        except ValueError as err:
+            return err
+    return ValueError(
+        f"target contains a class index outside 0..{n_classes - 1}, but logits have {n_classes} classes "
+        f"(valid: 0..{n_classes - 1} or ignore_index={ignore_index}); under a torch.func transform (vmap) "
+        "its value and position cannot be read: check the target outside the transform"
+    )
 
 
 def linear_cross_entropy(hidden, weight, bias, target, options, *, soft, class_weight=None, loss_dtype=None):

@@ -38,7 +38,7 @@ from softmaxkit._validation import (
     target_kind,
 )
 from softmaxkit.torch import _backend, _composite, _custom_ops
-from softmaxkit.torch._tensors import LOW_PRECISION, batch_shape, compute_dtype, from_rows, to_rows
+from softmaxkit.torch._tensors import batch_shape, compute_dtype, from_rows, to_rows
 
 
 @dataclass(frozen=True)
@@ -84,7 +84,9 @@ def class_weight_tensor(
 
     Shape always; finiteness when ``check_values`` (a host read). ``name`` is
     the argument's name in messages (``class_weight`` where ``weight`` is the
-    projection).
+    projection). A weight that requires grad (with grad mode on) is refused
+    with a ValueError: unlike torch, which differentiates a probability-target
+    loss w.r.t. its class weight, softmaxkit treats class weights as constants.
     """
     if weight is None:
         return None
@@ -162,7 +164,10 @@ def problem_for(
         _, soft = prepare_target(t, shape, axis, opts.ignore_index)
     else:
         soft = target_kind(t, shape, axis, opts.ignore_index)
-    return Problem(axis, opts, soft), t.to(logits.device), weight_t
+    # t itself where it is already there: under a torch.func transform even a no-op .to() wraps it,
+    # and the composite path reads a plain target's values for its out-of-range message
+    t = t if t.device == logits.device else t.to(logits.device)
+    return Problem(axis, opts, soft), t, weight_t
 
 
 def target_rows(target: torch.Tensor, problem: Problem, dtype: torch.dtype) -> torch.Tensor:
@@ -172,18 +177,8 @@ def target_rows(target: torch.Tensor, problem: Problem, dtype: torch.dtype) -> t
     return target.reshape(-1).to(torch.int64)
 
 
-def loss_dtype(logits: torch.Tensor, target: torch.Tensor, *, soft: bool) -> torch.dtype:
-    """The dtype of torch's loss for these inputs, which the loss is also computed in (at least float32).
-
-    The logits' dtype, except that 16-bit logits give float32 under
-    ``torch.autocast`` for their device (autocast casts them up before the op),
-    (cross-entropy is on autocast's float32 list), and probability targets of a wider dtype promote it (float32 logits with
-    float64 probabilities give a float64 loss, computed in float64).
-    """
-    dtype = logits.dtype
-    if dtype in LOW_PRECISION and torch.is_autocast_enabled(logits.device.type):
-        dtype = torch.float32
-    return torch.promote_types(dtype, target.dtype) if soft else dtype
+#: The loss dtype rule (see :func:`._composite.loss_dtype`), shared with the composite path.
+loss_dtype = _composite.loss_dtype
 
 
 def loss_and_grad(
@@ -234,11 +229,17 @@ class CrossEntropyFunction(torch.autograd.Function):
     Backward multiplies the saved gradient by ``grad_output`` in place and
     hands it over (no second ``(N, C)`` allocation). For 16-bit logits the
     saved gradient is float32 and is rounded to 16 bits once, after the
-    scaling (``loss / n_items`` would otherwise round it twice). If backward
-    runs again on the same graph (``retain_graph=True``), the gradient is recomputed
-    from the saved logits. With ``create_graph=True`` the gradient is
-    recomputed in differentiable ops (:mod:`._composite`), so second
-    derivatives (in the logits, soft targets and ``grad_output``) are exact.
+    scaling (``loss / n_items`` would otherwise round it twice). The gradient
+    w.r.t. a soft target that requires grad is made in the forward as well.
+
+    The first backward reads only those gradients, not the saved logits, so
+    (as with torch, which keeps its log-softmax output) the logits may be
+    changed in place after the loss. If backward runs again on the same graph
+    (``retain_graph=True``), the gradients are recomputed from the saved
+    logits; with ``create_graph=True`` they are recomputed in differentiable
+    ops (:mod:`._composite`), so second derivatives (in the logits, soft
+    targets and ``grad_output``) are exact. Those two read the logits, and
+    raise torch's "modified by an inplace operation" error if they changed.
     """
 
     @staticmethod
@@ -248,32 +249,44 @@ class CrossEntropyFunction(torch.autograd.Function):
         # and again after ``loss / n_items`` would round twice. The float32 rows are the upcast copy
         # the kernel works in anyway (its peak), so this holds no more memory at the peak.
         loss, grad = loss_and_grad(logits, target, problem, weight, want_grad=want, grad_in_compute_dtype=True)
-        ctx.problem = problem
+        grad_t = None
+        if ctx.needs_input_grad[1] and problem.soft:  # rare (a learnable target): (N, C) more, as torch keeps
+            grad_t = _soft_target_grad(logits, target, weight, problem)
+        ctx.problem, ctx.logits_dtype, ctx.target_dtype = problem, logits.dtype, target.dtype
         if compiling():  # traced: tensors go through save_for_backward
-            ctx.grad = None
-            ctx.save_for_backward(logits, target, weight, grad)
+            ctx.grads = None
+            ctx.save_for_backward(logits, target, weight, grad, grad_t)
         else:
-            ctx.grad = grad
-            ctx.save_for_backward(logits, target, weight)
+            ctx.grads = (grad, grad_t)
+            ctx.save_for_backward(logits, target, weight)  # unpacked only to recompute
         return loss
 
     @staticmethod
     def backward(ctx, grad_output):
-        logits, target, weight, *saved_grad = ctx.saved_tensors
         problem = ctx.problem
+        needs = ctx.needs_input_grad[:2]
         if torch.is_grad_enabled() and not compiling():  # create_graph=True
-            ctx.grad = None
-            needs = ctx.needs_input_grad[:2]
+            ctx.grads = None
+            logits, target, weight = ctx.saved_tensors
             return (*differentiable_backward(needs, logits, target, weight, problem, grad_output), None, None)
-        grad_logits = grad_target = None
-        if ctx.needs_input_grad[0]:
-            grad = saved_grad[0] if saved_grad else ctx.grad
-            ctx.grad = None
-            if grad is None:  # second backward: recompute rather than reuse a handed-out tensor
+        traced = compiling()
+        if traced:
+            grad, grad_t = ctx.saved_tensors[3:]
+        else:  # the forward's gradients are ours to scale in place, once
+            (grad, grad_t), ctx.grads = ctx.grads or (None, None), None
+        want_t = needs[1] and problem.soft
+        if (needs[0] and grad is None) or (want_t and grad_t is None):
+            # second backward: recompute rather than reuse handed-out tensors (reads the saved logits)
+            logits, target, weight = ctx.saved_tensors[:3]
+            if needs[0] and grad is None:
                 _, grad = loss_and_grad(logits, target, problem, weight, want_grad=True, grad_in_compute_dtype=True)
-            grad_logits = _scale_by_upstream(grad, grad_output, problem, in_place=not saved_grad).to(logits.dtype)
-        if ctx.needs_input_grad[1] and problem.soft:
-            grad_target = _soft_target_grad(logits, target, weight, problem, grad_output)
+            if want_t and grad_t is None:
+                grad_t = _soft_target_grad(logits, target, weight, problem)
+        grad_logits = grad_target = None
+        if needs[0]:
+            grad_logits = _scale_by_upstream(grad, grad_output, problem, in_place=not traced).to(ctx.logits_dtype)
+        if want_t:
+            grad_target = _scale_by_upstream(grad_t, grad_output, problem, in_place=not traced).to(ctx.target_dtype)
         return grad_logits, grad_target, None, None
 
 
@@ -304,14 +317,16 @@ def _scale_by_upstream(grad: torch.Tensor, grad_output: torch.Tensor, problem: P
     return grad.mul_(grad_output.to(grad.dtype))
 
 
-def _soft_target_grad(logits, target, weight, problem: Problem, grad_output) -> torch.Tensor:
-    """``dloss/dt_c = -(1 - eps) w_c log p_c`` per row, times the row scale.
+def _soft_target_grad(logits, target, weight, problem: Problem) -> torch.Tensor:
+    """``dloss/dt_c = -(1 - eps) w_c log p_c`` per row, times the row scale (upstream 1).
 
-    Rare (distillation into a learnable target), so plain torch ops: it
-    re-runs a log-softmax rather than keeping one from the forward.
+    Rare (distillation into a learnable target), so plain torch ops. Computed
+    in :func:`loss_dtype`, as the loss (float64 for float64 probabilities on
+    float32 logits), and returned in its compute dtype: backward rounds it to
+    ``target``'s dtype once, after the upstream scaling (as the logits' gradient).
     """
     opts = problem.options
-    x = logits.detach().to(compute_dtype(logits.dtype))
+    x = logits.detach().to(compute_dtype(loss_dtype(logits, target, soft=True)))
     if opts.softcap is not None:
         x = opts.softcap * torch.tanh(x / opts.softcap)
     log_p, _, _ = _composite.log_softmax_rows(x, problem.axis)
@@ -323,6 +338,6 @@ def _soft_target_grad(logits, target, weight, problem: Problem, grad_output) -> 
     t = target_rows(target, problem, x.dtype)
     scale = _reduction.loss_scale(opts.reduction, _reduction.row_weights(t, opts, problem.soft, weight=weight))
     shape = batch_shape(tuple(logits.shape), problem.axis)
-    rs = _reduction.gradient_row_scale(opts.reduction, scale, shape, grad_output.detach())
+    rs = _reduction.gradient_row_scale(opts.reduction, scale, shape)
     rs = rs.reshape(shape).unsqueeze(problem.axis)
-    return (g * rs.to(g.dtype)).to(target.dtype)
+    return g * rs.to(g.dtype)
