@@ -30,9 +30,17 @@ from sklearn.utils.validation import (
     column_or_1d,
 )
 
+from softmaxkit._validation import check_cv_param
 from softmaxkit.calibration import METHODS
 from softmaxkit.io import Persistable
 
+
+#: scikit-learn removed ``cv="prefit"``; what replaces it here (see the ``estimator`` parameter).
+_PREFIT_HINT = (
+    ": cv='prefit' was removed (as in scikit-learn); to calibrate an already fitted classifier without "
+    "refitting it, pass estimator=FrozenEstimator(fitted) (from sklearn.frozen import FrozenEstimator) and "
+    "leave cv alone"
+)
 
 #: Probabilities from ``predict_proba`` are clipped here before a log (scikit-learn adds
 #: 1e-12 for its temperature method); isotonic maps the probabilities themselves.
@@ -92,8 +100,10 @@ class CalibratedClassifier(Persistable, MetaEstimatorMixin, ClassifierMixin, Bas
         An instance is treated as its method name (isotonic: per fold by
         default) and is saved with its settings.
     cv : int, cross-validation generator or iterable, default 5
-        Folds, as in ``CalibratedClassifierCV`` (an int means stratified
-        folds; each class needs at least that many rows).
+        Folds, as in ``CalibratedClassifierCV`` (an int >= 2 means stratified
+        folds; each class needs at least that many rows; None means 5). No
+        ``"prefit"``: wrap a fitted classifier in ``FrozenEstimator`` (see
+        ``estimator``).
     ensemble : bool or "auto", default "auto"
         ``True``: one (classifier, calibrator) pair per fold, the classifier
         trained on the other folds and the calibrator on this fold's scores;
@@ -273,6 +283,8 @@ class CalibratedClassifier(Persistable, MetaEstimatorMixin, ClassifierMixin, Bas
             raise ValueError(f"ensemble must be True, False or 'auto', got {self.ensemble!r}")
         if self.calibrate_on not in ("auto", "all_folds", "own_fold"):
             raise ValueError(f"calibrate_on must be 'auto', 'all_folds' or 'own_fold', got {self.calibrate_on!r}")
+        # SoftmaxClassifier's check and words, before scikit-learn's (KFold: "n_splits=1") deep in the folds
+        check_cv_param(self.cv, hint=_PREFIT_HINT if isinstance(self.cv, str) and self.cv == "prefit" else "")
         shared = self.calibrate_on == "all_folds" or (self.calibrate_on == "auto" and not isotonic)
         check_classification_targets(y)
         # A column vector (n, 1) becomes (n,) with scikit-learn's DataConversionWarning: y[train]

@@ -77,17 +77,25 @@ def absent_classes(labels: np.ndarray, weights: np.ndarray, n_classes: int) -> l
 def check_labels(y: Any, n_classes: int, n_rows: int, name: str = "y") -> np.ndarray:
     """Integer class indices of shape ``(n_rows,)`` in ``[0, n_classes)``, as int64.
 
-    Integral floats and booleans (``False``/``True`` as 0/1) are taken; strings are refused
-    with a pointer to ``LabelEncoder``.
+    Integral floats and, for two classes, booleans (``False``/``True`` as 0/1) are taken; strings
+    are refused with a pointer to ``LabelEncoder``.
     """
     arr = to_numpy(y)
     if arr.ndim != 1:
         raise ValueError(f"{name} must be 1-D class indices of shape ({n_rows},), got shape {arr.shape}")
-    if arr.dtype.kind == "f" and arr.size and np.all(np.isfinite(arr)) and np.all(arr == np.round(arr)):
-        arr = arr.astype(np.int64)  # integral floats, e.g. from a CSV reader
+    # integral floats, e.g. from a CSV reader; cast below, after the range check (1e20 overflowed int64)
+    integral_floats = (
+        arr.dtype.kind == "f" and arr.size and np.all(np.isfinite(arr)) and np.all(arr == np.round(arr))
+    )
     if arr.dtype.kind == "b":
+        if n_classes != 2:
+            # y == k against C > 2 columns was read as classes 0/1 (log_loss 1.462; scikit-learn refuses)
+            raise ValueError(
+                f"{name} holds booleans, which are the classes False/True (0/1) of 2 classes, but the "
+                f"predictions have {n_classes} classes; pass integer class indices 0..{n_classes - 1}"
+            )
         arr = arr.astype(np.int64)  # False/True are classes 0/1, as scikit-learn reads them
-    if arr.dtype.kind not in "iu":
+    if arr.dtype.kind not in "iu" and not integral_floats:
         # Labels are not indices: say how to get indices (strings, objects: category names).
         hint = (
             "; map labels to indices first, e.g. sklearn.preprocessing.LabelEncoder().fit_transform(y) "
@@ -102,7 +110,7 @@ def check_labels(y: Any, n_classes: int, n_rows: int, name: str = "y") -> np.nda
         raise ValueError(
             f"{name} contains class index {int(arr[i])} at position [{i}], but the predictions "
             f"have {n_classes} classes (valid: 0..{n_classes - 1})"
-        )
+        )  # int() of a NumPy float is exact, however large
     return arr.astype(np.int64, copy=False)
 
 

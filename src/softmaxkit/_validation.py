@@ -67,6 +67,34 @@ def check_floating(x: Any, name: str) -> None:
         )
 
 
+def check_grad_out_dtype(grad_out: Any, logits: Any) -> None:
+    """Raise ``TypeError`` unless the ``grad_out=`` buffer has the logits' dtype (NumPy or torch).
+
+    The gradient is written in the logits' dtype; copying it into another one cast silently: an int64
+    buffer received all zeros and a float16 one a rounded gradient (audit).
+    """
+    if grad_out.dtype != logits.dtype:
+        raise TypeError(
+            f"grad_out must have the logits' dtype {dtype_name(logits.dtype)}, got {dtype_name(grad_out.dtype)}"
+        )
+
+
+def check_cv_param(cv: Any, *, hint: str = "") -> None:
+    """Raise ``ValueError`` unless ``cv`` is None, an int >= 2, a splitter or an iterable of splits.
+
+    The estimators' common check, made before any fold is cut (scikit-learn's own, ``KFold``'s
+    "n_splits=1", names neither ``cv`` nor the estimator); ``hint`` ends the message.
+    """
+    if isinstance(cv, numbers.Integral) and not isinstance(cv, bool):
+        ok = cv >= 2
+    else:
+        ok = (cv is None or hasattr(cv, "split") or hasattr(cv, "__iter__")) and not isinstance(cv, (str, bool))
+    if not ok:
+        raise ValueError(
+            f"cv must be None, an int >= 2, a splitter or an iterable of splits, got {cv!r}{hint}"
+        )
+
+
 def normalize_axis(axis: Any, ndim: int, name: str = "axis", *, allow_scalar: bool = False) -> int:
     """Return ``axis`` as a non-negative int, with a clear error when out of range.
 
@@ -184,6 +212,9 @@ def check_temperature(temperature: Any, *, dtype: Any = None) -> float:
     ValueError
         ``temperature`` is not finite and > 0, or ``1 / temperature`` overflows ``dtype``.
     """
+    # float() also reads "2" and True (as 2.0 and 1.0): a config string or a flag passed by mistake
+    if isinstance(temperature, (str, bytes, bool, np.bool_)):
+        raise TypeError(f"temperature must be a positive float, got {temperature!r}")
     try:
         temperature = float(temperature)
     except (TypeError, ValueError):
@@ -292,9 +323,14 @@ def check_soft_target(target: Any, logits_shape: tuple[int, ...]) -> None:
     """
     shape = tuple(target.shape)
     if shape != tuple(logits_shape):
+        # a 1-D float target is almost always class indices read as floats (a CSV column, np.zeros(n))
+        hint = (
+            "; a 1-D floating target: class indices must be integers (y.astype(int))"
+            if len(shape) == 1 and len(logits_shape) >= 2 else ""
+        )
         raise ValueError(
             "target of probabilities must have the same shape as logits: "
-            f"expected {tuple(logits_shape)}, got {shape}"
+            f"expected {tuple(logits_shape)}, got {shape}{hint}"
         )
 
 

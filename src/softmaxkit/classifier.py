@@ -30,6 +30,7 @@ from softmaxkit import _alpha_search, _mlp, _optim
 from softmaxkit._engine import NumpyEngine, make_engine
 from softmaxkit._progress import progress
 from softmaxkit._targets import Targets, check_sample_weight, encode_targets, label_indices, soft_targets
+from softmaxkit._validation import check_cv_param
 from softmaxkit.functional import cross_entropy, log_softmax, softmax
 from softmaxkit.io import Persistable
 
@@ -520,12 +521,7 @@ class SoftmaxClassifier(Persistable, ClassifierMixin, BaseEstimator):
             if isinstance(alpha, str) or not (isinstance(alpha, numbers.Real) and not isinstance(alpha, bool)):
                 raise ValueError(f"alpha must be 'auto' or a real number >= 0, got {alpha!r}")
             real("alpha", 0.0)
-        cv = self.cv
-        if isinstance(cv, numbers.Integral) and not isinstance(cv, bool):
-            if cv < 2:
-                raise ValueError(f"cv must be None, an int >= 2, a splitter or an iterable of splits, got {cv!r}")
-        elif not (cv is None or hasattr(cv, "split") or hasattr(cv, "__iter__")) or isinstance(cv, (str, bool)):
-            raise ValueError(f"cv must be None, an int >= 2, a splitter or an iterable of splits, got {cv!r}")
+        check_cv_param(self.cv)
         real("tol", 0.0)
         real("learning_rate", 0.0, open_low=True)
         real("validation_fraction", 0.0, 1.0, open_low=True, open_high=True)

@@ -1015,6 +1015,12 @@ def set_metrics(y: Any, sets: Any, *, alpha: float | None = None, conformal: Con
         )
     if np.ndim(sets) != 2:
         raise ValueError(f"set_metrics takes one level's sets, shape (n, C); got shape {np.shape(sets)}")
+    if alpha is not None:
+        # checked like every other entry point's: alpha=2.0 reported target_coverage -1.0 (audit)
+        levels, scalar = _check_alpha(alpha)
+        if not scalar:
+            raise ValueError(f"set_metrics takes one level's sets, so one alpha; got {levels.tolist()}")
+        alpha = float(levels[0])
     labels, _ = _check_sets(y, sets)
     n, c = np.shape(sets)
     if conformal is not None:
@@ -1026,9 +1032,7 @@ def set_metrics(y: Any, sets: Any, *, alpha: float | None = None, conformal: Con
             raise ValueError("conformal= needs alpha=: the predictor's guaranteed range depends on the level")
         if conformal.n_classes_ != c:
             raise ValueError(f"sets have {c} classes but conformal was fitted on {conformal.n_classes_}")
-    names = [str(v) for v in (classes if classes is not None else range(c))]
-    if len(names) != c:
-        raise ValueError(f"classes has {len(names)} names but the sets have {c} classes")
+    names = _class_names(classes, c)
     cov = coverage(labels, sets)
     hist = set_size_histogram(sets)
     by_size = coverage_by_set_size(labels, sets)
@@ -1054,6 +1058,14 @@ def set_metrics(y: Any, sets: Any, *, alpha: float | None = None, conformal: Con
     return out
 
 
+def _class_names(classes: Any, n_classes: int) -> list[str]:
+    """``classes`` as strings (default ``0..C-1``), one per column of the sets."""
+    names = [str(v) for v in (classes if classes is not None else range(n_classes))]
+    if len(names) != n_classes:
+        raise ValueError(f"classes has {len(names)} names but the sets have {n_classes} classes")
+    return names
+
+
 def _wilson(p: float, n: int, z: float = 1.959964) -> tuple[float, float]:
     """Wilson score interval of a binomial proportion (good near 0 and 1, unlike p +- z se)."""
     if n == 0:
@@ -1071,5 +1083,7 @@ def set_labels(sets: Any, classes: Any = None, *, sep: str = "|") -> list[str]:
     s = np.asarray(to_numpy(sets))
     if s.dtype != bool or s.ndim != 2:
         raise ValueError(f"sets must be a boolean mask of shape (n, C), got {s.dtype} {s.shape}")
-    names = [str(v) for v in (classes if classes is not None else range(s.shape[1]))]
+    if not isinstance(sep, str):
+        raise TypeError(f"sep must be a str, got {type(sep).__name__}")
+    names = _class_names(classes, s.shape[1])
     return [sep.join(names[j] for j in np.flatnonzero(row)) for row in s]

@@ -89,7 +89,7 @@ def class_rate_data(
         Each row a probability vector.
     repeats : int
         Copies of each input.
-    random_state : int or None
+    random_state : None, int >= 0 or numpy Generator
 
     Returns
     -------
@@ -99,6 +99,8 @@ def class_rate_data(
     rates = np.asarray(rates, dtype=np.float64)
     if rates.ndim != 2 or not np.all(np.isfinite(rates)) or (rates < 0).any():
         raise ValueError(f"rates must be an (n_inputs, n_classes) array of probability rows, got {rates!r}")
+    if rates.shape[0] == 0:  # else np.concatenate's "need at least one array to concatenate", below
+        raise ValueError(f"rates must hold at least one row (one input), got shape {rates.shape}")
     sums = rates.sum(axis=1)
     if not np.allclose(sums, 1.0, rtol=0, atol=1e-5):
         row = int(np.argmax(np.abs(sums - 1.0)))
@@ -108,7 +110,14 @@ def class_rate_data(
     rates = rates / sums[:, None]
     if isinstance(repeats, bool) or not isinstance(repeats, (int, np.integer)) or repeats < 1:
         raise ValueError(f"repeats must be a positive int, got {repeats!r}")
-    rng = np.random.default_rng(random_state)
+    try:  # NumPy's own check, in words that name the argument ("SeedSequence expects int ...")
+        if isinstance(random_state, bool):
+            raise TypeError("a bool is not a seed")
+        rng = np.random.default_rng(random_state)
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"random_state must be None, a non-negative int or a numpy Generator, got {random_state!r}"
+        ) from None
     n_inputs, n_classes = rates.shape
     X = np.repeat(np.eye(n_inputs), repeats, axis=0)
     y = np.concatenate([rng.choice(n_classes, size=repeats, p=row) for row in rates]).astype(np.int64)

@@ -31,6 +31,7 @@ from softmaxkit._arrays import (
 from softmaxkit._dispatch import torch_op
 from softmaxkit._validation import (
     check_broadcasts_to,
+    check_grad_out_dtype,
     check_floating,
     check_reduction,
     check_temperature,
@@ -328,8 +329,7 @@ def _check_grad_out(grad_out: Any, logits: np.ndarray, target: Any) -> None:
             f"grad_out must be a NumPy array of shape {logits.shape}, got "
             f"{getattr(grad_out, 'shape', type(grad_out).__name__)}"
         )
-    if grad_out.dtype != logits.dtype:
-        raise TypeError(f"grad_out must have the logits' dtype {logits.dtype}, got {grad_out.dtype}")
+    check_grad_out_dtype(grad_out, logits)
     if isinstance(target, np.ndarray) and np.may_share_memory(grad_out, target):
         # Each row of the logits is read before its gradient is written, but a soft target is read
         # along with it, block by block: written over, it gave a wrong gradient (audit).

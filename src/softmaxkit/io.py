@@ -418,9 +418,35 @@ class Persistable:
         names = getattr(self, "class_names_", None)
         if names is not None:
             meta = {**meta, "class_names": [str(n) for n in names]}
-        if extra_meta:
+        if extra_meta is not None:
+            _check_extra_meta(extra_meta, meta)
             meta = {**meta, **extra_meta}
         return save_state(path, kind=type(self).__name__, meta=meta, arrays=arrays)
+
+
+def _check_extra_meta(extra_meta: Any, meta: dict[str, Any]) -> None:
+    """Refuse ``save(extra_meta=...)`` entries that are no standard JSON or would replace the state's own.
+
+    json's own errors named no argument ("Object of type object is not JSON serializable"), NaN was
+    written as the non-standard token ``NaN``, and a key of the state (``classes``) silently replaced
+    it in the file (audit).
+    """
+    if not isinstance(extra_meta, dict):
+        raise TypeError(f"extra_meta must be a dict or None, got {type(extra_meta).__name__}")
+    for key, value in extra_meta.items():
+        if not isinstance(key, str):
+            raise TypeError(f"extra_meta keys must be str, got {key!r}")
+        if key in meta:
+            raise ValueError(f"extra_meta key {key!r} would overwrite the saved state's own {key!r}; rename it")
+        try:
+            json.dumps(value, allow_nan=False)
+        except ValueError as exc:  # NaN or infinity (or a circular reference)
+            raise ValueError(
+                f"extra_meta[{key!r}] is not standard JSON ({exc}); JSON has no NaN or infinity: write None "
+                "or a string"
+            ) from None
+        except TypeError as exc:
+            raise TypeError(f"extra_meta[{key!r}] is not a JSON value: {exc}") from None
 
 
 def arrays_digest(arrays: Mapping[str, np.ndarray], *, header: bytes = b"") -> str:

@@ -47,6 +47,20 @@ MODES = ("top_label", "classwise")
 # --------------------------------------------------------------------------- result bundles
 
 
+#: Rounding a weighted mean of values in [0, 1] may leave it this far outside (far more than it can).
+_MEAN_SLACK = 1e-9
+
+
+def _refuse_bins(problem: str, bad: np.ndarray, values: np.ndarray, *, counts: np.ndarray | None = None) -> None:
+    """``ValueError`` naming the first bad bin of a :class:`ReliabilityCurve` field and its value."""
+    if not np.any(bad):
+        return
+    b = int(np.flatnonzero(bad)[0])
+    held = f" and {int(counts[b])} rows" if counts is not None else ""
+    raise ValueError(f"ReliabilityCurve: {problem}: bin {b} has {values[b].item()!r}{held} "
+                     f"({int(np.count_nonzero(bad))} such bins in all)")
+
+
 @dataclass(frozen=True)
 class ReliabilityCurve:
     """Per-bin calibration data for one view (top-label, or one class vs rest).
@@ -82,6 +96,43 @@ class ReliabilityCurve:
     mean_confidence: np.ndarray
     accuracy: np.ndarray
     class_index: int | None = None
+
+    def __post_init__(self) -> None:
+        # A curve built by hand (or read back) is drawn as given: one with 2 edges and 3 counts, an
+        # accuracy of 2.0 and a NaN confidence in a full bin made a diagram without a word (audit).
+        fields = {name: np.asarray(getattr(self, name)) for name in
+                  ("edges", "counts", "weights", "mean_confidence", "accuracy")}
+        for name, arr in fields.items():
+            object.__setattr__(self, name, arr)  # lists are fine; arrays stay the same objects
+        edges = fields["edges"]
+        if edges.ndim != 1 or edges.size < 2:
+            raise ValueError(f"ReliabilityCurve: edges must hold at least 2 values (1-D), got shape {edges.shape}")
+        if not np.issubdtype(edges.dtype, np.number) or not (np.all(edges >= 0.0) and np.all(edges <= 1.0)):
+            raise ValueError(f"ReliabilityCurve: edges must lie in [0, 1], got {edges.tolist()}")
+        if np.any(np.diff(edges) <= 0):
+            raise ValueError(f"ReliabilityCurve: edges must increase, got {edges.tolist()}")
+        n_bins = edges.size - 1
+        for name in ("counts", "weights", "mean_confidence", "accuracy"):
+            arr = fields[name]
+            if arr.shape != (n_bins,):
+                raise ValueError(
+                    f"ReliabilityCurve: {name} must have shape ({n_bins},) (one per bin: edges has {edges.size} "
+                    f"values), got {arr.shape}"
+                )
+            if not (np.issubdtype(arr.dtype, np.number) and not np.issubdtype(arr.dtype, np.complexfloating)):
+                raise ValueError(f"ReliabilityCurve: {name} must be real numbers, got dtype {arr.dtype}")
+        counts, weights = fields["counts"], fields["weights"]
+        if not np.issubdtype(counts.dtype, np.integer) and not np.all(np.mod(counts, 1) == 0):
+            raise ValueError(f"ReliabilityCurve: counts must be integers, got {counts.tolist()}")
+        _refuse_bins("counts must be >= 0", counts < 0, counts)
+        _refuse_bins("weights must be finite and >= 0", ~(np.isfinite(weights) & (weights >= 0)), weights)
+        for name in ("mean_confidence", "accuracy"):
+            arr = fields[name]
+            _refuse_bins(f"{name} must not be NaN in a bin that holds rows", np.isnan(arr) & (counts > 0), arr,
+                         counts=counts)
+            # weighted means of values in [0, 1]: allow their rounding, not a value off the scale
+            _refuse_bins(f"{name} must be in [0, 1] (NaN only for empty bins)",
+                         ~np.isnan(arr) & ((arr < -_MEAN_SLACK) | (arr > 1.0 + _MEAN_SLACK)), arr)
 
     @property
     def n_bins(self) -> int:

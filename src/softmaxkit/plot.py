@@ -10,6 +10,8 @@ embed it with :meth:`to_png_bytes`.
 from __future__ import annotations
 
 import io
+import math
+import numbers
 from typing import Any
 
 import numpy as np
@@ -84,6 +86,19 @@ class ReliabilityDiagram:
     """
 
     def __init__(self, *, curve: ReliabilityCurve, ece: ECEResult | None = None, name: str | None = None) -> None:
+        # checked here: plot() failed on curve=None or ece=42 with an AttributeError (audit)
+        if not isinstance(curve, ReliabilityCurve):
+            raise TypeError(
+                "curve must be a ReliabilityCurve (softmaxkit.metrics.reliability_curve(y, probs)), got "
+                f"{type(curve).__name__}"
+            )
+        if ece is not None and not isinstance(ece, ECEResult):
+            raise TypeError(
+                "ece must be an ECEResult (softmaxkit.metrics.expected_calibration_error(y, probs)) or None, got "
+                f"{type(ece).__name__}"
+            )
+        if name is not None and not isinstance(name, str):
+            raise TypeError(f"name must be a str or None, got {type(name).__name__}")
         self.curve = curve
         self.ece = ece
         self.name = name
@@ -265,6 +280,12 @@ class ReliabilityDiagram:
 
     def to_png_bytes(self, *, dpi: int = 100) -> bytes:
         """The figure as PNG bytes (for an HTML report: base64 them into an ``<img>``)."""
+        # before drawing; matplotlib's own check ("dpi must be positive") comes from its Agg backend
+        problem = f"to_png_bytes: dpi must be a number > 0 (dots per inch), got {dpi!r}"
+        if isinstance(dpi, bool) or not isinstance(dpi, numbers.Real):
+            raise TypeError(problem)
+        if not (math.isfinite(dpi) and dpi > 0):
+            raise ValueError(problem)
         if not hasattr(self, "figure_"):
             self.plot()
         buf = io.BytesIO()

@@ -44,6 +44,7 @@ from softmaxkit import _dispatch, kernels
 from softmaxkit._validation import (
     check_broadcasts_to,
     check_floating,
+    check_grad_out_dtype,
     check_reduction,
     check_temperature,
     normalize_axis,
@@ -528,6 +529,11 @@ def cross_entropy_and_grad(
             f"grad_out must be a tensor of the logits' shape {tuple(logits.shape)}, got "
             f"{tuple(grad_out.shape) if hasattr(grad_out, 'shape') else type(grad_out).__name__}"
         )
+    if grad_out is not None:
+        # copy_ below would cast and move: an int64 buffer got an all-zero gradient (audit)
+        check_grad_out_dtype(grad_out, logits)
+        if grad_out.device != logits.device:
+            raise ValueError(f"grad_out must be on the logits' device {logits.device}, got {grad_out.device}")
     with torch.no_grad():
         loss, grad = loss_and_grad(logits.detach(), t, problem, w, want_grad=True, grad_output=grad_output)
         return loss, (grad if grad_out is None else grad_out.copy_(grad))
