@@ -47,6 +47,16 @@ scikit-learn, same run:
   over repeated splits (a table of its own, last, with a summary per
   method; ``--only-shared`` runs it alone).
 
+The temperature row's value column gives the fitted ``T``, the fit's passes
+over all rows (``n_iter_``) and, from one extra untimed profiled fit, how many
+calls of the moments kernel the fit makes in all, most of them on the warm
+start's subsample (audit: "(2 passes)" read as the whole cost of a fit that
+made 13 kernel calls).
+
+The goals are checked after the last table, one ``[ok]``/``[MISS]`` line each,
+ending with ``goals met: N/M`` (read by ``softmaxkit bench``). They are stated
+at 50,000 x 1000; a ``--quick`` or ``--n`` run checks them at its own size.
+
 Usage::
 
     python benchmarks/bench_calibration.py            # 50,000 x 1000, 5 repeats
@@ -277,6 +287,55 @@ def shared_calibrator_table(splits: int, *, methods: tuple[str, ...] = SHARED_TA
               f"{wins:>9}/{total} ({100 * wins / total:.0f}%)")
 
 
+def kernel_calls(fit, kernel: str = "temperature_moments") -> dict[int, int]:
+    """``{rows: calls}`` of ``kernel`` during one call of ``fit`` (profiled, so not timed).
+
+    A numba dispatcher reports a profiled call as a "call" event on a detached frame
+    of its own, named after the kernel and without locals; the rows it was given
+    are read from the calling frame's ``xs`` (softmaxkit's name for the logits it
+    passes; ``-1`` where that is not found).
+    """
+    import sys
+
+    calls: dict[int, int] = {}
+
+    def hook(frame, event, arg):
+        if event == "call" and frame.f_code.co_name == kernel:
+            caller = sys._getframe(1)  # the Python frame that called the kernel (frame.f_back is None)
+            xs = caller.f_locals.get("xs")
+            rows = int(xs.shape[0]) if isinstance(xs, np.ndarray) else -1
+            calls[rows] = calls.get(rows, 0) + 1
+
+    sys.setprofile(hook)
+    try:
+        fit()
+    finally:
+        sys.setprofile(None)
+    return calls
+
+
+def check_goals(rows: list[tuple[str, str, float, str]], *, n: int, classes: int) -> None:
+    """Print one line per goal of the module docstring, then ``goals met: N/M`` (the last line)."""
+    times = {(task, impl): s for task, impl, s, _ in rows}
+    ours = times[("temperature fit", "softmaxkit")]
+    sk = next((s for (task, impl), s in times.items()
+               if task == "temperature fit" and impl.startswith("scikit-learn (")), float("nan"))
+    ece = max(times[("ECE, 15 bins", "softmaxkit + 1000-resample CI")],
+              times[("ECE, 15 bins", "softmaxkit + CI + noise floor")])
+    at = "" if (n, classes) == (50_000, 1000) else f" (measured at {n:,} x {classes:,}, not the goal's size)"
+    checks = [
+        (ours <= 0.5, f"temperature fit {ours:.3f} s <= 0.5 s"),
+        # nan (scikit-learn missing) compares False: a goal not measured is not met.
+        (sk / ours >= 10.0, f"temperature fit {sk / ours:.1f}x faster than scikit-learn >= 10x"),
+        (ece <= 1.0, f"ECE + 1000-resample CI {ece:.3f} s (slower of with/without noise floor) <= 1 s"),
+    ]
+    print(f"\n# goals, stated at 50,000 x 1000{at}")
+    for passed, text in checks:
+        print(f"[{'ok' if passed else 'MISS'}] {text}")
+    # The line `softmaxkit bench` reads into its summary (a goal not met is a result, not a crash).
+    print(f"goals met: {sum(passed for passed, _ in checks)}/{len(checks)}")
+
+
 def netcal_temperature(p: np.ndarray, y: np.ndarray) -> float:
     from netcal.scaling import TemperatureScaling
 
@@ -317,7 +376,12 @@ def main(argv=None) -> None:
 
     # ---------------------------------------------------------------- temperature
     t, ts = timed(lambda: TemperatureScaling().fit(z, y), repeats)
-    rows.append(("temperature fit", "softmaxkit", t, f"T={ts.temperature_:.6f} ({ts.n_iter_} passes)"))
+    # n_iter_ counts passes over all rows only; the warm start's subsample passes are extra calls.
+    calls = kernel_calls(lambda: TemperatureScaling().fit(z, y))
+    other = ", ".join(f"{k} on {r:,} rows" if r >= 0 else f"{k} on ? rows" for r, k in sorted(calls.items()) if r != n)
+    rows.append(("temperature fit", "softmaxkit", t,
+                 f"T={ts.temperature_:.6f}, n_iter_={ts.n_iter_} (passes over all {n:,} rows); "
+                 f"{sum(calls.values())} kernel calls" + (f" ({other})" if other else "")))
     try:
         t, temp = timed(lambda: sklearn_temperature(z, y), peer_repeats,
                         warmup=lambda: sklearn_temperature(z_small, y_small))
@@ -398,14 +462,11 @@ def main(argv=None) -> None:
     for task, impl, s, value in rows:
         ratio = s / base[task] if np.isfinite(s) and task in base else float("nan")
         print(f"{task:<{tw}} {impl:<{w}} {s:9.3f} {ratio:13.1f}  {value}")
-    print(
-        "\nGoals: temperature <= 0.5 s and >= 10x faster than scikit-learn; ECE + 1000-resample CI <= 1 s "
-        f"(at n=50,000 x 1000{'; this was a --quick run' if args.quick else ''})."
-    )
     try:
         shared_calibrator_table(splits)
     except ImportError as exc:
         print(f"\n# shared vs per-fold calibrators: scikit-learn not available ({exc})")
+    check_goals(rows, n=n, classes=args.classes)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,8 @@ Claims under test (issue 20), same run, same threads:
   coverage only bounded below; the rules differ: softmaxkit's score leaves the
   true class's own probability out, MAPIE's keeps it in);
 * calibration + prediction at 50,000 x 1000 at least 5x faster than MAPIE 1.6's
-  ``SplitConformalClassifier`` (prefit), for every score, on the same pairs.
+  ``SplitConformalClassifier`` (prefit), on the same pairs, for the scores
+  whose timings are like for like: LAC and APS (RAPS: see below).
 
 Each goal compares like with like (audit: randomised sets were compared with
 MAPIE's deterministic ones, which are larger by construction). The last line
@@ -31,7 +32,9 @@ RAPS: MAPIE picks ``k_star`` and ``lambda_star`` itself on 10% of the
 calibration rows, which it then leaves out of the threshold; softmaxkit's RAPS
 takes ``k_reg`` and ``lambda_`` as given. The softmaxkit row uses MAPIE's
 chosen values (printed), so both rows are the same score; the tuning is part
-of MAPIE's time and not of ours.
+of MAPIE's time and not of ours, and softmaxkit has no such search to time. So
+the RAPS ratio is marked "incl. MAPIE's tuning" and is not a speed goal (audit:
+it read 18.3x where APS, the same machinery without the search, read 7.0x).
 
 Usage::
 
@@ -141,6 +144,10 @@ def interleaved_medians(impls, repeats: int) -> tuple[dict, dict, dict]:
             r += 1
     return {k: statistics.median(v) for k, v in samples.items()}, outs, rounds
 
+
+#: Scores whose MAPIE time includes work softmaxkit is spared (RAPS: MAPIE's k_star/lambda_star
+#: search), so their speed ratio is shown but not checked against the goal.
+TUNED_BY_MAPIE = {"raps": "incl. MAPIE's tuning"}
 
 MAPIE_DEFAULT = "MAPIE (default: last label kept)"
 MAPIE_RANDOMIZED = "MAPIE randomized"
@@ -260,20 +267,23 @@ def bench_synthetic(n_cal: int, n_test: int, c: int, repeats: int, checks: list,
                            1 - ALPHA - 3 * se <= cov <= hi + 3 * se))
     for row in table:
         peer = mapie_peer(row[0], row[1])
-        row.append("" if peer is None else f"{times[(row[0], peer)] / times[(row[0], row[1])]:.1f}x")
+        note = f" ({TUNED_BY_MAPIE[row[0]]})" if row[0] in TUNED_BY_MAPIE else ""
+        row.append("" if peer is None else f"{times[(row[0], peer)] / times[(row[0], row[1])]:.1f}x{note}")
     for score, name, _ in impls:
         peer = mapie_peer(score, name)
         if peer is None:
             continue
         ratio = times[(score, peer)] / times[(score, name)]
-        if speed_goal:  # the goal is set at 50,000 x 1000; smaller runs only show the ratio
+        # The goal is set at 50,000 x 1000 (smaller runs only show the ratio), like for like only.
+        if speed_goal and score not in TUNED_BY_MAPIE:
             checks.append((f"{n_cal:,} x {c} {score} {name}: {ratio:.1f}x faster than {peer} (goal >= 5x)",
                            ratio >= 5))
         checks.append((f"{c} classes {score} {name}: mean size {sizes[(score, name)]:.2f} <= "
                        f"{peer}'s {sizes[(score, peer)]:.2f}", sizes[(score, name)] <= sizes[(score, peer)] + 1e-12))
     print_table(f"synthetic: {n_cal:,} calibration + {n_test:,} test rows x {c} classes (float64 probabilities), "
                 f"alpha = {ALPHA}; time = fit + predict, median over interleaved rounds; RAPS k_star = {k_star}, "
-                f"lambda_star = {lam_star:g} (MAPIE's choice)",
+                f"lambda_star = {lam_star:g} (MAPIE's choice, found by a search inside MAPIE's timed RAPS rows: "
+                f"their ratios are not a speed goal)",
                 table, ["score", "implementation", "coverage +- se", "mean size", "seconds", "rounds",
                  "same-kind MAPIE / this"])
 

@@ -38,8 +38,17 @@ in the same run, on the same inputs (seeded):
 Time is the median over ``--repeats`` runs after one warm-up. Peak extra
 memory is the largest resident-set growth seen by a 0.5 ms sampler during
 the timed runs, minus the gradient outputs (``grad_hidden`` + ``grad_weight``
-in the input dtype), which every variant must produce. Loss error is relative
-to a float64 reference computed by softmaxkit's chunked NumPy path.
+in the input dtype) for the variants that call backward and so must produce
+them (:func:`makes_gradients`); the ``*_eval`` variants make none, so their
+figure is the whole growth (audit: it was subtracted from them too, and
+``sk_eval`` printed 16.7 MiB where the RSS grew 51.9 MiB). Loss error is
+relative to a float64 reference computed by softmaxkit's chunked NumPy path.
+
+Goals checked per shape, for the variants that ran (``goals met: N/M`` last,
+read by ``softmaxkit bench``; no such line when ``--variants`` allows none): ``sk`` within :data:`GOAL_FLOOR` x ``floor``;
+``sk`` and ``sk_bf16`` at most :data:`GOAL_EXTRA_MIB` MiB of peak extra
+memory; ``sk_bf16`` at least :data:`GOAL_BF16_SPEEDUP` x faster than ``sk``,
+with a loss error no larger than ``dense_bf16``'s.
 
 Usage::
 
@@ -78,6 +87,18 @@ VARIANTS = [
     "sk_bf16_chunks", "dense_eval", "sk_eval",
 ]
 MiB = 1 << 20
+
+#: The claim's goals (module docstring).
+GOAL_FLOOR, GOAL_EXTRA_MIB, GOAL_BF16_SPEEDUP = 1.05, 64.0, 3.0
+
+
+def makes_gradients(variant: str) -> bool:
+    """Whether ``variant`` calls backward, so that its RSS growth holds the gradient outputs.
+
+    The floors write into preallocated outputs and the ``*_eval`` variants run under
+    ``torch.no_grad()``: nothing is subtracted from theirs.
+    """
+    return not (variant.startswith("floor") or variant.endswith("_eval"))
 
 
 # --------------------------------------------------------------------------- worker side
@@ -238,7 +259,7 @@ def worker(variant, n, d, v, repeats, threads):
             t0 = time.perf_counter()
             loss = step()
             times.append(time.perf_counter() - t0)
-    extra = sampler.peak - base - (0 if variant.startswith("floor") else outputs)
+    extra = sampler.peak - base - (outputs if makes_gradients(variant) else 0)
     return {"time": statistics.median(times), "times": times, "peak_extra": extra, "loss": loss}
 
 
@@ -312,6 +333,34 @@ def run_subprocess(args, kind, n, d, v, timeout):
     return json.loads(res.stdout.strip().splitlines()[-1])
 
 
+def _rel_err(r: dict, target: dict) -> float | None:
+    """``r``'s loss error relative to ``target``'s loss; None where either is missing."""
+    if "loss" not in r or "loss" not in target:
+        return None
+    return abs(r["loss"] - target["loss"]) / abs(target["loss"])
+
+
+def shape_goals(results: dict, ref: dict, ref_bf16: dict) -> list[tuple[bool, str]]:
+    """``(met, text)`` for each goal that the variants run at one shape allow checking."""
+    ok = {k: r for k, r in results.items() if "error" not in r}
+    checks = []
+    if "sk" in ok and "floor" in ok:
+        ratio = ok["sk"]["time"] / ok["floor"]["time"]
+        checks.append((ratio <= GOAL_FLOOR, f"sk {ratio:.2f}x floor <= {GOAL_FLOOR}x"))
+    for k in ("sk", "sk_bf16"):
+        if k in ok:
+            mib = ok[k]["peak_extra"] / MiB
+            checks.append((mib <= GOAL_EXTRA_MIB, f"{k} peak extra {mib:.1f} MiB <= {GOAL_EXTRA_MIB:.0f} MiB"))
+    if "sk" in ok and "sk_bf16" in ok:
+        speedup = ok["sk"]["time"] / ok["sk_bf16"]["time"]
+        checks.append((speedup >= GOAL_BF16_SPEEDUP, f"sk_bf16 {speedup:.2f}x faster than sk >= {GOAL_BF16_SPEEDUP}x"))
+    if "sk_bf16" in ok and "dense_bf16" in ok:
+        ours, torch_err = _rel_err(ok["sk_bf16"], ref_bf16), _rel_err(ok["dense_bf16"], ref_bf16)
+        if ours is not None and torch_err is not None:
+            checks.append((ours <= torch_err, f"sk_bf16 loss error {ours:.3e} <= dense_bf16's {torch_err:.3e}"))
+    return checks
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--quick", action="store_true", help="small shapes, 1 repeat")
@@ -358,6 +407,7 @@ def main(argv=None):
                 print(f"{k:<14}{t:>9.3f}{(f'{t / floor:.2f}' if floor else '-'):>9}")
         return
     print(f"linear cross-entropy, forward + backward, {args.threads} threads, median of {args.repeats}")
+    goals = []
     for n, d, v in shapes:
         ref = run_subprocess(args, "reference", n, d, v, args.timeout)
         ref_bf16 = run_subprocess(args, "reference_bf16", n, d, v, args.timeout) if any(
@@ -377,17 +427,29 @@ def main(argv=None):
                 continue
             ratio = f"{r['time'] / floor:.2f}" if floor else "-"
             target = ref_bf16 if "bf16" in k else ref
-            err = "-"
-            if not k.startswith("floor") and "loss" in target:
-                err = f"{abs(r['loss'] - target['loss']) / abs(target['loss']):.1e}"
+            rel = None if k.startswith("floor") else _rel_err(r, target)
+            err = "-" if rel is None else f"{rel:.1e}"
             note = ""
             if k == "sk_bf16" and sk32:
                 note = f"{sk32 / r['time']:.2f}x faster than sk fp32"
             if k.startswith("floor"):
                 note = "outputs preallocated before measuring; memory not comparable"
+            elif k.endswith("_eval"):
+                note = "no gradients: whole RSS growth"
             print(f"{k:<14}{r['time']:>9.3f}{ratio:>9}{r['peak_extra'] / MiB:>16.1f}{err:>14}  {note}")
-    print("\npeak extra = RSS growth beyond the gradient outputs (grad_hidden + grad_weight).")
+        goals += [(met, f"N={n} D={d} V={v}: {text}") for met, text in shape_goals(results, ref, ref_bf16)]
+    print("\npeak extra = RSS growth beyond the gradient outputs (grad_hidden + grad_weight) for the variants")
+    print("that call backward; the whole RSS growth for the *_eval variants, which make no gradients.")
     print("bf16 loss errors are against float64 on the bf16-rounded inputs.")
+    print()
+    if not goals:
+        # No goals line: `softmaxkit bench` would count "0/0" as every goal met.
+        print("(no goal checked: they need floor, sk, sk_bf16 and dense_bf16 among --variants)")
+        return
+    for met, text in goals:
+        print(f"[{'ok' if met else 'MISS'}] {text}")
+    # The line `softmaxkit bench` reads into its summary (a goal not met is a result, not a crash).
+    print(f"goals met: {sum(met for met, _ in goals)}/{len(goals)}")
 
 
 if __name__ == "__main__":

@@ -1055,7 +1055,8 @@ class _AffineScaling(_Calibrator):
 
 
 #: Logits per row block when :class:`_AffineBlocks` evaluates the vector and matrix
-#: scalings' objective: 2M float64 values, 16 MiB for each of its three buffers.
+#: scalings' objective: 2M float64 values, 16 MiB for each of its buffers (three for float64 logits; two
+#: for float32 ones, whose float64 copy the fit owns and scales in place).
 _BLOCK_ELEMENTS = 1 << 21
 
 
@@ -1064,9 +1065,12 @@ class _AffineBlocks:
 
     Every evaluation reuses float64 buffers of one block (the soft targets,
     and ``z'``, which the cross-entropy overwrites with its gradient; the
-    scaled logits too when ``x`` is the caller's array), so a fit holds at
-    most one ``(N, C)`` float64 array beyond the caller's logits: the copy of
-    float32 logits. It held four (the logits, the targets, ``z'`` and its
+    scaled logits too when ``x`` is the caller's array), so a fit holds one
+    ``(N, C)`` float64 array beyond the caller's logits (the copy of float32
+    logits) plus buffers of ``min(N, _BLOCK_ELEMENTS // C)`` rows, which span
+    every row of a small input (matrix scaling at 10k x 100 measured 3.62
+    float64 copies, vector scaling at 10k x 1000 1.84:
+    ``benchmarks/bench_calibrate_memory.py``). It held four (the logits, the targets, ``z'`` and its
     gradient): 3.1 GB for a 400 MB float32 file. Rows are independent, so a
     block's rows get the values the whole array would; only the sums over
     rows add in another order (rounding only).
