@@ -11,17 +11,19 @@ import softmaxkit as sk
 # --- torch cross_entropy_and_grad(grad_out=...) -------------------------------------------------
 
 
-@pytest.mark.parametrize("dtype_name", ["float64", "float16", "bfloat16", "int64"])
+@pytest.mark.parametrize("dtype_name", ["float16", "bfloat16", "int64"])
 def test_torch_grad_out_must_have_the_logits_dtype(dtype_name):
     """An int64 buffer got an all-zero gradient and float16/bfloat16 ones a rounded one, silently
-    (grad_out.copy_ casts); the NumPy API refuses with the same words."""
+    (grad_out.copy_ casts); refused as the NumPy API refuses (a wider float buffer is accepted:
+    tests/test_torch_dropin_details.py)."""
     torch = pytest.importorskip("torch")
     import softmaxkit.torch.functional as F
 
     logits = torch.randn(6, 3, generator=torch.Generator().manual_seed(0))
     target = torch.tensor([0, 1, 2, 0, 1, 2])
     buf = torch.zeros(6, 3, dtype=getattr(torch, dtype_name))
-    with pytest.raises(TypeError, match=f"grad_out must have the logits' dtype float32, got {dtype_name}$"):
+    with pytest.raises(TypeError, match=f"grad_out must have the logits' dtype float32 or a wider floating dtype, "
+                       f"got {dtype_name}$"):
         F.cross_entropy_and_grad(logits, target, grad_out=buf)
     assert not buf.any()  # refused before anything was written
 
@@ -371,3 +373,15 @@ def test_1d_float_target_hints_at_integer_class_indices(lib):
 def test_soft_target_shape_message_without_the_hint_for_2d():
     with pytest.raises(ValueError, match=r"got \(30, 2\)$"):
         sk.cross_entropy(np.zeros((30, 3), np.float32), np.full((30, 2), 0.5, np.float32))
+
+
+def test_weights_whose_sum_overflows_are_refused_naming_sample_weight():
+    """300 weights of 1e307 each are finite, but their sum is inf: the ECE was NaN, then an error about a
+    ReliabilityCurve the user never built (review audit)."""
+    from softmaxkit.metrics import expected_calibration_error
+
+    rng = np.random.default_rng(0)
+    p = rng.dirichlet(np.ones(3), size=300)
+    y = rng.integers(0, 3, 300)
+    with pytest.raises(ValueError, match=r"sample_weight sums to inf \(overflow\)"):
+        expected_calibration_error(y, p, sample_weight=np.full(300, 1e307), ci=None)

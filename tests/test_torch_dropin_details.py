@@ -142,3 +142,35 @@ def test_out_of_range_target_linear_under_transforms_message():
     h, w = torch.randn(6, 3), torch.randn(5, 3)
     _expect_clear(lambda: grad(lambda a: skt.linear_cross_entropy(a, w, BAD))(h))
     _expect_clear(lambda: vmap(lambda a, b: skt.linear_cross_entropy(a, w, b))(h[None], BAD[None]))
+
+
+def test_grad_out_may_be_a_wider_float_buffer_never_a_narrower_one():
+    """bf16 logits into a float32 master-gradient buffer lose nothing (accepted, as before the dtype check);
+    int64 (an all-zero gradient) and float16 under float32 logits (rounded) are refused."""
+    from softmaxkit.torch.functional import cross_entropy_and_grad
+
+    torch.manual_seed(0)
+    x = torch.randn(6, 3, dtype=torch.bfloat16)
+    y = torch.tensor([0, 1, 2, 0, 1, 2])
+    _, want = cross_entropy_and_grad(x, y)
+    buf = torch.empty(6, 3, dtype=torch.float32)
+    _, got = cross_entropy_and_grad(x, y, grad_out=buf)
+    assert got is buf and torch.equal(got, want.float())
+    for bad in (torch.int64, torch.float16):
+        with pytest.raises(TypeError, match="grad_out must have the logits' dtype"):
+            cross_entropy_and_grad(x.float(), y, grad_out=torch.empty(6, 3, dtype=bad))
+
+
+def test_an_out_of_memory_error_is_not_reported_as_a_bad_target(monkeypatch):
+    """Under torch.func the composite loss turned any error containing 'out of' (CUDA out of memory) into
+    'target contains a class index outside ...' (review audit): an OOM stays an OOM."""
+    from softmaxkit.torch import functional as F
+
+    def oom(*args, **kwargs):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr(torch.Tensor, "gather", oom)
+    x = torch.randn(4, 5, dtype=torch.float64)
+    y = torch.tensor([0, 1, 2, 3])
+    with pytest.raises(torch.OutOfMemoryError):
+        torch.func.grad(lambda z: F.cross_entropy(z, y))(x)

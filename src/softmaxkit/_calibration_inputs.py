@@ -128,8 +128,12 @@ def check_sample_weight(sample_weight: Any, n_rows: int) -> np.ndarray:
     if bad.any():
         i = int(np.argmax(bad))
         raise ValueError(f"sample_weight must be finite and non-negative; sample_weight[{i}] = {float(w[i])!r}")
-    if n_rows and not np.sum(w) > 0:
+    total = np.sum(w)
+    if n_rows and not total > 0:
         raise ValueError("sample_weight sums to 0: there is nothing to evaluate")
+    if not np.isfinite(total):
+        # each finite, the sum overflowed: every weighted mean is then NaN (an ECE of NaN, audit)
+        raise ValueError(f"sample_weight sums to {total} (overflow): scale the weights down; only their ratios count")
     return w
 
 

@@ -67,16 +67,21 @@ def check_floating(x: Any, name: str) -> None:
         )
 
 
-def check_grad_out_dtype(grad_out: Any, logits: Any) -> None:
+def check_grad_out_dtype(grad_out: Any, logits: Any, *, wider: Any = None) -> None:
     """Raise ``TypeError`` unless the ``grad_out=`` buffer has the logits' dtype (NumPy or torch).
 
     The gradient is written in the logits' dtype; copying it into another one cast silently: an int64
-    buffer received all zeros and a float16 one a rounded gradient (audit).
+    buffer received all zeros and a float16 one a rounded gradient (audit). ``wider``: a function
+    ``(logits dtype, buffer dtype) -> bool`` saying the buffer's floating dtype holds every value of
+    the logits' exactly, which is then accepted too (the torch op copies into it: bf16 logits into a
+    float32 master-gradient buffer lose nothing; the NumPy kernels write the buffer directly).
     """
-    if grad_out.dtype != logits.dtype:
-        raise TypeError(
-            f"grad_out must have the logits' dtype {dtype_name(logits.dtype)}, got {dtype_name(grad_out.dtype)}"
-        )
+    if grad_out.dtype == logits.dtype or (wider is not None and wider(logits.dtype, grad_out.dtype)):
+        return
+    also = " or a wider floating dtype" if wider is not None else ""
+    raise TypeError(
+        f"grad_out must have the logits' dtype {dtype_name(logits.dtype)}{also}, got {dtype_name(grad_out.dtype)}"
+    )
 
 
 def check_cv_param(cv: Any, *, hint: str = "") -> None:

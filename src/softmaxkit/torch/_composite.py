@@ -25,6 +25,8 @@ either); ``"mean"`` follows :mod:`softmaxkit._reduction`. Costs one
 
 from __future__ import annotations
 
+import re
+
 import torch
 from torch.autograd import forward_ad
 
@@ -158,9 +160,15 @@ def cross_entropy(
             )
             nll = -log_p.gather(-1, y_safe.unsqueeze(-1)).squeeze(-1)
         except (IndexError, RuntimeError) as err:
-            if "out of" not in str(err):  # "index 5 is out of bounds ...", "index out of range in self"
+            # Only an index error is the target's ("index 5 is out of bounds ...", "index out of range in
+            # self"); "CUDA out of memory" (torch.OutOfMemoryError, a RuntimeError) and anything else stays
+            # as it is, else a batch-size finder catching OutOfMemoryError would see a bad label (audit).
+            if isinstance(err, torch.OutOfMemoryError) or not _INDEX_ERROR.search(str(err)):
                 raise
-            raise _class_index_error(target, n_classes, options.ignore_index) from err  # not y: see there
+            bad_index = _class_index_error(target, n_classes, options.ignore_index)  # not y: see there
+            if bad_index is None:  # the target's values are readable and in range: not its error
+                raise
+            raise bad_index from err
         # torch's formula: (1 - eps) w_y nll + eps / C sum_c w_c (-log p_c); z-loss weighted like nll.
         own = (1.0 - eps) * nll + zeta * lse_sq if eps < 1.0 else zeta * lse_sq
         own = torch.where(w_y == 0, torch.zeros_like(own), own)  # weight 0 (or ignored) times inf -> 0
@@ -178,13 +186,18 @@ def cross_entropy(
     return (row_loss.sum() * scale.to(cdtype)).to(out_dtype)
 
 
-def _class_index_error(y: torch.Tensor, n_classes: int, ignore_index: int) -> ValueError:
+#: The messages of an index out of range from ``gather`` / ``index_select`` (CPU and CUDA).
+_INDEX_ERROR = re.compile(r"index -?\d+ is out of bounds|index out of range|out of bounds for dimension")
+
+
+def _class_index_error(y: torch.Tensor, n_classes: int, ignore_index: int) -> ValueError | None:
     """The eager check's ValueError for class indices ``y`` (batch shape), out of range somewhere.
 
     Word for word the fused path's (index and position) where ``y`` can be
-    read; inside vmap its values cannot be, so the same wording without them.
-    Pass the caller's tensor: under a transform any op on it (even a no-op
-    ``.to``) returns a wrapped tensor, whose values cannot be read.
+    read, or None when they can be read and are all in range (the index error
+    was not the target's); inside vmap its values cannot be, so the same
+    wording without them. Pass the caller's tensor: under a transform any op on
+    it (even a no-op ``.to``) returns a wrapped tensor, whose values cannot be read.
     """
     if values_readable(y):
         try:
@@ -192,6 +205,7 @@ def _class_index_error(y: torch.Tensor, n_classes: int, ignore_index: int) -> Va
                 check_hard_target(y.detach().cpu().numpy(), tuple(y.shape), n_classes, ignore_index)
         except ValueError as err:
             return err
+        return None
     return ValueError(
         f"target contains a class index outside 0..{n_classes - 1}, but logits have {n_classes} classes "
         f"(valid: 0..{n_classes - 1} or ignore_index={ignore_index}); under a torch.func transform (vmap) "

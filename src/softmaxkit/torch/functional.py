@@ -531,7 +531,7 @@ def cross_entropy_and_grad(
         )
     if grad_out is not None:
         # copy_ below would cast and move: an int64 buffer got an all-zero gradient (audit)
-        check_grad_out_dtype(grad_out, logits)
+        check_grad_out_dtype(grad_out, logits, wider=_holds_exactly)
         if grad_out.device != logits.device:
             raise ValueError(f"grad_out must be on the logits' device {logits.device}, got {grad_out.device}")
     with torch.no_grad():
@@ -619,3 +619,8 @@ def linear_cross_entropy_and_grad(
 
 # softmaxkit.functional / softmaxkit.linear route tensors here (see softmaxkit._dispatch).
 _dispatch.register("torch", sys.modules[__name__])
+
+
+def _holds_exactly(dtype: torch.dtype, buffer: torch.dtype) -> bool:
+    """Whether a ``buffer`` of floating dtype holds every ``dtype`` value exactly (bf16 into float32)."""
+    return buffer.is_floating_point and torch.promote_types(dtype, buffer) == buffer
