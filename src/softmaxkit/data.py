@@ -585,18 +585,21 @@ _FLOAT_PRECISION = ("bfloat16", "float16", "float32", "float64")
 
 def stored_float_dtype(path: str | os.PathLike, columns: tuple[str, ...] | list[str] = ()) -> str | None:
     """The least precise floating dtype (a name of :data:`_FLOAT_PRECISION`) in which a ``.npy``,
-    ``.npz`` or ``.safetensors`` file stores ``columns``, read from its headers only.
+    ``.npz`` or ``.safetensors`` file stores ``columns``, read from its headers only; for a Parquet
+    file, the one floating type all of ``columns`` have (:func:`_parquet_float_dtype`).
 
     The readers widen what they read (bfloat16 to float32, columns to a float64 matrix), so the
     array no longer tells how coarsely its values were rounded; a check that allows for that
     rounding (the CLI's probability rows) asks here. ``columns`` are names as :func:`_array_columns`
     gives them (``probs[3]`` is a column of the array ``probs``); none, or a ``.npy``, means every
-    array of the file. None for a table (CSV, Parquet), a file without floating arrays, or one
-    whose headers cannot be read.
+    array of the file. None for a text table (CSV), a file without floating arrays, or one whose
+    headers cannot be read.
     """
     import zipfile
 
     path = Path(path)
+    if path.suffix.lower() == ".parquet":
+        return _parquet_float_dtype(path, columns)
     try:
         dtypes = _stored_dtypes(path)
     except (OSError, ValueError, DataFileError, zipfile.BadZipFile):
@@ -606,6 +609,30 @@ def stored_float_dtype(path: str | os.PathLike, columns: tuple[str, ...] | list[
         dtypes = {name: dtypes[name] for name in arrays if name in dtypes}
     floats = [name for name in dtypes.values() if name in _FLOAT_PRECISION]
     return min(floats, key=_FLOAT_PRECISION.index) if floats else None
+
+
+def _parquet_float_dtype(path: Path, columns: tuple[str, ...] | list[str]) -> str | None:
+    """The floating dtype name (``"float16"``) of the Parquet columns ``columns`` (none: every column),
+    from the file's schema, when they all have that one Arrow type; else None.
+
+    Read as a float64 matrix (:func:`_parquet_scores`), halffloat probabilities were scored in float64
+    while the same values from a ``.npy`` or ``.npz`` were scored in float16 (review audit R1: ECE
+    0.0989437 for 0.0991649).
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        schema = pq.read_schema(path)
+    except (pa.ArrowInvalid, OSError):
+        return None
+    names = list(columns) or list(schema.names)
+    if not names or any(name not in schema.names for name in names):
+        return None
+    types = {schema.field(name).type for name in names}
+    if len(types) != 1 or not pa.types.is_floating(next(iter(types))):
+        return None
+    return np.dtype(next(iter(types)).to_pandas_dtype()).name
 
 
 def _stored_dtypes(path: Path) -> dict[str, str]:
@@ -1452,12 +1479,16 @@ class Scores:
         Other columns of the file (``prediction``, ids) that were left out.
     columns : tuple of str
         The names of the score columns as the file has them (empty for a ``.npy`` matrix).
+    ids : tuple of str
+        The columns of :attr:`ignored` left out as row ids (:func:`id_columns`), which a class could be
+        named like (``ID``): a label beyond the columns left names them (:func:`read_labels`).
     """
 
     values: np.ndarray
     classes: list[str] | None
     ignored: tuple[str, ...]
     columns: tuple[str, ...] = ()
+    ids: tuple[str, ...] = ()
 
 
 #: ``kind`` of a score file -> its plural in messages.
@@ -1573,6 +1604,39 @@ def _refuse_row_ids(path: str | os.PathLike, names: list[str], matrix: np.ndarra
         )
 
 
+def _only_zero_one(column: np.ndarray) -> bool:
+    """Whether every value of ``column`` is 0 or 1; a real score column fails on its first rows."""
+    if not np.isin(column[:64], (0.0, 1.0)).all():
+        return False
+    return all(np.isin(block, (0.0, 1.0)).all() for _, block in iter_row_blocks(column))
+
+
+def _warn_prediction_column(path: str | os.PathLike, names: list[str], values: np.ndarray, *, kind: str) -> None:
+    """Warn when, of several unprefixed score columns, one holds only 0 and 1 (both) while another holds
+    other values: predicted classes beside the scores (``scores,preds``), not one more class's scores.
+
+    A CSV or Parquet ``scores,preds`` read as the logits of two classes scored accuracy 0.2425 for 0.78
+    (review audit R1, exit 0); the ``.npz`` form is refused (:func:`_one_d_columns`), but a table's
+    columns may be classes of any name. A column of zeros alone (a reference class's logit) is no
+    prediction, and probabilities whose rows sum to 1 are a model's (a decision tree's 0/1 leaves).
+    """
+    if len(names) < 2:
+        return
+    binary = [j for j in range(len(names)) if _only_zero_one(values[:, j])
+              and (values[:, j] == 0).any() and (values[:, j] == 1).any()]
+    others = [names[j] for j in range(len(names)) if j not in binary and not _only_zero_one(values[:, j])]
+    if not binary or not others:
+        return
+    if kind == "probability" and bool(np.all(np.abs(values.sum(axis=1) - 1.0) <= 1e-3)):
+        return
+    name = names[binary[0]]
+    import warnings
+
+    warnings.warn(f"{location(Path(path), column=name)}holds only 0 and 1 beside {shown_names(others)}, which "
+                  f"{'does' if len(others) == 1 else 'do'} not: read as the {_PLURAL[kind]} of one more class; if it "
+                  f"is predicted classes, pass --ignore {name}", stacklevel=4)
+
+
 def score_columns(
     path: str | os.PathLike, names: list[str], *, kind: str, exclude: tuple[str, ...] = (),
     ignore: tuple[str, ...] = (), empty: Collection[str] = (),
@@ -1673,27 +1737,42 @@ def read_scores(
     named = has_column_names(path, columns)
     use, found = score_columns(path, list(columns), kind=kind, exclude=exclude, ignore=ignore,
                                empty=_empty_nameless(columns) if named else ())
+    ids: list[str] = []
     if found is None and named:
-        use = _without_ids(path, use, {n: columns[n] for n in use}, keep=classes)
+        use, ids = _without_ids(path, use, {n: columns[n] for n in use}, keep=classes)
     if len(use) < 2 and not binary_column:
         raise DataFileError(f"{path}: has {len(use)} column; {_PLURAL[kind]} need one column per class (at least 2)")
     wanted = set(use)
     values = numeric_matrix(path, {n: columns[n] for n in use}, what=kind)
     if found is None:
         _refuse_row_ids(path, use, values, kind=kind, keep=classes if named else ())
-    return Scores(values, found, left_out + tuple(n for n in columns if n not in wanted), tuple(use))
+        if named:
+            _warn_prediction_column(path, use, values, kind=kind)
+    return Scores(values, found, left_out + tuple(n for n in columns if n not in wanted), tuple(use), tuple(ids))
 
 
 def _without_ids(path: str | os.PathLike, use: list[str], columns: Mapping[str, Any], *,
-                 keep: Collection[str]) -> list[str]:
+                 keep: Collection[str]) -> tuple[list[str], list[str]]:
     """The unprefixed score columns ``use`` without the row ids among them (:func:`id_columns`; ``keep``:
-    the classes of ``--classes``), which :class:`Scores` then lists with the columns left out, where the
-    commands match rows on them. Refuses a file of ids alone."""
+    the classes of ``--classes``), and those ids, which :class:`Scores` then lists with the columns left
+    out, where the commands match rows on them. Refuses a file of ids alone.
+
+    Each one left out is said, with how to keep it: a class may be named like an id (``ID``, Idaho) and
+    hold whole numbers (vote counts, rounded logits), and left out without a word its file read as the
+    other class's one log-odds column (review audit R1: accuracy 0.583 for 0.797 with ``--classes ID,NY``).
+    """
     ids = id_columns(columns, keep=keep)
     if ids and len(ids) == len(use):
         raise DataFileError(f"{path}: its columns {shown_names(ids)} are row ids (named like one, holding whole "
                             "numbers or text), and no score column is left; if one holds scores, rename it")
-    return [n for n in use if n not in ids]
+    if ids:
+        import warnings
+
+        which = f"column {ids[0]!r}" if len(ids) == 1 else f"columns {shown_names(ids)}"
+        warnings.warn(f"{path}: {which} left out of the scores as {'a row id' if len(ids) == 1 else 'row ids'} "
+                      "(named like one, holding text or whole numbers >= 0); if it is a class, list every class "
+                      "with --classes (naming it) to keep it as scores", stacklevel=4)
+    return [n for n in use if n not in ids], ids
 
 
 #: Names of the array holding the labels in an ``.npz`` or ``.safetensors`` of several arrays, as
@@ -1889,9 +1968,10 @@ def _parquet_scores(path: Path, *, kind: str, binary_column: bool, exclude: tupl
     use, found = score_columns(path, names, kind=kind, exclude=exclude, ignore=ignore,
                                empty=_parquet_empty_nameless(pf))
     maybe_ids = [n for n in use if is_row_id_name(n) and n not in classes] if found is None else []
+    ids: list[str] = []
     if maybe_ids:  # read alone: a score column's values are read below, in pieces
         table = pf.read(columns=maybe_ids)
-        use = _without_ids(path, use, {n: table.column(n) for n in maybe_ids}, keep=classes)
+        use, ids = _without_ids(path, use, {n: table.column(n) for n in maybe_ids}, keep=classes)
     if len(use) < 2 and not binary_column:
         raise DataFileError(f"{path}: has {len(use)} column; {_PLURAL[kind]} need one column per class (at least 2)")
     ignored = tuple(n for n in names if n not in set(use))
@@ -1904,7 +1984,8 @@ def _parquet_scores(path: Path, *, kind: str, binary_column: bool, exclude: tupl
         values = _parquet_matrix(path, pf, use, dtype=dtype, order="C", what=kind)
     if found is None:
         _refuse_row_ids(path, use, values, kind=kind, keep=classes)
-    return Scores(values, found, ignored, tuple(use))
+        _warn_prediction_column(path, use, values, kind=kind)
+    return Scores(values, found, ignored, tuple(use), tuple(ids))
 
 
 def _require_a_column_left(path: str | os.PathLike, kept: list[Any], ignore: tuple[str, ...]) -> None:
@@ -2069,6 +2150,7 @@ def read_labels(
     column: str | None = None,
     n_classes: int | None = None,
     classes: Any = None,
+    ids_left_out: Collection[str] = (),
 ) -> np.ndarray:
     """Read class labels (one per row) from ``path`` as class indices.
 
@@ -2092,6 +2174,10 @@ def read_labels(
         as names (``"setosa"``) and returned as their index. When no label is
         one of the names and every label is an integer index, they are read
         as indices (the usual integer labels of a logits file).
+    ids_left_out : collection of str, optional
+        The scores' columns left out as row ids (:attr:`Scores.ids`), named
+        with ``--classes`` when a label lies beyond ``n_classes``: one of them
+        may be a class named like an id.
 
     Returns
     -------
@@ -2141,12 +2227,8 @@ def read_labels(
             "the column holding its 1"
         )
     labels = _label_column(path, name, columns[name])
-    named_by_bools = classes is not None and bool({"False", "True"} & set(map(str, np.asarray(classes).tolist())))
-    if labels.dtype.kind == "b" and not named_by_bools:
-        # False/True (a bool array, a CSV's true/false) are classes 0/1, as softmaxkit's library and
-        # scikit-learn read them; they were refused, pointing to --classes. Against classes named
-        # False and True (--classes False,True) they stay those names.
-        labels = labels.astype(np.int64)
+    if labels.dtype.kind == "b":
+        labels = _bool_labels(path, name, labels, classes)
     if classes is not None:
         names = {str(c) for c in np.asarray(classes).tolist()}
         as_text = set(np.unique(labels.astype(str)).tolist())
@@ -2182,11 +2264,46 @@ def read_labels(
         bad = (labels < 0) | (labels >= n_classes)
         if bad.any():
             row = int(np.argmax(bad))
+            dropped = ""
+            if ids_left_out:
+                ids = list(ids_left_out)
+                which = (f"column {ids[0]!r} was left out as a row id" if len(ids) == 1
+                         else f"columns {shown_names(ids)} were left out as row ids")
+                dropped = f"; the scores' {which}: if a class is named so, list every class with --classes to keep it"
             raise DataFileError(
                 location(path, row, name)
-                + f"label {labels[row]} is not a class of the {n_classes}-class scores (0..{n_classes - 1})"
+                + f"label {labels[row]} is not a class of the {n_classes}-class scores (0..{n_classes - 1}){dropped}"
             )
     return labels
+
+
+def _bool_labels(path: Path, name: str, labels: np.ndarray, classes: Any) -> np.ndarray:
+    """False/True ``labels`` as the classes 0/1 where the classes say which is which, else refused.
+
+    False/True (a bool array, a CSV's true/false) are classes 0 and 1, as softmaxkit's library and
+    scikit-learn read them, when the classes are unknown (``classes`` None: unnamed score columns) or are
+    0 and 1 (matched by name, in whatever column order); against classes named False and True they stay
+    those names. Against other names nothing says which class True is: read as column positions they
+    scored ``p_spam,p_ham`` with True = spam as if True were ham (review audit R1: accuracy 0.2250 for
+    0.7750, exit 0), and against the classes -1, 1 the message named "label 0", which the file does not
+    hold. Refused there, naming the label as written.
+    """
+    if classes is None:
+        return labels.astype(np.int64)
+    names = {str(c) for c in np.asarray(classes).tolist()}
+    if names & {"False", "True"}:
+        return labels
+    if names == {"0", "1"}:
+        return labels.astype(np.int64)
+    try:
+        encode_labels(labels, classes, path=path, column=name)
+    except DataFileError as error:
+        raise DataFileError(
+            f"{error}; True/False labels are classes 0/1 only when the classes are 0 and 1 (or False and True): "
+            "write the labels as class names, or, if True and False are the classes, say so with --classes "
+            "(False,True or True,False, in the score columns' order)"
+        ) from None
+    return labels  # not reached: no bool matches a class named other than 0, 1, False or True
 
 
 def _is_whole_number(value: Any) -> bool:

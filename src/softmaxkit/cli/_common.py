@@ -650,7 +650,8 @@ def read_predictions(args: argparse.Namespace) -> Predictions:
     same_file = args.label_column is not None and Path(args.labels).resolve() == Path(source).resolve()
     read = read_score_file(source, kind=kind, given_classes=getattr(args, "classes", None),
                            exclude=(args.label_column,) if same_file else (), ignore=ignored_columns(args))
-    labels = read_labels(args.labels, column=args.label_column, n_classes=read.scores.shape[1], classes=read.classes)
+    labels = read_labels(args.labels, column=args.label_column, n_classes=read.scores.shape[1], classes=read.classes,
+                         ids_left_out=read.ids)
     matched_on = scores_matched_on = None
     if Path(args.labels).resolve() != Path(source).resolve():
         labels, matched_on, scores_matched_on = labels_by_row_id(labels, args.labels, source,
@@ -1092,6 +1093,7 @@ class ScoreFile(NamedTuple):
     ignored: tuple[str, ...]  # other columns of the file
     decimals: int | None = None  # probabilities renormalised for their rounding to this many decimals
     columns: tuple[str, ...] = ()  # the score columns as the file names them (none for a .npy matrix)
+    ids: tuple[str, ...] = ()  # columns of `ignored` left out as row ids (softmaxkit.data.Scores.ids)
 
 
 def read_score_file(source: str, *, kind: str, given_classes: list[str] | None,
@@ -1178,7 +1180,7 @@ def read_score_file(source: str, *, kind: str, given_classes: list[str] | None,
                                           columns=read.columns if len(read.columns) == scores.shape[1] else ())
     else:
         _warn_if_probabilities(source, read.values, stored=stored)
-    return ScoreFile(scores, classes, read.ignored, decimals, read.columns)
+    return ScoreFile(scores, classes, read.ignored, decimals, read.columns, read.ids)
 
 
 def _warn_unnamed_column_class(source: str, columns: tuple[str, ...], *, kind: str,
