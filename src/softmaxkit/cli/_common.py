@@ -324,7 +324,8 @@ def check_extension(out: str | None, suffixes: tuple[str, ...], *, option: str =
     """
     from softmaxkit.cli import UsageError
 
-    suffix = Path(out).suffix if out is not None else None
+    # An existing directory is named as such later (check_output), not as a missing extension.
+    suffix = Path(out).suffix if out is not None and not Path(out).is_dir() else None
     if suffix is not None and suffix.lower() not in suffixes:
         raise UsageError(f"{option} {out}: unsupported extension {suffix or '(none)'!r}; use {', '.join(suffixes)}")
 
