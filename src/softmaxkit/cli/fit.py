@@ -42,7 +42,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     add_ignore_option(p, what="features")
     p.add_argument("--hidden", type=hidden_sizes, default=(), metavar="SIZES",
                    help="hidden layer sizes, e.g. 128,64 (default: none, i.e. multinomial logistic regression); "
-                   "with --alpha auto the network is trained by L-BFGS, else by Adam")
+                   "with --alpha auto on standardised features (the default) the network is trained by "
+                   "L-BFGS, else (a number for --alpha, or --no-standardize) by Adam")
     p.add_argument("--alpha", type=alpha_value, default="auto",
                    help="L2 regularisation strength: a number >= 0, or 'auto' to choose it by held-out log-loss "
                    "on internal folds of the training rows (default: %(default)s)")
