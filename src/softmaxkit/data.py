@@ -835,8 +835,10 @@ def _bad_cell(path: Path, row: int, name: str, col: Any, problem: str, what: str
     return DataFileError(location(path, row, name) + f"{problem}; {what} values must be {_value_rule(what)}{hint}")
 
 
-def numeric_matrix(path: str | os.PathLike, columns: Mapping[str, Any], *, what: str = "feature") -> np.ndarray:
-    """Stack ``columns`` into a finite float64 matrix of shape (n_rows, n_columns).
+def numeric_matrix(
+    path: str | os.PathLike, columns: Mapping[str, Any], *, what: str = "feature", dtype: Any = np.float64
+) -> np.ndarray:
+    """Stack ``columns`` into a finite ``dtype`` (float64 unless told) matrix of shape (n_rows, n_columns).
 
     Logits (``what="logit"``) may also be ``-inf``; a row of all ``-inf``
     (no class with any probability) is refused.
@@ -852,7 +854,7 @@ def numeric_matrix(path: str | os.PathLike, columns: Mapping[str, Any], *, what:
     """
     path = Path(path)
     n_rows = len(next(iter(columns.values()))) if columns else 0
-    out = np.empty((n_rows, len(columns)), dtype=np.float64, order="F")
+    out = np.empty((n_rows, len(columns)), dtype=dtype, order="F")
     problems = []
     for index, (name, col) in enumerate(columns.items()):
         problem = _fill_float(col, out[:, index], what)
@@ -864,6 +866,32 @@ def numeric_matrix(path: str | os.PathLike, columns: Mapping[str, Any], *, what:
         raise _bad_cell(path, row, name, columns[name], message, what)
     _refuse_rows_without_probability(path, out, what)
     return out
+
+
+#: The stored dtypes a score matrix keeps (:func:`_stored_score_dtype`); bfloat16 has no NumPy dtype.
+_KEPT_SCORE_DTYPES = ("float16", "float32")
+
+
+def _stored_score_dtype(path: str | os.PathLike, columns: Mapping[str, Any]) -> Any:
+    """The dtype to read score ``columns`` of an ``.npz``/``.safetensors``/text table in: the one float16
+    or float32 dtype that every column is and the file stores them in (:func:`stored_float_dtype`), else
+    float64.
+
+    What the metrics and calibrators do depends on it: the top-label ECE compares confidences with the bin
+    edges in the scores' precision, and float16 probabilities' rows were divided by their sums only once
+    widened. Widened to float64 as every other matrix, the same float16 probabilities read ECE 0.080460
+    from an ``.npz`` and 0.079339 from a ``.npy`` (which is memory-mapped in its own dtype; review audit
+    M). Reading them in their own dtype also keeps a float16 matrix a quarter of its float64 size. A
+    bfloat16 array arrives widened to float32 but is stored coarser: it stays float64, as do columns of
+    mixed dtypes and text tables.
+    """
+    dtypes = {col.dtype for col in columns.values() if isinstance(col, np.ndarray)}
+    if len(dtypes) != 1 or len(columns) != sum(isinstance(col, np.ndarray) for col in columns.values()):
+        return np.float64
+    dtype = dtypes.pop()
+    if dtype.name not in _KEPT_SCORE_DTYPES or stored_float_dtype(path, tuple(columns)) != dtype.name:
+        return np.float64
+    return dtype
 
 
 def _label_column(path: Path, name: str, col: Any) -> np.ndarray:
@@ -1472,7 +1500,7 @@ class Scores:
 
     Attributes
     ----------
-    values : ndarray of shape (n, K) (or (n, 1) for one binary column), float64
+    values : ndarray of shape (n, K) (or (n, 1) for one binary column), float64, or the float16 or float32 the file stores every score column in (:func:`_stored_score_dtype`)
     classes : list of str or None
         Class names from ``p_<class>`` / ``logit_<class>`` column names, in column order.
     ignored : tuple of str
@@ -1743,7 +1771,8 @@ def read_scores(
     if len(use) < 2 and not binary_column:
         raise DataFileError(f"{path}: has {len(use)} column; {_PLURAL[kind]} need one column per class (at least 2)")
     wanted = set(use)
-    values = numeric_matrix(path, {n: columns[n] for n in use}, what=kind)
+    picked = {n: columns[n] for n in use}
+    values = numeric_matrix(path, picked, what=kind, dtype=_stored_score_dtype(path, picked))
     if found is None:
         _refuse_row_ids(path, use, values, kind=kind, keep=classes if named else ())
         if named:
@@ -1980,7 +2009,10 @@ def _parquet_scores(path: Path, *, kind: str, binary_column: bool, exclude: tupl
         columns = read_columns(path)
         values = numeric_matrix(path, {n: columns[n] for n in use}, what=kind)
     else:
-        dtype = np.float32 if all(schema.field(n).type == pa.float32() for n in use) else np.float64
+        # scores in the one float type the file stores them in (as _stored_score_dtype for arrays)
+        types = {schema.field(n).type for n in use}
+        dtype = {pa.float32(): np.float32, pa.float16(): np.float16}.get(types.pop(), np.float64) \
+            if len(types) == 1 else np.float64
         values = _parquet_matrix(path, pf, use, dtype=dtype, order="C", what=kind)
     if found is None:
         _refuse_row_ids(path, use, values, kind=kind, keep=classes)

@@ -411,7 +411,7 @@ def summarize(
     float32 0.7 opens bin 7 of 10 here as it does there (widened to float64
     it fell in bin 6). Probabilities computed from logits are float64. The
     commands hand it a file's scores in the dtype the file stores them,
-    whatever the container (:func:`softmaxkit.cli._common.in_stored_dtype`),
+    whatever the container (:func:`softmaxkit.data.read_scores`),
     so a float16 ``.npz`` is binned as the same float16 ``.npy`` is.
     The diagram reuses the same ECE result, so the bootstrap runs once.
 

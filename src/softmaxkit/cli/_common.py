@@ -354,32 +354,6 @@ def check_output(out: str, *, inputs: tuple[str, ...] = (), option: str = "--out
     StagedOutputs(inputs=inputs).check(out, option=option)
 
 
-#: Stored dtypes that NumPy holds, so that scores widened by a reader can be given back in them
-#: (bfloat16 has no NumPy dtype: its values reach every command as float32, whatever the container).
-_CARRIED_DTYPES = ("float16", "float32")
-
-
-def in_stored_dtype(values: Any, stored: str | None) -> Any:
-    """``values`` in ``stored``, the dtype the file keeps them in, when a reader widened them and that is exact.
-
-    A ``.npy`` matrix is memory-mapped in its own dtype, while the ``.npz`` and ``.safetensors`` readers
-    return float64 (:func:`softmaxkit.data.numeric_matrix`). What the metrics and calibrators do depends
-    on that dtype: the top-label ECE compares confidences with the bin edges in the scores' precision
-    (a float16 0.9331 is the float16 edge 14/15), and a float16 file's rows, off 1 by its rounding, were
-    divided by their sums only once widened (:func:`check_probabilities`). The same float16 probabilities
-    read ECE 0.079339 and log-loss 0.7664584 from a ``.npy`` and 0.080460 and 0.7664479 from an ``.npz``
-    or ``.safetensors`` (review audit M). Given back in their stored dtype, every container hands the
-    commands the same array, scored as :mod:`softmaxkit.metrics` scores it. Returned unchanged when
-    ``stored`` is None (a text table), bfloat16, or not exact for every value (arrays of mixed dtypes).
-    """
-    import numpy as np
-
-    if stored not in _CARRIED_DTYPES or values.dtype.kind != "f" or values.dtype.itemsize <= np.dtype(stored).itemsize:
-        return values
-    narrow = values.astype(stored, order="C")  # in rows, as a .npy is mapped
-    return narrow if np.array_equal(narrow, values) else values
-
-
 #: How far a row of --probs may sum from 1 (float32 files round at about 1e-7 per entry). A file
 #: stored in bfloat16 or float16 gets the library's tolerance for its dtype (:func:`probability_tolerance`).
 PROB_SUM_TOL = 1e-4
@@ -1122,7 +1096,7 @@ def read_score_file(source: str, *, kind: str, given_classes: list[str] | None,
 
     read = read_scores(source, kind=kind, exclude=exclude, ignore=ignore, classes=given_classes or ())
     stored = stored_float_dtype(source, read.columns)
-    scores = two_class_scores(in_stored_dtype(read.values, stored), kind=kind)
+    scores = two_class_scores(read.values, kind=kind)  # in the dtype the file stores them (read_scores)
     # One named column (p_yes) is P(class 1) of an unnamed pair: its name is not a class list.
     classes = read.classes if read.classes is not None and len(read.classes) == scores.shape[1] else None
     single = read.classes[0] if read.classes is not None and len(read.classes) == 1 and classes is None else None
