@@ -1500,7 +1500,9 @@ class Scores:
 
     Attributes
     ----------
-    values : ndarray of shape (n, K) (or (n, 1) for one binary column), float64, or the float16 or float32 the file stores every score column in (:func:`_stored_score_dtype`)
+    values : ndarray of shape (n, K) (or (n, 1) for one binary column)
+        float64, or the float16 or float32 the file stores every score column in
+        (:func:`_stored_score_dtype`).
     classes : list of str or None
         Class names from ``p_<class>`` / ``logit_<class>`` column names, in column order.
     ignored : tuple of str
