@@ -1,5 +1,6 @@
 """Input checks shared by :mod:`softmaxkit.metrics`, :mod:`softmaxkit.calibration`
-and :mod:`softmaxkit.plot`: labels, probabilities, logits, sample weights.
+and :mod:`softmaxkit.plot`: labels, probabilities, logits (sample weights:
+:func:`softmaxkit._validation.check_sample_weight`).
 
 Messages follow the project rule: name the argument, what was expected and
 what arrived, and for labels the first offending value and its position.
@@ -112,29 +113,6 @@ def check_labels(y: Any, n_classes: int, n_rows: int, name: str = "y") -> np.nda
             f"have {n_classes} classes (valid: 0..{n_classes - 1})"
         )  # int() of a NumPy float is exact, however large
     return arr.astype(np.int64, copy=False)
-
-
-def check_sample_weight(sample_weight: Any, n_rows: int) -> np.ndarray:
-    """Finite, non-negative weights of shape ``(n_rows,)`` with a positive sum, float64."""
-    if sample_weight is None:
-        return np.ones(n_rows)
-    w = to_numpy(sample_weight)
-    if w.dtype.kind not in "fiub":
-        raise TypeError(f"sample_weight must be numeric, got dtype {w.dtype}")
-    w = w.astype(np.float64)
-    if w.shape != (n_rows,):
-        raise ValueError(f"sample_weight must have shape ({n_rows},), got {w.shape}")
-    bad = ~np.isfinite(w) | (w < 0)
-    if bad.any():
-        i = int(np.argmax(bad))
-        raise ValueError(f"sample_weight must be finite and non-negative; sample_weight[{i}] = {float(w[i])!r}")
-    total = np.sum(w)
-    if n_rows and not total > 0:
-        raise ValueError("sample_weight sums to 0: there is nothing to evaluate")
-    if not np.isfinite(total):
-        # each finite, the sum overflowed: every weighted mean is then NaN (an ECE of NaN, audit)
-        raise ValueError(f"sample_weight sums to {total} (overflow): scale the weights down; only their ratios count")
-    return w
 
 
 #: What a calibrator or conformal predictor may be given: logits, or probabilities (chosen explicitly).

@@ -23,9 +23,9 @@ from softmaxkit._calibration_inputs import (
     check_labels,
     check_logits,
     check_probs,
-    check_sample_weight,
     input_name,
 )
+from softmaxkit._validation import check_sample_weight
 from softmaxkit.calibration import (
     CalibrationWarning,
     NotFittedError,

@@ -42,6 +42,8 @@ from typing import Any
 
 import numpy as np
 
+from softmaxkit._validation import check_sample_weight
+
 
 @dataclass(frozen=True)
 class Targets:
@@ -92,26 +94,6 @@ def label_indices(y: np.ndarray, classes: np.ndarray, *, name: str = "y") -> np.
             f"{_show(y[pos])} at position {pos}"
         )
     return idx_clipped.astype(np.int64)
-
-
-def check_sample_weight(sample_weight: Any, n_samples: int) -> np.ndarray:
-    """``sample_weight`` as a float64 (n,) array of finite non-negative values (ones if None)."""
-    if sample_weight is None:
-        return np.ones(n_samples)
-    sw = np.asarray(sample_weight, dtype=np.float64)
-    if sw.ndim == 0:
-        sw = np.full(n_samples, float(sw))
-    if sw.shape != (n_samples,):
-        raise ValueError(f"sample_weight must have shape ({n_samples},), got {sw.shape}")
-    bad = ~np.isfinite(sw) | (sw < 0)
-    if np.any(bad):
-        pos = int(np.argmax(bad))
-        raise ValueError(
-            f"sample_weight must be finite and non-negative; found {_show(sw[pos])} at position {pos}"
-        )
-    if n_samples and not np.any(sw > 0):
-        raise ValueError("sample_weight: every weight is zero; at least one must be positive")
-    return sw
 
 
 #: How to opt in to counts, for :func:`soft_targets`' refusal: ``fit``'s wording by default.
@@ -284,7 +266,7 @@ def encode_targets(
         raise ValueError(f"y must be labels of shape (n,) or targets of shape (n, K), got shape {y.shape}")
     if y.shape[0] != n_samples:
         raise ValueError(f"X and y have different numbers of samples: {n_samples} and {y.shape[0]}")
-    weight = check_sample_weight(sample_weight, n_samples)
+    weight = check_sample_weight(sample_weight, n_samples, allow_scalar=True)
 
     if y.ndim == 1:
         _refuse_missing_labels(y)

@@ -280,6 +280,42 @@ def to_numpy(x: Any) -> np.ndarray:
     return np.asarray(x)
 
 
+def check_sample_weight(sample_weight: Any, n_rows: int, *, allow_scalar: bool = False) -> np.ndarray:
+    """Per-row weights as a float64 ``(n_rows,)`` array; ones if ``sample_weight`` is None.
+
+    The one check every entry point shares (metrics, calibrators, the classifier): numeric,
+    finite, non-negative, a positive sum that does not overflow (each weight finite, a sum
+    of inf makes every weighted mean NaN).
+
+    Parameters
+    ----------
+    sample_weight : array-like of shape (n_rows,), torch tensor, scalar, or None
+    n_rows : int
+    allow_scalar : bool, default=False, keyword-only
+        Broadcast a scalar to every row, as scikit-learn's estimators do.
+    """
+    if sample_weight is None:
+        return np.ones(n_rows)
+    w = to_numpy(sample_weight)
+    if w.dtype.kind not in "fiub":
+        raise TypeError(f"sample_weight must be numeric, got dtype {w.dtype}")
+    w = w.astype(np.float64)
+    if allow_scalar and w.ndim == 0:
+        w = np.full(n_rows, float(w))
+    if w.shape != (n_rows,):
+        raise ValueError(f"sample_weight must have shape ({n_rows},), got {w.shape}")
+    bad = ~np.isfinite(w) | (w < 0)
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise ValueError(f"sample_weight must be finite and non-negative; sample_weight[{i}] = {float(w[i])!r}")
+    total = np.sum(w)
+    if n_rows and not total > 0:
+        raise ValueError("sample_weight sums to 0 (every weight is zero): at least one must be positive")
+    if not np.isfinite(total):
+        raise ValueError(f"sample_weight sums to {total} (overflow): scale the weights down; only their ratios count")
+    return w
+
+
 def _position(flat_index: int, shape: tuple[int, ...]) -> str:
     if len(shape) <= 1:
         return f"[{flat_index}]"

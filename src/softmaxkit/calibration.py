@@ -54,10 +54,10 @@ from softmaxkit._calibration_inputs import (
     check_eps,
     check_labels,
     check_logits,
-    check_sample_weight,
     input_name,
     log_probs,
 )
+from softmaxkit._validation import check_sample_weight
 from softmaxkit.io import Persistable
 
 __all__ = [

@@ -29,8 +29,8 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from softmaxkit import _alpha_search, _mlp, _optim
 from softmaxkit._engine import NumpyEngine, make_engine
 from softmaxkit._progress import progress
-from softmaxkit._targets import Targets, check_sample_weight, encode_targets, label_indices, soft_targets
-from softmaxkit._validation import check_cv_param
+from softmaxkit._targets import Targets, encode_targets, label_indices, soft_targets
+from softmaxkit._validation import check_cv_param, check_sample_weight
 from softmaxkit.functional import cross_entropy, log_softmax, softmax
 from softmaxkit.io import Persistable
 
@@ -917,7 +917,7 @@ class SoftmaxClassifier(Persistable, ClassifierMixin, BaseEstimator):
         pred = np.argmax(self._logits(X), axis=1)
         if len(pred) != len(y):
             raise ValueError(f"X and y have different numbers of samples: {len(pred)} and {len(y)}")
-        weight = check_sample_weight(sample_weight, len(y)) * totals
+        weight = check_sample_weight(sample_weight, len(y), allow_scalar=True) * totals
         return float(np.dot(weight, probs[np.arange(len(y)), pred]) / np.sum(weight))
 
     # ------------------------------------------------------------------ persistence

@@ -29,8 +29,8 @@ from softmaxkit._calibration_inputs import (
     check_logits,
     check_n_bins,
     check_probs,
-    check_sample_weight,
 )
+from softmaxkit._validation import check_sample_weight
 
 __all__ = [
     "log_loss",
