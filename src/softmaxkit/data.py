@@ -229,9 +229,24 @@ def _refuse_duplicate_names(path: Path, names: list[str]) -> None:
     (a Parquet file with two ``label`` columns was scored against the first, exit 0)."""
     seen: set[str] = set()
     for name in names:
+        if name in seen and not name.strip():
+            raise DataFileError(_nameless_columns_message(path, names))
         if name in seen:
             raise DataFileError(f"{path}: the column name {name!r} appears twice; column names must be unique")
         seen.add(name)
+
+
+def _nameless_columns_message(path: Path, names: list[str]) -> str:
+    """The error for several columns without a name (each read as ``''``): a header ``p_a,p_b,p_c,,``,
+    the empty columns Excel keeps after the last one, was "the column name '' appears twice"."""
+    blank = [j for j, name in enumerate(names) if not name.strip()]
+    where = ", ".join(str(j + 1) for j in blank)
+    if blank == list(range(len(names) - len(blank), len(names))):
+        return (f"{path}: its last {len(blank)} columns (columns {where} of {len(names)}) have no name: empty "
+                "trailing columns (a header ending in ',,', as Excel saves columns once used); delete them, or "
+                "name them if they hold data")
+    return (f"{path}: columns {where} (of {len(names)}) have no name; name them (or delete them if they are "
+            "empty): column names must be unique")
 
 
 def _drop_trailing_blank_rows(table: Any, n_blank_lines: int) -> Any:
@@ -1341,6 +1356,8 @@ def _plan_features(
                 + (f" (missing {len(missing)} of {len(feature_names)}: {shown_names(missing)})"
                    if len(missing) > 1 else "")
                 + f"; the file has {shown_names(rest)}"
+                # A header "mean radius " (a trailing space) read as no column, the near match left to the eye.
+                + _did_you_mean(missing[0], rest)
             )
         wanted = set(feature_names)
         ignored = tuple(n for n in rest if n not in wanted)
@@ -1667,6 +1684,49 @@ def _warn_prediction_column(path: str | os.PathLike, names: list[str], values: n
                   f"is predicted classes, pass --ignore {name}", stacklevel=4)
 
 
+def _score_class(name: str, prefix: str) -> str | None:
+    """The class that the score column ``name`` names with ``prefix`` (``p_``, ``logit_``), else None.
+
+    The prefix is matched on the name without surrounding spaces and a leading ``#``, in any letter
+    case: a header ``logit_a,logit_b, logit_c`` (a space after the comma), ``Logit_c``, or np.savetxt's
+    ``# logit_a,...`` dropped that column as no score, and a 3-class file was scored as 2 classes
+    (audit: log-loss 0.0557 for 0.0869, exit 0). The class keeps its letters as written, without
+    surrounding spaces (``logit_c `` gave the class ``'c '``, which the label ``c`` did not match).
+    """
+    bare = name.strip().lstrip("#").strip()
+    if bare[:len(prefix)].casefold() != prefix:
+        return None
+    return bare[len(prefix):].strip() or None
+
+
+def _refuse_near_prefixes(path: str | os.PathLike, others: list[str], mine: list[str], *, own: str,
+                          kind: str) -> None:
+    """Refuse a column of ``others`` named almost like the ``own``-prefixed columns ``mine``
+    (``logit-c``, ``logits_c``, ``Logit c`` beside ``logit_a``): left out as no score, as the other
+    columns that are not scores (``prediction``, an id) are, its class would be lost without a word."""
+    stem = re.escape(own.rstrip("_"))
+    near = re.compile(rf"{stem}s?[\s._:-]+\S", re.IGNORECASE)
+    odd = [n for n in others if near.match(n.strip().lstrip("#").strip())]
+    if odd:
+        raise DataFileError(
+            f"{path}: column {odd[0]!r} is named almost like the {own}<class> columns ({shown_names(mine)}), "
+            f"so it may hold a class's {_PLURAL[kind]}; rename it {own}<class> if it does, else pass "
+            f"--ignore {odd[0]!r}"
+        )
+
+
+def _refuse_repeated_classes(path: str | os.PathLike, columns: list[str], classes: list[str]) -> None:
+    """Refuse two score ``columns`` that name one class (``logit_a`` and `` logit_a``, once spaces and
+    the prefix's letter case are set aside, :func:`_score_class`): which one holds its scores would be a
+    guess."""
+    first: dict[str, str] = {}
+    for name, cls in zip(columns, classes):
+        if cls in first:
+            raise DataFileError(f"{path}: columns {first[cls]!r} and {name!r} both name class {cls!r}; "
+                                "keep one of them (--ignore the other)")
+        first[cls] = name
+
+
 def score_columns(
     path: str | os.PathLike, names: list[str], *, kind: str, exclude: tuple[str, ...] = (),
     ignore: tuple[str, ...] = (), empty: Collection[str] = (),
@@ -1674,8 +1734,11 @@ def score_columns(
     """Which columns of a score file hold ``kind`` scores, and the class names they carry.
 
     A file with ``p_<class>`` (probabilities) or ``logit_<class>`` (logits)
-    columns, as ``predict`` writes, contributes exactly those columns; the
-    rest (``prediction``, an id) is ignored. Any other file contributes every
+    columns, as ``predict`` writes, contributes exactly those columns (the
+    prefix in any letter case, up to spaces and a leading ``#``:
+    :func:`_score_class`); the rest (``prediction``, an id) is ignored, but a
+    column named almost so (``logit-c``) and two columns of one class are
+    refused. Any other file contributes every
     column but a saved row index (``pd.DataFrame(logits).to_csv(path)`` writes
     one, an unnamed first column: read as one more class it gave 4 classes and
     accuracy 0.30 for 0.98), the ``empty`` ones (nameless and blank on every
@@ -1697,8 +1760,8 @@ def score_columns(
     names = [n for n in names if n not in left_out]
     _require_a_column_left(path, names, ignore)
     own, other = SCORE_PREFIXES[kind], SCORE_PREFIXES["logit" if kind == "probability" else "probability"]
-    mine = [n for n in names if n.startswith(own) and len(n) > len(own)]
-    if not mine and any(n.startswith(other) for n in names):
+    mine = [n for n in names if _score_class(n, own) is not None]
+    if not mine and any(_score_class(n, other) is not None for n in names):
         option = "--probs" if kind == "logit" else "--logits"
         raise DataFileError(
             f"{path}: its {other}<class> columns hold {'probabilities' if kind == 'logit' else 'logits'}, "
@@ -1707,7 +1770,10 @@ def score_columns(
     if not mine:
         rest = [n for n in names if n not in exclude]
         return [n for n in rest if n not in saved_index] or rest, None
-    return mine, [n[len(own):] for n in mine]
+    _refuse_near_prefixes(path, [n for n in names if n not in mine and n not in exclude], mine, own=own, kind=kind)
+    classes = [_score_class(n, own) for n in mine]
+    _refuse_repeated_classes(path, mine, classes)
+    return mine, classes
 
 
 def read_scores(

@@ -422,17 +422,56 @@ def _probabilities(path: str, probs: Any, *, stored: str | None,
 _RAW_SCORES_HINT = "(raw scores? pass them with --logits)"
 
 
-def _out_of_range_hint(row: Any, columns: tuple[str, ...]) -> str:
-    """The end of the message of a row of probabilities with a value outside [0, 1]: the columns named
+def _out_of_range_hint(probs: Any, row: int, columns: tuple[str, ...]) -> str:
+    """The end of the message of row ``row`` of ``probs`` with a value outside [0, 1]: the columns named
     like a row id (:func:`softmaxkit.data.is_row_id_name`) that hold one, to leave out with ``--ignore``;
-    else :data:`_RAW_SCORES_HINT`."""
+    else, when every row is percentages (:func:`_percentage_rows`), to divide by 100; else
+    :data:`_RAW_SCORES_HINT`.
+
+    Percentages sent to ``--logits`` by that hint were scored as logits without a word (audit: log-loss
+    0.3082 for 0.0737 on the file divided by 100, exit 0)."""
     from softmaxkit.data import is_row_id_name
 
-    ids = [name for name, value in zip(columns, row.tolist()) if not 0 <= value <= 1 and is_row_id_name(name)]
+    ids = [name for name, value in zip(columns, probs[row].tolist())
+           if not 0 <= value <= 1 and is_row_id_name(name)]
     if not ids:
+        if _percentage_rows(probs, tolerance=PROB_SUM_TOL):
+            return "(every row sums to 100: percentages? divide every value by 100)"
         return _RAW_SCORES_HINT
     # Such a column holding ids (whole numbers, text) is left out before; this one holds other values.
     return f"(column {ids[0]!r} is named like a row id: if it is one, pass --ignore {','.join(ids)})"
+
+
+def _percentage_rows(values: Any, *, tolerance: float) -> bool:
+    """Whether every row of ``values`` (2-D, at least 2 columns, at least one row) is percentages: every
+    value in [0, 100] and every row summing to 100 within ``100 * tolerance`` (``tolerance``: that of a
+    row of probabilities) or the rounding of the values' decimals (2 decimals over 3 classes: 0.015;
+    whole numbers: 1.5). Read in row blocks (:func:`softmaxkit.data.iter_row_blocks`)."""
+    import numpy as np
+
+    from softmaxkit.data import iter_row_blocks
+
+    if values.ndim != 2 or values.shape[1] < 2 or not len(values):
+        return False
+    off = 0.0  # the largest distance of a row's sum from 100
+    for _, block in iter_row_blocks(values):
+        if block.min() < 0 or block.max() > 100:
+            return False
+        off = max(off, float(np.max(np.abs(block.sum(axis=1, dtype=np.float64) - 100.0))))
+    if off <= 100.0 * tolerance:
+        return True
+    # Only now the passes for the decimals, as _rounded_rows allows for probabilities (printed_decimals
+    # holds values to the rounding of numbers up to 1, which a percentage such as 63.33 exceeds).
+    eps = float(np.finfo(values.dtype).eps) if values.dtype.kind == "f" else 0.0
+    for decimals in range(0, 5):
+        scale = 10.0**decimals
+        slack = 100 * eps * scale * 4  # the dtype's rounding of a value up to 100, in units of the last digit
+        if slack >= 0.01:
+            break
+        if all(np.all(np.abs(block * scale - np.rint(block * scale)) <= slack)
+               for _, block in iter_row_blocks(values)):
+            return off <= values.shape[1] * 0.5 / scale * (1 + 1e-9)
+    return False
 
 
 class _RowSumOff(CLIError):
@@ -537,7 +576,7 @@ def _checked_rows(path: str, probs, *, tolerance: float, values_of: str | None, 
         if bad.any():
             row = start + int(np.argmax(bad))
             raise CLIError(f"{path}: row {row + 1}: probabilities must lie in [0, 1], got {probs[row].tolist()} "
-                           + _out_of_range_hint(probs[row], columns))
+                           + _out_of_range_hint(probs, row, columns))
         sums = block.sum(axis=1, dtype=np.float64)
         off = np.abs(sums - 1.0) > tolerance
         if off.any():
@@ -1287,6 +1326,9 @@ def _warn_if_probabilities(source: str, values: Any, *, stored: str | None) -> N
     block (:func:`softmaxkit.data.iter_row_blocks`), never copied whole; the first block that is not
     probabilities ends the scan.
 
+    Percentages (:func:`_percentage_rows`: rows summing to 100) are warned about likewise: the range
+    error of ``--probs`` once sent them here (audit: log-loss 0.3082 for 0.0737, exit 0).
+
     One column (a binary problem's log-odds) has no row sum to judge: it warns when all of at least
     :data:`_ONE_COLUMN_MIN_ROWS` values lie in [0, 1], which as log-odds put every row's P(class 1)
     between 0.5 and 0.73, so every row predicts class 1 (audit: P(yes) given as ``--logits``).
@@ -1299,14 +1341,18 @@ def _warn_if_probabilities(source: str, values: Any, *, stored: str | None) -> N
     if len(values) == 0 or (one_column and len(values) < _ONE_COLUMN_MIN_ROWS) or (
             not one_column and (values.ndim != 2 or values.shape[1] < 2)):
         return
-    tolerance = probability_tolerance(stored)
-    for _, block in data.iter_row_blocks(values):
-        if block.min() < 0 or block.max() > 1:
-            return
-        if not one_column and np.max(np.abs(block.sum(axis=1, dtype=np.float64) - 1.0)) > tolerance:
-            return
     import warnings
 
+    tolerance = probability_tolerance(stored)
+    for _, block in data.iter_row_blocks(values):
+        if block.min() < 0 or block.max() > 1 or (
+                not one_column and np.max(np.abs(block.sum(axis=1, dtype=np.float64) - 1.0)) > tolerance):
+            if not one_column and _percentage_rows(values, tolerance=tolerance):
+                warnings.warn(f"{source}: every value lies in [0, 100] and every row sums to 100: these look like "
+                              "percentages, which read as logits are put through softmax (other probabilities "
+                              "than theirs); if they are percentages, divide every value by 100 and pass the "
+                              "file with --probs", stacklevel=3)
+            return
     if one_column:
         warnings.warn(f"{source}: every value of its one column lies in [0, 1]: these look like probabilities; "
                       "read as log-odds they give every row P(class 1) between 0.5 and 0.73, so every row "
