@@ -386,9 +386,8 @@ def _curve(edges, bins, conf, hit, w, class_index) -> tuple[ReliabilityCurve, np
 
 @dataclass(frozen=True)
 class _Binned:
-    """Validated inputs and their binning, shared by the ECE, its interval and its floor."""
+    """Binned confidences and hits, shared by the ECE, its interval and its floor."""
 
-    probs: np.ndarray  # (N, C)
     weight: np.ndarray  # (N,)
     conf: np.ndarray  # (N, G)
     hit: np.ndarray  # (N, G)
@@ -416,16 +415,22 @@ def _binned(y, probs, *, n_bins, binning, sample_weight, classes="top_label") ->
             raise ValueError(f"class_index must be an int in [0, {p.shape[1]}), got {classes!r}")
         ks = np.array([int(classes)])
     conf, hit = _views(labels, p, ks)
+    return _bin_views(conf, hit, w, n_bins=n_bins, binning=binning, precision=p.dtype, classes=ks)
+
+
+def _bin_views(conf, hit, w, *, n_bins, binning, precision, classes) -> _Binned:
+    """Bin each of the (N, G) views' confidences (edges compared in ``precision``, the probabilities'
+    dtype) and sum each bin; ``classes``: the class of each view, None for the top label."""
     n, g = conf.shape
-    curves, bins = [], np.empty((n, g), dtype=np.int64)
+    curves, bins = [], np.empty((n, g), dtype=np.int64)  # C-contiguous, the layout the numba kernels compiled for
     sums = np.zeros((g, n_bins, 4))
     for j in range(g):
         edges = bin_edges(conf[:, j], w, n_bins=n_bins, binning=binning)
-        bins[:, j] = assign_bins(conf[:, j], edges, binning=binning, precision=p.dtype)
-        curve, s = _curve(edges, bins[:, j], conf[:, j], hit[:, j], w, None if ks is None else int(ks[j]))
+        bins[:, j] = assign_bins(conf[:, j], edges, binning=binning, precision=precision)
+        curve, s = _curve(edges, bins[:, j], conf[:, j], hit[:, j], w, None if classes is None else int(classes[j]))
         curves.append(curve)
         sums[j, : s.shape[0]] = s
-    return _Binned(p, w, conf, hit, bins, sums, tuple(curves), n_bins)
+    return _Binned(w, conf, hit, bins, sums, tuple(curves), n_bins)
 
 
 def _check_ci(ci: Any) -> float | None:
@@ -672,14 +677,25 @@ def expected_calibration_error(
     0.4
     """
     check_choice(norm, _ece.NORMS, "norm")
-    level = _check_ci(ci)
-    if not isinstance(n_bootstrap, numbers.Integral) or isinstance(n_bootstrap, bool) or n_bootstrap < 1:
-        raise ValueError(f"n_bootstrap must be an int >= 1, got {n_bootstrap!r}")
     check_choice(mode, MODES, "mode")
+    level, n_bootstrap = _check_ci(ci), _check_n_bootstrap(n_bootstrap)
     b = _binned(
         y, probs, n_bins=n_bins, binning=binning, sample_weight=sample_weight,
         classes="top_label" if mode == "top_label" else "all",
     )
+    return _ece_result(b, norm=norm, mode=mode, binning=binning, debias=debias, level=level,
+                       n_bootstrap=n_bootstrap, noise_floor=noise_floor, random_state=random_state)
+
+
+def _check_n_bootstrap(n_bootstrap: Any) -> int:
+    if not isinstance(n_bootstrap, numbers.Integral) or isinstance(n_bootstrap, bool) or n_bootstrap < 1:
+        raise ValueError(f"n_bootstrap must be an int >= 1, got {n_bootstrap!r}")
+    return int(n_bootstrap)
+
+
+def _ece_result(b: _Binned, *, norm: str, mode: str, binning: str, debias: bool, level: float | None,
+                n_bootstrap: int, noise_floor: bool | int, random_state: Any) -> ECEResult:
+    """:func:`expected_calibration_error`'s value, interval and noise floor from the binned views ``b``."""
     value = float(_ece.error_from_sums(b.sums, norm=norm, debias=debias))
     seed = _seed(random_state)
     ci_low = ci_high = floor = float("nan")
@@ -707,7 +723,7 @@ def expected_calibration_error(
         per_bin = mode == "classwise" and norm == "l1"
         boot = _ece.bootstrap_errors(
             b.bins, b.conf, b.hit, b.weight,
-            n_bins=b.n_bins, n_resamples=int(n_bootstrap), seed=seed, norm=norm, debias=debias,
+            n_bins=b.n_bins, n_resamples=n_bootstrap, seed=seed, norm=norm, debias=debias,
             debiased_l1=per_bin,
         )
         centre = float(_ece.debiased_l1_from_sums(b.sums)) if per_bin else value
@@ -725,9 +741,57 @@ def expected_calibration_error(
         binning=binning,
         n_bins=b.n_bins,
         n_samples=int(b.conf.shape[0]),
-        n_bootstrap=int(n_bootstrap),
+        n_bootstrap=n_bootstrap,
         curves=b.curves,
     )
+
+
+def top_label_ece_from_rows(
+    conf: Any,
+    hit: Any,
+    *,
+    precision: Any = np.float64,
+    n_bins: int = 15,
+    ci: float | None = 0.95,
+    n_bootstrap: int = 1000,
+    noise_floor: bool | int = True,
+    random_state: Any = 0,
+) -> ECEResult:
+    """The top-label :func:`expected_calibration_error` (``l1``, uniform bins, unit weights) from each
+    row's confidence and hit alone, without the (N, C) probabilities.
+
+    Parameters
+    ----------
+    conf : array_like of shape (N,)
+        Each row's top-label confidence ``max_k p_ik``, in [0, 1].
+    hit : array_like of shape (N,)
+        Whether the row's prediction ``argmax_k p_ik`` (first on ties) is its label.
+    precision : dtype, default float64
+        The dtype the probabilities came in; ``conf`` holds them exactly. The bin edges are compared in it,
+        as :func:`expected_calibration_error` compares them in ``probs``' dtype.
+    n_bins, ci, n_bootstrap, noise_floor, random_state
+        As in :func:`expected_calibration_error`.
+
+    Returns
+    -------
+    ECEResult
+        The same value, interval, noise floor and curve that :func:`expected_calibration_error` gives on
+        the probabilities these rows came from: the estimator, its bootstrap and its calibrated worlds
+        (hit ~ Bernoulli(confidence)) see nothing else of them. Memory is O(N), where a probability
+        matrix rebuilt to carry these confidences needs ``1 / min(conf) + 1`` columns (the command
+        line's did: one near-uniform row of 32,000 classes made it N x 32,001 float64).
+    """
+    c = np.asarray(conf, dtype=np.float64).reshape(-1, 1)  # the (N, G = 1) views of _views
+    h = np.asarray(hit, dtype=bool).astype(np.float64).reshape(-1, 1)
+    if c.shape != h.shape or c.shape[0] == 0:
+        raise ValueError(f"conf and hit must be two non-empty arrays of one length, got {c.shape[0]} and {h.shape[0]}")
+    if not (np.min(c) >= 0 and np.max(c) <= 1):
+        raise ValueError("conf must be finite probabilities in [0, 1]")
+    level, n_bootstrap = _check_ci(ci), _check_n_bootstrap(n_bootstrap)
+    b = _bin_views(c, h, np.ones(c.shape[0]), n_bins=check_n_bins(n_bins), binning="uniform",
+                   precision=np.dtype(precision), classes=None)
+    return _ece_result(b, norm="l1", mode="top_label", binning="uniform", debias=True, level=level,
+                       n_bootstrap=n_bootstrap, noise_floor=noise_floor, random_state=random_state)
 
 
 def reliability_curve(

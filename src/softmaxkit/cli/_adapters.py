@@ -373,8 +373,29 @@ def load_calibrator(path: str | os.PathLike, *, n_classes: int | None = None, op
 # --------------------------------------------------------------------------- metrics and plots
 
 
-#: Rows scored at a time: a block of float64 probabilities stays a few MB (8 MB at 500 classes).
+#: Most rows scored at a time (:func:`score_block_rows`): a block of float64 probabilities stays a few MB
+#: (8 MB at 500 classes).
 SCORE_BLOCK_ROWS = 2048
+#: Bytes of one float64 block of scores at most (:func:`score_block_rows`), so that the block and the few
+#: temporaries of its size alive with it (its softmax, ``p (1 - p)``) stay small whatever the class count.
+#: A fixed 2048 rows were 512 MB a block at 32,000 classes: 131 MB of float16 logits peaked at 1824 MB
+#: RSS as 2048 x 32,000 but 411 MB as 32,768 x 2000 (audit).
+SCORE_BLOCK_BYTES = 32 * 2**20
+
+
+def score_block_rows(n_classes: int) -> int:
+    """Rows per block of every loop over (n, ``n_classes``) scores: :data:`SCORE_BLOCK_ROWS`, fewer where a
+    float64 block would pass :data:`SCORE_BLOCK_BYTES` (at least 1 row). Up to 2048 classes the blocks are
+    the 2048 rows they always were, so the sums over blocks add in the same order."""
+    return max(1, min(SCORE_BLOCK_ROWS, SCORE_BLOCK_BYTES // (8 * max(1, int(n_classes)))))
+
+
+def _n_columns(scores: Any) -> int:
+    """Columns of a score matrix (1 for a 1-D array of positive-class scores)."""
+    shape = np.shape(scores)
+    return int(shape[1]) if len(shape) > 1 else 1
+
+
 #: Fewer scored rows than this give the ECE no "95% CI" at all (``ece_ci`` None, ``ece_ci_note`` says why).
 #: Simulated (3 classes, 15 bins, 400-500 data sets each), the bootstrap interval held a miscalibrated
 #: model's population ECE in 0.85 of data sets at 30 rows, 0.90-0.93 at 50 and 0.94-0.96 at 100; in a
@@ -401,13 +422,14 @@ def summarize(
     probabilities. ``transform`` (optional) maps a block of the given scores
     to logits first (a calibrator).
 
-    The (n, K) scores are read in blocks of :data:`SCORE_BLOCK_ROWS` rows, so a
-    memory-mapped file is never copied whole: log-loss and Brier are sums over
-    rows, and the top-label ECE depends only on each row's confidence and
-    correctness, which :func:`_top_label_rows` hands to
-    :func:`softmaxkit.metrics.expected_calibration_error` as a few columns,
-    in the given probabilities' own dtype (float16 or float32 stays so): the
-    metric compares confidences with the bin edges in that precision, so a
+    The (n, K) scores are read in blocks of :func:`score_block_rows` rows (about
+    :data:`SCORE_BLOCK_BYTES` of float64 at most), so a memory-mapped file is
+    never copied whole: log-loss and Brier are sums over rows, and the top-label
+    ECE depends only on each row's confidence and correctness, which
+    :func:`softmaxkit.metrics.top_label_ece_from_rows` takes as they are (O(n)
+    memory; a probability matrix rebuilt to carry them needed ``1 / min(conf) + 1``
+    columns), compared with the bin edges in the given probabilities' own dtype
+    (float16 or float32): the metric compares confidences in that precision, so a
     float32 0.7 opens bin 7 of 10 here as it does there (widened to float64
     it fell in bin 6). Probabilities computed from logits are float64. The
     commands hand it a file's scores in the dtype the file stores them,
@@ -438,7 +460,7 @@ def summarize(
     observed = np.bincount(y.astype(np.int64))  # majority rate and count test: known before the scores are read
     offsets = pmf = None  # each class's count pmf over 0..O_k and ">= O_k + 1" (count_states.state_offsets)
     add_rows = _count_rows_kernel(n)
-    for start, block in iter_row_blocks(scores, SCORE_BLOCK_ROWS):
+    for start, block in iter_row_blocks(scores, score_block_rows(_n_columns(scores))):
         rows = slice(start, start + len(block))
         yb = y[rows]
         # a writable float64 copy of one block, in rows whatever the file's layout: the per-class sums
@@ -467,17 +489,14 @@ def summarize(
         pred = np.argmax(pb, axis=1)
         conf[rows] = pb[np.arange(len(yb)), pred]
         hit[rows] = pred == yb
-    y_top, p_top = _top_label_rows(conf, hit)
     given = scores.dtype if isinstance(scores, np.ndarray) else None  # a memory map is an ndarray too
-    if logits is None and transform is None and given in (np.float16, np.float32):
-        # conf holds the given values exactly; each r_i <= c_i stays so when rounded (rounding is
-        # monotone), so the top class and its confidence are unchanged and only the edges' precision is.
-        p_top = p_top.astype(scores.dtype)
+    # conf holds given float16/float32 probabilities exactly: the bin edges are compared in their dtype
+    precision = given if logits is None and transform is None and given in (np.float16, np.float32) else np.float64
     too_few = n < MIN_ECE_CI_ROWS
     observed = np.pad(observed, (0, max(0, np.size(expected) - len(observed))))  # unseen classes: 0
     exact_p = None if pmf is None else count_states.two_sided_p(pmf, offsets)
     extra = ({"ci": None} if too_few else {}) if ci else {"ci": None, "noise_floor": False}
-    ece = metrics.expected_calibration_error(y_top, p_top, n_bins=n_bins, **extra)
+    ece = metrics.top_label_ece_from_rows(conf, hit, precision=precision, n_bins=n_bins, **extra)
     ece_ci = None if too_few or not ci else [float(ece.ci_low), float(ece.ci_high)]
     summary = {
         "n": int(n),
@@ -493,7 +512,7 @@ def summarize(
         "ece_noise_floor": float(ece.noise_floor) if ci else None,
         **class_count_test(observed, expected, variance, exact_p=exact_p, names=classes),
     }
-    png = None if plot_title is None else _reliability_png(y_top, p_top, ece, title=plot_title, n_bins=n_bins)
+    png = None if plot_title is None else _reliability_png(ece, title=plot_title)
     return summary, png
 
 
@@ -606,37 +625,16 @@ def class_count_test(observed: np.ndarray, expected: Any, variance: Any, *,
                                  "rejected": bool(p_adjusted < CLASS_COUNT_LEVEL)}}
 
 
-def _top_label_rows(conf: np.ndarray, hit: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Labels and probabilities with the given top-label confidences and hits, in few columns.
-
-    Row ``i`` becomes ``[c_i, r_i, ..., r_i]`` over ``m`` columns with
-    ``r_i = (1 - c_i) / (m - 1)`` and label 0 when right, 1 when wrong. With
-    ``m >= 1 / min(c) + 1`` every ``r_i <= c_i``, so the top class is column 0
-    (ties go to the first column, as ``argmax`` does), its probability is
-    ``c_i`` and it is right exactly when the original prediction was: the
-    top-label ECE, its bootstrap, its noise floor and the reliability curve
-    are those of the full (n, K) probabilities. ``m`` is at most K + 1 and in
-    practice a few columns (min confidence 0.1 gives 11).
-    """
-    m = max(2, int(np.ceil(1.0 / max(float(conf.min()), 1e-300))) + 1) if len(conf) else 2
-    p = np.empty((len(conf), m))
-    p[:, 0] = conf
-    p[:, 1:] = ((1.0 - conf) / (m - 1))[:, None]
-    return np.where(hit, 0, 1).astype(np.int64), p
-
-
-def _reliability_png(y: np.ndarray, probs: np.ndarray, ece: Any, *, title: str, n_bins: int) -> bytes:
-    """A top-label reliability diagram (with gaps and the count histogram) as PNG bytes."""
+def _reliability_png(ece: Any, *, title: str) -> bytes:
+    """A top-label reliability diagram (with gaps and the count histogram) of ``ece``'s curve as PNG bytes."""
     import matplotlib
 
     matplotlib.use("Agg")  # files only, no display (servers, CI); must precede pyplot
     import matplotlib.pyplot as plt
 
-    from softmaxkit.metrics import reliability_curve
     from softmaxkit.plot import ReliabilityDiagram
 
-    curve = reliability_curve(y, probs, n_bins=n_bins)
-    display = ReliabilityDiagram(curve=curve, ece=ece).plot()
+    display = ReliabilityDiagram(curve=ece.curve, ece=ece).plot()
     display.ax_.set_title(title, fontsize=11)
     try:
         return display.to_png_bytes(dpi=110)

@@ -89,7 +89,7 @@ def _row_losses(y: np.ndarray, *, logits: Any, probs: Any, transform: Any) -> np
     y = np.asarray(y).astype(np.int64)
     scores = logits if logits is not None else probs
     out = np.empty(len(y))
-    for start, block in iter_row_blocks(scores, _adapters.SCORE_BLOCK_ROWS):
+    for start, block in iter_row_blocks(scores, _adapters.score_block_rows(_adapters._n_columns(scores))):
         rows = slice(start, start + len(block))
         block = np.array(block, dtype=np.float64)
         as_logits = logits is not None
