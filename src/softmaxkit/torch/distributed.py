@@ -46,6 +46,7 @@ from softmaxkit._validation import (
 )
 from softmaxkit.linear import CHUNK_BYTES, chunk_rows
 from softmaxkit.torch._cross_entropy import grads_wanted
+from softmaxkit.torch._linear import check_loss_dtype
 from softmaxkit.torch._ops import apply_softcap
 
 __all__ = ["class_parallel_cross_entropy", "class_parallel_linear_cross_entropy"]
@@ -115,10 +116,15 @@ _HEADER = (
     "label_smoothing",
     "z_loss",
     "softcap",  # 0: None
+    "loss_dtype",  # the returned loss's dtype: an index into _LOSS_DTYPES
     "width",
     "class_start",  # -1: None
 )
 _H = {name: i for i, name in enumerate(_HEADER)}
+
+#: Every dtype a loss can have: the inputs' floating dtypes, and ``loss_dtype``
+#: is refused narrower than them (:func:`softmaxkit.torch._linear.check_loss_dtype`).
+_LOSS_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 
 #: Fields that must agree across ranks: what the error calls them, how it
 #: prints a value, and why they must agree.
@@ -139,6 +145,11 @@ _AGREE = {
     "label_smoothing": ("label_smoothing", float, "every rank must pass the same options"),
     "z_loss": ("z_loss", float, "every rank must pass the same options"),
     "softcap": ("softcap", lambda v: v or None, "every rank must pass the same options"),
+    # The resolved dtype, not the option as passed: None and the input dtype give the same
+    # loss, while ranks with different input dtypes and no loss_dtype would not.
+    "loss_dtype": ("the loss dtype (loss_dtype, or the input dtype where it is None)",
+                   lambda v: str(_LOSS_DTYPES[int(v)]),
+                   "every rank must return the same loss: pass the same loss_dtype everywhere"),
 }
 
 
@@ -160,17 +171,21 @@ def _header_column(
     has_weight: bool,
     width: int,
     class_start: int | None,
+    loss_dtype: torch.dtype,
     chunk_size: int | None = None,
     grad_hidden: bool = False,
 ) -> torch.Tensor:
-    """This rank's column of the header (see :data:`_HEADER`), float64 ``(F,)``."""
+    """This rank's column of the header (see :data:`_HEADER`), float64 ``(F,)``.
+
+    ``loss_dtype`` is the returned loss's dtype (the option, or the input dtype).
+    """
     soft = target.dtype.is_floating_point
     values = {
         "ok": 1, "rows": target.shape[0], "targets": 0, "chunk_size": chunk_size or 0,
         "grad_hidden": grad_hidden, "soft": soft, "class_weight": has_weight,
         "reduction": REDUCTIONS.index(opts.reduction), "ignore_index": opts.ignore_index,
         "label_smoothing": opts.label_smoothing, "z_loss": opts.z_loss,
-        "softcap": opts.softcap or 0, "width": width,
+        "softcap": opts.softcap or 0, "loss_dtype": _LOSS_DTYPES.index(loss_dtype), "width": width,
         "class_start": -1 if class_start is None else class_start,
     }
     col = torch.tensor([float(values[k]) for k in _HEADER], dtype=torch.float64, device=target.device)
@@ -501,7 +516,8 @@ def _grad_rows(
 
 
 def _reduce(stats: _RowStats, reduction: str, batch_shape: tuple[int, ...], dtype):
-    """The reduced loss and the gradient multiplier that goes with it.
+    """The reduced loss, in ``dtype`` (the loss dtype), and the gradient
+    multiplier that goes with it (float64).
 
     ``"mean"`` divides by the summed row weights (target class weights; 1 per
     soft row). If that is 0 (every target ignored) the loss is 0 with zero
@@ -595,7 +611,7 @@ class _ClassParallelCrossEntropy(torch.autograd.Function):
     """Forward: two all-reduces. Backward: local, from the saved row statistics."""
 
     @staticmethod
-    def forward(ctx, local_logits, target, weight, opts, comm, header):
+    def forward(ctx, local_logits, target, weight, opts, comm, header, loss_dtype):
         batch_shape = tuple(local_logits.shape[:-1])
         width = local_logits.shape[-1]
         # Explicit row count: reshape(-1, 0) is ambiguous for an empty slice.
@@ -605,7 +621,7 @@ class _ClassParallelCrossEntropy(torch.autograd.Function):
         stats, layout, _ = _forward_rows(
             x, target, weight, opts, comm, header, all_targets=target
         )
-        loss, scale = _reduce(stats, opts.reduction, batch_shape, local_logits.dtype)
+        loss, scale = _reduce(stats, opts.reduction, batch_shape, loss_dtype)
         ctx.save_for_backward(local_logits, target, weight)
         ctx.stats, ctx.opts, ctx.layout, ctx.scale = stats, opts, layout, scale
         return loss
@@ -620,7 +636,7 @@ class _ClassParallelCrossEntropy(torch.autograd.Function):
         # "none": the upstream gradient is per row; "mean"/"sum": a scalar.
         row_scale = (grad_loss.reshape(-1).to(torch.float64) * ctx.scale).expand(x.shape[0])
         g = _grad_rows(x, slope, target, weight, opts, ctx.layout, stats, row_scale)
-        return g.reshape(local_logits.shape).to(local_logits.dtype), None, None, None, None, None
+        return g.reshape(local_logits.shape).to(local_logits.dtype), None, None, None, None, None, None
 
 
 def class_parallel_cross_entropy(
@@ -629,6 +645,7 @@ def class_parallel_cross_entropy(
     *,
     group: Any = None,
     class_start: int | None = None,
+    loss_dtype: torch.dtype | None = None,
     **ce_options: Any,
 ) -> torch.Tensor:
     r"""Cross-entropy over classes split across the ranks of a process group.
@@ -657,6 +674,14 @@ def class_parallel_cross_entropy(
         Global index of this rank's first class. If None on every rank, rank
         ``r`` owns the slice that follows those of ranks ``0..r-1``. Given on
         every rank, the slices may sit in any order but must tile ``[0, V)``.
+    loss_dtype : torch.dtype, optional, keyword-only
+        The dtype of the returned loss, and so of its upstream gradient: a
+        floating dtype at least as wide as the logits', the same on every
+        rank. Default: the logits' dtype. ``torch.float32`` for 16-bit logits
+        keeps the loss, and a scale such as ``1 / num_items``, from being
+        rounded to 16 bits, as ``loss_dtype`` of
+        :func:`softmaxkit.torch.linear_cross_entropy` does. The gradient stays
+        in the logits' dtype.
     **ce_options
         ``weight``, ``ignore_index``, ``reduction``, ``label_smoothing``,
         ``z_loss``, ``softcap`` as in :func:`softmaxkit.cross_entropy`, with
@@ -669,16 +694,16 @@ def class_parallel_cross_entropy(
     -------
     loss : Tensor
         A scalar for ``"mean"``/``"sum"``, shape ``(...)`` for ``"none"``; the
-        same value on every rank, in the logits' dtype.
+        same value on every rank, in ``loss_dtype`` (default: the logits' dtype).
 
     Raises
     ------
     TypeError, ValueError
         As :func:`softmaxkit.cross_entropy`. A label outside ``[0, V)``,
         slices that do not tile ``[0, V)``, and ranks that disagree on the
-        hard targets, the options, the target kind or whether ``weight`` is
-        given raise the same ``ValueError`` on every rank at once (the first
-        all-reduce carries a header of these). A rank whose own inputs fail a
+        hard targets, the options (``loss_dtype`` included), the target kind
+        or whether ``weight`` is given raise the same ``ValueError`` on every
+        rank at once (the first all-reduce carries a header of these). A rank whose own inputs fail a
         local check (the weight slice, a soft-target slice) raises that error
         after joining the first all-reduce, and the other ranks raise a
         ``ValueError`` naming it, rather than wait for it. Different row
@@ -705,7 +730,7 @@ def class_parallel_cross_entropy(
     Collectives per forward, **exactly 2 all-reduces and nothing else**:
 
     1. ``MAX`` of an ``(F * world + N,)`` float64 buffer: a header with
-       ``F = 14`` fields per rank, each rank writing its own column (the
+       ``F = 15`` fields per rank, each rank writing its own column (the
        other entries are ``-inf``): its width and class start, row count,
        options and a fingerprint of the hard targets, which gives every rank
        the global class count and, when ``class_start`` is None, its offset,
@@ -759,6 +784,7 @@ def class_parallel_cross_entropy(
         if local_logits.ndim < 1:
             raise ValueError("local_logits must have at least 1 dimension (the class axis)")
         class_start = _check_class_start(class_start)
+        loss_dtype = check_loss_dtype(loss_dtype, local_logits.dtype) or local_logits.dtype
         cdtype = _compute_dtype(local_logits.dtype)
         opts, target_rows, weight = _prepare(
             tuple(local_logits.shape), target, local_logits.device, cdtype, dict(ce_options)
@@ -769,9 +795,11 @@ def class_parallel_cross_entropy(
         raise
     header = _header_column(
         target=target_rows, opts=opts, has_weight=weight is not None,
-        width=local_logits.shape[-1], class_start=class_start,
+        width=local_logits.shape[-1], class_start=class_start, loss_dtype=loss_dtype,
     )
-    return _ClassParallelCrossEntropy.apply(local_logits, target_rows, weight, opts, comm, header)
+    return _ClassParallelCrossEntropy.apply(
+        local_logits, target_rows, weight, opts, comm, header, loss_dtype
+    )
 
 
 # --------------------------------------------------------------------------- linear + CE
@@ -865,7 +893,9 @@ class _ClassParallelLinearCrossEntropy(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, hidden, weight, bias, target, cweight, opts, comm, layout_or_header, rows, want):
+    def forward(
+        ctx, hidden, weight, bias, target, cweight, opts, comm, layout_or_header, rows, want, loss_dtype
+    ):
         n = hidden.shape[0]
         cdtype = _compute_dtype(hidden.dtype)
         eager = opts.reduction != "none" and any(want)
@@ -885,7 +915,7 @@ class _ClassParallelLinearCrossEntropy(torch.autograd.Function):
                 acc.add(sl, g)
             del x, slope, e
         stats = _RowStats.cat(parts)
-        loss, scale = _reduce(stats, opts.reduction, (n,), hidden.dtype)
+        loss, scale = _reduce(stats, opts.reduction, (n,), loss_dtype)
         if acc is not None:
             for buf in (acc.gh, acc.gw, acc.gb):
                 if buf is not None and opts.reduction == "mean":  # "sum": the factor is 1
@@ -905,6 +935,8 @@ class _ClassParallelLinearCrossEntropy(torch.autograd.Function):
         _refuse_double_backward()
         if ctx.opts.reduction != "none":
             gh, gw, gb = ctx.grads
+            # grad_loss comes in the loss dtype (float32 with loss_dtype=torch.float32): the
+            # float32 accumulators take a 1 / num_items upstream without a 16-bit rounding.
             s = grad_loss.to(gh.dtype if gh is not None else (gw if gw is not None else gb).dtype)
             grads = [None if t is None else (t * s) for t in (gh, gw, gb)]
         else:
@@ -930,7 +962,7 @@ class _ClassParallelLinearCrossEntropy(torch.autograd.Function):
             None if grads[1] is None else grads[1].to(w_dtype),
             None if grads[2] is None else grads[2].to(w_dtype),
         ]
-        return (*out, None, None, None, None, None, None, None)
+        return (*out, None, None, None, None, None, None, None, None)
 
 
 def class_parallel_linear_cross_entropy(
@@ -942,6 +974,7 @@ def class_parallel_linear_cross_entropy(
     group: Any = None,
     class_start: int | None = None,
     chunk_size: int | None = None,
+    loss_dtype: torch.dtype | None = None,
     **ce_options: Any,
 ) -> torch.Tensor:
     r"""``class_parallel_cross_entropy(hidden @ local_weight.T + local_bias, target)``
@@ -963,6 +996,12 @@ def class_parallel_linear_cross_entropy(
         one chunk's logits and their temporaries on the widest rank within
         :data:`softmaxkit.linear.CHUNK_BYTES`, the budget of the
         single-process fused loss.
+    loss_dtype : torch.dtype, optional, keyword-only
+        As :func:`class_parallel_cross_entropy` and
+        :func:`softmaxkit.torch.linear_cross_entropy`: the dtype of the
+        returned loss and of its upstream gradient, at least as wide as
+        ``hidden``'s, the same on every rank; default ``hidden``'s dtype. The
+        gradients stay in their inputs' dtypes.
     **ce_options
         As :func:`class_parallel_cross_entropy` (``weight`` is the local slice).
 
@@ -970,7 +1009,7 @@ def class_parallel_linear_cross_entropy(
     -------
     loss : Tensor
         As :func:`softmaxkit.linear_cross_entropy` of the full weight, on every
-        rank; in ``hidden``'s dtype.
+        rank; in ``loss_dtype`` (default: ``hidden``'s dtype).
 
     Notes
     -----
@@ -1038,6 +1077,7 @@ def class_parallel_linear_cross_entropy(
                 f"local_bias must have shape ({local_weight.shape[0]},), got {tuple(local_bias.shape)}"
             )
         class_start = _check_class_start(class_start)
+        loss_dtype = check_loss_dtype(loss_dtype, hidden.dtype) or hidden.dtype
         width = local_weight.shape[0]
         cdtype = _compute_dtype(hidden.dtype)
         opts, target_rows, cweight = _prepare(
@@ -1055,11 +1095,11 @@ def class_parallel_linear_cross_entropy(
     want = grads_wanted(hidden, local_weight, local_bias)  # none under no_grad / inference_mode
     header = _header_column(
         target=target_rows, opts=opts, has_weight=cweight is not None, width=width,
-        class_start=class_start, chunk_size=chunk_size, grad_hidden=want[0],
+        class_start=class_start, loss_dtype=loss_dtype, chunk_size=chunk_size, grad_hidden=want[0],
     )
     itemsize = torch.finfo(cdtype).bits // 8
     rows, layout_or_header = _chunk_plan(hidden.shape[0], width, itemsize, chunk_size, comm, header)
     return _ClassParallelLinearCrossEntropy.apply(
         hidden, local_weight, local_bias, target_rows, cweight, opts, comm, layout_or_header, rows,
-        want,
+        want, loss_dtype,
     )
