@@ -312,12 +312,12 @@ def test_fit_penalises_standardised_features_unless_told(capsys, bc_csv, tmp_pat
 def test_fit_trains_a_tuned_mlp_to_its_optimum(capsys, bc_csv, tmp_path):
     """An MLP whose penalty fit chooses (on standardised features) is trained by L-BFGS; a fixed --alpha keeps
     the library's Adam, whose plateau stop regularises a small penalty as in MLPClassifier."""
-    for extra, solver in (((), "lbfgs"), (("--alpha", "0.01"), "auto"), (("--no-standardize",), "auto")):
+    for extra, solver in (((), "lbfgs"), (("--alpha", "0.01"), "adam"), (("--no-standardize",), "adam")):
         out = tmp_path / f"mlp_{solver}_{len(extra)}.npz"
         rc, _, err = call(capsys, "fit", bc_csv, "--target", "diagnosis", "--hidden", "4", "--max-iter", "20",
                           "--no-report", "--out", out, "-q", *extra)
         assert rc == 0, err
-        assert sk.load(out).get_params()["solver"] == solver, extra
+        assert sk.load(out).solver_ == solver, extra
 
 
 def test_a_warning_of_every_fold_prints_once(capsys, bc_csv, tmp_path):

@@ -34,18 +34,19 @@ def new_classifier(
     Files hold raw features, which a scikit-learn user would put through a
     StandardScaler: the penalty falls on the standardised features' weights
     unless ``standardize=False``. An MLP whose penalty is chosen by held-out
-    log-loss on those features is trained by L-BFGS to that penalty's optimum:
-    on the raw files of iris, wine, breast cancer and digits its median test
-    log-loss over 30 splits was 0.48-1.01 of Adam's, in 0.58-1.18 times the
-    time (``benchmarks/bench_cli_defaults.py``; ``SoftmaxClassifier``'s
-    docstring has why the library keeps Adam).
+    log-loss on those features is trained by L-BFGS to that penalty's optimum
+    from :data:`~softmaxkit._alpha_search.MLP_LBFGS_MIN_ROWS` training rows
+    (``solver="auto"``'s rule, shared with the library): on the raw files of
+    iris, wine, breast cancer and digits its median test log-loss over 30
+    splits was 0.48-1.01 of Adam's, in 0.58-1.18 times the time
+    (``benchmarks/bench_cli_defaults.py``; ``SoftmaxClassifier``'s ``solver``
+    docstring has why raw features and fewer rows keep Adam).
     """
     from softmaxkit import SoftmaxClassifier
 
-    solver = "lbfgs" if hidden and standardize and alpha == "auto" else "auto"
     return SoftmaxClassifier(
         hidden_layer_sizes=hidden, alpha=alpha, max_iter=max_iter, random_state=random_state, verbose=verbose,
-        standardize=standardize, solver=solver,
+        standardize=standardize,
     )
 
 

@@ -23,6 +23,7 @@ MODEL_SUFFIXES = (".npz", ".safetensors")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
+    from softmaxkit._alpha_search import MLP_LBFGS_MIN_ROWS
     from softmaxkit.cli._adapters import CALIBRATORS
 
     p = sub.add_parser(
@@ -42,8 +43,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     add_ignore_option(p, what="features")
     p.add_argument("--hidden", type=hidden_sizes, default=(), metavar="SIZES",
                    help="hidden layer sizes, e.g. 128,64 (default: none, i.e. multinomial logistic regression); "
-                   "with --alpha auto on standardised features (the default) the network is trained by "
-                   "L-BFGS, else (a number for --alpha, or --no-standardize) by Adam")
+                   "with --alpha auto on standardised features (the default) and at least "
+                   f"{MLP_LBFGS_MIN_ROWS} training rows the network is trained by L-BFGS, else (fewer rows, "
+                   "a number for --alpha, or --no-standardize) by Adam: on a few dozen rows the penalty chosen "
+                   "on internal folds is noisy, and L-BFGS fits a too-weak one to over-confident probabilities")
     p.add_argument("--alpha", type=alpha_value, default="auto",
                    help="L2 regularisation strength: a number >= 0, or 'auto' to choose it by held-out log-loss "
                    "on internal folds of the training rows (default: %(default)s)")
@@ -236,7 +239,7 @@ def run(args: argparse.Namespace, warned: list[str]) -> int:
         "n_test": int(len(test_rows)),
         "model": {"hidden_layer_sizes": list(args.hidden), "alpha": args.alpha, "alpha_chosen": float(model.alpha_),
                   "alpha_search_skipped": _search_skipped(args.alpha, model, data.y[train]),
-                  "standardize": not args.no_standardize,
+                  "standardize": not args.no_standardize, "solver": model.solver_,
                   "max_iter": args.max_iter,
                   "fit_seconds": fit_seconds, "path": str(args.out)},
         "calibrator": ({**params, "path": str(cal_out)} if cal_out else None),
