@@ -9,6 +9,8 @@ p(true) < 1e-6 (the least 1e-32). Adam on the same rows gave 0.43, none.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -80,3 +82,23 @@ def test_the_library_applies_the_same_rule():
     assert sk.SoftmaxClassifier(**{**mlp, "standardize": False})._resolve_solver(1000) == "adam"
     assert sk.SoftmaxClassifier(**{**mlp, "alpha": 0.1})._resolve_solver(1000) == "adam"
     assert sk.SoftmaxClassifier(alpha="auto")._resolve_solver(2) == "lbfgs"
+
+
+def test_a_file_saved_before_solver_existed_records_the_solver_that_ran(tmp_path):
+    """Files without the "solver" record (written before solver_ existed): "auto" then meant Adam for an MLP
+    (review R4: an old MLP loaded with solver_ "lbfgs"), L-BFGS for the linear model; explicit ones as given."""
+    from softmaxkit.io import read_state, save_state
+
+    X = np.random.RandomState(0).normal(size=(150, 3))
+    y = (X[:, 0] > 0).astype(int)
+    cases = (({"hidden_layer_sizes": (3,), "standardize": True, "alpha": "auto"}, "adam"), ({"alpha": 1.0}, "lbfgs"),
+             ({"hidden_layer_sizes": (3,), "solver": "lbfgs", "alpha": 1.0}, "lbfgs"))
+    for params, expected in cases:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # 5 iterations: a quick fit; only the record is checked
+            model = sk.SoftmaxClassifier(max_iter=5, **params).fit(X, y)
+        path = model.save(tmp_path / "m.npz")
+        kind, meta, arrays = read_state(path)
+        del meta["solver"]
+        save_state(path, kind=kind, meta=meta, arrays=arrays)
+        assert sk.load(path).solver_ == expected, params

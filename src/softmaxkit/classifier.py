@@ -1025,9 +1025,9 @@ class SoftmaxClassifier(Persistable, ClassifierMixin, BaseEstimator):
         if not (isinstance(alpha, numbers.Real) and not isinstance(alpha, bool) and 0 <= alpha < np.inf):
             raise ValueError(f"alpha must be a finite number >= 0, got {alpha!r}")
         model.alpha_ = float(alpha)
-        # Files written before solver_ existed lack it: the solver asked for, "auto" resolved without the rows
-        # (the rule's row count came later too).
-        solver = meta.get("solver", model._resolve_solver())
+        # Files written before solver_ existed lack it; "auto" then meant Adam for an MLP, L-BFGS otherwise.
+        solver = meta.get("solver", model.solver if model.solver != "auto" else
+                          "adam" if model._hidden_sizes() else "lbfgs")
         if solver not in ("lbfgs", "adam"):
             raise ValueError(f"solver must be 'lbfgs' or 'adam', got {solver!r}")
         model.solver_ = solver
