@@ -43,3 +43,16 @@ def test_classifier_still_broadcasts_a_scalar_weight_as_scikit_learn_does():
     scalar = SoftmaxClassifier(alpha=1.0).fit(X, Y, sample_weight=3.0)
     explicit = SoftmaxClassifier(alpha=1.0).fit(X, Y, sample_weight=np.full(4, 3.0))
     np.testing.assert_allclose(scalar.coef_, explicit.coef_, rtol=1e-12, atol=0)
+
+
+def test_an_object_series_of_numbers_is_read_as_numbers():
+    """A pandas Series of dtype object holding floats (review R4: refused as 'dtype object' after the merge)."""
+    import pandas as pd
+
+    w = pd.Series([1.0, 2.0, 0.5, 1.0], dtype=object)
+    got = SoftmaxClassifier(alpha=1.0).fit(X, Y, sample_weight=w)
+    expected = SoftmaxClassifier(alpha=1.0).fit(X, Y, sample_weight=w.astype(float).to_numpy())
+    np.testing.assert_array_equal(got.coef_, expected.coef_)
+    assert log_loss(Y, logits=LOGITS, sample_weight=w) == log_loss(Y, logits=LOGITS, sample_weight=[1, 2, 0.5, 1])
+    with pytest.raises(TypeError, match="must be numeric"):
+        log_loss(Y, logits=LOGITS, sample_weight=pd.Series(["a", "b", "c", "d"], dtype=object))

@@ -9,10 +9,14 @@ what arrived, and for labels the first offending value and its position.
 from __future__ import annotations
 
 import numbers
-from typing import Any
+import sys
+import warnings
+from dataclasses import dataclass
+from typing import Any, Iterable
 
 import numpy as np
 
+from softmaxkit._arrays import compute_dtype
 from softmaxkit._validation import check_floating, dtype_name, to_numpy
 
 #: How far a row of ``probs`` may sum from 1 at float32 and float64 (float32 rows at
@@ -75,11 +79,98 @@ def absent_classes(labels: np.ndarray, weights: np.ndarray, n_classes: int) -> l
     return np.flatnonzero(~present).tolist()
 
 
-def check_labels(y: Any, n_classes: int, n_rows: int, name: str = "y") -> np.ndarray:
+def _caller_stacklevel() -> int:
+    """The ``stacklevel`` of the first frame outside softmaxkit, for a ``warnings.warn`` in the
+    function that calls this: a check is reached through one to three of the package's frames
+    (``log_loss``, ``_binned``, a calibrator's ``fit``), and the warning should name the user's line."""
+    frame, level = sys._getframe(2), 2
+    while frame is not None and frame.f_globals.get("__name__", "").partition(".")[0] == "softmaxkit":
+        frame, level = frame.f_back, level + 1
+    return level
+
+
+#: How unlikely (one-sided exact sign test) the scores' top column must make "labels read as they
+#: are" against "labels read as label - 1" before labels are said to be 1-based (:func:`one_based_evidence`).
+ONE_BASED_P = 1e-4
+
+
+class OneBasedLabelsWarning(UserWarning):
+    """Labels that look like class values 1..K where column indices 0..C-1 are expected."""
+
+
+@dataclass(frozen=True)
+class OneBasedEvidence:
+    """What :func:`one_based_evidence` found: of ``n`` rows, the scores' top column is the label's on
+    ``as_is`` and the column of ``label - 1`` on ``shifted``; ``p_value`` of the one-sided sign test."""
+
+    as_is: int
+    shifted: int
+    n: int
+    p_value: float
+
+
+def one_based_evidence(labels: Any, scores: Any, *,
+                       row_blocks: Iterable[tuple[int, np.ndarray]] | None = None) -> OneBasedEvidence | None:
+    """The evidence that integer ``labels`` are 1-based class values (1..K) and not column indices of
+    ``scores`` (probabilities or logits, ``(N, C)``), or None when there is not enough of it.
+
+    UCI-style labels 1..K in a subset without label K (or with a model whose ``classes_`` are 1..K)
+    pass as indices and shift every class by one (audit: CLI accuracy 0.031 and log-loss 8.14 for
+    scikit-learn's 0.9385 / 0.2382; ``log_loss`` 1.61 for scikit-learn's ``labels=`` 0.59). The
+    evidence: no label is 0, and the scores' top column agrees with ``label - 1`` on more rows than
+    with ``label``. No row can agree with both, so under "either reading is as good" the rows
+    agreeing with one of them split like fair coin flips (McNemar's test on the discordant rows):
+    evidence when the one-sided exact binomial p-value is below :data:`ONE_BASED_P`, which a real
+    model's 0-based labels reach only if it is systematically one class off. At least two distinct
+    labels must be present: with one (positives only, every label 1) a model biased against that
+    class puts the top score on label - 1 just as 1-based labels would (audit: 0-based labels of a
+    binary model with recall 0.24 refused at p = 3e-15). Small samples cannot reach the threshold.
+
+    One pass of ``argmax`` over the rows, and only when no label is 0; scipy is imported only when
+    the shifted reading wins. ``row_blocks``: ``(start, block)`` pairs covering ``scores`` (the CLI
+    streams a memory map in blocks), else the whole array at once.
+    """
+    labels = np.asarray(labels)
+    if not len(labels) or labels.min() < 1 or labels.max() == labels.min():
+        return None
+    as_is = shifted = 0
+    for start, block in row_blocks if row_blocks is not None else ((0, scores),):
+        top = np.argmax(block, axis=1)
+        y = labels[start:start + len(block)]
+        as_is += int(np.count_nonzero(top == y))
+        shifted += int(np.count_nonzero(top == y - 1))
+    if shifted <= as_is:
+        return None
+    from scipy.stats import binom
+
+    p_value = float(binom.sf(shifted - 1, as_is + shifted, 0.5))
+    return OneBasedEvidence(as_is, shifted, len(labels), p_value) if p_value < ONE_BASED_P else None
+
+
+def _warn_if_one_based(labels: np.ndarray, scores: np.ndarray, name: str, scores_name: str) -> None:
+    """An :class:`OneBasedLabelsWarning` when :func:`one_based_evidence` finds ``labels`` 1-based."""
+    found = one_based_evidence(labels, scores)
+    if found is None:
+        return
+    k, n = scores.shape[1], found.n
+    warnings.warn(
+        f"{name} looks 1-based (class values, not column indices 0..{k - 1}): no label is 0, and the top "
+        f"column of {scores_name} is the column of label - 1 on {found.shifted} of {n} rows "
+        f"({found.shifted / n:.1%}) but of the label itself on {found.as_is} ({found.as_is / n:.1%}; one-sided "
+        f"sign test p = {found.p_value:.1g}); labels are read as column indices, so every class is one off: "
+        f"subtract 1, or map class values to columns with np.searchsorted(classes_, {name})",
+        OneBasedLabelsWarning, stacklevel=_caller_stacklevel(),
+    )
+
+
+def check_labels(y: Any, n_classes: int, n_rows: int, name: str = "y", *, scores: np.ndarray | None = None,
+                 scores_name: str = "the scores") -> np.ndarray:
     """Integer class indices of shape ``(n_rows,)`` in ``[0, n_classes)``, as int64.
 
     Integral floats and, for two classes, booleans (``False``/``True`` as 0/1) are taken; strings
-    are refused with a pointer to ``LabelEncoder``.
+    are refused with a pointer to ``LabelEncoder``, and a NaN or fractional value is named with its
+    position. ``scores`` (the checked ``(N, C)`` probabilities or logits, called ``scores_name``):
+    warn (:class:`OneBasedLabelsWarning`) when the labels look 1-based (:func:`one_based_evidence`).
     """
     arr = to_numpy(y)
     if arr.ndim != 1:
@@ -97,6 +188,8 @@ def check_labels(y: Any, n_classes: int, n_rows: int, name: str = "y") -> np.nda
             )
         arr = arr.astype(np.int64)  # False/True are classes 0/1, as scikit-learn reads them
     if arr.dtype.kind not in "iu" and not integral_floats:
+        if arr.dtype.kind in "fO" and arr.size:
+            _refuse_non_integral(arr, name)
         # Labels are not indices: say how to get indices (strings, objects: category names).
         hint = (
             "; map labels to indices first, e.g. sklearn.preprocessing.LabelEncoder().fit_transform(y) "
@@ -112,7 +205,26 @@ def check_labels(y: Any, n_classes: int, n_rows: int, name: str = "y") -> np.nda
             f"{name} contains class index {int(arr[i])} at position [{i}], but the predictions "
             f"have {n_classes} classes (valid: 0..{n_classes - 1})"
         )  # int() of a NumPy float is exact, however large
+    if scores is not None:
+        _warn_if_one_based(arr, scores, name, scores_name)
     return arr.astype(np.int64, copy=False)
+
+
+def _refuse_non_integral(arr: np.ndarray, name: str) -> None:
+    """TypeError naming the first NaN, missing or fractional label of a float or object ``arr`` (1-D);
+    returns for an object array whose first non-integer is something else (a string: a category name)."""
+    if arr.dtype.kind == "f":
+        i = int(np.argmax(~np.isfinite(arr) | (arr != np.round(arr))))
+    else:
+        i = next(j for j, v in enumerate(arr.tolist()) if not isinstance(v, numbers.Integral))
+    value = float(arr[i]) if arr.dtype.kind == "f" else arr[i]
+    # pandas' nullable Int64 <NA> reaches NumPy as NaN (float64) or pd.NA (object)
+    missing = value is None or type(value).__name__ == "NAType" or (isinstance(value, float) and value != value)
+    if arr.dtype.kind == "O" and not missing and not isinstance(value, float):
+        return
+    hint = "; a missing label (NaN, None or pandas' <NA>)? drop or fill those rows first" if missing else ""
+    raise TypeError(f"{name} must hold integer class indices 0..C-1; found {value!r} at position [{i}] "
+                    f"(dtype {arr.dtype}){hint}")
 
 
 #: What a calibrator or conformal predictor may be given: logits, or probabilities (chosen explicitly).
@@ -127,6 +239,18 @@ def input_name(input: str) -> str:
     return input
 
 
+def _check_floating_input(given: Any, arr: np.ndarray, name: str) -> None:
+    """:func:`~softmaxkit._validation.check_floating` of ``arr`` (``to_numpy(given)``), saying what to
+    pass for a pandas object of nullable dtype (``Float64``), which NumPy reads as objects."""
+    if arr.dtype.kind == "O" and type(given).__module__.partition(".")[0] == "pandas":
+        dtypes = getattr(given, "dtypes", None)
+        kinds = sorted({str(d) for d in dtypes}) if dtypes is not None and not isinstance(dtypes, np.dtype) else []
+        got = ", ".join(kinds) if kinds else str(getattr(given, "dtype", "object"))
+        raise TypeError(f"{name} is a pandas {type(given).__name__} of dtype {got}, which NumPy reads as objects; "
+                        f"pass {name}.to_numpy(dtype=float) (a missing value <NA> becomes NaN, which is refused)")
+    check_floating(arr, name)
+
+
 def check_probs(probs: Any, name: str = "probs") -> np.ndarray:
     """Class probabilities as a float ``(N, C)`` array.
 
@@ -137,12 +261,15 @@ def check_probs(probs: Any, name: str = "probs") -> np.ndarray:
     bfloat16 tensor, say) are accepted, also once widened to float32 or
     float64: an array whose every value is a bfloat16 (float16) value gets that
     type's tolerance (:func:`narrow_values_dtype`; a row off by more than
-    bfloat16's 0.0156 is refused whatever the dtype). This is the one place that checks it.
+    bfloat16's 0.0156 is refused whatever the dtype), with a warning when a row
+    needs it: a float32/float64 row off by 0.0078 is as likely not probabilities
+    (scikit-learn warns too), and a 16-bit array or tensor says it is 16-bit by
+    its dtype. This is the one place that checks it.
     """
     given = getattr(probs, "dtype", None)  # read before a bfloat16 tensor becomes float32
     tolerance = row_sum_tolerance(given)
     p = to_numpy(probs)
-    check_floating(p, name)
+    _check_floating_input(probs, p, name)
     if p.ndim == 1:
         # Checked before the [1 - p, p] expansion, so the message shows the value the caller gave.
         if p.size and not (np.min(p) >= 0 and np.max(p) <= 1):
@@ -163,19 +290,32 @@ def check_probs(probs: Any, name: str = "probs") -> np.ndarray:
         )
     dev = np.abs(np.sum(p, axis=1, dtype=np.float64) - 1.0)
     stored = dtype_name(given or p.dtype)
-    if p.shape[0] and dev.max() > tolerance:
-        # Only when the row check fails: widened 16-bit values may be off by their own rounding.
-        narrow = narrow_values_dtype(p) if stored in ("float32", "float64") else None
-        if narrow is not None:
-            tolerance, stored = row_sum_tolerance(narrow), f"{stored} holding {narrow} values"
-    if p.shape[0] and dev.max() > tolerance:
-        i = int(np.argmax(dev))
-        raise ValueError(
-            f"rows of {name} must sum to 1 (within {tolerance:g} for {stored}); row {i} sums to "
-            f"{float(np.sum(p[i], dtype=np.float64))!r} (logits? pass them as logits, or apply softmaxkit.softmax "
-            "first)"
+    if not (p.shape[0] and dev.max() > tolerance):
+        return p
+    i = int(np.argmax(dev))
+    row_sum = float(np.sum(p[i], dtype=np.float64))
+    # Only when the row check fails: widened 16-bit values may be off by their own rounding.
+    narrow = narrow_values_dtype(p) if stored in ("float32", "float64") else None
+    if narrow is not None and dev[i] <= row_sum_tolerance(narrow):
+        warnings.warn(
+            f"rows of {name} sum to 1 only within {narrow} rounding (row {i} sums to {row_sum:.5g}; {stored} rows "
+            f"must be within {tolerance:g}); every value is a {narrow} value, so they are read as {narrow} "
+            f"probabilities widened to {stored}: pass the {narrow} array or tensor itself, or renormalise the rows "
+            f"({name} / {name}.sum(axis=1, keepdims=True)) if they are probabilities",
+            UserWarning, stacklevel=_caller_stacklevel(),
         )
-    return p
+        return p
+    if narrow is not None:
+        tolerance, stored = row_sum_tolerance(narrow), f"{stored} holding {narrow} values"
+    if p.shape[1] == 1:
+        # An (N, 1) column of P(y = 1) is what scikit-learn takes; here one column is one class.
+        hint = (f"{name} has one column: pass a 1-D vector of positive-class probabilities ({name}[:, 0]), "
+                "which is read as [1 - p, p]")
+    else:
+        hint = "logits? pass them as logits, or apply softmaxkit.softmax first"
+    raise ValueError(
+        f"rows of {name} must sum to 1 (within {tolerance:g} for {stored}); row {i} sums to {row_sum!r} ({hint})"
+    )
 
 
 def check_logits(logits: Any, name: str = "logits", *, min_classes: int = 2, return_row_max: bool = False):
@@ -188,13 +328,13 @@ def check_logits(logits: Any, name: str = "logits", *, min_classes: int = 2, ret
     over the logits finds every bad row.
     """
     x = to_numpy(logits)
-    check_floating(x, name)
+    _check_floating_input(logits, x, name)
     if x.ndim != 2:
         raise ValueError(f"{name} must have shape (n_samples, n_classes), got {x.shape}")
     if x.shape[1] < min_classes:
         raise ValueError(f"{name} must have at least {min_classes} classes (columns), got shape {x.shape}")
-    if x.dtype not in (np.float32, np.float64):
-        x = x.astype(np.float32)
+    # float16 computes in float32, longdouble in float64 (it was cut to float32: log-loss 0.6931 for 0.5032)
+    x = x.astype(compute_dtype(x.dtype), copy=False)
     row_max = np.max(x, axis=1).astype(np.float64) if x.shape[0] else np.zeros(0)
     bad_rows = ~np.isfinite(row_max)
     if bad_rows.any():

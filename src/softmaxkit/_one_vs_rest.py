@@ -76,7 +76,7 @@ class _OneVsRest(_Calibrator):
         """Fit one map per class on held-out ``logits`` (N, C) (or probabilities) and labels ``y`` (N,)."""
         f = self._scores(logits)
         n_classes = self._n_classes_of(f)
-        labels = check_labels(y, n_classes, f.shape[0])
+        labels = check_labels(y, n_classes, f.shape[0], scores=f)
         w = check_sample_weight(sample_weight, f.shape[0])
         if f.shape[0] == 0:
             raise ValueError("cannot fit a calibrator on 0 samples")

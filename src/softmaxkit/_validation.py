@@ -107,7 +107,12 @@ def normalize_axis(axis: Any, ndim: int, name: str = "axis", *, allow_scalar: bo
     softmax does: a scalar is one class) and the result is 0.
     """
     if not isinstance(axis, numbers.Integral) or isinstance(axis, bool):
-        raise TypeError(f"{name} must be an int, got {type(axis).__name__}")
+        hint = ""
+        if axis is None or isinstance(axis, tuple):
+            # scipy.special's softmax/log_softmax/logsumexp default to axis=None: all elements as one set
+            hint = (f"; {name}=None (scipy.special's default: all elements at once) and tuples are not supported: "
+                    f"pass {name}=-1 for each row's classes, or x.ravel() for all elements")
+        raise TypeError(f"{name} must be an int, got {axis!r}{hint}")
     if ndim == 0:
         if allow_scalar and axis in (-1, 0):
             return 0
@@ -297,6 +302,12 @@ def check_sample_weight(sample_weight: Any, n_rows: int, *, allow_scalar: bool =
     if sample_weight is None:
         return np.ones(n_rows)
     w = to_numpy(sample_weight)
+    if w.dtype == object:
+        # a pandas object Series of numbers, as scikit-learn accepts it; text stays refused below
+        try:
+            w = w.astype(np.float64)
+        except (TypeError, ValueError):
+            pass
     if w.dtype.kind not in "fiub":
         raise TypeError(f"sample_weight must be numeric, got dtype {w.dtype}")
     w = w.astype(np.float64)

@@ -50,6 +50,7 @@ from typing import Any
 import numpy as np
 
 from softmaxkit._calibration_inputs import (
+    OneBasedLabelsWarning,
     absent_classes,
     check_eps,
     check_labels,
@@ -148,7 +149,7 @@ class _Calibrator(Persistable):
     def _fit_inputs(self, X: Any, y: Any, sample_weight: Any):
         """``(logits, row_max, labels, weights)``, validated."""
         x, row_max = self._logits_and_max(X)
-        labels = check_labels(y, x.shape[1], x.shape[0])
+        labels = check_labels(y, x.shape[1], x.shape[0], scores=x, scores_name=input_name(self.input))
         w = check_sample_weight(sample_weight, x.shape[0])
         if x.shape[0] == 0:
             raise ValueError("cannot fit a calibrator on 0 samples")
@@ -1168,6 +1169,7 @@ def _anchor_beta(x: np.ndarray, labels: np.ndarray, w: np.ndarray, pseudo_count:
     """
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", CalibrationWarning)  # the affine fit reports its own outcome
+        warnings.simplefilter("ignore", OneBasedLabelsWarning)  # and has warned on its labels already
         ts = TemperatureScaling(pseudo_count=pseudo_count, prior_scale=prior_scale).fit(x, labels, sample_weight=w)
     return 1.0 if ts.at_bound_ else float(ts.beta_)
 

@@ -291,13 +291,13 @@ def log_loss(
         from softmaxkit.functional import cross_entropy
 
         x = check_logits(logits, min_classes=1)
-        labels = check_labels(y, x.shape[1], x.shape[0])
+        labels = check_labels(y, x.shape[1], x.shape[0], scores=x, scores_name="logits")
         w = check_sample_weight(sample_weight, x.shape[0])
         # Per-row loss in the logits' precision (float64 accumulators inside), summed in float64.
         row_loss = np.asarray(cross_entropy(x, labels, reduction="none"), dtype=np.float64)
     else:
         p = check_probs(probs)
-        labels = check_labels(y, p.shape[1], p.shape[0])
+        labels = check_labels(y, p.shape[1], p.shape[0], scores=p, scores_name="probs")
         w = check_sample_weight(sample_weight, p.shape[0])
         p_true = p[np.arange(p.shape[0]), labels].astype(np.float64)
         if eps is not None:
@@ -341,7 +341,7 @@ def brier_score(y: Any, probs: Any, *, sample_weight: Any = None) -> float:
     0.08
     """
     p = check_probs(probs)
-    labels = check_labels(y, p.shape[1], p.shape[0])
+    labels = check_labels(y, p.shape[1], p.shape[0], scores=p, scores_name="probs")
     w = check_sample_weight(sample_weight, p.shape[0])
     if p.shape[0] == 0:
         raise ValueError("brier_score needs at least one sample")
@@ -400,7 +400,7 @@ class _Binned:
 def _binned(y, probs, *, n_bins, binning, sample_weight, classes="top_label") -> _Binned:
     """Validate and bin. ``classes``: "top_label", "all" (classwise) or one class index."""
     p = check_probs(probs)
-    labels = check_labels(y, p.shape[1], p.shape[0])
+    labels = check_labels(y, p.shape[1], p.shape[0], scores=p, scores_name="probs")
     w = check_sample_weight(sample_weight, p.shape[0])
     n_bins = check_n_bins(n_bins)
     check_choice(binning, BINNINGS, "binning")

@@ -678,6 +678,14 @@ def read_predictions(args: argparse.Namespace) -> Predictions:
     check_same_length(source, len(read.scores), args.labels, len(labels))
     if read.classes is None:
         _refuse_one_based_labels(read.scores, labels, labels_path=args.labels, source=source)
+    else:
+        import warnings
+
+        from softmaxkit._calibration_inputs import OneBasedLabelsWarning
+
+        # Named classes (--classes 0,1,2 included) say how labels read: the library's 1-based warning would
+        # second-guess them. Scoped to this command by the catch_warnings() around it (cli.main).
+        warnings.filterwarnings("ignore", category=OneBasedLabelsWarning)
     if kind == "probability":
         _warn_true_class_rounded_to_zero(source, read.scores, labels, decimals=read.decimals, classes=read.classes)
     return Predictions(source, kind, read.scores, labels, read.classes, read.ignored, matched_on, scores_matched_on)
@@ -737,48 +745,25 @@ def _warn_true_class_rounded_to_zero(source: str, probs: Any, labels: Any, *, de
                   "because of the rounding; write more digits", stacklevel=4)
 
 
-#: How unlikely (one-sided exact sign test) the scores' top column must make "labels read as they
-#: are" against "labels read as label - 1" before unnamed columns with 1-based labels are refused.
-ONE_BASED_P = 1e-4
-
-
 def _refuse_one_based_labels(scores: Any, labels: Any, *, labels_path: str, source: str) -> None:
     """Refuse labels 1..K read as the indices of unnamed score columns when they are clearly 1-based.
 
     Without class names (a ``.npy``, pandas' header ``0,1,2``) integer labels are column indices.
     UCI-style labels 1..K in a subset without label K pass as indices and shift every class by one
     (audit: accuracy 0.031 and log-loss 8.14 for scikit-learn's 0.9385 / 0.2382, calibrate T = 165,
-    exit 0). The evidence: no label is 0, and the scores' top column agrees with ``label - 1`` on more
-    rows than with ``label``. No row can agree with both, so under "either reading is as good" the
-    rows agreeing with one of them split like fair coin flips (McNemar's test on the discordant rows):
-    refused when the one-sided exact binomial p-value is below :data:`ONE_BASED_P`, which a real
-    model's 0-based labels reach only if it is systematically one class off. At least two distinct
-    labels must be present: with one (positives only, every label 1) a model biased against that
-    class puts the top score on label - 1 just as 1-based labels would (audit: 0-based labels of a
-    binary model with recall 0.24 refused at p = 3e-15, exit 1). ``--classes`` (which names the
-    columns, so that labels are read by name) skips this check.
+    exit 0). The evidence, and when it suffices, is the library's
+    (:func:`softmaxkit._calibration_inputs.one_based_evidence`, which the metrics and calibrators
+    warn on), taken here in row blocks so that a memory-mapped file is not read whole. ``--classes``
+    (which names the columns, so that labels are read by name) skips this check.
     """
-    import numpy as np
-
+    from softmaxkit._calibration_inputs import one_based_evidence
     from softmaxkit.data import iter_row_blocks
 
-    labels = np.asarray(labels)
-    if not len(labels) or labels.min() < 1 or labels.max() == labels.min():
+    found = one_based_evidence(labels, scores, row_blocks=iter_row_blocks(scores))
+    if found is None:
         return
-    as_is = shifted = 0
-    for start, block in iter_row_blocks(scores):
-        top = np.argmax(block, axis=1)
-        y = labels[start:start + len(block)]
-        as_is += int((top == y).sum())
-        shifted += int((top == y - 1).sum())
-    if shifted <= as_is:
-        return
-    from scipy.stats import binom
-
-    p_value = float(binom.sf(shifted - 1, as_is + shifted, 0.5))
-    if p_value >= ONE_BASED_P:
-        return
-    k, n = scores.shape[1], len(labels)
+    as_is, shifted, n, p_value = found.as_is, found.shifted, found.n, found.p_value
+    k = scores.shape[1]
     one_based = ",".join(str(j) for j in range(1, k + 1))
     indices = ",".join(str(j) for j in range(k))
     raise CLIError(f"{labels_path}: its labels look 1-based (1..{k}): none is 0, and the top score column of "
