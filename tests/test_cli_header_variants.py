@@ -8,6 +8,11 @@ the class name (``c ``), probabilities written as percentages sent to ``--logits
 for 0.0737, exit 0), empty trailing Excel columns called a duplicate name, and a feature header with
 a trailing space reported as missing without the near match. The numbers are checked against
 scikit-learn's ``log_loss`` on the same scores.
+
+Review audit R4 on that fix: ``Logit_margin`` beside ``logit_a,logit_b,logit_c`` was read as a 4th
+class (accuracy 0.6583 for 0.9167, exit 0), so a prefix spelt in two letter cases is refused with both
+ways out; and near variants beside the scores (``p-value``, ``p.adj``, ``logits.mean``), refused by it,
+are left out again, now with a warning that names them.
 """
 
 from __future__ import annotations
@@ -46,15 +51,18 @@ def _evaluate(capsys, *argv):
 
 @pytest.mark.parametrize("header", [
     "logit_a,logit_b, logit_c",       # a space after the comma
-    "logit_a,logit_b,Logit_c",        # letter case
+    "Logit_a,Logit_b,Logit_c",        # letter case, one spelling for every column
     "# logit_a,logit_b,logit_c",      # np.savetxt's default header
     "logit_a,logit_b,logit_c ",       # a trailing space
-    " LOGIT_a , logit_b,logit_c",
+    " LOGIT_a , LOGIT_b,LOGIT_c",
 ])
 def test_a_score_prefix_up_to_spaces_case_or_hash_names_a_class(capsys, tmp_path, scores, header):
     """Labels of classes a and b only, so a file misread as 2 classes is not caught by the labels:
     `` logit_c`` was ignored and the 3-class logits scored as 2 (log-loss 0.0557 for 0.0869, exit 0);
-    ``logit_c `` gave the class ``'c '``, which the label ``c`` then did not match."""
+    ``logit_c `` gave the class ``'c '``, which the label ``c`` then did not match. (``Logit_c`` beside
+    ``logit_a,logit_b``, the prefix spelt two ways, is refused instead: a summary column ``Logit_margin``
+    read as a fourth class gave accuracy 0.6583 for 0.9167, review audit R4;
+    :func:`test_a_prefix_spelt_in_another_case_than_the_others_is_refused`.)"""
     z, y = scores
     keep = y < 2
     labels = write_columns(tmp_path / "y.csv", {"label": np.array(["a", "b", "c"])[y[keep]]})
@@ -70,30 +78,127 @@ def test_a_score_prefix_up_to_spaces_case_or_hash_names_a_class(capsys, tmp_path
 
 
 def test_a_probability_prefix_up_to_spaces_and_case(capsys, tmp_path, scores):
-    """The same for ``p_``: `` P_c`` is class c's probability column, not a column to ignore."""
+    """The same for ``p_``: `` P_c`` is class c's probability column, not a column to ignore (beside
+    `` P_a, P_b``: one spelling of the prefix)."""
     from scipy.special import softmax
 
     z, y = scores
     labels = write_columns(tmp_path / "y.csv", {"label": np.array(["a", "b", "c"])[y]})
-    path = _write(tmp_path / "p.csv", "p_a, p_b, P_c", softmax(z, axis=1))
+    path = _write(tmp_path / "p.csv", " P_a, P_b, P_c", softmax(z, axis=1))
     got, _ = _evaluate(capsys, "--probs", path, "--labels", labels)
     assert got["classes"] == ["a", "b", "c"]
     assert got["metrics"]["log_loss"] == pytest.approx(sklearn_log_loss(z, y), rel=1e-9)
 
 
-@pytest.mark.parametrize("odd", ["logit-c", "logits_c", "Logit c", "logit:c"])
-def test_a_near_variant_of_the_prefix_is_refused(capsys, tmp_path, scores, odd):
-    """A column that is almost ``logit_<class>`` beside ``logit_`` columns is refused, naming it, rather
-    than dropped as one more column that is not a score (labels of a and b only: the 2 classes left would
-    be scored without a word)."""
+def _warnings(err: str) -> list[str]:
+    return [line for line in err.splitlines() if line.startswith("softmaxkit: warning:")]
+
+
+@pytest.mark.parametrize(("kind", "header", "odd"), [
+    # Beside p_a,p_b,p_c: statistics columns, named with another separator or no separator at all.
+    ("probs", "p_a,p_b,p_c", "p-value"),
+    ("probs", "p_a,p_b,p_c", "p.adj"),
+    ("probs", "p_a,p_b,p_c", "p value"),
+    ("probs", "p_a,p_b,p_c", "P: adj"),
+    ("probs", "p_a,p_b,p_c", "ps_score"),
+    ("logits", "logit_a,logit_b,logit_c", "logits.mean"),
+    # A class's logits under a near name: the labels (a and b only) name no class c, so c is lost,
+    # with a warning that names the column (were c among the labels, the label check refuses).
+    ("logits", "logit_a,logit_b", "logit-c"),
+    ("logits", "logit_a,logit_b", "logits_c"),
+    ("logits", "logit_a,logit_b", "Logit c"),
+    ("logits", "logit_a,logit_b", "logit:c"),
+])
+def test_a_near_variant_of_the_prefix_is_left_out_with_a_warning(capsys, tmp_path, scores, kind, header, odd):
+    """A column named almost ``<prefix><class>`` (another separator, a plural) beside prefixed columns is
+    left out as other non-score columns are, with a warning that names it. Refusing it (as b23f83b did)
+    stopped files that had worked, and a ``p-value`` or ``logits.mean`` column is common beside scores
+    (review audit R4); the numbers are those of the prefixed columns alone."""
+    from scipy.special import softmax
+
+    z, y = scores
+    n_classes = header.count(",") + 1
+    keep = y < n_classes
+    z, y = z[keep][:, :n_classes], y[keep]
+    values = softmax(z, axis=1) if kind == "probs" else z
+    extra = np.linspace(0.01, 0.99, len(y))[:, None]
+    labels = write_columns(tmp_path / "y.csv", {"label": np.array(list("abc"))[y]})
+    path = _write(tmp_path / "s.csv", f"{header},{odd}", np.hstack([values, extra]))
+    got, err = _evaluate(capsys, f"--{kind}", path, "--labels", labels)
+    assert got["classes"] == list("abc")[:n_classes]
+    assert odd in got["ignored_columns"]
+    assert got["metrics"]["log_loss"] == pytest.approx(sklearn_log_loss(z, y), rel=1e-9)
+    prefix = "p_" if kind == "probs" else "logit_"
+    assert any(repr(odd) in line and f"{prefix}<class>" in line for line in _warnings(err)), err
+    # --ignore names it as no score: no warning then.
+    _, err = _evaluate(capsys, f"--{kind}", path, "--labels", labels, "--ignore", odd)
+    assert not _warnings(err), err
+
+
+def _write_table(path, columns: dict) -> str:
+    """A CSV headed by the keys of ``columns`` exactly as given (case kept), numbers written in full."""
+    names = list(columns)
+    rows = zip(*columns.values())
+    path.write_text("\n".join([",".join(names)] + [",".join(v if isinstance(v, str) else repr(float(v))
+                                                             for v in row) for row in rows]) + "\n")
+    return str(path)
+
+
+def _margin(z: np.ndarray) -> np.ndarray:
+    top = np.sort(z, axis=1)
+    return top[:, -1] - top[:, -2]
+
+
+@pytest.mark.parametrize(("kind", "odd", "values"), [
+    ("logits", "Logit_margin", "margin"),   # top-1 minus top-2 logit: read as a 4th class (exit 0)
+    ("logits", "Logit_link", "text"),       # a text column: "non-numeric value" in a column not a score
+    ("probs", "P_value", "pvalue"),         # a p-value: "probabilities sum to 1.316"
+])
+def test_a_prefix_spelt_in_another_case_than_the_others_is_refused(capsys, tmp_path, scores, kind, odd, values):
+    """Beside lowercase ``logit_a,logit_b,logit_c`` a column ``Logit_margin`` is neither a class nor left
+    out without a word: refused, naming it and both ways out. b23f83b read it as class 'margin' (review
+    audit R4: accuracy 0.6583 / log-loss 0.7899 for 0.9167 / 0.3301, exit 0, and a class-count alarm);
+    before it the column was ignored. Either way out gives the numbers of the three columns."""
+    from scipy.special import softmax
+
+    z, y = scores
+    prefix = "p_" if kind == "probs" else "logit_"
+    scores_ = softmax(z, axis=1) if kind == "probs" else z
+    extra = {"margin": _margin(z), "text": ["identity"] * len(y),
+             "pvalue": np.linspace(0.01, 0.99, len(y))}[values]
+    columns = {f"{prefix}{c}": scores_[:, j] for j, c in enumerate("abc")}
+    path = _write_table(tmp_path / "s.csv", {**columns, odd: extra})
+    labels = write_columns(tmp_path / "y.csv", {"label": np.array(list("abc"))[y]})
+    rc, _, err = call(capsys, "evaluate", f"--{kind}", path, "--labels", labels)
+    assert rc != 0, err
+    line = error_line(err)
+    cls = odd[len(prefix):]
+    assert repr(odd) in line and f"rename it '{prefix}{cls}'" in line and f"--ignore '{odd}'" in line, line
+    got, _ = _evaluate(capsys, f"--{kind}", path, "--labels", labels, "--ignore", odd)
+    assert got["classes"] == list("abc")
+    assert got["metrics"]["log_loss"] == pytest.approx(sklearn_log_loss(z, y), rel=1e-9)
+
+
+def test_the_audit_case_spelt_logit_c_is_refused_not_dropped(capsys, tmp_path, scores):
+    """``logit_a,logit_b,Logit_c`` with labels a and b only: ``Logit_c`` was dropped (3 classes scored
+    as 2, log-loss 0.0557 for 0.0869, exit 0), then read as class c; with the prefix spelt two ways it
+    is refused, and renamed it is read as class c."""
+    from sklearn.metrics import log_loss
+    from scipy.special import softmax
+
     z, y = scores
     keep = y < 2
     labels = write_columns(tmp_path / "y.csv", {"label": np.array(["a", "b"])[y[keep]]})
-    path = _write(tmp_path / "z.csv", f"logit_a,logit_b,{odd}", z[keep])
+    path = _write(tmp_path / "z.csv", "logit_a,logit_b,Logit_c", z[keep])
     rc, _, err = call(capsys, "evaluate", "--logits", path, "--labels", labels)
     assert rc != 0
     line = error_line(err)
-    assert repr(odd) in line and "logit_<class>" in line
+    assert "'Logit_c'" in line and "rename it 'logit_c'" in line and "--ignore 'Logit_c'" in line
+    renamed = _write(tmp_path / "z2.csv", "logit_a,logit_b,logit_c", z[keep])
+    got, _ = _evaluate(capsys, "--logits", renamed, "--labels", labels)
+    assert got["classes"] == ["a", "b", "c"]
+    expected = log_loss(y[keep], softmax(z[keep], axis=1), labels=[0, 1, 2])
+    assert got["metrics"]["log_loss"] == pytest.approx(expected, rel=1e-9)
 
 
 def test_two_columns_of_one_class_after_spaces_are_refused(capsys, tmp_path, scores):

@@ -1687,32 +1687,74 @@ def _warn_prediction_column(path: str | os.PathLike, names: list[str], values: n
 def _score_class(name: str, prefix: str) -> str | None:
     """The class that the score column ``name`` names with ``prefix`` (``p_``, ``logit_``), else None.
 
-    The prefix is matched on the name without surrounding spaces and a leading ``#``, in any letter
-    case: a header ``logit_a,logit_b, logit_c`` (a space after the comma), ``Logit_c``, or np.savetxt's
-    ``# logit_a,...`` dropped that column as no score, and a 3-class file was scored as 2 classes
-    (audit: log-loss 0.0557 for 0.0869, exit 0). The class keeps its letters as written, without
-    surrounding spaces (``logit_c `` gave the class ``'c '``, which the label ``c`` did not match).
+    The prefix is matched on the name without surrounding spaces and a leading ``#``
+    (:func:`_bare_name`), in any letter case: a header ``logit_a,logit_b, logit_c`` (a space after the
+    comma), ``LOGIT_a,...`` or np.savetxt's ``# logit_a,...`` dropped that column as no score, and a
+    3-class file was scored as 2 classes (audit: log-loss 0.0557 for 0.0869, exit 0). Columns that
+    spell the prefix in two letter cases are refused (:func:`_refuse_mixed_case_prefixes`). The class
+    keeps its letters as written, without surrounding spaces (``logit_c `` gave the class ``'c '``,
+    which the label ``c`` did not match).
     """
-    bare = name.strip().lstrip("#").strip()
+    bare = _bare_name(name)
     if bare[:len(prefix)].casefold() != prefix:
         return None
     return bare[len(prefix):].strip() or None
 
 
-def _refuse_near_prefixes(path: str | os.PathLike, others: list[str], mine: list[str], *, own: str,
-                          kind: str) -> None:
-    """Refuse a column of ``others`` named almost like the ``own``-prefixed columns ``mine``
-    (``logit-c``, ``logits_c``, ``Logit c`` beside ``logit_a``): left out as no score, as the other
-    columns that are not scores (``prediction``, an id) are, its class would be lost without a word."""
+def _bare_name(name: str) -> str:
+    """``name`` without surrounding spaces and a leading ``#``: a space after a comma in the header, and
+    np.savetxt's ``# `` before the first name, are how a file was written, not part of the name."""
+    return name.strip().lstrip("#").strip()
+
+
+def _refuse_mixed_case_prefixes(path: str | os.PathLike, columns: list[str], *, own: str, kind: str) -> None:
+    """Refuse score ``columns`` that spell the ``own`` prefix in two letter cases (``Logit_margin`` beside
+    ``logit_a,logit_b,logit_c``), naming the columns of the rarer spelling and both ways out.
+
+    Such a column may be a class's scores (``Logit_c``: dropped, 3 classes were scored as 2, exit 0) or
+    not (a summary ``Logit_margin``, a ``P_value``: read as a class, accuracy 0.6583 for 0.9167, exit 0,
+    or refused for the wrong reason, "sum to 1.316"; review audit R4); which one, only the user knows.
+    A file whose prefixed columns share one spelling (``P_a,P_b`` or ``LOGIT_a,...``) passes.
+    """
+    spelt: dict[str, list[str]] = {}
+    for name in columns:
+        spelt.setdefault(_bare_name(name)[:len(own)], []).append(name)
+    if len(spelt) < 2:
+        return
+    # The file's spelling is that of most columns; on a tie the one predict writes (lowercase).
+    usual = max(spelt, key=lambda spelling: (len(spelt[spelling]), spelling == own))
+    odd = [name for spelling, names in spelt.items() if spelling != usual for name in names]
+    name, cls = odd[0], _score_class(odd[0], own)
+    more = f" (so do {shown_names(odd[1:])}: the same for each)" if len(odd) > 1 else ""
+    raise DataFileError(
+        f"{path}: column {name!r} spells the score prefix {_bare_name(name)[:len(own)]!r}, where "
+        f"{shown_names(spelt[usual])} spell it {usual!r}{more}: if it holds the {_PLURAL[kind]} of class "
+        f"{cls!r}, rename it {usual + cls!r}; if it holds no class's {_PLURAL[kind]}, pass --ignore {name!r}"
+    )
+
+
+def _warn_near_prefixes(path: str | os.PathLike, others: list[str], mine: list[str], *, own: str,
+                        kind: str) -> None:
+    """Warn of the columns of ``others`` named almost like the ``own``-prefixed columns ``mine``, with
+    another separator or a plural (``p-value``, ``p.adj``, ``P: adj``, ``ps_score``, ``logits.mean``,
+    ``logit-c``): left out as no score, as other columns that are not scores (``prediction``, an id) are.
+
+    They are not refused: a ``p-value`` or ``logits.mean`` column beside the scores is common, and
+    refusing it (b23f83b) stopped files that were read right (review audit R4). Left out, a class's
+    scores under such a name are lost only for a class absent from the labels, since the labels' check
+    refuses a label whose class has no column; the warning names the column for that case.
+    """
     stem = re.escape(own.rstrip("_"))
     near = re.compile(rf"{stem}s?[\s._:-]+\S", re.IGNORECASE)
-    odd = [n for n in others if near.match(n.strip().lstrip("#").strip())]
-    if odd:
-        raise DataFileError(
-            f"{path}: column {odd[0]!r} is named almost like the {own}<class> columns ({shown_names(mine)}), "
-            f"so it may hold a class's {_PLURAL[kind]}; rename it {own}<class> if it does, else pass "
-            f"--ignore {odd[0]!r}"
-        )
+    odd = [n for n in others if near.match(_bare_name(n))]
+    if not odd:
+        return
+    import warnings
+
+    which = f"column {odd[0]!r}" if len(odd) == 1 else f"columns {shown_names(odd)}"
+    warnings.warn(f"{path}: {which} left out as no {_PLURAL[kind]}: named almost, but not, {own}<class> "
+                  f"(as {shown_names(mine)}); a column that holds a class's {_PLURAL[kind]} must be named "
+                  f"{own}<class> (--ignore {odd[0]!r} leaves it out without this warning)", stacklevel=4)
 
 
 def _refuse_repeated_classes(path: str | os.PathLike, columns: list[str], classes: list[str]) -> None:
@@ -1736,9 +1778,13 @@ def score_columns(
     A file with ``p_<class>`` (probabilities) or ``logit_<class>`` (logits)
     columns, as ``predict`` writes, contributes exactly those columns (the
     prefix in any letter case, up to spaces and a leading ``#``:
-    :func:`_score_class`); the rest (``prediction``, an id) is ignored, but a
-    column named almost so (``logit-c``) and two columns of one class are
-    refused. Any other file contributes every
+    :func:`_score_class`); the rest (``prediction``, an id) is ignored. Two
+    columns of one class, and a prefix spelt in two letter cases
+    (``Logit_margin`` beside ``logit_a``: :func:`_refuse_mixed_case_prefixes`)
+    are refused; a column named almost so (``p-value``, ``logits.mean``,
+    ``logit-c``) is ignored with a warning (:func:`_warn_near_prefixes`: a
+    class's scores under such a name are lost only for a class that no label
+    names, the labels' check refuses the others). Any other file contributes every
     column but a saved row index (``pd.DataFrame(logits).to_csv(path)`` writes
     one, an unnamed first column: read as one more class it gave 4 classes and
     accuracy 0.30 for 0.98), the ``empty`` ones (nameless and blank on every
@@ -1760,8 +1806,9 @@ def score_columns(
     names = [n for n in names if n not in left_out]
     _require_a_column_left(path, names, ignore)
     own, other = SCORE_PREFIXES[kind], SCORE_PREFIXES["logit" if kind == "probability" else "probability"]
-    mine = [n for n in names if _score_class(n, own) is not None]
-    if not mine and any(_score_class(n, other) is not None for n in names):
+    # The labels' column is no class's scores even when prefixed (a label column "p_true").
+    mine = [n for n in names if n not in exclude and _score_class(n, own) is not None]
+    if not mine and any(_score_class(n, other) is not None for n in names if n not in exclude):
         option = "--probs" if kind == "logit" else "--logits"
         raise DataFileError(
             f"{path}: its {other}<class> columns hold {'probabilities' if kind == 'logit' else 'logits'}, "
@@ -1770,7 +1817,8 @@ def score_columns(
     if not mine:
         rest = [n for n in names if n not in exclude]
         return [n for n in rest if n not in saved_index] or rest, None
-    _refuse_near_prefixes(path, [n for n in names if n not in mine and n not in exclude], mine, own=own, kind=kind)
+    _refuse_mixed_case_prefixes(path, mine, own=own, kind=kind)
+    _warn_near_prefixes(path, [n for n in names if n not in mine and n not in exclude], mine, own=own, kind=kind)
     classes = [_score_class(n, own) for n in mine]
     _refuse_repeated_classes(path, mine, classes)
     return mine, classes
