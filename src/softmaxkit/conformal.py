@@ -73,7 +73,7 @@ import math
 import numbers
 import warnings
 from fractions import Fraction
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -102,6 +102,7 @@ __all__ = [
     "coverage_by_set_size",
     "set_metrics",
     "set_labels",
+    "SetCounts",
 ]
 
 SCORES = ("lac", "aps", "raps")
@@ -407,15 +408,48 @@ def _sets(p: np.ndarray, thresholds: np.ndarray, score: str, u: np.ndarray, k_re
     """(n, C, A) mask; ``p`` from :func:`_probs_array`, checked here against ``source``; ``thresholds`` is (C, A)."""
     from softmaxkit.kernels import conformal as kernels
 
+    out = _empty_sets(score, *p.shape, thresholds.shape[1])
     if score == "lac":  # the check and the sets in one pass
-        out = np.empty((thresholds.shape[1], p.shape[0], p.shape[1]), dtype=bool)
-        sums, bad = kernels.pick("lac_sets", p.size)(p, *_bit_pattern(p), np.ascontiguousarray(thresholds.T), out)
+        sums, bad = kernels.pick("lac_sets", p.size)(p, *_bit_pattern(p), np.ascontiguousarray(thresholds.T),
+                                                     out.transpose(2, 0, 1))
         _refuse_bad_probs(source, sums, bad, p.dtype)
-        return out.transpose(1, 2, 0)  # (n, C, A) view; contiguous for one level
+        return out
     _check_rows(p, source)
-    out = np.empty((p.shape[0], p.shape[1], thresholds.shape[1]), dtype=bool)
     kernels.pick("adaptive_sets", p.size)(p, u, k_reg, lam, thresholds, out)
     return out
+
+
+def _empty_sets(score: str, n: int, c: int, levels: int) -> np.ndarray:
+    """An uninitialised (n, C, A) mask in the layout ``score``'s kernel writes: level-major (A, n, C)
+    memory for LAC (its (n, C, A) view is contiguous for one level), (n, C, A) for APS/RAPS."""
+    if score == "lac":
+        return np.empty((levels, n, c), dtype=bool).transpose(1, 2, 0)
+    return np.empty((n, c, levels), dtype=bool)
+
+
+#: Probabilities per row block of a float64 softmax (32 MB): fits, sets and set counts of logits never
+#: hold the softmax of the whole matrix (at 200,000 x 1000 it was 1.6 GB per call; audit AC). Not
+#: smaller: each block is one fork and join of the kernels' threads (at 8 MB blocks a 50,000 x 1000
+#: LAC fit took 1.2 s for 0.4 s on a loaded 2-core machine; 0.54 s at 32 MB).
+BLOCK_ELEMENTS = 1 << 22
+
+
+def _row_blocks(n: int, c: int) -> list[tuple[int, int]]:
+    """``(start, stop)`` row blocks of about :data:`BLOCK_ELEMENTS` values (at least one block, possibly empty).
+
+    A last block smaller than the kernels' size thresholds (NumPy vs numba softmax,
+    serial vs parallel) is merged into the one before it, so every block runs the
+    kernels the whole matrix would: the same probabilities to the last bit, and so
+    the same sets and uniforms whatever the blocking.
+    """
+    from softmaxkit.kernels import CPU_MIN_ELEMENTS
+    from softmaxkit.kernels.conformal import PARALLEL_MIN_ELEMENTS
+
+    rows = max(1, BLOCK_ELEMENTS // max(c, 1))
+    starts = list(range(0, n, rows)) or [0]
+    if len(starts) > 1 and (n - starts[-1]) * c < max(CPU_MIN_ELEMENTS, PARALLEL_MIN_ELEMENTS):
+        starts.pop()
+    return list(zip(starts, [*starts[1:], n]))
 
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)  # 2**64 / golden ratio: splitmix64's increment
@@ -431,8 +465,10 @@ def _mix64(z: np.ndarray) -> np.ndarray:
     return z
 
 
-def _row_uniforms(p: np.ndarray, key: np.uint64) -> np.ndarray:
+def _row_uniforms(p: np.ndarray, key: np.uint64, *, first_row: int = 0) -> np.ndarray:
     """A uniform in [0, 1) per row: a hash of the row's probabilities, its position and ``key`` (the seed).
+
+    ``first_row`` is the position of ``p``'s first row in the call's rows (``p`` a block of them).
 
     The uniform must not depend on the row's position alone: with
     ``default_rng(seed).random(n)``, rows predicted one per call (serving,
@@ -473,8 +509,48 @@ def _row_uniforms(p: np.ndarray, key: np.uint64) -> np.ndarray:
         b ^= t
         np.bitwise_xor.reduce(b, axis=1, out=h[start:start + m])
     h ^= key
-    h += np.arange(n, dtype=np.uint64) * _GOLDEN
+    h += np.arange(first_row, first_row + n, dtype=np.uint64) * _GOLDEN
     return (_mix64(_mix64(h)) >> np.uint64(11)) * 2.0**-53
+
+
+class _Probabilities:
+    """An (n, C) probability matrix served in row blocks (:func:`_row_blocks`): iterate for
+    ``(start, stop, p)``, ``p`` C-contiguous float32/float64.
+
+    From logits (``logits=True``, checked by ``check_logits``), each block is
+    their float64 softmax, computed as the block is reached in one buffer that
+    the next block overwrites (use each block before asking for the next):
+    float64 whatever the logits' dtype, because the kernels compare in float64
+    and float32 softmax rounding (a few ulp) would move boundary classes, so
+    the same logits read from a float32 .npy and from a CSV would get
+    different sets. Probabilities given are sliced (``source`` names them for
+    the checks).
+    """
+
+    def __init__(self, values: np.ndarray, *, logits: bool, source: tuple[Any, str] | None) -> None:
+        self.values, self.logits, self.source = values, logits, source
+        self.shape = values.shape
+
+    def __iter__(self) -> Any:
+        from softmaxkit.functional import softmax
+
+        bounds = _row_blocks(*self.shape)
+        if not self.logits:
+            yield from ((start, stop, self.values[start:stop]) for start, stop in bounds)
+            return
+        buffer = np.empty((max(stop - start for start, stop in bounds), self.shape[1]))
+        for start, stop in bounds:
+            p = buffer[: stop - start]
+            np.copyto(p, self.values[start:stop])  # float32 widens exactly: softmax(..., dtype=float64)'s input
+            yield start, stop, softmax(p, axis=-1, out=p)
+
+    def whole(self) -> np.ndarray:
+        """All the rows at once (a float64 softmax of all the logits)."""
+        from softmaxkit.functional import softmax
+
+        if not self.logits:
+            return self.values
+        return np.ascontiguousarray(softmax(self.values, axis=-1, dtype=np.float64))
 
 
 # --------------------------------------------------------------------------- the estimator
@@ -594,12 +670,17 @@ class ConformalClassifier(Persistable):
         return _check_score_options(self.score, self.k_reg, self.lambda_)
 
     def _probs(self, X: Any, name: str) -> tuple[np.ndarray, tuple[Any, str] | None]:
-        """(n, C) contiguous probabilities from logits, probabilities or the estimator's features.
+        """``(p, source)``: the whole (n, C) probabilities of :meth:`_blocks` in one array (and their source)."""
+        probs = self._blocks(X, name)
+        return probs.whole(), probs.source
 
-        Returns ``(p, source)``: the values of ``p`` are checked by the kernel
-        that reads them (:func:`_true_class_scores`, :func:`_sets`) against
-        ``source``, ``(the array given, its name)``; None when ``p`` is
-        softmaxkit's own softmax of checked logits.
+    def _blocks(self, X: Any, name: str) -> "_Probabilities":
+        """(n, C) probabilities from logits, probabilities or the estimator's features, served in row blocks.
+
+        The values are checked by the kernel that reads them
+        (:func:`_true_class_scores`, :func:`_sets`) against the result's
+        ``source``, ``(the array given, its name)``; None for softmaxkit's own
+        softmax of checked logits, which is computed one block at a time.
         """
         if self.estimator is not None:
             if self.input != "logits":
@@ -609,13 +690,8 @@ class ConformalClassifier(Persistable):
             name = f"{type(self.estimator).__name__}.predict_proba({name})"
             X = self.estimator.predict_proba(X)
         elif check_choice(self.input, INPUTS, "input") == "logits":
-            from softmaxkit.functional import softmax
-
-            # In float64 whatever the logits' dtype: the kernels compare in float64, and float32 softmax
-            # rounding (a few ulp) would move boundary classes, so the same logits read from a float32
-            # .npy and from a CSV would get different sets. Costs a float64 (n, C) matrix.
-            return np.ascontiguousarray(softmax(check_logits(X, name), axis=-1, dtype=np.float64)), None
-        return _probs_array(X, name), (X, name)
+            return _Probabilities(check_logits(X, name), logits=True, source=None)
+        return _Probabilities(_probs_array(X, name), logits=False, source=(X, name))
 
     def _label_indices(self, y: Any, n_classes: int, n_rows: int) -> np.ndarray:
         if self.estimator is None:
@@ -639,26 +715,33 @@ class ConformalClassifier(Persistable):
         return order[pos].astype(np.int64)
 
     def _uniforms(self, p: np.ndarray, stream: int) -> np.ndarray:
-        """One uniform per row of ``p`` for the randomised scores (zeros when not randomised).
+        """The uniforms of :meth:`_uniform_draws` for all the rows of ``p`` at once."""
+        return self._uniform_draws(len(p), stream)(0, p)
+
+    def _uniform_draws(self, n: int, stream: int) -> Any:
+        """``uniforms(start, p)``: one uniform per row of the block ``p`` (rows ``start`` on of ``n``) for the
+        randomised scores (zeros when not randomised).
 
         With an int ``random_state`` each row's uniform is :func:`_row_uniforms`
         of its probabilities, its position and the seed; ``stream`` (0 for
         calibration, 1 for prediction) separates the two uses of one seed.
+        A stream draws all ``n`` at once, so blocks get the draws one call would.
         """
-        n = p.shape[0]
         if self.score == "lac" or not self.randomized:
-            return np.zeros(n)
+            return lambda start, p: np.zeros(len(p))
         rs = self.random_state
         if isinstance(rs, np.random.RandomState):  # a fresh seed from the caller's stream at each call
-            return np.random.default_rng([int(rs.randint(2**63 - 1, dtype=np.int64)), stream]).random(n)
-        if isinstance(rs, np.random.Generator):
-            return rs.random(n)
-        if rs is None:
-            return np.random.default_rng().random(n)
-        if not isinstance(rs, numbers.Integral) or isinstance(rs, bool) or rs < 0:
-            raise ValueError(f"random_state must be an int >= 0, a numpy Generator or None, got {rs!r}")
-        key = np.random.default_rng([int(rs), stream]).integers(0, 2**64, dtype=np.uint64, endpoint=False)
-        return _row_uniforms(p, key)
+            drawn = np.random.default_rng([int(rs.randint(2**63 - 1, dtype=np.int64)), stream]).random(n)
+        elif isinstance(rs, np.random.Generator):
+            drawn = rs.random(n)
+        elif rs is None:
+            drawn = np.random.default_rng().random(n)
+        else:
+            if not isinstance(rs, numbers.Integral) or isinstance(rs, bool) or rs < 0:
+                raise ValueError(f"random_state must be an int >= 0, a numpy Generator or None, got {rs!r}")
+            key = np.random.default_rng([int(rs), stream]).integers(0, 2**64, dtype=np.uint64, endpoint=False)
+            return lambda start, p: _row_uniforms(p, key, first_row=start)
+        return lambda start, p: drawn[start:start + len(p)]
 
     # ---- fit / predict
 
@@ -678,12 +761,16 @@ class ConformalClassifier(Persistable):
         self
         """
         score, k_reg, lam = self._options()
-        p, source = self._probs(X, "X")
-        n, c = p.shape
+        probs = self._blocks(X, "X")
+        n, c = probs.shape
         if n == 0:
             raise ValueError("cannot fit a conformal classifier on 0 calibration rows")
         labels = self._label_indices(y, c, n)
-        scores = _true_class_scores(p, labels, score, self._uniforms(p, 0), k_reg, lam, source=source)
+        uniforms = self._uniform_draws(n, 0)
+        scores = np.empty(n)
+        for start, stop, p in probs:
+            scores[start:stop] = _true_class_scores(p, labels[start:stop], score, uniforms(start, p), k_reg, lam,
+                                                    source=probs.source)
         counts = np.bincount(labels, minlength=c)
         if self.class_conditional:
             scores = scores[np.lexsort((scores, labels))]  # by class, then score
@@ -805,15 +892,66 @@ class ConformalClassifier(Persistable):
             ``ceil((n+1)(1-alpha)) > n``: too few calibration rows for that
             level, so its sets hold every class.
         """
+        alphas, scalar = _check_alpha(alpha)
+        n, _, blocks = self._block_sets(X, alphas)
+        out = None
+        for start, stop, part in blocks:
+            if stop - start == n:  # one block: the whole mask
+                out = part
+            else:
+                if out is None:
+                    out = _empty_sets(self.score, n, *part.shape[1:])
+                out[start:stop] = part
+        return out[:, :, 0] if scalar else out
+
+    def set_counts(self, X: Any, y: Any, alpha: Any = 0.1) -> "SetCounts":
+        """Whether each row's set holds its true class, and the set's size, without keeping the sets.
+
+        The sets are those of :meth:`predict_sets`, made and reduced one block of
+        rows at a time: memory for (n, A) counts, not an (n, C, A) mask (nor a
+        float64 softmax of all the logits). :func:`set_metrics` takes one level of
+        them (:meth:`SetCounts.level`) in place of the sets.
+
+        Parameters
+        ----------
+        X : array-like of shape (n, C)
+            As for :meth:`predict_sets`.
+        y : array-like of shape (n,)
+            True classes: indices 0..C-1, or the estimator's labels.
+        alpha : float or list of float, default=0.1
+
+        Returns
+        -------
+        SetCounts
+            ``covered`` and ``sizes`` of shape (n, A), one column per level.
+        """
+        alphas, _ = _check_alpha(alpha)
+        n, labels, blocks = self._block_sets(X, alphas, y=y)
+        covered = np.empty((n, len(alphas)), dtype=bool)
+        sizes = np.empty((n, len(alphas)), dtype=np.int64)
+        for start, stop, part in blocks:
+            block = SetCounts.of(labels[start:stop], part)
+            covered[start:stop], sizes[start:stop] = block.covered, block.sizes
+        return SetCounts(covered, sizes, int(self.n_classes_))
+
+    def _block_sets(self, X: Any, alphas: np.ndarray, *, y: Any = None) -> tuple[int, Any, Any]:
+        """``(n, class indices of y or None, blocks)``, ``blocks`` yielding ``(start, stop, sets (m, C, A))``
+        for each row block of ``X``. ``X``, ``y`` and the options are checked here, before any block."""
         self._check_fitted()
         score, k_reg, lam = self._options()
-        alphas, scalar = _check_alpha(alpha)
-        p, source = self._probs(X, "X")
-        if p.shape[1] != self.n_classes_:
-            raise ValueError(f"X has {p.shape[1]} classes but the conformal classifier was fitted on "
-                             f"{self.n_classes_}")
-        out = _sets(p, self._thresholds(alphas), score, self._uniforms(p, 1), k_reg, lam, source=source)
-        return out[:, :, 0] if scalar else out
+        probs = self._blocks(X, "X")
+        n, c = probs.shape
+        if c != self.n_classes_:
+            raise ValueError(f"X has {c} classes but the conformal classifier was fitted on {self.n_classes_}")
+        labels = None if y is None else self._label_indices(y, c, n)
+        thresholds = self._thresholds(alphas)
+        uniforms = self._uniform_draws(n, 1)
+
+        def blocks() -> Any:
+            for start, stop, p in probs:
+                yield start, stop, _sets(p, thresholds, score, uniforms(start, p), k_reg, lam, source=probs.source)
+
+        return n, labels, blocks()
 
     # ---- persistence (no pickle: JSON params + arrays)
 
@@ -892,6 +1030,58 @@ def _check_sets(y: Any, sets: Any) -> tuple[np.ndarray, np.ndarray]:
     return labels, (s[:, :, None] if s.ndim == 2 else s)
 
 
+class SetCounts(NamedTuple):
+    """What the metrics of sets read from them, per row and level: whether the set holds the
+    true class (``covered``, bool (n, A)) and its size (``sizes``, int64 (n, A)).
+
+    From :meth:`ConformalClassifier.set_counts`, which makes them block by block
+    without holding the (n, C, A) sets, or from a mask with :meth:`of`.
+    :func:`set_metrics` takes one level of them (:meth:`level`) in place of the sets.
+    """
+
+    covered: np.ndarray
+    sizes: np.ndarray
+    n_classes: int
+
+    @classmethod
+    def of(cls, labels: np.ndarray, sets: np.ndarray) -> "SetCounts":
+        """The counts of an (n, C, A) mask ``sets`` for class indices ``labels`` (n,)."""
+        return cls(sets[np.arange(len(labels)), labels], sets.sum(axis=1), int(sets.shape[1]))
+
+    def level(self, i: int) -> "SetCounts":
+        """The counts of level ``i`` alone (shape (n, 1))."""
+        return SetCounts(self.covered[:, i : i + 1], self.sizes[:, i : i + 1], self.n_classes)
+
+
+def _coverage(covered: np.ndarray) -> np.ndarray:
+    """Share of rows covered per level (A,); NaN for no rows."""
+    return covered.mean(axis=0) if len(covered) else np.full(covered.shape[1], np.nan)
+
+
+def _class_coverage(labels: np.ndarray, covered: np.ndarray, c: int) -> np.ndarray:
+    """Coverage among each true class's rows, (C, A); NaN for a class with no rows."""
+    counts = np.bincount(labels, minlength=c).astype(np.float64)
+    sums = np.stack([np.bincount(labels, weights=covered[:, a].astype(np.float64), minlength=c)
+                     for a in range(covered.shape[1])], axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return sums / counts[:, None]
+
+
+def _size_histogram(sizes: np.ndarray, c: int) -> np.ndarray:
+    """Rows with a set of size 0..C per level, (C + 1, A)."""
+    return np.stack([np.bincount(sizes[:, a], minlength=c + 1) for a in range(sizes.shape[1])], axis=1)
+
+
+def _coverage_by_size(covered: np.ndarray, sizes: np.ndarray, c: int) -> np.ndarray:
+    """Coverage among the rows of each set size 0..C per level, (C + 1, A); NaN for a size no row has."""
+    out = np.empty((c + 1, sizes.shape[1]))
+    for a in range(sizes.shape[1]):
+        counts = np.bincount(sizes[:, a], minlength=c + 1).astype(np.float64)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out[:, a] = np.bincount(sizes[:, a], weights=covered[:, a].astype(np.float64), minlength=c + 1) / counts
+    return out
+
+
 def _squeeze(value: np.ndarray, sets: Any) -> Any:
     """Drop the level axis again for a 2-D ``sets``: a float for a scalar result."""
     if np.ndim(sets) == 2:
@@ -913,20 +1103,13 @@ def coverage(y: Any, sets: Any) -> Any:
     float, or ndarray of shape (A,)
     """
     labels, s = _check_sets(y, sets)
-    hit = s[np.arange(len(labels)), labels]  # (n, A)
-    return _squeeze(hit.mean(axis=0) if len(labels) else np.full(s.shape[2], np.nan), sets)
+    return _squeeze(_coverage(SetCounts.of(labels, s).covered), sets)
 
 
 def class_coverage(y: Any, sets: Any) -> np.ndarray:
     """Coverage among the rows of each true class: shape (C,) or (C, A); NaN for a class with no rows."""
     labels, s = _check_sets(y, sets)
-    c = s.shape[1]
-    hit = s[np.arange(len(labels)), labels].astype(np.float64)  # (n, A)
-    counts = np.bincount(labels, minlength=c).astype(np.float64)
-    sums = np.stack([np.bincount(labels, weights=hit[:, a], minlength=c) for a in range(s.shape[2])], axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        out = sums / counts[:, None]
-    return _squeeze(out, sets)
+    return _squeeze(_class_coverage(labels, SetCounts.of(labels, s).covered, s.shape[1]), sets)
 
 
 def set_sizes(sets: Any) -> np.ndarray:
@@ -947,10 +1130,8 @@ def mean_set_size(sets: Any) -> Any:
 def set_size_histogram(sets: Any) -> np.ndarray:
     """Rows with a set of size 0, 1, ..., C: int array of shape (C + 1,) or (C + 1, A)."""
     sizes = set_sizes(sets)
-    c = np.shape(sets)[1]
-    if sizes.ndim == 1:
-        return np.bincount(sizes, minlength=c + 1)
-    return np.stack([np.bincount(sizes[:, a], minlength=c + 1) for a in range(sizes.shape[1])], axis=1)
+    hist = _size_histogram(sizes.reshape(len(sizes), -1), np.shape(sets)[1])
+    return hist[:, 0] if sizes.ndim == 1 else hist
 
 
 def coverage_by_set_size(y: Any, sets: Any) -> np.ndarray:
@@ -963,15 +1144,8 @@ def coverage_by_set_size(y: Any, sets: Any) -> np.ndarray:
     size no row has; size 0 always has coverage 0.
     """
     labels, s = _check_sets(y, sets)
-    c = s.shape[1]
-    sizes = s.sum(axis=1)  # (n, A)
-    hit = s[np.arange(len(labels)), labels].astype(np.float64)
-    out = np.empty((c + 1, s.shape[2]))
-    for a in range(s.shape[2]):
-        counts = np.bincount(sizes[:, a], minlength=c + 1).astype(np.float64)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            out[:, a] = np.bincount(sizes[:, a], weights=hit[:, a], minlength=c + 1) / counts
-    return _squeeze(out, sets)
+    counts = SetCounts.of(labels, s)
+    return _squeeze(_coverage_by_size(counts.covered, counts.sizes, s.shape[1]), sets)
 
 
 def set_metrics(y: Any, sets: Any, *, alpha: float | None = None, conformal: ConformalClassifier | None = None,
@@ -981,7 +1155,9 @@ def set_metrics(y: Any, sets: Any, *, alpha: float | None = None, conformal: Con
     Parameters
     ----------
     y : array-like of int, shape (n,)
-    sets : bool array of shape (n, C)
+    sets : bool array of shape (n, C), or SetCounts of one level
+        The sets, or their counts (:meth:`ConformalClassifier.set_counts`, then
+        :meth:`SetCounts.level`): the same metrics without holding the sets.
     alpha : float, optional
         The level the sets were made for: adds ``target_coverage = 1 - alpha``.
     conformal : ConformalClassifier, optional
@@ -1013,7 +1189,11 @@ def set_metrics(y: Any, sets: Any, *, alpha: float | None = None, conformal: Con
             "scores without ties at the threshold (and one marginal threshold), which the row count cannot tell. "
             "Pass conformal=<the fitted ConformalClassifier> (with alpha=) for its coverage_range(alpha)"
         )
-    if np.ndim(sets) != 2:
+    if isinstance(sets, SetCounts):
+        if sets.covered.ndim != 2 or sets.covered.shape[1] != 1:
+            raise ValueError(f"set_metrics takes one level's counts (SetCounts.level(i)); got {sets.covered.shape[1]} "
+                             "levels")
+    elif np.ndim(sets) != 2:
         raise ValueError(f"set_metrics takes one level's sets, shape (n, C); got shape {np.shape(sets)}")
     if alpha is not None:
         # checked like every other entry point's: alpha=2.0 reported target_coverage -1.0 (audit)
@@ -1021,8 +1201,13 @@ def set_metrics(y: Any, sets: Any, *, alpha: float | None = None, conformal: Con
         if not scalar:
             raise ValueError(f"set_metrics takes one level's sets, so one alpha; got {levels.tolist()}")
         alpha = float(levels[0])
-    labels, _ = _check_sets(y, sets)
-    n, c = np.shape(sets)
+    if isinstance(sets, SetCounts):
+        counts, c = sets, sets.n_classes
+        labels = check_labels(y, c, len(counts.covered))
+    else:
+        labels, s = _check_sets(y, sets)
+        counts, c = SetCounts.of(labels, s), s.shape[1]
+    n = len(labels)
     if conformal is not None:
         if not isinstance(conformal, ConformalClassifier):
             raise TypeError(f"conformal must be a fitted ConformalClassifier (the one that made the sets), got "
@@ -1033,10 +1218,10 @@ def set_metrics(y: Any, sets: Any, *, alpha: float | None = None, conformal: Con
         if conformal.n_classes_ != c:
             raise ValueError(f"sets have {c} classes but conformal was fitted on {conformal.n_classes_}")
     names = _class_names(classes, c)
-    cov = coverage(labels, sets)
-    hist = set_size_histogram(sets)
-    by_size = coverage_by_set_size(labels, sets)
-    by_class = class_coverage(labels, sets)
+    cov = float(_coverage(counts.covered)[0])
+    hist = _size_histogram(counts.sizes, c)[:, 0]
+    by_size = _coverage_by_size(counts.covered, counts.sizes, c)[:, 0]
+    by_class = _class_coverage(labels, counts.covered, c)[:, 0]
     out: dict[str, Any] = {"n": int(n)}
     if alpha is not None:
         out["alpha"] = float(alpha)
@@ -1047,7 +1232,7 @@ def set_metrics(y: Any, sets: Any, *, alpha: float | None = None, conformal: Con
     out.update({
         "coverage": cov,
         "coverage_ci": list(_wilson(cov, n)),
-        "mean_size": mean_set_size(sets),
+        "mean_size": float(counts.sizes.mean()),
         "empty": float(hist[0] / n) if n else math.nan,
         "singleton": float(hist[1] / n) if n else math.nan,
         "multiple": float(hist[2:].sum() / n) if n else math.nan,  # counted, not 1 - empty - singleton (-0.0%)

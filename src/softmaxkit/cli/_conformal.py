@@ -160,21 +160,76 @@ def load(path: str, *, n_classes: int | None = None, against: str = "") -> Any:
     return obj
 
 
+class PendingSets:
+    """The (n, K, A) sets of ``alphas``, made only when used, in the way the use needs.
+
+    :func:`summarize` reads their counts (:meth:`counts`: made block by block, never the
+    whole mask: at 200,000 x 1000 the mask and two float64 softmaxes made ``calibrate
+    --conformal`` peak at 3.7x the logits file, audit AC); the output columns of
+    ``predict``/``apply`` need the sets themselves (:meth:`mask`). Levels in ``written``
+    (an (n, K) mask, in ``scores``' column order) were read from a file; the others are
+    made from ``scores`` by ``conformal``.
+    """
+
+    def __init__(self, conformal: Any, scores: np.ndarray, alphas: tuple[float, ...], *, order: Any = None,
+                 written: list[np.ndarray | None] | None = None) -> None:
+        self.conformal, self.scores, self.alphas, self.order = conformal, scores, alphas, order
+        self.written = written or [None] * len(alphas)
+        self.made = tuple(a for a, w in zip(alphas, self.written) if w is None)
+
+    def _fitted(self) -> np.ndarray:
+        """``scores`` in the predictor's class order (a copy only when ``order`` reorders them)."""
+        return self.scores if self.order is None else self.scores[:, self.order]
+
+    def mask(self) -> np.ndarray:
+        """The (n, K, A) sets, in ``scores``' column order."""
+        made = None
+        if self.made:
+            made = self.conformal.predict_sets(self._fitted(), alpha=list(self.made))
+            if self.order is not None:
+                made = np.take(made, np.argsort(self.order), axis=1)
+            if len(self.made) == len(self.alphas):
+                return made
+        return np.stack([w if w is not None else made[:, :, self.made.index(a)]
+                         for a, w in zip(self.alphas, self.written)], axis=2)
+
+    def counts(self, labels: np.ndarray) -> Any:
+        """The sets' :class:`~softmaxkit.conformal.SetCounts` for class indices ``labels`` (in ``scores``'
+        column order), one level per alpha."""
+        from softmaxkit.conformal import SetCounts
+
+        n, k = len(labels), int(self.scores.shape[1])
+        covered, sizes = np.empty((n, len(self.alphas)), dtype=bool), np.empty((n, len(self.alphas)), dtype=np.int64)
+        if self.made:
+            # the predictor's column of each label: class order[j] of the predictor is column j of the file
+            fitted_labels = labels if self.order is None else np.argsort(self.order)[labels]
+            made = self.conformal.set_counts(self._fitted(), fitted_labels, alpha=list(self.made))
+        for i, (a, w) in enumerate(zip(self.alphas, self.written)):
+            level = (SetCounts.of(labels, w[:, :, None]) if w is not None
+                     else made.level(self.made.index(a)))
+            covered[:, i], sizes[:, i] = level.covered[:, 0], level.sizes[:, 0]
+        return SetCounts(covered, sizes, k)
+
+
 def predict_sets(
     conformal: Any, scores: np.ndarray, alphas: tuple[float, ...], *, probs: bool, where: str, order: Any = None
-) -> np.ndarray:
-    """(n, K, A) sets of raw logits (or probabilities); the predictor may have been fitted on either kind.
+) -> PendingSets:
+    """The sets of raw logits (or probabilities) at ``alphas``, made when used (:class:`PendingSets`); the
+    predictor may have been fitted on either kind.
 
     ``order`` (from :func:`~softmaxkit.cli._common.class_order`) puts ``scores``' columns in the
     predictor's class order first; the sets come back in ``scores``' column order.
     """
-    from softmaxkit.cli._common import in_fitted_order
+    _prepare(conformal, scores, probs=probs, where=where)
+    return PendingSets(conformal, scores, alphas, order=order)
 
+
+def _prepare(conformal: Any, scores: np.ndarray, *, probs: bool, where: str) -> None:
+    """Refuse ``scores`` of another class count than ``conformal``'s, and tell it what kind they are."""
     if scores.shape[1] != conformal.n_classes_:
         raise CLIError(f"{where}: {scores.shape[1]} classes, but the conformal predictor was fitted on "
                        f"{conformal.n_classes_}")
     conformal.set_params(input="probs" if probs else "logits")  # both give the same probabilities
-    return in_fitted_order(lambda s: conformal.predict_sets(s, alpha=list(alphas)), scores, order)
 
 
 def level_name(alpha: float) -> str:
@@ -234,8 +289,8 @@ def written_sets(source: str, ignored: tuple[str, ...], alphas: tuple[float, ...
 
 
 def sets_to_score(conformal: Any, source: str, ignored: tuple[str, ...], alphas: tuple[float, ...], classes: Any,
-                  scores: np.ndarray, order: Any, *, probs: bool, kind: str) -> tuple[np.ndarray, str]:
-    """``evaluate``'s (n, K, A) sets, and a line saying where they came from.
+                  scores: np.ndarray, order: Any, *, probs: bool, kind: str) -> tuple[PendingSets, str]:
+    """``evaluate``'s sets (:class:`PendingSets`, for :func:`summarize`), and a line saying where they came from.
 
     A level whose set columns ``source`` holds is read from them (:func:`written_sets`):
     predict/apply made them from the model's own scores, while the probabilities beside
@@ -243,9 +298,10 @@ def sets_to_score(conformal: Any, source: str, ignored: tuple[str, ...], alphas:
     scores, which is right only if they are the model's own.
     """
     written = written_sets(source, ignored, alphas, classes, int(scores.shape[1]))
-    rebuilt = tuple(a for a, w in zip(alphas, written) if w is None)
-    made = predict_sets(conformal, scores, rebuilt, probs=probs, where=source, order=order) if rebuilt else None
-    sets = np.stack([w if w is not None else made[:, :, rebuilt.index(a)] for a, w in zip(alphas, written)], axis=2)
+    if any(w is None for w in written):
+        _prepare(conformal, scores, probs=probs, where=source)
+    sets = PendingSets(conformal, scores, alphas, order=order, written=written)
+    rebuilt = sets.made
     parts = []
     if len(rebuilt) < len(alphas):
         shown = ", ".join(level_name(a) for a, w in zip(alphas, written) if w is not None)
@@ -281,14 +337,19 @@ def _parse_set_column(source: str, name: str, values: Any, index: dict[str, int]
     return sets
 
 
-def summarize(conformal: Any, y: np.ndarray, sets: np.ndarray, alphas: tuple[float, ...], classes: Any,
-              *, evaluated_on: str) -> dict:
-    """metrics.json's ``"conformal"`` record: the predictor and every level's set metrics."""
+def summarize(conformal: Any, y: np.ndarray, sets: np.ndarray | PendingSets, alphas: tuple[float, ...],
+              classes: Any, *, evaluated_on: str) -> dict:
+    """metrics.json's ``"conformal"`` record: the predictor and every level's set metrics.
+
+    ``sets``: an (n, K, A) mask, or :class:`PendingSets`, whose counts are made block by block.
+    """
     from softmaxkit.conformal import set_metrics
 
+    counts = sets.counts(y) if isinstance(sets, PendingSets) else None
     # guaranteed_range is the predictor's own: no upper end where scores tie at the threshold,
     # each class's rows when class-conditional
-    measured = {level_name(a): set_metrics(y, sets[:, :, i], alpha=a, conformal=conformal, classes=classes)
+    measured = {level_name(a): set_metrics(y, sets[:, :, i] if counts is None else counts.level(i), alpha=a,
+                                           conformal=conformal, classes=classes)
                 for i, a in enumerate(alphas)}
     return {
         "score": conformal.score,
@@ -338,15 +399,20 @@ def set_text(row: np.ndarray, classes: Any) -> str:
     return " | ".join(names)
 
 
-def columns(sets: np.ndarray, alphas: tuple[float, ...], classes: Any, *, text: bool) -> dict[str, np.ndarray]:
+def columns(sets: np.ndarray | PendingSets, alphas: tuple[float, ...], classes: Any, *,
+            text: bool) -> dict[str, np.ndarray]:
     """Output columns: per level, ``set_90`` (class names joined by "|") and ``set_size_90``.
 
     Numbers-only formats (``text=False``) get ``in_set_90_<class>`` 0/1 columns instead of the names,
     and so do class names holding the separator "|": joined, ``a|b`` would read back as two classes.
+    ``sets``: an (n, K, A) mask, or :class:`PendingSets`, made here (the output needs the sets themselves).
     """
     import warnings
 
     from softmaxkit.conformal import set_labels
+
+    if isinstance(sets, PendingSets):
+        sets = sets.mask()
 
     piped = [str(c) for c in classes if "|" in str(c)]
     if text and piped:
