@@ -11,6 +11,13 @@
    0.3258 and log-loss 3.9851 for 0.9831 and 0.0737); an ``id`` column was joined on. A column that
    both files share is now a join key as for :func:`pandas.merge`, and one that cannot be (its values
    repeat in another row order, or only some of the scores' values are in the labels) is refused.
+3. Review audit R4 of those rules: a saved index that counts the rows 0..n-1 (a fresh index:
+   ``pd.DataFrame(probs).to_csv()``) beside the same numbers shuffled (``df.sample(frac=1)`` keeps its
+   index) was joined on while both files were in one order (accuracy 0.35 for 0.985, exit 0): the two
+   readings cannot be told apart, so that is refused. A shared ``rank`` (1..n in each file, two meanings)
+   was joined on (0.40 for 0.985): only text columns are keys, never numbers, nor ``--ignore``'s. A
+   ``fold``/``day`` of another grouping and ``date`` ranges a month apart were refused where position was
+   right: weak evidence now draws a warning naming ``--ignore``, which every refusal names too.
 """
 
 from __future__ import annotations
@@ -84,16 +91,21 @@ def _write_r_csv(path, row_names, columns):
     return path
 
 
+#: The row numbers of the scores' frame: a test split of a larger frame keeps its rows' own numbers,
+#: which say which row is which (a fresh 0..n-1 in row order says nothing: section 3).
+SPLIT_INDEX = 500 + np.arange(N)
+
+
 @pytest.mark.parametrize("style", ["pandas", "unnamed", "r"])
 def test_a_shuffled_labels_file_joins_on_its_saved_index_without_label_column(capsys, work, truth, style):
     perm = truth["perm"]
     probs, labels = work / f"si_probs_{style}.csv", work / f"si_labels_{style}.csv"
-    if style == "r":  # row names 1..n
-        _write_r_csv(probs, np.arange(1, N + 1), {f"p_{c}": truth["probs"][:, j] for j, c in enumerate(CLASSES)})
-        _write_r_csv(labels, perm + 1, {"y": truth["y"][perm]})
+    if style == "r":  # row names of a subset: 501..620
+        _write_r_csv(probs, SPLIT_INDEX + 1, {f"p_{c}": truth["probs"][:, j] for j, c in enumerate(CLASSES)})
+        _write_r_csv(labels, SPLIT_INDEX[perm] + 1, {"y": truth["y"][perm]})
     else:
-        _scores_frame(truth).to_csv(probs)  # header ",p_a,p_b,p_c"
-        frame = pd.DataFrame({"label": truth["y"][perm]}, index=perm)
+        _scores_frame(truth).set_axis(SPLIT_INDEX).to_csv(probs)  # header ",p_a,p_b,p_c"
+        frame = pd.DataFrame({"label": truth["y"][perm]}, index=SPLIT_INDEX[perm])
         frame.to_csv(labels)  # header ",label"
         if style == "unnamed":  # read and saved again: the index is a column "Unnamed: 0"
             pd.read_csv(labels).to_csv(labels, index=False)
@@ -169,12 +181,17 @@ def test_a_shared_key_with_more_label_rows_joins_and_counts_them(capsys, work, t
 
 
 def test_a_shared_key_repeated_in_another_row_order_is_refused(capsys, work, truth):
-    """The same values in another row order say the rows are shuffled, but cannot say how."""
-    group = np.array([f"g{i // 4}" for i in range(N)])
-    probs, labels = _files(work, truth, "group", group, group)
+    """Names of the rows, a few of them twice (an image listed twice), in another row order: the rows
+    are shuffled, and the key cannot say how. ``--ignore`` (named in the message) pairs them by position."""
+    names = FILENAMES.copy()
+    names[1::40] = names[0::40]  # 3 names twice
+    probs, labels = _files(work, truth, "image", names, names)
     rc, _, err = call(capsys, "evaluate", "--probs", probs, "--labels", labels, "--label-column", "label")
     line = error_line(err)
-    assert rc == 1 and "'group'" in line and str(labels) in line and "position" in line
+    assert rc == 1 and "'image'" in line and str(labels) in line and "position" in line
+    assert "--ignore image" in line
+    got, err = _evaluate(capsys, probs, labels, "--label-column", "label", "--ignore", "image")
+    assert got["labels_matched_on"] is None and "warning" not in err
 
 
 def test_a_shared_key_missing_some_scores_values_is_refused(capsys, work, truth):
@@ -183,7 +200,7 @@ def test_a_shared_key_missing_some_scores_values_is_refused(capsys, work, truth)
     probs, labels = _files(work, truth, "filename", FILENAMES, edited)
     rc, _, err = call(capsys, "evaluate", "--probs", probs, "--labels", labels, "--label-column", "label")
     line = error_line(err)
-    assert rc == 1 and "'filename'" in line and str(labels) in line
+    assert rc == 1 and "'filename'" in line and str(labels) in line and "--ignore filename" in line
 
 
 def test_a_shared_key_edited_on_its_own_rows_is_no_key(capsys, work, truth):
@@ -269,3 +286,121 @@ def test_score_columns_are_no_keys(capsys, work, truth):
     pd.DataFrame({"p_a": truth["probs"][perm, 0], "label": truth["y"][perm]}).to_csv(labels, index=False)
     got, _ = _evaluate(capsys, probs, labels, "--label-column", "label")
     assert got["labels_matched_on"] is None
+
+
+# --------------------------------------------------------------------------- 3. a fresh index: no key (review audit R4)
+#
+# ``df.sample(frac=1)`` keeps the frame's index; scored in that order and saved with
+# ``pd.DataFrame(probs).to_csv()`` (a fresh index 0..n-1) beside ``df['label'].to_csv()`` (the old index,
+# shuffled), both files are in one row order, yet the index join gave accuracy 0.35 and log-loss 2.21 for
+# 0.985 and 0.1865 (exit 0). Scores saved in row order with 0..n-1 beside labels saved shuffled with their
+# index need that join: the files cannot tell the two apart, so they are refused.
+
+
+def _fresh_index_files(work, truth, *, fresh):
+    """Both files in one row order; the ``fresh`` side's saved index counts the rows 0..n-1, the other's
+    holds the frame's own row numbers ``perm`` (shuffled)."""
+    perm = truth["perm"]
+    probs, labels = work / f"fresh_{fresh}_probs.csv", work / f"fresh_{fresh}_labels.csv"
+    _scores_frame(truth).set_axis(np.arange(N) if fresh == "scores" else perm).to_csv(probs)
+    pd.DataFrame({"label": truth["y"]}, index=perm if fresh == "scores" else np.arange(N)).to_csv(labels)
+    return probs, labels
+
+
+@pytest.mark.parametrize("fresh", ["scores", "labels"])
+@pytest.mark.parametrize("label_column", [(), ("--label-column", "label")])
+def test_a_fresh_index_beside_a_shuffled_one_is_refused(capsys, work, truth, fresh, label_column):
+    probs, labels = _fresh_index_files(work, truth, fresh=fresh)
+    rc, out, err = call(capsys, "evaluate", "--probs", probs, "--labels", labels, *label_column, "--json")
+    line = error_line(err)
+    assert rc == 1, out
+    assert str(labels) in line and str(probs) in line and "0..119" in line
+    # both readings, and the ways out of each
+    assert "matched" in line and "position" in line
+    assert "index=False" in line and "id column" in line
+    rc, _, err = call(capsys, "calibrate", "--probs", probs, "--labels", labels, *label_column, "--out",
+                      work / "fresh_cal.npz")
+    assert rc == 1 and "index=False" in error_line(err)
+
+
+def test_the_ways_out_of_a_fresh_index_pair_the_rows(capsys, work, truth):
+    """Labels written without their index pair by position; an index that numbers the rows in both
+    files joins them."""
+    probs, _ = _fresh_index_files(work, truth, fresh="scores")
+    pd.DataFrame({"label": truth["y"]}).to_csv(work / "fresh_noindex.csv", index=False)
+    got, err = _evaluate(capsys, probs, work / "fresh_noindex.csv")
+    assert got["labels_matched_on"] is None and "warning" not in err
+    assert got["metrics"]["accuracy"] == pytest.approx(_metrics(truth["probs"], truth["y"])[0])
+    perm = truth["perm"]
+    _scores_frame(truth).set_axis(perm).to_csv(work / "fresh_own_probs.csv")  # pd.DataFrame(probs, index=df.index)
+    order = np.random.default_rng(5).permutation(N)
+    pd.DataFrame({"label": truth["y"][order]}, index=perm[order]).to_csv(work / "fresh_own_labels.csv")
+    got, err = _evaluate(capsys, work / "fresh_own_probs.csv", work / "fresh_own_labels.csv")
+    _assert_joined(got, truth, "")
+
+
+# --------------------------------------------------------------------------- 4. numbers and --ignore are no keys
+
+
+def test_a_shared_numeric_column_is_no_key(capsys, work, truth):
+    """``rank`` in both files, a permutation of 1..n each (the model's confidence rank, the annotators'
+    difficulty rank), rows in one order: joined on it, accuracy 0.40 for 0.985 (audit R4)."""
+    rng = np.random.default_rng(11)
+    probs = work / "rank_probs.csv"
+    labels = work / "rank_labels.csv"
+    _scores_frame(truth).assign(rank=(-truth["probs"].max(1)).argsort().argsort() + 1).to_csv(probs, index=False)
+    pd.DataFrame({"label": truth["y"], "rank": rng.permutation(N) + 1}).to_csv(labels, index=False)
+    got, err = _evaluate(capsys, probs, labels, "--label-column", "label")
+    assert got["labels_matched_on"] is None and "warning" not in err
+    assert got["metrics"]["accuracy"] == pytest.approx(_metrics(truth["probs"], truth["y"])[0])
+
+
+def test_a_fold_of_another_split_is_no_key(capsys, work, truth):
+    """``fold`` 0..4 in both files from two CV seeds (the same counts, other rows): it was refused as
+    the rows shuffled (audit R4); numbers are no key, so the rows pair by position, silently."""
+    fold = np.arange(N) % 5
+    probs, labels = _files(work, truth, "fold", fold, np.random.default_rng(2).permutation(fold),
+                           order=np.arange(N))
+    got, err = _evaluate(capsys, probs, labels, "--label-column", "label")
+    assert got["labels_matched_on"] is None and "warning" not in err
+    assert got["metrics"]["accuracy"] == pytest.approx(_metrics(truth["probs"], truth["y"])[0])
+
+
+def test_an_ignored_column_is_no_key(capsys, work, truth):
+    """A text column both files share that would join them, named by ``--ignore``: paired by position."""
+    probs, labels = _files(work, truth, "note", FILENAMES, FILENAMES)  # labels shuffled: a key
+    got, _ = _evaluate(capsys, probs, labels, "--label-column", "label")
+    assert got["labels_matched_on"] == "note"
+    got, err = _evaluate(capsys, probs, labels, "--label-column", "label", "--ignore", "note")
+    assert got["labels_matched_on"] is None and "warning" not in err
+
+
+# --------------------------------------------------------------------------- 5. weak evidence is no refusal
+
+
+def test_groups_in_another_row_order_pair_by_position_with_a_warning(capsys, work, truth):
+    """``day`` (20 rows a day) in both files, another day on most rows (the labels' own batching): the
+    same values in another row order may be the rows shuffled, or another grouping; refused (audit R4:
+    0.985 before). Paired by position with a warning that names ``--ignore day``, which silences it."""
+    day = np.repeat([f"2024-01-{d:02d}" for d in range(1, 7)], N // 6)
+    probs, labels = _files(work, truth, "day", day, np.random.default_rng(4).permutation(day),
+                           order=np.arange(N))
+    got, err = _evaluate(capsys, probs, labels, "--label-column", "label")
+    assert got["labels_matched_on"] is None
+    assert got["metrics"]["accuracy"] == pytest.approx(_metrics(truth["probs"], truth["y"])[0])
+    assert "softmaxkit: warning:" in err and "'day'" in err and "--ignore day" in err
+    got, err = _evaluate(capsys, probs, labels, "--label-column", "label", "--ignore", "day")
+    assert got["labels_matched_on"] is None and "warning" not in err
+
+
+def test_a_unique_column_shifted_in_row_order_is_no_key(capsys, work, truth):
+    """``date`` once a row in both files, the labels' a month later (31 of 120 values not shared, the
+    others on other rows in the same order): refused as the rows shuffled (audit R4: 0.985 before)."""
+    dates = pd.date_range("2024-01-01", periods=N + 31).astype(str).to_numpy()
+    probs, labels = _files(work, truth, "date", dates[:N], dates[31:], order=np.arange(N))
+    got, err = _evaluate(capsys, probs, labels, "--label-column", "label")
+    assert got["labels_matched_on"] is None
+    assert got["metrics"]["accuracy"] == pytest.approx(_metrics(truth["probs"], truth["y"])[0])
+    assert "'date'" in err and "--ignore date" in err  # a warning: not matched on it
+    got, err = _evaluate(capsys, probs, labels, "--label-column", "label", "--ignore", "date")
+    assert "warning" not in err

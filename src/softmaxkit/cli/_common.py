@@ -670,7 +670,7 @@ def read_predictions(args: argparse.Namespace) -> Predictions:
     if Path(args.labels).resolve() != Path(source).resolve():
         labels, matched_on, scores_matched_on = labels_by_row_id(labels, args.labels, source,
                                                                  column=args.label_column, ignored=read.ignored,
-                                                                 say=Printer(args))
+                                                                 ignore=ignored_columns(args), say=Printer(args))
     if Path(args.labels).resolve() == Path(source).resolve():
         # One file on both sides: "r.npz has 600 rows but r.npz has 500" named neither array.
         check_same_length(f"{source}: {_array_names(read.columns)}", len(read.scores),
@@ -775,7 +775,8 @@ def _refuse_one_based_labels(scores: Any, labels: Any, *, labels_path: str, sour
 
 
 def labels_by_row_id(labels: Any, labels_path: str, source: str, *, column: str | None,
-                     ignored: tuple[str, ...], say: Printer) -> tuple[Any, str | None, str | None]:
+                     ignored: tuple[str, ...], say: Printer, ignore: tuple[str, ...] = ()
+                     ) -> tuple[Any, str | None, str | None]:
     """``labels`` (read from ``labels_path``) in the row order of the scores file ``source``, matched
     on a row id column that both files have; else as they are, paired by position. Returns the
     labels and the names of that column in the labels file and in ``source`` (None, None when paired
@@ -795,7 +796,10 @@ def labels_by_row_id(labels: Any, labels_path: str, source: str, *, column: str 
        label, and label rows without a scores row are left out and counted;
     2. else pandas' saved index of both files (whatever each calls it), when its values appear once
        in each and are the same set: a test split saved with ``df.to_csv()`` and a shuffled copy of
-       it (audit: paired by position, accuracy 0.31 for 0.97, exit 0, no warning);
+       it (audit: paired by position, accuracy 0.31 for 0.97, exit 0, no warning). Not when one of
+       them counts the rows (0..n-1 or 1..n in row order, as a fresh index does) and the other holds
+       those numbers in another order: that is refused (:func:`_refuse_fresh_index`), and two that
+       both count the rows say nothing that the position does not;
     3. else, when a shared id column is the same in both files row by row (``patient_id`` repeated
        over visits, and the labels are the data file the scores were predicted from), by position,
        with a note: refusing it broke that everyday chain (audit: exit 1 for accuracy 0.97);
@@ -806,11 +810,12 @@ def labels_by_row_id(labels: Any, labels_path: str, source: str, *, column: str 
        order (one side may count the rows 0..n-1 while the other holds them shuffled), or at least
        :data:`SAME_ROWS_SHARE` of the scores' ids once each in another row order, refused, saying to
        rename one column to the other's name or to write the labels in the scores' order;
-    6. else a column both files have under one name (up to case and spaces) that is neither an id, a
-       saved index, the labels nor a score (``filename``, ``image``, ``path``): the rows are matched on
-       it as on an id column, as :func:`pandas.merge` does on the columns two frames share
-       (:func:`_pair_on_shared_columns`). Named like no id, such a column was passed over and shuffled
-       rows paired by position (audit: accuracy 0.3258 for 0.9831, exit 0, no warning).
+    6. else a column of text both files have under one name (up to case and spaces) that is neither an
+       id, a saved index, the labels, a score nor named by ``ignore`` (``--ignore``): ``filename``,
+       ``image``, ``path``: the rows are matched on it as on an id column, as :func:`pandas.merge` does
+       on the columns two frames share (:func:`_pair_on_shared_columns`). Named like no id, such a
+       column was passed over and shuffled rows paired by position (audit: accuracy 0.3258 for 0.9831,
+       exit 0, no warning).
 
     Otherwise the rows are paired by position, and an id column of the labels that cannot be checked
     draws a warning unless it counts the rows (0..n-1, 1..n): one in the labels alone (saying how many
@@ -819,12 +824,14 @@ def labels_by_row_id(labels: Any, labels_path: str, source: str, *, column: str 
     """
     import numpy as np
 
-    from softmaxkit.data import is_saved_index, label_file_other_columns, read_id_columns, row_id_names
+    from softmaxkit.data import counts_rows, is_saved_index, label_file_other_columns, read_id_columns, row_id_names
 
     others = label_file_other_columns(labels_path, column=column)
     ids = row_id_names(labels_path, others, saved_index=True)
-    # The labels' other columns that may be a key the scores share (rule 6).
-    key_columns = [n for n in others if n not in ids and not is_saved_index(n)]
+    # The labels' other columns that may be a key the scores share (rule 6); a column the user called no
+    # data (--ignore, which names the scores' columns) is no key in either file.
+    key_columns = [n for n in others
+                   if n not in ids and not is_saved_index(n) and _same_column(n, list(ignore)) is None]
     not_scores = unread_columns(source, ignored) if ids or key_columns else []
     # Each id column of the labels with its column in the scores (the same name, up to case and spaces).
     shared = {n: other for n in ids if not is_saved_index(n)
@@ -847,7 +854,15 @@ def labels_by_row_id(labels: Any, labels_path: str, source: str, *, column: str 
         join = _match_ids(keys, wanted)
         # Only the same rows, renumbered nowhere: another frame's index (a split saved after
         # reset_index) numbers other rows, and matching on it would pair the wrong ones.
-        if join.repeat is None and len(keys) == len(wanted) and join.found.all():
+        # Nor on one that counts the rows (0..n-1, 1..n in row order: a fresh index, or a frame never
+        # reordered): beside the same numbers shuffled it is ambiguous, refused; in both files it is the
+        # position itself, and the other rules decide.
+        same_rows = join.repeat is None and len(keys) == len(wanted) and join.found.all()
+        counting = [(path, values) for path, values in ((labels_path, keys), (source, wanted)) if counts_rows(values)]
+        if same_rows and counting and not np.array_equal(keys, wanted):
+            path, values = counting[0]
+            _refuse_fresh_index(labels_path, (saved[0], saved_source[0]), source, path, int(values[0]), len(values))
+        if same_rows and not counting:
             return (_joined(labels, labels_path, source, (saved[0], saved_source[0]), keys, wanted, join, say),
                     saved[0], saved_source[0])
     overlaps: dict[str, tuple[str, int, int]] = {}
@@ -873,29 +888,46 @@ def labels_by_row_id(labels: Any, labels_path: str, source: str, *, column: str 
     return labels, None, None
 
 
+#: The share of the scores' values that a text column both files have must hold before its values in
+#: another row order are taken as the rows shuffled, and refused (:func:`_pair_on_shared_columns`): for
+#: values once each, the share found in the labels; for repeated values, the share of distinct ones (a
+#: name listed twice). Dates a month apart shared 169 of 200 in one order, and a ``day`` or ``fold`` of
+#: another batching holds the same few values in another order: both were refused where position was right
+#: (audit R4: exit 1 for accuracy 0.985).
+SHARED_KEY_SHARE = 0.5
+
+
 def _pair_on_shared_columns(labels: Any, labels_path: str, source: str, names: list[str], not_scores: list[str],
                             *, say: Printer) -> tuple[Any, str, str] | None:
-    """``labels`` matched to the scores' rows on a column that both files have though it is named like
-    no id (the labels' ``names`` that have a same-named column among the scores' ``not_scores``:
-    :func:`_same_column`), as :func:`labels_by_row_id` returns them; None when no such column matches
-    the rows, which are then paired by position; a refusal when one shows that they are in different
-    orders but cannot match them.
+    """``labels`` matched to the scores' rows on a column of text that both files have though it is
+    named like no id (the labels' ``names`` that have a same-named column among the scores'
+    ``not_scores``: :func:`_same_column`), as :func:`labels_by_row_id` returns them; None when no such
+    column matches the rows, which are then paired by position; a refusal when one shows that they are
+    in different orders but cannot match them.
+
+    Only text that names things is a key (:func:`_holds_text`: ``img_0001.png``, ``/data/a.png``,
+    ``2024-01-05``): a number both files carry may mean something else in each (a ``rank`` of the
+    model's confidence beside one of the annotators' difficulty, both 1..n, was joined on: accuracy
+    0.40 for 0.985, exit 0, audit R4), so numbers are passed over, as they were before such keys.
 
     Such a column is a key, as for :func:`pandas.merge`, when its values appear once in each file and
     every value of the scores is in the labels (label rows beyond them are left out and counted, as for
     an id column: :func:`_joined`); the first key is used. Otherwise, checked in this order:
 
-    * a column whose values repeat but are the same in both files, row by row (a ``fold``): the rows
-      are in one order, paired by position;
-    * one whose values repeat and are the same values in another row order, or that holds some of the
-      scores' values once each but not all, some of them on other rows (or in files of other lengths):
-      refused, naming it, since the rows are not in one order and it cannot say which label row is which;
-    * one that holds each value once but none of the scores' (``/data/a.png`` beside ``a.png``), or
-      some on the scores' own rows and the others edited: a warning that the rows are paired by
-      position without it.
+    * a column whose values repeat but are the same in both files, row by row: the rows are in one
+      order, paired by position;
+    * strong evidence of the rows shuffled, refused, naming the column, since it cannot say which label
+      row is which: at least :data:`SHARED_KEY_SHARE` of the scores' values once each, not all, either
+      in another relative order or in files of other lengths; or the same values in another row order,
+      repeated, at least that share of them distinct (a few names listed twice);
+    * weaker signs: a warning that the rows are paired by position without the column. It holds each
+      value once but none of the scores' (``/data/a.png`` beside ``a.png``), or the ones shared in the
+      scores' relative order (dates a month apart, values edited), or fewer than that share; or it holds
+      the same few values in another row order, as groups of another split or batching do (a ``day``).
 
     Repeated values that differ (two models' predicted classes) and columns with a missing value say
-    nothing about the row order and are passed over.
+    nothing about the row order and are passed over. Every refusal and warning names ``--ignore`` for
+    the column, which :func:`labels_by_row_id` keeps out of ``names``.
     """
     import warnings
 
@@ -907,7 +939,8 @@ def _pair_on_shared_columns(labels: Any, labels_path: str, source: str, names: l
     refusal = unmatched = None
     for name in names:
         other = _same_column(name, not_scores)
-        if other is None or is_saved_index(other):
+        if (other is None or is_saved_index(other)
+                or not (_holds_text(labels_path, name) and _holds_text(source, other))):
             continue
         try:
             keys, wanted = _join_keys(labels_path, name, source, other)
@@ -922,39 +955,103 @@ def _pair_on_shared_columns(labels: Any, labels_path: str, source: str, names: l
             row = int(np.argmax(~join.found))
             held = (f"only {len(found)} of the {len(wanted)} values of {source} (not {str(wanted[row])!r}, its row "
                     f"{row + 1})")
-            if len(keys) == len(wanted) and np.array_equal(join.rows[found], found):
-                # The values shared are on the scores' own rows (none at all, or the others edited): no sign
-                # that the rows are in different orders, nor a way to match them.
-                unmatched = unmatched or (name, called, "shares no value with it" if not len(found) else
-                                          f"holds {held}, those on the same rows")
-            elif refusal is None:
-                order = ("some of them on other rows: the rows are not in one order" if len(keys) == len(wanted)
-                         else "in files of other lengths: they hold different rows")
-                refusal = (f"{labels_path}: column {name!r}, which {source} has too{called}, holds each value "
-                           f"once, but {held}, {order}; a column that both files share matches their rows (as "
-                           "pandas' merge does), so every scores row needs its value in the labels")
+            # In the scores' relative order (rows of the labels ascending): values edited, or a range shifted.
+            kept_order = bool(np.all(np.diff(join.rows[found]) > 0))
+            if len(found) >= SHARED_KEY_SHARE * len(wanted) and (len(keys) != len(wanted) or not kept_order):
+                order = ("some of them in another row order: the rows are not in one order"
+                         if len(keys) == len(wanted) else "in files of other lengths: they hold different rows")
+                refusal = refusal or (
+                    other, f"{labels_path}: column {name!r}, which {source} has too{called}, holds each value once, "
+                    f"but {held}, {order}; a column that both files share matches their rows (as pandas' merge "
+                    "does), so every scores row needs its value in the labels")
+            elif len(keys) == len(wanted):  # other lengths: pairing by position is refused as it is
+                what = ("shares no value with it" if not len(found) else
+                        f"holds {held}, those in the same row order" if kept_order else f"holds {held}")
+                unmatched = unmatched or (name, other, called, what)
         elif len(keys) == len(wanted) and np.array_equal(keys, wanted):
             in_order = True
-        elif refusal is None and len(keys) == len(wanted) and np.array_equal(np.sort(keys), np.sort(wanted)):
+        elif len(keys) == len(wanted) and np.array_equal(np.sort(keys), np.sort(wanted)):
             first, second = join.repeat
             where = labels_path if join.in_labels else source
             value = (keys if join.in_labels else wanted)[second]
-            refusal = (f"{labels_path}: column {name!r}, which {source} has too{called}, holds the same values in "
-                       f"another row order, so the rows are not in one order and pairing them by position would "
-                       f"be wrong; but its values repeat ({str(value)!r} on rows {first + 1} and {second + 1} of "
-                       f"{where}), so it cannot match them either")
+            repeats = f"its values repeat ({str(value)!r} on rows {first + 1} and {second + 1} of {where})"
+            distinct = len(np.unique(keys))
+            if distinct >= SHARED_KEY_SHARE * len(keys):
+                refusal = refusal or (
+                    other, f"{labels_path}: column {name!r}, which {source} has too{called}, holds the same values "
+                    "in another row order, so the rows are not in one order and pairing them by position would be "
+                    f"wrong; but {repeats}, so it cannot match them either")
+            else:
+                unmatched = unmatched or (name, other, called, (
+                    f"holds the same values in another row order, but only {distinct} distinct ones for "
+                    f"{len(keys)} rows ({str(value)!r} on rows {first + 1} and {second + 1} of {where}), as the "
+                    "groups of another split or batching may"))
     if in_order:
         return None
     if refusal is not None:
-        raise CLIError(f"{refusal}; write the labels in the row order of {source}, or give both files a column "
-                       "that names each row once, or rename the column in one file if the two are not the same")
+        other, text = refusal
+        raise CLIError(f"{text}; write the labels in the row order of {source}, or give both files a column that "
+                       f"names each row once; if the column is not the same thing in both files, pass "
+                       f"--ignore {other} (or rename it in one file) to pair the rows by position")
     if unmatched is not None:
-        name, called, what = unmatched
+        name, other, called, what = unmatched
         warnings.warn(f"{labels_path}: column {name!r}, which {source} has too{called}, {what}, so it does not "
                       "match the rows and the labels are paired with the scores by position; if the "
-                      "two files are in different row orders the results are wrong (write the column alike in "
-                      "both files to match the rows on it, or rename it in one file)", stacklevel=4)
+                      f"two files are in different row orders the results are wrong (write the labels in the row "
+                      f"order of {source}, or give both files a column that names each row once; if the column is "
+                      f"not the same thing in both, pass --ignore {other} or rename it in one file)", stacklevel=4)
     return None
+
+
+def _holds_text(path: str, name: str) -> bool:
+    """Whether the column ``name`` of ``path`` holds text that names things (``img_0001.png``,
+    ``2024-01-05``, missing values aside), the only kind of column that both files sharing it makes a
+    key (:func:`_pair_on_shared_columns`): not numbers (``rank``, ``fold``, ``score``, also as CSV
+    text) nor ``true``/``false``."""
+    import numpy as np
+
+    from softmaxkit.data import read_id_columns
+
+    values = read_id_columns(path, [name])[name]
+    if values.dtype.kind not in "US":
+        return False
+    text = np.char.strip(values.astype(str))
+    if np.isin(np.char.lower(text), ["true", "false"]).all():
+        return False
+    try:
+        text.astype(np.float64)
+    except ValueError:
+        return True
+    return False
+
+
+def _refuse_fresh_index(labels_path: str, names: tuple[str, str], source: str, counting: str, start: int,
+                        n: int) -> None:
+    """Refuse the saved row indexes ``names`` (the labels', the scores') that hold the same numbers in
+    other row orders, the one of ``counting`` (one of the two files) ``start``..``start + n - 1`` in row
+    order: :func:`labels_by_row_id`'s rule 2.
+
+    That is what a fresh index looks like (``pd.DataFrame(probs).to_csv()``), which says nothing about
+    the rows, and also the index of a frame never reordered, which says which row is which. A frame
+    shuffled with ``df.sample(frac=1)`` (which keeps its index), scored in that order and saved as
+    ``pd.DataFrame(probs).to_csv()`` beside ``df["label"].to_csv()``, was joined on the index: accuracy
+    0.35 and log-loss 2.21 for 0.985 and 0.1865, exit 0 (audit R4); scores saved in row order beside
+    labels saved shuffled with their index need that join (audit AA: 0.36 for 0.96 by position). As for
+    id columns of other names (:func:`_pair_on_other_names`), one side counting the rows while the other
+    holds them shuffled is not paired by position either.
+    """
+    label_name, score_name = names
+    other = source if counting == labels_path else labels_path
+    raise CLIError(
+        f"{labels_path}: its saved row index ({label_name!r}) and that of {source} ({score_name!r}) hold the same "
+        f"numbers in different row orders, and {counting}'s is {start}..{start + n - 1} in row order, as a fresh "
+        "index is (pd.DataFrame(probs).to_csv()): either the files are in one row order and it merely counts the "
+        f"rows, so that the labels pair with the scores by position, or its numbers name the same rows as "
+        f"{other}'s, so that the labels are matched to the scores on the index; the files cannot tell which, and "
+        "the two give different results. If the rows are in one order, write the labels without their index "
+        "(to_csv(index=False)); if not, write the scores with their frame's own index "
+        "(pd.DataFrame(probs, index=df.index).to_csv()) or give both files an id column of one name, which "
+        "matches the rows")
 
 
 def _same_column(name: str, columns: list[str]) -> str | None:
