@@ -353,6 +353,29 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def spawn_ranks(worker, args: tuple, *, nprocs: int, deadline_s: float) -> None:
+    """Run ``worker(rank, *args)`` on ``nprocs`` spawned processes; wait up to ``deadline_s`` seconds, then
+    kill what is left (a hung collective must not hang the suite). The workers report through files: a
+    rank that died or missed the deadline leaves none, which the caller's records show."""
+    import time
+
+    ctx = mp.start_processes(worker, args=args, nprocs=nprocs, join=False, start_method="spawn")
+    deadline = time.monotonic() + deadline_s
+    try:
+        while not ctx.join(timeout=1):
+            if time.monotonic() > deadline:
+                break
+    except mp.ProcessRaisedException as exc:  # a worker error outside the scenario
+        pytest.fail(str(exc))
+    except mp.ProcessExitedException:  # e.g. gloo's SIGABRT; the records say where
+        pass
+    finally:
+        for p in ctx.processes:
+            if p.is_alive():
+                p.kill()
+                p.join()
+
+
 @pytest.fixture(scope="module", params=[2, 3], ids=["world2", "world3"])
 def group_results(request, tmp_path_factory):
     world = request.param

@@ -13,13 +13,11 @@ from __future__ import annotations
 import datetime
 import json
 import os
-import time
 
 import pytest
 
 torch = pytest.importorskip("torch")
 import torch.distributed as dist  # noqa: E402
-import torch.multiprocessing as mp  # noqa: E402
 
 from softmaxkit.torch.distributed import (  # noqa: E402
     class_parallel_cross_entropy,
@@ -27,7 +25,7 @@ from softmaxkit.torch.distributed import (  # noqa: E402
 )
 
 # The port helper of the main distributed tests (same process-spawning scheme).
-from test_distributed import _free_port  # noqa: E402
+from test_distributed import _free_port, spawn_ranks  # noqa: E402
 
 if not (dist.is_available() and dist.is_gloo_available()):
     pytest.skip("torch.distributed with the gloo backend is unavailable", allow_module_level=True)
@@ -96,24 +94,7 @@ def _worker(rank: int, port: int, out_dir: str, name: str) -> None:
 
 def _run(name: str, tmp_path) -> list[dict]:
     """Every rank's record; a rank that died or missed the deadline says so."""
-    ctx = mp.start_processes(
-        _worker, args=(_free_port(), str(tmp_path), name), nprocs=WORLD, join=False,
-        start_method="spawn",
-    )
-    deadline = time.monotonic() + DEADLINE_S
-    try:
-        while not ctx.join(timeout=1):
-            if time.monotonic() > deadline:
-                break
-    except mp.ProcessRaisedException as exc:  # a worker error outside the scenario
-        pytest.fail(str(exc))
-    except mp.ProcessExitedException:  # e.g. gloo's SIGABRT; the records say where
-        pass
-    finally:
-        for p in ctx.processes:
-            if p.is_alive():
-                p.kill()
-                p.join()
+    spawn_ranks(_worker, (_free_port(), str(tmp_path), name), nprocs=WORLD, deadline_s=DEADLINE_S)
     records = []
     for r in range(WORLD):
         path = tmp_path / f"rank{r}.json"

@@ -18,13 +18,11 @@ from __future__ import annotations
 import datetime
 import json
 import os
-import time
 
 import pytest
 
 torch = pytest.importorskip("torch")
 import torch.distributed as dist  # noqa: E402
-import torch.multiprocessing as mp  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
 import softmaxkit.torch as skt  # noqa: E402
@@ -34,7 +32,7 @@ from softmaxkit.torch.distributed import (  # noqa: E402
 )
 
 # The port helper of the main distributed tests (same process-spawning scheme).
-from test_distributed import _free_port  # noqa: E402
+from test_distributed import _free_port, spawn_ranks  # noqa: E402
 
 WORLD = 2
 N, D, V = 16, 8, 24
@@ -171,23 +169,7 @@ def records(tmp_path_factory) -> list[dict]:
     if not (dist.is_available() and dist.is_gloo_available()):
         pytest.skip("torch.distributed with the gloo backend is unavailable")
     out = tmp_path_factory.mktemp("loss_dtype")
-    ctx = mp.start_processes(
-        _worker, args=(_free_port(), str(out)), nprocs=WORLD, join=False, start_method="spawn"
-    )
-    deadline = time.monotonic() + DEADLINE_S
-    try:
-        while not ctx.join(timeout=1):
-            if time.monotonic() > deadline:
-                break
-    except mp.ProcessRaisedException as exc:  # a worker error outside the cases
-        pytest.fail(str(exc))
-    except mp.ProcessExitedException:  # e.g. gloo's SIGABRT; the records say where
-        pass
-    finally:
-        for p in ctx.processes:
-            if p.is_alive():
-                p.kill()
-                p.join()
+    spawn_ranks(_worker, (_free_port(), str(out)), nprocs=WORLD, deadline_s=DEADLINE_S)
     paths = [out / f"rank{r}.json" for r in range(WORLD)]
     return [json.loads(p.read_text()) if p.exists() else {} for p in paths]
 
