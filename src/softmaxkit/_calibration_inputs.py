@@ -157,8 +157,10 @@ def _warn_if_one_based(labels: np.ndarray, scores: np.ndarray, name: str, scores
         f"{name} looks 1-based (class values, not column indices 0..{k - 1}): no label is 0, and the top "
         f"column of {scores_name} is the column of label - 1 on {found.shifted} of {n} rows "
         f"({found.shifted / n:.1%}) but of the label itself on {found.as_is} ({found.as_is / n:.1%}; one-sided "
-        f"sign test p = {found.p_value:.1g}); labels are read as column indices, so every class is one off: "
-        f"subtract 1, or map class values to columns with np.searchsorted(classes_, {name})",
+        f"sign test p = {found.p_value:.1g}); labels are read as column indices, so if they are class values "
+        f"1..{k} every class is one off: subtract 1, or map them with np.searchsorted(classes_, {name}). If they "
+        "are column indices already, the model puts its top score one class below the label this often: it is "
+        "one class off, not the labels",
         OneBasedLabelsWarning, stacklevel=_caller_stacklevel(),
     )
 

@@ -2236,6 +2236,10 @@ def release_pages(arr: Any) -> None:
     the process's resident set (and peak RSS) shrinks.
     """
     mapping = getattr(arr, "_mmap", None)
+    if getattr(arr, "mode", None) == "c":
+        # A copy-on-write map (a .safetensors tensor, _safetensors_array): dropping its pages would drop
+        # what was written into them, and the file's values would come back (review R5).
+        return
     if mapping is not None and hasattr(mapping, "madvise"):
         import mmap
 
