@@ -564,6 +564,12 @@ class TemperatureScaling(_Calibrator):
         beta = self.beta_
         if not (isinstance(beta, numbers.Real) and not isinstance(beta, bool) and math.isfinite(beta) and beta > 0):
             raise ValueError(f"beta_ must be finite and > 0, got {beta!r}")
+        lo, hi = self._bounds()
+        # fit never leaves [lo, hi] but for beta = 1 (the model as it is, when no row's logits differ).
+        # A hand-edited beta_ = 1e308 loaded and `apply` wrote 328 of 400 rows as NaN, exit 0 (audit).
+        if not (lo <= beta <= hi or beta == 1.0):
+            raise ValueError(f"beta_ = {beta!r} lies outside beta_bounds {self.beta_bounds!r}, "
+                             "where fit keeps it (the file was edited or damaged)")
 
     def fit(self, logits: Any, y: Any, sample_weight: Any = None) -> "TemperatureScaling":
         """Fit ``beta`` on held-out ``logits`` (N, C) and labels ``y`` (N,); returns ``self``.

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import errno
 import importlib
 import json
 import os
@@ -84,21 +85,96 @@ def default_file_mode() -> int:
     return 0o666 & ~mask
 
 
+def file_key(path: str | os.PathLike) -> tuple[int, int, str]:
+    """What identifies the file ``path`` names, however it is reached: compare keys, never paths.
+
+    An existing file's key is its device and inode, ``(st_dev, st_ino, "")``,
+    as :func:`os.path.samefile` compares them; a path that does not exist yet
+    gets its nearest existing folder's device and inode plus the rest of the
+    path, normalised (the missing folders cannot be links, so ``new/../x`` is
+    ``x``). ``Path.resolve()`` strings differed for one folder mounted at two
+    places (a container volume mounted twice): ``predict ... data/test.csv
+    --out alias/test.csv`` replaced its own input (audit). A hard link of a
+    file, or a symlink to it, has the file's key too.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A file that exists or is to be written.
+
+    Returns
+    -------
+    tuple of (int, int, str)
+        Equal for two paths exactly when they name one file (or one future file).
+    """
+    folder, rest = Path(path), []
+    while True:
+        try:
+            st = folder.stat()
+            break
+        except OSError:  # missing (or unreadable): identify it by a folder above it
+            if folder == folder.parent:
+                raise
+            rest.append(folder.name)
+            folder = folder.parent
+    tail = os.path.normpath(os.path.join(*reversed(rest))) if rest else ""
+    while tail.split(os.sep, 1)[0] == os.pardir:  # "new/../../x": ".." of the existing folder is a real one
+        try:
+            st = (folder / os.pardir).stat()
+        except OSError:  # the "folder" is a file: such a path cannot be written anyway
+            break
+        folder, tail = folder / os.pardir, tail.partition(os.sep)[2]
+    return st.st_dev, st.st_ino, tail
+
+
+def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
+    """Whether paths ``a`` and ``b`` name one file (see :func:`file_key`), reached by whatever paths."""
+    return file_key(a) == file_key(b)
+
+
 def _refuse_inputs(target: Path, inputs: tuple[str | os.PathLike | None, ...]) -> None:
     for inp in inputs:
-        if inp is not None and Path(inp).exists() and target.exists() and target.resolve() == Path(inp).resolve():
+        if inp is not None and os.path.exists(inp) and same_file(target, inp):
             raise ValueError(f"refusing to overwrite the input file {inp}; choose another output path")
 
 
 def _new_temp(target: Path) -> Path:
     """An empty hidden temporary in ``target``'s directory, ending in ``target``'s extension
-    (writers choose the format by extension); errors name ``target``, not the temporary."""
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp" + target.suffix, dir=target.parent)
-    except OSError as exc:
-        raise OSError(exc.errno, f"cannot write in {target.parent or '.'} ({exc.strerror})", str(target)) from None
+    (writers choose the format by extension); callers report errors by ``target``
+    (:func:`_write_error`), never by the temporary."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp" + target.suffix, dir=target.parent)
     os.close(fd)
     return Path(tmp)
+
+
+#: errno -> what a failed write of an output says: the disk, not the data, is the problem.
+#: Only these are blamed on an output when its writer fails (they cannot come from reading).
+_DISK_ERRORS = {
+    errno.ENOSPC: "no space left on device",
+    errno.EDQUOT: "disk quota exceeded",
+    errno.EROFS: "read-only file system",
+    errno.EFBIG: "file too large for its file system",
+}
+
+
+class OutputWriteError(OSError):
+    """An output file could not be written: full disk, quota, read-only file system, permissions.
+
+    Its message names the output (and the option that gave it), never the hidden
+    temporary: pyarrow's "[Errno 28] Error writing bytes to file" named no file (audit).
+    ``errno`` is the original error's.
+    """
+
+    def __str__(self) -> str:
+        return str(self.strerror)
+
+
+def _write_error(exc: OSError, target: Path, option: str | None = None) -> OSError:
+    """``exc``, raised while writing ``target``, as "cannot write [OPTION ]TARGET: no space left on device"."""
+    if isinstance(exc, OutputWriteError):
+        return exc
+    words = _DISK_ERRORS.get(exc.errno) or str(exc.strerror or exc).lower()
+    return OutputWriteError(exc.errno, f"cannot write {option + ' ' if option else ''}{target}: {words}")
 
 
 def _finish(tmp: Path, mode: int) -> None:
@@ -114,13 +190,14 @@ def _publish(tmp: Path, target: Path, mode: int) -> None:
     os.replace(tmp, target)
 
 
-#: The signals a commit holds back: Ctrl-C, and SIGTERM (which the CLI raises as an exception).
-_DEFERRED_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+#: The signals a commit holds back: Ctrl-C, SIGTERM, and SIGHUP (a closed terminal or ssh session),
+#: both of which the CLI raises as exceptions. (Windows has no SIGHUP.)
+_DEFERRED_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
 
 
 @contextlib.contextmanager
 def _signals_deferred() -> Iterator[None]:
-    """Hold SIGINT and SIGTERM back for the block, then deliver them (each once) at its end.
+    """Hold SIGINT, SIGTERM and SIGHUP back for the block, then deliver them (each once) at its end.
 
     Why: the renames of a multi-output commit must all happen or none, and a
     Ctrl-C between two of them would leave a new output next to an old one.
@@ -162,16 +239,29 @@ def atomic_path(path: str | os.PathLike, *, inputs: tuple[str | os.PathLike, ...
 
     A crash or exception leaves any existing ``path`` untouched and removes the
     temporary file. ``inputs`` are files this command reads: writing onto one
-    of them raises ``ValueError`` instead of destroying the user's data. The
-    file gets the usual permissions of a new file (:func:`default_file_mode`).
+    of them (by :func:`file_key`) raises ``ValueError`` instead of destroying the
+    user's data. The file gets the usual permissions of a new file
+    (:func:`default_file_mode`). A full disk or read-only file system raises
+    :class:`OutputWriteError` naming ``path``.
     """
     target = Path(path)
     _refuse_inputs(target, inputs)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp_path = _new_temp(target)
     try:
-        yield tmp_path
-        _publish(tmp_path, target, default_file_mode())
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp_path = _new_temp(target)
+    except OSError as exc:
+        raise _write_error(exc, target) from exc
+    try:
+        try:
+            yield tmp_path
+        except OSError as exc:  # the caller's writer: a full disk is blamed on the file, other errors are its own
+            if exc.errno in _DISK_ERRORS:
+                raise _write_error(exc, target) from exc
+            raise
+        try:
+            _publish(tmp_path, target, default_file_mode())
+        except OSError as exc:
+            raise _write_error(exc, target) from exc
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
@@ -262,10 +352,25 @@ class StagedOutputs:
     leaves no output and no debris. :meth:`check` runs the cheap checks up
     front, before a command reads its data or trains anything.
 
-    Ctrl-C or SIGTERM during :meth:`commit` waits until every rename is done
-    (it is then raised as usual), so a signal never publishes some outputs
-    and not others. The renames are still not jointly atomic against a crash
-    (power loss, SIGKILL) or a rename that fails (disk gone).
+    Ctrl-C, SIGTERM or SIGHUP during :meth:`commit` waits until every rename
+    is done (it is then raised as usual), so a signal never publishes some
+    outputs and not others. The renames are still not jointly atomic against
+    a crash (power loss, SIGKILL) or a rename that fails (disk gone).
+
+    Files are told apart by identity (:func:`file_key`), not by path: an input
+    or another output reached through a second mount point, a symlinked folder
+    or a hard link is still the same file. An ``OSError`` while staging or
+    committing an output, and a full disk or read-only file system while the
+    caller writes one (blamed on the output staged last), is raised as
+    :class:`OutputWriteError` naming the output and, where ``options`` gives
+    it, the option that named it.
+
+    Parameters
+    ----------
+    inputs : tuple of path, keyword-only
+        Files the command reads: never written or removed (``None`` entries are skipped).
+    options : mapping of path to str, optional, keyword-only
+        The option that names each output (``{"p.csv": "--out"}``), for error messages.
 
     Examples
     --------
@@ -274,18 +379,25 @@ class StagedOutputs:
     ...     out.commit()
     """
 
-    def __init__(self, *, inputs: tuple[str | os.PathLike | None, ...] = ()) -> None:
+    def __init__(
+        self,
+        *,
+        inputs: tuple[str | os.PathLike | None, ...] = (),
+        options: Mapping[str | os.PathLike | None, str] | None = None,
+    ) -> None:
         self.inputs = tuple(i for i in inputs if i is not None)
-        self._staged: dict[Path, Path] = {}  # target -> temporary
-        self._removals: list[Path] = []
+        self._options = {Path(p): o for p, o in (options or {}).items() if p is not None}
+        self._staged: dict[tuple[int, int, str], tuple[Path, Path]] = {}  # file_key -> (target, temporary)
+        self._removals: dict[tuple[int, int, str], Path] = {}  # file_key -> target
         self._made_dirs: list[Path] = []
+        self._last: Path | None = None  # the output the caller is writing now
         self.committed = False
 
     def check(self, path: str | os.PathLike, *, option: str = "--out") -> Path:
         """Fail now if ``path`` cannot be written: an input, a directory, or an unwritable directory."""
         target = Path(path)
         for inp in self.inputs:
-            if target.exists() and Path(inp).exists() and target.resolve() == Path(inp).resolve():
+            if target.exists() and os.path.exists(inp) and same_file(target, inp):
                 raise ValueError(f"{option} {path} is also an input file; refusing to overwrite it, choose another path")
         if target.is_dir():
             raise ValueError(f"{option} {path} is an existing directory; give a file name")
@@ -293,18 +405,28 @@ class StagedOutputs:
         if not parent.is_dir():
             raise ValueError(f"{option} {path}: {parent} is not a directory")
         if not os.access(parent, os.W_OK | os.X_OK):
-            raise ValueError(f"{option} {path}: cannot write in directory {parent} (permission denied)")
+            why = "read-only file system" if _read_only(parent) else "permission denied"
+            raise ValueError(f"{option} {path}: cannot write in directory {parent} ({why})")
         return target
 
     def stage(self, path: str | os.PathLike) -> Path:
         """A fresh temporary for ``path`` (ending in its extension), to be written by the caller."""
         target = Path(path)
         _refuse_inputs(target, self.inputs)
-        if target in self._staged:
-            raise ValueError(f"{target} is written twice by one command")
-        self._mkdirs(target.parent)
-        tmp = _new_temp(target)
-        self._staged[target] = tmp
+        self._last = target
+        try:
+            self._mkdirs(target.parent)
+            # Keyed once its folder exists: every staged key is then (folder, name) or an existing file's.
+            key = file_key(target)
+            if key in self._staged or key in self._removals:
+                first = self._staged[key][0] if key in self._staged else self._removals[key]
+                also = "" if first == target else f" (also as {first})"
+                raise ValueError(f"{target} is written{' twice' if key in self._staged else ' and removed'} "
+                                 f"by one command{also}")
+            tmp = _new_temp(target)
+        except OSError as exc:
+            raise _write_error(exc, target, self._options.get(target)) from exc
+        self._staged[key] = (target, tmp)
         return tmp
 
     def remove(self, path: str | os.PathLike) -> None:
@@ -313,35 +435,45 @@ class StagedOutputs:
         is deleted when the command fails before committing."""
         target = Path(path)
         _refuse_inputs(target, self.inputs)
-        if target in self._staged:
+        key = file_key(target)
+        if key in self._staged:
             raise ValueError(f"{target} is both written and removed by one command")
-        self._removals.append(target)
+        self._removals[key] = target
 
     def commit(self) -> list[Path]:
         """Publish every staged file (permissions as for a new file); returns the targets.
 
         Raises :class:`InputChangedError`, publishing nothing, when an input
         watched by :func:`watching_inputs` changed since the command began.
-        A SIGINT or SIGTERM arriving during the renames is raised once all of
-        them are done (main thread; see :func:`_signals_deferred`).
+        A SIGINT, SIGTERM or SIGHUP arriving during the renames is raised once
+        all of them are done (main thread; see :func:`_signals_deferred`).
         """
         verify_inputs_unchanged()
         mode = default_file_mode()
-        for tmp in self._staged.values():  # the slow part (fsync) before signals are held back
-            _finish(tmp, mode)
+        staged = list(self._staged.values())
+        self._last = None  # from here on an error names the output it happened to
+        for target, tmp in staged:  # the slow part (fsync) before signals are held back
+            self._publishing(_finish, target, tmp, mode)
         with _signals_deferred():
-            for target, tmp in self._staged.items():
-                os.replace(tmp, target)
-            for target in self._removals:
+            for target, tmp in staged:
+                self._publishing(os.replace, target, tmp, target)
+            for target in self._removals.values():
                 with contextlib.suppress(FileNotFoundError):
                     target.unlink()
             # Inside the block: a signal raised at its end must not make __exit__ discard anything.
             self.committed = True
-        return list(self._staged)
+        return [target for target, _ in staged]
+
+    def _publishing(self, step: Any, target: Path, *args: Any) -> None:
+        """``step(*args)``, one step of publishing ``target``; an OSError names ``target``."""
+        try:
+            step(*args)
+        except OSError as exc:
+            raise _write_error(exc, target, self._options.get(target)) from exc
 
     def discard(self) -> None:
         """Remove every temporary (and the directories made for them, when left empty)."""
-        for tmp in self._staged.values():
+        for _, tmp in self._staged.values():
             with contextlib.suppress(OSError):
                 tmp.unlink()
         self._staged.clear()
@@ -364,9 +496,20 @@ class StagedOutputs:
     def __enter__(self) -> "StagedOutputs":
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
         if not self.committed:
             self.discard()
+            # The caller's writer failed on a full (or read-only) disk: name the file it was writing.
+            if isinstance(exc, OSError) and exc.errno in _DISK_ERRORS and self._last is not None:
+                raise _write_error(exc, self._last, self._options.get(self._last)) from exc
+
+
+def _read_only(folder: Path) -> bool:
+    """Whether ``folder`` is on a file system mounted read-only (``os.access`` says only "no")."""
+    try:
+        return bool(os.statvfs(folder).f_flag & os.ST_RDONLY)
+    except (AttributeError, OSError):  # no statvfs (Windows)
+        return False
 
 
 def _existing_ancestor(folder: Path) -> Path:
@@ -568,6 +711,11 @@ def state_error_detail(exc: BaseException) -> str:
 def load(path: str | os.PathLike) -> Any:
     """Load any saved softmaxkit object (classifier, calibrator), never via pickle.
 
+    A file holding an array that the loaded object would not save is refused
+    (:class:`ModelFileError` naming it): this version would ignore it, so a
+    file of a later softmaxkit that adds arrays, or an edited one, would load
+    as something other than what it holds.
+
     Examples
     --------
     >>> import softmaxkit as sk  # doctest: +SKIP
@@ -580,9 +728,21 @@ def load(path: str | os.PathLike) -> Any:
         obj = cls._from_state(meta, arrays)
         if "class_names" in meta:
             obj.class_names_ = _class_names(meta["class_names"], getattr(obj, "n_classes_", None))
-        return obj
+        # What the object itself saves is, for every kind and its optional arrays (alpha_path, ...),
+        # exactly what its _from_state reads: one source of truth, no per-class list to keep in step.
+        known = obj._get_state()[1].keys()
     except STATE_ERRORS as exc:
         raise invalid_state(path, kind, exc) from None
+    # An extra array (mean_) loaded silently, ignored (audit): a later version adding arrays under
+    # format_version 1 would have been read wrongly, without a word.
+    unknown = sorted(set(arrays) - set(known))
+    if unknown:
+        raise ModelFileError(
+            f"{path}: {kind} file holds unknown array{'s' if len(unknown) > 1 else ''} "
+            f"{', '.join(map(repr, unknown))}, which this softmaxkit does not read (a file of a newer softmaxkit, "
+            "or an edited one); refused rather than loaded without them"
+        )
+    return obj
 
 
 def _class_names(names: Any, n_classes: int | None) -> list[str]:

@@ -6,8 +6,9 @@ and ``run(args) -> int`` and keeps heavy imports inside ``run``, so
 
 Exit codes: 0 success, 1 failure (a one-line ``softmaxkit: error: ...``, no
 traceback), 2 usage error (argparse, or a command's ``check(args)`` hook, which
-runs before any file is read), 130 on Ctrl-C and 143 on SIGTERM (temporary
-files are removed either way). With ``--json`` a failure prints
+runs before any file is read), 130 on Ctrl-C, 143 on SIGTERM and 129 on SIGHUP
+(the terminal or ssh session closed; left alone when ignored, as under ``nohup``);
+temporary files are removed in each case. With ``--json`` a failure prints
 ``{"error": "...", "exit_code": N}`` on stdout as well. Warnings print as one
 line (``softmaxkit: warning: ...``). Set ``SOFTMAXKIT_DEBUG=1`` to get the
 traceback of a failure instead.
@@ -41,6 +42,11 @@ class Terminated(BaseException):
     """SIGTERM, raised like KeyboardInterrupt so that ``finally`` blocks remove temporary files."""
 
 
+class HungUp(Terminated):
+    """SIGHUP (the terminal or ssh session closed), raised as :class:`Terminated` is: its default
+    action killed the process at once and left a full-size hidden temporary behind (audit)."""
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse, plus ``{"error": ...}`` on stdout for a usage error when ``--json`` was asked for."""
 
@@ -69,7 +75,7 @@ def _print_json_error(message: str, code: int) -> None:
 
 
 def _terminate(signum, frame) -> None:  # noqa: ANN001
-    raise Terminated()
+    raise HungUp() if signum == getattr(signal, "SIGHUP", None) else Terminated()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -129,7 +135,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             sub.error(str(exc))
     from softmaxkit.io import watching_inputs
 
-    previous = _install_sigterm()
+    previous = _install_signal_handlers()
     try:
         with warnings.catch_warnings(), watching_inputs(_input_files(args)) as watch:
             warnings.showwarning = _show_warning
@@ -154,11 +160,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(_one_line(exc), 1, want_json)
     except KeyboardInterrupt:
         return _fail("interrupted", 130, want_json, prefix="softmaxkit: ")
+    except HungUp:
+        return _fail("hangup (SIGHUP: the terminal or session closed)", 129, want_json, prefix="softmaxkit: ")
     except Terminated:
         return _fail("terminated (SIGTERM)", 143, want_json, prefix="softmaxkit: ")
     finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 #: Parsed options that name files a command reads (explain's ``logits`` and ``labels`` are values, not files).
@@ -177,12 +185,22 @@ def _fail(message: str, code: int, want_json: bool, *, prefix: str = "softmaxkit
     return code
 
 
-def _install_sigterm():  # noqa: ANN202
-    """Turn SIGTERM into :class:`Terminated` (main thread only); returns the previous handler."""
+def _install_signal_handlers() -> dict:
+    """Turn SIGTERM into :class:`Terminated` and SIGHUP into :class:`HungUp` (main thread only).
+
+    Returns the previous handlers, to put back. A SIGHUP already ignored (``nohup``) stays
+    ignored: that is how the user asked the command to outlive the terminal.
+    """
+    wanted = [signal.SIGTERM]
+    if hasattr(signal, "SIGHUP") and signal.getsignal(signal.SIGHUP) is not signal.SIG_IGN:
+        wanted.append(signal.SIGHUP)
+    previous = {}
     try:
-        return signal.signal(signal.SIGTERM, _terminate)
+        for sig in wanted:
+            previous[sig] = signal.signal(sig, _terminate)
     except ValueError:  # not the main thread (a test runner's worker): leave signals alone
-        return None
+        pass
+    return {sig: handler for sig, handler in previous.items() if handler is not None}
 
 
 def _subparsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:

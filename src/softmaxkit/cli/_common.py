@@ -661,17 +661,17 @@ def read_predictions(args: argparse.Namespace) -> Predictions:
     source = args.logits or args.probs
     kind = "logit" if args.logits else "probability"
     # Labels kept in the scores file: their column is not one more class (audit: a 4th "logit").
-    same_file = args.label_column is not None and Path(args.labels).resolve() == Path(source).resolve()
+    same_file = args.label_column is not None and _same_file(args.labels, source)
     read = read_score_file(source, kind=kind, given_classes=getattr(args, "classes", None),
                            exclude=(args.label_column,) if same_file else (), ignore=ignored_columns(args))
     labels = read_labels(args.labels, column=args.label_column, n_classes=read.scores.shape[1], classes=read.classes,
                          ids_left_out=read.ids)
     matched_on = scores_matched_on = None
-    if Path(args.labels).resolve() != Path(source).resolve():
+    if not _same_file(args.labels, source):
         labels, matched_on, scores_matched_on = labels_by_row_id(labels, args.labels, source,
                                                                  column=args.label_column, ignored=read.ignored,
                                                                  ignore=ignored_columns(args), say=Printer(args))
-    if Path(args.labels).resolve() == Path(source).resolve():
+    if _same_file(args.labels, source):
         # One file on both sides: "r.npz has 600 rows but r.npz has 500" named neither array.
         check_same_length(f"{source}: {_array_names(read.columns)}", len(read.scores),
                           _label_array_name(args.label_column, read.ignored), len(labels))
@@ -1593,7 +1593,7 @@ def _warn_if_labels_are_predictions(args: argparse.Namespace) -> None:
     """Warn when the labels are the ``prediction`` column of the scores file itself (``predict``'s or
     ``apply``'s output): scored against their own top class, scores look perfect (audit: accuracy 1.0)."""
     source = args.logits or args.probs
-    if args.label_column == "prediction" and Path(args.labels).resolve() == Path(source).resolve():
+    if args.label_column == "prediction" and _same_file(args.labels, source):
         import warnings
 
         warnings.warn(f"{args.labels}: column 'prediction' is the top class of the scores beside it, not the true "
@@ -1838,7 +1838,7 @@ def check_report(report_dir: str, *, option: str = "--report", files: dict[str, 
 
     for role, path in (files or {}).items():
         # Else the commit fails late, on a temporary's name ("...tmp.npz: Is a directory").
-        if path is not None and Path(path).resolve() == Path(report_dir).resolve():
+        if path is not None and _same_file(path, report_dir):
             raise CLIError(f"{option} {report_dir} is also {role}; the report directory and that file need two paths")
     check_report_dir(report_dir, option=option)
     StagedOutputs().check(Path(report_dir) / "metrics.json", option=option)
@@ -1918,3 +1918,47 @@ def _fill_missing_classes(side: Any, other: Any, inverse: Any, rng: Any) -> None
         give = rng.choice(np.flatnonzero(codes == largest))
         take = rng.choice(np.flatnonzero(inverse[other] == code))
         side[give], other[take] = other[take], side[give]
+
+
+#: Rows checked per block by :func:`refuse_non_finite`: a boolean mask of one block, not of the file.
+_FINITE_BLOCK_ROWS = 1 << 16
+
+
+def refuse_non_finite(probs, *, out: str, source: str, option: str = "--out") -> None:  # noqa: ANN001
+    """Raise :class:`~softmaxkit.cli.CLIError` naming the first row of ``probs`` that is not finite.
+
+    Logits that overflow float64 (a calibrator with a huge temperature, huge scores) give NaN after
+    the softmax; ``apply`` wrote them as probabilities, with prediction class 0 and exit 0 (audit:
+    328 of 400 rows). Checked in blocks of rows, so no mask of the whole table is made.
+
+    Parameters
+    ----------
+    probs : ndarray of shape (N, C)
+        The probabilities about to be written.
+    out : str
+        The file they were to be written to.
+    source : str
+        The input file whose rows they are (rows are named 1-based, as its reader counts them).
+    option : str, default "--out", keyword-only
+        The option that named ``out``.
+    """
+    import numpy as np
+
+    from softmaxkit.cli import CLIError
+
+    for start in range(0, len(probs), _FINITE_BLOCK_ROWS):
+        finite = np.isfinite(probs[start:start + _FINITE_BLOCK_ROWS]).all(axis=1)
+        if not finite.all():
+            row = start + int(np.argmin(finite))
+            n_bad = int(np.count_nonzero(~np.isfinite(probs[row:]).all(axis=1)))  # the error path only
+            raise CLIError(f"{option} {out} not written: the probabilities of row {row + 1} of {source} are not "
+                           f"finite ({n_bad} of {len(probs)} rows): the logits overflow float64 (check the "
+                           "calibrator's temperature and the scale of the inputs)")
+
+
+def _same_file(a: str | Path, b: str | Path) -> bool:
+    """Whether two paths name one file (or folder), by identity: one folder may be reached by two paths
+    (a second mount, a symlinked folder) (:func:`softmaxkit.io.same_file`)."""
+    from softmaxkit.io import same_file
+
+    return same_file(a, b)

@@ -83,6 +83,7 @@ def run(args: argparse.Namespace) -> int:
         logit_columns,
         read_row_ids,
         read_score_file,
+        refuse_non_finite,
         row_ids_text,
         say_ids_left_out,
         say_ignored,
@@ -90,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
         with_row_ids,
     )
     from softmaxkit.data import write_columns
-    from softmaxkit.io import StagedOutputs
+    from softmaxkit.io import StagedOutputs, same_file
 
     say = Printer(args)
     source = args.logits or args.probs
@@ -98,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
     check_output(args.out, inputs=inputs)
     if args.logits_out:
         check_output(args.logits_out, inputs=inputs, option="--logits-out")
-        if Path(args.logits_out).resolve() == Path(args.out).resolve():
+        if same_file(args.logits_out, args.out):  # by identity: one folder may be reached by two paths
             raise CLIError("--logits-out and --out name the same file")
     calibrator = _adapters.load_calibrator(args.calibrator, option="CALIBRATOR")
     fitted_on = getattr(calibrator, "input", "logits")
@@ -154,6 +155,7 @@ def run(args: argparse.Namespace) -> int:
 
     logits = calibrate(scores)
     probs = softmax(logits, axis=-1)
+    refuse_non_finite(probs, out=args.out, source=source)
 
     text_ok = not args.out.lower().endswith((".npy", ".safetensors"))
     written = as_written(args.out)
@@ -172,7 +174,7 @@ def run(args: argparse.Namespace) -> int:
         kept = as_written(args.logits_out)
         logit_table, _, logit_left = with_row_ids(row_ids, logit_columns(logits[:, kept], names[kept]),
                                                   args.logits_out)
-    with StagedOutputs(inputs=inputs) as outputs:
+    with StagedOutputs(inputs=inputs, options={args.out: "--out", args.logits_out: "--logits-out"}) as outputs:
         write_columns(args.out, columns, outputs=outputs)
         if logit_table is not None:
             write_columns(args.logits_out, logit_table, outputs=outputs)

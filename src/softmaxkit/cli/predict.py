@@ -53,8 +53,6 @@ def check(args: argparse.Namespace) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from softmaxkit import softmax
     from softmaxkit.cli import CLIError, _adapters
     from softmaxkit.cli._common import (
@@ -68,6 +66,7 @@ def run(args: argparse.Namespace) -> int:
         logit_columns,
         progress,
         read_row_ids,
+        refuse_non_finite,
         row_ids_text,
         say_ids_left_out,
         say_ignored,
@@ -77,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
     )
     from softmaxkit.cli._evaluation import chance_legend, ece_ci_legend, score
     from softmaxkit.data import read_features, write_columns
-    from softmaxkit.io import StagedOutputs
+    from softmaxkit.io import StagedOutputs, same_file
     from softmaxkit.report import ece_text, fmt
 
     say = Printer(args)
@@ -86,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
     check_output(args.out, inputs=inputs)
     if args.logits_out:
         check_output(args.logits_out, inputs=inputs, option="--logits-out")
-        if Path(args.logits_out).resolve() == Path(args.out).resolve():
+        if same_file(args.logits_out, args.out):  # by identity: one folder may be reached by two paths
             raise ValueError("--logits-out and --out name the same file")
     model = _adapters.load_model(args.model)
     classes = model.classes
@@ -139,6 +138,7 @@ def run(args: argparse.Namespace) -> int:
         if calibrator is not None:
             logits = in_fitted_order(lambda z: _adapters.calibrated_logits(calibrator, z), logits, cal_order)
         probs = softmax(logits, axis=-1)
+    refuse_non_finite(probs, out=args.out, source=args.data)
 
     columns = score_columns(probs, classes, out=args.out)
     if sets is not None:
@@ -147,7 +147,7 @@ def run(args: argparse.Namespace) -> int:
     logit_table, logit_left = None, []
     if args.logits_out:
         logit_table, _, logit_left = with_row_ids(row_ids, logit_columns(logits, classes), args.logits_out)
-    with StagedOutputs(inputs=inputs) as outputs:
+    with StagedOutputs(inputs=inputs, options={args.out: "--out", args.logits_out: "--logits-out"}) as outputs:
         write_columns(args.out, columns, outputs=outputs)
         if logit_table is not None:
             write_columns(args.logits_out, logit_table, outputs=outputs)
