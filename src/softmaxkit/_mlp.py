@@ -388,6 +388,10 @@ class SavedNetwork:
     intercepts: list[np.ndarray]
 
 
+#: The arrays a saved SoftmaxClassifier holds besides its layers (``coef_i``, ``intercept_i``).
+SAVED_CURVES = ("loss_curve", "validation_loss_curve", "alpha_path", "alpha_path_loss")
+
+
 def read_saved_network(meta: Any, arrays: dict[str, np.ndarray]) -> SavedNetwork:
     """Read and check the network of a saved SoftmaxClassifier's ``(meta, arrays)``.
 
@@ -424,6 +428,12 @@ def read_saved_network(meta: Any, arrays: dict[str, np.ndarray]) -> SavedNetwork
     stray = sorted(k for k in arrays if re.fullmatch(r"(coef|intercept)_\d+", k) and k not in shapes)
     if stray:
         raise ValueError(f"{stray[0]} is not a layer of a network of n_layers={n_layers}")
+    # The CLI reads models here without softmaxkit.load (whose check covers every kind): an array no
+    # version saves (mean_, added by hand or by a newer softmaxkit) was ignored (audit AG).
+    unknown = sorted(set(arrays) - set(shapes) - set(SAVED_CURVES))
+    if unknown:
+        raise ValueError(f"unknown array{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))}, which "
+                         "this softmaxkit does not read (a file of a newer softmaxkit, or an edited one)")
     layers = {}
     for key, shape in shapes.items():
         layer = arrays[key]

@@ -427,7 +427,8 @@ def metrics_json(metrics: Mapping[str, Any]) -> str:
     return json.dumps(_strict_json_value(plain), indent=2, allow_nan=False) + "\n"
 
 
-#: The list of files softmaxkit wrote into a report directory; only those are ever replaced.
+#: The files softmaxkit wrote into a report directory, each with its sha256; only those, while unchanged,
+#: are ever replaced or removed.
 MANIFEST = ".softmaxkit-report.json"
 
 #: Files every report has (figures add ``<name>.png``).
@@ -438,38 +439,70 @@ _FIXED_FILES = ("metrics.json", "report.html")
 _REPORT_FILE = re.compile(r"^(metrics\.json|report\.html|[A-Za-z0-9_.-]+\.png|\.softmaxkit-report\.json)$")
 
 
-def _owned_files(out: Path) -> set[str]:
-    """The files :data:`MANIFEST` says softmaxkit wrote in ``out``: plain names of report files only.
+def _sha256(data: bytes) -> str:
+    import hashlib
+
+    return hashlib.sha256(data).hexdigest()
+
+
+def _file_sha256(path: Path) -> str | None:
+    """sha256 of the file at ``path``; None where it is no readable file (a directory, say)."""
+    try:
+        return _sha256(path.read_bytes()) if path.is_file() else None
+    except OSError:
+        return None
+
+
+def _recorded_files(out: Path) -> dict[str, str | None]:
+    """The files :data:`MANIFEST` says softmaxkit wrote in ``out``, each with the sha256 it recorded.
 
     The manifest is a file anyone can edit, and its names decide what a new report replaces or
     removes: a name such as ``../victim.txt`` was deleted outside the folder (audit), so any
-    name with a path, or not of a report file's form, is ignored.
+    name with a path, or not of a report file's form, is ignored. A manifest of the versions that
+    recorded names only (no ``"sha256"`` record) gives None for each name: its files are owned as
+    they were then. In a manifest with digests, a name without one is not softmaxkit's.
     """
     try:
         record = json.loads((out / MANIFEST).read_text(encoding="utf-8"))
         names = {str(name) for name in record.get("files", [])}
+        digests = record.get("sha256")
     except (OSError, ValueError, AttributeError, TypeError):
-        return set()
-    return {n for n in names if _REPORT_FILE.match(n) and n not in (".", "..") and not n.startswith("..")}
+        return {}
+    names = {n for n in names if _REPORT_FILE.match(n) and n not in (".", "..") and not n.startswith("..")}
+    if digests is None:
+        return dict.fromkeys(names)
+    if not isinstance(digests, dict):
+        return {}
+    return {n: digests[n] for n in names if isinstance(digests.get(n), str)}
 
 
-def check_report_dir(out_dir: str | os.PathLike, names: Sequence[str] = _FIXED_FILES, *,
-                     option: str = "--report") -> Path:
-    """Refuse, before any work, a report directory where writing would destroy someone's file.
+def _owned_files(out: Path, names: Sequence[str], *, option: str) -> set[str]:
+    """The files in ``out`` that a report writing ``names`` may replace or remove; ValueError naming
+    the first that it may not (a report file softmaxkit did not write, or one changed since it did),
+    or ``out`` itself when it is no directory.
 
-    A report directory may be new, or one softmaxkit wrote before (its files
-    are listed in :data:`MANIFEST`). A file named like a report file
-    (``metrics.json``, ``report.html``, ``reliability_*.png``) that softmaxkit
-    did not write is never replaced: the command fails naming it, and the user
-    picks another directory. (Refusing is more predictable than writing
-    somewhere the user did not ask for.)
+    Owned are the files :data:`MANIFEST` lists whose contents still have the sha256 recorded when
+    they were written. Names alone were not enough: a figure the user had overwritten with their
+    own picture was deleted as a stale file of the earlier report, and an edited ``report.html``
+    replaced, exit 0 (audit). A digest rather than size and modification time: those survive an
+    edit that keeps the size within a coarse clock tick, and copies that keep times (``cp -p``,
+    ``rsync -t``, unpacking an archive) carry them to other contents; a report's files are a few
+    MB at most, hashed in milliseconds.
     """
-    out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise ValueError(f"{option} {out}: exists and is not a directory; choose another report directory")
     if not out.exists():
-        return out
-    owned = _owned_files(out)
+        return set()
+    recorded = _recorded_files(out)
+    changed = sorted(n for n, digest in recorded.items()
+                     if digest is not None and (out / n).exists() and _file_sha256(out / n) != digest)
+    if changed:
+        raise ValueError(
+            f"{option} {out}: {out / changed[0]} was changed after softmaxkit wrote it (it no longer matches "
+            f"{MANIFEST}); refusing to replace or remove it (move it elsewhere to keep it, delete it to let the "
+            "report replace it, or choose a new report directory)"
+        )
+    owned = set(recorded)
     clashes = [n for n in names if (out / n).exists() and n not in owned]
     clashes += sorted(p.name for p in out.glob("reliability_*.png") if p.name not in owned and p.name not in clashes)
     if clashes:
@@ -477,6 +510,22 @@ def check_report_dir(out_dir: str | os.PathLike, names: Sequence[str] = _FIXED_F
             f"{option} {out}: {out / clashes[0]} was not written by softmaxkit; refusing to overwrite it "
             "(choose a new report directory, or move the file)"
         )
+    return owned
+
+
+def check_report_dir(out_dir: str | os.PathLike, names: Sequence[str] = _FIXED_FILES, *,
+                     option: str = "--report") -> Path:
+    """Refuse, before any work, a report directory where writing would destroy someone's file.
+
+    A report directory may be new, or one softmaxkit wrote before (its files
+    are listed in :data:`MANIFEST`, each with its sha256). A file named like a report file
+    (``metrics.json``, ``report.html``, ``reliability_*.png``) that softmaxkit
+    did not write, or a file it wrote that was changed since, is never replaced or removed: the
+    command fails naming it, and the user picks another directory or moves the file. (Refusing is
+    more predictable than writing somewhere the user did not ask for.)
+    """
+    out = Path(out_dir)
+    _owned_files(out, names, option=option)
     return out
 
 
@@ -497,7 +546,8 @@ def write_report(
     overwritten, nor any file softmaxkit did not write (:func:`check_report_dir`; ``option``, the
     command's option that named ``out_dir``, leads its message).
     Files an earlier report listed in :data:`MANIFEST` that this one does not
-    write are removed in the same commit.
+    write are removed in the same commit; one changed since it was written is
+    neither replaced nor removed: the report is refused, naming it.
 
     Returns
     -------
@@ -512,11 +562,13 @@ def write_report(
         files[fig.name] = (f"{fig.name}.png", fig.png)
     files["report"] = ("report.html", render_html(report).encode("utf-8"))
     names = [name for name, _ in files.values()]
-    check_report_dir(out, names, option=option)
+    owned = _owned_files(out, names, option=option)  # check_report_dir's refusals
     # Files an earlier report wrote here that this one does not (reliability_calibrated.png after a
     # re-fit without --calibrate): removed with the commit, so the folder holds one report, not two.
-    stale = sorted(n for n in _owned_files(out) - set(names) - {MANIFEST} if (out / n).is_file())
-    manifest = json.dumps({"files": sorted(set(names) | {MANIFEST})}, indent=1) + "\n"
+    stale = sorted(n for n in owned - set(names) - {MANIFEST} if (out / n).is_file())
+    # "files" as earlier versions wrote it (they read it still); "sha256" says which contents are ours.
+    manifest = json.dumps({"files": sorted(set(names) | {MANIFEST}),
+                           "sha256": {name: _sha256(data) for name, data in files.values()}}, indent=1) + "\n"
 
     own = outputs is None
     staged = StagedOutputs(inputs=inputs) if own else outputs
