@@ -25,7 +25,7 @@ from softmaxkit.cli._common import add_output_options, positive_int
 SCRIPTS = (
     "bench_ops.py", "bench_narrow_rows.py", "bench_linear_ce.py", "bench_torch_compile.py", "bench_classifier.py",
     "bench_defaults.py", "bench_cli_defaults.py", "bench_calibration.py", "bench_calibrate_memory.py",
-    "bench_conformal.py", "bench_cli.py", "bench_transformers.py", "bench_calibration_prior.py",
+    "bench_conformal.py", "bench_cli.py", "bench_cli_memory.py", "bench_transformers.py", "bench_calibration_prior.py",
 )
 
 
