@@ -89,13 +89,11 @@ def file_key(path: str | os.PathLike) -> tuple[int, int, str]:
     """What identifies the file ``path`` names, however it is reached: compare keys, never paths.
 
     An existing file's key is its device and inode, ``(st_dev, st_ino, "")``,
-    as :func:`os.path.samefile` compares them; a path that does not exist yet
-    gets its nearest existing folder's device and inode plus the rest of the
-    path, normalised (the missing folders cannot be links, so ``new/../x`` is
-    ``x``). ``Path.resolve()`` strings differed for one folder mounted at two
-    places (a container volume mounted twice): ``predict ... data/test.csv
-    --out alias/test.csv`` replaced its own input (audit). A hard link of a
-    file, or a symlink to it, has the file's key too.
+    as :func:`os.path.samefile` compares them (a hard link of a file, or a
+    symlink to it, has the file's key: the same contents); a path that does
+    not exist yet gets its nearest existing folder's device and inode plus the
+    rest of the path (:func:`_folder_key`). For inputs: two inputs with one
+    key hold the same bytes. Outputs are compared by :func:`entry_key`.
 
     Parameters
     ----------
@@ -107,7 +105,38 @@ def file_key(path: str | os.PathLike) -> tuple[int, int, str]:
     tuple of (int, int, str)
         Equal for two paths exactly when they name one file (or one future file).
     """
-    folder, rest = Path(path), []
+    try:
+        st = Path(path).stat()
+    except OSError:
+        return _folder_key(Path(path), [])
+    return st.st_dev, st.st_ino, ""
+
+
+def entry_key(path: str | os.PathLike) -> tuple[int, int, str]:
+    """What identifies the directory entry that writing ``path`` replaces: its folder's device and
+    inode plus its name (:func:`_folder_key`), after a symlink in the last component is followed (a
+    directory: its own device and inode).
+
+    An output is published by renaming a temporary over this entry (:func:`os.replace`), so two paths
+    clobber each other exactly when their entries are one: the same folder reached by two paths
+    (``Path.resolve()`` strings differed for one folder mounted at two places, a container volume
+    mounted twice: ``predict ... data/test.csv --out alias/test.csv`` replaced its own input, audit
+    AG), never a hard link of a file, whose other name keeps the old contents (review R6: hard-linked
+    outputs, as ``cp -al`` snapshots leave them, were refused).
+    """
+    p = Path(path)
+    if p.is_dir():
+        st = p.stat()
+        return st.st_dev, st.st_ino, ""
+    if p.is_symlink():  # written through: os.replace over a symlink replaces the link, but we refuse that too
+        p = Path(os.path.realpath(p))
+    return _folder_key(p.parent, [p.name])
+
+
+def _folder_key(path: Path, rest: list[str]) -> tuple[int, int, str]:
+    """``path``'s nearest existing folder's (or file's) device and inode, plus the rest of the path below it
+    and then ``rest``, normalised: the missing folders cannot be links, so ``new/../x`` is ``x``."""
+    folder, rest = path, list(reversed(rest))
     while True:
         try:
             st = folder.stat()
@@ -132,9 +161,14 @@ def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
     return file_key(a) == file_key(b)
 
 
+def same_entry(a: str | os.PathLike, b: str | os.PathLike) -> bool:
+    """Whether writing ``a`` and writing ``b`` replace one directory entry (see :func:`entry_key`)."""
+    return entry_key(a) == entry_key(b)
+
+
 def _refuse_inputs(target: Path, inputs: tuple[str | os.PathLike | None, ...]) -> None:
     for inp in inputs:
-        if inp is not None and os.path.exists(inp) and same_file(target, inp):
+        if inp is not None and os.path.exists(inp) and same_entry(target, inp):
             raise ValueError(f"refusing to overwrite the input file {inp}; choose another output path")
 
 
@@ -239,7 +273,7 @@ def atomic_path(path: str | os.PathLike, *, inputs: tuple[str | os.PathLike, ...
 
     A crash or exception leaves any existing ``path`` untouched and removes the
     temporary file. ``inputs`` are files this command reads: writing onto one
-    of them (by :func:`file_key`) raises ``ValueError`` instead of destroying the
+    of them (by :func:`entry_key`) raises ``ValueError`` instead of destroying the
     user's data. The file gets the usual permissions of a new file
     (:func:`default_file_mode`). A full disk or read-only file system raises
     :class:`OutputWriteError` naming ``path``.
@@ -357,7 +391,7 @@ class StagedOutputs:
     outputs and not others. The renames are still not jointly atomic against
     a crash (power loss, SIGKILL) or a rename that fails (disk gone).
 
-    Files are told apart by identity (:func:`file_key`), not by path: an input
+    Files are told apart by identity (:func:`entry_key`), not by path: an input
     or another output reached through a second mount point, a symlinked folder
     or a hard link is still the same file. An ``OSError`` while staging or
     committing an output, and a full disk or read-only file system while the
@@ -387,8 +421,8 @@ class StagedOutputs:
     ) -> None:
         self.inputs = tuple(i for i in inputs if i is not None)
         self._options = {Path(p): o for p, o in (options or {}).items() if p is not None}
-        self._staged: dict[tuple[int, int, str], tuple[Path, Path]] = {}  # file_key -> (target, temporary)
-        self._removals: dict[tuple[int, int, str], Path] = {}  # file_key -> target
+        self._staged: dict[tuple[int, int, str], tuple[Path, Path]] = {}  # entry_key -> (target, temporary)
+        self._removals: dict[tuple[int, int, str], Path] = {}  # entry_key -> target
         self._made_dirs: list[Path] = []
         self._last: Path | None = None  # the output the caller is writing now
         self.committed = False
@@ -397,7 +431,7 @@ class StagedOutputs:
         """Fail now if ``path`` cannot be written: an input, a directory, or an unwritable directory."""
         target = Path(path)
         for inp in self.inputs:
-            if target.exists() and os.path.exists(inp) and same_file(target, inp):
+            if target.exists() and os.path.exists(inp) and same_entry(target, inp):
                 raise ValueError(f"{option} {path} is also an input file; refusing to overwrite it, choose another path")
         if target.is_dir():
             raise ValueError(f"{option} {path} is an existing directory; give a file name")
@@ -416,8 +450,7 @@ class StagedOutputs:
         self._last = target
         try:
             self._mkdirs(target.parent)
-            # Keyed once its folder exists: every staged key is then (folder, name) or an existing file's.
-            key = file_key(target)
+            key = entry_key(target)  # once its folder exists: (folder, name)
             if key in self._staged or key in self._removals:
                 first = self._staged[key][0] if key in self._staged else self._removals[key]
                 also = "" if first == target else f" (also as {first})"
@@ -435,7 +468,7 @@ class StagedOutputs:
         is deleted when the command fails before committing."""
         target = Path(path)
         _refuse_inputs(target, self.inputs)
-        key = file_key(target)
+        key = entry_key(target)
         if key in self._staged:
             raise ValueError(f"{target} is both written and removed by one command")
         self._removals[key] = target

@@ -1833,12 +1833,12 @@ def check_report(report_dir: str, *, option: str = "--report", files: dict[str, 
     """Before any work: the report directory is writable and holds no file softmaxkit would overwrite
     without having written it (see :func:`softmaxkit.report.check_report_dir`: such a directory is refused),
     and is none of the command's output ``files`` (``{option or role: path or None}``)."""
-    from softmaxkit.io import StagedOutputs
+    from softmaxkit.io import StagedOutputs, same_entry
     from softmaxkit.report import check_report_dir
 
     for role, path in (files or {}).items():
         # Else the commit fails late, on a temporary's name ("...tmp.npz: Is a directory").
-        if path is not None and _same_file(path, report_dir):
+        if path is not None and same_entry(path, report_dir):
             raise CLIError(f"{option} {report_dir} is also {role}; the report directory and that file need two paths")
     check_report_dir(report_dir, option=option)
     StagedOutputs().check(Path(report_dir) / "metrics.json", option=option)

@@ -102,14 +102,14 @@ def conformal_out(args: argparse.Namespace) -> str | None:
 
     Also ``calibrate``'s ``check`` hook: a bad combination is a usage error, before any file is read.
     """
-    from softmaxkit.io import same_file
+    from softmaxkit.io import same_entry
 
     if not getattr(args, "conformal", None):
         if getattr(args, "conformal_out", None):
             raise UsageError("--conformal-out needs --conformal ALPHA (the miss rates to report)")
         return None
     if args.conformal_out:
-        if same_file(args.conformal_out, args.out):  # by identity: one folder may be reached by two paths
+        if same_entry(args.conformal_out, args.out):  # by identity: one folder may be reached by two paths
             raise UsageError(f"--conformal-out {args.conformal_out} is also --out; the calibrator and the conformal "
                            "predictor need two files")
         return args.conformal_out

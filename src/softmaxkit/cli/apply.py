@@ -91,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
         with_row_ids,
     )
     from softmaxkit.data import write_columns
-    from softmaxkit.io import StagedOutputs, same_file
+    from softmaxkit.io import StagedOutputs, same_entry
 
     say = Printer(args)
     source = args.logits or args.probs
@@ -99,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
     check_output(args.out, inputs=inputs)
     if args.logits_out:
         check_output(args.logits_out, inputs=inputs, option="--logits-out")
-        if same_file(args.logits_out, args.out):  # by identity: one folder may be reached by two paths
+        if same_entry(args.logits_out, args.out):  # by identity: one folder may be reached by two paths
             raise CLIError("--logits-out and --out name the same file")
     calibrator = _adapters.load_calibrator(args.calibrator, option="CALIBRATOR")
     fitted_on = getattr(calibrator, "input", "logits")

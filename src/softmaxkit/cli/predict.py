@@ -76,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
     )
     from softmaxkit.cli._evaluation import chance_legend, ece_ci_legend, score
     from softmaxkit.data import read_features, write_columns
-    from softmaxkit.io import StagedOutputs, same_file
+    from softmaxkit.io import StagedOutputs, same_entry
     from softmaxkit.report import ece_text, fmt
 
     say = Printer(args)
@@ -85,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
     check_output(args.out, inputs=inputs)
     if args.logits_out:
         check_output(args.logits_out, inputs=inputs, option="--logits-out")
-        if same_file(args.logits_out, args.out):  # by identity: one folder may be reached by two paths
+        if same_entry(args.logits_out, args.out):  # by identity: one folder may be reached by two paths
             raise ValueError("--logits-out and --out name the same file")
     model = _adapters.load_model(args.model)
     classes = model.classes
