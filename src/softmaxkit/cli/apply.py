@@ -14,10 +14,10 @@ from softmaxkit.cli import _conformal
 from softmaxkit.cli._common import (
     add_ignore_option,
     add_output_options,
-    check_table_outputs,
     class_names,
     with_article,
 )
+from softmaxkit.cli.predict import check  # predict's usage checks: --out/--logits-out extensions, --sets
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -57,13 +57,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     _conformal.add_set_options(p, what="also write each row's prediction set (set_90: the class names, set_size_90)")
     add_output_options(p)
     p.set_defaults(run=run, check=check)
-
-
-def check(args: argparse.Namespace) -> None:
-    """Usage errors (exit code 2) before any file is read: the extensions of ``--out`` and ``--logits-out``
-    (they exited 1), then ``--sets`` with ``--conformal`` (:func:`_conformal.check_set_options`)."""
-    check_table_outputs(args)
-    _conformal.check_set_options(args)
 
 
 def run(args: argparse.Namespace) -> int:
