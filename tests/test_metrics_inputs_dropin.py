@@ -210,3 +210,20 @@ def test_axis_none_says_what_to_pass(op, axis):
         getattr(sk, op)(x, axis=axis)
     # the suggested call gives scipy's default (all elements as one set of classes)
     assert np.allclose(np.reshape(getattr(sk, op)(x.ravel()), np.shape(getattr(ss, op)(x))), getattr(ss, op)(x))
+
+
+def test_labels_reaching_k_get_the_one_based_hint_in_the_range_error(tmp_path, capsys):
+    """Labels 1..K that reach K are out of range: the error now says they look 1-based (audit AH: the
+    README's warning covers only labels that do not reach K; these got a bare range error)."""
+    from cli_helpers import call
+
+    from softmaxkit.metrics import OneBasedLabelsWarning, log_loss
+
+    assert issubclass(OneBasedLabelsWarning, UserWarning)
+    p = np.full((4, 3), 1 / 3)
+    with pytest.raises(ValueError, match=r"labels 1\.\.3 look 1-based"):
+        log_loss(np.array([1, 2, 3, 3]), probs=p)
+    np.save(tmp_path / "s.npy", np.log(p))
+    np.save(tmp_path / "y.npy", np.array([1, 2, 3, 3]))
+    rc, _, err = call(capsys, "evaluate", "--logits", str(tmp_path / "s.npy"), "--labels", str(tmp_path / "y.npy"))
+    assert rc == 1 and "--classes 1,2,3" in err, err

@@ -203,9 +203,13 @@ def check_labels(y: Any, n_classes: int, n_rows: int, name: str = "y", *, scores
     bad = (arr < 0) | (arr >= n_classes)
     if bad.any():
         i = int(np.argmax(bad))
+        # labels 1..K reaching K: class values, not indices (the warning below covers those not reaching K)
+        one_based = (f"; labels 1..{n_classes} look 1-based (class values, not column indices): subtract 1, or map "
+                     f"them with np.searchsorted(classes_, {name})"
+                     if arr.min() == 1 and arr.max() == n_classes and n_classes > 1 else "")
         raise ValueError(
             f"{name} contains class index {int(arr[i])} at position [{i}], but the predictions "
-            f"have {n_classes} classes (valid: 0..{n_classes - 1})"
+            f"have {n_classes} classes (valid: 0..{n_classes - 1}){one_based}"
         )  # int() of a NumPy float is exact, however large
     if scores is not None:
         _warn_if_one_based(arr, scores, name, scores_name)

@@ -2460,6 +2460,10 @@ def read_labels(
                 which = (f"column {ids[0]!r} was left out as a row id" if len(ids) == 1
                          else f"columns {shown_names(ids)} were left out as row ids")
                 dropped = f"; the scores' {which}: if a class is named so, list every class with --classes to keep it"
+            elif labels.min() == 1 and labels.max() == n_classes and n_classes > 1:
+                one_to_k = ",".join(str(k) for k in range(1, n_classes + 1))
+                dropped = (f"; the labels look 1-based (1..{n_classes}): pass --classes {one_to_k} if the columns are "
+                           f"the classes 1..{n_classes}")
             raise DataFileError(
                 location(path, row, name)
                 + f"label {labels[row]} is not a class of the {n_classes}-class scores (0..{n_classes - 1}){dropped}"

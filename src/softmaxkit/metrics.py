@@ -23,6 +23,7 @@ import numpy as np
 from softmaxkit import _ece
 from softmaxkit._binning import BINNINGS, assign_bins, bin_edges, bin_sums
 from softmaxkit._calibration_inputs import (
+    OneBasedLabelsWarning,
     check_choice,
     check_eps,
     check_labels,
@@ -33,6 +34,7 @@ from softmaxkit._calibration_inputs import (
 from softmaxkit._validation import check_sample_weight
 
 __all__ = [
+    "OneBasedLabelsWarning",
     "log_loss",
     "brier_score",
     "expected_calibration_error",
