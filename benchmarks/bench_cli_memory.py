@@ -109,11 +109,17 @@ def run(cmd: list[str], *, cwd: Path) -> tuple[float, float]:
     return int(hwm.read_text()) / 1024, seconds
 
 
-def write_files(work: Path, *, rows: int, vocab_rows: int) -> dict[str, tuple[Path, Path]]:
+FILES = ("wide", "vocab")
+
+
+def write_files(work: Path, *, rows: int, vocab_rows: int, names: tuple[str, ...] = FILES
+                ) -> dict[str, tuple[Path, Path]]:
     rng = np.random.default_rng(0)
     files = {}
     for name, (n, k, dtype, scale) in {"wide": (rows, 1000, np.float32, 3.0),
                                        "vocab": (vocab_rows, 32000, np.float16, 2.0)}.items():
+        if name not in names:
+            continue
         z = np.empty((n, k), dtype=dtype)
         y = np.empty(n, dtype=np.int64)
         for s in range(0, n, 4096):  # in blocks: no float64 copy of the whole matrix here either
@@ -132,6 +138,8 @@ def write_files(work: Path, *, rows: int, vocab_rows: int) -> dict[str, tuple[Pa
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller files (a smoke run, not a measurement)")
+    parser.add_argument("--file", choices=FILES, action="append", dest="files",
+                        help="measure only this file (repeatable; default: all)")
     args = parser.parse_args()
     rows, vocab_rows = (20_000, 512) if args.quick else (100_000, 2048)
     if not Path("/proc/self/status").exists():
@@ -139,7 +147,7 @@ def main() -> int:
     cli = ["-m", "softmaxkit"]
     with tempfile.TemporaryDirectory(prefix="bench_cli_memory_") as tmp:
         work = Path(tmp)
-        files = write_files(work, rows=rows, vocab_rows=vocab_rows)
+        files = write_files(work, rows=rows, vocab_rows=vocab_rows, names=tuple(args.files or FILES))
         (work / "baseline.py").write_text(BASELINE)
         (work / "measure.py").write_text(MEASURE)
         cases = []

@@ -49,12 +49,14 @@ from typing import Any
 
 import numpy as np
 
+from softmaxkit._arrays import compute_dtype
 from softmaxkit._calibration_inputs import (
     OneBasedLabelsWarning,
     absent_classes,
     check_eps,
     check_labels,
     check_logits,
+    compute_blocks,
     input_name,
     log_probs,
 )
@@ -127,15 +129,16 @@ class _Calibrator(Persistable):
         x, _ = self._logits_and_max(X)
         return x
 
-    def _logits_and_max(self, X: Any) -> tuple[np.ndarray, np.ndarray]:
-        """Validated (N, C) logits and their (finite, float64) row maxima."""
+    def _logits_and_max(self, X: Any, *, widen: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        """Validated (N, C) logits and their (finite, float64) row maxima (``widen``: see
+        :func:`~softmaxkit._calibration_inputs.check_logits`)."""
         name = input_name(self.input)
         if self.input == "probs":
-            x, row_max = check_logits(log_probs(X, eps=self.eps, name=name), name, return_row_max=True)
+            x, row_max = check_logits(log_probs(X, eps=self.eps, name=name), name, return_row_max=True, widen=widen)
         else:
             if self.eps is not None:
                 raise ValueError('eps only applies to input="probs"; logits never need clipping')
-            x, row_max = check_logits(X, name, return_row_max=True)
+            x, row_max = check_logits(X, name, return_row_max=True, widen=widen)
         # min, not isneginf(x).any(): no (N, C) temporary (NaN and +inf are already refused)
         if not self._allows_neg_inf and x.size and np.isneginf(x.min()):
             i, j = (int(v) for v in np.unravel_index(int(np.argmax(np.isneginf(x))), x.shape))
@@ -146,9 +149,10 @@ class _Calibrator(Persistable):
             )
         return x, row_max
 
-    def _fit_inputs(self, X: Any, y: Any, sample_weight: Any):
-        """``(logits, row_max, labels, weights)``, validated."""
-        x, row_max = self._logits_and_max(X)
+    def _fit_inputs(self, X: Any, y: Any, sample_weight: Any, *, widen: bool = True):
+        """``(logits, row_max, labels, weights)``, validated (``widen=False``: the logits in their own dtype,
+        for a fit that widens them a row block at a time)."""
+        x, row_max = self._logits_and_max(X, widen=widen)
         labels = check_labels(y, x.shape[1], x.shape[0], scores=x, scores_name=input_name(self.input))
         w = check_sample_weight(sample_weight, x.shape[0])
         if x.shape[0] == 0:
@@ -590,15 +594,14 @@ class TemperatureScaling(_Calibrator):
         -------
         self
         """
-        from softmaxkit.kernels import fork_safe
-        from softmaxkit.kernels.calibration import runner_up_and_min, temperature_moments
-
         lo, hi = self._bounds()
         tol = _check_nonneg(self.tol, "tol")
         max_iter = _check_positive_int(self.max_iter, "max_iter")
         a = _check_nonneg(self.pseudo_count, "pseudo_count")
         lam = _check_prior_scale(self.prior_scale)
-        x, row_max, labels, w = self._fit_inputs(logits, y, sample_weight)
+        # Not widened: float16 logits (an LLM's vocabulary) reach the kernels a block at a time
+        # (_temperature_moments), so the fit holds no float32 copy of the whole matrix.
+        x, row_max, labels, w = self._fit_inputs(logits, y, sample_weight, widen=False)
         # One shared parameter can still be fitted without a class (so no refusal, as vector and matrix
         # scaling), but the rows of the others reward pushing the missing one's probability toward 0
         # (audit: 300 rows, all negative: T = 0.33, prevalence then under-stated 3x).
@@ -613,13 +616,14 @@ class TemperatureScaling(_Calibrator):
         # divided by the whole set's weight, also for the warm start's subsample.
         per_weight = 1.0 / float(np.sum(w))
         d_true = x[np.arange(n), labels].astype(np.float64) - row_max  # <= 0
-        runner_up, row_min = fork_safe(runner_up_and_min)(x, labels)
+        runner_up, row_min = _runner_up_and_min(x, labels)
         informative = (w > 0) & (row_min != row_max)  # rows with all-equal logits say nothing about beta
         evidence = float(np.sum(w[informative]))
         if lam or a:
             _warn_if_light_weights(evidence, int(np.count_nonzero(informative)), type(self).__name__)
         has_other = runner_up >= 0
-        d_other = np.where(has_other, x[np.arange(n), np.maximum(runner_up, 0)] - row_max, 0.0)
+        # in float64, as d_true: x is not widened here (a longdouble x would make a longdouble d_other)
+        d_other = np.where(has_other, x[np.arange(n), np.maximum(runner_up, 0)].astype(np.float64) - row_max, 0.0)
         separable = bool(informative.any() and np.all(d_true[informative] >= 0.0))
         smoothing = a / (evidence + 2.0 * a) if a else 0.0
         target = _smoothed_target_logit(d_true, d_other, has_other, smoothing=smoothing)
@@ -635,7 +639,7 @@ class TemperatureScaling(_Calibrator):
 
             def f(beta: float) -> tuple[float, float, float, float]:
                 # (plain NLL, then the penalised objective's first three derivatives)
-                s = fork_safe(temperature_moments)(xs, ms, ws, beta)
+                s = _temperature_moments(xs, ms, ws, beta)
                 _, p1, p2, p3 = (per_weight * v for v in _log_prior(beta, lam_f))
                 nll = (s[0] - beta * wd) / total
                 # The plain NLL's Taylor terms at the last point evaluated, for nll_ at the accepted step.
@@ -644,7 +648,7 @@ class TemperatureScaling(_Calibrator):
 
             def value(beta: float) -> float:
                 # the penalised objective itself (soft targets and prior), for the grid search
-                s = fork_safe(temperature_moments)(xs, ms, ws, beta)
+                s = _temperature_moments(xs, ms, ws, beta)
                 return (s[0] - beta * wt) / total + per_weight * _log_prior(beta, lam_f)[0]
 
             f.value = value
@@ -790,6 +794,37 @@ class TemperatureScaling(_Calibrator):
         if not (0.0 < lo < hi < math.inf):
             raise ValueError(f"beta_bounds must satisfy 0 < low < high < inf, got {self.beta_bounds!r}")
         return lo, hi
+
+
+def _temperature_moments(x: np.ndarray, row_max: np.ndarray, w: np.ndarray, beta: float) -> np.ndarray:
+    """:func:`softmaxkit.kernels.calibration.temperature_moments` of logits in any float dtype: one call
+    on float32/float64 logits, else one per :func:`compute_blocks` block (float16 widened a block at a
+    time; the per-row terms are the whole array's, their sums add in another order)."""
+    from softmaxkit.kernels import fork_safe
+    from softmaxkit.kernels.calibration import temperature_moments
+
+    kernel = fork_safe(temperature_moments)
+    if x.dtype == compute_dtype(x.dtype):
+        return kernel(x, row_max, w, beta)  # no widening needed: one call, the sums in the kernel's order
+    total = np.zeros(4)
+    for start, block in compute_blocks(x):
+        stop = start + len(block)
+        total += kernel(block, row_max[start:stop], w[start:stop], beta)
+    return total
+
+
+def _runner_up_and_min(x: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`softmaxkit.kernels.calibration.runner_up_and_min` of logits in any float dtype, a
+    :func:`compute_blocks` block at a time (rows are independent: the whole array's result)."""
+    from softmaxkit.kernels import fork_safe
+    from softmaxkit.kernels.calibration import runner_up_and_min
+
+    kernel = fork_safe(runner_up_and_min)
+    runner_up, row_min = np.empty(len(x), dtype=np.int64), np.empty(len(x))
+    for start, block in compute_blocks(x):
+        stop = start + len(block)
+        runner_up[start:stop], row_min[start:stop] = kernel(block, labels[start:stop])
+    return runner_up, row_min
 
 
 def _halley(f, beta: float, lo: float, hi: float, *, tol: float, max_iter: int):

@@ -517,7 +517,8 @@ class _Probabilities:
     """An (n, C) probability matrix served in row blocks (:func:`_row_blocks`): iterate for
     ``(start, stop, p)``, ``p`` C-contiguous float32/float64.
 
-    From logits (``logits=True``, checked by ``check_logits``), each block is
+    From logits (``logits=True``, checked by ``check_logits`` and kept in their
+    dtype, so float16 ones are widened a block at a time), each block is
     their float64 softmax, computed as the block is reached in one buffer that
     the next block overwrites (use each block before asking for the next):
     float64 whatever the logits' dtype, because the kernels compare in float64
@@ -541,7 +542,7 @@ class _Probabilities:
         buffer = np.empty((max(stop - start for start, stop in bounds), self.shape[1]))
         for start, stop in bounds:
             p = buffer[: stop - start]
-            np.copyto(p, self.values[start:stop])  # float32 widens exactly: softmax(..., dtype=float64)'s input
+            np.copyto(p, self.values[start:stop])  # float16/32 widen exactly: softmax(..., dtype=float64)'s input
             yield start, stop, softmax(p, axis=-1, out=p)
 
     def whole(self) -> np.ndarray:
@@ -690,7 +691,9 @@ class ConformalClassifier(Persistable):
             name = f"{type(self.estimator).__name__}.predict_proba({name})"
             X = self.estimator.predict_proba(X)
         elif check_choice(self.input, INPUTS, "input") == "logits":
-            return _Probabilities(check_logits(X, name), logits=True, source=None)
+            # Not widened: each block is copied into float64 anyway (_Probabilities), so float16 logits
+            # are never held as a whole float32 copy.
+            return _Probabilities(check_logits(X, name, widen=False), logits=True, source=None)
         return _Probabilities(_probs_array(X, name), logits=False, source=(X, name))
 
     def _label_indices(self, y: Any, n_classes: int, n_rows: int) -> np.ndarray:
