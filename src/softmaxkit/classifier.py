@@ -371,7 +371,10 @@ class SoftmaxClassifier(Persistable, ClassifierMixin, BaseEstimator):
     still. Where it has gone flat (Adam's stop on the training-loss plateau,
     or L-BFGS's ``tol``, limits the fit, not the penalty), a weaker penalty
     fits the same model and nothing is reported. *Small data:* with fewer
-    rows in the smallest class than folds, the folds are reduced to that count; when a class has a
+    rows in the smallest class than folds, the folds are reduced to that count, and a ``UserWarning``
+    names the class, its rows and the folds used; while a class has fewer than 25 rows, a penalty
+    weaker than ``r`` must beat it by two standard errors, not one (its few held-out rows make the
+    held-out loss noisy, and too weak a penalty gives a rare row p near 0); when a class has a
     single row (or, for probability/count targets, fewer than two rows carry
     weight) nothing can be held out and ``LogisticRegression()``'s penalty
     is used, ``alpha_ = 2`` for two classes and 1 for more
@@ -692,6 +695,9 @@ class SoftmaxClassifier(Persistable, ClassifierMixin, BaseEstimator):
             reason = _alpha_search.why_too_small(targets)
             _warn_search_skipped(reason, selection.alpha, labels=targets.labels is not None)
             return selection
+        fewer = _alpha_search.why_fewer_folds(targets, len(folds), self.cv, default=default_folds)
+        if fewer is not None:
+            _warn_fewer_folds(fewer)
         net = _mlp.Network((X.shape[1], *self._hidden_sizes(), len(targets.classes)), self.activation)
         # Every path fit draws its initialisation and minibatches from the same
         # seed: fits differ by their data and alpha only, not by how much
@@ -723,7 +729,7 @@ class SoftmaxClassifier(Persistable, ClassifierMixin, BaseEstimator):
             first, beyond = _alpha_search.PATH_START, ()
         return _alpha_search.search(
             folds, targets.weight, fit=fit, score=score, grid=grid, patience=patience, reference=reference,
-            warm=not mlp, first=first, beyond=beyond,
+            warm=not mlp, first=first, beyond=beyond, weaker_se=_alpha_search.rare_class_se(targets),
         )  # fmt: skip
 
     def _train(
@@ -1166,6 +1172,24 @@ def _warn_search_skipped(reason: str, alpha: float, *, labels: bool) -> None:
         f"SoftmaxClassifier: alpha='auto' searched no penalty: {reason}, which no internal fold can both hold "
         f"out and train on; fitted with alpha={alpha:g}, LogisticRegression()'s penalty (alpha_path_ is empty). "
         f"Pass a float alpha to choose it yourself{hint}.",
+        UserWarning,
+        stacklevel=4,  # the caller of fit (through _search_alpha)
+    )
+
+
+def _warn_fewer_folds(reason: str) -> None:
+    """Say that ``alpha="auto"`` held out over fewer folds than asked, and why (``reason``:
+    :func:`~softmaxkit._alpha_search.why_fewer_folds`).
+
+    Each held-out part must contain every class, so the smallest class caps
+    the folds; silent, that hid how few of its rows chose the penalty (as
+    scikit-learn's ``StratifiedKFold`` warns in the same case).
+    """
+    warnings.warn(
+        f"SoftmaxClassifier: alpha='auto' scored its penalties over {reason}, and every fold must hold "
+        f"out and train on each class. The held-out log-loss that "
+        f"chooses alpha_ then rests on those few rows, so the choice is noisy; check alpha_path_loss_, "
+        f"or pass a float alpha to choose it yourself.",
         UserWarning,
         stacklevel=4,  # the caller of fit (through _search_alpha)
     )

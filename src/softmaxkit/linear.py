@@ -235,6 +235,12 @@ def check_linear_inputs(hidden: Any, weight: Any, bias: Any, target: Any) -> tup
         check_floating(bias, "bias")
         if tuple(bias.shape) != (w_shape[0],):
             raise ValueError(f"bias must have shape ({w_shape[0]},), got {tuple(bias.shape)}")
+        # as F.linear refuses it: a wider bias would otherwise widen the logits and grad_bias silently
+        if dtype_name(bias.dtype) != dtype_name(weight.dtype):
+            raise TypeError(
+                f"bias must have weight's dtype {dtype_name(weight.dtype)}, got {dtype_name(bias.dtype)} "
+                "(cast it: bias.to(weight.dtype) for tensors, bias.astype(weight.dtype) for arrays)"
+            )
     t_shape = tuple(target.shape)
     if t_shape not in (h_shape[:-1], h_shape[:-1] + (w_shape[0],)):
         raise ValueError(
@@ -302,7 +308,9 @@ def run_vocab_tiles(
     ``target`` holds the class indices ``(N,)`` or probabilities ``(N, V)``
     of all rows, ``row_scale`` the float64 gradient scale per row (with
     gradients). Returns the float64 row losses per token block, in order.
-    The gradient accumulators behind ``ops`` must start at zero.
+    The gradient accumulators behind ``ops`` must start at zero. With no rows
+    (N = 0) there is no token block and ``ops`` is never called, so an output
+    a backend writes once per tile rather than adds into must start at zero too.
 
     ``cache``, a list, receives each token block's finished statistics and
     losses (56 bytes per token); given again filled, the statistics pass is
@@ -525,6 +533,7 @@ def linear_cross_entropy(
         Integer class indices of shape ``hidden.shape[:-1]``, or probabilities
         of shape ``hidden.shape[:-1] + (V,)``.
     bias : array_like or torch.Tensor of shape (V,), optional, keyword-only
+        Same dtype as ``weight`` (as ``torch.nn.functional.linear`` requires).
     chunk_size : int, optional, keyword-only
         Tokens per chunk. Default: as many as fit :data:`CHUNK_BYTES` (52 MiB)
         of float32 logits, i.e. ``CHUNK_BYTES // (4 * V)``; where that is

@@ -202,14 +202,16 @@ class _TorchOps:
                 else torch.empty_like(h)
             )  # fmt: skip
         # Accumulated in the compute dtype (float32/float64) across chunks; with
-        # upcast tiles each tile's rows come out of one GEMM, written once into
+        # 16-bit tiles each tile's rows come out of one GEMM, written once into
         # the 16-bit output (through the float32 weight tile, no longer needed then).
+        # Written once by the one token block, that is: with no rows (N = 0) there
+        # is no block and nothing writes it, so it starts at zero then (the gradient
+        # of an empty batch), never as uninitialised memory.
         self.grad_w = None
-        if need_w:
-            self.grad_w = (
-                torch.empty_like(w) if (upcast_tiles or self.native_tiles)
-                else torch.zeros(w.shape, dtype=self.cdtype, device=h.device)
-            )
+        if need_w and not (upcast_tiles or self.native_tiles):
+            self.grad_w = torch.zeros(w.shape, dtype=self.cdtype, device=h.device)
+        elif need_w:
+            self.grad_w = torch.empty_like(w) if h.shape[0] > 0 else torch.zeros_like(w)
         self.grad_b = (
             torch.zeros(v, dtype=torch.float64, device=h.device) if (need_b and b is not None) else None
         )
