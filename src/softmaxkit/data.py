@@ -342,9 +342,12 @@ def _blank_cells(column: Any) -> Any:
     return pc.is_null(column)
 
 
-#: A column name that is a number literal (``6.7``, ``-1``, ``1e-3``), as a data row's cells are.
-_NUMBER = re.compile(r"^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$")
-_INTEGER = re.compile(r"^\s*\d+\s*$")
+#: A column name that is a number literal (``6.7``, ``-1``, ``1e-3``), as a data row's cells are; also a
+#: label written as a number (:func:`_written_as_number`). ``_INTEGER``: a whole number, unsigned.
+#: ASCII digits only (``[0-9]``, not ``\d``, which matches any script's: "١٠" matched the class 10, where pandas
+#: reads text; audit).
+_NUMBER = re.compile(r"^\s*[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?\s*$")
+_INTEGER = re.compile(r"^\s*[0-9]+\s*$")
 
 
 def _refuse_data_as_header(path: Path, names: list[str], types: list[Any]) -> None:
@@ -625,7 +628,7 @@ def stored_float_dtype(path: str | os.PathLike, columns: tuple[str, ...] | list[
     except (OSError, ValueError, DataFileError, zipfile.BadZipFile):
         return None
     if columns and len(dtypes) > 1:
-        arrays = {name if name in dtypes else re.sub(r"\[\d+\]$", "", name) for name in columns}
+        arrays = {name if name in dtypes else re.sub(r"\[[0-9]+\]$", "", name) for name in columns}
         dtypes = {name: dtypes[name] for name in arrays if name in dtypes}
     floats = [name for name in dtypes.values() if name in _FLOAT_PRECISION]
     return min(floats, key=_FLOAT_PRECISION.index) if floats else None
@@ -823,7 +826,7 @@ def _fill_values(values: np.ndarray, dst: np.ndarray) -> tuple[int, str] | None:
 
 
 #: A number written with ',' (a decimal comma, ``14,23``, or a thousands separator, ``1,234``).
-_COMMA_NUMBER = re.compile(r"^\s*[-+]?\d[\d,]*,\d+\s*$")
+_COMMA_NUMBER = re.compile(r"^\s*[-+]?[0-9][0-9,]*,[0-9]+\s*$")
 
 #: Cells that mark a value as missing beyond those Arrow reads as null (``""``, ``NA``, ``NaN``, ...),
 #: as the UCI files (``?``) and exports write them; compared case-insensitively, spaces stripped.
@@ -915,14 +918,25 @@ def _stored_score_dtype(path: str | os.PathLike, columns: Mapping[str, Any]) -> 
 
 
 def _label_column(path: Path, name: str, col: Any) -> np.ndarray:
-    """A target column as a NumPy array of ints (when every value is integral) or strings."""
+    """A target column as a NumPy array of ints (when every value is integral) or strings.
+
+    A CSV/TSV column is the text written unless it is plain decimal numbers (:func:`_written_labels`);
+    dates and times of other files, which have no text as written, are refused.
+    """
     if not isinstance(col, np.ndarray):
         if col.null_count:
             import pyarrow.compute as pc
 
             row = int(pc.index(pc.is_null(col), True).as_py())
             raise DataFileError(location(path, row, name) + "missing label")
-        col = col.to_numpy(zero_copy_only=False)
+        written = _written_labels(path, name, col)
+        if written is not None:
+            col = written
+        else:
+            _refuse_temporal_labels(path, name, col.type)
+            col = col.to_numpy(zero_copy_only=False)
+    if col.dtype.kind in "mM":
+        _refuse_temporal_labels(path, name, col.dtype)
     if col.dtype.kind == "f":
         bad = ~np.isfinite(col)
         if bad.any():
@@ -943,47 +957,63 @@ def _label_column(path: Path, name: str, col: Any) -> np.ndarray:
         col = col.astype(np.int64)
     elif col.dtype.kind == "O":
         col = col.astype(str)
-    if col.dtype.kind in "iu":
-        text = _zero_padded_labels(path, name, len(col))
-        if text is not None:
-            col = text
     if col.dtype.kind == "U":
         _check_text_labels(path, name, col)
     return col
 
 
+def _refuse_temporal_labels(path: Path, name: str, kind: Any) -> None:
+    """Refuse a label column of dates or times (``kind``: its Arrow type or NumPy dtype) outside a CSV/TSV.
+
+    A Parquet ``date32`` column of classes trained, then failed to save the model: "class labels must be
+    str, int, float or bool to be saved, got datetime64[D]", naming no file (audit). Which text names such
+    a class (``2020-01-01`` or ``2020-01-01 00:00:00``) the file does not say: the labels must be text.
+    """
+    import pyarrow as pa
+
+    temporal = (pa.types.is_temporal(kind) if isinstance(kind, pa.DataType)
+                else np.dtype(kind).kind in "mM")
+    if temporal:
+        raise DataFileError(f"{path}: column {name!r} holds dates or times ({kind}), which are no class names; "
+                            f"store the labels as text (pandas: df[{name!r}] = df[{name!r}].astype(str))")
+
+
 #: A number written with a leading zero ("01", "-007", "00"): a code such as a class "01", not the
 #: number 1.
-_ZERO_PADDED = re.compile(r"^\s*[-+]?0\d")
+_ZERO_PADDED = re.compile(r"^\s*[-+]?0[0-9]")
 
 
-def _zero_padded_labels(path: Path, name: str, n_rows: int) -> np.ndarray | None:
-    """The label column of a CSV/TSV ``path`` as the text written, when a label there is a
-    zero-padded number (``"01"``); else None (the labels are numbers, as read).
+def _written_as_number(text: str) -> bool:
+    """Whether ``text`` is a number as pandas' read_csv reads one, in ASCII digits: ``1``, ``+2``, `` 10``,
+    ``1.5e3``, ``.5``, ``inf`` (not ``0x10``, ``00:01``, ``2020-01-01``, which pandas keeps as text)."""
+    return bool(_NUMBER.match(text)) or text.strip().lstrip("+-").casefold() in ("inf", "infinity")
 
-    pyarrow, like pandas, reads "01" as the number 1: a column of classes ``01, 1, 2`` became two
-    classes, and a label "01" matched a class named "1" (audit: accuracy 0.475 from a CSV against 0.782
-    from the same table in Parquet, exit 0). A zero-padded label is a code, so the column is read as
-    the text written, as a Parquet column of strings is. Only the label column is read again (about
-    an eighth of the time of the whole read).
+
+def _written_labels(path: Path, name: str, col: Any) -> np.ndarray | None:
+    """The label column ``col`` (Arrow, as pyarrow typed it) of a CSV/TSV ``path`` as the text written,
+    when that is what the labels are; else None (the values as read).
+
+    pyarrow guesses a CSV column's type where pandas keeps the text: ``0x10`` read as the integer 16,
+    ``00:01`` as a time, ``2020-01-01`` as a date. As labels they renamed classes (``p_16``,
+    ``p_00:01:00``), crashed saving a model, and were read as column positions: test labels ``0x0`` ..
+    ``0x10`` against a model of those classes scored accuracy 0.0735 for 0.4191, exit 0 (audit). So a
+    column is numbers only when every distinct value is a plain decimal number (:func:`_written_as_number`),
+    and not even then when one is zero-padded: "01" is a code, and "01, 1, 2" were two classes, "01"
+    matching a class "1" (audit: accuracy 0.475 for 0.782). true/false stay booleans (:func:`_bool_labels`).
+    Only the label column is read again (about an eighth of the time of the whole read).
     """
-    if path.suffix.lower() not in (".csv", ".tsv"):
-        return None
     import pyarrow as pa
     import pyarrow.compute as pc
-    import pyarrow.csv as pcsv
 
-    parse = _csv_parse_options(path.suffix.lower())
-    convert = pcsv.ConvertOptions(include_columns=[name], column_types={name: pa.string()})
-    try:
-        column = pcsv.read_csv(path, parse_options=parse, convert_options=convert).column(0)
-    except pa.ArrowInvalid:  # what the first read needed too (see _read_csv_whole)
-        column = _read_csv_whole(path, parse, convert).column(0)
-    # The first read dropped trailing blank lines; the rows before them are the same.
-    column = column.slice(0, n_rows)
-    if not any(_ZERO_PADDED.match(value) for value in pc.unique(column).to_pylist()):
+    if path.suffix.lower() not in (".csv", ".tsv") or _is_text(col) or pa.types.is_boolean(col.type):
         return None
-    return column.to_numpy(zero_copy_only=False).astype(str)
+    # The first read dropped trailing blank lines; so does this one: the rows are the same.
+    text = _read_text_columns(path, path.suffix.lower(), [name])[name]
+    spellings = pc.unique(text).to_pylist()
+    numbers = all(_written_as_number(value) for value in spellings)
+    if numbers and not any(_ZERO_PADDED.match(value) for value in spellings):
+        return None
+    return text.to_numpy(zero_copy_only=False).astype(str)
 
 
 #: Text that pandas' read_csv reads as a missing value (its default ``na_values``), which CSV readers
@@ -995,11 +1025,14 @@ MISSING_MARKERS = frozenset({
 
 
 def _check_text_labels(path: Path, name: str, labels: np.ndarray) -> None:
-    """Empty labels and missing-value markers (``NA``, ``null``, ...) are errors; labels equal up to
-    case and surrounding spaces, a warning.
+    """Empty labels, missing-value markers (``NA``, ``null``, ...) and labels that differ only by
+    surrounding spaces are errors; labels equal up to case, surrounding spaces and Unicode normalization
+    (NFC), a warning.
 
     A marker as a label was a class of its own: ``df.to_csv(na_rep="NA")`` with 3 missing labels trained
     a 4-class model with a ``p_NA`` column, exit 0 (audit), where pandas and scikit-learn see NaN.
+    ``' a'`` and ``'a'`` trained as two classes, whose columns ``p_ a`` and ``p_a`` every later command
+    refused as one class named twice (score columns name their class without surrounding spaces).
     """
     stripped = np.char.strip(labels)
     empty = stripped == ""
@@ -1008,25 +1041,69 @@ def _check_text_labels(path: Path, name: str, labels: np.ndarray) -> None:
         raise DataFileError(location(path, row, name) + f"empty label {str(labels[row])!r}; every row needs a class")
     marked = np.isin(stripped, list(MISSING_MARKERS))
     if marked.any():
-        row, count = int(np.argmax(marked)), int(marked.sum())
+        raise DataFileError(_missing_markers_message(path, name, labels, marked))
+    spellings, counts = np.unique(labels, return_counts=True)
+    rows = dict(zip(spellings.tolist(), counts.tolist()))
+    by_text: dict[str, list[str]] = {}
+    for value in rows:
+        by_text.setdefault(value.strip(), []).append(value)
+    spaced = next((values for values in by_text.values() if len(values) > 1), None)
+    if spaced is not None:
+        shown = " and ".join(f"{v!r} ({rows[v]} row{'s' * (rows[v] > 1)})" for v in spaced)
         raise DataFileError(
-            location(path, row, name) + f"missing label {str(labels[row])!r} ({count} row{'s' * (count > 1)}): pandas reads "
-            "it as a missing value; drop those rows, or name the class with a word that is not a missing-value marker"
+            f"{path}: column {name!r}: labels {shown} differ only by surrounding spaces; they cannot be two "
+            f"classes (a score column p_<class> names its class without them): strip the spaces if they are one "
+            "class, else rename one"
         )
+    import unicodedata
+
     groups: dict[str, list[str]] = {}
-    for value in np.unique(labels).tolist():
-        groups.setdefault(value.strip().casefold(), []).append(value)
+    for value in rows:
+        groups.setdefault(unicodedata.normalize("NFC", value.strip()).casefold(), []).append(value)
     clashes = [values for values in groups.values() if len(values) > 1]
     if clashes:
         import warnings
 
-        shown = " and ".join(repr(v) for v in clashes[0][:3])
+        first = clashes[0][:3]
         more = f" ({len(clashes)} such groups)" if len(clashes) > 1 else ""
+        if len({value.strip().casefold() for value in first}) == 1:
+            shown, how = " and ".join(repr(v) for v in first), "differ only in case or surrounding spaces"
+        else:  # they may print alike: show the code points
+            shown = " and ".join(ascii(v) for v in first)
+            how = ("differ only in Unicode normalization (NFC/NFD: one accented letter or a letter and a combining "
+                   "mark), case or surrounding spaces")
         warnings.warn(
-            f"{path}: column {name!r}: labels {shown} differ only in case or surrounding spaces and are "
-            f"treated as different classes{more}; fix the file if they are the same class",
+            f"{path}: column {name!r}: labels {shown} {how} and are treated as different classes{more}; fix the "
+            "file if they are the same class",
             stacklevel=3,
         )
+
+
+def _missing_markers_message(path: Path, name: str, labels: np.ndarray, marked: np.ndarray) -> str:
+    """The error for labels that are missing-value markers (``marked``): the first one's row, each
+    marker's row count, and why it is no class in this kind of file.
+
+    A CSV's marker is a missing value to pandas' read_csv; a Parquet or NumPy file's is text to pandas
+    too, but a class so named reads back as missing from any CSV written of it (predict's output, a
+    label file): "pandas reads it as a missing value" was false there (audit).
+    """
+    row = int(np.argmax(marked))
+    markers, counts = np.unique(np.char.strip(labels[marked]), return_counts=True)
+    first = str(np.char.strip(labels[row]))
+    order = sorted(zip(markers.tolist(), counts.tolist()), key=lambda mc: (mc[0] != first, -mc[1], mc[0]))
+    several = len(order) > 1
+    if several:
+        label = "missing labels " + ", ".join(f"{m!r} ({c} row{'s' * (c > 1)})" for m, c in order)
+    else:
+        label = f"missing label {str(labels[row])!r} ({order[0][1]} row{'s' * (order[0][1] > 1)})"
+    it = "them" if several else "it"
+    if path.suffix.lower() in (".csv", ".tsv"):
+        why = f"pandas reads {it} as {'missing values' if several else 'a missing value'}"
+    else:
+        why = (f"{'they are' if several else 'it is a'} missing-value marker{'s' * several}: text in this file, but "
+               "pandas' read_csv reads a CSV holding such a class (predict's output, a label file) as missing")
+    return (location(path, row, name) + f"{label}: {why}; drop those rows, or name the class with a word that is "
+            "not a missing-value marker")
 
 
 def _resolve_column(path: str | os.PathLike, columns: Mapping[str, Any], target: str, *, option: str,
@@ -1112,7 +1189,7 @@ def _resolve_ignore(path: str | os.PathLike, names: list[str], ignore: tuple[str
 
 #: Column names that stand for positions, not names: ``"3"`` (a 2-D ``.npy``) or ``"X[3]"`` (a 2-D array
 #: in an ``.npz``/``.safetensors``).
-_POSITIONAL = re.compile(r"^(\d+|.+\[\d+\])$")
+_POSITIONAL = re.compile(r"^([0-9]+|.+\[[0-9]+\])$")
 
 
 def has_column_names(path: str | os.PathLike, columns: Mapping[str, Any]) -> bool:
@@ -1246,8 +1323,8 @@ def _warn_unlike_index(path: Path, unnamed: Mapping[str, Any]) -> None:
 #: for it, a second read-and-save names it "Unnamed: 0", and Parquet "__index_level_0__". An empty
 #: header cell (or ``Unnamed: N``) is also what a feature gets whose header was left blank: only
 #: :func:`_saved_index_names` tells the two apart, by position.
-_ROW_INDEX = re.compile(r"^(\s*|Unnamed: \d+|__index_level_\d+__)$")
-_PARQUET_INDEX = re.compile(r"^__index_level_\d+__$")
+_ROW_INDEX = re.compile(r"^(\s*|Unnamed: [0-9]+|__index_level_[0-9]+__)$")
+_PARQUET_INDEX = re.compile(r"^__index_level_[0-9]+__$")
 
 
 def _saved_index_names(names: list[str]) -> list[str]:
@@ -2015,11 +2092,11 @@ def _at_position(names: list[str], target: str) -> str:
 def number_order_key(name: str) -> list[Any]:
     """A sort key that orders names by the numbers in them: ``class2`` before ``class10``, where text
     order has ``class10`` first."""
-    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
+    return [int(part) if part.isascii() and part.isdigit() else part for part in re.split(r"([0-9]+)", name)]
 
 
 #: ``<prefix><integer>``: a name that numbers a class (``class3``, ``c3``, ``3``).
-_NUMBERED = re.compile(r"^(.*?)(\d+)$")
+_NUMBERED = re.compile(r"^(.*?)([0-9]+)$")
 
 
 def _numbered_names(names: list[str]) -> list[str] | None:
@@ -2321,13 +2398,13 @@ def encode_labels(
 
 def _as_class_numbers(spellings: np.ndarray, lookup: Mapping[str, int], index: np.ndarray) -> np.ndarray:
     """``index`` with the zero-padded integer ``spellings`` (``"02"``, kept as text by
-    :func:`_zero_padded_labels`) matched by value when every class is an integer written plainly.
+    :func:`_written_labels`) matched by value when every class is an integer written plainly.
 
     A model fitted on integer labels has classes 0, 1, 2; a label file written 00, 01, 02 means those
     numbers (audit: refused as "label '02' is not a class (0, 1, 2)" once such labels were kept as
     text). Classes with text names (``"01"``, ``"a"``) are matched on the text alone.
     """
-    if not all(re.fullmatch(r"-?(0|[1-9]\d*)", name) for name in lookup):
+    if not all(re.fullmatch(r"-?(0|[1-9][0-9]*)", name) for name in lookup):
         return index
     by_value = {int(name): i for name, i in lookup.items()}
     return np.array([i if i >= 0 or not _INTEGER.match(u) else by_value.get(int(u), -1)
@@ -2514,7 +2591,7 @@ def _is_whole_number(value: Any) -> bool:
 
 def _zero_padded_indices(path: Path, name: str, labels: np.ndarray) -> np.ndarray:
     """Text labels that are all whole numbers (``"00", "01", "02"``, kept as text by
-    :func:`_zero_padded_labels`) as the class indices they write; other labels unchanged.
+    :func:`_written_labels`) as the class indices they write; other labels unchanged.
 
     Two spellings of one index (``"01"`` and ``"1"``) are refused: as names they are two classes, as
     indices one, and which was meant cannot be told.
@@ -2788,7 +2865,7 @@ def _plain_integers(col: Any) -> Any:
 
     if len(col) == 0:
         return col
-    plain = pc.and_(pc.match_substring_regex(col, r"^(0|-?[1-9]\d*)$"), pc.less(pc.utf8_length(col), 19))
+    plain = pc.and_(pc.match_substring_regex(col, r"^(0|-?[1-9][0-9]*)$"), pc.less(pc.utf8_length(col), 19))
     return pc.cast(col, pa.int64()) if pc.all(plain, skip_nulls=False).as_py() else col
 
 
@@ -2847,7 +2924,7 @@ def row_keys(path: str | os.PathLike, name: str) -> np.ndarray:
 
 
 #: A whole number as text (``1000``, ``007``, ``1000.0``): one id however a file typed it.
-_WHOLE_NUMBER_TEXT = re.compile(r"^[-+]?\d{1,15}(\.0*)?$")
+_WHOLE_NUMBER_TEXT = re.compile(r"^[-+]?[0-9]{1,15}(\.0*)?$")
 
 
 def comparable_keys(keys: np.ndarray, other: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

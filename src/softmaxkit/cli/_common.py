@@ -1339,8 +1339,12 @@ def read_score_file(source: str, *, kind: str, given_classes: list[str] | None,
                       "rename the columns", stacklevel=2)
     if given_classes is not None:
         if classes is not None and list(classes) != list(given_classes):
+            # The same names in another order is a different mistake than a wrong name: say which.
+            reordered = (sorted(classes) == sorted(given_classes)
+                         and "; the same classes in another order: the columns' names already give each column's "
+                             "class, so leave out --classes, or list them in the columns' order")
             raise CLIError(f"--classes {','.join(given_classes)} does not match the class columns of {source} "
-                           f"({', '.join(classes)})")
+                           f"({', '.join(classes)}){reordered or ''}")
         if len(given_classes) != scores.shape[1]:
             raise CLIError(f"--classes names {len(given_classes)} classes but {source} has {scores.shape[1]} "
                            "score columns")
@@ -1465,7 +1469,7 @@ def _warn_if_numbered_order(given_classes: list[str], source: str) -> None:
 
     if sorted(given_classes) == list(given_classes):
         return
-    if all(re.fullmatch(r"[+-]?\d+", name) for name in given_classes):
+    if all(re.fullmatch(r"[+-]?[0-9]+", name) for name in given_classes):
         # Integer labels: softmaxkit and scikit-learn order them as numbers (1, 2, 10), so a list
         # that counts up is their order (audit: the advice to pass 1,10,2 gave accuracy 0.415 for 0.670).
         return
