@@ -353,15 +353,23 @@ def _warn_if_light_weights(total: float, rows: int, who: str) -> None:
 
 
 def _warn_absent_classes(who: str, labels: np.ndarray, w: np.ndarray, n_classes: int, *, one: str,
-                         several: str) -> None:
+                         several: str, names: Any = None) -> None:
     """One :class:`CalibrationWarning` naming every class that no calibration row (of positive weight)
     holds, with the row count, then what that means for the map: ``one`` when one class is missing
-    ("its scale and bias are set by the priors alone"), ``several`` otherwise ("their scales ...")."""
+    ("its scale and bias are set by the priors alone"), ``several`` otherwise ("their scales ...").
+
+    ``names``: the class of each column (a calibrator's ``class_names_``, which the CLI sets before the
+    fit), so the classes are named as the user's file names them ('cat'), not by their column index
+    (audit AI: "classes 0, 1 and 4" were positions in a sorted list of names the user never saw)."""
     missing = absent_classes(labels, w, n_classes)
     if not missing:
         return
-    which = (f"class {missing[0]} has" if len(missing) == 1 else
-             f"classes {', '.join(map(str, missing[:-1]))} and {missing[-1]} have")
+    if names is not None and len(names) == n_classes:
+        shown = [repr(str(names[j])) for j in missing]
+    else:
+        shown = [str(j) for j in missing]
+    which = (f"class {shown[0]} has" if len(shown) == 1 else
+             f"classes {', '.join(shown[:-1])} and {shown[-1]} have")
     weight = " (of positive weight)" if np.any(w == 0) else ""
     warnings.warn(f"{who}: {which} no row among the {len(labels)} calibration rows{weight}; "
                   f"{one if len(missing) == 1 else several}", CalibrationWarning, stacklevel=3)
@@ -610,7 +618,7 @@ class TemperatureScaling(_Calibrator):
                              "pushing that class's probability toward 0 (calibrate on rows that hold every class)",
                              several="the temperature is fitted to the other classes' rows alone, which reward "
                              "pushing those classes' probabilities toward 0 (calibrate on rows that hold every "
-                             "class)")
+                             "class)", names=getattr(self, "class_names_", None))
         n = x.shape[0]
         # The prior is added to the NLL sum over all rows; f() works with means, so it is
         # divided by the whole set's weight, also for the warm start's subsample.
@@ -1025,7 +1033,8 @@ class _AffineScaling(_Calibrator):
         c = x.shape[1]
         _warn_absent_classes(type(self).__name__, labels, w, c,
                              one="its scale and bias are set by the priors alone (prior_scale, identity_reg)",
-                             several="their scales and biases are set by the priors alone (prior_scale, identity_reg)")
+                             several="their scales and biases are set by the priors alone (prior_scale, identity_reg)",
+                             names=getattr(self, "class_names_", None))
         total = float(np.sum(w))
         if lam or a or identity_reg:
             _warn_if_light_weights(total, int(np.count_nonzero(w > 0)), type(self).__name__)

@@ -112,7 +112,8 @@ class ConformalWarning(UserWarning):
     """A conformal result is weaker than asked.
 
     ``alpha`` is too small for the number of calibration rows (every class is
-    in every set), or a predictor whose ``random_state`` is a NumPy stream is
+    in every set), a class has no calibration row (its coverage is not
+    guaranteed), or a predictor whose ``random_state`` is a NumPy stream is
     saved (the stream is not saved, so the loaded predictor's randomised sets
     differ).
     """
@@ -153,6 +154,26 @@ def _rank_needed(n: int, alpha: float) -> int:
     return math.ceil((n + 1) * (1 - a))
 
 
+def _decimal_at_least(m: int) -> str:
+    """``1/m`` rounded *up* to 4 significant digits: a level that is enough (``1/41`` is 0.02439024..., and
+    alpha=0.02439, its nearest 4 digits, is still too small)."""
+    from decimal import ROUND_CEILING, Decimal, localcontext
+
+    with localcontext() as ctx:
+        ctx.prec, ctx.rounding = 4, ROUND_CEILING
+        return f"{(Decimal(1) / Decimal(m)).normalize():f}"
+
+
+def _rounding_note(alpha: float, n: int) -> str:
+    """Where ``alpha`` is ``1/(n+1)`` up to float rounding but its value lies below it (``1/21`` as a float is
+    0.047619047619047616 < 1/21), a sentence saying so: the advice "alpha >= 1/(n+1)" reads like what the
+    user typed (audit AI)."""
+    if Fraction(repr(alpha)) < Fraction(1, n + 1) and math.isclose(alpha, 1 / (n + 1), rel_tol=1e-9):
+        return (f"{alpha!r} is below 1/(n+1) = 1/{n + 1} only by float rounding (1/{n + 1} has no exact binary "
+                "value, and alpha is read as the decimal it prints as). ")
+    return ""
+
+
 def _quantiles(sorted_scores: np.ndarray, alphas: np.ndarray, *, label: Any = None) -> np.ndarray:
     """Thresholds (A,) from ascending scores; ``+inf`` (with a warning) where alpha is too small.
 
@@ -168,9 +189,10 @@ def _quantiles(sorted_scores: np.ndarray, alphas: np.ndarray, *, label: Any = No
             if label is not None:
                 rows, outcome = f"calibration rows of class {label!r}", f"class {label!r} is in every set"
             warnings.warn(
-                f"alpha={a:g} is too small for n={n} {rows}: the guarantee needs the k-th smallest of the n "
-                f"scores with k = ceil((n+1)(1-alpha)) = {k} > n, so {outcome}. "
-                + (f"Use alpha >= 1/(n+1) = {1 / (n + 1):.4g}, or more {rows}." if n else f"Add {rows}."),
+                f"alpha={float(a)!r} is too small for n={n} {rows}: the guarantee needs the k-th smallest of the "
+                f"n scores with k = ceil((n+1)(1-alpha)) = {k} > n, so {outcome}. "
+                + (f"{_rounding_note(float(a), n)}Use alpha >= 1/(n+1) = {_decimal_at_least(n + 1)} (1/{n + 1}, "
+                   f"rounded up), or more {rows}." if n else f"Add {rows}."),
                 ConformalWarning,
                 stacklevel=4,
             )
@@ -775,6 +797,8 @@ class ConformalClassifier(Persistable):
             scores[start:stop] = _true_class_scores(p, labels[start:stop], score, uniforms(start, p), k_reg, lam,
                                                     source=probs.source)
         counts = np.bincount(labels, minlength=c)
+        self.classes_ = np.asarray(self.estimator.classes_) if self.estimator is not None else np.arange(c)
+        self._warn_absent_classes(counts)
         if self.class_conditional:
             scores = scores[np.lexsort((scores, labels))]  # by class, then score
         else:
@@ -783,8 +807,33 @@ class ConformalClassifier(Persistable):
         self.class_counts_ = counts.astype(np.int64)
         self.n_calibration_ = int(n)
         self.n_classes_ = int(c)
-        self.classes_ = np.asarray(self.estimator.classes_) if self.estimator is not None else np.arange(c)
         return self
+
+    def _warn_absent_classes(self, counts: np.ndarray) -> None:
+        """A :class:`ConformalWarning` naming the classes no calibration row holds, and what that does to
+        their coverage (audit AI: labels of one class of 10 gave sets of 8.98 classes without a word;
+        MAPIE warns). Named by ``classes_`` with an estimator, else by ``class_names_`` where the caller
+        set them before the fit (the CLI does), else by column index."""
+        missing = np.flatnonzero(counts == 0)
+        if not len(missing):
+            return
+        names = getattr(self, "class_names_", None) if self.estimator is None else self.classes_.tolist()
+        if names is None or len(names) != len(counts):
+            names = self.classes_.tolist()
+        shown = [repr(names[j]) if isinstance(names[j], str) else str(names[j]) for j in missing]
+        which = (f"class {shown[0]} has" if len(shown) == 1
+                 else f"classes {', '.join(shown[:-1])} and {shown[-1]} have")
+        them = "it" if len(shown) == 1 else "them"
+        if self.class_conditional:
+            outcome = (f"no threshold can be learnt for {them}, so {them} will be in every set (with a "
+                       "ConformalWarning at each level)")
+        else:
+            outcome = (f"the threshold is learnt without {them}, so the coverage guarantee, which is for rows like "
+                       f"the calibration rows, says nothing about new rows of {them}: such a row is in its set only "
+                       "when its score passes a threshold the other classes set, and its coverage can be far below "
+                       "the level")
+        warnings.warn(f"{which} no row among the {int(counts.sum())} calibration rows: {outcome}. Calibrate on "
+                      "rows that hold every class the model predicts", ConformalWarning, stacklevel=3)
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "calibration_scores_"):
@@ -870,7 +919,7 @@ class ConformalClassifier(Persistable):
             upper = max(upper, 1.0 - float(a) + 1.0 / (m + 1))
         return 1.0 - float(a), min(1.0, upper)
 
-    def predict_sets(self, X: Any, alpha: Any = 0.1) -> np.ndarray:
+    def predict_sets(self, X: Any, alpha: Any = 0.1, *, calibration_rows: bool = False) -> np.ndarray:
         """The prediction set of each row as a boolean mask.
 
         Parameters
@@ -881,6 +930,8 @@ class ConformalClassifier(Persistable):
             Allowed miss rate: the set holds the true class for at least
             ``1 - alpha`` of rows. A list gives one set per level from the
             same calibration.
+        calibration_rows : bool, default=False
+            ``X`` is what :meth:`fit` was given, in the same order: see :meth:`set_counts`.
 
         Returns
         -------
@@ -896,7 +947,7 @@ class ConformalClassifier(Persistable):
             level, so its sets hold every class.
         """
         alphas, scalar = _check_alpha(alpha)
-        n, _, blocks = self._block_sets(X, alphas)
+        n, _, blocks = self._block_sets(X, alphas, calibration_rows=calibration_rows)
         out = None
         for start, stop, part in blocks:
             if stop - start == n:  # one block: the whole mask
@@ -907,7 +958,7 @@ class ConformalClassifier(Persistable):
                 out[start:stop] = part
         return out[:, :, 0] if scalar else out
 
-    def set_counts(self, X: Any, y: Any, alpha: Any = 0.1) -> "SetCounts":
+    def set_counts(self, X: Any, y: Any, alpha: Any = 0.1, *, calibration_rows: bool = False) -> "SetCounts":
         """Whether each row's set holds its true class, and the set's size, without keeping the sets.
 
         The sets are those of :meth:`predict_sets`, made and reduced one block of
@@ -922,6 +973,17 @@ class ConformalClassifier(Persistable):
         y : array-like of shape (n,)
             True classes: indices 0..C-1, or the estimator's labels.
         alpha : float or list of float, default=0.1
+        calibration_rows : bool, default=False
+            ``X`` (and ``y``) are the rows :meth:`fit` was given, in the same
+            order: the randomised APS/RAPS scores reuse the uniforms of the fit,
+            so a row's set holds its true class exactly when its calibration
+            score is at most the threshold, and the coverage of these rows is
+            at least ``ceil((n+1)(1-alpha)) / n`` (above ``1 - alpha``) by
+            construction. By default every call draws the uniforms of new rows:
+            the calibration rows' coverage is then about ``1 - alpha``, and
+            can be below it (audit: 0.892 at 90% on 1000 rows, APS). Needs an
+            int ``random_state`` for randomised scores (a stream's draws are
+            not kept). LAC and non-randomised sets are the same either way.
 
         Returns
         -------
@@ -929,7 +991,7 @@ class ConformalClassifier(Persistable):
             ``covered`` and ``sizes`` of shape (n, A), one column per level.
         """
         alphas, _ = _check_alpha(alpha)
-        n, labels, blocks = self._block_sets(X, alphas, y=y)
+        n, labels, blocks = self._block_sets(X, alphas, y=y, calibration_rows=calibration_rows)
         covered = np.empty((n, len(alphas)), dtype=bool)
         sizes = np.empty((n, len(alphas)), dtype=np.int64)
         for start, stop, part in blocks:
@@ -937,9 +999,11 @@ class ConformalClassifier(Persistable):
             covered[start:stop], sizes[start:stop] = block.covered, block.sizes
         return SetCounts(covered, sizes, int(self.n_classes_))
 
-    def _block_sets(self, X: Any, alphas: np.ndarray, *, y: Any = None) -> tuple[int, Any, Any]:
+    def _block_sets(self, X: Any, alphas: np.ndarray, *, y: Any = None,
+                    calibration_rows: bool = False) -> tuple[int, Any, Any]:
         """``(n, class indices of y or None, blocks)``, ``blocks`` yielding ``(start, stop, sets (m, C, A))``
-        for each row block of ``X``. ``X``, ``y`` and the options are checked here, before any block."""
+        for each row block of ``X``. ``X``, ``y`` and the options are checked here, before any block.
+        ``calibration_rows``: ``X`` is the fit's rows, whose uniforms (stream 0) are drawn again."""
         self._check_fitted()
         score, k_reg, lam = self._options()
         probs = self._blocks(X, "X")
@@ -947,14 +1011,27 @@ class ConformalClassifier(Persistable):
         if c != self.n_classes_:
             raise ValueError(f"X has {c} classes but the conformal classifier was fitted on {self.n_classes_}")
         labels = None if y is None else self._label_indices(y, c, n)
+        if calibration_rows:
+            self._check_calibration_rows(n)
         thresholds = self._thresholds(alphas)
-        uniforms = self._uniform_draws(n, 1)
+        uniforms = self._uniform_draws(n, 0 if calibration_rows else 1)
 
         def blocks() -> Any:
             for start, stop, p in probs:
                 yield start, stop, _sets(p, thresholds, score, uniforms(start, p), k_reg, lam, source=probs.source)
 
         return n, labels, blocks()
+
+    def _check_calibration_rows(self, n: int) -> None:
+        """Refuse ``calibration_rows=True`` where the fit's uniforms cannot be drawn again for ``n`` rows."""
+        if n != self.n_calibration_:
+            raise ValueError(f"calibration_rows=True: X has {n} rows but the conformal classifier was fitted on "
+                             f"{self.n_calibration_}; pass the rows fit was given, in the same order")
+        rs = self.random_state
+        seeded = isinstance(rs, numbers.Integral) and not isinstance(rs, bool)
+        if self.score != "lac" and self.randomized and not seeded:
+            raise ValueError(f"calibration_rows=True needs an int random_state for randomised {self.score.upper()} "
+                             f"scores: with random_state={rs!r} the fit's uniforms were not kept")
 
     # ---- persistence (no pickle: JSON params + arrays)
 
@@ -1157,7 +1234,10 @@ def set_metrics(y: Any, sets: Any, *, alpha: float | None = None, conformal: Con
 
     Parameters
     ----------
-    y : array-like of int, shape (n,)
+    y : array-like of shape (n,)
+        True classes as indices 0..C-1; or, with ``conformal=`` that wraps an
+        estimator, as the estimator's labels (``conformal.classes_``, e.g.
+        text names), which integer indices are not read as.
     sets : bool array of shape (n, C), or SetCounts of one level
         The sets, or their counts (:meth:`ConformalClassifier.set_counts`, then
         :meth:`SetCounts.level`): the same metrics without holding the sets.
@@ -1170,7 +1250,8 @@ def set_metrics(y: Any, sets: Any, *, alpha: float | None = None, conformal: Con
         ``[lower, upper]`` for the expected coverage, ``upper`` None where two
         calibration scores are equal or the rows are too few.
     classes : sequence, optional
-        Class names for the per-class coverage (default ``0..C-1``).
+        Class names for the per-class coverage (default: ``conformal.classes_``
+        where it wraps an estimator, else ``0..C-1``).
     n_calibration : None
         Removed: a range from the row count alone assumed untied scores and one
         marginal threshold (with tied LAC scores it said 0.900-0.905 where the
@@ -1204,13 +1285,6 @@ def set_metrics(y: Any, sets: Any, *, alpha: float | None = None, conformal: Con
         if not scalar:
             raise ValueError(f"set_metrics takes one level's sets, so one alpha; got {levels.tolist()}")
         alpha = float(levels[0])
-    if isinstance(sets, SetCounts):
-        counts, c = sets, sets.n_classes
-        labels = check_labels(y, c, len(counts.covered))
-    else:
-        labels, s = _check_sets(y, sets)
-        counts, c = SetCounts.of(labels, s), s.shape[1]
-    n = len(labels)
     if conformal is not None:
         if not isinstance(conformal, ConformalClassifier):
             raise TypeError(f"conformal must be a fitted ConformalClassifier (the one that made the sets), got "
@@ -1218,9 +1292,20 @@ def set_metrics(y: Any, sets: Any, *, alpha: float | None = None, conformal: Con
         conformal._check_fitted()
         if alpha is None:
             raise ValueError("conformal= needs alpha=: the predictor's guaranteed range depends on the level")
-        if conformal.n_classes_ != c:
-            raise ValueError(f"sets have {c} classes but conformal was fitted on {conformal.n_classes_}")
-    names = _class_names(classes, c)
+    named = conformal is not None and conformal.estimator is not None
+    if named and np.asarray(to_numpy(y)).dtype.kind not in "iub":
+        # the estimator's labels (audit AI: names were refused although conformal.classes_ holds them)
+        y = conformal._label_indices(y, conformal.n_classes_, len(to_numpy(y)))
+    if isinstance(sets, SetCounts):
+        counts, c = sets, sets.n_classes
+        labels = check_labels(y, c, len(counts.covered))
+    else:
+        labels, s = _check_sets(y, sets)
+        counts, c = SetCounts.of(labels, s), s.shape[1]
+    n = len(labels)
+    if conformal is not None and conformal.n_classes_ != c:
+        raise ValueError(f"sets have {c} classes but conformal was fitted on {conformal.n_classes_}")
+    names = _class_names(classes if classes is not None or not named else conformal.classes_.tolist(), c)
     cov = float(_coverage(counts.covered)[0])
     hist = _size_histogram(counts.sizes, c)[:, 0]
     by_size = _coverage_by_size(counts.covered, counts.sizes, c)[:, 0]

@@ -256,13 +256,18 @@ def model_classes(model: Any) -> np.ndarray:
     return np.asarray(model.classes_)
 
 
-def fit_calibrator(method: str, scores: np.ndarray, y: np.ndarray, *, probs: bool = False) -> Any:
-    """Fit the ``method`` calibrator on (n, K) logits (or probabilities) and class indices ``y``."""
+def fit_calibrator(method: str, scores: np.ndarray, y: np.ndarray, *, probs: bool = False,
+                   classes: Any = None) -> Any:
+    """Fit the ``method`` calibrator on (n, K) logits (or probabilities) and class indices ``y``.
+
+    ``classes``: the score columns' class names, remembered before the fit (:func:`remember_classes`)
+    so that the fit's warnings name a class absent from the rows as the file does, not by index."""
     import softmaxkit.calibration as calibration
 
-    cls = getattr(calibration, CALIBRATORS[method])
+    calibrator = getattr(calibration, CALIBRATORS[method])(input="probs" if probs else "logits")
+    remember_classes(calibrator, classes)
     with _zero_probability_said_by_the_cli():
-        return cls(input="probs" if probs else "logits").fit(scores, y)
+        return calibrator.fit(scores, y)
 
 
 @contextlib.contextmanager

@@ -122,11 +122,19 @@ _EXACT_BOOTSTRAP_ROWS = 10_000
 MIN_PAIRED_ROWS = 30
 #: The reading of a change measured on fewer than :data:`MIN_PAIRED_ROWS` rows.
 TOO_FEW = "too few rows to tell"
-#: The reading of a change whose bootstrap-t interval would hold the whole range of the per-row changes, 0
-#: among them: a few rows carry it (:func:`_symmetric_t_interval`), so no interval of its mean is measured.
+#: The reading of a change that a few rows carry (:func:`_carried_by_few`), 0 within the range of the per-row
+#: changes: no interval of its mean is measured.
 NOT_MEASURABLE = "not measurable"
 #: ``carried_by`` of :func:`paired_loss_change`: the fewest rows that hold this share of the total ``|change|``.
 _CARRIED_SHARE = 0.9
+#: Each resample's SD is floored at this share of the rows' SD in :func:`_symmetric_t_interval`. Not the
+#: whole SD: that caps every ``|t*|`` at the unstudentized ``|mean* - mean| / se`` and loses what
+#: studentizing buys (sharpened 3-class model at 30 rows: coverage 0.915 -> 0.780, an exact null read
+#: better/worse in 10% of data sets for 1.5%). At half, those and the 3%-prevalence designs of audit AJ
+#: (n = 200; coverage 0.94-0.955) read as without a floor, while a resample that misses the one row holding
+#: the spread no longer counts as 100 standard errors away (audit AJ: 149 rows at -8 and one at +4.77
+#: read "not measurable", or "within the noise" with [-8.02, +1.90]; now better, [-8.02, -7.74]).
+_SD_FLOOR = 0.5
 
 
 def paired_loss_change(before: Scored, after: Scored, *, in_sample: bool = False, zero_classes: list | None = None,
@@ -151,15 +159,18 @@ def paired_loss_change(before: Scored, after: Scored, *, in_sample: bool = False
     - ``in_sample`` (the rows are the map's fitting rows): ``"lower"`` or ``"higher"`` instead of better or
       worse, since a gain there is no evidence (audit: matrix scaling 1.0385 -> 0.8162 in-sample, 1.0279 ->
       1.2507 on fresh rows, read "better" in metrics.json).
-    - ``"not measurable"`` (:data:`NOT_MEASURABLE`): the bootstrap-t interval would reach beyond both ends
-      of the range of the per-row changes, where every resampled mean lies, and 0 is inside that range: a
-      few rows carry the change, so no interval of its mean is measured (audit: 2 of 36 rows, "[-2.6095,
-      +2.5931], contains 0" for changes in [-0.354, +0.057]). ``ci95`` is then that range (the ends are
-      always clipped to it), as is ``row_change_range``; ``carried_by`` says how many rows hold 90% of the
-      total ``|change|``. (Every row moved one way: the range excludes 0 and reads better or worse, as every
-      resampled mean does; ``row_change_range`` and ``carried_by`` are given then too, since ``ci95``, that
-      range, is no bootstrap interval: review audit R1, 36 rows all better, 2 by -3.0, printed the range as
-      a "paired bootstrap 95% CI".)
+    - ``"not measurable"`` (:data:`NOT_MEASURABLE`): so few rows carry the change (``carried_by``, the
+      fewest rows holding 90% of the total ``|change|``) that over 5% of resamples draw none of them
+      (:func:`_carried_by_few`), or the bootstrap-t interval would reach beyond both ends of the range of
+      the per-row changes, where every resampled mean lies; and 0 is inside that range. No interval of its
+      mean is measured (audit: 2 of 36 rows, "[-2.6095, +2.5931], contains 0" for changes in [-0.354,
+      +0.057]). ``ci95`` is then that range (the ends are always clipped to it), as is
+      ``row_change_range``. (Every row moved one way: the range excludes 0 and reads better or worse, as
+      every resampled mean does; ``row_change_range`` and ``carried_by`` are given then too, since
+      ``ci95``, that range, is no bootstrap interval: review audit R1, 36 rows all better, 2 by -3.0,
+      printed the range as a "paired bootstrap 95% CI".) Many rows carrying the change and one rare row
+      against it is measured (audit AJ: 135 of 150 rows carry it, one row at +4.77 against 149 at -8 read
+      "not measurable"; now better).
     - Fewer than :data:`MIN_PAIRED_ROWS` rows: ``"too few rows to tell"`` (:data:`TOO_FEW`), unless a row
       is lost on one side only (a probability 0 on a true class is evidence however few the rows).
     - ``zero_classes`` (``calibrator_params``' list, not empty): ``"unsafe"`` unless measured worse. The map
@@ -191,10 +202,15 @@ def paired_loss_change(before: Scored, after: Scored, *, in_sample: bool = False
         # An infinite row makes every standard error infinite: the percentile ends of the means still
         # say which way the lost rows point (their reading is set below, whatever the interval).
         lo, hi = _percentile_ends(_row_bootstrap(d, resamples, rng)[0])
+    carried_by = _rows_carrying(d) if np.isfinite(d).all() else None
+    if carried_by is not None and _carried_by_few(carried_by, n):
+        # No bootstrap interval of a mean that a few rows carry: the range of the per-row changes instead,
+        # which holds every resampled mean (read better or worse only when every row moved that way).
+        lo, hi, whole_range = float(np.min(d)), float(np.max(d)), True
     reading = "better" if hi < 0 else "worse" if lo > 0 else "within the noise"
     if whole_range and reading == "within the noise":
-        # The studentized interval held every mean the rows can have and more: its resampled standard errors
-        # failed (a few rows carry the change), so 0 inside it is no measured "within the noise". (Past one
+        # A few rows carry the change, or the studentized interval held every mean the rows can have and more
+        # (its resampled standard errors failed): 0 inside it is no measured "within the noise". (Past one
         # end only is the symmetric form on skewed changes, 30% of 30-row data sets of the sharpened 3-class
         # model of tests/test_interval_coverage.py: clipped, and read as usual.)
         reading = NOT_MEASURABLE
@@ -217,7 +233,7 @@ def paired_loss_change(before: Scored, after: Scored, *, in_sample: bool = False
            "seed": int(seed), **lost}
     if whole_range:
         out["row_change_range"] = [float(np.min(d)), float(np.max(d))]
-        out["carried_by"] = _rows_carrying(d)
+        out["carried_by"] = carried_by
     if zero_classes:
         out["zero_classes"] = list(zero_classes)
     return out
@@ -261,9 +277,10 @@ def _symmetric_t_interval(d: np.ndarray, means: np.ndarray, sds: np.ndarray) -> 
     Studentizing carries the spread of the skewed, heavy-tailed per-row changes into the width, which the
     percentile interval missed on few rows (coverage 0.73-0.91 at 10-20 rows); the symmetric form kept an
     exact null's false better/worse readings near 2% where the two-sided (equal-tailed) bootstrap-t read
-    8-12%. A resample whose rows are all equal (``se* = 0``) counts as infinitely far unless its mean is
-    ``mean(d)``: when that is over 5% of them (at most two rows differ from the rest) ``q`` is infinite,
-    since so few rows cannot tell.
+    8-12%. Each resample's ``sd*`` is floored at :data:`_SD_FLOOR` of ``sd(d)``, so a resample that missed
+    the rare rows holding the spread is not hundreds of standard errors away (audit AJ: 149 rows at -8 and
+    one at +4.77; 37% of resamples miss that row). A resample whose rows are all equal (``se* = 0``, only
+    where every row is: the floor is 0 then) counts as infinitely far unless its mean is ``mean(d)``.
 
     Every resampled mean lies in ``[min(d), max(d)]``, so an end beyond it is no bootstrap evidence: ``q``
     has blown up on resamples that miss the few rows carrying the change, whose ``se*`` is near 0 (audit:
@@ -276,9 +293,12 @@ def _symmetric_t_interval(d: np.ndarray, means: np.ndarray, sds: np.ndarray) -> 
     """
     n = len(d)
     centre = float(np.mean(d))
-    se = float(np.std(d, ddof=1)) / np.sqrt(n) if n > 1 else 0.0
+    sd = float(np.std(d, ddof=1)) if n > 1 else 0.0
+    se = sd / np.sqrt(n)
     dev = np.abs(means - centre)
-    se_star = sds / np.sqrt(n)
+    # Floored at _SD_FLOOR of the rows' SD: a resample that missed the rare rows holding the spread has an SD
+    # near 0 and a |t*| in the hundreds, which decided q when over 5% of resamples missed them (audit AJ).
+    se_star = np.maximum(sds, _SD_FLOOR * sd) / np.sqrt(n)
     with np.errstate(divide="ignore", invalid="ignore"):
         t = np.where(se_star > 0, dev / np.where(se_star > 0, se_star, 1.0), np.where(dev > 0, np.inf, 0.0))
     q = float(np.quantile(t, 0.95, method="higher"))
@@ -286,6 +306,13 @@ def _symmetric_t_interval(d: np.ndarray, means: np.ndarray, sds: np.ndarray) -> 
     low, high = float(np.min(d)), float(np.max(d))
     lo, hi = centre - half, centre + half
     return max(lo, low), min(hi, high), bool(lo < low and hi > high)
+
+
+def _carried_by_few(carried_by: int, n: int) -> bool:
+    """Whether ``carried_by`` of ``n`` rows are too few for a bootstrap interval of the mean: a resample draws
+    none of them with probability ``(1 - carried_by/n)^n`` (about ``exp(-carried_by)``), and above 5%, the
+    share an interval may miss, the resamples cannot tell the mean (2 rows of 36: 13%; 3 of 36: 4.4%)."""
+    return (1.0 - carried_by / n) ** n > 0.05
 
 
 def _rows_carrying(d: np.ndarray) -> int:
@@ -613,9 +640,8 @@ def _loss_reading(before: float, after: float, change: dict | None = None, *, in
     if reading == NOT_MEASURABLE:
         low, high = change["row_change_range"]
         return (f"Log-loss went from {b} to {a}, not measurable: {change['carried_by']} of {change['n']} rows carry "
-                f"{_CARRIED_SHARE:.0%} of the per-row change, too few for a bootstrap interval of its mean (one "
-                f"would reach beyond [{low:+.4f}, {high:+.4f}], the range of the per-row changes, which holds every "
-                "mean of them and 0).")
+                f"{_CARRIED_SHARE:.0%} of the per-row change, too few for a bootstrap interval of its mean; the "
+                f"per-row changes lie in [{low:+.4f}, {high:+.4f}], which holds every mean of them and 0.")
     if a == b and reading in (None, "within the noise"):
         return f"Log-loss stayed at {b}."
     if change is None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import warnings
+from typing import Any
 
 from softmaxkit.cli import _conformal
 from softmaxkit.cli._common import add_output_options, add_prediction_inputs, recording_warnings
@@ -70,6 +71,9 @@ def run(args: argparse.Namespace, warned: list[str]) -> int:
                # which id column paired the labels with the scores' rows (None: by position), for scripts
                "labels_matched_on": pred.matched_on, "scores_matched_on": pred.scores_matched_on, "metrics": s,
                "warnings": warned}  # the list grows until printed: warnings said after this line are in it
+    one_class = _one_class_note(labels, classes, where=args.labels)
+    if one_class:  # on stderr and in "warnings"; the report's note says it too
+        warnings.warn(one_class, stacklevel=1)
     if conformal is not None:
         order = class_order(classes, conformal, source=source, fitted_as=f"--conformal {args.conformal}",
                             by_position=args.by_position)
@@ -92,7 +96,8 @@ def run(args: argparse.Namespace, warned: list[str]) -> int:
                               f"noise floor {s['ece_noise_floor']:.3f}")]
         # What the terminal says under its table about accuracy at chance and a class's count, the report
         # says too (audit: the count finding was printed but left out of report.html; fit's page has it).
-        legends = [*chance_legend(s), *count_legend(s, classes)]
+        legends = [*chance_legend(s), *count_legend(s, classes), *([f"{one_class[0].upper()}{one_class[1:]}."]
+                                                                   if one_class else [])]
         note = (" ".join(legends), "warn") if legends else None
         report = Report(title="softmaxkit evaluate", subtitle=f"{source} against {args.labels}", headlines=headlines,
                         sections=[comparison_section([scored], title="Scores", intro=(
@@ -120,3 +125,19 @@ def run(args: argparse.Namespace, warned: list[str]) -> int:
         say(f"Report: {metrics['report']}")
     say.result(metrics)
     return 0
+
+
+def _one_class_note(labels: Any, classes: list | None, *, where: str) -> str | None:
+    """The warning for labels that all hold one class, or None. The numbers are right, but they measure
+    that class's rows alone: no row of another class shows whether the model tells the classes apart
+    (audit AJ: 500 labels all 0 printed accuracy, log-loss and ECE without a word)."""
+    import numpy as np
+
+    present = np.unique(labels)
+    if len(labels) == 0 or len(present) != 1:
+        return None
+    j = int(present[0])
+    name = repr(str(classes[j])) if classes is not None and j < len(classes) else str(j)
+    return (f"every label in {where} is class {name} ({len(labels)} rows): the metrics measure that class's rows "
+            "only, and whether the model tells the classes apart (discrimination) cannot be judged without rows "
+            "of another class")
