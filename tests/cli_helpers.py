@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tracemalloc
 from pathlib import Path
 
 from softmaxkit.cli import main
@@ -92,3 +93,14 @@ def sklearn_log_loss(z, y) -> float:
     from sklearn.metrics import log_loss
 
     return log_loss(y, softmax(z, axis=1), labels=np.arange(z.shape[1]))
+
+
+def traced_peak(fn):
+    """``(fn(), the peak of traced Python/NumPy allocations during the call in bytes)``: the memory tests'
+    measure (tracemalloc sees NumPy's buffers; a memory map's pages are not allocations)."""
+    tracemalloc.start()
+    try:
+        out = fn()
+        return out, tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()

@@ -12,11 +12,11 @@ results are checked against the same logits widened first.
 
 from __future__ import annotations
 
-import tracemalloc
 import warnings
 
 import numpy as np
 import pytest
+from cli_helpers import traced_peak
 
 import softmaxkit._calibration_inputs
 import softmaxkit.conformal
@@ -28,16 +28,6 @@ N, K = 8192, 1000
 #: Row blocks of 256k values here (4M by default), so that modest sizes show a peak that follows the
 #: block, not the matrix.
 SMALL_BLOCKS = 1 << 18
-
-
-def _peak(fn):
-    """``(fn(), the peak of traced allocations during the call in bytes)``."""
-    tracemalloc.start()
-    try:
-        out = fn()
-        return out, tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +52,7 @@ def test_temperature_fit_widens_float16_a_block_at_a_time(half_logits, small_blo
     with warnings.catch_warnings():  # 256 rows lack classes: said, and not what is tested
         warnings.simplefilter("ignore")
         TemperatureScaling().fit(z[:256], y[:256])  # compiles the kernels outside the measure
-    fitted, peak = _peak(lambda: TemperatureScaling().fit(z, y))
+    fitted, peak = traced_peak(lambda: TemperatureScaling().fit(z, y))
     assert peak < 0.5 * z.nbytes, f"the fit peaked at {peak / z.nbytes:.2f}x the float16 logits"
     widened = TemperatureScaling().fit(z.astype(np.float32), y)
     assert fitted.beta_ == pytest.approx(widened.beta_, rel=1e-12)
@@ -74,14 +64,14 @@ def test_conformal_fit_and_set_counts_widen_float16_a_block_at_a_time(half_logit
     its float32 copy in each), with the threshold and counts of the same logits widened first."""
     z, y = half_logits
     _conformal.fit(z[:256], y[:256], probs=False, score="lac")  # compiles the kernels outside the measure
-    conformal, fit_peak = _peak(lambda: _conformal.fit(z, y, probs=False, score="lac", seed=0))
+    conformal, fit_peak = traced_peak(lambda: _conformal.fit(z, y, probs=False, score="lac", seed=0))
     assert fit_peak < 0.5 * z.nbytes, f"the fit peaked at {fit_peak / z.nbytes:.2f}x the float16 logits"
 
     def summary(cp, scores):
         return _conformal.summarize(cp, y, _conformal.predict_sets(cp, scores, (0.1,), probs=False, where="z.npy"),
                                     (0.1,), list(range(K)), evaluated_on=f"{N} rows")
 
-    counts, sets_peak = _peak(lambda: summary(conformal, z))
+    counts, sets_peak = traced_peak(lambda: summary(conformal, z))
     assert sets_peak < 0.5 * z.nbytes, f"the set counts peaked at {sets_peak / z.nbytes:.2f}x the float16 logits"
     widened = _conformal.fit(z.astype(np.float32), y, probs=False, score="lac", seed=0)
     assert conformal.threshold(0.1) == widened.threshold(0.1)
@@ -99,7 +89,7 @@ def test_one_based_label_check_reads_float16_a_block_at_a_time(half_logits, smal
     z.flags.writeable = False
     labels = y + 1
     labels[labels == K] = 1  # within 0..K-1 and no 0: the evidence is computed, not skipped
-    found, peak = _peak(lambda: one_based_evidence(labels, z))
+    found, peak = traced_peak(lambda: one_based_evidence(labels, z))
     assert peak < 0.5 * z.nbytes, f"the check peaked at {peak / z.nbytes:.2f}x the float16 logits"
     assert found == one_based_evidence(labels, z.astype(np.float32))
     # and from row blocks (the CLI's memory map): the same evidence

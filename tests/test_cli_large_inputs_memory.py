@@ -9,10 +9,10 @@ measured here with tracemalloc (NumPy reports its buffers to it) on modest sizes
 
 from __future__ import annotations
 
-import tracemalloc
 
 import numpy as np
 import pytest
+from cli_helpers import traced_peak
 
 from softmaxkit.cli import _conformal
 from softmaxkit.data import read_scores
@@ -21,16 +21,6 @@ N, K = 20_000, 200
 FLOAT64_MATRIX = N * K * 8  # one float64 (n, K) matrix: 32 MB
 #: Row blocks of 2 MB here (32 MB by default), so that modest sizes show a peak that follows the block, not n.
 SMALL_BLOCKS = 1 << 18
-
-
-def _peak(fn):
-    """``(fn(), the peak of traced allocations during the call in bytes)``."""
-    tracemalloc.start()
-    try:
-        out = fn()
-        return out, tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
 
 
 @pytest.fixture(scope="module")
@@ -50,10 +40,10 @@ def test_conformal_fit_and_set_scoring_hold_no_whole_float64_softmax(logits, sco
     monkeypatch.setattr(softmaxkit.conformal, "BLOCK_ELEMENTS", SMALL_BLOCKS, raising=False)
     z, y = logits
     _conformal.fit(z[:500], y[:500], probs=False, score=score)  # compiles the kernels outside the measure
-    conformal, fit_peak = _peak(lambda: _conformal.fit(z, y, probs=False, score=score, seed=0))
+    conformal, fit_peak = traced_peak(lambda: _conformal.fit(z, y, probs=False, score=score, seed=0))
     assert fit_peak < 0.3 * FLOAT64_MATRIX, f"fit peaked at {fit_peak / FLOAT64_MATRIX:.2f}x a float64 matrix"
     alphas = (0.1, 0.05)
-    summary, sets_peak = _peak(lambda: _conformal.summarize(
+    summary, sets_peak = traced_peak(lambda: _conformal.summarize(
         conformal, y, _conformal.predict_sets(conformal, z, alphas, probs=False, where="z.npy"), alphas,
         list(range(K)), evaluated_on=f"{N} rows"))
     assert sets_peak < 0.3 * FLOAT64_MATRIX, f"set scoring peaked at {sets_peak / FLOAT64_MATRIX:.2f}x"
@@ -113,7 +103,7 @@ def test_container_scores_are_read_without_a_second_copy(tmp_path, suffix, limit
     z[5, 7] = -np.inf  # a logit of probability 0 stays
     _write(tmp_path / "z.npy", z)
     _write(tmp_path / f"z{suffix}", z)
-    read, peak = _peak(lambda: read_scores(tmp_path / f"z{suffix}", kind="logit"))
+    read, peak = traced_peak(lambda: read_scores(tmp_path / f"z{suffix}", kind="logit"))
     assert peak < limit * z.nbytes, f"{suffix} read peaked at {peak / z.nbytes:.2f}x the array"
     values = read.values
     assert values.flags.c_contiguous
