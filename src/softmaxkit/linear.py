@@ -205,6 +205,16 @@ def chunk_rows(n_rows: int, n_classes: int, bytes_per_logit: int, budget: int | 
     return int(max(1, min(rows, max(n_rows, 1))))
 
 
+def check_bias_dtype(bias: Any, weight_dtype: Any, *, name: str = "bias", weight_name: str = "weight") -> None:
+    """Refuse a ``bias`` whose dtype is not the weight's, as ``F.linear`` does: a wider bias would
+    otherwise widen the logits and the bias gradient silently, a narrower one round the bias."""
+    if dtype_name(bias.dtype) != dtype_name(weight_dtype):
+        raise TypeError(
+            f"{name} must have {weight_name}'s dtype {dtype_name(weight_dtype)}, got {dtype_name(bias.dtype)} "
+            f"(cast it: {name}.to({weight_name}.dtype) for tensors, {name}.astype({weight_name}.dtype) for arrays)"
+        )
+
+
 def check_linear_inputs(hidden: Any, weight: Any, bias: Any, target: Any) -> tuple[int, int, int]:
     """Check the shapes and dtypes of a linear cross-entropy call; return ``(N, D, V)``.
 
@@ -235,12 +245,7 @@ def check_linear_inputs(hidden: Any, weight: Any, bias: Any, target: Any) -> tup
         check_floating(bias, "bias")
         if tuple(bias.shape) != (w_shape[0],):
             raise ValueError(f"bias must have shape ({w_shape[0]},), got {tuple(bias.shape)}")
-        # as F.linear refuses it: a wider bias would otherwise widen the logits and grad_bias silently
-        if dtype_name(bias.dtype) != dtype_name(weight.dtype):
-            raise TypeError(
-                f"bias must have weight's dtype {dtype_name(weight.dtype)}, got {dtype_name(bias.dtype)} "
-                "(cast it: bias.to(weight.dtype) for tensors, bias.astype(weight.dtype) for arrays)"
-            )
+        check_bias_dtype(bias, weight.dtype)
     t_shape = tuple(target.shape)
     if t_shape not in (h_shape[:-1], h_shape[:-1] + (w_shape[0],)):
         raise ValueError(

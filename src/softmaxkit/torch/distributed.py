@@ -44,12 +44,14 @@ from softmaxkit._validation import (
     is_floating_dtype,
     is_integer_dtype,
 )
-from softmaxkit.linear import CHUNK_BYTES, chunk_rows
+from softmaxkit.linear import CHUNK_BYTES, check_bias_dtype, chunk_rows
+from softmaxkit.torch import _composite
 from softmaxkit.torch._cross_entropy import grads_wanted
-from softmaxkit.torch._linear import check_loss_dtype
+from softmaxkit.torch._linear import _without_autocast, autocast_inputs, check_loss_dtype
 from softmaxkit.torch._ops import apply_softcap
 
 __all__ = ["class_parallel_cross_entropy", "class_parallel_linear_cross_entropy"]
+
 
 #: ``(chunk, V_local)`` arrays alive at once in the linear path (logits, softcap slope,
 #: shifted logits, exp / gradient, a product), so that all of them together,
@@ -107,6 +109,7 @@ _HEADER = (
     "ok",  # 0: this rank's inputs failed its local checks (it raises its own error)
     "rows",
     "targets",  # a fingerprint of the hard targets (0 for soft ones)
+    "target_hash",  # a hash of them, which the fingerprint's collisions do not share
     "chunk_size",  # 0: None
     "grad_hidden",
     "soft",
@@ -132,6 +135,8 @@ _AGREE = {
     "rows": ("the row count N", int, "every rank must hold the same rows (tokens)"),
     "targets": ("the hard targets (a fingerprint of them)", int,
                 "every rank must pass the same class indices"),
+    "target_hash": ("the hard targets (a 52-bit hash of them)", int,
+                    "every rank must pass the same class indices"),
     "chunk_size": ("chunk_size", lambda v: int(v) or None,
                    "each chunk issues collectives, so every rank must run the same chunks"),
     "grad_hidden": ("whether hidden requires grad (with grad mode on)", bool,
@@ -158,10 +163,45 @@ def _target_fingerprint(target: torch.Tensor) -> torch.Tensor:
 
     int64 arithmetic wraps the same way on every rank; the remainder keeps it
     below 2**52, so one changed label (``d * (i + 1)`` is never a multiple of
-    2**52 in practice) or two swapped ones change the value.
+    2**52 in practice) or two swapped ones change the value. Being linear, it
+    misses changes that cancel (``[0, 6]`` and ``[6, 3]`` both give 15):
+    :func:`_target_hash` covers those.
     """
     pos = torch.arange(1, target.numel() + 1, dtype=torch.int64, device=target.device)
     return torch.remainder(torch.sum((target + 1) * pos), 2**52).to(torch.float64)
+
+
+def _as_int64(c: int) -> int:
+    """A 64-bit constant as the int64 of the same bits (torch refuses Python ints >= 2**63)."""
+    return c - 2**64 if c >= 2**63 else c
+
+
+#: splitmix64's increment and finaliser multipliers (Steele et al., 2014), as int64.
+_GOLDEN, _MIX1, _MIX2 = (_as_int64(c) for c in (0x9E3779B97F4A7C15, 0xBF58476D1CE4E5B9, 0x94D049BB133111EB))
+
+
+def _target_hash(target: torch.Tensor) -> torch.Tensor:
+    """A nonlinear hash of the hard labels and their positions: the low 52 bits
+    (exact in float64) of ``sum_i mix(i, t_i) mod 2**64``, on the device.
+
+    ``mix`` is splitmix64's finaliser of ``(i + 1) * golden + t_i + 1``, a
+    bijection of 64-bit words, so each (position, label) pair gives its own
+    pseudo-random word. Products and sums wrap modulo 2**64 (two's complement),
+    and sums modulo 2**64 do not depend on the order of the additions, so every
+    rank and device gets the same value for the same targets. Two different
+    target vectors still give the same hash with a probability of about
+    2**-52 (they also need the same :func:`_target_fingerprint`).
+    """
+
+    def lshr(x: torch.Tensor, s: int) -> torch.Tensor:  # ">>" on int64 is arithmetic: mask the sign copies
+        return (x >> s) & ((1 << (64 - s)) - 1)
+
+    pos = torch.arange(1, target.numel() + 1, dtype=torch.int64, device=target.device)
+    x = pos * _GOLDEN + (target + 1)
+    x = (x ^ lshr(x, 30)) * _MIX1
+    x = (x ^ lshr(x, 27)) * _MIX2
+    x = x ^ lshr(x, 31)
+    return (torch.sum(x) & ((1 << 52) - 1)).to(torch.float64)
 
 
 def _header_column(
@@ -181,7 +221,7 @@ def _header_column(
     """
     soft = target.dtype.is_floating_point
     values = {
-        "ok": 1, "rows": target.shape[0], "targets": 0, "chunk_size": chunk_size or 0,
+        "ok": 1, "rows": target.shape[0], "targets": 0, "target_hash": 0, "chunk_size": chunk_size or 0,
         "grad_hidden": grad_hidden, "soft": soft, "class_weight": has_weight,
         "reduction": REDUCTIONS.index(opts.reduction), "ignore_index": opts.ignore_index,
         "label_smoothing": opts.label_smoothing, "z_loss": opts.z_loss,
@@ -191,6 +231,7 @@ def _header_column(
     col = torch.tensor([float(values[k]) for k in _HEADER], dtype=torch.float64, device=target.device)
     if not soft:  # on the device: no host sync
         col[_H["targets"]] = _target_fingerprint(target)
+        col[_H["target_hash"]] = _target_hash(target)
     return col
 
 
@@ -502,7 +543,8 @@ def _grad_rows(
     else:
         active, owned, idx = _owned_targets(target, opts, layout)
         if eps > 0.0:  # g -= eps / V * rs w^T, an outer product added in place
-            w = torch.ones_like(g[0]) if weight is None else weight
+            # new_ones, not ones_like(g[0]): an empty batch has no row 0
+            w = g.new_ones(g.shape[1]) if weight is None else weight
             g.addr_(rs, w, alpha=-eps / v)
         if layout.width:
             # (p_y - 1)-style correction in the compute dtype (>= float32).
@@ -611,19 +653,19 @@ class _ClassParallelCrossEntropy(torch.autograd.Function):
     """Forward: two all-reduces. Backward: local, from the saved row statistics."""
 
     @staticmethod
-    def forward(ctx, local_logits, target, weight, opts, comm, header, loss_dtype):
+    def forward(ctx, local_logits, target, weight, opts, comm, header, loss_dtype, cdtype):
         batch_shape = tuple(local_logits.shape[:-1])
         width = local_logits.shape[-1]
         # Explicit row count: reshape(-1, 0) is ambiguous for an empty slice.
         x = local_logits.reshape(math.prod(batch_shape), width)
-        x = x.to(_compute_dtype(local_logits.dtype))
+        x = x.to(cdtype)
         x, _ = apply_softcap(x, opts.softcap, want_slope=False)
         stats, layout, _ = _forward_rows(
             x, target, weight, opts, comm, header, all_targets=target
         )
         loss, scale = _reduce(stats, opts.reduction, batch_shape, loss_dtype)
         ctx.save_for_backward(local_logits, target, weight)
-        ctx.stats, ctx.opts, ctx.layout, ctx.scale = stats, opts, layout, scale
+        ctx.stats, ctx.opts, ctx.layout, ctx.scale, ctx.cdtype = stats, opts, layout, scale, cdtype
         return loss
 
     @staticmethod
@@ -632,11 +674,11 @@ class _ClassParallelCrossEntropy(torch.autograd.Function):
         local_logits, target, weight = ctx.saved_tensors
         opts, stats = ctx.opts, ctx.stats
         x = local_logits.reshape(stats.loss.shape[0], local_logits.shape[-1])
-        x, slope = apply_softcap(x.to(_compute_dtype(local_logits.dtype)), opts.softcap, want_slope=True)
+        x, slope = apply_softcap(x.to(ctx.cdtype), opts.softcap, want_slope=True)
         # "none": the upstream gradient is per row; "mean"/"sum": a scalar.
         row_scale = (grad_loss.reshape(-1).to(torch.float64) * ctx.scale).expand(x.shape[0])
         g = _grad_rows(x, slope, target, weight, opts, ctx.layout, stats, row_scale)
-        return g.reshape(local_logits.shape).to(local_logits.dtype), None, None, None, None, None, None
+        return g.reshape(local_logits.shape).to(local_logits.dtype), None, None, None, None, None, None, None
 
 
 def class_parallel_cross_entropy(
@@ -661,7 +703,10 @@ def class_parallel_cross_entropy(
         This rank's class slice of the logits, class axis last. The slices may
         have different widths (even 0) on different ranks. float32 and float64
         are computed in their own precision; float16 and bfloat16 in float32
-        and returned in the input dtype.
+        and returned in the input dtype, or in float32 under ``torch.autocast``
+        for their device, as torch and :func:`softmaxkit.torch.cross_entropy`
+        do. Probabilities of a wider dtype than the logits promote the loss's
+        dtype and precision, also as there.
     target : Tensor
         Either integer class indices of shape ``(...)`` in *global* class
         numbering, identical on every rank; or probabilities of shape
@@ -677,7 +722,8 @@ def class_parallel_cross_entropy(
     loss_dtype : torch.dtype, optional, keyword-only
         The dtype of the returned loss, and so of its upstream gradient: a
         floating dtype at least as wide as the logits', the same on every
-        rank. Default: the logits' dtype. ``torch.float32`` for 16-bit logits
+        rank. Default: the single-process loss's dtype (the logits', float32
+        for 16-bit logits under autocast). ``torch.float32`` for 16-bit logits
         keeps the loss, and a scale such as ``1 / num_items``, from being
         rounded to 16 bits, as ``loss_dtype`` of
         :func:`softmaxkit.torch.linear_cross_entropy` does. The gradient stays
@@ -694,7 +740,7 @@ def class_parallel_cross_entropy(
     -------
     loss : Tensor
         A scalar for ``"mean"``/``"sum"``, shape ``(...)`` for ``"none"``; the
-        same value on every rank, in ``loss_dtype`` (default: the logits' dtype).
+        same value on every rank, in ``loss_dtype`` (default: as above).
 
     Raises
     ------
@@ -703,7 +749,10 @@ def class_parallel_cross_entropy(
         slices that do not tile ``[0, V)``, and ranks that disagree on the
         hard targets, the options (``loss_dtype`` included), the target kind
         or whether ``weight`` is given raise the same ``ValueError`` on every
-        rank at once (the first all-reduce carries a header of these). A rank whose own inputs fail a
+        rank at once (the first all-reduce carries a header of these; the hard
+        targets travel as a position-weighted sum, which any one changed label
+        changes, and a 52-bit hash, which other differences fail to change with
+        a probability of about ``2**-52``). A rank whose own inputs fail a
         local check (the weight slice, a soft-target slice) raises that error
         after joining the first all-reduce, and the other ranks raise a
         ``ValueError`` naming it, rather than wait for it. Different row
@@ -730,9 +779,9 @@ def class_parallel_cross_entropy(
     Collectives per forward, **exactly 2 all-reduces and nothing else**:
 
     1. ``MAX`` of an ``(F * world + N,)`` float64 buffer: a header with
-       ``F = 15`` fields per rank, each rank writing its own column (the
+       ``F = 16`` fields per rank, each rank writing its own column (the
        other entries are ``-inf``): its width and class start, row count,
-       options and a fingerprint of the hard targets, which gives every rank
+       options and a fingerprint and a hash of the hard targets, which gives every rank
        the global class count and, when ``class_start`` is None, its offset,
        and checks that the ranks agree; then the local row maxima. No
        all-gather is needed.
@@ -784,8 +833,14 @@ def class_parallel_cross_entropy(
         if local_logits.ndim < 1:
             raise ValueError("local_logits must have at least 1 dimension (the class axis)")
         class_start = _check_class_start(class_start)
-        loss_dtype = check_loss_dtype(loss_dtype, local_logits.dtype) or local_logits.dtype
-        cdtype = _compute_dtype(local_logits.dtype)
+        if not isinstance(target, torch.Tensor):
+            target = torch.as_tensor(target)
+        # The single-process loss's dtype, which it is computed in (at least float32): float32
+        # for 16-bit logits under torch.autocast (cross-entropy is on autocast's float32 list),
+        # promoted by wider probability targets.
+        natural = _composite.loss_dtype(local_logits, target, soft=is_floating_dtype(target.dtype))
+        loss_dtype = check_loss_dtype(loss_dtype, local_logits.dtype) or natural
+        cdtype = _compute_dtype(natural)
         opts, target_rows, weight = _prepare(
             tuple(local_logits.shape), target, local_logits.device, cdtype, dict(ce_options)
         )
@@ -797,8 +852,9 @@ def class_parallel_cross_entropy(
         target=target_rows, opts=opts, has_weight=weight is not None,
         width=local_logits.shape[-1], class_start=class_start, loss_dtype=loss_dtype,
     )
-    return _ClassParallelCrossEntropy.apply(
-        local_logits, target_rows, weight, opts, comm, header, loss_dtype
+    # Autocast off inside: the compute dtype is chosen above, not op by op.
+    return _without_autocast(_ClassParallelCrossEntropy.apply)(
+        local_logits, target_rows, weight, opts, comm, header, loss_dtype, cdtype
     )
 
 
@@ -985,10 +1041,16 @@ def class_parallel_linear_cross_entropy(
     hidden : Tensor of shape (N, D)
         The same on every rank (the output of a replicated trunk).
     local_weight : Tensor of shape (V_local, D)
-        This rank's rows of the ``(V, D)`` output weight; same dtype as ``hidden``.
+        This rank's rows of the ``(V, D)`` output weight; same dtype as
+        ``hidden``, except under ``torch.autocast`` for their device, which
+        casts both (and the bias) to its dtype as for ``F.linear``, with a
+        float32 loss by default: as :func:`softmaxkit.torch.linear_cross_entropy`.
     target : Tensor of shape (N,) int, or (N, V_local) probabilities
         As :func:`class_parallel_cross_entropy`.
     local_bias : Tensor of shape (V_local,), optional, keyword-only
+        In ``local_weight``'s dtype: another raises the ``TypeError`` of
+        :func:`softmaxkit.torch.linear_cross_entropy`, and the other ranks a
+        ``ValueError`` naming this one.
     group, class_start : keyword-only
         As :func:`class_parallel_cross_entropy`.
     chunk_size : int, optional, keyword-only
@@ -1056,6 +1118,10 @@ def class_parallel_linear_cross_entropy(
     Large-Vocabulary Language Models", 2024 (never materialise the logits).
     """
     comm = _Comm.of(group)
+    # As F.cross_entropy(F.linear(...)) and softmaxkit.torch.linear_cross_entropy under
+    # torch.autocast: 16-bit GEMM operands (a differentiable cast, so each gradient comes back
+    # in its input's dtype) and a float32 loss by default. Outside autocast: unchanged.
+    hidden, local_weight, local_bias, loss_dtype = autocast_inputs(hidden, local_weight, local_bias, loss_dtype)
     try:
         chunk_size = _check_chunk_size(chunk_size)
         for name, t in (("hidden", hidden), ("local_weight", local_weight)):
@@ -1072,10 +1138,13 @@ def class_parallel_linear_cross_entropy(
                 f"hidden and local_weight must have the same dtype, got {hidden.dtype} and "
                 f"{local_weight.dtype}"
             )
-        if local_bias is not None and tuple(local_bias.shape) != (local_weight.shape[0],):
-            raise ValueError(
-                f"local_bias must have shape ({local_weight.shape[0]},), got {tuple(local_bias.shape)}"
-            )
+        if local_bias is not None:
+            if tuple(local_bias.shape) != (local_weight.shape[0],):
+                raise ValueError(
+                    f"local_bias must have shape ({local_weight.shape[0]},), got {tuple(local_bias.shape)}"
+                )
+            # The single-process rule and TypeError (F.linear refuses it too; a silent cast rounded a wider bias).
+            check_bias_dtype(local_bias, local_weight.dtype, name="local_bias", weight_name="local_weight")
         class_start = _check_class_start(class_start)
         loss_dtype = check_loss_dtype(loss_dtype, hidden.dtype) or hidden.dtype
         width = local_weight.shape[0]
@@ -1090,8 +1159,6 @@ def class_parallel_linear_cross_entropy(
         first = min(chunk_size, n) if isinstance(chunk_size, int) and chunk_size > 0 else 0
         _join_after_local_error(comm, first, getattr(hidden, "device", None))
         raise
-    if local_bias is not None:
-        local_bias = local_bias.to(hidden.dtype)
     want = grads_wanted(hidden, local_weight, local_bias)  # none under no_grad / inference_mode
     header = _header_column(
         target=target_rows, opts=opts, has_weight=cweight is not None, width=width,
@@ -1099,7 +1166,8 @@ def class_parallel_linear_cross_entropy(
     )
     itemsize = torch.finfo(cdtype).bits // 8
     rows, layout_or_header = _chunk_plan(hidden.shape[0], width, itemsize, chunk_size, comm, header)
-    return _ClassParallelLinearCrossEntropy.apply(
+    # Autocast off inside (inputs already cast above): the compute dtypes are the pass's own.
+    return _without_autocast(_ClassParallelLinearCrossEntropy.apply)(
         hidden, local_weight, local_bias, target_rows, cweight, opts, comm, layout_or_header, rows,
         want, loss_dtype,
     )
