@@ -476,14 +476,14 @@ def test_load_refuses_corrupt_isotonic_state(tmp_path):
 # --------------------------------------------------------------------------- the one-vs-rest calibrators' inputs
 
 
-def test_platt_on_probabilities_uses_log_odds_and_needs_eps():
+def test_platt_on_probabilities_log_odds_feature_needs_eps():
     p1 = np.array([0.2, 0.7, 0.9, 0.4, 0.6])
     y = np.array([0, 1, 1, 0, 1])
-    on_probs = PlattScaling(input="probs").fit(p1, y)
+    on_probs = PlattScaling(input="probs", feature="log_odds").fit(p1, y)
     on_logits = PlattScaling().fit(_two_column(np.log(p1 / (1 - p1))), y)
     np.testing.assert_allclose(on_probs.coef_, on_logits.coef_, rtol=1e-10)
     with pytest.raises(ValueError, match="strictly between 0 and 1.*eps"):
-        PlattScaling(input="probs").fit(np.array([0.0, 0.7, 1.0]), np.array([0, 1, 1]))
+        PlattScaling(input="probs", feature="log_odds").fit(np.array([0.0, 0.7, 1.0]), np.array([0, 1, 1]))
     assert np.isfinite(PlattScaling(input="probs", eps=1e-6).fit(np.array([0.0, 0.7, 1.0]), np.array([0, 1, 1])).coef_).all()
 
 

@@ -161,14 +161,17 @@ class CalibratedClassifier(Persistable, MetaEstimatorMixin, ClassifierMixin, Bas
     read instead, and without it ``fit`` raises, asking for
     ``decision_function_shape="ovr"``.
 
-    ``method="platt"`` on probabilities fits each class's sigmoid on its
-    log-odds ``log(p / (1 - p))``, where scikit-learn's "sigmoid" fits it on
-    ``p`` itself: not the same map, and it can be worse. With a model whose
-    probabilities are coarse votes (k-nearest neighbours: 0, 0.2, ..., 1,
-    clipped at 1e-12 to log-odds of about +-28) it is: 5-NN on digits
-    (600 training rows, ``ensemble=False``) scored test log-loss 0.166
-    against scikit-learn's 0.144. For such models prefer "temperature"
-    (0.149 there; scikit-learn 0.148; isotonic 0.209).
+    ``method="platt"`` on probabilities fits each class's sigmoid on ``p``
+    itself, as scikit-learn's "sigmoid" does (its probabilities to 1e-6 on
+    the same folds, random forest, naive Bayes and k-nearest neighbours).
+    Before ``PlattScaling(feature=...)`` it read the log-odds of ``p``
+    clipped at 1e-12, where a vote of 0 is an outlier (-27.6) that
+    flattens the slope: a random forest on wine scored median test log-loss
+    0.172, against 0.133 uncalibrated and 0.062 now. The log-odds
+    (``method=PlattScaling(feature="log_odds")``) can be the better map for
+    sharp, overconfident probabilities (Gaussian naive Bayes, logistic
+    regression on digits; see :class:`PlattScaling`); for those,
+    "temperature" is usually better than either.
 
     *Why one shared calibrator* (``calibrate_on="auto"``). The fold
     classifiers are fits of one estimator on mostly the same rows, so their

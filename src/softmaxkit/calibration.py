@@ -52,6 +52,7 @@ import numpy as np
 from softmaxkit._arrays import compute_dtype
 from softmaxkit._calibration_inputs import (
     OneBasedLabelsWarning,
+    _caller_stacklevel,
     absent_classes,
     check_eps,
     check_labels,
@@ -91,7 +92,9 @@ class CalibrationWarning(UserWarning):
 
 class ZeroProbabilityWarning(CalibrationWarning):
     """A fitted map gives some class probability exactly 0 over a range of scores (isotonic): a
-    new row of that class there has infinite log-loss. ``zero_classes_`` lists those classes."""
+    new row of that class there has infinite log-loss. ``zero_classes_`` lists those classes.
+    Also at predict time, when probabilities given with ``input="probs"`` and no ``eps`` hold an
+    exact 0, which a map that scales ``log p`` (temperature scaling) keeps at 0."""
 
 
 class SeparableWarning(CalibrationWarning):
@@ -178,11 +181,34 @@ class _Calibrator(Persistable):
     def transform(self, logits: Any) -> np.ndarray:
         """Calibrated logits, shape (N, C), float64 (the input dtype for temperature).
 
-        With ``input="probs"`` pass probabilities; the result is still logits.
+        With ``input="probs"`` pass probabilities; the result is still logits. A probability of
+        exactly 0 (without ``eps``) stays 0, with a :class:`ZeroProbabilityWarning`.
         """
         x = self._logits(logits)
         self._check_fitted(x)
+        self._warn_zero_inputs(x)
         return self._apply(x)
+
+    def _warn_zero_inputs(self, x: np.ndarray) -> None:
+        """One :class:`ZeroProbabilityWarning` when probabilities given without ``eps`` hold an exact 0
+        (``x`` their log): ``log 0 = -inf`` scaled is still ``-inf``, so the row keeps p = 0 there, and
+        a new row of that class has infinite log-loss (audit: breast cancer, random forest votes,
+        test log-loss inf against 0.3593 with eps=1e-12)."""
+        # min, not isneginf(x).any(): no (N, C) temporary on the usual path (as _logits_and_max)
+        if self.input != "probs" or self.eps is not None or not x.size or not np.isneginf(x.min()):
+            return
+        zero = np.isneginf(x)
+        rows = np.flatnonzero(zero.any(axis=1))
+        i = int(rows[0])
+        j = int(np.argmax(zero[i]))
+        warnings.warn(
+            f"{type(self).__name__}(input='probs', eps=None): {rows.size} of the {x.shape[0]} rows hold a "
+            f"probability of exactly 0 (first: row {i}, class {j}), and those rows keep p = 0 there whatever "
+            "the calibration (log 0 = -inf): a row whose true class it is has infinite log-loss. Pass eps= "
+            "(e.g. 1e-12, as CalibratedClassifier does) to clip probabilities before the log",
+            ZeroProbabilityWarning,
+            stacklevel=_caller_stacklevel(),
+        )
 
     def predict_proba(self, logits: Any) -> np.ndarray:
         """Calibrated probabilities ``softmax(transform(logits))``, shape (N, C)."""

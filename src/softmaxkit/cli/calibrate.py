@@ -31,8 +31,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         ),
     )
     add_prediction_inputs(
-        p, probs_help="probabilities instead of logits (calibrated through log p; a zero probability "
-        "on a true class cannot be calibrated)",
+        p, probs_help="probabilities instead of logits (temperature, vector and matrix scaling calibrate log p, "
+        "so a zero probability on a true class cannot be calibrated by them; platt and isotonic fit on p itself)",
     )
     p.add_argument("--method", choices=tuple(CALIBRATORS), default="temperature",
                    help="calibration map (default: %(default)s). Temperature, vector and matrix scaling are fitted "
@@ -313,9 +313,10 @@ def _refuse_zero_scores(  # noqa: ANN001 - arrays and an optional class list, as
 
     A probability of 0 (a logit of ``-inf``; isotonic maps say 0, and their
     output chained through ``predict --logits-out`` or ``apply``) on a row's
-    true class makes the likelihood 0 whatever the map. Other than temperature
-    scaling (and isotonic on probabilities), the maps also need every score
-    finite. The library's own errors give 0-based array positions; this one
+    true class makes the likelihood 0 whatever a map of ``log p`` does. Other
+    than temperature scaling, such maps also need every score finite. Platt
+    and isotonic on probabilities fit on ``p`` itself, where 0 is a score like
+    any other: nothing is refused for them. The library's own errors give 0-based array positions; this one
     speaks in the file's rows. Scanned in row blocks, so a memory-mapped file
     is not copied.
     """
@@ -327,6 +328,8 @@ def _refuse_zero_scores(  # noqa: ANN001 - arrays and an optional class list, as
     from softmaxkit.data import iter_row_blocks, location
 
     probability = kind == "probability"
+    if probability and method in ("isotonic", "platt"):
+        return  # fitted on p itself (as scikit-learn's isotonic and sigmoid): a probability 0 is a score like any
     what = "probability 0" if probability else "logit -inf (probability 0)"
 
     def name(j: int) -> str:
@@ -339,7 +342,7 @@ def _refuse_zero_scores(  # noqa: ANN001 - arrays and an optional class list, as
         raise CLIError(location(Path(source), row) + f"its true class {name(int(labels[row]))!r} has {what}, so "
                        "the likelihood is 0 whatever the calibration; fit on the model's own scores (an isotonic "
                        "map's output can hold zeros)")
-    if method == "temperature" or (method == "isotonic" and probability):
+    if method == "temperature":
         return
     fitting = np.zeros(len(labels), dtype=bool)
     fitting[fit_rows] = True
