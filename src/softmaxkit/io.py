@@ -37,6 +37,7 @@ import errno
 import importlib
 import json
 import os
+import re
 import signal
 import tempfile
 import threading
@@ -737,8 +738,18 @@ def invalid_state(path: str | os.PathLike, kind: str, exc: BaseException) -> Mod
 
 
 def state_error_detail(exc: BaseException) -> str:
-    """The message of one of :data:`STATE_ERRORS` (a KeyError's is only the missing key)."""
-    return f"missing entry {exc}" if isinstance(exc, KeyError) else str(exc)
+    """The message of one of :data:`STATE_ERRORS` (a KeyError's is only the missing key).
+
+    A parameter this version does not know (``__init__() got an unexpected keyword argument 'x'``) is
+    most likely a file of a newer softmaxkit, whose records gain options without a new format number:
+    said so, with what to do, rather than left as Python's words (audit AX)."""
+    if isinstance(exc, KeyError):
+        return f"missing entry {exc}"
+    unknown = re.search(r"unexpected keyword argument '([^']+)'", str(exc)) if isinstance(exc, TypeError) else None
+    if unknown:
+        return (f"parameter {unknown.group(1)!r} is unknown to this softmaxkit: the file is probably from a newer "
+                "version; upgrade softmaxkit to read it")
+    return str(exc)
 
 
 def load(path: str | os.PathLike) -> Any:

@@ -205,8 +205,9 @@ def _check_column_matching(model, data, args: argparse.Namespace) -> bool:  # no
     if data_named:
         raise DataFileError(
             f"{args.data}: its columns have names ({shown_names(data.feature_names, 4)}) but the model "
-            f"{args.model} was fitted on a file without column names, so their order cannot be checked; "
-            "pass --by-position if they are in the training order, or refit the model on a file with a header"
+            f"{args.model} records no column names (it was fitted on a file without them, or saved by an older "
+            "softmaxkit that did not record them), so their order cannot be checked; pass --by-position if they "
+            "are in the training order, or refit the model on a file with a header"
         )
     raise DataFileError(
         f"{args.data}: has no column names, so its columns cannot be matched to the ones the model "
