@@ -200,3 +200,15 @@ def test_missing_value_markers_are_counted_each_and_explained_per_format(capsys,
     else:
         assert pd.read_csv(path).y.isna().sum() == 6
         assert "pandas reads" in line
+
+
+def test_numbers_kept_as_text_that_differ_by_spaces_are_one_class(tmp_path):
+    """Review R7: a zero-padded "01" keeps the column as text, and then " 1" beside "1" was refused as two
+    classes differing by spaces; as numbers they are one class (pandas reads them so), with a warning, as
+    before the refusal was added."""
+    from softmaxkit import data
+
+    path = tmp_path / "labels.csv"
+    path.write_text("y\n1\n 1\n0\n01\n")
+    with pytest.warns(UserWarning, match="differ only in case or surrounding spaces"):
+        assert data.read_labels(path, classes=["0", "1"]).tolist() == [1, 1, 0, 1]

@@ -38,7 +38,7 @@ def test_many_rows_better_and_one_rare_row_worse_reads_better():
     change = paired_loss_change(_scored(before), _scored(after))
     lo, hi = change["ci95"]
     assert change["reading"] == "better", change
-    assert -8.1 < lo < hi < -7.6, (lo, hi)
+    assert -8.1 < lo < hi < -6.5, (lo, hi)
     assert "row_change_range" not in change and "carried_by" not in change
 
 
@@ -76,7 +76,7 @@ def test_cli_holdout_rare_positive_reads_better(capsys, tmp_path):
     assert rc == 0, err
     change = json.loads(out)["log_loss_change"]
     assert change["reading"] == "better", change
-    assert change["ci95"][1] < -7.0
+    assert change["ci95"][1] < -6.5
 
 
 def test_evaluate_one_class_labels_says_so(capsys, tmp_path):
@@ -99,3 +99,21 @@ def test_evaluate_one_class_labels_says_so(capsys, tmp_path):
     np.save(tmp_path / "y2.npy", y)
     rc, out, err = call(capsys, "evaluate", "--logits", tmp_path / "z.npy", "--labels", tmp_path / "y2.npy")
     assert rc == 0 and said not in err
+
+
+def test_an_exact_null_carried_by_a_few_large_gains_is_read_within_the_noise():
+    """Review R7: the resample-SD floor at half the rows' SD read an exact null as worse in 12.9% of data sets
+    (97% of 100 rows a little worse, 3% much better, as temperature softening an accurate over-confident
+    model), where a two-sided 95% interval allows 5%; without a floor 5.3%, at a tenth 5.8%."""
+    from softmaxkit.cli._evaluation import paired_loss_change
+
+    rng = np.random.default_rng(11)
+    big, small = -1.0, 0.03 / 0.97
+    wrong = 0
+    for i in range(300):
+        rare = rng.random(100) < 0.03
+        d = np.where(rare, rng.normal(big, 0.3, 100), rng.normal(small, 0.01, 100))
+        before = np.full(100, 5.0)
+        reading = paired_loss_change(_scored(before), _scored(before + d), resamples=1000, seed=i)["reading"]
+        wrong += reading in ("better", "worse")
+    assert wrong / 300 <= 0.09, wrong / 300

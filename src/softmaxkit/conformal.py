@@ -1101,10 +1101,11 @@ class ConformalClassifier(Persistable):
             # Files without the record predate it, and some predate the row-hash uniforms: the same
             # seed then drew other uniforms (audit AX: 26 of 103 sets at 90% differed, exit 0).
             warnings.warn(
-                f"this {obj.score.upper()} predictor was saved by an earlier softmaxkit that did not record how "
-                f"its random_state={rs} draws the randomised scores; if it is older than the row-hash "
-                "draws, its sets for new rows differ from the sets it gave then (the coverage guarantee still "
-                "holds: the saved calibration scores set the threshold). Save it again to drop this warning",
+                f"this {obj.score.upper()} predictor was saved before softmaxkit recorded how its "
+                f"random_state={rs} draws the randomised scores; if it was saved before the row-hash draws "
+                "(commit 23e727b), its sets for new rows differ from the sets it gave then (the coverage "
+                "guarantee still holds: the saved calibration scores set the threshold). Save it again to "
+                "drop this warning",
                 ConformalWarning,
                 stacklevel=4,
             )

@@ -1042,13 +1042,16 @@ def _check_text_labels(path: Path, name: str, labels: np.ndarray) -> None:
     marked = np.isin(stripped, list(MISSING_MARKERS))
     if marked.any():
         raise DataFileError(_missing_markers_message(path, name, labels, marked))
-    spellings, counts = np.unique(labels, return_counts=True)
-    rows = dict(zip(spellings.tolist(), counts.tolist()))
+    spellings = np.unique(labels).tolist()
     by_text: dict[str, list[str]] = {}
-    for value in rows:
+    for value in spellings:
         by_text.setdefault(value.strip(), []).append(value)
-    spaced = next((values for values in by_text.values() if len(values) > 1), None)
+    # Numbers in a column kept as text (a zero-padded "01" beside " 1" and "1") are one class up to spaces,
+    # as pandas reads them: warned below, as before, not refused (review R7).
+    spaced = next((values for values in by_text.values()
+                   if len(values) > 1 and not all(_written_as_number(v) for v in values)), None)
     if spaced is not None:
+        rows = {v: int(np.count_nonzero(labels == v)) for v in spaced}  # counted for the message only
         shown = " and ".join(f"{v!r} ({rows[v]} row{'s' * (rows[v] > 1)})" for v in spaced)
         raise DataFileError(
             f"{path}: column {name!r}: labels {shown} differ only by surrounding spaces; they cannot be two "
@@ -1058,7 +1061,7 @@ def _check_text_labels(path: Path, name: str, labels: np.ndarray) -> None:
     import unicodedata
 
     groups: dict[str, list[str]] = {}
-    for value in rows:
+    for value in spellings:
         groups.setdefault(unicodedata.normalize("NFC", value.strip()).casefold(), []).append(value)
     clashes = [values for values in groups.values() if len(values) > 1]
     if clashes:
