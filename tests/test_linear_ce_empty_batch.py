@@ -227,3 +227,15 @@ def test_numpy_bias_dtype_must_match_weight():
     h32, w32 = h.numpy().astype(np.float32), w.numpy().astype(np.float32)
     with pytest.raises(TypeError, match="bias must have weight's dtype float32, got float64"):
         sk.linear_cross_entropy(h32, w32, y, bias=b.numpy())
+
+
+def test_numpy_list_bias_takes_the_weights_dtype():
+    """Review R8: a list bias (float64 once np.asarray'd) beside float32 weights was refused with a hint that
+    does not work on lists; a list has no dtype of its own and takes the weight's, as before the check."""
+    h, w, b, _ = _problem(torch.float64, "ignored", batch=(4,))
+    y = np.array([0, 1, 2, 3])
+    h32, w32 = h.numpy().astype(np.float32), w.numpy().astype(np.float32)
+    from_list = sk.linear_cross_entropy(h32, w32, y, bias=b.numpy().tolist())
+    from_array = sk.linear_cross_entropy(h32, w32, y, bias=b.numpy().astype(np.float32))
+    assert np.asarray(from_list).dtype == np.float32
+    np.testing.assert_array_equal(from_list, from_array)

@@ -372,7 +372,7 @@ class SoftmaxClassifier(Persistable, ClassifierMixin, BaseEstimator):
     or L-BFGS's ``tol``, limits the fit, not the penalty), a weaker penalty
     fits the same model and nothing is reported. *Small data:* with fewer
     rows in the smallest class than folds, the folds are reduced to that count, and a ``UserWarning``
-    names the class, its rows and the folds used; while a class has fewer than 25 rows, a penalty
+    names the class, its rows and the folds used; while a class has fewer than 10 rows, a penalty
     weaker than ``r`` must beat it by two standard errors, not one (its few held-out rows make the
     held-out loss noisy, and too weak a penalty gives a rare row p near 0); when a class has a
     single row (or, for probability/count targets, fewer than two rows carry

@@ -211,7 +211,8 @@ def check_bias_dtype(bias: Any, weight_dtype: Any, *, name: str = "bias", weight
     if dtype_name(bias.dtype) != dtype_name(weight_dtype):
         raise TypeError(
             f"{name} must have {weight_name}'s dtype {dtype_name(weight_dtype)}, got {dtype_name(bias.dtype)} "
-            f"(cast it: {name}.to({weight_name}.dtype) for tensors, {name}.astype({weight_name}.dtype) for arrays)"
+            f"(cast it: {name}.to({weight_name}.dtype) for tensors, np.asarray({name}, dtype={weight_name}.dtype) "
+            "for arrays)"
         )
 
 
@@ -443,7 +444,9 @@ def _prepare_numpy(hidden, weight, bias, target, options):
     """Arrays, validated options and flattened targets for the NumPy path."""
     h = np.asarray(hidden)
     w = np.asarray(weight)
-    b = None if bias is None else np.asarray(bias)
+    # A list or scalar sequence has no dtype of its own (np.asarray makes it float64): it takes the
+    # weight's; an array keeps its dtype, so one of another dtype is refused as a tensor is (review R8).
+    b = None if bias is None else np.asarray(bias) if isinstance(bias, np.ndarray) else np.asarray(bias, dtype=w.dtype)
     t = np.asarray(target)
     n, d, v = check_linear_inputs(h, w, b, t)
     opts = cross_entropy_options(n_classes=v, weight_name="class_weight", **options)
@@ -538,7 +541,8 @@ def linear_cross_entropy(
         Integer class indices of shape ``hidden.shape[:-1]``, or probabilities
         of shape ``hidden.shape[:-1] + (V,)``.
     bias : array_like or torch.Tensor of shape (V,), optional, keyword-only
-        Same dtype as ``weight`` (as ``torch.nn.functional.linear`` requires).
+        Same dtype as ``weight`` (as ``torch.nn.functional.linear`` requires);
+        a list takes the weight's dtype.
     chunk_size : int, optional, keyword-only
         Tokens per chunk. Default: as many as fit :data:`CHUNK_BYTES` (52 MiB)
         of float32 logits, i.e. ``CHUNK_BYTES // (4 * V)``; where that is
