@@ -376,6 +376,64 @@ def spawn_ranks(worker, args: tuple, *, nprocs: int, deadline_s: float) -> None:
                 p.join()
 
 
+def record_result(result) -> dict:
+    """A case's ``(loss, {name: gradient})`` as JSON: dtypes, shapes and float64 values."""
+    loss, grads = result
+    return {
+        "dtype": str(loss.dtype),
+        "loss": loss.detach().double().reshape(-1).tolist(),
+        "grads": {
+            k: {"dtype": str(g.dtype), "shape": list(g.shape), "values": g.double().reshape(-1).tolist()}
+            for k, g in grads.items()
+        },
+    }
+
+
+def _recording_worker(rank: int, port: int, out_dir: str, module: str, world: int, gloo_timeout_s: float) -> None:
+    """Run every case of ``module``'s ``CASES`` (name -> ``case(rank) -> (loss, grads)``) on this rank and
+    record each outcome, or what it raised, in ``rank<r>.json``."""
+    import importlib
+
+    cases = importlib.import_module(module).CASES
+    os.environ["GLOO_SOCKET_IFNAME"] = "lo"  # loopback only
+    torch.set_num_threads(1)
+    dist.init_process_group(
+        "gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world,
+        timeout=datetime.timedelta(seconds=gloo_timeout_s),
+    )
+    records = {}
+    path = os.path.join(out_dir, f"rank{rank}.json")
+    for name, case in cases.items():
+        try:
+            records[name] = record_result(case(rank))
+        except Exception as exc:  # recorded; the tests assert on it
+            records[name] = {"raised": type(exc).__name__, "message": str(exc)}
+        # Rewritten whole after every case: a rank killed later keeps what it recorded.
+        with open(path + ".tmp", "w") as f:
+            json.dump(records, f)
+        os.replace(path + ".tmp", path)
+    # No destroy_process_group: after a failed collective it may block.
+
+
+def recorded_cases(module: str, out_dir, *, world: int, gloo_timeout_s: float, deadline_s: float) -> list[dict]:
+    """Each rank's records of the cases of test module ``module`` (its ``CASES``), run on ``world`` gloo ranks;
+    a rank that died or missed the deadline has an empty or partial record."""
+    if not (dist.is_available() and dist.is_gloo_available()):
+        pytest.skip("torch.distributed with the gloo backend is unavailable")
+    spawn_ranks(_recording_worker, (_free_port(), str(out_dir), module, world, gloo_timeout_s), nprocs=world,
+                deadline_s=deadline_s)
+    paths = [os.path.join(str(out_dir), f"rank{r}.json") for r in range(world)]
+    return [json.loads(open(p).read()) if os.path.exists(p) else {} for p in paths]
+
+
+def returned(records: list[dict], name: str) -> list[dict]:
+    """Every rank's record of ``name``, which must have returned."""
+    recs = [r.get(name, {"raised": "no record"}) for r in records]
+    for rank, rec in enumerate(recs):
+        assert "raised" not in rec, (name, rank, rec)
+    return recs
+
+
 @pytest.fixture(scope="module", params=[2, 3], ids=["world2", "world3"])
 def group_results(request, tmp_path_factory):
     world = request.param

@@ -15,14 +15,9 @@ kills the group, so a regression fails rather than hangs.
 
 from __future__ import annotations
 
-import datetime
-import json
-import os
-
 import pytest
 
 torch = pytest.importorskip("torch")
-import torch.distributed as dist  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
 import softmaxkit.torch as skt  # noqa: E402
@@ -32,7 +27,7 @@ from softmaxkit.torch.distributed import (  # noqa: E402
 )
 
 # The port helper of the main distributed tests (same process-spawning scheme).
-from test_distributed import _free_port, spawn_ranks  # noqa: E402
+from test_distributed import recorded_cases, returned  # noqa: E402
 
 WORLD = 2
 N, D, V = 16, 8, 24
@@ -131,55 +126,10 @@ CASES = {
 }
 
 
-def _record(result) -> dict:
-    loss, grads = result
-    return {
-        "dtype": str(loss.dtype),
-        "loss": loss.detach().double().reshape(-1).tolist(),
-        "grads": {
-            k: {"dtype": str(g.dtype), "values": g.double().reshape(-1).tolist()}
-            for k, g in grads.items()
-        },
-    }
-
-
-def _worker(rank: int, port: int, out_dir: str) -> None:
-    os.environ["GLOO_SOCKET_IFNAME"] = "lo"  # loopback only
-    torch.set_num_threads(1)
-    dist.init_process_group(
-        "gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=WORLD,
-        timeout=datetime.timedelta(seconds=GLOO_TIMEOUT_S),
-    )
-    records = {}
-    path = os.path.join(out_dir, f"rank{rank}.json")
-    for name, case in CASES.items():
-        try:
-            records[name] = _record(case(rank))
-        except Exception as exc:  # recorded; the tests assert on it
-            records[name] = {"raised": type(exc).__name__, "message": str(exc)}
-        # Rewritten whole after every case: a rank killed later keeps what it recorded.
-        with open(path + ".tmp", "w") as f:
-            json.dump(records, f)
-        os.replace(path + ".tmp", path)
-    # No destroy_process_group: after a failed collective it may block.
-
-
 @pytest.fixture(scope="module")
 def records(tmp_path_factory) -> list[dict]:
-    if not (dist.is_available() and dist.is_gloo_available()):
-        pytest.skip("torch.distributed with the gloo backend is unavailable")
-    out = tmp_path_factory.mktemp("loss_dtype")
-    spawn_ranks(_worker, (_free_port(), str(out)), nprocs=WORLD, deadline_s=DEADLINE_S)
-    paths = [out / f"rank{r}.json" for r in range(WORLD)]
-    return [json.loads(p.read_text()) if p.exists() else {} for p in paths]
-
-
-def _returned(records: list[dict], name: str) -> list[dict]:
-    """Every rank's record of ``name``, which must have returned."""
-    recs = [r.get(name, {"raised": "no record"}) for r in records]
-    for rank, rec in enumerate(recs):
-        assert "raised" not in rec, (name, rank, rec)
-    return recs
+    return recorded_cases("test_distributed_loss_dtype", tmp_path_factory.mktemp("loss_dtype"), world=WORLD, gloo_timeout_s=GLOO_TIMEOUT_S,
+                          deadline_s=DEADLINE_S)
 
 
 # --------------------------------------------------------------------------- references
@@ -218,7 +168,7 @@ RETURNING = [name for name in CASES if not name.startswith("mismatch")]
 def test_loss_dtype_and_value_match_single_process(records, name):
     ref, _ = _reference(name)
     rtol = LOSS_F32_RTOL if ref.dtype == torch.float32 else LOSS_BF16_RTOL
-    for rank, rec in enumerate(_returned(records, name)):
+    for rank, rec in enumerate(returned(records, name)):
         assert rec["dtype"] == str(ref.dtype), (name, rank, rec["dtype"])
         assert len(rec["loss"]) == ref.numel(), (name, rank)
         assert _rel_err(rec["loss"], ref) <= rtol, (name, rank, rec["loss"][:3], ref.reshape(-1)[:3])
@@ -230,7 +180,7 @@ def test_loss_dtype_and_value_match_single_process(records, name):
 @pytest.mark.parametrize("name", RETURNING)
 def test_gradients_stay_in_the_input_dtype(records, name):
     _, ref_grads = _reference(name)
-    for rank, rec in enumerate(_returned(records, name)):
+    for rank, rec in enumerate(returned(records, name)):
         for key, ref in ref_grads.items():
             got = rec["grads"][key]
             assert got["dtype"] == str(torch.bfloat16), (name, rank, key, got["dtype"])
@@ -241,7 +191,7 @@ def test_gradients_stay_in_the_input_dtype(records, name):
 
 def test_every_rank_returns_the_same_loss(records):
     for name in RETURNING:
-        recs = _returned(records, name)
+        recs = returned(records, name)
         assert recs[0]["loss"] == recs[1]["loss"], name
 
 

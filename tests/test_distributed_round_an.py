@@ -20,14 +20,9 @@ and kills the group, so a regression fails rather than hangs.
 
 from __future__ import annotations
 
-import datetime
-import json
-import os
-
 import pytest
 
 torch = pytest.importorskip("torch")
-import torch.distributed as dist  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
 from softmaxkit.torch import distributed  # noqa: E402
@@ -37,7 +32,7 @@ from softmaxkit.torch.distributed import (  # noqa: E402
 )
 
 # The helpers of the main distributed tests (same process-spawning scheme).
-from test_distributed import _free_port, spawn_ranks  # noqa: E402
+from test_distributed import recorded_cases, returned  # noqa: E402
 
 WORLD = 2
 N, D, V = 6, 8, 10
@@ -148,55 +143,10 @@ CASES = {
 }
 
 
-def _record(result) -> dict:
-    loss, grads = result
-    return {
-        "dtype": str(loss.dtype),
-        "loss": loss.detach().double().reshape(-1).tolist(),
-        "grads": {
-            k: {"dtype": str(g.dtype), "shape": list(g.shape), "values": g.double().reshape(-1).tolist()}
-            for k, g in grads.items()
-        },
-    }
-
-
-def _worker(rank: int, port: int, out_dir: str) -> None:
-    os.environ["GLOO_SOCKET_IFNAME"] = "lo"  # loopback only
-    torch.set_num_threads(1)
-    dist.init_process_group(
-        "gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=WORLD,
-        timeout=datetime.timedelta(seconds=GLOO_TIMEOUT_S),
-    )
-    records = {}
-    path = os.path.join(out_dir, f"rank{rank}.json")
-    for name, case in CASES.items():
-        try:
-            records[name] = _record(case(rank))
-        except Exception as exc:  # recorded; the tests assert on it
-            records[name] = {"raised": type(exc).__name__, "message": str(exc)}
-        # Rewritten whole after every case: a rank killed later keeps what it recorded.
-        with open(path + ".tmp", "w") as f:
-            json.dump(records, f)
-        os.replace(path + ".tmp", path)
-    # No destroy_process_group: after a failed collective it may block.
-
-
 @pytest.fixture(scope="module")
 def records(tmp_path_factory) -> list[dict]:
-    if not (dist.is_available() and dist.is_gloo_available()):
-        pytest.skip("torch.distributed with the gloo backend is unavailable")
-    out = tmp_path_factory.mktemp("round_an")
-    spawn_ranks(_worker, (_free_port(), str(out)), nprocs=WORLD, deadline_s=DEADLINE_S)
-    paths = [out / f"rank{r}.json" for r in range(WORLD)]
-    return [json.loads(p.read_text()) if p.exists() else {} for p in paths]
-
-
-def _returned(records: list[dict], name: str) -> list[dict]:
-    """Every rank's record of ``name``, which must have returned."""
-    recs = [r.get(name, {"raised": "no record"}) for r in records]
-    for rank, rec in enumerate(recs):
-        assert "raised" not in rec, (name, rank, rec)
-    return recs
+    return recorded_cases("test_distributed_round_an", tmp_path_factory.mktemp("round_an"), world=WORLD, gloo_timeout_s=GLOO_TIMEOUT_S,
+                          deadline_s=DEADLINE_S)
 
 
 def _raised(records: list[dict], name: str) -> list[dict]:
@@ -221,7 +171,7 @@ def test_empty_batch_with_label_smoothing_gives_zero_loss_and_gradient(records, 
     # The float64 oracle of "sum" and "none"; "mean" of no rows is 0 in softmaxkit (torch: NaN).
     ref = F.cross_entropy(torch.zeros(0, V, dtype=torch.float64), torch.zeros(0, dtype=torch.int64),
                           label_smoothing=0.1, reduction="sum")
-    for rank, rec in enumerate(_returned(records, name)):
+    for rank, rec in enumerate(returned(records, name)):
         assert rec["dtype"] == "torch.float32", (name, rank)
         assert rec["loss"] == ([] if reduction == "none" else [float(ref)]), (name, rank)
         shapes = {"logits": [0, WIDTHS[rank]], "hidden": [0, D], "weight": [WIDTHS[rank], D]}
@@ -238,7 +188,7 @@ def test_autocast_ce_gives_the_float32_loss_of_torch(records):
     ref.backward()
     with torch.autocast("cpu", dtype=torch.bfloat16):  # what torch itself returns here
         assert F.cross_entropy(logits, target, reduction="sum").dtype == torch.float32
-    for rank, rec in enumerate(_returned(records, "autocast-ce")):
+    for rank, rec in enumerate(returned(records, "autocast-ce")):
         assert rec["dtype"] == "torch.float32", rank  # was torch.bfloat16
         assert _rel_err(rec["loss"], ref) <= LOSS_F32_RTOL, (rank, rec["loss"], float(ref))
         got = rec["grads"]["logits"]
@@ -254,7 +204,7 @@ def test_autocast_linear_takes_a_float32_weight_beside_bf16_hidden(records):
     w = weight.bfloat16().double().requires_grad_()  # autocast runs F.linear on bf16 operands
     ref = F.cross_entropy(h @ w.T, target)
     ref.backward()
-    for rank, rec in enumerate(_returned(records, "autocast-linear")):
+    for rank, rec in enumerate(returned(records, "autocast-linear")):
         assert rec["dtype"] == "torch.float32", rank  # as torch's and linear_cross_entropy's
         assert _rel_err(rec["loss"], ref) <= BF16_RTOL, (rank, rec["loss"], float(ref))
         grads = rec["grads"]
