@@ -13,7 +13,9 @@ any order and in any mode, which the fast path cannot offer:
 * **forward-mode AD** (``torch.func.jvp``, ``torch.autograd.forward_ad``)
   and **vmap** (``torch.func.vmap``, per-sample gradients): the public ops
   route to :func:`cross_entropy` whenever a functorch transform is active or
-  a dual tensor arrives (:func:`transforms_active`).
+  a dual tensor arrives (:func:`transforms_active`);
+* **torch.jit.trace** and **meta tensors**, which NumPy cannot see into
+  (:func:`needs_composite`, the test every entry point makes).
 
 Semantics are those of the kernels (and of DESIGN.md): a row's shift is its
 max (0 for an all ``-inf`` row); a soft target of 0 on a ``-inf`` logit
@@ -49,6 +51,25 @@ def transforms_active(*tensors) -> bool:
     return any(
         isinstance(t, torch.Tensor) and forward_ad.unpack_dual(t).tangent is not None for t in tensors
     )
+
+
+def needs_composite(*tensors) -> bool:
+    """True where the fused NumPy/numba path must not run, so the composite torch ops take the call.
+
+    The one test for every entry point of :mod:`softmaxkit.torch` (the caller
+    checks ``torch.compile`` first: that path has custom ops instead):
+
+    * a functorch transform or a forward-AD dual tensor (:func:`transforms_active`);
+    * ``torch.jit.trace``, which records torch ops only: a loss computed in
+      NumPy was recorded as a constant, so the traced model returned the
+      example input's loss for every input, with no error (audit);
+    * a meta tensor, which has no values to hand NumPy: torch ops give the
+      result's shape and dtype, as torch's own losses do (FSDP meta init,
+      shape inference).
+    """
+    if torch.jit.is_tracing() or transforms_active(*tensors):
+        return True
+    return any(isinstance(t, torch.Tensor) and t.is_meta for t in tensors)
 
 
 def values_readable(t) -> bool:

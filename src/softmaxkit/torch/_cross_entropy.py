@@ -60,6 +60,22 @@ def compiling() -> bool:
     return torch.compiler.is_compiling()
 
 
+def refuse_jit_trace(op: str) -> None:
+    """Refuse ``op`` (a no-graph ``*_and_grad`` function) under ``torch.jit.trace``.
+
+    Those run the NumPy kernels, which the tracer records as constants: the
+    traced function returned the example input's loss and gradient for every
+    input, with no error (audit). The composite path cannot stand in for them:
+    the tracer does not record ``torch.autograd.grad``.
+    """
+    if torch.jit.is_tracing():
+        raise RuntimeError(
+            f"{op} cannot be traced by torch.jit.trace (its loss and gradient would be recorded as constants "
+            "of the example input): trace the loss function instead (cross_entropy / linear_cross_entropy, "
+            "which trace as torch ops), or use torch.compile"
+        )
+
+
 def grads_wanted(*tensors: Any) -> tuple[bool, ...]:
     """Which of ``tensors`` autograd can ask a gradient of: those that require
     grad, and only while grad mode is on (None and non-tensors: False).
@@ -142,9 +158,9 @@ def problem_for(
 
     ``axis`` None: see :func:`class_axis`.
 
-    ``check_values`` (default: not while compiling and no functorch transform
-    is active) also reads the target on the host to check labels and
-    probabilities; without it only dtypes and shapes are checked (the custom
+    ``check_values`` (default: not while compiling, nor where
+    :func:`._composite.needs_composite`) also reads the target on the host to
+    check labels and probabilities; without it only dtypes and shapes are checked (the custom
     op checks values at run time under ``torch.compile``).
     """
     check_floating(logits, "logits")
@@ -156,7 +172,7 @@ def problem_for(
     weight = options.pop("weight", None)
     opts = cross_entropy_options(n_classes=n_classes, **options)
     if check_values is None:
-        check_values = not compiling() and not _composite.transforms_active(logits, target)
+        check_values = not compiling() and not _composite.needs_composite(logits, target)
     weight_t = class_weight_tensor(weight, n_classes, logits.device, check_values=check_values)
     t = target if isinstance(target, torch.Tensor) else torch.as_tensor(target)
     shape = tuple(logits.shape)

@@ -52,7 +52,14 @@ from softmaxkit.linear import (
     vocab_tiles_available,
 )
 from softmaxkit.torch import _backend, _composite, _custom_ops
-from softmaxkit.torch._cross_entropy import Problem, class_weight_tensor, compiling, grads_wanted, kernel_options
+from softmaxkit.torch._cross_entropy import (
+    Problem,
+    class_weight_tensor,
+    compiling,
+    grads_wanted,
+    kernel_options,
+    refuse_jit_trace,
+)
 from softmaxkit.torch._tensors import LOW_PRECISION, compute_dtype
 
 #: None: detect; True/False: force bf16 GEMMs for bfloat16 input on CPU on/off.
@@ -351,10 +358,12 @@ def prepare(
     n, _, v = check_linear_inputs(hidden, weight, bias, t)
     loss_dtype = check_loss_dtype(loss_dtype, hidden.dtype)
     options = _ce_options(ce_options)
+    if "ignore_index" in options and options["ignore_index"] is None:
+        options["ignore_index"] = -100  # torch's F.linear_cross_entropy default (2.13): None behaves as -100
     class_weight = options.pop("weight", None)
     opts = cross_entropy_options(n_classes=v, **options)
     if check_values is None:
-        check_values = not compiling() and not _composite.transforms_active(hidden, weight, bias)
+        check_values = not compiling() and not _composite.needs_composite(hidden, weight, bias)
     cweight = class_weight_tensor(class_weight, v, hidden.device, check_values=check_values, name="class_weight")
     batch = tuple(hidden.shape[:-1])
     if check_values:
@@ -546,11 +555,13 @@ def linear_cross_entropy(hidden, weight, target, *, bias=None, chunk_size=None, 
     does there (see :func:`autocast_inputs`): 16-bit GEMM operands, a float32
     loss, each gradient in its own input's dtype.
 
-    Under ``torch.func`` transforms and forward-mode AD it runs as composite
-    torch ops (:mod:`._composite`, which builds the logits).
+    Under ``torch.func`` transforms, forward-mode AD, ``torch.jit.trace`` and
+    on meta tensors it runs as composite torch ops (:mod:`._composite`, which
+    builds the logits).
     """
     hidden, weight, bias, loss_dtype = autocast_inputs(hidden, weight, bias, loss_dtype)
-    transformed = not compiling() and _composite.transforms_active(hidden, weight, bias)
+    # transforms, jit tracing, meta tensors: composite torch ops (see _composite.needs_composite)
+    transformed = not compiling() and _composite.needs_composite(hidden, weight, bias)
     lp, t_rows, cweight = prepare(
         hidden, weight, bias, target, chunk_size, ce_options, check_values=not (transformed or compiling()),
         loss_dtype=loss_dtype,
@@ -573,6 +584,7 @@ def linear_cross_entropy_and_grad(
     Under ``torch.autocast`` as :func:`linear_cross_entropy`: the gradients
     come back in the dtypes of the inputs as given.
     """
+    refuse_jit_trace("linear_cross_entropy_and_grad")
     dtypes = [getattr(x, "dtype", None) for x in (hidden, weight, bias)]  # before autocast's casts
     hidden, weight, bias, loss_dtype = autocast_inputs(hidden, weight, bias, loss_dtype)
     lp, t_rows, cweight = prepare(hidden, weight, bias, target, chunk_size, ce_options, loss_dtype=loss_dtype)

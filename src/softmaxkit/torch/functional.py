@@ -49,12 +49,14 @@ from softmaxkit._validation import (
     check_temperature,
     normalize_axis,
 )
+from softmaxkit.linear import other_spelling_advice
 from softmaxkit.torch import _composite, _triton
 from softmaxkit.torch._cross_entropy import (
     CrossEntropyFunction,
     compiling,
     grads_wanted,
     kernel_options,
+    refuse_jit_trace,
     loss_and_grad,
     loss_dtype,
     problem_for,
@@ -187,12 +189,11 @@ def _on_cpu_kernels(xc: torch.Tensor) -> bool:
     sum to 1 within 1e-6 even at 262,144 classes. torch's own CPU kernel is as fast but sums in float32
     vector lanes, 1e-5 off at 32,000 classes; the composite ops are as exact but take 3x torch's time.
     """
-    if compiling() or torch.jit.is_tracing():  # first: Dynamo cannot trace the checks below
+    if compiling() or _composite.needs_composite(xc):  # first: Dynamo cannot trace the checks below
         return False
     return (
         xc.is_cpu and xc.dtype in _KERNEL_DTYPES and type(xc) in _PLAIN_TENSORS
         and xc.layout == torch.strided and not xc.is_neg() and _numba_kernels(xc.numel()) is not None
-        and not _composite.transforms_active(xc)
     )  # fmt: skip
 
 
@@ -344,7 +345,7 @@ def _torch_dim(axis: int | None, dim: int | None) -> int:
 def _use_triton(x: torch.Tensor, dtype: Any, out: Any, temperature: Any) -> bool:
     learnable_t = isinstance(temperature, torch.Tensor) and temperature.requires_grad  # the kernels take a float
     return (out is None and dtype is None and not learnable_t and _triton.use_for(x)
-            and not _composite.transforms_active(x))
+            and not _composite.needs_composite(x))
 
 
 def softmax(
@@ -451,6 +452,25 @@ def log_sigmoid(x: torch.Tensor) -> torch.Tensor:
 # --------------------------------------------------------------------------- cross-entropy
 
 
+#: torch's deprecated options whose default, None, changes nothing there: accepted as None.
+_TORCH_NO_OP_DEFAULTS = ("size_average", "reduce")
+
+
+def refuse_other_spellings(op: str, unknown: dict[str, Any], *, weight: str) -> None:
+    """Refuse other libraries' option names in ``unknown`` with what to pass instead.
+
+    ``op`` names the function or module in the message; ``weight`` is its
+    name for class weights. The advice is :data:`softmaxkit.linear.OTHER_SPELLINGS`'s,
+    shared by the functional ops and the loss modules. ``size_average=None``
+    and ``reduce=None`` are torch's defaults (no-ops) and pass.
+    """
+    for name, value in unknown.items():
+        if name in _TORCH_NO_OP_DEFAULTS and value is None:
+            continue
+        hint = other_spelling_advice(name, weight=weight)
+        raise TypeError(f"{op} has no option {name!r}" + (f"; {hint}" if hint else ""))
+
+
 def cross_entropy(
     logits: torch.Tensor,
     target: Any,
@@ -462,6 +482,7 @@ def cross_entropy(
     label_smoothing: float = 0.0,
     z_loss: float = 0.0,
     softcap: float | None = None,
+    **unknown: Any,
 ) -> torch.Tensor:
     """Cross-entropy with autograd; options and semantics of :func:`softmaxkit.cross_entropy`.
 
@@ -480,13 +501,19 @@ def cross_entropy(
     order (``create_graph=True`` recomputes the gradient in differentiable
     ops). Under ``torch.func`` transforms (``vmap``, ``grad``, ``jvp``) and
     forward-mode AD it runs as composite torch ops; under ``torch.compile``
-    the kernel is a custom op, so the graph does not break.
+    the kernel is a custom op, so the graph does not break. Under
+    ``torch.jit.trace`` and on meta tensors it runs as composite torch ops.
+
+    torch's deprecated ``size_average``/``reduce`` are refused with the
+    ``reduction=`` to pass instead (``None``, their default, is accepted).
     """
+    refuse_other_spellings("cross_entropy", unknown, weight="weight")
     options = dict(
         weight=weight, ignore_index=ignore_index, reduction=reduction,
         label_smoothing=label_smoothing, z_loss=z_loss, softcap=softcap,
     )
-    transformed = not compiling() and _composite.transforms_active(logits, target)
+    # transforms, jit tracing, meta tensors: composite torch ops (see _composite.needs_composite)
+    transformed = not compiling() and _composite.needs_composite(logits, target, weight)
     problem, t, w = problem_for(logits, target, axis, options, check_values=not (transformed or compiling()))
     if transformed:
         return _composite.cross_entropy(logits, t, problem.options, axis=problem.axis, soft=problem.soft, weight=w)
@@ -521,6 +548,7 @@ def cross_entropy_and_grad(
         weight=weight, ignore_index=ignore_index, reduction=reduction,
         label_smoothing=label_smoothing, z_loss=z_loss, softcap=softcap,
     )
+    refuse_jit_trace("cross_entropy_and_grad")
     problem, t, w = problem_for(logits, target, axis, options)
     if grad_out is not None and (
         not isinstance(grad_out, torch.Tensor) or tuple(grad_out.shape) != tuple(logits.shape)

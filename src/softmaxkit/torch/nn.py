@@ -17,7 +17,6 @@ from softmaxkit._validation import (
     check_reduction,
     check_unit_interval,
 )
-from softmaxkit.linear import other_spelling_advice
 from softmaxkit.torch import functional as F
 
 
@@ -31,7 +30,7 @@ class _OptionsMixin:
         self.z_loss = check_non_negative(z_loss, "z_loss")
         self.softcap = check_softcap(softcap)
         self._weight_name = weight_name
-        self.register_buffer(weight_name, None if weight is None else torch.as_tensor(weight))
+        self.register_buffer(weight_name, _class_weight_buffer(weight, weight_name))
 
     def _options(self) -> dict[str, Any]:
         return dict(
@@ -51,16 +50,41 @@ class _OptionsMixin:
         return ", ".join(parts)
 
 
+def _class_weight_buffer(weight: Any, name: str) -> torch.Tensor | None:
+    """The class-weight buffer: a floating tensor (or None), as torch requires.
+
+    A list of ints became an int64 buffer ([1, 1, 1]), and an integer buffer
+    truncated a float checkpoint's weights on ``load_state_dict`` ([0.5, 1.0, 2.5]
+    loaded as [0, 1, 2], a wrong loss with no error) and is skipped by
+    ``.half()``/``.double()`` (audit AZ). torch refuses a non-tensor weight; a
+    list or tuple is still accepted here, as numbers in torch's default float
+    dtype, and an integer tensor is refused, saying what to pass.
+    """
+    if weight is None:
+        return None
+    if isinstance(weight, (list, tuple)):
+        return torch.tensor(weight, dtype=torch.get_default_dtype())
+    if not isinstance(weight, torch.Tensor):
+        raise TypeError(
+            f"{name} must be a floating tensor (or None), got {type(weight).__name__}: pass "
+            f"{name}=torch.tensor({name}, dtype=torch.float32), as torch's losses require"
+        )
+    if not weight.is_floating_point():
+        raise TypeError(
+            f"{name} must be a floating tensor, got dtype {weight.dtype}: pass {name}.float() (an integer "
+            "buffer would truncate the float class weights of a loaded checkpoint)"
+        )
+    return weight
+
+
 def _refuse_other_spellings(module: str, args: tuple, unknown: dict[str, Any], *, positional: str,
                             weight: str) -> None:
     """Refuse positional options and other libraries' option names with what to pass instead
-    (``weight``: the module's name for class weights; the advice is the functional ops',
-    :data:`softmaxkit.linear.OTHER_SPELLINGS`)."""
+    (``weight``: the module's name for class weights; see
+    :func:`softmaxkit.torch.functional.refuse_other_spellings`)."""
     if args:
         raise TypeError(f"{module} takes keyword options only: {positional}")
-    for name in unknown:
-        hint = other_spelling_advice(name, weight=weight)
-        raise TypeError(f"{module} has no option {name!r}" + (f"; {hint}" if hint else ""))
+    F.refuse_other_spellings(module, unknown, weight=weight)
 
 
 class CrossEntropyLoss(_OptionsMixin, torch.nn.Module):
@@ -109,7 +133,8 @@ class LinearCrossEntropyLoss(_OptionsMixin, torch.nn.Module):
     Parameters (keyword-only): ``chunk_size`` and ``loss_dtype`` (e.g.
     ``torch.float32`` for a float32 loss from bf16 input) as in
     :func:`softmaxkit.linear_cross_entropy`; ``class_weight`` (class
-    weights, torch's ``weight``), ``ignore_index``, ``reduction``,
+    weights, torch's ``weight``), ``ignore_index`` (None: -100, torch's default
+    here), ``reduction``,
     ``label_smoothing``, ``z_loss``, ``softcap`` as in
     :func:`softmaxkit.cross_entropy`.
 
@@ -121,7 +146,7 @@ class LinearCrossEntropyLoss(_OptionsMixin, torch.nn.Module):
     _repr_names = ("chunk_size", "loss_dtype")
 
     def __init__(
-        self, *args: Any, chunk_size: int | None = None, class_weight: Any = None, ignore_index: int = -100,
+        self, *args: Any, chunk_size: int | None = None, class_weight: Any = None, ignore_index: int | None = -100,
         reduction: str = "mean", label_smoothing: float = 0.0, z_loss: float = 0.0,
         softcap: float | None = None, loss_dtype: torch.dtype | None = None, **unknown: Any,
     ) -> None:
@@ -132,6 +157,8 @@ class LinearCrossEntropyLoss(_OptionsMixin, torch.nn.Module):
         super().__init__()
         self.chunk_size = chunk_size
         self.loss_dtype = loss_dtype
+        if ignore_index is None:  # torch's nn.LinearCrossEntropyLoss default (2.13): None behaves as -100
+            ignore_index = -100
         # "class_weight": in this module "weight" is the projection passed to forward
         self._set_options(
             class_weight, ignore_index, reduction, label_smoothing, z_loss, softcap, weight_name="class_weight"
