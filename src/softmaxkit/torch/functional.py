@@ -56,10 +56,10 @@ from softmaxkit.torch._cross_entropy import (
     compiling,
     grads_wanted,
     kernel_options,
-    refuse_jit_trace,
     loss_and_grad,
     loss_dtype,
     problem_for,
+    refuse_jit_trace,
 )
 from softmaxkit.torch._tensors import LOW_PRECISION, compute_dtype
 
