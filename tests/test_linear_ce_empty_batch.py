@@ -239,3 +239,13 @@ def test_numpy_list_bias_takes_the_weights_dtype():
     from_array = sk.linear_cross_entropy(h32, w32, y, bias=b.numpy().astype(np.float32))
     assert np.asarray(from_list).dtype == np.float32
     np.testing.assert_array_equal(from_list, from_array)
+
+
+def test_numpy_path_refuses_a_tensor_bias_of_another_dtype():
+    """Review R9: the list rule cast every non-ndarray bias, so a float64 tensor beside float32 arrays was
+    rounded silently; only lists and tuples take the weight's dtype."""
+    h, w, b, _ = _problem(torch.float64, "ignored", batch=(4,))
+    y = np.array([0, 1, 2, 3])
+    h32, w32 = h.numpy().astype(np.float32), w.numpy().astype(np.float32)
+    with pytest.raises(TypeError, match="bias must have weight's dtype float32, got float64"):
+        sk.linear_cross_entropy(h32, w32, y, bias=b)

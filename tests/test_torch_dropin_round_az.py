@@ -109,7 +109,7 @@ def test_module_list_weight_is_a_float_buffer(weight):
 
 def test_module_refuses_other_weight_objects():
     with pytest.raises(TypeError, match=r"torch\.tensor\(weight, dtype=torch\.float32\)"):
-        skt.CrossEntropyLoss(weight=np.ones(3))
+        skt.CrossEntropyLoss(weight="1,1,1")
 
 
 def test_module_refuses_integer_weight_tensor():
@@ -178,3 +178,33 @@ def test_and_grad_functions_refuse_jit_trace():
     w = torch.randn(3, 2)
     with pytest.raises(RuntimeError, match="recorded as constants"):
         _trace(lambda h: SF.linear_cross_entropy_and_grad(h, w, y)[0], (torch.randn(4, 2),))
+
+
+def test_module_numpy_float_weight_is_accepted_as_before():
+    """Review R9: a float NumPy class weight was accepted before the list fix (a float64 buffer, the loss
+    torch gives with that tensor); the fix refused it. Integer arrays stay refused, as integer tensors."""
+    w = np.array([0.5, 1.0, 2.5])
+    x, y = torch.randn(4, 3), torch.tensor([0, 1, 2, 1])
+    module = skt.CrossEntropyLoss(weight=w)
+    assert module.weight.dtype == torch.float64
+    torch.testing.assert_close(module(x.double(), y), F.cross_entropy(x.double(), y, weight=torch.from_numpy(w)))
+    with pytest.raises(TypeError):
+        skt.CrossEntropyLoss(weight=np.array([1, 1, 1]))
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_meta_low_precision_logits_give_meta_results(dtype):
+    """Review R9: 16-bit meta logits raised 'unknown device type for autocast' (the autocast test asked about
+    the meta device)."""
+    x, y = torch.empty(4, 5, device="meta", dtype=dtype), torch.zeros(4, dtype=torch.int64, device="meta")
+    for reduction in ("mean", "none"):
+        expected = torch.nn.functional.cross_entropy(x, y, reduction=reduction)
+        got = SF.cross_entropy(x, y, reduction=reduction)
+        assert got.is_meta and got.shape == expected.shape and got.dtype == expected.dtype
+
+
+def test_traced_bad_label_names_it_as_eager_does():
+    """Review R9: a bad label in a traced call reached NumPy with a 0-d tensor class count (TypeError)."""
+    x, y = torch.randn(3, 7), torch.tensor([0, 9, 1])
+    with pytest.raises(ValueError, match="9"):
+        torch.jit.trace(lambda a, b: SF.cross_entropy(a, b), (x, y), check_trace=False)

@@ -444,9 +444,9 @@ def _prepare_numpy(hidden, weight, bias, target, options):
     """Arrays, validated options and flattened targets for the NumPy path."""
     h = np.asarray(hidden)
     w = np.asarray(weight)
-    # A list or scalar sequence has no dtype of its own (np.asarray makes it float64): it takes the
-    # weight's; an array keeps its dtype, so one of another dtype is refused as a tensor is (review R8).
-    b = None if bias is None else np.asarray(bias) if isinstance(bias, np.ndarray) else np.asarray(bias, dtype=w.dtype)
+    # A list or tuple has no dtype of its own (np.asarray makes it float64): it takes the weight's; an
+    # array or tensor keeps its dtype, so one of another dtype is refused, as F.linear refuses it (reviews R8, R9).
+    b = None if bias is None else np.asarray(bias, dtype=w.dtype) if isinstance(bias, (list, tuple)) else np.asarray(bias)
     t = np.asarray(target)
     n, d, v = check_linear_inputs(h, w, b, t)
     opts = cross_entropy_options(n_classes=v, weight_name="class_weight", **options)

@@ -93,7 +93,8 @@ def loss_dtype(logits: torch.Tensor, target: torch.Tensor, *, soft: bool) -> tor
     (:mod:`._cross_entropy`) and the composite one here.
     """
     dtype = logits.dtype
-    if dtype in LOW_PRECISION and torch.is_autocast_enabled(logits.device.type):
+    # (meta tensors: no autocast state for that device type; torch.is_autocast_enabled raises on it)
+    if dtype in LOW_PRECISION and logits.device.type != "meta" and torch.is_autocast_enabled(logits.device.type):
         dtype = torch.float32
     return torch.promote_types(dtype, target.dtype) if soft else dtype
 
@@ -223,7 +224,8 @@ def _class_index_error(y: torch.Tensor, n_classes: int, ignore_index: int) -> Va
     if values_readable(y):
         try:
             with torch._C._DisableFuncTorch():  # else .detach() / .numpy() on it wrap it too
-                check_hard_target(y.detach().cpu().numpy(), tuple(y.shape), n_classes, ignore_index)
+                # int(): under torch.jit.trace a shape entry is a 0-d tensor, which NumPy cannot compare with
+                check_hard_target(y.detach().cpu().numpy(), tuple(y.shape), int(n_classes), ignore_index)
         except ValueError as err:
             return err
         return None

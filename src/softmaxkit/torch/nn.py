@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import torch
 
 from softmaxkit._validation import (
@@ -64,6 +65,8 @@ def _class_weight_buffer(weight: Any, name: str) -> torch.Tensor | None:
         return None
     if isinstance(weight, (list, tuple)):
         return torch.tensor(weight, dtype=torch.get_default_dtype())
+    if isinstance(weight, np.ndarray) and weight.dtype.kind == "f":
+        return torch.as_tensor(weight)  # accepted before, as a buffer of its dtype (torch refuses arrays)
     if not isinstance(weight, torch.Tensor):
         raise TypeError(
             f"{name} must be a floating tensor (or None), got {type(weight).__name__}: pass "
