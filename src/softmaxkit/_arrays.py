@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from softmaxkit._validation import check_floating
+from softmaxkit._validation import as_numpy, check_floating
 
 
 def is_torch_tensor(x: Any) -> bool:
@@ -40,8 +40,12 @@ def compute_dtype(dtype: np.dtype) -> np.dtype:
 
 
 def as_float_array(x: Any, name: str) -> np.ndarray:
-    """``np.asarray(x)`` that refuses integer, bool and object input with a TypeError."""
-    arr = np.asarray(x)
+    """``np.asarray(x)`` that refuses integer, bool and object input with a TypeError.
+
+    Through :func:`~softmaxkit._validation.as_numpy`: a masked array with a masked entry is refused and
+    a non-native byte order converted to native.
+    """
+    arr = as_numpy(x, name)
     check_floating(arr, name)
     return arr
 

@@ -17,7 +17,7 @@ from typing import Any, Iterable, Iterator
 import numpy as np
 
 from softmaxkit._arrays import compute_dtype
-from softmaxkit._validation import check_floating, dtype_name, to_numpy
+from softmaxkit._validation import as_numpy, check_floating, dtype_name, to_numpy
 
 #: How far a row of ``probs`` may sum from 1 at float32 and float64 (float32 rows at
 #: 1000 classes drift ~1e-5). Narrower dtypes get :func:`row_sum_tolerance`.
@@ -153,7 +153,7 @@ def one_based_evidence(labels: Any, scores: Any, *,
     NumPy's ``argmax`` copies a read-only array (a memory map) whole, 125 MB for a 2048 x 32,000
     float16 file that the CLI gave as one block; a block at a time it copies a block.
     """
-    labels = np.asarray(labels)
+    labels = as_numpy(labels, "labels")
     if not len(labels) or labels.min() < 1 or labels.max() == labels.min():
         return None
     as_is = shifted = 0
@@ -199,13 +199,16 @@ def check_labels(y: Any, n_classes: int, n_rows: int, name: str = "y", *, scores
     position. ``scores`` (the checked ``(N, C)`` probabilities or logits, called ``scores_name``):
     warn (:class:`OneBasedLabelsWarning`) when the labels look 1-based (:func:`one_based_evidence`).
     """
-    arr = to_numpy(y)
+    arr = to_numpy(y, name)
     if arr.ndim != 1:
         raise ValueError(f"{name} must be 1-D class indices of shape ({n_rows},), got shape {arr.shape}")
     # integral floats, e.g. from a CSV reader; cast below, after the range check (1e20 overflowed int64)
     integral_floats = (
         arr.dtype.kind == "f" and arr.size and np.all(np.isfinite(arr)) and np.all(arr == np.round(arr))
     )
+    big_ints = False
+    if arr.dtype.kind == "O" and arr.size:
+        arr, big_ints = _integer_objects(arr)
     if arr.dtype.kind == "b":
         if n_classes != 2:
             # y == k against C > 2 columns was read as classes 0/1 (log_loss 1.462; scikit-learn refuses)
@@ -214,7 +217,7 @@ def check_labels(y: Any, n_classes: int, n_rows: int, name: str = "y", *, scores
                 f"predictions have {n_classes} classes; pass integer class indices 0..{n_classes - 1}"
             )
         arr = arr.astype(np.int64)  # False/True are classes 0/1, as scikit-learn reads them
-    if arr.dtype.kind not in "iu" and not integral_floats:
+    if arr.dtype.kind not in "iu" and not integral_floats and not big_ints:
         if arr.dtype.kind in "fO" and arr.size:
             _refuse_non_integral(arr, name)
         # Labels are not indices: say how to get indices (strings, objects: category names).
@@ -241,13 +244,34 @@ def check_labels(y: Any, n_classes: int, n_rows: int, name: str = "y", *, scores
     return arr.astype(np.int64, copy=False)
 
 
+def _integer_objects(arr: np.ndarray) -> tuple[np.ndarray, bool]:
+    """An object ``arr`` (1-D) whose every element is an integer (Python or NumPy; a pandas object
+    Series of ints) as int64, or as bool when every element is a bool (the classes False/True);
+    ``(arr, True)`` when they are integers past int64, which stay objects for the range check to name
+    exactly; any other object array unchanged, ``(arr, False)``, for the checks that name it.
+
+    Object arrays of ints raised a bare ``StopIteration`` (audit: log_loss, brier_score,
+    TemperatureScaling.fit, conformity_scores)."""
+    values = arr.tolist()
+    if not all(isinstance(v, (numbers.Integral, np.bool_)) for v in values):
+        return arr, False
+    if all(isinstance(v, (bool, np.bool_)) for v in values):
+        return arr.astype(bool), False
+    try:
+        return arr.astype(np.int64), False
+    except OverflowError:
+        return arr, True
+
+
 def _refuse_non_integral(arr: np.ndarray, name: str) -> None:
     """TypeError naming the first NaN, missing or fractional label of a float or object ``arr`` (1-D);
     returns for an object array whose first non-integer is something else (a string: a category name)."""
     if arr.dtype.kind == "f":
         i = int(np.argmax(~np.isfinite(arr) | (arr != np.round(arr))))
     else:
-        i = next(j for j, v in enumerate(arr.tolist()) if not isinstance(v, numbers.Integral))
+        i = next((j for j, v in enumerate(arr.tolist()) if not isinstance(v, numbers.Integral)), None)
+        if i is None:  # integers only: not this function's to refuse (check_labels reads them first)
+            return
     value = float(arr[i]) if arr.dtype.kind == "f" else arr[i]
     # pandas' nullable Int64 <NA> reaches NumPy as NaN (float64) or pd.NA (object)
     missing = value is None or type(value).__name__ == "NAType" or (isinstance(value, float) and value != value)
@@ -299,7 +323,7 @@ def check_probs(probs: Any, name: str = "probs") -> np.ndarray:
     """
     given = getattr(probs, "dtype", None)  # read before a bfloat16 tensor becomes float32
     tolerance = row_sum_tolerance(given)
-    p = to_numpy(probs)
+    p = to_numpy(probs, name)
     _check_floating_input(probs, p, name)
     if p.ndim == 1:
         # Checked before the [1 - p, p] expansion, so the message shows the value the caller gave.
@@ -365,7 +389,7 @@ def check_logits(logits: Any, name: str = "logits", *, min_classes: int = 2, ret
     so that a memory-mapped float16 file is not copied whole. The row maxima
     are the same either way (max commutes with the monotone conversion).
     """
-    x = to_numpy(logits)
+    x = to_numpy(logits, name)
     _check_floating_input(logits, x, name)
     if x.ndim != 2:
         raise ValueError(f"{name} must have shape (n_samples, n_classes), got {x.shape}")

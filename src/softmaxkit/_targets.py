@@ -42,7 +42,7 @@ from typing import Any
 
 import numpy as np
 
-from softmaxkit._validation import check_sample_weight
+from softmaxkit._validation import as_numpy, check_sample_weight
 
 
 @dataclass(frozen=True)
@@ -128,7 +128,7 @@ def soft_targets(
     if classes is None:
         classes = np.arange(n_classes)
     else:
-        classes = np.asarray(classes)
+        classes = as_numpy(classes, "classes")
         if classes.shape != (n_classes,) or len(np.unique(classes)) != n_classes:
             raise ValueError(
                 f"classes must list {n_classes} distinct labels, one per column of y; got {classes.tolist()}"
@@ -259,7 +259,7 @@ def encode_targets(
 
     if y is None:
         raise ValueError("SoftmaxClassifier requires y to be passed, but the target y is None")
-    y = np.asarray(y)
+    y = as_numpy(y, "y")  # refuses a masked y: np.asarray read the labels under the mask
     if y.ndim == 2 and y.shape[1] == 1:
         y = column_or_1d(y, warn=True)
     if y.ndim not in (1, 2):
@@ -274,7 +274,7 @@ def encode_targets(
         if classes is None:
             classes_ = np.unique(y)
         else:
-            classes_ = np.unique(np.asarray(classes))
+            classes_ = np.unique(as_numpy(classes, "classes"))
         labels = label_indices(y, classes_)
         target, totals = labels, None
     else:

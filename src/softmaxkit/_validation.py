@@ -56,6 +56,13 @@ def check_floating(x: Any, name: str) -> None:
     dtype = getattr(x, "dtype", None)
     if isinstance(dtype, np.dtype) and dtype in _NUMPY_FLOATS:
         return  # the common NumPy case, without parsing the dtype's name
+    if isinstance(dtype, np.dtype) and not dtype.isnative and dtype.newbyteorder("=") in _NUMPY_FLOATS:
+        # inputs reach here converted (as_numpy); an out= buffer cannot be: the kernels write native order
+        native = dtype.newbyteorder("=").name
+        raise TypeError(
+            f"{name} has non-native byte order ({dtype.str}); it must be a native {native} array "
+            f"({name}.astype(np.{native}) for an input, np.empty(shape, np.{native}) for an out= buffer)"
+        )
     if dtype is None or not is_floating_dtype(dtype):
         got = dtype_name(dtype) if dtype is not None else type(x).__name__
         hint = ""
@@ -260,7 +267,7 @@ def check_class_weight(weight: Any, n_classes: int, name: str = "weight") -> np.
     """
     if weight is None:
         return None
-    w = to_numpy(weight)
+    w = to_numpy(weight, name)
     if w.ndim != 1 or w.shape[0] != n_classes:
         raise ValueError(
             f"{name} must have shape ({n_classes},) (one entry per class), got {tuple(w.shape)}"
@@ -275,14 +282,58 @@ def check_class_weight(weight: Any, n_classes: int, name: str = "weight") -> np.
     return w
 
 
-def to_numpy(x: Any) -> np.ndarray:
-    """A NumPy view of ``x`` (array, list, or CPU torch tensor) for validation."""
+def refuse_masked(x: Any, name: str | None) -> None:
+    """``ValueError`` if ``x`` is a NumPy masked array with a masked entry.
+
+    ``np.asarray`` drops the mask and keeps the values under it, so a masked weight, label or score
+    was used as if unmasked (audit: log-loss 1.968 with a masked ``sample_weight``, where scikit-learn
+    drops the masked rows and gives 1.289). Refused rather than honoured: every entry point would have
+    to carry the mask to its reductions, and scipy and scikit-learn do not agree on what it means for
+    logits and probabilities (they ignore it there). A masked array with no masked entry is its data.
+    """
+    if not isinstance(x, np.ma.MaskedArray) or not np.ma.is_masked(x):
+        return
+    arg = name or "An input"
+    mask = np.ma.getmaskarray(x)
+    n = int(np.count_nonzero(mask))
+    first = _position(int(np.argmax(mask.reshape(-1))), mask.shape)
+    var = name or "x"
+    rows = (f"{var}.filled(0) gives the masked rows weight 0" if name == "sample_weight"
+            else f"{var}.filled(value) fills them, or keep the rows and give them sample_weight 0")
+    raise ValueError(
+        f"{arg} is a masked array with {n} masked entr{'y' if n == 1 else 'ies'} (the first at {first}); "
+        f"softmaxkit does not honour masks (NumPy's conversion would read the values under them): "
+        f"pass {var}.compressed() (and drop the same rows of the other arguments), or {rows}"
+    )
+
+
+def as_numpy(x: Any, name: str | None = None) -> np.ndarray:
+    """``np.asarray(x)`` for an input that is not a torch tensor, where NumPy's reading is not the value.
+
+    The one conversion every NumPy entry point shares (through :func:`to_numpy` and
+    :func:`softmaxkit._arrays.as_float_array`): a masked array with a masked entry is refused
+    (:func:`refuse_masked`, naming ``name``), and a non-native byte order (``'>f8'`` from a FITS
+    file or ``np.load``) is converted to the native one, which the kernels and the dtype checks
+    expect (scipy and scikit-learn compute on it; it was refused as "not a floating dtype").
+    """
+    refuse_masked(x, name)
+    arr = np.asarray(x)
+    if not arr.dtype.isnative:
+        arr = arr.astype(arr.dtype.newbyteorder("="))
+    return arr
+
+
+def to_numpy(x: Any, name: str | None = None) -> np.ndarray:
+    """A NumPy view of ``x`` (array, list, or CPU torch tensor) for validation.
+
+    ``name``: the argument's name, for the message refusing a masked array (:func:`as_numpy`).
+    """
     if hasattr(x, "detach") and hasattr(x, "cpu"):  # torch tensor, without importing torch
         x = x.detach().cpu()
         if dtype_name(x.dtype) == "bfloat16":
             x = x.float()
         return x.numpy()
-    return np.asarray(x)
+    return as_numpy(x, name)
 
 
 def check_sample_weight(sample_weight: Any, n_rows: int, *, allow_scalar: bool = False) -> np.ndarray:
@@ -301,7 +352,7 @@ def check_sample_weight(sample_weight: Any, n_rows: int, *, allow_scalar: bool =
     """
     if sample_weight is None:
         return np.ones(n_rows)
-    w = to_numpy(sample_weight)
+    w = to_numpy(sample_weight, "sample_weight")
     if w.dtype == object:
         # a pandas object Series of numbers, as scikit-learn accepts it; text stays refused below
         try:
@@ -346,7 +397,7 @@ def check_hard_target(
             "target of class indices must have the logits' shape without the class axis: "
             f"expected {tuple(expected_shape)}, got {shape}"
         )
-    t = to_numpy(target).reshape(-1)
+    t = to_numpy(target, "target").reshape(-1)
     if t.size == 0:
         return
     # Two reductions settle the usual all-valid case; the element-wise scan
@@ -429,7 +480,7 @@ def prepare_target(target: Any, logits_shape: tuple[int, ...], axis: int, ignore
     ``ignore_index``); floating targets the logits' shape and finite values,
     with ``ignore_index < 0``.
     """
-    t = to_numpy(target)
+    t = to_numpy(target, "target")
     # dtype.kind, not is_integer_dtype / is_floating_dtype: ``t`` is NumPy
     # here, and those parse the dtype's name on every call.
     if t.dtype.kind in "iu":

@@ -232,7 +232,7 @@ def conformal_quantile(scores: Any, alpha: Any = 0.1) -> Any:
     rule ``s <= q`` (ties included) the coverage is at least ``1 - alpha``
     even when scores tie.
     """
-    s = np.asarray(to_numpy(scores), dtype=np.float64)
+    s = np.asarray(to_numpy(scores, "scores"), dtype=np.float64)
     if s.ndim != 1 or s.size == 0:
         raise ValueError(f"scores must be a non-empty 1-D array, got shape {s.shape}")
     if not np.all(np.isfinite(s)):
@@ -253,7 +253,7 @@ def _probs_array(X: Any, name: str) -> np.ndarray:
     through :func:`~softmaxkit._calibration_inputs.check_probs` here, which
     checks them in full.
     """
-    p = to_numpy(X)
+    p = to_numpy(X, name)
     if p.ndim != 2 or p.dtype not in (np.float32, np.float64) or p.shape[1] == 0 or p.size == 0:
         p = check_probs(X, name)
         if p.dtype not in (np.float32, np.float64):
@@ -313,7 +313,7 @@ def _check_score_options(score: Any, k_reg: Any, lambda_: Any) -> tuple[str, int
 def _check_u(u: Any, n: int) -> np.ndarray:
     if u is None:
         return np.zeros(n)
-    arr = np.ascontiguousarray(to_numpy(u), dtype=np.float64)
+    arr = np.ascontiguousarray(to_numpy(u, "u"), dtype=np.float64)
     if arr.shape != (n,):
         raise ValueError(f"u must have shape ({n},) (one uniform per row), got {arr.shape}")
     if not np.all((arr >= 0) & (arr <= 1)):
@@ -406,7 +406,7 @@ def prediction_sets(
     """
     p = _probs_array(probs, "probs")
     score, k_reg, lambda_ = _check_score_options(score, k_reg, lambda_)
-    t = np.asarray(thresholds, dtype=np.float64)
+    t = np.asarray(to_numpy(thresholds, "thresholds"), dtype=np.float64)
     scalar = t.ndim == 0
     c = p.shape[1]
     if t.ndim == 1 and t.size == c:
@@ -727,7 +727,7 @@ class ConformalClassifier(Persistable):
     def _label_indices(self, y: Any, n_classes: int, n_rows: int) -> np.ndarray:
         if self.estimator is None:
             return check_labels(y, n_classes, n_rows)
-        labels = np.asarray(to_numpy(y))
+        labels = np.asarray(to_numpy(y, "y"))
         if labels.shape != (n_rows,):
             raise ValueError(f"y must have shape ({n_rows},), got {labels.shape}")
         classes = np.asarray(self.estimator.classes_)
@@ -1121,7 +1121,7 @@ class ConformalClassifier(Persistable):
 
 def _check_sets(y: Any, sets: Any) -> tuple[np.ndarray, np.ndarray]:
     """``(labels (n,), sets (n, C, A) bool)``; a 2-D mask gets a level axis of 1."""
-    s = np.asarray(to_numpy(sets))
+    s = np.asarray(to_numpy(sets, "sets"))
     if s.dtype != bool:
         raise TypeError(f"sets must be a boolean mask, got dtype {s.dtype}")
     if s.ndim not in (2, 3):
@@ -1214,7 +1214,7 @@ def class_coverage(y: Any, sets: Any) -> np.ndarray:
 
 def set_sizes(sets: Any) -> np.ndarray:
     """Number of classes in each set: shape (n,) or (n, A)."""
-    s = np.asarray(to_numpy(sets))
+    s = np.asarray(to_numpy(sets, "sets"))
     if s.dtype != bool or s.ndim not in (2, 3):
         raise ValueError(f"sets must be a boolean mask of shape (n, C) or (n, C, A), got {s.dtype} {s.shape}")
     return s.sum(axis=1)
@@ -1373,7 +1373,7 @@ def set_labels(sets: Any, classes: Any = None, *, sep: str = "|") -> list[str]:
 
     Classes are listed in column order.
     """
-    s = np.asarray(to_numpy(sets))
+    s = np.asarray(to_numpy(sets, "sets"))
     if s.dtype != bool or s.ndim != 2:
         raise ValueError(f"sets must be a boolean mask of shape (n, C), got {s.dtype} {s.shape}")
     if not isinstance(sep, str):

@@ -30,6 +30,7 @@ from softmaxkit._arrays import (
 )
 from softmaxkit._dispatch import torch_op
 from softmaxkit._validation import (
+    as_numpy,
     check_broadcasts_to,
     check_grad_out_dtype,
     check_floating,
@@ -58,7 +59,7 @@ __all__ = [
 
 
 def _softmax_impl(x: Any, axis: int, temperature: float, out: Any, *, log: bool, dtype: Any = None) -> np.ndarray:
-    given = np.asarray(x)
+    given = as_numpy(x, "x")  # masked entries refused, byte order made native (see as_numpy)
     # dtype= casts into a private copy, which the kernel then overwrites; a dtype x already has needs no copy
     cast = dtype is not None and given.dtype != np.dtype(dtype)
     x = as_float_array(given.astype(dtype) if cast else given, "x")
@@ -542,7 +543,7 @@ def binary_cross_entropy_with_logits(
         )
     x = as_float_array(logits, "logits")
     reduction = check_reduction(reduction)
-    y = np.asarray(target)
+    y = as_numpy(target, "target")
     if y.shape != x.shape:
         raise ValueError(f"target must have the logits' shape {x.shape}, got {y.shape}")
     if not (is_floating_dtype(y.dtype) or is_integer_dtype(y.dtype)):
@@ -569,7 +570,7 @@ def binary_cross_entropy_with_logits(
 
 
 def _broadcast_weight(w: Any, shape: tuple[int, ...], name: str, dtype: np.dtype) -> np.ndarray:
-    arr = np.asarray(w, dtype=dtype)
+    arr = as_numpy(w, name).astype(dtype, copy=False)
     check_broadcasts_to(arr.shape, shape, name)
     # negative weights are accepted, as torch does (the loss stays finite); inf/NaN are refused
     if not np.all(np.isfinite(arr)):
