@@ -291,10 +291,13 @@ def refuse_masked(x: Any, name: str | None) -> None:
     to carry the mask to its reductions, and scipy and scikit-learn do not agree on what it means for
     logits and probabilities (they ignore it there). A masked array with no masked entry is its data.
     """
-    if not isinstance(x, np.ma.MaskedArray) or not np.ma.is_masked(x):
+    # A masked array exists only once numpy.ma is imported: asking np.ma would import it (7 ms) on every
+    # process's first call, the CLI's small commands included.
+    ma = sys.modules.get("numpy.ma")
+    if ma is None or not isinstance(x, ma.MaskedArray) or not ma.is_masked(x):
         return
     arg = name or "An input"
-    mask = np.ma.getmaskarray(x)
+    mask = ma.getmaskarray(x)
     n = int(np.count_nonzero(mask))
     first = _position(int(np.argmax(mask.reshape(-1))), mask.shape)
     var = name or "x"
