@@ -117,3 +117,15 @@ def test_an_exact_null_carried_by_a_few_large_gains_is_read_within_the_noise():
         reading = paired_loss_change(_scored(before), _scored(before + d), resamples=1000, seed=i)["reading"]
         wrong += reading in ("better", "worse")
     assert wrong / 300 <= 0.09, wrong / 300
+
+
+def test_not_measurable_reading_says_why_without_calling_many_rows_few():
+    """The sentence for "not measurable" called 135 of 150 rows "too few" when the interval, not the row
+    count, was the reason; it says which reason holds."""
+    from softmaxkit.cli._evaluation import NOT_MEASURABLE, _loss_reading
+
+    change = {"reading": NOT_MEASURABLE, "n": 150, "carried_by": 135, "row_change_range": [-8.0, 4.77]}
+    text = _loss_reading(1.0, 0.9, change)
+    assert "too few" not in text and "beyond both ends" in text, text
+    text = _loss_reading(1.0, 0.9, {**change, "n": 36, "carried_by": 2})
+    assert "2 of 36 rows carry 90%" in text and "too few" in text, text

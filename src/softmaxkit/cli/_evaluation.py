@@ -641,9 +641,13 @@ def _loss_reading(before: float, after: float, change: dict | None = None, *, in
         return f"Log-loss went from {b} to {a} (worse: {_loss_evidence(change)}).{consequence}"
     if reading == NOT_MEASURABLE:
         low, high = change["row_change_range"]
-        return (f"Log-loss went from {b} to {a}, not measurable: {change['carried_by']} of {change['n']} rows carry "
-                f"{_CARRIED_SHARE:.0%} of the per-row change, too few for a bootstrap interval of its mean; the "
-                f"per-row changes lie in [{low:+.4f}, {high:+.4f}], which holds every mean of them and 0.")
+        # Two ways here (paired_loss_change): few carrying rows, or a bootstrap-t interval past both ends of
+        # the range; "too few" only for the first (135 of 150 rows were once called too few).
+        why = (f"{change['carried_by']} of {change['n']} rows carry {_CARRIED_SHARE:.0%} of the per-row change, "
+               "too few for a bootstrap interval of its mean" if _carried_by_few(change["carried_by"], change["n"])
+               else "its bootstrap interval would reach beyond both ends of the per-row changes")
+        return (f"Log-loss went from {b} to {a}, not measurable: {why}; the per-row changes lie in "
+                f"[{low:+.4f}, {high:+.4f}], which holds every mean of them and 0.")
     if a == b and reading in (None, "within the noise"):
         return f"Log-loss stayed at {b}."
     if change is None:
