@@ -150,7 +150,7 @@ def autocast_inputs(hidden, weight, bias, loss_dtype):
     return hidden, weight, bias, loss_dtype
 
 
-def _without_autocast(fn):
+def without_autocast(fn):
     """Run ``fn(hidden, ...)`` with autocast off for ``hidden``'s device.
 
     The pass's ops choose their own dtypes (:func:`gemm_dtype`, float32
@@ -377,7 +377,7 @@ def prepare(
     return LinearProblem(Problem(-1, opts, soft), n, plan, chunk_size, loss_dtype), t_rows, cweight
 
 
-@_without_autocast
+@without_autocast
 def run_rows(hidden, weight, bias, t_rows, options, class_weight, *, soft, row_scale, needs, chunk_size,
              plan=None, tile_cache=None):  # fmt: skip
     """Unreduced pass over ``(N, D)`` ``hidden``: ``(row_loss, grad_h, grad_w, grad_b)``.
@@ -522,7 +522,7 @@ def _scaled(g, grad_output, *, out=None):
     return torch.mul(g, scale, out=out) if out is not None else (g * scale).to(g.dtype)
 
 
-@_without_autocast
+@without_autocast
 def _composite_loss(hidden, weight, bias, t_rows, lp, cweight):
     """The loss in differentiable torch ops (:func:`._composite.linear_cross_entropy`), rows flattened."""
     return _composite.linear_cross_entropy(

@@ -47,7 +47,7 @@ from softmaxkit._validation import (
 from softmaxkit.linear import CHUNK_BYTES, check_bias_dtype, chunk_rows
 from softmaxkit.torch import _composite
 from softmaxkit.torch._cross_entropy import grads_wanted
-from softmaxkit.torch._linear import _without_autocast, autocast_inputs, check_loss_dtype
+from softmaxkit.torch._linear import without_autocast, autocast_inputs, check_loss_dtype
 from softmaxkit.torch._ops import apply_softcap
 
 __all__ = ["class_parallel_cross_entropy", "class_parallel_linear_cross_entropy"]
@@ -853,7 +853,7 @@ def class_parallel_cross_entropy(
         width=local_logits.shape[-1], class_start=class_start, loss_dtype=loss_dtype,
     )
     # Autocast off inside: the compute dtype is chosen above, not op by op.
-    return _without_autocast(_ClassParallelCrossEntropy.apply)(
+    return without_autocast(_ClassParallelCrossEntropy.apply)(
         local_logits, target_rows, weight, opts, comm, header, loss_dtype, cdtype
     )
 
@@ -1167,7 +1167,7 @@ def class_parallel_linear_cross_entropy(
     itemsize = torch.finfo(cdtype).bits // 8
     rows, layout_or_header = _chunk_plan(hidden.shape[0], width, itemsize, chunk_size, comm, header)
     # Autocast off inside (inputs already cast above): the compute dtypes are the pass's own.
-    return _without_autocast(_ClassParallelLinearCrossEntropy.apply)(
+    return without_autocast(_ClassParallelLinearCrossEntropy.apply)(
         hidden, local_weight, local_bias, target_rows, cweight, opts, comm, layout_or_header, rows,
         want, loss_dtype,
     )
