@@ -132,6 +132,10 @@ def test_zero_scores_are_refused_naming_the_files_row_and_class(capsys, tmp_path
     rc, _, err = call(capsys, "calibrate", "--probs", path, "--labels", tmp_path / "y.csv", "--out", tmp_path / "v.npz")
     assert rc == 1 and f"p.csv: row 8 (line 9): its true class '{names[y[7]]}' has probability 0" in err, err
     assert "eps" not in err
+    # A model's probabilities can hold exact zeros (a random forest's votes): the calibrators that fit on p take them.
+    assert "use --method platt or isotonic" in err, err
+    assert "--method platt" not in call(capsys, "calibrate", "--logits", tmp_path / "z2.csv", "--labels",
+                                        tmp_path / "y.csv", "--out", tmp_path / "u.npz")[2]  # logits: no such way out
 
 
 def test_platt_logits_out_chain_back_into_calibrate(capsys, tmp_path):

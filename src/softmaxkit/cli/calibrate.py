@@ -341,7 +341,8 @@ def _refuse_zero_scores(  # noqa: ANN001 - arrays and an optional class list, as
         row = int(fit_rows[int(np.argmax(dead))])
         raise CLIError(location(Path(source), row) + f"its true class {name(int(labels[row]))!r} has {what}, so "
                        "the likelihood is 0 whatever the calibration; fit on the model's own scores (an isotonic "
-                       "map's output can hold zeros)")
+                       "map's output can hold zeros)" + (", or use --method platt or isotonic, which fit on p "
+                       "itself (a random forest's votes hold exact zeros)" if probability else ""))
     if method == "temperature":
         return
     fitting = np.zeros(len(labels), dtype=bool)
