@@ -234,10 +234,11 @@ def main(argv: list[str] | None = None) -> None:
         parser.error(f"--threads {args.threads}: must be at least 1")
 
     import numba
+    from _threads import capped_threads  # same folder: run as a script
     from threadpoolctl import threadpool_info, threadpool_limits
 
     # Always capped, both sides alike: an uncapped BLAS pool on a shared machine times contention.
-    numba_threads = min(args.threads, numba.config.NUMBA_NUM_THREADS)
+    numba_threads = capped_threads([args.threads], script="bench_classifier.py")[0]
     numba.set_num_threads(numba_threads)
     with threadpool_limits(limits=args.threads):
         blas = ", ".join(f"{i['internal_api']}:{i['num_threads']}" for i in threadpool_info())

@@ -43,7 +43,8 @@ import torch.nn.functional as F
 import softmaxkit as sk
 from softmaxkit.kernels import cpu
 
-from bench_ops import median_ms  # noqa: E402  (same folder: run as a script)
+from _threads import capped_threads  # noqa: E402  (same folder: run as a script)
+from bench_ops import median_ms  # noqa: E402
 
 SHAPES = ((100_000, 2), (100_000, 3), (100_000, 10), (50_000, 32), (25_000, 64))
 
@@ -104,7 +105,7 @@ def main(argv=None) -> None:
           f"NARROW_MAX_CLASSES = {cpu.NARROW_MAX_CLASSES}")
     print(f"{'op':<11} {'shape':>10} {'dtype':<8} {'thr':>3} {'sk kernel':<9} {'sk ms':>8} {'row loops':>10} "
           f"{'torch':>9} {'scipy':>9}   {'loops/sk':>8} {'torch/sk':>8} {'scipy/sk':>8}")
-    for threads in (int(t) for t in args.threads.split(",")):
+    for threads in capped_threads((int(t) for t in args.threads.split(",")), script="bench_narrow_rows.py"):
         torch.set_num_threads(threads)
         numba.set_num_threads(threads)
         for shape in SHAPES:

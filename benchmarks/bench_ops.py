@@ -60,6 +60,8 @@ import torch.nn.functional as F
 import softmaxkit as sk
 import softmaxkit.torch as skt
 
+from _threads import capped_threads  # noqa: E402  (same folder: run as a script)
+
 SHAPES = ((4096, 1000), (1024, 32768), (256, 131072))
 
 
@@ -317,7 +319,7 @@ def main(argv=None) -> None:
     shapes = SHAPES[:1] if args.quick else SHAPES
     if args.shapes:
         shapes = tuple(tuple(int(v) for v in s.split("x")) for s in args.shapes.split(","))
-    threads = [int(t) for t in args.threads.split(",")]
+    threads = capped_threads((int(t) for t in args.threads.split(",")), script="bench_ops.py")
     repeats, warmup = (3, 1) if args.quick else (9, 2)
 
     rng = np.random.default_rng(0)

@@ -44,6 +44,8 @@ import torch.nn.functional as F
 
 import softmaxkit.torch as skt
 
+from _threads import capped_threads  # noqa: E402  (same folder: run as a script)
+
 
 def _variants():
     out = {
@@ -85,9 +87,10 @@ def main(argv=None) -> None:
         args.shape, args.repeats = "512,64,4096", 3
     # Both libraries on the same count (audit: --threads set torch's only, and numba's kernels kept
     # every logical CPU; without --threads numba used all CPUs and torch the physical cores).
-    threads = args.threads or torch.get_num_threads()
-    if not 1 <= threads <= numba.config.NUMBA_NUM_THREADS:
-        ap.error(f"--threads {threads}: must be 1-{numba.config.NUMBA_NUM_THREADS} (numba's NUMBA_NUM_THREADS)")
+    if args.threads is not None and not 1 <= args.threads <= numba.config.NUMBA_NUM_THREADS:
+        ap.error(f"--threads {args.threads}: must be 1-{numba.config.NUMBA_NUM_THREADS} (numba's NUMBA_NUM_THREADS)")
+    # The default, torch's physical-core count, can exceed numba's pool (NUMBA_NUM_THREADS=1): capped, and said.
+    threads = args.threads or capped_threads([torch.get_num_threads()], script="bench_torch_compile.py")[0]
     torch.set_num_threads(threads)
     numba.set_num_threads(threads)
     warnings.filterwarnings("ignore", category=UserWarning)

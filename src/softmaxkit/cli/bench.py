@@ -65,11 +65,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--timeout", type=positive_int, default=1800, metavar="S",
                    help="seconds before a script is stopped (default: %(default)s)")
     add_output_options(p)
-    p.set_defaults(run=run)
+    p.set_defaults(run=run, check=check)
+
+
+def check(args: argparse.Namespace) -> None:
+    """Usage errors (exit code 2) before any script runs: an ``--only`` naming no benchmark."""
+    _selected(args.only)
 
 
 def _selected(only: list[str] | None) -> list[str]:
-    from softmaxkit.cli import CLIError
+    """The scripts to run, in ``--only``'s order; a name matching none is a :class:`UsageError` (exit code 2)."""
+    from softmaxkit.cli import UsageError
 
     if not only:
         return list(SCRIPTS)
@@ -78,7 +84,7 @@ def _selected(only: list[str] | None) -> list[str]:
         stem = name.removesuffix(".py").removeprefix("bench_")
         script = f"bench_{stem}.py"
         if script not in SCRIPTS:
-            raise CLIError(f"--only {name}: no such benchmark; choose from {', '.join(SCRIPTS)}")
+            raise UsageError(f"--only {name}: no such benchmark; choose from {', '.join(SCRIPTS)}")
         chosen.append(script)
     return chosen
 
