@@ -9,14 +9,15 @@ except in the debiasing term of the ``l2`` calibration error, which treats
 them as relative weights (see :func:`expected_calibration_error`).
 
 This module imports NumPy and the numba kernels only; it never imports
-scikit-learn, SciPy or matplotlib.
+scikit-learn or matplotlib, and SciPy only inside :func:`loss_interval` (its
+Student-t quantile), on the first call.
 """
 
 from __future__ import annotations
 
 import numbers
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -31,12 +32,24 @@ from softmaxkit._calibration_inputs import (
     check_n_bins,
     check_probs,
 )
+from softmaxkit._loss_interval import (
+    MIN_CLASS_ROWS,
+    SCORES,
+    LossInterval,
+    RowMoments,
+    check_class_names,
+    check_level,
+    check_min_class_rows,
+    interval_from_moments,
+)
 from softmaxkit._validation import check_sample_weight
 
 __all__ = [
     "OneBasedLabelsWarning",
     "log_loss",
     "brier_score",
+    "loss_interval",
+    "LossInterval",
     "expected_calibration_error",
     "reliability_curve",
     "ECEResult",
@@ -285,32 +298,13 @@ def log_loss(
         # matrix, so which one it is must be said, not guessed.
         raise TypeError("log_loss(y, scores): name the matrix, probs= for probabilities (what scikit-learn's "
                         "log_loss takes) or logits= for raw scores")
-    if (logits is None) == (probs is None):
-        raise ValueError("pass exactly one of logits= or probs=")
-    if logits is not None:
-        if eps is not None:
-            raise ValueError("eps only applies to probs=; logits never need clipping")
-        from softmaxkit.functional import cross_entropy
-
-        x = check_logits(logits, min_classes=1)
-        labels = check_labels(y, x.shape[1], x.shape[0], scores=x, scores_name="logits")
-        w = check_sample_weight(sample_weight, x.shape[0])
-        # Per-row loss in the logits' precision (float64 accumulators inside), summed in float64.
-        row_loss = np.asarray(cross_entropy(x, labels, reduction="none"), dtype=np.float64)
-    else:
-        p = check_probs(probs)
-        labels = check_labels(y, p.shape[1], p.shape[0], scores=p, scores_name="probs")
-        w = check_sample_weight(sample_weight, p.shape[0])
-        p_true = p[np.arange(p.shape[0]), labels].astype(np.float64)
-        if eps is not None:
-            p_true = np.maximum(p_true, check_eps(eps))
-        with np.errstate(divide="ignore"):
-            row_loss = -np.log(p_true)
-    if row_loss.size == 0:
+    rows = _log_loss_rows(y, logits=logits, probs=probs, eps=eps)
+    w = check_sample_weight(sample_weight, rows.loss.shape[0])
+    if rows.loss.size == 0:
         raise ValueError("log_loss needs at least one sample")
     with np.errstate(invalid="ignore"):
         # 0 * inf: a zero-weight row with an infinite loss contributes nothing.
-        terms = np.where(w > 0, w * row_loss, 0.0)
+        terms = np.where(w > 0, w * rows.loss, 0.0)
     return float(np.sum(terms) / np.sum(w))
 
 
@@ -342,16 +336,209 @@ def brier_score(y: Any, probs: Any, *, sample_weight: Any = None) -> float:
     >>> round(brier_score(np.array([1]), np.array([[0.2, 0.8]])), 6)
     0.08
     """
+    rows = _brier_rows(y, probs)
+    w = check_sample_weight(sample_weight, rows.loss.shape[0])
+    if rows.loss.size == 0:
+        raise ValueError("brier_score needs at least one sample")
+    return float(np.sum(w * rows.loss) / np.sum(w))
+
+
+def _given_logits(logits: Any, probs: Any) -> bool:
+    """Whether the scores are ``logits`` (else ``probs``); exactly one must be given."""
+    if (logits is None) == (probs is None):
+        raise ValueError("pass exactly one of logits= or probs=")
+    return logits is not None
+
+
+class _Rows(NamedTuple):
+    """Each row's loss (float64 (N,)), its validated label (int64 (N,)) and the class count."""
+
+    loss: np.ndarray
+    labels: np.ndarray
+    n_classes: int
+
+
+def _log_loss_rows(y: Any, *, logits: Any, probs: Any, eps: float | None) -> _Rows:
+    """Validate, then ``-log p_i[y_i]`` per row: the terms of :func:`log_loss` (which see)."""
+    if _given_logits(logits, probs):
+        if eps is not None:
+            raise ValueError("eps only applies to probs=; logits never need clipping")
+        from softmaxkit.functional import cross_entropy
+
+        x = check_logits(logits, min_classes=1)
+        labels = check_labels(y, x.shape[1], x.shape[0], scores=x, scores_name="logits")
+        # Per-row loss in the logits' precision (float64 accumulators inside), summed in float64.
+        return _Rows(np.asarray(cross_entropy(x, labels, reduction="none"), dtype=np.float64), labels, x.shape[1])
     p = check_probs(probs)
     labels = check_labels(y, p.shape[1], p.shape[0], scores=p, scores_name="probs")
-    w = check_sample_weight(sample_weight, p.shape[0])
-    if p.shape[0] == 0:
-        raise ValueError("brier_score needs at least one sample")
+    p_true = p[np.arange(p.shape[0]), labels].astype(np.float64)
+    if eps is not None:
+        p_true = np.maximum(p_true, check_eps(eps))
+    with np.errstate(divide="ignore"):
+        return _Rows(-np.log(p_true), labels, p.shape[1])
+
+
+def _brier_rows(y: Any, probs: Any) -> _Rows:
+    """Validate, then ``sum_k (p_ik - [y_i = k])^2`` per row: the terms of :func:`brier_score`."""
+    p = check_probs(probs)
+    labels = check_labels(y, p.shape[1], p.shape[0], scores=p, scores_name="probs")
     p = p.astype(np.float64)
-    rows = np.arange(p.shape[0])
     # sum_k p_k^2 - 2 p_y + 1, without materialising the one-hot matrix.
-    per_row = np.einsum("ij,ij->i", p, p) - 2.0 * p[rows, labels] + 1.0
-    return float(np.sum(w * per_row) / np.sum(w))
+    loss = np.einsum("ij,ij->i", p, p) - 2.0 * p[np.arange(p.shape[0]), labels] + 1.0
+    return _Rows(loss, labels, p.shape[1])
+
+
+def loss_interval(
+    y: Any,
+    *,
+    logits: Any = None,
+    probs: Any = None,
+    score: str = "log_loss",
+    level: float = 0.95,
+    min_class_rows: int = MIN_CLASS_ROWS,
+    class_names: Any = None,
+) -> LossInterval:
+    r"""The log-loss or Brier score with a confidence interval for its population value.
+
+    Parameters
+    ----------
+    y : array_like of shape (N,)
+        Integer class indices.
+    logits : array_like of shape (N, C), keyword-only
+        Raw scores (for ``score="brier"`` turned into probabilities by
+        :func:`softmaxkit.softmax`).
+    probs : array_like of shape (N, C) or (N,), keyword-only
+        Probabilities instead of logits (1-D: positive-class probability).
+    score : {"log_loss", "brier"}, default "log_loss"
+        The per-row loss: ``-log p_i[y_i]`` (:func:`log_loss`) or
+        ``sum_k (p_ik - [y_i = k])^2`` on the 0-2 scale (:func:`brier_score`).
+    level : float in (0, 1), default 0.95
+    min_class_rows : int, default 5
+        Two classes: the rows each class needs before an interval is given.
+        More classes: any value >= 1 asks for one row of every class. 0
+        turns the rule off.
+    class_names : sequence of C str, optional
+        Names for the reason text (``"class 'malignant'"``; default the index).
+
+    Returns
+    -------
+    LossInterval
+        ``value`` (equal to :func:`log_loss` / :func:`brier_score` of the same
+        rows), ``low``, ``high``, ``level``, ``n``, and ``withheld``: None, or
+        the sentence saying why there is no interval (``low`` and ``high`` are
+        then NaN).
+
+    Raises
+    ------
+    ValueError
+        Everything :func:`log_loss` and :func:`brier_score` refuse (both or
+        neither of ``logits``/``probs``, shapes, labels, NaN, rows not summing
+        to 1), no rows, an unknown ``score``, ``level`` outside (0, 1),
+        ``min_class_rows`` not an int >= 0, ``class_names`` of the wrong length.
+    TypeError
+        ``class_names`` that is not a sequence.
+
+    Notes
+    -----
+    With per-row losses :math:`L_i`, :math:`m = \bar L`, :math:`se =
+    sd(L) / \sqrt{n}` (``ddof=1``) and :math:`t` the ``(1 + level) / 2``
+    quantile of Student's t with :math:`n - 1` degrees of freedom, the
+    interval is :math:`[m e^{-t\,se/m},\; m e^{+t\,se/m}]`: the t interval
+    of :math:`\log m`, whose standard error is :math:`se / m` by the delta
+    method, mapped back. A loss is positive and right-skewed, and the log
+    scale gives the interval the same skew; it never reaches below 0. Cost
+    O(N C) to read the scores (as :func:`log_loss`) and O(N) for the
+    interval; SciPy is imported on the first call, for the t quantile.
+
+    *Measured coverage* (simulated in this project; the true value from
+    millions of rows). Two classes (logit ``a + 1.5 z``, ``z ~ N(0, 1)``,
+    ``a`` set for a rarer-class prevalence of 1, 3, 10 or 50%; the model
+    calibrated, or over-confident with its logits times 2.5; n = 100, 200,
+    500, 2000; 1000 data sets per design), among the data sets with at least
+    5 rows of the rarer class (designs where 300 or more had them): the 95%
+    interval held the truth in 0.940 or more in every design for the Brier
+    score (0.946 pooled) and 0.937 or more for the log-loss (0.945); the 90%
+    interval 0.883 and 0.884 (0.896 and 0.892). With no row of that class
+    the value lay below the truth in 99-100% of the data sets; accepting 3
+    rows lowered the worst design to 0.867 and 0.900 at 95%. The plain t
+    interval gave 0.928 and 0.916 under the same rule, and the bootstrap
+    percentile and BCa intervals (Efron & Tibshirani 1993) also fell short
+    below about 10 rows. The rule cannot make an unusual data set typical:
+    where 5 rows of the rarer class are themselves rare (1% of 200 rows, 5%
+    of data sets reach them; 3% of 100 rows, 17-19%), the intervals that are
+    given come from data sets that over-represent it and sit too high: at
+    95% they held the truth in 0.10-0.47 and 0.82-0.86 of those data sets
+    (4000 per design).
+
+    More classes: ten classes, one of 1% or 10% and the rest equal (both
+    models, n = 100-2000, 1000 data sets each): 0.93-0.96 at 95%, even with
+    a 1% class of about one row. Three classes with one of 1% or 3% (the
+    others equal, or 9% and 90%) and ten with one of 1% or 3% (both models,
+    n = 100, 200, 500, 2000 data sets each): over all data sets 0.916-0.959
+    at 95% (0.860-0.918 at 90%), but among those with no row of the rare
+    class 0.82-0.93 for the log-loss at three classes (0.66-0.86 at 90%). With
+    one row of every class required the 95% interval held 0.940-0.963 of the
+    data sets it was given for at three classes and 0.941-0.955 at ten
+    (90%: 0.882-0.922 and 0.883-0.919). Requiring 5 rows there instead keeps
+    only data sets that over-represent the rare class, whose intervals held
+    0.86-0.88 at 95% (0.69-0.77 at 90%) in the worst three-class designs;
+    so beyond two classes every class needs one row, and 1-4 rows do not
+    withhold. With thousands of classes (a language model's vocabulary) most
+    classes have no row and the interval is withheld; its rows, tokens of
+    the same documents, are not independent draws anyway.
+
+    *Withheld* (``withheld`` says which and why; ``value`` is still the
+    score): too few rows of a class (above); one row; every row with the same
+    loss (a uniform forecast, or every row certain and right: the rows show
+    no spread, and ``[m, m]`` would claim a certainty that n rows cannot
+    give). A true class with probability 0 (``probs``, or a ``-inf``
+    logit) makes the log-loss ``inf`` and the interval ``[inf, inf]``, not
+    withheld: a row happened that the model called impossible, so the
+    population's expected log-loss is infinite too.
+
+    Rows are the units: they must be independent draws (tokens of one
+    document, or augmented copies of one image, are not; resample whole
+    documents instead). There is no ``sample_weight`` yet, because the
+    coverage of a weighted version has not been measured.
+
+    References
+    ----------
+    The delta method for :math:`\log \bar L`: e.g. Casella & Berger,
+    *Statistical Inference*, 2nd ed. 2002, section 5.5.4. Efron & Tibshirani,
+    *An Introduction to the Bootstrap*, 1993 (the percentile, BCa and
+    bootstrap-t intervals it was compared with).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from softmaxkit.metrics import loss_interval
+    >>> rng = np.random.default_rng(0)
+    >>> p = rng.uniform(0.05, 0.95, size=400)
+    >>> y = (rng.uniform(size=400) < p).astype(int)
+    >>> r = loss_interval(y, probs=p, score="brier")
+    >>> r.withheld is None and r.low < r.value < r.high
+    True
+    >>> print(loss_interval(y[:40] * 0, probs=p[:40], class_names=["benign", "malignant"]).withheld)
+    ... # doctest: +ELLIPSIS
+    no interval: no row of class 'malignant'; at least 5 needed; the score leaves that class's losses out...
+    """
+    check_choice(score, SCORES, "score")
+    level = check_level(level)
+    min_class_rows = check_min_class_rows(min_class_rows)
+    if score == "log_loss":
+        rows = _log_loss_rows(y, logits=logits, probs=probs, eps=None)
+    else:
+        if _given_logits(logits, probs):
+            from softmaxkit.functional import softmax
+
+            probs = softmax(check_logits(logits, min_classes=1).astype(np.float64), axis=-1)
+        rows = _brier_rows(y, probs)
+    names = check_class_names(class_names, rows.n_classes)
+    if rows.loss.size == 0:
+        raise ValueError(f"loss_interval needs at least one sample (score={score!r})")
+    counts = np.bincount(rows.labels, minlength=rows.n_classes)
+    return interval_from_moments(RowMoments.of(rows.loss), counts, score=score, level=level,
+                                 min_class_rows=min_class_rows, class_names=names)
 
 
 # --------------------------------------------------------------------------- the ECE family
@@ -436,11 +623,7 @@ def _bin_views(conf, hit, w, *, n_bins, binning, precision, classes) -> _Binned:
 
 
 def _check_ci(ci: Any) -> float | None:
-    if ci is None:
-        return None
-    if not isinstance(ci, numbers.Real) or isinstance(ci, bool) or not 0.0 < float(ci) < 1.0:
-        raise ValueError(f"ci must be a confidence level in (0, 1) or None, got {ci!r}")
-    return float(ci)
+    return check_level(ci, name="ci", optional=True)
 
 
 #: Simulated data sets behind ``noise_floor=True``: the floor is a mean, so its Monte
