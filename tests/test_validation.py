@@ -82,7 +82,7 @@ def test_soft_target_with_ignore_index_raises_like_torch():
 
 
 def test_axis_out_of_range():
-    with pytest.raises(ValueError, match=r"axis=2 is out of range for logits with 2 dimension"):
+    with pytest.raises(ValueError, match=r"axis=2 is out of range for x with 2 dimension"):
         sk.softmax(X, 2)
 
 

@@ -39,6 +39,56 @@ def compute_dtype(dtype: np.dtype) -> np.dtype:
     return _FLOAT64 if dtype.itemsize >= _FLOAT64.itemsize else _FLOAT32
 
 
+#: float64's largest finite value: a wider ``longdouble`` holds finite values past it (to ~1.2e4932).
+_FLOAT64_MAX = float(np.finfo(np.float64).max)
+
+
+def beyond_float64(x: np.ndarray) -> bool:
+    """Whether ``x`` holds finite values that float64, the widest compute dtype, cannot represent.
+
+    Only a ``longdouble`` wider than float64 can (float96/float128 on x86); every other dtype answers
+    without looking at the values, so the common paths pay one comparison. Such values became inf in
+    the cast to float64 and NaN after the max shift: softmax of ``[1e400, 1e400, 0]`` gave NaN where
+    scipy gives ``[0.5, 0.5, 0]`` (audit).
+    """
+    if x.dtype.itemsize <= _FLOAT64.itemsize or x.dtype.kind != "f" or x.size == 0:
+        return False
+    return bool(np.any(past_float64(x)))
+
+
+def past_float64(x: np.ndarray) -> np.ndarray:
+    """Elementwise: finite and past float64's range (see :func:`beyond_float64`)."""
+    with np.errstate(invalid="ignore"):
+        return np.isfinite(x) & (np.abs(x) > _FLOAT64_MAX)
+
+
+def shifted_wide_rows(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(z64, z, shift)`` of ``(N, C)`` rows in a dtype wider than float64 (see :func:`beyond_float64`).
+
+    ``z = rows - shift`` in the wide dtype, with ``shift`` each row's max (0 for a row whose max is
+    ``-inf``, as the kernels do; ``(N,)``), and ``z64`` its float64 cast. softmax and log-softmax do
+    not change under the shift, so the float64 kernels see values in range: every ``z <= 0``, and one
+    below float64's range becomes ``-inf``, whose ``exp`` is 0 as the true one is in any float format.
+    NaN and ``+inf`` still make the row NaN.
+    """
+    shift = np.max(rows, axis=1)
+    shift = np.where(shift == -np.inf, np.zeros((), rows.dtype), shift)
+    with np.errstate(invalid="ignore"):
+        z = rows - shift[:, None]
+    with np.errstate(over="ignore"):  # a gap past float64's range is -inf there, on purpose
+        z64 = z.astype(np.float64)
+    return z64, z, shift
+
+
+def clipped_to_float64(rows: np.ndarray) -> np.ndarray:
+    """``rows`` (wide dtype) in float64 with finite values past float64's range clipped to its
+    largest: for the softcap, where ``tanh(x / cap)`` is 1 or -1 for both (and ``sech**2`` 0), but
+    the cast's ``inf`` would read as a ``+inf`` logit (a NaN row)."""
+    with np.errstate(invalid="ignore"):
+        finite = np.isfinite(rows)  # inf stays inf, NaN stays NaN
+    return np.where(finite, np.clip(rows, -_FLOAT64_MAX, _FLOAT64_MAX), rows).astype(np.float64)
+
+
 def as_float_array(x: Any, name: str) -> np.ndarray:
     """``np.asarray(x)`` that refuses integer, bool and object input with a TypeError.
 

@@ -373,6 +373,17 @@ def check_probs(probs: Any, name: str = "probs") -> np.ndarray:
     )
 
 
+def _refuse_past_float64(x: np.ndarray, name: str) -> None:
+    """Refuse ``longdouble`` logits holding finite values past float64's range, the metrics' compute
+    dtype: the cast made ``1e400`` inf, and the message said "found inf" of a finite value (audit)."""
+    from softmaxkit._arrays import beyond_float64, past_float64
+
+    if beyond_float64(x):
+        i, j = (int(k) for k in np.unravel_index(int(np.argmax(past_float64(x))), x.shape))
+        raise ValueError(f"{name} holds {x[i, j]!s} at position ({i}, {j}), past float64's range (the compute "
+                         "dtype of the metrics): subtract each row's max first (the probabilities do not change)")
+
+
 def check_logits(logits: Any, name: str = "logits", *, min_classes: int = 2, return_row_max: bool = False,
                  widen: bool = True):
     """Floating logits of shape ``(N, C)`` with no NaN and no ``+inf``.
@@ -397,6 +408,7 @@ def check_logits(logits: Any, name: str = "logits", *, min_classes: int = 2, ret
         raise ValueError(f"{name} must have at least {min_classes} classes (columns), got shape {x.shape}")
     # float16 computes in float32, longdouble in float64 (it was cut to float32: log-loss 0.6931 for 0.5032)
     if widen:
+        _refuse_past_float64(x, name)  # before the cast makes the value inf and the message false
         x = x.astype(compute_dtype(x.dtype), copy=False)
     row_max = np.max(x, axis=1).astype(np.float64) if x.shape[0] else np.zeros(0)
     bad_rows = ~np.isfinite(row_max)

@@ -21,6 +21,9 @@ from softmaxkit._options import REDUCTIONS, CrossEntropyOptions
 #: Floating dtypes accepted for logits (torch's names map onto these by ``str``).
 _FLOAT_KINDS = "f"
 
+#: The accepted floating dtypes, as messages list them.
+_FLOAT_LIST = "float16, bfloat16, float32, float64 or longdouble"
+
 
 def dtype_name(dtype: Any) -> str:
     """A short dtype name that reads the same for NumPy and torch dtypes."""
@@ -66,28 +69,47 @@ def check_floating(x: Any, name: str) -> None:
     if dtype is None or not is_floating_dtype(dtype):
         got = dtype_name(dtype) if dtype is not None else type(x).__name__
         hint = ""
-        if dtype is not None and got.startswith("float"):  # float8/float6/float4: too narrow to compute in
-            cast = "x.float()" if type(x).__module__.startswith("torch") else "x.astype(np.float32)"
-            hint = f"; {got} is not supported, cast it to float32 first ({cast})"
-        raise TypeError(
-            f"{name} must have a floating dtype (float16, bfloat16, float32 or float64), got {got}{hint}"
-        )
+        if dtype is not None and (got.startswith("float") or is_integer_dtype(dtype)):
+            # float8/float6/float4 are too narrow to compute in; integers are refused, not promoted
+            # (scipy promotes them to float64; a torch user gets an error there too)
+            cast = f"{name}.float()" if type(x).__module__.startswith("torch") else f"{name}.astype(np.float32)"
+            what = "is not supported" if got.startswith("float") else "holds integers"
+            hint = f"; {got} {what}, cast it to float32 first ({cast})"
+        raise TypeError(f"{name} must have a floating dtype ({_FLOAT_LIST}), got {got}{hint}")
 
 
-def check_grad_out_dtype(grad_out: Any, logits: Any, *, wider: Any = None) -> None:
-    """Raise ``TypeError`` unless the ``grad_out=`` buffer has the logits' dtype (NumPy or torch).
+def check_floating_dtype(dtype: Any, name: str) -> None:
+    """Raise ``TypeError`` unless ``dtype`` (an argument such as ``dtype=``, not an array's) is floating.
 
-    The gradient is written in the logits' dtype; copying it into another one cast silently: an int64
-    buffer received all zeros and a float16 one a rounded gradient (audit). ``wider``: a function
-    ``(logits dtype, buffer dtype) -> bool`` saying the buffer's floating dtype holds every value of
-    the logits' exactly, which is then accepted too (the torch op copies into it: bf16 logits into a
-    float32 master-gradient buffer lose nothing; the NumPy kernels write the buffer directly).
+    ``softmax(x, dtype=int)`` cast ``x`` first and then blamed ``x`` for the integer dtype (audit).
+    """
+    try:
+        resolved = np.dtype(dtype)
+    except TypeError:
+        resolved = None
+    if resolved is None or resolved not in _NUMPY_FLOATS:
+        got = resolved.name if resolved is not None else repr(dtype)
+        raise TypeError(f"{name} must be a floating dtype ({_FLOAT_LIST}), got {got}")
+
+
+def check_grad_out_dtype(
+    grad_out: Any, logits: Any, *, wider: Any = None, name: str = "grad_out", of: str = "the logits'"
+) -> None:
+    """Raise ``TypeError`` unless an output buffer has its input's dtype (NumPy or torch).
+
+    The rule for every NumPy ``out=`` / ``grad_out=`` buffer: the result is written in the input's
+    dtype; copying it into another one cast silently: an int64 buffer received all zeros and a float16
+    one a rounded gradient, and a float16 ``out=`` rounded a float32 softmax (audit; torch's ``out=``
+    refuses it too). ``wider``: a function ``(logits dtype, buffer dtype) -> bool`` saying the buffer's
+    floating dtype holds every value of the logits' exactly, which is then accepted too (the torch op
+    copies into it: bf16 logits into a float32 master-gradient buffer lose nothing; the NumPy kernels
+    write the buffer directly). ``name`` and ``of`` name the buffer and the input in the message.
     """
     if grad_out.dtype == logits.dtype or (wider is not None and wider(logits.dtype, grad_out.dtype)):
         return
     also = " or a wider floating dtype" if wider is not None else ""
     raise TypeError(
-        f"grad_out must have the logits' dtype {dtype_name(logits.dtype)}{also}, got {dtype_name(grad_out.dtype)}"
+        f"{name} must have {of} dtype {dtype_name(logits.dtype)}{also}, got {dtype_name(grad_out.dtype)}"
     )
 
 
@@ -107,11 +129,14 @@ def check_cv_param(cv: Any, *, hint: str = "") -> None:
         )
 
 
-def normalize_axis(axis: Any, ndim: int, name: str = "axis", *, allow_scalar: bool = False) -> int:
+def normalize_axis(
+    axis: Any, ndim: int, name: str = "axis", *, allow_scalar: bool = False, of: str = "logits"
+) -> int:
     """Return ``axis`` as a non-negative int, with a clear error when out of range.
 
     With ``allow_scalar`` a 0-dim input takes ``axis`` in {-1, 0} (as torch's
-    softmax does: a scalar is one class) and the result is 0.
+    softmax does: a scalar is one class) and the result is 0. ``of`` names the
+    array argument in the message (``x`` for softmax, ``logits`` for the losses).
     """
     if not isinstance(axis, numbers.Integral) or isinstance(axis, bool):
         hint = ""
@@ -125,9 +150,9 @@ def normalize_axis(axis: Any, ndim: int, name: str = "axis", *, allow_scalar: bo
             return 0
         if allow_scalar:
             raise ValueError(f"{name}={axis} is out of range for a 0-dim input (valid: -1 or 0)")
-        raise ValueError("logits must have at least 1 dimension (the class axis), got a scalar")
+        raise ValueError(f"{of} must have at least 1 dimension (the class axis), got a scalar")
     if not -ndim <= axis < ndim:
-        raise ValueError(f"{name}={axis} is out of range for logits with {ndim} dimension(s)")
+        raise ValueError(f"{name}={axis} is out of range for {of} with {ndim} dimension(s)")
     return int(axis) % ndim
 
 

@@ -23,9 +23,13 @@ import numpy as np
 from softmaxkit import _reduction, kernels
 from softmaxkit._arrays import (
     as_float_array,
+    beyond_float64,
+    clipped_to_float64,
     compute_dtype,
     from_rows,
     is_torch_tensor,
+    past_float64,
+    shifted_wide_rows,
     to_rows,
 )
 from softmaxkit._dispatch import torch_op
@@ -34,6 +38,7 @@ from softmaxkit._validation import (
     check_broadcasts_to,
     check_grad_out_dtype,
     check_floating,
+    check_floating_dtype,
     check_reduction,
     check_temperature,
     cross_entropy_options,
@@ -60,10 +65,12 @@ __all__ = [
 
 def _softmax_impl(x: Any, axis: int, temperature: float, out: Any, *, log: bool, dtype: Any = None) -> np.ndarray:
     given = as_numpy(x, "x")  # masked entries refused, byte order made native (see as_numpy)
+    if dtype is not None:
+        check_floating_dtype(dtype, "dtype")  # before the cast, which would make it x's fault
     # dtype= casts into a private copy, which the kernel then overwrites; a dtype x already has needs no copy
     cast = dtype is not None and given.dtype != np.dtype(dtype)
     x = as_float_array(given.astype(dtype) if cast else given, "x")
-    axis = normalize_axis(axis, x.ndim, allow_scalar=True)
+    axis = normalize_axis(axis, x.ndim, allow_scalar=True, of="x")
     inv_t = 1.0 / check_temperature(temperature, dtype=compute_dtype(x.dtype))
     if out is not None:
         if not isinstance(out, np.ndarray) or out.shape != x.shape:
@@ -72,6 +79,8 @@ def _softmax_impl(x: Any, axis: int, temperature: float, out: Any, *, log: bool,
                 f"{getattr(out, 'shape', type(out).__name__)}"
             )
         check_floating(out, "out")
+        # grad_out's rule: a narrower buffer rounded the result silently (float32 x, float16 out; audit)
+        check_grad_out_dtype(out, x, name="out", of="the result's")
         _check_writeable(out, "out")
     if x.ndim == 0 or x.size == 0:
         if x.ndim == 0:
@@ -80,6 +89,12 @@ def _softmax_impl(x: Any, axis: int, temperature: float, out: Any, *, log: bool,
             result = _softmax_impl(x.reshape(1), 0, temperature, None, log=log).reshape(())
         else:  # nothing to normalise
             result = np.empty(x.shape, dtype=x.dtype)
+        if out is None:
+            return result
+        out[...] = result
+        return out
+    if beyond_float64(x):
+        result = _softmax_beyond_float64(x, axis, inv_t, log=log)
         if out is None:
             return result
         out[...] = result
@@ -105,6 +120,27 @@ def _softmax_impl(x: Any, axis: int, temperature: float, out: Any, *, log: bool,
     return out
 
 
+def _softmax_beyond_float64(x: np.ndarray, axis: int, inv_t: float, *, log: bool) -> np.ndarray:
+    """(Log-)softmax of a ``longdouble`` ``x`` holding finite values past float64's range.
+
+    Each row is shifted by its max in ``x``'s dtype first (:func:`shifted_wide_rows`), which changes
+    neither result, so the float64 kernel sees ``x - max <= 0``. A gap past float64's range is
+    ``-inf`` there: its probability is 0 as in any format, but its log-probability is the finite
+    ``(x - max) / T - log(s)``, formed in ``x``'s dtype from the kernel's ``-log(s)`` (the value at
+    the row's max): ``log_softmax([1e400, 0])`` is ``[0, -1e400]``, as scipy's.
+    """
+    z64, z, _ = shifted_wide_rows(to_rows(x, axis))  # (N, C)
+    res = np.empty_like(z64)
+    kernels.select(z64.size).softmax_2d(z64, res, inv_temperature=inv_t, log=log)
+    res = res.astype(x.dtype)
+    if log:
+        lost = np.isfinite(z) & (z64 == -np.inf)  # finite gaps float64 cannot hold
+        rows, cols = np.nonzero(lost)
+        neg_log_s = res[rows, np.argmax(z64[rows], axis=1)]  # z = 0 at the max: 0 / T - log(s)
+        res[rows, cols] = z[rows, cols] * x.dtype.type(inv_t) + neg_log_s
+    return from_rows(res, x.shape, axis, x.dtype)
+
+
 def _overlaps_partly(out: np.ndarray, x: np.ndarray) -> bool:
     """Whether ``out`` shares memory with ``x`` other than as the very same array.
 
@@ -113,11 +149,32 @@ def _overlaps_partly(out: np.ndarray, x: np.ndarray) -> bool:
     were read: 399 of 400 softmax rows wrong (audit). Such inputs are copied
     first, as NumPy's ufuncs do.
     """
-    if not np.may_share_memory(out, x):
+    if not _shares_memory(out, x):
         return False
     same = (out.__array_interface__["data"][0] == x.__array_interface__["data"][0]
             and out.strides == x.strides and out.shape == x.shape)
     return not same
+
+
+#: Bound on the work of NumPy's exact overlap test (candidate solutions it may try); past it the
+#: overlap counts as possible. Strided views of one buffer (side-by-side column blocks) take a few.
+_OVERLAP_MAX_WORK = 1 << 12
+
+
+def _shares_memory(a: np.ndarray, b: np.ndarray) -> bool:
+    """Whether ``a`` and ``b`` have an element in common: exact, unless that is too costly to decide.
+
+    ``np.may_share_memory`` only compares address ranges, so logits and soft targets stored side by
+    side in one ``(N, 2C)`` buffer counted as overlapping and ``grad_out=logits`` was refused (audit).
+    The exact test runs only when the ranges meet; if it gives up (``max_work``), the answer is True,
+    as before.
+    """
+    if not np.may_share_memory(a, b):
+        return False
+    try:
+        return bool(np.shares_memory(a, b, max_work=_OVERLAP_MAX_WORK))
+    except np.exceptions.TooHardError:
+        return True
 
 
 def _rows_view(arr: np.ndarray, axis: int, dtype: np.dtype) -> np.ndarray | None:
@@ -151,8 +208,10 @@ def softmax(x: Any, axis: int = -1, *, temperature: float = 1.0, dtype: Any = No
     dtype : dtype, keyword-only, optional
         ``x`` is cast to it first (torch's ``dtype=``); the result has it.
     out : ndarray, keyword-only, optional
-        Receives the result (same shape as ``x``). For tensors it behaves as
-        torch's ``out=`` (same dtype; another shape is resized).
+        Receives the result: ``x``'s shape and the result's dtype (``x``'s, or
+        ``dtype``), as ``grad_out=`` of :func:`cross_entropy_and_grad`. For
+        tensors it behaves as torch's ``out=`` (same dtype; another shape is
+        resized).
 
     Returns
     -------
@@ -162,7 +221,8 @@ def softmax(x: Any, axis: int = -1, *, temperature: float = 1.0, dtype: Any = No
     Raises
     ------
     TypeError
-        Integer or non-numeric ``x``.
+        Integer or non-numeric ``x``, a non-floating ``dtype``, ``out`` of
+        another dtype than the result.
     ValueError
         ``axis`` out of range, ``temperature <= 0``, ``out`` of the wrong shape.
 
@@ -174,7 +234,9 @@ def softmax(x: Any, axis: int = -1, *, temperature: float = 1.0, dtype: Any = No
     Computed as ``exp(x - max) / sum(exp(x - max))`` with the sum in float64,
     so nothing overflows and row sums stay within 1e-6 of 1 in float32 even at
     262,144 classes. A row of all ``-inf`` gives zeros; NaN or ``+inf`` in a
-    row makes that row NaN.
+    row makes that row NaN. ``longdouble`` computes in float64; a row holding
+    finite values past float64's range is shifted by its max in ``longdouble``
+    first, so it gets scipy's answer, not NaN.
 
     Examples
     --------
@@ -228,14 +290,20 @@ def logsumexp(x: Any, axis: int = -1, *, keepdims: bool = False) -> Any:
     if is_torch_tensor(x):
         return torch_op("logsumexp")(x, axis, keepdims=keepdims)
     x = as_float_array(x, "x")
-    axis = normalize_axis(axis, x.ndim, allow_scalar=True)
+    axis = normalize_axis(axis, x.ndim, allow_scalar=True, of="x")
     if x.ndim == 0:  # a single class: its own logsumexp, as in torch
         return x.copy()
-    rows = to_rows(x, axis, compute_dtype(x.dtype))
+    wide = beyond_float64(x)
+    if wide:  # longdouble past float64's range: max + logsumexp(x - max), the sum in x's dtype
+        rows, _, shift = shifted_wide_rows(to_rows(x, axis))
+    else:
+        rows = to_rows(x, axis, compute_dtype(x.dtype))
     if rows.shape[1] == 0:
         res = np.full(rows.shape[0], -np.inf)
     else:
         res = kernels.select(rows.size).logsumexp_2d(rows) if rows.size else np.empty(0)
+    if wide:
+        res = shift + res
     res = res.astype(x.dtype).reshape(tuple(s for i, s in enumerate(x.shape) if i != axis))
     return np.expand_dims(res, axis) if keepdims else res
 
@@ -252,7 +320,7 @@ def sigmoid(x: Any) -> Any:
     if is_torch_tensor(x):
         return torch_op("sigmoid")(x)
     x = as_float_array(x, "x")
-    return kernels.reference.sigmoid(x.astype(compute_dtype(x.dtype))).astype(x.dtype)
+    return kernels.reference.sigmoid(x.astype(_elementwise_dtype(x))).astype(x.dtype)
 
 
 def log_sigmoid(x: Any) -> Any:
@@ -267,7 +335,14 @@ def log_sigmoid(x: Any) -> Any:
     if is_torch_tensor(x):
         return torch_op("log_sigmoid")(x)
     x = as_float_array(x, "x")
-    return kernels.reference.log_sigmoid(x.astype(compute_dtype(x.dtype))).astype(x.dtype)
+    return kernels.reference.log_sigmoid(x.astype(_elementwise_dtype(x))).astype(x.dtype)
+
+
+def _elementwise_dtype(x: np.ndarray) -> np.dtype:
+    """The dtype the elementwise NumPy ops compute ``x`` in: :func:`compute_dtype`, or ``x``'s own
+    ``longdouble`` where it holds values past float64's range (``log_sigmoid(-1e400)`` is -1e400;
+    the cast made it ``-inf``, and binary cross-entropy NaN)."""
+    return x.dtype if beyond_float64(x) else compute_dtype(x.dtype)
 
 
 # --------------------------------------------------------------------------- cross-entropy
@@ -292,8 +367,11 @@ def _cross_entropy_numpy(
     t, soft = prepare_target(target, logits.shape, axis, opts.ignore_index)
 
     cdtype = compute_dtype(logits.dtype)
-    x = to_rows(logits, axis, cdtype)  # (N, C)
     t_rows = to_rows(t, axis, cdtype) if soft else t.reshape(-1).astype(np.int64, copy=False)
+    if beyond_float64(logits):
+        x = _loss_rows_beyond_float64(logits, axis, t_rows, soft, opts)
+    else:
+        x = to_rows(logits, axis, cdtype)  # (N, C)
     batch_shape = logits.shape[:axis] + logits.shape[axis + 1 :]
     scale = _reduction.loss_scale(opts.reduction, _reduction.row_weights(t_rows, opts, soft))
     row_scale = _reduction.gradient_row_scale(opts.reduction, scale, batch_shape, grad_output) if want_grad else None
@@ -324,6 +402,67 @@ def _cross_entropy_numpy(
     return loss, grad_out
 
 
+def _loss_rows_beyond_float64(
+    logits: np.ndarray, axis: int, t_rows: np.ndarray, soft: bool, opts: Any
+) -> np.ndarray:
+    """float64 ``(N, C)`` rows for the loss kernels from ``longdouble`` logits past float64's range.
+
+    The loss and its gradient do not change when a row is shifted by its max (:func:`shifted_wide_rows`),
+    except through ``z_loss`` (``lse**2``) and the softcap. A gap to the max past float64's range is
+    ``-inf`` there, which is right for the gradient (``p = 0``) but not for a loss term that reads
+    it (``-log p`` of a target class about 1e400): such a loss cannot be formed in float64, the compute
+    dtype, and is refused, naming the logit. Under a softcap, ``cap * tanh(x / cap)`` is the same for
+    ``x`` clipped to float64's range (:func:`clipped_to_float64`), so nothing is shifted.
+    """
+    rows = to_rows(logits, axis)  # (N, C), logits' dtype
+    if opts.softcap is not None:
+        return clipped_to_float64(rows)
+    # str() in the messages: format() of a longdouble goes through float and printed 1e400 as "inf"
+    if opts.z_loss > 0.0:
+        position = _logit_position(int(np.argmax(past_float64(rows).reshape(-1))), logits.shape, axis)
+        raise ValueError(
+            f"logits hold {logits[position]!s} at position {position}, past float64's range (the compute "
+            f"dtype): z_loss needs logsumexp(logits)**2, which float64 cannot hold; set z_loss=0"
+        )
+    z64, z, _ = shifted_wide_rows(rows)
+    bad = np.isfinite(z) & (z64 == -np.inf)  # (N, C) finite gaps float64 cannot hold
+    if bad.any():
+        bad &= _classes_the_loss_reads(t_rows, soft, opts, z.shape)
+    if bad.any():
+        flat = int(np.argmax(bad.reshape(-1)))
+        gap = -z.reshape(-1)[flat]
+        position = _logit_position(flat, logits.shape, axis)
+        raise ValueError(
+            f"logits hold {logits[position]!s} at position {position}, {gap!s} below its row's max, past "
+            f"float64's range (the compute dtype), and the loss reads it (a term of about {gap!s}): it cannot "
+            f"be computed (scipy.special.log_softmax gives the log-probability in longdouble)"
+        )
+    return z64
+
+
+def _classes_the_loss_reads(t_rows: np.ndarray, soft: bool, opts: Any, shape: tuple[int, int]) -> np.ndarray:
+    """``(N, C)`` mask of the logits whose log-probability enters the loss (not only its gradient)."""
+    eps = opts.label_smoothing
+    if soft:  # the kernels skip a class whose smoothed, weighted target is 0
+        wt = (1.0 - eps) * t_rows + eps / shape[1]
+        return (wt if opts.weight is None else wt * opts.weight) != 0
+    active = t_rows != opts.ignore_index
+    read = np.zeros(shape, dtype=bool)
+    if eps > 0.0:  # the smoothing term reads every class of the row
+        read[active] = True
+    rows = np.flatnonzero(active)
+    read[rows, t_rows[rows]] = True
+    return read
+
+
+def _logit_position(flat_row_index: int, shape: tuple[int, ...], axis: int) -> tuple[int, ...]:
+    """The index into the logits of element ``flat_row_index`` of their :func:`to_rows` layout."""
+    moved = tuple(s for k, s in enumerate(shape) if k != axis) + (shape[axis],)
+    index = [int(k) for k in np.unravel_index(flat_row_index, moved)]
+    index.insert(axis, index.pop())
+    return tuple(index)
+
+
 def _check_grad_out(grad_out: Any, logits: np.ndarray, target: Any) -> None:
     if not isinstance(grad_out, np.ndarray) or grad_out.shape != logits.shape:
         raise ValueError(
@@ -331,7 +470,7 @@ def _check_grad_out(grad_out: Any, logits: np.ndarray, target: Any) -> None:
             f"{getattr(grad_out, 'shape', type(grad_out).__name__)}"
         )
     check_grad_out_dtype(grad_out, logits)
-    if isinstance(target, np.ndarray) and np.may_share_memory(grad_out, target):
+    if isinstance(target, np.ndarray) and _shares_memory(grad_out, target):
         # Each row of the logits is read before its gradient is written, but a soft target is read
         # along with it, block by block: written over, it gave a wrong gradient (audit).
         raise ValueError("grad_out shares memory with target; it may overwrite the logits only")
@@ -406,7 +545,15 @@ def cross_entropy(
     Notes
     -----
     Per row the loss is assembled in float64 as ``(max - x_y) + log(sum
-    exp(x - max))``, which is exact to float64 rounding of the float32 input.
+    exp(x - max))``, with ``x - max`` and its ``exp`` in the compute dtype
+    (float32 for float32 input): within 1e-6 relative of float64, except for
+    a confident row (``p_y > 1/2``), whose loss is about the sum of the other
+    probabilities and carries float32's rounding of each ``x_j - max``: within
+    ``1e-6 + 1.2e-7 * (max - x_j)`` relative (terms under float32's smallest
+    normal number, gaps past 87, are lost), and ``3e-7 * softcap`` under a
+    softcap. ``longdouble`` logits past float64's range are shifted by each
+    row's max first; a loss term that still needs such a gap (about 1e400)
+    raises ``ValueError``, as does ``z_loss`` there.
     Deliberate differences from ``torch.nn.functional.cross_entropy``:
 
     * if every target is ignored (or the batch is empty), ``"mean"`` gives
@@ -481,7 +628,12 @@ def cross_entropy_and_grad(
     -----
     For hard targets without options the gradient row is ``(p - onehot(y)) *
     scale``; the ``p_y - 1`` term is formed in float32 or wider, never in the
-    input's low precision.
+    input's low precision. In float32 it is within about 4e-7 of float64 in
+    absolute terms (times ``scale``), so it cancels for a confident row: no
+    correct digit once ``1 - p_y`` is under 6e-8, as in torch. The other
+    entries keep float32's relative precision (within 1.1e-5 of float64 under
+    a softcap at ``|x| / softcap`` up to 12) while float32 holds them as
+    normal numbers.
     """
     options = dict(
         weight=weight,
@@ -548,7 +700,7 @@ def binary_cross_entropy_with_logits(
         raise ValueError(f"target must have the logits' shape {x.shape}, got {y.shape}")
     if not (is_floating_dtype(y.dtype) or is_integer_dtype(y.dtype)):
         raise TypeError(f"target must be numeric, got dtype {y.dtype}")
-    cdtype = compute_dtype(x.dtype)
+    cdtype = _elementwise_dtype(x)
     xc = x.astype(cdtype)
     yc = y.astype(cdtype)
     with np.errstate(invalid="ignore", over="ignore"):

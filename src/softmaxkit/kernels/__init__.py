@@ -9,9 +9,11 @@ implement the same functions with the same contract (documented at the top of
 
 from __future__ import annotations
 
+import functools
 import importlib
 import os
 import sys
+import threading
 from types import FunctionType, ModuleType
 from typing import Any
 
@@ -100,10 +102,60 @@ def serial_twin(kernel: Any) -> Any:
     return twin
 
 
+#: Whether calls of ``parallel=True`` kernels must take :data:`_PARALLEL_LOCK`: True under numba's
+#: ``workqueue`` threading layer, False under ``omp``/``tbb``, None until numba has picked its layer
+#: (when a parallel region first runs; ``numba.threading_layer()`` raises before that).
+_SERIALISE_PARALLEL: bool | None = None
+_PARALLEL_LOCK = threading.Lock()
+
+
+def run_parallel(kernel: Any, *args: Any) -> Any:
+    """``kernel(*args)`` for a ``parallel=True`` numba kernel, one call at a time where numba's
+    threading layer is ``workqueue``.
+
+    ``workqueue`` (numba's fallback without OpenMP or TBB, or ``NUMBA_THREADING_LAYER=workqueue``)
+    is not thread-safe: two Python threads calling ``softmax`` at once aborted the process (SIGABRT,
+    "Concurrent access has been detected"; audit). Calls hold a lock until the layer is known, and
+    then only under ``workqueue``; under ``omp``/``tbb`` the cost is one global read.
+    """
+    if _SERIALISE_PARALLEL is False:
+        return kernel(*args)
+    with _PARALLEL_LOCK:
+        try:
+            return kernel(*args)
+        finally:
+            _learn_threading_layer()
+
+
+def _learn_threading_layer() -> None:
+    global _SERIALISE_PARALLEL
+    if _SERIALISE_PARALLEL is not None:
+        return
+    import numba  # imported already: the caller ran a numba kernel
+
+    try:
+        layer = numba.threading_layer()
+    except ValueError:  # no parallel region ran yet (a serial twin, or the kernel raised first)
+        return
+    _SERIALISE_PARALLEL = layer == "workqueue"
+
+
+_serialised: dict[Any, Any] = {}
+
+
+def serialised(kernel: Any) -> Any:
+    """``kernel`` (a ``parallel=True`` numba dispatcher) as a function that calls it through
+    :func:`run_parallel`; one per kernel."""
+    wrapper = _serialised.get(kernel)
+    if wrapper is None:
+        wrapper = _serialised[kernel] = functools.partial(run_parallel, kernel)
+    return wrapper
+
+
 def fork_safe(kernel: Any) -> Any:
-    """``kernel`` (a ``parallel=True`` numba dispatcher), or where parallel regions are not allowed
-    (:func:`parallel_regions_allowed`) its :func:`serial_twin`."""
-    return kernel if parallel_regions_allowed() else serial_twin(kernel)
+    """``kernel`` (a ``parallel=True`` numba dispatcher, :func:`serialised`), or where parallel regions
+    are not allowed (:func:`parallel_regions_allowed`) its :func:`serial_twin`."""
+    return serialised(kernel) if parallel_regions_allowed() else serial_twin(kernel)
 
 
 def select(n_elements: int) -> ModuleType:

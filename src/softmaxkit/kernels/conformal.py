@@ -40,7 +40,7 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
-from softmaxkit.kernels import parallel_regions_allowed, serial_twin
+from softmaxkit.kernels import parallel_regions_allowed, serial_twin, serialised
 from softmaxkit.kernels._vecmath import LOOP_FASTMATH, inline_into_callers, strict_add, strict_mul
 
 _JIT = dict(nogil=True, cache=True)
@@ -296,4 +296,4 @@ def pick(name, n_elements):
     """The parallel kernel ``name`` for large inputs, the serial one for small (and in a process
     forked after numba's threads started: :func:`softmaxkit.kernels.parallel_regions_allowed`)."""
     parallel, serial = _KERNELS[name]
-    return parallel if n_elements >= PARALLEL_MIN_ELEMENTS and parallel_regions_allowed() else serial
+    return serialised(parallel) if n_elements >= PARALLEL_MIN_ELEMENTS and parallel_regions_allowed() else serial

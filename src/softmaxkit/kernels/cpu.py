@@ -61,7 +61,8 @@ numba's: ``NUMBA_NUM_THREADS`` at startup (default: all cores), lowered at run
 time with ``numba.set_num_threads(k)`` (per calling thread). For one row of
 many classes only one thread works. Inputs under :data:`PARALLEL_MIN_ELEMENTS`
 logits run on the calling thread alone (see there why). Calling these kernels from several Python
-threads at once is safe with numba's ``omp`` or ``tbb`` threading layer.
+threads at once is safe with numba's ``omp`` or ``tbb`` threading layer; under ``workqueue``, which is
+not thread-safe, the calls take turns (:func:`softmaxkit.kernels.run_parallel`).
 
 Compilation is lazy (first call, one specialisation per dtype: float32 and
 float64) and cached on disk (``cache=True``, in ``__pycache__`` or numba's
@@ -88,6 +89,7 @@ import numpy as np
 from numba import njit, prange
 
 from softmaxkit._options import CrossEntropyOptions
+from softmaxkit.kernels import run_parallel
 from softmaxkit.kernels._vecmath import (
     LOOP_FASTMATH,
     like,
@@ -135,14 +137,16 @@ _PREFETCH_MAX_ROW_BYTES = 8192
 
 def _run(kernel, n_elements: int, *args) -> None:
     """Call a row-parallel ``kernel``, on the calling thread alone below
-    :data:`PARALLEL_MIN_ELEMENTS` (numba's thread count is restored after)."""
+    :data:`PARALLEL_MIN_ELEMENTS` (numba's thread count is restored after);
+    one call at a time under numba's ``workqueue`` layer (:func:`run_parallel`:
+    even a one-thread call of a parallel kernel enters its pool)."""
     threads = numba.get_num_threads()
     if n_elements >= PARALLEL_MIN_ELEMENTS or threads == 1:
-        kernel(*args)
+        run_parallel(kernel, *args)
         return
     numba.set_num_threads(1)  # per calling thread: other threads keep their count
     try:
-        kernel(*args)
+        run_parallel(kernel, *args)
     finally:
         numba.set_num_threads(threads)
 
