@@ -172,14 +172,15 @@ def test_nfc_and_nfd_spellings_of_one_name_warn(capsys, tmp_path):
     assert "softmaxkit: warning:" in err and "Unicode" in err and ascii(nfd) in err
 
 
-def test_classes_in_another_order_say_so(capsys, tmp_path):
-    """``--classes 10,2,1`` on columns p_1, p_2, p_10 said only "does not match (1, 2, 10)"."""
+def test_classes_in_another_order_are_matched_by_name(capsys, tmp_path):
+    """``--classes 10,2,1`` on columns p_1, p_2, p_10 said only "does not match (1, 2, 10)"; then "same
+    classes in another order" (refused); now the columns are matched to ``--classes`` by name."""
     pd.DataFrame({"p_1": [0.8, 0.1], "p_2": [0.1, 0.8], "p_10": [0.1, 0.1]}).to_csv(tmp_path / "p.csv", index=False)
     pd.DataFrame({"y": [1, 2]}).to_csv(tmp_path / "y.csv", index=False)
-    rc, _, err = call(capsys, "evaluate", "--probs", tmp_path / "p.csv", "--labels", tmp_path / "y.csv",
-                      "--classes", "10,2,1")
-    assert rc != 0
-    assert "same classes in another order" in error_line(err)
+    rc, out, err = call(capsys, "evaluate", "--probs", tmp_path / "p.csv", "--labels", tmp_path / "y.csv",
+                      "--classes", "10,2,1", "--json")
+    assert rc == 0, err
+    assert json.loads(out)["metrics"]["log_loss"] == pytest.approx(-np.log(0.8), rel=1e-12)  # labels 1, 2 by name
 
 
 @pytest.mark.parametrize("suffix", [".parquet", ".csv"])

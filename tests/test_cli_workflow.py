@@ -326,16 +326,22 @@ def test_one_named_score_column_scores_the_class_it_names(capsys, tmp_path):
     assert rc == 1 and "named for the class 'cat', which is not one of --classes benign,malignant" in err
 
 
-def test_integer_labels_against_named_scores_warn_with_the_mapping(capsys, tmp_path):
+def test_integer_labels_against_named_scores_need_the_labels_order(capsys, tmp_path):
     """Audit: scikit-learn's breast-cancer labels (0 = malignant) against p_benign, p_malignant were read
-    as column positions (0 = benign): accuracy 0.026, exit 0, no word. The mapping is now printed."""
+    as column positions (0 = benign): accuracy 0.026, exit 0, no word. A warning with the mapping came
+    next; a later audit found the same reading after ``apply`` (which writes the columns sorted) scored
+    accuracy 0.0 with exit 0, so which number is which class must now be said: ``--classes`` in the
+    labels' order, matched to the columns by name."""
     p = np.array([[0.9, 0.1], [0.2, 0.8], [0.7, 0.3]])
     path = write_columns(tmp_path / "p.csv", {"p_benign": p[:, 0], "p_malignant": p[:, 1]})
     write_columns(tmp_path / "y.csv", {"y": np.array([0, 1, 0])})
     rc, _, err = call(capsys, "evaluate", "--probs", path, "--labels", tmp_path / "y.csv")
+    assert rc == 1 and "--classes" in error_line(err) and "benign" in error_line(err), err
+    rc, out, err = call(capsys, "evaluate", "--probs", path, "--labels", tmp_path / "y.csv", "--classes",
+                        "malignant,benign", "--json")
     assert rc == 0, err
-    assert "holds integer labels but the scores name their classes: read as column positions " \
-           "(0 = 'benign', 1 = 'malignant')" in err
+    # 0 = malignant: rows 1 and 3 give it 0.1 and 0.3, row 2 gives benign 0.2
+    assert json.loads(out)["metrics"]["log_loss"] == pytest.approx(-np.mean(np.log([0.1, 0.2, 0.3])), rel=1e-12)
 
 
 def test_end_to_end_text_labels_and_shuffled_columns(tmp_path, iris):

@@ -33,6 +33,7 @@ import json
 import os
 import re
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, Collection, Iterator, Mapping, Sequence
 
@@ -97,12 +98,40 @@ def location(path: Path, row: int | None = None, column: str | None = None) -> s
     """``file: row R (line L), column 'c'`` with ``row`` 0-based over data rows."""
     parts = []
     if row is not None:
-        text_table = path.suffix.lower() in (".csv", ".tsv")
-        # +2: rows count from 1, and line 1 of a text table is its header.
-        parts.append(f"row {row + 1}" + (f" (line {row + 2})" if text_table else ""))
+        lines = _row_lines(path, row) if path.suffix.lower() in (".csv", ".tsv") else None
+        where = ("" if lines is None else f" (line {lines[0]})" if lines[0] == lines[1]
+                 else f" (lines {lines[0]}-{lines[1]})")
+        parts.append(f"row {row + 1}{where}")
     if column is not None:
         parts.append(f"column {column!r}")
     return f"{path}: " + (", ".join(parts) + ": " if parts else "")
+
+
+def _row_lines(path: Path, row: int) -> tuple[int, int] | None:
+    """The first and last line (1-based) of the data row ``row`` (0-based) of a CSV/TSV ``path``; None when
+    the file cannot be read. Line 1 is the header and every row one line, unless a quoted cell holds a line
+    break, which only a parse shows: row 6 of such a file was called line 7 for a cell on line 13 (audit
+    BB M3). The parse runs only for a file with a quote in it, and only on the way to an error."""
+    try:
+        with open(path, "rb") as fh:
+            quoted = any(b'"' in chunk for chunk in iter(lambda: fh.read(1 << 20), b""))
+    except OSError:
+        return None
+    if not quoted:
+        return row + 2, row + 2
+    import csv
+
+    with open(path, newline="", encoding="utf-8-sig", errors="replace") as fh:
+        reader = csv.reader(fh, delimiter="\t" if path.suffix.lower() == ".tsv" else ",")
+        end = 0  # the last line of the record before
+        try:
+            for record, _ in enumerate(reader):
+                if record == row + 1:  # record 0 is the header
+                    return end + 1, reader.line_num
+                end = reader.line_num
+        except csv.Error:
+            return None
+    return None
 
 
 def _csv_parse_options(suffix: str) -> Any:
@@ -323,7 +352,7 @@ def _refuse_blank_lines(path: Path, table: Any, delimiter: str) -> None:
                 return
             if row in rows and not fields:
                 raise DataFileError(location(path, row, table.column_names[0])
-                                    + f"missing value: line {row + 2} is blank; {_BLANK_LINE_FIX}")
+                                    + f"missing value: line {reader.line_num} is blank; {_BLANK_LINE_FIX}")
 
 
 def _is_text(column: Any) -> bool:
@@ -408,7 +437,9 @@ def _locate_ragged_row(path: Path, delimiter: str) -> None:
         for row, fields in enumerate(reader):
             if fields and len(fields) != len(header):
                 if not "".join(fields).strip():
-                    raise DataFileError(location(path, row) + f"line {row + 2} is blank (spaces only); "
+                    # A line of delimiters only (",", a trailing one after the last label) is no blank line.
+                    what = "blank (spaces only)" if len(fields) == 1 else f"empty (only {delimiter!r}, no values)"
+                    raise DataFileError(location(path, row) + f"line {reader.line_num} is {what}; "
                                         f"{_BLANK_LINE_FIX}")
                 hint = ""
                 if len(header) == 1 and ";" in header[0]:
@@ -420,6 +451,11 @@ def _locate_ragged_row(path: Path, delimiter: str) -> None:
                             "looks like a comment or title line, not the header: delete it, so that the first "
                             "line names the columns" + ("" if comment or delimiter != "," else
                                                         " (or, if it is the header, a decimal comma?)"))
+                elif len(fields) == len(header) + 1 and not fields[-1].strip():
+                    # Data lines ending in a delimiter under a header that does not: an exporter's habit, not
+                    # a decimal comma (audit BB M6).
+                    hint = (f"; the line ends in {delimiter!r} but the header does not: remove the trailing "
+                            f"{delimiter!r} from the data lines, or end the header with {delimiter!r} too")
                 elif delimiter == "," and len(fields) > len(header):
                     hint = " (a decimal comma, or an unquoted ',' inside a value?)"
                 raise DataFileError(
@@ -825,41 +861,46 @@ def _fill_values(values: np.ndarray, dst: np.ndarray) -> tuple[int, str] | None:
     return None
 
 
-#: A number written with ',' (a decimal comma, ``14,23``, or a thousands separator, ``1,234``).
-_COMMA_NUMBER = re.compile(r"^\s*[-+]?[0-9][0-9,]*,[0-9]+\s*$")
+#: A number written with ',' (a decimal comma, ``14,23``, or a thousands separator, ``1,234``, ``1,326.0``).
+_COMMA_NUMBER = re.compile(r"^\s*[-+]?[0-9][0-9,]*,[0-9]+(\.[0-9]*)?\s*$")
 
 #: Cells that mark a value as missing beyond those Arrow reads as null (``""``, ``NA``, ``NaN``, ...),
 #: as the UCI files (``?``) and exports write them; compared case-insensitively, spaces stripped.
 _MISSING_MARKS = frozenset({"?", "-", ".", "na", "n/a", "nan", "null", "none", "missing"})
 
 
-def _bad_cell(path: Path, row: int, name: str, col: Any, problem: str, what: str) -> DataFileError:
+def _bad_cell(path: Path, row: int, name: str, col: Any, problem: str, what: str, *,
+              ignorable: bool = True) -> DataFileError:
     """The error for the first bad cell (``problem``, from :func:`_fill_float`) of column ``name`` (values
     ``col``) of ``path``: it says what softmaxkit does not do for the cell's kind, which a user coming from
     pandas or scikit-learn pipelines may expect (audit: "non-numeric value 'F'" for a ``sex`` column, with
-    no word on encoding; a timestamp quoted as NumPy writes it, ``2020-08-07T10:30:00``, not as the file)."""
+    no word on encoding; a timestamp quoted as NumPy writes it, ``2020-08-07T10:30:00``, not as the file).
+    ``ignorable``: whether ``--ignore`` may leave the column out; not a model's feature, which ``predict``
+    must read (it has no ``--ignore``, and suggested it: audit BB M2)."""
     import pyarrow as pa
 
     hint = ""
     temporal = not isinstance(col, np.ndarray) and pa.types.is_temporal(col.type)
+    leave_out = what == "feature" and ignorable
     if problem.startswith("missing value"):
         hint = ("; softmaxkit does not impute missing values: fill them in (or drop the rows that lack one"
-                + (f", or the column with --ignore {name})" if what == "feature" else ")"))
+                + (f", or the column with --ignore {name})" if leave_out else ")"))
     elif temporal:
         if path.suffix.lower() in (".csv", ".tsv"):
             written = _read_text_columns(path, path.suffix.lower(), [name])[name][row].as_py()
             problem = f"non-numeric value {written!r}"
         problem += " (a date or time)"
-        hint = (f"; convert it to a number (such as days since a start date), or leave the column out with "
-                f"--ignore {name}")
+        hint = ("; convert it to a number (such as days since a start date)"
+                + (f", or leave the column out with --ignore {name}" if ignorable else ""))
     elif problem.startswith("non-numeric value") and what == "feature" and "',' in a number" not in problem:
         hint = (f"; softmaxkit does not encode categorical columns: one-hot encode {name!r} (one 0/1 column per "
-                f"category), or leave it out with --ignore {name}")
+                f"category)" + (f", or leave it out with --ignore {name}" if ignorable else ""))
     return DataFileError(location(path, row, name) + f"{problem}; {what} values must be {_value_rule(what)}{hint}")
 
 
 def numeric_matrix(
-    path: str | os.PathLike, columns: Mapping[str, Any], *, what: str = "feature", dtype: Any = np.float64
+    path: str | os.PathLike, columns: Mapping[str, Any], *, what: str = "feature", dtype: Any = np.float64,
+    ignorable: bool = True,
 ) -> np.ndarray:
     """Stack ``columns`` into a finite ``dtype`` (float64 unless told) matrix of shape (n_rows, n_columns).
 
@@ -868,7 +909,7 @@ def numeric_matrix(
 
     The matrix is Fortran-ordered: each column is filled with one contiguous
     copy (filling a C-ordered matrix column by column would touch a new cache
-    line per value).
+    line per value). ``ignorable``: whether an error may suggest ``--ignore`` (:func:`_bad_cell`).
 
     Raises
     ------
@@ -886,7 +927,7 @@ def numeric_matrix(
     if problems:
         # Report the earliest bad cell in reading order, whichever column it is in.
         row, _, name, message = min(problems)
-        raise _bad_cell(path, row, name, columns[name], message, what)
+        raise _bad_cell(path, row, name, columns[name], message, what, ignorable=ignorable)
     _refuse_rows_without_probability(path, out, what)
     return out
 
@@ -946,8 +987,8 @@ def _label_column(path: Path, name: str, col: Any) -> np.ndarray:
         huge = np.abs(col) >= 2.0**53  # beyond exact integers: 1e20 became -9223372036854775808
         if huge.any():
             row = int(np.argmax(huge))
-            raise DataFileError(location(path, row, name) + f"label {float(col[row])!r} is too large to be a class "
-                                "number; labels are class names or integer class numbers")
+            raise DataFileError(location(path, row, name) + f"label {_label_as_written(path, name, row, col[row])} "
+                                "is too large to be a class number; labels are class names or integer class numbers")
         if fractional.any():
             # scikit-learn's own words here are "Unknown label type: continuous", naming nothing.
             row = int(np.argmax(fractional))
@@ -960,6 +1001,18 @@ def _label_column(path: Path, name: str, col: Any) -> np.ndarray:
     if col.dtype.kind == "U":
         _check_text_labels(path, name, col)
     return col
+
+
+def _label_as_written(path: Path, name: str, row: int, value: Any) -> str:
+    """The number ``value`` read at ``row`` of column ``name``, as a CSV/TSV writes it when the float read
+    is another number: 9007199254740993 reads as 9007199254740992.0, which the file does not hold (audit
+    BB M5); ``1e20`` stays ``1e+20``."""
+    shown = repr(float(value))
+    if path.suffix.lower() in (".csv", ".tsv"):
+        written = str(_read_text_columns(path, path.suffix.lower(), [name])[name][row].as_py()).strip()
+        if _numeric_value(written) is not None and _numeric_value(written) != Decimal(float(value)):
+            return written
+    return shown
 
 
 def _refuse_temporal_labels(path: Path, name: str, kind: Any) -> None:
@@ -1282,7 +1335,9 @@ def read_features(
     _warn_unlike_index(path, {n: columns[n] for n in ignored
                               if _ROW_INDEX.match(n) and n not in user_ignored and n not in empty})
     y = None if target_name is None else _label_column(path, target_name, columns[target_name])
-    X = numeric_matrix(path, {n: columns[n] for n in selected})
+    # A model's features (n_features, feature_names: predict's) cannot be left out with --ignore.
+    ignorable = n_features is None and feature_names is None
+    X = numeric_matrix(path, {n: columns[n] for n in selected}, ignorable=ignorable)
     return Features(X=X, y=y, feature_names=selected, target_name=target_name, named=named, ignored=ignored,
                     ids=tuple(found))
 
@@ -1495,7 +1550,8 @@ def _parquet_features(path: Path, *, ids: bool = False, **plan: Any) -> Features
     y = None
     if target_name is not None:
         y = _label_column(path, target_name, pf.read(columns=[target_name]).column(0))
-    X = _parquet_matrix(path, pf, selected, dtype=np.float64, order="F", what="feature")
+    X = _parquet_matrix(path, pf, selected, dtype=np.float64, order="F", what="feature",
+                        ignorable=plan.get("n_features") is None and plan.get("feature_names") is None)
     return Features(X=X, y=y, feature_names=selected, target_name=target_name, named=True, ignored=ignored,
                     ids=tuple(found))
 
@@ -1518,7 +1574,8 @@ def _is_number_type(t: Any) -> bool:
     return pa.types.is_integer(t) or pa.types.is_floating(t)
 
 
-def _parquet_matrix(path: Path, pf: Any, names: list[str], *, dtype: Any, order: str, what: str) -> np.ndarray:
+def _parquet_matrix(path: Path, pf: Any, names: list[str], *, dtype: Any, order: str, what: str,
+                    ignorable: bool = True) -> np.ndarray:
     """The numeric columns ``names`` of Parquet file ``pf`` as one finite (n, len(names)) matrix.
 
     Read in pieces of (row group) x (a few columns): a row group alone can be
@@ -1538,7 +1595,8 @@ def _parquet_matrix(path: Path, pf: Any, names: list[str], *, dtype: Any, order:
             for j, name in enumerate(piece.column_names):
                 problem = _fill_float(piece.column(j), out[offset : offset + rows, first + j], what)
                 if problem is not None:
-                    raise _bad_cell(path, offset + problem[0], name, piece.column(j), problem[1], what)
+                    raise _bad_cell(path, offset + problem[0], name, piece.column(j), problem[1], what,
+                                    ignorable=ignorable)
             del piece
         offset += rows
     _refuse_rows_without_probability(path, out, what)
@@ -1739,37 +1797,57 @@ def _refuse_row_ids(path: str | os.PathLike, names: list[str], matrix: np.ndarra
         )
 
 
-def _only_zero_one(column: np.ndarray) -> bool:
-    """Whether every value of ``column`` is 0 or 1; a real score column fails on its first rows."""
-    if not np.isin(column[:64], (0.0, 1.0)).all():
-        return False
-    return all(np.isin(block, (0.0, 1.0)).all() for _, block in iter_row_blocks(column))
+def _class_numbers(column: np.ndarray, n_columns: int) -> int | None:
+    """The largest value of ``column`` when it holds whole numbers 0..``n_columns - 1`` only, at least two
+    distinct ones: class indices (labels, predicted classes), as no score column is; else None."""
+    head = column[:64]
+    if not len(head) or not (np.array_equal(head, np.floor(head)) and head.min() >= 0):
+        return None
+    low, high = float(np.min(column)), float(np.max(column))
+    if low < 0 or high > n_columns - 1 or low == high or not _whole_numbers(column):
+        return None
+    return int(high)
 
 
-def _warn_prediction_column(path: str | os.PathLike, names: list[str], values: np.ndarray, *, kind: str) -> None:
-    """Warn when, of several unprefixed score columns, one holds only 0 and 1 (both) while another holds
-    other values: predicted classes beside the scores (``scores,preds``), not one more class's scores.
+def _check_class_index_columns(path: str | os.PathLike, names: list[str], values: np.ndarray, *, kind: str,
+                            keep: Collection[str] = ()) -> None:
+    """Warn when, of several unprefixed score columns, one holds only 0 and 1 while another holds
+    fractions, and refuse one that holds only whole numbers 0..K-1 reaching 2 or more (K: the columns;
+    ``keep``: classes of ``--classes``, never refused): class indices beside the scores (predicted
+    classes ``scores,preds``, labels, a fold), not one more class's scores.
 
     A CSV or Parquet ``scores,preds`` read as the logits of two classes scored accuracy 0.2425 for 0.78
-    (review audit R1, exit 0); the ``.npz`` form is refused (:func:`_one_d_columns`), but a table's
-    columns may be classes of any name. A column of zeros alone (a reference class's logit) is no
-    prediction, and probabilities whose rows sum to 1 are a model's (a decision tree's 0/1 leaves).
+    (review audit R1, exit 0); wine logits beside their label column, 0.9438 for 0.9551 (audit BB). The
+    ``.npz`` form is refused (:func:`_one_d_columns`), but a table's columns may be classes of any name,
+    so a column named otherwise is warned of (one named so is refused, :func:`_refuse_non_score_names`).
+    A column of zeros alone (a reference class's logit) is no prediction, and probabilities whose rows
+    sum to 1 are a model's (a decision tree's 0/1 leaves).
     """
     if len(names) < 2:
         return
-    binary = [j for j in range(len(names)) if _only_zero_one(values[:, j])
-              and (values[:, j] == 0).any() and (values[:, j] == 1).any()]
-    others = [names[j] for j in range(len(names)) if j not in binary and not _only_zero_one(values[:, j])]
-    if not binary or not others:
+    highest = {j: _class_numbers(values[:, j], len(names)) for j in range(len(names))}
+    found = [j for j, high in highest.items() if high is not None]
+    if not found:  # the usual case, decided on each column's first rows
+        return
+    others = [names[j] for j in range(len(names)) if not _whole_numbers(values[:, j])]
+    if not others:
         return
     if kind == "probability" and bool(np.all(np.abs(values.sum(axis=1) - 1.0) <= 1e-3)):
         return
-    name = names[binary[0]]
+    name = names[found[0]]
+    held = "only 0 and 1" if highest[found[0]] == 1 else f"only whole numbers 0..{highest[found[0]]}"
+    text = (f"{location(Path(path), column=name)}holds {held} beside {shown_names(others)}, which "
+            f"{'does' if len(others) == 1 else 'do'} not")
+    if highest[found[0]] > 1 and name not in keep:
+        # 0..2 beside fractions is a class index column (labels, predictions), which no model's logits are;
+        # 0/1 may be a hard classifier's scores, so that one is warned of only.
+        raise DataFileError(f"{text}: it looks like class indices (labels or predicted classes), which read as "
+                            f"{_PLURAL[kind]} would be one more class; pass --ignore {name}, or, if it is a class, "
+                            "list the classes with --classes")
     import warnings
 
-    warnings.warn(f"{location(Path(path), column=name)}holds only 0 and 1 beside {shown_names(others)}, which "
-                  f"{'does' if len(others) == 1 else 'do'} not: read as the {_PLURAL[kind]} of one more class; if it "
-                  f"is predicted classes, pass --ignore {name}", stacklevel=4)
+    warnings.warn(f"{text}: read as the {_PLURAL[kind]} of one more class; if it is predicted classes, pass "
+                  f"--ignore {name}", stacklevel=4)
 
 
 def _score_class(name: str, prefix: str) -> str | None:
@@ -1859,7 +1937,8 @@ def _refuse_repeated_classes(path: str | os.PathLike, columns: list[str], classe
 
 def score_columns(
     path: str | os.PathLike, names: list[str], *, kind: str, exclude: tuple[str, ...] = (),
-    ignore: tuple[str, ...] = (), empty: Collection[str] = (),
+    ignore: tuple[str, ...] = (), empty: Collection[str] = (), keep: Collection[str] = (),
+    label_names: Collection[str] = (),
 ) -> tuple[list[str], list[str] | None]:
     """Which columns of a score file hold ``kind`` scores, and the class names they carry.
 
@@ -1878,7 +1957,11 @@ def score_columns(
     accuracy 0.30 for 0.98), the ``empty`` ones (nameless and blank on every
     row, :func:`_empty_nameless`: a header ``0,1,`` is two classes) and the
     ``exclude``d ones (the label column, when the labels come from the same
-    file). ``ignore`` (``--ignore``: names or
+    file). Of several such columns, one named as no scores are
+    (:data:`NON_SCORE_NAMES`: ``target``, ``prediction``, ``fold``, ...) or
+    as the labels' column of another file (``label_names``) is refused
+    (:func:`_refuse_non_score_names`), unless ``keep`` (``--classes``) names
+    it. ``ignore`` (``--ignore``: names or
     positions, each must exist; :func:`_resolve_ignore`) leaves out columns of
     either kind of file. Once the values are known, :func:`read_scores` leaves
     out the row ids among unprefixed columns (:func:`id_columns`) and refuses
@@ -1904,7 +1987,9 @@ def score_columns(
         )
     if not mine:
         rest = [n for n in names if n not in exclude]
-        return [n for n in rest if n not in saved_index] or rest, None
+        rest = [n for n in rest if n not in saved_index] or rest
+        _refuse_non_score_names(path, rest, kind=kind, keep=keep, label_names=label_names)
+        return rest, None
     _refuse_mixed_case_prefixes(path, mine, own=own, kind=kind)
     _warn_near_prefixes(path, [n for n in names if n not in mine and n not in exclude], mine, own=own, kind=kind)
     classes = [_score_class(n, own) for n in mine]
@@ -1914,7 +1999,7 @@ def score_columns(
 
 def read_scores(
     path: str | os.PathLike, *, kind: str, binary_column: bool = True, exclude: tuple[str, ...] = (),
-    ignore: tuple[str, ...] = (), classes: Collection[str] = (),
+    ignore: tuple[str, ...] = (), classes: Collection[str] = (), label_names: Collection[str] = (),
 ) -> Scores:
     """Read logits (``kind="logit"``) or probabilities (``"probability"``), one column per class.
 
@@ -1933,7 +2018,8 @@ def read_scores(
     text) are left out and listed in :attr:`Scores.ignored`, where the commands
     match rows on them; other unprefixed columns that number the rows are
     refused (:func:`_refuse_row_ids`); never those named by ``classes`` (the
-    user's ``--classes``).
+    user's ``--classes``). ``label_names``: the labels' column name in a separate labels file
+    (:func:`label_column_name`), which is no score column here either.
     """
     path = Path(path)
     if path.suffix.lower() == ".npy" and path.is_file() and path.stat().st_size:
@@ -1953,7 +2039,7 @@ def read_scores(
             return Scores(arr, None, tuple(name for name in names if name in left_out))
     if path.suffix.lower() == ".parquet" and path.is_file() and path.stat().st_size:
         return _parquet_scores(path, kind=kind, binary_column=binary_column, exclude=exclude, ignore=ignore,
-                               classes=classes)
+                               classes=classes, label_names=label_names)
     if path.suffix.lower() in _CONTAINER_SUFFIXES:
         columns, left_out, arrays = _container_score_columns(path, kind=kind, exclude=exclude, ignore=ignore,
                                                              classes=classes)
@@ -1971,7 +2057,8 @@ def read_scores(
         columns, left_out, arrays = read_columns(path), (), {}
     named = has_column_names(path, columns)
     use, found = score_columns(path, list(columns), kind=kind, exclude=exclude, ignore=ignore,
-                               empty=_empty_nameless(columns) if named else ())
+                               empty=_empty_nameless(columns) if named else (), keep=classes,
+                               label_names=label_names if named else ())
     ids: list[str] = []
     if found is None and named:
         use, ids = _without_ids(path, use, {n: columns[n] for n in use}, keep=classes)
@@ -1988,7 +2075,7 @@ def read_scores(
     if found is None:
         _refuse_row_ids(path, use, values, kind=kind, keep=classes if named else ())
         if named:
-            _warn_prediction_column(path, use, values, kind=kind)
+            _check_class_index_columns(path, use, values, kind=kind, keep=classes)
     return Scores(values, found, left_out + tuple(n for n in columns if n not in wanted), tuple(use), tuple(ids))
 
 
@@ -2019,6 +2106,54 @@ def _without_ids(path: str | os.PathLike, use: list[str], columns: Mapping[str, 
 #: Names of the array holding the labels in an ``.npz`` or ``.safetensors`` of several arrays, as
 #: PyTorch and NumPy users save a validation run: ``np.savez(f, logits=L, labels=y)``.
 LABEL_ARRAY_NAMES = ("labels", "label", "y", "y_true", "target", "targets")
+
+#: Names of columns that hold no class's scores beside other columns (labels, predicted classes, a
+#: cross-validation fold), compared without letter case or surrounding spaces: pandas' header ``0,1,2,label``
+#: read ``label`` as a 4th class (audit BB: accuracy 0.9438 for 0.9551; 0.0225 with ``target`` first).
+NON_SCORE_NAMES = (*LABEL_ARRAY_NAMES, "prediction", "predictions", "predicted", "pred", "preds", "y_pred",
+                   "y_hat", "class", "true_class", "true_label", "fold")
+
+
+def _refuse_non_score_names(path: str | os.PathLike, names: list[str], *, kind: str, keep: Collection[str],
+                            label_names: Collection[str]) -> None:
+    """Refuse, of two or more unprefixed score columns ``names``, one named as no scores are
+    (:data:`NON_SCORE_NAMES`) or as the labels' column of the labels file (``label_names``), unless
+    ``keep`` (``--classes``) names it: read as one more class it shifts every metric without a word.
+    One column alone is a binary problem's scores whatever its name (``pred``: P(class 1))."""
+    if len(names) < 2:
+        return
+    labels = {_bare_name(n).casefold() for n in label_names}
+    for name in names:
+        bare = _bare_name(name).casefold()
+        if name in keep or not (bare in NON_SCORE_NAMES or bare in labels):
+            continue
+        what = ("as the labels' column of the labels file" if bare in labels
+                else "as labels, predicted classes or folds are")
+        raise DataFileError(
+            f"{location(Path(path), column=name)}named {what}, not as {_PLURAL[kind]}, beside the score columns "
+            f"{shown_names([n for n in names if n != name])} (read as scores it would be one more class); pass "
+            f"--ignore {name}, name the score columns {SCORE_PREFIXES[kind]}<class>, or, if it is a class, list "
+            "the classes with --classes"
+        )
+
+
+def label_column_name(path: str | os.PathLike, *, column: str | None = None) -> str | None:
+    """The name of the labels' column in the table ``path`` (CSV, TSV, Parquet): ``column`` resolved, or
+    the one column besides saved row indexes and a Parquet pandas index; None for arrays (whose names are
+    positions) or when several columns leave it open. Read from the header or schema alone."""
+    path = Path(path)
+    if path.suffix.lower() not in _TABLE_SUFFIXES or not path.is_file():
+        return None
+    names = _column_names(path)
+    if column is not None:
+        try:
+            return _resolve_column(path, dict.fromkeys(names), column, option="--label-column")
+        except DataFileError:
+            return None  # read_labels says what is wrong
+    others = set(label_file_other_columns(path))
+    rest = [name for name in names if name not in others]
+    return rest[0] if len(rest) == 1 else None
+
 
 #: Names of the array holding the scores of each ``kind`` in such a file.
 SCORE_ARRAY_NAMES = {"logit": ("logits", "logit"), "probability": ("probs", "prob", "probabilities", "proba", "probas")}
@@ -2218,7 +2353,8 @@ _BATCH_VALUES = 1 << 22
 
 
 def _parquet_scores(path: Path, *, kind: str, binary_column: bool, exclude: tuple[str, ...],
-                    ignore: tuple[str, ...] = (), classes: Collection[str] = ()) -> Scores:
+                    ignore: tuple[str, ...] = (), classes: Collection[str] = (),
+                    label_names: Collection[str] = ()) -> Scores:
     """Scores from a Parquet file, read in pieces straight into one matrix (:func:`_parquet_matrix`).
 
     The matrix keeps the file's float32 when every score column is float32:
@@ -2231,7 +2367,7 @@ def _parquet_scores(path: Path, *, kind: str, binary_column: bool, exclude: tupl
     schema = pf.schema_arrow
     names = list(schema.names)
     use, found = score_columns(path, names, kind=kind, exclude=exclude, ignore=ignore,
-                               empty=_parquet_empty_nameless(pf))
+                               empty=_parquet_empty_nameless(pf), keep=classes, label_names=label_names)
     maybe_ids = [n for n in use if is_row_id_name(n) and n not in classes] if found is None else []
     ids: list[str] = []
     if maybe_ids:  # read alone: a score column's values are read below, in pieces
@@ -2252,7 +2388,7 @@ def _parquet_scores(path: Path, *, kind: str, binary_column: bool, exclude: tupl
         values = _parquet_matrix(path, pf, use, dtype=dtype, order="C", what=kind)
     if found is None:
         _refuse_row_ids(path, use, values, kind=kind, keep=classes)
-        _warn_prediction_column(path, use, values, kind=kind)
+        _check_class_index_columns(path, use, values, kind=kind, keep=classes)
     return Scores(values, found, ignored, tuple(use), tuple(ids))
 
 
@@ -2389,6 +2525,8 @@ def encode_labels(
     index = np.array([lookup.get(u, -1) for u in uniques.tolist()], dtype=np.int64)
     if (index < 0).any():
         index = _as_class_numbers(uniques, lookup, index)
+    if (index < 0).any():
+        index = _as_class_values(uniques, lookup, index)
     out = index[inverse.reshape(-1)]
     bad = out < 0
     if bad.any():
@@ -2417,6 +2555,67 @@ def _as_class_numbers(spellings: np.ndarray, lookup: Mapping[str, int], index: n
                      for u, i in zip(spellings.tolist(), index.tolist())], dtype=np.int64)
 
 
+def _numeric_value(text: str) -> Decimal | None:
+    """The exact value of ``text`` when it is a finite plain decimal number (``1``, ``1.0``, ``1e1``), else
+    None; :class:`decimal.Decimal` keeps integers beyond 2**53 exact, as a float would not."""
+    if not _NUMBER.match(text):
+        return None
+    value = Decimal(text.strip())
+    return value if value.is_finite() else None
+
+
+def _as_class_values(spellings: np.ndarray, lookup: Mapping[str, int], index: np.ndarray) -> np.ndarray:
+    """``index`` with the number ``spellings`` matched to the class names that write the same number
+    another way (label ``1`` or ``1.0`` to a class ``1.0``), when every class name is a number and no
+    two name one value.
+
+    Float labels saved by pandas name their columns ``p_1.0, p_2.0``; the labels ``1, 2, 3`` (or
+    ``10.0`` read back as the integer 10) matched none of them by text and were read as column positions,
+    refused as "label 3 is not a class of the 3-class scores (0..2)" with advice that was refused in turn
+    (audit BB M4).
+    """
+    values = [_numeric_value(name) for name in lookup]
+    if any(v is None for v in values) or len(set(values)) != len(values):
+        return index
+    by_value = dict(zip(values, lookup.values()))
+    out = []
+    for spelling, i in zip(spellings.tolist(), index.tolist()):
+        value = _numeric_value(spelling) if i < 0 else None
+        out.append(by_value.get(value, -1) if value is not None else i)
+    return np.array(out, dtype=np.int64)
+
+
+def class_positions(wanted: Sequence[str], names: Sequence[str]) -> list[int] | None:
+    """Where each of ``wanted`` sits among ``names`` (the same classes, in any order), matched by text, else
+    as the same number written otherwise (``1`` and ``1.0``, :func:`_as_class_values`); None when they
+    are not the same classes."""
+    lookup = {str(name): j for j, name in enumerate(names)}
+    spellings = np.array([str(w) for w in wanted])
+    index = np.array([lookup.get(w, -1) for w in spellings.tolist()], dtype=np.int64)
+    if (index < 0).any() and len(spellings):
+        index = _as_class_values(spellings, lookup, index)
+    if len(wanted) != len(names) or sorted(index.tolist()) != list(range(len(names))):
+        return None
+    return index.tolist()
+
+
+def _names_a_class(labels: np.ndarray, classes: Any) -> bool:
+    """Whether some label of ``labels`` is one of ``classes`` by name, as :func:`encode_labels` matches
+    names (the text, a zero-padded integer, or the same number written otherwise)."""
+    spellings = np.unique(labels.astype(str))
+    lookup = {str(c): i for i, c in enumerate(np.asarray(classes).tolist())}
+    index = np.array([lookup.get(u, -1) for u in spellings.tolist()], dtype=np.int64)
+    if (index >= 0).any():
+        return True
+    return bool((_as_class_values(spellings, lookup, _as_class_numbers(spellings, lookup, index)) >= 0).any())
+
+
+#: Where the ``classes`` of :func:`read_labels` come from: ``"columns"``, the score columns' own names
+#: (``p_<class>``, a numbered header); ``"user"``, a list the user gave in the labels' order
+#: (``--classes``). None: not said (the library's default).
+CLASS_SOURCES = (None, "columns", "user")
+
+
 def read_labels(
     path: str | os.PathLike,
     *,
@@ -2424,6 +2623,7 @@ def read_labels(
     n_classes: int | None = None,
     classes: Any = None,
     ids_left_out: Collection[str] = (),
+    classes_from: str | None = None,
 ) -> np.ndarray:
     """Read class labels (one per row) from ``path`` as class indices.
 
@@ -2451,6 +2651,15 @@ def read_labels(
         The scores' columns left out as row ids (:attr:`Scores.ids`), named
         with ``--classes`` when a label lies beyond ``n_classes``: one of them
         may be a class named like an id.
+    classes_from : {None, "columns", "user"}, optional
+        Where ``classes`` come from (:data:`CLASS_SOURCES`), which decides
+        how integer labels none of which names a class are read. ``"user"``
+        (``--classes``, listed in the labels' order): as positions in
+        ``classes``. ``"columns"`` (the score columns' names): refused when a
+        name is no whole number (``p_bird, p_cat, p_dog`` over labels 0..2:
+        which number is which class is written nowhere), and labels that name
+        classes draw no warning that they might be indices. None: as
+        positions, with a warning giving the mapping.
 
     Returns
     -------
@@ -2504,24 +2713,15 @@ def read_labels(
         labels = _bool_labels(path, name, labels, classes)
     if classes is not None:
         names = {str(c) for c in np.asarray(classes).tolist()}
-        as_text = set(np.unique(labels.astype(str)).tolist())
-        if names & as_text or labels.dtype.kind not in "iu":
+        if labels.dtype.kind not in "iu" or _names_a_class(labels, classes):
             encoded = encode_labels(labels, classes, path=path, column=name)
-            _warn_if_also_indices(path, name, labels, encoded, len(names))
+            if classes_from != "columns":
+                # Columns that name their classes (logit_2, logit_0, logit_1) leave no doubt that the labels
+                # are those names (audit BB M7: the warning was noise there).
+                _warn_if_also_indices(path, name, labels, encoded, len(names))
             return encoded
         n_classes = len(names) if n_classes is None else n_classes
-        import warnings
-
-        # Integer labels against named classes: the mapping is the columns' order, which the file
-        # cannot confirm (scikit-learn's breast cancer has 0 = malignant; a p_benign, p_malignant
-        # file reads 0 as benign).
-        shown = ", ".join(f"{j} = {str(c)!r}" for j, c in enumerate(np.asarray(classes).tolist()[:4]))
-        warnings.warn(
-            f"{path}: column {name!r} holds integer labels but the scores name their classes: read as column "
-            f"positions ({shown}{', ...' if len(names) > 4 else ''}); if the numbers mean other classes, give "
-            "the labels as class names",
-            stacklevel=2,
-        )
+        _integer_labels_against_names(path, name, labels, classes, classes_from=classes_from)
     if labels.dtype.kind == "U":
         labels = _zero_padded_indices(path, name, labels)
     if labels.dtype.kind not in "iu":
@@ -2543,15 +2743,63 @@ def read_labels(
                 which = (f"column {ids[0]!r} was left out as a row id" if len(ids) == 1
                          else f"columns {shown_names(ids)} were left out as row ids")
                 dropped = f"; the scores' {which}: if a class is named so, list every class with --classes to keep it"
+            elif classes is not None:
+                # Positions in named classes: say which (the classes 1.0, 2.0, 3.0 were shown as "0..2").
+                dropped = f" ({_positions_text(classes)})"
             elif labels.min() == 1 and labels.max() == n_classes and n_classes > 1:
                 one_to_k = ",".join(str(k) for k in range(1, n_classes + 1))
                 dropped = (f"; the labels look 1-based (1..{n_classes}): pass --classes {one_to_k} if the columns are "
                            f"the classes 1..{n_classes}")
-            raise DataFileError(
-                location(path, row, name)
-                + f"label {labels[row]} is not a class of the {n_classes}-class scores (0..{n_classes - 1}){dropped}"
-            )
+            what = (f"a class of the {n_classes}-class scores (0..{n_classes - 1})" if classes is None
+                    else f"a class name, nor a position 0..{n_classes - 1} in the classes")
+            raise DataFileError(location(path, row, name) + f"label {labels[row]} is not {what}{dropped}")
     return labels
+
+
+def _positions_text(classes: Any, limit: int = 4) -> str:
+    """``0 = 'cat', 1 = 'dog', ...``: the class at each position of ``classes``, for messages."""
+    names = [str(c) for c in np.asarray(classes).tolist()]
+    shown = ", ".join(f"{j} = {c!r}" for j, c in enumerate(names[:limit]))
+    return shown + (", ..." if len(names) > limit else "")
+
+
+def _integer_labels_against_names(path: Path, name: str, labels: np.ndarray, classes: Any, *,
+                                  classes_from: str | None) -> None:
+    """Warn of, or refuse, integer ``labels`` none of which names a class of ``classes``, about to be read as
+    positions in ``classes`` (``classes_from``: :data:`CLASS_SOURCES`; ``"user"`` listed them in the
+    labels' order, so nothing is said).
+
+    ``apply --classes cat,dog,bird`` writes ``p_bird, p_cat, p_dog`` (sorted); its integer labels 0..2
+    (cat, dog, bird) read as those columns' positions scored accuracy 0.0 and log-loss 10.79 for 1.0 and
+    0.035, exit 0, under a warning (audit BA). Nothing in the files says which number is which class, so
+    with names that are no whole numbers this is refused; whole-number names (``10, 20, 30``) are refused
+    by the CLI with their own message (``_refuse_positional_labels``).
+    """
+    if classes_from not in CLASS_SOURCES:
+        raise ValueError(f"classes_from must be one of {CLASS_SOURCES}, got {classes_from!r}")
+    if classes_from == "user":
+        return
+    names = [str(c) for c in np.asarray(classes).tolist()]
+    values = np.unique(labels)
+    shown_values = ", ".join(map(str, values[:6].tolist())) + (", ..." if len(values) > 6 else "")
+    if classes_from == "columns" and not all(re.fullmatch(r"\s*[-+]?[0-9]+\s*", c) for c in names):
+        raise DataFileError(
+            f"{path}: column {name!r} holds integer labels ({shown_values}), but the score columns are named for "
+            f"the classes {shown_names(names)}: which number is which class is not written anywhere (read as "
+            f"the columns' positions, {_positions_text(classes)}); pass --classes with the class names in the "
+            "labels' order (label 0's class first), or write the labels as class names"
+        )
+    import warnings
+
+    # Integer labels against named classes: the mapping is the columns' order, which the file
+    # cannot confirm (scikit-learn's breast cancer has 0 = malignant; a p_benign, p_malignant
+    # file reads 0 as benign).
+    warnings.warn(
+        f"{path}: column {name!r} holds integer labels but the scores name their classes: read as column "
+        f"positions ({_positions_text(classes)}); if the numbers mean other classes, give the labels as class "
+        "names",
+        stacklevel=3,
+    )
 
 
 def _bool_labels(path: Path, name: str, labels: np.ndarray, classes: Any) -> np.ndarray:

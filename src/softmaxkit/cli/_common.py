@@ -656,16 +656,23 @@ def read_predictions(args: argparse.Namespace) -> Predictions:
     file other than the scores file that shares a row id column with it is
     matched to the scores' rows on it (:func:`labels_by_row_id`).
     """
-    from softmaxkit.data import read_labels
+    from softmaxkit.data import label_column_name, read_labels
 
     source = args.logits or args.probs
     kind = "logit" if args.logits else "probability"
     # Labels kept in the scores file: their column is not one more class (audit: a 4th "logit").
     same_file = args.label_column is not None and _same_file(args.labels, source)
-    read = read_score_file(source, kind=kind, given_classes=getattr(args, "classes", None),
-                           exclude=(args.label_column,) if same_file else (), ignore=ignored_columns(args))
+    # Nor is a column of the scores named as the labels' column of another file (audit BB: 'target'
+    # beside logits a, b, c read as a 4th class, accuracy 0.0225 for 0.9551, exit 0).
+    label_name = None if _same_file(args.labels, source) else label_column_name(args.labels, column=args.label_column)
+    given_classes = getattr(args, "classes", None)
+    read = read_score_file(source, kind=kind, given_classes=given_classes,
+                           exclude=(args.label_column,) if same_file else (), ignore=ignored_columns(args),
+                           label_names=(label_name,) if label_name is not None else ())
+    # --classes lists the classes in the labels' order; the columns' own names say nothing of it, so
+    # integer labels against them are refused (softmaxkit.data.read_labels).
     labels = read_labels(args.labels, column=args.label_column, n_classes=read.scores.shape[1], classes=read.classes,
-                         ids_left_out=read.ids)
+                         ids_left_out=read.ids, classes_from="user" if given_classes is not None else "columns")
     matched_on = scores_matched_on = None
     if not _same_file(args.labels, source):
         labels, matched_on, scores_matched_on = labels_by_row_id(labels, args.labels, source,
@@ -1288,7 +1295,8 @@ class ScoreFile(NamedTuple):
 
 
 def read_score_file(source: str, *, kind: str, given_classes: list[str] | None,
-                    exclude: tuple[str, ...] = (), ignore: tuple[str, ...] = ()) -> ScoreFile:
+                    exclude: tuple[str, ...] = (), ignore: tuple[str, ...] = (),
+                    label_names: tuple[str, ...] = ()) -> ScoreFile:
     """Read logits (``kind="logit"``) or probabilities from ``source`` as ``evaluate``, ``calibrate``
     and ``apply`` all do.
 
@@ -1298,19 +1306,24 @@ def read_score_file(source: str, *, kind: str, given_classes: list[str] | None,
     it is that class's score and the pair is swapped. A name other than
     ``0``/``1`` needs ``--classes``. The class names come
     from ``p_<class>`` or ``logit_<class>`` columns, or ``given_classes``
-    (``--classes``), which must agree with them; so must plain column names
-    (no prefix) of which one is a class of ``given_classes``. Without
+    (``--classes``), which must name the same classes; so must plain column
+    names (no prefix) of which one is a class of ``given_classes``. Named
+    columns are matched to ``given_classes`` by name (``1`` matches ``p_1.0``,
+    :func:`softmaxkit.data.class_positions`) and come back in its order, the
+    labels' order: integer label i is its i-th class. Without
     ``given_classes``, plain column names that are distinct whole numbers
     other than ``0..K-1`` in order (pandas' header of ``DataFrame(z)[[2, 0, 1]]``)
     are the class names (:func:`numbered_header`): the columns come back in
     their numeric order, with a warning that they are matched by name.
     Probabilities must be rows that sum to 1. ``exclude`` names columns that are not scores
     (the labels' column, when the labels come from the same file); ``ignore``
-    those of ``--ignore``, each of which must exist.
+    those of ``--ignore``, each of which must exist; ``label_names`` the labels' column name in a
+    separate labels file, refused as a score column (:func:`softmaxkit.data.score_columns`).
     """
-    from softmaxkit.data import read_scores, stored_float_dtype
+    from softmaxkit.data import class_positions, read_scores, stored_float_dtype
 
-    read = read_scores(source, kind=kind, exclude=exclude, ignore=ignore, classes=given_classes or ())
+    read = read_scores(source, kind=kind, exclude=exclude, ignore=ignore, classes=given_classes or (),
+                       label_names=label_names)
     stored = stored_float_dtype(source, read.columns)
     scores = two_class_scores(read.values, kind=kind)  # in the dtype the file stores them (read_scores)
     # One named column (p_yes) is P(class 1) of an unnamed pair: its name is not a class list.
@@ -1338,13 +1351,17 @@ def read_score_file(source: str, *, kind: str, given_classes: list[str] | None,
                       "they are not the class names, pass --classes with the classes in the file's column order, or "
                       "rename the columns", stacklevel=2)
     if given_classes is not None:
+        at = class_positions(given_classes, classes) if classes is not None else None
+        if at is not None:
+            # The same classes, maybe in another order or written as other numbers (1 for a column p_1.0):
+            # the columns are matched by name, and --classes gives the labels' order (integer label i is
+            # its i-th class). apply --classes cat,dog,bird writes p_bird, p_cat, p_dog, and the same integer
+            # labels read by position there scored accuracy 0.0 (audit BA).
+            scores = scores[:, at] if at != list(range(len(at))) else scores
+            classes = list(given_classes)
         if classes is not None and list(classes) != list(given_classes):
-            # The same names in another order is a different mistake than a wrong name: say which.
-            reordered = (sorted(classes) == sorted(given_classes)
-                         and "; the same classes in another order: the columns' names already give each column's "
-                             "class, so leave out --classes, or list them in the columns' order")
             raise CLIError(f"--classes {','.join(given_classes)} does not match the class columns of {source} "
-                           f"({', '.join(classes)}){reordered or ''}")
+                           f"({', '.join(classes)})")
         if len(given_classes) != scores.shape[1]:
             raise CLIError(f"--classes names {len(given_classes)} classes but {source} has {scores.shape[1]} "
                            "score columns")
@@ -1649,7 +1666,17 @@ def class_order(classes: list[str] | None, fitted: Any, *, source: str, fitted_a
     if classes is None:
         if list(map(str, names)) == [str(j) for j in range(len(names))]:
             # Unnamed columns are classes 0..K-1 everywhere (labels are their indices), and pandas' header
-            # 0, 1, 2 names them so: the names of a fit on header 2, 0, 1 (numbered_header).
+            # 0, 1, 2 names them so: the names of a fit on header 2, 0, 1 (numbered_header). Per-class
+            # parameters then go by position, which nothing checks: a vector calibrator fitted on logit_0 ..
+            # logit_9 applied to a .npy in reverse column order moved probabilities by up to 0.99999 without
+            # a word (audit BB M8); said once, unless --by-position vouches for the order.
+            if _applies_per_class(fitted) and not by_position:
+                import warnings
+
+                warnings.warn(f"{source}: its score columns have no class names: {fitted_as}'s per-class "
+                              f"parameters are applied to them by position, as its classes 0..{len(names) - 1}; "
+                              "if the columns are in another order, pass --classes with the file's column order "
+                              "(--by-position says they are in its order, without this warning)", stacklevel=2)
             return None
         raise CLIError(f"{source}: its score columns have no class names, so they cannot be matched to the classes "
                        f"{fitted_as} was fitted on ({', '.join(names)}); pass --classes with the file's column "

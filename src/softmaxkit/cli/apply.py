@@ -53,7 +53,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     add_ignore_option(p, what="scores")
     p.add_argument("--by-position", action="store_true",
                    help="apply a CALIBRATOR (or --conformal predictor) fitted on unnamed columns to named ones "
-                        "in the order they come")
+                        "in the order they come, or one fitted on classes 0..K-1 to unnamed columns (a .npy) "
+                        "without the warning that they are taken in its class order")
     _conformal.add_set_options(p, what="also write each row's prediction set (set_90: the class names, set_size_90)")
     add_output_options(p)
     p.set_defaults(run=run, check=check)

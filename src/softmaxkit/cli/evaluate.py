@@ -29,7 +29,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--report", metavar="DIR", help="also write metrics.json, a reliability diagram and report.html")
     _conformal.add_set_options(p, what="also score the prediction sets (coverage, sizes)")
     p.add_argument("--by-position", action="store_true",
-                   help="apply a --conformal predictor fitted on unnamed columns to named ones in the order they come")
+                   help="apply a --conformal predictor fitted on unnamed columns to named ones in the order they "
+                   "come, or one fitted on classes 0..K-1 to unnamed columns without the warning that they are "
+                   "taken in its class order")
     p.add_argument("--ci", action="store_true",
                    help="bootstrap the ECE's 95%% interval and its noise floor (always done with --report)")
     add_output_options(p)
