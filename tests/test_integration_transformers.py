@@ -565,3 +565,36 @@ def test_bfloat16_num_items_gradient_scale():
     want, got = head_grads
     scale = float((got * want).sum() / (want * want).sum())
     assert abs(scale - 1.0) < 1e-3, scale
+
+
+def test_a_forward_that_is_not_transformers_own_is_refused(monkeypatch):
+    """The family is found by class name: a same-named class whose forward adds a loss term (a
+    remote-code copy, or a class-level patch) was fused with plain cross-entropy, dropping the term
+    (audit: 6.89 for 11.67, no word). Only transformers' own forward runs under a shipped family."""
+    base = getattr(transformers, "LlamaForCausalLM")
+
+    def forward_with_z_loss(self, *args, labels=None, **kwargs):
+        out = base.forward(self, *args, labels=labels, **kwargs)
+        if labels is not None:
+            out.loss = out.loss + 0.1 * out.logits.logsumexp(-1).pow(2).mean()
+        return out
+
+    remote = type("LlamaForCausalLM", (base,), {"forward": forward_with_z_loss,
+                                                 "__module__": "transformers_modules.org.modeling_llama"})
+    model = build("LlamaForCausalLM")
+    model.__class__ = remote
+    with pytest.raises(TypeError, match=r"LlamaForCausalLM\.forward comes from .*not from transformers' own"):
+        sk_hf.apply(model)
+    # A class-level patch of the real class, as some training libraries do.
+    monkeypatch.setattr(base, "forward", forward_with_z_loss)
+    with pytest.raises(TypeError, match="not from transformers' own"):
+        sk_hf.apply(build("LlamaForCausalLM"))
+    monkeypatch.undo()
+    # A same-named subclass that keeps transformers' forward, and a family the user registers, are taken.
+    model = build("LlamaForCausalLM")
+    model.__class__ = type("LlamaForCausalLM", (base,), {"__module__": "my_project.models"})
+    assert sk_hf.is_applied(sk_hf.apply(model))
+    monkeypatch.setitem(sk_hf.FAMILIES, "LlamaForCausalLM", sk_hf.Family())
+    model = build("LlamaForCausalLM")
+    model.__class__ = remote
+    assert sk_hf.is_applied(sk_hf.apply(model))

@@ -161,6 +161,11 @@ FAMILIES: dict[str, Family] = {
     "CohereForCausalLM": Family(scale=lambda model: model.logit_scale),
 }
 
+#: The families shipped above: their classes' ``forward`` is the one that was read, so a class of that
+#: name whose ``forward`` comes from elsewhere is refused (:func:`_refuse_unread_forward`). A family the
+#: user registers (a new :class:`Family` object) vouches for its own class.
+_SHIPPED = dict(FAMILIES)
+
 
 # --------------------------------------------------------------------------- public API
 
@@ -220,6 +225,7 @@ def apply(model: Any) -> Any:
         )
     if is_applied(model):
         return model
+    _refuse_unread_forward(type(model), family)
     if "forward" in model.__dict__:
         raise ValueError(
             f"{name}.forward is already replaced on this instance (by accelerate, peft or another patch); "
@@ -237,6 +243,31 @@ def apply(model: Any) -> Any:
         )
     model.__class__ = _patched_class(type(model), family)
     return model
+
+
+def _refuse_unread_forward(cls: type, family: Family) -> None:
+    """Raise ``TypeError`` when ``cls`` has a shipped family's name but its ``forward`` is not the
+    transformers forward that family was read from.
+
+    The family is looked up by class name, and the fused forward calls the class's ``forward`` with
+    ``labels=None`` and computes plain cross-entropy itself, so whatever another ``forward`` did with
+    the labels or logits was dropped without a word (audit: a same-named remote-code class or a
+    class-level patch adding a z-loss term gave 6.89 for 11.67). The ``forward`` that runs must be
+    defined in a ``transformers.models`` module, by the class that defines it.
+    """
+    if _SHIPPED.get(cls.__name__) is not family:
+        return  # registered by the user for their own class
+    owner = next((k for k in cls.__mro__ if "forward" in vars(k)), None)
+    forward = vars(owner).get("forward") if owner is not None else None
+    where = getattr(forward, "__module__", None)
+    if owner is not None and owner.__module__.startswith("transformers.models.") and where == owner.__module__:
+        return
+    raise TypeError(
+        f"{cls.__name__}.forward comes from {where or 'nowhere'} (class from {cls.__module__}), not from "
+        "transformers' own modeling code, which is what softmaxkit read for this class: the fused loss would "
+        "drop whatever that forward does with the labels or logits. If it is decoder -> lm_head -> "
+        f"(softcap/scale) -> self.loss_function, register it: FAMILIES[{cls.__name__!r}] = Family(...)"
+    )
 
 
 def revert(model: Any) -> Any:
