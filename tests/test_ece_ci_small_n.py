@@ -58,8 +58,11 @@ def test_calibrate_on_90_rows_reads_the_noise_floor_not_a_whole_range_interval(c
     text = metrics["verdict"]
     assert "within the bootstrap uncertainty" not in text and "no measurable change" not in text, text
     assert "0.0000-1.0000" not in text
+    # Beyond the noise before by the test (its 95th percentile), not by the floor, a mean (F6).
     assert (f"brought the calibration error from {before['ece']:.4f} (above its noise floor "
-            f"{before['ece_noise_floor']:.4f}) to {after['ece']:.4f}, under its noise floor") in text, text
+            f"{before['ece_noise_floor']:.4f} and the {before['ece_noise_threshold']:.4f} that perfectly calibrated "
+            f"models stay under 95% of the time, p = {before['ece_p_calibrated']:.2g}) to {after['ece']:.4f}, under "
+            "its noise floor") in text, text
 
 
 def test_calibrate_on_90_rows_prints_no_interval(capsys, tmp_path, small_case):
@@ -134,7 +137,9 @@ def test_verdict_and_outcome_without_interval():
     from softmaxkit.cli._evaluation import held_out_outcome, verdict
 
     def summary(ece, floor):
+        # the test's 95th percentile beside the floor: without it nothing is inferred from an ECE above the floor
         return {"n": 60, "ece": ece, "ece_ci": None, "ece_ci_note": "fewer than 100 rows", "ece_noise_floor": floor,
+                "ece_noise_threshold": 1.5 * floor,
                 "log_loss": 0.5, "accuracy": 0.9, "majority_rate": 0.5}
 
     text, _ = verdict(summary(0.30, 0.10), summary(0.20, 0.10), change="temperature scaling")

@@ -44,7 +44,8 @@ class LossInterval:
     withheld : str or None
         None when the interval is given, else why not, as a sentence that can
         be printed as it is (``"no interval: 3 rows of class 'malignant'; at
-        least 5 needed"``).
+        least 5 needed"``). Its first clause, up to the first ``;``, names the
+        cause on its own (the command line's table cells show it).
     """
 
     score: str
@@ -190,7 +191,7 @@ def interval_from_moments(
     if reason is None and not (moments.m2 > 0 and value > 0):
         # Every row scored alike (e.g. a uniform forecast, or every row certain and right): the
         # sample shows no spread, and [m, m] would claim a certainty that n rows cannot give.
-        reason = (f"no interval: every row has the same loss ({value:.6g}), so the rows show no spread "
+        reason = (f"no interval: every row has the same loss ({value:.6g}); the rows show no spread "
                   "to build one from")
     if reason is not None:
         return LossInterval(score, value, nan, nan, level, n, reason)

@@ -117,12 +117,17 @@ GLOSSARY: tuple[tuple[str, str], ...] = (
         "Log-loss",
         "The average of -log(probability given to the true class). 0 is perfect; a confident wrong "
         "answer is punished hard. Training to minimise it is maximum-likelihood estimation, which is "
-        "why the probabilities can mean what they say. Lower is better.",
+        "why the probabilities can mean what they say. Lower is better. The interval in brackets is a "
+        "95% confidence interval for the log-loss of all cases like these (a t interval on the log scale "
+        "of the mean per-case loss); it is withheld (\"no CI\", with the reason) when a class has too few "
+        "cases for it to hold its 95%.",
     ),
     (
         "Brier score",
         "The mean squared difference between the predicted probability vector and the one-hot truth, "
-        "summed over classes (0 is perfect, 2 is the worst). Lower is better.",
+        "summed over classes (0 is perfect, 2 is the worst; twice scikit-learn's brier_score_loss for two "
+        "classes). Lower is better. Its interval, on the same 0-2 scale, is built and withheld as the "
+        "log-loss's.",
     ),
     (
         "ECE (expected calibration error)",
@@ -135,7 +140,8 @@ GLOSSARY: tuple[tuple[str, str], ...] = (
         "probabilities like these would show on this many cases. It is an average, not a limit: a perfectly "
         "calibrated model lands above its floor often (about 4 times in 10 on the demo's 114 patients), so "
         "an ECE somewhat above the floor is no evidence of miscalibration; only one above nearly all of those "
-        "simulated values is. The interval reaches 0 when the ECE is not above them, but also when its bias "
+        "simulated values is: above their 95th percentile, with p, the share of them at least as high, "
+        "under 0.05. The interval reaches 0 when the ECE is not above them, but also when its bias "
         "correction goes below 0, so a 0 there alone does not say the model may be calibrated.",
     ),
     (
@@ -171,22 +177,31 @@ def fmt(value: Any, digits: int = 4) -> str:
     return f"{value:.{digits}f}"
 
 
-def _no_ece_ci(m: Mapping[str, Any]) -> str | None:
-    """``no CI: 90 rows`` where a summary has no ECE interval for too few rows (its ``ece_ci_note``);
-    None where it has one or none was asked for."""
-    if m.get("ece_ci") or not m.get("ece_ci_note"):
+#: The summary keys shown with a 95% interval: ``KEY_ci`` holds ``[low, high]`` or None, and ``KEY_ci_note``
+#: says why there is none (None too when none was asked for); :func:`softmaxkit.cli._adapters.summarize`.
+CI_KEYS = ("log_loss", "brier", "ece")
+
+
+def _no_ci(m: Mapping[str, Any], key: str) -> str | None:
+    """Why a summary shows no interval for ``key``, short enough for a table cell: ``no CI: 90 rows`` for the
+    ECE (too few rows; its ``ece_ci_note`` says why at length), the first clause of the note for a loss
+    (``no CI: 3 rows of class 'malignant'``); None where it has one or none was asked for."""
+    note = m.get(f"{key}_ci_note")
+    if m.get(f"{key}_ci") or not note:
         return None
-    return f"no CI: {m['n']} rows" if "n" in m else "no CI"
+    if key == "ece":
+        return f"no CI: {m['n']} rows" if "n" in m else "no CI"
+    return note.split(";")[0]  # the note's first clause names the cause (LossInterval.withheld)
 
 
-def ece_text(m: Mapping[str, Any]) -> str:
-    """The ECE of a metrics summary with its interval, for a table cell.
+def value_text(m: Mapping[str, Any], key: str) -> str:
+    """A metric of a summary with its interval (``key`` one of :data:`CI_KEYS`), for a table cell.
 
-    ``0.0312 [0.0201, 0.0455]`` with ``ece_ci``; ``0.0312 (no CI: 90 rows)`` where the rows were too few
-    for one (``ece_ci_note``, which a table's caption or legend explains); ``0.0312`` where none was asked for.
+    ``0.0312 [0.0201, 0.0455]`` with ``KEY_ci``; ``0.0312 (no CI: 90 rows)`` where there is none for a reason
+    (``KEY_ci_note``, which a table's caption or legend gives whole); ``0.0312`` where none was asked for.
     """
-    ci, missing = m.get("ece_ci"), _no_ece_ci(m)
-    text = fmt(m.get("ece"))
+    ci, missing = m.get(f"{key}_ci"), _no_ci(m, key)
+    text = fmt(m.get(key))
     if ci:
         text += f" [{fmt(ci[0])}, {fmt(ci[1])}]"
     elif missing:
@@ -194,13 +209,23 @@ def ece_text(m: Mapping[str, Any]) -> str:
     return text
 
 
-def ece_ci_text(m: Mapping[str, Any], *, digits: int = 4) -> str:
-    """The ECE interval of a metrics summary alone, for a headline: ``95% CI 0.020-0.046`` (``digits``
-    decimals), ``no CI: 90 rows`` where the rows were too few for one, "" where none was asked for."""
-    ci = m.get("ece_ci")
+def ece_text(m: Mapping[str, Any]) -> str:
+    """:func:`value_text` of the ECE."""
+    return value_text(m, "ece")
+
+
+def ci_text(m: Mapping[str, Any], key: str, *, digits: int = 4) -> str:
+    """The interval of a summary's ``key`` alone, for a headline: ``95% CI 0.020-0.046`` (``digits``
+    decimals), the short reason where there is none (``no CI: 90 rows``), "" where none was asked for."""
+    ci = m.get(f"{key}_ci")
     if ci:
         return f"95% CI {fmt(ci[0], digits)}-{fmt(ci[1], digits)}"
-    return _no_ece_ci(m) or ""
+    return _no_ci(m, key) or ""
+
+
+def ece_ci_text(m: Mapping[str, Any], *, digits: int = 4) -> str:
+    """:func:`ci_text` of the ECE."""
+    return ci_text(m, "ece", digits=digits)
 
 
 #: (key, row label, lower is better?) of the rows :func:`metrics_table` shows.
@@ -221,7 +246,9 @@ def metrics_table(columns: Mapping[str, Mapping[str, Any]], *, caption: str = ""
     ----------
     columns : mapping of str to metrics summary
         Column title -> dict with ``accuracy``, ``log_loss``, ``brier``, ``ece``,
-        ``ece_ci`` and ``ece_noise_floor`` (missing keys show as n/a).
+        ``ece_noise_floor`` and the intervals of :data:`CI_KEYS` (``log_loss_ci``,
+        ``brier_ci``, ``ece_ci`` and their notes; :func:`value_text`). Missing
+        keys show as n/a.
     caption : str
         Shown under the table.
     mark : collection of str, optional
@@ -240,7 +267,7 @@ def metrics_table(columns: Mapping[str, Mapping[str, Any]], *, caption: str = ""
             best = min(finite) if lower_better else max(finite)
         row: list[Union[str, Cell]] = [Cell(label, "strong")]
         for name, value in zip(names, values):
-            text = ece_text(columns[name]) if key == "ece" else fmt(value)
+            text = value_text(columns[name], key) if key in CI_KEYS else fmt(value)
             row.append(Cell(text, "good" if best is not None and value == best else ""))
         rows.append(row)
     return Table(["Metric", *names], rows, caption)

@@ -14,6 +14,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
+from softmaxkit._loss_interval import RowMoments, check_class_names, interval_from_moments
 from softmaxkit.calibration import METHODS as CALIBRATORS  # CLI method name -> calibrator class name
 from softmaxkit.cli import CLIError
 from softmaxkit.cli._common import with_article
@@ -423,7 +424,18 @@ def summarize(
     holds its level there. (The whole range [0, 1] in its place read as an interval: "within the
     bootstrap uncertainty (95% CIs 0.0000-1.0000 ...): no measurable change on 90 cases", audit.) The
     noise floor, a simulation of its own, is still given. ``ece_ci_note`` is None when there is an
-    interval and when none was asked for (``ci=False``).
+    interval and when none was asked for (``ci=False``). Beside the floor (a mean, which a perfectly
+    calibrated model exceeds about 4 times in 10) stand the test of perfect calibration:
+    ``ece_noise_threshold``, the 95th percentile of the same simulated ECEs, and ``ece_p_calibrated``, the
+    share of them at least as high as the ECE (:attr:`softmaxkit.metrics.ECEResult.p_calibrated`); an ECE
+    above the threshold is evidence of miscalibration, one between floor and threshold is not.
+
+    With ``ci``, ``log_loss_ci`` and ``brier_ci`` hold the 95% intervals of the log-loss and the Brier score
+    (on its 0-2 scale) of :func:`softmaxkit.metrics.loss_interval`, or None with ``log_loss_ci_note`` and
+    ``brier_ci_note`` saying why (``"no CI: 3 rows of class 'malignant'; at least 5 needed"``), as
+    ``ece_ci`` and ``ece_ci_note`` do; all four are None without ``ci``. The per-row losses of each block
+    are added into :class:`softmaxkit._loss_interval.RowMoments` as they are summed: no second pass over
+    the scores, and no (n,) array of them.
     Log-loss comes from the logits when given: exact, with no clipping of tiny
     probabilities. ``transform`` (optional) maps a block of the given scores
     to logits first (a calibrator).
@@ -460,6 +472,8 @@ def summarize(
     n = len(y)
     scores = logits if logits is not None else probs
     loss_sum = brier_sum = 0.0
+    # running moments of the per-row losses for their intervals: a block's (N,) losses die with the block
+    loss_moments = brier_moments = RowMoments()
     conf = np.empty(n)
     hit = np.empty(n, dtype=bool)
     expected = variance = 0.0  # per-class sums of p_ik and p_ik (1 - p_ik), arrays after the first block
@@ -476,9 +490,12 @@ def summarize(
         if transform is not None:
             block, as_logits = np.asarray(transform(block), dtype=np.float64), True
         pb = softmax(block, axis=-1) if as_logits else block
-        loss = metrics.log_loss(yb, logits=block) if as_logits else metrics.log_loss(yb, probs=pb)
-        loss_sum += float(loss) * len(yb)
-        brier_sum += float(metrics.brier_score(yb, pb)) * len(yb)
+        # per-row terms of metrics.log_loss (exact from logits, unclipped) and metrics.brier_score
+        loss = metrics._log_loss_rows(yb, logits=block if as_logits else None, probs=None if as_logits else pb,
+                                      eps=None).loss
+        brier = metrics._brier_rows(yb, pb).loss
+        loss_sum, brier_sum = loss_sum + float(np.sum(loss)), brier_sum + float(np.sum(brier))
+        loss_moments, brier_moments = loss_moments + RowMoments.of(loss), brier_moments + RowMoments.of(brier)
         expected = expected + pb.sum(axis=0)
         variance = variance + (pb * (1.0 - pb)).sum(axis=0)
         if offsets is None:
@@ -504,6 +521,11 @@ def summarize(
     extra = ({"ci": None} if too_few else {}) if ci else {"ci": None, "noise_floor": False}
     ece = metrics.top_label_ece_from_rows(conf, hit, precision=precision, n_bins=n_bins, **extra)
     ece_ci = None if too_few or not ci else [float(ece.ci_low), float(ece.ci_high)]
+    names = check_class_names(classes, len(observed)) if classes is not None else None
+    intervals = {}
+    for key, moments in (("log_loss", loss_moments), ("brier", brier_moments)):
+        intervals[f"{key}_ci"], intervals[f"{key}_ci_note"] = (
+            _loss_ci(moments, observed, score=key, names=names) if ci else (None, None))
     summary = {
         "n": int(n),
         "accuracy": float(np.mean(hit)),
@@ -511,15 +533,30 @@ def summarize(
         "majority_rate": float(observed.max() / n),
         "log_loss": loss_sum / n,
         "brier": brier_sum / n,
+        **intervals,
         "ece": float(ece.value),
         "ece_ci": ece_ci,
         "ece_ci_note": (f"no CI: fewer than {MIN_ECE_CI_ROWS} rows, where no bootstrap interval of the ECE "
                         "holds its 95%; the noise floor still applies") if ci and too_few else None,
         "ece_noise_floor": float(ece.noise_floor) if ci else None,
+        # the test of perfect calibration: the floor is a mean, exceeded by about 4 calibrated data sets of 10
+        "ece_noise_threshold": float(ece.noise_threshold) if ci else None,
+        "ece_p_calibrated": float(ece.p_calibrated) if ci else None,
         **class_count_test(observed, expected, variance, exact_p=exact_p, names=classes),
     }
     png = None if plot_title is None else _reliability_png(ece, title=plot_title)
     return summary, png
+
+
+def _loss_ci(moments: RowMoments, class_counts: np.ndarray, *, score: str,
+             names: list[str] | None) -> tuple[list[float] | None, str | None]:
+    """The 95% interval of a mean per-row loss that :func:`summarize` accumulated, as ``(ci, note)``: ``[low,
+    high]`` and None, or None and why not (:func:`softmaxkit.metrics.loss_interval`'s rules and reason, headed
+    ``no CI:`` as the ECE's note is)."""
+    r = interval_from_moments(moments, class_counts, score=score, level=0.95, class_names=names)
+    if r.withheld is not None:
+        return None, f"no CI: {r.withheld.split(': ', 1)[1]}"  # after its "no interval: " head
+    return [float(r.low), float(r.high)], None
 
 
 #: Up to this many rows :func:`summarize` updates the count pmfs in NumPy (one vectorised step per row,

@@ -349,16 +349,21 @@ def verdict(before: dict, after: dict, *, change: str, params: dict | None = Non
             classes: list | None = None) -> tuple[str, str]:
     """A plain-language reading of a before/after change, and its tone ("good"/"warn"/"neutral").
 
-    Each ECE is read against its own noise floor, the ECE a perfectly calibrated
-    model with those confidences would show at this sample size: an ECE under
-    its floor is indistinguishable from perfect calibration. A change is read
+    Each ECE is read against the ECEs a perfectly calibrated model with those
+    confidences shows at this sample size (:func:`_noise_words`): within them
+    (at most ``ece_noise_threshold``, their 95th percentile) it is
+    indistinguishable from perfect calibration, and only beyond it is some
+    miscalibration inferred. The noise floor, their mean, is given but is no
+    test: a perfectly calibrated model lands above it about 4 times in 10
+    (audit: "above the noise floor, so some miscalibration may remain" for the
+    demo's ECE 0.0299, which 24.5% of perfectly calibrated data sets reach). A change is read
     as a change only when the two bootstrap intervals do not overlap; within
     them it is called no measurable change, whichever way the estimate moved
     (audit: a rise from 0.0316 to 0.0338 was told as "brought the calibration
     error ... to" and marked good, because the floor after scaling was higher).
     Without intervals (``ece_ci`` None: fewer than ``MIN_ECE_CI_ROWS`` rows, see
-    :func:`softmaxkit.cli._adapters.summarize`) only the noise floors are read:
-    a fall from above the floor to under it is told as such, any other move is
+    :func:`softmaxkit.cli._adapters.summarize`) only each side's reading is given:
+    a fall from beyond the noise to within it is told as such, any other move is
     given with "no bootstrap interval" and not called lowered or raised (audit:
     [0, 1] in their place read "within the bootstrap uncertainty ... no
     measurable change" over a fall from 0.38 to 0.10, under its floor 0.12).
@@ -380,7 +385,7 @@ def verdict(before: dict, after: dict, *, change: str, params: dict | None = Non
     ECE did (audit: "Already calibrated: ECE 0.0072 before and 0.1179 after ..." over a log-loss read worse,
     [+0.0779, +0.2143]). A change measured on too few rows (reading :data:`TOO_FEW`) is not read at all.
 
-    An ECE under its noise floor is never read as calibrated when a class's predicted count is off
+    An ECE within the noise is never read as calibrated when a class's predicted count is off
     (``class_count_test`` of :func:`softmaxkit.cli._adapters.summarize` rejects): the top-label ECE is
     dominated by the confident rows and cannot see a rare class's probabilities being too high or low on
     average (audit: "Already calibrated" with 32.3 positives predicted for 20 observed, p = 0.007). The
@@ -402,48 +407,50 @@ def verdict(before: dict, after: dict, *, change: str, params: dict | None = Non
                 f"before and {after['ece']:.4f} after; log-loss {before['log_loss']:.4f} before and "
                 f"{after['log_loss']:.4f} after.{_in_sample_caveat(in_sample)}"), "neutral"
     b, a = before["ece"], after["ece"]
-    fb, fa = before.get("ece_noise_floor") or 0.0, after.get("ece_noise_floor") or 0.0
+    calm_b, calm_a = _within_noise(before), _within_noise(after)  # within what perfect calibration shows
     measured_worse = reading in ("worse", "higher")
     # A class whose predicted count is off after the change (else before it, for "already calibrated"):
-    # an ECE under its floor must then not be read as calibrated. Off before too, for the same class: the
+    # an ECE within the noise must then not be read as calibrated. Off before too, for the same class: the
     # change left it so, and the clause says "still" (audit: "After it ... is off" read as its doing).
     still = _count_miss(before, classes, when="before") is not None and (
         before["class_count_test"]["class"] == (after.get("class_count_test") or {}).get("class"))
     miss_after = _count_miss(after, classes, when="still" if still else "after", change=change)
-    miss = miss_after or (_count_miss(before, classes, when="before") if a <= fa and b <= fb else None)
-    if a <= fa and b <= fb and miss:
+    miss = miss_after or (_count_miss(before, classes, when="before") if calm_a and calm_b else None)
+    if calm_a and calm_b and miss:
         # off after: a warning; off only before (the map corrected the count): not calibrated before, no alarm
-        text, tone = (f"ECE {b:.4f} before and {a:.4f} after {change}, each under its noise floor, but {miss}"), \
+        text, tone = (f"ECE {b:.4f} before and {a:.4f} after {change}, each within what a perfectly calibrated "
+                      f"model would show ({_position(before)} before; {_position(after)} after), but {miss}"), \
             "warn" if miss_after else "neutral"
-    elif a <= fa and b <= fb:
+    elif calm_a and calm_b:
         opening = "" if measured_worse else "Already calibrated: "  # never over a measured worse
-        text, tone = (f"{opening}ECE {b:.4f} before and {a:.4f} after {change}, each under its noise "
-                      f"floor (what a perfectly calibrated model would show on {after['n']} cases)."), "good"
+        text, tone = (f"{opening}ECE {b:.4f} before and {a:.4f} after {change}, each within what a perfectly "
+                      f"calibrated model would show on {after['n']} cases ({_position(before)} before; "
+                      f"{_position(after)} after)."), "good"
     elif _overlap(before, after):
         (lo_b, hi_b), (lo_a, hi_a) = before["ece_ci"], after["ece_ci"]
         text, tone = (f"{change.capitalize()} changed the calibration error from {b:.4f} to {a:.4f}, within the "
                       f"bootstrap uncertainty (95% CIs {lo_b:.4f}-{hi_b:.4f} before and {lo_a:.4f}-{hi_a:.4f} after "
                       f"overlap): no measurable change on {after['n']} cases. "
-                      f"{_floor_reading(b, fb, a, fa, miss=miss_after)}"), "warn" if miss_after else "neutral"
-    elif a < b and a <= fa and miss_after:
-        text, tone = (f"{change.capitalize()} brought the calibration error from {b:.4f} to {a:.4f}, under its "
-                      f"noise floor {fa:.4f}, but {miss_after}"), "warn"
-    elif a < b and a <= fa:
-        text, tone = (f"{change.capitalize()} brought the calibration error from {b:.4f} (above its noise floor "
-                      f"{fb:.4f}) to {a:.4f}, under its noise floor {fa:.4f}: indistinguishable from perfectly "
-                      f"calibrated on {after['n']} cases."), "good"
+                      f"{_floor_reading(before, after, miss=miss_after)}"), "warn" if miss_after else "neutral"
+    elif a < b and calm_a and miss_after:
+        text, tone = (f"{change.capitalize()} brought the calibration error from {b:.4f} to {a:.4f}, "
+                      f"{_noise_words(after)}, but {miss_after}"), "warn"
+    elif a < b and calm_a:
+        text, tone = (f"{change.capitalize()} brought the calibration error from {b:.4f} ({_noise_words(before)}) "
+                      f"to {a:.4f}, {_noise_words(after)}: indistinguishable from perfectly calibrated on "
+                      f"{after['n']} cases."), "good"
     elif before.get("ece_ci") is None or after.get("ece_ci") is None:
-        # no interval to place the change in (too few rows): only the noise floors are read, as for overlap
+        # no interval to place the change in (too few rows): only each side is read (_floor_reading), as for overlap
         text, tone = (f"{change.capitalize()} changed the calibration error from {b:.4f} to {a:.4f}, with no "
                       f"bootstrap interval of the ECE on {after['n']} rows to tell whether that change is "
-                      f"measurable. {_floor_reading(b, fb, a, fa, miss=miss_after)}"), \
+                      f"measurable. {_floor_reading(before, after, miss=miss_after)}"), \
             "warn" if miss_after else "neutral"
     elif a < b:
-        text, tone = (f"{change.capitalize()} lowered the calibration error from {b:.4f} to {a:.4f} (still above "
-                      f"the noise floor {fa:.4f})."), "good"
+        text, tone = (f"{change.capitalize()} lowered the calibration error from {b:.4f} to {a:.4f} "
+                      f"({_noise_words(after)})."), "good"
     else:
         text, tone = f"{change.capitalize()} raised the calibration error from {b:.4f} to {a:.4f}.", "warn"
-    if miss_after and a > fa:  # the ECE already says miscalibration may remain: add which class, and how
+    if miss_after and not calm_a:  # the branches above said it only beside an ECE within the noise
         clause = f"{miss_after[0].upper()}{miss_after[1:]}" if still else f"After it {miss_after}"
         text, tone = f"{text} {clause}", "warn"
     lb, la = before["log_loss"], after["log_loss"]
@@ -466,8 +473,9 @@ def held_out_outcome(before: dict, after: dict, loss_change: dict | None) -> str
     """Whether a change measurably helped: ``"gain"``, ``"worse"`` or ``"none"`` (no measurable change).
 
     Worse: the log-loss's paired interval lies above 0, or the ECE rose with non-overlapping intervals.
-    Gain (and not worse): the log-loss's interval lies below 0, or the ECE fell, from above its noise
-    floor, with non-overlapping intervals. Without ECE intervals (``ece_ci`` None, fewer than
+    Gain (and not worse): the log-loss's interval lies below 0, or the ECE fell, from beyond what a
+    perfectly calibrated model shows (:func:`_miscalibrated`; above its noise floor, a mean, is no evidence
+    of that), with non-overlapping intervals. Without ECE intervals (``ece_ci`` None, fewer than
     ``MIN_ECE_CI_ROWS`` rows) the ECE is not read as a measured change: the log-loss alone decides (its
     paired interval needs only :data:`MIN_PAIRED_ROWS` rows); the noise floor is a reading of each side,
     not a test of the change.
@@ -476,10 +484,10 @@ def held_out_outcome(before: dict, after: dict, loss_change: dict | None) -> str
     if reading == TOO_FEW:
         return "none"
     apart = before.get("ece_ci") is not None and after.get("ece_ci") is not None and not _overlap(before, after)
-    b, a, fb = before["ece"], after["ece"], before.get("ece_noise_floor") or 0.0
+    b, a = before["ece"], after["ece"]
     if reading == "worse" or (apart and a > b):
         return "worse"
-    if reading == "better" or (apart and a < b and b > fb):
+    if reading == "better" or (apart and a < b and _miscalibrated(before)):
         return "gain"
     return "none"
 
@@ -571,18 +579,70 @@ def _in_sample_caveat(in_sample: bool) -> str:
             if in_sample else "")
 
 
-def _floor_reading(b: float, fb: float, a: float, fa: float, *, miss: str | None = None) -> str:
-    """Where the ECE after a change within the noise lies against its noise floor (not both under theirs);
-    ``miss`` (:func:`_count_miss` of the after side): a class's count is off, so under the floor is not
-    calibrated."""
-    if a <= fa and miss:
-        return f"After it the ECE is under its noise floor {fa:.4f}, but {miss}"
-    if a <= fa:
-        return f"After it the ECE is under its noise floor {fa:.4f}: indistinguishable from perfectly calibrated."
-    if b <= fb:
-        return (f"The ECE was under its noise floor {fb:.4f} before and is above its floor {fa:.4f} after, so "
-                "some miscalibration may have come in.")
-    return f"It stays above its noise floor {fa:.4f}, so some miscalibration may remain."
+def _floor_reading(before: dict, after: dict, *, miss: str | None = None) -> str:
+    """Where the ECE after a change within the noise lies among perfectly calibrated models' ECEs (not both
+    within them: :func:`_within_noise`). Miscalibration is inferred only where the test rejects
+    (:func:`_miscalibrated`): above the noise floor, a mean, a perfectly calibrated model lands about 4 times
+    in 10. ``miss`` (:func:`_count_miss` of the after side): a class's count is off, so within the noise is
+    not calibrated."""
+    words = _noise_words(after)
+    if _within_noise(after) and miss:
+        return f"After it the ECE is {words}, but {miss}"
+    if _within_noise(after):
+        return f"After it the ECE is {words}: indistinguishable from perfectly calibrated."
+    came = ", so some miscalibration may have come in." if _miscalibrated(after) else "."
+    if _within_noise(before):
+        return f"The ECE was {_noise_words(before)} before and is {_noise_words(after, floor='floor')} after{came}"
+    remains = ", so some miscalibration may remain." if _miscalibrated(after) else "."
+    return f"It stays {words}{remains}"
+
+
+def _within_noise(summary: dict) -> bool:
+    """Whether the summary's ECE is within what a perfectly calibrated model with its confidences shows on its
+    rows: at most ``ece_noise_threshold``, the 95th percentile of the simulated ECEs
+    (:func:`softmaxkit.cli._adapters.summarize`). A summary without one (made before the test, or by hand)
+    counts only an ECE at most its noise floor, which lies under that percentile."""
+    limit = summary.get("ece_noise_threshold")
+    return summary["ece"] <= (limit if limit is not None else summary.get("ece_noise_floor") or 0.0)
+
+
+def _miscalibrated(summary: dict) -> bool:
+    """Whether the test of perfect calibration rejects at 5%: the ECE above ``ece_noise_threshold``. Never
+    without one: an ECE above its noise floor alone is no evidence of miscalibration."""
+    limit = summary.get("ece_noise_threshold")
+    return limit is not None and summary["ece"] > limit
+
+
+def _position(summary: dict) -> str:
+    """The summary's ECE against its noise floor, with the test's ``p`` where measured and above it: "under its
+    noise floor 0.0200", "above its noise floor 0.0200, p = 0.34" (the share of perfectly calibrated data sets
+    as high)."""
+    ece, low, p = summary["ece"], summary.get("ece_noise_floor") or 0.0, summary.get("ece_p_calibrated")
+    if ece <= low:
+        return f"under its noise floor {low:.4f}"
+    return f"above its noise floor {low:.4f}" + (f", p = {p:.2g}" if p is not None else "")
+
+
+def _noise_words(summary: dict, *, floor: str = "noise floor") -> str:
+    """Where the summary's ECE lies among perfectly calibrated models' ECEs, as a clause: "under its noise
+    floor 0.0200"; "above its noise floor 0.0200 but within what a perfectly calibrated model shows (p =
+    0.25)"; "above its noise floor 0.0200 and the 0.0350 that perfectly calibrated models stay under 95% of
+    the time, p = 0.004"; or "above its noise floor 0.0200" where no test was run. ``p`` is
+    ``ece_p_calibrated``, where measured; ``floor``: the noun for the noise floor."""
+    ece, low, limit = summary["ece"], summary.get("ece_noise_floor") or 0.0, summary.get("ece_noise_threshold")
+    p = summary.get("ece_p_calibrated")
+    if ece <= low:
+        return f"under its {floor} {low:.4f}"
+    above = f"above its {floor} {low:.4f}"
+    if limit is None:
+        return above
+    if ece <= limit:
+        shown = f" (p = {p:.2g})" if p is not None else ""
+        return f"{above} but within what a perfectly calibrated model shows{shown}"
+    from softmaxkit._ece import TEST_LEVEL  # the level of ece_noise_threshold (metrics' calibration_test)
+
+    return (f"{above} and the {limit:.4f} that perfectly calibrated models stay under {TEST_LEVEL:.0%} of the time"
+            + (f", p = {p:.2g}" if p is not None else ""))
 
 
 #: How :func:`_count_miss` ends in a verdict, where a before/after change is read.
@@ -739,22 +799,60 @@ def _overlap(before: dict, after: dict) -> bool:
 
 def print_comparison(printer: Printer, scored: list[Scored], *, heading: str, n_classes: int) -> None:
     """The metrics of each ``Scored`` side by side, as text (and :func:`brier_legend` for two classes)."""
-    from softmaxkit.report import ece_text, fmt
+    printer(heading, *metrics_lines({s.name: s.summary for s in scored}), *brier_legend(n_classes),
+            *ci_legend(s.summary for s in scored), "")
 
+
+def metrics_lines(columns: dict[str, dict]) -> list[str]:
+    """A text table of summaries with intervals (``ci``), one column per name: accuracy, log-loss, Brier score
+    and ECE, each with its 95% interval or "(no CI: ...)" (:func:`softmaxkit.report.value_text`; the reasons
+    go under the table, :func:`ci_legend`), and the ECE's noise floor. A metric a row, as three intervals in
+    one row run past 100 characters."""
+    from softmaxkit.report import fmt, value_text
+
+    summaries = list(columns.values())
     rows = [
-        ["accuracy", *(fmt(s.summary["accuracy"]) for s in scored)],
-        ["log-loss", *(fmt(s.summary["log_loss"]) for s in scored)],
-        ["Brier score", *(fmt(s.summary["brier"]) for s in scored)],
-        ["ECE [95% CI]", *(ece_text(s.summary) for s in scored)],
-        ["ECE noise floor", *(fmt(s.summary["ece_noise_floor"]) for s in scored)],
+        ["accuracy", *(fmt(s["accuracy"]) for s in summaries)],
+        ["log-loss [95% CI]", *(value_text(s, "log_loss") for s in summaries)],
+        ["Brier score [95% CI]", *(value_text(s, "brier") for s in summaries)],
+        ["ECE [95% CI]", *(value_text(s, "ece") for s in summaries)],
+        ["ECE noise floor", *(fmt(s.get("ece_noise_floor")) for s in summaries)],
     ]
-    printer(heading, *text_table(["metric", *(s.name for s in scored)], rows), *brier_legend(n_classes),
-            *ece_ci_legend(s.summary for s in scored), "")
+    return text_table(*_left_aligned(["metric", *columns], rows))
 
 
-def ece_ci_legend(summaries: Any) -> list[str]:
-    """The line under a table whose ECE shows "no CI: N rows": why (each summary's ``ece_ci_note``, once)."""
-    return list(dict.fromkeys(s["ece_ci_note"] for s in summaries if s.get("ece_ci_note")))
+def _left_aligned(header: list[str], rows: list[list[str]]) -> tuple[list[str], list[list[str]]]:
+    """``header`` and ``rows`` with every cell padded to its column's width, so that ``text_table`` (which
+    right-aligns a column of numbers) leaves them left-aligned: "0.4120 [0.3710, 0.4580]" and "0.9000" then
+    start, not end, in one place, and the values line up on their decimal point."""
+    widths = [max(len(str(r[j])) for r in [header, *rows]) for j in range(len(header))]
+    pad = lambda row: [str(c).ljust(w) for c, w in zip(row, widths)]  # noqa: E731
+    return pad(header), [pad(r) for r in rows]
+
+
+#: How :func:`ci_legend` names the metrics whose interval a note withholds.
+_CI_NAMES = {"log_loss": "log-loss", "brier": "Brier score"}
+
+
+def ci_legend(summaries: Any) -> list[str]:
+    """The lines under a table that shows a metric with "(no CI: ...)": why, each reason once. The ECE's
+    ``ece_ci_note`` as it is; a loss's (``log_loss_ci_note``, ``brier_ci_note``) after the names of the
+    metrics it withholds ("log-loss and Brier score: no CI: 3 rows of class 'malignant'; at least 5
+    needed")."""
+    summaries = list(summaries)
+    named: dict[str, list[str]] = {}  # note -> the metrics it withholds, in table order
+    for s in summaries:
+        for key, name in _CI_NAMES.items():
+            note = s.get(f"{key}_ci_note")
+            if note and name not in named.setdefault(note, []):
+                named[note].append(name)
+    ece = [s["ece_ci_note"] for s in summaries if s.get("ece_ci_note")]
+    return list(dict.fromkeys([*(f"{' and '.join(names)}: {note}" for note, names in named.items()), *ece]))
+
+
+#: The name ``evaluate`` and ``predict`` import (:func:`ci_legend` gives every interval's reason, not the ECE's
+#: only).
+ece_ci_legend = ci_legend
 
 
 def comparison_section(scored: list[Scored], *, title: str, intro: str, note: tuple[str, str] | None = None,
@@ -780,9 +878,8 @@ def comparison_section(scored: list[Scored], *, title: str, intro: str, note: tu
         caption = ("The better value in green where the change is measured (log-loss and Brier score: the paired "
                    "interval of the log-loss change excludes 0 on held-out rows; ECE: the intervals do not "
                    "overlap); within the noise, none.")
-    why = "".join(f" {line[0].upper()}{line[1:]}." for line in ece_ci_legend(s.summary for s in scored))
-    brackets = " Brackets: bootstrap 95% confidence interval of the ECE." if any(
-        s.summary.get("ece_ci") for s in scored) else ""
+    why = "".join(f" {line[0].upper()}{line[1:]}." for line in ci_legend(s.summary for s in scored))
+    brackets = _brackets([s.summary for s in scored])
     blocks.append(
         metrics_table(
             {s.name: s.summary for s in scored},
@@ -801,6 +898,14 @@ def comparison_section(scored: list[Scored], *, title: str, intro: str, note: tu
                 )
             )
     return Section(title, blocks)
+
+
+def _brackets(summaries: list[dict]) -> str:
+    """The caption's sentence on the intervals in brackets, naming how each shown one is made ("" for none)."""
+    how = [*(["log-loss and Brier score: a t interval of the mean per-row loss on the log scale"]
+             if any(s.get("log_loss_ci") or s.get("brier_ci") for s in summaries) else []),
+           *(["ECE: bootstrap"] if any(s.get("ece_ci") for s in summaries) else [])]
+    return f" Brackets: 95% confidence intervals ({'; '.join(how)})." if how else ""
 
 
 def metrics_by_key(scored: list[Scored]) -> dict[str, dict]:

@@ -181,12 +181,13 @@ def run(args: argparse.Namespace, warned: list[str]) -> int:
     report = None
     if args.report:
         from softmaxkit.cli._evaluation import comparison_section
-        from softmaxkit.report import Headline, Report, ece_ci_text, glossary_section
+        from softmaxkit.report import Headline, Report, ci_text, ece_ci_text, glossary_section
 
         b, a = scored[0].summary, scored[1].summary
         headlines = [Headline("ECE before", f"{b['ece']:.3f}", ece_ci_text(b, digits=3)),
                      Headline("ECE after", f"{a['ece']:.3f}", ece_ci_text(a, digits=3), note[1]),
-                     Headline("Log-loss", f"{a['log_loss']:.3f}", f"was {b['log_loss']:.3f}")]
+                     Headline("Log-loss", f"{a['log_loss']:.3f}", "; ".join(
+                         filter(None, [ci_text(a, "log_loss", digits=3), f"was {b['log_loss']:.3f}"])))]
         if "temperature" in params:
             headlines.append(Headline("Temperature", f"T = {params['temperature']:.3g}",
                                       "stopped on its bound: not a fit" if params["at_bound"]

@@ -252,12 +252,13 @@ def _loss_headline(before: dict, after: dict, loss_change: dict | None) -> Any:
     [-0.044, +0.026]); the card says the reading of :func:`~softmaxkit.cli._evaluation.paired_loss_change`
     and turns to the warning tone when it is "worse".
     """
-    from softmaxkit.report import Headline
+    from softmaxkit.report import Headline, ci_text
 
     reading = (loss_change or {}).get("reading")
     how = f": {reading}, by the paired 95% CI" if reading else ""
-    return Headline("Log-loss", f"{after['log_loss']:.3f}",
-                    f"was {before['log_loss']:.3f} before calibration{how}; lower is better",
+    return Headline("Log-loss", f"{after['log_loss']:.3f}", "; ".join(filter(None, [
+                        ci_text(after, "log_loss", digits=3),
+                        f"was {before['log_loss']:.3f} before calibration{how}", "lower is better"])),
                     "warn" if reading == "worse" else "neutral")
 
 

@@ -16,7 +16,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="accuracy, log-loss, Brier score and ECE of logits or probabilities",
         description=(
             "Score predictions against labels: accuracy, log-loss (exact from logits), Brier score and "
-            "top-label ECE (with --ci or --report also its bootstrap confidence interval and noise floor). "
+            "top-label ECE (with --ci or --report also their 95% confidence intervals, and the ECE's noise floor). "
             "The output of 'predict' is a valid --probs file: its p_<class> columns are the probabilities and "
             "name the classes, so the labels may be class names."
         ),
@@ -33,7 +33,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    "come, or one fitted on classes 0..K-1 to unnamed columns without the warning that they are "
                    "taken in its class order")
     p.add_argument("--ci", action="store_true",
-                   help="bootstrap the ECE's 95%% interval and its noise floor (always done with --report)")
+                   help="95%% intervals of the log-loss and Brier score, and the ECE's by bootstrap with its noise "
+                   "floor (always done with --report)")
     add_output_options(p)
     p.set_defaults(run=run, check=_conformal.check_set_options)
 
@@ -50,7 +51,7 @@ def run(args: argparse.Namespace, warned: list[str]) -> int:
         say_ignored,
         text_table,
     )
-    from softmaxkit.cli._evaluation import chance_legend, count_legend, ece_ci_legend, score
+    from softmaxkit.cli._evaluation import chance_legend, ci_legend, count_legend, metrics_lines, score
     from softmaxkit.io import StagedOutputs
     from softmaxkit.report import ece_text, fmt
 
@@ -90,10 +91,11 @@ def run(args: argparse.Namespace, warned: list[str]) -> int:
             warnings.warn(line, stacklevel=1)
     if args.report:
         from softmaxkit.cli._evaluation import comparison_section
-        from softmaxkit.report import Headline, Report, ece_ci_text, glossary_section, write_report
+        from softmaxkit.report import Headline, Report, ci_text, ece_ci_text, glossary_section, write_report
 
         headlines = [Headline("Accuracy", f"{s['accuracy'] * 100:.1f}%", f"{s['n']} rows"),
-                     Headline("Log-loss", f"{s['log_loss']:.3f}", "lower is better"),
+                     Headline("Log-loss", f"{s['log_loss']:.3f}", "; ".join(
+                         filter(None, [ci_text(s, "log_loss", digits=3), "lower is better"]))),
                      Headline("ECE", f"{s['ece']:.3f}", f"{ece_ci_text(s, digits=3)}; "
                               f"noise floor {s['ece_noise_floor']:.3f}")]
         # What the terminal says under its table about accuracy at chance and a class's count, the report
@@ -113,11 +115,12 @@ def run(args: argparse.Namespace, warned: list[str]) -> int:
             metrics["report"] = str(write_report(args.report, report, inputs=inputs, outputs=outputs)["report"])
             outputs.commit()
     say_ignored(say, source, ignored, "not scores")
-    header = ["accuracy", "log-loss", "Brier", "ECE [95% CI]" if ci else "ECE"] + (["ECE noise floor"] if ci else [])
-    row = [fmt(s["accuracy"]), fmt(s["log_loss"]), fmt(s["brier"]), ece_text(s)] + (
-        [fmt(s["ece_noise_floor"])] if ci else [])
-    say(f"{s['n']} rows, {scores.shape[1]} classes ({metrics['kind']} from {source}):", *text_table(header, [row]),
-        *brier_legend(int(scores.shape[1])), *ece_ci_legend([s]), *chance_legend(s),
+    # With --ci a metric a row: three intervals in one row ran past 100 characters.
+    table = metrics_lines({"value": s}) if ci else text_table(
+        ["accuracy", "log-loss", "Brier", "ECE"], [[fmt(s["accuracy"]), fmt(s["log_loss"]), fmt(s["brier"]),
+                                                    ece_text(s)]])
+    say(f"{s['n']} rows, {scores.shape[1]} classes ({metrics['kind']} from {source}):", *table,
+        *brier_legend(int(scores.shape[1])), *ci_legend([s]), *chance_legend(s),
         *count_legend(s, classes))
     if conformal is not None:
         say("")

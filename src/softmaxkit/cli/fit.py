@@ -354,12 +354,14 @@ def _search_skipped(given: float | str, model, y_train) -> str | None:  # noqa: 
 
 def _write_report(report_dir, args, data, metrics, scored, *, note, inputs, outputs):
     from softmaxkit.cli._evaluation import accuracy_headline, comparison_section
-    from softmaxkit.report import Headline, Paragraph, Report, Section, ece_ci_text, glossary_section, write_report
+    from softmaxkit.report import (Headline, Paragraph, Report, Section, ci_text, ece_ci_text, glossary_section,
+                                   write_report)
 
     last = scored[-1].summary
     headlines = [
         accuracy_headline(last, f"{last['n']} rows not used for training"),
-        Headline("Log-loss", f"{last['log_loss']:.3f}", "lower is better"),
+        Headline("Log-loss", f"{last['log_loss']:.3f}", "; ".join(
+            filter(None, [ci_text(last, "log_loss", digits=3), "lower is better"]))),
         Headline("ECE", f"{last['ece']:.3f}", ece_ci_text(last, digits=3)),
     ]
     params = metrics["calibrator"] or {}

@@ -40,7 +40,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="take DATA's feature columns in file order, where names cannot be matched: the model "
                    "was fitted on a file without column names and DATA has them, or the reverse")
     _conformal.add_set_options(p, what="also write each row's prediction set (set_90: the class names, set_size_90)")
-    p.add_argument("--ci", action="store_true", help="with --target: bootstrap the ECE's 95%% interval")
+    p.add_argument("--ci", action="store_true",
+                   help="with --target: 95%% intervals of the log-loss, Brier score and ECE (the ECE's by bootstrap)")
     add_output_options(p)
     p.set_defaults(run=run, check=check)
 
@@ -74,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
         text_table,
         with_row_ids,
     )
-    from softmaxkit.cli._evaluation import chance_legend, ece_ci_legend, score
+    from softmaxkit.cli._evaluation import chance_legend, ci_legend, metrics_lines, score
     from softmaxkit.data import read_features, write_columns
     from softmaxkit.io import StagedOutputs, same_entry
     from softmaxkit.report import ece_text, fmt
@@ -176,9 +177,11 @@ def run(args: argparse.Namespace) -> int:
             result["conformal"] = _conformal.summarize(conformal, y, sets, args.sets, [str(c) for c in classes],
                                                        evaluated_on=f"{len(y)} rows of {args.data}")
         say("", f"Against column {data.target_name!r}:",
-            *text_table(["accuracy", "log-loss", "Brier", "ECE" + (" [95% CI]" if args.ci else "")],
-                        [[fmt(summary["accuracy"]), fmt(summary["log_loss"]), fmt(summary["brier"]),
-                          ece_text(summary)]]), *brier_legend(len(classes)), *ece_ci_legend([summary]),
+            # with --ci a metric a row, as evaluate prints it: three intervals in one row ran past 100 characters
+            *(metrics_lines({"value": summary}) if args.ci else text_table(
+                ["accuracy", "log-loss", "Brier", "ECE"],
+                [[fmt(summary["accuracy"]), fmt(summary["log_loss"]), fmt(summary["brier"]), ece_text(summary)]])),
+            *brier_legend(len(classes)), *ci_legend([summary]),
             *chance_legend(summary))
         if sets is not None:
             _conformal.print_summary(say, result["conformal"])
