@@ -11,8 +11,11 @@ Beyond first order the Function hands over to :mod:`._composite`: with
 ``create_graph=True`` the backward recomputes the gradient in differentiable
 torch ops, so double backward is exact. Under ``torch.compile`` the kernel is
 called through its custom op (:mod:`._custom_ops`), so the graph does not
-break. The reduction (the ``"mean"`` denominator, the gradient scale) is the
-rule of :mod:`softmaxkit._reduction`, kept on the device.
+break; AOTAutograd cannot differentiate a compiled backward, and a double
+backward there raises its error (:func:`._custom_ops.tied_upstream` ties the
+backward to the logits so that it does). The reduction (the ``"mean"``
+denominator, the gradient scale) is the rule of :mod:`softmaxkit._reduction`,
+kept on the device.
 
 Reusable pieces for other torch paths (the chunked linear loss, the
 class-parallel loss in :mod:`softmaxkit.torch.distributed`):
@@ -256,6 +259,11 @@ class CrossEntropyFunction(torch.autograd.Function):
     ops (:mod:`._composite`), so second derivatives (in the logits, soft
     targets and ``grad_output``) are exact. Those two read the logits, and
     raise torch's "modified by an inplace operation" error if they changed.
+
+    Under ``torch.compile`` a double backward raises AOTAutograd's error
+    instead (see the module docstring); the compiled backward is tied to the
+    logits then, so changing them in place before it raises torch's inplace
+    error too (as for torch's own ``F.cross_entropy`` under Inductor).
     """
 
     @staticmethod
@@ -298,11 +306,14 @@ class CrossEntropyFunction(torch.autograd.Function):
                 _, grad = loss_and_grad(logits, target, problem, weight, want_grad=True, grad_in_compute_dtype=True)
             if want_t and grad_t is None:
                 grad_t = _soft_target_grad(logits, target, weight, problem)
+        # Traced, each gradient is tied to its input (see _custom_ops.tied_upstream), so that a
+        # create_graph=True backward of the compiled loss leads to torch's double-backward error.
+        inputs = ctx.saved_tensors[:2] if traced else (None, None)
         grad_logits = grad_target = None
         if needs[0]:
-            grad_logits = _scale_by_upstream(grad, grad_output, problem, in_place=not traced).to(ctx.logits_dtype)
+            grad_logits = _scale_by_upstream(grad, grad_output, problem, of=inputs[0]).to(ctx.logits_dtype)
         if want_t:
-            grad_target = _scale_by_upstream(grad_t, grad_output, problem, in_place=not traced).to(ctx.target_dtype)
+            grad_target = _scale_by_upstream(grad_t, grad_output, problem, of=inputs[1]).to(ctx.target_dtype)
         return grad_logits, grad_target, None, None
 
 
@@ -321,16 +332,17 @@ def differentiable_backward(needs, logits, target, weight, problem: Problem, gra
     return tuple(next(grads) if need else None for need in needs)
 
 
-def _scale_by_upstream(grad: torch.Tensor, grad_output: torch.Tensor, problem: Problem, *, in_place: bool):
-    """``grad * grad_output`` (in place when the saved gradient is ours to consume)."""
-    if problem.options.reduction == "none":
-        g = grad_output.unsqueeze(problem.axis).to(grad.dtype)
-        return grad.mul_(g) if in_place else grad * g
-    if not in_place:
-        return grad * grad_output.to(grad.dtype)
-    if grad_output.device.type == "cpu" and float(grad_output) == 1.0:
+def _scale_by_upstream(grad: torch.Tensor, grad_output: torch.Tensor, problem: Problem, *, of=None):
+    """``grad * grad_output``: in place (the saved gradient is ours to consume), or, traced, out of
+    place with the upstream tied to the input ``of`` (:func:`._custom_ops.tied_upstream`)."""
+    if of is not None:
+        grad_output = _custom_ops.tied_upstream(grad_output, of)
+    g = grad_output.unsqueeze(problem.axis) if problem.options.reduction == "none" else grad_output
+    if of is not None:
+        return grad * g.to(grad.dtype)
+    if problem.options.reduction != "none" and grad_output.device.type == "cpu" and float(grad_output) == 1.0:
         return grad  # the common loss.backward(): skip a pass over (N, C)
-    return grad.mul_(grad_output.to(grad.dtype))
+    return grad.mul_(g.to(grad.dtype))
 
 
 def _soft_target_grad(logits, target, weight, problem: Problem) -> torch.Tensor:

@@ -22,7 +22,10 @@ and class weights) are checked inside the ops when ``check`` is set: under
   ``(N, C)`` rows (``grad`` is ``(0,)`` without ``want_grad``);
 * ``softmaxkit::linear_cross_entropy_rows(hidden, weight, bias, target, ...)
   -> (row_loss, grad_hidden, grad_weight, grad_bias)``: the chunked fused head
-  (absent gradients are ``(0,)``).
+  (absent gradients are ``(0,)``);
+* ``softmaxkit::tied_upstream(upstream, of) -> upstream`` (a copy): the
+  compiled backwards' upstream gradient, tied to the input ``of`` (see there:
+  it is what makes a double backward raise instead of losing a term).
 """
 
 from __future__ import annotations
@@ -134,3 +137,25 @@ def _(hidden, weight, bias, target, class_weight, ignore_index, label_smoothing,
         torch.empty_like(weight) if need_weight else hidden.new_empty(0),
         torch.empty_like(bias) if (need_bias and bias is not None) else hidden.new_empty(0),
     )
+
+
+@torch.library.custom_op("softmaxkit::tied_upstream", mutates_args=())
+def tied_upstream(upstream: torch.Tensor, of: torch.Tensor) -> torch.Tensor:
+    """A copy of ``upstream`` (a backward's upstream gradient: a scalar, or one value per row),
+    tied to the input ``of``, whose values are not read.
+
+    The compiled backwards scale their forward-made gradients by it. ``of`` is an argument so that
+    the compiled backward graph takes the input itself as a saved tensor: a gradient made under
+    ``create_graph=True`` is then linked to it, and a double backward raises AOTAutograd's "does
+    not currently support double backward" error, as for torch's own compiled losses. Without that
+    link the saved gradient was a constant to autograd, and a gradient penalty through a compiled
+    loss silently lost its second-order term (audit). An op, not torch ops, because the compiler
+    drops an unused input; an op on the upstream, not the gradient, so the multiplication stays
+    in the compiler's fused kernel (a scalar or ``(N,)`` copy is all it costs).
+    """
+    return upstream.clone()
+
+
+@tied_upstream.register_fake
+def _(upstream, of):
+    return torch.empty_like(upstream)

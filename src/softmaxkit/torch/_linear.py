@@ -465,7 +465,8 @@ class LinearCrossEntropyFunction(torch.autograd.Function):
     because the first one handed its tensors out. Under ``create_graph=True``
     the backward differentiates :func:`softmaxkit.torch._composite.linear_cross_entropy`
     instead, which builds the ``(N, V)`` logits: exact second derivatives,
-    at the dense path's memory.
+    at the dense path's memory. Under ``torch.compile`` a double backward
+    raises AOTAutograd's error instead (:func:`._custom_ops.tied_upstream`).
     """
 
     @staticmethod
@@ -509,15 +510,20 @@ class LinearCrossEntropyFunction(torch.autograd.Function):
         # a single rounding (unlike cross_entropy, whose float32 gradient waits for the scale; here
         # the weight gradient is written into 16 bits tile by tile, which keeps its float32 shadow
         # of V x D out of memory).
-        elif not in_place:
-            grads = [None if g is None else _scaled(g, grad_output) for g in grads]
+        elif not in_place:  # traced: each gradient tied to its input (see _custom_ops.tied_upstream)
+            inputs = (hidden, weight, bias)
+            grads = [None if g is None else _scaled(g, grad_output, of=x) for g, x in zip(grads, inputs)]
         elif not (grad_output.device.type == "cpu" and float(grad_output) == 1.0):
             grads = [None if g is None else _scaled(g, grad_output, out=g) for g in grads]
         return grads[0], grads[1], grads[2], None, None, None
 
 
-def _scaled(g, grad_output, *, out=None):
-    """``g * grad_output`` in ``g``'s dtype, the scalar kept at its own precision (see backward)."""
+def _scaled(g, grad_output, *, out=None, of=None):
+    """``g * grad_output`` in ``g``'s dtype, the scalar kept at its own precision (see backward):
+    into ``out``, or, traced, out of place with the scalar tied to the input ``of``
+    (:func:`._custom_ops.tied_upstream`)."""
+    if of is not None:
+        grad_output = _custom_ops.tied_upstream(grad_output, of)
     scale = grad_output if grad_output.dtype.itemsize >= 4 else grad_output.float()
     return torch.mul(g, scale, out=out) if out is not None else (g * scale).to(g.dtype)
 

@@ -22,17 +22,28 @@ AD, the softmax family is written in torch ops and differentiated by autograd.
 Beyond a first-order backward (see :mod:`softmaxkit.torch._composite`):
 
 * ``create_graph=True`` recomputes the gradient in differentiable ops, so
-  double backward is exact on every path;
+  double backward is exact on every eager path;
 * under ``torch.func`` transforms (``vmap``, ``grad``, ``jvp``) and forward-mode
   AD the losses run as composite torch ops;
 * under ``torch.compile`` the CPU kernels are custom ops
-  (:mod:`softmaxkit.torch._custom_ops`): ``fullgraph=True`` traces them.
+  (:mod:`softmaxkit.torch._custom_ops`): ``fullgraph=True`` traces them. A
+  double backward through a compiled loss raises AOTAutograd's "does not
+  currently support double backward", as torch's own compiled losses do
+  (it returned the first-order gradient alone before, audit). Compiled
+  ``softmax``/``log_softmax`` are plain torch ops there and share a limit of
+  torch's own compiled ``torch.log_softmax``: AOTAutograd saves their output,
+  and a double backward silently lacks the second-order term (take gradient
+  penalties through them eagerly);
+* torch's argument names are accepted: ``dim=`` for ``axis``, ``input=`` for
+  the tensor (:func:`accepts_input`).
 
 This module registers itself with :mod:`softmaxkit._dispatch` on import.
 """
 
 from __future__ import annotations
 
+import functools
+import inspect
 import sys
 import warnings
 from typing import Any
@@ -75,6 +86,35 @@ __all__ = [
     "linear_cross_entropy",
     "linear_cross_entropy_and_grad",
 ]
+
+
+# --------------------------------------------------------------------------- torch's argument names
+
+
+def accepts_input(fn):
+    """Let ``fn`` take its tensor (first argument, after ``self``) as ``input=`` too: torch's name.
+
+    So ``F.cross_entropy(input=x, target=y)``, ``F.softmax(input=x, dim=1)`` and
+    ``nn.CrossEntropyLoss()(input=x, target=y)`` port as they are (they raised "missing 1
+    required positional argument" or "unexpected keyword argument 'input'", audit). The signature
+    shown (``inspect.signature``, ``help``) stays ``fn``'s own; giving the tensor twice, by its
+    name or position and as ``input=``, is a TypeError. One place for every op and module.
+    """
+    params = list(inspect.signature(fn).parameters)
+    position = 1 if params[0] == "self" else 0
+    name = params[position]
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        if "input" in kwargs:
+            if len(args) > position or name in kwargs:
+                raise TypeError(
+                    f"{fn.__qualname__}() got {name} twice: as {name} and as input= (torch's name for it); pass one"
+                )
+            kwargs[name] = kwargs.pop("input")
+        return fn(*args, **kwargs)
+
+    return wrapper
 
 
 # --------------------------------------------------------------------------- softmax family
@@ -128,6 +168,8 @@ def _prepare(x: Any, axis: int, temperature: float = 1.0, dtype: Any = None) -> 
     check_floating(x, "x")
     axis = normalize_axis(axis, x.ndim, allow_scalar=True)
     xc = x.to(compute_dtype(x.dtype)) if x.dtype in LOW_PRECISION else x
+    if isinstance(temperature, torch.Tensor) and compiling():
+        return x, xc / _traced_temperature(temperature, xc.dtype), axis
     learnable = isinstance(temperature, torch.Tensor) and temperature.requires_grad
     t = check_temperature(temperature.detach() if learnable else temperature, dtype=xc.dtype)
     if learnable:
@@ -135,6 +177,18 @@ def _prepare(x: Any, axis: int, temperature: float = 1.0, dtype: Any = None) -> 
         # T.grad stayed None while the loss matched torch's (audit).
         return x, xc / temperature.reshape(()).to(xc.dtype), axis
     return x, (xc / t if t != 1.0 else xc), axis
+
+
+def _traced_temperature(temperature: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """A temperature tensor under ``torch.compile``: 0-dim, in ``dtype``, NaN unless finite and > 0.
+
+    While tracing its value cannot be read on the host (Dynamo refuses the data-dependent test
+    of :func:`check_temperature`: "Could not guard on data-dependent expression", audit), so a
+    bad value makes the result NaN instead of raising, rather than, say, silently reversing the
+    softmax for a negative one. Eager calls keep the check and its ValueError.
+    """
+    t = temperature.reshape(()).to(dtype)
+    return torch.where((t > 0) & (t < torch.inf), t, torch.nan)
 
 
 def _write(result: torch.Tensor, x: torch.Tensor, out: Any) -> torch.Tensor:
@@ -343,11 +397,13 @@ def _torch_dim(axis: int | None, dim: int | None) -> int:
 
 
 def _use_triton(x: torch.Tensor, dtype: Any, out: Any, temperature: Any) -> bool:
-    learnable_t = isinstance(temperature, torch.Tensor) and temperature.requires_grad  # the kernels take a float
+    # the kernels take a float: not a learnable temperature, nor a tensor one while tracing (no host read)
+    learnable_t = isinstance(temperature, torch.Tensor) and (temperature.requires_grad or compiling())
     return (out is None and dtype is None and not learnable_t and _triton.use_for(x)
             and not _composite.needs_composite(x))
 
 
+@accepts_input
 def softmax(
     x: torch.Tensor, axis: int | None = None, *, dim: int | None = None, temperature: float = 1.0,
     dtype: Any = None, out: Any = None,
@@ -383,6 +439,7 @@ def softmax(
     return _write(_softmax(xc, axis), x, out)
 
 
+@accepts_input
 def log_softmax(
     x: torch.Tensor, axis: int | None = None, *, dim: int | None = None, temperature: float = 1.0,
     dtype: Any = None, out: Any = None,
@@ -410,6 +467,7 @@ def log_softmax(
     return _write(_log_softmax(xc, axis), x, out)
 
 
+@accepts_input
 def logsumexp(
     x: torch.Tensor, axis: int | None = None, *, keepdims: bool = False, dim: int | None = None,
     keepdim: bool | None = None,
@@ -437,12 +495,14 @@ def logsumexp(
     return res.to(x.dtype)
 
 
+@accepts_input
 def sigmoid(x: torch.Tensor) -> torch.Tensor:
     """Logistic function (torch's overflow-free kernel), 16-bit input computed in float32."""
     check_floating(x, "x")
     return torch.sigmoid(x.to(compute_dtype(x.dtype))).to(x.dtype)
 
 
+@accepts_input
 def log_sigmoid(x: torch.Tensor) -> torch.Tensor:
     """``min(x, 0) - log1p(exp(-|x|))`` (torch's ``logsigmoid``), exact for large ``|x|``."""
     check_floating(x, "x")
@@ -471,6 +531,7 @@ def refuse_other_spellings(op: str, unknown: dict[str, Any], *, weight: str) -> 
         raise TypeError(f"{op} has no option {name!r}" + (f"; {hint}" if hint else ""))
 
 
+@accepts_input
 def cross_entropy(
     logits: torch.Tensor,
     target: Any,
@@ -499,7 +560,8 @@ def cross_entropy(
 
     Differentiable in ``logits``, and in soft (probability) targets, to any
     order (``create_graph=True`` recomputes the gradient in differentiable
-    ops). Under ``torch.func`` transforms (``vmap``, ``grad``, ``jvp``) and
+    ops); a compiled loss is differentiable once (a double backward raises,
+    as for torch's own compiled losses). Under ``torch.func`` transforms (``vmap``, ``grad``, ``jvp``) and
     forward-mode AD it runs as composite torch ops; under ``torch.compile``
     the kernel is a custom op, so the graph does not break. Under
     ``torch.jit.trace`` and on meta tensors it runs as composite torch ops.
@@ -567,6 +629,7 @@ def cross_entropy_and_grad(
         return loss, (grad if grad_out is None else grad_out.copy_(grad))
 
 
+@accepts_input
 def binary_cross_entropy_with_logits(
     logits: torch.Tensor,
     target: Any,
@@ -610,6 +673,7 @@ def binary_cross_entropy_with_logits(
 # --------------------------------------------------------------------------- linear cross-entropy
 
 
+@accepts_input
 def linear_cross_entropy(hidden, weight, target, *, bias=None, chunk_size=None, loss_dtype=None, **ce_options):
     """Fused ``cross_entropy(hidden @ weight.T + bias, target)`` with autograd.
 

@@ -122,6 +122,7 @@ class CrossEntropyLoss(_OptionsMixin, torch.nn.Module):
         self.axis = axis
         self._set_options(weight, ignore_index, reduction, label_smoothing, z_loss, softcap, weight_name="weight")
 
+    @F.accepts_input
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return F.cross_entropy(logits, target, axis=self.axis, weight=self.weight, **self._options())
 
@@ -167,6 +168,7 @@ class LinearCrossEntropyLoss(_OptionsMixin, torch.nn.Module):
             class_weight, ignore_index, reduction, label_smoothing, z_loss, softcap, weight_name="class_weight"
         )
 
+    @F.accepts_input
     def forward(
         self, hidden: torch.Tensor, weight: torch.Tensor, target: torch.Tensor, bias: torch.Tensor | None = None
     ) -> torch.Tensor:
