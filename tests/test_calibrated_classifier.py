@@ -512,7 +512,7 @@ def test_class_mismatch_messages_name_the_class_and_the_side_it_is_missing_on():
     with pytest.raises(ValueError, match=r"the frozen estimator \(classes \[0, 1, 2\]\) predicts class\(es\) \[2\] "
                        r"that y has no row of .*the calibration rows must hold every class"):
         CalibratedClassifier(frozen).fit(X[y < 2], y[y < 2])
-    with pytest.raises(ValueError, match=r"fold of .*never saw y's class\(es\) \[0\].*use stratified folds"):
+    with pytest.raises(ValueError, match=r"fold 1 of 3 .*never saw y's class\(es\) \[0\].*use stratified folds"):
         CalibratedClassifier(LogisticRegression(max_iter=1000), cv=KFold(3)).fit(X, y)  # iris is sorted by class
 
 

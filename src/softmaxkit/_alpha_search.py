@@ -281,18 +281,33 @@ def _given_folds(cv: Any, targets: Targets) -> list[tuple[np.ndarray, np.ndarray
                 f"themselves: cv=list({cv!r}.split(X, y, groups))"
             ) from None
     else:
-        # A generator is an iterator: list() empties it, and the next fit finds nothing.
-        used_up = iter(cv) is cv
+        used_up = is_iterator(cv)
         splits = list(cv)
-        if not splits:
-            hint = (
-                "it is an iterator with nothing left, such as a StratifiedKFold(...).split(X, y) generator that "
-                "an earlier fit used up; pass list(...) of it, which every fit can read again"
-                if used_up
-                else "pass at least one (train, test) pair of row indices"
-            )
-            raise ValueError(f"cv gave no (train, test) splits: {hint}")
+        require_splits(len(splits), used_up=used_up)
     return [_checked_split(k, train, test, n) for k, (train, test) in enumerate(splits)]
+
+
+def is_iterator(cv: Any) -> bool:
+    """Whether ``cv`` is an iterator (a generator of splits): reading it empties it, so the next
+    fit finds nothing. Ask before the fit reads it."""
+    return not hasattr(cv, "split") and hasattr(cv, "__iter__") and iter(cv) is cv
+
+
+def require_splits(n_splits: int, *, used_up: bool) -> None:
+    """Raise ValueError, saying why and what to do, when a ``cv`` gave no ``(train, test)`` split.
+
+    Shared by ``SoftmaxClassifier`` (``alpha="auto"``) and ``CalibratedClassifier``, where
+    a generator that an earlier fit used up failed deep in NumPy ("need at least one array to
+    concatenate"). ``used_up``: :func:`is_iterator` of the ``cv`` before it was read.
+    """
+    if n_splits == 0:
+        hint = (
+            "it is an iterator with nothing left, such as a StratifiedKFold(...).split(X, y) generator that "
+            "an earlier fit used up; pass list(...) of it, which every fit can read again"
+            if used_up
+            else "pass at least one (train, test) pair of row indices"
+        )
+        raise ValueError(f"cv gave no (train, test) splits: {hint}")
 
 
 def _checked_split(k: int, train: Any, test: Any, n: int) -> tuple[np.ndarray, np.ndarray]:

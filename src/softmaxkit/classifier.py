@@ -29,7 +29,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from softmaxkit import _alpha_search, _mlp, _optim
 from softmaxkit._engine import NumpyEngine, make_engine
 from softmaxkit._progress import progress
-from softmaxkit._targets import Targets, encode_targets, label_indices, soft_targets
+from softmaxkit._targets import Targets, encode_targets, soft_targets
 from softmaxkit._validation import check_cv_param, check_sample_weight
 from softmaxkit.functional import cross_entropy, log_softmax, softmax
 from softmaxkit.io import Persistable
@@ -461,11 +461,10 @@ class SoftmaxClassifier(Persistable, ClassifierMixin, BaseEstimator):
         verbose: int = 0,
         **unknown: Any,
     ) -> None:
-        # **unknown is here only to refuse class_weight with advice instead of Python's
-        # bare "unexpected keyword"; the signature shown to scikit-learn and help()
+        # **unknown is here only to refuse class_weight, C and n_jobs with advice instead of
+        # Python's bare "unexpected keyword"; the signature shown to scikit-learn and help()
         # omits it (see the end of the class), so it takes the declared parameters only.
-        if unknown:
-            raise TypeError(_unknown_params_message(sorted(unknown), "SoftmaxClassifier()"))
+        check_unknown_params(unknown, "SoftmaxClassifier()", TypeError)
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.alpha = alpha
@@ -489,11 +488,10 @@ class SoftmaxClassifier(Persistable, ClassifierMixin, BaseEstimator):
     # ------------------------------------------------------------------ parameters
 
     def set_params(self, **params: Any) -> "SoftmaxClassifier":
-        """scikit-learn's ``set_params``; ``class_weight`` is refused with advice (ValueError, as
-        scikit-learn refuses any unknown parameter)."""
-        if "class_weight" in params:
-            raise ValueError(_unknown_params_message(["class_weight"], "set_params"))
-        return super().set_params(**params)
+        """scikit-learn's ``set_params``; ``class_weight``, ``C`` and ``n_jobs`` are refused with
+        advice (ValueError, as scikit-learn refuses any unknown parameter), except
+        ``class_weight=None`` and ``n_jobs=None`` or 1, which ask for what it does anyway."""
+        return super().set_params(**known_params(params, "set_params"))
 
     def _hidden_sizes(self) -> tuple[int, ...]:
         sizes = self.hidden_layer_sizes
@@ -918,18 +916,31 @@ class SoftmaxClassifier(Persistable, ClassifierMixin, BaseEstimator):
         refused them with "a mix of continuous-multioutput and multiclass
         targets", although ``fit`` takes them).
 
+        A label of ``y`` that the model was not fitted with (a class absent
+        from the training rows or fold) can never be predicted: its rows
+        count as wrong, as scikit-learn's ``accuracy_score`` (hence
+        ``LogisticRegression.score``) counts them, weighted by
+        ``sample_weight``, and a ``UserWarning`` names those labels and their
+        rows (it is also what a label-encoding mistake looks like).
+        Raising instead gave ``cross_val_score`` a nan for such a fold and
+        ``GridSearchCV`` all-nan mean scores, so it silently kept its first
+        candidate.
+
+        Warns
+        -----
+        UserWarning
+            ``y`` has labels outside ``classes_``.
+
         Raises
         ------
         ValueError
-            ``y`` contains a label the model was not fitted with (it could
-            never be predicted; this is usually a label-encoding mistake), or
-            an (n, K) ``y`` that is neither probabilities nor counts, or counts
+            An (n, K) ``y`` that is neither probabilities nor counts, or counts
             (or several targets) without ``count_targets=True``.
         """
         check_is_fitted(self)
         y_arr = np.asarray(y)
         if y_arr.ndim == 1:
-            label_indices(y_arr, self.classes_)
+            warn_unseen_labels(y_arr, self.classes_, type(self).__name__)
         elif y_arr.ndim == 2 and y_arr.shape[1] > 1:
             return self._soft_target_score(X, y_arr, sample_weight)
         return super().score(X, y, sample_weight=sample_weight)
@@ -1146,18 +1157,96 @@ class _Trained:
         return net.pack(list(zip(self.coefs, self.intercepts)))
 
 
-def _unknown_params_message(names: list[str], where: str) -> str:
-    """Why ``names`` are not parameters; for ``class_weight``, what to do instead and what it costs."""
+#: What to do instead of scikit-learn's options that softmaxkit's estimators lack.
+_UNKNOWN_PARAM_ADVICE = {
+    "class_weight": (
+        "softmaxkit has no class_weight. Weight rows instead, e.g. fit(X, y, sample_weight="
+        "sklearn.utils.class_weight.compute_sample_weight('balanced', y)). Beware that reweighting classes "
+        "moves predict_proba away from the true class frequencies (an imbalanced set with 3.45% positives, "
+        "balanced: mean predicted probability 0.308); if the probabilities matter, recalibrate them on "
+        "unweighted held-out rows or do not reweight"
+    ),
+    "C": (
+        "softmaxkit's penalty is alpha, not C: LogisticRegression(C=c) is SoftmaxClassifier(alpha=1/c) with 3 "
+        "or more classes and alpha=2/c with 2 classes (see help(SoftmaxClassifier), Notes); the default "
+        "alpha='auto' chooses it on held-out folds"
+    ),
+    "n_jobs": (
+        "softmaxkit has no n_jobs: its folds are fitted one after another in this process (parallel folds are "
+        "not implemented, so n_jobs > 1 could not do what it says); large matrix products use NumPy's BLAS "
+        "threads, and a CalibratedClassifier's estimator keeps its own n_jobs (RandomForestClassifier(n_jobs=-1)). "
+        "n_jobs=None or 1 is accepted: it asks for one process"
+    ),
+}
+
+#: Values of those options that ask for what softmaxkit does anyway: accepted and ignored, so
+#: code written for scikit-learn (class_weight=None, n_jobs=None in a grid) runs unchanged.
+_NO_OP_VALUES = {"class_weight": (None,), "n_jobs": (None, 1)}
+
+#: The options of :data:`_UNKNOWN_PARAM_ADVICE` that SoftmaxClassifier's users pass
+#: (LogisticRegression's); CalibratedClassifier's (CalibratedClassifierCV's) are only n_jobs.
+CLASSIFIER_OPTIONS = ("class_weight", "C", "n_jobs")
+CALIBRATED_OPTIONS = ("n_jobs",)
+
+
+def _unknown_params_message(names: list[str], where: str, options: tuple[str, ...]) -> str:
+    """Why ``names`` are not parameters; for those among ``options``, what to do instead."""
     message = f"{where} got unexpected parameter(s) {', '.join(map(repr, names))}"
-    if "class_weight" in names:
-        message += (
-            ": softmaxkit has no class_weight. Weight rows instead, e.g. fit(X, y, sample_weight="
-            "sklearn.utils.class_weight.compute_sample_weight('balanced', y)). Beware that reweighting classes "
-            "moves predict_proba away from the true class frequencies (an imbalanced set with 3.45% positives, "
-            "balanced: mean predicted probability 0.308); if the probabilities matter, recalibrate them on "
-            "unweighted held-out rows or do not reweight"
+    advice = [_UNKNOWN_PARAM_ADVICE[name] for name in names if name in options]
+    return message + "".join(f": {text}" if i == 0 else f"; {text}" for i, text in enumerate(advice))
+
+
+def _is_no_op(name: str, value: Any) -> bool:
+    # `is` for None; == for n_jobs=1 (an integer, not a bool or an array)
+    integer = isinstance(value, numbers.Integral) and not isinstance(value, bool)
+    return any(value is v or (integer and value == v) for v in _NO_OP_VALUES.get(name, ()))
+
+
+def check_unknown_params(
+    unknown: dict[str, Any], where: str, error: type[Exception], *, options: tuple[str, ...] = CLASSIFIER_OPTIONS
+) -> None:
+    """Raise ``error`` naming the keys of ``unknown`` (parameters an estimator lacks).
+
+    Used by the ``__init__`` of :class:`SoftmaxClassifier` and
+    :class:`~softmaxkit.calibration.CalibratedClassifier` (TypeError, as
+    Python's) and by ``set_params`` (ValueError, as scikit-learn's). For the
+    names in ``options`` (scikit-learn's options that the estimator lacks) the
+    message gives :data:`_UNKNOWN_PARAM_ADVICE`, and their values in
+    :data:`_NO_OP_VALUES` are accepted and ignored.
+    """
+    names = sorted(name for name, value in unknown.items() if not (name in options and _is_no_op(name, value)))
+    if names:
+        raise error(_unknown_params_message(names, where, options))
+
+
+def known_params(params: dict[str, Any], where: str, *, options: tuple[str, ...] = CLASSIFIER_OPTIONS) -> dict:
+    """``set_params``' ``params`` without the names in ``options``, which are refused with advice
+    (ValueError) unless a no-op; other names go on to scikit-learn's own check."""
+    check_unknown_params({k: v for k, v in params.items() if k in options}, where, ValueError, options=options)
+    return {k: v for k, v in params.items() if k not in options}
+
+
+def warn_unseen_labels(y: np.ndarray, classes: np.ndarray, where: str) -> None:
+    """Warn when 1-D labels ``y`` hold values outside ``classes``, which ``score`` counts as wrong.
+
+    Such a row (a class that the training rows or fold lacked) can never be
+    predicted; scikit-learn's ``accuracy_score`` counts it as a miss silently,
+    but it is also what a label-encoding mistake looks like, so say which.
+    """
+    unseen = ~np.isin(y, classes)
+    if np.any(unseen):
+
+        def head(values: list[Any], k: int = 10) -> list[Any]:  # a few labels, not thousands
+            return values if len(values) <= k else values[:k] + ["..."]
+
+        warnings.warn(
+            f"{where}.score: {int(unseen.sum())} of {len(y)} rows of y have label(s) "
+            f"{head(np.unique(y[unseen]).tolist())} that the model was not fitted with (classes_ "
+            f"{head(classes.tolist())}); they count as wrong, as in scikit-learn's "
+            "accuracy_score. If the labels are encoded otherwise than the training labels, fix that",
+            UserWarning,
+            stacklevel=3,  # the caller of score
         )
-    return message
 
 
 def _warn_search_skipped(reason: str, alpha: float, *, labels: bool) -> None:
