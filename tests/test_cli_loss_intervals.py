@@ -105,7 +105,7 @@ def test_summary_ece_test_equals_expected_calibration_error():
     worlds = _ece.calibrated_errors(b.bins, b.conf, b.weight, b.sums, n_bins=15, n_sims=200, seed=0 ^ 0x5DEECE66D,
                                     norm="l1", debias=True, categorical=False)
     assert ece.noise_floor == pytest.approx(worlds.mean(), rel=1e-12)
-    assert ece.noise_threshold == pytest.approx(np.quantile(worlds, 0.95), rel=1e-12)
+    assert ece.noise_threshold == np.sort(worlds)[::-1][int(0.05 * 201) - 1]  # the 10th largest of 200
     assert ece.p_calibrated == pytest.approx((1 + np.sum(worlds >= ece.value)) / 201, rel=1e-12)
     skipped = metrics.expected_calibration_error(y, softmax(logits, axis=-1), ci=None, noise_floor=False)
     assert np.isnan(skipped.noise_threshold) and np.isnan(skipped.p_calibrated)

@@ -166,12 +166,20 @@ def test_calibration_test_matches_a_numpy_oracle():
     from softmaxkit._ece import calibration_test
 
     worlds = np.random.default_rng(3).gamma(2.0, 0.01, 500)
-    for value in (0.0, 0.02, float(np.quantile(worlds, 0.95)), 0.2):
+    edge = np.sort(worlds)[::-1][int(0.05 * 501) - 1]  # p <= 0.05 allows 24 worlds at least as high: the 25th largest
+    for value in (0.0, 0.02, float(np.quantile(worlds, 0.95)), edge, float(np.nextafter(edge, 1)), 0.2):
         got = calibration_test(value, worlds)
+        p = (1 + np.sum(worlds >= value)) / 501
         assert got["noise_floor"] == pytest.approx(worlds.mean(), rel=1e-12)
-        assert got["threshold"] == pytest.approx(np.quantile(worlds, 0.95), rel=1e-12)
-        assert got["p_value"] == pytest.approx((1 + np.sum(worlds >= value)) / 501, rel=1e-12)
-        assert got["miscalibrated"] is bool(value > np.quantile(worlds, 0.95))
+        assert got["threshold"] == edge
+        assert got["p_value"] == pytest.approx(p, rel=1e-12)
+        # the verdict is the p-value's, and "above the threshold" says the same (review: they disagreed)
+        assert got["miscalibrated"] is bool(p <= 0.05) is bool(value > edge)
+    # 200 worlds (the CLI's count): 190.5 lies above the interpolated 95% quantile 190.05, but 11 of 200 worlds
+    # are at least as high (p = 0.0547): it was called miscalibrated
+    got = calibration_test(190.5, np.arange(1.0, 201.0))
+    assert got["p_value"] == pytest.approx(11 / 201) and not got["miscalibrated"] and got["threshold"] == 191.0
+    assert calibration_test(1.0, np.zeros(10))["threshold"] == np.inf  # 10 worlds cannot give p <= 0.05
     with pytest.raises(ValueError, match="level"):
         calibration_test(0.1, worlds, level=1.0)
     with pytest.raises(ValueError, match="calibrated"):

@@ -228,8 +228,11 @@ def calibration_test(value: float, calibrated: np.ndarray, *, level: float = TES
     average*: about 4 in 10 of them land above it (audit: 39% at the demo's 114 rows, and 24.5% at
     least as high as its ECE 0.0299, which was read "above the noise floor, so some miscalibration
     may remain"). So the floor describes the noise; an inference of miscalibration needs a test,
-    here the estimate against the worlds' upper ``level`` quantile, with the Monte Carlo p-value
-    ``(1 + #{worlds >= value}) / (1 + S)`` (Davison & Hinkley 1997, eq. 4.11), which is never 0.
+    here the Monte Carlo p-value ``(1 + #{worlds >= value}) / (1 + S)`` (Davison & Hinkley 1997,
+    eq. 4.11), which is never 0, rejecting at ``p <= 1 - level``. The threshold is the world that
+    rule puts at the edge: ``value > threshold`` exactly when ``p <= 1 - level``, so a printed "above
+    the threshold" never comes with ``p > 0.05`` (review: with the interpolated 95% quantile of 200
+    worlds, values between it and the 10th largest world were called miscalibrated at p = 0.055).
 
     Parameters
     ----------
@@ -243,9 +246,11 @@ def calibration_test(value: float, calibrated: np.ndarray, *, level: float = TES
     Returns
     -------
     dict
-        ``noise_floor`` (mean of ``calibrated``), ``threshold`` (its ``level`` quantile),
-        ``p_value`` and ``miscalibrated`` (``value > threshold``: perfect calibration rejected at
-        ``1 - level``; an estimate between the floor and the threshold is not evidence of it).
+        ``noise_floor`` (mean of ``calibrated``), ``threshold`` (its ``m + 1``-th largest value,
+        ``m = floor((1 - level)(1 + S)) - 1``, about its ``level`` quantile; ``inf`` when ``S`` is
+        too small for any estimate to reach ``p <= 1 - level``), ``p_value`` and ``miscalibrated``
+        (``p_value <= 1 - level``, the same as ``value > threshold``: perfect calibration rejected
+        at ``1 - level``; an estimate between the floor and the threshold is not evidence of it).
 
     Raises
     ------
@@ -255,7 +260,7 @@ def calibration_test(value: float, calibrated: np.ndarray, *, level: float = TES
     Examples
     --------
     >>> import numpy as np
-    >>> worlds = np.linspace(0.01, 0.05, 101)           # floor 0.03, 95th percentile 0.048
+    >>> worlds = np.linspace(0.01, 0.05, 101)           # floor 0.03, 5th largest 0.0484
     >>> test = calibration_test(0.04, worlds)
     >>> round(test["noise_floor"], 3), round(test["threshold"], 3), test["miscalibrated"]
     (0.03, 0.048, False)
@@ -268,10 +273,13 @@ def calibration_test(value: float, calibrated: np.ndarray, *, level: float = TES
                          f"({int(np.sum(~np.isfinite(worlds)))} not finite)")
     if not 0.0 < level < 1.0:
         raise ValueError(f"level must be in (0, 1) (0.95: a 5% test), got {level!r}")
-    threshold = float(np.quantile(worlds, level))
+    # p <= alpha  <=>  #{worlds >= value} <= m  <=>  value > the (m + 1)-th largest world
+    allowed = int(np.floor((1.0 - level) * (1 + worlds.size) + 1e-9)) - 1
+    threshold = float(np.sort(worlds)[worlds.size - 1 - allowed]) if allowed >= 0 else np.inf
+    p_value = float((1 + np.count_nonzero(worlds >= value)) / (1 + worlds.size))
     return {
         "noise_floor": float(np.mean(worlds)),
         "threshold": threshold,
-        "p_value": float((1 + np.count_nonzero(worlds >= value)) / (1 + worlds.size)),
-        "miscalibrated": bool(value > threshold),
+        "p_value": p_value,
+        "miscalibrated": bool(p_value <= 1.0 - level + 1e-12),
     }
