@@ -293,3 +293,100 @@ def test_prefixed_columns_in_another_order_draw_no_index_warning(capsys, tmp_pat
     got = _metrics(capsys, "--logits", reordered, "--labels", labels)
     assert got["metrics"]["log_loss"] == pytest.approx(sklearn_log_loss(z, y), rel=1e-9)
     assert not [w for w in got["warnings"] if "read as class names" in w], got["warnings"]
+
+
+# ------------------------------------------------------------------------------- review audit R10
+
+@pytest.mark.parametrize("layout", ["csv_index", "csv", "parquet"])
+def test_pandas_default_headers_are_scores_and_labels(capsys, tmp_path, scores, layout):
+    """Review audit R10 1: ``pd.DataFrame(probs).to_csv`` (header ``0,1,2``) beside ``pd.Series(y).to_csv``
+    (labels column ``0``) was refused: score column ``0`` "named as the labels' column", with a hint
+    (``--ignore 0``) that drops a class. A labels' column named by a number says nothing."""
+    pd = pytest.importorskip("pandas")
+    z, y = scores
+    suffix = ".parquet" if layout == "parquet" else ".csv"
+    probs, logits, labels = (tmp_path / f"{name}{suffix}" for name in ("p", "z", "y"))
+    frames = ((pd.DataFrame(_softmax(z)), probs), (pd.DataFrame(z), logits), (pd.Series(y).to_frame(), labels))
+    for frame, path in frames:
+        if layout == "parquet":
+            frame.to_parquet(path)
+        else:
+            frame.to_csv(path, index=layout == "csv_index")
+    got = _metrics(capsys, "--probs", probs, "--labels", labels)
+    assert got["n_classes"] == K
+    assert got["metrics"]["log_loss"] == pytest.approx(sklearn_log_loss(z, y), rel=1e-9)
+    rc, _, err = call(capsys, "calibrate", "--logits", logits, "--labels", labels, "--out", tmp_path / "cal.npz", "-q")
+    assert rc == 0, err
+
+
+def test_pandas_default_binary_header_is_read(capsys, tmp_path, scores):
+    """Review audit R10 1, binary: header ``0,1`` beside labels ``0`` was refused (old: log-loss as sklearn's)."""
+    pd = pytest.importorskip("pandas")
+    z, y = scores
+    keep = y < 2
+    z2, y2 = z[keep][:, :2], y[keep]
+    pd.DataFrame(_softmax(z2)).to_csv(tmp_path / "p.csv", index=False)
+    pd.Series(y2).to_csv(tmp_path / "y.csv", index=False)
+    got = _metrics(capsys, "--probs", tmp_path / "p.csv", "--labels", tmp_path / "y.csv")
+    assert got["metrics"]["log_loss"] == pytest.approx(sklearn_log_loss(z2, y2), rel=1e-9)
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_a_row_id_beside_one_score_column_named_pred_is_read(capsys, tmp_path, scores, suffix):
+    """Review audit R10 2: scores ``id,pred`` were refused ("column 'pred': named as labels, predicted
+    classes or folds ... beside the score columns 'id'", advising ``--ignore pred``): the check ran before
+    the row id was taken out, and one score column is a binary problem's whatever its name."""
+    z, y = scores
+    keep = y < 2
+    s, yk = z[keep, 1] - z[keep, 0], y[keep]
+    ids = np.arange(len(s))[::-1] + 1000  # not in row order: matched on, not a row count
+    path = write_columns(tmp_path / f"s{suffix}", {"id": ids, "pred": s})
+    labels = write_columns(tmp_path / "y.csv", {"id": ids, "label": yk})
+    got = _metrics(capsys, "--logits", path, "--labels", labels, "--label-column", "label")
+    assert got["metrics"]["log_loss"] == pytest.approx(sklearn_log_loss(np.column_stack([-s / 2, s / 2]), yk),
+                                                       rel=1e-9)
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_a_non_score_column_beside_a_row_id_and_plain_scores_is_refused(capsys, tmp_path, scores, suffix):
+    """Guard (passes before too): with the check run after the row ids are out, ``prediction`` beside
+    ``id, a, b, c`` is still refused."""
+    z, y = scores
+    path = write_columns(tmp_path / f"s{suffix}", {"id": np.arange(N) + 7, "a": z[:, 0], "b": z[:, 1],
+                                                   "c": z[:, 2], "prediction": z.argmax(axis=1)})
+    labels = write_columns(tmp_path / "y.csv", {"id": np.arange(N) + 7, "y": y})
+    rc, _, err = call(capsys, "evaluate", "--logits", path, "--labels", labels, "--label-column", "y")
+    assert rc == 1 and "column 'prediction'" in error_line(err) and "--ignore prediction" in err
+
+
+def test_a_headerless_labels_file_beside_a_numbered_header_is_said_so(capsys, tmp_path, scores):
+    """Review audit R10 3: ``np.savetxt(y, fmt='%d')`` (its first label read as the column name ``1``)
+    beside scores ``0,1,2`` blamed score column ``1`` ("pass --ignore 1"); the labels file lacks a header."""
+    z, y = scores
+    y = np.roll(y, -N // K)  # the first label 1
+    path = write_columns(tmp_path / "p.csv", {str(j): _softmax(z)[:, j] for j in range(K)})
+    np.savetxt(tmp_path / "y.csv", y, fmt="%d")
+    rc, _, err = call(capsys, "evaluate", "--probs", path, "--labels", tmp_path / "y.csv")
+    line = error_line(err)
+    assert rc == 1 and "y.csv: line 1 looks like data, not a header" in line and "--ignore" not in line
+
+
+@pytest.mark.parametrize("command", ["evaluate", "calibrate", "apply"])
+def test_classes_help_says_how_columns_are_matched(capsys, command):
+    """Review audit R10 4: the help said "class names of the score columns, in order", but named columns
+    are matched to --classes by name (``bird,cat,dog`` with ``--classes dog,bird,cat``)."""
+    with pytest.raises(SystemExit):
+        call(capsys, command, "--help")
+    text = " ".join(capsys.readouterr().out.split())
+    assert "class names of the score columns" not in text
+    assert "matched to them by name, other columns take them in order" in text
+
+
+def test_one_column_labels_ending_in_a_comma_are_said_so(capsys, tmp_path, scores):
+    """Review audit R10 5: ``label`` over ``0,`` lines was called a comment or title line to delete."""
+    z, y = scores
+    scores_path = write_columns(tmp_path / "z.csv", {f"logit_{j}": z[:, j] for j in range(K)})
+    (tmp_path / "trail.csv").write_text("label\n" + "".join(f"{v},\n" for v in y))
+    rc, _, err = call(capsys, "evaluate", "--logits", scores_path, "--labels", tmp_path / "trail.csv")
+    line = error_line(err)
+    assert rc == 1 and "the line ends in ','" in line and "title line" not in line

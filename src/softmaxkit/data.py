@@ -444,6 +444,12 @@ def _locate_ragged_row(path: Path, delimiter: str) -> None:
                 hint = ""
                 if len(header) == 1 and ";" in header[0]:
                     hint = f"; the file looks ';'-separated: save it as comma-separated CSV {_DECIMAL_POINT}"
+                elif len(fields) == len(header) + 1 and not fields[-1].strip():
+                    # Data lines ending in a delimiter under a header that does not: an exporter's habit, not
+                    # a decimal comma (audit BB M6). Tested before the title line: a one-column file's "0,"
+                    # lines pass that test too, and were called a title to delete (review audit R10).
+                    hint = (f"; the line ends in {delimiter!r} but the header does not: remove the trailing "
+                            f"{delimiter!r} from the data lines, or end the header with {delimiter!r} too")
                 elif row == 0 and (comment or len(header) == 1) and len(next(reader, fields)) == len(fields):
                     # A line above the header ("# exported 2024", a title): lines 2 and 3 agree on a field
                     # count that line 1 does not have. It read as "a decimal comma?" (audit).
@@ -451,11 +457,6 @@ def _locate_ragged_row(path: Path, delimiter: str) -> None:
                             "looks like a comment or title line, not the header: delete it, so that the first "
                             "line names the columns" + ("" if comment or delimiter != "," else
                                                         " (or, if it is the header, a decimal comma?)"))
-                elif len(fields) == len(header) + 1 and not fields[-1].strip():
-                    # Data lines ending in a delimiter under a header that does not: an exporter's habit, not
-                    # a decimal comma (audit BB M6).
-                    hint = (f"; the line ends in {delimiter!r} but the header does not: remove the trailing "
-                            f"{delimiter!r} from the data lines, or end the header with {delimiter!r} too")
                 elif delimiter == "," and len(fields) > len(header):
                     hint = " (a decimal comma, or an unquoted ',' inside a value?)"
                 raise DataFileError(
@@ -1938,7 +1939,6 @@ def _refuse_repeated_classes(path: str | os.PathLike, columns: list[str], classe
 def score_columns(
     path: str | os.PathLike, names: list[str], *, kind: str, exclude: tuple[str, ...] = (),
     ignore: tuple[str, ...] = (), empty: Collection[str] = (), keep: Collection[str] = (),
-    label_names: Collection[str] = (),
 ) -> tuple[list[str], list[str] | None]:
     """Which columns of a score file hold ``kind`` scores, and the class names they carry.
 
@@ -1957,15 +1957,12 @@ def score_columns(
     accuracy 0.30 for 0.98), the ``empty`` ones (nameless and blank on every
     row, :func:`_empty_nameless`: a header ``0,1,`` is two classes) and the
     ``exclude``d ones (the label column, when the labels come from the same
-    file). Of several such columns, one named as no scores are
-    (:data:`NON_SCORE_NAMES`: ``target``, ``prediction``, ``fold``, ...) or
-    as the labels' column of another file (``label_names``) is refused
-    (:func:`_refuse_non_score_names`), unless ``keep`` (``--classes``) names
-    it. ``ignore`` (``--ignore``: names or
+    file); ``keep`` (``--classes``) names classes. ``ignore`` (``--ignore``: names or
     positions, each must exist; :func:`_resolve_ignore`) leaves out columns of
     either kind of file. Once the values are known, :func:`read_scores` leaves
-    out the row ids among unprefixed columns (:func:`id_columns`) and refuses
-    another column that numbers the rows (:func:`_refuse_row_ids`).
+    out the row ids among unprefixed columns (:func:`id_columns`), refuses
+    one of the columns left named as no scores are (:func:`_refuse_non_score_names`)
+    and another column that numbers the rows (:func:`_refuse_row_ids`).
     Probabilities given as logits, or the reverse, are refused.
     """
     left_out = _resolve_ignore(path, names, ignore)
@@ -1987,9 +1984,7 @@ def score_columns(
         )
     if not mine:
         rest = [n for n in names if n not in exclude]
-        rest = [n for n in rest if n not in saved_index] or rest
-        _refuse_non_score_names(path, rest, kind=kind, keep=keep, label_names=label_names)
-        return rest, None
+        return [n for n in rest if n not in saved_index] or rest, None
     _refuse_mixed_case_prefixes(path, mine, own=own, kind=kind)
     _warn_near_prefixes(path, [n for n in names if n not in mine and n not in exclude], mine, own=own, kind=kind)
     classes = [_score_class(n, own) for n in mine]
@@ -2057,11 +2052,12 @@ def read_scores(
         columns, left_out, arrays = read_columns(path), (), {}
     named = has_column_names(path, columns)
     use, found = score_columns(path, list(columns), kind=kind, exclude=exclude, ignore=ignore,
-                               empty=_empty_nameless(columns) if named else (), keep=classes,
-                               label_names=label_names if named else ())
+                               empty=_empty_nameless(columns) if named else (), keep=classes)
     ids: list[str] = []
     if found is None and named:
         use, ids = _without_ids(path, use, {n: columns[n] for n in use}, keep=classes)
+    if found is None:
+        _refuse_non_score_names(path, use, kind=kind, keep=classes, label_names=label_names if named else ())
     if len(use) < 2 and not binary_column:
         raise DataFileError(f"{path}: has {len(use)} column; {_PLURAL[kind]} need one column per class (at least 2)")
     wanted = set(use)
@@ -2119,10 +2115,16 @@ def _refuse_non_score_names(path: str | os.PathLike, names: list[str], *, kind: 
     """Refuse, of two or more unprefixed score columns ``names``, one named as no scores are
     (:data:`NON_SCORE_NAMES`) or as the labels' column of the labels file (``label_names``), unless
     ``keep`` (``--classes``) names it: read as one more class it shifts every metric without a word.
-    One column alone is a binary problem's scores whatever its name (``pred``: P(class 1))."""
+
+    ``names`` are the columns left once row ids and a saved index are out: one column alone is a
+    binary problem's scores whatever its name (``pred``: P(class 1)), ``id,pred`` included. A labels'
+    column named by a number says nothing of the scores: pandas names an unnamed column ``0``
+    (``Series(y).to_csv``, beside scores ``0,1,2`` it refused class 0), and a labels file without a
+    header has its first label read as the name (:func:`read_labels` says so).
+    """
     if len(names) < 2:
         return
-    labels = {_bare_name(n).casefold() for n in label_names}
+    labels = {_bare_name(n).casefold() for n in label_names if _numeric_value(n) is None}
     for name in names:
         bare = _bare_name(name).casefold()
         if name in keep or not (bare in NON_SCORE_NAMES or bare in labels):
@@ -2367,12 +2369,14 @@ def _parquet_scores(path: Path, *, kind: str, binary_column: bool, exclude: tupl
     schema = pf.schema_arrow
     names = list(schema.names)
     use, found = score_columns(path, names, kind=kind, exclude=exclude, ignore=ignore,
-                               empty=_parquet_empty_nameless(pf), keep=classes, label_names=label_names)
+                               empty=_parquet_empty_nameless(pf), keep=classes)
     maybe_ids = [n for n in use if is_row_id_name(n) and n not in classes] if found is None else []
     ids: list[str] = []
     if maybe_ids:  # read alone: a score column's values are read below, in pieces
         table = pf.read(columns=maybe_ids)
         use, ids = _without_ids(path, use, {n: table.column(n) for n in maybe_ids}, keep=classes)
+    if found is None:
+        _refuse_non_score_names(path, use, kind=kind, keep=classes, label_names=label_names)
     if len(use) < 2 and not binary_column:
         raise DataFileError(f"{path}: has {len(use)} column; {_PLURAL[kind]} need one column per class (at least 2)")
     ignored = tuple(n for n in names if n not in set(use))

@@ -618,7 +618,9 @@ def add_prediction_inputs(p: argparse.ArgumentParser, *, probs_help: str) -> Non
     p.add_argument("--label-column", metavar="COL", help="the labels' column when FILE has several")
     add_ignore_option(p, what="scores")
     p.add_argument("--classes", type=class_names, metavar="A,B,...",
-                   help="class names of the score columns, in order, so that --labels may hold names "
+                   help="the class names in the labels' order (integer label i is the i-th), so that "
+                   "--labels may hold names; score columns named by class (p_<class>, logit_<class>, or a "
+                   "header of these names) are matched to them by name, other columns take them in order "
                    "(split on commas, spaces around each name dropped; for names with commas, name the "
                    "score columns p_<class> or logit_<class> instead; names that start with '-', such as "
                    "-1,0,1, are read as such)")
@@ -1318,7 +1320,7 @@ def read_score_file(source: str, *, kind: str, given_classes: list[str] | None,
     Probabilities must be rows that sum to 1. ``exclude`` names columns that are not scores
     (the labels' column, when the labels come from the same file); ``ignore``
     those of ``--ignore``, each of which must exist; ``label_names`` the labels' column name in a
-    separate labels file, refused as a score column (:func:`softmaxkit.data.score_columns`).
+    separate labels file, refused as a score column (:func:`softmaxkit.data.read_scores`).
     """
     from softmaxkit.data import class_positions, read_scores, stored_float_dtype
 

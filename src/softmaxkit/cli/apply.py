@@ -47,9 +47,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         "or temperature scaling, which gives the same result from log-probabilities)")
     p.add_argument("--out", required=True, metavar="PROBS", help="calibrated probabilities to write")
     p.add_argument("--logits-out", metavar="FILE", help="also write the calibrated logits (logit_<class> columns)")
-    p.add_argument("--classes", type=class_names, metavar="A,B,...", help="class names of the score columns (split on commas, spaces around each name "
-                   "dropped; for names with commas, name the columns p_<class> or logit_<class> instead; names that start "
-                   "with '-', such as -1,0,1, are read as such)")
+    p.add_argument("--classes", type=class_names, metavar="A,B,...",
+                   help="the class names: score columns named by class (p_<class>, logit_<class>, or a header of "
+                   "these names) are matched to them by name, other columns take them in order (split on commas, "
+                   "spaces around each name dropped; for names with commas, name the columns p_<class> or "
+                   "logit_<class> instead; names that start with '-', such as -1,0,1, are read as such)")
     add_ignore_option(p, what="scores")
     p.add_argument("--by-position", action="store_true",
                    help="apply a CALIBRATOR (or --conformal predictor) fitted on unnamed columns to named ones "
