@@ -118,6 +118,72 @@ def test_longdouble_past_float64_elementwise_ops():
     np.testing.assert_allclose(bce.astype(float), [0.0, 0.0, np.log(2)], rtol=1e-15)
 
 
+def _longdouble_ops(*, metrics: bool = True):
+    """``(name, op)`` of every NumPy op with a path for longdouble values past float64's range (with
+    ``metrics``, also ``metrics.log_loss``, which refuses them)."""
+    from softmaxkit.metrics import log_loss
+
+    y = np.array([0, 2, 1, 3])
+    return [
+        ("softmax", sk.softmax),
+        ("log_softmax", sk.log_softmax),
+        ("logsumexp", sk.logsumexp),
+        ("cross_entropy", lambda x: sk.cross_entropy(x, y, reduction="none")),
+        ("cross_entropy_and_grad", lambda x: sk.cross_entropy_and_grad(x, y)[1]),
+        ("sigmoid", sk.sigmoid),
+        ("log_sigmoid", sk.log_sigmoid),
+        ("bce", lambda x: sk.binary_cross_entropy_with_logits(x, np.full(x.shape, 0.25), reduction="none")),
+    ] + [("log_loss", lambda x: np.asarray(log_loss(y, logits=x)))] * metrics
+
+
+@wide_longdouble
+@pytest.mark.parametrize("name, op", _longdouble_ops())
+def test_ordinary_longdouble_inputs_are_not_scanned_for_values_past_float64(monkeypatch, name, op):
+    """Fails before the fix: every longdouble input was scanned elementwise for finite values past
+    float64's range (isfinite & abs > max), 2 to 8 times the op's own cost (softmax of 1000 x 1000:
+    8.7 to 25 ms). The cast to float64, made anyway, shows them as inf: only then are the longdouble
+    values read. The results are float64's of the same values."""
+    import softmaxkit._arrays as arrays
+
+    x = np.random.default_rng(0).standard_normal((4, 5)).astype(np.longdouble) * 50
+    want = op(x.astype(np.float64))
+
+    def scan(_):
+        raise AssertionError("an ordinary longdouble input was scanned for values past float64's range")
+
+    monkeypatch.setattr(arrays, "past_float64", scan)
+    got = op(x)
+    np.testing.assert_allclose(np.asarray(got, dtype=float), np.asarray(want, dtype=float), rtol=1e-13, atol=0)
+
+
+@wide_longdouble
+@pytest.mark.parametrize("name, op", _longdouble_ops(metrics=False))  # log_loss refuses inf
+def test_longdouble_inf_without_values_past_float64_keeps_float64_results(name, op):
+    """Guard (passes before the fix): an inf or NaN in a longdouble input is inf in the cast too, and
+    only then are the values scanned; with none past float64's range the result is float64's, NaN
+    rows included (``+inf`` and NaN make a softmax row NaN, ``-inf`` is probability 0)."""
+    x = np.random.default_rng(1).standard_normal((4, 5)).astype(np.longdouble)
+    x[0, 1], x[1, 2], x[2, 0] = np.inf, -np.inf, np.nan
+    with np.errstate(invalid="ignore", over="ignore"):
+        want = np.asarray(op(x.astype(np.float64)), dtype=float)
+        got = np.asarray(op(x), dtype=float)
+    np.testing.assert_allclose(got, want, rtol=1e-13, atol=0, equal_nan=True)
+
+
+@wide_longdouble
+def test_longdouble_past_float64_found_beside_an_inf():
+    """Guard (passes before the fix): a value past float64's range in one row and ``+inf`` in
+    another: the cast's inf leads to the scan, which finds 1e400 (softmax ``[0.5, 0.5, 0]``, not NaN)."""
+    big = np.longdouble("1e400")
+    x = np.array([[big, big, 0], [np.inf, 0, 0], [1, 2, 3]], dtype=np.longdouble)
+    with np.errstate(invalid="ignore"):
+        p = sk.softmax(x)
+    np.testing.assert_array_equal(p[0].astype(float), [0.5, 0.5, 0.0])
+    assert np.isnan(p[1].astype(float)).all()
+    np.testing.assert_allclose(p[2].astype(float), ss.softmax([1.0, 2, 3]), rtol=1e-13)
+    assert sk.logsumexp(x)[0] == np.longdouble("1e400") + np.log(np.longdouble(2))
+
+
 # --------------------------------------------------------------------------- 2. workqueue threading layer
 
 

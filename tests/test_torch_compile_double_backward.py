@@ -153,6 +153,68 @@ def test_tied_upstream_op_passes_torch_library_checks():
         assert torch.equal(_custom_ops.tied_upstream(upstream, x), upstream)
 
 
+def _saved_bytes(fn) -> int:
+    """Bytes of the tensors autograd saves while ``fn`` runs (each saved tensor counted once)."""
+    total = [0]
+
+    def pack(t):
+        total[0] += t.numel() * t.element_size()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        fn()
+    return total[0]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("reduction", ["mean", "none"])
+def test_compiled_cross_entropy_saves_the_logits_once(dtype, reduction):
+    """Fails before the fix: tying the compiled backward to the logits saved them beside the
+    forward-made gradient, 2x the logits' bytes (float32; 3x for bfloat16, whose gradient is
+    float32), where torch's compiled F.cross_entropy saves 1x. The backward now recomputes the
+    gradient from the saved logits, and a double backward still raises."""
+    g = torch.Generator().manual_seed(0)
+    z = torch.randn(64, 500, generator=g).to(dtype).requires_grad_()
+    y = torch.randint(0, 500, (64,), generator=g)
+    compiled = torch.compile(lambda z: skt.cross_entropy(z, y, reduction=reduction).sum(), backend="aot_eager",
+                             fullgraph=True)  # fmt: skip
+    logits_bytes = z.numel() * z.element_size()
+    assert _saved_bytes(lambda: compiled(z)) <= 1.05 * logits_bytes
+    grad, = torch.autograd.grad(compiled(z), z, create_graph=True)
+    with pytest.raises(RuntimeError, match="does not currently support double backward"):
+        torch.autograd.grad((grad.float() ** 2).sum(), z)
+
+
+@pytest.mark.parametrize("reduction", ["mean", "none"])
+def test_compiled_bfloat16_cross_entropy_equals_eager_bit_for_bit(reduction):
+    """Guard (passes before the fix): the backward's recompute (16-bit logits widened inside the op)
+    gives eager's loss and gradient bit for bit."""
+    g = torch.Generator().manual_seed(1)
+    z0 = (torch.randn(32, 300, generator=g) * 3).to(torch.bfloat16)
+    y = torch.randint(0, 300, (32,), generator=g)
+    upstream = torch.rand(32, generator=g) if reduction == "none" else torch.tensor(0.7)
+    fn = lambda z: skt.cross_entropy(z, y, reduction=reduction, label_smoothing=0.1)  # noqa: E731
+    results = []
+    for f in (fn, torch.compile(fn, backend="aot_eager", fullgraph=True)):
+        z = z0.clone().requires_grad_()
+        loss = f(z)
+        loss.backward(upstream.to(loss.dtype))
+        results.append((loss.detach(), z.grad))
+    assert torch.equal(results[0][0], results[1][0]) and torch.equal(results[0][1], results[1][1])
+
+
+def test_cross_entropy_rows_op_widening_16_bit_passes_torch_library_checks():
+    """Fails before the fix (no ``widen_to``): the fake implementation of the backward's recompute,
+    which widens 16-bit rows in the op, agrees with the real one (a float32 gradient)."""
+    from softmaxkit.torch import _custom_ops
+
+    x = torch.randn(4, 5).to(torch.bfloat16)
+    args = (x, torch.tensor([0, 1, 2, 3]), None, -100, 0.0, 0.0, None, torch.full((4,), 0.25), True, False,
+            torch.float32)  # fmt: skip
+    torch.library.opcheck(_custom_ops.cross_entropy_rows, args, test_utils=("test_schema", "test_faketensor"))
+    assert _custom_ops.cross_entropy_rows(*args)[1].dtype == torch.float32
+
+
 # --------------------------------------------------------------------------- temperature under compile
 
 
@@ -191,6 +253,32 @@ def test_bad_temperature_tensor_still_raises_in_eager():
     x = torch.randn(3, 40)
     with pytest.raises(ValueError, match="temperature"):
         skt.log_softmax(x, dim=1, temperature=torch.tensor(-1.0, requires_grad=True))
+
+
+@pytest.mark.parametrize("fullgraph", [False, True])
+@pytest.mark.parametrize("shape", [(2,), (0,), (1, 2)])
+@pytest.mark.parametrize("op", ["softmax", "log_softmax"])
+def test_badly_shaped_temperature_tensor_under_compile_raises_eagers_type_error(op, shape, fullgraph):
+    """Fails before the fix: ``reshape(())`` of a temperature that is not one value failed deep in
+    Dynamo (a 241-line TorchRuntimeError); eager raises "TypeError: temperature must be a positive
+    float", and so must the compiled call (shapes are static while tracing)."""
+    x = torch.randn(3, 5, generator=torch.Generator().manual_seed(0))
+    t = torch.full(shape, 0.5)
+    with pytest.raises(TypeError, match="temperature must be a positive float"):
+        getattr(skt, op)(x, dim=1, temperature=t)
+    f = torch.compile(lambda x, t: getattr(skt, op)(x, dim=1, temperature=t), backend="aot_eager",
+                      fullgraph=fullgraph)  # fmt: skip
+    # fullgraph=True: Dynamo reports every exception raised in the traced code as its own "Observed
+    # exception" error (Unsupported), with the TypeError's message in it
+    with pytest.raises(Exception if fullgraph else TypeError, match="temperature must be a positive float.*shape"):
+        f(x, t)
+
+
+def test_one_element_temperature_tensor_under_compile_still_works():
+    """Guard (passes before the fix): a ``(1, 1)`` temperature is one value, accepted as in eager."""
+    x = torch.randn(3, 5, generator=torch.Generator().manual_seed(0))
+    f = torch.compile(lambda x, t: skt.softmax(x, dim=1, temperature=t), backend="aot_eager", fullgraph=True)
+    torch.testing.assert_close(f(x, torch.full((1, 1), 0.5)), skt.softmax(x, dim=1, temperature=0.5))
 
 
 # --------------------------------------------------------------------------- torch's input= spelling

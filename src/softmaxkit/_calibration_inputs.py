@@ -16,7 +16,7 @@ from typing import Any, Iterable, Iterator
 
 import numpy as np
 
-from softmaxkit._arrays import compute_dtype
+from softmaxkit._arrays import compute_dtype, past_float64, to_compute_dtype
 from softmaxkit._validation import as_numpy, check_floating, dtype_name, to_numpy
 
 #: How far a row of ``probs`` may sum from 1 at float32 and float64 (float32 rows at
@@ -373,15 +373,16 @@ def check_probs(probs: Any, name: str = "probs") -> np.ndarray:
     )
 
 
-def _refuse_past_float64(x: np.ndarray, name: str) -> None:
-    """Refuse ``longdouble`` logits holding finite values past float64's range, the metrics' compute
-    dtype: the cast made ``1e400`` inf, and the message said "found inf" of a finite value (audit)."""
-    from softmaxkit._arrays import beyond_float64, past_float64
-
-    if beyond_float64(x):
+def _to_compute_dtype_refusing_past_float64(x: np.ndarray, name: str) -> np.ndarray:
+    """``x`` in its compute dtype, refusing ``longdouble`` logits holding finite values past float64's
+    range, the metrics' compute dtype: the cast made ``1e400`` inf, and the message said "found inf" of
+    a finite value (audit)."""
+    xc, wide = to_compute_dtype(x)
+    if wide:
         i, j = (int(k) for k in np.unravel_index(int(np.argmax(past_float64(x))), x.shape))
         raise ValueError(f"{name} holds {x[i, j]!s} at position ({i}, {j}), past float64's range (the compute "
                          "dtype of the metrics): subtract each row's max first (the probabilities do not change)")
+    return xc
 
 
 def check_logits(logits: Any, name: str = "logits", *, min_classes: int = 2, return_row_max: bool = False,
@@ -408,8 +409,7 @@ def check_logits(logits: Any, name: str = "logits", *, min_classes: int = 2, ret
         raise ValueError(f"{name} must have at least {min_classes} classes (columns), got shape {x.shape}")
     # float16 computes in float32, longdouble in float64 (it was cut to float32: log-loss 0.6931 for 0.5032)
     if widen:
-        _refuse_past_float64(x, name)  # before the cast makes the value inf and the message false
-        x = x.astype(compute_dtype(x.dtype), copy=False)
+        x = _to_compute_dtype_refusing_past_float64(x, name)
     row_max = np.max(x, axis=1).astype(np.float64) if x.shape[0] else np.zeros(0)
     bad_rows = ~np.isfinite(row_max)
     if bad_rows.any():

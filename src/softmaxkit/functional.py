@@ -23,13 +23,13 @@ import numpy as np
 from softmaxkit import _reduction, kernels
 from softmaxkit._arrays import (
     as_float_array,
-    beyond_float64,
     clipped_to_float64,
     compute_dtype,
     from_rows,
     is_torch_tensor,
     past_float64,
     shifted_wide_rows,
+    to_compute_dtype,
     to_rows,
 )
 from softmaxkit._dispatch import torch_op
@@ -93,13 +93,13 @@ def _softmax_impl(x: Any, axis: int, temperature: float, out: Any, *, log: bool,
             return result
         out[...] = result
         return out
-    if beyond_float64(x):
+    rows, wide = to_compute_dtype(x, axis)
+    if wide:
         result = _softmax_beyond_float64(x, axis, inv_t, log=log)
         if out is None:
             return result
         out[...] = result
         return out
-    rows = to_rows(x, axis, compute_dtype(x.dtype))
     direct = None if out is None else _rows_view(out, axis, rows.dtype)
     if direct is not None and _overlaps_partly(direct, rows):
         rows = rows.copy()
@@ -293,11 +293,9 @@ def logsumexp(x: Any, axis: int = -1, *, keepdims: bool = False) -> Any:
     axis = normalize_axis(axis, x.ndim, allow_scalar=True, of="x")
     if x.ndim == 0:  # a single class: its own logsumexp, as in torch
         return x.copy()
-    wide = beyond_float64(x)
+    rows, wide = to_compute_dtype(x, axis)
     if wide:  # longdouble past float64's range: max + logsumexp(x - max), the sum in x's dtype
         rows, _, shift = shifted_wide_rows(to_rows(x, axis))
-    else:
-        rows = to_rows(x, axis, compute_dtype(x.dtype))
     if rows.shape[1] == 0:
         res = np.full(rows.shape[0], -np.inf)
     else:
@@ -320,7 +318,7 @@ def sigmoid(x: Any) -> Any:
     if is_torch_tensor(x):
         return torch_op("sigmoid")(x)
     x = as_float_array(x, "x")
-    return kernels.reference.sigmoid(x.astype(_elementwise_dtype(x))).astype(x.dtype)
+    return kernels.reference.sigmoid(_elementwise_input(x)).astype(x.dtype)
 
 
 def log_sigmoid(x: Any) -> Any:
@@ -335,14 +333,16 @@ def log_sigmoid(x: Any) -> Any:
     if is_torch_tensor(x):
         return torch_op("log_sigmoid")(x)
     x = as_float_array(x, "x")
-    return kernels.reference.log_sigmoid(x.astype(_elementwise_dtype(x))).astype(x.dtype)
+    return kernels.reference.log_sigmoid(_elementwise_input(x)).astype(x.dtype)
 
 
-def _elementwise_dtype(x: np.ndarray) -> np.dtype:
-    """The dtype the elementwise NumPy ops compute ``x`` in: :func:`compute_dtype`, or ``x``'s own
-    ``longdouble`` where it holds values past float64's range (``log_sigmoid(-1e400)`` is -1e400;
-    the cast made it ``-inf``, and binary cross-entropy NaN)."""
-    return x.dtype if beyond_float64(x) else compute_dtype(x.dtype)
+def _elementwise_input(x: np.ndarray) -> np.ndarray:
+    """``x`` in the dtype the elementwise NumPy ops compute it in: :func:`compute_dtype`, or ``x``'s
+    own ``longdouble`` where it holds values past float64's range (``log_sigmoid(-1e400)`` is -1e400;
+    the cast made it ``-inf``, and binary cross-entropy NaN). Not a copy when ``x`` is one already
+    (the ops do not write into it)."""
+    xc, wide = to_compute_dtype(x)
+    return x if wide else xc
 
 
 # --------------------------------------------------------------------------- cross-entropy
@@ -368,10 +368,9 @@ def _cross_entropy_numpy(
 
     cdtype = compute_dtype(logits.dtype)
     t_rows = to_rows(t, axis, cdtype) if soft else t.reshape(-1).astype(np.int64, copy=False)
-    if beyond_float64(logits):
+    x, wide = to_compute_dtype(logits, axis)  # (N, C)
+    if wide:
         x = _loss_rows_beyond_float64(logits, axis, t_rows, soft, opts)
-    else:
-        x = to_rows(logits, axis, cdtype)  # (N, C)
     batch_shape = logits.shape[:axis] + logits.shape[axis + 1 :]
     scale = _reduction.loss_scale(opts.reduction, _reduction.row_weights(t_rows, opts, soft))
     row_scale = _reduction.gradient_row_scale(opts.reduction, scale, batch_shape, grad_output) if want_grad else None
@@ -700,8 +699,8 @@ def binary_cross_entropy_with_logits(
         raise ValueError(f"target must have the logits' shape {x.shape}, got {y.shape}")
     if not (is_floating_dtype(y.dtype) or is_integer_dtype(y.dtype)):
         raise TypeError(f"target must be numeric, got dtype {y.dtype}")
-    cdtype = _elementwise_dtype(x)
-    xc = x.astype(cdtype)
+    xc = _elementwise_input(x)
+    cdtype = xc.dtype
     yc = y.astype(cdtype)
     with np.errstate(invalid="ignore", over="ignore"):
         log_p = kernels.reference.log_sigmoid(xc)

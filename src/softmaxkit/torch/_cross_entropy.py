@@ -13,7 +13,9 @@ torch ops, so double backward is exact. Under ``torch.compile`` the kernel is
 called through its custom op (:mod:`._custom_ops`), so the graph does not
 break; AOTAutograd cannot differentiate a compiled backward, and a double
 backward there raises its error (:func:`._custom_ops.tied_upstream` ties the
-backward to the logits so that it does). The reduction (the ``"mean"``
+backward to the logits so that it does; the backward recomputes the gradient
+from them rather than keeping a second ``(N, C)`` tensor: see
+:class:`CrossEntropyFunction`). The reduction (the ``"mean"``
 denominator, the gradient scale) is the rule of :mod:`softmaxkit._reduction`,
 kept on the device.
 
@@ -209,24 +211,34 @@ def loss_and_grad(
     want_grad: bool,
     grad_output: Any = None,
     grad_in_compute_dtype: bool = False,
+    recompute: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Loss (in :func:`loss_dtype`, ``logits``' layout) and ``grad_output * dloss/dlogits``.
 
     The gradient is in ``logits``' dtype, or with ``grad_in_compute_dtype``
     in the compute dtype (float32 for 16-bit logits), for a caller that
     scales it later and must round to 16 bits only once.
+
+    ``recompute``: a backward's second computation of what the forward made.
+    Compiled, the op then skips its run-time checks of the target and class
+    weights (the forward's call made them) and widens 16-bit logits itself: a
+    call unlike the forward's, whose inputs are the logits themselves, so that
+    AOTAutograd keeps the logits for the backward, not the forward's gradient
+    (merged with the forward's identical call) nor its float32 copy of them.
     """
     opts = problem.options
     out_dtype = loss_dtype(logits, target, soft=problem.soft)
     cdtype = compute_dtype(out_dtype)
-    x = to_rows(logits, problem.axis, cdtype)  # (N, C); may share memory with logits
+    widen_in_op = recompute and compiling() and logits.dtype != cdtype
+    x = to_rows(logits, problem.axis, None if widen_in_op else cdtype)  # (N, C); may share memory with logits
     t = target_rows(target, problem, cdtype)
     shape = batch_shape(tuple(logits.shape), problem.axis)
     scale = _reduction.loss_scale(opts.reduction, _reduction.row_weights(t, opts, problem.soft, weight=weight))
     rs = _reduction.gradient_row_scale(opts.reduction, scale, shape, grad_output) if want_grad else None
     if compiling():
         row_loss, grad = _custom_ops.cross_entropy_rows(
-            x, t, weight, opts.ignore_index, opts.label_smoothing, opts.z_loss, opts.softcap, rs, want_grad, True,
+            x, t, weight, opts.ignore_index, opts.label_smoothing, opts.z_loss, opts.softcap, rs, want_grad,
+            not recompute, cdtype if widen_in_op else None,
         )  # fmt: skip
         grad = grad if want_grad else None
     else:
@@ -261,9 +273,15 @@ class CrossEntropyFunction(torch.autograd.Function):
     raise torch's "modified by an inplace operation" error if they changed.
 
     Under ``torch.compile`` a double backward raises AOTAutograd's error
-    instead (see the module docstring); the compiled backward is tied to the
-    logits then, so changing them in place before it raises torch's inplace
-    error too (as for torch's own ``F.cross_entropy`` under Inductor).
+    instead: the compiled backward is tied to the logits themselves
+    (:func:`._custom_ops.tied_upstream`; a tensor the compiled forward made is
+    a constant to autograd, and the second-order term was silently dropped,
+    audit). As the logits are saved for that anyway, the forward's gradients
+    are not kept: the compiled backward recomputes them from the logits, as
+    torch's own compiled ``F.cross_entropy`` does under Inductor (one
+    ``(N, C)`` tensor saved, not two: audit; one more kernel pass in the
+    backward). Changing the logits in place before that backward raises
+    torch's inplace error, as for torch's.
     """
 
     @staticmethod
@@ -272,17 +290,18 @@ class CrossEntropyFunction(torch.autograd.Function):
         # A 16-bit gradient is kept in float32 until backward has scaled it: rounding it at scale 1
         # and again after ``loss / n_items`` would round twice. The float32 rows are the upcast copy
         # the kernel works in anyway (its peak), so this holds no more memory at the peak.
+        # Traced, the gradient is made here too, and dropped (class docstring): the loss of the
+        # kernel's loss-only pass can differ from eager's in the last bit.
         loss, grad = loss_and_grad(logits, target, problem, weight, want_grad=want, grad_in_compute_dtype=True)
+        ctx.problem, ctx.logits_dtype, ctx.target_dtype = problem, logits.dtype, target.dtype
+        ctx.save_for_backward(logits, target, weight)  # unpacked only to recompute (always, traced)
+        if compiling():
+            ctx.grads = None
+            return loss
         grad_t = None
         if ctx.needs_input_grad[1] and problem.soft:  # rare (a learnable target): (N, C) more, as torch keeps
             grad_t = _soft_target_grad(logits, target, weight, problem)
-        ctx.problem, ctx.logits_dtype, ctx.target_dtype = problem, logits.dtype, target.dtype
-        if compiling():  # traced: tensors go through save_for_backward
-            ctx.grads = None
-            ctx.save_for_backward(logits, target, weight, grad, grad_t)
-        else:
-            ctx.grads = (grad, grad_t)
-            ctx.save_for_backward(logits, target, weight)  # unpacked only to recompute
+        ctx.grads = (grad, grad_t)
         return loss
 
     @staticmethod
@@ -293,22 +312,22 @@ class CrossEntropyFunction(torch.autograd.Function):
             ctx.grads = None
             logits, target, weight = ctx.saved_tensors
             return (*differentiable_backward(needs, logits, target, weight, problem, grad_output), None, None)
-        traced = compiling()
-        if traced:
-            grad, grad_t = ctx.saved_tensors[3:]
-        else:  # the forward's gradients are ours to scale in place, once
-            (grad, grad_t), ctx.grads = ctx.grads or (None, None), None
+        # the forward's gradients are ours to scale in place, once (traced, there are none)
+        (grad, grad_t), ctx.grads = ctx.grads or (None, None), None
         want_t = needs[1] and problem.soft
         if (needs[0] and grad is None) or (want_t and grad_t is None):
-            # second backward: recompute rather than reuse handed-out tensors (reads the saved logits)
-            logits, target, weight = ctx.saved_tensors[:3]
+            # traced (class docstring), or a second backward (recompute rather than reuse handed-out
+            # tensors): from the saved logits
+            logits, target, weight = ctx.saved_tensors
             if needs[0] and grad is None:
-                _, grad = loss_and_grad(logits, target, problem, weight, want_grad=True, grad_in_compute_dtype=True)
+                _, grad = loss_and_grad(
+                    logits, target, problem, weight, want_grad=True, grad_in_compute_dtype=True, recompute=True
+                )
             if want_t and grad_t is None:
                 grad_t = _soft_target_grad(logits, target, weight, problem)
         # Traced, each gradient is tied to its input (see _custom_ops.tied_upstream), so that a
         # create_graph=True backward of the compiled loss leads to torch's double-backward error.
-        inputs = ctx.saved_tensors[:2] if traced else (None, None)
+        inputs = ctx.saved_tensors[:2] if compiling() else (None, None)
         grad_logits = grad_target = None
         if needs[0]:
             grad_logits = _scale_by_upstream(grad, grad_output, problem, of=inputs[0]).to(ctx.logits_dtype)

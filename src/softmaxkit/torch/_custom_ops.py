@@ -17,9 +17,11 @@ Values that only exist at run time (labels in range, finite probabilities
 and class weights) are checked inside the ops when ``check`` is set: under
 ``torch.compile`` the Python-side checks see fake tensors.
 
-* ``softmaxkit::cross_entropy_rows(x, target, weight, ..., row_scale, want_grad)
+* ``softmaxkit::cross_entropy_rows(x, target, weight, ..., row_scale, want_grad, check, widen_to)
   -> (row_loss, grad)``: per-row float64 loss and ``row_scale * dloss/dx`` of
-  ``(N, C)`` rows (``grad`` is ``(0,)`` without ``want_grad``);
+  ``(N, C)`` rows (``grad`` is ``(0,)`` without ``want_grad``); the compiled
+  cross-entropy backward calls it again to recompute the gradient from the
+  saved logits (see :class:`._cross_entropy.CrossEntropyFunction`);
 * ``softmaxkit::linear_cross_entropy_rows(hidden, weight, bias, target, ...)
   -> (row_loss, grad_hidden, grad_weight, grad_bias)``: the chunked fused head
   (absent gradients are ``(0,)``);
@@ -70,7 +72,10 @@ def cross_entropy_rows(
     row_scale: Optional[torch.Tensor],
     want_grad: bool,
     check: bool,
+    widen_to: Optional[torch.dtype] = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
+    """``widen_to``: the compute dtype of a 16-bit ``x``, widened here rather than by the caller
+    (the compiled backward's recompute: see ``loss_and_grad``'s ``recompute``)."""
     from softmaxkit.torch._cross_entropy import kernel_options
     from softmaxkit.torch import _backend
 
@@ -78,16 +83,16 @@ def cross_entropy_rows(
     if check:
         check_runtime_values(x.shape, target, weight, ignore_index, soft)
     opts = kernel_options(options_of(ignore_index, "none", label_smoothing, z_loss, softcap), weight, x.device)
-    x = x.contiguous()
+    x = (x if widen_to is None else x.to(widen_to)).contiguous()
     grad = torch.empty_like(x) if want_grad else None
     loss = _backend.cross_entropy_2d(x, target.contiguous(), opts, row_scale=row_scale, grad_out=grad)
     return loss.to(x.device), (grad if grad is not None else x.new_empty(0))
 
 
 @cross_entropy_rows.register_fake
-def _(x, target, weight, ignore_index, label_smoothing, z_loss, softcap, row_scale, want_grad, check):
+def _(x, target, weight, ignore_index, label_smoothing, z_loss, softcap, row_scale, want_grad, check, widen_to=None):
     loss = x.new_empty(x.shape[0], dtype=torch.float64)
-    return loss, (torch.empty_like(x) if want_grad else x.new_empty(0))
+    return loss, (torch.empty_like(x, dtype=widen_to or x.dtype) if want_grad else x.new_empty(0))
 
 
 @torch.library.custom_op("softmaxkit::linear_cross_entropy_rows", mutates_args=())
@@ -144,7 +149,7 @@ def tied_upstream(upstream: torch.Tensor, of: torch.Tensor) -> torch.Tensor:
     """A copy of ``upstream`` (a backward's upstream gradient: a scalar, or one value per row),
     tied to the input ``of``, whose values are not read.
 
-    The compiled backwards scale their forward-made gradients by it. ``of`` is an argument so that
+    The compiled backwards scale their gradients by it. ``of`` is an argument so that
     the compiled backward graph takes the input itself as a saved tensor: a gradient made under
     ``create_graph=True`` is then linked to it, and a double backward raises AOTAutograd's "does
     not currently support double backward" error, as for torch's own compiled losses. Without that

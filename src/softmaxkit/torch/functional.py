@@ -185,8 +185,12 @@ def _traced_temperature(temperature: torch.Tensor, dtype: torch.dtype) -> torch.
     While tracing its value cannot be read on the host (Dynamo refuses the data-dependent test
     of :func:`check_temperature`: "Could not guard on data-dependent expression", audit), so a
     bad value makes the result NaN instead of raising, rather than, say, silently reversing the
-    softmax for a negative one. Eager calls keep the check and its ValueError.
+    softmax for a negative one. Eager calls keep the check and its ValueError. Its shape is static
+    while tracing, so one that is not a single value gets eager's TypeError: ``reshape(())`` failed
+    deep in Dynamo, 241 lines of traceback (audit).
     """
+    if temperature.numel() != 1:
+        raise TypeError(f"temperature must be a positive float, got a tensor of shape {tuple(temperature.shape)}")
     t = temperature.reshape(()).to(dtype)
     return torch.where((t > 0) & (t < torch.inf), t, torch.nan)
 
