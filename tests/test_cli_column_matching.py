@@ -390,3 +390,17 @@ def test_one_column_labels_ending_in_a_comma_are_said_so(capsys, tmp_path, score
     rc, _, err = call(capsys, "evaluate", "--logits", scores_path, "--labels", tmp_path / "trail.csv")
     line = error_line(err)
     assert rc == 1 and "the line ends in ','" in line and "title line" not in line
+
+
+def test_a_headerless_text_labels_file_is_named_as_a_possible_cause(capsys, tmp_path, scores):
+    """A labels file without a header whose first label is a class name ('cat') has that label read as its
+    column's name, which the scores' column 'cat' then matches: the refusal said only "--ignore cat", which
+    would drop a class (review R10). It now says to add a header line too."""
+    z, y = scores
+    names = np.array(["bird", "cat", "dog"])
+    path = write_columns(tmp_path / "s.csv", {c: z[:, j] for j, c in enumerate(names)})
+    first = np.flatnonzero(names[y] == "cat")[0]
+    order = np.r_[first, np.delete(np.arange(len(y)), first)]
+    (tmp_path / "y.csv").write_text("\n".join(names[y[order]]) + "\n")
+    rc, _, err = call(capsys, "evaluate", "--logits", path, "--labels", tmp_path / "y.csv")
+    assert rc == 1 and "no header line (its first label, 'cat', read as one), add one" in error_line(err), err

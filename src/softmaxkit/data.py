@@ -2136,6 +2136,9 @@ def _refuse_non_score_names(path: str | os.PathLike, names: list[str], *, kind: 
             f"{shown_names([n for n in names if n != name])} (read as scores it would be one more class); pass "
             f"--ignore {name}, name the score columns {SCORE_PREFIXES[kind]}<class>, or, if it is a class, list "
             "the classes with --classes"
+            # a labels file without a header has its first label read as its column's name (review R10)
+            + (f"; if the labels file has no header line (its first label, {name!r}, read as one), add one"
+               if bare in labels else "")
         )
 
 
