@@ -254,3 +254,21 @@ def test_verdict_between_floor_and_threshold_reads_within_the_noise():
     # lowered but still beyond the threshold: said with the threshold, not "still above the noise floor"
     text, _ = verdict(side(0.20, 0.15, 0.25, p=0.005), side(0.09, 0.07, 0.11, p=0.005), change="temperature scaling")
     assert "lowered" in text and "the 0.0500 that perfectly calibrated models stay under 95% of the time" in text
+
+
+def test_already_calibrated_is_not_said_beside_a_measured_better_log_loss():
+    """calibrate --holdout on breast cancer printed "Already calibrated: ECE 0.0263 before and 0.0080 after ...
+    Log-loss went from 0.0290 to 0.0086 (better: ... [-0.0303, -0.0106])": the map measurably helped, which
+    "already calibrated" denies. Without a measured change the opening stays."""
+    from softmaxkit.cli._evaluation import verdict
+
+    def side(ece, loss):
+        return {"n": 200, "ece": ece, "ece_ci": [0.0, ece + 0.01], "ece_noise_floor": 0.03,
+                "ece_noise_threshold": 0.05, "ece_p_calibrated": 0.6, "log_loss": loss}
+
+    better = {"after_minus_before": -0.02, "ci95": [-0.03, -0.01], "reading": "better", "in_sample": False}
+    text, tone = verdict(side(0.026, 0.029), side(0.008, 0.009), change="temperature scaling", loss_change=better)
+    assert not text.startswith("Already calibrated") and text.startswith("ECE 0.0260 before and 0.0080 after"), text
+    assert tone == "good"
+    text, _ = verdict(side(0.026, 0.029), side(0.025, 0.028), change="temperature scaling")
+    assert text.startswith("Already calibrated"), text

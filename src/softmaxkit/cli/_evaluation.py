@@ -422,7 +422,9 @@ def verdict(before: dict, after: dict, *, change: str, params: dict | None = Non
                       f"model would show ({_position(before)} before; {_position(after)} after), but {miss}"), \
             "warn" if miss_after else "neutral"
     elif calm_a and calm_b:
-        opening = "" if measured_worse else "Already calibrated: "  # never over a measured worse
+        # never over a measured change of the log-loss: worse, or better (the map did something the top-label
+        # ECE cannot see; "Already calibrated" beside "better: CI [-0.0303, -0.0106]" contradicted itself)
+        opening = "" if measured_worse or reading in ("better", "lower") else "Already calibrated: "
         text, tone = (f"{opening}ECE {b:.4f} before and {a:.4f} after {change}, each within what a perfectly "
                       f"calibrated model would show on {after['n']} cases ({_position(before)} before; "
                       f"{_position(after)} after)."), "good"
