@@ -95,6 +95,11 @@ class RowMoments:
         return RowMoments(n, mean, m2, self.n_inf + other.n_inf)
 
 
+#: How every ``withheld`` reason begins; callers that print their own head (the CLI's "no CI: ")
+#: take it off with ``str.removeprefix``.
+WITHHELD_HEAD = "no interval: "
+
+
 def check_level(level: Any, *, name: str = "level", optional: bool = False) -> float | None:
     """A confidence level in (0, 1) as a float; None passes through when ``optional``."""
     if optional and level is None:
@@ -159,7 +164,7 @@ def withheld_reason(class_counts: np.ndarray, *, min_class_rows: int, class_name
         return None
     k = int(short[np.argmin(counts[short])])  # the rarest short class speaks for them all
     others = f" (and {short.size - 1} more classes short of it)" if short.size > 1 else ""
-    text = f"no interval: {_rows(int(counts[k]))} of {_class_label(k, class_names)}{others}; at least {need} needed"
+    text = f"{WITHHELD_HEAD}{_rows(int(counts[k]))} of {_class_label(k, class_names)}{others}; at least {need} needed"
     if counts[k] == 0:
         text += ("; the score leaves that class's losses out, so it understates the loss of data that "
                  "holds the class")
@@ -189,11 +194,11 @@ def interval_from_moments(
     value = moments.mean
     reason = withheld_reason(class_counts, min_class_rows=min_class_rows, class_names=class_names)
     if reason is None and n < 2:
-        reason = "no interval: 1 row; at least 2 needed"
+        reason = f"{WITHHELD_HEAD}1 row; at least 2 needed"
     if reason is None and not (moments.m2 > 0 and value > 0):
         # Every row scored alike (e.g. a uniform forecast, or every row certain and right): the
         # sample shows no spread, and [m, m] would claim a certainty that n rows cannot give.
-        reason = (f"no interval: every row has the same loss ({value:.6g}); the rows show no spread "
+        reason = (f"{WITHHELD_HEAD}every row has the same loss ({value:.6g}); the rows show no spread "
                   "to build one from")
     if reason is not None:
         return LossInterval(score, value, nan, nan, level, n, reason)

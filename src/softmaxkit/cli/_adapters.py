@@ -14,7 +14,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from softmaxkit._loss_interval import RowMoments, check_class_names, interval_from_moments
+from softmaxkit._loss_interval import WITHHELD_HEAD, RowMoments, check_class_names, interval_from_moments
 from softmaxkit.calibration import METHODS as CALIBRATORS  # CLI method name -> calibrator class name
 from softmaxkit.cli import CLIError
 from softmaxkit.cli._common import with_article
@@ -555,7 +555,7 @@ def _loss_ci(moments: RowMoments, class_counts: np.ndarray, *, score: str,
     ``no CI:`` as the ECE's note is)."""
     r = interval_from_moments(moments, class_counts, score=score, level=0.95, class_names=names)
     if r.withheld is not None:
-        return None, f"no CI: {r.withheld.split(': ', 1)[1]}"  # after its "no interval: " head
+        return None, f"no CI: {r.withheld.removeprefix(WITHHELD_HEAD)}"
     return [float(r.low), float(r.high)], None
 
 
