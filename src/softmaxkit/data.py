@@ -35,7 +35,7 @@ import re
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Collection, Iterator, Mapping, Sequence
+from typing import Any, Callable, Collection, Iterator, Mapping, Sequence
 
 import numpy as np
 
@@ -1369,7 +1369,7 @@ def _warn_unlike_index(path: Path, unnamed: Mapping[str, Any]) -> None:
 
     for name, col in unnamed.items():
         values = col if isinstance(col, np.ndarray) else col.to_numpy(zero_copy_only=False)
-        if values.dtype.kind == "f" and np.any(np.isfinite(values) & (values != np.round(values))):
+        if _holds_fractions(values):
             why = "it holds fractional numbers"
         elif len(unnamed) == 1 and pc.count_distinct(pa.array(values) if isinstance(col, np.ndarray) else col,
                                                      mode="all").as_py() < len(values):
@@ -2057,7 +2057,8 @@ def read_scores(
     if found is None and named:
         use, ids = _without_ids(path, use, {n: columns[n] for n in use}, keep=classes)
     if found is None:
-        _refuse_non_score_names(path, use, kind=kind, keep=classes, label_names=label_names if named else ())
+        _refuse_non_score_names(path, use, kind=kind, keep=classes, label_names=label_names if named else (),
+                                values_of=columns.__getitem__)
     if len(use) < 2 and not binary_column:
         raise DataFileError(f"{path}: has {len(use)} column; {_PLURAL[kind]} need one column per class (at least 2)")
     wanted = set(use)
@@ -2104,14 +2105,18 @@ def _without_ids(path: str | os.PathLike, use: list[str], columns: Mapping[str, 
 LABEL_ARRAY_NAMES = ("labels", "label", "y", "y_true", "target", "targets")
 
 #: Names of columns that hold no class's scores beside other columns (labels, predicted classes, a
-#: cross-validation fold), compared without letter case or surrounding spaces: pandas' header ``0,1,2,label``
-#: read ``label`` as a 4th class (audit BB: accuracy 0.9438 for 0.9551; 0.0225 with ``target`` first).
+#: cross-validation fold or split, sample weights), compared without letter case or surrounding spaces:
+#: pandas' header ``0,1,2,label`` read ``label`` as a 4th class (audit BB: accuracy 0.9438 for 0.9551;
+#: 0.0225 with ``target`` first), and ``0,1,2,sample_weight`` (``DataFrame(z).assign(sample_weight=w)``)
+#: ``sample_weight`` (audit BH-F1: accuracy 0.9667 for 0.9833, exit 0). No single letter (``w``): a class
+#: may be named so.
 NON_SCORE_NAMES = (*LABEL_ARRAY_NAMES, "prediction", "predictions", "predicted", "pred", "preds", "y_pred",
-                   "y_hat", "class", "true_class", "true_label", "fold")
+                   "y_hat", "class", "true_class", "true_label", "fold", "folds", "cv_fold", "split",
+                   "weight", "weights", "sample_weight", "sample_weights")
 
 
 def _refuse_non_score_names(path: str | os.PathLike, names: list[str], *, kind: str, keep: Collection[str],
-                            label_names: Collection[str]) -> None:
+                            label_names: Collection[str], values_of: Callable[[str], Any]) -> None:
     """Refuse, of two or more unprefixed score columns ``names``, one named as no scores are
     (:data:`NON_SCORE_NAMES`) or as the labels' column of the labels file (``label_names``), unless
     ``keep`` (``--classes``) names it: read as one more class it shifts every metric without a word.
@@ -2120,7 +2125,9 @@ def _refuse_non_score_names(path: str | os.PathLike, names: list[str], *, kind: 
     binary problem's scores whatever its name (``pred``: P(class 1)), ``id,pred`` included. A labels'
     column named by a number says nothing of the scores: pandas names an unnamed column ``0``
     (``Series(y).to_csv``, beside scores ``0,1,2`` it refused class 0), and a labels file without a
-    header has its first label read as the name (:func:`read_labels` says so).
+    header has its first label read as the name (:func:`read_labels` says so). ``values_of`` gives a
+    column's values (read only for a column named as the labels'): one holding fractions is a class's
+    scores, not the labels (:func:`_refuse_class_named_as_labels`).
     """
     if len(names) < 2:
         return
@@ -2129,17 +2136,54 @@ def _refuse_non_score_names(path: str | os.PathLike, names: list[str], *, kind: 
         bare = _bare_name(name).casefold()
         if name in keep or not (bare in NON_SCORE_NAMES or bare in labels):
             continue
-        what = ("as the labels' column of the labels file" if bare in labels
-                else "as labels, predicted classes or folds are")
+        others = [n for n in names if n != name]
+        if bare not in labels:
+            raise DataFileError(
+                f"{location(Path(path), column=name)}named as labels, predicted classes, folds or sample weights "
+                f"are, not as {_PLURAL[kind]}, beside the score columns {shown_names(others)} (read as scores it "
+                f"would be one more class); pass --ignore {name}, name the score columns "
+                f"{SCORE_PREFIXES[kind]}<class>, or, if it is a class, list the classes with --classes"
+            )
+        # a labels file without a header has its first label read as its column's name (review R10)
+        headerless = f"; if the labels file has no header line (its first label, {name!r}, read as one), add one"
+        if _holds_fractions(values_of(name)):
+            _refuse_class_named_as_labels(path, name, others, kind=kind, headerless=headerless)
         raise DataFileError(
-            f"{location(Path(path), column=name)}named {what}, not as {_PLURAL[kind]}, beside the score columns "
-            f"{shown_names([n for n in names if n != name])} (read as scores it would be one more class); pass "
-            f"--ignore {name}, name the score columns {SCORE_PREFIXES[kind]}<class>, or, if it is a class, list "
-            "the classes with --classes"
-            # a labels file without a header has its first label read as its column's name (review R10)
-            + (f"; if the labels file has no header line (its first label, {name!r}, read as one), add one"
-               if bare in labels else "")
+            f"{location(Path(path), column=name)}named as the labels' column of the labels file, not as "
+            f"{_PLURAL[kind]}, beside the score columns {shown_names(others)} (read as scores it would be one more "
+            f"class); if it is a class, list the classes with --classes, else pass --ignore {name} or name the "
+            f"score columns {SCORE_PREFIXES[kind]}<class>" + headerless
         )
+
+
+def _refuse_class_named_as_labels(path: str | os.PathLike, name: str, others: list[str], *, kind: str,
+                                  headerless: str) -> None:
+    """Refuse the score column ``name``, which holds fractions as a class's scores do, named as the labels'
+    column of the labels file: the labels are then of the classes the columns name (a 0/1 column
+    ``malignant`` saying whether each row is), but which label is which class is written nowhere.
+
+    scikit-learn's ``DataFrame(predict_proba(X), columns=classes_)`` (``benign,malignant``) beside 0/1
+    labels saved as ``y.rename("malignant")`` was refused as holding the labels, with ``--ignore
+    malignant`` first: followed, it scored the other class's probabilities (audit BL-F1: accuracy 0.0592
+    for 0.9408, exit 0). ``--classes`` (the labels' order) is the one way out that drops nothing.
+    """
+    example = f" (0/1 labels that say whether a row is {name!r}: --classes {others[0]},{name})" \
+        if len(others) == 1 else ""
+    raise DataFileError(
+        f"{location(Path(path), column=name)}holds {_PLURAL[kind]}, as the score columns {shown_names(others)} "
+        f"do, and is named as the labels' column of the labels file: the labels are of the classes the columns "
+        f"name, but which label is which class is written nowhere; list the classes in the labels' order with "
+        f"--classes{example}" + headerless
+    )
+
+
+def _holds_fractions(col: Any) -> bool:
+    """Whether the column ``col`` (an Arrow column or a 1-D array) holds numbers, some of them not whole
+    (missing values aside): scores or measurements, never labels, indices or counts."""
+    values = col if isinstance(col, np.ndarray) else col.to_numpy(zero_copy_only=False)
+    if values.dtype.kind != "f":
+        return False
+    return bool(np.any(np.isfinite(values) & (values != np.round(values))))
 
 
 def label_column_name(path: str | os.PathLike, *, column: str | None = None) -> str | None:
@@ -2379,7 +2423,8 @@ def _parquet_scores(path: Path, *, kind: str, binary_column: bool, exclude: tupl
         table = pf.read(columns=maybe_ids)
         use, ids = _without_ids(path, use, {n: table.column(n) for n in maybe_ids}, keep=classes)
     if found is None:
-        _refuse_non_score_names(path, use, kind=kind, keep=classes, label_names=label_names)
+        _refuse_non_score_names(path, use, kind=kind, keep=classes, label_names=label_names,
+                                values_of=lambda name: pf.read(columns=[name]).column(name))
     if len(use) < 2 and not binary_column:
         raise DataFileError(f"{path}: has {len(use)} column; {_PLURAL[kind]} need one column per class (at least 2)")
     ignored = tuple(n for n in names if n not in set(use))
@@ -2690,12 +2735,15 @@ def read_labels(
         names = list(columns)
         saved = _saved_index_names(names) + _empty_nameless(columns)
         kept = [n for n in names if n not in saved]
-        if saved and len(kept) == 1:
+        ids = _ids_beside_labels(path, kept)
+        if (saved or ids) and len(kept) - len(ids) == 1:
             # Saved row indexes before the labels (`pd.Series(y).to_csv()`: ",0"; saved again: ",Unnamed:
             # 0,0"): the labels are the column after them. Only in front, where pandas writes them: "id,"
             # is ids and labels without a header. A nameless column blank on every row ("y," over "1,")
-            # is no column at all, wherever it is.
-            columns = {kept[0]: columns[kept[0]]}
+            # is no column at all, wherever it is. Row ids beside one column (patient_id,diagnosis) leave
+            # it as the labels; the rows are matched on them (label_file_other_columns).
+            label = next(n for n in kept if n not in ids)
+            columns = {label: columns[label]}
         if len(columns) > 1:
             hot = _one_hot_index(columns)
             if hot is None:
@@ -2872,6 +2920,30 @@ def _zero_padded_indices(path: Path, name: str, labels: np.ndarray) -> np.ndarra
     return numbers[inverse.reshape(-1)]
 
 
+def _ids_beside_labels(path: Path, names: list[str]) -> list[str]:
+    """Of the columns ``names`` of the labels table ``path`` (without its saved row indexes and Parquet
+    pandas index), the row ids (:func:`id_columns`: named like one, holding text or whole numbers) when
+    every column but one is one, and that one, the labels, has a name. Else none, and several columns
+    need ``--label-column`` (``id,`` over ``2,1``: labels without a header, or a blank header cell).
+
+    ``patient_id,diagnosis`` was refused as "labels need exactly one (name it with --label-column)",
+    though the same file with ``--label-column diagnosis`` matched its rows to the scores' on
+    ``patient_id`` (audit BL-F3a). Only the id-named columns are read; ``.npz`` labels are arrays
+    chosen by name (:func:`_label_file_columns`).
+    """
+    named = [name for name in names if is_row_id_name(name)]
+    if not named or path.suffix.lower() not in _TABLE_SUFFIXES:
+        return []
+    # A nameless column blank on every row (a delimiter ending each line) is no column, as read_labels has it.
+    nameless = [name for name in names if _ROW_INDEX.match(name)]
+    blank = set(_empty_nameless(read_id_columns(path, nameless))) if nameless else set()
+    rest = [name for name in names if name not in named and name not in blank]
+    if len(rest) != 1 or _ROW_INDEX.match(rest[0]):
+        return []
+    ids = id_columns(read_id_columns(path, named))
+    return ids if len(ids) == len(named) else []
+
+
 def _label_file_columns(path: Path) -> dict[str, Any]:
     """The columns of a labels file given without a column: all of them, but of an ``.npz`` or
     ``.safetensors`` holding several arrays only the one named as labels (:data:`LABEL_ARRAY_NAMES`)."""
@@ -3039,7 +3111,9 @@ def label_file_other_columns(path: str | os.PathLike, *, column: str | None = No
     those are the others: a CSV's saved index (``df.to_csv()``: ``,label``; R's ``write.csv``:
     ``"","y"``; ``Unnamed: 0``) was left out here while ``read_labels`` skipped it, and shuffled rows
     were paired by position (audit: accuracy 0.3596 for 0.9607, exit 0, no warning). A file whose one
-    column is nameless holds the labels in it, not an index.
+    column is nameless holds the labels in it, not an index. Row ids that leave one column
+    (:func:`_ids_beside_labels`: ``patient_id,diagnosis``) are others too, matched on as with
+    ``--label-column``.
     """
     path = Path(path)
     index = pandas_index_columns(path)
@@ -3048,7 +3122,8 @@ def label_file_other_columns(path: str | os.PathLike, *, column: str | None = No
         rest = [name for name in names if name not in index]
         saved = _saved_index_names(rest)
         others = [*index, *saved] if len(saved) < len(rest) else index
-        return list(dict.fromkeys(others))
+        ids = _ids_beside_labels(path, [name for name in rest if name not in saved])
+        return list(dict.fromkeys([*others, *ids]))
     columns = dict.fromkeys(names)
     label = _resolve_column(path, columns, column, option="--label-column")
     return [name for name in columns if name != label] + [name for name in index if name not in columns]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -644,6 +644,7 @@ class Predictions(NamedTuple):
     ignored: tuple[str, ...] = ()
     matched_on: str | None = None
     scores_matched_on: str | None = None
+    columns: tuple[str, ...] = ()  # the score columns as the file names them (ScoreFile.columns)
 
 
 def read_predictions(args: argparse.Namespace) -> Predictions:
@@ -697,7 +698,8 @@ def read_predictions(args: argparse.Namespace) -> Predictions:
         warnings.filterwarnings("ignore", category=OneBasedLabelsWarning)
     if kind == "probability":
         _warn_true_class_rounded_to_zero(source, read.scores, labels, decimals=read.decimals, classes=read.classes)
-    return Predictions(source, kind, read.scores, labels, read.classes, read.ignored, matched_on, scores_matched_on)
+    return Predictions(source, kind, read.scores, labels, read.classes, read.ignored, matched_on, scores_matched_on,
+                       read.columns)
 
 
 def _array_names(columns: tuple[str, ...]) -> str:
@@ -1636,7 +1638,7 @@ def _applies_per_class(fitted: Any) -> bool:
 
 
 def class_order(classes: list[str] | None, fitted: Any, *, source: str, fitted_as: str,
-                by_position: bool = False) -> Any:
+                by_position: bool = False, columns: Sequence[str] = ()) -> Any:
     """Where each class of ``fitted`` sits among ``source``'s score columns, or None if in place.
 
     ``fitted`` is a calibrator or conformal predictor; its ``class_names_``
@@ -1653,7 +1655,9 @@ def class_order(classes: list[str] | None, fitted: Any, *, source: str, fitted_a
     ``by_position`` (``--by-position``) says the columns are in its order:
     as with ``predict``'s features, one side's names cannot be checked
     against the other's order (audit: the same logits in another column order
-    moved probabilities by 0.25, exit 0).
+    moved probabilities by 0.25, exit 0). ``columns``: the score columns as
+    ``source`` names them (:attr:`ScoreFile.columns`), which the refusal of
+    unnamed classes shows (:func:`_unnamed_columns_refusal`).
     """
     import numpy as np
 
@@ -1680,9 +1684,7 @@ def class_order(classes: list[str] | None, fitted: Any, *, source: str, fitted_a
                               "if the columns are in another order, pass --classes with the file's column order "
                               "(--by-position says they are in its order, without this warning)", stacklevel=2)
             return None
-        raise CLIError(f"{source}: its score columns have no class names, so they cannot be matched to the classes "
-                       f"{fitted_as} was fitted on ({', '.join(names)}); pass --classes with the file's column "
-                       "order")
+        raise _unnamed_columns_refusal(source, [str(n) for n in names], fitted_as=fitted_as, columns=columns)
     classes = [str(c) for c in classes]
     if sorted(classes) != sorted(names):
         raise CLIError(f"{fitted_as} was fitted on the classes {', '.join(names)}, but {source} has "
@@ -1690,6 +1692,33 @@ def class_order(classes: list[str] | None, fitted: Any, *, source: str, fitted_a
     if classes == list(names):
         return None
     return np.array([classes.index(n) for n in names])
+
+
+def _unnamed_columns_refusal(source: str, names: list[str], *, fitted_as: str, columns: Sequence[str]) -> CLIError:
+    """The refusal of score columns of ``source`` that name no class (a ``.npy`` matrix, or a header
+    without the ``p_``/``logit_`` prefix: ``columns``, when known) for ``fitted_as``, fitted on the
+    classes ``names``.
+
+    ``malignant,benign`` over a calibrator of ``benign, malignant`` was said to have "no class names"
+    (audit BL-F3b), true of a ``.npy`` alone. Unprefixed names are no class names to any command unless
+    ``--classes`` names them (:func:`read_score_file`), and then they are matched to it by name.
+    """
+    way = "pass --classes with the classes in the file's column order, or name the columns p_<class>/logit_<class>"
+    if columns and set(columns) == set(names):
+        what = f"its score columns {', '.join(map(repr, columns))} have no p_/logit_ prefix, which class names need"
+        way = (f"pass --classes {','.join(names)} (columns named as the classes are then matched to them by name, "
+               "in any order), or name the columns p_<class>/logit_<class>")
+    elif columns:
+        what = f"its score columns ({', '.join(map(repr, columns))}) are not named p_<class>/logit_<class>"
+    elif Path(source).suffix.lower() == ".npy":
+        what, way = "its score columns have no class names", "pass --classes with the file's column order"
+    else:
+        # The names unknown here, they may be the classes' without the prefix: say how --classes reads both.
+        what = "its score columns are not named p_<class>/logit_<class>"
+        way = ("pass --classes with the classes in the file's column order (columns named as the classes, without "
+               "the prefix, are matched to them by name), or name the columns p_<class>/logit_<class>")
+    return CLIError(f"{source}: {what}, so they cannot be matched to the classes {fitted_as} was fitted on "
+                    f"({', '.join(names)}); {way}")
 
 
 def in_fitted_order(apply: Any, scores: Any, order: Any) -> Any:
