@@ -65,7 +65,9 @@ def test_calibrated_control_keeps_its_verdict(capsys, tmp_path):
                         "--out", tmp_path / "cal.npz", "--json")
     assert rc == 0, err
     metrics = json.loads(out)
-    assert metrics["verdict"].startswith("Already calibrated"), metrics["verdict"]
+    # in-sample (no --holdout): the before side is tested, the after side only shown (audit BK)
+    assert metrics["verdict"].startswith("Before temperature scaling the ECE is"), metrics["verdict"]
+    assert "no miscalibration detected on 1000 rows" in metrics["verdict"], metrics["verdict"]
     assert "predicted count" not in metrics["verdict"]
     assert metrics["metrics"]["uncalibrated"]["class_count_test"]["rejected"] is False
 

@@ -194,8 +194,9 @@ def test_calibrated_ece_above_its_floor_is_not_called_miscalibrated():
     for s in (before, after):
         assert s["ece_noise_floor"] < s["ece"] <= s["ece_noise_threshold"] and s["ece_p_calibrated"] > 0.05
     text, tone = verdict(before, after, change="temperature scaling")
-    assert "miscalibration" not in text, text
-    assert text.startswith(f"Already calibrated: ECE {before['ece']:.4f} before and {after['ece']:.4f} after "
+    assert "may remain" not in text and "may have come in" not in text, text
+    assert text.startswith(f"No miscalibration detected on {after['n']} rows: ECE {before['ece']:.4f} before and "
+                           f"{after['ece']:.4f} after "
                            "temperature scaling, each within what a perfectly calibrated model would show"), text
     assert (f"above its noise floor {after['ece_noise_floor']:.4f}, p = {after['ece_p_calibrated']:.2g} after"
             in text), text
@@ -240,8 +241,8 @@ def test_verdict_between_floor_and_threshold_reads_within_the_noise():
 
     # both within the noise (above their floors): calibrated, where it read "lowered ... (still above the floor)"
     text, tone = verdict(side(0.045, 0.041, 0.049), side(0.03, 0.025, 0.035), change="temperature scaling")
-    assert text.startswith("Already calibrated: ECE 0.0450 before and 0.0300 after"), text
-    assert "still above" not in text and tone == "good"
+    assert text.startswith("No miscalibration detected on 500 rows: ECE 0.0450 before and 0.0300 after"), text
+    assert "still above" not in text and tone == "neutral"
     # beyond the threshold before, within it after (above its floor): brought within the noise
     text, _ = verdict(side(0.20, 0.15, 0.25, p=0.005), side(0.03, 0.02, 0.04), change="temperature scaling")
     assert "brought the calibration error from 0.2000" in text and "indistinguishable" in text, text
@@ -259,7 +260,8 @@ def test_verdict_between_floor_and_threshold_reads_within_the_noise():
 def test_already_calibrated_is_not_said_beside_a_measured_better_log_loss():
     """calibrate --holdout on breast cancer printed "Already calibrated: ECE 0.0263 before and 0.0080 after ...
     Log-loss went from 0.0290 to 0.0086 (better: ... [-0.0303, -0.0106])": the map measurably helped, which
-    "already calibrated" denies. Without a measured change the opening stays."""
+    "already calibrated" denies. Without a measured change the opening (now "No miscalibration detected",
+    audit BK) stays."""
     from softmaxkit.cli._evaluation import verdict
 
     def side(ece, loss):
@@ -271,4 +273,4 @@ def test_already_calibrated_is_not_said_beside_a_measured_better_log_loss():
     assert not text.startswith("Already calibrated") and text.startswith("ECE 0.0260 before and 0.0080 after"), text
     assert tone == "good"
     text, _ = verdict(side(0.026, 0.029), side(0.025, 0.028), change="temperature scaling")
-    assert text.startswith("Already calibrated"), text
+    assert text.startswith("No miscalibration detected on 200 rows"), text

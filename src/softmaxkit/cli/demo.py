@@ -255,7 +255,8 @@ def _loss_headline(before: dict, after: dict, loss_change: dict | None) -> Any:
     from softmaxkit.report import Headline, ci_text
 
     reading = (loss_change or {}).get("reading")
-    how = f": {reading}, by the paired 95% CI" if reading else ""
+    withheld = (loss_change or {}).get("withheld")  # a class too rare to read the change: say why, not "by the CI"
+    how = f": not measurable ({withheld})" if withheld else f": {reading}, by the paired 95% CI" if reading else ""
     return Headline("Log-loss", f"{after['log_loss']:.3f}", "; ".join(filter(None, [
                         ci_text(after, "log_loss", digits=3),
                         f"was {before['log_loss']:.3f} before calibration{how}", "lower is better"])),
