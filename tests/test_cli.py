@@ -763,7 +763,7 @@ def _summary(ece, lo, hi, floor, loss, n=100):
 @pytest.mark.parametrize(
     "before, after, start, tone",
     [
-        (_summary(0.01, 0.0, 0.02, 0.02, 0.30), _summary(0.01, 0.0, 0.02, 0.02, 0.29), "Already calibrated", "good"),
+        (_summary(0.01, 0.0, 0.02, 0.02, 0.30), _summary(0.01, 0.0, 0.02, 0.02, 0.29), "No miscalibration detected", "neutral"),
         (_summary(0.10, 0.08, 0.12, 0.02, 0.50), _summary(0.01, 0.0, 0.03, 0.02, 0.30), "Temperature scaling brought",
          "good"),
         (_summary(0.05, 0.03, 0.07, 0.02, 0.30), _summary(0.049, 0.03, 0.07, 0.02, 0.29),
@@ -851,7 +851,7 @@ def test_calibrate_from_probabilities(capsys, scores, fitted, bc_csv, tmp_path):
                         "--out", str(tmp_path / "cal.npz"), "--json")
     assert rc == 0, err
     payload = json.loads(out)
-    assert payload["kind"] == "probability"
+    assert payload["kind"] == "probabilities"
     assert payload["metrics"]["calibrated"]["log_loss"] < payload["metrics"]["uncalibrated"]["log_loss"]
     # A calibrator fitted on probabilities also serves predict, which feeds it the model's softmax.
     rng = np.random.default_rng(0)

@@ -15,6 +15,7 @@ from softmaxkit.cli._common import (
     add_ignore_option,
     add_output_options,
     class_names,
+    recording_warnings,
     with_article,
 )
 from softmaxkit.cli.predict import check  # predict's usage checks: --out/--logits-out extensions, --sets
@@ -62,7 +63,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=run, check=check)
 
 
-def run(args: argparse.Namespace) -> int:
+@recording_warnings  # --json "warnings": every warning said, as evaluate and calibrate list them
+def run(args: argparse.Namespace, warned: list[str]) -> int:
     from pathlib import Path
 
     import numpy as np
@@ -86,6 +88,7 @@ def run(args: argparse.Namespace) -> int:
         score_columns,
         with_row_ids,
     )
+    from softmaxkit.cli.predict import npy_column_order, warn_sets_without_prediction
     from softmaxkit.data import write_columns
     from softmaxkit.io import StagedOutputs, same_entry
 
@@ -124,7 +127,7 @@ def run(args: argparse.Namespace) -> int:
     # (else sorted): argmax breaks a tie to the first column, so the prediction column followed the input's
     # order (audit: 6 of 100 rows after isotonic calibration).
     class_order(read.classes, calibrator, source=source, fitted_as=f"CALIBRATOR {args.calibrator}",
-                by_position=args.by_position)
+                by_position=args.by_position, columns=read.columns)
     scores, classes, order = in_canonical_order(scores, read.classes, calibrator, by_position=args.by_position)
     names = np.asarray(classes) if classes is not None else np.arange(n_classes)
 
@@ -162,8 +165,10 @@ def run(args: argparse.Namespace) -> int:
         sets_order = class_order(classes, conformal, source=source, fitted_as=f"--conformal {args.conformal}",
                                  by_position=args.by_position)
         sets = _conformal.predict_sets(conformal, scores, args.sets, probs=args.probs is not None, where=source,
-                                       order=sets_order)
+                                       order=sets_order).mask()  # made once: written, and checked below
         columns.update(_conformal.columns(sets, args.sets, names, text=text_ok))
+        given = "logits" if args.logits else "probabilities"
+        warn_sets_without_prediction(sets, probs, args.sets, scores=f"the {given} of {source} as given")
     columns, kept_ids, left_ids = with_row_ids(row_ids, columns, args.out)
     logit_table, logit_left = None, []
     if args.logits_out:
@@ -182,8 +187,11 @@ def run(args: argparse.Namespace) -> int:
         + (f" and {args.logits_out}" if args.logits_out else "") + row_ids_text(kept_ids))
     say_ids_left_out(say, left_ids, source, args.out)
     say_ids_left_out(say, logit_left, source, args.logits_out)
+    for path in (args.out, args.logits_out):
+        if path:
+            say(*npy_column_order(names[as_written(path)], path))
     say.result({"out": args.out, "logits_out": args.logits_out, "rows": int(len(probs)),
                 "classes": names[written].tolist(), "calibrator": str(args.calibrator),
                 "conformal": args.conformal, "sets": list(args.sets or []),
-                "ignored_columns": list(read.ignored), "row_id_columns": kept_ids})
+                "ignored_columns": list(read.ignored), "row_id_columns": kept_ids, "warnings": warned})
     return 0

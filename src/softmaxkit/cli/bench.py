@@ -19,7 +19,7 @@ import re
 from pathlib import Path
 from typing import IO, Any, Iterator
 
-from softmaxkit.cli._common import add_output_options, positive_int
+from softmaxkit.cli._common import add_output_options, positive_int, recording_warnings
 
 #: The benchmark scripts, in the order they run.
 SCRIPTS = (
@@ -186,7 +186,8 @@ def _stop_group(proc: Any) -> None:
     proc.wait()
 
 
-def run(args: argparse.Namespace) -> int:
+@recording_warnings  # --json "warnings": every warning said, as the other commands list them
+def run(args: argparse.Namespace, warned: list[str]) -> int:
     from softmaxkit.cli import CLIError
     from softmaxkit.cli._common import Printer
 
@@ -220,14 +221,20 @@ def run(args: argparse.Namespace) -> int:
     if checked:
         say("goals met: " + ", ".join(f"{r['script']} {r['goals']['met']}/{r['goals']['total']}" for r in checked)
             + ("" if all_met else " (not all met)"))
-    say.result({"quick": args.quick, "dir": str(folder), "results": records, "goals_all_met": all_met})
+    error = None
     if all(r.get("skipped") for r in records):
         # Nothing was measured: exit 0 here would hide a wrong --dir from a script or a CI job.
-        raise CLIError(f"no benchmark ran: {folder} holds none of {_script_list([r['script'] for r in records])}; "
-                       "pass --dir with the benchmarks/ folder of a source checkout")
-    if failed:
+        error = (f"no benchmark ran: {folder} holds none of {_script_list([r['script'] for r in records])}; "
+                 "pass --dir with the benchmarks/ folder of a source checkout")
+    elif failed:
         # The output is above only when text was printed (--quiet hides it; --json holds it in "results").
-        raise CLIError(f"benchmark(s) failed: {', '.join(failed)}" + (" (their output is above)" if say.text else ""))
+        error = f"benchmark(s) failed: {', '.join(failed)}" + (" (their output is above)" if say.text else "")
+    # A failure's "error" and "exit_code" go into the one JSON document, as the README says a failure prints
+    # them: printed after it, they would make stdout two documents, so they were left out (audit BJ).
+    say.result({"quick": args.quick, "dir": str(folder), "results": records, "goals_all_met": all_met,
+                "warnings": warned, **({"error": error, "exit_code": 1} if error else {})})
+    if error:
+        raise CLIError(error)
     return 0
 
 

@@ -77,6 +77,7 @@ def run(args: argparse.Namespace, warned: list[str]) -> int:
         say_ignored,
     )
     from softmaxkit.cli._evaluation import (
+        chance_legend,
         fit_warnings,
         metrics_by_key,
         paired_loss_change,
@@ -161,10 +162,23 @@ def run(args: argparse.Namespace, warned: list[str]) -> int:
                             in_sample=not args.holdout, loss_change=loss_change)
     if unmeasured:
         cautions.append(_unmeasured_warning(unmeasured, n_held=len(eval_rows)))
+    if args.probs is not None and args.method == "matrix":
+        # Its fitting rows had no 0 (refused above), but a new row may: matrix scaling mixes the classes'
+        # log-probabilities, where log 0 has no limit, so apply/predict refuse that row (audit BK: a random
+        # forest's votes, 2 zeros in 1,770 new rows, made the saved calibrator unusable). Said while the
+        # user can still choose another method.
+        cautions.append("matrix scaling: a new row holding a probability of exactly 0 cannot be mapped (apply and "
+                        "predict refuse it); if the model can output 0 (a random forest's votes, naive Bayes "
+                        "underflow), use --method temperature, vector, platt or isotonic")
+    # Accuracy at or far below chance, as evaluate says it under its table: columns in the other class order
+    # read as a large calibration gain once Platt scaling flipped them, without a word (audit BJ).
+    chance = list(dict.fromkeys(line for s in scored for line in chance_legend(s.summary)))
     for line in cautions:
         warnings.warn(line, stacklevel=1)
-    metrics = {"source": source, "kind": kind, "labels": args.labels, "n_classes": int(scores.shape[1]),
-               "n_fit": int(len(fit_rows)), "n_evaluated": int(len(y)), "evaluated_on": where,
+    # "logits"/"probabilities", the spelling evaluate's --json uses (this said "logit"/"probability": audit BJ)
+    metrics = {"source": source, "kind": "logits" if args.logits else "probabilities", "labels": args.labels,
+               "n_classes": int(scores.shape[1]), "n_fit": int(len(fit_rows)), "n_evaluated": int(len(y)),
+               "evaluated_on": where,
                "calibrator": {**params, "path": args.out}, "metrics": metrics_by_key(scored),
                "log_loss_change": loss_change, "verdict": note[0], "warnings": cautions,
                "classes": classes, "ignored_columns": list(ignored),
@@ -174,10 +188,8 @@ def run(args: argparse.Namespace, warned: list[str]) -> int:
         metrics["conformal"] = sets
         # A level whose measured coverage fell short of it: said on stderr and in "warnings", as the
         # calibration's cautions (the report's sets section says it too), in the demo's words.
-        shortfalls = _conformal.coverage_shortfalls(sets)
-        for line in shortfalls:
+        for line in _conformal.coverage_shortfalls(sets):
             warnings.warn(line, stacklevel=1)
-        metrics["warnings"] = [*cautions, *shortfalls]
     report = None
     if args.report:
         from softmaxkit.cli._evaluation import comparison_section
@@ -195,7 +207,7 @@ def run(args: argparse.Namespace, warned: list[str]) -> int:
         intro = (f"{calibration_name(args.method).capitalize()} fitted on {len(fit_rows)} rows of {source}; measured on "
                  f"{len(y)} {where} rows" + ("." if args.holdout else " (the rows it was fitted on, not a test; "
                                                                "use --holdout).")) + "".join(
-                     f" Warning: {line}." for line in cautions)
+                     f" Warning: {line}." for line in cautions) + "".join(f" {line}" for line in chance)
         report = Report(title=f"softmaxkit calibrate: {calibration_name(args.method)}", subtitle=f"{source} + {args.labels}",
                         headlines=headlines,
                         sections=[comparison_section(scored, title="Before and after calibration", intro=intro,
@@ -217,12 +229,10 @@ def run(args: argparse.Namespace, warned: list[str]) -> int:
             # The calibrator's path and digest go into the predictor: this run's pair is known as one later.
             record = _adapters.calibrator_record(args.out, digest, predictor=conformal_path)
             conformal.save(outputs.stage(conformal_path), extra_meta={_adapters.CALIBRATOR_DIGEST_KEY: record})
-        if report is not None:
-            metrics["report"] = str(write_report(args.report, report, inputs=inputs, outputs=outputs)["report"])
         # Without --conformal, a predictor an earlier run saved with the calibrator replaced here is not
         # this run's: removed with the commit, as fit removes a stale MODEL.calibrator.npz. Only that one:
         # one saved with another calibrator (--conformal-out) or without the record is the user's (audit R).
-        stale = foreign = None
+        stale = None
         fate = None if conformal_path else _adapters.companion_fate(
             default, kinds=("ConformalClassifier",), key=_adapters.CALIBRATOR_DIGEST_KEY, replaced=replaced,
             written=new_digest)
@@ -230,12 +240,17 @@ def run(args: argparse.Namespace, warned: list[str]) -> int:
             stale = default
             outputs.remove(stale)
         elif fate == "foreign":
-            foreign = default
+            warnings.warn(f"{default} was saved by 'calibrate --conformal' with another calibrator than "
+                          f"{args.out}; left in place (its sets come from the scores that run was given)",
+                          stacklevel=1)
+        metrics["removed_stale_conformal"] = stale
+        # Every warning is said by now: the fit's cautions (listed even where Python's warning filters hide
+        # them), then whatever else was said, in metrics.json as in --json (it kept the cautions alone and
+        # lost the reader's, such as "row 369: true class written as probability 0": audit BJ).
+        metrics["warnings"] = list(dict.fromkeys([*cautions, *warned]))
+        if report is not None:
+            metrics["report"] = str(write_report(args.report, report, inputs=inputs, outputs=outputs)["report"])
         outputs.commit()
-    if foreign is not None:
-        warnings.warn(f"{foreign} was saved by 'calibrate --conformal' with another calibrator than {args.out}; "
-                      "left in place (its sets come from the scores that run was given)", stacklevel=1)
-    metrics["removed_stale_conformal"] = stale
 
     say_ignored(say, source, ignored, "not scores")
     extra = f", T = {params['temperature']:.4g}" if "temperature" in params else ""
@@ -245,7 +260,7 @@ def run(args: argparse.Namespace, warned: list[str]) -> int:
         say(f"Removed {stale}: a conformal predictor an earlier run saved with the calibrator this run replaced "
             "(use --conformal to fit one on these scores)", "")
     print_comparison(say, scored, heading=f"Metrics on {len(y)} {where} rows:", n_classes=int(scores.shape[1]))
-    say(note[0])
+    say(*chance, note[0])
     if sets:
         say("")
         _conformal.print_summary(say, sets)
@@ -253,8 +268,6 @@ def run(args: argparse.Namespace, warned: list[str]) -> int:
             "a softmaxkit model: 'predict --conformal')")
     if args.report:
         say(f"Report: {metrics['report']}")
-    # The fit's cautions (listed even where Python's warning filters hide them), then whatever else was said.
-    metrics["warnings"] = list(dict.fromkeys([*metrics["warnings"], *warned]))
     say.result(metrics)
     return 0
 

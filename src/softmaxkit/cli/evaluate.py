@@ -74,12 +74,12 @@ def run(args: argparse.Namespace, warned: list[str]) -> int:
                # which id column paired the labels with the scores' rows (None: by position), for scripts
                "labels_matched_on": pred.matched_on, "scores_matched_on": pred.scores_matched_on, "metrics": s,
                "warnings": warned}  # the list grows until printed: warnings said after this line are in it
-    one_class = _one_class_note(labels, classes, where=args.labels)
+    one_class = one_class_note(labels, classes, where=args.labels)
     if one_class:  # on stderr and in "warnings"; the report's note says it too
         warnings.warn(one_class, stacklevel=1)
     if conformal is not None:
         order = class_order(classes, conformal, source=source, fitted_as=f"--conformal {args.conformal}",
-                            by_position=args.by_position)
+                            by_position=args.by_position, columns=pred.columns)
         sets, sets_from = _conformal.sets_to_score(conformal, source, ignored, args.sets, classes, scores, order,
                                                    probs=args.probs is not None, kind=metrics["kind"])
         metrics["conformal"] = _conformal.summarize(conformal, labels, sets, args.sets,
@@ -132,7 +132,7 @@ def run(args: argparse.Namespace, warned: list[str]) -> int:
     return 0
 
 
-def _one_class_note(labels: Any, classes: list | None, *, where: str) -> str | None:
+def one_class_note(labels: Any, classes: list | None, *, where: str) -> str | None:
     """The warning for labels that all hold one class, or None. The numbers are right, but they measure
     that class's rows alone: no row of another class shows whether the model tells the classes apart
     (audit AJ: 500 labels all 0 printed accuracy, log-loss and ECE without a word)."""

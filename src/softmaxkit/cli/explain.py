@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import math
 
-from softmaxkit.cli._common import Printer, add_output_options, finite_float, positive_float
+from softmaxkit.cli._common import Printer, add_output_options, finite_float, positive_float, recording_warnings
 from softmaxkit.cli.demo import _small  # 4 decimals, or 2 significant digits for tiny values, as the demo
 
 
@@ -61,7 +61,7 @@ def explain(logits: list[float], labels: list[str], temperature: float) -> dict:
         "labels": labels,
         "logits": x.tolist(),
         "temperature": temperature,
-        "logit_sum": float(np.sum(x)),
+        "logit_sum": _float_sum(x),
         "probabilities": probs.tolist(),
         "probability_sum": float(np.sum(probs)),
         "log_probabilities": log_probs.tolist(),
@@ -74,11 +74,18 @@ def explain(logits: list[float], labels: list[str], temperature: float) -> dict:
     return result
 
 
-def run(args: argparse.Namespace) -> int:
+@recording_warnings  # --json "warnings": every warning said, as the other commands list them
+def run(args: argparse.Namespace, warned: list[str]) -> int:
+    import warnings
+
     labels = args.labels.split(",") if args.labels else [str(i) for i in range(len(args.logits))]
     res = explain(args.logits, labels, args.temperature)
+    if not math.isfinite(res["logit_sum"]):  # finite logits whose sum float64 cannot hold
+        warnings.warn(f"the logits sum to {_exact_sum(res['logits'])}, beyond float64's range (about "
+                      f"+-1.8e+308), so logit_sum shows as {res['logit_sum']}; the probabilities are exact all the "
+                      "same (softmax subtracts the largest logit first)", stacklevel=1)
     say = Printer(args)
-    say.result(res)
+    say.result({**res, "warnings": warned})
     width = max(len(s) for s in labels + ["class"])
     # "x / T=2" inside a formula reads as x / T, then "=2"; T is named in the formula and given after it.
     t, t_value = (" / T", f", T = {args.temperature:g}") if args.temperature != 1.0 else ("", "")
@@ -107,6 +114,24 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _float_sum(x) -> float:  # noqa: ANN001 - a float64 array
+    """The sum of ``x`` in float64: inf when it overflows, without NumPy's raw "overflow encountered in
+    reduce" (audit BJ); :func:`run` says what the inf means."""
+    import numpy as np
+
+    with np.errstate(over="ignore"):
+        return float(np.sum(x))
+
+
+def _exact_sum(values: list[float]) -> str:
+    """The sum of ``values`` (finite floats) to 4 significant digits, beyond float64's range too: ``1e308 +
+    1e308`` is ``2e+308``, where float64 says inf."""
+    from decimal import Context, Decimal
+
+    total = sum((Decimal(v) for v in values), Decimal(0))
+    return f"{Context(prec=4).create_decimal(total).normalize():g}"
+
+
 def _sum_line(res: dict) -> str:
     """The first line: what the logits' sum says, without calling values that form a distribution none.
 
@@ -120,7 +145,7 @@ def _sum_line(res: dict) -> str:
             probs = ", ".join(f"{p:.4f}" for p in res["probabilities"])
             return f"logits {logits} sum to 1, but softmax treats them as scores, not probabilities: [{probs}]."
         return f"logits {logits} sum to 1 but are not all in [0, 1]: not a probability distribution."
-    shown = f"{total:.4g}"
+    shown = f"{total:.4g}" if math.isfinite(total) else f"{_exact_sum(logits)} (beyond float64: {total})"
     if shown == "1":  # 1.0000001 is not 1: "sum to 1: not a probability distribution" would contradict itself
         shown = f"{total:.12g}"  # enough digits to differ from 1 beyond isclose's 1e-9, no float noise
     return f"logits {logits} sum to {shown}: not a probability distribution."

@@ -249,6 +249,8 @@ def run(args: argparse.Namespace, warned: list[str]) -> int:
                                   loss_change=loss_change)
                      if calibrator is not None else []),
         "ignored_columns": list(data.ignored),
+        # what the terminal says under the table, for scripts (calibrate and demo record theirs too)
+        "verdict": note[0] if note is not None else None,
     }
     for line in metrics["warnings"]:  # the calibrator's, as calibrate says them (stderr, also under --json)
         warnings.warn(line, stacklevel=1)
@@ -262,15 +264,11 @@ def run(args: argparse.Namespace, warned: list[str]) -> int:
         if cal_out is not None:
             # The model's digest goes into its calibrator: predict refuses it with any other model.
             _adapters.save_calibrator(calibrator, outputs.stage(cal_out), model_digest=new_digest)
-        if report_dir is not None:
-            written = _write_report(report_dir, args, data, metrics, scored, note=note, inputs=(args.data,),
-                                    outputs=outputs)
-            metrics["report"] = str(written["report"])
         # A calibrator an earlier fit wrote next to MODEL for the model replaced here is removed with the
         # commit (left there, predict --calibrator applied it to this one: audit log-loss 0.396 for 0.265).
         # Only that one: a calibrator from 'calibrate' (no digest) or made for another model is the user's
         # (audit R: a fit to a new path deleted one, exit 0).
-        stale = foreign = None
+        stale = None
         companion = str(calibrator_path(args.out))
         fate = None if cal_out is not None else _adapters.companion_fate(
             companion, kinds=tuple(_adapters.CALIBRATORS.values()), key=_adapters.MODEL_DIGEST_KEY,
@@ -279,14 +277,19 @@ def run(args: argparse.Namespace, warned: list[str]) -> int:
             stale = companion
             outputs.remove(stale)
         elif fate == "foreign":
-            foreign = companion
+            warnings.warn(f"{companion} was fitted by 'fit --calibrate' for another model than {args.out}; left in "
+                          f"place, but predict refuses it with this model (use --calibrate to fit one for it)",
+                          stacklevel=1)
+        metrics["removed_stale_calibrator"] = stale
+        # Every warning is said by now, so metrics.json lists what stderr and --json do (it missed the
+        # reader's and the library's: audit BJ, 2 warnings on --json, none in metrics.json).
+        metrics["warnings"] = list(dict.fromkeys([*metrics["warnings"], *warned]))
+        if report_dir is not None:
+            written = _write_report(report_dir, args, data, metrics, scored, note=note, inputs=(args.data,),
+                                    outputs=outputs)
+            metrics["report"] = str(written["report"])
         outputs.commit()
-    if foreign is not None:
-        warnings.warn(f"{foreign} was fitted by 'fit --calibrate' for another model than {args.out}; left in "
-                      f"place, but predict refuses it with this model (use --calibrate to fit one for it)",
-                      stacklevel=1)
     metrics["seconds"] = time.perf_counter() - start
-    metrics["removed_stale_calibrator"] = stale
 
     say_ignored(say, args.data, data.ignored, "left out of the features")
     say(
@@ -312,7 +315,6 @@ def run(args: argparse.Namespace, warned: list[str]) -> int:
         say(note[0], "")
     if written:
         say(f"Report: {written['report']}")
-    metrics["warnings"] = list(dict.fromkeys([*metrics["warnings"], *warned]))
     say.result(metrics)
     return 0
 
@@ -352,18 +354,53 @@ def _search_skipped(given: float | str, model, y_train) -> str | None:  # noqa: 
     return why_too_small(encode_targets(y_train, n_samples=len(y_train)))
 
 
-def _write_report(report_dir, args, data, metrics, scored, *, note, inputs, outputs):
-    from softmaxkit.cli._evaluation import accuracy_headline, comparison_section
-    from softmaxkit.report import (Headline, Paragraph, Report, Section, ci_text, ece_ci_text, glossary_section,
-                                   write_report)
+#: A card's words for the calibrated log-loss's reading (``log_loss_change["reading"]``) where its own
+#: would mislead there: "worse" is the verdict's "keep the raw model", "unsafe" no interval's reading.
+_READINGS = {"worse": "measured worse: keep the raw model",
+             "unsafe": "unsafe: it can give a class probability 0"}
 
-    last = scored[-1].summary
-    headlines = [
-        accuracy_headline(last, f"{last['n']} rows not used for training"),
-        Headline("Log-loss", f"{last['log_loss']:.3f}", "; ".join(
-            filter(None, [ci_text(last, "log_loss", digits=3), "lower is better"]))),
-        Headline("ECE", f"{last['ece']:.3f}", ece_ci_text(last, digits=3)),
+
+def _headlines(scored: list, *, calibration: str | None, loss_change: dict | None, note: tuple | None) -> list:
+    """The report's cards: the model's own held-out figures, then, with ``--calibrate``, the calibrated
+    ones under labels that name the calibrator, read as the verdict reads them.
+
+    The model is what ``fit`` saves and what the verdict says to keep when the calibrator made it worse: the
+    cards showed the rejected calibrator's log-loss (inf) and ECE unlabelled, the model's 0.2397 nowhere
+    (audit BJ).
+    """
+    from softmaxkit.cli._evaluation import accuracy_headline
+    from softmaxkit.report import Headline, ci_text, ece_ci_text
+
+    model = scored[0].summary
+    cards = [
+        accuracy_headline(model, f"{model['n']} rows not used for training"
+                          + ("; the model without its calibrator" if calibration else "")),
+        Headline("Log-loss", f"{model['log_loss']:.3f}", "; ".join(
+            filter(None, [ci_text(model, "log_loss", digits=3), "lower is better"]))),
+        Headline("ECE", f"{model['ece']:.3f}", ece_ci_text(model, digits=3)),
     ]
+    if calibration is None:
+        return cards
+    calibrated, tone = scored[-1].summary, note[1] if note is not None else "neutral"
+    reading = (loss_change or {}).get("reading")
+    if reading in ("worse", "unsafe"):
+        tone = "warn"  # a calibrator the verdict rejects is never shown in a neutral or good tone
+    cards += [
+        Headline(f"Log-loss with {calibration}", f"{calibrated['log_loss']:.3f}", "; ".join(filter(None, [
+            ci_text(calibrated, "log_loss", digits=3), f"the model alone: {model['log_loss']:.3f}",
+            _READINGS.get(reading, f"change: {reading}") if reading else None])), tone),
+        Headline(f"ECE with {calibration}", f"{calibrated['ece']:.3f}", "; ".join(filter(None, [
+            ece_ci_text(calibrated, digits=3), f"the model alone: {model['ece']:.3f}"])), tone),
+    ]
+    return cards
+
+
+def _write_report(report_dir, args, data, metrics, scored, *, note, inputs, outputs):
+    from softmaxkit.cli._evaluation import comparison_section
+    from softmaxkit.report import Paragraph, Report, Section, glossary_section, write_report
+
+    headlines = _headlines(scored, calibration=calibration_name(args.calibrate) if args.calibrate else None,
+                           loss_change=metrics["log_loss_change"], note=note)
     params = metrics["calibrator"] or {}
     hidden = ",".join(map(str, args.hidden)) or "none (multinomial logistic regression)"
     sections = [

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
+from typing import Any
 
 from softmaxkit.cli import _conformal
-from softmaxkit.cli._common import add_output_options, check_table_outputs
+from softmaxkit.cli._common import add_output_options, check_table_outputs, recording_warnings
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -53,7 +55,10 @@ def check(args: argparse.Namespace) -> None:
     _conformal.check_set_options(args)
 
 
-def run(args: argparse.Namespace) -> int:
+@recording_warnings  # --json "warnings": every warning said, as evaluate and calibrate list them
+def run(args: argparse.Namespace, warned: list[str]) -> int:
+    import warnings
+
     from softmaxkit import softmax
     from softmaxkit.cli import CLIError, _adapters
     from softmaxkit.cli._common import (
@@ -75,7 +80,8 @@ def run(args: argparse.Namespace) -> int:
         text_table,
         with_row_ids,
     )
-    from softmaxkit.cli._evaluation import chance_legend, ci_legend, metrics_lines, score
+    from softmaxkit.cli._evaluation import chance_legend, ci_legend, count_legend, metrics_lines, score
+    from softmaxkit.cli.evaluate import one_class_note
     from softmaxkit.data import read_features, write_columns
     from softmaxkit.io import StagedOutputs, same_entry
     from softmaxkit.report import ece_text, fmt
@@ -143,7 +149,10 @@ def run(args: argparse.Namespace) -> int:
 
     columns = score_columns(probs, classes, out=args.out)
     if sets is not None:
-        columns.update(_conformal.columns(sets, args.sets, classes, text=text_ok))
+        mask = sets.mask()  # made once: written, and checked against the prediction
+        columns.update(_conformal.columns(mask, args.sets, classes, text=text_ok))
+        if calibrator is not None:
+            warn_sets_without_prediction(mask, probs, args.sets, scores="the model's own logits")
     columns, kept_ids, left_ids = with_row_ids(row_ids, columns, args.out)
     logit_table, logit_left = None, []
     if args.logits_out:
@@ -158,9 +167,14 @@ def run(args: argparse.Namespace) -> int:
                             classes=names).summary
         outputs.commit()
 
+    where = f"column {data.target_name!r} of {args.data}"
+    one_class = None if y is None else one_class_note(y, names, where=where)
+    if one_class:  # on stderr and in "warnings", as evaluate says it of the same labels
+        warnings.warn(one_class, stacklevel=1)
     result: dict = {"out": args.out, "rows": int(len(probs)), "classes": classes.tolist(),
                     "calibrated": calibrator is not None, "ignored_columns": list(data.ignored),
-                    "columns_by_position": by_position, "row_id_columns": kept_ids}
+                    "columns_by_position": by_position, "row_id_columns": kept_ids,
+                    "warnings": warned}  # the list grows until printed: warnings said after this line are in it
     if args.logits_out:
         result["logits_out"] = args.logits_out
     say_ignored(say, args.data, data.ignored, "not features of the model")
@@ -171,6 +185,7 @@ def run(args: argparse.Namespace) -> int:
     if args.logits_out:
         say(f"Wrote the logits to {args.logits_out}")
         say_ids_left_out(say, logit_left, args.data, args.logits_out)
+    say(*npy_column_order(names, args.out, args.logits_out))
     if summary is not None:
         result["metrics"] = summary
         if sets is not None:
@@ -182,7 +197,7 @@ def run(args: argparse.Namespace) -> int:
                 ["accuracy", "log-loss", "Brier", "ECE"],
                 [[fmt(summary["accuracy"]), fmt(summary["log_loss"]), fmt(summary["brier"]), ece_text(summary)]])),
             *brier_legend(len(classes)), *ci_legend([summary]),
-            *chance_legend(summary))
+            *chance_legend(summary), *count_legend(summary, names))
         if sets is not None:
             _conformal.print_summary(say, result["conformal"])
     say.result(result)
@@ -234,3 +249,37 @@ def _feature_logits(model, data, path: str):  # noqa: ANN001, ANN202
             + f"value {exc.value:g} is too large for this model: the logits overflow float64; rescale the feature "
             "to the range it was trained on"
         ) from None
+
+
+def npy_column_order(classes: Any, *paths: str | None) -> list[str]:
+    """A line per ``.npy`` among ``paths`` (``None`` skipped) naming the class of each of its columns, in
+    order: a ``.npy`` keeps no names, and only ``--json`` listed them (audit BJ: a user who guessed
+    ``--classes`` for the file scored accuracy 0.3864 for 1.0). ``classes``: the columns' classes, in order."""
+    order = ", ".join(str(c) for c in classes)
+    return [f"{path}: columns in class order: {order}" for path in paths
+            if path and Path(path).suffix.lower() == ".npy"]
+
+
+def warn_sets_without_prediction(mask: Any, probs: Any, alphas: tuple[float, ...], *, scores: str) -> None:
+    """Warn, per level, when written sets leave out the written prediction (the most probable class of
+    ``probs``, calibrated probabilities) although they hold a class.
+
+    By design: the sets come from the uncalibrated ``scores``, on which the conformal predictor was fitted and
+    its coverage guarantee holds, so a calibrator that reorders a row's classes can put its prediction outside
+    its set (audit BJ: p_d6 = 0.553, prediction d6, set_90 = d1, said nowhere). ``mask``: the (n, K, A) sets.
+    """
+    import warnings
+
+    import numpy as np
+
+    predicted = np.argmax(probs, axis=1)
+    held = mask[np.arange(len(predicted)), predicted, :]  # (n, A): whether each set holds the prediction
+    for i, alpha in enumerate(alphas):
+        left_out = np.flatnonzero(~held[:, i] & mask[:, :, i].any(axis=1))
+        if len(left_out):
+            tag = _conformal.level_tag(alpha)
+            warnings.warn(f"set_{tag} leaves out the prediction in {len(left_out)} of {len(predicted)} rows (the "
+                          f"first: row {left_out[0] + 1}): the prediction and p_ columns are the calibrated "
+                          f"probabilities, while the sets come from {scores}, on which the conformal predictor was "
+                          "fitted and for which its coverage guarantee holds; such a row is uncertain between its "
+                          "prediction and the classes of its set", stacklevel=2)
