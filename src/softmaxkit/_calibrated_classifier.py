@@ -532,7 +532,8 @@ class CalibratedClassifier(Persistable, MetaEstimatorMixin, ClassifierMixin, Bas
 
         As :meth:`SoftmaxClassifier.score <softmaxkit.SoftmaxClassifier.score>`: a
         label outside ``classes_`` counts as wrong (as in scikit-learn's
-        ``accuracy_score``), and a ``UserWarning`` names those labels and their rows.
+        ``accuracy_score``), and a ``UserWarning`` names those labels and their rows;
+        labels of another type than ``classes_`` raise scikit-learn's ValueError, without it.
 
         Warns
         -----
@@ -542,10 +543,11 @@ class CalibratedClassifier(Persistable, MetaEstimatorMixin, ClassifierMixin, Bas
         from softmaxkit.classifier import warn_unseen_labels
 
         check_is_fitted(self)
+        accuracy = super().score(X, y, sample_weight=sample_weight)
         y_arr = np.asarray(y)
-        if y_arr.ndim == 1:
+        if y_arr.ndim == 1:  # after scoring, as SoftmaxClassifier.score: never warn before scikit-learn refuses y
             warn_unseen_labels(y_arr, self.classes_, type(self).__name__)
-        return super().score(X, y, sample_weight=sample_weight)
+        return accuracy
 
     # ---------------------------------------------------------------- persistence
 

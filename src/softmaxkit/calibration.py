@@ -94,7 +94,8 @@ class ZeroProbabilityWarning(CalibrationWarning):
     """A fitted map gives some class probability exactly 0 over a range of scores (isotonic): a
     new row of that class there has infinite log-loss. ``zero_classes_`` lists those classes.
     Also at predict time, when probabilities given with ``input="probs"`` and no ``eps`` hold an
-    exact 0, which a map that scales ``log p`` (temperature scaling) keeps at 0."""
+    exact 0, which a map that scales ``log p`` keeps at 0 (temperature scaling, and vector scaling
+    where the class's fitted scale is > 0)."""
 
 
 class SeparableWarning(CalibrationWarning):
@@ -118,8 +119,6 @@ class _Calibrator(Persistable):
     #: Parameters added after the first file format -> the value that means "as before" for a
     #: file that lacks them (loading, and refitting, an old file gives the old fit).
     _params_added: dict[str, Any] = {}
-    #: Vector and matrix scaling multiply logits, so they cannot take -inf (log 0).
-    _allows_neg_inf = True
 
     def __init__(self, *, input: str = "logits", eps: float | None = None) -> None:
         self.input = input
@@ -142,20 +141,18 @@ class _Calibrator(Persistable):
             if self.eps is not None:
                 raise ValueError('eps only applies to input="probs"; logits never need clipping')
             x, row_max = check_logits(X, name, return_row_max=True, widen=widen)
-        # min, not isneginf(x).any(): no (N, C) temporary (NaN and +inf are already refused)
-        if not self._allows_neg_inf and x.size and np.isneginf(x.min()):
-            i, j = (int(v) for v in np.unravel_index(int(np.argmax(np.isneginf(x))), x.shape))
-            src = "a zero probability" if self.input == "probs" else "-inf"
-            raise ValueError(
-                f"{type(self).__name__} needs finite logits, but {name} has {src} at position ({i}, {j}); "
-                + ('pass eps= to clip probabilities' if self.input == "probs" else "replace -inf by a finite floor")
-            )
         return x, row_max
+
+    def _check_neg_inf(self, x: np.ndarray, *, fitting: bool) -> None:
+        """Refuse the ``-inf`` entries of logits ``x`` (``log 0`` for ``input="probs"``) that this
+        calibrator cannot fit on (``fitting``) or map. Temperature scaling takes them all (a class of
+        probability 0 stays 0); the affine scalings override this."""
 
     def _fit_inputs(self, X: Any, y: Any, sample_weight: Any, *, widen: bool = True):
         """``(logits, row_max, labels, weights)``, validated (``widen=False``: the logits in their own dtype,
         for a fit that widens them a row block at a time)."""
         x, row_max = self._logits_and_max(X, widen=widen)
+        self._check_neg_inf(x, fitting=True)
         labels = check_labels(y, x.shape[1], x.shape[0], scores=x, scores_name=input_name(self.input))
         w = check_sample_weight(sample_weight, x.shape[0])
         if x.shape[0] == 0:
@@ -182,10 +179,13 @@ class _Calibrator(Persistable):
         """Calibrated logits, shape (N, C), float64 (the input dtype for temperature).
 
         With ``input="probs"`` pass probabilities; the result is still logits. A probability of
-        exactly 0 (without ``eps``) stays 0, with a :class:`ZeroProbabilityWarning`.
+        exactly 0 (without ``eps``) stays 0, with a :class:`ZeroProbabilityWarning`, where the map
+        has that limit (all but matrix scaling, and vector scaling with a scale <= 0 for its class,
+        which raise ValueError).
         """
         x = self._logits(logits)
         self._check_fitted(x)
+        self._check_neg_inf(x, fitting=False)  # before the warning: never warn about rows then refused
         self._warn_zero_inputs(x)
         return self._apply(x)
 
@@ -303,6 +303,12 @@ class _Calibrator(Persistable):
 _NEW_FLAGS = ("at_bound_", "separable_")
 #: Every fitted flag (true or false in a state).
 _FLAGS = ("converged_", *_NEW_FLAGS)
+
+
+def _first_neg_inf(x: np.ndarray) -> tuple[int, int]:
+    """``(row, column)`` of the first ``-inf`` of the 2-D ``x``, in row order (``x`` must hold one)."""
+    i, j = np.unravel_index(int(np.argmax(np.isneginf(x))), x.shape)
+    return int(i), int(j)
 
 
 def _jsonable(v: Any) -> Any:
@@ -962,7 +968,6 @@ class _AffineScaling(_Calibrator):
     _params_added = {"prior_scale": None}  # as TemperatureScaling
     _array_names = ("coef_", "intercept_")
     _scalar_names = ("n_classes_", "n_iter_", "converged_", "nll_", "at_bound_")
-    _allows_neg_inf = False
     #: Whether the identity prior also pulls the biases to 0 (matrix scaling has ODIR for that).
     _prior_on_intercept = True
 
@@ -986,6 +991,47 @@ class _AffineScaling(_Calibrator):
 
     def _diagonal(self, coef: np.ndarray) -> np.ndarray:  # pragma: no cover
         raise NotImplementedError
+
+    # ---- -inf inputs (a probability of exactly 0 with input="probs")
+
+    def _check_neg_inf(self, x: np.ndarray, *, fitting: bool) -> None:
+        """Refuse ``-inf`` in the logits of a fit (``log 0`` times a scale being fitted has no finite
+        gradient), and where the fitted map has no limit for it (:meth:`_refuse_unmappable_neg_inf`).
+
+        The fitting rows need not hold a 0 that new rows hold (audit BK-3: 30 rows of a random forest's
+        votes without one, then 2 of 1,770 new rows with one, refused with advice the CLI cannot follow).
+        """
+        # min, not isneginf(x).any(): no (N, C) temporary on the usual path (NaN and +inf are already refused)
+        if not x.size or not np.isneginf(x.min()):
+            return
+        if fitting:
+            i, j = _first_neg_inf(x)
+            raise self._neg_inf_error(i, j, "the fit cannot scale {value} (its gradient is not finite)", fitting=True)
+        self._refuse_unmappable_neg_inf(x)
+
+    def _refuse_unmappable_neg_inf(self, x: np.ndarray) -> None:  # pragma: no cover
+        """Raise :meth:`_neg_inf_error` for the first ``-inf`` of ``x`` that the fitted map cannot take."""
+        raise NotImplementedError
+
+    def _neg_inf_error(self, i: int, j: int, reason: str, *, fitting: bool = False) -> ValueError:
+        """The error for the ``-inf`` at row ``i``, class ``j`` of the input (``fitting``: of a fit's):
+        where it is, ``reason`` (its ``{value}`` is ``log 0 = -inf`` or ``-inf``), and what works, in
+        Python and on the command line (which has no ``eps``)."""
+        name = input_name(self.input)
+        if self.input == "probs":
+            where = f"a probability of exactly 0 (row {i}, class {j}, 0-based, of {name})"
+            value = "log 0 = -inf"
+            fix = ("In Python, fit with eps= (e.g. 1e-12) to clip probabilities before the log, or use "
+                   "TemperatureScaling(input='probs') (which keeps a 0 at 0), or PlattScaling(input='probs') or "
+                   "IsotonicCalibration(input='probs') (which fit on p itself); on the command line, calibrate "
+                   "with --method temperature, platt or isotonic")
+        else:
+            where = f"a logit of -inf (row {i}, class {j}, 0-based, of {name})"
+            value = "-inf"
+            fix = "Replace -inf by a finite floor, or use TemperatureScaling (which keeps it at probability 0)"
+        verb = "cannot be fitted on" if fitting else "cannot map"
+        return ValueError(f"{type(self).__name__}(input={self.input!r}) {verb} {where}: {reason.format(value=value)}. "
+                          f"{fix}")
 
     def _identity_prior(self, coef: np.ndarray, b: np.ndarray, c: int, per_weight: float):
         """Value and gradient (in the parameter vector's layout) of the identity prior, mean scale."""
@@ -1272,8 +1318,12 @@ class VectorScaling(_AffineScaling):
     Parameters
     ----------
     input : {"logits", "probs"}, keyword-only
-        As :class:`TemperatureScaling`. Probabilities must be strictly positive
-        (``log 0 = -inf`` cannot be scaled by a free per-class factor): pass ``eps``.
+        As :class:`TemperatureScaling`. The fit needs probabilities > 0 (its
+        gradient in a scale is not finite at ``log 0 = -inf``): pass ``eps`` if
+        one is 0. On new rows a probability of 0 stays 0, with a
+        :class:`ZeroProbabilityWarning`, as in temperature scaling, where its
+        class's fitted scale is > 0; a scale <= 0 leaves no limit there, and
+        ``transform`` raises ValueError.
     eps : float in (0, 1), optional
     prior_scale : float > 0 or None, default 0.5
         The prior of :class:`TemperatureScaling` on ``beta``, the temperature
@@ -1332,6 +1382,18 @@ class VectorScaling(_AffineScaling):
     def _state_shapes(self, c):
         return {"coef_": (c,), "intercept_": (c,)}
 
+    def _refuse_unmappable_neg_inf(self, x):
+        # a * -inf + b is -inf for a > 0: the class keeps probability 0, as in TemperatureScaling
+        # (ZeroProbabilityWarning). For a < 0 it would be +inf (and NaN for a = 0 or two such classes).
+        zero = np.isneginf(x)
+        columns = np.flatnonzero(zero.any(axis=0) & ~(self.coef_ > 0))
+        if columns.size:
+            j = int(columns[0])
+            raise self._neg_inf_error(
+                int(np.argmax(zero[:, j])), j,
+                f"the fitted scale of class {j} is {self.coef_[j]:.4g}, not > 0, so {{value}} has no calibrated "
+                "value there (a positive scale keeps the class at probability 0)")
+
     def _unpack(self, theta, c):
         return theta[:c], theta[c:]
 
@@ -1357,7 +1419,11 @@ class MatrixScaling(_AffineScaling):
     Parameters
     ----------
     input : {"logits", "probs"}, keyword-only
-        As :class:`VectorScaling` (probabilities need ``eps`` if any is 0).
+        As :class:`TemperatureScaling`, but probabilities need ``eps`` if any is
+        0, in the fit and on new rows alike: ``W`` mixes ``log p`` across
+        classes, where ``log 0 = -inf`` has no limit, so ``transform`` raises
+        ValueError (a random forest's votes hold zeros that the calibration rows
+        may lack: use ``eps``, or temperature, Platt or isotonic calibration).
     eps : float in (0, 1), optional
     prior_scale : float > 0 or None, default 0.5
         As :class:`VectorScaling`.
@@ -1438,6 +1504,11 @@ class MatrixScaling(_AffineScaling):
 
     def _state_shapes(self, c):
         return {"coef_": (c, c), "intercept_": (c,)}
+
+    def _refuse_unmappable_neg_inf(self, x):
+        i, j = _first_neg_inf(x)
+        raise self._neg_inf_error(
+            i, j, "matrix scaling mixes the classes' logits (z' = z W^T + b), where {value} has no limit")
 
     def _unpack(self, theta, c):
         return theta[: c * c].reshape(c, c), theta[c * c :]

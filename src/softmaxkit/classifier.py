@@ -935,15 +935,19 @@ class SoftmaxClassifier(Persistable, ClassifierMixin, BaseEstimator):
         ------
         ValueError
             An (n, K) ``y`` that is neither probabilities nor counts, or counts
-            (or several targets) without ``count_targets=True``.
+            (or several targets) without ``count_targets=True``; or labels of
+            another type than ``classes_`` (strings for a model fitted on
+            integers, or the reverse), as ``LogisticRegression.score`` raises
+            (scikit-learn's "Mix of label input types"), without the warning.
         """
         check_is_fitted(self)
         y_arr = np.asarray(y)
-        if y_arr.ndim == 1:
-            warn_unseen_labels(y_arr, self.classes_, type(self).__name__)
-        elif y_arr.ndim == 2 and y_arr.shape[1] > 1:
+        if y_arr.ndim == 2 and y_arr.shape[1] > 1:
             return self._soft_target_score(X, y_arr, sample_weight)
-        return super().score(X, y, sample_weight=sample_weight)
+        accuracy = super().score(X, y, sample_weight=sample_weight)
+        if y_arr.ndim == 1:  # after scoring: labels that scikit-learn refuses raise, and are never "counted"
+            warn_unseen_labels(y_arr, self.classes_, type(self).__name__)
+        return accuracy
 
     def _soft_target_score(self, X: Any, y: np.ndarray, sample_weight: Any) -> float:
         """:meth:`score` for an (n, K) ``y`` of probabilities or counts."""
