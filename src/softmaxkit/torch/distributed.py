@@ -46,7 +46,7 @@ from softmaxkit._validation import (
 )
 from softmaxkit.linear import CHUNK_BYTES, check_bias_dtype, chunk_rows
 from softmaxkit.torch import _composite
-from softmaxkit.torch._cross_entropy import grads_wanted
+from softmaxkit.torch._cross_entropy import compiling, grads_wanted
 from softmaxkit.torch._linear import without_autocast, autocast_inputs, check_loss_dtype
 from softmaxkit.torch._ops import apply_softcap
 
@@ -649,6 +649,28 @@ def _refuse_double_backward() -> None:
         )
 
 
+def _refuse_transforms(op: str, *tensors: Any) -> None:
+    """Refuse ``torch.func`` transforms and forward-mode AD with a message that says what to do.
+
+    The one-device losses run as composite torch ops there
+    (:func:`softmaxkit.torch._composite.transforms_active`); these cannot: each
+    call issues collectives across the ranks and reads the all-reduced header
+    on the host, neither of which a batched or dual tensor allows. Without this
+    check torch raised its internal "must override the setup_context
+    staticmethod" error (audit). Checked before any collective, so ranks that
+    all run under the transform raise together. Not under ``torch.compile``,
+    which these losses pass with graph breaks.
+    """
+    if not compiling() and _composite.transforms_active(*tensors):
+        raise RuntimeError(
+            f"{op} does not support torch.func transforms (vmap, grad, jacrev, jvp, ...) or "
+            "forward-mode AD: its collectives and the host-side checks of their results cannot run "
+            "on batched or dual tensors. Use regular autograd (loss.backward() or "
+            "torch.autograd.grad) on every rank; for per-sample gradients or forward-mode AD on one "
+            "device, softmaxkit.torch.cross_entropy and linear_cross_entropy run under torch.func"
+        )
+
+
 class _ClassParallelCrossEntropy(torch.autograd.Function):
     """Forward: two all-reduces. Backward: local, from the saved row statistics."""
 
@@ -760,6 +782,12 @@ def class_parallel_cross_entropy(
         differ, which gloo aborts (the header cannot arrive): pass the same
         rows everywhere; :func:`class_parallel_linear_cross_entropy` with the
         default ``chunk_size`` names them.
+    RuntimeError
+        Under ``torch.func`` transforms (``vmap``, ``grad``, ``jvp``, ...) and
+        forward-mode AD, which the one-device losses run as composite ops: the
+        collectives cannot run on batched or dual tensors. Use regular autograd.
+        Under ``torch.compile`` both class-parallel losses run with graph
+        breaks (the header is checked on the host), so not with ``fullgraph=True``.
 
     Notes
     -----
@@ -827,6 +855,7 @@ def class_parallel_cross_entropy(
         loss = class_parallel_cross_entropy(local, target, label_smoothing=0.1)
         loss.backward()        # local.grad == full_grad[:, 4 * rank : 4 * rank + 4]
     """
+    _refuse_transforms("class_parallel_cross_entropy", local_logits, target)
     comm = _Comm.of(group)
     try:
         check_floating(local_logits, "local_logits")
@@ -1038,15 +1067,17 @@ def class_parallel_linear_cross_entropy(
 
     Parameters
     ----------
-    hidden : Tensor of shape (N, D)
-        The same on every rank (the output of a replicated trunk).
+    hidden : Tensor of shape (..., D)
+        The same on every rank (the output of a replicated trunk). Leading
+        dimensions, such as ``(B, T, D)``, are flattened to ``N`` rows, as by
+        :func:`softmaxkit.torch.linear_cross_entropy`.
     local_weight : Tensor of shape (V_local, D)
         This rank's rows of the ``(V, D)`` output weight; same dtype as
         ``hidden``, except under ``torch.autocast`` for their device, which
         casts both (and the bias) to its dtype as for ``F.linear``, with a
         float32 loss by default: as :func:`softmaxkit.torch.linear_cross_entropy`.
-    target : Tensor of shape (N,) int, or (N, V_local) probabilities
-        As :func:`class_parallel_cross_entropy`.
+    target : Tensor of shape (...) int, or (..., V_local) probabilities
+        ``hidden``'s leading shape; as :func:`class_parallel_cross_entropy`.
     local_bias : Tensor of shape (V_local,), optional, keyword-only
         In ``local_weight``'s dtype: another raises the ``TypeError`` of
         :func:`softmaxkit.torch.linear_cross_entropy`, and the other ranks a
@@ -1071,7 +1102,16 @@ def class_parallel_linear_cross_entropy(
     -------
     loss : Tensor
         As :func:`softmaxkit.linear_cross_entropy` of the full weight, on every
-        rank; in ``loss_dtype`` (default: ``hidden``'s dtype).
+        rank: a scalar for ``"mean"``/``"sum"``, ``hidden.shape[:-1]`` for
+        ``"none"``; in ``loss_dtype`` (default: ``hidden``'s dtype).
+
+    Raises
+    ------
+    TypeError, ValueError
+        As :func:`class_parallel_cross_entropy`.
+    RuntimeError
+        Under ``torch.func`` transforms or forward-mode AD, as
+        :func:`class_parallel_cross_entropy`.
 
     Notes
     -----
@@ -1117,6 +1157,7 @@ def class_parallel_linear_cross_entropy(
     Shoeybi et al., 2019 (Megatron-LM); Wijmans et al., "Cut Your Losses in
     Large-Vocabulary Language Models", 2024 (never materialise the logits).
     """
+    _refuse_transforms("class_parallel_linear_cross_entropy", hidden, local_weight, local_bias, target)
     comm = _Comm.of(group)
     # As F.cross_entropy(F.linear(...)) and softmaxkit.torch.linear_cross_entropy under
     # torch.autocast: 16-bit GEMM operands (a differentiable cast, so each gradient comes back
@@ -1124,15 +1165,7 @@ def class_parallel_linear_cross_entropy(
     hidden, local_weight, local_bias, loss_dtype = autocast_inputs(hidden, local_weight, local_bias, loss_dtype)
     try:
         chunk_size = _check_chunk_size(chunk_size)
-        for name, t in (("hidden", hidden), ("local_weight", local_weight)):
-            check_floating(t, name)
-            if t.ndim != 2:
-                raise ValueError(f"{name} must be 2-D, got shape {tuple(t.shape)}")
-        if hidden.shape[1] != local_weight.shape[1]:
-            raise ValueError(
-                f"hidden (N, D) and local_weight (V_local, D) must share D: got "
-                f"{tuple(hidden.shape)} and {tuple(local_weight.shape)}"
-            )
+        _check_linear_shapes(hidden, local_weight)
         if hidden.dtype != local_weight.dtype:
             raise TypeError(
                 f"hidden and local_weight must have the same dtype, got {hidden.dtype} and "
@@ -1149,16 +1182,19 @@ def class_parallel_linear_cross_entropy(
         loss_dtype = check_loss_dtype(loss_dtype, hidden.dtype) or hidden.dtype
         width = local_weight.shape[0]
         cdtype = _compute_dtype(hidden.dtype)
+        batch_shape = tuple(hidden.shape[:-1])
         opts, target_rows, cweight = _prepare(
-            (hidden.shape[0], width), target, hidden.device, cdtype, dict(ce_options)
+            (*batch_shape, width), target, hidden.device, cdtype, dict(ce_options)
         )
     except (TypeError, ValueError):
         # The other ranks' first collective: the header alone (default chunks),
         # or with the first chunk's row maxima.
-        n = getattr(hidden, "shape", (0,))[0] if getattr(hidden, "ndim", 0) else 0
+        n = math.prod(getattr(hidden, "shape", (0,))[:-1]) if getattr(hidden, "ndim", 0) else 0
         first = min(chunk_size, n) if isinstance(chunk_size, int) and chunk_size > 0 else 0
         _join_after_local_error(comm, first, getattr(hidden, "device", None))
         raise
+    # (..., D) -> (N, D) rows, as linear_cross_entropy; the reshape carries grad_hidden back.
+    hidden = hidden.reshape(target_rows.shape[0], hidden.shape[-1])
     want = grads_wanted(hidden, local_weight, local_bias)  # none under no_grad / inference_mode
     header = _header_column(
         target=target_rows, opts=opts, has_weight=cweight is not None, width=width,
@@ -1167,7 +1203,24 @@ def class_parallel_linear_cross_entropy(
     itemsize = torch.finfo(cdtype).bits // 8
     rows, layout_or_header = _chunk_plan(hidden.shape[0], width, itemsize, chunk_size, comm, header)
     # Autocast off inside (inputs already cast above): the compute dtypes are the pass's own.
-    return without_autocast(_ClassParallelLinearCrossEntropy.apply)(
+    loss = without_autocast(_ClassParallelLinearCrossEntropy.apply)(
         hidden, local_weight, local_bias, target_rows, cweight, opts, comm, layout_or_header, rows,
         want, loss_dtype,
     )
+    return loss.reshape(batch_shape) if opts.reduction == "none" else loss
+
+
+def _check_linear_shapes(hidden: torch.Tensor, local_weight: torch.Tensor) -> None:
+    """``hidden`` ``(..., D)`` and ``local_weight`` ``(V_local, D)``, both floating:
+    the shapes :func:`softmaxkit.torch.linear_cross_entropy` takes."""
+    for name, t in (("hidden", hidden), ("local_weight", local_weight)):
+        check_floating(t, name)
+    if hidden.ndim < 1:
+        raise ValueError("hidden must have shape (..., D), got a scalar")
+    if local_weight.ndim != 2:
+        raise ValueError(f"local_weight must have shape (V_local, D), got {tuple(local_weight.shape)}")
+    if hidden.shape[-1] != local_weight.shape[1]:
+        raise ValueError(
+            f"hidden (..., D) and local_weight (V_local, D) must share D: got "
+            f"{tuple(hidden.shape)} and {tuple(local_weight.shape)}"
+        )

@@ -117,6 +117,30 @@ def accepts_input(fn):
     return wrapper
 
 
+def refuses_linear_weight(fn):
+    """Refuse torch's ``linear_weight=`` for ``fn``'s projection ``weight`` with what to pass instead.
+
+    ``torch.nn.functional.linear_cross_entropy(input, linear_weight, target, *, linear_bias,
+    weight)`` names the projection ``linear_weight`` and the class weights ``weight``. Taking
+    ``linear_weight=`` as the projection would leave torch's ``weight=`` (class weights) to be
+    taken for it, a silently wrong loss, so it is refused as ``linear_bias=`` is
+    (:func:`softmaxkit.linear._ce_options`); Python's "missing 1 required positional argument:
+    'weight'" said neither name (audit).
+    """
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        if "linear_weight" in kwargs:
+            raise TypeError(
+                f"{fn.__name__}() has no argument 'linear_weight' (torch.nn.functional.linear_cross_entropy's "
+                "name for the projection): pass the projection as weight=, the second argument; from torch, "
+                "linear_bias= is bias= and weight= (class weights) is class_weight="
+            )
+        return fn(*args, **kwargs)
+
+    return wrapper
+
+
 # --------------------------------------------------------------------------- softmax family
 
 
@@ -678,6 +702,7 @@ def binary_cross_entropy_with_logits(
 
 
 @accepts_input
+@refuses_linear_weight
 def linear_cross_entropy(hidden, weight, target, *, bias=None, chunk_size=None, loss_dtype=None, **ce_options):
     """Fused ``cross_entropy(hidden @ weight.T + bias, target)`` with autograd.
 
@@ -698,6 +723,7 @@ def linear_cross_entropy(hidden, weight, target, *, bias=None, chunk_size=None, 
     return impl(hidden, weight, target, bias=bias, chunk_size=chunk_size, loss_dtype=loss_dtype, **ce_options)
 
 
+@refuses_linear_weight
 def linear_cross_entropy_and_grad(
     hidden, weight, target, *, bias=None, chunk_size=None, grad_output=None, loss_dtype=None, **ce_options
 ):
