@@ -651,38 +651,58 @@ def _bias_corrected_interval(
     calibrated: np.ndarray,
     *,
     level: float,
-    unbiased: bool,
+    lower_shifts: float,
+    upper_shifts: float,
     tested: float | None = None,
 ) -> tuple[float, float]:
     """The ECE's interval at ``level`` from its bootstrap resamples ``boot`` and its values in perfectly
     calibrated worlds ``calibrated`` (see :func:`expected_calibration_error`, Notes, *Uncertainty*).
 
-    The binned estimate is biased upward (``|acc_b - conf_b|`` of noisy bins), and each resample
-    adds the same bias again, so the resamples sit about one bias above the estimate and two above
-    the true value: the lower end of the percentile interval is moved down by twice the bootstrap's
-    bias estimate ``mean(boot) - value`` (Efron & Tibshirani 1993, section 10.6), once for an
-    unbiased statistic (the debiased ``l2`` and classwise ``l1``). The upper end is moved by one
-    bias estimate less (once; not at all when unbiased): the bias of ``|x|`` shrinks as the gap
-    grows, so the resamples of a data set whose gap is large carry less of it than the double shift
-    removed, and moving both ends twice put the truth above the interval in nearly all misses
-    (top-label ``l1`` coverage 0.87-0.92 at n = 50-200 with a gap of 0.12-0.14; 0.93-0.97 so). Near
-    0 the correction falls short (the bias of ``|x|`` is largest at 0, where the estimate's own
-    bias already pushed it away), so the lower end is 0 whenever the estimate is within the
+    The ends of the percentile interval are moved down by ``lower_shifts`` and ``upper_shifts``
+    times the bootstrap's bias estimate ``mean(boot) - value`` (:func:`_interval_shifts` says how
+    many for each statistic and why). The lower end is 0 whenever the estimate is within the
     ``level`` quantile of the calibrated worlds: the test of perfect calibration does not reject 0.
     Every norm lies in [0, 1], and so do the ends: a lower end the correction takes below 0 is 0 too,
     whatever the test says, so 0 alone is not the test's answer.
 
     ``tested``: the plain estimate that the calibrated worlds are compared with, when ``value`` and
-    ``boot`` are a debiased statistic instead (the classwise ``l1``, see
-    :func:`softmaxkit._ece.debiased_l1_from_sums`; ``unbiased`` then). None: ``value`` itself.
+    ``boot`` are a debiased statistic instead (the ``l1``, see
+    :func:`softmaxkit._ece.debiased_l1_from_sums`). None: ``value`` itself.
     """
     alpha = (1.0 - level) / 2.0
     bias = float(np.mean(boot)) - value
     lo, hi = np.quantile(boot, [alpha, 1.0 - alpha])
-    lo, hi = lo - (1.0 if unbiased else 2.0) * bias, hi - (0.0 if unbiased else 1.0) * bias
+    lo, hi = lo - lower_shifts * bias, hi - upper_shifts * bias
     if (value if tested is None else tested) <= float(np.quantile(calibrated, 1.0 - alpha)):
         lo = 0.0
     return min(max(float(lo), 0.0), 1.0), min(max(float(hi), 0.0), 1.0)
+
+
+def _interval_shifts(*, norm: str, mode: str, debias: bool) -> tuple[float, float]:
+    """How many bootstrap bias estimates :func:`_bias_corrected_interval` moves the lower and the upper end down by.
+
+    A biased statistic (``max``, the plain ``l2``): twice and once. Its resamples sit about one bias
+    above the estimate and two above the true value, hence twice for the lower end (Efron &
+    Tibshirani 1993, section 10.6); the bias of ``|x|`` shrinks as the gap grows, so the resamples
+    of a data set whose gap is large carry less of it than the double shift removes, and moving
+    the upper end twice too put the truth above the interval in nearly all misses (the top-label
+    ``l1``, bootstrapped plain then, covered 0.87-0.92 at n = 50-200 with a gap of 0.12-0.14; 0.93-0.97 once).
+
+    The debiased ``l2``: once and not at all. The ``l1`` is bootstrapped per-bin debiased
+    (:func:`softmaxkit._ece.debiased_l1_from_sums`): the bootstrap's bias estimate is taken at the
+    noisy gap, which lies above the true one, so it undercounts the noise of bins whose true gap is
+    small (plain, shifted twice and once, the top-label ``l1`` of a yes/no model with a true ECE
+    of 0.02-0.08 covered 0.87-0.92 at n = 100-300, every miss below the lower end; classwise, 0.80-0.88
+    at 10 classes). The debiased statistic's resamples still sit above it near 0 (the debiased gap
+    is cut at 0), so the top-label lower end moves down twice its bias estimate (once left
+    0.92-0.945 at n = 100, 3 classes, true ECE 0.045), the classwise one once (measured there at
+    0.91-0.98), and the upper end not at all.
+    """
+    if norm == "l1":
+        return (2.0 if mode == "top_label" else 1.0), 0.0
+    if norm == "l2" and debias:
+        return 1.0, 0.0
+    return 2.0, 1.0
 
 
 def _n_sims(noise_floor: Any) -> int:
@@ -818,12 +838,16 @@ def expected_calibration_error(
     (keeping each row's weight) with the bin edges fixed; the lower end of
     its percentile interval is moved down by twice its bias estimate and the
     upper end once (lower end once and upper end not at all for the debiased
-    ``l2``; see :func:`_bias_corrected_interval`). The classwise ``l1`` sums
-    many bins whose true gap is near 0, where that estimate falls short (the
-    interval covered 0.80-0.88 at 10 classes), so there each bin's
-    ``|acc_b - conf_b|`` is first debiased as a folded normal
-    (:func:`softmaxkit._ece.debiased_l1_from_sums`) and the bootstrap of that
-    statistic is moved as the debiased ``l2``'s. Both ends lie in [0, 1]. The lower end is 0
+    ``l2``; see :func:`_interval_shifts`). That estimate is taken at the
+    noisy per-bin gaps, which lie above the true ones, so it falls short
+    where the true gaps are small but not 0 (the classwise ``l1`` covered
+    0.80-0.88 at 10 classes; the top-label ``l1`` of a yes/no model with a
+    true ECE of 0.02-0.08 covered 0.87-0.92 at n = 100-300, every miss below
+    the lower end). So for ``l1`` each bin's ``|acc_b - conf_b|`` is first
+    debiased as a folded normal (:func:`softmaxkit._ece.debiased_l1_from_sums`)
+    and the bootstrap is of that statistic: its lower end is moved down by
+    twice its bias estimate (classwise once) and its upper end not at all.
+    Both ends lie in [0, 1]. The lower end is 0
     whenever the estimate does not exceed
     the ``ci`` quantile of the estimates of perfectly calibrated data sets
     with these confidences (at least 200 of them; the same simulation gives
@@ -841,16 +865,24 @@ def expected_calibration_error(
     data sets of 114 two-class rows). Measured coverage of the 95% interval (3 classes,
     Dirichlet(1) probabilities tempered by T = 0.5, 1 or 2, 15 uniform bins,
     400 data sets each, 200 classwise; true value from expected hits on
-    400,000-1,000,000 rows): top-label ``l1`` 0.96-0.99 calibrated and
-    0.91-0.93 at n = 50, 0.95-0.97 at n = 200-1000 miscalibrated (true 0.12,
-    0.14; moving both ends twice gave 0.87-0.90 at n = 50-200); the debiased
+    400,000-1,000,000 rows): top-label ``l1`` 0.96-0.97 calibrated and
+    0.98-0.99 at n = 50, 0.955-0.985 at n = 100-1000 miscalibrated (true
+    0.12, 0.14). Yes/no models (true logit ``a + 1.5 z``, 5%, 20% or 50%
+    prevalence, logits scaled by T = 1, 1.3, 0.6 or 2, true ECE 0-0.10;
+    n = 100, 300, 1000): 0.95-0.99; 3 and 10 classes (T = 0.5, 0.8, 1, 1.3,
+    2, true 0-0.18): 0.945-0.99. Before the per-bin debiasing these were
+    0.87-0.98 (yes/no) and 0.915-0.98, every shortfall with the truth below
+    the lower end; the interval is 1-24% wider for it (2-14% for calibrated
+    models, whose lower end is 0 either way: the upper end is higher) and over-covers (0.97-0.99)
+    where the true ECE is 0.02-0.05. The debiased
     ``l2`` 0.94-0.98 at n = 50-1000 (was 0.87-0.92 at n = 50-200); classwise
     ``l1`` 0.92 at n = 50 and 0.95-0.98 at n = 200-1000 (true 0.08-0.09; 0.71
     at n = 50 before :func:`softmaxkit._ece._gap_variance`). In a one-bin
-    world (confidence 0.75 or 0.85, accuracy 0.6 or 0.8) 0.93-0.98 from
-    n = 50 but 0.86-0.90 at n = 20, and 0.32-0.61 at n = 2-5 (confidence
+    world (confidence 0.75 or 0.85, accuracy 0.6 or 0.8) top-label ``l1``
+    0.93-0.99 at n = 20-100, but 0.91-0.93 at confidence 0.95 and accuracy
+    0.8 (n = 20-100, the truth above the upper end), and 0.32-0.61 at n = 2-5 (confidence
     0.95, accuracy 0.8): on fewer than about 100 rows the interval is not a
-    95% one, and the command line prints [0, 1] there. Classwise ``l1`` at
+    95% one, and the command line gives no interval there. Classwise ``l1`` at
     10 classes (100 data sets each, T = 0.7 or 1.3, n = 1000, true value
     0.014-0.021): 0.91-0.93 (0.80-0.88 before the per-bin debiasing). Earlier
     measurements of ``max`` (0.89-0.96, n = 300-5000) predate the upper end's
@@ -925,18 +957,19 @@ def _ece_result(b: _Binned, *, norm: str, mode: str, binning: str, debias: bool,
             test = _ece.calibration_test(value, calibrated)  # the worlds test the plain estimate, as below
             floor, threshold, p_calibrated = test["noise_floor"], test["threshold"], test["p_value"]
     if level is not None:
-        # The classwise l1 sums many near-zero per-bin gaps whose noise the bootstrap's bias estimate
-        # undercounts (the percentile interval covered 0.80-0.88 at 10 classes): it is bootstrapped
-        # debiased per bin instead, with the shifts of an unbiased statistic.
-        per_bin = mode == "classwise" and norm == "l1"
+        # The l1 sums per-bin gaps whose noise the bootstrap's bias estimate undercounts where they are
+        # small (classwise 0.80-0.88 coverage at 10 classes; top-label 0.87-0.92 at 100-300 rows, true
+        # ECE 0.02-0.08): it is bootstrapped debiased per bin instead (see _interval_shifts).
+        per_bin = norm == "l1"
         boot = _ece.bootstrap_errors(
             b.bins, b.conf, b.hit, b.weight,
             n_bins=b.n_bins, n_resamples=n_bootstrap, seed=seed, norm=norm, debias=debias,
             debiased_l1=per_bin,
         )
         centre = float(_ece.debiased_l1_from_sums(b.sums)) if per_bin else value
+        lower_shifts, upper_shifts = _interval_shifts(norm=norm, mode=mode, debias=debias)
         ci_low, ci_high = _bias_corrected_interval(
-            centre, boot, calibrated, level=level, unbiased=per_bin or (norm == "l2" and debias), tested=value
+            centre, boot, calibrated, level=level, lower_shifts=lower_shifts, upper_shifts=upper_shifts, tested=value
         )
     return ECEResult(
         value=value,
