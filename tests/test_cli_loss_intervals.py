@@ -250,7 +250,7 @@ def test_verdict_between_floor_and_threshold_reads_within_the_noise():
     # floor 0.0200, so some miscalibration may remain"
     text, _ = verdict(side(0.06, 0.04, 0.08, p=0.01), side(0.045, 0.03, 0.06), change="temperature scaling")
     assert ("After it the ECE is above its noise floor 0.0200 but within what a perfectly calibrated model shows "
-            "(p = 0.3): indistinguishable from perfectly calibrated.") in text, text
+            "(p = 0.3; its threshold 0.0500): indistinguishable from perfectly calibrated.") in text, text
     assert "miscalibration" not in text, text
     # lowered but still beyond the threshold: said with the threshold, not "still above the noise floor"
     text, _ = verdict(side(0.20, 0.15, 0.25, p=0.005), side(0.09, 0.07, 0.11, p=0.005), change="temperature scaling")

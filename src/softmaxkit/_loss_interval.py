@@ -148,12 +148,14 @@ def _rows(count: int) -> str:
     return "no row" if count == 0 else ("1 row" if count == 1 else f"{count} rows")
 
 
-def withheld_reason(class_counts: np.ndarray, *, min_class_rows: int, class_names: list[str] | None) -> str | None:
+def withheld_reason(class_counts: np.ndarray, *, min_class_rows: int, class_names: list[str] | None,
+                    absent_caveat: bool = True) -> str | None:
     """Why the interval is withheld for these per-class row counts, or None.
 
     Two classes: each needs ``min_class_rows`` rows. More classes: each needs one row (a class of
     1-4 rows does not withhold; see :func:`softmaxkit.metrics.loss_interval`, Notes, for why).
-    ``min_class_rows=0`` turns the rule off.
+    ``min_class_rows=0`` turns the rule off. ``absent_caveat``: say, of a class with no row, that the
+    score understates the loss (true of a mean loss, not of a change between two).
     """
     if min_class_rows == 0:
         return None
@@ -165,7 +167,7 @@ def withheld_reason(class_counts: np.ndarray, *, min_class_rows: int, class_name
     k = int(short[np.argmin(counts[short])])  # the rarest short class speaks for them all
     others = f" (and {short.size - 1} more classes short of it)" if short.size > 1 else ""
     text = f"{WITHHELD_HEAD}{_rows(int(counts[k]))} of {_class_label(k, class_names)}{others}; at least {need} needed"
-    if counts[k] == 0:
+    if counts[k] == 0 and absent_caveat:
         text += ("; the score leaves that class's losses out, so it understates the loss of data that "
                  "holds the class")
     return text
