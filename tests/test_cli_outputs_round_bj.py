@@ -199,6 +199,15 @@ def test_explain_says_a_sum_beyond_float64_in_words(capsys):
     assert "overflow encountered" not in err
 
 
+def test_explain_sums_exactly_when_only_a_partial_sum_overflows(capsys):
+    """Review R12: ``explain -- 1e308 1e308 -1e308`` warned that the sum, 1e+308, was "beyond float64's
+    range" and wrote ``"logit_sum": "inf"``: NumPy's partial sum overflowed. The exact sum is finite."""
+    rc, out, err = call(capsys, "explain", "--json", "--", "1e308", "1e308", "-1e308")
+    assert rc == 0, err
+    payload = json.loads(out)
+    assert payload["logit_sum"] == 1e308 and payload["warnings"] == [], payload
+
+
 def test_explain_json_lists_no_warning_for_ordinary_logits(capsys):
     rc, out, err = call(capsys, "explain", "1", "2", "--json")
     assert rc == 0, err
@@ -362,4 +371,29 @@ def test_matrix_scaling_of_probabilities_warns_that_a_new_zero_cannot_be_mapped(
     assert rc == 0, err
     said = [w for w in json.loads(out)["warnings"] if "exactly 0 cannot be mapped" in w]
     assert bool(said) == warned
-    assert ("--method temperature, vector, platt or isotonic" in err) == warned
+    assert ("--method temperature, platt or isotonic" in err) == warned
+
+
+def test_vector_scaling_of_probabilities_with_a_nonpositive_scale_warns(capsys, tmp_path):
+    """Review R13: vector scaling keeps a new 0 at 0 only under a positive scale; fitted on labels whose
+    classes 1 and 2 are swapped (scales about 2.4, -0.85, -0.75 in the review), calibrate said nothing and
+    apply then refused a forest's zero. The caution names the classes while another method can be chosen."""
+    from cli_helpers import decent_logits
+
+    z, y = decent_logits(300, 3, seed=4)
+    p = np.exp(z - z.max(axis=1, keepdims=True))
+    p /= p.sum(axis=1, keepdims=True)
+    swapped = np.array([0, 2, 1])[y]
+    probs, labels = tmp_path / "p.npy", tmp_path / "y.npy"
+    np.save(probs, p)
+    np.save(labels, swapped)
+    rc, out, err = call(capsys, "calibrate", "--probs", probs, "--labels", labels, "--method", "vector",
+                        "--out", tmp_path / "c.npz", "--json")
+    assert rc == 0, err
+    said = [w for w in json.loads(out)["warnings"] if w.startswith("vector scaling: the fitted scale of")]
+    import softmaxkit as sk
+
+    scales = sk.load(tmp_path / "c.npz").coef_
+    flipped = [str(k) for k in range(3) if not scales[k] > 0]
+    assert flipped, scales  # the swap makes some scale non-positive: the case under test
+    assert len(said) == 1 and all(f"'{k}'" in said[0] for k in flipped), said

@@ -112,6 +112,28 @@ def test_a_score_column_named_as_the_labels_column_asks_for_classes(capsys, tmp_
     assert got["metrics"]["log_loss"] == pytest.approx(sklearn_log_loss(z, y), rel=1e-6)
 
 
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_a_class_column_of_whole_probabilities_named_as_the_labels_column_asks_for_classes(capsys, tmp_path,
+                                                                                          suffix):
+    """Review R12: a decision tree's ``predict_proba`` holds only 0s and 1s, so the fractions test missed
+    its ``malignant`` column and the refusal advised ``--ignore malignant``: followed, accuracy 0.1078 for
+    0.8922, exit 0. Rows summing to 1 with the column in make it a class's, as fractions do."""
+    pd = pytest.importorskip("pandas")
+    rng = np.random.default_rng(5)
+    y = (rng.random(120) < 0.4).astype(int)
+    predicted = np.where(rng.random(120) < 0.9, y, 1 - y)  # a tree right 9 times in 10
+    frame = pd.DataFrame({"benign": (1 - predicted).astype(float), "malignant": predicted.astype(float)})
+    path = tmp_path / f"tree{suffix}"
+    frame.to_csv(path) if suffix == ".csv" else frame.to_parquet(path)
+    labels = tmp_path / "labels.csv"
+    pd.Series(y, name="malignant").to_csv(labels)
+    rc, _, err = call(capsys, "evaluate", "--probs", path, "--labels", labels)
+    line = error_line(err)
+    assert rc == 1 and "--classes benign,malignant" in line and "--ignore" not in line, err
+    got = _metrics(capsys, "--probs", path, "--labels", labels, "--classes", "benign,malignant")
+    assert got["metrics"]["accuracy"] == pytest.approx(np.mean(predicted == y))
+
+
 def test_the_advised_classes_match_columns_in_another_order_by_name(capsys, tmp_path, scores):
     """Guard (passes before too): the advice holds for a file whose columns come as ``malignant,benign``."""
     path, labels, z, y = _sklearn_export(tmp_path, scores, ".csv", order=("malignant", "benign"))
@@ -186,9 +208,12 @@ def test_ids_beside_labels_ending_in_a_comma_are_matched_on(capsys, tmp_path, sc
 @pytest.mark.parametrize("text", ["a,b\n0,1\n1,1\n2,0\n",  # no id column
                                   "patient_id,class_id\nP1,0\nP2,2\nP3,1\n",  # two ids, none left
                                   "id,label\n0,1\n1,0\n1,1\n",  # 'id' of 0/1: no ids, maybe one-hot
-                                  "patient_id,a,b\nP1,0,1\nP2,1,1\nP3,2,0\n"])  # two columns beside the id
+                                  "patient_id,a,b\nP1,0,1\nP2,1,1\nP3,2,0\n",  # two columns beside the id
+                                  "cultivar_id,cultivar\n3,barbera\n2,grignolino\n3,barbera\n"])  # class codes
 def test_other_labels_files_of_two_columns_still_need_a_label_column(tmp_path, text):
-    """Guard (passes before too): only ids that leave exactly one column settle which is the labels."""
+    """Guard (passes before too, but for the class codes): only ids that leave exactly one column settle
+    which is the labels. An id-named column repeating its values (``cultivar_id`` 1, 2, 3, each ~30 times)
+    names no rows: it was taken for row ids and warned about as unused (review R12)."""
     path = tmp_path / "l.csv"
     path.write_text(text)
     with pytest.raises(DataFileError, match="labels need exactly one"):

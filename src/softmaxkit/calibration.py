@@ -203,10 +203,10 @@ class _Calibrator(Persistable):
         j = int(np.argmax(zero[i]))
         warnings.warn(
             f"{type(self).__name__}(input='probs', eps=None): {rows.size} of the {x.shape[0]} rows hold a "
-            f"probability of exactly 0 (first: row {i}, class {j}), and those rows keep p = 0 there whatever "
-            "the calibration (log 0 = -inf): a row whose true class it is has infinite log-loss. Pass eps= "
-            "(e.g. 1e-12, as CalibratedClassifier does) to clip probabilities before the log, or use Platt or "
-            "isotonic calibration, which fit on p itself (softmaxkit calibrate --method platt|isotonic)",
+            f"probability of exactly 0 (first: row {i}, class {j}, 0-based), and those rows keep p = 0 there "
+            "whatever the calibration (log 0 = -inf): a row whose true class it is has infinite log-loss. In "
+            "Python, pass eps= (e.g. 1e-12, as CalibratedClassifier does) to clip probabilities before the log; "
+            "on the command line, calibrate with --method platt or isotonic, which fit on p itself",
             ZeroProbabilityWarning,
             stacklevel=_caller_stacklevel(),
         )

@@ -2146,7 +2146,7 @@ def _refuse_non_score_names(path: str | os.PathLike, names: list[str], *, kind: 
             )
         # a labels file without a header has its first label read as its column's name (review R10)
         headerless = f"; if the labels file has no header line (its first label, {name!r}, read as one), add one"
-        if _holds_fractions(values_of(name)):
+        if _holds_fractions(values_of(name)) or (kind == "probability" and _rows_sum_to_one(names, values_of)):
             _refuse_class_named_as_labels(path, name, others, kind=kind, headerless=headerless)
         raise DataFileError(
             f"{location(Path(path), column=name)}named as the labels' column of the labels file, not as "
@@ -2175,6 +2175,21 @@ def _refuse_class_named_as_labels(path: str | os.PathLike, name: str, others: li
         f"name, but which label is which class is written nowhere; list the classes in the labels' order with "
         f"--classes{example}" + headerless
     )
+
+
+def _rows_sum_to_one(names: list[str], values_of: Callable[[str], Any]) -> bool:
+    """Whether the columns ``names`` (``values_of`` gives each) hold probability rows, each summing to 1:
+    then every one of them is a class's, whole-number 0/1 columns included (a decision tree's or 1-NN's
+    ``predict_proba``, whose class column named as the labels' was refused as the labels with ``--ignore``
+    advice: followed, accuracy 0.1078 for 0.8922, review R12)."""
+    total = None
+    for name in names:
+        col = values_of(name)
+        values = col if isinstance(col, np.ndarray) else col.to_numpy(zero_copy_only=False)
+        if values.dtype.kind not in "fiu":
+            return False
+        total = values.astype(np.float64) if total is None else total + values
+    return total is not None and total.size > 0 and bool(np.all(np.abs(total - 1.0) <= 1e-6))
 
 
 def _holds_fractions(col: Any) -> bool:
@@ -2922,8 +2937,8 @@ def _zero_padded_indices(path: Path, name: str, labels: np.ndarray) -> np.ndarra
 
 def _ids_beside_labels(path: Path, names: list[str]) -> list[str]:
     """Of the columns ``names`` of the labels table ``path`` (without its saved row indexes and Parquet
-    pandas index), the row ids (:func:`id_columns`: named like one, holding text or whole numbers) when
-    every column but one is one, and that one, the labels, has a name. Else none, and several columns
+    pandas index), the row ids (:func:`id_columns`: named like one, holding text or whole numbers, each
+    value once) when every column but one is one, and that one, the labels, has a name. Else none, and several columns
     need ``--label-column`` (``id,`` over ``2,1``: labels without a header, or a blank header cell).
 
     ``patient_id,diagnosis`` was refused as "labels need exactly one (name it with --label-column)",
@@ -2940,8 +2955,13 @@ def _ids_beside_labels(path: Path, names: list[str]) -> list[str]:
     rest = [name for name in names if name not in named and name not in blank]
     if len(rest) != 1 or _ROW_INDEX.match(rest[0]):
         return []
-    ids = id_columns(read_id_columns(path, named))
-    return ids if len(ids) == len(named) else []
+    columns = read_id_columns(path, named)
+    ids = id_columns(columns)
+    # Ids name one row each: a column repeating its values (class codes ``cultivar_id`` 1, 2, 3 beside
+    # ``cultivar``) holds no row ids, and the file's two columns leave the labels open (review R12).
+    if len(ids) != len(named) or any(len(np.unique(columns[name])) != len(columns[name]) for name in ids):
+        return []
+    return ids
 
 
 def _label_file_columns(path: Path) -> dict[str, Any]:
