@@ -175,7 +175,7 @@ def test_temperature_on_probabilities_warns_once_when_a_zero_stays_zero():
     assert len(said) == 1, [str(w.message) for w in caught]
     text = str(said[0].message)
     assert f"{zero_rows} of the {len(p_te)} rows" in text and "eps=" in text
-    assert "--method platt|isotonic" in text  # the CLI has no eps option: it names the calibrators that fit on p
+    assert "--method platt or isotonic" in text  # the CLI has no eps option: it names the calibrators that fit on p
     assert said[0].filename == __file__  # the user's line
     assert np.any(p == 0)
     # With eps, or without a zero, nothing to say.

@@ -670,8 +670,10 @@ def _in_sample_ece_reading(before: dict, after: dict, *, change: str, miss: str 
         found = "miscalibrated"
     else:
         limit = before.get("ece_noise_threshold")
+        # said where _noise_words does not already give the threshold (an ECE under its floor)
+        under_floor = before["ece"] <= (before.get("ece_noise_floor") or 0.0)
         found = f"no miscalibration detected on {before['n']} rows" + (
-            "" if limit is None else f", where the test flags only an ECE above {limit:.4f}")
+            f", where the test flags only an ECE above {limit:.4f}" if limit is not None and under_floor else "")
     text = (f"Before {change} the ECE is {before['ece']:.4f}, {_noise_words(before)}: {found}. After it the ECE "
             f"is {after['ece']:.4f}, not tested: a map fits the noise of the rows it was fitted on, so its ECE "
             "there says nothing about new rows.")
