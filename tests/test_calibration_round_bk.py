@@ -112,21 +112,28 @@ def test_affine_fit_on_a_zero_probability_says_what_works(cls):
         cls(input="probs").fit(p, y)
 
 
-def test_cli_apply_of_a_vector_calibrator_to_votes_with_a_zero(tmp_path, capsys):
-    """Audit BK-3 end to end: `calibrate --method vector` on forest votes without a 0, then `apply` to
-    new votes with one: exit 0 with the zero-probability warning (was exit 1, "pass eps=", which
-    `apply` has no option for); the row keeps p = 0 there."""
-    rng = np.random.default_rng(4)
+def _calibrated_on_votes(capsys, tmp_path, *, method: str, seed: int):
+    """``calibrate --probs --method METHOD`` on 60 rows of forest votes without a 0 (``cal.csv``), beside
+    ``new.csv``: 20 new rows, every 5th holding a 0. Returns the calibrator's path."""
+    rng = np.random.default_rng(seed)
     p_cal, y_cal = _votes(rng, 60, zeros=False)
     p_new, _ = _votes(rng, 20, zeros=True)
     header = "p_0,p_1,p_2"
     np.savetxt(tmp_path / "cal.csv", p_cal, delimiter=",", header=header, comments="", fmt="%.6g")
     np.savetxt(tmp_path / "labels.csv", y_cal, fmt="%d", header="label", comments="")
     np.savetxt(tmp_path / "new.csv", p_new, delimiter=",", header=header, comments="", fmt="%.6g")
-    model = tmp_path / "vector.npz"
+    model = tmp_path / f"{method}.npz"
     rc, _, err = call(capsys, "calibrate", "--probs", tmp_path / "cal.csv", "--labels", tmp_path / "labels.csv",
-                      "--method", "vector", "--out", model)
+                      "--method", method, "--out", model)
     assert rc == 0, err
+    return model
+
+
+def test_cli_apply_of_a_vector_calibrator_to_votes_with_a_zero(tmp_path, capsys):
+    """Audit BK-3 end to end: `calibrate --method vector` on forest votes without a 0, then `apply` to
+    new votes with one: exit 0 with the zero-probability warning (was exit 1, "pass eps=", which
+    `apply` has no option for); the row keeps p = 0 there."""
+    model = _calibrated_on_votes(capsys, tmp_path, method="vector", seed=4)
     out = tmp_path / "out.csv"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ZeroProbabilityWarning)  # the CLI prints it; not an error here
@@ -139,17 +146,7 @@ def test_cli_apply_of_a_vector_calibrator_to_votes_with_a_zero(tmp_path, capsys)
 
 def test_cli_apply_of_a_matrix_calibrator_to_votes_with_a_zero_names_the_methods(tmp_path, capsys):
     """The matrix scaling refusal on the command line names --method temperature, platt or isotonic."""
-    rng = np.random.default_rng(5)
-    p_cal, y_cal = _votes(rng, 60, zeros=False)
-    p_new, _ = _votes(rng, 20, zeros=True)
-    header = "p_0,p_1,p_2"
-    np.savetxt(tmp_path / "cal.csv", p_cal, delimiter=",", header=header, comments="", fmt="%.6g")
-    np.savetxt(tmp_path / "labels.csv", y_cal, fmt="%d", header="label", comments="")
-    np.savetxt(tmp_path / "new.csv", p_new, delimiter=",", header=header, comments="", fmt="%.6g")
-    model = tmp_path / "matrix.npz"
-    rc, _, err = call(capsys, "calibrate", "--probs", tmp_path / "cal.csv", "--labels", tmp_path / "labels.csv",
-                      "--method", "matrix", "--out", model)
-    assert rc == 0, err
+    model = _calibrated_on_votes(capsys, tmp_path, method="matrix", seed=5)
     rc, _, err = call(capsys, "apply", model, "--probs", tmp_path / "new.csv", "--out", tmp_path / "out.csv")
     assert rc == 1
     assert "--method temperature, platt or isotonic" in error_line(err)

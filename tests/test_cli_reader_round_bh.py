@@ -112,9 +112,9 @@ def test_a_score_column_named_as_the_labels_column_asks_for_classes(capsys, tmp_
     assert got["metrics"]["log_loss"] == pytest.approx(sklearn_log_loss(z, y), rel=1e-6)
 
 
-@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+@pytest.mark.parametrize("suffix, dtype", [(".csv", float), (".parquet", float), (".parquet", bool)])
 def test_a_class_column_of_whole_probabilities_named_as_the_labels_column_asks_for_classes(capsys, tmp_path,
-                                                                                          suffix):
+                                                                                          suffix, dtype):
     """Review R12: a decision tree's ``predict_proba`` holds only 0s and 1s, so the fractions test missed
     its ``malignant`` column and the refusal advised ``--ignore malignant``: followed, accuracy 0.1078 for
     0.8922, exit 0. Rows summing to 1 with the column in make it a class's, as fractions do."""
@@ -122,7 +122,8 @@ def test_a_class_column_of_whole_probabilities_named_as_the_labels_column_asks_f
     rng = np.random.default_rng(5)
     y = (rng.random(120) < 0.4).astype(int)
     predicted = np.where(rng.random(120) < 0.9, y, 1 - y)  # a tree right 9 times in 10
-    frame = pd.DataFrame({"benign": (1 - predicted).astype(float), "malignant": predicted.astype(float)})
+    # bool: pandas' get_dummies one-hot columns (review R14)
+    frame = pd.DataFrame({"benign": (1 - predicted).astype(dtype), "malignant": predicted.astype(dtype)})
     path = tmp_path / f"tree{suffix}"
     frame.to_csv(path) if suffix == ".csv" else frame.to_parquet(path)
     labels = tmp_path / "labels.csv"
@@ -208,12 +209,9 @@ def test_ids_beside_labels_ending_in_a_comma_are_matched_on(capsys, tmp_path, sc
 @pytest.mark.parametrize("text", ["a,b\n0,1\n1,1\n2,0\n",  # no id column
                                   "patient_id,class_id\nP1,0\nP2,2\nP3,1\n",  # two ids, none left
                                   "id,label\n0,1\n1,0\n1,1\n",  # 'id' of 0/1: no ids, maybe one-hot
-                                  "patient_id,a,b\nP1,0,1\nP2,1,1\nP3,2,0\n",  # two columns beside the id
-                                  "cultivar_id,cultivar\n3,barbera\n2,grignolino\n3,barbera\n"])  # class codes
+                                  "patient_id,a,b\nP1,0,1\nP2,1,1\nP3,2,0\n"])  # two columns beside the id
 def test_other_labels_files_of_two_columns_still_need_a_label_column(tmp_path, text):
-    """Guard (passes before too, but for the class codes): only ids that leave exactly one column settle
-    which is the labels. An id-named column repeating its values (``cultivar_id`` 1, 2, 3, each ~30 times)
-    names no rows: it was taken for row ids and warned about as unused (review R12)."""
+    """Guard (passes before too): only ids that leave exactly one column settle which is the labels."""
     path = tmp_path / "l.csv"
     path.write_text(text)
     with pytest.raises(DataFileError, match="labels need exactly one"):

@@ -56,7 +56,7 @@ def test_paired_change_is_not_measured_with_one_row_of_the_rare_class():
     summary = _binary_summary(1, len(before))
     change = paired_loss_change(_scored(before, summary), _scored(after, summary))
     assert change["reading"] == NOT_MEASURABLE, change
-    assert change["withheld"].startswith("1 row of class '1'; at least 5 needed, and 0 misranked rows"), change
+    assert change["withheld"].startswith("1 row of class '1'; at least 5 needed: the change on new rows"), change
     assert all(np.isnan(change["ci95"])) and "row_change_range" not in change
     side = {"n": 30, "ece": 0.01, "ece_ci": None, "ece_noise_floor": 0.02, "ece_noise_threshold": 0.04,
             "ece_p_calibrated": 0.7}
@@ -107,7 +107,7 @@ def test_calibrate_holdout_with_one_held_out_positive_does_not_read_the_change(c
     metrics = json.loads(out)
     change = metrics["log_loss_change"]
     assert change["reading"] == "not measurable" and change["ci95"] == [None, None], change
-    assert change["withheld"].startswith("1 row of class '1'; at least 5 needed, and 0 misranked rows"), change
+    assert change["withheld"].startswith("1 row of class '1'; at least 5 needed: the change on new rows"), change
     assert "not measurable: 1 row of class" in metrics["verdict"], metrics["verdict"]
     assert "(better" not in metrics["verdict"] and "(worse" not in metrics["verdict"]
 
@@ -171,32 +171,38 @@ def _conformal_without_class_two(tmp_path) -> tuple:
     return tmp_path / "cal.npz", tmp_path / "cal.conformal.npz"
 
 
+def _calibrate_with_sets(capsys, tmp_path, cal) -> None:
+    """``calibrate`` on the calibration files of :func:`_conformal_without_class_two`, with 90% sets."""
+    rc, _, err = call(capsys, "calibrate", "--logits", tmp_path / "cal_z.npy", "--labels", tmp_path / "cal_y.npy",
+                      "--out", cal, "--conformal", "0.1", "--quiet")
+    assert rc == 0, err
+
+
+def _evaluate_sets(capsys, tmp_path, conformal, *extra) -> str:
+    """``evaluate`` of the test files with the 90% sets of ``conformal``: its stdout."""
+    rc, out, err = call(capsys, "evaluate", "--logits", tmp_path / "test_z.npy", "--labels", tmp_path / "test_y.npy",
+                        "--conformal", conformal, "--sets", "0.1", *extra)
+    assert rc == 0, err
+    return out
+
+
 def test_evaluate_with_a_predictor_calibrated_without_a_class_warns(capsys, tmp_path):
     """BH-F2: the table printed "guaranteed (mean)" over 20 rows of a class no calibration row held,
     with ``warnings: []``."""
     cal, conformal = _conformal_without_class_two(tmp_path)
-    rc, _, err = call(capsys, "calibrate", "--logits", tmp_path / "cal_z.npy", "--labels", tmp_path / "cal_y.npy",
-                      "--out", cal, "--conformal", "0.1", "--quiet")
-    assert rc == 0, err
-    rc, out, err = call(capsys, "evaluate", "--logits", tmp_path / "test_z.npy", "--labels", tmp_path / "test_y.npy",
-                        "--conformal", conformal, "--sets", "0.1", "--json")
-    assert rc == 0, err
-    metrics = json.loads(out)
+    _calibrate_with_sets(capsys, tmp_path, cal)
+    metrics = json.loads(_evaluate_sets(capsys, tmp_path, conformal, "--json"))
     said = [w for w in metrics["warnings"] if w.startswith(f"--conformal {conformal}: class 2 has no row among")]
     assert said and "says nothing about new rows of it" in said[0], metrics["warnings"]
     assert metrics["conformal"]["classes_without_calibration_rows"] == {"2": 20}
-    rc, out, err = call(capsys, "evaluate", "--logits", tmp_path / "test_z.npy", "--labels", tmp_path / "test_y.npy",
-                        "--conformal", conformal, "--sets", "0.1")
-    assert rc == 0, err
+    out = _evaluate_sets(capsys, tmp_path, conformal)
     assert "Class '2' had no calibration row" in out and "its 20 rows here" in out, out
 
 
 def test_apply_with_a_predictor_calibrated_without_a_class_warns(capsys, tmp_path):
     """BH-F2: ``apply --conformal --sets`` (and ``predict``, through the same loading) was silent too."""
     cal, conformal = _conformal_without_class_two(tmp_path)
-    rc, _, err = call(capsys, "calibrate", "--logits", tmp_path / "cal_z.npy", "--labels", tmp_path / "cal_y.npy",
-                      "--out", cal, "--conformal", "0.1", "--quiet")
-    assert rc == 0, err
+    _calibrate_with_sets(capsys, tmp_path, cal)
     rc, out, err = call(capsys, "apply", cal, "--logits", tmp_path / "test_z.npy", "--conformal", conformal,
                         "--sets", "0.1", "--out", tmp_path / "out.csv", "--json")
     assert rc == 0, err
@@ -209,43 +215,29 @@ def test_a_predictor_with_every_class_calibrated_says_nothing(capsys, tmp_path):
     y = np.load(tmp_path / "cal_y.npy")
     y[:10] = 2
     np.save(tmp_path / "cal_y.npy", y)
-    rc, _, err = call(capsys, "calibrate", "--logits", tmp_path / "cal_z.npy", "--labels", tmp_path / "cal_y.npy",
-                      "--out", cal, "--conformal", "0.1", "--quiet")
-    assert rc == 0, err
-    rc, out, err = call(capsys, "evaluate", "--logits", tmp_path / "test_z.npy", "--labels", tmp_path / "test_y.npy",
-                        "--conformal", conformal, "--sets", "0.1", "--json")
-    assert rc == 0, err
-    metrics = json.loads(out)
+    _calibrate_with_sets(capsys, tmp_path, cal)
+    metrics = json.loads(_evaluate_sets(capsys, tmp_path, conformal, "--json"))
     assert not any("has no row among" in w for w in metrics["warnings"]), metrics["warnings"]
     assert not metrics["conformal"].get("classes_without_calibration_rows")
 
 
-def _rare_positives_many_misranked(n: int = 400, n_positive: int = 4, n_misranked: int = 60, seed: int = 0):
-    """Review R12's shape: an over-confident model on a 1% class, with many misranked negatives whose loss the
-    map takes down a lot (each -1.5 or so), the few positives moving little."""
-    rng = np.random.default_rng(seed)
-    before = rng.uniform(0.001, 0.05, n)
-    before[:n_misranked] = rng.uniform(3.0, 6.0, n_misranked)
-    d = rng.normal(0.0, 0.005, n)
-    d[:n_misranked] = -rng.uniform(1.0, 4.0, n_misranked)
-    summary = {**_binary_summary(n_positive, n), "accuracy": 1.0 - n_misranked / n}
-    return before, before + d, summary
-
-
-def test_a_rare_class_with_many_misranked_rows_keeps_its_reading():
-    """Review R12: 4 positives of 400 held-out rows (1%), the map taking the losses of the misranked rows down
-    (2.01 -> 0.23; 90,000 fresh rows 1.83 -> 0.22) read "better" before the rare-class rule and "not
-    measurable" with it. The misranked rows, which carry a calibration map's change, are on these rows: the
-    change is read. With few misranked rows (the BK-1 shape above) it is still withheld."""
+def test_a_rare_class_withholds_the_change_whatever_the_misranked_rows():
+    """Review R12 then R14: lifting the rule where 5 misranked rows of any class are held out read R12's
+    4 positives of 400 (24 misranked) "better", correctly, but a model over-predicting a 1% class, its
+    misranked rows mostly of the common class, "worse: keep the raw model" in 8 of 12 calls for a map
+    that helped on 100,000 fresh rows. The class counts alone decide: a withheld correct reading is no
+    wrong answer."""
     from softmaxkit.cli._evaluation import paired_loss_change
 
-    before, after, summary = _rare_positives_many_misranked()
-    change = paired_loss_change(_scored(before, summary), _scored(after, summary))
-    assert change["reading"] == "better" and "withheld" not in change, change
-    few = {**summary, "accuracy": 1.0 - 3 / 400}
-    change = paired_loss_change(_scored(before, few), _scored(after, few))
+    rng = np.random.default_rng(0)
+    before = rng.uniform(0.001, 0.05, 400)
+    before[:24] = rng.uniform(3.0, 6.0, 24)
+    d = rng.normal(0.0, 0.005, 400)
+    d[:24] = -rng.uniform(1.0, 4.0, 24)
+    summary = {**_binary_summary(4, 400), "accuracy": 1.0 - 24 / 400}
+    change = paired_loss_change(_scored(before, summary), _scored(before + d, summary))
     assert change["reading"] == "not measurable", change
-    assert change["withheld"].startswith("4 rows of class '1'; at least 5 needed, and 3 misranked rows"), change
+    assert change["withheld"].startswith("4 rows of class '1'; at least 5 needed"), change
 
 
 def test_a_class_with_no_row_is_not_said_to_carry_the_change():
@@ -259,7 +251,7 @@ def test_a_class_with_no_row_is_not_said_to_carry_the_change():
     counts = [{"class": k, "name": f"c{k}", "observed": o} for k, o in enumerate([100, 100, 0])]
     summary = {"n": 200, "accuracy": 0.99, "class_counts": counts}
     change = paired_loss_change(_scored(before, summary), _scored(after, summary))
-    assert change["withheld"].startswith("no row of class 'c2'; at least 1 needed, and 2 misranked rows"), change
+    assert change["withheld"].startswith("no row of class 'c2'; at least 1 needed: the change on new rows"), change
     evidence = _loss_evidence(change)
     assert "carry most" not in evidence and "score leaves" not in evidence, evidence
 

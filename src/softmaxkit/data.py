@@ -2186,7 +2186,7 @@ def _rows_sum_to_one(names: list[str], values_of: Callable[[str], Any]) -> bool:
     for name in names:
         col = values_of(name)
         values = col if isinstance(col, np.ndarray) else col.to_numpy(zero_copy_only=False)
-        if values.dtype.kind not in "fiu":
+        if values.dtype.kind not in "fiub":  # bool: pandas' get_dummies one-hot columns (review R14)
             return False
         total = values.astype(np.float64) if total is None else total + values
     return total is not None and total.size > 0 and bool(np.all(np.abs(total - 1.0) <= 1e-6))
@@ -2937,8 +2937,8 @@ def _zero_padded_indices(path: Path, name: str, labels: np.ndarray) -> np.ndarra
 
 def _ids_beside_labels(path: Path, names: list[str]) -> list[str]:
     """Of the columns ``names`` of the labels table ``path`` (without its saved row indexes and Parquet
-    pandas index), the row ids (:func:`id_columns`: named like one, holding text or whole numbers, each
-    value once) when every column but one is one, and that one, the labels, has a name. Else none, and several columns
+    pandas index), the row ids (:func:`id_columns`: named like one, holding text or whole numbers) when
+    every column but one is one, and that one, the labels, has a name. Else none, and several columns
     need ``--label-column`` (``id,`` over ``2,1``: labels without a header, or a blank header cell).
 
     ``patient_id,diagnosis`` was refused as "labels need exactly one (name it with --label-column)",
@@ -2955,13 +2955,11 @@ def _ids_beside_labels(path: Path, names: list[str]) -> list[str]:
     rest = [name for name in names if name not in named and name not in blank]
     if len(rest) != 1 or _ROW_INDEX.match(rest[0]):
         return []
-    columns = read_id_columns(path, named)
-    ids = id_columns(columns)
-    # Ids name one row each: a column repeating its values (class codes ``cultivar_id`` 1, 2, 3 beside
-    # ``cultivar``) holds no row ids, and the file's two columns leave the labels open (review R12).
-    if len(ids) != len(named) or any(len(np.unique(columns[name])) != len(columns[name]) for name in ids):
-        return []
-    return ids
+    # Ids may repeat (several scans of one patient, rows in the scores' order: paired by position with a
+    # note, review R14); a repeating class-code column (``cultivar_id``) is taken for ids as well, warned
+    # about as unused, its numbers right (review R12), which the rules for ids cannot tell apart.
+    ids = id_columns(read_id_columns(path, named))
+    return ids if len(ids) == len(named) else []
 
 
 def _label_file_columns(path: Path) -> dict[str, Any]:

@@ -174,9 +174,9 @@ def run(args: argparse.Namespace, warned: list[str]) -> int:
         # Vector scaling keeps a new 0 at 0 only under a positive scale (log 0 = -inf times a scale <= 0 has
         # no limit there): said here too, while another method can be chosen (review R13).
         flipped = [str(c) for c, a in zip(classes or range(len(calibrator.coef_)), calibrator.coef_) if not a > 0]
-        which = (f"class {flipped[0]!r} is" if len(flipped) == 1 else
-                 f"classes {', '.join(map(repr, flipped))} are")
-        cautions.append(f"vector scaling: the fitted scale of {which} not > 0, so a new row holding a probability "
+        which = (f"scale of class {flipped[0]!r} is" if len(flipped) == 1 else
+                 f"scales of classes {', '.join(map(repr, flipped))} are")
+        cautions.append(f"vector scaling: the fitted {which} not > 0, so a new row holding a probability "
                         "of exactly 0 there cannot be mapped (apply and predict refuse it); if the model can output "
                         "0, use --method temperature, platt or isotonic")
     # Accuracy at or far below chance, as evaluate says it under its table: columns in the other class order

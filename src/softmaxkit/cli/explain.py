@@ -114,23 +114,35 @@ def run(args: argparse.Namespace, warned: list[str]) -> int:
     return 0
 
 
+def _fraction_sum(values) -> "Fraction":  # noqa: ANN001 - finite floats
+    """The exact sum of ``values`` as a fraction: every float is a fraction, and their sum is one too (a
+    decimal sum rounds to its context's 28 digits: ``1e300 + 3 - 1e300`` came out -2e+272, review R14)."""
+    from fractions import Fraction
+
+    return sum((Fraction(float(v)) for v in values), Fraction(0))
+
+
 def _float_sum(x) -> float:  # noqa: ANN001 - a float64 array
     """The exact sum of ``x`` rounded once to float64: inf only when the sum itself is beyond float64's range
     (``1e308 + 1e308``), not when a partial sum is (``1e308 + 1e308 - 1e308`` is 1e308: NumPy's sum gave
-    inf, review R12), and without NumPy's raw "overflow encountered in reduce" (audit BJ). A handful of
-    logits: exact decimal arithmetic costs nothing here."""
-    from decimal import Decimal
-
-    return float(sum((Decimal(float(v)) for v in x), Decimal(0)))
+    inf, review R12), and without NumPy's raw "overflow encountered in reduce" (audit BJ)."""
+    total = _fraction_sum(x)
+    try:
+        return float(total)
+    except OverflowError:  # beyond float64's range: inf of its sign, as float64 arithmetic gives
+        return math.inf if total > 0 else -math.inf
 
 
 def _exact_sum(values: list[float]) -> str:
     """The sum of ``values`` (finite floats) to 4 significant digits, beyond float64's range too: ``1e308 +
     1e308`` is ``2e+308``, where float64 says inf."""
-    from decimal import Context, Decimal
+    from decimal import Decimal, localcontext
 
-    total = sum((Decimal(v) for v in values), Decimal(0))
-    return f"{Context(prec=4).create_decimal(total).normalize():g}"
+    total = _fraction_sum(values)
+    with localcontext() as ctx:
+        ctx.prec, ctx.Emax, ctx.Emin = 4, 10**6, -(10**6)
+        # numerator and denominator are exact integers; one division rounds to the 4 digits shown
+        return f"{(Decimal(total.numerator) / Decimal(total.denominator)).normalize():g}"
 
 
 def _sum_line(res: dict) -> str:
