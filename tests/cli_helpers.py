@@ -104,3 +104,20 @@ def traced_peak(fn):
         return out, tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
+
+
+def softmax_rows(z):
+    """Row-wise softmax of a 2-D NumPy array, in float64 (the tests' reference)."""
+    import numpy as np
+
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def evaluate_json(capsys, *argv) -> dict:
+    """``evaluate ARGV --json``, which must succeed: its parsed output."""
+    import json
+
+    rc, out, err = call(capsys, "evaluate", *argv, "--json")
+    assert rc == 0, err
+    return json.loads(out)

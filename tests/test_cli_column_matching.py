@@ -26,7 +26,7 @@ import json
 import numpy as np
 import pytest
 
-from cli_helpers import call, decent_logits, error_line, sklearn_log_loss
+from cli_helpers import call, decent_logits, error_line, evaluate_json, sklearn_log_loss, softmax_rows
 from softmaxkit.data import write_columns
 
 pytest.importorskip("sklearn")
@@ -41,21 +41,10 @@ def scores():
     return decent_logits(N, K, seed=11)
 
 
-def _softmax(z):
-    e = np.exp(z - z.max(axis=1, keepdims=True))
-    return e / e.sum(axis=1, keepdims=True)
-
-
-def _metrics(capsys, *argv):
-    rc, out, err = call(capsys, "evaluate", *argv, "--json")
-    assert rc == 0, err
-    return json.loads(out)
-
-
 def _sorted_probs(tmp_path, z):
     """Probabilities of the classes cat, dog, bird (columns of ``z`` in that order) written as ``apply``
     writes them: ``p_bird, p_cat, p_dog``."""
-    p = _softmax(z)
+    p = softmax_rows(z)
     return write_columns(tmp_path / "p.csv", {"p_bird": p[:, 2], "p_cat": p[:, 0], "p_dog": p[:, 1],
                                               "prediction": NAMES[p.argmax(axis=1)]})
 
@@ -82,14 +71,14 @@ def test_classes_in_the_labels_order_match_named_columns_by_name(capsys, tmp_pat
     z, y = scores
     probs = _sorted_probs(tmp_path, z)
     labels = write_columns(tmp_path / "y.csv", {"y": y})
-    got = _metrics(capsys, "--probs", probs, "--labels", labels, "--classes", "cat,dog,bird")
+    got = evaluate_json(capsys, "--probs", probs, "--labels", labels, "--classes", "cat,dog,bird")
     assert got["metrics"]["log_loss"] == pytest.approx(sklearn_log_loss(z, y), rel=1e-9)
     assert got["metrics"]["accuracy"] == pytest.approx(np.mean(z.argmax(axis=1) == y))
     assert not [w for w in got["warnings"] if "integer labels" in w]
     # Two classes swapped (--classes a,c,b written sorted a,b,c) scored 0.333 by position.
-    swapped = write_columns(tmp_path / "acb.csv", {"p_a": _softmax(z)[:, 0], "p_b": _softmax(z)[:, 2],
-                                                   "p_c": _softmax(z)[:, 1]})
-    got = _metrics(capsys, "--probs", swapped, "--labels", labels, "--classes", "a,c,b")
+    swapped = write_columns(tmp_path / "acb.csv", {"p_a": softmax_rows(z)[:, 0], "p_b": softmax_rows(z)[:, 2],
+                                                   "p_c": softmax_rows(z)[:, 1]})
+    got = evaluate_json(capsys, "--probs", swapped, "--labels", labels, "--classes", "a,c,b")
     assert got["metrics"]["log_loss"] == pytest.approx(sklearn_log_loss(z, y), rel=1e-9)
     rc, _, err = call(capsys, "calibrate", "--probs", probs, "--labels", labels, "--classes", "cat,dog,bird",
                       "--method", "temperature", "--out", tmp_path / "cal.npz", "-q")
@@ -111,8 +100,8 @@ def test_apply_then_evaluate_chain_with_the_same_classes(capsys, tmp_path, score
     rc, _, err = call(capsys, "apply", cal, "--logits", tmp_path / "val.npy", "--classes", "cat,dog,bird",
                       "--out", out, "-q")
     assert rc == 0, err
-    direct = _metrics(capsys, "--logits", tmp_path / "val.npy", "--labels", tmp_path / "y.npy")
-    chained = _metrics(capsys, "--probs", out, "--labels", tmp_path / "y.npy", "--classes", "cat,dog,bird")
+    direct = evaluate_json(capsys, "--logits", tmp_path / "val.npy", "--labels", tmp_path / "y.npy")
+    chained = evaluate_json(capsys, "--probs", out, "--labels", tmp_path / "y.npy", "--classes", "cat,dog,bird")
     assert chained["metrics"]["accuracy"] == direct["metrics"]["accuracy"]
     assert chained["metrics"]["log_loss"] == pytest.approx(sklearn_log_loss(z / temperature, y), rel=1e-6)
 
@@ -120,10 +109,10 @@ def test_apply_then_evaluate_chain_with_the_same_classes(capsys, tmp_path, score
 def test_integer_class_names_still_match_labels_by_name(capsys, tmp_path, scores):
     """Guard (passes before too): ``p_0, p_1, p_2`` in another order are class names the labels match."""
     z, y = scores
-    p = _softmax(z)
+    p = softmax_rows(z)
     path = write_columns(tmp_path / "p.csv", {"p_2": p[:, 2], "p_0": p[:, 0], "p_1": p[:, 1]})
     labels = write_columns(tmp_path / "y.csv", {"y": y})
-    got = _metrics(capsys, "--probs", path, "--labels", labels)
+    got = evaluate_json(capsys, "--probs", path, "--labels", labels)
     assert got["metrics"]["log_loss"] == pytest.approx(sklearn_log_loss(z, y), rel=1e-9)
 
 
@@ -145,7 +134,7 @@ def test_a_non_score_column_beside_plain_scores_is_refused(capsys, tmp_path, sco
         extra = ("--out", tmp_path / "cal.npz") if command == "calibrate" else ()
         rc, _, err = call(capsys, command, "--logits", path, "--labels", labels, *extra)
         assert rc == 1 and f"column {column!r}" in error_line(err) and f"--ignore {column}" in err, err
-    got = _metrics(capsys, "--logits", path, "--labels", labels, "--ignore", column)
+    got = evaluate_json(capsys, "--logits", path, "--labels", labels, "--ignore", column)
     assert got["n_classes"] == 3
     assert got["metrics"]["log_loss"] == pytest.approx(sklearn_log_loss(z, y), rel=1e-9)
 
@@ -176,7 +165,7 @@ def test_a_binary_score_column_named_pred_alone_is_read(capsys, tmp_path, scores
     s = z[keep, 1] - z[keep, 0]
     path = write_columns(tmp_path / "s.csv", {"pred": s})
     labels = write_columns(tmp_path / "y.csv", {"y": y[keep]})
-    got = _metrics(capsys, "--logits", path, "--labels", labels)
+    got = evaluate_json(capsys, "--logits", path, "--labels", labels)
     assert got["metrics"]["log_loss"] == pytest.approx(sklearn_log_loss(np.column_stack([-s / 2, s / 2]),
                                                                         y[keep]), rel=1e-9)
 
@@ -187,16 +176,16 @@ def test_float_class_names_match_integer_labels_by_value(capsys, tmp_path, score
     """Audit BB M4: labels 1, 2, 3 against p_1.0, p_2.0, p_3.0 were refused ("not a class of (0..2)"), and
     the hint --classes 1,2,3 was refused in turn; labels 1.0, 2.0, 10.0 against p_10.0 likewise."""
     z, y = scores
-    p = _softmax(z)
+    p = softmax_rows(z)
     path = write_columns(tmp_path / "p.csv", {"p_1.0": p[:, 0], "p_2.0": p[:, 1], "p_3.0": p[:, 2]})
     labels = write_columns(tmp_path / "y.csv", {"target": y + 1})
     expected = sklearn_log_loss(z, y)
-    assert _metrics(capsys, "--probs", path, "--labels", labels)["metrics"]["log_loss"] == pytest.approx(expected)
-    got = _metrics(capsys, "--probs", path, "--labels", labels, "--classes", "1,2,3")
+    assert evaluate_json(capsys, "--probs", path, "--labels", labels)["metrics"]["log_loss"] == pytest.approx(expected)
+    got = evaluate_json(capsys, "--probs", path, "--labels", labels, "--classes", "1,2,3")
     assert got["metrics"]["log_loss"] == pytest.approx(expected)
     ten = write_columns(tmp_path / "p10.csv", {"p_1.0": p[:, 0], "p_2.0": p[:, 1], "p_10.0": p[:, 2]})
     (tmp_path / "yf.csv").write_text("target\n" + "\n".join(f"{v}.0" for v in np.array([1, 2, 10])[y]) + "\n")
-    got = _metrics(capsys, "--probs", ten, "--labels", tmp_path / "yf.csv")
+    got = evaluate_json(capsys, "--probs", ten, "--labels", tmp_path / "yf.csv")
     assert got["metrics"]["log_loss"] == pytest.approx(expected)
 
 
@@ -290,7 +279,7 @@ def test_prefixed_columns_in_another_order_draw_no_index_warning(capsys, tmp_pat
     z, y = scores
     labels = write_columns(tmp_path / "y.csv", {"y": y})
     reordered = write_columns(tmp_path / "r.csv", {"logit_2": z[:, 2], "logit_0": z[:, 0], "logit_1": z[:, 1]})
-    got = _metrics(capsys, "--logits", reordered, "--labels", labels)
+    got = evaluate_json(capsys, "--logits", reordered, "--labels", labels)
     assert got["metrics"]["log_loss"] == pytest.approx(sklearn_log_loss(z, y), rel=1e-9)
     assert not [w for w in got["warnings"] if "read as class names" in w], got["warnings"]
 
@@ -306,13 +295,13 @@ def test_pandas_default_headers_are_scores_and_labels(capsys, tmp_path, scores, 
     z, y = scores
     suffix = ".parquet" if layout == "parquet" else ".csv"
     probs, logits, labels = (tmp_path / f"{name}{suffix}" for name in ("p", "z", "y"))
-    frames = ((pd.DataFrame(_softmax(z)), probs), (pd.DataFrame(z), logits), (pd.Series(y).to_frame(), labels))
+    frames = ((pd.DataFrame(softmax_rows(z)), probs), (pd.DataFrame(z), logits), (pd.Series(y).to_frame(), labels))
     for frame, path in frames:
         if layout == "parquet":
             frame.to_parquet(path)
         else:
             frame.to_csv(path, index=layout == "csv_index")
-    got = _metrics(capsys, "--probs", probs, "--labels", labels)
+    got = evaluate_json(capsys, "--probs", probs, "--labels", labels)
     assert got["n_classes"] == K
     assert got["metrics"]["log_loss"] == pytest.approx(sklearn_log_loss(z, y), rel=1e-9)
     rc, _, err = call(capsys, "calibrate", "--logits", logits, "--labels", labels, "--out", tmp_path / "cal.npz", "-q")
@@ -325,9 +314,9 @@ def test_pandas_default_binary_header_is_read(capsys, tmp_path, scores):
     z, y = scores
     keep = y < 2
     z2, y2 = z[keep][:, :2], y[keep]
-    pd.DataFrame(_softmax(z2)).to_csv(tmp_path / "p.csv", index=False)
+    pd.DataFrame(softmax_rows(z2)).to_csv(tmp_path / "p.csv", index=False)
     pd.Series(y2).to_csv(tmp_path / "y.csv", index=False)
-    got = _metrics(capsys, "--probs", tmp_path / "p.csv", "--labels", tmp_path / "y.csv")
+    got = evaluate_json(capsys, "--probs", tmp_path / "p.csv", "--labels", tmp_path / "y.csv")
     assert got["metrics"]["log_loss"] == pytest.approx(sklearn_log_loss(z2, y2), rel=1e-9)
 
 
@@ -342,7 +331,7 @@ def test_a_row_id_beside_one_score_column_named_pred_is_read(capsys, tmp_path, s
     ids = np.arange(len(s))[::-1] + 1000  # not in row order: matched on, not a row count
     path = write_columns(tmp_path / f"s{suffix}", {"id": ids, "pred": s})
     labels = write_columns(tmp_path / "y.csv", {"id": ids, "label": yk})
-    got = _metrics(capsys, "--logits", path, "--labels", labels, "--label-column", "label")
+    got = evaluate_json(capsys, "--logits", path, "--labels", labels, "--label-column", "label")
     assert got["metrics"]["log_loss"] == pytest.approx(sklearn_log_loss(np.column_stack([-s / 2, s / 2]), yk),
                                                        rel=1e-9)
 
@@ -364,7 +353,7 @@ def test_a_headerless_labels_file_beside_a_numbered_header_is_said_so(capsys, tm
     beside scores ``0,1,2`` blamed score column ``1`` ("pass --ignore 1"); the labels file lacks a header."""
     z, y = scores
     y = np.roll(y, -N // K)  # the first label 1
-    path = write_columns(tmp_path / "p.csv", {str(j): _softmax(z)[:, j] for j in range(K)})
+    path = write_columns(tmp_path / "p.csv", {str(j): softmax_rows(z)[:, j] for j in range(K)})
     np.savetxt(tmp_path / "y.csv", y, fmt="%d")
     rc, _, err = call(capsys, "evaluate", "--probs", path, "--labels", tmp_path / "y.csv")
     line = error_line(err)

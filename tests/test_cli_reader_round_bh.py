@@ -15,12 +15,10 @@ Numbers are checked against scikit-learn's ``log_loss`` on the same scores.
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
 
-from cli_helpers import call, decent_logits, error_line, sklearn_log_loss
+from cli_helpers import call, decent_logits, error_line, evaluate_json, sklearn_log_loss, softmax_rows
 from softmaxkit.data import DataFileError, label_file_other_columns, read_labels, write_columns
 
 pytest.importorskip("sklearn")
@@ -32,17 +30,6 @@ N, K = 90, 3
 def scores():
     """Logits of a decent 3-class model, and their integer labels 0..2."""
     return decent_logits(N, K, seed=23)
-
-
-def _softmax(z):
-    e = np.exp(z - z.max(axis=1, keepdims=True))
-    return e / e.sum(axis=1, keepdims=True)
-
-
-def _metrics(capsys, *argv):
-    rc, out, err = call(capsys, "evaluate", *argv, "--json")
-    assert rc == 0, err
-    return json.loads(out)
 
 
 def _binary(scores):
@@ -68,7 +55,7 @@ def test_a_sample_weight_column_beside_plain_scores_is_refused(capsys, tmp_path,
         rc, _, err = call(capsys, command, "--logits", path, "--labels", labels, *more)
         line = error_line(err)
         assert rc == 1 and f"column {column!r}" in line and f"--ignore {column}" in line, err
-    got = _metrics(capsys, "--logits", path, "--labels", labels, "--ignore", column)
+    got = evaluate_json(capsys, "--logits", path, "--labels", labels, "--ignore", column)
     assert got["n_classes"] == 3
     assert got["metrics"]["log_loss"] == pytest.approx(sklearn_log_loss(z, y), rel=1e-9)
 
@@ -78,7 +65,7 @@ def test_a_class_named_weight_is_kept_with_classes(capsys, tmp_path, scores):
     z, y = scores
     path = write_columns(tmp_path / "s.csv", {"light": z[:, 0], "medium": z[:, 1], "weight": z[:, 2]})
     labels = write_columns(tmp_path / "y.csv", {"label": y})
-    got = _metrics(capsys, "--logits", path, "--labels", labels, "--classes", "light,medium,weight")
+    got = evaluate_json(capsys, "--logits", path, "--labels", labels, "--classes", "light,medium,weight")
     assert got["metrics"]["log_loss"] == pytest.approx(sklearn_log_loss(z, y), rel=1e-9)
 
 
@@ -89,7 +76,7 @@ def _sklearn_export(tmp_path, scores, suffix, *, order=("benign", "malignant")):
     (0/1: whether each row is malignant)."""
     pd = pytest.importorskip("pandas")
     z, y = _binary(scores)
-    p = _softmax(z)
+    p = softmax_rows(z)
     frame = pd.DataFrame({"benign": p[:, 0], "malignant": p[:, 1]})[list(order)]
     path = tmp_path / f"probs{suffix}"
     frame.to_csv(path) if suffix == ".csv" else frame.to_parquet(path)
@@ -108,7 +95,7 @@ def test_a_score_column_named_as_the_labels_column_asks_for_classes(capsys, tmp_
     line = error_line(err)
     assert rc == 1 and "column 'malignant'" in line and "--classes benign,malignant" in line, err
     assert "--ignore" not in line
-    got = _metrics(capsys, "--probs", path, "--labels", labels, "--classes", "benign,malignant")
+    got = evaluate_json(capsys, "--probs", path, "--labels", labels, "--classes", "benign,malignant")
     assert got["metrics"]["log_loss"] == pytest.approx(sklearn_log_loss(z, y), rel=1e-6)
 
 
@@ -131,14 +118,14 @@ def test_a_class_column_of_whole_probabilities_named_as_the_labels_column_asks_f
     rc, _, err = call(capsys, "evaluate", "--probs", path, "--labels", labels)
     line = error_line(err)
     assert rc == 1 and "--classes benign,malignant" in line and "--ignore" not in line, err
-    got = _metrics(capsys, "--probs", path, "--labels", labels, "--classes", "benign,malignant")
+    got = evaluate_json(capsys, "--probs", path, "--labels", labels, "--classes", "benign,malignant")
     assert got["metrics"]["accuracy"] == pytest.approx(np.mean(predicted == y))
 
 
 def test_the_advised_classes_match_columns_in_another_order_by_name(capsys, tmp_path, scores):
     """Guard (passes before too): the advice holds for a file whose columns come as ``malignant,benign``."""
     path, labels, z, y = _sklearn_export(tmp_path, scores, ".csv", order=("malignant", "benign"))
-    got = _metrics(capsys, "--probs", path, "--labels", labels, "--classes", "benign,malignant")
+    got = evaluate_json(capsys, "--probs", path, "--labels", labels, "--classes", "benign,malignant")
     assert got["metrics"]["log_loss"] == pytest.approx(sklearn_log_loss(z, y), rel=1e-6)
 
 
@@ -163,7 +150,7 @@ def _id_files(tmp_path, scores, *, label_ids=None):
     """Probabilities ``patient_id, p_benign, p_malignant`` and labels ``patient_id, diagnosis`` in a
     shuffled row order (text ids P1000..: matched on, not counted)."""
     z, y = _binary(scores)
-    p = _softmax(z)
+    p = softmax_rows(z)
     ids = np.array([f"P{1000 + j}" for j in range(len(y))])
     path = write_columns(tmp_path / "pred.csv", {"patient_id": ids, "p_benign": p[:, 0], "p_malignant": p[:, 1]})
     order = np.random.default_rng(5).permutation(len(y))
@@ -177,7 +164,7 @@ def test_a_labels_file_of_ids_and_one_column_is_matched_on_the_ids(capsys, tmp_p
     """BL-F3a: ``patient_id,diagnosis`` was refused ("labels need exactly one"); it now reads as
     ``--label-column diagnosis`` does, its rows matched to the scores' on ``patient_id``."""
     path, labels, z, y = _id_files(tmp_path, scores)
-    got = _metrics(capsys, "--probs", path, "--labels", labels)
+    got = evaluate_json(capsys, "--probs", path, "--labels", labels)
     assert got["labels_matched_on"] == "patient_id"
     assert got["metrics"]["log_loss"] == pytest.approx(sklearn_log_loss(z, y), rel=1e-6)
     assert label_file_other_columns(labels) == ["patient_id"]
@@ -201,7 +188,7 @@ def test_ids_beside_labels_ending_in_a_comma_are_matched_on(capsys, tmp_path, sc
     lines = labels.read_text().splitlines()
     labels.write_text("".join(line + ",\n" for line in lines))
     assert label_file_other_columns(labels) == ["patient_id"]
-    got = _metrics(capsys, "--probs", path, "--labels", labels)
+    got = evaluate_json(capsys, "--probs", path, "--labels", labels)
     assert got["labels_matched_on"] == "patient_id"
     assert got["metrics"]["log_loss"] == pytest.approx(sklearn_log_loss(z, y), rel=1e-6)
 
