@@ -401,3 +401,23 @@ def test_vector_scaling_of_probabilities_with_a_nonpositive_scale_warns(capsys, 
     flipped = [str(k) for k in range(3) if not scales[k] > 0]
     assert flipped, scales  # the swap makes some scale non-positive: the case under test
     assert len(said) == 1 and all(f"'{k}'" in said[0] for k in flipped), said
+
+
+def test_label_rows_without_a_scores_row_are_counted_in_the_json(capsys, tmp_path):
+    """Audit BJ: matched on ids, label rows that no scores row has are left out, which the text says ("5 rows
+    ... have no scores row and were left out") and --json did not: ``labels_left_out`` counts them."""
+    from cli_helpers import decent_logits
+    from softmaxkit.data import write_columns
+
+    z, y = decent_logits(60, 3, seed=6)
+    ids = np.array([f"P{i:03d}" for i in range(60)])
+    scores = write_columns(tmp_path / "s.csv", {"patient_id": ids[:55], "logit_0": z[:55, 0], "logit_1": z[:55, 1],
+                                                "logit_2": z[:55, 2]})
+    labels = write_columns(tmp_path / "y.csv", {"patient_id": ids[::-1], "label": y[::-1]})
+    for command in (["evaluate"], ["calibrate", "--out", tmp_path / "c.npz"]):
+        rc, out, err = call(capsys, *command, "--logits", scores, "--labels", labels, "--json")
+        assert rc == 0, err
+        payload = json.loads(out)
+        assert payload["labels_matched_on"] == "patient_id" and payload["labels_left_out"] == 5, payload
+    rc, out, err = call(capsys, "evaluate", "--logits", scores, "--labels", labels)
+    assert "5 rows of" in out and "were left out" in out, out

@@ -242,3 +242,21 @@ def test_class_order_names_unprefixed_columns_when_given():
         class_order(None, fitted, source="bare.csv", fitted_as="CALIBRATOR cal.npz", columns=("malignant", "benign"))
     with pytest.raises(CLIError, match=r"\('a', 'b'\) are not named .*file's column order"):
         class_order(None, fitted, source="bare.csv", fitted_as="CALIBRATOR cal.npz", columns=("a", "b"))
+
+
+def test_a_weight_column_beside_the_classes_given_gets_advice_that_is_no_circle(capsys, tmp_path, scores):
+    """Review R12: with ``--classes`` naming every score column, the refusal of a ``sample_weight`` column
+    still advised "list the classes with --classes", which the user had done; it now says to add it there
+    if it is a class, and ``--ignore`` (first) works."""
+    z, y = scores
+    p = softmax_rows(z)
+    names = ["setosa", "versicolor", "virginica"]
+    path = write_columns(tmp_path / "s.csv", {**{n: p[:, k] for k, n in enumerate(names)},
+                                              "sample_weight": np.linspace(0.5, 1.5, len(y))})
+    labels = write_columns(tmp_path / "y.csv", {"label": np.array(names)[y]})
+    rc, _, err = call(capsys, "evaluate", "--probs", path, "--labels", labels, "--classes", ",".join(names))
+    line = error_line(err)
+    assert rc == 1 and "add it to --classes if it is a class" in line and "list the classes" not in line, line
+    got = evaluate_json(capsys, "--probs", path, "--labels", labels, "--classes", ",".join(names),
+                        "--ignore", "sample_weight")
+    assert got["metrics"]["log_loss"] == pytest.approx(sklearn_log_loss(np.log(p), y), rel=1e-6)

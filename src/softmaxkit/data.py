@@ -2138,11 +2138,14 @@ def _refuse_non_score_names(path: str | os.PathLike, names: list[str], *, kind: 
             continue
         others = [n for n in names if n != name]
         if bare not in labels:
+            # with --classes given (and not naming it), listing the classes is no way out (review R12)
+            classes_way = (", or add it to --classes if it is a class" if keep else
+                           ", or, if it is a class, list the classes with --classes")
             raise DataFileError(
                 f"{location(Path(path), column=name)}named as labels, predicted classes, folds or sample weights "
                 f"are, not as {_PLURAL[kind]}, beside the score columns {shown_names(others)} (read as scores it "
                 f"would be one more class); pass --ignore {name}, name the score columns "
-                f"{SCORE_PREFIXES[kind]}<class>, or, if it is a class, list the classes with --classes"
+                f"{SCORE_PREFIXES[kind]}<class>{classes_way}"
             )
         # a labels file without a header has its first label read as its column's name (review R10)
         headerless = f"; if the labels file has no header line (its first label, {name!r}, read as one), add one"

@@ -192,7 +192,8 @@ def run(args: argparse.Namespace, warned: list[str]) -> int:
                "log_loss_change": loss_change, "verdict": note[0], "warnings": cautions,
                "classes": classes, "ignored_columns": list(ignored),
                # which id column paired the labels with the scores' rows (None: by position), for scripts
-               "labels_matched_on": pred.matched_on, "scores_matched_on": pred.scores_matched_on}
+               "labels_matched_on": pred.matched_on, "scores_matched_on": pred.scores_matched_on,
+               "labels_left_out": pred.labels_left_out}
     if sets:
         metrics["conformal"] = sets
         # A level whose measured coverage fell short of it: said on stderr and in "warnings", as the

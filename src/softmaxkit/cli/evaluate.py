@@ -72,7 +72,8 @@ def run(args: argparse.Namespace, warned: list[str]) -> int:
     metrics = {"source": source, "kind": "logits" if args.logits else "probabilities", "labels": args.labels,
                "n_classes": int(scores.shape[1]), "classes": classes, "ignored_columns": list(ignored),
                # which id column paired the labels with the scores' rows (None: by position), for scripts
-               "labels_matched_on": pred.matched_on, "scores_matched_on": pred.scores_matched_on, "metrics": s,
+               "labels_matched_on": pred.matched_on, "scores_matched_on": pred.scores_matched_on,
+               "labels_left_out": pred.labels_left_out, "metrics": s,
                "warnings": warned}  # the list grows until printed: warnings said after this line are in it
     one_class = one_class_note(labels, classes, where=args.labels)
     if one_class:  # on stderr and in "warnings"; the report's note says it too
