@@ -148,6 +148,13 @@ class _Calibrator(Persistable):
         calibrator cannot fit on (``fitting``) or map. Temperature scaling takes them all (a class of
         probability 0 stays 0); the affine scalings override this."""
 
+    def _classes_without_zero_limit(self) -> np.ndarray:
+        """The classes (column indices) where the fitted map has no value for a new ``-inf`` logit
+        (``log 0``), so :meth:`transform` refuses such a row: none here, a class keeping probability 0
+        (temperature scaling; Platt and isotonic fit on ``p`` itself); overridden by the affine
+        scalings. One answer for the refusal and for the command line's caution at fit time."""
+        return np.empty(0, dtype=np.intp)
+
     def _fit_inputs(self, X: Any, y: Any, sample_weight: Any, *, widen: bool = True):
         """``(logits, row_max, labels, weights)``, validated (``widen=False``: the logits in their own dtype,
         for a fit that widens them a row block at a time)."""
@@ -1386,13 +1393,16 @@ class VectorScaling(_AffineScaling):
         # a * -inf + b is -inf for a > 0: the class keeps probability 0, as in TemperatureScaling
         # (ZeroProbabilityWarning). For a < 0 it would be +inf (and NaN for a = 0 or two such classes).
         zero = np.isneginf(x)
-        columns = np.flatnonzero(zero.any(axis=0) & ~(self.coef_ > 0))
+        columns = np.intersect1d(np.flatnonzero(zero.any(axis=0)), self._classes_without_zero_limit())
         if columns.size:
             j = int(columns[0])
             raise self._neg_inf_error(
                 int(np.argmax(zero[:, j])), j,
                 f"the fitted scale of class {j} is {self.coef_[j]:.4g}, not > 0, so {{value}} has no calibrated "
                 "value there (a positive scale keeps the class at probability 0)")
+
+    def _classes_without_zero_limit(self):
+        return np.flatnonzero(~(self.coef_ > 0))  # a scale <= 0 (or NaN): no limit at -inf
 
     def _unpack(self, theta, c):
         return theta[:c], theta[c:]
@@ -1504,6 +1514,9 @@ class MatrixScaling(_AffineScaling):
 
     def _state_shapes(self, c):
         return {"coef_": (c, c), "intercept_": (c,)}
+
+    def _classes_without_zero_limit(self):
+        return np.arange(self.n_classes_)  # W mixes every class's log p
 
     def _refuse_unmappable_neg_inf(self, x):
         i, j = _first_neg_inf(x)

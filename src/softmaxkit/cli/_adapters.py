@@ -321,6 +321,13 @@ def calibrated_from_probs(calibrator: Any, probs: np.ndarray) -> np.ndarray:
     return np.asarray(calibrator.transform(probs), dtype=np.float64)
 
 
+def classes_without_zero_limit(calibrator: Any) -> list[int]:
+    """The classes (column indices) where ``calibrator`` cannot map a new probability of exactly 0, so
+    ``apply`` and ``predict`` refuse such a row: all of matrix scaling's, vector scaling's of a scale
+    <= 0, none of the others'. The library's own rule (its ``transform`` refuses by it)."""
+    return [int(j) for j in calibrator._classes_without_zero_limit()]
+
+
 def calibrator_params(calibrator: Any, *, classes: Any = None) -> dict[str, Any]:
     """The few fitted numbers worth printing, and what the verdict must know about the fit.
 

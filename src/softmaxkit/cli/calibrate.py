@@ -162,20 +162,19 @@ def run(args: argparse.Namespace, warned: list[str]) -> int:
                             in_sample=not args.holdout, loss_change=loss_change)
     if unmeasured:
         cautions.append(_unmeasured_warning(unmeasured, n_held=len(eval_rows)))
-    if args.probs is not None and args.method == "matrix":
-        # Its fitting rows had no 0 (refused above), but a new row may: matrix scaling mixes the classes'
-        # log-probabilities, where log 0 has no limit, so apply/predict refuse that row (audit BK: a random
-        # forest's votes, 2 zeros in 1,770 new rows, made the saved calibrator unusable). Said while the
-        # user can still choose another method.
+    # Its fitting rows had no 0 (refused above), but a new row may, and where the map has no value for log 0
+    # apply/predict refuse that row (audit BK: a random forest's votes, 2 zeros in 1,770 new rows, made a
+    # saved matrix calibrator unusable; review R13: a vector scale <= 0). Said while the user can still choose
+    # another method, by the library's own rule.
+    unmappable = _adapters.classes_without_zero_limit(calibrator) if args.probs is not None else []
+    if unmappable and args.method == "matrix":  # every class: W mixes their log-probabilities
         cautions.append("matrix scaling: a new row holding a probability of exactly 0 cannot be mapped (apply and "
                         "predict refuse it); if the model can output 0 (a random forest's votes, naive Bayes "
                         "underflow), use --method temperature, platt or isotonic")
-    elif args.probs is not None and args.method == "vector" and not np.all(np.asarray(calibrator.coef_) > 0):
-        # Vector scaling keeps a new 0 at 0 only under a positive scale (log 0 = -inf times a scale <= 0 has
-        # no limit there): said here too, while another method can be chosen (review R13).
-        flipped = [str(c) for c, a in zip(classes or range(len(calibrator.coef_)), calibrator.coef_) if not a > 0]
-        which = (f"scale of class {flipped[0]!r} is" if len(flipped) == 1 else
-                 f"scales of classes {', '.join(map(repr, flipped))} are")
+    elif unmappable:
+        names = [str(classes[j]) if classes else str(j) for j in unmappable]
+        which = (f"scale of class {names[0]!r} is" if len(names) == 1 else
+                 f"scales of classes {', '.join(map(repr, names))} are")
         cautions.append(f"vector scaling: the fitted {which} not > 0, so a new row holding a probability "
                         "of exactly 0 there cannot be mapped (apply and predict refuse it); if the model can output "
                         "0, use --method temperature, platt or isotonic")
