@@ -741,7 +741,22 @@ def _noise_words(summary: dict, *, floor: str = "noise floor") -> str:
     from softmaxkit._ece import TEST_LEVEL  # the level of ece_noise_threshold (metrics' calibration_test)
 
     return (f"{above} and the {limit:.4f} that perfectly calibrated models stay under {TEST_LEVEL:.0%} of the time"
-            + (f", p = {p:.2g}" if p is not None else ""))
+            + (f", p = {p:.2g}" if p is not None else "") + _interval_reaches_zero(summary))
+
+
+def _interval_reaches_zero(summary: dict) -> str:
+    """The clause (leading "; ") for a side the test rejects while its ECE interval starts at 0, "" otherwise.
+
+    The two answer different questions and do not contradict: the test compares the ECE with those of
+    perfectly calibrated models at these confidences; the interval bounds the true ECE and is debiased
+    downwards, so it errs wide at small ECEs and reaches 0 (audit BQ: the breast-cancer demo read
+    "p = 0.02: miscalibrated" beside a 95% CI of [0.0000, 0.0573], and a reader could not tell which to
+    believe)."""
+    interval = summary.get("ece_ci")
+    if not interval or interval[0] > 0.0:
+        return ""
+    return ("; its 95% CI reaches 0 because the interval is built wide at small ECEs, while this test, against "
+            "perfectly calibrated models at the same confidences, is the sharper check")
 
 
 #: How :func:`_count_miss` ends in a verdict, where a before/after change is read.
