@@ -17,7 +17,7 @@ from typing import Any, Iterable, Iterator
 import numpy as np
 
 from softmaxkit._arrays import compute_dtype, past_float64, to_compute_dtype
-from softmaxkit._validation import as_numpy, check_floating, dtype_name, to_numpy
+from softmaxkit._validation import as_numpy, check_floating, dtype_name, label_range_hint, to_numpy
 
 #: How far a row of ``probs`` may sum from 1 at float32 and float64 (float32 rows at
 #: 1000 classes drift ~1e-5). Narrower dtypes get :func:`row_sum_tolerance`.
@@ -231,13 +231,10 @@ def check_labels(y: Any, n_classes: int, n_rows: int, name: str = "y", *, scores
     bad = (arr < 0) | (arr >= n_classes)
     if bad.any():
         i = int(np.argmax(bad))
-        # labels 1..K reaching K: class values, not indices (the warning below covers those not reaching K)
-        one_based = (f"; labels 1..{n_classes} look 1-based (class values, not column indices): subtract 1, or map "
-                     f"them with np.searchsorted(classes_, {name})"
-                     if arr.min() == 1 and arr.max() == n_classes and n_classes > 1 else "")
+        # labels 1..K reaching K, or -1/1 (the warning below covers 1-based labels not reaching K)
         raise ValueError(
             f"{name} contains class index {int(arr[i])} at position [{i}], but the predictions "
-            f"have {n_classes} classes (valid: 0..{n_classes - 1}){one_based}"
+            f"have {n_classes} classes (valid: 0..{n_classes - 1}){label_range_hint(arr, n_classes, name)}"
         )  # int() of a NumPy float is exact, however large
     if scores is not None:
         _warn_if_one_based(arr, scores, name, scores_name)

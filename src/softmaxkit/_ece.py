@@ -6,12 +6,16 @@ estimate, each bootstrap resample and each simulated perfectly calibrated
 data set go through the one function :func:`error_from_sums`.
 
 Weights: an integer weight acts exactly like repeating the row in every
-per-bin sum and in the ``l1``, ``max`` and plain ``l2`` errors. The one
-exception is the debiasing of ``l2`` (and of the classwise ``l1`` interval):
-a bin's sampling variance uses Kish's effective count ``n_eff = (sum w)^2 /
-sum w^2``, so there the weights are relative (importance) weights: scaling
-them all by a constant changes nothing, ``n_eff`` equals the row count for
-equal weights, and a row of weight 2 counts less than two rows of weight 1.
+per-bin sum and in the ``l1``, ``max`` and plain ``l2`` errors. Everything
+that models sampling noise treats the weights as relative (importance)
+weights instead, each row one draw: the debiasing of ``l2`` and the per-bin
+debiasing of the ``l1`` interval (a bin's sampling variance uses Kish's
+effective count ``n_eff = (sum w)^2 / sum w^2``: scaling every weight by a
+constant changes nothing, ``n_eff`` equals the row count for equal weights,
+and a row of weight 2 counts less than two rows of weight 1), the bootstrap
+(it resamples rows, each keeping its weight) and the calibrated worlds (one
+label drawn per row). Counts of repeated rows must be expanded into the rows
+for those (:func:`softmaxkit.metrics.expected_calibration_error` warns).
 """
 
 from __future__ import annotations

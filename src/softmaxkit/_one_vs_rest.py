@@ -33,6 +33,7 @@ from softmaxkit.calibration import (
     _Calibrator,
     _check_nonneg,
     _check_positive_int,
+    _warn_if_light_weights,
 )
 
 #: Below this many calibration rows (of positive weight) a class's one-vs-rest map is said to rest
@@ -331,6 +332,11 @@ class IsotonicCalibration(_OneVsRest):
 #: What Platt's sigmoid reads from probabilities (``PlattScaling(feature=...)``).
 _FEATURES = ("probability", "log_odds")
 
+#: Platt's prior, as :func:`softmaxkit.calibration._warn_if_light_weights` names it (a plural phrase).
+_PLATT_PRIORS = ("the pseudo-counts of Platt's targets (the 1 and 2 in (N_+ + 1) / (N_+ + 2) and 1 / (N_- + 2), "
+                 "N_+ and N_- the summed weights of the class's rows and the others', which pull every target "
+                 "toward 1/2)")
+
 
 class PlattScaling(_OneVsRest):
     r"""Platt scaling: one sigmoid per class on its score, renormalised.
@@ -382,6 +388,16 @@ class PlattScaling(_OneVsRest):
         ``_SigmoidCalibration`` stores ``-a`` and ``-b`` (``expit(-(a f + b))``).
     intercept_ : ndarray of shape (G,)
     n_classes_ : int
+
+    Warns
+    -----
+    CalibrationWarning
+        At fit, when a class has fewer than 5 calibration rows of positive
+        weight, or when ``sample_weight`` sums to less than a quarter of the
+        rows it weighs (weights normalised to sum to 1): Platt's targets add
+        their 1 and 2 to summed weights, so light weights pull every
+        probability toward 1/2 (as in scikit-learn); weights are frequency
+        weights, to be scaled to sum to the number of rows.
 
     Notes
     -----
@@ -438,6 +454,11 @@ class PlattScaling(_OneVsRest):
     def _fit_groups(self, f, hits, w):
         max_iter = _check_positive_int(self.max_iter, "max_iter")
         tol = _check_nonneg(self.tol, "tol")
+        # Platt's targets add 1 and 2 to summed weights, not row counts: weights normalised to sum to 1
+        # pull every target, and so every probability, toward 1/2 (audit: test log-loss 0.32 -> 0.60,
+        # as scikit-learn's "sigmoid" gives), where the scalings' priors warned about the same weights.
+        _warn_if_light_weights(float(np.sum(w)), int(np.count_nonzero(w > 0)), type(self).__name__,
+                               priors=_PLATT_PRIORS)
         fits = [_platt_fit(f[:, g], hits[:, g], w, max_iter=max_iter, tol=tol) for g in range(f.shape[1])]
         self.coef_ = np.array([a for a, _ in fits], dtype=np.float64)
         self.intercept_ = np.array([b for _, b in fits], dtype=np.float64)

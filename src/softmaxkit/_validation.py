@@ -381,8 +381,10 @@ def check_sample_weight(sample_weight: Any, n_rows: int, *, allow_scalar: bool =
     if sample_weight is None:
         return np.ones(n_rows)
     w = to_numpy(sample_weight, "sample_weight")
+    if w.dtype.kind in "USO":
+        _refuse_text_weights(w)
     if w.dtype == object:
-        # a pandas object Series of numbers, as scikit-learn accepts it; text stays refused below
+        # a pandas object Series of numbers, as scikit-learn accepts it (text was refused above)
         try:
             w = w.astype(np.float64)
         except (TypeError, ValueError):
@@ -404,6 +406,49 @@ def check_sample_weight(sample_weight: Any, n_rows: int, *, allow_scalar: bool =
     if not np.isfinite(total):
         raise ValueError(f"sample_weight sums to {total} (overflow): scale the weights down; only their ratios count")
     return w
+
+
+def _refuse_text_weights(w: np.ndarray) -> None:
+    """``TypeError`` naming the first text weight of ``w`` (a ``'<U'``/``'S'`` array, or an object array
+    holding a ``str`` or ``bytes``); an object array of numbers passes.
+
+    ``astype(float64)`` parses numeric text, so an object or pandas ``string`` Series of ``"2"`` was
+    read as the weight 2 where the same values in a NumPy ``'<U'`` array were refused.
+    """
+    flat = w.reshape(-1)
+    if w.dtype == object:
+        i = next((i for i, v in enumerate(flat) if isinstance(v, (str, bytes))), None)
+        if i is None:
+            return
+    elif flat.size:
+        i = 0
+    else:
+        return
+    text = flat[i : i + 1].tolist()[0]  # a Python str or bytes: its repr without NumPy's np.str_(...)
+    raise TypeError(
+        f"sample_weight must be numeric, got text ({text!r} at position [{i}], dtype {w.dtype}); weights read "
+        "as text (a CSV column) must be converted first, e.g. np.asarray(sample_weight, dtype=float)"
+    )
+
+
+def label_range_hint(values: np.ndarray, n_classes: int, name: str) -> str:
+    """What out-of-range class indices ``values`` most likely are, as a ``"; ..."`` tail for the message
+    naming one of them, or ``""``.
+
+    Labels 1..K reaching K (``n_classes``) are 1-based class values, not column indices; labels -1/1
+    against two columns are a binary problem's -1/+1 coding (an SVM's, libsvm files'), whose -1 was
+    only said to be out of range (audit).
+    """
+    if not values.size:
+        return ""
+    lo, hi = values.min(), values.max()
+    if lo == 1 and hi == n_classes and n_classes > 1:
+        return (f"; labels 1..{n_classes} look 1-based (class values, not column indices): subtract 1, or map "
+                f"them with np.searchsorted(classes_, {name})")
+    if n_classes == 2 and lo == -1 and np.all((values == -1) | (values == 1)):
+        return (f"; labels -1/1 look like a binary problem's -1/+1 coding (not column indices): map them to "
+                f"0/1 with ({name} + 1) // 2")
+    return ""
 
 
 def _position(flat_index: int, shape: tuple[int, ...]) -> str:
@@ -438,10 +483,12 @@ def check_hard_target(
         bad &= t != ignore_index
     if bad.any():
         i = int(np.argmax(bad))
+        counted = t if ignore_index is None else t[t != ignore_index]
         raise ValueError(
             f"target contains class index {int(t[i])} at position {_position(i, shape)}, "
             f"but logits have {n_classes} classes (valid: 0..{n_classes - 1}"
             f"{f' or ignore_index={ignore_index}' if ignore_index is not None else ''})"
+            f"{label_range_hint(counted, n_classes, 'target')}"
         )
 
 

@@ -379,16 +379,22 @@ def _log_prior(beta: float, lam: float) -> tuple[float, float, float, float]:
 _LIGHT_WEIGHT_SHARE = 0.25
 
 
-def _warn_if_light_weights(total: float, rows: int, who: str) -> None:
+#: The priors of the temperature, vector and matrix scalings, as :func:`_warn_if_light_weights` names them.
+_SCALING_PRIORS = "the priors (prior_scale, identity_reg, pseudo_count)"
+
+
+def _warn_if_light_weights(total: float, rows: int, who: str, *, priors: str = _SCALING_PRIORS) -> None:
     """Warn when ``sample_weight`` sums to far fewer than the ``rows`` it weighs: the priors are
-    weighed against that total, so they would decide a fit that the rows could."""
+    weighed against that total, so they would decide a fit that the rows could. ``priors``: what
+    they are, a plural noun phrase. The warning names the caller's caller outside softmaxkit (a
+    calibrator's ``fit`` reaches here directly or through a helper)."""
     if rows and total < _LIGHT_WEIGHT_SHARE * rows:
         warnings.warn(
-            f"{who}: sample_weight sums to {total:.4g} over {rows} weighted rows, and the priors (prior_scale, "
-            f"identity_reg, pseudo_count) are weighed against that total as against {total:.4g} rows, so they "
-            "dominate the fit; scale sample_weight to sum to the number of rows (frequency weights)",
+            f"{who}: sample_weight sums to {total:.4g} over {rows} weighted rows, and {priors} are weighed "
+            f"against that total as against {total:.4g} rows, so they dominate the fit; scale sample_weight to "
+            "sum to the number of rows (frequency weights)",
             CalibrationWarning,
-            stacklevel=3,
+            stacklevel=_caller_stacklevel(),
         )
 
 

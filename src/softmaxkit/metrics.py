@@ -3,10 +3,12 @@
 Every function takes integer class labels ``y`` of shape (N,) and predictions
 of shape (N, C): ``probs`` (rows summing to 1; a 1-D array is read as the
 positive-class probability of a binary problem) or, for :func:`log_loss`,
-``logits``. ``sample_weight`` are frequency weights: an integer weight behaves
-exactly like repeating the row (for every point estimate and per-bin number),
-except in the debiasing term of the ``l2`` calibration error, which treats
-them as relative weights (see :func:`expected_calibration_error`).
+``logits``. ``sample_weight``: every point estimate and per-bin number is
+what repeating each row ``w`` times gives, except the debiasing term of the
+``l2`` calibration error; that term and the calibration error's interval,
+noise floor and test treat each row as one draw and the weights as relative
+weights, so for counts of repeated rows repeat the rows instead (see
+:func:`expected_calibration_error`).
 
 This module imports NumPy and the numba kernels only; it never imports
 scikit-learn or matplotlib, and SciPy only inside :func:`loss_interval` (its
@@ -16,6 +18,7 @@ Student-t quantile), on the first call.
 from __future__ import annotations
 
 import numbers
+import warnings
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -25,6 +28,7 @@ from softmaxkit import _ece
 from softmaxkit._binning import BINNINGS, assign_bins, bin_edges, bin_sums
 from softmaxkit._calibration_inputs import (
     OneBasedLabelsWarning,
+    _caller_stacklevel,
     check_choice,
     check_eps,
     check_labels,
@@ -210,6 +214,9 @@ class ECEResult:
     n_bins : int
         Bins requested (quantile binning may merge tied bins; see ``curves``).
     n_samples : int
+        Rows of positive weight, whatever their weights (as ``curves[k].counts``
+        counts them): rows of weight 0 are not counted, and count weights are
+        not expanded.
     n_bootstrap : int
     curves : tuple of ReliabilityCurve
         One (top-label) or one per class (classwise).
@@ -760,8 +767,17 @@ def expected_calibration_error(
         Calibration of the predicted class's probability (Guo et al. 2017), or
         of every class's probability, averaged over classes (Kull et al. 2019).
     sample_weight : array_like of shape (N,), optional
-        Frequency weights: an integer weight acts exactly like repeating the
-        row, except in the ``l2`` debiasing term (see ``debias``).
+        ``value`` and the per-bin numbers are what repeating each row ``w``
+        times would give (except the ``l2`` debiasing term, see ``debias``).
+        The interval, ``noise_floor``, ``noise_threshold`` and
+        ``p_calibrated`` are not: they treat each of the N rows as one
+        independent draw and the weights as relative (importance) weights,
+        so they do not change when every weight is multiplied by a constant,
+        and a row of weight 40 is one draw, not 40. For counts of repeated
+        rows (aggregated data), repeat the rows instead:
+        ``i = np.repeat(np.arange(N), w)``, then ``y[i], probs[i]`` without
+        weights; whole-number weights above 1 with ``ci`` or ``noise_floor``
+        draw a ``UserWarning`` saying so.
     debias : bool, default True
         ``l2`` only: subtract each bin's sampling variance ``acc_b (1 - acc_b) /
         (n_b - 1)`` (Kumar et al. 2019), with ``n_b = (sum_b w)^2 / sum_b w^2``
@@ -795,6 +811,13 @@ def expected_calibration_error(
     ValueError, TypeError
         Bad shapes, NaN or values outside [0, 1] in ``probs``, rows not summing
         to 1, labels out of range, negative weights, unknown options.
+
+    Warns
+    -----
+    UserWarning
+        ``sample_weight`` of whole numbers, some above 1 (zeros aside), with
+        ``ci`` or ``noise_floor``: they look like counts of repeated rows, which
+        the interval, floor and test do not expand (see ``sample_weight``).
 
     Notes
     -----
@@ -940,6 +963,7 @@ def _ece_result(b: _Binned, *, norm: str, mode: str, binning: str, debias: bool,
     ci_low = ci_high = floor = threshold = p_calibrated = float("nan")
     n_sims = _n_sims(noise_floor)
     if level is not None or n_sims:
+        _warn_if_count_weights(b.weight, interval=level is not None, floor=bool(n_sims))
         # The interval's lower end needs the calibrated-world test whether or not the floor is asked for.
         calibrated = _ece.calibrated_errors(
             b.bins,
@@ -981,11 +1005,38 @@ def _ece_result(b: _Binned, *, norm: str, mode: str, binning: str, debias: bool,
         mode=mode,
         binning=binning,
         n_bins=b.n_bins,
-        n_samples=int(b.conf.shape[0]),
+        n_samples=int(np.count_nonzero(b.weight > 0)),  # a row of weight 0 is not in the sample
         n_bootstrap=n_bootstrap,
         curves=b.curves,
         noise_threshold=threshold,
         p_calibrated=p_calibrated,
+    )
+
+
+def _warn_if_count_weights(w: np.ndarray, *, interval: bool, floor: bool) -> None:
+    """A ``UserWarning`` when the weights ``w`` look like counts of repeated rows: whole numbers, some
+    above 1 (zeros aside), read by the interval (``interval``) or the noise floor and test (``floor``).
+
+    Those resample and redraw rows, each row one draw whatever its weight, while the value counts a
+    weight ``k`` as ``k`` rows: 5000 rows collapsed into 20 unique rows with their counts kept the
+    ECE (0.055) but took the interval from [0.041, 0.067] to [0, 0.249] and ``p_calibrated`` from
+    0.005 to 0.995 (audit), without a word.
+    """
+    positive = w[w > 0]
+    if not (positive.size and np.max(positive) > 1 and np.all(positive == np.round(positive))):
+        return
+    parts = (["the interval"] if interval else []) + (["the noise floor", "p_calibrated"] if floor else [])
+    what, verb, pronoun = ((parts[0], "treats", "it describes") if len(parts) == 1 else
+                           (", ".join(parts[:-1]) + " and " + parts[-1], "treat", "they describe"))
+    warnings.warn(
+        f"expected_calibration_error: sample_weight holds whole numbers up to {int(np.max(positive))}, which look "
+        f"like counts of repeated rows. The value counts a row of weight k as k rows, but {what} {verb} each of the "
+        f"{positive.size} rows of positive weight as one draw and the weights as relative weights: {pronoun} "
+        f"{positive.size} rows, not the {int(np.sum(positive))} the counts add up to. For counts, repeat the rows: "
+        "i = np.repeat(np.arange(len(w)), w.astype(int)) with w the weights, then pass y[i] and probs[i] without "
+        "sample_weight. For importance weights that happen to be whole numbers, ignore this warning",
+        UserWarning,
+        stacklevel=_caller_stacklevel(),
     )
 
 
