@@ -14,8 +14,9 @@ any order and in any mode, which the fast path cannot offer:
   and **vmap** (``torch.func.vmap``, per-sample gradients): the public ops
   route to :func:`cross_entropy` whenever a functorch transform is active or
   a dual tensor arrives (:func:`transforms_active`);
-* **torch.jit.trace** and **meta tensors**, which NumPy cannot see into
-  (:func:`needs_composite`, the test every entry point makes).
+* **torch.jit.trace**, **torch.export**, **meta tensors** and **tensor
+  subclasses** (DTensor, ``FakeTensorMode``'s fake tensors), which NumPy
+  cannot see into (:func:`needs_composite`, the test every entry point makes).
 
 Semantics are those of the kernels (and of DESIGN.md): a row's shift is its
 max (0 for an all ``-inf`` row); a soft target of 0 on a ``-inf`` logit
@@ -56,20 +57,43 @@ def transforms_active(*tensors) -> bool:
 def needs_composite(*tensors) -> bool:
     """True where the fused NumPy/numba path must not run, so the composite torch ops take the call.
 
-    The one test for every entry point of :mod:`softmaxkit.torch` (the caller
-    checks ``torch.compile`` first: that path has custom ops instead):
+    The one test for every entry point of :mod:`softmaxkit.torch`:
 
+    * under ``torch.compile``: False (that path has custom ops, :mod:`._custom_ops`),
+      except under ``torch.export`` (which is a compile too, strict or not): True.
+      Export records the ops below autograd, so the custom ops' graph had no
+      backward ("no autograd formula was registered", audit BP); the composite
+      ops export as aten ops, differentiable and runnable without softmaxkit;
     * a functorch transform or a forward-AD dual tensor (:func:`transforms_active`);
     * ``torch.jit.trace``, which records torch ops only: a loss computed in
       NumPy was recorded as a constant, so the traced model returned the
       example input's loss for every input, with no error (audit);
     * a meta tensor, which has no values to hand NumPy: torch ops give the
       result's shape and dtype, as torch's own losses do (FSDP meta init,
-      shape inference).
+      shape inference);
+    * a tensor subclass (:func:`is_plain`): a DTensor's memory is its local
+      shard, a fake tensor has none, and ``.numpy()`` refuses both
+      (audit BP); torch ops dispatch through the subclass, as torch's own
+      losses do.
     """
+    if torch.compiler.is_compiling():  # first: Dynamo cannot trace the checks below
+        return torch.compiler.is_exporting()
     if torch.jit.is_tracing() or transforms_active(*tensors):
         return True
-    return any(isinstance(t, torch.Tensor) and t.is_meta for t in tensors)
+    return any(isinstance(t, torch.Tensor) and (t.is_meta or not is_plain(t)) for t in tensors)
+
+
+#: The tensor types whose memory is their values, which the NumPy/numba kernels may read.
+PLAIN_TENSORS = (torch.Tensor, torch.nn.Parameter)
+
+
+def is_plain(t: torch.Tensor) -> bool:
+    """Whether ``t`` is a plain tensor (or Parameter), not a subclass (DTensor, FakeTensor, ...).
+
+    The type itself, not ``isinstance``: every subclass is an instance of
+    ``torch.Tensor``.
+    """
+    return type(t) in PLAIN_TENSORS
 
 
 def values_readable(t) -> bool:
@@ -151,6 +175,9 @@ def cross_entropy(
     x = logits.to(cdtype).movedim(axis, -1)  # (..., C)
     n_classes = x.shape[-1]
     eps, zeta, cap = options.label_smoothing, options.z_loss, options.softcap
+    # Under torch.jit.trace a shape entry is a 0-d int64 tensor, whose reciprocal is float32: eps / C
+    # was rounded to float32 in a traced float64 loss (1.5e-8 off, audit BP); divide in the compute dtype.
+    per_class = eps / (n_classes.to(cdtype) if isinstance(n_classes, torch.Tensor) else n_classes)
     if cap is not None:
         x = cap * torch.tanh(x / cap)
     log_p, lse, dead = log_softmax_rows(x)
@@ -160,7 +187,7 @@ def cross_entropy(
     if soft:
         t = target.to(cdtype).movedim(axis, -1)
         if eps > 0.0:
-            t = (1.0 - eps) * t + eps / n_classes
+            t = (1.0 - eps) * t + per_class
         wt = t if w is None else t * w
         safe_log_p = torch.where(wt == 0, torch.zeros_like(log_p), log_p)  # 0 * -inf -> 0
         row_loss = -(wt * safe_log_p).sum(-1) + zeta * lse_sq
@@ -197,7 +224,7 @@ def cross_entropy(
         row = w_y * own
         if eps > 0.0:
             wl = log_p if w is None else w * torch.where(w == 0, torch.zeros_like(log_p), log_p)
-            row = row - (eps / n_classes) * wl.sum(-1)
+            row = row - per_class * wl.sum(-1)
         row_loss = torch.where(active, row, torch.zeros_like(row))  # ignored rows: no loss, no gradient
         t_rows = y.reshape(-1)
 

@@ -61,7 +61,11 @@ class Problem:
 
 
 def compiling() -> bool:
-    """True while ``torch.compile`` traces (Python-side host reads are not allowed then)."""
+    """True while ``torch.compile`` or ``torch.export`` traces (Python-side host reads are not allowed then).
+
+    Under export the entry points take the composite ops, not the custom ops
+    (:func:`._composite.needs_composite` decides, before this is consulted).
+    """
     return torch.compiler.is_compiling()
 
 

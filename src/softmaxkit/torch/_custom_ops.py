@@ -10,8 +10,14 @@ kernel runs at run time.
 Eager code calls the same implementations directly (:mod:`._cross_entropy`,
 :mod:`._linear`), which keeps their in-place buffer reuse; compiled code calls
 the ops here, which return fresh tensors (a custom op's outputs may not alias
-its inputs). The autograd Functions around them are traced by Dynamo as
-usual, so no ``register_autograd`` is needed.
+its inputs). The ops have no autograd formula (no ``register_autograd``):
+under ``torch.compile`` the autograd Functions around them are traced by
+Dynamo as usual, and AOTAutograd takes their backward from the Functions.
+That holds for ``torch.compile`` only: ``torch.export`` records the ops below
+autograd, so an exported graph of these ops could not be differentiated
+("no autograd formula was registered", audit BP). Under export the entry
+points run the composite torch ops instead
+(:func:`._composite.needs_composite`), which export as aten ops.
 
 Values that only exist at run time (labels in range, finite probabilities
 and class weights) are checked inside the ops when ``check`` is set: under

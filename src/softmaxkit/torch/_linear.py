@@ -561,13 +561,14 @@ def linear_cross_entropy(hidden, weight, target, *, bias=None, chunk_size=None, 
     does there (see :func:`autocast_inputs`): 16-bit GEMM operands, a float32
     loss, each gradient in its own input's dtype.
 
-    Under ``torch.func`` transforms, forward-mode AD, ``torch.jit.trace`` and
-    on meta tensors it runs as composite torch ops (:mod:`._composite`, which
-    builds the logits).
+    Under ``torch.func`` transforms, forward-mode AD, ``torch.export``,
+    ``torch.jit.trace``, on meta tensors and on tensor subclasses (DTensor,
+    ``FakeTensorMode``) it runs as composite torch ops (:mod:`._composite`,
+    which builds the logits).
     """
     hidden, weight, bias, loss_dtype = autocast_inputs(hidden, weight, bias, loss_dtype)
-    # transforms, jit tracing, meta tensors: composite torch ops (see _composite.needs_composite)
-    transformed = not compiling() and _composite.needs_composite(hidden, weight, bias)
+    # export, transforms, jit tracing, meta tensors, subclasses: composite torch ops (see _composite.needs_composite)
+    transformed = _composite.needs_composite(hidden, weight, bias, target)
     lp, t_rows, cweight = prepare(
         hidden, weight, bias, target, chunk_size, ce_options, check_values=not (transformed or compiling()),
         loss_dtype=loss_dtype,

@@ -34,8 +34,14 @@ Beyond a first-order backward (see :mod:`softmaxkit.torch._composite`):
   torch's own compiled ``torch.log_softmax``: AOTAutograd saves their output,
   and a double backward silently lacks the second-order term (take gradient
   penalties through them eagerly);
+* under ``torch.export`` (strict or not), ``torch.jit.trace``, on meta tensors
+  and on tensor subclasses (DTensor, ``FakeTensorMode``'s fake tensors) every
+  op runs as composite torch ops (:func:`._composite.needs_composite`): an
+  exported loss is aten ops and backpropagates;
 * torch's argument names are accepted: ``dim=`` for ``axis``, ``input=`` for
-  the tensor (:func:`accepts_input`).
+  the tensor (:func:`accepts_input`); torch's options given by position
+  (``F.cross_entropy(x, y, w)``) are refused with the keyword to pass
+  (:func:`options_by_keyword`).
 
 This module registers itself with :mod:`softmaxkit._dispatch` on import.
 """
@@ -139,6 +145,40 @@ def refuses_linear_weight(fn):
         return fn(*args, **kwargs)
 
     return wrapper
+
+
+def refuse_positional_options(op: str, advice: str) -> None:
+    """Raise the TypeError for options given by position to ``op``, which takes them by keyword only.
+
+    ``advice`` is the call to write instead, e.g. ``"CrossEntropyLoss(weight=w) for torch's
+    CrossEntropyLoss(w)"``. One message for the functional ops (:func:`options_by_keyword`)
+    and the loss modules (:mod:`softmaxkit.torch.nn`).
+    """
+    raise TypeError(f"{op} takes keyword options only: {advice}")
+
+
+def options_by_keyword(advice: str):
+    """Refuse more positional arguments than ``fn`` takes with :func:`refuse_positional_options`'s ``advice``.
+
+    torch takes some options by position (``F.cross_entropy(input, target, weight)``,
+    ``torch.softmax(x, dim, dtype)``); softmaxkit takes them by keyword only, so a ported call
+    got Python's "takes 2 positional arguments but 3 were given", which names no option (audit
+    BP). Applied under :func:`accepts_input`; the signature shown stays ``fn``'s own.
+    """
+
+    def decorate(fn):
+        kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+        n_positional = sum(p.kind in kinds for p in inspect.signature(fn).parameters.values())
+
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            if len(args) > n_positional:
+                refuse_positional_options(fn.__name__, advice)
+            return fn(*args, **kwargs)
+
+        return wrapper
+
+    return decorate
 
 
 # --------------------------------------------------------------------------- softmax family
@@ -253,9 +293,8 @@ def _empty_or_scalar(xc: torch.Tensor, log: bool) -> torch.Tensor | None:
     return None
 
 
-#: What the CPU kernels take: float32/float64, plain tensors (a subclass's memory may not be its values).
+#: What the CPU kernels take: float32/float64 (plain tensors only: see _composite.needs_composite).
 _KERNEL_DTYPES = (torch.float32, torch.float64)
-_PLAIN_TENSORS = (torch.Tensor, torch.nn.Parameter)
 
 
 def _on_cpu_kernels(xc: torch.Tensor) -> bool:
@@ -263,9 +302,9 @@ def _on_cpu_kernels(xc: torch.Tensor) -> bool:
 
     CPU float32/float64 tensors of at least :data:`softmaxkit.kernels.CPU_MIN_ELEMENTS` elements (the
     NumPy API's threshold: smaller ones would load numba, a one-time pause, for a few logits), outside
-    ``torch.compile``/``torch.jit`` tracing (which cannot see into NumPy) and ``torch.func`` transforms
-    or forward-mode AD (whose batched or dual tensors a NumPy view drops); the rest run the composite
-    torch ops.
+    ``torch.compile``/``torch.export``/``torch.jit`` tracing (which cannot see into NumPy), ``torch.func``
+    transforms or forward-mode AD (whose batched or dual tensors a NumPy view drops) and tensor
+    subclasses (:func:`._composite.needs_composite`); the rest run the composite torch ops.
 
     The kernels are the NumPy API's: one pass over each row in cache, sums in float64, so float32 rows
     sum to 1 within 1e-6 even at 262,144 classes. torch's own CPU kernel is as fast but sums in float32
@@ -274,7 +313,7 @@ def _on_cpu_kernels(xc: torch.Tensor) -> bool:
     if compiling() or _composite.needs_composite(xc):  # first: Dynamo cannot trace the checks below
         return False
     return (
-        xc.is_cpu and xc.dtype in _KERNEL_DTYPES and type(xc) in _PLAIN_TENSORS
+        xc.is_cpu and xc.dtype in _KERNEL_DTYPES
         and xc.layout == torch.strided and not xc.is_neg() and _numba_kernels(xc.numel()) is not None
     )  # fmt: skip
 
@@ -372,7 +411,7 @@ def _fast_cpu_softmax(x: Any, axis: Any, dim: Any, log: bool) -> torch.Tensor | 
     Same kernel and result as the general path (which handles every other call and raises every
     error): at 64 x 1000 the checks of that path cost as much as the kernel itself.
     """
-    if type(x) not in _PLAIN_TENSORS:
+    if not _composite.is_plain(x):  # (also a non-tensor x: the general path raises its error)
         return None
     if dim is not None:
         if axis is not None:
@@ -432,6 +471,8 @@ def _use_triton(x: torch.Tensor, dtype: Any, out: Any, temperature: Any) -> bool
 
 
 @accepts_input
+@options_by_keyword("softmax(x, dim, dtype=d) for torch.softmax(x, dim, d) (F.softmax's third argument, "
+                    "_stacklevel, has no counterpart: leave it out)")
 def softmax(
     x: torch.Tensor, axis: int | None = None, *, dim: int | None = None, temperature: float = 1.0,
     dtype: Any = None, out: Any = None,
@@ -468,6 +509,8 @@ def softmax(
 
 
 @accepts_input
+@options_by_keyword("log_softmax(x, dim, dtype=d) for torch.log_softmax(x, dim, d) (F.log_softmax's third "
+                    "argument, _stacklevel, has no counterpart: leave it out)")
 def log_softmax(
     x: torch.Tensor, axis: int | None = None, *, dim: int | None = None, temperature: float = 1.0,
     dtype: Any = None, out: Any = None,
@@ -496,6 +539,7 @@ def log_softmax(
 
 
 @accepts_input
+@options_by_keyword("logsumexp(x, dim, keepdim=True) for torch.logsumexp(x, dim, True)")
 def logsumexp(
     x: torch.Tensor, axis: int | None = None, *, keepdims: bool = False, dim: int | None = None,
     keepdim: bool | None = None,
@@ -560,6 +604,8 @@ def refuse_other_spellings(op: str, unknown: dict[str, Any], *, weight: str) -> 
 
 
 @accepts_input
+@options_by_keyword("cross_entropy(logits, target, weight=w) for torch's F.cross_entropy(input, target, w); "
+                    "name its other options too (ignore_index=, reduction=, label_smoothing=)")
 def cross_entropy(
     logits: torch.Tensor,
     target: Any,
@@ -592,7 +638,8 @@ def cross_entropy(
     as for torch's own compiled losses). Under ``torch.func`` transforms (``vmap``, ``grad``, ``jvp``) and
     forward-mode AD it runs as composite torch ops; under ``torch.compile``
     the kernel is a custom op, so the graph does not break. Under
-    ``torch.jit.trace`` and on meta tensors it runs as composite torch ops.
+    ``torch.export`` and ``torch.jit.trace``, on meta tensors and on tensor
+    subclasses (DTensor, ``FakeTensorMode``) it runs as composite torch ops.
 
     torch's deprecated ``size_average``/``reduce`` are refused with the
     ``reduction=`` to pass instead (``None``, their default, is accepted).
@@ -602,8 +649,8 @@ def cross_entropy(
         weight=weight, ignore_index=ignore_index, reduction=reduction,
         label_smoothing=label_smoothing, z_loss=z_loss, softcap=softcap,
     )
-    # transforms, jit tracing, meta tensors: composite torch ops (see _composite.needs_composite)
-    transformed = not compiling() and _composite.needs_composite(logits, target, weight)
+    # export, transforms, jit tracing, meta tensors, subclasses: composite torch ops (see _composite.needs_composite)
+    transformed = _composite.needs_composite(logits, target, weight)
     problem, t, w = problem_for(logits, target, axis, options, check_values=not (transformed or compiling()))
     if transformed:
         return _composite.cross_entropy(logits, t, problem.options, axis=problem.axis, soft=problem.soft, weight=w)
@@ -658,6 +705,9 @@ def cross_entropy_and_grad(
 
 
 @accepts_input
+@options_by_keyword("binary_cross_entropy_with_logits(logits, target, weight=w) for torch's "
+                    "F.binary_cross_entropy_with_logits(input, target, w); name its other options too "
+                    "(reduction=, pos_weight=)")
 def binary_cross_entropy_with_logits(
     logits: torch.Tensor,
     target: Any,
@@ -703,6 +753,9 @@ def binary_cross_entropy_with_logits(
 
 @accepts_input
 @refuses_linear_weight
+@options_by_keyword("linear_cross_entropy(hidden, weight, target, bias=b) for Cut Cross-Entropy's "
+                    "linear_cross_entropy(e, c, targets, b); from torch's F.linear_cross_entropy, linear_bias= "
+                    "is bias= and weight= is class_weight=")
 def linear_cross_entropy(hidden, weight, target, *, bias=None, chunk_size=None, loss_dtype=None, **ce_options):
     """Fused ``cross_entropy(hidden @ weight.T + bias, target)`` with autograd.
 

@@ -2,6 +2,16 @@
 
 Modules hold options only (class weights as a buffer, so ``.to(device)``
 moves them); every bit of math is in the functional ops.
+
+``torch.jit.script`` is refused with a RuntimeError that says what to use
+instead (``torch.compile``, ``torch.export``, ``torch.jit.trace``), also when
+a scripted model holds one of these modules. TorchScript compiles Python
+source into a program that runs and saves without Python; these losses run
+softmaxkit's NumPy/numba kernels, which it can neither compile nor save.
+Marking the call ``@torch.jit.ignore`` would script, but only as a call back
+into Python that ``torch.jit.save`` then refuses, naming a private function.
+The other three record the loss as torch ops (``torch.compile`` as custom
+ops), so they train and, traced or exported, save.
 """
 
 from __future__ import annotations
@@ -37,6 +47,17 @@ class _OptionsMixin:
         return dict(
             ignore_index=self.ignore_index, reduction=self.reduction,
             label_smoothing=self.label_smoothing, z_loss=self.z_loss, softcap=self.softcap,
+        )
+
+    def __prepare_scriptable__(self):
+        """``torch.jit.script``'s hook, called on this module and on those of a model that holds it:
+        refuse with what to use instead (see the module docstring), not TorchScript's
+        "keyword-arg expansion is not supported" at a line of ``forward`` (audit BP)."""
+        raise RuntimeError(
+            f"softmaxkit.torch.{type(self).__name__} cannot be compiled by torch.jit.script: it runs "
+            "softmaxkit's NumPy/numba kernels, which TorchScript can neither compile nor save. Use "
+            "torch.compile, torch.export or torch.jit.trace (each records the loss as torch ops), or keep "
+            "the loss outside the scripted module"
         )
 
     #: Module-specific options shown first by ``repr`` (besides the shared ones of :meth:`_options`).
@@ -86,7 +107,7 @@ def _refuse_other_spellings(module: str, args: tuple, unknown: dict[str, Any], *
     (``weight``: the module's name for class weights; see
     :func:`softmaxkit.torch.functional.refuse_other_spellings`)."""
     if args:
-        raise TypeError(f"{module} takes keyword options only: {positional}")
+        F.refuse_positional_options(module, positional)
     F.refuse_other_spellings(module, unknown, weight=weight)
 
 
