@@ -647,8 +647,9 @@ def test_names_on_one_side_only_need_by_position(capsys, tmp_path):
     reversed_csv = write_columns(tmp_path / "new.csv", {"b": X[:, 1], "a": X[:, 0]})
     rc, _, err = call(capsys, "predict", model, reversed_csv, "--out", tmp_path / "p.csv")
     assert rc == 1 and not (tmp_path / "p.csv").exists()
-    assert re.search(r"new\.csv: its columns have names \('b', 'a'\) but the model .*m\.npz records no column names "
-                     r"\(it was fitted on a file without them.*pass --by-position", error_line(err))
+    assert re.search(r"new\.csv: its first line \('b', 'a'\) is read as column names, but the model .*m\.npz records "
+                     r"no column names \(it was fitted on a file without them.*if that line is data, add a header line; "
+                     r"else pass --by-position", error_line(err))
     # The user vouches for the order: file order it is, and the JSON result says so.
     rc, out, err = call(capsys, "predict", model, reversed_csv, "--by-position", "--out", tmp_path / "p.csv", "--json")
     assert rc == 0, err

@@ -32,6 +32,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import unicodedata
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -71,6 +72,10 @@ class Features:
         Columns left out because the model does not use them (``feature_names=``).
     ids : tuple of str
         Those of ``ignored`` left out as row ids (``read_features(ids=True)``).
+    weights : ndarray of shape (n_samples,) or None
+        The row weights of the ``weight`` column (``read_features(weight=...)``: finite, >= 0, not all
+        0), or None; that column is one of ``ignored``.
+    weight_name : str or None
     """
 
     X: np.ndarray
@@ -80,6 +85,8 @@ class Features:
     named: bool = True
     ignored: tuple[str, ...] = ()
     ids: tuple[str, ...] = ()
+    weights: np.ndarray | None = None
+    weight_name: str | None = None
 
 
 # --------------------------------------------------------------------------- low level
@@ -196,7 +203,7 @@ def _read_arrow(path: Path, suffix: str, text_columns: tuple[str, ...] = ()) -> 
                 f"name the file {path.stem}{meant}, or save it as {suffix[1:]}"
             )
     if suffix != ".parquet":
-        _refuse_data_as_header(path, table.column_names, table.schema.types)
+        _refuse_data_as_header(path, table)
     _refuse_duplicate_names(path, table.column_names)
     # Chunked columns as read (no combine_chunks copy): numeric_matrix copies chunk by chunk.
     return {name: table.column(name) if table.num_rows else np.array([]) for name in table.column_names}
@@ -379,8 +386,8 @@ _NUMBER = re.compile(r"^\s*[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?\s*$
 _INTEGER = re.compile(r"^\s*[0-9]+\s*$")
 
 
-def _refuse_data_as_header(path: Path, names: list[str], types: list[Any]) -> None:
-    """Refuse a text table whose first line is data, which would silently lose that row.
+def _refuse_data_as_header(path: Path, table: Any) -> None:
+    """Refuse a text table (``table``, as read) whose first line is data, which would silently lose that row.
 
     CSV has no marker for a header, so a file saved without one (``np.savetxt``)
     would have its first row taken as column names: one row fewer, and
@@ -389,24 +396,66 @@ def _refuse_data_as_header(path: Path, names: list[str], types: list[Any]) -> No
     integer heading a column of integers (``5`` over ``3, 7, 1``). An
     integer heading a column of decimals is a name (wavelengths ``400, 410``
     over a spectrum, years), and so are pandas' names for an unnamed frame or
-    series, ``0, 1, ..., m-1`` in order, whatever the column holds.
+    series, ``0, 1, ..., m-1`` in order, whatever the column holds; but not
+    when every name is one, inside the range of its column's values, as a
+    data row's cells are (:func:`_whole_number_row`).
     """
     import pyarrow as pa
 
+    names = table.column_names
     numbers = [name for name in names if _NUMBER.match(name)]
     if not numbers or numbers == [str(i) for i in range(len(numbers))]:
         return
-    data_like = [name for name, kind in zip(names, types)
+    data_like = [name for name, kind in zip(names, table.schema.types)
                  if _NUMBER.match(name) and (not _INTEGER.match(name) or pa.types.is_integer(kind))]
+    why = "are numbers" if len(data_like) > 1 else "is a number"
+    if not data_like:
+        data_like = _whole_number_row(table)
+        why = "are whole numbers, each inside the range of its column's values, as a data row's are"
     if not data_like:
         return
     raise DataFileError(
         f"{path}: line 1 looks like data, not a header (column name{'s' if len(data_like) > 1 else ''} "
-        f"{shown_names(data_like, 4)} "
-        f"{'are numbers' if len(data_like) > 1 else 'is a number'}); the first line of a "
+        f"{shown_names(data_like, 4)} {why}); the first line of a "
         f"{path.suffix[1:]} file must name the columns: add a header line such as "
         f"{_example_header(len(names))}" + (" (tab-separated)" if path.suffix.lower() == ".tsv" else "")
+        # whole numbers may be class numbers heading score columns, which a prefix names unmistakably
+        + ("; if line 1 is a header naming score columns by their classes, name them p_<class> or "
+           "logit_<class>" if why.startswith("are whole") else "")
     )
+
+
+def _whole_number_row(table: Any) -> list[str]:
+    """The names of the text table ``table`` when they read as a data row of whole numbers, else none:
+    every name a whole number, each strictly inside the range of its column's values (min < v < max).
+
+    np.savetxt(fmt="%g") writes 6.0 as ``6``: iris without a header, its first row ``6,3,5,2``, had that
+    row read as the header, and ``predict --by-position`` wrote 149 rows for 150, exit 0 (audit BQ).
+    Whole numbers that count the columns are names: pandas' ``0..d-1`` (``pd.DataFrame(logits).to_csv(
+    index=False)``, in any order: ``DataFrame(z)[[2, 0, 1]]``) and ``1..d``; so are three or more in
+    a run, in order, as sorted class numbers are (wine quality ``3,4,5,6,7,8`` heading logits that
+    range over them). A name outside its column's values (a wavelength ``400`` over intensities, a
+    year) is a name, and a column of text or with no values says nothing.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    names = table.column_names
+    if not table.num_rows or not all(_INTEGER.match(name) for name in names):
+        return []
+    values = [int(name) for name in names]
+    d = len(values)
+    if sorted(values) in (list(range(d)), list(range(1, d + 1))):
+        return []
+    if d >= 3 and values == list(range(values[0], values[0] + d)):
+        return []
+    for value, column in zip(values, table.columns):
+        if not (pa.types.is_integer(column.type) or pa.types.is_floating(column.type)):
+            return []
+        low, high = (pc.min_max(column)[key].as_py() for key in ("min", "max"))
+        if low is None or not low < value < high:
+            return []
+    return list(names)
 
 
 def _example_header(n_columns: int) -> str:
@@ -1112,8 +1161,6 @@ def _check_text_labels(path: Path, name: str, labels: np.ndarray) -> None:
             f"classes (a score column p_<class> names its class without them): strip the spaces if they are one "
             "class, else rename one"
         )
-    import unicodedata
-
     groups: dict[str, list[str]] = {}
     for value in spellings:
         groups.setdefault(unicodedata.normalize("NFC", value.strip()).casefold(), []).append(value)
@@ -1212,10 +1259,11 @@ def _resolve_column(path: str | os.PathLike, columns: Mapping[str, Any], target:
 
 def _did_you_mean(value: Any, names: Collection[str]) -> str:
     """``"; did you mean 'target '?"``: the first of ``names`` that ``value`` (a label or a column name
-    not found) matches but for case and surrounding spaces; empty when none does. A header ``target ``
-    under ``--target target`` was listed as 8 of 14 columns without it (audit)."""
-    near = [n for n in names if str(n).strip().casefold() == str(value).strip().casefold()]
-    return f"; did you mean {near[0]!r}?" if near else ""
+    not found) matches but for case and what surrounds it (spaces, invisible characters:
+    :func:`visible_name`); empty when none does. A header ``target `` under ``--target target`` was
+    listed as 8 of 14 columns without it (audit)."""
+    near = [n for n in names if visible_name(str(n)).casefold() == visible_name(str(value)).casefold()]
+    return f"; did you mean {near[0]!r}{_invisible_note(str(near[0]))}?" if near else ""
 
 
 def _position(names: list[str], target: str) -> int | None:
@@ -1273,6 +1321,7 @@ def read_features(
     feature_names: list[str] | None = None,
     ignore: tuple[str, ...] = (),
     ids: bool = False,
+    weight: str | None = None,
 ) -> Features:
     """Read a feature matrix and (optionally) its target column from ``path``.
 
@@ -1303,6 +1352,10 @@ def read_features(
         Without ``feature_names``, also leave out the row ids (:func:`id_columns`: named like an id,
         holding whole numbers or text), as ``fit`` does, listed in :attr:`Features.ids` too; unless
         every feature is one.
+    weight : str, optional
+        The column (a name or a position, as ``target``) of row weights, such as the counts of
+        aggregated data (``fit --sample-weight``): no feature, listed in :attr:`Features.ignored`, read
+        into :attr:`Features.weights` (:func:`_sample_weights`).
 
     Returns
     -------
@@ -1314,12 +1367,12 @@ def read_features(
         With the file, row, column and problem; a missing feature column by name.
     """
     path = Path(path)
-    if not ignore:
+    if not ignore and weight is None:
         mapped = _mapped_features(path, target=target, require_target=require_target, n_features=n_features)
         if mapped is not None:
             return mapped
     plan = dict(target=target, require_target=require_target, feature_names=feature_names, n_features=n_features,
-                ignore=tuple(ignore))
+                ignore=tuple(ignore), weight=weight)
     if path.suffix.lower() == ".parquet" and path.is_file() and path.stat().st_size:
         streamed = _parquet_features(path, ids=ids, **plan)
         if streamed is not None:
@@ -1327,7 +1380,7 @@ def read_features(
     columns = read_columns(path)
     named = has_column_names(path, columns)
     empty = _empty_nameless(columns) if named else []
-    target_name, selected, ignored = _plan_features(path, list(columns), named, empty=empty, **plan)
+    target_name, selected, ignored, weight_name = _plan_features(path, list(columns), named, empty=empty, **plan)
     found: list[str] = []
     if ids and named and feature_names is None:
         selected, found = _features_without_ids(selected, columns)
@@ -1339,8 +1392,24 @@ def read_features(
     # A model's features (n_features, feature_names: predict's) cannot be left out with --ignore.
     ignorable = n_features is None and feature_names is None
     X = numeric_matrix(path, {n: columns[n] for n in selected}, ignorable=ignorable)
+    weights = None if weight_name is None else _sample_weights(path, weight_name, columns[weight_name])
     return Features(X=X, y=y, feature_names=selected, target_name=target_name, named=named, ignored=ignored,
-                    ids=tuple(found))
+                    ids=tuple(found), weights=weights, weight_name=weight_name)
+
+
+def _sample_weights(path: Path, name: str, col: Any) -> np.ndarray:
+    """The values of the weight column ``name`` (values ``col``) of ``path``: finite numbers >= 0, not all 0,
+    else an error naming the first bad row."""
+    weights = numeric_matrix(path, {name: col}, what="sample weight", ignorable=False)[:, 0]
+    negative = np.flatnonzero(weights < 0)
+    if negative.size:
+        row = int(negative[0])
+        raise DataFileError(location(path, row, name) + f"negative value {weights[row]:g}; sample weight values "
+                            "must be finite numbers >= 0 (how many observations, or how much, each row counts)")
+    if not np.any(weights > 0):
+        raise DataFileError(f"{location(path, column=name)}every value is 0; sample weights must give some row a "
+                            "weight above 0")
+    return np.ascontiguousarray(weights)
 
 
 def _features_without_ids(selected: list[str], columns: Mapping[str, Any]) -> tuple[list[str], list[str]]:
@@ -1463,11 +1532,14 @@ def _plan_features(
     n_features: int | None,
     ignore: tuple[str, ...] = (),
     empty: Collection[str] = (),
-) -> tuple[str | None, list[str], tuple[str, ...]]:
-    """Which columns are the target and the features, from the names alone (before any value is read)
-    and ``empty``, the nameless columns blank on every row (:func:`_empty_nameless`).
+    weight: str | None = None,
+) -> tuple[str | None, list[str], tuple[str, ...], str | None]:
+    """Which columns are the target, the features and the row weights (``weight``: ``--sample-weight``),
+    from the names alone (before any value is read) and ``empty``, the nameless columns blank on every
+    row (:func:`_empty_nameless`).
 
-    Returns ``(target name or None, feature columns in order, ignored columns)``.
+    Returns ``(target name or None, feature columns in order, ignored columns, weight column or None)``;
+    the weight column is one of the ignored ones.
     """
     target_name = None
     if target is not None:
@@ -1482,6 +1554,13 @@ def _plan_features(
                                 "the model, not its target")
     rest = [n for n in names if n != target_name]
     left_out = _resolve_ignore(path, names, ignore)
+    weight_name = None
+    if weight is not None:
+        weight_name = _resolve_column(path, dict.fromkeys(names), weight, option="--sample-weight", empty=empty)
+        if weight_name == target_name:
+            raise DataFileError(f"{path}: --sample-weight {weight} and --target {target} name one column, "
+                                f"{weight_name!r}; the weights are a column of their own")
+        left_out.add(weight_name)
     if feature_names is None and named:
         # A row index saved with the data (pandas' to_csv without index=False, or a Parquet file whose
         # pandas metadata names index columns: df.set_index("patient_id").to_parquet()) is not a
@@ -1511,7 +1590,7 @@ def _plan_features(
     if n_features is not None and len(rest) != n_features:
         hint = " (use --target COL to leave out a label column)" if len(rest) > n_features and target_name is None else ""
         raise DataFileError(f"{path}: has {len(rest)} feature columns but the model expects {n_features}{hint}")
-    return target_name, rest, ignored
+    return target_name, rest, ignored, weight_name
 
 
 def _warn_nameless_features(path: Path, names: list[str], features: list[str]) -> None:
@@ -1538,8 +1617,8 @@ def _parquet_features(path: Path, *, ids: bool = False, **plan: Any) -> Features
     """
     pf = _open_parquet(path)
     schema = pf.schema_arrow
-    target_name, selected, ignored = _plan_features(path, list(schema.names), True,
-                                                    empty=_parquet_empty_nameless(pf), **plan)
+    target_name, selected, ignored, weight_name = _plan_features(path, list(schema.names), True,
+                                                                 empty=_parquet_empty_nameless(pf), **plan)
     found: list[str] = []
     maybe_ids = [n for n in selected if is_row_id_name(n)] if ids and plan.get("feature_names") is None else []
     if maybe_ids:  # read alone: the features are read below, in pieces
@@ -1553,8 +1632,10 @@ def _parquet_features(path: Path, *, ids: bool = False, **plan: Any) -> Features
         y = _label_column(path, target_name, pf.read(columns=[target_name]).column(0))
     X = _parquet_matrix(path, pf, selected, dtype=np.float64, order="F", what="feature",
                         ignorable=plan.get("n_features") is None and plan.get("feature_names") is None)
+    weights = None if weight_name is None else _sample_weights(path, weight_name,
+                                                               pf.read(columns=[weight_name]).column(0))
     return Features(X=X, y=y, feature_names=selected, target_name=target_name, named=True, ignored=ignored,
-                    ids=tuple(found))
+                    ids=tuple(found), weights=weights, weight_name=weight_name)
 
 
 def _open_parquet(path: Path) -> Any:
@@ -1711,7 +1792,7 @@ def is_row_id_name(name: str) -> bool:
     read ``patient_id`` beside one column of log-odds as a second logit (audit: accuracy 0.65 and
     log-loss 1786 for 0.975 and 0.175, exit 0) while the same file's id matched the rows elsewhere.
     """
-    name = name.strip()
+    name = visible_name(name)
     return bool(_ROW_ID_NAME.match(name) or _ID_SUFFIX.search(name))
 
 
@@ -1744,7 +1825,7 @@ def id_columns(columns: Mapping[str, Any], *, keep: Collection[str] = ()) -> lis
     classes by ``--classes``). A column so named that holds fractions is left as it is: it may be a
     class's scores or a real measurement."""
     return [name for name, col in columns.items()
-            if name not in keep and is_row_id_name(name) and _holds_ids(col)]
+            if not _named_in(name, keep) and is_row_id_name(name) and _holds_ids(col)]
 
 
 def _counts_rows(values: np.ndarray) -> bool:
@@ -1771,7 +1852,7 @@ def row_id_columns(names: list[str], matrix: np.ndarray | None = None, *, keep: 
     classes ``index``, ``row``, ``uid``). ``keep`` names columns the user named as classes
     (``--classes``), never row ids.
     """
-    return [name for j, name in enumerate(names) if name not in keep and (
+    return [name for j, name in enumerate(names) if not _named_in(name, keep) and (
         (is_row_id_name(name) and (matrix is None or _whole_numbers(matrix[:, j])))
         or (matrix is not None and _counts_rows(matrix[:, j])))]
 
@@ -1839,7 +1920,7 @@ def _check_class_index_columns(path: str | os.PathLike, names: list[str], values
     held = "only 0 and 1" if highest[found[0]] == 1 else f"only whole numbers 0..{highest[found[0]]}"
     text = (f"{location(Path(path), column=name)}holds {held} beside {shown_names(others)}, which "
             f"{'does' if len(others) == 1 else 'do'} not")
-    if highest[found[0]] > 1 and name not in keep:
+    if highest[found[0]] > 1 and not _named_in(name, keep):
         # 0..2 beside fractions is a class index column (labels, predictions), which no model's logits are;
         # 0/1 may be a hard classifier's scores, so that one is warned of only.
         raise DataFileError(f"{text}: it looks like class indices (labels or predicted classes), which read as "
@@ -1854,24 +1935,64 @@ def _check_class_index_columns(path: str | os.PathLike, names: list[str], values
 def _score_class(name: str, prefix: str) -> str | None:
     """The class that the score column ``name`` names with ``prefix`` (``p_``, ``logit_``), else None.
 
-    The prefix is matched on the name without surrounding spaces and a leading ``#``
-    (:func:`_bare_name`), in any letter case: a header ``logit_a,logit_b, logit_c`` (a space after the
-    comma), ``LOGIT_a,...`` or np.savetxt's ``# logit_a,...`` dropped that column as no score, and a
+    The prefix is matched on the name without surrounding spaces, invisible characters and a leading
+    ``#`` (:func:`_bare_name`), in any letter case: a header ``logit_a,logit_b, logit_c`` (a space after
+    the comma), ``LOGIT_a,...`` or np.savetxt's ``# logit_a,...`` dropped that column as no score, and a
     3-class file was scored as 2 classes (audit: log-loss 0.0557 for 0.0869, exit 0). Columns that
     spell the prefix in two letter cases are refused (:func:`_refuse_mixed_case_prefixes`). The class
-    keeps its letters as written, without surrounding spaces (``logit_c `` gave the class ``'c '``,
-    which the label ``c`` did not match).
+    keeps its letters as written, without surrounding spaces and invisible characters (``logit_c `` gave
+    the class ``'c '``, which the label ``c`` did not match).
     """
     bare = _bare_name(name)
     if bare[:len(prefix)].casefold() != prefix:
         return None
-    return bare[len(prefix):].strip() or None
+    return visible_name(bare[len(prefix):]) or None
 
 
 def _bare_name(name: str) -> str:
-    """``name`` without surrounding spaces and a leading ``#``: a space after a comma in the header, and
-    np.savetxt's ``# `` before the first name, are how a file was written, not part of the name."""
-    return name.strip().lstrip("#").strip()
+    """``name`` without what surrounds it (:func:`visible_name`) and a leading ``#``: a space after a
+    comma in the header, and np.savetxt's ``# `` before the first name, are how a file was written, not
+    part of the name."""
+    return visible_name(visible_name(name).lstrip("#"))
+
+
+def visible_name(name: str) -> str:
+    """``name`` without the whitespace and the invisible format characters (Unicode category Cf: a
+    byte-order mark U+FEFF, a zero-width space U+200B, a direction mark U+200E) around it.
+
+    The one rule by which header names are compared with the names softmaxkit looks for (score
+    prefixes, ``--classes``, row ids, labels). A second byte-order mark stays in the first name when a
+    file saved as "CSV UTF-8" is read as ``utf-8``, not ``utf-8-sig``, and saved so again: the column
+    ``'\\ufefflogit_0'`` was dropped as no score, and the other one of two classes read as the log-odds
+    (audit BQ: log-loss 0.5947 for 0.4177, exit 0).
+    """
+    start, end = 0, len(name)
+    while start < end and _invisible(name[start]):
+        start += 1
+    while end > start and _invisible(name[end - 1]):
+        end -= 1
+    return name[start:end]
+
+
+def _invisible(char: str) -> bool:
+    """Whether ``char`` shows nothing in a header: whitespace, or a format character (Unicode Cf)."""
+    return char.isspace() or unicodedata.category(char) == "Cf"
+
+
+def _invisible_note(name: str) -> str:
+    """``" (its name holds the invisible character U+200B)"`` for a name with format characters (Unicode
+    Cf) in it, which its quoted spelling in a message shows as escapes; empty for other names."""
+    found = list(dict.fromkeys(c for c in name if unicodedata.category(c) == "Cf"))
+    if not found:
+        return ""
+    codes = ", ".join(f"U+{ord(c):04X}" for c in found)
+    return f" (its name holds the invisible character{'s' if len(found) > 1 else ''} {codes})"
+
+
+def _named_in(name: str, names: Collection[str]) -> bool:
+    """Whether the column ``name`` is one of ``names`` (the classes of ``--classes``), the two compared
+    as :func:`visible_name` has them: ``'\\ufeffID'`` is the class ``ID``."""
+    return name in names or visible_name(name) in {visible_name(n) for n in names}
 
 
 def _refuse_mixed_case_prefixes(path: str | os.PathLike, columns: list[str], *, own: str, kind: str) -> None:
@@ -1910,18 +2031,28 @@ def _warn_near_prefixes(path: str | os.PathLike, others: list[str], mine: list[s
     refusing it (b23f83b) stopped files that were read right (review audit R4). Left out, a class's
     scores under such a name are lost only for a class absent from the labels, since the labels' check
     refuses a label whose class has no column; the warning names the column for that case.
+
+    So is a column named ``own``<class> but for an invisible character inside the name (``lo\\u200bgit_0``):
+    one around it is no part of the name (:func:`visible_name`), one inside it cannot be told from a
+    letter, and dropped without a word it made the other of two classes read as the log-odds (audit BQ).
     """
     stem = re.escape(own.rstrip("_"))
     near = re.compile(rf"{stem}s?[\s._:-]+\S", re.IGNORECASE)
-    odd = [n for n in others if near.match(_bare_name(n))]
+    odd = [n for n in others if near.match(_bare_name(n)) or _score_class(_without_format_chars(n), own)]
     if not odd:
         return
     import warnings
 
     which = f"column {odd[0]!r}" if len(odd) == 1 else f"columns {shown_names(odd)}"
     warnings.warn(f"{path}: {which} left out as no {_PLURAL[kind]}: named almost, but not, {own}<class> "
-                  f"(as {shown_names(mine)}); a column that holds a class's {_PLURAL[kind]} must be named "
-                  f"{own}<class> (--ignore {odd[0]!r} leaves it out without this warning)", stacklevel=4)
+                  f"(as {shown_names(mine)}){_invisible_note(odd[0])}; a column that holds a class's "
+                  f"{_PLURAL[kind]} must be named {own}<class> (--ignore {odd[0]!r} leaves it out without this "
+                  "warning)", stacklevel=4)
+
+
+def _without_format_chars(name: str) -> str:
+    """``name`` without any format character (Unicode Cf) in it, wherever it is."""
+    return "".join(c for c in name if unicodedata.category(c) != "Cf")
 
 
 def _refuse_repeated_classes(path: str | os.PathLike, columns: list[str], classes: list[str]) -> None:
@@ -2104,6 +2235,9 @@ def _without_ids(path: str | os.PathLike, use: list[str], columns: Mapping[str, 
 #: PyTorch and NumPy users save a validation run: ``np.savez(f, logits=L, labels=y)``.
 LABEL_ARRAY_NAMES = ("labels", "label", "y", "y_true", "target", "targets")
 
+#: Names of a column of row weights (scikit-learn's ``sample_weight``), compared as :data:`NON_SCORE_NAMES` are.
+WEIGHT_NAMES = ("weight", "weights", "sample_weight", "sample_weights")
+
 #: Names of columns that hold no class's scores beside other columns (labels, predicted classes, a
 #: cross-validation fold or split, sample weights), compared without letter case or surrounding spaces:
 #: pandas' header ``0,1,2,label`` read ``label`` as a 4th class (audit BB: accuracy 0.9438 for 0.9551;
@@ -2111,8 +2245,17 @@ LABEL_ARRAY_NAMES = ("labels", "label", "y", "y_true", "target", "targets")
 #: ``sample_weight`` (audit BH-F1: accuracy 0.9667 for 0.9833, exit 0). No single letter (``w``): a class
 #: may be named so.
 NON_SCORE_NAMES = (*LABEL_ARRAY_NAMES, "prediction", "predictions", "predicted", "pred", "preds", "y_pred",
-                   "y_hat", "class", "true_class", "true_label", "fold", "folds", "cv_fold", "split",
-                   "weight", "weights", "sample_weight", "sample_weights")
+                   "y_hat", "class", "true_class", "true_label", "fold", "folds", "cv_fold", "split", *WEIGHT_NAMES)
+
+#: Names of a column that counts the observations a row of aggregated data stands for (``count``: pandas'
+#: ``value_counts().reset_index()``; ``n``, ``freq``: R's ``table``/``count``), compared as above.
+COUNT_NAMES = ("count", "counts", "n", "freq", "frequency")
+
+
+def is_weight_name(name: str) -> bool:
+    """Whether the column ``name`` is named as row weights or counts are (:data:`WEIGHT_NAMES`,
+    :data:`COUNT_NAMES`), in any letter case, up to what surrounds it (:func:`_bare_name`)."""
+    return _bare_name(name).casefold() in (*WEIGHT_NAMES, *COUNT_NAMES)
 
 
 def _refuse_non_score_names(path: str | os.PathLike, names: list[str], *, kind: str, keep: Collection[str],
@@ -2134,7 +2277,7 @@ def _refuse_non_score_names(path: str | os.PathLike, names: list[str], *, kind: 
     labels = {_bare_name(n).casefold() for n in label_names if _numeric_value(n) is None}
     for name in names:
         bare = _bare_name(name).casefold()
-        if name in keep or not (bare in NON_SCORE_NAMES or bare in labels):
+        if _named_in(name, keep) or not (bare in NON_SCORE_NAMES or bare in labels):
             continue
         others = [n for n in names if n != name]
         if bare not in labels:
@@ -2435,7 +2578,7 @@ def _parquet_scores(path: Path, *, kind: str, binary_column: bool, exclude: tupl
     names = list(schema.names)
     use, found = score_columns(path, names, kind=kind, exclude=exclude, ignore=ignore,
                                empty=_parquet_empty_nameless(pf), keep=classes)
-    maybe_ids = [n for n in use if is_row_id_name(n) and n not in classes] if found is None else []
+    maybe_ids = [n for n in use if is_row_id_name(n) and not _named_in(n, classes)] if found is None else []
     ids: list[str] = []
     if maybe_ids:  # read alone: a score column's values are read below, in pieces
         table = pf.read(columns=maybe_ids)
@@ -2659,8 +2802,9 @@ def class_positions(wanted: Sequence[str], names: Sequence[str]) -> list[int] | 
     """Where each of ``wanted`` sits among ``names`` (the same classes, in any order), matched by text, else
     as the same number written otherwise (``1`` and ``1.0``, :func:`_as_class_values`); None when they
     are not the same classes."""
-    lookup = {str(name): j for j, name in enumerate(names)}
-    spellings = np.array([str(w) for w in wanted])
+    # Compared as header names are (:func:`visible_name`): a column '\ufeffcat' is the class cat.
+    lookup = {visible_name(str(name)): j for j, name in enumerate(names)}
+    spellings = np.array([visible_name(str(w)) for w in wanted])
     index = np.array([lookup.get(w, -1) for w in spellings.tolist()], dtype=np.int64)
     if (index < 0).any() and len(spellings):
         index = _as_class_values(spellings, lookup, index)

@@ -188,7 +188,8 @@ _DISK_ERRORS = {
     errno.ENOSPC: "no space left on device",
     errno.EDQUOT: "disk quota exceeded",
     errno.EROFS: "read-only file system",
-    errno.EFBIG: "file too large for its file system",
+    # EFBIG is the file system's size limit or the process's own (ulimit -f, RLIMIT_FSIZE): one errno for both.
+    errno.EFBIG: "file too large: over the file system's size limit, or the process's file-size limit (ulimit -f)",
 }
 
 

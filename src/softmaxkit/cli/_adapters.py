@@ -287,10 +287,12 @@ def _zero_probability_said_by_the_cli() -> Iterator[None]:
         yield
 
 
-def cross_fit_calibrator(model: Any, method: str, X: np.ndarray, y: np.ndarray) -> tuple[Any, Any, int]:
+def cross_fit_calibrator(model: Any, method: str, X: np.ndarray, y: np.ndarray, *,
+                         sample_weight: np.ndarray | None = None) -> tuple[Any, Any, int]:
     """``(model, calibrator, folds)``: the model fitted on all of ``X``, and the ``method`` calibrator
     fitted on its out-of-fold logits (``CalibratedClassifier(..., ensemble=False)``), so every
-    training row also serves calibration and no rows are set aside for it."""
+    training row also serves calibration and no rows are set aside for it. ``sample_weight``
+    (``fit --sample-weight``) weighs the rows in both fits."""
     from softmaxkit.calibration import CalibratedClassifier
 
     _, counts = np.unique(y, return_counts=True)
@@ -298,7 +300,7 @@ def cross_fit_calibrator(model: Any, method: str, X: np.ndarray, y: np.ndarray) 
     if folds < 2:
         raise CLIError("--calibrate cross-fits the calibrator, which needs at least 2 training rows of every class")
     with _zero_probability_said_by_the_cli():
-        cal = CalibratedClassifier(model, method=method, cv=folds, ensemble=False).fit(X, y)
+        cal = CalibratedClassifier(model, method=method, cv=folds, ensemble=False).fit(X, y, sample_weight=sample_weight)
     pair = cal.calibrated_classifiers_[0]
     return pair.estimator, pair.calibrator, folds
 

@@ -1072,12 +1072,16 @@ def _refuse_fresh_index(labels_path: str, names: tuple[str, str], source: str, c
 
 def _same_column(name: str, columns: list[str]) -> str | None:
     """The column of ``columns`` called ``name``, else the one column whose name differs from it only
-    in letter case or surrounding spaces (``ID``, `` Id `` for ``id``); None when there is none, or
-    several such (``id`` and ``Id`` both): then no column is the same."""
+    in letter case or what surrounds it (spaces, invisible characters: :func:`softmaxkit.data.visible_name`;
+    ``ID``, `` Id ``, ``\ufeffid`` for ``id``); None when there is none, or several such (``id`` and ``Id``
+    both): then no column is the same. A byte-order mark left in a scores file's ``id`` was refused
+    against the labels' ``id``, with advice to rename the labels' column to ``'\ufeffid'`` (audit BQ)."""
+    from softmaxkit.data import visible_name
+
     if name in columns:
         return name
-    key = name.strip().casefold()
-    found = [c for c in columns if c.strip().casefold() == key]
+    key = visible_name(name).casefold()
+    found = [c for c in columns if visible_name(c).casefold() == key]
     return found[0] if len(found) == 1 else None
 
 
@@ -1369,8 +1373,11 @@ def read_score_file(source: str, *, kind: str, given_classes: list[str] | None,
             scores = scores[:, at] if at != list(range(len(at))) else scores
             classes = list(given_classes)
         if classes is not None and list(classes) != list(given_classes):
+            # names as repr shows them where one holds an invisible character (a zero-width space in 'c\u200bat'
+            # showed as 'cat', no difference from --classes cat)
+            shown = ", ".join(c if c.isprintable() else repr(c) for c in map(str, classes))
             raise CLIError(f"--classes {','.join(given_classes)} does not match the class columns of {source} "
-                           f"({', '.join(classes)})")
+                           f"({shown})")
         if len(given_classes) != scores.shape[1]:
             raise CLIError(f"--classes names {len(given_classes)} classes but {source} has {scores.shape[1]} "
                            "score columns")

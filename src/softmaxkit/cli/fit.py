@@ -31,8 +31,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="train a classifier on a CSV/Parquet/npy/npz/safetensors file",
         description=(
             "Train a SoftmaxClassifier by maximum likelihood (log-loss) on DATA, holding out part of it "
-            "to measure the model. With --calibrate, a calibrator is cross-fitted on the training rows' "
-            "out-of-fold logits (5 folds), so no rows are set aside for it. Saves the model (.npz or "
+            "to measure the model. Every column but the target, row ids, a saved row index, --ignore's and "
+            "--sample-weight's is a feature. With --calibrate, a calibrator is cross-fitted on the training "
+            "rows' out-of-fold logits (5 folds), so no rows are set aside for it. Saves the model (.npz or "
             ".safetensors, never pickle) and a report directory with metrics.json, reliability diagrams "
             "and report.html."
         ),
@@ -41,6 +42,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--target", required=True, metavar="COL", help="label column: a name, or a position such as -1")
     p.add_argument("--out", required=True, metavar="MODEL", help="model file to write (.npz or .safetensors)")
     add_ignore_option(p, what="features")
+    p.add_argument("--sample-weight", metavar="COL",
+                   help="column of row weights: a name, or a position such as -1. Each row counts in training "
+                   "as that many observations (the counts of aggregated data: a row with count 350 as 350 rows); "
+                   "values: finite numbers >= 0. Not a feature, so predict does not need it. The split is over "
+                   "rows (a row is held out whole) and the held-out metrics count each row once; with --calibrate "
+                   "the calibrator's fit is weighted too")
     p.add_argument("--hidden", type=hidden_sizes, default=(), metavar="SIZES",
                    help="hidden layer sizes, e.g. 128,64 (default: none, i.e. multinomial logistic regression); "
                    "with --alpha auto on standardised features (the default) and at least "
@@ -155,7 +162,8 @@ def run(args: argparse.Namespace, warned: list[str]) -> int:
 
     # Row ids (patient_id, id: named like one, holding whole numbers or text) are left out, as predict and
     # evaluate read them: as a feature, patient_id let later ids move a prediction by up to 1.000 (audit).
-    data = read_features(args.data, target=args.target, ignore=ignored_columns(args), ids=True)
+    data = read_features(args.data, target=args.target, ignore=ignored_columns(args), ids=True,
+                         weight=args.sample_weight)
     if data.ids:
         names = ", ".join(map(repr, data.ids))
         several = len(data.ids) > 1
@@ -170,6 +178,8 @@ def run(args: argparse.Namespace, warned: list[str]) -> int:
         warnings.warn(f"{args.data}: feature column {name!r} looks like a row id (named like one, or "
                       "holding the row numbers in order); if it is not a feature, pass --ignore "
                       f"{name}", stacklevel=1)
+    if data.weight_name is None:
+        _warn_weight_named_features(args.data, data)
     _check_trainable_scale(args.data, data)
     require_two_classes(data.y, where=f"{args.data}: column {data.target_name!r}")
     if len(data.y) < 4:
@@ -185,12 +195,17 @@ def run(args: argparse.Namespace, warned: list[str]) -> int:
     )
     t0 = time.perf_counter()
     calibrator = None
+    weights = None if data.weights is None else data.weights[train]
+    if weights is not None and not np.any(weights > 0):
+        raise CLIError(f"{args.data}: every training row has weight 0 in column {data.weight_name!r}; use "
+                       "another --seed or --holdout, or give more rows a weight")
     if args.calibrate:
         # Out-of-fold logits of the training rows fit the calibrator; the model is refitted on all of them.
-        model, calibrator, folds = _adapters.cross_fit_calibrator(model, args.calibrate, data.X[train], data.y[train])
+        model, calibrator, folds = _adapters.cross_fit_calibrator(model, args.calibrate, data.X[train], data.y[train],
+                                                                  sample_weight=weights)
         _adapters.remember_classes(calibrator, _adapters.model_classes(model))
     else:
-        model.fit(data.X[train], data.y[train])
+        model.fit(data.X[train], data.y[train], sample_weight=weights)
     fit_seconds = time.perf_counter() - t0
     classes = _adapters.model_classes(model)
 
@@ -201,6 +216,8 @@ def run(args: argparse.Namespace, warned: list[str]) -> int:
         warnings.warn(f"{args.data}: {int((~seen).sum())} held-out rows belong to classes with too few rows to "
                       "train on; they are left out of the held-out scores")
         held = held[seen]
+    if data.weights is not None:
+        _warn_counts_held_out(args.data, data, held)
     y_held_idx = encode_labels(data.y[held], classes, path=args.data, column=data.target_name, rows=held)
     test_rows = np.arange(len(held))
     logits = _adapters.class_logits(model, data.X[held])
@@ -249,6 +266,7 @@ def run(args: argparse.Namespace, warned: list[str]) -> int:
                                   loss_change=loss_change)
                      if calibrator is not None else []),
         "ignored_columns": list(data.ignored),
+        "sample_weight": data.weight_name,
         # what the terminal says under the table, for scripts (calibrate and demo record theirs too)
         "verdict": note[0] if note is not None else None,
     }
@@ -296,6 +314,9 @@ def run(args: argparse.Namespace, warned: list[str]) -> int:
         f"Trained on {len(train)} rows x {data.X.shape[1]} features, {len(classes)} classes "
         f"({fit_seconds:.2f} s, alpha = {_alpha_text(args.alpha, metrics['model'])}); saved {args.out}",
     )
+    if data.weights is not None:
+        say(f"  rows weighted by column {data.weight_name!r} in training ({_weight_text(data.weights[train])} in "
+            "all); the held-out metrics count each row once")
     if cal_out is not None:
         temperature = f", T = {params['temperature']:.4g}" if "temperature" in params else ""
         bound = " (on its bound: no optimum found)" if params.get("at_bound") else ""
@@ -317,6 +338,58 @@ def run(args: argparse.Namespace, warned: list[str]) -> int:
         say(f"Report: {written['report']}")
     say.result(metrics)
     return 0
+
+
+def _warn_weight_named_features(path: str, data) -> None:  # noqa: ANN001
+    """Warn of each feature column named as row weights or counts are (``count``, ``n``, ``weight``:
+    :func:`softmaxkit.data.is_weight_name`) that could be them (no negative value), when ``--sample-weight``
+    names none.
+
+    Aggregated data (one row per input and class, with its count) was fitted with the count as a feature,
+    without a word (audit BM): each row then counted once, and the model learnt from the counts.
+    """
+    import warnings
+
+    import numpy as np
+
+    from softmaxkit.data import is_weight_name
+
+    for j, name in enumerate(data.feature_names):
+        if is_weight_name(name) and len(data.X) and np.min(data.X[:, j]) >= 0:
+            warnings.warn(f"{path}: column {name!r} is named as row weights or counts are, and is used as a "
+                          "feature; if each row stands for that many observations, pass --sample-weight "
+                          f"{name}; if it is no feature, pass --ignore {name}", stacklevel=1)
+
+
+def _warn_counts_held_out(path: str, data, held) -> None:  # noqa: ANN001
+    """Warn when held-out rows of whole-number weights above 1 stand for several observations each: the split
+    is over rows, so all the observations of such a row are held out together (a cell of aggregated data,
+    an input with a class and its count: the model never trains on that pair), and the held-out metrics
+    count the row once.
+
+    Aggregated data of 12 rows (4 inputs x 3 classes) held out 3 of its cells: the model was measured on
+    rows it could not have learnt, each counting as one observation where it stood for hundreds."""
+    import warnings
+
+    import numpy as np
+
+    weights = data.weights[held]
+    if not (np.all(data.weights == np.round(data.weights)) and np.any(weights > 1)):
+        return
+    warnings.warn(f"{path}: the {len(held)} held-out rows stand for {weights.sum():.0f} observations (column "
+                  f"{data.weight_name!r}), each row held out with all of its observations (with aggregated data, "
+                  "the model never trains on that row's input with its class) and counted once in the held-out "
+                  "metrics; for a split over the observations, write one row per observation (pandas: "
+                  f"df.loc[df.index.repeat(df[{data.weight_name!r}])]) and fit without --sample-weight",
+                  stacklevel=1)
+
+
+def _weight_text(weights) -> str:  # noqa: ANN001
+    """``350 observations`` for whole-number weights, else ``weight 12.5``: the training rows' total."""
+    import numpy as np
+
+    total = float(np.sum(weights))
+    return f"{total:.0f} observations" if np.all(weights == np.round(weights)) else f"weight {total:.6g}"
 
 
 def _check_trainable_scale(path: str, data) -> None:  # noqa: ANN001
@@ -406,7 +479,9 @@ def _write_report(report_dir, args, data, metrics, scored, *, note, inputs, outp
     sections = [
         Section("Training", [Paragraph(
             f"Trained on {metrics['n_train']} rows of {args.data} ({metrics['n_features']} features, target column "
-            f"{data.target_name!r}, classes {', '.join(map(str, metrics['classes']))}); hidden layers: {hidden}; "
+            f"{data.target_name!r}, classes {', '.join(map(str, metrics['classes']))}"
+            + (f", rows weighted by column {data.weight_name!r}" if data.weight_name is not None else "")
+            + f"); hidden layers: {hidden}; "
             f"alpha = {_alpha_text(args.alpha, metrics['model'])}. "
             f"{metrics['n_test']} held-out rows measure the model"
             + (f"; the {args.calibrate} calibrator was {metrics['calibration']} on the training rows' out-of-fold "

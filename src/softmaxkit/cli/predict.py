@@ -222,10 +222,11 @@ def _check_column_matching(model, data, args: argparse.Namespace) -> bool:  # no
         return True
     if data_named:
         raise DataFileError(
-            f"{args.data}: its columns have names ({shown_names(data.feature_names, 4)}) but the model "
-            f"{args.model} records no column names (it was fitted on a file without them, or saved by an older "
-            "softmaxkit that did not record them), so their order cannot be checked; pass --by-position if they "
-            "are in the training order, or refit the model on a file with a header"
+            f"{args.data}: its first line ({shown_names(data.feature_names, 4)}) is read as column names, but the "
+            f"model {args.model} records no column names (it was fitted on a file without them, or saved by an "
+            "older softmaxkit that did not record them), so their order cannot be checked; if that line is data, "
+            "add a header line; else pass --by-position if the columns are in the training order, or refit the "
+            "model on a file with a header"
         )
     raise DataFileError(
         f"{args.data}: has no column names, so its columns cannot be matched to the ones the model "
