@@ -84,8 +84,9 @@ def test_isotonic_cross_fitted_matches_sklearn_on_a_probability_model(ensemble):
     """A random forest has predict_proba only: isotonic maps the probabilities themselves, as scikit-learn."""
     X, y = make_classification(n_samples=600, n_features=8, n_informative=5, n_classes=3, random_state=3)
     rf = RandomForestClassifier(n_estimators=20, random_state=0)
-    theirs = CalibratedClassifierCV(rf, method="isotonic", cv=3, ensemble=ensemble).fit(X[:400], y[:400])
-    ours = CalibratedClassifier(rf, method="isotonic", cv=3, ensemble=ensemble, calibrate_on="own_fold")
+    cv = StratifiedKFold(3)  # the same folds: an int cv shuffles here, not in scikit-learn
+    theirs = CalibratedClassifierCV(rf, method="isotonic", cv=cv, ensemble=ensemble).fit(X[:400], y[:400])
+    ours = CalibratedClassifier(rf, method="isotonic", cv=cv, ensemble=ensemble, calibrate_on="own_fold")
     ours.fit(X[:400], y[:400])
     np.testing.assert_allclose(ours.predict_proba(X[400:]), theirs.predict_proba(X[400:]), atol=1e-6)
 
@@ -94,8 +95,9 @@ def test_isotonic_cross_fitted_matches_sklearn_on_a_probability_model(ensemble):
 @pytest.mark.parametrize("ensemble", [True, False])
 def test_cross_fitted_matches_sklearn_on_a_decision_function_model(method, ensemble, data):
     X, y = data
-    theirs = CalibratedClassifierCV(LogisticRegression(), method=SKLEARN_NAME[method], cv=5, ensemble=ensemble)
-    ours = CalibratedClassifier(LogisticRegression(), method=method, cv=5, ensemble=ensemble, calibrate_on="own_fold")
+    cv = StratifiedKFold(5)  # the same folds: an int cv shuffles here, not in scikit-learn
+    theirs = CalibratedClassifierCV(LogisticRegression(), method=SKLEARN_NAME[method], cv=cv, ensemble=ensemble)
+    ours = CalibratedClassifier(LogisticRegression(), method=method, cv=cv, ensemble=ensemble, calibrate_on="own_fold")
     np.testing.assert_allclose(ours.fit(X, y).predict_proba(X), theirs.fit(X, y).predict_proba(X), atol=1e-6)
 
 
@@ -108,14 +110,16 @@ def test_frozen_estimator_with_ensemble_true_calibrates_per_fold_as_sklearn(meth
     X, y = make_classification(n_samples=600, n_features=6, flip_y=0.1, random_state=1)
     base = LogisticRegression().fit(X[:300], y[:300])
     w = np.random.default_rng(2).uniform(0.2, 3.0, 300) if weighted else None
-    theirs = CalibratedClassifierCV(FrozenEstimator(base), method=SKLEARN_NAME[method], ensemble=True)
+    cv = StratifiedKFold(5)  # scikit-learn's default folds: an int cv (the default) shuffles here
+    theirs = CalibratedClassifierCV(FrozenEstimator(base), method=SKLEARN_NAME[method], cv=cv, ensemble=True)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # FrozenEstimator takes no sample_weight: calibrator only
         theirs.fit(X[300:], y[300:], sample_weight=w)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # nothing is refitted, so no warning about the estimator's weights
         warnings.simplefilter("ignore", ZeroProbabilityWarning)  # isotonic maps at 0: true, not about weights
-        ours = CalibratedClassifier(FrozenEstimator(base), method=method, ensemble=True, calibrate_on="own_fold")
+        ours = CalibratedClassifier(FrozenEstimator(base), method=method, cv=cv, ensemble=True,
+                                    calibrate_on="own_fold")
         ours.fit(X[300:], y[300:], sample_weight=w)
     assert len(ours.calibrated_classifiers_) == 5
     assert all(pair.estimator.estimator is base for pair in ours.calibrated_classifiers_)
@@ -260,7 +264,8 @@ def test_double_sample_weights_equal_repeated_rows(method, ensemble):
     X = StandardScaler().fit_transform(X)[:100]
     y = y[:100]
     X_twice, y_twice = np.repeat(X, 2, axis=0), np.repeat(y, 2)  # interlaced: 2 folds see the same rows
-    a = CalibratedClassifier(LogisticRegression(), method=method, cv=2, ensemble=ensemble)
+    # unshuffled, as scikit-learn's int cv: each fold then holds one copy of every row (an int cv shuffles here)
+    a = CalibratedClassifier(LogisticRegression(), method=method, cv=StratifiedKFold(2), ensemble=ensemble)
     b = clone(a)
     a.fit(X, y, sample_weight=np.full(100, 2.0))
     b.fit(X_twice, y_twice)

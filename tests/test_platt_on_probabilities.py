@@ -22,6 +22,7 @@ from sklearn.calibration import CalibratedClassifierCV  # noqa: E402
 from sklearn.datasets import load_wine, make_classification  # noqa: E402
 from sklearn.ensemble import RandomForestClassifier  # noqa: E402
 from sklearn.frozen import FrozenEstimator  # noqa: E402
+from sklearn.model_selection import StratifiedKFold  # noqa: E402
 from sklearn.naive_bayes import GaussianNB  # noqa: E402
 from sklearn.neighbors import KNeighborsClassifier  # noqa: E402
 
@@ -49,8 +50,9 @@ def test_platt_on_predict_proba_matches_sklearn_sigmoid(name, ensemble, n_classe
     X, y = make_classification(n_samples=360, n_features=6, n_informative=4, n_classes=n_classes,
                                flip_y=0.05, random_state=4)
     Xtr, ytr, Xte = X[:240], y[:240], X[240:]
-    theirs = CalibratedClassifierCV(ESTIMATORS[name](), method="sigmoid", cv=3, ensemble=ensemble).fit(Xtr, ytr)
-    ours = CalibratedClassifier(ESTIMATORS[name](), method="platt", cv=3, ensemble=ensemble, calibrate_on="own_fold")
+    cv = StratifiedKFold(3)  # the same folds: an int cv shuffles here, not in scikit-learn
+    theirs = CalibratedClassifierCV(ESTIMATORS[name](), method="sigmoid", cv=cv, ensemble=ensemble).fit(Xtr, ytr)
+    ours = CalibratedClassifier(ESTIMATORS[name](), method="platt", cv=cv, ensemble=ensemble, calibrate_on="own_fold")
     ours.fit(Xtr, ytr)
     np.testing.assert_allclose(ours.predict_proba(Xte), theirs.predict_proba(Xte), atol=1e-6)
     assert all(p.calibrator.feature == "probability" for p in ours.calibrated_classifiers_)

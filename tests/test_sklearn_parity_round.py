@@ -77,8 +77,9 @@ def test_temperature_parity_claim_states_its_limit_and_the_measured_gap():
     X = StandardScaler().fit_transform(X)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        peer = CalibratedClassifierCV(GaussianNB(), method="temperature", cv=3, ensemble=False).fit(X, y)
-        ours = CalibratedClassifier(GaussianNB(), method=TemperatureScaling(prior_scale=None), cv=3,
+        cv = StratifiedKFold(3)  # the docstring's folds: an int cv shuffles here, not in scikit-learn
+        peer = CalibratedClassifierCV(GaussianNB(), method="temperature", cv=cv, ensemble=False).fit(X, y)
+        ours = CalibratedClassifier(GaussianNB(), method=TemperatureScaling(prior_scale=None), cv=cv,
                                     ensemble=False).fit(X, y)
     assert ours.calibrated_classifiers_[0].calibrator.temperature_ == pytest.approx(6.9767, abs=5e-5)
     assert 1 / peer.calibrated_classifiers_[0].calibrators[0].beta_ == pytest.approx(6.9653, abs=5e-5)

@@ -48,7 +48,7 @@ from __future__ import annotations
 
 import numbers
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 import numpy as np
 
@@ -108,8 +108,8 @@ DEFAULT_FOLDS = 5
 #: Adam run, so three folds keep the search at a few full fits' cost.
 DEFAULT_FOLDS_MLP = 3
 
-#: Fewest rows (of positive weight) on which ``solver="auto"`` fits an MLP with
-#: ``alpha="auto"`` on standardised features (``softmaxkit fit --hidden``) by
+#: Fewest rows (of positive weight; observations for counts, :func:`sample_count`) on which
+#: ``solver="auto"`` fits an MLP with ``alpha="auto"`` on standardised features (``softmaxkit fit --hidden``) by
 #: L-BFGS; on fewer, the search and the refit run Adam
 #: (``SoftmaxClassifier._resolve_solver``). On the :data:`DEFAULT_FOLDS_MLP`
 #: folds' training parts of a few dozen rows the chosen penalty is noisy, and
@@ -139,8 +139,8 @@ PATIENCE = 2
 #: MLPs under L-BFGS fall 13-90% per decade there (make_moons).
 STILL_FALLING = 0.01
 
-#: A class with fewer rows (of positive weight) than this makes the linear
-#: search stricter about penalties weaker than the reference: they must beat it
+#: A class with fewer rows (of positive weight; observations for counts, :func:`splits_counts`) than this
+#: makes the linear search stricter about penalties weaker than the reference: they must beat it
 #: by :data:`RARE_CLASS_SE` standard errors, not one (:func:`rare_class_se`). The
 #: held-out loss then rests on a few rows of that class (at most 2 per held-out
 #: part at :data:`DEFAULT_FOLDS` folds), the paired test sees their sampling
@@ -200,10 +200,58 @@ class AlphaSearch:
     bound: str | None = None
 
 
+class Fold(NamedTuple):
+    """One fold of the search: the rows of its training and held-out parts, and what each row weighs there.
+
+    A row split puts a row in one part with its own weight (the weights are None: the rows'
+    ``sample_weight``, :meth:`weighted`). A count split (:func:`_count_folds`) shares a row's
+    count between the parts: ``train_weight`` and ``test_weight`` then say how many of its
+    observations each part holds, and a row may be in both.
+    """
+
+    train: np.ndarray
+    test: np.ndarray
+    train_weight: np.ndarray | None = None
+    test_weight: np.ndarray | None = None
+
+    def weighted(self, weight: np.ndarray) -> "Fold":
+        """This fold with both parts' weights given, the rows' own ``weight`` where it had none."""
+        return self._replace(
+            train_weight=weight[self.train] if self.train_weight is None else self.train_weight,
+            test_weight=weight[self.test] if self.test_weight is None else self.test_weight,
+        )
+
+
+#: Whole-number weights totalling this or more are split as rows, not as counts (:func:`splits_counts`):
+#: past float64's exact integers they cannot be shared out in whole observations.
+_MAX_COUNT = 2.0**53
+
+
+def splits_counts(targets: Targets) -> bool:
+    """Whether the default folds split observations rather than rows: labels whose positive weights are all
+    whole numbers, some above 1. Such a weight is a count, ``w`` observations of one input with one class
+    (deduplicated rows, ``np.unique(..., return_counts=True)``), and fits as ``w`` repeated rows; folds of
+    the rows would hold all of them out together, so no fold would train on an (input, class) pair that it
+    scores, and ``alpha="auto"`` chose a far stronger penalty than for the repeated rows (audit BM: 4000
+    rows deduplicated to 22, ``alpha_`` 1 -> 1e4, probabilities up to 0.14 off). Fractional weights say
+    how much rows matter, not how many observations they are: their rows are split whole."""
+    if targets.labels is None:
+        return False
+    w = targets.weight[targets.weight > 0]
+    return bool(np.all(w == np.floor(w)) and np.any(w > 1) and np.sum(w) < _MAX_COUNT)
+
+
+def sample_count(targets: Targets) -> int:
+    """What the default folds split: the rows of positive weight, or for counts (:func:`splits_counts`) the
+    observations they stand for, as many as the repeated rows."""
+    positive = targets.weight > 0
+    return int(np.sum(targets.weight[positive])) if splits_counts(targets) else int(np.count_nonzero(positive))
+
+
 def make_folds(
     targets: Targets, cv: Any, rng: np.random.RandomState, *, default: int = DEFAULT_FOLDS
-) -> list[tuple[np.ndarray, np.ndarray]] | None:
-    """``(train, test)`` row indices, or None when the data are too small to split.
+) -> list[Fold] | None:
+    """The folds of the search (:class:`Fold`), or None when the data are too small to split.
 
     ``cv=None`` (``default`` folds) or an int ``k``: shuffled folds, stratified for labels
     (``StratifiedKFold``; ``KFold`` for probability or count targets), with
@@ -218,7 +266,10 @@ def make_folds(
     the held-out parts (where they score nothing). So weight 0 is the same
     as removing the row, ``alpha_`` included: stratifying over all rows put
     a class's few weighted rows unevenly over the folds (a held-out part
-    without them), and the search could choose another penalty.
+    without them), and the search could choose another penalty. Counts
+    (:func:`splits_counts`) are split as the repeated rows would be: each
+    row's count is shared between the folds (:func:`_count_folds`), and the
+    class counts that cap ``k`` count observations.
 
     Raises
     ------
@@ -241,6 +292,8 @@ def make_folds(
         k = min(wanted, smallest)
         if k < 2:
             return None
+        if splits_counts(targets):
+            return _count_folds(targets, k, seed)
         splitter = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
         kept_folds = splitter.split(kept.reshape(-1, 1), targets.labels[positive])
     else:
@@ -249,16 +302,65 @@ def make_folds(
             return None
         kept_folds = KFold(n_splits=k, shuffle=True, random_state=seed).split(kept.reshape(-1, 1))
     if kept.size == n:  # no weight-0 rows: the folds as scikit-learn makes them
-        return list(kept_folds)
+        return [Fold(train, test) for train, test in kept_folds]
     spare = np.array_split(np.random.RandomState(seed).permutation(rows[~positive]), k)
     folds = []
     for (_, test), extra in zip(kept_folds, spare):
         held_out = np.sort(np.concatenate([kept[test], extra]))
-        folds.append((np.setdiff1d(rows, held_out, assume_unique=True), held_out))
+        folds.append(Fold(np.setdiff1d(rows, held_out, assume_unique=True), held_out))
     return folds
 
 
-def _given_folds(cv: Any, targets: Targets) -> list[tuple[np.ndarray, np.ndarray]]:
+#: A class of this many observations or more has its counts dealt out with replacement (:func:`_count_folds`):
+#: NumPy draws without replacement from fewer only.
+_HYPERGEOMETRIC_LIMIT = 10**9
+
+
+def _count_folds(targets: Targets, k: int, seed: int) -> list[Fold]:
+    """``k`` folds that share each row's count (:func:`splits_counts`) between the held-out parts, as
+    shuffled stratified folds of the repeated rows would.
+
+    Lay each class's observations end to end, the classes one after another, and give position ``p`` to
+    held-out part ``p % k``: each class is spread evenly over the parts (sizes within one of each other,
+    the larger parts rotating from class to class), as ``StratifiedKFold`` deals out the repeated rows.
+    Which of a class's observations fill a part is a draw without replacement from the rows' counts (the
+    multivariate hypergeometric distribution of a shuffle), so a row of count 5 may put 2 observations
+    in one part and none in another, as its 5 copies could fall. A class of
+    :data:`_HYPERGEOMETRIC_LIMIT` observations or more is dealt out with replacement (multinomial): its
+    parts' sizes then vary, by about 1e-4 of a part at that size.
+
+    Fold ``j`` holds out the rows with observations in part ``j``, weighted by their number, and trains on
+    the rest of each row's count. Rows of weight 0 are in no part: the folds are those of the data
+    without them.
+    """
+    rows = np.flatnonzero(targets.weight > 0)
+    counts = targets.weight[rows].astype(np.int64)
+    labels = targets.labels[rows]
+    generator = np.random.default_rng(seed)
+    held_out = np.zeros((rows.size, k), dtype=np.int64)  # observations of each row in each held-out part
+    start = 0  # position of the class's first observation
+    for c in np.unique(labels):
+        members = np.flatnonzero(labels == c)
+        total = int(counts[members].sum())
+        sizes = total // k + ((np.arange(k) - start) % k < total % k)
+        start += total
+        if total >= _HYPERGEOMETRIC_LIMIT:
+            held_out[members] = generator.multinomial(counts[members], sizes / total)
+            continue
+        left = counts[members].copy()
+        for j in range(k - 1):
+            held_out[members, j] = generator.multivariate_hypergeometric(left, int(sizes[j]))
+            left -= held_out[members, j]
+        held_out[members, k - 1] = left
+    trained = counts[:, None] - held_out
+    return [
+        Fold(rows[trained[:, j] > 0], rows[held_out[:, j] > 0],
+             trained[trained[:, j] > 0, j].astype(np.float64), held_out[held_out[:, j] > 0, j].astype(np.float64))
+        for j in range(k)
+    ]  # fmt: skip
+
+
+def _given_folds(cv: Any, targets: Targets) -> list[Fold]:
     """The ``(train, test)`` index pairs of a splitter or an iterable of splits, read once into a list.
 
     Raises
@@ -284,7 +386,7 @@ def _given_folds(cv: Any, targets: Targets) -> list[tuple[np.ndarray, np.ndarray
         used_up = is_iterator(cv)
         splits = list(cv)
         require_splits(len(splits), used_up=used_up)
-    return [_checked_split(k, train, test, n) for k, (train, test) in enumerate(splits)]
+    return [Fold(*_checked_split(k, train, test, n)) for k, (train, test) in enumerate(splits)]
 
 
 def is_iterator(cv: Any) -> bool:
@@ -328,10 +430,10 @@ def _checked_split(k: int, train: Any, test: Any, n: int) -> tuple[np.ndarray, n
 
 
 def search(
-    folds: list[tuple[np.ndarray, np.ndarray]],
+    folds: list[Fold] | list[tuple[np.ndarray, np.ndarray]],
     weight: np.ndarray,
     *,
-    fit: Callable[[np.ndarray, float, Any], Any],
+    fit: Callable[[tuple[np.ndarray, np.ndarray], float, Any], Any],
     score: Callable[[Any, np.ndarray], np.ndarray],
     grid: tuple[float, ...],
     patience: int = PATIENCE,
@@ -340,17 +442,21 @@ def search(
     first: int = 0,
     beyond: tuple[float, ...] = (),
     weaker_se: float = 1.0,
+    counts: bool = False,
 ) -> AlphaSearch:
     """Walk ``grid`` in its order from ``grid[first]``, scoring each ``alpha`` over ``folds``.
 
     Parameters
     ----------
-    folds : list of (train, test) index arrays
+    folds : list of Fold, or of (train, test) index arrays
+        The folds (:func:`make_folds`); a plain index pair is a row split.
     weight : ndarray of shape (n,)
-        Row weights; the held-out loss is their weighted mean.
-    fit : callable ``(train_rows, alpha, start) -> fitted``
-        Fits on ``train_rows`` from ``start`` (None at the first ``alpha``,
-        afterwards the fold's previous ``fitted``).
+        Row weights, of the rows of folds that do not give their own
+        (:meth:`Fold.weighted`); the held-out loss is the mean of the
+        held-out rows' losses weighted by what they weigh in their fold.
+    fit : callable ``((train_rows, train_weight), alpha, start) -> fitted``
+        Fits on ``train_rows``, weighted by ``train_weight``, from ``start``
+        (None at the first ``alpha``, afterwards the fold's previous ``fitted``).
     score : callable ``(fitted, test_rows) -> ndarray``
         The log-loss of each of ``test_rows``.
     grid : tuple of float, monotone with equal steps in ``log(alpha)``
@@ -379,6 +485,10 @@ def search(
     weaker_se : float, default 1.0
         Standard errors of the paired test (see Notes) when the best value is
         a weaker penalty than ``reference``: :func:`rare_class_se` of the targets.
+    counts : bool, default False
+        The weights are counts of observations (:func:`splits_counts`): the
+        paired test's standard error counts ``sum w`` of them, as it would
+        for the repeated rows, instead of Kish's effective sample size.
 
     Returns
     -------
@@ -387,11 +497,14 @@ def search(
     Notes
     -----
     The held-out loss of ``alpha`` is ``L(alpha) = sum_i w_i l_i(alpha) / sum_i w_i``
-    over every held-out row ``i`` of every fold. Let ``b`` be its minimiser
+    over every held-out row ``i`` of every fold, ``w_i`` its weight there. Let ``b`` be its minimiser
     on the path (ties keep the one evaluated first). With a ``reference`` ``r``,
     the per-row differences ``d_i = l_i(r) - l_i(b)`` have the weighted mean
     ``L(r) - L(b)`` and standard error ``sqrt(var_w(d) / n_eff)``, ``n_eff =
-    (sum w)^2 / sum w^2`` (Kish's effective sample size). ``b`` replaces
+    (sum w)^2 / sum w^2`` (Kish's effective sample size; ``sum w`` for
+    ``counts``, whose held-out row of weight 3 is 3 observations, as 3
+    repeated rows would be: Kish's count made the test stricter than for the
+    repeated rows, and ``alpha_`` stronger). ``b`` replaces
     ``r`` only when its improvement exceeds that standard error, and then,
     as in the one-standard-error rule of Hastie et al. (ESL, sec. 7.10), the
     strongest penalty between ``r`` and ``b`` that ``b`` does not beat by more
@@ -411,8 +524,8 @@ def search(
     was still falling there (:data:`STILL_FALLING`).
     """
     full = (*grid, *beyond)
-    rows = np.concatenate([test for _, test in folds])
-    w = weight[rows]
+    folds = [Fold(*fold).weighted(weight) for fold in folds]
+    w = np.concatenate([fold.test_weight for fold in folds])
     total = float(np.sum(w))
     # index -> (held-out loss, per-row losses, fold fits) of each grid value evaluated
     scored: dict[int, tuple[float, np.ndarray, tuple]] = {}
@@ -468,14 +581,18 @@ def search(
         ref_index = int(np.argmin(np.abs(np.log(path) - np.log(reference))))
         # path runs strongest first: a best past the reference is a weaker penalty
         se = weaker_se if best_index > ref_index else 1.0
-        if not _significantly_better(row_losses[ref_index] - row_losses[best_index], w, se=se):
+
+        def beaten(gain: np.ndarray) -> bool:
+            return _significantly_better(gain, w, se=se, counts=counts)
+
+        if not beaten(row_losses[ref_index] - row_losses[best_index]):
             chosen = path[ref_index]
         else:
             # From the best back towards the reference (stronger penalties) while the best is not
             # clearly better. A best stronger than the reference is itself the strongest value
             # between the two: no step (walking on, past it, cost synth_linear 0.3% of median test log-loss).
             k = best_index
-            while k > ref_index and not _significantly_better(row_losses[k - 1] - row_losses[best_index], w, se=se):
+            while k > ref_index and not beaten(row_losses[k - 1] - row_losses[best_index]):
                 k -= 1
             if k != best_index:
                 chosen = path[k]
@@ -487,15 +604,16 @@ def search(
     return AlphaSearch(float(chosen), np.asarray(path), np.asarray(losses), len(folds), fold_fits, bound)
 
 
-def _fit_and_score(fit, score, folds, i: int, alpha: float, starts: list[Any]) -> np.ndarray:
+def _fit_and_score(fit, score, folds: list[Fold], i: int, alpha: float, starts: list[Any]) -> np.ndarray:
     """Fit fold ``i`` at ``alpha`` from its previous solution; its held-out row losses."""
-    train, test = folds[i]
-    starts[i] = fit(train, alpha, starts[i])
-    return np.asarray(score(starts[i], test), dtype=np.float64)
+    fold = folds[i]
+    starts[i] = fit((fold.train, fold.train_weight), alpha, starts[i])
+    return np.asarray(score(starts[i], fold.test), dtype=np.float64)
 
 
-def _significantly_better(gain: np.ndarray, weight: np.ndarray, *, se: float = 1.0) -> bool:
-    """Whether the weighted mean of ``gain`` exceeds ``se`` standard errors of it.
+def _significantly_better(gain: np.ndarray, weight: np.ndarray, *, se: float = 1.0, counts: bool = False) -> bool:
+    """Whether the weighted mean of ``gain`` exceeds ``se`` standard errors of it (``counts``: the weights
+    count observations, see :func:`search`).
 
     An infinite loss (a held-out row given probability 0) makes the gain
     infinite: then the sign of the mean decides (NaN, from inf - inf, is no gain).
@@ -510,7 +628,7 @@ def _significantly_better(gain: np.ndarray, weight: np.ndarray, *, se: float = 1
         var = float(np.dot(weight, (gain - mean) ** 2) / total)
     if not np.isfinite(var):
         return mean > 0  # inf: clearly better; nan: undecided, keep what we have
-    n_eff = total**2 / float(np.dot(weight, weight))
+    n_eff = total if counts else total**2 / float(np.dot(weight, weight))
     return mean > se * np.sqrt(var / n_eff)
 
 
@@ -545,8 +663,9 @@ def _argmin(losses: list[float]) -> int:
 
 def fallback(n_classes: int) -> AlphaSearch:
     """The search result when the data are too small to hold rows out: the smallest class (by rows
-    with positive weight) has a single member, or, for probability / count targets, fewer than two
-    rows carry weight. The penalty is ``LogisticRegression()``'s, :func:`reference_alpha`."""
+    with positive weight, or observations for counts, :func:`splits_counts`) has a single member, or,
+    for probability / count targets, fewer than two rows carry weight. The penalty is
+    ``LogisticRegression()``'s, :func:`reference_alpha`."""
     return AlphaSearch(reference_alpha(n_classes), np.zeros(0), np.zeros(0), 0)
 
 
@@ -570,7 +689,8 @@ def why_too_small(targets: Targets) -> str:
 def rare_class_se(targets: Targets) -> float:
     """Standard errors by which a penalty weaker than the reference must beat it (``search``'s
     ``weaker_se``): :data:`RARE_CLASS_SE` when some class has fewer than :data:`RARE_CLASS_ROWS` rows
-    of positive weight, else 1. Probability and count targets have no class to count: 1."""
+    of positive weight (observations, for counts: :func:`splits_counts`), else 1. Probability and count
+    targets have no class to count: 1."""
     if targets.labels is None:
         return 1.0
     counts = _class_counts(targets)
@@ -602,18 +722,24 @@ def why_fewer_folds(targets: Targets, n_folds: int, cv: Any, *, default: int = D
 
 
 def _class_counts(targets: Targets) -> np.ndarray:
-    """Rows of positive weight in each class of ``targets.classes`` (the counts the default folds stratify)."""
-    return np.bincount(targets.labels[targets.weight > 0], minlength=len(targets.classes))
+    """Rows of positive weight in each class of ``targets.classes`` (the counts the default folds stratify),
+    or for counts (:func:`splits_counts`) the observations, as many as the repeated rows."""
+    positive = targets.weight > 0
+    counts = targets.weight[positive] if splits_counts(targets) else None
+    return np.rint(np.bincount(targets.labels[positive], counts, minlength=len(targets.classes))).astype(np.int64)
 
 
 def _few_rows(targets: Targets, which: np.ndarray, count: int) -> str:
     """``"class 'x' has 2 rows"`` / ``"classes 'a', 'b' have 1 row each"`` for the classes ``which`` (at most
-    three named), ``"... with positive weight"`` when some rows weigh 0."""
+    three named), ``"... with positive weight"`` when some rows weigh 0, ``"..., counting sample_weight as
+    repeated rows"`` for counts (:func:`splits_counts`)."""
     few = targets.classes[which]
     names = ", ".join(_show(c) for c in few[:3]) + (", ..." if len(few) > 3 else "")
     row = "row" if count == 1 else "rows"
-    row += "" if np.all(targets.weight > 0) else " with positive weight"
-    return f"class {names} has {count} {row}" if len(few) == 1 else f"classes {names} have {count} {row} each"
+    counted = splits_counts(targets)
+    row += "" if counted or np.all(targets.weight > 0) else " with positive weight"
+    text = f"class {names} has {count} {row}" if len(few) == 1 else f"classes {names} have {count} {row} each"
+    return text + (", counting sample_weight as repeated rows" if counted else "")
 
 
 def reference_alpha(n_classes: int) -> float:
@@ -632,7 +758,7 @@ def reference_alpha(n_classes: int) -> float:
 __all__ = [
     "ALPHA_GRID", "DEFAULT_FOLDS", "DEFAULT_FOLDS_MLP", "MLP_ALPHA_BEYOND", "MLP_ALPHA_FLOOR", "MLP_ALPHA_GRID",
     "PATH_START", "PATIENCE", "RARE_CLASS_ROWS", "RARE_CLASS_SE", "STILL_FALLING",
-    "AlphaSearch", "fallback", "make_folds", "reference_alpha", "rare_class_se", "search", "why_fewer_folds",
-    "why_too_small",
+    "AlphaSearch", "Fold", "fallback", "make_folds", "reference_alpha", "rare_class_se", "sample_count", "search",
+    "splits_counts", "why_fewer_folds", "why_too_small",
 ]  # fmt: skip
 

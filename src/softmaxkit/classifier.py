@@ -14,10 +14,11 @@ prediction methods and persistence. The math lives elsewhere:
 
 from __future__ import annotations
 
+import copy
 import inspect
 import numbers
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -77,15 +78,32 @@ class SoftmaxClassifier(Persistable, ClassifierMixin, BaseEstimator):
         ``benchmarks/bench_cli_defaults.py``: breast cancer 0.116 raw against
         0.083 standardised, wine 0.073 against 0.060; iris and digits, whose
         features share a scale, 2% worse); ``softmaxkit fit`` sets it. False
-        matches scikit-learn's estimators on the same ``X``.
+        matches scikit-learn's estimators on the same ``X``. It also decides
+        an MLP's solver under ``solver="auto"``: a
+        ``make_pipeline(StandardScaler(), SoftmaxClassifier(hidden_layer_sizes=...))``
+        has standardised features but ``standardize=False``, so its MLP is
+        trained by Adam, and on iris did worse than ``MLPClassifier`` in the
+        same pipeline (test log-loss 0.224 against 0.155, mean of 20 splits);
+        ``standardize=True`` instead of the scaler fits by L-BFGS (0.103), as
+        does ``solver="lbfgs"``.
     cv : None, int, splitter or iterable of (train, test), default=None
         The folds of ``alpha="auto"`` (ignored for a float ``alpha``). None:
         5 folds for the linear model, 3 for an MLP; an int: that many. Folds
         are shuffled with ``random_state`` and stratified by label, and there
-        are never more than the smallest class has rows. A scikit-learn
-        splitter (its ``split(X, y)`` is called) or explicit index pairs are
-        used as given: ``list(GroupKFold(5).split(X, y, groups))`` keeps
-        the repeated copies of an input in one fold. A model file cannot
+        are never more than the smallest class has rows. Whole-number
+        ``sample_weight`` with some weights above 1 are counts (deduplicated
+        rows): these folds split each row's count between them, as they
+        would split its repeated copies (see Notes, *Equivalences*). A
+        scikit-learn splitter (its ``split(X, y)`` is called) or explicit
+        index pairs are used as given, splitting rows:
+        ``list(GroupKFold(5).split(X, y, groups))`` keeps related rows (the
+        same patient's) in one fold. Do not group identical inputs seen with
+        different labels: the folds must split them freely, as the defaults
+        do, or a held-out part holds classes of an input that its fold never
+        trained on, and ``alpha="auto"`` shrinks the probabilities towards
+        the class frequencies (4 one-hot inputs, 2000 rows, grouped by input:
+        ``alpha_`` 25.6 and p = 0.052 for a frequency of 0.01, against 1 and
+        0.013 with the default folds). A model file cannot
         hold a splitter or splits: a loaded model predicts as saved, but its
         ``cv`` is an :class:`UnsavedCV` that refuses a refit (``alpha="auto"``)
         until ``set_params(cv=...)`` gives the folds again.
@@ -108,7 +126,9 @@ class SoftmaxClassifier(Persistable, ClassifierMixin, BaseEstimator):
         differ in scale by 1000s; and on fewer rows the penalty chosen on
         folds of a few dozen rows is noisy, and L-BFGS fits a too-weak one
         (iris, 21 rows: held-out log-loss up to 4.67 against Adam's 0.51, 15%
-        of rows at p(true) < 1e-3). An explicit ``"lbfgs"`` or ``"adam"`` is
+        of rows at p(true) < 1e-3). A ``StandardScaler`` in front does not
+        count as ``standardize=True``: such a pipeline's MLP runs Adam (see
+        ``standardize``). An explicit ``"lbfgs"`` or ``"adam"`` is
         always used as given.
     max_iter : int, default=200
         L-BFGS iterations, or Adam epochs. L-BFGS on the linear model uses
@@ -190,7 +210,10 @@ class SoftmaxClassifier(Persistable, ClassifierMixin, BaseEstimator):
         Seeds MLP initialisation, Adam's shuffling, the validation split and
         the folds of ``alpha="auto"``. The linear model starts from zero and
         with L-BFGS needs no randomness; with ``None`` the folds are still
-        fixed (seed 0), so a default fit of the same data is reproducible.
+        fixed (seed 0), so a default fit of the same data is reproducible. A
+        ``RandomState`` instance fits as the int seed of its state would: the
+        search of ``alpha="auto"`` draws from a copy of it, the refit from
+        the instance itself.
     verbose : int, default=0
         If positive, show a progress bar (rich, on stderr) with the loss.
 
@@ -293,7 +316,9 @@ class SoftmaxClassifier(Persistable, ClassifierMixin, BaseEstimator):
     through the CLI, with probabilities of 1e-43 on misclassified rows).
     ``"auto"`` instead
 
-    1. splits the rows into folds (``cv``; by default 5, stratified, shuffled);
+    1. splits the rows into folds (``cv``; by default 5, stratified, shuffled;
+       whole-number weights are counts whose observations it splits, see
+       *Equivalences* below);
     2. walks the grid ``alpha = r * 10**4, r * 10**3.5, ..., r * 10**-4`` (17
        values: ``LogisticRegressionCV``'s default range at twice its
        resolution), where ``r`` is the penalty of ``LogisticRegression()``
@@ -339,12 +364,11 @@ class SoftmaxClassifier(Persistable, ClassifierMixin, BaseEstimator):
     above), so multiplying every weight by ``k`` is ``k``-fold repetition of
     the data: a float ``alpha`` then acts as ``alpha / k`` does on the
     original weights, and ``alpha="auto"``, which searches the same grid,
-    picks another penalty (iris with random weights 0-3: ``alpha_`` 0.1; the
-    weights times 100: 5.33, as a penalty per unit weight 0.053). It is not
-    the choice for literally repeated rows either, whose copies the folds
-    split (0.00056 there). Weights that only say which rows matter more
-    should be scaled to the number of observations they stand for (for
-    example to mean 1) before fitting.
+    picks another penalty (iris with random integer weights 0-3: ``alpha_``
+    0.032; the weights times 100, 100 times the observations: 0.0056).
+    Weights that only say which rows matter more should be scaled to the
+    number of observations they stand for (for example to mean 1) before
+    fitting.
     *Cost:* ``5 m + 1`` fits, ``m`` the grid values walked (5-10 on the
     bundled and synthetic sets of ``benchmarks/bench_defaults.py``), but
     warm-started path fits take a few iterations each: in two runs of that
@@ -381,10 +405,24 @@ class SoftmaxClassifier(Persistable, ClassifierMixin, BaseEstimator):
     (``alpha_path_`` is then empty, and a ``UserWarning`` names the class,
     often a mistyped label). *Equivalences:* the equal objectives of
     repeated rows, integer ``sample_weight`` and count targets (below) give
-    equal fits for a given ``alpha``; the folds of ``"auto"`` split rows, so
-    repeated copies of an input may land in different folds while a weighted
-    row cannot, and the chosen ``alpha`` may differ. Pass ``cv`` as grouped
-    splits or a float ``alpha`` where that matters.
+    equal fits for a given ``alpha``. Under ``"auto"`` the default folds
+    (``cv`` None or an int) treat whole-number weights, some above 1, as
+    counts, the observations that deduplicated rows stand for: each row's
+    count is shared between the held-out parts as shuffled stratified folds
+    would share its repeated copies (each class's observations spread evenly,
+    which ones go where drawn at random), fold ``k`` training on the rest of
+    the count; the cap on the folds by the smallest class, the rare-class
+    rule, the paired test's standard error and ``solver="auto"``'s row count
+    all count observations. So counts and repeated rows choose ``alpha_``
+    from the same distribution (the folds themselves are other draws: the
+    choices agree where the held-out curve has a clear minimum). Before,
+    a weighted row was held out whole, with all its observations, and the
+    fold never trained on that (input, class) pair: 4000 rows deduplicated to
+    22 with counts chose ``alpha_`` = 1e4 against 1, probabilities up to
+    0.14 off. Fractional weights keep row splits (they are importances, not
+    observations), and so do count targets, whose row holds an input's
+    observations of all classes. A given ``cv`` splits rows as given (its
+    paired test still counts the observations).
 
     **Preconditioning.** ``fit`` trains in the coordinates
     :math:`\tilde x_j = (x_j - \mu_j)/s_j` with :math:`s_j = \sqrt{\mathrm{var}_j + \alpha/S}`
@@ -461,7 +499,8 @@ class SoftmaxClassifier(Persistable, ClassifierMixin, BaseEstimator):
         verbose: int = 0,
         **unknown: Any,
     ) -> None:
-        # **unknown is here only to refuse class_weight, C and n_jobs with advice instead of
+        # **unknown is here only to refuse scikit-learn's options that softmaxkit lacks (class_weight,
+        # C, n_jobs, MLPClassifier's learning_rate_init, ...: _UNKNOWN_PARAM_ADVICE) with advice instead of
         # Python's bare "unexpected keyword"; the signature shown to scikit-learn and help()
         # omits it (see the end of the class), so it takes the declared parameters only.
         check_unknown_params(unknown, "SoftmaxClassifier()", TypeError)
@@ -488,7 +527,8 @@ class SoftmaxClassifier(Persistable, ClassifierMixin, BaseEstimator):
     # ------------------------------------------------------------------ parameters
 
     def set_params(self, **params: Any) -> "SoftmaxClassifier":
-        """scikit-learn's ``set_params``; ``class_weight``, ``C`` and ``n_jobs`` are refused with
+        """scikit-learn's ``set_params``; ``class_weight``, ``C``, ``n_jobs`` and MLPClassifier's options
+        that softmaxkit lacks (``learning_rate_init``, ``warm_start``, ...) are refused with
         advice (ValueError, as scikit-learn refuses any unknown parameter), except
         ``class_weight=None`` and ``n_jobs=None`` or 1, which ask for what it does anyway."""
         return super().set_params(**known_params(params, "set_params"))
@@ -533,6 +573,9 @@ class SoftmaxClassifier(Persistable, ClassifierMixin, BaseEstimator):
             real("alpha", 0.0)
         check_cv_param(self.cv)
         real("tol", 0.0)
+        if isinstance(self.learning_rate, str):  # MLPClassifier's schedule names: say what it is instead
+            raise ValueError(f"learning_rate must be a real number > 0, got {self.learning_rate!r}: "
+                             f"{_LEARNING_RATE_SCHEDULES}")
         real("learning_rate", 0.0, open_low=True)
         real("validation_fraction", 0.0, 1.0, open_low=True, open_high=True)
         integer("max_iter", 1)
@@ -620,16 +663,23 @@ class SoftmaxClassifier(Persistable, ClassifierMixin, BaseEstimator):
         )
         cdtype = self._compute_dtype(X)
         xp = make_engine(self.device, cdtype)
-        # One solver for the search's path fits and the refit, chosen on all the rows.
-        solver = self._resolve_solver(int(np.count_nonzero(targets.weight > 0)))
+        # One solver for the search's path fits and the refit, chosen on all the rows (counts as the
+        # repeated rows they stand for, as the search's folds split them).
+        solver = self._resolve_solver(_alpha_search.sample_count(targets))
         if self._auto_alpha():
             # Folds and the path's fits draw from their own generator, so that
             # with an int random_state an MLP's refit below is exactly the fit
             # with alpha=alpha_. Without one, the search still uses fixed folds
             # (seed 0): the same data must not give a different alpha_ on every
-            # fit (LogisticRegressionCV's folds are fixed too).
-            search_seed = 0 if self.random_state is None else self.random_state
-            selection = self._search_alpha(X, targets, xp, cdtype, check_random_state(search_seed), solver=solver)
+            # fit (LogisticRegressionCV's folds are fixed too). A RandomState
+            # instance is copied for the search, so that the refit draws from it
+            # what an int seed's refit draws from its own fresh generator, however
+            # many draws the search made (audit BN-4: RandomState(3) and 3 gave
+            # MLPs 0.41 apart).
+            search_rng = check_random_state(0 if self.random_state is None else self.random_state)
+            if search_rng is self.random_state:
+                search_rng = copy.deepcopy(search_rng)
+            selection = self._search_alpha(X, targets, xp, cdtype, search_rng, solver=solver)
             alpha = selection.alpha
             if selection.bound is not None:
                 _warn_alpha_at_bound(selection.bound, alpha)
@@ -648,9 +698,18 @@ class SoftmaxClassifier(Persistable, ClassifierMixin, BaseEstimator):
             coefficients=not self._auto_alpha(),
         )
         if not fitted.converged:
+            # An MLP that solver="auto" gave Adam for want of standardize=True (a StandardScaler pipeline
+            # leaves it False): say that L-BFGS is there (audit BN-2).
+            adam_by_default = solver == "adam" and self.solver == "auto" and not self.standardize
+            hint = (
+                " solver='auto' trains an MLP by Adam unless standardize=True (a StandardScaler in front does "
+                "not set it); standardize=True in place of the scaler (with alpha='auto', on 100 or more rows) "
+                "or solver='lbfgs' fits it by L-BFGS to the optimum of the penalised loss."
+                if adam_by_default else ""
+            )
             warnings.warn(
                 f"SoftmaxClassifier: {fitted.solver} reached max_iter={self.max_iter} before converging "
-                f"(tol={self.tol}); increase max_iter or tol.",
+                f"(tol={self.tol}); increase max_iter or tol.{hint}",
                 ConvergenceWarning,
                 stacklevel=2,
             )
@@ -702,12 +761,13 @@ class SoftmaxClassifier(Persistable, ClassifierMixin, BaseEstimator):
         # randomness earlier fits consumed.
         seed = rng.randint(np.iinfo(np.int32).max)
 
-        def fit(train: np.ndarray, alpha: float, start: _Trained | None) -> _Trained:
+        def fit(train: tuple[np.ndarray, np.ndarray], alpha: float, start: _Trained | None) -> _Trained:
+            rows, weight = train  # a count split weighs a row by its share of the count (see make_folds)
             with warnings.catch_warnings():
                 # A path fit that stops at max_iter still scores; only the refit warns.
                 warnings.simplefilter("ignore", ConvergenceWarning)
                 return self._train(
-                    X[train], targets.subset(train), alpha, xp=xp, cdtype=cdtype,
+                    X[rows], replace(targets.subset(rows), weight=weight), alpha, xp=xp, cdtype=cdtype,
                     rng=np.random.RandomState(seed), verbose=False, solver=solver,
                     start=None if start is None or mlp else start.theta_raw(net),
                     coefficients=False,  # scored by held-out predictions only (see _optim.lbfgs)
@@ -728,6 +788,7 @@ class SoftmaxClassifier(Persistable, ClassifierMixin, BaseEstimator):
         return _alpha_search.search(
             folds, targets.weight, fit=fit, score=score, grid=grid, patience=patience, reference=reference,
             warm=not mlp, first=first, beyond=beyond, weaker_se=_alpha_search.rare_class_se(targets),
+            counts=_alpha_search.splits_counts(targets),
         )  # fmt: skip
 
     def _train(
@@ -1181,15 +1242,54 @@ _UNKNOWN_PARAM_ADVICE = {
         "threads, and a CalibratedClassifier's estimator keeps its own n_jobs (RandomForestClassifier(n_jobs=-1)). "
         "n_jobs=None or 1 is accepted: it asks for one process"
     ),
+    # MLPClassifier's options (audit BN-3: each was refused without a word of what to use)
+    "learning_rate_init": (
+        "softmaxkit's Adam step size is learning_rate (MLPClassifier's learning_rate_init, the same default 1e-3): "
+        "pass learning_rate=..."
+    ),
+    "warm_start": (
+        "softmaxkit has no warm_start: every fit starts afresh (the linear model from zero, an MLP from "
+        "random_state's initialisation); to train longer, refit with a larger max_iter. alpha='auto' "
+        "warm-starts its own path of penalties internally"
+    ),
+    "shuffle": (
+        "softmaxkit has no shuffle option: Adam visits the rows in a fresh random order every epoch (seeded by "
+        "random_state), as MLPClassifier(shuffle=True) does, and L-BFGS uses every row at each step"
+    ),
+    "max_fun": (
+        "softmaxkit's L-BFGS is bounded by max_iter (its iterations) alone, not by a count of loss "
+        "evaluations; see tol for when it stops"
+    ),
 }
+_UNKNOWN_PARAM_ADVICE.update({
+    name: (
+        "softmaxkit's Adam keeps MLPClassifier's defaults, beta_1=0.9, beta_2=0.999, epsilon=1e-8; only its "
+        "step size is a parameter, learning_rate (MLPClassifier's learning_rate_init)"
+    )
+    for name in ("beta_1", "beta_2", "epsilon")
+})
+_UNKNOWN_PARAM_ADVICE.update({
+    name: (
+        f"{name} is an option of MLPClassifier's SGD solver, which softmaxkit lacks: solver is 'lbfgs' or 'adam' "
+        "(see help(SoftmaxClassifier)), and Adam's momentum is fixed at beta_1=0.9, MLPClassifier's default"
+    )
+    for name in ("momentum", "nesterovs_momentum", "power_t")
+})
+
+#: Why a string learning_rate (MLPClassifier's schedule names) is refused.
+_LEARNING_RATE_SCHEDULES = (
+    "softmaxkit's learning_rate is Adam's step size, a number (MLPClassifier's learning_rate_init), and "
+    "softmaxkit has no learning-rate schedules: MLPClassifier's 'constant', 'invscaling' and 'adaptive' "
+    "belong to its SGD solver, which softmaxkit lacks; Adam runs at this step size, and solver='lbfgs' needs none"
+)
 
 #: Values of those options that ask for what softmaxkit does anyway: accepted and ignored, so
 #: code written for scikit-learn (class_weight=None, n_jobs=None in a grid) runs unchanged.
 _NO_OP_VALUES = {"class_weight": (None,), "n_jobs": (None, 1)}
 
 #: The options of :data:`_UNKNOWN_PARAM_ADVICE` that SoftmaxClassifier's users pass
-#: (LogisticRegression's); CalibratedClassifier's (CalibratedClassifierCV's) are only n_jobs.
-CLASSIFIER_OPTIONS = ("class_weight", "C", "n_jobs")
+#: (LogisticRegression's and MLPClassifier's); CalibratedClassifier's (CalibratedClassifierCV's) are only n_jobs.
+CLASSIFIER_OPTIONS = tuple(_UNKNOWN_PARAM_ADVICE)
 CALIBRATED_OPTIONS = ("n_jobs",)
 
 
