@@ -335,3 +335,22 @@ def test_fit_help_describes_sample_weight():
     done = run_cli("fit", "--help")
     assert done.returncode == 0
     assert "--sample-weight COL" in done.stdout and "counts of aggregated data" in " ".join(done.stdout.split())
+
+
+def test_fit_says_why_the_search_was_skipped_counting_the_weights(capsys, tmp_path):
+    """fit's "auto search skipped" reason counts --sample-weight's observations, as the library's warning
+    does (it re-derived the reason from the labels alone)."""
+    rng = np.random.default_rng(0)
+    rows = ["x,label,count"]
+    rows += [f"{rng.normal():.4f},a,{1 + i % 3}" for i in range(30)]
+    rows += [f"{rng.normal() + 1:.4f},b,{1 + i % 2}" for i in range(30)]
+    rows += ["3.0,c,4", "3.1,c,1"]
+    data = tmp_path / "agg.csv"
+    data.write_text("\n".join(rows) + "\n")
+    rc, out, err = call(capsys, "fit", data, "--target", "label", "--sample-weight", "count", "--out",
+                        tmp_path / "m.npz", "--no-report", "--json", "--holdout", "0.25")
+    assert rc == 0, err
+    got = json.loads(out)
+    skipped = got["model"]["alpha_search_skipped"]
+    assert skipped == "class 'c' has 1 row, counting sample_weight as repeated rows", skipped
+    assert any(skipped in line for line in got["warnings"])

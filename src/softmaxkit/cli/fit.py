@@ -255,7 +255,8 @@ def run(args: argparse.Namespace, warned: list[str]) -> int:
         "calibration": f"cross-fitted, {folds} folds" if args.calibrate else None,
         "n_test": int(len(test_rows)),
         "model": {"hidden_layer_sizes": list(args.hidden), "alpha": args.alpha, "alpha_chosen": float(model.alpha_),
-                  "alpha_search_skipped": _search_skipped(args.alpha, model, data.y[train]),
+                  "alpha_search_skipped": _search_skipped(args.alpha, model, data.y[train],
+                                                          None if data.weights is None else data.weights[train]),
                   "standardize": not args.no_standardize, "solver": model.solver_,
                   "max_iter": args.max_iter,
                   "fit_seconds": fit_seconds, "path": str(args.out)},
@@ -415,16 +416,17 @@ def _alpha_text(given: float | str, model: dict) -> str:
     return f"auto (chose {model['alpha_chosen']:.3g} by held-out log-loss)"
 
 
-def _search_skipped(given: float | str, model, y_train) -> str | None:  # noqa: ANN001
+def _search_skipped(given: float | str, model, y_train, weights=None) -> str | None:  # noqa: ANN001
     """Why ``--alpha auto`` searched nothing (the model's ``alpha_path_`` is empty), in the words of
-    the library's warning; None when it searched or ``--alpha`` was a number."""
+    the library's warning; None when it searched or ``--alpha`` was a number. ``weights``: the training
+    rows' ``--sample-weight``, which the library's folds count (counts as observations)."""
     from softmaxkit._alpha_search import why_too_small
     from softmaxkit._targets import encode_targets
 
     path = getattr(model, "alpha_path_", None)
     if given != "auto" or path is None or len(path) > 0:
         return None
-    return why_too_small(encode_targets(y_train, n_samples=len(y_train)))
+    return why_too_small(encode_targets(y_train, sample_weight=weights, n_samples=len(y_train)))
 
 
 #: A card's words for the calibrated log-loss's reading (``log_loss_change["reading"]``) where its own
