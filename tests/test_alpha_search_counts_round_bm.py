@@ -3,7 +3,12 @@
 1. ``alpha="auto"`` with counts as ``sample_weight`` (deduplicated rows) held each row out whole, so no
    fold trained on an (input, class) pair that it scored: 4000 rows deduplicated to 22 chose ``alpha_``
    1e4 against 1 for the repeated rows, one-hot designs came out 0.41-0.45 off the true frequencies.
-   The default folds now share each count between them, as they would the repeated copies.
+   With ``weights_are_counts=True`` the default folds share each count between them, as they would the
+   repeated copies.
+4. Audit R15: that count split was the default for any whole-number weights, so integer importance
+   weights (``np.where(y == 1, 5, 1)``) were split as counts and every fold trained on the rows it scored
+   (weighted test log-loss 0.514 -> 0.584). Rows are split by default again, with a warning that names
+   ``weights_are_counts``; the CLI's ``--sample-weight`` (counts) passes it.
 2. ``CalibratedClassifier(cv=5)`` used unshuffled stratified folds (scikit-learn's): on rows sorted by
    input (``np.repeat``'s layout) every fold held out whole inputs, and a frequency of 0.01 came out 0.135.
 3. The ``cv`` docstring advised grouping repeated inputs together, which breaks frequency recovery.
@@ -57,7 +62,7 @@ def test_counts_recover_the_frequencies_as_repeated_rows_do(standardize):
     """Before: alpha_ 267.6 (1e4 standardised) and probabilities 0.41 (0.60) off the truth."""
     rep, rep_warnings = _fit(*_repeated(), standardize=standardize, random_state=0)
     X, y, w = _deduplicated()
-    counts, count_warnings = _fit(X, y, w, standardize=standardize, random_state=0)
+    counts, count_warnings = _fit(X, y, w, standardize=standardize, random_state=0, weights_are_counts=True)
     assert counts.alpha_ == pytest.approx(rep.alpha_, rel=0.5) and not counts.alpha_at_bound_
     assert count_warnings == rep_warnings == []  # no "strongest penalty" warning, no capped folds
     np.testing.assert_allclose(counts.predict_proba(INPUTS), rep.predict_proba(INPUTS), atol=2e-3)
@@ -77,7 +82,8 @@ def test_deduplicating_with_np_unique_keeps_the_choice():
     X = ((cells[:, None] >> np.arange(3)) & 1).astype(float)
     unique, count = np.unique(np.c_[X, y], axis=0, return_counts=True)
     rep, _ = _fit(X, y)
-    dedup, dedup_warnings = _fit(unique[:, :-1], unique[:, -1].astype(int), count.astype(float))
+    dedup, dedup_warnings = _fit(unique[:, :-1], unique[:, -1].astype(int), count.astype(float),
+                                 weights_are_counts=True)
     assert dedup.alpha_ == pytest.approx(rep.alpha_, rel=0.5) and dedup_warnings == []
     query = ((np.arange(8)[:, None] >> np.arange(3)) & 1).astype(float)
     np.testing.assert_allclose(dedup.predict_proba(query), rep.predict_proba(query), atol=2e-3)
@@ -89,7 +95,7 @@ def test_count_folds_share_each_count_and_spread_each_class_evenly():
     X, y, w = _deduplicated()
     w[5] = 0.0  # a row of weight 0 is in no part
     targets = encode_targets(y, sample_weight=w, n_samples=len(y))
-    folds = make_folds(targets, None, check_random_state(0))
+    folds = make_folds(targets, None, check_random_state(0), weights_are_counts=True)
     assert len(folds) == 5
     held = np.zeros((len(y), 5))
     for k, fold in enumerate(folds):
@@ -115,7 +121,7 @@ def test_count_folds_are_the_repeated_rows_folds_in_distribution():
     copies = np.repeat(np.arange(6), w.astype(int))
     ours, theirs = [], []
     for seed in range(600):
-        folds = make_folds(targets, None, np.random.RandomState(seed))
+        folds = make_folds(targets, None, np.random.RandomState(seed), weights_are_counts=True)
         ours.append(max(fold.test_weight[fold.test == 2].sum() for fold in folds) == 2)
         parts = StratifiedKFold(5, shuffle=True, random_state=seed).split(copies[:, None], y[copies])
         theirs.append(max(np.sum(copies[test] == 2) for _, test in parts) == 2)
@@ -131,7 +137,7 @@ def test_given_the_same_folds_counts_and_repeated_rows_choose_the_same_alpha():
     y = (X[:, 0] + rng.normal(size=120) > 0).astype(int) + (X[:, 1] > 1)
     w = rng.integers(0, 4, 120).astype(float)
     targets = encode_targets(y, sample_weight=w, n_samples=len(y))
-    folds = make_folds(targets, None, check_random_state(1))
+    folds = make_folds(targets, None, check_random_state(1), weights_are_counts=True)
     first = np.r_[0, np.cumsum(w.astype(int))]  # where each row's copies start among the repeated rows
     part = np.full(int(w.sum()), -1)
     for k, fold in enumerate(folds):
@@ -141,7 +147,7 @@ def test_given_the_same_folds_counts_and_repeated_rows_choose_the_same_alpha():
     assert np.all(part >= 0)
     copies = np.repeat(np.arange(len(y)), w.astype(int))
     cv = [(np.flatnonzero(part != k), np.flatnonzero(part == k)) for k in range(len(folds))]
-    counts, _ = _fit(X, y, w, random_state=1)
+    counts, _ = _fit(X, y, w, random_state=1, weights_are_counts=True)
     repeated, _ = _fit(X[copies], y[copies], cv=cv, random_state=1)
     np.testing.assert_allclose(counts.alpha_path_, repeated.alpha_path_)
     np.testing.assert_allclose(counts.alpha_path_loss_, repeated.alpha_path_loss_, rtol=1e-8)
@@ -166,7 +172,7 @@ def test_the_smallest_class_counts_observations_and_the_warnings_say_so():
     keep = ~((y == 2) & (np.arange(12) != 2))  # class 2: only input 0's row, 5 observations
     w = w.copy()
     w[2] = 3.0
-    model, messages = _fit(X[keep], y[keep], w[keep])
+    model, messages = _fit(X[keep], y[keep], w[keep], weights_are_counts=True)
     assert len(model.alpha_path_) > 0
     assert [m for m in messages if "internal folds" in m] == [
         m for m in messages if "over 3 internal folds, not 5: class 2 has 3 rows, counting sample_weight as "
@@ -175,18 +181,19 @@ def test_the_smallest_class_counts_observations_and_the_warnings_say_so():
     w[2] = 1.0  # a single observation: nothing to hold out, and the warning names it
     with pytest.warns(UserWarning, match=r"searched no penalty: class 2 has 1 row, counting sample_weight as "
                                          r"repeated rows, which no internal fold"):
-        SoftmaxClassifier().fit(X[keep], y[keep], w[keep])
+        SoftmaxClassifier(weights_are_counts=True).fit(X[keep], y[keep], w[keep])
 
 
-def test_weight_zero_is_still_removing_the_row_under_the_count_split():
+@pytest.mark.parametrize("weights_are_counts", [True, False])
+def test_weight_zero_is_still_removing_the_row_under_the_count_split(weights_are_counts):
     rng = np.random.default_rng(2)
     X = rng.normal(size=(90, 3))
     y = (X[:, 0] + 0.5 * rng.normal(size=90) > 0).astype(int)
     w = rng.integers(0, 4, 90).astype(float)
     assert np.any(w == 0) and np.any(w > 1)
     keep = w > 0
-    weighted, _ = _fit(X, y, w, random_state=4)
-    dropped, _ = _fit(X[keep], y[keep], w[keep], random_state=4)
+    weighted, _ = _fit(X, y, w, random_state=4, weights_are_counts=weights_are_counts)
+    dropped, _ = _fit(X[keep], y[keep], w[keep], random_state=4, weights_are_counts=weights_are_counts)
     np.testing.assert_allclose(weighted.alpha_path_loss_, dropped.alpha_path_loss_, rtol=1e-9)
     assert weighted.alpha_ == pytest.approx(dropped.alpha_, rel=1e-9)
 
@@ -194,10 +201,12 @@ def test_weight_zero_is_still_removing_the_row_under_the_count_split():
 def test_fractional_weights_and_given_folds_keep_row_splits():
     X, y, w = _deduplicated()
     importance = encode_targets(y, sample_weight=w + 0.5, n_samples=len(y))
-    assert all(fold.test_weight is None for fold in make_folds(importance, None, check_random_state(0)))
+    folds = make_folds(importance, None, check_random_state(0), weights_are_counts=True)
+    assert all(fold.test_weight is None for fold in folds)
     counts = encode_targets(y, sample_weight=w, n_samples=len(y))
     given = [(np.arange(6, 12), np.arange(6)), (np.arange(6), np.arange(6, 12))]
-    assert all(fold.test_weight is None for fold in make_folds(counts, given, check_random_state(0)))
+    folds = make_folds(counts, given, check_random_state(0), weights_are_counts=True)
+    assert all(fold.test_weight is None for fold in folds)
 
 
 def test_search_takes_plain_index_pairs_and_weighted_folds_alike():
@@ -231,8 +240,11 @@ def test_counts_count_as_observations_for_the_mlp_solver():
     assert model._resolve_solver(int(w.sum())) == "lbfgs"
     from softmaxkit._alpha_search import sample_count
 
-    assert sample_count(encode_targets(y, sample_weight=w, n_samples=len(y))) == 2000
-    assert sample_count(encode_targets(y, sample_weight=w / 3, n_samples=len(y))) == 12  # importances: rows
+    targets = encode_targets(y, sample_weight=w, n_samples=len(y))
+    assert sample_count(targets, weights_are_counts=True) == 2000
+    assert sample_count(targets) == 12  # by default the weights are no observations: rows
+    # fractional weights are never counts
+    assert sample_count(encode_targets(y, sample_weight=w / 3, n_samples=len(y)), weights_are_counts=True) == 12
 
 
 # --------------------------------------------------------------------------- 2. CalibratedClassifier's folds
@@ -264,3 +276,109 @@ def test_cv_docstring_does_not_advise_grouping_identical_inputs():
     assert "keeps the repeated copies of an input in one fold" not in doc
     assert "keeps related rows (the same patient's) in one fold" in doc
     assert "Do not group identical inputs seen with different labels" in doc
+
+
+def test_per_fold_calibrator_warnings_with_their_own_numbers_come_once_at_the_callers_line():
+    """Audit R15: Platt's light-weight warning holds each fold's own sum, so calibrate_on="own_fold" gave
+    one warning per fold, and stacklevel=4 named a line outside the caller's file ("sys")."""
+    from sklearn.datasets import load_breast_cancer
+    from sklearn.preprocessing import StandardScaler
+
+    X, y = load_breast_cancer(return_X_y=True)
+    X = StandardScaler().fit_transform(X)
+    w = np.full(len(y), 1 / len(y))  # sums to 1: the pseudo-counts dominate every fold's fit
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        CalibratedClassifier(LogisticRegression(), method="platt", cv=5, ensemble=True,
+                             calibrate_on="own_fold").fit(X, y, sample_weight=w)
+    light = [w for w in caught if "sample_weight sums to" in str(w.message)]
+    assert len(light) == 1, [str(w.message) for w in light]
+    assert "alike in 4 more folds, with their own numbers" in str(light[0].message)
+    assert light[0].filename == __file__
+
+
+# --------------------------------------------------------------------------- 4. counts are opt-in (audit R15)
+
+
+def _importance_data(seed: int = 4, n: int = 300):
+    """R15's imp_warn: imbalanced classes, the rare class weighted 5 (an importance, not a count)."""
+    from sklearn.datasets import make_classification
+
+    X, y = make_classification(n_samples=n, n_features=30, n_informative=5, weights=[0.9, 0.1], flip_y=0.05,
+                               random_state=seed)
+    return X, y, np.where(y == 1, 5.0, 1.0)
+
+
+def test_integer_importance_weights_are_split_with_their_rows_by_default():
+    """The default folds are scikit-learn's StratifiedKFold of the rows, each held out with its whole weight,
+    and the fit is the one with those folds given: no held-out row is trained on in its fold. Under the
+    count split, each held-out row of weight 5 was also in its fold's training part (R15: weighted test
+    log-loss 0.514 -> 0.584)."""
+    X, y, w = _importance_data()
+    targets = encode_targets(y, sample_weight=w, n_samples=len(y))
+    for fold in make_folds(targets, None, check_random_state(0)):
+        assert fold.test_weight is None and np.intersect1d(fold.train, fold.test).size == 0
+    seed = check_random_state(0).randint(np.iinfo(np.int32).max)  # make_folds' draw for random_state=None
+    rows = StratifiedKFold(5, shuffle=True, random_state=seed)
+    default, said = _fit(X, y, w)
+    given, _ = _fit(X, y, w, cv=rows)
+    np.testing.assert_allclose(default.alpha_path_loss_, given.alpha_path_loss_, rtol=1e-12)
+    assert default.alpha_ == given.alpha_
+    np.testing.assert_array_equal(default.predict_proba(X), given.predict_proba(X))
+    assert sum("weights_are_counts=True" in m for m in said) == 1
+    counted, _ = _fit(X, y, w, weights_are_counts=True)  # what it did: another search, another alpha_
+    assert counted.alpha_ != default.alpha_
+
+
+def test_the_warning_names_weights_are_counts_once_and_only_where_it_applies():
+    X, y, w = _importance_data(n=120)
+    with pytest.warns(UserWarning, match=r"folds split rows, each held out with its whole weight.*"
+                                         r"weights_are_counts=True") as record:
+        SoftmaxClassifier().fit(X, y, sample_weight=w)
+    named = [r for r in record if "weights_are_counts" in str(r.message)]
+    assert len(named) == 1 and named[0].filename == __file__  # the caller's line
+    quiet = [
+        dict(weights_are_counts=True),
+        dict(cv=StratifiedKFold(3, shuffle=True, random_state=0)),  # given folds always split rows
+        dict(alpha=1.0),  # no search
+    ]
+    zero_one = (np.arange(len(y)) % 4 > 0).astype(float)  # whole numbers, none above 1
+    for params, weight in [(kw, w) for kw in quiet] + [({}, w + 0.5), ({}, zero_one), ({}, None)]:
+        _, said = _fit(X, y, weight, **params)
+        assert not any("weights_are_counts" in m for m in said), params
+
+
+def test_an_mlp_on_30_rows_with_integer_weights_keeps_adam_by_default():
+    """R15's mlp_counts: 30 iris rows weighted 2-7 counted as ~135 observations got L-BFGS, alpha_ at the
+    floor and test log-loss up to 1.77; as rows they are 30, fewer than MLP_LBFGS_MIN_ROWS: Adam."""
+    from sklearn.datasets import load_iris
+
+    X, y = load_iris(return_X_y=True)
+    rng = np.random.default_rng(0)
+    rows = rng.permutation(150)[:30]
+    w = rng.integers(2, 8, size=30).astype(float)
+    kw = dict(hidden_layer_sizes=(4,), standardize=True, random_state=0, max_iter=20)
+    model, _ = _fit(X[rows], y[rows], w, **kw)
+    assert model.solver_ == "adam"
+    counted, _ = _fit(X[rows], y[rows], w, weights_are_counts=True, **kw)
+    assert counted.solver_ == "lbfgs"
+
+
+def test_weights_are_counts_is_a_saved_validated_parameter(tmp_path):
+    from sklearn.base import clone
+
+    import softmaxkit
+    from softmaxkit import io
+
+    X, y, w = _deduplicated()
+    model = SoftmaxClassifier(alpha=1.0, weights_are_counts=True).fit(X, y, w)
+    assert model.get_params()["weights_are_counts"] is True and clone(model).weights_are_counts is True
+    loaded = softmaxkit.load(model.save(tmp_path / "m.npz"))
+    assert loaded.get_params() == model.get_params()
+    kind, meta, arrays = io.read_state(tmp_path / "m.npz")
+    meta["params"].pop("weights_are_counts")  # a file written before the parameter existed
+    old = softmaxkit.load(io.save_state(tmp_path / "old.npz", kind=kind, meta=meta, arrays=arrays))
+    assert old.weights_are_counts is False
+    np.testing.assert_array_equal(old.predict_proba(X), model.predict_proba(X))
+    with pytest.raises(ValueError, match=r"weights_are_counts must be True or False, got 'yes'"):
+        SoftmaxClassifier(weights_are_counts="yes").fit(X, y, w)

@@ -255,6 +255,8 @@ def test_sample_weight_weighs_the_training_rows_and_is_no_feature(capsys, tmp_pa
     plain = SoftmaxClassifier(**cli_model).fit(X[train], y[train])
     saved = softmaxkit.load(model).predict_proba(X)
     np.testing.assert_allclose(saved, weighted.predict_proba(X), atol=1e-6)
+    # the column is counts: alpha="auto" splits their observations (audit R15: opt-in for the library)
+    assert softmaxkit.load(model).weights_are_counts is True
     assert np.abs(saved - plain.predict_proba(X)).max() > 1e-3  # the weights changed the model
     # predict needs no weight column: it is not a feature
     new = tmp_path / "new.csv"
@@ -334,7 +336,9 @@ def test_sample_weight_with_calibrate_weighs_the_calibrator_too(capsys, tmp_path
 def test_fit_help_describes_sample_weight():
     done = run_cli("fit", "--help")
     assert done.returncode == 0
-    assert "--sample-weight COL" in done.stdout and "counts of aggregated data" in " ".join(done.stdout.split())
+    text = " ".join(done.stdout.split())
+    assert "--sample-weight COL" in done.stdout and "counts of aggregated data" in text
+    assert "split a row's observations" in text and "For importance weights" in text and "weights_are_counts" in text
 
 
 def test_fit_says_why_the_search_was_skipped_counting_the_weights(capsys, tmp_path):

@@ -108,7 +108,8 @@ DEFAULT_FOLDS = 5
 #: Adam run, so three folds keep the search at a few full fits' cost.
 DEFAULT_FOLDS_MLP = 3
 
-#: Fewest rows (of positive weight; observations for counts, :func:`sample_count`) on which
+#: Fewest rows (of positive weight; observations for counts with ``weights_are_counts=True``,
+#: :func:`sample_count`) on which
 #: ``solver="auto"`` fits an MLP with ``alpha="auto"`` on standardised features (``softmaxkit fit --hidden``) by
 #: L-BFGS; on fewer, the search and the refit run Adam
 #: (``SoftmaxClassifier._resolve_solver``). On the :data:`DEFAULT_FOLDS_MLP`
@@ -139,7 +140,8 @@ PATIENCE = 2
 #: MLPs under L-BFGS fall 13-90% per decade there (make_moons).
 STILL_FALLING = 0.01
 
-#: A class with fewer rows (of positive weight; observations for counts, :func:`splits_counts`) than this
+#: A class with fewer rows (of positive weight; observations for counts with ``weights_are_counts=True``,
+#: :func:`splits_counts`) than this
 #: makes the linear search stricter about penalties weaker than the reference: they must beat it
 #: by :data:`RARE_CLASS_SE` standard errors, not one (:func:`rare_class_se`). The
 #: held-out loss then rests on a few rows of that class (at most 2 per held-out
@@ -227,29 +229,45 @@ class Fold(NamedTuple):
 _MAX_COUNT = 2.0**53
 
 
-def splits_counts(targets: Targets) -> bool:
-    """Whether the default folds split observations rather than rows: labels whose positive weights are all
-    whole numbers, some above 1. Such a weight is a count, ``w`` observations of one input with one class
-    (deduplicated rows, ``np.unique(..., return_counts=True)``), and fits as ``w`` repeated rows; folds of
-    the rows would hold all of them out together, so no fold would train on an (input, class) pair that it
-    scores, and ``alpha="auto"`` chose a far stronger penalty than for the repeated rows (audit BM: 4000
-    rows deduplicated to 22, ``alpha_`` 1 -> 1e4, probabilities up to 0.14 off). Fractional weights say
-    how much rows matter, not how many observations they are: their rows are split whole."""
+def whole_number_weights(targets: Targets) -> bool:
+    """Whether ``targets`` are labels whose positive weights are all whole numbers, some above 1 (and
+    fewer than :data:`_MAX_COUNT` in all): weights that may be counts. Their values cannot say whether they
+    are counts or importances (``np.where(y == 1, 5, 1)``), so only ``weights_are_counts`` makes them
+    counts (:func:`splits_counts`)."""
     if targets.labels is None:
         return False
     w = targets.weight[targets.weight > 0]
     return bool(np.all(w == np.floor(w)) and np.any(w > 1) and np.sum(w) < _MAX_COUNT)
 
 
-def sample_count(targets: Targets) -> int:
+def splits_counts(targets: Targets, *, weights_are_counts: bool = False) -> bool:
+    """Whether the weights count observations: the caller says they are counts (``SoftmaxClassifier``'s
+    ``weights_are_counts``) and they may be (:func:`whole_number_weights`). A count is ``w`` observations
+    of one input with one class (deduplicated rows, ``np.unique(..., return_counts=True)``), and fits as
+    ``w`` repeated rows; folds of the rows would hold all of them out together, so no fold would train on
+    an (input, class) pair that it scores, and ``alpha="auto"`` chose a far stronger penalty than for the
+    repeated rows (audit BM: 4000 rows deduplicated to 22, ``alpha_`` 1 -> 1e4, probabilities up to 0.14
+    off). The default folds then split the observations (:func:`make_folds`), and the fold cap, the
+    rare-class rule, the paired test and ``solver="auto"`` count them.
+
+    Not by default: integer importance weights (``np.where(y == 1, 5, 1)``) are no observations, and
+    split as counts every held-out row of weight 5 was also trained on in its fold (audit R15: weighted
+    test log-loss 0.514 -> 0.584). Fractional weights are split whole as rows either way."""
+    return bool(weights_are_counts) and whole_number_weights(targets)
+
+
+def sample_count(targets: Targets, *, weights_are_counts: bool = False) -> int:
     """What the default folds split: the rows of positive weight, or for counts (:func:`splits_counts`) the
     observations they stand for, as many as the repeated rows."""
     positive = targets.weight > 0
-    return int(np.sum(targets.weight[positive])) if splits_counts(targets) else int(np.count_nonzero(positive))
+    if splits_counts(targets, weights_are_counts=weights_are_counts):
+        return int(np.sum(targets.weight[positive]))
+    return int(np.count_nonzero(positive))
 
 
 def make_folds(
-    targets: Targets, cv: Any, rng: np.random.RandomState, *, default: int = DEFAULT_FOLDS
+    targets: Targets, cv: Any, rng: np.random.RandomState, *, default: int = DEFAULT_FOLDS,
+    weights_are_counts: bool = False,
 ) -> list[Fold] | None:
     """The folds of the search (:class:`Fold`), or None when the data are too small to split.
 
@@ -267,9 +285,11 @@ def make_folds(
     as removing the row, ``alpha_`` included: stratifying over all rows put
     a class's few weighted rows unevenly over the folds (a held-out part
     without them), and the search could choose another penalty. Counts
-    (:func:`splits_counts`) are split as the repeated rows would be: each
-    row's count is shared between the folds (:func:`_count_folds`), and the
-    class counts that cap ``k`` count observations.
+    (``weights_are_counts``, :func:`splits_counts`) are split as the repeated
+    rows would be: each row's count is shared between the folds
+    (:func:`_count_folds`), and the class counts that cap ``k`` count
+    observations. Other weights, whole numbers included, are split with their
+    rows, as scikit-learn's splitters do.
 
     Raises
     ------
@@ -287,12 +307,12 @@ def make_folds(
     seed = rng.randint(np.iinfo(np.int32).max)
     kept = rows[positive]
     if targets.labels is not None:
-        counts = _class_counts(targets)
+        counts = _class_counts(targets, weights_are_counts=weights_are_counts)
         smallest = int(counts[counts > 0].min())
         k = min(wanted, smallest)
         if k < 2:
             return None
-        if splits_counts(targets):
+        if splits_counts(targets, weights_are_counts=weights_are_counts):
             return _count_folds(targets, k, seed)
         splitter = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
         kept_folds = splitter.split(kept.reshape(-1, 1), targets.labels[positive])
@@ -486,9 +506,10 @@ def search(
         Standard errors of the paired test (see Notes) when the best value is
         a weaker penalty than ``reference``: :func:`rare_class_se` of the targets.
     counts : bool, default False
-        The weights are counts of observations (:func:`splits_counts`): the
-        paired test's standard error counts ``sum w`` of them, as it would
-        for the repeated rows, instead of Kish's effective sample size.
+        The weights are counts of observations (:func:`splits_counts`, with
+        the estimator's ``weights_are_counts``): the paired test's standard
+        error counts ``sum w`` of them, as it would for the repeated rows,
+        instead of Kish's effective sample size.
 
     Returns
     -------
@@ -663,13 +684,13 @@ def _argmin(losses: list[float]) -> int:
 
 def fallback(n_classes: int) -> AlphaSearch:
     """The search result when the data are too small to hold rows out: the smallest class (by rows
-    with positive weight, or observations for counts, :func:`splits_counts`) has a single member, or,
+    with positive weight, or observations for counts: :func:`splits_counts`) has a single member, or,
     for probability / count targets, fewer than two rows carry weight. The penalty is
     ``LogisticRegression()``'s, :func:`reference_alpha`."""
     return AlphaSearch(reference_alpha(n_classes), np.zeros(0), np.zeros(0), 0)
 
 
-def why_too_small(targets: Targets) -> str:
+def why_too_small(targets: Targets, *, weights_are_counts: bool = False) -> str:
     """Why :func:`make_folds` found nothing to hold out, in words, for the
     fallback's warning and ``softmaxkit fit``'s summary.
 
@@ -682,22 +703,24 @@ def why_too_small(targets: Targets) -> str:
     positive = targets.weight > 0
     if targets.labels is None:
         return f"only {int(np.sum(positive))} row has positive weight"
-    counts = _class_counts(targets)
-    return _few_rows(targets, counts == 1, 1)
+    counts = _class_counts(targets, weights_are_counts=weights_are_counts)
+    return _few_rows(targets, counts == 1, 1, weights_are_counts=weights_are_counts)
 
 
-def rare_class_se(targets: Targets) -> float:
+def rare_class_se(targets: Targets, *, weights_are_counts: bool = False) -> float:
     """Standard errors by which a penalty weaker than the reference must beat it (``search``'s
     ``weaker_se``): :data:`RARE_CLASS_SE` when some class has fewer than :data:`RARE_CLASS_ROWS` rows
     of positive weight (observations, for counts: :func:`splits_counts`), else 1. Probability and count
     targets have no class to count: 1."""
     if targets.labels is None:
         return 1.0
-    counts = _class_counts(targets)
+    counts = _class_counts(targets, weights_are_counts=weights_are_counts)
     return RARE_CLASS_SE if int(counts[counts > 0].min()) < RARE_CLASS_ROWS else 1.0
 
 
-def why_fewer_folds(targets: Targets, n_folds: int, cv: Any, *, default: int = DEFAULT_FOLDS) -> str | None:
+def why_fewer_folds(
+    targets: Targets, n_folds: int, cv: Any, *, default: int = DEFAULT_FOLDS, weights_are_counts: bool = False
+) -> str | None:
     """Why :func:`make_folds` made ``n_folds`` folds, fewer than ``cv`` asked for, in words; None when it
     made as many (or ``cv`` gave the splits themselves), for the estimator's warning.
 
@@ -717,26 +740,27 @@ def why_fewer_folds(targets: Targets, n_folds: int, cv: Any, *, default: int = D
     if targets.labels is None:
         reason = f"only {int(np.sum(positive))} rows have positive weight"
     else:
-        reason = _few_rows(targets, _class_counts(targets) == n_folds, n_folds)
+        counts = _class_counts(targets, weights_are_counts=weights_are_counts)
+        reason = _few_rows(targets, counts == n_folds, n_folds, weights_are_counts=weights_are_counts)
     return f"{n_folds} internal folds, not {wanted}: {reason}"
 
 
-def _class_counts(targets: Targets) -> np.ndarray:
+def _class_counts(targets: Targets, *, weights_are_counts: bool = False) -> np.ndarray:
     """Rows of positive weight in each class of ``targets.classes`` (the counts the default folds stratify),
     or for counts (:func:`splits_counts`) the observations, as many as the repeated rows."""
     positive = targets.weight > 0
-    counts = targets.weight[positive] if splits_counts(targets) else None
+    counts = targets.weight[positive] if splits_counts(targets, weights_are_counts=weights_are_counts) else None
     return np.rint(np.bincount(targets.labels[positive], counts, minlength=len(targets.classes))).astype(np.int64)
 
 
-def _few_rows(targets: Targets, which: np.ndarray, count: int) -> str:
+def _few_rows(targets: Targets, which: np.ndarray, count: int, *, weights_are_counts: bool = False) -> str:
     """``"class 'x' has 2 rows"`` / ``"classes 'a', 'b' have 1 row each"`` for the classes ``which`` (at most
     three named), ``"... with positive weight"`` when some rows weigh 0, ``"..., counting sample_weight as
     repeated rows"`` for counts (:func:`splits_counts`)."""
     few = targets.classes[which]
     names = ", ".join(_show(c) for c in few[:3]) + (", ..." if len(few) > 3 else "")
     row = "row" if count == 1 else "rows"
-    counted = splits_counts(targets)
+    counted = splits_counts(targets, weights_are_counts=weights_are_counts)
     row += "" if counted or np.all(targets.weight > 0) else " with positive weight"
     text = f"class {names} has {count} {row}" if len(few) == 1 else f"classes {names} have {count} {row} each"
     return text + (", counting sample_weight as repeated rows" if counted else "")
@@ -759,6 +783,6 @@ __all__ = [
     "ALPHA_GRID", "DEFAULT_FOLDS", "DEFAULT_FOLDS_MLP", "MLP_ALPHA_BEYOND", "MLP_ALPHA_FLOOR", "MLP_ALPHA_GRID",
     "PATH_START", "PATIENCE", "RARE_CLASS_ROWS", "RARE_CLASS_SE", "STILL_FALLING",
     "AlphaSearch", "Fold", "fallback", "make_folds", "reference_alpha", "rare_class_se", "sample_count", "search",
-    "splits_counts", "why_fewer_folds", "why_too_small",
+    "splits_counts", "whole_number_weights", "why_fewer_folds", "why_too_small",
 ]  # fmt: skip
 

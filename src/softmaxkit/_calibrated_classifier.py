@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import inspect
 import numbers
+import re
 import warnings
 from dataclasses import dataclass
 from typing import Any
@@ -966,22 +967,33 @@ def _common_zero_classes(calibrators: Any) -> np.ndarray:
     return np.array(sorted(common or ()), dtype=np.int64)
 
 
+#: A number in a warning's text (``0.2004``, ``114``, ``1e-05``): left out when per-fold warnings are merged.
+_NUMBER = re.compile(r"\d+(?:\.\d+)?(?:[eE][+-]?\d+)?")
+
+
 def _warn_once_for_the_folds(caught: list[Any], calibrators: list[Any], method: str) -> None:
     """Re-issue the warnings of the per-fold calibrator fits once each, not once per fold.
 
     A fold's :class:`ZeroProbabilityWarning` is about that fold's map only; the average of the
     pairs gives 0 only where every map does, so one warning names the classes common to all
-    (:attr:`CalibratedClassifier.zero_classes_`). Other warnings are re-issued once per text.
+    (:attr:`CalibratedClassifier.zero_classes_`). Other warnings are re-issued once per text with
+    its numbers left out: a fold's warning that holds the fold's own numbers (the light-weight
+    warning's sum of its weights and rows) came once per fold (audit R15). The first fold's text is
+    shown, saying how many more folds warned alike with their own numbers.
     """
     from softmaxkit.calibration import ZeroProbabilityWarning
 
-    seen: set[tuple[type, str]] = set()
+    merged: dict[tuple[type, str], list[str]] = {}  # (category, text without numbers) -> each fold's text
     for record in caught:
-        key = (record.category, str(record.message))
-        if issubclass(record.category, ZeroProbabilityWarning) or key in seen:
+        if issubclass(record.category, ZeroProbabilityWarning):
             continue
-        seen.add(key)
-        warnings.warn(record.message, stacklevel=4)
+        text = str(record.message)
+        merged.setdefault((record.category, _NUMBER.sub("#", text)), []).append(text)
+    for (category, _), texts in merged.items():
+        others = len(texts) - 1 if len(set(texts)) > 1 else 0  # one text as before: no word of the folds
+        alike = f" (and alike in {others} more fold{'s' if others > 1 else ''}, with their own numbers)"
+        # stacklevel 3: the caller of CalibratedClassifier.fit, which calls this function
+        warnings.warn(texts[0] + (alike if others else ""), category, stacklevel=3)
     common = _common_zero_classes(calibrators)
     if common.size:
         warnings.warn(
@@ -990,5 +1002,5 @@ def _warn_once_for_the_folds(caught: list[Any], calibrators: list[Any], method: 
             "scoring there has infinite log-loss. More rows per fold shrink those ranges; 'temperature' or "
             "'platt' put no range at probability 0 (zero_classes_ lists these classes)",
             ZeroProbabilityWarning,
-            stacklevel=4,
+            stacklevel=3,  # the caller of CalibratedClassifier.fit
         )

@@ -90,11 +90,11 @@ class SoftmaxClassifier(Persistable, ClassifierMixin, BaseEstimator):
         The folds of ``alpha="auto"`` (ignored for a float ``alpha``). None:
         5 folds for the linear model, 3 for an MLP; an int: that many. Folds
         are shuffled with ``random_state`` and stratified by label, and there
-        are never more than the smallest class has rows. Whole-number
-        ``sample_weight`` with some weights above 1 are counts (deduplicated
-        rows): these folds split each row's count between them, as they
-        would split its repeated copies (see Notes, *Equivalences*). A
-        scikit-learn splitter (its ``split(X, y)`` is called) or explicit
+        are never more than the smallest class has rows. They split rows, each
+        held out with its whole ``sample_weight``, as scikit-learn's splitters
+        do; with ``weights_are_counts=True`` they split each row's count between
+        them instead, as they would split its repeated copies (see Notes,
+        *Equivalences*). A scikit-learn splitter (its ``split(X, y)`` is called) or explicit
         index pairs are used as given, splitting rows:
         ``list(GroupKFold(5).split(X, y, groups))`` keeps related rows (the
         same patient's) in one fold. Do not group identical inputs seen with
@@ -117,7 +117,8 @@ class SoftmaxClassifier(Persistable, ClassifierMixin, BaseEstimator):
         training-loss plateau acts as a mild regulariser), except with
         ``standardize=True`` and ``alpha="auto"`` on at least
         :data:`~softmaxkit._alpha_search.MLP_LBFGS_MIN_ROWS` (100) rows of
-        positive weight, where L-BFGS fits the chosen penalty to its optimum
+        positive weight (observations, with ``weights_are_counts=True``),
+        where L-BFGS fits the chosen penalty to its optimum
         (as ``softmaxkit fit --hidden`` trains). There L-BFGS gave lower test
         log-loss on all four bundled sets (iris 0.087 against 0.21, median of
         20 splits); on raw features it was worse (breast cancer 0.124 against
@@ -199,6 +200,23 @@ class SoftmaxClassifier(Persistable, ClassifierMixin, BaseEstimator):
         without a word. Probabilities (every row sums to 1, one-hot rows
         included) are accepted either way. :meth:`score` reads an (n, K)
         ``y`` by the same rule.
+    weights_are_counts : bool, default=False
+        Whether whole-number ``sample_weight`` counts repeated observations
+        (deduplicated rows: ``np.unique(..., return_counts=True)``, aggregated
+        data) rather than saying how much rows matter. It changes ``alpha="auto"``
+        only (the objective is the same either way): with True, the default
+        folds (``cv`` None or an int) split each row's count between them as
+        they would the repeated rows, and the cap on the folds, the rare-class
+        rule, the paired test and ``solver="auto"``'s row count count
+        observations (see Notes, *Equivalences*). With False, they split rows,
+        each held out with its whole weight, as scikit-learn does: right for
+        importance weights (``np.where(y == 1, 5, 1)``), which split as counts
+        would let every fold train on the rows it scores. The weights' values
+        cannot tell the two apart; ``alpha="auto"`` warns when whole-number
+        weights above 1 meet the default False. Weights that are not all whole
+        numbers are split as rows either way, and a given ``cv`` splits rows as
+        given (its paired test, rare-class rule and solver still count the
+        observations with True).
     dtype : {"float32", "float64"} or None, default=None
         Training precision. None: float32 if ``X`` is float32, else float64.
         Predictions are always computed in float64.
@@ -317,8 +335,8 @@ class SoftmaxClassifier(Persistable, ClassifierMixin, BaseEstimator):
     ``"auto"`` instead
 
     1. splits the rows into folds (``cv``; by default 5, stratified, shuffled;
-       whole-number weights are counts whose observations it splits, see
-       *Equivalences* below);
+       with ``weights_are_counts=True`` it splits the observations that
+       whole-number weights count, see *Equivalences* below);
     2. walks the grid ``alpha = r * 10**4, r * 10**3.5, ..., r * 10**-4`` (17
        values: ``LogisticRegressionCV``'s default range at twice its
        resolution), where ``r`` is the penalty of ``LogisticRegression()``
@@ -405,24 +423,32 @@ class SoftmaxClassifier(Persistable, ClassifierMixin, BaseEstimator):
     (``alpha_path_`` is then empty, and a ``UserWarning`` names the class,
     often a mistyped label). *Equivalences:* the equal objectives of
     repeated rows, integer ``sample_weight`` and count targets (below) give
-    equal fits for a given ``alpha``. Under ``"auto"`` the default folds
-    (``cv`` None or an int) treat whole-number weights, some above 1, as
-    counts, the observations that deduplicated rows stand for: each row's
-    count is shared between the held-out parts as shuffled stratified folds
-    would share its repeated copies (each class's observations spread evenly,
-    which ones go where drawn at random), fold ``k`` training on the rest of
-    the count; the cap on the folds by the smallest class, the rare-class
-    rule, the paired test's standard error and ``solver="auto"``'s row count
-    all count observations. So counts and repeated rows choose ``alpha_``
-    from the same distribution (the folds themselves are other draws: the
-    choices agree where the held-out curve has a clear minimum). Before,
-    a weighted row was held out whole, with all its observations, and the
-    fold never trained on that (input, class) pair: 4000 rows deduplicated to
-    22 with counts chose ``alpha_`` = 1e4 against 1, probabilities up to
-    0.14 off. Fractional weights keep row splits (they are importances, not
-    observations), and so do count targets, whose row holds an input's
-    observations of all classes. A given ``cv`` splits rows as given (its
-    paired test still counts the observations).
+    equal fits for a given ``alpha``. Under ``"auto"`` the folds split rows
+    by default, each held out with its whole weight, as scikit-learn's do:
+    repeated copies of an input may land in different folds while a weighted
+    row cannot, so a count's observations are held out together and the fold
+    never trains on that (input, class) pair (4000 rows deduplicated to 22
+    with counts chose ``alpha_`` = 1e4 against 1, probabilities up to 0.14
+    off). ``weights_are_counts=True`` says that whole-number weights are such
+    counts: the default folds (``cv`` None or an int) then share each row's
+    count between the held-out parts as shuffled stratified folds would share
+    its repeated copies (each class's observations spread evenly, which ones
+    go where drawn at random), fold ``k`` training on the rest of the count;
+    the cap on the folds by the smallest class, the rare-class rule, the
+    paired test's standard error (``sum w`` observations in place of Kish's
+    effective size) and ``solver="auto"``'s row count all count observations.
+    So counts and repeated rows choose ``alpha_`` from the same distribution
+    (the folds themselves are other draws: the choices agree where the
+    held-out curve has a clear minimum). It is not the default because the
+    values cannot tell counts from integer importance weights, and
+    importance weights split as counts let each fold train on the rows it
+    scores (``np.where(y == 1, 5, 1)``: weighted test log-loss 0.514, as
+    ``LogisticRegressionCV``'s, against 0.584 split as counts); with
+    whole-number weights above 1 and the default, ``"auto"`` warns once per
+    fit. Fractional weights keep row splits either way, and so do count
+    targets, whose row holds an input's observations of all classes. A given
+    ``cv`` splits rows as given (with ``weights_are_counts=True`` its paired
+    test, rare-class rule and solver still count the observations).
 
     **Preconditioning.** ``fit`` trains in the coordinates
     :math:`\tilde x_j = (x_j - \mu_j)/s_j` with :math:`s_j = \sqrt{\mathrm{var}_j + \alpha/S}`
@@ -493,6 +519,7 @@ class SoftmaxClassifier(Persistable, ClassifierMixin, BaseEstimator):
         n_iter_no_change: int = 10,
         classes: Any = None,
         count_targets: bool = False,
+        weights_are_counts: bool = False,
         dtype: str | None = None,
         device: str = "cpu",
         random_state: Any = None,
@@ -519,6 +546,7 @@ class SoftmaxClassifier(Persistable, ClassifierMixin, BaseEstimator):
         self.n_iter_no_change = n_iter_no_change
         self.classes = classes
         self.count_targets = count_targets
+        self.weights_are_counts = weights_are_counts
         self.dtype = dtype
         self.device = device
         self.random_state = random_state
@@ -592,6 +620,13 @@ class SoftmaxClassifier(Persistable, ClassifierMixin, BaseEstimator):
         if not isinstance(self.early_stopping, (bool, np.bool_)):
             raise ValueError(f"early_stopping must be a bool, got {self.early_stopping!r}")
         self._count_targets()
+        self._weights_are_counts()
+
+    def _weights_are_counts(self) -> bool:
+        """``weights_are_counts`` as a bool; ValueError naming it otherwise."""
+        if not isinstance(self.weights_are_counts, (bool, np.bool_)):
+            raise ValueError(f"weights_are_counts must be True or False, got {self.weights_are_counts!r}")
+        return bool(self.weights_are_counts)
 
     def _count_targets(self) -> bool:
         """``count_targets`` as a bool; ValueError naming it otherwise (``score`` checks it too)."""
@@ -636,7 +671,10 @@ class SoftmaxClassifier(Persistable, ClassifierMixin, BaseEstimator):
             Non-negative row weights; an integer weight ``k`` is exactly ``k``
             repeated rows in the objective (Adam's minibatch steps estimate
             it without bias, so for Adam it holds in expectation). With
-            ``alpha="auto"`` they weight the held-out log-loss too.
+            ``alpha="auto"`` they weight the held-out log-loss too, and each
+            row is held out with its whole weight unless
+            ``weights_are_counts=True`` makes whole-number weights counts whose
+            observations the folds split.
 
         Returns
         -------
@@ -663,9 +701,11 @@ class SoftmaxClassifier(Persistable, ClassifierMixin, BaseEstimator):
         )
         cdtype = self._compute_dtype(X)
         xp = make_engine(self.device, cdtype)
-        # One solver for the search's path fits and the refit, chosen on all the rows (counts as the
-        # repeated rows they stand for, as the search's folds split them).
-        solver = self._resolve_solver(_alpha_search.sample_count(targets))
+        # One solver for the search's path fits and the refit, chosen on all the rows (with
+        # weights_are_counts, counts as the repeated rows they stand for, as the search's folds split them).
+        solver = self._resolve_solver(
+            _alpha_search.sample_count(targets, weights_are_counts=self._weights_are_counts())
+        )
         if self._auto_alpha():
             # Folds and the path's fits draw from their own generator, so that
             # with an int random_state an MLP's refit below is exactly the fit
@@ -739,6 +779,10 @@ class SoftmaxClassifier(Persistable, ClassifierMixin, BaseEstimator):
     def _auto_alpha(self) -> bool:
         return isinstance(self.alpha, str) and self.alpha == "auto"
 
+    def _default_folds(self) -> bool:
+        """Whether ``alpha="auto"`` makes its own folds (``cv`` None or an int), not given ones."""
+        return self.cv is None or isinstance(self.cv, numbers.Integral)
+
     def _search_alpha(
         self, X: np.ndarray, targets: Targets, xp: NumpyEngine, cdtype: np.dtype, rng: np.random.RandomState,
         *, solver: str,
@@ -746,13 +790,18 @@ class SoftmaxClassifier(Persistable, ClassifierMixin, BaseEstimator):
         """Choose ``alpha`` by held-out log-loss (:mod:`softmaxkit._alpha_search`)."""
         mlp = bool(self._hidden_sizes())
         default_folds = _alpha_search.DEFAULT_FOLDS_MLP if mlp else _alpha_search.DEFAULT_FOLDS
-        folds = _alpha_search.make_folds(targets, self.cv, rng, default=default_folds)
+        counted = self._weights_are_counts()
+        if not counted and _alpha_search.whole_number_weights(targets) and self._default_folds():
+            _warn_weights_split_as_rows()
+        folds = _alpha_search.make_folds(targets, self.cv, rng, default=default_folds, weights_are_counts=counted)
         if folds is None:
             selection = _alpha_search.fallback(len(targets.classes))
-            reason = _alpha_search.why_too_small(targets)
+            reason = _alpha_search.why_too_small(targets, weights_are_counts=counted)
             _warn_search_skipped(reason, selection.alpha, labels=targets.labels is not None)
             return selection
-        fewer = _alpha_search.why_fewer_folds(targets, len(folds), self.cv, default=default_folds)
+        fewer = _alpha_search.why_fewer_folds(
+            targets, len(folds), self.cv, default=default_folds, weights_are_counts=counted
+        )
         if fewer is not None:
             _warn_fewer_folds(fewer)
         net = _mlp.Network((X.shape[1], *self._hidden_sizes(), len(targets.classes)), self.activation)
@@ -787,8 +836,9 @@ class SoftmaxClassifier(Persistable, ClassifierMixin, BaseEstimator):
             first, beyond = _alpha_search.PATH_START, ()
         return _alpha_search.search(
             folds, targets.weight, fit=fit, score=score, grid=grid, patience=patience, reference=reference,
-            warm=not mlp, first=first, beyond=beyond, weaker_se=_alpha_search.rare_class_se(targets),
-            counts=_alpha_search.splits_counts(targets),
+            warm=not mlp, first=first, beyond=beyond,
+            weaker_se=_alpha_search.rare_class_se(targets, weights_are_counts=counted),
+            counts=_alpha_search.splits_counts(targets, weights_are_counts=counted),
         )  # fmt: skip
 
     def _train(
@@ -1038,6 +1088,8 @@ class SoftmaxClassifier(Persistable, ClassifierMixin, BaseEstimator):
         params["dtype"] = None if self.dtype is None else str(np.dtype(self.dtype))
         # Files written before count_targets existed lack it and load with the default, False.
         params["count_targets"] = self._count_targets()
+        # Files written before weights_are_counts existed lack it and load with the default, False.
+        params["weights_are_counts"] = self._weights_are_counts()
         params["random_state"] = random_state if isinstance(random_state, (int, type(None))) else None
         meta = {
             "params": params,
@@ -1365,6 +1417,24 @@ def _warn_search_skipped(reason: str, alpha: float, *, labels: bool) -> None:
         f"SoftmaxClassifier: alpha='auto' searched no penalty: {reason}, which no internal fold can both hold "
         f"out and train on; fitted with alpha={alpha:g}, LogisticRegression()'s penalty (alpha_path_ is empty). "
         f"Pass a float alpha to choose it yourself{hint}.",
+        UserWarning,
+        stacklevel=4,  # the caller of fit (through _search_alpha)
+    )
+
+
+def _warn_weights_split_as_rows() -> None:
+    """Say that ``alpha="auto"``'s folds hold whole-number weights out with their rows, which is right for
+    importance weights but not for counts, and how to say they are counts (``weights_are_counts``).
+
+    The values cannot tell the two apart: split as counts, importance weights let every fold train on the
+    rows it scored (audit R15); split as rows, counts chose a 1e4 times stronger penalty (audit BM).
+    The text holds no numbers, so Python's default filter shows it once per calling line.
+    """
+    warnings.warn(
+        "SoftmaxClassifier: alpha='auto' got whole-number sample_weight, some above 1; its folds split "
+        "rows, each held out with its whole weight. If the weights count repeated observations "
+        "(deduplicated rows), pass weights_are_counts=True to split the observations, as for the repeated "
+        "rows; if they are importance weights, ignore this.",
         UserWarning,
         stacklevel=4,  # the caller of fit (through _search_alpha)
     )

@@ -28,7 +28,7 @@ CROSS_FIT_FOLDS = 5
 
 def new_classifier(
     *, hidden: tuple[int, ...], alpha: float, max_iter: int, random_state: int | None, verbose: bool,
-    standardize: bool = True,
+    standardize: bool = True, weights_are_counts: bool = False,
 ) -> Any:
     """The command line's SoftmaxClassifier.
 
@@ -42,12 +42,15 @@ def new_classifier(
     splits was 0.48-1.01 of Adam's, in 0.58-1.18 times the time
     (``benchmarks/bench_cli_defaults.py``; ``SoftmaxClassifier``'s ``solver``
     docstring has why raw features and fewer rows keep Adam).
+    ``weights_are_counts``: ``fit --sample-weight``'s column counts the
+    observations each row stands for (aggregated data), so ``alpha="auto"``'s
+    folds split those observations (``SoftmaxClassifier``'s parameter).
     """
     from softmaxkit import SoftmaxClassifier
 
     return SoftmaxClassifier(
         hidden_layer_sizes=hidden, alpha=alpha, max_iter=max_iter, random_state=random_state, verbose=verbose,
-        standardize=standardize,
+        standardize=standardize, weights_are_counts=weights_are_counts,
     )
 
 

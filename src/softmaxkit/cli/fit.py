@@ -43,11 +43,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, metavar="MODEL", help="model file to write (.npz or .safetensors)")
     add_ignore_option(p, what="features")
     p.add_argument("--sample-weight", metavar="COL",
-                   help="column of row weights: a name, or a position such as -1. Each row counts in training "
-                   "as that many observations (the counts of aggregated data: a row with count 350 as 350 rows); "
-                   "values: finite numbers >= 0. Not a feature, so predict does not need it. The split is over "
-                   "rows (a row is held out whole) and the held-out metrics count each row once; with --calibrate "
-                   "the calibrator's fit is weighted too")
+                   help="column of row counts: a name, or a position such as -1. Each row counts in training "
+                   "as that many observations (the counts of aggregated data: a row with count 350 as 350 rows), "
+                   "and --alpha auto's internal folds split a row's observations between them, as they would the "
+                   "repeated rows; values: finite numbers >= 0 (whole numbers are counts; others are split with "
+                   "their rows). Not a feature, so predict does not need it. The holdout split is over rows (a row "
+                   "is held out whole) and the held-out metrics count each row once; with --calibrate the "
+                   "calibrator's fit is weighted too. For importance weights (how much a row matters, not how "
+                   "many observations it is), fit SoftmaxClassifier in Python, whose weights_are_counts=False "
+                   "holds each row out whole")
     p.add_argument("--hidden", type=hidden_sizes, default=(), metavar="SIZES",
                    help="hidden layer sizes, e.g. 128,64 (default: none, i.e. multinomial logistic regression); "
                    "with --alpha auto on standardised features (the default) and at least "
@@ -192,6 +196,7 @@ def run(args: argparse.Namespace, warned: list[str]) -> int:
     model = _adapters.new_classifier(
         hidden=args.hidden, alpha=args.alpha, max_iter=args.max_iter, random_state=args.seed, verbose=show_bar,
         standardize=not args.no_standardize,
+        weights_are_counts=data.weights is not None,  # --sample-weight is counts (its help)
     )
     t0 = time.perf_counter()
     calibrator = None
@@ -419,14 +424,16 @@ def _alpha_text(given: float | str, model: dict) -> str:
 def _search_skipped(given: float | str, model, y_train, weights=None) -> str | None:  # noqa: ANN001
     """Why ``--alpha auto`` searched nothing (the model's ``alpha_path_`` is empty), in the words of
     the library's warning; None when it searched or ``--alpha`` was a number. ``weights``: the training
-    rows' ``--sample-weight``, which the library's folds count (counts as observations)."""
+    rows' ``--sample-weight``, counts whose observations the library's folds count (the model's
+    ``weights_are_counts``, :func:`softmaxkit.cli._adapters.new_classifier`)."""
     from softmaxkit._alpha_search import why_too_small
     from softmaxkit._targets import encode_targets
 
     path = getattr(model, "alpha_path_", None)
     if given != "auto" or path is None or len(path) > 0:
         return None
-    return why_too_small(encode_targets(y_train, sample_weight=weights, n_samples=len(y_train)))
+    return why_too_small(encode_targets(y_train, sample_weight=weights, n_samples=len(y_train)),
+                         weights_are_counts=bool(getattr(model, "weights_are_counts", False)))
 
 
 #: A card's words for the calibrated log-loss's reading (``log_loss_change["reading"]``) where its own
