@@ -11,7 +11,10 @@ Semantics shared by every op (decided in DESIGN.md):
   float64 are computed in their own precision with float64 row accumulators;
 * a row of all ``-inf`` has softmax 0, log-softmax ``-inf`` and logsumexp
   ``-inf``, never NaN;
-* NaN propagates, and so does ``+inf``: the row becomes NaN (as in JAX).
+* NaN propagates, and so does ``+inf``: the row becomes NaN (as in JAX);
+* options are keyword-only: one given by position, as torch takes some
+  (``F.cross_entropy(x, y, w)``), raises a TypeError naming the keyword
+  (:func:`softmaxkit._options.options_by_keyword`).
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from softmaxkit._arrays import (
     to_rows,
 )
 from softmaxkit._dispatch import torch_op
+from softmaxkit._options import options_by_keyword
 from softmaxkit._validation import (
     as_numpy,
     check_broadcasts_to,
@@ -191,6 +195,8 @@ def _rows_view(arr: np.ndarray, axis: int, dtype: np.dtype) -> np.ndarray | None
     return arr.reshape(-1, arr.shape[-1])
 
 
+@options_by_keyword("softmax(x, axis, dtype=d) for torch.softmax(x, dim, d); temperature= and out= by name too "
+                    "(F.softmax's third argument, _stacklevel, has no counterpart: leave it out)")
 def softmax(x: Any, axis: int = -1, *, temperature: float = 1.0, dtype: Any = None, out: Any = None) -> Any:
     r"""Softmax along ``axis``: ``p_i = exp(x_i / T) / sum_j exp(x_j / T)``.
 
@@ -249,6 +255,8 @@ def softmax(x: Any, axis: int = -1, *, temperature: float = 1.0, dtype: Any = No
     return _softmax_impl(x, axis, temperature, out, log=False, dtype=dtype)
 
 
+@options_by_keyword("log_softmax(x, axis, dtype=d) for torch.log_softmax(x, dim, d); temperature= and out= by name "
+                    "too (F.log_softmax's third argument, _stacklevel, has no counterpart: leave it out)")
 def log_softmax(x: Any, axis: int = -1, *, temperature: float = 1.0, dtype: Any = None, out: Any = None) -> Any:
     r"""Log-softmax along ``axis``: ``x_i / T - logsumexp(x / T)``.
 
@@ -271,6 +279,8 @@ def log_softmax(x: Any, axis: int = -1, *, temperature: float = 1.0, dtype: Any 
     return _softmax_impl(x, axis, temperature, out, log=True, dtype=dtype)
 
 
+@options_by_keyword("logsumexp(x, axis, keepdims=True) for torch.logsumexp(x, dim, True) (scipy's third "
+                    "argument, the weights b, has no counterpart)")
 def logsumexp(x: Any, axis: int = -1, *, keepdims: bool = False) -> Any:
     r"""``log(sum(exp(x)))`` along ``axis``, without overflow.
 
@@ -482,6 +492,8 @@ def _check_writeable(arr: np.ndarray, name: str) -> None:
         raise ValueError(f"{name} is read-only (e.g. np.load(mmap_mode='r')); pass a writeable array or None")
 
 
+@options_by_keyword("cross_entropy(logits, target, weight=w) for torch's F.cross_entropy(input, target, w); "
+                    "name its other options too (ignore_index=, reduction=, label_smoothing=)")
 def cross_entropy(
     logits: Any,
     target: Any,
@@ -588,6 +600,8 @@ def cross_entropy(
     return loss
 
 
+@options_by_keyword("cross_entropy_and_grad(logits, target, weight=w); name its other options too "
+                    "(ignore_index=, reduction=, grad_output=, grad_out=)")
 def cross_entropy_and_grad(
     logits: Any,
     target: Any,
@@ -657,6 +671,9 @@ def cross_entropy_and_grad(
     )
 
 
+@options_by_keyword("binary_cross_entropy_with_logits(logits, target, weight=w) for torch's "
+                    "F.binary_cross_entropy_with_logits(input, target, w); name its other options too "
+                    "(reduction=, pos_weight=)")
 def binary_cross_entropy_with_logits(
     logits: Any,
     target: Any,

@@ -18,7 +18,9 @@ distinct name per feature, and for a
 :class:`~softmaxkit.calibration.CalibratedClassifier` pairs whose
 classifier and calibrator agree with each other and with the model. So a
 damaged, hand-edited or newer file fails at load, not later with an error
-that blames the data passed to ``predict``. What load cannot tell is
+that blames the data passed to ``predict``. An array or metadata entry that
+the loaded object would not write itself is refused too, as is a format
+version no softmaxkit wrote. What load cannot tell is
 whether the numbers are the fitted ones: a file edited to other finite
 values of the right shapes loads as the model those values define (files
 are not signed; keep them where only you can write).
@@ -43,12 +45,22 @@ import tempfile
 import threading
 import zipfile
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any, Iterable, Iterator, Mapping
 
 import numpy as np
 
+#: The format of the files this version writes. Every softmaxkit has written 1, from the first one on:
+#: a record without it, or with 0 or less, is no softmaxkit file's.
 FORMAT_VERSION = 1
 _META_KEY = "__softmaxkit_metadata__"
+#: The entries of a file's JSON record: the object's kind, the format, its state (``meta``), and the
+#: names of the ``meta`` entries that ``save(extra_meta=...)`` added (:func:`save_state`), which load
+#: lets through unread. Any other entry is refused: this version would ignore it (audit BN).
+_RECORD_KEYS = ("kind", "format_version", "meta", "extra_meta")
+#: The CLI's ``extra_meta`` entries (:data:`softmaxkit.cli._adapters.MODEL_DIGEST_KEY` and
+#: ``CALIBRATOR_DIGEST_KEY``), which files saved before the record's ``extra_meta`` list existed hold
+#: without naming them: load lets them through in any file.
+_EXTRA_META_BEFORE_THE_LIST = ("model_digest", "calibrator_digest")
 #: safetensors metadata entry: :func:`arrays_digest` of the arrays after the metadata record, checked on
 #: load. An ``.npz`` needs none (zip's CRC covers every member); a ``.safetensors`` has no checksum, and a
 #: flipped byte in its weights loaded without error (audit).
@@ -590,7 +602,8 @@ class Persistable:
         another file can be matched by name. ``extra_meta`` entries (JSON
         values) are added to the saved metadata record, for the caller to read
         back with :func:`read_state` (the CLI's model digest of a calibrator);
-        loading ignores them.
+        the file names them as the caller's, so :func:`load` lets them through
+        unread (it refuses entries it does not know otherwise).
         """
         meta, arrays = self._get_state()
         names = getattr(self, "class_names_", None)
@@ -599,7 +612,7 @@ class Persistable:
         if extra_meta is not None:
             _check_extra_meta(extra_meta, meta)
             meta = {**meta, **extra_meta}
-        return save_state(path, kind=type(self).__name__, meta=meta, arrays=arrays)
+        return save_state(path, kind=type(self).__name__, meta=meta, arrays=arrays, extra_meta=extra_meta or ())
 
 
 def _check_extra_meta(extra_meta: Any, meta: dict[str, Any]) -> None:
@@ -640,12 +653,21 @@ def arrays_digest(arrays: Mapping[str, np.ndarray], *, header: bytes = b"") -> s
 
 
 def save_state(
-    path: str | os.PathLike, *, kind: str, meta: dict[str, Any], arrays: dict[str, np.ndarray]
+    path: str | os.PathLike, *, kind: str, meta: dict[str, Any], arrays: dict[str, np.ndarray],
+    extra_meta: Iterable[str] = (),
 ) -> Path:
-    """Write ``arrays`` and ``{"kind", "format_version", "meta"}`` to ``path`` atomically."""
+    """Write ``arrays`` and ``{"kind", "format_version", "meta"}`` to ``path`` atomically.
+
+    ``extra_meta`` names the entries of ``meta`` that are the caller's, not the object's state; the
+    record lists them (``"extra_meta"``, an empty list when there are none) for :func:`load` to let
+    through. A record without the list is an earlier version's, whose caller's entries went unnamed
+    (:func:`load` warns of its unknown top-level entries instead of refusing them).
+    """
     if kind not in _REGISTRY:
         raise ValueError(f"{kind} is not a registered softmaxkit object kind")
-    record = json.dumps({"kind": kind, "format_version": FORMAT_VERSION, "meta": meta})
+    info: dict[str, Any] = {"kind": kind, "format_version": FORMAT_VERSION, "meta": meta}
+    info["extra_meta"] = sorted(extra_meta)
+    record = json.dumps(info)
     arrays = {k: np.ascontiguousarray(v) for k, v in arrays.items()}
     for key, arr in arrays.items():
         if arr.dtype == object:
@@ -669,8 +691,16 @@ def read_state(path: str | os.PathLike) -> tuple[str, dict[str, Any], dict[str, 
     Raises
     ------
     ModelFileError
-        Missing file, not a softmaxkit file, corrupted, or a newer format.
+        Missing file, not a softmaxkit file, corrupted, a newer format, or a record entry
+        that this version does not know.
     """
+    kind, meta, arrays, _ = _read_record(path)
+    return kind, meta, arrays
+
+
+def _read_record(path: str | os.PathLike) -> tuple[str, dict[str, Any], dict[str, np.ndarray], list[str] | None]:
+    """:func:`read_state`, and the names of the caller's ``meta`` entries (the record's ``extra_meta``;
+    None for a file written before records listed them)."""
     path = Path(path)
     if not path.is_file():
         raise ModelFileError(f"{path}: no such model file")
@@ -711,19 +741,31 @@ def read_state(path: str | os.PathLike) -> tuple[str, dict[str, Any], dict[str, 
         raise ModelFileError(f"{path}: corrupted or not a softmaxkit model ({exc})") from None
     if not isinstance(info, dict) or info.get("kind") not in _REGISTRY:
         raise ModelFileError(f"{path}: unknown object kind {info.get('kind') if isinstance(info, dict) else info!r}")
-    version = info.get("format_version", 0)
+    if "format_version" not in info:  # every softmaxkit wrote one (FORMAT_VERSION); a missing one loaded as 0
+        raise ModelFileError(f"{path}: corrupted softmaxkit model (its record has no format_version, which every "
+                             "softmaxkit writes)")
+    version = info["format_version"]
     if not isinstance(version, int) or isinstance(version, bool):
         raise ModelFileError(f"{path}: corrupted softmaxkit model (format_version {version!r} is not a whole number)")
     if version > FORMAT_VERSION:
         raise ModelFileError(
             f"{path}: written by a newer softmaxkit (format {version}, this reads {FORMAT_VERSION})"
         )
+    if version < 1:  # 0 and -5 loaded as the current format (audit BN)
+        raise ModelFileError(f"{path}: corrupted softmaxkit model (format_version {version} is not one softmaxkit "
+                             f"writes: its formats are 1 to {FORMAT_VERSION})")
+    # After the version: a newer format's own entries are reported as a newer format.
+    _refuse_unknown(path, info["kind"], ("record entry", "record entries"), set(info) - set(_RECORD_KEYS))
     meta = info.get("meta", {})
     if not isinstance(meta, dict):
         raise ModelFileError(
             f"{path}: corrupted {info['kind']} state (its meta record is a {type(meta).__name__}, not an object)"
         )
-    return info["kind"], meta, arrays
+    extra = info.get("extra_meta")
+    if extra is not None and not (isinstance(extra, list) and all(isinstance(k, str) for k in extra)):
+        raise ModelFileError(f"{path}: corrupted {info['kind']} state (extra_meta is {extra!r}, not a list of "
+                             "entry names)")
+    return info["kind"], meta, arrays, extra
 
 
 #: What a ``_from_state`` raises for a state that does not fit its class (a missing
@@ -756,38 +798,86 @@ def state_error_detail(exc: BaseException) -> str:
 def load(path: str | os.PathLike) -> Any:
     """Load any saved softmaxkit object (classifier, calibrator), never via pickle.
 
-    A file holding an array that the loaded object would not save is refused
-    (:class:`ModelFileError` naming it): this version would ignore it, so a
-    file of a later softmaxkit that adds arrays, or an edited one, would load
-    as something other than what it holds.
+    A file holding an array or a metadata entry that the loaded object would
+    not save is refused (:class:`ModelFileError` naming it): this version
+    would ignore it, so a file of a later softmaxkit that adds arrays or
+    entries, or an edited one, would load as something other than what it
+    holds. Files of earlier versions lack entries, and load. Let through: the
+    ``class_names`` that :meth:`Persistable.save` adds, and the entries saved
+    with ``save(extra_meta=...)``, which the file names as the caller's.
 
     Examples
     --------
     >>> import softmaxkit as sk  # doctest: +SKIP
     >>> model = sk.load("model.npz")  # doctest: +SKIP
     """
-    kind, meta, arrays = read_state(path)
+    kind, meta, arrays, extra = _read_record(path)
     module_name, cls_name = _REGISTRY[kind].split(":")
     cls = getattr(importlib.import_module(module_name), cls_name)
     try:
         obj = cls._from_state(meta, arrays)
         if "class_names" in meta:
             obj.class_names_ = _class_names(meta["class_names"], getattr(obj, "n_classes_", None))
-        # What the object itself saves is, for every kind and its optional arrays (alpha_path, ...),
-        # exactly what its _from_state reads: one source of truth, no per-class list to keep in step.
-        known = obj._get_state()[1].keys()
+        # What the object itself saves is, for every kind and its optional arrays (alpha_path, ...) and
+        # entries, exactly what its _from_state reads: one source of truth, no per-class list to keep in step.
+        own_meta, own_arrays = obj._get_state()
     except STATE_ERRORS as exc:
         raise invalid_state(path, kind, exc) from None
     # An extra array (mean_) loaded silently, ignored (audit): a later version adding arrays under
     # format_version 1 would have been read wrongly, without a word.
-    unknown = sorted(set(arrays) - set(known))
-    if unknown:
-        raise ModelFileError(
-            f"{path}: {kind} file holds unknown array{'s' if len(unknown) > 1 else ''} "
-            f"{', '.join(map(repr, unknown))}, which this softmaxkit does not read (a file of a newer softmaxkit, "
-            "or an edited one); refused rather than loaded without them"
-        )
+    _refuse_unknown(path, kind, ("array", "arrays"), set(arrays) - set(own_arrays))
+    # So did an extra metadata entry, at the top (output_scale) or nested (a calibrator's fitted.bias_,
+    # a pair's estimator), audit BN. class_names and the caller's entries are load's and the caller's.
+    allowed = dict.fromkeys(["class_names", *(extra or ()), *_EXTRA_META_BEFORE_THE_LIST])
+    unknown = _unknown_entries(meta, {**allowed, **own_meta})
+    if extra is None:
+        # A file of an earlier version, whose save(extra_meta=...) entries went unnamed at the top of meta:
+        # those are warned of, not refused (a user's own entries must not lock them out of their model).
+        # Nested entries were never the caller's: refused as in any file.
+        top = [name for name in unknown if name in meta]
+        if top:
+            import warnings
+
+            warnings.warn(f"{path}: {kind} file holds metadata entr{'ies' if len(top) > 1 else 'y'} "
+                          f"{', '.join(map(repr, sorted(top)))} that this softmaxkit does not read, ignored: a file "
+                          "saved before files named the caller's save(extra_meta=...) entries, where such an "
+                          "entry is the caller's own (read it with softmaxkit.io.read_state); if it is not, the "
+                          "file was edited", stacklevel=2)
+        unknown = [name for name in unknown if name not in meta]
+    _refuse_unknown(path, kind, ("metadata entry", "metadata entries"), unknown)
     return obj
+
+
+def _refuse_unknown(path: str | os.PathLike, kind: str, what: tuple[str, str], unknown: Any) -> None:
+    """Raise :class:`ModelFileError` naming the ``unknown`` (array names, entries) of ``path`` that this
+    version does not read, if there are any; ``what`` says what they are, in the singular and plural."""
+    if not unknown:
+        return
+    names = sorted(unknown)
+    plural = len(names) > 1
+    raise ModelFileError(
+        f"{path}: {kind} file holds unknown {what[plural]} {', '.join(map(repr, names))}, which this softmaxkit does "
+        f"not read (a file of a newer softmaxkit, or an edited one); refused rather than loaded without "
+        f"{'them' if plural else 'it'}"
+    )
+
+
+def _unknown_entries(saved: Any, own: Any, where: str = "") -> list[str]:
+    """The entries of the saved metadata ``saved`` that ``own``, what the loaded object writes, lacks.
+
+    Named by path (``pairs[0].calibrator.fitted.bias_``). Records that both hold are compared entry by
+    entry, and lists of one length item by item (a CalibratedClassifier's pairs); values themselves are
+    its ``_from_state``'s to check.
+    """
+    if isinstance(saved, dict) and isinstance(own, dict):
+        found = []
+        for key, value in saved.items():
+            name = f"{where}.{key}" if where else str(key)
+            found += [name] if key not in own else _unknown_entries(value, own[key], name)
+        return found
+    if isinstance(saved, list) and isinstance(own, list) and len(saved) == len(own):
+        return [e for i, (s, o) in enumerate(zip(saved, own)) for e in _unknown_entries(s, o, f"{where}[{i}]")]
+    return []
 
 
 def _class_names(names: Any, n_classes: int | None) -> list[str]:

@@ -54,7 +54,7 @@ import numpy as np
 from softmaxkit import _reduction, kernels
 from softmaxkit._arrays import compute_dtype, is_torch_tensor
 from softmaxkit._dispatch import torch_op
-from softmaxkit._options import CrossEntropyOptions
+from softmaxkit._options import CrossEntropyOptions, options_by_keyword
 from softmaxkit._validation import check_floating, cross_entropy_options, dtype_name, prepare_target
 
 __all__ = [
@@ -515,6 +515,9 @@ def _check_chunk_size(chunk_size: Any, n_rows: int) -> int:
 # --------------------------------------------------------------------------- public API
 
 
+@options_by_keyword("linear_cross_entropy(hidden, weight, target, bias=b) for Cut Cross-Entropy's "
+                    "linear_cross_entropy(e, c, targets, b); from torch's F.linear_cross_entropy, linear_bias= "
+                    "is bias= and weight= is class_weight=")
 def linear_cross_entropy(
     hidden: Any,
     weight: Any,
@@ -614,6 +617,8 @@ def linear_cross_entropy(
     return loss
 
 
+@options_by_keyword("linear_cross_entropy_and_grad(hidden, weight, target, bias=b); name its other options "
+                    "too (chunk_size=, grad_output=, class_weight=)")
 def linear_cross_entropy_and_grad(
     hidden: Any,
     weight: Any,

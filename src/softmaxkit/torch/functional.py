@@ -58,6 +58,7 @@ import torch
 import torch.nn.functional as F
 
 from softmaxkit import _dispatch, kernels
+from softmaxkit._options import options_by_keyword, refuse_positional_options  # noqa: F401 (the latter: nn.py)
 from softmaxkit._validation import (
     check_broadcasts_to,
     check_floating,
@@ -145,40 +146,6 @@ def refuses_linear_weight(fn):
         return fn(*args, **kwargs)
 
     return wrapper
-
-
-def refuse_positional_options(op: str, advice: str) -> None:
-    """Raise the TypeError for options given by position to ``op``, which takes them by keyword only.
-
-    ``advice`` is the call to write instead, e.g. ``"CrossEntropyLoss(weight=w) for torch's
-    CrossEntropyLoss(w)"``. One message for the functional ops (:func:`options_by_keyword`)
-    and the loss modules (:mod:`softmaxkit.torch.nn`).
-    """
-    raise TypeError(f"{op} takes keyword options only: {advice}")
-
-
-def options_by_keyword(advice: str):
-    """Refuse more positional arguments than ``fn`` takes with :func:`refuse_positional_options`'s ``advice``.
-
-    torch takes some options by position (``F.cross_entropy(input, target, weight)``,
-    ``torch.softmax(x, dim, dtype)``); softmaxkit takes them by keyword only, so a ported call
-    got Python's "takes 2 positional arguments but 3 were given", which names no option (audit
-    BP). Applied under :func:`accepts_input`; the signature shown stays ``fn``'s own.
-    """
-
-    def decorate(fn):
-        kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
-        n_positional = sum(p.kind in kinds for p in inspect.signature(fn).parameters.values())
-
-        @functools.wraps(fn)
-        def wrapper(*args, **kwargs):
-            if len(args) > n_positional:
-                refuse_positional_options(fn.__name__, advice)
-            return fn(*args, **kwargs)
-
-        return wrapper
-
-    return decorate
 
 
 # --------------------------------------------------------------------------- softmax family
