@@ -189,7 +189,8 @@ def calibrator_record(path: str | os.PathLike, digest: str | None, *, predictor:
 def save_calibrator(calibrator: Any, path: str | os.PathLike, *, model_digest: str | None = None) -> None:
     """``calibrator.save(path)``; with ``model_digest``, the digest of the model it was fitted for is
     saved in its meta record too (:data:`MODEL_DIGEST_KEY`), for ``predict`` to check."""
-    # Loaders ignore meta entries they do not know; calibrator_model_digest reads this one back.
+    # The file names this entry as the caller's (extra_meta), so softmaxkit.load lets it through unread;
+    # calibrator_model_digest reads it back.
     calibrator.save(path, extra_meta=None if model_digest is None else {MODEL_DIGEST_KEY: model_digest})
 
 
