@@ -176,15 +176,18 @@ def test_a_headerless_first_row_of_whole_numbers_is_refused_as_data(capsys, tmp_
 
 @pytest.mark.parametrize("first_row", [[5, 3, 2, 1], [6, 3, 4, 1], [7, 3, 6, 2]])
 def test_other_whole_number_first_rows_are_refused(tmp_path, first_row):
+    from softmaxkit.data import read_features
+
     with pytest.raises(DataFileError, match="line 1 looks like data"):
-        read_columns(_iris_without_header(tmp_path / "new.csv", first_row))
+        read_features(_iris_without_header(tmp_path / "new.csv", first_row), positional=True)
 
 
-def test_a_headerless_log_odds_column_starting_with_a_whole_number_is_refused(tmp_path):
+def test_a_log_odds_column_headed_by_a_whole_number_is_a_name(tmp_path):
+    """Review R16: one log-odds column named by its class (``2`` with --classes 1,2) is a header; only a
+    positional read (read_features(positional=True)) refuses a first line of whole numbers."""
     path = tmp_path / "z.csv"
     np.savetxt(path, np.r_[3.0, np.random.default_rng(1).normal(scale=3, size=99)], fmt="%g")
-    with pytest.raises(DataFileError, match="line 1 looks like data"):
-        read_columns(path)
+    assert list(read_columns(path)) == ["3"]
 
 
 @pytest.mark.parametrize("header", ["0,1,2", "2,0,1", "1,2,3", "3,4,5"])

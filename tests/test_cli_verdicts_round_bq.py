@@ -17,9 +17,9 @@ def test_a_rejected_side_whose_interval_reaches_zero_says_why_both_hold():
     before = _side(0.0316, 0.0, 0.0573, floor=0.0216, threshold=0.0299, p=0.02)
     after = _side(0.0299, 0.0, 0.0521, floor=0.0272, threshold=0.0380, p=0.24, loss=0.084)
     text, _ = verdict(before, after, change="temperature scaling")
-    assert ("p = 0.02; its 95% CI reaches 0 because the interval is built wide at small ECEs, while this test, "
-            "against perfectly calibrated models at the same confidences, is the sharper check: miscalibrated."
-            ) in text, text
+    assert ("p = 0.02: miscalibrated. Its 95% CI reaches 0 because the interval is built wide at small ECEs, "
+            "while the test, against perfectly calibrated models at the same confidences, is the sharper check. "
+            "After it the ECE is") in text, text
 
     away_from_zero = _side(0.0590, 0.030, 0.080, floor=0.030, threshold=0.0500, p=0.020, n=224)
     text, _ = verdict(away_from_zero, after, change="temperature scaling")

@@ -203,7 +203,7 @@ def _read_arrow(path: Path, suffix: str, text_columns: tuple[str, ...] = ()) -> 
                 f"name the file {path.stem}{meant}, or save it as {suffix[1:]}"
             )
     if suffix != ".parquet":
-        _refuse_data_as_header(path, table)
+        _refuse_data_as_header(path, table.column_names, table.schema.types)
     _refuse_duplicate_names(path, table.column_names)
     # Chunked columns as read (no combine_chunks copy): numeric_matrix copies chunk by chunk.
     return {name: table.column(name) if table.num_rows else np.array([]) for name in table.column_names}
@@ -265,7 +265,7 @@ def _refuse_duplicate_names(path: Path, names: list[str]) -> None:
     (a Parquet file with two ``label`` columns was scored against the first, exit 0)."""
     seen: set[str] = set()
     for name in names:
-        if name in seen and not name.strip():
+        if name in seen and not visible_name(name):
             raise DataFileError(_nameless_columns_message(path, names))
         if name in seen:
             raise DataFileError(f"{path}: the column name {name!r} appears twice; column names must be unique")
@@ -275,7 +275,7 @@ def _refuse_duplicate_names(path: Path, names: list[str]) -> None:
 def _nameless_columns_message(path: Path, names: list[str]) -> str:
     """The error for several columns without a name (each read as ``''``): a header ``p_a,p_b,p_c,,``,
     the empty columns Excel keeps after the last one, was "the column name '' appears twice"."""
-    blank = [j for j, name in enumerate(names) if not name.strip()]
+    blank = [j for j, name in enumerate(names) if not visible_name(name)]
     where = ", ".join(str(j + 1) for j in blank)
     if blank == list(range(len(names) - len(blank), len(names))):
         return (f"{path}: its last {len(blank)} columns (columns {where} of {len(names)}) have no name: empty "
@@ -386,8 +386,8 @@ _NUMBER = re.compile(r"^\s*[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?\s*$
 _INTEGER = re.compile(r"^\s*[0-9]+\s*$")
 
 
-def _refuse_data_as_header(path: Path, table: Any) -> None:
-    """Refuse a text table (``table``, as read) whose first line is data, which would silently lose that row.
+def _refuse_data_as_header(path: Path, names: list[str], types: list[Any]) -> None:
+    """Refuse a text table whose first line is data, which would silently lose that row.
 
     CSV has no marker for a header, so a file saved without one (``np.savetxt``)
     would have its first row taken as column names: one row fewer, and
@@ -395,53 +395,74 @@ def _refuse_data_as_header(path: Path, table: Any) -> None:
     number other than a plain integer (``6.7``, ``-1``, ``1e-3``), or an
     integer heading a column of integers (``5`` over ``3, 7, 1``). An
     integer heading a column of decimals is a name (wavelengths ``400, 410``
-    over a spectrum, years), and so are pandas' names for an unnamed frame or
-    series, ``0, 1, ..., m-1`` in order, whatever the column holds; but not
-    when every name is one, inside the range of its column's values, as a
-    data row's cells are (:func:`_whole_number_row`).
+    over a spectrum, years, class numbers over their scores), and so are
+    pandas' names for an unnamed frame or series, ``0, 1, ..., m-1`` in
+    order, whatever the column holds. Where no name is checked (columns taken
+    by position), a first line of whole numbers is refused as well
+    (:func:`_refuse_whole_number_row`).
     """
     import pyarrow as pa
 
-    names = table.column_names
     numbers = [name for name in names if _NUMBER.match(name)]
     if not numbers or numbers == [str(i) for i in range(len(numbers))]:
         return
-    data_like = [name for name, kind in zip(names, table.schema.types)
+    data_like = [name for name, kind in zip(names, types)
                  if _NUMBER.match(name) and (not _INTEGER.match(name) or pa.types.is_integer(kind))]
-    why = "are numbers" if len(data_like) > 1 else "is a number"
-    if not data_like:
-        data_like = _whole_number_row(table)
-        why = "are whole numbers, each inside the range of its column's values, as a data row's are"
     if not data_like:
         return
     raise DataFileError(
         f"{path}: line 1 looks like data, not a header (column name{'s' if len(data_like) > 1 else ''} "
-        f"{shown_names(data_like, 4)} {why}); the first line of a "
+        f"{shown_names(data_like, 4)} "
+        f"{'are numbers' if len(data_like) > 1 else 'is a number'}); the first line of a "
         f"{path.suffix[1:]} file must name the columns: add a header line such as "
         f"{_example_header(len(names))}" + (" (tab-separated)" if path.suffix.lower() == ".tsv" else "")
-        # whole numbers may be class numbers heading score columns, which a prefix names unmistakably
-        + ("; if line 1 is a header naming score columns by their classes, name them p_<class> or "
-           "logit_<class>" if why.startswith("are whole") else "")
     )
 
 
-def _whole_number_row(table: Any) -> list[str]:
-    """The names of the text table ``table`` when they read as a data row of whole numbers, else none:
-    every name a whole number, each strictly inside the range of its column's values (min < v < max).
+def _refuse_whole_number_row(path: Path, columns: Mapping[str, Any]) -> None:
+    """Refuse the CSV/TSV ``path`` (its ``columns`` as read) whose first line reads as a data row of whole
+    numbers (:func:`_whole_number_row`), for a reader that takes the columns by position.
+
+    There no name is matched to anything, so nothing else would notice a data row read as the header:
+    np.savetxt(fmt="%g") writes 6.0 as ``6``, and iris without a header, its first row ``6,3,5,2``, lost
+    that row under ``predict --by-position`` with a model that records no names (149 rows for 150, exit
+    0; audit BQ). Where names are matched (fit, evaluate, predict by name), such names are left alone:
+    class numbers over their scores (``1,3``) and features named by numbers (``1,2,4``) are headers
+    (review R16), and a data row read as one fails the match.
+    """
+    if path.suffix.lower() not in (".csv", ".tsv"):
+        return
+    names = _whole_number_row(columns)
+    if not names:
+        return
+    many = len(names) > 1
+    raise DataFileError(
+        f"{path}: line 1 looks like data (column name{'s' * many} {shown_names(names, 4)} "
+        f"{'are whole numbers, each' if many else 'is a whole number'} inside the range of its column's values, "
+        f"as a data row's {'cells are' if many else 'cell is'}), and the columns are taken by position, where no "
+        "name is checked: add a header line naming the columns in training order, such as "
+        f"{_example_header(len(names))}" + (" (tab-separated)" if path.suffix.lower() == ".tsv" else "")
+        + "; or, if line 1 is a header, name the columns other than by numbers"
+    )
+
+
+def _whole_number_row(columns: Mapping[str, Any]) -> list[str]:
+    """The names of a text table's ``columns`` (name -> values as read) when they read as a data row of
+    whole numbers, else none: every name a whole number, each strictly inside the range of its column's
+    values (min < v < max).
 
     np.savetxt(fmt="%g") writes 6.0 as ``6``: iris without a header, its first row ``6,3,5,2``, had that
     row read as the header, and ``predict --by-position`` wrote 149 rows for 150, exit 0 (audit BQ).
-    Whole numbers that count the columns are names: pandas' ``0..d-1`` (``pd.DataFrame(logits).to_csv(
-    index=False)``, in any order: ``DataFrame(z)[[2, 0, 1]]``) and ``1..d``; so are three or more in
-    a run, in order, as sorted class numbers are (wine quality ``3,4,5,6,7,8`` heading logits that
-    range over them). A name outside its column's values (a wavelength ``400`` over intensities, a
-    year) is a name, and a column of text or with no values says nothing.
+    Whole numbers that count the columns are names: pandas' ``0..d-1`` (``pd.DataFrame(X).to_csv(
+    index=False)``, in any order: ``DataFrame(X)[[2, 0, 1]]``) and ``1..d``; so are three or more in
+    a run, in order (``3,4,5,6``). A name outside its column's values (a wavelength ``400`` over
+    intensities, a year) is a name, and a column of text or with no values says nothing.
     """
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    names = table.column_names
-    if not table.num_rows or not all(_INTEGER.match(name) for name in names):
+    names = list(columns)
+    if not names or not all(_INTEGER.match(name) for name in names):
         return []
     values = [int(name) for name in names]
     d = len(values)
@@ -449,13 +470,15 @@ def _whole_number_row(table: Any) -> list[str]:
         return []
     if d >= 3 and values == list(range(values[0], values[0] + d)):
         return []
-    for value, column in zip(values, table.columns):
-        if not (pa.types.is_integer(column.type) or pa.types.is_floating(column.type)):
+    for value, column in zip(values, columns.values()):
+        # an empty file's columns are empty ndarrays: no values, nothing to say
+        if isinstance(column, np.ndarray) or not (pa.types.is_integer(column.type)
+                                                  or pa.types.is_floating(column.type)):
             return []
         low, high = (pc.min_max(column)[key].as_py() for key in ("min", "max"))
         if low is None or not low < value < high:
             return []
-    return list(names)
+    return names
 
 
 def _example_header(n_columns: int) -> str:
@@ -1129,13 +1152,14 @@ MISSING_MARKERS = frozenset({
 
 def _check_text_labels(path: Path, name: str, labels: np.ndarray) -> None:
     """Empty labels, missing-value markers (``NA``, ``null``, ...) and labels that differ only by
-    surrounding spaces are errors; labels equal up to case, surrounding spaces and Unicode normalization
-    (NFC), a warning.
+    surrounding spaces or invisible characters (:func:`visible_name`) are errors; labels equal up to case,
+    those and Unicode normalization (NFC), a warning.
 
     A marker as a label was a class of its own: ``df.to_csv(na_rep="NA")`` with 3 missing labels trained
     a 4-class model with a ``p_NA`` column, exit 0 (audit), where pandas and scikit-learn see NaN.
     ``' a'`` and ``'a'`` trained as two classes, whose columns ``p_ a`` and ``p_a`` every later command
-    refused as one class named twice (score columns name their class without surrounding spaces).
+    refused as one class named twice (score columns name their class as :func:`visible_name` has it);
+    so did ``'cat'`` and ``'cat\u200b'``, and evaluate refused predict's own output (review R16).
     """
     stripped = np.char.strip(labels)
     empty = stripped == ""
@@ -1148,7 +1172,7 @@ def _check_text_labels(path: Path, name: str, labels: np.ndarray) -> None:
     spellings = np.unique(labels).tolist()
     by_text: dict[str, list[str]] = {}
     for value in spellings:
-        by_text.setdefault(value.strip(), []).append(value)
+        by_text.setdefault(visible_name(value), []).append(value)
     # Numbers in a column kept as text (a zero-padded "01" beside " 1" and "1") are one class up to spaces,
     # as pandas reads them: warned below, as before, not refused (review R7).
     spaced = next((values for values in by_text.values()
@@ -1156,14 +1180,16 @@ def _check_text_labels(path: Path, name: str, labels: np.ndarray) -> None:
     if spaced is not None:
         rows = {v: int(np.count_nonzero(labels == v)) for v in spaced}  # counted for the message only
         shown = " and ".join(f"{v!r} ({rows[v]} row{'s' * (rows[v] > 1)})" for v in spaced)
+        codes = _format_codes("".join(spaced))  # what repr shows as escapes, named
         raise DataFileError(
-            f"{path}: column {name!r}: labels {shown} differ only by surrounding spaces; they cannot be two "
-            f"classes (a score column p_<class> names its class without them): strip the spaces if they are one "
+            f"{path}: column {name!r}: labels {shown} differ only by surrounding spaces"
+            f"{f' or invisible characters ({codes})' if codes else ''}; they cannot be two classes (a score column "
+            f"p_<class> names its class without them): strip {'them' if codes else 'the spaces'} if they are one "
             "class, else rename one"
         )
     groups: dict[str, list[str]] = {}
     for value in spellings:
-        groups.setdefault(unicodedata.normalize("NFC", value.strip()).casefold(), []).append(value)
+        groups.setdefault(unicodedata.normalize("NFC", visible_name(value)).casefold(), []).append(value)
     # Numbers written two ways ("1", " 1", "01") are matched as numbers later (one class, or refused as one
     # class written two ways): "treated as different classes" would be false for them (review R9).
     clashes = [values for values in groups.values()
@@ -1173,7 +1199,7 @@ def _check_text_labels(path: Path, name: str, labels: np.ndarray) -> None:
 
         first = clashes[0][:3]
         more = f" ({len(clashes)} such groups)" if len(clashes) > 1 else ""
-        if len({value.strip().casefold() for value in first}) == 1:
+        if len({visible_name(value).casefold() for value in first}) == 1:
             shown, how = " and ".join(repr(v) for v in first), "differ only in case or surrounding spaces"
         else:  # they may print alike: show the code points
             shown = " and ".join(ascii(v) for v in first)
@@ -1322,6 +1348,7 @@ def read_features(
     ignore: tuple[str, ...] = (),
     ids: bool = False,
     weight: str | None = None,
+    positional: bool = False,
 ) -> Features:
     """Read a feature matrix and (optionally) its target column from ``path``.
 
@@ -1356,6 +1383,10 @@ def read_features(
         The column (a name or a position, as ``target``) of row weights, such as the counts of
         aggregated data (``fit --sample-weight``): no feature, listed in :attr:`Features.ignored`, read
         into :attr:`Features.weights` (:func:`_sample_weights`).
+    positional : bool, default False
+        The features will be taken by position, their names checked against nothing (``predict`` with a
+        model that records no feature names): a CSV/TSV whose first line reads as a data row of whole
+        numbers is refused (:func:`_refuse_whole_number_row`), as no name check would notice that row lost.
 
     Returns
     -------
@@ -1378,6 +1409,8 @@ def read_features(
         if streamed is not None:
             return streamed
     columns = read_columns(path)
+    if positional:
+        _refuse_whole_number_row(path, columns)
     named = has_column_names(path, columns)
     empty = _empty_nameless(columns) if named else []
     target_name, selected, ignored, weight_name = _plan_features(path, list(columns), named, empty=empty, **plan)
@@ -1387,7 +1420,7 @@ def read_features(
         ignored += tuple(found)
     user_ignored = _resolve_ignore(path, list(columns), tuple(ignore))
     _warn_unlike_index(path, {n: columns[n] for n in ignored
-                              if _ROW_INDEX.match(n) and n not in user_ignored and n not in empty})
+                              if is_saved_index(n) and n not in user_ignored and n not in empty})
     y = None if target_name is None else _label_column(path, target_name, columns[target_name])
     # A model's features (n_features, feature_names: predict's) cannot be left out with --ignore.
     ignorable = n_features is None and feature_names is None
@@ -1468,7 +1501,7 @@ def _saved_index_names(names: list[str]) -> list[str]:
     wine's ``proline`` (column 13 of 14) was dropped and the model fitted on 12 features (audit:
     held-out log-loss 0.1021 for 0.0498, exit 0, no warning).
     """
-    leading = next((j for j, n in enumerate(names) if not _ROW_INDEX.match(n)), len(names))
+    leading = next((j for j, n in enumerate(names) if not is_saved_index(n)), len(names))
     return names[:leading] + [n for n in names[leading:] if _PARQUET_INDEX.match(n)]
 
 
@@ -1492,12 +1525,12 @@ def _empty_nameless(columns: Mapping[str, Any]) -> list[str]:
                     and bool((np.char.str_len(np.char.strip(col)) == 0).all()))
         return bool(pc.all(_blank_cells(col)).as_py())
 
-    return [name for name, col in columns.items() if _ROW_INDEX.match(name) and len(col) and blank(col)]
+    return [name for name, col in columns.items() if is_saved_index(name) and len(col) and blank(col)]
 
 
 def _parquet_empty_nameless(pf: Any) -> list[str]:
     """:func:`_empty_nameless` of a Parquet file, reading its nameless columns only (seldom any)."""
-    nameless = [name for name in pf.schema_arrow.names if _ROW_INDEX.match(name)]
+    nameless = [name for name in pf.schema_arrow.names if is_saved_index(name)]
     if not nameless:
         return []
     table = pf.read(columns=nameless)
@@ -1600,7 +1633,7 @@ def _warn_nameless_features(path: Path, names: list[str], features: list[str]) -
     import warnings
 
     for name in features:
-        if _ROW_INDEX.match(name):
+        if is_saved_index(name):
             warnings.warn(f"{path}: column {name!r} (position {names.index(name)}) has no header; read as a "
                           f"feature named {name!r} (only the leading nameless columns are a saved row index); "
                           "give it a header, or pass --ignore with its position if it is not a feature",
@@ -1958,7 +1991,8 @@ def _bare_name(name: str) -> str:
 
 def visible_name(name: str) -> str:
     """``name`` without the whitespace and the invisible format characters (Unicode category Cf: a
-    byte-order mark U+FEFF, a zero-width space U+200B, a direction mark U+200E) around it.
+    byte-order mark U+FEFF, a zero-width space U+200B, a direction mark U+200E; not the tag characters
+    that end some flags, :func:`_format_char`) around it.
 
     The one rule by which header names are compared with the names softmaxkit looks for (score
     prefixes, ``--classes``, row ids, labels). A second byte-order mark stays in the first name when a
@@ -1975,18 +2009,30 @@ def visible_name(name: str) -> str:
 
 
 def _invisible(char: str) -> bool:
-    """Whether ``char`` shows nothing in a header: whitespace, or a format character (Unicode Cf)."""
-    return char.isspace() or unicodedata.category(char) == "Cf"
+    """Whether ``char`` shows nothing in a header: whitespace, or a format character (:func:`_format_char`)."""
+    return char.isspace() or _format_char(char)
+
+
+def _format_char(char: str) -> bool:
+    """Whether ``char`` is an invisible format character (Unicode Cf) that is no part of a name's text.
+
+    Not the tag characters (U+E0000..U+E007F, Cf too): they end the flags of England, Scotland and
+    Wales (U+1F3F4 then tags ``gbeng``, ``gbsct``, ``gbwls``), and stripped, the three read as one black
+    flag (review R16). A joiner (U+200D) inside an emoji is kept, as any character inside a name is.
+    """
+    return unicodedata.category(char) == "Cf" and not 0xE0000 <= ord(char) <= 0xE007F
 
 
 def _invisible_note(name: str) -> str:
     """``" (its name holds the invisible character U+200B)"`` for a name with format characters (Unicode
     Cf) in it, which its quoted spelling in a message shows as escapes; empty for other names."""
-    found = list(dict.fromkeys(c for c in name if unicodedata.category(c) == "Cf"))
-    if not found:
-        return ""
-    codes = ", ".join(f"U+{ord(c):04X}" for c in found)
-    return f" (its name holds the invisible character{'s' if len(found) > 1 else ''} {codes})"
+    codes = _format_codes(name)
+    return f" (its name holds the invisible character{'s' * (',' in codes)} {codes})" if codes else ""
+
+
+def _format_codes(text: str) -> str:
+    """``"U+200B, U+FEFF"``: the format characters (:func:`_format_char`) in ``text``, each once."""
+    return ", ".join(f"U+{ord(c):04X}" for c in dict.fromkeys(c for c in text if _format_char(c)))
 
 
 def _named_in(name: str, names: Collection[str]) -> bool:
@@ -2052,7 +2098,7 @@ def _warn_near_prefixes(path: str | os.PathLike, others: list[str], mine: list[s
 
 def _without_format_chars(name: str) -> str:
     """``name`` without any format character (Unicode Cf) in it, wherever it is."""
-    return "".join(c for c in name if unicodedata.category(c) != "Cf")
+    return "".join(c for c in name if not _format_char(c))
 
 
 def _refuse_repeated_classes(path: str | os.PathLike, columns: list[str], classes: list[str]) -> None:
@@ -2254,8 +2300,13 @@ COUNT_NAMES = ("count", "counts", "n", "freq", "frequency")
 
 def is_weight_name(name: str) -> bool:
     """Whether the column ``name`` is named as row weights or counts are (:data:`WEIGHT_NAMES`,
-    :data:`COUNT_NAMES`), in any letter case, up to what surrounds it (:func:`_bare_name`)."""
-    return _bare_name(name).casefold() in (*WEIGHT_NAMES, *COUNT_NAMES)
+    :data:`COUNT_NAMES`), in any letter case, up to what surrounds it (:func:`_bare_name`); but the
+    single letter ``n`` only in lower case: ``N`` is a measurement too (nitrogen, in Kaggle's crop data),
+    where R's ``count`` and ``table`` write ``n``."""
+    bare = _bare_name(name)
+    if bare.casefold() == "n":
+        return bare == "n"
+    return bare.casefold() in (*WEIGHT_NAMES, *COUNT_NAMES)
 
 
 def _refuse_non_score_names(path: str | os.PathLike, names: list[str], *, kind: str, keep: Collection[str],
@@ -3097,10 +3148,10 @@ def _ids_beside_labels(path: Path, names: list[str]) -> list[str]:
     if not named or path.suffix.lower() not in _TABLE_SUFFIXES:
         return []
     # A nameless column blank on every row (a delimiter ending each line) is no column, as read_labels has it.
-    nameless = [name for name in names if _ROW_INDEX.match(name)]
+    nameless = [name for name in names if is_saved_index(name)]
     blank = set(_empty_nameless(read_id_columns(path, nameless))) if nameless else set()
     rest = [name for name in names if name not in named and name not in blank]
-    if len(rest) != 1 or _ROW_INDEX.match(rest[0]):
+    if len(rest) != 1 or is_saved_index(rest[0]):
         return []
     # Ids may repeat (several scans of one patient, rows in the scores' order: paired by position with a
     # note, review R14); a repeating class-code column (``cultivar_id``) is taken for ids as well, warned
@@ -3218,14 +3269,14 @@ def row_id_names(path: str | os.PathLike, names: Collection[str], *, saved_index
     index = set(pandas_index_columns(path))
     # ``names`` may be a few of the file's columns; which nameless one is the index needs them all.
     saved = set(_saved_index_names(_column_names(Path(path)))) & set(names) if saved_index and any(
-        _ROW_INDEX.match(n) for n in names) else set()
+        is_saved_index(n) for n in names) else set()
     if saved:
         # A leading delimiter on every line (",a,b" over ",1,2") writes no index: copied as ids, it made
         # every row's id missing for the next command.
         saved -= set(_empty_nameless(read_id_columns(path, [n for n in names if n in saved])))
     return [n for n in names
             if n in saved
-            or (not _ROW_INDEX.match(n) and (n in index or is_row_id_name(n)))]
+            or (not is_saved_index(n) and (n in index or is_row_id_name(n)))]
 
 
 def pandas_index_columns(path: str | os.PathLike) -> list[str]:
@@ -3296,8 +3347,10 @@ def label_file_other_columns(path: str | os.PathLike, *, column: str | None = No
 
 def is_saved_index(name: str) -> bool:
     """Whether the column ``name`` is pandas' unnamed saved index (``""``, ``Unnamed: 0``,
-    ``__index_level_0__``): it numbers the rows of the frame that was saved, whatever a file calls it."""
-    return bool(_ROW_INDEX.match(name))
+    ``__index_level_0__``): it numbers the rows of the frame that was saved, whatever a file calls it.
+    Compared as :func:`visible_name` has it: a second byte-order mark left in a "CSV UTF-8" file's
+    empty first name (``'\ufeff'``) is no name either."""
+    return bool(_ROW_INDEX.match(visible_name(name)))
 
 
 def _column_names(path: Path) -> list[str]:

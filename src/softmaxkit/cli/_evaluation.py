@@ -14,7 +14,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from softmaxkit._loss_interval import MIN_CLASS_ROWS, WITHHELD_HEAD, withheld_reason
+from softmaxkit._loss_interval import MIN_CLASS_ROWS, WITHHELD_HEAD, name_list, withheld_reason
 from softmaxkit.cli import _adapters
 from softmaxkit.cli._common import Printer, brier_legend, text_table
 
@@ -141,7 +141,8 @@ _SD_FLOOR = 0.1
 
 
 def paired_loss_change(before: Scored, after: Scored, *, in_sample: bool = False, zero_classes: list | None = None,
-                       resamples: int = LOSS_RESAMPLES, seed: int = LOSS_SEED) -> dict | None:
+                       each_class: bool = True, resamples: int = LOSS_RESAMPLES,
+                       seed: int = LOSS_SEED) -> dict | None:
     """The mean per-row log-loss change (after - before) on the same rows, with a paired bootstrap 95% CI.
 
     Paired: each resample draws rows and takes both losses of the drawn rows, so the row-to-row spread
@@ -180,7 +181,9 @@ def paired_loss_change(before: Scored, after: Scored, *, in_sample: bool = False
       than :data:`~softmaxkit._loss_interval.MIN_CLASS_ROWS` rows of one; more classes, no row of one):
       ``"not measurable"`` too, with ``withheld`` saying why and ``ci95`` NaN, unless a row is lost on one
       side only. The change is then mostly that class's few rows (audit BK-1: 1 positive of 30 read
-      "worse" for a map that helped on 3,500 fresh rows).
+      "worse" for a map that helped on 3,500 fresh rows). ``each_class=False`` drops this rule, for a caller
+      that weighs a class without rows itself (``calibrate``, for temperature scaling at more than two
+      classes, whose one parameter cannot single a class out: audit BR, 1000 long-tailed classes, never read).
     - ``zero_classes`` (``calibrator_params``' list, not empty): ``"unsafe"`` unless measured worse. The map
       gives probability 0 to those classes for some scores, so a new row of one of them scoring there has
       infinite log-loss however few such rows the measured set happened to hold (audit: isotonic, 1.1861 ->
@@ -233,7 +236,7 @@ def paired_loss_change(before: Scored, after: Scored, *, in_sample: bool = False
         lost = {}
         if n < MIN_PAIRED_ROWS:
             reading = TOO_FEW
-        else:
+        elif each_class:
             withheld = _rare_class_reason(before.summary)
     if withheld is not None:
         # The rule that withholds each side's log-loss interval withholds the change's too: the change is
@@ -508,7 +511,7 @@ def verdict(before: dict, after: dict, *, change: str, params: dict | None = Non
             "warn" if miss_after else "neutral"
     elif a < b:
         text, tone = (f"{change.capitalize()} lowered the calibration error from {b:.4f} to {a:.4f} "
-                      f"({_noise_words(after)})."), "good"
+                      f"({_noise_words(after)}).{_interval_reaches_zero(after, side=' after')}"), "good"
     else:
         text, tone = f"{change.capitalize()} raised the calibration error from {b:.4f} to {a:.4f}.", "warn"
     if miss_after and not calm_a:  # the branches above said it only beside an ECE within the noise
@@ -568,7 +571,8 @@ def _bound_advice(before: dict, params: dict) -> str:
 
 def zero_class_consequence(zero_classes: list) -> str:
     """What a map that gives ``zero_classes`` probability 0 means for new rows (a clause, lower case)."""
-    names = ", ".join(f"'{c}'" if isinstance(c, str) else str(c) for c in zero_classes)
+    # the first few and a count (audit BR: all 1000 class numbers, in the verdict and again in a warning)
+    names = name_list(f"'{c}'" if isinstance(c, str) else str(c) for c in zero_classes)
     which = "class" if len(zero_classes) == 1 else "classes"
     return (f"the calibrated map gives probability exactly 0 to {which} {names} for some scores, so a new row "
             f"of such a class scoring there has infinite log-loss")
@@ -661,9 +665,9 @@ def _in_sample_ece_reading(before: dict, after: dict, *, change: str, miss: str 
         under_floor = before["ece"] <= (before.get("ece_noise_floor") or 0.0)
         found = f"no miscalibration detected on {before['n']} rows" + (
             f", where the test flags only an ECE above {limit:.4f}" if limit is not None and under_floor else "")
-    text = (f"Before {change} the ECE is {before['ece']:.4f}, {_noise_words(before)}: {found}. After it the ECE "
-            f"is {after['ece']:.4f}, not tested: a map fits the noise of the rows it was fitted on, so its ECE "
-            "there says nothing about new rows.")
+    text = (f"Before {change} the ECE is {before['ece']:.4f}, {_noise_words(before)}: {found}."
+            f"{_interval_reaches_zero(before)} After it the ECE is {after['ece']:.4f}, not tested: a map fits the "
+            "noise of the rows it was fitted on, so its ECE there says nothing about new rows.")
     return f"{text} {miss[0].upper()}{miss[1:]}" if miss else text
 
 
@@ -681,16 +685,18 @@ def _floor_reading(before: dict, after: dict, *, miss: str | None = None) -> str
     words = _noise_words(after)
     # a before side the test rejected is said, or "no measurable change ... indistinguishable from perfectly
     # calibrated" hid it (audit BJ-7: before 0.0590, p = 0.020, on 224 held-out rows)
-    was = f"Before it the ECE was {_noise_words(before)}: miscalibrated. " if _miscalibrated(before) else ""
+    was = (f"Before it the ECE was {_noise_words(before)}: miscalibrated.{_interval_reaches_zero(before)} "
+           if _miscalibrated(before) else "")
     if _within_noise(after) and miss:
         return f"{was}After it the ECE is {words}, but {miss}"
     if _within_noise(after):
         return f"{was}After it the ECE is {words}: indistinguishable from perfectly calibrated."
     came = ", so some miscalibration may have come in." if _miscalibrated(after) else "."
     if _within_noise(before):
-        return f"The ECE was {_noise_words(before)} before and is {_noise_words(after, floor='floor')} after{came}"
+        return (f"The ECE was {_noise_words(before)} before and is {_noise_words(after, floor='floor')} after{came}"
+                f"{_interval_reaches_zero(after, side=' after')}")
     remains = ", so some miscalibration may remain." if _miscalibrated(after) else "."
-    return f"It stays {words}{remains}"
+    return f"It stays {words}{remains}{_interval_reaches_zero(after, side=' after')}"
 
 
 def _within_noise(summary: dict) -> bool:
@@ -741,22 +747,25 @@ def _noise_words(summary: dict, *, floor: str = "noise floor") -> str:
     from softmaxkit._ece import TEST_LEVEL  # the level of ece_noise_threshold (metrics' calibration_test)
 
     return (f"{above} and the {limit:.4f} that perfectly calibrated models stay under {TEST_LEVEL:.0%} of the time"
-            + (f", p = {p:.2g}" if p is not None else "") + _interval_reaches_zero(summary))
+            + (f", p = {p:.2g}" if p is not None else ""))
 
 
-def _interval_reaches_zero(summary: dict) -> str:
-    """The clause (leading "; ") for a side the test rejects while its ECE interval starts at 0, "" otherwise.
+def _interval_reaches_zero(summary: dict, *, side: str = "") -> str:
+    """The sentence (leading " ") for a side the test rejects while its ECE interval starts at 0, "" otherwise;
+    said after the sentence that reads the side (:func:`_noise_words`), ``side`` (" before", " after") naming
+    it where that sentence reads both.
 
     The two answer different questions and do not contradict: the test compares the ECE with those of
     perfectly calibrated models at these confidences; the interval bounds the true ECE and is debiased
     downwards, so it errs wide at small ECEs and reaches 0 (audit BQ: the breast-cancer demo read
     "p = 0.02: miscalibrated" beside a 95% CI of [0.0000, 0.0573], and a reader could not tell which to
-    believe)."""
+    believe). A sentence of its own: as a clause inside the side's words it ran into what followed them
+    ("... is the sharper check after, so some miscalibration may have come in", review R16)."""
     interval = summary.get("ece_ci")
-    if not interval or interval[0] > 0.0:
+    if not _miscalibrated(summary) or not interval or interval[0] > 0.0:
         return ""
-    return ("; its 95% CI reaches 0 because the interval is built wide at small ECEs, while this test, against "
-            "perfectly calibrated models at the same confidences, is the sharper check")
+    return (f" Its 95% CI{side} reaches 0 because the interval is built wide at small ECEs, while the test, against "
+            "perfectly calibrated models at the same confidences, is the sharper check.")
 
 
 #: How :func:`_count_miss` ends in a verdict, where a before/after change is read.

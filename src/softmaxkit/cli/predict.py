@@ -127,8 +127,11 @@ def run(args: argparse.Namespace, warned: list[str]) -> int:
         raise CLIError(f"--target {args.target!r} is one of the model's features, not its target"
                        + (f" (the model was trained to predict {model.target_name!r})"
                           if getattr(model, "target_name", None) else ""))
+    # Only a model without names takes a file's columns by position (--by-position): no name is matched there,
+    # so a first line of data read as the header would be lost unseen (audit BQ); elsewhere names are matched.
     data = read_features(args.data, target=args.target, n_features=model.n_features,
-                         feature_names=model.feature_names)
+                         feature_names=model.feature_names,
+                         positional=model.feature_names is None and args.by_position)
     by_position = _check_column_matching(model, data, args)
     row_ids = read_row_ids(args.data, data.ignored, n_rows=len(data.X))
     y = None
