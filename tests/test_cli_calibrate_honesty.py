@@ -227,7 +227,7 @@ def test_fit_calibrate_goes_through_the_same_readings(capsys, tmp_path, monkeypa
     assert metrics["calibrator"]["zero_classes"] == [0, 1]
     assert metrics["log_loss_change"]["reading"] in ("unsafe", "worse")
     assert [w for w in _warnings(err) if w.startswith("softmaxkit: warning: isotonic calibration:")
-            and "probability exactly 0 to classes 0, 1" in w]
+            and "probability exactly 0 to classes 0 and 1" in w]
     page = (tmp_path / "rep" / "report.html").read_text()
     assert "unsafe" in page and "(better" not in page
     rc, out, err = call(capsys, "fit", tmp_path / "blobs.csv", "--target", "y", "--calibrate", "temperature",

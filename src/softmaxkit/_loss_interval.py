@@ -140,6 +140,26 @@ def log_t_interval(mean: float, sd: float, n: int, level: float) -> tuple[float,
     return mean * math.exp(-half), mean * math.exp(half)
 
 
+#: Names a sentence lists before it counts the rest (:func:`name_list`): at 1000 classes the lists ran to
+#: 1000 class numbers, 6 KB, printed twice (audit BR).
+LISTED_NAMES = 10
+
+
+def name_list(names: Iterable[Any], *, limit: int = LISTED_NAMES, sep: str = ", ", noun: str = "") -> str:
+    """``"a"``, ``"a and b"``, ``"a, b and c"``; past ``limit`` names, the first ``limit`` and a count:
+    ``"0, 1, ..., 9 and 990 more"`` (``noun``: ``"... and 990 more classes"``). The names as given
+    (callers quote them, e.g. with :func:`repr`). Clauses joined by another ``sep`` (``"; "``) take no
+    ``and`` between them, only before the count (``"...; and 990 more classes"``). Printed text only: a
+    ``--json`` list or an attribute keeps every name."""
+    names = [str(name) for name in names]
+    last = " and " if sep == ", " else f"{sep}and "
+    if len(names) > limit:
+        return f"{sep.join(names[:limit])}{last}{len(names) - limit} more" + (f" {noun}" if noun else "")
+    if len(names) <= 1 or sep != ", ":
+        return sep.join(names)
+    return f"{sep.join(names[:-1])}{last}{names[-1]}"
+
+
 def _class_label(k: int, names: list[str] | None) -> str:
     return f"class {names[k]!r}" if names is not None else f"class {k}"
 

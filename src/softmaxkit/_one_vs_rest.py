@@ -25,6 +25,7 @@ from softmaxkit._calibration_inputs import (
     check_probs,
     input_name,
 )
+from softmaxkit._loss_interval import name_list
 from softmaxkit._validation import check_sample_weight
 from softmaxkit.calibration import (
     CalibrationWarning,
@@ -288,9 +289,10 @@ class IsotonicCalibration(_OneVsRest):
             parts.append(f"class {k} at {score} {op} {bound:.4g} ({int(np.sum(inside & fit_rows))} of the "
                          f"{int(np.sum(fit_rows))} calibration rows score there)")
         warnings.warn(
-            f"{type(self).__name__}: the isotonic map gives probability exactly 0 to " + "; ".join(parts)
-            + ". A new row of such a class that scores there has infinite log-loss (transform gives -inf): the "
-            "map says so because no calibration row of the class scored there, which is weak evidence that none "
+            # the first few and a count (audit BR: all 1000 classes, each with its range, in one warning)
+            f"{type(self).__name__}: the isotonic map gives probability exactly 0 to "
+            + name_list(parts, sep="; ", noun="classes") + ". A new row of such a class that scores there has "
+            "infinite log-loss (transform gives -inf): the map says so because no calibration row of the class scored there, which is weak evidence that none "
             "ever will. More calibration rows shrink such ranges but seldom remove them; TemperatureScaling or "
             "PlattScaling put no range of scores at probability 0 (zero_classes_ lists these classes)",
             ZeroProbabilityWarning,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Iterable
 
 from softmaxkit.cli import _conformal
 from softmaxkit.cli._common import (
@@ -85,6 +86,7 @@ def run(args: argparse.Namespace, warned: list[str]) -> int:
         score,
         verdict,
     )
+    from softmaxkit.calibration import CalibrationWarning
     from softmaxkit.data import release_pages
     from softmaxkit.io import StagedOutputs
     from softmaxkit.report import write_report
@@ -118,8 +120,13 @@ def run(args: argparse.Namespace, warned: list[str]) -> int:
         # The calibrator reads a memory-mapped file in place (no copy); the scoring below
         # reads it block by block, so the peak stays near the calibrator's own working set.
         fit_scores = scores if args.holdout is None else scores[fit_rows]
-        calibrator = _adapters.fit_calibrator(args.method, fit_scores, labels[fit_rows],
-                                              probs=args.probs is not None, classes=classes)
+        with warnings.catch_warnings():
+            # Said by this command's own caution, which knows whether the figures are the fitting rows'
+            # (_fits_labels_caution) or held-out ones (fit_warnings): one line is enough.
+            warnings.filterwarnings("ignore", message=r"MatrixScaling: \d+ parameters \(C\^2 \+ C",
+                                    category=CalibrationWarning)
+            calibrator = _adapters.fit_calibrator(args.method, fit_scores, labels[fit_rows],
+                                                  probs=args.probs is not None, classes=classes)
         del fit_scores
         release_pages(scores)
         params = _adapters.calibrator_params(calibrator, classes=classes)
@@ -148,18 +155,45 @@ def run(args: argparse.Namespace, warned: list[str]) -> int:
     # scaling 1.0933 -> 1.0582 "(better)" in-sample, worse with --holdout 0.5), so never the good tone.
     # A map that can give a class probability 0 is never read as better (audit: isotonic read "better" on 30
     # held-out rows, infinite log-loss on fresh ones): the reading says "unsafe" and a warning names the classes.
+    # One temperature for every class cannot single out a class the held-out rows lack: such a class
+    # withholds no reading by itself if the reading holds without what the map does to those classes'
+    # probability (_missing_part; audit BR: 1000 long-tailed classes, never read, for a T that took fresh
+    # rows from 0.917 to 0.585). At two classes it is the class rule's, as for a map per class.
+    missing = None
+    if args.method == "temperature" and args.holdout:
+        missing = _missing_part(calibrator, evaluated, y, apply=apply, logits=args.logits is not None,
+                                classes=classes)
+    shared = missing is not None and scores.shape[1] > 2
     loss_change = paired_loss_change(scored[0], scored[1], in_sample=not args.holdout,
-                                     zero_classes=params.get("zero_classes"))
+                                     zero_classes=params.get("zero_classes"), each_class=not shared)
+    holds = missing is not None and _reading_holds(loss_change, missing["part"])
+    if shared and not holds:  # the class rule after all
+        loss_change = paired_loss_change(scored[0], scored[1], in_sample=not args.holdout,
+                                         zero_classes=params.get("zero_classes"))
+    if holds:
+        loss_change = {**loss_change, "absent_classes": missing["classes"], "absent_classes_part": missing["part"]}
+        unmeasured = {}
     note = verdict(scored[0].summary, scored[1].summary, change=calibration_name(args.method), params=params,
                    loss_change=loss_change, in_sample=not args.holdout, classes=classes)
+    if holds:
+        note = (f"{note[0]} {_missing_sentence(missing)}", note[1])
     if unmeasured:
         # Every row of a class the map was fitted on went to the fit side (a class of one row): the held-out
         # rows cannot show what the map does to it, and a map pulling its probability toward 0 looks better
-        # there (audit: 3 positives of 300, all fitted on, read "better"). Neither better nor worse is read.
+        # there (audit: 3 positives of 300, all fitted on, read "better"). Neither better nor worse is read;
+        # for temperature scaling only when that pull could decide the reading (above).
         loss_change, note = _not_read(unmeasured, scored, change=calibration_name(args.method),
                                       loss_change=loss_change)
-    cautions = fit_warnings(params, change=calibration_name(args.method), n_fit=len(fit_rows),
-                            in_sample=not args.holdout, loss_change=loss_change)
+    n_params = params.get("n_parameters", 0)
+    fits_labels = not args.holdout and n_params >= len(fit_rows)
+    # The caution for a map that can fit its rows' labels replaces fit_warnings' "optimistic" one.
+    cautions = fit_warnings({**params, "n_parameters": 0} if fits_labels else params,
+                            change=calibration_name(args.method), n_fit=len(fit_rows), in_sample=not args.holdout,
+                            loss_change=loss_change)
+    if fits_labels:
+        cautions.insert(0, _fits_labels_caution(scored[1].summary, change=calibration_name(args.method),
+                                                n_params=n_params, n_fit=len(fit_rows),
+                                                n_classes=int(scores.shape[1])))
     if unmeasured:
         cautions.append(_unmeasured_warning(unmeasured, n_held=len(eval_rows)))
     # Its fitting rows had no 0 (refused above), but a new row may, and where the map has no value for log 0
@@ -296,17 +330,31 @@ def _unmeasured_classes(labels, fit_rows, eval_rows, *, classes) -> dict:  # noq
     return {(classes[int(k)] if classes is not None else int(k)): int(counts[k]) for k in missing}
 
 
-def _class_list(unmeasured: dict) -> str:
-    """``class 'yes'`` or ``classes 'a' and 'b'``, as the library names classes (:func:`repr` of a name)."""
-    names = [repr(k) for k in unmeasured]
+def _class_list(names: Iterable) -> str:
+    """``class 'yes'`` or ``classes 'a' and 'b'``, as the library names classes (:func:`repr` of a name); past
+    :data:`~softmaxkit._loss_interval.LISTED_NAMES` classes the first few and a count (audit BR: 220 class
+    numbers, twice in one verdict). ``--json`` keeps every name."""
+    from softmaxkit._loss_interval import name_list
+
+    names = [repr(k) for k in names]
     if len(names) == 1:
         return f"class {names[0]}"
-    return f"classes {', '.join(names[:-1])} and {names[-1]}"
+    return f"classes {name_list(names)}"
 
 
 def _unmeasured_warning(unmeasured: dict, *, n_held: int) -> str:
     """The warning (stderr and ``--json`` ``"warnings"``) for held-out rows lacking fitted classes."""
-    rows = ", ".join(f"{k!r} has {n} row{'s' * (n != 1)}" for k, n in unmeasured.items())
+    from softmaxkit._loss_interval import LISTED_NAMES, name_list
+
+    each = [f"{k!r} has {n} row{'s' * (n != 1)}" for k, n in unmeasured.items()]
+    counts = set(unmeasured.values())
+    if len(each) <= LISTED_NAMES:
+        rows = ", ".join(each)
+    elif len(counts) == 1:  # holdout_rows leaves only classes of one row out of the held-out side
+        n = counts.pop()
+        rows = f"each has {n} row{'s' * (n != 1)}"
+    else:
+        rows = name_list(each)
     it = "it" if len(unmeasured) == 1 else "them"
     return (f"--holdout: no held-out row is of {_class_list(unmeasured)} ({rows}, fitted on), so the {n_held} "
             f"held-out rows cannot show what the map does to {it}; the change there is not read as better or "
@@ -321,12 +369,85 @@ def _not_read(unmeasured: dict, scored: list, *, change: str, loss_change: dict 
     b, a = scored[0].summary, scored[1].summary
     if loss_change is not None:
         loss_change = {**loss_change, "reading": MISSING_CLASS, "missing_classes": list(unmeasured)}
-    which = _class_list(unmeasured)
-    text = (f"Not measured: no held-out row is of {which}, whose rows were all fitted on, so these "
-            f"{a['n']} rows cannot tell whether {change} helped (a map that pulls the probability of {which} "
+    them = "that class" if len(unmeasured) == 1 else "those classes"
+    text = (f"Not measured: no held-out row is of {_class_list(unmeasured)}, whose rows were all fitted on, so "
+            f"these {a['n']} rows cannot tell whether {change} helped (a map that pulls the probability of {them} "
             f"toward 0 scores well on them). ECE {b['ece']:.4f} before and {a['ece']:.4f} after; log-loss "
             f"{b['log_loss']:.4f} before and {a['log_loss']:.4f} after, not read as better or worse.")
     return loss_change, (text, "warn")
+
+
+def _missing_part(calibrator, scores, y, *, apply, logits: bool, classes) -> dict | None:  # noqa: ANN001
+    """What the probability a map gives the classes with no held-out row adds to the log-loss change, or None
+    when every class has a held-out row.
+
+    A row's log-loss is its log-loss among the classes the held-out rows hold, plus ``-log(1 - p_absent)``,
+    the price of the probability given to the others; a map that lowers ``p_absent`` gains the difference on
+    every held-out row, whatever it does to those classes' own rows. ``{"classes": their names,
+    "part": the mean per-row change of that price}`` over the held-out ``scores`` (logits, or probabilities
+    when not ``logits``) and their labels ``y``, before and after ``apply(calibrator, block)``, a row block
+    at a time.
+    """
+    import numpy as np
+
+    from softmaxkit.data import iter_row_blocks
+    from softmaxkit.functional import logsumexp
+
+    n_classes = scores.shape[1]
+    absent = np.flatnonzero(np.bincount(y, minlength=n_classes) == 0)
+    if absent.size == 0:
+        return None
+    present = np.setdiff1d(np.arange(n_classes), absent)
+
+    def price(z):  # -log(1 - p_absent) per row, from logits z
+        return logsumexp(z, axis=1) - logsumexp(z[:, present], axis=1)
+
+    total = 0.0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        for _, block in iter_row_blocks(scores):
+            raw = np.asarray(block, dtype=np.float64)
+            before = raw if logits else np.log(raw)
+            total += float(np.sum(price(np.asarray(apply(calibrator, block), dtype=np.float64)) - price(before)))
+    names = [classes[int(k)] if classes is not None else int(k) for k in absent]
+    return {"classes": names, "part": total / len(y)}
+
+
+def _reading_holds(loss_change: dict | None, part: float) -> bool:
+    """Whether the better, worse or within-the-noise reading of ``loss_change`` stays as it is once ``part``
+    (:func:`_missing_part`) is taken out of its interval: the map's gain or loss on the classes the held-out
+    rows hold then reads the same. False for any other reading, and for a part that is not finite."""
+    import math
+
+    if loss_change is None or not math.isfinite(part):
+        return False
+    reading = loss_change["reading"]
+    if reading not in ("better", "worse", "within the noise"):
+        return False
+    lo, hi = (v - part for v in loss_change["ci95"])
+    return reading == ("better" if hi < 0 else "worse" if lo > 0 else "within the noise")
+
+
+def _missing_sentence(missing: dict) -> str:
+    """The verdict's sentence when classes have no held-out row and temperature scaling's reading holds."""
+    them = "it" if len(missing["classes"]) == 1 else "them"
+    return (f"No held-out row is of {_class_list(missing['classes'])}; one temperature, shared by every class, "
+            f"cannot single {them} out: the probability it moves onto or off {them} makes {missing['part']:+.4f} of "
+            "the mean log-loss change here, too little to alter that reading.")
+
+
+def _fits_labels_caution(after: dict, *, change: str, n_params: int, n_fit: int, n_classes: int) -> str:
+    """The caution for a map with as many fitted parameters as fitting rows or more, its figures measured on
+    those rows (audit BR: matrix scaling, 10,100 parameters on 2,000 rows of 100 classes, read accuracy
+    0.6590 -> 1.0000 and log-loss 3.05 -> 0.07 there, under "figures measured on those rows are optimistic";
+    on new rows it took accuracy from 0.684 to 0.370 and log-loss from 2.83 to 3.65)."""
+    figures = [f"{name} {after[key]:.4f}" for key, name in (("accuracy", "accuracy"), ("log_loss", "log-loss"))
+               if after.get(key) is not None]
+    fewer = [f"{name}: {k}" for name, k in (("temperature scaling", 1), ("vector scaling", 2 * n_classes))
+             if k < n_params and name != change]
+    instead = f", or a map with fewer parameters ({'; '.join(fewer)})" if fewer else ""
+    return (f"{change}: fitted {n_params} parameters on {n_fit} rows, as many as the rows or more, so it can fit "
+            f"these rows' labels: the {' and '.join(figures) or 'figures'} measured after it on them say nothing "
+            f"about new rows; use --holdout{instead}")
 
 
 def _refuse_zero_scores(  # noqa: ANN001 - arrays and an optional class list, as read by read_predictions
