@@ -121,3 +121,28 @@ def evaluate_json(capsys, *argv) -> dict:
     rc, out, err = call(capsys, "evaluate", *argv, "--json")
     assert rc == 0, err
     return json.loads(out)
+
+
+def iris_without_header(path: Path, first_row, *, columns=slice(None)) -> Path:
+    """Iris's rows (shuffled) written headerless by np.savetxt(fmt="%g"), row 0 replaced by ``first_row``."""
+    import numpy as np
+    from sklearn.datasets import load_iris
+
+    X = load_iris().data[np.random.default_rng(0).permutation(150)]
+    X[0] = first_row
+    np.savetxt(path, X[:, columns], fmt="%g", delimiter=",")
+    return path
+
+
+def iris_model_without_names(capsys, work: Path) -> Path:
+    """A model fitted by ``fit`` on iris from an .npz, so it records no feature names (``work/m.npz``)."""
+    import numpy as np
+    from sklearn.datasets import load_iris
+
+    X, y = load_iris(return_X_y=True)
+    np.savez(work / "train.npz", X=X, y=y)
+    model = work / "m.npz"
+    assert call(capsys, "fit", work / "train.npz", "--target", "y", "--out", model, "--no-report", "-q", "--alpha",
+                "1")[0] == 0
+    return model
+

@@ -40,16 +40,21 @@ def _files(tmp_path, z, y):
 # --------------------------------------------------------------------------- 1. a map that can fit its rows' labels
 
 
+def _calibrate_matrix(capsys, tmp_path, *, rows: int, classes: int, seed: int):
+    """``calibrate --method matrix --json`` without --holdout on ``rows`` noisy logits of ``classes`` classes."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, classes, rows)
+    z = rng.normal(size=(rows, classes))
+    z[np.arange(rows), y] += 1.5
+    logits, labels = _files(tmp_path, z, y)
+    return call(capsys, "calibrate", "--logits", logits, "--labels", labels, "--method", "matrix", "--out",
+                tmp_path / "m.npz", "--json")
+
+
 def test_matrix_without_holdout_says_it_can_fit_the_rows_labels(capsys, tmp_path):
     """Audit BR: 10,100 parameters on 2,000 rows read accuracy 0.6590 -> 1.0000 in-sample under "figures measured
     on those rows are optimistic"; fresh rows went 0.684 -> 0.370. Here 420 parameters on 100 rows."""
-    rng = np.random.default_rng(0)
-    y = rng.integers(0, 20, 100)
-    z = rng.normal(size=(100, 20))
-    z[np.arange(100), y] += 1.5
-    logits, labels = _files(tmp_path, z, y)
-    rc, out, err = call(capsys, "calibrate", "--logits", logits, "--labels", labels, "--method", "matrix",
-                        "--out", tmp_path / "m.npz", "--json")
+    rc, out, err = _calibrate_matrix(capsys, tmp_path, rows=100, classes=20, seed=0)
     assert rc == 0, err
     metrics = json.loads(out)
     after = metrics["metrics"]["calibrated"]
@@ -65,13 +70,7 @@ def test_matrix_without_holdout_says_it_can_fit_the_rows_labels(capsys, tmp_path
 
 
 def test_the_weaker_caution_stays_below_one_parameter_per_row(capsys, tmp_path):
-    rng = np.random.default_rng(1)
-    y = rng.integers(0, 4, 150)
-    z = rng.normal(size=(150, 4))
-    z[np.arange(150), y] += 1.5
-    logits, labels = _files(tmp_path, z, y)
-    rc, out, err = call(capsys, "calibrate", "--logits", logits, "--labels", labels, "--method", "matrix",
-                        "--out", tmp_path / "m.npz", "--json")
+    rc, out, err = _calibrate_matrix(capsys, tmp_path, rows=150, classes=4, seed=1)
     assert rc == 0, err
     warned = json.loads(out)["warnings"]
     assert not any("can fit these rows' labels" in w for w in warned)
@@ -175,6 +174,19 @@ def test_the_verdicts_zero_class_clause_names_a_few_classes():
 # --------------------------------------------------------------------------- 4. TemperatureScaling's absent classes
 
 
+def _heavy_last_class(n: int, *, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Logits of 10 classes, the last holding 30% of the rows and over-predicted, and labels drawn from their
+    softmax."""
+    rng = np.random.default_rng(seed)
+    prior = np.r_[np.full(9, 0.7 / 9), 0.3]
+    c = rng.choice(10, n, p=prior)
+    x = rng.normal(size=(n, 10)) + np.log(prior)
+    x[np.arange(n), c] += 2.0
+    p = np.exp(x - x.max(axis=1, keepdims=True))
+    y = np.minimum(((p / p.sum(axis=1, keepdims=True)).cumsum(axis=1) < rng.random(n)[:, None]).sum(axis=1), 9)
+    return x, y
+
+
 def test_temperature_scaling_warns_of_absent_classes_only_when_they_move_t():
     """Audit BR: at 1000 classes with 254 absent, T was right (2.001 for 2) and the warning that the rows
     "reward pushing those classes' probabilities toward 0" was not. Dropping the rows of chosen classes
@@ -187,13 +199,7 @@ def test_temperature_scaling_warns_of_absent_classes_only_when_they_move_t():
         warnings.simplefilter("error", CalibrationWarning)
         TemperatureScaling().fit(z[keep], y[keep])
     # a class of 30% of the rows, which the model over-predicts: its absence moves T by about 30%
-    rng = np.random.default_rng(6)
-    prior = np.r_[np.full(9, 0.7 / 9), 0.3]
-    c = rng.choice(10, 3000, p=prior)
-    x = rng.normal(size=(3000, 10)) + np.log(prior)
-    x[np.arange(3000), c] += 2.0
-    p = np.exp(x - x.max(axis=1, keepdims=True))
-    yy = np.minimum(((p / p.sum(axis=1, keepdims=True)).cumsum(axis=1) < rng.random(3000)[:, None]).sum(axis=1), 9)
+    x, yy = _heavy_last_class(3000, seed=6)
     keep = yy != 9
     with pytest.warns(CalibrationWarning, match=r"^TemperatureScaling: class 9 has no row among the \d+ calibration "
                       r"rows; .*toward 0: here T = [\d.]+, where the classes present alone would be about [\d.]+ "):
@@ -208,13 +214,7 @@ def test_the_present_classes_temperature_is_close_to_a_refit_on_their_columns():
     """The one Newton step the warning reads against fitting the softmax over the classes present alone."""
     from softmaxkit.calibration import TemperatureScaling, _present_classes_beta
 
-    rng = np.random.default_rng(7)
-    prior = np.r_[np.full(9, 0.7 / 9), 0.3]
-    c = rng.choice(10, 2000, p=prior)
-    x = rng.normal(size=(2000, 10)) + np.log(prior)
-    x[np.arange(2000), c] += 2.0
-    p = np.exp(x - x.max(axis=1, keepdims=True))
-    y = np.minimum(((p / p.sum(axis=1, keepdims=True)).cumsum(axis=1) < rng.random(2000)[:, None]).sum(axis=1), 9)
+    x, y = _heavy_last_class(2000, seed=7)
     x, y = x[y != 9], y[y != 9]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -22,7 +22,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cli_helpers import call, decent_logits, error_line, evaluate_json, run_cli, sklearn_log_loss, softmax_rows
+from cli_helpers import (call, decent_logits, error_line, evaluate_json, iris_model_without_names,
+                         iris_without_header, run_cli, sklearn_log_loss, softmax_rows)
 from softmaxkit.data import DataFileError, read_columns
 
 pytest.importorskip("sklearn")
@@ -149,24 +150,9 @@ def test_classes_not_matching_show_an_invisible_character(capsys, tmp_path):
 # --------------------------------------------------------------------------- 2. a first line of data
 
 
-def _iris_without_header(path: Path, first_row) -> Path:
-    from sklearn.datasets import load_iris
-
-    X = load_iris().data[np.random.default_rng(0).permutation(150)]
-    X[0] = first_row
-    np.savetxt(path, X, fmt="%g", delimiter=",")
-    return path
-
-
 def test_a_headerless_first_row_of_whole_numbers_is_refused_as_data(capsys, tmp_path):
-    from sklearn.datasets import load_iris
-
-    X, y = load_iris(return_X_y=True)
-    train = tmp_path / "train.npz"
-    np.savez(train, X=X, y=y)
-    model = tmp_path / "m.npz"
-    assert call(capsys, "fit", train, "--target", "y", "--out", model, "--no-report", "-q", "--alpha", "1")[0] == 0
-    new = _iris_without_header(tmp_path / "new.csv", [6, 3, 5, 2])
+    model = iris_model_without_names(capsys, tmp_path)
+    new = iris_without_header(tmp_path / "new.csv", [6, 3, 5, 2])
     rc, _, err = call(capsys, "predict", model, new, "--out", tmp_path / "p.csv", "--by-position")
     assert rc == 1
     line = error_line(err)
@@ -179,7 +165,7 @@ def test_other_whole_number_first_rows_are_refused(tmp_path, first_row):
     from softmaxkit.data import read_features
 
     with pytest.raises(DataFileError, match="line 1 looks like data"):
-        read_features(_iris_without_header(tmp_path / "new.csv", first_row), positional=True)
+        read_features(iris_without_header(tmp_path / "new.csv", first_row), positional=True)
 
 
 def test_a_log_odds_column_headed_by_a_whole_number_is_a_name(tmp_path):

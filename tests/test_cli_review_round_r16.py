@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cli_helpers import call, error_line
+from cli_helpers import call, error_line, iris_model_without_names, iris_without_header
 from softmaxkit.data import DataFileError, is_weight_name, read_columns, read_features, visible_name
 
 pytest.importorskip("sklearn")
@@ -77,18 +77,9 @@ def test_features_named_by_numbers_fit_and_predict(capsys, tmp_path):
     assert len((tmp_path / "p.csv").read_text().splitlines()) == 121
 
 
-def _iris_without_header(path: Path, first_row, *, columns=slice(None)) -> Path:
-    from sklearn.datasets import load_iris
-
-    X = load_iris().data[np.random.default_rng(0).permutation(150)]
-    X[0] = first_row
-    np.savetxt(path, X[:, columns], fmt="%g", delimiter=",")
-    return path
-
-
 @pytest.mark.parametrize("first_row", [[5, 3, 2, 1], [6, 3, 4, 1], [7, 3, 6, 2]])
 def test_a_whole_number_first_row_is_refused_only_where_columns_go_by_position(tmp_path, first_row):
-    path = _iris_without_header(tmp_path / "new.csv", first_row)
+    path = iris_without_header(tmp_path / "new.csv", first_row)
     assert list(read_columns(path)) == [str(v) for v in first_row]  # a name check catches it elsewhere
     with pytest.raises(DataFileError, match="line 1 looks like data") as info:
         read_features(path, positional=True)
@@ -99,7 +90,7 @@ def test_a_whole_number_first_row_is_refused_only_where_columns_go_by_position(t
 
 
 def test_a_single_whole_number_name_is_said_in_the_singular(tmp_path):
-    path = _iris_without_header(tmp_path / "new.csv", [6, 3, 5, 2], columns=slice(0, 1))
+    path = iris_without_header(tmp_path / "new.csv", [6, 3, 5, 2], columns=slice(0, 1))
     with pytest.raises(DataFileError) as info:
         read_features(path, positional=True)
     assert "(column name '6' is a whole number inside the range of its column's values, as a data row's cell " \
@@ -107,14 +98,8 @@ def test_a_single_whole_number_name_is_said_in_the_singular(tmp_path):
 
 
 def test_predict_by_position_refuses_a_whole_number_first_row_with_advice_that_works(capsys, tmp_path):
-    from sklearn.datasets import load_iris
-
-    X, y = load_iris(return_X_y=True)
-    train = tmp_path / "train.npz"
-    np.savez(train, X=X, y=y)
-    model = tmp_path / "m.npz"
-    assert call(capsys, "fit", train, "--target", "y", "--out", model, "--no-report", "-q", "--alpha", "1")[0] == 0
-    new = _iris_without_header(tmp_path / "new.csv", [6, 3, 5, 2])
+    model = iris_model_without_names(capsys, tmp_path)
+    new = iris_without_header(tmp_path / "new.csv", [6, 3, 5, 2])
     rc, _, err = call(capsys, "predict", model, new, "--out", tmp_path / "p.csv", "--by-position")
     assert rc == 1
     assert "naming the columns in training order" in error_line(err)
