@@ -75,6 +75,7 @@ __all__ = [
     "CalibrationWarning",
     "ZeroProbabilityWarning",
     "SeparableWarning",
+    "ManyParametersWarning",
 ]
 
 #: Calibration method name (``CalibratedClassifier(method=)``, the CLI's ``--method``/``--calibrate``)
@@ -102,6 +103,12 @@ class ZeroProbabilityWarning(CalibrationWarning):
 class SeparableWarning(CalibrationWarning):
     """Every calibration row's true class has the largest logit: the likelihood has no maximum, so
     a prior (or the bound of ``beta``) set the temperature, not the rows. ``separable_`` is True."""
+
+
+class ManyParametersWarning(CalibrationWarning):
+    """A map with as many fitted parameters as calibration rows or more (matrix scaling: ``C^2 + C``):
+    it can fit those rows' labels, so figures measured on them say nothing about new rows. Its own
+    class so that a caller that says this itself (the CLI, with the figures) can silence this one alone."""
 
 
 class NotFittedError(ValueError, AttributeError):
@@ -1565,7 +1572,7 @@ class MatrixScaling(_AffineScaling):
     Notes
     -----
     ``C^2 + C`` parameters over-fit a small calibration set (``fit`` warns,
-    :class:`CalibrationWarning`, when they are as many as its rows or more:
+    :class:`ManyParametersWarning`, when they are as many as its rows or more:
     at 100 classes and 2,000 rows the map ranked every calibration row's
     label first, and took new rows' accuracy from 0.68 to 0.37); ODIR
     (Off-Diagonal and Intercept Regularisation) shrinks the off-diagonal
@@ -1654,7 +1661,7 @@ class MatrixScaling(_AffineScaling):
                 f"rows{' (' + ', '.join(which) + ')' if which else ''}, as many as the rows or more: "
                 "the map can fit these rows' labels, so its accuracy and log-loss on them say nothing about new "
                 "rows. Measure it on held-out rows, or use VectorScaling (2C parameters) or TemperatureScaling (1)",
-                CalibrationWarning,
+                ManyParametersWarning,
                 stacklevel=3,
             )
 

@@ -115,19 +115,23 @@ def load_model(path: str) -> SavedModel:
     """Read a model saved by ``fit`` (or ``SoftmaxClassifier.save``) without loading scikit-learn.
 
     The state is checked by :func:`softmaxkit._mlp.read_saved_network`, the
-    check :func:`softmaxkit.load` makes too, so both refuse the same files
+    check :func:`softmaxkit.load` makes too, and its metadata entries by
+    :func:`softmaxkit.io.refuse_unknown_meta`, so both refuse the same files
     with the same :class:`~softmaxkit.io.ModelFileError`.
     """
-    from softmaxkit._mlp import read_saved_network
-    from softmaxkit.io import STATE_ERRORS, invalid_state, read_state
+    from softmaxkit._mlp import SAVED_META, read_saved_network
+    from softmaxkit.io import STATE_ERRORS, invalid_state, read_record, refuse_unknown_meta
 
-    kind, meta, arrays = read_state(path)
+    kind, meta, arrays, extra = read_record(path)
     if kind != "SoftmaxClassifier":
         raise CLIError(f"{path}: holds {with_article(kind)}, but MODEL needs a SoftmaxClassifier")
     try:
         net = read_saved_network(meta, arrays)
     except STATE_ERRORS as exc:
         raise invalid_state(path, kind, exc) from None
+    # A metadata entry this version does not read (a newer softmaxkit's, or an edited file's) was ignored
+    # here, while softmaxkit.load refused it (noted in review): the same check, against the saved entries.
+    refuse_unknown_meta(path, kind, meta, SAVED_META, extra=extra)
     return SavedModel(str(path), net.classes, net.n_features, net.feature_names, net.target_name,
                       net.coefs, net.intercepts, net.activation, digest=model_digest(arrays))
 
@@ -271,23 +275,25 @@ def fit_calibrator(method: str, scores: np.ndarray, y: np.ndarray, *, probs: boo
 
     calibrator = getattr(calibration, CALIBRATORS[method])(input="probs" if probs else "logits")
     remember_classes(calibrator, classes)
-    with _zero_probability_said_by_the_cli():
+    with _said_by_the_cli():
         return calibrator.fit(scores, y)
 
 
 @contextlib.contextmanager
-def _zero_probability_said_by_the_cli() -> Iterator[None]:
+def _said_by_the_cli() -> Iterator[None]:
     """Silence the library's warnings during a fit that the CLI says itself: the
     :class:`~softmaxkit.calibration.ZeroProbabilityWarning` (with the file's class names:
-    :func:`calibrator_params`' ``zero_classes``, the verdict's "unsafe") and the separable set's
-    (``fit_warnings``, with T and what it does); one line each is enough."""
+    :func:`calibrator_params`' ``zero_classes``, the verdict's "unsafe"), the separable set's
+    (``fit_warnings``, with T and what it does) and the
+    :class:`~softmaxkit.calibration.ManyParametersWarning` (``fit_warnings``, which knows whether the
+    figures shown are the fitting rows' or held-out ones); one line each is enough."""
     import warnings
 
-    from softmaxkit.calibration import SeparableWarning, ZeroProbabilityWarning
+    from softmaxkit.calibration import ManyParametersWarning, SeparableWarning, ZeroProbabilityWarning
 
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ZeroProbabilityWarning)
-        warnings.simplefilter("ignore", SeparableWarning)
+        for said in (ZeroProbabilityWarning, SeparableWarning, ManyParametersWarning):
+            warnings.simplefilter("ignore", said)
         yield
 
 
@@ -303,7 +309,7 @@ def cross_fit_calibrator(model: Any, method: str, X: np.ndarray, y: np.ndarray, 
     folds = int(min(CROSS_FIT_FOLDS, counts.min()))
     if folds < 2:
         raise CLIError("--calibrate cross-fits the calibrator, which needs at least 2 training rows of every class")
-    with _zero_probability_said_by_the_cli():
+    with _said_by_the_cli():
         cal = CalibratedClassifier(model, method=method, cv=folds, ensemble=False).fit(X, y, sample_weight=sample_weight)
     pair = cal.calibrated_classifiers_[0]
     return pair.estimator, pair.calibrator, folds

@@ -86,7 +86,6 @@ def run(args: argparse.Namespace, warned: list[str]) -> int:
         score,
         verdict,
     )
-    from softmaxkit.calibration import CalibrationWarning
     from softmaxkit.data import release_pages
     from softmaxkit.io import StagedOutputs
     from softmaxkit.report import write_report
@@ -120,13 +119,8 @@ def run(args: argparse.Namespace, warned: list[str]) -> int:
         # The calibrator reads a memory-mapped file in place (no copy); the scoring below
         # reads it block by block, so the peak stays near the calibrator's own working set.
         fit_scores = scores if args.holdout is None else scores[fit_rows]
-        with warnings.catch_warnings():
-            # Said by this command's own caution, which knows whether the figures are the fitting rows'
-            # (_fits_labels_caution) or held-out ones (fit_warnings): one line is enough.
-            warnings.filterwarnings("ignore", message=r"MatrixScaling: \d+ parameters \(C\^2 \+ C",
-                                    category=CalibrationWarning)
-            calibrator = _adapters.fit_calibrator(args.method, fit_scores, labels[fit_rows],
-                                                  probs=args.probs is not None, classes=classes)
+        calibrator = _adapters.fit_calibrator(args.method, fit_scores, labels[fit_rows],
+                                              probs=args.probs is not None, classes=classes)
         del fit_scores
         release_pages(scores)
         params = _adapters.calibrator_params(calibrator, classes=classes)
@@ -184,16 +178,9 @@ def run(args: argparse.Namespace, warned: list[str]) -> int:
         # for temperature scaling only when that pull could decide the reading (above).
         loss_change, note = _not_read(unmeasured, scored, change=calibration_name(args.method),
                                       loss_change=loss_change)
-    n_params = params.get("n_parameters", 0)
-    fits_labels = not args.holdout and n_params >= len(fit_rows)
-    # The caution for a map that can fit its rows' labels replaces fit_warnings' "optimistic" one.
-    cautions = fit_warnings({**params, "n_parameters": 0} if fits_labels else params,
-                            change=calibration_name(args.method), n_fit=len(fit_rows), in_sample=not args.holdout,
-                            loss_change=loss_change)
-    if fits_labels:
-        cautions.insert(0, _fits_labels_caution(scored[1].summary, change=calibration_name(args.method),
-                                                n_params=n_params, n_fit=len(fit_rows),
-                                                n_classes=int(scores.shape[1])))
+    cautions = fit_warnings(params, change=calibration_name(args.method), n_fit=len(fit_rows),
+                            in_sample=not args.holdout, loss_change=loss_change, after=scored[1].summary,
+                            n_classes=int(scores.shape[1]))
     if unmeasured:
         cautions.append(_unmeasured_warning(unmeasured, n_held=len(eval_rows)))
     # Its fitting rows had no 0 (refused above), but a new row may, and where the map has no value for log 0
@@ -433,21 +420,6 @@ def _missing_sentence(missing: dict) -> str:
     return (f"No held-out row is of {_class_list(missing['classes'])}; one temperature, shared by every class, "
             f"cannot single {them} out: the probability it moves onto or off {them} makes {missing['part']:+.4f} of "
             "the mean log-loss change here, too little to alter that reading.")
-
-
-def _fits_labels_caution(after: dict, *, change: str, n_params: int, n_fit: int, n_classes: int) -> str:
-    """The caution for a map with as many fitted parameters as fitting rows or more, its figures measured on
-    those rows (audit BR: matrix scaling, 10,100 parameters on 2,000 rows of 100 classes, read accuracy
-    0.6590 -> 1.0000 and log-loss 3.05 -> 0.07 there, under "figures measured on those rows are optimistic";
-    on new rows it took accuracy from 0.684 to 0.370 and log-loss from 2.83 to 3.65)."""
-    figures = [f"{name} {after[key]:.4f}" for key, name in (("accuracy", "accuracy"), ("log_loss", "log-loss"))
-               if after.get(key) is not None]
-    fewer = [f"{name}: {k}" for name, k in (("temperature scaling", 1), ("vector scaling", 2 * n_classes))
-             if k < n_params and name != change]
-    instead = f", or a map with fewer parameters ({'; '.join(fewer)})" if fewer else ""
-    return (f"{change}: fitted {n_params} parameters on {n_fit} rows, as many as the rows or more, so it can fit "
-            f"these rows' labels: the {' and '.join(figures) or 'figures'} measured after it on them say nothing "
-            f"about new rows; use --holdout{instead}")
 
 
 def _refuse_zero_scores(  # noqa: ANN001 - arrays and an optional class list, as read by read_predictions
