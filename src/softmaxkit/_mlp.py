@@ -390,6 +390,18 @@ class SavedNetwork:
 
 #: The arrays a saved SoftmaxClassifier holds besides its layers (``coef_i``, ``intercept_i``).
 SAVED_CURVES = ("loss_curve", "validation_loss_curve", "alpha_path", "alpha_path_loss")
+#: The metadata entries a saved SoftmaxClassifier holds (``params``: its constructor's), as a record of Nones:
+#: what the CLI, which reads a model without building the estimator (and importing scikit-learn), checks a
+#: file's entries against (:func:`softmaxkit.io.refuse_unknown_meta`), as ``softmaxkit.load`` does with the
+#: estimator's own. tests/test_io_known_entries.py keeps it equal to what ``SoftmaxClassifier._get_state`` writes.
+SAVED_META: dict[str, Any] = {
+    **dict.fromkeys(["alpha", "alpha_at_bound", "best_validation_loss", "classes", "classes_param", "cv_unsaved",
+                     "feature_names_in", "n_features_in", "n_iter", "n_layers", "solver", "target_name"]),
+    "params": dict.fromkeys(["activation", "alpha", "batch_size", "count_targets", "cv", "device", "dtype",
+                             "early_stopping", "hidden_layer_sizes", "learning_rate", "max_iter", "n_iter_no_change",
+                             "random_state", "solver", "standardize", "tol", "validation_fraction", "verbose",
+                             "weights_are_counts"]),
+}
 
 
 def read_saved_network(meta: Any, arrays: dict[str, np.ndarray]) -> SavedNetwork:

@@ -694,11 +694,11 @@ def read_state(path: str | os.PathLike) -> tuple[str, dict[str, Any], dict[str, 
         Missing file, not a softmaxkit file, corrupted, a newer format, or a record entry
         that this version does not know.
     """
-    kind, meta, arrays, _ = _read_record(path)
+    kind, meta, arrays, _ = read_record(path)
     return kind, meta, arrays
 
 
-def _read_record(path: str | os.PathLike) -> tuple[str, dict[str, Any], dict[str, np.ndarray], list[str] | None]:
+def read_record(path: str | os.PathLike) -> tuple[str, dict[str, Any], dict[str, np.ndarray], list[str] | None]:
     """:func:`read_state`, and the names of the caller's ``meta`` entries (the record's ``extra_meta``;
     None for a file written before records listed them)."""
     path = Path(path)
@@ -811,7 +811,7 @@ def load(path: str | os.PathLike) -> Any:
     >>> import softmaxkit as sk  # doctest: +SKIP
     >>> model = sk.load("model.npz")  # doctest: +SKIP
     """
-    kind, meta, arrays, extra = _read_record(path)
+    kind, meta, arrays, extra = read_record(path)
     module_name, cls_name = _REGISTRY[kind].split(":")
     cls = getattr(importlib.import_module(module_name), cls_name)
     try:
@@ -827,7 +827,23 @@ def load(path: str | os.PathLike) -> Any:
     # format_version 1 would have been read wrongly, without a word.
     _refuse_unknown(path, kind, ("array", "arrays"), set(arrays) - set(own_arrays))
     # So did an extra metadata entry, at the top (output_scale) or nested (a calibrator's fitted.bias_,
-    # a pair's estimator), audit BN. class_names and the caller's entries are load's and the caller's.
+    # a pair's estimator), audit BN.
+    refuse_unknown_meta(path, kind, meta, own_meta, extra=extra)
+    return obj
+
+
+def refuse_unknown_meta(path: str | os.PathLike, kind: str, meta: dict[str, Any], own_meta: dict[str, Any], *,
+                        extra: list[str] | None) -> None:
+    """Raise :class:`ModelFileError` naming the entries of a file's ``meta`` (nested ones by path) that
+    ``own_meta``, what the loaded object saves, lacks; the ``class_names`` that :meth:`Persistable.save`
+    adds and the caller's ``extra`` entries (:func:`read_record`) are let through. A file written before
+    records listed the caller's entries (``extra`` None) gets a warning for its unknown top-level entries
+    instead, since they may be the caller's own.
+
+    ``own_meta`` needs only the entries (values are not compared): a record of Nones serves where the
+    object itself is not built (the CLI's :func:`softmaxkit.cli._adapters.load_model`).
+    """
+    # class_names and the caller's entries are load's and the caller's.
     allowed = dict.fromkeys(["class_names", *(extra or ()), *_EXTRA_META_BEFORE_THE_LIST])
     unknown = _unknown_entries(meta, {**allowed, **own_meta})
     if extra is None:
@@ -842,10 +858,9 @@ def load(path: str | os.PathLike) -> Any:
                           f"{', '.join(map(repr, sorted(top)))} that this softmaxkit does not read, ignored: a file "
                           "saved before files named the caller's save(extra_meta=...) entries, where such an "
                           "entry is the caller's own (read it with softmaxkit.io.read_state); if it is not, the "
-                          "file was edited", stacklevel=2)
+                          "file was edited", stacklevel=3)
         unknown = [name for name in unknown if name not in meta]
     _refuse_unknown(path, kind, ("metadata entry", "metadata entries"), unknown)
-    return obj
 
 
 def _refuse_unknown(path: str | os.PathLike, kind: str, what: tuple[str, str], unknown: Any) -> None:
