@@ -64,3 +64,18 @@ def test_fit_warnings_gives_the_fits_labels_caution_for_in_sample_figures_only()
     # 420 parameters on 500 rows: fewer than 10 rows each, but more rows than parameters: "optimistic"
     more = fit_warnings(params, change="matrix scaling", n_fit=500, in_sample=True, after=after, n_classes=20)
     assert len(more) == 1 and "figures measured on those rows are optimistic" in more[0]
+
+
+def test_the_folds_zero_class_warning_lists_a_few_classes_and_a_count():
+    """Noted last round: at 1000 classes the merged warning printed every common zero class index."""
+    from types import SimpleNamespace
+
+    from softmaxkit._calibrated_classifier import _warn_once_for_the_folds
+    from softmaxkit.calibration import ZeroProbabilityWarning
+
+    folds = [SimpleNamespace(zero_classes_=np.arange(400)), SimpleNamespace(zero_classes_=np.arange(0, 600, 2))]
+    with pytest.warns(ZeroProbabilityWarning) as said:
+        _warn_once_for_the_folds([], folds, "isotonic")
+    text = str(said[0].message)
+    assert "class index(es) 0, 2, 4" in text and "and 190 more classes" in text
+    assert "398" not in text

@@ -33,6 +33,7 @@ from sklearn.utils.validation import (
 
 from softmaxkit._alpha_search import is_iterator, require_splits
 from softmaxkit._validation import check_cv_param
+from softmaxkit._loss_interval import name_list
 from softmaxkit.calibration import METHODS
 from softmaxkit.io import Persistable
 
@@ -998,7 +999,7 @@ def _warn_once_for_the_folds(caught: list[Any], calibrators: list[Any], method: 
     if common.size:
         warnings.warn(
             f"CalibratedClassifier(method={method!r}): every fold's map gives probability exactly 0 to class "
-            f"index(es) {common.tolist()} over some scores, so their average does too: a new row of such a class "
+            f"index(es) {name_list(common.tolist(), noun='classes')} over some scores, so their average does too: a new row of such a class "
             "scoring there has infinite log-loss. More rows per fold shrink those ranges; 'temperature' or "
             "'platt' put no range at probability 0 (zero_classes_ lists these classes)",
             ZeroProbabilityWarning,
