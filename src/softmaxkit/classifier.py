@@ -389,10 +389,10 @@ class SoftmaxClassifier(Persistable, ClassifierMixin, BaseEstimator):
     fitting.
     *Cost:* ``5 m + 1`` fits, ``m`` the grid values walked (5-10 on the
     bundled and synthetic sets of ``benchmarks/bench_defaults.py``), but
-    warm-started path fits take a few iterations each: in two runs of that
+    warm-started path fits take a few iterations each: in runs of that
     benchmark (7 data sets of 150-3000 rows, 20 splits) the whole fit took
-    0.48-0.85 of ``LogisticRegressionCV(scoring="neg_log_loss")``'s time and
-    11-31 times one ``LogisticRegression()`` fit.
+    0.42-0.99 of ``LogisticRegressionCV(scoring="neg_log_loss")``'s time and
+    11-46 times one ``LogisticRegression()`` fit (of 4-15 ms).
     *MLPs* score ``alpha = 10**2 ... 10**-2`` (decade steps, all five
     values, no reference) over 3 folds, every fit from the same fresh
     initialisation (a path warm-started across penalties keeps an MLP's
