@@ -227,9 +227,7 @@ def bench_digits(n_splits: int, checks: list) -> None:
         se = cov.std(ddof=1) / math.sqrt(len(cov))
         table.append([score, name, f"{cov.mean():.4f} +- {se:.4f}", f"{size.mean():.3f}"])
         if is_ours(name):
-            ok = 1 - ALPHA - 3 * se <= cov.mean() <= hi + 3 * se
-            checks.append((f"digits {score}: mean coverage {cov.mean():.4f} in [{1 - ALPHA:.2f}, {hi:.4f}] "
-                           "(+-3 se)", ok))
+            checks.append(coverage_check(f"digits {score}: mean coverage", cov.mean(), se=se, hi=hi))
     size_of = {key: np.mean([v[1] for v in vals]) for key, vals in results.items()}
     for (score, name), ours in size_of.items():
         peer = mapie_peer(score, name)
@@ -240,6 +238,15 @@ def bench_digits(n_splits: int, checks: list) -> None:
     print_table(f"digits: logistic regression, {n_cal} calibration / {len(y) - n_cal} test rows, "
                 f"alpha = {ALPHA}, mean over {n_splits} random splits (bound [{1 - ALPHA:.2f}, {hi:.4f}])",
                 table, ["score", "implementation", "coverage +- se", "mean size"])
+
+
+def coverage_check(what: str, cov: float, *, se: float, hi: float) -> tuple[str, bool]:
+    """A goal line and its outcome: coverage within split conformal's bound ``[1 - ALPHA, hi]`` widened by
+    3 standard errors of its estimate, the interval actually tested printed (it printed the bound alone,
+    and a coverage of 0.8871 read "[PASS] ... in [0.90, 0.9022]": audit BS)."""
+    lo, up = 1 - ALPHA - 3 * se, hi + 3 * se
+    return (f"{what} {cov:.4f} in [{lo:.4f}, {up:.4f}], the bound [{1 - ALPHA:.2f}, {hi:.4f}] +- 3 se "
+            f"({3 * se:.4f})", lo <= cov <= up)
 
 
 def bench_synthetic(n_cal: int, n_test: int, c: int, repeats: int, checks: list, *, speed_goal: bool) -> None:
@@ -263,8 +270,7 @@ def bench_synthetic(n_cal: int, n_test: int, c: int, repeats: int, checks: list,
         table.append([score, name, f"{cov:.4f} +- {se:.4f}", f"{sizes[(score, name)]:.2f}",
                       f"{times[(score, name)]:.3f}", str(rounds[score])])
         if is_ours(name):
-            checks.append((f"{c} classes {score}: coverage {cov:.4f} in [{1 - ALPHA:.2f}, {hi:.5f}] (+-3 se)",
-                           1 - ALPHA - 3 * se <= cov <= hi + 3 * se))
+            checks.append(coverage_check(f"{c} classes {score}: coverage", cov, se=se, hi=hi))
     for row in table:
         peer = mapie_peer(row[0], row[1])
         note = f" ({TUNED_BY_MAPIE[row[0]]})" if row[0] in TUNED_BY_MAPIE else ""
