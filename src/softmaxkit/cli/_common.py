@@ -104,12 +104,15 @@ def progress(printer: Printer, description: str, total: int | None = None) -> An
 
 
 def hidden_sizes(text: str) -> tuple[int, ...]:
-    """argparse type for ``--hidden 128,64`` (an empty string or ``none`` means linear).
+    """argparse type for ``--hidden 128,64`` (``none`` means linear).
 
     ``0`` is refused like every other non-positive size, as the estimator
-    refuses it: a layer of 0 units is not "no layer".
+    refuses it: a layer of 0 units is not "no layer". So is an empty string: ``--hidden "$H"`` with an
+    unset variable trained a linear model without a word (audit BW).
     """
-    if text.strip().lower() in ("", "none"):
+    if not text.strip():
+        raise argparse.ArgumentTypeError("empty: give layer sizes such as 128,64, or 'none' for no hidden layer")
+    if text.strip().lower() == "none":
         return ()
     try:
         sizes = tuple(parse_number(part, int) for part in text.split(","))
@@ -1429,8 +1432,10 @@ def _warn_unnamed_column_class(source: str, columns: tuple[str, ...], *, kind: s
     if given_classes is not None and len(given_classes) == 2:
         taken = what.format(repr(given_classes[1])) + ", the second class of --classes"
     else:
-        taken = (what.format("class 1") + ", the second class (label 1, or the second of the two class names "
-                 "in sorted order, as scikit-learn's predict_proba(X)[:, 1])")
+        # No class names without --classes: text labels are refused (audit BS: this promised a reading of
+        # "the second of the two class names in sorted order" just before refusing them).
+        taken = (what.format("class 1") + ", the second class (label 1, as scikit-learn's predict_proba(X)[:, 1]; "
+                 "with --classes NEG,POS, of POS)")
     warnings.warn(f"{source}: {column} read as {taken}; name the column {SCORE_PREFIXES[kind]}<class> to say "
                   "which", stacklevel=3)
 

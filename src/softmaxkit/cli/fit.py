@@ -317,7 +317,8 @@ def run(args: argparse.Namespace, warned: list[str]) -> int:
 
     say_ignored(say, args.data, data.ignored, "left out of the features")
     say(
-        f"Trained on {len(train)} rows x {data.X.shape[1]} features, {len(classes)} classes "
+        f"Trained {_architecture_text(metrics['model'])} on {len(train)} rows x {data.X.shape[1]} features, "
+        f"{len(classes)} classes "
         f"({fit_seconds:.2f} s, alpha = {_alpha_text(args.alpha, metrics['model'])}); saved {args.out}",
     )
     if data.weights is not None:
@@ -409,6 +410,15 @@ def _check_trainable_scale(path: str, data) -> None:  # noqa: ANN001
     except FeatureOverflowError as exc:
         raise DataFileError(location(Path(path), exc.row, data.feature_names[exc.column])
                             + f"value {exc.value:g} {exc.problem}") from None
+
+
+def _architecture_text(model: dict) -> str:
+    """What was trained, in the summary line: the hidden layers and the solver (audit BW: the line never
+    said, and ``--hidden "$H"`` with an empty variable trained a linear model without a word)."""
+    hidden = model["hidden_layer_sizes"]
+    if not hidden:
+        return f"multinomial logistic regression (solver {model['solver']})"
+    return f"a network with hidden layers {','.join(map(str, hidden))} (solver {model['solver']})"
 
 
 def _alpha_text(given: float | str, model: dict) -> str:

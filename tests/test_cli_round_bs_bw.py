@@ -1,0 +1,67 @@
+"""CLI details from audits BS (README followed literally) and BW (the MLP path): an empty ``--hidden`` is refused
+rather than read as "no hidden layer", ``fit`` says what it trained, and the one-column warning promises no
+reading of text labels that the command then refuses."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from cli_helpers import call, error_line
+
+WARN = "softmaxkit: warning: "
+
+
+def _three_class_csv(path):
+    rng = np.random.default_rng(0)
+    y = np.arange(90) % 3
+    x = rng.normal(size=(90, 2)) + y[:, None]
+    path.write_text("a,b,y\n" + "".join(f"{r[0]:.5f},{r[1]:.5f},{c}\n" for r, c in zip(x, y)))
+    return path
+
+
+def test_an_empty_hidden_is_refused(capsys, tmp_path):
+    data = _three_class_csv(tmp_path / "d.csv")
+    with pytest.raises(SystemExit) as exc:  # argparse's usage error
+        call(capsys, "fit", data, "--target", "y", "--hidden", "", "--out", tmp_path / "m.npz", "--no-report")
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and "argument --hidden: empty" in err and "'none' for no hidden layer" in err
+    assert not (tmp_path / "m.npz").exists()
+
+
+def test_fit_says_what_it_trained(capsys, tmp_path):
+    data = _three_class_csv(tmp_path / "d.csv")
+    rc, out, err = call(capsys, "fit", data, "--target", "y", "--out", tmp_path / "m.npz", "--no-report",
+                        "--alpha", "1")
+    assert rc == 0, err
+    assert "Trained multinomial logistic regression (solver lbfgs) on 68 rows" in out
+    rc, out, err = call(capsys, "fit", data, "--target", "y", "--hidden", "4,3", "--out", tmp_path / "n.npz",
+                        "--no-report", "--alpha", "0.1", "--max-iter", "20")
+    assert rc == 0, err
+    assert "Trained a network with hidden layers 4,3 (solver adam) on 68 rows" in out
+    rc, out, err = call(capsys, "fit", data, "--target", "y", "--hidden", "none", "--out", tmp_path / "o.npz",
+                        "--no-report", "--alpha", "1")
+    assert rc == 0 and "Trained multinomial logistic regression" in out
+
+
+def test_one_probability_column_and_text_labels(capsys, tmp_path):
+    """Audit BS: the warning read the column as P of "the second of the two class names in sorted order",
+    then the text labels were refused; with --classes the figures are scikit-learn's."""
+    from sklearn.metrics import log_loss
+
+    p = np.array([0.9, 0.2, 0.7, 0.1, 0.6])
+    y = ["malignant", "benign", "malignant", "benign", "benign"]
+    (tmp_path / "one.csv").write_text("score\n" + "".join(f"{v}\n" for v in p))
+    (tmp_path / "lab.csv").write_text("diagnosis\n" + "".join(f"{v}\n" for v in y))
+    rc, _, err = call(capsys, "evaluate", "--probs", tmp_path / "one.csv", "--labels", tmp_path / "lab.csv")
+    assert rc != 0
+    assert "sorted order" not in err and "with --classes NEG,POS, of POS" in err
+    assert "give the class names with --classes" in error_line(err)
+    rc, out, err = call(capsys, "evaluate", "--probs", tmp_path / "one.csv", "--labels", tmp_path / "lab.csv",
+                        "--classes", "benign,malignant", "--json")
+    assert rc == 0, err
+    import json
+
+    got = json.loads(out)["metrics"]["log_loss"]
+    assert abs(got - log_loss(y, p)) < 1e-12
+    assert "P('malignant'), the second class of --classes" in err
