@@ -65,3 +65,13 @@ def test_one_probability_column_and_text_labels(capsys, tmp_path):
     got = json.loads(out)["metrics"]["log_loss"]
     assert abs(got - log_loss(y, p)) < 1e-12
     assert "P('malignant'), the second class of --classes" in err
+
+
+def test_a_label_of_invisible_characters_only_is_empty(capsys, tmp_path):
+    """Noted in review R16: a zero-width space alone trained a third class, '\\u200b', its column p_ unnamed."""
+    rows = ["a,b,y"] + [f"{i % 7},{i % 5},{('cat', 'dog')[i % 2]}" for i in range(40)]
+    rows[5] = "1,2,\u200b"
+    (tmp_path / "d.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    rc, _, err = call(capsys, "fit", tmp_path / "d.csv", "--target", "y", "--out", tmp_path / "m.npz", "--no-report")
+    assert rc != 0 and not (tmp_path / "m.npz").exists()
+    assert "row 5 (line 6), column 'y': empty label '\\u200b' (invisible characters only: U+200B)" in error_line(err)

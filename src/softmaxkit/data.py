@@ -1162,14 +1162,19 @@ def _check_text_labels(path: Path, name: str, labels: np.ndarray) -> None:
     so did ``'cat'`` and ``'cat\u200b'``, and evaluate refused predict's own output (review R16).
     """
     stripped = np.char.strip(labels)
-    empty = stripped == ""
+    # Empty once invisible characters are stripped too: a label of a zero-width space alone ('\u200b') was a
+    # class of its own, its score column p_ named for no visible class (noted in review R16).
+    spellings, where = np.unique(labels, return_inverse=True)
+    empty = np.array([visible_name(value) == "" for value in spellings.tolist()], dtype=bool)[where.reshape(-1)]
     if empty.any():
         row = int(np.argmax(empty))
-        raise DataFileError(location(path, row, name) + f"empty label {str(labels[row])!r}; every row needs a class")
+        codes = _format_codes(str(labels[row]))
+        raise DataFileError(location(path, row, name) + f"empty label {str(labels[row])!r}"
+                            f"{f' (invisible characters only: {codes})' if codes else ''}; every row needs a class")
     marked = np.isin(stripped, list(MISSING_MARKERS))
     if marked.any():
         raise DataFileError(_missing_markers_message(path, name, labels, marked))
-    spellings = np.unique(labels).tolist()
+    spellings = spellings.tolist()
     by_text: dict[str, list[str]] = {}
     for value in spellings:
         by_text.setdefault(visible_name(value), []).append(value)
