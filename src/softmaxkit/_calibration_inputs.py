@@ -327,6 +327,9 @@ def check_probs(probs: Any, name: str = "probs") -> np.ndarray:
         if p.size and not (np.min(p) >= 0 and np.max(p) <= 1):
             i = int(np.argmax(~((p >= 0) & (p <= 1))))
             raise ValueError(f"{name} must be finite probabilities in [0, 1]; found {float(p[i])!r} at {name}[{i}]")
+        # In float64: 1 - p in float32 keeps none of a p below 6e-8 (audit BU: log_loss([0, 1],
+        # probs=np.float32([1e-8, 1 - 1e-8])) gave 0.0; every float32 value is exact in float64).
+        p = p.astype(np.float64, copy=False)
         p = np.stack([1.0 - p, p], axis=1)
     if p.ndim != 2:
         raise ValueError(f"{name} must have shape (n_samples, n_classes) or (n_samples,), got {p.shape}")
