@@ -265,6 +265,36 @@ def sample_count(targets: Targets, *, weights_are_counts: bool = False) -> int:
     return int(np.count_nonzero(positive))
 
 
+def count_cells(
+    targets: Targets, *, weights_are_counts: bool = False, count_targets: bool = False
+) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """The observations that a count split shares out, as cells ``(rows, classes, counts)`` (the row, the
+    class index and the whole-number count of each; int64), or None when rows are split whole.
+
+    Labels: the rows of positive weight when their weights are counts (:func:`splits_counts`). Count
+    targets (``count_targets``, probability rows of ``targets``): each row's class counts, ``target *
+    weight`` (the counts times a whole-number ``sample_weight``, which fit as that many repeated rows),
+    one cell per (row, class) observed; None when they are not all whole numbers (a fractional
+    ``sample_weight``) or total :data:`_MAX_COUNT` or more. Used by early stopping's validation split
+    (``softmaxkit.classifier._count_validation_split``); the folds of the search split count targets as
+    rows (:func:`make_folds`).
+    """
+    if targets.labels is not None:
+        if not splits_counts(targets, weights_are_counts=weights_are_counts):
+            return None
+        rows = np.flatnonzero(targets.weight > 0)
+        return rows, targets.labels[rows], targets.weight[rows].astype(np.int64)
+    if not count_targets:
+        return None
+    observed = targets.target * targets.weight[:, None]
+    counts = np.rint(observed)
+    # a count c comes back as (c / total) * total, a few ulp off c
+    if not np.allclose(observed, counts, rtol=1e-9, atol=1e-9) or np.sum(counts) >= _MAX_COUNT:
+        return None
+    rows, classes = np.nonzero(counts > 0)
+    return rows.astype(np.int64), classes.astype(np.int64), counts[rows, classes].astype(np.int64)
+
+
 def make_folds(
     targets: Targets, cv: Any, rng: np.random.RandomState, *, default: int = DEFAULT_FOLDS,
     weights_are_counts: bool = False,
@@ -331,7 +361,7 @@ def make_folds(
     return folds
 
 
-#: A class of this many observations or more has its counts dealt out with replacement (:func:`_count_folds`):
+#: A class of this many observations or more has its counts dealt out with replacement (:func:`deal_counts`):
 #: NumPy draws without replacement from fewer only.
 _HYPERGEOMETRIC_LIMIT = 10**9
 
@@ -343,11 +373,8 @@ def _count_folds(targets: Targets, k: int, seed: int) -> list[Fold]:
     Lay each class's observations end to end, the classes one after another, and give position ``p`` to
     held-out part ``p % k``: each class is spread evenly over the parts (sizes within one of each other,
     the larger parts rotating from class to class), as ``StratifiedKFold`` deals out the repeated rows.
-    Which of a class's observations fill a part is a draw without replacement from the rows' counts (the
-    multivariate hypergeometric distribution of a shuffle), so a row of count 5 may put 2 observations
-    in one part and none in another, as its 5 copies could fall. A class of
-    :data:`_HYPERGEOMETRIC_LIMIT` observations or more is dealt out with replacement (multinomial): its
-    parts' sizes then vary, by about 1e-4 of a part at that size.
+    Which of a class's observations fill a part is drawn by :func:`deal_counts`, so a row of count 5 may
+    put 2 observations in one part and none in another, as its 5 copies could fall.
 
     Fold ``j`` holds out the rows with observations in part ``j``, weighted by their number, and trains on
     the rest of each row's count. Rows of weight 0 are in no part: the folds are those of the data
@@ -356,28 +383,50 @@ def _count_folds(targets: Targets, k: int, seed: int) -> list[Fold]:
     rows = np.flatnonzero(targets.weight > 0)
     counts = targets.weight[rows].astype(np.int64)
     labels = targets.labels[rows]
-    generator = np.random.default_rng(seed)
-    held_out = np.zeros((rows.size, k), dtype=np.int64)  # observations of each row in each held-out part
+    sizes = []
     start = 0  # position of the class's first observation
     for c in np.unique(labels):
-        members = np.flatnonzero(labels == c)
-        total = int(counts[members].sum())
-        sizes = total // k + ((np.arange(k) - start) % k < total % k)
+        total = int(counts[labels == c].sum())
+        sizes.append(total // k + ((np.arange(k) - start) % k < total % k))
         start += total
-        if total >= _HYPERGEOMETRIC_LIMIT:
-            held_out[members] = generator.multinomial(counts[members], sizes / total)
-            continue
-        left = counts[members].copy()
-        for j in range(k - 1):
-            held_out[members, j] = generator.multivariate_hypergeometric(left, int(sizes[j]))
-            left -= held_out[members, j]
-        held_out[members, k - 1] = left
+    held_out = deal_counts(counts, labels, np.array(sizes, dtype=np.int64), np.random.default_rng(seed))
     trained = counts[:, None] - held_out
     return [
         Fold(rows[trained[:, j] > 0], rows[held_out[:, j] > 0],
              trained[trained[:, j] > 0, j].astype(np.float64), held_out[held_out[:, j] > 0, j].astype(np.float64))
         for j in range(k)
     ]  # fmt: skip
+
+
+def deal_counts(
+    counts: np.ndarray, labels: np.ndarray, sizes: np.ndarray, generator: np.random.Generator
+) -> np.ndarray:
+    """Share whole-number ``counts`` (one per row or cell, int64) between ``k`` parts of the given sizes,
+    class by class, as a shuffle of the observations they count would: an (m, k) int64 array of each
+    count's observations in each part.
+
+    ``sizes[i]`` (shape (k,)) are the part sizes of the ``i``-th class of ``np.unique(labels)``, summing
+    to its observations. Which observations fill a part is a draw without replacement from the class's
+    counts (the multivariate hypergeometric distribution of a shuffle), part after part, the last part
+    taking the rest. A class of :data:`_HYPERGEOMETRIC_LIMIT` observations or more is dealt out with
+    replacement (multinomial): its parts' sizes then vary, by about 1e-4 of a part at that size. Shared
+    by ``alpha="auto"``'s count folds (:func:`_count_folds`) and early stopping's count split
+    (``softmaxkit.classifier._count_validation_split``).
+    """
+    k = sizes.shape[1]
+    held_out = np.zeros((counts.size, k), dtype=np.int64)  # observations of each count in each part
+    for c, part_sizes in zip(np.unique(labels), sizes):
+        members = np.flatnonzero(labels == c)
+        total = int(counts[members].sum())
+        if total >= _HYPERGEOMETRIC_LIMIT:
+            held_out[members] = generator.multinomial(counts[members], part_sizes / total)
+            continue
+        left = counts[members].copy()
+        for j in range(k - 1):
+            held_out[members, j] = generator.multivariate_hypergeometric(left, int(part_sizes[j]))
+            left -= held_out[members, j]
+        held_out[members, k - 1] = left
+    return held_out
 
 
 def _given_folds(cv: Any, targets: Targets) -> list[Fold]:
@@ -782,7 +831,8 @@ def reference_alpha(n_classes: int) -> float:
 __all__ = [
     "ALPHA_GRID", "DEFAULT_FOLDS", "DEFAULT_FOLDS_MLP", "MLP_ALPHA_BEYOND", "MLP_ALPHA_FLOOR", "MLP_ALPHA_GRID",
     "PATH_START", "PATIENCE", "RARE_CLASS_ROWS", "RARE_CLASS_SE", "STILL_FALLING",
-    "AlphaSearch", "Fold", "fallback", "make_folds", "reference_alpha", "rare_class_se", "sample_count", "search",
+    "AlphaSearch", "Fold", "count_cells", "deal_counts", "fallback", "make_folds", "reference_alpha",
+    "rare_class_se", "sample_count", "search",
     "splits_counts", "whole_number_weights", "why_fewer_folds", "why_too_small",
 ]  # fmt: skip
 

@@ -169,7 +169,20 @@ class SoftmaxClassifier(Persistable, ClassifierMixin, BaseEstimator):
         iterations/epochs, and keep the best parameters. Rows of weight 0
         and a class's only row are never held out; when too few rows are
         left to stratify, the held-out rows are drawn at random, leaving
-        every class a training row.
+        every class a training row. Counts are split as their repeated rows
+        would be, by observation, not by row: whole-number weights with
+        ``weights_are_counts=True``, and with ``count_targets=True`` each
+        row's class counts (times a whole-number ``sample_weight``). Each
+        row's count is then shared between training and validation, the
+        same rules counting observations (``validation_fraction`` of them,
+        stratified by class, a class observed once kept in training), and a
+        row may be in both parts. Held out whole, a deduplicated row took
+        its whole count with it, and the network never trained on that
+        (input, class) pair: 4 inputs in 12 rows of 739 observations gave
+        probabilities up to 0.36 off the frequencies under L-BFGS, against
+        0.04 for the repeated rows. Whole-number weights above 1 without
+        ``weights_are_counts`` are held out with their rows, and a
+        ``UserWarning`` says so.
     validation_fraction : float in (0, 1), default=0.1
     n_iter_no_change : int, default=10
         Patience of early stopping, and of Adam's stop on the training loss.
@@ -199,21 +212,26 @@ class SoftmaxClassifier(Persistable, ClassifierMixin, BaseEstimator):
         does not fit and which read as counts would give another model
         without a word. Probabilities (every row sums to 1, one-hot rows
         included) are accepted either way. :meth:`score` reads an (n, K)
-        ``y`` by the same rule.
+        ``y`` by the same rule. ``early_stopping`` splits each row's counts
+        between training and validation, as it would the repeated rows
+        (``alpha="auto"``'s folds split count rows whole).
     weights_are_counts : bool, default=False
         Whether whole-number ``sample_weight`` counts repeated observations
         (deduplicated rows: ``np.unique(..., return_counts=True)``, aggregated
-        data) rather than saying how much rows matter. It changes ``alpha="auto"``
-        only (the objective is the same either way): with True, the default
-        folds (``cv`` None or an int) split each row's count between them as
-        they would the repeated rows, and the cap on the folds, the rare-class
-        rule, the paired test and ``solver="auto"``'s row count count
-        observations (see Notes, *Equivalences*). With False, they split rows,
-        each held out with its whole weight, as scikit-learn does: right for
-        importance weights (``np.where(y == 1, 5, 1)``), which split as counts
-        would let every fold train on the rows it scores. The weights' values
-        cannot tell the two apart; ``alpha="auto"`` warns when whole-number
-        weights above 1 meet the default False. Weights that are not all whole
+        data) rather than saying how much rows matter. It changes how rows are
+        held out, by ``alpha="auto"`` and by ``early_stopping`` (the objective
+        is the same either way): with True, the default folds (``cv`` None or
+        an int) and early stopping's validation split share each row's count
+        between their parts as they would the repeated rows, and the cap on
+        the folds, the rare-class rule, the paired test and
+        ``solver="auto"``'s row count count observations (see Notes,
+        *Equivalences*). With False, they split rows, each held out with its
+        whole weight, as scikit-learn does: right for importance weights
+        (``np.where(y == 1, 5, 1)``), which split as counts would let every
+        fold train on the rows it scores. The weights' values cannot tell the
+        two apart; ``alpha="auto"`` (with the default folds) and
+        ``early_stopping=True`` warn, once per fit, when whole-number weights
+        above 1 meet the default False. Weights that are not all whole
         numbers are split as rows either way, and a given ``cv`` splits rows as
         given (its paired test, rare-class rule and solver still count the
         observations with True).
@@ -397,7 +415,7 @@ class SoftmaxClassifier(Persistable, ClassifierMixin, BaseEstimator):
     values, no reference) over 3 folds, every fit from the same fresh
     initialisation (a path warm-started across penalties keeps an MLP's
     over-fit), so ``alpha="auto"`` costs about 11 single fits (in the same
-    benchmark 0.6-6.4 s, 5-9 times ``MLPClassifier()``); pass a float
+    benchmark 0.6-11.4 s, 5-11 times ``MLPClassifier()``); pass a float
     ``alpha`` to skip it. When ``10**-2`` scores best and the held-out loss
     still falls there (near-separable classes under L-BFGS), the walk goes on
     to ``10**-3`` and ``10**-4`` (``MLPClassifier``'s default) while it keeps
@@ -445,7 +463,11 @@ class SoftmaxClassifier(Persistable, ClassifierMixin, BaseEstimator):
     scores (``np.where(y == 1, 5, 1)``: weighted test log-loss 0.514, as
     ``LogisticRegressionCV``'s, against 0.584 split as counts); with
     whole-number weights above 1 and the default, ``"auto"`` warns once per
-    fit. Fractional weights keep row splits either way, and so do count
+    fit. ``early_stopping`` follows the same rule: with
+    ``weights_are_counts=True`` its validation split shares each count
+    between training and validation (as it does count targets' counts), and
+    without it holds whole-number weights out with their rows, with the same
+    warning. Fractional weights keep row splits either way, and so do count
     targets, whose row holds an input's observations of all classes. A given
     ``cv`` splits rows as given (with ``weights_are_counts=True`` its paired
     test, rare-class rule and solver still count the observations).
@@ -670,11 +692,13 @@ class SoftmaxClassifier(Persistable, ClassifierMixin, BaseEstimator):
         sample_weight : array_like of shape (n_samples,), optional
             Non-negative row weights; an integer weight ``k`` is exactly ``k``
             repeated rows in the objective (Adam's minibatch steps estimate
-            it without bias, so for Adam it holds in expectation). With
-            ``alpha="auto"`` they weight the held-out log-loss too, and each
-            row is held out with its whole weight unless
-            ``weights_are_counts=True`` makes whole-number weights counts whose
-            observations the folds split.
+            it without bias, so for Adam it holds in expectation); a row of
+            weight 0 is left out of the fit, as if absent (its class stays in
+            ``classes_``). With ``alpha="auto"`` or ``early_stopping`` they
+            weight the held-out log-loss too, and each row is held out with
+            its whole weight unless ``weights_are_counts=True`` makes
+            whole-number weights counts whose observations the folds and the
+            validation split share out.
 
         Returns
         -------
@@ -706,6 +730,11 @@ class SoftmaxClassifier(Persistable, ClassifierMixin, BaseEstimator):
         solver = self._resolve_solver(
             _alpha_search.sample_count(targets, weights_are_counts=self._weights_are_counts())
         )
+        if not self._weights_are_counts() and _alpha_search.whole_number_weights(targets):
+            # Once per fit, however many fits (the search's folds, the refit) split rows.
+            folds = self._auto_alpha() and self._default_folds()
+            if folds or self.early_stopping:
+                _warn_weights_split_as_rows(folds=folds, validation=bool(self.early_stopping))
         if self._auto_alpha():
             # Folds and the path's fits draw from their own generator, so that
             # with an int random_state an MLP's refit below is exactly the fit
@@ -791,8 +820,6 @@ class SoftmaxClassifier(Persistable, ClassifierMixin, BaseEstimator):
         mlp = bool(self._hidden_sizes())
         default_folds = _alpha_search.DEFAULT_FOLDS_MLP if mlp else _alpha_search.DEFAULT_FOLDS
         counted = self._weights_are_counts()
-        if not counted and _alpha_search.whole_number_weights(targets) and self._default_folds():
-            _warn_weights_split_as_rows()
         folds = _alpha_search.make_folds(targets, self.cv, rng, default=default_folds, weights_are_counts=counted)
         if folds is None:
             selection = _alpha_search.fallback(len(targets.classes))
@@ -862,9 +889,20 @@ class SoftmaxClassifier(Persistable, ClassifierMixin, BaseEstimator):
         not only its gradient, are within ``tol`` (:func:`softmaxkit._optim.lbfgs`);
         False for the fits of ``alpha="auto"``: its path fits, which are only
         scored, and its refit, at the penalty chosen for fits stopped so."""
-        train, valid = self._split(targets, rng)
-        fit_targets = targets.subset(train) if valid is not None else targets
-        X_fit = X[train] if valid is not None else X
+        # Rows of weight 0 are left out of the optimisation, as if absent: summed in, their exact zeros
+        # still changed the rounding of the BLAS products, which an MLP's L-BFGS amplified (audit BW:
+        # iris, weights 0..3, probabilities 0.09 apart with and without them). classes_ keep them.
+        positive = np.flatnonzero(targets.weight > 0)
+        if positive.size == targets.weight.shape[0]:
+            positive = None
+        else:
+            targets = targets.subset(positive)
+        train, fit_targets, valid = self._split(targets, rng)
+
+        def rows_of(part: np.ndarray) -> np.ndarray:  # the rows of X of a part of the positive rows
+            return part if positive is None else positive[part]
+
+        X_fit = X if valid is None and positive is None else X[rows_of(train)]
         Xs, mean, scale, first_layer = _precondition(
             X_fit, fit_targets.weight, alpha, cdtype, standardize=bool(self.standardize)
         )
@@ -878,9 +916,10 @@ class SoftmaxClassifier(Persistable, ClassifierMixin, BaseEstimator):
         # Early stopping watches the plain validation log-loss, without the penalty.
         valid_problem = None
         if valid is not None:
-            X_valid = _centre(X[valid], mean, cdtype)
+            valid_rows, valid_targets = valid
+            X_valid = _centre(X[rows_of(valid_rows)], mean, cdtype)
             _rescale_(X_valid, scale)
-            valid_problem = problem(X_valid, targets.subset(valid), 0.0)
+            valid_problem = problem(X_valid, valid_targets, 0.0)
         theta0 = net.init(rng) if start is None else _to_fit_coordinates(net, start, mean, scale)
 
         with progress(self.max_iter, description=f"SoftmaxClassifier ({solver})", enabled=verbose) as tracker:
@@ -921,18 +960,31 @@ class SoftmaxClassifier(Persistable, ClassifierMixin, BaseEstimator):
             coefficients_converged=result.coefficients_converged,
         )
 
-    def _split(self, targets: Targets, rng: np.random.RandomState) -> tuple[np.ndarray, np.ndarray | None]:
-        """Training and validation row indices when early stopping (:func:`_validation_split`)."""
+    def _split(
+        self, targets: Targets, rng: np.random.RandomState
+    ) -> tuple[np.ndarray, Targets, tuple[np.ndarray, Targets] | None]:
+        """Early stopping's training rows and their targets, and its validation rows and theirs (None
+        without early stopping). Counts (:func:`~softmaxkit._alpha_search.count_cells`: whole-number
+        weights with ``weights_are_counts=True``, or count targets) share each row's count between the
+        parts (:func:`_count_validation_split`), as a split of the repeated rows would; other rows are
+        split whole (:func:`_validation_split`)."""
         n = targets.weight.shape[0]
         if not self.early_stopping:
-            return np.arange(n), None
+            return np.arange(n), targets, None
+        fraction = float(self.validation_fraction)
+        cells = _alpha_search.count_cells(
+            targets, weights_are_counts=self._weights_are_counts(), count_targets=self._count_targets()
+        )
         try:
-            return _validation_split(targets, float(self.validation_fraction), rng)
+            if cells is not None:
+                return _count_validation_split(targets, cells, fraction, rng)
+            train, valid = _validation_split(targets, fraction, rng)
         except ValueError as error:
             # The folds of alpha="auto" fit early-stopped models on parts of the rows,
             # which can be too small where all of them are not.
             hint = " or pass a float alpha (alpha='auto' also fits each internal fold's training rows)"
             raise ValueError(f"{error}{hint if self._auto_alpha() else ''}") from None
+        return train, targets.subset(train), (valid, targets.subset(valid))
 
     # ------------------------------------------------------------------ predict
 
@@ -1422,21 +1474,28 @@ def _warn_search_skipped(reason: str, alpha: float, *, labels: bool) -> None:
     )
 
 
-def _warn_weights_split_as_rows() -> None:
-    """Say that ``alpha="auto"``'s folds hold whole-number weights out with their rows, which is right for
-    importance weights but not for counts, and how to say they are counts (``weights_are_counts``).
+def _warn_weights_split_as_rows(*, folds: bool, validation: bool) -> None:
+    """Say that whole-number weights are held out with their rows, by ``alpha="auto"``'s default folds
+    (``folds``) and early stopping's validation split (``validation``), which is right for importance
+    weights but not for counts, and how to say they are counts (``weights_are_counts``).
 
     The values cannot tell the two apart: split as counts, importance weights let every fold train on the
-    rows it scored (audit R15); split as rows, counts chose a 1e4 times stronger penalty (audit BM).
+    rows it scored (audit R15); split as rows, counts chose a 1e4 times stronger penalty (audit BM), and
+    early stopping never trained on a held-out (input, class) pair (audit BW: probabilities 0.36 off).
     The text holds no numbers, so Python's default filter shows it once per calling line.
     """
+    if folds and validation:
+        who, how = "alpha='auto' and early_stopping=True", "the folds and the validation split hold out rows, each"
+    elif folds:
+        who, how = "alpha='auto'", "its folds split rows, each held out"
+    else:
+        who, how = "early_stopping=True", "its validation split holds out rows, each"
     warnings.warn(
-        "SoftmaxClassifier: alpha='auto' got whole-number sample_weight, some above 1; its folds split "
-        "rows, each held out with its whole weight. If the weights count repeated observations "
-        "(deduplicated rows), pass weights_are_counts=True to split the observations, as for the repeated "
-        "rows; if they are importance weights, ignore this.",
+        f"SoftmaxClassifier: {who} got whole-number sample_weight, some above 1; {how} with its whole weight. "
+        "If the weights count repeated observations (deduplicated rows), pass weights_are_counts=True to split "
+        "the observations, as for the repeated rows; if they are importance weights, ignore this.",
         UserWarning,
-        stacklevel=4,  # the caller of fit (through _search_alpha)
+        stacklevel=3,  # the caller of fit
     )
 
 
@@ -1493,7 +1552,8 @@ def _validation_split(targets: Targets, fraction: float, rng: np.random.RandomSt
     Only rows with positive weight are held out: the validation loss is their
     weighted mean, so a validation part of weight-0 rows has none (it divided
     by zero) and each held-out weight-0 row made the part smaller. Weight-0
-    rows stay in training, where they change nothing. With labels, a class
+    rows stay in training, where they change nothing (``SoftmaxClassifier._train``
+    removes them before it splits). With labels, a class
     with a single positive-weight row keeps it in training: held out, the
     class would be fitted from no row, and a stratified split needs two of
     every class (within ``alpha="auto"``'s folds, a class of two rows has one
@@ -1557,6 +1617,75 @@ def _holdout_keeping_every_class(labels: np.ndarray, n_valid: int, rng: np.rando
             remaining[labels[i]] -= 1
             chosen.append(int(i))
     return np.asarray(chosen, dtype=np.int64)
+
+
+def _count_validation_split(
+    targets: Targets, cells: tuple[np.ndarray, np.ndarray, np.ndarray], fraction: float, rng: np.random.RandomState
+) -> tuple[np.ndarray, Targets, tuple[np.ndarray, Targets]]:
+    """Early stopping's split of counts: each observation of ``cells``
+    (:func:`~softmaxkit._alpha_search.count_cells`) goes to training or validation as it would among the
+    repeated rows, so a row may be in both parts, weighted by its observations there (audit BW: held out
+    whole, a deduplicated row took its whole count with it, its (input, class) pair was never trained on,
+    and the probabilities were up to 0.36 off the frequencies under L-BFGS, 0.04 for the repeated rows).
+
+    :func:`_validation_split`'s rules, counting observations instead of rows: a class observed once
+    keeps its observation in training; of the other ``n`` observations ``ceil(fraction * n)`` (at most
+    ``n - 1``) are held out, stratified by class (count targets too, as their repeated rows would be
+    labels) when both parts can hold every class, else drawn at random without taking any class's last
+    training observation. Which of a class's observations are held out is drawn by
+    :func:`~softmaxkit._alpha_search.deal_counts`, as ``alpha="auto"``'s count folds are.
+
+    Returns ``(train_rows, train_targets, (valid_rows, valid_targets))``: each part's rows (sorted,
+    those with observations there) and their targets, weighted by those observations (count targets:
+    the row's share of each class, normalised, its total the weight).
+
+    Raises
+    ------
+    ValueError
+        Fewer than two observations are left to split (every class is observed once).
+    """
+    rows, classes, counts = cells
+    present = np.unique(classes)
+    totals = np.rint(np.bincount(classes, counts.astype(np.float64))[present]).astype(np.int64)
+    split = totals >= 2  # a class observed once keeps it in training
+    spare = np.where(split, totals - 1, 0)  # what a class can give without losing its last training observation
+    n = int(np.sum(totals[split]))
+    if n < 2:
+        given = "sample_weight counted as repeated rows" if targets.labels is not None else "counting y's counts"
+        raise ValueError(
+            f"early_stopping=True has no observations to hold out for validation: every class is observed "
+            f"once ({given}); set early_stopping=False"
+        )
+    n_valid = min(int(np.ceil(fraction * n)), n - 1)  # as _validation_split, in observations
+    generator = np.random.default_rng(rng.randint(np.iinfo(np.int32).max))
+    if min(n_valid, n - n_valid) < int(np.sum(split)):
+        valid = generator.multivariate_hypergeometric(spare, min(n_valid, int(np.sum(spare))))
+    else:
+        # Stratified: each class's share of n_valid, the remainder to the largest fractions (ties at random).
+        exact = n_valid * np.where(split, totals, 0) / n
+        valid = np.floor(exact).astype(np.int64)
+        order = np.lexsort((generator.random(exact.size), valid - exact))
+        valid[order[: n_valid - int(np.sum(valid))]] += 1
+        valid = np.minimum(valid, spare)
+    held = _alpha_search.deal_counts(counts, classes, np.column_stack([valid, totals - valid]), generator)
+    return (*_count_part(targets, rows, classes, held[:, 1]), _count_part(targets, rows, classes, held[:, 0]))
+
+
+def _count_part(
+    targets: Targets, rows: np.ndarray, classes: np.ndarray, counts: np.ndarray
+) -> tuple[np.ndarray, Targets]:
+    """The rows (sorted) with observations among ``counts`` (one per cell of :func:`_count_validation_split`)
+    and their targets, weighted by those observations."""
+    keep = counts > 0
+    if targets.labels is not None:  # one cell per row, of the row's label
+        part = rows[keep]
+        weight = counts[keep].astype(np.float64)
+        return part, Targets(targets.classes, targets.target[part], weight, targets.labels[part])
+    part, where = np.unique(rows[keep], return_inverse=True)
+    observed = np.zeros((part.size, len(targets.classes)))
+    np.add.at(observed, (where, classes[keep]), counts[keep])
+    total = observed.sum(axis=1)
+    return part, Targets(targets.classes, observed / total[:, None], total, None)
 
 
 #: Rows per block of the moment passes: a block's float64 copy and squares stay in cache
