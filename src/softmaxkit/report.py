@@ -177,6 +177,27 @@ def fmt(value: Any, digits: int = 4) -> str:
     return f"{value:.{digits}f}"
 
 
+def distinct(value: Any, *others: Any, digits: int = 4) -> list[str]:
+    """``value`` and ``others`` as :func:`fmt` writes them, all with ``digits`` decimals or more: as many as it
+    takes for ``value`` to print unlike each of ``others`` whose value differs from it.
+
+    For figures printed side by side and compared in words: "0.0375, above its noise floor 0.0375" (0.037496
+    and 0.037469, audit BT) and "Log-loss 0.608 ... was 0.608" beside "better" (0.6083 -> 0.6080) read as
+    contradictions; they print 0.03750 and 0.03747, and 0.6080 and 0.6083. Values that are equal, missing or
+    not finite print as :func:`fmt` prints them and widen nothing.
+    """
+    def real(v: Any) -> float | None:
+        return float(v) if v is not None and not isinstance(v, bool) and math.isfinite(float(v)) else None
+
+    first = real(value)
+    rivals = [r for r in map(real, others) if first is not None and r is not None and r != first]
+    places = digits
+    # 17 decimals tell any two doubles of the sizes printed here apart; the cap only bounds the loop
+    while places < 17 and any(f"{first:.{places}f}" == f"{r:.{places}f}" for r in rivals):
+        places += 1
+    return [fmt(v, places) if real(v) is not None else fmt(v, digits) for v in (value, *others)]
+
+
 #: The summary keys shown with a 95% interval: ``KEY_ci`` holds ``[low, high]`` or None, and ``KEY_ci_note``
 #: says why there is none (None too when none was asked for); :func:`softmaxkit.cli._adapters.summarize`.
 CI_KEYS = ("log_loss", "brier", "ece")
@@ -260,11 +281,15 @@ def metrics_table(columns: Mapping[str, Mapping[str, Any]], *, caption: str = ""
     rows = []
     for key, label, lower_better in _METRIC_ROWS:
         values = [columns[n].get(key) for n in names]
-        finite = [v for v in values if v is not None and math.isfinite(float(v))]
+        # +inf of a lower-is-better metric (a log-loss with a true class given probability 0) is its worst value,
+        # not a missing one: left out, an isotonic map's inf beside the model's 0.1087 marked neither, under a
+        # caption that reads an unmarked row as within the noise (audit BT)
+        ranked = [v for v in values if v is not None and (math.isfinite(float(v)) or (
+            lower_better and float(v) == math.inf))]
         best = None
-        if (lower_better is not None and len(names) > 1 and finite and min(finite) != max(finite)
+        if (lower_better is not None and len(names) > 1 and ranked and min(ranked) != max(ranked)
                 and (mark is None or key in mark)):
-            best = min(finite) if lower_better else max(finite)
+            best = min(ranked) if lower_better else max(ranked)
         row: list[Union[str, Cell]] = [Cell(label, "strong")]
         for name, value in zip(names, values):
             text = value_text(columns[name], key) if key in CI_KEYS else fmt(value)

@@ -394,6 +394,11 @@ def summarize(conformal: Any, y: np.ndarray, sets: np.ndarray | PendingSets, alp
                                            conformal=conformal, classes=classes)
                 for i, a in enumerate(alphas)}
     names = [str(c) for c in classes]
+    class_rows = np.bincount(np.asarray(y, dtype=np.int64), minlength=len(names))
+    # the classes whose coverage interval lies wholly below a level (see class_shortfalls), least covered first
+    below = {name: [{"class": c, "rows": n, "coverage": v, "coverage_ci": [lo, hi]}
+                    for c, v, (lo, hi), n in classes_under_level(m, class_rows) if hi < m["target_coverage"]]
+             for name, m in measured.items()}
     return {
         "score": conformal.score,
         "n_calibration": int(conformal.n_calibration_),
@@ -404,7 +409,25 @@ def summarize(conformal: Any, y: np.ndarray, sets: np.ndarray | PendingSets, alp
                                              for c in absent_classes(conformal, classes)},
         # the levels whose coverage interval lies wholly below the level (see coverage_shortfalls)
         "short_of_level": [name for name, m in measured.items() if m["coverage_ci"][1] < m["target_coverage"]],
+        "classes_short_of_level": {name: under for name, under in below.items() if under},
     }
+
+
+def classes_under_level(m: dict, class_rows: Any) -> list[tuple[str, float, tuple[float, float], int]]:
+    """The classes whose rows the sets of one level (``m``, :func:`~softmaxkit.conformal.set_metrics`) cover
+    less often than the level ``m["target_coverage"]``: ``(name, coverage, Wilson 95% interval, rows)``, the
+    one whose interval reaches least high first. ``class_rows``: each class's measured rows, in the order of
+    ``m["coverage_by_class"]``.
+
+    By the interval's upper end, not the point estimate: a class of many rows a little under the level can be
+    measurably under while a class of few rows further under is not. The demo's card names the first
+    (:meth:`DemoSets.headline`); :func:`class_shortfalls` says those wholly below the level.
+    """
+    from softmaxkit.conformal import _wilson  # the interval of the overall coverage_ci, per class here
+
+    under = [(c, v, _wilson(v, int(n)), int(n)) for (c, v), n in zip(m["coverage_by_class"].items(), class_rows)
+             if v is not None and n > 0 and v < m["target_coverage"]]
+    return sorted(under, key=lambda t: t[2][1])
 
 
 def coverage_shortfalls(summary: dict, *, units: str = "rows") -> list[str]:
@@ -426,6 +449,30 @@ def coverage_shortfalls(summary: dict, *, units: str = "rows") -> list[str]:
                    "level allows. The guarantee (the 'guaranteed (mean)' column) holds on average over calibration "
                    f"draws, and this draw of {summary['n_calibration']} calibration {units} set a threshold that fell "
                    f"short on the {units} measured")
+    return out
+
+
+def class_shortfalls(summary: dict, *, units: str = "rows") -> list[str]:
+    """A sentence for each level at which a class's coverage interval lies wholly below the level
+    (``classes_short_of_level`` of :func:`summarize`), naming the least covered class and how many more are.
+
+    The guarantee is for all rows together: a class can be covered measurably less often (audit BT: class 'Ä',
+    15 of 22 rows, 95% CI 0.473-0.836 at 90%, shown by ``calibrate --conformal`` only in a table row, while
+    ``demo``'s card names such a class). Said as :func:`coverage_shortfalls` says a level's shortfall, by
+    ``calibrate``, ``evaluate`` and the report's sets section. No final period: a CLI warning line.
+    """
+    from softmaxkit._loss_interval import name_list
+
+    out = []
+    for name, under in summary.get("classes_short_of_level", {}).items():
+        first, rest = under[0], under[1:]
+        lo, hi = first["coverage_ci"]
+        more = "" if not rest else (
+            f"; so {'is' if len(rest) == 1 else 'are'} {'class' if len(rest) == 1 else 'classes'} "
+            f"{name_list(repr(c['class']) for c in rest)}")
+        out.append(f"Class {first['class']!r}: the {name} sets held the true class for {100 * first['coverage']:.1f}% "
+                   f"of its {first['rows']} {units} (95% CI {100 * lo:.1f}-{100 * hi:.1f}%), measurably below the "
+                   f"{name} level{more}: the guarantee is for all {units} together, not for each class's")
     return out
 
 
@@ -515,8 +562,8 @@ def section(
 ) -> Any:
     """The report section: what a set means, the per-level table, sizes and coverage by size and by class.
 
-    A level whose coverage fell short of it gets a warning after the notes (:func:`coverage_shortfalls`,
-    ``units`` naming the rows).
+    A level whose coverage fell short of it, or at which a class's did (:func:`class_shortfalls`), gets a
+    warning after the notes (:func:`coverage_shortfalls`, ``units`` naming the rows).
     """
     from softmaxkit.report import Note, Paragraph, Section, Table
 
@@ -526,6 +573,7 @@ def section(
     if n_classes == 2:
         blocks.append(Note(TWO_CLASS_NOTE))
     blocks += [Note(text + ".", "warn") for text in [*coverage_shortfalls(summary, units=units),
+                                                     *class_shortfalls(summary, units=units),
                                                      *absent_class_lines(summary)]]
     cols, rows = table(summary)
     blocks.append(Table(cols, rows, caption=(
@@ -600,7 +648,8 @@ class DemoSets:
         lo, hi = m["coverage_ci"]
         unsure = 1 - m["singleton"]
         what = "cannot tell or empty" if len(self.class_names) == 2 else "more than one class or empty"
-        low = self._least_covered_class(m)
+        under = classes_under_level(m, self.class_rows)
+        low = under[0][:3] if under else None
         short = hi < m["target_coverage"]
         detail = (f"of {m['n']} test {units} (>= {name} on average over calibration sets; this test set: 95% CI "
                   f"{100 * lo:.1f}-{100 * hi:.1f}%); {100 * unsure:.1f}% {what}")
@@ -612,19 +661,6 @@ class DemoSets:
                        f"(95% CI {100 * c_lo:.1f}-{100 * c_hi:.1f}%; the guarantee is for all {units} together)")
         return Headline(f"Sets at {name}", f"{100 * m['coverage']:.1f}% covered", detail,
                         "warn" if short else "good")
-
-    def _least_covered_class(self, m: dict) -> tuple[str, float, tuple[float, float]] | None:
-        """Of the classes whose rows the sets cover less often than the level ``m["target_coverage"]``, the
-        one whose Wilson 95% interval reaches least high, with its coverage and interval; None if none.
-
-        By the interval's upper end, not the point estimate: a class of many rows a little under the level
-        can be measurably under while a class of few rows further under is not.
-        """
-        from softmaxkit.conformal import _wilson  # the interval of the overall coverage_ci, per class here
-
-        under = [(c, v, _wilson(v, int(n))) for (c, v), n in zip(m["coverage_by_class"].items(), self.class_rows)
-                 if v is not None and n > 0 and v < m["target_coverage"]]
-        return min(under, key=lambda t: t[2][1]) if under else None
 
     def section(self, units: str) -> Any:
         k = len(self.class_names)

@@ -439,7 +439,12 @@ def verdict(before: dict, after: dict, *, change: str, params: dict | None = Non
     text names the class (by ``classes``, its names in column order, when given) and its counts, the tone
     is a warning, and calibration is left to the log-loss change. When the same class was off before the
     change too, it is "still off after" the change, which "did not fix it" (audit: "After it the predicted
-    count ... is off" read as if calibrating had caused it).
+    count ... is off" read as if calibrating had caused it). Beside an ECE its own test flags, the clause says
+    that test finds miscalibration too, not that the ECE cannot see it (:func:`_count_miss`).
+
+    An ECE read against its noise floor or threshold prints with as many decimals as it takes to differ from
+    them (:func:`_ece_figures`), and a p-value at the least the test can give as ``p <= 0.005``
+    (:func:`_p_text`).
     """
     if params and params.get("at_bound"):
         temperature = f" (T = {params['temperature']:.4g})" if "temperature" in params else ""
@@ -454,6 +459,8 @@ def verdict(before: dict, after: dict, *, change: str, params: dict | None = Non
                 f"before and {after['ece']:.4f} after; log-loss {before['log_loss']:.4f} before and "
                 f"{after['log_loss']:.4f} after.{_in_sample_caveat(in_sample)}"), "neutral"
     b, a = before["ece"], after["ece"]
+    # as printed: widened where 4 decimals would show an ECE equal to the floor or threshold it is read against
+    bt, at = _ece_figures(before)[0], _ece_figures(after)[0]
     calm_b, calm_a = _within_noise(before), _within_noise(after)  # within what perfect calibration shows
     measured_worse = reading in ("worse", "higher")
     # A class whose predicted count is off after the change (else before it, for "already calibrated"):
@@ -461,7 +468,9 @@ def verdict(before: dict, after: dict, *, change: str, params: dict | None = Non
     # change left it so, and the clause says "still" (audit: "After it ... is off" read as its doing).
     still = _count_miss(before, classes, when="before") is not None and (
         before["class_count_test"]["class"] == (after.get("class_count_test") or {}).get("class"))
-    miss_after = _count_miss(after, classes, when="still" if still else "after", change=change)
+    # the after side's ECE is not tested on the map's fitting rows (_in_sample_ece_reading): nothing said of it
+    miss_after = _count_miss(after, classes, when="still" if still else "after", change=change,
+                             ece="untested" if in_sample else "read")
     miss = miss_after or (_count_miss(before, classes, when="before") if calm_a and calm_b else None)
     if in_sample:
         # The after side's test asks whether rows the map was fitted on look calibrated to it, which they do
@@ -473,47 +482,47 @@ def verdict(before: dict, after: dict, *, change: str, params: dict | None = Non
             "neutral"
     elif calm_a and calm_b and miss:
         # off after: a warning; off only before (the map corrected the count): not calibrated before, no alarm
-        text, tone = (f"ECE {b:.4f} before and {a:.4f} after {change}, each within what a perfectly calibrated "
+        text, tone = (f"ECE {bt} before and {at} after {change}, each within what a perfectly calibrated "
                       f"model would show ({_position(before)} before; {_position(after)} after), but {miss}"), \
             "warn" if miss_after else "neutral"
     elif calm_a and calm_b:
         # never over a measured change of the log-loss: worse, or better (the map did something the top-label
         # ECE cannot see; "Already calibrated" beside "better: CI [-0.0303, -0.0106]" contradicted itself)
         if measured_worse or reading in ("better", "lower"):
-            text, tone = (f"ECE {b:.4f} before and {a:.4f} after {change}, each within what a perfectly "
+            text, tone = (f"ECE {bt} before and {at} after {change}, each within what a perfectly "
                           f"calibrated model would show on {after['n']} cases ({_position(before)} before; "
                           f"{_position(after)} after)."), "good"
         else:
             # A test that fails to reject is no finding of calibration: say what these rows could have shown
             # (audit BK-2: "Already calibrated" at p = 0.055 on 30 rows of SVC scores whose raw ECE on test
             # rows was 0.21 and whose calibrator halved the log-loss).
-            text, tone = (f"No miscalibration detected on {after['n']} rows: ECE {b:.4f} before and {a:.4f} after "
+            text, tone = (f"No miscalibration detected on {after['n']} rows: ECE {bt} before and {at} after "
                           f"{change}, each within what a perfectly calibrated model would show ({_position(before)} "
                           f"before; {_position(after)} after){_detectable(before, after)}."), "neutral"
     elif _overlap(before, after):
         (lo_b, hi_b), (lo_a, hi_a) = before["ece_ci"], after["ece_ci"]
-        text, tone = (f"{change.capitalize()} changed the calibration error from {b:.4f} to {a:.4f}, within the "
+        text, tone = (f"{change.capitalize()} changed the calibration error from {bt} to {at}, within the "
                       f"bootstrap uncertainty (95% CIs {lo_b:.4f}-{hi_b:.4f} before and {lo_a:.4f}-{hi_a:.4f} after "
                       f"overlap): no measurable change on {after['n']} cases. "
                       f"{_floor_reading(before, after, miss=miss_after)}"), "warn" if miss_after else "neutral"
     elif a < b and calm_a and miss_after:
-        text, tone = (f"{change.capitalize()} brought the calibration error from {b:.4f} to {a:.4f}, "
+        text, tone = (f"{change.capitalize()} brought the calibration error from {bt} to {at}, "
                       f"{_noise_words(after)}, but {miss_after}"), "warn"
     elif a < b and calm_a:
-        text, tone = (f"{change.capitalize()} brought the calibration error from {b:.4f} ({_noise_words(before)}) "
-                      f"to {a:.4f}, {_noise_words(after)}: indistinguishable from perfectly calibrated on "
+        text, tone = (f"{change.capitalize()} brought the calibration error from {bt} ({_noise_words(before)}) "
+                      f"to {at}, {_noise_words(after)}: indistinguishable from perfectly calibrated on "
                       f"{after['n']} cases."), "good"
     elif before.get("ece_ci") is None or after.get("ece_ci") is None:
         # no interval to place the change in (too few rows): only each side is read (_floor_reading), as for overlap
-        text, tone = (f"{change.capitalize()} changed the calibration error from {b:.4f} to {a:.4f}, with no "
+        text, tone = (f"{change.capitalize()} changed the calibration error from {bt} to {at}, with no "
                       f"bootstrap interval of the ECE on {after['n']} rows to tell whether that change is "
                       f"measurable. {_floor_reading(before, after, miss=miss_after)}"), \
             "warn" if miss_after else "neutral"
     elif a < b:
-        text, tone = (f"{change.capitalize()} lowered the calibration error from {b:.4f} to {a:.4f} "
+        text, tone = (f"{change.capitalize()} lowered the calibration error from {bt} to {at} "
                       f"({_noise_words(after)}).{_interval_reaches_zero(after, side=' after')}"), "good"
     else:
-        text, tone = f"{change.capitalize()} raised the calibration error from {b:.4f} to {a:.4f}.", "warn"
+        text, tone = f"{change.capitalize()} raised the calibration error from {bt} to {at}.", "warn"
     if miss_after and not calm_a:  # the branches above said it only beside an ECE within the noise
         clause = f"{miss_after[0].upper()}{miss_after[1:]}" if still else f"After it {miss_after}"
         text, tone = f"{text} {clause}", "warn"
@@ -668,10 +677,10 @@ def _detectable(before: dict, after: dict) -> str:
     """The clause (leading "; ") saying which ECEs the test of perfect calibration would have flagged on these
     rows (``ece_noise_threshold`` of each side), so that a test that did not reject is not read as evidence of
     calibration; "" where a side has no test."""
-    lb, la = before.get("ece_noise_threshold"), after.get("ece_noise_threshold")
-    if lb is None or la is None:
+    if before.get("ece_noise_threshold") is None or after.get("ece_noise_threshold") is None:
         return ""
-    return (f"; on these rows the test flags only an ECE above {lb:.4f} before and {la:.4f} after, so a smaller "
+    lb, la = _ece_figures(before)[2], _ece_figures(after)[2]  # the decimals the ECEs beside them print with
+    return (f"; on these rows the test flags only an ECE above {lb} before and {la} after, so a smaller "
             "miscalibration can go unseen")
 
 
@@ -687,8 +696,9 @@ def _in_sample_ece_reading(before: dict, after: dict, *, change: str, miss: str 
         # said where _noise_words does not already give the threshold (an ECE under its floor)
         under_floor = before["ece"] <= (before.get("ece_noise_floor") or 0.0)
         found = f"no miscalibration detected on {before['n']} rows" + (
-            f", where the test flags only an ECE above {limit:.4f}" if limit is not None and under_floor else "")
-    text = (f"Before {change} the ECE is {before['ece']:.4f}, {_noise_words(before)}: {found}."
+            f", where the test flags only an ECE above {_ece_figures(before)[2]}" if limit is not None and under_floor
+            else "")
+    text = (f"Before {change} the ECE is {_ece_figures(before)[0]}, {_noise_words(before)}: {found}."
             f"{_interval_reaches_zero(before)} After it the ECE is {after['ece']:.4f}, not tested: a map fits the "
             "noise of the rows it was fitted on, so its ECE there says nothing about new rows.")
     return f"{text} {miss[0].upper()}{miss[1:]}" if miss else text
@@ -738,14 +748,39 @@ def _miscalibrated(summary: dict) -> bool:
     return limit is not None and summary["ece"] > limit
 
 
+def _ece_figures(summary: dict) -> tuple[str, str, str]:
+    """The summary's ECE, noise floor and threshold as the text prints them: 4 decimals, or as many more as the
+    ECE needs to print unlike the floor and the threshold it is read against (:func:`softmaxkit.report.distinct`;
+    audit BT: "0.0375, above its noise floor 0.0375" for 0.037496 and 0.037469). A missing floor is 0, a
+    missing threshold "n/a"."""
+    from softmaxkit.report import distinct
+
+    ece, low, limit = distinct(summary["ece"], summary.get("ece_noise_floor") or 0.0,
+                               summary.get("ece_noise_threshold"))
+    return ece, low, limit
+
+
+def _p_text(p: float) -> str:
+    """``p = 0.34``; ``p <= 0.005`` for the least p the test can give. The Monte Carlo p-value is
+    ``(1 + #{worlds >= ECE}) / (1 + S)`` over ``S`` = :data:`softmaxkit.metrics.DEFAULT_NOISE_SIMS` simulated
+    worlds (:func:`softmaxkit._ece.calibration_test`): 1/201 says no world reached the ECE, not that the p-value
+    is 0.005 (audit BT: "p = 0.005" beside an ECE three times its threshold)."""
+    from softmaxkit.metrics import DEFAULT_NOISE_SIMS
+
+    least = 1.0 / (1 + DEFAULT_NOISE_SIMS)
+    return f"p <= {least:.2g}" if p <= least * (1 + 1e-9) else f"p = {p:.2g}"
+
+
 def _position(summary: dict) -> str:
     """The summary's ECE against its noise floor, with the test's ``p`` where measured and above it: "under its
     noise floor 0.0200", "above its noise floor 0.0200, p = 0.34" (the share of perfectly calibrated data sets
-    as high)."""
-    ece, low, p = summary["ece"], summary.get("ece_noise_floor") or 0.0, summary.get("ece_p_calibrated")
+    as high; :func:`_p_text`). The floor has the decimals of :func:`_ece_figures`."""
+    ece, p = summary["ece"], summary.get("ece_p_calibrated")
+    low = summary.get("ece_noise_floor") or 0.0
+    low_text = _ece_figures(summary)[1]
     if ece <= low:
-        return f"under its noise floor {low:.4f}"
-    return f"above its noise floor {low:.4f}" + (f", p = {p:.2g}" if p is not None else "")
+        return f"under its noise floor {low_text}"
+    return f"above its noise floor {low_text}" + (f", {_p_text(p)}" if p is not None else "")
 
 
 def _noise_words(summary: dict, *, floor: str = "noise floor") -> str:
@@ -753,24 +788,27 @@ def _noise_words(summary: dict, *, floor: str = "noise floor") -> str:
     floor 0.0200"; "above its noise floor 0.0200 but within what a perfectly calibrated model shows (p =
     0.25; its threshold 0.0350)"; "above its noise floor 0.0200 and the 0.0350 that perfectly calibrated models stay under 95% of
     the time, p = 0.004"; or "above its noise floor 0.0200" where no test was run. ``p`` is
-    ``ece_p_calibrated``, where measured; ``floor``: the noun for the noise floor."""
+    ``ece_p_calibrated``, where measured (:func:`_p_text`); ``floor``: the noun for the noise floor. The floor and
+    threshold have the decimals of :func:`_ece_figures`, as the ECE printed beside them should."""
     ece, low, limit = summary["ece"], summary.get("ece_noise_floor") or 0.0, summary.get("ece_noise_threshold")
     p = summary.get("ece_p_calibrated")
+    _, low_text, limit_text = _ece_figures(summary)
     if ece <= low:
-        return f"under its {floor} {low:.4f}"
-    above = f"above its {floor} {low:.4f}"
+        return f"under its {floor} {low_text}"
+    above = f"above its {floor} {low_text}"
     if limit is None:
         return above
     if ece <= limit:
         # its own threshold too: each side has one (its confidences set the noise), and the demo's "the 0.0299
         # that perfectly calibrated models stay under" before, beside an after ECE of 0.0299 "within" (whose
         # threshold is 0.0380), read as a contradiction (review R12)
-        shown = f" (p = {p:.2g}; its threshold {limit:.4f})" if p is not None else f" (its threshold {limit:.4f})"
+        shown = (f" ({_p_text(p)}; its threshold {limit_text})" if p is not None
+                 else f" (its threshold {limit_text})")
         return f"{above} but within what a perfectly calibrated model shows{shown}"
     from softmaxkit._ece import TEST_LEVEL  # the level of ece_noise_threshold (metrics' calibration_test)
 
-    return (f"{above} and the {limit:.4f} that perfectly calibrated models stay under {TEST_LEVEL:.0%} of the time"
-            + (f", p = {p:.2g}" if p is not None else ""))
+    return (f"{above} and the {limit_text} that perfectly calibrated models stay under {TEST_LEVEL:.0%} of the time"
+            + (f", {_p_text(p)}" if p is not None else ""))
 
 
 def _interval_reaches_zero(summary: dict, *, side: str = "") -> str:
@@ -796,12 +834,20 @@ _JUDGE_BY_LOG_LOSS = "judge the calibration by the log-loss change"
 
 
 def _count_miss(summary: dict, classes: list | None, *, when: str, advice: str = _JUDGE_BY_LOG_LOSS,
-                change: str = "it") -> str | None:
+                change: str = "it", ece: str = "read") -> str | None:
     """The clause (lower case, ending in a full stop) saying that a class's predicted count is off in
     ``summary`` (its ``class_count_test`` rejected), or None. ``classes``: names in column order; else
     the class is named by its index. ``when``: "before" or "after", said when that is the side off, or
     "still": off after ``change`` (its name) as it was before, so the clause says ``change`` did not fix
-    it rather than read as if it caused it; ``advice``: what to do about it, the clause's end."""
+    it rather than read as if it caused it; ``advice``: what to do about it, the clause's end.
+
+    The clause says the top-label ECE, dominated by the confident rows, cannot see the miss only where the
+    ECE's test does not reject (:func:`_miscalibrated`): beside an ECE that test flags it was false (audit BT:
+    ECE 0.0300 over its threshold 0.0139, p at its least). There ``ece`` says how the clause speaks of it:
+    ``"read"``, where the text around it reads the ECE (a verdict), says the ECE's test finds miscalibration
+    too; ``"shown"``, where nothing else does (the line under ``evaluate``'s table), gives that test's words
+    (:func:`_noise_words`); ``"untested"``, an ECE the text leaves untested (on a map's fitting rows), nothing.
+    """
     test = summary.get("class_count_test")
     if not test or not test["rejected"]:
         return None
@@ -813,9 +859,13 @@ def _count_miss(summary: dict, classes: list | None, *, when: str, advice: str =
     bonferroni = "" if tests == 1 else f", Bonferroni over {tests} classes"
     side = {"before": "is off before it",
             "still": f"is still off after {change}, as it was before ({change} did not fix it)"}.get(when, "is off")
+    seen = ", which the top-label ECE, dominated by the confident rows, cannot see"
+    if _miscalibrated(summary):
+        seen = {"read": "; the ECE's test finds miscalibration too",
+                "shown": f"; the top-label ECE finds miscalibration too ({_ece_figures(summary)[0]}, "
+                         f"{_noise_words(summary)})"}.get(ece, "")
     return (f"the predicted count of {name} {side}: {e:.1f} expected, {o} observed (p = {test['p_adjusted']:.2g}"
-            f"{bonferroni}), so its probabilities are {direction} on average, which the top-label ECE, dominated by "
-            f"the confident rows, cannot see; {advice}.")
+            f"{bonferroni}), so its probabilities are {direction} on average{seen}; {advice}.")
 
 
 def _loss_reading(before: float, after: float, change: dict | None = None, *, in_sample: bool = False,
@@ -914,9 +964,23 @@ def count_legend(summary: dict, classes: list | None) -> list[str]:
     """The line under a metrics table (``evaluate``) when a class's predicted count is off its observed
     count (:func:`softmaxkit.cli._adapters.class_count_test`); empty otherwise. The verdicts of
     ``calibrate``/``fit``/``demo`` say it; ``evaluate`` has no verdict and recorded it in JSON only."""
-    clause = _count_miss(summary, classes, when="after",
+    clause = _count_miss(summary, classes, when="after", ece="shown",  # nothing else there reads the ECE's test
                          advice="a calibrator fitted on held-out rows (softmaxkit calibrate) may fix it")
     return [] if clause is None else [clause[0].upper() + clause[1:]]
+
+
+#: A card's words for a calibrated log-loss's reading (``log_loss_change["reading"]``) where its own would
+#: mislead there: "worse" is the verdict's "keep the raw model", "unsafe" no interval's reading.
+_CARD_READINGS = {"worse": "measured worse: keep the raw model",
+                  "unsafe": "unsafe: it can give a class probability 0"}
+
+
+def loss_card_reading(loss_change: dict | None) -> str | None:
+    """How a log-loss card (``fit --calibrate``'s, ``calibrate``'s) reads the change beside its two figures, as
+    the verdict reads it (:func:`paired_loss_change`): "change: better", "measured worse: keep the raw model";
+    None without a change."""
+    reading = (loss_change or {}).get("reading")
+    return _CARD_READINGS.get(reading, f"change: {reading}") if reading else None
 
 
 def accuracy_headline(summary: dict, caption: str) -> Any:
@@ -1017,8 +1081,9 @@ def comparison_section(scored: list[Scored], *, title: str, intro: str, note: tu
     blocks: list[Any] = [Paragraph(intro)]
     if note is not None:
         blocks.append(Note(*note))
-    mark = None  # one column, or several: every row's best is marked
-    caption = "Best value per row in green."
+    mark = None  # several columns: every row's best is marked
+    # one column has no best to mark: no caption promising green (audit BT, evaluate --report)
+    caption = "Best value per row in green." if len(scored) > 1 else ""
     if len(scored) == 2:
         measured = loss_change is not None and loss_change["reading"] in ("better", "worse")
         apart = all(s.summary.get("ece_ci") for s in scored) and not _overlap(scored[0].summary, scored[1].summary)
@@ -1031,7 +1096,7 @@ def comparison_section(scored: list[Scored], *, title: str, intro: str, note: tu
     blocks.append(
         metrics_table(
             {s.name: s.summary for s in scored},
-            caption=f"{caption}{brackets}{why}",
+            caption=f"{caption}{brackets}{why}".strip(),
             mark=mark,
         )
     )

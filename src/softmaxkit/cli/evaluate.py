@@ -87,8 +87,10 @@ def run(args: argparse.Namespace, warned: list[str]) -> int:
                                                     classes or list(range(scores.shape[1])),
                                                     evaluated_on=f"{len(labels)} rows")
         metrics["conformal"]["sets_from"] = sets_from
-        # A level whose measured coverage fell short of it: on stderr (also under --json), as calibrate says it.
-        for line in _conformal.coverage_shortfalls(metrics["conformal"]):
+        # A level whose measured coverage fell short of it, or a class's: on stderr (also under --json), as
+        # calibrate says it.
+        for line in [*_conformal.coverage_shortfalls(metrics["conformal"]),
+                     *_conformal.class_shortfalls(metrics["conformal"])]:
             warnings.warn(line, stacklevel=1)
     if args.report:
         from softmaxkit.cli._evaluation import comparison_section

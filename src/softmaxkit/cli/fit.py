@@ -446,12 +446,6 @@ def _search_skipped(given: float | str, model, y_train, weights=None) -> str | N
                          weights_are_counts=bool(getattr(model, "weights_are_counts", False)))
 
 
-#: A card's words for the calibrated log-loss's reading (``log_loss_change["reading"]``) where its own
-#: would mislead there: "worse" is the verdict's "keep the raw model", "unsafe" no interval's reading.
-_READINGS = {"worse": "measured worse: keep the raw model",
-             "unsafe": "unsafe: it can give a class probability 0"}
-
-
 def _headlines(scored: list, *, calibration: str | None, loss_change: dict | None, note: tuple | None) -> list:
     """The report's cards: the model's own held-out figures, then, with ``--calibrate``, the calibrated
     ones under labels that name the calibrator, read as the verdict reads them.
@@ -460,8 +454,8 @@ def _headlines(scored: list, *, calibration: str | None, loss_change: dict | Non
     cards showed the rejected calibrator's log-loss (inf) and ECE unlabelled, the model's 0.2397 nowhere
     (audit BJ).
     """
-    from softmaxkit.cli._evaluation import accuracy_headline
-    from softmaxkit.report import Headline, ci_text, ece_ci_text
+    from softmaxkit.cli._evaluation import accuracy_headline, loss_card_reading
+    from softmaxkit.report import Headline, ci_text, distinct, ece_ci_text
 
     model = scored[0].summary
     cards = [
@@ -477,10 +471,12 @@ def _headlines(scored: list, *, calibration: str | None, loss_change: dict | Non
     reading = (loss_change or {}).get("reading")
     if reading in ("worse", "unsafe"):
         tone = "warn"  # a calibrator the verdict rejects is never shown in a neutral or good tone
+    # decimals enough to tell the two apart: "0.608 ... the model alone: 0.608" beside "better" (audit BT)
+    with_it, alone = distinct(calibrated["log_loss"], model["log_loss"], digits=3)
     cards += [
-        Headline(f"Log-loss with {calibration}", f"{calibrated['log_loss']:.3f}", "; ".join(filter(None, [
-            ci_text(calibrated, "log_loss", digits=3), f"the model alone: {model['log_loss']:.3f}",
-            _READINGS.get(reading, f"change: {reading}") if reading else None])), tone),
+        Headline(f"Log-loss with {calibration}", with_it, "; ".join(filter(None, [
+            ci_text(calibrated, "log_loss", digits=3), f"the model alone: {alone}",
+            loss_card_reading(loss_change)])), tone),
         Headline(f"ECE with {calibration}", f"{calibrated['ece']:.3f}", "; ".join(filter(None, [
             ece_ci_text(calibrated, digits=3), f"the model alone: {model['ece']:.3f}"])), tone),
     ]
