@@ -263,7 +263,11 @@ def run(args: argparse.Namespace, warned: list[str]) -> int:
             _adapters.remember_classes(conformal, classes)
             # The calibrator's path and digest go into the predictor: this run's pair is known as one later.
             record = _adapters.calibrator_record(args.out, digest, predictor=conformal_path)
-            conformal.save(outputs.stage(conformal_path), extra_meta={_adapters.CALIBRATOR_DIGEST_KEY: record})
+            # What it was fitted on, for predict/apply/evaluate to hold new rows' scores against (audit BV).
+            fitted_on = _conformal.top_probability_record(scores if args.holdout is None else scores[fit_rows],
+                                                          probs=args.probs is not None)
+            conformal.save(outputs.stage(conformal_path), extra_meta={_adapters.CALIBRATOR_DIGEST_KEY: record,
+                                                                      _conformal.TOP_PROBABILITIES_KEY: fitted_on})
         # Without --conformal, a predictor an earlier run saved with the calibrator replaced here is not
         # this run's: removed with the commit, as fit removes a stale MODEL.calibrator.npz. Only that one:
         # one saved with another calibrator (--conformal-out) or without the record is the user's (audit R).

@@ -82,7 +82,8 @@ def run(args: argparse.Namespace, warned: list[str]) -> int:
         order = class_order(classes, conformal, source=source, fitted_as=f"--conformal {args.conformal}",
                             by_position=args.by_position, columns=pred.columns)
         sets, sets_from = _conformal.sets_to_score(conformal, source, ignored, args.sets, classes, scores, order,
-                                                   probs=args.probs is not None, kind=metrics["kind"])
+                                                   probs=args.probs is not None, kind=metrics["kind"],
+                                                   path=args.conformal)
         metrics["conformal"] = _conformal.summarize(conformal, labels, sets, args.sets,
                                                     classes or list(range(scores.shape[1])),
                                                     evaluated_on=f"{len(labels)} rows")

@@ -145,8 +145,12 @@ def run(args: argparse.Namespace, warned: list[str]) -> int:
         if conformal is not None:
             sets = _conformal.predict_sets(conformal, logits, args.sets, probs=False, where=args.model,
                                            order=sets_order)
+        raw = logits
         if calibrator is not None:
             logits = in_fitted_order(lambda z: _adapters.calibrated_logits(calibrator, z), logits, cal_order)
+        if conformal is not None:
+            _conformal.check_scores_like_calibration(args.conformal, raw, probs=False, where=args.data,
+                                                     calibrated=None if calibrator is None else logits)
         probs = softmax(logits, axis=-1)
     refuse_non_finite(probs, out=args.out, source=args.data)
 
