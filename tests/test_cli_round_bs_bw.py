@@ -75,3 +75,20 @@ def test_a_label_of_invisible_characters_only_is_empty(capsys, tmp_path):
     rc, _, err = call(capsys, "fit", tmp_path / "d.csv", "--target", "y", "--out", tmp_path / "m.npz", "--no-report")
     assert rc != 0 and not (tmp_path / "m.npz").exists()
     assert "row 5 (line 6), column 'y': empty label '\\u200b' (invisible characters only: U+200B)" in error_line(err)
+
+
+def test_an_id_column_is_left_out_without_a_word_when_the_classes_are_listed(capsys, tmp_path):
+    """Audit BV: apply --classes a,b,c warned to list 'id' among the classes to keep it as scores."""
+    rng = np.random.default_rng(0)
+    z, y = rng.normal(size=(30, 3)), rng.integers(0, 3, 30)
+    (tmp_path / "z.csv").write_text("id,a,b,c\n" + "".join(f"r{i},{r[0]},{r[1]},{r[2]}\n" for i, r in enumerate(z)))
+    (tmp_path / "y.csv").write_text("id,y\n" + "".join(f"r{i},{'abc'[v]}\n" for i, v in enumerate(y)))
+    rc, _, err = call(capsys, "calibrate", "--logits", tmp_path / "z.csv", "--labels", tmp_path / "y.csv",
+                      "--classes", "a,b,c", "--out", tmp_path / "t.npz", "-q")
+    assert rc == 0 and "row id" not in err, err
+    rc, _, err = call(capsys, "apply", tmp_path / "t.npz", "--logits", tmp_path / "z.csv", "--classes", "a,b,c",
+                      "--out", tmp_path / "a.csv", "-q")
+    assert rc == 0 and "row id" not in err, err
+    # without the list, a class could be named like an id: still said
+    rc, _, err = call(capsys, "evaluate", "--logits", tmp_path / "z.csv", "--labels", tmp_path / "y.csv")
+    assert "column 'id' left out of the scores as a row id" in err

@@ -2264,7 +2264,8 @@ def _without_ids(path: str | os.PathLike, use: list[str], columns: Mapping[str, 
     the classes of ``--classes``), and those ids, which :class:`Scores` then lists with the columns left
     out, where the commands match rows on them. Refuses a file of ids alone.
 
-    Each one left out is said, with how to keep it: a class may be named like an id (``ID``, Idaho) and
+    Each one left out is said, with how to keep it, unless the classes are listed (``keep``) without it (audit
+    BV: ``apply --classes a,b,c`` warned to list 'id' as a class): a class may be named like an id (``ID``, Idaho) and
     hold whole numbers (vote counts, rounded logits), and left out without a word its file read as the
     other class's one log-odds column (review audit R1: accuracy 0.583 for 0.797 with ``--classes ID,NY``).
     """
@@ -2272,7 +2273,7 @@ def _without_ids(path: str | os.PathLike, use: list[str], columns: Mapping[str, 
     if ids and len(ids) == len(use):
         raise DataFileError(f"{path}: its columns {shown_names(ids)} are row ids (named like one, holding whole "
                             "numbers or text), and no score column is left; if one holds scores, rename it")
-    if ids:
+    if ids and not keep:  # where the classes are listed and leave the id out, it is no class: nothing to say
         import warnings
 
         which = f"column {ids[0]!r}" if len(ids) == 1 else f"columns {shown_names(ids)}"
