@@ -598,3 +598,20 @@ def test_a_forward_that_is_not_transformers_own_is_refused(monkeypatch):
     model = build("LlamaForCausalLM")
     model.__class__ = remote
     assert sk_hf.is_applied(sk_hf.apply(model))
+
+
+def test_train_mode_without_a_gradient_returns_the_logits():
+    """Audit BY: a validation loop under no_grad that forgot model.eval() got out.logits None (fused path)."""
+    model = sk_hf.apply(build("LlamaForCausalLM"))
+    reference = build("LlamaForCausalLM")
+    reference.load_state_dict(model.state_dict())
+    model.train()
+    reference.train()
+    inputs, labels = batch()
+    for context in (torch.no_grad, torch.inference_mode):
+        with context():
+            out, want = model(**inputs, labels=labels), reference(**inputs, labels=labels)
+        assert out.logits is not None
+        torch.testing.assert_close(out.logits, want.logits, rtol=0, atol=0)
+        torch.testing.assert_close(out.loss, want.loss, rtol=0, atol=0)
+    assert model(**inputs, labels=labels).logits is None  # with a gradient: fused, as before

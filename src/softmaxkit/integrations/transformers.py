@@ -18,6 +18,9 @@ call                    patched forward
 ======================  ===========================================================
 no ``labels``           the original forward, unchanged (generation, inference)
 ``labels``, eval mode   the original forward, unchanged (logits for metrics)
+``labels``, no grad     the original forward, unchanged: a validation loop under
+                        ``torch.no_grad()`` that forgot ``model.eval()`` gets its
+                        logits (it got ``None``, a ``TypeError`` at ``argmax``)
 ``labels``, train mode  the original forward with the logits replaced by the fused
                         loss; ``outputs.loss`` is the same loss, ``outputs.logits``
                         is ``None`` (as in Liger Kernel); every other field
@@ -338,7 +341,9 @@ def _fused_forward(cls: type, family: Family):
     def forward(self, *args, **kwargs):
         bound = signature.bind(self, *args, **kwargs)
         labels = bound.arguments.get("labels")
-        if labels is None or not self.training:
+        # Fused only where a gradient is wanted: without one the logits are what the caller asks for
+        # (audit BY: train mode under no_grad, out.logits None in a validation loop).
+        if labels is None or not self.training or not torch.is_grad_enabled():
             return original(self, *args, **kwargs)
         head = self.get_output_embeddings()
         obstacle = _obstacle_to_fusing(self, head)
