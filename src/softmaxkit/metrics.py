@@ -390,7 +390,7 @@ def _log_loss_rows(y: Any, *, logits: Any, probs: Any, eps: float | None) -> _Ro
         labels = check_labels(y, x.shape[1], x.shape[0], scores=x, scores_name="logits")
         # Per-row loss in the logits' precision (float64 accumulators inside), summed in float64.
         return _Rows(np.asarray(cross_entropy(x, labels, reduction="none"), dtype=np.float64), labels, x.shape[1])
-    p = check_probs(probs)
+    p = check_probs(probs, wide=True)
     labels = check_labels(y, p.shape[1], p.shape[0], scores=p, scores_name="probs")
     p_true = p[np.arange(p.shape[0]), labels].astype(np.float64)
     if eps is not None:
@@ -401,7 +401,7 @@ def _log_loss_rows(y: Any, *, logits: Any, probs: Any, eps: float | None) -> _Ro
 
 def _brier_rows(y: Any, probs: Any) -> _Rows:
     """Validate, then ``sum_k (p_ik - [y_i = k])^2`` per row: the terms of :func:`brier_score`."""
-    p = check_probs(probs)
+    p = check_probs(probs, wide=True)
     labels = check_labels(y, p.shape[1], p.shape[0], scores=p, scores_name="probs")
     p = p.astype(np.float64)
     # sum_k p_k^2 - 2 p_y + 1, without materialising the one-hot matrix.
