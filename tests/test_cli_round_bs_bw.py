@@ -92,3 +92,27 @@ def test_an_id_column_is_left_out_without_a_word_when_the_classes_are_listed(cap
     # without the list, a class could be named like an id: still said
     rc, _, err = call(capsys, "evaluate", "--logits", tmp_path / "z.csv", "--labels", tmp_path / "y.csv")
     assert "column 'id' left out of the scores as a row id" in err
+
+
+def test_apply_says_how_many_rows_get_probability_zero(capsys, tmp_path):
+    """Audit BX: an isotonic calibrator of few positives gave thousands of new rows P(yes) = 0, written without a
+    word (the warning came at calibrate time only); temperature scaling never gives 0."""
+    rng = np.random.default_rng(0)
+    z = rng.normal(size=200) * 2
+    y = (rng.random(200) < 1 / (1 + np.exp(-z + 3))).astype(int)
+    np.save(tmp_path / "z.npy", z[:, None])
+    np.save(tmp_path / "y.npy", y)
+    for method in ("isotonic", "temperature"):
+        rc, _, err = call(capsys, "calibrate", "--logits", tmp_path / "z.npy", "--labels", tmp_path / "y.npy",
+                          "--method", method, "--out", tmp_path / f"{method}.npz", "-q")
+        assert rc == 0, err
+        rc, _, err = call(capsys, "apply", tmp_path / f"{method}.npz", "--logits", tmp_path / "z.npy", "--out",
+                          tmp_path / f"{method}.csv")
+        assert rc == 0, err
+        probs = np.loadtxt(tmp_path / f"{method}.csv", delimiter=",", skiprows=1, usecols=(0, 1))
+        zero_rows = int(np.count_nonzero((probs == 0).any(axis=1)))
+        if method == "isotonic":
+            assert zero_rows > 0
+            assert f"{zero_rows} of 200 rows of {tmp_path / 'z.npy'} get probability exactly 0 for a class" in err
+        else:
+            assert zero_rows == 0 and "exactly 0" not in err

@@ -2035,6 +2035,34 @@ def refuse_non_finite(probs, *, out: str, source: str, option: str = "--out") ->
                            "calibrator's temperature and the scale of the inputs)")
 
 
+def warn_zero_probabilities(probs, classes, *, out: str, source: str) -> None:  # noqa: ANN001
+    """Warn when rows about to be written give a class probability exactly 0, naming how many and which
+    classes: a row of such a class has infinite log-loss, and a downstream ``log(p)`` is ``-inf``.
+
+    ``calibrate`` and ``fit`` say it of the map when they fit it, but ``predict --calibrator`` and ``apply``
+    then wrote the zeros without a word (audit BX: an isotonic calibrator of 7 positives gave 3,323 of 5,000
+    rows P(yes) = 0, 25 of them true positives; ``evaluate`` then read log-loss inf). Counted in row blocks.
+    """
+    import warnings
+
+    import numpy as np
+
+    from softmaxkit._loss_interval import name_list
+
+    per_class = np.zeros(probs.shape[1], dtype=np.int64)
+    rows = 0
+    for start in range(0, len(probs), _FINITE_BLOCK_ROWS):
+        zero = probs[start:start + _FINITE_BLOCK_ROWS] == 0
+        per_class += zero.sum(axis=0)
+        rows += int(np.count_nonzero(zero.any(axis=1)))
+    if not rows:
+        return
+    named = [f"{classes[j]!r} in {per_class[j]}" for j in np.flatnonzero(per_class)]
+    warnings.warn(f"{out}: {rows} of {len(probs)} rows of {source} get probability exactly 0 for a class "
+                  f"({name_list(named)} rows): a row of such a class has infinite log-loss; an isotonic map gives "
+                  "0 over ranges of scores (temperature and Platt scaling never do)", stacklevel=2)
+
+
 def _same_file(a: str | Path, b: str | Path) -> bool:
     """Whether two paths name one file (or folder), by identity: one folder may be reached by two paths
     (a second mount, a symlinked folder) (:func:`softmaxkit.io.same_file`)."""

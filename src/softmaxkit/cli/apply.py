@@ -82,6 +82,7 @@ def run(args: argparse.Namespace, warned: list[str]) -> int:
         read_row_ids,
         read_score_file,
         refuse_non_finite,
+        warn_zero_probabilities,
         row_ids_text,
         say_ids_left_out,
         say_ignored,
@@ -155,6 +156,7 @@ def run(args: argparse.Namespace, warned: list[str]) -> int:
     logits = calibrate(scores)
     probs = softmax(logits, axis=-1)
     refuse_non_finite(probs, out=args.out, source=source)
+    warn_zero_probabilities(probs, [str(c) for c in names], out=args.out, source=source)
 
     text_ok = not args.out.lower().endswith((".npy", ".safetensors"))
     written = as_written(args.out)

@@ -73,6 +73,7 @@ def run(args: argparse.Namespace, warned: list[str]) -> int:
         progress,
         read_row_ids,
         refuse_non_finite,
+        warn_zero_probabilities,
         row_ids_text,
         say_ids_left_out,
         say_ignored,
@@ -153,6 +154,7 @@ def run(args: argparse.Namespace, warned: list[str]) -> int:
                                                      calibrated=None if calibrator is None else logits)
         probs = softmax(logits, axis=-1)
     refuse_non_finite(probs, out=args.out, source=args.data)
+    warn_zero_probabilities(probs, names, out=args.out, source=args.data)
 
     columns = score_columns(probs, classes, out=args.out)
     if sets is not None:
