@@ -2,7 +2,7 @@
 
 1. ``early_stopping=True`` held out whole rows: on deduplicated data (``sample_weight`` = counts, or
    ``count_targets=True``) a held-out row took its whole count with it, so the network never trained on
-   that (input, class) pair (4 inputs, 12 rows, 739 observations: probabilities 0.36 off the frequencies
+   that (input, class) pair (4 inputs, 12 rows, 999 observations: probabilities 0.36 off the frequencies
    under L-BFGS, 0.04 for the repeated rows), whatever ``weights_are_counts`` said, without a word. With
    ``weights_are_counts=True`` (and for count targets) the validation split now shares each count between
    training and validation; whole-number weights above 1 held out with their rows warn.
@@ -22,7 +22,7 @@ from sklearn.datasets import load_iris
 from softmaxkit import SoftmaxClassifier
 from softmaxkit._targets import encode_targets
 
-# BW's data: 4 inputs, their class frequencies, 250 observations each (739 with the rounding)
+# BW's data: 4 inputs, their class frequencies, 250 observations each (999 with the rounding)
 FREQ = np.array([[0.7, 0.2, 0.1], [0.1, 0.6, 0.3], [0.25, 0.25, 0.5], [0.01, 0.04, 0.95]])
 INPUTS = np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
 COUNTS = (FREQ * 250).round().astype(int)  # (input, class) counts: the count-target matrix
@@ -43,7 +43,7 @@ def _fit(X, y, w=None, **params):
 
 @pytest.mark.parametrize("count_targets", [False, True])
 def test_early_stopping_shares_each_count_between_training_and_validation(count_targets):
-    """The split of the 739 observations: ceil(0.1 * 739) held out, stratified by class, every row's count
+    """The split of the 999 observations: ceil(0.1 * 999) held out, stratified by class, every row's count
     shared between the parts (so every large (input, class) count keeps training observations), the parts'
     targets and weights adding back up to the counts. Before, 2 of the 12 rows went to validation whole."""
     X, y, w = _deduplicated()

@@ -234,10 +234,22 @@ def whole_number_weights(targets: Targets) -> bool:
     fewer than :data:`_MAX_COUNT` in all): weights that may be counts. Their values cannot say whether they
     are counts or importances (``np.where(y == 1, 5, 1)``), so only ``weights_are_counts`` makes them
     counts (:func:`splits_counts`)."""
-    if targets.labels is None:
-        return False
-    w = targets.weight[targets.weight > 0]
+    return targets.labels is not None and _whole_numbers(targets.weight)
+
+
+def _whole_numbers(weight: np.ndarray) -> bool:
+    """Whether the positive ``weight`` are all whole numbers, some above 1, fewer than :data:`_MAX_COUNT`
+    in all (:func:`whole_number_weights`, :func:`count_cells`)."""
+    w = weight[weight > 0]
     return bool(np.all(w == np.floor(w)) and np.any(w > 1) and np.sum(w) < _MAX_COUNT)
+
+
+def row_sample_weight(targets: Targets) -> np.ndarray:
+    """Each row's ``sample_weight``: ``targets.weight``, over the row's count total for count targets
+    (:attr:`~softmaxkit._targets.Targets.totals`; 0 for a row that counts nothing)."""
+    if targets.totals is None:
+        return targets.weight
+    return np.divide(targets.weight, targets.totals, out=np.zeros_like(targets.weight), where=targets.totals > 0)
 
 
 def splits_counts(targets: Targets, *, weights_are_counts: bool = False) -> bool:
@@ -265,34 +277,72 @@ def sample_count(targets: Targets, *, weights_are_counts: bool = False) -> int:
     return int(np.count_nonzero(positive))
 
 
-def count_cells(
-    targets: Targets, *, weights_are_counts: bool = False, count_targets: bool = False
-) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
-    """The observations that a count split shares out, as cells ``(rows, classes, counts)`` (the row, the
-    class index and the whole-number count of each; int64), or None when rows are split whole.
+class Cells(NamedTuple):
+    """The observations that early stopping's count split shares out (:func:`count_cells`): one cell per
+    (row, class) observed, with its whole-number count (int64 arrays of equal length), and what one
+    observation of each row weighs (``weight``, shape (n,), float64; None: 1, the count is the weight)."""
 
-    Labels: the rows of positive weight when their weights are counts (:func:`splits_counts`). Count
-    targets (``count_targets``, probability rows of ``targets``): each row's class counts, ``target *
-    weight`` (the counts times a whole-number ``sample_weight``, which fit as that many repeated rows),
-    one cell per (row, class) observed; None when they are not all whole numbers (a fractional
-    ``sample_weight``) or total :data:`_MAX_COUNT` or more. Used by early stopping's validation split
-    (``softmaxkit.classifier._count_validation_split``); the folds of the search split count targets as
-    rows (:func:`make_folds`).
+    rows: np.ndarray
+    classes: np.ndarray
+    counts: np.ndarray
+    weight: np.ndarray | None = None
+
+
+def count_cells(targets: Targets, *, weights_are_counts: bool = False) -> Cells | None:
+    """The observations that early stopping's validation split shares out (:class:`Cells`), or None when
+    rows are split whole.
+
+    Labels: the rows of positive weight when their weights are counts (:func:`splits_counts`). Soft
+    targets count observations in two ways. A ``sample_weight`` counts them when ``weights_are_counts``
+    and the weights are whole numbers, some above 1 (:func:`splits_counts`' rule): each row holds
+    ``target * weight`` observations of its classes (count targets: ``y``'s counts times the weight, which
+    fit as that many repeated rows; probabilities: the class counts of the row's observations, as when
+    ``y`` holds their frequencies), each weighing 1, and rows are split whole when those are not all
+    whole numbers. Otherwise count targets (:attr:`~softmaxkit._targets.Targets.totals`) share out
+    ``y``'s own counts, and each observation carries its row's ``sample_weight``, as a label row carries
+    its weight (fractional, or not counting observations); probabilities are split as rows. One cell per
+    (row, class) observed; None, too, when the counts total :data:`_MAX_COUNT` or more. The folds of the
+    search split soft targets as rows (:func:`make_folds`).
     """
     if targets.labels is not None:
         if not splits_counts(targets, weights_are_counts=weights_are_counts):
             return None
         rows = np.flatnonzero(targets.weight > 0)
-        return rows, targets.labels[rows], targets.weight[rows].astype(np.int64)
-    if not count_targets:
+        return Cells(rows, targets.labels[rows], targets.weight[rows].astype(np.int64))
+    sample_weight = row_sample_weight(targets)
+    if weights_are_counts and _whole_numbers(sample_weight):
+        observed, weight = targets.target * targets.weight[:, None], None
+    elif targets.totals is not None:
+        observed, weight = targets.target * targets.totals[:, None], sample_weight
+    else:
         return None
-    observed = targets.target * targets.weight[:, None]
     counts = np.rint(observed)
     # a count c comes back as (c / total) * total, a few ulp off c
     if not np.allclose(observed, counts, rtol=1e-9, atol=1e-9) or np.sum(counts) >= _MAX_COUNT:
         return None
     rows, classes = np.nonzero(counts > 0)
-    return rows.astype(np.int64), classes.astype(np.int64), counts[rows, classes].astype(np.int64)
+    return Cells(rows.astype(np.int64), classes.astype(np.int64), counts[rows, classes].astype(np.int64), weight)
+
+
+def weights_held_whole(targets: Targets, *, weights_are_counts: bool = False) -> str | None:
+    """How early stopping's validation split holds whole-number weights (some above 1: counts or
+    importances) out together, for the estimator's warning; None when it shares them out as counts.
+
+    ``"rows"``: rows are held out whole, each with its weight, where ``weights_are_counts`` would share
+    out their observations (labels, or probabilities whose products with the weights are whole class
+    counts); ``"counts"``: count targets' observations are shared out, each carrying its row's weight
+    (without ``weights_are_counts``); ``"not counts"``: rows are held out whole, and would be with
+    ``weights_are_counts`` too, the probabilities times the weights not being whole numbers
+    (:func:`count_cells`).
+    """
+    if not _whole_numbers(row_sample_weight(targets)):
+        return None
+    cells = count_cells(targets, weights_are_counts=weights_are_counts)
+    if cells is not None:
+        return "counts" if cells.weight is not None else None
+    if not weights_are_counts and count_cells(targets, weights_are_counts=True) is not None:
+        return "rows"
+    return "not counts"
 
 
 def make_folds(
@@ -831,8 +881,8 @@ def reference_alpha(n_classes: int) -> float:
 __all__ = [
     "ALPHA_GRID", "DEFAULT_FOLDS", "DEFAULT_FOLDS_MLP", "MLP_ALPHA_BEYOND", "MLP_ALPHA_FLOOR", "MLP_ALPHA_GRID",
     "PATH_START", "PATIENCE", "RARE_CLASS_ROWS", "RARE_CLASS_SE", "STILL_FALLING",
-    "AlphaSearch", "Fold", "count_cells", "deal_counts", "fallback", "make_folds", "reference_alpha",
-    "rare_class_se", "sample_count", "search",
-    "splits_counts", "whole_number_weights", "why_fewer_folds", "why_too_small",
+    "AlphaSearch", "Cells", "Fold", "count_cells", "deal_counts", "fallback", "make_folds", "reference_alpha",
+    "rare_class_se", "row_sample_weight", "sample_count", "search",
+    "splits_counts", "weights_held_whole", "whole_number_weights", "why_fewer_folds", "why_too_small",
 ]  # fmt: skip
 

@@ -59,16 +59,25 @@ class Targets:
         Non-negative row weights (sample weight times count total).
     labels : ndarray of shape (n,) or None
         Class indices for stratified splitting; None for soft targets.
+    totals : ndarray of shape (n,) or None
+        With ``counts`` (the classifier's ``count_targets``): each row's count
+        total, the observations it holds (1 for a ``y`` of probabilities), so
+        that ``target * totals`` are ``y``'s counts and ``weight / totals`` the
+        ``sample_weight``; None for labels and for probabilities read without
+        ``counts``. Early stopping splits the counts apart from the weight
+        (``softmaxkit._alpha_search.count_cells``).
     """
 
     classes: np.ndarray
     target: np.ndarray
     weight: np.ndarray
     labels: np.ndarray | None
+    totals: np.ndarray | None = None
 
     def subset(self, rows: np.ndarray) -> "Targets":
         labels = None if self.labels is None else self.labels[rows]
-        return Targets(self.classes, self.target[rows], self.weight[rows], labels)
+        totals = None if self.totals is None else self.totals[rows]
+        return Targets(self.classes, self.target[rows], self.weight[rows], labels, totals)
 
 
 def _show(value: Any) -> str:
@@ -281,6 +290,8 @@ def encode_targets(
         classes_, target, totals = soft_targets(y, classes, counts=counts)
         labels = None
         weight = weight * totals
+        if not counts:
+            totals = None  # probabilities: no counts to keep
 
     mass = (
         np.bincount(labels, weights=weight, minlength=len(classes_))
@@ -293,4 +304,4 @@ def encode_targets(
             "a classifier needs samples of at least 2 classes with positive weight; "
             f"got {len(present)} class{'es' if len(present) != 1 else ''}: {present.tolist()}"
         )
-    return Targets(classes_, target, weight, labels)
+    return Targets(classes_, target, weight, labels, totals)

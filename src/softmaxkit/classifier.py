@@ -173,19 +173,26 @@ class SoftmaxClassifier(Persistable, ClassifierMixin, BaseEstimator):
         and a class's only row are never held out; when too few rows are
         left to stratify, the held-out rows are drawn at random, leaving
         every class a training row. Counts are split as their repeated rows
-        would be, by observation, not by row: whole-number weights with
-        ``weights_are_counts=True``, and with ``count_targets=True`` each
-        row's class counts (times a whole-number ``sample_weight``). Each
-        row's count is then shared between training and validation, the
-        same rules counting observations (``validation_fraction`` of them,
-        stratified by class, a class observed once kept in training), and a
-        row may be in both parts. Held out whole, a deduplicated row took
-        its whole count with it, and the network never trained on that
-        (input, class) pair: 4 inputs in 12 rows of 739 observations gave
-        probabilities up to 0.36 off the frequencies under L-BFGS, against
-        0.04 for the repeated rows. Whole-number weights above 1 without
-        ``weights_are_counts`` are held out with their rows, and a
-        ``UserWarning`` says so.
+        would be, by observation, not by row: with ``count_targets=True``
+        each row's class counts, and with ``weights_are_counts=True``
+        whole-number weights (some above 1): labels' weights, count targets'
+        counts times the weights, and probabilities times the weights where
+        those are whole class counts (``y`` the frequencies of ``sample_weight``
+        observations). Each row's count is then shared between training and
+        validation, the same rules counting observations
+        (``validation_fraction`` of them, stratified by class, a class
+        observed once kept in training), and a row may be in both parts.
+        Held out whole, a deduplicated row took its whole count with it, and
+        the network never trained on that (input, class) pair: 4 inputs in
+        12 rows of 999 observations gave probabilities up to 0.36 off the
+        frequencies under L-BFGS, against 0.04 for the repeated rows (0.63
+        given as frequencies with count weights). A ``sample_weight`` that
+        counts nothing (fractional, or without ``weights_are_counts``) stays
+        a row's weight: count targets' observations each carry it, as label
+        rows do. Whole-number weights above 1 that are held out together,
+        with their rows or with each count target's observation, raise a
+        ``UserWarning``: without ``weights_are_counts``, or with it where
+        probabilities times the weights are no whole numbers.
     validation_fraction : float in (0, 1), default=0.1
     n_iter_no_change : int, default=10
         Patience of early stopping, and of Adam's stop on the training loss.
@@ -216,8 +223,11 @@ class SoftmaxClassifier(Persistable, ClassifierMixin, BaseEstimator):
         without a word. Probabilities (every row sums to 1, one-hot rows
         included) are accepted either way. :meth:`score` reads an (n, K)
         ``y`` by the same rule. ``early_stopping`` splits each row's counts
-        between training and validation, as it would the repeated rows
-        (``alpha="auto"``'s folds split count rows whole).
+        between training and validation, as it would the repeated rows,
+        each observation weighted by the row's ``sample_weight`` (or, with
+        ``weights_are_counts=True`` and whole-number weights, the counts
+        times the weights split as observations); ``alpha="auto"``'s folds
+        split count rows whole.
     weights_are_counts : bool, default=False
         Whether whole-number ``sample_weight`` counts repeated observations
         (deduplicated rows: ``np.unique(..., return_counts=True)``, aggregated
@@ -228,16 +238,23 @@ class SoftmaxClassifier(Persistable, ClassifierMixin, BaseEstimator):
         between their parts as they would the repeated rows, and the cap on
         the folds, the rare-class rule, the paired test and
         ``solver="auto"``'s row count count observations (see Notes,
-        *Equivalences*). With False, they split rows, each held out with its
-        whole weight, as scikit-learn does: right for importance weights
+        *Equivalences*). Early stopping also counts the weights of
+        probability and count targets: count targets' counts times the
+        weights, and probabilities times the weights where those are whole
+        numbers (frequencies of the counted observations), are shared out
+        by observation; the folds split such rows whole either way. With
+        False, weights are split with their rows, each held out with its
+        whole weight, as scikit-learn does (count targets' observations
+        each carry their row's weight): right for importance weights
         (``np.where(y == 1, 5, 1)``), which split as counts would let every
         fold train on the rows it scores. The weights' values cannot tell the
-        two apart; ``alpha="auto"`` (with the default folds) and
+        two apart; ``alpha="auto"`` (with the default folds, labels) and
         ``early_stopping=True`` warn, once per fit, when whole-number weights
         above 1 meet the default False. Weights that are not all whole
-        numbers are split as rows either way, and a given ``cv`` splits rows as
-        given (its paired test, rare-class rule and solver still count the
-        observations with True).
+        numbers are split as rows either way (count targets' counts still by
+        observation, each carrying the weight), and a given ``cv`` splits
+        rows as given (its paired test, rare-class rule and solver still
+        count the observations with True).
     dtype : {"float32", "float64"} or None, default=None
         Training precision. None: float32 if ``X`` is float32, else float64.
         Predictions are always computed in float64.
@@ -468,10 +485,13 @@ class SoftmaxClassifier(Persistable, ClassifierMixin, BaseEstimator):
     whole-number weights above 1 and the default, ``"auto"`` warns once per
     fit. ``early_stopping`` follows the same rule: with
     ``weights_are_counts=True`` its validation split shares each count
-    between training and validation (as it does count targets' counts), and
-    without it holds whole-number weights out with their rows, with the same
-    warning. Fractional weights keep row splits either way, and so do count
-    targets, whose row holds an input's observations of all classes. A given
+    between training and validation (for probability targets where the
+    probabilities times the weights are whole numbers), and without it holds
+    whole-number weights out together, with the same warning; count targets'
+    own counts it always shares out, each observation carrying its row's
+    weight unless the weights count observations. The folds keep row splits
+    for fractional weights, and for probability and count targets, whose row
+    holds an input's observations of all classes. A given
     ``cv`` splits rows as given (with ``weights_are_counts=True`` its paired
     test, rare-class rule and solver still count the observations).
 
@@ -701,7 +721,9 @@ class SoftmaxClassifier(Persistable, ClassifierMixin, BaseEstimator):
             weight the held-out log-loss too, and each row is held out with
             its whole weight unless ``weights_are_counts=True`` makes
             whole-number weights counts whose observations the folds and the
-            validation split share out.
+            validation split share out (see ``weights_are_counts``); early
+            stopping shares out count targets' counts either way, each
+            observation carrying its row's weight.
 
         Returns
         -------
@@ -733,11 +755,7 @@ class SoftmaxClassifier(Persistable, ClassifierMixin, BaseEstimator):
         solver = self._resolve_solver(
             _alpha_search.sample_count(targets, weights_are_counts=self._weights_are_counts())
         )
-        if not self._weights_are_counts() and _alpha_search.whole_number_weights(targets):
-            # Once per fit, however many fits (the search's folds, the refit) split rows.
-            folds = self._auto_alpha() and self._default_folds()
-            if folds or self.early_stopping:
-                _warn_weights_split_as_rows(folds=folds, validation=bool(self.early_stopping))
+        self._warn_weights_held_whole(targets)
         if self._auto_alpha():
             # Folds and the path's fits draw from their own generator, so that
             # with an int random_state an MLP's refit below is exactly the fit
@@ -807,6 +825,21 @@ class SoftmaxClassifier(Persistable, ClassifierMixin, BaseEstimator):
         name = getattr(y, "name", None)  # a pandas Series' name: the target column, kept for the CLI
         self.target_name_ = name if isinstance(name, str) else None
         return self
+
+    def _warn_weights_held_whole(self, targets: Targets) -> None:
+        """Warn, once per fit however many fits (the search's folds, the refit) split the data, where
+        whole-number weights above 1 are held out together (:func:`_warn_weights_split_as_rows`): by
+        ``alpha="auto"``'s default folds (labels without ``weights_are_counts``), and by early stopping's
+        validation split (:func:`~softmaxkit._alpha_search.weights_held_whole`)."""
+        counted = self._weights_are_counts()
+        folds = (
+            not counted and _alpha_search.whole_number_weights(targets) and self._auto_alpha() and self._default_folds()
+        )
+        validation = (
+            _alpha_search.weights_held_whole(targets, weights_are_counts=counted) if self.early_stopping else None
+        )
+        if folds or validation is not None:
+            _warn_weights_split_as_rows(folds=folds, validation=validation)
 
     def _auto_alpha(self) -> bool:
         return isinstance(self.alpha, str) and self.alpha == "auto"
@@ -968,16 +1001,14 @@ class SoftmaxClassifier(Persistable, ClassifierMixin, BaseEstimator):
     ) -> tuple[np.ndarray, Targets, tuple[np.ndarray, Targets] | None]:
         """Early stopping's training rows and their targets, and its validation rows and theirs (None
         without early stopping). Counts (:func:`~softmaxkit._alpha_search.count_cells`: whole-number
-        weights with ``weights_are_counts=True``, or count targets) share each row's count between the
-        parts (:func:`_count_validation_split`), as a split of the repeated rows would; other rows are
+        weights with ``weights_are_counts=True``, count targets' counts) share each row's count between
+        the parts (:func:`_count_validation_split`), as a split of the repeated rows would; other rows are
         split whole (:func:`_validation_split`)."""
         n = targets.weight.shape[0]
         if not self.early_stopping:
             return np.arange(n), targets, None
         fraction = float(self.validation_fraction)
-        cells = _alpha_search.count_cells(
-            targets, weights_are_counts=self._weights_are_counts(), count_targets=self._count_targets()
-        )
+        cells = _alpha_search.count_cells(targets, weights_are_counts=self._weights_are_counts())
         try:
             if cells is not None:
                 return _count_validation_split(targets, cells, fraction, rng)
@@ -1477,28 +1508,47 @@ def _warn_search_skipped(reason: str, alpha: float, *, labels: bool) -> None:
     )
 
 
-def _warn_weights_split_as_rows(*, folds: bool, validation: bool) -> None:
-    """Say that whole-number weights are held out with their rows, by ``alpha="auto"``'s default folds
-    (``folds``) and early stopping's validation split (``validation``), which is right for importance
-    weights but not for counts, and how to say they are counts (``weights_are_counts``).
+def _warn_weights_split_as_rows(*, folds: bool, validation: str | None) -> None:
+    """Say that whole-number weights are held out together, by ``alpha="auto"``'s default folds
+    (``folds``) and early stopping's validation split (``validation``: how, as
+    :func:`~softmaxkit._alpha_search.weights_held_whole` says), which is right for importance weights but
+    not for counts, and how to say they are counts (``weights_are_counts``), or, where they were said to
+    be counts that cannot be shared out (``validation="not counts"``), what would share them.
 
     The values cannot tell the two apart: split as counts, importance weights let every fold train on the
     rows it scored (audit R15); split as rows, counts chose a 1e4 times stronger penalty (audit BM), and
-    early stopping never trained on a held-out (input, class) pair (audit BW: probabilities 0.36 off).
+    early stopping never trained on a held-out (input, class) pair (audit BW: probabilities 0.36 off;
+    review R17: 0.63 for probabilities with count weights).
     The text holds no numbers, so Python's default filter shows it once per calling line.
     """
-    if folds and validation:
+    advice = (
+        "If the weights count repeated observations (deduplicated rows), pass weights_are_counts=True to split "
+        "the observations, as for the repeated rows; if they are importance weights, ignore this."
+    )
+    # folds (labels without weights_are_counts) come only with validation None or "rows"
+    if validation == "not counts":
+        who = "early_stopping=True"
+        how = (
+            "the probabilities in y times the weights are not whole numbers (no class counts to share out), so "
+            "its validation split holds out rows, each"
+        )
+        advice = (
+            "If the weights count repeated rows, pass the rows repeated to share them between training and "
+            "validation; if they are importance weights, ignore this."
+        )
+    elif folds and validation == "rows":
         who, how = "alpha='auto' and early_stopping=True", "the folds and the validation split hold out rows, each"
     elif folds:
         who, how = "alpha='auto'", "its folds split rows, each held out"
+    elif validation == "counts":
+        who, how = "early_stopping=True", "its validation split shares out y's counts, each observation held out"
     else:
         who, how = "early_stopping=True", "its validation split holds out rows, each"
     warnings.warn(
         f"SoftmaxClassifier: {who} got whole-number sample_weight, some above 1; {how} with its whole weight. "
-        "If the weights count repeated observations (deduplicated rows), pass weights_are_counts=True to split "
-        "the observations, as for the repeated rows; if they are importance weights, ignore this.",
+        f"{advice}",
         UserWarning,
-        stacklevel=3,  # the caller of fit
+        stacklevel=4,  # the caller of fit (through _warn_weights_held_whole)
     )
 
 
@@ -1623,7 +1673,7 @@ def _holdout_keeping_every_class(labels: np.ndarray, n_valid: int, rng: np.rando
 
 
 def _count_validation_split(
-    targets: Targets, cells: tuple[np.ndarray, np.ndarray, np.ndarray], fraction: float, rng: np.random.RandomState
+    targets: Targets, cells: _alpha_search.Cells, fraction: float, rng: np.random.RandomState
 ) -> tuple[np.ndarray, Targets, tuple[np.ndarray, Targets]]:
     """Early stopping's split of counts: each observation of ``cells``
     (:func:`~softmaxkit._alpha_search.count_cells`) goes to training or validation as it would among the
@@ -1633,28 +1683,34 @@ def _count_validation_split(
 
     :func:`_validation_split`'s rules, counting observations instead of rows: a class observed once
     keeps its observation in training; of the other ``n`` observations ``ceil(fraction * n)`` (at most
-    ``n - 1``) are held out, stratified by class (count targets too, as their repeated rows would be
+    ``n - 1``) are held out, stratified by class (soft targets too, as their repeated rows would be
     labels) when both parts can hold every class, else drawn at random without taking any class's last
     training observation. Which of a class's observations are held out is drawn by
     :func:`~softmaxkit._alpha_search.deal_counts`, as ``alpha="auto"``'s count folds are.
 
     Returns ``(train_rows, train_targets, (valid_rows, valid_targets))``: each part's rows (sorted,
-    those with observations there) and their targets, weighted by those observations (count targets:
-    the row's share of each class, normalised, its total the weight).
+    those with observations there) and their targets, weighted by those observations (soft targets:
+    the row's share of each class, normalised, its total times what one observation weighs, the
+    cells' ``weight``).
 
     Raises
     ------
     ValueError
         Fewer than two observations are left to split (every class is observed once).
     """
-    rows, classes, counts = cells
+    rows, classes, counts = cells.rows, cells.classes, cells.counts
     present = np.unique(classes)
     totals = np.rint(np.bincount(classes, counts.astype(np.float64))[present]).astype(np.int64)
     split = totals >= 2  # a class observed once keeps it in training
     spare = np.where(split, totals - 1, 0)  # what a class can give without losing its last training observation
     n = int(np.sum(totals[split]))
     if n < 2:
-        given = "sample_weight counted as repeated rows" if targets.labels is not None else "counting y's counts"
+        if targets.labels is not None:
+            given = "sample_weight counted as repeated rows"
+        elif targets.totals is not None:
+            given = "counting y's counts"
+        else:
+            given = "counting y's probabilities times sample_weight"
         raise ValueError(
             f"early_stopping=True has no observations to hold out for validation: every class is observed "
             f"once ({given}); set early_stopping=False"
@@ -1671,24 +1727,26 @@ def _count_validation_split(
         valid[order[: n_valid - int(np.sum(valid))]] += 1
         valid = np.minimum(valid, spare)
     held = _alpha_search.deal_counts(counts, classes, np.column_stack([valid, totals - valid]), generator)
-    return (*_count_part(targets, rows, classes, held[:, 1]), _count_part(targets, rows, classes, held[:, 0]))
+    train_part, valid_part = (_count_part(targets, cells._replace(counts=held[:, j])) for j in (1, 0))
+    return (*train_part, valid_part)
 
 
-def _count_part(
-    targets: Targets, rows: np.ndarray, classes: np.ndarray, counts: np.ndarray
-) -> tuple[np.ndarray, Targets]:
-    """The rows (sorted) with observations among ``counts`` (one per cell of :func:`_count_validation_split`)
+def _count_part(targets: Targets, cells: _alpha_search.Cells) -> tuple[np.ndarray, Targets]:
+    """The rows (sorted) with observations among ``cells`` (a part of :func:`_count_validation_split`'s)
     and their targets, weighted by those observations."""
-    keep = counts > 0
+    keep = cells.counts > 0
     if targets.labels is not None:  # one cell per row, of the row's label
-        part = rows[keep]
-        weight = counts[keep].astype(np.float64)
+        part = cells.rows[keep]
+        weight = cells.counts[keep].astype(np.float64)
         return part, Targets(targets.classes, targets.target[part], weight, targets.labels[part])
-    part, where = np.unique(rows[keep], return_inverse=True)
+    part, where = np.unique(cells.rows[keep], return_inverse=True)
     observed = np.zeros((part.size, len(targets.classes)))
-    np.add.at(observed, (where, classes[keep]), counts[keep])
+    np.add.at(observed, (where, cells.classes[keep]), cells.counts[keep])
     total = observed.sum(axis=1)
-    return part, Targets(targets.classes, observed / total[:, None], total, None)
+    # each observation keeps its row's sample_weight where that does not count observations
+    weight = total if cells.weight is None else total * cells.weight[part]
+    totals = None if targets.totals is None else total
+    return part, Targets(targets.classes, observed / total[:, None], weight, None, totals)
 
 
 #: Rows per block of the moment passes: a block's float64 copy and squares stay in cache
