@@ -442,6 +442,11 @@ def verdict(before: dict, after: dict, *, change: str, params: dict | None = Non
     count ... is off" read as if calibrating had caused it). Beside an ECE its own test flags, the clause says
     that test finds miscalibration too, not that the ECE cannot see it (:func:`_count_miss`).
 
+    Where more than :data:`CROWDED_BIN_SHARE` of a side's rows share one ECE bin, a sentence says so and gives
+    both sides' equal-mass ECE with its test (:func:`_crowded_sentence`; the after side untested ``in_sample``),
+    and a good tone turns neutral where the after side's equal-mass test rejects (audit BX: a risk order
+    reversed among the 90% of rows in [14/15, 1] read "within what a perfectly calibrated model shows").
+
     An ECE read against its noise floor or threshold prints with as many decimals as it takes to differ from
     them (:func:`_ece_figures`), and a p-value at the least the test can give as ``p <= 0.005``
     (:func:`_p_text`).
@@ -496,7 +501,10 @@ def verdict(before: dict, after: dict, *, change: str, params: dict | None = Non
             # A test that fails to reject is no finding of calibration: say what these rows could have shown
             # (audit BK-2: "Already calibrated" at p = 0.055 on 30 rows of SVC scores whose raw ECE on test
             # rows was 0.21 and whose calibrator halved the log-loss).
-            text, tone = (f"No miscalibration detected on {after['n']} rows: ECE {bt} before and {at} after "
+            # not where the equal-mass ECE of a side crowded into one bin finds some (_crowded_sentence says it)
+            seen = any(_crowded(x) and _equal_mass_rejects(x) for x in (before, after))
+            head = "The top-label ECE detects no miscalibration" if seen else "No miscalibration detected"
+            text, tone = (f"{head} on {after['n']} rows: ECE {bt} before and {at} after "
                           f"{change}, each within what a perfectly calibrated model would show ({_position(before)} "
                           f"before; {_position(after)} after){_detectable(before, after)}."), "neutral"
     elif _overlap(before, after):
@@ -526,6 +534,11 @@ def verdict(before: dict, after: dict, *, change: str, params: dict | None = Non
     if miss_after and not calm_a:  # the branches above said it only beside an ECE within the noise
         clause = f"{miss_after[0].upper()}{miss_after[1:]}" if still else f"After it {miss_after}"
         text, tone = f"{text} {clause}", "warn"
+    # Most rows in one bin: the ECE read above cannot see inside it; the equal-mass ECE can (audit BX: "within
+    # what a perfectly calibrated model shows" for a risk order reversed among 90% of the rows).
+    text += _crowded_sentence(before, after, in_sample=in_sample)
+    if tone == "good" and _crowded(after) and not in_sample and _equal_mass_rejects(after):
+        tone = "neutral"
     lb, la = before["log_loss"], after["log_loss"]
     worse = la > lb or (loss_change is not None and loss_change["reading"] in ("worse", "higher"))
     if tone == "good" and (worse or in_sample):
@@ -606,7 +619,9 @@ def fit_warnings(params: dict, *, change: str, n_fit: int, in_sample: bool,
     "better" on 15 held-out rows while unseen rows got worse). In-sample figures of a map with as many
     parameters as fitting rows or more get the stronger caution of :func:`_fits_labels_caution` instead, first,
     naming ``after``'s accuracy and log-loss (the figures shown after the map) and the maps with fewer
-    parameters at ``n_classes``. With ``loss_change``
+    parameters at ``n_classes``. A Platt map on the probability itself whose floor raises a class's probability
+    more than twofold on at least :data:`FLOOR_SHARE` of the fitting rows (``probability_floors``;
+    :func:`_floor_caution`). With ``loss_change``
     (:func:`paired_loss_change`) read ``"worse"`` (or ``"higher"`` on the fitting rows): keep the raw model.
     """
     out = []
@@ -617,6 +632,9 @@ def fit_warnings(params: dict, *, change: str, n_fit: int, in_sample: bool,
                                         n_classes=n_classes))
     if params.get("zero_classes"):
         out.append(f"{change}: {zero_class_consequence(params['zero_classes'])} (temperature scaling never gives 0)")
+    for floor in params.get("probability_floors", ()):
+        if floor["raised_twofold"] >= FLOOR_SHARE:
+            out.append(_floor_caution(floor, change=change, n_fit=n_fit))
     if params.get("separable") and "temperature" in params:
         t = params["temperature"]
         effect = ("it softens the model (T > 1)" if t > 1 else
@@ -636,6 +654,27 @@ def fit_warnings(params: dict, *, change: str, n_fit: int, in_sample: bool,
         out.append(f"{change}: made the log-loss measurably worse on {where} ({_loss_evidence(loss_change)}): "
                    "keep the raw model")
     return out
+
+
+#: The share of fitting rows whose probability of a class a Platt map on ``p`` raises more than twofold by its
+#: floor (``probability_floors`` of :func:`softmaxkit.cli._adapters.probability_floors`) from which
+#: :func:`fit_warnings` says so. Under it the floor touches only stray rows; the audit's well-calibrated
+#: 2.5%-positive model had 32% of its rows under 0.005, raised to 0.0135 on average (audit BX).
+FLOOR_SHARE = 0.05
+
+
+def _floor_caution(floor: dict, *, change: str, n_fit: int) -> str:
+    """The caution for a Platt map on the probability itself whose floor under a class (``floor``, an entry
+    of ``probability_floors``) raises that class's probability more than twofold on a material share of the
+    ``n_fit`` fitting rows: the sigmoid of ``a p + b`` cannot go under ``sigmoid(b)`` (``a > 0``), whatever
+    the model's small probabilities say; on their logs (the log-odds, with two classes) it can."""
+    name = repr(floor["class"]) if isinstance(floor["class"], str) else floor["class"]
+    return (f"{change}: fitted on the probability itself, sigmoid(a p + b), it never gives class {name} less than "
+            f"{floor['floor']:.3g}, which raises that class's probability more than twofold on "
+            f"{floor['raised_twofold']:.0%} of the {n_fit} fitting rows; if the model's small probabilities are "
+            "right, pass log-odds with --logits instead (log(p/(1-p)) in place of a single column of P(class 1), "
+            "or log p in every class's column), on which Platt fits as scikit-learn's sigmoid does on a decision "
+            "function, with no floor; or use --method temperature or isotonic")
 
 
 def _fits_labels_caution(after: dict, *, change: str, n_params: int, n_fit: int, n_classes: int | None) -> str:
@@ -730,6 +769,12 @@ def _floor_reading(before: dict, after: dict, *, miss: str | None = None) -> str
                 f"{_interval_reaches_zero(after, side=' after')}")
     remains = ", so some miscalibration may remain." if _miscalibrated(after) else "."
     return f"It stays {words}{remains}{_interval_reaches_zero(after, side=' after')}"
+
+
+def _equal_mass_rejects(summary: dict) -> bool:
+    """Whether the equal-mass ECE's test of perfect calibration rejects (``ece_quantile`` above its threshold)."""
+    limit = summary.get("ece_quantile_noise_threshold")
+    return limit is not None and summary.get("ece_quantile", 0.0) > limit
 
 
 def _within_noise(summary: dict) -> bool:
@@ -920,20 +965,29 @@ def _loss_reading(before: float, after: float, change: dict | None = None, *, in
     return f"Log-loss went from {b} to {a} ({reading}: {_loss_evidence(change)})."
 
 
-def chance_legend(summary: dict) -> list[str]:
+def chance_legend(summary: dict, *, side: str = "") -> list[str]:
     """The line under a metrics table whose accuracy is no better than always naming the most frequent
     class (``majority_rate``); empty otherwise. A yes/no model on 3.7% positives printed accuracy 0.9635,
     what always answering "no" scores, without a word (audit). Labels all of one class (``majority_rate``
-    1) have no rare class to rank: no line."""
+    1) have no rare class to rank: no line. ``side`` follows the accuracy where a table has several columns
+    (" before", " after Platt scaling"): calibrate printed two such lines and said neither's (audit BX)."""
     acc, chance = summary.get("accuracy"), summary.get("majority_rate")
     if acc is None or chance is None or acc > chance or chance >= 1:
         return []
     if _far_below_chance(acc, chance, summary.get("n")):
-        return [f"Accuracy {acc:.4f} is far below always naming the most frequent class ({chance:.4f}), more than "
-                f"chance explains (one-sided binomial p < {_SWAPPED_P:g}): the scores may be in the other class "
+        return [f"Accuracy {acc:.4f}{side} is far below always naming the most frequent class ({chance:.4f}), more "
+                f"than chance explains (one-sided binomial p < {_SWAPPED_P:g}): the scores may be in the other class "
                 "order (score columns or --classes swapped, or one column read as the other class's)."]
-    return [f"Accuracy {acc:.4f} is no better than always naming the most frequent class ({chance:.4f}): judge "
-            "the model by its log-loss and Brier score, or by how it ranks the rare class."]
+    return [f"Accuracy {acc:.4f}{side} is no better than always naming the most frequent class ({chance:.4f}): "
+            "judge the model by its log-loss and Brier score, or by how it ranks the rare class."]
+
+
+def chance_legends(before: dict, after: dict, *, change: str) -> list[str]:
+    """:func:`chance_legend` of a before/after table: one line naming both sides where they read alike, else
+    each side's, named."""
+    if chance_legend(before) == chance_legend(after):
+        return chance_legend(before, side=f" before and after {change}")
+    return [*chance_legend(before, side=" before"), *chance_legend(after, side=f" after {change}")]
 
 
 #: The one-sided p-value under which an accuracy below the majority rate is read as scores in another
@@ -960,13 +1014,128 @@ def _far_below_chance(accuracy: float, chance: float, n: int | None) -> bool:
     return -n * kl < math.log(_SWAPPED_P)
 
 
+#: What :func:`count_legend` advises for a class's count that is off. Temperature scaling, calibrate's default,
+#: has no intercept: on fresh rows of a model with the odds x3 it left the mean P(yes) at 0.0345 where Platt
+#: scaling gave 0.0253, for 0.0255 observed (audit BX).
+_COUNT_ADVICE = ("a calibrator fitted on held-out rows that can shift a class's probabilities up or down (softmaxkit "
+                 "calibrate --method platt, or vector; temperature scaling, the default, cannot) may fix it")
+
+
 def count_legend(summary: dict, classes: list | None) -> list[str]:
     """The line under a metrics table (``evaluate``) when a class's predicted count is off its observed
     count (:func:`softmaxkit.cli._adapters.class_count_test`); empty otherwise. The verdicts of
-    ``calibrate``/``fit``/``demo`` say it; ``evaluate`` has no verdict and recorded it in JSON only."""
+    ``calibrate``/``fit``/``demo`` say it; ``evaluate`` has no verdict and recorded it in JSON only. It advises
+    a calibrator that can move a class's level (:data:`_COUNT_ADVICE`), except under :func:`chance_legend`'s
+    line on scores in the other class order, which no calibrator should be fitted over."""
+    swapped = _far_below_chance(summary.get("accuracy", 1.0), summary.get("majority_rate", 0.0), summary.get("n"))
+    advice = "check the class order first (above)" if swapped else _COUNT_ADVICE
     clause = _count_miss(summary, classes, when="after", ece="shown",  # nothing else there reads the ECE's test
-                         advice="a calibrator fitted on held-out rows (softmaxkit calibrate) may fix it")
+                         advice=advice)
     return [] if clause is None else [clause[0].upper() + clause[1:]]
+
+
+def ece_test_legend(summary: dict, classes: list | None) -> list[str]:
+    """The line under a one-column metrics table (``evaluate``) when the ECE's test of perfect calibration
+    rejects, where :func:`count_legend` does not already say so (audit BX: ``evaluate --ci`` showed ECE 0.0300
+    over its threshold 0.0139 and said nothing); empty otherwise, and without ``--ci`` (no test is run)."""
+    if not _miscalibrated(summary) or _count_miss(summary, classes, when="after") is not None:
+        return []
+    return [f"ECE {_ece_figures(summary)[0]} is {_noise_words(summary)}: miscalibrated."
+            f"{_interval_reaches_zero(summary)}"]
+
+
+#: Past this share of the measured rows in one of the ECE's equal-width bins, the text says that the ECE cannot
+#: see miscalibration among them and gives the equal-mass ECE beside it (:func:`crowded_legend`).
+CROWDED_BIN_SHARE = 0.5
+
+
+def _crowded(summary: dict) -> bool:
+    """Whether more than :data:`CROWDED_BIN_SHARE` of the summary's rows share one bin of its ECE (its
+    ``largest_bin_share``): the ECE weighs that bin's mean confidence against its accuracy and nothing inside
+    it (audit BX: a risk order reversed among the 90% of rows under P(yes) = 1/15, AUC 0.50, read ECE 0.0073,
+    as the true probabilities did)."""
+    share = summary.get("largest_bin_share")
+    return share is not None and share > CROWDED_BIN_SHARE
+
+
+def _share_text(share: float) -> str:
+    """A share as a whole percentage, never rounded to 100% when some rows are left."""
+    return ">99%" if 0.99 < share < 1 else f"{share:.0%}"
+
+
+def _bin_text(summary: dict) -> str:
+    low, high = summary["largest_bin"]
+    return f"[{low:.3g}, {high:.3g}]"
+
+
+def _equal_mass_words(summary: dict, *, tested: bool = True, side: str = "", short: bool = False) -> str:
+    """The summary's equal-mass ECE (``ece_quantile``) with its test where run: "0.0256 (above the 0.0105 that
+    perfectly calibrated models stay under 95% of the time, p <= 0.005: miscalibrated)", "0.0070 (within what a
+    perfectly calibrated model shows, p = 0.14)", or the value alone; ``short`` (a verdict, under a table that
+    gives the threshold): "0.0256 (p <= 0.005: miscalibrated)". ``side`` (" before") follows the value;
+    ``tested=False``: "not tested" (on a map's fitting rows, as :func:`_in_sample_ece_reading` leaves the ECE)."""
+    from softmaxkit._ece import TEST_LEVEL
+    from softmaxkit.report import distinct
+
+    value, limit, p = (summary.get(f"ece_quantile{k}") for k in ("", "_noise_threshold", "_p_calibrated"))
+    if not tested:
+        return f"{value:.4f}{side} (not tested: measured on the rows the map was fitted on)"
+    if limit is None or p is None:
+        return f"{value:.4f}{side}"
+    value_text, limit_text = distinct(value, limit)
+    if _equal_mass_rejects(summary):
+        return f"{value_text}{side} ({_p_text(p)}: miscalibrated)" if short else (
+            f"{value_text}{side} (above the {limit_text} that perfectly calibrated models stay under "
+            f"{TEST_LEVEL:.0%} of the time, {_p_text(p)}: miscalibrated)")
+    return f"{value_text}{side} ({_p_text(p)}: within what a perfectly calibrated model shows)" if short else (
+        f"{value_text}{side} (within what a perfectly calibrated model shows, {_p_text(p)})")
+
+
+def crowded_legend(columns: dict[str, dict]) -> list[str]:
+    """The line under a metrics table for each column (name: summary; "" for a table of one) whose rows crowd
+    into one ECE bin (:func:`_crowded`): its share and bin, that the ECE cannot see miscalibration among them,
+    and the equal-mass ECE beside it (:func:`_equal_mass_words`); empty where no column's do."""
+    lines = []
+    for name, s in columns.items():
+        if _crowded(s):
+            text = (f"{_share_text(s['largest_bin_share'])} of the rows fall in one confidence bin {_bin_text(s)}: "
+                    "the ECE cannot see miscalibration among them; the equal-mass ECE (bins of equal row counts) is "
+                    f"{_equal_mass_words(s)}.")
+            lines.append(f"{name}: {text}" if name else text)
+    return lines
+
+
+def _crowded_sentence(before: dict, after: dict, *, in_sample: bool) -> str:
+    """The verdict's sentence (leading " ") where either side's rows crowd into one ECE bin (:func:`_crowded`):
+    which share and bin, and the equal-mass ECE of both sides, the after side untested on the map's fitting rows;
+    "" otherwise."""
+    sides = [(w, s) for w, s in (("before", before), ("after", after)) if _crowded(s)]
+    if not sides:
+        return ""
+    if len({_bin_text(s) for _, s in sides}) == 1:
+        shares = " and ".join(f"{_share_text(s['largest_bin_share'])}{' of the rows' if i == 0 else ''} {w}"
+                              for i, (w, s) in enumerate(sides))
+        where = f"{shares} fall in one confidence bin {_bin_text(sides[0][1])}"
+    else:
+        where = " and ".join(f"{_share_text(s['largest_bin_share'])}{' of the rows' if i == 0 else ''} {w} "
+                             f"{'fall in one confidence bin' if i == 0 else 'in'} {_bin_text(s)}"
+                             for i, (w, s) in enumerate(sides))
+    return (f" {where}: the ECE cannot see miscalibration among them. The equal-mass ECE (bins of equal row "
+            f"counts) is {_equal_mass_words(before, side=' before', short=True)} and "
+            f"{_equal_mass_words(after, side=' after', tested=not in_sample, short=True)}.")
+
+
+def lost_legend(columns: dict[str, dict]) -> list[str]:
+    """The line under a metrics table for each column (name: summary; "" for a table of one) with rows whose
+    true class has probability 0 (``rows_lost``), in the words of a paired change's reading: its log-loss is
+    infinite, which "inf [inf, inf]" alone did not explain (audit BX)."""
+    lines = []
+    for name, s in columns.items():
+        lost = s.get("rows_lost")
+        if lost:
+            said = f"{lost} of {s['n']} rows get probability 0 on their true class"
+            lines.append(f"{name}: log-loss inf, as {said}." if name else f"Log-loss inf: {said}.")
+    return lines
 
 
 #: A card's words for a calibrated log-loss's reading (``log_loss_change["reading"]``) where its own would
@@ -1010,9 +1179,11 @@ def _overlap(before: dict, after: dict) -> bool:
 
 
 def print_comparison(printer: Printer, scored: list[Scored], *, heading: str, n_classes: int) -> None:
-    """The metrics of each ``Scored`` side by side, as text (and :func:`brier_legend` for two classes)."""
-    printer(heading, *metrics_lines({s.name: s.summary for s in scored}), *brier_legend(n_classes),
-            *ci_legend(s.summary for s in scored), "")
+    """The metrics of each ``Scored`` side by side, as text (and :func:`brier_legend` for two classes), with the
+    lines on intervals withheld, rows lost (:func:`lost_legend`) and crowded ECE bins (:func:`crowded_legend`)."""
+    columns = {s.name: s.summary for s in scored}
+    printer(heading, *metrics_lines(columns), *brier_legend(n_classes), *ci_legend(columns.values()),
+            *lost_legend(columns), *crowded_legend(columns), "")
 
 
 def metrics_lines(columns: dict[str, dict]) -> list[str]:
@@ -1092,6 +1263,8 @@ def comparison_section(scored: list[Scored], *, title: str, intro: str, note: tu
                    "interval of the log-loss change excludes 0 on held-out rows; ECE: the intervals do not "
                    "overlap); within the noise, none.")
     why = "".join(f" {line[0].upper()}{line[1:]}." for line in ci_legend(s.summary for s in scored))
+    columns = {s.name if len(scored) > 1 else "": s.summary for s in scored}
+    why += "".join(f" {line}" for line in [*lost_legend(columns), *crowded_legend(columns)])
     brackets = _brackets([s.summary for s in scored])
     blocks.append(
         metrics_table(

@@ -78,7 +78,7 @@ def run(args: argparse.Namespace, warned: list[str]) -> int:
         say_ignored,
     )
     from softmaxkit.cli._evaluation import (
-        chance_legend,
+        chance_legends,
         fit_warnings,
         metrics_by_key,
         paired_loss_change,
@@ -121,9 +121,14 @@ def run(args: argparse.Namespace, warned: list[str]) -> int:
         fit_scores = scores if args.holdout is None else scores[fit_rows]
         calibrator = _adapters.fit_calibrator(args.method, fit_scores, labels[fit_rows],
                                               probs=args.probs is not None, classes=classes)
+        params = _adapters.calibrator_params(calibrator, classes=classes)
+        # Platt on p itself has a floor under every class's probability: how often it lifts the fitting rows
+        # (fit_warnings says it where that is material; audit BX).
+        floors = _adapters.probability_floors(calibrator, fit_scores, classes=classes) if args.probs else []
+        if floors:
+            params["probability_floors"] = floors
         del fit_scores
         release_pages(scores)
-        params = _adapters.calibrator_params(calibrator, classes=classes)
         bar.advance(1, step="scoring before")
         evaluated = scores if args.holdout is None else scores[eval_rows]
         given = {"logits": evaluated} if args.logits else {"probs": evaluated}
@@ -201,7 +206,8 @@ def run(args: argparse.Namespace, warned: list[str]) -> int:
                         "0, use --method temperature, platt or isotonic")
     # Accuracy at or far below chance, as evaluate says it under its table: columns in the other class order
     # read as a large calibration gain once Platt scaling flipped them, without a word (audit BJ).
-    chance = list(dict.fromkeys(line for s in scored for line in chance_legend(s.summary)))
+    # Each side named: two "Accuracy ... is no better than" lines said neither's (audit BX).
+    chance = chance_legends(scored[0].summary, scored[1].summary, change=calibration_name(args.method))
     for line in cautions:
         warnings.warn(line, stacklevel=1)
     # "logits"/"probabilities", the spelling evaluate's --json uses (this said "logit"/"probability": audit BJ)

@@ -51,7 +51,16 @@ def run(args: argparse.Namespace, warned: list[str]) -> int:
         say_ignored,
         text_table,
     )
-    from softmaxkit.cli._evaluation import chance_legend, ci_legend, count_legend, metrics_lines, score
+    from softmaxkit.cli._evaluation import (
+        chance_legend,
+        ci_legend,
+        count_legend,
+        crowded_legend,
+        ece_test_legend,
+        lost_legend,
+        metrics_lines,
+        score,
+    )
     from softmaxkit.io import StagedOutputs
     from softmaxkit.report import ece_text, fmt
 
@@ -104,8 +113,9 @@ def run(args: argparse.Namespace, warned: list[str]) -> int:
                               f"noise floor {s['ece_noise_floor']:.3f}")]
         # What the terminal says under its table about accuracy at chance and a class's count, the report
         # says too (audit: the count finding was printed but left out of report.html; fit's page has it).
-        legends = [*chance_legend(s), *count_legend(s, classes), *([f"{one_class[0].upper()}{one_class[1:]}."]
-                                                                   if one_class else [])]
+        # (rows lost and a crowded ECE bin: the table's caption, comparison_section)
+        legends = [*chance_legend(s), *count_legend(s, classes), *ece_test_legend(s, classes),
+                   *([f"{one_class[0].upper()}{one_class[1:]}."] if one_class else [])]
         note = (" ".join(legends), "warn") if legends else None
         report = Report(title="softmaxkit evaluate", subtitle=f"{source} against {args.labels}", headlines=headlines,
                         sections=[comparison_section([scored], title="Scores", intro=(
@@ -124,8 +134,8 @@ def run(args: argparse.Namespace, warned: list[str]) -> int:
         ["accuracy", "log-loss", "Brier", "ECE"], [[fmt(s["accuracy"]), fmt(s["log_loss"]), fmt(s["brier"]),
                                                     ece_text(s)]])
     say(f"{s['n']} rows, {scores.shape[1]} classes ({metrics['kind']} from {source}):", *table,
-        *brier_legend(int(scores.shape[1])), *ci_legend([s]), *chance_legend(s),
-        *count_legend(s, classes))
+        *brier_legend(int(scores.shape[1])), *ci_legend([s]), *lost_legend({"": s}), *chance_legend(s),
+        *count_legend(s, classes), *ece_test_legend(s, classes), *crowded_legend({"": s}))
     if conformal is not None:
         say("")
         _conformal.print_summary(say, metrics["conformal"])
