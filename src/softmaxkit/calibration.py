@@ -907,7 +907,7 @@ def _temperature_moments(x: np.ndarray, row_max: np.ndarray, w: np.ndarray, beta
     from softmaxkit.kernels import fork_safe
     from softmaxkit.kernels.calibration import temperature_moments
 
-    kernel = fork_safe(temperature_moments)
+    kernel = fork_safe(temperature_moments, n_elements=x.size)
     if x.dtype == compute_dtype(x.dtype):
         return kernel(x, row_max, w, beta)  # no widening needed: one call, the sums in the kernel's order
     total = np.zeros(4)
@@ -957,7 +957,7 @@ def _runner_up_and_min(x: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, n
     from softmaxkit.kernels import fork_safe
     from softmaxkit.kernels.calibration import runner_up_and_min
 
-    kernel = fork_safe(runner_up_and_min)
+    kernel = fork_safe(runner_up_and_min, n_elements=x.size)
     runner_up, row_min = np.empty(len(x), dtype=np.int64), np.empty(len(x))
     for start, block in compute_blocks(x):
         stop = start + len(block)
@@ -1215,7 +1215,7 @@ class _AffineScaling(_Calibrator):
         if lam or a or identity_reg:
             _warn_if_light_weights(total, int(np.count_nonzero(w > 0)), type(self).__name__)
         row_scale = w / total  # gradient of the weighted mean
-        runner_up, row_min = fork_safe(runner_up_and_min)(x, labels)
+        runner_up, row_min = fork_safe(runner_up_and_min, n_elements=x.size)(x, labels)
         # rows whose logits are all equal: a map of the logits cannot tell them apart, only its biases move them
         self._warn_parameter_count(int(np.count_nonzero((w > 0) & (row_min != row_max))), c,
                                    weighted=bool(np.any(w == 0)), flat=bool(np.any(row_min == row_max)))
