@@ -920,9 +920,14 @@ def _fold_name(i: int, folds: int | None) -> str:
     return f"fold {i + 1} of {folds}" if folds else f"split {i + 1}"
 
 
-def _check_classes(estimator: Any, classes: np.ndarray, where: str, *, advice: str = "fold") -> None:
+def _check_classes(estimator: Any, classes: np.ndarray, where: str, *, advice: str = "fold") -> np.ndarray:
+    """The estimator's ``classes_`` (``classes`` where it has none), refused unless they are ``classes`` in
+    some order: a model whose ``classes_`` are not sorted (a user's wrapper, a frozen third-party model) has
+    its columns put in ``classes``' order by :func:`_as_class_scores` (audit CD: it was refused, with advice
+    on folds that did not apply; scikit-learn reorders 3 classes and fails on 2)."""
     got = np.asarray(getattr(estimator, "classes_", classes))
-    if got.shape != classes.shape or np.any(got != classes):
+    same_set = got.shape == classes.shape and set(got.tolist()) == set(classes.tolist())
+    if not same_set:
         unseen = [c for c in classes.tolist() if c not in set(got.tolist())]
         absent = [c for c in got.tolist() if c not in set(classes.tolist())]
         problems = ([f"never saw y's class(es) {unseen}"] if unseen else []) + (
@@ -936,25 +941,31 @@ def _check_classes(estimator: Any, classes: np.ndarray, where: str, *, advice: s
             f"{where} (classes {got.tolist()}) {' and '.join(problems) or 'orders its classes otherwise'} "
             f"(y has {classes.tolist()}); {advice_text}"
         )
+    return got
 
 
 def _scores(
     estimator: Any, X: Any, response: str, classes: np.ndarray, where: str = "the estimator", advice: str = "fold"
 ) -> np.ndarray:
-    _check_classes(estimator, classes, where, advice=advice)
-    return _as_class_scores(getattr(estimator, response)(X), response, classes, classes)
+    est_classes = _check_classes(estimator, classes, where, advice=advice)
+    return _as_class_scores(getattr(estimator, response)(X), response, est_classes, classes)
 
 
 def _as_class_scores(raw: Any, response: str, est_classes: np.ndarray, classes: np.ndarray) -> np.ndarray:
-    """(N, C) logits or probabilities from a ``decision_function`` / ``predict_proba`` output."""
+    """(N, C) logits or probabilities, columns in ``classes``' order, from a ``decision_function`` /
+    ``predict_proba`` output whose columns follow ``est_classes`` (the same classes, in any order); a binary
+    margin scores ``est_classes[1]``, so it is negated where that is ``classes[0]``."""
     s = np.asarray(raw, dtype=np.float64)
     if s.ndim == 1 or (s.ndim == 2 and s.shape[1] == 1):
         if response == "predict_proba" or classes.size != 2:
             raise ValueError(f"{response} returned shape {s.shape} for {classes.size} classes")
-        f = s.reshape(-1)
+        f = s.reshape(-1) if est_classes[1] == classes[1] else -s.reshape(-1)
         return np.column_stack([-f / 2, f / 2])  # softmax = sigmoid(f): the model's own probability
     if s.shape[1] != classes.size:
         raise ValueError(f"{response} returned {s.shape[1]} columns for {classes.size} classes")
+    if np.any(est_classes != classes):
+        position = {c: j for j, c in enumerate(est_classes.tolist())}
+        s = s[:, [position[c] for c in classes.tolist()]]
     return s
 
 
