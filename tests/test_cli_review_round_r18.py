@@ -75,3 +75,19 @@ def test_the_top_probabilities_of_wide_rows_are_read_in_small_blocks():
     z = logits.astype(np.float64)
     expect = np.sort(1 / np.exp(z - z.max(axis=1, keepdims=True)).sum(axis=1))
     np.testing.assert_allclose(top, expect, rtol=1e-12)
+
+
+def test_zero_probabilities_name_their_cause(capsys, tmp_path):
+    """Review R19: predict without a calibrator warned that "an isotonic map gives 0" where huge logits
+    underflowed; the cause is named as it is."""
+    from cli_helpers import call
+
+    z = np.array([[0.0, -5000.0, 1.0], [0.0, 1.0, 2.0]] * 30)
+    np.save(tmp_path / "z.npy", z)
+    np.save(tmp_path / "y.npy", np.array([0, 2] * 30))
+    rc, _, err = call(capsys, "calibrate", "--logits", tmp_path / "z.npy", "--labels", tmp_path / "y.npy", "--out",
+                      tmp_path / "t.npz", "-q")
+    assert rc == 0, err
+    rc, _, err = call(capsys, "apply", tmp_path / "t.npz", "--logits", tmp_path / "z.npy", "--out", tmp_path / "p.csv")
+    assert rc == 0, err
+    assert "30 of 60 rows" in err and "underflows to 0 in float64" in err and "isotonic" not in err

@@ -2035,13 +2035,15 @@ def refuse_non_finite(probs, *, out: str, source: str, option: str = "--out") ->
                            "calibrator's temperature and the scale of the inputs)")
 
 
-def warn_zero_probabilities(probs, classes, *, out: str, source: str) -> None:  # noqa: ANN001
+def warn_zero_probabilities(probs, classes, *, out: str, source: str, isotonic: bool = False) -> None:  # noqa: ANN001
     """Warn when rows about to be written give a class probability exactly 0, naming how many and which
     classes: a row of such a class has infinite log-loss, and a downstream ``log(p)`` is ``-inf``.
 
     ``calibrate`` and ``fit`` say it of the map when they fit it, but ``predict --calibrator`` and ``apply``
     then wrote the zeros without a word (audit BX: an isotonic calibrator of 7 positives gave 3,323 of 5,000
-    rows P(yes) = 0, 25 of them true positives; ``evaluate`` then read log-loss inf). Counted in row blocks.
+    rows P(yes) = 0, 25 of them true positives; ``evaluate`` then read log-loss inf). ``isotonic``: the
+    probabilities come through an isotonic map, named as the cause; else it is float64 underflow. Counted in
+    row blocks.
     """
     import warnings
 
@@ -2058,9 +2060,13 @@ def warn_zero_probabilities(probs, classes, *, out: str, source: str) -> None:  
     if not rows:
         return
     named = [f"{classes[j]!r} in {per_class[j]}" for j in np.flatnonzero(per_class)]
+    # The cause named as it is (review R19: "an isotonic map" was blamed where no calibrator was given, and
+    # where temperature scaling's logits underflowed): an isotonic map's ranges, else float64 underflow.
+    why = ("the isotonic map gives 0 over ranges of scores (temperature and Platt scaling never do)" if isotonic
+           else "a logit more than ~745 below the row's largest underflows to 0 in float64")
     warnings.warn(f"{out}: {rows} of {len(probs)} rows of {source} get probability exactly 0 for a class "
-                  f"({name_list(named)} rows): a row of such a class has infinite log-loss; an isotonic map gives "
-                  "0 over ranges of scores (temperature and Platt scaling never do)", stacklevel=2)
+                  f"({name_list(named)} rows): in the file written, a row of such a class has infinite log-loss; "
+                  f"{why}", stacklevel=2)
 
 
 def _same_file(a: str | Path, b: str | Path) -> bool:

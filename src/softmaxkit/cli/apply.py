@@ -156,7 +156,8 @@ def run(args: argparse.Namespace, warned: list[str]) -> int:
     logits = calibrate(scores)
     probs = softmax(logits, axis=-1)
     refuse_non_finite(probs, out=args.out, source=source)
-    warn_zero_probabilities(probs, [str(c) for c in names], out=args.out, source=source)
+    warn_zero_probabilities(probs, [str(c) for c in names], out=args.out, source=source,
+                            isotonic=type(calibrator).__name__ == "IsotonicCalibration")
 
     text_ok = not args.out.lower().endswith((".npy", ".safetensors"))
     written = as_written(args.out)

@@ -163,7 +163,8 @@ def run(args: argparse.Namespace, warned: list[str]) -> int:
                                                      calibrated=None if calibrator is None else logits)
         probs = softmax(logits, axis=-1)
     refuse_non_finite(probs, out=args.out, source=args.data)
-    warn_zero_probabilities(probs, names, out=args.out, source=args.data)
+    warn_zero_probabilities(probs, names, out=args.out, source=args.data,
+                            isotonic=type(calibrator).__name__ == "IsotonicCalibration")
 
     columns = score_columns(probs, classes, out=args.out)
     if sets is not None:
