@@ -106,8 +106,8 @@ def main(argv=None) -> None:
     print(f"{'op':<11} {'shape':>10} {'dtype':<8} {'thr':>3} {'sk kernel':<9} {'sk ms':>8} {'row loops':>10} "
           f"{'torch':>9} {'scipy':>9}   {'loops/sk':>8} {'torch/sk':>8} {'scipy/sk':>8}")
     for threads in capped_threads((int(t) for t in args.threads.split(",")), script="bench_narrow_rows.py"):
+        numba.set_num_threads(threads)  # first: starting numba's OpenMP pool resets torch's count
         torch.set_num_threads(threads)
-        numba.set_num_threads(threads)
         for shape in SHAPES:
             kernel = "narrow" if shape[1] <= cpu.NARROW_MAX_CLASSES else "row loops"
             for dtype in (np.float32, np.float64):

@@ -331,8 +331,8 @@ def main(argv=None) -> None:
         for op, impl, prealloc, fn in cases(x[:64], y[:64]):
             fn()
         for k in threads:
+            numba.set_num_threads(k)  # first: starting numba's OpenMP pool resets torch's count (bench_torch_compile)
             torch.set_num_threads(k)
-            numba.set_num_threads(k)
             for op, impl, prealloc, fn in cases(x, y):
                 ms = median_ms(fn, repeats=repeats, warmup=warmup)
                 rows.append(Row(op, shape, k, impl, ms, prealloc))

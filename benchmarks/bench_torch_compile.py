@@ -22,7 +22,8 @@ gradient) before timing, and the eager step is timed in the same rounds
 warm-up; compile time is reported apart (first call). ``--threads`` sets both
 torch's and numba's thread counts (default: torch's own default, for both), so
 torch's loss and softmaxkit's numba kernels run on the same number of cores;
-both counts are printed.
+both are set again after compiling, read back before timing (the run stops
+if they differ) and after it, and the counts read are printed.
 
 Usage::
 
@@ -74,6 +75,26 @@ def _run(step, x, y, params):
     return loss.detach()
 
 
+def _set_threads(threads: int) -> None:
+    """Set numba's and then torch's thread count to ``threads`` (:func:`_threads_differ` reads them back).
+
+    numba's first: under its OpenMP threading layer, starting its pool (the first
+    ``numba.set_num_threads``) sets OpenMP's default thread count, which is torch's, to the pool's
+    size (audit: torch set to 1 and then numba to 1 printed "threads: torch 2, numba 1").
+    """
+    numba.set_num_threads(threads)
+    torch.set_num_threads(threads)
+
+
+def _threads_differ(threads: int, when: str) -> str | None:
+    """A line saying how torch's and numba's thread counts differ from ``threads`` ``when``; None if they do not."""
+    got = torch.get_num_threads(), numba.get_num_threads()
+    if got == (threads, threads):
+        return None
+    return (f"bench_torch_compile.py: threads {when}: torch {got[0]}, numba {got[1]}, set to {threads} for both; "
+            "the times would compare different core counts")
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--shape", default="2048,512,32768", help="N,D,V")
@@ -91,8 +112,7 @@ def main(argv=None) -> None:
         ap.error(f"--threads {args.threads}: must be 1-{numba.config.NUMBA_NUM_THREADS} (numba's NUMBA_NUM_THREADS)")
     # The default, torch's physical-core count, can exceed numba's pool (NUMBA_NUM_THREADS=1): capped, and said.
     threads = args.threads or capped_threads([torch.get_num_threads()], script="bench_torch_compile.py")[0]
-    torch.set_num_threads(threads)
-    numba.set_num_threads(threads)
+    _set_threads(threads)
     warnings.filterwarnings("ignore", category=UserWarning)
     n, d, v = (int(s) for s in args.shape.split(","))
     torch.manual_seed(0)
@@ -120,6 +140,11 @@ def main(argv=None) -> None:
         torch.testing.assert_close(head_w.grad, ref_grad, rtol=1e-3, atol=1e-6)
         steps[name] = compiled
 
+    # Again after compiling, and read back: a count changed while compiling would time torch and numba
+    # on different cores (refused rather than printed as like for like).
+    _set_threads(threads)
+    if problem := _threads_differ(threads, "before timing"):
+        raise SystemExit(problem)
     times = {name: [] for name in steps}
     eager_times = {name: [] for name in steps}
     for _ in range(args.repeats):
@@ -139,6 +164,8 @@ def main(argv=None) -> None:
         ratio = f"{med / base:.2f}x" if base else "-"
         eager = statistics.median(eager_times[name]) * 1e3
         print(f"{name:<12} {med * 1e3:9.1f} {ratio:>15} {eager:9.1f} {compile_s[name]:10.1f}")
+    if problem := _threads_differ(threads, "after timing"):  # changed during the rounds: the table is suspect
+        raise SystemExit(problem)
 
 
 if __name__ == "__main__":

@@ -445,6 +445,15 @@ def test_bench_runs_scripts_and_skips_missing(capsys, tmp_path):
     assert "bench_linear_ce.py: skipped, not found" in out
 
 
+def test_bench_runs_a_script_named_twice_once(capsys, tmp_path):
+    """``--only`` names are de-duplicated, spelling aside (audit: ``--only ops --only ops`` ran it twice)."""
+    folder = _bench_dir(tmp_path)
+    rc, out, err = call(capsys, "bench", "--dir", str(folder), "--only", "ops", "--only", "calibration",
+                        "--only", "bench_ops.py", "--json")
+    assert rc == 1  # bench_calibration.py exits 3
+    assert [r["script"] for r in json.loads(out)["results"]] == ["bench_ops.py", "bench_calibration.py"]
+
+
 def test_bench_reports_a_failing_script(capsys, tmp_path):
     folder = _bench_dir(tmp_path)
     rc, out, err = call(capsys, "bench", "--dir", str(folder), "--json")

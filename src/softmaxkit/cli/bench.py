@@ -74,7 +74,8 @@ def check(args: argparse.Namespace) -> None:
 
 
 def _selected(only: list[str] | None) -> list[str]:
-    """The scripts to run, in ``--only``'s order; a name matching none is a :class:`UsageError` (exit code 2)."""
+    """The scripts to run, in ``--only``'s order, each once; a name matching none is a :class:`UsageError`
+    (exit code 2)."""
     from softmaxkit.cli import UsageError
 
     if not only:
@@ -86,7 +87,8 @@ def _selected(only: list[str] | None) -> list[str]:
         if script not in SCRIPTS:
             raise UsageError(f"--only {name}: no such benchmark; choose from {', '.join(SCRIPTS)}")
         chosen.append(script)
-    return chosen
+    # Each once, first mention's place (audit: ``--only ops --only bench_ops.py`` ran bench_ops.py twice).
+    return list(dict.fromkeys(chosen))
 
 
 def _run_script(path: Path, *, quick: bool, timeout: int, echo: bool) -> dict:
