@@ -109,7 +109,7 @@ def test_evaluate_says_one_bin_holds_most_rows_and_gives_the_equal_mass_ece(caps
     assert m["ece_quantile"] > m["ece_quantile_noise_threshold"] > 0, m
     rc, out, err = call(capsys, "evaluate", "--probs", scores, "--labels", labels, "--ci")
     assert (f"{m['largest_bin_share']:.0%} of the rows fall in one confidence bin [0.933, 1]: the ECE cannot see "
-            "miscalibration among them; the equal-mass ECE (bins of equal row counts) is ") in out, out
+            "differences within that bin; the equal-mass ECE (bins of equal row counts) is ") in out, out
     assert ": miscalibrated)." in out.split("equal-mass ECE")[1], out
 
 
@@ -137,7 +137,7 @@ def test_verdict_says_the_ece_is_blind_inside_a_crowded_bin():
     # the equal-mass ECE finds what the top-label one does not: no "No miscalibration detected" over it
     assert text.startswith("The top-label ECE detects no miscalibration on 2500 rows: ECE 0.0073 before"), text
     assert ("90% of the rows before and 84% after fall in one confidence bin [0.933, 1]: the ECE cannot see "
-            "miscalibration among them. The equal-mass ECE (bins of equal row counts) is 0.0256 before (p <= 0.005: "
+            "differences within that bin. The equal-mass ECE (bins of equal row counts) is 0.0256 before (p <= 0.005: "
             "miscalibrated) and 0.0080 after (p = 0.3: within what a perfectly calibrated model shows).") in text, text
     # on the map's fitting rows the after side is not tested
     text, _ = verdict(before, after, change="temperature scaling", in_sample=True)
@@ -156,15 +156,16 @@ def test_a_good_tone_does_not_stand_over_an_equal_mass_ece_that_rejects():
     assert tone == "neutral", (tone, text)
 
 
-def test_calibrate_says_it_under_its_table_and_in_the_verdict(capsys, tmp_path):
+def test_calibrate_says_it_in_the_verdict_only(capsys, tmp_path):
     q, y = _reversed_low_risks(1200, seed=4)
     scores, labels = _write(tmp_path, "anti", q, y)
     rc, out, err = call(capsys, "calibrate", "--probs", scores, "--labels", labels, "--holdout", "0.5",
                         "--out", tmp_path / "cal.npz")
     assert rc == 0, err
-    assert "\nBefore: " in out and "of the rows fall in one confidence bin [0.933, 1]" in out, out
+    # once, in the verdict, for both sides (review R19: a line per side under the table, then the verdict again)
+    assert out.count("of the rows") == 1 and "\nBefore: " not in out, out
     verdict_line = out.strip().splitlines()[-1]
-    assert "the ECE cannot see miscalibration among them. The equal-mass ECE" in verdict_line, verdict_line
+    assert "the ECE cannot see differences within that bin. The equal-mass ECE" in verdict_line, verdict_line
     assert not verdict_line.startswith("No miscalibration detected"), verdict_line
 
 

@@ -502,7 +502,7 @@ def verdict(before: dict, after: dict, *, change: str, params: dict | None = Non
             # (audit BK-2: "Already calibrated" at p = 0.055 on 30 rows of SVC scores whose raw ECE on test
             # rows was 0.21 and whose calibrator halved the log-loss).
             # not where the equal-mass ECE of a side crowded into one bin finds some (_crowded_sentence says it)
-            seen = any(_crowded(x) and _equal_mass_rejects(x) for x in (before, after))
+            seen = any(_top_label_only(x) for x in (before, after))
             head = "The top-label ECE detects no miscalibration" if seen else "No miscalibration detected"
             text, tone = (f"{head} on {after['n']} rows: ECE {bt} before and {at} after "
                           f"{change}, each within what a perfectly calibrated model would show ({_position(before)} "
@@ -517,8 +517,9 @@ def verdict(before: dict, after: dict, *, change: str, params: dict | None = Non
         text, tone = (f"{change.capitalize()} brought the calibration error from {bt} to {at}, "
                       f"{_noise_words(after)}, but {miss_after}"), "warn"
     elif a < b and calm_a:
+        by = " by the top-label ECE" if _top_label_only(after) else ""  # (_crowded_sentence gives the rest)
         text, tone = (f"{change.capitalize()} brought the calibration error from {bt} ({_noise_words(before)}) "
-                      f"to {at}, {_noise_words(after)}: indistinguishable from perfectly calibrated on "
+                      f"to {at}, {_noise_words(after)}: indistinguishable from perfectly calibrated{by} on "
                       f"{after['n']} cases."), "good"
     elif before.get("ece_ci") is None or after.get("ece_ci") is None:
         # no interval to place the change in (too few rows): only each side is read (_floor_reading), as for overlap
@@ -619,9 +620,9 @@ def fit_warnings(params: dict, *, change: str, n_fit: int, in_sample: bool,
     "better" on 15 held-out rows while unseen rows got worse). In-sample figures of a map with as many
     parameters as fitting rows or more get the stronger caution of :func:`_fits_labels_caution` instead, first,
     naming ``after``'s accuracy and log-loss (the figures shown after the map) and the maps with fewer
-    parameters at ``n_classes``. A Platt map on the probability itself whose floor raises a class's probability
-    more than twofold on at least :data:`FLOOR_SHARE` of the fitting rows (``probability_floors``;
-    :func:`_floor_caution`). With ``loss_change``
+    parameters at ``n_classes``. A two-class Platt map on the probability itself whose floor raises a class's
+    probability more than twofold on at least :data:`FLOOR_SHARE` of the fitting rows (``probability_floors``),
+    in one line (:func:`_floor_caution`). With ``loss_change``
     (:func:`paired_loss_change`) read ``"worse"`` (or ``"higher"`` on the fitting rows): keep the raw model.
     """
     out = []
@@ -632,9 +633,9 @@ def fit_warnings(params: dict, *, change: str, n_fit: int, in_sample: bool,
                                         n_classes=n_classes))
     if params.get("zero_classes"):
         out.append(f"{change}: {zero_class_consequence(params['zero_classes'])} (temperature scaling never gives 0)")
-    for floor in params.get("probability_floors", ()):
-        if floor["raised_twofold"] >= FLOOR_SHARE:
-            out.append(_floor_caution(floor, change=change, n_fit=n_fit))
+    floors = params.get("probability_floors", ())
+    if any(f["raised_twofold"] >= FLOOR_SHARE for f in floors):
+        out.append(_floor_caution(floors, change=change, n_fit=n_fit))
     if params.get("separable") and "temperature" in params:
         t = params["temperature"]
         effect = ("it softens the model (T > 1)" if t > 1 else
@@ -663,18 +664,28 @@ def fit_warnings(params: dict, *, change: str, n_fit: int, in_sample: bool,
 FLOOR_SHARE = 0.05
 
 
-def _floor_caution(floor: dict, *, change: str, n_fit: int) -> str:
-    """The caution for a Platt map on the probability itself whose floor under a class (``floor``, an entry
-    of ``probability_floors``) raises that class's probability more than twofold on a material share of the
-    ``n_fit`` fitting rows: the sigmoid of ``a p + b`` cannot go under ``sigmoid(b)`` (``a > 0``), whatever
-    the model's small probabilities say; on their logs (the log-odds, with two classes) it can."""
-    name = repr(floor["class"]) if isinstance(floor["class"], str) else floor["class"]
-    return (f"{change}: fitted on the probability itself, sigmoid(a p + b), it never gives class {name} less than "
-            f"{floor['floor']:.3g}, which raises that class's probability more than twofold on "
-            f"{floor['raised_twofold']:.0%} of the {n_fit} fitting rows; if the model's small probabilities are "
-            "right, pass log-odds with --logits instead (log(p/(1-p)) in place of a single column of P(class 1), "
-            "or log p in every class's column), on which Platt fits as scikit-learn's sigmoid does on a decision "
-            "function, with no floor; or use --method temperature or isotonic")
+def _floor_caution(floors: list[dict], *, change: str, n_fit: int) -> str:
+    """The one caution for a two-class Platt map on the probability itself whose floor under a class (``floors``:
+    ``probability_floors``) raises that class's probability more than twofold on a material share of the
+    ``n_fit`` fitting rows, naming each such class: the sigmoid of ``a p + b`` cannot go under ``sigmoid(b)``
+    (``a > 0``), whatever the model's small probabilities say; on their log-odds (``--logits``) it can, unless a
+    fitting row gives a class exactly 0 (``rows_at_zero``), whose log-odds --logits refuses (review R19: a
+    random forest's probabilities), where only temperature scaling and isotonic calibration are advised."""
+    said = []
+    for floor in (f for f in floors if f["raised_twofold"] >= FLOOR_SHARE):
+        name = repr(floor["class"]) if isinstance(floor["class"], str) else floor["class"]
+        said.append(f"class {name} less than {floor['floor']:.3g}, which raises that class's probability more than "
+                    f"twofold on {floor['raised_twofold']:.0%} of the {n_fit} fitting rows" if not said else
+                    f"nor class {name} less than {floor['floor']:.3g} ({floor['raised_twofold']:.0%} of them)")
+    zero = sum(f.get("rows_at_zero", 0) for f in floors)
+    # a row at exactly 0 for one class is at exactly 1 for the other: each counted once
+    advice = (f"use --method temperature or isotonic (--logits cannot take the log-odds of the {zero} fitting "
+              f"row{'' if zero == 1 else 's'} at probability exactly 0 or 1)" if zero else
+              "pass log-odds with --logits instead (log(p/(1-p)) in place of a single column of P(class 1), or "
+              "log p in every class's column), on which Platt fits as scikit-learn's sigmoid does on a decision "
+              "function, with no floor; or use --method temperature or isotonic")
+    return (f"{change}: fitted on the probability itself, sigmoid(a p + b), it never gives {'; '.join(said)}; if "
+            f"the model's small probabilities are right, {advice}")
 
 
 def _fits_labels_caution(after: dict, *, change: str, n_params: int, n_fit: int, n_classes: int | None) -> str:
@@ -734,7 +745,10 @@ def _in_sample_ece_reading(before: dict, after: dict, *, change: str, miss: str 
         limit = before.get("ece_noise_threshold")
         # said where _noise_words does not already give the threshold (an ECE under its floor)
         under_floor = before["ece"] <= (before.get("ece_noise_floor") or 0.0)
-        found = f"no miscalibration detected on {before['n']} rows" + (
+        # the top-label ECE's finding alone where the equal-mass ECE, said later, rejects (_top_label_only)
+        head = ("the top-label ECE detects no miscalibration" if _top_label_only(before)
+                else "no miscalibration detected")
+        found = f"{head} on {before['n']} rows" + (
             f", where the test flags only an ECE above {_ece_figures(before)[2]}" if limit is not None and under_floor
             else "")
     text = (f"Before {change} the ECE is {_ece_figures(before)[0]}, {_noise_words(before)}: {found}."
@@ -762,7 +776,8 @@ def _floor_reading(before: dict, after: dict, *, miss: str | None = None) -> str
     if _within_noise(after) and miss:
         return f"{was}After it the ECE is {words}, but {miss}"
     if _within_noise(after):
-        return f"{was}After it the ECE is {words}: indistinguishable from perfectly calibrated."
+        by = " by the top-label ECE" if _top_label_only(after) else ""  # (_crowded_sentence gives the rest)
+        return f"{was}After it the ECE is {words}: indistinguishable from perfectly calibrated{by}."
     came = ", so some miscalibration may have come in." if _miscalibrated(after) else "."
     if _within_noise(before):
         return (f"The ECE was {_noise_words(before)} before and is {_noise_words(after, floor='floor')} after{came}"
@@ -1014,21 +1029,27 @@ def _far_below_chance(accuracy: float, chance: float, n: int | None) -> bool:
     return -n * kl < math.log(_SWAPPED_P)
 
 
-#: What :func:`count_legend` advises for a class's count that is off. Temperature scaling, calibrate's default,
-#: has no intercept: on fresh rows of a model with the odds x3 it left the mean P(yes) at 0.0345 where Platt
-#: scaling gave 0.0253, for 0.0255 observed (audit BX).
-_COUNT_ADVICE = ("a calibrator fitted on held-out rows that can shift a class's probabilities up or down (softmaxkit "
-                 "calibrate --method platt, or vector; temperature scaling, the default, cannot) may fix it")
+#: What :func:`count_legend` advises for a class's count that is off, on logits and on probabilities. Temperature
+#: scaling, calibrate's default, has no intercept: on fresh rows of a model with the odds x3 it left the mean
+#: P(yes) at 0.0345 where Platt scaling gave 0.0253, for 0.0255 observed (audit BX). Platt scaling on the
+#: probabilities themselves has a floor under every class (:func:`_floor_caution`; review R19): not advised there.
+_COUNT_ADVICE = {
+    False: ("a calibrator fitted on held-out rows that can shift a class's probabilities up or down (softmaxkit "
+            "calibrate --method platt, or vector; temperature scaling, the default, cannot) may fix it"),
+    True: ("a calibrator fitted on held-out rows that can shift a class's probabilities up or down (softmaxkit "
+           "calibrate --method vector on logits, or isotonic; temperature scaling, the default, cannot) may fix it"),
+}
 
 
-def count_legend(summary: dict, classes: list | None) -> list[str]:
+def count_legend(summary: dict, classes: list | None, *, probs: bool = False) -> list[str]:
     """The line under a metrics table (``evaluate``) when a class's predicted count is off its observed
     count (:func:`softmaxkit.cli._adapters.class_count_test`); empty otherwise. The verdicts of
     ``calibrate``/``fit``/``demo`` say it; ``evaluate`` has no verdict and recorded it in JSON only. It advises
-    a calibrator that can move a class's level (:data:`_COUNT_ADVICE`), except under :func:`chance_legend`'s
-    line on scores in the other class order, which no calibrator should be fitted over."""
+    a calibrator that can move a class's level (:data:`_COUNT_ADVICE`; ``probs``: the scores summarised are
+    probabilities, where Platt scaling has a floor), except under :func:`chance_legend`'s line on scores in the
+    other class order, which no calibrator should be fitted over."""
     swapped = _far_below_chance(summary.get("accuracy", 1.0), summary.get("majority_rate", 0.0), summary.get("n"))
-    advice = "check the class order first (above)" if swapped else _COUNT_ADVICE
+    advice = "check the class order first (above)" if swapped else _COUNT_ADVICE[bool(probs)]
     clause = _count_miss(summary, classes, when="after", ece="shown",  # nothing else there reads the ECE's test
                          advice=advice)
     return [] if clause is None else [clause[0].upper() + clause[1:]]
@@ -1045,17 +1066,29 @@ def ece_test_legend(summary: dict, classes: list | None) -> list[str]:
 
 
 #: Past this share of the measured rows in one of the ECE's equal-width bins, the text says that the ECE cannot
-#: see miscalibration among them and gives the equal-mass ECE beside it (:func:`crowded_legend`).
+#: see differences within that bin and gives the equal-mass ECE beside it (:func:`crowded_legend`).
 CROWDED_BIN_SHARE = 0.5
+
+#: ... and only with at least this many rows in that bin: "67% of the rows" of a 3-row file is 2 rows, among
+#: which there is nothing for the ECE to miss (review R19).
+CROWDED_BIN_MIN_ROWS = 30
 
 
 def _crowded(summary: dict) -> bool:
-    """Whether more than :data:`CROWDED_BIN_SHARE` of the summary's rows share one bin of its ECE (its
-    ``largest_bin_share``): the ECE weighs that bin's mean confidence against its accuracy and nothing inside
-    it (audit BX: a risk order reversed among the 90% of rows under P(yes) = 1/15, AUC 0.50, read ECE 0.0073,
-    as the true probabilities did)."""
+    """Whether more than :data:`CROWDED_BIN_SHARE` of the summary's rows, and at least
+    :data:`CROWDED_BIN_MIN_ROWS`, share one bin of its ECE (its ``largest_bin_share`` of ``n``): the ECE weighs
+    that bin's mean confidence against its accuracy and nothing inside it (audit BX: a risk order reversed among
+    the 90% of rows under P(yes) = 1/15, AUC 0.50, read ECE 0.0073, as the true probabilities did)."""
     share = summary.get("largest_bin_share")
-    return share is not None and share > CROWDED_BIN_SHARE
+    return (share is not None and share > CROWDED_BIN_SHARE
+            and round(share * summary.get("n", 0)) >= CROWDED_BIN_MIN_ROWS)
+
+
+def _top_label_only(summary: dict) -> bool:
+    """Whether the summary's rows crowd into one ECE bin (:func:`_crowded`) and its equal-mass ECE's test rejects
+    there: a reading of the top-label ECE within the noise is then that ECE's alone, said as such (review R19:
+    "no miscalibration detected" opened a verdict whose later sentence read "p = 0.01: miscalibrated")."""
+    return _crowded(summary) and _equal_mass_rejects(summary)
 
 
 def _share_text(share: float) -> str:
@@ -1093,14 +1126,15 @@ def _equal_mass_words(summary: dict, *, tested: bool = True, side: str = "", sho
 
 def crowded_legend(columns: dict[str, dict]) -> list[str]:
     """The line under a metrics table for each column (name: summary; "" for a table of one) whose rows crowd
-    into one ECE bin (:func:`_crowded`): its share and bin, that the ECE cannot see miscalibration among them,
-    and the equal-mass ECE beside it (:func:`_equal_mass_words`); empty where no column's do."""
+    into one ECE bin (:func:`_crowded`): its share and bin, that the ECE cannot see differences within that bin
+    (it does see the bin's average gap), and the equal-mass ECE beside it (:func:`_equal_mass_words`); empty
+    where no column's do. A before/after table leaves it to the verdict under it (:func:`_crowded_sentence`)."""
     lines = []
     for name, s in columns.items():
         if _crowded(s):
             text = (f"{_share_text(s['largest_bin_share'])} of the rows fall in one confidence bin {_bin_text(s)}: "
-                    "the ECE cannot see miscalibration among them; the equal-mass ECE (bins of equal row counts) is "
-                    f"{_equal_mass_words(s)}.")
+                    "the ECE cannot see differences within that bin; the equal-mass ECE (bins of equal row counts) "
+                    f"is {_equal_mass_words(s)}.")
             lines.append(f"{name}: {text}" if name else text)
     return lines
 
@@ -1112,7 +1146,8 @@ def _crowded_sentence(before: dict, after: dict, *, in_sample: bool) -> str:
     sides = [(w, s) for w, s in (("before", before), ("after", after)) if _crowded(s)]
     if not sides:
         return ""
-    if len({_bin_text(s) for _, s in sides}) == 1:
+    one_bin = len({_bin_text(s) for _, s in sides}) == 1
+    if one_bin:
         shares = " and ".join(f"{_share_text(s['largest_bin_share'])}{' of the rows' if i == 0 else ''} {w}"
                               for i, (w, s) in enumerate(sides))
         where = f"{shares} fall in one confidence bin {_bin_text(sides[0][1])}"
@@ -1120,7 +1155,8 @@ def _crowded_sentence(before: dict, after: dict, *, in_sample: bool) -> str:
         where = " and ".join(f"{_share_text(s['largest_bin_share'])}{' of the rows' if i == 0 else ''} {w} "
                              f"{'fall in one confidence bin' if i == 0 else 'in'} {_bin_text(s)}"
                              for i, (w, s) in enumerate(sides))
-    return (f" {where}: the ECE cannot see miscalibration among them. The equal-mass ECE (bins of equal row "
+    return (f" {where}: the ECE cannot see differences within {'that bin' if one_bin else 'those bins'}. The "
+            f"equal-mass ECE (bins of equal row "
             f"counts) is {_equal_mass_words(before, side=' before', short=True)} and "
             f"{_equal_mass_words(after, side=' after', tested=not in_sample, short=True)}.")
 
@@ -1180,10 +1216,13 @@ def _overlap(before: dict, after: dict) -> bool:
 
 def print_comparison(printer: Printer, scored: list[Scored], *, heading: str, n_classes: int) -> None:
     """The metrics of each ``Scored`` side by side, as text (and :func:`brier_legend` for two classes), with the
-    lines on intervals withheld, rows lost (:func:`lost_legend`) and crowded ECE bins (:func:`crowded_legend`)."""
+    lines on intervals withheld, rows lost (:func:`lost_legend`) and, for a table of one, crowded ECE bins
+    (:func:`crowded_legend`): under a before/after table the verdict says it once for both sides, the after side
+    untested on a map's fitting rows (review R19: a line per side, then the verdict again, and the table's
+    line tested the in-sample after side that the verdict left untested)."""
     columns = {s.name: s.summary for s in scored}
     printer(heading, *metrics_lines(columns), *brier_legend(n_classes), *ci_legend(columns.values()),
-            *lost_legend(columns), *crowded_legend(columns), "")
+            *lost_legend(columns), *(crowded_legend(columns) if len(scored) == 1 else ()), "")
 
 
 def metrics_lines(columns: dict[str, dict]) -> list[str]:
@@ -1264,7 +1303,9 @@ def comparison_section(scored: list[Scored], *, title: str, intro: str, note: tu
                    "overlap); within the noise, none.")
     why = "".join(f" {line[0].upper()}{line[1:]}." for line in ci_legend(s.summary for s in scored))
     columns = {s.name if len(scored) > 1 else "": s.summary for s in scored}
-    why += "".join(f" {line}" for line in [*lost_legend(columns), *crowded_legend(columns)])
+    # a crowded bin: the verdict of a before/after page says it (print_comparison)
+    why += "".join(f" {line}" for line in [*lost_legend(columns),
+                                           *(crowded_legend(columns) if len(scored) == 1 else ())])
     brackets = _brackets([s.summary for s in scored])
     blocks.append(
         metrics_table(

@@ -114,8 +114,8 @@ def run(args: argparse.Namespace, warned: list[str]) -> int:
         # What the terminal says under its table about accuracy at chance and a class's count, the report
         # says too (audit: the count finding was printed but left out of report.html; fit's page has it).
         # (rows lost and a crowded ECE bin: the table's caption, comparison_section)
-        legends = [*chance_legend(s), *count_legend(s, classes), *ece_test_legend(s, classes),
-                   *([f"{one_class[0].upper()}{one_class[1:]}."] if one_class else [])]
+        legends = [*chance_legend(s), *count_legend(s, classes, probs=args.probs is not None),
+                   *ece_test_legend(s, classes), *([f"{one_class[0].upper()}{one_class[1:]}."] if one_class else [])]
         note = (" ".join(legends), "warn") if legends else None
         report = Report(title="softmaxkit evaluate", subtitle=f"{source} against {args.labels}", headlines=headlines,
                         sections=[comparison_section([scored], title="Scores", intro=(
@@ -135,7 +135,8 @@ def run(args: argparse.Namespace, warned: list[str]) -> int:
                                                     ece_text(s)]])
     say(f"{s['n']} rows, {scores.shape[1]} classes ({metrics['kind']} from {source}):", *table,
         *brier_legend(int(scores.shape[1])), *ci_legend([s]), *lost_legend({"": s}), *chance_legend(s),
-        *count_legend(s, classes), *ece_test_legend(s, classes), *crowded_legend({"": s}))
+        *count_legend(s, classes, probs=args.probs is not None), *ece_test_legend(s, classes),
+        *crowded_legend({"": s}))
     if conformal is not None:
         say("")
         _conformal.print_summary(say, metrics["conformal"])
