@@ -146,3 +146,22 @@ def iris_model_without_names(capsys, work: Path) -> Path:
                 "1")[0] == 0
     return model
 
+
+def rare_truth(n: int, *, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """True P(yes) of a rare positive class (about 4%, most rows well under 1%) and labels drawn from it."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    p = 1.0 / (1.0 + np.exp(-(-4.6 + 1.4 * rng.standard_normal(n))))
+    return p, (rng.random(n) < p).astype(int)
+
+
+def reversed_low_risks(n: int, *, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Audit BX's mk_anti.py: the true risks, their order reversed among those under 1/15 (same values)."""
+    import numpy as np
+
+    p, y = rare_truth(n, seed=seed)
+    low = np.flatnonzero(p < 1 / 15)
+    q = p.copy()
+    q[low[np.argsort(p[low])]] = np.sort(p[low])[::-1]
+    return q, y

@@ -17,16 +17,9 @@ import json
 
 import numpy as np
 
-from cli_helpers import call
+from cli_helpers import call, rare_truth, reversed_low_risks
 
 LEAST_P = 1 / 201  # the least p-value of the ECE's tests (200 simulated worlds)
-
-
-def _rare_truth(n: int, *, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """True P(yes) of a rare positive class (about 4%, most rows well under 1%) and labels drawn from it."""
-    rng = np.random.default_rng(seed)
-    p = 1.0 / (1.0 + np.exp(-(-4.6 + 1.4 * rng.standard_normal(n))))
-    return p, (rng.random(n) < p).astype(int)
 
 
 def _write(tmp_path, name: str, p_yes: np.ndarray, y: np.ndarray | None = None):
@@ -43,7 +36,7 @@ def _write(tmp_path, name: str, p_yes: np.ndarray, y: np.ndarray | None = None):
 
 
 def test_platt_on_probabilities_says_its_floor_lifts_the_small_probabilities(capsys, tmp_path):
-    p, y = _rare_truth(1000, seed=1)
+    p, y = rare_truth(1000, seed=1)
     scores, labels = _write(tmp_path, "risk", p, y)
     rc, out, err = call(capsys, "calibrate", "--probs", scores, "--labels", labels, "--method", "platt",
                         "--out", tmp_path / "cal.npz", "--json")
@@ -59,7 +52,7 @@ def test_platt_on_probabilities_says_its_floor_lifts_the_small_probabilities(cap
 
 
 def test_platt_on_log_odds_has_no_floor_to_warn_of(capsys, tmp_path):
-    p, y = _rare_truth(1000, seed=1)
+    p, y = rare_truth(1000, seed=1)
     logits = tmp_path / "logodds.csv"
     np.savetxt(logits, np.column_stack([np.zeros_like(p), np.log(p / (1 - p))]), delimiter=",",
                header="logit_no,logit_yes", comments="")
@@ -89,17 +82,8 @@ def test_floor_caution_is_said_only_for_a_material_share():
 # --------------------------------------------------------------------------- BX-2
 
 
-def _reversed_low_risks(n: int, *, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """mk_anti.py of the audit: the true risks, their order reversed among those under 1/15 (same values)."""
-    p, y = _rare_truth(n, seed=seed)
-    low = np.flatnonzero(p < 1 / 15)
-    q = p.copy()
-    q[low[np.argsort(p[low])]] = np.sort(p[low])[::-1]
-    return q, y
-
-
 def test_evaluate_says_one_bin_holds_most_rows_and_gives_the_equal_mass_ece(capsys, tmp_path):
-    q, y = _reversed_low_risks(3000, seed=2)
+    q, y = reversed_low_risks(3000, seed=2)
     scores, labels = _write(tmp_path, "anti", q, y)
     rc, out, err = call(capsys, "evaluate", "--probs", scores, "--labels", labels, "--ci", "--json")
     assert rc == 0, err
@@ -157,7 +141,7 @@ def test_a_good_tone_does_not_stand_over_an_equal_mass_ece_that_rejects():
 
 
 def test_calibrate_says_it_in_the_verdict_only(capsys, tmp_path):
-    q, y = _reversed_low_risks(1200, seed=4)
+    q, y = reversed_low_risks(1200, seed=4)
     scores, labels = _write(tmp_path, "anti", q, y)
     rc, out, err = call(capsys, "calibrate", "--probs", scores, "--labels", labels, "--holdout", "0.5",
                         "--out", tmp_path / "cal.npz")

@@ -15,7 +15,7 @@ import json
 
 import numpy as np
 
-from cli_helpers import call
+from cli_helpers import call, reversed_low_risks
 
 LEAST_P = 1 / 201
 
@@ -83,18 +83,8 @@ def test_floor_caution_does_not_advise_log_odds_of_exact_zeros(capsys, tmp_path)
 # --------------------------------------------------------------------------- R19-2/3
 
 
-def _reversed_low_risks(n, *, seed):
-    rng = np.random.default_rng(seed)
-    p = 1.0 / (1.0 + np.exp(-(-4.6 + 1.4 * rng.standard_normal(n))))
-    y = (rng.random(n) < p).astype(int)
-    low = np.flatnonzero(p < 1 / 15)
-    q = p.copy()
-    q[low[np.argsort(p[low])]] = np.sort(p[low])[::-1]
-    return q, y
-
-
 def test_in_sample_calibrate_does_not_test_the_after_side_under_its_table(capsys, tmp_path):
-    q, y = _reversed_low_risks(1200, seed=4)
+    q, y = reversed_low_risks(1200, seed=4)
     scores, labels = _write(tmp_path, "anti", np.column_stack([1 - q, q]), y)
     rc, out, err = call(capsys, "calibrate", "--probs", scores, "--labels", labels, "--out", tmp_path / "cal.npz")
     assert rc == 0, err

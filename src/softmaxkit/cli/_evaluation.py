@@ -1124,6 +1124,14 @@ def _equal_mass_words(summary: dict, *, tested: bool = True, side: str = "", sho
         f"{value_text}{side} (within what a perfectly calibrated model shows, {_p_text(p)})")
 
 
+def one_column_legends(summary: dict, classes: Any, *, probs: bool = False) -> list[str]:
+    """The lines under a one-column metrics table (``evaluate``, ``predict --target``), after the Brier and
+    interval legends: rows with probability 0 on their true class, accuracy at chance, a class's count off,
+    the ECE test's rejection and a crowded bin. ``probs``: the scores are probabilities (the count advice)."""
+    return [*lost_legend({"": summary}), *chance_legend(summary), *count_legend(summary, classes, probs=probs),
+            *ece_test_legend(summary, classes), *crowded_legend({"": summary})]
+
+
 def crowded_legend(columns: dict[str, dict]) -> list[str]:
     """The line under a metrics table for each column (name: summary; "" for a table of one) whose rows crowd
     into one ECE bin (:func:`_crowded`): its share and bin, that the ECE cannot see differences within that bin

@@ -55,10 +55,9 @@ def run(args: argparse.Namespace, warned: list[str]) -> int:
         chance_legend,
         ci_legend,
         count_legend,
-        crowded_legend,
         ece_test_legend,
-        lost_legend,
         metrics_lines,
+        one_column_legends,
         score,
     )
     from softmaxkit.io import StagedOutputs
@@ -134,9 +133,8 @@ def run(args: argparse.Namespace, warned: list[str]) -> int:
         ["accuracy", "log-loss", "Brier", "ECE"], [[fmt(s["accuracy"]), fmt(s["log_loss"]), fmt(s["brier"]),
                                                     ece_text(s)]])
     say(f"{s['n']} rows, {scores.shape[1]} classes ({metrics['kind']} from {source}):", *table,
-        *brier_legend(int(scores.shape[1])), *ci_legend([s]), *lost_legend({"": s}), *chance_legend(s),
-        *count_legend(s, classes, probs=args.probs is not None), *ece_test_legend(s, classes),
-        *crowded_legend({"": s}))
+        *brier_legend(int(scores.shape[1])), *ci_legend([s]),
+        *one_column_legends(s, classes, probs=args.probs is not None))
     if conformal is not None:
         say("")
         _conformal.print_summary(say, metrics["conformal"])

@@ -81,16 +81,7 @@ def run(args: argparse.Namespace, warned: list[str]) -> int:
         text_table,
         with_row_ids,
     )
-    from softmaxkit.cli._evaluation import (
-        chance_legend,
-        ci_legend,
-        count_legend,
-        crowded_legend,
-        ece_test_legend,
-        lost_legend,
-        metrics_lines,
-        score,
-    )
+    from softmaxkit.cli._evaluation import ci_legend, metrics_lines, one_column_legends, score
     from softmaxkit.cli.evaluate import one_class_note
     from softmaxkit.data import read_features, write_columns
     from softmaxkit.io import StagedOutputs, same_entry
@@ -215,9 +206,8 @@ def run(args: argparse.Namespace, warned: list[str]) -> int:
             *(metrics_lines({"value": summary}) if args.ci else text_table(
                 ["accuracy", "log-loss", "Brier", "ECE"],
                 [[fmt(summary["accuracy"]), fmt(summary["log_loss"]), fmt(summary["brier"]), ece_text(summary)]])),
-            *brier_legend(len(classes)), *ci_legend([summary]), *lost_legend({"": summary}),
-            *chance_legend(summary), *count_legend(summary, names), *ece_test_legend(summary, names),
-            *crowded_legend({"": summary}))  # evaluate's lines, for the same figures
+            *brier_legend(len(classes)), *ci_legend([summary]),
+            *one_column_legends(summary, names))  # evaluate's lines, for the same figures
         if sets is not None:
             _conformal.print_summary(say, result["conformal"])
     say.result(result)
