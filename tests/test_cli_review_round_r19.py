@@ -161,3 +161,11 @@ def test_count_advice_on_probabilities_names_vector_or_isotonic(capsys, tmp_path
     assert rc == 0, err
     assert "--method vector on logits, or isotonic; temperature scaling, the default, cannot" in out, out
     assert "--method platt" not in out, out
+
+
+def test_a_p_value_under_the_line_never_prints_as_the_line():
+    """Review R20: 10/201 = 0.0498 printed "p = 0.05: miscalibrated"."""
+    from softmaxkit.cli._evaluation import _p_text
+
+    assert _p_text(10 / 201) == "p = 0.0498"
+    assert _p_text(11 / 201) == "p = 0.055" and _p_text(0.34) == "p = 0.34"

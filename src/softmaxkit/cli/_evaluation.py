@@ -828,7 +828,14 @@ def _p_text(p: float) -> str:
     from softmaxkit.metrics import DEFAULT_NOISE_SIMS
 
     least = 1.0 / (1 + DEFAULT_NOISE_SIMS)
-    return f"p <= {least:.2g}" if p <= least * (1 + 1e-9) else f"p = {p:.2g}"
+    return f"p <= {least:.2g}" if p <= least * (1 + 1e-9) else f"p = {_p_digits(p)}"
+
+
+def _p_digits(p: float) -> str:
+    """``p`` to 2 significant digits, 3 where 2 would round a p under 0.05 up to the 0.05 the readings test
+    against (review R20: 10/201 = 0.0498 printed "p = 0.05: miscalibrated", beside "p = 0.055 ... within")."""
+    text = f"{p:.2g}"
+    return f"{p:.3g}" if p < 0.05 and float(text) >= 0.05 else text
 
 
 def _position(summary: dict) -> str:
@@ -924,7 +931,7 @@ def _count_miss(summary: dict, classes: list | None, *, when: str, advice: str =
         seen = {"read": "; the ECE's test finds miscalibration too",
                 "shown": f"; the top-label ECE finds miscalibration too ({_ece_figures(summary)[0]}, "
                          f"{_noise_words(summary)})"}.get(ece, "")
-    return (f"the predicted count of {name} {side}: {e:.1f} expected, {o} observed (p = {test['p_adjusted']:.2g}"
+    return (f"the predicted count of {name} {side}: {e:.1f} expected, {o} observed (p = {_p_digits(test['p_adjusted'])}"
             f"{bonferroni}), so its probabilities are {direction} on average{seen}; {advice}.")
 
 
