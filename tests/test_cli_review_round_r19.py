@@ -169,3 +169,15 @@ def test_a_p_value_under_the_line_never_prints_as_the_line():
 
     assert _p_text(10 / 201) == "p = 0.0498"
     assert _p_text(11 / 201) == "p = 0.055" and _p_text(0.34) == "p = 0.34"
+
+
+def test_an_unsafe_reading_still_says_its_interval_holds_0():
+    """Review R20: the isotonic --holdout verdict gave the CI [-0.0344, +0.0623] without saying it holds 0, as the
+    other maps' sentences do."""
+    from softmaxkit.cli._evaluation import _loss_reading
+
+    change = {"ci95": [-0.0344, 0.0623], "reading": "unsafe", "n": 171}
+    text = _loss_reading(0.0712, 0.0853, change, zero_classes=[1])
+    assert "[-0.0344, +0.0623]), within the noise, but the calibrated map gives probability exactly 0" in text
+    measured = _loss_reading(0.0712, 0.0853, {**change, "ci95": [0.004, 0.0623]}, zero_classes=[1])
+    assert "within the noise" not in measured and "unsafe" in measured

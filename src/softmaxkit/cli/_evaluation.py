@@ -951,8 +951,13 @@ def _loss_reading(before: float, after: float, change: dict | None = None, *, in
     zero = zero_class_consequence(zero_classes) if zero_classes else None
     if zero and reading != "worse":
         ci = "" if change is None else f" ({_loss_evidence(change)})"
-        return (f"Log-loss went from {b} to {a} on these rows{ci}, but {zero}: unsafe, since the log-loss on new "
-                "rows can be infinite whatever it did here.")
+        # the interval's own reading, as the other maps' sentences give it (review R20: an isotonic CI of
+        # [-0.0344, +0.0623] was given without a word that it holds 0)
+        lo, hi = (change or {}).get("ci95") or (np.nan, np.nan)
+        plain = change is not None and not in_sample and not ({"rows_lost", "withheld", "row_change_range"} & set(change))
+        noise = ", within the noise" if plain and lo <= 0.0 <= hi else ""
+        return (f"Log-loss went from {b} to {a} on these rows{ci}{noise}, but {zero}: unsafe, since the log-loss on "
+                "new rows can be infinite whatever it did here.")
     consequence = f" {zero[0].upper()}{zero[1:]}." if zero else ""
     if change and "rows_lost" in change:
         # The reading rests on rows given probability 0 on one side only, not on the interval (which
