@@ -183,7 +183,7 @@ def top_probability_record(scores: Any, *, probs: bool) -> dict:
 
 
 def check_scores_like_calibration(path: str, scores: Any, *, probs: bool, where: str,
-                                  calibrated: Any = None) -> None:
+                                  calibrated_probs: Any = None) -> None:
     """Warn when the rows whose sets are made from ``scores`` are unlike the rows the predictor at ``path`` was
     fitted on, by their top-class probabilities (no label needed): a two-sample Kolmogorov-Smirnov test
     against the saved record (:data:`TOP_PROBABILITIES_KEY`) at p < :data:`_UNLIKE_P`.
@@ -191,7 +191,8 @@ def check_scores_like_calibration(path: str, scores: Any, *, probs: bool, where:
     The coverage guarantee holds for rows exchangeable with the calibration rows. The natural chain of a user
     who always passes a calibrator broke it without a word: ``predict --calibrator`` output given to
     ``calibrate --conformal``, then ``predict --calibrator --conformal``, whose sets come from the model's own
-    scores: 90% sets covered 0.669, exit 0 (audit BV). Where ``calibrated`` (the new rows' calibrated logits)
+    scores: 90% sets covered 0.669, exit 0 (audit BV). Where ``calibrated_probs`` (the new rows' calibrated
+    probabilities, which the command has computed already: no second softmax pass)
     match the record (p >= :data:`_LIKE_P`), the warning says that the predictor looks fitted on calibrated
     probabilities. Nothing is said for fewer than :data:`_TEST_MIN_ROWS` rows, or for a predictor saved
     without the record (by the library, or by an earlier version).
@@ -209,8 +210,8 @@ def check_scores_like_calibration(path: str, scores: Any, *, probs: bool, where:
     if raw.pvalue >= _UNLIKE_P:
         return
     found = f"Kolmogorov-Smirnov D = {raw.statistic:.3f}, {_p_words(raw.pvalue)}"
-    if calibrated is not None:
-        matched = _ks(saved, top_probabilities(calibrated, probs=False))
+    if calibrated_probs is not None:
+        matched = _ks(saved, top_probabilities(calibrated_probs, probs=True))
         if matched.pvalue >= _LIKE_P:
             warnings.warn(
                 f"--conformal {path}: the top-class probabilities of its {record['n']} calibration rows are "

@@ -170,7 +170,7 @@ def run(args: argparse.Namespace, warned: list[str]) -> int:
         sets = _conformal.predict_sets(conformal, scores, args.sets, probs=args.probs is not None, where=source,
                                        order=sets_order).mask()  # made once: written, and checked below
         _conformal.check_scores_like_calibration(args.conformal, scores, probs=args.probs is not None,
-                                                 where=source, calibrated=logits)
+                                                 where=source, calibrated_probs=probs)
         columns.update(_conformal.columns(sets, args.sets, names, text=text_ok))
         given = "logits" if args.logits else "probabilities"
         warn_sets_without_prediction(sets, probs, args.sets, scores=f"the {given} of {source} as given")

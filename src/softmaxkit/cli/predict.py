@@ -149,10 +149,11 @@ def run(args: argparse.Namespace, warned: list[str]) -> int:
         raw = logits
         if calibrator is not None:
             logits = in_fitted_order(lambda z: _adapters.calibrated_logits(calibrator, z), logits, cal_order)
-        if conformal is not None:
-            _conformal.check_scores_like_calibration(args.conformal, raw, probs=False, where=args.data,
-                                                     calibrated=None if calibrator is None else logits)
         probs = softmax(logits, axis=-1)
+        if conformal is not None:  # the probabilities made above serve the check: no second softmax pass
+            _conformal.check_scores_like_calibration(
+                args.conformal, probs if calibrator is None else raw, probs=calibrator is None, where=args.data,
+                calibrated_probs=None if calibrator is None else probs)
     refuse_non_finite(probs, out=args.out, source=args.data)
     warn_zero_probabilities(probs, names, out=args.out, source=args.data,
                             isotonic=type(calibrator).__name__ == "IsotonicCalibration")
