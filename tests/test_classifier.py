@@ -1191,7 +1191,10 @@ def test_auto_alpha_on_a_flat_weak_end_is_not_flagged(recwarn):
     X = np.r_[rng.normal(-3, 1, (30, 1)), rng.normal(3, 1, (30, 1))]
     y = np.r_[np.zeros(30), np.ones(30)]
     clf = SoftmaxClassifier().fit(X, y)
-    assert clf.alpha_ == clf.alpha_path_[-1] == 2e-4 and clf.alpha_at_bound_ is False
+    # The choice lies on the flat end, at 2e-4 or between it and its neighbour: the two losses agree
+    # to the last bit on some CPUs (a tie keeps the first and refines towards the other) and differ by
+    # ulps on others.
+    assert clf.alpha_path_[-1] == 2e-4 <= clf.alpha_ <= clf.alpha_path_[-2] and clf.alpha_at_bound_ is False
     assert clf.alpha_path_loss_[-1] > clf.alpha_path_loss_[-2] * 0.99
     assert not [w for w in recwarn if issubclass(w.category, UserWarning)]
 
