@@ -38,6 +38,9 @@ from softmaxkit.io import Persistable
 __all__ = ["SoftmaxClassifier"]
 
 _SOLVERS = ("auto", "lbfgs", "adam")
+#: Most observations that Adam's epochs visit one by one when rows count them (``_adam_observations``):
+#: the epoch's permutation holds one int64 each (256 MiB here).
+ADAM_OBSERVATION_LIMIT = 1 << 25
 _DTYPES = {"float32": np.dtype(np.float32), "float64": np.dtype(np.float64)}
 
 
@@ -159,7 +162,12 @@ class SoftmaxClassifier(Persistable, ClassifierMixin, BaseEstimator):
         the usual stop, at gradient entries up to about 2e-4). Adam and early stopping: an improvement of the monitored loss
         smaller than ``tol`` counts as none.
     batch_size : int or "auto", default="auto"
-        Adam minibatch size; "auto" is ``min(200, n_samples)``.
+        Adam minibatch size; "auto" is ``min(200, n_samples)``. Where rows
+        count observations (``weights_are_counts=True`` with whole-number
+        weights, count targets), an epoch visits the observations, as over
+        the repeated rows, and a batch holds ``batch_size`` of them (at most
+        ``ADAM_OBSERVATION_LIMIT`` = 2**25 observations; above it, the rows,
+        with a warning).
     learning_rate : float > 0, default=1e-3
         Adam step size.
     early_stopping : bool, default=False
@@ -756,6 +764,7 @@ class SoftmaxClassifier(Persistable, ClassifierMixin, BaseEstimator):
             _alpha_search.sample_count(targets, weights_are_counts=self._weights_are_counts())
         )
         self._warn_weights_held_whole(targets)
+        self._warn_adam_visits_rows(targets, solver)
         if self._auto_alpha():
             # Folds and the path's fits draw from their own generator, so that
             # with an int random_state an MLP's refit below is exactly the fit
@@ -972,7 +981,9 @@ class SoftmaxClassifier(Persistable, ClassifierMixin, BaseEstimator):
                     coefficients=coefficients,
                 )  # fmt: skip
             else:
-                batch = min(200 if self.batch_size == "auto" else int(self.batch_size), X_fit.shape[0])
+                observations = self._adam_observations(fit_targets)
+                available = X_fit.shape[0] if observations is None else int(np.sum(observations.counts))
+                batch = min(200 if self.batch_size == "auto" else int(self.batch_size), available)
                 result = _optim.adam(
                     train_problem,
                     theta0,
@@ -981,6 +992,7 @@ class SoftmaxClassifier(Persistable, ClassifierMixin, BaseEstimator):
                     learning_rate=float(self.learning_rate),
                     rng=rng,
                     monitor=monitor,
+                    observations=observations,
                 )
         theta = monitor.best_theta if monitor.best_theta is not None else result.theta
         coefs, intercepts = _to_raw_coordinates(net, theta, mean, scale)
@@ -994,6 +1006,32 @@ class SoftmaxClassifier(Persistable, ClassifierMixin, BaseEstimator):
             converged=result.converged,
             solver=solver,
             coefficients_converged=result.coefficients_converged,
+        )
+
+    def _adam_observations(self, targets: Targets) -> _alpha_search.Cells | None:
+        """The observations Adam's epochs visit when rows count them (:func:`_alpha_search.count_cells`:
+        whole-number weights with ``weights_are_counts=True``, count targets' counts), as the repeated rows
+        would be visited (:func:`softmaxkit._optim._observation_batches`); None to visit the rows, also
+        above :data:`ADAM_OBSERVATION_LIMIT` observations (``fit`` warns: :meth:`_warn_adam_visits_rows`)."""
+        cells = _alpha_search.count_cells(targets, weights_are_counts=self._weights_are_counts())
+        if cells is None or int(np.sum(cells.counts)) > ADAM_OBSERVATION_LIMIT:
+            return None
+        return cells
+
+    def _warn_adam_visits_rows(self, targets: Targets, solver: str) -> None:
+        """Warn, once per fit, where Adam visits counted rows instead of the observations they stand for:
+        more than :data:`ADAM_OBSERVATION_LIMIT` of them (:meth:`_adam_observations`)."""
+        if solver != "adam":
+            return
+        cells = _alpha_search.count_cells(targets, weights_are_counts=self._weights_are_counts())
+        if cells is None or int(np.sum(cells.counts)) <= ADAM_OBSERVATION_LIMIT:
+            return
+        warnings.warn(
+            f"SoftmaxClassifier: solver='adam' visits the {targets.weight.shape[0]} rows once per epoch, not "
+            f"the {int(np.sum(cells.counts))} observations they count (more than {ADAM_OBSERVATION_LIMIT}), so "
+            "an epoch is fewer steps than over the repeated rows; solver='lbfgs' fits all of them at once",
+            UserWarning,
+            stacklevel=3,  # the caller of fit
         )
 
     def _split(
