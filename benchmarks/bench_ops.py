@@ -2,7 +2,10 @@
 forward+backward near memory speed, far ahead of torch, scipy and NumPy.
 
 Measures, in one run and on the same arrays (float32, medians of repeats,
-``time.perf_counter``, after warm-up):
+``time.perf_counter``, after warm-up; the calls of one shape and thread count
+are timed in rounds, each round timing every call once, so that a change of
+load falls on all of them alike), after checking every call's output against a
+float64 oracle (a wrong output counts as a goal missed):
 
 * copy bandwidth: ``torch.Tensor.copy_`` and a numba ``prange`` row copy on the
   same thread count (the faster is the "copy" reference), and the numba copy
@@ -71,15 +74,83 @@ def _numba_copy(src, dst):
         dst[i, :] = src[i, :]
 
 
-def median_ms(fn, *, repeats: int, warmup: int) -> float:
+def _copy_into_fresh(src):
+    dst = np.empty_like(src)
+    _numba_copy(src, dst)
+    return dst
+
+
+def interleaved_medians(calls: dict, *, repeats: int, warmup: int) -> dict:
+    """Median milliseconds of each of ``calls`` (a dict of zero-argument callables), timed in rounds.
+
+    Each round times every call once, starting one further along the list than the round before, so a
+    change of load on the shared machine falls on all of them alike. (Timing one call's repeats back to
+    back, then the next call's, let a busy or quiet stretch land on one implementation only: the ratios of
+    a single run then measured the machine as much as the code.)
+    """
+    keys = list(calls)
     for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return 1e3 * statistics.median(times)
+        for key in keys:
+            calls[key]()
+    times: dict = {key: [] for key in keys}
+    for round_ in range(repeats):
+        shift = round_ % len(keys)
+        for key in keys[shift:] + keys[:shift]:
+            t0 = time.perf_counter()
+            calls[key]()
+            times[key].append(time.perf_counter() - t0)
+    return {key: 1e3 * statistics.median(t) for key, t in times.items()}
+
+
+# --------------------------------------------------------------------------- output checks
+
+
+def oracle_log_softmax(x: np.ndarray) -> np.ndarray:
+    """``log_softmax`` of the rows of ``x`` in float64."""
+    z = x.astype(np.float64)
+    z = z - z.max(axis=1, keepdims=True)
+    return z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+
+
+def oracle_ce_and_grad(x: np.ndarray, y: np.ndarray, *, softcap: float | None = None) -> tuple[float, np.ndarray]:
+    """Mean cross-entropy of logits ``x`` (capped ``softcap * tanh(x / softcap)`` first, if given) and its
+    gradient with respect to ``x``, in float64."""
+    x64 = x.astype(np.float64)
+    capped = x64 if softcap is None else softcap * np.tanh(x64 / softcap)
+    log_p = oracle_log_softmax(capped)
+    n = x.shape[0]
+    rows = np.arange(n)
+    grad = np.exp(log_p)
+    grad[rows, y] -= 1.0
+    grad /= n
+    if softcap is not None:
+        grad *= 1.0 - np.tanh(x64 / softcap) ** 2
+    return float(-log_p[rows, y].mean()), grad
+
+
+def relative_error(got, want) -> float:
+    """``max |got - want| / max |want|`` over one array (or a scalar): a float32 result within a few
+    ulps of the oracle reads about 1e-7."""
+    got = np.asarray(got, dtype=np.float64)
+    want = np.asarray(want, dtype=np.float64)
+    return float(np.max(np.abs(got - want)) / max(float(np.max(np.abs(want))), np.finfo(np.float64).tiny))
+
+
+def output_error(result, want) -> float:
+    """The larger :func:`relative_error` of a result against its oracle: one array, or ``(loss, grad)``."""
+    if isinstance(want, tuple):
+        return max(relative_error(g, w) for g, w in zip(result, want))
+    return relative_error(result, want)
+
+
+def to_numpy(value):
+    """A result as NumPy: tensors detached, tuples element by element, scalars as floats."""
+    if isinstance(value, tuple):
+        return tuple(to_numpy(v) for v in value)
+    if isinstance(value, torch.Tensor):
+        value = value.detach()
+        return value.item() if value.ndim == 0 else value.numpy()
+    return value
 
 
 @dataclass
@@ -143,8 +214,22 @@ def _torch_ce_softcap(xt, yt):
     return loss
 
 
+@dataclass
+class Case:
+    """One measured call: ``run()`` is what is timed; ``result(returned)`` turns what it returned into the
+    output checked against the op's oracle (:func:`check_outputs`): an array, or ``(loss, grad)``.
+    ``reset`` (optional) restores what ``run`` overwrites, before the check."""
+
+    op: str
+    impl: str
+    prealloc: bool
+    run: object
+    result: object = None
+    reset: object = None
+
+
 def cases(x: np.ndarray, y: np.ndarray):
-    """``(op, impl, prealloc, fn)`` for every measured call on ``x``, ``y``."""
+    """A :class:`Case` for every measured call on ``x``, ``y``."""
     out = np.empty_like(x)
     grad = np.empty_like(x)
     scratch = x.copy()
@@ -156,45 +241,74 @@ def cases(x: np.ndarray, y: np.ndarray):
     grad_t = torch.empty_like(xt)
     rows_t = torch.arange(x.shape[0])
     inv_n = 1.0 / x.shape[0]
+    same = to_numpy  # the call returns its output
+    with_torch_grad = lambda loss: (loss.item(), xg.grad.numpy())  # noqa: E731
+    with_prealloc_grad = lambda loss: (loss.item(), grad_t.numpy())  # noqa: E731
 
-    yield "copy", "torch copy_", True, lambda: ot.copy_(xt)
-    yield "copy", "numba prange", True, lambda: _numba_copy(x, out)
-    yield "copy", "numba prange", False, lambda: _numba_copy(x, np.empty_like(x))
+    def restore_scratch():
+        scratch[...] = x
 
-    yield "softmax", "softmaxkit", False, lambda: sk.softmax(x)
-    yield "softmax", "softmaxkit", True, lambda: sk.softmax(x, out=out)
-    yield "softmax", "sk tensor", False, lambda: skt.softmax(xt, -1)
-    yield "softmax", "torch", False, lambda: torch.softmax(xt, -1)
-    yield "softmax", "torch", True, lambda: torch.softmax(xt, -1, out=ot)
-    yield "softmax", "scipy.special", False, lambda: scipy.special.softmax(x, axis=1)
-    yield "softmax", "naive numpy", False, lambda: _naive_softmax(x)
+    yield Case("copy", "torch copy_", True, lambda: ot.copy_(xt), same)
+    yield Case("copy", "numba prange", True, lambda: _numba_copy(x, out), lambda _: out)
+    yield Case("copy", "numba prange", False, lambda: _copy_into_fresh(x), same)
 
-    yield "log_softmax", "softmaxkit", False, lambda: sk.log_softmax(x)
-    yield "log_softmax", "softmaxkit", True, lambda: sk.log_softmax(x, out=out)
-    yield "log_softmax", "sk tensor", False, lambda: skt.log_softmax(xt, -1)
-    yield "log_softmax", "torch", False, lambda: F.log_softmax(xt, -1)
-    yield "log_softmax", "torch", True, lambda: torch.log_softmax(xt, -1, out=ot)
-    yield "log_softmax", "scipy.special", False, lambda: scipy.special.log_softmax(x, axis=1)
-    yield "log_softmax", "naive numpy", False, lambda: _naive_log_softmax(x)
+    yield Case("softmax", "softmaxkit", False, lambda: sk.softmax(x), same)
+    yield Case("softmax", "softmaxkit", True, lambda: sk.softmax(x, out=out), same)
+    yield Case("softmax", "sk tensor", False, lambda: skt.softmax(xt, -1), same)
+    yield Case("softmax", "torch", False, lambda: torch.softmax(xt, -1), same)
+    yield Case("softmax", "torch", True, lambda: torch.softmax(xt, -1, out=ot), same)
+    yield Case("softmax", "scipy.special", False, lambda: scipy.special.softmax(x, axis=1), same)
+    yield Case("softmax", "naive numpy", False, lambda: _naive_softmax(x), same)
 
-    yield "ce fwd+bwd", "softmaxkit", False, lambda: sk.cross_entropy_and_grad(x, y)
-    yield "ce fwd+bwd", "softmaxkit", True, lambda: sk.cross_entropy_and_grad(x, y, grad_out=grad)
+    yield Case("log_softmax", "softmaxkit", False, lambda: sk.log_softmax(x), same)
+    yield Case("log_softmax", "softmaxkit", True, lambda: sk.log_softmax(x, out=out), same)
+    yield Case("log_softmax", "sk tensor", False, lambda: skt.log_softmax(xt, -1), same)
+    yield Case("log_softmax", "torch", False, lambda: F.log_softmax(xt, -1), same)
+    yield Case("log_softmax", "torch", True, lambda: torch.log_softmax(xt, -1, out=ot), same)
+    yield Case("log_softmax", "scipy.special", False, lambda: scipy.special.log_softmax(x, axis=1), same)
+    yield Case("log_softmax", "naive numpy", False, lambda: _naive_log_softmax(x), same)
+
+    yield Case("ce fwd+bwd", "softmaxkit", False, lambda: sk.cross_entropy_and_grad(x, y), same)
+    yield Case("ce fwd+bwd", "softmaxkit", True, lambda: sk.cross_entropy_and_grad(x, y, grad_out=grad), same)
     # In place: the gradient overwrites the logits (here a scratch copy, so after
     # the first call it holds gradients; the work per call is the same).
-    yield "ce fwd+bwd", "sk in-place", True, lambda: sk.cross_entropy_and_grad(
-        scratch, y, grad_out=scratch
-    )
-    yield "ce fwd+bwd", "torch", False, lambda: _torch_ce_alloc(xg, yt)
-    yield "ce fwd+bwd", "torch", True, lambda: _torch_ce_prealloc(
-        xt, yt, lsm_t, grad_t, rows_t, inv_n
-    )
-    yield "ce fwd+bwd", "naive numpy", False, lambda: _naive_ce_and_grad(x, y)
+    yield Case("ce fwd+bwd", "sk in-place", True,
+               lambda: sk.cross_entropy_and_grad(scratch, y, grad_out=scratch), same, restore_scratch)
+    yield Case("ce fwd+bwd", "torch", False, lambda: _torch_ce_alloc(xg, yt), with_torch_grad)
+    yield Case("ce fwd+bwd", "torch", True,
+               lambda: _torch_ce_prealloc(xt, yt, lsm_t, grad_t, rows_t, inv_n), with_prealloc_grad)
+    yield Case("ce fwd+bwd", "naive numpy", False, lambda: _naive_ce_and_grad(x, y), same)
 
-    yield "ce+softcap", "softmaxkit", False, lambda: sk.cross_entropy_and_grad(x, y, softcap=SOFTCAP)
-    yield "ce+softcap", "softmaxkit", True, lambda: sk.cross_entropy_and_grad(
-        x, y, grad_out=grad, softcap=SOFTCAP
-    )
-    yield "ce+softcap", "torch", False, lambda: _torch_ce_softcap(xg, yt)
+    yield Case("ce+softcap", "softmaxkit", False, lambda: sk.cross_entropy_and_grad(x, y, softcap=SOFTCAP), same)
+    yield Case("ce+softcap", "softmaxkit", True,
+               lambda: sk.cross_entropy_and_grad(x, y, grad_out=grad, softcap=SOFTCAP), same)
+    yield Case("ce+softcap", "torch", False, lambda: _torch_ce_softcap(xg, yt), with_torch_grad)
+
+
+#: Largest relative error (:func:`relative_error`) of a float32 result against the float64 oracle.
+FLOAT32_TOLERANCE = 1e-5
+
+
+def check_outputs(x: np.ndarray, y: np.ndarray) -> list[str]:
+    """Run every case once on ``x``, ``y`` and compare its output with the float64 oracle of its op;
+    the cases whose output is off, in words (empty when all agree). A faster wrong answer is no result."""
+    log_p = oracle_log_softmax(x)
+    oracles = {
+        "copy": x,
+        "softmax": np.exp(log_p),
+        "log_softmax": log_p,
+        "ce fwd+bwd": oracle_ce_and_grad(x, y),
+        "ce+softcap": oracle_ce_and_grad(x, y, softcap=SOFTCAP),
+    }
+    off = []
+    for case in cases(x, y):
+        if case.reset is not None:
+            case.reset()
+        error = output_error(to_numpy(case.result(case.run())), oracles[case.op])
+        if not error <= FLOAT32_TOLERANCE:
+            off.append(f"{case.op} / {case.impl} ({'prealloc' if case.prealloc else 'alloc'}): relative error "
+                       f"{error:.2e} > {FLOAT32_TOLERANCE:.0e}")
+    return off
 
 
 # --------------------------------------------------------------------------- reporting
@@ -324,18 +438,19 @@ def main(argv=None) -> None:
 
     rng = np.random.default_rng(0)
     rows: list[Row] = []
-    # Compile (or load from cache) before timing anything.
+    wrong: list[str] = []
     for shape in shapes:
         x = (2.0 * rng.standard_normal(shape)).astype(np.float32)
         y = rng.integers(0, shape[1], shape[0])
-        for op, impl, prealloc, fn in cases(x[:64], y[:64]):
-            fn()
+        # Every call's output against the float64 oracle, on the data timed (this also compiles, or loads
+        # from the cache, before anything is timed).
+        wrong += [f"{shape[0]}x{shape[1]}: {line}" for line in check_outputs(x, y)]
         for k in threads:
             numba.set_num_threads(k)  # first: starting numba's OpenMP pool resets torch's count (bench_torch_compile)
             torch.set_num_threads(k)
-            for op, impl, prealloc, fn in cases(x, y):
-                ms = median_ms(fn, repeats=repeats, warmup=warmup)
-                rows.append(Row(op, shape, k, impl, ms, prealloc))
+            measured = list(cases(x, y))
+            medians = interleaved_medians(dict(enumerate(c.run for c in measured)), repeats=repeats, warmup=warmup)
+            rows += [Row(c.op, shape, k, c.impl, medians[i], c.prealloc) for i, c in enumerate(measured)]
     print(
         f"numba {numba.__version__} ({numba.threading_layer()} threading layer), "
         f"torch {torch.__version__}, float32, median of {repeats} after {warmup} warm-up; "
@@ -344,6 +459,11 @@ def main(argv=None) -> None:
     rows.sort(key=lambda r: (r.threads, shapes.index(r.shape), r.op != "copy", r.op))
     print_table(rows)
     met = [ok for k in threads for ok in check_goals(rows, k)]
+    print(f"\nOutputs against the float64 oracle (relative error <= {FLOAT32_TOLERANCE:.0e}): "
+          f"{'all agree' if not wrong else f'{len(wrong)} off'}")
+    for line in wrong:
+        print(f"  [NOT MET] {line}")
+    met += [False] * len(wrong)  # a wrong output is a goal missed, whoever's it is: its timing compares nothing
     # The line `softmaxkit bench` reads into its summary (a goal not met is a result, not a crash).
     print(f"\ngoals met: {sum(met)}/{len(met)}")
 
