@@ -28,6 +28,14 @@ counts it was fitted without a word, as a different model (audit: iris
 Probabilities need no opt-in: rows summing to 1 (one-hot rows too) are one
 target either way.
 
+An (n, K) DataFrame's column names are its classes (DESIGN: columns are
+matched by name wherever names exist): ``pd.get_dummies(y)`` fits as ``y``,
+with ``classes_`` its labels, whatever the order of its columns. Before, the
+names were dropped (``classes_ = [0, 1, 2]``) and the same one-hot in another
+column order gave a permuted model whose predictions, read against the names,
+were wrong (audit CH). Columns named ``0..K-1`` in order (pandas' default
+for a frame made from an array) keep labelling by position, as an array's.
+
 Why counts are weights: ``m`` observations of one input with class counts
 ``c`` contribute ``-sum_c c_c log p_c = m * CE(c / m, p)`` to the
 log-likelihood, which is exactly ``m`` repeated rows or one row of
@@ -239,6 +247,69 @@ def _refuse_missing_labels(y: np.ndarray) -> None:
                          f"at row{'s' if missing.size > 1 else ''} {shown}; drop those rows or fill in their labels")
 
 
+def _class_names(y: Any, n_columns: int) -> np.ndarray | None:
+    """The names of a 2-D ``y``'s columns, which say the class each holds; None when it has none.
+
+    A DataFrame's column labels (anything with a ``columns`` of one scalar per column) name classes,
+    except ``0..K-1`` in order: a frame made from an array, whose names are its positions.
+    """
+    columns = getattr(y, "columns", None)
+    if columns is None:
+        return None
+    names = np.asarray(columns)
+    if names.shape != (n_columns,) or any(np.ndim(name) != 0 for name in names):
+        return None  # not one label per column (a pyarrow Table's columns are its data)
+    if names.dtype.kind in "iu" and np.array_equal(names, np.arange(n_columns)):
+        return None
+    return names
+
+
+def _columns_by_name(y: np.ndarray, names: np.ndarray, classes: Any) -> tuple[np.ndarray, np.ndarray]:
+    """``y``'s columns put in sorted class order by their ``names``, and those classes.
+
+    Without ``classes`` the names are the classes. Given ``classes`` must be the same labels, in any
+    order: a name is a column's class, so the order the positional reading needs does not apply, and
+    a name that is not among ``classes`` is refused rather than read by position.
+
+    Raises
+    ------
+    ValueError
+        A missing or repeated column name, names of types that cannot be sorted together, or names
+        that are not the labels of ``classes``.
+    """
+    listed = names.tolist()
+    shown = f"y's columns are named {listed}"
+    missing = [name for name in listed if _is_missing(name)]
+    if missing or len(set(listed)) != len(listed):
+        what = "a missing name (NA/None/NaN)" if missing else "a repeated name"
+        raise ValueError(f"{shown}, with {what}: the column names of a DataFrame y are its classes, one per column")
+    wanted = names if classes is None else as_numpy(classes, "classes")
+    if classes is not None and (wanted.shape != names.shape or set(wanted.tolist()) != set(listed)):
+        raise ValueError(
+            f"{shown}, which are not the classes {wanted.tolist()}: the column names of a DataFrame y are its "
+            "classes. Rename the columns to the classes, leave classes=None, or pass y.to_numpy() for columns "
+            "labelled by position by the sorted classes"
+        )
+    try:
+        ordered = np.unique(wanted)  # sorted, as classes_ always are
+    except TypeError as exc:  # names of several types: '<' not supported between 'int' and 'str'
+        raise ValueError(f"{shown}, labels of several types that cannot be sorted into classes_ ({exc})") from None
+    position = {name: j for j, name in enumerate(listed)}
+    return y[:, [position[name] for name in ordered.tolist()]], ordered
+
+
+def columns_as_classes(y: Any, y_array: np.ndarray, classes: Any) -> tuple[np.ndarray, Any]:
+    """An (n, K) ``y`` (``y_array``: its matrix) with its columns in the order of the sorted classes
+    that its column names give, and those classes; for a ``y`` without names, as it is.
+
+    See the module docstring; :func:`_columns_by_name` for the ``classes`` given and the errors.
+    """
+    names = _class_names(y, y_array.shape[1])
+    if names is None:
+        return y_array, classes
+    return _columns_by_name(y_array, names, classes)
+
+
 def encode_targets(
     y: Any, *, classes: Any = None, sample_weight: Any = None, n_samples: int, counts: bool = False
 ) -> Targets:
@@ -249,7 +320,9 @@ def encode_targets(
     y : array_like of shape (n,), (n, 1) or (n, K)
     classes : array_like of shape (K,), optional
         The class labels. With label ``y`` they may include classes absent
-        from ``y``; with an (n, K) ``y`` they name its columns (default 0..K-1).
+        from ``y``; with an (n, K) ``y`` they name its columns (default 0..K-1),
+        or for a DataFrame with column names they must be those names (the
+        default), whatever their order (:func:`columns_as_classes`).
     sample_weight : array_like of shape (n,), optional
     n_samples : int
         Rows of ``X``.
@@ -261,13 +334,15 @@ def encode_targets(
     ValueError
         ``y`` is None, has the wrong length, holds continuous labels, labels
         outside ``classes``, a row that is neither probabilities nor counts,
-        counts without ``counts=True``, or fewer than two classes carry positive weight.
+        counts without ``counts=True``, column names of a DataFrame ``y`` that repeat or are
+        not ``classes``, or fewer than two classes carry positive weight.
     """
     from sklearn.utils.multiclass import check_classification_targets
     from sklearn.utils.validation import column_or_1d
 
     if y is None:
         raise ValueError("SoftmaxClassifier requires y to be passed, but the target y is None")
+    given = y  # a DataFrame's column names, which as_numpy drops, name the classes
     y = as_numpy(y, "y")  # refuses a masked y: np.asarray read the labels under the mask
     if y.ndim == 2 and y.shape[1] == 1:
         y = column_or_1d(y, warn=True)
@@ -287,6 +362,7 @@ def encode_targets(
         labels = label_indices(y, classes_)
         target, totals = labels, None
     else:
+        y, classes = columns_as_classes(given, y, classes)
         classes_, target, totals = soft_targets(y, classes, counts=counts)
         labels = None
         weight = weight * totals

@@ -244,6 +244,29 @@ class _Calibrator(Persistable):
     def get_params(self, deep: bool = True) -> dict[str, Any]:
         return {k: getattr(self, k) for k in self._param_names}
 
+    def set_params(self, **params: Any) -> "_Calibrator":
+        """Set parameters by name, as scikit-learn's ``set_params``; returns ``self``.
+
+        ``get_params`` is what scikit-learn's ``CalibratedClassifier(...).get_params(deep=True)`` lists as
+        ``method__*``, so ``GridSearchCV`` over ``method__prior_scale`` calls this (audit CH: it was
+        missing, an AttributeError inside scikit-learn). As in scikit-learn, values are checked at ``fit``
+        and a fitted calibrator keeps its fit until refitted.
+
+        Raises
+        ------
+        ValueError
+            A name that is not one of the calibrator's parameters (the message lists them).
+        """
+        unknown = [name for name in params if name not in self._param_names]
+        if unknown:
+            raise ValueError(
+                f"Invalid parameter {unknown[0]!r} for estimator {self!r}. "
+                f"Valid parameters are: {sorted(self._param_names)!r}."
+            )
+        for name, value in params.items():
+            setattr(self, name, value)
+        return self
+
     def _get_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         if not hasattr(self, "n_classes_"):
             raise NotFittedError(f"cannot save an unfitted {type(self).__name__}")

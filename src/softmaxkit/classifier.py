@@ -30,7 +30,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from softmaxkit import _alpha_search, _mlp, _optim
 from softmaxkit._engine import NumpyEngine, make_engine
 from softmaxkit._progress import progress
-from softmaxkit._targets import Targets, encode_targets, soft_targets
+from softmaxkit._targets import Targets, columns_as_classes, encode_targets, soft_targets
 from softmaxkit._validation import check_cv_param, check_sample_weight
 from softmaxkit.functional import cross_entropy, log_softmax, softmax
 from softmaxkit.io import Persistable
@@ -207,7 +207,9 @@ class SoftmaxClassifier(Persistable, ClassifierMixin, BaseEstimator):
     classes : array_like, default=None
         The class labels. With label ``y`` they may include classes absent
         from the data; with an (n, K) ``y`` they name its columns (default
-        ``0..K-1``). A class absent from ``y`` still gets a column of
+        ``0..K-1``), and for a DataFrame ``y`` with column names they must be
+        those names, in any order (the default: the names; columns are
+        matched by name). A class absent from ``y`` still gets a column of
         ``predict_proba``, which scikit-learn's tools that take the classes
         from ``y`` do not expect. Score log-loss with
         ``make_scorer(log_loss, response_method="predict_proba",
@@ -611,7 +613,9 @@ class SoftmaxClassifier(Persistable, ClassifierMixin, BaseEstimator):
         """scikit-learn's ``set_params``; ``class_weight``, ``C``, ``n_jobs`` and MLPClassifier's options
         that softmaxkit lacks (``learning_rate_init``, ``warm_start``, ...) are refused with
         advice (ValueError, as scikit-learn refuses any unknown parameter), except
-        ``class_weight=None`` and ``n_jobs=None`` or 1, which ask for what it does anyway."""
+        ``class_weight=None``, ``n_jobs=None`` or 1, and MLPClassifier's ``warm_start=False``,
+        ``shuffle=True``, ``beta_1=0.9``, ``beta_2=0.999`` and ``epsilon=1e-8``, which ask for what it
+        does anyway (and are not kept)."""
         return super().set_params(**known_params(params, "set_params"))
 
     def _hidden_sizes(self) -> tuple[int, ...]:
@@ -1178,7 +1182,8 @@ class SoftmaxClassifier(Persistable, ClassifierMixin, BaseEstimator):
         check_is_fitted(self)
         y_arr = np.asarray(y)
         if y_arr.ndim == 2 and y_arr.shape[1] > 1:
-            return self._soft_target_score(X, y_arr, sample_weight)
+            # a DataFrame's columns by name, as fit read them (cross_val_score passes fit's y)
+            return self._soft_target_score(X, columns_as_classes(y, y_arr, self.classes_)[0], sample_weight)
         accuracy = super().score(X, y, sample_weight=sample_weight)
         if y_arr.ndim == 1:  # after scoring: labels that scikit-learn refuses raise, and are never "counted"
             warn_unseen_labels(y_arr, self.classes_, type(self).__name__)
@@ -1459,9 +1464,20 @@ _LEARNING_RATE_SCHEDULES = (
     "belong to its SGD solver, which softmaxkit lacks; Adam runs at this step size, and solver='lbfgs' needs none"
 )
 
-#: Values of those options that ask for what softmaxkit does anyway: accepted and ignored, so
-#: code written for scikit-learn (class_weight=None, n_jobs=None in a grid) runs unchanged.
-_NO_OP_VALUES = {"class_weight": (None,), "n_jobs": (None, 1)}
+#: Values of those options that ask for what softmaxkit does anyway: accepted and ignored (not kept, so
+#: get_params, clone and save/load never see them), so code written for scikit-learn (class_weight=None,
+#: n_jobs=None in a grid, MLPClassifier's defaults spelt out) runs unchanged. Every fit starts afresh
+#: (warm_start=False), Adam draws a fresh row order every epoch (shuffle=True) and runs with
+#: softmaxkit._optim.adam's beta1, beta2 and epsilon, which are MLPClassifier's defaults.
+_NO_OP_VALUES = {
+    "class_weight": (None,),
+    "n_jobs": (None, 1),
+    "warm_start": (False,),
+    "shuffle": (True,),
+    "beta_1": (0.9,),
+    "beta_2": (0.999,),
+    "epsilon": (1e-8,),
+}
 
 #: The options of :data:`_UNKNOWN_PARAM_ADVICE` that SoftmaxClassifier's users pass
 #: (LogisticRegression's and MLPClassifier's); CalibratedClassifier's (CalibratedClassifierCV's) are only n_jobs.
@@ -1477,9 +1493,16 @@ def _unknown_params_message(names: list[str], where: str, options: tuple[str, ..
 
 
 def _is_no_op(name: str, value: Any) -> bool:
-    # `is` for None; == for n_jobs=1 (an integer, not a bool or an array)
-    integer = isinstance(value, numbers.Integral) and not isinstance(value, bool)
-    return any(value is v or (integer and value == v) for v in _NO_OP_VALUES.get(name, ()))
+    # `is` for None; a flag by a bool (NumPy's too); a number by a number of its kind, by value (n_jobs=1 an
+    # integer, beta_1=0.9 any real), never by a bool (True == 1) or an array
+    def same(v: Any) -> bool:
+        flag = isinstance(value, (bool, np.bool_))
+        if v is None or isinstance(v, bool):
+            return value is v or (flag and bool(value) is v)
+        kind = numbers.Integral if isinstance(v, numbers.Integral) else numbers.Real
+        return isinstance(value, kind) and not flag and value == v
+
+    return any(same(v) for v in _NO_OP_VALUES.get(name, ()))
 
 
 def check_unknown_params(
