@@ -49,6 +49,8 @@ from typing import Any, Iterable, Iterator, Mapping
 
 import numpy as np
 
+from softmaxkit._extras import import_optional
+
 #: The format of the files this version writes. Every softmaxkit has written 1, from the first one on:
 #: a record without it, or with 0 or less, is no softmaxkit file's.
 FORMAT_VERSION = 1
@@ -675,8 +677,7 @@ def save_state(
     path = Path(path)
     with atomic_path(path) as tmp:
         if path.suffix == ".safetensors":
-            from safetensors.numpy import save_file
-
+            save_file = import_optional("safetensors.numpy", needed_for="saving a .safetensors file").save_file
             checksum = arrays_digest(arrays, header=record.encode())
             save_file(arrays, str(tmp), metadata={_META_KEY: record, _CHECKSUM_KEY: checksum})
         else:
@@ -706,8 +707,7 @@ def read_record(path: str | os.PathLike) -> tuple[str, dict[str, Any], dict[str,
         raise ModelFileError(f"{path}: no such model file")
     try:
         if path.suffix == ".safetensors":
-            from safetensors import safe_open
-
+            safe_open = import_optional("safetensors", needed_for="loading a .safetensors file").safe_open
             with safe_open(str(path), framework="numpy") as fh:
                 header = fh.metadata() or {}
                 record = header.get(_META_KEY)
@@ -727,7 +727,7 @@ def read_record(path: str | os.PathLike) -> tuple[str, dict[str, Any], dict[str,
                 arrays = {k: data[k] for k in data.files if k != _META_KEY}
                 record = data[_META_KEY].tobytes().decode("utf-8")
         info = json.loads(record)
-    except ModelFileError:
+    except (ModelFileError, ImportError):  # ImportError: safetensors not installed, not a corrupted file
         raise
     except ValueError as exc:  # includes np.load's refusal of pickled object arrays
         if "pickle" in str(exc).lower():

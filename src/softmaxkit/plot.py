@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from softmaxkit._extras import import_optional
 from softmaxkit.metrics import ECEResult, ReliabilityCurve, expected_calibration_error, reliability_curve
 
 __all__ = ["ReliabilityDiagram"]
@@ -209,7 +210,7 @@ class ReliabilityDiagram:
         for the ``k``-th diagram on ``ax``, from 0). On an ``ax`` that already
         holds a diagram, this one joins it (see the class docstring).
         """
-        import matplotlib.pyplot as plt
+        plt = import_optional("matplotlib.pyplot", needed_for="drawing a reliability diagram")
         from matplotlib.colors import to_rgba
 
         if ax is None:

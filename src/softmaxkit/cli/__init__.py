@@ -26,6 +26,8 @@ import sys
 import warnings
 from typing import Sequence
 
+from softmaxkit._extras import EXTRAS, install_hint
+
 #: Command modules, in the order ``--help`` lists them.
 COMMANDS = ("demo", "fit", "predict", "apply", "calibrate", "evaluate", "explain", "bench")
 
@@ -217,14 +219,11 @@ def _one_line(exc: BaseException) -> str:
 
 
 #: Optional dependency -> the extra that installs it (pyproject's optional-dependencies).
-_EXTRAS = {"matplotlib": "plot", "pyarrow": "io", "safetensors": "io", "torch": "torch"}
-
-
 def _missing_dependency(exc: ImportError) -> str:
     """'needs X: pip install softmaxkit[extra]' for an optional package that is not installed."""
     name = (exc.name or "").split(".")[0]
-    if name in _EXTRAS:
-        return f"this command needs {name}, which is not installed: pip install 'softmaxkit[{_EXTRAS[name]}]'"
+    if name in EXTRAS:
+        return f"this command needs {name}, which is not installed: {install_hint(name)}"
     return _one_line(exc)
 
 
