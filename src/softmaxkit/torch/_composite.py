@@ -47,11 +47,48 @@ def transforms_active(*tensors) -> bool:
     """
     if torch._C._are_functorch_transforms_active():
         return True
-    if forward_ad._current_level < 0:  # (imported at module level: this runs on every CPU softmax call)
+    return any(has_tangent(t) for t in tensors)
+
+
+def has_tangent(t) -> bool:
+    """True when ``t`` carries a forward-mode tangent: a forward-AD dual tensor, or an input of
+    ``torch.func.jvp`` / ``jacfwd`` (or a tensor made from one), also seen through ``vmap``.
+
+    Such a tensor's ``requires_grad`` is False, so a check of that alone took it for a constant and
+    silently dropped its tangent (audit CK: a temperature's, a class weight's).
+    """
+    if not isinstance(t, torch.Tensor) or forward_ad._current_level < 0:  # (module level: every CPU softmax call)
         return False
-    return any(
-        isinstance(t, torch.Tensor) and forward_ad.unpack_dual(t).tangent is not None for t in tensors
-    )
+    while torch._C._functorch.is_batchedtensor(t):  # unpack_dual has no batching rule: look below vmap
+        t = torch._C._functorch.get_unwrapped(t)
+    return forward_ad.unpack_dual(t).tangent is not None
+
+
+def batched_upstream(grad_output: torch.Tensor) -> bool:
+    """True in a backward that runs under vmap: a ``torch.func`` transform, or autograd's own
+    batched backward (``torch.autograd.grad(..., is_grads_batched=True)``, ``jacobian`` /
+    ``hessian(vectorize=True)``), whose upstream ``grad_output`` is a (legacy) batched tensor.
+
+    Such a backward must compute out of place (the batched upstream has more elements than a
+    saved gradient it would scale in place; ``out=`` has no batching rule) and not read the
+    upstream on the host (``float()`` is an ``.item()``, which vmap refuses; audit CK).
+    """
+    return torch._C._are_functorch_transforms_active() or torch._C._functorch.is_legacy_batchedtensor(grad_output)
+
+
+def differentiated(t) -> bool:
+    """True when autograd may ask for a derivative with respect to ``t``, in either mode: it
+    requires grad with grad mode on, or it carries a forward-mode tangent (:func:`has_tangent`)."""
+    return isinstance(t, torch.Tensor) and ((t.requires_grad and torch.is_grad_enabled()) or has_tangent(t))
+
+
+def batched(t) -> bool:
+    """True when ``vmap`` batches ``t`` at some level: its values cannot be read on the host then."""
+    while torch._C._functorch.is_functorch_wrapped_tensor(t):
+        if torch._C._functorch.is_batchedtensor(t):
+            return True
+        t = torch._C._functorch.get_unwrapped(t)
+    return False
 
 
 def needs_composite(*tensors) -> bool:
@@ -100,10 +137,7 @@ def values_readable(t) -> bool:
     """True when ``t``'s values can be read on the host even under a transform:
     a plain tensor, neither wrapped by functorch (vmap's batched, grad's
     tracking tensors) nor carrying a forward-AD tangent."""
-    return not (
-        torch._C._functorch.is_functorch_wrapped_tensor(t)
-        or (forward_ad._current_level >= 0 and forward_ad.unpack_dual(t).tangent is not None)
-    )
+    return not (torch._C._functorch.is_functorch_wrapped_tensor(t) or has_tangent(t))
 
 
 def loss_dtype(logits: torch.Tensor, target: torch.Tensor, *, soft: bool) -> torch.dtype:
@@ -189,8 +223,7 @@ def cross_entropy(
         if eps > 0.0:
             t = (1.0 - eps) * t + per_class
         wt = t if w is None else t * w
-        safe_log_p = torch.where(wt == 0, torch.zeros_like(log_p), log_p)  # 0 * -inf -> 0
-        row_loss = -(wt * safe_log_p).sum(-1) + zeta * lse_sq
+        row_loss = -_weighted_log_p(wt, log_p).sum(-1) + zeta * lse_sq
         t_rows = t.reshape(-1, n_classes)
     else:
         y = target.to(torch.int64)
@@ -233,6 +266,20 @@ def cross_entropy(
         return row_loss.to(out_dtype)
     scale = _reduction.loss_scale(reduction, _reduction.row_weights(t_rows, options, soft, weight=weight))
     return (row_loss.sum() * scale.to(cdtype)).to(out_dtype)
+
+
+def _weighted_log_p(wt: torch.Tensor, log_p: torch.Tensor) -> torch.Tensor:
+    """``wt * log_p`` with ``0 * -inf = 0`` (a target of 0 on a masked class), differentiable in both.
+
+    Only where ``log_p`` is ``-inf`` *and* ``wt`` is 0 is ``log_p`` replaced, before the product, so
+    no ``0 * inf`` appears in the backward either (the "double where"); there the derivative in
+    ``wt`` is 0 (the entry is left out of the sum) and in the logits 0. Everywhere else the
+    derivative in ``wt`` is ``log_p``: a mask of ``wt == 0`` alone also made it 0 on every class
+    with a finite logit and a target of 0 (a one-hot soft target's ``dL/dt`` was 0 but for its
+    class, on every composite path: audit CK).
+    """
+    masked = (wt == 0) & (log_p == -torch.inf)
+    return wt * torch.where(masked, torch.zeros_like(log_p), log_p)
 
 
 #: The messages of an index out of range from ``gather`` / ``index_select`` (CPU and CUDA).

@@ -109,18 +109,12 @@ def class_weight_tensor(
 
     Shape always; finiteness when ``check_values`` (a host read). ``name`` is
     the argument's name in messages (``class_weight`` where ``weight`` is the
-    projection). A weight that requires grad (with grad mode on) is refused
-    with a ValueError: unlike torch, which differentiates a probability-target
-    loss w.r.t. its class weight, softmaxkit treats class weights as constants.
+    projection). A weight that autograd would differentiate is refused
+    (:func:`refuse_differentiated_weight`).
     """
     if weight is None:
         return None
-    if isinstance(weight, torch.Tensor) and weight.requires_grad and torch.is_grad_enabled():
-        # torch refuses this too for class indices; a silently missing gradient would be worse
-        raise ValueError(
-            f"class weights are not differentiated: pass {name}.detach() (a weight that requires grad "
-            "would get no gradient)"
-        )
+    refuse_differentiated_weight(weight, name)
     if not isinstance(weight, torch.Tensor) or check_values:
         w = check_class_weight(weight, n_classes, name)
         if not isinstance(weight, torch.Tensor):
@@ -128,6 +122,21 @@ def class_weight_tensor(
     elif tuple(weight.shape) != (n_classes,):
         raise ValueError(f"{name} must have shape ({n_classes},) (one entry per class), got {tuple(weight.shape)}")
     return weight.detach().to(device=device, dtype=torch.float64)
+
+
+def refuse_differentiated_weight(weight: Any, name: str = "weight") -> None:
+    """Raise a ValueError for class weights that autograd would differentiate, in either mode.
+
+    Unlike torch, which differentiates a probability-target loss w.r.t. its class weight,
+    softmaxkit treats class weights as constants; a silently missing gradient (or, in forward
+    mode, a tangent of 0: ``jvp``, ``jacfwd``, a dual tensor, audit CK) would be worse. torch
+    refuses it too for class indices. ``name`` is the argument's name in the message.
+    """
+    if _composite.differentiated(weight):
+        raise ValueError(
+            f"class weights are not differentiated: pass {name}.detach() (a weight that requires grad "
+            "would get no gradient, one with a forward-mode tangent a tangent of 0)"
+        )
 
 
 def kernel_options(options: CrossEntropyOptions, weight: torch.Tensor | None, device) -> CrossEntropyOptions:
@@ -356,12 +365,13 @@ def differentiable_backward(needs, logits, target, weight, problem: Problem, gra
 
 
 def _scale_by_upstream(grad: torch.Tensor, grad_output: torch.Tensor, problem: Problem, *, of=None):
-    """``grad * grad_output``: in place (the saved gradient is ours to consume), or, traced, out of
-    place with the upstream tied to the input ``of`` (:func:`._custom_ops.tied_upstream`)."""
+    """``grad * grad_output``: in place (the saved gradient is ours to consume), or out of place:
+    traced, with the upstream tied to the input ``of`` (:func:`._custom_ops.tied_upstream`), and in a
+    batched backward (:func:`._composite.batched_upstream`)."""
     if of is not None:
         grad_output = _custom_ops.tied_upstream(grad_output, of)
     g = grad_output.unsqueeze(problem.axis) if problem.options.reduction == "none" else grad_output
-    if of is not None:
+    if of is not None or _composite.batched_upstream(grad_output):  # out of place under vmap too: see there
         return grad * g.to(grad.dtype)
     if problem.options.reduction != "none" and grad_output.device.type == "cpu" and float(grad_output) == 1.0:
         return grad  # the common loss.backward(): skip a pass over (N, C)

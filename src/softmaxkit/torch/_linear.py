@@ -492,13 +492,18 @@ class LinearCrossEntropyFunction(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_output):
         hidden, weight, bias, t_rows, cweight, *saved = ctx.saved_tensors
-        if torch.is_grad_enabled() and not compiling():  # create_graph=True: a differentiable gradient
-            ctx.grads = None
+        batched = not compiling() and _composite.batched_upstream(grad_output)
+        grads, ctx.grads = (list(saved) if (saved and ctx.eager) else ctx.grads), None
+        # create_graph=True: a differentiable gradient. Under vmap (a batched backward) too where the
+        # gradients must be recomputed with the upstream ("none", a second backward): the kernels
+        # cannot take a batched row scale (audit CK)
+        if (torch.is_grad_enabled() and not compiling()) or (batched and grads is None):
             grads = _differentiable_backward(ctx, hidden, weight, bias, t_rows, cweight, grad_output)
             return (*grads, None, None, None)
-        grads, ctx.grads = (list(saved) if (saved and ctx.eager) else ctx.grads), None
         in_place = not saved
-        if grads is None:  # "none", or a second backward: one pass with the true upstream
+        if batched:  # out of place: see _composite.batched_upstream
+            grads = [None if g is None else _scaled(g, grad_output) for g in grads]
+        elif grads is None:  # "none", or a second backward: one pass with the true upstream
             _, *grads = run(
                 hidden, weight, bias, t_rows, ctx.lp, cweight, needs=ctx.needs, grad_output=grad_output,
                 tile_cache=ctx.tile_cache,

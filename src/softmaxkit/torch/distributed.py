@@ -46,7 +46,7 @@ from softmaxkit._validation import (
 )
 from softmaxkit.linear import CHUNK_BYTES, check_bias_dtype, chunk_rows
 from softmaxkit.torch import _composite
-from softmaxkit.torch._cross_entropy import compiling, grads_wanted
+from softmaxkit.torch._cross_entropy import compiling, grads_wanted, refuse_differentiated_weight
 from softmaxkit.torch._linear import without_autocast, autocast_inputs, check_loss_dtype
 from softmaxkit.torch._ops import apply_softcap
 
@@ -593,8 +593,13 @@ def _prepare(
     device: torch.device,
     cdtype: torch.dtype,
     ce_options: dict,
+    *,
+    op: str,
 ):
-    """Validate everything that needs no other rank.
+    """Validate everything that needs no other rank; ``op`` names the loss in messages.
+
+    A soft target or class weight that requires grad is refused with the one-device losses'
+    ValueError: neither gets a gradient here, and ``.grad`` stayed None with no error (audit CK).
 
     Returns ``(options, target_rows, weight)``: the options with the weight
     removed, targets as ``(N,)`` int64 or ``(N, V_local)`` compute-dtype
@@ -608,6 +613,12 @@ def _prepare(
     if unknown:
         raise TypeError(f"unexpected keyword argument(s): {sorted(unknown)}")
     opts = cross_entropy_options(n_classes=width, **ce_options)
+    refuse_differentiated_weight(weight)
+    if _composite.differentiated(target):
+        raise ValueError(
+            f"{op} is not differentiable with respect to target; pass target.detach() "
+            "(softmaxkit.torch.cross_entropy on explicit logits does differentiate soft targets)"
+        )
     w = check_class_weight(weight, width, name="weight (this rank's slice of the class weights)")
     weight_t = None if w is None else torch.as_tensor(w, dtype=cdtype, device=device)
 
@@ -733,7 +744,9 @@ def class_parallel_cross_entropy(
         Either integer class indices of shape ``(...)`` in *global* class
         numbering, identical on every rank; or probabilities of shape
         ``(..., V_local)``: this rank's columns of the full soft target.
-        Soft targets receive no gradient.
+        Soft targets are not differentiated: one that requires grad raises a
+        ``ValueError`` (pass ``target.detach()``), as for
+        :func:`softmaxkit.torch.linear_cross_entropy`.
     group : ProcessGroup, optional, keyword-only
         Default: the default group. If ``torch.distributed`` is not
         initialised, the call runs as a single rank that holds every class.
@@ -756,7 +769,8 @@ def class_parallel_cross_entropy(
         one difference: ``weight`` is **this rank's slice** of the class
         weights, shape ``(V_local,)``, like the logits. Each rank thus stores
         only what it owns; the target's weight and ``sum(weight)`` travel in
-        the packed all-reduce.
+        the packed all-reduce. Class weights are constants: a ``weight`` that
+        requires grad raises a ``ValueError``, as for the one-device losses.
 
     Returns
     -------
@@ -871,7 +885,8 @@ def class_parallel_cross_entropy(
         loss_dtype = check_loss_dtype(loss_dtype, local_logits.dtype) or natural
         cdtype = _compute_dtype(natural)
         opts, target_rows, weight = _prepare(
-            tuple(local_logits.shape), target, local_logits.device, cdtype, dict(ce_options)
+            tuple(local_logits.shape), target, local_logits.device, cdtype, dict(ce_options),
+            op="class_parallel_cross_entropy",
         )
     except (TypeError, ValueError):
         shape = tuple(getattr(local_logits, "shape", ()))
@@ -1184,7 +1199,8 @@ def class_parallel_linear_cross_entropy(
         cdtype = _compute_dtype(hidden.dtype)
         batch_shape = tuple(hidden.shape[:-1])
         opts, target_rows, cweight = _prepare(
-            (*batch_shape, width), target, hidden.device, cdtype, dict(ce_options)
+            (*batch_shape, width), target, hidden.device, cdtype, dict(ce_options),
+            op="class_parallel_linear_cross_entropy",
         )
     except (TypeError, ValueError):
         # The other ranks' first collective: the header alone (default chunks),

@@ -199,15 +199,25 @@ def _prepare(x: Any, axis: int, temperature: float = 1.0, dtype: Any = None) -> 
     check_floating(x, "x")
     axis = normalize_axis(axis, x.ndim, allow_scalar=True)
     xc = x.to(compute_dtype(x.dtype)) if x.dtype in LOW_PRECISION else x
-    if isinstance(temperature, torch.Tensor) and compiling():
+    if isinstance(temperature, torch.Tensor) and (compiling() or _composite.batched(temperature)):
+        # traced, or one temperature of a vmapped batch: no host read (vmap refuses .item())
         return x, xc / _traced_temperature(temperature, xc.dtype), axis
-    learnable = isinstance(temperature, torch.Tensor) and temperature.requires_grad
+    learnable = _tracked_temperature(temperature)
     t = check_temperature(temperature.detach() if learnable else temperature, dtype=xc.dtype)
     if learnable:
         # A learnable temperature (nn.Parameter) keeps its gradient: float(T) dropped it, and
         # T.grad stayed None while the loss matched torch's (audit).
         return x, xc / temperature.reshape(()).to(xc.dtype), axis
     return x, (xc / t if t != 1.0 else xc), axis
+
+
+def _tracked_temperature(temperature: Any) -> bool:
+    """Whether ``temperature`` is a tensor that autograd differentiates in either mode: it requires
+    grad (a learnable ``nn.Parameter``, ``torch.func.grad``'s input) or carries a forward-mode
+    tangent (``jvp``, ``jacfwd``, a dual tensor), whose ``requires_grad`` is False: read as a float,
+    its tangent was silently dropped (audit CK)."""
+    tensor = isinstance(temperature, torch.Tensor)
+    return tensor and (temperature.requires_grad or _composite.has_tangent(temperature))
 
 
 def _traced_temperature(temperature: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
@@ -333,7 +343,8 @@ def _softmax_grad(g: torch.Tensor, y: torch.Tensor, axis: int, log: bool) -> tor
     if log:
         s = g.sum(axis, keepdim=True)
         e = torch.exp(y)
-        if torch.is_grad_enabled():  # create_graph: exp saved its result, so no in-place op on e
+        # create_graph: exp saved its result, so no in-place op on e; a batched backward: no out=
+        if torch.is_grad_enabled() or _composite.batched_upstream(g):
             return torch.addcmul(g, e, s, value=-1)
         return torch.addcmul(g, e, s, value=-1, out=e)
     gy = g * y
@@ -433,8 +444,11 @@ def _torch_dim(axis: int | None, dim: int | None) -> int:
 
 
 def _use_triton(x: torch.Tensor, dtype: Any, out: Any, temperature: Any) -> bool:
-    # the kernels take a float: not a learnable temperature, nor a tensor one while tracing (no host read)
-    learnable_t = isinstance(temperature, torch.Tensor) and (temperature.requires_grad or compiling())
+    # the kernels take a float: not a learnable temperature, nor a tensor one while tracing or under
+    # vmap (no host read)
+    learnable_t = isinstance(temperature, torch.Tensor) and (
+        _tracked_temperature(temperature) or compiling() or _composite.batched(temperature)
+    )
     return (out is None and dtype is None and not learnable_t and _triton.use_for(x)
             and not _composite.needs_composite(x))
 
@@ -454,7 +468,9 @@ def softmax(
     is then 0 or 1, the NumPy API's the last, and neither is guessed.
     ``sk.softmax(tensor)`` keeps the NumPy API's default, the last axis.
     A one-element ``temperature`` tensor that requires grad (a learnable
-    ``nn.Parameter``) gets its gradient. ``dtype`` casts ``x`` first
+    ``nn.Parameter``) gets its gradient, one with a forward-mode tangent
+    (``torch.func.jvp``, ``jacfwd``, a dual tensor) its tangent; under ``vmap``
+    over temperatures a bad one gives NaN (its value cannot be read to raise). ``dtype`` casts ``x`` first
     (torch's ``dtype=``); ``out`` behaves as torch's ``out=``. Empty inputs give empty results; a 0-dim input gives 1.
     NaN or ``+inf`` in a row makes the row NaN.
     """
