@@ -34,7 +34,7 @@ def _fit(X, y, w=None, **params):
     with warnings.catch_warnings(record=True) as record:
         warnings.simplefilter("always")
         model = SoftmaxClassifier(
-            solver="adam", hidden_layer_sizes=(20,), alpha=1e-6, random_state=0, **params
+            **{"solver": "adam", "hidden_layer_sizes": (20,), "alpha": 1e-6, "random_state": 0, **params}
         ).fit(X, y, sample_weight=w)
     return model, [str(r.message) for r in record]
 
@@ -108,3 +108,22 @@ def test_rows_without_counts_keep_their_row_batches():
     plain, _ = _fit(X, y, max_iter=20)
     unit, _ = _fit(X, y, np.ones(len(y)), weights_are_counts=True, max_iter=20)
     np.testing.assert_array_equal(plain.predict_proba(INPUTS), unit.predict_proba(INPUTS))
+
+
+@pytest.mark.parametrize("params", [{"early_stopping": True}, {"alpha": "auto"}])
+def test_rows_or_observations_is_decided_once_per_fit(monkeypatch, params):
+    """Review R21: decided on each fit's own rows, the folds' and early stopping's training parts (fewer
+    observations than the limit) visited observations while the warning (and the refit) said rows."""
+    monkeypatch.setattr(classifier_module, "ADAM_OBSERVATION_LIMIT", int(COUNTS.sum()) - 100)
+    visits = []
+    adam = _optim.adam
+
+    def spy(*args, observations=None, **kwargs):
+        visits.append(observations is None)
+        return adam(*args, observations=observations, **kwargs)
+
+    monkeypatch.setattr(_optim, "adam", spy)
+    X, y, w = _deduplicated()
+    _, said = _fit(X, y, w, weights_are_counts=True, max_iter=3, **params)
+    assert visits and all(visits), visits  # every fit (the folds', the refit) visits the rows, as the warning says
+    assert any("visits the 12 rows once per epoch" in s for s in said)

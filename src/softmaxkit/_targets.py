@@ -30,11 +30,14 @@ target either way.
 
 An (n, K) DataFrame's column names are its classes (DESIGN: columns are
 matched by name wherever names exist): ``pd.get_dummies(y)`` fits as ``y``,
-with ``classes_`` its labels, whatever the order of its columns. Before, the
-names were dropped (``classes_ = [0, 1, 2]``) and the same one-hot in another
-column order gave a permuted model whose predictions, read against the names,
-were wrong (audit CH). Columns named ``0..K-1`` in order (pandas' default
-for a frame made from an array) keep labelling by position, as an array's.
+with ``classes_`` its labels. Before, the names were dropped (``classes_ =
+[0, 1, 2]``) and the same one-hot in another column order gave a permuted
+model whose predictions, read against the names, were wrong (audit CH). The
+names must be in sorted order, the order of ``classes_`` and of
+``predict_proba``'s columns, which scikit-learn's scorers read a 2-D ``y``
+against by position (review R21); an unsorted frame is refused with the
+remedy. Columns named ``0..K-1`` in order (pandas' default for a frame made
+from an array) keep labelling by position, as an array's.
 
 Why counts are weights: ``m`` observations of one input with class counts
 ``c`` contribute ``-sum_c c_c log p_c = m * CE(c / m, p)`` to the
@@ -265,17 +268,20 @@ def _class_names(y: Any, n_columns: int) -> np.ndarray | None:
 
 
 def _columns_by_name(y: np.ndarray, names: np.ndarray, classes: Any) -> tuple[np.ndarray, np.ndarray]:
-    """``y``'s columns put in sorted class order by their ``names``, and those classes.
+    """``y`` and the classes its column ``names`` give, checked.
 
-    Without ``classes`` the names are the classes. Given ``classes`` must be the same labels, in any
-    order: a name is a column's class, so the order the positional reading needs does not apply, and
-    a name that is not among ``classes`` is refused rather than read by position.
+    The names must be in sorted order: ``classes_`` and ``predict_proba``'s columns are sorted, and
+    scikit-learn's scorers and metrics read a 2-D ``y`` by position against them. Columns put in
+    sorted order here fitted the right model, but ``cross_val_score(..., scoring="neg_log_loss")``
+    on the same frame then scored each column against another class's probability (review R21:
+    iris, -4.8 for -0.16), so an unsorted frame is refused with the remedy instead. Given
+    ``classes`` must be those names.
 
     Raises
     ------
     ValueError
-        A missing or repeated column name, names of types that cannot be sorted together, or names
-        that are not the labels of ``classes``.
+        A missing or repeated column name, names of types that cannot be sorted together, names
+        out of sorted order, or names that are not ``classes``.
     """
     listed = names.tolist()
     shown = f"y's columns are named {listed}"
@@ -283,24 +289,28 @@ def _columns_by_name(y: np.ndarray, names: np.ndarray, classes: Any) -> tuple[np
     if missing or len(set(listed)) != len(listed):
         what = "a missing name (NA/None/NaN)" if missing else "a repeated name"
         raise ValueError(f"{shown}, with {what}: the column names of a DataFrame y are its classes, one per column")
-    wanted = names if classes is None else as_numpy(classes, "classes")
-    if classes is not None and (wanted.shape != names.shape or set(wanted.tolist()) != set(listed)):
-        raise ValueError(
-            f"{shown}, which are not the classes {wanted.tolist()}: the column names of a DataFrame y are its "
-            "classes. Rename the columns to the classes, leave classes=None, or pass y.to_numpy() for columns "
-            "labelled by position by the sorted classes"
-        )
     try:
-        ordered = np.unique(wanted)  # sorted, as classes_ always are
+        ordered = np.unique(names)  # sorted, as classes_ always are
     except TypeError as exc:  # names of several types: '<' not supported between 'int' and 'str'
         raise ValueError(f"{shown}, labels of several types that cannot be sorted into classes_ ({exc})") from None
-    position = {name: j for j, name in enumerate(listed)}
-    return y[:, [position[name] for name in ordered.tolist()]], ordered
+    if ordered.tolist() != listed:
+        raise ValueError(
+            f"{shown}, not in sorted order: the column names of a DataFrame y are its classes, and classes_ and "
+            "predict_proba's columns are sorted, which scikit-learn's scorers read a 2-D y against by position. "
+            "Pass y[sorted(y.columns)]"
+        )
+    if classes is not None and as_numpy(classes, "classes").tolist() != listed:
+        raise ValueError(
+            f"{shown}, which are not the classes {as_numpy(classes, 'classes').tolist()}: the column names of a "
+            "DataFrame y are its classes. Rename the columns to the classes, leave classes=None, or pass "
+            "y.to_numpy() for columns labelled by position by the sorted classes"
+        )
+    return y, ordered
 
 
 def columns_as_classes(y: Any, y_array: np.ndarray, classes: Any) -> tuple[np.ndarray, Any]:
-    """An (n, K) ``y`` (``y_array``: its matrix) with its columns in the order of the sorted classes
-    that its column names give, and those classes; for a ``y`` without names, as it is.
+    """An (n, K) ``y`` (``y_array``: its matrix) and the classes its column names give (checked: sorted,
+    and ``classes`` if given); for a ``y`` without names, ``y_array`` and ``classes`` as they are.
 
     See the module docstring; :func:`_columns_by_name` for the ``classes`` given and the errors.
     """
@@ -334,8 +344,8 @@ def encode_targets(
     ValueError
         ``y`` is None, has the wrong length, holds continuous labels, labels
         outside ``classes``, a row that is neither probabilities nor counts,
-        counts without ``counts=True``, column names of a DataFrame ``y`` that repeat or are
-        not ``classes``, or fewer than two classes carry positive weight.
+        counts without ``counts=True``, column names of a DataFrame ``y`` that repeat, are
+        out of sorted order or are not ``classes``, or fewer than two classes carry positive weight.
     """
     from sklearn.utils.multiclass import check_classification_targets
     from sklearn.utils.validation import column_or_1d

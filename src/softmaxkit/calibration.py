@@ -270,6 +270,13 @@ class _Calibrator(Persistable):
     def _get_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         if not hasattr(self, "n_classes_"):
             raise NotFittedError(f"cannot save an unfitted {type(self).__name__}")
+        try:
+            # what load checks, checked before writing: set_params after fit can make the parameters
+            # invalid, and the file would then be refused as corrupted (review R21)
+            self._validate_state()
+        except ValueError as exc:
+            raise ValueError(f"cannot save this {type(self).__name__}: {exc} (parameters set after fitting? "
+                             "fit again)") from None
         meta = {"params": self.get_params()}
         meta["fitted"] = {k: _jsonable(getattr(self, k)) for k in self._scalar_names}
         arrays = {k: np.asarray(getattr(self, k)) for k in self._array_names}
