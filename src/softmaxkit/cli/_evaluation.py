@@ -37,6 +37,10 @@ class Scored:
         Each row's log-loss, ``-log p(true class)`` (``inf`` for a probability 0), or a function that
         computes them (:func:`score` passes one, so a command that never compares pays no second pass
         over the scores): what :func:`paired_loss_change` resamples. Not part of metrics.json.
+    row_hit : ndarray of bool, callable or None
+        Whether each row's predicted class (its largest probability) is its true class, or a function that
+        computes them: what :func:`paired_accuracy_change` pairs. :func:`score`'s come from the same pass
+        over the scores as its ``row_loss``. Not part of metrics.json.
     """
 
     key: str
@@ -44,12 +48,19 @@ class Scored:
     summary: dict
     png: bytes | None
     row_loss: np.ndarray | Callable[[], np.ndarray] | None = field(default=None, compare=False, repr=False)
+    row_hit: np.ndarray | Callable[[], np.ndarray] | None = field(default=None, compare=False, repr=False)
 
     def row_losses(self) -> np.ndarray | None:
         """The per-row log-losses, computed (once) on first use."""
         if callable(self.row_loss):
             object.__setattr__(self, "row_loss", self.row_loss())
         return self.row_loss
+
+    def row_hits(self) -> np.ndarray | None:
+        """Whether each row's predicted class is right, computed (once) on first use."""
+        if callable(self.row_hit):
+            object.__setattr__(self, "row_hit", self.row_hit())
+        return self.row_hit
 
 
 def score(
@@ -75,21 +86,34 @@ def score(
     them: metrics.json's ``class_counts`` and ``class_count_test`` then give
     each class's ``name`` beside its index ``class``, as the text names it.
     """
+    import functools
+
     summary, png = _adapters.summarize(y, probs=probs, logits=logits, transform=transform,
                                        plot_title=f"{name}{what}" if plot else None, ci=ci, classes=classes)
+    # one pass for both, on the first use of either: a comparison needs the losses and the hits together
+    outcomes = functools.cache(functools.partial(_row_outcomes, y, logits=logits, probs=probs, transform=transform))
     return Scored(key=key, name=name, summary=summary, png=png,
-                  row_loss=lambda: _row_losses(y, logits=logits, probs=probs, transform=transform))
+                  row_loss=lambda: outcomes()[0], row_hit=lambda: outcomes()[1])
 
 
 def _row_losses(y: np.ndarray, *, logits: Any, probs: Any, transform: Any) -> np.ndarray:
-    """``-log p(true class)`` of every row, read block by block as :func:`_adapters.summarize` reads them:
-    exact from logits (a ``-inf`` logit on the truth gives ``inf``), unclipped from probabilities."""
+    """``-log p(true class)`` of every row (:func:`_row_outcomes`)."""
+    return _row_outcomes(y, logits=logits, probs=probs, transform=transform)[0]
+
+
+def _row_outcomes(y: np.ndarray, *, logits: Any, probs: Any, transform: Any) -> tuple[np.ndarray, np.ndarray]:
+    """``-log p(true class)`` of every row, and whether its predicted class is its true class, read block by
+    block as :func:`_adapters.summarize` reads them: the loss exact from logits (a ``-inf`` logit on the truth
+    gives ``inf``), unclipped from probabilities; the prediction the largest log-probability (or probability),
+    the first of equals, as the summary's accuracy takes it (a tie that only rounding makes or breaks aside).
+    The argmax reads the block the loss already holds: no second pass, and one more array of ``n`` bools."""
     from softmaxkit import log_softmax
     from softmaxkit.data import iter_row_blocks
 
     y = np.asarray(y).astype(np.int64)
     scores = logits if logits is not None else probs
     out = np.empty(len(y))
+    hit = np.empty(len(y), dtype=bool)
     for start, block in iter_row_blocks(scores, _adapters.score_block_rows(_adapters._n_columns(scores))):
         rows = slice(start, start + len(block))
         block = np.array(block, dtype=np.float64)
@@ -100,11 +124,13 @@ def _row_losses(y: np.ndarray, *, logits: Any, probs: Any, transform: Any) -> np
             block = np.column_stack([np.zeros_like(block), block]) if as_logits else np.column_stack([1 - block, block])
         picked = np.arange(len(block)), y[rows]
         if as_logits:
-            out[rows] = -log_softmax(block, axis=-1)[picked]
+            block = log_softmax(block, axis=-1)
+            out[rows] = -block[picked]
         else:
             with np.errstate(divide="ignore"):
                 out[rows] = -np.log(block[picked])
-    return out
+        hit[rows] = np.argmax(block, axis=1) == y[rows]
+    return out, hit
 
 
 #: Resamples of :func:`paired_loss_change`, and the seed that makes its interval the same on every run.
@@ -386,9 +412,87 @@ def _count_bootstrap(d: np.ndarray, resamples: int, rng: np.random.Generator) ->
     return means
 
 
+#: The level of :func:`paired_accuracy_change`'s test: a p-value under it reads the accuracy change as measured.
+ACCURACY_TEST_LEVEL = 0.05
+#: ``test`` of :func:`paired_accuracy_change`'s dict.
+_ACCURACY_TEST = "exact McNemar: two-sided binomial test of the rows turned wrong among the discordant rows, at 1/2"
+#: What a better or worse accuracy is called when measured on the rows the map was fitted on.
+_IN_SAMPLE_ACCURACY = {"better": "higher", "worse": "lower"}
+
+
+def paired_accuracy_change(before: Scored, after: Scored, *, in_sample: bool = False) -> dict | None:
+    """The accuracy before and after a change on the same rows, with the exact McNemar test of the difference.
+
+    Only the discordant rows tell the two apart: ``turned_wrong`` (the predicted class right before and wrong
+    after) and ``turned_right``. With no change in accuracy each such row is either with probability 1/2, so
+    ``p_value`` is the two-sided binomial test of ``turned_wrong`` among them (:func:`scipy.stats.binomtest`;
+    exact at any count, so no fewest rows; 1 without discordant rows). A map that is not one increasing function
+    of every score of a row can change its predicted class: isotonic and Platt maps (one per class, then
+    renormalised; at two classes they move the 0.5 threshold), vector and matrix scaling; temperature scaling
+    never does (review R20: isotonic calibration took accuracy from 0.9766 to 0.9532 on held-out rows, and the
+    verdict was silent).
+
+    ``reading``: ``"worse"`` (it fell, p < :data:`ACCURACY_TEST_LEVEL`), ``"better"`` (it rose so), ``"within
+    the noise"``, or ``"unchanged"`` (no row's predicted class turned right or wrong); on the map's fitting rows
+    (``in_sample``) ``"lower"`` and ``"higher"`` in place of worse and better, as :func:`paired_loss_change`
+    reads a change there. Also ``before``, ``after`` (the accuracies of these per-row predictions), ``n``,
+    ``test`` and ``in_sample``. None when either side has no per-row predictions (``row_hit``) or they differ in
+    length, or there are no rows.
+    """
+    b, a = before.row_hits(), after.row_hits()
+    if b is None or a is None or len(b) != len(a) or len(b) == 0:
+        return None
+    b, a = np.asarray(b, dtype=bool), np.asarray(a, dtype=bool)
+    turned_wrong, turned_right = int(np.count_nonzero(b & ~a)), int(np.count_nonzero(a & ~b))
+    discordant = turned_wrong + turned_right
+    p = 1.0
+    if discordant:
+        from scipy.stats import binomtest  # imported by the fits already; not at all without a discordant row
+
+        p = float(binomtest(turned_wrong, discordant, 0.5).pvalue)
+    reading = ("unchanged" if not discordant else "within the noise" if p >= ACCURACY_TEST_LEVEL
+               else "worse" if turned_wrong > turned_right else "better")
+    if in_sample:
+        reading = _IN_SAMPLE_ACCURACY.get(reading, reading)
+    return {"before": float(b.mean()), "after": float(a.mean()), "turned_wrong": turned_wrong,
+            "turned_right": turned_right, "n": int(len(b)), "p_value": p, "test": _ACCURACY_TEST,
+            "reading": reading, "in_sample": bool(in_sample)}
+
+
+def accuracy_fall(change: dict | None, *, params: dict | None, raw_kept: bool = False) -> str:
+    """The verdict's sentence (leading " ") where the accuracy of :func:`paired_accuracy_change` fell, "" where it
+    did not: the two accuracies, the rows whose predicted class turned wrong and right, and the exact McNemar
+    ``p``; measured (p under :data:`ACCURACY_TEST_LEVEL`), what to do: keep the raw model's class predictions, or
+    use temperature scaling (named unless it is the map itself, ``params["method"]``); ``raw_kept``, where the text
+    already says to keep the raw model (a log-loss measured worse), only the latter. Within the noise, said. On the
+    map's fitting rows said so, as the log-loss sentence says it: a fall measured there is one "even on the rows it
+    was fitted on", which fresh rows are not expected to undo (the map had these rows' labels; review R20's
+    breast-cancer fall was on held-out rows)."""
+    if not change or change["turned_wrong"] <= change["turned_right"]:
+        return ""
+    wrong, right = change["turned_wrong"], change["turned_right"]
+    measured = change["reading"] in ("worse", "lower")
+    on = (" even on the rows it was fitted on" if measured else " on these rows") if change["in_sample"] else ""
+    rows = f"{wrong} row's" if wrong == 1 else f"{wrong} rows'"
+    text = (f" Accuracy fell from {change['before']:.4f} to {change['after']:.4f}{on}: {rows} predicted class "
+            f"turned wrong and {right} turned right (exact McNemar p = {_p_digits(change['p_value'])})")
+    if not measured:
+        return f"{text}, within the noise."
+    other_map = (params or {}).get("method") != "TemperatureScaling"
+    if raw_kept:
+        return f"{text}; temperature scaling {_KEEPS_CLASS}." if other_map else f"{text}."
+    instead = f", or use temperature scaling, which {_KEEPS_CLASS}" if other_map else ""
+    return (f"{text}. Keep the raw model's class predictions (use the calibrated probabilities as probabilities)"
+            f"{instead}.")
+
+
+#: What temperature scaling does to a row's predicted class (one positive scale of every logit keeps their order).
+_KEEPS_CLASS = "never changes a row's predicted class"
+
+
 def verdict(before: dict, after: dict, *, change: str, params: dict | None = None,
             loss_change: dict | None = None, in_sample: bool = False,
-            classes: list | None = None) -> tuple[str, str]:
+            classes: list | None = None, accuracy_change: dict | None = None) -> tuple[str, str]:
     """A plain-language reading of a before/after change, and its tone ("good"/"warn"/"neutral").
 
     Each ECE is read against the ECEs a perfectly calibrated model with those
@@ -450,19 +554,32 @@ def verdict(before: dict, after: dict, *, change: str, params: dict | None = Non
     An ECE read against its noise floor or threshold prints with as many decimals as it takes to differ from
     them (:func:`_ece_figures`), and a p-value at the least the test can give as ``p <= 0.005``
     (:func:`_p_text`).
+
+    ``accuracy_change`` (:func:`paired_accuracy_change`) where the accuracy fell: a sentence gives both
+    accuracies, the rows whose predicted class turned wrong and right and the exact McNemar ``p``
+    (:func:`accuracy_fall`), after the log-loss's; within the noise where ``p`` is at least
+    :data:`ACCURACY_TEST_LEVEL`, and on the map's fitting rows said to be theirs. Measured worse (review R20:
+    0.9766 -> 0.9532 on held-out rows, with a verdict on the ECE and log-loss alone), or lower even on the map's
+    fitting rows (``"lower"``, as a log-loss higher there is read), it leads, after a log-loss measured worse, in the
+    warning tone, and says to keep the raw model's class predictions or use temperature scaling, which never
+    changes a row's predicted class (after "keep the raw model", only the latter). Exact at any row count, it is
+    said beside a log-loss change on too few rows and a fit on its bound too.
     """
+    accuracy = accuracy_fall(accuracy_change, params=params)  # the branches that return early
+    accuracy_worse = (accuracy_change or {}).get("reading") in ("worse", "lower")
     if params and params.get("at_bound"):
         temperature = f" (T = {params['temperature']:.4g})" if "temperature" in params else ""
         return (f"The {change} fit stopped on the bound of its parameter{temperature}: it found no optimum, so "
                 f"this is not an improvement. Log-loss {before['log_loss']:.4f} before, {after['log_loss']:.4f} "
-                f"after. {_bound_advice(before, params)}{_in_sample_caveat(in_sample)}"), "warn"
+                f"after. {_bound_advice(before, params)}{accuracy}{_in_sample_caveat(in_sample)}"), "warn"
     reading = loss_change["reading"] if loss_change else None
     if reading == TOO_FEW:
         n = loss_change["n"]
         return (f"Too few rows to tell: {change} was measured on {n} row{'' if n == 1 else 's'}, fewer than the "
                 f"{MIN_PAIRED_ROWS} a bootstrap interval needs, so no gain or loss is read. ECE {before['ece']:.4f} "
                 f"before and {after['ece']:.4f} after; log-loss {before['log_loss']:.4f} before and "
-                f"{after['log_loss']:.4f} after.{_in_sample_caveat(in_sample)}"), "neutral"
+                f"{after['log_loss']:.4f} after.{accuracy}{_in_sample_caveat(in_sample)}"), \
+            "warn" if accuracy_worse else "neutral"
     b, a = before["ece"], after["ece"]
     # as printed: widened where 4 decimals would show an ECE equal to the floor or threshold it is read against
     bt, at = _ece_figures(before)[0], _ece_figures(after)[0]
@@ -548,12 +665,17 @@ def verdict(before: dict, after: dict, *, change: str, params: dict | None = Non
     if zero:
         tone = "warn"
     loss = _loss_reading(lb, la, loss_change, in_sample=in_sample, zero_classes=zero)
+    accuracy = accuracy_fall(accuracy_change, params=params, raw_kept=measured_worse)
+    if accuracy_worse:
+        # First too (after a log-loss measured worse): read after the ECE's and log-loss's good news, a measured
+        # fall in accuracy went unseen (review R20)
+        text, tone, accuracy = f"{accuracy.lstrip()} {text}", "warn", ""
     if measured_worse:
         # First, so nothing read before it sounds like a reason to keep the calibrator.
         lead = (f"{change.capitalize()} made it worse: keep the raw model." if reading == "worse" else
                 f"{change.capitalize()} raised the log-loss even on the rows it was fitted on: keep the raw model.")
         text, tone = f"{lead} {text}", "warn"
-    return f"{text} {loss}{_in_sample_caveat(in_sample)}", tone
+    return f"{text} {loss}{accuracy}{_in_sample_caveat(in_sample)}", tone
 
 
 def held_out_outcome(before: dict, after: dict, loss_change: dict | None) -> str:

@@ -81,6 +81,7 @@ def run(args: argparse.Namespace, warned: list[str]) -> int:
         chance_legends,
         fit_warnings,
         metrics_by_key,
+        paired_accuracy_change,
         paired_loss_change,
         print_comparison,
         score,
@@ -172,8 +173,12 @@ def run(args: argparse.Namespace, warned: list[str]) -> int:
     if holds:
         loss_change = {**loss_change, "absent_classes": missing["classes"], "absent_classes_part": missing["part"]}
         unmeasured = {}
+    # Each row's predicted class before and after, from the pass that gave the per-row losses: isotonic, Platt,
+    # vector and matrix maps can change it (review R20: accuracy 0.9766 -> 0.9532 went unsaid by the verdict).
+    accuracy_change = paired_accuracy_change(scored[0], scored[1], in_sample=not args.holdout)
     note = verdict(scored[0].summary, scored[1].summary, change=calibration_name(args.method), params=params,
-                   loss_change=loss_change, in_sample=not args.holdout, classes=classes)
+                   loss_change=loss_change, in_sample=not args.holdout, classes=classes,
+                   accuracy_change=accuracy_change)
     if holds:
         note = (f"{note[0]} {_missing_sentence(missing)}", note[1])
     if unmeasured:
@@ -182,7 +187,7 @@ def run(args: argparse.Namespace, warned: list[str]) -> int:
         # there (audit: 3 positives of 300, all fitted on, read "better"). Neither better nor worse is read;
         # for temperature scaling only when that pull could decide the reading (above).
         loss_change, note = _not_read(unmeasured, scored, change=calibration_name(args.method),
-                                      loss_change=loss_change)
+                                      loss_change=loss_change, accuracy_change=accuracy_change, params=params)
     cautions = fit_warnings(params, change=calibration_name(args.method), n_fit=len(fit_rows),
                             in_sample=not args.holdout, loss_change=loss_change, after=scored[1].summary,
                             n_classes=int(scores.shape[1]))
@@ -215,7 +220,8 @@ def run(args: argparse.Namespace, warned: list[str]) -> int:
                "n_classes": int(scores.shape[1]), "n_fit": int(len(fit_rows)), "n_evaluated": int(len(y)),
                "evaluated_on": where,
                "calibrator": {**params, "path": args.out}, "metrics": metrics_by_key(scored),
-               "log_loss_change": loss_change, "verdict": note[0], "warnings": cautions,
+               "log_loss_change": loss_change, "accuracy_change": accuracy_change, "verdict": note[0],
+               "warnings": cautions,
                "classes": classes, "ignored_columns": list(ignored),
                # which id column paired the labels with the scores' rows (None: by position), for scripts
                "labels_matched_on": pred.matched_on, "scores_matched_on": pred.scores_matched_on,
@@ -364,10 +370,15 @@ def _unmeasured_warning(unmeasured: dict, *, n_held: int) -> str:
             "apply', then 'softmaxkit evaluate')")
 
 
-def _not_read(unmeasured: dict, scored: list, *, change: str, loss_change: dict | None) -> tuple[dict | None, tuple]:
+def _not_read(unmeasured: dict, scored: list, *, change: str, loss_change: dict | None,
+              accuracy_change: dict | None = None, params: dict | None = None) -> tuple[dict | None, tuple]:
     """The log-loss change and the verdict when the held-out rows lack a class the map was fitted on:
     the change's ``reading`` is :data:`MISSING_CLASS` (its interval is kept, for the record) and the
-    verdict gives the numbers without reading them, in the warning tone."""
+    verdict gives the numbers without reading them, in the warning tone. A fall in accuracy
+    (``accuracy_change``, :func:`~softmaxkit.cli._evaluation.paired_accuracy_change`) is said as the verdict
+    says it: the rows whose predicted class it turned wrong are wrong whatever class the held-out rows lack."""
+    from softmaxkit.cli._evaluation import accuracy_fall
+
     b, a = scored[0].summary, scored[1].summary
     if loss_change is not None:
         loss_change = {**loss_change, "reading": MISSING_CLASS, "missing_classes": list(unmeasured)}
@@ -375,7 +386,8 @@ def _not_read(unmeasured: dict, scored: list, *, change: str, loss_change: dict 
     text = (f"Not measured: no held-out row is of {_class_list(unmeasured)}, whose rows were all fitted on, so "
             f"these {a['n']} rows cannot tell whether {change} helped (a map that pulls the probability of {them} "
             f"toward 0 scores well on them). ECE {b['ece']:.4f} before and {a['ece']:.4f} after; log-loss "
-            f"{b['log_loss']:.4f} before and {a['log_loss']:.4f} after, not read as better or worse.")
+            f"{b['log_loss']:.4f} before and {a['log_loss']:.4f} after, not read as better or worse."
+            f"{accuracy_fall(accuracy_change, params=params)}")
     return loss_change, (text, "warn")
 
 

@@ -143,6 +143,7 @@ def run(args: argparse.Namespace, warned: list[str]) -> int:
     from softmaxkit.cli._evaluation import (
         fit_warnings,
         metrics_by_key,
+        paired_accuracy_change,
         paired_loss_change,
         print_comparison,
         score,
@@ -248,8 +249,12 @@ def run(args: argparse.Namespace, warned: list[str]) -> int:
     # ("unsafe" when the map can give a class probability 0: calibrate's reading, from the same code)
     loss_change = paired_loss_change(scored[0], scored[-1], zero_classes=params.get("zero_classes")) \
         if len(scored) > 1 else None
+    # each held-out row's predicted class with and without the calibrator: a map other than temperature scaling
+    # can change it, and a fall in accuracy is said (review R20)
+    accuracy_change = paired_accuracy_change(scored[0], scored[-1]) if len(scored) > 1 else None
     note = (verdict(scored[0].summary, scored[-1].summary, change=calibration_name(args.calibrate), params=params,
-                    loss_change=loss_change, classes=names) if len(scored) > 1 else None)
+                    loss_change=loss_change, classes=names, accuracy_change=accuracy_change)
+            if len(scored) > 1 else None)
     metrics = {
         "data": str(args.data),
         "target": data.target_name,
@@ -268,6 +273,7 @@ def run(args: argparse.Namespace, warned: list[str]) -> int:
         "calibrator": ({**params, "path": str(cal_out)} if cal_out else None),
         "held_out": metrics_by_key(scored),
         "log_loss_change": loss_change,
+        "accuracy_change": accuracy_change,
         "warnings": (fit_warnings(params, change=calibration_name(args.calibrate), n_fit=len(train), in_sample=False,
                                   loss_change=loss_change)
                      if calibrator is not None else []),
@@ -332,6 +338,9 @@ def run(args: argparse.Namespace, warned: list[str]) -> int:
         advice = (f"  measured worse on the held-out rows: keep the raw model (predict {args.out} without "
                   "--calibrator)" if loss_change and loss_change["reading"] == "worse" else
                   f"  use it with: softmaxkit predict {args.out} DATA --calibrator {cal_out} --out PROBS")
+        if loss_change and loss_change["reading"] != "worse" and (accuracy_change or {}).get("reading") == "worse":
+            # its probabilities may still serve; its class predictions measured less accurate (the verdict's advice)
+            advice += f" for probabilities; class predictions from predict {args.out} without --calibrator"
         say(f"Fitted {args.calibrate} calibration on the out-of-fold logits of {len(train)} training rows "
             f"({folds} folds){temperature}{bound}; saved {cal_out}", advice)
     if stale is not None:
