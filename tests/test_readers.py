@@ -706,14 +706,18 @@ def test_zero_padded_labels_are_class_names_as_in_parquet(tmp_path, suffix):
     """pyarrow (like pandas) reads "01" as 1: classes 01, 1, 2 of a CSV became two (audit: accuracy 0.475
     against 0.782 from the same table in Parquet, exit 0). They are text, as a Parquet string column."""
     sep = "\t" if suffix == ".tsv" else ","
-    rows = [("0.5", "01"), ("1.5", "1"), ("2.5", "2"), ("3.5", "01")]
+    rows = [("0.5", "01"), ("1.5", "03"), ("2.5", "2"), ("3.5", "01")]
     text = _write(tmp_path / f"d{suffix}", f"a{sep}label\n" + "".join(f"{a}{sep}{y}\n" for a, y in rows))
     parquet = write_columns(tmp_path / "d.parquet", {"a": np.array([0.5, 1.5, 2.5, 3.5]),
-                                                     "label": np.array(["01", "1", "2", "01"])})
+                                                     "label": np.array(["01", "03", "2", "01"])})
     from_text, from_parquet = read_features(text, target="label").y, read_features(parquet, target="label").y
-    np.testing.assert_array_equal(from_text, ["01", "1", "2", "01"])
+    np.testing.assert_array_equal(from_text, ["01", "03", "2", "01"])
     np.testing.assert_array_equal(from_text, from_parquet)
     assert len(np.unique(from_text)) == 3
+    # "01" beside "1": one number written two ways, which pandas reads as one class (audit CJ F1)
+    clash = _write(tmp_path / f"c{suffix}", f"a{sep}label\n0.5{sep}01\n1.5{sep}1\n2.5{sep}2\n")
+    with pytest.raises(DataFileError, match="written 2 ways"):
+        read_features(clash, target="label")
 
 
 def test_labels_without_a_leading_zero_stay_numbers(tmp_path):

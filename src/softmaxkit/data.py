@@ -168,11 +168,11 @@ def _read_arrow(path: Path, suffix: str, text_columns: tuple[str, ...] = ()) -> 
                 raise DataFileError(f"{path}: UTF-16 text (Excel's \"Unicode Text\"); save it as \"CSV UTF-8\"")
             parse = _csv_parse_options(suffix)
             convert = pcsv.ConvertOptions(column_types={name: pa.string() for name in text_columns})
+            source = _without_trailing_blank_lines(path, parse.delimiter)
             try:
-                table = pcsv.read_csv(path, parse_options=parse, convert_options=convert)
+                table = pcsv.read_csv(source, parse_options=parse, convert_options=convert)
             except pa.ArrowInvalid:
                 table = _read_csv_whole(path, parse, convert)
-            table = _drop_trailing_blank_rows(table, _trailing_blank_lines(path, parse.delimiter))
     except pa.ArrowInvalid as exc:
         # pyarrow's messages are good but multi-line in places ("CSV parse error: Expected 3
         # columns, got 2: 1,2"); keep the first line.
@@ -256,8 +256,8 @@ def _read_csv_whole(path: Path, parse: Any, convert: Any) -> Any:
 
     block = min(max(path.stat().st_size + 1, 1 << 20), (1 << 31) - 1)
     whole = pcsv.ParseOptions(delimiter=parse.delimiter, ignore_empty_lines=False, newlines_in_values=True)
-    return pcsv.read_csv(path, parse_options=whole, read_options=pcsv.ReadOptions(block_size=block),
-                         convert_options=convert)
+    return pcsv.read_csv(_without_trailing_blank_lines(path, parse.delimiter), parse_options=whole,
+                         read_options=pcsv.ReadOptions(block_size=block), convert_options=convert)
 
 
 def _refuse_duplicate_names(path: Path, names: list[str]) -> None:
@@ -285,44 +285,56 @@ def _nameless_columns_message(path: Path, names: list[str]) -> str:
             "empty): column names must be unique")
 
 
-def _drop_trailing_blank_rows(table: Any, n_blank_lines: int) -> Any:
-    """``table`` without the rows of the ``n_blank_lines`` blank lines that end the file (an
-    editor's extra newlines).
+def _without_trailing_blank_lines(path: Path, delimiter: str) -> Any:
+    """What pyarrow reads of the CSV/TSV ``path``: the file without the blank lines that end it (an editor's
+    extra line ends, spaces only, in any line-end style), else ``path`` itself.
 
-    Such a line reads as null in a numeric column and as ``""`` (or its spaces) in a text one.
-    The count comes from the file's bytes, not the values: a last line of only delimiters
-    (``,``) is a row of missing values, refused like any other.
+    A blank line inside the table is refused (:func:`_refuse_blank_lines`); at the end it is dropped, as
+    pandas drops it. An empty last line read as a row of missing values, and was dropped, but a last line
+    of spaces was refused ("line 62 is blank (spaces only)": a row of one field, which pyarrow does not
+    parse), and so was an empty one after CR-only line ends, which a split on LF did not see (audit CJ F6).
     """
+    end = _data_end(path, delimiter)
+    if end == path.stat().st_size:
+        return path
+    import pyarrow as pa
 
-    def blank(value: Any) -> bool:
-        return value is None or (isinstance(value, str) and not value.strip())
-
-    end = table.num_rows
-    while end > max(table.num_rows - n_blank_lines, 0) and all(
-        blank(column[end - 1].as_py()) for column in table.columns
-    ):
-        end -= 1
-    return table.slice(0, end) if end < table.num_rows else table
+    # A zero-copy view of the first ``end`` bytes: the mapping stays open while the view is alive.
+    return pa.BufferReader(pa.memory_map(str(path)).read_buffer(end))
 
 
-def _trailing_blank_lines(path: Path, delimiter: str, *, tail_bytes: int = 1 << 16) -> int:
-    """How many lines at the end of the text file ``path`` hold nothing but whitespace (and no
-    ``delimiter``: a tab-separated line of empty fields is a row)."""
+def _data_end(path: Path, delimiter: str, *, chunk_bytes: int = 1 << 16) -> int:
+    """The byte offset where the blank lines at the end of the text file ``path`` begin: past the line end
+    (LF, CRLF or CR) of the last line that holds more than whitespace, its own trailing spaces included. A
+    line holding the ``delimiter`` is no blank line (a tab-separated line of empty fields is a row of
+    missing values). The file's size when no blank line ends it; 0 when every line is blank."""
+    blank = frozenset(b" \t\r\n\x0b\x0c") - frozenset(delimiter.encode())
     with open(path, "rb") as fh:
-        size = fh.seek(0, os.SEEK_END)
-        fh.seek(max(0, size - tail_bytes))
-        lines = fh.read().split(b"\n")
-    if lines and lines[-1] == b"":
-        lines.pop()  # what follows the final newline is not a line
-    sep = delimiter.encode()
+        size = stop = fh.seek(0, os.SEEK_END)
+        while stop > 0:  # back over the file, a chunk at a time, to the last byte that is not blank
+            start = max(0, stop - chunk_bytes)
+            fh.seek(start)
+            data = fh.read(stop - start)
+            last = next((i for i in range(len(data) - 1, -1, -1) if data[i] not in blank), None)
+            if last is not None:
+                return _past_line_end(fh, start + last + 1, size)
+            stop = start
+    return 0
 
-    def blank(line: bytes) -> bool:
-        return not line.strip() and sep not in line
 
-    count = 0
-    while count < len(lines) and blank(lines[len(lines) - 1 - count]):
-        count += 1
-    return count
+def _past_line_end(fh: Any, offset: int, size: int) -> int:
+    """The offset past the first line end (LF, CRLF or CR) at or after ``offset`` in the binary file ``fh``
+    (of ``size`` bytes, blank from ``offset`` on: :func:`_data_end`); ``size`` when there is none."""
+    fh.seek(offset)
+    while offset < size:
+        data = fh.read(1 << 16)
+        breaks = [i for i in (data.find(b"\n"), data.find(b"\r")) if i >= 0]
+        if breaks:
+            at = offset + min(breaks)
+            fh.seek(at)
+            return at + (2 if fh.read(2) == b"\r\n" else 1)
+        offset += len(data)
+    return size
 
 
 def _refuse_blank_lines(path: Path, table: Any, delimiter: str) -> None:
@@ -955,6 +967,8 @@ def _bad_cell(path: Path, row: int, name: str, col: Any, problem: str, what: str
     hint = ""
     temporal = not isinstance(col, np.ndarray) and pa.types.is_temporal(col.type)
     leave_out = what == "feature" and ignorable
+    if _is_list_column(col) and not problem.startswith("missing value"):
+        return DataFileError(location(path, row, name) + _list_cell_problem(name, col, row, what, ignorable))
     if problem.startswith("missing value"):
         hint = ("; softmaxkit does not impute missing values: fill them in (or drop the rows that lack one"
                 + (f", or the column with --ignore {name})" if leave_out else ")"))
@@ -969,6 +983,39 @@ def _bad_cell(path: Path, row: int, name: str, col: Any, problem: str, what: str
         hint = (f"; softmaxkit does not encode categorical columns: one-hot encode {name!r} (one 0/1 column per "
                 f"category)" + (f", or leave it out with --ignore {name}" if ignorable else ""))
     return DataFileError(location(path, row, name) + f"{problem}; {what} values must be {_value_rule(what)}{hint}")
+
+
+def _is_list_column(col: Any) -> bool:
+    """Whether ``col`` is an Arrow column of lists (``list<float>``, ``fixed_size_list``): a row's vector
+    in one cell."""
+    import pyarrow as pa
+
+    return not isinstance(col, np.ndarray) and (pa.types.is_list(col.type) or pa.types.is_large_list(col.type)
+                                                or pa.types.is_fixed_size_list(col.type))
+
+
+def _list_cell_problem(name: str, col: Any, row: int, what: str, ignorable: bool) -> str:
+    """The error for the list cell ``row`` of column ``name`` (values ``col``: :func:`_is_list_column`),
+    read as a ``what`` value: one number per cell is read, and how to spread the list over columns.
+
+    A Parquet column of score vectors (``list<float>``, as ``df["logits"] = list(L)`` writes) was
+    "non-numeric value '[-0.81 -2.33 -0.78]'", which did not say what to do (audit CJ F5).
+    """
+    value = col[row].as_py()
+    width = "K" if value is None else str(len(value))
+    if what in SCORE_PREFIXES:
+        prefix = SCORE_PREFIXES[what]
+        columns, names = f"one column per class ({prefix}<class>)", f"[f'{prefix}{{j}}' for j in range({width})]"
+    elif what == "feature":
+        columns, names = "one column per feature", f"[f'{name}_{{j}}' for j in range({width})]"
+    else:
+        columns, names = "one number per row", ""
+    how = (f"; spread it over columns (pandas: df[{names}] = pd.DataFrame(df.pop({name!r}).tolist(), "
+           "index=df.index))" if names else "")
+    leave = f", or leave the column out with --ignore {name}" if what == "feature" and ignorable else ""
+    size = "" if value is None else f" of {len(value)} values"
+    return (f"a list{size} in one cell, not a number; {what} values are read one per cell, {columns}, and must "
+            f"be {_value_rule(what)}{how}{leave}")
 
 
 def numeric_matrix(
@@ -1057,7 +1104,9 @@ def _label_column(path: Path, name: str, col: Any) -> np.ndarray:
             row = int(np.argmax(bad))
             raise DataFileError(location(path, row, name) + f"non-finite label {col[row]}")
         fractional = col != np.round(col)
-        huge = np.abs(col) >= 2.0**53  # beyond exact integers: 1e20 became -9223372036854775808
+        # Beyond exact integers: 1e20 became -9223372036854775808. Compared in float64: 2**53 as a float16
+        # is inf, with an "overflow encountered in cast" warning for every float16 label column (audit CJ F4).
+        huge = np.abs(col.astype(np.float64, copy=False)) >= 2.0**53
         if huge.any():
             row = int(np.argmax(huge))
             raise DataFileError(location(path, row, name) + f"label {_label_as_written(path, name, row, col[row])} "
@@ -1074,6 +1123,75 @@ def _label_column(path: Path, name: str, col: Any) -> np.ndarray:
     if col.dtype.kind == "U":
         _check_text_labels(path, name, col)
     return col
+
+
+def _target_column(path: Path, name: str, col: Any, *, training: bool) -> np.ndarray:
+    """The target column ``name`` (values ``col``) of the features file ``path`` (:func:`_label_column`);
+    ``training``: no model's classes will match the labels, whose spellings become the classes, so one
+    number written two ways is refused (:func:`_refuse_number_spellings`)."""
+    labels = _label_column(path, name, col)
+    if training:
+        _refuse_number_spellings(path, name, labels)
+    return labels
+
+
+def _refuse_number_spellings(path: Path, name: str, labels: np.ndarray) -> None:
+    """Refuse the training labels ``labels`` of column ``name`` of the CSV/TSV ``path`` when they are
+    numbers kept as text for a zero-padded one (:func:`_written_labels`) and two of them write one number:
+    ``1`` and ``01``, or ``1`` and ``1.0`` beside a ``03``.
+
+    The wine data labelled ``1, 1.0, 2, 2.0, 3, 3.0`` with a single ``03`` trained 7 classes, accuracy
+    0.455 where pandas and scikit-learn read 3 and score 1.000, exit 0 (audit CJ F1); ``1`` beside ``01``
+    trained 6. As text they are several classes, as numbers one, and which was meant cannot be told;
+    label files are read by the same rule (:func:`_zero_padded_indices`). A Parquet string column, or a
+    CSV column holding words too, is text to pandas as well: its labels are the classes as written.
+    """
+    if labels.dtype.kind != "U" or path.suffix.lower() not in (".csv", ".tsv"):
+        return
+    unique, first_rows, row_counts = np.unique(labels, return_index=True, return_counts=True)
+    spellings, first, counts = unique.tolist(), first_rows.tolist(), row_counts.tolist()
+    if not all(_written_as_number(spelling) for spelling in spellings):
+        return
+    by_value: dict[Decimal, list[int]] = {}
+    for j, spelling in enumerate(spellings):
+        value = _numeric_value(spelling)
+        if value is not None:
+            by_value.setdefault(value, []).append(j)
+    clashes = sorted((js for js in by_value.values() if len(js) > 1), key=lambda js: min(first[j] for j in js))
+    if not clashes:
+        return
+    same = sorted(clashes[0], key=lambda j: (counts[j], first[j]))  # the rarest spelling, likely the slip, first
+    shown = " and ".join(f"{spellings[j]!r} ({counts[j]} row{'s' * (counts[j] > 1)})" for j in same)
+    number = _number_text(_numeric_value(spellings[same[0]]))
+    others = [_number_text(_numeric_value(spellings[js[0]])) for js in clashes[1:]]
+    more = (f" (so are the labels of {len(others)} more number{'s' * (len(others) > 1)}: "
+            f"{', '.join(others[:5])}{', ...' if len(others) > 5 else ''})" if others else "")
+    raise DataFileError(
+        location(path, first[same[0]], name) + f"labels {shown} are {'all ' * (len(same) > 2)}the number "
+        f"{number} written {len(same)} ways{more}; the column is kept as the text written"
+        f"{_zero_padded_reason(spellings, first)}, so they would be {len(same)} classes, where pandas reads one "
+        "number, and which is meant cannot be told: write each class one way, or rename the labels if they "
+        "are different classes"
+    )
+
+
+def _zero_padded_reason(spellings: list[str], first: list[int]) -> str:
+    """``" because of the zero-padded label '03' on row 131"``: why a CSV column of the numbers ``spellings``
+    (first on the rows ``first``, 0-based) is text (:func:`_written_labels`); empty when none is padded."""
+    padded = [j for j, spelling in enumerate(spellings) if _ZERO_PADDED.match(spelling)]
+    if not padded:
+        return ""
+    j = min(padded, key=lambda k: first[k])
+    if len(padded) == 1:
+        return f" because of the zero-padded label {spellings[j]!r} on row {first[j] + 1}"
+    return f" because of its {len(padded)} zero-padded labels, {spellings[j]!r} first, on row {first[j] + 1}"
+
+
+def _number_text(value: Decimal) -> str:
+    """``3`` for the :class:`~decimal.Decimal` ``3.0``, ``0.5`` for ``5E-1``: a number as messages show it."""
+    if value == value.to_integral_value():
+        return str(int(value))
+    return format(value.normalize(), "f")
 
 
 def _label_as_written(path: Path, name: str, row: int, value: Any) -> str:
@@ -1196,7 +1314,8 @@ def _check_text_labels(path: Path, name: str, labels: np.ndarray) -> None:
     for value in spellings:
         groups.setdefault(unicodedata.normalize("NFC", visible_name(value)).casefold(), []).append(value)
     # Numbers written two ways ("1", " 1", "01") are matched as numbers later (one class, or refused as one
-    # class written two ways): "treated as different classes" would be false for them (review R9).
+    # class written two ways; as training labels, refused: _refuse_number_spellings): "treated as different
+    # classes" would be false for them (review R9).
     clashes = [values for values in groups.values()
                if len(values) > 1 and not all(_written_as_number(v) for v in values)]
     if clashes:
@@ -1290,11 +1409,31 @@ def _resolve_column(path: str | os.PathLike, columns: Mapping[str, Any], target:
 
 def _did_you_mean(value: Any, names: Collection[str]) -> str:
     """``"; did you mean 'target '?"``: the first of ``names`` that ``value`` (a label or a column name
-    not found) matches but for case and what surrounds it (spaces, invisible characters:
-    :func:`visible_name`); empty when none does. A header ``target `` under ``--target target`` was
-    listed as 8 of 14 columns without it (audit)."""
-    near = [n for n in names if visible_name(str(n)).casefold() == visible_name(str(value)).casefold()]
-    return f"; did you mean {near[0]!r}{_invisible_note(str(near[0]))}?" if near else ""
+    not found) matches but for case, what surrounds it (spaces, invisible characters:
+    :func:`visible_name`) and Unicode normalization (NFC); empty when none does. A header ``target ``
+    under ``--target target`` was listed as 8 of 14 columns without it (audit).
+
+    Two spellings that differ only in normalization print alike: the label ``'café'`` (NFD: ``e`` and
+    a combining accent) was "not a class (café, naïve, x)" (audit CJ F2), so both are shown as code
+    points, as :func:`_check_text_labels` warns of them.
+    """
+    near = [n for n in names if _loose_text(str(n)) == _loose_text(str(value))]
+    if not near:
+        return ""
+    name, text = str(near[0]), str(value)
+    if visible_name(name).casefold() != visible_name(text).casefold():  # alike but for normalization
+        nfc = [unicodedata.normalize("NFC", visible_name(t)) for t in (name, text)]
+        case = "" if nfc[0] == nfc[1] else " and case"
+        return (f"; did you mean {ascii(name)}? ({ascii(text)} and {ascii(name)} differ only in Unicode "
+                f"normalization{case}, NFC/NFD: one accented letter or a letter and a combining mark, which print "
+                "alike; write both in one form, such as NFC: unicodedata.normalize('NFC', text))")
+    return f"; did you mean {near[0]!r}{_invisible_note(name)}?"
+
+
+def _loose_text(text: str) -> str:
+    """``text`` as :func:`_did_you_mean` compares names: without what surrounds it (:func:`visible_name`),
+    in Unicode's composed form (NFC), case-folded."""
+    return unicodedata.normalize("NFC", visible_name(text)).casefold()
 
 
 def _position(names: list[str], target: str) -> int | None:
@@ -1426,9 +1565,11 @@ def read_features(
     user_ignored = _resolve_ignore(path, list(columns), tuple(ignore))
     _warn_unlike_index(path, {n: columns[n] for n in ignored
                               if is_saved_index(n) and n not in user_ignored and n not in empty})
-    y = None if target_name is None else _label_column(path, target_name, columns[target_name])
-    # A model's features (n_features, feature_names: predict's) cannot be left out with --ignore.
+    # A model's features (n_features, feature_names: predict's) cannot be left out with --ignore; without
+    # them the labels are training labels, whose spellings become the classes.
     ignorable = n_features is None and feature_names is None
+    y = None if target_name is None else _target_column(path, target_name, columns[target_name],
+                                                        training=ignorable)
     X = numeric_matrix(path, {n: columns[n] for n in selected}, ignorable=ignorable)
     weights = None if weight_name is None else _sample_weights(path, weight_name, columns[weight_name])
     return Features(X=X, y=y, feature_names=selected, target_name=target_name, named=named, ignored=ignored,
@@ -1665,11 +1806,11 @@ def _parquet_features(path: Path, *, ids: bool = False, **plan: Any) -> Features
         ignored += tuple(found)
     if not all(_is_number_type(schema.field(n).type) for n in selected):
         return None
+    training = plan.get("n_features") is None and plan.get("feature_names") is None  # no model's features
     y = None
     if target_name is not None:
-        y = _label_column(path, target_name, pf.read(columns=[target_name]).column(0))
-    X = _parquet_matrix(path, pf, selected, dtype=np.float64, order="F", what="feature",
-                        ignorable=plan.get("n_features") is None and plan.get("feature_names") is None)
+        y = _target_column(path, target_name, pf.read(columns=[target_name]).column(0), training=training)
+    X = _parquet_matrix(path, pf, selected, dtype=np.float64, order="F", what="feature", ignorable=training)
     weights = None if weight_name is None else _sample_weights(path, weight_name,
                                                                pf.read(columns=[weight_name]).column(0))
     return Features(X=X, y=y, feature_names=selected, target_name=target_name, named=True, ignored=ignored,
@@ -3371,7 +3512,8 @@ def _column_names(path: Path) -> list[str]:
         if suffix in _TABLE_SUFFIXES:
             import pyarrow.csv as pcsv
 
-            with pcsv.open_csv(path, parse_options=_csv_parse_options(suffix)) as reader:
+            parse = _csv_parse_options(suffix)
+            with pcsv.open_csv(_without_trailing_blank_lines(path, parse.delimiter), parse_options=parse) as reader:
                 return list(reader.schema.names)
     except (OSError, ValueError):  # pyarrow's ArrowInvalid is a ValueError; the general reader says what is wrong
         pass
@@ -3438,17 +3580,18 @@ def _read_text_columns(path: Path, suffix: str, names: list[str]) -> dict[str, A
 
     parse = _csv_parse_options(suffix)
     convert = pcsv.ConvertOptions(include_columns=list(names), column_types={n: pa.string() for n in names})
+    # The first read dropped trailing blank lines; so does this one: the rows are the same.
     try:
-        table = pcsv.read_csv(path, parse_options=parse, convert_options=convert)
+        table = pcsv.read_csv(_without_trailing_blank_lines(path, parse.delimiter), parse_options=parse,
+                              convert_options=convert)
     except pa.ArrowInvalid:
         table = _read_csv_whole(path, parse, convert)
-    table = _drop_trailing_blank_rows(table, _trailing_blank_lines(path, parse.delimiter))
     return {name: table.column(name) for name in names}
 
 
 def row_keys(path: str | os.PathLike, name: str) -> np.ndarray:
     """The ids in column ``name`` of ``path`` as keys that compare across files and formats: int64
-    when every id is a whole number (``1000`` or ``1000.0``), else text (:func:`comparable_keys`
+    when every id is a whole number (``1000`` or ``1000.0``) that int64 holds, else text (:func:`comparable_keys`
     turns integer keys into text when the other file's are text).
 
     An id read as the number 1000 in one file and the text ``"1000"`` (or ``1000.0``) in another is
@@ -3462,6 +3605,7 @@ def row_keys(path: str | os.PathLike, name: str) -> np.ndarray:
     path = Path(path)
     values = read_id_columns(path, [name])[name]
     if values.dtype.kind == "f":
+        values = values.astype(np.float64, copy=False)  # 2**63 is inf as a float16 (an overflow warning)
         missing = ~np.isfinite(values)
         if missing.any():
             raise DataFileError(location(path, int(np.argmax(missing)), name) + "missing id")
@@ -3471,6 +3615,10 @@ def row_keys(path: str | os.PathLike, name: str) -> np.ndarray:
         return np.where(whole, np.char.mod("%d", np.where(whole, values, 0).astype(np.int64)),
                         values.astype(str))
     if values.dtype.kind in "iu":
+        if values.dtype.kind == "u" and len(values) and values.max() > np.iinfo(np.int64).max:
+            # uint64 ids from 2**63 on wrapped to negative int64 keys: they matched no CSV's ids (19 digits,
+            # text there) and were named so, "id -9223372036854775808" for 9223372036854775808 (audit CJ F3).
+            return values.astype(str)
         return values.astype(np.int64)
     if values.dtype.kind == "b":
         return values.astype(str)
