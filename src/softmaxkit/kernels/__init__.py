@@ -9,13 +9,14 @@ implement the same functions with the same contract (documented at the top of
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib
 import os
 import sys
 import threading
 from types import FunctionType, ModuleType
-from typing import Any
+from typing import Any, Iterator
 
 from softmaxkit.kernels import reference
 
@@ -49,20 +50,25 @@ def _load_cpu() -> ModuleType | None:
     return _cpu
 
 
-#: True in a child forked from a process that had started numba's thread pool in a layer that is
-#: not fork-safe (``omp`` here: GNU OpenMP). numba ends such a child with SIGTERM ("Terminating:
-#: fork() called from a process already using GNU OpenMP") when it enters a parallel region, even on
-#: one thread: a ``multiprocessing.Pool`` or ``DataLoader`` worker calling ``cross_entropy`` died, and
-#: the Pool then waited forever for its task (audit). Such a child keeps to code without parallel
-#: regions: the NumPy reference and serial compilations (:func:`fork_safe`).
+#: True in a forked child, unless numba's thread pool runs on TBB. A child forked from a process
+#: whose GNU OpenMP runtime had started threads cannot use it: numba's ``omp`` layer ends it with
+#: SIGTERM ("Terminating: fork() called from a process already using GNU OpenMP") when it enters a
+#: parallel region, even on one thread, where numba's own pool had started (a ``multiprocessing.Pool``
+#: or ``DataLoader`` worker calling ``cross_entropy`` died, and the Pool waited forever: audit), and
+#: hangs there for good where another library had started the runtime: torch's intra-op threads are
+#: the same libgomp (audit CG: a distillation ``Dataset`` calling ``sk.softmax`` in ``DataLoader``
+#: workers hung at its second epoch after one torch op in the parent). Which library started it
+#: cannot be seen from the child, so every forked child keeps to code without parallel regions:
+#: the NumPy reference and serial compilations (:func:`fork_safe`), results within rounding of the
+#: parallel kernels'. Its siblings run beside it, so threads would oversubscribe the cores anyway.
 _FORKED_FROM_THREADS = False
 
 
 def _note_fork() -> None:
     global _FORKED_FROM_THREADS
     pool = sys.modules.get("numba.np.ufunc.parallel")
-    if pool is not None and getattr(pool, "_is_initialized", True) and getattr(pool, "_threading_layer", None) != "tbb":
-        _FORKED_FROM_THREADS = True
+    on_tbb = pool is not None and getattr(pool, "_is_initialized", False) and getattr(pool, "_threading_layer", None) == "tbb"
+    _FORKED_FROM_THREADS = not on_tbb
 
 
 if hasattr(os, "register_at_fork"):
@@ -116,15 +122,40 @@ def run_parallel(kernel: Any, *args: Any) -> Any:
     ``workqueue`` (numba's fallback without OpenMP or TBB, or ``NUMBA_THREADING_LAYER=workqueue``)
     is not thread-safe: two Python threads calling ``softmax`` at once aborted the process (SIGABRT,
     "Concurrent access has been detected"; audit). Calls hold a lock until the layer is known, and
-    then only under ``workqueue``; under ``omp``/``tbb`` the cost is one global read.
+    then only under ``workqueue``; under ``omp``/``tbb`` the cost is one global read, and where torch
+    is imported, a read of its thread count before and after.
     """
-    if _SERIALISE_PARALLEL is False:
-        return kernel(*args)
-    with _PARALLEL_LOCK:
-        try:
+    with torch_threads_kept():
+        if _SERIALISE_PARALLEL is False:
             return kernel(*args)
-        finally:
-            _learn_threading_layer()
+        with _PARALLEL_LOCK:
+            try:
+                return kernel(*args)
+            finally:
+                _learn_threading_layer()
+
+
+@contextlib.contextmanager
+def torch_threads_kept() -> Iterator[None]:
+    """Put torch's intra-op thread count back after numba's thread pool is touched, where torch is imported.
+
+    Starting numba's OpenMP pool (``numba.get_num_threads()``, or loading a parallel kernel) sets the
+    calling thread's OpenMP thread count, which torch's intra-op pool reads too (one GNU libgomp):
+    ``torch.set_num_threads(1)`` became ``NUMBA_NUM_THREADS`` after the first large softmax (audit CG).
+    numba's regions keep their own count. Costs two reads of torch's count.
+    """
+    before = _torch_threads()
+    try:
+        yield
+    finally:
+        if before is not None and _torch_threads() != before:
+            sys.modules["torch"].set_num_threads(before)
+
+
+def _torch_threads() -> int | None:
+    """torch's intra-op thread count where torch is imported (never imported here); None otherwise."""
+    torch = sys.modules.get("torch")
+    return torch.get_num_threads() if torch is not None and hasattr(torch, "get_num_threads") else None
 
 
 def _learn_threading_layer() -> None:

@@ -89,7 +89,7 @@ import numpy as np
 from numba import njit, prange
 
 from softmaxkit._options import CrossEntropyOptions
-from softmaxkit.kernels import run_parallel
+from softmaxkit.kernels import run_parallel, torch_threads_kept
 from softmaxkit.kernels._vecmath import (
     LOOP_FASTMATH,
     like,
@@ -140,15 +140,16 @@ def _run(kernel, n_elements: int, *args) -> None:
     :data:`PARALLEL_MIN_ELEMENTS` (numba's thread count is restored after);
     one call at a time under numba's ``workqueue`` layer (:func:`run_parallel`:
     even a one-thread call of a parallel kernel enters its pool)."""
-    threads = numba.get_num_threads()
-    if n_elements >= PARALLEL_MIN_ELEMENTS or threads == 1:
-        run_parallel(kernel, *args)
-        return
-    numba.set_num_threads(1)  # per calling thread: other threads keep their count
-    try:
-        run_parallel(kernel, *args)
-    finally:
-        numba.set_num_threads(threads)
+    with torch_threads_kept():  # numba.get_num_threads() starts numba's pool, which resets torch's count
+        threads = numba.get_num_threads()
+        if n_elements >= PARALLEL_MIN_ELEMENTS or threads == 1:
+            run_parallel(kernel, *args)
+            return
+        numba.set_num_threads(1)  # per calling thread: other threads keep their count
+        try:
+            run_parallel(kernel, *args)
+        finally:
+            numba.set_num_threads(threads)
 
 
 _FLAGS = set(LOOP_FASTMATH)
