@@ -91,6 +91,7 @@ from softmaxkit.io import Persistable
 __all__ = [
     "ConformalClassifier",
     "ConformalWarning",
+    "ThinClassWarning",
     "conformal_quantile",
     "conformity_scores",
     "prediction_sets",
@@ -117,6 +118,12 @@ class ConformalWarning(UserWarning):
     saved (the stream is not saved, so the loaded predictor's randomised sets
     differ).
     """
+
+
+class ThinClassWarning(ConformalWarning):
+    """``alpha`` is too small for one class's calibration rows under ``class_conditional=True``: that
+    class has no finite threshold and is in every set at that level. Its own class, so that a caller
+    that says it otherwise (the CLI, once per level for all such classes) can silence it by category."""
 
 
 class NotFittedError(ValueError, AttributeError):
@@ -199,7 +206,7 @@ def _quantiles(sorted_scores: np.ndarray, alphas: np.ndarray, *, label: Any = No
                 f"n scores with k = ceil((n+1)(1-alpha)) = {k} > n, so {outcome}. "
                 + (f"{_rounding_note(float(a), n)}Use alpha >= 1/(n+1) = {_decimal_at_least(n + 1)} (1/{n + 1}, "
                    f"rounded up), or more {rows}." if n else f"Add {rows}."),
-                ConformalWarning,
+                ConformalWarning if label is None else ThinClassWarning,
                 stacklevel=4,
             )
         else:

@@ -20,6 +20,8 @@ be valid; for two classes, temperature scaling does not change LAC sets at all
 from __future__ import annotations
 
 import argparse
+from collections.abc import Iterator
+from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -42,6 +44,13 @@ EXPLANATION = (
     "as with probabilities of exactly 1: coverage can then be well above it); one test set's measured coverage "
     "scatters around that (its 95% interval is "
     "shown). A confident row gets one class; a doubtful one gets several."
+)
+BY_CLASS_EXPLANATION = (
+    "These sets have one threshold per class (Mondrian conformal prediction, calibrate --conformal-by-class), "
+    "each picked from the calibration rows of that class alone, so the guarantee holds within every class: at the "
+    "90% level the set contains the true class for at least 90% of the rows of each class, a rare one included, "
+    "not only of all rows together. The price is larger sets where a class has few calibration rows; a class with "
+    "fewer than 1/alpha - 1 of them (9 at 90%, 19 at 95%) has no threshold of its own and is in every set."
 )
 TWO_CLASS_NOTE = (
     "With two classes, a set holding both means \"we cannot tell\": at this level neither answer can be ruled "
@@ -76,7 +85,7 @@ def levels(text: str) -> tuple[float, ...]:
 
 
 def add_calibrate_options(p: argparse.ArgumentParser) -> None:
-    """``calibrate``'s ``--conformal``, ``--conformal-score`` and ``--conformal-out``."""
+    """``calibrate``'s ``--conformal``, ``--conformal-score``, ``--conformal-by-class`` and ``--conformal-out``."""
     g = p.add_argument_group("prediction sets (conformal)")
     g.add_argument("--conformal", type=levels, metavar="ALPHA[,ALPHA]",
                    help="also fit a conformal predictor on the same rows and report its sets' coverage and sizes "
@@ -84,6 +93,11 @@ def add_calibrate_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--conformal-score", choices=SCORES, default="lac",
                    help="lac: smallest sets; aps/raps: sets that grow where the model is unsure "
                    "(default: %(default)s)")
+    g.add_argument("--conformal-by-class", action="store_true",
+                   help="one threshold per class (Mondrian conformal prediction), from that class's rows: the sets "
+                   "hold the true class for >= 90%% of the rows of EACH class, not only of all rows together (a "
+                   "rare class is covered too), at the price of larger sets for rare classes; a class needs at "
+                   "least 1/ALPHA - 1 calibration rows (9 at 0.1), else it is in every set")
     g.add_argument("--conformal-out", metavar="FILE",
                    help="where to save the conformal predictor (default: next to --out, as NAME.conformal.npz)")
 
@@ -105,8 +119,9 @@ def conformal_out(args: argparse.Namespace) -> str | None:
     from softmaxkit.io import same_entry
 
     if not getattr(args, "conformal", None):
-        if getattr(args, "conformal_out", None):
-            raise UsageError("--conformal-out needs --conformal ALPHA (the miss rates to report)")
+        for option in ("conformal_out", "conformal_by_class"):
+            if getattr(args, option, None):
+                raise UsageError(f"--{option.replace('_', '-')} needs --conformal ALPHA (the miss rates to report)")
         return None
     if args.conformal_out:
         if same_entry(args.conformal_out, args.out):  # by identity: one folder may be reached by two paths
@@ -260,15 +275,17 @@ def _saved_top_probabilities(path: str) -> dict | None:
 
 
 def fit(scores: np.ndarray, labels: np.ndarray, *, probs: bool, score: str, seed: int = 0,
-        classes: Any = None) -> Any:
+        classes: Any = None, class_conditional: bool = False) -> Any:
     """A conformal classifier fitted on (n, K) logits (or probabilities) and class indices.
 
     ``classes``: the names of the columns, given to the predictor before the fit, so that its warning on a
-    class without calibration rows names it as the file does (and saved with it)."""
+    class without calibration rows names it as the file does (and saved with it).
+    ``class_conditional``: one threshold per class (``calibrate --conformal-by-class``), saved with it."""
     from softmaxkit.cli._adapters import remember_classes
     from softmaxkit.conformal import ConformalClassifier
 
-    conformal = ConformalClassifier(score=score, input="probs" if probs else "logits", random_state=seed)
+    conformal = ConformalClassifier(score=score, input="probs" if probs else "logits", random_state=seed,
+                                    class_conditional=class_conditional)
     remember_classes(conformal, classes)
     return conformal.fit(scores, labels)
 
@@ -307,10 +324,91 @@ def _warn_absent_classes(conformal: Any, path: str) -> None:
 def absent_classes(conformal: Any, classes: Any) -> list[str]:
     """The names of the classes none of ``conformal``'s calibration rows held (its ``class_counts_`` of 0):
     by the names it was fitted with (``class_names_``), else by ``classes``, the columns in its order."""
+    names = _predictor_class_names(conformal, classes)
+    return [names[j] for j in np.flatnonzero(np.asarray(conformal.class_counts_) == 0)]
+
+
+def _predictor_class_names(conformal: Any, classes: Any) -> list[str]:
+    """The name of each of ``conformal``'s classes: the names it was fitted with (``class_names_``), else
+    ``classes`` (the columns in its order), else the column index."""
     fitted = getattr(conformal, "class_names_", None)
     names = fitted if fitted is not None else classes
     return [str(names[j]) if names is not None and j < len(names) else str(j)
-            for j in np.flatnonzero(np.asarray(conformal.class_counts_) == 0)]
+            for j in range(int(conformal.n_classes_))]
+
+
+def rows_needed(alpha: float) -> int:
+    """The fewest calibration rows whose split-conformal threshold at ``alpha`` is finite:
+    ``ceil((n + 1)(1 - alpha)) <= n`` holds exactly when ``n >= 1/alpha - 1`` (9 rows at 0.1, 19 at 0.05).
+
+    ``alpha`` is read as the decimal it prints as, as the library reads it
+    (:func:`softmaxkit.conformal._rank_needed`), so 0.1 needs 9 rows, not 10."""
+    import math
+    from fractions import Fraction
+
+    return max(0, math.ceil(1 / Fraction(repr(float(alpha)))) - 1)
+
+
+def thin_classes(conformal: Any, alphas: tuple[float, ...], classes: Any) -> dict[str, list[dict]]:
+    """For a class-conditional predictor, the classes with too few calibration rows for a level, by level
+    (:func:`level_name`): ``[{"class", "rows", "needed"}]``. Such a class has no finite threshold of its own
+    there, so it is in every set of that level. Empty for a marginal predictor (one threshold from all rows)."""
+    if not getattr(conformal, "class_conditional", False):
+        return {}
+    names = _predictor_class_names(conformal, classes)
+    counts = np.asarray(conformal.class_counts_)
+    out = {}
+    for a in alphas:
+        needed = rows_needed(a)
+        thin = [{"class": names[j], "rows": int(counts[j]), "needed": needed}
+                for j in np.flatnonzero(counts < needed)]
+        if thin:
+            out[level_name(a)] = thin
+    return out
+
+
+def thin_class_lines(thin: dict[str, list[dict]]) -> list[str]:
+    """A warning line for each level of :func:`thin_classes`: which classes are in every set, their rows and
+    the rows they need. One line per level, not the library's one per class and level (its
+    ``ThinClassWarning``, which :class:`PendingSets` holds back for the CLI's). No final period."""
+    from softmaxkit._loss_interval import name_list
+
+    out = []
+    for name, under in thin.items():
+        needed = under[0]["needed"]
+        listed = name_list([f"{c['class']!r} ({c['rows']} row{'s' * (c['rows'] != 1)})" for c in under],
+                           noun="classes")
+        one = len(under) == 1
+        which, them, its = (f"class {listed} has", "it", "its") if one else (f"classes {listed} have", "them", "their")
+        out.append(f"One threshold per class (--conformal-by-class): at {name} a class needs at least {needed} "
+                   f"calibration rows for a threshold of its own, and {which} fewer, so {them} "
+                   f"{'is' if one else 'are'} in every {name} set: {its} rows are covered by construction, not by a "
+                   f"threshold, and the set of every other row holds {them} too (label more rows of {them}, or use a "
+                   "larger miss rate)")
+    return out
+
+
+def warn_thin_classes(conformal: Any, alphas: tuple[float, ...], classes: Any) -> dict[str, list[dict]]:
+    """Say :func:`thin_class_lines` as warnings; returns :func:`thin_classes`."""
+    import warnings
+
+    thin = thin_classes(conformal, alphas, classes)
+    for line in thin_class_lines(thin):
+        warnings.warn(line, stacklevel=3)
+    return thin
+
+
+@contextmanager
+def _without_library_thin_class_warnings() -> Iterator[None]:
+    """A context in which the library's per-class warnings (:class:`~softmaxkit.conformal.ThinClassWarning`,
+    one per class and level) are not shown: the CLI says them once per level (:func:`thin_class_lines`)."""
+    import warnings
+
+    from softmaxkit.conformal import ThinClassWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ThinClassWarning)
+        yield
 
 
 class PendingSets:
@@ -341,8 +439,9 @@ class PendingSets:
         """The (n, K, A) sets, in ``scores``' column order."""
         made = None
         if self.made:
-            made = self.conformal.predict_sets(self._fitted(), alpha=list(self.made),
-                                               calibration_rows=self.calibration_rows)
+            with _without_library_thin_class_warnings():  # said once per level by warn_thin_classes
+                made = self.conformal.predict_sets(self._fitted(), alpha=list(self.made),
+                                                   calibration_rows=self.calibration_rows)
             if self.order is not None:
                 made = np.take(made, np.argsort(self.order), axis=1)
             if len(self.made) == len(self.alphas):
@@ -360,8 +459,9 @@ class PendingSets:
         if self.made:
             # the predictor's column of each label: class order[j] of the predictor is column j of the file
             fitted_labels = labels if self.order is None else np.argsort(self.order)[labels]
-            made = self.conformal.set_counts(self._fitted(), fitted_labels, alpha=list(self.made),
-                                             calibration_rows=self.calibration_rows)
+            with _without_library_thin_class_warnings():  # said once per level by warn_thin_classes
+                made = self.conformal.set_counts(self._fitted(), fitted_labels, alpha=list(self.made),
+                                                 calibration_rows=self.calibration_rows)
         for i, (a, w) in enumerate(zip(self.alphas, self.written)):
             level = (SetCounts.of(labels, w[:, :, None]) if w is not None
                      else made.level(self.made.index(a)))
@@ -381,8 +481,11 @@ def predict_sets(
     ``calibration_rows``: ``scores`` are the rows ``conformal`` was fitted on (``calibrate`` without
     ``--holdout``): their sets reuse the fit's uniforms, so they cover at least the level by construction
     (with fresh ones, APS covered 0.892 at 90% where the table said "covered by construction"; audit AI).
+    A class-conditional predictor's classes with too few calibration rows for a level are said once per level
+    (:func:`warn_thin_classes`).
     """
     _prepare(conformal, scores, probs=probs, where=where)
+    warn_thin_classes(conformal, alphas, None)
     return PendingSets(conformal, scores, alphas, order=order, calibration_rows=calibration_rows)
 
 
@@ -467,6 +570,7 @@ def sets_to_score(conformal: Any, source: str, ignored: tuple[str, ...], alphas:
         _prepare(conformal, scores, probs=probs, where=source)
         if path is not None:
             check_scores_like_calibration(path, scores, probs=probs, where=source)
+    warn_thin_classes(conformal, alphas, classes)  # written sets hold such a class everywhere too
     sets = PendingSets(conformal, scores, alphas, order=order, written=written)
     rebuilt = sets.made
     parts = []
@@ -520,13 +624,18 @@ def summarize(conformal: Any, y: np.ndarray, sets: np.ndarray | PendingSets, alp
                 for i, a in enumerate(alphas)}
     names = [str(c) for c in classes]
     class_rows = np.bincount(np.asarray(y, dtype=np.int64), minlength=len(names))
+    calibration_rows = dict(zip(names, (int(v) for v in conformal.class_counts_)))
     # the classes whose coverage interval lies wholly below a level (see class_shortfalls), least covered first
     below = {name: [{"class": c, "rows": n, "coverage": v, "coverage_ci": [lo, hi],
-                     "ci": class_interval_words(class_rows)}
+                     "ci": class_interval_words(class_rows), "calibration_rows": calibration_rows.get(c)}
                     for c, v, (lo, hi), n in classes_under_level(m, class_rows) if hi < m["target_coverage"]]
              for name, m in measured.items()}
     return {
         "score": conformal.score,
+        # one threshold per class (calibrate --conformal-by-class): each class's coverage is guaranteed
+        "class_conditional": bool(conformal.class_conditional),
+        # ... and the classes with too few calibration rows for a level's own threshold: in every set there
+        "classes_too_few_rows": thin_classes(conformal, alphas, classes),
         "n_calibration": int(conformal.n_calibration_),
         "evaluated_on": evaluated_on,
         "levels": measured,
@@ -601,6 +710,8 @@ def class_shortfalls(summary: dict, *, units: str = "rows") -> list[str]:
     15 of 22 rows, 95% CI 0.473-0.836 at 90%, shown by ``calibrate --conformal`` only in a table row, while
     ``demo``'s card names such a class). Said as :func:`coverage_shortfalls` says a level's shortfall, by
     ``calibrate``, ``evaluate`` and the report's sets section. No final period: a CLI warning line.
+    With one threshold per class (``class_conditional``) the guarantee is each class's, on average over
+    calibration draws, so the sentence says that instead: its threshold's draw fell short, or its rows differ.
     """
     from softmaxkit._loss_interval import name_list
 
@@ -614,8 +725,20 @@ def class_shortfalls(summary: dict, *, units: str = "rows") -> list[str]:
         out.append(f"Class {first['class']!r}: the {name} sets held the true class for {100 * first['coverage']:.1f}% "
                    f"of its {first['rows']} {units} ({first.get('ci', '95% CI')} {100 * lo:.1f}-{100 * hi:.1f}%), "
                    "measurably below the "
-                   f"{name} level{more}: the guarantee is for all {units} together, not for each class's")
+                   f"{name} level{more}: {_class_guarantee_words(summary, first, units)}")
     return out
+
+
+def _class_guarantee_words(summary: dict, first: dict, units: str) -> str:
+    """What :func:`class_shortfalls` says the guarantee is: for all rows together (one threshold), or for each
+    class's rows on average over calibration draws (one threshold per class)."""
+    if not summary.get("class_conditional"):
+        return f"the guarantee is for all {units} together, not for each class's"
+    rows = first.get("calibration_rows")
+    drawn = f"the draw of its {rows} calibration {units}" if rows is not None else "its calibration draw"
+    return (f"each class's coverage is guaranteed (one threshold per class) on average over calibration draws, for "
+            f"{units} like its calibration {units}: {drawn} set a threshold that fell short on the {units} measured, "
+            f"or these {units} are unlike them")
 
 
 # --------------------------------------------------------------------------- outputs
@@ -684,8 +807,17 @@ def table(summary: dict) -> tuple[list[str], list[list[str]]]:
 def print_summary(say: Any, summary: dict) -> None:
     from softmaxkit.cli._common import text_table
 
-    say(f"Prediction sets ({summary['score'].upper()}, threshold from {summary['n_calibration']} calibration rows; "
+    say(f"Prediction sets ({summary['score'].upper()}, {_threshold_words(summary)}; "
         f"measured on {summary['evaluated_on']}):", *text_table(*table(summary)), *absent_class_lines(summary), "")
+
+
+def _threshold_words(summary: dict) -> str:
+    """"threshold from 200 calibration rows", or, class-conditional, "one threshold per class from its own
+    calibration rows, 200 in all, so coverage guaranteed for each class"."""
+    if summary.get("class_conditional"):
+        return (f"one threshold per class from its own calibration rows, {summary['n_calibration']} in all, so "
+                "coverage guaranteed for each class")
+    return f"threshold from {summary['n_calibration']} calibration rows"
 
 
 def absent_class_lines(summary: dict) -> list[str]:
@@ -710,16 +842,19 @@ def section(
     from softmaxkit.report import Note, Paragraph, Section, Table
 
     blocks: list[Any] = [Paragraph(EXPLANATION)]
+    if summary.get("class_conditional"):
+        blocks.append(Paragraph(BY_CLASS_EXPLANATION))
     if intro:
         blocks.append(Paragraph(intro))
     if n_classes == 2:
         blocks.append(Note(TWO_CLASS_NOTE))
     blocks += [Note(text + ".", "warn") for text in [*coverage_shortfalls(summary, units=units),
                                                      *class_shortfalls(summary, units=units),
-                                                     *absent_class_lines(summary)]]
+                                                     *absent_class_lines(summary),
+                                                     *thin_class_lines(summary.get("classes_too_few_rows", {}))]]
     cols, rows = table(summary)
     blocks.append(Table(cols, rows, caption=(
-        f"{summary['score'].upper()} sets, threshold from {summary['n_calibration']} calibration rows, measured on "
+        f"{summary['score'].upper()} sets, {_threshold_words(summary)}, measured on "
         f"{summary['evaluated_on']}. Guaranteed: the range the mean coverage over calibration draws lies in.")))
     names = list(summary["levels"])
     sizes = sorted({int(s) for m in summary["levels"].values() for s in m["size_histogram"]})
@@ -740,8 +875,11 @@ def section(
         blocks.append(Table(["true class", *[f"coverage at {n}" for n in names]], [
             [c, *("-" if summary["levels"][n]["coverage_by_class"][c] is None
                   else f"{summary['levels'][n]['coverage_by_class'][c]:.3f}" for n in names)] for c in classes
-        ], caption="Coverage among the rows of each true class. The guarantee is for all rows together; a class "
-           "below the level is covered less often than the others."))
+        ], caption="Coverage among the rows of each true class. " + (
+            "Each class's coverage is guaranteed on average over calibration draws (one threshold per class); one "
+            "draw scatters around it, the more so for a class of few rows." if summary.get("class_conditional") else
+            "The guarantee is for all rows together; a class below the level is covered less often than the "
+            "others.")))
     return Section(title, blocks)
 
 

@@ -143,7 +143,7 @@ def run(args: argparse.Namespace, warned: list[str]) -> int:
     if conformal_path:  # fitted on the raw scores of the fitting rows: see softmaxkit.cli._conformal
         conformal = _conformal.fit(scores if args.holdout is None else scores[fit_rows], labels[fit_rows],
                                    probs=args.probs is not None, score=args.conformal_score, seed=args.seed,
-                                   classes=classes)
+                                   classes=classes, class_conditional=args.conformal_by_class)
         sets = _conformal.summarize(conformal, y, _conformal.predict_sets(
             conformal, evaluated, args.conformal, probs=args.probs is not None, where=source,
             calibration_rows=not args.holdout),
