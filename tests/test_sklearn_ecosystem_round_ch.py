@@ -154,9 +154,10 @@ def test_count_targets_match_columns_by_name_too():
 def test_classes_given_must_be_the_column_names():
     X, _, Y, _ = _iris_one_hot()
     model = SoftmaxClassifier(alpha=1.0).fit(X, Y)
-    given = SoftmaxClassifier(alpha=1.0, classes=NAMES.tolist()).fit(X, Y)
-    np.testing.assert_array_equal(given.classes_, model.classes_)
-    np.testing.assert_array_equal(given.predict_proba(X), model.predict_proba(X))
+    for order in (NAMES.tolist(), ["virginica", "setosa", "versicolor"]):  # any order, as for labels (review R22)
+        given = SoftmaxClassifier(alpha=1.0, classes=order).fit(X, Y)
+        np.testing.assert_array_equal(given.classes_, model.classes_)
+        np.testing.assert_array_equal(given.predict_proba(X), model.predict_proba(X))
     for classes in (["a", "b", "c"], [0, 1, 2], ["setosa", "versicolor"]):
         with pytest.raises(ValueError, match=r"y's columns are named \['setosa', 'versicolor', 'virginica'\], which "
                                              r"are not the classes .*Rename the columns to the classes, leave "

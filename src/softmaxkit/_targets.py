@@ -275,7 +275,7 @@ def _columns_by_name(y: np.ndarray, names: np.ndarray, classes: Any) -> tuple[np
     sorted order here fitted the right model, but ``cross_val_score(..., scoring="neg_log_loss")``
     on the same frame then scored each column against another class's probability (review R21:
     iris, -4.8 for -0.16), so an unsorted frame is refused with the remedy instead. Given
-    ``classes`` must be those names.
+    ``classes`` must be those names, in any order.
 
     Raises
     ------
@@ -299,13 +299,22 @@ def _columns_by_name(y: np.ndarray, names: np.ndarray, classes: Any) -> tuple[np
             "predict_proba's columns are sorted, which scikit-learn's scorers read a 2-D y against by position. "
             "Pass y[sorted(y.columns)]"
         )
-    if classes is not None and as_numpy(classes, "classes").tolist() != listed:
+    # classes given in any order, as for labels (classes_ is sorted either way)
+    if classes is not None and _sorted_labels(classes) != listed:
         raise ValueError(
             f"{shown}, which are not the classes {as_numpy(classes, 'classes').tolist()}: the column names of a "
             "DataFrame y are its classes. Rename the columns to the classes, leave classes=None, or pass "
             "y.to_numpy() for columns labelled by position by the sorted classes"
         )
     return y, ordered
+
+
+def _sorted_labels(classes: Any) -> list | None:
+    """``classes`` sorted, as a list; None when they cannot be sorted (labels of several types)."""
+    try:
+        return np.unique(as_numpy(classes, "classes")).tolist()
+    except TypeError:
+        return None
 
 
 def columns_as_classes(y: Any, y_array: np.ndarray, classes: Any) -> tuple[np.ndarray, Any]:
