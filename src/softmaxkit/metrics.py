@@ -403,7 +403,7 @@ def _brier_rows(y: Any, probs: Any) -> _Rows:
     """Validate, then ``sum_k (p_ik - [y_i = k])^2`` per row: the terms of :func:`brier_score`."""
     p = check_probs(probs, wide=True)
     labels = check_labels(y, p.shape[1], p.shape[0], scores=p, scores_name="probs")
-    p = p.astype(np.float64)
+    p = p.astype(np.float64, copy=False)  # read only below: no copy of float64 probabilities
     # sum_k p_k^2 - 2 p_y + 1, without materialising the one-hot matrix.
     loss = np.einsum("ij,ij->i", p, p) - 2.0 * p[np.arange(p.shape[0]), labels] + 1.0
     return _Rows(loss, labels, p.shape[1])
