@@ -56,9 +56,16 @@ def _oracle(method: str, z: np.ndarray, y: np.ndarray, *, holdout: float | None)
     if holdout is not None:
         fit_rows, eval_rows = holdout_rows(y, holdout, 0)
     calibrator = fit_calibrator(method, z[fit_rows], y[fit_rows])
-    before = np.argmax(z[eval_rows], axis=1) == y[eval_rows]
-    after = np.argmax(calibrated_logits(calibrator, z[eval_rows]), axis=1) == y[eval_rows]
-    return int(np.sum(before & ~after)), int(np.sum(after & ~before)), float(before.mean()), float(after.mean())
+    raw, mapped = z[eval_rows], calibrated_logits(calibrator, z[eval_rows])
+    before = np.argmax(raw, axis=1) == y[eval_rows]
+    after = np.argmax(mapped, axis=1) == y[eval_rows]
+    # rows whose top scores tie on either side are left out of the counts (review R22)
+    tied = np.zeros(len(eval_rows), dtype=bool)
+    for scores in (raw, mapped):
+        tied |= np.count_nonzero(scores == scores.max(axis=1, keepdims=True), axis=1) > 1
+    counted = ~tied
+    return (int(np.sum(before & ~after & counted)), int(np.sum(after & ~before & counted)), float(before.mean()),
+            float(after.mean()))
 
 
 def _calibrate(capsys, logits, labels, tmp_path, *options) -> dict:
@@ -304,3 +311,22 @@ def test_too_few_rows_for_the_log_loss_still_say_an_exact_fall():
     assert text.startswith("Too few rows to tell") and tone == "warn"
     assert "Accuracy fell from 0.9000 to 0.5500: 7 rows' predicted class turned wrong and 0 turned right (exact " \
            "McNemar p = 0.016). Keep the raw model's class predictions" in text
+
+
+def test_rows_whose_top_probabilities_tie_are_left_out_of_the_test():
+    """Review R22: an isotonic map's flat pieces tie classes at the top, and the first tied class is the
+    prediction; 5 of 13 rows "turned wrong" were such ties, and they decided a "measured worse" reading."""
+    from softmaxkit.cli._evaluation import Scored, paired_accuracy_change
+
+    n = 40
+    before_hit = np.ones(n, dtype=bool)
+    after_hit = np.ones(n, dtype=bool)
+    after_hit[:12] = False  # 12 rows turned wrong ...
+    after_tie = np.zeros(n, dtype=bool)
+    after_tie[:9] = True  # ... 9 of them by a tie the map made
+    before = Scored("b", "B", {}, None, row_hit=before_hit, row_tie=np.zeros(n, dtype=bool))
+    after = Scored("a", "A", {}, None, row_hit=after_hit, row_tie=after_tie)
+    change = paired_accuracy_change(before, after)
+    assert (change["turned_wrong"], change["turned_right"], change["tied_changes"]) == (3, 0, 9)
+    assert change["after"] == 28 / 40  # the accuracy counts them, as the table does
+    assert change["reading"] == "within the noise"  # 3 of 3: p = 0.25; with the 9 ties, 12 of 12 read "worse"

@@ -41,6 +41,9 @@ class Scored:
         Whether each row's predicted class (its largest probability) is its true class, or a function that
         computes them: what :func:`paired_accuracy_change` pairs. :func:`score`'s come from the same pass
         over the scores as its ``row_loss``. Not part of metrics.json.
+    row_tie : ndarray of bool, callable or None
+        Whether each row's largest probability is shared by two or more classes (the prediction is then the
+        first of them), likewise.
     """
 
     key: str
@@ -49,18 +52,27 @@ class Scored:
     png: bytes | None
     row_loss: np.ndarray | Callable[[], np.ndarray] | None = field(default=None, compare=False, repr=False)
     row_hit: np.ndarray | Callable[[], np.ndarray] | None = field(default=None, compare=False, repr=False)
+    row_tie: np.ndarray | Callable[[], np.ndarray] | None = field(default=None, compare=False, repr=False)
+
+    def _computed(self, name: str) -> np.ndarray | None:
+        """The per-row field ``name``, computed (once) on first use where it is a function."""
+        value = getattr(self, name)
+        if callable(value):
+            value = value()
+            object.__setattr__(self, name, value)
+        return value
 
     def row_losses(self) -> np.ndarray | None:
-        """The per-row log-losses, computed (once) on first use."""
-        if callable(self.row_loss):
-            object.__setattr__(self, "row_loss", self.row_loss())
-        return self.row_loss
+        """The per-row log-losses."""
+        return self._computed("row_loss")
 
     def row_hits(self) -> np.ndarray | None:
-        """Whether each row's predicted class is right, computed (once) on first use."""
-        if callable(self.row_hit):
-            object.__setattr__(self, "row_hit", self.row_hit())
-        return self.row_hit
+        """Whether each row's predicted class is right."""
+        return self._computed("row_hit")
+
+    def row_ties(self) -> np.ndarray | None:
+        """Whether each row's largest probability is tied."""
+        return self._computed("row_tie")
 
 
 def score(
@@ -93,7 +105,7 @@ def score(
     # one pass for both, on the first use of either: a comparison needs the losses and the hits together
     outcomes = functools.cache(functools.partial(_row_outcomes, y, logits=logits, probs=probs, transform=transform))
     return Scored(key=key, name=name, summary=summary, png=png,
-                  row_loss=lambda: outcomes()[0], row_hit=lambda: outcomes()[1])
+                  row_loss=lambda: outcomes()[0], row_hit=lambda: outcomes()[1], row_tie=lambda: outcomes()[2])
 
 
 def _row_losses(y: np.ndarray, *, logits: Any, probs: Any, transform: Any) -> np.ndarray:
@@ -101,11 +113,14 @@ def _row_losses(y: np.ndarray, *, logits: Any, probs: Any, transform: Any) -> np
     return _row_outcomes(y, logits=logits, probs=probs, transform=transform)[0]
 
 
-def _row_outcomes(y: np.ndarray, *, logits: Any, probs: Any, transform: Any) -> tuple[np.ndarray, np.ndarray]:
+def _row_outcomes(
+    y: np.ndarray, *, logits: Any, probs: Any, transform: Any
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``-log p(true class)`` of every row, and whether its predicted class is its true class, read block by
     block as :func:`_adapters.summarize` reads them: the loss exact from logits (a ``-inf`` logit on the truth
     gives ``inf``), unclipped from probabilities; the prediction the largest log-probability (or probability),
-    the first of equals, as the summary's accuracy takes it (a tie that only rounding makes or breaks aside).
+    the first of equals, as the summary's accuracy takes it (a tie that only rounding makes or breaks aside);
+    and whether that largest value is tied.
     The argmax reads the block the loss already holds: no second pass, and one more array of ``n`` bools."""
     from softmaxkit import log_softmax
     from softmaxkit.data import iter_row_blocks
@@ -114,6 +129,7 @@ def _row_outcomes(y: np.ndarray, *, logits: Any, probs: Any, transform: Any) -> 
     scores = logits if logits is not None else probs
     out = np.empty(len(y))
     hit = np.empty(len(y), dtype=bool)
+    tied = np.empty(len(y), dtype=bool)
     for start, block in iter_row_blocks(scores, _adapters.score_block_rows(_adapters._n_columns(scores))):
         rows = slice(start, start + len(block))
         block = np.array(block, dtype=np.float64)
@@ -130,7 +146,8 @@ def _row_outcomes(y: np.ndarray, *, logits: Any, probs: Any, transform: Any) -> 
             with np.errstate(divide="ignore"):
                 out[rows] = -np.log(block[picked])
         hit[rows] = np.argmax(block, axis=1) == y[rows]
-    return out, hit
+        tied[rows] = np.count_nonzero(block == block.max(axis=1, keepdims=True), axis=1) > 1
+    return out, hit, tied
 
 
 #: Resamples of :func:`paired_loss_change`, and the seed that makes its interval the same on every run.
@@ -437,25 +454,34 @@ def paired_accuracy_change(before: Scored, after: Scored, *, in_sample: bool = F
     (``in_sample``) ``"lower"`` and ``"higher"`` in place of worse and better, as :func:`paired_loss_change`
     reads a change there. Also ``before``, ``after`` (the accuracies of these per-row predictions), ``n``,
     ``test`` and ``in_sample``. None when either side has no per-row predictions (``row_hit``) or they differ in
-    length, or there are no rows.
+    length, or there are no rows. A row whose largest probability is tied on either side (``row_tie``) is right
+    or wrong by which tied class comes first: such rows whose outcome changed are ``tied_changes``, left out of
+    ``turned_wrong``, ``turned_right`` and the test (the accuracies count them, as the table does).
     """
     b, a = before.row_hits(), after.row_hits()
     if b is None or a is None or len(b) != len(a) or len(b) == 0:
         return None
     b, a = np.asarray(b, dtype=bool), np.asarray(a, dtype=bool)
-    turned_wrong, turned_right = int(np.count_nonzero(b & ~a)), int(np.count_nonzero(a & ~b))
+    # A row whose top probabilities tie (on either side) is right or wrong by which tied class comes first:
+    # an isotonic map makes such ties by design, and 5 of 13 rows "turned wrong" were ties (review R22).
+    # They are counted and left out of the test.
+    ties = [x.row_ties() for x in (before, after)]
+    tied = np.zeros_like(b) if any(t is None for t in ties) else np.asarray(ties[0], bool) | np.asarray(ties[1], bool)
+    tied_changes = int(np.count_nonzero(tied & (b != a)))
+    turned_wrong, turned_right = int(np.count_nonzero(b & ~a & ~tied)), int(np.count_nonzero(a & ~b & ~tied))
     discordant = turned_wrong + turned_right
     p = 1.0
     if discordant:
         from scipy.stats import binomtest  # imported by the fits already; not at all without a discordant row
 
         p = float(binomtest(turned_wrong, discordant, 0.5).pvalue)
-    reading = ("unchanged" if not discordant else "within the noise" if p >= ACCURACY_TEST_LEVEL
-               else "worse" if turned_wrong > turned_right else "better")
+    reading = ("unchanged" if not discordant and not tied_changes else "within the noise"
+               if not discordant or p >= ACCURACY_TEST_LEVEL else "worse" if turned_wrong > turned_right else "better")
     if in_sample:
         reading = _IN_SAMPLE_ACCURACY.get(reading, reading)
     return {"before": float(b.mean()), "after": float(a.mean()), "turned_wrong": turned_wrong,
-            "turned_right": turned_right, "n": int(len(b)), "p_value": p, "test": _ACCURACY_TEST,
+            "turned_right": turned_right, "tied_changes": tied_changes, "n": int(len(b)), "p_value": p,
+            "test": _ACCURACY_TEST,
             "reading": reading, "in_sample": bool(in_sample)}
 
 
@@ -468,14 +494,16 @@ def accuracy_fall(change: dict | None, *, params: dict | None, raw_kept: bool = 
     map's fitting rows said so, as the log-loss sentence says it: a fall measured there is one "even on the rows it
     was fitted on", which fresh rows are not expected to undo (the map had these rows' labels; review R20's
     breast-cancer fall was on held-out rows)."""
-    if not change or change["turned_wrong"] <= change["turned_right"]:
+    if not change or change["after"] >= change["before"]:
         return ""
-    wrong, right = change["turned_wrong"], change["turned_right"]
+    wrong, right, ties = change["turned_wrong"], change["turned_right"], change.get("tied_changes", 0)
     measured = change["reading"] in ("worse", "lower")
     on = (" even on the rows it was fitted on" if measured else " on these rows") if change["in_sample"] else ""
     rows = f"{wrong} row's" if wrong == 1 else f"{wrong} rows'"
+    tie_words = (f"; {ties} more row{'s' * (ties != 1)} changed only by a tie between top probabilities, left out"
+                 if ties else "")
     text = (f" Accuracy fell from {change['before']:.4f} to {change['after']:.4f}{on}: {rows} predicted class "
-            f"turned wrong and {right} turned right (exact McNemar p = {_p_digits(change['p_value'])})")
+            f"turned wrong and {right} turned right (exact McNemar p = {_p_digits(change['p_value'])}{tie_words})")
     if not measured:
         return f"{text}, within the noise."
     other_map = (params or {}).get("method") != "TemperatureScaling"
