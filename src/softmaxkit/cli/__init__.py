@@ -128,17 +128,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         p._json_requested = "--json" in argv
     args = parser.parse_args(argv)
     want_json = bool(getattr(args, "json", False))
-    check = getattr(args, "check", None)
-    if check is not None:
-        try:
-            check(args)  # option values the parser cannot judge alone; nothing has been read yet
-        except UsageError as exc:
-            sub = next((p for p in _subparsers(parser) if p.prog.endswith(f" {args.command}")), parser)
-            sub.error(str(exc))
-    from softmaxkit.io import watching_inputs
-
     previous = _install_signal_handlers()
     try:
+        # Inside the try: a check may import scikit-learn (seconds), and Ctrl-C then is an interruption too.
+        _check_options(parser, args)
+        from softmaxkit.io import watching_inputs
+
         with warnings.catch_warnings(), watching_inputs(_input_files(args)) as watch:
             warnings.showwarning = _show_warning
             try:
@@ -169,6 +164,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def _check_options(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Run the command's ``check(args)`` hook: option values the parser cannot judge alone
+    (nothing has been read yet); a :class:`UsageError` exits 2 with the command's usage."""
+    check = getattr(args, "check", None)
+    if check is None:
+        return
+    try:
+        check(args)
+    except UsageError as exc:
+        sub = next((p for p in _subparsers(parser) if p.prog.endswith(f" {args.command}")), parser)
+        sub.error(str(exc))
 
 
 #: Parsed options that name files a command reads (explain's ``logits`` and ``labels`` are values, not files).
