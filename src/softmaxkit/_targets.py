@@ -267,8 +267,8 @@ def _class_names(y: Any, n_columns: int) -> np.ndarray | None:
     return names
 
 
-def _columns_by_name(y: np.ndarray, names: np.ndarray, classes: Any) -> tuple[np.ndarray, np.ndarray]:
-    """``y`` and the classes its column ``names`` give, checked.
+def _classes_from_names(names: np.ndarray, classes: Any) -> np.ndarray:
+    """The classes a DataFrame ``y``'s column ``names`` give, checked.
 
     The names must be in sorted order: ``classes_`` and ``predict_proba``'s columns are sorted, and
     scikit-learn's scorers and metrics read a 2-D ``y`` by position against them. Columns put in
@@ -306,7 +306,7 @@ def _columns_by_name(y: np.ndarray, names: np.ndarray, classes: Any) -> tuple[np
             "DataFrame y are its classes. Rename the columns to the classes, leave classes=None, or pass "
             "y.to_numpy() for columns labelled by position by the sorted classes"
         )
-    return y, ordered
+    return ordered
 
 
 def _sorted_labels(classes: Any) -> list | None:
@@ -321,12 +321,12 @@ def columns_as_classes(y: Any, y_array: np.ndarray, classes: Any) -> tuple[np.nd
     """An (n, K) ``y`` (``y_array``: its matrix) and the classes its column names give (checked: sorted,
     and ``classes`` if given); for a ``y`` without names, ``y_array`` and ``classes`` as they are.
 
-    See the module docstring; :func:`_columns_by_name` for the ``classes`` given and the errors.
+    See the module docstring; :func:`_classes_from_names` for the ``classes`` given and the errors.
     """
     names = _class_names(y, y_array.shape[1])
     if names is None:
         return y_array, classes
-    return _columns_by_name(y_array, names, classes)
+    return y_array, _classes_from_names(names, classes)
 
 
 def encode_targets(
@@ -340,8 +340,8 @@ def encode_targets(
     classes : array_like of shape (K,), optional
         The class labels. With label ``y`` they may include classes absent
         from ``y``; with an (n, K) ``y`` they name its columns (default 0..K-1),
-        or for a DataFrame with column names they must be those names (the
-        default), whatever their order (:func:`columns_as_classes`).
+        or for a DataFrame with column names, which must be in sorted order,
+        those names in any order (the default: the names; :func:`columns_as_classes`).
     sample_weight : array_like of shape (n,), optional
     n_samples : int
         Rows of ``X``.
