@@ -330,3 +330,15 @@ def test_rows_whose_top_probabilities_tie_are_left_out_of_the_test():
     assert (change["turned_wrong"], change["turned_right"], change["tied_changes"]) == (3, 0, 9)
     assert change["after"] == 28 / 40  # the accuracy counts them, as the table does
     assert change["reading"] == "within the noise"  # 3 of 3: p = 0.25; with the 9 ties, 12 of 12 read "worse"
+
+
+def test_a_fall_made_of_ties_alone_says_so():
+    """Review R23: where only tied rows moved, the sentence read "0 rows' predicted class turned wrong and 0
+    turned right"."""
+    from softmaxkit.cli._evaluation import accuracy_fall
+
+    change = {"before": 0.9, "after": 0.85, "turned_wrong": 0, "turned_right": 0, "tied_changes": 2,
+              "p_value": 1.0, "reading": "within the noise", "in_sample": False}
+    text = accuracy_fall(change, params={"method": "IsotonicCalibration"})
+    assert text == (" Accuracy fell from 0.9000 to 0.8500 only by 2 rows whose top probabilities tie, counted by "
+                    "the first tied class: no change is measured.")

@@ -499,6 +499,10 @@ def accuracy_fall(change: dict | None, *, params: dict | None, raw_kept: bool = 
     wrong, right, ties = change["turned_wrong"], change["turned_right"], change.get("tied_changes", 0)
     measured = change["reading"] in ("worse", "lower")
     on = (" even on the rows it was fitted on" if measured else " on these rows") if change["in_sample"] else ""
+    if not wrong and not right:  # only ties moved (review R23: "0 rows' ... turned wrong and 0 turned right")
+        return (f" Accuracy fell from {change['before']:.4f} to {change['after']:.4f}{on} only by {ties} "
+                f"row{'s' * (ties != 1)} whose top probabilities tie, counted by the first tied class: no change "
+                "is measured.")
     rows = f"{wrong} row's" if wrong == 1 else f"{wrong} rows'"
     tie_words = (f"; {ties} more row{'s' * (ties != 1)} changed only by a tie between top probabilities, left out"
                  if ties else "")
