@@ -342,3 +342,26 @@ def test_a_fall_made_of_ties_alone_says_so():
     text = accuracy_fall(change, params={"method": "IsotonicCalibration"})
     assert text == (" Accuracy fell from 0.9000 to 0.8500 only by 2 rows whose top probabilities tie, counted by "
                     "the first tied class: no change is measured.")
+
+
+@pytest.mark.parametrize("reading, marked", [(None, False), ("within the noise", False), ("worse", True)])
+def test_the_report_marks_accuracy_only_where_its_change_is_measured(monkeypatch, reading, marked):
+    """The report table greened the better accuracy whenever it differed, under a caption promising marks
+    only where a change is measured; accuracy is now marked where the McNemar test reads it."""
+    import softmaxkit.report as report
+    from softmaxkit.cli._evaluation import Scored, comparison_section
+
+    seen = {}
+    real = report.metrics_table
+
+    def spy(rows, *, caption, mark):
+        seen["mark"], seen["caption"] = mark, caption
+        return real(rows, caption=caption, mark=mark)
+
+    monkeypatch.setattr(report, "metrics_table", spy)
+    summary = {"n": 100, "accuracy": 0.9, "log_loss": 0.3, "brier": 0.15, "ece": 0.05, "ece_ci": None}
+    scored = [Scored("b", "Before", summary, None), Scored("a", "After", {**summary, "accuracy": 0.85}, None)]
+    change = None if reading is None else {"reading": reading}
+    comparison_section(scored, title="t", intro="i", accuracy_change=change)
+    assert ("accuracy" in seen["mark"]) is marked
+    assert "accuracy: the exact McNemar test" in seen["caption"]

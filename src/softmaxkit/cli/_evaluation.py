@@ -1452,13 +1452,15 @@ ece_ci_legend = ci_legend
 
 
 def comparison_section(scored: list[Scored], *, title: str, intro: str, note: tuple[str, str] | None = None,
-                       loss_change: dict | None = None) -> Any:
+                       loss_change: dict | None = None, accuracy_change: dict | None = None) -> Any:
     """A report section: intro, verdict, the metrics table and one reliability diagram per ``Scored``.
 
     With two columns (before, after) a row's better value is marked green only where the change is measured,
     as the verdict reads it (audit: the lower log-loss and ECE were green beside "within the noise"): the
     log-loss and Brier score when ``loss_change`` (:func:`paired_loss_change`) reads better or worse on
-    held-out rows, the ECE when the two intervals do not overlap; accuracy whenever it differs.
+    held-out rows, the ECE when the two intervals do not overlap, accuracy when ``accuracy_change``
+    (:func:`paired_accuracy_change`) reads better or worse (it was marked whenever it differed, beside a
+    caption promising measured changes only).
     """
     from softmaxkit.report import Figure, Note, Paragraph, Section, metrics_table
 
@@ -1471,10 +1473,13 @@ def comparison_section(scored: list[Scored], *, title: str, intro: str, note: tu
     if len(scored) == 2:
         measured = loss_change is not None and loss_change["reading"] in ("better", "worse")
         apart = all(s.summary.get("ece_ci") for s in scored) and not _overlap(scored[0].summary, scored[1].summary)
-        mark = {"accuracy", *(("log_loss", "brier") if measured else ()), *(("ece",) if apart else ())}
+        accurate = accuracy_change is not None and accuracy_change["reading"] in ("better", "worse")
+        mark = {*(("accuracy",) if accurate else ()), *(("log_loss", "brier") if measured else ()),
+                *(("ece",) if apart else ())}
         caption = ("The better value in green where the change is measured (log-loss and Brier score: the paired "
                    "interval of the log-loss change excludes 0 on held-out rows; ECE: the intervals do not "
-                   "overlap); within the noise, none.")
+                   "overlap; accuracy: the exact McNemar test, p < 0.05, on held-out rows); within the noise, "
+                   "none.")
     why = "".join(f" {line[0].upper()}{line[1:]}." for line in ci_legend(s.summary for s in scored))
     columns = {s.name if len(scored) > 1 else "": s.summary for s in scored}
     # a crowded bin: the verdict of a before/after page says it (print_comparison)

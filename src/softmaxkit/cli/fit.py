@@ -516,7 +516,7 @@ def _write_report(report_dir, args, data, metrics, scored, *, note, inputs, outp
         comparison_section(scored, title="Held-out performance", intro=(
             "Measured on rows the model never trained on. Log-loss and Brier score reward honest probabilities; "
             "ECE measures the gap between stated confidence and observed accuracy."), note=note,
-            loss_change=metrics["log_loss_change"]),
+            loss_change=metrics["log_loss_change"], accuracy_change=metrics["accuracy_change"]),
         glossary_section(),
     ]
     report = Report(title=f"softmaxkit fit: {Path(args.out).name}", subtitle=f"trained on {args.data}",
