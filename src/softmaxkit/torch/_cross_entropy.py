@@ -124,6 +124,15 @@ def class_weight_tensor(
     return weight.detach().to(device=device, dtype=torch.float64)
 
 
+def target_not_differentiable(op: str) -> ValueError:
+    """The error for a soft target that requires grad where the loss ``op`` cannot differentiate it
+    (the fused and class-parallel losses never hold the log-probabilities its gradient is made of)."""
+    return ValueError(
+        f"{op} is not differentiable with respect to target; pass target.detach() "
+        "(softmaxkit.torch.cross_entropy on explicit logits does differentiate soft targets)"
+    )
+
+
 def refuse_differentiated_weight(weight: Any, name: str = "weight") -> None:
     """Raise a ValueError for class weights that autograd would differentiate, in either mode.
 

@@ -59,6 +59,7 @@ from softmaxkit.torch._cross_entropy import (
     grads_wanted,
     kernel_options,
     refuse_jit_trace,
+    target_not_differentiable,
 )
 from softmaxkit.torch._tensors import LOW_PRECISION, compute_dtype
 
@@ -351,10 +352,7 @@ def prepare(
     t = target if isinstance(target, torch.Tensor) else torch.as_tensor(target)
     if t.requires_grad:
         # silently returning no gradient would be wrong; say so instead
-        raise ValueError(
-            "linear_cross_entropy is not differentiable with respect to target; pass target.detach() "
-            "(softmaxkit.torch.cross_entropy on explicit logits does differentiate soft targets)"
-        )
+        raise target_not_differentiable("linear_cross_entropy")
     n, _, v = check_linear_inputs(hidden, weight, bias, t)
     loss_dtype = check_loss_dtype(loss_dtype, hidden.dtype)
     options = _ce_options(ce_options)

@@ -46,7 +46,12 @@ from softmaxkit._validation import (
 )
 from softmaxkit.linear import CHUNK_BYTES, check_bias_dtype, chunk_rows
 from softmaxkit.torch import _composite
-from softmaxkit.torch._cross_entropy import compiling, grads_wanted, refuse_differentiated_weight
+from softmaxkit.torch._cross_entropy import (
+    compiling,
+    grads_wanted,
+    refuse_differentiated_weight,
+    target_not_differentiable,
+)
 from softmaxkit.torch._linear import without_autocast, autocast_inputs, check_loss_dtype
 from softmaxkit.torch._ops import apply_softcap
 
@@ -615,10 +620,7 @@ def _prepare(
     opts = cross_entropy_options(n_classes=width, **ce_options)
     refuse_differentiated_weight(weight)
     if _composite.differentiated(target):
-        raise ValueError(
-            f"{op} is not differentiable with respect to target; pass target.detach() "
-            "(softmaxkit.torch.cross_entropy on explicit logits does differentiate soft targets)"
-        )
+        raise target_not_differentiable(op)
     w = check_class_weight(weight, width, name="weight (this rank's slice of the class weights)")
     weight_t = None if w is None else torch.as_tensor(w, dtype=cdtype, device=device)
 
