@@ -161,6 +161,12 @@ def _rank_needed(n: int, alpha: float) -> int:
     return math.ceil((n + 1) * (1 - a))
 
 
+def min_calibration_rows(alpha: float) -> int:
+    """The fewest calibration rows whose threshold at ``alpha`` is finite (:func:`_rank_needed` ``<= n``):
+    ``n >= 1/alpha - 1``, with ``alpha`` read as :func:`_rank_needed` reads it (9 rows at 0.1, 19 at 0.05)."""
+    return max(0, math.ceil(1 / Fraction(repr(float(alpha)))) - 1)
+
+
 #: How a seeded predictor draws the uniforms of randomised APS/RAPS (:meth:`ConformalClassifier._uniform_draws`),
 #: recorded in saved files: a hash of the seed, the row's probabilities and its position. Change it
 #: whenever a seed would draw other uniforms, so that files of the old scheme warn when loaded.

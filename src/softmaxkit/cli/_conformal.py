@@ -342,11 +342,10 @@ def rows_needed(alpha: float) -> int:
     ``ceil((n + 1)(1 - alpha)) <= n`` holds exactly when ``n >= 1/alpha - 1`` (9 rows at 0.1, 19 at 0.05).
 
     ``alpha`` is read as the decimal it prints as, as the library reads it
-    (:func:`softmaxkit.conformal._rank_needed`), so 0.1 needs 9 rows, not 10."""
-    import math
-    from fractions import Fraction
+    (:func:`softmaxkit.conformal.min_calibration_rows`), so 0.1 needs 9 rows, not 10."""
+    from softmaxkit.conformal import min_calibration_rows
 
-    return max(0, math.ceil(1 / Fraction(repr(float(alpha)))) - 1)
+    return min_calibration_rows(alpha)
 
 
 def thin_classes(conformal: Any, alphas: tuple[float, ...], classes: Any) -> dict[str, list[dict]]:
