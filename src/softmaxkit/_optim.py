@@ -19,13 +19,13 @@ from __future__ import annotations
 import contextlib
 import functools
 import math
-import os
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from softmaxkit import _mlp
+from softmaxkit._blas_threads import blas_libraries, one_thread, scipy_blas_libraries
 from softmaxkit._engine import NumpyEngine
 from softmaxkit._progress import ProgressTracker
 
@@ -177,32 +177,7 @@ def _scipy_blas_single_thread() -> Any:
     a busy machine it made a 569 x 30 fit 6x slower (2.8 s instead of 0.5 s).
     NumPy's BLAS is a separate library, so the objective keeps all threads.
     """
-    controller = _scipy_blas_controller()
-    return contextlib.nullcontext() if controller is None else controller.limit(limits=1)
-
-
-@functools.lru_cache(maxsize=1)
-def _threadpool_controller() -> Any:
-    """threadpoolctl's handle on every loaded thread pool.
-
-    Cached: scanning the loaded libraries takes milliseconds, as long as a
-    small fit.
-    """
-    import scipy.optimize  # noqa: F401  (loads SciPy's BLAS, so the scan can find it)
-    from threadpoolctl import ThreadpoolController
-
-    return ThreadpoolController()
-
-
-@functools.lru_cache(maxsize=1)
-def _scipy_blas_controller() -> Any:
-    """threadpoolctl's handle on the BLAS bundled in ``scipy.libs`` (None if absent)."""
-    import scipy
-
-    scipy_libs = os.path.join(os.path.dirname(os.path.dirname(scipy.__file__)), "scipy.libs")
-    controller = _threadpool_controller()
-    own = [lib.filepath for lib in controller.lib_controllers if lib.filepath.startswith(scipy_libs)]
-    return controller.select(filepath=own) if own else None
+    return one_thread(scipy_blas_libraries())
 
 
 #: A fit whose widest layer product has fewer multiply-adds per evaluation
@@ -228,7 +203,7 @@ def _small_products_single_thread(problem: Problem, rows_per_evaluation: int) ->
     widest = max(a * b for a, b in zip(sizes[:-1], sizes[1:]))
     if rows_per_evaluation * widest >= SMALL_PRODUCT_MACS:
         return contextlib.nullcontext()
-    return _threadpool_controller().limit(limits=1, user_api="blas")
+    return one_thread(blas_libraries())
 
 
 class _CoefficientWatch:

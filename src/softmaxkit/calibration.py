@@ -1226,7 +1226,7 @@ class _AffineScaling(_Calibrator):
         """
         from scipy.optimize import minimize
 
-        from softmaxkit._optim import _threadpool_controller
+        from softmaxkit._blas_threads import blas_libraries, one_thread
         from softmaxkit.kernels import fork_safe
         from softmaxkit.kernels.calibration import runner_up_and_min
 
@@ -1282,7 +1282,7 @@ class _AffineScaling(_Calibrator):
         # the heavy work, and BLAS threads woken between its calls fought them for the cores.
         # Measured on the shared 2-core machine (load ~7), 10k x 100 matrix scaling: 16.6 s with
         # BLAS threads, 2.2 s without; the products are the same up to rounding (1e-14).
-        with _threadpool_controller().limit(limits=1, user_api="blas"):
+        with one_thread(blas_libraries()):
             res = minimize(
                 fun, self._init(1.0, c), jac=True, method="L-BFGS-B",
                 options={"maxiter": max_iter, "gtol": tol, "ftol": tol * 1e-2},
