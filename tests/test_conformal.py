@@ -958,7 +958,9 @@ def test_cli_set_options_fail_early_and_clearly(capsys, cli_files, tmp_path):
     assert exit_info.value.code == 2 and "--conformal-out" in err and "unsupported extension '.npy'" in err
     assert not (tmp_path / "d.npz").exists()  # nothing written before the check
     for extra, message in ((["--conformal", "0.1", "--conformal-out", str(tmp_path / "d.npz")], "is also --out"),
-                           (["--conformal-out", str(tmp_path / "f.npz")], "--conformal-out needs --conformal ALPHA")):
+                           (["--conformal-out", str(tmp_path / "f.npz")], "--conformal-out needs --conformal ALPHA"),
+                           # Accepted silently before, as if the sets had been asked for with that score.
+                           (["--conformal-score", "aps"], "--conformal-score needs --conformal ALPHA")):
         with pytest.raises(SystemExit) as exit_info:
             call(capsys, "calibrate", "--logits", logits, "--labels", labels, "--out", str(tmp_path / "d.npz"), *extra)
         assert exit_info.value.code == 2 and message in capsys.readouterr().err

@@ -32,6 +32,7 @@ from softmaxkit.cli import CLIError, UsageError
 from softmaxkit.cli._common import parse_number, with_article
 
 SCORES = ("lac", "aps", "raps")
+DEFAULT_SCORE = "lac"
 #: Levels the demo shows: 90% and 95% sets.
 DEMO_ALPHAS = (0.1, 0.05)
 
@@ -90,9 +91,11 @@ def add_calibrate_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--conformal", type=levels, metavar="ALPHA[,ALPHA]",
                    help="also fit a conformal predictor on the same rows and report its sets' coverage and sizes "
                    "at these miss rates (0.1: sets that hold the true class for >= 90%% of rows)")
-    g.add_argument("--conformal-score", choices=SCORES, default="lac",
+    # No argparse default, so that the score given without --conformal can be refused (conformal_out);
+    # fit() reads DEFAULT_SCORE then.
+    g.add_argument("--conformal-score", choices=SCORES,
                    help="lac: smallest sets; aps/raps: sets that grow where the model is unsure "
-                   "(default: %(default)s)")
+                   f"(default: {DEFAULT_SCORE})")
     g.add_argument("--conformal-by-class", action="store_true",
                    help="one threshold per class (Mondrian conformal prediction), from that class's rows: the sets "
                    "hold the true class for >= 90%% of the rows of EACH class, not only of all rows together (a "
@@ -119,7 +122,7 @@ def conformal_out(args: argparse.Namespace) -> str | None:
     from softmaxkit.io import same_entry
 
     if not getattr(args, "conformal", None):
-        for option in ("conformal_out", "conformal_by_class"):
+        for option in ("conformal_out", "conformal_by_class", "conformal_score"):
             if getattr(args, option, None):
                 raise UsageError(f"--{option.replace('_', '-')} needs --conformal ALPHA (the miss rates to report)")
         return None
@@ -274,17 +277,18 @@ def _saved_top_probabilities(path: str) -> dict | None:
 # --------------------------------------------------------------------------- library calls
 
 
-def fit(scores: np.ndarray, labels: np.ndarray, *, probs: bool, score: str, seed: int = 0,
+def fit(scores: np.ndarray, labels: np.ndarray, *, probs: bool, score: str | None, seed: int = 0,
         classes: Any = None, class_conditional: bool = False) -> Any:
     """A conformal classifier fitted on (n, K) logits (or probabilities) and class indices.
 
     ``classes``: the names of the columns, given to the predictor before the fit, so that its warning on a
     class without calibration rows names it as the file does (and saved with it).
-    ``class_conditional``: one threshold per class (``calibrate --conformal-by-class``), saved with it."""
+    ``class_conditional``: one threshold per class (``calibrate --conformal-by-class``), saved with it.
+    ``score``: ``--conformal-score``, None when not given (:data:`DEFAULT_SCORE`)."""
     from softmaxkit.cli._adapters import remember_classes
     from softmaxkit.conformal import ConformalClassifier
 
-    conformal = ConformalClassifier(score=score, input="probs" if probs else "logits", random_state=seed,
+    conformal = ConformalClassifier(score=score or DEFAULT_SCORE, input="probs" if probs else "logits", random_state=seed,
                                     class_conditional=class_conditional)
     remember_classes(conformal, classes)
     return conformal.fit(scores, labels)
