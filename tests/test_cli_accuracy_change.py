@@ -59,10 +59,12 @@ def _oracle(method: str, z: np.ndarray, y: np.ndarray, *, holdout: float | None)
     raw, mapped = z[eval_rows], calibrated_logits(calibrator, z[eval_rows])
     before = np.argmax(raw, axis=1) == y[eval_rows]
     after = np.argmax(mapped, axis=1) == y[eval_rows]
-    # rows whose top scores tie on either side are left out of the counts (review R22)
+    # rows whose true class ties another at the top on either side are left out of the counts (review R22; a tie
+    # of wrong classes only is wrong either way, review R24)
     tied = np.zeros(len(eval_rows), dtype=bool)
     for scores in (raw, mapped):
-        tied |= np.count_nonzero(scores == scores.max(axis=1, keepdims=True), axis=1) > 1
+        at_top = scores == scores.max(axis=1, keepdims=True)
+        tied |= (np.count_nonzero(at_top, axis=1) > 1) & at_top[np.arange(len(eval_rows)), y[eval_rows]]
     counted = ~tied
     return (int(np.sum(before & ~after & counted)), int(np.sum(after & ~before & counted)), float(before.mean()),
             float(after.mean()))

@@ -42,8 +42,9 @@ class Scored:
         computes them: what :func:`paired_accuracy_change` pairs. :func:`score`'s come from the same pass
         over the scores as its ``row_loss``. Not part of metrics.json.
     row_tie : ndarray of bool, callable or None
-        Whether each row's largest probability is shared by two or more classes (the prediction is then the
-        first of them), likewise.
+        Whether each row's true class shares its largest probability with another class (the prediction is then
+        the first of them, so whether it is right depends on the column order), likewise. A row whose largest
+        probability is shared by wrong classes only is wrong whichever comes first: not tied.
     """
 
     key: str
@@ -120,7 +121,9 @@ def _row_outcomes(
     block as :func:`_adapters.summarize` reads them: the loss exact from logits (a ``-inf`` logit on the truth
     gives ``inf``), unclipped from probabilities; the prediction the largest log-probability (or probability),
     the first of equals, as the summary's accuracy takes it (a tie that only rounding makes or breaks aside);
-    and whether that largest value is tied.
+    and whether the true class ties another at that largest value, the rows whose outcome the column order
+    decides (review R24: a row tied between two wrong classes is wrong either way, and was left out of the
+    accuracy test as a tie).
     The argmax reads the block the loss already holds: no second pass, and one more array of ``n`` bools."""
     from softmaxkit import log_softmax
     from softmaxkit.data import iter_row_blocks
@@ -146,7 +149,8 @@ def _row_outcomes(
             with np.errstate(divide="ignore"):
                 out[rows] = -np.log(block[picked])
         hit[rows] = np.argmax(block, axis=1) == y[rows]
-        tied[rows] = np.count_nonzero(block == block.max(axis=1, keepdims=True), axis=1) > 1
+        at_top = block == block.max(axis=1, keepdims=True)
+        tied[rows] = (np.count_nonzero(at_top, axis=1) > 1) & at_top[picked]
     return out, hit, tied
 
 
@@ -454,9 +458,15 @@ def paired_accuracy_change(before: Scored, after: Scored, *, in_sample: bool = F
     (``in_sample``) ``"lower"`` and ``"higher"`` in place of worse and better, as :func:`paired_loss_change`
     reads a change there. Also ``before``, ``after`` (the accuracies of these per-row predictions), ``n``,
     ``test`` and ``in_sample``. None when either side has no per-row predictions (``row_hit``) or they differ in
-    length, or there are no rows. A row whose largest probability is tied on either side (``row_tie``) is right
-    or wrong by which tied class comes first: such rows whose outcome changed are ``tied_changes``, left out of
-    ``turned_wrong``, ``turned_right`` and the test (the accuracies count them, as the table does).
+    length, or there are no rows. A row whose true class ties another for the largest probability on either side
+    (``row_tie``) is right or wrong by which tied class comes first: such rows whose outcome changed are
+    ``tied_changes``, left out of ``turned_wrong``, ``turned_right`` and the test (the accuracies count them, as
+    the table does).
+
+    The reading never goes against the accuracies it sits beside: where the test reads the untied rows one way
+    and the accuracy moved the other way or not at all (the tied rows decide it), ``ties_decide`` is true and
+    the reading is ``"within the noise"`` (review R24: 0.6497 -> 0.8280, 42 tied rows turned right and 14 untied
+    rows wrong, read "worse" at p = 1.2e-4). Verdict, table mark and ``fit``'s advice all follow the reading.
     """
     b, a = before.row_hits(), after.row_hits()
     if b is None or a is None or len(b) != len(a) or len(b) == 0:
@@ -477,12 +487,17 @@ def paired_accuracy_change(before: Scored, after: Scored, *, in_sample: bool = F
         p = float(binomtest(turned_wrong, discordant, 0.5).pvalue)
     reading = ("unchanged" if not discordant and not tied_changes else "within the noise"
                if not discordant or p >= ACCURACY_TEST_LEVEL else "worse" if turned_wrong > turned_right else "better")
+    # the accuracy's own direction, from counts (the means of two bool arrays could round alike)
+    moved = int(np.sign(int(np.count_nonzero(a)) - int(np.count_nonzero(b))))
+    ties_decide = reading in ("worse", "better") and moved != (-1 if reading == "worse" else 1)
+    if ties_decide:
+        reading = "within the noise"
     if in_sample:
         reading = _IN_SAMPLE_ACCURACY.get(reading, reading)
     return {"before": float(b.mean()), "after": float(a.mean()), "turned_wrong": turned_wrong,
             "turned_right": turned_right, "tied_changes": tied_changes, "n": int(len(b)), "p_value": p,
             "test": _ACCURACY_TEST,
-            "reading": reading, "in_sample": bool(in_sample)}
+            "reading": reading, "ties_decide": bool(ties_decide), "in_sample": bool(in_sample)}
 
 
 def accuracy_fall(change: dict | None, *, params: dict | None, raw_kept: bool = False) -> str:
@@ -493,21 +508,35 @@ def accuracy_fall(change: dict | None, *, params: dict | None, raw_kept: bool = 
     already says to keep the raw model (a log-loss measured worse), only the latter. Within the noise, said. On the
     map's fitting rows said so, as the log-loss sentence says it: a fall measured there is one "even on the rows it
     was fitted on", which fresh rows are not expected to undo (the map had these rows' labels; review R20's
-    breast-cancer fall was on held-out rows)."""
-    if not change or change["after"] >= change["before"]:
+    breast-cancer fall was on held-out rows).
+
+    Where the tied rows decide the accuracy against the untied rows' test (``ties_decide``), rise or fall, the
+    sentence says the untied rows point the other way and that no change is measured (review R24: "Accuracy
+    fell ...: 0 rows' predicted class turned wrong and 10 turned right (exact McNemar p = 0.002 ...), within the
+    noise")."""
+    if not change or (change["after"] >= change["before"] and not change.get("ties_decide")):
         return ""
     wrong, right, ties = change["turned_wrong"], change["turned_right"], change.get("tied_changes", 0)
     measured = change["reading"] in ("worse", "lower")
     on = (" even on the rows it was fitted on" if measured else " on these rows") if change["in_sample"] else ""
-    if not wrong and not right:  # only ties moved (review R23: "0 rows' ... turned wrong and 0 turned right")
-        return (f" Accuracy fell from {change['before']:.4f} to {change['after']:.4f}{on} only by {ties} "
-                f"row{'s' * (ties != 1)} whose top probabilities tie, counted by the first tied class: no change "
-                "is measured.")
+    tie_rows = f"{ties} row{'s' * (ties != 1)} whose top probabilities tie"
     rows = f"{wrong} row's" if wrong == 1 else f"{wrong} rows'"
+    counts = f"{rows} predicted class turned wrong and {right} turned right"
+    if change.get("ties_decide"):
+        b, a = f"{change['before']:.4f}", f"{change['after']:.4f}"
+        moved, untied = ((f"stayed at {b}", "moved") if change["after"] == change["before"] else
+                         (f"{'rose' if change['after'] > change['before'] else 'fell'} from {b} to {a}",
+                          "point the other way"))
+        return (f" Accuracy {moved}{on}, but the rows without a tie {untied}: {counts} (exact McNemar p = "
+                f"{_p_digits(change['p_value'])}). The {tie_rows}, counted by the first tied class, decide the "
+                "accuracy: no change in it is measured.")
+    if not wrong and not right:  # only ties moved (review R23: "0 rows' ... turned wrong and 0 turned right")
+        return (f" Accuracy fell from {change['before']:.4f} to {change['after']:.4f}{on} only by {tie_rows}, "
+                "counted by the first tied class: no change is measured.")
     tie_words = (f"; {ties} more row{'s' * (ties != 1)} changed only by a tie between top probabilities, left out"
                  if ties else "")
-    text = (f" Accuracy fell from {change['before']:.4f} to {change['after']:.4f}{on}: {rows} predicted class "
-            f"turned wrong and {right} turned right (exact McNemar p = {_p_digits(change['p_value'])}{tie_words})")
+    text = (f" Accuracy fell from {change['before']:.4f} to {change['after']:.4f}{on}: {counts} (exact McNemar "
+            f"p = {_p_digits(change['p_value'])}{tie_words})")
     if not measured:
         return f"{text}, within the noise."
     other_map = (params or {}).get("method") != "TemperatureScaling"
@@ -595,7 +624,9 @@ def verdict(before: dict, after: dict, *, change: str, params: dict | None = Non
     fitting rows (``"lower"``, as a log-loss higher there is read), it leads, after a log-loss measured worse, in the
     warning tone, and says to keep the raw model's class predictions or use temperature scaling, which never
     changes a row's predicted class (after "keep the raw model", only the latter). Exact at any row count, it is
-    said beside a log-loss change on too few rows and a fit on its bound too.
+    said beside a log-loss change on too few rows and a fit on its bound too. Where the tied rows decide the
+    accuracy against the untied rows (``ties_decide``), rise or fall, the sentence says so, last, and the reading
+    ("within the noise") leaves the tone alone.
     """
     accuracy = accuracy_fall(accuracy_change, params=params)  # the branches that return early
     accuracy_worse = (accuracy_change or {}).get("reading") in ("worse", "lower")
@@ -701,7 +732,8 @@ def verdict(before: dict, after: dict, *, change: str, params: dict | None = Non
     if accuracy_worse:
         # First too (after a log-loss measured worse): read after the ECE's and log-loss's good news, a measured
         # fall in accuracy went unseen (review R20)
-        text, tone, accuracy = f"{accuracy.lstrip()} {text}", "warn", ""
+        # (joined so that no sentence left empty leaves a space before the text; review R24)
+        text, tone, accuracy = " ".join(filter(None, (accuracy.strip(), text))), "warn", ""
     if measured_worse:
         # First, so nothing read before it sounds like a reason to keep the calibrator.
         lead = (f"{change.capitalize()} made it worse: keep the raw model." if reading == "worse" else

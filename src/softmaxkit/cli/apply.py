@@ -89,7 +89,7 @@ def run(args: argparse.Namespace, warned: list[str]) -> int:
         score_columns,
         with_row_ids,
     )
-    from softmaxkit.cli.predict import npy_column_order, warn_sets_without_prediction
+    from softmaxkit.cli.predict import npy_column_order, reorders_classes, warn_sets_without_prediction
     from softmaxkit.data import write_columns
     from softmaxkit.io import StagedOutputs, same_entry
 
@@ -103,9 +103,9 @@ def run(args: argparse.Namespace, warned: list[str]) -> int:
             raise CLIError("--logits-out and --out name the same file")
     calibrator = _adapters.load_calibrator(args.calibrator, option="CALIBRATOR")
     fitted_on = getattr(calibrator, "input", "logits")
-    if args.probs and fitted_on == "logits" and type(calibrator).__name__ != "TemperatureScaling":
-        # log p differs from the logits by a per-row constant: invisible to a temperature, not to
-        # per-class scales (vector/matrix scaling), which would return wrong probabilities.
+    if args.probs and fitted_on == "logits" and not _reads_log_probs(calibrator):
+        # log p differs from the logits by a per-row constant: invisible to a temperature and to maps of
+        # the log-odds, not to per-class scales (vector/matrix scaling), which would return wrong probabilities.
         raise CLIError(f"CALIBRATOR {args.calibrator}: {with_article(type(calibrator).__name__)} fitted on logits needs "
                        "logits (--logits); probabilities would give different, wrong results")
 
@@ -150,7 +150,9 @@ def run(args: argparse.Namespace, warned: list[str]) -> int:
             return _adapters.calibrated_logits(calibrator, s)
         if fitted_on == "probs":
             return _adapters.calibrated_from_probs(calibrator, s)
-        with np.errstate(divide="ignore"):  # temperature scaling of log-probabilities
+        if type(calibrator).__name__ != "TemperatureScaling":
+            _refuse_zero_probabilities(s, names, calibrator, args.calibrator, source)
+        with np.errstate(divide="ignore"):  # log-probabilities: the logits up to a per-row constant
             return _adapters.calibrated_logits(calibrator, np.log(np.asarray(s, dtype=np.float64)))
 
     logits = calibrate(scores)
@@ -173,7 +175,9 @@ def run(args: argparse.Namespace, warned: list[str]) -> int:
                                                  where=source, calibrated_probs=probs)
         columns.update(_conformal.columns(sets, args.sets, names, text=text_ok))
         given = "logits" if args.logits else "probabilities"
-        warn_sets_without_prediction(sets, probs, args.sets, scores=f"the {given} of {source} as given")
+        warn_sets_without_prediction(sets, probs, args.sets, scores=f"the {given} of {source} as given",
+                                     by_class=bool(getattr(conformal, "class_conditional", False)),
+                                     reorders=reorders_classes(calibrator))
     columns, kept_ids, left_ids = with_row_ids(row_ids, columns, args.out)
     logit_table, logit_left = None, []
     if args.logits_out:
@@ -200,3 +204,30 @@ def run(args: argparse.Namespace, warned: list[str]) -> int:
                 "conformal": args.conformal, "sets": list(args.sets or []),
                 "ignored_columns": list(read.ignored), "row_id_columns": kept_ids, "warnings": warned})
     return 0
+
+
+def _reads_log_probs(calibrator: Any) -> bool:
+    """Whether a calibrator fitted on logits maps ``log p`` as it maps the logits: ``log p`` differs from
+    them by a constant per row, which a temperature keeps out of the softmax and which no class's log-odds
+    hold (Platt and isotonic maps, but those saved before they read the log-odds: ``score_ == "raw_logit"``)."""
+    name = type(calibrator).__name__
+    one_vs_rest = name in ("PlattScaling", "IsotonicCalibration") and getattr(calibrator, "score_", None) == "log_odds"
+    return name == "TemperatureScaling" or one_vs_rest
+
+
+def _refuse_zero_probabilities(probs: Any, names: Any, calibrator: Any, path: str, source: str) -> None:
+    """CLIError at the first probability of exactly 0: its log-odds are -inf, which the Platt and isotonic
+    maps of logits take nowhere (the library's error named "logits" and a position, not the file's row)."""
+    from pathlib import Path
+
+    import numpy as np
+
+    from softmaxkit.cli import CLIError
+    from softmaxkit.data import location
+
+    zero = np.asarray(probs) <= 0
+    if zero.any():
+        row, j = (int(v) for v in np.unravel_index(int(np.argmax(zero)), zero.shape))
+        raise CLIError(location(Path(source), row) + f"class {str(names[j])!r} has probability 0, whose log-odds are "
+                       f"-inf: CALIBRATOR {path} ({type(calibrator).__name__}, fitted on logits) maps finite "
+                       "log-odds only; pass the model's logits (--logits)")

@@ -162,8 +162,10 @@ def run(args: argparse.Namespace, warned: list[str]) -> int:
     if sets is not None:
         mask = sets.mask()  # made once: written, and checked against the prediction
         columns.update(_conformal.columns(mask, args.sets, classes, text=text_ok))
-        if calibrator is not None:
-            warn_sets_without_prediction(mask, probs, args.sets, scores="the model's own logits")
+        by_class = bool(getattr(conformal, "class_conditional", False))
+        if calibrator is not None or by_class:  # per-class thresholds can leave out even the raw prediction
+            warn_sets_without_prediction(mask, probs, args.sets, scores="the model's own logits", by_class=by_class,
+                                         reorders=reorders_classes(calibrator))
     columns, kept_ids, left_ids = with_row_ids(row_ids, columns, args.out)
     logit_table, logit_left = None, []
     if args.logits_out:
@@ -272,18 +274,37 @@ def npy_column_order(classes: Any, *paths: str | None) -> list[str]:
             if path and Path(path).suffix.lower() == ".npy"]
 
 
-def warn_sets_without_prediction(mask: Any, probs: Any, alphas: tuple[float, ...], *, scores: str) -> None:
+def reorders_classes(calibrator: Any) -> bool:
+    """Whether ``calibrator`` can change a row's most probable class: every map but temperature scaling (one
+    positive scale of a row's logits keeps their order); no calibrator cannot."""
+    return calibrator is not None and type(calibrator).__name__ != "TemperatureScaling"
+
+
+def warn_sets_without_prediction(mask: Any, probs: Any, alphas: tuple[float, ...], *, scores: str,
+                                 by_class: bool = False, reorders: bool = True) -> None:
     """Warn, per level, when written sets leave out the written prediction (the most probable class of
-    ``probs``, calibrated probabilities) although they hold a class.
+    ``probs``, calibrated probabilities) although they hold a class, naming the causes that can apply.
 
     By design: the sets come from the uncalibrated ``scores``, on which the conformal predictor was fitted and
-    its coverage guarantee holds, so a calibrator that reorders a row's classes can put its prediction outside
-    its set (audit BJ: p_d6 = 0.553, prediction d6, set_90 = d1, said nowhere). ``mask``: the (n, K, A) sets.
+    its coverage guarantee holds, so a calibrator that ``reorders`` a row's classes (:func:`reorders_classes`)
+    can put its prediction outside its set (audit BJ: p_d6 = 0.553, prediction d6, set_90 = d1, said nowhere).
+    With one threshold per class (``by_class``, ``--conformal-by-class``) a set can leave out even the raw most
+    probable class, where its score misses that class's own threshold; that is said, and calibration is
+    blamed only where it can change the prediction (review R24: temperature scaling, which never does, was
+    named as the cause). ``mask``: the (n, K, A) sets.
     """
     import warnings
 
     import numpy as np
 
+    causes = []
+    if by_class:
+        causes.append("the sets have one threshold per class (--conformal-by-class), so a row's most probable "
+                      "class is left out of its set where its score misses that class's own threshold")
+    if reorders or not by_class:
+        causes.append(f"the prediction and p_ columns are the calibrated probabilities, while the sets come from "
+                      f"{scores}, on which the conformal predictor was fitted and for which its coverage guarantee "
+                      "holds")
     predicted = np.argmax(probs, axis=1)
     held = mask[np.arange(len(predicted)), predicted, :]  # (n, A): whether each set holds the prediction
     for i, alpha in enumerate(alphas):
@@ -291,7 +312,5 @@ def warn_sets_without_prediction(mask: Any, probs: Any, alphas: tuple[float, ...
         if len(left_out):
             tag = _conformal.level_tag(alpha)
             warnings.warn(f"set_{tag} leaves out the prediction in {len(left_out)} of {len(predicted)} rows (the "
-                          f"first: row {left_out[0] + 1}): the prediction and p_ columns are the calibrated "
-                          f"probabilities, while the sets come from {scores}, on which the conformal predictor was "
-                          "fitted and for which its coverage guarantee holds; such a row is uncertain between its "
-                          "prediction and the classes of its set", stacklevel=2)
+                          f"first: row {left_out[0] + 1}): {'; and '.join(causes)}; such a row is uncertain between "
+                          "its prediction and the classes of its set", stacklevel=2)
