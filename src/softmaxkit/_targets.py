@@ -150,9 +150,7 @@ def soft_targets(
     else:
         classes = as_numpy(classes, "classes")
         if classes.shape != (n_classes,) or len(np.unique(classes)) != n_classes:
-            raise ValueError(
-                f"classes must list {n_classes} distinct labels, one per column of y; got {classes.tolist()}"
-            )
+            raise _not_distinct(classes, n_classes)
         if np.any(classes[:-1] > classes[1:]):
             raise ValueError(f"classes must be sorted to label the columns of y, got {classes.tolist()}")
     if y.dtype.kind not in "fiub":
@@ -183,6 +181,11 @@ def soft_targets(
     safe = np.where(totals > 0, totals, 1.0)
     probs = np.where(totals[:, None] > 0, t / safe[:, None], 1.0 / n_classes)
     return classes, probs, totals
+
+
+def _not_distinct(classes: np.ndarray, n_classes: int) -> ValueError:
+    """The error for ``classes`` that do not list ``n_classes`` distinct labels (one per column of y)."""
+    return ValueError(f"classes must list {n_classes} distinct labels, one per column of y; got {classes.tolist()}")
 
 
 def _refuse_mixed_targets(totals, probability_row, count_row, tol, dtype) -> None:
@@ -281,7 +284,7 @@ def _classes_from_names(names: np.ndarray, classes: Any) -> np.ndarray:
     ------
     ValueError
         A missing or repeated column name, names of types that cannot be sorted together, names
-        out of sorted order, or names that are not ``classes``.
+        out of sorted order, a repeated label in ``classes``, or names that are not ``classes``.
     """
     listed = names.tolist()
     shown = f"y's columns are named {listed}"
@@ -300,7 +303,11 @@ def _classes_from_names(names: np.ndarray, classes: Any) -> np.ndarray:
             "Pass y[sorted(y.columns)]"
         )
     # classes given in any order, as for labels (classes_ is sorted either way)
-    if classes is not None and _sorted_labels(classes) != listed:
+    given = None if classes is None else _sorted_labels(classes)
+    if given is not None and len(given) < np.size(classes):
+        # a repeated class, which np.unique in _sorted_labels dropped: refused as for an ndarray y (review R24)
+        raise _not_distinct(as_numpy(classes, "classes"), len(listed))
+    if classes is not None and given != listed:
         raise ValueError(
             f"{shown}, which are not the classes {as_numpy(classes, 'classes').tolist()}: the column names of a "
             "DataFrame y are its classes. Rename the columns to the classes, leave classes=None, or pass "

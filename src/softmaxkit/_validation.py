@@ -579,8 +579,17 @@ def prepare_target(target: Any, logits_shape: tuple[int, ...], axis: int, ignore
 
 
 def check_ignore_index(ignore_index: Any) -> int:
-    if not isinstance(ignore_index, numbers.Integral) or isinstance(ignore_index, bool):
-        raise TypeError(f"ignore_index must be an int, got {ignore_index!r}")
+    """``ignore_index`` as an int: a Python or NumPy integer, or a 0-dim integer tensor or array.
+
+    torch takes ``ignore_index=torch.tensor(1)`` (and ``np.array(1)``), so a ported call does too;
+    it was refused with a TypeError (audit CM). bool, floating and multi-element values are refused.
+    """
+    is_int = isinstance(ignore_index, numbers.Integral) and not isinstance(ignore_index, (bool, np.bool_))
+    # array-library agnostic (.ndim, .dtype); a bool tensor's dtype name is "bool", not an int's
+    dtype = dtype_name(getattr(ignore_index, "dtype", ""))
+    is_int_0d = getattr(ignore_index, "ndim", None) == 0 and dtype.startswith(("int", "uint"))
+    if not (is_int or is_int_0d):
+        raise TypeError(f"ignore_index must be an int or a 0-dim integer tensor, got {ignore_index!r}")
     return int(ignore_index)
 
 

@@ -239,7 +239,10 @@ def _traced_temperature(temperature: torch.Tensor, dtype: torch.dtype) -> torch.
 def _write(result: torch.Tensor, x: torch.Tensor, out: Any) -> torch.Tensor:
     """The result in ``x``'s dtype, or written into ``out`` as torch's ``out=``
     does: same dtype required; another shape is resized (with torch's warning)."""
-    result = result.to(x.dtype)
+    # C-contiguous, as torch's result whatever x's layout: the composite ops keep a transposed or
+    # channels_last x's strides, and a following .view(-1) raised (audit CM). One copy at most: a cast
+    # writes C-contiguously, and .to() of the same dtype returns result itself, whatever memory_format.
+    result = result.to(x.dtype, memory_format=torch.contiguous_format).contiguous()
     if out is None:
         return result
     if not isinstance(out, torch.Tensor):
@@ -265,8 +268,10 @@ def _empty_or_scalar(xc: torch.Tensor, log: bool) -> torch.Tensor | None:
         # NaN or +inf), with its zero gradient. ``xc * 0 + 1`` gave NaN for -inf (audit).
         row = xc.reshape(1)
         return (_log_softmax(row, 0) if log else _softmax(row, 0)).reshape(())
-    if xc.numel() == 0:  # nothing to normalise: an empty result, still on the graph
-        return xc * 0.0
+    if xc.numel() == 0:
+        # Nothing to normalise: an empty result on the graph, and its (empty) gradient too, 2 * xc * 0,
+        # so create_graph differentiates it again as torch's. xc * 0.0 gave a constant gradient (audit CM)
+        return xc * xc * 0.0
     return None
 
 
@@ -313,22 +318,30 @@ def _run_kernel(rows: torch.Tensor, res: torch.Tensor, log: bool) -> None:
 def _kernel_softmax(xc: torch.Tensor, axis: int, log: bool, *, private: bool = False) -> torch.Tensor:
     """(Log-)softmax of ``xc`` along ``axis`` on the CPU kernels, with no graph.
 
-    All ``-inf`` rows give 0 (log: ``-inf``); NaN or ``+inf`` make the row NaN. When the class axis
-    is the innermost in memory the result is a fresh tensor of ``xc``'s layout (``xc`` itself when
+    All ``-inf`` rows give 0 (log: ``-inf``); NaN or ``+inf`` make the row NaN. The result is
+    C-contiguous, as torch's (``torch.softmax`` of a transposed or channels_last tensor is too). When
+    ``xc`` is C-contiguous with the class axis innermost it is a fresh tensor (``xc`` itself when
     ``private``: a copy the caller made, which the kernel then overwrites instead of allocating);
-    otherwise the rows are gathered into a contiguous copy, computed in place and written back in
-    ``xc``'s layout. ``xc`` is never written unless ``private``.
+    otherwise the rows are read where they lie if contiguous there (else gathered into a contiguous
+    copy), computed, and written out C-contiguously. ``xc`` is never written unless ``private``.
     """
     xd = xc.detach()
     moved = xd.movedim(axis, -1)
     c = moved.shape[-1]
-    if moved.is_contiguous():  # dense, so empty_like keeps xc's strides: the rows are contiguous there too
+    if xd.is_contiguous() and moved.is_contiguous():  # classes innermost of a C-contiguous tensor
         res = xd if private else torch.empty_like(xd)
         _run_kernel(moved.view(-1, c), res.movedim(axis, -1).view(-1, c), log)
         return res  # (not a view: a custom Function's output that is a view cannot be changed in place)
-    rows = torch.empty(moved.shape, dtype=xc.dtype).copy_(moved).view(-1, c)  # always a copy: ours
-    _run_kernel(rows, rows, log)
-    return torch.empty_like(xd).copy_(rows.view(moved.shape).movedim(-1, axis))
+    if moved.is_contiguous():  # rows contiguous in memory (a transposed x, say): read where they lie
+        src = moved.view(-1, c)
+        rows = src if private else torch.empty_like(src)
+        _run_kernel(src, rows, log)
+    else:
+        rows = xd.new_empty(moved.shape).copy_(moved).view(-1, c)  # always a copy: ours
+        _run_kernel(rows, rows, log)
+    # torch's result is C-contiguous whatever x's layout (transposed, channels_last, sliced): a following
+    # .view(-1) works on it. x's strides raised there (audit CM)
+    return xd.new_empty(xd.shape).copy_(rows.view(moved.shape).movedim(-1, axis))
 
 
 def _softmax_grad(g: torch.Tensor, y: torch.Tensor, axis: int, log: bool) -> torch.Tensor:
@@ -541,17 +554,25 @@ def logsumexp(
     keepdims = keepdims or bool(keepdim)
     x, xc, axis = _prepare(x, axis)
     if xc.ndim == 0:
-        return xc.to(x.dtype)
+        # One class: its own logsumexp (+inf too, as in torch and the NumPy API), computed as the 1-element
+        # row's so that its gradient (1; 0 for -inf, as for any all -inf row) is on the graph and
+        # create_graph differentiates it again, as torch's. xc itself had a constant gradient (audit CM)
+        row = _logsumexp(xc.reshape(1), 0, keepdims=False)
+        return torch.where(xc == torch.inf, xc, row).to(x.dtype)
     if xc.shape[axis] == 0:
         # -inf from a sum over the empty axis, so the result stays on the graph (x.grad is zeros, as torch's)
         return (xc.sum(dim=axis, keepdim=keepdims) - torch.inf).to(x.dtype)
     if xc.numel() == 0:
         return xc.sum(dim=axis, keepdim=keepdims).to(x.dtype)
+    return _logsumexp(xc, axis, keepdims=keepdims).to(x.dtype)
+
+
+def _logsumexp(xc: torch.Tensor, axis: int, *, keepdims: bool) -> torch.Tensor:
+    """``log(sum(exp(xc)))`` along ``axis`` of a non-empty ``xc``: ``-inf`` for an all ``-inf`` row (sum 0,
+    zero gradient); a NaN sum (NaN or ``+inf`` in the row) stays NaN."""
     z, s, m = _shift(xc, axis)
-    # -inf for an all -inf row (sum 0); a NaN sum (NaN or +inf in the row) stays NaN.
     res = m + torch.where(s == 0, -torch.inf, torch.log(_safe_sum(s)))
-    res = res if keepdims else res.squeeze(axis)
-    return res.to(x.dtype)
+    return res if keepdims else res.squeeze(axis)
 
 
 @accepts_input
