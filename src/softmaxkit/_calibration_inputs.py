@@ -12,7 +12,7 @@ import numbers
 import sys
 import warnings
 from dataclasses import dataclass
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 
@@ -86,6 +86,187 @@ def narrow_values_dtype(p: np.ndarray) -> str | None:
     if np.any(bits & uint(f16_low)):
         return None
     return "float16" if np.any(bits & uint(bf16_low)) else "bfloat16"
+
+
+#: The most decimals :func:`printed_decimals` looks for (beyond, rounding explains less than
+#: :data:`ROW_SUM_ATOL` below 2000 classes).
+MAX_DECIMALS = 8
+
+
+def _row_blocks(x: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
+    """``(start, block)`` over the rows of ``x`` in blocks of about :data:`BLOCK_ELEMENTS` values, as they are."""
+    rows = max(1, BLOCK_ELEMENTS // max(x.shape[1] if x.ndim == 2 else 1, 1))
+    for start in range(0, len(x), rows):
+        yield start, x[start:start + rows]
+
+
+def printed_decimals(values: Any, *, scale: float = 1.0,
+                     row_blocks: Callable[[Any], Iterable[tuple[int, np.ndarray]]] | None = None) -> int | None:
+    """The fewest decimals ``d`` (1 to :data:`MAX_DECIMALS`) such that every value of ``values * scale``
+    is a multiple of ``10**-d`` up to the rounding of its dtype, else None; read in row blocks
+    (``row_blocks``: a function giving ``(start, block)`` pairs, the command line's releases the pages
+    of a memory map; default: blocks of :data:`BLOCK_ELEMENTS` values). ``scale=0.01`` reads
+    percentages (63.33 is 0.6333: 4 decimals).
+
+    Only a ``d`` at which that rounding is under 1% of ``10**-d`` counts (float32: 4 decimals at
+    most), so that values which merely carry no more digits than their dtype do not pass.
+    """
+    if values.dtype.kind != "f" or not values.size:
+        return None
+    eps = float(np.finfo(values.dtype).eps)
+    usable = [d for d in range(1, MAX_DECIMALS + 1) if eps * 10.0**d < 0.01]
+    need = 0  # index into usable
+    for _, block in (row_blocks or _row_blocks)(values):
+        block = np.asarray(block, dtype=np.float64) * scale
+        while need < len(usable):
+            scaled = block * 10.0 ** usable[need]
+            with np.errstate(invalid="ignore"):  # -inf (a logit): no multiple of anything
+                close = np.all(np.abs(scaled - np.rint(scaled)) <= eps * 10.0 ** usable[need])
+            if close:
+                break
+            need += 1
+        else:
+            return None
+    return usable[need] if need < len(usable) else None
+
+
+def rounding_slack(n_columns: int, decimals: int) -> float:
+    """How far a row of ``n_columns`` probabilities written with ``decimals`` decimals may sum from 1:
+    each value is within ``0.5 * 10**-decimals`` of the one computed (3 classes at 3 decimals: 0.0015)."""
+    return n_columns * 0.5 * 10.0**-decimals
+
+
+class InputKindWarning(UserWarning):
+    """Scores given as logits that look like probabilities or percentages (:func:`score_kind`)."""
+
+
+#: Rows of logits that :func:`warn_if_not_logits` reads (evenly spaced): enough for the evidence,
+#: cheap beside any fit or metric of a large array.
+KIND_SAMPLE_ROWS = 4096
+
+#: How unlikely rows of genuine logits must make "every row sums to 1 (or 100) this closely" before
+#: :func:`score_kind` calls them probabilities (percentages).
+_KIND_CHANCE = 0.01
+
+
+@dataclass(frozen=True)
+class _Sums:
+    """One pass of :func:`score_kind`: the range of the values, and the largest distance of a row's sum
+    from 1 and from 100."""
+
+    low: float
+    high: float
+    off_1: float
+    off_100: float
+
+
+def _sums(values: Any, row_blocks: Callable[[Any], Iterable[tuple[int, np.ndarray]]]) -> _Sums | None:
+    """:class:`_Sums` of ``values``, or None as soon as a value lies outside [0, 100] (logits)."""
+    low, high, off_1, off_100 = np.inf, -np.inf, 0.0, 0.0
+    for _, block in row_blocks(values):
+        low, high = min(low, float(np.min(block))), max(high, float(np.max(block)))
+        if not (low >= 0 and high <= 100):  # NaN too
+            return None
+        sums = np.sum(block, axis=1, dtype=np.float64)
+        off_1 = max(off_1, float(np.max(np.abs(sums - 1.0))))
+        off_100 = max(off_100, float(np.max(np.abs(sums - 100.0))))
+    return _Sums(low, high, off_1, off_100)
+
+
+def _sum_to_one(values: Any, off: float, *, scale: float, tolerance: float,
+                row_blocks: Callable[[Any], Iterable[tuple[int, np.ndarray]]]) -> tuple[bool, bool]:
+    """Whether the rows of ``values * scale``, the farthest ``off`` (in those units) from 1, sum to 1
+    within ``tolerance`` or the rounding of their printed decimals (:func:`rounding_slack`); and whether
+    that is evidence: the chance that every row of genuine logits spread over [0, 1] sums so close to 1
+    is under :data:`_KIND_CHANCE` (a sum of two or more such values has a density of at most 1, so a row
+    falls within ``t`` of 1 with a chance of at most ``2 t``, plus one step of ``d`` decimals). One row
+    of logits ``[0.3, 0.7]`` sums to 1 by chance; twenty rows of them all doing so do not."""
+    k = values.shape[1]
+    # Read even when the rows sum to 1 as they are: one-decimal rows sum to exactly 1 by chance often.
+    decimals = printed_decimals(values, scale=scale, row_blocks=row_blocks)
+    step = 0.0 if decimals is None else 10.0**-decimals
+    if off > tolerance:
+        if decimals is None:
+            return False, False
+        # a little over the bound: the sum of K decimals computed in binary floating point
+        slack = rounding_slack(k, decimals) * (1 + 1e-9) + k * float(np.finfo(values.dtype).eps)
+        if off > slack:
+            return False, False
+        tolerance = max(tolerance, slack)
+    chance = min(1.0, 2 * tolerance + step)
+    return True, chance**len(values) <= _KIND_CHANCE
+
+
+def score_kind(values: Any, *, tolerance: float | None = None,
+               row_blocks: Callable[[Any], Iterable[tuple[int, np.ndarray]]] | None = None) -> str | None:
+    """What a 2-D array of scores (two or more columns) looks like: ``"probabilities"`` (every value in
+    [0, 1], every row summing to 1), ``"percentages"`` (every value in [0, 100], every row summing to
+    100), ``"sigmoid"`` (every value in [0, 1], rows that do not sum to 1: per-class sigmoid outputs of a
+    multi-label model), else None.
+
+    A row sums to 1 within ``tolerance`` (default :func:`row_sum_tolerance` of the dtype) or the rounding
+    of the values' printed decimals (:func:`printed_decimals`, :func:`rounding_slack`: probabilities
+    written with 3 decimals sum to 1.001); percentages alike, divided by 100. Probabilities and
+    percentages are said only when the rows are evidence of it (:func:`_sum_to_one`): the range alone is
+    not, logits ``[0.3, 0.7]`` are logits. One pass over the values (``row_blocks``, as for
+    :func:`printed_decimals`); a second, for the decimals, only when every value is in [0, 100].
+    """
+    row_blocks = row_blocks or _row_blocks
+    if values.ndim != 2 or values.shape[1] < 2 or not len(values) or values.dtype.kind != "f":
+        return None
+    found = _sums(values, row_blocks)
+    if found is None:
+        return None
+    tolerance = row_sum_tolerance(values.dtype) if tolerance is None else tolerance
+    if found.high <= 1:
+        sums, evidence = _sum_to_one(values, found.off_1, scale=1.0, tolerance=tolerance, row_blocks=row_blocks)
+        if not sums:
+            return "sigmoid"
+        return "probabilities" if evidence else None
+    sums, evidence = _sum_to_one(values, found.off_100 / 100, scale=0.01, tolerance=tolerance,
+                                 row_blocks=row_blocks)
+    return "percentages" if sums and evidence else None
+
+
+def _sampled_rows(x: np.ndarray, n: int) -> np.ndarray:
+    """``x`` itself when it has at most ``n`` rows, else ``n`` of its rows evenly spaced (a copy of those)."""
+    if len(x) <= n:
+        return x
+    return x[np.linspace(0, len(x) - 1, n).astype(np.intp)]
+
+
+def warn_if_not_logits(x: np.ndarray, name: str = "logits") -> None:
+    """Warn (:class:`InputKindWarning`) when the logits ``x`` (checked, 2-D) look like probabilities or
+    percentages (:func:`score_kind`), judged on at most :data:`KIND_SAMPLE_ROWS` of their rows, evenly
+    spaced.
+
+    Softmax outputs given as logits are put through softmax again, flattened towards uniform:
+    ``TemperatureScaling().fit(probs, y)`` fitted T = 0.41 and a worse log-loss, and ``log_loss(y,
+    logits=100 * probs)`` was 20.7, without a word (audit CO), while the reverse mistake is refused.
+    Logits may look so by chance, so this warns. Values in [0, 1] whose rows do not sum to 1 are not
+    warned of here: logits may lie there (the command line warns of them on a file, where a model's
+    sigmoid outputs are the likelier reading).
+    """
+    head = x[:64]
+    if head.size and not (np.min(head) >= 0 and np.max(head) <= 100):
+        return  # logits, almost always decided here without copying a sample (NaN is refused before)
+    sample = _sampled_rows(x, KIND_SAMPLE_ROWS)
+    kind = score_kind(sample)
+    if kind not in ("probabilities", "percentages"):
+        return
+    rows = f" (of {len(sample)} rows read, evenly spaced)" if len(sample) < len(x) else ""
+    if kind == "probabilities":
+        what, advice = ("every value lies in [0, 1] and every row sums to 1", "pass them as probabilities")
+    else:
+        what, advice = ("every value lies in [0, 100] and every row sums to 100",
+                        "divide them by 100 and pass them as probabilities")
+    warnings.warn(
+        f"{name} look like {kind}, not logits: {what}{rows}; read as logits they are put through softmax "
+        f"(other probabilities than theirs, flattened towards uniform). If they are {kind}, {advice} (probs= "
+        "for the metrics, input='probs' for a calibrator or conformal predictor); if they are logits, ignore "
+        "this warning",
+        InputKindWarning, stacklevel=_caller_stacklevel(),
+    )
 
 
 def check_n_rows(n: int, other: int, name: str, other_name: str) -> None:
@@ -344,6 +525,7 @@ def check_probs(probs: Any, name: str = "probs", *, wide: bool = False) -> np.nd
         i, j = (int(v) for v in np.unravel_index(int(np.argmax(bad)), p.shape))
         raise ValueError(
             f"{name} must be finite probabilities in [0, 1]; found {float(p[i, j])!r} at position ({i}, {j})"
+            + _out_of_range_hint(p, float(p[i, j]))
         )
     dev = np.abs(np.sum(p, axis=1, dtype=np.float64) - 1.0)
     stored = dtype_name(given or p.dtype)
@@ -369,10 +551,36 @@ def check_probs(probs: Any, name: str = "probs", *, wide: bool = False) -> np.nd
         hint = (f"{name} has one column: pass a 1-D vector of positive-class probabilities ({name}[:, 0]), "
                 "which is read as [1 - p, p]")
     else:
-        hint = "logits? pass them as logits, or apply softmaxkit.softmax first"
+        hint = _row_sum_hint(p, name, float(dev[i]))
     raise ValueError(
         f"rows of {name} must sum to 1 (within {tolerance:g} for {stored}); row {i} sums to {row_sum!r} ({hint})"
     )
+
+
+def _out_of_range_hint(p: np.ndarray, value: float) -> str:
+    """The end of :func:`check_probs`' message for ``value``, a value of ``p`` outside [0, 1]: percentages
+    when every row is (:func:`score_kind`), logits for another finite value, nothing for NaN or inf."""
+    if not np.isfinite(value):
+        return ""
+    if score_kind(p) == "percentages":
+        return " (every value lies in [0, 100] and every row sums to 100: percentages? divide them by 100)"
+    return " (logits? pass them as logits, or apply softmaxkit.softmax first)"
+
+
+def _row_sum_hint(p: np.ndarray, name: str, off: float) -> str:
+    """What :func:`check_probs` says of ``p`` (every value in [0, 1], two or more columns) whose farthest row
+    is ``off`` from 1: rounded probabilities (within :func:`rounding_slack` of their printed decimals) to
+    renormalise, else per-class sigmoid outputs. It said "logits? pass them as logits" of both, and
+    following it scored 3-decimal probabilities as logits (audit CO: log-loss 1.1271 for 1.1195)."""
+    decimals = printed_decimals(p)
+    if decimals is not None and off <= rounding_slack(p.shape[1], decimals) * (1 + 1e-9) + p.shape[1] * float(
+            np.finfo(p.dtype).eps):
+        return (f"its values are written with {decimals} decimal{'s' if decimals > 1 else ''}, whose rounding moves "
+                f"a row's sum by up to {rounding_slack(p.shape[1], decimals):.3g}: divide each row by its sum first, "
+                f"{name} / {name}.sum(axis=1, keepdims=True)")
+    return ("every value lies in [0, 1] but the rows do not sum to 1: per-class sigmoid outputs (multi-label)? "
+            "they are no softmax distribution over exclusive classes, which this needs; pass softmax probabilities, "
+            "or logits as logits")
 
 
 def _to_compute_dtype_refusing_past_float64(x: np.ndarray, name: str) -> np.ndarray:
@@ -388,7 +596,7 @@ def _to_compute_dtype_refusing_past_float64(x: np.ndarray, name: str) -> np.ndar
 
 
 def check_logits(logits: Any, name: str = "logits", *, min_classes: int = 2, return_row_max: bool = False,
-                 widen: bool = True):
+                 widen: bool = True, warn_kind: bool = True):
     """Floating logits of shape ``(N, C)`` with no NaN and no ``+inf``.
 
     ``-inf`` is allowed (a class with probability 0, e.g. from ``log(0)``), but
@@ -402,6 +610,10 @@ def check_logits(logits: Any, name: str = "logits", *, min_classes: int = 2, ret
     for callers that convert them a row block at a time (:func:`compute_blocks`),
     so that a memory-mapped float16 file is not copied whole. The row maxima
     are the same either way (max commutes with the monotone conversion).
+
+    With ``warn_kind`` (the default), logits that look like probabilities or percentages are warned of
+    (:func:`warn_if_not_logits`, on a sample of rows): the one check of every path that takes logits
+    (metrics, calibrators' fit and predict, conformal predictors).
     """
     x = to_numpy(logits, name)
     _check_floating_input(logits, x, name)
@@ -422,6 +634,8 @@ def check_logits(logits: Any, name: str = "logits", *, min_classes: int = 2, ret
             j = int(np.argmax(bad))
             raise ValueError(f"{name} must not contain NaN or +inf; found {float(row[j])!r} at position ({i}, {j})")
         raise ValueError(f"{name} row {i} is all -inf: it assigns no probability to any class")
+    if warn_kind:
+        warn_if_not_logits(x, name)
     return (x, row_max) if return_row_max else x
 
 

@@ -2356,6 +2356,7 @@ def read_scores(
                 raise DataFileError(f"{path}: has {arr.shape[1]} column; {_PLURAL[kind]} need one column per class "
                                     "(at least 2)")
             _refuse_row_ids(path, [names[j] for j in keep], arr, kind=kind)
+            _refuse_derived_columns(path, [names[j] for j in keep], arr, kind=kind)
             return Scores(arr, None, tuple(name for name in names if name in left_out))
     if path.suffix.lower() == ".parquet" and path.is_file() and path.stat().st_size:
         return _parquet_scores(path, kind=kind, binary_column=binary_column, exclude=exclude, ignore=ignore,
@@ -2398,6 +2399,7 @@ def read_scores(
         _refuse_row_ids(path, use, values, kind=kind, keep=classes if named else ())
         if named:
             _check_class_index_columns(path, use, values, kind=kind, keep=classes)
+        _refuse_derived_columns(path, use, values, kind=kind, keep=classes if named else ())
     return Scores(values, found, left_out + tuple(n for n in columns if n not in wanted), tuple(use), tuple(ids))
 
 
@@ -2442,6 +2444,14 @@ WEIGHT_NAMES = ("weight", "weights", "sample_weight", "sample_weights")
 NON_SCORE_NAMES = (*LABEL_ARRAY_NAMES, "prediction", "predictions", "predicted", "pred", "preds", "y_pred",
                    "y_hat", "class", "true_class", "true_label", "fold", "folds", "cv_fold", "split", *WEIGHT_NAMES)
 
+#: Names of a column that summarises a row's scores instead of scoring a class (the top probability, an
+#: entropy, a margin), compared as :data:`NON_SCORE_NAMES` are but also without separators (``max_prob``,
+#: ``max-prob``, ``Max Prob``): pandas' header ``0,1,2,3,confidence`` read ``confidence`` as a 5th class
+#: (audit CO: log-loss 1.7284 for 1.1195, and a hint to recalibrate, exit 0).
+DERIVED_SCORE_NAMES = ("confidence", "conf", "maxprob", "maxproba", "maxprobability", "probmax", "pmax",
+                       "topprob", "top1prob", "top1", "predprob", "predproba", "predconf", "prob", "proba",
+                       "probability", "score", "maxscore", "maxlogit", "entropy", "margin", "uncertainty")
+
 #: Names of a column that counts the observations a row of aggregated data stands for (``count``: pandas'
 #: ``value_counts().reset_index()``; ``n``, ``freq``: R's ``table``/``count``), compared as above.
 COUNT_NAMES = ("count", "counts", "n", "freq", "frequency")
@@ -2456,6 +2466,116 @@ def is_weight_name(name: str) -> bool:
     if bare.casefold() == "n":
         return bare == "n"
     return bare.casefold() in (*WEIGHT_NAMES, *COUNT_NAMES)
+
+
+def is_derived_score_name(name: str) -> bool:
+    """Whether the column ``name`` is named as a summary of a row's scores is (:data:`DERIVED_SCORE_NAMES`),
+    in any letter case and up to spaces, ``_``, ``-`` and ``.`` (``max_prob``, ``Max Prob``)."""
+    return re.sub(r"[\s_.-]+", "", _bare_name(name).casefold()) in DERIVED_SCORE_NAMES
+
+
+def _refuse_derived_column(path: str | os.PathLike, name: str, others: list[str], *, kind: str,
+                           keep: Collection[str], why: str) -> None:
+    """Refuse the unprefixed column ``name`` beside the score columns ``others``: ``why`` it is no class's
+    scores but a summary of them (by its name, or its values: :func:`_refuse_derived_columns`)."""
+    classes_way = (", or add it to --classes if it is a class" if keep else
+                   ", or, if it is a class, list the classes with --classes")
+    raise DataFileError(
+        f"{location(Path(path), column=name)}{why}, not the {_PLURAL[kind]} of a class, beside the score columns "
+        f"{shown_names(others)} (read as scores it would be one more class, and every metric would change); "
+        f"drop it or pass --ignore {name}{classes_way}"
+    )
+
+
+#: The fewest rows on which a column must equal a summary of the others before
+#: :func:`_refuse_derived_columns` calls it one (three rows of real scores never do, ties aside).
+_DERIVED_MIN_ROWS = 3
+
+
+def _column_tolerance(values: np.ndarray) -> float:
+    """Half the last printed digit of ``values`` (:func:`softmaxkit._calibration_inputs.printed_decimals`),
+    or 0 for values printed in full: how far a value may be from the one it was computed as."""
+    from softmaxkit._calibration_inputs import printed_decimals
+
+    decimals = printed_decimals(np.asarray(values, dtype=np.float64))
+    return 0.0 if decimals is None else 0.5 * 10.0**-decimals
+
+
+def _summary_of_others(block: np.ndarray, j: int, *, softmax: bool) -> np.ndarray:
+    """Per row of ``block``, the largest of the columns other than ``j``, or the largest of their softmax."""
+    others = np.delete(block.astype(np.float64, copy=False), j, axis=1)
+    top = others.max(axis=1)
+    if not softmax:
+        return top
+    with np.errstate(invalid="ignore"):  # a row of the others all -inf: NaN, equal to nothing
+        return 1.0 / np.exp(others - top[:, None]).sum(axis=1)
+
+
+def _derived_column(values: np.ndarray, j: int, *, softmax: bool, tolerance: float) -> bool:
+    """Whether column ``j`` of ``values`` equals :func:`_summary_of_others` on every row, within
+    ``tolerance`` plus a relative 1e-6 (a summary computed in float32); read in row blocks."""
+    return all(_close(block[:, j], _summary_of_others(block, j, softmax=softmax), tolerance)
+               for _, block in iter_row_blocks(values))
+
+
+def _close(values: np.ndarray, target: np.ndarray, tolerance: float) -> bool:
+    """Whether every value is within ``tolerance`` of ``target`` (finite), plus a relative 1e-6 (float32
+    rounding)."""
+    with np.errstate(invalid="ignore"):
+        return bool(np.all(np.isfinite(target) & (np.abs(values - target)
+                                                  <= tolerance + 1e-6 * np.maximum(1.0, np.abs(target)))))
+
+
+def _refuse_derived_columns(path: str | os.PathLike, names: list[str], values: np.ndarray, *, kind: str,
+                            keep: Collection[str] = ()) -> None:
+    """Refuse an unprefixed score column that holds, on every row, the largest of the other columns (a
+    model's top score or top probability: ``max_prob`` beside probabilities) or the largest of their
+    softmax (a confidence beside logits), whatever its name: read as one more class it changed every
+    metric without a word (audit CO: log-loss 1.7284 for 1.1195, exit 0).
+
+    Only with two or more other columns (the softmax of one is 1), at least :data:`_DERIVED_MIN_ROWS`
+    rows, a column that is not constant, and rows that are not probabilities as they are (a probability
+    file's columns are its classes, ties included); never a class of ``keep`` (``--classes``). "Equal"
+    allows for the rounding of the column's printed digits, twice (the others' rounding moves the
+    summary by as much when the file was written with one ``float_format``). Decided on the first 64
+    rows for every column (the top two of each row give every column's "largest of the others"), the
+    softmax form only for a column within [0, 1] beside others that are not (logits); the whole file is
+    read only for a column that passes there.
+    """
+    n, k = values.shape
+    if k < 3 or n < _DERIVED_MIN_ROWS:
+        return
+    head = np.asarray(values[:64], dtype=np.float64)
+    top_col = np.argmax(head, axis=1)
+    top = head[np.arange(len(head)), top_col]
+    second = np.where(np.arange(k)[None, :] == top_col[:, None], -np.inf, head).max(axis=1)
+    in_unit = (head >= 0).all(axis=0) & (head <= 1).all(axis=0)
+    for j, name in enumerate(names):
+        column = head[:, j]
+        # a summary is finite and varies (a column of zeros is a reference class's logit)
+        if _named_in(name, keep) or not np.isfinite(column).all() or column.min() == column.max():
+            continue
+        # its own rounding, and as much for the others' (a file written with one float_format)
+        tolerance = 2 * _column_tolerance(column)
+        largest = np.where(top_col == j, second, top)  # the largest of the other columns, per row
+        forms = [False] if _close(column, largest, tolerance) else []
+        if in_unit[j] and not np.delete(in_unit, j).all():
+            forms.append(True)
+        for softmax in forms:
+            if _derived_column(head, j, softmax=softmax, tolerance=tolerance) and \
+                    not _probability_rows(values) and _derived_column(values, j, softmax=softmax, tolerance=tolerance):
+                what = ("the largest softmax probability of the other columns" if softmax
+                        else "the largest of the other columns")
+                _refuse_derived_column(path, name, [m for m in names if m != name], kind=kind, keep=keep,
+                                       why=f"holds {what} on every row (a model's confidence or top score)")
+
+
+def _probability_rows(values: np.ndarray) -> bool:
+    """Whether the rows of ``values`` are probabilities as they are
+    (:func:`softmaxkit._calibration_inputs.score_kind`)."""
+    from softmaxkit._calibration_inputs import score_kind
+
+    return score_kind(values, row_blocks=iter_row_blocks) == "probabilities"
 
 
 def _refuse_non_score_names(path: str | os.PathLike, names: list[str], *, kind: str, keep: Collection[str],
@@ -2477,6 +2597,11 @@ def _refuse_non_score_names(path: str | os.PathLike, names: list[str], *, kind: 
     labels = {_bare_name(n).casefold() for n in label_names if _numeric_value(n) is None}
     for name in names:
         bare = _bare_name(name).casefold()
+        # A column that completes rows of probabilities is a class whatever its name (a class "score").
+        if (not _named_in(name, keep) and bare not in labels and is_derived_score_name(name)
+                and not _rows_sum_to_one(names, values_of)):
+            _refuse_derived_column(path, name, [n for n in names if n != name], kind=kind, keep=keep,
+                                   why="named as a summary of a row's scores (a confidence, entropy or margin)")
         if _named_in(name, keep) or not (bare in NON_SCORE_NAMES or bare in labels):
             continue
         others = [n for n in names if n != name]
@@ -2802,6 +2927,7 @@ def _parquet_scores(path: Path, *, kind: str, binary_column: bool, exclude: tupl
     if found is None:
         _refuse_row_ids(path, use, values, kind=kind, keep=classes)
         _check_class_index_columns(path, use, values, kind=kind, keep=classes)
+        _refuse_derived_columns(path, use, values, kind=kind, keep=classes)
     return Scores(values, found, ignored, tuple(use), tuple(ids))
 
 

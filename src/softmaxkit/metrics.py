@@ -27,6 +27,7 @@ import numpy as np
 from softmaxkit import _ece
 from softmaxkit._binning import BINNINGS, assign_bins, bin_edges, bin_sums
 from softmaxkit._calibration_inputs import (
+    InputKindWarning,
     OneBasedLabelsWarning,
     _caller_stacklevel,
     check_choice,
@@ -49,6 +50,7 @@ from softmaxkit._loss_interval import (
 from softmaxkit._validation import check_sample_weight
 
 __all__ = [
+    "InputKindWarning",
     "OneBasedLabelsWarning",
     "log_loss",
     "brier_score",

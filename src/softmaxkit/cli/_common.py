@@ -412,13 +412,63 @@ def _probabilities(path: str, probs: Any, *, stored: str | None,
 
     tolerance = probability_tolerance(stored)
     try:
-        return _checked_rows(path, probs, tolerance=tolerance, values_of=stored, columns=columns), None
+        try:
+            return _checked_rows(path, probs, tolerance=tolerance, values_of=stored, columns=columns), None
+        except _RowSumOff as off:
+            narrow = None if stored in _LOW_PRECISION else narrow_values_dtype(probs)
+            if narrow is None:
+                return _rounded_rows(path, probs, tolerance=tolerance, off=off)
+        # Only now: the bit test reads the whole array, which a file within the float32 rule never needs.
+        return _checked_rows(path, probs, tolerance=probability_tolerance(narrow), values_of=narrow), None
     except _RowSumOff as off:
-        narrow = None if stored in _LOW_PRECISION else narrow_values_dtype(probs)
-        if narrow is None:
-            return _rounded_rows(path, probs, tolerance=tolerance, off=off)
-    # Only now: the bit test reads the whole array, which a file within the float32 rule never needs.
-    return _checked_rows(path, probs, tolerance=probability_tolerance(narrow), values_of=narrow), None
+        raise CLIError(str(off).replace(_RAW_SCORES_HINT, _row_sum_hint(probs, tolerance=tolerance,
+                                                                         columns=columns))) from None
+
+
+def _row_sum_hint(probs: Any, *, tolerance: float, columns: tuple[str, ...]) -> str:
+    """The end of the message of ``--probs`` whose rows do not sum to 1 (nor within the rounding of their
+    decimals): a column without which every row does (:func:`_extra_column`), to leave out; else, when
+    every value lies in [0, 1], per-class sigmoid outputs (:func:`_looks_like`); else :data:`_RAW_SCORES_HINT`.
+
+    Both were sent to ``--logits``, which read the extra column as one more class and sigmoid outputs as
+    logits without a word (audit CO)."""
+    j = _extra_column(probs, tolerance=tolerance)
+    if j is not None:
+        name = columns[j] if columns else str(j)
+        return (f"(without column {name!r} every row sums to 1: it is no class's probability, a confidence or "
+                f"other summary? drop it or pass --ignore {name})")
+    if _looks_like(probs, tolerance=tolerance) == "sigmoid":
+        return ("(every value lies in [0, 1] but the rows do not sum to 1: per-class sigmoid outputs (multi-label)? "
+                "they are no softmax distribution over exclusive classes, which the metrics and calibrators need, "
+                "and read as logits they would be scored as something else; pass the model's softmax probabilities, "
+                "or its logits with --logits)")
+    return _RAW_SCORES_HINT
+
+
+def _extra_column(probs: Any, *, tolerance: float) -> int | None:
+    """The first column of ``probs`` (three or more columns, every value in [0, 1]) without which every row
+    sums to 1, within ``tolerance`` or the rounding of the values' decimals (:func:`printed_decimals`),
+    else None; read in row blocks, stopping once no column is left."""
+    import numpy as np
+
+    from softmaxkit._calibration_inputs import rounding_slack
+    from softmaxkit.data import iter_row_blocks
+
+    k = probs.shape[1] if probs.ndim == 2 else 0
+    if k < 3 or not len(probs):
+        return None
+    decimals = printed_decimals(probs)
+    if decimals is not None:
+        tolerance = max(tolerance, rounding_slack(k - 1, decimals) * (1 + 1e-9) + k * float(np.finfo(probs.dtype).eps))
+    left = np.ones(k, dtype=bool)
+    for _, block in iter_row_blocks(probs):
+        if block.min() < 0 or block.max() > 1:
+            return None
+        sums = block.sum(axis=1, dtype=np.float64)
+        left &= np.all(np.abs(sums[:, None] - block - 1.0) <= tolerance, axis=0)
+        if not left.any():
+            return None
+    return int(np.argmax(left))
 
 
 #: The end of the message of a row of probabilities that does not sum to 1 (:func:`_checked_rows`).
@@ -428,7 +478,7 @@ _RAW_SCORES_HINT = "(raw scores? pass them with --logits)"
 def _out_of_range_hint(probs: Any, row: int, columns: tuple[str, ...]) -> str:
     """The end of the message of row ``row`` of ``probs`` with a value outside [0, 1]: the columns named
     like a row id (:func:`softmaxkit.data.is_row_id_name`) that hold one, to leave out with ``--ignore``;
-    else, when every row is percentages (:func:`_percentage_rows`), to divide by 100; else
+    else, when every row is percentages (:func:`_looks_like`), to divide by 100; else
     :data:`_RAW_SCORES_HINT`.
 
     Percentages sent to ``--logits`` by that hint were scored as logits without a word (audit: log-loss
@@ -438,43 +488,11 @@ def _out_of_range_hint(probs: Any, row: int, columns: tuple[str, ...]) -> str:
     ids = [name for name, value in zip(columns, probs[row].tolist())
            if not 0 <= value <= 1 and is_row_id_name(name)]
     if not ids:
-        if _percentage_rows(probs, tolerance=PROB_SUM_TOL):
+        if _looks_like(probs, tolerance=PROB_SUM_TOL) == "percentages":
             return "(every row sums to 100: percentages? divide every value by 100)"
         return _RAW_SCORES_HINT
     # Such a column holding ids (whole numbers, text) is left out before; this one holds other values.
     return f"(column {ids[0]!r} is named like a row id: if it is one, pass --ignore {','.join(ids)})"
-
-
-def _percentage_rows(values: Any, *, tolerance: float) -> bool:
-    """Whether every row of ``values`` (2-D, at least 2 columns, at least one row) is percentages: every
-    value in [0, 100] and every row summing to 100 within ``100 * tolerance`` (``tolerance``: that of a
-    row of probabilities) or the rounding of the values' decimals (2 decimals over 3 classes: 0.015;
-    whole numbers: 1.5). Read in row blocks (:func:`softmaxkit.data.iter_row_blocks`)."""
-    import numpy as np
-
-    from softmaxkit.data import iter_row_blocks
-
-    if values.ndim != 2 or values.shape[1] < 2 or not len(values):
-        return False
-    off = 0.0  # the largest distance of a row's sum from 100
-    for _, block in iter_row_blocks(values):
-        if block.min() < 0 or block.max() > 100:
-            return False
-        off = max(off, float(np.max(np.abs(block.sum(axis=1, dtype=np.float64) - 100.0))))
-    if off <= 100.0 * tolerance:
-        return True
-    # Only now the passes for the decimals, as _rounded_rows allows for probabilities (printed_decimals
-    # holds values to the rounding of numbers up to 1, which a percentage such as 63.33 exceeds).
-    eps = float(np.finfo(values.dtype).eps) if values.dtype.kind == "f" else 0.0
-    for decimals in range(0, 5):
-        scale = 10.0**decimals
-        slack = 100 * eps * scale * 4  # the dtype's rounding of a value up to 100, in units of the last digit
-        if slack >= 0.01:
-            break
-        if all(np.all(np.abs(block * scale - np.rint(block * scale)) <= slack)
-               for _, block in iter_row_blocks(values)):
-            return off <= values.shape[1] * 0.5 / scale * (1 + 1e-9)
-    return False
 
 
 class _RowSumOff(CLIError):
@@ -482,37 +500,21 @@ class _RowSumOff(CLIError):
     tries a second one for widened 16-bit values; else it is the command's error)."""
 
 
-#: The most decimals :func:`printed_decimals` looks for (beyond, rounding explains less than
-#: :data:`PROB_SUM_TOL` below 2000 classes).
-MAX_DECIMALS = 8
-
-
 def printed_decimals(probs: Any) -> int | None:
-    """The fewest decimals ``d`` (1 to :data:`MAX_DECIMALS`) such that every value of ``probs`` is a
-    multiple of ``10**-d`` up to the rounding of its dtype, else None; read in row blocks.
+    """:func:`softmaxkit._calibration_inputs.printed_decimals` of ``probs``, read in row blocks that release
+    the pages of a memory map (:func:`softmaxkit.data.iter_row_blocks`)."""
+    from softmaxkit import _calibration_inputs, data
 
-    Only a ``d`` at which that rounding is under 1% of ``10**-d`` counts (float32: 4 decimals at
-    most), so that values which merely carry no more digits than their dtype do not pass.
-    """
-    import numpy as np
+    return _calibration_inputs.printed_decimals(probs, row_blocks=data.iter_row_blocks)
 
-    from softmaxkit.data import iter_row_blocks
 
-    if probs.dtype.kind != "f" or not probs.size:
-        return None
-    eps = float(np.finfo(probs.dtype).eps)
-    usable = [d for d in range(1, MAX_DECIMALS + 1) if eps * 10.0**d < 0.01]
-    need = 0  # index into usable
-    for _, block in iter_row_blocks(probs):
-        values = np.asarray(block, dtype=np.float64)
-        while need < len(usable):
-            scaled = values * 10.0 ** usable[need]
-            if np.all(np.abs(scaled - np.rint(scaled)) <= eps * 10.0 ** usable[need]):
-                break
-            need += 1
-        else:
-            return None
-    return usable[need] if need < len(usable) else None
+def _looks_like(values: Any, *, tolerance: float) -> str | None:
+    """:func:`softmaxkit._calibration_inputs.score_kind` of ``values`` (what they look like: probabilities,
+    percentages, per-class sigmoid outputs), read in row blocks (:func:`softmaxkit.data.iter_row_blocks`)."""
+    from softmaxkit import data
+    from softmaxkit._calibration_inputs import score_kind
+
+    return score_kind(values, tolerance=tolerance, row_blocks=lambda v: data.iter_row_blocks(v))
 
 
 def _rounded_rows(path: str, probs: Any, *, tolerance: float, off: _RowSumOff) -> tuple[Any, int]:
@@ -535,13 +537,13 @@ def _rounded_rows(path: str, probs: Any, *, tolerance: float, off: _RowSumOff) -
 
     import numpy as np
 
-    from softmaxkit._calibration_inputs import row_sum_tolerance
+    from softmaxkit._calibration_inputs import rounding_slack, row_sum_tolerance
 
     decimals = printed_decimals(probs)
     if decimals is None:
         raise off
     k = probs.shape[1]
-    rounding = k * 0.5 * 10.0**-decimals
+    rounding = rounding_slack(k, decimals)
     if rounding <= tolerance:
         raise off
     widest = row_sum_tolerance("bfloat16")
@@ -1442,54 +1444,65 @@ def _warn_unnamed_column_class(source: str, columns: tuple[str, ...], *, kind: s
 
 def _warn_if_probabilities(source: str, values: Any, *, stored: str | None) -> None:
     """Warn when ``--logits`` look like probabilities: every value in [0, 1] and every row summing to 1
-    within :func:`probability_tolerance` of the ``stored`` dtype.
+    within :func:`probability_tolerance` of the ``stored`` dtype, or within the rounding of the values'
+    printed decimals (:func:`_looks_like`, as ``--probs`` allows for it: :func:`_rounded_rows`).
 
-    Softmax outputs passed as logits are softmaxed again, flattened towards uniform (audit: log-loss
-    1.1997 for 0.7664, without a word), while the reverse mistake is refused. Logits that happen to
-    look so are possible, so this warns rather than refuses. A memory-mapped file is read block by
-    block (:func:`softmaxkit.data.iter_row_blocks`), never copied whole; the first block that is not
-    probabilities ends the scan.
+    Softmax outputs passed as logits are put through softmax again, flattened towards uniform (audit:
+    log-loss 1.1997 for 0.7664, without a word), while the reverse mistake is refused; probabilities
+    written with 3 decimals (rows at 1.001) got no warning (audit CO: log-loss 1.1271 for 1.1195). Logits
+    that happen to look so are possible, so this warns rather than refuses. A memory-mapped file is read
+    block by block (:func:`softmaxkit.data.iter_row_blocks`), never copied whole.
 
-    Percentages (:func:`_percentage_rows`: rows summing to 100) are warned about likewise: the range
-    error of ``--probs`` once sent them here (audit: log-loss 0.3082 for 0.0737, exit 0).
+    Percentages (rows summing to 100) are warned about likewise: the range error of ``--probs`` once sent
+    them here (audit: log-loss 0.3082 for 0.0737, exit 0). So are per-class sigmoid outputs (every value
+    in [0, 1], rows that do not sum to 1) of at least :data:`_IN_UNIT_MIN_ROWS` rows: no softmax
+    distribution, and read as logits no row's top probability can pass ``e / (e + K - 1)``.
 
     One column (a binary problem's log-odds) has no row sum to judge: it warns when all of at least
-    :data:`_ONE_COLUMN_MIN_ROWS` values lie in [0, 1], which as log-odds put every row's P(class 1)
+    :data:`_IN_UNIT_MIN_ROWS` values lie in [0, 1], which as log-odds put every row's P(class 1)
     between 0.5 and 0.73, so every row predicts class 1 (audit: P(yes) given as ``--logits``).
+
+    The file's check is the command's: the library's own (:func:`softmaxkit._calibration_inputs.
+    warn_if_not_logits`, on a sample of rows, without the file's name) is silenced for the command.
     """
-    import numpy as np
-
-    from softmaxkit import data
-
-    one_column = values.ndim == 1 or (values.ndim == 2 and values.shape[1] == 1)
-    if len(values) == 0 or (one_column and len(values) < _ONE_COLUMN_MIN_ROWS) or (
-            not one_column and (values.ndim != 2 or values.shape[1] < 2)):
-        return
+    import math
     import warnings
 
-    tolerance = probability_tolerance(stored)
-    for _, block in data.iter_row_blocks(values):
-        if block.min() < 0 or block.max() > 1 or (
-                not one_column and np.max(np.abs(block.sum(axis=1, dtype=np.float64) - 1.0)) > tolerance):
-            if not one_column and _percentage_rows(values, tolerance=tolerance):
-                warnings.warn(f"{source}: every value lies in [0, 100] and every row sums to 100: these look like "
-                              "percentages, which read as logits are put through softmax (other probabilities "
-                              "than theirs); if they are percentages, divide every value by 100 and pass the "
-                              "file with --probs", stacklevel=3)
-            return
+    from softmaxkit import data
+    from softmaxkit._calibration_inputs import InputKindWarning
+
+    # Scoped to this command by the catch_warnings() around it (cli.main), as OneBasedLabelsWarning is.
+    warnings.filterwarnings("ignore", category=InputKindWarning)
+    one_column = values.ndim == 1 or (values.ndim == 2 and values.shape[1] == 1)
     if one_column:
-        warnings.warn(f"{source}: every value of its one column lies in [0, 1]: these look like probabilities; "
-                      "read as log-odds they give every row P(class 1) between 0.5 and 0.73, so every row "
-                      "predicts class 1; if they are probabilities, pass the file with --probs", stacklevel=3)
+        if len(values) >= _IN_UNIT_MIN_ROWS and all(block.min() >= 0 and block.max() <= 1
+                                                    for _, block in data.iter_row_blocks(values)):
+            warnings.warn(f"{source}: every value of its one column lies in [0, 1]: these look like probabilities; "
+                          "read as log-odds they give every row P(class 1) between 0.5 and 0.73, so every row "
+                          "predicts class 1; if they are probabilities, pass the file with --probs", stacklevel=3)
         return
-    warnings.warn(f"{source}: every value lies in [0, 1] and every row sums to 1: these look like probabilities, "
-                  "which read as logits are put through softmax again (flattened towards uniform); if they are "
-                  "probabilities, pass the file with --probs", stacklevel=3)
+    kind = _looks_like(values, tolerance=probability_tolerance(stored))
+    if kind == "percentages":
+        warnings.warn(f"{source}: every value lies in [0, 100] and every row sums to 100: these look like "
+                      "percentages, which read as logits are put through softmax (other probabilities "
+                      "than theirs); if they are percentages, divide every value by 100 and pass the "
+                      "file with --probs", stacklevel=3)
+    elif kind == "probabilities":
+        warnings.warn(f"{source}: every value lies in [0, 1] and every row sums to 1: these look like probabilities, "
+                      "which read as logits are put through softmax again (flattened towards uniform); if they are "
+                      "probabilities, pass the file with --probs", stacklevel=3)
+    elif kind == "sigmoid" and len(values) >= _IN_UNIT_MIN_ROWS:
+        k = values.shape[1]
+        warnings.warn(f"{source}: every value lies in [0, 1] but the rows do not sum to 1: these look like per-class "
+                      "sigmoid outputs (multi-label), which are no softmax distribution over exclusive classes; read "
+                      f"as logits, no row's top probability can pass e/(e+{k - 1}) = {math.e / (math.e + k - 1):.3g}. "
+                      "Pass the model's softmax probabilities (--probs) or its logits; if these are logits, ignore "
+                      "this warning", stacklevel=3)
 
 
-#: The fewest rows of one column all in [0, 1] that :func:`_warn_if_probabilities` reads as probabilities
-#: given as log-odds (a few log-odds may all lie there by chance).
-_ONE_COLUMN_MIN_ROWS = 20
+#: The fewest rows all in [0, 1] that :func:`_warn_if_probabilities` reads as probabilities given as
+#: log-odds (one column) or as sigmoid outputs (several): a few logits may all lie there by chance.
+_IN_UNIT_MIN_ROWS = 20
 
 
 def _warn_if_numbered_order(given_classes: list[str], source: str) -> None:
