@@ -1,7 +1,9 @@
 """IsotonicCalibration, PlattScaling and the cross-fitted CalibratedClassifier.
 
 Peers: scikit-learn 1.9's ``CalibratedClassifierCV`` (isotonic and sigmoid
-match to 1e-6 on the same scores), and ports of its own tests
+match to 1e-6 on the same scores: with 3 or more classes' logits, each class's
+log-odds, which our maps read and scikit-learn's read through
+:class:`LogOddsScores`), and ports of its own tests
 (sklearn/tests/test_calibration.py) with their expected numbers.
 """
 
@@ -38,6 +40,7 @@ from softmaxkit.calibration import (  # noqa: E402
     ZeroProbabilityWarning,
 )
 from softmaxkit.metrics import brier_score, log_loss  # noqa: E402
+from test_one_vs_rest_log_odds_round_co import LogOddsScores  # noqa: E402
 
 METHODS = ["temperature", "vector", "matrix", "isotonic", "platt"]
 SKLEARN_NAME = {"isotonic": "isotonic", "platt": "sigmoid"}
@@ -64,7 +67,10 @@ def test_one_vs_rest_maps_match_sklearn_on_logits(method, n_classes, weighted):
     clf = LogisticRegression(C=0.5).fit(X[:300], y[:300])
     X_cal, y_cal, X_test = X[300:600], y[300:600], X[600:]
     w = np.random.default_rng(1).uniform(0.2, 3.0, 300) if weighted else None
-    theirs = CalibratedClassifierCV(FrozenEstimator(clf), method=SKLEARN_NAME[method])
+    # scikit-learn on the log-odds our maps read (audit CO: not the raw logits, which a constant per
+    # row changes); the margin itself when binary
+    scores = FrozenEstimator(LogOddsScores(FrozenEstimator(clf)).fit(X_cal, y_cal))
+    theirs = CalibratedClassifierCV(scores, method=SKLEARN_NAME[method])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # FrozenEstimator takes no sample_weight: calibrator only
         theirs.fit(X_cal, y_cal, sample_weight=w)

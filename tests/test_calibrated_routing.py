@@ -2,7 +2,9 @@
 
 Peer: scikit-learn 1.9's ``CalibratedClassifierCV``, which routes ``fit``'s
 metadata by the estimator's requests; on the same folds the two must agree to
-1e-6. Every test enables routing in a ``config_context`` so nothing leaks.
+1e-6, scikit-learn reading the log-odds that our one-vs-rest maps read
+(:class:`LogOddsScores`, which routes as the estimator inside asks). Every
+test enables routing in a ``config_context`` so nothing leaks.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from sklearn.preprocessing import StandardScaler  # noqa: E402
 
 from softmaxkit import SoftmaxClassifier  # noqa: E402
 from softmaxkit.calibration import CalibratedClassifier, ZeroProbabilityWarning  # noqa: E402
+from test_one_vs_rest_log_odds_round_co import LogOddsScores  # noqa: E402
 
 SKLEARN_NAME = {"isotonic": "isotonic", "platt": "sigmoid"}
 
@@ -58,7 +61,8 @@ def _pair(make_estimator, method, ensemble, X, y, sw):
     (set_fit_request exists only then, so the estimator is made inside)."""
     with sklearn.config_context(enable_metadata_routing=True):
         estimator = make_estimator()
-        theirs = CalibratedClassifierCV(estimator, method=SKLEARN_NAME[method], cv=_folds(), ensemble=ensemble)
+        scores = LogOddsScores(estimator)  # wine's 3 classes: each one's log-odds (audit CO)
+        theirs = CalibratedClassifierCV(scores, method=SKLEARN_NAME[method], cv=_folds(), ensemble=ensemble)
         theirs.fit(X, y, sample_weight=sw)
         # own_fold: CalibratedClassifierCV's per-fold calibrators (the default for isotonic only)
         ours = CalibratedClassifier(estimator, method=method, cv=_folds(), ensemble=ensemble, calibrate_on="own_fold")
@@ -104,7 +108,8 @@ def test_default_estimator_and_frozen_estimator_under_routing(wine):
         explicit = CalibratedClassifier(asked, cv=_folds()).fit(X, y, sample_weight=sw)
         np.testing.assert_allclose(default.predict_proba(X), explicit.predict_proba(X), rtol=0, atol=1e-12)
         frozen = FrozenEstimator(make_pipeline(StandardScaler(), LogisticRegression()).fit(X, y))
-        theirs = CalibratedClassifierCV(frozen, method="isotonic").fit(X, y, sample_weight=sw)
+        scores = FrozenEstimator(LogOddsScores(frozen).fit(X, y))
+        theirs = CalibratedClassifierCV(scores, method="isotonic").fit(X, y, sample_weight=sw)
         ours = CalibratedClassifier(frozen, method="isotonic").fit(X, y, sample_weight=sw)
         np.testing.assert_allclose(ours.predict_proba(X), theirs.predict_proba(X), rtol=0, atol=1e-6)
 

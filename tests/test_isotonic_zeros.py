@@ -12,6 +12,7 @@ import re
 import warnings
 
 import numpy as np
+import oracle
 import pytest
 
 import softmaxkit as sk
@@ -50,8 +51,10 @@ def test_zero_classes_are_the_classes_predict_proba_gives_zero():
     assert len(zero) == 1  # one warning naming every class
     msg = str(zero[0].message)
     bound1 = iso.thresholds_[1][0][iso.thresholds_[1][1] == 0].max()
-    assert re.search(rf"class 1 at logit <= {bound1:.4g}\b", msg), msg
-    assert "class 2 at logit <=" in msg and "class 0" not in msg
+    # the maps read each class's log-odds, not its logit (audit CO), and the message says so
+    assert re.search(rf"class 1 at log-odds <= {bound1:.4g}\b", msg), msg
+    assert "class 2 at log-odds <=" in msg and "class 0" not in msg
+    assert "the isotonic map (of each class's log-odds log(p_k / (1 - p_k)), p = softmax(logits)) gives" in msg
     assert "more calibration rows" in msg.lower() and "TemperatureScaling" in msg
 
 
@@ -62,7 +65,9 @@ def test_default_numbers_stay_scikit_learns():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", CalibrationWarning)
         p = IsotonicCalibration().fit(z, y).predict_proba(z)
-    q = np.stack([IsotonicRegression(out_of_bounds="clip").fit(z[:, k], y == k).predict(z[:, k]) for k in range(3)], 1)
+    # on each class's one-vs-rest log-odds z_k - logsumexp_{j != k} z_j (audit CO: not the raw logit)
+    f = np.stack([z[:, k] - oracle.logsumexp(np.delete(z, k, axis=1)) for k in range(3)], axis=1)
+    q = np.stack([IsotonicRegression(out_of_bounds="clip").fit(f[:, k], y == k).predict(f[:, k]) for k in range(3)], 1)
     np.testing.assert_allclose(p, q / q.sum(axis=1, keepdims=True), rtol=0, atol=1e-12)
 
 

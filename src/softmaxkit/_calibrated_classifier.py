@@ -195,6 +195,22 @@ class CalibratedClassifier(Persistable, MetaEstimatorMixin, ClassifierMixin, Bas
     regression on digits; see :class:`PlattScaling`); for those,
     "temperature" is usually better than either.
 
+    On ``decision_function`` scores of 3 or more classes, ``"isotonic"``
+    and ``"platt"`` map each class's one-vs-rest log-odds ``z_k -
+    logsumexp_{j != k} z_j`` (see :class:`PlattScaling`); scikit-learn maps
+    each raw column, which for a softmax model depends on a constant per row
+    that the model leaves free. Median test log-loss over 5 stratified 70/30
+    splits, standardised inputs, ``cv=StratifiedKFold(5)``,
+    ``calibrate_on="own_fold"``, against
+    scikit-learn's on the same folds (the numbers of versions before): Platt
+    0.171 against 0.275 for logistic regression on digits, 0.206 against
+    0.265 for ``LinearSVC``, 0.281 against 0.301 for ``RidgeClassifier``
+    (whose columns are not logits either); isotonic 0.264 against 0.339,
+    0.212 against 0.270 and 0.346 against 0.362. Lower in 17 of the 18 cells
+    of digits, wine and iris; the other, isotonic on iris with
+    ``RidgeClassifier``, 0.349 against 0.342. With 2 classes both read the
+    margin, the log-odds of class 1.
+
     *Why one shared calibrator* (``calibrate_on="auto"``). The fold
     classifiers are fits of one estimator on mostly the same rows, so their
     out-of-fold scores are draws of one score distribution; a calibrator

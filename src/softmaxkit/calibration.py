@@ -22,7 +22,9 @@ temperature far from 1 that the rows support. Temperature scaling keeps
 every argmax (so accuracy is unchanged); the others may change predictions.
 The last two are one-vs-rest maps renormalised to sum to 1, as scikit-learn's
 ``CalibratedClassifierCV`` (``"isotonic"``, ``"sigmoid"``), whose results they
-match. :class:`CalibratedClassifier` cross-fits any of them around a
+match on the same scores; from logits they read each class's log-odds
+``log(p_k / (1 - p_k))``, which a constant added to a row does not change, where
+scikit-learn reads the raw columns. :class:`CalibratedClassifier` cross-fits any of them around a
 scikit-learn classifier, so no rows are set aside for calibration.
 
 All take ``fit(logits, y, sample_weight=None)``, ``transform(logits)`` (the
@@ -176,9 +178,14 @@ class _Calibrator(Persistable):
         dead = np.isneginf(true) & (w > 0)
         if dead.any():
             i = int(np.argmax(dead))
+            # eps clips probabilities only; logits are refused with it (audit CO F7: the advice did not work)
+            advice = ("Pass eps= to clip probabilities" if self.input == "probs" else
+                      "Leave the row out, replace -inf by a finite floor, or pass softmax(logits) with "
+                      "input='probs' and eps= (e.g. 1e-12) to clip the probabilities")
             raise ValueError(
-                f"row {i} gives probability 0 to its true class {int(labels[i])}: the likelihood is 0 "
-                "for every calibration. Pass eps= (with input='probs') to clip probabilities."
+                f"row {i} gives probability 0 to its true class {int(labels[i])}"
+                f"{'' if self.input == 'probs' else ' (its logit is -inf)'}: the likelihood is 0 "
+                f"for every calibration. {advice}."
             )
         return x, row_max, labels, w
 
@@ -292,8 +299,8 @@ class _Calibrator(Persistable):
         if not isinstance(fitted, dict):
             raise ValueError(f"fitted must be a record, got {type(fitted).__name__}")
         for k in cls._scalar_names:
-            # Files written before a flag existed load with its neutral value.
-            setattr(obj, k, fitted[k] if k not in _NEW_FLAGS else fitted.get(k, False))
+            # Files written before a fitted scalar existed load with the value that reproduces their fit.
+            setattr(obj, k, fitted[k] if k in fitted else obj._fitted_before(k))
         for k in cls._array_names:
             value = arrays[k]
             if value.dtype.kind not in "iuf":
@@ -301,6 +308,13 @@ class _Calibrator(Persistable):
             setattr(obj, k, np.asarray(value, dtype=np.float64))
         obj._validate_state()
         return obj
+
+    def _fitted_before(self, name: str) -> Any:
+        """The fitted scalar ``name`` of a file written before it was saved (the scalars before it in
+        ``_scalar_names`` are set); KeyError for one that every file holds."""
+        if name in _NEW_FLAGS:
+            return False  # their neutral value
+        raise KeyError(name)
 
     def _validate_state(self) -> None:
         """Check a loaded state (ValueError naming the entry): the parameters, ``n_classes_`` and
