@@ -36,8 +36,12 @@ loss may go on falling past it. :attr:`AlphaSearch.bound` says which end, and
 the estimator reports it. At the strong end the weights are shrunk to almost
 nothing: the model predicts about the class frequencies, which is right for
 features without signal. The weak end counts only where the held-out loss is
-still falling there (:data:`STILL_FALLING`), as for (nearly) separable
-classes; where it has gone flat, a weaker penalty fits the same model. The
+still falling there (:data:`STILL_FALLING`): (nearly) separable classes where
+that loss is small (:data:`SEPARABLE_SHARE`), else penalties all too strong for
+the data (features at a small scale); where it has gone flat, a weaker penalty
+fits the same model. The linear walk does not go past the grid: wine's held-out
+minimum already lies at its weak end on some splits, and the small-scale case's
+lay about four decades beyond it (``standardize=True`` fixes that at no cost). The
 MLP's grid is short (cold fits are dear), so there the walk goes on past its
 weakest value, a decade at a time while the loss keeps falling, down to
 :data:`MLP_ALPHA_FLOOR`; those fits are made only when the grid's weakest
@@ -139,6 +143,21 @@ PATIENCE = 2
 #: would cost fits for nothing, and a warning would be noise. Near-separable
 #: MLPs under L-BFGS fall 13-90% per decade there (make_moons).
 STILL_FALLING = 0.01
+
+#: Share of :func:`prior_log_loss` below which a held-out log-loss still falling at the weak end
+#: counts as (nearly) separable classes (the estimator's warning says which). Separable classes
+#: fall towards 0 there (make_moons under an MLP: 1e-4 against 0.69); a loss near the prior's
+#: is no such thing, but every penalty searched being too strong: features at a small scale
+#: (audit CP: 10 features at 1e-5 to 1e-2, 0.957 against 1.099, the Bayes floor 0.623, and
+#: standardize=True reached 0.630), or fractional weights summing to far fewer than the rows.
+SEPARABLE_SHARE = 0.1
+
+#: Factor by which the total of fractional ``sample_weight`` may differ from its rows of positive
+#: weight before ``alpha="auto"`` warns (:func:`weight_scale`): the penalty counts rows of weight 1,
+#: so weights summing to ``k`` times the rows make every penalty on the grid act ``k`` times weaker
+#: (audit CP: weights 1 and up to 1000, ``k`` about 126, kept ``LogisticRegression()``'s penalty
+#: where one 100 times stronger was clearly better). A tenfold shift moves the grid by a decade.
+WEIGHT_SCALE_FACTOR = 10.0
 
 #: A class with fewer rows (of positive weight; observations for counts with ``weights_are_counts=True``,
 #: :func:`splits_counts`) than this
@@ -865,6 +884,38 @@ def _few_rows(targets: Targets, which: np.ndarray, count: int, *, weights_are_co
     return text + (", counting sample_weight as repeated rows" if counted else "")
 
 
+def prior_log_loss(targets: Targets) -> float:
+    """The log-loss of predicting the weighted class frequencies on the rows that gave them: their
+    entropy, what the held-out log-loss of a model that learnt nothing is close to, and the yardstick
+    of :data:`SEPARABLE_SHARE`."""
+    total = float(np.sum(targets.weight))
+    if targets.labels is not None:
+        frequencies = np.bincount(targets.labels, targets.weight, minlength=len(targets.classes)) / total
+    else:
+        frequencies = targets.weight @ targets.target / total
+    present = frequencies[frequencies > 0]
+    return float(-np.dot(present, np.log(present)))
+
+
+def weight_scale(targets: Targets) -> float | None:
+    """The total of ``sample_weight`` (:func:`row_sample_weight`) over its rows of positive weight, when
+    it differs from their count by :data:`WEIGHT_SCALE_FACTOR` or more and the weights are not all whole
+    numbers; else None.
+
+    The penalty counts rows of weight 1, so such weights shift the grid against the rows' information
+    (see :class:`~softmaxkit.SoftmaxClassifier`'s Notes, *Weights are repetitions*). Whole numbers count
+    repetitions, whose total is the observations' number; weights scaled to mean 1 and
+    ``compute_sample_weight("balanced", y)`` sum to the rows exactly.
+    """
+    weight = row_sample_weight(targets)
+    positive = weight[weight > 0]
+    if positive.size == 0 or np.all(positive == np.floor(positive)):
+        return None
+    total = float(np.sum(positive))
+    ratio = total / positive.size
+    return total if max(ratio, 1.0 / ratio) >= WEIGHT_SCALE_FACTOR else None
+
+
 def reference_alpha(n_classes: int) -> float:
     """``LogisticRegression()``'s penalty (``C=1``) in ``alpha`` units: 2 for two classes, else 1.
 
@@ -880,9 +931,11 @@ def reference_alpha(n_classes: int) -> float:
 
 __all__ = [
     "ALPHA_GRID", "DEFAULT_FOLDS", "DEFAULT_FOLDS_MLP", "MLP_ALPHA_BEYOND", "MLP_ALPHA_FLOOR", "MLP_ALPHA_GRID",
-    "PATH_START", "PATIENCE", "RARE_CLASS_ROWS", "RARE_CLASS_SE", "STILL_FALLING",
-    "AlphaSearch", "Cells", "Fold", "count_cells", "deal_counts", "fallback", "make_folds", "reference_alpha",
-    "rare_class_se", "row_sample_weight", "sample_count", "search",
-    "splits_counts", "weights_held_whole", "whole_number_weights", "why_fewer_folds", "why_too_small",
+    "PATH_START", "PATIENCE", "RARE_CLASS_ROWS", "RARE_CLASS_SE", "SEPARABLE_SHARE", "STILL_FALLING",
+    "WEIGHT_SCALE_FACTOR",
+    "AlphaSearch", "Cells", "Fold", "count_cells", "deal_counts", "fallback", "make_folds", "prior_log_loss",
+    "reference_alpha", "rare_class_se", "row_sample_weight", "sample_count", "search",
+    "splits_counts", "weight_scale", "weights_held_whole", "whole_number_weights", "why_fewer_folds",
+    "why_too_small",
 ]  # fmt: skip
 

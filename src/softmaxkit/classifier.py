@@ -438,7 +438,10 @@ class SoftmaxClassifier(Persistable, ClassifierMixin, BaseEstimator):
     0.032; the weights times 100, 100 times the observations: 0.0056).
     Weights that only say which rows matter more should be scaled to the
     number of observations they stand for (for example to mean 1) before
-    fitting.
+    fitting; ``"auto"`` warns when weights that are not all whole numbers sum
+    to 10 or more times their rows of positive weight, or a tenth or less
+    (``compute_sample_weight("balanced", y)`` and weights of mean 1 sum to
+    the rows).
     *Cost:* ``5 m + 1`` fits, ``m`` the grid values walked (5-10 on the
     bundled and synthetic sets of ``benchmarks/bench_defaults.py``), but
     warm-started path fits take a few iterations each: in runs of that
@@ -460,10 +463,18 @@ class SoftmaxClassifier(Persistable, ClassifierMixin, BaseEstimator):
     held-out rows: the weights are shrunk almost to 0 and ``predict_proba``
     stays near the class frequencies, a sensible answer on data without
     signal. The weak end (``r * 10**-4``; an MLP's ``10**-4``) counts only
-    where the held-out loss still fell by 1% or more over the last step, as
-    for (nearly) separable classes: a weaker float ``alpha`` may score better
-    still. Where it has gone flat (Adam's stop on the training-loss plateau,
-    or L-BFGS's ``tol``, limits the fit, not the penalty), a weaker penalty
+    where the held-out loss still fell by 1% or more over the last step: a
+    weaker float ``alpha`` may score better still. The warning says what the
+    held-out loss there points to: (nearly) separable classes where it is
+    below a tenth of the loss of predicting the class frequencies (their
+    entropy), probabilities near 0 and 1 then being expected; otherwise every
+    penalty searched was too strong for the data and the probabilities are
+    likely under-confident, as with features at a small scale (10 features
+    at 1e-5 to 1e-2: held-out 0.957 against 1.099, where
+    ``standardize=True`` reached 0.630), whose standard deviations below
+    ``sqrt(alpha)`` it names, with ``standardize=True`` as the fix. Where it
+    has gone flat (Adam's stop on the training-loss plateau, or L-BFGS's
+    ``tol``, limits the fit, not the penalty), a weaker penalty
     fits the same model and nothing is reported. *Small data:* with fewer
     rows in the smallest class than folds, the folds are reduced to that count, and a ``UserWarning``
     names the class, its rows and the folds used; while a class has fewer than 10 rows, a penalty
@@ -772,6 +783,8 @@ class SoftmaxClassifier(Persistable, ClassifierMixin, BaseEstimator):
             _alpha_search.sample_count(targets, weights_are_counts=self._weights_are_counts())
         )
         self._warn_weights_held_whole(targets)
+        if self._auto_alpha():  # a float alpha is the user's, in the documented units
+            _warn_weight_scale(targets)
         by_observations = self._adam_by_observations(targets, solver)
         if self._auto_alpha():
             # Folds and the path's fits draw from their own generator, so that
@@ -791,7 +804,8 @@ class SoftmaxClassifier(Persistable, ClassifierMixin, BaseEstimator):
             )
             alpha = selection.alpha
             if selection.bound is not None:
-                _warn_alpha_at_bound(selection.bound, alpha)
+                why = self._weak_end_reason(X, targets, selection) if selection.bound == "weak" else ""
+                _warn_alpha_at_bound(selection.bound, alpha, why)
         else:
             selection, alpha = None, float(self.alpha)
         rng = check_random_state(self.random_state)
@@ -860,6 +874,48 @@ class SoftmaxClassifier(Persistable, ClassifierMixin, BaseEstimator):
         )
         if folds or validation is not None:
             _warn_weights_split_as_rows(folds=folds, validation=validation)
+
+    def _weak_end_reason(self, X: np.ndarray, targets: Targets, selection: _alpha_search.AlphaSearch) -> str:
+        """What a choice at the weak end (``selection.bound == "weak"``) says about the data, for
+        :func:`_warn_alpha_at_bound`: (nearly) separable classes only where the held-out log-loss there is
+        below :data:`~softmaxkit._alpha_search.SEPARABLE_SHARE` of :func:`~softmaxkit._alpha_search.prior_log_loss`
+        (audit CP: features at 1e-5 to 1e-2 stopped there at 0.957 against 1.099, under-confident, and
+        were called separable); then the features on which even this penalty is strong, if any."""
+        held, prior = float(selection.loss[-1]), _alpha_search.prior_log_loss(targets)
+        losses = f"at {held:.3g} against {prior:.3g} for predicting the class frequencies"
+        if held <= _alpha_search.SEPARABLE_SHARE * prior:
+            text = (
+                f"{losses}, as when the classes are (nearly) separable: a weaker penalty may score better "
+                "still, and probabilities near 0 and 1 are to be expected."
+            )
+        else:
+            text = (
+                f"{losses}: too high for (nearly) separable classes. Every penalty searched was too strong for "
+                "these data, and the probabilities are likely under-confident."
+            )
+        return f"{text}{self._small_scale_hint(X, targets, selection.alpha)}"
+
+    def _small_scale_hint(self, X: np.ndarray, targets: Targets, alpha: float) -> str:
+        """Name the features whose weighted standard deviation is below ``sqrt(alpha)``: on their
+        standardised weights ``alpha`` weighs as ``alpha / sd**2 > 1`` would, more than
+        ``LogisticRegression()``'s penalty on standardised features, and ``standardize=True`` fixes that.
+        Otherwise (or with ``standardize=True``, whose penalty ignores the features' scale) only a smaller
+        float alpha. The moment pass runs for this warning only."""
+        smaller = " Check alpha_path_loss_, and pass a smaller float alpha."
+        if self.standardize:
+            return smaller
+        # _precondition's weighted standard deviations (a constant feature gets 1)
+        sd = _precondition(X, targets.weight, 0.0, np.dtype(np.float64), standardize=True)[2]
+        small = np.flatnonzero(sd < np.sqrt(alpha))
+        if small.size == 0:
+            return smaller
+        which = f"All {sd.size} features" if small.size == sd.size else f"{small.size} of the {sd.size} features"
+        return (
+            f" {which} have standard deviations below sqrt(alpha) = {np.sqrt(alpha):.2g} (the smallest "
+            f"{sd.min():.2g}, feature {int(np.argmin(sd))}): on them even this penalty is stronger than alpha=1 "
+            "on standardised features. Pass standardize=True (or put a StandardScaler in front), or a smaller "
+            "float alpha."
+        )
 
     def _auto_alpha(self) -> bool:
         return isinstance(self.alpha, str) and self.alpha == "auto"
@@ -1644,8 +1700,9 @@ def _warn_fewer_folds(reason: str) -> None:
     )
 
 
-def _warn_alpha_at_bound(bound: str, alpha: float) -> None:
-    """Say that ``alpha="auto"`` chose an end of its range (``bound``: "strong" or "weak") and what it means.
+def _warn_alpha_at_bound(bound: str, alpha: float, why: str = "") -> None:
+    """Say that ``alpha="auto"`` chose an end of its range (``bound``: "strong" or "weak") and what it means
+    (``why``, at the weak end: :meth:`SoftmaxClassifier._weak_end_reason`).
 
     DESIGN.md: a fitted parameter that stops on a bound is reported as such.
     The strong end is a sound answer on data without signal, so its message
@@ -1660,14 +1717,38 @@ def _warn_alpha_at_bound(bound: str, alpha: float) -> None:
         )
     else:
         end = "weakest"
-        meaning = (
-            "the held-out log-loss was least at this end of alpha_path_loss_, as when the classes are "
-            "(nearly) separable: a weaker penalty may score better still, and probabilities near 0 and 1 "
-            "are to be expected. Check alpha_path_loss_, and pass a float alpha to fit a weaker one."
-        )
+        meaning = f"the held-out log-loss was still falling at this end of alpha_path_loss_, {why}"
     warnings.warn(
         f"SoftmaxClassifier: alpha='auto' chose alpha={alpha:g}, the {end} penalty searched "
         f"(alpha_at_bound_ is True): {meaning}",
+        UserWarning,
+        stacklevel=3,  # the caller of fit
+    )
+
+
+def _warn_weight_scale(targets: Targets) -> None:
+    """Say that fractional ``sample_weight`` sums to far more or fewer than its rows of positive weight
+    (:func:`~softmaxkit._alpha_search.weight_scale`), which shifts every penalty ``alpha="auto"`` searches.
+
+    The penalty counts rows of weight 1 (*weights are repetitions*, class Notes), so weights summing to
+    ``k`` times the rows make each ``alpha`` act ``k`` times weaker (audit CP: weights 1 and up to 1000
+    kept ``LogisticRegression()``'s penalty where one 100 times stronger was clearly better). The
+    whole-number weights of counts sum to their observations, and those of
+    :func:`_warn_weights_split_as_rows` are left to it.
+    """
+    total = _alpha_search.weight_scale(targets)
+    if total is None:
+        return
+    weight = _alpha_search.row_sample_weight(targets)
+    n = int(np.count_nonzero(weight > 0))
+    ratio = total / n
+    effect = f"{ratio:.3g} times weaker" if ratio > 1 else f"{1 / ratio:.3g} times stronger"
+    warnings.warn(
+        f"SoftmaxClassifier: alpha='auto' got fractional sample_weight summing to {total:.4g} over {n} rows "
+        f"of positive weight: the penalty is worth alpha rows of weight 1 (weights are repetitions), so on "
+        f"these weights every alpha searched acts {effect} than on {n} rows of weight 1, and alpha_ with it. "
+        f"If the weights say which rows matter more, scale them to sum to the rows (sample_weight * {n} / "
+        f"sample_weight.sum()); if they count that many observations, ignore this.",
         UserWarning,
         stacklevel=3,  # the caller of fit
     )
