@@ -11,15 +11,21 @@ thread (audit CG: 6 threads fitting 12 models left OpenBLAS at 1 thread).
 
 Here each library is held by a count under one lock: the first fit to
 enter records the user's count and sets 1, the last to leave puts the
-user's count back, whatever order the fits end in. An OpenBLAS built on
-OpenMP keeps a limit per calling thread, so there each thread holds its own.
+user's count back, whatever order the fits end in. The user's own limits
+are left alone: a hold whose 1 did not take (another thread controls the
+pool, below) is not counted, and the count is put back only if the
+library still reads the 1 that the hold set.
 
-threadpoolctl (3.6 and later) lets only one thread at a time set a shared
+threadpoolctl (3.8 and later) lets only one thread at a time set a shared
 OpenBLAS pool, the "controlling thread", and ignores the others silently
-until that thread lets go; :func:`_set_threads` lets go after each change,
-as threadpoolctl's own contexts do on exit. Without that, the first fit in
-the main thread kept control, and fits in worker threads ran L-BFGS-B's
-vector updates on two BLAS threads (a 569 x 30 fit 4x slower).
+until that thread lets go; :func:`_set_threads` lets go after each change
+it made as the new controller, as threadpoolctl's own contexts do on exit,
+and keeps a control the thread held before (a fit inside the user's
+``threadpool_limits`` block). Without letting go, the first fit in the
+main thread kept control, and fits in worker threads ran L-BFGS-B's vector
+updates on two BLAS threads (a 569 x 30 fit 4x slower). That threadpoolctl
+also sets an OpenBLAS built on OpenMP through OpenMP, whose limit is per
+calling thread, so there each thread holds its own.
 """
 
 from __future__ import annotations
@@ -63,19 +69,30 @@ def scipy_blas_libraries() -> list[Any]:
 
 
 def _hold_key(lib: Any) -> Any:
-    """What one hold covers: the process, or only this thread (OpenBLAS on OpenMP)."""
-    if getattr(lib, "threading_layer", None) == "openmp":
-        return lib.filepath, threading.get_ident()
-    return lib.filepath
+    """What one hold covers: the process, or only this thread (OpenBLAS on OpenMP, set per thread by the
+    threadpoolctl that has controlling threads; older ones set it process-wide)."""
+    per_thread = (getattr(lib, "internal_api", None) == "openblas" and getattr(lib, "threading_layer", None) == "openmp"
+                  and _controlling_state(lib) is not None)
+    return (lib.filepath, threading.get_ident()) if per_thread else lib.filepath
 
 
-def _set_threads(lib: Any, n_threads: int) -> None:
+def _controlling_state(lib: Any) -> Any:
+    """threadpoolctl's record of the thread that controls ``lib``'s pool (None before threadpoolctl 3.8)."""
+    if getattr(type(lib), "clear_controlling_thread", None) is None:
+        return None
+    return getattr(type(lib), "_SHARED_STATE", None)
+
+
+def _set_threads(lib: Any, n_threads: int) -> bool:
+    """Set ``lib``'s thread count; whether it took (another thread's control makes threadpoolctl ignore it)."""
+    state = _controlling_state(lib)
+    held_before = state is not None and getattr(state, "controlling_thread", None) is threading.current_thread()
     lib.set_num_threads(n_threads)
-    # Let other threads' holds set the pool later (see the module docstring); a no-op
-    # unless this thread took control, and absent before threadpoolctl 3.6.
-    release = getattr(type(lib), "clear_controlling_thread", None)
-    if release is not None:
-        release()
+    if state is not None and not held_before:
+        # Let other threads' holds set the pool later (see the module docstring): a no-op unless
+        # this call made this thread the controller.
+        type(lib).clear_controlling_thread()
+    return lib.num_threads == n_threads
 
 
 @contextlib.contextmanager
@@ -83,24 +100,30 @@ def one_thread(libraries: Sequence[Any]) -> Iterator[None]:
     """Run ``libraries`` (threadpoolctl library controllers) on one thread inside the block.
 
     Re-entrant and safe across threads: the count found when the first
-    holder entered is restored when the last holder leaves.
+    holder entered is restored when the last holder leaves, if the library
+    still reads 1 then (the user may have set it meanwhile).
     """
-    keys = [_hold_key(lib) for lib in libraries]
+    held = []  # (lib, key) of the holds this block counts
     with _lock:
-        for lib, key in zip(libraries, keys):
+        for lib in libraries:
+            key = _hold_key(lib)
             entry = _held.get(key)
-            if entry is None:
-                _held[key] = [1, lib.num_threads]
-                _set_threads(lib, 1)
-            else:
+            if entry is not None:
                 entry[0] += 1
+                held.append((lib, key))
+                continue
+            found = lib.num_threads
+            if found == 1 or _set_threads(lib, 1):
+                _held[key] = [1, found]
+                held.append((lib, key))
     try:
         yield
     finally:
         with _lock:
-            for lib, key in zip(libraries, keys):
+            for lib, key in held:
                 entry = _held[key]
                 entry[0] -= 1
                 if entry[0] == 0:
                     del _held[key]
-                    _set_threads(lib, entry[1])
+                    if entry[1] != 1 and lib.num_threads == 1:
+                        _set_threads(lib, entry[1])
