@@ -91,3 +91,19 @@ def test_a_fit_in_a_worker_thread_after_one_in_the_main_thread_limits_blas(two_b
     worker.join()
     assert seen, "the fit did not reach L-BFGS-B"
     assert all(counts == [1] * len(counts) for counts in seen)
+
+
+def test_a_fit_inside_the_users_limit_leaves_the_user_in_control(two_blas_threads):
+    """Review R25: a fit inside the user's ``threadpool_limits`` block let go of the user's control of
+    the pool, so another thread's limit then changed the count under the user's block."""
+    X, y = _data()
+    with threadpoolctl.threadpool_limits(limits=3, user_api="blas"):
+        if [lib.num_threads for lib in two_blas_threads] != [3] * len(two_blas_threads):
+            pytest.skip("this BLAS does not take a thread count of 3")
+        sk.SoftmaxClassifier(alpha=1.0).fit(X, y)
+        other = threading.Thread(target=lambda: threadpoolctl.threadpool_limits(limits=1, user_api="blas"))
+        other.start()
+        other.join()
+        inside = [lib.num_threads for lib in two_blas_threads]
+    assert inside == [3] * len(two_blas_threads)
+    assert [lib.num_threads for lib in two_blas_threads] == [2] * len(two_blas_threads)
