@@ -513,7 +513,12 @@ class PlattScaling(_OneVsRest):
         rows it weighs (weights normalised to sum to 1): Platt's targets add
         their 1 and 2 to summed weights, so light weights pull every
         probability toward 1/2 (as in scikit-learn); weights are frequency
-        weights, to be scaled to sum to the number of rows.
+        weights, to be scaled to sum to the number of rows. Also when a
+        fitted slope ``a_k`` is below 0 beyond chance (a Wald test at level
+        0.001 shared by the maps): the scores rank that class the other way
+        and the map reverses the model's ranking to fit them, which is a
+        swapped column or class order (binary: a single score column that
+        scores class 0), to fix in the input; the fit itself is kept.
 
     Notes
     -----
@@ -591,6 +596,42 @@ class PlattScaling(_OneVsRest):
         fits = [_platt_fit(f[:, g], hits[:, g], w, max_iter=max_iter, tol=tol) for g in range(f.shape[1])]
         self.coef_ = np.array([a for a, _ in fits], dtype=np.float64)
         self.intercept_ = np.array([b for _, b in fits], dtype=np.float64)
+        self._warn_reversed(f, w)
+
+    def _warn_reversed(self, f: np.ndarray, w: np.ndarray) -> None:
+        """One :class:`CalibrationWarning` naming the maps whose slope is significantly below 0
+        (:func:`_reversed_maps`): such a map reverses the model's ranking of its class, which is a
+        swapped column or class order, not miscalibration (audit CN: a weak model's log-odds of class
+        0 given as class 1's fitted a = -0.87, and the ECE 0.360 -> 0.071, log-loss 1.087 -> 0.623
+        read as a calibration gain)."""
+        reversed_maps = _reversed_maps(f, w, self.coef_, self.intercept_)
+        if not reversed_maps:
+            return
+        names = getattr(self, "class_names_", None)
+        n_classes = 2 if f.shape[1] == 1 else f.shape[1]
+
+        def named(k: int) -> str:
+            return f"class {names[k]!r}" if names is not None and len(names) == n_classes else f"class {k}"
+
+        if f.shape[1] == 1:  # binary: one sigmoid, on class 1's score
+            what = (f"the fitted slope is {self.coef_[0]:.4g}, below 0: the scores rank the classes the other way "
+                    f"(rows scored higher for {named(1)} hold it less often)")
+            swap = (f"a swapped class order: the two columns in the other order, or a single score column that scores "
+                    f"{named(0)}, not {named(1)}")
+        else:
+            many = len(reversed_maps) > 1
+            slopes = name_list([f"{named(k)} ({self.coef_[k]:.4g})" for k in reversed_maps], noun="classes")
+            what = (f"the fitted slope{'s' * many} of {slopes} {'are' if many else 'is'} below 0: the scores rank "
+                    f"{'those classes' if many else 'that class'} the other way (rows scored higher for a class hold "
+                    "it less often)")
+            swap = "a swapped column or class order: a column holding another class's scores than its place or name says"
+        warnings.warn(
+            f"{type(self).__name__}: {what}, and the map reverses the model's ranking to fit them. That is usually "
+            f"{swap}; fix the input, not the calibrator. A calibration gain this map shows is the swap undone, not "
+            "the model calibrated",
+            CalibrationWarning,
+            stacklevel=_caller_stacklevel(),
+        )
 
     def _group_probs(self, f):
         from softmaxkit.functional import sigmoid
@@ -620,6 +661,35 @@ class PlattScaling(_OneVsRest):
         u = self._sigmoid_args(f)
         pair = np.concatenate([u, -u], axis=1)  # log sigmoid(-u) = -softplus(u)
         return -(np.maximum(pair, 0.0) + np.log1p(np.exp(-np.abs(pair))))
+
+
+#: Family-wise level of the test that a Platt slope is below 0 (:func:`_reversed_maps`), shared by the
+#: maps (Bonferroni): a model no better than chance has slopes near 0, half of them negative by chance.
+_REVERSED_LEVEL = 1e-3
+
+
+def _reversed_maps(f: np.ndarray, w: np.ndarray, coef: np.ndarray, intercept: np.ndarray) -> list[int]:
+    """The maps (columns of the scores ``f``) whose fitted slope is below 0 beyond chance.
+
+    A map's slope ``a`` counts when its Wald statistic ``a / se(a)`` is below the one-sided
+    quantile of :data:`_REVERSED_LEVEL` shared by the maps, ``se`` from the inverse Hessian of
+    the summed log-loss (``w`` frequency weights) at the fit: -3.09 for one map, -4.75 for 1000.
+    """
+    from statistics import NormalDist
+
+    from softmaxkit.functional import sigmoid
+
+    bound = NormalDist().inv_cdf(_REVERSED_LEVEL / f.shape[1])
+    found = []
+    for g in np.flatnonzero(coef < 0):
+        s = np.asarray(sigmoid(coef[g] * f[:, g] + intercept[g]), dtype=np.float64)
+        v = w * s * (1.0 - s)
+        h_ff, h_f, h_1 = float(np.dot(v, f[:, g] * f[:, g])), float(np.dot(v, f[:, g])), float(np.sum(v))
+        det = h_ff * h_1 - h_f * h_f
+        # a constant score leaves the slope undetermined (det 0): no evidence either way
+        if det > 0 and coef[g] / math.sqrt(h_1 / det) < bound:
+            found.append(int(g))
+    return found
 
 
 def _platt_fit(f: np.ndarray, hit: np.ndarray, w: np.ndarray, *, max_iter: int, tol: float) -> tuple[float, float]:

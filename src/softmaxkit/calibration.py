@@ -33,7 +33,9 @@ calibrated logits) and ``predict_proba(logits)``, and save/load without pickle
 argument of every method holds probabilities instead, and ``log p`` is used as
 the logits (see the class docstrings for the limits). ``sample_weight`` holds
 frequency weights, as in scikit-learn's ``LogisticRegression``: an integer
-weight ``k`` counts as ``k`` copies of the row, and their total is the evidence
+weight ``k`` counts as ``k`` copies of the row (a row of weight 0 counts for
+nothing: the scalings fit as without it, a ``-inf`` logit in it included; Platt
+and isotonic refuse ``-inf`` logits in any row, as when mapping), and their total is the evidence
 the priors are weighed against, so scaling every weight is not neutral (weights
 summing to 1 make the calibration set count as one row). Normalised importance
 weights should be scaled to sum to the number of rows.
@@ -153,10 +155,10 @@ class _Calibrator(Persistable):
             x, row_max = check_logits(X, name, return_row_max=True, widen=widen)
         return x, row_max
 
-    def _check_neg_inf(self, x: np.ndarray, *, fitting: bool) -> None:
+    def _check_neg_inf(self, x: np.ndarray, *, fitting: bool, weight: np.ndarray | None = None) -> None:
         """Refuse the ``-inf`` entries of logits ``x`` (``log 0`` for ``input="probs"``) that this
-        calibrator cannot fit on (``fitting``) or map. Temperature scaling takes them all (a class of
-        probability 0 stays 0); the affine scalings override this."""
+        calibrator cannot fit on (``fitting``, in the rows of positive ``weight``) or map. Temperature
+        scaling takes them all (a class of probability 0 stays 0); the affine scalings override this."""
 
     def _classes_without_zero_limit(self) -> np.ndarray:
         """The classes (column indices) where the fitted map has no value for a new ``-inf`` logit
@@ -169,11 +171,11 @@ class _Calibrator(Persistable):
         """``(logits, row_max, labels, weights)``, validated (``widen=False``: the logits in their own dtype,
         for a fit that widens them a row block at a time)."""
         x, row_max = self._logits_and_max(X, widen=widen)
-        self._check_neg_inf(x, fitting=True)
         labels = check_labels(y, x.shape[1], x.shape[0], scores=x, scores_name=input_name(self.input))
         w = check_sample_weight(sample_weight, x.shape[0])
         if x.shape[0] == 0:
             raise ValueError("cannot fit a calibrator on 0 samples")
+        self._check_neg_inf(x, fitting=True, weight=w)  # a row of weight 0 counts for nothing, its -inf included
         true = x[np.arange(x.shape[0]), labels]
         dead = np.isneginf(true) & (w > 0)
         if dead.any():
@@ -723,6 +725,9 @@ class TemperatureScaling(_Calibrator):
         # divided by the whole set's weight, also for the warm start's subsample.
         per_weight = 1.0 / float(np.sum(w))
         d_true = x[np.arange(n), labels].astype(np.float64) - row_max  # <= 0
+        # A row of weight 0 counts for nothing, but its true class may be -inf (refused where the weight
+        # is positive), and 0 * -inf is NaN in the weighted sums below (helper FO: beta = 1 returned).
+        d_true[w == 0] = 0.0
         runner_up, row_min = _runner_up_and_min(x, labels)
         informative = (w > 0) & (row_min != row_max)  # rows with all-equal logits say nothing about beta
         evidence = float(np.sum(w[informative]))
@@ -1135,9 +1140,10 @@ class _AffineScaling(_Calibrator):
 
     # ---- -inf inputs (a probability of exactly 0 with input="probs")
 
-    def _check_neg_inf(self, x: np.ndarray, *, fitting: bool) -> None:
-        """Refuse ``-inf`` in the logits of a fit (``log 0`` times a scale being fitted has no finite
-        gradient), and where the fitted map has no limit for it (:meth:`_refuse_unmappable_neg_inf`).
+    def _check_neg_inf(self, x: np.ndarray, *, fitting: bool, weight: np.ndarray | None = None) -> None:
+        """Refuse ``-inf`` in the logits of a fit's rows of positive ``weight`` (``log 0`` times a scale
+        being fitted has no finite gradient; :meth:`fit` leaves the rows of weight 0 out), and where the
+        fitted map has no limit for it (:meth:`_refuse_unmappable_neg_inf`).
 
         The fitting rows need not hold a 0 that new rows hold (audit BK-3: 30 rows of a random forest's
         votes without one, then 2 of 1,770 new rows with one, refused with advice the CLI cannot follow).
@@ -1146,8 +1152,12 @@ class _AffineScaling(_Calibrator):
         if not x.size or not np.isneginf(x.min()):
             return
         if fitting:
-            i, j = _first_neg_inf(x)
-            raise self._neg_inf_error(i, j, "the fit cannot scale {value} (its gradient is not finite)", fitting=True)
+            counted = x if weight is None else np.where((weight > 0)[:, None], x, 0.0)
+            if np.isneginf(counted.min()):
+                i, j = _first_neg_inf(counted)
+                raise self._neg_inf_error(i, j, "the fit cannot scale {value} (its gradient is not finite)",
+                                          fitting=True)
+            return
         self._refuse_unmappable_neg_inf(x)
 
     def _refuse_unmappable_neg_inf(self, x: np.ndarray) -> None:  # pragma: no cover
@@ -1250,6 +1260,11 @@ class _AffineScaling(_Calibrator):
         lam = _check_prior_scale(self.prior_scale)
         identity_reg = _check_nonneg(self.identity_reg, "identity_reg")
         x, row_max, labels, w = self._fit_inputs(logits, y, sample_weight)
+        if x.size and np.isneginf(x.min()):
+            # Only rows of weight 0 hold -inf (_check_neg_inf): they count for nothing, and -inf times their
+            # weight 0 is NaN in the loss and its gradient, so the fit is the fit without them (helper FO).
+            keep = w > 0
+            x, row_max, labels, w = x[keep], row_max[keep], labels[keep], w[keep]
         c = x.shape[1]
         _warn_absent_classes(type(self).__name__, labels, w, c,
                              one="its scale and bias are set by the priors alone (prior_scale, identity_reg)",
