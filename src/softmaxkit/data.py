@@ -3293,6 +3293,10 @@ def read_labels(
                 one_to_k = ",".join(str(k) for k in range(1, n_classes + 1))
                 dropped = (f"; the labels look 1-based (1..{n_classes}): pass --classes {one_to_k} if the columns are "
                            f"the classes 1..{n_classes}")
+            elif n_classes == 2 and set(np.unique(labels).tolist()) <= {-1, 1}:
+                # The SVM/libsvm convention: refused as "label -1" with no way out said (audit CN).
+                dropped = ("; the labels look like -1/+1: pass --classes -1,1 if the score columns are the classes -1 "
+                           "and 1 in that order (one column: the score of 1)")
             what = (f"a class of the {n_classes}-class scores (0..{n_classes - 1})" if classes is None
                     else f"a class name, nor a position 0..{n_classes - 1} in the classes")
             raise DataFileError(location(path, row, name) + f"label {labels[row]} is not {what}{dropped}")

@@ -619,7 +619,8 @@ def add_prediction_inputs(p: argparse.ArgumentParser, *, probs_help: str) -> Non
     source.add_argument("--probs", metavar="FILE", help=probs_help)
     p.add_argument("--labels", required=True, metavar="FILE",
                    help="the true class of each row: a class name where names are known (from p_<class> or "
-                   "logit_<class> columns, or --classes), else an index 0..K-1")
+                   "logit_<class> columns, --classes, or a plain header of the labels' own class names, such as "
+                   "True,False), else an index 0..K-1")
     p.add_argument("--label-column", metavar="COL", help="the labels' column when FILE has several")
     add_ignore_option(p, what="scores")
     p.add_argument("--classes", type=class_names, metavar="A,B,...",
@@ -659,7 +660,8 @@ def read_predictions(args: argparse.Namespace) -> Predictions:
     The scores file may be ``predict``'s output: its ``p_<class>`` (or
     ``logit_<class>``) columns are the scores and name the classes, and its
     other columns are ignored. Labels are class names where names are known
-    (those columns, or ``--classes``), else indices. Probabilities must be rows
+    (those columns, or ``--classes``; a plain header of which every label names a column,
+    :func:`_labels_by_header`), else indices. Probabilities must be rows
     that sum to 1, and both files must have the same number of rows; each
     failure is a one-line error naming the file (and row, column). A labels
     file other than the scores file that shares a row id column with it is
@@ -678,10 +680,16 @@ def read_predictions(args: argparse.Namespace) -> Predictions:
     read = read_score_file(source, kind=kind, given_classes=given_classes,
                            exclude=(args.label_column,) if same_file else (), ignore=ignored_columns(args),
                            label_names=(label_name,) if label_name is not None else ())
-    # --classes lists the classes in the labels' order; the columns' own names say nothing of it, so
-    # integer labels against them are refused (softmaxkit.data.read_labels).
-    labels = read_labels(args.labels, column=args.label_column, n_classes=read.scores.shape[1], classes=read.classes,
-                         ids_left_out=read.ids, classes_from="user" if given_classes is not None else "columns")
+    named = None if given_classes is not None or read.classes is not None else \
+        _labels_by_header(read, args.labels, column=args.label_column)
+    if named is not None:
+        read, labels = named
+    else:
+        # --classes lists the classes in the labels' order; the columns' own names say nothing of it, so
+        # integer labels against them are refused (softmaxkit.data.read_labels).
+        labels = read_labels(args.labels, column=args.label_column, n_classes=read.scores.shape[1],
+                             classes=read.classes, ids_left_out=read.ids,
+                             classes_from="user" if given_classes is not None else "columns")
     matched_on = scores_matched_on = None
     n_label_rows = len(labels)
     if not _same_file(args.labels, source):
@@ -698,6 +706,8 @@ def read_predictions(args: argparse.Namespace) -> Predictions:
     check_same_length(source, len(read.scores), args.labels, len(labels))
     if read.classes is None:
         _refuse_one_based_labels(read.scores, labels, labels_path=args.labels, source=source)
+        if given_classes is None:
+            _refuse_class_zero_read_as_one(read, labels, source=source, labels_path=args.labels, kind=kind)
     else:
         import warnings
 
@@ -710,6 +720,66 @@ def read_predictions(args: argparse.Namespace) -> Predictions:
         _warn_true_class_rounded_to_zero(source, read.scores, labels, decimals=read.decimals, classes=read.classes)
     return Predictions(source, kind, read.scores, labels, read.classes, read.ignored, matched_on, scores_matched_on,
                        read.columns, labels_left_out)
+
+
+def _labels_by_header(read: ScoreFile, labels_path: str, *, column: str | None) -> tuple[ScoreFile, Any] | None:
+    """``read`` with its plain header as the class names, and the labels read by those names, when every
+    label names one of its score columns (:func:`header_classes`: text labels ``dog, cat`` under the header
+    ``dog,cat``; False/True labels under ``True,False`` in any letter case); else None, and the labels are
+    read as before (integer labels as column positions, text labels refused).
+
+    A header without the ``p_`` prefix was read by position whatever it said: ``True,False`` (positive
+    class first, ``pd.DataFrame(proba, columns=clf.classes_).iloc[:, ::-1]``) over True/False labels
+    swapped the classes (audit CN: accuracy 0.4733 for 0.5267, exit 0), while ``p_True,p_False`` was
+    matched by name. The labels are read once per class list tried; the warnings of a reading that is
+    not kept are dropped, so that the one kept (or the fallback) says its own.
+    """
+    import warnings
+
+    from softmaxkit.data import DataFileError, read_labels
+
+    for classes in header_classes(read.columns, read.scores.shape[1]):
+        with warnings.catch_warnings(record=True) as said:
+            warnings.simplefilter("always")
+            try:
+                labels = read_labels(labels_path, column=column, n_classes=len(classes), classes=classes,
+                                     ids_left_out=read.ids, classes_from="columns")
+            except DataFileError:
+                continue
+        for w in said:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+        return read._replace(classes=classes), labels
+    return None
+
+
+def _refuse_class_zero_read_as_one(read: ScoreFile, labels: Any, *, source: str, labels_path: str,
+                                   kind: str) -> None:
+    """Refuse a binary problem's one plain column headed ``0`` read as P(class 1) (or its log-odds) when the
+    labels show it is class 0's: accuracy so read far below always naming the most frequent class
+    (:func:`softmaxkit.cli._evaluation.chance_legend`'s test).
+
+    pandas writes the header ``0`` both over an unnamed column (``pd.Series(proba[:, 1]).to_csv()``,
+    P(class 1), as it is read) and over ``pd.DataFrame(proba)[[0]]`` (P(class 0): audit CN, accuracy 0.05
+    for 0.95, exit 0). The name cannot tell them apart; the labels can, when the scores are not noise.
+    """
+    if read.classes is not None or read.columns != ("0",) or not len(labels):
+        return
+    import numpy as np
+
+    from softmaxkit.cli._evaluation import _far_below_chance
+    from softmaxkit.data import SCORE_PREFIXES
+
+    accuracy = float(np.mean(np.argmax(read.scores, axis=1) == labels))
+    majority = float(np.bincount(labels, minlength=2).max() / len(labels))
+    if not _far_below_chance(accuracy, majority, len(labels)):
+        return
+    what = "P(class {})" if kind == "probability" else "the log-odds of class {}"
+    raise CLIError(f"{source}: its one column is headed '0', which pandas writes over an unnamed column "
+                   f"(pd.Series(p).to_csv(): read so, as {what.format(1)}) and over DataFrame(proba)[[0]] "
+                   f"({what.format(0)}); read as {what.format(1)} against {labels_path}, its accuracy is "
+                   f"{accuracy:.4f}, far below always naming the most frequent class ({majority:.4f}): it looks "
+                   f"like {what.format(0)}; pass --classes 0,1 to read it as class 0's, as its name says, or name "
+                   f"the column {SCORE_PREFIXES[kind]}0 (or {SCORE_PREFIXES[kind]}1 if it is class 1's)")
 
 
 def _array_names(columns: tuple[str, ...]) -> str:
@@ -1314,15 +1384,19 @@ class ScoreFile(NamedTuple):
 
 def read_score_file(source: str, *, kind: str, given_classes: list[str] | None,
                     exclude: tuple[str, ...] = (), ignore: tuple[str, ...] = (),
-                    label_names: tuple[str, ...] = ()) -> ScoreFile:
+                    label_names: tuple[str, ...] = (), fitted_classes: Sequence[str] | None = None) -> ScoreFile:
     """Read logits (``kind="logit"``) or probabilities from ``source`` as ``evaluate``, ``calibrate``
     and ``apply`` all do.
 
     A single column is a binary problem's log-odds or P(class 1), expanded by
     :func:`two_class_scores`; when it is named (``p_<class>``, ``logit_<class>``)
     for the first class (listed first by ``--classes``, or ``0`` without it),
-    it is that class's score and the pair is swapped. A name other than
-    ``0``/``1`` needs ``--classes``. The class names come
+    it is that class's score and the pair is swapped. So is one named ``False`` or ``True``
+    (``p_False``, or a plain ``False`` in any letter case, as pandas writes
+    ``DataFrame(proba, columns=clf.classes_)[[False]]``): False/True labels are the classes
+    False and True, in that order (:func:`softmaxkit.data.read_labels`). Another name needs
+    ``--classes``. A plain ``0`` is pandas' header of an unnamed column (``pd.Series(p).to_csv()``),
+    read as P(class 1) with a warning. The class names come
     from ``p_<class>`` or ``logit_<class>`` columns, or ``given_classes``
     (``--classes``), which must name the same classes; so must plain column
     names (no prefix) of which one is a class of ``given_classes``. Named
@@ -1332,8 +1406,10 @@ def read_score_file(source: str, *, kind: str, given_classes: list[str] | None,
     ``given_classes``, plain column names that are distinct whole numbers
     other than ``0..K-1`` in order (pandas' header of ``DataFrame(z)[[2, 0, 1]]``)
     are the class names (:func:`numbered_header`): the columns come back in
-    their numeric order, with a warning that they are matched by name.
-    Probabilities must be rows that sum to 1. ``exclude`` names columns that are not scores
+    their numeric order, with a warning that they are matched by name. A plain header that names
+    exactly ``fitted_classes`` (a calibrator's class names; ``true,false`` names False and True) names
+    the classes, as :func:`read_predictions` takes one that names the labels' classes
+    (:func:`header_classes`). Probabilities must be rows that sum to 1. ``exclude`` names columns that are not scores
     (the labels' column, when the labels come from the same file); ``ignore``
     those of ``--ignore``, each of which must exist; ``label_names`` the labels' column name in a
     separate labels file, refused as a score column (:func:`softmaxkit.data.read_scores`).
@@ -1355,6 +1431,15 @@ def read_score_file(source: str, *, kind: str, given_classes: list[str] | None,
             classes = list(read.columns)
         else:
             single = read.columns[0]
+    elif given_classes is None and read.classes is None and len(read.columns) == 1:
+        # A plain False/True header is scikit-learn's class (`DataFrame(proba, columns=clf.classes_)[[False]]`),
+        # read as it is named, as p_False is (audit CN: P(False) read as P(True), accuracy 0.05 for 0.95, exit 0).
+        single = _bool_class_name(read.columns[0])
+    if given_classes is None and single is not None:
+        single = _bool_class_name(single) or single  # p_false names the class bool labels call False
+    if classes is None and given_classes is None and fitted_classes is not None:
+        classes = next((names for names in header_classes(read.columns, scores.shape[1])
+                        if sorted(names) == sorted(map(str, fitted_classes))), None)
     numbered = None if given_classes is not None or classes is not None else numbered_header(read.columns)
     if numbered is not None and len(numbered) == scores.shape[1]:
         # pandas writes integer column names as the header (`pd.DataFrame(z)[[2, 0, 1]].to_csv()`: ",2,0,1");
@@ -1396,6 +1481,12 @@ def read_score_file(source: str, *, kind: str, given_classes: list[str] | None,
         if read.classes is None and classes is None:
             _warn_if_numbered_order(given_classes, source)
         classes = list(given_classes)
+    elif single in _BOOL_CLASSES:
+        # p_False / p_True over False/True labels: no other name is needed, False is class 0 and True class 1
+        # (the labels' own order, softmaxkit.data._bool_labels); p_False was refused (audit CN).
+        classes = list(_BOOL_CLASSES)
+        if single == _BOOL_CLASSES[0]:
+            scores = scores[:, ::-1].copy()
     elif single == "0":
         # p_0 / logit_0 over integer labels: class 0's score, whatever position it has.
         scores = scores[:, ::-1].copy()
@@ -1414,6 +1505,34 @@ def read_score_file(source: str, *, kind: str, given_classes: list[str] | None,
     else:
         _warn_if_probabilities(source, read.values, stored=stored)
     return ScoreFile(scores, classes, read.ignored, decimals, read.columns, read.ids)
+
+
+#: The classes of False/True labels, in their order (False is class 0): the names bool labels match
+#: (:func:`softmaxkit.data.read_labels`).
+_BOOL_CLASSES = ("False", "True")
+
+
+def _bool_class_name(name: str) -> str | None:
+    """``"False"``/``"True"`` for a column or class name that writes a bool in any letter case (``true``,
+    ``FALSE``: the names bool labels match, :data:`_BOOL_CLASSES`), else None."""
+    return {"false": "False", "true": "True"}.get(name.strip().lower())
+
+
+def header_classes(columns: Sequence[str], n_classes: int) -> list[list[str]]:
+    """The class lists that a plain header (score columns without ``p_``/``logit_``) may stand for, in
+    the order to try them: the names as written, then, for ``true,false`` in another letter case, the
+    names bool labels match (``True, False``); empty when the header cannot name ``n_classes`` classes.
+
+    Whole numbers are left to :func:`numbered_header` (``0, 1, ...`` in order is pandas' positional
+    header), and a header with a repeated name or one column per class short names no class list.
+    """
+    names = [str(c) for c in columns]
+    if (n_classes < 2 or len(names) != n_classes or len(set(names)) != len(names)
+            or all(_whole_number_name(name) for name in names)):
+        return []
+    folded = [_bool_class_name(name) for name in names]
+    as_bools = [folded] if None not in folded and len(set(folded)) == len(folded) and folded != names else []
+    return [names, *as_bools]
 
 
 def _warn_unnamed_column_class(source: str, columns: tuple[str, ...], *, kind: str,
@@ -1438,8 +1557,11 @@ def _warn_unnamed_column_class(source: str, columns: tuple[str, ...], *, kind: s
         # "the second of the two class names in sorted order" just before refusing them).
         taken = (what.format("class 1") + ", the second class (label 1, as scikit-learn's predict_proba(X)[:, 1]; "
                  "with --classes NEG,POS, of POS)")
+    # pandas heads an unnamed column 0 and DataFrame(proba)[[0]] (class 0's) alike (audit CN)
+    zero = (f" (pandas heads an unnamed column '0', and DataFrame(proba)[[0]], class 0's, alike: for the latter "
+            "pass --classes 0,1)" if columns == ("0",) and given_classes is None else "")
     warnings.warn(f"{source}: {column} read as {taken}; name the column {SCORE_PREFIXES[kind]}<class> to say "
-                  "which", stacklevel=3)
+                  f"which{zero}", stacklevel=3)
 
 
 def _warn_if_probabilities(source: str, values: Any, *, stored: str | None) -> None:
@@ -1730,8 +1852,9 @@ def _unnamed_columns_refusal(source: str, names: list[str], *, fitted_as: str, c
     classes ``names``.
 
     ``malignant,benign`` over a calibrator of ``benign, malignant`` was said to have "no class names"
-    (audit BL-F3b), true of a ``.npy`` alone. Unprefixed names are no class names to any command unless
-    ``--classes`` names them (:func:`read_score_file`), and then they are matched to it by name.
+    (audit BL-F3b), true of a ``.npy`` alone. Unprefixed names are class names only where ``--classes``,
+    the labels or the fitted object name the same classes (:func:`read_score_file`), and then they are
+    matched to them by name.
     """
     way = "pass --classes with the classes in the file's column order, or name the columns p_<class>/logit_<class>"
     if columns and set(columns) == set(names):
@@ -1809,6 +1932,10 @@ def score_columns(probs: Any, classes: Any, *, out: str) -> dict[str, Any]:
     if suffix == ".npy":
         return columns
     predicted = classes[np.argmax(probs, axis=1)]
+    if predicted.dtype.kind == "b" and suffix != ".safetensors":
+        # The class as the p_ columns and set_ columns name it ("True"), not the CSV writer's bool "true"
+        # (audit CN); .safetensors holds no text, and its bool reads back as the class all the same.
+        predicted = predicted.astype(str)
     if suffix != ".safetensors" or predicted.dtype.kind in "biuf":
         columns["prediction"] = predicted
     return columns

@@ -103,10 +103,26 @@ def score(
 
     summary, png = _adapters.summarize(y, probs=probs, logits=logits, transform=transform,
                                        plot_title=f"{name}{what}" if plot else None, ci=ci, classes=classes)
+    summary = _with_brier_scale(summary, n_classes=(logits if logits is not None else probs).shape[1])
     # one pass for both, on the first use of either: a comparison needs the losses and the hits together
     outcomes = functools.cache(functools.partial(_row_outcomes, y, logits=logits, probs=probs, transform=transform))
     return Scored(key=key, name=name, summary=summary, png=png,
                   row_loss=lambda: outcomes()[0], row_hit=lambda: outcomes()[1], row_tie=lambda: outcomes()[2])
+
+
+def _with_brier_scale(summary: dict, *, n_classes: int) -> dict:
+    """``summary`` with ``"brier_scale"`` after ``"brier"``: the scale the JSON's Brier score is on, which
+    the text says under its table (:func:`softmaxkit.cli._common.brier_legend`) and metrics.json did not
+    (audit CN: a script comparing it with scikit-learn's ``brier_score_loss`` is off by 2x)."""
+    scale = "sum over classes, 0 to 2"
+    if n_classes == 2:
+        scale += "; scikit-learn's binary brier_score_loss is half of it"
+    scaled: dict = {}
+    for key, value in summary.items():
+        scaled[key] = value
+        if key == "brier":
+            scaled["brier_scale"] = scale
+    return scaled
 
 
 def _row_losses(y: np.ndarray, *, logits: Any, probs: Any, transform: Any) -> np.ndarray:

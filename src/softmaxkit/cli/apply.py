@@ -114,7 +114,9 @@ def run(args: argparse.Namespace, warned: list[str]) -> int:
                                 against=f"CALIBRATOR {args.calibrator}") if args.conformal else None
 
     kind = "logit" if args.logits else "probability"
-    read = read_score_file(source, kind=kind, given_classes=args.classes, ignore=ignored_columns(args))
+    # A plain header naming the calibrator's classes (True,False) names the columns (audit CN: refused)
+    read = read_score_file(source, kind=kind, given_classes=args.classes, ignore=ignored_columns(args),
+                           fitted_classes=getattr(calibrator, "class_names_", None))
     scores = read.scores
     # The scores file's row ids go to the output as predict's do: without them, labels in another row
     # order were paired by position (audit: accuracy 0.3583 for 0.5667, exit 0).
