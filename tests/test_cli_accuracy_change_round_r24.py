@@ -52,10 +52,12 @@ def test_untied_rows_against_a_rise_read_no_measured_change():
     assert (change["before"], change["after"]) == (0.9, 0.95)
     assert (change["turned_wrong"], change["turned_right"], change["tied_changes"]) == (10, 0, 20)
     assert change["reading"] == "within the noise" and change["ties_decide"] is True  # was "worse"
+    # each tied row (a two-way tie) at its chance of being right: 0.95 before and after (review R25)
     assert accuracy_fall(change, params={"method": "IsotonicCalibration"}) == (
-        " Accuracy rose from 0.9000 to 0.9500, but the rows without a tie point the other way: 10 rows' predicted "
-        "class turned wrong and 0 turned right (exact McNemar p = 0.002). The 20 rows whose top probabilities tie, "
-        "counted by the first tied class, decide the accuracy: no change in it is measured.")
+        " With each of the 20 rows whose top probabilities tie counted at its chance of being right, one in the "
+        "classes it ties, accuracy stays at 0.9500 (0.9000 to 0.9500 counted by the first tied class), but the rows "
+        "without a tie changed: 10 rows' predicted class turned wrong and 0 turned right (exact McNemar p = 0.002). "
+        "The tied rows decide the accuracy: no change in it is measured.")
     in_sample = paired_accuracy_change(*_against_ties(rise=True), in_sample=True)
     assert in_sample["reading"] == "within the noise"  # was "lower" beside a rise
 
@@ -68,8 +70,8 @@ def test_untied_rows_against_a_fall_say_so_rather_than_within_the_noise():
     assert (change["turned_wrong"], change["turned_right"]) == (0, 10)
     assert change["reading"] == "within the noise" and change["ties_decide"] is True  # was "better" beside a fall
     text = accuracy_fall(change, params={"method": "IsotonicCalibration"})
-    assert text.startswith(" Accuracy fell from 0.9500 to 0.9000, but the rows without a tie point the other way: "
-                           "0 rows' predicted class turned wrong and 10 turned right (exact McNemar p = 0.002)."), text
+    assert "(0.9500 to 0.9000 counted by the first tied class), but the rows without a tie changed: 0 rows' " \
+        "predicted class turned wrong and 10 turned right (exact McNemar p = 0.002)." in text, text
     assert "decide the accuracy: no change in it is measured." in text
 
 
@@ -103,7 +105,7 @@ def test_the_verdict_says_the_ties_decide_and_keeps_its_tone(in_sample):
                          params={"method": "IsotonicCalibration"}, in_sample=in_sample)
     assert not text.startswith(" "), text
     assert tone != "warn"
-    assert "the rows without a tie point the other way" in text and "decide the accuracy" in text
+    assert "the rows without a tie changed" in text and "decide the accuracy" in text
     assert "Keep the raw model's class predictions" not in text
 
 
@@ -168,7 +170,7 @@ def test_a_tie_counts_only_where_the_true_class_is_tied():
     y = np.array([0, 1, 2, 1])
     _, hit, tied = _row_outcomes(y, logits=None, probs=probs, transform=None)
     assert hit.tolist() == [True, False, False, True]
-    assert tied.tolist() == [True, True, False, False]  # row 3: the tie is between two wrong classes
+    assert tied.tolist() == [2, 2, 0, 0]  # row 3: the tie is between two wrong classes
 
 
 def test_rows_turned_wrong_by_a_tie_of_wrong_classes_are_tested():
@@ -244,3 +246,36 @@ def test_both_causes_are_named_for_a_map_that_can_reorder_classes():
     text = str(seen[0].message)
     assert "in 1 of 2 rows (the first: row 1)" in text
     assert "one threshold per class" in text and "calibrated probabilities" in text
+
+
+def test_the_reading_does_not_depend_on_the_column_order_of_tied_classes():
+    """Review R25: 8 untied rows turn wrong (p = 0.0078) and 8 rows whose truth ties class 0 before turn right.
+    Counted by the first tied class, the order 0,1,2 read "no change" (ties_decide) and 1,0,2 "worse". Each tied
+    row now counts at its chance of being right (1/2), and both orders read "worse", with a sentence."""
+    from softmaxkit.cli._evaluation import accuracy_fall, paired_accuracy_change
+
+    n = 200
+    # order 0,1,2: the tied rows' truth is class 1, second of the tie, so they count wrong before
+    b, a = np.ones(n, bool), np.ones(n, bool)
+    a[:8] = False
+    b[8:16] = False
+    ties_before = np.zeros(n, int)
+    ties_before[8:16] = 2
+    first = paired_accuracy_change(
+        _scored_sizes(b, ties_before), _scored_sizes(a, np.zeros(n, int)))
+    # order 1,0,2: the same rows count right before
+    b2 = np.ones(n, bool)
+    second = paired_accuracy_change(_scored_sizes(b2, ties_before), _scored_sizes(a, np.zeros(n, int)))
+    assert first["reading"] == second["reading"] == "worse"
+    assert not first["ties_decide"] and not second["ties_decide"]
+    assert first["ties_at_chance"] == second["ties_at_chance"] == {"before": 0.98, "after": 0.96}
+    text = accuracy_fall(first, params={"method": "IsotonicCalibration"})
+    assert text.startswith(" Accuracy fell from 0.9800 to 0.9600 with each of the 8 rows whose top probabilities tie")
+    assert "(0.9600 to 0.9600 counted by the first tied class)" in text and "Keep the raw model's" in text
+
+
+def _scored_sizes(hits, tie_sizes):
+    from softmaxkit.cli._evaluation import Scored
+
+    return Scored(key="k", name="k", summary={}, png=None, row_hit=np.asarray(hits, dtype=bool),
+                  row_tie=np.asarray(tie_sizes))

@@ -41,10 +41,11 @@ class Scored:
         Whether each row's predicted class (its largest probability) is its true class, or a function that
         computes them: what :func:`paired_accuracy_change` pairs. :func:`score`'s come from the same pass
         over the scores as its ``row_loss``. Not part of metrics.json.
-    row_tie : ndarray of bool, callable or None
-        Whether each row's true class shares its largest probability with another class (the prediction is then
-        the first of them, so whether it is right depends on the column order), likewise. A row whose largest
-        probability is shared by wrong classes only is wrong whichever comes first: not tied.
+    row_tie : ndarray of int (or bool), callable or None
+        For each row whose true class shares its largest probability with other classes, how many classes share
+        it (the prediction is then the first of them, so whether it is right depends on the column order), else
+        0; likewise. A row whose largest probability is shared by wrong classes only is wrong whichever comes
+        first: not tied. A bool array says tied or not, each tie read as one of two classes.
     """
 
     key: str
@@ -72,8 +73,9 @@ class Scored:
         return self._computed("row_hit")
 
     def row_ties(self) -> np.ndarray | None:
-        """Whether each row's largest probability is tied."""
-        return self._computed("row_tie")
+        """How many classes tie with each row's true class at its largest probability (0: no tie)."""
+        ties = self._computed("row_tie")
+        return None if ties is None else np.where(ties, 2, 0) if np.asarray(ties).dtype == bool else ties
 
 
 def score(
@@ -137,10 +139,10 @@ def _row_outcomes(
     block as :func:`_adapters.summarize` reads them: the loss exact from logits (a ``-inf`` logit on the truth
     gives ``inf``), unclipped from probabilities; the prediction the largest log-probability (or probability),
     the first of equals, as the summary's accuracy takes it (a tie that only rounding makes or breaks aside);
-    and whether the true class ties another at that largest value, the rows whose outcome the column order
-    decides (review R24: a row tied between two wrong classes is wrong either way, and was left out of the
-    accuracy test as a tie).
-    The argmax reads the block the loss already holds: no second pass, and one more array of ``n`` bools."""
+    and how many classes tie with the true class at that largest value (0 where it ties none), the rows whose
+    outcome the column order decides (review R24: a row tied between two wrong classes is wrong either way, and
+    was left out of the accuracy test as a tie).
+    The argmax reads the block the loss already holds: no second pass, and one more array of ``n`` ints."""
     from softmaxkit import log_softmax
     from softmaxkit.data import iter_row_blocks
 
@@ -148,7 +150,7 @@ def _row_outcomes(
     scores = logits if logits is not None else probs
     out = np.empty(len(y))
     hit = np.empty(len(y), dtype=bool)
-    tied = np.empty(len(y), dtype=bool)
+    tied = np.empty(len(y), dtype=np.int32)
     for start, block in iter_row_blocks(scores, _adapters.score_block_rows(_adapters._n_columns(scores))):
         rows = slice(start, start + len(block))
         block = np.array(block, dtype=np.float64)
@@ -166,7 +168,8 @@ def _row_outcomes(
                 out[rows] = -np.log(block[picked])
         hit[rows] = np.argmax(block, axis=1) == y[rows]
         at_top = block == block.max(axis=1, keepdims=True)
-        tied[rows] = (np.count_nonzero(at_top, axis=1) > 1) & at_top[picked]
+        tie_size = np.count_nonzero(at_top, axis=1)
+        tied[rows] = np.where((tie_size > 1) & at_top[picked], tie_size, 0)
     return out, hit, tied
 
 
@@ -492,7 +495,9 @@ def paired_accuracy_change(before: Scored, after: Scored, *, in_sample: bool = F
     # an isotonic map makes such ties by design, and 5 of 13 rows "turned wrong" were ties (review R22).
     # They are counted and left out of the test.
     ties = [x.row_ties() for x in (before, after)]
-    tied = np.zeros_like(b) if any(t is None for t in ties) else np.asarray(ties[0], bool) | np.asarray(ties[1], bool)
+    if any(t is None for t in ties):
+        ties = [np.zeros(len(b), dtype=np.int32)] * 2
+    tied = (np.asarray(ties[0]) > 1) | (np.asarray(ties[1]) > 1)
     tied_changes = int(np.count_nonzero(tied & (b != a)))
     turned_wrong, turned_right = int(np.count_nonzero(b & ~a & ~tied)), int(np.count_nonzero(a & ~b & ~tied))
     discordant = turned_wrong + turned_right
@@ -503,8 +508,11 @@ def paired_accuracy_change(before: Scored, after: Scored, *, in_sample: bool = F
         p = float(binomtest(turned_wrong, discordant, 0.5).pvalue)
     reading = ("unchanged" if not discordant and not tied_changes else "within the noise"
                if not discordant or p >= ACCURACY_TEST_LEVEL else "worse" if turned_wrong > turned_right else "better")
-    # the accuracy's own direction, from counts (the means of two bool arrays could round alike)
-    moved = int(np.sign(int(np.count_nonzero(a)) - int(np.count_nonzero(b))))
+    # The accuracy's own direction, each tied row counted at its chance of being right, one in the classes it
+    # ties (review R25: counted by the first tied class, swapping two columns turned "worse" into "no change").
+    at_chance = [_hits_at_chance(hits, t) for hits, t in ((b, ties[0]), (a, ties[1]))]
+    change_at_chance = float(np.sum(at_chance[1] - at_chance[0]))
+    moved = 0 if abs(change_at_chance) < 1e-9 else int(np.sign(change_at_chance))
     ties_decide = reading in ("worse", "better") and moved != (-1 if reading == "worse" else 1)
     if ties_decide:
         reading = "within the noise"
@@ -513,7 +521,15 @@ def paired_accuracy_change(before: Scored, after: Scored, *, in_sample: bool = F
     return {"before": float(b.mean()), "after": float(a.mean()), "turned_wrong": turned_wrong,
             "turned_right": turned_right, "tied_changes": tied_changes, "n": int(len(b)), "p_value": p,
             "test": _ACCURACY_TEST,
-            "reading": reading, "ties_decide": bool(ties_decide), "in_sample": bool(in_sample)}
+            "reading": reading, "ties_decide": bool(ties_decide), "in_sample": bool(in_sample),
+            "ties_at_chance": {"before": float(np.mean(at_chance[0])), "after": float(np.mean(at_chance[1]))}}
+
+
+def _hits_at_chance(hits: np.ndarray, tie_sizes: np.ndarray) -> np.ndarray:
+    """Each row's chance of being right: its hit, or one in the classes its true class ties with (``tie_sizes``
+    of :meth:`Scored.row_ties`), which no column order decides."""
+    sizes = np.asarray(tie_sizes)
+    return np.where(sizes > 1, 1.0 / np.maximum(sizes, 1), hits.astype(np.float64))
 
 
 def accuracy_fall(change: dict | None, *, params: dict | None, raw_kept: bool = False) -> str:
@@ -529,30 +545,40 @@ def accuracy_fall(change: dict | None, *, params: dict | None, raw_kept: bool = 
     Where the tied rows decide the accuracy against the untied rows' test (``ties_decide``), rise or fall, the
     sentence says the untied rows point the other way and that no change is measured (review R24: "Accuracy
     fell ...: 0 rows' predicted class turned wrong and 10 turned right (exact McNemar p = 0.002 ...), within the
-    noise")."""
-    if not change or (change["after"] >= change["before"] and not change.get("ties_decide")):
+    noise"). Directions read with the tied rows at their chance of being right (``ties_at_chance``); a fall
+    measured where the first tied class hid it (the accuracies equal that way) is said with both (review R25:
+    swapping two columns turned "worse" into no sentence)."""
+    measured = bool(change) and change["reading"] in ("worse", "lower")
+    if not change or (change["after"] >= change["before"] and not change.get("ties_decide") and not measured):
         return ""
     wrong, right, ties = change["turned_wrong"], change["turned_right"], change.get("tied_changes", 0)
-    measured = change["reading"] in ("worse", "lower")
     on = (" even on the rows it was fitted on" if measured else " on these rows") if change["in_sample"] else ""
     tie_rows = f"{ties} row{'s' * (ties != 1)} whose top probabilities tie"
     rows = f"{wrong} row's" if wrong == 1 else f"{wrong} rows'"
     counts = f"{rows} predicted class turned wrong and {right} turned right"
+    b, a = f"{change['before']:.4f}", f"{change['after']:.4f}"
+    chance = change.get("ties_at_chance") or {"before": change["before"], "after": change["after"]}
+    cb, ca = f"{chance['before']:.4f}", f"{chance['after']:.4f}"
+    # each tied row at its chance of being right (one in the classes it ties), which no column order decides
+    at_chance = f"each of the {tie_rows} counted at its chance of being right, one in the classes it ties"
     if change.get("ties_decide"):
-        b, a = f"{change['before']:.4f}", f"{change['after']:.4f}"
-        moved, untied = ((f"stayed at {b}", "moved") if change["after"] == change["before"] else
-                         (f"{'rose' if change['after'] > change['before'] else 'fell'} from {b} to {a}",
+        moved, untied = ((f"stays at {cb}", "changed") if chance["after"] == chance["before"] else
+                         (f"{'rises' if chance['after'] > chance['before'] else 'falls'} from {cb} to {ca}",
                           "point the other way"))
-        return (f" Accuracy {moved}{on}, but the rows without a tie {untied}: {counts} (exact McNemar p = "
-                f"{_p_digits(change['p_value'])}). The {tie_rows}, counted by the first tied class, decide the "
-                "accuracy: no change in it is measured.")
+        return (f" With {at_chance}, accuracy {moved}{on} ({b} to {a} counted by the first tied class), but the "
+                f"rows without a tie {untied}: {counts} (exact McNemar p = {_p_digits(change['p_value'])}). The "
+                "tied rows decide the accuracy: no change in it is measured.")
     if not wrong and not right:  # only ties moved (review R23: "0 rows' ... turned wrong and 0 turned right")
-        return (f" Accuracy fell from {change['before']:.4f} to {change['after']:.4f}{on} only by {tie_rows}, "
-                "counted by the first tied class: no change is measured.")
-    tie_words = (f"; {ties} more row{'s' * (ties != 1)} changed only by a tie between top probabilities, left out"
-                 if ties else "")
-    text = (f" Accuracy fell from {change['before']:.4f} to {change['after']:.4f}{on}: {counts} (exact McNemar "
-            f"p = {_p_digits(change['p_value'])}{tie_words})")
+        return (f" Accuracy fell from {b} to {a}{on} only by {tie_rows}, counted by the first tied class: no change "
+                "is measured.")
+    if change["after"] >= change["before"]:
+        # fell only with the tied rows at chance: counted by the first tied class they hid it (review R25)
+        fell, tie_words = f"fell from {cb} to {ca}{on} with {at_chance} ({b} to {a} counted by the first tied class)", ""
+    else:
+        fell = f"fell from {b} to {a}{on}"
+        tie_words = (f"; {ties} more row{'s' * (ties != 1)} changed only by a tie between top probabilities, left "
+                     "out" if ties else "")
+    text = f" Accuracy {fell}: {counts} (exact McNemar p = {_p_digits(change['p_value'])}{tie_words})"
     if not measured:
         return f"{text}, within the noise."
     other_map = (params or {}).get("method") != "TemperatureScaling"
