@@ -101,7 +101,7 @@ def test_kernel_input_is_not_written(monkeypatch):
 
 
 @pytest.mark.parametrize("ignore_index", [torch.tensor(1), torch.tensor(1, dtype=torch.int32), np.array(1),
-                                          np.int64(1)], ids=repr)
+                                          np.int64(1), torch.tensor([1]), torch.tensor([[1]])], ids=repr)
 def test_ignore_index_as_0dim_integer(ignore_index):
     x = torch.randn(4, 3, dtype=F64, generator=torch.Generator().manual_seed(5))
     y = torch.tensor([0, 1, 1, 2])
@@ -114,7 +114,7 @@ def test_ignore_index_as_0dim_integer(ignore_index):
                                           np.array(1.0), np.array([1]), True, 1.0], ids=repr)
 def test_ignore_index_refuses_other_tensors(ignore_index):
     x, y = torch.randn(4, 3, dtype=F64), torch.tensor([0, 1, 1, 2])
-    with pytest.raises(TypeError, match=r"ignore_index must be an int or a 0-dim integer tensor, got"):
+    with pytest.raises(TypeError, match=r"ignore_index must be an int or a one-element integer tensor, got"):
         skt.cross_entropy(x, y, ignore_index=ignore_index)
 
 
@@ -128,8 +128,12 @@ def test_ignore_index_refuses_other_tensors(ignore_index):
         (lambda m, t: m.softmax(t, dim=-1), torch.randn(5, 0, 0, dtype=F64)),
         (lambda m, t: m.log_softmax(t, dim=-1), torch.randn(5, 0, 0, dtype=F64)),
         (lambda m, t: m.softmax(t, dim=1), torch.randn(0, 4, dtype=F64)),
+        # review R25: an empty logsumexp's gradient was a constant, off the graph
+        (lambda m, t: m.logsumexp(t, dim=1), torch.randn(0, 3, dtype=F64)),
+        (lambda m, t: m.logsumexp(t, dim=1), torch.randn(3, 0, dtype=F64)),
     ],
-    ids=["logsumexp-0dim", "softmax-empty", "log_softmax-empty", "softmax-no-rows"],
+    ids=["logsumexp-0dim", "softmax-empty", "log_softmax-empty", "softmax-no-rows", "logsumexp-no-rows",
+         "logsumexp-no-classes"],
 )
 def test_double_backward_at_the_edges_as_torch(call, x0):
     results = []

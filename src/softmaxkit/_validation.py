@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import numbers
+import operator
 import sys
 from typing import Any
 
@@ -579,18 +580,21 @@ def prepare_target(target: Any, logits_shape: tuple[int, ...], axis: int, ignore
 
 
 def check_ignore_index(ignore_index: Any) -> int:
-    """``ignore_index`` as an int: a Python or NumPy integer, or a 0-dim integer tensor or array.
+    """``ignore_index`` as an int: whatever Python takes as an index (``operator.index``) but a bool.
 
-    torch takes ``ignore_index=torch.tensor(1)`` (and ``np.array(1)``), so a ported call does too;
-    it was refused with a TypeError (audit CM). bool, floating and multi-element values are refused.
+    That is torch's rule: a Python or NumPy integer, a 0-dim integer array, and an integer tensor of one
+    element of any shape (``torch.tensor(1)``, ``torch.tensor([1])``), which a ported call may pass; they
+    were refused with a TypeError (audits CM, R25). bool, floating and multi-element values are refused.
     """
-    is_int = isinstance(ignore_index, numbers.Integral) and not isinstance(ignore_index, (bool, np.bool_))
-    # array-library agnostic (.ndim, .dtype); a bool tensor's dtype name is "bool", not an int's
-    dtype = dtype_name(getattr(ignore_index, "dtype", ""))
-    is_int_0d = getattr(ignore_index, "ndim", None) == 0 and dtype.startswith(("int", "uint"))
-    if not (is_int or is_int_0d):
-        raise TypeError(f"ignore_index must be an int or a 0-dim integer tensor, got {ignore_index!r}")
-    return int(ignore_index)
+    # array-library agnostic: a bool tensor's dtype name is "bool"
+    is_bool = isinstance(ignore_index, (bool, np.bool_)) or dtype_name(getattr(ignore_index, "dtype", "")) == "bool"
+    try:
+        index = None if is_bool else operator.index(ignore_index)
+    except TypeError:
+        index = None
+    if index is None:
+        raise TypeError(f"ignore_index must be an int or a one-element integer tensor, got {ignore_index!r}")
+    return int(index)
 
 
 def cross_entropy_options(

@@ -560,10 +560,11 @@ def logsumexp(
         row = _logsumexp(xc.reshape(1), 0, keepdims=False)
         return torch.where(xc == torch.inf, xc, row).to(x.dtype)
     if xc.shape[axis] == 0:
-        # -inf from a sum over the empty axis, so the result stays on the graph (x.grad is zeros, as torch's)
-        return (xc.sum(dim=axis, keepdim=keepdims) - torch.inf).to(x.dtype)
+        # -inf from a sum over the empty axis, so the result stays on the graph (x.grad is zeros, as torch's);
+        # of xc * xc, so that the zero gradient is on the graph too and a double backward works (review R25)
+        return ((xc * xc).sum(dim=axis, keepdim=keepdims) - torch.inf).to(x.dtype)
     if xc.numel() == 0:
-        return xc.sum(dim=axis, keepdim=keepdims).to(x.dtype)
+        return (xc * xc * 0.0).sum(dim=axis, keepdim=keepdims).to(x.dtype)
     return _logsumexp(xc, axis, keepdims=keepdims).to(x.dtype)
 
 
