@@ -112,6 +112,7 @@ def test_binary_ovo_keeps_its_margin():
 def test_temperature_without_prior_matches_sklearn(loader, est, ensemble):
     """scikit-learn's temperature method has no prior: TemperatureScaling(prior_scale=None) matches it
     (each fold's own calibrator with ensemble=True, as calibrate_on="own_fold" does)."""
+    pytest.importorskip("sklearn", minversion="1.8")  # its temperature method (Python 3.11+)
     X, y = _standardized(loader)
     cv = StratifiedKFold(3, shuffle=True, random_state=0)
     theirs = CalibratedClassifierCV(est, method="temperature", cv=cv, ensemble=ensemble).fit(X, y)

@@ -33,6 +33,7 @@ def _data(rng, n=3000, k=5, sharpen=3.0, dtype=np.float64):
 
 def _sklearn_beta(logits, y, sample_weight=None):
     """sklearn's temperature on precomputed logits: a frozen pass-through classifier."""
+    pytest.importorskip("sklearn", minversion="1.8")  # its temperature method (Python 3.11+)
     from sklearn.calibration import CalibratedClassifierCV
     from sklearn.frozen import FrozenEstimator
 

@@ -273,6 +273,7 @@ def test_files_saved_before_prior_scale_load_and_refit_as_before(tmp_path, cls, 
 
 def test_no_prior_is_scikit_learns_temperature(rng):
     """prior_scale=None, pseudo_count=0: the plain maximum-likelihood fit, scikit-learn's to 1e-6."""
+    pytest.importorskip("sklearn", minversion="1.8")  # its temperature method (Python 3.11+)
     pytest.importorskip("sklearn")
     from sklearn.calibration import CalibratedClassifierCV
     from sklearn.frozen import FrozenEstimator

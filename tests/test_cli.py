@@ -131,6 +131,15 @@ def test_usage_error_exits_2(capsys):
     assert "required" in capsys.readouterr().err
 
 
+def test_predict_ci_without_target_is_a_usage_error(capsys, tmp_path):
+    """Audit CR: ``predict --ci`` without ``--target`` exited 0 and computed nothing (its help says "with
+    --target"), where ``--sets`` without ``--conformal`` is refused."""
+    with pytest.raises(SystemExit) as exc:
+        main(["predict", "m.npz", "d.csv", "--out", str(tmp_path / "p.csv"), "--ci"])
+    assert exc.value.code == 2
+    assert "--ci needs --target COL" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize(
     "argv, option",
     [

@@ -328,6 +328,7 @@ def test_log_loss_matches_sklearn_where_it_does_not_clip(rng):
 
 
 def test_brier_scale_and_sklearn(rng):
+    pytest.importorskip("sklearn", minversion="1.7")  # brier_score_loss(scale_by_half=)
     sk = pytest.importorskip("sklearn.metrics")
     y, p = _calibrated(rng, 500, 5)
     assert brier_score(y, p) == pytest.approx(sk.brier_score_loss(y, p, scale_by_half=False, labels=range(5)))

@@ -50,9 +50,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def check(args: argparse.Namespace) -> None:
     """Usage errors (exit code 2) before any file is read: the extensions of ``--out`` and ``--logits-out``
-    (they exited 1), then ``--sets`` with ``--conformal`` (:func:`_conformal.check_set_options`)."""
+    (they exited 1), then ``--sets`` with ``--conformal`` (:func:`_conformal.check_set_options`), and ``--ci``
+    with ``--target`` (it was accepted and did nothing)."""
+    from softmaxkit.cli import UsageError
+
     check_table_outputs(args)
     _conformal.check_set_options(args)
+    if args.ci and not args.target:
+        raise UsageError("--ci needs --target COL (the labels the intervals are computed from)")
 
 
 @recording_warnings  # --json "warnings": every warning said, as evaluate and calibrate list them
