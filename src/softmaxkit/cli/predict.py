@@ -56,7 +56,7 @@ def check(args: argparse.Namespace) -> None:
 
     check_table_outputs(args)
     _conformal.check_set_options(args)
-    if args.ci and not args.target:
+    if getattr(args, "ci", False) and not args.target:  # apply shares this check and has no --ci
         raise UsageError("--ci needs --target COL (the labels the intervals are computed from)")
 
 
