@@ -2563,11 +2563,35 @@ def _refuse_derived_columns(path: str | os.PathLike, names: list[str], values: n
             forms.append(True)
         for softmax in forms:
             if _derived_column(head, j, softmax=softmax, tolerance=tolerance) and \
+                    _not_by_chance(head, n, softmax=softmax, tolerance=tolerance) and \
                     not _probability_rows(values) and _derived_column(values, j, softmax=softmax, tolerance=tolerance):
                 what = ("the largest softmax probability of the other columns" if softmax
                         else "the largest of the other columns")
                 _refuse_derived_column(path, name, [m for m in names if m != name], kind=kind, keep=keep,
                                        why=f"holds {what} on every row (a model's confidence or top score)")
+
+
+#: How unlikely genuine scores must make "this column equals the summary of the others on every row" before
+#: :func:`_refuse_derived_columns` calls it one.
+_DERIVED_CHANCE = 1e-3
+
+
+def _not_by_chance(head: np.ndarray, n: int, *, softmax: bool, tolerance: float) -> bool:
+    """Whether ``n`` rows of a column matching a summary of the others within ``tolerance`` (twice its
+    printed rounding, :func:`_refuse_derived_columns`) is beyond chance: a row of genuine scores spread over
+    the values' range (``head``'s; [0, 1] for the softmax form) falls so close with a chance of about
+    ``2 * tolerance`` plus one printed step over that range, and every row doing so must be under
+    :data:`_DERIVED_CHANCE`, as :func:`softmaxkit._calibration_inputs.score_kind` bounds rows summing to 1.
+    Three rows of genuine one-decimal logits matched the softmax of the others by chance (review R26).
+    """
+    finite = head[np.isfinite(head)]
+    spread = 1.0 if softmax else float(finite.max() - finite.min()) if finite.size else 0.0
+    if spread <= 0:
+        return True
+    scale = 1.0 if softmax else max(1.0, float(np.abs(finite).max()))
+    close = tolerance + 1e-6 * scale  # as _close allows
+    chance = min(1.0, (2 * close + tolerance) / spread)  # tolerance is also one printed step (10**-d)
+    return chance**n < _DERIVED_CHANCE
 
 
 def _probability_rows(values: np.ndarray) -> bool:
@@ -2653,14 +2677,18 @@ def _rows_sum_to_one(names: list[str], values_of: Callable[[str], Any]) -> bool:
     then every one of them is a class's, whole-number 0/1 columns included (a decision tree's or 1-NN's
     ``predict_proba``, whose class column named as the labels' was refused as the labels with ``--ignore``
     advice: followed, accuracy 0.1078 for 0.8922, review R12)."""
-    total = None
+    total, slack = None, 0.0
     for name in names:
         col = values_of(name)
         values = col if isinstance(col, np.ndarray) else col.to_numpy(zero_copy_only=False)
         if values.dtype.kind not in "fiub":  # bool: pandas' get_dummies one-hot columns (review R14)
             return False
         total = values.astype(np.float64) if total is None else total + values
-    return total is not None and total.size > 0 and bool(np.all(np.abs(total - 1.0) <= 1e-6))
+        # each column's printed rounding (rounding_slack per column): probabilities written with %.3f
+        # sum to 1 only within it, and a class named 'margin' among them was refused as a summary (review R26)
+        slack += _column_tolerance(values) if values.dtype.kind == "f" else 0.0
+    tolerance = max(1e-6, slack * (1 + 1e-9))  # a little over: the sum computed in binary floating point
+    return total is not None and total.size > 0 and bool(np.all(np.abs(total - 1.0) <= tolerance))
 
 
 def _holds_fractions(col: Any) -> bool:
@@ -3254,6 +3282,8 @@ def read_labels(
     labels = _label_column(path, name, columns[name])
     if labels.dtype.kind == "b":
         labels = _bool_labels(path, name, labels, classes)
+    if classes is not None and classes_from == "columns":
+        labels = _integer_labels_as_bools(labels, classes)
     if classes is not None:
         names = {str(c) for c in np.asarray(classes).tolist()}
         if labels.dtype.kind not in "iu" or _names_a_class(labels, classes):
@@ -3347,6 +3377,25 @@ def _integer_labels_against_names(path: Path, name: str, labels: np.ndarray, cla
         "names",
         stacklevel=3,
     )
+
+
+def _integer_labels_as_bools(labels: np.ndarray, classes: Any) -> np.ndarray:
+    """Integer ``labels`` 0/1 as the names of ``classes`` when those are False and True (in any letter
+    case and order: the score columns ``True,False``, ``p_True``), else ``labels`` unchanged.
+
+    0 and 1 are False and True, as bool labels are the classes 0 and 1 (:func:`_bool_labels`) and as
+    numpy and scikit-learn read them. Refused as positions in the columns' names, a single ``True`` column
+    over 0/1 labels could not be read; read as positions, ``True,False`` over them swapped the classes
+    (review R26: accuracy 0.045 for 0.955, exit 0).
+    """
+    if labels.dtype.kind not in "iu":
+        return labels
+    names = [str(c) for c in np.asarray(classes).tolist()]
+    folded = [{"false": 0, "true": 1}.get(c.strip().lower()) for c in names]
+    if sorted(folded, key=str) != [0, 1] or not set(np.unique(labels).tolist()) <= {0, 1}:
+        return labels
+    by_value = {value: name for value, name in zip(folded, names)}
+    return np.array([by_value[0], by_value[1]])[labels]
 
 
 def _bool_labels(path: Path, name: str, labels: np.ndarray, classes: Any) -> np.ndarray:

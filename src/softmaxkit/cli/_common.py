@@ -755,12 +755,16 @@ def _labels_by_header(read: ScoreFile, labels_path: str, *, column: str | None) 
 def _refuse_class_zero_read_as_one(read: ScoreFile, labels: Any, *, source: str, labels_path: str,
                                    kind: str) -> None:
     """Refuse a binary problem's one plain column headed ``0`` read as P(class 1) (or its log-odds) when the
-    labels show it is class 0's: accuracy so read far below always naming the most frequent class
-    (:func:`softmaxkit.cli._evaluation.chance_legend`'s test).
+    labels show it is class 0's: read as class 0's, it explains the labels far better
+    (:func:`_swapped_log_losses`), and read as class 1's, its accuracy is far below always naming the
+    most frequent class (:func:`softmaxkit.cli._evaluation.chance_legend`'s test).
 
     pandas writes the header ``0`` both over an unnamed column (``pd.Series(proba[:, 1]).to_csv()``,
     P(class 1), as it is read) and over ``pd.DataFrame(proba)[[0]]`` (P(class 0): audit CN, accuracy 0.05
     for 0.95, exit 0). The name cannot tell them apart; the labels can, when the scores are not noise.
+    Low accuracy alone is no sign: a ``class_weight="balanced"`` model's P(class 1) on 95/5 data names
+    class 1 often, and scored 0.718 for a majority rate of 0.942 while its log-loss read so was 0.5615, and
+    1.30 swapped (review R26: refused, and the advised --classes 0,1 swapped it, exit 0).
     """
     if read.classes is not None or read.columns != ("0",) or not len(labels):
         return
@@ -773,13 +777,50 @@ def _refuse_class_zero_read_as_one(read: ScoreFile, labels: Any, *, source: str,
     majority = float(np.bincount(labels, minlength=2).max() / len(labels))
     if not _far_below_chance(accuracy, majority, len(labels)):
         return
+    losses = _swapped_log_losses(read.scores, labels, kind=kind)
+    if losses is None:
+        return
+    as_read, swapped = losses
     what = "P(class {})" if kind == "probability" else "the log-odds of class {}"
     raise CLIError(f"{source}: its one column is headed '0', which pandas writes over an unnamed column "
                    f"(pd.Series(p).to_csv(): read so, as {what.format(1)}) and over DataFrame(proba)[[0]] "
                    f"({what.format(0)}); read as {what.format(1)} against {labels_path}, its accuracy is "
-                   f"{accuracy:.4f}, far below always naming the most frequent class ({majority:.4f}): it looks "
+                   f"{accuracy:.4f}, far below always naming the most frequent class ({majority:.4f}), and its "
+                   f"log-loss is {as_read:.4f}, where read as {what.format(0)} it is {swapped:.4f}: it looks "
                    f"like {what.format(0)}; pass --classes 0,1 to read it as class 0's, as its name says, or name "
                    f"the column {SCORE_PREFIXES[kind]}0 (or {SCORE_PREFIXES[kind]}1 if it is class 1's)")
+
+
+def _swapped_log_losses(scores: Any, labels: Any, *, kind: str) -> tuple[float, float] | None:
+    """The mean log-loss of a binary problem's two-column ``scores`` (:func:`two_class_scores`) against
+    ``labels`` as read and with the columns swapped (p against 1 - p; logits z against -z), when the
+    swapped reading is far likelier: its total log-likelihood exceeds that of the reading as is by
+    ``log(1 / _SWAPPED_P)`` (a likelihood ratio of 10^4, both readings having no parameter to fit); else
+    None. Probabilities are clipped at 1e-15, as scikit-learn's ``log_loss`` does, so that one row written
+    as 0 does not decide alone.
+    """
+    import math
+
+    import numpy as np
+
+    from softmaxkit.cli._evaluation import _SWAPPED_P
+    from softmaxkit.data import iter_row_blocks
+
+    as_read = swapped = 0.0
+    for start, block in iter_row_blocks(scores):
+        block = np.asarray(block, dtype=np.float64)
+        y = np.asarray(labels[start:start + len(block)])
+        if kind == "probability":
+            logp = np.log(np.clip(block, 1e-15, 1.0))
+        else:
+            # [-z/2, z/2]: log-softmax of each column is -log(1 + exp(other - own))
+            logp = -np.logaddexp(0.0, block[:, ::-1] - block)
+        rows = np.arange(len(block))
+        as_read -= float(logp[rows, y].sum())
+        swapped -= float(logp[rows, 1 - y].sum())
+    if as_read - swapped <= math.log(1 / _SWAPPED_P):
+        return None
+    return as_read / len(labels), swapped / len(labels)
 
 
 def _array_names(columns: tuple[str, ...]) -> str:
@@ -1932,9 +1973,10 @@ def score_columns(probs: Any, classes: Any, *, out: str) -> dict[str, Any]:
     if suffix == ".npy":
         return columns
     predicted = classes[np.argmax(probs, axis=1)]
-    if predicted.dtype.kind == "b" and suffix != ".safetensors":
+    if predicted.dtype.kind == "b" and suffix in (".csv", ".tsv"):
         # The class as the p_ columns and set_ columns name it ("True"), not the CSV writer's bool "true"
-        # (audit CN); .safetensors holds no text, and its bool reads back as the class all the same.
+        # (audit CN). Only in text: a .parquet or .npz keeps the bool, which `prediction == y` compares
+        # with bool labels (written as "True" there, that gave 0.0 for 0.7225: review R26).
         predicted = predicted.astype(str)
     if suffix != ".safetensors" or predicted.dtype.kind in "biuf":
         columns["prediction"] = predicted
