@@ -65,6 +65,27 @@ def test_column_headed_0_holding_class_0_logits_is_still_refused(capsys, tmp_pat
     assert "headed '0'" in line and "log-loss" in line and "--classes 0,1" in line
 
 
+def test_column_headed_0_of_a_model_fitted_at_another_prevalence_is_read(capsys, tmp_path):
+    """Review R28: a model fitted on a 50/50 sample and scored at 5% fits the labels badly both ways, and
+    over 3000 rows the swapped log-loss (0.84 against 0.87) was "10^4 times likelier": its P(class 1),
+    ranking the rows right (AUC 0.62), was refused as class 0's. The ranking decides now."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import log_loss, roc_auc_score
+
+    rng = np.random.default_rng(11)
+    y_fit, y = (rng.random(400) < 0.5).astype(int), (rng.random(3000) < 0.05).astype(int)
+    signal = 0.4 * (np.arange(40) < 2)
+    x_fit = rng.standard_normal((400, 40)) + y_fit[:, None] * signal
+    x = rng.standard_normal((3000, 40)) + y[:, None] * signal
+    p1 = LogisticRegression(max_iter=2000).fit(x_fit, y_fit).predict_proba(x)[:, 1]
+    assert roc_auc_score(y, p1) > 0.5 and log_loss(y, 1 - p1) < log_loss(y, p1)  # the case
+    pd.Series(p1).to_csv(tmp_path / "s.csv", index=False)
+    pd.Series(y, name="y").to_csv(tmp_path / "y.csv", index=False)
+    rc, doc, err = _evaluate(capsys, "--probs", tmp_path / "s.csv", "--labels", tmp_path / "y.csv")
+    assert rc == 0, err
+    assert doc["metrics"]["log_loss"] == pytest.approx(log_loss(y, p1), rel=1e-6)
+
+
 def _bool_model_predictions(capsys, tmp_path, suffix):
     rng = np.random.default_rng(9)
     x = rng.normal(size=(200, 3))

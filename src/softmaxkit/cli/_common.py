@@ -755,16 +755,21 @@ def _labels_by_header(read: ScoreFile, labels_path: str, *, column: str | None) 
 def _refuse_class_zero_read_as_one(read: ScoreFile, labels: Any, *, source: str, labels_path: str,
                                    kind: str) -> None:
     """Refuse a binary problem's one plain column headed ``0`` read as P(class 1) (or its log-odds) when the
-    labels show it is class 0's: read as class 0's, it explains the labels far better
-    (:func:`_swapped_log_losses`), and read as class 1's, its accuracy is far below always naming the
-    most frequent class (:func:`softmaxkit.cli._evaluation.chance_legend`'s test).
+    labels show it is class 0's: read as class 1's, it ranks the rows of class 1 below those of class 0
+    beyond chance (:func:`_ranks_reversed`), and its accuracy is far below always naming the most
+    frequent class (:func:`softmaxkit.cli._evaluation.chance_legend`'s test). The message gives both
+    readings' log-losses (:func:`_swapped_log_losses`).
 
     pandas writes the header ``0`` both over an unnamed column (``pd.Series(proba[:, 1]).to_csv()``,
     P(class 1), as it is read) and over ``pd.DataFrame(proba)[[0]]`` (P(class 0): audit CN, accuracy 0.05
     for 0.95, exit 0). The name cannot tell them apart; the labels can, when the scores are not noise.
     Low accuracy alone is no sign: a ``class_weight="balanced"`` model's P(class 1) on 95/5 data names
     class 1 often, and scored 0.718 for a majority rate of 0.942 while its log-loss read so was 0.5615, and
-    1.30 swapped (review R26: refused, and the advised --classes 0,1 swapped it, exit 0).
+    1.30 swapped (review R26: refused, and the advised --classes 0,1 swapped it, exit 0). Nor is a lower
+    log-loss swapped: a model fitted at a prevalence of 1/2 and scored at 5% fits the labels badly both
+    ways, and over 3000 rows the swapped reading was "10^4 times likelier" (review R28). The ranking
+    decides (:func:`_ranks_reversed`): rows of class 1 scored lower than those of class 0 beyond chance,
+    which no shift of prevalence or calibration makes.
     """
     if read.classes is not None or read.columns != ("0",) or not len(labels):
         return
@@ -777,10 +782,9 @@ def _refuse_class_zero_read_as_one(read: ScoreFile, labels: Any, *, source: str,
     majority = float(np.bincount(labels, minlength=2).max() / len(labels))
     if not _far_below_chance(accuracy, majority, len(labels)):
         return
-    losses = _swapped_log_losses(read.scores, labels, kind=kind)
-    if losses is None:
+    if not _ranks_reversed(read.scores, labels):
         return
-    as_read, swapped = losses
+    as_read, swapped = _swapped_log_losses(read.scores, labels, kind=kind)
     what = "P(class {})" if kind == "probability" else "the log-odds of class {}"
     raise CLIError(f"{source}: its one column is headed '0', which pandas writes over an unnamed column "
                    f"(pd.Series(p).to_csv(): read so, as {what.format(1)}) and over DataFrame(proba)[[0]] "
@@ -791,19 +795,32 @@ def _refuse_class_zero_read_as_one(read: ScoreFile, labels: Any, *, source: str,
                    f"the column {SCORE_PREFIXES[kind]}0 (or {SCORE_PREFIXES[kind]}1 if it is class 1's)")
 
 
-def _swapped_log_losses(scores: Any, labels: Any, *, kind: str) -> tuple[float, float] | None:
-    """The mean log-loss of a binary problem's two-column ``scores`` (:func:`two_class_scores`) against
-    ``labels`` as read and with the columns swapped (p against 1 - p; logits z against -z), when the
-    swapped reading is far likelier: its total log-likelihood exceeds that of the reading as is by
-    ``log(1 / _SWAPPED_P)`` (a likelihood ratio of 10^4, both readings having no parameter to fit); else
-    None. Probabilities are clipped at 1e-15, as scikit-learn's ``log_loss`` does, so that one row written
-    as 0 does not decide alone.
-    """
-    import math
-
+def _ranks_reversed(scores: Any, labels: Any) -> bool:
+    """Whether a binary problem's two-column ``scores`` (:func:`two_class_scores`) rank the rows of class 1
+    below those of class 0 beyond chance: the one-sided Mann-Whitney test of class 1's margin (column 1
+    minus column 0, which orders rows as P(class 1) and its log-odds do) at ``p < _SWAPPED_P``, an AUC
+    far below 1/2."""
     import numpy as np
+    from scipy.stats import mannwhitneyu
 
     from softmaxkit.cli._evaluation import _SWAPPED_P
+
+    margin = np.asarray(scores[:, 1], dtype=np.float64) - np.asarray(scores[:, 0], dtype=np.float64)
+    labels = np.asarray(labels)
+    ones, zeros = margin[labels == 1], margin[labels == 0]
+    if not len(ones) or not len(zeros):
+        return False
+    return bool(mannwhitneyu(ones, zeros, alternative="less").pvalue < _SWAPPED_P)
+
+
+def _swapped_log_losses(scores: Any, labels: Any, *, kind: str) -> tuple[float, float]:
+    """The mean log-loss of a binary problem's two-column ``scores`` (:func:`two_class_scores`) against
+    ``labels`` as read and with the columns swapped (p against 1 - p; logits z against -z), for the
+    message of :func:`_refuse_class_zero_read_as_one`. Probabilities are clipped at 1e-15, as
+    scikit-learn's ``log_loss`` does.
+    """
+    import numpy as np
+
     from softmaxkit.data import iter_row_blocks
 
     as_read = swapped = 0.0
@@ -818,8 +835,6 @@ def _swapped_log_losses(scores: Any, labels: Any, *, kind: str) -> tuple[float, 
         rows = np.arange(len(block))
         as_read -= float(logp[rows, y].sum())
         swapped -= float(logp[rows, 1 - y].sum())
-    if as_read - swapped <= math.log(1 / _SWAPPED_P):
-        return None
     return as_read / len(labels), swapped / len(labels)
 
 
