@@ -52,7 +52,7 @@ from softmaxkit.torch._cross_entropy import (
     refuse_differentiated_weight,
     target_not_differentiable,
 )
-from softmaxkit.torch._linear import without_autocast, autocast_inputs, check_loss_dtype
+from softmaxkit.torch._linear import without_autocast, autocast_inputs, check_loss_dtype, gemm_dtype
 from softmaxkit.torch._ops import apply_softcap
 
 __all__ = ["class_parallel_cross_entropy", "class_parallel_linear_cross_entropy"]
@@ -938,8 +938,19 @@ def _chunk_plan(
     return chunk_rows(n_rows, layout.widest, itemsize * _LIVE_CHUNK_ARRAYS, CHUNK_BYTES), layout
 
 
+def _gemm_operands(*tensors: torch.Tensor | None) -> tuple[torch.Tensor | None, ...]:
+    """``tensors`` in the dtype the GEMMs run in (:func:`softmaxkit.torch._linear.gemm_dtype`), as the
+    single-process loss runs them: float32 for 16-bit input on a CPU without bf16 GEMMs. A bf16 GEMM
+    there rounded the logits to bf16, 1.6e-3 off the single-process loss (tests/test_distributed_loss_dtype
+    on an AVX2 CPU), where the single-process loss is within 2e-8 of float64."""
+    first = next(t for t in tensors if t is not None)
+    dtype = gemm_dtype(first.dtype, first.device)
+    return tuple(None if t is None else t.to(dtype) for t in tensors)
+
+
 def _local_logits(h: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None, cdtype, cap, *, want_slope):
     """``softcap(h @ w.T + b)`` for one chunk, in the compute dtype, and the softcap's slope."""
+    h, w, b = _gemm_operands(h, w, b)
     z = h @ w.t() if b is None else torch.addmm(b, h, w.t())
     return apply_softcap(z.to(cdtype), cap, want_slope=want_slope)
 
@@ -968,8 +979,9 @@ class _LinearPass:
 
     def add(self, rows: slice, g: torch.Tensor) -> None:
         """Accumulate the gradients of the chunk ``rows`` with logits gradient ``g``."""
-        h, w = self.hidden[rows], self.weight
-        gl = g.to(h.dtype)  # low-precision GEMMs run in the input dtype (AMX on bf16)
+        # low-precision GEMMs run in the input dtype where it has native GEMMs (AMX, CUDA), else in float32
+        h, w = _gemm_operands(self.hidden[rows], self.weight)
+        gl = g.to(h.dtype)
         if self.gh is not None:
             self.gh[rows] = gl @ w
         if self.gw is not None:
