@@ -207,10 +207,10 @@ def test_other_labels_files_of_two_columns_still_need_a_label_column(tmp_path, t
 
 # ------------------------------------------------------------------------------- 4: apply, unprefixed header
 
-def test_apply_to_unprefixed_class_names_says_so(capsys, tmp_path, scores):
-    """BL-F3b: ``malignant,benign`` (no ``logit_`` prefix) was said to have "no class names"; the refusal
-    says the columns are not read as class names and how --classes matches them; following it gives
-    what the prefixed file gives."""
+def test_apply_to_unprefixed_class_names_matches_them(capsys, tmp_path, scores):
+    """BL-F3b: ``malignant,benign`` (no ``logit_`` prefix) was said to have "no class names"; then it was
+    refused with the --classes that matches them. A plain header that names the calibrator's classes is
+    now matched by name (audit CN), as ``--classes`` matches it: both give what the prefixed file gives."""
     z, y = _binary(scores)
     named = write_columns(tmp_path / "z.csv", {"logit_benign": z[:, 0], "logit_malignant": z[:, 1]})
     labels = write_columns(tmp_path / "y.csv", {"diagnosis": np.array(["benign", "malignant"])[y]})
@@ -218,16 +218,15 @@ def test_apply_to_unprefixed_class_names_says_so(capsys, tmp_path, scores):
     rc, _, err = call(capsys, "calibrate", "--logits", named, "--labels", labels, "--method", "vector", "--out", cal)
     assert rc == 0, err
     bare = write_columns(tmp_path / "bare.csv", {"malignant": z[:, 1], "benign": z[:, 0]})
-    rc, _, err = call(capsys, "apply", cal, "--logits", bare, "--out", tmp_path / "o.csv")
-    line = error_line(err)
-    assert rc == 1 and "have no class names" not in line and "--classes" in line, err
-    assert "matched to them by name" in line
+    rc, _, err = call(capsys, "apply", cal, "--logits", bare, "--out", tmp_path / "by_name.csv")
+    assert rc == 0, err
     rc, _, err = call(capsys, "apply", cal, "--logits", bare, "--out", tmp_path / "o.csv",
                       "--classes", "benign,malignant")
     assert rc == 0, err
     rc, _, err = call(capsys, "apply", cal, "--logits", named, "--out", tmp_path / "want.csv")
     assert rc == 0, err
     assert (tmp_path / "o.csv").read_text() == (tmp_path / "want.csv").read_text()
+    assert (tmp_path / "by_name.csv").read_text() == (tmp_path / "want.csv").read_text()
 
 
 def test_class_order_names_unprefixed_columns_when_given():
