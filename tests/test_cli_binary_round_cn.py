@@ -168,16 +168,10 @@ def test_one_column_headed_0_holding_class_1_is_read_as_before(capsys, tmp_path)
 
 def test_predict_writes_a_bool_class_as_the_p_columns_name_it(capsys, tmp_path):
     """``prediction`` was written ``false``/``true`` beside ``p_False``/``p_True``."""
-    rng = np.random.default_rng(9)
-    x = rng.normal(size=(200, 3))
-    train = pd.DataFrame(x, columns=["a", "b", "c"]).assign(outcome=x[:, 0] + rng.normal(0, 0.5, 200) > 0)
-    train.to_csv(tmp_path / "train.csv", index=False)
-    rc, _, err = call(capsys, "fit", tmp_path / "train.csv", "--target", "outcome", "--out", tmp_path / "m.npz",
-                      "--no-report")
-    assert rc == 0, err
-    rc, _, err = call(capsys, "predict", tmp_path / "m.npz", tmp_path / "train.csv", "--out", tmp_path / "p.csv")
-    assert rc == 0, err
-    lines = (tmp_path / "p.csv").read_text().splitlines()
+    from test_cli_binary_round_r26 import _bool_model_predictions  # fit on a bool target, then predict
+
+    out, _ = _bool_model_predictions(capsys, tmp_path, ".csv")
+    lines = out.read_text().splitlines()
     assert "p_False" in lines[0]
     assert {line.rsplit(",", 1)[1].strip('"') for line in lines[1:]} <= {"False", "True"}
 
