@@ -3379,6 +3379,17 @@ def _integer_labels_against_names(path: Path, name: str, labels: np.ndarray, cla
     )
 
 
+#: The classes of False/True labels, in their order (False is class 0): the names bool labels match
+#: (:func:`read_labels`).
+BOOL_CLASSES = ("False", "True")
+
+
+def bool_class_name(name: str) -> str | None:
+    """``"False"``/``"True"`` for a column or class name that writes a bool in any letter case (``true``,
+    ``FALSE``: the names bool labels match, :data:`BOOL_CLASSES`), else None."""
+    return {"false": "False", "true": "True"}.get(name.strip().lower())
+
+
 def _integer_labels_as_bools(labels: np.ndarray, classes: Any) -> np.ndarray:
     """Integer ``labels`` 0/1 as the names of ``classes`` when those are False and True (in any letter
     case and order: the score columns ``True,False``, ``p_True``), else ``labels`` unchanged.
@@ -3391,11 +3402,11 @@ def _integer_labels_as_bools(labels: np.ndarray, classes: Any) -> np.ndarray:
     if labels.dtype.kind not in "iu":
         return labels
     names = [str(c) for c in np.asarray(classes).tolist()]
-    folded = [{"false": 0, "true": 1}.get(c.strip().lower()) for c in names]
-    if sorted(folded, key=str) != [0, 1] or not set(np.unique(labels).tolist()) <= {0, 1}:
+    folded = [bool_class_name(c) for c in names]
+    if sorted(folded, key=str) != list(BOOL_CLASSES) or not set(np.unique(labels).tolist()) <= {0, 1}:
         return labels
-    by_value = {value: name for value, name in zip(folded, names)}
-    return np.array([by_value[0], by_value[1]])[labels]
+    by_class = dict(zip(folded, names))  # label 0 is the False class, 1 the True class
+    return np.array([by_class[name] for name in BOOL_CLASSES])[labels]
 
 
 def _bool_labels(path: Path, name: str, labels: np.ndarray, classes: Any) -> np.ndarray:

@@ -1470,7 +1470,7 @@ def read_score_file(source: str, *, kind: str, given_classes: list[str] | None,
     those of ``--ignore``, each of which must exist; ``label_names`` the labels' column name in a
     separate labels file, refused as a score column (:func:`softmaxkit.data.read_scores`).
     """
-    from softmaxkit.data import class_positions, read_scores, stored_float_dtype
+    from softmaxkit.data import BOOL_CLASSES, bool_class_name, class_positions, read_scores, stored_float_dtype
 
     read = read_scores(source, kind=kind, exclude=exclude, ignore=ignore, classes=given_classes or (),
                        label_names=label_names)
@@ -1490,9 +1490,9 @@ def read_score_file(source: str, *, kind: str, given_classes: list[str] | None,
     elif given_classes is None and read.classes is None and len(read.columns) == 1:
         # A plain False/True header is scikit-learn's class (`DataFrame(proba, columns=clf.classes_)[[False]]`),
         # read as it is named, as p_False is (audit CN: P(False) read as P(True), accuracy 0.05 for 0.95, exit 0).
-        single = _bool_class_name(read.columns[0])
+        single = bool_class_name(read.columns[0])
     if given_classes is None and single is not None:
-        single = _bool_class_name(single) or single  # p_false names the class bool labels call False
+        single = bool_class_name(single) or single  # p_false names the class bool labels call False
     if classes is None and given_classes is None and fitted_classes is not None:
         classes = next((names for names in header_classes(read.columns, scores.shape[1])
                         if sorted(names) == sorted(map(str, fitted_classes))), None)
@@ -1537,11 +1537,11 @@ def read_score_file(source: str, *, kind: str, given_classes: list[str] | None,
         if read.classes is None and classes is None:
             _warn_if_numbered_order(given_classes, source)
         classes = list(given_classes)
-    elif single in _BOOL_CLASSES:
+    elif single in BOOL_CLASSES:
         # p_False / p_True over False/True labels: no other name is needed, False is class 0 and True class 1
         # (the labels' own order, softmaxkit.data._bool_labels); p_False was refused (audit CN).
-        classes = list(_BOOL_CLASSES)
-        if single == _BOOL_CLASSES[0]:
+        classes = list(BOOL_CLASSES)
+        if single == BOOL_CLASSES[0]:
             scores = scores[:, ::-1].copy()
     elif single == "0":
         # p_0 / logit_0 over integer labels: class 0's score, whatever position it has.
@@ -1563,17 +1563,6 @@ def read_score_file(source: str, *, kind: str, given_classes: list[str] | None,
     return ScoreFile(scores, classes, read.ignored, decimals, read.columns, read.ids)
 
 
-#: The classes of False/True labels, in their order (False is class 0): the names bool labels match
-#: (:func:`softmaxkit.data.read_labels`).
-_BOOL_CLASSES = ("False", "True")
-
-
-def _bool_class_name(name: str) -> str | None:
-    """``"False"``/``"True"`` for a column or class name that writes a bool in any letter case (``true``,
-    ``FALSE``: the names bool labels match, :data:`_BOOL_CLASSES`), else None."""
-    return {"false": "False", "true": "True"}.get(name.strip().lower())
-
-
 def header_classes(columns: Sequence[str], n_classes: int) -> list[list[str]]:
     """The class lists that a plain header (score columns without ``p_``/``logit_``) may stand for, in
     the order to try them: the names as written, then, for ``true,false`` in another letter case, the
@@ -1582,11 +1571,13 @@ def header_classes(columns: Sequence[str], n_classes: int) -> list[list[str]]:
     Whole numbers are left to :func:`numbered_header` (``0, 1, ...`` in order is pandas' positional
     header), and a header with a repeated name or one column per class short names no class list.
     """
+    from softmaxkit.data import bool_class_name
+
     names = [str(c) for c in columns]
     if (n_classes < 2 or len(names) != n_classes or len(set(names)) != len(names)
             or all(_whole_number_name(name) for name in names)):
         return []
-    folded = [_bool_class_name(name) for name in names]
+    folded = [bool_class_name(name) for name in names]
     as_bools = [folded] if None not in folded and len(set(folded)) == len(folded) and folded != names else []
     return [names, *as_bools]
 
