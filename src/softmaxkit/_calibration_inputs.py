@@ -44,9 +44,15 @@ def compute_blocks(x: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
     widened array would; only sums over rows add in another order (rounding only).
     """
     dtype = compute_dtype(x.dtype)
-    rows = max(1, BLOCK_ELEMENTS // max(x.shape[1], 1))
-    for start in range(0, x.shape[0], rows):
-        yield start, x[start:start + rows].astype(dtype, copy=False)
+    for start, block in _row_blocks(x):
+        yield start, block.astype(dtype, copy=False)
+
+
+def _row_blocks(x: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
+    """``(start, block)`` over the rows of ``x`` in blocks of about :data:`BLOCK_ELEMENTS` values, as they are."""
+    rows = max(1, BLOCK_ELEMENTS // max(x.shape[1] if x.ndim == 2 else 1, 1))
+    for start in range(0, len(x), rows):
+        yield start, x[start:start + rows]
 
 
 def row_sum_tolerance(dtype: Any) -> float:
@@ -91,13 +97,6 @@ def narrow_values_dtype(p: np.ndarray) -> str | None:
 #: The most decimals :func:`printed_decimals` looks for (beyond, rounding explains less than
 #: :data:`ROW_SUM_ATOL` below 2000 classes).
 MAX_DECIMALS = 8
-
-
-def _row_blocks(x: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
-    """``(start, block)`` over the rows of ``x`` in blocks of about :data:`BLOCK_ELEMENTS` values, as they are."""
-    rows = max(1, BLOCK_ELEMENTS // max(x.shape[1] if x.ndim == 2 else 1, 1))
-    for start in range(0, len(x), rows):
-        yield start, x[start:start + rows]
 
 
 def printed_decimals(values: Any, *, scale: float = 1.0,
