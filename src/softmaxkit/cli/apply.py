@@ -152,7 +152,7 @@ def run(args: argparse.Namespace, warned: list[str]) -> int:
             return _adapters.calibrated_logits(calibrator, s)
         if fitted_on == "probs":
             return _adapters.calibrated_from_probs(calibrator, s)
-        if type(calibrator).__name__ != "TemperatureScaling":
+        if reorders_classes(calibrator):  # a map of each class's log-odds, which p = 0 puts at -inf
             _refuse_zero_probabilities(s, names, calibrator, args.calibrator, source)
         with np.errstate(divide="ignore"):  # log-probabilities: the logits up to a per-row constant
             return _adapters.calibrated_logits(calibrator, np.log(np.asarray(s, dtype=np.float64)))
