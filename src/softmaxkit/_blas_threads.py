@@ -72,26 +72,26 @@ def _hold_key(lib: Any) -> Any:
     """What one hold covers: the process, or only this thread (OpenBLAS on OpenMP, set per thread by the
     threadpoolctl that has controlling threads; older ones set it process-wide)."""
     per_thread = (getattr(lib, "internal_api", None) == "openblas" and getattr(lib, "threading_layer", None) == "openmp"
-                  and _controlling_state(lib) is not None)
+                  and _release(lib) is not None)
     return (lib.filepath, threading.get_ident()) if per_thread else lib.filepath
 
 
-def _controlling_state(lib: Any) -> Any:
-    """threadpoolctl's record of the thread that controls ``lib``'s pool (None before threadpoolctl 3.8)."""
-    if getattr(type(lib), "clear_controlling_thread", None) is None:
-        return None
-    return getattr(type(lib), "_SHARED_STATE", None)
+def _release(lib: Any) -> Any:
+    """threadpoolctl's ``clear_controlling_thread`` of ``lib``'s pool (None before threadpoolctl 3.8)."""
+    return getattr(type(lib), "clear_controlling_thread", None)
 
 
 def _set_threads(lib: Any, n_threads: int) -> bool:
     """Set ``lib``'s thread count; whether it took (another thread's control makes threadpoolctl ignore it)."""
-    state = _controlling_state(lib)
-    held_before = state is not None and getattr(state, "controlling_thread", None) is threading.current_thread()
+    release = _release(lib)
+    # threadpoolctl's (private) record of the controlling thread: if it goes, every change lets go
+    state = getattr(type(lib), "_SHARED_STATE", None)
+    held_before = getattr(state, "controlling_thread", None) is threading.current_thread()
     lib.set_num_threads(n_threads)
-    if state is not None and not held_before:
+    if release is not None and not held_before:
         # Let other threads' holds set the pool later (see the module docstring): a no-op unless
         # this call made this thread the controller.
-        type(lib).clear_controlling_thread()
+        release()
     return lib.num_threads == n_threads
 
 
